@@ -1,0 +1,11 @@
+//! okno's domain: the nouns of the product (channels, contacts, identities, conversations,
+//! messages, webhooks, tokens) as plain types, the one error type with stable codes, and the
+//! pure helpers (ids, time, signing) every other crate shares. Nothing here performs IO.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod signing;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,599 @@
+//! The conformance suite: every store operation, exercised the same way on every backend.
+//! `tests/conformance.rs` instantiates each scenario for SQLite and for PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use okno_domain::model::*;
+use okno_domain::time::now_ms;
+use okno_domain::ErrorKind;
+use serde_json::json;
+
+use crate::*;
+
+fn sender(user: &str) -> InboundSender {
+    InboundSender { user_id: user.into(), chat_id: user.into(), display_name: Some(format!("User {user}")), ..Default::default() }
+}
+
+fn inbound(channel: &str, user: &str, msg_id: &str, text: &str) -> InboundMessage {
+    InboundMessage {
+        channel_id: channel.into(),
+        sender: sender(user),
+        external_id: msg_id.into(),
+        text: Some(text.into()),
+        attachments: vec![],
+        button_data: None,
+        reply_to: None,
+    }
+}
+
+async fn channel(store: &dyn Store, name: &str) -> Channel {
+    store
+        .create_channel(NewChannel {
+            kind: ChannelKind::Webhook,
+            name: name.into(),
+            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
+            info: json!({}),
+        })
+        .await
+        .unwrap()
+}
+
+async fn subscribe(store: &dyn Store, events: &[EventType]) -> Webhook {
+    store
+        .create_webhook(NewWebhook { url: "https://example.org/hook".into(), events: events.to_vec(), secret: "k".into() })
+        .await
+        .unwrap()
+}
+
+/// Claims everything due and returns the jobs, completing none of them.
+async fn claim_all(store: &dyn Store) -> Vec<Job> {
+    store.claim_jobs("test", 1000, 60_000).await.unwrap()
+}
+
+fn send_req(to: Recipient, text: &str) -> OutboundRequest {
+    OutboundRequest {
+        to,
+        channel_id: None,
+        text: Some(text.into()),
+        buttons: vec![],
+        attachment_ids: vec![],
+        idempotency_key: None,
+        author: Some("test".into()),
+        reply_to: None,
+    }
+}
+
+pub async fn channels_round_trip(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    assert_eq!(ch.status, "active");
+    assert_eq!(ch.config["secret"], "s", "the store keeps secrets for the adapters");
+    let patched = store
+        .update_channel(&ch.id, ChannelPatch {
+            name: Some("site 2".into()),
+            status: Some(("error".into(), Some("boom".into()))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(patched.name, "site 2");
+    assert_eq!(patched.status_detail.as_deref(), Some("boom"));
+    assert_eq!(store.list_channels().await.unwrap().len(), 1);
+    store.delete_channel(&ch.id).await.unwrap();
+    assert!(store.get_channel(&ch.id).await.unwrap_err().is_not_found());
+    assert!(store.list_channels().await.unwrap().is_empty());
+    assert!(store.delete_channel(&ch.id).await.unwrap_err().is_not_found());
+}
+
+pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
+    let hook = subscribe(&*store, &[EventType::ContactUpdated]).await;
+    let input = ContactInput {
+        external_id: Some("1c-0001".into()),
+        name: Some("Иван Петров".into()),
+        phone: Some("+79990001122".into()),
+        groups: Some(vec!["sales".into(), "managers".into()]),
+        attrs: Some(json!({"city": "Kazan"})),
+        ..Default::default()
+    };
+    let (c, created) = store.upsert_contact(input).await.unwrap();
+    assert!(created);
+    assert_eq!(c.groups, vec!["managers", "sales"]);
+    let (c2, created) = store
+        .upsert_contact(ContactInput {
+            external_id: Some("1c-0001".into()),
+            email: Some("ivan@example.org".into()),
+            groups: Some(vec!["sales".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(c2.id, c.id);
+    assert_eq!(c2.name.as_deref(), Some("Иван Петров"), "unset fields are kept");
+    assert_eq!(c2.email.as_deref(), Some("ivan@example.org"));
+    assert_eq!(c2.groups, vec!["sales"], "groups are replaced");
+    for n in 0..5 {
+        store
+            .upsert_contact(ContactInput { name: Some(format!("Buyer {n}")), groups: Some(vec!["buyers".into()]), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    let by_ext = store
+        .find_contacts(ContactFilter { external_id: Some("1c-0001".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(by_ext.items.len(), 1);
+    let by_q = store
+        .find_contacts(ContactFilter { q: Some("иван".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(by_q.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![c.id.as_str()]);
+    let by_phone = store
+        .find_contacts(ContactFilter { phone: Some("+79990001122".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(by_phone.items.len(), 1);
+    let pct = store
+        .find_contacts(ContactFilter { q: Some("%".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert!(pct.items.is_empty(), "LIKE wildcards in the query are literal");
+    // Paging through the group two at a time visits each contact once.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .find_contacts(ContactFilter { group: Some("buyers".into()), ..Default::default() }, PageRequest::new(Some(2), cursor))
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|c| c.id.clone()));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 5);
+    let updates = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap();
+    assert_eq!(updates.items.len(), 7, "every contact change emits contact.updated");
+    assert!(store.update_contact("nope", ContactInput::default()).await.unwrap_err().is_not_found());
+}
+
+pub async fn inbound_creates_contact_identity_and_conversation_once(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageReceived]).await;
+    let first = store.record_inbound(inbound(&ch.id, "u-42", "m-1", "hello")).await.unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(first.message.status, MessageStatus::Received);
+    let again = store.record_inbound(inbound(&ch.id, "u-42", "m-1", "hello")).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.id, first.message.id);
+    let other_user_same_id = store.record_inbound(inbound(&ch.id, "u-43", "m-1", "hi")).await.unwrap();
+    assert!(!other_user_same_id.duplicate, "dedup is per sender");
+    store.record_inbound(inbound(&ch.id, "u-42", "m-2", "are you there?")).await.unwrap();
+
+    let conv = store.get_conversation(&first.message.conversation_id).await.unwrap();
+    assert_eq!(conv.status, ConversationStatus::Open);
+    assert_eq!(conv.unread, 2);
+    assert_eq!(conv.last_message.as_ref().unwrap().text.as_deref(), Some("are you there?"));
+    assert_eq!(conv.last_inbound_channel_id.as_deref(), Some(ch.id.as_str()));
+    let contact = store.get_contact(&first.message.contact_id).await.unwrap();
+    assert_eq!(contact.name.as_deref(), Some("User u-42"));
+    assert_eq!(contact.identities.len(), 1);
+    assert_eq!(contact.identities[0].user_id, "u-42");
+    let msgs = store.list_messages(&conv.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(msgs.items.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), vec!["hello", "are you there?"]);
+    let deliveries = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap();
+    assert_eq!(deliveries.items.len(), 3, "one message.received per new message, none for the duplicate");
+    assert_eq!(deliveries.items[0].body["type"], "message.received");
+
+    // The same phone on another channel joins the same contact and the same thread.
+    let ch2 = channel(&*store, "app").await;
+    let mut with_phone = inbound(&ch2.id, "app-7", "x-1", "from the app");
+    with_phone.sender.phone = Some("+79990001122".into());
+    store
+        .update_contact(&contact.id, ContactInput { phone: Some("+79990001122".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let moved = store.record_inbound(with_phone).await.unwrap();
+    assert_eq!(moved.message.contact_id, contact.id);
+    assert_eq!(moved.message.conversation_id, conv.id);
+    assert_eq!(store.get_contact(&contact.id).await.unwrap().identities.len(), 2);
+
+    let missing = store.record_inbound(inbound("no-such-channel", "u", "m", "t")).await.unwrap_err();
+    assert!(missing.is_not_found());
+}
+
+pub async fn resolved_conversation_reopens_on_new_message(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::ConversationUpdated]).await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let resolved = store
+        .update_conversation(&m.conversation_id, ConversationPatch {
+            status: Some(ConversationStatus::Resolved),
+            assignee: Some(Some("anna".into())),
+            labels: Some(vec!["vip".into(), "vip".into(), "b2b".into()]),
+            mark_read: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ConversationStatus::Resolved);
+    assert_eq!(resolved.labels, vec!["b2b", "vip"]);
+    assert_eq!(resolved.unread, 0);
+    let same = store.update_conversation(&m.conversation_id, ConversationPatch::default()).await.unwrap();
+    assert_eq!(same.assignee.as_deref(), Some("anna"));
+    store.record_inbound(inbound(&ch.id, "u-1", "m-2", "one more thing")).await.unwrap();
+    let reopened = store.get_conversation(&m.conversation_id).await.unwrap();
+    assert_eq!(reopened.status, ConversationStatus::Open);
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(events.items.len(), 2, "one for the resolve, one for the reopen; none for the no-op patch");
+
+    let filtered = store
+        .list_conversations(ConversationFilter { label: Some("vip".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(filtered.items.len(), 1);
+    let unassigned = store
+        .list_conversations(ConversationFilter { assignee: Some(None), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert!(unassigned.items.is_empty());
+    let by_channel = store
+        .list_conversations(ConversationFilter { channel_id: Some(ch.id.clone()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(by_channel.items.len(), 1);
+    assert!(store.update_conversation("nope", ConversationPatch::default()).await.unwrap_err().is_not_found());
+}
+
+pub async fn conversations_page_by_recent_activity(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    for n in 0..7 {
+        store.record_inbound(inbound(&ch.id, &format!("u-{n}"), "m", "hi")).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_conversations(ConversationFilter::default(), PageRequest::new(Some(3), cursor)).await.unwrap();
+        seen.extend(page.items.iter().map(|c| (c.updated_at, c.id.clone())));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "most recent activity first");
+    let bad = store
+        .list_conversations(ConversationFilter::default(), PageRequest::new(None, Some("garbage".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code, "invalid_cursor");
+}
+
+pub async fn outbound_writes_message_and_job_once(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let mut req = send_req(Recipient::Conversation(m.conversation_id.clone()), "hello back");
+    req.idempotency_key = Some("k-1".into());
+    req.buttons = vec![vec![Button { text: "Yes".into(), data: Some("yes".into()), url: None }]];
+    let (out, dup) = store.enqueue_outbound(req.clone()).await.unwrap();
+    assert!(!dup);
+    assert_eq!(out.status, MessageStatus::Queued);
+    assert_eq!(out.direction, Direction::Out);
+    assert_eq!(out.channel_id, ch.id);
+    assert_eq!(out.buttons[0][0].data.as_deref(), Some("yes"));
+    let (again, dup) = store.enqueue_outbound(req).await.unwrap();
+    assert!(dup);
+    assert_eq!(again.id, out.id);
+    let jobs = claim_all(&*store).await;
+    assert_eq!(jobs.len(), 1, "the idempotent retry queued nothing");
+    assert_eq!(jobs[0].kind, JobKind::Send);
+    assert_eq!(jobs[0].ref_id, out.id);
+    let target = store.delivery_target(&out.id).await.unwrap();
+    assert_eq!(target.identity.chat_id, "u-1");
+    assert_eq!(target.channel.id, ch.id);
+
+    // By contact id and by external id.
+    store
+        .update_contact(&m.contact_id, ContactInput { external_id: Some("ext-9".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let (by_ext, _) = store.enqueue_outbound(send_req(Recipient::ExternalId("ext-9".into()), "x")).await.unwrap();
+    assert_eq!(by_ext.conversation_id, m.conversation_id);
+    let (by_contact, _) = store.enqueue_outbound(send_req(Recipient::Contact(m.contact_id.clone()), "y")).await.unwrap();
+    assert_eq!(by_contact.conversation_id, m.conversation_id);
+
+    let (lonely, _) = store.upsert_contact(ContactInput { name: Some("No identity".into()), ..Default::default() }).await.unwrap();
+    let err = store.enqueue_outbound(send_req(Recipient::Contact(lonely.id), "z")).await.unwrap_err();
+    assert_eq!(err.code, "no_identity");
+    let err = store.enqueue_outbound(send_req(Recipient::ExternalId("nobody".into()), "z")).await.unwrap_err();
+    assert_eq!(err.code, "contact_not_found");
+    let err = store.enqueue_outbound(send_req(Recipient::Conversation("nope".into()), "z")).await.unwrap_err();
+    assert!(err.is_not_found());
+    let mut wrong_channel = send_req(Recipient::Contact(m.contact_id.clone()), "z");
+    wrong_channel.channel_id = Some("other".into());
+    assert_eq!(store.enqueue_outbound(wrong_channel).await.unwrap_err().code, "no_identity");
+}
+
+pub async fn jobs_keep_order_per_queue_and_leases_expire(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let a = store.record_inbound(inbound(&ch.id, "a", "1", "hi")).await.unwrap().message;
+    let b = store.record_inbound(inbound(&ch.id, "b", "1", "hi")).await.unwrap().message;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(store.enqueue_outbound(send_req(Recipient::Conversation(a.conversation_id.clone()), &format!("a{n}"))).await.unwrap().0.id);
+    }
+    let b_msg = store.enqueue_outbound(send_req(Recipient::Conversation(b.conversation_id.clone()), "b0")).await.unwrap().0;
+
+    let first = store.claim_jobs("w1", 10, 60_000).await.unwrap();
+    let refs: Vec<_> = first.iter().map(|j| j.ref_id.clone()).collect();
+    assert_eq!(refs, vec![ids[0].clone(), b_msg.id.clone()], "one job per conversation at a time, oldest first");
+    assert!(store.claim_jobs("w2", 10, 60_000).await.unwrap().is_empty(), "leased jobs block their queue");
+    store.complete_job(first[0].seq).await.unwrap();
+    let next = store.claim_jobs("w2", 10, 60_000).await.unwrap();
+    assert_eq!(next.iter().map(|j| j.ref_id.clone()).collect::<Vec<_>>(), vec![ids[1].clone()]);
+
+    // A retry scheduled in the future holds the queue (order is kept) and is not claimable.
+    store.retry_job(next[0].seq, now_ms() + 60_000, "busy").await.unwrap();
+    assert!(store.claim_jobs("w2", 10, 60_000).await.unwrap().is_empty());
+    store.retry_job(next[0].seq, now_ms() - 1, "busy").await.unwrap();
+    let again = store.claim_jobs("w2", 10, 1).await.unwrap();
+    assert_eq!(again[0].seq, next[0].seq);
+    assert_eq!(again[0].attempts, 2);
+
+    // An expired lease (a crashed worker) is taken over.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let taken = store.claim_jobs("w3", 10, 60_000).await.unwrap();
+    assert_eq!(taken.iter().map(|j| j.seq).collect::<Vec<_>>(), vec![next[0].seq]);
+    assert_eq!(taken[0].attempts, 3);
+
+    // A graceful shutdown hands leases back without counting an attempt.
+    assert_eq!(store.release_jobs("w3").await.unwrap(), 1);
+    let back = store.claim_jobs("w4", 10, 60_000).await.unwrap();
+    assert_eq!(back[0].attempts, 3);
+    assert_eq!(store.queue_depth().await.unwrap(), 3, "b0's lease is still held by w1; two of a's remain");
+}
+
+pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    for n in 0..60 {
+        let m = store.record_inbound(inbound(&ch.id, &format!("u{n}"), "1", "hi")).await.unwrap().message;
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id), "x")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let jobs = store.claim_jobs(&format!("w{w}"), 7, 60_000).await.unwrap();
+                if jobs.is_empty() {
+                    break;
+                }
+                got.extend(jobs.into_iter().map(|j| j.seq));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every job claimed");
+    assert_eq!(unique.len(), 60, "no job claimed twice");
+}
+
+pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let (ok, _) = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "one")).await.unwrap();
+    let (bad, _) = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "two")).await.unwrap();
+    store.mark_sent(&ok.id, Some("platform-1".into())).await.unwrap();
+    store.mark_sent(&ok.id, Some("platform-2".into())).await.unwrap();
+    let sent = store.get_message(&ok.id).await.unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(sent.external_id.as_deref(), Some("platform-1"), "a repeated outcome changes nothing");
+    store.mark_failed(&bad.id, "Forbidden: bot was blocked by the user", Some(IdentityFlag::Blocked)).await.unwrap();
+    let failed = store.get_message(&bad.id).await.unwrap();
+    assert_eq!(failed.status, MessageStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("Forbidden: bot was blocked by the user"));
+    let contact = store.get_contact(&m.contact_id).await.unwrap();
+    assert!(contact.identities[0].blocked);
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(events.items.len(), 2);
+    let statuses: HashSet<_> = events.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
+    assert_eq!(statuses, HashSet::from(["sent".to_string(), "failed".to_string()]));
+    let err = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "three")).await.unwrap_err();
+    assert_eq!(err.code, "recipient_blocked");
+}
+
+pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let wa = store.record_inbound(inbound(&ch.id, "wa-1", "1", "from whatsapp")).await.unwrap().message;
+    let tg = store.record_inbound(inbound(&ch.id, "tg-1", "1", "from telegram")).await.unwrap().message;
+    store
+        .update_contact(&wa.contact_id, ContactInput {
+            external_id: Some("1c-77".into()),
+            groups: Some(vec!["a".into()]),
+            attrs: Some(json!({"x": 1, "y": 1})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .update_contact(&tg.contact_id, ContactInput {
+            email: Some("p@example.org".into()),
+            groups: Some(vec!["b".into()]),
+            attrs: Some(json!({"y": 2, "z": 2})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id).await.unwrap();
+    assert_eq!(merged.external_id.as_deref(), Some("1c-77"));
+    assert_eq!(merged.email.as_deref(), Some("p@example.org"));
+    assert_eq!(merged.groups, vec!["a", "b"]);
+    assert_eq!(merged.attrs, json!({"x": 1, "y": 1, "z": 2}), "the kept contact's attributes win");
+    assert_eq!(merged.identities.len(), 2);
+    assert!(store.get_contact(&tg.contact_id).await.unwrap_err().is_not_found());
+    assert!(store.get_conversation(&tg.conversation_id).await.unwrap_err().is_not_found());
+    let thread = store.list_messages(&wa.conversation_id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(thread.items.len(), 2, "one thread holds both channels' history");
+    assert!(thread.items.iter().all(|m| m.contact_id == wa.contact_id));
+    let conv = store.get_conversation(&wa.conversation_id).await.unwrap();
+    assert_eq!(conv.unread, 2);
+    // The moved identity now routes to the kept contact.
+    let next = store.record_inbound(inbound(&ch.id, "tg-1", "2", "again")).await.unwrap().message;
+    assert_eq!(next.conversation_id, wa.conversation_id);
+    assert_eq!(store.merge_contacts(&wa.contact_id, &wa.contact_id).await.unwrap_err().code, "merge_same_contact");
+    assert!(store.merge_contacts(&wa.contact_id, "gone").await.unwrap_err().is_not_found());
+}
+
+pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let m = store.record_inbound(inbound(&ch.id, "u-5", "1", "hi")).await.unwrap().message;
+    let (employee, _) = store
+        .upsert_contact(ContactInput { external_id: Some("emp-5".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let id = store.attach_identity(&employee.id, &ch.id, sender("u-5")).await.unwrap();
+    assert_eq!(id.contact_id, employee.id);
+    assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 1);
+    assert!(store.get_contact(&m.contact_id).await.unwrap().identities.is_empty());
+    assert!(store.attach_identity("nobody", &ch.id, sender("u-5")).await.unwrap_err().is_not_found());
+}
+
+pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageReceived]).await;
+    let mut msg = inbound(&ch.id, "u-1", "m-1", "see file");
+    msg.attachments = vec![
+        InboundAttachment::Url { name: "a.pdf".into(), mime: "application/pdf".into(), url: "https://example.org/a.pdf".into() },
+        InboundAttachment::Failed { name: "big.mov".into(), mime: "video/quicktime".into(), size: 30_000_000, note: "too large".into() },
+    ];
+    let m = store.record_inbound(msg).await.unwrap().message;
+    assert_eq!(m.attachments.len(), 2);
+    assert_eq!(m.attachments[0].state, "pending");
+    assert_eq!(m.attachments[0].source_url.as_deref(), Some("https://example.org/a.pdf"));
+    assert_eq!(m.attachments[1].note.as_deref(), Some("too large"));
+    let jobs = claim_all(&*store).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].kind, JobKind::FetchAttachments);
+    assert!(store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap().items.is_empty());
+    store
+        .finish_attachments(&m.id, vec![FetchedAttachment::Stored {
+            id: m.attachments[0].id.clone(),
+            size: 3,
+            sha256: "abc".into(),
+            mime: None,
+        }])
+        .await
+        .unwrap();
+    let after = store.get_message(&m.id).await.unwrap();
+    assert_eq!(after.attachments[0].state, "ready");
+    assert_eq!(after.attachments[0].size, 3);
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].body["data"]["attachments"][0]["state"], "ready");
+
+    let stored = store
+        .insert_attachment(NewAttachment { message_id: None, name: "r.txt".into(), mime: "text/plain".into(), size: 5, sha256: "ff".into() })
+        .await
+        .unwrap();
+    assert_eq!(store.get_attachment(&stored.id).await.unwrap().sha256, "ff");
+    let mut out = send_req(Recipient::Conversation(m.conversation_id.clone()), "here");
+    out.attachment_ids = vec![stored.id.clone()];
+    let (sent, _) = store.enqueue_outbound(out).await.unwrap();
+    assert_eq!(sent.attachments.len(), 1);
+    assert_eq!(sent.attachments[0].name, "r.txt");
+    let mut missing = send_req(Recipient::Conversation(m.conversation_id.clone()), "here");
+    missing.attachment_ids = vec!["nope".into()];
+    assert!(store.enqueue_outbound(missing).await.unwrap_err().is_not_found());
+}
+
+pub async fn webhooks_and_their_delivery_log(store: Arc<dyn Store>) {
+    let all = subscribe(&*store, &[EventType::MessageReceived, EventType::ButtonPressed]).await;
+    let other = subscribe(&*store, &[EventType::TaskClaimed]).await;
+    assert_eq!(store.list_webhooks().await.unwrap().len(), 2);
+    assert_eq!(store.get_webhook(&all.id).await.unwrap().events, vec!["message.received", "button.pressed"]);
+    store.emit_event(EventType::TaskClaimed, json!({"task_id": "t1"})).await.unwrap();
+    let log = store.list_deliveries(&other.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(log.items.len(), 1);
+    let d = &log.items[0];
+    assert_eq!(d.status, "pending");
+    assert_eq!(d.body["data"]["task_id"], "t1");
+    assert!(d.body["created_at"].as_str().unwrap().ends_with('Z'));
+    let pending = store.pending_delivery(&d.id).await.unwrap();
+    assert_eq!(pending.secret, "k");
+    store
+        .record_delivery_attempt(&d.id, DeliveryAttempt::Retrying { status_code: Some(500), error: "HTTP 500".into() })
+        .await
+        .unwrap();
+    store.record_delivery_attempt(&d.id, DeliveryAttempt::Delivered { status_code: 200 }).await.unwrap();
+    let d = store.pending_delivery(&d.id).await.unwrap().delivery;
+    assert_eq!(d.status, "delivered");
+    assert_eq!(d.attempts, 2);
+    assert_eq!(d.last_status_code, Some(200));
+    assert!(d.delivered_at.is_some());
+    assert!(store.list_deliveries(&all.id, PageRequest::new(None, None)).await.unwrap().items.is_empty());
+    let jobs = claim_all(&*store).await;
+    assert_eq!(jobs.len(), 1);
+    store.delete_webhook(&other.id).await.unwrap();
+    assert!(store.get_webhook(&other.id).await.unwrap_err().is_not_found());
+    assert_eq!(store.queue_depth().await.unwrap(), 0, "a removed subscription's pending deliveries go with it");
+    assert!(store.list_deliveries(&other.id, PageRequest::new(None, None)).await.unwrap_err().is_not_found());
+}
+
+pub async fn tokens_operators_and_audit(store: Arc<dyn Store>) {
+    let t = store.create_token("1c", Role::Integration, "hash-1").await.unwrap();
+    assert_eq!(store.token_by_hash("hash-1").await.unwrap().unwrap().role, Role::Integration);
+    assert!(store.token_by_hash("hash-2").await.unwrap().is_none());
+    assert_eq!(store.list_tokens().await.unwrap().len(), 1);
+    let dup = store.create_token("again", Role::Admin, "hash-1").await.unwrap_err();
+    assert_eq!(dup.kind, ErrorKind::Conflict);
+    store.revoke_token(&t.id).await.unwrap();
+    assert!(store.token_by_hash("hash-1").await.unwrap().is_none());
+    assert!(store.revoke_token(&t.id).await.unwrap_err().is_not_found());
+
+    store.create_operator("anna", Role::Operator, "$argon2id$x").await.unwrap();
+    assert_eq!(store.operator_by_login("anna").await.unwrap().unwrap().password_hash, "$argon2id$x");
+    assert_eq!(store.create_operator("anna", Role::Admin, "y").await.unwrap_err().code, "login_taken");
+    assert!(store.operator_by_login("boris").await.unwrap().is_none());
+
+    for n in 0..3 {
+        store
+            .audit(NewAudit { actor: "admin".into(), action: format!("act{n}"), target: "x".into(), detail: json!({"n": n}) })
+            .await
+            .unwrap();
+    }
+    let page = store.list_audit(PageRequest::new(Some(2), None)).await.unwrap();
+    assert_eq!(page.items.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), vec!["act2", "act1"]);
+    let rest = store.list_audit(PageRequest::new(Some(2), page.next)).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next.is_none());
+}
+
+pub async fn ping_and_backup(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("okno-backup-{}", okno_domain::ids::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("copy.db");
+    match store.backend() {
+        Backend::Sqlite => {
+            channel(&*store, "kept").await;
+            store.backup(&dest).await.unwrap();
+            let copy = SqlStore::open(&format!("sqlite://{}", dest.display()), StoreOptions::default()).await.unwrap();
+            assert_eq!(copy.list_channels().await.unwrap()[0].name, "kept");
+            copy.close().await;
+            assert_eq!(store.backup(&dest).await.unwrap_err().code, "backup_exists");
+        }
+        Backend::Postgres => {
+            assert_eq!(store.backup(&dest).await.unwrap_err().code, "backup_unsupported");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

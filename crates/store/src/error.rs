@@ -1,0 +1,27 @@
+//! Maps database failures onto the product's error kinds.
+
+use okno_domain::{Error, ErrorKind};
+
+/// Classifies a sqlx error: lock/connection trouble is `Unavailable` (retry later), a unique
+/// violation is `Conflict`, anything else is `Internal`.
+pub(crate) fn db(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            Error::unavailable("store_unavailable", format!("the database is unavailable: {e}"))
+        }
+        sqlx::Error::Database(d) => {
+            let msg = d.message().to_string();
+            if d.is_unique_violation() {
+                Error::conflict("already_exists", msg)
+            } else if msg.contains("database is locked")
+                || msg.contains("database is busy")
+                || d.code().is_some_and(|c| c == "5" || c == "6" || c.starts_with("57P") || c.starts_with("08"))
+            {
+                Error::unavailable("store_unavailable", format!("the database is busy: {msg}"))
+            } else {
+                Error::new(ErrorKind::Internal, "store_error", msg)
+            }
+        }
+        _ => Error::new(ErrorKind::Internal, "store_error", e.to_string()),
+    }
+}

@@ -1,0 +1,375 @@
+//! okno's storage. One [`Store`] trait; one SQL implementation ([`SqlStore`]) that runs on
+//! SQLite and on PostgreSQL, chosen by the URL scheme, each with its own migrations folder
+//! (identical names). Every operation that causes later work writes that work into the
+//! `jobs` outbox in the same transaction, so an acknowledged request is never lost.
+//!
+//! The conformance suite in [`conformance`] (feature `conformance`) exercises every operation
+//! and runs against both backends.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use okno_domain::model::*;
+use okno_domain::time::Millis;
+use okno_domain::Result;
+use serde_json::Value;
+
+mod error;
+mod migrations;
+mod sql;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
+
+pub use sql::SqlStore;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Tuning knobs the store takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long SQLite waits for a lock before giving up.
+    pub busy_timeout_ms: u64,
+    /// How long a request waits for a free connection.
+    pub acquire_timeout_ms: u64,
+    /// Connections for reads (PostgreSQL: all work).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { busy_timeout_ms: 5_000, acquire_timeout_ms: 5_000, max_connections: 8 }
+    }
+}
+
+/// Kinds of outbox work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Send an outbound message through its channel.
+    Send,
+    /// POST an event to an outgoing webhook subscription.
+    Webhook,
+    /// Download the attachments of an inbound message named by URL.
+    FetchAttachments,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Send => "send",
+            JobKind::Webhook => "webhook",
+            JobKind::FetchAttachments => "fetch_attachments",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "send" => JobKind::Send,
+            "webhook" => JobKind::Webhook,
+            "fetch_attachments" => JobKind::FetchAttachments,
+            _ => return None,
+        })
+    }
+}
+
+/// A claimed piece of outbox work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub seq: i64,
+    pub kind: JobKind,
+    pub ref_id: String,
+    /// Jobs with the same key run one at a time, in order (a conversation id for sends).
+    pub queue_key: Option<String>,
+    /// Attempts so far, including this one.
+    pub attempts: i64,
+}
+
+/// A new channel.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub kind: ChannelKind,
+    pub name: String,
+    pub config: Value,
+    pub info: Value,
+}
+
+/// Changes to a channel; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub config: Option<Value>,
+    pub info: Option<Value>,
+    pub status: Option<(String, Option<String>)>,
+}
+
+/// Filters for listing contacts; all set filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub external_id: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub group: Option<String>,
+    /// Case-insensitive substring of name, phone, email or external id.
+    pub q: Option<String>,
+}
+
+/// Filters for listing conversations.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub contact_id: Option<String>,
+    pub channel_id: Option<String>,
+    /// `Some(None)`: unassigned only.
+    pub assignee: Option<Option<String>>,
+    pub label: Option<String>,
+}
+
+/// Changes to a conversation; `assignee: Some(None)` unassigns.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationPatch {
+    pub status: Option<ConversationStatus>,
+    pub assignee: Option<Option<String>>,
+    pub labels: Option<Vec<String>>,
+    /// Marks everything read.
+    pub mark_read: bool,
+}
+
+/// One page request: at most `limit` items after `cursor`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+impl PageRequest {
+    pub fn new(limit: Option<u32>, cursor: Option<String>) -> Self {
+        Self { limit: limit.unwrap_or(50).clamp(1, 500), cursor }
+    }
+}
+
+/// A person writing in on a channel, as the channel adapter parsed them.
+#[derive(Debug, Clone, Default)]
+pub struct InboundSender {
+    pub user_id: String,
+    pub chat_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// An attachment named in an inbound message.
+#[derive(Debug, Clone)]
+pub enum InboundAttachment {
+    /// To be downloaded by a `FetchAttachments` job.
+    Url { name: String, mime: String, url: String },
+    /// Already stored (content-addressed) by the adapter.
+    Stored { name: String, mime: String, size: i64, sha256: String },
+    /// Could not be stored; kept with a note so nothing disappears silently.
+    Failed { name: String, mime: String, size: i64, note: String },
+}
+
+/// An inbound message as a channel adapter hands it to the store.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub channel_id: String,
+    pub sender: InboundSender,
+    /// The platform's message id, used for de-duplication.
+    pub external_id: String,
+    pub text: Option<String>,
+    pub attachments: Vec<InboundAttachment>,
+    /// Set for a button press.
+    pub button_data: Option<String>,
+    pub reply_to: Option<String>,
+}
+
+/// What recording an inbound message produced.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub message: Message,
+    /// The message had been recorded before (same sender and platform id).
+    pub duplicate: bool,
+}
+
+/// Who an outbound message goes to.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    Conversation(String),
+    Contact(String),
+    ExternalId(String),
+}
+
+/// An outbound message to queue.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub to: Recipient,
+    pub channel_id: Option<String>,
+    pub text: Option<String>,
+    pub buttons: Keyboard,
+    /// Ids of attachments already in the store.
+    pub attachment_ids: Vec<String>,
+    pub idempotency_key: Option<String>,
+    pub author: Option<String>,
+    pub reply_to: Option<String>,
+}
+
+/// Everything a channel adapter needs to send one message.
+#[derive(Debug, Clone)]
+pub struct DeliveryTarget {
+    pub message: Message,
+    pub channel: Channel,
+    pub identity: Identity,
+}
+
+/// A flag to set on an identity when a platform refuses it for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityFlag {
+    Blocked,
+    OptedOut,
+}
+
+/// A file the attachment store now holds.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub message_id: Option<String>,
+    pub name: String,
+    pub mime: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// The outcome of fetching one attachment.
+#[derive(Debug, Clone)]
+pub enum FetchedAttachment {
+    Stored { id: String, size: i64, sha256: String, mime: Option<String> },
+    Failed { id: String, note: String },
+}
+
+/// A new outgoing webhook subscription.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub secret: String,
+}
+
+/// The result of one attempt to deliver a webhook.
+#[derive(Debug, Clone)]
+pub enum DeliveryAttempt {
+    Delivered { status_code: i64 },
+    /// Will be retried (the job is rescheduled separately).
+    Retrying { status_code: Option<i64>, error: String },
+    Failed { status_code: Option<i64>, error: String },
+}
+
+/// An audit log line to append.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: Value,
+}
+
+/// A webhook delivery with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub delivery: WebhookDelivery,
+    pub url: String,
+    pub secret: String,
+}
+
+/// The storage contract. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Writes a consistent copy of the database (SQLite: a file at `dest`).
+    async fn backup(&self, dest: &Path) -> Result<()>;
+
+    // Channels.
+    async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
+    async fn get_channel(&self, id: &str) -> Result<Channel>;
+    async fn list_channels(&self) -> Result<Vec<Channel>>;
+    async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel>;
+    async fn delete_channel(&self, id: &str) -> Result<()>;
+
+    // Contacts. Changes emit `contact.updated`.
+    /// With an `external_id`: insert or update that contact (`true` when created).
+    /// Without: always a new contact.
+    async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)>;
+    async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact>;
+    async fn get_contact(&self, id: &str) -> Result<Contact>;
+    async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
+    /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
+    /// fields from `other`, unites the groups and removes `other`.
+    async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact>;
+    /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
+    async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
+
+    // Inbound and conversations.
+    /// Records an inbound message: sender → identity → contact → conversation → message, and
+    /// the `message.received`/`button.pressed` events (or an attachment-fetch job first).
+    async fn record_inbound(&self, msg: InboundMessage) -> Result<Inbound>;
+    async fn list_conversations(&self, filter: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>>;
+    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
+    /// Emits `conversation.updated` when something changed.
+    async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation>;
+    async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>>;
+
+    // Outbound.
+    /// Writes the message and its `send` job in one transaction. With a known idempotency key
+    /// returns the first message and `true`.
+    async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)>;
+    async fn get_message(&self, id: &str) -> Result<Message>;
+    async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget>;
+    /// Marks a message sent and emits `message.status`.
+    async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
+    /// Marks a message failed with a reason, optionally flags the identity, emits `message.status`.
+    async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
+
+    // Attachments.
+    async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment>;
+    async fn get_attachment(&self, id: &str) -> Result<Attachment>;
+    /// Records fetch results and emits the message's deferred inbound event.
+    async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()>;
+
+    // The outbox.
+    /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
+    async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
+    async fn complete_job(&self, seq: i64) -> Result<()>;
+    /// Releases a job to run again at `at`, recording why.
+    async fn retry_job(&self, seq: i64, at: Millis, error: &str) -> Result<()>;
+    /// Releases every lease `owner` holds (graceful shutdown).
+    async fn release_jobs(&self, owner: &str) -> Result<u64>;
+    /// Jobs not yet finished.
+    async fn queue_depth(&self) -> Result<i64>;
+
+    // Outgoing webhooks.
+    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook>;
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+    async fn get_webhook(&self, id: &str) -> Result<Webhook>;
+    async fn delete_webhook(&self, id: &str) -> Result<()>;
+    async fn list_deliveries(&self, webhook_id: &str, page: PageRequest) -> Result<Page<WebhookDelivery>>;
+    async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery>;
+    async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()>;
+    /// Emits an event to every matching subscription (used by capabilities outside the store).
+    async fn emit_event(&self, event: EventType, data: Value) -> Result<()>;
+
+    // Tokens, operators, audit.
+    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, id: &str) -> Result<()>;
+    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator>;
+    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>>;
+    async fn audit(&self, entry: NewAudit) -> Result<()>;
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>>;
+}

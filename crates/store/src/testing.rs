@@ -1,0 +1,84 @@
+//! Throw-away databases for tests: a SQLite file in a fresh folder, or a fresh PostgreSQL
+//! database on the local server (dropped again when the handle goes).
+//!
+//! PostgreSQL is found through `PG_TEST_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! When it cannot be reached the PostgreSQL tests are skipped with a note, unless
+//! `PG_TEST_REQUIRED=1` (set by `.ci/run`), which turns that into a failure.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::{Connection, Executor};
+
+use crate::{SqlStore, Store, StoreOptions};
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    dir: Option<PathBuf>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A SQLite file in a new temporary folder.
+    pub fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(format!("okno-test-{}", okno_domain::ids::new_id()));
+        let url = format!("sqlite://{}/okno.db", dir.display());
+        Self { url, dir: Some(dir), pg: None }
+    }
+
+    /// A new database on the local PostgreSQL, or `None` (with a note) when there is none.
+    pub async fn postgres() -> Option<Self> {
+        sqlx::any::install_default_drivers();
+        let admin = std::env::var("PG_TEST_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("PG_TEST_REQUIRED").is_ok_and(|v| v == "1") {
+                    panic!("PG_TEST_REQUIRED=1 but PostgreSQL at {admin} is unreachable: {e}");
+                }
+                eprintln!("skipping a PostgreSQL test: {admin} is unreachable ({e})");
+                return None;
+            }
+        };
+        let name = format!("okno_test_{}", okno_domain::ids::new_id());
+        conn.execute(&*format!("CREATE DATABASE {name}")).await.expect("create test database");
+        let _ = conn.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        Some(Self { url: format!("{base}/{name}"), dir: None, pg: Some((admin, name)) })
+    }
+
+    /// Opens (and migrates) the store on this database.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(self.open_sql().await)
+    }
+
+    pub async fn open_sql(&self) -> SqlStore {
+        SqlStore::open(&self.url, StoreOptions::default()).await.expect("open test store")
+    }
+
+    /// The SQLite file's folder, if this is SQLite.
+    pub fn dir(&self) -> Option<&PathBuf> {
+        self.dir.as_ref()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside any runtime we may borrow, so the cleanup gets its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                        let _ = conn.execute(&*format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

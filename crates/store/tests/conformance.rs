@@ -1,0 +1,47 @@
+//! Runs every conformance scenario on SQLite and on the local PostgreSQL.
+
+use okno_store::conformance;
+use okno_store::testing::TestDb;
+
+macro_rules! suite {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = TestDb::sqlite();
+                    conformance::$name(db.open().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = TestDb::postgres().await else { return };
+                    conformance::$name(db.open().await).await;
+                }
+            )+
+        }
+    };
+}
+
+suite!(
+    channels_round_trip,
+    contacts_upsert_by_external_id_and_search,
+    inbound_creates_contact_identity_and_conversation_once,
+    resolved_conversation_reopens_on_new_message,
+    conversations_page_by_recent_activity,
+    outbound_writes_message_and_job_once,
+    jobs_keep_order_per_queue_and_leases_expire,
+    concurrent_claims_never_share_a_job,
+    delivery_outcomes_update_message_identity_and_emit,
+    merge_moves_identities_conversations_and_fields,
+    attach_identity_moves_a_person_to_a_contact,
+    url_attachments_defer_the_inbound_event,
+    webhooks_and_their_delivery_log,
+    tokens_operators_and_audit,
+    ping_and_backup,
+);
