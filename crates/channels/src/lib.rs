@@ -1,1 +1,58 @@
-//! placeholder
+//! Channel adapters. Each platform implements [`Adapter`]: map a stored outbound message to
+//! the platform's wire format, send it, and classify what went wrong (retry, retry after a
+//! given time, or give up with a readable reason). Throttling is a wrapper around an adapter
+//! ([`throttle::Throttled`]), not code inside it; outgoing HTTP to addresses users supply goes
+//! through one guarded client ([`http::SafeClient`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use okno_domain::model::ChannelKind;
+use okno_store::{DeliveryTarget, IdentityFlag};
+
+pub mod http;
+pub mod throttle;
+pub mod webhook;
+
+/// What a platform answered to a successful send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sent {
+    /// The platform's id for the message, when it gives one.
+    pub external_id: Option<String>,
+}
+
+/// Why a send did not go through, and what to do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// A passing failure (network, 5xx, rate limit): try again, after `after` if the platform
+    /// said how long to wait.
+    #[error("{reason}")]
+    Retry { reason: String, after: Option<Duration> },
+    /// The platform will never accept this message; `flag` marks the person unreachable.
+    #[error("{reason}")]
+    Permanent { reason: String, flag: Option<IdentityFlag> },
+}
+
+impl SendError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        SendError::Retry { reason: reason.into(), after: None }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        SendError::Permanent { reason: reason.into(), flag: None }
+    }
+}
+
+/// A connected platform account that can send.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    fn kind(&self) -> ChannelKind;
+
+    /// Sends one stored message to the identity in `target`.
+    async fn send(&self, target: &DeliveryTarget) -> Result<Sent, SendError>;
+
+    /// The chat a message is throttled under (its identity's chat by default).
+    fn chat_key(&self, target: &DeliveryTarget) -> String {
+        target.identity.chat_id.clone()
+    }
+}

@@ -1,0 +1,233 @@
+//! The one HTTP client for URLs that users supply (outgoing webhooks, the webhook channel,
+//! attachment downloads). It refuses loopback, private, link-local and other non-public
+//! addresses — checked on the resolved addresses, so DNS cannot smuggle them in — unless the
+//! administrator allows private targets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use okno_domain::{Error, Result};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Outgoing HTTP for user-supplied targets.
+#[derive(Clone)]
+pub struct SafeClient {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl SafeClient {
+    pub fn new(allow_private: bool, timeout: Duration) -> Result<Self> {
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if !allow_private && literal_private(attempt.url()) {
+                attempt.error("redirect to a private address refused")
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(redirect)
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .user_agent(concat!("okno/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { client, allow_private })
+    }
+
+    /// Checks that a URL is http(s) and, unless private targets are allowed, that a literal
+    /// IP in it is public. Host names are checked again when they resolve.
+    pub fn check_url(&self, raw: &str) -> Result<url::Url> {
+        let url = url::Url::parse(raw).map_err(|e| Error::invalid("invalid_url", format!("`{raw}` is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(Error::invalid("invalid_url", format!("`{raw}` must be an http:// or https:// URL")));
+        }
+        if !self.allow_private && literal_private(&url) {
+            return Err(Error::invalid(
+                "private_target",
+                format!("`{raw}` points at a private address; set OKNO_ALLOW_PRIVATE_TARGETS=true to allow it"),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// A request builder for a checked URL.
+    pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder> {
+        Ok(self.client.post(self.check_url(url)?))
+    }
+
+    pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder> {
+        Ok(self.client.get(self.check_url(url)?))
+    }
+
+    /// Downloads at most `max` bytes; a larger body is abandoned with [`Fetch::TooLarge`].
+    pub async fn fetch_limited(&self, url: &str, max: u64) -> std::result::Result<Fetched, FetchError> {
+        let resp = self.get(url).map_err(|e| FetchError::Refused(e.message))?.send().await.map_err(|e| FetchError::Network(describe(&e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(if status.is_server_error() || status.as_u16() == 429 {
+                FetchError::Network(format!("HTTP {status}"))
+            } else {
+                FetchError::Refused(format!("HTTP {status}"))
+            });
+        }
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err(FetchError::TooLarge { limit: max });
+        }
+        let mime = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let mut body = BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| FetchError::Network(describe(&e)))?;
+            if body.len() as u64 + chunk.len() as u64 > max {
+                return Err(FetchError::TooLarge { limit: max });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { body: body.freeze(), mime })
+    }
+}
+
+/// A downloaded body.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub mime: Option<String>,
+}
+
+/// Why a download failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    #[error("the file is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    /// Worth another try.
+    #[error("{0}")]
+    Network(String),
+    /// Will not work however often it is tried.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A readable account of a reqwest error, including its cause chain.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn literal_private(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        None => true,
+    }
+}
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8))
+        }
+    }
+}
+
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+            if allowed.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> =
+                    format!("`{host}` resolves only to private addresses, which are not allowed").into();
+                return Err(err);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
+        }
+        for ip in ["8.8.8.8", "2a00:1450::1", "93.184.216.34"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn literal_private_urls_are_refused_unless_allowed() {
+        let strict = SafeClient::new(false, Duration::from_secs(1)).unwrap();
+        assert_eq!(strict.check_url("http://127.0.0.1:9/x").unwrap_err().code, "private_target");
+        assert_eq!(strict.check_url("http://localhost/x").unwrap_err().code, "private_target");
+        assert_eq!(strict.check_url("ftp://example.org/x").unwrap_err().code, "invalid_url");
+        assert!(strict.check_url("https://example.org/x").is_ok());
+        let open = SafeClient::new(true, Duration::from_secs(1)).unwrap();
+        assert!(open.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_loopback_are_refused() {
+        use std::str::FromStr;
+        // The literal check catches `localhost`; the resolver must catch it again for names that
+        // only resolution reveals.
+        let name = Name::from_str("localhost").unwrap();
+        let strict = GuardedResolver { allow_private: false }.resolve(name).await;
+        let err = strict.err().expect("loopback refused").to_string();
+        assert!(err.contains("private"), "{err}");
+        let open = GuardedResolver { allow_private: true }.resolve(Name::from_str("localhost").unwrap()).await;
+        assert!(open.expect("allowed").any(|a| a.ip().is_loopback()));
+    }
+}

@@ -1,0 +1,83 @@
+//! Rate limits as a wrapper around any adapter: a token bucket for the whole account and one
+//! per chat, both optional, so a channel never sends faster than its platform allows.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use okno_domain::model::ChannelKind;
+use okno_store::DeliveryTarget;
+use serde::Deserialize;
+
+use crate::{Adapter, SendError, Sent};
+
+/// Limits for one channel. Absent values mean "no limit".
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages per second over the whole account.
+    pub per_second: Option<u32>,
+    /// Messages per minute to one chat.
+    pub per_chat_per_minute: Option<u32>,
+    /// How many messages may go at once before the rate applies.
+    pub burst: Option<u32>,
+}
+
+/// An adapter that waits for its rate limits before each send.
+pub struct Throttled<A> {
+    inner: A,
+    global: Option<DefaultDirectRateLimiter>,
+    per_chat: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl<A: Adapter> Throttled<A> {
+    pub fn new(inner: A, limits: &Limits) -> Self {
+        let burst = limits.burst.and_then(NonZeroU32::new);
+        let global = limits.per_second.and_then(NonZeroU32::new).map(|n| {
+            let q = Quota::per_second(n);
+            governor::RateLimiter::direct(burst.map_or(q, |b| q.allow_burst(b)))
+        });
+        let per_chat = limits.per_chat_per_minute.and_then(NonZeroU32::new).map(|n| {
+            let q = Quota::per_minute(n);
+            governor::RateLimiter::keyed(burst.map_or(q, |b| q.allow_burst(b)))
+        });
+        Self { inner, global, per_chat }
+    }
+}
+
+#[async_trait]
+impl<A: Adapter> Adapter for Throttled<A> {
+    fn kind(&self) -> ChannelKind {
+        self.inner.kind()
+    }
+
+    async fn send(&self, target: &DeliveryTarget) -> Result<Sent, SendError> {
+        // The chat's own limit first: waiting on it must not hold a slot of the global budget.
+        if let Some(per_chat) = &self.per_chat {
+            per_chat.until_key_ready(&self.inner.chat_key(target)).await;
+        }
+        if let Some(global) = &self.global {
+            global.until_ready().await;
+        }
+        self.inner.send(target).await
+    }
+
+    fn chat_key(&self, target: &DeliveryTarget) -> String {
+        self.inner.chat_key(target)
+    }
+}
+
+/// Any adapter behind an `Arc` is an adapter.
+#[async_trait]
+impl<A: Adapter + ?Sized> Adapter for Arc<A> {
+    fn kind(&self) -> ChannelKind {
+        (**self).kind()
+    }
+    async fn send(&self, target: &DeliveryTarget) -> Result<Sent, SendError> {
+        (**self).send(target).await
+    }
+    fn chat_key(&self, target: &DeliveryTarget) -> String {
+        (**self).chat_key(target)
+    }
+}
