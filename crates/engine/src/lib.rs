@@ -1,1 +1,197 @@
-//! placeholder
+//! The engine: everything okno does between the API and the platforms. It accepts inbound
+//! messages from channel hooks, queues outbound ones, and runs the delivery workers that
+//! drain the outbox through the channel adapters and the outgoing-webhook client.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use okno_channels::http::SafeClient;
+use okno_channels::throttle::Throttled;
+use okno_channels::webhook::{self, WebhookAdapter, WebhookConfig};
+use okno_channels::Adapter;
+use okno_domain::model::*;
+use okno_domain::signing::sha256_hex;
+use okno_domain::{Error, Result};
+use okno_store::{Inbound, OutboundRequest, Store};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+pub mod files;
+pub mod metrics;
+mod worker;
+
+pub use files::FileStore;
+pub use metrics::Metrics;
+
+/// How the engine behaves; filled from the server's settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// The base URL platforms and receivers use to reach okno.
+    pub public_url: String,
+    pub allow_private_targets: bool,
+    /// Largest attachment okno downloads or accepts.
+    pub max_attachment_bytes: u64,
+    /// Jobs processed at once by this process.
+    pub workers: usize,
+    /// How long a claimed job stays leased before another process may take it.
+    pub lease_ms: i64,
+    /// How often idle workers look for due jobs written by other processes.
+    pub poll_interval_ms: u64,
+    pub send_max_attempts: i64,
+    pub webhook_max_attempts: i64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub http_timeout_ms: u64,
+    /// How long a graceful shutdown waits for in-flight jobs.
+    pub shutdown_grace_ms: u64,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: PathBuf, public_url: String) -> Self {
+        Self {
+            data_dir,
+            public_url,
+            allow_private_targets: false,
+            max_attachment_bytes: 20 * 1024 * 1024,
+            workers: 64,
+            lease_ms: 60_000,
+            poll_interval_ms: 500,
+            send_max_attempts: 10,
+            webhook_max_attempts: 15,
+            retry_base_ms: 1_000,
+            retry_max_ms: 3_600_000,
+            http_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// The running engine, shared by the API handlers and the workers.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub cfg: EngineConfig,
+    pub http: SafeClient,
+    pub files: FileStore,
+    pub metrics: Metrics,
+    adapters: Mutex<HashMap<String, (String, Arc<dyn Adapter>)>>,
+    wake: Notify,
+    /// This process's name on the leases it takes.
+    owner: String,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, cfg: EngineConfig) -> Result<Arc<Self>> {
+        let http = SafeClient::new(cfg.allow_private_targets, Duration::from_millis(cfg.http_timeout_ms))?;
+        let files = FileStore::new(cfg.data_dir.join("files"))
+            .map_err(|e| Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display())))?;
+        Ok(Arc::new(Self {
+            store,
+            http,
+            files,
+            metrics: Metrics::new(),
+            adapters: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
+            cfg,
+        }))
+    }
+
+    /// Tells the workers that new work is due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    // --- channels --------------------------------------------------------------------------
+
+    /// Checks a channel's configuration for its kind; returns the config to store and the
+    /// public facts about the account.
+    pub async fn validate_channel(&self, kind: ChannelKind, config: &Value) -> Result<(Value, Value)> {
+        match kind {
+            ChannelKind::Webhook => {
+                let cfg = WebhookConfig::parse(config, &self.http)?;
+                let stored = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+                Ok((stored, Value::Object(Default::default())))
+            }
+            ChannelKind::Telegram => Err(Error::unprocessable(
+                "channel_kind_unavailable",
+                "telegram channels are not available in this build yet",
+            )),
+        }
+    }
+
+    /// The adapter for a channel, built once per configuration and shared, so its rate
+    /// limits hold across sends.
+    fn adapter_for(&self, channel: &Channel) -> Result<Arc<dyn Adapter>> {
+        let fingerprint = sha256_hex(channel.config.to_string().as_bytes());
+        let mut cache = self.adapters.lock().map_err(|_| Error::internal("adapter cache poisoned"))?;
+        if let Some((fp, adapter)) = cache.get(&channel.id) {
+            if *fp == fingerprint {
+                return Ok(adapter.clone());
+            }
+        }
+        let adapter: Arc<dyn Adapter> = match channel.kind {
+            ChannelKind::Webhook => {
+                let cfg: WebhookConfig = serde_json::from_value(channel.config.clone())
+                    .map_err(|e| Error::invalid("invalid_channel_config", e.to_string()))?;
+                let limits = cfg.limits.clone().unwrap_or_default();
+                let inner = WebhookAdapter::new(self.http.clone(), cfg, channel.id.clone(), self.cfg.public_url.clone());
+                Arc::new(Throttled::new(inner, &limits))
+            }
+            ChannelKind::Telegram => {
+                return Err(Error::unprocessable("channel_kind_unavailable", "telegram channels are not available yet"))
+            }
+        };
+        cache.insert(channel.id.clone(), (fingerprint, adapter.clone()));
+        Ok(adapter)
+    }
+
+    // --- inbound ---------------------------------------------------------------------------
+
+    /// Handles a request to `POST /hooks/{channel_id}`: verify, parse, record durably.
+    pub async fn receive_hook(&self, channel_id: &str, signature: Option<&str>, body: &[u8]) -> Result<Inbound> {
+        let channel = self.store.get_channel(channel_id).await?;
+        let msg = match channel.kind {
+            ChannelKind::Webhook => {
+                let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
+                webhook::parse_inbound(&channel.id, secret, signature, body, &self.http)?
+            }
+            ChannelKind::Telegram => {
+                return Err(Error::unprocessable("channel_kind_unavailable", "telegram channels are not available yet"))
+            }
+        };
+        let inbound = self.store.record_inbound(msg).await?;
+        if !inbound.duplicate {
+            self.metrics.inbound(channel.kind.as_str());
+            self.wake();
+        }
+        Ok(inbound)
+    }
+
+    // --- outbound --------------------------------------------------------------------------
+
+    /// Validates and queues an outbound message.
+    pub async fn send(&self, req: OutboundRequest) -> Result<(Message, bool)> {
+        let has_text = req.text.as_ref().is_some_and(|t| !t.trim().is_empty());
+        if !has_text && req.attachment_ids.is_empty() {
+            return Err(Error::invalid("empty_message", "a message needs `text` or `attachments`"));
+        }
+        if req.text.as_ref().is_some_and(|t| t.len() > 65_536) {
+            return Err(Error::invalid("text_too_long", "`text` is limited to 65536 bytes"));
+        }
+        validate_keyboard(&req.buttons)?;
+        let out = self.store.enqueue_outbound(req).await?;
+        self.wake();
+        Ok(out)
+    }
+
+    /// Retry delay before attempt `attempts + 1`: exponential with jitter in [50%, 100%].
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = attempts.clamp(1, 30) - 1;
+        let raw = self.cfg.retry_base_ms.saturating_mul(1u64 << exp).min(self.cfg.retry_max_ms);
+        let jittered = raw / 2 + rand::random::<u64>() % (raw / 2 + 1);
+        Duration::from_millis(jittered.max(1))
+    }
+}

@@ -1,0 +1,263 @@
+//! The delivery workers: they drain the outbox.
+//!
+//! ```text
+//!   ┌─► claim due jobs (leases; per-conversation order) ──► spawn one task per job ─┐
+//!   │      send ──► adapter (throttled) ──► sent | failed | retry at backoff/retry-after
+//!   │      webhook ──► signed POST ──► delivered | failed | retry
+//!   │      fetch_attachments ──► download (size-limited) ──► attachment store
+//!   └── wait: a wake-up (new work here), a finished task, or the poll interval ◄────┘
+//! ```
+//!
+//! On shutdown the loop stops claiming, waits for in-flight jobs (up to the grace period) and
+//! hands back every lease it still holds, so another process takes over at once. A process
+//! that dies without that loses nothing: its leases expire and are claimed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use okno_channels::http::{describe, FetchError};
+use okno_channels::SendError;
+use okno_domain::model::MessageStatus;
+use okno_domain::signing;
+use okno_domain::time::now_ms;
+use okno_domain::ErrorKind;
+use okno_store::{DeliveryAttempt, FetchedAttachment, Job, JobKind};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::Engine;
+
+impl Engine {
+    /// Runs the workers until `shutdown` is cancelled, then drains and releases.
+    pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
+        let mut tasks = JoinSet::new();
+        let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
+        loop {
+            let free = slots.available_permits();
+            let mut claimed_all = false;
+            if free > 0 {
+                match self.store.claim_jobs(&self.owner, free as u32, self.cfg.lease_ms).await {
+                    Ok(jobs) => {
+                        claimed_all = jobs.len() == free;
+                        for job in jobs {
+                            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                            let engine = self.clone();
+                            tasks.spawn(async move {
+                                engine.process(job).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(poll), if !claimed_all => {}
+            }
+        }
+        let grace = Duration::from_millis(self.cfg.shutdown_grace_ms);
+        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; abandoning in-flight jobs to their leases");
+            tasks.abort_all();
+        }
+        match self.store.release_jobs(&self.owner).await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "handed back leased jobs"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not release leases; they will expire"),
+        }
+    }
+
+    /// Claims and processes every due job once, one after another; returns how many ran.
+    /// Tests and tools use it to drain the outbox deterministically.
+    pub async fn run_due_jobs(&self) -> okno_domain::Result<usize> {
+        let mut n = 0;
+        loop {
+            let jobs = self.store.claim_jobs(&self.owner, 100, self.cfg.lease_ms).await?;
+            if jobs.is_empty() {
+                return Ok(n);
+            }
+            for job in jobs {
+                self.process(job).await;
+                n += 1;
+            }
+        }
+    }
+
+    /// Runs one job to an outcome. Store errors leave the job to be retried.
+    pub async fn process(&self, job: Job) {
+        let kind = job.kind.as_str();
+        let outcome = match job.kind {
+            JobKind::Send => self.process_send(&job).await,
+            JobKind::Webhook => self.process_webhook(&job).await,
+            JobKind::FetchAttachments => self.process_fetch(&job).await,
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(job = job.seq, kind, error = %e, "job hit a store error; retrying");
+                Outcome::Retry(e.message, None)
+            }
+        };
+        let label = match &outcome {
+            Outcome::Done => "sent",
+            Outcome::Failed => "failed",
+            Outcome::Retry(..) => "retry",
+        };
+        self.metrics.delivery(kind, label);
+        let ended = match outcome {
+            Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq).await,
+            Outcome::Retry(reason, after) => {
+                let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
+                self.store.retry_job(job.seq, now_ms() + delay.as_millis() as i64, &reason).await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::warn!(job = job.seq, error = %e, "could not record a job's end; its lease will expire");
+        }
+    }
+
+    async fn process_send(&self, job: &Job) -> okno_domain::Result<Outcome> {
+        let target = match self.store.delivery_target(&job.ref_id).await {
+            Ok(t) => t,
+            Err(e) if e.kind == ErrorKind::NotFound && e.code == "message_not_found" => return Ok(Outcome::Done),
+            Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Unprocessable) => {
+                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
+                return Ok(Outcome::Failed);
+            }
+            Err(e) => return Err(e),
+        };
+        if target.message.status != MessageStatus::Queued {
+            // Sent before a crash cut the job short: nothing more to do.
+            return Ok(Outcome::Done);
+        }
+        let adapter = match self.adapter_for(&target.channel) {
+            Ok(a) => a,
+            Err(e) => {
+                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
+                return Ok(Outcome::Failed);
+            }
+        };
+        match adapter.send(&target).await {
+            Ok(sent) => {
+                self.store.mark_sent(&job.ref_id, sent.external_id).await?;
+                Ok(Outcome::Done)
+            }
+            Err(SendError::Permanent { reason, flag }) => {
+                tracing::info!(message = %job.ref_id, %reason, "send failed for good");
+                self.store.mark_failed(&job.ref_id, &reason, flag).await?;
+                Ok(Outcome::Failed)
+            }
+            Err(SendError::Retry { reason, after }) => {
+                if job.attempts >= self.cfg.send_max_attempts {
+                    let reason = format!("gave up after {} attempts: {reason}", job.attempts);
+                    self.store.mark_failed(&job.ref_id, &reason, None).await?;
+                    Ok(Outcome::Failed)
+                } else {
+                    tracing::debug!(message = %job.ref_id, attempt = job.attempts, %reason, "send will be retried");
+                    Ok(Outcome::Retry(reason, after))
+                }
+            }
+        }
+    }
+
+    async fn process_webhook(&self, job: &Job) -> okno_domain::Result<Outcome> {
+        let pending = match self.store.pending_delivery(&job.ref_id).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        if pending.delivery.status != "pending" {
+            return Ok(Outcome::Done);
+        }
+        let body = serde_json::to_vec(&pending.delivery.body).map_err(|e| okno_domain::Error::internal(e.to_string()))?;
+        let answer = match self.http.post(&pending.url) {
+            Err(e) => Err((None, e.message, None)),
+            Ok(req) => {
+                let sent = req
+                    .header("content-type", "application/json")
+                    .header("x-okno-event", &pending.delivery.event_type)
+                    .header("x-okno-delivery", &pending.delivery.id)
+                    .header("x-okno-signature", signing::sign(pending.secret.as_bytes(), &body))
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().is_success() => Ok(i64::from(resp.status().as_u16())),
+                    Ok(resp) => {
+                        let code = resp.status().as_u16();
+                        let after = okno_channels::webhook::retry_after(resp.headers());
+                        Err((Some(i64::from(code)), format!("the receiver answered HTTP {code}"), after))
+                    }
+                    Err(e) => Err((None, describe(&e), None)),
+                }
+            }
+        };
+        match answer {
+            Ok(status_code) => {
+                self.store.record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Delivered { status_code }).await?;
+                Ok(Outcome::Done)
+            }
+            Err((status_code, error, _)) if job.attempts >= self.cfg.webhook_max_attempts => {
+                let error = format!("gave up after {} attempts: {error}", job.attempts);
+                self.store.record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Failed { status_code, error }).await?;
+                Ok(Outcome::Failed)
+            }
+            Err((status_code, error, after)) => {
+                self.store
+                    .record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Retrying { status_code, error: error.clone() })
+                    .await?;
+                Ok(Outcome::Retry(error, after))
+            }
+        }
+    }
+
+    async fn process_fetch(&self, job: &Job) -> okno_domain::Result<Outcome> {
+        let message = match self.store.get_message(&job.ref_id).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        let last_try = job.attempts >= self.cfg.send_max_attempts;
+        let mut results = Vec::new();
+        for a in message.attachments.iter().filter(|a| a.state == "pending") {
+            let Some(url) = &a.source_url else { continue };
+            let limit = self.cfg.max_attachment_bytes;
+            match self.http.fetch_limited(url, limit).await {
+                Ok(fetched) => {
+                    let sha = self.files.put(&fetched.body).await.map_err(|e| okno_domain::Error::internal(format!("attachment store: {e}")))?;
+                    results.push(FetchedAttachment::Stored { id: a.id.clone(), size: fetched.body.len() as i64, sha256: sha, mime: fetched.mime });
+                }
+                Err(FetchError::TooLarge { limit }) => results.push(FetchedAttachment::Failed {
+                    id: a.id.clone(),
+                    note: format!("not downloaded: the file is larger than the {} MB limit", limit / (1024 * 1024)),
+                }),
+                Err(FetchError::Refused(reason)) => {
+                    results.push(FetchedAttachment::Failed { id: a.id.clone(), note: format!("not downloaded: {reason}") })
+                }
+                Err(FetchError::Network(reason)) if last_try => results.push(FetchedAttachment::Failed {
+                    id: a.id.clone(),
+                    note: format!("not downloaded after {} attempts: {reason}", job.attempts),
+                }),
+                Err(FetchError::Network(reason)) => return Ok(Outcome::Retry(reason, None)),
+            }
+        }
+        self.store.finish_attachments(&message.id, results).await?;
+        Ok(Outcome::Done)
+    }
+}
+
+/// How a job ended this time.
+enum Outcome {
+    /// Finished (sent, delivered, stored, or nothing left to do).
+    Done,
+    /// Finished for good without success; the reason is on the message or delivery.
+    Failed,
+    /// Try again: after the given time, or after the backoff.
+    Retry(String, Option<Duration>),
+}
