@@ -1,1 +1,219 @@
-fn main(){}
+//! The `okno` binary: one command for running the hub and for its administration.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+use clap::{Parser, Subcommand};
+use okno_domain::model::Role;
+use okno_server::Settings;
+
+#[derive(Parser)]
+#[command(name = "okno", version, about = "okno — a self-hosted omnichannel messaging hub")]
+struct Cli {
+    /// Configuration file (default: ./okno.toml when present).
+    #[arg(long, global = true, env = "OKNO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (zero configuration: SQLite in ./okno-data, http://127.0.0.1:8080).
+    Serve,
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Web operators.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Write a consistent copy of the database (SQLite: a file; PostgreSQL: a pg_dump archive).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        dest: PathBuf,
+    },
+    /// Print the documented example configuration.
+    DefaultConfig,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; the token alone is printed on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, operator or integration.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create an operator; the password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        login: String,
+        /// admin or operator.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{}", okno_server::settings::EXAMPLE);
+        return std::process::ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("okno: {}", e.message);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("okno: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("okno: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings).await,
+        Command::Token { action: TokenAction::Create { name, role } } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e.message))?;
+            let store = okno_server::open_store(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let secret = okno_server::auth::new_token();
+            let token = store
+                .create_token(&name, role, &okno_server::auth::token_hash(&secret))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            eprintln!("created {} token `{}` (id {}); it is shown once:", token.role, token.name, token.id);
+            println!("{secret}");
+            Ok(())
+        }
+        Command::User { action: UserAction::Create { login, role } } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e.message))?;
+            if login.trim().is_empty() {
+                bail!("--login must not be empty");
+            }
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.chars().count() < 8 {
+                bail!("the password needs at least 8 characters");
+            }
+            let salt = SaltString::generate(&mut OsRng);
+            let hash = argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+                .to_string();
+            let store = okno_server::open_store(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let op = store.create_operator(login.trim(), role, &hash).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("created {} operator `{}`", op.role, op.login);
+            Ok(())
+        }
+        Command::Migrate => {
+            okno_server::open_store(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("the database is up to date");
+            Ok(())
+        }
+        Command::Backup { dest } => backup(&settings, &dest).await,
+        Command::DefaultConfig => Ok(()),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = okno_server::start(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let store = running.engine.store.clone();
+    let no_tokens = store.list_tokens().await.map(|t| t.is_empty()).unwrap_or(false);
+    tracing::info!(url = %format!("http://{}", running.addr), data_dir = %settings.data_dir.display(), "okno is listening");
+    if no_tokens {
+        tracing::info!("no API tokens yet; create the first one with: okno token create --name admin --role admin");
+    }
+    let stop = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight work");
+        stop.cancel();
+    });
+    running.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Result<()> {
+    let url = settings.database_url();
+    if url.starts_with("postgres") {
+        if dest.exists() {
+            bail!("`{}` already exists", dest.display());
+        }
+        let status = tokio::process::Command::new("pg_dump")
+            .arg("--format=custom")
+            .arg("--file")
+            .arg(dest)
+            .arg("--dbname")
+            .arg(&url)
+            .status()
+            .await
+            .context("running pg_dump (install the PostgreSQL client tools)")?;
+        if !status.success() {
+            bail!("pg_dump failed with {status}");
+        }
+    } else {
+        let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        store.backup(dest).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    println!("backup written to {}", dest.display());
+    Ok(())
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

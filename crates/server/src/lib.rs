@@ -1,1 +1,135 @@
-//! placeholder
+//! okno's HTTP server: the REST API (`/api/v1`), the channels' hooks (`/hooks/{id}`), and the
+//! operations endpoints. [`start`] opens the store, starts the delivery workers and serves on
+//! a listener, so the binary and the tests start okno the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use okno_domain::{Error, Result};
+use okno_engine::{Engine, EngineConfig};
+use okno_store::{SqlStore, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hooks;
+pub mod openapi;
+pub mod ops;
+pub mod settings;
+
+pub use settings::Settings;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub public_url: Arc<str>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    Router::new()
+        .nest("/api/v1", api::routes(settings))
+        .merge(hooks::routes())
+        .merge(ops::routes())
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
+        .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A running okno: its address, its engine, and the handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub public_url: String,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+    workers: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops taking requests, lets in-flight jobs finish (or hands back their leases), and
+    /// waits for both to end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        let _ = self.workers.await;
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server and workers have ended (after the token was cancelled).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+        let _ = self.workers.await;
+    }
+}
+
+/// Opens the store named by the settings (migrating it).
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        Error::invalid("data_dir_unusable", format!("cannot create the data folder `{}`: {e}", settings.data_dir.display()))
+    })?;
+    let store = SqlStore::open(&settings.database_url(), settings.store_options()).await?;
+    Ok(Arc::new(store))
+}
+
+/// Starts okno on `listener` with an already opened store.
+pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: TcpListener) -> Result<Running> {
+    let addr = listener.local_addr().map_err(|e| Error::internal(format!("listener: {e}")))?;
+    let public_url = settings.public_url(addr);
+    let engine = Engine::new(store, engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone()))?;
+    let shutdown = CancellationToken::new();
+    let state = AppState { engine: engine.clone(), public_url: public_url.clone().into() };
+    let app = router(state, settings);
+    let workers = tokio::spawn(engine.clone().run_workers(shutdown.clone()));
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server stopped with an error");
+        }
+    });
+    Ok(Running { addr, engine, public_url, shutdown, server, workers })
+}
+
+/// Opens the store, binds the configured address and starts okno.
+pub async fn start(settings: &Settings) -> Result<Running> {
+    let store = open_store(settings).await?;
+    let addr = settings.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::invalid("listen_failed", format!("cannot listen on {addr}: {e}")))?;
+    start_with(settings, store, listener).await
+}
+
+fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineConfig {
+    let d = &s.delivery;
+    EngineConfig {
+        data_dir,
+        public_url,
+        allow_private_targets: s.allow_private_targets,
+        max_attachment_bytes: s.limits.max_attachment_bytes as u64,
+        workers: d.workers,
+        lease_ms: (d.lease_secs * 1000) as i64,
+        poll_interval_ms: d.poll_interval_ms,
+        send_max_attempts: d.send_max_attempts,
+        webhook_max_attempts: d.webhook_max_attempts,
+        retry_base_ms: d.retry_base_ms,
+        retry_max_ms: d.retry_max_ms,
+        http_timeout_ms: Duration::from_secs(d.http_timeout_secs).as_millis() as u64,
+        shutdown_grace_ms: d.shutdown_grace_secs * 1000,
+    }
+}

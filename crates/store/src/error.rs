@@ -6,7 +6,12 @@ use okno_domain::{Error, ErrorKind};
 /// violation is `Conflict`, anything else is `Internal`.
 pub(crate) fn db(e: sqlx::Error) -> Error {
     match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => {
             Error::unavailable("store_unavailable", format!("the database is unavailable: {e}"))
         }
         sqlx::Error::Database(d) => {
@@ -15,7 +20,7 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
                 Error::conflict("already_exists", msg)
             } else if msg.contains("database is locked")
                 || msg.contains("database is busy")
-                || d.code().is_some_and(|c| c == "5" || c == "6" || c.starts_with("57P") || c.starts_with("08"))
+                || d.code().is_some_and(|c| unavailable_code(&c))
             {
                 Error::unavailable("store_unavailable", format!("the database is busy: {msg}"))
             } else {
@@ -24,4 +29,11 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
         }
         _ => Error::new(ErrorKind::Internal, "store_error", e.to_string()),
     }
+}
+
+/// SQLite busy/locked; PostgreSQL connection trouble (08), lack of resources (53), operator
+/// intervention such as a shutdown or terminated backend (57P), a database not accepting
+/// connections (55000).
+fn unavailable_code(code: &str) -> bool {
+    matches!(code, "5" | "6" | "55000") || code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
 }

@@ -23,7 +23,7 @@ pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 
-pub use sql::SqlStore;
+pub use sql::{backend_of as sql_backend_of, SqlStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

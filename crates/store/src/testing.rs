@@ -48,6 +48,17 @@ impl TestDb {
         Some(Self { url: format!("{base}/{name}"), dir: None, pg: Some((admin, name)) })
     }
 
+    /// Another handle on an existing database, which it leaves alone when dropped (for a
+    /// second process on the same database).
+    pub fn borrowed(url: &str) -> Self {
+        Self { url: url.to_string(), dir: None, pg: None }
+    }
+
+    /// The PostgreSQL admin URL and this database's name.
+    pub fn postgres_admin(&self) -> Option<(&str, &str)> {
+        self.pg.as_ref().map(|(a, n)| (a.as_str(), n.as_str()))
+    }
+
     /// Opens (and migrates) the store on this database.
     pub async fn open(&self) -> Arc<dyn Store> {
         Arc::new(self.open_sql().await)

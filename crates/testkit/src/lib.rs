@@ -1,1 +1,29 @@
-//! placeholder
+//! The test kit: [`TestApp`] starts a real okno (HTTP server, workers, store) on a random
+//! port with a fresh SQLite file or PostgreSQL database; [`Sink`] is a real HTTP endpoint
+//! that records what okno sends to it and checks the signatures. Later platform simulators
+//! live here too.
+
+pub mod app;
+pub mod sink;
+
+pub use app::TestApp;
+pub use okno_store::testing::TestDb;
+pub use sink::{Received, Sink};
+
+/// Polls `check` every 20 ms until it yields a value or `secs` pass.
+pub async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

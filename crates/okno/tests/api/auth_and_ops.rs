@@ -1,0 +1,60 @@
+//! Tokens and roles; health, readiness, metrics, the OpenAPI document.
+
+use okno_domain::model::Role;
+use okno_testkit::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn missing_invalid_and_insufficient_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let none = app.call("GET", "/api/v1/contacts", None, None).await;
+    assert_eq!((none.status, none.code()), (401, "missing_token"));
+    let bad = app.call("GET", "/api/v1/contacts", None, Some("okno_not-a-token")).await;
+    assert_eq!((bad.status, bad.code()), (401, "invalid_token"));
+    let operator = app.token_for(Role::Operator).await;
+    let forbidden = app
+        .call("POST", "/api/v1/channels", Some(json!({"kind": "webhook", "name": "x", "config": {}})), Some(&operator))
+        .await;
+    assert_eq!((forbidden.status, forbidden.code()), (403, "forbidden"));
+    assert_eq!(app.call("GET", "/api/v1/contacts", None, Some(&operator)).await.status, 200);
+    let integration = app.token_for(Role::Integration).await;
+    assert_eq!(app.call("GET", "/api/v1/audit", None, Some(&integration)).await.status, 403);
+    assert_eq!(app.call("GET", "/api/v1/webhooks", None, Some(&integration)).await.status, 200);
+}
+
+#[tokio::test]
+async fn tokens_can_be_created_listed_and_revoked_through_the_api() {
+    let app = TestApp::spawn().await;
+    let created = app.post("/api/v1/tokens", json!({"name": "1c", "role": "integration"})).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let secret = created.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(app.call("GET", "/api/v1/contacts", None, Some(&secret)).await.status, 200);
+    let list = app.get("/api/v1/tokens").await;
+    assert!(list.body["items"].as_array().unwrap().iter().all(|t| t.get("secret").is_none() && t.get("token_hash").is_none()));
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/tokens/{id}")).await.status, 204);
+    assert_eq!(app.call("GET", "/api/v1/contacts", None, Some(&secret)).await.code(), "invalid_token");
+    let bad_role = app.post("/api/v1/tokens", json!({"name": "x", "role": "root"})).await;
+    assert_eq!(bad_role.status, 400);
+    let audit = app.get("/api/v1/audit").await;
+    let actions: Vec<_> = audit.body["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, vec!["token.revoke", "token.create"]);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.call("GET", "/healthz", None, None).await.status, 200);
+    assert_eq!(app.call("GET", "/readyz", None, None).await.body["status"], "ready");
+    app.get("/api/v1/contacts").await;
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("okno_queue_depth 0"), "{metrics}");
+    assert!(metrics.contains("okno_http_requests_total{method=\"GET\",status=\"200\"}"), "{metrics}");
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(doc.status, 200);
+    let paths = doc.body["paths"].as_object().unwrap();
+    for p in ["/api/v1/channels", "/api/v1/contacts", "/api/v1/conversations/{id}/messages", "/api/v1/messages", "/api/v1/webhooks"] {
+        assert!(paths.contains_key(p), "the document lists {p}");
+    }
+    assert_eq!(doc.body["paths"]["/api/v1/contacts"]["get"]["parameters"][0]["in"], "query");
+}

@@ -1,0 +1,84 @@
+//! Attachments: inbound files fetched by URL into the attachment store (with a size limit),
+//! outbound files served behind signed, expiring links.
+
+use okno_testkit::{Sink, TestApp, TestDb};
+use serde_json::json;
+
+use super::*;
+
+#[tokio::test]
+async fn inbound_attachment_urls_are_downloaded_and_oversized_ones_noted() {
+    let app = TestApp::spawn_on(TestDb::sqlite(), |s| s.limits.max_attachment_bytes = 64 * 1024).await;
+    let files = Sink::start(SECRET).await;
+    let small = files.serve_file("/files/invoice.pdf", "application/pdf", b"%PDF-1.4 tiny");
+    let big = files.serve_file("/files/video.mp4", "video/mp4", &vec![7u8; 100 * 1024]);
+    let ch = app.webhook_channel(&format!("{}/out", files.url), SECRET).await;
+    let hooks = Sink::start("hook-secret-0123456789").await;
+    app.post("/api/v1/webhooks", json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"})).await;
+
+    let a = app
+        .inbound(&ch, SECRET, &json!({"message_id": "m-1", "user": {"id": "u-1"}, "text": "documents",
+            "attachments": [{"name": "invoice.pdf", "mime": "application/pdf", "url": small}, {"url": big}]}))
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let event = hooks.wait_accepted(1, 10).await;
+    let atts = event[0].body["data"]["attachments"].as_array().unwrap().clone();
+    assert_eq!(atts[0]["state"], "ready");
+    assert_eq!(atts[0]["size"], 13);
+    assert_eq!(atts[1]["state"], "failed");
+    assert!(atts[1]["note"].as_str().unwrap().contains("larger than"), "{atts:?}");
+    assert_eq!(atts[1]["name"], "video.mp4");
+
+    let m = app.get(&format!("/api/v1/messages/{id}")).await;
+    let att_id = m.body["attachments"][0]["id"].as_str().unwrap();
+    let resp = app.http.get(format!("{}/api/v1/attachments/{att_id}", app.url)).bearer_auth(&app.token).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    assert_eq!(&resp.bytes().await.unwrap()[..], b"%PDF-1.4 tiny");
+    let failed_id = m.body["attachments"][1]["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/api/v1/attachments/{failed_id}")).await.code(), "attachment_not_stored");
+}
+
+#[tokio::test]
+async fn outbound_attachments_reach_the_receiver_behind_signed_links() {
+    let (app, sink, ch) = app_with_channel().await;
+    let conv = inbound_conversation(&app, &ch, "u-1").await;
+    let up = app
+        .http
+        .post(format!("{}/api/v1/attachments?name=price.xlsx", app.url))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        .body(b"PK fake xlsx".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 201);
+    let att: serde_json::Value = up.json().await.unwrap();
+    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "Прайс", "attachments": [{"id": att["id"]}]})).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let got = sink.wait_accepted(1, 10).await;
+    let link = got[0].body["attachments"][0]["url"].as_str().unwrap().to_string();
+    assert_eq!(got[0].body["attachments"][0]["name"], "price.xlsx");
+    assert!(link.starts_with(&app.url), "{link}");
+    let file = app.http.get(&link).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(&file.bytes().await.unwrap()[..], b"PK fake xlsx");
+    let tampered = link.replace("sig=", "sig=00");
+    assert_eq!(app.http.get(&tampered).send().await.unwrap().status(), 401);
+    let anonymous = app.http.get(format!("{}/api/v1/attachments/{}", app.url, att["id"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "the API download needs a token");
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_413() {
+    let app = TestApp::spawn_on(TestDb::sqlite(), |s| s.limits.max_attachment_bytes = 2048).await;
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/attachments?name=big.bin", app.url))
+        .bearer_auth(&app.token)
+        .body(vec![0u8; 10_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+}

@@ -1,0 +1,35 @@
+//! Integration tests: a real okno over HTTP with a real store, a real sink for everything it
+//! sends. One binary, one module per area.
+
+mod auth_and_ops;
+mod bad_input;
+mod channels_and_contacts;
+mod delivery;
+mod files;
+mod flow;
+mod scale_out;
+
+use okno_testkit::{Sink, TestApp};
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "0123456789abcdef-secret";
+
+/// okno with a webhook channel that sends to a fresh sink.
+pub async fn app_with_channel() -> (TestApp, Sink, String) {
+    let app = TestApp::spawn().await;
+    let sink = Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    (app, sink, ch)
+}
+
+pub fn message(id: &str, user: &str, text: &str) -> Value {
+    json!({"message_id": id, "user": {"id": user, "name": format!("User {user}")}, "text": text})
+}
+
+/// Posts an inbound message and returns its conversation id.
+pub async fn inbound_conversation(app: &TestApp, ch: &str, user: &str) -> String {
+    let a = app.inbound(ch, SECRET, &message(&format!("{user}-hello"), user, "hello")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let m = app.get(&format!("/api/v1/messages/{}", a.body["id"].as_str().unwrap())).await;
+    m.body["conversation_id"].as_str().unwrap().to_string()
+}

@@ -1,0 +1,132 @@
+//! `/api/v1/conversations`: threads, their messages, replies, status/assignee/labels.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use okno_domain::model::{Button, Conversation, ConversationStatus, Message, Page, Permission};
+use okno_store::{ConversationFilter, ConversationPatch, OutboundRequest, Recipient};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AttachmentRef, PageParams};
+use crate::auth::Auth;
+use crate::error::{double_option, ApiJson, ApiQuery, ApiResult};
+use crate::AppState;
+
+/// Filters of `GET /api/v1/conversations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// `bot`, `open`, `pending` or `resolved`.
+    pub status: Option<String>,
+    pub contact_id: Option<String>,
+    /// Conversations with messages on this channel.
+    pub channel_id: Option<String>,
+    /// An assignee, or `none` for unassigned ones.
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `PATCH /api/v1/conversations/{id}` body. `"assignee": null` unassigns.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConversation {
+    pub status: Option<ConversationStatus>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub assignee: Option<Option<String>>,
+    pub labels: Option<Vec<String>>,
+    /// `true` marks every message read (unread = 0).
+    #[serde(default)]
+    pub read: bool,
+}
+
+/// `POST /api/v1/conversations/{id}/messages` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    pub text: Option<String>,
+    /// Default: the channel the contact last wrote from.
+    pub channel_id: Option<String>,
+    #[serde(default)]
+    pub buttons: Vec<Vec<Button>>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
+    /// The okno message this one answers.
+    pub reply_to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery), responses((status = 200, body = Page<Conversation>)))]
+pub async fn list(State(state): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<ConversationQuery>) -> ApiResult<Json<Page<Conversation>>> {
+    auth.require(Permission::Read)?;
+    let filter = ConversationFilter {
+        status: q.status.as_deref().map(ConversationStatus::parse).transpose()?,
+        contact_id: q.contact_id,
+        channel_id: q.channel_id,
+        assignee: q.assignee.map(|a| if a == "none" { None } else { Some(a) }),
+        label: q.label,
+    };
+    let page = PageParams { limit: q.limit, cursor: q.cursor }.request();
+    Ok(Json(state.engine.store.list_conversations(filter, page).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", responses((status = 200, body = Conversation), (status = 404)))]
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Conversation>> {
+    auth.require(Permission::Read)?;
+    Ok(Json(state.engine.store.get_conversation(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = UpdateConversation,
+    responses((status = 200, body = Conversation), (status = 404)))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateConversation>,
+) -> ApiResult<Json<Conversation>> {
+    auth.require(Permission::Write)?;
+    if let Some(labels) = &body.labels {
+        if labels.iter().any(|l| l.trim().is_empty() || l.len() > 100) || labels.len() > 50 {
+            return Err(okno_domain::Error::invalid("invalid_labels", "up to 50 labels of 1..100 characters").into());
+        }
+    }
+    let patch = ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
+    Ok(Json(state.engine.store.update_conversation(&id, patch).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(PageParams),
+    responses((status = 200, body = Page<Message>, description = "oldest first"), (status = 404)))]
+pub async fn messages(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<Message>>> {
+    auth.require(Permission::Read)?;
+    Ok(Json(state.engine.store.list_messages(&id, page.request()).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = Reply,
+    responses((status = 202, body = Message, description = "queued"), (status = 404), (status = 422, description = "no identity to send to")))]
+pub async fn reply(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Reply>,
+) -> ApiResult<(StatusCode, Json<Message>)> {
+    auth.require(Permission::Write)?;
+    let req = OutboundRequest {
+        to: Recipient::Conversation(id),
+        channel_id: body.channel_id,
+        text: body.text,
+        buttons: body.buttons,
+        attachment_ids: body.attachments.into_iter().map(|a| a.id).collect(),
+        idempotency_key: None,
+        author: Some(auth.actor()),
+        reply_to: body.reply_to,
+    };
+    let (message, _) = state.engine.send(req).await?;
+    Ok((StatusCode::ACCEPTED, Json(message)))
+}

@@ -1,0 +1,46 @@
+//! Where platforms and the generic webhook channel deliver: `POST /hooks/{channel_id}`.
+//! The message is stored before the answer goes back. Also serves signed attachment links.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use okno_channels::webhook::{verify_file_signature, SIGNATURE_HEADER};
+use okno_domain::{Error, ErrorKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiQuery, ApiResult, RawBody};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/hooks/{channel_id}", post(receive)).route("/hooks/{channel_id}/files/{attachment_id}", get(file))
+}
+
+async fn receive(State(state): State<AppState>, Path(channel_id): Path<String>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Json<Value>> {
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let inbound = state.engine.receive_hook(&channel_id, signature, &body).await?;
+    Ok(Json(json!({"id": inbound.message.id, "duplicate": inbound.duplicate})))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    exp: i64,
+    sig: String,
+}
+
+/// A file behind a signed, expiring link made for the channel's receiver.
+async fn file(
+    State(state): State<AppState>,
+    Path((channel_id, attachment_id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<FileQuery>,
+) -> ApiResult<Response> {
+    let channel = state.engine.store.get_channel(&channel_id).await?;
+    let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
+    if !verify_file_signature(secret, &attachment_id, q.exp, &format!("sha256={}", q.sig)) {
+        return Err(Error::new(ErrorKind::Unauthorized, "bad_signature", "the link is invalid or has expired").into());
+    }
+    crate::api::attachments::serve(&state, &attachment_id).await
+}
+

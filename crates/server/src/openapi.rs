@@ -1,0 +1,40 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "okno", description = "Self-hosted omnichannel messaging hub: the integration API.", license(name = "AGPL-3.0-only")),
+    paths(
+        api::channels::create, api::channels::list, api::channels::get, api::channels::update, api::channels::delete,
+        api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge,
+        api::conversations::list, api::conversations::get, api::conversations::update, api::conversations::messages,
+        api::conversations::reply,
+        api::messages::send, api::messages::get,
+        api::webhooks::create, api::webhooks::list, api::webhooks::get, api::webhooks::delete, api::webhooks::deliveries,
+        api::attachments::upload, api::attachments::download,
+        api::tokens::create, api::tokens::list, api::tokens::revoke,
+        api::audit::list,
+    ),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// `GET /api/v1/openapi.json` (no token needed: it is documentation).
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

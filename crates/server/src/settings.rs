@@ -1,0 +1,240 @@
+//! Configuration: defaults → `okno.toml` (or `--config`/`OKNO_CONFIG`) → `OKNO_*` environment,
+//! typed and checked at start so a mistake is a clear message, not a surprise later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use okno_domain::{Error, Result};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Everything okno reads from its configuration. Every field has a default: `okno serve`
+/// works with none of it set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address and port the HTTP server listens on.
+    pub listen: String,
+    /// Folder for the SQLite database and the attachment store.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; default: SQLite in `data_dir`.
+    pub database_url: Option<SecretString>,
+    /// The base URL platforms and receivers use to reach okno (webhooks, file links).
+    pub public_url: Option<String>,
+    /// Allow outgoing HTTP to loopback/private addresses (webhooks, attachment URLs).
+    pub allow_private_targets: bool,
+    /// `info`, `debug`, `warn`… or a full tracing filter such as `okno=debug,info`.
+    pub log_level: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    pub limits: Limits,
+    pub delivery: Delivery,
+    pub database: Database,
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON body the API and hooks accept, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest attachment okno accepts or downloads, in bytes.
+    pub max_attachment_bytes: usize,
+}
+
+/// The delivery engine.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    /// Jobs this process works on at once.
+    pub workers: usize,
+    /// Seconds a claimed job stays leased before another process may take it over.
+    pub lease_secs: u64,
+    /// How often idle workers look for work queued by other processes, in ms.
+    pub poll_interval_ms: u64,
+    /// Attempts before an outbound message is marked failed.
+    pub send_max_attempts: i64,
+    /// Attempts before an outgoing webhook delivery is marked failed.
+    pub webhook_max_attempts: i64,
+    /// First retry delay in ms; doubles each attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest retry delay in ms.
+    pub retry_max_ms: u64,
+    /// Timeout of one outgoing HTTP request, in seconds.
+    pub http_timeout_secs: u64,
+    /// How long shutdown waits for in-flight jobs, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Database connections.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503, in ms.
+    pub acquire_timeout_ms: u64,
+    /// How long SQLite waits on a lock before failing with 503, in ms.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./okno-data"),
+            database_url: None,
+            public_url: None,
+            allow_private_targets: false,
+            log_level: "info".into(),
+            log_format: "text".into(),
+            limits: Limits::default(),
+            delivery: Delivery::default(),
+            database: Database::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024, max_attachment_bytes: 20 * 1024 * 1024 }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            workers: 64,
+            lease_secs: 60,
+            poll_interval_ms: 500,
+            send_max_attempts: 10,
+            webhook_max_attempts: 15,
+            retry_base_ms: 1_000,
+            retry_max_ms: 3_600_000,
+            http_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self { max_connections: 8, acquire_timeout_ms: 5_000, busy_timeout_ms: 5_000 }
+    }
+}
+
+/// The documented example configuration printed by `okno default-config`.
+pub const EXAMPLE: &str = include_str!("../okno.example.toml");
+
+impl Settings {
+    /// Loads the configuration. `path`: an explicit file (must exist); otherwise `./okno.toml`
+    /// if present.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut fig = Figment::new();
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(Error::invalid("config_missing", format!("the config file `{}` does not exist", p.display())));
+                }
+                fig = fig.merge(Toml::file(p));
+            }
+            None => fig = fig.merge(Toml::file("okno.toml")),
+        }
+        fig = fig.merge(Env::prefixed("OKNO_").split("__").ignore(&["config"]));
+        let settings: Settings = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            Error::invalid("invalid_config", format!("invalid configuration: {}", msgs.join("; ")))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        self.listen_addr()?;
+        okno_store::sql_backend_of(&self.database_url())?;
+        if let Some(p) = &self.public_url {
+            let u = url::Url::parse(p).map_err(|e| Error::invalid("invalid_config", format!("public_url `{p}`: {e}")))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(Error::invalid("invalid_config", format!("public_url `{p}` must start with http:// or https://")));
+            }
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            return Err(Error::invalid("invalid_config", format!("log_format `{}`: expected `text` or `json`", self.log_format)));
+        }
+        if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
+            return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
+        }
+        if self.delivery.workers == 0 || self.delivery.send_max_attempts < 1 || self.delivery.webhook_max_attempts < 1 {
+            return Err(Error::invalid("invalid_config", "delivery.workers and the max attempts must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|_| Error::invalid("invalid_config", format!("listen `{}` is not an address like 127.0.0.1:8080", self.listen)))
+    }
+
+    /// The database URL, defaulting to SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose_secret().to_string(),
+            None => format!("sqlite://{}/okno.db", self.data_dir.display()),
+        }
+    }
+
+    /// The public base URL, defaulting to the listen address.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
+    }
+
+    pub fn store_options(&self) -> okno_store::StoreOptions {
+        okno_store::StoreOptions {
+            busy_timeout_ms: self.database.busy_timeout_ms,
+            acquire_timeout_ms: self.database.acquire_timeout_ms,
+            max_connections: self.database.max_connections,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let parsed: Settings = Figment::new().merge(Toml::string(EXAMPLE)).extract().unwrap();
+        let d = Settings::default();
+        assert_eq!(parsed.listen, d.listen);
+        assert_eq!(parsed.data_dir, d.data_dir);
+        assert_eq!(parsed.limits, d.limits);
+        assert_eq!(parsed.delivery, d.delivery);
+        assert_eq!(parsed.database, d.database);
+        assert_eq!(parsed.log_level, d.log_level);
+    }
+
+    #[test]
+    fn a_wrong_database_scheme_is_an_error_not_a_new_file() {
+        let s = Settings { database_url: Some(SecretString::from("mysq://localhost/okno")), ..Default::default() };
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.code, "unsupported_database_url");
+        assert!(err.message.contains("mysq"), "{}", err.message);
+    }
+
+    #[test]
+    fn typos_in_the_file_are_reported() {
+        let err = Figment::new().merge(Toml::string("lisen = \"0.0.0.0:1\"")).extract::<Settings>().unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn zero_config_means_sqlite_in_the_data_dir() {
+        let s = Settings::default();
+        assert_eq!(s.database_url(), "sqlite://./okno-data/okno.db");
+        assert_eq!(s.listen_addr().unwrap().to_string(), "127.0.0.1:8080");
+    }
+}
