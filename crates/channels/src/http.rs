@@ -45,7 +45,8 @@ impl SafeClient {
     /// Checks that a URL is http(s) and, unless private targets are allowed, that a literal
     /// IP in it is public. Host names are checked again when they resolve.
     pub fn check_url(&self, raw: &str) -> Result<url::Url> {
-        let url = url::Url::parse(raw).map_err(|e| Error::invalid("invalid_url", format!("`{raw}` is not a URL: {e}")))?;
+        let url =
+            url::Url::parse(raw).map_err(|e| Error::invalid("invalid_url", format!("`{raw}` is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(Error::invalid("invalid_url", format!("`{raw}` must be an http:// or https:// URL")));
         }
@@ -69,7 +70,12 @@ impl SafeClient {
 
     /// Downloads at most `max` bytes; a larger body is abandoned with [`Fetch::TooLarge`].
     pub async fn fetch_limited(&self, url: &str, max: u64) -> std::result::Result<Fetched, FetchError> {
-        let resp = self.get(url).map_err(|e| FetchError::Refused(e.message))?.send().await.map_err(|e| FetchError::Network(describe(&e)))?;
+        let resp = self
+            .get(url)
+            .map_err(|e| FetchError::Refused(e.message))?
+            .send()
+            .await
+            .map_err(|e| FetchError::Network(describe(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(if status.is_server_error() || status.as_u16() == 429 {
@@ -199,7 +205,19 @@ mod tests {
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
         for ip in ["8.8.8.8", "2a00:1450::1", "93.184.216.34"] {

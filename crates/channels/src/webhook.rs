@@ -118,7 +118,8 @@ impl Adapter for WebhookAdapter {
             attachments,
             reply_to: t.message.reply_to.as_deref(),
         };
-        let raw = serde_json::to_vec(&body).map_err(|e| SendError::permanent(format!("cannot encode the message: {e}")))?;
+        let raw =
+            serde_json::to_vec(&body).map_err(|e| SendError::permanent(format!("cannot encode the message: {e}")))?;
         let req = self
             .client
             .post(&self.config.outbound_url)
@@ -135,7 +136,11 @@ impl Adapter for WebhookAdapter {
         }
         let after = retry_after(resp.headers());
         let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
-        let reason = format!("the endpoint answered HTTP {}{}", status.as_u16(), if text.is_empty() { String::new() } else { format!(": {text}") });
+        let reason = format!(
+            "the endpoint answered HTTP {}{}",
+            status.as_u16(),
+            if text.is_empty() { String::new() } else { format!(": {text}") }
+        );
         Err(classify(status.as_u16(), reason, after))
     }
 
@@ -219,14 +224,21 @@ const MAX_TEXT: usize = 65_536;
 const MAX_ATTACHMENTS: usize = 10;
 
 /// Verifies the signature and parses an inbound body into what the store records.
-pub fn parse_inbound(channel_id: &str, secret: &str, signature: Option<&str>, body: &[u8], client: &SafeClient) -> Result<InboundMessage> {
+pub fn parse_inbound(
+    channel_id: &str,
+    secret: &str,
+    signature: Option<&str>,
+    body: &[u8],
+    client: &SafeClient,
+) -> Result<InboundMessage> {
     let Some(sig) = signature else {
         return Err(Error::new(ErrorKind::Unauthorized, "missing_signature", "the X-Okno-Signature header is missing"));
     };
     if !signing::verify(secret.as_bytes(), body, sig) {
         return Err(Error::new(ErrorKind::Unauthorized, "bad_signature", "X-Okno-Signature does not match the body"));
     }
-    let parsed: InBody = serde_json::from_slice(body).map_err(|e| Error::invalid("invalid_json", format!("the body is not a valid message: {e}")))?;
+    let parsed: InBody = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("invalid_json", format!("the body is not a valid message: {e}")))?;
     let non_empty = |what: &str, v: &str| {
         if v.trim().is_empty() || v.len() > 200 {
             Err(Error::invalid("invalid_message", format!("`{what}` must be 1..200 characters")))
@@ -240,7 +252,10 @@ pub fn parse_inbound(channel_id: &str, secret: &str, signature: Option<&str>, bo
         return Err(Error::invalid("text_too_long", format!("`text` is limited to {MAX_TEXT} bytes")));
     }
     if parsed.attachments.len() > MAX_ATTACHMENTS {
-        return Err(Error::invalid("too_many_attachments", format!("at most {MAX_ATTACHMENTS} attachments per message")));
+        return Err(Error::invalid(
+            "too_many_attachments",
+            format!("at most {MAX_ATTACHMENTS} attachments per message"),
+        ));
     }
     let text = parsed.text.filter(|t| !t.is_empty());
     if text.is_none() && parsed.attachments.is_empty() && parsed.button.is_none() {
@@ -324,7 +339,9 @@ mod tests {
     #[test]
     fn rejects_bad_signatures_and_bodies_with_codes() {
         let body = r#"{"message_id": "m", "user": {"id": "u"}, "text": "x"}"#;
-        let code = |sig: Option<&str>, body: &str| parse_inbound("ch", "0123456789abcdef", sig, body.as_bytes(), &client()).unwrap_err().code;
+        let code = |sig: Option<&str>, body: &str| {
+            parse_inbound("ch", "0123456789abcdef", sig, body.as_bytes(), &client()).unwrap_err().code
+        };
         assert_eq!(code(None, body), "missing_signature");
         assert_eq!(code(Some("sha256=00"), body), "bad_signature");
         let bad = "{not json";
@@ -358,8 +375,14 @@ mod tests {
     #[test]
     fn http_answers_are_classified() {
         assert!(matches!(classify(500, "x".into(), None), SendError::Retry { .. }));
-        assert!(matches!(classify(429, "x".into(), Some(Duration::from_secs(3))), SendError::Retry { after: Some(_), .. }));
+        assert!(matches!(
+            classify(429, "x".into(), Some(Duration::from_secs(3))),
+            SendError::Retry { after: Some(_), .. }
+        ));
         assert!(matches!(classify(400, "x".into(), None), SendError::Permanent { flag: None, .. }));
-        assert!(matches!(classify(410, "x".into(), None), SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }));
+        assert!(matches!(
+            classify(410, "x".into(), None),
+            SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }
+        ));
     }
 }

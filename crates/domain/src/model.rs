@@ -103,12 +103,12 @@ pub enum Permission {
 
 impl Role {
     pub fn allows(self, p: Permission) -> bool {
-        match (self, p) {
-            (Role::Admin, _) => true,
-            (Role::Operator, Permission::Read | Permission::Write) => true,
-            (Role::Integration, Permission::Read | Permission::Write | Permission::Subscribe) => true,
-            _ => false,
-        }
+        matches!(
+            (self, p),
+            (Role::Admin, _)
+                | (Role::Operator, Permission::Read | Permission::Write)
+                | (Role::Integration, Permission::Read | Permission::Write | Permission::Subscribe)
+        )
     }
 }
 
@@ -144,7 +144,10 @@ pub fn validate_keyboard(rows: &Keyboard) -> Result<()> {
                 _ => {
                     return Err(Error::invalid(
                         "invalid_buttons",
-                        format!("button `{}` needs exactly one of `data` (1..4096 bytes) or `url` (http/https)", b.text),
+                        format!(
+                            "button `{}` needs exactly one of `data` (1..4096 bytes) or `url` (http/https)",
+                            b.text
+                        ),
                     ))
                 }
             }

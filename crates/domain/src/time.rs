@@ -52,9 +52,9 @@ pub mod rfc3339 {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
             match Option::<String>::deserialize(d)? {
                 None => Ok(None),
-                Some(s) => parse_rfc3339(&s)
-                    .map(Some)
-                    .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 time")),
+                Some(s) => {
+                    parse_rfc3339(&s).map(Some).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 time"))
+                }
             }
         }
     }

@@ -69,6 +69,9 @@ impl EngineConfig {
     }
 }
 
+/// An adapter with the fingerprint of the configuration it was built from.
+type CachedAdapter = (String, Arc<dyn Adapter>);
+
 /// The running engine, shared by the API handlers and the workers.
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -76,7 +79,7 @@ pub struct Engine {
     pub http: SafeClient,
     pub files: FileStore,
     pub metrics: Metrics,
-    adapters: Mutex<HashMap<String, (String, Arc<dyn Adapter>)>>,
+    adapters: Mutex<HashMap<String, CachedAdapter>>,
     wake: Notify,
     /// This process's name on the leases it takes.
     owner: String,
@@ -85,8 +88,9 @@ pub struct Engine {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, cfg: EngineConfig) -> Result<Arc<Self>> {
         let http = SafeClient::new(cfg.allow_private_targets, Duration::from_millis(cfg.http_timeout_ms))?;
-        let files = FileStore::new(cfg.data_dir.join("files"))
-            .map_err(|e| Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display())))?;
+        let files = FileStore::new(cfg.data_dir.join("files")).map_err(|e| {
+            Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))
+        })?;
         Ok(Arc::new(Self {
             store,
             http,
@@ -137,7 +141,8 @@ impl Engine {
                 let cfg: WebhookConfig = serde_json::from_value(channel.config.clone())
                     .map_err(|e| Error::invalid("invalid_channel_config", e.to_string()))?;
                 let limits = cfg.limits.clone().unwrap_or_default();
-                let inner = WebhookAdapter::new(self.http.clone(), cfg, channel.id.clone(), self.cfg.public_url.clone());
+                let inner =
+                    WebhookAdapter::new(self.http.clone(), cfg, channel.id.clone(), self.cfg.public_url.clone());
                 Arc::new(Throttled::new(inner, &limits))
             }
             ChannelKind::Telegram => {

@@ -175,7 +175,8 @@ impl Engine {
         if pending.delivery.status != "pending" {
             return Ok(Outcome::Done);
         }
-        let body = serde_json::to_vec(&pending.delivery.body).map_err(|e| okno_domain::Error::internal(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&pending.delivery.body).map_err(|e| okno_domain::Error::internal(e.to_string()))?;
         let answer = match self.http.post(&pending.url) {
             Err(e) => Err((None, e.message, None)),
             Ok(req) => {
@@ -200,17 +201,24 @@ impl Engine {
         };
         match answer {
             Ok(status_code) => {
-                self.store.record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Delivered { status_code }).await?;
+                self.store
+                    .record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Delivered { status_code })
+                    .await?;
                 Ok(Outcome::Done)
             }
             Err((status_code, error, _)) if job.attempts >= self.cfg.webhook_max_attempts => {
                 let error = format!("gave up after {} attempts: {error}", job.attempts);
-                self.store.record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Failed { status_code, error }).await?;
+                self.store
+                    .record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Failed { status_code, error })
+                    .await?;
                 Ok(Outcome::Failed)
             }
             Err((status_code, error, after)) => {
                 self.store
-                    .record_delivery_attempt(&pending.delivery.id, DeliveryAttempt::Retrying { status_code, error: error.clone() })
+                    .record_delivery_attempt(
+                        &pending.delivery.id,
+                        DeliveryAttempt::Retrying { status_code, error: error.clone() },
+                    )
                     .await?;
                 Ok(Outcome::Retry(error, after))
             }
@@ -230,16 +238,24 @@ impl Engine {
             let limit = self.cfg.max_attachment_bytes;
             match self.http.fetch_limited(url, limit).await {
                 Ok(fetched) => {
-                    let sha = self.files.put(&fetched.body).await.map_err(|e| okno_domain::Error::internal(format!("attachment store: {e}")))?;
-                    results.push(FetchedAttachment::Stored { id: a.id.clone(), size: fetched.body.len() as i64, sha256: sha, mime: fetched.mime });
+                    let sha = self
+                        .files
+                        .put(&fetched.body)
+                        .await
+                        .map_err(|e| okno_domain::Error::internal(format!("attachment store: {e}")))?;
+                    results.push(FetchedAttachment::Stored {
+                        id: a.id.clone(),
+                        size: fetched.body.len() as i64,
+                        sha256: sha,
+                        mime: fetched.mime,
+                    });
                 }
                 Err(FetchError::TooLarge { limit }) => results.push(FetchedAttachment::Failed {
                     id: a.id.clone(),
                     note: format!("not downloaded: the file is larger than the {} MB limit", limit / (1024 * 1024)),
                 }),
-                Err(FetchError::Refused(reason)) => {
-                    results.push(FetchedAttachment::Failed { id: a.id.clone(), note: format!("not downloaded: {reason}") })
-                }
+                Err(FetchError::Refused(reason)) => results
+                    .push(FetchedAttachment::Failed { id: a.id.clone(), note: format!("not downloaded: {reason}") }),
                 Err(FetchError::Network(reason)) if last_try => results.push(FetchedAttachment::Failed {
                     id: a.id.clone(),
                     note: format!("not downloaded after {} attempts: {reason}", job.attempts),

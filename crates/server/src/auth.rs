@@ -63,7 +63,11 @@ impl FromRequestParts<AppState> for Auth {
         };
         match state.engine.store.token_by_hash(&token_hash(token.trim())).await? {
             Some(token) => Ok(Auth { token }),
-            None => Err(ApiError(Error::new(ErrorKind::Unauthorized, "invalid_token", "the API token is unknown or revoked"))),
+            None => Err(ApiError(Error::new(
+                ErrorKind::Unauthorized,
+                "invalid_token",
+                "the API token is unknown or revoked",
+            ))),
         }
     }
 }

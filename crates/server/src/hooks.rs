@@ -15,10 +15,17 @@ use crate::error::{ApiQuery, ApiResult, RawBody};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/hooks/{channel_id}", post(receive)).route("/hooks/{channel_id}/files/{attachment_id}", get(file))
+    Router::new()
+        .route("/hooks/{channel_id}", post(receive))
+        .route("/hooks/{channel_id}/files/{attachment_id}", get(file))
 }
 
-async fn receive(State(state): State<AppState>, Path(channel_id): Path<String>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Json<Value>> {
+async fn receive(
+    State(state): State<AppState>,
+    Path(channel_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<Value>> {
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let inbound = state.engine.receive_hook(&channel_id, signature, &body).await?;
     Ok(Json(json!({"id": inbound.message.id, "duplicate": inbound.duplicate})))
@@ -43,4 +50,3 @@ async fn file(
     }
     crate::api::attachments::serve(&state, &attachment_id).await
 }
-

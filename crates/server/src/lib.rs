@@ -80,7 +80,10 @@ impl Running {
 /// Opens the store named by the settings (migrating it).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        Error::invalid("data_dir_unusable", format!("cannot create the data folder `{}`: {e}", settings.data_dir.display()))
+        Error::invalid(
+            "data_dir_unusable",
+            format!("cannot create the data folder `{}`: {e}", settings.data_dir.display()),
+        )
     })?;
     let store = SqlStore::open(&settings.database_url(), settings.store_options()).await?;
     Ok(Arc::new(store))
@@ -97,7 +100,8 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let workers = tokio::spawn(engine.clone().run_workers(shutdown.clone()));
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(listener, app.into_make_service())
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the HTTP server stopped with an error");
         }

@@ -25,10 +25,11 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": {"code": e.code, "message": e.message}})))
-                .into_response()
-        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": {"code": e.code, "message": e.message}})),
+        )
+            .into_response(),
     }
 }
 
@@ -40,7 +41,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Unknown paths get the API's error shape.
 pub async fn not_found(req: Request) -> ApiError {
-    ApiError(Error::new(ErrorKind::NotFound, "route_not_found", format!("no route for {} {}", req.method(), req.uri().path())))
+    ApiError(Error::new(
+        ErrorKind::NotFound,
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    ))
 }
 
 /// Counts every request by method and status.

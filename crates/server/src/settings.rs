@@ -136,7 +136,10 @@ impl Settings {
         match path {
             Some(p) => {
                 if !p.exists() {
-                    return Err(Error::invalid("config_missing", format!("the config file `{}` does not exist", p.display())));
+                    return Err(Error::invalid(
+                        "config_missing",
+                        format!("the config file `{}` does not exist", p.display()),
+                    ));
                 }
                 fig = fig.merge(Toml::file(p));
             }
@@ -156,13 +159,20 @@ impl Settings {
         self.listen_addr()?;
         okno_store::sql_backend_of(&self.database_url())?;
         if let Some(p) = &self.public_url {
-            let u = url::Url::parse(p).map_err(|e| Error::invalid("invalid_config", format!("public_url `{p}`: {e}")))?;
+            let u =
+                url::Url::parse(p).map_err(|e| Error::invalid("invalid_config", format!("public_url `{p}`: {e}")))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(Error::invalid("invalid_config", format!("public_url `{p}` must start with http:// or https://")));
+                return Err(Error::invalid(
+                    "invalid_config",
+                    format!("public_url `{p}` must start with http:// or https://"),
+                ));
             }
         }
         if !["text", "json"].contains(&self.log_format.as_str()) {
-            return Err(Error::invalid("invalid_config", format!("log_format `{}`: expected `text` or `json`", self.log_format)));
+            return Err(Error::invalid(
+                "invalid_config",
+                format!("log_format `{}`: expected `text` or `json`", self.log_format),
+            ));
         }
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
@@ -174,9 +184,9 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|_| Error::invalid("invalid_config", format!("listen `{}` is not an address like 127.0.0.1:8080", self.listen)))
+        self.listen.parse().map_err(|_| {
+            Error::invalid("invalid_config", format!("listen `{}` is not an address like 127.0.0.1:8080", self.listen))
+        })
     }
 
     /// The database URL, defaulting to SQLite in the data folder.

@@ -12,7 +12,12 @@ use serde_json::json;
 use crate::*;
 
 fn sender(user: &str) -> InboundSender {
-    InboundSender { user_id: user.into(), chat_id: user.into(), display_name: Some(format!("User {user}")), ..Default::default() }
+    InboundSender {
+        user_id: user.into(),
+        chat_id: user.into(),
+        display_name: Some(format!("User {user}")),
+        ..Default::default()
+    }
 }
 
 fn inbound(channel: &str, user: &str, msg_id: &str, text: &str) -> InboundMessage {
@@ -41,7 +46,11 @@ async fn channel(store: &dyn Store, name: &str) -> Channel {
 
 async fn subscribe(store: &dyn Store, events: &[EventType]) -> Webhook {
     store
-        .create_webhook(NewWebhook { url: "https://example.org/hook".into(), events: events.to_vec(), secret: "k".into() })
+        .create_webhook(NewWebhook {
+            url: "https://example.org/hook".into(),
+            events: events.to_vec(),
+            secret: "k".into(),
+        })
         .await
         .unwrap()
 }
@@ -69,11 +78,14 @@ pub async fn channels_round_trip(store: Arc<dyn Store>) {
     assert_eq!(ch.status, "active");
     assert_eq!(ch.config["secret"], "s", "the store keeps secrets for the adapters");
     let patched = store
-        .update_channel(&ch.id, ChannelPatch {
-            name: Some("site 2".into()),
-            status: Some(("error".into(), Some("boom".into()))),
-            ..Default::default()
-        })
+        .update_channel(
+            &ch.id,
+            ChannelPatch {
+                name: Some("site 2".into()),
+                status: Some(("error".into(), Some("boom".into()))),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(patched.name, "site 2");
@@ -114,12 +126,19 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
     assert_eq!(c2.groups, vec!["sales"], "groups are replaced");
     for n in 0..5 {
         store
-            .upsert_contact(ContactInput { name: Some(format!("Buyer {n}")), groups: Some(vec!["buyers".into()]), ..Default::default() })
+            .upsert_contact(ContactInput {
+                name: Some(format!("Buyer {n}")),
+                groups: Some(vec!["buyers".into()]),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     let by_ext = store
-        .find_contacts(ContactFilter { external_id: Some("1c-0001".into()), ..Default::default() }, PageRequest::new(None, None))
+        .find_contacts(
+            ContactFilter { external_id: Some("1c-0001".into()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert_eq!(by_ext.items.len(), 1);
@@ -129,7 +148,10 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(by_q.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![c.id.as_str()]);
     let by_phone = store
-        .find_contacts(ContactFilter { phone: Some("+79990001122".into()), ..Default::default() }, PageRequest::new(None, None))
+        .find_contacts(
+            ContactFilter { phone: Some("+79990001122".into()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert_eq!(by_phone.items.len(), 1);
@@ -143,7 +165,10 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
     let mut cursor = None;
     loop {
         let page = store
-            .find_contacts(ContactFilter { group: Some("buyers".into()), ..Default::default() }, PageRequest::new(Some(2), cursor))
+            .find_contacts(
+                ContactFilter { group: Some("buyers".into()), ..Default::default() },
+                PageRequest::new(Some(2), cursor),
+            )
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|c| c.id.clone()));
@@ -209,12 +234,15 @@ pub async fn resolved_conversation_reopens_on_new_message(store: Arc<dyn Store>)
     let hook = subscribe(&*store, &[EventType::ConversationUpdated]).await;
     let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
     let resolved = store
-        .update_conversation(&m.conversation_id, ConversationPatch {
-            status: Some(ConversationStatus::Resolved),
-            assignee: Some(Some("anna".into())),
-            labels: Some(vec!["vip".into(), "vip".into(), "b2b".into()]),
-            mark_read: true,
-        })
+        .update_conversation(
+            &m.conversation_id,
+            ConversationPatch {
+                status: Some(ConversationStatus::Resolved),
+                assignee: Some(Some("anna".into())),
+                labels: Some(vec!["vip".into(), "vip".into(), "b2b".into()]),
+                mark_read: true,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(resolved.status, ConversationStatus::Resolved);
@@ -229,17 +257,26 @@ pub async fn resolved_conversation_reopens_on_new_message(store: Arc<dyn Store>)
     assert_eq!(events.items.len(), 2, "one for the resolve, one for the reopen; none for the no-op patch");
 
     let filtered = store
-        .list_conversations(ConversationFilter { label: Some("vip".into()), ..Default::default() }, PageRequest::new(None, None))
+        .list_conversations(
+            ConversationFilter { label: Some("vip".into()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert_eq!(filtered.items.len(), 1);
     let unassigned = store
-        .list_conversations(ConversationFilter { assignee: Some(None), ..Default::default() }, PageRequest::new(None, None))
+        .list_conversations(
+            ConversationFilter { assignee: Some(None), ..Default::default() },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert!(unassigned.items.is_empty());
     let by_channel = store
-        .list_conversations(ConversationFilter { channel_id: Some(ch.id.clone()), ..Default::default() }, PageRequest::new(None, None))
+        .list_conversations(
+            ConversationFilter { channel_id: Some(ch.id.clone()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert_eq!(by_channel.items.len(), 1);
@@ -254,7 +291,8 @@ pub async fn conversations_page_by_recent_activity(store: Arc<dyn Store>) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_conversations(ConversationFilter::default(), PageRequest::new(Some(3), cursor)).await.unwrap();
+        let page =
+            store.list_conversations(ConversationFilter::default(), PageRequest::new(Some(3), cursor)).await.unwrap();
         seen.extend(page.items.iter().map(|c| (c.updated_at, c.id.clone())));
         cursor = page.next;
         if cursor.is_none() {
@@ -302,10 +340,12 @@ pub async fn outbound_writes_message_and_job_once(store: Arc<dyn Store>) {
         .unwrap();
     let (by_ext, _) = store.enqueue_outbound(send_req(Recipient::ExternalId("ext-9".into()), "x")).await.unwrap();
     assert_eq!(by_ext.conversation_id, m.conversation_id);
-    let (by_contact, _) = store.enqueue_outbound(send_req(Recipient::Contact(m.contact_id.clone()), "y")).await.unwrap();
+    let (by_contact, _) =
+        store.enqueue_outbound(send_req(Recipient::Contact(m.contact_id.clone()), "y")).await.unwrap();
     assert_eq!(by_contact.conversation_id, m.conversation_id);
 
-    let (lonely, _) = store.upsert_contact(ContactInput { name: Some("No identity".into()), ..Default::default() }).await.unwrap();
+    let (lonely, _) =
+        store.upsert_contact(ContactInput { name: Some("No identity".into()), ..Default::default() }).await.unwrap();
     let err = store.enqueue_outbound(send_req(Recipient::Contact(lonely.id), "z")).await.unwrap_err();
     assert_eq!(err.code, "no_identity");
     let err = store.enqueue_outbound(send_req(Recipient::ExternalId("nobody".into()), "z")).await.unwrap_err();
@@ -323,9 +363,17 @@ pub async fn jobs_keep_order_per_queue_and_leases_expire(store: Arc<dyn Store>) 
     let b = store.record_inbound(inbound(&ch.id, "b", "1", "hi")).await.unwrap().message;
     let mut ids = Vec::new();
     for n in 0..3 {
-        ids.push(store.enqueue_outbound(send_req(Recipient::Conversation(a.conversation_id.clone()), &format!("a{n}"))).await.unwrap().0.id);
+        ids.push(
+            store
+                .enqueue_outbound(send_req(Recipient::Conversation(a.conversation_id.clone()), &format!("a{n}")))
+                .await
+                .unwrap()
+                .0
+                .id,
+        );
     }
-    let b_msg = store.enqueue_outbound(send_req(Recipient::Conversation(b.conversation_id.clone()), "b0")).await.unwrap().0;
+    let b_msg =
+        store.enqueue_outbound(send_req(Recipient::Conversation(b.conversation_id.clone()), "b0")).await.unwrap().0;
 
     let first = store.claim_jobs("w1", 10, 60_000).await.unwrap();
     let refs: Vec<_> = first.iter().map(|j| j.ref_id.clone()).collect();
@@ -390,8 +438,10 @@ pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn S
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
     let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
-    let (ok, _) = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "one")).await.unwrap();
-    let (bad, _) = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "two")).await.unwrap();
+    let (ok, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "one")).await.unwrap();
+    let (bad, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "two")).await.unwrap();
     store.mark_sent(&ok.id, Some("platform-1".into())).await.unwrap();
     store.mark_sent(&ok.id, Some("platform-2".into())).await.unwrap();
     let sent = store.get_message(&ok.id).await.unwrap();
@@ -405,9 +455,13 @@ pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn S
     assert!(contact.identities[0].blocked);
     let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
     assert_eq!(events.items.len(), 2);
-    let statuses: HashSet<_> = events.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
+    let statuses: HashSet<_> =
+        events.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
     assert_eq!(statuses, HashSet::from(["sent".to_string(), "failed".to_string()]));
-    let err = store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "three")).await.unwrap_err();
+    let err = store
+        .enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "three"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "recipient_blocked");
 }
 
@@ -416,21 +470,27 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
     let wa = store.record_inbound(inbound(&ch.id, "wa-1", "1", "from whatsapp")).await.unwrap().message;
     let tg = store.record_inbound(inbound(&ch.id, "tg-1", "1", "from telegram")).await.unwrap().message;
     store
-        .update_contact(&wa.contact_id, ContactInput {
-            external_id: Some("1c-77".into()),
-            groups: Some(vec!["a".into()]),
-            attrs: Some(json!({"x": 1, "y": 1})),
-            ..Default::default()
-        })
+        .update_contact(
+            &wa.contact_id,
+            ContactInput {
+                external_id: Some("1c-77".into()),
+                groups: Some(vec!["a".into()]),
+                attrs: Some(json!({"x": 1, "y": 1})),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     store
-        .update_contact(&tg.contact_id, ContactInput {
-            email: Some("p@example.org".into()),
-            groups: Some(vec!["b".into()]),
-            attrs: Some(json!({"y": 2, "z": 2})),
-            ..Default::default()
-        })
+        .update_contact(
+            &tg.contact_id,
+            ContactInput {
+                email: Some("p@example.org".into()),
+                groups: Some(vec!["b".into()]),
+                attrs: Some(json!({"y": 2, "z": 2})),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id).await.unwrap();
@@ -456,10 +516,8 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
 pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let m = store.record_inbound(inbound(&ch.id, "u-5", "1", "hi")).await.unwrap().message;
-    let (employee, _) = store
-        .upsert_contact(ContactInput { external_id: Some("emp-5".into()), ..Default::default() })
-        .await
-        .unwrap();
+    let (employee, _) =
+        store.upsert_contact(ContactInput { external_id: Some("emp-5".into()), ..Default::default() }).await.unwrap();
     let id = store.attach_identity(&employee.id, &ch.id, sender("u-5")).await.unwrap();
     assert_eq!(id.contact_id, employee.id);
     assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 1);
@@ -472,8 +530,17 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     let hook = subscribe(&*store, &[EventType::MessageReceived]).await;
     let mut msg = inbound(&ch.id, "u-1", "m-1", "see file");
     msg.attachments = vec![
-        InboundAttachment::Url { name: "a.pdf".into(), mime: "application/pdf".into(), url: "https://example.org/a.pdf".into() },
-        InboundAttachment::Failed { name: "big.mov".into(), mime: "video/quicktime".into(), size: 30_000_000, note: "too large".into() },
+        InboundAttachment::Url {
+            name: "a.pdf".into(),
+            mime: "application/pdf".into(),
+            url: "https://example.org/a.pdf".into(),
+        },
+        InboundAttachment::Failed {
+            name: "big.mov".into(),
+            mime: "video/quicktime".into(),
+            size: 30_000_000,
+            note: "too large".into(),
+        },
     ];
     let m = store.record_inbound(msg).await.unwrap().message;
     assert_eq!(m.attachments.len(), 2);
@@ -485,12 +552,15 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     assert_eq!(jobs[0].kind, JobKind::FetchAttachments);
     assert!(store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap().items.is_empty());
     store
-        .finish_attachments(&m.id, vec![FetchedAttachment::Stored {
-            id: m.attachments[0].id.clone(),
-            size: 3,
-            sha256: "abc".into(),
-            mime: None,
-        }])
+        .finish_attachments(
+            &m.id,
+            vec![FetchedAttachment::Stored {
+                id: m.attachments[0].id.clone(),
+                size: 3,
+                sha256: "abc".into(),
+                mime: None,
+            }],
+        )
         .await
         .unwrap();
     let after = store.get_message(&m.id).await.unwrap();
@@ -501,7 +571,13 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     assert_eq!(events.items[0].body["data"]["attachments"][0]["state"], "ready");
 
     let stored = store
-        .insert_attachment(NewAttachment { message_id: None, name: "r.txt".into(), mime: "text/plain".into(), size: 5, sha256: "ff".into() })
+        .insert_attachment(NewAttachment {
+            message_id: None,
+            name: "r.txt".into(),
+            mime: "text/plain".into(),
+            size: 5,
+            sha256: "ff".into(),
+        })
         .await
         .unwrap();
     assert_eq!(store.get_attachment(&stored.id).await.unwrap().sha256, "ff");
@@ -566,7 +642,12 @@ pub async fn tokens_operators_and_audit(store: Arc<dyn Store>) {
 
     for n in 0..3 {
         store
-            .audit(NewAudit { actor: "admin".into(), action: format!("act{n}"), target: "x".into(), detail: json!({"n": n}) })
+            .audit(NewAudit {
+                actor: "admin".into(),
+                action: format!("act{n}"),
+                target: "x".into(),
+                detail: json!({"n": n}),
+            })
             .await
             .unwrap();
     }

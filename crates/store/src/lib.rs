@@ -19,8 +19,10 @@ mod migrations;
 mod sql;
 
 #[cfg(any(test, feature = "conformance"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
 
 pub use sql::{backend_of as sql_backend_of, SqlStore};
@@ -262,10 +264,18 @@ pub struct NewWebhook {
 /// The result of one attempt to deliver a webhook.
 #[derive(Debug, Clone)]
 pub enum DeliveryAttempt {
-    Delivered { status_code: i64 },
+    Delivered {
+        status_code: i64,
+    },
     /// Will be retried (the job is rescheduled separately).
-    Retrying { status_code: Option<i64>, error: String },
-    Failed { status_code: Option<i64>, error: String },
+    Retrying {
+        status_code: Option<i64>,
+        error: String,
+    },
+    Failed {
+        status_code: Option<i64>,
+        error: String,
+    },
 }
 
 /// An audit log line to append.

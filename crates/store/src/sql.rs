@@ -406,7 +406,13 @@ async fn load_conversation(conn: &mut AnyConnection, id: &str) -> Result<Convers
 // Writers used inside transactions.
 
 /// Queues a job in the outbox.
-async fn insert_job(conn: &mut AnyConnection, kind: JobKind, ref_id: &str, queue_key: Option<&str>, run_at: Millis) -> Result<()> {
+async fn insert_job(
+    conn: &mut AnyConnection,
+    kind: JobKind,
+    ref_id: &str,
+    queue_key: Option<&str>,
+    run_at: Millis,
+) -> Result<()> {
     sqlx::query("INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(kind.as_str())
         .bind(ref_id)
@@ -421,10 +427,8 @@ async fn insert_job(conn: &mut AnyConnection, kind: JobKind, ref_id: &str, queue
 
 /// Writes one delivery (and its job) per subscription that wants `event`.
 async fn emit(conn: &mut AnyConnection, event: EventType, data: Value) -> Result<()> {
-    let hooks = sqlx::query("SELECT id, events FROM webhooks WHERE active = 1")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    let hooks =
+        sqlx::query("SELECT id, events FROM webhooks WHERE active = 1").fetch_all(&mut *conn).await.map_err(db)?;
     let now = now_ms();
     let event_id = new_id();
     for hook in hooks {
@@ -452,7 +456,11 @@ async fn emit(conn: &mut AnyConnection, event: EventType, data: Value) -> Result
 }
 
 async fn set_groups(conn: &mut AnyConnection, contact_id: &str, groups: &[String]) -> Result<()> {
-    sqlx::query("DELETE FROM contact_groups WHERE contact_id = $1").bind(contact_id).execute(&mut *conn).await.map_err(db)?;
+    sqlx::query("DELETE FROM contact_groups WHERE contact_id = $1")
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     for g in groups {
         sqlx::query("INSERT INTO contact_groups (contact_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(contact_id)
@@ -471,7 +479,12 @@ async fn refresh_search(conn: &mut AnyConnection, contact_id: &str) -> Result<()
         .await
         .map_err(db)?;
     let text = search_text(&os(&row, "name")?, &os(&row, "phone")?, &os(&row, "email")?, &os(&row, "external_id")?);
-    sqlx::query("UPDATE contacts SET search = $1 WHERE id = $2").bind(text).bind(contact_id).execute(conn).await.map_err(db)?;
+    sqlx::query("UPDATE contacts SET search = $1 WHERE id = $2")
+        .bind(text)
+        .bind(contact_id)
+        .execute(conn)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
@@ -621,7 +634,8 @@ impl Store for SqlStore {
         }
         match self.backend {
             Backend::Sqlite => {
-                let path = dest.to_str().ok_or_else(|| Error::invalid("invalid_path", "the backup path is not UTF-8"))?;
+                let path =
+                    dest.to_str().ok_or_else(|| Error::invalid("invalid_path", "the backup path is not UTF-8"))?;
                 sqlx::query("VACUUM INTO $1").bind(path).execute(&self.read).await.map_err(db)?;
                 Ok(())
             }
@@ -761,7 +775,9 @@ impl Store for SqlStore {
             q.push(" AND c.email = ").bind_s(v);
         }
         if let Some(v) = &f.group {
-            q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ").bind_s(v).push(")");
+            q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
+                .bind_s(v)
+                .push(")");
         }
         if let Some(v) = &f.q {
             q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
@@ -771,7 +787,14 @@ impl Store for SqlStore {
         }
         q.push(" ORDER BY c.id LIMIT ").bind_i(i64::from(page.limit) + 1);
         let mut conn = self.read.acquire().await.map_err(db)?;
-        let ids = q.query().fetch_all(&mut *conn).await.map_err(db)?.iter().map(|r| s(r, "id")).collect::<Result<Vec<_>>>()?;
+        let ids = q
+            .query()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| s(r, "id"))
+            .collect::<Result<Vec<_>>>()?;
         let (ids, next) = split_page(ids, page.limit, |id| id.clone());
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
@@ -811,12 +834,14 @@ impl Store for SqlStore {
                     .map_err(db)?;
             }
             Some(conv) => {
-                let moved_unread: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1")
-                    .bind(other)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)
-                    .and_then(|r| i(&r, "n"))?;
+                let moved_unread: i64 = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1",
+                )
+                .bind(other)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)
+                .and_then(|r| i(&r, "n"))?;
                 sqlx::query(
                     "UPDATE messages SET conversation_id = $1 \
                      WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
@@ -826,7 +851,11 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                sqlx::query("DELETE FROM conversations WHERE contact_id = $1").bind(other).execute(&mut *tx).await.map_err(db)?;
+                sqlx::query("DELETE FROM conversations WHERE contact_id = $1")
+                    .bind(other)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 sqlx::query(
                     "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
                      last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
@@ -932,7 +961,9 @@ impl Store for SqlStore {
             q.push(" AND c.contact_id = ").bind_s(v);
         }
         if let Some(v) = &f.channel_id {
-            q.push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.channel_id = ").bind_s(v).push(")");
+            q.push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.channel_id = ")
+                .bind_s(v)
+                .push(")");
         }
         match &f.assignee {
             Some(Some(a)) => {
@@ -1001,7 +1032,8 @@ impl Store for SqlStore {
         q.push(" WHERE id = ").bind_s(id);
         q.query().execute(&mut *tx).await.map_err(db)?;
         let after = load_conversation(&mut tx, id).await?;
-        let changed = before.status != after.status || before.assignee != after.assignee || before.labels != after.labels;
+        let changed =
+            before.status != after.status || before.assignee != after.assignee || before.labels != after.labels;
         if changed {
             emit(&mut tx, EventType::ConversationUpdated, conversation_event_data(&after)).await?;
         }
@@ -1071,7 +1103,11 @@ impl Store for SqlStore {
                     .await
                     .map_err(db)?
                     .ok_or_else(|| {
-                        Error::new(okno_domain::ErrorKind::NotFound, "contact_not_found", format!("no contact with external_id `{ext}`"))
+                        Error::new(
+                            okno_domain::ErrorKind::NotFound,
+                            "contact_not_found",
+                            format!("no contact with external_id `{ext}`"),
+                        )
                     })?;
                 let id = s(&row, "id")?;
                 let (conv, _) = current_conversation(&mut tx, &id, false).await?;
@@ -1183,13 +1219,15 @@ impl Store for SqlStore {
 
     async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'")
-            .bind(error)
-            .bind(now_ms())
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         if done.rows_affected() > 0 {
             let m = load_message(&mut tx, message_id).await?;
             if let Some(flag) = flag {
@@ -1326,13 +1364,15 @@ impl Store for SqlStore {
     }
 
     async fn retry_job(&self, seq: i64, at: Millis, error: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3")
-            .bind(at)
-            .bind(error)
-            .bind(seq)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3",
+        )
+        .bind(at)
+        .bind(error)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -1397,7 +1437,11 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found("webhook", id));
@@ -1705,8 +1749,12 @@ impl SqlStore {
         for a in &msg.attachments {
             let (name, mime, size, sha, state, note, source) = match a {
                 InboundAttachment::Url { name, mime, url } => (name, mime, 0, "", "pending", None, Some(url.as_str())),
-                InboundAttachment::Stored { name, mime, size, sha256 } => (name, mime, *size, sha256.as_str(), "ready", None, None),
-                InboundAttachment::Failed { name, mime, size, note } => (name, mime, *size, "", "failed", Some(note.as_str()), None),
+                InboundAttachment::Stored { name, mime, size, sha256 } => {
+                    (name, mime, *size, sha256.as_str(), "ready", None, None)
+                }
+                InboundAttachment::Failed { name, mime, size, note } => {
+                    (name, mime, *size, "", "failed", Some(note.as_str()), None)
+                }
             };
             fetch |= state == "pending";
             sqlx::query(
@@ -1755,7 +1803,11 @@ impl SqlStore {
 
 /// The identity an outbound message goes to: the requested channel, else where the contact
 /// last wrote, else their preferred channel, else the most recently active identity.
-fn choose_identity<'a>(contact: &'a Contact, requested: Option<&str>, last_inbound: Option<&str>) -> Result<&'a Identity> {
+fn choose_identity<'a>(
+    contact: &'a Contact,
+    requested: Option<&str>,
+    last_inbound: Option<&str>,
+) -> Result<&'a Identity> {
     let on = |ch: &str| contact.identities.iter().find(|i| i.channel_id == ch);
     if let Some(ch) = requested {
         return on(ch).ok_or_else(|| {
@@ -1824,4 +1876,3 @@ fn split_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -
     let next = if more { items.last().map(cursor) } else { None };
     (items, next)
 }
-

@@ -30,7 +30,8 @@ impl TestDb {
     /// A new database on the local PostgreSQL, or `None` (with a note) when there is none.
     pub async fn postgres() -> Option<Self> {
         sqlx::any::install_default_drivers();
-        let admin = std::env::var("PG_TEST_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin =
+            std::env::var("PG_TEST_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let mut conn = match sqlx::AnyConnection::connect(&admin).await {
             Ok(c) => c,
             Err(e) => {

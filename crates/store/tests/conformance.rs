@@ -1,5 +1,7 @@
 //! Runs every conformance scenario on SQLite and on the local PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use okno_store::conformance;
 use okno_store::testing::TestDb;
 

@@ -136,7 +136,10 @@ impl TestApp {
     /// Creates a webhook channel sending to `outbound_url`; returns its id.
     pub async fn webhook_channel(&self, outbound_url: &str, secret: &str) -> String {
         let a = self
-            .post("/api/v1/channels", json!({"kind": "webhook", "name": "site", "config": {"outbound_url": outbound_url, "secret": secret}}))
+            .post(
+                "/api/v1/channels",
+                json!({"kind": "webhook", "name": "site", "config": {"outbound_url": outbound_url, "secret": secret}}),
+            )
             .await;
         assert_eq!(a.status, 201, "{a:?}");
         a.body["id"].as_str().expect("channel id").to_string()
@@ -151,7 +154,11 @@ impl TestApp {
 
     /// Posts raw bytes to a channel hook with an optional signature.
     pub async fn raw_hook(&self, channel_id: &str, raw: Vec<u8>, sig: Option<&str>) -> Answer {
-        let mut req = self.http.post(format!("{}/hooks/{channel_id}", self.url)).header("content-type", "application/json").body(raw);
+        let mut req = self
+            .http
+            .post(format!("{}/hooks/{channel_id}", self.url))
+            .header("content-type", "application/json")
+            .body(raw);
         if let Some(s) = sig {
             req = req.header("x-okno-signature", s);
         }

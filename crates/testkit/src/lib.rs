@@ -3,6 +3,8 @@
 //! that records what okno sends to it and checks the signatures. Later platform simulators
 //! live here too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test-only code: a failed unwrap is a failed test
+
 pub mod app;
 pub mod sink;
 

@@ -54,7 +54,8 @@ pub struct Sink {
 impl Sink {
     /// Starts a sink that checks signatures made with `secret` and answers 200.
     pub async fn start(secret: &str) -> Sink {
-        let inner = Arc::new(Mutex::new(Inner { secret: secret.to_string(), default_status: 200, ..Default::default() }));
+        let inner =
+            Arc::new(Mutex::new(Inner { secret: secret.to_string(), default_status: 200, ..Default::default() }));
         let app = Router::new().fallback(any(record)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink address");
@@ -109,7 +110,13 @@ impl Sink {
     }
 }
 
-async fn record(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri, headers: HeaderMap, raw: Bytes) -> Response {
+async fn record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     if method == Method::GET {
         let file = inner.lock().ok().and_then(|i| i.files.get(uri.path()).cloned());
         return match file {
@@ -127,10 +134,8 @@ async fn record(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
         .and_then(|v| v.to_str().ok())
         .is_some_and(|sig| okno_domain::signing::verify(inner.secret.as_bytes(), &raw, sig));
     let status = inner.script.pop_front().unwrap_or(inner.default_status);
-    let headers = headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-        .collect();
+    let headers =
+        headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     inner.received.push(Received { path: uri.path().to_string(), headers, raw, body, signature_ok, answered: status });
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response()

@@ -30,14 +30,19 @@ async fn tokens_can_be_created_listed_and_revoked_through_the_api() {
     let secret = created.body["secret"].as_str().unwrap().to_string();
     assert_eq!(app.call("GET", "/api/v1/contacts", None, Some(&secret)).await.status, 200);
     let list = app.get("/api/v1/tokens").await;
-    assert!(list.body["items"].as_array().unwrap().iter().all(|t| t.get("secret").is_none() && t.get("token_hash").is_none()));
+    assert!(list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t.get("secret").is_none() && t.get("token_hash").is_none()));
     let id = created.body["id"].as_str().unwrap();
     assert_eq!(app.delete(&format!("/api/v1/tokens/{id}")).await.status, 204);
     assert_eq!(app.call("GET", "/api/v1/contacts", None, Some(&secret)).await.code(), "invalid_token");
     let bad_role = app.post("/api/v1/tokens", json!({"name": "x", "role": "root"})).await;
     assert_eq!(bad_role.status, 400);
     let audit = app.get("/api/v1/audit").await;
-    let actions: Vec<_> = audit.body["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap().to_string()).collect();
+    let actions: Vec<_> =
+        audit.body["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, vec!["token.revoke", "token.create"]);
 }
 
@@ -53,7 +58,13 @@ async fn health_readiness_metrics_and_openapi() {
     let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(doc.status, 200);
     let paths = doc.body["paths"].as_object().unwrap();
-    for p in ["/api/v1/channels", "/api/v1/contacts", "/api/v1/conversations/{id}/messages", "/api/v1/messages", "/api/v1/webhooks"] {
+    for p in [
+        "/api/v1/channels",
+        "/api/v1/contacts",
+        "/api/v1/conversations/{id}/messages",
+        "/api/v1/messages",
+        "/api/v1/webhooks",
+    ] {
         assert!(paths.contains_key(p), "the document lists {p}");
     }
     assert_eq!(doc.body["paths"]["/api/v1/contacts"]["get"]["parameters"][0]["in"], "query");

@@ -43,8 +43,14 @@ async fn unknown_ids_are_404_with_codes() {
     assert_eq!(app.get("/api/v1/messages/nope").await.code(), "message_not_found");
     assert_eq!(app.get("/api/v1/channels/nope").await.code(), "channel_not_found");
     assert_eq!(app.get("/api/v1/webhooks/nope").await.code(), "webhook_not_found");
-    assert_eq!(app.post("/api/v1/conversations/nope/messages", json!({"text": "x"})).await.code(), "conversation_not_found");
-    assert_eq!(app.post("/api/v1/messages", json!({"external_id": "ghost", "text": "x"})).await.code(), "contact_not_found");
+    assert_eq!(
+        app.post("/api/v1/conversations/nope/messages", json!({"text": "x"})).await.code(),
+        "conversation_not_found"
+    );
+    assert_eq!(
+        app.post("/api/v1/messages", json!({"external_id": "ghost", "text": "x"})).await.code(),
+        "contact_not_found"
+    );
     let hook = app.inbound("nope", SECRET, &message("m", "u", "t")).await;
     assert_eq!(hook.status, 404);
     assert_eq!(hook.code(), "channel_not_found");
@@ -88,7 +94,10 @@ async fn inbound_bodies_that_are_signed_but_wrong_are_400() {
         (json!({"message_id": "m", "user": {"id": "u"}}), "empty_message"),
         (json!({"message_id": "", "user": {"id": "u"}, "text": "x"}), "invalid_message"),
         (json!({"message_id": "m", "user": {"id": "u", "phone": "nope"}, "text": "x"}), "invalid_phone"),
-        (json!({"message_id": "m", "user": {"id": "u"}, "attachments": [{"url": "file:///etc/passwd"}]}), "invalid_url"),
+        (
+            json!({"message_id": "m", "user": {"id": "u"}, "attachments": [{"url": "file:///etc/passwd"}]}),
+            "invalid_url",
+        ),
     ];
     for (body, code) in cases {
         let a = app.inbound(&ch, SECRET, &body).await;
@@ -106,7 +115,9 @@ async fn sends_that_cannot_go_anywhere_are_422() {
     let conv = inbound_conversation(&app, &ch, "u-1").await;
     let empty = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "  "})).await;
     assert_eq!(empty.code(), "empty_message");
-    let buttons = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "x", "buttons": [[{"text": "b"}]]})).await;
+    let buttons = app
+        .post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "x", "buttons": [[{"text": "b"}]]}))
+        .await;
     assert_eq!(buttons.code(), "invalid_buttons");
     let both = app.post("/api/v1/messages", json!({"external_id": "1c-1", "contact_id": "x", "text": "hi"})).await;
     assert_eq!(both.code(), "invalid_recipient");

@@ -84,7 +84,11 @@ async fn retry_after_is_honoured() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).with_graceful_shutdown(async { let _ = rx.await; }).await;
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
     });
     let ch = app.webhook_channel(&format!("http://{addr}/out"), SECRET).await;
     let conv = inbound_conversation(&app, &ch, "u-1").await;
@@ -93,7 +97,11 @@ async fn retry_after_is_honoured() {
     assert_eq!(m["status"], "sent");
     let hits = hits.lock().unwrap().clone();
     assert_eq!(hits.len(), 2);
-    assert!(hits[1] - hits[0] >= Duration::from_millis(950), "waited {:?}, the endpoint asked for 1 s", hits[1] - hits[0]);
+    assert!(
+        hits[1] - hits[0] >= Duration::from_millis(950),
+        "waited {:?}, the endpoint asked for 1 s",
+        hits[1] - hits[0]
+    );
     let _ = tx.send(());
     drop(sink);
 }
@@ -110,7 +118,11 @@ async fn messages_to_one_conversation_arrive_in_order() {
         reply(&app, &other, &format!("other {n}")).await;
     }
     let got = sink.wait_accepted(30, 20).await;
-    let order: Vec<_> = got.iter().filter(|r| r.body["to"]["id"] == "u-1").map(|r| r.body["id"].as_str().unwrap().to_string()).collect();
+    let order: Vec<_> = got
+        .iter()
+        .filter(|r| r.body["to"]["id"] == "u-1")
+        .map(|r| r.body["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(order, ids, "failures and retries do not reorder a conversation");
 }
 
@@ -120,14 +132,21 @@ async fn outgoing_webhooks_retry_then_deliver_and_keep_a_log() {
     let hooks = Sink::start("hook-secret-0123456789").await;
     hooks.script(&[500]);
     let sub = app
-        .post("/api/v1/webhooks", json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"}))
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"}),
+        )
         .await;
     let sub_id = sub.body["id"].as_str().unwrap();
     inbound_conversation(&app, &ch, "u-1").await;
     let got = hooks.wait_accepted(1, 10).await;
     let all = hooks.received();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].header("x-okno-delivery"), all[1].header("x-okno-delivery"), "a retry carries the same delivery id");
+    assert_eq!(
+        all[0].header("x-okno-delivery"),
+        all[1].header("x-okno-delivery"),
+        "a retry carries the same delivery id"
+    );
     assert!(got[0].signature_ok);
     let log = eventually(5, || async {
         let l = app.get(&format!("/api/v1/webhooks/{sub_id}/deliveries")).await;

@@ -14,11 +14,19 @@ async fn inbound_attachment_urls_are_downloaded_and_oversized_ones_noted() {
     let big = files.serve_file("/files/video.mp4", "video/mp4", &vec![7u8; 100 * 1024]);
     let ch = app.webhook_channel(&format!("{}/out", files.url), SECRET).await;
     let hooks = Sink::start("hook-secret-0123456789").await;
-    app.post("/api/v1/webhooks", json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"})).await;
+    app.post(
+        "/api/v1/webhooks",
+        json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"}),
+    )
+    .await;
 
     let a = app
-        .inbound(&ch, SECRET, &json!({"message_id": "m-1", "user": {"id": "u-1"}, "text": "documents",
-            "attachments": [{"name": "invoice.pdf", "mime": "application/pdf", "url": small}, {"url": big}]}))
+        .inbound(
+            &ch,
+            SECRET,
+            &json!({"message_id": "m-1", "user": {"id": "u-1"}, "text": "documents",
+            "attachments": [{"name": "invoice.pdf", "mime": "application/pdf", "url": small}, {"url": big}]}),
+        )
         .await;
     assert_eq!(a.status, 200, "{a:?}");
     let id = a.body["id"].as_str().unwrap().to_string();
@@ -32,7 +40,8 @@ async fn inbound_attachment_urls_are_downloaded_and_oversized_ones_noted() {
 
     let m = app.get(&format!("/api/v1/messages/{id}")).await;
     let att_id = m.body["attachments"][0]["id"].as_str().unwrap();
-    let resp = app.http.get(format!("{}/api/v1/attachments/{att_id}", app.url)).bearer_auth(&app.token).send().await.unwrap();
+    let resp =
+        app.http.get(format!("{}/api/v1/attachments/{att_id}", app.url)).bearer_auth(&app.token).send().await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/pdf");
     assert_eq!(&resp.bytes().await.unwrap()[..], b"%PDF-1.4 tiny");
     let failed_id = m.body["attachments"][1]["id"].as_str().unwrap();
@@ -54,7 +63,12 @@ async fn outbound_attachments_reach_the_receiver_behind_signed_links() {
         .unwrap();
     assert_eq!(up.status(), 201);
     let att: serde_json::Value = up.json().await.unwrap();
-    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "Прайс", "attachments": [{"id": att["id"]}]})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Прайс", "attachments": [{"id": att["id"]}]}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let got = sink.wait_accepted(1, 10).await;
     let link = got[0].body["attachments"][0]["url"].as_str().unwrap().to_string();
@@ -65,7 +79,8 @@ async fn outbound_attachments_reach_the_receiver_behind_signed_links() {
     assert_eq!(&file.bytes().await.unwrap()[..], b"PK fake xlsx");
     let tampered = link.replace("sig=", "sig=00");
     assert_eq!(app.http.get(&tampered).send().await.unwrap().status(), 401);
-    let anonymous = app.http.get(format!("{}/api/v1/attachments/{}", app.url, att["id"].as_str().unwrap())).send().await.unwrap();
+    let anonymous =
+        app.http.get(format!("{}/api/v1/attachments/{}", app.url, att["id"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(anonymous.status(), 401, "the API download needs a token");
 }
 

@@ -55,7 +55,8 @@ async fn inbound_message_becomes_a_conversation_and_the_reply_reaches_the_site()
     assert_eq!(sent.body["direction"], "out");
 
     let events = hooks.wait_accepted(2, 10).await;
-    let received = events.iter().find(|e| e.header("x-okno-event") == Some("message.received")).expect("message.received");
+    let received =
+        events.iter().find(|e| e.header("x-okno-event") == Some("message.received")).expect("message.received");
     assert!(received.signature_ok);
     assert_eq!(received.body["type"], "message.received");
     assert_eq!(received.body["data"]["id"], in_id.as_str());
@@ -63,14 +64,20 @@ async fn inbound_message_becomes_a_conversation_and_the_reply_reaches_the_site()
     let status = events.iter().find(|e| e.header("x-okno-event") == Some("message.status")).expect("message.status");
     assert_eq!(status.body["data"]["status"], "sent");
     assert_eq!(status.body["data"]["message_id"], out_id.as_str());
-    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.header("x-okno-delivery").unwrap().to_string()).collect();
+    let ids: std::collections::HashSet<_> =
+        events.iter().map(|e| e.header("x-okno-delivery").unwrap().to_string()).collect();
     assert_eq!(ids.len(), events.len(), "delivery ids are unique");
 
     let log = app.get(&format!("/api/v1/webhooks/{}/deliveries", sub.body["id"].as_str().unwrap())).await;
     assert!(log.body["items"].as_array().unwrap().iter().all(|d| d["status"] == "delivered"));
 
     let history = app.get(&format!("/api/v1/conversations/{conv_id}/messages")).await;
-    let texts: Vec<_> = history.body["items"].as_array().unwrap().iter().map(|m| m["direction"].as_str().unwrap().to_string()).collect();
+    let texts: Vec<_> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(texts, vec!["in", "out"], "oldest first");
 }
 
@@ -95,13 +102,26 @@ async fn a_replayed_message_id_is_accepted_once() {
 async fn button_presses_arrive_as_button_pressed_events() {
     let (app, _sink, ch) = app_with_channel().await;
     let hooks = Sink::start("hook-secret-0123456789").await;
-    app.post("/api/v1/webhooks", json!({"url": hooks.url, "events": ["button.pressed"], "secret": "hook-secret-0123456789"})).await;
+    app.post(
+        "/api/v1/webhooks",
+        json!({"url": hooks.url, "events": ["button.pressed"], "secret": "hook-secret-0123456789"}),
+    )
+    .await;
     let conv = inbound_conversation(&app, &ch, "u-5").await;
     let out = app
-        .post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "Rate us", "buttons": [[{"text": "5", "data": "rate:5"}]]}))
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Rate us", "buttons": [[{"text": "5", "data": "rate:5"}]]}),
+        )
         .await;
     let out_id = out.body["id"].as_str().unwrap();
-    let press = app.inbound(&ch, SECRET, &json!({"message_id": "p-1", "user": {"id": "u-5"}, "button": {"data": "rate:5", "reply_to": out_id}})).await;
+    let press = app
+        .inbound(
+            &ch,
+            SECRET,
+            &json!({"message_id": "p-1", "user": {"id": "u-5"}, "button": {"data": "rate:5", "reply_to": out_id}}),
+        )
+        .await;
     assert_eq!(press.status, 200, "{press:?}");
     let got = hooks.wait_accepted(1, 10).await;
     assert_eq!(got[0].body["type"], "button.pressed");
@@ -113,7 +133,8 @@ async fn button_presses_arrive_as_button_pressed_events() {
 async fn send_by_external_id_is_idempotent() {
     let (app, sink, ch) = app_with_channel().await;
     let conv = inbound_conversation(&app, &ch, "u-9").await;
-    let contact_id = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let contact_id =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
     let up = app.patch(&format!("/api/v1/contacts/{contact_id}"), json!({"external_id": "1c-000123"})).await;
     assert_eq!(up.status, 200, "{up:?}");
     let body = json!({"external_id": "1c-000123", "text": "Оплата получена", "idempotency_key": "pay-77"});
@@ -130,9 +151,18 @@ async fn send_by_external_id_is_idempotent() {
 async fn conversation_status_assignee_and_labels_change_and_notify() {
     let (app, _sink, ch) = app_with_channel().await;
     let hooks = Sink::start("hook-secret-0123456789").await;
-    app.post("/api/v1/webhooks", json!({"url": hooks.url, "events": ["conversation.updated"], "secret": "hook-secret-0123456789"})).await;
+    app.post(
+        "/api/v1/webhooks",
+        json!({"url": hooks.url, "events": ["conversation.updated"], "secret": "hook-secret-0123456789"}),
+    )
+    .await;
     let conv = inbound_conversation(&app, &ch, "u-3").await;
-    let p = app.patch(&format!("/api/v1/conversations/{conv}"), json!({"status": "resolved", "assignee": "anna", "labels": ["vip"], "read": true})).await;
+    let p = app
+        .patch(
+            &format!("/api/v1/conversations/{conv}"),
+            json!({"status": "resolved", "assignee": "anna", "labels": ["vip"], "read": true}),
+        )
+        .await;
     assert_eq!(p.status, 200, "{p:?}");
     assert_eq!(p.body["status"], "resolved");
     assert_eq!(p.body["assignee"], "anna");
@@ -153,7 +183,8 @@ async fn conversation_list_pages_with_a_cursor() {
     }
     let first = app.get("/api/v1/conversations?limit=2").await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
-    let mut seen: Vec<String> = first.body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    let mut seen: Vec<String> =
+        first.body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
     let mut next = first.body["next"].as_str().map(str::to_string);
     while let Some(c) = next {
         let page = app.get(&format!("/api/v1/conversations?limit=2&cursor={c}")).await;

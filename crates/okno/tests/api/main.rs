@@ -1,6 +1,8 @@
 //! Integration tests: a real okno over HTTP with a real store, a real sink for everything it
 //! sends. One binary, one module per area.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod auth_and_ops;
 mod bad_input;
 mod channels_and_contacts;

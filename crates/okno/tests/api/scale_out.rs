@@ -11,7 +11,9 @@ use super::*;
 fn sent_count(metrics: &str) -> u64 {
     metrics
         .lines()
-        .find(|l| l.starts_with("okno_deliveries_total{") && l.contains("kind=\"send\"") && l.contains("outcome=\"sent\""))
+        .find(|l| {
+            l.starts_with("okno_deliveries_total{") && l.contains("kind=\"send\"") && l.contains("outcome=\"sent\"")
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
@@ -34,7 +36,8 @@ async fn two_processes_on_one_postgres_share_the_work_and_send_nothing_twice() {
     for round in 0..20 {
         for (n, conv) in convs.iter().enumerate() {
             let app = if n % 2 == 0 { &a } else { &b };
-            let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": format!("{round}")})).await;
+            let r =
+                app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": format!("{round}")})).await;
             assert_eq!(r.status, 202, "{r:?}");
             ids.insert(r.body["id"].as_str().unwrap().to_string());
         }
@@ -63,7 +66,9 @@ async fn postgres_going_away_fails_requests_cleanly_and_they_work_again_after() 
 
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     conn.execute(&*format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await.unwrap();
-    conn.execute(&*format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await.unwrap();
+    conn.execute(&*format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        .await
+        .unwrap();
     let ready = app.call("GET", "/readyz", None, None).await;
     assert_eq!(ready.status, 503, "{ready:?}");
     let a = app.inbound(&ch, SECRET, &message("m-1", "u-1", "while down")).await;

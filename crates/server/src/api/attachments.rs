@@ -50,7 +50,13 @@ pub async fn upload(
     let att = state
         .engine
         .store
-        .insert_attachment(NewAttachment { message_id: None, name: name.to_string(), mime, size: body.len() as i64, sha256 })
+        .insert_attachment(NewAttachment {
+            message_id: None,
+            name: name.to_string(),
+            mime,
+            size: body.len() as i64,
+            sha256,
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(att)))
 }
@@ -69,7 +75,8 @@ pub async fn serve(state: &AppState, id: &str) -> ApiResult<Response> {
         let why = att.note.unwrap_or_else(|| "the file is still being fetched".into());
         return Err(Error::conflict("attachment_not_stored", why).into());
     }
-    let data = state.engine.files.read(&att.sha256).await.map_err(|e| Error::internal(format!("attachment store: {e}")))?;
+    let data =
+        state.engine.files.read(&att.sha256).await.map_err(|e| Error::internal(format!("attachment store: {e}")))?;
     let disposition = format!("attachment; filename=\"{}\"", att.name.replace(['"', '\r', '\n'], "_"));
     Ok(([("content-type", att.mime), ("content-disposition", disposition)], data).into_response())
 }

@@ -10,7 +10,11 @@ use crate::error::{ApiQuery, ApiResult};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(PageParams), responses((status = 200, body = Page<AuditEntry>)))]
-pub async fn list(State(state): State<AppState>, auth: Auth, ApiQuery(page): ApiQuery<PageParams>) -> ApiResult<Json<Page<AuditEntry>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
     auth.require(Permission::Configure)?;
     Ok(Json(state.engine.store.list_audit(page.request()).await?))
 }

@@ -50,12 +50,20 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/api/v1/channels", tag = "channels", request_body = CreateChannel,
     responses((status = 201, body = Channel), (status = 400, description = "invalid config"), (status = 403)))]
-pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<CreateChannel>) -> ApiResult<(StatusCode, Json<Channel>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateChannel>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
     auth.require(Permission::Configure)?;
     check_name(&body.name)?;
     let kind = ChannelKind::parse(&body.kind)?;
     let (config, info) = state.engine.validate_channel(kind, &body.config).await?;
-    let ch = state.engine.store.create_channel(NewChannel { kind, name: body.name.trim().to_string(), config, info }).await?;
+    let ch = state
+        .engine
+        .store
+        .create_channel(NewChannel { kind, name: body.name.trim().to_string(), config, info })
+        .await?;
     audit(&state, &auth, "channel.create", &ch.id, json!({"kind": kind, "name": ch.name})).await;
     Ok((StatusCode::CREATED, Json(view(&state, ch))))
 }
@@ -75,7 +83,12 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
 
 #[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", request_body = UpdateChannel,
     responses((status = 200, body = Channel), (status = 404)))]
-pub async fn update(State(state): State<AppState>, auth: Auth, Path(id): Path<String>, ApiJson(body): ApiJson<UpdateChannel>) -> ApiResult<Json<Channel>> {
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateChannel>,
+) -> ApiResult<Json<Channel>> {
     auth.require(Permission::Configure)?;
     let current = state.engine.store.get_channel(&id).await?;
     let mut patch = ChannelPatch::default();

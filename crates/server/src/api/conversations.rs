@@ -59,7 +59,11 @@ pub struct Reply {
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery), responses((status = 200, body = Page<Conversation>)))]
-pub async fn list(State(state): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<ConversationQuery>) -> ApiResult<Json<Page<Conversation>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
+) -> ApiResult<Json<Page<Conversation>>> {
     auth.require(Permission::Read)?;
     let filter = ConversationFilter {
         status: q.status.as_deref().map(ConversationStatus::parse).transpose()?,
@@ -92,7 +96,8 @@ pub async fn update(
             return Err(okno_domain::Error::invalid("invalid_labels", "up to 50 labels of 1..100 characters").into());
         }
     }
-    let patch = ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
+    let patch =
+        ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
     Ok(Json(state.engine.store.update_conversation(&id, patch).await?))
 }
 

@@ -33,12 +33,18 @@ pub struct SendMessage {
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
     responses((status = 202, body = Message, description = "queued (or the earlier message for a repeated idempotency_key)"),
               (status = 404), (status = 422)))]
-pub async fn send(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<SendMessage>) -> ApiResult<(StatusCode, Json<Message>)> {
+pub async fn send(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<SendMessage>,
+) -> ApiResult<(StatusCode, Json<Message>)> {
     auth.require(Permission::Write)?;
     let to = match (body.contact_id, body.external_id) {
         (Some(id), None) => Recipient::Contact(id),
         (None, Some(ext)) => Recipient::ExternalId(ext),
-        _ => return Err(Error::invalid("invalid_recipient", "give exactly one of `contact_id` and `external_id`").into()),
+        _ => {
+            return Err(Error::invalid("invalid_recipient", "give exactly one of `contact_id` and `external_id`").into())
+        }
     };
     if body.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
         return Err(Error::invalid("invalid_idempotency_key", "`idempotency_key` must be 1..200 characters").into());

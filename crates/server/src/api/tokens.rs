@@ -30,14 +30,19 @@ pub struct CreatedToken {
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken)))]
-pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<CreateToken>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     auth.require(Permission::Configure)?;
     if body.name.trim().is_empty() || body.name.len() > 100 {
         return Err(Error::invalid("invalid_name", "`name` must be 1..100 characters").into());
     }
     let secret = new_token();
     let token = state.engine.store.create_token(body.name.trim(), body.role, &token_hash(&secret)).await?;
-    super::channels::audit(&state, &auth, "token.create", &token.id, json!({"name": token.name, "role": token.role})).await;
+    super::channels::audit(&state, &auth, "token.create", &token.id, json!({"name": token.name, "role": token.role}))
+        .await;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
 

@@ -36,7 +36,11 @@ pub struct CreatedWebhook {
 
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = CreatedWebhook), (status = 400)))]
-pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<CreateWebhook>) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
     auth.require(Permission::Subscribe)?;
     state.engine.http.check_url(&body.url)?;
     if body.events.is_empty() {
@@ -45,12 +49,22 @@ pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): Ap
     let mut events = body.events.iter().map(|e| EventType::parse(e)).collect::<Result<Vec<_>, _>>()?;
     events.dedup();
     let secret = match body.secret {
-        Some(s) if s.len() < 16 => return Err(Error::invalid("weak_secret", "`secret` needs at least 16 characters").into()),
+        Some(s) if s.len() < 16 => {
+            return Err(Error::invalid("weak_secret", "`secret` needs at least 16 characters").into())
+        }
         Some(s) => s,
         None => okno_domain::ids::random_hex(24),
     };
-    let webhook = state.engine.store.create_webhook(NewWebhook { url: body.url, events, secret: secret.clone() }).await?;
-    super::channels::audit(&state, &auth, "webhook.create", &webhook.id, json!({"url": webhook.url, "events": webhook.events})).await;
+    let webhook =
+        state.engine.store.create_webhook(NewWebhook { url: body.url, events, secret: secret.clone() }).await?;
+    super::channels::audit(
+        &state,
+        &auth,
+        "webhook.create",
+        &webhook.id,
+        json!({"url": webhook.url, "events": webhook.events}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { webhook, secret })))
 }
 

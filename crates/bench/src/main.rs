@@ -1,0 +1,268 @@
+//! The benchmark. It starts the release `okno serve` as a separate process (SQLite in a
+//! temporary folder, or a fresh PostgreSQL database), then measures:
+//!
+//! 1. idle memory (RSS) after start-up;
+//! 2. inbound: signed messages posted to a webhook channel's hook by concurrent clients —
+//!    each answer arrives only after the message is committed — throughput and latency;
+//! 3. outbound: replies queued through the API and delivered to a local sink — enqueue rate
+//!    and sustained send rate;
+//! 4. peak memory during the run.
+//!
+//! Build first: `cargo build --release -p okno -p okno-bench`, then
+//! `target/release/okno-bench [--postgres]`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use okno_testkit::{Sink, TestDb};
+use serde_json::{json, Value};
+
+const SECRET: &str = "bench-secret-0123456789";
+
+#[derive(Parser)]
+struct Args {
+    /// The okno binary (default: `okno` beside this program).
+    #[arg(long)]
+    okno: Option<PathBuf>,
+    /// Run on a fresh database on the local PostgreSQL instead of SQLite.
+    #[arg(long)]
+    postgres: bool,
+    /// Inbound messages to post.
+    #[arg(long, default_value_t = 20_000)]
+    inbound: usize,
+    /// Distinct senders among them.
+    #[arg(long, default_value_t = 1_000)]
+    senders: usize,
+    /// Outbound messages to queue and deliver.
+    #[arg(long, default_value_t = 10_000)]
+    outbound: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let okno = match &args.okno {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("okno"),
+    };
+    if !okno.exists() {
+        bail!("{} not found: build it with `cargo build --release -p okno`", okno.display());
+    }
+    let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
+    std::fs::create_dir_all(&dir)?;
+    let pg = if args.postgres { Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?) } else { None };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let env = |c: &mut Command| {
+        c.current_dir(&dir)
+            .env("OKNO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
+            .env("OKNO_LOG_LEVEL", "warn");
+        if let Some(db) = &pg {
+            c.env("OKNO_DATABASE_URL", &db.url);
+        }
+    };
+    let mut cmd = Command::new(&okno);
+    env(&mut cmd);
+    let out = cmd.args(["token", "create", "--name", "bench", "--role", "admin"]).output()?;
+    if !out.status.success() {
+        bail!("token create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let token = String::from_utf8(out.stdout)?.lines().last().unwrap_or_default().trim().to_string();
+    let mut cmd = Command::new(&okno);
+    env(&mut cmd);
+    let child = cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
+    let server = Server { child, port };
+    let pid = server.child.id();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up {
+        bail!("okno did not start");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_kb(pid).unwrap_or(0);
+
+    let backend = if args.postgres { "PostgreSQL" } else { "SQLite" };
+    println!(
+        "okno benchmark — {backend}, {} concurrent clients, {} cores",
+        args.concurrency,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!("idle RSS after start-up: {:.1} MB", idle_rss as f64 / 1024.0);
+
+    let sink = Sink::start(SECRET).await;
+    let ch: Value = http
+        .post(format!("{base}/api/v1/channels"))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "webhook", "name": "bench", "config": {"outbound_url": format!("{}/out", sink.url), "secret": SECRET}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ch = ch["id"].as_str().context("channel id")?.to_string();
+
+    // --- inbound ------------------------------------------------------------------------
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let results: Vec<Vec<Duration>> = futures::stream::iter(0..args.concurrency)
+        .map(|_| {
+            let http = http.clone();
+            let next = next.clone();
+            let url = format!("{base}/hooks/{ch}");
+            let (total, senders) = (args.inbound, args.senders);
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    let body = serde_json::to_vec(&json!({
+                        "message_id": format!("m-{n}"),
+                        "user": {"id": format!("user-{}", n % senders), "name": format!("Покупатель {}", n % senders)},
+                        "text": format!("Здравствуйте, где мой заказ №{n}?"),
+                    }))
+                    .unwrap_or_default();
+                    let sig = okno_domain::signing::sign(SECRET.as_bytes(), &body);
+                    let t = Instant::now();
+                    let resp = http.post(&url).header("x-okno-signature", sig).body(body).send().await;
+                    match resp {
+                        Ok(r) if r.status() == 200 => lat.push(t.elapsed()),
+                        Ok(r) => eprintln!("inbound answered {}", r.status()),
+                        Err(e) => eprintln!("inbound failed: {e}"),
+                    }
+                }
+                lat
+            })
+        })
+        .buffer_unordered(args.concurrency)
+        .map(|r| r.unwrap_or_default())
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut lat: Vec<Duration> = results.into_iter().flatten().collect();
+    lat.sort();
+    println!(
+        "inbound: {} messages ({} senders) in {:.2} s = {:.0} msg/s accepted durably; ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        args.senders,
+        elapsed.as_secs_f64(),
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&lat, 0.50).as_secs_f64() * 1000.0,
+        percentile(&lat, 0.99).as_secs_f64() * 1000.0,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    );
+    if lat.len() != args.inbound {
+        println!("  WARNING: {} of {} inbound requests did not get 200", args.inbound - lat.len(), args.inbound);
+    }
+
+    // --- outbound -----------------------------------------------------------------------
+    let convs: Value =
+        http.get(format!("{base}/api/v1/conversations?limit=500")).bearer_auth(&token).send().await?.json().await?;
+    let convs: Vec<String> = convs["items"]
+        .as_array()
+        .context("conversations")?
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let convs = Arc::new(convs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (http, next, convs, token, base) = (http.clone(), next.clone(), convs.clone(), token.clone(), base.clone());
+        let total = args.outbound;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let conv = &convs[n % convs.len()];
+                let r = http
+                    .post(format!("{base}/api/v1/conversations/{conv}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({"text": format!("Ваш заказ №{n} отгружен")}))
+                    .send()
+                    .await;
+                if !r.as_ref().is_ok_and(|r| r.status() == 202) {
+                    eprintln!("enqueue failed: {:?}", r.map(|r| r.status()));
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let enqueue = started.elapsed();
+    println!(
+        "outbound: {} replies queued through the API in {:.2} s = {:.0} msg/s",
+        args.outbound,
+        enqueue.as_secs_f64(),
+        args.outbound as f64 / enqueue.as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while sink.accepted().len() < args.outbound && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = started.elapsed();
+    let delivered = sink.accepted().len();
+    println!(
+        "outbound: {} delivered to the sink {:.2} s after the first was queued = {:.0} msg/s sustained (queue → signed POST → marked sent)",
+        delivered,
+        all.as_secs_f64(),
+        delivered as f64 / all.as_secs_f64()
+    );
+    println!("peak RSS during the run: {:.1} MB", hwm_kb(pid).unwrap_or(0) as f64 / 1024.0);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

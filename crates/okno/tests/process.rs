@@ -1,0 +1,277 @@
+//! The real `okno` binary: the CLI contract, zero-config start, and crash safety proven with
+//! real signals to a real process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use okno_testkit::{eventually, Sink};
+use serde_json::{json, Value};
+
+const SECRET: &str = "0123456789abcdef-secret";
+
+struct Okno {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Okno {
+    fn new() -> Okno {
+        let dir = std::env::temp_dir().join(format!("okno-proc-{}", okno_domain::ids::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Okno { dir, port: free_port(), child: None, http: reqwest::Client::new() }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_okno"));
+        c.current_dir(&self.dir)
+            .env("OKNO_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
+            .env("OKNO_DELIVERY__LEASE_SECS", "2")
+            .env("OKNO_DELIVERY__POLL_INTERVAL_MS", "100")
+            .env("OKNO_DELIVERY__WORKERS", "4")
+            .env("OKNO_DELIVERY__RETRY_BASE_MS", "50")
+            .env("OKNO_LOG_LEVEL", "warn");
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.cmd();
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn token(&self) -> String {
+        let out = self.run(&["token", "create", "--name", "t", "--role", "admin"], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
+    }
+
+    async fn start(&mut self) {
+        let child = self.cmd().arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+        self.child = Some(child);
+        let url = self.url("/healthz");
+        let up = eventually(20, || async { self.http.get(&url).send().await.ok().filter(|r| r.status() == 200) }).await;
+        assert!(up.is_some(), "okno did not come up");
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        child.wait().unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// A webhook channel to `sink`, ten conversations, and `per` replies queued in each.
+    async fn queue_replies(&self, token: &str, sink: &Sink, per: usize) -> HashSet<String> {
+        let ch = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/channels",
+                token,
+                Some(json!({"kind": "webhook", "name": "s", "config": {"outbound_url": sink.url, "secret": SECRET}})),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut ids = HashSet::new();
+        for u in 0..10 {
+            let body = serde_json::to_vec(&json!({"message_id": "hi", "user": {"id": format!("u{u}")}, "text": "hi"}))
+                .unwrap();
+            let resp = self
+                .http
+                .post(self.url(&format!("/hooks/{ch}")))
+                .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let m: Value = resp.json().await.unwrap();
+            let msg = self
+                .call(reqwest::Method::GET, &format!("/api/v1/messages/{}", m["id"].as_str().unwrap()), token, None)
+                .await;
+            let conv = msg["conversation_id"].as_str().unwrap().to_string();
+            for n in 0..per {
+                let r = self
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/api/v1/conversations/{conv}/messages"),
+                        token,
+                        Some(json!({"text": format!("{n}")})),
+                    )
+                    .await;
+                ids.insert(r["id"].as_str().unwrap().to_string());
+            }
+        }
+        ids
+    }
+}
+
+impl Drop for Okno {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique_ids(sink: &Sink) -> HashSet<String> {
+    sink.accepted().iter().map(|r| r.body["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_send_loses_nothing() {
+    let mut okno = Okno::new();
+    let token = okno.token();
+    okno.start().await;
+    let sink = Sink::start(SECRET).await;
+    sink.delay(Duration::from_millis(15));
+    let ids = okno.queue_replies(&token, &sink, 20).await;
+    assert_eq!(ids.len(), 200);
+    sink.wait_accepted(30, 30).await;
+    okno.kill9();
+    let at_kill = sink.accepted().len();
+    assert!(at_kill < 200, "the kill came mid-send ({at_kill} sent)");
+
+    okno.start().await;
+    let done = eventually(60, || async { (unique_ids(&sink) == ids).then_some(()) }).await;
+    assert!(done.is_some(), "after the restart every message arrived: {} of 200", unique_ids(&sink).len());
+    let total = sink.accepted().len();
+    assert!(
+        total - 200 <= 4,
+        "only sends in flight at the kill (at most the 4 workers) may repeat; {} did",
+        total - 200
+    );
+    for id in ids.iter().take(20) {
+        let m = okno.call(reqwest::Method::GET, &format!("/api/v1/messages/{id}"), &token, None).await;
+        assert_eq!(m["status"], "sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_sends_and_a_restart_does_the_rest_without_duplicates() {
+    let mut okno = Okno::new();
+    let token = okno.token();
+    okno.start().await;
+    let sink = Sink::start(SECRET).await;
+    sink.delay(Duration::from_millis(15));
+    let ids = okno.queue_replies(&token, &sink, 10).await;
+    sink.wait_accepted(20, 30).await;
+    let status = okno.terminate();
+    assert!(status.success(), "graceful exit, got {status}");
+    okno.start().await;
+    let done = eventually(60, || async { (unique_ids(&sink) == ids).then_some(()) }).await;
+    assert!(done.is_some(), "{} of 100 arrived", unique_ids(&sink).len());
+    assert_eq!(sink.accepted().len(), 100, "a graceful stop repeats nothing");
+}
+
+#[tokio::test]
+async fn token_create_prints_the_token_alone_on_the_last_line_and_works_beside_a_running_server() {
+    let mut okno = Okno::new();
+    okno.start().await;
+    let out = okno.run(&["token", "create", "--name", "1c", "--role", "integration"], None);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap();
+    assert!(token.starts_with("okno_") && !token.contains(' '), "{stdout}");
+    let resp = okno.http.get(okno.url("/api/v1/contacts")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bad = okno.run(&["token", "create", "--name", "x", "--role", "root"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("root"));
+}
+
+#[test]
+fn user_create_reads_the_password_from_stdin() {
+    let okno = Okno::new();
+    let out = okno.run(&["user", "create", "--login", "anna", "--role", "operator"], Some("correct horse battery\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = okno.run(&["user", "create", "--login", "anna", "--role", "operator"], Some("another password\n"));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let short = okno.run(&["user", "create", "--login", "boris", "--role", "operator"], Some("123\n"));
+    assert!(!short.status.success());
+}
+
+#[test]
+fn zero_config_creates_the_data_folder_in_the_working_directory() {
+    let okno = Okno::new();
+    let out = okno.run(&["migrate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(okno.dir.join("okno-data/okno.db").exists());
+}
+
+#[test]
+fn a_mistyped_database_url_is_a_clear_error_and_creates_nothing() {
+    let okno = Okno::new();
+    let mut c = okno.cmd();
+    let out = c.env("OKNO_DATABASE_URL", "sqlit://okno.db").arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsupported database URL scheme `sqlit`"), "{err}");
+    assert!(!okno.dir.join("okno.db").exists() && !okno.dir.join("okno-data").exists());
+    let typo = okno.cmd().env("OKNO_LISTN", "x").arg("migrate").output().unwrap();
+    assert_eq!(typo.status.code(), Some(2), "an unknown OKNO_ variable is reported");
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("listn"));
+}
+
+#[test]
+fn default_config_is_a_valid_config_file() {
+    let okno = Okno::new();
+    let out = okno.run(&["default-config"], None);
+    assert!(out.status.success());
+    let path: &Path = &okno.dir.join("okno.toml");
+    std::fs::write(path, &out.stdout).unwrap();
+    let migrated = okno.run(&["--config", path.to_str().unwrap(), "migrate"], None);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let missing = okno.run(&["--config", "nope.toml", "migrate"], None);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn backup_writes_a_consistent_sqlite_copy() {
+    let okno = Okno::new();
+    okno.token();
+    let out = okno.run(&["backup", "copy.db"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let copy = std::fs::read(okno.dir.join("copy.db")).unwrap();
+    assert!(copy.starts_with(b"SQLite format 3\0"));
+    let again = okno.run(&["backup", "copy.db"], None);
+    assert!(!again.status.success(), "an existing file is not overwritten");
+}
