@@ -14,8 +14,11 @@ use okno_domain::time::Millis;
 use okno_domain::Result;
 use serde_json::Value;
 
+mod db;
 mod error;
+mod lite;
 mod migrations;
+mod pg;
 mod sql;
 
 #[cfg(any(test, feature = "conformance"))]

@@ -1,36 +1,55 @@
 //! Migrations, embedded in the binary. SQLite and PostgreSQL keep separate folders with
-//! identical file names; a test checks they stay in lock-step.
+//! identical file names (a test checks they stay in lock-step). Applied versions are kept in
+//! `okno_migrations`; all pending ones run in the caller's transaction, so a failure leaves
+//! the schema as it was. On PostgreSQL an advisory lock keeps two starting processes from
+//! migrating at once.
 
-use std::borrow::Cow;
+use okno_domain::time::now_ms;
+use okno_domain::{Error, Result};
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-
+use crate::db::{args, Conn};
 use crate::Backend;
 
-/// (version, description, SQLite script, PostgreSQL script)
+/// (version, name, SQLite script, PostgreSQL script)
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
     1,
-    "core",
+    "0001_core.sql",
     include_str!("../migrations/sqlite/0001_core.sql"),
     include_str!("../migrations/postgres/0001_core.sql"),
 )];
 
-/// File names of both folders, for the lock-step check.
-#[cfg(test)]
-pub(crate) const NAMES: &[&str] = &["0001_core.sql"];
-
-pub(crate) fn migrator(backend: Backend) -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, desc, sqlite, pg)| {
-            let sql = match backend {
-                Backend::Sqlite => *sqlite,
-                Backend::Postgres => *pg,
-            };
-            Migration::new(*version, Cow::Borrowed(*desc), MigrationType::Simple, Cow::Borrowed(sql), false)
-        })
-        .collect();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        c.rows("SELECT pg_advisory_xact_lock(7300105)", args![]).await?;
+    }
+    c.exec(
+        "CREATE TABLE IF NOT EXISTS okno_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        args![],
+    )
+    .await?;
+    let applied: Vec<i64> =
+        c.rows("SELECT version FROM okno_migrations", args![]).await?.iter().map(|r| r.i("version")).collect::<Result<_>>()?;
+    if let Some(newest) = applied.iter().max() {
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        if *newest > known {
+            return Err(Error::internal(format!(
+                "the database was migrated by a newer okno (schema version {newest}, this build knows {known})"
+            )));
+        }
+    }
+    for (version, name, sqlite, pg) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let script = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => pg,
+        };
+        c.batch(script).await.map_err(|e| Error::internal(format!("migration {name} failed: {}", e.message)))?;
+        c.exec("INSERT INTO okno_migrations (version, name, applied_at) VALUES ($1, $2, $3)", args![*version, *name, now_ms()])
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -40,14 +59,14 @@ mod tests {
     #[test]
     fn backend_folders_hold_the_same_names() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let expected: Vec<&str> = MIGRATIONS.iter().map(|m| m.1).collect();
         for backend in ["sqlite", "postgres"] {
             let mut names: Vec<String> = std::fs::read_dir(dir.join(backend))
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             names.sort();
-            assert_eq!(names, NAMES, "{backend} migrations drifted");
+            assert_eq!(names, expected, "{backend} migrations drifted");
         }
-        assert_eq!(MIGRATIONS.len(), NAMES.len());
     }
 }

@@ -1,13 +1,9 @@
-//! The SQL implementation of [`Store`] for SQLite and PostgreSQL. Queries are written once,
-//! with `$N` placeholders that both engines accept; the few dialect differences (claiming jobs
-//! with `FOR UPDATE SKIP LOCKED`, backups) branch on [`Backend`].
-//!
-//! SQLite gets a single writer connection (writes queue in the pool instead of spinning on
-//! the file lock) and a pool of readers; WAL lets the readers run beside the writer.
+//! The store's logic, written once against [`Conn`] and run on SQLite or PostgreSQL. Queries
+//! use `$N` placeholders; the few dialect differences (claiming jobs with `FOR UPDATE SKIP
+//! LOCKED`, backups) branch on [`Backend`]. Every trait method is one operation: one
+//! transaction for writes, one connection for reads.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use okno_domain::ids::new_id;
@@ -15,20 +11,21 @@ use okno_domain::model::*;
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
 use okno_domain::{Error, Result};
 use serde_json::{json, Value};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
-use crate::error::db;
+use crate::db::{args, Arg, Conn, Row};
+use crate::lite::{Lite, Op};
+use crate::pg::Pg;
 use crate::*;
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
-
 /// The store on SQLite or PostgreSQL.
-#[derive(Clone)]
 pub struct SqlStore {
     backend: Backend,
-    write: AnyPool,
-    read: AnyPool,
+    engine: Engine,
+}
+
+enum Engine {
+    Lite(Lite),
+    Pg(Pg),
 }
 
 /// Which backend a database URL selects; anything else is a configuration error.
@@ -44,111 +41,72 @@ pub fn backend_of(url: &str) -> Result<Backend> {
     }
 }
 
+/// Runs a block as a store operation: `on!(self.write, |c| body)`.
+macro_rules! on {
+    ($self:ident . $mode:ident, |$c:ident| $body:expr) => {
+        $self.$mode(Box::new(move |$c: &mut dyn Conn| Box::pin(async move { $body }))).await
+    };
+}
+
 impl SqlStore {
     /// Connects, creating a SQLite file (and its folder) if needed, and applies migrations.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
-        sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
-        let acquire = Duration::from_millis(opts.acquire_timeout_ms);
-        let store = match backend {
+        let engine = match backend {
             Backend::Sqlite => {
-                let url = sqlite_url(url)?;
-                let options = AnyConnectOptions::from_str(&url).map_err(db)?;
-                let busy = opts.busy_timeout_ms;
-                let pool = |max: u32| {
-                    AnyPoolOptions::new()
-                        .max_connections(max)
-                        .min_connections(1)
-                        .acquire_timeout(acquire)
-                        .after_connect(move |conn, _| {
-                            Box::pin(async move {
-                                conn.execute(&*format!(
-                                    "PRAGMA busy_timeout = {busy}; PRAGMA foreign_keys = ON; \
-                                     PRAGMA synchronous = NORMAL;"
-                                ))
-                                .await?;
-                                Ok(())
-                            })
-                        })
-                };
-                let write = pool(1).connect_with(options.clone()).await.map_err(db)?;
-                sqlx::query("PRAGMA journal_mode = WAL").execute(&write).await.map_err(db)?;
-                let read = pool(opts.max_connections.max(1)).connect_with(options).await.map_err(db)?;
-                SqlStore { backend, write, read }
+                let path = sqlite_path(url)?;
+                Engine::Lite(Lite::open(&path, opts.busy_timeout_ms, opts.max_connections)?)
             }
-            Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(opts.max_connections.max(2))
-                    .acquire_timeout(acquire)
-                    .connect(url)
-                    .await
-                    .map_err(db)?;
-                SqlStore { backend, write: pool.clone(), read: pool }
-            }
+            Backend::Postgres => Engine::Pg(Pg::open(url, opts.max_connections, opts.acquire_timeout_ms).await?),
         };
-        crate::migrations::migrator(backend)
-            .run(&store.write)
-            .await
-            .map_err(|e| Error::internal(format!("database migration failed: {e}")))?;
+        let store = SqlStore { backend, engine };
+        on!(store.write, |c| crate::migrations::migrate(c, backend).await)?;
         Ok(store)
     }
 
-    async fn begin(&self) -> Result<Tx> {
-        match self.backend {
-            // IMMEDIATE takes the write lock up front, so a read-then-write transaction never
-            // fails half-way when another process writes.
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db),
-            Backend::Postgres => self.write.begin().await.map_err(db),
+    /// Runs `op` in a transaction.
+    async fn write<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Lite(l) => l.write(op).await,
+            Engine::Pg(p) => p.write(op).await,
         }
     }
 
-    /// Closes the pools (the SQLite file is checkpointed on the last close).
+    /// Runs `op` on a connection for reading.
+    async fn read<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Lite(l) => l.read(op).await,
+            Engine::Pg(p) => p.read(op).await,
+        }
+    }
+
+    /// Closes the connections (the SQLite file is checkpointed on the last close).
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        match &self.engine {
+            Engine::Lite(l) => l.close(),
+            Engine::Pg(p) => p.close().await,
+        }
     }
 }
 
-/// Adds `mode=rwc` so a new file is created, and creates the folder it lives in.
-fn sqlite_url(url: &str) -> Result<String> {
+/// The file a `sqlite://PATH` URL names; its folder is created.
+fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     if path.is_empty() || path == ":memory:" {
         return Err(Error::invalid("unsupported_database_url", "SQLite needs a file path: sqlite://PATH"));
     }
-    if let Some(parent) = Path::new(path).parent() {
+    let path = std::path::PathBuf::from(path);
+    if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::invalid("data_dir_unusable", format!("cannot create `{}`: {e}", parent.display()))
             })?;
         }
     }
-    let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
-    Ok(format!("sqlite://{path}?{query}"))
+    Ok(path)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Row decoding.
-
-fn s(row: &AnyRow, col: &str) -> Result<String> {
-    row.try_get::<String, _>(col).map_err(db)
-}
-fn os(row: &AnyRow, col: &str) -> Result<Option<String>> {
-    row.try_get::<Option<String>, _>(col).map_err(db)
-}
-fn i(row: &AnyRow, col: &str) -> Result<i64> {
-    row.try_get::<i64, _>(col).map_err(db)
-}
-fn oi(row: &AnyRow, col: &str) -> Result<Option<i64>> {
-    row.try_get::<Option<i64>, _>(col).map_err(db)
-}
-fn flag(row: &AnyRow, col: &str) -> Result<bool> {
-    Ok(i(row, col)? != 0)
-}
-fn js(row: &AnyRow, col: &str) -> Result<Value> {
-    let text = s(row, col)?;
-    serde_json::from_str(&text).map_err(|e| Error::internal(format!("column {col} holds bad JSON: {e}")))
-}
 fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
@@ -157,11 +115,6 @@ fn to_json(v: &impl serde::Serialize) -> String {
 struct Sql {
     text: String,
     args: Vec<Arg>,
-}
-
-enum Arg {
-    S(String),
-    I(i64),
 }
 
 impl Sql {
@@ -174,24 +127,14 @@ impl Sql {
     }
     /// Appends a placeholder bound to `v`.
     fn bind_s(&mut self, v: impl Into<String>) -> &mut Self {
-        self.args.push(Arg::S(v.into()));
+        self.args.push(Arg::Text(v.into()));
         self.text.push_str(&format!("${}", self.args.len()));
         self
     }
     fn bind_i(&mut self, v: i64) -> &mut Self {
-        self.args.push(Arg::I(v));
+        self.args.push(Arg::Int(v));
         self.text.push_str(&format!("${}", self.args.len()));
         self
-    }
-    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-        let mut q = sqlx::query(&self.text);
-        for a in &self.args {
-            q = match a {
-                Arg::S(s) => q.bind(s.as_str()),
-                Arg::I(i) => q.bind(*i),
-            };
-        }
-        q
     }
 }
 
@@ -218,25 +161,21 @@ fn search_text(name: &Option<String>, phone: &Option<String>, email: &Option<Str
 
 const CHANNEL_COLS: &str = "id, kind, name, config, info, status, status_detail, created_at";
 
-fn channel_from(row: &AnyRow) -> Result<Channel> {
+fn channel_from(row: &Row) -> Result<Channel> {
     Ok(Channel {
-        id: s(row, "id")?,
-        kind: ChannelKind::parse(&s(row, "kind")?)?,
-        name: s(row, "name")?,
-        status: s(row, "status")?,
-        status_detail: os(row, "status_detail")?,
-        info: js(row, "info")?,
-        config: js(row, "config")?,
-        created_at: i(row, "created_at")?,
+        id: row.s("id")?,
+        kind: ChannelKind::parse(&row.s("kind")?)?,
+        name: row.s("name")?,
+        status: row.s("status")?,
+        status_detail: row.os("status_detail")?,
+        info: row.js("info")?,
+        config: row.js("config")?,
+        created_at: row.i("created_at")?,
     })
 }
 
-async fn load_channel(conn: &mut AnyConnection, id: &str) -> Result<Channel> {
-    let row = sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1 AND deleted = 0"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db)?
+async fn load_channel(c: &mut dyn Conn, id: &str) -> Result<Channel> {
+    let row = c.row(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1 AND deleted = 0"), args![id]).await?
         .ok_or_else(|| Error::not_found("channel", id))?;
     channel_from(&row)
 }
@@ -244,162 +183,138 @@ async fn load_channel(conn: &mut AnyConnection, id: &str) -> Result<Channel> {
 const IDENTITY_COLS: &str = "i.id, i.contact_id, i.channel_id, ch.kind, i.user_id, i.chat_id, i.username, \
      i.display_name, i.blocked, i.opted_out, i.last_seen_at";
 
-fn identity_from(row: &AnyRow) -> Result<Identity> {
+fn identity_from(row: &Row) -> Result<Identity> {
     Ok(Identity {
-        id: s(row, "id")?,
-        contact_id: s(row, "contact_id")?,
-        channel_id: s(row, "channel_id")?,
-        kind: ChannelKind::parse(&s(row, "kind")?)?,
-        user_id: s(row, "user_id")?,
-        chat_id: s(row, "chat_id")?,
-        username: os(row, "username")?,
-        display_name: os(row, "display_name")?,
-        blocked: flag(row, "blocked")?,
-        opted_out: flag(row, "opted_out")?,
-        last_seen_at: oi(row, "last_seen_at")?,
+        id: row.s("id")?,
+        contact_id: row.s("contact_id")?,
+        channel_id: row.s("channel_id")?,
+        kind: ChannelKind::parse(&row.s("kind")?)?,
+        user_id: row.s("user_id")?,
+        chat_id: row.s("chat_id")?,
+        username: row.os("username")?,
+        display_name: row.os("display_name")?,
+        blocked: row.flag("blocked")?,
+        opted_out: row.flag("opted_out")?,
+        last_seen_at: row.oi("last_seen_at")?,
     })
 }
 
-async fn load_contact(conn: &mut AnyConnection, id: &str) -> Result<Contact> {
-    let row = sqlx::query(
+async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
+    let row = c.row(
         "SELECT id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at \
          FROM contacts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
+    args![id]).await?
     .ok_or_else(|| Error::not_found("contact", id))?;
-    let groups = sqlx::query("SELECT grp FROM contact_groups WHERE contact_id = $1 ORDER BY grp")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?
+    let groups = c.rows("SELECT grp FROM contact_groups WHERE contact_id = $1 ORDER BY grp", args![id]).await?
         .iter()
-        .map(|r| s(r, "grp"))
+        .map(|r| r.s("grp"))
         .collect::<Result<Vec<_>>>()?;
-    let identities = sqlx::query(&format!(
+    let identities = c.rows(&format!(
         "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
          WHERE i.contact_id = $1 ORDER BY i.created_at, i.id"
-    ))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?
+    ), args![id]).await?
     .iter()
     .map(identity_from)
     .collect::<Result<Vec<_>>>()?;
     Ok(Contact {
-        id: s(&row, "id")?,
-        external_id: os(&row, "external_id")?,
-        name: os(&row, "name")?,
-        phone: os(&row, "phone")?,
-        email: os(&row, "email")?,
+        id: row.s("id")?,
+        external_id: row.os("external_id")?,
+        name: row.os("name")?,
+        phone: row.os("phone")?,
+        email: row.os("email")?,
         groups,
-        attrs: js(&row, "attrs")?,
-        preferred_channel_id: os(&row, "preferred_channel_id")?,
+        attrs: row.js("attrs")?,
+        preferred_channel_id: row.os("preferred_channel_id")?,
         identities,
-        created_at: i(&row, "created_at")?,
-        updated_at: i(&row, "updated_at")?,
+        created_at: row.i("created_at")?,
+        updated_at: row.i("updated_at")?,
     })
 }
 
 const MESSAGE_COLS: &str = "id, conversation_id, contact_id, channel_id, direction, text, buttons, status, error, \
      external_id, button_data, reply_to, edited, author, created_at, updated_at";
 
-fn attachment_from(row: &AnyRow) -> Result<Attachment> {
-    let id = s(row, "id")?;
+fn attachment_from(row: &Row) -> Result<Attachment> {
+    let id = row.s("id")?;
     Ok(Attachment {
         url: format!("/api/v1/attachments/{id}"),
         id,
-        name: s(row, "name")?,
-        mime: s(row, "mime")?,
-        size: i(row, "size")?,
-        sha256: s(row, "sha256")?,
-        state: s(row, "state")?,
-        note: os(row, "note")?,
-        source_url: os(row, "source_url")?,
+        name: row.s("name")?,
+        mime: row.s("mime")?,
+        size: row.i("size")?,
+        sha256: row.s("sha256")?,
+        state: row.s("state")?,
+        note: row.os("note")?,
+        source_url: row.os("source_url")?,
     })
 }
 
 const ATTACHMENT_COLS: &str = "id, name, mime, size, sha256, state, note, source_url";
 
-async fn message_from(conn: &mut AnyConnection, row: &AnyRow) -> Result<Message> {
-    let id = s(row, "id")?;
-    let attachments = sqlx::query(&format!(
+async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
+    let id = row.s("id")?;
+    let attachments = c.rows(&format!(
         "SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(&id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?
+    ), args![&id]).await?
     .iter()
     .map(attachment_from)
     .collect::<Result<Vec<_>>>()?;
-    let buttons: Keyboard = serde_json::from_value(js(row, "buttons")?).unwrap_or_default();
+    let buttons: Keyboard = serde_json::from_value(row.js("buttons")?).unwrap_or_default();
     Ok(Message {
         id,
-        conversation_id: s(row, "conversation_id")?,
-        contact_id: s(row, "contact_id")?,
-        channel_id: s(row, "channel_id")?,
-        direction: Direction::parse(&s(row, "direction")?)?,
-        text: os(row, "text")?,
+        conversation_id: row.s("conversation_id")?,
+        contact_id: row.s("contact_id")?,
+        channel_id: row.s("channel_id")?,
+        direction: Direction::parse(&row.s("direction")?)?,
+        text: row.os("text")?,
         attachments,
         buttons,
-        status: MessageStatus::parse(&s(row, "status")?)?,
-        error: os(row, "error")?,
-        external_id: os(row, "external_id")?,
-        button_data: os(row, "button_data")?,
-        reply_to: os(row, "reply_to")?,
-        edited: flag(row, "edited")?,
-        author: os(row, "author")?,
-        created_at: i(row, "created_at")?,
-        updated_at: i(row, "updated_at")?,
+        status: MessageStatus::parse(&row.s("status")?)?,
+        error: row.os("error")?,
+        external_id: row.os("external_id")?,
+        button_data: row.os("button_data")?,
+        reply_to: row.os("reply_to")?,
+        edited: row.flag("edited")?,
+        author: row.os("author")?,
+        created_at: row.i("created_at")?,
+        updated_at: row.i("updated_at")?,
     })
 }
 
-async fn load_message(conn: &mut AnyConnection, id: &str) -> Result<Message> {
-    let row = sqlx::query(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
+async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> {
+    let row = c.row(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"), args![id]).await?
         .ok_or_else(|| Error::not_found("message", id))?;
-    message_from(conn, &row).await
+    message_from(c, &row).await
 }
 
 const CONVERSATION_COLS: &str =
     "c.id, c.contact_id, c.status, c.assignee, c.labels, c.unread, c.last_message_id, c.last_inbound_channel_id, \
      c.created_at, c.updated_at";
 
-async fn conversation_from(conn: &mut AnyConnection, row: &AnyRow) -> Result<Conversation> {
-    let contact = load_contact(conn, &s(row, "contact_id")?).await?;
-    let last_message = match os(row, "last_message_id")? {
-        Some(id) => Some(load_message(conn, &id).await?),
+async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> {
+    let contact = load_contact(c, &row.s("contact_id")?).await?;
+    let last_message = match row.os("last_message_id")? {
+        Some(id) => Some(load_message(c, &id).await?),
         None => None,
     };
     Ok(Conversation {
-        id: s(row, "id")?,
+        id: row.s("id")?,
         contact,
-        status: ConversationStatus::parse(&s(row, "status")?)?,
-        assignee: os(row, "assignee")?,
-        labels: serde_json::from_value(js(row, "labels")?).unwrap_or_default(),
-        unread: i(row, "unread")?,
+        status: ConversationStatus::parse(&row.s("status")?)?,
+        assignee: row.os("assignee")?,
+        labels: serde_json::from_value(row.js("labels")?).unwrap_or_default(),
+        unread: row.i("unread")?,
         last_message,
-        last_inbound_channel_id: os(row, "last_inbound_channel_id")?,
-        created_at: i(row, "created_at")?,
-        updated_at: i(row, "updated_at")?,
+        last_inbound_channel_id: row.os("last_inbound_channel_id")?,
+        created_at: row.i("created_at")?,
+        updated_at: row.i("updated_at")?,
     })
 }
 
-async fn load_conversation(conn: &mut AnyConnection, id: &str) -> Result<Conversation> {
-    let row = sqlx::query(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
+async fn load_conversation(c: &mut dyn Conn, id: &str) -> Result<Conversation> {
+    let row = c.row(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"), args![id]).await?
         .ok_or_else(|| Error::not_found("conversation", id))?;
-    conversation_from(conn, &row).await
+    conversation_from(c, &row).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,89 +322,55 @@ async fn load_conversation(conn: &mut AnyConnection, id: &str) -> Result<Convers
 
 /// Queues a job in the outbox.
 async fn insert_job(
-    conn: &mut AnyConnection,
+    c: &mut dyn Conn,
     kind: JobKind,
     ref_id: &str,
     queue_key: Option<&str>,
     run_at: Millis,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(kind.as_str())
-        .bind(ref_id)
-        .bind(queue_key)
-        .bind(run_at)
-        .bind(now_ms())
-        .execute(conn)
-        .await
-        .map_err(db)?;
+    c.exec("INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)", args![kind.as_str(), ref_id, queue_key, run_at, now_ms()]).await?;
     Ok(())
 }
 
 /// Writes one delivery (and its job) per subscription that wants `event`.
-async fn emit(conn: &mut AnyConnection, event: EventType, data: Value) -> Result<()> {
+async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
     let hooks =
-        sqlx::query("SELECT id, events FROM webhooks WHERE active = 1").fetch_all(&mut *conn).await.map_err(db)?;
+        c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await?;
     let now = now_ms();
     let event_id = new_id();
     for hook in hooks {
-        let events: Vec<String> = serde_json::from_value(js(&hook, "events")?).unwrap_or_default();
+        let events: Vec<String> = serde_json::from_value(hook.js("events")?).unwrap_or_default();
         if !events.iter().any(|e| e == event.as_str() || e == "*") {
             continue;
         }
         let delivery_id = new_id();
         let body = json!({"id": event_id, "type": event.as_str(), "created_at": to_rfc3339(now), "data": data});
-        sqlx::query(
+        c.exec(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_type, body, status, created_at) \
              VALUES ($1, $2, $3, $4, 'pending', $5)",
-        )
-        .bind(&delivery_id)
-        .bind(s(&hook, "id")?)
-        .bind(event.as_str())
-        .bind(to_json(&body))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        insert_job(conn, JobKind::Webhook, &delivery_id, None, now).await?;
+        args![&delivery_id, hook.s("id")?, event.as_str(), to_json(&body), now]).await?;
+        insert_job(c, JobKind::Webhook, &delivery_id, None, now).await?;
     }
     Ok(())
 }
 
-async fn set_groups(conn: &mut AnyConnection, contact_id: &str, groups: &[String]) -> Result<()> {
-    sqlx::query("DELETE FROM contact_groups WHERE contact_id = $1")
-        .bind(contact_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+async fn set_groups(c: &mut dyn Conn, contact_id: &str, groups: &[String]) -> Result<()> {
+    c.exec("DELETE FROM contact_groups WHERE contact_id = $1", args![contact_id]).await?;
     for g in groups {
-        sqlx::query("INSERT INTO contact_groups (contact_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(contact_id)
-            .bind(g)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        c.exec("INSERT INTO contact_groups (contact_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING", args![contact_id, g]).await?;
     }
     Ok(())
 }
 
-async fn refresh_search(conn: &mut AnyConnection, contact_id: &str) -> Result<()> {
-    let row = sqlx::query("SELECT name, phone, email, external_id FROM contacts WHERE id = $1")
-        .bind(contact_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
-    let text = search_text(&os(&row, "name")?, &os(&row, "phone")?, &os(&row, "email")?, &os(&row, "external_id")?);
-    sqlx::query("UPDATE contacts SET search = $1 WHERE id = $2")
-        .bind(text)
-        .bind(contact_id)
-        .execute(conn)
-        .await
-        .map_err(db)?;
+async fn refresh_search(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
+    let row = c.one("SELECT name, phone, email, external_id FROM contacts WHERE id = $1", args![contact_id]).await?;
+    let text = search_text(&row.os("name")?, &row.os("phone")?, &row.os("email")?, &row.os("external_id")?);
+    c.exec("UPDATE contacts SET search = $1 WHERE id = $2", args![text, contact_id]).await?;
     Ok(())
 }
 
 /// Applies the set fields of `input` to an existing contact.
-async fn apply_contact(conn: &mut AnyConnection, id: &str, input: &ContactInput) -> Result<()> {
+async fn apply_contact(c: &mut dyn Conn, id: &str, input: &ContactInput) -> Result<()> {
     let now = now_ms();
     let mut q = Sql::new("UPDATE contacts SET updated_at = ");
     q.bind_i(now);
@@ -512,84 +393,57 @@ async fn apply_contact(conn: &mut AnyConnection, id: &str, input: &ContactInput)
         q.push(", preferred_channel_id = ").bind_s(v);
     }
     q.push(" WHERE id = ").bind_s(id);
-    let done = q.query().execute(&mut *conn).await.map_err(db)?;
-    if done.rows_affected() == 0 {
+    let done = c.exec(&q.text, &q.args).await?;
+    if done == 0 {
         return Err(Error::not_found("contact", id));
     }
     if let Some(groups) = &input.groups {
-        set_groups(conn, id, groups).await?;
+        set_groups(c, id, groups).await?;
     }
-    refresh_search(conn, id).await
+    refresh_search(c, id).await
 }
 
-async fn insert_contact(conn: &mut AnyConnection, input: &ContactInput) -> Result<String> {
+async fn insert_contact(c: &mut dyn Conn, input: &ContactInput) -> Result<String> {
     let id = new_id();
     let now = now_ms();
-    sqlx::query(
+    c.exec(
         "INSERT INTO contacts (id, external_id, name, phone, email, attrs, preferred_channel_id, search, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-    )
-    .bind(&id)
-    .bind(&input.external_id)
-    .bind(&input.name)
-    .bind(&input.phone)
-    .bind(&input.email)
-    .bind(to_json(input.attrs.as_ref().unwrap_or(&json!({}))))
-    .bind(&input.preferred_channel_id)
-    .bind(search_text(&input.name, &input.phone, &input.email, &input.external_id))
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
+    args![&id, &input.external_id, &input.name, &input.phone, &input.email, to_json(input.attrs.as_ref().unwrap_or(&json!({}))), &input.preferred_channel_id, search_text(&input.name, &input.phone, &input.email, &input.external_id), now]).await?;
     if let Some(groups) = &input.groups {
-        set_groups(conn, &id, groups).await?;
+        set_groups(c, &id, groups).await?;
     }
     Ok(id)
 }
 
-async fn contact_event(conn: &mut AnyConnection, id: &str, extra: Value) -> Result<Contact> {
-    let contact = load_contact(conn, id).await?;
+async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Contact> {
+    let contact = load_contact(c, id).await?;
     let mut data = serde_json::to_value(&contact).unwrap_or(Value::Null);
     if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
         d.extend(e);
     }
-    emit(conn, EventType::ContactUpdated, data).await?;
+    emit(c, EventType::ContactUpdated, data).await?;
     Ok(contact)
 }
 
 /// The contact's current conversation, created (or reopened) as needed.
-async fn current_conversation(conn: &mut AnyConnection, contact_id: &str, reopen: bool) -> Result<(String, bool)> {
-    let row = sqlx::query("SELECT id, status FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1")
-        .bind(contact_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
+async fn current_conversation(c: &mut dyn Conn, contact_id: &str, reopen: bool) -> Result<(String, bool)> {
+    let row = c.row("SELECT id, status FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![contact_id]).await?;
     let now = now_ms();
     match row {
         Some(row) => {
-            let id = s(&row, "id")?;
-            let reopened = reopen && s(&row, "status")? == ConversationStatus::Resolved.as_str();
+            let id = row.s("id")?;
+            let reopened = reopen && row.s("status")? == ConversationStatus::Resolved.as_str();
             if reopened {
-                sqlx::query("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                c.exec("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2", args![now, &id]).await?;
             }
             Ok((id, reopened))
         }
         None => {
             let id = new_id();
-            sqlx::query(
+            c.exec(
                 "INSERT INTO conversations (id, contact_id, status, created_at, updated_at) VALUES ($1, $2, 'open', $3, $3)",
-            )
-            .bind(&id)
-            .bind(contact_id)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map_err(db)?;
+            args![&id, contact_id, now]).await?;
             Ok((id, false))
         }
     }
@@ -624,327 +478,282 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db)?;
-        Ok(())
+        on!(self.read, |c| {
+            c.rows("SELECT 1", args![]).await?;
+            Ok(())
+        })
     }
 
     async fn backup(&self, dest: &Path) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::conflict("backup_exists", format!("`{}` already exists", dest.display())));
-        }
-        match self.backend {
-            Backend::Sqlite => {
-                let path =
-                    dest.to_str().ok_or_else(|| Error::invalid("invalid_path", "the backup path is not UTF-8"))?;
-                sqlx::query("VACUUM INTO $1").bind(path).execute(&self.read).await.map_err(db)?;
-                Ok(())
+        let backend = self.backend;
+        let dest = dest.to_path_buf();
+        on!(self.read, |c| {
+            let dest = dest.as_path();
+            if dest.exists() {
+                return Err(Error::conflict("backup_exists", format!("`{}` already exists", dest.display())));
             }
-            Backend::Postgres => Err(Error::unprocessable(
-                "backup_unsupported",
-                "on PostgreSQL use pg_dump (okno backup runs it for you from the command line)",
-            )),
-        }
+            match backend {
+                Backend::Sqlite => {
+                    let path =
+                        dest.to_str().ok_or_else(|| Error::invalid("invalid_path", "the backup path is not UTF-8"))?;
+                    c.rows("VACUUM INTO $1", args![path]).await?;
+                    Ok(())
+                }
+                Backend::Postgres => Err(Error::unprocessable(
+                    "backup_unsupported",
+                    "on PostgreSQL use pg_dump (okno backup runs it for you from the command line)",
+                )),
+            }
+        })
     }
 
     // --- channels -----------------------------------------------------------------------------
 
     async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
-        let id = new_id();
-        let now = now_ms();
-        let mut conn = self.write.acquire().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO channels (id, kind, name, config, info, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(&id)
-        .bind(new.kind.as_str())
-        .bind(&new.name)
-        .bind(to_json(&new.config))
-        .bind(to_json(&new.info))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        load_channel(&mut conn, &id).await
+        on!(self.write, |c| {
+            let id = new_id();
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO channels (id, kind, name, config, info, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            args![&id, new.kind.as_str(), &new.name, to_json(&new.config), to_json(&new.info), now]).await?;
+            load_channel(c, &id).await
+        })
     }
 
     async fn get_channel(&self, id: &str) -> Result<Channel> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        load_channel(&mut conn, id).await
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            load_channel(c, id).await
+        })
     }
 
     async fn list_channels(&self) -> Result<Vec<Channel>> {
-        sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE deleted = 0 ORDER BY id"))
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(channel_from)
-            .collect()
+        on!(self.read, |c| {
+            c.rows(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE deleted = 0 ORDER BY id"), args![]).await?
+                .iter()
+                .map(channel_from)
+                .collect()
+        })
     }
 
     async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel> {
-        let mut tx = self.begin().await?;
-        let mut q = Sql::new("UPDATE channels SET updated_at = ");
-        q.bind_i(now_ms());
-        if let Some(v) = &patch.name {
-            q.push(", name = ").bind_s(v);
-        }
-        if let Some(v) = &patch.config {
-            q.push(", config = ").bind_s(to_json(v));
-        }
-        if let Some(v) = &patch.info {
-            q.push(", info = ").bind_s(to_json(v));
-        }
-        if let Some((status, detail)) = &patch.status {
-            q.push(", status = ").bind_s(status);
-            match detail {
-                Some(d) => q.push(", status_detail = ").bind_s(d),
-                None => q.push(", status_detail = NULL"),
-            };
-        }
-        q.push(" WHERE deleted = 0 AND id = ").bind_s(id);
-        if q.query().execute(&mut *tx).await.map_err(db)?.rows_affected() == 0 {
-            return Err(Error::not_found("channel", id));
-        }
-        let channel = load_channel(&mut tx, id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(channel)
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            let mut q = Sql::new("UPDATE channels SET updated_at = ");
+            q.bind_i(now_ms());
+            if let Some(v) = &patch.name {
+                q.push(", name = ").bind_s(v);
+            }
+            if let Some(v) = &patch.config {
+                q.push(", config = ").bind_s(to_json(v));
+            }
+            if let Some(v) = &patch.info {
+                q.push(", info = ").bind_s(to_json(v));
+            }
+            if let Some((status, detail)) = &patch.status {
+                q.push(", status = ").bind_s(status);
+                match detail {
+                    Some(d) => q.push(", status_detail = ").bind_s(d),
+                    None => q.push(", status_detail = NULL"),
+                };
+            }
+            q.push(" WHERE deleted = 0 AND id = ").bind_s(id);
+            if c.exec(&q.text, &q.args).await? == 0 {
+                return Err(Error::not_found("channel", id));
+            }
+            let channel = load_channel(c, id).await?;
+            Ok(channel)
+        })
     }
 
     async fn delete_channel(&self, id: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE channels SET deleted = 1, updated_at = $1 WHERE id = $2 AND deleted = 0")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("channel", id));
-        }
-        Ok(())
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            let done = c.exec("UPDATE channels SET deleted = 1, updated_at = $1 WHERE id = $2 AND deleted = 0", args![now_ms(), id]).await?;
+            if done == 0 {
+                return Err(Error::not_found("channel", id));
+            }
+            Ok(())
+        })
     }
 
     // --- contacts -----------------------------------------------------------------------------
 
     async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)> {
-        let mut tx = self.begin().await?;
-        let existing = match &input.external_id {
-            Some(ext) => sqlx::query("SELECT id FROM contacts WHERE external_id = $1")
-                .bind(ext)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
-                .map(|r| s(&r, "id"))
-                .transpose()?,
-            None => None,
-        };
-        let (id, created) = match existing {
-            Some(id) => {
-                apply_contact(&mut tx, &id, &input).await?;
-                (id, false)
-            }
-            None => (insert_contact(&mut tx, &input).await?, true),
-        };
-        let contact = contact_event(&mut tx, &id, json!({})).await?;
-        tx.commit().await.map_err(db)?;
-        Ok((contact, created))
+        on!(self.write, |c| {
+            let existing = match &input.external_id {
+                Some(ext) => c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?
+                    .map(|r| r.s("id"))
+                    .transpose()?,
+                None => None,
+            };
+            let (id, created) = match existing {
+                Some(id) => {
+                    apply_contact(c, &id, &input).await?;
+                    (id, false)
+                }
+                None => (insert_contact(c, &input).await?, true),
+            };
+            let contact = contact_event(c, &id, json!({})).await?;
+            Ok((contact, created))
+        })
     }
 
     async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
-        let mut tx = self.begin().await?;
-        apply_contact(&mut tx, id, &input).await?;
-        let contact = contact_event(&mut tx, id, json!({})).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(contact)
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            apply_contact(c, id, &input).await?;
+            let contact = contact_event(c, id, json!({})).await?;
+            Ok(contact)
+        })
     }
 
     async fn get_contact(&self, id: &str) -> Result<Contact> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        load_contact(&mut conn, id).await
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            load_contact(c, id).await
+        })
     }
 
     async fn find_contacts(&self, f: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
-        let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
-        if let Some(v) = &f.external_id {
-            q.push(" AND c.external_id = ").bind_s(v);
-        }
-        if let Some(v) = &f.phone {
-            q.push(" AND c.phone = ").bind_s(v);
-        }
-        if let Some(v) = &f.email {
-            q.push(" AND c.email = ").bind_s(v);
-        }
-        if let Some(v) = &f.group {
-            q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
-                .bind_s(v)
-                .push(")");
-        }
-        if let Some(v) = &f.q {
-            q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
-        }
-        if let Some(c) = &page.cursor {
-            q.push(" AND c.id > ").bind_s(c);
-        }
-        q.push(" ORDER BY c.id LIMIT ").bind_i(i64::from(page.limit) + 1);
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        let ids = q
-            .query()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| s(r, "id"))
-            .collect::<Result<Vec<_>>>()?;
-        let (ids, next) = split_page(ids, page.limit, |id| id.clone());
-        let mut items = Vec::with_capacity(ids.len());
-        for id in ids {
-            items.push(load_contact(&mut conn, &id).await?);
-        }
-        Ok(Page { items, next })
+        on!(self.read, |c| {
+            let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
+            if let Some(v) = &f.external_id {
+                q.push(" AND c.external_id = ").bind_s(v);
+            }
+            if let Some(v) = &f.phone {
+                q.push(" AND c.phone = ").bind_s(v);
+            }
+            if let Some(v) = &f.email {
+                q.push(" AND c.email = ").bind_s(v);
+            }
+            if let Some(v) = &f.group {
+                q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
+                    .bind_s(v)
+                    .push(")");
+            }
+            if let Some(v) = &f.q {
+                q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+            }
+            if let Some(c) = &page.cursor {
+                q.push(" AND c.id > ").bind_s(c);
+            }
+            q.push(" ORDER BY c.id LIMIT ").bind_i(i64::from(page.limit) + 1);
+            let ids = c.rows(&q.text, &q.args).await?
+                .iter()
+                .map(|r| r.s("id"))
+                .collect::<Result<Vec<_>>>()?;
+            let (ids, next) = split_page(ids, page.limit, |id| id.clone());
+            let mut items = Vec::with_capacity(ids.len());
+            for id in ids {
+                items.push(load_contact(c, &id).await?);
+            }
+            Ok(Page { items, next })
+        })
     }
 
     async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact> {
-        if keep == other {
-            return Err(Error::invalid("merge_same_contact", "a contact cannot be merged into itself"));
-        }
-        let mut tx = self.begin().await?;
-        let a = load_contact(&mut tx, keep).await?;
-        let b = load_contact(&mut tx, other).await?;
-        sqlx::query("UPDATE identities SET contact_id = $1 WHERE contact_id = $2")
-            .bind(keep)
-            .bind(other)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        // One thread per person: the other contact's messages join the kept conversation.
-        let kept_conv = sqlx::query("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1")
-            .bind(keep)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .map(|r| s(&r, "id"))
-            .transpose()?;
-        match &kept_conv {
-            None => {
-                sqlx::query("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2")
-                    .bind(keep)
-                    .bind(other)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+        let keep = keep.to_owned();
+        let other = other.to_owned();
+        on!(self.write, |c| {
+            let keep = keep.as_str();
+            let other = other.as_str();
+            if keep == other {
+                return Err(Error::invalid("merge_same_contact", "a contact cannot be merged into itself"));
             }
-            Some(conv) => {
-                let moved_unread: i64 = sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1",
-                )
-                .bind(other)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)
-                .and_then(|r| i(&r, "n"))?;
-                sqlx::query(
-                    "UPDATE messages SET conversation_id = $1 \
-                     WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
-                )
-                .bind(conv)
-                .bind(other)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                sqlx::query("DELETE FROM conversations WHERE contact_id = $1")
-                    .bind(other)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                sqlx::query(
-                    "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
-                     last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
-                     WHERE id = $3",
-                )
-                .bind(moved_unread)
-                .bind(now_ms())
-                .bind(conv)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            let a = load_contact(c, keep).await?;
+            let b = load_contact(c, other).await?;
+            c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+            // One thread per person: the other contact's messages join the kept conversation.
+            let kept_conv = c.row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep]).await?
+                .map(|r| r.s("id"))
+                .transpose()?;
+            match &kept_conv {
+                None => {
+                    c.exec("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+                }
+                Some(conv) => {
+                    let moved_unread: i64 = c.one(
+                        "SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1",
+                    args![other]).await
+                    .and_then(|r| r.i("n"))?;
+                    c.exec(
+                        "UPDATE messages SET conversation_id = $1 \
+                         WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
+                    args![conv, other]).await?;
+                    c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
+                    c.exec(
+                        "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
+                         last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
+                         WHERE id = $3",
+                    args![moved_unread, now_ms(), conv]).await?;
+                }
             }
-        }
-        sqlx::query("UPDATE messages SET contact_id = $1 WHERE contact_id = $2")
-            .bind(keep)
-            .bind(other)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let mut groups = a.groups.clone();
-        groups.extend(b.groups.iter().cloned());
-        groups.sort();
-        groups.dedup();
-        let mut attrs = b.attrs.clone();
-        if let (Value::Object(into), Value::Object(from)) = (&mut attrs, &a.attrs) {
-            into.extend(from.clone());
-        }
-        // The other contact goes first so its unique external id is free to move.
-        sqlx::query("DELETE FROM contacts WHERE id = $1").bind(other).execute(&mut *tx).await.map_err(db)?;
-        let fill = ContactInput {
-            external_id: a.external_id.clone().or(b.external_id.clone()),
-            name: a.name.clone().or(b.name.clone()),
-            phone: a.phone.clone().or(b.phone.clone()),
-            email: a.email.clone().or(b.email.clone()),
-            groups: Some(groups),
-            attrs: Some(attrs),
-            preferred_channel_id: a.preferred_channel_id.clone().or(b.preferred_channel_id.clone()),
-        };
-        apply_contact(&mut tx, keep, &fill).await?;
-        let contact = contact_event(&mut tx, keep, json!({"merged_from": other})).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(contact)
+            c.exec("UPDATE messages SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+            let mut groups = a.groups.clone();
+            groups.extend(b.groups.iter().cloned());
+            groups.sort();
+            groups.dedup();
+            let mut attrs = b.attrs.clone();
+            if let (Value::Object(into), Value::Object(from)) = (&mut attrs, &a.attrs) {
+                into.extend(from.clone());
+            }
+            // The other contact goes first so its unique external id is free to move.
+            c.exec("DELETE FROM contacts WHERE id = $1", args![other]).await?;
+            let fill = ContactInput {
+                external_id: a.external_id.clone().or(b.external_id.clone()),
+                name: a.name.clone().or(b.name.clone()),
+                phone: a.phone.clone().or(b.phone.clone()),
+                email: a.email.clone().or(b.email.clone()),
+                groups: Some(groups),
+                attrs: Some(attrs),
+                preferred_channel_id: a.preferred_channel_id.clone().or(b.preferred_channel_id.clone()),
+            };
+            apply_contact(c, keep, &fill).await?;
+            let contact = contact_event(c, keep, json!({"merged_from": other})).await?;
+            Ok(contact)
+        })
     }
 
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity> {
-        let mut tx = self.begin().await?;
-        load_contact(&mut tx, contact_id).await?;
-        load_channel(&mut tx, channel_id).await?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, last_seen_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (channel_id, user_id) DO UPDATE SET contact_id = $2, chat_id = $5, \
-             username = COALESCE($6, identities.username), display_name = COALESCE($7, identities.display_name)",
-        )
-        .bind(new_id())
-        .bind(contact_id)
-        .bind(channel_id)
-        .bind(&sender.user_id)
-        .bind(&sender.chat_id)
-        .bind(&sender.username)
-        .bind(&sender.display_name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let row = sqlx::query(&format!(
-            "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
-             WHERE i.channel_id = $1 AND i.user_id = $2"
-        ))
-        .bind(channel_id)
-        .bind(&sender.user_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let identity = identity_from(&row)?;
-        contact_event(&mut tx, contact_id, json!({})).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(identity)
+        let contact_id = contact_id.to_owned();
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let contact_id = contact_id.as_str();
+            let channel_id = channel_id.as_str();
+            load_contact(c, contact_id).await?;
+            load_channel(c, channel_id).await?;
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, last_seen_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (channel_id, user_id) DO UPDATE SET contact_id = $2, chat_id = $5, \
+                 username = COALESCE($6, identities.username), display_name = COALESCE($7, identities.display_name)",
+            args![new_id(), contact_id, channel_id, &sender.user_id, &sender.chat_id, &sender.username, &sender.display_name, now]).await?;
+            let row = c.one(&format!(
+                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
+                 WHERE i.channel_id = $1 AND i.user_id = $2"
+            ), args![channel_id, &sender.user_id]).await?;
+            let identity = identity_from(&row)?;
+            contact_event(c, contact_id, json!({})).await?;
+            Ok(identity)
+        })
     }
 
     // --- inbound and conversations ------------------------------------------------------------
 
     async fn record_inbound(&self, msg: InboundMessage) -> Result<Inbound> {
-        // A concurrent first message from the same new person can race on the unique keys;
-        // the loser simply runs again and finds what the winner wrote.
+        // A concurrent first message from the same new person can race on the unique keys
+        // (PostgreSQL); the loser simply runs again and finds what the winner wrote.
         let mut last = None;
         for _ in 0..3 {
-            match self.record_inbound_once(&msg).await {
+            let msg = msg.clone();
+            match on!(self.write, |c| record_inbound_once(c, &msg).await) {
                 Err(e) if e.kind == okno_domain::ErrorKind::Conflict => last = Some(e),
                 other => return other,
             }
@@ -953,746 +762,628 @@ impl Store for SqlStore {
     }
 
     async fn list_conversations(&self, f: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>> {
-        let mut q = Sql::new(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE 1 = 1"));
-        if let Some(v) = f.status {
-            q.push(" AND c.status = ").bind_s(v.as_str());
-        }
-        if let Some(v) = &f.contact_id {
-            q.push(" AND c.contact_id = ").bind_s(v);
-        }
-        if let Some(v) = &f.channel_id {
-            q.push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.channel_id = ")
-                .bind_s(v)
-                .push(")");
-        }
-        match &f.assignee {
-            Some(Some(a)) => {
-                q.push(" AND c.assignee = ").bind_s(a);
+        on!(self.read, |c| {
+            let mut q = Sql::new(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE 1 = 1"));
+            if let Some(v) = f.status {
+                q.push(" AND c.status = ").bind_s(v.as_str());
             }
-            Some(None) => {
-                q.push(" AND c.assignee IS NULL");
+            if let Some(v) = &f.contact_id {
+                q.push(" AND c.contact_id = ").bind_s(v);
             }
-            None => {}
-        }
-        if let Some(v) = &f.label {
-            q.push(" AND c.labels LIKE ").bind_s(format!("%{}%", to_json(v)));
-        }
-        if let Some(cursor) = &page.cursor {
-            let (at, id) = cursor
-                .split_once('.')
-                .and_then(|(a, b)| a.parse::<i64>().ok().map(|a| (a, b.to_string())))
-                .ok_or_else(|| Error::invalid("invalid_cursor", "the cursor is not one this API returned"))?;
-            q.push(" AND (c.updated_at < ").bind_i(at).push(" OR (c.updated_at = ").bind_i(at);
-            q.push(" AND c.id < ").bind_s(id).push("))");
-        }
-        q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        let rows = q.query().fetch_all(&mut *conn).await.map_err(db)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(page.limit as usize) {
-            items.push(conversation_from(&mut conn, row).await?);
-        }
-        let next = (rows.len() > page.limit as usize)
-            .then(|| items.last().map(|c: &Conversation| format!("{}.{}", c.updated_at, c.id)))
-            .flatten();
-        Ok(Page { items, next })
+            if let Some(v) = &f.channel_id {
+                q.push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.channel_id = ")
+                    .bind_s(v)
+                    .push(")");
+            }
+            match &f.assignee {
+                Some(Some(a)) => {
+                    q.push(" AND c.assignee = ").bind_s(a);
+                }
+                Some(None) => {
+                    q.push(" AND c.assignee IS NULL");
+                }
+                None => {}
+            }
+            if let Some(v) = &f.label {
+                q.push(" AND c.labels LIKE ").bind_s(format!("%{}%", to_json(v)));
+            }
+            if let Some(cursor) = &page.cursor {
+                let (at, id) = cursor
+                    .split_once('.')
+                    .and_then(|(a, b)| a.parse::<i64>().ok().map(|a| (a, b.to_string())))
+                    .ok_or_else(|| Error::invalid("invalid_cursor", "the cursor is not one this API returned"))?;
+                q.push(" AND (c.updated_at < ").bind_i(at).push(" OR (c.updated_at = ").bind_i(at);
+                q.push(" AND c.id < ").bind_s(id).push("))");
+            }
+            q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
+            let rows = c.rows(&q.text, &q.args).await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows.iter().take(page.limit as usize) {
+                items.push(conversation_from(c, row).await?);
+            }
+            let next = (rows.len() > page.limit as usize)
+                .then(|| items.last().map(|c: &Conversation| format!("{}.{}", c.updated_at, c.id)))
+                .flatten();
+            Ok(Page { items, next })
+        })
     }
 
     async fn get_conversation(&self, id: &str) -> Result<Conversation> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        load_conversation(&mut conn, id).await
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            load_conversation(c, id).await
+        })
     }
 
     async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation> {
-        let mut tx = self.begin().await?;
-        let before = load_conversation(&mut tx, id).await?;
-        let mut q = Sql::new("UPDATE conversations SET updated_at = ");
-        q.bind_i(now_ms());
-        if let Some(v) = patch.status {
-            q.push(", status = ").bind_s(v.as_str());
-        }
-        match &patch.assignee {
-            Some(Some(a)) => {
-                q.push(", assignee = ").bind_s(a);
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            let before = load_conversation(c, id).await?;
+            let mut q = Sql::new("UPDATE conversations SET updated_at = ");
+            q.bind_i(now_ms());
+            if let Some(v) = patch.status {
+                q.push(", status = ").bind_s(v.as_str());
             }
-            Some(None) => {
-                q.push(", assignee = NULL");
+            match &patch.assignee {
+                Some(Some(a)) => {
+                    q.push(", assignee = ").bind_s(a);
+                }
+                Some(None) => {
+                    q.push(", assignee = NULL");
+                }
+                None => {}
             }
-            None => {}
-        }
-        if let Some(labels) = &patch.labels {
-            let mut labels = labels.clone();
-            labels.sort();
-            labels.dedup();
-            q.push(", labels = ").bind_s(to_json(&labels));
-        }
-        if patch.mark_read {
-            q.push(", unread = 0");
-        }
-        q.push(" WHERE id = ").bind_s(id);
-        q.query().execute(&mut *tx).await.map_err(db)?;
-        let after = load_conversation(&mut tx, id).await?;
-        let changed =
-            before.status != after.status || before.assignee != after.assignee || before.labels != after.labels;
-        if changed {
-            emit(&mut tx, EventType::ConversationUpdated, conversation_event_data(&after)).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(after)
+            if let Some(labels) = &patch.labels {
+                let mut labels = labels.clone();
+                labels.sort();
+                labels.dedup();
+                q.push(", labels = ").bind_s(to_json(&labels));
+            }
+            if patch.mark_read {
+                q.push(", unread = 0");
+            }
+            q.push(" WHERE id = ").bind_s(id);
+            c.exec(&q.text, &q.args).await?;
+            let after = load_conversation(c, id).await?;
+            let changed =
+                before.status != after.status || before.assignee != after.assignee || before.labels != after.labels;
+            if changed {
+                emit(c, EventType::ConversationUpdated, conversation_event_data(&after)).await?;
+            }
+            Ok(after)
+        })
     }
 
     async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        let exists = sqlx::query("SELECT id FROM conversations WHERE id = $1")
-            .bind(conversation_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(Error::not_found("conversation", conversation_id));
-        }
-        let mut q = Sql::new(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = "));
-        q.bind_s(conversation_id);
-        if let Some(c) = &page.cursor {
-            q.push(" AND id > ").bind_s(c);
-        }
-        q.push(" ORDER BY id LIMIT ").bind_i(i64::from(page.limit) + 1);
-        let rows = q.query().fetch_all(&mut *conn).await.map_err(db)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(page.limit as usize) {
-            items.push(message_from(&mut conn, row).await?);
-        }
-        let next = (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.clone())).flatten();
-        Ok(Page { items, next })
+        let conversation_id = conversation_id.to_owned();
+        on!(self.read, |c| {
+            let conversation_id = conversation_id.as_str();
+            let exists = c.row("SELECT id FROM conversations WHERE id = $1", args![conversation_id]).await?;
+            if exists.is_none() {
+                return Err(Error::not_found("conversation", conversation_id));
+            }
+            let mut q = Sql::new(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = "));
+            q.bind_s(conversation_id);
+            if let Some(c) = &page.cursor {
+                q.push(" AND id > ").bind_s(c);
+            }
+            q.push(" ORDER BY id LIMIT ").bind_i(i64::from(page.limit) + 1);
+            let rows = c.rows(&q.text, &q.args).await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows.iter().take(page.limit as usize) {
+                items.push(message_from(c, row).await?);
+            }
+            let next = (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.clone())).flatten();
+            Ok(Page { items, next })
+        })
     }
 
     // --- outbound -----------------------------------------------------------------------------
 
     async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)> {
-        let mut tx = self.begin().await?;
-        if let Some(key) = &req.idempotency_key {
-            let existing = sqlx::query("SELECT id FROM messages WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            if let Some(row) = existing {
-                let message = load_message(&mut tx, &s(&row, "id")?).await?;
-                return Ok((message, true));
+        on!(self.write, |c| {
+            if let Some(key) = &req.idempotency_key {
+                let existing = c.row("SELECT id FROM messages WHERE idempotency_key = $1", args![key]).await?;
+                if let Some(row) = existing {
+                    let message = load_message(c, &row.s("id")?).await?;
+                    return Ok((message, true));
+                }
             }
-        }
-        let (contact_id, conversation_id) = match &req.to {
-            Recipient::Conversation(id) => {
-                let row = sqlx::query("SELECT contact_id FROM conversations WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| Error::not_found("conversation", id))?;
-                (s(&row, "contact_id")?, id.clone())
+            let (contact_id, conversation_id) = match &req.to {
+                Recipient::Conversation(id) => {
+                    let row = c.row("SELECT contact_id FROM conversations WHERE id = $1", args![id]).await?
+                        .ok_or_else(|| Error::not_found("conversation", id))?;
+                    (row.s("contact_id")?, id.clone())
+                }
+                Recipient::Contact(id) => {
+                    load_contact(c, id).await?;
+                    let (conv, _) = current_conversation(c, id, false).await?;
+                    (id.clone(), conv)
+                }
+                Recipient::ExternalId(ext) => {
+                    let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?
+                        .ok_or_else(|| {
+                            Error::new(
+                                okno_domain::ErrorKind::NotFound,
+                                "contact_not_found",
+                                format!("no contact with external_id `{ext}`"),
+                            )
+                        })?;
+                    let id = row.s("id")?;
+                    let (conv, _) = current_conversation(c, &id, false).await?;
+                    (id, conv)
+                }
+            };
+            let contact = load_contact(c, &contact_id).await?;
+            let last_inbound = c.one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id]).await
+                .and_then(|r| r.os("last_inbound_channel_id"))?;
+            let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
+            if identity.blocked {
+                return Err(Error::unprocessable(
+                    "recipient_blocked",
+                    format!("the contact has blocked channel {}; choose another channel", identity.channel_id),
+                ));
             }
-            Recipient::Contact(id) => {
-                load_contact(&mut tx, id).await?;
-                let (conv, _) = current_conversation(&mut tx, id, false).await?;
-                (id.clone(), conv)
+            let id = new_id();
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
+                 author, idempotency_key, reply_to, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10)",
+            args![&id, &conversation_id, &contact_id, &identity.channel_id, &req.text, to_json(&req.buttons), &req.author, &req.idempotency_key, &req.reply_to, now]).await?;
+            for att in &req.attachment_ids {
+                let done = c.exec(
+                    "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
+                     SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments WHERE id = $4 AND state = 'ready'",
+                args![new_id(), &id, now, att]).await?;
+                if done == 0 {
+                    return Err(Error::not_found("attachment", att));
+                }
             }
-            Recipient::ExternalId(ext) => {
-                let row = sqlx::query("SELECT id FROM contacts WHERE external_id = $1")
-                    .bind(ext)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| {
-                        Error::new(
-                            okno_domain::ErrorKind::NotFound,
-                            "contact_not_found",
-                            format!("no contact with external_id `{ext}`"),
-                        )
-                    })?;
-                let id = s(&row, "id")?;
-                let (conv, _) = current_conversation(&mut tx, &id, false).await?;
-                (id, conv)
-            }
-        };
-        let contact = load_contact(&mut tx, &contact_id).await?;
-        let last_inbound = sqlx::query("SELECT last_inbound_channel_id FROM conversations WHERE id = $1")
-            .bind(&conversation_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)
-            .and_then(|r| os(&r, "last_inbound_channel_id"))?;
-        let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
-        if identity.blocked {
-            return Err(Error::unprocessable(
-                "recipient_blocked",
-                format!("the contact has blocked channel {}; choose another channel", identity.channel_id),
-            ));
-        }
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
-             author, idempotency_key, reply_to, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10)",
-        )
-        .bind(&id)
-        .bind(&conversation_id)
-        .bind(&contact_id)
-        .bind(&identity.channel_id)
-        .bind(&req.text)
-        .bind(to_json(&req.buttons))
-        .bind(&req.author)
-        .bind(&req.idempotency_key)
-        .bind(&req.reply_to)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        for att in &req.attachment_ids {
-            let done = sqlx::query(
-                "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
-                 SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments WHERE id = $4 AND state = 'ready'",
-            )
-            .bind(new_id())
-            .bind(&id)
-            .bind(now)
-            .bind(att)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if done.rows_affected() == 0 {
-                return Err(Error::not_found("attachment", att));
-            }
-        }
-        insert_job(&mut tx, JobKind::Send, &id, Some(&conversation_id), now).await?;
-        sqlx::query("UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3")
-            .bind(&id)
-            .bind(now)
-            .bind(&conversation_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let message = load_message(&mut tx, &id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok((message, false))
+            insert_job(c, JobKind::Send, &id, Some(&conversation_id), now).await?;
+            c.exec("UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3", args![&id, now, &conversation_id]).await?;
+            let message = load_message(c, &id).await?;
+            Ok((message, false))
+        })
     }
 
     async fn get_message(&self, id: &str) -> Result<Message> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        load_message(&mut conn, id).await
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            load_message(c, id).await
+        })
     }
 
     async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget> {
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        let message = load_message(&mut conn, message_id).await?;
-        let channel = load_channel(&mut conn, &message.channel_id).await?;
-        let row = sqlx::query(&format!(
-            "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
-             WHERE i.contact_id = $1 AND i.channel_id = $2 ORDER BY i.last_seen_at DESC LIMIT 1"
-        ))
-        .bind(&message.contact_id)
-        .bind(&message.channel_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::unprocessable("no_identity", "the contact no longer has an identity on this channel"))?;
-        Ok(DeliveryTarget { message, channel, identity: identity_from(&row)? })
+        let message_id = message_id.to_owned();
+        on!(self.read, |c| {
+            let message_id = message_id.as_str();
+            let message = load_message(c, message_id).await?;
+            let channel = load_channel(c, &message.channel_id).await?;
+            let row = c.row(&format!(
+                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
+                 WHERE i.contact_id = $1 AND i.channel_id = $2 ORDER BY i.last_seen_at DESC LIMIT 1"
+            ), args![&message.contact_id, &message.channel_id]).await?
+            .ok_or_else(|| Error::unprocessable("no_identity", "the contact no longer has an identity on this channel"))?;
+            Ok(DeliveryTarget { message, channel, identity: identity_from(&row)? })
+        })
     }
 
     async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-        )
-        .bind(&external_id)
-        .bind(now_ms())
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() > 0 {
-            let m = load_message(&mut tx, message_id).await?;
-            emit(&mut tx, EventType::MessageStatus, status_event_data(&m)).await?;
-        }
-        tx.commit().await.map_err(db)
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            let message_id = message_id.as_str();
+            let done = c.exec(
+                "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+            args![&external_id, now_ms(), message_id]).await?;
+            if done > 0 {
+                let m = load_message(c, message_id).await?;
+                emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
+            }
+            Ok(())
+        })
     }
 
     async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-        )
-        .bind(error)
-        .bind(now_ms())
-        .bind(message_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() > 0 {
-            let m = load_message(&mut tx, message_id).await?;
-            if let Some(flag) = flag {
-                let col = match flag {
-                    IdentityFlag::Blocked => "blocked",
-                    IdentityFlag::OptedOut => "opted_out",
-                };
-                sqlx::query(&format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"))
-                    .bind(&m.contact_id)
-                    .bind(&m.channel_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+        let message_id = message_id.to_owned();
+        let error = error.to_owned();
+        on!(self.write, |c| {
+            let message_id = message_id.as_str();
+            let error = error.as_str();
+            let done = c.exec(
+                "UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+            args![error, now_ms(), message_id]).await?;
+            if done > 0 {
+                let m = load_message(c, message_id).await?;
+                if let Some(flag) = flag {
+                    let col = match flag {
+                        IdentityFlag::Blocked => "blocked",
+                        IdentityFlag::OptedOut => "opted_out",
+                    };
+                    c.exec(&format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"), args![&m.contact_id, &m.channel_id]).await?;
+                }
+                emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
             }
-            emit(&mut tx, EventType::MessageStatus, status_event_data(&m)).await?;
-        }
-        tx.commit().await.map_err(db)
+            Ok(())
+        })
     }
 
     // --- attachments --------------------------------------------------------------------------
 
     async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment> {
-        let id = new_id();
-        let mut conn = self.write.acquire().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7)",
-        )
-        .bind(&id)
-        .bind(&new.message_id)
-        .bind(&new.name)
-        .bind(&new.mime)
-        .bind(new.size)
-        .bind(&new.sha256)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        drop(conn);
-        self.get_attachment(&id).await
+        on!(self.write, |c| {
+            let id = new_id();
+            c.exec(
+                "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7)",
+            args![&id, &new.message_id, &new.name, &new.mime, new.size, &new.sha256, now_ms()]).await?;
+            load_attachment(c, &id).await
+        })
     }
 
     async fn get_attachment(&self, id: &str) -> Result<Attachment> {
-        let row = sqlx::query(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("attachment", id))?;
-        attachment_from(&row)
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            let row = c.row(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"), args![id]).await?
+                .ok_or_else(|| Error::not_found("attachment", id))?;
+            attachment_from(&row)
+        })
     }
 
     async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for r in results {
-            match r {
-                FetchedAttachment::Stored { id, size, sha256, mime } => {
-                    sqlx::query(
-                        "UPDATE attachments SET state = 'ready', size = $1, sha256 = $2, mime = COALESCE($3, mime), note = NULL \
-                         WHERE id = $4 AND message_id = $5",
-                    )
-                    .bind(size)
-                    .bind(sha256)
-                    .bind(mime)
-                    .bind(&id)
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                FetchedAttachment::Failed { id, note } => {
-                    sqlx::query("UPDATE attachments SET state = 'failed', note = $1 WHERE id = $2 AND message_id = $3")
-                        .bind(note)
-                        .bind(&id)
-                        .bind(message_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            let message_id = message_id.as_str();
+            for r in results {
+                match r {
+                    FetchedAttachment::Stored { id, size, sha256, mime } => {
+                        c.exec(
+                            "UPDATE attachments SET state = 'ready', size = $1, sha256 = $2, mime = COALESCE($3, mime), note = NULL \
+                             WHERE id = $4 AND message_id = $5",
+                        args![size, sha256, mime, &id, message_id]).await?;
+                    }
+                    FetchedAttachment::Failed { id, note } => {
+                        c.exec("UPDATE attachments SET state = 'failed', note = $1 WHERE id = $2 AND message_id = $3", args![note, &id, message_id]).await?;
+                    }
                 }
             }
-        }
-        let m = load_message(&mut tx, message_id).await?;
-        if m.attachments.iter().all(|a| a.state != "pending") {
-            emit(&mut tx, inbound_event(&m), message_event_data(&m)).await?;
-        }
-        tx.commit().await.map_err(db)
+            let m = load_message(c, message_id).await?;
+            if m.attachments.iter().all(|a| a.state != "pending") {
+                emit(c, inbound_event(&m), message_event_data(&m)).await?;
+            }
+            Ok(())
+        })
     }
 
     // --- the outbox ---------------------------------------------------------------------------
 
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
-        let now = now_ms();
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-             WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3 \
-               AND (j.lease_until IS NULL OR j.lease_until < $3) \
-               AND (j.queue_key IS NULL OR NOT EXISTS \
-                    (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq)) \
-               ORDER BY j.seq LIMIT $4{lock}) \
-             RETURNING seq, kind, ref_id, queue_key, attempts"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.write)
-            .await
-            .map_err(db)?;
-        let mut jobs = rows
-            .iter()
-            .map(|r| {
-                let kind = s(r, "kind")?;
-                Ok(Job {
-                    seq: i(r, "seq")?,
-                    kind: JobKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
-                    ref_id: s(r, "ref_id")?,
-                    queue_key: os(r, "queue_key")?,
-                    attempts: i(r, "attempts")?,
+        let backend = self.backend;
+        let owner = owner.to_owned();
+        on!(self.write, |c| {
+            let owner = owner.as_str();
+            let now = now_ms();
+            let lock = match backend {
+                Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+                Backend::Sqlite => "",
+            };
+            let sql = format!(
+                "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+                 WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3 \
+                   AND (j.lease_until IS NULL OR j.lease_until < $3) \
+                   AND (j.queue_key IS NULL OR NOT EXISTS \
+                        (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq)) \
+                   ORDER BY j.seq LIMIT $4{lock}) \
+                 RETURNING seq, kind, ref_id, queue_key, attempts"
+            );
+            let rows = c.rows(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
+            let mut jobs = rows
+                .iter()
+                .map(|r| {
+                    let kind = r.s("kind")?;
+                    Ok(Job {
+                        seq: r.i("seq")?,
+                        kind: JobKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
+                        ref_id: r.s("ref_id")?,
+                        queue_key: r.os("queue_key")?,
+                        attempts: r.i("attempts")?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        jobs.sort_by_key(|j| j.seq);
-        Ok(jobs)
+                .collect::<Result<Vec<_>>>()?;
+            jobs.sort_by_key(|j| j.seq);
+            Ok(jobs)
+        })
     }
 
     async fn complete_job(&self, seq: i64) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE seq = $1").bind(seq).execute(&self.write).await.map_err(db)?;
-        Ok(())
+        on!(self.write, |c| {
+            c.exec("DELETE FROM jobs WHERE seq = $1", args![seq]).await?;
+            Ok(())
+        })
     }
 
     async fn retry_job(&self, seq: i64, at: Millis, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3",
-        )
-        .bind(at)
-        .bind(error)
-        .bind(seq)
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let error = error.to_owned();
+        on!(self.write, |c| {
+            let error = error.as_str();
+            c.exec(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3",
+            args![at, error, seq]).await?;
+            Ok(())
+        })
     }
 
     async fn release_jobs(&self, owner: &str) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, \
-             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE lease_owner = $1",
-        )
-        .bind(owner)
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected())
+        let owner = owner.to_owned();
+        on!(self.write, |c| {
+            let owner = owner.as_str();
+            let done = c.exec(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE lease_owner = $1",
+            args![owner]).await?;
+            Ok(done)
+        })
     }
 
     async fn queue_depth(&self) -> Result<i64> {
-        sqlx::query("SELECT COUNT(*) AS n FROM jobs").fetch_one(&self.read).await.map_err(db).and_then(|r| i(&r, "n"))
+        on!(self.read, |c| {
+            c.one("SELECT COUNT(*) AS n FROM jobs", args![]).await.and_then(|r| r.i("n"))
+        })
     }
 
     // --- outgoing webhooks --------------------------------------------------------------------
 
     async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        let id = new_id();
-        let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
-        sqlx::query("INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(&new.url)
-            .bind(to_json(&events))
-            .bind(&new.secret)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        self.get_webhook(&id).await
+        on!(self.write, |c| {
+            let id = new_id();
+            let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
+            c.exec("INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, &new.url, to_json(&events), &new.secret, now_ms()]).await?;
+            load_webhook(c, &id).await
+        })
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
-        sqlx::query("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id")
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(webhook_from)
-            .collect()
+        on!(self.read, |c| {
+            c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![]).await?
+                .iter()
+                .map(webhook_from)
+                .collect()
+        })
     }
 
     async fn get_webhook(&self, id: &str) -> Result<Webhook> {
-        let row = sqlx::query("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("webhook", id))?;
-        webhook_from(&row)
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            let row = c.row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id]).await?
+                .ok_or_else(|| Error::not_found("webhook", id))?;
+            webhook_from(&row)
+        })
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        // Pending deliveries of a removed subscription are dropped with it.
-        sqlx::query("DELETE FROM jobs WHERE kind = 'webhook' AND ref_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = $1)")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("webhook", id));
-        }
-        tx.commit().await.map_err(db)
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            // Pending deliveries of a removed subscription are dropped with it.
+            c.exec("DELETE FROM jobs WHERE kind = 'webhook' AND ref_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = $1)", args![id]).await?;
+            c.exec("DELETE FROM webhook_deliveries WHERE webhook_id = $1", args![id]).await?;
+            let done = c.exec("DELETE FROM webhooks WHERE id = $1", args![id]).await?;
+            if done == 0 {
+                return Err(Error::not_found("webhook", id));
+            }
+            Ok(())
+        })
     }
 
     async fn list_deliveries(&self, webhook_id: &str, page: PageRequest) -> Result<Page<WebhookDelivery>> {
-        self.get_webhook(webhook_id).await?;
-        let mut q = Sql::new(
-            "SELECT id, webhook_id, event_type, body, status, attempts, last_status_code, last_error, created_at, delivered_at \
-             FROM webhook_deliveries WHERE webhook_id = ",
-        );
-        q.bind_s(webhook_id);
-        if let Some(c) = &page.cursor {
-            q.push(" AND id < ").bind_s(c);
-        }
-        q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-        let rows = q.query().fetch_all(&self.read).await.map_err(db)?;
-        let items = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
-        let (items, next) = split_page(items, page.limit, |d| d.id.clone());
-        Ok(Page { items, next })
+        let webhook_id = webhook_id.to_owned();
+        on!(self.read, |c| {
+            let webhook_id = webhook_id.as_str();
+            load_webhook(c, webhook_id).await?;
+            let mut q = Sql::new(
+                "SELECT id, webhook_id, event_type, body, status, attempts, last_status_code, last_error, created_at, delivered_at \
+                 FROM webhook_deliveries WHERE webhook_id = ",
+            );
+            q.bind_s(webhook_id);
+            if let Some(c) = &page.cursor {
+                q.push(" AND id < ").bind_s(c);
+            }
+            q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
+            let rows = c.rows(&q.text, &q.args).await?;
+            let items = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
+            let (items, next) = split_page(items, page.limit, |d| d.id.clone());
+            Ok(Page { items, next })
+        })
     }
 
     async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery> {
-        let row = sqlx::query(
-            "SELECT d.id, d.webhook_id, d.event_type, d.body, d.status, d.attempts, d.last_status_code, d.last_error, \
-             d.created_at, d.delivered_at, w.url, w.secret \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::not_found("delivery", id))?;
-        Ok(PendingDelivery { delivery: delivery_from(&row)?, url: s(&row, "url")?, secret: s(&row, "secret")? })
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let id = id.as_str();
+            let row = c.row(
+                "SELECT d.id, d.webhook_id, d.event_type, d.body, d.status, d.attempts, d.last_status_code, d.last_error, \
+                 d.created_at, d.delivered_at, w.url, w.secret \
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+            args![id]).await?
+            .ok_or_else(|| Error::not_found("delivery", id))?;
+            Ok(PendingDelivery { delivery: delivery_from(&row)?, url: row.s("url")?, secret: row.s("secret")? })
+        })
     }
 
     async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()> {
-        let (status, code, error, delivered_at) = match attempt {
-            DeliveryAttempt::Delivered { status_code } => ("delivered", Some(status_code), None, Some(now_ms())),
-            DeliveryAttempt::Retrying { status_code, error } => ("pending", status_code, Some(error), None),
-            DeliveryAttempt::Failed { status_code, error } => ("failed", status_code, Some(error), None),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, \
-             delivered_at = $4 WHERE id = $5",
-        )
-        .bind(status)
-        .bind(code)
-        .bind(error)
-        .bind(delivered_at)
-        .bind(id)
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            let (status, code, error, delivered_at) = match attempt {
+                DeliveryAttempt::Delivered { status_code } => ("delivered", Some(status_code), None, Some(now_ms())),
+                DeliveryAttempt::Retrying { status_code, error } => ("pending", status_code, Some(error), None),
+                DeliveryAttempt::Failed { status_code, error } => ("failed", status_code, Some(error), None),
+            };
+            c.exec(
+                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, \
+                 delivered_at = $4 WHERE id = $5",
+            args![status, code, error, delivered_at, id]).await?;
+            Ok(())
+        })
     }
 
     async fn emit_event(&self, event: EventType, data: Value) -> Result<()> {
-        let mut tx = self.begin().await?;
-        emit(&mut tx, event, data).await?;
-        tx.commit().await.map_err(db)
+        on!(self.write, |c| {
+            emit(c, event, data).await?;
+            Ok(())
+        })
     }
 
     // --- tokens, operators, audit -------------------------------------------------------------
 
     async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(name)
-            .bind(role.as_str())
-            .bind(token_hash)
-            .bind(now)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        Ok(ApiToken { id, name: name.to_string(), role, created_at: now })
+        let name = name.to_owned();
+        let token_hash = token_hash.to_owned();
+        on!(self.write, |c| {
+            let name = name.as_str();
+            let token_hash = token_hash.as_str();
+            let id = new_id();
+            let now = now_ms();
+            c.exec("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, name, role.as_str(), token_hash, now]).await?;
+            Ok(ApiToken { id, name: name.to_string(), role, created_at: now })
+        })
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        sqlx::query("SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked = 0")
-            .bind(token_hash)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db)?
-            .map(|r| token_from(&r))
-            .transpose()
+        let token_hash = token_hash.to_owned();
+        on!(self.read, |c| {
+            let token_hash = token_hash.as_str();
+            c.row("SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked = 0", args![token_hash]).await?
+                .map(|r| token_from(&r))
+                .transpose()
+        })
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        sqlx::query("SELECT id, name, role, created_at FROM api_tokens WHERE revoked = 0 ORDER BY id")
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(token_from)
-            .collect()
+        on!(self.read, |c| {
+            c.rows("SELECT id, name, role, created_at FROM api_tokens WHERE revoked = 0 ORDER BY id", args![]).await?
+                .iter()
+                .map(token_from)
+                .collect()
+        })
     }
 
     async fn revoke_token(&self, id: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE id = $1 AND revoked = 0")
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("token", id));
-        }
-        Ok(())
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let id = id.as_str();
+            let done = c.exec("UPDATE api_tokens SET revoked = 1 WHERE id = $1 AND revoked = 0", args![id]).await?;
+            if done == 0 {
+                return Err(Error::not_found("token", id));
+            }
+            Ok(())
+        })
     }
 
     async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator> {
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query("INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(login)
-            .bind(role.as_str())
-            .bind(password_hash)
-            .bind(now)
-            .execute(&self.write)
-            .await
-            .map_err(|e| match db(e) {
-                err if err.kind == okno_domain::ErrorKind::Conflict => {
-                    Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
-                }
-                err => err,
-            })?;
-        Ok(Operator { id, login: login.to_string(), role, password_hash: password_hash.to_string(), created_at: now })
+        let login = login.to_owned();
+        let password_hash = password_hash.to_owned();
+        on!(self.write, |c| {
+            let login = login.as_str();
+            let password_hash = password_hash.as_str();
+            let id = new_id();
+            let now = now_ms();
+            c.exec("INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, login, role.as_str(), password_hash, now]).await
+                .map_err(|e| match e {
+                    err if err.kind == okno_domain::ErrorKind::Conflict => {
+                        Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
+                    }
+                    err => err,
+                })?;
+            Ok(Operator { id, login: login.to_string(), role, password_hash: password_hash.to_string(), created_at: now })
+        })
     }
 
     async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>> {
-        sqlx::query("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db)?
-            .map(|r| {
-                Ok(Operator {
-                    id: s(&r, "id")?,
-                    login: s(&r, "login")?,
-                    role: Role::parse(&s(&r, "role")?)?,
-                    password_hash: s(&r, "password_hash")?,
-                    created_at: i(&r, "created_at")?,
+        let login = login.to_owned();
+        on!(self.read, |c| {
+            let login = login.as_str();
+            c.row("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1", args![login]).await?
+                .map(|r| {
+                    Ok(Operator {
+                        id: r.s("id")?,
+                        login: r.s("login")?,
+                        role: Role::parse(&r.s("role")?)?,
+                        password_hash: r.s("password_hash")?,
+                        created_at: r.i("created_at")?,
+                    })
                 })
-            })
-            .transpose()
+                .transpose()
+        })
     }
 
     async fn audit(&self, e: NewAudit) -> Result<()> {
-        sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id())
-            .bind(now_ms())
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(to_json(&e.detail))
-            .execute(&self.write)
-            .await
-            .map_err(db)?;
-        Ok(())
+        on!(self.write, |c| {
+            c.exec("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)", args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)]).await?;
+            Ok(())
+        })
     }
 
     async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {
-        let mut q = Sql::new("SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1");
-        if let Some(c) = &page.cursor {
-            q.push(" AND id < ").bind_s(c);
-        }
-        q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-        let items = q
-            .query()
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: s(r, "id")?,
-                    at: i(r, "at")?,
-                    actor: s(r, "actor")?,
-                    action: s(r, "action")?,
-                    target: s(r, "target")?,
-                    detail: js(r, "detail")?,
+        on!(self.read, |c| {
+            let mut q = Sql::new("SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1");
+            if let Some(c) = &page.cursor {
+                q.push(" AND id < ").bind_s(c);
+            }
+            q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
+            let items = c.rows(&q.text, &q.args).await?
+                .iter()
+                .map(|r| {
+                    Ok(AuditEntry {
+                        id: r.s("id")?,
+                        at: r.i("at")?,
+                        actor: r.s("actor")?,
+                        action: r.s("action")?,
+                        target: r.s("target")?,
+                        detail: r.js("detail")?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let (items, next) = split_page(items, page.limit, |a| a.id.clone());
-        Ok(Page { items, next })
+                .collect::<Result<Vec<_>>>()?;
+            let (items, next) = split_page(items, page.limit, |a| a.id.clone());
+            Ok(Page { items, next })
+        })
     }
 }
 
-impl SqlStore {
-    async fn record_inbound_once(&self, msg: &InboundMessage) -> Result<Inbound> {
-        let mut tx = self.begin().await?;
+/// One attempt at recording an inbound message (see `record_inbound`).
+async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
+    {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        let seen = sqlx::query("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2")
-            .bind(&msg.channel_id)
-            .bind(&dedup)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let seen = c.row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&msg.channel_id, &dedup]).await?;
         if let Some(row) = seen {
-            let message = load_message(&mut tx, &s(&row, "id")?).await?;
+            let message = load_message(c, &row.s("id")?).await?;
             return Ok(Inbound { message, duplicate: true });
         }
-        load_channel(&mut tx, &msg.channel_id).await?;
+        load_channel(c, &msg.channel_id).await?;
         let now = now_ms();
-        let identity = sqlx::query("SELECT id, contact_id FROM identities WHERE channel_id = $1 AND user_id = $2")
-            .bind(&msg.channel_id)
-            .bind(&msg.sender.user_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let identity = c.row("SELECT id, contact_id FROM identities WHERE channel_id = $1 AND user_id = $2", args![&msg.channel_id, &msg.sender.user_id]).await?;
         let contact_id = match identity {
             Some(row) => {
-                let contact_id = s(&row, "contact_id")?;
-                sqlx::query(
+                let contact_id = row.s("contact_id")?;
+                c.exec(
                     "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
                      display_name = COALESCE($3, display_name), last_seen_at = $4 WHERE id = $5",
-                )
-                .bind(&msg.sender.chat_id)
-                .bind(&msg.sender.username)
-                .bind(&msg.sender.display_name)
-                .bind(now)
-                .bind(s(&row, "id")?)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                args![&msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now, row.s("id")?]).await?;
                 if let Some(phone) = &msg.sender.phone {
-                    sqlx::query("UPDATE contacts SET phone = $1, updated_at = $2 WHERE id = $3 AND phone IS NULL")
-                        .bind(phone)
-                        .bind(now)
-                        .bind(&contact_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                    c.exec("UPDATE contacts SET phone = $1, updated_at = $2 WHERE id = $3 AND phone IS NULL", args![phone, now, &contact_id]).await?;
                 }
                 contact_id
             }
             None => {
                 // A new person: the same phone means the same contact (omnichannel by phone).
                 let by_phone = match &msg.sender.phone {
-                    Some(p) => sqlx::query("SELECT id FROM contacts WHERE phone = $1 ORDER BY id LIMIT 1")
-                        .bind(p)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db)?
-                        .map(|r| s(&r, "id"))
+                    Some(p) => c.row("SELECT id FROM contacts WHERE phone = $1 ORDER BY id LIMIT 1", args![p]).await?
+                        .map(|r| r.s("id"))
                         .transpose()?,
                     None => None,
                 };
@@ -1704,47 +1395,23 @@ impl SqlStore {
                             phone: msg.sender.phone.clone(),
                             ..Default::default()
                         };
-                        insert_contact(&mut tx, &input).await?
+                        insert_contact(c, &input).await?
                     }
                 };
-                sqlx::query(
+                c.exec(
                     "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, \
                      last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                )
-                .bind(new_id())
-                .bind(&contact_id)
-                .bind(&msg.channel_id)
-                .bind(&msg.sender.user_id)
-                .bind(&msg.sender.chat_id)
-                .bind(&msg.sender.username)
-                .bind(&msg.sender.display_name)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                args![new_id(), &contact_id, &msg.channel_id, &msg.sender.user_id, &msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now]).await?;
                 contact_id
             }
         };
-        let (conversation_id, reopened) = current_conversation(&mut tx, &contact_id, true).await?;
+        let (conversation_id, reopened) = current_conversation(c, &contact_id, true).await?;
         let id = new_id();
-        sqlx::query(
+        c.exec(
             "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
              button_data, reply_to, dedup_key, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(&id)
-        .bind(&conversation_id)
-        .bind(&contact_id)
-        .bind(&msg.channel_id)
-        .bind(&msg.text)
-        .bind(&msg.external_id)
-        .bind(&msg.button_data)
-        .bind(&msg.reply_to)
-        .bind(&dedup)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        args![&id, &conversation_id, &contact_id, &msg.channel_id, &msg.text, &msg.external_id, &msg.button_data, &msg.reply_to, &dedup, now]).await?;
         let mut fetch = false;
         for a in &msg.attachments {
             let (name, mime, size, sha, state, note, source) = match a {
@@ -1757,46 +1424,25 @@ impl SqlStore {
                 }
             };
             fetch |= state == "pending";
-            sqlx::query(
+            c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, note, source_url, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(new_id())
-            .bind(&id)
-            .bind(name)
-            .bind(mime)
-            .bind(size)
-            .bind(sha)
-            .bind(state)
-            .bind(note)
-            .bind(source)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            args![new_id(), &id, name, mime, size, sha, state, note, source, now]).await?;
         }
-        sqlx::query(
+        c.exec(
             "UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $2, updated_at = $3 \
              WHERE id = $4",
-        )
-        .bind(&id)
-        .bind(&msg.channel_id)
-        .bind(now)
-        .bind(&conversation_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let message = load_message(&mut tx, &id).await?;
+        args![&id, &msg.channel_id, now, &conversation_id]).await?;
+        let message = load_message(c, &id).await?;
         if fetch {
-            insert_job(&mut tx, JobKind::FetchAttachments, &id, None, now).await?;
+            insert_job(c, JobKind::FetchAttachments, &id, None, now).await?;
         } else {
-            emit(&mut tx, inbound_event(&message), message_event_data(&message)).await?;
+            emit(c, inbound_event(&message), message_event_data(&message)).await?;
         }
         if reopened {
-            let conv = load_conversation(&mut tx, &conversation_id).await?;
-            emit(&mut tx, EventType::ConversationUpdated, conversation_event_data(&conv)).await?;
+            let conv = load_conversation(c, &conversation_id).await?;
+            emit(c, EventType::ConversationUpdated, conversation_event_data(&conv)).await?;
         }
-        tx.commit().await.map_err(db)?;
         Ok(Inbound { message, duplicate: false })
     }
 }
@@ -1834,38 +1480,54 @@ fn status_event_data(m: &Message) -> Value {
     })
 }
 
-fn webhook_from(row: &AnyRow) -> Result<Webhook> {
+async fn load_webhook(c: &mut dyn Conn, id: &str) -> Result<Webhook> {
+    let row = c
+        .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+        .await?
+        .ok_or_else(|| Error::not_found("webhook", id))?;
+    webhook_from(&row)
+}
+
+async fn load_attachment(c: &mut dyn Conn, id: &str) -> Result<Attachment> {
+    let row = c
+        .row(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"), args![id])
+        .await?
+        .ok_or_else(|| Error::not_found("attachment", id))?;
+    attachment_from(&row)
+}
+
+fn webhook_from(row: &Row) -> Result<Webhook> {
     Ok(Webhook {
-        id: s(row, "id")?,
-        url: s(row, "url")?,
-        events: serde_json::from_value(js(row, "events")?).unwrap_or_default(),
-        active: flag(row, "active")?,
-        secret: s(row, "secret")?,
-        created_at: i(row, "created_at")?,
+        id: row.s("id")?,
+        url: row.s("url")?,
+        events: serde_json::from_value(row.js("events")?).unwrap_or_default(),
+        active: row.flag("active")?,
+        secret: row.s("secret")?,
+        created_at: row.i("created_at")?,
     })
 }
 
-fn delivery_from(row: &AnyRow) -> Result<WebhookDelivery> {
+fn delivery_from(row: &Row) -> Result<WebhookDelivery> {
     Ok(WebhookDelivery {
-        id: s(row, "id")?,
-        webhook_id: s(row, "webhook_id")?,
-        event_type: s(row, "event_type")?,
-        status: s(row, "status")?,
-        attempts: i(row, "attempts")?,
-        last_status_code: oi(row, "last_status_code")?,
-        last_error: os(row, "last_error")?,
-        body: js(row, "body")?,
-        created_at: i(row, "created_at")?,
-        delivered_at: oi(row, "delivered_at")?,
+        id: row.s("id")?,
+        webhook_id: row.s("webhook_id")?,
+        event_type: row.s("event_type")?,
+        status: row.s("status")?,
+        attempts: row.i("attempts")?,
+        last_status_code: row.oi("last_status_code")?,
+        last_error: row.os("last_error")?,
+        body: row.js("body")?,
+        created_at: row.i("created_at")?,
+        delivered_at: row.oi("delivered_at")?,
     })
 }
 
-fn token_from(row: &AnyRow) -> Result<ApiToken> {
+fn token_from(row: &Row) -> Result<ApiToken> {
     Ok(ApiToken {
-        id: s(row, "id")?,
-        name: s(row, "name")?,
-        role: Role::parse(&s(row, "role")?)?,
-        created_at: i(row, "created_at")?,
+        id: row.s("id")?,
+        name: row.s("name")?,
+        role: Role::parse(&row.s("role")?)?,
+        created_at: row.i("created_at")?,
     })
 }
 

@@ -29,10 +29,9 @@ impl TestDb {
 
     /// A new database on the local PostgreSQL, or `None` (with a note) when there is none.
     pub async fn postgres() -> Option<Self> {
-        sqlx::any::install_default_drivers();
         let admin =
             std::env::var("PG_TEST_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
             Ok(c) => c,
             Err(e) => {
                 if std::env::var("PG_TEST_REQUIRED").is_ok_and(|v| v == "1") {
@@ -85,7 +84,7 @@ impl Drop for TestDb {
             let _ = std::thread::spawn(move || {
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
                 rt.block_on(async {
-                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                         let _ = conn.execute(&*format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                     }
                 });

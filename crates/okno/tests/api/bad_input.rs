@@ -125,7 +125,6 @@ async fn sends_that_cannot_go_anywhere_are_422() {
 
 #[tokio::test]
 async fn a_locked_database_fails_requests_cleanly_and_writes_nothing_half() {
-    use sqlx::{Connection, Executor};
     let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| {
         s.database.busy_timeout_ms = 200;
         s.database.acquire_timeout_ms = 1000;
@@ -136,14 +135,15 @@ async fn a_locked_database_fails_requests_cleanly_and_writes_nothing_half() {
     inbound_conversation(&app, &ch, "u-0").await;
 
     // Another process holds the write lock.
-    let mut locker = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-    locker.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let path = app.db.url.trim_start_matches("sqlite://").to_string();
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let a = app.inbound(&ch, SECRET, &message("m-1", "u-1", "while locked")).await;
     assert_eq!(a.status, 503, "{a:?}");
     assert_eq!(a.code(), "store_unavailable");
     let health = app.call("GET", "/healthz", None, None).await;
     assert_eq!(health.status, 200, "the process itself is fine");
-    locker.execute("ROLLBACK").await.unwrap();
+    locker.execute_batch("ROLLBACK").unwrap();
     drop(locker);
 
     let convs = app.get("/api/v1/conversations").await;
