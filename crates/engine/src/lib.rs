@@ -25,6 +25,9 @@ mod worker;
 pub use files::FileStore;
 pub use metrics::Metrics;
 
+/// How long another process's change to a channel may take to reach this one.
+pub const CHANNEL_TTL: Duration = Duration::from_secs(2);
+
 /// How the engine behaves; filled from the server's settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -80,6 +83,8 @@ pub struct Engine {
     pub files: FileStore,
     pub metrics: Metrics,
     adapters: Mutex<HashMap<String, CachedAdapter>>,
+    /// Recently read channels: every inbound request needs its channel's secret.
+    channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
     wake: Notify,
     /// This process's name on the leases it takes.
     owner: String,
@@ -97,6 +102,7 @@ impl Engine {
             files,
             metrics: Metrics::new(),
             adapters: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
             cfg,
@@ -155,9 +161,34 @@ impl Engine {
 
     // --- inbound ---------------------------------------------------------------------------
 
+    /// A channel, read through a short-lived cache. Changes made by this process apply at
+    /// once ([`Engine::forget_channel`]); changes made by another process within
+    /// [`CHANNEL_TTL`].
+    pub async fn channel(&self, id: &str) -> Result<Channel> {
+        if let Ok(cache) = self.channels.lock() {
+            if let Some((at, ch)) = cache.get(id) {
+                if at.elapsed() < CHANNEL_TTL {
+                    return Ok(ch.clone());
+                }
+            }
+        }
+        let ch = self.store.get_channel(id).await?;
+        if let Ok(mut cache) = self.channels.lock() {
+            cache.insert(id.to_string(), (std::time::Instant::now(), ch.clone()));
+        }
+        Ok(ch)
+    }
+
+    /// Drops a channel from the cache after it changed.
+    pub fn forget_channel(&self, id: &str) {
+        if let Ok(mut cache) = self.channels.lock() {
+            cache.remove(id);
+        }
+    }
+
     /// Handles a request to `POST /hooks/{channel_id}`: verify, parse, record durably.
     pub async fn receive_hook(&self, channel_id: &str, signature: Option<&str>, body: &[u8]) -> Result<Inbound> {
-        let channel = self.store.get_channel(channel_id).await?;
+        let channel = self.channel(channel_id).await?;
         let msg = match channel.kind {
             ChannelKind::Webhook => {
                 let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();

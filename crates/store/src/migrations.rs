@@ -27,8 +27,12 @@ pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
         args![],
     )
     .await?;
-    let applied: Vec<i64> =
-        c.rows("SELECT version FROM okno_migrations", args![]).await?.iter().map(|r| r.i("version")).collect::<Result<_>>()?;
+    let applied: Vec<i64> = c
+        .rows("SELECT version FROM okno_migrations", args![])
+        .await?
+        .iter()
+        .map(|r| r.i("version"))
+        .collect::<Result<_>>()?;
     if let Some(newest) = applied.iter().max() {
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if *newest > known {
@@ -46,8 +50,11 @@ pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
             Backend::Postgres => pg,
         };
         c.batch(script).await.map_err(|e| Error::internal(format!("migration {name} failed: {}", e.message)))?;
-        c.exec("INSERT INTO okno_migrations (version, name, applied_at) VALUES ($1, $2, $3)", args![*version, *name, now_ms()])
-            .await?;
+        c.exec(
+            "INSERT INTO okno_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            args![*version, *name, now_ms()],
+        )
+        .await?;
     }
     Ok(())
 }

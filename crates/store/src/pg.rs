@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use okno_domain::{Error, Result};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Row as _, TypeInfo};
 
 use crate::db::{Arg, Conn, Row, Val};
@@ -21,10 +23,15 @@ pub(crate) struct PgConn<'c> {
 
 impl Pg {
     pub(crate) async fn open(url: &str, max: u32, acquire_ms: u64) -> Result<Pg> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("invalid_database_url", format!("the PostgreSQL URL is not valid: {e}")))?
+            // Plans are made per execution: a plan cached while a table was nearly empty (a
+            // sequential scan) would otherwise stay in use after it has grown.
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max.max(2))
             .acquire_timeout(std::time::Duration::from_millis(acquire_ms))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(db)?;
         Ok(Pg { pool })
@@ -102,7 +109,8 @@ impl Conn for PgConn<'_> {
         // Migration scripts end each statement with `;` at the end of a line and hold no
         // semicolons inside literals, so they split safely into single statements.
         for stmt in script.split(";\n") {
-            let body: String = stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+            let body: String =
+                stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
             if body.trim().is_empty() {
                 continue;
             }

@@ -175,7 +175,9 @@ fn channel_from(row: &Row) -> Result<Channel> {
 }
 
 async fn load_channel(c: &mut dyn Conn, id: &str) -> Result<Channel> {
-    let row = c.row(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1 AND deleted = 0"), args![id]).await?
+    let row = c
+        .row(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1 AND deleted = 0"), args![id])
+        .await?
         .ok_or_else(|| Error::not_found("channel", id))?;
     channel_from(&row)
 }
@@ -200,22 +202,32 @@ fn identity_from(row: &Row) -> Result<Identity> {
 }
 
 async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
-    let row = c.row(
-        "SELECT id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at \
+    let row = c
+        .row(
+            "SELECT id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at \
          FROM contacts WHERE id = $1",
-    args![id]).await?
-    .ok_or_else(|| Error::not_found("contact", id))?;
-    let groups = c.rows("SELECT grp FROM contact_groups WHERE contact_id = $1 ORDER BY grp", args![id]).await?
+            args![id],
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("contact", id))?;
+    let groups = c
+        .rows("SELECT grp FROM contact_groups WHERE contact_id = $1 ORDER BY grp", args![id])
+        .await?
         .iter()
         .map(|r| r.s("grp"))
         .collect::<Result<Vec<_>>>()?;
-    let identities = c.rows(&format!(
-        "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
+    let identities = c
+        .rows(
+            &format!(
+                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
          WHERE i.contact_id = $1 ORDER BY i.created_at, i.id"
-    ), args![id]).await?
-    .iter()
-    .map(identity_from)
-    .collect::<Result<Vec<_>>>()?;
+            ),
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(identity_from)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Contact {
         id: row.s("id")?,
         external_id: row.os("external_id")?,
@@ -253,12 +265,15 @@ const ATTACHMENT_COLS: &str = "id, name, mime, size, sha256, state, note, source
 
 async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
     let id = row.s("id")?;
-    let attachments = c.rows(&format!(
-        "SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"
-    ), args![&id]).await?
-    .iter()
-    .map(attachment_from)
-    .collect::<Result<Vec<_>>>()?;
+    let attachments = c
+        .rows(
+            &format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"),
+            args![&id],
+        )
+        .await?
+        .iter()
+        .map(attachment_from)
+        .collect::<Result<Vec<_>>>()?;
     let buttons: Keyboard = serde_json::from_value(row.js("buttons")?).unwrap_or_default();
     Ok(Message {
         id,
@@ -282,7 +297,9 @@ async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
 }
 
 async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> {
-    let row = c.row(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"), args![id]).await?
+    let row = c
+        .row(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"), args![id])
+        .await?
         .ok_or_else(|| Error::not_found("message", id))?;
     message_from(c, &row).await
 }
@@ -312,7 +329,9 @@ async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> 
 }
 
 async fn load_conversation(c: &mut dyn Conn, id: &str) -> Result<Conversation> {
-    let row = c.row(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"), args![id]).await?
+    let row = c
+        .row(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"), args![id])
+        .await?
         .ok_or_else(|| Error::not_found("conversation", id))?;
     conversation_from(c, &row).await
 }
@@ -328,14 +347,17 @@ async fn insert_job(
     queue_key: Option<&str>,
     run_at: Millis,
 ) -> Result<()> {
-    c.exec("INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)", args![kind.as_str(), ref_id, queue_key, run_at, now_ms()]).await?;
+    c.exec(
+        "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        args![kind.as_str(), ref_id, queue_key, run_at, now_ms()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Writes one delivery (and its job) per subscription that wants `event`.
 async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
-    let hooks =
-        c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await?;
+    let hooks = c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await?;
     let now = now_ms();
     let event_id = new_id();
     for hook in hooks {
@@ -348,7 +370,9 @@ async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
         c.exec(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_type, body, status, created_at) \
              VALUES ($1, $2, $3, $4, 'pending', $5)",
-        args![&delivery_id, hook.s("id")?, event.as_str(), to_json(&body), now]).await?;
+            args![&delivery_id, hook.s("id")?, event.as_str(), to_json(&body), now],
+        )
+        .await?;
         insert_job(c, JobKind::Webhook, &delivery_id, None, now).await?;
     }
     Ok(())
@@ -357,7 +381,11 @@ async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
 async fn set_groups(c: &mut dyn Conn, contact_id: &str, groups: &[String]) -> Result<()> {
     c.exec("DELETE FROM contact_groups WHERE contact_id = $1", args![contact_id]).await?;
     for g in groups {
-        c.exec("INSERT INTO contact_groups (contact_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING", args![contact_id, g]).await?;
+        c.exec(
+            "INSERT INTO contact_groups (contact_id, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            args![contact_id, g],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -428,14 +456,17 @@ async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Conta
 
 /// The contact's current conversation, created (or reopened) as needed.
 async fn current_conversation(c: &mut dyn Conn, contact_id: &str, reopen: bool) -> Result<(String, bool)> {
-    let row = c.row("SELECT id, status FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![contact_id]).await?;
+    let row = c
+        .row("SELECT id, status FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![contact_id])
+        .await?;
     let now = now_ms();
     match row {
         Some(row) => {
             let id = row.s("id")?;
             let reopened = reopen && row.s("status")? == ConversationStatus::Resolved.as_str();
             if reopened {
-                c.exec("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2", args![now, &id]).await?;
+                c.exec("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2", args![now, &id])
+                    .await?;
             }
             Ok((id, reopened))
         }
@@ -530,7 +561,8 @@ impl Store for SqlStore {
 
     async fn list_channels(&self) -> Result<Vec<Channel>> {
         on!(self.read, |c| {
-            c.rows(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE deleted = 0 ORDER BY id"), args![]).await?
+            c.rows(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE deleted = 0 ORDER BY id"), args![])
+                .await?
                 .iter()
                 .map(channel_from)
                 .collect()
@@ -572,7 +604,12 @@ impl Store for SqlStore {
         let id = id.to_owned();
         on!(self.write, |c| {
             let id = id.as_str();
-            let done = c.exec("UPDATE channels SET deleted = 1, updated_at = $1 WHERE id = $2 AND deleted = 0", args![now_ms(), id]).await?;
+            let done = c
+                .exec(
+                    "UPDATE channels SET deleted = 1, updated_at = $1 WHERE id = $2 AND deleted = 0",
+                    args![now_ms(), id],
+                )
+                .await?;
             if done == 0 {
                 return Err(Error::not_found("channel", id));
             }
@@ -585,7 +622,9 @@ impl Store for SqlStore {
     async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)> {
         on!(self.write, |c| {
             let existing = match &input.external_id {
-                Some(ext) => c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?
+                Some(ext) => c
+                    .row("SELECT id FROM contacts WHERE external_id = $1", args![ext])
+                    .await?
                     .map(|r| r.s("id"))
                     .transpose()?,
                 None => None,
@@ -644,10 +683,7 @@ impl Store for SqlStore {
                 q.push(" AND c.id > ").bind_s(c);
             }
             q.push(" ORDER BY c.id LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let ids = c.rows(&q.text, &q.args).await?
-                .iter()
-                .map(|r| r.s("id"))
-                .collect::<Result<Vec<_>>>()?;
+            let ids = c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect::<Result<Vec<_>>>()?;
             let (ids, next) = split_page(ids, page.limit, |id| id.clone());
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
@@ -670,12 +706,15 @@ impl Store for SqlStore {
             let b = load_contact(c, other).await?;
             c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
             // One thread per person: the other contact's messages join the kept conversation.
-            let kept_conv = c.row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep]).await?
+            let kept_conv = c
+                .row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep])
+                .await?
                 .map(|r| r.s("id"))
                 .transpose()?;
             match &kept_conv {
                 None => {
-                    c.exec("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+                    c.exec("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2", args![keep, other])
+                        .await?;
                 }
                 Some(conv) => {
                     let moved_unread: i64 = c.one(
@@ -685,7 +724,9 @@ impl Store for SqlStore {
                     c.exec(
                         "UPDATE messages SET conversation_id = $1 \
                          WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
-                    args![conv, other]).await?;
+                        args![conv, other],
+                    )
+                    .await?;
                     c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
                     c.exec(
                         "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
@@ -735,10 +776,15 @@ impl Store for SqlStore {
                  ON CONFLICT (channel_id, user_id) DO UPDATE SET contact_id = $2, chat_id = $5, \
                  username = COALESCE($6, identities.username), display_name = COALESCE($7, identities.display_name)",
             args![new_id(), contact_id, channel_id, &sender.user_id, &sender.chat_id, &sender.username, &sender.display_name, now]).await?;
-            let row = c.one(&format!(
-                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
+            let row = c
+                .one(
+                    &format!(
+                        "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
                  WHERE i.channel_id = $1 AND i.user_id = $2"
-            ), args![channel_id, &sender.user_id]).await?;
+                    ),
+                    args![channel_id, &sender.user_id],
+                )
+                .await?;
             let identity = identity_from(&row)?;
             contact_event(c, contact_id, json!({})).await?;
             Ok(identity)
@@ -875,7 +921,8 @@ impl Store for SqlStore {
             for row in rows.iter().take(page.limit as usize) {
                 items.push(message_from(c, row).await?);
             }
-            let next = (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.clone())).flatten();
+            let next =
+                (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.clone())).flatten();
             Ok(Page { items, next })
         })
     }
@@ -893,7 +940,9 @@ impl Store for SqlStore {
             }
             let (contact_id, conversation_id) = match &req.to {
                 Recipient::Conversation(id) => {
-                    let row = c.row("SELECT contact_id FROM conversations WHERE id = $1", args![id]).await?
+                    let row = c
+                        .row("SELECT contact_id FROM conversations WHERE id = $1", args![id])
+                        .await?
                         .ok_or_else(|| Error::not_found("conversation", id))?;
                     (row.s("contact_id")?, id.clone())
                 }
@@ -903,21 +952,24 @@ impl Store for SqlStore {
                     (id.clone(), conv)
                 }
                 Recipient::ExternalId(ext) => {
-                    let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?
-                        .ok_or_else(|| {
+                    let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?.ok_or_else(
+                        || {
                             Error::new(
                                 okno_domain::ErrorKind::NotFound,
                                 "contact_not_found",
                                 format!("no contact with external_id `{ext}`"),
                             )
-                        })?;
+                        },
+                    )?;
                     let id = row.s("id")?;
                     let (conv, _) = current_conversation(c, &id, false).await?;
                     (id, conv)
                 }
             };
             let contact = load_contact(c, &contact_id).await?;
-            let last_inbound = c.one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id]).await
+            let last_inbound = c
+                .one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id])
+                .await
                 .and_then(|r| r.os("last_inbound_channel_id"))?;
             let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
             if identity.blocked {
@@ -932,7 +984,20 @@ impl Store for SqlStore {
                 "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
                  author, idempotency_key, reply_to, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10)",
-            args![&id, &conversation_id, &contact_id, &identity.channel_id, &req.text, to_json(&req.buttons), &req.author, &req.idempotency_key, &req.reply_to, now]).await?;
+                args![
+                    &id,
+                    &conversation_id,
+                    &contact_id,
+                    &identity.channel_id,
+                    &req.text,
+                    to_json(&req.buttons),
+                    &req.author,
+                    &req.idempotency_key,
+                    &req.reply_to,
+                    now
+                ],
+            )
+            .await?;
             for att in &req.attachment_ids {
                 let done = c.exec(
                     "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
@@ -943,7 +1008,11 @@ impl Store for SqlStore {
                 }
             }
             insert_job(c, JobKind::Send, &id, Some(&conversation_id), now).await?;
-            c.exec("UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3", args![&id, now, &conversation_id]).await?;
+            c.exec(
+                "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
+                args![&id, now, &conversation_id],
+            )
+            .await?;
             let message = load_message(c, &id).await?;
             Ok((message, false))
         })
@@ -963,11 +1032,18 @@ impl Store for SqlStore {
             let message_id = message_id.as_str();
             let message = load_message(c, message_id).await?;
             let channel = load_channel(c, &message.channel_id).await?;
-            let row = c.row(&format!(
-                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
+            let row = c
+                .row(
+                    &format!(
+                        "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
                  WHERE i.contact_id = $1 AND i.channel_id = $2 ORDER BY i.last_seen_at DESC LIMIT 1"
-            ), args![&message.contact_id, &message.channel_id]).await?
-            .ok_or_else(|| Error::unprocessable("no_identity", "the contact no longer has an identity on this channel"))?;
+                    ),
+                    args![&message.contact_id, &message.channel_id],
+                )
+                .await?
+                .ok_or_else(|| {
+                    Error::unprocessable("no_identity", "the contact no longer has an identity on this channel")
+                })?;
             Ok(DeliveryTarget { message, channel, identity: identity_from(&row)? })
         })
     }
@@ -1003,7 +1079,11 @@ impl Store for SqlStore {
                         IdentityFlag::Blocked => "blocked",
                         IdentityFlag::OptedOut => "opted_out",
                     };
-                    c.exec(&format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"), args![&m.contact_id, &m.channel_id]).await?;
+                    c.exec(
+                        &format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"),
+                        args![&m.contact_id, &m.channel_id],
+                    )
+                    .await?;
                 }
                 emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
             }
@@ -1019,7 +1099,9 @@ impl Store for SqlStore {
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7)",
-            args![&id, &new.message_id, &new.name, &new.mime, new.size, &new.sha256, now_ms()]).await?;
+                args![&id, &new.message_id, &new.name, &new.mime, new.size, &new.sha256, now_ms()],
+            )
+            .await?;
             load_attachment(c, &id).await
         })
     }
@@ -1028,7 +1110,9 @@ impl Store for SqlStore {
         let id = id.to_owned();
         on!(self.read, |c| {
             let id = id.as_str();
-            let row = c.row(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"), args![id]).await?
+            let row = c
+                .row(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"), args![id])
+                .await?
                 .ok_or_else(|| Error::not_found("attachment", id))?;
             attachment_from(&row)
         })
@@ -1047,7 +1131,11 @@ impl Store for SqlStore {
                         args![size, sha256, mime, &id, message_id]).await?;
                     }
                     FetchedAttachment::Failed { id, note } => {
-                        c.exec("UPDATE attachments SET state = 'failed', note = $1 WHERE id = $2 AND message_id = $3", args![note, &id, message_id]).await?;
+                        c.exec(
+                            "UPDATE attachments SET state = 'failed', note = $1 WHERE id = $2 AND message_id = $3",
+                            args![note, &id, message_id],
+                        )
+                        .await?;
                     }
                 }
             }
@@ -1087,7 +1175,8 @@ impl Store for SqlStore {
                     let kind = r.s("kind")?;
                     Ok(Job {
                         seq: r.i("seq")?,
-                        kind: JobKind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
+                        kind: JobKind::parse(&kind)
+                            .ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
                         ref_id: r.s("ref_id")?,
                         queue_key: r.os("queue_key")?,
                         attempts: r.i("attempts")?,
@@ -1112,7 +1201,9 @@ impl Store for SqlStore {
             let error = error.as_str();
             c.exec(
                 "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3",
-            args![at, error, seq]).await?;
+                args![at, error, seq],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -1121,18 +1212,19 @@ impl Store for SqlStore {
         let owner = owner.to_owned();
         on!(self.write, |c| {
             let owner = owner.as_str();
-            let done = c.exec(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, \
+            let done = c
+                .exec(
+                    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, \
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE lease_owner = $1",
-            args![owner]).await?;
+                    args![owner],
+                )
+                .await?;
             Ok(done)
         })
     }
 
     async fn queue_depth(&self) -> Result<i64> {
-        on!(self.read, |c| {
-            c.one("SELECT COUNT(*) AS n FROM jobs", args![]).await.and_then(|r| r.i("n"))
-        })
+        on!(self.read, |c| c.one("SELECT COUNT(*) AS n FROM jobs", args![]).await.and_then(|r| r.i("n")))
     }
 
     // --- outgoing webhooks --------------------------------------------------------------------
@@ -1141,14 +1233,19 @@ impl Store for SqlStore {
         on!(self.write, |c| {
             let id = new_id();
             let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
-            c.exec("INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, &new.url, to_json(&events), &new.secret, now_ms()]).await?;
+            c.exec(
+                "INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&id, &new.url, to_json(&events), &new.secret, now_ms()],
+            )
+            .await?;
             load_webhook(c, &id).await
         })
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         on!(self.read, |c| {
-            c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![]).await?
+            c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![])
+                .await?
                 .iter()
                 .map(webhook_from)
                 .collect()
@@ -1159,7 +1256,9 @@ impl Store for SqlStore {
         let id = id.to_owned();
         on!(self.read, |c| {
             let id = id.as_str();
-            let row = c.row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id]).await?
+            let row = c
+                .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+                .await?
                 .ok_or_else(|| Error::not_found("webhook", id))?;
             webhook_from(&row)
         })
@@ -1249,7 +1348,11 @@ impl Store for SqlStore {
             let token_hash = token_hash.as_str();
             let id = new_id();
             let now = now_ms();
-            c.exec("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, name, role.as_str(), token_hash, now]).await?;
+            c.exec(
+                "INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&id, name, role.as_str(), token_hash, now],
+            )
+            .await?;
             Ok(ApiToken { id, name: name.to_string(), role, created_at: now })
         })
     }
@@ -1258,15 +1361,20 @@ impl Store for SqlStore {
         let token_hash = token_hash.to_owned();
         on!(self.read, |c| {
             let token_hash = token_hash.as_str();
-            c.row("SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked = 0", args![token_hash]).await?
-                .map(|r| token_from(&r))
-                .transpose()
+            c.row(
+                "SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked = 0",
+                args![token_hash],
+            )
+            .await?
+            .map(|r| token_from(&r))
+            .transpose()
         })
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
         on!(self.read, |c| {
-            c.rows("SELECT id, name, role, created_at FROM api_tokens WHERE revoked = 0 ORDER BY id", args![]).await?
+            c.rows("SELECT id, name, role, created_at FROM api_tokens WHERE revoked = 0 ORDER BY id", args![])
+                .await?
                 .iter()
                 .map(token_from)
                 .collect()
@@ -1293,14 +1401,24 @@ impl Store for SqlStore {
             let password_hash = password_hash.as_str();
             let id = new_id();
             let now = now_ms();
-            c.exec("INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)", args![&id, login, role.as_str(), password_hash, now]).await
-                .map_err(|e| match e {
-                    err if err.kind == okno_domain::ErrorKind::Conflict => {
-                        Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
-                    }
-                    err => err,
-                })?;
-            Ok(Operator { id, login: login.to_string(), role, password_hash: password_hash.to_string(), created_at: now })
+            c.exec(
+                "INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&id, login, role.as_str(), password_hash, now],
+            )
+            .await
+            .map_err(|e| match e {
+                err if err.kind == okno_domain::ErrorKind::Conflict => {
+                    Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
+                }
+                err => err,
+            })?;
+            Ok(Operator {
+                id,
+                login: login.to_string(),
+                role,
+                password_hash: password_hash.to_string(),
+                created_at: now,
+            })
         })
     }
 
@@ -1308,7 +1426,8 @@ impl Store for SqlStore {
         let login = login.to_owned();
         on!(self.read, |c| {
             let login = login.as_str();
-            c.row("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1", args![login]).await?
+            c.row("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1", args![login])
+                .await?
                 .map(|r| {
                     Ok(Operator {
                         id: r.s("id")?,
@@ -1324,7 +1443,11 @@ impl Store for SqlStore {
 
     async fn audit(&self, e: NewAudit) -> Result<()> {
         on!(self.write, |c| {
-            c.exec("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)", args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)]).await?;
+            c.exec(
+                "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -1336,7 +1459,9 @@ impl Store for SqlStore {
                 q.push(" AND id < ").bind_s(c);
             }
             q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let items = c.rows(&q.text, &q.args).await?
+            let items = c
+                .rows(&q.text, &q.args)
+                .await?
                 .iter()
                 .map(|r| {
                     Ok(AuditEntry {
@@ -1359,34 +1484,50 @@ impl Store for SqlStore {
 async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
     {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        let seen = c.row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&msg.channel_id, &dedup]).await?;
+        let seen = c
+            .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&msg.channel_id, &dedup])
+            .await?;
         if let Some(row) = seen {
             let message = load_message(c, &row.s("id")?).await?;
             return Ok(Inbound { message, duplicate: true });
         }
-        load_channel(c, &msg.channel_id).await?;
         let now = now_ms();
-        let identity = c.row("SELECT id, contact_id FROM identities WHERE channel_id = $1 AND user_id = $2", args![&msg.channel_id, &msg.sender.user_id]).await?;
+        let identity = c
+            .row(
+                "SELECT id, contact_id FROM identities WHERE channel_id = $1 AND user_id = $2",
+                args![&msg.channel_id, &msg.sender.user_id],
+            )
+            .await?;
         let contact_id = match identity {
             Some(row) => {
                 let contact_id = row.s("contact_id")?;
                 c.exec(
                     "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
                      display_name = COALESCE($3, display_name), last_seen_at = $4 WHERE id = $5",
-                args![&msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now, row.s("id")?]).await?;
+                    args![&msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now, row.s("id")?],
+                )
+                .await?;
                 if let Some(phone) = &msg.sender.phone {
-                    c.exec("UPDATE contacts SET phone = $1, updated_at = $2 WHERE id = $3 AND phone IS NULL", args![phone, now, &contact_id]).await?;
+                    c.exec(
+                        "UPDATE contacts SET phone = $1, updated_at = $2 WHERE id = $3 AND phone IS NULL",
+                        args![phone, now, &contact_id],
+                    )
+                    .await?;
                 }
                 contact_id
             }
             None => {
                 // A new person: the same phone means the same contact (omnichannel by phone).
                 let by_phone = match &msg.sender.phone {
-                    Some(p) => c.row("SELECT id FROM contacts WHERE phone = $1 ORDER BY id LIMIT 1", args![p]).await?
+                    Some(p) => c
+                        .row("SELECT id FROM contacts WHERE phone = $1 ORDER BY id LIMIT 1", args![p])
+                        .await?
                         .map(|r| r.s("id"))
                         .transpose()?,
                     None => None,
                 };
+                // The channel must exist before the first identity on it is created.
+                load_channel(c, &msg.channel_id).await?;
                 let contact_id = match by_phone {
                     Some(id) => id,
                     None => {
@@ -1401,7 +1542,18 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 c.exec(
                     "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, \
                      last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                args![new_id(), &contact_id, &msg.channel_id, &msg.sender.user_id, &msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now]).await?;
+                    args![
+                        new_id(),
+                        &contact_id,
+                        &msg.channel_id,
+                        &msg.sender.user_id,
+                        &msg.sender.chat_id,
+                        &msg.sender.username,
+                        &msg.sender.display_name,
+                        now
+                    ],
+                )
+                .await?;
                 contact_id
             }
         };
@@ -1411,8 +1563,22 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
              button_data, reply_to, dedup_key, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $10)",
-        args![&id, &conversation_id, &contact_id, &msg.channel_id, &msg.text, &msg.external_id, &msg.button_data, &msg.reply_to, &dedup, now]).await?;
+            args![
+                &id,
+                &conversation_id,
+                &contact_id,
+                &msg.channel_id,
+                &msg.text,
+                &msg.external_id,
+                &msg.button_data,
+                &msg.reply_to,
+                &dedup,
+                now
+            ],
+        )
+        .await?;
         let mut fetch = false;
+        let mut attachments = Vec::with_capacity(msg.attachments.len());
         for a in &msg.attachments {
             let (name, mime, size, sha, state, note, source) = match a {
                 InboundAttachment::Url { name, mime, url } => (name, mime, 0, "", "pending", None, Some(url.as_str())),
@@ -1424,16 +1590,46 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 }
             };
             fetch |= state == "pending";
+            let att_id = new_id();
+            attachments.push(Attachment {
+                url: format!("/api/v1/attachments/{att_id}"),
+                id: att_id.clone(),
+                name: name.clone(),
+                mime: mime.clone(),
+                size,
+                sha256: sha.to_string(),
+                state: state.to_string(),
+                note: note.map(str::to_string),
+                source_url: source.map(str::to_string),
+            });
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, note, source_url, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            args![new_id(), &id, name, mime, size, sha, state, note, source, now]).await?;
+            args![&att_id, &id, name, mime, size, sha, state, note, source, now]).await?;
         }
         c.exec(
             "UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $2, updated_at = $3 \
              WHERE id = $4",
         args![&id, &msg.channel_id, now, &conversation_id]).await?;
-        let message = load_message(c, &id).await?;
+        let message = Message {
+            id: id.clone(),
+            conversation_id: conversation_id.clone(),
+            contact_id: contact_id.clone(),
+            channel_id: msg.channel_id.clone(),
+            direction: Direction::In,
+            text: msg.text.clone(),
+            attachments,
+            buttons: Vec::new(),
+            status: MessageStatus::Received,
+            error: None,
+            external_id: Some(msg.external_id.clone()),
+            button_data: msg.button_data.clone(),
+            reply_to: msg.reply_to.clone(),
+            edited: false,
+            author: None,
+            created_at: now,
+            updated_at: now,
+        };
         if fetch {
             insert_job(c, JobKind::FetchAttachments, &id, None, now).await?;
         } else {

@@ -109,6 +109,7 @@ pub async fn update(
         patch.info = Some(info);
     }
     let ch = state.engine.store.update_channel(&id, patch).await?;
+    state.engine.forget_channel(&id);
     audit(&state, &auth, "channel.update", &id, json!({"name": body.name})).await;
     Ok(Json(view(&state, ch)))
 }
@@ -117,6 +118,7 @@ pub async fn update(
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     auth.require(Permission::Configure)?;
     state.engine.store.delete_channel(&id).await?;
+    state.engine.forget_channel(&id);
     audit(&state, &auth, "channel.delete", &id, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
