@@ -7,10 +7,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use okno_domain::model::ChannelKind;
+use okno_domain::model::{ChannelKind, Keyboard};
 use okno_store::{DeliveryTarget, IdentityFlag};
 
+pub mod files;
 pub mod http;
+pub mod telegram;
 pub mod throttle;
 pub mod webhook;
 
@@ -31,6 +33,9 @@ pub enum SendError {
     /// The platform will never accept this message; `flag` marks the person unreachable.
     #[error("{reason}")]
     Permanent { reason: String, flag: Option<IdentityFlag> },
+    /// The chat moved (a Telegram group became a supergroup): send again to `chat_id`.
+    #[error("the chat moved to {chat_id}")]
+    Moved { chat_id: String },
 }
 
 impl SendError {
@@ -54,5 +59,17 @@ pub trait Adapter: Send + Sync + 'static {
     /// The chat a message is throttled under (its identity's chat by default).
     fn chat_key(&self, target: &DeliveryTarget) -> String {
         target.identity.chat_id.clone()
+    }
+
+    /// Replaces the buttons of a message sent earlier (an empty keyboard removes them).
+    async fn edit_buttons(&self, target: &DeliveryTarget, buttons: &Keyboard) -> Result<(), SendError> {
+        let _ = (target, buttons);
+        Err(SendError::permanent(format!("{} channels cannot edit sent messages", self.kind())))
+    }
+
+    /// Shows "typing…"/"uploading…" in a chat while something slow is prepared.
+    async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
+        let _ = (chat_id, action);
+        Ok(())
     }
 }

@@ -296,6 +296,8 @@ pub fn parse_inbound(
         attachments,
         button_data,
         reply_to,
+        reply_to_external: None,
+        author: None,
     })
 }
 

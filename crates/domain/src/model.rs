@@ -81,6 +81,7 @@ string_enum!(
     EventType {
         MessageReceived = "message.received",
         MessageStatus = "message.status",
+        MessageEdited = "message.edited",
         ButtonPressed = "button.pressed",
         ConversationUpdated = "conversation.updated",
         ContactUpdated = "contact.updated",

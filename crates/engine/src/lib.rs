@@ -14,16 +14,25 @@ use okno_channels::Adapter;
 use okno_domain::model::*;
 use okno_domain::signing::sha256_hex;
 use okno_domain::{Error, Result};
-use okno_store::{Inbound, OutboundRequest, Store};
+use okno_store::{OutboundRequest, Store};
+pub use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-pub mod files;
 pub mod metrics;
+mod telegram;
 mod worker;
 
-pub use files::FileStore;
 pub use metrics::Metrics;
+pub use okno_channels::files::FileStore;
+
+/// What a hook request produced.
+#[derive(Debug, Clone)]
+pub struct HookReply {
+    /// The message recorded, if the request carried one.
+    pub id: Option<String>,
+    pub duplicate: bool,
+}
 
 /// How long another process's change to a channel may take to reach this one.
 pub const CHANNEL_TTL: Duration = Duration::from_secs(2);
@@ -50,6 +59,12 @@ pub struct EngineConfig {
     pub http_timeout_ms: u64,
     /// How long a graceful shutdown waits for in-flight jobs.
     pub shutdown_grace_ms: u64,
+    /// Long-poll timeout of Telegram `getUpdates`.
+    pub poll_timeout_secs: u64,
+    /// How often the poller supervisor looks for channels to poll.
+    pub poller_check_ms: u64,
+    /// How long a poller waits after a conflict (another poller, a webhook) before trying again.
+    pub poll_conflict_wait_ms: u64,
 }
 
 impl EngineConfig {
@@ -68,6 +83,9 @@ impl EngineConfig {
             retry_max_ms: 3_600_000,
             http_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            poll_timeout_secs: 25,
+            poller_check_ms: 2_000,
+            poll_conflict_wait_ms: 30_000,
         }
     }
 }
@@ -86,6 +104,7 @@ pub struct Engine {
     /// Recently read channels: every inbound request needs its channel's secret.
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
     wake: Notify,
+    pollers_wake: Notify,
     /// This process's name on the leases it takes.
     owner: String,
 }
@@ -104,6 +123,7 @@ impl Engine {
             adapters: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            pollers_wake: Notify::new(),
             owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
             cfg,
         }))
@@ -118,17 +138,19 @@ impl Engine {
 
     /// Checks a channel's configuration for its kind; returns the config to store and the
     /// public facts about the account.
-    pub async fn validate_channel(&self, kind: ChannelKind, config: &Value) -> Result<(Value, Value)> {
+    pub async fn validate_channel(
+        &self,
+        kind: ChannelKind,
+        config: &Value,
+        previous: Option<&Value>,
+    ) -> Result<(Value, Value)> {
         match kind {
             ChannelKind::Webhook => {
                 let cfg = WebhookConfig::parse(config, &self.http)?;
                 let stored = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
                 Ok((stored, Value::Object(Default::default())))
             }
-            ChannelKind::Telegram => Err(Error::unprocessable(
-                "channel_kind_unavailable",
-                "telegram channels are not available in this build yet",
-            )),
+            ChannelKind::Telegram => self.connect_telegram(config, previous).await,
         }
     }
 
@@ -152,7 +174,15 @@ impl Engine {
                 Arc::new(Throttled::new(inner, &limits))
             }
             ChannelKind::Telegram => {
-                return Err(Error::unprocessable("channel_kind_unavailable", "telegram channels are not available yet"))
+                let cfg = telegram::telegram_config(channel)?;
+                let api = okno_channels::telegram::api::BotApi::new(self.http.clone(), &cfg.api_base, &cfg.token);
+                Arc::new(okno_channels::telegram::TelegramAdapter::new(
+                    api,
+                    channel.id.clone(),
+                    &cfg,
+                    self.store.clone(),
+                    self.files.clone(),
+                ))
             }
         };
         cache.insert(channel.id.clone(), (fingerprint, adapter.clone()));
@@ -187,23 +217,52 @@ impl Engine {
     }
 
     /// Handles a request to `POST /hooks/{channel_id}`: verify, parse, record durably.
-    pub async fn receive_hook(&self, channel_id: &str, signature: Option<&str>, body: &[u8]) -> Result<Inbound> {
+    pub async fn receive_hook(&self, channel_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<HookReply> {
         let channel = self.channel(channel_id).await?;
-        let msg = match channel.kind {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        match channel.kind {
             ChannelKind::Webhook => {
                 let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
-                webhook::parse_inbound(&channel.id, secret, signature, body, &self.http)?
+                let msg =
+                    webhook::parse_inbound(&channel.id, secret, header(webhook::SIGNATURE_HEADER), body, &self.http)?;
+                let inbound = self.store.record_inbound(msg).await?;
+                if !inbound.duplicate {
+                    self.metrics.inbound(channel.kind.as_str());
+                    self.wake();
+                }
+                Ok(HookReply { id: Some(inbound.message.id), duplicate: inbound.duplicate })
             }
             ChannelKind::Telegram => {
-                return Err(Error::unprocessable("channel_kind_unavailable", "telegram channels are not available yet"))
+                let id = self.receive_telegram_hook(&channel, header("x-telegram-bot-api-secret-token"), body).await?;
+                Ok(HookReply { id, duplicate: false })
             }
-        };
-        let inbound = self.store.record_inbound(msg).await?;
-        if !inbound.duplicate {
-            self.metrics.inbound(channel.kind.as_str());
-            self.wake();
         }
-        Ok(inbound)
+    }
+
+    /// Replaces the buttons of a sent message on its platform (an empty keyboard removes them).
+    pub async fn edit_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+        validate_keyboard(&buttons)?;
+        let target = self.store.delivery_target(message_id).await?;
+        let adapter = self.adapter_for(&target.channel)?;
+        adapter.edit_buttons(&target, &buttons).await.map_err(|e| match e {
+            okno_channels::SendError::Retry { reason, .. } => Error::unavailable("platform_unavailable", reason),
+            other => Error::unprocessable("edit_failed", other.to_string()),
+        })?;
+        self.store.set_message_buttons(message_id, buttons).await
+    }
+
+    /// Shows "typing…" (or "upload_document"…) in a conversation's chat while something slow
+    /// is prepared.
+    pub async fn chat_action(&self, conversation_id: &str, action: &str) -> Result<()> {
+        let conv = self.store.get_conversation(conversation_id).await?;
+        let Some(channel_id) = conv.last_inbound_channel_id.clone() else { return Ok(()) };
+        let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel_id) else { return Ok(()) };
+        let channel = self.channel(&channel_id).await?;
+        let adapter = self.adapter_for(&channel)?;
+        adapter
+            .chat_action(&identity.chat_id, action)
+            .await
+            .map_err(|e| Error::unprocessable("chat_action_failed", e.to_string()))
     }
 
     // --- outbound --------------------------------------------------------------------------

@@ -148,6 +148,10 @@ impl Engine {
                 self.store.mark_sent(&job.ref_id, sent.external_id).await?;
                 Ok(Outcome::Done)
             }
+            Err(SendError::Moved { chat_id }) => {
+                self.store.move_chat(&target.channel.id, &target.identity.chat_id, &chat_id).await?;
+                Ok(Outcome::Retry(format!("the chat moved to {chat_id}"), Some(Duration::ZERO)))
+            }
             Err(SendError::Permanent { reason, flag }) => {
                 tracing::info!(message = %job.ref_id, %reason, "send failed for good");
                 self.store.mark_failed(&job.ref_id, &reason, flag).await?;
@@ -236,7 +240,11 @@ impl Engine {
         for a in message.attachments.iter().filter(|a| a.state == "pending") {
             let Some(url) = &a.source_url else { continue };
             let limit = self.cfg.max_attachment_bytes;
-            match self.http.fetch_limited(url, limit).await {
+            let fetched = match url.strip_prefix(okno_channels::telegram::updates::FILE_SCHEME) {
+                Some(file_id) => self.fetch_telegram_file(&message.channel_id, file_id).await,
+                None => self.http.fetch_limited(url, limit).await,
+            };
+            match fetched {
                 Ok(fetched) => {
                     let sha = self
                         .files

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use okno_channels::webhook::{verify_file_signature, SIGNATURE_HEADER};
+use okno_channels::webhook::verify_file_signature;
 use okno_domain::{Error, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,9 +26,8 @@ async fn receive(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let inbound = state.engine.receive_hook(&channel_id, signature, &body).await?;
-    Ok(Json(json!({"id": inbound.message.id, "duplicate": inbound.duplicate})))
+    let reply = state.engine.receive_hook(&channel_id, &headers, &body).await?;
+    Ok(Json(json!({"id": reply.id, "duplicate": reply.duplicate})))
 }
 
 #[derive(Deserialize)]

@@ -97,7 +97,12 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let shutdown = CancellationToken::new();
     let state = AppState { engine: engine.clone(), public_url: public_url.clone().into() };
     let app = router(state, settings);
-    let workers = tokio::spawn(engine.clone().run_workers(shutdown.clone()));
+    let workers = {
+        let (engine, stop) = (engine.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::join!(engine.clone().run_workers(stop.clone()), engine.run_pollers(stop));
+        })
+    };
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app.into_make_service())
@@ -135,5 +140,8 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         retry_max_ms: d.retry_max_ms,
         http_timeout_ms: Duration::from_secs(d.http_timeout_secs).as_millis() as u64,
         shutdown_grace_ms: d.shutdown_grace_secs * 1000,
+        poll_timeout_secs: s.telegram.poll_timeout_secs,
+        poller_check_ms: s.telegram.poller_check_ms,
+        poll_conflict_wait_ms: s.telegram.conflict_wait_secs * 1000,
     }
 }

@@ -11,10 +11,10 @@ use crate::api;
     info(title = "okno", description = "Self-hosted omnichannel messaging hub: the integration API.", license(name = "AGPL-3.0-only")),
     paths(
         api::channels::create, api::channels::list, api::channels::get, api::channels::update, api::channels::delete,
-        api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge,
+        api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge, api::contacts::link,
         api::conversations::list, api::conversations::get, api::conversations::update, api::conversations::messages,
-        api::conversations::reply,
-        api::messages::send, api::messages::get,
+        api::conversations::reply, api::conversations::chat_action,
+        api::messages::send, api::messages::get, api::messages::edit,
         api::webhooks::create, api::webhooks::list, api::webhooks::get, api::webhooks::delete, api::webhooks::deliveries,
         api::attachments::upload, api::attachments::download,
         api::tokens::create, api::tokens::list, api::tokens::revoke,

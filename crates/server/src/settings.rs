@@ -32,6 +32,25 @@ pub struct Settings {
     pub limits: Limits,
     pub delivery: Delivery,
     pub database: Database,
+    pub telegram: Telegram,
+}
+
+/// Receiving from Telegram.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telegram {
+    /// Long-poll timeout of `getUpdates`, in seconds (Telegram allows up to 50).
+    pub poll_timeout_secs: u64,
+    /// How often okno looks for bots to poll (new channels, a poller lost elsewhere), in ms.
+    pub poller_check_ms: u64,
+    /// How long a poller waits after a conflict (a webhook set, another poller), in seconds.
+    pub conflict_wait_secs: u64,
+}
+
+impl Default for Telegram {
+    fn default() -> Self {
+        Self { poll_timeout_secs: 25, poller_check_ms: 2_000, conflict_wait_secs: 30 }
+    }
 }
 
 /// Size limits.
@@ -93,6 +112,7 @@ impl Default for Settings {
             limits: Limits::default(),
             delivery: Delivery::default(),
             database: Database::default(),
+            telegram: Telegram::default(),
         }
     }
 }
@@ -224,6 +244,7 @@ mod tests {
         assert_eq!(parsed.limits, d.limits);
         assert_eq!(parsed.delivery, d.delivery);
         assert_eq!(parsed.database, d.database);
+        assert_eq!(parsed.telegram, d.telegram);
         assert_eq!(parsed.log_level, d.log_level);
     }
 

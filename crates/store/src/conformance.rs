@@ -29,6 +29,8 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: &str) -> InboundMessag
         attachments: vec![],
         button_data: None,
         reply_to: None,
+        reply_to_external: None,
+        author: None,
     }
 }
 
@@ -70,6 +72,7 @@ fn send_req(to: Recipient, text: &str) -> OutboundRequest {
         idempotency_key: None,
         author: Some("test".into()),
         reply_to: None,
+        options: json!({}),
     }
 }
 
@@ -677,4 +680,110 @@ pub async fn ping_and_backup(store: Arc<dyn Store>) {
         }
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+pub async fn one_process_holds_a_channel_lease_and_the_offset_persists(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "bot").await;
+    assert!(store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap());
+    assert!(!store.take_channel_lease(&ch.id, "p2", 60_000).await.unwrap(), "held by p1");
+    assert!(store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap(), "the owner renews");
+    store.drop_channel_lease(&ch.id, "p1").await.unwrap();
+    assert!(store.take_channel_lease(&ch.id, "p2", 1).await.unwrap(), "free after release");
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert!(store.take_channel_lease(&ch.id, "p3", 60_000).await.unwrap(), "an expired lease is taken over");
+    assert_eq!(store.poll_offset(&ch.id).await.unwrap(), 0);
+    store.set_poll_offset(&ch.id, 811_000_042).await.unwrap();
+    assert_eq!(store.poll_offset(&ch.id).await.unwrap(), 811_000_042);
+    assert!(!store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap(), "setting the offset keeps the lease");
+}
+
+pub async fn link_codes_link_once_and_fold_in_the_contact_okno_made(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "bot").await;
+    let (employee, _) = store
+        .upsert_contact(ContactInput {
+            external_id: Some("emp-7".into()),
+            name: Some("Пётр".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The person wrote before linking, so okno made a contact for them.
+    let first = store.record_inbound(inbound(&ch.id, "tg-7", "1", "привет")).await.unwrap().message;
+    let code = store.create_link_code(&employee.id, 60_000).await.unwrap();
+    assert!(crate::is_link_code(&code.code), "{}", code.code);
+    let outcome = store.redeem_link_code(&code.code.to_lowercase(), &ch.id, sender("tg-7")).await.unwrap();
+    let LinkOutcome::Linked(linked) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(linked.id, employee.id);
+    assert_eq!(linked.identities.len(), 1);
+    assert!(store.get_contact(&first.contact_id).await.unwrap_err().is_not_found(), "the made-up contact was merged");
+    let thread = store.list_messages(&first.conversation_id, PageRequest::new(None, None)).await.unwrap();
+    assert!(thread.items.iter().all(|m| m.contact_id == employee.id), "history moved with it");
+    assert_eq!(store.redeem_link_code(&code.code, &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::AlreadyUsed);
+    assert_eq!(store.redeem_link_code("ZZZZ9999", &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::Unknown);
+    let short = store.create_link_code(&employee.id, 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert_eq!(store.redeem_link_code(&short.code, &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::Expired);
+    // A brand-new person is linked straight away.
+    let fresh = store.create_link_code(&employee.id, 60_000).await.unwrap();
+    assert!(matches!(
+        store.redeem_link_code(&fresh.code, &ch.id, sender("tg-9")).await.unwrap(),
+        LinkOutcome::Linked(_)
+    ));
+    assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 2);
+    assert!(store.create_link_code("nobody", 1000).await.unwrap_err().is_not_found());
+    assert!(!crate::is_link_code("PASSWORD") && !crate::is_link_code("12345678") && !crate::is_link_code("AB12"));
+}
+
+pub async fn edits_blocks_moves_buttons_and_reply_resolution(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "bot").await;
+    let hook = subscribe(&*store, &[EventType::MessageEdited]).await;
+    let m = store.record_inbound(inbound(&ch.id, "7", "7:1", "typo")).await.unwrap().message;
+    let edited = store.record_edit(&ch.id, "7", "7:1", Some("fixed".into())).await.unwrap().unwrap();
+    assert_eq!(edited.id, m.id);
+    assert_eq!(edited.text.as_deref(), Some("fixed"));
+    assert!(edited.edited);
+    assert!(store.record_edit(&ch.id, "7", "7:999", Some("x".into())).await.unwrap().is_none());
+    assert_eq!(store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap().items.len(), 1);
+
+    store.set_identity_blocked(&ch.id, "7", true).await.unwrap();
+    assert!(store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked);
+    store.set_identity_blocked(&ch.id, "7", false).await.unwrap();
+    assert!(!store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked);
+
+    // Replies name the platform message; okno resolves it to its own id. Group authors are kept.
+    let (out, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "question")).await.unwrap();
+    store.mark_sent(&out.id, Some("7:2".into())).await.unwrap();
+    let mut reply = inbound(&ch.id, "7", "7:3", "answer");
+    reply.reply_to_external = Some("7:2".into());
+    let r = store.record_inbound(reply).await.unwrap().message;
+    assert_eq!(r.reply_to.as_deref(), Some(out.id.as_str()));
+    let mut group = inbound(&ch.id, "-100", "-100:5", "в группе");
+    group.author = Some("Ann (@ann)".into());
+    let g = store.record_inbound(group).await.unwrap().message;
+    assert_eq!(store.get_message(&g.id).await.unwrap().author.as_deref(), Some("Ann (@ann)"));
+    store.move_chat(&ch.id, "-100", "-100500").await.unwrap();
+    let moved = store.get_contact(&g.contact_id).await.unwrap();
+    assert_eq!((moved.identities[0].chat_id.as_str(), moved.identities[0].user_id.as_str()), ("-100500", "-100500"));
+
+    let buttons = vec![vec![Button { text: "ok".into(), data: Some("ok".into()), url: None }]];
+    let updated = store.set_message_buttons(&out.id, buttons.clone()).await.unwrap();
+    assert_eq!(updated.buttons, buttons);
+    assert!(store.set_message_buttons(&out.id, vec![]).await.unwrap().buttons.is_empty());
+
+    let long = "x".repeat(300);
+    let t1 = store.callback_token(&ch.id, &long).await.unwrap();
+    assert_eq!(store.callback_token(&ch.id, &long).await.unwrap(), t1, "same data, same token");
+    assert_eq!(store.callback_data(&ch.id, &t1).await.unwrap().as_deref(), Some(long.as_str()));
+    assert!(store.callback_data(&ch.id, "nope").await.unwrap().is_none());
+
+    let mut opts = send_req(Recipient::Conversation(m.conversation_id.clone()), "choose");
+    opts.options = json!({"reply_keyboard": [["Да", "Нет"]]});
+    let (o, _) = store.enqueue_outbound(opts).await.unwrap();
+    let target = store.delivery_target(&o.id).await.unwrap();
+    assert_eq!(target.options["reply_keyboard"][0][1], "Нет");
+    let mut answer = send_req(Recipient::Conversation(m.conversation_id.clone()), "re");
+    answer.reply_to = Some(r.id.clone());
+    let (a, _) = store.enqueue_outbound(answer).await.unwrap();
+    assert_eq!(store.delivery_target(&a.id).await.unwrap().reply_to_external.as_deref(), Some("7:3"));
 }

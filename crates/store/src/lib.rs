@@ -28,7 +28,7 @@ pub mod conformance;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
 
-pub use sql::{backend_of as sql_backend_of, SqlStore};
+pub use sql::{backend_of as sql_backend_of, is_link_code, SqlStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +191,13 @@ pub struct InboundMessage {
     pub attachments: Vec<InboundAttachment>,
     /// Set for a button press.
     pub button_data: Option<String>,
+    /// The okno message this one answers.
     pub reply_to: Option<String>,
+    /// The platform id of the message this one answers (resolved to `reply_to` when okno
+    /// knows that message).
+    pub reply_to_external: Option<String>,
+    /// Who wrote it, when the sender is a group (the person inside it).
+    pub author: Option<String>,
 }
 
 /// What recording an inbound message produced.
@@ -222,6 +228,9 @@ pub struct OutboundRequest {
     pub idempotency_key: Option<String>,
     pub author: Option<String>,
     pub reply_to: Option<String>,
+    /// Platform sending options, e.g. `{"reply_keyboard": [["Да", "Нет"]]}` or
+    /// `{"remove_keyboard": true}`.
+    pub options: Value,
 }
 
 /// Everything a channel adapter needs to send one message.
@@ -230,6 +239,28 @@ pub struct DeliveryTarget {
     pub message: Message,
     pub channel: Channel,
     pub identity: Identity,
+    /// The platform id of the message being answered, if any.
+    pub reply_to_external: Option<String>,
+    /// The message's sending options.
+    pub options: Value,
+}
+
+/// A one-time code that links a messenger identity to a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkCode {
+    pub code: String,
+    pub contact_id: String,
+    pub expires_at: Millis,
+}
+
+/// What redeeming a link code did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkOutcome {
+    /// The identity now belongs to this contact.
+    Linked(Box<Contact>),
+    Expired,
+    AlreadyUsed,
+    Unknown,
 }
 
 /// A flag to set on an identity when a platform refuses it for good.
@@ -375,6 +406,37 @@ pub trait Store: Send + Sync + 'static {
     async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()>;
     /// Emits an event to every matching subscription (used by capabilities outside the store).
     async fn emit_event(&self, event: EventType, data: Value) -> Result<()>;
+
+    // Receiving state of a channel (pollers) and platform details.
+    /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
+    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
+    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
+    async fn poll_offset(&self, channel_id: &str) -> Result<i64>;
+    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()>;
+    /// A short token standing for button data too long for the platform (same data, same token).
+    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
+    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
+    /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
+    async fn record_edit(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        external_id: &str,
+        text: Option<String>,
+    ) -> Result<Option<Message>>;
+    /// The person blocked (or unblocked) the channel.
+    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
+    /// A chat got a new id (a Telegram group upgraded to a supergroup).
+    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
+    /// Replaces a message's buttons (after the platform changed them).
+    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+
+    // Linking people to business contacts.
+    /// A new one-time code for `contact_id`, valid for `ttl_ms`.
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode>;
+    /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
+    /// for that person (no external id) is merged into the linked one.
+    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;
 
     // Tokens, operators, audit.
     async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;

@@ -11,12 +11,20 @@ use crate::db::{args, Conn};
 use crate::Backend;
 
 /// (version, name, SQLite script, PostgreSQL script)
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "0001_core.sql",
-    include_str!("../migrations/sqlite/0001_core.sql"),
-    include_str!("../migrations/postgres/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "0001_core.sql",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+        include_str!("../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "0002_telegram.sql",
+        include_str!("../migrations/sqlite/0002_telegram.sql"),
+        include_str!("../migrations/postgres/0002_telegram.sql"),
+    ),
+];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
     if backend == Backend::Postgres {

@@ -696,69 +696,7 @@ impl Store for SqlStore {
     async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact> {
         let keep = keep.to_owned();
         let other = other.to_owned();
-        on!(self.write, |c| {
-            let keep = keep.as_str();
-            let other = other.as_str();
-            if keep == other {
-                return Err(Error::invalid("merge_same_contact", "a contact cannot be merged into itself"));
-            }
-            let a = load_contact(c, keep).await?;
-            let b = load_contact(c, other).await?;
-            c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
-            // One thread per person: the other contact's messages join the kept conversation.
-            let kept_conv = c
-                .row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep])
-                .await?
-                .map(|r| r.s("id"))
-                .transpose()?;
-            match &kept_conv {
-                None => {
-                    c.exec("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2", args![keep, other])
-                        .await?;
-                }
-                Some(conv) => {
-                    let moved_unread: i64 = c.one(
-                        "SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1",
-                    args![other]).await
-                    .and_then(|r| r.i("n"))?;
-                    c.exec(
-                        "UPDATE messages SET conversation_id = $1 \
-                         WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
-                        args![conv, other],
-                    )
-                    .await?;
-                    c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
-                    c.exec(
-                        "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
-                         last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
-                         WHERE id = $3",
-                    args![moved_unread, now_ms(), conv]).await?;
-                }
-            }
-            c.exec("UPDATE messages SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
-            let mut groups = a.groups.clone();
-            groups.extend(b.groups.iter().cloned());
-            groups.sort();
-            groups.dedup();
-            let mut attrs = b.attrs.clone();
-            if let (Value::Object(into), Value::Object(from)) = (&mut attrs, &a.attrs) {
-                into.extend(from.clone());
-            }
-            // The other contact goes first so its unique external id is free to move.
-            c.exec("DELETE FROM contacts WHERE id = $1", args![other]).await?;
-            let fill = ContactInput {
-                external_id: a.external_id.clone().or(b.external_id.clone()),
-                name: a.name.clone().or(b.name.clone()),
-                phone: a.phone.clone().or(b.phone.clone()),
-                email: a.email.clone().or(b.email.clone()),
-                groups: Some(groups),
-                attrs: Some(attrs),
-                preferred_channel_id: a.preferred_channel_id.clone().or(b.preferred_channel_id.clone()),
-            };
-            apply_contact(c, keep, &fill).await?;
-            let contact = contact_event(c, keep, json!({"merged_from": other})).await?;
-            Ok(contact)
-        })
+        on!(self.write, |c| merge(c, &keep, &other).await)
     }
 
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity> {
@@ -982,8 +920,8 @@ impl Store for SqlStore {
             let now = now_ms();
             c.exec(
                 "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
-                 author, idempotency_key, reply_to, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10)",
+                 author, idempotency_key, reply_to, created_at, updated_at, options) \
+                 VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10, $11)",
                 args![
                     &id,
                     &conversation_id,
@@ -994,7 +932,8 @@ impl Store for SqlStore {
                     &req.author,
                     &req.idempotency_key,
                     &req.reply_to,
-                    now
+                    now,
+                    to_json(&req.options)
                 ],
             )
             .await?;
@@ -1044,7 +983,16 @@ impl Store for SqlStore {
                 .ok_or_else(|| {
                     Error::unprocessable("no_identity", "the contact no longer has an identity on this channel")
                 })?;
-            Ok(DeliveryTarget { message, channel, identity: identity_from(&row)? })
+            let options =
+                c.one("SELECT options FROM messages WHERE id = $1", args![message_id]).await?.js("options")?;
+            let reply_to_external = match &message.reply_to {
+                Some(r) => c
+                    .row("SELECT external_id FROM messages WHERE id = $1", args![r])
+                    .await?
+                    .and_then(|r| r.os("external_id").ok().flatten()),
+                None => None,
+            };
+            Ok(DeliveryTarget { message, channel, identity: identity_from(&row)?, reply_to_external, options })
         })
     }
 
@@ -1338,6 +1286,244 @@ impl Store for SqlStore {
         })
     }
 
+    // --- receiving state and platform details -------------------------------------------------
+
+    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool> {
+        let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            let now = now_ms();
+            let n = c
+                .exec(
+                    "INSERT INTO channel_state (channel_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (channel_id) DO UPDATE SET lease_owner = $2, lease_until = $3 \
+                     WHERE channel_state.lease_owner = $2 OR channel_state.lease_owner IS NULL \
+                        OR channel_state.lease_until IS NULL OR channel_state.lease_until < $4",
+                    args![&channel_id, &owner, now + lease_ms, now],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()> {
+        let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "UPDATE channel_state SET lease_owner = NULL, lease_until = NULL WHERE channel_id = $1 AND lease_owner = $2",
+                args![&channel_id, &owner],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn poll_offset(&self, channel_id: &str) -> Result<i64> {
+        let channel_id = channel_id.to_owned();
+        on!(self.read, |c| {
+            let row = c.row("SELECT poll_offset FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
+            row.map_or(Ok(0), |r| r.i("poll_offset"))
+        })
+    }
+
+    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()> {
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            c.exec(
+                "INSERT INTO channel_state (channel_id, poll_offset) VALUES ($1, $2) \
+                 ON CONFLICT (channel_id) DO UPDATE SET poll_offset = $2",
+                args![&channel_id, offset],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String> {
+        let (channel_id, data) = (channel_id.to_owned(), data.to_owned());
+        on!(self.write, |c| {
+            let hash = okno_domain::signing::sha256_hex(data.as_bytes());
+            let known = c
+                .row(
+                    "SELECT token, data FROM callback_tokens WHERE channel_id = $1 AND data_hash = $2",
+                    args![&channel_id, &hash],
+                )
+                .await?;
+            if let Some(row) = known {
+                return row.s("token");
+            }
+            let token = okno_domain::ids::random_hex(8);
+            c.exec(
+                "INSERT INTO callback_tokens (token, channel_id, data_hash, data, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&token, &channel_id, &hash, &data, now_ms()],
+            )
+            .await?;
+            Ok(token)
+        })
+    }
+
+    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>> {
+        let (channel_id, token) = (channel_id.to_owned(), token.to_owned());
+        on!(self.read, |c| {
+            let row = c
+                .row(
+                    "SELECT data FROM callback_tokens WHERE channel_id = $1 AND token = $2",
+                    args![&channel_id, &token],
+                )
+                .await?;
+            row.map(|r| r.s("data")).transpose()
+        })
+    }
+
+    async fn record_edit(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        external_id: &str,
+        text: Option<String>,
+    ) -> Result<Option<Message>> {
+        let dedup = format!("{user_id}:{external_id}");
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let row = c
+                .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&channel_id, &dedup])
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let id = row.s("id")?;
+            c.exec(
+                "UPDATE messages SET text = $1, edited = 1, updated_at = $2 WHERE id = $3",
+                args![&text, now_ms(), &id],
+            )
+            .await?;
+            let m = load_message(c, &id).await?;
+            emit(c, EventType::MessageEdited, message_event_data(&m)).await?;
+            Ok(Some(m))
+        })
+    }
+
+    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()> {
+        let (channel_id, user_id) = (channel_id.to_owned(), user_id.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "UPDATE identities SET blocked = $1 WHERE channel_id = $2 AND user_id = $3",
+                args![i64::from(blocked), &channel_id, &user_id],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()> {
+        let (channel_id, from, to) = (channel_id.to_owned(), from.to_owned(), to.to_owned());
+        on!(self.write, |c| {
+            // A group's identity is the group itself, so its user id moves along with the chat.
+            c.exec(
+                "UPDATE identities SET chat_id = $1, user_id = CASE WHEN user_id = $2 THEN $1 ELSE user_id END \
+                 WHERE channel_id = $3 AND chat_id = $2",
+                args![&to, &from, &channel_id],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            let n = c
+                .exec(
+                    "UPDATE messages SET buttons = $1, updated_at = $2 WHERE id = $3",
+                    args![to_json(&buttons), now_ms(), &message_id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(Error::not_found("message", &message_id));
+            }
+            load_message(c, &message_id).await
+        })
+    }
+
+    // --- linking ------------------------------------------------------------------------------
+
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode> {
+        let contact_id = contact_id.to_owned();
+        on!(self.write, |c| {
+            load_contact(c, &contact_id).await?;
+            let code = link_code();
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO link_codes (code, contact_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+                args![&code, &contact_id, now + ttl_ms, now],
+            )
+            .await?;
+            Ok(LinkCode { code, contact_id, expires_at: now + ttl_ms })
+        })
+    }
+
+    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome> {
+        let code = code.trim().to_uppercase();
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let Some(row) =
+                c.row("SELECT contact_id, expires_at, used_at FROM link_codes WHERE code = $1", args![&code]).await?
+            else {
+                return Ok(LinkOutcome::Unknown);
+            };
+            if row.oi("used_at")?.is_some() {
+                return Ok(LinkOutcome::AlreadyUsed);
+            }
+            let now = now_ms();
+            if row.i("expires_at")? < now {
+                return Ok(LinkOutcome::Expired);
+            }
+            let target = row.s("contact_id")?;
+            c.exec("UPDATE link_codes SET used_at = $1 WHERE code = $2", args![now, &code]).await?;
+            let current = c
+                .row(
+                    "SELECT contact_id FROM identities WHERE channel_id = $1 AND user_id = $2",
+                    args![&channel_id, &sender.user_id],
+                )
+                .await?
+                .map(|r| r.s("contact_id"))
+                .transpose()?;
+            match current {
+                Some(prev) if prev == target => {}
+                Some(prev) => {
+                    let prev_contact = load_contact(c, &prev).await?;
+                    if prev_contact.external_id.is_none() {
+                        // okno made that contact when the person first wrote: fold it in.
+                        merge(c, &target, &prev).await?;
+                    } else {
+                        c.exec(
+                            "UPDATE identities SET contact_id = $1 WHERE channel_id = $2 AND user_id = $3",
+                            args![&target, &channel_id, &sender.user_id],
+                        )
+                        .await?;
+                    }
+                }
+                None => {
+                    load_channel(c, &channel_id).await?;
+                    c.exec(
+                        "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, \
+                         last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                        args![
+                            new_id(),
+                            &target,
+                            &channel_id,
+                            &sender.user_id,
+                            &sender.chat_id,
+                            &sender.username,
+                            &sender.display_name,
+                            now
+                        ],
+                    )
+                    .await?;
+                }
+            }
+            let contact = contact_event(c, &target, json!({"linked_channel_id": channel_id})).await?;
+            Ok(LinkOutcome::Linked(Box::new(contact)))
+        })
+    }
+
     // --- tokens, operators, audit -------------------------------------------------------------
 
     async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
@@ -1480,6 +1666,100 @@ impl Store for SqlStore {
     }
 }
 
+/// Eight characters people can read out and type without confusing 0/O or 1/I, at least one a
+/// digit so an ordinary word is never taken for a code.
+fn link_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    loop {
+        let bytes = okno_domain::ids::random_hex(8);
+        let code: String = bytes
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let v = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("00"), 16).unwrap_or(0);
+                ALPHABET[usize::from(v) % ALPHABET.len()] as char
+            })
+            .collect();
+        if is_link_code(&code) {
+            return code;
+        }
+    }
+}
+
+/// Whether a text has the shape of a link code (what a person would send bare).
+pub fn is_link_code(text: &str) -> bool {
+    let t = text.trim();
+    t.len() == 8
+        && t.chars().all(|ch| ch.is_ascii_alphanumeric())
+        && t.chars().any(|ch| ch.is_ascii_digit())
+        && t.chars().any(|ch| ch.is_ascii_alphabetic())
+}
+
+/// Merges `other` into `keep` (see `Store::merge_contacts`).
+async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
+    if keep == other {
+        return Err(Error::invalid("merge_same_contact", "a contact cannot be merged into itself"));
+    }
+    let a = load_contact(c, keep).await?;
+    let b = load_contact(c, other).await?;
+    c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+    // One thread per person: the other contact's messages join the kept conversation.
+    let kept_conv = c
+        .row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep])
+        .await?
+        .map(|r| r.s("id"))
+        .transpose()?;
+    match &kept_conv {
+        None => {
+            c.exec("UPDATE conversations SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+        }
+        Some(conv) => {
+            let moved_unread: i64 = c
+                .one(
+                    "SELECT CAST(COALESCE(SUM(unread), 0) AS BIGINT) AS n FROM conversations WHERE contact_id = $1",
+                    args![other],
+                )
+                .await
+                .and_then(|r| r.i("n"))?;
+            c.exec(
+                "UPDATE messages SET conversation_id = $1 \
+                 WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
+                args![conv, other],
+            )
+            .await?;
+            c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
+            c.exec(
+                "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
+                 last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
+                 WHERE id = $3",
+            args![moved_unread, now_ms(), conv]).await?;
+        }
+    }
+    c.exec("UPDATE messages SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+    let mut groups = a.groups.clone();
+    groups.extend(b.groups.iter().cloned());
+    groups.sort();
+    groups.dedup();
+    let mut attrs = b.attrs.clone();
+    if let (Value::Object(into), Value::Object(from)) = (&mut attrs, &a.attrs) {
+        into.extend(from.clone());
+    }
+    // The other contact goes first so its unique external id is free to move.
+    c.exec("DELETE FROM contacts WHERE id = $1", args![other]).await?;
+    let fill = ContactInput {
+        external_id: a.external_id.clone().or(b.external_id.clone()),
+        name: a.name.clone().or(b.name.clone()),
+        phone: a.phone.clone().or(b.phone.clone()),
+        email: a.email.clone().or(b.email.clone()),
+        groups: Some(groups),
+        attrs: Some(attrs),
+        preferred_channel_id: a.preferred_channel_id.clone().or(b.preferred_channel_id.clone()),
+    };
+    apply_contact(c, keep, &fill).await?;
+    let contact = contact_event(c, keep, json!({"merged_from": other})).await?;
+    Ok(contact)
+}
+
 /// One attempt at recording an inbound message (see `record_inbound`).
 async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
     {
@@ -1558,11 +1838,23 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             }
         };
         let (conversation_id, reopened) = current_conversation(c, &contact_id, true).await?;
+        let reply_to = match (&msg.reply_to, &msg.reply_to_external) {
+            (Some(r), _) => Some(r.clone()),
+            (None, Some(ext)) => c
+                .row(
+                    "SELECT id FROM messages WHERE channel_id = $1 AND external_id = $2 ORDER BY id LIMIT 1",
+                    args![&msg.channel_id, ext],
+                )
+                .await?
+                .map(|r| r.s("id"))
+                .transpose()?,
+            (None, None) => None,
+        };
         let id = new_id();
         c.exec(
             "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
-             button_data, reply_to, dedup_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $10)",
+             button_data, reply_to, dedup_key, created_at, updated_at, author) \
+             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $10, $11)",
             args![
                 &id,
                 &conversation_id,
@@ -1571,9 +1863,10 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 &msg.text,
                 &msg.external_id,
                 &msg.button_data,
-                &msg.reply_to,
+                &reply_to,
                 &dedup,
-                now
+                now,
+                &msg.author
             ],
         )
         .await?;
@@ -1624,9 +1917,9 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             error: None,
             external_id: Some(msg.external_id.clone()),
             button_data: msg.button_data.clone(),
-            reply_to: msg.reply_to.clone(),
+            reply_to,
             edited: false,
-            author: None,
+            author: msg.author.clone(),
             created_at: now,
             updated_at: now,
         };

@@ -46,4 +46,7 @@ suite!(
     webhooks_and_their_delivery_log,
     tokens_operators_and_audit,
     ping_and_backup,
+    one_process_holds_a_channel_lease_and_the_offset_persists,
+    link_codes_link_once_and_fold_in_the_contact_okno_made,
+    edits_blocks_moves_buttons_and_reply_resolution,
 );

@@ -58,12 +58,17 @@ pub async fn create(
     auth.require(Permission::Configure)?;
     check_name(&body.name)?;
     let kind = ChannelKind::parse(&body.kind)?;
-    let (config, info) = state.engine.validate_channel(kind, &body.config).await?;
+    let (config, info) = state.engine.validate_channel(kind, &body.config, None).await?;
     let ch = state
         .engine
         .store
         .create_channel(NewChannel { kind, name: body.name.trim().to_string(), config, info })
         .await?;
+    if let Err(e) = state.engine.apply_receive_mode(&ch).await {
+        // The platform refused the receive mode: nothing stays half-connected.
+        let _ = state.engine.store.delete_channel(&ch.id).await;
+        return Err(e.into());
+    }
     audit(&state, &auth, "channel.create", &ch.id, json!({"kind": kind, "name": ch.name})).await;
     Ok((StatusCode::CREATED, Json(view(&state, ch))))
 }
@@ -104,12 +109,17 @@ pub async fn update(
         if let Value::Object(m) = &mut merged {
             m.extend(changes);
         }
-        let (config, info) = state.engine.validate_channel(current.kind, &merged).await?;
+        let (config, info) = state.engine.validate_channel(current.kind, &merged, Some(&current.config)).await?;
         patch.config = Some(config);
         patch.info = Some(info);
     }
+    let config_changed = patch.config.is_some();
     let ch = state.engine.store.update_channel(&id, patch).await?;
     state.engine.forget_channel(&id);
+    if config_changed {
+        // Switching modes cleans up the other one (deleteWebhook / setWebhook).
+        state.engine.apply_receive_mode(&ch).await?;
+    }
     audit(&state, &auth, "channel.update", &id, json!({"name": body.name})).await;
     Ok(Json(view(&state, ch)))
 }

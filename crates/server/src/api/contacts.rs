@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::PageParams;
 use crate::auth::Auth;
-use crate::error::{ApiJson, ApiQuery, ApiResult};
+use crate::error::{parse_json, ApiJson, ApiQuery, ApiResult, RawBody};
 use crate::AppState;
 
 /// Filters of `GET /api/v1/contacts`.
@@ -90,4 +90,48 @@ pub async fn merge(
     let contact = state.engine.store.merge_contacts(&id, &body.other_id).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
     Ok(Json(contact))
+}
+
+/// `POST /api/v1/contacts/{id}/link` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// How long the code stays valid, in seconds (default 7 days).
+    pub ttl_secs: Option<i64>,
+}
+
+/// A one-time link code and where to use it.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct LinkResponse {
+    pub code: String,
+    pub expires_at: String,
+    /// Per Telegram channel: the deep link that sends `/start <code>` to the bot.
+    #[schema(value_type = Object)]
+    pub links: serde_json::Map<String, serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/link", tag = "contacts", request_body = LinkRequest,
+    responses((status = 201, body = LinkResponse), (status = 404)))]
+pub async fn link(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<(StatusCode, Json<LinkResponse>)> {
+    auth.require(Permission::Write)?;
+    let req: LinkRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { LinkRequest::default() } else { parse_json(&body)? };
+    let ttl = req.ttl_secs.unwrap_or(7 * 24 * 3600);
+    if !(60..=90 * 24 * 3600).contains(&ttl) {
+        return Err(okno_domain::Error::invalid("invalid_ttl", "`ttl_secs` is between 60 seconds and 90 days").into());
+    }
+    let code = state.engine.store.create_link_code(&id, ttl * 1000).await?;
+    let mut links = serde_json::Map::new();
+    for ch in state.engine.store.list_channels().await? {
+        if let Some(bot) = ch.info.get("username").and_then(|u| u.as_str()) {
+            links.insert(ch.id.clone(), json!(format!("https://t.me/{bot}?start={}", code.code)));
+        }
+    }
+    let expires_at = okno_domain::time::to_rfc3339(code.expires_at);
+    Ok((StatusCode::CREATED, Json(LinkResponse { code: code.code, expires_at, links })))
 }

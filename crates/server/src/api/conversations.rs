@@ -45,7 +45,6 @@ pub struct UpdateConversation {
 
 /// `POST /api/v1/conversations/{id}/messages` body.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Reply {
     pub text: Option<String>,
     /// Default: the channel the contact last wrote from.
@@ -56,6 +55,16 @@ pub struct Reply {
     pub attachments: Vec<AttachmentRef>,
     /// The okno message this one answers.
     pub reply_to: Option<String>,
+    #[serde(flatten)]
+    pub keyboard: super::KeyboardOptions,
+}
+
+/// `POST /api/v1/conversations/{id}/chat-action` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatAction {
+    /// `typing`, `upload_document`, `upload_photo`…
+    pub action: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery), responses((status = 200, body = Page<Conversation>)))]
@@ -131,7 +140,37 @@ pub async fn reply(
         idempotency_key: None,
         author: Some(auth.actor()),
         reply_to: body.reply_to,
+        options: body.keyboard.into_options()?,
     };
     let (message, _) = state.engine.send(req).await?;
     Ok((StatusCode::ACCEPTED, Json(message)))
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/chat-action", tag = "conversations", request_body = ChatAction,
+    responses((status = 204, description = "shown where the platform supports it"), (status = 404)))]
+pub async fn chat_action(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ChatAction>,
+) -> ApiResult<StatusCode> {
+    auth.require(Permission::Write)?;
+    const ACTIONS: &[&str] = &[
+        "typing",
+        "upload_photo",
+        "upload_document",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "choose_sticker",
+    ];
+    if !ACTIONS.contains(&body.action.as_str()) {
+        return Err(okno_domain::Error::invalid(
+            "invalid_action",
+            format!("`action` is one of: {}", ACTIONS.join(", ")),
+        )
+        .into());
+    }
+    state.engine.chat_action(&id, &body.action).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

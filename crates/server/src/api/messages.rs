@@ -16,7 +16,6 @@ use crate::AppState;
 
 /// `POST /api/v1/messages` body: exactly one of `contact_id` and `external_id`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SendMessage {
     pub contact_id: Option<String>,
     pub external_id: Option<String>,
@@ -28,6 +27,16 @@ pub struct SendMessage {
     pub attachments: Vec<AttachmentRef>,
     /// The same key again returns the first message and sends nothing.
     pub idempotency_key: Option<String>,
+    #[serde(flatten)]
+    pub keyboard: super::KeyboardOptions,
+}
+
+/// `PATCH /api/v1/messages/{id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    /// The new buttons of a sent message; `[]` removes them (e.g. after a press).
+    pub buttons: Vec<Vec<Button>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
@@ -58,6 +67,7 @@ pub async fn send(
         idempotency_key: body.idempotency_key,
         author: Some(auth.actor()),
         reply_to: None,
+        options: body.keyboard.into_options()?,
     };
     let (message, _) = state.engine.send(req).await?;
     Ok((StatusCode::ACCEPTED, Json(message)))
@@ -67,4 +77,16 @@ pub async fn send(
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Message>> {
     auth.require(Permission::Read)?;
     Ok(Json(state.engine.store.get_message(&id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", request_body = EditMessage,
+    responses((status = 200, body = Message), (status = 404), (status = 422, description = "the platform refused the edit")))]
+pub async fn edit(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EditMessage>,
+) -> ApiResult<Json<Message>> {
+    auth.require(Permission::Write)?;
+    Ok(Json(state.engine.edit_buttons(&id, body.buttons).await?))
 }

@@ -27,11 +27,13 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/contacts", post(contacts::upsert).get(contacts::list))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route("/contacts/{id}/merge", post(contacts::merge))
+        .route("/contacts/{id}/link", post(contacts::link))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))
+        .route("/conversations/{id}/chat-action", post(conversations::chat_action))
         .route("/messages", post(messages::send))
-        .route("/messages/{id}", get(messages::get))
+        .route("/messages/{id}", get(messages::get).patch(messages::edit))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/webhooks/{id}", get(webhooks::get).delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
@@ -71,4 +73,41 @@ pub fn all<T>(items: Vec<T>) -> Page<T> {
 #[serde(deny_unknown_fields)]
 pub struct AttachmentRef {
     pub id: String,
+}
+
+/// Platform keyboard options of a send request.
+#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
+pub struct KeyboardOptions {
+    /// A reply keyboard: rows of button labels (a press arrives as an ordinary text message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_keyboard: Option<Vec<Vec<String>>>,
+    /// Hide the reply keyboard after one press.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_time_keyboard: bool,
+    /// Remove a reply keyboard shown earlier.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_keyboard: bool,
+}
+
+impl KeyboardOptions {
+    /// The message options to store, after checking them.
+    pub fn into_options(self) -> Result<serde_json::Value, okno_domain::Error> {
+        if let Some(rows) = &self.reply_keyboard {
+            if rows.is_empty()
+                || rows.iter().any(|r| r.is_empty() || r.iter().any(|b| b.trim().is_empty() || b.len() > 200))
+            {
+                return Err(okno_domain::Error::invalid(
+                    "invalid_buttons",
+                    "`reply_keyboard` needs rows of 1..200-character labels",
+                ));
+            }
+            if self.remove_keyboard {
+                return Err(okno_domain::Error::invalid(
+                    "invalid_buttons",
+                    "`reply_keyboard` and `remove_keyboard` exclude each other",
+                ));
+            }
+        }
+        serde_json::to_value(&self).map_err(|e| okno_domain::Error::internal(e.to_string()))
+    }
 }
