@@ -66,6 +66,18 @@ impl<A: Adapter> Adapter for Throttled<A> {
     fn chat_key(&self, target: &DeliveryTarget) -> String {
         self.inner.chat_key(target)
     }
+
+    async fn edit_buttons(
+        &self,
+        target: &DeliveryTarget,
+        buttons: &okno_domain::model::Keyboard,
+    ) -> Result<(), SendError> {
+        self.inner.edit_buttons(target, buttons).await
+    }
+
+    async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
+        self.inner.chat_action(chat_id, action).await
+    }
 }
 
 /// Any adapter behind an `Arc` is an adapter.
@@ -79,5 +91,15 @@ impl<A: Adapter + ?Sized> Adapter for Arc<A> {
     }
     fn chat_key(&self, target: &DeliveryTarget) -> String {
         (**self).chat_key(target)
+    }
+    async fn edit_buttons(
+        &self,
+        target: &DeliveryTarget,
+        buttons: &okno_domain::model::Keyboard,
+    ) -> Result<(), SendError> {
+        (**self).edit_buttons(target, buttons).await
+    }
+    async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
+        (**self).chat_action(chat_id, action).await
     }
 }

@@ -90,17 +90,23 @@ impl Engine {
         }
         let cfg = telegram_config(channel)?;
         let api = self.bot_api(&cfg);
-        let result = if cfg.mode == "webhook" {
+        let (method, params) = if cfg.mode == "webhook" {
             let url = format!("{}/hooks/{}", self.cfg.public_url, channel.id);
-            api.call::<Value>(
-                "setWebhook",
-                json!({"url": url, "secret_token": cfg.webhook_secret, "allowed_updates": ALLOWED_UPDATES}),
-                None,
-            )
-            .await
+            ("setWebhook", json!({"url": url, "secret_token": cfg.webhook_secret, "allowed_updates": ALLOWED_UPDATES}))
         } else {
-            api.call::<Value>("deleteWebhook", json!({}), None).await
+            ("deleteWebhook", json!({}))
         };
+        let mut result = api.call::<Value>(method, params.clone(), None).await;
+        // setWebhook is limited to one change a second: a short wait is worth it.
+        for _ in 0..3 {
+            match &result {
+                Err(ApiError::Telegram { code: 429, retry_after, .. }) if retry_after.unwrap_or(1) <= 5 => {
+                    tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1))).await;
+                    result = api.call::<Value>(method, params.clone(), None).await;
+                }
+                _ => break,
+            }
+        }
         result.map(|_| ()).map_err(|e| {
             Error::unprocessable("telegram_refused", format!("Telegram refused to switch to {} mode: {e}", cfg.mode))
         })?;

@@ -255,7 +255,8 @@ impl Engine {
                         id: a.id.clone(),
                         size: fetched.body.len() as i64,
                         sha256: sha,
-                        mime: fetched.mime,
+                        // A generic type from the server says less than the type the sender declared.
+                        mime: fetched.mime.filter(|m| m != "application/octet-stream"),
                     });
                 }
                 Err(FetchError::TooLarge { limit }) => results.push(FetchedAttachment::Failed {

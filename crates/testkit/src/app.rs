@@ -52,6 +52,9 @@ pub fn test_settings(db: &TestDb, data_dir: PathBuf) -> Settings {
     s.delivery.lease_secs = 5;
     s.delivery.http_timeout_secs = 5;
     s.delivery.shutdown_grace_secs = 2;
+    s.telegram.poll_timeout_secs = 1;
+    s.telegram.poller_check_ms = 100;
+    s.telegram.conflict_wait_secs = 1;
     s
 }
 
@@ -143,6 +146,35 @@ impl TestApp {
             .await;
         assert_eq!(a.status, 201, "{a:?}");
         a.body["id"].as_str().expect("channel id").to_string()
+    }
+
+    /// Connects a Telegram bot served by `sim`; returns the channel id.
+    pub async fn telegram_channel(&self, sim: &okno_telegram_sim::TelegramSim, token: &str, mode: &str) -> String {
+        let a = self
+            .post(
+                "/api/v1/channels",
+                json!({"kind": "telegram", "name": "bot", "config": {"token": token, "api_base": sim.api_base(), "mode": mode}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        a.body["id"].as_str().expect("channel id").to_string()
+    }
+
+    /// Waits until a conversation with a message matching `pred` exists; returns that message.
+    pub async fn wait_message(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let found = crate::eventually(10, || async {
+            let convs = self.get("/api/v1/conversations?limit=500").await;
+            for c in convs.body["items"].as_array()?.iter() {
+                let id = c["id"].as_str()?;
+                let msgs = self.get(&format!("/api/v1/conversations/{id}/messages?limit=500")).await;
+                if let Some(m) = msgs.body["items"].as_array()?.iter().find(|m| pred(m)) {
+                    return Some(m.clone());
+                }
+            }
+            None
+        })
+        .await;
+        found.expect("the expected message was recorded")
     }
 
     /// Posts a signed inbound message to a webhook channel.

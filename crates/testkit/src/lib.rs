@@ -10,6 +10,7 @@ pub mod sink;
 
 pub use app::TestApp;
 pub use okno_store::testing::TestDb;
+pub use okno_telegram_sim as telegram;
 pub use sink::{Received, Sink};
 
 /// Polls `check` every 20 ms until it yields a value or `secs` pass.

@@ -80,16 +80,29 @@ pub struct Limiter {
     group: Option<DefaultKeyedRateLimiter<i64>>,
 }
 
+/// Stay this much under the overall limit: Telegram measures from when a request arrives, okno
+/// from when it leaves, and the two drift apart by network jitter.
+const MARGIN: f64 = 1.05;
+/// Per chat the gaps are long (a second), so one late first request can eat a small margin;
+/// Telegram's own figure there is only "about one per second".
+const CHAT_MARGIN: f64 = 1.25;
+
+/// One message every `per / n`, stretched by `margin`, with a burst.
+fn quota(n: u32, per: Duration, burst: NonZeroU32, margin: f64) -> Option<Quota> {
+    if n == 0 {
+        return None;
+    }
+    Quota::with_period(per.mul_f64(margin / f64::from(n))).map(|q| q.allow_burst(burst))
+}
+
 impl Limiter {
     pub fn new(l: &TelegramLimits) -> Self {
         let burst = NonZeroU32::new(l.per_chat_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
         Self {
-            global: NonZeroU32::new(l.per_second)
-                .map(|n| governor::RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))),
-            private: NonZeroU32::new(l.per_chat_per_second)
-                .map(|n| governor::RateLimiter::keyed(Quota::per_second(n).allow_burst(burst))),
-            group: NonZeroU32::new(l.per_group_per_minute)
-                .map(|n| governor::RateLimiter::keyed(Quota::per_minute(n).allow_burst(NonZeroU32::MIN))),
+            global: quota(l.per_second, second, NonZeroU32::MIN, MARGIN).map(governor::RateLimiter::direct),
+            private: quota(l.per_chat_per_second, second, burst, CHAT_MARGIN).map(governor::RateLimiter::keyed),
+            group: quota(l.per_group_per_minute, minute, NonZeroU32::MIN, MARGIN).map(governor::RateLimiter::keyed),
         }
     }
 

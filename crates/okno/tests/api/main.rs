@@ -10,6 +10,7 @@ mod delivery;
 mod files;
 mod flow;
 mod scale_out;
+mod telegram;
 
 use okno_testkit::{Sink, TestApp};
 use serde_json::{json, Value};

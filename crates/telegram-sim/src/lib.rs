@@ -1,0 +1,269 @@
+//! A Telegram Bot API simulator for okno's integration tests and benchmarks.
+//!
+//! It speaks the real wire format over real HTTP on 127.0.0.1 — `{api_base}/bot<token>/<method>`
+//! and `{api_base}/file/bot<token>/<file_path>` — and enforces Telegram's documented limits and
+//! exact error descriptions (research notes B §1): the response envelope, `getUpdates` long
+//! polling with offsets and 409 conflicts, webhooks with the secret header, HTML/MarkdownV2
+//! parsing, inline keyboard rules, flood control with 429 + `Retry-After`, blocked and
+//! deactivated users, group-to-supergroup migration.
+//!
+//! A test starts it with [`TelegramSim::start`], registers a bot with [`TelegramSim::add_bot`],
+//! plays people with [`SimUser`] and [`SimGroup`], and reads back what the bot did with
+//! [`TelegramSim::sent`] and friends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test-only code: a failed unwrap is a failed test
+
+mod html;
+mod markdown;
+mod methods;
+mod params;
+mod server;
+mod state;
+mod users;
+mod webhook;
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::state::{Access, Bot, Chat, ChatKind, Inner, Person};
+pub use crate::users::{SimGroup, SimUser};
+
+/// A running simulator; cheap to clone (all clones share one server and one state).
+#[derive(Clone)]
+pub struct TelegramSim {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TelegramSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSim").field("api_base", &self.inner.base).finish()
+    }
+}
+
+/// One successful send*/edit* call of the bot.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The method as documented, e.g. "sendMessage", "editMessageReplyMarkup".
+    pub method: String,
+    /// The chat it went to.
+    pub chat_id: i64,
+    /// The new (or edited) message's id.
+    pub message_id: i64,
+    /// `text` as sent, before parse_mode parsing.
+    pub text: Option<String>,
+    /// The text or caption after parse_mode parsing (what the user sees).
+    pub plain: Option<String>,
+    /// `caption` as sent.
+    pub caption: Option<String>,
+    /// `parse_mode` as sent.
+    pub parse_mode: Option<String>,
+    /// `reply_markup` as sent (any keyboard kind); `None` on an edit that removed it.
+    pub reply_markup: Option<serde_json::Value>,
+    /// The message it replies to (`reply_parameters.message_id` or `reply_to_message_id`).
+    pub reply_to_message_id: Option<i64>,
+    /// The file of sendPhoto/sendDocument.
+    pub file: Option<SentFile>,
+    /// When the simulator accepted it.
+    pub at: Instant,
+}
+
+/// The file of a sendPhoto/sendDocument. For an upload: the part's file name, content type
+/// and bytes. For a file_id or URL: `name` is that string, and `bytes`/`mime` are the known
+/// file's (empty for a URL, which the simulator never fetches).
+#[derive(Debug, Clone)]
+pub struct SentFile {
+    /// "photo" or "document".
+    pub field: String,
+    /// File name.
+    pub name: String,
+    /// Content type.
+    pub mime: String,
+    /// Content.
+    pub bytes: Vec<u8>,
+}
+
+/// One answerCallbackQuery.
+#[derive(Debug, Clone)]
+pub struct CallbackAnswer {
+    /// The answered query.
+    pub callback_query_id: String,
+    /// The notification text, if any.
+    pub text: Option<String>,
+    /// Time from the press to the answer.
+    pub after: Duration,
+}
+
+/// The webhook a bot has set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookInfo {
+    /// Where updates are POSTed.
+    pub url: String,
+    /// Sent as `X-Telegram-Bot-Api-Secret-Token`.
+    pub secret_token: Option<String>,
+    /// The update types asked for, if set.
+    pub allowed_updates: Option<Vec<String>>,
+}
+
+impl TelegramSim {
+    /// Starts on 127.0.0.1:0. `api_base()` is what okno is configured with.
+    pub async fn start() -> TelegramSim {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("telegram-sim: binding 127.0.0.1:0");
+        let addr = listener.local_addr().expect("telegram-sim: local address");
+        let inner = Arc::new(Inner::new(format!("http://{addr}")));
+        let app = server::router(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TelegramSim { inner }
+    }
+
+    /// E.g. "http://127.0.0.1:PORT"; requests go to `{api_base}/bot<token>/<method>`.
+    pub fn api_base(&self) -> String {
+        self.inner.base.clone()
+    }
+
+    fn with_bot<T>(&self, token: &str, f: impl FnOnce(&mut Bot) -> T) -> T {
+        let mut world = self.inner.world();
+        f(world.bot(token))
+    }
+
+    /// Registers a bot and returns its user id (the number before the `:` of the token, as on
+    /// Telegram). Tokens must look like Telegram's (`123456:ABC…`); requests with unknown
+    /// tokens get 401.
+    pub fn add_bot(&self, token: &str, username: &str) -> i64 {
+        assert!(
+            server::token_well_formed(token) && !token.contains('/'),
+            "telegram-sim: {token:?} is not a Telegram-shaped token (<digits>:<secret>); the server would answer 401 \"Unauthorized: invalid token specified\""
+        );
+        let mut world = self.inner.world();
+        let id = token
+            .split_once(':')
+            .and_then(|(id, _)| id.parse::<i64>().ok())
+            .unwrap_or_else(|| 5_000_000_000 + world.bots.len() as i64 + 1);
+        world.bots.entry(token.to_string()).or_insert_with(|| Bot::new(id, username));
+        id
+    }
+
+    /// Telegram's rate limits on (the default) or off (for throughput benchmarks).
+    pub fn set_limits(&self, on: bool) {
+        self.inner.world().limits_on = on;
+    }
+
+    /// How long after a press answerCallbackQuery is still accepted (default 15 s).
+    pub fn set_callback_timeout(&self, timeout: Duration) {
+        self.inner.world().callback_timeout = timeout;
+    }
+
+    /// A person who has started the bot, in a private chat (chat id == user id).
+    pub fn user(&self, token: &str, user_id: i64, first_name: &str) -> SimUser {
+        assert!(user_id > 0, "telegram-sim: user ids are positive");
+        self.with_bot(token, |bot| {
+            bot.people.insert(user_id, Person { id: user_id, first_name: first_name.to_string() });
+            let chat = bot.chats.entry(user_id).or_insert_with(|| Chat::new(ChatKind::Private, "", Some(user_id)));
+            if chat.access == Access::Stranger {
+                chat.access = Access::Started;
+            }
+        });
+        SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id }
+    }
+
+    /// A person the bot knows of but who never started it: sends to their chat answer 403
+    /// "Forbidden: bot can't initiate conversation with a user".
+    pub fn stranger(&self, token: &str, user_id: i64) {
+        self.with_bot(token, |bot| {
+            bot.people.entry(user_id).or_insert_with(|| Person { id: user_id, first_name: format!("User {user_id}") });
+            let chat = bot.chats.entry(user_id).or_insert_with(|| Chat::new(ChatKind::Private, "", Some(user_id)));
+            chat.access = Access::Stranger;
+        });
+    }
+
+    /// A group chat (negative id) the bot is a member of, in which users write.
+    pub fn group(&self, token: &str, chat_id: i64, title: &str) -> SimGroup {
+        assert!(chat_id < 0, "telegram-sim: group ids are negative");
+        self.with_bot(token, |bot| {
+            bot.chats.entry(chat_id).or_insert_with(|| Chat::new(ChatKind::Group, title, None));
+        });
+        SimGroup { inner: self.inner.clone(), token: token.to_string(), id: Arc::new(AtomicI64::new(chat_id)) }
+    }
+
+    /// Every successful send*/edit* call of the bot, in order.
+    pub fn sent(&self, token: &str) -> Vec<Sent> {
+        self.with_bot(token, |bot| bot.sent.clone())
+    }
+
+    /// The successful send*/edit* calls into one chat, in order.
+    pub fn sent_to(&self, token: &str, chat_id: i64) -> Vec<Sent> {
+        self.with_bot(token, |bot| bot.sent.iter().filter(|s| s.chat_id == chat_id).cloned().collect())
+    }
+
+    /// Waits until the bot has made at least `n` successful send*/edit* calls and returns
+    /// them all; panics with what was sent if that takes longer than `secs`.
+    pub async fn wait_sent(&self, token: &str, n: usize, secs: u64) -> Vec<Sent> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let sent = self.sent(token);
+            if sent.len() >= n {
+                return sent;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let summary: Vec<String> = sent
+                    .iter()
+                    .map(|s| format!("{} to {}: {:?}", s.method, s.chat_id, s.plain.as_deref().unwrap_or("")))
+                    .collect();
+                let calls = self.with_bot(token, |bot| {
+                    let mut c: Vec<String> = bot.calls.iter().map(|(m, n)| format!("{m}×{n}")).collect();
+                    c.sort();
+                    c.join(", ")
+                });
+                panic!(
+                    "telegram-sim: expected at least {n} sends from bot {token:?} within {secs}s, got {}: {summary:?}; calls so far: [{calls}]",
+                    sent.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every answerCallbackQuery, in order.
+    pub fn callback_answers(&self, token: &str) -> Vec<CallbackAnswer> {
+        self.with_bot(token, |bot| bot.answers.clone())
+    }
+
+    /// Every sendChatAction as (chat_id, action), in order.
+    pub fn chat_actions(&self, token: &str) -> Vec<(i64, String)> {
+        self.with_bot(token, |bot| bot.actions.clone())
+    }
+
+    /// The `commands` of the last setMyCommands (JSON null if never called).
+    pub fn commands(&self, token: &str) -> serde_json::Value {
+        self.with_bot(token, |bot| bot.commands.clone())
+    }
+
+    /// The webhook, if one is set.
+    pub fn webhook(&self, token: &str) -> Option<WebhookInfo> {
+        self.with_bot(token, |bot| {
+            bot.webhook.as_ref().map(|h| WebhookInfo {
+                url: h.url.clone(),
+                secret_token: h.secret.clone(),
+                allowed_updates: h.allowed_updates.clone(),
+            })
+        })
+    }
+
+    /// How many 429 answers the bot got.
+    pub fn rate_limited(&self, token: &str) -> usize {
+        self.with_bot(token, |bot| bot.rate_limited)
+    }
+
+    /// How many calls of a method (case-insensitive) the bot made, failed ones included.
+    pub fn calls(&self, token: &str, method: &str) -> usize {
+        let method = method.to_ascii_lowercase();
+        self.with_bot(token, |bot| bot.calls.get(&method).copied().unwrap_or(0))
+    }
+
+    /// How many updates wait for getUpdates or the webhook.
+    pub fn pending_updates(&self, token: &str) -> usize {
+        self.with_bot(token, |bot| bot.updates.len())
+    }
+}
