@@ -352,16 +352,19 @@ impl Engine {
                     if channel.status != "active" {
                         self.set_status(&channel_id, "active", None).await;
                     }
-                    for update in batch {
-                        if let Err(e) = self.handle_update(&channel, &update).await {
-                            // Not acknowledged: Telegram sends it again on the next poll.
+                    // The offset moves past an update only once it is stored.
+                    let mut confirmed = None;
+                    for update in &batch {
+                        if let Err(e) = self.handle_update(&channel, update).await {
                             tracing::warn!(channel = %channel_id, update = update.update_id, error = %e, "handling an update failed");
                             tokio::time::sleep(backoff).await;
                             break;
                         }
-                        if let Err(e) = self.store.set_poll_offset(&channel_id, update.update_id + 1).await {
+                        confirmed = Some(update.update_id + 1);
+                    }
+                    if let Some(next) = confirmed {
+                        if let Err(e) = self.store.set_poll_offset(&channel_id, next).await {
                             tracing::warn!(channel = %channel_id, error = %e, "storing the poll offset failed");
-                            break;
                         }
                     }
                 }

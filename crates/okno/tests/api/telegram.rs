@@ -508,3 +508,27 @@ async fn a_link_code_makes_the_telegram_user_the_business_contact() {
     assert_eq!(replies[2].plain.as_deref(), Some("Код не найден. Проверьте его или попросите новый."));
     assert_eq!(app.post("/api/v1/contacts/nope/link", json!({})).await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_postgres_poll_a_bot_from_exactly_one() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let url = db.url.clone();
+    let a = TestApp::spawn_on(db, |_| {}).await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_test_bot");
+    let ch = a.telegram_channel(&sim, TOKEN, "polling").await;
+    let b = TestApp::spawn_on(TestDb::borrowed(&url), |_| {}).await;
+    let ann = sim.user(TOKEN, 7030, "Ann");
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        ann.send_text(&format!("сообщение {n}"));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        statuses.push(a.get(&format!("/api/v1/channels/{ch}")).await.body["status"].clone());
+    }
+    let (conv, _) = conversation_of(&b, "сообщение 29").await;
+    let msgs = a.get(&format!("/api/v1/conversations/{conv}/messages?limit=100")).await;
+    assert_eq!(msgs.body["items"].as_array().unwrap().len(), 30, "each update recorded once");
+    // Two pollers on one bot would keep ending each other's long polls with 409 conflicts.
+    assert!(statuses.iter().all(|s| s == "active"), "{statuses:?}");
+    assert_eq!(a.get(&format!("/api/v1/channels/{ch}")).await.body["status"], "active");
+}
