@@ -23,6 +23,8 @@ use futures::StreamExt;
 use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
+mod telegram;
+
 const SECRET: &str = "bench-secret-0123456789";
 
 #[derive(Parser)]
@@ -45,6 +47,9 @@ struct Args {
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Measure the Telegram channel against the Bot API simulator instead.
+    #[arg(long)]
+    telegram: bool,
 }
 
 struct Server {
@@ -88,6 +93,9 @@ async fn main() -> Result<()> {
     };
     if !okno.exists() {
         bail!("{} not found: build it with `cargo build --release -p okno`", okno.display());
+    }
+    if args.telegram {
+        return telegram::run(&okno, args.inbound, args.outbound).await;
     }
     let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
