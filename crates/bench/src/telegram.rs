@@ -78,7 +78,9 @@ impl Okno {
                 None => "/conversations?limit=500".to_string(),
             };
             let page = self.call(reqwest::Method::GET, &path, None).await?;
-            ids.extend(page["items"].as_array().context("items")?.iter().filter_map(|c| c["id"].as_str().map(str::to_string)));
+            ids.extend(
+                page["items"].as_array().context("items")?.iter().filter_map(|c| c["id"].as_str().map(str::to_string)),
+            );
             match page["next"].as_str() {
                 Some(n) => cursor = Some(n.to_string()),
                 None => return Ok(ids),
@@ -165,10 +167,16 @@ pub async fn run(okno: &Path, inbound: usize, outbound: usize) -> Result<()> {
     }
     drain(&sim, TOKEN, Duration::from_secs(600)).await?;
     let t = started.elapsed();
-    println!("inbound, long polling: {inbound} updates stored and confirmed in {:.2} s = {:.0} updates/s", t.as_secs_f64(), inbound as f64 / t.as_secs_f64());
+    println!(
+        "inbound, long polling: {inbound} updates stored and confirmed in {:.2} s = {:.0} updates/s",
+        t.as_secs_f64(),
+        inbound as f64 / t.as_secs_f64()
+    );
 
     // Inbound through the webhook.
-    server.call(reqwest::Method::PATCH, &format!("/channels/{ch}"), Some(json!({"config": {"mode": "webhook"}}))).await?;
+    server
+        .call(reqwest::Method::PATCH, &format!("/channels/{ch}"), Some(json!({"config": {"mode": "webhook"}})))
+        .await?;
     let started = Instant::now();
     for n in 0..inbound {
         users[n % users.len()].send_text(&format!("Вебхук №{n}"));

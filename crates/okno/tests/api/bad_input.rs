@@ -121,6 +121,12 @@ async fn sends_that_cannot_go_anywhere_are_422() {
     assert_eq!(buttons.code(), "invalid_buttons");
     let both = app.post("/api/v1/messages", json!({"external_id": "1c-1", "contact_id": "x", "text": "hi"})).await;
     assert_eq!(both.code(), "invalid_recipient");
+    let typo = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"txt": "hi"})).await;
+    assert_eq!(typo.code(), "invalid_body", "a misspelt field is an error, not an empty message");
+    assert!(typo.body["error"]["message"].as_str().unwrap().contains("txt"));
+    let recipient_in_reply =
+        app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "x", "contact_id": "y"})).await;
+    assert_eq!(recipient_in_reply.code(), "invalid_recipient");
 }
 
 #[tokio::test]

@@ -8,28 +8,13 @@ use serde_json::json;
 
 use super::*;
 
-async fn reply(app: &TestApp, conv: &str, text: &str) -> String {
-    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": text})).await;
-    assert_eq!(r.status, 202, "{r:?}");
-    r.body["id"].as_str().unwrap().to_string()
-}
-
-async fn final_message(app: &TestApp, id: &str) -> serde_json::Value {
-    eventually(15, || async {
-        let m = app.get(&format!("/api/v1/messages/{id}")).await;
-        (m.body["status"] != "queued").then_some(m.body)
-    })
-    .await
-    .expect("the message reaches a final status")
-}
-
 #[tokio::test]
 async fn endpoint_answering_500_then_200_gets_the_message_once_it_recovers() {
     let (app, sink, ch) = app_with_channel().await;
     let conv = inbound_conversation(&app, &ch, "u-1").await;
     sink.script(&[500, 500]);
-    let id = reply(&app, &conv, "hello").await;
-    let m = final_message(&app, &id).await;
+    let id = reply(&app, &conv, json!({"text": "hello"})).await;
+    let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "sent");
     let all = sink.received();
     assert_eq!(all.len(), 3, "two failures, one success");
@@ -41,8 +26,8 @@ async fn endpoint_that_never_recovers_ends_failed_with_the_reason() {
     let (app, sink, ch) = app_with_channel().await;
     let conv = inbound_conversation(&app, &ch, "u-1").await;
     sink.answer(503);
-    let id = reply(&app, &conv, "hello").await;
-    let m = final_message(&app, &id).await;
+    let id = reply(&app, &conv, json!({"text": "hello"})).await;
+    let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "failed");
     let error = m["error"].as_str().unwrap();
     assert!(error.contains("gave up after 4 attempts") && error.contains("503"), "{error}");
@@ -54,8 +39,8 @@ async fn a_rejected_message_fails_at_once_without_retries() {
     let (app, sink, ch) = app_with_channel().await;
     let conv = inbound_conversation(&app, &ch, "u-1").await;
     sink.answer(400);
-    let id = reply(&app, &conv, "hello").await;
-    let m = final_message(&app, &id).await;
+    let id = reply(&app, &conv, json!({"text": "hello"})).await;
+    let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "failed");
     assert!(m["error"].as_str().unwrap().contains("HTTP 400"), "{m}");
     assert_eq!(sink.received().len(), 1);
@@ -92,8 +77,8 @@ async fn retry_after_is_honoured() {
     });
     let ch = app.webhook_channel(&format!("http://{addr}/out"), SECRET).await;
     let conv = inbound_conversation(&app, &ch, "u-1").await;
-    let id = reply(&app, &conv, "hello").await;
-    let m = final_message(&app, &id).await;
+    let id = reply(&app, &conv, json!({"text": "hello"})).await;
+    let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "sent");
     let hits = hits.lock().unwrap().clone();
     assert_eq!(hits.len(), 2);
@@ -114,8 +99,8 @@ async fn messages_to_one_conversation_arrive_in_order() {
     sink.script(&[500, 200, 500]);
     let mut ids = Vec::new();
     for n in 0..15 {
-        ids.push(reply(&app, &conv, &format!("part {n}")).await);
-        reply(&app, &other, &format!("other {n}")).await;
+        ids.push(reply(&app, &conv, json!({"text": format!("part {n}")})).await);
+        reply(&app, &other, json!({"text": format!("other {n}")})).await;
     }
     let got = sink.wait_accepted(30, 20).await;
     let order: Vec<_> = got

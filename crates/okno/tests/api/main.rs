@@ -36,3 +36,20 @@ pub async fn inbound_conversation(app: &TestApp, ch: &str, user: &str) -> String
     let m = app.get(&format!("/api/v1/messages/{}", a.body["id"].as_str().unwrap())).await;
     m.body["conversation_id"].as_str().unwrap().to_string()
 }
+
+/// Queues a reply in a conversation; returns the message id.
+pub async fn reply(app: &TestApp, conv: &str, body: Value) -> String {
+    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), body).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until a message leaves `queued`; returns it.
+pub async fn final_status(app: &TestApp, id: &str) -> Value {
+    okno_testkit::eventually(15, || async {
+        let m = app.get(&format!("/api/v1/messages/{id}")).await;
+        (m.body["status"] != "queued").then_some(m.body)
+    })
+    .await
+    .expect("the message reaches a final status")
+}

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use okno_testkit::telegram::TelegramSim;
 use okno_testkit::{eventually, Sink, TestApp, TestDb};
+
+use super::{final_status, reply};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "123456:ABC-test-token";
@@ -20,21 +22,6 @@ async fn bot(mode: &str) -> (TestApp, TelegramSim, String) {
 async fn conversation_of(app: &TestApp, text: &str) -> (String, Value) {
     let m = app.wait_message(|m| m["text"] == text).await;
     (m["conversation_id"].as_str().unwrap().to_string(), m)
-}
-
-async fn reply(app: &TestApp, conv: &str, body: Value) -> String {
-    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), body).await;
-    assert_eq!(r.status, 202, "{r:?}");
-    r.body["id"].as_str().unwrap().to_string()
-}
-
-async fn final_status(app: &TestApp, id: &str) -> Value {
-    eventually(15, || async {
-        let m = app.get(&format!("/api/v1/messages/{id}")).await;
-        (m.body["status"] != "queued").then_some(m.body)
-    })
-    .await
-    .expect("the message reaches a final status")
 }
 
 #[tokio::test]

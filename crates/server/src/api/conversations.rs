@@ -3,12 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use okno_domain::model::{Button, Conversation, ConversationStatus, Message, Page, Permission};
-use okno_store::{ConversationFilter, ConversationPatch, OutboundRequest, Recipient};
+use okno_domain::model::{Conversation, ConversationStatus, Message, Page, Permission};
+use okno_store::{ConversationFilter, ConversationPatch, Recipient};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AttachmentRef, PageParams};
+use super::PageParams;
 use crate::auth::Auth;
 use crate::error::{double_option, ApiJson, ApiQuery, ApiResult};
 use crate::AppState;
@@ -41,22 +41,6 @@ pub struct UpdateConversation {
     /// `true` marks every message read (unread = 0).
     #[serde(default)]
     pub read: bool,
-}
-
-/// `POST /api/v1/conversations/{id}/messages` body.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct Reply {
-    pub text: Option<String>,
-    /// Default: the channel the contact last wrote from.
-    pub channel_id: Option<String>,
-    #[serde(default)]
-    pub buttons: Vec<Vec<Button>>,
-    #[serde(default)]
-    pub attachments: Vec<AttachmentRef>,
-    /// The okno message this one answers.
-    pub reply_to: Option<String>,
-    #[serde(flatten)]
-    pub keyboard: super::KeyboardOptions,
 }
 
 /// `POST /api/v1/conversations/{id}/chat-action` body.
@@ -122,26 +106,23 @@ pub async fn messages(
     Ok(Json(state.engine.store.list_messages(&id, page.request()).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = Reply,
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = super::SendBody,
     responses((status = 202, body = Message, description = "queued"), (status = 404), (status = 422, description = "no identity to send to")))]
 pub async fn reply(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<Reply>,
+    ApiJson(body): ApiJson<super::SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
     auth.require(Permission::Write)?;
-    let req = OutboundRequest {
-        to: Recipient::Conversation(id),
-        channel_id: body.channel_id,
-        text: body.text,
-        buttons: body.buttons,
-        attachment_ids: body.attachments.into_iter().map(|a| a.id).collect(),
-        idempotency_key: None,
-        author: Some(auth.actor()),
-        reply_to: body.reply_to,
-        options: body.keyboard.into_options()?,
-    };
+    if body.contact_id.is_some() || body.external_id.is_some() {
+        return Err(okno_domain::Error::invalid(
+            "invalid_recipient",
+            "a reply goes to the conversation; leave out `contact_id` and `external_id`",
+        )
+        .into());
+    }
+    let req = body.into_request(Recipient::Conversation(id), auth.actor())?;
     let (message, _) = state.engine.send(req).await?;
     Ok((StatusCode::ACCEPTED, Json(message)))
 }

@@ -5,31 +5,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use okno_domain::model::{Button, Message, Permission};
 use okno_domain::Error;
-use okno_store::{OutboundRequest, Recipient};
+use okno_store::Recipient;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::AttachmentRef;
 use crate::auth::Auth;
 use crate::error::{ApiJson, ApiResult};
 use crate::AppState;
-
-/// `POST /api/v1/messages` body: exactly one of `contact_id` and `external_id`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SendMessage {
-    pub contact_id: Option<String>,
-    pub external_id: Option<String>,
-    pub text: Option<String>,
-    pub channel_id: Option<String>,
-    #[serde(default)]
-    pub buttons: Vec<Vec<Button>>,
-    #[serde(default)]
-    pub attachments: Vec<AttachmentRef>,
-    /// The same key again returns the first message and sends nothing.
-    pub idempotency_key: Option<String>,
-    #[serde(flatten)]
-    pub keyboard: super::KeyboardOptions,
-}
 
 /// `PATCH /api/v1/messages/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,36 +21,26 @@ pub struct EditMessage {
     pub buttons: Vec<Vec<Button>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = super::SendBody,
     responses((status = 202, body = Message, description = "queued (or the earlier message for a repeated idempotency_key)"),
               (status = 404), (status = 422)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: Auth,
-    ApiJson(body): ApiJson<SendMessage>,
+    ApiJson(mut body): ApiJson<super::SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
     auth.require(Permission::Write)?;
-    let to = match (body.contact_id, body.external_id) {
+    let to = match (body.contact_id.take(), body.external_id.take()) {
         (Some(id), None) => Recipient::Contact(id),
         (None, Some(ext)) => Recipient::ExternalId(ext),
         _ => {
             return Err(Error::invalid("invalid_recipient", "give exactly one of `contact_id` and `external_id`").into())
         }
     };
-    if body.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
-        return Err(Error::invalid("invalid_idempotency_key", "`idempotency_key` must be 1..200 characters").into());
+    if body.reply_to.is_some() {
+        return Err(Error::invalid("invalid_body", "`reply_to` belongs to conversation replies").into());
     }
-    let req = OutboundRequest {
-        to,
-        channel_id: body.channel_id,
-        text: body.text,
-        buttons: body.buttons,
-        attachment_ids: body.attachments.into_iter().map(|a| a.id).collect(),
-        idempotency_key: body.idempotency_key,
-        author: Some(auth.actor()),
-        reply_to: None,
-        options: body.keyboard.into_options()?,
-    };
+    let req = body.into_request(to, auth.actor())?;
     let (message, _) = state.engine.send(req).await?;
     Ok((StatusCode::ACCEPTED, Json(message)))
 }

@@ -75,39 +75,77 @@ pub struct AttachmentRef {
     pub id: String,
 }
 
-/// Platform keyboard options of a send request.
-#[derive(Debug, Default, Clone, Deserialize, Serialize, ToSchema)]
-pub struct KeyboardOptions {
+/// The body of both send endpoints (`POST /conversations/{id}/messages` takes no recipient;
+/// `POST /messages` takes exactly one of `contact_id` and `external_id`).
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    pub contact_id: Option<String>,
+    pub external_id: Option<String>,
+    pub text: Option<String>,
+    /// Default: the channel the contact last wrote from.
+    pub channel_id: Option<String>,
+    #[serde(default)]
+    pub buttons: Vec<Vec<okno_domain::model::Button>>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
+    /// The okno message this one answers.
+    pub reply_to: Option<String>,
+    /// The same key again returns the first message and sends nothing.
+    pub idempotency_key: Option<String>,
     /// A reply keyboard: rows of button labels (a press arrives as an ordinary text message).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_keyboard: Option<Vec<Vec<String>>>,
     /// Hide the reply keyboard after one press.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub one_time_keyboard: bool,
     /// Remove a reply keyboard shown earlier.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub remove_keyboard: bool,
 }
 
-impl KeyboardOptions {
-    /// The message options to store, after checking them.
-    pub fn into_options(self) -> Result<serde_json::Value, okno_domain::Error> {
+impl SendBody {
+    /// The outbound request to `to`, after checking what the types alone cannot.
+    pub fn into_request(
+        self,
+        to: okno_store::Recipient,
+        author: String,
+    ) -> Result<okno_store::OutboundRequest, okno_domain::Error> {
+        use okno_domain::Error;
+        if self.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+            return Err(Error::invalid("invalid_idempotency_key", "`idempotency_key` must be 1..200 characters"));
+        }
+        let mut options = serde_json::Map::new();
         if let Some(rows) = &self.reply_keyboard {
             if rows.is_empty()
                 || rows.iter().any(|r| r.is_empty() || r.iter().any(|b| b.trim().is_empty() || b.len() > 200))
             {
-                return Err(okno_domain::Error::invalid(
+                return Err(Error::invalid(
                     "invalid_buttons",
                     "`reply_keyboard` needs rows of 1..200-character labels",
                 ));
             }
             if self.remove_keyboard {
-                return Err(okno_domain::Error::invalid(
+                return Err(Error::invalid(
                     "invalid_buttons",
                     "`reply_keyboard` and `remove_keyboard` exclude each other",
                 ));
             }
+            options.insert("reply_keyboard".into(), serde_json::json!(rows));
+            options.insert("one_time_keyboard".into(), serde_json::json!(self.one_time_keyboard));
         }
-        serde_json::to_value(&self).map_err(|e| okno_domain::Error::internal(e.to_string()))
+        if self.remove_keyboard {
+            options.insert("remove_keyboard".into(), serde_json::json!(true));
+        }
+        Ok(okno_store::OutboundRequest {
+            to,
+            channel_id: self.channel_id,
+            text: self.text,
+            buttons: self.buttons,
+            attachment_ids: self.attachments.into_iter().map(|a| a.id).collect(),
+            idempotency_key: self.idempotency_key,
+            author: Some(author),
+            reply_to: self.reply_to,
+            options: serde_json::Value::Object(options),
+        })
     }
 }
