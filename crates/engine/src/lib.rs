@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 pub mod metrics;
 mod telegram;
+pub mod templates;
 mod worker;
 
 pub use metrics::Metrics;

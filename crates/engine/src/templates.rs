@@ -1,0 +1,236 @@
+//! Message templates and rule conditions.
+//!
+//! Templates are MiniJinja (Jinja2 syntax, which 1C and web people already know), sandboxed,
+//! with strict undefined values — a template that needs a field the event lacks fails for that
+//! recipient with a clear reason instead of sending a hole. Output is plain text: each channel
+//! escapes it for its own markup when sending, so data can never break the formatting.
+//!
+//! Conditions are MiniJinja expressions over the same context, e.g.
+//! `data.amount > 100000 && data.priority == "critical"` (`&&`, `||` and `!` are accepted
+//! beside Jinja's `and`, `or`, `not`). They cannot call out, loop forever or touch anything
+//! but the event.
+//!
+//! Filters: `money` (`1250000 | money` → `1 250 000,00 ₽`, `money("USD")`), `date` (in the
+//! recipient's time zone: `data.ship_at | date("%d.%m.%Y %H:%M")`), `plural` (Russian:
+//! `data.count | plural("заказ", "заказа", "заказов")` → `5 заказов`).
+
+use minijinja::value::Value as JValue;
+use minijinja::{Environment, ErrorKind as JErrorKind, State, UndefinedBehavior};
+use okno_domain::{Error, Result};
+use serde_json::Value;
+
+/// The sandboxed environment with okno's filters.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_fuel(Some(50_000));
+    env.add_filter("money", money);
+    env.add_filter("date", date);
+    env.add_filter("plural", plural);
+    env
+}
+
+/// `line L, column C: …` for a template or condition error, from its byte range.
+fn located(what: &str, src: &str, e: &minijinja::Error) -> Error {
+    let position = match (e.line(), e.range()) {
+        (Some(line), Some(range)) => {
+            let start = range.start.min(src.len());
+            let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
+            let col = src[line_start..start].chars().count() + 1;
+            format!("line {line}, column {col}: ")
+        }
+        (Some(line), None) => format!("line {line}: "),
+        _ => String::new(),
+    };
+    let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    Error::invalid(format!("invalid_{what}"), format!("{what} error at {position}{detail}"))
+}
+
+/// Checks a template's syntax (at rule creation, never at send time).
+pub fn check_template(src: &str) -> Result<()> {
+    let env = environment();
+    env.template_from_str(src).map(|_| ()).map_err(|e| located("template", src, &e))
+}
+
+/// Renders a template against a context.
+pub fn render(src: &str, ctx: &Value) -> Result<String> {
+    let env = environment();
+    let tmpl = env.template_from_str(src).map_err(|e| located("template", src, &e))?;
+    tmpl.render(JValue::from_serialize(ctx)).map_err(|e| {
+        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+        let hint =
+            if e.kind() == JErrorKind::UndefinedError { " (the event lacks a field the template uses)" } else { "" };
+        Error::unprocessable("template_failed", format!("the template could not be rendered{hint}: {detail}"))
+    })
+}
+
+/// Jinja spelling of a condition that may use `&&`, `||` and `!`; string literals are kept.
+fn jinja_condition(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut chars = src.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '&' if chars.peek() == Some(&'&') => {
+                chars.next();
+                out.push_str(" and ");
+            }
+            '|' if chars.peek() == Some(&'|') => {
+                chars.next();
+                out.push_str(" or ");
+            }
+            '!' if chars.peek() != Some(&'=') => out.push_str(" not "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Checks a condition's syntax.
+pub fn check_condition(src: &str) -> Result<()> {
+    let env = environment();
+    env.compile_expression(&jinja_condition(src)).map(|_| ()).map_err(|e| located("condition", src, &e))
+}
+
+/// Evaluates a condition; a missing field makes it false rather than an error.
+pub fn eval_condition(src: &str, ctx: &Value) -> Result<bool> {
+    let mut env = environment();
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    let jinja = jinja_condition(src);
+    let expr = env.compile_expression(&jinja).map_err(|e| located("condition", src, &e))?;
+    expr.eval(JValue::from_serialize(ctx))
+        .map(|v| v.is_true())
+        .map_err(|e| Error::unprocessable("condition_failed", format!("the condition could not be evaluated: {e}")))
+}
+
+// --- filters ---------------------------------------------------------------------------------
+
+fn number(v: &JValue) -> Option<f64> {
+    if let Some(s) = v.as_str() {
+        return s.trim().replace(' ', "").replace(',', ".").parse().ok();
+    }
+    f64::try_from(v.clone()).ok()
+}
+
+/// `1250000.5 | money` → `1 250 000,50 ₽`.
+fn money(v: JValue, currency: Option<String>) -> std::result::Result<String, minijinja::Error> {
+    let n = number(&v)
+        .ok_or_else(|| minijinja::Error::new(JErrorKind::InvalidOperation, format!("money: `{v}` is not a number")))?;
+    let cents = (n.abs() * 100.0).round() as u128;
+    let (whole, frac) = (cents / 100, cents % 100);
+    let digits = whole.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('\u{a0}');
+        }
+        grouped.push(ch);
+    }
+    let sign = if n < 0.0 && cents > 0 { "-" } else { "" };
+    let cur = match currency.as_deref() {
+        None | Some("RUB") | Some("₽") => "₽".to_string(),
+        Some(c) => c.to_string(),
+    };
+    Ok(format!("{sign}{grouped},{frac:02}\u{a0}{cur}"))
+}
+
+/// A time (RFC 3339, or a date `YYYY-MM-DD`) shown in the recipient's time zone (`tz` in the
+/// context, else UTC).
+fn date(state: &State, v: JValue, fmt: Option<String>) -> std::result::Result<String, minijinja::Error> {
+    let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let tz_name = state.lookup("tz").and_then(|t| t.as_str().map(str::to_string)).unwrap_or_else(|| "UTC".into());
+    let tz = jiff::tz::TimeZone::get(&tz_name).map_err(|e| {
+        minijinja::Error::new(JErrorKind::InvalidOperation, format!("date: unknown time zone `{tz_name}`: {e}"))
+    })?;
+    let bad =
+        |e: String| minijinja::Error::new(JErrorKind::InvalidOperation, format!("date: `{text}` is not a time: {e}"));
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        let fmt = fmt.unwrap_or_else(|| "%d.%m.%Y %H:%M".into());
+        return Ok(ts.to_zoned(tz).strftime(&fmt).to_string());
+    }
+    let day: jiff::civil::Date = text.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
+    Ok(day.strftime(&fmt.unwrap_or_else(|| "%d.%m.%Y".into())).to_string())
+}
+
+/// Russian plural: `5 | plural("заказ", "заказа", "заказов")` → `5 заказов`.
+fn plural(v: JValue, one: String, few: String, many: String) -> std::result::Result<String, minijinja::Error> {
+    let n = number(&v)
+        .ok_or_else(|| minijinja::Error::new(JErrorKind::InvalidOperation, format!("plural: `{v}` is not a number")))?;
+    let i = n.abs().trunc() as u64;
+    let word = if n.fract() != 0.0 {
+        &few
+    } else if i % 10 == 1 && i % 100 != 11 {
+        &one
+    } else if (2..=4).contains(&(i % 10)) && !(12..=14).contains(&(i % 100)) {
+        &few
+    } else {
+        &many
+    };
+    Ok(format!("{v} {word}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn templates_render_with_okno_filters() {
+        let ctx = json!({"data": {"amount": 1250000.5, "n": 5, "at": "2026-11-22T09:30:00Z", "day": "2026-12-01"}, "tz": "Asia/Yekaterinburg"});
+        let out = render("{{ data.amount | money }}; {{ data.n | plural('заказ', 'заказа', 'заказов') }}; {{ data.at | date }}; {{ data.day | date }}", &ctx).unwrap();
+        assert_eq!(out, "1\u{a0}250\u{a0}000,50\u{a0}₽; 5 заказов; 22.11.2026 14:30; 01.12.2026");
+        let p = |n: i64| render("{{ n | plural('день', 'дня', 'дней') }}", &json!({"n": n})).unwrap();
+        assert_eq!(
+            [p(1), p(2), p(11), p(21), p(22), p(25), p(112)],
+            ["1 день", "2 дня", "11 дней", "21 день", "22 дня", "25 дней", "112 дней"]
+        );
+        assert_eq!(render("{{ x | money('USD') }}", &json!({"x": "-12,5"})).unwrap(), "-12,50\u{a0}USD");
+    }
+
+    #[test]
+    fn output_is_plain_text_and_missing_fields_fail_clearly() {
+        assert_eq!(
+            render("{{ data.s }}", &json!({"data": {"s": "<b>&</b>"}})).unwrap(),
+            "<b>&</b>",
+            "escaping is the channel's job"
+        );
+        let err = render("Сумма: {{ data.amount }}", &json!({"data": {}})).unwrap_err();
+        assert_eq!(err.code, "template_failed");
+        assert!(err.message.contains("lacks a field"), "{}", err.message);
+    }
+
+    #[test]
+    fn syntax_errors_point_at_line_and_column() {
+        let err = check_template("Привет!\nСумма: {{ data.amount | money }\n").unwrap_err();
+        assert_eq!(err.code, "invalid_template");
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        let err = check_condition("data.amount > && 5").unwrap_err();
+        assert_eq!(err.code, "invalid_condition");
+        assert!(err.message.contains("line 1, column"), "{}", err.message);
+    }
+
+    #[test]
+    fn conditions_accept_c_style_operators_outside_strings() {
+        let ctx = json!({"data": {"amount": 150000, "priority": "critical", "note": "a && b"}});
+        assert!(eval_condition(r#"data.amount > 100000 && data.priority == "critical""#, &ctx).unwrap());
+        assert!(!eval_condition(r#"data.amount > 200000 || data.priority != "critical""#, &ctx).unwrap());
+        assert!(eval_condition(r#"!(data.amount < 10) && data.note == "a && b""#, &ctx).unwrap());
+        assert!(!eval_condition("data.missing > 3", &ctx).unwrap(), "a missing field is false");
+    }
+}
