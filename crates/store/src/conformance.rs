@@ -787,3 +787,124 @@ pub async fn edits_blocks_moves_buttons_and_reply_resolution(store: Arc<dyn Stor
     let (a, _) = store.enqueue_outbound(answer).await.unwrap();
     assert_eq!(store.delivery_target(&a.id).await.unwrap().reply_to_external.as_deref(), Some("7:3"));
 }
+
+pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(store: Arc<dyn Store>) {
+    let tg = channel(&*store, "telegram").await;
+    let wa = channel(&*store, "whatsapp").await;
+    let hook = subscribe(&*store, &[EventType::ButtonPressed]).await;
+    // A manager reachable on two channels; the most recent is `wa`.
+    store.record_inbound(inbound(&tg.id, "tg-1", "1", "hi")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let m = store.record_inbound(inbound(&wa.id, "wa-1", "1", "hi")).await.unwrap().message;
+    let tg_contact = store
+        .find_contacts(
+            ContactFilter { q: Some("user tg-1".into()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
+        .await
+        .unwrap();
+    let manager = store.merge_contacts(&m.contact_id, &tg_contact.items[0].id).await.unwrap();
+
+    // Ten concurrent posts of one key: one event, one job.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .accept_event(NewEvent {
+                    event_type: "payment.received".into(),
+                    key: "pay-1".into(),
+                    data: json!({"amount": 5}),
+                    send_at: None,
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = HashSet::new();
+    let mut firsts = 0;
+    for t in tasks {
+        let (ev, dup) = t.await.unwrap();
+        ids.insert(ev.id);
+        firsts += usize::from(!dup);
+    }
+    assert_eq!((ids.len(), firsts), (1, 1));
+    let event_id = ids.into_iter().next().unwrap();
+    let jobs: Vec<_> = claim_all(&*store).await.into_iter().filter(|j| j.kind == JobKind::ProcessEvent).collect();
+    assert_eq!(jobs.len(), 1);
+
+    let rule = store.put_rule("оплата", "payment.received", json!({"template": "x"})).await.unwrap();
+    let again = store.put_rule("оплата", "payment.received", json!({"template": "y"})).await.unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.spec["template"].as_str()),
+        (rule.id.as_str(), Some("y")),
+        "rules upsert by name"
+    );
+    assert_eq!(store.rules_for("payment.received").await.unwrap().len(), 1);
+
+    let note = |contact: &str| Notification {
+        event_id: event_id.clone(),
+        rule_id: rule.id.clone(),
+        contact_id: contact.to_string(),
+        text: "Оплата 5 ₽".into(),
+        buttons: vec![vec![Button { text: "5".into(), data: Some("answer:5".into()), url: None }]],
+        attachment_ids: vec![],
+    };
+    let NotifyOutcome::Queued(sent) = store.notify(note(&manager.id)).await.unwrap() else { panic!("queued") };
+    assert_eq!(sent.channel_id, wa.id, "the most recently used channel");
+    assert!(matches!(store.notify(note(&manager.id)).await.unwrap(), NotifyOutcome::AlreadyNotified));
+    let (lonely, _) = store
+        .upsert_contact(ContactInput { name: Some("Без мессенджера".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(
+        matches!(store.notify(note(&lonely.id)).await.unwrap(), NotifyOutcome::Unreachable(r) if r == "no identity on any channel")
+    );
+    store.add_unresolved(&event_id, &rule.id, "{\"external_id\": \"x\"}", "no identity on any channel").await.unwrap();
+
+    // Blocked on `wa`: the same text goes out on `tg`.
+    store.mark_failed(&sent.id, "Forbidden: bot was blocked by the user", Some(IdentityFlag::Blocked)).await.unwrap();
+    let ev = store.get_event(&event_id).await.unwrap();
+    assert_eq!(ev.deliveries.len(), 1);
+    assert_eq!(ev.deliveries[0].channel_id.as_deref(), Some(tg.id.as_str()));
+    let fallback_id = ev.deliveries[0].message_id.clone().unwrap();
+    assert_ne!(fallback_id, sent.id);
+    assert_eq!(ev.deliveries[0].status, "queued");
+    assert_eq!(ev.unresolved[0].reason, "no identity on any channel");
+    store.mark_failed(&fallback_id, "Forbidden: user is deactivated", Some(IdentityFlag::Blocked)).await.unwrap();
+    let ev = store.get_event(&event_id).await.unwrap();
+    assert_eq!(
+        (ev.deliveries[0].status.as_str(), ev.deliveries[0].error.as_deref()),
+        ("failed", Some("Forbidden: user is deactivated")),
+        "no third channel"
+    );
+
+    // An answer button on a notification that went out.
+    let (ev2, _) = store
+        .accept_event(NewEvent {
+            event_type: "order.completed".into(),
+            key: "ord-1".into(),
+            data: json!({"manager": "Анна"}),
+            send_at: None,
+        })
+        .await
+        .unwrap();
+    store.set_identity_blocked(&tg.id, "tg-1", false).await.unwrap();
+    let n2 = Notification { event_id: ev2.id.clone(), ..note(&manager.id) };
+    let NotifyOutcome::Queued(asked) = store.notify(n2).await.unwrap() else { panic!("queued") };
+    store.mark_sent(&asked.id, Some("tg-1:77".into())).await.unwrap();
+    let mut press = inbound(&tg.id, "tg-1", "cb:1", "");
+    press.text = None;
+    press.button_data = Some("answer:5".into());
+    press.reply_to_external = Some("tg-1:77".into());
+    store.record_inbound(press).await.unwrap();
+    let rows = store.answers("order.completed", 0, now_ms() + 1000).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].value.as_str(), rows[0].event_data["manager"].as_str()), ("5", Some("Анна")));
+    let pressed = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(pressed.items[0].body["data"]["event_id"], ev2.id.as_str());
+    assert_eq!(pressed.items[0].body["data"]["answer"], "5");
+    store.finish_event(&ev2.id, "processed").await.unwrap();
+    assert_eq!(store.get_event(&ev2.id).await.unwrap().status, "processed");
+    assert!(store.get_event("nope").await.unwrap_err().is_not_found());
+}

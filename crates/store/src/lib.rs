@@ -63,6 +63,10 @@ pub enum JobKind {
     Webhook,
     /// Download the attachments of an inbound message named by URL.
     FetchAttachments,
+    /// Run the rules for a business event.
+    ProcessEvent,
+    /// Run one rule for one event (scheduled relative to a date in the event).
+    NotifyRule,
 }
 
 impl JobKind {
@@ -71,6 +75,8 @@ impl JobKind {
             JobKind::Send => "send",
             JobKind::Webhook => "webhook",
             JobKind::FetchAttachments => "fetch_attachments",
+            JobKind::ProcessEvent => "process_event",
+            JobKind::NotifyRule => "notify_rule",
         }
     }
 
@@ -79,6 +85,8 @@ impl JobKind {
             "send" => JobKind::Send,
             "webhook" => JobKind::Webhook,
             "fetch_attachments" => JobKind::FetchAttachments,
+            "process_event" => JobKind::ProcessEvent,
+            "notify_rule" => JobKind::NotifyRule,
             _ => return None,
         })
     }
@@ -243,6 +251,101 @@ pub struct DeliveryTarget {
     pub reply_to_external: Option<String>,
     /// The message's sending options.
     pub options: Value,
+}
+
+/// A business event to accept.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub key: String,
+    pub data: Value,
+    /// Process it at this time instead of now.
+    pub send_at: Option<Millis>,
+}
+
+/// A business event with what became of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub key: String,
+    pub data: Value,
+    /// `accepted`, `scheduled`, `processed`, or `no_rule` (no rule matched).
+    pub status: String,
+    #[serde(with = "okno_domain::time::rfc3339::option")]
+    pub send_at: Option<Millis>,
+    #[serde(with = "okno_domain::time::rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "okno_domain::time::rfc3339::option")]
+    pub processed_at: Option<Millis>,
+    pub deliveries: Vec<EventDelivery>,
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// One person an event reached, or tried to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventDelivery {
+    pub rule_id: String,
+    pub contact_id: String,
+    pub channel_id: Option<String>,
+    pub message_id: Option<String>,
+    /// The message's status, or `failed` when no message could be made.
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// A recipient a rule named that could not be reached, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Unresolved {
+    pub rule_id: String,
+    pub recipient: String,
+    pub reason: String,
+}
+
+/// A stored rule: its name, event type and its whole definition.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleRecord {
+    pub id: String,
+    pub name: String,
+    pub event: String,
+    pub spec: Value,
+    pub active: bool,
+    #[serde(with = "okno_domain::time::rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "okno_domain::time::rfc3339")]
+    pub updated_at: Millis,
+}
+
+/// A message an event sends one person.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub event_id: String,
+    pub rule_id: String,
+    pub contact_id: String,
+    pub text: String,
+    pub buttons: Keyboard,
+    pub attachment_ids: Vec<String>,
+}
+
+/// What sending a notification did.
+#[derive(Debug, Clone)]
+pub enum NotifyOutcome {
+    Queued(Box<Message>),
+    /// This person already got this event (from this or another rule).
+    AlreadyNotified,
+    /// No channel reaches the person; the reason is recorded as unresolved.
+    Unreachable(String),
+}
+
+/// One answer to a notification, with the event it answers.
+#[derive(Debug, Clone)]
+pub struct AnswerRow {
+    pub event_id: String,
+    pub event_data: Value,
+    pub contact_id: String,
+    pub value: String,
+    pub created_at: Millis,
 }
 
 /// A one-time code that links a messenger identity to a contact.
@@ -430,6 +533,30 @@ pub trait Store: Send + Sync + 'static {
     async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
     /// Replaces a message's buttons (after the platform changed them).
     async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+
+    // Business events and rules.
+    /// Stores an event and its processing job; the same key again returns the first event and
+    /// `true`, and queues nothing.
+    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)>;
+    async fn get_event(&self, id: &str) -> Result<EventRecord>;
+    async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
+    /// Runs `rule_id` for `event_id` at `at` (a rule that sends before or after a date).
+    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()>;
+    async fn add_unresolved(&self, event_id: &str, rule_id: &str, recipient: &str, reason: &str) -> Result<()>;
+    /// Queues one person's notification on their preferred channel, else the one they used
+    /// last; never twice for one event. A permanent failure later falls back to the next
+    /// channel the person has.
+    async fn notify(&self, n: Notification) -> Result<NotifyOutcome>;
+    /// Records that a person's notification could not be made (e.g. the template failed).
+    async fn notify_failed(&self, event_id: &str, rule_id: &str, contact_id: &str, error: &str) -> Result<()>;
+    /// Creates or replaces a rule by name.
+    async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
+    async fn get_rule(&self, id: &str) -> Result<RuleRecord>;
+    async fn list_rules(&self) -> Result<Vec<RuleRecord>>;
+    async fn delete_rule(&self, id: &str) -> Result<()>;
+    async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>>;
+    /// Answers to events of a type within `[from, to)`, for reports.
+    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 
     // Linking people to business contacts.
     /// A new one-time code for `contact_id`, valid for `ttl_ms`.

@@ -24,6 +24,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_telegram.sql"),
         include_str!("../migrations/postgres/0002_telegram.sql"),
     ),
+    (
+        3,
+        "0003_events.sql",
+        include_str!("../migrations/sqlite/0003_events.sql"),
+        include_str!("../migrations/postgres/0003_events.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -868,93 +868,7 @@ impl Store for SqlStore {
     // --- outbound -----------------------------------------------------------------------------
 
     async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)> {
-        on!(self.write, |c| {
-            if let Some(key) = &req.idempotency_key {
-                let existing = c.row("SELECT id FROM messages WHERE idempotency_key = $1", args![key]).await?;
-                if let Some(row) = existing {
-                    let message = load_message(c, &row.s("id")?).await?;
-                    return Ok((message, true));
-                }
-            }
-            let (contact_id, conversation_id) = match &req.to {
-                Recipient::Conversation(id) => {
-                    let row = c
-                        .row("SELECT contact_id FROM conversations WHERE id = $1", args![id])
-                        .await?
-                        .ok_or_else(|| Error::not_found("conversation", id))?;
-                    (row.s("contact_id")?, id.clone())
-                }
-                Recipient::Contact(id) => {
-                    load_contact(c, id).await?;
-                    let (conv, _) = current_conversation(c, id, false).await?;
-                    (id.clone(), conv)
-                }
-                Recipient::ExternalId(ext) => {
-                    let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?.ok_or_else(
-                        || {
-                            Error::new(
-                                okno_domain::ErrorKind::NotFound,
-                                "contact_not_found",
-                                format!("no contact with external_id `{ext}`"),
-                            )
-                        },
-                    )?;
-                    let id = row.s("id")?;
-                    let (conv, _) = current_conversation(c, &id, false).await?;
-                    (id, conv)
-                }
-            };
-            let contact = load_contact(c, &contact_id).await?;
-            let last_inbound = c
-                .one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id])
-                .await
-                .and_then(|r| r.os("last_inbound_channel_id"))?;
-            let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
-            if identity.blocked {
-                return Err(Error::unprocessable(
-                    "recipient_blocked",
-                    format!("the contact has blocked channel {}; choose another channel", identity.channel_id),
-                ));
-            }
-            let id = new_id();
-            let now = now_ms();
-            c.exec(
-                "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
-                 author, idempotency_key, reply_to, created_at, updated_at, options) \
-                 VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10, $11)",
-                args![
-                    &id,
-                    &conversation_id,
-                    &contact_id,
-                    &identity.channel_id,
-                    &req.text,
-                    to_json(&req.buttons),
-                    &req.author,
-                    &req.idempotency_key,
-                    &req.reply_to,
-                    now,
-                    to_json(&req.options)
-                ],
-            )
-            .await?;
-            for att in &req.attachment_ids {
-                let done = c.exec(
-                    "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
-                     SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments WHERE id = $4 AND state = 'ready'",
-                args![new_id(), &id, now, att]).await?;
-                if done == 0 {
-                    return Err(Error::not_found("attachment", att));
-                }
-            }
-            insert_job(c, JobKind::Send, &id, Some(&conversation_id), now).await?;
-            c.exec(
-                "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
-                args![&id, now, &conversation_id],
-            )
-            .await?;
-            let message = load_message(c, &id).await?;
-            Ok((message, false))
-        })
+        on!(self.write, |c| enqueue(c, req).await)
     }
 
     async fn get_message(&self, id: &str) -> Result<Message> {
@@ -1034,6 +948,7 @@ impl Store for SqlStore {
                     .await?;
                 }
                 emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
+                fall_back(c, &m).await?;
             }
             Ok(())
         })
@@ -1442,6 +1357,200 @@ impl Store for SqlStore {
         })
     }
 
+    // --- business events and rules ----------------------------------------------------------
+
+    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)> {
+        on!(self.write, |c| {
+            let id = new_id();
+            let now = now_ms();
+            let status = if new.send_at.is_some_and(|t| t > now) { "scheduled" } else { "accepted" };
+            let n = c
+                .exec(
+                    "INSERT INTO events (id, type, key, data, status, send_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (key) DO NOTHING",
+                    args![&id, &new.event_type, &new.key, to_json(&new.data), status, new.send_at, now],
+                )
+                .await?;
+            if n == 0 {
+                let row = c.one("SELECT id FROM events WHERE key = $1", args![&new.key]).await?;
+                return Ok((load_event(c, &row.s("id")?).await?, true));
+            }
+            insert_job(c, JobKind::ProcessEvent, &id, None, new.send_at.unwrap_or(now).max(now)).await?;
+            Ok((load_event(c, &id).await?, false))
+        })
+    }
+
+    async fn get_event(&self, id: &str) -> Result<EventRecord> {
+        let id = id.to_owned();
+        on!(self.read, |c| load_event(c, &id).await)
+    }
+
+    async fn finish_event(&self, id: &str, status: &str) -> Result<()> {
+        let (id, status) = (id.to_owned(), status.to_owned());
+        on!(self.write, |c| {
+            c.exec("UPDATE events SET status = $1, processed_at = $2 WHERE id = $3", args![&status, now_ms(), &id])
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()> {
+        let target = format!("{event_id}:{rule_id}");
+        on!(self.write, |c| insert_job(c, JobKind::NotifyRule, &target, None, at).await)
+    }
+
+    async fn add_unresolved(&self, event_id: &str, rule_id: &str, recipient: &str, reason: &str) -> Result<()> {
+        let (event_id, rule_id, recipient, reason) =
+            (event_id.to_owned(), rule_id.to_owned(), recipient.to_owned(), reason.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![new_id(), &event_id, &rule_id, &recipient, &reason, now_ms()],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn notify(&self, n: Notification) -> Result<NotifyOutcome> {
+        on!(self.write, |c| {
+            let known = c
+                .row(
+                    "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
+                    args![&n.event_id, &n.contact_id],
+                )
+                .await?;
+            if known.is_some() {
+                return Ok(NotifyOutcome::AlreadyNotified);
+            }
+            let contact = load_contact(c, &n.contact_id).await?;
+            let Some(identity) = next_identity(&contact, &[]) else {
+                let reason = if contact.identities.is_empty() {
+                    "no identity on any channel"
+                } else {
+                    "blocked on every channel"
+                };
+                return Ok(NotifyOutcome::Unreachable(reason.into()));
+            };
+            let channel_id = identity.channel_id.clone();
+            let req = OutboundRequest {
+                to: Recipient::Contact(n.contact_id.clone()),
+                channel_id: Some(channel_id.clone()),
+                text: Some(n.text.clone()),
+                buttons: n.buttons.clone(),
+                attachment_ids: n.attachment_ids.clone(),
+                idempotency_key: None,
+                author: Some(format!("event:{}", n.event_id)),
+                reply_to: None,
+                options: json!({}),
+            };
+            let (message, _) = enqueue(c, req).await?;
+            c.exec(
+                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, channel_id, message_id, tried, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                args![new_id(), &n.event_id, &n.rule_id, &n.contact_id, &channel_id, &message.id, to_json(&vec![&channel_id]), now_ms()],
+            )
+            .await?;
+            Ok(NotifyOutcome::Queued(Box::new(message)))
+        })
+    }
+
+    async fn notify_failed(&self, event_id: &str, rule_id: &str, contact_id: &str, error: &str) -> Result<()> {
+        let (event_id, rule_id, contact_id, error) =
+            (event_id.to_owned(), rule_id.to_owned(), contact_id.to_owned(), error.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, error, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (event_id, contact_id) DO NOTHING",
+                args![new_id(), &event_id, &rule_id, &contact_id, &error, now_ms()],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord> {
+        let (name, event) = (name.to_owned(), event.to_owned());
+        on!(self.write, |c| {
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO rules (id, name, event, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (name) DO UPDATE SET event = $3, spec = $4, active = 1, updated_at = $5",
+                args![new_id(), &name, &event, to_json(&spec), now],
+            )
+            .await?;
+            let row = c.one(&format!("SELECT {RULE_COLS} FROM rules WHERE name = $1"), args![&name]).await?;
+            rule_from(&row)
+        })
+    }
+
+    async fn get_rule(&self, id: &str) -> Result<RuleRecord> {
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let row = c
+                .row(&format!("SELECT {RULE_COLS} FROM rules WHERE id = $1"), args![&id])
+                .await?
+                .ok_or_else(|| Error::not_found("rule", &id))?;
+            rule_from(&row)
+        })
+    }
+
+    async fn list_rules(&self) -> Result<Vec<RuleRecord>> {
+        on!(self.read, |c| c
+            .rows(&format!("SELECT {RULE_COLS} FROM rules ORDER BY name"), args![])
+            .await?
+            .iter()
+            .map(rule_from)
+            .collect())
+    }
+
+    async fn delete_rule(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            if c.exec("DELETE FROM rules WHERE id = $1", args![&id]).await? == 0 {
+                return Err(Error::not_found("rule", &id));
+            }
+            Ok(())
+        })
+    }
+
+    async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>> {
+        let event_type = event_type.to_owned();
+        on!(self.read, |c| {
+            c.rows(
+                &format!("SELECT {RULE_COLS} FROM rules WHERE event = $1 AND active = 1 ORDER BY name"),
+                args![&event_type],
+            )
+            .await?
+            .iter()
+            .map(rule_from)
+            .collect()
+        })
+    }
+
+    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>> {
+        let event_type = event_type.to_owned();
+        on!(self.read, |c| {
+            c.rows(
+                "SELECT a.event_id, e.data, a.contact_id, a.value, a.created_at FROM answers a JOIN events e ON e.id = a.event_id \
+                 WHERE e.type = $1 AND a.created_at >= $2 AND a.created_at < $3 ORDER BY a.created_at",
+                args![&event_type, from, to],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AnswerRow {
+                    event_id: r.s("event_id")?,
+                    event_data: r.js("data")?,
+                    contact_id: r.s("contact_id")?,
+                    value: r.s("value")?,
+                    created_at: r.i("created_at")?,
+                })
+            })
+            .collect()
+        })
+    }
+
     // --- linking ------------------------------------------------------------------------------
 
     async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode> {
@@ -1664,6 +1773,204 @@ impl Store for SqlStore {
             Ok(Page { items, next })
         })
     }
+}
+
+/// Queues an outbound message (see `Store::enqueue_outbound`).
+async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, bool)> {
+    if let Some(key) = &req.idempotency_key {
+        let existing = c.row("SELECT id FROM messages WHERE idempotency_key = $1", args![key]).await?;
+        if let Some(row) = existing {
+            let message = load_message(c, &row.s("id")?).await?;
+            return Ok((message, true));
+        }
+    }
+    let (contact_id, conversation_id) = match &req.to {
+        Recipient::Conversation(id) => {
+            let row = c
+                .row("SELECT contact_id FROM conversations WHERE id = $1", args![id])
+                .await?
+                .ok_or_else(|| Error::not_found("conversation", id))?;
+            (row.s("contact_id")?, id.clone())
+        }
+        Recipient::Contact(id) => {
+            load_contact(c, id).await?;
+            let (conv, _) = current_conversation(c, id, false).await?;
+            (id.clone(), conv)
+        }
+        Recipient::ExternalId(ext) => {
+            let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?.ok_or_else(|| {
+                Error::new(
+                    okno_domain::ErrorKind::NotFound,
+                    "contact_not_found",
+                    format!("no contact with external_id `{ext}`"),
+                )
+            })?;
+            let id = row.s("id")?;
+            let (conv, _) = current_conversation(c, &id, false).await?;
+            (id, conv)
+        }
+    };
+    let contact = load_contact(c, &contact_id).await?;
+    let last_inbound = c
+        .one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id])
+        .await
+        .and_then(|r| r.os("last_inbound_channel_id"))?;
+    let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
+    if identity.blocked {
+        return Err(Error::unprocessable(
+            "recipient_blocked",
+            format!("the contact has blocked channel {}; choose another channel", identity.channel_id),
+        ));
+    }
+    let id = new_id();
+    let now = now_ms();
+    c.exec(
+        "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
+         author, idempotency_key, reply_to, created_at, updated_at, options) \
+         VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10, $11)",
+        args![
+            &id,
+            &conversation_id,
+            &contact_id,
+            &identity.channel_id,
+            &req.text,
+            to_json(&req.buttons),
+            &req.author,
+            &req.idempotency_key,
+            &req.reply_to,
+            now,
+            to_json(&req.options)
+        ],
+    )
+    .await?;
+    for att in &req.attachment_ids {
+        let done = c
+            .exec(
+                "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
+             SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments WHERE id = $4 AND state = 'ready'",
+                args![new_id(), &id, now, att],
+            )
+            .await?;
+        if done == 0 {
+            return Err(Error::not_found("attachment", att));
+        }
+    }
+    insert_job(c, JobKind::Send, &id, Some(&conversation_id), now).await?;
+    c.exec(
+        "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
+        args![&id, now, &conversation_id],
+    )
+    .await?;
+    let message = load_message(c, &id).await?;
+    Ok((message, false))
+}
+
+const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
+
+fn rule_from(row: &Row) -> Result<RuleRecord> {
+    Ok(RuleRecord {
+        id: row.s("id")?,
+        name: row.s("name")?,
+        event: row.s("event")?,
+        spec: row.js("spec")?,
+        active: row.flag("active")?,
+        created_at: row.i("created_at")?,
+        updated_at: row.i("updated_at")?,
+    })
+}
+
+async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
+    let row = c
+        .row(
+            "SELECT id, type, key, data, status, send_at, created_at, processed_at FROM events WHERE id = $1",
+            args![id],
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("event", id))?;
+    let deliveries = c
+        .rows(
+            "SELECT d.rule_id, d.contact_id, d.channel_id, d.message_id, d.error, m.status AS message_status, m.error AS message_error \
+             FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id WHERE d.event_id = $1 ORDER BY d.created_at, d.id",
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventDelivery {
+                rule_id: r.s("rule_id")?,
+                contact_id: r.s("contact_id")?,
+                channel_id: r.os("channel_id")?,
+                message_id: r.os("message_id")?,
+                status: r.os("message_status")?.unwrap_or_else(|| "failed".into()),
+                error: r.os("message_error")?.or(r.os("error")?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let unresolved = c
+        .rows(
+            "SELECT rule_id, recipient, reason FROM event_unresolved WHERE event_id = $1 ORDER BY created_at, id",
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(Unresolved { rule_id: r.s("rule_id")?, recipient: r.s("recipient")?, reason: r.s("reason")? }))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(EventRecord {
+        id: row.s("id")?,
+        event_type: row.s("type")?,
+        key: row.s("key")?,
+        data: row.js("data")?,
+        status: row.s("status")?,
+        send_at: row.oi("send_at")?,
+        created_at: row.i("created_at")?,
+        processed_at: row.oi("processed_at")?,
+        deliveries,
+        unresolved,
+    })
+}
+
+/// The identity a notification goes to: the preferred channel, else the most recently active,
+/// skipping blocked ones and channels already `tried`.
+fn next_identity<'a>(contact: &'a Contact, tried: &[String]) -> Option<&'a Identity> {
+    let open = |i: &&Identity| !i.blocked && !tried.contains(&i.channel_id);
+    contact
+        .preferred_channel_id
+        .as_deref()
+        .and_then(|p| contact.identities.iter().filter(open).find(|i| i.channel_id == p))
+        .or_else(|| contact.identities.iter().filter(open).max_by_key(|i| i.last_seen_at.unwrap_or(0)))
+}
+
+/// After a notification failed for good on one channel: the same text on the person's next
+/// channel, if they have one.
+async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
+    let Some(row) = c.row("SELECT id, tried FROM event_deliveries WHERE message_id = $1", args![&failed.id]).await?
+    else {
+        return Ok(());
+    };
+    let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
+    let contact = load_contact(c, &failed.contact_id).await?;
+    let Some(next) = next_identity(&contact, &tried) else { return Ok(()) };
+    let channel_id = next.channel_id.clone();
+    let options = c.one("SELECT options FROM messages WHERE id = $1", args![&failed.id]).await?.js("options")?;
+    let req = OutboundRequest {
+        to: Recipient::Contact(failed.contact_id.clone()),
+        channel_id: Some(channel_id.clone()),
+        text: failed.text.clone(),
+        buttons: failed.buttons.clone(),
+        attachment_ids: Vec::new(),
+        idempotency_key: None,
+        author: failed.author.clone(),
+        reply_to: None,
+        options,
+    };
+    let (message, _) = enqueue(c, req).await?;
+    tried.push(channel_id.clone());
+    c.exec(
+        "UPDATE event_deliveries SET message_id = $1, channel_id = $2, tried = $3 WHERE id = $4",
+        args![&message.id, &channel_id, to_json(&tried), row.s("id")?],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Eight characters people can read out and type without confusing 0/O or 1/I, at least one a
@@ -1923,10 +2230,32 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             created_at: now,
             updated_at: now,
         };
+        // An answer to a notification: stored against its event and told to the business system.
+        let mut answer = None;
+        if let Some(r) = &message.reply_to {
+            if let Some(row) = c.row("SELECT event_id FROM event_deliveries WHERE message_id = $1", args![r]).await? {
+                let event_id = row.s("event_id")?;
+                let value = match &msg.button_data {
+                    Some(d) => d.strip_prefix("answer:").unwrap_or(d).to_string(),
+                    None => msg.text.clone().unwrap_or_default(),
+                };
+                c.exec(
+                    "INSERT INTO answers (id, event_id, contact_id, message_id, value, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    args![new_id(), &event_id, &contact_id, &id, &value, now],
+                )
+                .await?;
+                answer = Some((event_id, value));
+            }
+        }
+        let mut event_data = message_event_data(&message);
+        if let (Some((event_id, value)), Value::Object(d)) = (answer, &mut event_data) {
+            d.insert("event_id".into(), json!(event_id));
+            d.insert("answer".into(), json!(value));
+        }
         if fetch {
             insert_job(c, JobKind::FetchAttachments, &id, None, now).await?;
         } else {
-            emit(c, inbound_event(&message), message_event_data(&message)).await?;
+            emit(c, inbound_event(&message), event_data).await?;
         }
         if reopened {
             let conv = load_conversation(c, &conversation_id).await?;

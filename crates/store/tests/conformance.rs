@@ -49,4 +49,5 @@ suite!(
     one_process_holds_a_channel_lease_and_the_offset_persists,
     link_codes_link_once_and_fold_in_the_contact_okno_made,
     edits_blocks_moves_buttons_and_reply_resolution,
+    events_are_idempotent_notify_once_fall_back_and_collect_answers,
 );
