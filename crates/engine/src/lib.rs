@@ -19,6 +19,7 @@ pub use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub mod events;
 pub mod metrics;
 mod telegram;
 pub mod templates;
@@ -66,6 +67,8 @@ pub struct EngineConfig {
     pub poller_check_ms: u64,
     /// How long a poller waits after a conflict (another poller, a webhook) before trying again.
     pub poll_conflict_wait_ms: u64,
+    /// Time zone for dates in notifications when the contact has none (`attrs.tz`).
+    pub default_timezone: String,
 }
 
 impl EngineConfig {
@@ -87,6 +90,7 @@ impl EngineConfig {
             poll_timeout_secs: 25,
             poller_check_ms: 2_000,
             poll_conflict_wait_ms: 30_000,
+            default_timezone: "UTC".into(),
         }
     }
 }

@@ -96,6 +96,8 @@ impl Engine {
             JobKind::Send => self.process_send(&job).await,
             JobKind::Webhook => self.process_webhook(&job).await,
             JobKind::FetchAttachments => self.process_fetch(&job).await,
+            JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
         };
         let outcome = match outcome {
             Ok(o) => o,

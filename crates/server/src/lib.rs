@@ -143,5 +143,6 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         poll_timeout_secs: s.telegram.poll_timeout_secs,
         poller_check_ms: s.telegram.poller_check_ms,
         poll_conflict_wait_ms: s.telegram.conflict_wait_secs * 1000,
+        default_timezone: s.default_timezone.clone(),
     }
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub log_level: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// Time zone for dates in notifications when a contact has none (`attrs.tz`), e.g. `Europe/Moscow`.
+    pub default_timezone: String,
     pub limits: Limits,
     pub delivery: Delivery,
     pub database: Database,
@@ -109,6 +111,7 @@ impl Default for Settings {
             allow_private_targets: false,
             log_level: "info".into(),
             log_format: "text".into(),
+            default_timezone: "UTC".into(),
             limits: Limits::default(),
             delivery: Delivery::default(),
             database: Database::default(),
@@ -192,6 +195,12 @@ impl Settings {
             return Err(Error::invalid(
                 "invalid_config",
                 format!("log_format `{}`: expected `text` or `json`", self.log_format),
+            ));
+        }
+        if jiff::tz::TimeZone::get(&self.default_timezone).is_err() {
+            return Err(Error::invalid(
+                "invalid_config",
+                format!("default_timezone `{}` is not a known time zone", self.default_timezone),
             ));
         }
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {

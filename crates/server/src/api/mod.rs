@@ -15,7 +15,10 @@ pub mod audit;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
+pub mod events;
 pub mod messages;
+pub mod reports;
+pub mod rules;
 pub mod tokens;
 pub mod webhooks;
 
@@ -45,6 +48,12 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/audit", get(audit::list))
+        .route("/events", post(events::post))
+        .route("/events/{id}", get(events::get))
+        .route("/rules", post(rules::put).get(rules::list))
+        .route("/rules/preview", post(rules::preview))
+        .route("/rules/{id}", get(rules::get).delete(rules::delete))
+        .route("/reports/answers", get(reports::answers))
 }
 
 /// `?limit=&cursor=` of every list.

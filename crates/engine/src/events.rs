@@ -1,0 +1,516 @@
+//! Business events → rules → notifications.
+//!
+//! ```text
+//!   POST /events ─► event + `process_event` job (one transaction; the key makes it idempotent)
+//!   process_event ─► for each active rule of the event's type:
+//!        condition false ─► skip
+//!        delay ─► `notify_rule` job at the computed time (survives restarts)
+//!        else ─► resolve recipients ─► per person: render ─► notify (once per person per event)
+//!                 unresolved recipients and render failures are recorded with their reason
+//! ```
+//! A notification that later fails for good on one channel is re-sent on the person's next
+//! channel by the store, in the same transaction that records the failure.
+
+use std::collections::HashSet;
+
+use okno_domain::model::{normalize_phone, Button, Keyboard};
+use okno_domain::time::{now_ms, parse_rfc3339, Millis};
+use okno_domain::{Error, Result};
+use okno_store::{ContactFilter, EventRecord, NewAttachment, Notification, NotifyOutcome, PageRequest, RuleRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::templates;
+use crate::Engine;
+
+/// A rule as administrators write it (API or rules file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    /// The event type it reacts to, e.g. `payment.received`.
+    pub event: String,
+    /// An expression over the event, e.g. `data.amount > 100000 && data.priority == "critical"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Who gets it: `{"external_id": "{{ data.manager_id }}"}`, `{"contact_id": "…"}`,
+    /// `{"phone": "…"}`, `{"email": "…"}`, `{"group": "…"}`.
+    pub recipients: Vec<RecipientSpec>,
+    /// The message, a MiniJinja template over `data`, `event`, `contact`.
+    pub template: String,
+    /// Rows of buttons: `{"text", "url"}` (a template), `{"text", "answer"}` (recorded against
+    /// the event), or `{"text", "data"}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Vec<ButtonSpec>>,
+    /// Send relative to a time in the event instead of at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DelaySpec>,
+    /// A file to attach: fetched from a URL the event names, or one uploaded earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentSpec>,
+}
+
+/// One recipient entry; exactly one field is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonSpec {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// `{"before": "data.visit_at", "by": "24h"}` or `{"after": "data.shipped_at", "by": "2h"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// `30m`, `2h`, `1d`.
+    pub by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentSpec {
+    /// A URL template, e.g. `{{ data.invoice_url }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The id of a file posted earlier (`POST /api/v1/attachments`), e.g. `{{ data.file_id }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `30s`, `15m`, `2h`, `1d` → milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| Error::invalid("invalid_delay", format!("`{text}` is not a duration like 30m, 2h or 1d")))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(Error::invalid("invalid_delay", format!("`{text}`: use s, m, h or d"))),
+    };
+    Ok(n * unit_ms)
+}
+
+impl RuleSpec {
+    /// Parses and checks a rule: every template and the condition compile, each recipient and
+    /// button names one thing. Errors carry the line and column.
+    pub fn parse(v: &Value) -> Result<RuleSpec> {
+        let spec: RuleSpec = serde_json::from_value(v.clone())
+            .map_err(|e| Error::invalid("invalid_rule", format!("the rule is not valid: {e}")))?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return Err(Error::invalid("invalid_rule", "`name` must be 1..200 characters"));
+        }
+        if self.event.trim().is_empty() {
+            return Err(Error::invalid("invalid_rule", "`event` names the event type the rule reacts to"));
+        }
+        if self.recipients.is_empty() {
+            return Err(Error::invalid("invalid_rule", "`recipients` needs at least one entry"));
+        }
+        templates::check_template(&self.template)?;
+        if let Some(c) = &self.condition {
+            templates::check_condition(c)?;
+        }
+        for r in &self.recipients {
+            let set =
+                [&r.external_id, &r.contact_id, &r.phone, &r.email, &r.group].iter().filter(|f| f.is_some()).count();
+            if set != 1 {
+                return Err(Error::invalid(
+                    "invalid_rule",
+                    "each recipient names exactly one of external_id, contact_id, phone, email, group",
+                ));
+            }
+            for t in [&r.external_id, &r.phone, &r.email, &r.group].into_iter().flatten() {
+                templates::check_template(t)?;
+            }
+        }
+        for b in self.buttons.iter().flatten() {
+            let set = [&b.url, &b.answer, &b.data].iter().filter(|f| f.is_some()).count();
+            if b.text.trim().is_empty() || set != 1 {
+                return Err(Error::invalid(
+                    "invalid_rule",
+                    format!("button `{}` needs a text and exactly one of url, answer, data", b.text),
+                ));
+            }
+            if let Some(u) = &b.url {
+                templates::check_template(u)?;
+            }
+            templates::check_template(&b.text)?;
+        }
+        if let Some(d) = &self.delay {
+            if d.before.is_some() == d.after.is_some() {
+                return Err(Error::invalid("invalid_delay", "`delay` names exactly one of `before` and `after`"));
+            }
+            parse_duration(&d.by)?;
+        }
+        if let Some(a) = &self.attachment {
+            if a.url.is_some() == a.attachment_id.is_some() {
+                return Err(Error::invalid(
+                    "invalid_rule",
+                    "`attachment` names exactly one of `url` and `attachment_id`",
+                ));
+            }
+            for t in [&a.url, &a.attachment_id, &a.name].into_iter().flatten() {
+                templates::check_template(t)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The context templates and conditions see.
+fn context(ev: &EventRecord) -> Value {
+    json!({"event": {"id": ev.id, "type": ev.event_type, "key": ev.key}, "data": ev.data})
+}
+
+/// Reads a dotted path (`data.visit_at`) from the context.
+fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(ctx, |v, key| v.get(key))
+}
+
+/// What rendering one person's message produced.
+pub struct Rendered {
+    pub text: String,
+    pub buttons: Keyboard,
+}
+
+impl Engine {
+    /// Checks a rule and stores it (by name).
+    pub async fn put_rule(&self, spec: &Value) -> Result<RuleRecord> {
+        let rule = RuleSpec::parse(spec)?;
+        let stored = serde_json::to_value(&rule).map_err(|e| Error::internal(e.to_string()))?;
+        self.store.put_rule(&rule.name, &rule.event, stored).await
+    }
+
+    /// Renders a rule for sample data and a sample contact, without sending.
+    pub fn preview(&self, spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
+        let ev = EventRecord {
+            id: "preview".into(),
+            event_type: spec.event.clone(),
+            key: "preview".into(),
+            data: data.clone(),
+            status: "preview".into(),
+            send_at: None,
+            created_at: now_ms(),
+            processed_at: None,
+            deliveries: vec![],
+            unresolved: vec![],
+        };
+        let mut ctx = context(&ev);
+        let matches = match &spec.condition {
+            Some(c) => templates::eval_condition(c, &ctx)?,
+            None => true,
+        };
+        ctx["contact"] = contact.clone();
+        ctx["tz"] = contact.get("attrs").and_then(|a| a.get("tz")).cloned().unwrap_or_else(|| json!("UTC"));
+        let rendered = render_for(spec, &ctx)?;
+        let recipients: Vec<Value> = spec
+            .recipients
+            .iter()
+            .map(|r| match recipient_value(r, &ctx) {
+                Ok((kind, value)) => json!({kind: value}),
+                Err(e) => json!({"error": e.message}),
+            })
+            .collect();
+        Ok(json!({"matches": matches, "text": rendered.text, "buttons": rendered.buttons, "recipients": recipients}))
+    }
+
+    /// Runs the rules of one event (the `process_event` job).
+    pub(crate) async fn process_event(&self, event_id: &str) -> Result<()> {
+        let ev = match self.store.get_event(event_id).await {
+            Ok(ev) => ev,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if matches!(ev.status.as_str(), "processed" | "no_rule") {
+            return Ok(());
+        }
+        let ctx = context(&ev);
+        let mut matched = 0;
+        for rule in self.store.rules_for(&ev.event_type).await? {
+            let spec: RuleSpec = match serde_json::from_value(rule.spec.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, error = %e, "a stored rule no longer parses");
+                    continue;
+                }
+            };
+            if let Some(c) = &spec.condition {
+                match templates::eval_condition(c, &ctx) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        self.store.add_unresolved(&ev.id, &rule.id, "condition", &e.message).await?;
+                        continue;
+                    }
+                }
+            }
+            matched += 1;
+            if let Some(at) = self.delayed_until(&spec, &ctx, &ev, &rule).await? {
+                self.store.schedule_rule(&ev.id, &rule.id, at).await?;
+                continue;
+            }
+            self.run_rule(&ev, &rule, &spec).await?;
+        }
+        self.store.finish_event(&ev.id, if matched == 0 { "no_rule" } else { "processed" }).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Runs one delayed rule (the `notify_rule` job).
+    pub(crate) async fn process_rule(&self, target: &str) -> Result<()> {
+        let Some((event_id, rule_id)) = target.split_once(':') else { return Ok(()) };
+        let ev = self.store.get_event(event_id).await?;
+        let rule = match self.store.get_rule(rule_id).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let spec: RuleSpec = serde_json::from_value(rule.spec.clone()).map_err(|e| Error::internal(e.to_string()))?;
+        self.run_rule(&ev, &rule, &spec).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// When a delayed rule should run, if later than now.
+    async fn delayed_until(
+        &self,
+        spec: &RuleSpec,
+        ctx: &Value,
+        ev: &EventRecord,
+        rule: &RuleRecord,
+    ) -> Result<Option<Millis>> {
+        let Some(d) = &spec.delay else { return Ok(None) };
+        let by = parse_duration(&d.by)?;
+        let (path, sign) = match (&d.before, &d.after) {
+            (Some(p), _) => (p, -1),
+            (None, Some(p)) => (p, 1),
+            _ => return Ok(None),
+        };
+        let base = lookup(ctx, path).and_then(Value::as_str).and_then(|s| {
+            parse_rfc3339(s).or_else(|| {
+                s.parse::<jiff::civil::Date>()
+                    .ok()
+                    .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                    .map(|z| z.timestamp().as_millisecond())
+            })
+        });
+        let Some(base) = base else {
+            // Without the time the rule is measured from, it goes out at once (and says why).
+            self.store
+                .add_unresolved(&ev.id, &rule.id, path, &format!("`{path}` is not a time; sent without the delay"))
+                .await?;
+            return Ok(None);
+        };
+        let at = base + sign * by;
+        Ok((at > now_ms() + 1_000).then_some(at))
+    }
+
+    async fn run_rule(&self, ev: &EventRecord, rule: &RuleRecord, spec: &RuleSpec) -> Result<()> {
+        let ctx = context(ev);
+        let mut people: Vec<String> = Vec::new();
+        for r in &spec.recipients {
+            let label = serde_json::to_string(r).unwrap_or_default();
+            match self.resolve(r, &ctx).await {
+                Ok(ids) => people.extend(ids),
+                Err(reason) => self.store.add_unresolved(&ev.id, &rule.id, &label, &reason).await?,
+            }
+        }
+        let mut seen = HashSet::new();
+        people.retain(|id| seen.insert(id.clone()));
+        let attachment_ids = match &spec.attachment {
+            None => Vec::new(),
+            Some(a) => match self.rule_attachment(a, &ctx).await {
+                Ok(id) => vec![id],
+                Err(e) => {
+                    for id in &people {
+                        self.store
+                            .notify_failed(
+                                &ev.id,
+                                &rule.id,
+                                id,
+                                &format!("the attachment could not be prepared: {}", e.message),
+                            )
+                            .await?;
+                    }
+                    return Ok(());
+                }
+            },
+        };
+        for contact_id in people {
+            let contact = match self.store.get_contact(&contact_id).await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let mut person_ctx = ctx.clone();
+            person_ctx["tz"] = contact.attrs.get("tz").cloned().unwrap_or_else(|| json!(self.cfg.default_timezone));
+            person_ctx["contact"] = serde_json::to_value(&contact).unwrap_or(Value::Null);
+            let rendered = match render_for(spec, &person_ctx) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.store.notify_failed(&ev.id, &rule.id, &contact_id, &e.message).await?;
+                    continue;
+                }
+            };
+            let n = Notification {
+                event_id: ev.id.clone(),
+                rule_id: rule.id.clone(),
+                contact_id: contact_id.clone(),
+                text: rendered.text,
+                buttons: rendered.buttons,
+                attachment_ids: attachment_ids.clone(),
+            };
+            if let NotifyOutcome::Unreachable(reason) = self.store.notify(n).await? {
+                let label = contact
+                    .external_id
+                    .clone()
+                    .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}"));
+                self.store.add_unresolved(&ev.id, &rule.id, &label, &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The contacts a recipient entry names, or why there are none.
+    async fn resolve(&self, r: &RecipientSpec, ctx: &Value) -> std::result::Result<Vec<String>, String> {
+        let (kind, value) = recipient_value(r, ctx).map_err(|e| e.message)?;
+        let find = |filter: ContactFilter| async move {
+            let mut ids = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = self
+                    .store
+                    .find_contacts(filter.clone(), PageRequest::new(Some(500), cursor))
+                    .await
+                    .map_err(|e| e.message)?;
+                ids.extend(page.items.into_iter().map(|c| c.id));
+                match page.next {
+                    Some(n) => cursor = Some(n),
+                    None => return Ok::<_, String>(ids),
+                }
+            }
+        };
+        let ids = match kind {
+            "contact_id" => match self.store.get_contact(&value).await {
+                Ok(c) => vec![c.id],
+                Err(_) => return Err(format!("unknown contact id `{value}`")),
+            },
+            "external_id" => find(ContactFilter { external_id: Some(value.clone()), ..Default::default() }).await?,
+            "phone" => {
+                let phone = normalize_phone(&value).map_err(|e| e.message)?;
+                find(ContactFilter { phone: Some(phone), ..Default::default() }).await?
+            }
+            "email" => find(ContactFilter { email: Some(value.clone()), ..Default::default() }).await?,
+            _ => find(ContactFilter { group: Some(value.clone()), ..Default::default() }).await?,
+        };
+        if ids.is_empty() {
+            return Err(match kind {
+                "external_id" => format!("unknown external id `{value}`"),
+                "group" => format!("group `{value}` has no contacts"),
+                other => format!("no contact with {other} `{value}`"),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Fetches or finds a rule's attachment once per event; returns its id.
+    async fn rule_attachment(&self, a: &AttachmentSpec, ctx: &Value) -> Result<String> {
+        if let Some(t) = &a.attachment_id {
+            let id = templates::render(t, ctx)?;
+            return Ok(self.store.get_attachment(id.trim()).await?.id);
+        }
+        let url = templates::render(a.url.as_deref().unwrap_or_default(), ctx)?;
+        let fetched = self
+            .http
+            .fetch_limited(url.trim(), self.cfg.max_attachment_bytes)
+            .await
+            .map_err(|e| Error::unprocessable("attachment_failed", format!("{url}: {e}")))?;
+        let sha256 =
+            self.files.put(&fetched.body).await.map_err(|e| Error::internal(format!("attachment store: {e}")))?;
+        let name = match &a.name {
+            Some(t) => templates::render(t, ctx)?,
+            None => url.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("file").to_string(),
+        };
+        let mime = fetched.mime.unwrap_or_else(|| "application/octet-stream".into());
+        let att = self
+            .store
+            .insert_attachment(NewAttachment { message_id: None, name, mime, size: fetched.body.len() as i64, sha256 })
+            .await?;
+        Ok(att.id)
+    }
+}
+
+/// The entry's kind and its rendered value.
+fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, String)> {
+    let (kind, tmpl) = if let Some(t) = &r.external_id {
+        ("external_id", t)
+    } else if let Some(t) = &r.contact_id {
+        ("contact_id", t)
+    } else if let Some(t) = &r.phone {
+        ("phone", t)
+    } else if let Some(t) = &r.email {
+        ("email", t)
+    } else if let Some(t) = &r.group {
+        ("group", t)
+    } else {
+        return Err(Error::invalid("invalid_rule", "an empty recipient"));
+    };
+    let value = templates::render(tmpl, ctx)?.trim().to_string();
+    if value.is_empty() {
+        return Err(Error::unprocessable("empty_recipient", format!("`{tmpl}` rendered empty")));
+    }
+    Ok((kind, value))
+}
+
+/// The text and buttons of one person's message.
+fn render_for(spec: &RuleSpec, ctx: &Value) -> Result<Rendered> {
+    let text = templates::render(&spec.template, ctx)?;
+    let mut buttons = Vec::new();
+    for row in &spec.buttons {
+        let mut out = Vec::new();
+        for b in row {
+            let text = templates::render(&b.text, ctx)?;
+            out.push(match (&b.url, &b.answer, &b.data) {
+                (Some(u), _, _) => Button { text, url: Some(templates::render(u, ctx)?), data: None },
+                (None, Some(a), _) => Button { text, data: Some(format!("answer:{a}")), url: None },
+                (None, None, d) => Button { text, data: d.clone(), url: None },
+            });
+        }
+        buttons.push(out);
+    }
+    Ok(Rendered { text, buttons })
+}
