@@ -11,7 +11,7 @@ use okno_domain::model::{normalize_phone, ChannelKind, Keyboard};
 use okno_domain::signing;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind, Result};
-use okno_store::{DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender};
+use okno_store::{DeliveryTarget, InboundAttachment, InboundMessage, InboundSender};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
@@ -149,14 +149,11 @@ impl Adapter for WebhookAdapter {
     }
 }
 
-/// Maps an HTTP answer to retry / give up. 408, 425, 429 and 5xx are passing; 410 means the
-/// recipient is gone for good; other 4xx will not change by retrying.
+/// Maps an HTTP answer: the contract says a 2xx means sent and every other answer is retried
+/// (the retry budget then ends it with the reason).
 pub fn classify(status: u16, reason: String, after: Option<Duration>) -> SendError {
-    match status {
-        408 | 425 | 429 | 500..=599 => SendError::Retry { reason, after },
-        410 => SendError::Permanent { reason, flag: Some(IdentityFlag::Blocked) },
-        _ => SendError::Permanent { reason, flag: None },
-    }
+    let _ = status;
+    SendError::Retry { reason, after }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from APIs and treated as absent).
@@ -375,16 +372,12 @@ mod tests {
     }
 
     #[test]
-    fn http_answers_are_classified() {
+    fn every_non_2xx_answer_is_retried() {
         assert!(matches!(classify(500, "x".into(), None), SendError::Retry { .. }));
         assert!(matches!(
             classify(429, "x".into(), Some(Duration::from_secs(3))),
             SendError::Retry { after: Some(_), .. }
         ));
-        assert!(matches!(classify(400, "x".into(), None), SendError::Permanent { flag: None, .. }));
-        assert!(matches!(
-            classify(410, "x".into(), None),
-            SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }
-        ));
+        assert!(matches!(classify(400, "x".into(), None), SendError::Retry { .. }));
     }
 }

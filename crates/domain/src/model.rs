@@ -315,6 +315,9 @@ pub struct Attachment {
     pub note: Option<String>,
     #[serde(skip)]
     pub source_url: Option<String>,
+    /// The message the file belongs to (none for an upload not yet sent).
+    #[serde(skip)]
+    pub message_id: Option<String>,
 }
 
 /// One message, in or out.

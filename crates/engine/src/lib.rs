@@ -82,7 +82,7 @@ impl EngineConfig {
             lease_ms: 60_000,
             poll_interval_ms: 500,
             send_max_attempts: 10,
-            webhook_max_attempts: 15,
+            webhook_max_attempts: 80,
             retry_base_ms: 1_000,
             retry_max_ms: 3_600_000,
             http_timeout_ms: 30_000,

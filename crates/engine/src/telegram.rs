@@ -110,6 +110,10 @@ impl Engine {
         result.map(|_| ()).map_err(|e| {
             Error::unprocessable("telegram_refused", format!("Telegram refused to switch to {} mode: {e}", cfg.mode))
         })?;
+        // A conflict reported by the previous mode is over.
+        if channel.status != "active" {
+            self.set_status(&channel.id, "active", None).await;
+        }
         self.wake_pollers();
         Ok(())
     }
@@ -168,19 +172,18 @@ impl Engine {
             }
         }
         let private = !msg.sender.chat_id.starts_with('-');
-        let code = msg
-            .text
-            .as_deref()
-            .filter(|_| private)
-            .and_then(|t| updates::start_payload(t).or(Some(t.trim())))
-            .filter(|c| okno_store::is_link_code(c))
-            .map(str::to_string);
+        // `/start CODE` from a deep link, or the bare code typed in.
+        let text = msg.text.as_deref().filter(|_| private);
+        let code = text
+            .and_then(|t| updates::start_payload(t).map(|c| (c, true)).or(Some((t.trim(), false))))
+            .filter(|(c, _)| okno_store::is_link_code(c))
+            .map(|(c, explicit)| (c.to_string(), explicit));
         let sender = msg.sender.clone();
         let inbound = self.store.record_inbound(msg).await?;
         if !inbound.duplicate {
             self.metrics.inbound(ChannelKind::Telegram.as_str());
-            if let Some(code) = code {
-                self.link(channel, &code, sender, &inbound.message.contact_id).await?;
+            if let Some((code, explicit)) = code {
+                self.link(channel, &code, explicit, sender, &inbound.message.contact_id).await?;
             }
             self.wake();
         }
@@ -192,10 +195,15 @@ impl Engine {
         &self,
         channel: &Channel,
         code: &str,
+        explicit: bool,
         sender: okno_store::InboundSender,
         contact_id: &str,
     ) -> Result<()> {
         let outcome = self.store.redeem_link_code(code, &channel.id, sender).await?;
+        // A typed word that merely looks like a code (an order number…) is an ordinary message.
+        if outcome == LinkOutcome::Unknown && !explicit {
+            return Ok(());
+        }
         let (to, text) = match outcome {
             LinkOutcome::Linked(contact) => {
                 let name = contact.name.clone().unwrap_or_default();

@@ -89,18 +89,35 @@ impl Engine {
         }
     }
 
-    /// Runs one job to an outcome. Store errors leave the job to be retried.
+    /// Runs one job to an outcome, renewing its lease while it runs (a slow upload or a long
+    /// wait on a rate limit must not let another worker take the same job). Store errors leave
+    /// the job to be retried, up to twice the send budget.
     pub async fn process(&self, job: Job) {
         let kind = job.kind.as_str();
-        let outcome = match job.kind {
-            JobKind::Send => self.process_send(&job).await,
-            JobKind::Webhook => self.process_webhook(&job).await,
-            JobKind::FetchAttachments => self.process_fetch(&job).await,
-            JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
-            JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
+        let heartbeat = {
+            let (store, owner, seq, lease) = (self.store.clone(), self.owner.clone(), job.seq, self.cfg.lease_ms);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis((lease / 3).max(10) as u64)).await;
+                    match store.extend_lease(seq, &owner, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!(job = seq, error = %e, "renewing a lease failed"),
+                    }
+                }
+            })
         };
+        let outcome = self.run_job(&job).await;
+        heartbeat.abort();
         let outcome = match outcome {
             Ok(o) => o,
+            Err(e) if job.attempts >= self.cfg.send_max_attempts * 2 => {
+                tracing::error!(job = job.seq, kind, error = %e, "a job kept failing in the store; giving up");
+                if job.kind == JobKind::Send {
+                    let _ = self.store.mark_failed(&job.ref_id, &format!("gave up: {}", e.message), None).await;
+                }
+                Outcome::Failed
+            }
             Err(e) => {
                 tracing::warn!(job = job.seq, kind, error = %e, "job hit a store error; retrying");
                 Outcome::Retry(e.message, None)
@@ -113,14 +130,28 @@ impl Engine {
         };
         self.metrics.delivery(kind, label);
         let ended = match outcome {
-            Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq).await,
+            Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq, &self.owner).await,
             Outcome::Retry(reason, after) => {
                 let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
-                self.store.retry_job(job.seq, now_ms() + delay.as_millis() as i64, &reason).await
+                self.store.retry_job(job.seq, &self.owner, now_ms() + delay.as_millis() as i64, &reason).await
             }
         };
-        if let Err(e) = ended {
-            tracing::warn!(job = job.seq, error = %e, "could not record a job's end; its lease will expire");
+        match ended {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = job.seq, kind, "the job's lease was lost while it ran; its new owner decides")
+            }
+            Err(e) => tracing::warn!(job = job.seq, error = %e, "could not record a job's end; its lease will expire"),
+        }
+    }
+
+    async fn run_job(&self, job: &Job) -> okno_domain::Result<Outcome> {
+        match job.kind {
+            JobKind::Send => self.process_send(job).await,
+            JobKind::Webhook => self.process_webhook(job).await,
+            JobKind::FetchAttachments => self.process_fetch(job).await,
+            JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
         }
     }
 

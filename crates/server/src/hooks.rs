@@ -7,6 +7,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use okno_channels::webhook::verify_file_signature;
+use okno_domain::model::ChannelKind;
+use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,10 +44,21 @@ async fn file(
     Path((channel_id, attachment_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<FileQuery>,
 ) -> ApiResult<Response> {
+    let refused = || Error::new(ErrorKind::Unauthorized, "bad_signature", "the link is invalid or has expired");
     let channel = state.engine.store.get_channel(&channel_id).await?;
+    // Only the generic channel hands out links, signed with its own secret, for its own files,
+    // valid for a day at most.
     let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
+    if channel.kind != ChannelKind::Webhook || secret.is_empty() || q.exp > now_ms() + 25 * 3600 * 1000 {
+        return Err(refused().into());
+    }
     if !verify_file_signature(secret, &attachment_id, q.exp, &format!("sha256={}", q.sig)) {
-        return Err(Error::new(ErrorKind::Unauthorized, "bad_signature", "the link is invalid or has expired").into());
+        return Err(refused().into());
+    }
+    let att = state.engine.store.get_attachment(&attachment_id).await?;
+    let Some(message_id) = att.message_id else { return Err(refused().into()) };
+    if state.engine.store.get_message(&message_id).await?.channel_id != channel_id {
+        return Err(refused().into());
     }
     crate::api::attachments::serve(&state, &attachment_id).await
 }

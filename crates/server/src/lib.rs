@@ -40,6 +40,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(hooks::routes())
         .merge(ops::routes())
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
         .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())

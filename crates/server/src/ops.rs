@@ -48,6 +48,14 @@ pub async fn not_found(req: Request) -> ApiError {
     ))
 }
 
+/// A known path with another method gets the API's error shape too.
+pub async fn method_not_allowed(req: Request) -> Response {
+    let body = Json(
+        json!({"error": {"code": "method_not_allowed", "message": format!("{} is not allowed on {}", req.method(), req.uri().path())}}),
+    );
+    (StatusCode::METHOD_NOT_ALLOWED, body).into_response()
+}
+
 /// Counts every request by method and status.
 pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();

@@ -133,7 +133,7 @@ impl Default for Delivery {
             lease_secs: 60,
             poll_interval_ms: 500,
             send_max_attempts: 10,
-            webhook_max_attempts: 15,
+            webhook_max_attempts: 80,
             retry_base_ms: 1_000,
             retry_max_ms: 3_600_000,
             http_timeout_secs: 30,

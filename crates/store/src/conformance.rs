@@ -382,14 +382,18 @@ pub async fn jobs_keep_order_per_queue_and_leases_expire(store: Arc<dyn Store>) 
     let refs: Vec<_> = first.iter().map(|j| j.ref_id.clone()).collect();
     assert_eq!(refs, vec![ids[0].clone(), b_msg.id.clone()], "one job per conversation at a time, oldest first");
     assert!(store.claim_jobs("w2", 10, 60_000).await.unwrap().is_empty(), "leased jobs block their queue");
-    store.complete_job(first[0].seq).await.unwrap();
+    assert!(!store.complete_job(first[0].seq, "someone-else").await.unwrap(), "only the lease owner ends a job");
+    assert!(store.complete_job(first[0].seq, "w1").await.unwrap());
     let next = store.claim_jobs("w2", 10, 60_000).await.unwrap();
     assert_eq!(next.iter().map(|j| j.ref_id.clone()).collect::<Vec<_>>(), vec![ids[1].clone()]);
 
     // A retry scheduled in the future holds the queue (order is kept) and is not claimable.
-    store.retry_job(next[0].seq, now_ms() + 60_000, "busy").await.unwrap();
+    assert!(store.extend_lease(next[0].seq, "w2", 60_000).await.unwrap());
+    assert!(!store.extend_lease(next[0].seq, "w9", 60_000).await.unwrap());
+    assert!(store.retry_job(next[0].seq, "w2", now_ms() + 300, "busy").await.unwrap());
     assert!(store.claim_jobs("w2", 10, 60_000).await.unwrap().is_empty());
-    store.retry_job(next[0].seq, now_ms() - 1, "busy").await.unwrap();
+    assert!(!store.retry_job(next[0].seq, "w2", now_ms() - 1, "busy").await.unwrap(), "a released job has no owner");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     let again = store.claim_jobs("w2", 10, 1).await.unwrap();
     assert_eq!(again[0].seq, next[0].seq);
     assert_eq!(again[0].attempts, 2);

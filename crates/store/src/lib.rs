@@ -491,9 +491,12 @@ pub trait Store: Send + Sync + 'static {
     // The outbox.
     /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
-    async fn complete_job(&self, seq: i64) -> Result<()>;
+    /// Ends a job `owner` holds; `false` when the lease was lost (another worker has it now).
+    async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool>;
+    /// Extends `owner`'s lease on a job still running; `false` when the lease was lost.
+    async fn extend_lease(&self, seq: i64, owner: &str, lease_ms: i64) -> Result<bool>;
     /// Releases a job to run again at `at`, recording why.
-    async fn retry_job(&self, seq: i64, at: Millis, error: &str) -> Result<()>;
+    async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Jobs not yet finished.

@@ -258,10 +258,11 @@ fn attachment_from(row: &Row) -> Result<Attachment> {
         state: row.s("state")?,
         note: row.os("note")?,
         source_url: row.os("source_url")?,
+        message_id: row.os("message_id")?,
     })
 }
 
-const ATTACHMENT_COLS: &str = "id, name, mime, size, sha256, state, note, source_url";
+const ATTACHMENT_COLS: &str = "id, message_id, name, mime, size, sha256, state, note, source_url";
 
 async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
     let id = row.s("id")?;
@@ -620,25 +621,13 @@ impl Store for SqlStore {
     // --- contacts -----------------------------------------------------------------------------
 
     async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)> {
-        on!(self.write, |c| {
-            let existing = match &input.external_id {
-                Some(ext) => c
-                    .row("SELECT id FROM contacts WHERE external_id = $1", args![ext])
-                    .await?
-                    .map(|r| r.s("id"))
-                    .transpose()?,
-                None => None,
-            };
-            let (id, created) = match existing {
-                Some(id) => {
-                    apply_contact(c, &id, &input).await?;
-                    (id, false)
-                }
-                None => (insert_contact(c, &input).await?, true),
-            };
-            let contact = contact_event(c, &id, json!({})).await?;
-            Ok((contact, created))
+        // Two first upserts of one external id race on its unique key (PostgreSQL); the loser
+        // runs again and updates what the winner made.
+        retry_conflicts(|| {
+            let input = input.clone();
+            async move { on!(self.write, |c| upsert_contact_once(c, &input).await) }
         })
+        .await
     }
 
     async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
@@ -868,7 +857,12 @@ impl Store for SqlStore {
     // --- outbound -----------------------------------------------------------------------------
 
     async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)> {
-        on!(self.write, |c| enqueue(c, req).await)
+        // A repeated idempotency key can race its first use (PostgreSQL); the retry finds it.
+        retry_conflicts(|| {
+            let req = req.clone();
+            async move { on!(self.write, |c| enqueue(c, req).await) }
+        })
+        .await
     }
 
     async fn get_message(&self, id: &str) -> Result<Message> {
@@ -1051,23 +1045,38 @@ impl Store for SqlStore {
         })
     }
 
-    async fn complete_job(&self, seq: i64) -> Result<()> {
+    async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool> {
+        let owner = owner.to_owned();
+        on!(self.write, |c| Ok(c
+            .exec("DELETE FROM jobs WHERE seq = $1 AND lease_owner = $2", args![seq, &owner])
+            .await?
+            > 0))
+    }
+
+    async fn extend_lease(&self, seq: i64, owner: &str, lease_ms: i64) -> Result<bool> {
+        let owner = owner.to_owned();
         on!(self.write, |c| {
-            c.exec("DELETE FROM jobs WHERE seq = $1", args![seq]).await?;
-            Ok(())
+            let n = c
+                .exec(
+                    "UPDATE jobs SET lease_until = $1 WHERE seq = $2 AND lease_owner = $3",
+                    args![now_ms() + lease_ms, seq, &owner],
+                )
+                .await?;
+            Ok(n > 0)
         })
     }
 
-    async fn retry_job(&self, seq: i64, at: Millis, error: &str) -> Result<()> {
-        let error = error.to_owned();
+    async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool> {
+        let (owner, error) = (owner.to_owned(), error.to_owned());
         on!(self.write, |c| {
-            let error = error.as_str();
-            c.exec(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 WHERE seq = $3",
-                args![at, error, seq],
-            )
-            .await?;
-            Ok(())
+            let n = c
+                .exec(
+                    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 \
+                     WHERE seq = $3 AND lease_owner = $4",
+                    args![at, &error, seq, &owner],
+                )
+                .await?;
+            Ok(n > 0)
         })
     }
 
@@ -1330,7 +1339,14 @@ impl Store for SqlStore {
     async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()> {
         let (channel_id, from, to) = (channel_id.to_owned(), from.to_owned(), to.to_owned());
         on!(self.write, |c| {
-            // A group's identity is the group itself, so its user id moves along with the chat.
+            // A group's identity is the group itself, so its user id moves along with the chat. An
+            // identity already made for the new id (from a message that arrived first) gives way.
+            c.exec(
+                "DELETE FROM identities WHERE channel_id = $1 AND user_id = $2 AND user_id <> $3 \
+                 AND EXISTS (SELECT 1 FROM identities o WHERE o.channel_id = $1 AND o.chat_id = $3)",
+                args![&channel_id, &to, &from],
+            )
+            .await?;
             c.exec(
                 "UPDATE identities SET chat_id = $1, user_id = CASE WHEN user_id = $2 THEN $1 ELSE user_id END \
                  WHERE channel_id = $3 AND chat_id = $2",
@@ -2090,7 +2106,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 let contact_id = row.s("contact_id")?;
                 c.exec(
                     "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
-                     display_name = COALESCE($3, display_name), last_seen_at = $4 WHERE id = $5",
+                     display_name = COALESCE($3, display_name), last_seen_at = $4, blocked = 0 WHERE id = $5",
                     args![&msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now, row.s("id")?],
                 )
                 .await?;
@@ -2201,6 +2217,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 state: state.to_string(),
                 note: note.map(str::to_string),
                 source_url: source.map(str::to_string),
+                message_id: Some(id.clone()),
             });
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, note, source_url, created_at) \
@@ -2355,4 +2372,44 @@ fn split_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -
     items.truncate(limit as usize);
     let next = if more { items.last().map(cursor) } else { None };
     (items, next)
+}
+
+async fn upsert_contact_once(c: &mut dyn Conn, input: &ContactInput) -> Result<(Contact, bool)> {
+    {
+        {
+            let existing = match &input.external_id {
+                Some(ext) => c
+                    .row("SELECT id FROM contacts WHERE external_id = $1", args![ext])
+                    .await?
+                    .map(|r| r.s("id"))
+                    .transpose()?,
+                None => None,
+            };
+            let (id, created) = match existing {
+                Some(id) => {
+                    apply_contact(c, &id, input).await?;
+                    (id, false)
+                }
+                None => (insert_contact(c, input).await?, true),
+            };
+            let contact = contact_event(c, &id, json!({})).await?;
+            Ok((contact, created))
+        }
+    }
+}
+
+/// Runs `op` again when it lost a race on a unique key (up to three times).
+async fn retry_conflicts<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut last = None;
+    for _ in 0..3 {
+        match op().await {
+            Err(e) if e.kind == okno_domain::ErrorKind::Conflict => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::internal("retry loop ended without a result")))
 }

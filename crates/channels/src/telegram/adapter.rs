@@ -145,6 +145,7 @@ impl TelegramAdapter {
 
     /// One paced API call. A short 429 is waited out and the call repeated.
     async fn call<T: serde::de::DeserializeOwned>(&self, chat: i64, method: &str, body: Body) -> Result<T, SendError> {
+        let mut waits = 0;
         loop {
             self.limiter.ready(chat).await;
             let result = match &body {
@@ -152,7 +153,10 @@ impl TelegramAdapter {
                 Body::Form(make) => self.api.call_multipart(method, make()?).await,
             };
             match result {
-                Err(ApiError::Telegram { code: 429, retry_after: Some(s), .. }) if s <= INLINE_WAIT_LIMIT => {
+                Err(ApiError::Telegram { code: 429, retry_after: Some(s), .. })
+                    if s <= INLINE_WAIT_LIMIT && waits < 3 =>
+                {
+                    waits += 1;
                     tokio::time::sleep(Duration::from_secs(s.max(1))).await;
                 }
                 other => return other.map_err(classify),

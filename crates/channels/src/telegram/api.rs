@@ -66,11 +66,12 @@ impl BotApi {
         params: Value,
         timeout: Option<Duration>,
     ) -> Result<T, ApiError> {
-        let mut req = self.http.post(&self.url(method)).map_err(|e| ApiError::Network(e.message))?.json(&params);
+        let mut req =
+            self.http.post(&self.url(method)).map_err(|e| ApiError::Network(self.redact(&e.message)))?.json(&params);
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
-        Self::answer(req.send().await).await
+        Self::answer(req.send().await).await.map_err(|e| self.redact_error(e))
     }
 
     /// Calls a method with a multipart body (file uploads).
@@ -79,8 +80,24 @@ impl BotApi {
         method: &str,
         form: multipart::Form,
     ) -> Result<T, ApiError> {
-        let req = self.http.post(&self.url(method)).map_err(|e| ApiError::Network(e.message))?.multipart(form);
-        Self::answer(req.send().await).await
+        let req =
+            self.http.post(&self.url(method)).map_err(|e| ApiError::Network(self.redact(&e.message)))?.multipart(form);
+        Self::answer(req.send().await).await.map_err(|e| self.redact_error(e))
+    }
+
+    /// The token is part of every URL; error texts (which reach logs, messages and webhooks)
+    /// must never carry it.
+    fn redact(&self, text: &str) -> String {
+        text.replace(&self.token, "<token>")
+    }
+
+    fn redact_error(&self, e: ApiError) -> ApiError {
+        match e {
+            ApiError::Network(t) => ApiError::Network(self.redact(&t)),
+            ApiError::Telegram { code, description, retry_after, migrate_to_chat_id } => {
+                ApiError::Telegram { code, description: self.redact(&description), retry_after, migrate_to_chat_id }
+            }
+        }
     }
 
     async fn answer<T: DeserializeOwned>(sent: reqwest::Result<reqwest::Response>) -> Result<T, ApiError> {
@@ -118,8 +135,13 @@ impl BotApi {
 
     /// Downloads a file by its `file_path` (from `getFile`).
     pub async fn download(&self, file_path: &str, max: u64) -> Result<crate::http::Fetched, crate::http::FetchError> {
+        use crate::http::FetchError;
         let url = format!("{}/file/bot{}/{file_path}", self.base, self.token);
-        self.http.fetch_limited(&url, max).await
+        self.http.fetch_limited(&url, max).await.map_err(|e| match e {
+            FetchError::Network(t) => FetchError::Network(self.redact(&t)),
+            FetchError::Refused(t) => FetchError::Refused(self.redact(&t)),
+            other => other,
+        })
     }
 }
 

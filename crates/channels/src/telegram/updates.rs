@@ -130,6 +130,18 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
     }
 }
 
+/// A message with no text, caption, file or contact: a service message.
+fn is_service(m: &Message) -> bool {
+    m.text.is_none()
+        && m.caption.is_none()
+        && m.photo.is_none()
+        && m.document.is_none()
+        && m.voice.is_none()
+        && m.video.is_none()
+        && m.sticker.is_none()
+        && m.contact.is_none()
+}
+
 fn author_of(u: &User) -> String {
     match &u.username {
         Some(name) => format!("{} (@{name})", u.full_name()),
@@ -142,6 +154,8 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
     let action = if let Some(m) = &u.message {
         match m.migrate_to_chat_id {
             Some(to) => Action::Migrated { from: m.chat.id.to_string(), to: to.to_string() },
+            // Service messages (members joined, a group created or migrated…) carry nothing to keep.
+            None if is_service(m) => Action::Ignore,
             None => Action::Inbound(Box::new(message(channel_id, m))),
         }
     } else if let Some(m) = &u.edited_message {
@@ -178,14 +192,12 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
             callback_query_id: Some(q.id.clone()),
         };
     } else if let Some(m) = &u.my_chat_member {
-        if m.chat.kind == "private" {
-            match m.new_chat_member.status.as_str() {
-                "kicked" => Action::Membership { user_id: m.from.id.to_string(), blocked: true },
-                "member" => Action::Membership { user_id: m.from.id.to_string(), blocked: false },
-                _ => Action::Ignore,
-            }
-        } else {
-            Action::Ignore
+        // In a private chat the person is the party; in a group, the group is.
+        let user_id = if m.chat.kind == "private" { m.from.id.to_string() } else { m.chat.id.to_string() };
+        match m.new_chat_member.status.as_str() {
+            "kicked" | "left" => Action::Membership { user_id, blocked: true },
+            "member" | "administrator" => Action::Membership { user_id, blocked: false },
+            _ => Action::Ignore,
         }
     } else {
         Action::Ignore

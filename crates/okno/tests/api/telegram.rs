@@ -490,9 +490,12 @@ async fn a_link_code_makes_the_telegram_user_the_business_contact() {
     let petr = sim.user(TOKEN, 7021, "Petr");
     petr.send_text(&code);
     petr.send_text("ZZZZ9999");
+    petr.send_text("/start ZZZZ9999");
     let replies = sim.wait_sent(TOKEN, 3, 10).await;
     assert_eq!(replies[1].plain.as_deref(), Some("Этот код уже использован. Попросите новый код."));
     assert_eq!(replies[2].plain.as_deref(), Some("Код не найден. Проверьте его или попросите новый."));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.sent(TOKEN).len(), 3, "a bare text that only looks like a code is an ordinary message");
     assert_eq!(app.post("/api/v1/contacts/nope/link", json!({})).await.status, 404);
 }
 
