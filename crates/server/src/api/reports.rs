@@ -29,6 +29,14 @@ pub struct AnswersQuery {
     pub to: Option<String>,
 }
 
+/// Answers of one group as they are counted.
+#[derive(Default)]
+struct Tally {
+    numbers: Vec<f64>,
+    answers: BTreeMap<String, usize>,
+    count: usize,
+}
+
 /// One group of answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AnswerGroup {
@@ -56,7 +64,7 @@ pub async fn answers(
     let to = time(&q.to, now_ms() + 1)?;
     let from = time(&q.from, to - 30 * 86_400_000)?;
     let rows = state.engine.store.answers(&q.event, from, to).await?;
-    let mut groups: BTreeMap<String, (Vec<f64>, BTreeMap<String, usize>, usize)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for r in rows {
         let group = match &q.group_by {
             Some(path) => path
@@ -69,14 +77,14 @@ pub async fn answers(
         };
         let entry = groups.entry(group).or_default();
         if let Ok(n) = r.value.trim().replace(',', ".").parse::<f64>() {
-            entry.0.push(n);
+            entry.numbers.push(n);
         }
-        *entry.1.entry(r.value).or_default() += 1;
-        entry.2 += 1;
+        *entry.answers.entry(r.value).or_default() += 1;
+        entry.count += 1;
     }
     let items: Vec<AnswerGroup> = groups
         .into_iter()
-        .map(|(group, (nums, answers, count))| AnswerGroup {
+        .map(|(group, Tally { numbers: nums, answers, count })| AnswerGroup {
             group,
             count,
             average: (!nums.is_empty()).then(|| (nums.iter().sum::<f64>() / nums.len() as f64 * 100.0).round() / 100.0),
