@@ -121,6 +121,14 @@ pub fn eval_condition(src: &str, ctx: &Value) -> Result<bool> {
 
 // --- filters ---------------------------------------------------------------------------------
 
+/// A missing field reaching a filter is the same error as a missing field printed.
+fn defined(v: &JValue, filter: &str) -> std::result::Result<(), minijinja::Error> {
+    if v.is_undefined() || v.is_none() {
+        return Err(minijinja::Error::new(JErrorKind::UndefinedError, format!("{filter}: the value is missing")));
+    }
+    Ok(())
+}
+
 fn number(v: &JValue) -> Option<f64> {
     if let Some(s) = v.as_str() {
         return s.trim().replace(' ', "").replace(',', ".").parse().ok();
@@ -130,6 +138,7 @@ fn number(v: &JValue) -> Option<f64> {
 
 /// `1250000.5 | money` → `1 250 000,50 ₽`.
 fn money(v: JValue, currency: Option<String>) -> std::result::Result<String, minijinja::Error> {
+    defined(&v, "money")?;
     let n = number(&v)
         .ok_or_else(|| minijinja::Error::new(JErrorKind::InvalidOperation, format!("money: `{v}` is not a number")))?;
     let cents = (n.abs() * 100.0).round() as u128;
@@ -153,6 +162,7 @@ fn money(v: JValue, currency: Option<String>) -> std::result::Result<String, min
 /// A time (RFC 3339, or a date `YYYY-MM-DD`) shown in the recipient's time zone (`tz` in the
 /// context, else UTC).
 fn date(state: &State, v: JValue, fmt: Option<String>) -> std::result::Result<String, minijinja::Error> {
+    defined(&v, "date")?;
     let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     let tz_name = state.lookup("tz").and_then(|t| t.as_str().map(str::to_string)).unwrap_or_else(|| "UTC".into());
     let tz = jiff::tz::TimeZone::get(&tz_name).map_err(|e| {
@@ -170,6 +180,7 @@ fn date(state: &State, v: JValue, fmt: Option<String>) -> std::result::Result<St
 
 /// Russian plural: `5 | plural("заказ", "заказа", "заказов")` → `5 заказов`.
 fn plural(v: JValue, one: String, few: String, many: String) -> std::result::Result<String, minijinja::Error> {
+    defined(&v, "plural")?;
     let n = number(&v)
         .ok_or_else(|| minijinja::Error::new(JErrorKind::InvalidOperation, format!("plural: `{v}` is not a number")))?;
     let i = n.abs().trunc() as u64;
@@ -213,6 +224,8 @@ mod tests {
         let err = render("Сумма: {{ data.amount }}", &json!({"data": {}})).unwrap_err();
         assert_eq!(err.code, "template_failed");
         assert!(err.message.contains("lacks a field"), "{}", err.message);
+        let through_filter = render("Сумма: {{ data.amount | money }}", &json!({"data": {}})).unwrap_err();
+        assert!(through_filter.message.contains("lacks a field"), "{}", through_filter.message);
     }
 
     #[test]

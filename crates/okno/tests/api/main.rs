@@ -7,6 +7,7 @@ mod auth_and_ops;
 mod bad_input;
 mod channels_and_contacts;
 mod delivery;
+mod events;
 mod files;
 mod flow;
 mod scale_out;
