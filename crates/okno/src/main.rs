@@ -42,6 +42,18 @@ enum Command {
     },
     /// Print the documented example configuration.
     DefaultConfig,
+    /// Notification rules kept in files (e.g. in version control).
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Checks every rule in a file (a rule or a list of rules) or in a folder of `.json`
+    /// files, then creates or replaces each by name. Nothing is saved if any rule is invalid.
+    Apply { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -140,8 +152,47 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { dest } => backup(&settings, &dest).await,
+        Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::DefaultConfig => Ok(()),
     }
+}
+
+async fn apply_rules(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+            let p = entry?.path();
+            if p.extension().is_some_and(|e| e == "json") {
+                files.push(p);
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut rules = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", f.display()))?;
+        let list = match value {
+            serde_json::Value::Array(items) => items,
+            one => vec![one],
+        };
+        for rule in list {
+            okno_engine::events::RuleSpec::parse(&rule)
+                .map_err(|e| anyhow::anyhow!("{}: {}", f.display(), e.message))?;
+            rules.push(rule);
+        }
+    }
+    let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    for rule in rules {
+        let spec = okno_engine::events::RuleSpec::parse(&rule).map_err(|e| anyhow::anyhow!(e.message))?;
+        let stored = serde_json::to_value(&spec)?;
+        let r = store.put_rule(&spec.name, &spec.event, stored).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        println!("{}  {}  ({})", r.id, r.name, r.event);
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -275,3 +275,23 @@ fn backup_writes_a_consistent_sqlite_copy() {
     let again = okno.run(&["backup", "copy.db"], None);
     assert!(!again.status.success(), "an existing file is not overwritten");
 }
+
+#[test]
+fn rules_apply_loads_the_example_folder_and_refuses_a_broken_rule_with_its_position() {
+    let okno = Okno::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules");
+    let out = okno.run(&["rules", "apply", examples.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 8, "eight example rules");
+    let broken = okno.dir.join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"[{"name": "ok", "event": "e", "recipients": [{"group": "g"}], "template": "fine"},
+        {"name": "bad", "event": "e", "recipients": [{"group": "g"}], "template": "{% if %}"}]"#,
+    )
+    .unwrap();
+    let out = okno.run(&["rules", "apply", broken.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.json") && err.contains("line 1"), "{err}");
+}

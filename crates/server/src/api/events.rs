@@ -22,8 +22,8 @@ pub struct PostEvent {
     /// e.g. `payment.received`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// The idempotency key: the same key never notifies twice.
-    pub key: String,
+    /// The idempotency key: the same key never notifies twice (or the `Idempotency-Key` header).
+    pub key: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub data: Value,
@@ -43,15 +43,20 @@ pub struct Accepted {
 pub async fn post(
     State(state): State<AppState>,
     auth: Auth,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<PostEvent>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
     auth.require(Permission::Write)?;
+    let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let key = body.key.or(header_key).unwrap_or_default();
     let event_type = body.event_type.trim().to_string();
     if event_type.is_empty() || event_type.len() > 200 {
         return Err(Error::invalid("invalid_event", "`type` must be 1..200 characters").into());
     }
-    if body.key.is_empty() || body.key.len() > 400 {
-        return Err(Error::invalid("invalid_event", "`key` must be 1..400 characters").into());
+    if key.is_empty() || key.len() > 400 {
+        return Err(
+            Error::invalid("invalid_event", "`key` (or the Idempotency-Key header) must be 1..400 characters").into()
+        );
     }
     let data = match body.data {
         Value::Null => Value::Object(Default::default()),
@@ -65,8 +70,7 @@ pub async fn post(
         ),
         None => None,
     };
-    let (event, duplicate) =
-        state.engine.store.accept_event(NewEvent { event_type, key: body.key, data, send_at }).await?;
+    let (event, duplicate) = state.engine.store.accept_event(NewEvent { event_type, key, data, send_at }).await?;
     if !duplicate {
         state.engine.wake();
     }
