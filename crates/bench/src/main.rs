@@ -23,6 +23,7 @@ use futures::StreamExt;
 use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
+mod events;
 mod telegram;
 
 const SECRET: &str = "bench-secret-0123456789";
@@ -50,6 +51,9 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
+    /// Measure business events → notifications (with --postgres for PostgreSQL).
+    #[arg(long)]
+    events: bool,
 }
 
 struct Server {
@@ -96,6 +100,9 @@ async fn main() -> Result<()> {
     }
     if args.telegram {
         return telegram::run(&okno, args.inbound, args.outbound).await;
+    }
+    if args.events {
+        return events::run(&okno, args.postgres).await;
     }
     let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;

@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 const TOKEN: &str = "555000:bench-token";
 const LIMITED: &str = "555001:bench-limited";
 
-struct Okno {
+pub(crate) struct Okno {
     child: Child,
-    base: String,
-    token: String,
-    http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Drop for Okno {
@@ -31,7 +31,7 @@ impl Drop for Okno {
 }
 
 impl Okno {
-    async fn start(okno: &Path, dir: &Path) -> Result<Okno> {
+    pub(crate) async fn start(okno: &Path, dir: &Path, database_url: Option<&str>) -> Result<Okno> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let env = |c: &mut Command| {
             c.current_dir(dir)
@@ -39,6 +39,9 @@ impl Okno {
                 .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
                 .env("OKNO_LOG_LEVEL", "warn")
                 .env("OKNO_TELEGRAM__POLLER_CHECK_MS", "200");
+            if let Some(url) = database_url {
+                c.env("OKNO_DATABASE_URL", url);
+            }
         };
         let mut cmd = Command::new(okno);
         env(&mut cmd);
@@ -61,7 +64,7 @@ impl Okno {
         bail!("okno did not start")
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
         let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -119,7 +122,7 @@ impl Okno {
     }
 }
 
-async fn drain(sim: &TelegramSim, token: &str, limit: Duration) -> Result<()> {
+pub(crate) async fn drain(sim: &TelegramSim, token: &str, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     while sim.pending_updates(token) > 0 {
         if Instant::now() > deadline {
@@ -147,7 +150,7 @@ pub async fn run(okno: &Path, inbound: usize, outbound: usize) -> Result<()> {
     let sim = TelegramSim::start().await;
     sim.add_bot(TOKEN, "bench_bot");
     sim.set_limits(false);
-    let server = Okno::start(okno, &dir).await?;
+    let server = Okno::start(okno, &dir, None).await?;
     println!("okno Telegram benchmark — SQLite, simulator in the benchmark process, 2 cores");
     let ch = server
         .call(

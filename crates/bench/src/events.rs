@@ -1,0 +1,178 @@
+//! The events benchmark: okno (a separate process, SQLite or PostgreSQL) with a Telegram bot on
+//! the simulator (limits off), 300 people linked by link codes, and a rule with three recipients.
+//!
+//! 1. 2,000 events paced at 200 per second: latency from the event's 202 to the first request
+//!    that reaches the simulator for it (both clocks are this process's);
+//! 2. 10,000 events × 3 recipients posted as fast as 32 clients can: every one of the 30,000
+//!    messages must arrive, none twice.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use okno_testkit::telegram::TelegramSim;
+use okno_testkit::TestDb;
+use serde_json::json;
+
+use crate::telegram::{drain, Okno};
+
+const TOKEN: &str = "777000:events-bench";
+const PEOPLE: i64 = 300;
+
+fn key_of(text: &str) -> Option<&str> {
+    text.split("ключ ").nth(1).map(|rest| rest.trim())
+}
+
+pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("okno-bench-ev-{}", okno_domain::ids::new_id()));
+    std::fs::create_dir_all(&dir)?;
+    let pg = if postgres { Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?) } else { None };
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "events_bench_bot");
+    sim.set_limits(false);
+    let server = Okno::start(okno, &dir, pg.as_ref().map(|d| d.url.as_str())).await?;
+    println!(
+        "okno events benchmark — {}, simulator in the benchmark process, 2 cores",
+        if postgres { "PostgreSQL" } else { "SQLite" }
+    );
+    server
+        .call(
+            reqwest::Method::POST,
+            "/channels",
+            Some(json!({"kind": "telegram", "name": "bench", "config": {"token": TOKEN, "api_base": sim.api_base(),
+                "limits": {"per_second": 0, "per_chat_per_second": 0, "per_chat_burst": 0, "per_group_per_minute": 0}}})),
+        )
+        .await?;
+    // People, linked to Telegram the way real ones are: a code, then /start.
+    for n in 0..PEOPLE {
+        let c = server
+            .call(
+                reqwest::Method::POST,
+                "/contacts",
+                Some(json!({"external_id": format!("p-{n}"), "name": format!("Сотрудник {n}")})),
+            )
+            .await?;
+        let id = c["id"].as_str().context("contact id")?.to_string();
+        let link = server.call(reqwest::Method::POST, &format!("/contacts/{id}/link"), Some(json!({}))).await?;
+        let code = link["code"].as_str().context("code")?.to_string();
+        sim.user(TOKEN, 100_000 + n, "Сотрудник").send_text(&format!("/start {code}"));
+    }
+    drain(&sim, TOKEN, Duration::from_secs(120)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.sent(TOKEN).len() < PEOPLE as usize {
+        if Instant::now() > deadline {
+            bail!("linking confirmations missing");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let baseline = sim.sent(TOKEN).len();
+    server
+        .call(
+            reqwest::Method::POST,
+            "/rules",
+            Some(json!({"name": "три получателя", "event": "bench.happened",
+                "recipients": [{"external_id": "{{ data.a }}"}, {"external_id": "{{ data.b }}"}, {"external_id": "{{ data.c }}"}],
+                "template": "Событие для {{ contact.name }}, {{ data.amount | money }}, ключ {{ event.key }}"})),
+        )
+        .await?;
+    let event = |n: usize, prefix: &str| {
+        let p = n as i64 % PEOPLE;
+        json!({"type": "bench.happened", "key": format!("{prefix}-{n}"),
+               "data": {"a": format!("p-{p}"), "b": format!("p-{}", (p + 100) % PEOPLE), "c": format!("p-{}", (p + 200) % PEOPLE), "amount": n}})
+    };
+
+    // 1. Latency at 200 events/s.
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut tasks = Vec::new();
+    for n in 0..2000 {
+        tick.tick().await;
+        let (http, base, token, body, accepted) =
+            (server.http.clone(), server.base.clone(), server.token.clone(), event(n, "lat"), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = body["key"].as_str().unwrap_or_default().to_string();
+            let r = http.post(format!("{base}/api/v1/events")).bearer_auth(token).json(&body).send().await;
+            if r.is_ok_and(|r| r.status() == 202) {
+                if let Ok(mut a) = accepted.lock() {
+                    a.insert(key, Instant::now());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let want = baseline + 6000;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sim.sent(TOKEN).len() < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut first: HashMap<String, Instant> = HashMap::new();
+    for s in sim.sent(TOKEN).into_iter().skip(baseline) {
+        if let Some(k) = s.plain.as_deref().and_then(key_of) {
+            first.entry(k.to_string()).and_modify(|t| *t = (*t).min(s.at)).or_insert(s.at);
+        }
+    }
+    let accepted = accepted.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut lat: Vec<Duration> =
+        accepted.iter().filter_map(|(k, t)| first.get(k).map(|f| f.saturating_duration_since(*t))).collect();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default().as_secs_f64() * 1000.0
+    };
+    println!(
+        "200 events/s for 10 s: {} accepted; event accepted → first request to the channel: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        accepted.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
+
+    // 2. 10,000 events × 3 recipients, no loss, no duplicate.
+    let base_count = sim.sent(TOKEN).len();
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (http, base, token, next) = (server.http.clone(), server.base.clone(), server.token.clone(), next.clone());
+        let make = event;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= 10_000 {
+                    break;
+                }
+                let _ =
+                    http.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&make(n, "bulk")).send().await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let posted = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while sim.sent(TOKEN).len() < base_count + 30_000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let done = started.elapsed();
+    let bulk: Vec<_> = sim.sent(TOKEN).into_iter().skip(base_count).collect();
+    let pairs: HashSet<(i64, String)> =
+        bulk.iter().filter_map(|s| s.plain.as_deref().and_then(key_of).map(|k| (s.chat_id, k.to_string()))).collect();
+    println!(
+        "10,000 events × 3 recipients: posted in {:.1} s ({:.0} events/s), {} messages sent in {:.1} s; distinct (person, event) pairs {} — lost {}, duplicates {}",
+        posted.as_secs_f64(),
+        10_000.0 / posted.as_secs_f64(),
+        bulk.len(),
+        done.as_secs_f64(),
+        pairs.len(),
+        30_000usize.saturating_sub(pairs.len()),
+        bulk.len() - pairs.len()
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
