@@ -534,6 +534,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
     /// A chat got a new id (a Telegram group upgraded to a supergroup).
     async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
+    /// Replaces a message's sending options (e.g. how many parts are already delivered).
+    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
     /// Replaces a message's buttons (after the platform changed them).
     async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
 

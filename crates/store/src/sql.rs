@@ -1357,6 +1357,14 @@ impl Store for SqlStore {
         })
     }
 
+    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            c.exec("UPDATE messages SET options = $1 WHERE id = $2", args![to_json(&options), &message_id]).await?;
+            Ok(())
+        })
+    }
+
     async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {

@@ -225,32 +225,22 @@ impl TelegramAdapter {
         Ok(None)
     }
 
-    async fn send_texts(
+    async fn send_text(
         &self,
         chat: i64,
-        text: &str,
+        part: &str,
         markup: Option<Value>,
         reply_to: Option<i64>,
     ) -> Result<i64, SendError> {
-        let parts = split(text, TEXT_LIMIT);
-        let mut last = 0;
-        let count = parts.len();
-        for (i, part) in parts.into_iter().enumerate() {
-            let mut params = json!({"chat_id": chat, "text": escape_html(&part), "parse_mode": "HTML"});
-            if i + 1 == count {
-                if let Some(m) = &markup {
-                    params["reply_markup"] = m.clone();
-                }
-            }
-            if i == 0 {
-                if let Some(r) = reply_to {
-                    params["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
-                }
-            }
-            let sent: SentMessage = self.call(chat, "sendMessage", Body::Json(params)).await?;
-            last = sent.message_id;
+        let mut params = json!({"chat_id": chat, "text": escape_html(part), "parse_mode": "HTML"});
+        if let Some(m) = markup {
+            params["reply_markup"] = m;
         }
-        Ok(last)
+        if let Some(r) = reply_to {
+            params["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
+        }
+        let sent: SentMessage = self.call(chat, "sendMessage", Body::Json(params)).await?;
+        Ok(sent.message_id)
     }
 
     async fn send_file(
@@ -298,6 +288,46 @@ impl TelegramAdapter {
         let sent: SentMessage = self.call(chat, method, Body::Form(Box::new(make))).await?;
         Ok(sent.message_id)
     }
+}
+
+/// Where a message's options record how many of its parts are already delivered.
+const PROGRESS: &str = "sent_parts";
+
+/// One API call of a message.
+enum Step<'a> {
+    File { att: &'a Attachment, caption: Option<String>, markup: Option<Value>, reply: Option<i64> },
+    Text { part: String, markup: Option<Value>, reply: Option<i64> },
+}
+
+/// The calls that deliver a message, in order: files first (a text that fits becomes the last
+/// file's caption), then the text split under the limit; the keyboard rides on the last call,
+/// the reply on the first.
+fn steps<'a>(attachments: &'a [Attachment], text: &str, markup: Option<Value>, reply: Option<i64>) -> Vec<Step<'a>> {
+    let files: Vec<&Attachment> = attachments.iter().filter(|a| a.state == "ready").collect();
+    let as_caption = !files.is_empty() && !text.is_empty() && utf16_len(text) <= CAPTION_LIMIT;
+    let parts: Vec<String> =
+        if as_caption || (text.is_empty() && !files.is_empty()) { Vec::new() } else { split(text, TEXT_LIMIT) };
+    let total = files.len() + parts.len();
+    let mut out = Vec::with_capacity(total);
+    for (i, att) in files.into_iter().enumerate() {
+        let last = out.len() + 1 == total;
+        let caption = (last && as_caption).then(|| text.to_string());
+        out.push(Step::File {
+            att,
+            caption,
+            markup: if last { markup.clone() } else { None },
+            reply: if i == 0 { reply } else { None },
+        });
+    }
+    for part in parts {
+        let (first, last) = (out.is_empty(), out.len() + 1 == total);
+        out.push(Step::Text {
+            part,
+            markup: if last { markup.clone() } else { None },
+            reply: if first { reply } else { None },
+        });
+    }
+    out
 }
 
 /// Prefix of a callback token standing for data longer than Telegram allows.
@@ -349,25 +379,40 @@ impl Adapter for TelegramAdapter {
         let reply_to = t.reply_to_external.as_deref().and_then(|e| message_in(e, chat));
         let markup = self.markup(t).await?;
         let text = t.message.text.clone().unwrap_or_default();
-        let files: Vec<&Attachment> = t.message.attachments.iter().filter(|a| a.state == "ready").collect();
-        let last = if files.is_empty() {
-            self.send_texts(chat, &text, markup, reply_to).await?
-        } else {
-            // A text that fits becomes the last file's caption; a longer one follows the files.
-            let as_caption = !text.is_empty() && utf16_len(&text) <= CAPTION_LIMIT;
-            let mut last = 0;
-            let count = files.len();
-            for (i, att) in files.into_iter().enumerate() {
-                let is_last = i + 1 == count;
-                let caption = (is_last && as_caption).then_some(text.as_str());
-                let file_markup = if is_last && (as_caption || text.is_empty()) { markup.as_ref() } else { None };
-                last = self.send_file(chat, att, caption, file_markup, if i == 0 { reply_to } else { None }).await?;
+        let steps = steps(&t.message.attachments, &text, markup, reply_to);
+        // A retry after a failure part-way resumes after the parts already delivered.
+        let done = t.options.get(PROGRESS).and_then(Value::as_u64).unwrap_or(0) as usize;
+        let total = steps.len();
+        let mut last = 0;
+        for (i, step) in steps.into_iter().enumerate().skip(done) {
+            let sent = match step {
+                Step::File { att, caption, markup, reply } => {
+                    self.send_file(chat, att, caption.as_deref(), markup.as_ref(), reply).await
+                }
+                Step::Text { part, markup, reply } => self.send_text(chat, &part, markup, reply).await,
+            };
+            last = match sent {
+                Ok(id) => id,
+                Err(SendError::Permanent { reason, flag }) if i > 0 => {
+                    return Err(SendError::Permanent {
+                        reason: format!("{reason} (after {i} of {total} parts were delivered)"),
+                        flag,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            if i + 1 < total {
+                let mut options = t.options.clone();
+                if !options.is_object() {
+                    options = json!({});
+                }
+                options[PROGRESS] = json!(i + 1);
+                self.store
+                    .set_message_options(&t.message.id, options)
+                    .await
+                    .map_err(|e| SendError::retry(format!("recording progress: {}", e.message)))?;
             }
-            if !as_caption && !text.is_empty() {
-                last = self.send_texts(chat, &text, markup, None).await?;
-            }
-            last
-        };
+        }
         Ok(Sent { external_id: Some(format!("{chat}:{last}")) })
     }
 
@@ -423,6 +468,44 @@ mod tests {
         );
         assert!(matches!(classify(tg(502, "Bad Gateway", None, None)), SendError::Retry { .. }));
         assert!(matches!(classify(ApiError::Network("reset".into())), SendError::Retry { .. }));
+    }
+
+    fn file(name: &str) -> Attachment {
+        Attachment {
+            id: name.into(),
+            name: name.into(),
+            mime: "application/pdf".into(),
+            size: 1,
+            url: String::new(),
+            sha256: String::new(),
+            state: "ready".into(),
+            note: None,
+            source_url: None,
+            message_id: None,
+        }
+    }
+
+    #[test]
+    fn a_message_is_planned_as_ordered_calls_with_reply_first_and_keyboard_last() {
+        let kb = Some(json!({"inline_keyboard": []}));
+        let long = format!("{}\n\n{}", "а".repeat(4090), "б".repeat(10));
+        let plan = steps(&[], &long, kb.clone(), Some(7));
+        assert_eq!(plan.len(), 2);
+        assert!(matches!(&plan[0], Step::Text { reply: Some(7), markup: None, .. }));
+        assert!(matches!(&plan[1], Step::Text { reply: None, markup: Some(_), part } if part == &"б".repeat(10)));
+
+        let files = [file("a.pdf"), file("b.pdf")];
+        let plan = steps(&files, "Счета", kb.clone(), Some(7));
+        assert_eq!(plan.len(), 2, "a short text rides as the last caption");
+        assert!(matches!(&plan[0], Step::File { caption: None, reply: Some(7), markup: None, .. }));
+        assert!(matches!(&plan[1], Step::File { caption: Some(c), markup: Some(_), .. } if c == "Счета"));
+
+        let plan = steps(&files[..1], &"x".repeat(2000), kb, None);
+        assert!(matches!(&plan[0], Step::File { caption: None, markup: None, .. }));
+        assert!(
+            matches!(&plan[1], Step::Text { markup: Some(_), .. }),
+            "a long caption becomes a text, keyboard on it"
+        );
     }
 
     #[test]

@@ -522,3 +522,31 @@ async fn two_processes_on_postgres_poll_a_bot_from_exactly_one() {
     assert!(statuses.iter().all(|s| s == "active"), "{statuses:?}");
     assert_eq!(a.get(&format!("/api/v1/channels/{ch}")).await.body["status"], "active");
 }
+
+#[tokio::test]
+async fn a_retried_long_message_resumes_after_the_parts_already_delivered() {
+    let (app, sim, ch) = bot("polling").await;
+    let ann = sim.user(TOKEN, 7040, "Ann");
+    ann.send_text("начало");
+    let (conv, _) = conversation_of(&app, "начало").await;
+    let paragraph = |c: char| c.to_string().repeat(3000);
+    let text = format!("{}\n\n{}\n\n{}", paragraph('а'), paragraph('б'), paragraph('в'));
+    // As a worker leaves it when the third part fails after two went out.
+    let req = okno_store::OutboundRequest {
+        to: okno_store::Recipient::Conversation(conv.clone()),
+        channel_id: Some(ch.clone()),
+        text: Some(text),
+        buttons: vec![],
+        attachment_ids: vec![],
+        idempotency_key: None,
+        author: None,
+        reply_to: None,
+        options: json!({"sent_parts": 2}),
+    };
+    let (m, _) = app.running().engine.send(req).await.unwrap();
+    let sent = sim.wait_sent(TOKEN, 1, 10).await;
+    assert_eq!(final_status(&app, &m.id).await["status"], "sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let parts: Vec<_> = sim.sent(TOKEN).into_iter().filter_map(|s| s.plain).collect();
+    assert_eq!(parts, vec![paragraph('в')], "only the third part goes out again: {}", sent.len());
+}
