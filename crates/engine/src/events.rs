@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use okno_domain::model::{normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
-use okno_store::{ContactFilter, EventRecord, NewAttachment, Notification, NotifyOutcome, PageRequest, RuleRecord};
+use okno_store::{ContactFilter, EventRecord, NewAttachment, Notification, NotifyOutcome, RuleRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -370,6 +370,8 @@ impl Engine {
                 }
             },
         };
+        let mut batch = Vec::with_capacity(people.len());
+        let mut labels = Vec::with_capacity(people.len());
         for contact_id in people {
             let contact = match self.store.get_contact(&contact_id).await {
                 Ok(c) => c,
@@ -386,19 +388,24 @@ impl Engine {
                     continue;
                 }
             };
-            let n = Notification {
+            labels.push(
+                contact
+                    .external_id
+                    .clone()
+                    .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}")),
+            );
+            batch.push(Notification {
                 event_id: ev.id.clone(),
                 rule_id: rule.id.clone(),
                 contact_id: contact_id.clone(),
                 text: rendered.text,
                 buttons: rendered.buttons,
                 attachment_ids: attachment_ids.clone(),
-            };
-            if let NotifyOutcome::Unreachable(reason) = self.store.notify(n).await? {
-                let label = contact
-                    .external_id
-                    .clone()
-                    .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}"));
+            });
+        }
+        // One transaction for the rule's recipients: one commit instead of one per person.
+        for (outcome, label) in self.store.notify_all(batch).await?.into_iter().zip(labels) {
+            if let NotifyOutcome::Unreachable(reason) = outcome {
                 self.store.add_unresolved(&ev.id, &rule.id, &label, &reason).await?;
             }
         }
@@ -408,22 +415,7 @@ impl Engine {
     /// The contacts a recipient entry names, or why there are none.
     async fn resolve(&self, r: &RecipientSpec, ctx: &Value) -> std::result::Result<Vec<String>, String> {
         let (kind, value) = recipient_value(r, ctx).map_err(|e| e.message)?;
-        let find = |filter: ContactFilter| async move {
-            let mut ids = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = self
-                    .store
-                    .find_contacts(filter.clone(), PageRequest::new(Some(500), cursor))
-                    .await
-                    .map_err(|e| e.message)?;
-                ids.extend(page.items.into_iter().map(|c| c.id));
-                match page.next {
-                    Some(n) => cursor = Some(n),
-                    None => return Ok::<_, String>(ids),
-                }
-            }
-        };
+        let find = |filter: ContactFilter| async move { self.store.contact_ids(filter).await.map_err(|e| e.message) };
         let ids = match kind {
             "contact_id" => match self.store.get_contact(&value).await {
                 Ok(c) => vec![c.id],

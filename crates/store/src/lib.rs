@@ -552,6 +552,10 @@ pub trait Store: Send + Sync + 'static {
     /// last; never twice for one event. A permanent failure later falls back to the next
     /// channel the person has.
     async fn notify(&self, n: Notification) -> Result<NotifyOutcome>;
+    /// `notify` for several people in one transaction.
+    async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
+    /// Ids of the contacts matching a filter (all of them, no paging).
+    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
     /// Records that a person's notification could not be made (e.g. the template failed).
     async fn notify_failed(&self, event_id: &str, rule_id: &str, contact_id: &str, error: &str) -> Result<()>;
     /// Creates or replaces a rule by name.

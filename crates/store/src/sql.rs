@@ -1437,45 +1437,38 @@ impl Store for SqlStore {
     }
 
     async fn notify(&self, n: Notification) -> Result<NotifyOutcome> {
+        on!(self.write, |c| notify_one(c, n).await)
+    }
+
+    async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
         on!(self.write, |c| {
-            let known = c
-                .row(
-                    "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
-                    args![&n.event_id, &n.contact_id],
-                )
-                .await?;
-            if known.is_some() {
-                return Ok(NotifyOutcome::AlreadyNotified);
+            let mut out = Vec::with_capacity(ns.len());
+            for n in ns {
+                out.push(notify_one(c, n).await?);
             }
-            let contact = load_contact(c, &n.contact_id).await?;
-            let Some(identity) = next_identity(&contact, &[]) else {
-                let reason = if contact.identities.is_empty() {
-                    "no identity on any channel"
-                } else {
-                    "blocked on every channel"
-                };
-                return Ok(NotifyOutcome::Unreachable(reason.into()));
-            };
-            let channel_id = identity.channel_id.clone();
-            let req = OutboundRequest {
-                to: Recipient::Contact(n.contact_id.clone()),
-                channel_id: Some(channel_id.clone()),
-                text: Some(n.text.clone()),
-                buttons: n.buttons.clone(),
-                attachment_ids: n.attachment_ids.clone(),
-                idempotency_key: None,
-                author: Some(format!("event:{}", n.event_id)),
-                reply_to: None,
-                options: json!({}),
-            };
-            let (message, _) = enqueue(c, req).await?;
-            c.exec(
-                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, channel_id, message_id, tried, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                args![new_id(), &n.event_id, &n.rule_id, &n.contact_id, &channel_id, &message.id, to_json(&vec![&channel_id]), now_ms()],
-            )
-            .await?;
-            Ok(NotifyOutcome::Queued(Box::new(message)))
+            Ok(out)
+        })
+    }
+
+    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>> {
+        on!(self.read, |c| {
+            let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
+            if let Some(v) = &filter.external_id {
+                q.push(" AND c.external_id = ").bind_s(v);
+            }
+            if let Some(v) = &filter.phone {
+                q.push(" AND c.phone = ").bind_s(v);
+            }
+            if let Some(v) = &filter.email {
+                q.push(" AND c.email = ").bind_s(v);
+            }
+            if let Some(v) = &filter.group {
+                q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
+                    .bind_s(v)
+                    .push(")");
+            }
+            q.push(" ORDER BY c.id");
+            c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
         })
     }
 
@@ -1801,6 +1794,11 @@ impl Store for SqlStore {
 
 /// Queues an outbound message (see `Store::enqueue_outbound`).
 async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, bool)> {
+    enqueue_with(c, req, None).await
+}
+
+/// `enqueue` for a caller that already loaded the recipient contact in this transaction.
+async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Contact>) -> Result<(Message, bool)> {
     if let Some(key) = &req.idempotency_key {
         let existing = c.row("SELECT id FROM messages WHERE idempotency_key = $1", args![key]).await?;
         if let Some(row) = existing {
@@ -1817,7 +1815,9 @@ async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, boo
             (row.s("contact_id")?, id.clone())
         }
         Recipient::Contact(id) => {
-            load_contact(c, id).await?;
+            if loaded.as_ref().is_none_or(|l| &l.id != id) {
+                load_contact(c, id).await?;
+            }
             let (conv, _) = current_conversation(c, id, false).await?;
             (id.clone(), conv)
         }
@@ -1834,7 +1834,10 @@ async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, boo
             (id, conv)
         }
     };
-    let contact = load_contact(c, &contact_id).await?;
+    let contact = match loaded {
+        Some(l) if l.id == contact_id => l,
+        _ => load_contact(c, &contact_id).await?,
+    };
     let last_inbound = c
         .one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id])
         .await
@@ -1995,6 +1998,54 @@ async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// One person's notification, inside the caller's transaction (see `Store::notify`).
+async fn notify_one(c: &mut dyn Conn, n: Notification) -> Result<NotifyOutcome> {
+    let known = c
+        .row(
+            "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
+            args![&n.event_id, &n.contact_id],
+        )
+        .await?;
+    if known.is_some() {
+        return Ok(NotifyOutcome::AlreadyNotified);
+    }
+    let contact = load_contact(c, &n.contact_id).await?;
+    let Some(identity) = next_identity(&contact, &[]) else {
+        let reason =
+            if contact.identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
+        return Ok(NotifyOutcome::Unreachable(reason.into()));
+    };
+    let channel_id = identity.channel_id.clone();
+    let req = OutboundRequest {
+        to: Recipient::Contact(n.contact_id.clone()),
+        channel_id: Some(channel_id.clone()),
+        text: Some(n.text.clone()),
+        buttons: n.buttons.clone(),
+        attachment_ids: n.attachment_ids.clone(),
+        idempotency_key: None,
+        author: Some(format!("event:{}", n.event_id)),
+        reply_to: None,
+        options: json!({}),
+    };
+    let (message, _) = enqueue_with(c, req, Some(contact)).await?;
+    c.exec(
+        "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, channel_id, message_id, tried, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![
+            new_id(),
+            &n.event_id,
+            &n.rule_id,
+            &n.contact_id,
+            &channel_id,
+            &message.id,
+            to_json(&vec![&channel_id]),
+            now_ms()
+        ],
+    )
+    .await?;
+    Ok(NotifyOutcome::Queued(Box::new(message)))
 }
 
 /// Eight characters people can read out and type without confusing 0/O or 1/I, at least one a
