@@ -99,6 +99,9 @@ pub struct Database {
     pub acquire_timeout_ms: u64,
     /// How long SQLite waits on a lock before failing with 503, in ms.
     pub busy_timeout_ms: u64,
+    /// SQLite durability: `normal` (an acknowledged message survives a killed process; the
+    /// default) or `full` (it also survives a power cut, at some cost in throughput).
+    pub sqlite_sync: String,
 }
 
 impl Default for Settings {
@@ -144,7 +147,7 @@ impl Default for Delivery {
 
 impl Default for Database {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout_ms: 5_000, busy_timeout_ms: 5_000 }
+        Self { max_connections: 8, acquire_timeout_ms: 5_000, busy_timeout_ms: 5_000, sqlite_sync: "normal".into() }
     }
 }
 
@@ -203,6 +206,12 @@ impl Settings {
                 format!("default_timezone `{}` is not a known time zone", self.default_timezone),
             ));
         }
+        if !["normal", "full"].contains(&self.database.sqlite_sync.as_str()) {
+            return Err(Error::invalid(
+                "invalid_config",
+                format!("database.sqlite_sync `{}`: expected `normal` or `full`", self.database.sqlite_sync),
+            ));
+        }
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
         }
@@ -234,6 +243,7 @@ impl Settings {
     pub fn store_options(&self) -> okno_store::StoreOptions {
         okno_store::StoreOptions {
             busy_timeout_ms: self.database.busy_timeout_ms,
+            sqlite_full_sync: self.database.sqlite_sync == "full",
             acquire_timeout_ms: self.database.acquire_timeout_ms,
             max_connections: self.database.max_connections,
         }
@@ -269,6 +279,15 @@ mod tests {
     fn typos_in_the_file_are_reported() {
         let err = Figment::new().merge(Toml::string("lisen = \"0.0.0.0:1\"")).extract::<Settings>().unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_durability_is_checked() {
+        let mut s = Settings::default();
+        s.database.sqlite_sync = "sometimes".into();
+        assert!(s.validate().unwrap_err().message.contains("sqlite_sync"));
+        s.database.sqlite_sync = "full".into();
+        assert!(s.store_options().sqlite_full_sync);
     }
 
     #[test]

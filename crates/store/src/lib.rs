@@ -42,6 +42,9 @@ pub enum Backend {
 pub struct StoreOptions {
     /// How long SQLite waits for a lock before giving up.
     pub busy_timeout_ms: u64,
+    /// SQLite: wait for the disk on every commit (`FULL`, survives power loss) or only at
+    /// checkpoints (`NORMAL`, survives a killed process; faster).
+    pub sqlite_full_sync: bool,
     /// How long a request waits for a free connection.
     pub acquire_timeout_ms: u64,
     /// Connections for reads (PostgreSQL: all work).
@@ -50,7 +53,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { busy_timeout_ms: 5_000, acquire_timeout_ms: 5_000, max_connections: 8 }
+        Self { busy_timeout_ms: 5_000, acquire_timeout_ms: 5_000, max_connections: 8, sqlite_full_sync: false }
     }
 }
 

@@ -44,10 +44,11 @@ pub(crate) struct LiteConn {
     conn: rusqlite::Connection,
 }
 
-fn open_conn(path: &Path, busy_ms: u64) -> Result<rusqlite::Connection> {
+fn open_conn(path: &Path, busy_ms: u64, full_sync: bool) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path).map_err(lite_err)?;
     conn.busy_timeout(Duration::from_millis(busy_ms)).map_err(lite_err)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").map_err(lite_err)?;
+    let sync = if full_sync { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!("PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};")).map_err(lite_err)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
@@ -67,15 +68,15 @@ fn spawn(name: String, mut conn: LiteConn, rx: Receiver<Job>) -> Result<()> {
 }
 
 impl Lite {
-    pub(crate) fn open(path: &Path, busy_ms: u64, readers: u32) -> Result<Lite> {
-        let writer_conn = open_conn(path, busy_ms)?;
+    pub(crate) fn open(path: &Path, busy_ms: u64, readers: u32, full_sync: bool) -> Result<Lite> {
+        let writer_conn = open_conn(path, busy_ms, full_sync)?;
         writer_conn.pragma_update(None, "journal_mode", "WAL").map_err(lite_err)?;
         let (writer, writer_rx) = crossbeam_channel::unbounded();
         spawn("okno-sqlite-writer".into(), LiteConn { conn: writer_conn }, writer_rx)?;
         let reader_count = readers.max(1) as usize;
         let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
         for n in 0..reader_count {
-            let conn = open_conn(path, busy_ms)?;
+            let conn = open_conn(path, busy_ms, full_sync)?;
             spawn(format!("okno-sqlite-reader-{n}"), LiteConn { conn }, reader_rx.clone())?;
         }
         Ok(Lite { writer, readers: reader_tx, reader_count })
@@ -220,6 +221,18 @@ pub(crate) fn lite_err(e: rusqlite::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durability_follows_the_setting() {
+        let dir = std::env::temp_dir().join(format!("okno-lite-{}", okno_domain::ids::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let level = |full| {
+            let conn = open_conn(&dir.join("x.db"), 100, full).unwrap();
+            conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        assert_eq!((level(false), level(true)), (1, 2), "NORMAL is 1, FULL is 2");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn dollar_parameters_become_positional() {

@@ -55,7 +55,7 @@ impl SqlStore {
         let engine = match backend {
             Backend::Sqlite => {
                 let path = sqlite_path(url)?;
-                Engine::Lite(Lite::open(&path, opts.busy_timeout_ms, opts.max_connections)?)
+                Engine::Lite(Lite::open(&path, opts.busy_timeout_ms, opts.max_connections, opts.sqlite_full_sync)?)
             }
             Backend::Postgres => Engine::Pg(Pg::open(url, opts.max_connections, opts.acquire_timeout_ms).await?),
         };
