@@ -37,14 +37,7 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
         "okno events benchmark — {}, simulator in the benchmark process, 2 cores",
         if postgres { "PostgreSQL" } else { "SQLite" }
     );
-    server
-        .call(
-            reqwest::Method::POST,
-            "/channels",
-            Some(json!({"kind": "telegram", "name": "bench", "config": {"token": TOKEN, "api_base": sim.api_base(),
-                "limits": {"per_second": 0, "per_chat_per_second": 0, "per_chat_burst": 0, "per_group_per_minute": 0}}})),
-        )
-        .await?;
+    server.unthrottled_bot(&sim, TOKEN).await?;
     // People, linked to Telegram the way real ones are: a code, then /start.
     for n in 0..PEOPLE {
         let c = server

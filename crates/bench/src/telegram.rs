@@ -64,6 +64,19 @@ impl Okno {
         bail!("okno did not start")
     }
 
+    /// Connects a bot on the simulator with okno's own pacing off; returns the channel id.
+    pub(crate) async fn unthrottled_bot(&self, sim: &TelegramSim, token: &str) -> Result<String> {
+        let ch = self
+            .call(
+                reqwest::Method::POST,
+                "/channels",
+                Some(json!({"kind": "telegram", "name": "bench", "config": {"token": token, "api_base": sim.api_base(),
+                    "limits": {"per_second": 0, "per_chat_per_second": 0, "per_chat_burst": 0, "per_group_per_minute": 0}}})),
+            )
+            .await?;
+        Ok(ch["id"].as_str().context("channel id")?.to_string())
+    }
+
     pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
         let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
@@ -152,15 +165,7 @@ pub async fn run(okno: &Path, inbound: usize, outbound: usize) -> Result<()> {
     sim.set_limits(false);
     let server = Okno::start(okno, &dir, None).await?;
     println!("okno Telegram benchmark — SQLite, simulator in the benchmark process, 2 cores");
-    let ch = server
-        .call(
-            reqwest::Method::POST,
-            "/channels",
-            Some(json!({"kind": "telegram", "name": "bench", "config": {"token": TOKEN, "api_base": sim.api_base(),
-                "limits": {"per_second": 0, "per_chat_per_second": 0, "per_chat_burst": 0, "per_group_per_minute": 0}}})),
-        )
-        .await?;
-    let ch = ch["id"].as_str().context("channel id")?.to_string();
+    let ch = server.unthrottled_bot(&sim, TOKEN).await?;
 
     // Inbound through long polling: a backlog of updates from 1,000 people, drained.
     let users: Vec<_> = (0..1000).map(|n| sim.user(TOKEN, 10_000 + n, "Покупатель")).collect();
