@@ -73,22 +73,6 @@ impl Engine {
         }
     }
 
-    /// Claims and processes every due job once, one after another; returns how many ran.
-    /// Tests and tools use it to drain the outbox deterministically.
-    pub async fn run_due_jobs(&self) -> okno_domain::Result<usize> {
-        let mut n = 0;
-        loop {
-            let jobs = self.store.claim_jobs(&self.owner, 100, self.cfg.lease_ms).await?;
-            if jobs.is_empty() {
-                return Ok(n);
-            }
-            for job in jobs {
-                self.process(job).await;
-                n += 1;
-            }
-        }
-    }
-
     /// Runs one job to an outcome, renewing its lease while it runs (a slow upload or a long
     /// wait on a rate limit must not let another worker take the same job). Store errors leave
     /// the job to be retried, up to twice the send budget.

@@ -3,7 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use okno_domain::model::{ApiToken, Permission, Role};
+use okno_domain::model::{ApiToken, Permission};
 use okno_domain::signing::sha256_hex;
 use okno_domain::{Error, ErrorKind};
 
@@ -33,10 +33,6 @@ impl Auth {
     /// How this caller appears in the audit log and as a message author.
     pub fn actor(&self) -> String {
         format!("token:{}", self.token.name)
-    }
-
-    pub fn role(&self) -> Role {
-        self.token.role
     }
 }
 

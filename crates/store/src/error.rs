@@ -2,7 +2,7 @@
 
 use okno_domain::{Error, ErrorKind};
 
-/// Classifies a sqlx error: lock/connection trouble is `Unavailable` (retry later), a unique
+/// Classifies a PostgreSQL (sqlx) error: connection trouble is `Unavailable` (retry later), a unique
 /// violation is `Conflict`, anything else is `Internal`.
 pub(crate) fn db(e: sqlx::Error) -> Error {
     match &e {
@@ -10,18 +10,14 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => {
+        | sqlx::Error::Protocol(_) => {
             Error::unavailable("store_unavailable", format!("the database is unavailable: {e}"))
         }
         sqlx::Error::Database(d) => {
             let msg = d.message().to_string();
             if d.is_unique_violation() {
                 Error::conflict("already_exists", msg)
-            } else if msg.contains("database is locked")
-                || msg.contains("database is busy")
-                || d.code().is_some_and(|c| unavailable_code(&c))
-            {
+            } else if d.code().is_some_and(|c| unavailable_code(&c)) {
                 Error::unavailable("store_unavailable", format!("the database is busy: {msg}"))
             } else {
                 Error::new(ErrorKind::Internal, "store_error", msg)
@@ -31,9 +27,9 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
     }
 }
 
-/// SQLite busy/locked; PostgreSQL connection trouble (08), lack of resources (53), operator
-/// intervention such as a shutdown or terminated backend (57P), a database not accepting
-/// connections (55000).
+/// PostgreSQL connection trouble (08), lack of resources (53), operator intervention such as a
+/// shutdown or terminated backend (57P), a database not accepting connections (55000). (SQLite
+/// errors are classified in `lite.rs`.)
 fn unavailable_code(code: &str) -> bool {
-    matches!(code, "5" | "6" | "55000") || code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    code == "55000" || code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
 }

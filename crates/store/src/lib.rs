@@ -185,8 +185,6 @@ pub struct InboundSender {
 pub enum InboundAttachment {
     /// To be downloaded by a `FetchAttachments` job.
     Url { name: String, mime: String, url: String },
-    /// Already stored (content-addressed) by the adapter.
-    Stored { name: String, mime: String, size: i64, sha256: String },
     /// Could not be stored; kept with a note so nothing disappears silently.
     Failed { name: String, mime: String, size: i64, note: String },
 }

@@ -2257,9 +2257,6 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         for a in &msg.attachments {
             let (name, mime, size, sha, state, note, source) = match a {
                 InboundAttachment::Url { name, mime, url } => (name, mime, 0, "", "pending", None, Some(url.as_str())),
-                InboundAttachment::Stored { name, mime, size, sha256 } => {
-                    (name, mime, *size, sha256.as_str(), "ready", None, None)
-                }
                 InboundAttachment::Failed { name, mime, size, note } => {
                     (name, mime, *size, "", "failed", Some(note.as_str()), None)
                 }

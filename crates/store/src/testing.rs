@@ -67,11 +67,6 @@ impl TestDb {
     pub async fn open_sql(&self) -> SqlStore {
         SqlStore::open(&self.url, StoreOptions::default()).await.expect("open test store")
     }
-
-    /// The SQLite file's folder, if this is SQLite.
-    pub fn dir(&self) -> Option<&PathBuf> {
-        self.dir.as_ref()
-    }
 }
 
 impl Drop for TestDb {
