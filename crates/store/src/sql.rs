@@ -151,6 +151,29 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// `SELECT c.id FROM contacts c WHERE …` for a filter (every set field must match).
+fn contact_query(f: &ContactFilter) -> Sql {
+    let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
+    if let Some(v) = &f.external_id {
+        q.push(" AND c.external_id = ").bind_s(v);
+    }
+    if let Some(v) = &f.phone {
+        q.push(" AND c.phone = ").bind_s(v);
+    }
+    if let Some(v) = &f.email {
+        q.push(" AND c.email = ").bind_s(v);
+    }
+    if let Some(v) = &f.group {
+        q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
+            .bind_s(v)
+            .push(")");
+    }
+    if let Some(v) = &f.q {
+        q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+    }
+    q
+}
+
 fn search_text(name: &Option<String>, phone: &Option<String>, email: &Option<String>, ext: &Option<String>) -> String {
     [name, phone, email, ext].iter().filter_map(|v| v.as_deref()).collect::<Vec<_>>().join(" ").to_lowercase()
 }
@@ -650,24 +673,7 @@ impl Store for SqlStore {
 
     async fn find_contacts(&self, f: ContactFilter, page: PageRequest) -> Result<Page<Contact>> {
         on!(self.read, |c| {
-            let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
-            if let Some(v) = &f.external_id {
-                q.push(" AND c.external_id = ").bind_s(v);
-            }
-            if let Some(v) = &f.phone {
-                q.push(" AND c.phone = ").bind_s(v);
-            }
-            if let Some(v) = &f.email {
-                q.push(" AND c.email = ").bind_s(v);
-            }
-            if let Some(v) = &f.group {
-                q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
-                    .bind_s(v)
-                    .push(")");
-            }
-            if let Some(v) = &f.q {
-                q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
-            }
+            let mut q = contact_query(&f);
             if let Some(c) = &page.cursor {
                 q.push(" AND c.id > ").bind_s(c);
             }
@@ -1452,21 +1458,7 @@ impl Store for SqlStore {
 
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>> {
         on!(self.read, |c| {
-            let mut q = Sql::new("SELECT c.id FROM contacts c WHERE 1 = 1");
-            if let Some(v) = &filter.external_id {
-                q.push(" AND c.external_id = ").bind_s(v);
-            }
-            if let Some(v) = &filter.phone {
-                q.push(" AND c.phone = ").bind_s(v);
-            }
-            if let Some(v) = &filter.email {
-                q.push(" AND c.email = ").bind_s(v);
-            }
-            if let Some(v) = &filter.group {
-                q.push(" AND EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = c.id AND g.grp = ")
-                    .bind_s(v)
-                    .push(")");
-            }
+            let mut q = contact_query(&filter);
             q.push(" ORDER BY c.id");
             c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
         })
@@ -1956,7 +1948,7 @@ async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
     })
 }
 
-/// The identity a notification goes to: the preferred channel, else the most recently active,
+/// The identity to reach a person on: the preferred channel, else the most recently active,
 /// skipping blocked ones and channels already `tried`.
 fn next_identity<'a>(contact: &'a Contact, tried: &[String]) -> Option<&'a Identity> {
     let open = |i: &&Identity| !i.blocked && !tried.contains(&i.channel_id);
@@ -2351,15 +2343,11 @@ fn choose_identity<'a>(
             Error::unprocessable("no_identity", format!("the contact has no identity on channel `{ch}`"))
         });
     }
-    let candidates = [last_inbound, contact.preferred_channel_id.as_deref()];
-    if let Some(found) = candidates.into_iter().flatten().filter_map(on).find(|i| !i.blocked) {
+    // Where they last wrote comes first; then the general preference order.
+    if let Some(found) = last_inbound.and_then(on).filter(|i| !i.blocked) {
         return Ok(found);
     }
-    contact
-        .identities
-        .iter()
-        .filter(|i| !i.blocked)
-        .max_by_key(|i| i.last_seen_at.unwrap_or(0))
+    next_identity(contact, &[])
         .or_else(|| contact.identities.first())
         .ok_or_else(|| Error::unprocessable("no_identity", "the contact has no identity on any channel"))
 }
