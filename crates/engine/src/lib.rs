@@ -12,7 +12,6 @@ use okno_channels::throttle::Throttled;
 use okno_channels::webhook::{self, WebhookAdapter, WebhookConfig};
 use okno_channels::Adapter;
 use okno_domain::model::*;
-use okno_domain::signing::sha256_hex;
 use okno_domain::{Error, Result};
 use okno_store::{OutboundRequest, Store};
 pub use reqwest::header::HeaderMap;
@@ -95,8 +94,8 @@ impl EngineConfig {
     }
 }
 
-/// An adapter with the fingerprint of the configuration it was built from.
-type CachedAdapter = (String, Arc<dyn Adapter>);
+/// An adapter with the configuration it was built from.
+type CachedAdapter = (Value, Arc<dyn Adapter>);
 
 /// The running engine, shared by the API handlers and the workers.
 pub struct Engine {
@@ -162,10 +161,9 @@ impl Engine {
     /// The adapter for a channel, built once per configuration and shared, so its rate
     /// limits hold across sends.
     fn adapter_for(&self, channel: &Channel) -> Result<Arc<dyn Adapter>> {
-        let fingerprint = sha256_hex(channel.config.to_string().as_bytes());
         let mut cache = self.adapters.lock().map_err(|_| Error::internal("adapter cache poisoned"))?;
-        if let Some((fp, adapter)) = cache.get(&channel.id) {
-            if *fp == fingerprint {
+        if let Some((config, adapter)) = cache.get(&channel.id) {
+            if *config == channel.config {
                 return Ok(adapter.clone());
             }
         }
@@ -190,7 +188,7 @@ impl Engine {
                 ))
             }
         };
-        cache.insert(channel.id.clone(), (fingerprint, adapter.clone()));
+        cache.insert(channel.id.clone(), (channel.config.clone(), adapter.clone()));
         Ok(adapter)
     }
 

@@ -381,20 +381,33 @@ async fn insert_job(
 
 /// Writes one delivery (and its job) per subscription that wants `event`.
 async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
-    let hooks = c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await?;
+    let hooks = subscribers(c, event).await?;
+    deliver(c, &hooks, event, data).await
+}
+
+/// The active subscriptions that want `event`.
+async fn subscribers(c: &mut dyn Conn, event: EventType) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for hook in c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await? {
+        let events: Vec<String> = serde_json::from_value(hook.js("events")?).unwrap_or_default();
+        if events.iter().any(|e| e == event.as_str() || e == "*") {
+            ids.push(hook.s("id")?);
+        }
+    }
+    Ok(ids)
+}
+
+/// Writes one delivery (and its job) of `event` per subscription in `hooks`.
+async fn deliver(c: &mut dyn Conn, hooks: &[String], event: EventType, data: Value) -> Result<()> {
     let now = now_ms();
     let event_id = new_id();
     for hook in hooks {
-        let events: Vec<String> = serde_json::from_value(hook.js("events")?).unwrap_or_default();
-        if !events.iter().any(|e| e == event.as_str() || e == "*") {
-            continue;
-        }
         let delivery_id = new_id();
         let body = json!({"id": event_id, "type": event.as_str(), "created_at": to_rfc3339(now), "data": data});
         c.exec(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_type, body, status, created_at) \
              VALUES ($1, $2, $3, $4, 'pending', $5)",
-            args![&delivery_id, hook.s("id")?, event.as_str(), to_json(&body), now],
+            args![&delivery_id, hook, event.as_str(), to_json(&body), now],
         )
         .await?;
         insert_job(c, JobKind::Webhook, &delivery_id, None, now).await?;
@@ -883,7 +896,12 @@ impl Store for SqlStore {
         let message_id = message_id.to_owned();
         on!(self.read, |c| {
             let message_id = message_id.as_str();
-            let message = load_message(c, message_id).await?;
+            let row = c
+                .row(&format!("SELECT {MESSAGE_COLS}, options FROM messages WHERE id = $1"), args![message_id])
+                .await?
+                .ok_or_else(|| Error::not_found("message", message_id))?;
+            let options = row.js("options")?;
+            let message = message_from(c, &row).await?;
             let channel = load_channel(c, &message.channel_id).await?;
             let row = c
                 .row(
@@ -897,8 +915,6 @@ impl Store for SqlStore {
                 .ok_or_else(|| {
                     Error::unprocessable("no_identity", "the contact no longer has an identity on this channel")
                 })?;
-            let options =
-                c.one("SELECT options FROM messages WHERE id = $1", args![message_id]).await?.js("options")?;
             let reply_to_external = match &message.reply_to {
                 Some(r) => c
                     .row("SELECT external_id FROM messages WHERE id = $1", args![r])
@@ -917,9 +933,13 @@ impl Store for SqlStore {
             let done = c.exec(
                 "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
             args![&external_id, now_ms(), message_id]).await?;
+            // The message is read back only for subscribers: this runs once per message sent.
             if done > 0 {
-                let m = load_message(c, message_id).await?;
-                emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
+                let hooks = subscribers(c, EventType::MessageStatus).await?;
+                if !hooks.is_empty() {
+                    let m = load_message(c, message_id).await?;
+                    deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
+                }
             }
             Ok(())
         })
