@@ -16,7 +16,8 @@ use okno_testkit::telegram::TelegramSim;
 use okno_testkit::TestDb;
 use serde_json::json;
 
-use crate::telegram::{drain, Okno};
+use crate::server::Okno;
+use crate::telegram::drain;
 
 const TOKEN: &str = "777000:events-bench";
 const PEOPLE: i64 = 300;

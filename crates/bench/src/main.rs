@@ -12,7 +12,6 @@
 //! `target/release/okno-bench [--postgres]`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,10 @@ use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
 mod events;
+mod server;
 mod telegram;
+
+use server::Okno;
 
 const SECRET: &str = "bench-secret-0123456789";
 
@@ -54,18 +56,6 @@ struct Args {
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -107,41 +97,10 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
     let pg = if args.postgres { Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?) } else { None };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let env = |c: &mut Command| {
-        c.current_dir(&dir)
-            .env("OKNO_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
-            .env("OKNO_LOG_LEVEL", "warn");
-        if let Some(db) = &pg {
-            c.env("OKNO_DATABASE_URL", &db.url);
-        }
-    };
-    let mut cmd = Command::new(&okno);
-    env(&mut cmd);
-    let out = cmd.args(["token", "create", "--name", "bench", "--role", "admin"]).output()?;
-    if !out.status.success() {
-        bail!("token create failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let token = String::from_utf8(out.stdout)?.lines().last().unwrap_or_default().trim().to_string();
-    let mut cmd = Command::new(&okno);
-    env(&mut cmd);
-    let child = cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
-    let server = Server { child, port };
-    let pid = server.child.id();
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let server = Okno::start(&okno, &dir, pg.as_ref().map(|d| d.url.as_str())).await?;
+    let pid = server.pid();
+    let (base, token) = (server.base.clone(), server.token.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !up {
-        bail!("okno did not start");
-    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = rss_kb(pid).unwrap_or(0);
 

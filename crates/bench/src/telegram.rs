@@ -6,134 +6,17 @@
 //! 2. limits on — 1,000 messages to 1,000 different chats: the time they take and the 429s.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
 use okno_testkit::telegram::TelegramSim;
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::server::Okno;
 
 const TOKEN: &str = "555000:bench-token";
 const LIMITED: &str = "555001:bench-limited";
-
-pub(crate) struct Okno {
-    child: Child,
-    pub(crate) base: String,
-    pub(crate) token: String,
-    pub(crate) http: reqwest::Client,
-}
-
-impl Drop for Okno {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Okno {
-    pub(crate) async fn start(okno: &Path, dir: &Path, database_url: Option<&str>) -> Result<Okno> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let env = |c: &mut Command| {
-            c.current_dir(dir)
-                .env("OKNO_LISTEN", format!("127.0.0.1:{port}"))
-                .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
-                .env("OKNO_LOG_LEVEL", "warn")
-                .env("OKNO_TELEGRAM__POLLER_CHECK_MS", "200");
-            if let Some(url) = database_url {
-                c.env("OKNO_DATABASE_URL", url);
-            }
-        };
-        let mut cmd = Command::new(okno);
-        env(&mut cmd);
-        let out = cmd.args(["token", "create", "--name", "bench", "--role", "admin"]).output()?;
-        if !out.status.success() {
-            bail!("token create failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let token = String::from_utf8(out.stdout)?.lines().last().unwrap_or_default().trim().to_string();
-        let mut cmd = Command::new(okno);
-        env(&mut cmd);
-        let child = cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
-        for _ in 0..100 {
-            if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-                return Ok(Okno { child, base, token, http });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("okno did not start")
-    }
-
-    /// Connects a bot on the simulator with okno's own pacing off; returns the channel id.
-    pub(crate) async fn unthrottled_bot(&self, sim: &TelegramSim, token: &str) -> Result<String> {
-        let ch = self
-            .call(
-                reqwest::Method::POST,
-                "/channels",
-                Some(json!({"kind": "telegram", "name": "bench", "config": {"token": token, "api_base": sim.api_base(),
-                    "limits": {"per_second": 0, "per_chat_per_second": 0, "per_chat_burst": 0, "per_group_per_minute": 0}}})),
-            )
-            .await?;
-        Ok(ch["id"].as_str().context("channel id")?.to_string())
-    }
-
-    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        Ok(req.send().await?.json().await?)
-    }
-
-    async fn conversations(&self) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/conversations?limit=500&cursor={c}"),
-                None => "/conversations?limit=500".to_string(),
-            };
-            let page = self.call(reqwest::Method::GET, &path, None).await?;
-            ids.extend(
-                page["items"].as_array().context("items")?.iter().filter_map(|c| c["id"].as_str().map(str::to_string)),
-            );
-            match page["next"].as_str() {
-                Some(n) => cursor = Some(n.to_string()),
-                None => return Ok(ids),
-            }
-        }
-    }
-
-    /// Queues one reply in each conversation, `rounds` times, from 32 concurrent clients.
-    async fn queue_replies(&self, convs: &[String], total: usize) -> Result<Duration> {
-        let started = Instant::now();
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..32 {
-            let (http, base, token, convs, next) =
-                (self.http.clone(), self.base.clone(), self.token.clone(), convs.to_vec(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if n >= total {
-                        break;
-                    }
-                    let conv = &convs[n % convs.len()];
-                    let _ = http
-                        .post(format!("{base}/api/v1/conversations/{conv}/messages"))
-                        .bearer_auth(&token)
-                        .json(&json!({"text": format!("Ответ №{n}")}))
-                        .send()
-                        .await;
-                }
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-        Ok(started.elapsed())
-    }
-}
 
 pub(crate) async fn drain(sim: &TelegramSim, token: &str, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
