@@ -68,6 +68,26 @@ pub struct Sent {
     pub at: Instant,
 }
 
+impl Sent {
+    /// A record of `method` on a message, every optional field empty (set the rest with
+    /// struct update syntax).
+    pub(crate) fn new(method: &str, chat_id: i64, message_id: i64) -> Sent {
+        Sent {
+            method: method.into(),
+            chat_id,
+            message_id,
+            text: None,
+            plain: None,
+            caption: None,
+            parse_mode: None,
+            reply_markup: None,
+            reply_to_message_id: None,
+            file: None,
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
 /// The file of a sendPhoto/sendDocument. For an upload: the part's file name, content type
 /// and bytes. For a file_id or URL: `name` is that string, and `bytes`/`mime` are the known
 /// file's (empty for a URL, which the simulator never fetches).

@@ -408,17 +408,12 @@ fn send_message(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     let inline = markup.as_ref().and_then(Markup::inline);
     let (message_id, json) = cx.bot.new_message(chat_id, from, text_fields(&parsed), reply_to, true, inline);
     cx.bot.sent.push(Sent {
-        method: "sendMessage".into(),
-        chat_id,
-        message_id,
         text: Some(raw),
         plain: Some(parsed.text),
-        caption: None,
         parse_mode,
         reply_markup: markup.map(Markup::into_value),
         reply_to_message_id: target.map(|t| t.0),
-        file: None,
-        at: Instant::now(),
+        ..Sent::new("sendMessage", chat_id, message_id)
     });
     Ok(Reply::ok(json))
 }
@@ -564,17 +559,13 @@ fn send_media(cx: &mut Ctx<'_>, p: &Params, kind: Media) -> Answer {
     let inline = markup.as_ref().and_then(Markup::inline);
     let (message_id, json) = cx.bot.new_message(chat_id, from, fields, reply_to, true, inline);
     cx.bot.sent.push(Sent {
-        method: kind.method().into(),
-        chat_id,
-        message_id,
-        text: None,
         plain: caption.map(|c| c.text),
         caption: caption_raw,
         parse_mode,
         reply_markup: markup.map(Markup::into_value),
         reply_to_message_id: target.map(|t| t.0),
         file: Some(SentFile { field: field.into(), name, mime, bytes: bytes.to_vec() }),
-        at: Instant::now(),
+        ..Sent::new(kind.method(), chat_id, message_id)
     });
     Ok(Reply::ok(json))
 }
@@ -646,17 +637,11 @@ fn edit_text(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.markup = keyboard;
     let json = stored.json.clone();
     cx.bot.sent.push(Sent {
-        method: "editMessageText".into(),
-        chat_id,
-        message_id,
         text: Some(raw),
         plain: Some(parsed.text),
-        caption: None,
         parse_mode,
         reply_markup: markup_given,
-        reply_to_message_id: None,
-        file: None,
-        at: Instant::now(),
+        ..Sent::new("editMessageText", chat_id, message_id)
     });
     Ok(Reply::ok(json))
 }
@@ -679,19 +664,7 @@ fn edit_markup(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.json["edit_date"] = crate::state::unix_now().into();
     stored.markup = keyboard;
     let json = stored.json.clone();
-    cx.bot.sent.push(Sent {
-        method: "editMessageReplyMarkup".into(),
-        chat_id,
-        message_id,
-        text: None,
-        plain: None,
-        caption: None,
-        parse_mode: None,
-        reply_markup: markup_given,
-        reply_to_message_id: None,
-        file: None,
-        at: Instant::now(),
-    });
+    cx.bot.sent.push(Sent { reply_markup: markup_given, ..Sent::new("editMessageReplyMarkup", chat_id, message_id) });
     Ok(Reply::ok(json))
 }
 
