@@ -34,6 +34,10 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
         let mut tasks = JoinSet::new();
         let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
+        // Leases are renewed while their jobs run (a slow upload or a long wait on a rate limit
+        // must not let another worker take the same job): one statement for all of them.
+        let mut renew = tokio::time::interval(Duration::from_millis((self.cfg.lease_ms / 3).max(10) as u64));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let free = slots.available_permits();
             let mut claimed_all = false;
@@ -58,6 +62,11 @@ impl Engine {
                 _ = self.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(poll), if !claimed_all => {}
+                _ = renew.tick(), if !tasks.is_empty() => {
+                    if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
+                        tracing::warn!(error = %e, "renewing leases failed");
+                    }
+                }
             }
         }
         let grace = Duration::from_millis(self.cfg.shutdown_grace_ms);
@@ -73,26 +82,11 @@ impl Engine {
         }
     }
 
-    /// Runs one job to an outcome, renewing its lease while it runs (a slow upload or a long
-    /// wait on a rate limit must not let another worker take the same job). Store errors leave
-    /// the job to be retried, up to twice the send budget.
+    /// Runs one job to an outcome. Store errors leave the job to be retried, up to twice the
+    /// send budget.
     pub async fn process(&self, job: Job) {
         let kind = job.kind.as_str();
-        let heartbeat = {
-            let (store, owner, seq, lease) = (self.store.clone(), self.owner.clone(), job.seq, self.cfg.lease_ms);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis((lease / 3).max(10) as u64)).await;
-                    match store.extend_lease(seq, &owner, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => tracing::warn!(job = seq, error = %e, "renewing a lease failed"),
-                    }
-                }
-            })
-        };
         let outcome = self.run_job(&job).await;
-        heartbeat.abort();
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) if job.attempts >= self.cfg.send_max_attempts * 2 => {

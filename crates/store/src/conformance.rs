@@ -388,8 +388,8 @@ pub async fn jobs_keep_order_per_queue_and_leases_expire(store: Arc<dyn Store>) 
     assert_eq!(next.iter().map(|j| j.ref_id.clone()).collect::<Vec<_>>(), vec![ids[1].clone()]);
 
     // A retry scheduled in the future holds the queue (order is kept) and is not claimable.
-    assert!(store.extend_lease(next[0].seq, "w2", 60_000).await.unwrap());
-    assert!(!store.extend_lease(next[0].seq, "w9", 60_000).await.unwrap());
+    assert_eq!(store.extend_leases("w2", 60_000).await.unwrap(), 1);
+    assert_eq!(store.extend_leases("w9", 60_000).await.unwrap(), 0);
     assert!(store.retry_job(next[0].seq, "w2", now_ms() + 300, "busy").await.unwrap());
     assert!(store.claim_jobs("w2", 10, 60_000).await.unwrap().is_empty());
     assert!(!store.retry_job(next[0].seq, "w2", now_ms() - 1, "busy").await.unwrap(), "a released job has no owner");

@@ -494,8 +494,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
     /// Ends a job `owner` holds; `false` when the lease was lost (another worker has it now).
     async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool>;
-    /// Extends `owner`'s lease on a job still running; `false` when the lease was lost.
-    async fn extend_lease(&self, seq: i64, owner: &str, lease_ms: i64) -> Result<bool>;
+    /// Extends every lease `owner` holds (its jobs are still running); returns how many.
+    async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64>;
     /// Releases a job to run again at `at`, recording why.
     async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool>;
     /// Releases every lease `owner` holds (graceful shutdown).

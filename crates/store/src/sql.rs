@@ -1079,16 +1079,10 @@ impl Store for SqlStore {
             > 0))
     }
 
-    async fn extend_lease(&self, seq: i64, owner: &str, lease_ms: i64) -> Result<bool> {
+    async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64> {
         let owner = owner.to_owned();
         on!(self.write, |c| {
-            let n = c
-                .exec(
-                    "UPDATE jobs SET lease_until = $1 WHERE seq = $2 AND lease_owner = $3",
-                    args![now_ms() + lease_ms, seq, &owner],
-                )
-                .await?;
-            Ok(n > 0)
+            c.exec("UPDATE jobs SET lease_until = $1 WHERE lease_owner = $2", args![now_ms() + lease_ms, &owner]).await
         })
     }
 

@@ -162,3 +162,16 @@ async fn a_webhook_receiver_that_never_recovers_is_marked_failed() {
     assert!(log.body["items"][0]["last_error"].as_str().unwrap().contains("gave up after 4 attempts"));
     assert_eq!(hooks.received().len(), 4);
 }
+
+#[tokio::test]
+async fn a_send_slower_than_its_lease_is_not_taken_over_and_repeated() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.delivery.lease_secs = 1).await;
+    let sink = Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    let conv = inbound_conversation(&app, &ch, "u-1").await;
+    sink.delay(Duration::from_millis(2500));
+    let id = reply(&app, &conv, json!({"text": "slow receiver"})).await;
+    assert_eq!(final_status(&app, &id).await["status"], "sent");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.received().len(), 1, "the lease was renewed while the send was under way");
+}
