@@ -14,6 +14,7 @@ use okno_domain::time::Millis;
 use okno_domain::Result;
 use serde_json::Value;
 
+mod bots;
 mod db;
 mod error;
 mod lite;
@@ -28,6 +29,7 @@ pub mod conformance;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
 
+pub use bots::BotStore;
 pub use sql::{backend_of as sql_backend_of, is_link_code, SqlStore};
 
 /// Which database engine a store runs on.
@@ -435,7 +437,7 @@ pub struct PendingDelivery {
 
 /// The storage contract. Every method is one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: BotStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<()>;

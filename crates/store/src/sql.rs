@@ -47,6 +47,7 @@ macro_rules! on {
         $self.$mode(Box::new(move |$c: &mut dyn Conn| Box::pin(async move { $body }))).await
     };
 }
+pub(crate) use on;
 
 impl SqlStore {
     /// Connects, creating a SQLite file (and its folder) if needed, and applies migrations.
@@ -65,7 +66,7 @@ impl SqlStore {
     }
 
     /// Runs `op` in a transaction.
-    async fn write<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
+    pub(crate) async fn write<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
         match &self.engine {
             Engine::Lite(l) => l.write(op).await,
             Engine::Pg(p) => p.write(op).await,
@@ -73,7 +74,7 @@ impl SqlStore {
     }
 
     /// Runs `op` on a connection for reading.
-    async fn read<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
+    pub(crate) async fn read<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
         match &self.engine {
             Engine::Lite(l) => l.read(op).await,
             Engine::Pg(p) => p.read(op).await,
