@@ -47,6 +47,7 @@ macro_rules! on {
         $self.$mode(Box::new(move |$c: &mut dyn Conn| Box::pin(async move { $body }))).await
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on;
 
 impl SqlStore {
