@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test-only code: a failed unwrap is a failed test
 
 pub mod app;
+pub mod biz;
 pub mod sink;
 
 pub use app::TestApp;
+pub use biz::BizSim;
 pub use okno_store::testing::TestDb;
 pub use okno_telegram_sim as telegram;
 pub use sink::{Received, Sink};
