@@ -426,6 +426,13 @@ fn route(g: &mut Inner, method: &Method, path: &str, r: &BizRequest) -> Response
                 .collect();
             json_response(StatusCode::OK, json!({"items": items}))
         }
+        ("GET", ["tickets", number]) => match g.tickets.iter().find(|t| t.number == decode(number)) {
+            Some(t) => json_response(
+                StatusCode::OK,
+                json!({"number": t.number, "topic": t.topic, "text": t.text, "status": t.status}),
+            ),
+            None => not_found("Заявка"),
+        },
         ("POST", ["certificates"]) => {
             let number = next_number(g, "certificate", "СП");
             json_response(StatusCode::CREATED, json!({"number": number, "ready": "2026-07-03"}))
@@ -503,6 +510,9 @@ mod tests {
         let mine: Value = get(&format!("{}/tickets?user=emp-1", biz.url())).await.json().await.unwrap();
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);
         assert_eq!(mine["items"][0]["topic"], "Принтер");
+        let one: Value = get(&format!("{}/tickets/HD-0002", biz.url())).await.json().await.unwrap();
+        assert_eq!(one["text"], "Ошибка");
+        assert_eq!(get(&format!("{}/tickets/HD-0404", biz.url())).await.status(), 404);
         assert_eq!(post("/vacations", json!({"start": "2026-07-15"})).await["number"], "ОТП-0001");
         assert_eq!(post("/certificates", json!({})).await["number"], "СП-0001");
         assert_eq!(post("/sick_leaves", json!({})).await["number"], "БЛ-0001");
