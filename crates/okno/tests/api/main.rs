@@ -5,6 +5,7 @@
 
 mod auth_and_ops;
 mod bad_input;
+mod bots;
 mod channels_and_contacts;
 mod delivery;
 mod events;
