@@ -18,6 +18,7 @@ pub use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub mod bots;
 pub mod events;
 pub mod metrics;
 mod telegram;
@@ -111,6 +112,10 @@ pub struct Engine {
     pollers_wake: Notify,
     /// This process's name on the leases it takes.
     owner: String,
+    /// Whether each channel has a bot, recently read.
+    bots: Mutex<HashMap<String, (std::time::Instant, bool)>>,
+    /// The engine itself, for tasks that outlive a call.
+    me: std::sync::Weak<Engine>,
 }
 
 impl Engine {
@@ -119,7 +124,9 @@ impl Engine {
         let files = FileStore::new(cfg.data_dir.join("files")).map_err(|e| {
             Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))
         })?;
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            bots: Mutex::new(HashMap::new()),
             store,
             http,
             files,
@@ -131,6 +138,11 @@ impl Engine {
             owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
             cfg,
         }))
+    }
+
+    /// The engine as an `Arc`, for a task that outlives the call (none once it is shutting down).
+    pub fn self_ref(&self) -> Option<Arc<Engine>> {
+        self.me.upgrade()
     }
 
     /// Tells the workers that new work is due.
@@ -231,6 +243,7 @@ impl Engine {
                 let inbound = self.store.record_inbound(msg).await?;
                 if !inbound.duplicate {
                     self.metrics.inbound(channel.kind.as_str());
+                    self.after_inbound(&inbound.message).await?;
                     self.wake();
                 }
                 Ok(HookReply { id: Some(inbound.message.id), duplicate: inbound.duplicate })

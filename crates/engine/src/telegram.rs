@@ -185,6 +185,7 @@ impl Engine {
             if let Some((code, explicit)) = code {
                 self.link(channel, &code, explicit, sender, &inbound.message.contact_id).await?;
             }
+            self.after_inbound(&inbound.message).await?;
             self.wake();
         }
         Ok(Some(inbound.message.id))

@@ -130,6 +130,7 @@ impl Engine {
             JobKind::FetchAttachments => self.process_fetch(job).await,
             JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::BotStep => self.bot_step(&job.ref_id).await.map(|()| Outcome::Done),
         }
     }
 

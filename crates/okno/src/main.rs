@@ -47,6 +47,24 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Bot definitions kept in files (docs/bots.md).
+    Bot {
+        #[command(subcommand)]
+        action: BotAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BotAction {
+    /// Checks a bot definition (YAML or JSON) and attaches it to a channel, replacing the
+    /// channel's bot. Nothing is saved if the file has a mistake; the error names its line.
+    Apply {
+        #[arg(long)]
+        channel: String,
+        path: PathBuf,
+    },
+    /// Checks a bot definition without saving it.
+    Check { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -153,8 +171,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Backup { dest } => backup(&settings, &dest).await,
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
+        Command::Bot { action } => bot(&settings, action).await,
         Command::DefaultConfig => Ok(()),
     }
+}
+
+async fn bot(settings: &Settings, action: BotAction) -> anyhow::Result<()> {
+    let (channel, path) = match action {
+        BotAction::Apply { channel, path } => (Some(channel), path),
+        BotAction::Check { path } => (None, path),
+    };
+    let source = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let def = okno_engine::bots::def::BotDef::parse(&source)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+    let Some(channel) = channel else {
+        println!("{}: the bot `{}` is valid", path.display(), def.name);
+        return Ok(());
+    };
+    let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let spec = serde_json::to_value(&def)?;
+    let bot = store.put_bot(&channel, &def.name, &source, spec).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    println!("the bot `{}` is attached to channel {}", bot.name, bot.channel_id);
+    Ok(())
 }
 
 async fn apply_rules(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {

@@ -21,6 +21,8 @@ use crate::api;
         api::audit::list,
         api::events::post, api::events::get,
         api::rules::put, api::rules::list, api::rules::get, api::rules::delete, api::rules::preview,
+        api::bots::put, api::bots::check, api::bots::list, api::bots::get, api::bots::delete,
+        api::bots::create_news, api::bots::list_news, api::bots::delete_news,
         api::reports::answers,
     ),
     modifiers(&Bearer),

@@ -29,7 +29,7 @@ pub mod conformance;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
 
-pub use bots::BotStore;
+pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use sql::{backend_of as sql_backend_of, is_link_code, SqlStore};
 
 /// Which database engine a store runs on.
@@ -72,6 +72,8 @@ pub enum JobKind {
     ProcessEvent,
     /// Run one rule for one event (scheduled relative to a date in the event).
     NotifyRule,
+    /// Run a channel's bot for one inbound message.
+    BotStep,
 }
 
 impl JobKind {
@@ -82,6 +84,7 @@ impl JobKind {
             JobKind::FetchAttachments => "fetch_attachments",
             JobKind::ProcessEvent => "process_event",
             JobKind::NotifyRule => "notify_rule",
+            JobKind::BotStep => "bot_step",
         }
     }
 
@@ -92,6 +95,7 @@ impl JobKind {
             "fetch_attachments" => JobKind::FetchAttachments,
             "process_event" => JobKind::ProcessEvent,
             "notify_rule" => JobKind::NotifyRule,
+            "bot_step" => JobKind::BotStep,
             _ => return None,
         })
     }

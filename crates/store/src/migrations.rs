@@ -30,6 +30,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_events.sql"),
         include_str!("../migrations/postgres/0003_events.sql"),
     ),
+    (
+        4,
+        "0004_bots.sql",
+        include_str!("../migrations/sqlite/0004_bots.sql"),
+        include_str!("../migrations/postgres/0004_bots.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -89,9 +89,15 @@ pub async fn update(
             return Err(okno_domain::Error::invalid("invalid_labels", "up to 50 labels of 1..100 characters").into());
         }
     }
+    let status = body.status;
     let patch =
         ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
-    Ok(Json(state.engine.store.update_conversation(&id, patch).await?))
+    let conversation = state.engine.store.update_conversation(&id, patch).await?;
+    if let Some(status) = status {
+        // Operators taking or releasing the conversation silence or wake the channel's bot.
+        state.engine.conversation_status_changed(&id, status).await?;
+    }
+    Ok(Json(conversation))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(PageParams),

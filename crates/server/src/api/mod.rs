@@ -12,6 +12,7 @@ use crate::{AppState, Settings};
 
 pub mod attachments;
 pub mod audit;
+pub mod bots;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -54,6 +55,11 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/rules/preview", post(rules::preview))
         .route("/rules/{id}", get(rules::get).delete(rules::delete))
         .route("/reports/answers", get(reports::answers))
+        .route("/bots", get(bots::list))
+        .route("/bots/check", post(bots::check))
+        .route("/bots/{channel_id}", get(bots::get).put(bots::put).delete(bots::delete))
+        .route("/news", post(bots::create_news).get(bots::list_news))
+        .route("/news/{id}", axum::routing::delete(bots::delete_news))
 }
 
 /// `?limit=&cursor=` of every list.

@@ -1,0 +1,1277 @@
+//! The bot engine: a channel's bot answers each inbound message in a private chat.
+//!
+//! ```text
+//!   inbound message ─► `bot_step` job (ordered with the conversation's sends)
+//!     reply to a relayed question? ─► the answer goes to whoever asked
+//!     handed off to operators? ─► silent
+//!     linked_only and not linked? ─► the link prompt, nothing else
+//!     session expired mid-form? ─► "expired" + the start menu
+//!     button / command / form answer / lookup input / feed question / menu choice / trigger
+//!       ─► replies (sent in order, each with an idempotency key derived from the inbound
+//!          message, so a retried step never sends twice) and the saved session
+//! ```
+//! Buttons carry what they do (`bot:item:<menu>:<n>:<tag>`, `bot:pick:<lookup>:<value>`…), so a
+//! press on an old message still works while the definition still has that item.
+
+pub mod def;
+mod input;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use okno_domain::model::{Button, Channel, ChannelKind, Contact, ConversationStatus, Direction, Keyboard, Message};
+use okno_domain::time::now_ms;
+use okno_domain::{Error, Result};
+use okno_store::{
+    BotRecord, ContactFilter, ConversationPatch, NewAttachment, NewEvent, OutboundRequest, Recipient, Relay,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Digest;
+
+use crate::templates;
+use crate::Engine;
+use def::{Access, Action, BotDef, FieldKind, Form, Lookup, Method, Request};
+
+/// A person's place in a bot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Session {
+    /// The menu they are in (`None`: the start menu).
+    #[serde(default)]
+    menu: Option<String>,
+    #[serde(default)]
+    mode: Mode,
+    /// The conversation is with operators; the bot is silent until it is resolved.
+    #[serde(default)]
+    handed_off: bool,
+    /// Counts forms started, so a press on an old form's button is recognised.
+    #[serde(default)]
+    seq: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Mode {
+    #[default]
+    Menu,
+    /// Waiting for a lookup's input.
+    Lookup {
+        lookup: String,
+    },
+    Form {
+        form: String,
+        step: usize,
+        values: Map<String, Value>,
+        confirming: bool,
+        editing: bool,
+        seq: u64,
+    },
+    /// Each message is a question to a feed.
+    Feed {
+        feed: String,
+    },
+}
+
+/// One message the bot sends.
+#[derive(Debug, Default)]
+struct Out {
+    text: Option<String>,
+    buttons: Keyboard,
+    files: Vec<String>,
+}
+
+/// What one inbound message asks of the bot.
+enum Input {
+    Press(Vec<String>),
+    Command(String, String),
+    Text(String),
+    /// Files only.
+    Files,
+}
+
+struct Turn<'a> {
+    engine: &'a Engine,
+    def: &'a BotDef,
+    channel: Channel,
+    conversation_id: String,
+    contact: Contact,
+    message: Message,
+    session: Session,
+    out: Vec<Out>,
+}
+
+fn button(text: &str, data: String) -> Button {
+    Button { text: text.chars().take(64).collect(), data: Some(data), url: None }
+}
+
+/// A short fingerprint of an item's text: a press on a button whose item has changed is stale.
+fn tag(text: &str) -> String {
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
+}
+
+/// Whether a channel shows buttons (else menus are numbered lines).
+fn has_buttons(kind: ChannelKind) -> bool {
+    matches!(kind, ChannelKind::Telegram | ChannelKind::Webhook)
+}
+
+impl Engine {
+    /// Queues the bot's turn for an inbound message when its channel has a bot.
+    pub(crate) async fn after_inbound(&self, message: &Message) -> Result<()> {
+        if message.direction != Direction::In || !self.has_bot(&message.channel_id).await {
+            return Ok(());
+        }
+        self.store.queue_bot_step(&message.id, &message.conversation_id).await?;
+        self.wake();
+        Ok(())
+    }
+
+    async fn has_bot(&self, channel_id: &str) -> bool {
+        if let Ok(cache) = self.bots.lock() {
+            if let Some((at, has)) = cache.get(channel_id) {
+                if at.elapsed() < crate::CHANNEL_TTL {
+                    return *has;
+                }
+            }
+        }
+        let has = match self.store.get_bot(channel_id).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => {
+                tracing::warn!(channel = channel_id, error = %e, "could not read the channel's bot");
+                true
+            }
+        };
+        if let Ok(mut cache) = self.bots.lock() {
+            cache.insert(channel_id.to_string(), (std::time::Instant::now(), has));
+        }
+        has
+    }
+
+    /// Checks and attaches a bot definition to a channel.
+    pub async fn put_bot(&self, channel_id: &str, source: &str) -> Result<BotRecord> {
+        let def = BotDef::parse(source)?;
+        self.channel(channel_id).await?;
+        let spec = serde_json::to_value(&def).map_err(|e| Error::internal(e.to_string()))?;
+        let rec = self.store.put_bot(channel_id, &def.name, source, spec).await?;
+        if let Ok(mut cache) = self.bots.lock() {
+            cache.remove(channel_id);
+        }
+        Ok(rec)
+    }
+
+    pub async fn delete_bot(&self, channel_id: &str) -> Result<()> {
+        self.store.delete_bot(channel_id).await?;
+        if let Ok(mut cache) = self.bots.lock() {
+            cache.remove(channel_id);
+        }
+        Ok(())
+    }
+
+    /// Operators took or released a conversation: the bot goes silent on `open`/`pending` and
+    /// answers again after `resolved`.
+    pub async fn conversation_status_changed(&self, conversation_id: &str, status: ConversationStatus) -> Result<()> {
+        let conv = self.store.get_conversation(conversation_id).await?;
+        let handed_off = matches!(status, ConversationStatus::Open | ConversationStatus::Pending);
+        for identity in &conv.contact.identities {
+            let Some((state, _)) = self.store.bot_session(&identity.channel_id, &identity.user_id).await? else {
+                if handed_off && self.has_bot(&identity.channel_id).await {
+                    let s = Session { handed_off: true, ..Session::default() };
+                    self.store.save_bot_session(&identity.channel_id, &identity.user_id, to_value(&s)).await?;
+                }
+                continue;
+            };
+            let mut s: Session = serde_json::from_value(state).unwrap_or_default();
+            if s.handed_off != handed_off {
+                s.handed_off = handed_off;
+                if !handed_off {
+                    s.mode = Mode::Menu;
+                }
+                self.store.save_bot_session(&identity.channel_id, &identity.user_id, to_value(&s)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bot's turn for one inbound message (the `bot_step` job).
+    pub(crate) async fn bot_step(&self, message_id: &str) -> Result<()> {
+        let message = match self.store.get_message(message_id).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let bot = match self.store.get_bot(&message.channel_id).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let def = BotDef::from_stored(&bot.spec)?;
+        let channel = self.channel(&message.channel_id).await?;
+        let conv = self.store.get_conversation(&message.conversation_id).await?;
+        let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel.id).cloned() else {
+            return Ok(());
+        };
+        if identity.chat_id.starts_with('-') {
+            return Ok(()); // group chats belong to people, not to the bot
+        }
+        let (session, fresh) = match self.store.bot_session(&channel.id, &identity.user_id).await? {
+            Some((state, at)) => (serde_json::from_value(state).unwrap_or_default(), now_ms() - at <= def.idle_ms()),
+            None => (Session::default(), true),
+        };
+        let mut turn = Turn {
+            engine: self,
+            def: &def,
+            channel,
+            conversation_id: conv.id.clone(),
+            contact: conv.contact.clone(),
+            message,
+            session,
+            out: Vec::new(),
+        };
+        if turn.relay_answer().await? {
+            return turn.finish(&identity.user_id, false).await;
+        }
+        if turn.session.handed_off {
+            return Ok(());
+        }
+        if def.access == Access::LinkedOnly && turn.contact.external_id.is_none() {
+            let prompt = def.link_prompt.clone().unwrap_or_else(|| {
+                "Этот бот работает только для сотрудников. Отправьте код привязки, который вам выдали.".into()
+            });
+            let text = turn.render(&prompt, &json!({}));
+            turn.say(text);
+            return turn.finish(&identity.user_id, false).await;
+        }
+        if conv.status != ConversationStatus::Bot {
+            let patch = ConversationPatch { status: Some(ConversationStatus::Bot), ..ConversationPatch::default() };
+            self.store.update_conversation(&conv.id, patch).await?;
+        }
+        if !fresh && !matches!(turn.session.mode, Mode::Menu) {
+            turn.session = Session { seq: turn.session.seq, ..Session::default() };
+            turn.say(def.texts.expired().to_string());
+            turn.show_menu(None);
+        } else {
+            if !fresh {
+                turn.session.menu = None;
+            }
+            turn.handle().await?;
+        }
+        turn.finish(&identity.user_id, true).await
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl Turn<'_> {
+    fn say(&mut self, text: String) {
+        self.out.push(Out { text: Some(text), ..Out::default() });
+    }
+
+    fn say_with(&mut self, text: String, buttons: Keyboard) {
+        self.out.push(Out { text: Some(text), buttons, files: Vec::new() });
+    }
+
+    /// The context templates see.
+    fn ctx(&self, extra: Value) -> Value {
+        let mut ctx = json!({
+            "contact": {
+                "id": self.contact.id, "name": self.contact.name, "phone": self.contact.phone,
+                "email": self.contact.email, "external_id": self.contact.external_id,
+                "groups": self.contact.groups, "attrs": self.contact.attrs,
+            },
+            "bot": {"name": self.def.name, "channel_id": self.channel.id},
+            "tz": self.contact.attrs.get("tz").cloned().unwrap_or_else(|| json!(self.engine.cfg.default_timezone)),
+        });
+        if let (Some(c), Value::Object(extra)) = (ctx.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        ctx
+    }
+
+    /// Renders a template; a failure is logged and the bot's error text is used instead.
+    fn render(&self, src: &str, extra: &Value) -> String {
+        self.try_render(src, extra).unwrap_or_else(|e| {
+            tracing::warn!(bot = %self.def.name, channel = %self.channel.id, error = %e, "a bot template failed");
+            self.def.texts.error().to_string()
+        })
+    }
+
+    fn try_render(&self, src: &str, extra: &Value) -> Result<String> {
+        templates::render(src, &self.ctx(extra.clone()))
+    }
+
+    fn input(&self) -> Input {
+        if let Some(data) = self.message.button_data.as_deref() {
+            if let Some(rest) = data.strip_prefix("bot:") {
+                return Input::Press(rest.splitn(5, ':').map(str::to_string).collect());
+            }
+        }
+        let text = self.message.text.as_deref().map(str::trim).unwrap_or_default();
+        if let Some(cmd) = text.strip_prefix('/') {
+            let (word, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+            let word = word.split('@').next().unwrap_or_default().to_lowercase();
+            return Input::Command(word, rest.trim().to_string());
+        }
+        if text.is_empty() {
+            return Input::Files;
+        }
+        Input::Text(text.to_string())
+    }
+
+    fn files(&self) -> Vec<String> {
+        self.message.attachments.iter().map(|a| a.id.clone()).collect()
+    }
+
+    async fn handle(&mut self) -> Result<()> {
+        // Presses on buttons that are not the bot's (a notification's rating…) are not for it.
+        if self.message.button_data.as_deref().is_some_and(|d| !d.starts_with("bot:")) {
+            return Ok(());
+        }
+        match self.input() {
+            Input::Command(cmd, rest) => self.command(&cmd, &rest).await,
+            Input::Press(parts) => self.press(&parts).await,
+            Input::Text(text) => self.text(&text).await,
+            Input::Files => match self.session.mode.clone() {
+                Mode::Form { .. } => self.form_answer(None).await,
+                Mode::Feed { feed } => self.relay_question(&feed).await,
+                _ => {
+                    self.say(self.def.texts.unknown().to_string());
+                    self.show_menu(self.session.menu.clone());
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn command(&mut self, cmd: &str, _rest: &str) -> Result<()> {
+        match cmd {
+            "start" | "menu" => {
+                self.session.mode = Mode::Menu;
+                self.show_menu(None);
+                Ok(())
+            }
+            "cancel" => self.cancel(),
+            "unanswered" => self.unanswered().await,
+            other => match self.def.commands.iter().find(|c| c.command.trim_start_matches('/') == other) {
+                Some(c) => {
+                    let action = c.action.clone();
+                    self.run(&action, None).await
+                }
+                None => self.text(&format!("/{other}")).await,
+            },
+        }
+    }
+
+    fn cancel(&mut self) -> Result<()> {
+        self.session.mode = Mode::Menu;
+        self.say(self.def.texts.cancelled().to_string());
+        self.show_menu(self.session.menu.clone());
+        Ok(())
+    }
+
+    async fn text(&mut self, text: &str) -> Result<()> {
+        let texts = &self.def.texts;
+        let cancel_word = text.eq_ignore_ascii_case("отмена") || text == texts.cancel();
+        match self.session.mode.clone() {
+            Mode::Form { .. } if cancel_word => return self.cancel(),
+            Mode::Form { .. } => return self.form_answer(Some(text)).await,
+            Mode::Lookup { .. } | Mode::Feed { .. } if cancel_word || text == texts.home() => {
+                self.session.mode = Mode::Menu;
+                self.show_menu(None);
+                return Ok(());
+            }
+            Mode::Lookup { lookup } => {
+                self.session.mode = Mode::Menu;
+                return self.lookup(&lookup, text, 0, false).await;
+            }
+            Mode::Feed { feed } => return self.relay_question(&feed).await,
+            Mode::Menu => {}
+        }
+        // A number or an item's text typed by hand.
+        let menu_id = self.current_menu();
+        let visible = self.visible_items(&menu_id);
+        let chosen =
+            text.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|n| visible.get(n).copied()).or_else(
+                || visible.iter().copied().find(|&i| self.def.menus[&menu_id].items[i].text.eq_ignore_ascii_case(text)),
+            );
+        if let Some(index) = chosen {
+            let action = self.def.menus[&menu_id].items[index].action.clone();
+            return self.run(&action, None).await;
+        }
+        if text == texts.back() {
+            return self.run(&Action::Back, None).await;
+        }
+        if text == texts.home() {
+            return self.run(&Action::Home, None).await;
+        }
+        for t in &self.def.triggers {
+            let input = match &t.pattern {
+                Some(p) => regex::Regex::new(p).ok().and_then(|r| {
+                    r.captures(text).map(|c| c.get(1).or(c.get(0)).map_or(text, |m| m.as_str()).to_string())
+                }),
+                None => {
+                    let lower = text.to_lowercase();
+                    t.contains.iter().any(|w| lower.contains(&w.to_lowercase())).then(|| text.to_string())
+                }
+            };
+            if let Some(input) = input {
+                let action = t.action.clone();
+                return self.run(&action, Some(input)).await;
+            }
+        }
+        self.say(self.def.texts.unknown().to_string());
+        self.show_menu(Some(menu_id));
+        Ok(())
+    }
+
+    async fn press(&mut self, parts: &[String]) -> Result<()> {
+        let part = |n: usize| parts.get(n).map(String::as_str).unwrap_or_default();
+        match part(0) {
+            "item" => {
+                let (menu_id, index) = (part(1), part(2).parse::<usize>().unwrap_or(usize::MAX));
+                let item = self.def.menus.get(menu_id).and_then(|m| m.items.get(index));
+                let Some(item) = item.filter(|i| tag(&i.text) == part(3)) else {
+                    self.say(self.def.texts.stale().to_string());
+                    self.show_menu(self.session.menu.clone());
+                    return Ok(());
+                };
+                if !self.may_see(&item.groups) {
+                    self.say(self.def.texts.not_allowed().to_string());
+                    return Ok(());
+                }
+                if matches!(self.session.mode, Mode::Form { .. } | Mode::Lookup { .. } | Mode::Feed { .. }) {
+                    self.session.mode = Mode::Menu;
+                }
+                self.session.menu = Some(menu_id.to_string());
+                let action = item.action.clone();
+                self.run(&action, None).await
+            }
+            "back" => self.run(&Action::Back, None).await,
+            "home" => self.run(&Action::Home, None).await,
+            "page" => {
+                let page = part(2).parse().unwrap_or(0);
+                self.lookup(part(1), part(3), page, false).await
+            }
+            "pick" => {
+                let then = self.def.lookups.get(part(1)).and_then(|l| l.list.as_ref()).and_then(|l| l.then.clone());
+                match then {
+                    Some(then) => self.lookup(&then, part(2), 0, false).await,
+                    None => self.stale(),
+                }
+            }
+            "more" => self.lookup(part(1), part(2), 0, true).await,
+            "f" => self.form_press(part(1), part(2), part(3)).await,
+            _ => self.stale(),
+        }
+    }
+
+    fn stale(&mut self) -> Result<()> {
+        self.say(self.def.texts.stale().to_string());
+        self.show_menu(self.session.menu.clone());
+        Ok(())
+    }
+
+    fn current_menu(&self) -> String {
+        self.session.menu.clone().filter(|m| self.def.menus.contains_key(m)).unwrap_or_else(|| self.def.start.clone())
+    }
+
+    fn may_see(&self, groups: &[String]) -> bool {
+        groups.is_empty() || groups.iter().any(|g| self.contact.groups.contains(g))
+    }
+
+    fn visible_items(&self, menu_id: &str) -> Vec<usize> {
+        self.def.menus.get(menu_id).map_or_else(Vec::new, |m| {
+            m.items.iter().enumerate().filter(|(_, i)| self.may_see(&i.groups)).map(|(n, _)| n).collect()
+        })
+    }
+
+    /// The menu that leads to `menu_id` (the first one with an item opening it).
+    fn parent(&self, menu_id: &str) -> Option<String> {
+        if menu_id == self.def.start {
+            return None;
+        }
+        self.def
+            .menus
+            .iter()
+            .find(|(id, m)| *id != menu_id && m.items.iter().any(|i| i.action == Action::Menu(menu_id.to_string())))
+            .map(|(id, _)| id.clone())
+    }
+
+    fn nav_row(&self) -> Vec<Button> {
+        vec![button(self.def.texts.back(), "bot:back".into()), button(self.def.texts.home(), "bot:home".into())]
+    }
+
+    fn home_row(&self) -> Vec<Button> {
+        vec![button(self.def.texts.home(), "bot:home".into())]
+    }
+
+    fn show_menu(&mut self, menu: Option<String>) {
+        let id = menu.filter(|m| self.def.menus.contains_key(m)).unwrap_or_else(|| self.def.start.clone());
+        self.session.menu = Some(id.clone());
+        let menu = &self.def.menus[&id];
+        let mut text = self.render(&menu.text, &json!({}));
+        let visible = self.visible_items(&id);
+        if has_buttons(self.channel.kind) {
+            let mut rows: Keyboard = visible
+                .chunks(menu.columns.max(1))
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|&n| {
+                            let item = &menu.items[n];
+                            button(&item.text, format!("bot:item:{id}:{n}:{}", tag(&item.text)))
+                        })
+                        .collect()
+                })
+                .collect();
+            if id != self.def.start {
+                rows.push(self.nav_row());
+            }
+            self.say_with(text, rows);
+        } else {
+            for (k, &n) in visible.iter().enumerate() {
+                let _ = write!(text, "\n{}. {}", k + 1, menu.items[n].text);
+            }
+            self.say(text);
+        }
+    }
+
+    async fn run(&mut self, action: &Action, input: Option<String>) -> Result<()> {
+        match action {
+            Action::Menu(id) => {
+                self.session.mode = Mode::Menu;
+                self.show_menu(Some(id.clone()));
+            }
+            Action::Back => {
+                self.session.mode = Mode::Menu;
+                let up = self.parent(&self.current_menu());
+                self.show_menu(up);
+            }
+            Action::Home => {
+                self.session.mode = Mode::Menu;
+                self.show_menu(None);
+            }
+            Action::Reply(r) => {
+                let text = r.text.as_ref().map(|t| self.render(t, &json!({})));
+                self.out.push(Out { text, buttons: Vec::new(), files: r.files.clone() });
+            }
+            Action::News(n) => self.news(n.limit).await?,
+            Action::Lookup(id) => {
+                let lookup = &self.def.lookups[id];
+                match (input, &lookup.ask) {
+                    (Some(input), _) => self.lookup(id, &input, 0, false).await?,
+                    (None, Some(ask)) => {
+                        let text = self.render(ask, &json!({}));
+                        self.session.mode = Mode::Lookup { lookup: id.clone() };
+                        self.say_with(text, vec![self.home_row()]);
+                    }
+                    (None, None) => self.lookup(id, "", 0, false).await?,
+                }
+            }
+            Action::Form(id) => {
+                self.session.seq += 1;
+                self.session.mode = Mode::Form {
+                    form: id.clone(),
+                    step: 0,
+                    values: Map::new(),
+                    confirming: false,
+                    editing: false,
+                    seq: self.session.seq,
+                };
+                self.ask_step();
+            }
+            Action::Handoff(h) => {
+                let text = h.text.clone().unwrap_or_else(|| "Соединяю с оператором. Ответим здесь же.".into());
+                let text = self.render(&text, &json!({}));
+                self.session.mode = Mode::Menu;
+                self.session.handed_off = true;
+                let patch =
+                    ConversationPatch { status: Some(ConversationStatus::Open), ..ConversationPatch::default() };
+                self.engine.store.update_conversation(&self.conversation_id, patch).await?;
+                self.say(text);
+            }
+            Action::Ask(feed) => {
+                let prompt = self.def.feeds[feed].prompt.clone().unwrap_or_else(|| "Напишите ваш вопрос.".into());
+                let text = self.render(&prompt, &json!({}));
+                self.session.mode = Mode::Feed { feed: feed.clone() };
+                self.say_with(text, vec![self.home_row()]);
+            }
+        }
+        Ok(())
+    }
+
+    async fn news(&mut self, limit: u32) -> Result<()> {
+        let items: Vec<_> = self
+            .engine
+            .store
+            .list_news(200)
+            .await?
+            .into_iter()
+            .filter(|n| self.may_see(&n.groups))
+            .take(limit as usize)
+            .collect();
+        if items.is_empty() {
+            self.say(self.def.texts.no_news().to_string());
+        }
+        for n in items.into_iter().rev() {
+            let text = if n.title.trim().is_empty() { n.text } else { format!("{}\n\n{}", n.title, n.text) };
+            self.out.push(Out { text: Some(text), buttons: Vec::new(), files: n.attachment_id.into_iter().collect() });
+        }
+        Ok(())
+    }
+
+    // --- lookups ------------------------------------------------------------------------------
+
+    /// Runs a lookup with `input`, showing `page` of a list or the detailed card.
+    async fn lookup(&mut self, id: &str, input: &str, page: usize, detail: bool) -> Result<()> {
+        let Some(lookup) = self.def.lookups.get(id).cloned() else { return self.stale() };
+        let action = if lookup.file.is_some() { "upload_document" } else { "typing" };
+        let extra = json!({"input": input});
+        let answer = match self.call(&lookup.request, &extra, action, id).await {
+            Ok(Called::Json(v)) => v,
+            Ok(Called::Bytes(bytes, mime)) if lookup.file.is_some() => {
+                return self.send_file(&lookup, &extra, bytes, mime).await;
+            }
+            Ok(Called::Bytes(..)) => {
+                self.fail(id, "the answer is not JSON");
+                return Ok(());
+            }
+            Ok(Called::NotFound) => {
+                match &lookup.not_found {
+                    Some(t) => {
+                        let text = self.render(t, &extra);
+                        self.say(text);
+                    }
+                    None => self.say(self.def.texts.error().to_string()),
+                }
+                return Ok(());
+            }
+            Err(why) => {
+                self.fail(id, &why);
+                return Ok(());
+            }
+        };
+        let with_answer = json!({"input": input, "answer": answer});
+        if let Some(file) = &lookup.file {
+            let _ = file;
+            self.fail(id, "a file was expected but the answer is JSON");
+            return Ok(());
+        }
+        if let Some(t) = &lookup.text {
+            match self.try_render(t, &with_answer) {
+                Ok(text) => self.say(text),
+                Err(e) => self.fail(id, &e.message),
+            }
+            return Ok(());
+        }
+        if let Some(card) = &lookup.card {
+            let src = if detail { card.detail.as_ref().unwrap_or(&card.text) } else { &card.text };
+            let text = match self.try_render(src, &with_answer) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.fail(id, &e.message);
+                    return Ok(());
+                }
+            };
+            let mut files = Vec::new();
+            let photo_now = detail || card.detail.is_none();
+            if let (true, Some(p)) = (photo_now, &card.photo) {
+                match self.try_render(p, &with_answer).map(|u| u.trim().to_string()) {
+                    Ok(url) if !url.is_empty() => match self.fetch_photo(&url).await {
+                        Ok(att) => files.push(att),
+                        Err(why) => {
+                            tracing::warn!(bot = %self.def.name, lookup = id, %url, why, "card photo not fetched")
+                        }
+                    },
+                    _ => {}
+                }
+            }
+            let mut rows = Vec::new();
+            if !detail && card.detail.is_some() {
+                rows.push(vec![button(self.def.texts.more(), format!("bot:more:{id}:{input}"))]);
+            }
+            rows.push(self.home_row());
+            self.out.push(Out { text: Some(text), buttons: rows, files });
+            return Ok(());
+        }
+        if let Some(list) = &lookup.list {
+            let Some(items) = path(&answer, &list.items).and_then(Value::as_array) else {
+                self.fail(id, &format!("the answer has no list at `{}`", list.items));
+                return Ok(());
+            };
+            if items.is_empty() {
+                let text =
+                    list.empty.as_ref().map_or_else(|| "Ничего не найдено.".into(), |t| self.render(t, &with_answer));
+                self.say_with(text, vec![self.home_row()]);
+                return Ok(());
+            }
+            let pages = items.len().div_ceil(list.page_size);
+            let page = page.min(pages - 1);
+            let mut rows: Keyboard = Vec::new();
+            for (n, item) in items.iter().enumerate().skip(page * list.page_size).take(list.page_size) {
+                let ctx = json!({"input": input, "answer": answer, "item": item});
+                let label = self.try_render(&list.button, &ctx);
+                let value = match &list.value {
+                    Some(v) => self.try_render(v, &ctx),
+                    None => Ok(n.to_string()),
+                };
+                match (label, value) {
+                    (Ok(label), Ok(value)) => {
+                        rows.push(vec![button(&label, format!("bot:pick:{id}:{}", value.trim()))])
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        self.fail(id, &e.message);
+                        return Ok(());
+                    }
+                }
+            }
+            let mut paging = Vec::new();
+            if page > 0 {
+                paging.push(button(self.def.texts.prev(), format!("bot:page:{id}:{}:{input}", page - 1)));
+            }
+            if page + 1 < pages {
+                paging.push(button(self.def.texts.next(), format!("bot:page:{id}:{}:{input}", page + 1)));
+            }
+            if !paging.is_empty() {
+                rows.push(paging);
+            }
+            rows.push(self.home_row());
+            let head = match &list.text {
+                Some(t) => match self.try_render(t, &with_answer) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.fail(id, &e.message);
+                        return Ok(());
+                    }
+                },
+                None => "Выберите:".into(),
+            };
+            let text = if pages > 1 { format!("{head}\n(стр. {} из {pages})", page + 1) } else { head };
+            self.say_with(text, rows);
+        }
+        Ok(())
+    }
+
+    /// A lookup went wrong: the person gets the friendly text, the log gets the cause.
+    fn fail(&mut self, what: &str, why: &str) {
+        tracing::warn!(bot = %self.def.name, channel = %self.channel.id, step = what, why, "a bot request failed");
+        self.say(self.def.texts.error().to_string());
+    }
+
+    async fn send_file(&mut self, lookup: &Lookup, extra: &Value, bytes: bytes::Bytes, mime: String) -> Result<()> {
+        let Some(file) = &lookup.file else { return Ok(()) };
+        let name = self.render(&file.name, extra);
+        let sha256 = self.engine.files.put(&bytes).await.map_err(|e| Error::internal(format!("file store: {e}")))?;
+        let att = self
+            .engine
+            .store
+            .insert_attachment(NewAttachment { message_id: None, name, mime, size: bytes.len() as i64, sha256 })
+            .await?;
+        let caption = file.caption.as_ref().map(|c| self.render(c, extra));
+        self.out.push(Out { text: caption, buttons: Vec::new(), files: vec![att.id] });
+        Ok(())
+    }
+
+    async fn fetch_photo(&self, url: &str) -> std::result::Result<String, String> {
+        let fetched = self
+            .engine
+            .http
+            .fetch_limited(url, self.engine.cfg.max_attachment_bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sha256 = self.engine.files.put(&fetched.body).await.map_err(|e| e.to_string())?;
+        let name = url.rsplit('/').next().filter(|s| !s.is_empty() && s.contains('.')).unwrap_or("photo.jpg");
+        let att = self
+            .engine
+            .store
+            .insert_attachment(NewAttachment {
+                message_id: None,
+                name: name.split('?').next().unwrap_or(name).to_string(),
+                mime: fetched.mime.unwrap_or_else(|| "image/jpeg".into()),
+                size: fetched.body.len() as i64,
+                sha256,
+            })
+            .await
+            .map_err(|e| e.message)?;
+        Ok(att.id)
+    }
+
+    /// Calls the business system, showing `action` ("typing"…) in the chat meanwhile.
+    async fn call(&self, r: &Request, extra: &Value, action: &str, what: &str) -> std::result::Result<Called, String> {
+        let render = |t: &str| self.try_render(t, extra).map_err(|e| e.message);
+        let mut url = render(&r.url)?.trim().to_string();
+        if url.starts_with('/') {
+            let base = self.def.http.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
+            url = format!("{base}{url}");
+        }
+        let mut req = match r.method {
+            Method::GET => self.engine.http.get(&url),
+            Method::POST => self.engine.http.post(&url),
+        }
+        .map_err(|e| format!("{url}: {}", e.message))?;
+        for (k, v) in self.def.http.headers.iter().chain(r.headers.iter()) {
+            req = req.header(k.as_str(), render(v)?);
+        }
+        if let Some(body) = &r.body {
+            req = req.json(&self.render_body(body, extra)?);
+        }
+        let timeout = Duration::from_millis(self.def.timeout_ms(r));
+        req = req.timeout(timeout);
+        let typing = self.keep_showing(action);
+        let sent = req.send().await;
+        typing.abort();
+        let resp = sent.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Called::NotFound);
+        }
+        if !status.is_success() {
+            return Err(format!("{what}: {url} answered {status}"));
+        }
+        let mime = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let body = resp.bytes().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
+        if body.len() as u64 > self.engine.cfg.max_attachment_bytes {
+            return Err(format!("{what}: {url}: the answer is larger than the attachment limit"));
+        }
+        if mime.starts_with("application/json") {
+            return serde_json::from_slice(&body)
+                .map(Called::Json)
+                .map_err(|e| format!("{what}: {url}: bad JSON: {e}"));
+        }
+        Ok(Called::Bytes(body, mime))
+    }
+
+    fn render_body(&self, v: &Value, extra: &Value) -> std::result::Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => Value::String(self.try_render(s, extra).map_err(|e| e.message)?),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.render_body(i, extra)).collect::<std::result::Result<_, _>>()?)
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, i)| Ok((k.clone(), self.render_body(i, extra)?)))
+                    .collect::<std::result::Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Shows a chat action now and every 4 seconds (Telegram shows one for 5) until aborted.
+    fn keep_showing(&self, action: &str) -> tokio::task::JoinHandle<()> {
+        let (engine, conv, action) = (self.engine.self_ref(), self.conversation_id.clone(), action.to_string());
+        tokio::spawn(async move {
+            let Some(engine) = engine else { return };
+            loop {
+                if let Err(e) = engine.chat_action(&conv, &action).await {
+                    tracing::debug!(error = %e, "chat action not shown");
+                }
+                tokio::time::sleep(Duration::from_secs(4)).await;
+            }
+        })
+    }
+
+    // --- forms --------------------------------------------------------------------------------
+
+    fn form_state(&self) -> Option<(String, usize, Map<String, Value>, bool, bool, u64)> {
+        match &self.session.mode {
+            Mode::Form { form, step, values, confirming, editing, seq } => {
+                Some((form.clone(), *step, values.clone(), *confirming, *editing, *seq))
+            }
+            _ => None,
+        }
+    }
+
+    fn ask_step(&mut self) {
+        let Some((form_id, step, values, confirming, _, seq)) = self.form_state() else { return };
+        let form = &self.def.forms[&form_id];
+        let texts = &self.def.texts;
+        let cancel = button(texts.cancel(), format!("bot:f:{seq}:cancel"));
+        if confirming {
+            let ctx = json!({"form": values});
+            let text = match &form.confirm {
+                Some(t) => self.render(t, &ctx),
+                None => summary(form, &values),
+            };
+            let rows = vec![
+                vec![button(texts.send(), format!("bot:f:{seq}:send"))],
+                vec![button(texts.edit(), format!("bot:f:{seq}:edit")), cancel],
+            ];
+            self.say_with(text, rows);
+            return;
+        }
+        let s = &form.steps[step];
+        let text = self.render(&s.ask, &json!({"form": values}));
+        let mut rows: Keyboard = Vec::new();
+        match s.kind {
+            FieldKind::Choice => {
+                for (n, o) in s.options.iter().enumerate() {
+                    rows.push(vec![button(o, format!("bot:f:{seq}:opt:{n}"))]);
+                }
+            }
+            FieldKind::Confirm => rows.push(vec![
+                button(texts.yes(), format!("bot:f:{seq}:opt:yes")),
+                button(texts.no(), format!("bot:f:{seq}:opt:no")),
+            ]),
+            _ => {}
+        }
+        let mut last = Vec::new();
+        if s.optional {
+            last.push(button(texts.skip(), format!("bot:f:{seq}:skip")));
+        }
+        last.push(cancel);
+        rows.push(last);
+        self.say_with(text, rows);
+    }
+
+    async fn form_press(&mut self, seq: &str, what: &str, arg: &str) -> Result<()> {
+        let current = self.form_state();
+        let Some((form_id, step, _, confirming, _, cur_seq)) = current.filter(|s| s.5.to_string() == seq) else {
+            if what == "send" {
+                self.say(self.def.texts.already_sent().to_string());
+            } else {
+                self.stale()?;
+            }
+            return Ok(());
+        };
+        let _ = cur_seq;
+        match what {
+            "cancel" => self.cancel(),
+            "send" if confirming => self.submit().await,
+            "edit" if confirming => {
+                let form = &self.def.forms[&form_id];
+                let rows: Keyboard = form
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(n, s)| vec![button(&s.field_label(), format!("bot:f:{seq}:field:{n}"))])
+                    .collect();
+                self.say_with(self.def.texts.edit_which().to_string(), rows);
+                Ok(())
+            }
+            "field" => {
+                let n: usize = arg.parse().unwrap_or(usize::MAX);
+                if n >= self.def.forms[&form_id].steps.len() {
+                    return self.stale();
+                }
+                if let Mode::Form { step, confirming, editing, .. } = &mut self.session.mode {
+                    *step = n;
+                    *confirming = false;
+                    *editing = true;
+                }
+                self.ask_step();
+                Ok(())
+            }
+            "skip" if !confirming && self.def.forms[&form_id].steps[step].optional => {
+                self.store_answer(Value::Null).await
+            }
+            "opt" if !confirming => {
+                let s = &self.def.forms[&form_id].steps[step];
+                let value = match (s.kind, arg) {
+                    (FieldKind::Confirm, "yes") => json!(true),
+                    (FieldKind::Confirm, "no") => json!(false),
+                    (FieldKind::Choice, n) => match n.parse::<usize>().ok().and_then(|n| s.options.get(n)) {
+                        Some(o) => json!(o),
+                        None => return self.stale(),
+                    },
+                    _ => return self.stale(),
+                };
+                self.store_answer(value).await
+            }
+            _ => {
+                // A button from an earlier step of this form: ask the current step again.
+                self.ask_step();
+                Ok(())
+            }
+        }
+    }
+
+    async fn form_answer(&mut self, text: Option<&str>) -> Result<()> {
+        let Some((form_id, step, _, confirming, _, _)) = self.form_state() else { return Ok(()) };
+        if confirming {
+            self.say(self.def.texts.unknown().to_string());
+            self.ask_step();
+            return Ok(());
+        }
+        let s = &self.def.forms[&form_id].steps[step];
+        let files = self.files();
+        match input::read(s, &input::Answer { text, files: &files }) {
+            Ok(v) => self.store_answer(v).await,
+            Err(hint) => {
+                self.say(hint);
+                self.ask_step();
+                Ok(())
+            }
+        }
+    }
+
+    async fn store_answer(&mut self, value: Value) -> Result<()> {
+        let Some((form_id, _, _, _, _, _)) = self.form_state() else { return Ok(()) };
+        let form = &self.def.forms[&form_id];
+        let has_confirm = form.confirm.is_some();
+        let total = form.steps.len();
+        let mut done = false;
+        if let Mode::Form { step, values, confirming, editing, .. } = &mut self.session.mode {
+            values.insert(form.steps[*step].field.clone(), value);
+            if *editing {
+                *editing = false;
+                *confirming = true;
+            } else if *step + 1 < total {
+                *step += 1;
+            } else if has_confirm {
+                *confirming = true;
+            } else {
+                done = true;
+            }
+            if *confirming && !has_confirm {
+                done = true;
+            }
+        }
+        if done {
+            return self.submit().await;
+        }
+        self.ask_step();
+        Ok(())
+    }
+
+    async fn submit(&mut self) -> Result<()> {
+        let Some((form_id, _, values, _, _, seq)) = self.form_state() else { return Ok(()) };
+        let form = self.def.forms[&form_id].clone();
+        let ctx = json!({"form": values});
+        let mut answer = Value::Null;
+        if let Some(r) = &form.submit.request {
+            match self.call(r, &ctx, "typing", &form_id).await {
+                Ok(Called::Json(v)) => answer = v,
+                Ok(Called::Bytes(..)) => {}
+                Ok(Called::NotFound) => {
+                    self.fail(&form_id, "the form's endpoint answered 404");
+                    return Ok(());
+                }
+                Err(why) => {
+                    // The answers are kept: "Отправить" can be pressed again later.
+                    self.fail(&form_id, &why);
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(event) = &form.submit.event {
+            let user = self.contact.id.clone();
+            let key = format!("bot:{}:{user}:{form_id}:{seq}", self.channel.id);
+            let data = json!({"form": values, "contact": self.ctx(json!({}))["contact"], "answer": answer});
+            self.engine.store.accept_event(NewEvent { event_type: event.clone(), key, data, send_at: None }).await?;
+            self.engine.wake();
+        }
+        self.session.mode = Mode::Menu;
+        let text = match &form.submit.reply {
+            Some(t) => self.render(t, &json!({"form": values, "answer": answer})),
+            None => "Готово.".into(),
+        };
+        self.say(text);
+        self.show_menu(self.session.menu.clone());
+        Ok(())
+    }
+
+    // --- answer-by-Reply feeds ---------------------------------------------------------------
+
+    async fn relay_question(&mut self, feed_id: &str) -> Result<()> {
+        let Some(feed) = self.def.feeds.get(feed_id).cloned() else { return self.stale() };
+        let filter = ContactFilter { group: Some(feed.to.group.clone()), ..ContactFilter::default() };
+        let ids = self.engine.store.contact_ids(filter).await?;
+        let question = self.message.text.clone().unwrap_or_default();
+        let who = self.contact.name.clone().unwrap_or_else(|| "Без имени".into());
+        let groups = if self.contact.groups.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.contact.groups.join(", "))
+        };
+        let mut delivered = 0;
+        for id in ids.iter().filter(|id| **id != self.contact.id) {
+            let recipient = self.engine.store.get_contact(id).await?;
+            if !recipient.identities.iter().any(|i| i.channel_id == self.channel.id && !i.blocked) {
+                continue;
+            }
+            let open = self.engine.store.open_relays(&self.channel.id, feed_id, id).await?.len() + 1;
+            let text = format!(
+                "❓ {who}{groups} ({}):\n{question}\n\nБез ответа: {open}. Ответьте на это сообщение (Reply).",
+                self.channel.name
+            );
+            let req = OutboundRequest {
+                to: Recipient::Contact(id.clone()),
+                channel_id: Some(self.channel.id.clone()),
+                text: Some(text),
+                buttons: Vec::new(),
+                attachment_ids: self.files(),
+                idempotency_key: Some(format!("bot-relay:{}:{id}", self.message.id)),
+                author: Some("bot".into()),
+                reply_to: None,
+                options: json!({}),
+            };
+            let (sent, _) = self.engine.send(req).await?;
+            self.engine
+                .store
+                .add_relay(Relay {
+                    id: okno_domain::ids::new_id(),
+                    channel_id: self.channel.id.clone(),
+                    feed: feed_id.to_string(),
+                    question_id: self.message.id.clone(),
+                    asker_contact_id: self.contact.id.clone(),
+                    asker_channel_id: self.channel.id.clone(),
+                    recipient_contact_id: id.clone(),
+                    relay_message_id: sent.id,
+                    answered_at: None,
+                    created_at: now_ms(),
+                })
+                .await
+                .or_else(|e| if e.kind == okno_domain::ErrorKind::Conflict { Ok(()) } else { Err(e) })?;
+            delivered += 1;
+        }
+        if delivered == 0 {
+            self.fail(feed_id, &format!("nobody in group `{}` can be reached on this channel", feed.to.group));
+            return Ok(());
+        }
+        let sent = feed.sent.as_ref().map_or_else(|| "Вопрос передан.".into(), |t| self.render(t, &json!({})));
+        self.say_with(sent, vec![self.home_row()]);
+        Ok(())
+    }
+
+    /// A Reply to a relayed question: the answer goes back to whoever asked. Returns whether
+    /// the message was such an answer.
+    async fn relay_answer(&mut self) -> Result<bool> {
+        let Some(reply_to) = self.message.reply_to.clone() else { return Ok(false) };
+        let Some(relay) = self.engine.store.relay_by_message(&reply_to).await? else { return Ok(false) };
+        if relay.recipient_contact_id != self.contact.id {
+            return Ok(false);
+        }
+        let text = self.message.text.clone().unwrap_or_default();
+        let template = self.def.feeds.get(&relay.feed).and_then(|f| f.answer.clone());
+        let body = match template {
+            Some(t) => self.render(&t, &json!({"text": text})),
+            None => format!("Ответ:\n{text}"),
+        };
+        let question = self.engine.store.get_message(&relay.question_id).await?;
+        let req = OutboundRequest {
+            to: Recipient::Contact(relay.asker_contact_id.clone()),
+            channel_id: Some(relay.asker_channel_id.clone()),
+            text: Some(body),
+            buttons: Vec::new(),
+            attachment_ids: self.files(),
+            idempotency_key: Some(format!("bot-answer:{}", self.message.id)),
+            author: Some(format!("bot-feed:{}", relay.feed)),
+            reply_to: Some(question.id),
+            options: json!({}),
+        };
+        self.engine.send(req).await?;
+        self.engine.store.answer_question(&relay.question_id).await?;
+        let left = self.engine.store.open_relays(&self.channel.id, &relay.feed, &self.contact.id).await?.len();
+        self.say(format!("Ответ отправлен. Без ответа: {left}."));
+        Ok(true)
+    }
+
+    async fn unanswered(&mut self) -> Result<()> {
+        let mut lines = Vec::new();
+        for feed in self.def.feeds.keys() {
+            for r in self.engine.store.open_relays(&self.channel.id, feed, &self.contact.id).await? {
+                let q = self.engine.store.get_message(&r.question_id).await?;
+                let who = self.engine.store.get_contact(&r.asker_contact_id).await?.name.unwrap_or_default();
+                lines.push(format!("{}. {who}: {}", lines.len() + 1, q.text.unwrap_or_default()));
+            }
+        }
+        let text = if lines.is_empty() {
+            "Неотвеченных вопросов нет.".to_string()
+        } else {
+            format!("Без ответа: {}\n{}", lines.len(), lines.join("\n"))
+        };
+        self.say(text);
+        Ok(())
+    }
+
+    /// Sends the replies in order and saves the session.
+    async fn finish(self, user_id: &str, save: bool) -> Result<()> {
+        if save {
+            self.engine.store.save_bot_session(&self.channel.id, user_id, to_value(&self.session)).await?;
+        }
+        for (n, out) in self.out.into_iter().enumerate() {
+            let req = OutboundRequest {
+                to: Recipient::Conversation(self.conversation_id.clone()),
+                channel_id: Some(self.channel.id.clone()),
+                text: out.text,
+                buttons: out.buttons,
+                attachment_ids: out.files,
+                idempotency_key: Some(format!("bot:{}:{n}", self.message.id)),
+                author: Some("bot".into()),
+                reply_to: None,
+                options: json!({}),
+            };
+            if let Err(e) = self.engine.send(req).await {
+                tracing::warn!(bot = %self.def.name, error = %e, "a bot reply could not be queued");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the business system answered.
+enum Called {
+    Json(Value),
+    Bytes(bytes::Bytes, String),
+    NotFound,
+}
+
+/// Reads a dotted path (`data.items`) from a JSON value; an empty path is the value itself.
+fn path<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
+    if p.trim().is_empty() {
+        return Some(v);
+    }
+    p.split('.').try_fold(v, |v, key| match key.parse::<usize>() {
+        Ok(n) => v.get(n),
+        Err(_) => v.get(key),
+    })
+}
+
+/// The answers as lines, for a form without its own `confirm` text.
+fn summary(form: &Form, values: &Map<String, Value>) -> String {
+    let mut out = String::from("Проверьте:");
+    for s in &form.steps {
+        let v = match values.get(&s.field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => "—".into(),
+            Some(v) => v.to_string(),
+        };
+        let _ = write!(out, "\n{}: {v}", s.field_label());
+    }
+    out
+}
+
+impl def::Step {
+    /// How a field is named on buttons: its question, shortened.
+    fn field_label(&self) -> String {
+        let q = self.ask.lines().next().unwrap_or(&self.field).trim_end_matches(['?', ':', ' ']);
+        let short: String = q.chars().take(40).collect();
+        if short.is_empty() {
+            self.field.clone()
+        } else {
+            short
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_tags() {
+        let v = json!({"data": {"items": [{"a": 1}, {"a": 2}]}});
+        assert_eq!(path(&v, "data.items.1.a"), Some(&json!(2)));
+        assert_eq!(path(&v, ""), Some(&v));
+        assert_eq!(path(&v, "data.nothing"), None);
+        assert_eq!(tag("Отчёты"), tag("Отчёты"));
+        assert_ne!(tag("Отчёты"), tag("Отчеты"));
+        assert_eq!(tag("x").len(), 6);
+    }
+}
