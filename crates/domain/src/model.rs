@@ -267,12 +267,16 @@ impl ContactInput {
     }
 }
 
-/// `+7 (999) 000-11-22` → `+79990001122`.
+/// `+7 (999) 000-11-22` → `+79990001122`. A Russian number written with the trunk prefix
+/// (`8 999 000-11-22`, eleven digits starting with 8, no `+`) is the same `+7…` number.
 pub fn normalize_phone(raw: &str) -> Result<String> {
     let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
     let ok_chars = raw.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if !ok_chars || digits.len() < 5 || digits.len() > 15 {
         return Err(Error::invalid("invalid_phone", format!("`{raw}` is not a phone number")));
+    }
+    if !raw.contains('+') && digits.len() == 11 && digits.starts_with('8') {
+        return Ok(format!("+7{}", &digits[1..]));
     }
     Ok(format!("+{digits}"))
 }
@@ -438,6 +442,8 @@ mod tests {
     fn phones_are_normalized_and_garbage_rejected() {
         assert_eq!(normalize_phone("+7 (999) 000-11-22").unwrap(), "+79990001122");
         assert!(normalize_phone("call me").is_err());
+        assert_eq!(normalize_phone("8 (999) 000-11-22").unwrap(), "+79990001122");
+        assert_eq!(normalize_phone("+8 999 000 11 22").unwrap(), "+89990001122");
         assert!(normalize_phone("12").is_err());
     }
 

@@ -878,6 +878,7 @@ impl Turn<'_> {
 
     // --- forms --------------------------------------------------------------------------------
 
+    #[allow(clippy::type_complexity)] // the fields of `Mode::Form`, read together
     fn form_state(&self) -> Option<(String, usize, Map<String, Value>, bool, bool, u64)> {
         match &self.session.mode {
             Mode::Form { form, step, values, confirming, editing, seq } => {
