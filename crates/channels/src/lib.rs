@@ -16,6 +16,39 @@ pub mod telegram;
 pub mod throttle;
 pub mod webhook;
 
+/// A message's buttons as numbered lines under its text, for a receiver that shows no buttons:
+/// `1. Новости`, and `Сайт: https://…` for a link. People answer with the number.
+pub fn numbered_text(text: &str, buttons: &okno_domain::model::Keyboard) -> String {
+    let mut out = text.to_string();
+    for (n, b) in buttons.iter().flatten().enumerate() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        match &b.url {
+            Some(url) => out.push_str(&format!("{}: {url}", b.text)),
+            None => out.push_str(&format!("{}. {}", n + 1, b.text)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod numbered_tests {
+    use okno_domain::model::Button;
+
+    #[test]
+    fn buttons_become_numbered_lines() {
+        let b = |t: &str, url: Option<&str>| Button {
+            text: t.into(),
+            data: url.is_none().then(|| "x".into()),
+            url: url.map(str::to_string),
+        };
+        let kb = vec![vec![b("Новости", None), b("Отчёты", None)], vec![b("Сайт", Some("https://example.org"))]];
+        assert_eq!(super::numbered_text("Меню", &kb), "Меню\n1. Новости\n2. Отчёты\nСайт: https://example.org");
+        assert_eq!(super::numbered_text("", &kb[..1].to_vec()), "1. Новости\n2. Отчёты");
+    }
+}
+
 /// What a platform answered to a successful send.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sent {

@@ -33,6 +33,14 @@ pub struct WebhookConfig {
     pub secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// `false` for a receiver that shows no buttons (an SMS gateway, a plain chat widget):
+    /// buttons are sent as numbered lines of the text instead, and people answer with the number.
+    #[serde(default = "shows_buttons")]
+    pub buttons: bool,
+}
+
+fn shows_buttons() -> bool {
+    true
 }
 
 impl WebhookConfig {
@@ -110,11 +118,14 @@ impl Adapter for WebhookAdapter {
                 json!({"name": a.name, "mime": a.mime, "size": a.size, "url": url})
             })
             .collect();
+        let no_buttons = Keyboard::new();
+        let numbered = (!self.config.buttons && !t.message.buttons.is_empty())
+            .then(|| crate::numbered_text(t.message.text.as_deref().unwrap_or_default(), &t.message.buttons));
         let body = OutBody {
             id: &t.message.id,
             to: json!({"id": t.identity.user_id}),
-            text: t.message.text.as_deref(),
-            buttons: &t.message.buttons,
+            text: numbered.as_deref().or(t.message.text.as_deref()),
+            buttons: if self.config.buttons { &t.message.buttons } else { &no_buttons },
             attachments,
             reply_to: t.message.reply_to.as_deref(),
         };

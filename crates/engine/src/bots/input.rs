@@ -24,10 +24,12 @@ pub fn read(step: &Step, answer: &Answer) -> Result<Value, String> {
         FieldKind::Number => number(step, text),
         FieldKind::Date => date(text).map(Value::String),
         FieldKind::Phone => phone(text).map(Value::String),
-        FieldKind::Choice => step
-            .options
-            .iter()
-            .find(|o| o.trim().eq_ignore_ascii_case(text) || o.trim().to_lowercase() == text.to_lowercase())
+        FieldKind::Choice => text
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| step.options.get(n))
+            .or_else(|| step.options.iter().find(|o| o.trim().to_lowercase() == text.to_lowercase()))
             .map(|o| json!(o))
             .ok_or_else(|| format!("Выберите один из вариантов: {}.", step.options.join(", "))),
         FieldKind::Confirm => match text.to_lowercase().as_str() {
@@ -153,6 +155,7 @@ mod tests {
         let mut c = step(FieldKind::Choice);
         c.options = vec!["Ежегодный".into(), "Без сохранения".into()];
         assert_eq!(text(&c, "ежегодный").unwrap(), json!("Ежегодный"));
+        assert_eq!(text(&c, "2").unwrap(), json!("Без сохранения"), "the number shown where there are no buttons");
         assert!(text(&c, "Декрет").unwrap_err().contains("Ежегодный, Без сохранения"));
         assert_eq!(text(&step(FieldKind::Confirm), "Да").unwrap(), json!(true));
         let f = step(FieldKind::File);

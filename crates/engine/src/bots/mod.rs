@@ -19,7 +19,7 @@ mod input;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use okno_domain::model::{Button, Channel, ChannelKind, Contact, ConversationStatus, Direction, Keyboard, Message};
+use okno_domain::model::{Button, Channel, Contact, ConversationStatus, Direction, Keyboard, Message};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use okno_store::{
@@ -107,11 +107,6 @@ fn button(text: &str, data: String) -> Button {
 /// A short fingerprint of an item's text: a press on a button whose item has changed is stale.
 fn tag(text: &str) -> String {
     hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
-}
-
-/// Whether a channel shows buttons (else menus are numbered lines).
-fn has_buttons(kind: ChannelKind) -> bool {
-    matches!(kind, ChannelKind::Telegram | ChannelKind::Webhook)
 }
 
 impl Engine {
@@ -399,6 +394,14 @@ impl Turn<'_> {
             let action = self.def.menus[&menu_id].items[index].action.clone();
             return self.run(&action, None).await;
         }
+        // The numbers after the items are "back" and "home", as the buttons are laid out.
+        let number = text.parse::<usize>().ok();
+        if menu_id != self.def.start && number == Some(visible.len() + 1) {
+            return self.run(&Action::Back, None).await;
+        }
+        if menu_id != self.def.start && number == Some(visible.len() + 2) {
+            return self.run(&Action::Home, None).await;
+        }
         if text == texts.back() {
             return self.run(&Action::Back, None).await;
         }
@@ -510,9 +513,11 @@ impl Turn<'_> {
         let id = menu.filter(|m| self.def.menus.contains_key(m)).unwrap_or_else(|| self.def.start.clone());
         self.session.menu = Some(id.clone());
         let menu = &self.def.menus[&id];
-        let mut text = self.render(&menu.text, &json!({}));
+        let text = self.render(&menu.text, &json!({}));
         let visible = self.visible_items(&id);
-        if has_buttons(self.channel.kind) {
+        // Where the channel shows no buttons, its adapter numbers them; typed numbers are read
+        // back in `text` in the same order.
+        {
             let mut rows: Keyboard = visible
                 .chunks(menu.columns.max(1))
                 .map(|chunk| {
@@ -529,11 +534,6 @@ impl Turn<'_> {
                 rows.push(self.nav_row());
             }
             self.say_with(text, rows);
-        } else {
-            for (k, &n) in visible.iter().enumerate() {
-                let _ = write!(text, "\n{}. {}", k + 1, menu.items[n].text);
-            }
-            self.say(text);
         }
     }
 

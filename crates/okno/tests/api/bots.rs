@@ -849,3 +849,44 @@ async fn text_where_a_button_is_expected_gets_the_unknown_text_and_the_menu_agai
     seller.containing(&["Открытие смены: включите кассу", "снимите Z-отчёт"]).await;
     assert!(shop.biz.requests().is_empty());
 }
+
+/// A site that shows no buttons (`"buttons": false` on a webhook channel): menus arrive as
+/// numbered lines and the person answers with the number.
+#[tokio::test]
+async fn on_a_channel_without_buttons_menus_are_numbered_and_numbers_choose() {
+    let app = TestApp::spawn().await;
+    let biz = BizSim::start().await;
+    let sink = okno_testkit::Sink::start("site-secret-0123456789").await;
+    let ch = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "webhook", "name": "Сайт без кнопок",
+                   "config": {"outbound_url": format!("{}/out", sink.url), "secret": "site-secret-0123456789", "buttons": false}}),
+        )
+        .await;
+    assert_eq!(ch.status, 201, "{ch:?}");
+    let ch = ch.body["id"].as_str().unwrap().to_string();
+    let (status, body) = put_bot(&app, &ch, &biz.bind(&example("bots/order_status.yaml"))).await;
+    assert_eq!(status, 200, "{body}");
+
+    let say = |n: usize, text: &str| json!({"message_id": format!("m-{n}"), "user": {"id": "site-1", "name": "Покупатель"}, "text": text});
+    let r = app.inbound(&ch, "site-secret-0123456789", &say(1, "/start")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = sink.wait_accepted(1, 10).await;
+    assert_eq!(
+        got[0].body["text"],
+        format!("{ORDER_MAIN}\n1. 🔍 Узнать статус заказа\n2. 💬 Связаться с менеджером"),
+        "the menu is numbered in the text"
+    );
+    assert!(got[0].body.get("buttons").is_none(), "and no buttons are sent: {}", got[0].body);
+
+    app.inbound(&ch, "site-secret-0123456789", &say(2, "1")).await;
+    let got = sink.wait_accepted(2, 10).await;
+    assert_eq!(got[1].body["text"], format!("{ORDER_ASK}\n1. 🏠 В начало"));
+    app.inbound(&ch, "site-secret-0123456789", &say(3, "100421")).await;
+    let got = sink.wait_accepted(3, 10).await;
+    let answer = got[2].body["text"].as_str().unwrap();
+    assert!(answer.starts_with("Заказ № 100421: "), "{answer}");
+    let asked: Vec<_> = biz.requests().into_iter().filter(|r| r.path.starts_with("/orders/")).collect();
+    assert_eq!(asked.len(), 1, "one lookup: {asked:?}");
+}
