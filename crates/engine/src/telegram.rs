@@ -32,7 +32,7 @@ use crate::Engine;
 const POLL_LEASE_MS: i64 = 90_000;
 
 impl Engine {
-    fn bot_api(&self, cfg: &TelegramConfig) -> BotApi {
+    pub(crate) fn bot_api(&self, cfg: &TelegramConfig) -> BotApi {
         BotApi::new(self.http.clone(), &cfg.api_base, &cfg.token)
     }
 

@@ -151,7 +151,37 @@ impl Engine {
         if let Ok(mut cache) = self.bots.lock() {
             cache.remove(channel_id);
         }
+        self.announce_commands(channel_id, &def).await;
         Ok(rec)
+    }
+
+    /// Shows the bot's commands in Telegram's command menu (unless the channel sets its own).
+    async fn announce_commands(&self, channel_id: &str, def: &BotDef) {
+        let Ok(channel) = self.channel(channel_id).await else { return };
+        if channel.kind != okno_domain::model::ChannelKind::Telegram {
+            return;
+        }
+        let Ok(cfg) = crate::telegram::telegram_config(&channel) else { return };
+        if !cfg.commands.is_empty() {
+            return;
+        }
+        let mut commands = vec![json!({"command": "start", "description": "Главное меню"})];
+        for c in &def.commands {
+            let name = c.command.trim_start_matches('/');
+            commands.push(
+                json!({"command": name, "description": c.description.clone().unwrap_or_else(|| name.to_string())}),
+            );
+        }
+        if !def.forms.is_empty() {
+            commands.push(json!({"command": "cancel", "description": "Отменить ввод"}));
+        }
+        if !def.feeds.is_empty() {
+            commands.push(json!({"command": "unanswered", "description": "Неотвеченные вопросы"}));
+        }
+        let api = self.bot_api(&cfg);
+        if let Err(e) = api.call::<Value>("setMyCommands", json!({"commands": commands}), None).await {
+            tracing::warn!(channel = channel_id, error = %e, "Telegram did not take the bot's command menu");
+        }
     }
 
     pub async fn delete_bot(&self, channel_id: &str) -> Result<()> {

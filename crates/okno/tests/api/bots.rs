@@ -398,6 +398,19 @@ async fn news_shows_only_the_items_for_the_persons_groups() {
 #[tokio::test]
 async fn product_search_pages_through_results_and_shows_short_and_detailed_cards() {
     let shop = shop("employee.yaml", |s| s).await;
+    // Attaching the bot put its commands in Telegram's command menu.
+    let commands: Vec<String> = shop
+        .sim
+        .commands(TOKEN)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}={}", c["command"].as_str().unwrap(), c["description"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        commands,
+        ["start=Главное меню", "news=Новости", "product=Информация о товаре", "unanswered=Неотвеченные вопросы"]
+    );
     let (mut seller, _) = employee(&shop, "emp-seller", "Пётр Продавцов", &["Продавцы"], 9107).await;
     seller.say("/menu");
     seller.text(EMP_MAIN).await;
