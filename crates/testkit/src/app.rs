@@ -89,6 +89,17 @@ impl TestApp {
         self.running.as_ref().expect("the app is running")
     }
 
+    /// Stops the server and starts it again on the same database and data folder, as an
+    /// administrator restarting okno would.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let store = okno_server::open_store(&self.settings).await.expect("reopen store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = okno_server::start_with(&self.settings, store, listener).await.expect("restart okno");
+        self.url = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {

@@ -516,6 +516,24 @@ async fn a_question_to_the_director_is_answered_by_reply() {
 const SS_MAIN: &str = "Мария Сидорова, что нужно оформить?";
 
 #[tokio::test]
+async fn a_form_half_filled_survives_a_restart() {
+    let mut shop = shop("self_service.yaml", |s| s).await;
+    let (mut maria, _) = employee(&shop, "emp-8", "Мария Сидорова", &["Рабочие"], 9310).await;
+    maria.say("/start");
+    maria.text(SS_MAIN).await;
+    maria.press("🏖 Заявление на отпуск").await;
+    maria.containing(&["С какого числа отпуск? (ДД.ММ.ГГГГ)"]).await;
+    maria.say("15.07.2026");
+    maria.containing(&["Сколько дней?"]).await;
+    maria.settle().await;
+
+    shop.app.restart().await;
+
+    maria.say("14");
+    maria.containing(&["Вид отпуска"]).await; // the form went on where it was
+}
+
+#[tokio::test]
 async fn a_vacation_request_is_checked_edited_and_submitted_once_as_an_event_and_a_call() {
     let shop = shop("self_service.yaml", |s| s).await;
     // The HR department hears of every request through a rule on the bot's event.
