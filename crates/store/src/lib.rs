@@ -21,6 +21,7 @@ mod lite;
 mod migrations;
 mod pg;
 mod sql;
+mod tasks;
 
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -31,6 +32,7 @@ pub mod testing;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use sql::{backend_of as sql_backend_of, is_link_code, SqlStore};
+pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,7 +443,7 @@ pub struct PendingDelivery {
 
 /// The storage contract. Every method is one transaction.
 #[async_trait]
-pub trait Store: BotStore + Send + Sync + 'static {
+pub trait Store: BotStore + TaskStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<()>;

@@ -36,6 +36,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_bots.sql"),
         include_str!("../migrations/postgres/0004_bots.sql"),
     ),
+    (
+        5,
+        "0005_tasks.sql",
+        include_str!("../migrations/sqlite/0005_tasks.sql"),
+        include_str!("../migrations/postgres/0005_tasks.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
