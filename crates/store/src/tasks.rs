@@ -367,11 +367,8 @@ impl TaskStore for SqlStore {
     async fn mark_task_shown(&self, id: &str, version: i64) -> Result<()> {
         let id = id.to_owned();
         on!(self.write, |c| {
-            c.exec(
-                "UPDATE tasks SET shown_version = $2 WHERE id = $1 AND shown_version < $2",
-                args![&id, version],
-            )
-            .await?;
+            c.exec("UPDATE tasks SET shown_version = $2 WHERE id = $1 AND shown_version < $2", args![&id, version])
+                .await?;
             Ok(())
         })
     }

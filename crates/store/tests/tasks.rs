@@ -1,0 +1,267 @@
+//! Tasks in the store, on SQLite and on the local PostgreSQL: of many claims at once exactly
+//! one wins and writes exactly one `task.claimed` delivery; later claims see who has it;
+//! a contact group limits who may take; release opens the task again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use okno_domain::model::{ChannelKind, ContactInput, EventType};
+use okno_store::testing::TestDb;
+use okno_store::{
+    ClaimOutcome, Claimant, InboundMessage, InboundSender, NewChannel, NewTask, NewWebhook, PageRequest, Store,
+    TaskFilter,
+};
+use serde_json::json;
+
+async fn channel(store: &dyn Store) -> String {
+    store
+        .create_channel(NewChannel {
+            kind: ChannelKind::Telegram,
+            name: "bot".into(),
+            config: json!({"token": "1:x"}),
+            info: json!({"username": "hub_bot"}),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn task(store: &dyn Store, channel_id: &str, group: Option<&str>) -> String {
+    let id = okno_domain::ids::new_id();
+    store
+        .create_task(NewTask {
+            id: id.clone(),
+            channel_id: channel_id.into(),
+            chat_id: "-100".into(),
+            message_id: Some("7".into()),
+            title: "Доставка".into(),
+            text: "Забрать со склада".into(),
+            private_text: Some("+79990001122".into()),
+            data: json!({"deal": 42}),
+            group: group.map(str::to_string),
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn who(n: usize) -> Claimant {
+    Claimant {
+        user_id: format!("{}", 1000 + n), name: format!("Исполнитель {n}"), username: Some(format!("ex{n}"))
+    }
+}
+
+/// A person who wrote to the bot privately (so okno knows them as a contact).
+async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
+    let user = who(n).user_id;
+    let inbound = store
+        .record_inbound(InboundMessage {
+            channel_id: channel_id.into(),
+            sender: InboundSender { user_id: user.clone(), chat_id: user.clone(), ..Default::default() },
+            external_id: format!("{user}:1"),
+            text: Some("/start".into()),
+            attachments: Vec::new(),
+            button_data: None,
+            reply_to: None,
+            reply_to_external: None,
+            author: None,
+        })
+        .await
+        .unwrap();
+    inbound.message.contact_id
+}
+
+async fn one_of_many_claims_wins(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let hook = store
+        .create_webhook(NewWebhook {
+            url: "https://crm.example.org/okno".into(),
+            events: vec![EventType::TaskClaimed],
+            secret: "k".into(),
+        })
+        .await
+        .unwrap();
+    let contact = known_person(&*store, &ch, 3).await;
+    for round in 0..10 {
+        let id = task(&*store, &ch, None).await;
+        let claims = (0..20).map(|n| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.claim_task(&id, who(n)).await.unwrap() })
+        });
+        let outcomes: Vec<ClaimOutcome> =
+            futures::future::join_all(claims).await.into_iter().map(Result::unwrap).collect();
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                ClaimOutcome::Won(t) => Some(t.claimed_by.clone().unwrap()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let winner = &winners[0];
+        for o in &outcomes {
+            match o {
+                ClaimOutcome::Won(_) => {}
+                ClaimOutcome::Taken(t) => assert_eq!(t.claimed_by.as_ref(), Some(winner), "losers see the winner"),
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        let stored = store.get_task(&id).await.unwrap();
+        assert_eq!(stored.status, "claimed");
+        assert_eq!(stored.claimed_by.as_ref(), Some(winner));
+        assert_eq!(stored.version, 1, "one change of owner");
+        if winner.user_id == who(3).user_id {
+            assert_eq!(winner.contact_id.as_deref(), Some(contact.as_str()), "the linked contact is named");
+        } else {
+            assert_eq!(winner.contact_id, None);
+        }
+        // A second claim after the fact changes nothing.
+        match store.claim_task(&id, who(99)).await.unwrap() {
+            ClaimOutcome::Taken(t) => assert_eq!(t.claimed_by.as_ref(), Some(winner)),
+            other => panic!("{other:?}"),
+        }
+        let winner_n: usize = winner.user_id.parse::<usize>().unwrap() - 1000;
+        assert!(matches!(store.claim_task(&id, who(winner_n)).await.unwrap(), ClaimOutcome::AlreadyYours(_)));
+    }
+    let log = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap();
+    assert_eq!(log.items.len(), 10, "exactly one task.claimed per task");
+    for d in &log.items {
+        assert_eq!(d.event_type, "task.claimed");
+        let data = &d.body["data"];
+        assert_eq!(data["task"]["status"], "claimed");
+        assert_eq!(data["task"]["data"], json!({"deal": 42}));
+        assert_eq!(data["executor"], data["task"]["claimed_by"]);
+        assert!(data["executor"]["name"].as_str().unwrap().starts_with("Исполнитель"));
+        if data["executor"]["contact_id"].is_string() {
+            assert_eq!(data["contact"]["id"], data["executor"]["contact_id"]);
+        } else {
+            assert!(data["contact"].is_null());
+        }
+    }
+    assert_eq!(store.claim_jobs("t", 100, 60_000).await.unwrap().len(), 10, "each delivery has its job");
+}
+
+async fn groups_limit_who_may_take_and_release_reopens(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let member = known_person(&*store, &ch, 1).await;
+    store
+        .update_contact(&member, ContactInput { groups: Some(vec!["couriers".into()]), ..Default::default() })
+        .await
+        .unwrap();
+    known_person(&*store, &ch, 2).await;
+    let id = task(&*store, &ch, Some("couriers")).await;
+
+    assert!(!store.task_access(&id, &who(2).user_id).await.unwrap().allowed, "a contact outside the group");
+    assert!(!store.task_access(&id, &who(5).user_id).await.unwrap().allowed, "a stranger okno has no contact for");
+    assert!(store.task_access(&id, &who(1).user_id).await.unwrap().allowed);
+    assert!(matches!(store.claim_task(&id, who(2)).await.unwrap(), ClaimOutcome::NotAllowed(_)));
+    assert!(matches!(store.claim_task(&id, who(5)).await.unwrap(), ClaimOutcome::NotAllowed(_)));
+    assert!(store.get_task(&id).await.unwrap().is_open());
+    let ClaimOutcome::Won(t) = store.claim_task(&id, who(1)).await.unwrap() else { panic!("the member takes it") };
+    assert_eq!(t.claimed_by.unwrap().contact_id.as_deref(), Some(member.as_str()));
+
+    // Only the executor gives it back; then it is open for the next one.
+    let e = store.release_task(&id, Some(&who(2).user_id)).await.unwrap_err();
+    assert_eq!(e.code, "not_the_executor");
+    let open = store.release_task(&id, Some(&who(1).user_id)).await.unwrap();
+    assert!(open.is_open() && open.claimed_by.is_none() && open.claimed_at.is_none());
+    assert_eq!(open.version, 2);
+    assert_eq!(store.release_task(&id, None).await.unwrap_err().code, "task_not_claimed");
+    assert!(matches!(store.claim_task(&id, who(1)).await.unwrap(), ClaimOutcome::Won(_)));
+    let again = store.release_task(&id, None).await.unwrap();
+    assert!(again.is_open(), "the API releases for the executor");
+
+    // What the group message shows only moves forward.
+    store.mark_task_shown(&id, 3).await.unwrap();
+    store.mark_task_shown(&id, 1).await.unwrap();
+    assert_eq!(store.get_task(&id).await.unwrap().shown_version, 3);
+
+    assert!(store.get_task("nope").await.unwrap_err().is_not_found());
+    assert!(store.claim_task("nope", who(1)).await.unwrap_err().is_not_found());
+}
+
+async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(task(&*store, &ch, None).await);
+    }
+    store.claim_task(&ids[1], who(1)).await.unwrap();
+    let page = store.list_tasks(TaskFilter::default(), PageRequest::new(Some(3), None)).await.unwrap();
+    let got: Vec<_> = page.items.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(got, vec![ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+    let rest = store.list_tasks(TaskFilter::default(), PageRequest::new(Some(3), page.next)).await.unwrap();
+    assert_eq!(rest.items.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone(), ids[0].clone()]);
+    assert!(rest.next.is_none());
+    let claimed = store
+        .list_tasks(TaskFilter { status: Some("claimed".into()), channel_id: Some(ch) }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(claimed.items.len(), 1);
+    assert_eq!(claimed.items[0].id, ids[1]);
+    let unknown = store
+        .create_task(NewTask {
+            id: "x".into(),
+            channel_id: "no-such-channel".into(),
+            chat_id: "-1".into(),
+            message_id: None,
+            title: "t".into(),
+            text: "t".into(),
+            private_text: None,
+            data: json!({}),
+            group: None,
+        })
+        .await;
+    assert!(unknown.unwrap_err().is_not_found());
+}
+
+macro_rules! both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = TestDb::sqlite();
+                    super::$name(db.open().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = TestDb::postgres().await else { return };
+                    super::$name(db.open().await).await;
+                }
+            )+
+        }
+    };
+}
+
+both!(one_of_many_claims_wins, groups_limit_who_may_take_and_release_reopens, tasks_list_newest_first_by_status);
+
+/// Two stores (two processes' worth of connections) on one PostgreSQL claim at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_postgres_agree_on_one_winner() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let a = db.open().await;
+    let b = TestDb::borrowed(&db.url).open().await;
+    let ch = channel(&*a).await;
+    for round in 0..20 {
+        let id = task(&*a, &ch, None).await;
+        let claims = (0..20).map(|n| {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let id = id.clone();
+            tokio::spawn(async move { store.claim_task(&id, who(n)).await.unwrap() })
+        });
+        let won = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), ClaimOutcome::Won(_)))
+            .count();
+        assert_eq!(won, 1, "round {round}");
+    }
+}
