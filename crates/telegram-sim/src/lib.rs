@@ -110,6 +110,10 @@ pub struct CallbackAnswer {
     pub callback_query_id: String,
     /// The notification text, if any.
     pub text: Option<String>,
+    /// Shown as an alert rather than a notification at the top.
+    pub show_alert: bool,
+    /// The `t.me/<bot>?start=…` link the client opens, if any.
+    pub url: Option<String>,
     /// Time from the press to the answer.
     pub after: Duration,
 }
@@ -179,7 +183,12 @@ impl TelegramSim {
     pub fn user(&self, token: &str, user_id: i64, first_name: &str) -> SimUser {
         assert!(user_id > 0, "telegram-sim: user ids are positive");
         self.with_bot(token, |bot| {
-            bot.people.insert(user_id, Person { id: user_id, first_name: first_name.to_string() });
+            let person = bot.people.entry(user_id).or_insert_with(|| Person {
+                id: user_id,
+                first_name: String::new(),
+                username: None,
+            });
+            person.first_name = first_name.to_string();
             let chat = bot.chats.entry(user_id).or_insert_with(|| Chat::new(ChatKind::Private, "", Some(user_id)));
             if chat.access == Access::Stranger {
                 chat.access = Access::Started;
@@ -192,7 +201,11 @@ impl TelegramSim {
     /// "Forbidden: bot can't initiate conversation with a user".
     pub fn stranger(&self, token: &str, user_id: i64) {
         self.with_bot(token, |bot| {
-            bot.people.entry(user_id).or_insert_with(|| Person { id: user_id, first_name: format!("User {user_id}") });
+            bot.people.entry(user_id).or_insert_with(|| Person {
+                id: user_id,
+                first_name: format!("User {user_id}"),
+                username: None,
+            });
             let chat = bot.chats.entry(user_id).or_insert_with(|| Chat::new(ChatKind::Private, "", Some(user_id)));
             chat.access = Access::Stranger;
         });

@@ -683,10 +683,34 @@ fn answer_callback(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     if press.answered || press.at.elapsed() > timeout {
         return Err(too_old());
     }
+    // Outside games, the only URLs a callback answer may open are links that start this bot.
+    let url = p.non_empty("url");
+    if let Some(u) = url {
+        let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or(u);
+        let ours = rest
+            .strip_prefix("t.me/")
+            .and_then(|r| r.split_once("?start="))
+            .is_some_and(|(bot, payload)| bot.eq_ignore_ascii_case(&cx.bot.username) && start_payload_ok(payload));
+        if !ours {
+            return Err(ApiError::bad("URL_INVALID"));
+        }
+    }
+    let press = cx.bot.presses.get_mut(id).ok_or_else(too_old)?;
     press.answered = true;
     let after = press.at.elapsed();
-    cx.bot.answers.push(CallbackAnswer { callback_query_id: id.to_string(), text: text.map(str::to_string), after });
+    cx.bot.answers.push(CallbackAnswer {
+        callback_query_id: id.to_string(),
+        text: text.map(str::to_string),
+        show_alert: p.bool("show_alert"),
+        url: url.map(str::to_string),
+        after,
+    });
     Ok(Reply::ok(true.into()))
+}
+
+/// A deep-link `start` parameter: 1-64 characters of `A-Z a-z 0-9 _ -`.
+fn start_payload_ok(payload: &str) -> bool {
+    (1..=64).contains(&payload.len()) && payload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The actions sendChatAction accepts.

@@ -104,6 +104,7 @@ pub(crate) struct Hook {
 pub(crate) struct Person {
     pub id: i64,
     pub first_name: String,
+    pub username: Option<String>,
 }
 
 /// A file the bot can `getFile` and download.
@@ -315,6 +316,13 @@ impl Bot {
 
     /// Queues an update unless `allowed_updates` filters it out. The filter applies when the
     /// update is created, as on the real server, which does not re-filter queued updates.
+    /// The next update id, for an update the test delivers itself.
+    pub(crate) fn take_update_id(&mut self) -> i64 {
+        let id = self.next_update_id;
+        self.next_update_id += 1;
+        id
+    }
+
     pub(crate) fn push_update(&mut self, kind: &'static str, body: Value) {
         let allowed = match &self.allowed_updates {
             Some(list) if !list.is_empty() => list.iter().any(|k| k == kind),
@@ -339,7 +347,11 @@ impl Bot {
     pub(crate) fn person_json(&self, user_id: i64) -> Value {
         match self.people.get(&user_id) {
             Some(p) => {
-                json!({"id": p.id, "is_bot": false, "first_name": p.first_name, "language_code": "en"})
+                let mut user = json!({"id": p.id, "is_bot": false, "first_name": p.first_name, "language_code": "en"});
+                if let Some(u) = &p.username {
+                    user["username"] = u.as_str().into();
+                }
+                user
             }
             None if user_id == SERVICE_USER_ID => {
                 json!({"id": SERVICE_USER_ID, "is_bot": false, "first_name": "Telegram"})

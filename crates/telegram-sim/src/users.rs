@@ -103,6 +103,13 @@ pub(crate) fn incoming(
 
 /// A button press on a bot message: a `callback_query` update; returns its id.
 pub(crate) fn press(bot: &mut Bot, chat_id: i64, user_id: i64, message_id: i64, data: &str) -> String {
+    let (id, body) = callback_query(bot, chat_id, user_id, message_id, data);
+    bot.push_update("callback_query", body);
+    id
+}
+
+/// The CallbackQuery of a press, registered so it can be answered; returns its id and body.
+fn callback_query(bot: &mut Bot, chat_id: i64, user_id: i64, message_id: i64, data: &str) -> (String, Value) {
     let message = match bot.chat_mut(chat_id).messages.get(&message_id) {
         Some(m) => m.json.clone(),
         None => panic!("telegram-sim: message {message_id} does not exist in chat {chat_id}"),
@@ -111,17 +118,14 @@ pub(crate) fn press(bot: &mut Bot, chat_id: i64, user_id: i64, message_id: i64, 
     let id = format!("{}", 4_382_000_000_000_000_000u64 + (bot.id.rem_euclid(1_000_000) as u64) * 1_000_000 + n);
     bot.presses.insert(id.clone(), Press { at: Instant::now(), answered: false });
     let from = bot.person_json(user_id);
-    bot.push_update(
-        "callback_query",
-        json!({
-            "id": id,
-            "from": from,
-            "message": message,
-            "chat_instance": format!("{}", -8_311_236_521_437_869_025i64 + chat_id),
-            "data": data,
-        }),
-    );
-    id
+    let body = json!({
+        "id": id,
+        "from": from,
+        "message": message,
+        "chat_instance": format!("{}", -8_311_236_521_437_869_025i64 + chat_id),
+        "data": data,
+    });
+    (id, body)
 }
 
 impl SimUser {
@@ -151,6 +155,16 @@ impl SimUser {
     /// The user id (also the private chat id).
     pub fn id(&self) -> i64 {
         self.id
+    }
+
+    /// Gives the person a public `@username` (shown in `from.username` from now on).
+    pub fn with_username(self, username: &str) -> SimUser {
+        self.with_bot(|bot| {
+            if let Some(p) = bot.people.get_mut(&self.id) {
+                p.username = Some(username.to_string());
+            }
+        });
+        self
     }
 
     /// Sends a text; returns its message_id. `/start x` gets a `bot_command` entity.
@@ -366,6 +380,19 @@ impl SimGroup {
         self.check_member(from);
         let chat_id = self.id();
         self.with_bot(|bot| press(bot, chat_id, from.id, message_id, data))
+    }
+
+    /// `from` presses an inline button in the group, and instead of queueing the update the
+    /// simulator returns it (a whole Update with its own `update_id`) for the test to deliver
+    /// itself — e.g. many at once to a webhook, as Telegram does over its parallel webhook
+    /// connections. The press can be answered like any other.
+    pub fn press_update(&self, from: &SimUser, message_id: i64, data: &str) -> Value {
+        self.check_member(from);
+        let chat_id = self.id();
+        self.with_bot(|bot| {
+            let (_, body) = callback_query(bot, chat_id, from.id, message_id, data);
+            json!({"update_id": bot.take_update_id(), "callback_query": body})
+        })
     }
 
     /// The group becomes a supergroup with `new_id`: sends to the old id answer 400
