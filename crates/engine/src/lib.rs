@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 pub mod bots;
 pub mod events;
 pub mod metrics;
+pub mod tasks;
 mod telegram;
 pub mod templates;
 mod worker;
@@ -103,6 +104,9 @@ pub struct Engine {
     pub store: Arc<dyn Store>,
     pub cfg: EngineConfig,
     pub http: SafeClient,
+    /// For addresses an administrator configured (a bot's `http.base_url`): these may be on
+    /// the company's own network.
+    pub admin_http: SafeClient,
     pub files: FileStore,
     pub metrics: Metrics,
     adapters: Mutex<HashMap<String, CachedAdapter>>,
@@ -124,7 +128,9 @@ impl Engine {
         let files = FileStore::new(cfg.data_dir.join("files")).map_err(|e| {
             Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))
         })?;
+        let admin_http = SafeClient::new(true, Duration::from_millis(cfg.http_timeout_ms))?;
         Ok(Arc::new_cyclic(|me| Self {
+            admin_http,
             me: me.clone(),
             bots: Mutex::new(HashMap::new()),
             store,

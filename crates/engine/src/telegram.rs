@@ -142,6 +142,11 @@ impl Engine {
 
     /// What one update does. Returns the id of the message it recorded, if any.
     pub async fn handle_update(&self, channel: &Channel, update: &Update) -> Result<Option<String>> {
+        if let Some(q) =
+            update.callback_query.as_ref().filter(|q| q.data.as_deref().is_some_and(crate::tasks::is_task_data))
+        {
+            return self.task_press(channel, q).await;
+        }
         let parsed = updates::parse(&channel.id, update);
         if let Some(id) = parsed.callback_query_id.clone() {
             self.answer_callback(channel, id);
@@ -178,6 +183,7 @@ impl Engine {
             .and_then(|t| updates::start_payload(t).map(|c| (c, true)).or(Some((t.trim(), false))))
             .filter(|(c, _)| okno_store::is_link_code(c))
             .map(|(c, explicit)| (c.to_string(), explicit));
+        let task_start = text.and_then(crate::tasks::start_task).map(|id| (id, msg.sender.user_id.clone()));
         let sender = msg.sender.clone();
         let inbound = self.store.record_inbound(msg).await?;
         if !inbound.duplicate {
@@ -185,7 +191,10 @@ impl Engine {
             if let Some((code, explicit)) = code {
                 self.link(channel, &code, explicit, sender, &inbound.message.contact_id).await?;
             }
-            self.after_inbound(&inbound.message).await?;
+            match &task_start {
+                Some((task_id, user_id)) => self.task_start(channel, user_id, task_id).await,
+                None => self.after_inbound(&inbound.message).await?,
+            }
             self.wake();
         }
         Ok(Some(inbound.message.id))

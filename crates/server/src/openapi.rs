@@ -24,6 +24,7 @@ use crate::api;
         api::bots::put, api::bots::check, api::bots::list, api::bots::get, api::bots::delete,
         api::bots::create_news, api::bots::list_news, api::bots::delete_news,
         api::reports::answers,
+        api::tasks::create, api::tasks::list, api::tasks::get, api::tasks::release,
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),

@@ -432,6 +432,9 @@ pub struct Command {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Only members of these contact groups may use it (none: everyone the bot serves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(rename = "do")]
     pub action: Action,
 }
@@ -443,6 +446,9 @@ pub struct Trigger {
     pub pattern: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contains: Vec<String>,
+    /// Only members of these contact groups trigger it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(rename = "do")]
     pub action: Action,
 }
@@ -573,6 +579,11 @@ impl Checker<'_> {
                     &c.command,
                     format!("command `{}`: use 1..32 lowercase Latin letters, digits and _", c.command),
                 ));
+            }
+            if c.description.as_deref().is_some_and(|d| d.trim().is_empty() || d.chars().count() > 256) {
+                return Err(
+                    self.fail(&c.command, format!("command `/{name}`: `description` must be 1..256 characters"))
+                );
             }
             if BUILTIN_COMMANDS.contains(&name) || !seen.insert(name.to_string()) {
                 return Err(self.fail(&c.command, format!("command `/{name}` is built in or defined twice")));

@@ -33,8 +33,8 @@ pub fn read(step: &Step, answer: &Answer) -> Result<Value, String> {
             .map(|o| json!(o))
             .ok_or_else(|| format!("Выберите один из вариантов: {}.", step.options.join(", "))),
         FieldKind::Confirm => match text.to_lowercase().as_str() {
-            "да" | "yes" | "y" | "д" | "+" => Ok(json!(true)),
-            "нет" | "no" | "n" | "н" | "-" => Ok(json!(false)),
+            "да" | "yes" | "y" | "д" | "+" | "1" => Ok(json!(true)),
+            "нет" | "no" | "n" | "н" | "-" | "2" => Ok(json!(false)),
             _ => Err("Ответьте «Да» или «Нет».".into()),
         },
     }
@@ -100,6 +100,8 @@ pub fn phone(text: &str) -> Result<String, String> {
         let start = text.find(|c: char| c.is_ascii_digit() || c == '+')?;
         normalize_phone(text[start..].trim()).ok()
     });
+    // Ten digits starting with 9 are a Russian mobile number written without the country code.
+    let candidate = candidate.map(|p| if p.len() == 11 && p.starts_with("+9") { format!("+7{}", &p[1..]) } else { p });
     candidate.ok_or_else(|| "Введите номер телефона, например +7 999 000-11-22.".into())
 }
 
@@ -151,6 +153,7 @@ mod tests {
     fn phones_choices_confirmations_files() {
         assert_eq!(phone("8 (999) 000-11-22").unwrap(), normalize_phone("8 (999) 000-11-22").unwrap());
         assert!(phone("Ann 79990001122").is_ok());
+        assert_eq!(phone("999 000 11 22").unwrap(), "+79990001122");
         assert!(phone("не скажу").is_err());
         let mut c = step(FieldKind::Choice);
         c.options = vec!["Ежегодный".into(), "Без сохранения".into()];

@@ -47,6 +47,9 @@ struct Session {
     /// Counts forms started, so a press on an old form's button is recognised.
     #[serde(default)]
     seq: u64,
+    /// The last form submitted (its `seq`): a late "Отправить" for it is "already sent".
+    #[serde(default)]
+    submitted: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,9 +58,7 @@ enum Mode {
     #[default]
     Menu,
     /// Waiting for a lookup's input.
-    Lookup {
-        lookup: String,
-    },
+    Lookup { lookup: String },
     Form {
         form: String,
         step: usize,
@@ -65,11 +66,15 @@ enum Mode {
         confirming: bool,
         editing: bool,
         seq: u64,
+        /// Unique per form filled in: the submitted event's key and the request's
+        /// `Idempotency-Key`, so a repeated submit is recognised downstream.
+        #[serde(default)]
+        key: String,
     },
     /// Each message is a question to a feed.
-    Feed {
-        feed: String,
-    },
+    Feed { feed: String },
+    /// A list is on screen: a typed number picks its item (where there are no buttons).
+    List { lookup: String, values: Vec<String> },
 }
 
 /// One message the bot sends.
@@ -80,9 +85,17 @@ struct Out {
     files: Vec<String>,
 }
 
+/// The menus and lookups a person may use.
+#[derive(Default)]
+struct Reach {
+    menus: std::collections::HashSet<String>,
+    lookups: std::collections::HashSet<String>,
+}
+
 /// What one inbound message asks of the bot.
 enum Input {
-    Press(Vec<String>),
+    /// A button's data after `bot:`.
+    Press(String),
     Command(String, String),
     Text(String),
     /// Files only.
@@ -217,6 +230,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the person's conversation was handed to operators by a bot on another channel
+    /// (one conversation spans all of a person's channels).
+    async fn handed_off_elsewhere(&self, contact: &Contact, here: &str) -> Result<bool> {
+        for i in contact.identities.iter().filter(|i| i.channel_id != here) {
+            if let Some((state, _)) = self.store.bot_session(&i.channel_id, &i.user_id).await? {
+                if serde_json::from_value::<Session>(state).is_ok_and(|s| s.handed_off) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The bot's turn for one inbound message (the `bot_step` job).
     pub(crate) async fn bot_step(&self, message_id: &str) -> Result<()> {
         let message = match self.store.get_message(message_id).await {
@@ -231,6 +257,7 @@ impl Engine {
         };
         let def = BotDef::from_stored(&bot.spec)?;
         let channel = self.channel(&message.channel_id).await?;
+        let channel_id = channel.id.clone();
         let conv = self.store.get_conversation(&message.conversation_id).await?;
         let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel.id).cloned() else {
             return Ok(());
@@ -252,12 +279,6 @@ impl Engine {
             session,
             out: Vec::new(),
         };
-        if turn.relay_answer().await? {
-            return turn.finish(&identity.user_id, false).await;
-        }
-        if turn.session.handed_off {
-            return Ok(());
-        }
         if def.access == Access::LinkedOnly && turn.contact.external_id.is_none() {
             let prompt = def.link_prompt.clone().unwrap_or_else(|| {
                 "Этот бот работает только для сотрудников. Отправьте код привязки, который вам выдали.".into()
@@ -266,10 +287,18 @@ impl Engine {
             turn.say(text);
             return turn.finish(&identity.user_id, false).await;
         }
-        if conv.status != ConversationStatus::Bot {
+        if turn.relay_answer().await? {
+            return turn.finish(&identity.user_id, false).await;
+        }
+        let with_operators = matches!(conv.status, ConversationStatus::Open | ConversationStatus::Pending);
+        if turn.session.handed_off || (with_operators && conv.assignee.is_some()) {
+            return Ok(()); // operators have it
+        }
+        if conv.status != ConversationStatus::Bot && !self.handed_off_elsewhere(&conv.contact, &channel_id).await? {
             let patch = ConversationPatch { status: Some(ConversationStatus::Bot), ..ConversationPatch::default() };
             self.store.update_conversation(&conv.id, patch).await?;
         }
+        turn.sanitize();
         if !fresh && !matches!(turn.session.mode, Mode::Menu) {
             turn.session = Session { seq: turn.session.seq, ..Session::default() };
             turn.say(def.texts.expired().to_string());
@@ -329,7 +358,7 @@ impl Turn<'_> {
     fn input(&self) -> Input {
         if let Some(data) = self.message.button_data.as_deref() {
             if let Some(rest) = data.strip_prefix("bot:") {
-                return Input::Press(rest.splitn(5, ':').map(str::to_string).collect());
+                return Input::Press(rest.to_string());
             }
         }
         let text = self.message.text.as_deref().map(str::trim).unwrap_or_default();
@@ -355,7 +384,7 @@ impl Turn<'_> {
         }
         match self.input() {
             Input::Command(cmd, rest) => self.command(&cmd, &rest).await,
-            Input::Press(parts) => self.press(&parts).await,
+            Input::Press(data) => self.press(&data).await,
             Input::Text(text) => self.text(&text).await,
             Input::Files => match self.session.mode.clone() {
                 Mode::Form { .. } => self.form_answer(None).await,
@@ -379,6 +408,10 @@ impl Turn<'_> {
             "cancel" => self.cancel(),
             "unanswered" => self.unanswered().await,
             other => match self.def.commands.iter().find(|c| c.command.trim_start_matches('/') == other) {
+                Some(c) if !self.may_see(&c.groups) => {
+                    self.say(self.def.texts.not_allowed().to_string());
+                    Ok(())
+                }
                 Some(c) => {
                     let action = c.action.clone();
                     self.run(&action, None).await
@@ -407,10 +440,20 @@ impl Turn<'_> {
                 return Ok(());
             }
             Mode::Lookup { lookup } => {
-                self.session.mode = Mode::Menu;
-                return self.lookup(&lookup, text, 0, false).await;
+                // On failure the person stays where they were and may type again.
+                if self.lookup(&lookup, text, 0, false).await? && matches!(self.session.mode, Mode::Lookup { .. }) {
+                    self.session.mode = Mode::Menu;
+                }
+                return Ok(());
             }
             Mode::Feed { feed } => return self.relay_question(&feed).await,
+            Mode::List { lookup, values } => {
+                self.session.mode = Mode::Menu;
+                let picked = text.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|n| values.get(n));
+                if let Some(value) = picked.cloned() {
+                    return self.press(&format!("pick:{lookup}:{value}")).await;
+                }
+            }
             Mode::Menu => {}
         }
         // A number or an item's text typed by hand.
@@ -438,7 +481,7 @@ impl Turn<'_> {
         if text == texts.home() {
             return self.run(&Action::Home, None).await;
         }
-        for t in &self.def.triggers {
+        for t in self.def.triggers.iter().filter(|t| self.may_see(&t.groups)) {
             let input = match &t.pattern {
                 Some(p) => regex::Regex::new(p).ok().and_then(|r| {
                     r.captures(text).map(|c| c.get(1).or(c.get(0)).map_or(text, |m| m.as_str()).to_string())
@@ -458,44 +501,112 @@ impl Turn<'_> {
         Ok(())
     }
 
-    async fn press(&mut self, parts: &[String]) -> Result<()> {
-        let part = |n: usize| parts.get(n).map(String::as_str).unwrap_or_default();
-        match part(0) {
+    /// A press on one of the bot's buttons (`data` after `bot:`). What a button opens is
+    /// checked against the person's groups now, not when the button was drawn.
+    async fn press(&mut self, data: &str) -> Result<()> {
+        let (kind, rest) = data.split_once(':').unwrap_or((data, ""));
+        let reach = self.reach();
+        match kind {
             "item" => {
-                let (menu_id, index) = (part(1), part(2).parse::<usize>().unwrap_or(usize::MAX));
-                let item = self.def.menus.get(menu_id).and_then(|m| m.items.get(index));
-                let Some(item) = item.filter(|i| tag(&i.text) == part(3)) else {
-                    self.say(self.def.texts.stale().to_string());
-                    self.show_menu(self.session.menu.clone());
-                    return Ok(());
+                let parts: Vec<&str> = rest.splitn(3, ':').collect();
+                let (menu_id, index, tag_now) = match parts.as_slice() {
+                    [m, i, t] => (*m, i.parse::<usize>().unwrap_or(usize::MAX), *t),
+                    _ => return self.stale(),
                 };
-                if !self.may_see(&item.groups) {
+                let item = self.def.menus.get(menu_id).and_then(|m| m.items.get(index));
+                let Some(item) = item.filter(|i| tag(&i.text) == tag_now) else { return self.stale() };
+                if !reach.menus.contains(menu_id) || !self.may_see(&item.groups) {
                     self.say(self.def.texts.not_allowed().to_string());
                     return Ok(());
                 }
-                if matches!(self.session.mode, Mode::Form { .. } | Mode::Lookup { .. } | Mode::Feed { .. }) {
-                    self.session.mode = Mode::Menu;
-                }
+                self.session.mode = Mode::Menu;
                 self.session.menu = Some(menu_id.to_string());
                 let action = item.action.clone();
                 self.run(&action, None).await
             }
             "back" => self.run(&Action::Back, None).await,
             "home" => self.run(&Action::Home, None).await,
-            "page" => {
-                let page = part(2).parse().unwrap_or(0);
-                self.lookup(part(1), part(3), page, false).await
-            }
-            "pick" => {
-                let then = self.def.lookups.get(part(1)).and_then(|l| l.list.as_ref()).and_then(|l| l.then.clone());
-                match then {
-                    Some(then) => self.lookup(&then, part(2), 0, false).await,
-                    None => self.stale(),
+            "page" | "pick" | "more" => {
+                let (lookup, arg) = rest.split_once(':').unwrap_or((rest, ""));
+                if !self.def.lookups.contains_key(lookup) {
+                    return self.stale();
+                }
+                if !reach.lookups.contains(lookup) {
+                    self.say(self.def.texts.not_allowed().to_string());
+                    return Ok(());
+                }
+                self.session.mode = Mode::Menu;
+                match kind {
+                    "page" => {
+                        let (page, input) = arg.split_once(':').unwrap_or((arg, ""));
+                        self.lookup(lookup, input, page.parse().unwrap_or(0), false).await.map(|_| ())
+                    }
+                    "more" => self.lookup(lookup, arg, 0, true).await.map(|_| ()),
+                    _ => {
+                        let then = self.def.lookups[lookup].list.as_ref().and_then(|l| l.then.clone());
+                        match then {
+                            Some(then) => self.lookup(&then, arg, 0, false).await.map(|_| ()),
+                            None => self.stale(),
+                        }
+                    }
                 }
             }
-            "more" => self.lookup(part(1), part(2), 0, true).await,
-            "f" => self.form_press(part(1), part(2), part(3)).await,
+            "f" => {
+                let parts: Vec<&str> = rest.splitn(4, ':').collect();
+                let part = |n: usize| parts.get(n).copied().unwrap_or_default();
+                self.form_press(part(0), part(1), part(2), part(3)).await
+            }
             _ => self.stale(),
+        }
+    }
+
+    /// What the person can reach from the start menu, commands and triggers, given their groups.
+    fn reach(&self) -> Reach {
+        let d = self.def;
+        let mut r = Reach::default();
+        let mut todo = vec![d.start.clone()];
+        let mut actions: Vec<&Action> = Vec::new();
+        actions.extend(d.commands.iter().filter(|c| self.may_see(&c.groups)).map(|c| &c.action));
+        actions.extend(d.triggers.iter().filter(|t| self.may_see(&t.groups)).map(|t| &t.action));
+        loop {
+            for a in actions.drain(..) {
+                match a {
+                    Action::Menu(m) => todo.push(m.clone()),
+                    Action::Lookup(l) => {
+                        let mut next = Some(l.clone());
+                        while let Some(l) = next.take() {
+                            if r.lookups.insert(l.clone()) {
+                                next = d.lookups.get(&l).and_then(|x| x.list.as_ref()).and_then(|x| x.then.clone());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(menu) = todo.pop() else { break };
+            if !r.menus.insert(menu.clone()) {
+                continue;
+            }
+            if let Some(m) = d.menus.get(&menu) {
+                actions.extend(m.items.iter().filter(|i| self.may_see(&i.groups)).map(|i| &i.action));
+            }
+        }
+        r
+    }
+
+    /// A session saved under an earlier definition may point at a form, step, lookup or feed
+    /// that is gone: the person starts again from the menu.
+    fn sanitize(&mut self) {
+        let d = self.def;
+        let gone = match &self.session.mode {
+            Mode::Menu => false,
+            Mode::Lookup { lookup } | Mode::List { lookup, .. } => !d.lookups.contains_key(lookup),
+            Mode::Feed { feed } => !d.feeds.contains_key(feed),
+            Mode::Form { form, step, .. } => d.forms.get(form).is_none_or(|f| *step >= f.steps.len()),
+        };
+        if gone {
+            self.session.mode = Mode::Menu;
+            self.say(d.texts.stale().to_string());
         }
     }
 
@@ -590,13 +701,17 @@ impl Turn<'_> {
             Action::Lookup(id) => {
                 let lookup = &self.def.lookups[id];
                 match (input, &lookup.ask) {
-                    (Some(input), _) => self.lookup(id, &input, 0, false).await?,
+                    (Some(input), _) => {
+                        self.lookup(id, &input, 0, false).await?;
+                    }
                     (None, Some(ask)) => {
                         let text = self.render(ask, &json!({}));
                         self.session.mode = Mode::Lookup { lookup: id.clone() };
                         self.say_with(text, vec![self.home_row()]);
                     }
-                    (None, None) => self.lookup(id, "", 0, false).await?,
+                    (None, None) => {
+                        self.lookup(id, "", 0, false).await?;
+                    }
                 }
             }
             Action::Form(id) => {
@@ -608,6 +723,7 @@ impl Turn<'_> {
                     confirming: false,
                     editing: false,
                     seq: self.session.seq,
+                    key: okno_domain::ids::new_id(),
                 };
                 self.ask_step();
             }
@@ -654,19 +770,12 @@ impl Turn<'_> {
     // --- lookups ------------------------------------------------------------------------------
 
     /// Runs a lookup with `input`, showing `page` of a list or the detailed card.
-    async fn lookup(&mut self, id: &str, input: &str, page: usize, detail: bool) -> Result<()> {
-        let Some(lookup) = self.def.lookups.get(id).cloned() else { return self.stale() };
+    async fn lookup(&mut self, id: &str, input: &str, page: usize, detail: bool) -> Result<bool> {
+        let Some(lookup) = self.def.lookups.get(id).cloned() else { return self.stale().map(|()| false) };
         let action = if lookup.file.is_some() { "upload_document" } else { "typing" };
         let extra = json!({"input": input});
-        let answer = match self.call(&lookup.request, &extra, action, id).await {
-            Ok(Called::Json(v)) => v,
-            Ok(Called::Bytes(bytes, mime)) if lookup.file.is_some() => {
-                return self.send_file(&lookup, &extra, bytes, mime).await;
-            }
-            Ok(Called::Bytes(..)) => {
-                self.fail(id, "the answer is not JSON");
-                return Ok(());
-            }
+        let (body, mime) = match self.call(&lookup.request, &extra, action, id, None).await {
+            Ok(Called::Body(body, mime)) => (body, mime),
             Ok(Called::NotFound) => {
                 match &lookup.not_found {
                     Some(t) => {
@@ -675,25 +784,41 @@ impl Turn<'_> {
                     }
                     None => self.say(self.def.texts.error().to_string()),
                 }
-                return Ok(());
+                return Ok(true);
             }
             Err(why) => {
                 self.fail(id, &why);
-                return Ok(());
+                return Ok(false);
+            }
+        };
+        if lookup.file.is_some() {
+            if mime.starts_with("application/json") {
+                self.fail(id, "a file was expected but the answer is JSON");
+                return Ok(false);
+            }
+            self.send_file(&lookup, &extra, body, mime).await?;
+            return Ok(true);
+        }
+        // JSON whatever the Content-Type says (1C HTTP services often answer text/plain).
+        let answer: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(id, &format!("the answer is not JSON ({mime}): {e}"));
+                return Ok(false);
             }
         };
         let with_answer = json!({"input": input, "answer": answer});
-        if let Some(file) = &lookup.file {
-            let _ = file;
-            self.fail(id, "a file was expected but the answer is JSON");
-            return Ok(());
-        }
         if let Some(t) = &lookup.text {
-            match self.try_render(t, &with_answer) {
-                Ok(text) => self.say(text),
-                Err(e) => self.fail(id, &e.message),
-            }
-            return Ok(());
+            return Ok(match self.try_render(t, &with_answer) {
+                Ok(text) => {
+                    self.say(text);
+                    true
+                }
+                Err(e) => {
+                    self.fail(id, &e.message);
+                    false
+                }
+            });
         }
         if let Some(card) = &lookup.card {
             let src = if detail { card.detail.as_ref().unwrap_or(&card.text) } else { &card.text };
@@ -701,7 +826,7 @@ impl Turn<'_> {
                 Ok(t) => t,
                 Err(e) => {
                     self.fail(id, &e.message);
-                    return Ok(());
+                    return Ok(false);
                 }
             };
             let mut files = Vec::new();
@@ -723,22 +848,23 @@ impl Turn<'_> {
             }
             rows.push(self.home_row());
             self.out.push(Out { text: Some(text), buttons: rows, files });
-            return Ok(());
+            return Ok(true);
         }
         if let Some(list) = &lookup.list {
             let Some(items) = path(&answer, &list.items).and_then(Value::as_array) else {
                 self.fail(id, &format!("the answer has no list at `{}`", list.items));
-                return Ok(());
+                return Ok(false);
             };
             if items.is_empty() {
                 let text =
                     list.empty.as_ref().map_or_else(|| "Ничего не найдено.".into(), |t| self.render(t, &with_answer));
                 self.say_with(text, vec![self.home_row()]);
-                return Ok(());
+                return Ok(true);
             }
             let pages = items.len().div_ceil(list.page_size);
             let page = page.min(pages - 1);
             let mut rows: Keyboard = Vec::new();
+            let mut values = Vec::new();
             for (n, item) in items.iter().enumerate().skip(page * list.page_size).take(list.page_size) {
                 let ctx = json!({"input": input, "answer": answer, "item": item});
                 let label = self.try_render(&list.button, &ctx);
@@ -748,11 +874,12 @@ impl Turn<'_> {
                 };
                 match (label, value) {
                     (Ok(label), Ok(value)) => {
-                        rows.push(vec![button(&label, format!("bot:pick:{id}:{}", value.trim()))])
+                        rows.push(vec![button(&label, format!("bot:pick:{id}:{}", value.trim()))]);
+                        values.push(value.trim().to_string());
                     }
                     (Err(e), _) | (_, Err(e)) => {
                         self.fail(id, &e.message);
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
             }
@@ -772,15 +899,16 @@ impl Turn<'_> {
                     Ok(t) => t,
                     Err(e) => {
                         self.fail(id, &e.message);
-                        return Ok(());
+                        return Ok(false);
                     }
                 },
                 None => "Выберите:".into(),
             };
             let text = if pages > 1 { format!("{head}\n(стр. {} из {pages})", page + 1) } else { head };
             self.say_with(text, rows);
+            self.session.mode = Mode::List { lookup: id.to_string(), values };
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A lookup went wrong: the person gets the friendly text, the log gets the cause.
@@ -828,53 +956,72 @@ impl Turn<'_> {
     }
 
     /// Calls the business system, showing `action` ("typing"…) in the chat meanwhile.
-    async fn call(&self, r: &Request, extra: &Value, action: &str, what: &str) -> std::result::Result<Called, String> {
+    /// Calls the business system, showing `action` ("typing"…) in the chat meanwhile. A URL
+    /// under `http.base_url` — the address the administrator configured — may be on the
+    /// company's network; any other URL passes the same guard as outgoing webhooks.
+    async fn call(
+        &self,
+        r: &Request,
+        extra: &Value,
+        action: &str,
+        what: &str,
+        idempotency_key: Option<&str>,
+    ) -> std::result::Result<Called, String> {
         let render = |t: &str| self.try_render(t, extra).map_err(|e| e.message);
         let mut url = render(&r.url)?.trim().to_string();
-        if url.starts_with('/') {
+        let client = if url.starts_with('/') {
             let base = self.def.http.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
             url = format!("{base}{url}");
-        }
+            &self.engine.admin_http
+        } else {
+            &self.engine.http
+        };
         let mut req = match r.method {
-            Method::GET => self.engine.http.get(&url),
-            Method::POST => self.engine.http.post(&url),
+            Method::GET => client.get(&url),
+            Method::POST => client.post(&url),
         }
         .map_err(|e| format!("{url}: {}", e.message))?;
         for (k, v) in self.def.http.headers.iter().chain(r.headers.iter()) {
             req = req.header(k.as_str(), render(v)?);
         }
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
         if let Some(body) = &r.body {
             req = req.json(&self.render_body(body, extra)?);
         }
-        let timeout = Duration::from_millis(self.def.timeout_ms(r));
-        req = req.timeout(timeout);
+        req = req.timeout(Duration::from_millis(self.def.timeout_ms(r)));
         let typing = self.keep_showing(action);
-        let sent = req.send().await;
+        let answer = async {
+            let mut resp =
+                req.send().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(Called::NotFound);
+            }
+            if !status.is_success() {
+                return Err(format!("{what}: {url} answered {status}"));
+            }
+            let mime = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let mut body = Vec::new();
+            while let Some(chunk) =
+                resp.chunk().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?
+            {
+                body.extend_from_slice(&chunk);
+                if body.len() as u64 > self.engine.cfg.max_attachment_bytes {
+                    return Err(format!("{what}: {url}: the answer is larger than the attachment limit"));
+                }
+            }
+            Ok(Called::Body(bytes::Bytes::from(body), mime))
+        }
+        .await;
         typing.abort();
-        let resp = sent.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Called::NotFound);
-        }
-        if !status.is_success() {
-            return Err(format!("{what}: {url} answered {status}"));
-        }
-        let mime = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_string();
-        let body = resp.bytes().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
-        if body.len() as u64 > self.engine.cfg.max_attachment_bytes {
-            return Err(format!("{what}: {url}: the answer is larger than the attachment limit"));
-        }
-        if mime.starts_with("application/json") {
-            return serde_json::from_slice(&body)
-                .map(Called::Json)
-                .map_err(|e| format!("{what}: {url}: bad JSON: {e}"));
-        }
-        Ok(Called::Bytes(body, mime))
+        answer
     }
 
     fn render_body(&self, v: &Value, extra: &Value) -> std::result::Result<Value, String> {
@@ -911,7 +1058,10 @@ impl Turn<'_> {
     #[allow(clippy::type_complexity)] // the fields of `Mode::Form`, read together
     fn form_state(&self) -> Option<(String, usize, Map<String, Value>, bool, bool, u64)> {
         match &self.session.mode {
-            Mode::Form { form, step, values, confirming, editing, seq } => {
+            // Only a form and step the definition still has (see `sanitize`).
+            Mode::Form { form, step, values, confirming, editing, seq, .. }
+                if self.def.forms.get(form).is_some_and(|f| *step < f.steps.len()) =>
+            {
                 Some((form.clone(), *step, values.clone(), *confirming, *editing, *seq))
             }
             _ => None,
@@ -922,7 +1072,8 @@ impl Turn<'_> {
         let Some((form_id, step, values, confirming, _, seq)) = self.form_state() else { return };
         let form = &self.def.forms[&form_id];
         let texts = &self.def.texts;
-        let cancel = button(texts.cancel(), format!("bot:f:{seq}:cancel"));
+        let at = if confirming { "c".to_string() } else { step.to_string() };
+        let cancel = button(texts.cancel(), format!("bot:f:{seq}:{at}:cancel"));
         if confirming {
             let ctx = json!({"form": values});
             let text = match &form.confirm {
@@ -930,8 +1081,8 @@ impl Turn<'_> {
                 None => summary(form, &values),
             };
             let rows = vec![
-                vec![button(texts.send(), format!("bot:f:{seq}:send"))],
-                vec![button(texts.edit(), format!("bot:f:{seq}:edit")), cancel],
+                vec![button(texts.send(), format!("bot:f:{seq}:c:send"))],
+                vec![button(texts.edit(), format!("bot:f:{seq}:c:edit")), cancel],
             ];
             self.say_with(text, rows);
             return;
@@ -942,52 +1093,59 @@ impl Turn<'_> {
         match s.kind {
             FieldKind::Choice => {
                 for (n, o) in s.options.iter().enumerate() {
-                    rows.push(vec![button(o, format!("bot:f:{seq}:opt:{n}"))]);
+                    rows.push(vec![button(o, format!("bot:f:{seq}:{at}:opt:{n}"))]);
                 }
             }
             FieldKind::Confirm => rows.push(vec![
-                button(texts.yes(), format!("bot:f:{seq}:opt:yes")),
-                button(texts.no(), format!("bot:f:{seq}:opt:no")),
+                button(texts.yes(), format!("bot:f:{seq}:{at}:opt:yes")),
+                button(texts.no(), format!("bot:f:{seq}:{at}:opt:no")),
             ]),
             _ => {}
         }
         let mut last = Vec::new();
         if s.optional {
-            last.push(button(texts.skip(), format!("bot:f:{seq}:skip")));
+            last.push(button(texts.skip(), format!("bot:f:{seq}:{at}:skip")));
         }
         last.push(cancel);
         rows.push(last);
         self.say_with(text, rows);
     }
 
-    async fn form_press(&mut self, seq: &str, what: &str, arg: &str) -> Result<()> {
+    /// A form button: `f:{seq}:{step}:{what}:{arg}`, `step` being `c` on the confirmation.
+    /// A press meant for another step (a double tap, an older message) only asks the current
+    /// step again.
+    async fn form_press(&mut self, seq: &str, at: &str, what: &str, arg: &str) -> Result<()> {
         let current = self.form_state();
-        let Some((form_id, step, _, confirming, _, cur_seq)) = current.filter(|s| s.5.to_string() == seq) else {
-            if what == "send" {
+        let Some((form_id, step, _, confirming, _, _)) = current.filter(|s| s.5.to_string() == seq) else {
+            if what == "send" && self.session.submitted.is_some_and(|s| s.to_string() == seq) {
                 self.say(self.def.texts.already_sent().to_string());
             } else {
                 self.stale()?;
             }
             return Ok(());
         };
-        let _ = cur_seq;
+        let here = if confirming { "c".to_string() } else { step.to_string() };
+        if what != "cancel" && at != here {
+            self.ask_step();
+            return Ok(());
+        }
+        let Some(form) = self.def.forms.get(&form_id) else { return self.stale() };
         match what {
             "cancel" => self.cancel(),
             "send" if confirming => self.submit().await,
             "edit" if confirming => {
-                let form = &self.def.forms[&form_id];
                 let rows: Keyboard = form
                     .steps
                     .iter()
                     .enumerate()
-                    .map(|(n, s)| vec![button(&s.field_label(), format!("bot:f:{seq}:field:{n}"))])
+                    .map(|(n, s)| vec![button(&s.field_label(), format!("bot:f:{seq}:c:field:{n}"))])
                     .collect();
                 self.say_with(self.def.texts.edit_which().to_string(), rows);
                 Ok(())
             }
-            "field" => {
+            "field" if confirming => {
                 let n: usize = arg.parse().unwrap_or(usize::MAX);
-                if n >= self.def.forms[&form_id].steps.len() {
+                if n >= form.steps.len() {
                     return self.stale();
                 }
                 if let Mode::Form { step, confirming, editing, .. } = &mut self.session.mode {
@@ -998,11 +1156,11 @@ impl Turn<'_> {
                 self.ask_step();
                 Ok(())
             }
-            "skip" if !confirming && self.def.forms[&form_id].steps[step].optional => {
+            "skip" if !confirming && form.steps.get(step).is_some_and(|s| s.optional) => {
                 self.store_answer(Value::Null).await
             }
             "opt" if !confirming => {
-                let s = &self.def.forms[&form_id].steps[step];
+                let Some(s) = form.steps.get(step) else { return self.stale() };
                 let value = match (s.kind, arg) {
                     (FieldKind::Confirm, "yes") => json!(true),
                     (FieldKind::Confirm, "no") => json!(false),
@@ -1015,7 +1173,6 @@ impl Turn<'_> {
                 self.store_answer(value).await
             }
             _ => {
-                // A button from an earlier step of this form: ask the current step again.
                 self.ask_step();
                 Ok(())
             }
@@ -1023,13 +1180,28 @@ impl Turn<'_> {
     }
 
     async fn form_answer(&mut self, text: Option<&str>) -> Result<()> {
-        let Some((form_id, step, _, confirming, _, _)) = self.form_state() else { return Ok(()) };
+        let Some((form_id, step, _, confirming, _, seq)) = self.form_state() else { return Ok(()) };
+        let texts = &self.def.texts;
+        let typed = text.map(str::trim).unwrap_or_default();
         if confirming {
-            self.say(self.def.texts.unknown().to_string());
-            self.ask_step();
-            return Ok(());
+            // Typed by hand where there are no buttons: the words or their numbers.
+            let what = match typed {
+                "1" => "send",
+                "2" => "edit",
+                t if t.eq_ignore_ascii_case(texts.send()) => "send",
+                t if t.eq_ignore_ascii_case(texts.edit()) => "edit",
+                _ => {
+                    self.say(texts.unknown().to_string());
+                    self.ask_step();
+                    return Ok(());
+                }
+            };
+            return self.form_press(&seq.to_string(), "c", what, "").await;
         }
         let s = &self.def.forms[&form_id].steps[step];
+        if s.optional && typed.eq_ignore_ascii_case(texts.skip()) {
+            return self.store_answer(Value::Null).await;
+        }
         let files = self.files();
         match input::read(s, &input::Answer { text, files: &files }) {
             Ok(v) => self.store_answer(v).await,
@@ -1072,13 +1244,17 @@ impl Turn<'_> {
 
     async fn submit(&mut self) -> Result<()> {
         let Some((form_id, _, values, _, _, seq)) = self.form_state() else { return Ok(()) };
+        let key = match &self.session.mode {
+            Mode::Form { key, .. } if !key.is_empty() => key.clone(),
+            _ => okno_domain::ids::new_id(),
+        };
         let form = self.def.forms[&form_id].clone();
         let ctx = json!({"form": values});
         let mut answer = Value::Null;
         if let Some(r) = &form.submit.request {
-            match self.call(r, &ctx, "typing", &form_id).await {
-                Ok(Called::Json(v)) => answer = v,
-                Ok(Called::Bytes(..)) => {}
+            match self.call(r, &ctx, "typing", &form_id, Some(&key)).await {
+                // The answer's JSON, if it is JSON, is `answer` for the reply.
+                Ok(Called::Body(body, _)) => answer = serde_json::from_slice(&body).unwrap_or(Value::Null),
                 Ok(Called::NotFound) => {
                     self.fail(&form_id, "the form's endpoint answered 404");
                     return Ok(());
@@ -1091,13 +1267,13 @@ impl Turn<'_> {
             }
         }
         if let Some(event) = &form.submit.event {
-            let user = self.contact.id.clone();
-            let key = format!("bot:{}:{user}:{form_id}:{seq}", self.channel.id);
+            let key = format!("bot-form:{key}");
             let data = json!({"form": values, "contact": self.ctx(json!({}))["contact"], "answer": answer});
             self.engine.store.accept_event(NewEvent { event_type: event.clone(), key, data, send_at: None }).await?;
             self.engine.wake();
         }
         self.session.mode = Mode::Menu;
+        self.session.submitted = Some(seq);
         let text = match &form.submit.reply {
             Some(t) => self.render(t, &json!({"form": values, "answer": answer})),
             None => "Готово.".into(),
@@ -1224,7 +1400,13 @@ impl Turn<'_> {
     /// Sends the replies in order and saves the session.
     async fn finish(self, user_id: &str, save: bool) -> Result<()> {
         if save {
-            self.engine.store.save_bot_session(&self.channel.id, user_id, to_value(&self.session)).await?;
+            let mut session = self.session.clone();
+            // An operator may have taken the conversation while this turn ran (a slow lookup):
+            // the bot never clears a handoff itself, so the stored one stands.
+            if let Some((stored, _)) = self.engine.store.bot_session(&self.channel.id, user_id).await? {
+                session.handed_off |= serde_json::from_value::<Session>(stored).is_ok_and(|s| s.handed_off);
+            }
+            self.engine.store.save_bot_session(&self.channel.id, user_id, to_value(&session)).await?;
         }
         for (n, out) in self.out.into_iter().enumerate() {
             let req = OutboundRequest {
@@ -1246,10 +1428,9 @@ impl Turn<'_> {
     }
 }
 
-/// What the business system answered.
+/// What the business system answered: a body with its type, or 404.
 enum Called {
-    Json(Value),
-    Bytes(bytes::Bytes, String),
+    Body(bytes::Bytes, String),
     NotFound,
 }
 

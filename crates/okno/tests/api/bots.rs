@@ -294,6 +294,8 @@ async fn employee_bot_hides_a_group_only_report_and_refuses_an_old_button_for_it
     boss.press("📊 Отчёты").await;
     let reports = boss.text(EMP_REPORTS).await;
     assert!(labels(&reports).contains(&"🏬 Остатки подразделений".to_string()), "{:?}", labels(&reports));
+    boss.press("🏬 Остатки подразделений").await;
+    boss.text(EMP_DEPT_STOCK).await;
 
     seller.say("/menu");
     seller.text(EMP_MAIN).await;
@@ -312,11 +314,22 @@ async fn employee_bot_hides_a_group_only_report_and_refuses_an_old_button_for_it
     assert_eq!(moved.status, 200, "{moved:?}");
     boss.press("🏬 Остатки подразделений").await;
     boss.text(EMP_NOT_ALLOWED).await;
+    // A report inside the section she can no longer open: the whole path is checked, not
+    // just the item's own groups.
+    boss.press("Остатки по складам (Excel)").await;
+    boss.text(EMP_NOT_ALLOWED).await;
     boss.settle().await;
-    assert!(
-        !boss.all().iter().any(|s| s.plain.as_deref() == Some(EMP_DEPT_STOCK)),
-        "the restricted menu was never shown"
+    assert_eq!(
+        boss.all().iter().filter(|s| s.plain.as_deref() == Some(EMP_DEPT_STOCK)).count(),
+        1,
+        "the restricted menu was shown only while she was allowed"
     );
+    // Forged presses of a restricted lookup's paging and detail buttons are refused too.
+    let last = seller.all().last().unwrap().message_id;
+    seller.user.press(last, "bot:page:stock_xlsx:0:");
+    seller.text(EMP_NOT_ALLOWED).await;
+    seller.user.press(last, "bot:more:stock_pdf:x:y");
+    seller.text(EMP_NOT_ALLOWED).await;
     assert!(shop.biz.requests_to("POST", "/reports/stock").is_empty());
 }
 
@@ -920,4 +933,54 @@ async fn on_a_channel_without_buttons_menus_are_numbered_and_numbers_choose() {
     assert!(answer.starts_with("Заказ № 100421: "), "{answer}");
     let asked: Vec<_> = biz.requests().into_iter().filter(|r| r.path.starts_with("/orders/")).collect();
     assert_eq!(asked.len(), 1, "one lookup: {asked:?}");
+}
+
+/// A double tap on a choice answers only the step it was drawn for; a definition changed under
+/// a half-filled form sends the person back to the menu instead of breaking their chat.
+#[tokio::test]
+async fn a_double_tap_answers_one_step_and_a_changed_definition_resets_a_form() {
+    // Two choices in a row: the second tap on the first one must not answer the second.
+    let shop = shop("self_service.yaml", |s| {
+        s.replace(
+            r#"      - {field: phone, ask: "Телефон для связи во время отпуска", type: phone}"#,
+            r#"      - {field: paid, ask: "Оплатить заранее?", type: choice, options: [Да, Нет]}
+      - {field: phone, ask: "Телефон для связи во время отпуска", type: phone}"#,
+        )
+    })
+    .await;
+    let (mut maria, _) = employee(&shop, "emp-9", "Мария Сидорова", &["Рабочие"], 9320).await;
+    maria.say("/start");
+    maria.text(SS_MAIN).await;
+    maria.press("🏖 Заявление на отпуск").await;
+    maria.containing(&["С какого числа отпуск?"]).await;
+    maria.say("15.07.2026");
+    maria.containing(&["Сколько дней?"]).await;
+    maria.say("14");
+    let kind = maria.containing(&["Вид отпуска"]).await;
+    let data = buttons(&kind).into_iter().find(|(t, _)| t == "Ежегодный").map(|(_, d)| d).unwrap();
+    maria.user.press(kind.message_id, &data);
+    maria.user.press(kind.message_id, &data);
+    maria.containing(&["Оплатить заранее?"]).await;
+    maria.containing(&["Оплатить заранее?"]).await; // the second tap only asks again
+    maria.settle().await;
+    assert!(
+        !maria.all().iter().any(|s| s.plain.as_deref().is_some_and(|t| t.contains("Телефон для связи"))),
+        "the second step was not answered by the double tap"
+    );
+
+    // The administrator removes the form while Мария is in it.
+    let without = biz_source(&shop, "self_service.yaml")
+        .replace("        do: {form: vacation}", "        do: {form: certificate}")
+        .replace("  vacation:\n", "  vacation_old:\n");
+    let (status, body) = put_bot(&shop.app, &shop.ch, &without).await;
+    assert_eq!(status, 200, "{body}");
+    maria.say("Да");
+    maria.text("Это меню устарело, вот актуальное.").await;
+    maria.text(SS_MAIN).await;
+    maria.press("📄 Заказать справку").await;
+    maria.containing(&["Какая справка нужна?"]).await; // the bot goes on working
+}
+
+fn biz_source(shop: &Shop, file: &str) -> String {
+    shop.biz.bind(&example(&format!("bots/{file}")))
 }

@@ -52,7 +52,8 @@ pub async fn check(auth: Auth, body: Bytes) -> ApiResult<Json<Value>> {
 
 #[utoipa::path(get, path = "/api/v1/bots", tag = "bots", responses((status = 200)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Page<BotRecord>>> {
-    auth.require(Permission::Read)?;
+    // Definitions hold the business system's credentials (`http.headers`): admins only.
+    auth.require(Permission::Configure)?;
     Ok(Json(super::all(state.engine.store.list_bots().await?)))
 }
 
@@ -62,7 +63,7 @@ pub async fn get(
     auth: Auth,
     Path(channel_id): Path<String>,
 ) -> ApiResult<Json<BotRecord>> {
-    auth.require(Permission::Read)?;
+    auth.require(Permission::Configure)?;
     Ok(Json(state.engine.store.get_bot(&channel_id).await?))
 }
 

@@ -20,6 +20,7 @@ pub mod events;
 pub mod messages;
 pub mod reports;
 pub mod rules;
+pub mod tasks;
 pub mod tokens;
 pub mod webhooks;
 
@@ -60,6 +61,9 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/bots/{channel_id}", get(bots::get).put(bots::put).delete(bots::delete))
         .route("/news", post(bots::create_news).get(bots::list_news))
         .route("/news/{id}", axum::routing::delete(bots::delete_news))
+        .route("/tasks", post(tasks::create).get(tasks::list))
+        .route("/tasks/{id}", get(tasks::get))
+        .route("/tasks/{id}/release", post(tasks::release))
 }
 
 /// `?limit=&cursor=` of every list.
