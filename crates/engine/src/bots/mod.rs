@@ -1351,7 +1351,9 @@ impl Turn<'_> {
     async fn relay_answer(&mut self) -> Result<bool> {
         let Some(reply_to) = self.message.reply_to.clone() else { return Ok(false) };
         let Some(relay) = self.engine.store.relay_by_message(&reply_to).await? else { return Ok(false) };
-        if relay.recipient_contact_id != self.contact.id {
+        // Only the person the question went to answers it (their message follows merges).
+        let sent_to = self.engine.store.get_message(&relay.relay_message_id).await?.contact_id;
+        if sent_to != self.contact.id {
             return Ok(false);
         }
         let text = self.message.text.clone().unwrap_or_default();
@@ -1361,8 +1363,9 @@ impl Turn<'_> {
             None => format!("Ответ:\n{text}"),
         };
         let question = self.engine.store.get_message(&relay.question_id).await?;
+        // The question's message knows its contact even after contacts were merged.
         let req = OutboundRequest {
-            to: Recipient::Contact(relay.asker_contact_id.clone()),
+            to: Recipient::Contact(question.contact_id.clone()),
             channel_id: Some(relay.asker_channel_id.clone()),
             text: Some(body),
             buttons: Vec::new(),
@@ -1383,9 +1386,13 @@ impl Turn<'_> {
         let mut lines = Vec::new();
         for feed in self.def.feeds.keys() {
             for r in self.engine.store.open_relays(&self.channel.id, feed, &self.contact.id).await? {
-                let q = self.engine.store.get_message(&r.question_id).await?;
-                let who = self.engine.store.get_contact(&r.asker_contact_id).await?.name.unwrap_or_default();
-                lines.push(format!("{}. {who}: {}", lines.len() + 1, q.text.unwrap_or_default()));
+                // A question whose asker was merged into another contact still lists.
+                let q = self.engine.store.get_message(&r.question_id).await.ok().and_then(|m| m.text);
+                let who = match self.engine.store.get_contact(&r.asker_contact_id).await {
+                    Ok(c) => c.name.unwrap_or_default(),
+                    Err(_) => "—".into(),
+                };
+                lines.push(format!("{}. {who}: {}", lines.len() + 1, q.unwrap_or_default()));
             }
         }
         let text = if lines.is_empty() {
