@@ -206,7 +206,7 @@ async fn of_twenty_people_pressing_take_at_once_exactly_one_gets_each_task() {
         assert_eq!(data["task"]["claimed_by"], data["executor"]);
         assert!(data["task"]["data"]["deal_id"].is_i64());
     }
-    for (id, _) in &expected {
+    for id in expected.keys() {
         let message_id = w.get(id).await["message_id"].as_str().unwrap().parse::<i64>().unwrap();
         assert_eq!(w.edits_of(message_id).len(), 1, "the group message of {id} is edited once");
     }
@@ -465,4 +465,54 @@ async fn twenty_presses_through_two_processes_on_postgres_leave_one_winner_each_
         assert_eq!(edits.len(), 1, "one edit of {id}");
     }
     eprintln!("winners by process: {per_process:?}");
+}
+
+/// Every key path of the objects in a JSON value.
+fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    if let Some(o) = v.as_object() {
+        for (k, child) in o {
+            let path = format!("{prefix}.{k}");
+            out.insert(path.clone());
+            key_paths(child, &path, out);
+        }
+    }
+}
+
+fn example(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_shipped_amocrm_example_is_what_okno_takes_and_sends() {
+    let w = world("polling", true).await;
+    let petr_contact = w
+        .app
+        .post("/api/v1/contacts", json!({"external_id": "amo-user-8812", "name": "Пётр Иванов", "groups": ["Курьеры"]}))
+        .await;
+    let contact_id = petr_contact.body["id"].as_str().unwrap().to_string();
+    let code = w.app.post(&format!("/api/v1/contacts/{contact_id}/link"), json!({})).await.body["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let petr = w.person(8401, "Petr");
+    petr.send_text(&format!("/start {code}"));
+    w.wait_private(8401, "Готово").await;
+
+    let mut body = example("task.json");
+    body["channel_id"] = w.ch.clone().into();
+    body["chat_id"] = GROUP.into();
+    let r = w.app.post("/api/v1/tasks", body.clone()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let message_id = w.sim.sent_to(TOKEN, GROUP).last().unwrap().message_id;
+    let q = w.group.press(&petr, message_id, &format!("task:take:{id}"));
+    w.wait_answer(&q).await;
+    let got = w.crm.wait_accepted(1, 10).await;
+    assert_eq!(got[0].body["data"]["contact"]["external_id"], "amo-user-8812");
+    assert_eq!(got[0].body["data"]["task"]["data"], body["data"]);
+    let (mut want, mut have) = Default::default();
+    key_paths(&example("task_claimed.json"), "", &mut want);
+    key_paths(&got[0].body, "", &mut have);
+    assert_eq!(want, have, "examples/tasks/task_claimed.json shows every field okno sends, and only those");
 }
