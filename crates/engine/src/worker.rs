@@ -21,7 +21,7 @@ use okno_domain::model::MessageStatus;
 use okno_domain::signing;
 use okno_domain::time::now_ms;
 use okno_domain::ErrorKind;
-use okno_store::{DeliveryAttempt, FetchedAttachment, Job, JobKind};
+use okno_store::{DeliveryAttempt, FetchedAttachment, IdentityFlag, Job, JobKind};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -84,17 +84,20 @@ impl Engine {
 
     /// Runs one job to an outcome. Store errors leave the job to be retried, up to twice the
     /// send budget.
-    pub async fn process(&self, job: Job) {
+    async fn process(&self, job: Job) {
         let kind = job.kind.as_str();
         let outcome = self.run_job(&job).await;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) if job.attempts >= self.cfg.send_max_attempts * 2 => {
                 tracing::error!(job = job.seq, kind, error = %e, "a job kept failing in the store; giving up");
-                if job.kind == JobKind::Send {
-                    let _ = self.store.mark_failed(&job.ref_id, &format!("gave up: {}", e.message), None).await;
+                let reason = format!("gave up: {}", e.message);
+                match job.kind {
+                    JobKind::Send => {
+                        self.fail_send(job.ref_id.as_str(), &reason, None, &job).await.unwrap_or(Outcome::Failed)
+                    }
+                    _ => Outcome::Failed,
                 }
-                Outcome::Failed
             }
             Err(e) => {
                 tracing::warn!(job = job.seq, kind, error = %e, "job hit a store error; retrying");
@@ -102,12 +105,13 @@ impl Engine {
             }
         };
         let label = match &outcome {
-            Outcome::Done => "sent",
-            Outcome::Failed => "failed",
+            Outcome::Done | Outcome::Ended { failed: false, .. } => "sent",
+            Outcome::Failed | Outcome::Ended { failed: true, .. } => "failed",
             Outcome::Retry(..) => "retry",
         };
         self.metrics.delivery(kind, label);
         let ended = match outcome {
+            Outcome::Ended { held, .. } => Ok(held),
             Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq, &self.owner).await,
             Outcome::Retry(reason, after) => {
                 let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
@@ -128,7 +132,7 @@ impl Engine {
             JobKind::Send => self.process_send(job).await,
             JobKind::Webhook => self.process_webhook(job).await,
             JobKind::FetchAttachments => self.process_fetch(job).await,
-            JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
         }
     }
@@ -138,8 +142,7 @@ impl Engine {
             Ok(t) => t,
             Err(e) if e.kind == ErrorKind::NotFound && e.code == "message_not_found" => return Ok(Outcome::Done),
             Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Unprocessable) => {
-                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
-                return Ok(Outcome::Failed);
+                return self.fail_send(&job.ref_id, &e.message, None, job).await;
             }
             Err(e) => return Err(e),
         };
@@ -149,15 +152,12 @@ impl Engine {
         }
         let adapter = match self.adapter_for(&target.channel) {
             Ok(a) => a,
-            Err(e) => {
-                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
-                return Ok(Outcome::Failed);
-            }
+            Err(e) => return self.fail_send(&job.ref_id, &e.message, None, job).await,
         };
         match adapter.send(&target).await {
             Ok(sent) => {
-                self.store.mark_sent(&job.ref_id, sent.external_id).await?;
-                Ok(Outcome::Done)
+                let held = self.store.finish_send(&job.ref_id, sent.external_id, job.seq, &self.owner).await?;
+                Ok(Outcome::Ended { failed: false, held })
             }
             Err(SendError::Moved { chat_id }) => {
                 self.store.move_chat(&target.channel.id, &target.identity.chat_id, &chat_id).await?;
@@ -165,20 +165,30 @@ impl Engine {
             }
             Err(SendError::Permanent { reason, flag }) => {
                 tracing::info!(message = %job.ref_id, %reason, "send failed for good");
-                self.store.mark_failed(&job.ref_id, &reason, flag).await?;
-                Ok(Outcome::Failed)
+                self.fail_send(&job.ref_id, &reason, flag, job).await
             }
             Err(SendError::Retry { reason, after }) => {
                 if job.attempts >= self.cfg.send_max_attempts {
                     let reason = format!("gave up after {} attempts: {reason}", job.attempts);
-                    self.store.mark_failed(&job.ref_id, &reason, None).await?;
-                    Ok(Outcome::Failed)
+                    self.fail_send(&job.ref_id, &reason, None, job).await
                 } else {
                     tracing::debug!(message = %job.ref_id, attempt = job.attempts, %reason, "send will be retried");
                     Ok(Outcome::Retry(reason, after))
                 }
             }
         }
+    }
+
+    /// Marks a message failed and ends its send job in one transaction.
+    async fn fail_send(
+        &self,
+        message_id: &str,
+        reason: &str,
+        flag: Option<IdentityFlag>,
+        job: &Job,
+    ) -> okno_domain::Result<Outcome> {
+        let held = self.store.fail_send(message_id, reason, flag, job.seq, &self.owner).await?;
+        Ok(Outcome::Ended { failed: true, held })
     }
 
     async fn process_webhook(&self, job: &Job) -> okno_domain::Result<Outcome> {
@@ -289,9 +299,12 @@ impl Engine {
 }
 
 /// How a job ended this time.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Finished (sent, delivered, stored, or nothing left to do).
     Done,
+    /// Finished, and the job was ended in the same transaction that recorded the result;
+    /// `held` is `false` when the lease had been lost (the job is its new owner's).
+    Ended { failed: bool, held: bool },
     /// Finished for good without success; the reason is on the message or delivery.
     Failed,
     /// Try again: after the given time, or after the backoff.
