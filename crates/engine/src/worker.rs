@@ -21,8 +21,8 @@ use okno_domain::model::MessageStatus;
 use okno_domain::signing;
 use okno_domain::time::now_ms;
 use okno_domain::ErrorKind;
-use okno_store::{DeliveryAttempt, FetchedAttachment, IdentityFlag, Job, JobKind};
-use tokio::sync::Semaphore;
+use okno_store::{DeliveryAttempt, FetchedAttachment, IdentityFlag, Job, JobKind, SentMessage, Store};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,7 @@ impl Engine {
     /// Runs the workers until `shutdown` is cancelled, then drains and releases.
     pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
+        let finisher = Finisher::start(self.store.clone(), self.owner.clone());
         let mut tasks = JoinSet::new();
         let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
         // Leases are renewed while their jobs run (a slow upload or a long wait on a rate limit
@@ -47,9 +48,9 @@ impl Engine {
                         claimed_all = jobs.len() == free;
                         for job in jobs {
                             let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                            let engine = self.clone();
+                            let (engine, finisher) = (self.clone(), finisher.clone());
                             tasks.spawn(async move {
-                                engine.process(job).await;
+                                engine.process(job, &finisher).await;
                                 drop(permit);
                             });
                         }
@@ -84,9 +85,9 @@ impl Engine {
 
     /// Runs one job to an outcome. Store errors leave the job to be retried, up to twice the
     /// send budget.
-    async fn process(&self, job: Job) {
+    async fn process(&self, job: Job, finisher: &Finisher) {
         let kind = job.kind.as_str();
-        let outcome = self.run_job(&job).await;
+        let outcome = self.run_job(&job, finisher).await;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) if job.attempts >= self.cfg.send_max_attempts * 2 => {
@@ -127,9 +128,9 @@ impl Engine {
         }
     }
 
-    async fn run_job(&self, job: &Job) -> okno_domain::Result<Outcome> {
+    async fn run_job(&self, job: &Job, finisher: &Finisher) -> okno_domain::Result<Outcome> {
         match job.kind {
-            JobKind::Send => self.process_send(job).await,
+            JobKind::Send => self.process_send(job, finisher).await,
             JobKind::Webhook => self.process_webhook(job).await,
             JobKind::FetchAttachments => self.process_fetch(job).await,
             JobKind::ProcessEvent => self.process_event(job).await,
@@ -137,7 +138,7 @@ impl Engine {
         }
     }
 
-    async fn process_send(&self, job: &Job) -> okno_domain::Result<Outcome> {
+    async fn process_send(&self, job: &Job, finisher: &Finisher) -> okno_domain::Result<Outcome> {
         let target = match self.store.delivery_target(&job.ref_id).await {
             Ok(t) => t,
             Err(e) if e.kind == ErrorKind::NotFound && e.code == "message_not_found" => return Ok(Outcome::Done),
@@ -156,7 +157,8 @@ impl Engine {
         };
         match adapter.send(&target).await {
             Ok(sent) => {
-                let held = self.store.finish_send(&job.ref_id, sent.external_id, job.seq, &self.owner).await?;
+                let sent = SentMessage { message_id: job.ref_id.clone(), external_id: sent.external_id, seq: job.seq };
+                let held = finisher.finish(sent).await?;
                 Ok(Outcome::Ended { failed: false, held })
             }
             Err(SendError::Moved { chat_id }) => {
@@ -309,4 +311,63 @@ pub(crate) enum Outcome {
     Failed,
     /// Try again: after the given time, or after the backoff.
     Retry(String, Option<Duration>),
+}
+
+/// Most sends recorded in one transaction.
+const FINISH_BATCH: usize = 64;
+
+type Finished = (SentMessage, oneshot::Sender<okno_domain::Result<bool>>);
+
+/// Records sends that went out: those that finish while one transaction is being written are
+/// written together in the next (one commit, one read of the subscriptions and one delete for
+/// all of them), so nothing waits on a timer and a lone send is written at once.
+#[derive(Clone)]
+struct Finisher {
+    queue: mpsc::UnboundedSender<Finished>,
+}
+
+impl Finisher {
+    /// Starts the recording task; it ends when the last handle is dropped.
+    fn start(store: Arc<dyn Store>, owner: String) -> Finisher {
+        let (queue, mut pending) = mpsc::unbounded_channel::<Finished>();
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < FINISH_BATCH {
+                    match pending.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let (sent, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.finish_sends(sent.clone(), &owner).await {
+                    Ok(held) => {
+                        for (answer, held) in answers.into_iter().zip(held) {
+                            let _ = answer.send(Ok(held));
+                        }
+                    }
+                    // One at a time, so that a problem with one message is reported for it alone.
+                    Err(_) if sent.len() > 1 => {
+                        for (one, answer) in sent.into_iter().zip(answers) {
+                            let held = store.finish_sends(vec![one], &owner).await.map(|h| h.first() == Some(&true));
+                            let _ = answer.send(held);
+                        }
+                    }
+                    Err(e) => {
+                        for answer in answers {
+                            let _ = answer.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Finisher { queue }
+    }
+
+    /// Marks a message sent and ends its job; `false` when the lease had been lost.
+    async fn finish(&self, sent: SentMessage) -> okno_domain::Result<bool> {
+        let (answer, held) = oneshot::channel();
+        self.queue.send((sent, answer)).map_err(|_| okno_domain::Error::internal("the send recorder has stopped"))?;
+        held.await.map_err(|_| okno_domain::Error::internal("the send recorder dropped a send"))?
+    }
 }
