@@ -1,9 +1,9 @@
 //! The events benchmark: okno (a separate process, SQLite or PostgreSQL) with a Telegram bot on
 //! the simulator (limits off), 300 people linked by link codes, and a rule with three recipients.
 //!
-//! 1. 2,000 events paced at 200 per second: latency from the event's 202 to the first request
+//! 1. 2,000 events (`--paced-events`) paced at 200 per second: latency from the event's 202 to the first request
 //!    that reaches the simulator for it (both clocks are this process's);
-//! 2. 10,000 events × 3 recipients posted as fast as 32 clients can: every one of the 30,000
+//! 2. 10,000 events (`--bulk-events`) × 3 recipients posted as fast as 32 clients can: every one of the 30,000
 //!    messages must arrive, none twice.
 
 use std::collections::{HashMap, HashSet};
@@ -26,14 +26,31 @@ fn key_of(text: &str) -> Option<&str> {
     text.split("ключ ").nth(1).map(|rest| rest.trim())
 }
 
-pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
+/// What to run: the backend and how many events each phase posts.
+pub struct Plan {
+    pub postgres: bool,
+    /// A given PostgreSQL database instead of a fresh one.
+    pub database_url: Option<String>,
+    /// Events posted at 200 per second (phase 1).
+    pub paced: usize,
+    /// Events posted as fast as possible (phase 2; 0 skips it).
+    pub bulk: usize,
+}
+
+pub async fn run(okno: &Path, plan: Plan) -> Result<()> {
+    let postgres = plan.postgres;
     let dir = std::env::temp_dir().join(format!("okno-bench-ev-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
-    let pg = if postgres { Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?) } else { None };
+    let pg = if postgres && plan.database_url.is_none() {
+        Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?)
+    } else {
+        None
+    };
+    let url = plan.database_url.clone().or_else(|| pg.as_ref().map(|d| d.url.clone()));
     let sim = TelegramSim::start().await;
     sim.add_bot(TOKEN, "events_bench_bot");
     sim.set_limits(false);
-    let server = Okno::start(okno, &dir, pg.as_ref().map(|d| d.url.as_str())).await?;
+    let server = Okno::start(okno, &dir, url.as_deref()).await?;
     println!(
         "okno events benchmark — {}, simulator in the benchmark process, 2 cores",
         if postgres { "PostgreSQL" } else { "SQLite" }
@@ -81,7 +98,7 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     let mut tasks = Vec::new();
-    for n in 0..2000 {
+    for n in 0..plan.paced {
         tick.tick().await;
         let (http, base, token, body, accepted) =
             (server.http.clone(), server.base.clone(), server.token.clone(), event(n, "lat"), accepted.clone());
@@ -98,7 +115,7 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    let want = baseline + 6000;
+    let want = baseline + 3 * plan.paced;
     let deadline = Instant::now() + Duration::from_secs(120);
     while sim.sent(TOKEN).len() < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -117,7 +134,8 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default().as_secs_f64() * 1000.0
     };
     println!(
-        "200 events/s for 10 s: {} accepted; event accepted → first request to the channel: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "200 events/s for {:.0} s: {} accepted; event accepted → first request to the channel: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        plan.paced as f64 / 200.0,
         accepted.len(),
         pct(0.5),
         pct(0.99),
@@ -125,6 +143,12 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
     );
 
     // 2. 10,000 events × 3 recipients, no loss, no duplicate.
+    if plan.bulk == 0 {
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+    let bulk_events = plan.bulk;
     let base_count = sim.sent(TOKEN).len();
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -135,7 +159,7 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n >= 10_000 {
+                if n >= bulk_events {
                     break;
                 }
                 let _ =
@@ -148,7 +172,7 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
     }
     let posted = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while sim.sent(TOKEN).len() < base_count + 30_000 && Instant::now() < deadline {
+    while sim.sent(TOKEN).len() < base_count + 3 * bulk_events && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -157,13 +181,14 @@ pub async fn run(okno: &Path, postgres: bool) -> Result<()> {
     let pairs: HashSet<(i64, String)> =
         bulk.iter().filter_map(|s| s.plain.as_deref().and_then(key_of).map(|k| (s.chat_id, k.to_string()))).collect();
     println!(
-        "10,000 events × 3 recipients: posted in {:.1} s ({:.0} events/s), {} messages sent in {:.1} s; distinct (person, event) pairs {} — lost {}, duplicates {}",
+        "{} events × 3 recipients: posted in {:.1} s ({:.0} events/s), {} messages sent in {:.1} s; distinct (person, event) pairs {} — lost {}, duplicates {}",
+        bulk_events,
         posted.as_secs_f64(),
-        10_000.0 / posted.as_secs_f64(),
+        bulk_events as f64 / posted.as_secs_f64(),
         bulk.len(),
         done.as_secs_f64(),
         pairs.len(),
-        30_000usize.saturating_sub(pairs.len()),
+        (3 * bulk_events).saturating_sub(pairs.len()),
         bulk.len() - pairs.len()
     );
     drop(server);

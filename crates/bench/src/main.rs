@@ -56,6 +56,16 @@ struct Args {
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
+    /// Events: how many are posted at 200 per second for the latency figure.
+    #[arg(long, default_value_t = 2_000)]
+    paced_events: usize,
+    /// Events: how many are posted as fast as possible for the loss and duplicate check (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    bulk_events: usize,
+    /// Events: run on this PostgreSQL database (empty) instead of a fresh one, e.g. one with
+    /// statement logging turned on to count statements per event.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -92,7 +102,13 @@ async fn main() -> Result<()> {
         return telegram::run(&okno, args.inbound, args.outbound).await;
     }
     if args.events {
-        return events::run(&okno, args.postgres).await;
+        let plan = events::Plan {
+            postgres: args.postgres || args.database_url.is_some(),
+            database_url: args.database_url.clone(),
+            paced: args.paced_events,
+            bulk: args.bulk_events,
+        };
+        return events::run(&okno, plan).await;
     }
     let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;

@@ -16,11 +16,12 @@ use std::collections::HashSet;
 use okno_domain::model::{normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
-use okno_store::{ContactFilter, EventRecord, NewAttachment, Notification, NotifyOutcome, RuleRecord};
+use okno_store::{ContactFilter, EventRecord, Job, NewAttachment, Notification, RuleRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::templates;
+use crate::worker::Outcome;
 use crate::Engine;
 
 /// A rule as administrators write it (API or rules file).
@@ -248,18 +249,21 @@ impl Engine {
         Ok(json!({"matches": matches, "text": rendered.text, "buttons": rendered.buttons, "recipients": recipients}))
     }
 
-    /// Runs the rules of one event (the `process_event` job).
-    pub(crate) async fn process_event(&self, event_id: &str) -> Result<()> {
-        let ev = match self.store.get_event(event_id).await {
+    /// Runs the rules of one event (the `process_event` job). The notifications of every rule
+    /// that sends at once, the event's status and the end of the job are written in one
+    /// transaction.
+    pub(crate) async fn process_event(&self, job: &Job) -> Result<Outcome> {
+        let ev = match self.store.get_event_row(&job.ref_id).await {
             Ok(ev) => ev,
-            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
             Err(e) => return Err(e),
         };
         if matches!(ev.status.as_str(), "processed" | "no_rule") {
-            return Ok(());
+            return Ok(Outcome::Done);
         }
         let ctx = context(&ev);
         let mut matched = 0;
+        let mut batch = Vec::new();
         for rule in self.store.rules_for(&ev.event_type).await? {
             let spec: RuleSpec = match serde_json::from_value(rule.spec.clone()) {
                 Ok(s) => s,
@@ -283,24 +287,27 @@ impl Engine {
                 self.store.schedule_rule(&ev.id, &rule.id, at).await?;
                 continue;
             }
-            self.run_rule(&ev, &rule, &spec).await?;
+            batch.extend(self.prepare_rule(&ev, &rule, &spec).await?);
         }
-        self.store.finish_event(&ev.id, if matched == 0 { "no_rule" } else { "processed" }).await?;
+        let status = if matched == 0 { "no_rule" } else { "processed" };
+        let (_, held) = self.store.complete_event(batch, &ev.id, status, job.seq, &self.owner).await?;
         self.wake();
-        Ok(())
+        Ok(Outcome::Ended { failed: false, held })
     }
 
     /// Runs one delayed rule (the `notify_rule` job).
     pub(crate) async fn process_rule(&self, target: &str) -> Result<()> {
         let Some((event_id, rule_id)) = target.split_once(':') else { return Ok(()) };
-        let ev = self.store.get_event(event_id).await?;
+        let ev = self.store.get_event_row(event_id).await?;
         let rule = match self.store.get_rule(rule_id).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
         };
         let spec: RuleSpec = serde_json::from_value(rule.spec.clone()).map_err(|e| Error::internal(e.to_string()))?;
-        self.run_rule(&ev, &rule, &spec).await?;
+        let batch = self.prepare_rule(&ev, &rule, &spec).await?;
+        // One transaction for the rule's recipients: one commit instead of one per person.
+        self.store.notify_all(batch).await?;
         self.wake();
         Ok(())
     }
@@ -339,7 +346,9 @@ impl Engine {
         Ok((at > now_ms() + 1_000).then_some(at))
     }
 
-    async fn run_rule(&self, ev: &EventRecord, rule: &RuleRecord, spec: &RuleSpec) -> Result<()> {
+    /// The notifications a rule makes for an event: recipients resolved, one message rendered
+    /// per person. Recipients that cannot be resolved and render failures are recorded here.
+    async fn prepare_rule(&self, ev: &EventRecord, rule: &RuleRecord, spec: &RuleSpec) -> Result<Vec<Notification>> {
         let ctx = context(ev);
         let mut people: Vec<String> = Vec::new();
         for r in &spec.recipients {
@@ -366,18 +375,14 @@ impl Engine {
                             )
                             .await?;
                     }
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
             },
         };
         let mut batch = Vec::with_capacity(people.len());
-        let mut labels = Vec::with_capacity(people.len());
-        for contact_id in people {
-            let contact = match self.store.get_contact(&contact_id).await {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
+        // Contacts removed since they were resolved are left out.
+        for contact in self.store.get_contacts(&people).await? {
+            let contact_id = contact.id.clone();
             let mut person_ctx = ctx.clone();
             person_ctx["tz"] = contact.attrs.get("tz").cloned().unwrap_or_else(|| json!(self.cfg.default_timezone));
             person_ctx["contact"] = serde_json::to_value(&contact).unwrap_or(Value::Null);
@@ -388,28 +393,20 @@ impl Engine {
                     continue;
                 }
             };
-            labels.push(
-                contact
-                    .external_id
-                    .clone()
-                    .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}")),
-            );
             batch.push(Notification {
                 event_id: ev.id.clone(),
                 rule_id: rule.id.clone(),
+                recipient: contact
+                    .external_id
+                    .clone()
+                    .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}")),
                 contact_id: contact_id.clone(),
                 text: rendered.text,
                 buttons: rendered.buttons,
                 attachment_ids: attachment_ids.clone(),
             });
         }
-        // One transaction for the rule's recipients: one commit instead of one per person.
-        for (outcome, label) in self.store.notify_all(batch).await?.into_iter().zip(labels) {
-            if let NotifyOutcome::Unreachable(reason) = outcome {
-                self.store.add_unresolved(&ev.id, &rule.id, &label, &reason).await?;
-            }
-        }
-        Ok(())
+        Ok(batch)
     }
 
     /// The contacts a recipient entry names, or why there are none.

@@ -21,8 +21,8 @@ use okno_domain::model::MessageStatus;
 use okno_domain::signing;
 use okno_domain::time::now_ms;
 use okno_domain::ErrorKind;
-use okno_store::{DeliveryAttempt, FetchedAttachment, Job, JobKind};
-use tokio::sync::Semaphore;
+use okno_store::{DeliveryAttempt, FetchedAttachment, IdentityFlag, Job, JobKind, SentMessage, Store};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,7 @@ impl Engine {
     /// Runs the workers until `shutdown` is cancelled, then drains and releases.
     pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
+        let finisher = Finisher::start(self.store.clone(), self.owner.clone());
         let mut tasks = JoinSet::new();
         let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
         // Leases are renewed while their jobs run (a slow upload or a long wait on a rate limit
@@ -47,9 +48,9 @@ impl Engine {
                         claimed_all = jobs.len() == free;
                         for job in jobs {
                             let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                            let engine = self.clone();
+                            let (engine, finisher) = (self.clone(), finisher.clone());
                             tasks.spawn(async move {
-                                engine.process(job).await;
+                                engine.process(job, &finisher).await;
                                 drop(permit);
                             });
                         }
@@ -84,17 +85,20 @@ impl Engine {
 
     /// Runs one job to an outcome. Store errors leave the job to be retried, up to twice the
     /// send budget.
-    pub async fn process(&self, job: Job) {
+    async fn process(&self, job: Job, finisher: &Finisher) {
         let kind = job.kind.as_str();
-        let outcome = self.run_job(&job).await;
+        let outcome = self.run_job(&job, finisher).await;
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) if job.attempts >= self.cfg.send_max_attempts * 2 => {
                 tracing::error!(job = job.seq, kind, error = %e, "a job kept failing in the store; giving up");
-                if job.kind == JobKind::Send {
-                    let _ = self.store.mark_failed(&job.ref_id, &format!("gave up: {}", e.message), None).await;
+                let reason = format!("gave up: {}", e.message);
+                match job.kind {
+                    JobKind::Send => {
+                        self.fail_send(job.ref_id.as_str(), &reason, None, &job).await.unwrap_or(Outcome::Failed)
+                    }
+                    _ => Outcome::Failed,
                 }
-                Outcome::Failed
             }
             Err(e) => {
                 tracing::warn!(job = job.seq, kind, error = %e, "job hit a store error; retrying");
@@ -102,12 +106,13 @@ impl Engine {
             }
         };
         let label = match &outcome {
-            Outcome::Done => "sent",
-            Outcome::Failed => "failed",
+            Outcome::Done | Outcome::Ended { failed: false, .. } => "sent",
+            Outcome::Failed | Outcome::Ended { failed: true, .. } => "failed",
             Outcome::Retry(..) => "retry",
         };
         self.metrics.delivery(kind, label);
         let ended = match outcome {
+            Outcome::Ended { held, .. } => Ok(held),
             Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq, &self.owner).await,
             Outcome::Retry(reason, after) => {
                 let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
@@ -123,24 +128,23 @@ impl Engine {
         }
     }
 
-    async fn run_job(&self, job: &Job) -> okno_domain::Result<Outcome> {
+    async fn run_job(&self, job: &Job, finisher: &Finisher) -> okno_domain::Result<Outcome> {
         match job.kind {
-            JobKind::Send => self.process_send(job).await,
+            JobKind::Send => self.process_send(job, finisher).await,
             JobKind::Webhook => self.process_webhook(job).await,
             JobKind::FetchAttachments => self.process_fetch(job).await,
-            JobKind::ProcessEvent => self.process_event(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
             JobKind::BotStep => self.bot_step(&job.ref_id).await.map(|()| Outcome::Done),
         }
     }
 
-    async fn process_send(&self, job: &Job) -> okno_domain::Result<Outcome> {
+    async fn process_send(&self, job: &Job, finisher: &Finisher) -> okno_domain::Result<Outcome> {
         let target = match self.store.delivery_target(&job.ref_id).await {
             Ok(t) => t,
             Err(e) if e.kind == ErrorKind::NotFound && e.code == "message_not_found" => return Ok(Outcome::Done),
             Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Unprocessable) => {
-                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
-                return Ok(Outcome::Failed);
+                return self.fail_send(&job.ref_id, &e.message, None, job).await;
             }
             Err(e) => return Err(e),
         };
@@ -150,15 +154,13 @@ impl Engine {
         }
         let adapter = match self.adapter_for(&target.channel) {
             Ok(a) => a,
-            Err(e) => {
-                self.store.mark_failed(&job.ref_id, &e.message, None).await?;
-                return Ok(Outcome::Failed);
-            }
+            Err(e) => return self.fail_send(&job.ref_id, &e.message, None, job).await,
         };
         match adapter.send(&target).await {
             Ok(sent) => {
-                self.store.mark_sent(&job.ref_id, sent.external_id).await?;
-                Ok(Outcome::Done)
+                let sent = SentMessage { message_id: job.ref_id.clone(), external_id: sent.external_id, seq: job.seq };
+                let held = finisher.finish(sent).await?;
+                Ok(Outcome::Ended { failed: false, held })
             }
             Err(SendError::Moved { chat_id }) => {
                 self.store.move_chat(&target.channel.id, &target.identity.chat_id, &chat_id).await?;
@@ -166,20 +168,30 @@ impl Engine {
             }
             Err(SendError::Permanent { reason, flag }) => {
                 tracing::info!(message = %job.ref_id, %reason, "send failed for good");
-                self.store.mark_failed(&job.ref_id, &reason, flag).await?;
-                Ok(Outcome::Failed)
+                self.fail_send(&job.ref_id, &reason, flag, job).await
             }
             Err(SendError::Retry { reason, after }) => {
                 if job.attempts >= self.cfg.send_max_attempts {
                     let reason = format!("gave up after {} attempts: {reason}", job.attempts);
-                    self.store.mark_failed(&job.ref_id, &reason, None).await?;
-                    Ok(Outcome::Failed)
+                    self.fail_send(&job.ref_id, &reason, None, job).await
                 } else {
                     tracing::debug!(message = %job.ref_id, attempt = job.attempts, %reason, "send will be retried");
                     Ok(Outcome::Retry(reason, after))
                 }
             }
         }
+    }
+
+    /// Marks a message failed and ends its send job in one transaction.
+    async fn fail_send(
+        &self,
+        message_id: &str,
+        reason: &str,
+        flag: Option<IdentityFlag>,
+        job: &Job,
+    ) -> okno_domain::Result<Outcome> {
+        let held = self.store.fail_send(message_id, reason, flag, job.seq, &self.owner).await?;
+        Ok(Outcome::Ended { failed: true, held })
     }
 
     async fn process_webhook(&self, job: &Job) -> okno_domain::Result<Outcome> {
@@ -290,11 +302,73 @@ impl Engine {
 }
 
 /// How a job ended this time.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Finished (sent, delivered, stored, or nothing left to do).
     Done,
+    /// Finished, and the job was ended in the same transaction that recorded the result;
+    /// `held` is `false` when the lease had been lost (the job is its new owner's).
+    Ended { failed: bool, held: bool },
     /// Finished for good without success; the reason is on the message or delivery.
     Failed,
     /// Try again: after the given time, or after the backoff.
     Retry(String, Option<Duration>),
+}
+
+/// Most sends recorded in one transaction.
+const FINISH_BATCH: usize = 64;
+
+type Finished = (SentMessage, oneshot::Sender<okno_domain::Result<bool>>);
+
+/// Records sends that went out: those that finish while one transaction is being written are
+/// written together in the next (one commit, one read of the subscriptions and one delete for
+/// all of them), so nothing waits on a timer and a lone send is written at once.
+#[derive(Clone)]
+struct Finisher {
+    queue: mpsc::UnboundedSender<Finished>,
+}
+
+impl Finisher {
+    /// Starts the recording task; it ends when the last handle is dropped.
+    fn start(store: Arc<dyn Store>, owner: String) -> Finisher {
+        let (queue, mut pending) = mpsc::unbounded_channel::<Finished>();
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < FINISH_BATCH {
+                    match pending.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let (sent, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.finish_sends(sent.clone(), &owner).await {
+                    Ok(held) => {
+                        for (answer, held) in answers.into_iter().zip(held) {
+                            let _ = answer.send(Ok(held));
+                        }
+                    }
+                    // One at a time, so that a problem with one message is reported for it alone.
+                    Err(_) if sent.len() > 1 => {
+                        for (one, answer) in sent.into_iter().zip(answers) {
+                            let held = store.finish_sends(vec![one], &owner).await.map(|h| h.first() == Some(&true));
+                            let _ = answer.send(held);
+                        }
+                    }
+                    Err(e) => {
+                        for answer in answers {
+                            let _ = answer.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Finisher { queue }
+    }
+
+    /// Marks a message sent and ends its job; `false` when the lease had been lost.
+    async fn finish(&self, sent: SentMessage) -> okno_domain::Result<bool> {
+        let (answer, held) = oneshot::channel();
+        self.queue.send((sent, answer)).map_err(|_| okno_domain::Error::internal("the send recorder has stopped"))?;
+        held.await.map_err(|_| okno_domain::Error::internal("the send recorder dropped a send"))?
+    }
 }

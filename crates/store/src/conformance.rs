@@ -850,12 +850,18 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
         event_id: event_id.clone(),
         rule_id: rule.id.clone(),
         contact_id: contact.to_string(),
+        recipient: format!("contact {contact}"),
         text: "Оплата 5 ₽".into(),
         buttons: vec![vec![Button { text: "5".into(), data: Some("answer:5".into()), url: None }]],
         attachment_ids: vec![],
     };
     let NotifyOutcome::Queued(sent) = store.notify(note(&manager.id)).await.unwrap() else { panic!("queued") };
     assert_eq!(sent.channel_id, wa.id, "the most recently used channel");
+    assert_eq!(
+        serde_json::to_value(&*sent).unwrap(),
+        serde_json::to_value(store.get_message(&sent.id).await.unwrap()).unwrap(),
+        "the queued message as returned is the message as stored"
+    );
     assert!(matches!(store.notify(note(&manager.id)).await.unwrap(), NotifyOutcome::AlreadyNotified));
     let (lonely, _) = store
         .upsert_contact(ContactInput { name: Some("Без мессенджера".into()), ..Default::default() })
@@ -874,7 +880,11 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
     let fallback_id = ev.deliveries[0].message_id.clone().unwrap();
     assert_ne!(fallback_id, sent.id);
     assert_eq!(ev.deliveries[0].status, "queued");
-    assert_eq!(ev.unresolved[0].reason, "no identity on any channel");
+    assert_eq!(ev.unresolved.len(), 2, "the store records an unreachable person itself");
+    assert_eq!(
+        (ev.unresolved[0].recipient.as_str(), ev.unresolved[0].reason.as_str()),
+        (format!("contact {}", lonely.id).as_str(), "no identity on any channel")
+    );
     store.mark_failed(&fallback_id, "Forbidden: user is deactivated", Some(IdentityFlag::Blocked)).await.unwrap();
     let ev = store.get_event(&event_id).await.unwrap();
     assert_eq!(
@@ -911,4 +921,94 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
     store.finish_event(&ev2.id, "processed").await.unwrap();
     assert_eq!(store.get_event(&ev2.id).await.unwrap().status, "processed");
     assert!(store.get_event("nope").await.unwrap_err().is_not_found());
+}
+
+pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let conv = Recipient::Conversation(m.conversation_id.clone());
+    let (ok, _) = store.enqueue_outbound(send_req(conv.clone(), "one")).await.unwrap();
+    let (bad, _) = store.enqueue_outbound(send_req(conv, "two")).await.unwrap();
+    let sends = |jobs: Vec<Job>| jobs.into_iter().filter(|j| j.kind == JobKind::Send).collect::<Vec<_>>();
+
+    // Sent: recorded by whoever sent it, but the job ends only for its lease owner.
+    let first = sends(store.claim_jobs("w1", 10, 60_000).await.unwrap());
+    assert_eq!(first.iter().map(|j| j.ref_id.as_str()).collect::<Vec<_>>(), vec![ok.id.as_str()]);
+    assert!(!store.finish_send(&ok.id, Some("p-1".into()), first[0].seq, "someone-else").await.unwrap());
+    assert_eq!(store.get_message(&ok.id).await.unwrap().status, MessageStatus::Sent);
+    assert!(sends(store.claim_jobs("w2", 10, 60_000).await.unwrap()).is_empty(), "the job is still w1's");
+    assert!(store.finish_send(&ok.id, Some("p-2".into()), first[0].seq, "w1").await.unwrap());
+    assert!(!store.complete_job(first[0].seq, "w1").await.unwrap(), "the job has ended");
+    let sent = store.get_message(&ok.id).await.unwrap();
+    assert_eq!(sent.external_id.as_deref(), Some("p-1"), "a repeated outcome changes nothing");
+
+    // Failed: the same, and the identity is flagged.
+    let second = sends(store.claim_jobs("w1", 10, 60_000).await.unwrap());
+    assert_eq!(second.iter().map(|j| j.ref_id.as_str()).collect::<Vec<_>>(), vec![bad.id.as_str()]);
+    let reason = "Forbidden: bot was blocked by the user";
+    assert!(!store.fail_send(&bad.id, reason, None, second[0].seq, "someone-else").await.unwrap());
+    assert!(store.fail_send(&bad.id, reason, Some(IdentityFlag::Blocked), second[0].seq, "w1").await.unwrap());
+    assert!(!store.complete_job(second[0].seq, "w1").await.unwrap(), "the job has ended");
+    let failed = store.get_message(&bad.id).await.unwrap();
+    assert_eq!((failed.status, failed.error.as_deref()), (MessageStatus::Failed, Some(reason)));
+    let deliveries = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    let mut statuses: Vec<_> =
+        deliveries.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
+    statuses.sort();
+    assert_eq!(statuses, vec!["failed", "sent"], "one message.status per outcome");
+    store.set_identity_blocked(&ch.id, "u-1", false).await.unwrap();
+
+    // An event: its notifications, its status and the end of its job in one transaction.
+    let (ev, _) = store
+        .accept_event(NewEvent {
+            event_type: "order.paid".into(),
+            key: "o-1".into(),
+            data: json!({"n": 1}),
+            send_at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!((ev.status.as_str(), ev.data["n"].as_i64()), ("accepted", Some(1)));
+    let row = store.get_event_row(&ev.id).await.unwrap();
+    assert_eq!((row.key.as_str(), row.created_at), ("o-1", ev.created_at));
+    let job = store.claim_jobs("w1", 10, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == ev.id).unwrap();
+    assert_eq!(job.kind, JobKind::ProcessEvent);
+    let rule = store.put_rule("paid", "order.paid", json!({"template": "x"})).await.unwrap();
+    let (lonely, _) =
+        store.upsert_contact(ContactInput { name: Some("Нет связи".into()), ..Default::default() }).await.unwrap();
+    let groups = ContactInput { groups: Some(vec!["b".into(), "a".into()]), ..Default::default() };
+    store.update_contact(&m.contact_id, groups).await.unwrap();
+    let both = store.get_contacts(&[lonely.id.clone(), "gone".into(), m.contact_id.clone()]).await.unwrap();
+    assert_eq!(both.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![lonely.id.as_str(), m.contact_id.as_str()]);
+    assert_eq!(
+        serde_json::to_value(&both[1]).unwrap(),
+        serde_json::to_value(store.get_contact(&m.contact_id).await.unwrap()).unwrap(),
+        "a contact read with others is the contact read alone"
+    );
+    let note = |contact: &str| Notification {
+        event_id: ev.id.clone(),
+        rule_id: rule.id.clone(),
+        contact_id: contact.to_string(),
+        recipient: format!("contact {contact}"),
+        text: "Оплачено".into(),
+        buttons: vec![],
+        attachment_ids: vec![],
+    };
+    let (outcomes, held) = store.complete_event(vec![], &ev.id, "processed", job.seq, "someone-else").await.unwrap();
+    assert!(outcomes.is_empty() && !held, "another owner does not end the job");
+    let (outcomes, held) = store
+        .complete_event(vec![note(&m.contact_id), note(&lonely.id)], &ev.id, "processed", job.seq, "w1")
+        .await
+        .unwrap();
+    assert!(held);
+    assert!(matches!(&outcomes[0], NotifyOutcome::Queued(msg) if msg.conversation_id == m.conversation_id));
+    assert!(matches!(&outcomes[1], NotifyOutcome::Unreachable(r) if r == "no identity on any channel"));
+    assert!(!store.complete_job(job.seq, "w1").await.unwrap(), "the job has ended");
+    let done = store.get_event(&ev.id).await.unwrap();
+    assert_eq!(done.status, "processed");
+    assert!(done.processed_at.is_some());
+    assert_eq!(done.deliveries.len(), 1);
+    assert_eq!(done.unresolved.len(), 1);
+    assert_eq!(done.unresolved[0].recipient, format!("contact {}", lonely.id));
 }

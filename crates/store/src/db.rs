@@ -99,6 +99,17 @@ impl Row {
             .ok_or_else(|| Error::internal(format!("the query returned no column `{col}`")))
     }
 
+    /// The columns `range` of this row as a row of its own (for a query that joins several
+    /// tables whose columns share names).
+    pub fn part(&self, range: std::ops::Range<usize>) -> Result<Row> {
+        let (cols, vals) = self
+            .cols
+            .get(range.clone())
+            .zip(self.vals.get(range.clone()))
+            .ok_or_else(|| Error::internal(format!("the query returned fewer than {} columns", range.end)))?;
+        Ok(Row { cols: cols.iter().cloned().collect(), vals: vals.to_vec() })
+    }
+
     pub fn s(&self, col: &str) -> Result<String> {
         self.os(col)?.ok_or_else(|| Error::internal(format!("column `{col}` is NULL")))
     }

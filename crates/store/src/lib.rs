@@ -262,6 +262,16 @@ pub struct DeliveryTarget {
     pub options: Value,
 }
 
+/// A message that went out, with the send job that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub message_id: String,
+    /// The platform's id for it.
+    pub external_id: Option<String>,
+    /// The send job.
+    pub seq: i64,
+}
+
 /// A business event to accept.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -332,6 +342,9 @@ pub struct Notification {
     pub event_id: String,
     pub rule_id: String,
     pub contact_id: String,
+    /// How the event's record names this person should no channel reach them, e.g.
+    /// `external_id 1c-7`.
+    pub recipient: String,
     pub text: String,
     pub buttons: Keyboard,
     pub attachment_ids: Vec<String>,
@@ -343,7 +356,8 @@ pub enum NotifyOutcome {
     Queued(Box<Message>),
     /// This person already got this event (from this or another rule).
     AlreadyNotified,
-    /// No channel reaches the person; the reason is recorded as unresolved.
+    /// No channel reaches the person; the reason is recorded as unresolved (under the
+    /// notification's `recipient`).
     Unreachable(String),
 }
 
@@ -463,6 +477,8 @@ pub trait Store: BotStore + TaskStore + Send + Sync + 'static {
     async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)>;
     async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact>;
     async fn get_contact(&self, id: &str) -> Result<Contact>;
+    /// Several contacts at once, in the order of `ids`; ids of no contact are left out.
+    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
     async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
     /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
     /// fields from `other`, unites the groups and removes `other`.
@@ -490,6 +506,23 @@ pub trait Store: BotStore + TaskStore + Send + Sync + 'static {
     async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
     /// Marks a message failed with a reason, optionally flags the identity, emits `message.status`.
     async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
+    /// `mark_sent`, and ends the message's send job `seq` in the same transaction if `owner`
+    /// still holds it. `false` when the lease was lost: the job is left to its new owner (the
+    /// message is marked sent all the same, as it went out).
+    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool>;
+    /// `finish_send` for several messages in one transaction; for each, whether its job was
+    /// ended (`false`: the lease was lost).
+    async fn finish_sends(&self, sent: Vec<SentMessage>, owner: &str) -> Result<Vec<bool>>;
+    /// `mark_failed`, and ends the send job `seq` in the same transaction if `owner` still holds
+    /// it (`false` when the lease was lost).
+    async fn fail_send(
+        &self,
+        message_id: &str,
+        error: &str,
+        flag: Option<IdentityFlag>,
+        seq: i64,
+        owner: &str,
+    ) -> Result<bool>;
 
     // Attachments.
     async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment>;
@@ -553,7 +586,21 @@ pub trait Store: BotStore + TaskStore + Send + Sync + 'static {
     /// `true`, and queues nothing.
     async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)>;
     async fn get_event(&self, id: &str) -> Result<EventRecord>;
+    /// The event alone, without its deliveries and unresolved recipients (left empty).
+    async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
     async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
+    /// The end of processing an event, in one transaction: queues `ns` (as `notify_all`), sets
+    /// the event's status and ends its job `seq` if `owner` still holds it. Returns the outcomes
+    /// and `false` when the lease was lost (the job is left to its new owner, which finds the
+    /// people already notified).
+    async fn complete_event(
+        &self,
+        ns: Vec<Notification>,
+        event_id: &str,
+        status: &str,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)>;
     /// Runs `rule_id` for `event_id` at `at` (a rule that sends before or after a date).
     async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()>;
     async fn add_unresolved(&self, event_id: &str, rule_id: &str, recipient: &str, reason: &str) -> Result<()>;

@@ -186,6 +186,11 @@ fn search_text(name: &Option<String>, phone: &Option<String>, email: &Option<Str
 
 const CHANNEL_COLS: &str = "id, kind, name, config, info, status, status_detail, created_at";
 
+/// `a, b` → `t.a, t.b`: a column list for a query that names its tables.
+fn columns_of(table: &str, cols: &str) -> String {
+    cols.split(',').map(|c| format!("{table}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
 fn channel_from(row: &Row) -> Result<Channel> {
     Ok(Channel {
         id: row.s("id")?,
@@ -268,6 +273,70 @@ async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
     })
 }
 
+const CONTACT_COLS: &str = "id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at";
+
+fn contact_from(row: &Row, groups: Vec<String>, identities: Vec<Identity>) -> Result<Contact> {
+    Ok(Contact {
+        id: row.s("id")?,
+        external_id: row.os("external_id")?,
+        name: row.os("name")?,
+        phone: row.os("phone")?,
+        email: row.os("email")?,
+        groups,
+        attrs: row.js("attrs")?,
+        preferred_channel_id: row.os("preferred_channel_id")?,
+        identities,
+        created_at: row.i("created_at")?,
+        updated_at: row.i("updated_at")?,
+    })
+}
+
+/// Several contacts in three queries per 500 (not one contact in three); the ids not found
+/// are left out, the rest keep their order.
+async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Vec<Contact>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let list = |start: &str, end: &str| {
+            let mut q = Sql::new(start);
+            for (n, id) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " }).bind_s(id);
+            }
+            q.push(end);
+            q
+        };
+        let q = list(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id IN ("), ")");
+        let rows = c.rows(&q.text, &q.args).await?;
+        let q = list("SELECT contact_id, grp FROM contact_groups WHERE contact_id IN (", ") ORDER BY grp");
+        let mut groups: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for r in c.rows(&q.text, &q.args).await? {
+            groups.entry(r.s("contact_id")?).or_default().push(r.s("grp")?);
+        }
+        let q = list(
+            &format!(
+                "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id WHERE i.contact_id IN ("
+            ),
+            ") ORDER BY i.created_at, i.id",
+        );
+        let mut identities: std::collections::HashMap<String, Vec<Identity>> = Default::default();
+        for r in c.rows(&q.text, &q.args).await? {
+            let identity = identity_from(&r)?;
+            identities.entry(identity.contact_id.clone()).or_default().push(identity);
+        }
+        let mut found: std::collections::HashMap<String, Row> =
+            rows.into_iter().map(|r| Ok((r.s("id")?, r))).collect::<Result<_>>()?;
+        for id in chunk {
+            if let Some(row) = found.remove(id) {
+                out.push(contact_from(
+                    &row,
+                    groups.remove(id).unwrap_or_default(),
+                    identities.remove(id).unwrap_or_default(),
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 const MESSAGE_COLS: &str = "id, conversation_id, contact_id, channel_id, direction, text, buttons, status, error, \
      external_id, button_data, reply_to, edited, author, created_at, updated_at";
 
@@ -290,19 +359,26 @@ fn attachment_from(row: &Row) -> Result<Attachment> {
 const ATTACHMENT_COLS: &str = "id, message_id, name, mime, size, sha256, state, note, source_url";
 
 async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
-    let id = row.s("id")?;
-    let attachments = c
-        .rows(
-            &format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"),
-            args![&id],
-        )
-        .await?
-        .iter()
-        .map(attachment_from)
-        .collect::<Result<Vec<_>>>()?;
+    let attachments = load_attachments(c, &row.s("id")?).await?;
+    message_with(row, attachments)
+}
+
+async fn load_attachments(c: &mut dyn Conn, message_id: &str) -> Result<Vec<Attachment>> {
+    c.rows(
+        &format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id = $1 ORDER BY created_at, id"),
+        args![message_id],
+    )
+    .await?
+    .iter()
+    .map(attachment_from)
+    .collect()
+}
+
+/// A message from its row and its attachments.
+fn message_with(row: &Row, attachments: Vec<Attachment>) -> Result<Message> {
     let buttons: Keyboard = serde_json::from_value(row.js("buttons")?).unwrap_or_default();
     Ok(Message {
-        id,
+        id: row.s("id")?,
         conversation_id: row.s("conversation_id")?,
         contact_id: row.s("contact_id")?,
         channel_id: row.s("channel_id")?,
@@ -378,6 +454,69 @@ async fn insert_job(
         args![kind.as_str(), ref_id, queue_key, run_at, now_ms()],
     )
     .await?;
+    Ok(())
+}
+
+/// Ends a job `owner` holds; `false` when another owner has it now.
+async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
+    Ok(c.exec("DELETE FROM jobs WHERE seq = $1 AND lease_owner = $2", args![seq, owner]).await? > 0)
+}
+
+/// Marks queued messages sent (id and platform id) and emits `message.status` for each (see
+/// `Store::mark_sent`).
+async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<()> {
+    let now = now_ms();
+    let mut changed = Vec::new();
+    for (id, external_id) in sent {
+        let done = c
+            .exec(
+                "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'queued'",
+                args![*external_id, now, *id],
+            )
+            .await?;
+        if done > 0 {
+            changed.push(*id);
+        }
+    }
+    // The messages are read back only for subscribers: this runs once per message sent.
+    if !changed.is_empty() {
+        let hooks = subscribers(c, EventType::MessageStatus).await?;
+        if !hooks.is_empty() {
+            for id in changed {
+                let m = load_message(c, id).await?;
+                deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Marks a queued message failed, flags the identity, emits `message.status` and falls back to
+/// the person's next channel for a notification (see `Store::mark_failed`).
+async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
+    let done = c
+        .exec(
+            "UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+            args![error, now_ms(), message_id],
+        )
+        .await?;
+    if done > 0 {
+        let m = load_message(c, message_id).await?;
+        if let Some(flag) = flag {
+            let col = match flag {
+                IdentityFlag::Blocked => "blocked",
+                IdentityFlag::OptedOut => "opted_out",
+            };
+            c.exec(
+                &format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"),
+                args![&m.contact_id, &m.channel_id],
+            )
+            .await?;
+        }
+        emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
+        fall_back(c, &m).await?;
+    }
     Ok(())
 }
 
@@ -493,10 +632,18 @@ async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Conta
     Ok(contact)
 }
 
-/// The contact's current conversation, created (or reopened) as needed.
-async fn current_conversation(c: &mut dyn Conn, contact_id: &str, reopen: bool) -> Result<(String, bool)> {
+/// The contact's current conversation, created (or reopened) as needed: its id, whether it
+/// was reopened, and the channel the person last wrote on.
+async fn current_conversation(
+    c: &mut dyn Conn,
+    contact_id: &str,
+    reopen: bool,
+) -> Result<(String, bool, Option<String>)> {
     let row = c
-        .row("SELECT id, status FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![contact_id])
+        .row(
+            "SELECT id, status, last_inbound_channel_id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1",
+            args![contact_id],
+        )
         .await?;
     let now = now_ms();
     match row {
@@ -507,14 +654,14 @@ async fn current_conversation(c: &mut dyn Conn, contact_id: &str, reopen: bool) 
                 c.exec("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2", args![now, &id])
                     .await?;
             }
-            Ok((id, reopened))
+            Ok((id, reopened, row.os("last_inbound_channel_id")?))
         }
         None => {
             let id = new_id();
             c.exec(
                 "INSERT INTO conversations (id, contact_id, status, created_at, updated_at) VALUES ($1, $2, 'open', $3, $3)",
             args![&id, contact_id, now]).await?;
-            Ok((id, false))
+            Ok((id, false, None))
         }
     }
 }
@@ -676,6 +823,11 @@ impl Store for SqlStore {
             let contact = contact_event(c, id, json!({})).await?;
             Ok(contact)
         })
+    }
+
+    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>> {
+        let ids = ids.to_vec();
+        on!(self.read, |c| load_contacts(c, &ids).await)
     }
 
     async fn get_contact(&self, id: &str) -> Result<Contact> {
@@ -898,81 +1050,98 @@ impl Store for SqlStore {
         let message_id = message_id.to_owned();
         on!(self.read, |c| {
             let message_id = message_id.as_str();
-            let row = c
-                .row(&format!("SELECT {MESSAGE_COLS}, options FROM messages WHERE id = $1"), args![message_id])
-                .await?
-                .ok_or_else(|| Error::not_found("message", message_id))?;
-            let options = row.js("options")?;
-            let message = message_from(c, &row).await?;
-            let channel = load_channel(c, &message.channel_id).await?;
-            let row = c
-                .row(
-                    &format!(
-                        "SELECT {IDENTITY_COLS} FROM identities i JOIN channels ch ON ch.id = i.channel_id \
-                 WHERE i.contact_id = $1 AND i.channel_id = $2 ORDER BY i.last_seen_at DESC LIMIT 1"
-                    ),
-                    args![&message.contact_id, &message.channel_id],
-                )
-                .await?
-                .ok_or_else(|| {
-                    Error::unprocessable("no_identity", "the contact no longer has an identity on this channel")
-                })?;
-            let reply_to_external = match &message.reply_to {
-                Some(r) => c
-                    .row("SELECT external_id FROM messages WHERE id = $1", args![r])
-                    .await?
-                    .and_then(|r| r.os("external_id").ok().flatten()),
-                None => None,
-            };
-            Ok(DeliveryTarget { message, channel, identity: identity_from(&row)?, reply_to_external, options })
+            // One read for the message, its channel, the identity it goes to and the platform id
+            // of the message it answers; attachments are read only when there are some.
+            let message_cols = columns_of("m", MESSAGE_COLS);
+            let channel_cols = columns_of("ch", CHANNEL_COLS);
+            let sql = format!(
+                "SELECT {message_cols}, m.options, \
+                 (SELECT r.external_id FROM messages r WHERE r.id = m.reply_to) AS reply_to_external, \
+                 EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments, \
+                 {channel_cols}, {IDENTITY_COLS} \
+                 FROM messages m \
+                 LEFT JOIN channels ch ON ch.id = m.channel_id AND ch.deleted = 0 \
+                 LEFT JOIN identities i ON i.id = (SELECT i2.id FROM identities i2 \
+                   WHERE i2.contact_id = m.contact_id AND i2.channel_id = m.channel_id \
+                   ORDER BY i2.last_seen_at DESC LIMIT 1) \
+                 WHERE m.id = $1"
+            );
+            let row = c.row(&sql, args![message_id]).await?.ok_or_else(|| Error::not_found("message", message_id))?;
+            let message_end = MESSAGE_COLS.split(',').count() + 3;
+            let channel_end = message_end + CHANNEL_COLS.split(',').count();
+            let (head, ch, ident) = (
+                row.part(0..message_end)?,
+                row.part(message_end..channel_end)?,
+                row.part(channel_end..row.cols.len())?,
+            );
+            let attachments =
+                if head.flag("has_attachments")? { load_attachments(c, message_id).await? } else { Vec::new() };
+            let message = message_with(&head, attachments)?;
+            if ch.os("id")?.is_none() {
+                return Err(Error::not_found("channel", &message.channel_id));
+            }
+            if ident.os("id")?.is_none() {
+                return Err(Error::unprocessable(
+                    "no_identity",
+                    "the contact no longer has an identity on this channel",
+                ));
+            }
+            Ok(DeliveryTarget {
+                options: head.js("options")?,
+                reply_to_external: head.os("reply_to_external")?,
+                message,
+                channel: channel_from(&ch)?,
+                identity: identity_from(&ident)?,
+            })
         })
     }
 
     async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()> {
         let message_id = message_id.to_owned();
-        on!(self.write, |c| {
-            let message_id = message_id.as_str();
-            let done = c.exec(
-                "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-            args![&external_id, now_ms(), message_id]).await?;
-            // The message is read back only for subscribers: this runs once per message sent.
-            if done > 0 {
-                let hooks = subscribers(c, EventType::MessageStatus).await?;
-                if !hooks.is_empty() {
-                    let m = load_message(c, message_id).await?;
-                    deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
-                }
-            }
-            Ok(())
-        })
+        on!(self.write, |c| record_sent(c, &[(&message_id, external_id.as_deref())]).await)
     }
 
     async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
-        let message_id = message_id.to_owned();
-        let error = error.to_owned();
+        let (message_id, error) = (message_id.to_owned(), error.to_owned());
+        on!(self.write, |c| record_failed(c, &message_id, &error, flag).await)
+    }
+
+    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool> {
+        let sent = SentMessage { message_id: message_id.to_owned(), external_id, seq };
+        Ok(self.finish_sends(vec![sent], owner).await?.first().copied().unwrap_or(false))
+    }
+
+    async fn finish_sends(&self, sent: Vec<SentMessage>, owner: &str) -> Result<Vec<bool>> {
+        if sent.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owner = owner.to_owned();
         on!(self.write, |c| {
-            let message_id = message_id.as_str();
-            let error = error.as_str();
-            let done = c.exec(
-                "UPDATE messages SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-            args![error, now_ms(), message_id]).await?;
-            if done > 0 {
-                let m = load_message(c, message_id).await?;
-                if let Some(flag) = flag {
-                    let col = match flag {
-                        IdentityFlag::Blocked => "blocked",
-                        IdentityFlag::OptedOut => "opted_out",
-                    };
-                    c.exec(
-                        &format!("UPDATE identities SET {col} = 1 WHERE contact_id = $1 AND channel_id = $2"),
-                        args![&m.contact_id, &m.channel_id],
-                    )
-                    .await?;
-                }
-                emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
-                fall_back(c, &m).await?;
+            let pairs: Vec<_> = sent.iter().map(|s| (s.message_id.as_str(), s.external_id.as_deref())).collect();
+            record_sent(c, &pairs).await?;
+            let mut q = Sql::new("DELETE FROM jobs WHERE lease_owner = ");
+            q.bind_s(owner).push(" AND seq IN (");
+            for (n, s) in sent.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " }).bind_i(s.seq);
             }
-            Ok(())
+            q.push(") RETURNING seq");
+            let ended = c.rows(&q.text, &q.args).await?.iter().map(|r| r.i("seq")).collect::<Result<Vec<_>>>()?;
+            Ok(sent.iter().map(|s| ended.contains(&s.seq)).collect())
+        })
+    }
+
+    async fn fail_send(
+        &self,
+        message_id: &str,
+        error: &str,
+        flag: Option<IdentityFlag>,
+        seq: i64,
+        owner: &str,
+    ) -> Result<bool> {
+        let (message_id, error, owner) = (message_id.to_owned(), error.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            record_failed(c, &message_id, &error, flag).await?;
+            end_job(c, seq, &owner).await
         })
     }
 
@@ -1075,10 +1244,7 @@ impl Store for SqlStore {
 
     async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool> {
         let owner = owner.to_owned();
-        on!(self.write, |c| Ok(c
-            .exec("DELETE FROM jobs WHERE seq = $1 AND lease_owner = $2", args![seq, &owner])
-            .await?
-            > 0))
+        on!(self.write, |c| end_job(c, seq, &owner).await)
     }
 
     async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64> {
@@ -1422,13 +1588,60 @@ impl Store for SqlStore {
                 return Ok((load_event(c, &row.s("id")?).await?, true));
             }
             insert_job(c, JobKind::ProcessEvent, &id, None, new.send_at.unwrap_or(now).max(now)).await?;
-            Ok((load_event(c, &id).await?, false))
+            // A new event has no deliveries yet: it is built here rather than read back.
+            let record = EventRecord {
+                id,
+                event_type: new.event_type,
+                key: new.key,
+                data: new.data,
+                status: status.to_string(),
+                send_at: new.send_at,
+                created_at: now,
+                processed_at: None,
+                deliveries: Vec::new(),
+                unresolved: Vec::new(),
+            };
+            Ok((record, false))
         })
     }
 
     async fn get_event(&self, id: &str) -> Result<EventRecord> {
         let id = id.to_owned();
         on!(self.read, |c| load_event(c, &id).await)
+    }
+
+    async fn get_event_row(&self, id: &str) -> Result<EventRecord> {
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let row = c
+                .row(&format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"), args![&id])
+                .await?
+                .ok_or_else(|| Error::not_found("event", &id))?;
+            event_from(&row, Vec::new(), Vec::new())
+        })
+    }
+
+    async fn complete_event(
+        &self,
+        ns: Vec<Notification>,
+        event_id: &str,
+        status: &str,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)> {
+        let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            let mut out = Vec::with_capacity(ns.len());
+            for n in ns {
+                out.push(notify_one(c, n).await?);
+            }
+            c.exec(
+                "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3",
+                args![&status, now_ms(), &event_id],
+            )
+            .await?;
+            Ok((out, end_job(c, seq, &owner).await?))
+        })
     }
 
     async fn finish_event(&self, id: &str, status: &str) -> Result<()> {
@@ -1814,20 +2027,20 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
             return Ok((message, true));
         }
     }
-    let (contact_id, conversation_id) = match &req.to {
+    let (contact_id, conversation_id, last_inbound) = match &req.to {
         Recipient::Conversation(id) => {
             let row = c
-                .row("SELECT contact_id FROM conversations WHERE id = $1", args![id])
+                .row("SELECT contact_id, last_inbound_channel_id FROM conversations WHERE id = $1", args![id])
                 .await?
                 .ok_or_else(|| Error::not_found("conversation", id))?;
-            (row.s("contact_id")?, id.clone())
+            (row.s("contact_id")?, id.clone(), row.os("last_inbound_channel_id")?)
         }
         Recipient::Contact(id) => {
             if loaded.as_ref().is_none_or(|l| &l.id != id) {
                 load_contact(c, id).await?;
             }
-            let (conv, _) = current_conversation(c, id, false).await?;
-            (id.clone(), conv)
+            let (conv, _, last_inbound) = current_conversation(c, id, false).await?;
+            (id.clone(), conv, last_inbound)
         }
         Recipient::ExternalId(ext) => {
             let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?.ok_or_else(|| {
@@ -1838,18 +2051,14 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
                 )
             })?;
             let id = row.s("id")?;
-            let (conv, _) = current_conversation(c, &id, false).await?;
-            (id, conv)
+            let (conv, _, last_inbound) = current_conversation(c, &id, false).await?;
+            (id, conv, last_inbound)
         }
     };
     let contact = match loaded {
         Some(l) if l.id == contact_id => l,
         _ => load_contact(c, &contact_id).await?,
     };
-    let last_inbound = c
-        .one("SELECT last_inbound_channel_id FROM conversations WHERE id = $1", args![&conversation_id])
-        .await
-        .and_then(|r| r.os("last_inbound_channel_id"))?;
     let identity = choose_identity(&contact, req.channel_id.as_deref(), last_inbound.as_deref())?;
     if identity.blocked {
         return Err(Error::unprocessable(
@@ -1857,6 +2066,19 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
             format!("the contact has blocked channel {}; choose another channel", identity.channel_id),
         ));
     }
+    let message = insert_outbound(c, &req, &contact_id, &conversation_id, &identity.channel_id).await?;
+    Ok((message, false))
+}
+
+/// Writes an outbound message, its attachments and its `send` job, and makes it the
+/// conversation's last message.
+async fn insert_outbound(
+    c: &mut dyn Conn,
+    req: &OutboundRequest,
+    contact_id: &str,
+    conversation_id: &str,
+    channel_id: &str,
+) -> Result<Message> {
     let id = new_id();
     let now = now_ms();
     c.exec(
@@ -1865,9 +2087,9 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
          VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10, $11)",
         args![
             &id,
-            &conversation_id,
-            &contact_id,
-            &identity.channel_id,
+            conversation_id,
+            contact_id,
+            channel_id,
             &req.text,
             to_json(&req.buttons),
             &req.author,
@@ -1890,14 +2112,35 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
             return Err(Error::not_found("attachment", att));
         }
     }
-    insert_job(c, JobKind::Send, &id, Some(&conversation_id), now).await?;
+    insert_job(c, JobKind::Send, &id, Some(conversation_id), now).await?;
     c.exec(
         "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
-        args![&id, now, &conversation_id],
+        args![&id, now, conversation_id],
     )
     .await?;
-    let message = load_message(c, &id).await?;
-    Ok((message, false))
+    if !req.attachment_ids.is_empty() {
+        return load_message(c, &id).await;
+    }
+    // Everything in the message was just written: it is built here rather than read back.
+    Ok(Message {
+        id,
+        conversation_id: conversation_id.to_string(),
+        contact_id: contact_id.to_string(),
+        channel_id: channel_id.to_string(),
+        direction: Direction::Out,
+        text: req.text.clone(),
+        attachments: Vec::new(),
+        buttons: req.buttons.clone(),
+        status: MessageStatus::Queued,
+        error: None,
+        external_id: None,
+        button_data: None,
+        reply_to: req.reply_to.clone(),
+        edited: false,
+        author: req.author.clone(),
+        created_at: now,
+        updated_at: now,
+    })
 }
 
 const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
@@ -1914,12 +2157,26 @@ fn rule_from(row: &Row) -> Result<RuleRecord> {
     })
 }
 
+const EVENT_COLS: &str = "id, type, key, data, status, send_at, created_at, processed_at";
+
+fn event_from(row: &Row, deliveries: Vec<EventDelivery>, unresolved: Vec<Unresolved>) -> Result<EventRecord> {
+    Ok(EventRecord {
+        id: row.s("id")?,
+        event_type: row.s("type")?,
+        key: row.s("key")?,
+        data: row.js("data")?,
+        status: row.s("status")?,
+        send_at: row.oi("send_at")?,
+        created_at: row.i("created_at")?,
+        processed_at: row.oi("processed_at")?,
+        deliveries,
+        unresolved,
+    })
+}
+
 async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
     let row = c
-        .row(
-            "SELECT id, type, key, data, status, send_at, created_at, processed_at FROM events WHERE id = $1",
-            args![id],
-        )
+        .row(&format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"), args![id])
         .await?
         .ok_or_else(|| Error::not_found("event", id))?;
     let deliveries = c
@@ -1950,29 +2207,16 @@ async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
         .iter()
         .map(|r| Ok(Unresolved { rule_id: r.s("rule_id")?, recipient: r.s("recipient")?, reason: r.s("reason")? }))
         .collect::<Result<Vec<_>>>()?;
-    Ok(EventRecord {
-        id: row.s("id")?,
-        event_type: row.s("type")?,
-        key: row.s("key")?,
-        data: row.js("data")?,
-        status: row.s("status")?,
-        send_at: row.oi("send_at")?,
-        created_at: row.i("created_at")?,
-        processed_at: row.oi("processed_at")?,
-        deliveries,
-        unresolved,
-    })
+    event_from(&row, deliveries, unresolved)
 }
 
 /// The identity to reach a person on: the preferred channel, else the most recently active,
 /// skipping blocked ones and channels already `tried`.
-fn next_identity<'a>(contact: &'a Contact, tried: &[String]) -> Option<&'a Identity> {
+fn next_identity<'a>(preferred: Option<&str>, identities: &'a [Identity], tried: &[String]) -> Option<&'a Identity> {
     let open = |i: &&Identity| !i.blocked && !tried.contains(&i.channel_id);
-    contact
-        .preferred_channel_id
-        .as_deref()
-        .and_then(|p| contact.identities.iter().filter(open).find(|i| i.channel_id == p))
-        .or_else(|| contact.identities.iter().filter(open).max_by_key(|i| i.last_seen_at.unwrap_or(0)))
+    preferred
+        .and_then(|p| identities.iter().filter(open).find(|i| i.channel_id == p))
+        .or_else(|| identities.iter().filter(open).max_by_key(|i| i.last_seen_at.unwrap_or(0)))
 }
 
 /// After a notification failed for good on one channel: the same text on the person's next
@@ -1984,7 +2228,9 @@ async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
     };
     let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
     let contact = load_contact(c, &failed.contact_id).await?;
-    let Some(next) = next_identity(&contact, &tried) else { return Ok(()) };
+    let Some(next) = next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &tried) else {
+        return Ok(());
+    };
     let channel_id = next.channel_id.clone();
     let options = c.one("SELECT options FROM messages WHERE id = $1", args![&failed.id]).await?.js("options")?;
     let req = OutboundRequest {
@@ -2010,34 +2256,70 @@ async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
 
 /// One person's notification, inside the caller's transaction (see `Store::notify`).
 async fn notify_one(c: &mut dyn Conn, n: Notification) -> Result<NotifyOutcome> {
-    let known = c
-        .row(
-            "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
-            args![&n.event_id, &n.contact_id],
+    // One read: whether the person already has this event, the identities that reach them and
+    // their current conversation.
+    let rows = c
+        .rows(
+            &format!(
+                "SELECT c.preferred_channel_id, \
+                 EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = $2 AND d.contact_id = c.id) AS known, \
+                 (SELECT v.id FROM conversations v WHERE v.contact_id = c.id ORDER BY v.id DESC LIMIT 1) AS conversation_id, \
+                 {IDENTITY_COLS} \
+                 FROM contacts c LEFT JOIN identities i ON i.contact_id = c.id LEFT JOIN channels ch ON ch.id = i.channel_id \
+                 WHERE c.id = $1 ORDER BY i.created_at, i.id"
+            ),
+            args![&n.contact_id, &n.event_id],
         )
         .await?;
-    if known.is_some() {
+    let Some(first) = rows.first() else {
+        let known = c
+            .row(
+                "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
+                args![&n.event_id, &n.contact_id],
+            )
+            .await?;
+        return match known {
+            Some(_) => Ok(NotifyOutcome::AlreadyNotified),
+            None => Err(Error::not_found("contact", &n.contact_id)),
+        };
+    };
+    if first.flag("known")? {
         return Ok(NotifyOutcome::AlreadyNotified);
     }
-    let contact = load_contact(c, &n.contact_id).await?;
-    let Some(identity) = next_identity(&contact, &[]) else {
-        let reason =
-            if contact.identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
+    let preferred = first.os("preferred_channel_id")?;
+    let current = first.os("conversation_id")?;
+    let mut identities = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.os("id")?.is_some() {
+            identities.push(identity_from(row)?);
+        }
+    }
+    let Some(identity) = next_identity(preferred.as_deref(), &identities, &[]) else {
+        let reason = if identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
+        c.exec(
+            "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![new_id(), &n.event_id, &n.rule_id, &n.recipient, reason, now_ms()],
+        )
+        .await?;
         return Ok(NotifyOutcome::Unreachable(reason.into()));
     };
     let channel_id = identity.channel_id.clone();
+    let conversation_id = match current {
+        Some(id) => id,
+        None => current_conversation(c, &n.contact_id, false).await?.0,
+    };
     let req = OutboundRequest {
         to: Recipient::Contact(n.contact_id.clone()),
         channel_id: Some(channel_id.clone()),
-        text: Some(n.text.clone()),
-        buttons: n.buttons.clone(),
-        attachment_ids: n.attachment_ids.clone(),
+        text: Some(n.text),
+        buttons: n.buttons,
+        attachment_ids: n.attachment_ids,
         idempotency_key: None,
         author: Some(format!("event:{}", n.event_id)),
         reply_to: None,
         options: json!({}),
     };
-    let (message, _) = enqueue_with(c, req, Some(contact)).await?;
+    let message = insert_outbound(c, &req, &n.contact_id, &conversation_id, &channel_id).await?;
     c.exec(
         "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, channel_id, message_id, tried, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -2227,7 +2509,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 contact_id
             }
         };
-        let (conversation_id, reopened) = current_conversation(c, &contact_id, true).await?;
+        let (conversation_id, reopened, _) = current_conversation(c, &contact_id, true).await?;
         let reply_to = match (&msg.reply_to, &msg.reply_to_external) {
             (Some(r), _) => Some(r.clone()),
             (None, Some(ext)) => c
@@ -2363,7 +2645,7 @@ fn choose_identity<'a>(
     if let Some(found) = last_inbound.and_then(on).filter(|i| !i.blocked) {
         return Ok(found);
     }
-    next_identity(contact, &[])
+    next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &[])
         .or_else(|| contact.identities.first())
         .ok_or_else(|| Error::unprocessable("no_identity", "the contact has no identity on any channel"))
 }

@@ -50,4 +50,5 @@ suite!(
     link_codes_link_once_and_fold_in_the_contact_okno_made,
     edits_blocks_moves_buttons_and_reply_resolution,
     events_are_idempotent_notify_once_fall_back_and_collect_answers,
+    sends_and_events_end_their_jobs_with_their_outcome,
 );
