@@ -684,6 +684,59 @@ async fn buttons_are_pressed_answered_and_edited() {
 }
 
 #[tokio::test]
+async fn callback_answers_open_only_links_that_start_this_bot() {
+    let (sim, http) = setup().await;
+    let ann = sim.user(TOKEN, 7001, "Ann").with_username("ann_k");
+    let group = sim.group(TOKEN, -4002, "Crew");
+    let keyboard = json!({"inline_keyboard": [[{"text": "Take", "callback_data": "take"}]]});
+    let sent =
+        call(&http, &sim, "sendMessage", json!({"chat_id": -4002, "text": "Job", "reply_markup": keyboard})).await;
+    let message_id = sent.assert_ok()["message_id"].as_i64().unwrap();
+
+    // A press handed to the test is not queued, carries the username, and can be answered.
+    let update = group.press_update(&ann, message_id, "take");
+    assert_eq!(sim.pending_updates(TOKEN), 0);
+    assert!(update["update_id"].is_i64());
+    assert_eq!(update["callback_query"]["from"]["username"], "ann_k");
+    assert_eq!(update["callback_query"]["message"]["chat"]["id"], -4002);
+    let query = update["callback_query"]["id"].as_str().unwrap().to_string();
+    call(&http, &sim, "answerCallbackQuery", json!({"callback_query_id": query, "url": "https://example.org/"}))
+        .await
+        .assert_error(400, "Bad Request: URL_INVALID");
+    call(
+        &http,
+        &sim,
+        "answerCallbackQuery",
+        json!({"callback_query_id": query, "url": "https://t.me/other_bot?start=x"}),
+    )
+    .await
+    .assert_error(400, "Bad Request: URL_INVALID");
+    call(
+        &http,
+        &sim,
+        "answerCallbackQuery",
+        json!({"callback_query_id": query, "url": "https://t.me/hub_bot?start=task-1"}),
+    )
+    .await
+    .assert_ok();
+    let alert = group.press(&ann, message_id, "take");
+    call(&http, &sim, "answerCallbackQuery", json!({"callback_query_id": alert, "text": "Taken", "show_alert": true}))
+        .await
+        .assert_ok();
+    let answers = sim.callback_answers(TOKEN);
+    assert_eq!(answers[0].url.as_deref(), Some("https://t.me/hub_bot?start=task-1"));
+    assert!(!answers[0].show_alert && answers[0].text.is_none());
+    assert!(answers[1].show_alert);
+    assert_eq!(answers[1].text.as_deref(), Some("Taken"));
+
+    // Telegram refuses to let a bot write first to someone who never started it.
+    sim.stranger(TOKEN, 7001);
+    send_text(&http, &sim, 7001, "hi")
+        .await
+        .assert_error(403, "Forbidden: bot can't initiate conversation with a user");
+}
+
+#[tokio::test]
 async fn replies_actions_and_commands_are_recorded() {
     let (sim, http) = setup().await;
     let ann = sim.user(TOKEN, 7001, "Ann");
