@@ -31,7 +31,7 @@ pub mod conformance;
 pub mod testing;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
-pub use sql::{backend_of as sql_backend_of, is_link_code, SqlStore};
+pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
 pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.

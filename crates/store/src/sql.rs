@@ -2358,6 +2358,16 @@ fn link_code() -> String {
     }
 }
 
+/// Whether a message carries a link code: `/start CODE` (a deep link) or the bare code.
+pub fn holds_link_code(text: &str) -> bool {
+    let t = text.trim();
+    let payload = t.strip_prefix("/start").map(|rest| {
+        let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
+        rest.trim()
+    });
+    is_link_code(payload.unwrap_or(t))
+}
+
 /// Whether a text has the shape of a link code (what a person would send bare).
 pub fn is_link_code(text: &str) -> bool {
     let t = text.trim();
@@ -2623,6 +2633,17 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         if reopened {
             let conv = load_conversation(c, &conversation_id).await?;
             emit(c, EventType::ConversationUpdated, conversation_event_data(&conv)).await?;
+        }
+        // The channel's bot answers private messages; its turn is queued with the message, so
+        // a crash right after the acknowledgement loses neither. A link code is redeemed first
+        // and the engine queues the bot's turn after that.
+        if !msg.sender.chat_id.starts_with('-') && !holds_link_code(msg.text.as_deref().unwrap_or_default()) {
+            c.exec(
+                "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) \
+                 SELECT $1, $2, $3, $4, $4 WHERE EXISTS (SELECT 1 FROM bots WHERE channel_id = $5)",
+                args![JobKind::BotStep.as_str(), &id, &conversation_id, now, &msg.channel_id],
+            )
+            .await?;
         }
         Ok(Inbound { message, duplicate: false })
     }

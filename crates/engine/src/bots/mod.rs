@@ -123,9 +123,11 @@ fn tag(text: &str) -> String {
 }
 
 impl Engine {
-    /// Queues the bot's turn for an inbound message when its channel has a bot.
+    /// Queues the bot's turn for an inbound message that carried a link code, once the code
+    /// is redeemed (the store queues every other message's turn with the message itself).
     pub(crate) async fn after_inbound(&self, message: &Message) -> Result<()> {
-        if message.direction != Direction::In || !self.has_bot(&message.channel_id).await {
+        let code = message.text.as_deref().is_some_and(okno_store::holds_link_code);
+        if !code || message.direction != Direction::In || !self.has_bot(&message.channel_id).await {
             return Ok(());
         }
         self.store.queue_bot_step(&message.id, &message.conversation_id).await?;
@@ -398,8 +400,10 @@ impl Turn<'_> {
         }
     }
 
-    async fn command(&mut self, cmd: &str, _rest: &str) -> Result<()> {
+    async fn command(&mut self, cmd: &str, rest: &str) -> Result<()> {
         match cmd {
+            // A task's "details" link (`/start task-…`): the task engine answers it.
+            "start" if rest.starts_with("task-") => Ok(()),
             "start" | "menu" => {
                 self.session.mode = Mode::Menu;
                 self.show_menu(None);

@@ -84,7 +84,7 @@ async fn contacts_upsert_by_external_id_and_are_found() {
         )
         .await;
     assert_eq!(a.status, 201, "{a:?}");
-    assert_eq!(a.body["phone"], "+89120001122");
+    assert_eq!(a.body["phone"], "+79120001122"); // the trunk prefix 8 is +7
     let b = app
         .post(
             "/api/v1/contacts",
