@@ -135,7 +135,25 @@ impl Engine {
             JobKind::FetchAttachments => self.process_fetch(job).await,
             JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
-            JobKind::BotStep => self.bot_step(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
+        }
+    }
+
+    /// A bot's turn runs administrator-written logic: should it ever panic, the turn ends as
+    /// failed (and is logged) instead of holding its lease — and the conversation's queue —
+    /// for ever.
+    async fn isolated_bot_step(&self, message_id: &str) -> okno_domain::Result<Outcome> {
+        let Some(engine) = self.self_ref() else {
+            return Ok(Outcome::Retry("the engine is shutting down".into(), None));
+        };
+        let id = message_id.to_string();
+        match tokio::spawn(async move { engine.bot_step(&id).await }).await {
+            Ok(done) => done.map(|()| Outcome::Done),
+            Err(e) if e.is_panic() => {
+                tracing::error!(message = message_id, "a bot's turn panicked; it is dropped");
+                Ok(Outcome::Failed)
+            }
+            Err(e) => Err(okno_domain::Error::internal(format!("a bot's turn was cancelled: {e}"))),
         }
     }
 
