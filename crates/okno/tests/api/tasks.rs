@@ -15,6 +15,9 @@ const BOT: &str = "tasks_test_bot";
 const GROUP: i64 = -100_777;
 const HOOK_SECRET: &str = "crm-secret-0123456789";
 
+/// The load tests take turns, so they leave the rest of the suite some of the machine.
+static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct World {
     app: TestApp,
     sim: TelegramSim,
@@ -131,10 +134,12 @@ fn query_id(update: &Value) -> String {
 
 /// The press answers that won; checks everyone else was told who has it.
 fn winners(w: &World, presses: &[(String, i64)], task_title: &str, round: usize) -> Vec<i64> {
+    let answers: HashMap<String, CallbackAnswer> =
+        w.sim.callback_answers(TOKEN).into_iter().map(|a| (a.callback_query_id.clone(), a)).collect();
     let mut won = Vec::new();
     let mut lost = Vec::new();
     for (query, user) in presses {
-        let a = w.answer(query).unwrap_or_else(|| panic!("round {round}: press {query} by {user} was not answered"));
+        let a = answers.get(query).unwrap_or_else(|| panic!("round {round}: press {query} by {user} was not answered"));
         let text = a.text.clone().unwrap_or_default();
         if text == format!("Задача «{task_title}» ваша!") {
             won.push(*user);
@@ -155,8 +160,9 @@ fn claimed_deliveries(crm: &Sink) -> Vec<Received> {
     crm.accepted().into_iter().filter(|r| r.header("x-okno-event") == Some("task.claimed")).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_twenty_people_pressing_take_at_once_exactly_one_gets_each_task() {
+    let _turn = LOAD.lock().await;
     let w = world("webhook", false).await;
     let secret = w.sim.webhook(TOKEN).unwrap().secret_token.unwrap();
     let people: Vec<SimUser> = (0..20).map(|n| w.person(8000 + n, "Курьер")).collect();
@@ -418,12 +424,13 @@ async fn bad_task_requests_are_refused_with_the_reason() {
 
 /// Two okno processes on one PostgreSQL take in presses of the same buttons: 20 people split
 /// across both, 100 tasks, exactly one winner each time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_presses_through_two_processes_on_postgres_leave_one_winner_each_time() {
     let Some(db) = TestDb::postgres().await else {
         eprintln!("skipping the two-process task test: no PostgreSQL");
         return;
     };
+    let _turn = LOAD.lock().await;
     let url = db.url.clone();
     let w = world_on(TestApp::spawn_on(db, |_| {}).await, "webhook", false).await;
     let b = TestApp::spawn_on(TestDb::borrowed(&url), |_| {}).await;
