@@ -306,6 +306,7 @@ pub fn parse_inbound(
         reply_to,
         reply_to_external: None,
         author: None,
+        bot_turn: false,
     })
 }
 

@@ -244,8 +244,9 @@ impl Engine {
         match channel.kind {
             ChannelKind::Webhook => {
                 let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
-                let msg =
+                let mut msg =
                     webhook::parse_inbound(&channel.id, secret, header(webhook::SIGNATURE_HEADER), body, &self.http)?;
+                msg.bot_turn = self.has_bot(&channel.id).await;
                 let inbound = self.store.record_inbound(msg).await?;
                 if !inbound.duplicate {
                     self.metrics.inbound(channel.kind.as_str());

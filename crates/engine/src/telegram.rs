@@ -185,6 +185,7 @@ impl Engine {
             .map(|(c, explicit)| (c.to_string(), explicit));
         let task_start = text.and_then(crate::tasks::start_task).map(|id| (id, msg.sender.user_id.clone()));
         let sender = msg.sender.clone();
+        msg.bot_turn = self.has_bot(&channel.id).await;
         let inbound = self.store.record_inbound(msg).await?;
         if !inbound.duplicate {
             self.metrics.inbound(ChannelKind::Telegram.as_str());

@@ -31,6 +31,7 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: &str) -> InboundMessag
         reply_to: None,
         reply_to_external: None,
         author: None,
+        bot_turn: false,
     }
 }
 

@@ -215,6 +215,8 @@ pub struct InboundMessage {
     pub reply_to_external: Option<String>,
     /// Who wrote it, when the sender is a group (the person inside it).
     pub author: Option<String>,
+    /// The channel has a bot: its turn is queued with the message (private chats, no link code).
+    pub bot_turn: bool,
 }
 
 /// What recording an inbound message produced.

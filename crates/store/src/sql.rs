@@ -2637,13 +2637,11 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // The channel's bot answers private messages; its turn is queued with the message, so
         // a crash right after the acknowledgement loses neither. A link code is redeemed first
         // and the engine queues the bot's turn after that.
-        if !msg.sender.chat_id.starts_with('-') && !holds_link_code(msg.text.as_deref().unwrap_or_default()) {
-            c.exec(
-                "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) \
-                 SELECT $1, $2, $3, $4, $4 WHERE EXISTS (SELECT 1 FROM bots WHERE channel_id = $5)",
-                args![JobKind::BotStep.as_str(), &id, &conversation_id, now, &msg.channel_id],
-            )
-            .await?;
+        if msg.bot_turn
+            && !msg.sender.chat_id.starts_with('-')
+            && !holds_link_code(msg.text.as_deref().unwrap_or_default())
+        {
+            insert_job(c, JobKind::BotStep, &id, Some(&conversation_id), now).await?;
         }
         Ok(Inbound { message, duplicate: false })
     }

@@ -66,6 +66,7 @@ async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
             reply_to: None,
             reply_to_external: None,
             author: None,
+            bot_turn: false,
         })
         .await
         .unwrap();

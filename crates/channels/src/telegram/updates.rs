@@ -127,6 +127,7 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
         reply_to: None,
         reply_to_external: m.reply_to_message.as_ref().map(|r| external_id(r.chat.id, r.message_id)),
         author,
+        bot_turn: false,
     }
 }
 
@@ -188,6 +189,7 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
                 reply_to: None,
                 reply_to_external: origin.map(|(c, m)| external_id(c, m)),
                 author: (kind == "group").then(|| author_of(&q.from)),
+                bot_turn: false,
             })),
             callback_query_id: Some(q.id.clone()),
         };

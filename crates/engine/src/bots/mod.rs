@@ -135,7 +135,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn has_bot(&self, channel_id: &str) -> bool {
+    pub(crate) async fn has_bot(&self, channel_id: &str) -> bool {
         if let Ok(cache) = self.bots.lock() {
             if let Some((at, has)) = cache.get(channel_id) {
                 if at.elapsed() < crate::CHANNEL_TTL {
