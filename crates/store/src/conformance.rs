@@ -501,7 +501,24 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
         )
         .await
         .unwrap();
+    // A question the other contact was asked through a bot's feed.
+    let relay = crate::Relay {
+        id: "relay-1".into(),
+        channel_id: ch.id.clone(),
+        feed: "director".into(),
+        question_id: wa.id.clone(),
+        asker_contact_id: wa.contact_id.clone(),
+        asker_channel_id: ch.id.clone(),
+        recipient_contact_id: tg.contact_id.clone(),
+        relay_message_id: tg.id.clone(),
+        answered_at: None,
+        created_at: 1,
+    };
+    store.add_relay(relay).await.unwrap();
     let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id).await.unwrap();
+    let open = store.open_relays(&ch.id, "director", &wa.contact_id).await.unwrap();
+    assert_eq!(open.len(), 1, "the kept contact has the other's unanswered question");
+    assert!(store.open_relays(&ch.id, "director", &tg.contact_id).await.unwrap().is_empty());
     assert_eq!(merged.external_id.as_deref(), Some("1c-77"));
     assert_eq!(merged.email.as_deref(), Some("p@example.org"));
     assert_eq!(merged.groups, vec!["a", "b"]);

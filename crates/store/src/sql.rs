@@ -2385,6 +2385,10 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
     let a = load_contact(c, keep).await?;
     let b = load_contact(c, other).await?;
     c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+    // Questions relayed to or by the other contact (bots' answer-by-Reply feeds) are the kept one's.
+    c.exec("UPDATE bot_relays SET recipient_contact_id = $1 WHERE recipient_contact_id = $2", args![keep, other])
+        .await?;
+    c.exec("UPDATE bot_relays SET asker_contact_id = $1 WHERE asker_contact_id = $2", args![keep, other]).await?;
     // One thread per person: the other contact's messages join the kept conversation.
     let kept_conv = c
         .row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep])
