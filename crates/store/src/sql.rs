@@ -233,11 +233,7 @@ fn identity_from(row: &Row) -> Result<Identity> {
 
 async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
     let row = c
-        .row(
-            "SELECT id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at \
-         FROM contacts WHERE id = $1",
-            args![id],
-        )
+        .row(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = $1"), args![id])
         .await?
         .ok_or_else(|| Error::not_found("contact", id))?;
     let groups = c
@@ -258,19 +254,7 @@ async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
         .iter()
         .map(identity_from)
         .collect::<Result<Vec<_>>>()?;
-    Ok(Contact {
-        id: row.s("id")?,
-        external_id: row.os("external_id")?,
-        name: row.os("name")?,
-        phone: row.os("phone")?,
-        email: row.os("email")?,
-        groups,
-        attrs: row.js("attrs")?,
-        preferred_channel_id: row.os("preferred_channel_id")?,
-        identities,
-        created_at: row.i("created_at")?,
-        updated_at: row.i("updated_at")?,
-    })
+    contact_from(&row, groups, identities)
 }
 
 const CONTACT_COLS: &str = "id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at";
