@@ -662,24 +662,22 @@ impl Turn<'_> {
         let visible = self.visible_items(&id);
         // Where the channel shows no buttons, its adapter numbers them; typed numbers are read
         // back in `text` in the same order.
-        {
-            let mut rows: Keyboard = visible
-                .chunks(menu.columns.max(1))
-                .map(|chunk| {
-                    chunk
-                        .iter()
-                        .map(|&n| {
-                            let item = &menu.items[n];
-                            button(&item.text, format!("bot:item:{id}:{n}:{}", tag(&item.text)))
-                        })
-                        .collect()
-                })
-                .collect();
-            if id != self.def.start {
-                rows.push(self.nav_row());
-            }
-            self.say_with(text, rows);
+        let mut rows: Keyboard = visible
+            .chunks(menu.columns.max(1))
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|&n| {
+                        let item = &menu.items[n];
+                        button(&item.text, format!("bot:item:{id}:{n}:{}", tag(&item.text)))
+                    })
+                    .collect()
+            })
+            .collect();
+        if id != self.def.start {
+            rows.push(self.nav_row());
         }
+        self.say_with(text, rows);
     }
 
     async fn run(&mut self, action: &Action, input: Option<String>) -> Result<()> {
