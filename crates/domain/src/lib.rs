@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod signing;
+pub mod surveys;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};

@@ -86,6 +86,8 @@ string_enum!(
         ConversationUpdated = "conversation.updated",
         ContactUpdated = "contact.updated",
         TaskClaimed = "task.claimed",
+        SurveyAnswered = "survey.answered",
+        SurveyCompleted = "survey.completed",
     }
 );
 

@@ -289,6 +289,8 @@ impl Engine {
             }
             batch.extend(self.prepare_rule(&ev, &rule, &spec).await?);
         }
+        // Surveys this event starts count as matched rules.
+        matched += self.start_event_surveys(&ev).await?;
         let status = if matched == 0 { "no_rule" } else { "processed" };
         let (_, held) = self.store.complete_event(batch, &ev.id, status, job.seq, &self.owner).await?;
         self.wake();
@@ -410,7 +412,7 @@ impl Engine {
     }
 
     /// The contacts a recipient entry names, or why there are none.
-    async fn resolve(&self, r: &RecipientSpec, ctx: &Value) -> std::result::Result<Vec<String>, String> {
+    pub(crate) async fn resolve(&self, r: &RecipientSpec, ctx: &Value) -> std::result::Result<Vec<String>, String> {
         let (kind, value) = recipient_value(r, ctx).map_err(|e| e.message)?;
         let find = |filter: ContactFilter| async move { self.store.contact_ids(filter).await.map_err(|e| e.message) };
         let ids = match kind {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 pub mod bots;
 pub mod events;
 pub mod metrics;
+pub mod surveys;
 pub mod tasks;
 mod telegram;
 pub mod templates;

@@ -136,6 +136,10 @@ impl Engine {
             JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
             JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
+            JobKind::SurveyAnswer => self.survey_answer_job(&job.ref_id).await,
+            JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
+            JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,
+            JobKind::SurveyScan => self.survey_scan_job(&job.ref_id).await,
         }
     }
 

@@ -21,6 +21,7 @@ mod lite;
 mod migrations;
 mod pg;
 mod sql;
+mod surveys;
 mod tasks;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -32,6 +33,9 @@ pub mod testing;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
+pub use surveys::{
+    InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore,
+};
 pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.
@@ -76,6 +80,14 @@ pub enum JobKind {
     NotifyRule,
     /// Run a channel's bot for one inbound message.
     BotStep,
+    /// Read an inbound message as the answer to the sender's running survey.
+    SurveyAnswer,
+    /// Remind a person of an unanswered survey (scheduled before its deadline).
+    SurveyRemind,
+    /// Close a survey run whose deadline has come.
+    SurveyExpire,
+    /// Start a date-triggered survey for the contacts whose date has come (periodic).
+    SurveyScan,
 }
 
 impl JobKind {
@@ -87,6 +99,10 @@ impl JobKind {
             JobKind::ProcessEvent => "process_event",
             JobKind::NotifyRule => "notify_rule",
             JobKind::BotStep => "bot_step",
+            JobKind::SurveyAnswer => "survey_answer",
+            JobKind::SurveyRemind => "survey_remind",
+            JobKind::SurveyExpire => "survey_expire",
+            JobKind::SurveyScan => "survey_scan",
         }
     }
 
@@ -98,6 +114,10 @@ impl JobKind {
             "process_event" => JobKind::ProcessEvent,
             "notify_rule" => JobKind::NotifyRule,
             "bot_step" => JobKind::BotStep,
+            "survey_answer" => JobKind::SurveyAnswer,
+            "survey_remind" => JobKind::SurveyRemind,
+            "survey_expire" => JobKind::SurveyExpire,
+            "survey_scan" => JobKind::SurveyScan,
             _ => return None,
         })
     }
@@ -459,7 +479,7 @@ pub struct PendingDelivery {
 
 /// The storage contract. Every method is one transaction.
 #[async_trait]
-pub trait Store: BotStore + TaskStore + Send + Sync + 'static {
+pub trait Store: BotStore + TaskStore + SurveyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<()>;

@@ -426,7 +426,7 @@ async fn load_conversation(c: &mut dyn Conn, id: &str) -> Result<Conversation> {
 // Writers used inside transactions.
 
 /// Queues a job in the outbox.
-async fn insert_job(
+pub(crate) async fn insert_job(
     c: &mut dyn Conn,
     kind: JobKind,
     ref_id: &str,
@@ -505,7 +505,7 @@ async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Op
 }
 
 /// Writes one delivery (and its job) per subscription that wants `event`.
-async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
+pub(crate) async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
     let hooks = subscribers(c, event).await?;
     deliver(c, &hooks, event, data).await
 }
@@ -1998,7 +1998,7 @@ impl Store for SqlStore {
 }
 
 /// Queues an outbound message (see `Store::enqueue_outbound`).
-async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, bool)> {
+pub(crate) async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, bool)> {
     enqueue_with(c, req, None).await
 }
 
@@ -2625,10 +2625,11 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // The channel's bot answers private messages; its turn is queued with the message, so
         // a crash right after the acknowledgement loses neither. A link code is redeemed first
         // and the engine queues the bot's turn after that.
-        if msg.bot_turn
-            && !msg.sender.chat_id.starts_with('-')
-            && !holds_link_code(msg.text.as_deref().unwrap_or_default())
-        {
+        // An answer to a running survey goes to the survey instead (queued the same way).
+        let private = !msg.sender.chat_id.starts_with('-');
+        if private && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
+            insert_job(c, JobKind::SurveyAnswer, &id, Some(&conversation_id), now).await?;
+        } else if msg.bot_turn && private && !holds_link_code(msg.text.as_deref().unwrap_or_default()) {
             insert_job(c, JobKind::BotStep, &id, Some(&conversation_id), now).await?;
         }
         Ok(Inbound { message, duplicate: false })
