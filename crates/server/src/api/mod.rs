@@ -20,6 +20,7 @@ pub mod events;
 pub mod messages;
 pub mod reports;
 pub mod rules;
+pub mod surveys;
 pub mod tasks;
 pub mod tokens;
 pub mod webhooks;
@@ -64,6 +65,13 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/tasks", post(tasks::create).get(tasks::list))
         .route("/tasks/{id}", get(tasks::get))
         .route("/tasks/{id}/release", post(tasks::release))
+        .route("/surveys", post(surveys::create).get(surveys::list))
+        .route("/surveys/{id}", get(surveys::get).delete(surveys::delete))
+        .route("/surveys/{id}/start", post(surveys::start))
+        .route("/surveys/{id}/scan", post(surveys::scan))
+        .route("/surveys/{id}/results", get(surveys::results))
+        .route("/surveys/{id}/results.csv", get(surveys::results_csv))
+        .route("/surveys/{id}/runs", get(surveys::runs))
 }
 
 /// `?limit=&cursor=` of every list.
