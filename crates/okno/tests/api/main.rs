@@ -12,6 +12,7 @@ mod events;
 mod files;
 mod flow;
 mod scale_out;
+mod surveys;
 mod tasks;
 mod telegram;
 
