@@ -256,7 +256,9 @@ impl SurveySpec {
         if let Some(r) = &self.reminder {
             let before = parse_duration("reminder", r)?;
             if before >= deadline {
-                return Err(invalid("`reminder` is sent that long before the deadline: it must be shorter than `deadline`"));
+                return Err(invalid(
+                    "`reminder` is sent that long before the deadline: it must be shorter than `deadline`",
+                ));
             }
         }
         if self.channel_id.as_ref().is_some_and(|c| c.trim().is_empty()) {
@@ -577,7 +579,8 @@ impl SurveySpec {
 
     /// One CSV row per answer (RFC 4180 quoting), in the order given, with a header.
     pub fn csv(&self, answers: &[AnswerRecord]) -> String {
-        let mut out = String::from("run_id,contact_id,name,external_id,question_id,question,answer,value,answered_at\r\n");
+        let mut out =
+            String::from("run_id,contact_id,name,external_id,question_id,question,answer,value,answered_at\r\n");
         for a in answers {
             let question = self.questions.iter().find(|q| q.id == a.question_id).map_or("", |q| q.text.as_str());
             let fields = [
@@ -644,10 +647,7 @@ mod tests {
                 "shorter than `deadline`",
             ),
             (json!({"name": "x", "questions": [{"text": "a", "kind": "poll"}]}), "unknown variant"),
-            (
-                json!({"name": "x", "questions": [{"text": "a", "kind": "text"}], "trigger": {"kind": "date"}}),
-                "field",
-            ),
+            (json!({"name": "x", "questions": [{"text": "a", "kind": "text"}], "trigger": {"kind": "date"}}), "field"),
         ];
         for (spec, words) in cases {
             let e = SurveySpec::parse(&spec).unwrap_err();

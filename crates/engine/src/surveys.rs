@@ -101,10 +101,8 @@ impl Engine {
         let mut ids: Vec<String> = req.contact_ids.clone();
         let mut outcomes = Vec::new();
         for ext in &req.external_ids {
-            let found = self
-                .store
-                .contact_ids(ContactFilter { external_id: Some(ext.clone()), ..Default::default() })
-                .await?;
+            let found =
+                self.store.contact_ids(ContactFilter { external_id: Some(ext.clone()), ..Default::default() }).await?;
             if found.is_empty() {
                 outcomes.push(StartOutcome::UnknownContact { contact_id: format!("external_id:{ext}") });
             }

@@ -33,9 +33,7 @@ pub mod testing;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
-pub use surveys::{
-    InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore,
-};
+pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
 pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.

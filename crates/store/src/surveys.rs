@@ -74,16 +74,35 @@ pub struct NewRun {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StartOutcome {
     /// The first question is on its way.
-    Started { contact_id: String, run_id: String },
+    Started {
+        contact_id: String,
+        run_id: String,
+    },
     /// The person is answering another survey; this one follows.
-    Queued { contact_id: String, run_id: String },
+    Queued {
+        contact_id: String,
+        run_id: String,
+    },
     /// This person already has a run with this key: not asked again.
-    Already { contact_id: String, run_id: String, status: String },
+    Already {
+        contact_id: String,
+        run_id: String,
+        status: String,
+    },
     /// The person is answering this survey right now (under another key).
-    Busy { contact_id: String, run_id: String },
+    Busy {
+        contact_id: String,
+        run_id: String,
+    },
     /// No channel reaches the person.
-    Unreachable { contact_id: String, run_id: String, reason: String },
-    UnknownContact { contact_id: String },
+    Unreachable {
+        contact_id: String,
+        run_id: String,
+        reason: String,
+    },
+    UnknownContact {
+        contact_id: String,
+    },
 }
 
 /// Filters of a survey's runs.
@@ -199,7 +218,10 @@ fn run_from(row: &Row) -> Result<SurveyRun> {
 }
 
 async fn load_run(c: &mut dyn Conn, id: &str) -> Result<Option<SurveyRun>> {
-    c.row(&format!("SELECT {RUN_COLS} FROM survey_runs WHERE id = $1"), args![id]).await?.map(|r| run_from(&r)).transpose()
+    c.row(&format!("SELECT {RUN_COLS} FROM survey_runs WHERE id = $1"), args![id])
+        .await?
+        .map(|r| run_from(&r))
+        .transpose()
 }
 
 /// Whether an inbound message goes to the surveys rather than the bot: a press of a survey
@@ -219,7 +241,12 @@ pub(crate) async fn takes_inbound(c: &mut dyn Conn, contact_id: &str, msg: &Inbo
 }
 
 /// A message from the survey to a person; `None` channel: where they last wrote.
-fn outbound(contact_id: &str, channel_id: Option<String>, text: String, buttons: okno_domain::model::Keyboard) -> OutboundRequest {
+fn outbound(
+    contact_id: &str,
+    channel_id: Option<String>,
+    text: String,
+    buttons: okno_domain::model::Keyboard,
+) -> OutboundRequest {
     OutboundRequest {
         to: Recipient::Contact(contact_id.to_string()),
         channel_id,
@@ -240,7 +267,12 @@ fn unreachable(e: &Error) -> bool {
 
 /// Sends the first question of a run and schedules its reminder and deadline; a person no
 /// channel reaches makes the run `unreachable`. Returns whether it started.
-async fn activate(c: &mut dyn Conn, run_id: &str, survey: &Survey, contact_id: &str) -> Result<std::result::Result<(), String>> {
+async fn activate(
+    c: &mut dyn Conn,
+    run_id: &str,
+    survey: &Survey,
+    contact_id: &str,
+) -> Result<std::result::Result<(), String>> {
     let now = now_ms();
     let spec = &survey.spec;
     let deadline = now + spec.deadline_ms()?;
@@ -328,7 +360,11 @@ impl SurveyStore for SqlStore {
             if let Some(row) = taken {
                 return Err(Error::conflict(
                     "survey_exists",
-                    format!("an active survey `{}` exists (id {}); delete it first or pick another name", spec.name, row.s("id")?),
+                    format!(
+                        "an active survey `{}` exists (id {}); delete it first or pick another name",
+                        spec.name,
+                        row.s("id")?
+                    ),
                 ));
             }
             if let Some(ch) = &spec.channel_id {
@@ -577,7 +613,8 @@ impl SurveyStore for SqlStore {
                     .rows("SELECT question_id, answer, value FROM survey_answers WHERE run_id = $1", args![&run.id])
                     .await?
                 {
-                    answers.insert(row.s("question_id")?, json!({"answer": row.s("answer")?, "value": row.oi("value")?}));
+                    answers
+                        .insert(row.s("question_id")?, json!({"answer": row.s("answer")?, "value": row.oi("value")?}));
                 }
                 emit(
                     c,
@@ -606,7 +643,8 @@ impl SurveyStore for SqlStore {
             let survey = load_survey(c, &run.survey_id).await?;
             let spec = &survey.spec;
             let (text, buttons) = spec.question_message(&run.id, run.step as usize, Some(spec.reminder_prefix()));
-            c.exec("UPDATE survey_runs SET reminded_at = $2, updated_at = $2 WHERE id = $1", args![&run.id, now]).await?;
+            c.exec("UPDATE survey_runs SET reminded_at = $2, updated_at = $2 WHERE id = $1", args![&run.id, now])
+                .await?;
             match enqueue(c, outbound(&run.contact_id, None, text, buttons)).await {
                 Ok(_) => Ok(true),
                 Err(e) if unreachable(&e) => Ok(false),
@@ -673,7 +711,10 @@ impl SurveyStore for SqlStore {
             load_survey(c, &survey_id).await?;
             let mut counts = RunCounts::default();
             for row in c
-                .rows("SELECT status, COUNT(*) AS n FROM survey_runs WHERE survey_id = $1 GROUP BY status", args![&survey_id])
+                .rows(
+                    "SELECT status, COUNT(*) AS n FROM survey_runs WHERE survey_id = $1 GROUP BY status",
+                    args![&survey_id],
+                )
                 .await?
             {
                 let n = row.i("n")?;

@@ -47,7 +47,12 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
 
 /// A person who wrote in once; returns the contact id.
 async fn person(store: &dyn Store, ch: &str, user: &str) -> String {
-    store.record_inbound(inbound(ch, user, &format!("{user}-hello"), Some("hello"), None)).await.unwrap().message.contact_id
+    store
+        .record_inbound(inbound(ch, user, &format!("{user}-hello"), Some("hello"), None))
+        .await
+        .unwrap()
+        .message
+        .contact_id
 }
 
 fn spec(name: &str, deadline: &str) -> SurveySpec {
@@ -100,23 +105,28 @@ async fn starts_once_per_key_and_one_survey_at_a_time(store: Arc<dyn Store>) {
     drain(&*store).await;
     let depth = store.queue_depth().await.unwrap();
 
-    let first = store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let first =
+        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
     assert!(matches!(first[0], StartOutcome::Started { .. }), "{first:?}");
     // The first question, the reminder and the deadline.
     assert_eq!(store.queue_depth().await.unwrap(), depth + 3);
     assert_eq!(drain(&*store).await, vec![JobKind::Send], "the reminder and deadline wait");
 
-    let again = store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let again =
+        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
     assert!(matches!(&again[0], StartOutcome::Already { status, .. } if status == "active"), "{again:?}");
-    let other_key = store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "q4".into() }]).await.unwrap();
+    let other_key =
+        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "q4".into() }]).await.unwrap();
     assert!(matches!(other_key[0], StartOutcome::Busy { .. }), "{other_key:?}");
     assert!(drain(&*store).await.is_empty(), "nobody is asked twice");
 
     let nps = store.create_survey(spec("NPS", "1d")).await.unwrap();
-    let queued = store.start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let queued =
+        store.start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
     assert!(matches!(queued[0], StartOutcome::Queued { .. }), "{queued:?}");
 
-    let (stranger, _) = store.upsert_contact(ContactInput { name: Some("Без каналов".into()), ..Default::default() }).await.unwrap();
+    let (stranger, _) =
+        store.upsert_contact(ContactInput { name: Some("Без каналов".into()), ..Default::default() }).await.unwrap();
     let out = store
         .start_survey(
             &hr.id,
@@ -158,9 +168,11 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     let boris = person(&*store, &ch, "boris").await;
     let hr = store.create_survey(spec("HR", "1d")).await.unwrap();
     let nps = store.create_survey(spec("NPS", "1d")).await.unwrap();
-    let started = store.start_survey(&hr.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
+    let started =
+        store.start_survey(&hr.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
     let run = run_id(&started[0]);
-    let queued = store.start_survey(&nps.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
+    let queued =
+        store.start_survey(&nps.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
     drain(&*store).await;
 
     // A press is routed to the surveys, not to the bot.
@@ -212,7 +224,8 @@ async fn the_deadline_closes_a_run_and_later_answers_are_refused(store: Arc<dyn 
     let ch = channel(&*store).await;
     let vera = person(&*store, &ch, "vera").await;
     let hr = store.create_survey(spec("HR", "2s")).await.unwrap();
-    let started = store.start_survey(&hr.id, vec![NewRun { contact_id: vera.clone(), key: "manual".into() }]).await.unwrap();
+    let started =
+        store.start_survey(&hr.id, vec![NewRun { contact_id: vera.clone(), key: "manual".into() }]).await.unwrap();
     let run = run_id(&started[0]);
     drain(&*store).await;
     assert!(!store.expire_survey_run(&run).await.unwrap(), "not before the deadline");

@@ -38,7 +38,8 @@ async fn world_on(db: TestDb) -> World {
 impl World {
     /// A business contact reachable in Telegram as `tg`; returns the contact id.
     async fn person(&self, external_id: &str, name: &str, tg: i64, attrs: Value) -> String {
-        let c = self.app.post("/api/v1/contacts", json!({"external_id": external_id, "name": name, "attrs": attrs})).await;
+        let c =
+            self.app.post("/api/v1/contacts", json!({"external_id": external_id, "name": name, "attrs": attrs})).await;
         assert_eq!(c.status, 201, "{c:?}");
         let id = c.body["id"].as_str().unwrap().to_string();
         self.sim.user(TOKEN, tg, name);
@@ -165,7 +166,10 @@ async fn a_manual_survey_asks_in_turn_and_counts_exactly(db: TestDb) {
     assert_eq!(q[0]["nps"], json!({"score": 33.3, "promoters": 2, "passives": 0, "detractors": 1}));
     assert_eq!(q[0]["average"].as_f64(), Some(8.33));
     assert_eq!(q[0]["options"][10], json!({"text": "10", "value": 10, "count": 1}));
-    assert_eq!(q[1]["options"], json!([{"text": "Да", "value": 1, "count": 2}, {"text": "Нет", "value": 0, "count": 1}]));
+    assert_eq!(
+        q[1]["options"],
+        json!([{"text": "Да", "value": 1, "count": 2}, {"text": "Нет", "value": 0, "count": 1}])
+    );
     assert_eq!(q[1]["average"].as_f64(), Some(0.67));
     assert_eq!((q[2]["answers"].as_u64(), q[2]["average"].is_null()), (Some(3), true));
 
@@ -176,7 +180,10 @@ async fn a_manual_survey_asks_in_turn_and_counts_exactly(db: TestDb) {
     assert_eq!(rows[0], "run_id,contact_id,name,external_id,question_id,question,answer,value,answered_at");
     assert_eq!(rows.len(), 10, "a header and nine answers: {text}");
     let comment = rows.iter().find(|r| r.contains("client-8101,comment")).unwrap();
-    assert!(comment.contains(",Анна,client-8101,comment,Что нам улучшить?,\"Всё \"\"отлично\"\", спасибо\",,"), "{comment}");
+    assert!(
+        comment.contains(",Анна,client-8101,comment,Что нам улучшить?,\"Всё \"\"отлично\"\", спасибо\",,"),
+        "{comment}"
+    );
     assert!(text.contains("\"Курьер опоздал\nна час\""), "a line break stays inside quotes");
     let anna_nps = rows.iter().find(|r| r.contains("client-8101,nps")).unwrap();
     assert!(anna_nps.contains(",10,10,"), "{anna_nps}");
@@ -218,7 +225,8 @@ async fn an_event_starts_the_survey_once_per_event() {
     body["trigger"] = json!({"kind": "event", "event": "order.completed", "recipient": {"external_id": "{{ data.client_id }}"}, "condition": "data.total > 0"});
     let survey = w.survey(body).await;
 
-    let ev = json!({"type": "order.completed", "key": "order-1-done", "data": {"client_id": "client-8201", "total": 1500}});
+    let ev =
+        json!({"type": "order.completed", "key": "order-1-done", "data": {"client_id": "client-8201", "total": 1500}});
     let first = w.app.post("/api/v1/events", ev.clone()).await;
     assert_eq!(first.status, 202, "{first:?}");
     let dup = w.app.post("/api/v1/events", ev).await;
@@ -237,11 +245,17 @@ async fn an_event_starts_the_survey_once_per_event() {
     // Unknown person, and a condition that does not hold.
     let unknown = w
         .app
-        .post("/api/v1/events", json!({"type": "order.completed", "key": "order-2-done", "data": {"client_id": "nobody", "total": 10}}))
+        .post(
+            "/api/v1/events",
+            json!({"type": "order.completed", "key": "order-2-done", "data": {"client_id": "nobody", "total": 10}}),
+        )
         .await;
     let zero = w
         .app
-        .post("/api/v1/events", json!({"type": "order.completed", "key": "order-3-done", "data": {"client_id": "client-8201", "total": 0}}))
+        .post(
+            "/api/v1/events",
+            json!({"type": "order.completed", "key": "order-3-done", "data": {"client_id": "client-8201", "total": 0}}),
+        )
         .await;
     let uid = unknown.body["id"].as_str().unwrap();
     let e = eventually(10, || async {
@@ -273,7 +287,8 @@ async fn an_event_starts_the_survey_once_per_event() {
 async fn a_date_survey_asks_once_across_rescans_and_restarts() {
     let mut w = world_on(TestDb::sqlite()).await;
     // Days back from today (UTC) as `YYYY-MM-DD`.
-    let day = |back: i64| okno_domain::time::to_rfc3339(okno_domain::time::now_ms() - back * 86_400_000)[..10].to_string();
+    let day =
+        |back: i64| okno_domain::time::to_rfc3339(okno_domain::time::now_ms() - back * 86_400_000)[..10].to_string();
     w.person("emp-1", "Дарья", 8301, json!({"hired_on": day(7)})).await;
     // 1C writes dates as ДД.ММ.ГГГГ.
     let (y, m, d) = {
@@ -390,8 +405,12 @@ async fn an_unanswered_survey_is_reminded_then_expires_on_the_webhook_channel() 
 #[tokio::test]
 async fn bad_survey_input_gets_clear_errors() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/surveys/nope", "/api/v1/surveys/nope/results", "/api/v1/surveys/nope/results.csv", "/api/v1/surveys/nope/runs"]
-    {
+    for path in [
+        "/api/v1/surveys/nope",
+        "/api/v1/surveys/nope/results",
+        "/api/v1/surveys/nope/results.csv",
+        "/api/v1/surveys/nope/runs",
+    ] {
         let r = app.get(path).await;
         assert_eq!((r.status, r.code()), (404, "survey_not_found"), "{path}: {r:?}");
     }
@@ -403,8 +422,14 @@ async fn bad_survey_input_gets_clear_errors() {
         (json!({"name": "x", "questions": []}), "at least one question"),
         (json!({"name": "x", "questions": [{"text": "Оценка", "kind": "scale", "min": 5, "max": 1}]}), "`min` < `max`"),
         (json!({"name": "x", "questions": q, "deadline": "завтра"}), "`deadline`"),
-        (json!({"name": "x", "questions": q, "trigger": {"kind": "event", "event": "order.completed", "recipient": {"external_id": "{{ data.id"}}}), "template"),
-        (json!({"name": "x", "questions": q, "trigger": {"kind": "event", "event": "e", "recipient": {"external_id": "1", "phone": "2"}}}), "exactly one"),
+        (
+            json!({"name": "x", "questions": q, "trigger": {"kind": "event", "event": "order.completed", "recipient": {"external_id": "{{ data.id"}}}),
+            "template",
+        ),
+        (
+            json!({"name": "x", "questions": q, "trigger": {"kind": "event", "event": "e", "recipient": {"external_id": "1", "phone": "2"}}}),
+            "exactly one",
+        ),
         (json!({"name": "x", "questions": q, "trigger": {"kind": "date", "field": "hired on"}}), "trigger.field"),
         (json!({"name": "x", "questions": q, "colour": "red"}), "unknown field `colour`"),
     ];
@@ -428,7 +453,9 @@ async fn bad_survey_input_gets_clear_errors() {
     assert_eq!((twin.status, twin.code()), (409, "survey_exists"));
     let nobody = app.post(&format!("/api/v1/surveys/{id}/start"), json!({})).await;
     assert_eq!((nobody.status, nobody.code()), (400, "invalid_start"));
-    let strangers = app.post(&format!("/api/v1/surveys/{id}/start"), json!({"contact_ids": ["ghost"], "external_ids": ["1c-404"]})).await;
+    let strangers = app
+        .post(&format!("/api/v1/surveys/{id}/start"), json!({"contact_ids": ["ghost"], "external_ids": ["1c-404"]}))
+        .await;
     assert_eq!((strangers.status, strangers.body["unknown"].as_u64()), (200, Some(2)), "{strangers:?}");
     let status = app.get(&format!("/api/v1/surveys/{id}/runs?status=bogus")).await;
     assert_eq!((status.status, status.code()), (400, "invalid_status"));
@@ -448,4 +475,32 @@ async fn bad_survey_input_gets_clear_errors() {
     let list = app.get("/api/v1/surveys").await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
     assert_eq!(list.body["items"][0]["active"], true);
+}
+
+#[tokio::test]
+async fn the_shipped_examples_are_valid_surveys_and_the_nps_one_runs_on_an_event() {
+    let w = world_on(TestDb::sqlite()).await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/surveys");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|f| f.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    assert_eq!(files.len(), 4);
+    let mut nps = String::new();
+    for f in &files {
+        let body: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let r = w.app.post("/api/v1/surveys", body).await;
+        assert_eq!(r.status, 201, "{f:?}: {r:?}");
+        if r.body["trigger"]["kind"] == "event" {
+            nps = r.body["id"].as_str().unwrap().to_string();
+        }
+    }
+    w.person("client-8401", "Ким", 8401, json!({})).await;
+    let ev = json!({"type": "order.completed", "key": "zk-8401", "data": {"client_id": "client-8401"}});
+    assert_eq!(w.app.post("/api/v1/events", ev).await.status, 202);
+    let q1 = w.nth(8401, 0).await;
+    assert!(plain(&q1).starts_with("Здравствуйте! Ваш заказ выполнен."), "{q1:?}");
+    w.sim.user(TOKEN, 8401, "Ким").press(q1.message_id, &button(&q1, "9"));
+    let answered = w.crm.wait_accepted(1, 15).await;
+    assert_eq!(answered[0].body["data"]["survey"]["id"], nps.as_str());
+    assert_eq!(answered[0].body["data"]["value"], 9);
 }

@@ -102,8 +102,12 @@ pub async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<Json<StartSummary>> {
     auth.require(Permission::Write)?;
-    let req =
-        StartRequest { contact_ids: body.contact_ids, external_ids: body.external_ids, groups: body.groups, key: body.key };
+    let req = StartRequest {
+        contact_ids: body.contact_ids,
+        external_ids: body.external_ids,
+        groups: body.groups,
+        key: body.key,
+    };
     let items = state.engine.start_survey(&id, req).await?;
     let count = |f: fn(&StartOutcome) -> bool| items.iter().filter(|o| f(o)).count();
     Ok(Json(StartSummary {
