@@ -2373,6 +2373,7 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
     c.exec("UPDATE bot_relays SET recipient_contact_id = $1 WHERE recipient_contact_id = $2", args![keep, other])
         .await?;
     c.exec("UPDATE bot_relays SET asker_contact_id = $1 WHERE asker_contact_id = $2", args![keep, other]).await?;
+    crate::surveys::merge_contacts(c, keep, other).await?;
     // One thread per person: the other contact's messages join the kept conversation.
     let kept_conv = c
         .row("SELECT id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1", args![keep])

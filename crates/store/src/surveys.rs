@@ -240,6 +240,24 @@ pub(crate) async fn takes_inbound(c: &mut dyn Conn, contact_id: &str, msg: &Inbo
         .is_some())
 }
 
+/// Moves `other`'s survey runs and answers to `keep` (contact merge). A run `keep` already has
+/// under the same survey and key stays the kept one; the other's stays behind with its answers.
+pub(crate) async fn merge_contacts(c: &mut dyn Conn, keep: &str, other: &str) -> Result<()> {
+    c.exec(
+        "UPDATE survey_runs SET contact_id = $1 WHERE contact_id = $2 AND NOT EXISTS (SELECT 1 FROM survey_runs k \
+         WHERE k.contact_id = $1 AND k.survey_id = survey_runs.survey_id AND k.run_key = survey_runs.run_key)",
+        args![keep, other],
+    )
+    .await?;
+    c.exec(
+        "UPDATE survey_answers SET contact_id = $1 WHERE contact_id = $2 \
+         AND run_id IN (SELECT id FROM survey_runs WHERE contact_id = $1)",
+        args![keep, other],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A message from the survey to a person; `None` channel: where they last wrote.
 fn outbound(
     contact_id: &str,

@@ -214,6 +214,28 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     let counts = store.survey_run_counts(&hr.id).await.unwrap();
     assert_eq!((counts.completed, counts.responded), (1, 1));
 
+    // Merged into the business contact (a link code): the run and answers follow the person.
+    let (business, _) = store
+        .upsert_contact(ContactInput {
+            external_id: Some("1c-42".into()),
+            name: Some("Борис".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.merge_contacts(&business.id, &boris).await.unwrap();
+    assert_eq!(store.get_survey_run(&run).await.unwrap().contact_id, business.id);
+    let answers = store.survey_answers(&hr.id).await.unwrap();
+    assert!(answers.iter().all(|a| a.contact_id == business.id && a.external_id.as_deref() == Some("1c-42")));
+    let boris = business.id.clone();
+    let input = |id: &str, button: Option<String>, text: Option<&str>| SurveyInput {
+        message_id: id.into(),
+        contact_id: boris.clone(),
+        channel_id: ch.clone(),
+        button,
+        text: text.map(str::to_string),
+    };
+
     // A late press on the finished survey: told so, nothing stored.
     let late = store.survey_input(input(&press.id, Some(data), None)).await.unwrap();
     assert_eq!(late, InputOutcome::Closed);
