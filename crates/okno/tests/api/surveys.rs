@@ -504,3 +504,84 @@ async fn the_shipped_examples_are_valid_surveys_and_the_nps_one_runs_on_an_event
     assert_eq!(answered[0].body["data"]["survey"]["id"], nps.as_str());
     assert_eq!(answered[0].body["data"]["value"], 9);
 }
+
+const MENU_BOT: &str = "name: Меню\naccess: anyone\ntexts:\n  unknown: Не понял. Выберите пункт меню.\nmenus:\n  main:\n    text: Главное меню бота\n    items:\n      - text: О нас\n        do: {reply: {text: Мы магазин.}}\n";
+
+#[tokio::test]
+async fn answers_go_to_the_survey_and_not_to_the_channels_bot() {
+    let w = world_on(TestDb::sqlite()).await;
+    let r = w
+        .app
+        .http
+        .put(format!("{}/api/v1/bots/{}", w.app.url, w.ch))
+        .bearer_auth(&w.app.token)
+        .header("content-type", "application/yaml")
+        .body(MENU_BOT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let id = w.person("client-8501", "Лев", 8501, json!({})).await;
+    let survey = w
+        .survey(json!({"name": "Два вопроса", "questions": [
+            {"id": "mood", "text": "Как настроение?", "kind": "choice", "options": ["Отлично", "Так себе"]},
+            {"id": "why", "text": "Почему?", "kind": "text"}
+        ]}))
+        .await;
+    w.app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [id]})).await;
+    let lev = w.sim.user(TOKEN, 8501, "Лев");
+    w.nth(8501, 0).await;
+    lev.send_text("отлично");
+    assert_eq!(plain(&w.nth(8501, 1).await), "Почему?");
+    lev.send_text("Выспался");
+    assert_eq!(plain(&w.nth(8501, 2).await), "Спасибо! Ваши ответы записаны.");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let texts: Vec<String> = w.messages(8501).iter().map(plain).collect();
+    assert_eq!(texts.len(), 3, "the bot said nothing while the survey ran: {texts:?}");
+
+    // The survey is over: the bot answers again.
+    lev.send_text("привет");
+    let bot = w.nth(8501, 3).await;
+    assert!(plain(&bot).contains("Не понял") || plain(&bot).contains("Главное меню"), "{bot:?}");
+    let results = w.app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+    assert_eq!(results.body["questions"][0]["options"][0]["count"], 1);
+    assert_eq!(results.body["questions"][1]["answers"], 1);
+}
+
+#[tokio::test]
+async fn a_started_survey_survives_a_restart_and_its_deadline_still_comes() {
+    let mut app = TestApp::spawn().await;
+    let site = Sink::start(SECRET).await;
+    // The site is down at first: the first question waits in the outbox.
+    site.answer(503);
+    let ch = app.webhook_channel(&format!("{}/out", site.url), SECRET).await;
+    let hello = app.inbound(&ch, SECRET, &super::message("m-1", "u-88", "Добрый день")).await;
+    let m = app.get(&format!("/api/v1/messages/{}", hello.body["id"].as_str().unwrap())).await;
+    let contact = m.body["contact_id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "Переживёт перезапуск", "questions": [{"text": "Всё хорошо?", "kind": "choice", "options": ["Да", "Нет"]}], "deadline": "3s"}),
+        )
+        .await;
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(s.body["started"], 1, "{s:?}");
+    app.stop().await;
+    site.answer(200);
+    app.restart().await;
+    let delivered = eventually(15, || async {
+        let got: Vec<Value> =
+            site.accepted().into_iter().map(|r| r.body).filter(|b| b["text"] == "Всё хорошо?").collect();
+        (!got.is_empty()).then_some(got)
+    })
+    .await
+    .expect("the first question goes out after the restart");
+    assert_eq!(delivered.len(), 1);
+    let expired = eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["expired"] == 1).then_some(r.body)
+    })
+    .await;
+    assert!(expired.is_some(), "the deadline job survived the restart");
+}
