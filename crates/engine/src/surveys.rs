@@ -190,7 +190,8 @@ impl Engine {
             let today = local.date();
             let Ok(due) = day.checked_add(jiff::Span::new().days(*offset_days)) else { continue };
             let Ok(oldest) = today.checked_sub(jiff::Span::new().days(window)) else { continue };
-            let come = due < today || (due == today && local.hour() >= hour);
+            // A missed day is caught up at the same hour: nobody is asked at three in the morning.
+            let come = due <= today && local.hour() >= hour;
             if come && due >= oldest {
                 runs.push(NewRun { contact_id, key: format!("date:{field}:{day}") });
             }

@@ -188,6 +188,16 @@ async fn a_manual_survey_asks_in_turn_and_counts_exactly(db: TestDb) {
     let anna_nps = rows.iter().find(|r| r.contains("client-8101,nps")).unwrap();
     assert!(anna_nps.contains(",10,10,"), "{anna_nps}");
 
+    // A period: everything is from today, nothing from before.
+    let now = okno_domain::time::now_ms();
+    let past = okno_domain::time::to_rfc3339(now - 86_400_000);
+    let r = w.app.get(&format!("/api/v1/surveys/{survey}/results?to={past}")).await;
+    assert_eq!(r.body["questions"][0]["answers"], 0, "{r:?}");
+    let r = w.app.get(&format!("/api/v1/surveys/{survey}/results.csv?from={past}")).await;
+    assert_eq!(r.body.as_str().unwrap().matches("\r\n").count(), 10);
+    let r = w.app.get(&format!("/api/v1/surveys/{survey}/results?from=вчера")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_period"));
+
     // The business system got each answer once, signed, and each completion.
     let got = w.crm.wait_accepted(12, 15).await;
     assert!(got.iter().all(|r| r.signature_ok));

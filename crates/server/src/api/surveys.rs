@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use okno_domain::model::{Page, Permission};
-use okno_domain::surveys::Results;
+use okno_domain::surveys::{AnswerRecord, Results};
 use okno_engine::surveys::StartRequest;
 use okno_store::{RunFilter, StartOutcome, Survey, SurveyRun};
 use serde::{Deserialize, Serialize};
@@ -134,23 +134,58 @@ pub async fn scan(State(state): State<AppState>, auth: Auth, Path(id): Path<Stri
     Ok(Json(json!({"started": started})))
 }
 
-#[utoipa::path(get, path = "/api/v1/surveys/{id}/results", tag = "surveys",
+/// `?from=&to=` of the results: answers given within `[from, to)` (RFC 3339), e.g. one month's NPS.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Period {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl Period {
+    /// Keeps the answers given within the period.
+    fn keep(&self, answers: &mut Vec<AnswerRecord>) -> Result<(), okno_domain::Error> {
+        let at = |name: &str, v: &Option<String>| match v {
+            None => Ok(None),
+            Some(t) => okno_domain::time::parse_rfc3339(t).map(Some).ok_or_else(|| {
+                okno_domain::Error::invalid("invalid_period", format!("`{name}` is not an RFC 3339 time: `{t}`"))
+            }),
+        };
+        let (from, to) = (at("from", &self.from)?, at("to", &self.to)?);
+        answers.retain(|a| from.is_none_or(|f| a.created_at >= f) && to.is_none_or(|t| a.created_at < t));
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/surveys/{id}/results", tag = "surveys", params(Period),
     responses((status = 200, description = "`runs` (total, active, queued, completed, expired, unreachable, responded) and per question: `answers`, `options` [{text, value, count}], `average`, `nps` {score, promoters, passives, detractors} for 0–10 scales"), (status = 404)))]
-pub async fn results(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Results>> {
+pub async fn results(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(period): ApiQuery<Period>,
+) -> ApiResult<Json<Results>> {
     auth.require(Permission::Read)?;
     let store = &state.engine.store;
     let survey = store.get_survey(&id).await?;
     let runs = store.survey_run_counts(&id).await?;
-    let answers = store.survey_answers(&id).await?;
+    let mut answers = store.survey_answers(&id).await?;
+    period.keep(&mut answers)?;
     Ok(Json(survey.spec.results(&survey.id, runs, &answers)))
 }
 
-#[utoipa::path(get, path = "/api/v1/surveys/{id}/results.csv", tag = "surveys",
+#[utoipa::path(get, path = "/api/v1/surveys/{id}/results.csv", tag = "surveys", params(Period),
     responses((status = 200, content_type = "text/csv", description = "one row per answer (UTF-8 with a BOM, for spreadsheet programs): run_id, contact_id, name, external_id, question_id, question, answer, value, answered_at"), (status = 404)))]
-pub async fn results_csv(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn results_csv(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(period): ApiQuery<Period>,
+) -> ApiResult<Response> {
     auth.require(Permission::Read)?;
     let survey = state.engine.store.get_survey(&id).await?;
-    let answers = state.engine.store.survey_answers(&id).await?;
+    let mut answers = state.engine.store.survey_answers(&id).await?;
+    period.keep(&mut answers)?;
     let body = format!("\u{feff}{}", survey.spec.csv(&answers));
     let disposition = format!("attachment; filename=\"survey-{id}.csv\"");
     Ok((
