@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use okno_domain::model::{Button, ChannelKind, Message};
 use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -251,7 +252,27 @@ impl Engine {
             self.store.queue_bot_step(&m.id, &m.conversation_id).await?;
         }
         self.wake();
+        if pressed && matches!(outcome, InputOutcome::Recorded { .. }) {
+            self.mark_answered(&m).await;
+        }
         Ok(Outcome::Done)
+    }
+
+    /// Shows the chosen answer on the question's message (Telegram): its buttons give way to one
+    /// «✓ answer» button (a press on it is a double press: nothing happens). Cosmetic: the answer
+    /// is stored either way, so a failure is only logged.
+    async fn mark_answered(&self, press: &Message) {
+        let (Some(question_id), Some(data)) = (&press.reply_to, &press.button_data) else { return };
+        match self.channel(&press.channel_id).await {
+            Ok(ch) if ch.kind == ChannelKind::Telegram => {}
+            _ => return,
+        }
+        let Ok(question) = self.store.get_message(question_id).await else { return };
+        let Some(chosen) = question.buttons.iter().flatten().find(|b| b.data.as_deref() == Some(data)) else { return };
+        let mark = vec![vec![Button { text: format!("✓ {}", chosen.text), data: Some(data.clone()), url: None }]];
+        if let Err(e) = self.edit_buttons(question_id, mark).await {
+            tracing::debug!(message = %question_id, error = %e, "could not mark a survey question answered");
+        }
     }
 
     pub(crate) async fn survey_remind_job(&self, run_id: &str) -> Result<Outcome> {

@@ -121,6 +121,16 @@ async fn a_manual_survey_asks_in_turn_and_counts_exactly(db: TestDb) {
     let q2 = w.nth(8101, 1).await;
     assert_eq!(plain(&q2), "Заказ привезли вовремя?");
     anna.press(q1.message_id, &ten);
+    // The question shows the answer chosen instead of its buttons.
+    let marked = eventually(10, || async {
+        w.sim
+            .sent_to(TOKEN, 8101)
+            .into_iter()
+            .find(|s| s.method == "editMessageReplyMarkup" && s.message_id == q1.message_id)
+    })
+    .await
+    .expect("the answered question is marked");
+    assert_eq!(marked.reply_markup.unwrap()["inline_keyboard"][0][0]["text"], "✓ 10");
     anna.send_text("да");
     let q3 = w.nth(8101, 2).await;
     assert_eq!(plain(&q3), "Что нам улучшить?");
