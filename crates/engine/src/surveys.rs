@@ -222,9 +222,11 @@ impl Engine {
         if !survey.active || survey.scan_token.as_deref() != Some(token) {
             return Ok(Outcome::Done);
         }
-        let started = self.scan_survey(&survey).await?;
-        if started > 0 {
-            tracing::info!(survey = %survey.id, started, "a date-triggered survey started runs");
+        // A failing scan must not end the chain: the next link tries again.
+        match self.scan_survey(&survey).await {
+            Ok(0) => {}
+            Ok(started) => tracing::info!(survey = %survey.id, started, "a date-triggered survey started runs"),
+            Err(e) => tracing::warn!(survey = %survey.id, error = %e, "a date scan failed; the next one tries again"),
         }
         self.store.next_survey_scan(&survey.id, token, now_ms() + SCAN_EVERY.as_millis() as i64).await?;
         Ok(Outcome::Done)
