@@ -504,12 +504,30 @@ impl SurveyStore for SqlStore {
                             continue;
                         }
                         let id = new_id();
-                        c.exec(
-                            "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5)",
-                            args![&id, &survey_id, &contact_id, &r.key, now],
-                        )
-                        .await?;
+                        // Two processes starting the same run at once: one row, the other is told.
+                        let inserted = c
+                            .exec(
+                                "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, \
+                                 updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
+                                 ON CONFLICT (survey_id, contact_id, run_key) DO NOTHING",
+                                args![&id, &survey_id, &contact_id, &r.key, now],
+                            )
+                            .await?;
+                        if inserted == 0 {
+                            let row = c
+                                .one(
+                                    "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
+                                     AND run_key = $3",
+                                    args![&survey_id, &contact_id, &r.key],
+                                )
+                                .await?;
+                            out.push(StartOutcome::Already {
+                                contact_id,
+                                run_id: row.s("id")?,
+                                status: row.s("status")?,
+                            });
+                            continue;
+                        }
                         id
                     }
                 };

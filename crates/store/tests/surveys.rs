@@ -303,6 +303,28 @@ async fn a_date_scan_chain_has_one_live_link(store: Arc<dyn Store>) {
     assert!(live.is_none(), "a deleted survey's chain ends");
 }
 
+async fn starts_at_the_same_instant_ask_once(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let dina = person(&*store, &ch, "dina").await;
+    let hr = store.create_survey(spec("HR", "1d")).await.unwrap();
+    drain(&*store).await;
+    let mut all = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (store, id, dina) = (store.clone(), hr.id.clone(), dina.clone());
+        all.spawn(
+            async move { store.start_survey(&id, vec![NewRun { contact_id: dina, key: "manual".into() }]).await },
+        );
+    }
+    let mut started = 0;
+    while let Some(done) = all.join_next().await {
+        let out = done.unwrap().unwrap();
+        started += usize::from(matches!(out[0], StartOutcome::Started { .. }));
+    }
+    assert_eq!(started, 1);
+    assert_eq!(drain(&*store).await, vec![JobKind::Send], "one first question");
+    assert_eq!(store.survey_run_counts(&hr.id).await.unwrap().total, 1);
+}
+
 macro_rules! both {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -333,4 +355,5 @@ both!(
     answers_count_once_and_lead_to_the_next_question,
     the_deadline_closes_a_run_and_later_answers_are_refused,
     a_date_scan_chain_has_one_live_link,
+    starts_at_the_same_instant_ask_once,
 );
