@@ -42,6 +42,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_tasks.sql"),
         include_str!("../migrations/postgres/0005_tasks.sql"),
     ),
+    (
+        6,
+        "0006_broadcasts.sql",
+        include_str!("../migrations/sqlite/0006_broadcasts.sql"),
+        include_str!("../migrations/postgres/0006_broadcasts.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
