@@ -166,6 +166,7 @@ impl Engine {
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
             JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
             JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
+            JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
         }
     }
 

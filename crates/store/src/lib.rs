@@ -37,7 +37,7 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
-pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
+pub use tasks::{reoffer_ref, Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,8 @@ pub enum JobKind {
     BotStep,
     /// Feed a broadcast's next recipients into the outbox, at its pace.
     Broadcast,
+    /// Post a task nobody has taken again.
+    TaskReoffer,
 }
 
 impl JobKind {
@@ -95,6 +97,7 @@ impl JobKind {
             JobKind::NotifyRule => "notify_rule",
             JobKind::BotStep => "bot_step",
             JobKind::Broadcast => "broadcast",
+            JobKind::TaskReoffer => "task_reoffer",
         }
     }
 
@@ -107,6 +110,7 @@ impl JobKind {
             "notify_rule" => JobKind::NotifyRule,
             "bot_step" => JobKind::BotStep,
             "broadcast" => JobKind::Broadcast,
+            "task_reoffer" => JobKind::TaskReoffer,
             _ => return None,
         })
     }

@@ -48,6 +48,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_broadcasts.sql"),
         include_str!("../migrations/postgres/0006_broadcasts.sql"),
     ),
+    (
+        8,
+        "0008_task_reoffer.sql",
+        include_str!("../migrations/sqlite/0008_task_reoffer.sql"),
+        include_str!("../migrations/postgres/0008_task_reoffer.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
