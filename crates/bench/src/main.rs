@@ -22,6 +22,7 @@ use futures::StreamExt;
 use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
+mod broadcast;
 mod events;
 mod server;
 mod telegram;
@@ -53,6 +54,12 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
+    /// Measure a broadcast to `--people` against the Telegram simulator, without and with limits.
+    #[arg(long)]
+    broadcast: bool,
+    /// Broadcast: people in the audience.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
@@ -97,6 +104,9 @@ async fn main() -> Result<()> {
     };
     if !okno.exists() {
         bail!("{} not found: build it with `cargo build --release -p okno`", okno.display());
+    }
+    if args.broadcast {
+        return broadcast::run(&okno, args.people).await;
     }
     if args.telegram {
         return telegram::run(&okno, args.inbound, args.outbound).await;

@@ -86,6 +86,7 @@ string_enum!(
         ConversationUpdated = "conversation.updated",
         ContactUpdated = "contact.updated",
         TaskClaimed = "task.claimed",
+        TaskReleased = "task.released",
         SurveyAnswered = "survey.answered",
         SurveyCompleted = "survey.completed",
     }

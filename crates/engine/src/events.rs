@@ -158,19 +158,7 @@ impl RuleSpec {
                 templates::check_template(t)?;
             }
         }
-        for b in self.buttons.iter().flatten() {
-            let set = [&b.url, &b.answer, &b.data].iter().filter(|f| f.is_some()).count();
-            if b.text.trim().is_empty() || set != 1 {
-                return Err(Error::invalid(
-                    "invalid_rule",
-                    format!("button `{}` needs a text and exactly one of url, answer, data", b.text),
-                ));
-            }
-            if let Some(u) = &b.url {
-                templates::check_template(u)?;
-            }
-            templates::check_template(&b.text)?;
-        }
+        check_buttons(&self.buttons, "invalid_rule")?;
         if let Some(d) = &self.delay {
             if d.before.is_some() == d.after.is_some() {
                 return Err(Error::invalid("invalid_delay", "`delay` names exactly one of `before` and `after`"));
@@ -190,6 +178,44 @@ impl RuleSpec {
         }
         Ok(())
     }
+}
+
+/// Checks rows of buttons: each has a text and exactly one of url, answer, data; templates
+/// compile.
+pub(crate) fn check_buttons(rows: &[Vec<ButtonSpec>], code: &'static str) -> Result<()> {
+    for b in rows.iter().flatten() {
+        let set = [&b.url, &b.answer, &b.data].iter().filter(|f| f.is_some()).count();
+        if b.text.trim().is_empty() || set != 1 {
+            return Err(Error::invalid(
+                code,
+                format!("button `{}` needs a text and exactly one of url, answer, data", b.text),
+            ));
+        }
+        if let Some(u) = &b.url {
+            templates::check_template(u)?;
+        }
+        templates::check_template(&b.text)?;
+    }
+    Ok(())
+}
+
+/// Renders rows of buttons for one person: URL buttons, answer buttons (`answer:` data,
+/// recorded when pressed) and plain data buttons.
+pub(crate) fn render_buttons(rows: &[Vec<ButtonSpec>], ctx: &Value) -> Result<Keyboard> {
+    let mut buttons = Vec::new();
+    for row in rows {
+        let mut out = Vec::new();
+        for b in row {
+            let text = templates::render(&b.text, ctx)?;
+            out.push(match (&b.url, &b.answer, &b.data) {
+                (Some(u), _, _) => Button { text, url: Some(templates::render(u, ctx)?), data: None },
+                (None, Some(a), _) => Button { text, data: Some(format!("answer:{a}")), url: None },
+                (None, None, d) => Button { text, data: d.clone(), url: None },
+            });
+        }
+        buttons.push(out);
+    }
+    Ok(buttons)
 }
 
 /// The context templates and conditions see.
@@ -490,18 +516,6 @@ fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, Stri
 /// The text and buttons of one person's message.
 fn render_for(spec: &RuleSpec, ctx: &Value) -> Result<Rendered> {
     let text = templates::render(&spec.template, ctx)?;
-    let mut buttons = Vec::new();
-    for row in &spec.buttons {
-        let mut out = Vec::new();
-        for b in row {
-            let text = templates::render(&b.text, ctx)?;
-            out.push(match (&b.url, &b.answer, &b.data) {
-                (Some(u), _, _) => Button { text, url: Some(templates::render(u, ctx)?), data: None },
-                (None, Some(a), _) => Button { text, data: Some(format!("answer:{a}")), url: None },
-                (None, None, d) => Button { text, data: d.clone(), url: None },
-            });
-        }
-        buttons.push(out);
-    }
+    let buttons = render_buttons(&spec.buttons, ctx)?;
     Ok(Rendered { text, buttons })
 }

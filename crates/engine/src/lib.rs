@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 pub mod bots;
+pub mod broadcasts;
 pub mod events;
 pub mod metrics;
 pub mod surveys;
@@ -52,6 +53,9 @@ pub struct EngineConfig {
     pub max_attachment_bytes: u64,
     /// Jobs processed at once by this process.
     pub workers: usize,
+    /// Broadcast sends processed at once, besides `workers` (the bulk lane's own capacity, so
+    /// that a broadcast never takes the workers live conversations need).
+    pub bulk_workers: usize,
     /// How long a claimed job stays leased before another process may take it.
     pub lease_ms: i64,
     /// How often idle workers look for due jobs written by other processes.
@@ -81,6 +85,7 @@ impl EngineConfig {
             allow_private_targets: false,
             max_attachment_bytes: 20 * 1024 * 1024,
             workers: 64,
+            bulk_workers: 8,
             lease_ms: 60_000,
             poll_interval_ms: 500,
             send_max_attempts: 10,

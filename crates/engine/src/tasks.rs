@@ -26,6 +26,7 @@ use okno_store::{ClaimOutcome, Claimant, Executor, NewTask, Task};
 use serde_json::{json, Value};
 
 use crate::telegram::telegram_config;
+use crate::worker::Outcome;
 use crate::Engine;
 
 /// Button data of "take".
@@ -67,6 +68,10 @@ pub struct TaskRequest {
     pub private_text: Option<String>,
     pub data: Value,
     pub group: Option<String>,
+    /// Post it again when nobody has taken it this long (ms) after it was posted.
+    pub reoffer_after: Option<i64>,
+    /// At most this many times (default 3).
+    pub reoffer_times: Option<i64>,
 }
 
 impl TaskRequest {
@@ -91,6 +96,12 @@ impl TaskRequest {
         }
         if self.group.as_deref().is_some_and(str::is_empty) {
             return bad("`group` must not be empty");
+        }
+        if self.reoffer_after.is_some_and(|ms| !(1_000..=30 * 86_400_000).contains(&ms)) {
+            return bad("`reoffer_after` is between 1s and 30d");
+        }
+        if self.reoffer_times.is_some_and(|n| !(1..=20).contains(&n)) {
+            return bad("`reoffer_times` is 1..20");
         }
         Ok(self)
     }
@@ -222,6 +233,9 @@ impl Engine {
             updated_at: now_ms(),
             version: 0,
             shown_version: 0,
+            reoffer_after: None,
+            reoffers: 0,
+            reoffer_times: 0,
         };
         let mut params = json!({"chat_id": req.chat_id, "text": group_text(&draft), "parse_mode": "HTML"});
         if let Some(b) = group_buttons(&draft) {
@@ -241,6 +255,8 @@ impl Engine {
                 private_text: draft.private_text,
                 data: draft.data,
                 group: draft.group,
+                reoffer_after: req.reoffer_after,
+                reoffer_times: if req.reoffer_after.is_some() { req.reoffer_times.unwrap_or(3) } else { 0 },
             })
             .await;
         if stored.is_err() {
@@ -249,6 +265,54 @@ impl Engine {
             let _ = call::<Value>(&api, "deleteMessage", params).await;
         }
         stored
+    }
+
+    /// Posts an open task nobody has taken again at the bottom of its group chat; the old post
+    /// loses its buttons and points down to the new one. `job_ref` is the task as the job saw it
+    /// (`okno_store::reoffer_ref`): a task claimed, given back or re-posted since is left alone.
+    pub(crate) async fn reoffer_task(&self, job_ref: &str) -> Result<Outcome> {
+        let id = job_ref.split(':').next().unwrap_or_default();
+        let task = match self.store.get_task(id).await {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        if !task.is_open() || okno_store::reoffer_ref(&task) != job_ref {
+            return Ok(Outcome::Done);
+        }
+        let channel = self.channel(&task.channel_id).await?;
+        let api = self.task_api(&channel)?;
+        let mut params = json!({"chat_id": task.chat_id, "text": group_text(&task), "parse_mode": "HTML"});
+        if let Some(b) = group_buttons(&task) {
+            params["reply_markup"] = b;
+        }
+        let sent: SentMessage = match call(&api, "sendMessage", params).await {
+            Ok(s) => s,
+            Err(ApiError::Telegram { code, description, .. }) if code != 429 && code < 500 => {
+                tracing::warn!(task = %task.id, %description, "Telegram refused to post the task again");
+                return Ok(Outcome::Failed);
+            }
+            Err(e) => return Ok(Outcome::Retry(format!("posting the task again: {e}"), None)),
+        };
+        let old = task.message_id.as_deref().and_then(|m| m.parse::<i64>().ok());
+        match self.store.record_reoffer(job_ref, &sent.message_id.to_string()).await? {
+            Some(_) => {
+                if let Some(old) = old {
+                    let text = format!("{}\n\n<i>⬇️ Задача опубликована заново ниже.</i>", group_text(&task));
+                    let params =
+                        json!({"chat_id": task.chat_id, "message_id": old, "text": text, "parse_mode": "HTML"});
+                    if let Err(e) = call::<Value>(&api, "editMessageText", params).await {
+                        tracing::warn!(task = %task.id, error = %e, "the old post of a re-posted task was not edited");
+                    }
+                }
+            }
+            None => {
+                // Taken on the old post in the meantime: the new post is not needed.
+                let params = json!({"chat_id": sent.chat.id, "message_id": sent.message_id});
+                let _ = call::<Value>(&api, "deleteMessage", params).await;
+            }
+        }
+        Ok(Outcome::Done)
     }
 
     /// Opens a taken task again (for its executor) and puts the buttons back in the group.
@@ -568,10 +632,16 @@ mod tests {
             private_text: Some("  ".into()),
             data: json!({}),
             group: None,
+            reoffer_after: None,
+            reoffer_times: None,
         };
         let v = ok.clone().validate().unwrap();
         assert_eq!((v.title.as_str(), v.chat_id.as_str(), v.private_text), ("Доставка", "-100", None));
         let no_title = TaskRequest { title: " ".into(), ..ok.clone() };
+        let too_soon = TaskRequest { reoffer_after: Some(10), ..ok.clone() };
+        assert_eq!(too_soon.validate().unwrap_err().code, "invalid_task");
+        let too_often = TaskRequest { reoffer_after: Some(60_000), reoffer_times: Some(21), ..ok.clone() };
+        assert_eq!(too_often.validate().unwrap_err().code, "invalid_task");
         assert_eq!(no_title.validate().unwrap_err().code, "invalid_task");
         let long = TaskRequest { text: "я".repeat(3001), ..ok.clone() };
         assert!(long.validate().is_err());
@@ -598,6 +668,9 @@ mod tests {
             updated_at: 0,
             version: 0,
             shown_version: 0,
+            reoffer_after: None,
+            reoffers: 0,
+            reoffer_times: 0,
         };
         assert_eq!(group_text(&task), "<b>Замер &lt;окна&gt;</b>\n\nАдрес &amp; время");
         let buttons = group_buttons(&task).unwrap();

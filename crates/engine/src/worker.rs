@@ -32,6 +32,10 @@ impl Engine {
     /// Runs the workers until `shutdown` is cancelled, then drains and releases.
     pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
+        let bulk_slots = Arc::new(Semaphore::new(self.cfg.bulk_workers.max(1)));
+        // Whether broadcast sends may be waiting: looked for after a wake-up or a poll, not
+        // on every turn of the loop.
+        let mut bulk_due = true;
         let finisher = Finisher::start(self.store.clone(), self.owner.clone());
         let mut tasks = JoinSet::new();
         let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
@@ -43,7 +47,7 @@ impl Engine {
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 {
-                match self.store.claim_jobs(&self.owner, free as u32, self.cfg.lease_ms).await {
+                match self.store.claim_lane(&self.owner, okno_store::LANE_LIVE, free as u32, self.cfg.lease_ms).await {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;
                         for job in jobs {
@@ -58,11 +62,32 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %e, "claiming jobs failed; will retry"),
                 }
             }
+            let free_bulk = bulk_slots.available_permits();
+            if bulk_due && free_bulk > 0 {
+                match self
+                    .store
+                    .claim_lane(&self.owner, okno_store::LANE_BULK, free_bulk as u32, self.cfg.lease_ms)
+                    .await
+                {
+                    Ok(jobs) => {
+                        bulk_due = jobs.len() == free_bulk;
+                        for job in jobs {
+                            let Ok(permit) = bulk_slots.clone().acquire_owned().await else { break };
+                            let (engine, finisher) = (self.clone(), finisher.clone());
+                            tasks.spawn(async move {
+                                engine.process(job, &finisher).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming broadcast sends failed; will retry"),
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = tokio::time::sleep(poll), if !claimed_all => {}
+                _ = self.wake.notified() => bulk_due = true,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= bulk_slots.available_permits() > 0,
+                _ = tokio::time::sleep(poll), if !claimed_all => bulk_due = true,
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");
@@ -108,12 +133,16 @@ impl Engine {
         let label = match &outcome {
             Outcome::Done | Outcome::Ended { failed: false, .. } => "sent",
             Outcome::Failed | Outcome::Ended { failed: true, .. } => "failed",
-            Outcome::Retry(..) => "retry",
+            Outcome::Retry(..) | Outcome::Again(..) => "retry",
         };
         self.metrics.delivery(kind, label);
         let ended = match outcome {
             Outcome::Ended { held, .. } => Ok(held),
             Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq, &self.owner).await,
+            Outcome::Again(after) => {
+                self.wake_after(after);
+                self.store.reschedule_job(job.seq, &self.owner, now_ms() + after.as_millis() as i64).await
+            }
             Outcome::Retry(reason, after) => {
                 let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
                 self.store.retry_job(job.seq, &self.owner, now_ms() + delay.as_millis() as i64, &reason).await
@@ -136,10 +165,30 @@ impl Engine {
             JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
             JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
+            JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
+            JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
             JobKind::SurveyAnswer => self.survey_answer_job(&job.ref_id).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,
             JobKind::SurveyScan => self.survey_scan_job(&job.ref_id).await,
+        }
+    }
+
+    /// Wakes the workers once `after` has passed (a job rescheduled for a short while is not
+    /// left waiting for the next poll).
+    fn wake_after(&self, after: Duration) {
+        if after.is_zero() {
+            self.wake();
+            return;
+        }
+        if after > Duration::from_secs(5) {
+            return;
+        }
+        if let Some(engine) = self.self_ref() {
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                engine.wake();
+            });
         }
     }
 
@@ -334,6 +383,8 @@ pub(crate) enum Outcome {
     Failed,
     /// Try again: after the given time, or after the backoff.
     Retry(String, Option<Duration>),
+    /// Did its part; run again after this long (a job that works in slices).
+    Again(Duration),
 }
 
 /// Most sends recorded in one transaction.

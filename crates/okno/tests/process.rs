@@ -184,6 +184,95 @@ async fn a_process_killed_mid_send_loses_nothing() {
     }
 }
 
+/// Ten thousand people on a webhook channel (each wrote in once); returns the channel id.
+async fn ten_thousand_people(okno: &Okno, token: &str, sink: &Sink, n: usize) -> String {
+    let ch = okno
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/channels",
+            token,
+            Some(json!({"kind": "webhook", "name": "web", "config": {"outbound_url": sink.url, "secret": SECRET}})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = okno.url(&format!("/hooks/{ch}"));
+    let lanes = (0..8).map(|lane| {
+        let (http, url) = (okno.http.clone(), url.clone());
+        tokio::spawn(async move {
+            for u in (lane..n).step_by(8) {
+                let body =
+                    serde_json::to_vec(&json!({"message_id": "hi", "user": {"id": format!("p{u}")}, "text": "hi"}))
+                        .unwrap();
+                let resp = http
+                    .post(&url)
+                    .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        })
+    });
+    for lane in lanes {
+        lane.await.unwrap();
+    }
+    ch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_killed_twice_reaches_every_person_exactly_once() {
+    const PEOPLE: usize = 10_000;
+    let mut okno = Okno::new();
+    let token = okno.token();
+    okno.start().await;
+    let sink = Sink::start(SECRET).await;
+    ten_thousand_people(&okno, &token, &sink, PEOPLE).await;
+    let created = okno
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/broadcasts",
+            &token,
+            Some(json!({"name": "crash", "audience": {"filter": {"channel_kind": "webhook"}}, "text": "Акция"})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    // Killed while the audience is being written or the first slices fed, then mid-send.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    okno.kill9();
+    okno.start().await;
+    sink.wait_accepted(PEOPLE / 3, 60).await;
+    okno.kill9();
+    let at_kill = sink.accepted().len();
+    assert!(at_kill < PEOPLE, "the second kill came mid-send ({at_kill} sent)");
+    okno.start().await;
+
+    let done = eventually(120, || async {
+        let b = okno.call(reqwest::Method::GET, &format!("/api/v1/broadcasts/{id}"), &token, None).await;
+        (b["status"] == "done").then_some(b)
+    })
+    .await
+    .expect("the broadcast finishes after the restarts");
+    assert_eq!((&done["total"], &done["sent"], &done["failed"]), (&json!(PEOPLE), &json!(PEOPLE), &json!(0)), "{done}");
+    // Per person: exactly one okno message (a repeat of a send in flight at a kill carries the
+    // same message id, which the receiver uses to drop it).
+    let mut per_person: std::collections::HashMap<String, HashSet<String>> = Default::default();
+    let received = sink.accepted();
+    for r in received.iter().filter(|r| r.body["text"] == "Акция") {
+        let person = r.body["to"]["id"].as_str().unwrap().to_string();
+        per_person.entry(person).or_default().insert(r.body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(per_person.len(), PEOPLE, "nobody skipped");
+    assert!(per_person.values().all(|ids| ids.len() == 1), "nobody got two different messages");
+    let repeats = received.iter().filter(|r| r.body["text"] == "Акция").count() - PEOPLE;
+    assert!(
+        repeats <= 2 * 8,
+        "only sends in flight at a kill (at most 8 bulk workers each time) repeat; {repeats} did"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_sends_and_a_restart_does_the_rest_without_duplicates() {
     let mut okno = Okno::new();

@@ -133,6 +133,7 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         allow_private_targets: s.allow_private_targets,
         max_attachment_bytes: s.limits.max_attachment_bytes as u64,
         workers: d.workers,
+        bulk_workers: d.bulk_workers,
         lease_ms: (d.lease_secs * 1000) as i64,
         poll_interval_ms: d.poll_interval_ms,
         send_max_attempts: d.send_max_attempts,

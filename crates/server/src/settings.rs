@@ -71,6 +71,8 @@ pub struct Limits {
 pub struct Delivery {
     /// Jobs this process works on at once.
     pub workers: usize,
+    /// Broadcast sends this process works on at once, besides `workers`.
+    pub bulk_workers: usize,
     /// Seconds a claimed job stays leased before another process may take it over.
     pub lease_secs: u64,
     /// How often idle workers look for work queued by other processes, in ms.
@@ -133,6 +135,7 @@ impl Default for Delivery {
     fn default() -> Self {
         Self {
             workers: 64,
+            bulk_workers: 8,
             lease_secs: 60,
             poll_interval_ms: 500,
             send_max_attempts: 10,
@@ -215,8 +218,15 @@ impl Settings {
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
         }
-        if self.delivery.workers == 0 || self.delivery.send_max_attempts < 1 || self.delivery.webhook_max_attempts < 1 {
-            return Err(Error::invalid("invalid_config", "delivery.workers and the max attempts must be at least 1"));
+        if self.delivery.workers == 0
+            || self.delivery.bulk_workers == 0
+            || self.delivery.send_max_attempts < 1
+            || self.delivery.webhook_max_attempts < 1
+        {
+            return Err(Error::invalid(
+                "invalid_config",
+                "delivery.workers, delivery.bulk_workers and the max attempts must be at least 1",
+            ));
         }
         Ok(())
     }

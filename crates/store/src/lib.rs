@@ -15,6 +15,7 @@ use okno_domain::Result;
 use serde_json::Value;
 
 mod bots;
+mod broadcasts;
 mod db;
 mod error;
 mod lite;
@@ -32,9 +33,13 @@ pub mod conformance;
 pub mod testing;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
+pub use broadcasts::{
+    Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
+    NewBroadcast, Pending, UNSUBSCRIBE,
+};
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
-pub use tasks::{Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
+pub use tasks::{reoffer_ref, Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,10 @@ pub enum JobKind {
     NotifyRule,
     /// Run a channel's bot for one inbound message.
     BotStep,
+    /// Feed a broadcast's next recipients into the outbox, at its pace.
+    Broadcast,
+    /// Post a task nobody has taken again.
+    TaskReoffer,
     /// Read an inbound message as the answer to the sender's running survey.
     SurveyAnswer,
     /// Remind a person of an unanswered survey (scheduled before its deadline).
@@ -97,6 +106,8 @@ impl JobKind {
             JobKind::ProcessEvent => "process_event",
             JobKind::NotifyRule => "notify_rule",
             JobKind::BotStep => "bot_step",
+            JobKind::Broadcast => "broadcast",
+            JobKind::TaskReoffer => "task_reoffer",
             JobKind::SurveyAnswer => "survey_answer",
             JobKind::SurveyRemind => "survey_remind",
             JobKind::SurveyExpire => "survey_expire",
@@ -112,6 +123,8 @@ impl JobKind {
             "process_event" => JobKind::ProcessEvent,
             "notify_rule" => JobKind::NotifyRule,
             "bot_step" => JobKind::BotStep,
+            "broadcast" => JobKind::Broadcast,
+            "task_reoffer" => JobKind::TaskReoffer,
             "survey_answer" => JobKind::SurveyAnswer,
             "survey_remind" => JobKind::SurveyRemind,
             "survey_expire" => JobKind::SurveyExpire,
@@ -120,6 +133,12 @@ impl JobKind {
         })
     }
 }
+
+/// The outbox lane of conversations, notifications and everything else.
+pub const LANE_LIVE: i64 = 0;
+/// The outbox lane of broadcast sends: workers keep their own capacity for it, so a broadcast
+/// never makes live work wait.
+pub const LANE_BULK: i64 = 1;
 
 /// A claimed piece of outbox work.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +150,8 @@ pub struct Job {
     pub queue_key: Option<String>,
     /// Attempts so far, including this one.
     pub attempts: i64,
+    /// 0: live work (conversations, notifications); 1: broadcast sends, claimed after live work.
+    pub lane: i64,
 }
 
 /// A new channel.
@@ -477,7 +498,7 @@ pub struct PendingDelivery {
 
 /// The storage contract. Every method is one transaction.
 #[async_trait]
-pub trait Store: BotStore + TaskStore + SurveyStore + Send + Sync + 'static {
+pub trait Store: BotStore + BroadcastStore + TaskStore + SurveyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<()>;
@@ -553,12 +574,17 @@ pub trait Store: BotStore + TaskStore + SurveyStore + Send + Sync + 'static {
     // The outbox.
     /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
+    /// `claim_jobs` for one lane only (workers keep separate capacity for each).
+    async fn claim_lane(&self, owner: &str, lane: i64, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
     /// Ends a job `owner` holds; `false` when the lease was lost (another worker has it now).
     async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool>;
     /// Extends every lease `owner` holds (its jobs are still running); returns how many.
     async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64>;
     /// Releases a job to run again at `at`, recording why.
     async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool>;
+    /// Releases a job that did its part to run again at `at` with a fresh attempt count (a
+    /// long-running job that works in slices).
+    async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Jobs not yet finished.

@@ -43,10 +43,22 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0005_tasks.sql"),
     ),
     (
+        6,
+        "0006_broadcasts.sql",
+        include_str!("../migrations/sqlite/0006_broadcasts.sql"),
+        include_str!("../migrations/postgres/0006_broadcasts.sql"),
+    ),
+    (
         7,
         "0007_surveys.sql",
         include_str!("../migrations/sqlite/0007_surveys.sql"),
         include_str!("../migrations/postgres/0007_surveys.sql"),
+    ),
+    (
+        8,
+        "0008_task_reoffer.sql",
+        include_str!("../migrations/sqlite/0008_task_reoffer.sql"),
+        include_str!("../migrations/postgres/0008_task_reoffer.sql"),
     ),
 ];
 

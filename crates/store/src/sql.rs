@@ -109,7 +109,7 @@ fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-fn to_json(v: &impl serde::Serialize) -> String {
+pub(crate) fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
@@ -275,9 +275,56 @@ fn contact_from(row: &Row, groups: Vec<String>, identities: Vec<Identity>) -> Re
     })
 }
 
+impl SqlStore {
+    /// Leases up to `limit` due jobs (of one lane, or live work first), each queue's first only.
+    async fn claim(&self, owner: &str, lane: Option<i64>, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
+        let backend = self.backend;
+        let owner = owner.to_owned();
+        on!(self.write, |c| {
+            let owner = owner.as_str();
+            let now = now_ms();
+            let lock = match backend {
+                Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+                Backend::Sqlite => "",
+            };
+            let lane = match lane {
+                Some(n) => format!(" AND j.lane = {n}"),
+                None => String::new(),
+            };
+            let sql = format!(
+                "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+                 WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3{lane} \
+                   AND (j.lease_until IS NULL OR j.lease_until < $3) \
+                   AND (j.queue_key IS NULL OR NOT EXISTS \
+                        (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq)) \
+                   ORDER BY j.lane, j.seq LIMIT $4{lock}) \
+                 RETURNING seq, kind, ref_id, queue_key, attempts, lane"
+            );
+            let rows = c.rows(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
+            let mut jobs = rows
+                .iter()
+                .map(|r| {
+                    let kind = r.s("kind")?;
+                    Ok(Job {
+                        seq: r.i("seq")?,
+                        kind: JobKind::parse(&kind)
+                            .ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
+                        ref_id: r.s("ref_id")?,
+                        queue_key: r.os("queue_key")?,
+                        attempts: r.i("attempts")?,
+                        lane: r.i("lane")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            jobs.sort_by_key(|j| j.seq);
+            Ok(jobs)
+        })
+    }
+}
+
 /// Several contacts in three queries per 500 (not one contact in three); the ids not found
 /// are left out, the rest keep their order.
-async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Vec<Contact>> {
+pub(crate) async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Vec<Contact>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let list = |start: &str, end: &str| {
@@ -382,7 +429,7 @@ fn message_with(row: &Row, attachments: Vec<Attachment>) -> Result<Message> {
     })
 }
 
-async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> {
+pub(crate) async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> {
     let row = c
         .row(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"), args![id])
         .await?
@@ -433,9 +480,23 @@ pub(crate) async fn insert_job(
     queue_key: Option<&str>,
     run_at: Millis,
 ) -> Result<()> {
+    insert_job_in(c, kind, ref_id, queue_key, run_at, LANE_LIVE).await
+}
+
+pub(crate) use crate::{LANE_BULK, LANE_LIVE};
+
+/// `insert_job` in a given lane.
+pub(crate) async fn insert_job_in(
+    c: &mut dyn Conn,
+    kind: JobKind,
+    ref_id: &str,
+    queue_key: Option<&str>,
+    run_at: Millis,
+    lane: i64,
+) -> Result<()> {
     c.exec(
-        "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)",
-        args![kind.as_str(), ref_id, queue_key, run_at, now_ms()],
+        "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at, lane) VALUES ($1, $2, $3, $4, $5, $6)",
+        args![kind.as_str(), ref_id, queue_key, run_at, now_ms(), lane],
     )
     .await?;
     Ok(())
@@ -618,7 +679,7 @@ async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Conta
 
 /// The contact's current conversation, created (or reopened) as needed: its id, whether it
 /// was reopened, and the channel the person last wrote on.
-async fn current_conversation(
+pub(crate) async fn current_conversation(
     c: &mut dyn Conn,
     contact_id: &str,
     reopen: bool,
@@ -1188,42 +1249,11 @@ impl Store for SqlStore {
     // --- the outbox ---------------------------------------------------------------------------
 
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
-        let backend = self.backend;
-        let owner = owner.to_owned();
-        on!(self.write, |c| {
-            let owner = owner.as_str();
-            let now = now_ms();
-            let lock = match backend {
-                Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-                Backend::Sqlite => "",
-            };
-            let sql = format!(
-                "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-                 WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3 \
-                   AND (j.lease_until IS NULL OR j.lease_until < $3) \
-                   AND (j.queue_key IS NULL OR NOT EXISTS \
-                        (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq)) \
-                   ORDER BY j.seq LIMIT $4{lock}) \
-                 RETURNING seq, kind, ref_id, queue_key, attempts"
-            );
-            let rows = c.rows(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
-            let mut jobs = rows
-                .iter()
-                .map(|r| {
-                    let kind = r.s("kind")?;
-                    Ok(Job {
-                        seq: r.i("seq")?,
-                        kind: JobKind::parse(&kind)
-                            .ok_or_else(|| Error::internal(format!("unknown job kind `{kind}`")))?,
-                        ref_id: r.s("ref_id")?,
-                        queue_key: r.os("queue_key")?,
-                        attempts: r.i("attempts")?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            jobs.sort_by_key(|j| j.seq);
-            Ok(jobs)
-        })
+        self.claim(owner, None, limit, lease_ms).await
+    }
+
+    async fn claim_lane(&self, owner: &str, lane: i64, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
+        self.claim(owner, Some(lane), limit, lease_ms).await
     }
 
     async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool> {
@@ -1246,6 +1276,20 @@ impl Store for SqlStore {
                     "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, last_error = $2 \
                      WHERE seq = $3 AND lease_owner = $4",
                     args![at, &error, seq, &owner],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool> {
+        let owner = owner.to_owned();
+        on!(self.write, |c| {
+            let n = c
+                .exec(
+                    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $1, attempts = 0, last_error = NULL \
+                     WHERE seq = $2 AND lease_owner = $3",
+                    args![at, seq, &owner],
                 )
                 .await?;
             Ok(n > 0)
@@ -2063,6 +2107,18 @@ async fn insert_outbound(
     conversation_id: &str,
     channel_id: &str,
 ) -> Result<Message> {
+    insert_outbound_in(c, req, contact_id, conversation_id, channel_id, LANE_LIVE).await
+}
+
+/// `insert_outbound` with its send job in a given lane.
+pub(crate) async fn insert_outbound_in(
+    c: &mut dyn Conn,
+    req: &OutboundRequest,
+    contact_id: &str,
+    conversation_id: &str,
+    channel_id: &str,
+    lane: i64,
+) -> Result<Message> {
     let id = new_id();
     let now = now_ms();
     c.exec(
@@ -2096,7 +2152,7 @@ async fn insert_outbound(
             return Err(Error::not_found("attachment", att));
         }
     }
-    insert_job(c, JobKind::Send, &id, Some(conversation_id), now).await?;
+    insert_job_in(c, JobKind::Send, &id, Some(conversation_id), now, lane).await?;
     c.exec(
         "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
         args![&id, now, conversation_id],
@@ -2196,7 +2252,11 @@ async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
 
 /// The identity to reach a person on: the preferred channel, else the most recently active,
 /// skipping blocked ones and channels already `tried`.
-fn next_identity<'a>(preferred: Option<&str>, identities: &'a [Identity], tried: &[String]) -> Option<&'a Identity> {
+pub(crate) fn next_identity<'a>(
+    preferred: Option<&str>,
+    identities: &'a [Identity],
+    tried: &[String],
+) -> Option<&'a Identity> {
     let open = |i: &&Identity| !i.blocked && !tried.contains(&i.channel_id);
     preferred
         .and_then(|p| identities.iter().filter(open).find(|i| i.channel_id == p))
@@ -2208,7 +2268,7 @@ fn next_identity<'a>(preferred: Option<&str>, identities: &'a [Identity], tried:
 async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
     let Some(row) = c.row("SELECT id, tried FROM event_deliveries WHERE message_id = $1", args![&failed.id]).await?
     else {
-        return Ok(());
+        return crate::broadcasts::fall_back(c, failed).await;
     };
     let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
     let contact = load_contact(c, &failed.contact_id).await?;
@@ -2614,6 +2674,12 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             d.insert("event_id".into(), json!(event_id));
             d.insert("answer".into(), json!(value));
         }
+        // An answer to a broadcast, an "unsubscribe" press or a stop word.
+        let reaction = crate::broadcasts::on_inbound(c, &message, &msg.sender).await?;
+        if let (Some((broadcast_id, value)), Value::Object(d)) = (&reaction.answer, &mut event_data) {
+            d.insert("broadcast_id".into(), json!(broadcast_id));
+            d.insert("answer".into(), json!(value));
+        }
         if fetch {
             insert_job(c, JobKind::FetchAttachments, &id, None, now).await?;
         } else {
@@ -2626,11 +2692,16 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // The channel's bot answers private messages; its turn is queued with the message, so
         // a crash right after the acknowledgement loses neither. A link code is redeemed first
         // and the engine queues the bot's turn after that.
-        // An answer to a running survey goes to the survey instead (queued the same way).
+        // An answer to a running survey goes to the survey instead (queued the same way); an
+        // opt-out word or a broadcast's button was dealt with above.
         let private = !msg.sender.chat_id.starts_with('-');
-        if private && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
+        if private && !reaction.handled && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
             insert_job(c, JobKind::SurveyAnswer, &id, Some(&conversation_id), now).await?;
-        } else if msg.bot_turn && private && !holds_link_code(msg.text.as_deref().unwrap_or_default()) {
+        } else if msg.bot_turn
+            && private
+            && !reaction.handled
+            && !holds_link_code(msg.text.as_deref().unwrap_or_default())
+        {
             insert_job(c, JobKind::BotStep, &id, Some(&conversation_id), now).await?;
         }
         Ok(Inbound { message, duplicate: false })

@@ -55,6 +55,12 @@ pub struct Task {
     /// The version the group message shows.
     #[serde(skip)]
     pub shown_version: i64,
+    /// An open task is posted again this long (ms) after it was posted or given back.
+    pub reoffer_after: Option<i64>,
+    /// Times it has been posted again.
+    pub reoffers: i64,
+    /// The most times it will be posted again.
+    pub reoffer_times: i64,
 }
 
 impl Task {
@@ -75,6 +81,10 @@ pub struct NewTask {
     pub private_text: Option<String>,
     pub data: Value,
     pub group: Option<String>,
+    /// Post it again this long (ms) after it was posted while nobody has taken it.
+    pub reoffer_after: Option<i64>,
+    /// At most this many times.
+    pub reoffer_times: i64,
 }
 
 /// A person pressing "take", as the platform describes them.
@@ -125,6 +135,10 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn claim_task(&self, id: &str, who: Claimant) -> Result<ClaimOutcome>;
     /// Opens a claimed task again. With `by`, only that person (the executor) may.
     async fn release_task(&self, id: &str, by: Option<&str>) -> Result<Task>;
+    /// Records that an open task was posted again as `message_id`, if it is still as the job
+    /// `job_ref` saw it (see `reoffer_ref`); schedules the next time, if any. `None` when it
+    /// changed meanwhile (nothing was recorded).
+    async fn record_reoffer(&self, job_ref: &str, message_id: &str) -> Result<Option<Task>>;
     /// Records that the group message now shows `version`.
     async fn mark_task_shown(&self, id: &str, version: i64) -> Result<()>;
     /// Whether a person on the task's channel may take it (and see its details).
@@ -133,7 +147,7 @@ pub trait TaskStore: Send + Sync + 'static {
 
 const TASK_COLS: &str = "id, channel_id, chat_id, message_id, title, text, private_text, data, grp, status, \
      claimed_user_id, claimed_name, claimed_username, claimed_contact_id, claimed_at, version, shown_version, \
-     created_at, updated_at";
+     created_at, updated_at, reoffer_after, reoffers, reoffer_times";
 
 fn task_from(row: &Row) -> Result<Task> {
     let claimed_by = match row.os("claimed_user_id")? {
@@ -162,6 +176,9 @@ fn task_from(row: &Row) -> Result<Task> {
         updated_at: row.i("updated_at")?,
         version: row.i("version")?,
         shown_version: row.i("shown_version")?,
+        reoffer_after: row.oi("reoffer_after")?,
+        reoffers: row.i("reoffers")?,
+        reoffer_times: row.i("reoffer_times")?,
     })
 }
 
@@ -209,6 +226,24 @@ async fn claimed_event(c: &mut dyn Conn, task: &Task) -> Result<Value> {
     Ok(json!({"task": task, "executor": task.claimed_by, "contact": contact}))
 }
 
+/// A re-post job names the task as it was when the job was queued (`id:version:reoffers`): a
+/// claim, a release or another re-post in between makes the job stale.
+pub fn reoffer_ref(task: &Task) -> String {
+    format!("{}:{}:{}", task.id, task.version, task.reoffers)
+}
+
+/// Queues the next re-post of an open task, when it has re-posts left.
+async fn schedule_reoffer(c: &mut dyn Conn, task: &Task, from: i64) -> Result<()> {
+    if let Some(after) = task.reoffer_after.filter(|_| task.reoffers < task.reoffer_times && task.is_open()) {
+        c.exec(
+            "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+            args![JobKind::TaskReoffer.as_str(), reoffer_ref(task), format!("task:{}", task.id), from + after, from],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Writes one `event` delivery, and its job, per active subscription that wants it.
 async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
     let now = now_ms();
@@ -246,8 +281,8 @@ impl TaskStore for SqlStore {
             let now = now_ms();
             c.exec(
                 "INSERT INTO tasks (id, channel_id, chat_id, message_id, title, text, private_text, data, grp, status, \
-                 version, shown_version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', 0, 0, $10, $10)",
+                 version, shown_version, created_at, updated_at, reoffer_after, reoffer_times) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', 0, 0, $10, $10, $11, $12)",
                 args![
                     &new.id,
                     &new.channel_id,
@@ -258,11 +293,15 @@ impl TaskStore for SqlStore {
                     &new.private_text,
                     new.data.to_string(),
                     &new.group,
-                    now
+                    now,
+                    new.reoffer_after,
+                    new.reoffer_times
                 ],
             )
             .await?;
-            load_task(c, &new.id).await
+            let task = load_task(c, &new.id).await?;
+            schedule_reoffer(c, &task, now).await?;
+            Ok(task)
         })
     }
 
@@ -360,7 +399,39 @@ impl TaskStore for SqlStore {
             if changed != 1 {
                 return Err(Error::conflict("task_changed", "the task changed meanwhile; read it again"));
             }
-            load_task(c, &id).await
+            let released = load_task(c, &id).await?;
+            let data =
+                json!({"task": released, "executor": executor, "by": if by.is_some() { "executor" } else { "api" }});
+            emit(c, EventType::TaskReleased, data).await?;
+            // Offered again from now: the released task gets its full time before a re-post.
+            c.exec("UPDATE tasks SET reoffers = 0 WHERE id = $1", args![&id]).await?;
+            let released = load_task(c, &id).await?;
+            schedule_reoffer(c, &released, now_ms()).await?;
+            Ok(released)
+        })
+    }
+
+    async fn record_reoffer(&self, job_ref: &str, message_id: &str) -> Result<Option<Task>> {
+        let message_id = message_id.to_owned();
+        let mut parts = job_ref.splitn(3, ':');
+        let id = parts.next().unwrap_or_default().to_string();
+        let version: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(-1);
+        let reoffers: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(-1);
+        on!(self.write, |c| {
+            let now = now_ms();
+            let changed = c
+                .exec(
+                    "UPDATE tasks SET message_id = $2, reoffers = reoffers + 1, shown_version = version, updated_at = $3 \
+                     WHERE id = $1 AND status = 'open' AND version = $4 AND reoffers = $5",
+                    args![&id, &message_id, now, version, reoffers],
+                )
+                .await?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            let task = load_task(c, &id).await?;
+            schedule_reoffer(c, &task, now).await?;
+            Ok(Some(task))
         })
     }
 

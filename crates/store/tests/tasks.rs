@@ -40,6 +40,8 @@ async fn task(store: &dyn Store, channel_id: &str, group: Option<&str>) -> Strin
             private_text: Some("+79990001122".into()),
             data: json!({"deal": 42}),
             group: group.map(str::to_string),
+            reoffer_after: None,
+            reoffer_times: 0,
         })
         .await
         .unwrap();
@@ -182,6 +184,67 @@ async fn groups_limit_who_may_take_and_release_reopens(store: Arc<dyn Store>) {
     assert!(store.claim_task("nope", who(1)).await.unwrap_err().is_not_found());
 }
 
+async fn reoffers_follow_the_task_and_a_release_is_announced(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let hook = store
+        .create_webhook(NewWebhook {
+            url: "https://example.org/h".into(),
+            events: vec![EventType::TaskReleased],
+            secret: "k".into(),
+        })
+        .await
+        .unwrap();
+    let id = okno_domain::ids::new_id();
+    let created = store
+        .create_task(NewTask {
+            id: id.clone(),
+            channel_id: ch.clone(),
+            chat_id: "-100".into(),
+            message_id: Some("7".into()),
+            title: "Перевод".into(),
+            text: "5 страниц".into(),
+            private_text: None,
+            data: json!({}),
+            group: None,
+            reoffer_after: Some(1),
+            reoffer_times: 2,
+        })
+        .await
+        .unwrap();
+    let reoffer_jobs = |store: Arc<dyn Store>| async move {
+        let jobs = store.claim_jobs("t", 100, 60_000).await.unwrap();
+        let refs: Vec<String> =
+            jobs.iter().filter(|j| j.kind == okno_store::JobKind::TaskReoffer).map(|j| j.ref_id.clone()).collect();
+        for j in jobs {
+            store.complete_job(j.seq, "t").await.unwrap();
+        }
+        refs
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let first = reoffer_jobs(store.clone()).await;
+    assert_eq!(first, vec![okno_store::reoffer_ref(&created)]);
+    // Re-posted once; a job that saw the task before is stale and records nothing.
+    let t = store.record_reoffer(&first[0], "8").await.unwrap().unwrap();
+    assert_eq!((t.reoffers, t.message_id.as_deref()), (1, Some("8")));
+    assert!(store.record_reoffer(&first[0], "9").await.unwrap().is_none());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = reoffer_jobs(store.clone()).await;
+    assert_eq!(second.len(), 1);
+    // Claimed before the second re-post: that job records nothing either.
+    store.claim_task(&id, who(1)).await.unwrap();
+    assert!(store.record_reoffer(&second[0], "10").await.unwrap().is_none());
+    assert_eq!(store.get_task(&id).await.unwrap().message_id.as_deref(), Some("8"));
+    // Released: announced in the same transaction, and offered afresh.
+    let open = store.release_task(&id, Some(&who(1).user_id)).await.unwrap();
+    assert_eq!(open.reoffers, 0);
+    let d = store.list_deliveries(&hook.id, PageRequest::new(Some(10), None)).await.unwrap();
+    assert_eq!(d.items.len(), 1);
+    assert_eq!(d.items[0].body["data"]["executor"]["user_id"], who(1).user_id.as_str());
+    assert_eq!(d.items[0].body["data"]["by"], "executor");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(reoffer_jobs(store.clone()).await, vec![okno_store::reoffer_ref(&open)]);
+}
+
 async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
     let ch = channel(&*store).await;
     let mut ids = Vec::new();
@@ -212,6 +275,8 @@ async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
             private_text: None,
             data: json!({}),
             group: None,
+            reoffer_after: None,
+            reoffer_times: 0,
         })
         .await;
     assert!(unknown.unwrap_err().is_not_found());
@@ -242,7 +307,12 @@ macro_rules! both {
     };
 }
 
-both!(one_of_many_claims_wins, groups_limit_who_may_take_and_release_reopens, tasks_list_newest_first_by_status);
+both!(
+    one_of_many_claims_wins,
+    groups_limit_who_may_take_and_release_reopens,
+    tasks_list_newest_first_by_status,
+    reoffers_follow_the_task_and_a_release_is_announced
+);
 
 /// Two stores (two processes' worth of connections) on one PostgreSQL claim at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

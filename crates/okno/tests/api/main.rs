@@ -6,6 +6,7 @@
 mod auth_and_ops;
 mod bad_input;
 mod bots;
+mod broadcasts;
 mod channels_and_contacts;
 mod delivery;
 mod events;

@@ -381,6 +381,68 @@ async fn a_contact_group_limits_who_may_take_and_the_executor_can_give_it_back()
     assert_eq!(w.crm.wait_accepted(2, 10).await.len(), 2, "each claim is announced");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_nobody_takes_is_posted_again_and_a_release_is_announced() {
+    let w = world("polling", false).await;
+    let released = Sink::start(HOOK_SECRET).await;
+    let sub = w
+        .app
+        .post("/api/v1/webhooks", json!({"url": released.url, "events": ["task.released"], "secret": HOOK_SECRET}))
+        .await;
+    assert_eq!(sub.status, 201, "{sub:?}");
+    let posts = || -> Vec<okno_testkit::telegram::Sent> {
+        w.sim.sent_to(TOKEN, GROUP).into_iter().filter(|s| s.method == "sendMessage").collect()
+    };
+    let wait_posts = |n: usize| async move {
+        eventually(15, || async { (posts().len() >= n).then(posts) }).await.unwrap_or_else(|| panic!("{n} posts"))
+    };
+    let (id, first) = w
+        .task(
+            json!({"title": "Перевод договора", "text": "EN→RU, 5 страниц", "reoffer_after": "1s", "reoffer_times": 2}),
+        )
+        .await;
+    assert_eq!(w.get(&id).await["reoffer_after"], 1000);
+    // Nobody takes it: posted again twice, the older posts point down and lose their buttons.
+    let all = wait_posts(3).await;
+    assert!(all.iter().all(|p| p.plain.as_deref().unwrap_or("").starts_with("Перевод договора")));
+    let edits = w.wait_edits(first, 1).await;
+    assert!(edits[0].plain.as_deref().unwrap().ends_with("Задача опубликована заново ниже."), "{:?}", edits[0]);
+    assert!(edits[0].reply_markup.is_none(), "the old post loses its buttons");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(posts().len(), 3, "no more than reoffer_times re-posts");
+    let task = w.get(&id).await;
+    assert_eq!(task["reoffers"], 2);
+    let newest = posts().last().unwrap().message_id;
+    assert_eq!(task["message_id"], newest.to_string());
+
+    // Taken on the newest post; given back through the API: announced, and offered again.
+    let ivan = w.person(8301, "Ivan");
+    let q = w.group.press(&ivan, newest, &format!("task:take:{id}"));
+    w.wait_answer(&q).await;
+    let r = w.app.post(&format!("/api/v1/tasks/{id}/release"), json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let hook = released.wait_accepted(1, 10).await;
+    assert_eq!(hook[0].body["type"], "task.released");
+    assert_eq!(hook[0].body["data"]["task"]["id"], id.as_str());
+    assert_eq!(hook[0].body["data"]["executor"]["user_id"], "8301");
+    assert_eq!(hook[0].body["data"]["by"], "api");
+    let again = wait_posts(4).await;
+    // Taken again on the new post: nothing more is posted.
+    let q = w.group.press(&ivan, again.last().unwrap().message_id, &format!("task:take:{id}"));
+    w.wait_answer(&q).await;
+    assert_eq!(w.get(&id).await["status"], "claimed");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(posts().len(), 4, "a taken task is not posted again");
+    let bad = w
+        .app
+        .post(
+            "/api/v1/tasks",
+            json!({"channel_id": w.ch, "chat_id": GROUP, "title": "x", "text": "y", "reoffer_after": "soon"}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "invalid_task"));
+}
+
 #[tokio::test]
 async fn bad_task_requests_are_refused_with_the_reason() {
     let w = world("polling", true).await;

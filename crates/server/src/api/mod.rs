@@ -13,6 +13,7 @@ use crate::{AppState, Settings};
 pub mod attachments;
 pub mod audit;
 pub mod bots;
+pub mod broadcasts;
 pub mod channels;
 pub mod contacts;
 pub mod conversations;
@@ -62,6 +63,13 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/bots/{channel_id}", get(bots::get).put(bots::put).delete(bots::delete))
         .route("/news", post(bots::create_news).get(bots::list_news))
         .route("/news/{id}", axum::routing::delete(bots::delete_news))
+        .route("/broadcasts", post(broadcasts::create).get(broadcasts::list))
+        .route("/broadcasts/{id}", get(broadcasts::get))
+        .route("/broadcasts/{id}/pause", post(broadcasts::pause))
+        .route("/broadcasts/{id}/resume", post(broadcasts::resume))
+        .route("/broadcasts/{id}/cancel", post(broadcasts::cancel))
+        .route("/broadcasts/{id}/recipients", get(broadcasts::recipients))
+        .route("/broadcasts/{id}/report", get(broadcasts::report))
         .route("/tasks", post(tasks::create).get(tasks::list))
         .route("/tasks/{id}", get(tasks::get))
         .route("/tasks/{id}/release", post(tasks::release))

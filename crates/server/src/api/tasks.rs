@@ -38,6 +38,11 @@ pub struct CreateTask {
     pub data: Value,
     /// Only contacts in this contact group may take the task.
     pub group: Option<String>,
+    /// Post the task again at the bottom of the chat when nobody has taken it this long after
+    /// it was posted (or given back): `30m`, `2h`, `1d`.
+    pub reoffer_after: Option<String>,
+    /// At most this many times (1..20, default 3).
+    pub reoffer_times: Option<u32>,
 }
 
 /// Filters of `GET /api/v1/tasks`.
@@ -71,6 +76,11 @@ pub async fn create(
         Value::Null => json!({}),
         d => d,
     };
+    let reoffer_after = body
+        .reoffer_after
+        .as_deref()
+        .map(|d| okno_engine::events::parse_duration(d).map_err(|e| Error::invalid("invalid_task", e.message)))
+        .transpose()?;
     let task = state
         .engine
         .create_task(TaskRequest {
@@ -81,6 +91,8 @@ pub async fn create(
             private_text: body.private_text,
             data,
             group: body.group,
+            reoffer_after,
+            reoffer_times: body.reoffer_times.map(i64::from),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(task)))
