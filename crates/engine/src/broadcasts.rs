@@ -89,13 +89,13 @@ impl BroadcastSpec {
     pub fn parse(v: &Value) -> Result<BroadcastSpec> {
         let spec: BroadcastSpec = serde_json::from_value(v.clone())
             .map_err(|e| Error::invalid("invalid_broadcast", format!("the broadcast is not valid: {e}")))?;
-        if spec.name.trim().is_empty() || spec.name.len() > 200 {
+        if spec.name.trim().is_empty() || spec.name.chars().count() > 200 {
             return Err(Error::invalid("invalid_broadcast", "`name` must be 1..200 characters"));
         }
         if spec.text.trim().is_empty() && spec.attachments.is_empty() {
             return Err(Error::invalid("invalid_broadcast", "a broadcast needs `text` or `attachments`"));
         }
-        if spec.text.len() > 4096 {
+        if spec.text.chars().count() > 4096 {
             return Err(Error::invalid("invalid_broadcast", "`text` is limited to 4096 characters"));
         }
         templates::check_template(&spec.text)?;
@@ -137,8 +137,9 @@ impl Engine {
         let spec = BroadcastSpec::parse(body)?;
         let ids = &spec.audience.contact_ids;
         if !ids.is_empty() {
-            let found = self.store.get_contacts(ids).await?;
-            let unknown: Vec<&String> = ids.iter().filter(|id| !found.iter().any(|c| &c.id == *id)).collect();
+            let found: std::collections::HashSet<String> =
+                self.store.get_contacts(ids).await?.into_iter().map(|c| c.id).collect();
+            let unknown: Vec<&String> = ids.iter().filter(|id| !found.contains(*id)).collect();
             if !unknown.is_empty() {
                 let shown: Vec<&str> = unknown.iter().take(5).map(|s| s.as_str()).collect();
                 return Err(Error::unprocessable(
@@ -252,7 +253,8 @@ impl Engine {
                     tracing::info!(broadcast = id, "broadcast done");
                     Outcome::Done
                 }
-                false => Outcome::Again(Duration::from_secs(1)),
+                // The last sends are out (or retrying): looked at again now and then.
+                false => Outcome::Again(Duration::from_secs(2)),
             });
         }
         let mut buttons = spec.buttons.clone();

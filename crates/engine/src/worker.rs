@@ -122,6 +122,8 @@ impl Engine {
                     JobKind::Send => {
                         self.fail_send(job.ref_id.as_str(), &reason, None, &job).await.unwrap_or(Outcome::Failed)
                     }
+                    // A broadcast is never left running without its feeder: it keeps trying, slowly.
+                    JobKind::Broadcast => Outcome::Again(Duration::from_secs(60)),
                     _ => Outcome::Failed,
                 }
             }
@@ -222,6 +224,16 @@ impl Engine {
         if target.message.status != MessageStatus::Queued {
             // Sent before a crash cut the job short: nothing more to do.
             return Ok(Outcome::Done);
+        }
+        if job.lane == okno_store::LANE_BULK {
+            // Paused or cancelled after this send was queued.
+            match self.store.broadcast_status_of(&job.ref_id).await?.as_deref() {
+                Some("paused") => return Ok(Outcome::Again(Duration::from_secs(2))),
+                Some("cancelled") => {
+                    return self.fail_send(&job.ref_id, "the broadcast was cancelled", None, job).await
+                }
+                _ => {}
+            }
         }
         let adapter = match self.adapter_for(&target.channel) {
             Ok(a) => a,

@@ -165,6 +165,8 @@ pub trait BroadcastStore: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<BroadcastRecipient>>;
     async fn broadcast_report(&self, id: &str) -> Result<BroadcastReport>;
+    /// The status of the broadcast a message belongs to, if it belongs to one.
+    async fn broadcast_status_of(&self, message_id: &str) -> Result<Option<String>>;
 }
 
 const COLS: &str = "id, name, spec, status, send_at, expanded, total, created_by, created_at, started_at, finished_at";
@@ -236,9 +238,12 @@ fn feed_key(id: &str) -> String {
     format!("broadcast:{id}")
 }
 
-/// Queues the broadcast's next slice unless one is already waiting.
+/// Queues the broadcast's next slice unless one is already waiting (a slice running now may be
+/// ending because it saw the broadcast paused: a new one is queued behind it, on the same key).
 async fn queue_feed(c: &mut dyn Conn, id: &str, at: Millis) -> Result<()> {
-    let waiting = c.row("SELECT seq FROM jobs WHERE kind = 'broadcast' AND ref_id = $1", args![id]).await?;
+    let waiting = c
+        .row("SELECT seq FROM jobs WHERE kind = 'broadcast' AND ref_id = $1 AND lease_owner IS NULL", args![id])
+        .await?;
     if waiting.is_none() {
         insert_job(c, JobKind::Broadcast, id, Some(&feed_key(id)), at).await?;
     }
@@ -263,7 +268,10 @@ async fn cancel_rest(c: &mut dyn Conn, id: &str) -> Result<()> {
     for r in queued {
         let message_id = r.s("message_id")?;
         let taken = c
-            .exec("DELETE FROM jobs WHERE kind = 'send' AND ref_id = $1 AND lease_owner IS NULL", args![&message_id])
+            .exec(
+                "DELETE FROM jobs WHERE kind = 'send' AND ref_id = $1 AND (lease_owner IS NULL OR lease_until < $2)",
+                args![&message_id, now],
+            )
             .await?;
         if taken == 0 {
             continue; // a worker is sending it right now
@@ -279,6 +287,20 @@ async fn cancel_rest(c: &mut dyn Conn, id: &str) -> Result<()> {
         )
         .await?;
     }
+    Ok(())
+}
+
+/// When a paused broadcast's queued sends are due: never, until it is resumed.
+const PAUSED_UNTIL: Millis = i64::MAX / 2;
+
+/// Moves the due time of the broadcast's queued sends no worker holds.
+async fn hold_sends(c: &mut dyn Conn, id: &str, until: Millis) -> Result<()> {
+    c.exec(
+        "UPDATE jobs SET run_at = $1 WHERE kind = 'send' AND lease_owner IS NULL AND ref_id IN \
+         (SELECT message_id FROM broadcast_recipients WHERE broadcast_id = $2 AND state = 'queued')",
+        args![until, id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -358,33 +380,50 @@ impl BroadcastStore for SqlStore {
             let refuse = |what: &str| {
                 Err(Error::conflict("broadcast_state", format!("a {} broadcast cannot be {what}", b.status)))
             };
+            // Each change is conditional on the status it starts from, so of two changes at once
+            // (two operators, two processes) the second sees the first.
             match action {
                 BroadcastAction::Pause => {
-                    if !matches!(b.status.as_str(), "scheduled" | "running") {
+                    let n = c
+                        .exec(
+                            "UPDATE broadcasts SET status = 'paused' WHERE id = $1 AND status IN ('scheduled', 'running')",
+                            args![&id],
+                        )
+                        .await?;
+                    if n == 0 {
                         return refuse("paused");
                     }
-                    c.exec("UPDATE broadcasts SET status = 'paused' WHERE id = $1", args![&id]).await?;
+                    // Its messages waiting in the outbox wait until it is resumed.
+                    hold_sends(c, &id, PAUSED_UNTIL).await?;
                 }
                 BroadcastAction::Resume => {
-                    if b.status != "paused" {
-                        return refuse("resumed");
-                    }
                     let (status, at) = match b.send_at {
                         Some(at) if at > now && b.started_at.is_none() => ("scheduled", at),
                         _ => ("running", now),
                     };
-                    c.exec("UPDATE broadcasts SET status = $1 WHERE id = $2", args![status, &id]).await?;
+                    let n = c
+                        .exec(
+                            "UPDATE broadcasts SET status = $1 WHERE id = $2 AND status = 'paused'",
+                            args![status, &id],
+                        )
+                        .await?;
+                    if n == 0 {
+                        return refuse("resumed");
+                    }
+                    hold_sends(c, &id, now).await?;
                     queue_feed(c, &id, at).await?;
                 }
                 BroadcastAction::Cancel => {
-                    if !matches!(b.status.as_str(), "scheduled" | "running" | "paused") {
+                    let n = c
+                        .exec(
+                            "UPDATE broadcasts SET status = 'cancelled', finished_at = $1 \
+                             WHERE id = $2 AND status IN ('scheduled', 'running', 'paused')",
+                            args![now, &id],
+                        )
+                        .await?;
+                    if n == 0 {
                         return refuse("cancelled");
                     }
-                    c.exec(
-                        "UPDATE broadcasts SET status = 'cancelled', finished_at = $1 WHERE id = $2",
-                        args![now, &id],
-                    )
-                    .await?;
                     cancel_rest(c, &id).await?;
                 }
             }
@@ -394,10 +433,20 @@ impl BroadcastStore for SqlStore {
 
     async fn expand_broadcast(&self, id: &str, contact_ids: Vec<String>) -> Result<i64> {
         let id = id.to_owned();
+        // Written again after a crash: new people (the audience may have grown) come after the
+        // ones already written, so positions stay unique.
+        let first = {
+            let id = id.clone();
+            on!(self.read, |c| c
+                .one("SELECT COALESCE(MAX(pos), -1) AS p FROM broadcast_recipients WHERE broadcast_id = $1", args![&id])
+                .await?
+                .i("p"))?
+                + 1
+        };
         // Slices of their own: a large audience does not hold the database in one transaction.
         for (n, chunk) in contact_ids.chunks(EXPAND_ROWS * 5).enumerate() {
             let (id, chunk) = (id.clone(), chunk.to_vec());
-            let base = (n * EXPAND_ROWS * 5) as i64;
+            let base = first + (n * EXPAND_ROWS * 5) as i64;
             on!(self.write, |c| {
                 let now = now_ms();
                 for (m, rows) in chunk.chunks(EXPAND_ROWS).enumerate() {
@@ -466,9 +515,12 @@ impl BroadcastStore for SqlStore {
 
     async fn queue_broadcast(&self, id: &str, items: Vec<BroadcastItem>) -> Result<usize> {
         let id = id.to_owned();
+        // PostgreSQL: the row stays locked to the end, so a pause or cancel committed meanwhile
+        // waits for this slice and then sees (and holds or cancels) its messages.
+        let lock = if <Self as crate::Store>::backend(self) == crate::Backend::Postgres { " FOR UPDATE" } else { "" };
         on!(self.write, |c| {
             let status = c
-                .row("SELECT status FROM broadcasts WHERE id = $1", args![&id])
+                .row(&format!("SELECT status FROM broadcasts WHERE id = $1{lock}"), args![&id])
                 .await?
                 .ok_or_else(|| Error::not_found("broadcast", &id))?
                 .s("status")?;
@@ -547,7 +599,7 @@ impl BroadcastStore for SqlStore {
                     text: Some(text),
                     buttons,
                     attachment_ids,
-                    idempotency_key: Some(format!("broadcast:{id}:{contact_id}")),
+                    idempotency_key: None,
                     author: Some(format!("broadcast:{id}")),
                     reply_to: None,
                     options: json!({}),
@@ -566,8 +618,10 @@ impl BroadcastStore for SqlStore {
     }
 
     async fn bulk_backlog(&self) -> Result<i64> {
+        // Only what is due: sends waiting out a retry (a channel that is down) or a pause do not
+        // hold up other broadcasts.
         on!(self.read, |c| c
-            .one("SELECT COUNT(*) AS n FROM jobs WHERE lane = $1", args![LANE_BULK])
+            .one("SELECT COUNT(*) AS n FROM jobs WHERE lane = $1 AND run_at <= $2", args![LANE_BULK, now_ms()])
             .await
             .and_then(|r| r.i("n")))
     }
@@ -575,15 +629,22 @@ impl BroadcastStore for SqlStore {
     async fn finish_broadcast(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         on!(self.write, |c| {
-            let open = c
-                .one(
-                    "SELECT COUNT(*) AS n FROM broadcast_recipients r LEFT JOIN messages m ON m.id = r.message_id \
-                     WHERE r.broadcast_id = $1 AND (r.state = 'pending' OR (r.state = 'queued' AND m.status = 'queued'))",
+            // Someone still pending, or a send of it still in the outbox (through the jobs: the
+            // outbox is small, the audience may be large).
+            let pending = c
+                .row(
+                    "SELECT 1 AS one FROM broadcast_recipients WHERE broadcast_id = $1 AND state = 'pending' LIMIT 1",
                     args![&id],
                 )
-                .await?
-                .i("n")?;
-            if open > 0 {
+                .await?;
+            let sending = c
+                .row(
+                    "SELECT 1 AS one FROM jobs j JOIN broadcast_recipients r ON r.message_id = j.ref_id \
+                     WHERE j.kind = 'send' AND r.broadcast_id = $1 LIMIT 1",
+                    args![&id],
+                )
+                .await?;
+            if pending.is_some() || sending.is_some() {
                 return Ok(false);
             }
             c.exec(
@@ -605,13 +666,18 @@ impl BroadcastStore for SqlStore {
         on!(self.read, |c| {
             load(c, &id).await?;
             let after: i64 = page.cursor.as_deref().and_then(|p| p.parse().ok()).unwrap_or(-1);
-            // States that can hold each status; the message's status settles the rest below.
-            let states: &[&str] = match status.as_deref() {
-                None => &["pending", "queued", "skipped", "failed", "cancelled"],
-                Some("pending") | Some("sent") => &["pending", "queued"],
-                Some("failed") => &["queued", "failed"],
-                Some("skipped") => &["skipped"],
-                Some("cancelled") => &["cancelled"],
+            // The same mapping as `status_of`, in SQL, so a page is one query.
+            let only = match status.as_deref() {
+                None => "",
+                Some("pending") => {
+                    " AND (r.state = 'pending' OR (r.state = 'queued' AND (m.status IS NULL OR m.status = 'queued')))"
+                }
+                Some("sent") => {
+                    " AND r.state = 'queued' AND m.status IS NOT NULL AND m.status NOT IN ('queued', 'failed')"
+                }
+                Some("failed") => " AND (r.state = 'failed' OR (r.state = 'queued' AND m.status = 'failed'))",
+                Some("skipped") => " AND r.state = 'skipped'",
+                Some("cancelled") => " AND r.state = 'cancelled'",
                 Some(other) => {
                     return Err(Error::invalid(
                         "invalid_status",
@@ -619,52 +685,48 @@ impl BroadcastStore for SqlStore {
                     ))
                 }
             };
-            let mut out = Vec::new();
-            let mut cursor = after;
-            let mut next = None;
-            // Filtering by the message's status happens here, so read in pages until this one is full.
-            'pages: loop {
-                let list = states.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
-                let rows = c
-                    .rows(
-                        &format!(
-                            "SELECT r.contact_id, r.pos, r.state, r.channel_id, r.message_id, r.reason, r.answer, \
-                             k.name, m.status, m.error FROM broadcast_recipients r \
-                             LEFT JOIN contacts k ON k.id = r.contact_id LEFT JOIN messages m ON m.id = r.message_id \
-                             WHERE r.broadcast_id = $1 AND r.pos > $2 AND r.state IN ({list}) ORDER BY r.pos LIMIT $3"
-                        ),
-                        args![&id, cursor, i64::from(page.limit) + 1],
-                    )
-                    .await?;
-                let fetched = rows.len();
-                for r in rows {
-                    cursor = r.i("pos")?;
-                    let shown = status_of(&r.s("state")?, r.os("status")?.as_deref());
-                    if status.as_deref().is_some_and(|s| s != shown) {
-                        continue;
-                    }
-                    if out.len() == page.limit as usize {
-                        next = Some(out_cursor(&out));
-                        break 'pages;
-                    }
-                    out.push((
-                        r.i("pos")?,
-                        BroadcastRecipient {
-                            contact_id: r.s("contact_id")?,
-                            name: r.os("name")?,
-                            status: shown.to_string(),
-                            channel_id: r.os("channel_id")?,
-                            message_id: r.os("message_id")?,
-                            reason: r.os("error")?.or(r.os("reason")?),
-                            answer: r.os("answer")?,
-                        },
-                    ));
-                }
-                if fetched <= page.limit as usize {
-                    break;
-                }
+            let rows = c
+                .rows(
+                    &format!(
+                        "SELECT r.contact_id, r.pos, r.state, r.channel_id, r.message_id, r.reason, r.answer, \
+                         k.name, m.status, m.error FROM broadcast_recipients r \
+                         LEFT JOIN contacts k ON k.id = r.contact_id LEFT JOIN messages m ON m.id = r.message_id \
+                         WHERE r.broadcast_id = $1 AND r.pos > $2{only} ORDER BY r.pos LIMIT $3"
+                    ),
+                    args![&id, after, i64::from(page.limit) + 1],
+                )
+                .await?;
+            let more = rows.len() > page.limit as usize;
+            let mut items = Vec::with_capacity(rows.len());
+            let mut last = None;
+            for r in rows.iter().take(page.limit as usize) {
+                last = Some(r.i("pos")?);
+                items.push(BroadcastRecipient {
+                    contact_id: r.s("contact_id")?,
+                    name: r.os("name")?,
+                    status: status_of(&r.s("state")?, r.os("status")?.as_deref()).to_string(),
+                    channel_id: r.os("channel_id")?,
+                    message_id: r.os("message_id")?,
+                    reason: r.os("error")?.or(r.os("reason")?),
+                    answer: r.os("answer")?,
+                });
             }
-            Ok(Page { items: out.into_iter().map(|(_, r)| r).collect(), next })
+            let next = if more { last.map(|p| p.to_string()) } else { None };
+            Ok(Page { items, next })
+        })
+    }
+
+    async fn broadcast_status_of(&self, message_id: &str) -> Result<Option<String>> {
+        let message_id = message_id.to_owned();
+        on!(self.read, |c| {
+            c.row(
+                "SELECT b.status FROM broadcast_recipients r JOIN broadcasts b ON b.id = r.broadcast_id \
+                 WHERE r.message_id = $1",
+                args![&message_id],
+            )
+            .await?
+            .map(|r| r.s("status"))
+            .transpose()
         })
     }
 
@@ -713,10 +775,6 @@ impl BroadcastStore for SqlStore {
     }
 }
 
-fn out_cursor(out: &[(i64, BroadcastRecipient)]) -> String {
-    out.last().map(|(pos, _)| pos.to_string()).unwrap_or_default()
-}
-
 /// The button data of a broadcast's "unsubscribe" button (and the answer it records).
 pub const UNSUBSCRIBE: &str = "unsubscribe";
 
@@ -757,8 +815,13 @@ pub(crate) async fn on_inbound(
                 Some(d) => d.strip_prefix("answer:").unwrap_or(d).to_string(),
                 None => message.text.clone().unwrap_or_default(),
             };
+            // A press records (or changes) the answer; a text reply only when there is none yet,
+            // so «спасибо» after a press does not replace the press.
+            let only_first = if message.button_data.is_some() { "" } else { " AND answer IS NULL" };
             c.exec(
-                "UPDATE broadcast_recipients SET answer = $1, answered_at = $2 WHERE message_id = $3",
+                &format!(
+                    "UPDATE broadcast_recipients SET answer = $1, answered_at = $2 WHERE message_id = $3{only_first}"
+                ),
                 args![&value, message.created_at, r],
             )
             .await?;
@@ -810,10 +873,31 @@ pub(crate) async fn on_inbound(
 /// After a broadcast message failed for good on one channel: the same message on the person's
 /// next channel (not blocked, not opted out, not tried), if they have one.
 pub(crate) async fn fall_back(c: &mut dyn Conn, failed: &okno_domain::model::Message) -> Result<()> {
-    let row =
-        c.row("SELECT broadcast_id, tried FROM broadcast_recipients WHERE message_id = $1", args![&failed.id]).await?;
+    let row = c
+        .row(
+            "SELECT r.broadcast_id, r.contact_id, r.tried, b.status FROM broadcast_recipients r \
+             JOIN broadcasts b ON b.id = r.broadcast_id WHERE r.message_id = $1",
+            args![&failed.id],
+        )
+        .await?;
     let Some(row) = row else { return Ok(()) };
     let broadcast_id = row.s("broadcast_id")?;
+    let now = now_ms();
+    // Not sent on to the next channel once the broadcast is cancelled; while it is paused the
+    // person waits as pending and is fed again when it is resumed.
+    let hold = match row.s("status")?.as_str() {
+        "cancelled" => Some("cancelled"),
+        "paused" => Some("pending"),
+        _ => None,
+    };
+    if let Some(state) = hold {
+        c.exec(
+            "UPDATE broadcast_recipients SET state = $1, message_id = NULL, updated_at = $2 WHERE message_id = $3",
+            args![state, now, &failed.id],
+        )
+        .await?;
+        return Ok(());
+    }
     let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
     let Some(contact) = load_contacts(c, std::slice::from_ref(&failed.contact_id)).await?.pop() else {
         return Ok(());
@@ -835,7 +919,7 @@ pub(crate) async fn fall_back(c: &mut dyn Conn, failed: &okno_domain::model::Mes
         text: failed.text.clone(),
         buttons: failed.buttons.clone(),
         attachment_ids,
-        idempotency_key: Some(format!("broadcast:{broadcast_id}:{}:{channel_id}", failed.contact_id)),
+        idempotency_key: None,
         author: failed.author.clone(),
         reply_to: None,
         options: json!({}),
@@ -845,8 +929,27 @@ pub(crate) async fn fall_back(c: &mut dyn Conn, failed: &okno_domain::model::Mes
     tried.push(channel_id.clone());
     c.exec(
         "UPDATE broadcast_recipients SET message_id = $1, channel_id = $2, tried = $3, updated_at = $4 \
-         WHERE broadcast_id = $5 AND contact_id = $6",
-        args![&message.id, &channel_id, to_json(&tried), now_ms(), &broadcast_id, &failed.contact_id],
+         WHERE broadcast_id = $5 AND message_id = $6",
+        args![&message.id, &channel_id, to_json(&tried), now, &broadcast_id, &failed.id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Two contacts merged: the other's place in broadcasts passes to the kept contact where the
+/// kept one has none; where both were in a broadcast, the other's pending place is dropped
+/// (the person gets it once, as the kept contact).
+pub(crate) async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<()> {
+    c.exec(
+        "UPDATE broadcast_recipients SET contact_id = $1 WHERE contact_id = $2 AND broadcast_id NOT IN \
+         (SELECT broadcast_id FROM broadcast_recipients WHERE contact_id = $1)",
+        args![keep, other],
+    )
+    .await?;
+    c.exec(
+        "UPDATE broadcast_recipients SET state = 'skipped', reason = 'merged into another contact of the audience', \
+         updated_at = $1 WHERE contact_id = $2 AND state = 'pending'",
+        args![now_ms(), other],
     )
     .await?;
     Ok(())

@@ -287,16 +287,19 @@ impl SqlStore {
                 Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                 Backend::Sqlite => "",
             };
-            let lane = match lane {
-                Some(n) => format!(" AND j.lane = {n}"),
-                None => String::new(),
+            // Live work waits only for live work queued before it in its conversation: a broadcast
+            // message still waiting in the bulk lane does not hold up a reply to the person.
+            let (lane, before) = match lane {
+                Some(LANE_LIVE) => (format!(" AND j.lane = {LANE_LIVE}"), format!(" AND p.lane = {LANE_LIVE}")),
+                Some(n) => (format!(" AND j.lane = {n}"), String::new()),
+                None => (String::new(), String::new()),
             };
             let sql = format!(
                 "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
                  WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3{lane} \
                    AND (j.lease_until IS NULL OR j.lease_until < $3) \
                    AND (j.queue_key IS NULL OR NOT EXISTS \
-                        (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq)) \
+                        (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq{before})) \
                    ORDER BY j.lane, j.seq LIMIT $4{lock}) \
                  RETURNING seq, kind, ref_id, queue_key, attempts, lane"
             );
@@ -2433,6 +2436,7 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
     c.exec("UPDATE bot_relays SET recipient_contact_id = $1 WHERE recipient_contact_id = $2", args![keep, other])
         .await?;
     c.exec("UPDATE bot_relays SET asker_contact_id = $1 WHERE asker_contact_id = $2", args![keep, other]).await?;
+    crate::broadcasts::merge(c, keep, other).await?;
     crate::surveys::merge_contacts(c, keep, other).await?;
     // One thread per person: the other contact's messages join the kept conversation.
     let kept_conv = c

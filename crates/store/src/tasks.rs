@@ -4,15 +4,14 @@
 //! one writes the `task.claimed` webhook deliveries in the same transaction.
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
 use okno_domain::model::{EventType, Page};
-use okno_domain::time::{now_ms, to_rfc3339, Millis};
+use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{on, SqlStore};
+use crate::sql::{emit, on, SqlStore};
 use crate::{JobKind, PageRequest};
 
 /// The person who took a task.
@@ -238,32 +237,6 @@ async fn schedule_reoffer(c: &mut dyn Conn, task: &Task, from: i64) -> Result<()
         c.exec(
             "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, $3, $4, $5)",
             args![JobKind::TaskReoffer.as_str(), reoffer_ref(task), format!("task:{}", task.id), from + after, from],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Writes one `event` delivery, and its job, per active subscription that wants it.
-async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
-    let now = now_ms();
-    let event_id = new_id();
-    for hook in c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await? {
-        let events: Vec<String> = serde_json::from_value(hook.js("events")?).unwrap_or_default();
-        if !events.iter().any(|e| e == event.as_str() || e == "*") {
-            continue;
-        }
-        let delivery_id = new_id();
-        let body = json!({"id": event_id, "type": event.as_str(), "created_at": to_rfc3339(now), "data": data});
-        c.exec(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, body, status, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5)",
-            args![&delivery_id, hook.s("id")?, event.as_str(), body.to_string(), now],
-        )
-        .await?;
-        c.exec(
-            "INSERT INTO jobs (kind, ref_id, queue_key, run_at, created_at) VALUES ($1, $2, NULL, $3, $3)",
-            args![JobKind::Webhook.as_str(), &delivery_id, now],
         )
         .await?;
     }

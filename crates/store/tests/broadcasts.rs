@@ -271,6 +271,28 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
     assert!(!store.get_contact(&b).await.unwrap().identities[0].opted_out);
 }
 
+async fn a_merged_contact_keeps_their_place(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "web").await;
+    let a = person(&*store, &ch, "a").await;
+    let b = person(&*store, &ch, "b").await;
+    let c = person(&*store, &ch, "c").await;
+    let id = broadcast(&*store).await;
+    store.expand_broadcast(&id, vec![a.clone(), c.clone()]).await.unwrap();
+    // a merged into b (not in the audience): b takes a's place.
+    store.merge_contacts(&b, &a).await.unwrap();
+    let pending = store.pending_recipients(&id, 10).await.unwrap();
+    let ids: Vec<_> = pending.iter().map(|p| p.contact_id.clone()).collect();
+    assert_eq!(ids, vec![b.clone(), c.clone()]);
+    // c merged into b too: b is in the broadcast already, so c's place is dropped.
+    store.merge_contacts(&b, &c).await.unwrap();
+    let pending = store.pending_recipients(&id, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|p| p.contact_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+    let items = pending.iter().map(|p| send(&p.contact_id)).collect();
+    assert_eq!(store.queue_broadcast(&id, items).await.unwrap(), 1);
+    let bc = store.get_broadcast(&id).await.unwrap();
+    assert_eq!((bc.counts.total, bc.counts.pending, bc.counts.skipped), (2, 1, 1));
+}
+
 async fn id_of(store: &Arc<dyn Store>) -> String {
     store.list_broadcasts(PageRequest::new(Some(1), None)).await.unwrap().items[0].id.clone()
 }
@@ -303,5 +325,6 @@ macro_rules! both {
 both!(
     each_person_is_queued_once_and_opted_out_people_are_skipped,
     pause_resume_and_cancel,
-    answers_unsubscribe_and_fall_back
+    answers_unsubscribe_and_fall_back,
+    a_merged_contact_keeps_their_place
 );

@@ -253,19 +253,35 @@ async fn a_customer_is_answered_while_a_broadcast_runs_at_telegrams_limit() {
     let mailed = || sim.sent(TOKEN).iter().filter(|s| s.plain.as_deref() == Some("Новости недели")).count();
     eventually(10, || async { (mailed() >= 30).then_some(()) }).await.expect("the broadcast is under way");
 
-    // A customer writes in the middle of it; the operator answers.
-    let customer = sim.user(TOKEN, 30_001, "Покупатель");
+    // A customer — last in the audience, their own broadcast message still queued — writes in
+    // the middle of it; the operator answers.
+    let customer_id = 20_000 + total - 1;
+    let customer = sim.user(TOKEN, customer_id, "Клиент");
     customer.send_text("Где мой заказ?");
     let m = app.wait_message(|m| m["text"] == "Где мой заказ?").await;
     let conv = m["conversation_id"].as_str().unwrap();
     let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "Заказ в пути"})).await;
     assert_eq!(r.status, 202, "{r:?}");
-    let at_answer =
-        eventually(20, || async { texts_to(&sim, 30_001).iter().any(|t| t == "Заказ в пути").then(mailed) })
-            .await
-            .expect("the customer is answered");
-    // The answer overtook the queued broadcast: it did not wait for the rest of it.
+    let (at_answer, theirs) = eventually(20, || async {
+        let texts = texts_to(&sim, customer_id);
+        texts.iter().any(|t| t == "Заказ в пути").then(|| (mailed(), texts.iter().any(|t| t == "Новости недели")))
+    })
+    .await
+    .expect("the customer is answered");
+    // The answer overtook the queued broadcast, their own broadcast message included.
     assert!(at_answer < total as usize - 60, "answered after {at_answer} of {total} broadcast messages");
+    assert!(!theirs, "the reply did not wait for the customer's own broadcast message");
+
+    // Paused: the queued sends wait too (only those already in flight finish); resumed, the rest go.
+    let r = app.post(&format!("/api/v1/broadcasts/{id}/pause"), json!({})).await;
+    assert_eq!(r.body["status"], "paused", "{r:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let at_pause = mailed();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(mailed(), at_pause, "nothing more goes out while paused");
+    assert!(at_pause < total as usize);
+    let r = app.post(&format!("/api/v1/broadcasts/{id}/resume"), json!({})).await;
+    assert_eq!(r.body["status"], "running", "{r:?}");
     let done = wait_status(&app, &id, "done", 60).await;
     assert_eq!(done["sent"], total);
     assert_eq!(mailed(), total as usize, "each person once");
