@@ -132,6 +132,29 @@ fn person(contact: &Contact) -> Value {
 }
 
 impl Engine {
+    /// `paused` or `cancelled` when a broadcast's queued sends must wait or be dropped; read
+    /// from the store at most once a second (a pause reaches the sends within a second).
+    pub(crate) fn broadcast_held(&self, id: &str) -> Option<String> {
+        let cache = self.held.lock().ok()?;
+        cache.1.get(id).cloned()
+    }
+
+    /// Refreshes the held broadcasts when they are more than a second old.
+    pub(crate) async fn refresh_held(&self) {
+        let fresh = self.held.lock().is_ok_and(|c| c.0.is_some_and(|at| at.elapsed() < Duration::from_secs(1)));
+        if fresh {
+            return;
+        }
+        match self.store.held_broadcasts().await {
+            Ok(list) => {
+                if let Ok(mut cache) = self.held.lock() {
+                    *cache = (Some(std::time::Instant::now()), list.into_iter().collect());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the paused broadcasts"),
+        }
+    }
+
     /// Checks a broadcast and stores it; it starts at `send_at` (or at once) in the background.
     pub async fn create_broadcast(&self, body: &Value, created_by: Option<String>) -> Result<Broadcast> {
         let spec = BroadcastSpec::parse(body)?;

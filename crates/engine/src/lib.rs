@@ -124,6 +124,8 @@ pub struct Engine {
     owner: String,
     /// Whether each channel has a bot, recently read.
     bots: Mutex<HashMap<String, (std::time::Instant, bool)>>,
+    /// Paused and cancelled broadcasts, recently read (their queued sends wait or are dropped).
+    held: Mutex<(Option<std::time::Instant>, HashMap<String, String>)>,
     /// The engine itself, for tasks that outlive a call.
     me: std::sync::Weak<Engine>,
 }
@@ -139,6 +141,7 @@ impl Engine {
             admin_http,
             me: me.clone(),
             bots: Mutex::new(HashMap::new()),
+            held: Mutex::new((None, HashMap::new())),
             store,
             http,
             files,

@@ -227,7 +227,9 @@ impl Engine {
         }
         if job.lane == okno_store::LANE_BULK {
             // Paused or cancelled after this send was queued.
-            match self.store.broadcast_status_of(&job.ref_id).await?.as_deref() {
+            self.refresh_held().await;
+            let broadcast = target.message.author.as_deref().and_then(|a| a.strip_prefix("broadcast:"));
+            match broadcast.and_then(|b| self.broadcast_held(b)).as_deref() {
                 Some("paused") => return Ok(Outcome::Again(Duration::from_secs(2))),
                 Some("cancelled") => {
                     return self.fail_send(&job.ref_id, "the broadcast was cancelled", None, job).await

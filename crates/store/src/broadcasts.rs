@@ -165,8 +165,9 @@ pub trait BroadcastStore: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<BroadcastRecipient>>;
     async fn broadcast_report(&self, id: &str) -> Result<BroadcastReport>;
-    /// The status of the broadcast a message belongs to, if it belongs to one.
-    async fn broadcast_status_of(&self, message_id: &str) -> Result<Option<String>>;
+    /// Broadcasts whose queued sends must not go out now: paused ones, and ones cancelled in
+    /// the last day (id, status).
+    async fn held_broadcasts(&self) -> Result<Vec<(String, String)>>;
 }
 
 const COLS: &str = "id, name, spec, status, send_at, expanded, total, created_by, created_at, started_at, finished_at";
@@ -716,17 +717,17 @@ impl BroadcastStore for SqlStore {
         })
     }
 
-    async fn broadcast_status_of(&self, message_id: &str) -> Result<Option<String>> {
-        let message_id = message_id.to_owned();
+    async fn held_broadcasts(&self) -> Result<Vec<(String, String)>> {
         on!(self.read, |c| {
-            c.row(
-                "SELECT b.status FROM broadcast_recipients r JOIN broadcasts b ON b.id = r.broadcast_id \
-                 WHERE r.message_id = $1",
-                args![&message_id],
+            c.rows(
+                "SELECT id, status FROM broadcasts WHERE status = 'paused' \
+                 OR (status = 'cancelled' AND finished_at > $1)",
+                args![now_ms() - 86_400_000],
             )
             .await?
-            .map(|r| r.s("status"))
-            .transpose()
+            .iter()
+            .map(|r| Ok((r.s("id")?, r.s("status")?)))
+            .collect()
         })
     }
 
