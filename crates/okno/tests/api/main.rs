@@ -14,6 +14,7 @@ mod flow;
 mod scale_out;
 mod tasks;
 mod telegram;
+mod ui;
 
 use okno_testkit::{Sink, TestApp};
 use serde_json::{json, Value};

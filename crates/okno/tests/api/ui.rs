@@ -1,0 +1,624 @@
+//! The operator web UI: sessions, CSRF, login limits and masking over plain HTTP, and the
+//! main flows in a real headless Chromium driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`; never downloaded by a test).
+//!
+//! Without a browser the browser tests are skipped with a note, unless `UI_TEST_REQUIRED=1`
+//! (set by `.ci/run`), which makes a missing browser a failure. `OKNO_SCREENSHOTS=1` saves
+//! screenshots of the main pages to `docs/screenshots/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use okno_domain::model::Role;
+use okno_testkit::telegram::TelegramSim;
+use okno_testkit::{eventually, TestApp};
+use serde_json::{json, Value};
+
+use super::SECRET;
+
+const TOKEN: &str = "123456:ABC-ui-test-token";
+const PASSWORD: &str = "correct horse battery";
+
+async fn operator(app: &TestApp, login: &str, role: Role) {
+    let hash = okno_server::ui::hash_password(PASSWORD).unwrap();
+    app.running().engine.store.create_operator(login, role, &hash).await.unwrap();
+}
+
+// --- plain HTTP: a cookie-carrying client that does not follow redirects ------------------
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Client {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Client { http, base: app.url.clone(), cookies: Default::default() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let resp = req.header("cookie", self.cookie_header()).send().await.unwrap();
+        for c in resp.headers().get_all("set-cookie") {
+            let first = c.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        Page { status, location, body: resp.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// The login form's one-time token (and its cookie).
+    async fn login_token(&mut self) -> String {
+        let page = self.get("/login").await;
+        hidden(&page.body, "csrf")
+    }
+
+    async fn login(&mut self, login: &str, password: &str) -> Page {
+        let csrf = self.login_token().await;
+        self.post("/login", &[("csrf", &csrf), ("login", login), ("password", password)]).await
+    }
+}
+
+/// The value of the first hidden input named `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no `{name}` field in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_the_sixth_attempt_is_limited_even_when_right() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    for _ in 0..5 {
+        let p = c.login("anna", "wrong password").await;
+        assert_eq!(p.status, 401, "{}", p.body);
+        assert!(p.body.contains("Wrong login or password"));
+    }
+    let p = c.login("anna", PASSWORD).await;
+    assert_eq!(p.status, 429, "the limit holds even for the right password");
+    assert!(p.body.contains("Too many failed attempts"));
+    assert!(!c.cookies.contains_key("okno_session"));
+
+    let mut other = Client::new(&app);
+    operator(&app, "boris", Role::Operator).await;
+    let p = other.login("boris", PASSWORD).await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/ui/inbox")), "other logins are not blocked");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_samesite_and_logout_ends_it() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"), "pages need a login");
+
+    let csrf = c.login_token().await;
+    let resp = c
+        .http
+        .post(format!("{}/login", app.url))
+        .header("cookie", c.cookie_header())
+        .form(&[("csrf", csrf.as_str()), ("login", "anna"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let set: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let session = set.iter().find(|c| c.starts_with("okno_session=")).expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    let value = session.split(';').next().unwrap().trim_start_matches("okno_session=").to_string();
+    c.cookies.insert("okno_session".into(), value.clone());
+
+    let inbox = c.get("/ui/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.body.contains("anna"));
+    let token = hidden(&inbox.body, "csrf");
+    let out = c.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    assert!(!c.cookies.contains_key("okno_session"), "the cookie is cleared");
+
+    // The old cookie, replayed, no longer opens anything.
+    c.cookies.insert("okno_session".into(), value);
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+    // Nor does a forged one.
+    c.cookies.insert("okno_session".into(), "616e6e61.99999999999999.00.deadbeef".into());
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_site_are_refused() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-csrf").await;
+    let mut c = Client::new(&app);
+
+    // The login form itself needs its token.
+    let p = c.post("/login", &[("login", "anna"), ("password", PASSWORD)]).await;
+    assert_eq!(p.status, 403);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+
+    let path = format!("/ui/conversations/{conv}/update");
+    let p = c.post(&path, &[("action", "resolve")]).await;
+    assert_eq!(p.status, 403, "no token");
+    let p = c.post(&path, &[("action", "resolve"), ("csrf", "0123456789abcdef0123456789abcdef")]).await;
+    assert_eq!(p.status, 403, "a wrong token");
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let req = c
+        .http
+        .post(format!("{}{path}", app.url))
+        .header("origin", "https://evil.example")
+        .form(&[("action", "resolve"), ("csrf", token.as_str())]);
+    assert_eq!(c.send(req).await.status, 403, "the right token from another site");
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "open", "nothing changed");
+
+    let p = c.post(&path, &[("action", "resolve"), ("csrf", &token)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "resolved");
+}
+
+#[tokio::test]
+async fn every_page_renders_for_an_administrator_in_both_languages() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "admin", Role::Admin).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-pages").await;
+    let contact =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let w = app.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:9/x", "events": ["message.received"], "secret": "0123456789abcdef-webhook"})).await;
+    assert_eq!(w.status, 201, "{w:?}");
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+    let pages = [
+        "/ui/inbox".to_string(),
+        "/ui/inbox?status=open&assignee=mine&q=User".into(),
+        format!("/ui/inbox?channel={ch}&label=x"),
+        format!("/ui/conversations/{conv}"),
+        "/ui/contacts?q=User".into(),
+        format!("/ui/contacts/{contact}"),
+        "/ui/admin/channels".into(),
+        "/ui/admin/tokens".into(),
+        "/ui/admin/webhooks".into(),
+        "/ui/admin/rules".into(),
+        "/ui/admin/audit".into(),
+    ];
+    for lang in ["en", "ru"] {
+        c.cookies.insert("okno_lang".into(), lang.into());
+        for p in &pages {
+            let page = c.get(p).await;
+            assert_eq!(page.status, 200, "{p} ({lang}): {}", page.body);
+            assert!(page.body.contains(&format!("<html lang=\"{lang}\">")), "{p}");
+        }
+    }
+    assert!(c.get("/ui/inbox").await.body.contains("Входящие"), "Russian texts");
+    let bad = c.get("/ui/conversations/no-such-id").await;
+    assert_eq!(bad.status, 404);
+    let bad = c.get("/ui/inbox?status=nonsense").await;
+    assert_eq!(bad.status, 400, "a clear error, not a panic");
+
+    // Rule preview renders the template without saving anything.
+    let page = c.get("/ui/admin/rules").await;
+    let token = hidden(&page.body, "csrf");
+    let rule = r#"{"name": "paid", "event": "payment.received", "recipients": [{"external_id": "{{ data.client }}"}], "template": "Оплачено {{ data.amount }} ₽"}"#;
+    let p = c
+        .post("/ui/admin/rules", &[("csrf", &token), ("rule", rule), ("data", r#"{"client": "1c-7", "amount": 1500}"#)])
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Оплачено 1500 ₽"), "{}", p.body);
+    assert!(app.get("/api/v1/rules").await.body["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_operator_without_configure_does_not_reach_administration() {
+    let app = TestApp::spawn().await;
+    operator(&app, "olga", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("olga", PASSWORD).await.status, 303);
+    assert_eq!(c.get("/ui/admin/channels").await.status, 403);
+    assert!(!c.get("/ui/inbox").await.body.contains("/ui/admin/channels"), "no link either");
+}
+
+#[tokio::test]
+async fn the_api_masks_phones_and_emails_for_a_restricted_token() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    let contact = app
+        .post("/api/v1/contacts", json!({"external_id": "1c-42", "name": "Иван Петров", "phone": "+79990001122", "email": "ivan@example.com"}))
+        .await;
+    let id = contact.body["id"].as_str().unwrap().to_string();
+    let inbound = json!({"message_id": "m-1", "user": {"id": "u-1", "name": "Иван Петров", "phone": "+79990001122"}, "text": "hello"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+    let restricted = app.token_for(Role::Restricted).await;
+
+    let seen = app.call("GET", &format!("/api/v1/contacts/{id}"), None, Some(&restricted)).await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.body["phone"], "+7999•••••22");
+    assert_eq!(seen.body["email"], "i•••@example.com");
+    assert_eq!(seen.body["name"], "Иван Петров");
+    let all = app.call("GET", "/api/v1/contacts?q=Иван", None, Some(&restricted)).await;
+    assert!(!all.body.to_string().contains("0001122"), "{all:?}");
+    assert!(!all.body["items"].as_array().unwrap().is_empty(), "found by name");
+    let by_digits = app.call("GET", "/api/v1/contacts?q=0001122", None, Some(&restricted)).await;
+    assert!(by_digits.body["items"].as_array().unwrap().is_empty(), "not found by a number it may not see");
+    let by_phone = app.call("GET", "/api/v1/contacts?phone=%2B79990001122", None, Some(&restricted)).await;
+    assert_eq!(by_phone.status, 403);
+    let convs = app.call("GET", "/api/v1/conversations", None, Some(&restricted)).await;
+    assert!(!convs.body.to_string().contains("0001122"), "{convs:?}");
+    let upd =
+        app.call("PATCH", &format!("/api/v1/contacts/{id}"), Some(json!({"name": "Иван"})), Some(&restricted)).await;
+    assert_eq!((upd.status, upd.body["phone"].as_str()), (200, Some("+7999•••••22")));
+
+    let operator = app.token_for(Role::Operator).await;
+    let full = app.call("GET", &format!("/api/v1/contacts/{id}"), None, Some(&operator)).await;
+    assert_eq!(full.body["phone"], "+79990001122", "roles with the right see it whole");
+}
+
+// --- the browser -------------------------------------------------------------------------
+
+/// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.
+static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium session over WebDriver.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+    _driver: tokio::process::Child,
+}
+
+fn browser_paths() -> Option<(PathBuf, PathBuf)> {
+    let chromium = PathBuf::from(std::env::var("OKNO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let driver = PathBuf::from(std::env::var("OKNO_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()));
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    if std::env::var("UI_TEST_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!(
+            "UI_TEST_REQUIRED=1 but {} or {} is missing (apt-get install -y chromium chromium-driver)",
+            chromium.display(),
+            driver.display()
+        );
+    }
+    eprintln!(
+        "skipped: no browser ({} / {}); set UI_TEST_REQUIRED=1 to fail instead",
+        chromium.display(),
+        driver.display()
+    );
+    None
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let (chromium, driver) = browser_paths()?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let up = eventually(20, || async {
+            let r = http.get(format!("{base}/status")).send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "chromedriver did not start");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-dev-shm-usage", "--window-size=1280,860", "--lang=en-US"],
+            }
+        }}});
+        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let id = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {r}"));
+        Some(Browser { http, session: format!("{base}/session/{id}"), _driver: child })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        if v["value"].get("error").is_some() {
+            panic!("WebDriver {path}: {}", v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// Opens a page of the UI and waits until its live stream is up and its content current.
+    async fn open(&self, url: &str) {
+        self.goto(url).await;
+        self.wait_for(10, "return window.oknoLive === true").await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    /// Clicks the element `css` names now (live updates may have replaced the one seen before).
+    async fn click(&self, css: &str) {
+        let script =
+            format!("var e = document.querySelector({}); if (!e) return false; e.click(); return true", json!(css));
+        assert_eq!(self.js(&script).await, json!(true), "nothing to click at {css}");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/clear"), Some(json!({}))).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn js_async(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn path(&self) -> String {
+        self.js("return location.pathname").await.as_str().unwrap().to_string()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let script = format!("var e = document.querySelector({}); return e ? e.innerText : null", json!(css));
+        self.js(&script).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// Waits until `script` returns something truthy.
+    async fn wait_for(&self, secs: u64, script: &str) -> Value {
+        let found = eventually(secs, || async {
+            let v = self.js(script).await;
+            (!v.is_null() && v != json!(false) && v != json!("") && v != json!(0)).then_some(v)
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("the page never satisfied: {script}"))
+    }
+
+    /// Emulates a screen of `width`×`height` CSS pixels (a phone), or the window again with `None`.
+    /// (Resizing the headless window itself stalls the next navigation for a minute.)
+    async fn screen(&self, size: Option<(u32, u32)>) {
+        let body = match size {
+            Some((width, height)) => json!({"cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}}),
+            None => json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
+        };
+        self.cmd(reqwest::Method::POST, "/goog/cdp/execute", Some(body)).await;
+    }
+
+    /// Saves a screenshot to `docs/screenshots/NAME.png` when `OKNO_SCREENSHOTS=1`.
+    async fn screenshot(&self, name: &str) {
+        if std::env::var("OKNO_SCREENSHOTS").as_deref() != Ok("1") {
+            return;
+        }
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn login(&self, app: &TestApp, login: &str) {
+        self.goto(&format!("{}/login", app.url)).await;
+        self.type_into("#login", login).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("#sign-in").await;
+        self.wait_for(10, "return location.pathname === '/ui/inbox' && window.oknoLive === true").await;
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+/// Replaces the browser's notification and sound with recorders, so the test can see them.
+const SPY: &str = "window.__notes = []; window.__beeps = 0;
+    function N(title, o) { window.__notes.push([title, o && o.body]); }
+    N.permission = 'granted'; N.requestPermission = function () { return Promise.resolve('granted'); };
+    window.Notification = N;
+    window.AudioContext = function () { window.__beeps++; throw new Error('no audio in tests'); };";
+
+#[tokio::test]
+async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let started = std::time::Instant::now();
+    let app = TestApp::spawn().await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    app.telegram_channel(&sim, TOKEN, "polling").await;
+    operator(&app, "anna", Role::Operator).await;
+
+    b.goto(&format!("{}/login", app.url)).await;
+    b.screenshot("login").await;
+    b.login(&app, "anna").await;
+    b.js(SPY).await;
+    assert!(b.text("#conv-list").await.contains("No conversations"), "an empty inbox to start");
+
+    // A customer writes on Telegram; the row appears without a reload, with the logo and a
+    // pop-up and a sound.
+    b.js("window.__same_page = true").await;
+    let ann = sim.user(TOKEN, 7001, "Ann");
+    ann.send_text("Где мой заказ №1042?");
+    b.wait_for(15, "return document.querySelector('#conv-list .conv') && document.querySelector('#conv-list').innerText.includes('Где мой заказ')").await;
+    assert_eq!(b.js("return window.__same_page === true").await, json!(true), "no reload happened");
+    assert_eq!(b.js("return document.querySelector('#conv-list .conv svg.logo').dataset.kind").await, "telegram");
+    assert!(b.text("#conv-list .conv .who").await.contains("Ann"));
+    assert_eq!(b.text("#conv-list .conv .badge").await, "1", "one unread");
+    let notes = b.wait_for(10, "return window.__notes.length && window.__notes").await;
+    assert_eq!(notes[0], json!(["Ann", "Где мой заказ №1042?"]));
+    assert!(b.js("return window.__beeps").await.as_i64().unwrap() >= 1, "a sound was played");
+    assert!(b.text("#toasts").await.contains("Где мой заказ"), "an in-page pop-up too");
+    b.screenshot("inbox").await;
+
+    // Open it, answer it: the answer reaches the simulator.
+    b.click("#conv-list .conv a").await;
+    b.wait_for(10, "return document.querySelector('#reply-text') && window.oknoLive").await;
+    assert!(b.text("#thread").await.contains("Где мой заказ №1042?"));
+    b.type_into("#reply-text", "Заказ №1042 передан в доставку").await;
+    b.click("#reply-send").await;
+    let sent = sim.wait_sent(TOKEN, 1, 15).await;
+    assert_eq!((sent[0].chat_id, sent[0].plain.as_deref()), (7001, Some("Заказ №1042 передан в доставку")));
+    b.wait_for(15, "return document.querySelector('#thread li.msg.out[data-status=sent], #thread li.msg.out[data-status=delivered]')").await;
+    assert!(b.text("#thread li.msg.out .author").await.contains("anna"), "the author is shown");
+
+    // The customer answers again while the conversation is open: it appears live.
+    ann.send_text("Спасибо!");
+    b.wait_for(15, "return document.querySelector('#thread').innerText.includes('Спасибо!')").await;
+
+    // Assign to me, then resolve.
+    b.click("#act-assign").await;
+    b.wait_for(10, "return document.querySelector('#conv-assignee') && document.querySelector('#conv-assignee').innerText.includes('anna')").await;
+    b.screenshot("conversation").await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.querySelector('#conv-status').dataset.status === 'resolved'").await;
+    let conv_id = b.path().await.trim_start_matches("/ui/conversations/").to_string();
+    let conv = app.get(&format!("/api/v1/conversations/{conv_id}")).await.body;
+    assert_eq!((conv["status"].as_str(), conv["assignee"].as_str()), (Some("resolved"), Some("anna")));
+
+    // The inbox filters: mine + resolved shows it, unassigned does not.
+    b.open(&format!("{}/ui/inbox?assignee=mine&status=resolved", app.url)).await;
+    assert!(b.text("#conv-list").await.contains("Ann"));
+    b.open(&format!("{}/ui/inbox?assignee=unassigned", app.url)).await;
+    assert!(!b.text("#conv-list").await.contains("Ann"));
+
+    // The contact card and the administration pages, for the screenshots and a sanity check.
+    b.open(&format!("{}/ui/conversations/{conv_id}", app.url)).await;
+    b.click("#contact-link").await;
+    b.wait_for(10, "return document.querySelector('#contact-name')").await;
+    assert!(b.text("#contact-name").await.contains("Ann"));
+    assert!(b.text(".idents").await.contains("7001"));
+    b.screenshot("contact").await;
+
+    // A phone-sized screen still shows the inbox.
+    b.screen(Some((390, 844))).await;
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let width = b.js("return document.documentElement.scrollWidth").await.as_i64().unwrap();
+    assert!(width <= 400, "no horizontal scrolling on a phone: {width}px");
+    b.screenshot("inbox-phone").await;
+    b.screen(None).await;
+
+    // Logout ends the session.
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.goto(&format!("{}/ui/inbox", app.url)).await;
+    assert_eq!(b.path().await, "/login");
+    b.quit().await;
+    eprintln!("browser flow took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn in_the_browser_a_restricted_operator_sees_masked_phones_and_an_admin_sees_them_whole() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "rita", Role::Restricted).await;
+    operator(&app, "admin", Role::Admin).await;
+    let c = app
+        .post("/api/v1/contacts", json!({"external_id": "1c-7", "name": "Пётр Сидоров", "phone": "+79991234567", "email": "petr@example.com", "groups": ["vip"]}))
+        .await;
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let inbound =
+        json!({"message_id": "m-1", "user": {"id": "u-7", "phone": "+79991234567"}, "text": "Когда будет счёт?"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+
+    b.login(&app, "rita").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    assert_eq!(b.text("#contact-phone").await, "+7999•••••67");
+    assert_eq!(b.text("#contact-email").await, "p•••@example.com");
+    assert!(b.text("#masked-note").await.contains("hidden"));
+    let source = b.js("return document.documentElement.outerHTML").await.as_str().unwrap().to_string();
+    assert!(!source.contains("1234567") && !source.contains("petr@"), "the number is nowhere in the page");
+    b.screenshot("contact-masked").await;
+    b.open(&format!("{}/ui/contacts?q=1234567", app.url)).await;
+    assert!(!b.text("#contacts").await.contains("Пётр"), "not found by the hidden number");
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let inbox = b.js("return document.documentElement.outerHTML").await.as_str().unwrap().to_string();
+    assert!(!inbox.contains("1234567"), "nor in the inbox");
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+
+    b.login(&app, "admin").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    assert_eq!(b.text("#contact-phone").await, "+79991234567");
+    b.open(&format!("{}/ui/admin/channels", app.url)).await;
+    b.screenshot("admin-channels").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_a_form_with_a_tampered_csrf_token_is_refused() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-9").await;
+    b.login(&app, "anna").await;
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+
+    // A script without the token (what a cross-site form would send) is refused.
+    let status = b
+        .js_async(&format!(
+            "var done = arguments[arguments.length - 1];
+             fetch('/ui/conversations/{conv}/update', {{method: 'POST', body: new URLSearchParams({{action: 'resolve'}})}})
+               .then(function (r) {{ done(r.status); }});"
+        ))
+        .await;
+    assert_eq!(status, 403);
+    // The page's own form with its token altered is refused too.
+    b.js("document.querySelectorAll('input[name=csrf]').forEach(function (i) { i.value = 'x' + i.value.slice(1); })")
+        .await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.body.innerText.includes('403')").await;
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "open");
+    // And with the real token it works.
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.querySelector('#conv-status') && document.querySelector('#conv-status').dataset.status === 'resolved'").await;
+    b.quit().await;
+}
