@@ -45,7 +45,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .nest("/api/v1", api::routes(settings))
         .merge(hooks::routes())
         .merge(ops::routes())
-        .merge(ui::routes())
+        .merge(ui::routes(settings.limits.max_attachment_bytes))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))

@@ -280,6 +280,119 @@ async fn the_api_masks_phones_and_emails_for_a_restricted_token() {
     assert_eq!(full.body["phone"], "+79990001122", "roles with the right see it whole");
 }
 
+#[tokio::test]
+async fn a_failed_reply_shows_its_reason_and_retry_sends_it_again() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-fail").await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    sink.answer(400);
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let p = c
+        .post(
+            &format!("/ui/conversations/{conv}/reply"),
+            &[("csrf", &token), ("text", "Счёт во вложении"), ("idem", "k1")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    // The same form sent twice (a double click) makes one message.
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "Счёт во вложении"), ("idem", "k1")],
+    )
+    .await;
+    let failed = eventually(15, || async {
+        let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body;
+        let out: Vec<Value> =
+            msgs["items"].as_array().unwrap().iter().filter(|m| m["direction"] == "out").cloned().collect();
+        (out.len() == 1 && out[0]["status"] == "failed").then(|| out[0].clone())
+    })
+    .await
+    .expect("one outbound message, failed");
+    assert_eq!(failed["author"], "operator:anna");
+
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    assert!(page.body.contains("HTTP 400"), "the reason is shown");
+    assert!(page.body.contains(&format!("/ui/messages/{}/retry", failed["id"].as_str().unwrap())));
+    sink.answer(200);
+    let before = sink.accepted().len();
+    let p = c.post(&format!("/ui/messages/{}/retry", failed["id"].as_str().unwrap()), &[("csrf", &token)]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let got = sink.wait_accepted(before + 1, 15).await;
+    assert_eq!(got.last().unwrap().body["text"], "Счёт во вложении");
+    let p = c.post(&format!("/ui/messages/{conv}/retry"), &[("csrf", &token)]).await;
+    assert_eq!(p.status, 404, "not a message");
+}
+
+#[tokio::test]
+async fn a_reply_carries_an_uploaded_attachment_and_operators_can_download_files() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-file").await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let upload = |csrf: Option<String>| {
+        let mut req = c
+            .http
+            .post(format!("{}/ui/attachments?name=invoice.pdf", app.url))
+            .header("content-type", "application/pdf")
+            .header("cookie", c.cookie_header())
+            .body(b"%PDF-1.4 test".to_vec());
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req
+    };
+    assert_eq!(upload(None).send().await.unwrap().status(), 403, "uploads need the token too");
+    let r = upload(Some(token.clone())).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let att: Value = r.json().await.unwrap();
+    let att_id = att["id"].as_str().unwrap().to_string();
+    let p = c
+        .post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", ""), ("attachments", &att_id)])
+        .await;
+    assert_eq!(p.status, 303, "a reply of only a file: {}", p.body);
+    let got = sink.wait_accepted(1, 15).await;
+    assert_eq!(got[0].body["attachments"][0]["name"], "invoice.pdf");
+    let file = c.get(&format!("/ui/attachments/{att_id}")).await;
+    assert_eq!((file.status, file.body.as_str()), (200, "%PDF-1.4 test"));
+    let p = c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "  ")]).await;
+    assert_eq!(p.status, 400, "an empty reply is a clear error");
+}
+
+#[tokio::test]
+async fn the_contacts_export_is_masked_for_a_restricted_operator() {
+    let app = TestApp::spawn().await;
+    operator(&app, "rita", Role::Restricted).await;
+    operator(&app, "olga", Role::Operator).await;
+    for (ext, name, phone) in [("1c-1", "Анна, \"Ромашка\"", "+79990000001"), ("1c-2", "=HYPERLINK(1)", "+79990000002")]
+    {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                json!({"external_id": ext, "name": name, "phone": phone, "email": "a@example.com"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut rita = Client::new(&app);
+    rita.login("rita", PASSWORD).await;
+    let csv = rita.get("/ui/contacts.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("id,external_id,name,phone,email,groups,channels\r\n"));
+    assert!(!csv.body.contains("0000001") && !csv.body.contains("a@example.com"), "{}", csv.body);
+    assert!(csv.body.contains("+7999•••••01"));
+    assert!(csv.body.contains("\"Анна, \"\"Ромашка\"\"\""), "quoted: {}", csv.body);
+    assert!(csv.body.contains(",'=HYPERLINK(1),"), "a formula is defused: {}", csv.body);
+    let mut olga = Client::new(&app);
+    olga.login("olga", PASSWORD).await;
+    assert!(olga.get("/ui/contacts.csv?q=Анна").await.body.contains("+79990000001"));
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.

@@ -164,3 +164,71 @@ pub async fn merge(
         Err(e) => error_page(ui, &s, e),
     }
 }
+
+/// One CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is defused so a
+/// spreadsheet does not run it as a formula (a phone number stays as it is).
+fn csv_field(v: &str) -> String {
+    let phone_like =
+        v.strip_prefix('+').is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '•' || c == ' '));
+    let v = if v.starts_with(['=', '+', '-', '@']) && !phone_like { format!("'{v}") } else { v.to_string() };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// `GET /ui/contacts.csv?q=&group=`: the matching contacts (up to 100,000), masked for roles
+/// that may not see phones and emails.
+pub async fn export(State(state): State<AppState>, s: Session, Query(q): Query<ContactsQuery>) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Read) {
+        return r;
+    }
+    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+    let needle = text.as_deref().unwrap_or("").to_lowercase();
+    let filter =
+        ContactFilter { q: text, group: q.group.clone().filter(|g| !g.trim().is_empty()), ..Default::default() };
+    let mut out = String::from("id,external_id,name,phone,email,groups,channels\r\n");
+    let mut cursor = None;
+    for _ in 0..200 {
+        let page = match state.engine.store.find_contacts(filter.clone(), PageRequest::new(Some(500), cursor)).await {
+            Ok(p) => p,
+            Err(e) => return error_page(ui, &s, e),
+        };
+        for mut c in page.items {
+            let visible = needle.is_empty()
+                || s.role().allows(Permission::PersonalData)
+                || c.name.as_deref().is_some_and(|n| n.to_lowercase().contains(&needle))
+                || c.external_id.as_deref().is_some_and(|n| n.to_lowercase().contains(&needle));
+            if !visible {
+                continue;
+            }
+            masking::contact(s.role(), &mut c);
+            let kinds: std::collections::BTreeSet<&str> = c.identities.iter().map(|i| i.kind.as_str()).collect();
+            let row = [
+                c.id.as_str(),
+                c.external_id.as_deref().unwrap_or(""),
+                c.name.as_deref().unwrap_or(""),
+                c.phone.as_deref().unwrap_or(""),
+                c.email.as_deref().unwrap_or(""),
+                &c.groups.join(";"),
+                &kinds.into_iter().collect::<Vec<_>>().join(";"),
+            ];
+            out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            out.push_str("\r\n");
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"contacts.csv\""),
+        ],
+        out,
+    )
+        .into_response()
+}

@@ -270,15 +270,24 @@ pub async fn reply(
     if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Write) {
         return r;
     }
-    let Some(text) = form.field("text") else {
+    let text = form.field("text");
+    let attachment_ids: Vec<String> = form
+        .get("attachments")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    if text.is_none() && attachment_ids.is_empty() {
         return error_page(ui, &s, okno_domain::Error::invalid("empty_text", "the reply is empty"));
-    };
+    }
     let req = OutboundRequest {
         to: Recipient::Conversation(id.clone()),
         channel_id: form.field("channel_id"),
-        text: Some(text),
+        text,
         buttons: Vec::new(),
-        attachment_ids: Vec::new(),
+        attachment_ids,
         idempotency_key: form.field("idem").map(|k| format!("ui:{}:{k}", s.operator.login)),
         author: Some(format!("operator:{}", s.operator.login)),
         reply_to: None,
@@ -387,5 +396,75 @@ pub async fn retry(
     match result {
         Ok(conv) => back_to(&conv),
         Err(e) => error_page(ui, &s, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    pub name: String,
+}
+
+/// `POST /ui/attachments?name=`: the body is the file (sent by the reply box's script with the
+/// `x-csrf-token` header); answers `{"id", "name", "size"}` for the reply's `attachments`.
+pub async fn upload(
+    State(state): State<AppState>,
+    s: Session,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: crate::error::RawBody,
+) -> Response {
+    use axum::http::StatusCode;
+    let ui = &state.ui;
+    let fail = |status: StatusCode, msg: String| (status, axum::Json(json!({"error": msg}))).into_response();
+    if s.refuse_post(ui, &headers, &Form::default(), Permission::Write).is_some() {
+        return fail(StatusCode::FORBIDDEN, super::i18n::t(s.lang, "csrf_failed"));
+    }
+    let name = q.name.trim();
+    if name.is_empty() || name.len() > 255 || name.contains(['/', '\\']) {
+        return fail(StatusCode::BAD_REQUEST, "a file name of 1..255 characters".into());
+    }
+    if body.0.is_empty() {
+        return fail(StatusCode::BAD_REQUEST, "the file is empty".into());
+    }
+    let mime = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let stored = async {
+        let sha256 = state
+            .engine
+            .files
+            .put(&body.0)
+            .await
+            .map_err(|e| okno_domain::Error::internal(format!("attachment store: {e}")))?;
+        state
+            .engine
+            .store
+            .insert_attachment(okno_store::NewAttachment {
+                message_id: None,
+                name: name.to_string(),
+                mime,
+                size: body.0.len() as i64,
+                sha256,
+            })
+            .await
+    }
+    .await;
+    match stored {
+        Ok(a) => (StatusCode::CREATED, axum::Json(json!({"id": a.id, "name": a.name, "size": a.size}))).into_response(),
+        Err(e) => fail(crate::error::status_of(e.kind), e.message),
+    }
+}
+
+/// `GET /ui/attachments/{id}`: a stored file, for operators.
+pub async fn download(State(state): State<AppState>, s: Session, Path(id): Path<String>) -> Response {
+    if let Some(r) = refuse(&state.ui, &s, Permission::Read) {
+        return r;
+    }
+    match crate::api::attachments::serve(&state, &id).await {
+        Ok(r) => r,
+        Err(e) => error_page(&state.ui, &s, e.0),
     }
 }

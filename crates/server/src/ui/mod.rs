@@ -106,6 +106,7 @@ impl Ui {
 }
 
 /// A urlencoded form body.
+#[derive(Default)]
 pub struct Form(HashMap<String, String>);
 
 impl Form {
@@ -129,7 +130,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 }
 
 /// Everything under `/login`, `/logout`, `/ui`.
-pub fn routes() -> Router<AppState> {
+pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/login", get(session::login_page).post(session::login))
@@ -144,7 +145,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/conversations/{id}/reply", post(inbox::reply))
         .route("/ui/conversations/{id}/update", post(inbox::update))
         .route("/ui/messages/{id}/retry", post(inbox::retry))
+        .route("/ui/attachments", post(inbox::upload).layer(axum::extract::DefaultBodyLimit::max(max_attachment_bytes)))
+        .route("/ui/attachments/{id}", get(inbox::download))
         .route("/ui/contacts", get(contacts::list))
+        .route("/ui/contacts.csv", get(contacts::export))
         .route("/ui/contacts/{id}", get(contacts::card))
         .route("/ui/contacts/{id}/merge", post(contacts::merge))
         .route("/ui/admin/channels", get(admin::channels).post(admin::create_channel))
@@ -253,7 +257,7 @@ pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
         "by_rule": author.starts_with("event:"),
         "button_data": m.button_data,
         "edited": m.edited,
-        "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "url": format!("/api/v1/attachments/{}", a.id)})).collect::<Vec<_>>(),
+        "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "url": format!("/ui/attachments/{}", a.id), "state": a.state})).collect::<Vec<_>>(),
         "buttons": m.buttons.iter().map(|r| r.iter().map(|b| b.text.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "channel": channel_view(channels.get(m.channel_id.as_str()).copied()),
     })

@@ -20,6 +20,28 @@
     });
   });
 
+  // Attachments: each chosen file is uploaded at once; the reply names them by id.
+  var files = document.getElementById("reply-files");
+  if (files) files.addEventListener("change", function () {
+    var ids = document.getElementById("reply-attachments");
+    var list = document.getElementById("reply-files-list");
+    Array.prototype.forEach.call(files.files, function (f) {
+      var chip = document.createElement("span");
+      chip.className = "lbl"; chip.textContent = f.name + " …";
+      list.appendChild(chip);
+      fetch("/ui/attachments?name=" + encodeURIComponent(f.name), {
+        method: "POST", credentials: "same-origin", body: f,
+        headers: { "x-csrf-token": body.dataset.csrf, "content-type": f.type || "application/octet-stream" }
+      }).then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error); return j; }); })
+        .then(function (j) {
+          ids.value = ids.value ? ids.value + "," + j.id : j.id;
+          chip.textContent = "📎 " + j.name;
+        })
+        .catch(function (e) { chip.textContent = f.name + ": " + e.message; chip.classList.add("err"); });
+    });
+    files.value = "";
+  });
+
   function refresh(id, url) {
     var el = document.getElementById(id);
     if (!el) return Promise.resolve();
