@@ -103,7 +103,7 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let public_url = settings.public_url(addr);
     let engine = Engine::new(store, engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone()))?;
     let shutdown = CancellationToken::new();
-    let ui = Arc::new(ui::Ui::new(&settings.data_dir, &public_url)?);
+    let ui = Arc::new(ui::Ui::new(settings, &public_url)?);
     let state =
         AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
     let app = router(state, settings);

@@ -393,6 +393,62 @@ async fn the_contacts_export_is_masked_for_a_restricted_operator() {
     assert!(olga.get("/ui/contacts.csv?q=Анна").await.body.contains("+79990000001"));
 }
 
+#[tokio::test]
+async fn the_bots_page_checks_a_definition_and_attaches_it_to_a_channel() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "admin", Role::Admin).await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let token = hidden(&c.get("/ui/admin/bots").await.body, "csrf");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/bots/support.yaml")).unwrap();
+
+    let broken = c
+        .post(
+            "/ui/admin/bots",
+            &[("csrf", &token), ("action", "check"), ("channel_id", &ch), ("source", "name: x\nmenus: [")],
+        )
+        .await;
+    assert_eq!(broken.status, 400);
+    assert!(broken.body.contains("id=\"bot-error\""), "{}", broken.body);
+    let checked = c
+        .post("/ui/admin/bots", &[("csrf", &token), ("action", "check"), ("channel_id", &ch), ("source", &source)])
+        .await;
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("id=\"bot-ok\""));
+    assert_eq!(app.get("/api/v1/bots").await.body["items"].as_array().unwrap().len(), 0, "a check saves nothing");
+    let saved = c
+        .post("/ui/admin/bots", &[("csrf", &token), ("action", "save"), ("channel_id", &ch), ("source", &source)])
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let bots = app.get("/api/v1/bots").await.body;
+    assert_eq!(bots["items"][0]["channel_id"], ch.as_str());
+    let audit = app.get("/api/v1/audit").await.body.to_string();
+    assert!(audit.contains("bot.put") && audit.contains("operator:admin"), "{audit}");
+}
+
+#[tokio::test]
+async fn the_contact_card_links_the_external_id_to_the_business_system() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| {
+        s.ui.contact_url = Some("https://crm.example.com/contacts/{external_id}".into());
+    })
+    .await;
+    operator(&app, "anna", Role::Operator).await;
+    let id = app.post("/api/v1/contacts", json!({"external_id": "1c/7 Б", "name": "Пётр"})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let card = c.get(&format!("/ui/contacts/{id}")).await.body.replace("&#x2f;", "/");
+    assert!(card.contains("href=\"https://crm.example.com/contacts/1c%2F7%20%D0%91\""), "{card}");
+    let bad = okno_server::Settings {
+        ui: okno_server::settings::Ui { contact_url: Some("crm/{id}".into()) },
+        ..Default::default()
+    };
+    assert!(bad.validate().unwrap_err().message.contains("ui.contact_url"));
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.

@@ -287,3 +287,73 @@ pub async fn audit_log(State(state): State<AppState>, s: Session, Query(q): Quer
         Err(e) => error_page(ui, &s, e),
     }
 }
+
+/// `GET /ui/admin/bots`
+pub async fn bots(State(state): State<AppState>, s: Session) -> Response {
+    bots_page(&state, &s, json!({})).await
+}
+
+async fn bots_page(state: &AppState, s: &Session, result: Value) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
+        return r;
+    }
+    let loaded = async {
+        let channels = state.engine.store.list_channels().await?;
+        let bots = state.engine.store.list_bots().await?;
+        Ok::<_, okno_domain::Error>((channels, bots))
+    }
+    .await;
+    let (channels, bots) = match loaded {
+        Ok(v) => v,
+        Err(e) => return error_page(ui, s, e),
+    };
+    let map = super::channel_map(&channels);
+    let mut resp = ui.render(
+        "admin_bots.html",
+        s,
+        json!({
+            "title": t(s, "bots"), "nav": "admin", "sub": "bots", "result": result,
+            "channels": channels.iter().map(|c| channel_view(Some(c))).collect::<Vec<_>>(),
+            "rows": bots.iter().map(|b| json!({
+                "channel": channel_view(map.get(b.channel_id.as_str()).copied()), "channel_id": b.channel_id,
+                "name": b.name, "updated": short_time(b.updated_at), "source": b.source,
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    if result.get("error").is_some() {
+        *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    resp
+}
+
+/// `POST /ui/admin/bots`: `action` = `check` | `save`, `channel_id`, `source` (YAML or JSON).
+pub async fn put_bot(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let source = form.get("source").unwrap_or("").to_string();
+    let channel_id = form.field("channel_id").unwrap_or_default();
+    let save = form.get("action") == Some("save");
+    let outcome = async {
+        let def = okno_engine::bots::def::BotDef::parse(&source)?;
+        let summary = format!(
+            "{} — menus: {}; forms: {}; lookups: {}",
+            def.name,
+            def.menus.keys().cloned().collect::<Vec<_>>().join(", "),
+            def.forms.keys().cloned().collect::<Vec<_>>().join(", "),
+            def.lookups.keys().cloned().collect::<Vec<_>>().join(", "),
+        );
+        if save {
+            let bot = state.engine.put_bot(&channel_id, &source).await?;
+            audit(&state, &s, "bot.put", &channel_id, json!({"name": bot.name})).await;
+        }
+        Ok::<_, okno_domain::Error>(summary)
+    }
+    .await;
+    let result = match outcome {
+        Ok(summary) => json!({"ok": summary, "saved": save, "source": source, "channel_id": channel_id}),
+        Err(e) => json!({"error": e.message, "source": source, "channel_id": channel_id}),
+    };
+    bots_page(&state, &s, result).await
+}

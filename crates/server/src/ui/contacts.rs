@@ -118,6 +118,10 @@ async fn card_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Resu
         "nav": "contacts",
         "c": contact_view(&contact, s),
         "masked": !s.role().allows(Permission::PersonalData),
+        "external_url": match (&state.ui.contact_url, &contact.external_id) {
+            (Some(tpl), Some(ext)) => Some(tpl.replace("{external_id}", &url::form_urlencoded::byte_serialize(ext.as_bytes()).collect::<String>().replace('+', "%20"))),
+            _ => None,
+        },
         "identities": identities,
         "attrs": attrs,
         "conversations": convs.items.iter().map(|c| row_view(c, &map, s.role())).collect::<Vec<_>>(),

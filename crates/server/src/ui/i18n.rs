@@ -161,6 +161,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("active", "Active", "Активен"),
     ("preview", "Preview", "Предпросмотр"),
     ("template", "Template", "Шаблон"),
+    ("bots", "Bots", "Боты"),
+    ("bot_upload", "Check or attach a bot definition", "Проверить или подключить описание бота"),
+    ("definition", "Definition", "Описание"),
+    ("check", "Check", "Проверить"),
+    ("saved", "attached to the channel", "подключён к каналу"),
 ];
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub use session::{hash_password, Session};
 /// Templates and sessions, built once at start.
 pub struct Ui {
     env: Environment<'static>,
+    /// `ui.contact_url`: the business system's card of a contact.
+    pub contact_url: Option<String>,
     pub sessions: session::Sessions,
 }
 
@@ -54,6 +56,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_webhooks.html", include_str!("templates/admin_webhooks.html")),
     ("admin_rules.html", include_str!("templates/admin_rules.html")),
     ("admin_audit.html", include_str!("templates/admin_audit.html")),
+    ("admin_bots.html", include_str!("templates/admin_bots.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -61,7 +64,7 @@ const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 impl Ui {
-    pub fn new(data_dir: &std::path::Path, public_url: &str) -> okno_domain::Result<Ui> {
+    pub fn new(settings: &crate::Settings, public_url: &str) -> okno_domain::Result<Ui> {
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)
@@ -71,8 +74,8 @@ impl Ui {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)
         });
-        let sessions = session::Sessions::open(data_dir, public_url.starts_with("https://"))?;
-        Ok(Ui { env, sessions })
+        let sessions = session::Sessions::open(&settings.data_dir, public_url.starts_with("https://"))?;
+        Ok(Ui { env, sessions, contact_url: settings.ui.contact_url.clone() })
     }
 
     fn render_with(&self, name: &str, ctx: Value) -> Response {
@@ -157,6 +160,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/webhooks", get(admin::webhooks))
         .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
         .route("/ui/admin/audit", get(admin::audit_log))
+        .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
 }
 
 fn asset(body: &'static str, mime: &'static str) -> Response {
