@@ -209,6 +209,8 @@ async fn every_page_renders_for_an_administrator_in_both_languages() {
         "/ui/admin/webhooks".into(),
         "/ui/admin/rules".into(),
         "/ui/admin/audit".into(),
+        "/ui/admin/bots".into(),
+        "/ui/reports".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -447,6 +449,37 @@ async fn the_contact_card_links_the_external_id_to_the_business_system() {
         ..Default::default()
     };
     assert!(bad.validate().unwrap_err().message.contains("ui.contact_url"));
+}
+
+#[tokio::test]
+async fn reports_count_messages_per_channel_and_first_responses_per_operator_as_svg_and_csv() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-r1").await;
+    super::inbound_conversation(&app, &ch, "u-r2").await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let token = hidden(&c.get(&format!("/ui/conversations/{conv}")).await.body, "csrf");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "Добрый день")]).await;
+    c.post(&format!("/ui/conversations/{conv}/update"), &[("csrf", &token), ("action", "assign_me")]).await;
+    c.post(&format!("/ui/conversations/{conv}/update"), &[("csrf", &token), ("action", "resolve")]).await;
+    sink.wait_accepted(1, 15).await;
+
+    let page = c.get("/ui/reports").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg class=\"chart\"") && page.body.contains("<rect"), "a drawn chart");
+    let today = okno_domain::time::to_rfc3339(okno_domain::time::now_ms())[..10].to_string();
+    let messages = c.get("/ui/reports.csv?report=messages&days=7").await;
+    assert!(messages.body.starts_with("day,channel,messages\r\n"));
+    assert!(messages.body.contains(&format!("{today},site,3\r\n")), "two in, one out today: {}", messages.body);
+    assert_eq!(messages.body.lines().count(), 1 + 7, "a row per day");
+    let ops = c.get("/ui/reports.csv?report=operators").await;
+    let anna = ops.body.lines().find(|l| l.starts_with("anna,")).unwrap_or_else(|| panic!("{}", ops.body));
+    let cols: Vec<&str> = anna.split(',').collect();
+    assert_eq!((cols[1], cols[3]), ("1", "1"), "one conversation answered, one resolved: {anna}");
+    assert!(c.get("/ui/reports.csv?report=ratings").await.body.starts_with("manager,answers,average"));
+    assert_eq!(c.get("/ui/reports?days=0").await.status, 400);
+    assert_eq!(c.get("/ui/reports.csv?report=nonsense").await.status, 400);
 }
 
 // --- the browser -------------------------------------------------------------------------

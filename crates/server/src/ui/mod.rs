@@ -28,6 +28,7 @@ pub mod contacts;
 pub mod i18n;
 pub mod inbox;
 pub mod live;
+pub mod reports;
 pub mod session;
 
 use i18n::Lang;
@@ -57,6 +58,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_rules.html", include_str!("templates/admin_rules.html")),
     ("admin_audit.html", include_str!("templates/admin_audit.html")),
     ("admin_bots.html", include_str!("templates/admin_bots.html")),
+    ("reports.html", include_str!("templates/reports.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -160,6 +162,8 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/webhooks", get(admin::webhooks))
         .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
         .route("/ui/admin/audit", get(admin::audit_log))
+        .route("/ui/reports", get(reports::page))
+        .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
 }
 
