@@ -482,6 +482,61 @@ async fn reports_count_messages_per_channel_and_first_responses_per_operator_as_
     assert_eq!(c.get("/ui/reports.csv?report=nonsense").await.status, 400);
 }
 
+#[tokio::test]
+async fn a_customer_who_moved_from_the_website_to_telegram_has_one_thread_with_both_channels() {
+    let (app, sink, site) = super::app_with_channel().await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    let tg = app.telegram_channel(&sim, TOKEN, "polling").await;
+    operator(&app, "anna", Role::Operator).await;
+    let first = super::inbound_conversation(&app, &site, "u-moved").await;
+    let web_contact =
+        app.get(&format!("/api/v1/conversations/{first}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    sim.user(TOKEN, 7002, "Olga").send_text("Это я, пишу теперь из Telegram");
+    let m = app.wait_message(|m| m["text"] == "Это я, пишу теперь из Telegram").await;
+    let tg_contact = m["contact_id"].as_str().unwrap().to_string();
+    assert_ne!(web_contact, tg_contact, "two people until an operator links them");
+
+    // The operator merges the Telegram person into the website contact from the card.
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let token = hidden(&c.get(&format!("/ui/contacts/{web_contact}")).await.body, "csrf");
+    let p = c.post(&format!("/ui/contacts/{web_contact}/merge"), &[("csrf", &token), ("other_id", &tg_contact)]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let card = c.get(&format!("/ui/contacts/{web_contact}")).await.body;
+    assert!(
+        card.contains("data-kind=\"telegram\"") && card.contains("data-kind=\"webhook\""),
+        "identities on both channels"
+    );
+
+    let convs = app.get(&format!("/api/v1/conversations?contact_id={web_contact}")).await.body;
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_string();
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    assert!(page.contains("hello") && page.contains("пишу теперь из Telegram"), "the whole history in one thread");
+    let thread = &page[page.find("id=\"thread\"").unwrap()..];
+    assert!(
+        thread.contains("data-kind=\"webhook\"") && thread.contains("data-kind=\"telegram\""),
+        "each message with its channel"
+    );
+    // The reply goes where the person wrote last: Telegram, unless the operator picks the site.
+    let select = &page[page.find("id=\"reply-channel\"").unwrap()..];
+    let selected = &select[..select.find("selected").unwrap()];
+    assert!(selected.ends_with(&format!("value=\"{tg}\" ")), "{select}");
+    // (The browser posts the selected channel, as here.)
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "Видим вас в Telegram"), ("channel_id", &tg)],
+    )
+    .await;
+    assert_eq!(sim.wait_sent(TOKEN, 1, 15).await[0].chat_id, 7002);
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "И на сайте"), ("channel_id", &site)],
+    )
+    .await;
+    assert_eq!(sink.wait_accepted(1, 15).await[0].body["text"], "И на сайте");
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.

@@ -233,9 +233,14 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
             }
         }
     }
-    let default_channel = conv
-        .last_inbound_channel_id
-        .clone()
+    // Where the person wrote last, read from the thread itself: after a merge the stored
+    // `last_inbound_channel_id` can still name the kept conversation's older channel.
+    let default_channel = messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::In)
+        .map(|m| m.channel_id.clone())
+        .or_else(|| conv.last_inbound_channel_id.clone())
         .or_else(|| reply_channels.first().map(|v| v["id"].as_str().unwrap_or("").to_string()));
     Ok(json!({
         "title": super::inbox::display_name(&conv.contact, s.role()),
