@@ -211,6 +211,7 @@ async fn every_page_renders_for_an_administrator_in_both_languages() {
         "/ui/admin/audit".into(),
         "/ui/admin/bots".into(),
         "/ui/reports".into(),
+        "/ui/admin/canned".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -537,6 +538,33 @@ async fn a_customer_who_moved_from_the_website_to_telegram_has_one_thread_with_b
     assert_eq!(sink.wait_accepted(1, 15).await[0].body["text"], "И на сайте");
 }
 
+#[tokio::test]
+async fn canned_responses_are_kept_by_an_administrator_and_a_bare_shortcut_is_expanded() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "admin", Role::Admin).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-canned").await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let token = hidden(&c.get("/ui/admin/canned").await.body, "csrf");
+    let bad = c
+        .post("/ui/admin/canned", &[("csrf", &token), ("action", "put"), ("shortcut", "two words"), ("text", "x")])
+        .await;
+    assert_eq!(bad.status, 400);
+    for (k, v) in [("hello", "Здравствуйте! Чем помочь?"), ("bye", "До свидания")] {
+        let p = c.post("/ui/admin/canned", &[("csrf", &token), ("action", "put"), ("shortcut", k), ("text", v)]).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+    }
+    c.post("/ui/admin/canned", &[("csrf", &token), ("action", "delete"), ("shortcut", "bye")]).await;
+    let list = c.get("/ui/admin/canned").await.body;
+    assert!(list.contains("/hello") && !list.contains("/bye"), "{list}");
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    assert!(page.contains("\"shortcut\":\"hello\""), "the page knows the responses");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "/hello")]).await;
+    assert_eq!(sink.wait_accepted(1, 15).await[0].body["text"], "Здравствуйте! Чем помочь?");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "/hello there")]).await;
+    assert_eq!(sink.wait_accepted(2, 15).await[1].body["text"], "/hello there", "only a bare shortcut is expanded");
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.
@@ -650,6 +678,12 @@ impl Browser {
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
     }
 
+    /// Types into the element without clearing it first (keys such as Tab are `\u{E004}`).
+    async fn type_into_keep(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
     async fn js(&self, script: &str) -> Value {
         self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
     }
@@ -730,6 +764,8 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     sim.add_bot(TOKEN, "okno_ui_bot");
     app.telegram_channel(&sim, TOKEN, "polling").await;
     operator(&app, "anna", Role::Operator).await;
+    let canned = json!([{"shortcut": "shipped", "text": "Заказ №1042 передан в доставку"}, {"shortcut": "hello", "text": "Здравствуйте!"}]);
+    std::fs::write(app.data_dir.join("ui-canned.json"), canned.to_string()).unwrap();
 
     b.goto(&format!("{}/login", app.url)).await;
     b.screenshot("login").await;
@@ -757,7 +793,12 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     b.click("#conv-list .conv a").await;
     b.wait_for(10, "return document.querySelector('#reply-text') && window.oknoLive").await;
     assert!(b.text("#thread").await.contains("Где мой заказ №1042?"));
-    b.type_into("#reply-text", "Заказ №1042 передан в доставку").await;
+    // A canned response: "/sh" and Tab puts its text into the box.
+    assert!(b.js("return document.getElementById('canned-menu').hidden").await == json!(true));
+    b.type_into("#reply-text", "/sh").await;
+    assert!(b.text("#canned-menu").await.contains("/shipped"), "the matching responses are listed");
+    b.type_into_keep("#reply-text", "\u{E004}").await;
+    assert_eq!(b.js("return document.getElementById('reply-text').value").await, "Заказ №1042 передан в доставку");
     b.click("#reply-send").await;
     let sent = sim.wait_sent(TOKEN, 1, 15).await;
     assert_eq!((sent[0].chat_id, sent[0].plain.as_deref()), (7001, Some("Заказ №1042 передан в доставку")));

@@ -256,6 +256,7 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
         "reply_channels": reply_channels,
         "default_channel": default_channel,
         "can_write": s.role().allows(Permission::Write),
+        "canned": state.ui.canned.list().unwrap_or_default(),
     }))
 }
 
@@ -275,7 +276,8 @@ pub async fn reply(
     if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Write) {
         return r;
     }
-    let text = form.field("text");
+    // `/shortcut` alone becomes its canned response (the page's script does it as you type).
+    let text = form.field("text").map(|t| ui.canned.expand(&t).unwrap_or(t));
     let attachment_ids: Vec<String> = form
         .get("attachments")
         .unwrap_or("")

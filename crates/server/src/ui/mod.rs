@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::AppState;
 
 pub mod admin;
+pub mod canned;
 pub mod contacts;
 pub mod i18n;
 pub mod inbox;
@@ -40,6 +41,7 @@ pub struct Ui {
     /// `ui.contact_url`: the business system's card of a contact.
     pub contact_url: Option<String>,
     pub sessions: session::Sessions,
+    pub canned: canned::CannedStore,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -59,6 +61,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_audit.html", include_str!("templates/admin_audit.html")),
     ("admin_bots.html", include_str!("templates/admin_bots.html")),
     ("reports.html", include_str!("templates/reports.html")),
+    ("admin_canned.html", include_str!("templates/admin_canned.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -77,7 +80,12 @@ impl Ui {
             i18n::t(lang, key)
         });
         let sessions = session::Sessions::open(&settings.data_dir, public_url.starts_with("https://"))?;
-        Ok(Ui { env, sessions, contact_url: settings.ui.contact_url.clone() })
+        Ok(Ui {
+            env,
+            sessions,
+            contact_url: settings.ui.contact_url.clone(),
+            canned: canned::CannedStore::new(&settings.data_dir),
+        })
     }
 
     fn render_with(&self, name: &str, ctx: Value) -> Response {
@@ -162,6 +170,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/webhooks", get(admin::webhooks))
         .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
         .route("/ui/admin/audit", get(admin::audit_log))
+        .route("/ui/admin/canned", get(canned::page).post(canned::change))
         .route("/ui/reports", get(reports::page))
         .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))

@@ -20,6 +20,38 @@
     });
   });
 
+  // Canned responses: "/" at the start of the reply box lists them; Tab or Enter takes the first.
+  var cannedData = document.getElementById("canned-data");
+  var canned = cannedData ? JSON.parse(cannedData.textContent || "[]") : [];
+  var ta = document.getElementById("reply-text"), menu = document.getElementById("canned-menu");
+  function matches() {
+    var v = ta.value;
+    if (v.charAt(0) !== "/" || /\s/.test(v)) return [];
+    var key = v.slice(1).toLowerCase();
+    return canned.filter(function (c) { return c.shortcut.toLowerCase().indexOf(key) === 0; });
+  }
+  function take(c) { ta.value = c.text; menu.hidden = true; ta.focus(); }
+  if (ta && menu && canned.length) {
+    ta.addEventListener("input", function () {
+      var m = matches();
+      menu.innerHTML = "";
+      m.forEach(function (c, i) {
+        var b = document.createElement("button");
+        b.type = "button"; b.className = i === 0 ? "on" : "";
+        b.textContent = "/" + c.shortcut + " — " + c.text.slice(0, 80);
+        b.addEventListener("click", function () { take(c); });
+        menu.appendChild(b);
+      });
+      menu.hidden = m.length === 0;
+    });
+    ta.addEventListener("keydown", function (e) {
+      if ((e.key === "Tab" || (e.key === "Enter" && !e.ctrlKey && !e.metaKey)) && !menu.hidden) {
+        var m = matches();
+        if (m.length) { e.preventDefault(); take(m[0]); }
+      }
+    });
+  }
+
   // Attachments: each chosen file is uploaded at once; the reply names them by id.
   var files = document.getElementById("reply-files");
   if (files) files.addEventListener("change", function () {
