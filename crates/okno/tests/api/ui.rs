@@ -565,6 +565,34 @@ async fn canned_responses_are_kept_by_an_administrator_and_a_bare_shortcut_is_ex
     assert_eq!(sink.wait_accepted(2, 15).await[1].body["text"], "/hello there", "only a bare shortcut is expanded");
 }
 
+#[tokio::test]
+async fn a_notification_from_a_rule_is_shown_inline_in_the_thread_and_marked() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-rule").await;
+    let contact =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": "1c-7"})).await.status, 200);
+    let rule = json!({"name": "paid", "event": "payment.received", "recipients": [{"external_id": "{{ data.client }}"}],
+                      "template": "Оплата {{ data.amount }} ₽ получена"});
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let ev = app
+        .post(
+            "/api/v1/events",
+            json!({"type": "payment.received", "key": "pay-1", "data": {"client": "1c-7", "amount": 1500}}),
+        )
+        .await;
+    assert_eq!(ev.status, 202, "{ev:?}");
+    sink.wait_accepted(1, 15).await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    let at = page.find("Оплата 1500 ₽ получена").unwrap_or_else(|| panic!("{page}"));
+    let li = &page[page[..at].rfind("<li").unwrap()..at];
+    assert!(li.contains("class=\"msg out rule"), "{li}");
+    assert!(li.contains("class=\"tag\""), "marked as a notification: {li}");
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.
@@ -787,7 +815,7 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     assert_eq!(notes[0], json!(["Ann", "Где мой заказ №1042?"]));
     assert!(b.js("return window.__beeps").await.as_i64().unwrap() >= 1, "a sound was played");
     assert!(b.text("#toasts").await.contains("Где мой заказ"), "an in-page pop-up too");
-    b.screenshot("inbox").await;
+    b.screenshot("inbox-live").await;
 
     // Open it, answer it: the answer reaches the simulator.
     b.click("#conv-list .conv a").await;
@@ -812,7 +840,6 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     // Assign to me, then resolve.
     b.click("#act-assign").await;
     b.wait_for(10, "return document.querySelector('#conv-assignee') && document.querySelector('#conv-assignee').innerText.includes('anna')").await;
-    b.screenshot("conversation").await;
     b.click("#act-resolve").await;
     b.wait_for(10, "return document.querySelector('#conv-status').dataset.status === 'resolved'").await;
     let conv_id = b.path().await.trim_start_matches("/ui/conversations/").to_string();
@@ -831,7 +858,6 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     b.wait_for(10, "return document.querySelector('#contact-name')").await;
     assert!(b.text("#contact-name").await.contains("Ann"));
     assert!(b.text(".idents").await.contains("7001"));
-    b.screenshot("contact").await;
 
     // A phone-sized screen still shows the inbox.
     b.screen(Some((390, 844))).await;
@@ -884,6 +910,45 @@ async fn in_the_browser_a_restricted_operator_sees_masked_phones_and_an_admin_se
     b.login(&app, "admin").await;
     b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
     assert_eq!(b.text("#contact-phone").await, "+79991234567");
+
+    // The same person writes from Telegram too; once merged, one card and one thread, and the
+    // inbox shows every channel's conversations side by side.
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    app.telegram_channel(&sim, TOKEN, "polling").await;
+    sim.user(TOKEN, 7007, "Пётр").send_text("Продублирую в Telegram: счёт нужен до пятницы");
+    let m = app.wait_message(|m| m["text"] == "Продублирую в Telegram: счёт нужен до пятницы").await;
+    let merged = app.post(&format!("/api/v1/contacts/{id}/merge"), json!({"other_id": m["contact_id"]})).await;
+    assert_eq!(merged.status, 200, "{merged:?}");
+    sim.user(TOKEN, 7008, "Мария").send_text("Добрый день! Можно перенести доставку на субботу?");
+    let inbound = json!({"message_id": "m-2", "user": {"id": "u-8", "name": "Ирина (сайт)"}, "text": "Подскажите статус заказа 5521"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+    app.wait_message(|m| m["text"] == "Добрый день! Можно перенести доставку на субботу?").await;
+    let conv = app.get(&format!("/api/v1/conversations?contact_id={id}")).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    super::reply(&app, &conv, json!({"text": "Счёт выставлен, отправили на почту"})).await;
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let kinds = b.js("return Array.from(document.querySelectorAll('#conv-list svg.logo')).map(function (e) { return e.dataset.kind; })").await;
+    assert!(
+        kinds.as_array().unwrap().contains(&json!("telegram")) && kinds.as_array().unwrap().contains(&json!("webhook")),
+        "{kinds}"
+    );
+    b.screenshot("inbox").await;
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+    b.wait_for(15, "return document.querySelector('#thread li.msg.out[data-status=sent]')").await;
+    let thread_kinds = b.js("return Array.from(document.querySelectorAll('#thread svg.logo')).map(function (e) { return e.dataset.kind; })").await;
+    assert!(
+        thread_kinds.as_array().unwrap().contains(&json!("telegram"))
+            && thread_kinds.as_array().unwrap().contains(&json!("webhook"))
+    );
+    b.screenshot("conversation").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    b.screenshot("contact").await;
+    b.open(&format!("{}/ui/reports", app.url)).await;
+    assert!(b.js("return document.querySelectorAll('#report-messages svg rect').length").await.as_i64().unwrap() >= 2);
+    b.screenshot("reports").await;
     b.open(&format!("{}/ui/admin/channels", app.url)).await;
     b.screenshot("admin-channels").await;
     b.quit().await;

@@ -164,6 +164,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("bots", "Bots", "Боты"),
     ("reports", "Reports", "Отчёты"),
     ("canned", "Canned responses", "Шаблоны ответов"),
+    ("attach", "+ File", "+ Файл"),
     ("text", "Text", "Текст"),
     ("canned_hint", "Type / for canned responses", "Введите / для шаблонов ответов"),
     ("period_days", "Days", "Дней"),

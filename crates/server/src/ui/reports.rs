@@ -118,7 +118,12 @@ fn esc(s: &str) -> String {
 const COLORS: &[&str] = &["#2AABEE", "#6B7280", "#22c55e", "#f59e0b", "#a855f7", "#ef4444"];
 
 /// Stacked bars: one per day, one colour per channel.
-fn day_chart(days: &[String], series: &[(String, Vec<u64>)]) -> String {
+fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> String {
+    let color = |i: usize| match kinds.get(i).copied() {
+        Some("telegram") if kinds.iter().filter(|k| **k == "telegram").count() == 1 => "#2AABEE",
+        Some("webhook") if kinds.iter().filter(|k| **k == "webhook").count() == 1 => "#6B7280",
+        _ => COLORS[(i + 2) % COLORS.len()],
+    };
     let (w, h, left, bottom) = (760.0, 220.0, 40.0, 24.0);
     let totals: Vec<u64> = (0..days.len()).map(|i| series.iter().map(|(_, v)| v[i]).sum()).collect();
     let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
@@ -142,7 +147,7 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)]) -> String {
                 svg,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
                 step * 0.7,
-                COLORS[si % COLORS.len()],
+                color(si),
                 esc(day),
                 esc(name),
                 values[i]
@@ -158,7 +163,7 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)]) -> String {
             svg,
             r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
             h + bottom + 6.0,
-            COLORS[si % COLORS.len()],
+            color(si),
             lx + 14.0,
             h + bottom + 15.0,
             esc(name)
@@ -205,6 +210,8 @@ fn median(v: &mut [Millis]) -> Millis {
 struct Report {
     days: Vec<String>,
     series: Vec<(String, Vec<u64>)>,
+    /// The channel kind of each series (its colour).
+    kinds: Vec<&'static str>,
     /// operator, conversations answered, median first response (min), resolved, median resolution (min)
     operators: Vec<(String, usize, f64, usize, f64)>,
     ratings: Vec<crate::api::reports::AnswerGroup>,
@@ -227,6 +234,10 @@ async fn build(state: &AppState, q: &ReportQuery) -> okno_domain::Result<Report>
     let mut ids: Vec<&String> = f.per_day.keys().map(|(_, c)| c).collect();
     ids.sort();
     ids.dedup();
+    let kinds = ids
+        .iter()
+        .map(|id| channels.iter().find(|c| &c.id == *id).map(|c| c.kind.as_str()).unwrap_or("unknown"))
+        .collect();
     let series = ids
         .iter()
         .map(|id| {
@@ -251,7 +262,7 @@ async fn build(state: &AppState, q: &ReportQuery) -> okno_domain::Result<Report>
     let group_by = q.group_by.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "manager".into());
     let rows = state.engine.store.answers(&event, from, now + 1).await?;
     let ratings = crate::api::reports::tally(rows, Some(&group_by));
-    Ok(Report { days, series, operators, ratings, partial: f.partial, event, group_by, period })
+    Ok(Report { days, series, kinds, operators, ratings, partial: f.partial, event, group_by, period })
 }
 
 /// `GET /ui/reports`
@@ -286,7 +297,7 @@ pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<Rep
         json!({
             "title": super::i18n::t(s.lang, "reports"), "nav": "reports",
             "days": r.period, "event": r.event, "group_by": r.group_by, "partial": r.partial, "total": total,
-            "messages_svg": day_chart(&r.days, &r.series),
+            "messages_svg": day_chart(&r.days, &r.series, &r.kinds),
             "first_svg": (!op_rows.is_empty()).then(|| bar_chart(&op_rows)),
             "resolution_svg": (!res_rows.is_empty()).then(|| bar_chart(&res_rows)),
             "ratings_svg": (!rating_rows.is_empty()).then(|| bar_chart(&rating_rows)),
