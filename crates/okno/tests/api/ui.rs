@@ -138,6 +138,11 @@ async fn the_session_cookie_is_httponly_samesite_and_logout_ends_it() {
     let value = session.split(';').next().unwrap().trim_start_matches("okno_session=").to_string();
     c.cookies.insert("okno_session".into(), value.clone());
 
+    let raw = c.http.get(format!("{}/ui/inbox", app.url)).header("cookie", c.cookie_header()).send().await.unwrap();
+    let header = |n: &str| raw.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("cache-control"), "no-store", "pages with personal data are not cached");
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
     let inbox = c.get("/ui/inbox").await;
     assert_eq!(inbox.status, 200);
     assert!(inbox.body.contains("anna"));

@@ -84,8 +84,17 @@ impl Watch {
             }
         }
         self.list = Some(now);
-        if let Some(id) = &self.conv {
-            let c = store.get_conversation(id).await?;
+        if let Some(id) = self.conv.clone() {
+            let c = match store.get_conversation(&id).await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => {
+                    // Merged away or removed: the page's refresh shows that; stop watching it.
+                    self.conv = None;
+                    self.queue.push_back(Event::default().event("conversation").data(id));
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             let fp = fingerprint(&c);
             if self.open.as_ref().is_some_and(|before| *before != fp) {
                 self.queue.push_back(Event::default().event("conversation").data(id.clone()));

@@ -66,6 +66,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 const APP_JS: &str = include_str!("assets/app.js");
+/// Scripts and styles only from okno itself (inline style attributes allowed), no framing.
+const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                   frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 const APP_CSS: &str = include_str!("assets/app.css");
 
 impl Ui {
@@ -90,7 +93,17 @@ impl Ui {
 
     fn render_with(&self, name: &str, ctx: Value) -> Response {
         match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
-            Ok(html) => Html(html).into_response(),
+            Ok(html) => {
+                let mut resp = Html(html).into_response();
+                let h = resp.headers_mut();
+                // Pages hold personal data: not cached, not framed, scripts only from okno.
+                h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+                h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+                h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+                h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+                h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+                resp
+            }
             Err(e) => {
                 tracing::error!(template = name, error = %e, "a UI template failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be drawn; the server log has the details")
