@@ -193,7 +193,18 @@ async fn forms_without_the_csrf_token_or_from_another_site_are_refused() {
 
 #[tokio::test]
 async fn every_page_renders_for_an_administrator_in_both_languages() {
-    let (app, _sink, ch) = super::app_with_channel().await;
+    every_page_renders(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn every_page_renders_on_postgresql_too() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    every_page_renders(TestApp::spawn_on(db, |_| {}).await).await;
+}
+
+async fn every_page_renders(app: TestApp) {
+    let sink = okno_testkit::Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
     operator(&app, "admin", Role::Admin).await;
     let conv = super::inbound_conversation(&app, &ch, "u-pages").await;
     let contact =
@@ -988,5 +999,28 @@ async fn in_the_browser_a_form_with_a_tampered_csrf_token_is_refused() {
     b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
     b.click("#act-resolve").await;
     b.wait_for(10, "return document.querySelector('#conv-status') && document.querySelector('#conv-status').dataset.status === 'resolved'").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_only_messages_in_my_or_unassigned_conversations_pop_up() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let boris = super::inbound_conversation(&app, &ch, "u-boris").await;
+    let mine = super::inbound_conversation(&app, &ch, "u-anna").await;
+    app.patch(&format!("/api/v1/conversations/{boris}"), json!({"assignee": "boris"})).await;
+    app.patch(&format!("/api/v1/conversations/{mine}"), json!({"assignee": "anna"})).await;
+    b.login(&app, "anna").await;
+    b.js(SPY).await;
+
+    let say = |user: &str, id: &str, text: &str| json!({"message_id": id, "user": {"id": user}, "text": text});
+    app.inbound(&ch, SECRET, &say("u-boris", "b-2", "Вопрос для Бориса")).await;
+    b.wait_for(10, "return document.querySelector('#conv-list').innerText.includes('Вопрос для Бориса')").await;
+    app.inbound(&ch, SECRET, &say("u-anna", "a-2", "Вопрос для Анны")).await;
+    let notes = b.wait_for(10, "return window.__notes.length && window.__notes").await;
+    let texts: Vec<&str> = notes.as_array().unwrap().iter().map(|n| n[1].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Вопрос для Анны"], "a colleague's conversation stays quiet");
     b.quit().await;
 }
