@@ -42,6 +42,8 @@ pub struct Ui {
     pub contact_url: Option<String>,
     pub sessions: session::Sessions,
     pub canned: canned::CannedStore,
+    /// The conversation list the live streams share.
+    pub feed: live::Feed,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -88,6 +90,7 @@ impl Ui {
             sessions,
             contact_url: settings.ui.contact_url.clone(),
             canned: canned::CannedStore::new(&settings.data_dir),
+            feed: live::Feed::new(),
         })
     }
 
