@@ -228,6 +228,7 @@ async fn every_page_renders(app: TestApp) {
         "/ui/admin/bots".into(),
         "/ui/reports".into(),
         "/ui/admin/canned".into(),
+        "/ui/admin/operators".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -607,6 +608,39 @@ async fn a_notification_from_a_rule_is_shown_inline_in_the_thread_and_marked() {
     let li = &page[page[..at].rfind("<li").unwrap()..at];
     assert!(li.contains("class=\"msg out rule"), "{li}");
     assert!(li.contains("class=\"tag\""), "marked as a notification: {li}");
+}
+
+#[tokio::test]
+async fn an_administrator_adds_an_operator_who_can_then_sign_in() {
+    let app = TestApp::spawn().await;
+    operator(&app, "admin", Role::Admin).await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let page = c.get("/ui/admin/operators").await;
+    assert!(page.body.contains("restricted"), "the roles table");
+    let token = hidden(&page.body, "csrf");
+    let weak = c
+        .post(
+            "/ui/admin/operators",
+            &[("csrf", &token), ("login", "vera"), ("role", "restricted"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(weak.status, 400);
+    let p = c
+        .post(
+            "/ui/admin/operators",
+            &[("csrf", &token), ("login", "vera"), ("role", "restricted"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let dup = c
+        .post("/ui/admin/operators", &[("csrf", &token), ("login", "vera"), ("role", "admin"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(dup.status, 409);
+    assert!(c.get("/ui/admin/operators").await.body.contains("vera"));
+    let mut vera = Client::new(&app);
+    assert_eq!(vera.login("vera", PASSWORD).await.status, 303);
+    assert!(vera.get("/ui/inbox").await.body.contains("(restricted)"));
 }
 
 // --- the browser -------------------------------------------------------------------------

@@ -357,3 +357,61 @@ pub async fn put_bot(State(state): State<AppState>, s: Session, headers: HeaderM
     };
     bots_page(&state, &s, result).await
 }
+
+/// `GET /ui/admin/operators`: operators, what each role may do, and a form to add one.
+pub async fn operators(State(state): State<AppState>, s: Session) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+        return r;
+    }
+    let list = match state.engine.store.list_operators().await {
+        Ok(l) => l,
+        Err(e) => return error_page(ui, &s, e),
+    };
+    let perms =
+        [Permission::Read, Permission::Write, Permission::PersonalData, Permission::Subscribe, Permission::Configure];
+    let roles: Vec<Value> = Role::ALL
+        .iter()
+        .map(|r| json!({"name": r.as_str(), "allows": perms.iter().map(|p| r.allows(*p)).collect::<Vec<_>>()}))
+        .collect();
+    ui.render(
+        "admin_operators.html",
+        &s,
+        json!({
+            "title": t(&s, "operators"), "nav": "admin", "sub": "operators", "roles": roles,
+            "role_names": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "rows": list.iter().map(|o| json!({"login": o.login, "role": o.role.as_str(), "created": short_time(o.created_at)})).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// `POST /ui/admin/operators`: `login`, `role`, `password` (at least 8 characters).
+pub async fn create_operator(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let result = async {
+        let login = form
+            .field("login")
+            .filter(|l| l.len() <= 100)
+            .ok_or_else(|| okno_domain::Error::invalid("invalid_login", "the login must be 1..100 characters"))?;
+        let role = Role::parse(form.get("role").unwrap_or(""))?;
+        let password = form.get("password").unwrap_or("").to_string();
+        if password.chars().count() < 8 {
+            return Err(okno_domain::Error::invalid("weak_password", "the password needs at least 8 characters"));
+        }
+        let hash = tokio::task::spawn_blocking(move || super::hash_password(&password))
+            .await
+            .map_err(|e| okno_domain::Error::internal(format!("hashing: {e}")))??;
+        state.engine.store.create_operator(&login, role, &hash).await
+    }
+    .await;
+    match result {
+        Ok(op) => {
+            audit(&state, &s, "operator.create", &op.id, json!({"login": op.login, "role": op.role})).await;
+            Redirect::to("/ui/admin/operators").into_response()
+        }
+        Err(e) => error_page(ui, &s, e),
+    }
+}

@@ -64,6 +64,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_bots.html", include_str!("templates/admin_bots.html")),
     ("reports.html", include_str!("templates/reports.html")),
     ("admin_canned.html", include_str!("templates/admin_canned.html")),
+    ("admin_operators.html", include_str!("templates/admin_operators.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -187,6 +188,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
         .route("/ui/admin/audit", get(admin::audit_log))
         .route("/ui/admin/canned", get(canned::page).post(canned::change))
+        .route("/ui/admin/operators", get(admin::operators).post(admin::create_operator))
         .route("/ui/reports", get(reports::page))
         .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
