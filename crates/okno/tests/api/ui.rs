@@ -27,6 +27,7 @@ async fn operator(app: &TestApp, login: &str, role: Role) {
 
 // --- plain HTTP: a cookie-carrying client that does not follow redirects ------------------
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -641,6 +642,53 @@ async fn an_administrator_adds_an_operator_who_can_then_sign_in() {
     let mut vera = Client::new(&app);
     assert_eq!(vera.login("vera", PASSWORD).await.status, 303);
     assert!(vera.get("/ui/inbox").await.body.contains("(restricted)"));
+}
+
+#[tokio::test]
+async fn the_ratings_report_averages_answers_per_manager() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let rule: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rules/07_rate_the_service.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    for (user, manager, rating) in [("u-a", "Петров", 5usize), ("u-b", "Петров", 4), ("u-c", "Сидорова", 2)]
+    {
+        let conv = super::inbound_conversation(&app, &ch, user).await;
+        let contact =
+            app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+        app.patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": format!("client-{user}")})).await;
+        let data = json!({"client_id": format!("client-{user}"), "order": "ЗК-1", "manager": manager});
+        app.post("/api/v1/events", json!({"type": "order.completed", "key": format!("done-{user}"), "data": data}))
+            .await;
+        let asked = eventually(15, || async {
+            let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body;
+            msgs["items"].as_array().unwrap().iter().find(|m| m["direction"] == "out" && m["status"] == "sent").cloned()
+        })
+        .await
+        .expect("the rating question was sent");
+        let press = json!({"message_id": format!("press-{user}"), "user": {"id": user},
+            "button": {"data": asked["buttons"][0][rating - 1]["data"], "reply_to": asked["id"]}});
+        assert_eq!(app.inbound(&ch, SECRET, &press).await.status, 200);
+    }
+    sink.wait_accepted(3, 15).await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let csv = eventually(10, || async {
+        let body = Client { http: c.http.clone(), base: c.base.clone(), cookies: c.cookies.clone() }
+            .get("/ui/reports.csv?report=ratings")
+            .await
+            .body;
+        body.contains("Сидорова").then_some(body)
+    })
+    .await
+    .expect("the answers are counted");
+    assert!(csv.contains("Петров,2,4.5\r\n") && csv.contains("Сидорова,1,2\r\n"), "{csv}");
+    let page = c.get("/ui/reports").await.body;
+    let ratings = &page[page.find("id=\"report-ratings\"").unwrap()..];
+    assert!(ratings.contains("<svg") && ratings.contains("Петров"), "a chart of the ratings");
 }
 
 // --- the browser -------------------------------------------------------------------------
