@@ -46,7 +46,8 @@ macro_rules! string_enum {
 
 string_enum!(
     /// What an API token or an operator may do.
-    Role { Admin = "admin", Operator = "operator", Integration = "integration" }
+    /// `restricted` is an operator who does not see contacts' phone numbers and emails.
+    Role { Admin = "admin", Operator = "operator", Integration = "integration", Restricted = "restricted" }
 );
 
 string_enum!(
@@ -103,6 +104,8 @@ pub enum Permission {
     Configure,
     /// Outgoing webhook subscriptions (integrators manage their own).
     Subscribe,
+    /// See contacts' phone numbers and emails unmasked.
+    PersonalData,
 }
 
 impl Role {
@@ -110,8 +113,12 @@ impl Role {
         matches!(
             (self, p),
             (Role::Admin, _)
-                | (Role::Operator, Permission::Read | Permission::Write)
-                | (Role::Integration, Permission::Read | Permission::Write | Permission::Subscribe)
+                | (Role::Operator, Permission::Read | Permission::Write | Permission::PersonalData)
+                | (
+                    Role::Integration,
+                    Permission::Read | Permission::Write | Permission::Subscribe | Permission::PersonalData
+                )
+                | (Role::Restricted, Permission::Read | Permission::Write)
         )
     }
 }

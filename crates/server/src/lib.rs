@@ -1,5 +1,5 @@
-//! okno's HTTP server: the REST API (`/api/v1`), the channels' hooks (`/hooks/{id}`), and the
-//! operations endpoints. [`start`] opens the store, starts the delivery workers and serves on
+//! okno's HTTP server: the REST API (`/api/v1`), the channels' hooks (`/hooks/{id}`), the
+//! operations endpoints, and the operator web UI (`/ui`). [`start`] opens the store, starts the delivery workers and serves on
 //! a listener, so the binary and the tests start okno the same way.
 
 use std::net::SocketAddr;
@@ -20,9 +20,11 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hooks;
+pub mod masking;
 pub mod openapi;
 pub mod ops;
 pub mod settings;
+pub mod ui;
 
 pub use settings::Settings;
 
@@ -31,6 +33,10 @@ pub use settings::Settings;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub public_url: Arc<str>,
+    /// The operator web UI's templates and sessions.
+    pub ui: Arc<ui::Ui>,
+    /// Cancelled when okno stops (ends long-lived answers such as live-update streams).
+    pub shutdown: CancellationToken,
 }
 
 /// The whole HTTP surface.
@@ -39,6 +45,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .nest("/api/v1", api::routes(settings))
         .merge(hooks::routes())
         .merge(ops::routes())
+        .merge(ui::routes(settings.limits.max_attachment_bytes))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
@@ -96,7 +103,9 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let public_url = settings.public_url(addr);
     let engine = Engine::new(store, engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone()))?;
     let shutdown = CancellationToken::new();
-    let state = AppState { engine: engine.clone(), public_url: public_url.clone().into() };
+    let ui = Arc::new(ui::Ui::new(settings, &public_url)?);
+    let state =
+        AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
     let app = router(state, settings);
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());
@@ -106,7 +115,7 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     };
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service())
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the HTTP server stopped with an error");

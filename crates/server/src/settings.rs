@@ -35,6 +35,16 @@ pub struct Settings {
     pub delivery: Delivery,
     pub database: Database,
     pub telegram: Telegram,
+    pub ui: Ui,
+}
+
+/// The operator web UI.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ui {
+    /// A link from a contact's external id to its card in the business system; `{external_id}`
+    /// is replaced by the id, URL-encoded. Default: no link.
+    pub contact_url: Option<String>,
 }
 
 /// Receiving from Telegram.
@@ -121,6 +131,7 @@ impl Default for Settings {
             delivery: Delivery::default(),
             database: Database::default(),
             telegram: Telegram::default(),
+            ui: Ui::default(),
         }
     }
 }
@@ -215,6 +226,14 @@ impl Settings {
                 format!("database.sqlite_sync `{}`: expected `normal` or `full`", self.database.sqlite_sync),
             ));
         }
+        if let Some(u) = &self.ui.contact_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || !u.contains("{external_id}") {
+                return Err(Error::invalid(
+                    "invalid_config",
+                    format!("ui.contact_url `{u}` must be an http(s) URL containing {{external_id}}"),
+                ));
+            }
+        }
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
         }
@@ -274,6 +293,7 @@ mod tests {
         assert_eq!(parsed.delivery, d.delivery);
         assert_eq!(parsed.database, d.database);
         assert_eq!(parsed.telegram, d.telegram);
+        assert_eq!(parsed.ui, d.ui);
         assert_eq!(parsed.log_level, d.log_level);
     }
 

@@ -664,6 +664,10 @@ pub async fn tokens_operators_and_audit(store: Arc<dyn Store>) {
     assert_eq!(store.operator_by_login("anna").await.unwrap().unwrap().password_hash, "$argon2id$x");
     assert_eq!(store.create_operator("anna", Role::Admin, "y").await.unwrap_err().code, "login_taken");
     assert!(store.operator_by_login("boris").await.unwrap().is_none());
+    store.create_operator("boris", Role::Restricted, "$argon2id$y").await.unwrap();
+    let all = store.list_operators().await.unwrap();
+    let logins: Vec<(&str, Role)> = all.iter().map(|o| (o.login.as_str(), o.role)).collect();
+    assert_eq!(logins, [("anna", Role::Operator), ("boris", Role::Restricted)]);
 
     for n in 0..3 {
         store

@@ -1992,16 +1992,18 @@ impl Store for SqlStore {
             let login = login.as_str();
             c.row("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1", args![login])
                 .await?
-                .map(|r| {
-                    Ok(Operator {
-                        id: r.s("id")?,
-                        login: r.s("login")?,
-                        role: Role::parse(&r.s("role")?)?,
-                        password_hash: r.s("password_hash")?,
-                        created_at: r.i("created_at")?,
-                    })
-                })
+                .map(|r| operator_from(&r))
                 .transpose()
+        })
+    }
+
+    async fn list_operators(&self) -> Result<Vec<Operator>> {
+        on!(self.read, |c| {
+            c.rows("SELECT id, login, role, password_hash, created_at FROM operators ORDER BY login", args![])
+                .await?
+                .iter()
+                .map(operator_from)
+                .collect()
         })
     }
 
@@ -2187,6 +2189,16 @@ pub(crate) async fn insert_outbound_in(
 }
 
 const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
+
+fn operator_from(r: &Row) -> Result<Operator> {
+    Ok(Operator {
+        id: r.s("id")?,
+        login: r.s("login")?,
+        role: Role::parse(&r.s("role")?)?,
+        password_hash: r.s("password_hash")?,
+        created_at: r.i("created_at")?,
+    })
+}
 
 fn rule_from(row: &Row) -> Result<RuleRecord> {
     Ok(RuleRecord {

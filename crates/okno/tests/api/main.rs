@@ -16,6 +16,7 @@ mod scale_out;
 mod surveys;
 mod tasks;
 mod telegram;
+mod ui;
 
 use okno_testkit::{Sink, TestApp};
 use serde_json::{json, Value};

@@ -44,7 +44,8 @@ pub async fn upsert(
     ApiJson(input): ApiJson<ContactInput>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
     auth.require(Permission::Write)?;
-    let (contact, created) = state.engine.store.upsert_contact(input.normalize()?).await?;
+    let (mut contact, created) = state.engine.store.upsert_contact(input.normalize()?).await?;
+    crate::masking::contact(auth.token.role, &mut contact);
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(contact)))
 }
 
@@ -55,16 +56,37 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> ApiResult<Json<Page<Contact>>> {
     auth.require(Permission::Read)?;
+    let filter_uses_personal_data = q.phone.is_some() || q.email.is_some();
+    let needle = q.q.as_deref().map(str::to_lowercase);
     let phone = q.phone.as_deref().map(okno_domain::model::normalize_phone).transpose()?;
     let filter = ContactFilter { external_id: q.external_id, phone, email: q.email, group: q.group, q: q.q };
     let page = PageParams { limit: q.limit, cursor: q.cursor }.request();
-    Ok(Json(state.engine.store.find_contacts(filter, page).await?))
+    let mut found = state.engine.store.find_contacts(filter, page).await?;
+    if !auth.token.role.allows(Permission::PersonalData) {
+        // A restricted caller may not find people by data it may not see.
+        if filter_uses_personal_data {
+            return Err(okno_domain::Error::new(
+                okno_domain::ErrorKind::Forbidden,
+                "forbidden",
+                format!("the `{}` role may not search by phone or email", auth.token.role),
+            )
+            .into());
+        }
+        if let Some(needle) = &needle {
+            let visible = |v: &Option<String>| v.as_deref().is_some_and(|v| v.to_lowercase().contains(needle));
+            found.items.retain(|c| visible(&c.name) || visible(&c.external_id));
+        }
+        found.items.iter_mut().for_each(|c| crate::masking::contact(auth.token.role, c));
+    }
+    Ok(Json(found))
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", responses((status = 200, body = Contact), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Contact>> {
     auth.require(Permission::Read)?;
-    Ok(Json(state.engine.store.get_contact(&id).await?))
+    let mut contact = state.engine.store.get_contact(&id).await?;
+    crate::masking::contact(auth.token.role, &mut contact);
+    Ok(Json(contact))
 }
 
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", request_body = ContactInput, responses((status = 200, body = Contact), (status = 404)))]
@@ -75,7 +97,9 @@ pub async fn update(
     ApiJson(input): ApiJson<ContactInput>,
 ) -> ApiResult<Json<Contact>> {
     auth.require(Permission::Write)?;
-    Ok(Json(state.engine.store.update_contact(&id, input.normalize()?).await?))
+    let mut contact = state.engine.store.update_contact(&id, input.normalize()?).await?;
+    crate::masking::contact(auth.token.role, &mut contact);
+    Ok(Json(contact))
 }
 
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/merge", tag = "contacts", request_body = MergeContacts,
@@ -87,8 +111,9 @@ pub async fn merge(
     ApiJson(body): ApiJson<MergeContacts>,
 ) -> ApiResult<Json<Contact>> {
     auth.require(Permission::Write)?;
-    let contact = state.engine.store.merge_contacts(&id, &body.other_id).await?;
+    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
+    crate::masking::contact(auth.token.role, &mut contact);
     Ok(Json(contact))
 }
 

@@ -66,13 +66,17 @@ pub async fn list(
         label: q.label,
     };
     let page = PageParams { limit: q.limit, cursor: q.cursor }.request();
-    Ok(Json(state.engine.store.list_conversations(filter, page).await?))
+    let mut found = state.engine.store.list_conversations(filter, page).await?;
+    found.items.iter_mut().for_each(|c| crate::masking::conversation(auth.token.role, c));
+    Ok(Json(found))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", responses((status = 200, body = Conversation), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Conversation>> {
     auth.require(Permission::Read)?;
-    Ok(Json(state.engine.store.get_conversation(&id).await?))
+    let mut conversation = state.engine.store.get_conversation(&id).await?;
+    crate::masking::conversation(auth.token.role, &mut conversation);
+    Ok(Json(conversation))
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", request_body = UpdateConversation,
@@ -92,7 +96,8 @@ pub async fn update(
     let status = body.status;
     let patch =
         ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
-    let conversation = state.engine.store.update_conversation(&id, patch).await?;
+    let mut conversation = state.engine.store.update_conversation(&id, patch).await?;
+    crate::masking::conversation(auth.token.role, &mut conversation);
     if let Some(status) = status {
         // Operators taking or releasing the conversation silence or wake the channel's bot.
         state.engine.conversation_status_changed(&id, status).await?;

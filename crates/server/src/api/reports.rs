@@ -64,9 +64,16 @@ pub async fn answers(
     let to = time(&q.to, now_ms() + 1)?;
     let from = time(&q.from, to - 30 * 86_400_000)?;
     let rows = state.engine.store.answers(&q.event, from, to).await?;
+    let items = tally(rows, q.group_by.as_deref());
+    Ok(Json(serde_json::json!({"items": items, "next": null})))
+}
+
+/// Answers grouped by a field of their event's data (`manager` or `data.manager`), with counts
+/// and the mean of the numeric ones.
+pub fn tally(rows: Vec<okno_store::AnswerRow>, group_by: Option<&str>) -> Vec<AnswerGroup> {
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for r in rows {
-        let group = match &q.group_by {
+        let group = match group_by {
             Some(path) => path
                 .trim_start_matches("data.")
                 .split('.')
@@ -82,7 +89,7 @@ pub async fn answers(
         *entry.answers.entry(r.value).or_default() += 1;
         entry.count += 1;
     }
-    let items: Vec<AnswerGroup> = groups
+    groups
         .into_iter()
         .map(|(group, Tally { numbers: nums, answers, count })| AnswerGroup {
             group,
@@ -90,6 +97,5 @@ pub async fn answers(
             average: (!nums.is_empty()).then(|| (nums.iter().sum::<f64>() / nums.len() as f64 * 100.0).round() / 100.0),
             answers,
         })
-        .collect();
-    Ok(Json(serde_json::json!({"items": items, "next": null})))
+        .collect()
 }

@@ -1,0 +1,1142 @@
+//! The operator web UI: sessions, CSRF, login limits and masking over plain HTTP, and the
+//! main flows in a real headless Chromium driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`; never downloaded by a test).
+//!
+//! Without a browser the browser tests are skipped with a note, unless `UI_TEST_REQUIRED=1`
+//! (set by `.ci/run`), which makes a missing browser a failure. `OKNO_SCREENSHOTS=1` saves
+//! screenshots of the main pages to `docs/screenshots/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use okno_domain::model::Role;
+use okno_testkit::telegram::TelegramSim;
+use okno_testkit::{eventually, TestApp};
+use serde_json::{json, Value};
+
+use super::SECRET;
+
+const TOKEN: &str = "123456:ABC-ui-test-token";
+const PASSWORD: &str = "correct horse battery";
+
+async fn operator(app: &TestApp, login: &str, role: Role) {
+    let hash = okno_server::ui::hash_password(PASSWORD).unwrap();
+    app.running().engine.store.create_operator(login, role, &hash).await.unwrap();
+}
+
+// --- plain HTTP: a cookie-carrying client that does not follow redirects ------------------
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Client {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Client { http, base: app.url.clone(), cookies: Default::default() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let resp = req.header("cookie", self.cookie_header()).send().await.unwrap();
+        for c in resp.headers().get_all("set-cookie") {
+            let first = c.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        Page { status, location, body: resp.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+
+    /// The login form's one-time token (and its cookie).
+    async fn login_token(&mut self) -> String {
+        let page = self.get("/login").await;
+        hidden(&page.body, "csrf")
+    }
+
+    async fn login(&mut self, login: &str, password: &str) -> Page {
+        let csrf = self.login_token().await;
+        self.post("/login", &[("csrf", &csrf), ("login", login), ("password", password)]).await
+    }
+}
+
+/// The value of the first hidden input named `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no `{name}` field in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_the_sixth_attempt_is_limited_even_when_right() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    for _ in 0..5 {
+        let p = c.login("anna", "wrong password").await;
+        assert_eq!(p.status, 401, "{}", p.body);
+        assert!(p.body.contains("Wrong login or password"));
+    }
+    let p = c.login("anna", PASSWORD).await;
+    assert_eq!(p.status, 429, "the limit holds even for the right password");
+    assert!(p.body.contains("Too many failed attempts"));
+    assert!(!c.cookies.contains_key("okno_session"));
+
+    let mut other = Client::new(&app);
+    operator(&app, "boris", Role::Operator).await;
+    let p = other.login("boris", PASSWORD).await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/ui/inbox")), "other logins are not blocked");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_samesite_and_logout_ends_it() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"), "pages need a login");
+
+    let csrf = c.login_token().await;
+    let resp = c
+        .http
+        .post(format!("{}/login", app.url))
+        .header("cookie", c.cookie_header())
+        .form(&[("csrf", csrf.as_str()), ("login", "anna"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let set: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let session = set.iter().find(|c| c.starts_with("okno_session=")).expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    let value = session.split(';').next().unwrap().trim_start_matches("okno_session=").to_string();
+    c.cookies.insert("okno_session".into(), value.clone());
+
+    let raw = c.http.get(format!("{}/ui/inbox", app.url)).header("cookie", c.cookie_header()).send().await.unwrap();
+    let header = |n: &str| raw.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("cache-control"), "no-store", "pages with personal data are not cached");
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    let inbox = c.get("/ui/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.body.contains("anna"));
+    let token = hidden(&inbox.body, "csrf");
+    let out = c.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    assert!(!c.cookies.contains_key("okno_session"), "the cookie is cleared");
+
+    // The old cookie, replayed, no longer opens anything.
+    c.cookies.insert("okno_session".into(), value);
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+    // Nor does a forged one.
+    c.cookies.insert("okno_session".into(), "616e6e61.99999999999999.00.deadbeef".into());
+    assert_eq!(c.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_site_are_refused() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-csrf").await;
+    let mut c = Client::new(&app);
+
+    // The login form itself needs its token.
+    let p = c.post("/login", &[("login", "anna"), ("password", PASSWORD)]).await;
+    assert_eq!(p.status, 403);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+
+    let path = format!("/ui/conversations/{conv}/update");
+    let p = c.post(&path, &[("action", "resolve")]).await;
+    assert_eq!(p.status, 403, "no token");
+    let p = c.post(&path, &[("action", "resolve"), ("csrf", "0123456789abcdef0123456789abcdef")]).await;
+    assert_eq!(p.status, 403, "a wrong token");
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let req = c
+        .http
+        .post(format!("{}{path}", app.url))
+        .header("origin", "https://evil.example")
+        .form(&[("action", "resolve"), ("csrf", token.as_str())]);
+    assert_eq!(c.send(req).await.status, 403, "the right token from another site");
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "open", "nothing changed");
+
+    let p = c.post(&path, &[("action", "resolve"), ("csrf", &token)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "resolved");
+}
+
+#[tokio::test]
+async fn every_page_renders_for_an_administrator_in_both_languages() {
+    every_page_renders(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn every_page_renders_on_postgresql_too() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    every_page_renders(TestApp::spawn_on(db, |_| {}).await).await;
+}
+
+async fn every_page_renders(app: TestApp) {
+    let sink = okno_testkit::Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    operator(&app, "admin", Role::Admin).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-pages").await;
+    let contact =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let w = app.post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:9/x", "events": ["message.received"], "secret": "0123456789abcdef-webhook"})).await;
+    assert_eq!(w.status, 201, "{w:?}");
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+    let pages = [
+        "/ui/inbox".to_string(),
+        "/ui/inbox?status=open&assignee=mine&q=User".into(),
+        format!("/ui/inbox?channel={ch}&label=x"),
+        format!("/ui/conversations/{conv}"),
+        "/ui/contacts?q=User".into(),
+        format!("/ui/contacts/{contact}"),
+        "/ui/admin/channels".into(),
+        "/ui/admin/tokens".into(),
+        "/ui/admin/webhooks".into(),
+        "/ui/admin/rules".into(),
+        "/ui/admin/audit".into(),
+        "/ui/admin/bots".into(),
+        "/ui/reports".into(),
+        "/ui/admin/canned".into(),
+        "/ui/admin/operators".into(),
+    ];
+    for lang in ["en", "ru"] {
+        c.cookies.insert("okno_lang".into(), lang.into());
+        for p in &pages {
+            let page = c.get(p).await;
+            assert_eq!(page.status, 200, "{p} ({lang}): {}", page.body);
+            assert!(page.body.contains(&format!("<html lang=\"{lang}\">")), "{p}");
+        }
+    }
+    assert!(c.get("/ui/inbox").await.body.contains("Входящие"), "Russian texts");
+    let bad = c.get("/ui/conversations/no-such-id").await;
+    assert_eq!(bad.status, 404);
+    let bad = c.get("/ui/inbox?status=nonsense").await;
+    assert_eq!(bad.status, 400, "a clear error, not a panic");
+
+    // Rule preview renders the template without saving anything.
+    let page = c.get("/ui/admin/rules").await;
+    let token = hidden(&page.body, "csrf");
+    let rule = r#"{"name": "paid", "event": "payment.received", "recipients": [{"external_id": "{{ data.client }}"}], "template": "Оплачено {{ data.amount }} ₽"}"#;
+    let p = c
+        .post("/ui/admin/rules", &[("csrf", &token), ("rule", rule), ("data", r#"{"client": "1c-7", "amount": 1500}"#)])
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Оплачено 1500 ₽"), "{}", p.body);
+    assert!(app.get("/api/v1/rules").await.body["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_operator_without_configure_does_not_reach_administration() {
+    let app = TestApp::spawn().await;
+    operator(&app, "olga", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("olga", PASSWORD).await.status, 303);
+    assert_eq!(c.get("/ui/admin/channels").await.status, 403);
+    assert!(!c.get("/ui/inbox").await.body.contains("/ui/admin/channels"), "no link either");
+}
+
+#[tokio::test]
+async fn the_api_masks_phones_and_emails_for_a_restricted_token() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    let contact = app
+        .post("/api/v1/contacts", json!({"external_id": "1c-42", "name": "Иван Петров", "phone": "+79990001122", "email": "ivan@example.com"}))
+        .await;
+    let id = contact.body["id"].as_str().unwrap().to_string();
+    let inbound = json!({"message_id": "m-1", "user": {"id": "u-1", "name": "Иван Петров", "phone": "+79990001122"}, "text": "hello"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+    let restricted = app.token_for(Role::Restricted).await;
+
+    let seen = app.call("GET", &format!("/api/v1/contacts/{id}"), None, Some(&restricted)).await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.body["phone"], "+7999•••••22");
+    assert_eq!(seen.body["email"], "i•••@example.com");
+    assert_eq!(seen.body["name"], "Иван Петров");
+    let all = app.call("GET", "/api/v1/contacts?q=Иван", None, Some(&restricted)).await;
+    assert!(!all.body.to_string().contains("0001122"), "{all:?}");
+    assert!(!all.body["items"].as_array().unwrap().is_empty(), "found by name");
+    let by_digits = app.call("GET", "/api/v1/contacts?q=0001122", None, Some(&restricted)).await;
+    assert!(by_digits.body["items"].as_array().unwrap().is_empty(), "not found by a number it may not see");
+    let by_phone = app.call("GET", "/api/v1/contacts?phone=%2B79990001122", None, Some(&restricted)).await;
+    assert_eq!(by_phone.status, 403);
+    let convs = app.call("GET", "/api/v1/conversations", None, Some(&restricted)).await;
+    assert!(!convs.body.to_string().contains("0001122"), "{convs:?}");
+    let upd =
+        app.call("PATCH", &format!("/api/v1/contacts/{id}"), Some(json!({"name": "Иван"})), Some(&restricted)).await;
+    assert_eq!((upd.status, upd.body["phone"].as_str()), (200, Some("+7999•••••22")));
+
+    let operator = app.token_for(Role::Operator).await;
+    let full = app.call("GET", &format!("/api/v1/contacts/{id}"), None, Some(&operator)).await;
+    assert_eq!(full.body["phone"], "+79990001122", "roles with the right see it whole");
+}
+
+#[tokio::test]
+async fn a_failed_reply_shows_its_reason_and_retry_sends_it_again() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-fail").await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    sink.answer(400);
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let p = c
+        .post(
+            &format!("/ui/conversations/{conv}/reply"),
+            &[("csrf", &token), ("text", "Счёт во вложении"), ("idem", "k1")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    // The same form sent twice (a double click) makes one message.
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "Счёт во вложении"), ("idem", "k1")],
+    )
+    .await;
+    let failed = eventually(15, || async {
+        let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body;
+        let out: Vec<Value> =
+            msgs["items"].as_array().unwrap().iter().filter(|m| m["direction"] == "out").cloned().collect();
+        (out.len() == 1 && out[0]["status"] == "failed").then(|| out[0].clone())
+    })
+    .await
+    .expect("one outbound message, failed");
+    assert_eq!(failed["author"], "operator:anna");
+
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    assert!(page.body.contains("HTTP 400"), "the reason is shown");
+    assert!(page.body.contains(&format!("/ui/messages/{}/retry", failed["id"].as_str().unwrap())));
+    sink.answer(200);
+    let before = sink.accepted().len();
+    let p = c.post(&format!("/ui/messages/{}/retry", failed["id"].as_str().unwrap()), &[("csrf", &token)]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let got = sink.wait_accepted(before + 1, 15).await;
+    assert_eq!(got.last().unwrap().body["text"], "Счёт во вложении");
+    let p = c.post(&format!("/ui/messages/{conv}/retry"), &[("csrf", &token)]).await;
+    assert_eq!(p.status, 404, "not a message");
+}
+
+#[tokio::test]
+async fn a_reply_carries_an_uploaded_attachment_and_operators_can_download_files() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-file").await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let token = hidden(&page.body, "csrf");
+    let upload = |csrf: Option<String>| {
+        let mut req = c
+            .http
+            .post(format!("{}/ui/attachments?name=invoice.pdf", app.url))
+            .header("content-type", "application/pdf")
+            .header("cookie", c.cookie_header())
+            .body(b"%PDF-1.4 test".to_vec());
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req
+    };
+    assert_eq!(upload(None).send().await.unwrap().status(), 403, "uploads need the token too");
+    let r = upload(Some(token.clone())).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let att: Value = r.json().await.unwrap();
+    let att_id = att["id"].as_str().unwrap().to_string();
+    let p = c
+        .post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", ""), ("attachments", &att_id)])
+        .await;
+    assert_eq!(p.status, 303, "a reply of only a file: {}", p.body);
+    let got = sink.wait_accepted(1, 15).await;
+    assert_eq!(got[0].body["attachments"][0]["name"], "invoice.pdf");
+    let file = c.get(&format!("/ui/attachments/{att_id}")).await;
+    assert_eq!((file.status, file.body.as_str()), (200, "%PDF-1.4 test"));
+    let p = c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "  ")]).await;
+    assert_eq!(p.status, 400, "an empty reply is a clear error");
+}
+
+#[tokio::test]
+async fn the_contacts_export_is_masked_for_a_restricted_operator() {
+    let app = TestApp::spawn().await;
+    operator(&app, "rita", Role::Restricted).await;
+    operator(&app, "olga", Role::Operator).await;
+    for (ext, name, phone) in [("1c-1", "Анна, \"Ромашка\"", "+79990000001"), ("1c-2", "=HYPERLINK(1)", "+79990000002")]
+    {
+        let r = app
+            .post(
+                "/api/v1/contacts",
+                json!({"external_id": ext, "name": name, "phone": phone, "email": "a@example.com"}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut rita = Client::new(&app);
+    rita.login("rita", PASSWORD).await;
+    let csv = rita.get("/ui/contacts.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("id,external_id,name,phone,email,groups,channels\r\n"));
+    assert!(!csv.body.contains("0000001") && !csv.body.contains("a@example.com"), "{}", csv.body);
+    assert!(csv.body.contains("+7999•••••01"));
+    assert!(csv.body.contains("\"Анна, \"\"Ромашка\"\"\""), "quoted: {}", csv.body);
+    assert!(csv.body.contains(",'=HYPERLINK(1),"), "a formula is defused: {}", csv.body);
+    let mut olga = Client::new(&app);
+    olga.login("olga", PASSWORD).await;
+    assert!(olga.get("/ui/contacts.csv?q=Анна").await.body.contains("+79990000001"));
+}
+
+#[tokio::test]
+async fn the_bots_page_checks_a_definition_and_attaches_it_to_a_channel() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "admin", Role::Admin).await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let token = hidden(&c.get("/ui/admin/bots").await.body, "csrf");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/bots/support.yaml")).unwrap();
+
+    let broken = c
+        .post(
+            "/ui/admin/bots",
+            &[("csrf", &token), ("action", "check"), ("channel_id", &ch), ("source", "name: x\nmenus: [")],
+        )
+        .await;
+    assert_eq!(broken.status, 400);
+    assert!(broken.body.contains("id=\"bot-error\""), "{}", broken.body);
+    let checked = c
+        .post("/ui/admin/bots", &[("csrf", &token), ("action", "check"), ("channel_id", &ch), ("source", &source)])
+        .await;
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("id=\"bot-ok\""));
+    assert_eq!(app.get("/api/v1/bots").await.body["items"].as_array().unwrap().len(), 0, "a check saves nothing");
+    let saved = c
+        .post("/ui/admin/bots", &[("csrf", &token), ("action", "save"), ("channel_id", &ch), ("source", &source)])
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let bots = app.get("/api/v1/bots").await.body;
+    assert_eq!(bots["items"][0]["channel_id"], ch.as_str());
+    let audit = app.get("/api/v1/audit").await.body.to_string();
+    assert!(audit.contains("bot.put") && audit.contains("operator:admin"), "{audit}");
+}
+
+#[tokio::test]
+async fn the_contact_card_links_the_external_id_to_the_business_system() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| {
+        s.ui.contact_url = Some("https://crm.example.com/contacts/{external_id}".into());
+    })
+    .await;
+    operator(&app, "anna", Role::Operator).await;
+    let id = app.post("/api/v1/contacts", json!({"external_id": "1c/7 Б", "name": "Пётр"})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let card = c.get(&format!("/ui/contacts/{id}")).await.body.replace("&#x2f;", "/");
+    assert!(card.contains("href=\"https://crm.example.com/contacts/1c%2F7%20%D0%91\""), "{card}");
+    let bad = okno_server::Settings {
+        ui: okno_server::settings::Ui { contact_url: Some("crm/{id}".into()) },
+        ..Default::default()
+    };
+    assert!(bad.validate().unwrap_err().message.contains("ui.contact_url"));
+}
+
+#[tokio::test]
+async fn reports_count_messages_per_channel_and_first_responses_per_operator_as_svg_and_csv() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-r1").await;
+    super::inbound_conversation(&app, &ch, "u-r2").await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let token = hidden(&c.get(&format!("/ui/conversations/{conv}")).await.body, "csrf");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "Добрый день")]).await;
+    c.post(&format!("/ui/conversations/{conv}/update"), &[("csrf", &token), ("action", "assign_me")]).await;
+    c.post(&format!("/ui/conversations/{conv}/update"), &[("csrf", &token), ("action", "resolve")]).await;
+    sink.wait_accepted(1, 15).await;
+
+    let page = c.get("/ui/reports").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg class=\"chart\"") && page.body.contains("<rect"), "a drawn chart");
+    let today = okno_domain::time::to_rfc3339(okno_domain::time::now_ms())[..10].to_string();
+    let messages = c.get("/ui/reports.csv?report=messages&days=7").await;
+    assert!(messages.body.starts_with("day,channel,messages\r\n"));
+    assert!(messages.body.contains(&format!("{today},site,3\r\n")), "two in, one out today: {}", messages.body);
+    assert_eq!(messages.body.lines().count(), 1 + 7, "a row per day");
+    let ops = c.get("/ui/reports.csv?report=operators").await;
+    let anna = ops.body.lines().find(|l| l.starts_with("anna,")).unwrap_or_else(|| panic!("{}", ops.body));
+    let cols: Vec<&str> = anna.split(',').collect();
+    assert_eq!((cols[1], cols[3]), ("1", "1"), "one conversation answered, one resolved: {anna}");
+    assert!(c.get("/ui/reports.csv?report=ratings").await.body.starts_with("manager,answers,average"));
+    assert_eq!(c.get("/ui/reports?days=0").await.status, 400);
+    assert_eq!(c.get("/ui/reports.csv?report=nonsense").await.status, 400);
+}
+
+#[tokio::test]
+async fn a_customer_who_moved_from_the_website_to_telegram_has_one_thread_with_both_channels() {
+    let (app, sink, site) = super::app_with_channel().await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    let tg = app.telegram_channel(&sim, TOKEN, "polling").await;
+    operator(&app, "anna", Role::Operator).await;
+    let first = super::inbound_conversation(&app, &site, "u-moved").await;
+    let web_contact =
+        app.get(&format!("/api/v1/conversations/{first}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    sim.user(TOKEN, 7002, "Olga").send_text("Это я, пишу теперь из Telegram");
+    let m = app.wait_message(|m| m["text"] == "Это я, пишу теперь из Telegram").await;
+    let tg_contact = m["contact_id"].as_str().unwrap().to_string();
+    assert_ne!(web_contact, tg_contact, "two people until an operator links them");
+
+    // The operator merges the Telegram person into the website contact from the card.
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let token = hidden(&c.get(&format!("/ui/contacts/{web_contact}")).await.body, "csrf");
+    let p = c.post(&format!("/ui/contacts/{web_contact}/merge"), &[("csrf", &token), ("other_id", &tg_contact)]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let card = c.get(&format!("/ui/contacts/{web_contact}")).await.body;
+    assert!(
+        card.contains("data-kind=\"telegram\"") && card.contains("data-kind=\"webhook\""),
+        "identities on both channels"
+    );
+
+    let convs = app.get(&format!("/api/v1/conversations?contact_id={web_contact}")).await.body;
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_string();
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    assert!(page.contains("hello") && page.contains("пишу теперь из Telegram"), "the whole history in one thread");
+    let thread = &page[page.find("id=\"thread\"").unwrap()..];
+    assert!(
+        thread.contains("data-kind=\"webhook\"") && thread.contains("data-kind=\"telegram\""),
+        "each message with its channel"
+    );
+    // The reply goes where the person wrote last: Telegram, unless the operator picks the site.
+    let select = &page[page.find("id=\"reply-channel\"").unwrap()..];
+    let selected = &select[..select.find("selected").unwrap()];
+    assert!(selected.ends_with(&format!("value=\"{tg}\" ")), "{select}");
+    // (The browser posts the selected channel, as here.)
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "Видим вас в Telegram"), ("channel_id", &tg)],
+    )
+    .await;
+    assert_eq!(sim.wait_sent(TOKEN, 1, 15).await[0].chat_id, 7002);
+    c.post(
+        &format!("/ui/conversations/{conv}/reply"),
+        &[("csrf", &token), ("text", "И на сайте"), ("channel_id", &site)],
+    )
+    .await;
+    assert_eq!(sink.wait_accepted(1, 15).await[0].body["text"], "И на сайте");
+}
+
+#[tokio::test]
+async fn canned_responses_are_kept_by_an_administrator_and_a_bare_shortcut_is_expanded() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "admin", Role::Admin).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-canned").await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let token = hidden(&c.get("/ui/admin/canned").await.body, "csrf");
+    let bad = c
+        .post("/ui/admin/canned", &[("csrf", &token), ("action", "put"), ("shortcut", "two words"), ("text", "x")])
+        .await;
+    assert_eq!(bad.status, 400);
+    for (k, v) in [("hello", "Здравствуйте! Чем помочь?"), ("bye", "До свидания")] {
+        let p = c.post("/ui/admin/canned", &[("csrf", &token), ("action", "put"), ("shortcut", k), ("text", v)]).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+    }
+    c.post("/ui/admin/canned", &[("csrf", &token), ("action", "delete"), ("shortcut", "bye")]).await;
+    let list = c.get("/ui/admin/canned").await.body;
+    assert!(list.contains("/hello") && !list.contains("/bye"), "{list}");
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    assert!(page.contains("\"shortcut\":\"hello\""), "the page knows the responses");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "/hello")]).await;
+    assert_eq!(sink.wait_accepted(1, 15).await[0].body["text"], "Здравствуйте! Чем помочь?");
+    c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "/hello there")]).await;
+    assert_eq!(sink.wait_accepted(2, 15).await[1].body["text"], "/hello there", "only a bare shortcut is expanded");
+}
+
+#[tokio::test]
+async fn a_notification_from_a_rule_is_shown_inline_in_the_thread_and_marked() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-rule").await;
+    let contact =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": "1c-7"})).await.status, 200);
+    let rule = json!({"name": "paid", "event": "payment.received", "recipients": [{"external_id": "{{ data.client }}"}],
+                      "template": "Оплата {{ data.amount }} ₽ получена"});
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let ev = app
+        .post(
+            "/api/v1/events",
+            json!({"type": "payment.received", "key": "pay-1", "data": {"client": "1c-7", "amount": 1500}}),
+        )
+        .await;
+    assert_eq!(ev.status, 202, "{ev:?}");
+    sink.wait_accepted(1, 15).await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    let at = page.find("Оплата 1500 ₽ получена").unwrap_or_else(|| panic!("{page}"));
+    let li = &page[page[..at].rfind("<li").unwrap()..at];
+    assert!(li.contains("class=\"msg out rule"), "{li}");
+    assert!(li.contains("class=\"tag\""), "marked as a notification: {li}");
+}
+
+#[tokio::test]
+async fn an_administrator_adds_an_operator_who_can_then_sign_in() {
+    let app = TestApp::spawn().await;
+    operator(&app, "admin", Role::Admin).await;
+    let mut c = Client::new(&app);
+    c.login("admin", PASSWORD).await;
+    let page = c.get("/ui/admin/operators").await;
+    assert!(page.body.contains("restricted"), "the roles table");
+    let token = hidden(&page.body, "csrf");
+    let weak = c
+        .post(
+            "/ui/admin/operators",
+            &[("csrf", &token), ("login", "vera"), ("role", "restricted"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(weak.status, 400);
+    let p = c
+        .post(
+            "/ui/admin/operators",
+            &[("csrf", &token), ("login", "vera"), ("role", "restricted"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let dup = c
+        .post("/ui/admin/operators", &[("csrf", &token), ("login", "vera"), ("role", "admin"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(dup.status, 409);
+    assert!(c.get("/ui/admin/operators").await.body.contains("vera"));
+    let mut vera = Client::new(&app);
+    assert_eq!(vera.login("vera", PASSWORD).await.status, 303);
+    assert!(vera.get("/ui/inbox").await.body.contains("(restricted)"));
+}
+
+#[tokio::test]
+async fn the_ratings_report_averages_answers_per_manager() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let rule: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rules/07_rate_the_service.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    for (user, manager, rating) in [("u-a", "Петров", 5usize), ("u-b", "Петров", 4), ("u-c", "Сидорова", 2)]
+    {
+        let conv = super::inbound_conversation(&app, &ch, user).await;
+        let contact =
+            app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+        app.patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": format!("client-{user}")})).await;
+        let data = json!({"client_id": format!("client-{user}"), "order": "ЗК-1", "manager": manager});
+        app.post("/api/v1/events", json!({"type": "order.completed", "key": format!("done-{user}"), "data": data}))
+            .await;
+        let asked = eventually(15, || async {
+            let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body;
+            msgs["items"].as_array().unwrap().iter().find(|m| m["direction"] == "out" && m["status"] == "sent").cloned()
+        })
+        .await
+        .expect("the rating question was sent");
+        let press = json!({"message_id": format!("press-{user}"), "user": {"id": user},
+            "button": {"data": asked["buttons"][0][rating - 1]["data"], "reply_to": asked["id"]}});
+        assert_eq!(app.inbound(&ch, SECRET, &press).await.status, 200);
+    }
+    sink.wait_accepted(3, 15).await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let csv = eventually(10, || async {
+        let body = Client { http: c.http.clone(), base: c.base.clone(), cookies: c.cookies.clone() }
+            .get("/ui/reports.csv?report=ratings")
+            .await
+            .body;
+        body.contains("Сидорова").then_some(body)
+    })
+    .await
+    .expect("the answers are counted");
+    assert!(csv.contains("Петров,2,4.5\r\n") && csv.contains("Сидорова,1,2\r\n"), "{csv}");
+    let page = c.get("/ui/reports").await.body;
+    let ratings = &page[page.find("id=\"report-ratings\"").unwrap()..];
+    assert!(ratings.contains("<svg") && ratings.contains("Петров"), "a chart of the ratings");
+}
+
+// --- the browser -------------------------------------------------------------------------
+
+/// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.
+static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium session over WebDriver.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+    _driver: tokio::process::Child,
+}
+
+impl Drop for Browser {
+    /// Ends the browser session even when a test fails half-way, so no Chromium outlives the
+    /// test (chromedriver itself is killed on drop). A plain blocking HTTP request: drop cannot
+    /// wait for the async client.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(rest) = self.session.strip_prefix("http://") else { return };
+        let Some((host, path)) = rest.split_once('/') else { return };
+        let Ok(mut conn) = std::net::TcpStream::connect(host) else { return };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let request =
+            format!("DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        if conn.write_all(request.as_bytes()).is_err() {
+            return;
+        }
+        // Wait for the whole answer (the session is gone then), not for the connection to close.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn browser_paths() -> Option<(PathBuf, PathBuf)> {
+    let chromium = PathBuf::from(std::env::var("OKNO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let driver = PathBuf::from(std::env::var("OKNO_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()));
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    if std::env::var("UI_TEST_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!(
+            "UI_TEST_REQUIRED=1 but {} or {} is missing (apt-get install -y chromium chromium-driver)",
+            chromium.display(),
+            driver.display()
+        );
+    }
+    eprintln!(
+        "skipped: no browser ({} / {}); set UI_TEST_REQUIRED=1 to fail instead",
+        chromium.display(),
+        driver.display()
+    );
+    None
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let (chromium, driver) = browser_paths()?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let up = eventually(20, || async {
+            let r = http.get(format!("{base}/status")).send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "chromedriver did not start");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-dev-shm-usage", "--window-size=1280,860", "--lang=en-US"],
+            }
+        }}});
+        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let id = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {r}"));
+        Some(Browser { http, session: format!("{base}/session/{id}"), _driver: child })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        if v["value"].get("error").is_some() {
+            panic!("WebDriver {path}: {}", v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// Opens a page of the UI and waits until its live stream is up and its content current.
+    async fn open(&self, url: &str) {
+        self.goto(url).await;
+        self.wait_for(10, "return window.oknoLive === true").await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    /// Clicks the element `css` names now (live updates may have replaced the one seen before).
+    async fn click(&self, css: &str) {
+        let script =
+            format!("var e = document.querySelector({}); if (!e) return false; e.click(); return true", json!(css));
+        assert_eq!(self.js(&script).await, json!(true), "nothing to click at {css}");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/clear"), Some(json!({}))).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
+    /// Types into the element without clearing it first (keys such as Tab are `\u{E004}`).
+    async fn type_into_keep(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn js_async(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn path(&self) -> String {
+        self.js("return location.pathname").await.as_str().unwrap().to_string()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let script = format!("var e = document.querySelector({}); return e ? e.innerText : null", json!(css));
+        self.js(&script).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// Waits until `script` returns something truthy.
+    async fn wait_for(&self, secs: u64, script: &str) -> Value {
+        let found = eventually(secs, || async {
+            let v = self.js(script).await;
+            (!v.is_null() && v != json!(false) && v != json!("") && v != json!(0)).then_some(v)
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("the page never satisfied: {script}"))
+    }
+
+    /// Emulates a screen of `width`×`height` CSS pixels (a phone), or the window again with `None`.
+    /// (Resizing the headless window itself stalls the next navigation for a minute.)
+    async fn screen(&self, size: Option<(u32, u32)>) {
+        let body = match size {
+            Some((width, height)) => json!({"cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}}),
+            None => json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
+        };
+        self.cmd(reqwest::Method::POST, "/goog/cdp/execute", Some(body)).await;
+    }
+
+    /// Saves a screenshot to `docs/screenshots/NAME.png` when `OKNO_SCREENSHOTS=1`.
+    async fn screenshot(&self, name: &str) {
+        if std::env::var("OKNO_SCREENSHOTS").as_deref() != Ok("1") {
+            return;
+        }
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn login(&self, app: &TestApp, login: &str) {
+        self.goto(&format!("{}/login", app.url)).await;
+        self.type_into("#login", login).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("#sign-in").await;
+        self.wait_for(10, "return location.pathname === '/ui/inbox' && window.oknoLive === true").await;
+    }
+
+    /// Ends the session (the browser closes); dropping the `Browser` does the same.
+    async fn quit(self) {}
+}
+
+/// Replaces the browser's notification and sound with recorders, so the test can see them.
+const SPY: &str = "window.__notes = []; window.__beeps = 0;
+    function N(title, o) { window.__notes.push([title, o && o.body]); }
+    N.permission = 'granted'; N.requestPermission = function () { return Promise.resolve('granted'); };
+    window.Notification = N;
+    window.AudioContext = function () { window.__beeps++; throw new Error('no audio in tests'); };";
+
+#[tokio::test]
+async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let started = std::time::Instant::now();
+    let app = TestApp::spawn().await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    app.telegram_channel(&sim, TOKEN, "polling").await;
+    operator(&app, "anna", Role::Operator).await;
+    let canned = json!([{"shortcut": "shipped", "text": "Заказ №1042 передан в доставку"}, {"shortcut": "hello", "text": "Здравствуйте!"}]);
+    std::fs::write(app.data_dir.join("ui-canned.json"), canned.to_string()).unwrap();
+
+    b.goto(&format!("{}/login", app.url)).await;
+    b.screenshot("login").await;
+    b.login(&app, "anna").await;
+    b.js(SPY).await;
+    assert!(b.text("#conv-list").await.contains("No conversations"), "an empty inbox to start");
+
+    // A customer writes on Telegram; the row appears without a reload, with the logo and a
+    // pop-up and a sound.
+    b.js("window.__same_page = true").await;
+    let ann = sim.user(TOKEN, 7001, "Ann");
+    ann.send_text("Где мой заказ №1042?");
+    b.wait_for(15, "return document.querySelector('#conv-list .conv') && document.querySelector('#conv-list').innerText.includes('Где мой заказ')").await;
+    assert_eq!(b.js("return window.__same_page === true").await, json!(true), "no reload happened");
+    assert_eq!(b.js("return document.querySelector('#conv-list .conv svg.logo').dataset.kind").await, "telegram");
+    assert!(b.text("#conv-list .conv .who").await.contains("Ann"));
+    assert_eq!(b.text("#conv-list .conv .badge").await, "1", "one unread");
+    let notes = b.wait_for(10, "return window.__notes.length && window.__notes").await;
+    assert_eq!(notes[0], json!(["Ann", "Где мой заказ №1042?"]));
+    assert!(b.js("return window.__beeps").await.as_i64().unwrap() >= 1, "a sound was played");
+    assert!(b.text("#toasts").await.contains("Где мой заказ"), "an in-page pop-up too");
+    b.screenshot("inbox-live").await;
+
+    // Open it, answer it: the answer reaches the simulator.
+    b.click("#conv-list .conv a").await;
+    b.wait_for(10, "return document.querySelector('#reply-text') && window.oknoLive").await;
+    assert!(b.text("#thread").await.contains("Где мой заказ №1042?"));
+    // A canned response: "/sh" and Tab puts its text into the box.
+    assert!(b.js("return document.getElementById('canned-menu').hidden").await == json!(true));
+    b.type_into("#reply-text", "/sh").await;
+    assert!(b.text("#canned-menu").await.contains("/shipped"), "the matching responses are listed");
+    b.type_into_keep("#reply-text", "\u{E004}").await;
+    assert_eq!(b.js("return document.getElementById('reply-text').value").await, "Заказ №1042 передан в доставку");
+    b.click("#reply-send").await;
+    let sent = sim.wait_sent(TOKEN, 1, 15).await;
+    assert_eq!((sent[0].chat_id, sent[0].plain.as_deref()), (7001, Some("Заказ №1042 передан в доставку")));
+    b.wait_for(15, "return document.querySelector('#thread li.msg.out[data-status=sent], #thread li.msg.out[data-status=delivered]')").await;
+    assert!(b.text("#thread li.msg.out .author").await.contains("anna"), "the author is shown");
+
+    // The customer answers again while the conversation is open: it appears live.
+    ann.send_text("Спасибо!");
+    b.wait_for(15, "return document.querySelector('#thread').innerText.includes('Спасибо!')").await;
+
+    // Assign to me, then resolve.
+    b.click("#act-assign").await;
+    b.wait_for(10, "return document.querySelector('#conv-assignee') && document.querySelector('#conv-assignee').innerText.includes('anna')").await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.querySelector('#conv-status').dataset.status === 'resolved'").await;
+    let conv_id = b.path().await.trim_start_matches("/ui/conversations/").to_string();
+    let conv = app.get(&format!("/api/v1/conversations/{conv_id}")).await.body;
+    assert_eq!((conv["status"].as_str(), conv["assignee"].as_str()), (Some("resolved"), Some("anna")));
+
+    // The inbox filters: mine + resolved shows it, unassigned does not.
+    b.open(&format!("{}/ui/inbox?assignee=mine&status=resolved", app.url)).await;
+    assert!(b.text("#conv-list").await.contains("Ann"));
+    b.open(&format!("{}/ui/inbox?assignee=unassigned", app.url)).await;
+    assert!(!b.text("#conv-list").await.contains("Ann"));
+
+    // The contact card and the administration pages, for the screenshots and a sanity check.
+    b.open(&format!("{}/ui/conversations/{conv_id}", app.url)).await;
+    b.click("#contact-link").await;
+    b.wait_for(10, "return document.querySelector('#contact-name')").await;
+    assert!(b.text("#contact-name").await.contains("Ann"));
+    assert!(b.text(".idents").await.contains("7001"));
+
+    // A phone-sized screen still shows the inbox.
+    b.screen(Some((390, 844))).await;
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let width = b.js("return document.documentElement.scrollWidth").await.as_i64().unwrap();
+    assert!(width <= 400, "no horizontal scrolling on a phone: {width}px");
+    b.screenshot("inbox-phone").await;
+    b.screen(None).await;
+
+    // Logout ends the session.
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.goto(&format!("{}/ui/inbox", app.url)).await;
+    assert_eq!(b.path().await, "/login");
+    b.quit().await;
+    eprintln!("browser flow took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn in_the_browser_a_restricted_operator_sees_masked_phones_and_an_admin_sees_them_whole() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "rita", Role::Restricted).await;
+    operator(&app, "admin", Role::Admin).await;
+    let c = app
+        .post("/api/v1/contacts", json!({"external_id": "1c-7", "name": "Пётр Сидоров", "phone": "+79991234567", "email": "petr@example.com", "groups": ["vip"]}))
+        .await;
+    let id = c.body["id"].as_str().unwrap().to_string();
+    let inbound =
+        json!({"message_id": "m-1", "user": {"id": "u-7", "phone": "+79991234567"}, "text": "Когда будет счёт?"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+
+    b.login(&app, "rita").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    assert_eq!(b.text("#contact-phone").await, "+7999•••••67");
+    assert_eq!(b.text("#contact-email").await, "p•••@example.com");
+    assert!(b.text("#masked-note").await.contains("hidden"));
+    let source = b.js("return document.documentElement.outerHTML").await.as_str().unwrap().to_string();
+    assert!(!source.contains("1234567") && !source.contains("petr@"), "the number is nowhere in the page");
+    b.screenshot("contact-masked").await;
+    b.open(&format!("{}/ui/contacts?q=1234567", app.url)).await;
+    assert!(!b.text("#contacts").await.contains("Пётр"), "not found by the hidden number");
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let inbox = b.js("return document.documentElement.outerHTML").await.as_str().unwrap().to_string();
+    assert!(!inbox.contains("1234567"), "nor in the inbox");
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+
+    b.login(&app, "admin").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    assert_eq!(b.text("#contact-phone").await, "+79991234567");
+
+    // The same person writes from Telegram too; once merged, one card and one thread, and the
+    // inbox shows every channel's conversations side by side.
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_ui_bot");
+    app.telegram_channel(&sim, TOKEN, "polling").await;
+    sim.user(TOKEN, 7007, "Пётр").send_text("Продублирую в Telegram: счёт нужен до пятницы");
+    let m = app.wait_message(|m| m["text"] == "Продублирую в Telegram: счёт нужен до пятницы").await;
+    let merged = app.post(&format!("/api/v1/contacts/{id}/merge"), json!({"other_id": m["contact_id"]})).await;
+    assert_eq!(merged.status, 200, "{merged:?}");
+    sim.user(TOKEN, 7008, "Мария").send_text("Добрый день! Можно перенести доставку на субботу?");
+    let inbound = json!({"message_id": "m-2", "user": {"id": "u-8", "name": "Ирина (сайт)"}, "text": "Подскажите статус заказа 5521"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+    app.wait_message(|m| m["text"] == "Добрый день! Можно перенести доставку на субботу?").await;
+    let conv = app.get(&format!("/api/v1/conversations?contact_id={id}")).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    super::reply(&app, &conv, json!({"text": "Счёт выставлен, отправили на почту"})).await;
+    b.open(&format!("{}/ui/inbox", app.url)).await;
+    let kinds = b.js("return Array.from(document.querySelectorAll('#conv-list svg.logo')).map(function (e) { return e.dataset.kind; })").await;
+    assert!(
+        kinds.as_array().unwrap().contains(&json!("telegram")) && kinds.as_array().unwrap().contains(&json!("webhook")),
+        "{kinds}"
+    );
+    b.screenshot("inbox").await;
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+    b.wait_for(15, "return document.querySelector('#thread li.msg.out[data-status=sent]')").await;
+    let thread_kinds = b.js("return Array.from(document.querySelectorAll('#thread svg.logo')).map(function (e) { return e.dataset.kind; })").await;
+    assert!(
+        thread_kinds.as_array().unwrap().contains(&json!("telegram"))
+            && thread_kinds.as_array().unwrap().contains(&json!("webhook"))
+    );
+    b.screenshot("conversation").await;
+    b.open(&format!("{}/ui/contacts/{id}", app.url)).await;
+    b.screenshot("contact").await;
+    b.open(&format!("{}/ui/reports", app.url)).await;
+    assert!(b.js("return document.querySelectorAll('#report-messages svg rect').length").await.as_i64().unwrap() >= 2);
+    b.screenshot("reports").await;
+    b.open(&format!("{}/ui/admin/channels", app.url)).await;
+    b.screenshot("admin-channels").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_a_form_with_a_tampered_csrf_token_is_refused() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-9").await;
+    b.login(&app, "anna").await;
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+
+    // A script without the token (what a cross-site form would send) is refused.
+    let status = b
+        .js_async(&format!(
+            "var done = arguments[arguments.length - 1];
+             fetch('/ui/conversations/{conv}/update', {{method: 'POST', body: new URLSearchParams({{action: 'resolve'}})}})
+               .then(function (r) {{ done(r.status); }});"
+        ))
+        .await;
+    assert_eq!(status, 403);
+    // The page's own form with its token altered is refused too.
+    b.js("document.querySelectorAll('input[name=csrf]').forEach(function (i) { i.value = 'x' + i.value.slice(1); })")
+        .await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.body.innerText.includes('403')").await;
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "open");
+    // And with the real token it works.
+    b.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+    b.click("#act-resolve").await;
+    b.wait_for(10, "return document.querySelector('#conv-status') && document.querySelector('#conv-status').dataset.status === 'resolved'").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_only_messages_in_my_or_unassigned_conversations_pop_up() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let boris = super::inbound_conversation(&app, &ch, "u-boris").await;
+    let mine = super::inbound_conversation(&app, &ch, "u-anna").await;
+    app.patch(&format!("/api/v1/conversations/{boris}"), json!({"assignee": "boris"})).await;
+    app.patch(&format!("/api/v1/conversations/{mine}"), json!({"assignee": "anna"})).await;
+    b.login(&app, "anna").await;
+    b.js(SPY).await;
+
+    let say = |user: &str, id: &str, text: &str| json!({"message_id": id, "user": {"id": user}, "text": text});
+    app.inbound(&ch, SECRET, &say("u-boris", "b-2", "Вопрос для Бориса")).await;
+    b.wait_for(10, "return document.querySelector('#conv-list').innerText.includes('Вопрос для Бориса')").await;
+    app.inbound(&ch, SECRET, &say("u-anna", "a-2", "Вопрос для Анны")).await;
+    let notes = b.wait_for(10, "return window.__notes.length && window.__notes").await;
+    let texts: Vec<&str> = notes.as_array().unwrap().iter().map(|n| n[1].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Вопрос для Анны"], "a colleague's conversation stays quiet");
+    b.quit().await;
+}

@@ -1,0 +1,417 @@
+//! Administration pages: channels (connect a Telegram bot by its token, status and errors),
+//! API tokens, outgoing webhooks with their delivery log, rules with a live template
+//! preview, and the audit log. Every page needs the `Configure` permission.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::model::{ChannelKind, Permission, Role};
+use okno_store::{NewAudit, NewChannel, PageRequest};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{channel_view, error_page, refuse, short_time, Form, Session};
+use crate::AppState;
+
+async fn audit(state: &AppState, s: &Session, action: &str, target: &str, detail: Value) {
+    let entry = NewAudit {
+        actor: format!("operator:{}", s.operator.login),
+        action: action.into(),
+        target: target.into(),
+        detail,
+    };
+    if let Err(e) = state.engine.store.audit(entry).await {
+        tracing::warn!(error = %e, action, "could not write the audit log");
+    }
+}
+
+fn t(s: &Session, key: &str) -> String {
+    super::i18n::t(s.lang, key)
+}
+
+/// `GET /ui/admin/channels`
+pub async fn channels(State(state): State<AppState>, s: Session) -> Response {
+    channels_page(&state, &s, None, Value::Null).await
+}
+
+async fn channels_page(state: &AppState, s: &Session, error: Option<String>, form: Value) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
+        return r;
+    }
+    let list = match state.engine.store.list_channels().await {
+        Ok(l) => l,
+        Err(e) => return error_page(ui, s, e),
+    };
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let mut v = channel_view(Some(c));
+            v["status_detail"] = json!(c.status_detail);
+            v["created"] = json!(short_time(c.created_at));
+            v["inbound_url"] = json!(format!("{}/hooks/{}", state.public_url, c.id));
+            v
+        })
+        .collect();
+    let mut resp = ui.render(
+        "admin_channels.html",
+        s,
+        json!({"title": t(s, "channels"), "nav": "admin", "sub": "channels", "rows": rows, "error": error, "form": form}),
+    );
+    if error.is_some() {
+        *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    resp
+}
+
+/// `POST /ui/admin/channels`: connects a Telegram bot (`name`, `token`, `mode`, `api_base`).
+pub async fn create_channel(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let name = form.field("name").unwrap_or_else(|| "Telegram".into());
+    let mut config = json!({"token": form.field("token").unwrap_or_default(), "mode": form.field("mode").unwrap_or_else(|| "polling".into())});
+    if let Some(base) = form.field("api_base") {
+        config["api_base"] = json!(base);
+    }
+    let echo = json!({"name": name, "mode": config["mode"], "api_base": form.field("api_base")});
+    let result = async {
+        if name.len() > 200 {
+            return Err(okno_domain::Error::invalid("invalid_name", "the name is at most 200 characters"));
+        }
+        let (config, info) = state.engine.validate_channel(ChannelKind::Telegram, &config, None).await?;
+        let ch = state
+            .engine
+            .store
+            .create_channel(NewChannel { kind: ChannelKind::Telegram, name: name.clone(), config, info })
+            .await?;
+        if let Err(e) = state.engine.apply_receive_mode(&ch).await {
+            let _ = state.engine.store.delete_channel(&ch.id).await;
+            return Err(e);
+        }
+        Ok(ch)
+    }
+    .await;
+    match result {
+        Ok(ch) => {
+            audit(&state, &s, "channel.create", &ch.id, json!({"kind": "telegram", "name": ch.name})).await;
+            Redirect::to("/ui/admin/channels").into_response()
+        }
+        Err(e) => channels_page(&state, &s, Some(e.message), echo).await,
+    }
+}
+
+/// `GET /ui/admin/tokens`
+pub async fn tokens(State(state): State<AppState>, s: Session) -> Response {
+    tokens_page(&state, &s, None).await
+}
+
+async fn tokens_page(state: &AppState, s: &Session, created: Option<String>) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
+        return r;
+    }
+    match state.engine.store.list_tokens().await {
+        Ok(list) => ui.render(
+            "admin_tokens.html",
+            s,
+            json!({
+                "title": t(s, "tokens"), "nav": "admin", "sub": "tokens", "created": created,
+                "roles": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "rows": list.iter().map(|k| json!({"id": k.id, "name": k.name, "role": k.role.as_str(), "created": short_time(k.created_at)})).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => error_page(ui, s, e),
+    }
+}
+
+/// `POST /ui/admin/tokens`: `name`, `role`; the secret is shown once on the answer page.
+pub async fn create_token(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let result = async {
+        let name = form
+            .field("name")
+            .filter(|n| n.len() <= 100)
+            .ok_or_else(|| okno_domain::Error::invalid("invalid_name", "the name must be 1..100 characters"))?;
+        let role = Role::parse(form.get("role").unwrap_or(""))?;
+        let secret = crate::auth::new_token();
+        let token = state.engine.store.create_token(&name, role, &crate::auth::token_hash(&secret)).await?;
+        Ok::<_, okno_domain::Error>((token, secret))
+    }
+    .await;
+    match result {
+        Ok((token, secret)) => {
+            audit(&state, &s, "token.create", &token.id, json!({"name": token.name, "role": token.role})).await;
+            let mut resp = tokens_page(&state, &s, Some(secret)).await;
+            resp.headers_mut()
+                .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `POST /ui/admin/tokens/{id}/revoke`
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    match state.engine.store.revoke_token(&id).await {
+        Ok(()) => {
+            audit(&state, &s, "token.revoke", &id, json!({})).await;
+            Redirect::to("/ui/admin/tokens").into_response()
+        }
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `GET /ui/admin/webhooks`: each subscription with its latest deliveries.
+pub async fn webhooks(State(state): State<AppState>, s: Session) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+        return r;
+    }
+    let result = async {
+        let mut rows = Vec::new();
+        for w in state.engine.store.list_webhooks().await? {
+            let deliveries = state.engine.store.list_deliveries(&w.id, PageRequest::new(Some(20), None)).await?;
+            rows.push(json!({
+                "id": w.id, "url": w.url, "events": w.events, "active": w.active, "created": short_time(w.created_at),
+                "deliveries": deliveries.items.iter().map(|d| json!({
+                    "id": d.id, "event": d.event_type, "status": d.status, "attempts": d.attempts,
+                    "code": d.last_status_code, "error": d.last_error, "created": short_time(d.created_at),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        Ok::<_, okno_domain::Error>(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => ui.render(
+            "admin_webhooks.html",
+            &s,
+            json!({"title": t(&s, "webhooks"), "nav": "admin", "sub": "webhooks", "rows": rows}),
+        ),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `GET /ui/admin/rules`
+pub async fn rules(State(state): State<AppState>, s: Session) -> Response {
+    let sample = json!({
+        "rule": r#"{"name": "paid", "event": "payment.received", "recipients": [{"external_id": "{{ data.client_id }}"}], "template": "Оплата {{ data.amount }} ₽ получена"}"#,
+        "data": r#"{"client_id": "1c-7", "amount": 1500}"#,
+    });
+    rules_page(&state, &s, sample).await
+}
+
+async fn rules_page(state: &AppState, s: &Session, preview: Value) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
+        return r;
+    }
+    match state.engine.store.list_rules().await {
+        Ok(list) => ui.render(
+            "admin_rules.html",
+            s,
+            json!({
+                "title": t(s, "rules"), "nav": "admin", "sub": "rules", "preview": preview,
+                "rows": list.iter().map(|r| json!({
+                    "id": r.id, "name": r.name, "event": r.event, "active": r.active,
+                    "spec": serde_json::to_string_pretty(&r.spec).unwrap_or_default(),
+                    "updated": short_time(r.updated_at),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => error_page(ui, s, e),
+    }
+}
+
+/// `POST /ui/admin/rules`: previews a rule (`rule`, `data` as JSON) without saving it.
+pub async fn preview_rule(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    if let Some(r) = s.check_csrf(&headers, &form) {
+        return r;
+    }
+    let rule_text = form.get("rule").unwrap_or("").to_string();
+    let data_text = form.get("data").unwrap_or("{}").to_string();
+    let result = (|| {
+        let rule: Value = serde_json::from_str(&rule_text)
+            .map_err(|e| okno_domain::Error::invalid("invalid_rule", format!("the rule is not JSON: {e}")))?;
+        let data: Value = serde_json::from_str(&data_text)
+            .map_err(|e| okno_domain::Error::invalid("invalid_data", format!("the sample data is not JSON: {e}")))?;
+        let spec = okno_engine::events::RuleSpec::parse(&rule)?;
+        state.engine.preview(&spec, &data, &Value::Null)
+    })();
+    let preview = match result {
+        Ok(v) => {
+            json!({"rule": rule_text, "data": data_text, "result": serde_json::to_string_pretty(&v).unwrap_or_default()})
+        }
+        Err(e) => json!({"rule": rule_text, "data": data_text, "error": e.message}),
+    };
+    rules_page(&state, &s, preview).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    pub cursor: Option<String>,
+}
+
+/// `GET /ui/admin/audit`
+pub async fn audit_log(State(state): State<AppState>, s: Session, Query(q): Query<AuditQuery>) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+        return r;
+    }
+    match state.engine.store.list_audit(PageRequest::new(Some(100), q.cursor)).await {
+        Ok(page) => ui.render(
+            "admin_audit.html",
+            &s,
+            json!({
+                "title": t(&s, "audit"), "nav": "admin", "sub": "audit", "next": page.next,
+                "rows": page.items.iter().map(|a| json!({
+                    "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail.to_string(), "at": short_time(a.at),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `GET /ui/admin/bots`
+pub async fn bots(State(state): State<AppState>, s: Session) -> Response {
+    bots_page(&state, &s, json!({})).await
+}
+
+async fn bots_page(state: &AppState, s: &Session, result: Value) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
+        return r;
+    }
+    let loaded = async {
+        let channels = state.engine.store.list_channels().await?;
+        let bots = state.engine.store.list_bots().await?;
+        Ok::<_, okno_domain::Error>((channels, bots))
+    }
+    .await;
+    let (channels, bots) = match loaded {
+        Ok(v) => v,
+        Err(e) => return error_page(ui, s, e),
+    };
+    let map = super::channel_map(&channels);
+    let mut resp = ui.render(
+        "admin_bots.html",
+        s,
+        json!({
+            "title": t(s, "bots"), "nav": "admin", "sub": "bots", "result": result,
+            "channels": channels.iter().map(|c| channel_view(Some(c))).collect::<Vec<_>>(),
+            "rows": bots.iter().map(|b| json!({
+                "channel": channel_view(map.get(b.channel_id.as_str()).copied()), "channel_id": b.channel_id,
+                "name": b.name, "updated": short_time(b.updated_at), "source": b.source,
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    if result.get("error").is_some() {
+        *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    resp
+}
+
+/// `POST /ui/admin/bots`: `action` = `check` | `save`, `channel_id`, `source` (YAML or JSON).
+pub async fn put_bot(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let source = form.get("source").unwrap_or("").to_string();
+    let channel_id = form.field("channel_id").unwrap_or_default();
+    let save = form.get("action") == Some("save");
+    let outcome = async {
+        let def = okno_engine::bots::def::BotDef::parse(&source)?;
+        let summary = format!(
+            "{} — menus: {}; forms: {}; lookups: {}",
+            def.name,
+            def.menus.keys().cloned().collect::<Vec<_>>().join(", "),
+            def.forms.keys().cloned().collect::<Vec<_>>().join(", "),
+            def.lookups.keys().cloned().collect::<Vec<_>>().join(", "),
+        );
+        if save {
+            let bot = state.engine.put_bot(&channel_id, &source).await?;
+            audit(&state, &s, "bot.put", &channel_id, json!({"name": bot.name})).await;
+        }
+        Ok::<_, okno_domain::Error>(summary)
+    }
+    .await;
+    let result = match outcome {
+        Ok(summary) => json!({"ok": summary, "saved": save, "source": source, "channel_id": channel_id}),
+        Err(e) => json!({"error": e.message, "source": source, "channel_id": channel_id}),
+    };
+    bots_page(&state, &s, result).await
+}
+
+/// `GET /ui/admin/operators`: operators, what each role may do, and a form to add one.
+pub async fn operators(State(state): State<AppState>, s: Session) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+        return r;
+    }
+    let list = match state.engine.store.list_operators().await {
+        Ok(l) => l,
+        Err(e) => return error_page(ui, &s, e),
+    };
+    let perms =
+        [Permission::Read, Permission::Write, Permission::PersonalData, Permission::Subscribe, Permission::Configure];
+    let roles: Vec<Value> = Role::ALL
+        .iter()
+        .map(|r| json!({"name": r.as_str(), "allows": perms.iter().map(|p| r.allows(*p)).collect::<Vec<_>>()}))
+        .collect();
+    ui.render(
+        "admin_operators.html",
+        &s,
+        json!({
+            "title": t(&s, "operators"), "nav": "admin", "sub": "operators", "roles": roles,
+            "role_names": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "rows": list.iter().map(|o| json!({"login": o.login, "role": o.role.as_str(), "created": short_time(o.created_at)})).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// `POST /ui/admin/operators`: `login`, `role`, `password` (at least 8 characters).
+pub async fn create_operator(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let result = async {
+        let login = form
+            .field("login")
+            .filter(|l| l.len() <= 100)
+            .ok_or_else(|| okno_domain::Error::invalid("invalid_login", "the login must be 1..100 characters"))?;
+        let role = Role::parse(form.get("role").unwrap_or(""))?;
+        let password = form.get("password").unwrap_or("").to_string();
+        if password.chars().count() < 8 {
+            return Err(okno_domain::Error::invalid("weak_password", "the password needs at least 8 characters"));
+        }
+        let hash = tokio::task::spawn_blocking(move || super::hash_password(&password))
+            .await
+            .map_err(|e| okno_domain::Error::internal(format!("hashing: {e}")))??;
+        state.engine.store.create_operator(&login, role, &hash).await
+    }
+    .await;
+    match result {
+        Ok(op) => {
+            audit(&state, &s, "operator.create", &op.id, json!({"login": op.login, "role": op.role})).await;
+            Redirect::to("/ui/admin/operators").into_response()
+        }
+        Err(e) => error_page(ui, &s, e),
+    }
+}

@@ -1,0 +1,225 @@
+//! The UI's two languages. An operator picks one (kept in the `okno_lang` cookie); until then
+//! the browser's `Accept-Language` decides. Templates call `t("key")`.
+
+use axum::http::HeaderMap;
+
+/// A UI language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Ru,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ru => "ru",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "ru" => Some(Lang::Ru),
+            _ => None,
+        }
+    }
+
+    /// The language chosen in the cookie, else the browser's first preference.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        if let Some(l) = super::session::cookie_value(headers, "okno_lang").and_then(|v| Lang::parse(&v)) {
+            return l;
+        }
+        let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if accept.trim_start().to_ascii_lowercase().starts_with("ru") {
+            Lang::Ru
+        } else {
+            Lang::En
+        }
+    }
+}
+
+/// The text for `key` in `lang`; an unknown key shows as itself, so a gap is visible.
+pub fn t(lang: Lang, key: &str) -> String {
+    TEXTS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, en, ru)| if lang == Lang::Ru { *ru } else { *en })
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// key, English, Russian.
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("login_title", "Sign in", "Вход"),
+    ("login", "Login", "Логин"),
+    ("password", "Password", "Пароль"),
+    ("sign_in", "Sign in", "Войти"),
+    ("logout", "Log out", "Выйти"),
+    ("bad_login", "Wrong login or password.", "Неверный логин или пароль."),
+    (
+        "too_many_logins",
+        "Too many failed attempts. Try again in 15 minutes.",
+        "Слишком много неудачных попыток. Попробуйте через 15 минут.",
+    ),
+    (
+        "csrf_failed",
+        "The form has expired or came from another site. Reload the page and try again.",
+        "Форма устарела или пришла с другого сайта. Обновите страницу и повторите.",
+    ),
+    ("inbox", "Inbox", "Входящие"),
+    ("contacts", "Contacts", "Контакты"),
+    ("admin", "Administration", "Администрирование"),
+    ("channels", "Channels", "Каналы"),
+    ("tokens", "API tokens", "API-токены"),
+    ("webhooks", "Webhooks", "Вебхуки"),
+    ("rules", "Rules", "Правила"),
+    ("audit", "Audit log", "Журнал аудита"),
+    ("status", "Status", "Статус"),
+    ("channel", "Channel", "Канал"),
+    ("assignee", "Assignee", "Ответственный"),
+    ("label", "Label", "Метка"),
+    ("labels", "Labels", "Метки"),
+    ("search", "Search", "Поиск"),
+    ("search_hint", "name, phone or text", "имя, телефон или текст"),
+    ("all", "All", "Все"),
+    ("mine", "Mine", "Мои"),
+    ("unassigned", "Unassigned", "Без ответственного"),
+    ("apply", "Apply", "Применить"),
+    ("st_open", "Open", "Открыт"),
+    ("st_pending", "Pending", "Ожидает"),
+    ("st_resolved", "Resolved", "Решён"),
+    ("st_bot", "Bot", "Бот"),
+    ("no_conversations", "No conversations match.", "Нет подходящих диалогов."),
+    ("no_messages", "No messages yet.", "Сообщений пока нет."),
+    ("reply", "Reply", "Ответ"),
+    ("send", "Send", "Отправить"),
+    ("send_via", "Send via", "Отправить через"),
+    ("type_reply", "Type a reply…", "Введите ответ…"),
+    ("assign_me", "Take", "Взять себе"),
+    ("unassign", "Release", "Снять"),
+    ("resolve", "Resolve", "Решить"),
+    ("reopen", "Reopen", "Открыть снова"),
+    ("pending", "Set pending", "В ожидание"),
+    ("save", "Save", "Сохранить"),
+    ("retry", "Retry", "Повторить"),
+    ("failed", "Failed", "Ошибка"),
+    ("m_queued", "queued", "в очереди"),
+    ("m_sent", "sent", "отправлено"),
+    ("m_delivered", "delivered", "доставлено"),
+    ("m_read", "read", "прочитано"),
+    ("m_failed", "failed", "не доставлено"),
+    ("m_received", "received", "получено"),
+    ("contact", "Contact", "Контакт"),
+    ("name", "Name", "Имя"),
+    ("phone", "Phone", "Телефон"),
+    ("email", "Email", "Эл. почта"),
+    ("external_id", "External id", "Внешний id"),
+    ("groups", "Groups", "Группы"),
+    ("attributes", "Attributes", "Атрибуты"),
+    ("identities", "Identities", "Аккаунты в мессенджерах"),
+    ("conversations", "Conversations", "Диалоги"),
+    ("merge", "Merge into this contact", "Объединить с этим контактом"),
+    ("merge_hint", "id of the contact to merge in (it is removed)", "id контакта, который вливается (он будет удалён)"),
+    ("masked_note", "Phone and email are hidden for your role.", "Телефон и почта скрыты для вашей роли."),
+    ("new_message", "New message", "Новое сообщение"),
+    ("notify_enable", "Enable notifications", "Включить уведомления"),
+    ("live", "live", "онлайн"),
+    ("offline", "reconnecting…", "переподключение…"),
+    ("open_card", "Contact card", "Карточка контакта"),
+    ("by_rule", "notification", "уведомление"),
+    ("you", "you", "вы"),
+    ("kind", "Kind", "Тип"),
+    ("error", "Error", "Ошибка"),
+    ("created", "Created", "Создан"),
+    ("connect_telegram", "Connect a Telegram bot", "Подключить Telegram-бота"),
+    ("bot_token", "Bot token (from @BotFather)", "Токен бота (от @BotFather)"),
+    ("connect", "Connect", "Подключить"),
+    ("role", "Role", "Роль"),
+    ("create", "Create", "Создать"),
+    ("revoke", "Revoke", "Отозвать"),
+    ("token_once", "Copy the token now; it is shown once:", "Скопируйте токен сейчас, он показывается один раз:"),
+    ("url", "URL", "Адрес"),
+    ("events", "Events", "События"),
+    ("deliveries", "Deliveries", "Доставки"),
+    ("event", "Event", "Событие"),
+    ("actor", "Who", "Кто"),
+    ("action", "Action", "Действие"),
+    ("target", "Object", "Объект"),
+    ("when", "When", "Когда"),
+    ("details", "Details", "Подробности"),
+    ("next_page", "Next page", "Следующая страница"),
+    ("language", "Language", "Язык"),
+    ("not_found", "Not found.", "Не найдено."),
+    ("forbidden", "Your role may not do this.", "Вашей роли это не разрешено."),
+    ("error_title", "Something went wrong", "Что-то пошло не так"),
+    ("back", "Back", "Назад"),
+    ("no_channel", "No channel reaches this contact.", "Ни один канал не связан с этим контактом."),
+    ("attempts", "Attempts", "Попытки"),
+    ("code", "HTTP", "HTTP"),
+    ("active", "Active", "Активен"),
+    ("preview", "Preview", "Предпросмотр"),
+    ("template", "Template", "Шаблон"),
+    ("bots", "Bots", "Боты"),
+    ("reports", "Reports", "Отчёты"),
+    ("canned", "Canned responses", "Шаблоны ответов"),
+    ("attach", "+ File", "+ Файл"),
+    ("operators", "Operators", "Операторы"),
+    ("roles", "Roles", "Роли"),
+    ("p_read", "Read", "Чтение"),
+    ("p_write", "Answer, change", "Ответы, изменения"),
+    ("p_personal", "Phones and emails", "Телефоны и почта"),
+    ("p_subscribe", "Webhook subscriptions", "Подписки на вебхуки"),
+    ("p_configure", "Administration", "Администрирование"),
+    ("text", "Text", "Текст"),
+    ("canned_hint", "Type / for canned responses", "Введите / для шаблонов ответов"),
+    ("period_days", "Days", "Дней"),
+    ("rating_event", "Rated event", "Событие с оценкой"),
+    ("rating_group", "Manager field", "Поле менеджера"),
+    ("messages_per_day", "Messages per channel per day", "Сообщения по каналам и дням"),
+    (
+        "first_response",
+        "First response time per operator (median, minutes · conversations)",
+        "Время первого ответа по операторам (медиана, минуты · диалоги)",
+    ),
+    (
+        "resolution_time",
+        "Resolution time per operator (median, minutes · conversations)",
+        "Время решения по операторам (медиана, минуты · диалоги)",
+    ),
+    (
+        "resolution_note",
+        "Resolution: from the conversation's first message in the period to its last change while resolved.",
+        "Решение: от первого сообщения диалога за период до его последнего изменения в статусе «решён».",
+    ),
+    ("ratings", "Ratings per manager (average · answers)", "Оценки по менеджерам (среднее · ответы)"),
+    (
+        "partial",
+        "The period holds more than the report reads at once; the figures cover the most recent part.",
+        "За период данных больше, чем отчёт читает за раз; цифры — по последней части.",
+    ),
+    ("bot_upload", "Check or attach a bot definition", "Проверить или подключить описание бота"),
+    ("definition", "Definition", "Описание"),
+    ("check", "Check", "Проверить"),
+    ("saved", "attached to the channel", "подключён к каналу"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_is_translated_and_keys_are_unique() {
+        let mut keys: Vec<&str> = TEXTS.iter().map(|(k, _, _)| *k).collect();
+        for (k, en, ru) in TEXTS {
+            assert!(!en.is_empty() && !ru.is_empty(), "{k}");
+        }
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "duplicate keys");
+        assert_eq!(t(Lang::Ru, "inbox"), "Входящие");
+        assert_eq!(t(Lang::En, "no-such-key"), "no-such-key");
+    }
+}

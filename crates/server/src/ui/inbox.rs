@@ -1,0 +1,477 @@
+//! The inbox (every conversation from every channel) and one conversation's thread, with
+//! the operator's actions on it: reply, assign, resolve, reopen, labels, retry a failure.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::model::{Channel, Contact, Conversation, ConversationStatus, Direction, Permission, Role};
+use okno_store::{ContactFilter, ConversationFilter, ConversationPatch, OutboundRequest, PageRequest, Recipient};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{channel_map, channel_view, error_page, message_view, refuse, short_time, Form, Session};
+use crate::masking;
+use crate::AppState;
+
+/// The inbox's filters, as the filter form sends them.
+#[derive(Debug, Default, Deserialize)]
+pub struct InboxQuery {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    /// `mine`, `unassigned` or `all` (default).
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    /// `1`: only the list, for the live refresh.
+    pub fragment: Option<String>,
+}
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// How a contact is called on screen: name, username, masked phone, or a short id.
+pub fn display_name(c: &Contact, role: Role) -> String {
+    if let Some(n) = c.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        return n.to_string();
+    }
+    if let Some(u) = c.identities.iter().find_map(|i| i.username.clone().or(i.display_name.clone())) {
+        return u;
+    }
+    if let Some(p) = &c.phone {
+        return if role.allows(Permission::PersonalData) { p.clone() } else { masking::mask_phone(p) };
+    }
+    format!("#{}", &c.id[c.id.len().saturating_sub(6)..])
+}
+
+/// A conversation as a row of the inbox.
+pub fn row_view(c: &Conversation, channels: &HashMap<&str, &Channel>, role: Role) -> Value {
+    let last = c.last_message.as_ref();
+    let preview = last
+        .map(|m| {
+            let t = m.text.clone().unwrap_or_default();
+            let t =
+                if t.is_empty() && !m.attachments.is_empty() { format!("📎 {}", m.attachments[0].name) } else { t };
+            let short: String = t.chars().take(90).collect();
+            if t.chars().count() > 90 {
+                format!("{short}…")
+            } else {
+                short
+            }
+        })
+        .unwrap_or_default();
+    let channel_id = last.map(|m| m.channel_id.as_str()).or(c.last_inbound_channel_id.as_deref()).unwrap_or("");
+    json!({
+        "id": c.id,
+        "name": display_name(&c.contact, role),
+        "status": c.status.as_str(),
+        "assignee": c.assignee,
+        "labels": c.labels,
+        "unread": c.unread,
+        "preview": preview,
+        "outgoing": last.is_some_and(|m| m.direction == Direction::Out),
+        "last_status": last.map(|m| m.status.as_str()),
+        "time": short_time(c.updated_at),
+        "channel": channel_view(channels.get(channel_id).copied()),
+    })
+}
+
+/// `GET /ui/inbox`
+pub async fn inbox(State(state): State<AppState>, s: Session, Query(q): Query<InboxQuery>) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Read) {
+        return r;
+    }
+    match inbox_view(&state, &s, &q).await {
+        Ok(ctx) => ui.render(if q.fragment.is_some() { "inbox_list.html" } else { "inbox.html" }, &s, ctx),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domain::Result<Value> {
+    let store = &state.engine.store;
+    let status = nonempty(&q.status).map(|v| ConversationStatus::parse(&v)).transpose()?;
+    let assignee = match nonempty(&q.assignee).as_deref() {
+        Some("mine") => Some(Some(s.operator.login.clone())),
+        Some("unassigned") => Some(None),
+        _ => None,
+    };
+    let filter = ConversationFilter {
+        status,
+        contact_id: None,
+        channel_id: nonempty(&q.channel),
+        assignee,
+        label: nonempty(&q.label),
+    };
+    let (items, next) = match nonempty(&q.q) {
+        None => {
+            let page = store.list_conversations(filter, PageRequest::new(Some(50), nonempty(&q.cursor))).await?;
+            (page.items, page.next)
+        }
+        Some(text) => (search(state, s.role(), filter, &text).await?, None),
+    };
+    let channels = store.list_channels().await?;
+    let map = channel_map(&channels);
+    let rows: Vec<Value> = items.iter().map(|c| row_view(c, &map, s.role())).collect();
+    let mut labels: Vec<&String> =
+        items.iter().flat_map(|c| c.labels.iter()).collect::<HashSet<_>>().into_iter().collect();
+    labels.sort();
+    Ok(json!({
+        "title": super::i18n::t(s.lang, "inbox"),
+        "nav": "inbox",
+        "rows": rows,
+        "next": next,
+        "channels": channels.iter().map(|c| channel_view(Some(c))).collect::<Vec<_>>(),
+        "labels": labels,
+        "f": {
+            "status": nonempty(&q.status), "channel": nonempty(&q.channel), "assignee": nonempty(&q.assignee).unwrap_or_else(|| "all".into()),
+            "label": nonempty(&q.label), "q": nonempty(&q.q),
+        },
+    }))
+}
+
+/// Conversations whose contact matches by name, external id or (for roles that may see it)
+/// phone, or whose last message contains the text; newest first.
+async fn search(
+    state: &AppState,
+    role: Role,
+    filter: ConversationFilter,
+    text: &str,
+) -> okno_domain::Result<Vec<Conversation>> {
+    let store = &state.engine.store;
+    let needle = text.to_lowercase();
+    let contacts = store
+        .find_contacts(
+            ContactFilter { q: Some(text.to_string()), ..Default::default() },
+            PageRequest::new(Some(50), None),
+        )
+        .await?;
+    let mut found: Vec<Conversation> = Vec::new();
+    let mut seen = HashSet::new();
+    for c in contacts.items {
+        // A restricted role must not learn a phone number by searching for it.
+        let visible_match = role.allows(Permission::PersonalData)
+            || c.name.as_deref().is_some_and(|n| n.to_lowercase().contains(&needle))
+            || c.external_id.as_deref().is_some_and(|n| n.to_lowercase().contains(&needle));
+        if !visible_match {
+            continue;
+        }
+        let f = ConversationFilter { contact_id: Some(c.id.clone()), ..filter.clone() };
+        for conv in store.list_conversations(f, PageRequest::new(Some(20), None)).await?.items {
+            if seen.insert(conv.id.clone()) {
+                found.push(conv);
+            }
+        }
+    }
+    for conv in store.list_conversations(filter, PageRequest::new(Some(500), None)).await?.items {
+        let hit = conv
+            .last_message
+            .as_ref()
+            .and_then(|m| m.text.as_deref())
+            .is_some_and(|t| t.to_lowercase().contains(&needle));
+        if hit && seen.insert(conv.id.clone()) {
+            found.push(conv);
+        }
+    }
+    found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+    Ok(found)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConversationQuery {
+    /// `thread`: only the messages and the header, for the live refresh.
+    pub fragment: Option<String>,
+}
+
+/// `GET /ui/conversations/{id}`
+pub async fn conversation(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    Query(q): Query<ConversationQuery>,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Read) {
+        return r;
+    }
+    match conversation_view(&state, &s, &id).await {
+        Ok(ctx) => ui.render(if q.fragment.is_some() { "thread.html" } else { "conversation.html" }, &s, ctx),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
+    let store = &state.engine.store;
+    let mut conv = store.get_conversation(id).await?;
+    if conv.unread > 0 {
+        conv = store.update_conversation(id, ConversationPatch { mark_read: true, ..Default::default() }).await?;
+    }
+    masking::conversation(s.role(), &mut conv);
+    let mut messages = Vec::new();
+    let mut cursor = None;
+    // The whole history; a page is at most 500 and a thread of 10,000 is already unusual.
+    for _ in 0..20 {
+        let page = store.list_messages(id, PageRequest::new(Some(500), cursor)).await?;
+        messages.extend(page.items);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let channels = store.list_channels().await?;
+    let map = channel_map(&channels);
+    let mut reply_channels: Vec<Value> = Vec::new();
+    for ident in &conv.contact.identities {
+        if let Some(ch) = map.get(ident.channel_id.as_str()) {
+            if !reply_channels.iter().any(|v| v["id"] == ch.id) {
+                let mut v = channel_view(Some(ch));
+                v["blocked"] = json!(ident.blocked || ident.opted_out);
+                reply_channels.push(v);
+            }
+        }
+    }
+    // Where the person wrote last, read from the thread itself: after a merge the stored
+    // `last_inbound_channel_id` can still name the kept conversation's older channel.
+    let default_channel = messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::In)
+        .map(|m| m.channel_id.clone())
+        .or_else(|| conv.last_inbound_channel_id.clone())
+        .or_else(|| reply_channels.first().map(|v| v["id"].as_str().unwrap_or("").to_string()));
+    Ok(json!({
+        "title": super::inbox::display_name(&conv.contact, s.role()),
+        "nav": "inbox",
+        "conv": {
+            "id": conv.id, "status": conv.status.as_str(), "assignee": conv.assignee, "labels": conv.labels,
+            "labels_text": conv.labels.join(", "),
+            "contact_id": conv.contact.id, "name": super::inbox::display_name(&conv.contact, s.role()),
+            "phone": conv.contact.phone, "email": conv.contact.email, "external_id": conv.contact.external_id,
+            "mine": conv.assignee.as_deref() == Some(s.operator.login.as_str()),
+        },
+        "messages": messages.iter().map(|m| message_view(m, &map)).collect::<Vec<_>>(),
+        "reply_channels": reply_channels,
+        "default_channel": default_channel,
+        "can_write": s.role().allows(Permission::Write),
+        "canned": state.ui.canned.list().unwrap_or_default(),
+    }))
+}
+
+fn back_to(id: &str) -> Response {
+    Redirect::to(&format!("/ui/conversations/{id}")).into_response()
+}
+
+/// `POST /ui/conversations/{id}/reply`: `text`, `channel_id`.
+pub async fn reply(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Write) {
+        return r;
+    }
+    // `/shortcut` alone becomes its canned response (the page's script does it as you type).
+    let text = form.field("text").map(|t| ui.canned.expand(&t).unwrap_or(t));
+    let attachment_ids: Vec<String> = form
+        .get("attachments")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    if text.is_none() && attachment_ids.is_empty() {
+        return error_page(ui, &s, okno_domain::Error::invalid("empty_text", "the reply is empty"));
+    }
+    let req = OutboundRequest {
+        to: Recipient::Conversation(id.clone()),
+        channel_id: form.field("channel_id"),
+        text,
+        buttons: Vec::new(),
+        attachment_ids,
+        idempotency_key: form.field("idem").map(|k| format!("ui:{}:{k}", s.operator.login)),
+        author: Some(format!("operator:{}", s.operator.login)),
+        reply_to: None,
+        options: json!({}),
+    };
+    match state.engine.send(req).await {
+        Ok(_) => back_to(&id),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `POST /ui/conversations/{id}/update`: `action` = `assign_me` | `unassign` | `resolve` |
+/// `reopen` | `pending` | `labels` (with `labels`, comma-separated).
+pub async fn update(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Write) {
+        return r;
+    }
+    let mut patch = ConversationPatch::default();
+    match form.get("action").unwrap_or("") {
+        "assign_me" => patch.assignee = Some(Some(s.operator.login.clone())),
+        "unassign" => patch.assignee = Some(None),
+        "resolve" => patch.status = Some(ConversationStatus::Resolved),
+        "reopen" => patch.status = Some(ConversationStatus::Open),
+        "pending" => patch.status = Some(ConversationStatus::Pending),
+        "labels" => {
+            let labels: Vec<String> = form
+                .get("labels")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            if labels.len() > 50 || labels.iter().any(|l| l.len() > 100) {
+                return error_page(
+                    ui,
+                    &s,
+                    okno_domain::Error::invalid("invalid_labels", "up to 50 labels of 1..100 characters"),
+                );
+            }
+            patch.labels = Some(labels);
+        }
+        other => {
+            return error_page(
+                ui,
+                &s,
+                okno_domain::Error::invalid("invalid_action", format!("unknown action `{other}`")),
+            );
+        }
+    }
+    let status = patch.status;
+    let result = async {
+        state.engine.store.update_conversation(&id, patch).await?;
+        if let Some(st) = status {
+            state.engine.conversation_status_changed(&id, st).await?;
+        }
+        Ok::<_, okno_domain::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => back_to(&id),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+/// `POST /ui/messages/{id}/retry`: sends a failed message again, as a new message on the
+/// same channel.
+pub async fn retry(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Write) {
+        return r;
+    }
+    let result = async {
+        let m = state.engine.store.get_message(&id).await?;
+        if m.direction != Direction::Out || m.status != okno_domain::model::MessageStatus::Failed {
+            return Err(okno_domain::Error::invalid("not_failed", "only a failed outbound message can be sent again"));
+        }
+        let req = OutboundRequest {
+            to: Recipient::Conversation(m.conversation_id.clone()),
+            channel_id: Some(m.channel_id.clone()),
+            text: m.text.clone(),
+            buttons: m.buttons.clone(),
+            attachment_ids: m.attachments.iter().map(|a| a.id.clone()).collect(),
+            idempotency_key: Some(format!("retry:{}", m.id)),
+            author: Some(format!("operator:{}", s.operator.login)),
+            reply_to: m.reply_to.clone(),
+            options: json!({}),
+        };
+        state.engine.send(req).await?;
+        Ok(m.conversation_id)
+    }
+    .await;
+    match result {
+        Ok(conv) => back_to(&conv),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    pub name: String,
+}
+
+/// `POST /ui/attachments?name=`: the body is the file (sent by the reply box's script with the
+/// `x-csrf-token` header); answers `{"id", "name", "size"}` for the reply's `attachments`.
+pub async fn upload(
+    State(state): State<AppState>,
+    s: Session,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: crate::error::RawBody,
+) -> Response {
+    use axum::http::StatusCode;
+    let ui = &state.ui;
+    let fail = |status: StatusCode, msg: String| (status, axum::Json(json!({"error": msg}))).into_response();
+    if s.refuse_post(ui, &headers, &Form::default(), Permission::Write).is_some() {
+        return fail(StatusCode::FORBIDDEN, super::i18n::t(s.lang, "csrf_failed"));
+    }
+    let name = q.name.trim();
+    if name.is_empty() || name.len() > 255 || name.contains(['/', '\\']) {
+        return fail(StatusCode::BAD_REQUEST, "a file name of 1..255 characters".into());
+    }
+    if body.0.is_empty() {
+        return fail(StatusCode::BAD_REQUEST, "the file is empty".into());
+    }
+    let mime = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let stored = async {
+        let sha256 = state
+            .engine
+            .files
+            .put(&body.0)
+            .await
+            .map_err(|e| okno_domain::Error::internal(format!("attachment store: {e}")))?;
+        state
+            .engine
+            .store
+            .insert_attachment(okno_store::NewAttachment {
+                message_id: None,
+                name: name.to_string(),
+                mime,
+                size: body.0.len() as i64,
+                sha256,
+            })
+            .await
+    }
+    .await;
+    match stored {
+        Ok(a) => (StatusCode::CREATED, axum::Json(json!({"id": a.id, "name": a.name, "size": a.size}))).into_response(),
+        Err(e) => fail(crate::error::status_of(e.kind), e.message),
+    }
+}
+
+/// `GET /ui/attachments/{id}`: a stored file, for operators.
+pub async fn download(State(state): State<AppState>, s: Session, Path(id): Path<String>) -> Response {
+    if let Some(r) = refuse(&state.ui, &s, Permission::Read) {
+        return r;
+    }
+    match crate::api::attachments::serve(&state, &id).await {
+        Ok(r) => r,
+        Err(e) => error_page(&state.ui, &s, e.0),
+    }
+}

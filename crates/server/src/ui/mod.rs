@@ -1,0 +1,302 @@
+//! The operator web UI, the "single window": server-rendered pages (MiniJinja templates
+//! embedded in the binary), a little hand-written JavaScript, live updates over Server-Sent
+//! Events. Mounted at `/login`, `/logout` and `/ui/...`; `/` leads to the inbox.
+//!
+//! ```text
+//!  browser ──GET──▶ page handler ──▶ store ──▶ view model (JSON) ──▶ template ──▶ HTML
+//!     ▲  └─POST form (csrf)──▶ action ──▶ engine/store ──▶ 303 back to the page
+//!     └── EventSource /ui/events ◀── watcher: reads the store each second, says what changed
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::Environment;
+use okno_domain::model::{Channel, Message, Permission};
+use okno_domain::time::Millis;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+pub mod admin;
+pub mod canned;
+pub mod contacts;
+pub mod i18n;
+pub mod inbox;
+pub mod live;
+pub mod reports;
+pub mod session;
+
+use i18n::Lang;
+pub use session::{hash_password, Session};
+
+/// Templates and sessions, built once at start.
+pub struct Ui {
+    env: Environment<'static>,
+    /// `ui.contact_url`: the business system's card of a contact.
+    pub contact_url: Option<String>,
+    pub sessions: session::Sessions,
+    pub canned: canned::CannedStore,
+    /// The conversation list the live streams share.
+    pub feed: live::Feed,
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("templates/layout.html")),
+    ("macros.html", include_str!("templates/macros.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("inbox.html", include_str!("templates/inbox.html")),
+    ("inbox_list.html", include_str!("templates/inbox_list.html")),
+    ("conversation.html", include_str!("templates/conversation.html")),
+    ("thread.html", include_str!("templates/thread.html")),
+    ("contacts.html", include_str!("templates/contacts.html")),
+    ("contact.html", include_str!("templates/contact.html")),
+    ("admin_channels.html", include_str!("templates/admin_channels.html")),
+    ("admin_tokens.html", include_str!("templates/admin_tokens.html")),
+    ("admin_webhooks.html", include_str!("templates/admin_webhooks.html")),
+    ("admin_rules.html", include_str!("templates/admin_rules.html")),
+    ("admin_audit.html", include_str!("templates/admin_audit.html")),
+    ("admin_bots.html", include_str!("templates/admin_bots.html")),
+    ("reports.html", include_str!("templates/reports.html")),
+    ("admin_canned.html", include_str!("templates/admin_canned.html")),
+    ("admin_operators.html", include_str!("templates/admin_operators.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+const APP_JS: &str = include_str!("assets/app.js");
+/// Scripts and styles only from okno itself (inline style attributes allowed), no framing.
+const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                   frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+const APP_CSS: &str = include_str!("assets/app.css");
+
+impl Ui {
+    pub fn new(settings: &crate::Settings, public_url: &str) -> okno_domain::Result<Ui> {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            env.add_template(name, src)
+                .map_err(|e| okno_domain::Error::internal(format!("UI template {name}: {e}")))?;
+        }
+        env.add_function("t", |state: &minijinja::State, key: &str| -> String {
+            let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
+            i18n::t(lang, key)
+        });
+        let sessions = session::Sessions::open(&settings.data_dir, public_url.starts_with("https://"))?;
+        Ok(Ui {
+            env,
+            sessions,
+            contact_url: settings.ui.contact_url.clone(),
+            canned: canned::CannedStore::new(&settings.data_dir),
+            feed: live::Feed::new(),
+        })
+    }
+
+    fn render_with(&self, name: &str, ctx: Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
+            Ok(html) => {
+                let mut resp = Html(html).into_response();
+                let h = resp.headers_mut();
+                // Pages hold personal data: not cached, not framed, scripts only from okno.
+                h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+                h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+                h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+                h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+                h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+                resp
+            }
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "a UI template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be drawn; the server log has the details")
+                    .into_response()
+            }
+        }
+    }
+
+    /// A page outside the logged-in layout (the login form).
+    pub fn render_bare(&self, name: &str, lang: Lang, mut ctx: Value) -> Response {
+        ctx["lang"] = json!(lang.code());
+        self.render_with(name, ctx)
+    }
+
+    /// A page of the logged-in layout: `ctx` plus who is logged in.
+    pub fn render(&self, name: &str, s: &Session, mut ctx: Value) -> Response {
+        ctx["lang"] = json!(s.lang.code());
+        ctx["csrf"] = json!(s.csrf);
+        ctx["me"] = json!({
+            "login": s.operator.login,
+            "role": s.operator.role.as_str(),
+            "admin": s.operator.role.allows(Permission::Configure),
+        });
+        self.render_with(name, ctx)
+    }
+}
+
+/// A urlencoded form body.
+#[derive(Default)]
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    /// A non-empty, trimmed field.
+    pub fn field(&self, k: &str) -> Option<String> {
+        self.get(k).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = crate::error::RawBody::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        Ok(Form(url::form_urlencoded::parse(&body.0).into_owned().collect()))
+    }
+}
+
+/// Everything under `/login`, `/logout`, `/ui`.
+pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/inbox") }))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/lang/{code}", get(set_lang))
+        .route("/ui/assets/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
+        .route("/ui/assets/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/inbox") }))
+        .route("/ui/inbox", get(inbox::inbox))
+        .route("/ui/events", get(live::events))
+        .route("/ui/conversations/{id}", get(inbox::conversation))
+        .route("/ui/conversations/{id}/reply", post(inbox::reply))
+        .route("/ui/conversations/{id}/update", post(inbox::update))
+        .route("/ui/messages/{id}/retry", post(inbox::retry))
+        .route("/ui/attachments", post(inbox::upload).layer(axum::extract::DefaultBodyLimit::max(max_attachment_bytes)))
+        .route("/ui/attachments/{id}", get(inbox::download))
+        .route("/ui/contacts", get(contacts::list))
+        .route("/ui/contacts.csv", get(contacts::export))
+        .route("/ui/contacts/{id}", get(contacts::card))
+        .route("/ui/contacts/{id}/merge", post(contacts::merge))
+        .route("/ui/admin/channels", get(admin::channels).post(admin::create_channel))
+        .route("/ui/admin/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/ui/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/ui/admin/webhooks", get(admin::webhooks))
+        .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
+        .route("/ui/admin/audit", get(admin::audit_log))
+        .route("/ui/admin/canned", get(canned::page).post(canned::change))
+        .route("/ui/admin/operators", get(admin::operators).post(admin::create_operator))
+        .route("/ui/reports", get(reports::page))
+        .route("/ui/reports.csv", get(reports::csv))
+        .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
+}
+
+fn asset(body: &'static str, mime: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+}
+
+/// `GET /lang/{ru|en}`: remembers the language and goes back.
+async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+    let Some(lang) = Lang::parse(&code) else {
+        return (StatusCode::NOT_FOUND, "unknown language").into_response();
+    };
+    // Back to the page the link was on, if it was ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/ui/inbox".into());
+    let cookie = format!("okno_lang={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code());
+    let mut resp = Redirect::to(&back).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// An error page in the layout: not found, forbidden, invalid input.
+pub fn error_page(ui: &Ui, s: &Session, e: okno_domain::Error) -> Response {
+    let status = crate::error::status_of(e.kind);
+    let message = if e.kind == okno_domain::ErrorKind::Internal {
+        tracing::error!(code = %e.code, message = %e.message, "internal error in the UI");
+        i18n::t(s.lang, "error_title")
+    } else {
+        e.message
+    };
+    let mut resp = ui.render(
+        "error.html",
+        s,
+        json!({"title": i18n::t(s.lang, "error_title"), "message": message, "code": e.code}),
+    );
+    *resp.status_mut() = status;
+    resp
+}
+
+/// The error page when the operator's role lacks `p`; `None` when it has it.
+pub fn refuse(ui: &Ui, s: &Session, p: Permission) -> Option<Response> {
+    (!s.role().allows(p)).then(|| {
+        error_page(
+            ui,
+            s,
+            okno_domain::Error::new(okno_domain::ErrorKind::Forbidden, "forbidden", i18n::t(s.lang, "forbidden")),
+        )
+    })
+}
+
+/// The view of a channel: what a row or a message shows about it.
+pub fn channel_view(ch: Option<&Channel>) -> Value {
+    match ch {
+        Some(c) => json!({
+            "id": c.id, "name": c.name, "kind": c.kind.as_str(), "status": c.status,
+            "username": c.info.get("username"),
+        }),
+        None => json!({"id": "", "name": "?", "kind": "unknown"}),
+    }
+}
+
+pub fn channel_map(channels: &[Channel]) -> HashMap<&str, &Channel> {
+    channels.iter().map(|c| (c.id.as_str(), c)).collect()
+}
+
+/// `14:05` today, `12.03 14:05` this year, else `12.03.2025`.
+pub fn short_time(ms: Millis) -> String {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else { return String::new() };
+    let now = jiff::Timestamp::now();
+    let (t, n) = (ts.to_zoned(jiff::tz::TimeZone::UTC), now.to_zoned(jiff::tz::TimeZone::UTC));
+    if t.date() == n.date() {
+        t.strftime("%H:%M").to_string()
+    } else if t.year() == n.year() {
+        t.strftime("%d.%m %H:%M").to_string()
+    } else {
+        t.strftime("%d.%m.%Y").to_string()
+    }
+}
+
+/// A message as the thread shows it.
+pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
+    let author = m.author.clone().unwrap_or_default();
+    json!({
+        "id": m.id,
+        "dir": m.direction.as_str(),
+        "text": m.text,
+        "status": m.status.as_str(),
+        "error": m.error,
+        "time": short_time(m.created_at),
+        "iso": okno_domain::time::to_rfc3339(m.created_at),
+        "author": author.strip_prefix("operator:").unwrap_or(&author),
+        "by_rule": author.starts_with("event:"),
+        "button_data": m.button_data,
+        "edited": m.edited,
+        "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "url": format!("/ui/attachments/{}", a.id), "state": a.state})).collect::<Vec<_>>(),
+        "buttons": m.buttons.iter().map(|r| r.iter().map(|b| b.text.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "channel": channel_view(channels.get(m.channel_id.as_str()).copied()),
+    })
+}
+
+/// Shared state for the UI, reachable from [`AppState`].
+pub type SharedUi = Arc<Ui>;
