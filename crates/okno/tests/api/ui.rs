@@ -230,6 +230,7 @@ async fn every_page_renders(app: TestApp) {
         "/ui/reports".into(),
         "/ui/admin/canned".into(),
         "/ui/admin/operators".into(),
+        "/ui/broadcasts".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -255,6 +256,79 @@ async fn every_page_renders(app: TestApp) {
     assert_eq!(p.status, 200);
     assert!(p.body.contains("Оплачено 1500 ₽"), "{}", p.body);
     assert!(app.get("/api/v1/rules").await.body["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_operator_starts_a_broadcast_watches_it_and_cancels_another() {
+    let app = TestApp::spawn().await;
+    let sink = okno_testkit::Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    for n in 0..3 {
+        let conv = super::inbound_conversation(&app, &ch, &format!("u-bc-{n}")).await;
+        let contact =
+            app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+        app.patch(&format!("/api/v1/contacts/{contact}"), json!({"groups": ["clients"]})).await;
+    }
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    let page = c.get("/ui/broadcasts").await;
+    assert_eq!(page.status, 200);
+    let csrf = hidden(&page.body, "csrf");
+    // A template error is shown on the form, which keeps what was typed.
+    let bad = c
+        .post(
+            "/ui/broadcasts",
+            &[("csrf", &csrf), ("name", "Акция"), ("groups", "clients"), ("text", "{{ contact.name ")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("template error at line 1"), "{}", bad.body);
+    assert!(bad.body.contains("value=\"Акция\""));
+    let made = c
+        .post(
+            "/ui/broadcasts",
+            &[("csrf", &csrf), ("name", "Акция"), ("groups", "clients"), ("text", "Скидка 10%"), ("unsubscribe", "")],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let at = made.location.unwrap();
+    okno_testkit::eventually(10, || async {
+        (sink.accepted().iter().filter(|r| r.body["text"] == "Скидка 10%").count() == 3).then_some(())
+    })
+    .await
+    .expect("the broadcast reaches the group");
+    let report = okno_testkit::eventually(10, || async {
+        let p = c.clone().get(&at).await;
+        p.body.contains("st-done").then_some(p)
+    })
+    .await
+    .expect("the report shows it done");
+    assert!(report.body.contains("3 · "), "{}", report.body);
+    // A scheduled one is cancelled from its page.
+    let later = c
+        .post(
+            "/ui/broadcasts",
+            &[
+                ("csrf", &csrf),
+                ("name", "Позже"),
+                ("groups", "clients"),
+                ("text", "Потом"),
+                ("send_at", "2099-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
+    let at = later.location.unwrap();
+    let page = c.get(&at).await;
+    assert!(page.body.contains("bc-cancel"), "{}", page.body);
+    let id = at.rsplit('/').next().unwrap();
+    let done = c.post(&format!("/ui/broadcasts/{id}/cancel"), &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(app.get(&format!("/api/v1/broadcasts/{id}")).await.body["status"], "cancelled");
+    let again = c.post(&format!("/ui/broadcasts/{id}/cancel"), &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let forged = c.post(&format!("/ui/broadcasts/{id}/pause"), &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
 }
 
 #[tokio::test]
@@ -990,6 +1064,17 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     b.wait_for(10, "return document.querySelector('#contact-name')").await;
     assert!(b.text("#contact-name").await.contains("Ann"));
     assert!(b.text(".idents").await.contains("7001"));
+
+    // A broadcast started from its page, for the screenshot and a sanity check.
+    b.open(&format!("{}/ui/broadcasts", app.url)).await;
+    b.js("document.querySelector('#new-broadcast [name=name]').value = 'Весенняя акция'; \
+          document.querySelector('#new-broadcast [name=groups]').value = 'nobody-yet'; \
+          document.querySelector('#new-broadcast [name=text]').value = 'Скидка 10% до конца марта'; return 1")
+        .await;
+    b.js("document.querySelector('#new-broadcast').submit(); return 1").await;
+    b.wait_for(10, "return document.querySelector('#broadcast')").await;
+    assert!(b.text("#broadcast").await.contains("Весенняя акция"));
+    b.screenshot("broadcast").await;
 
     // A phone-sized screen still shows the inbox.
     b.screen(Some((390, 844))).await;

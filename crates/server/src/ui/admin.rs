@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{channel_view, error_page, refuse, short_time, Form, Session};
 use crate::AppState;
 
-async fn audit(state: &AppState, s: &Session, action: &str, target: &str, detail: Value) {
+pub(crate) async fn audit(state: &AppState, s: &Session, action: &str, target: &str, detail: Value) {
     let entry = NewAudit {
         actor: format!("operator:{}", s.operator.login),
         action: action.into(),

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::AppState;
 
 pub mod admin;
+pub mod broadcasts;
 pub mod canned;
 pub mod contacts;
 pub mod i18n;
@@ -65,6 +66,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reports.html", include_str!("templates/reports.html")),
     ("admin_canned.html", include_str!("templates/admin_canned.html")),
     ("admin_operators.html", include_str!("templates/admin_operators.html")),
+    ("broadcasts.html", include_str!("templates/broadcasts.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -189,6 +191,9 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/audit", get(admin::audit_log))
         .route("/ui/admin/canned", get(canned::page).post(canned::change))
         .route("/ui/admin/operators", get(admin::operators).post(admin::create_operator))
+        .route("/ui/broadcasts", get(broadcasts::page).post(broadcasts::create))
+        .route("/ui/broadcasts/{id}", get(broadcasts::report))
+        .route("/ui/broadcasts/{id}/{action}", post(broadcasts::control))
         .route("/ui/reports", get(reports::page))
         .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
