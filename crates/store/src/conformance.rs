@@ -475,8 +475,9 @@ pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn S
 
 pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
+    let ch2 = channel(&*store, "telegram").await;
     let wa = store.record_inbound(inbound(&ch.id, "wa-1", "1", "from whatsapp")).await.unwrap().message;
-    let tg = store.record_inbound(inbound(&ch.id, "tg-1", "1", "from telegram")).await.unwrap().message;
+    let tg = store.record_inbound(inbound(&ch2.id, "tg-1", "1", "from telegram")).await.unwrap().message;
     store
         .update_contact(
             &wa.contact_id,
@@ -531,8 +532,13 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
     assert!(thread.items.iter().all(|m| m.contact_id == wa.contact_id));
     let conv = store.get_conversation(&wa.conversation_id).await.unwrap();
     assert_eq!(conv.unread, 2);
+    assert_eq!(
+        conv.last_inbound_channel_id.as_deref(),
+        Some(ch2.id.as_str()),
+        "a reply goes where the person last wrote, which may be the other contact's channel"
+    );
     // The moved identity now routes to the kept contact.
-    let next = store.record_inbound(inbound(&ch.id, "tg-1", "2", "again")).await.unwrap().message;
+    let next = store.record_inbound(inbound(&ch2.id, "tg-1", "2", "again")).await.unwrap().message;
     assert_eq!(next.conversation_id, wa.conversation_id);
     assert_eq!(store.merge_contacts(&wa.contact_id, &wa.contact_id).await.unwrap_err().code, "merge_same_contact");
     assert!(store.merge_contacts(&wa.contact_id, "gone").await.unwrap_err().is_not_found());

@@ -2475,9 +2475,12 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
             )
             .await?;
             c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
+            // The last message and the channel the person last wrote on may now be the other's.
             c.exec(
                 "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
-                 last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1) \
+                 last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1), \
+                 last_inbound_channel_id = COALESCE((SELECT m.channel_id FROM messages m \
+                   WHERE m.conversation_id = $3 AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1), last_inbound_channel_id) \
                  WHERE id = $3",
             args![moved_unread, now_ms(), conv]).await?;
         }
