@@ -303,6 +303,10 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// The channel the contact last wrote from; replies go there by default.
     pub last_inbound_channel_id: Option<String>,
+    /// Snoozed: `pending` until then (or until the person writes), then open again.
+    #[serde(with = "rfc3339::option", default)]
+    #[schema(value_type = Option<String>)]
+    pub snoozed_until: Option<Millis>,
     #[serde(with = "rfc3339")]
     #[schema(value_type = String)]
     pub created_at: Millis,

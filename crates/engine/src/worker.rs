@@ -169,6 +169,7 @@ impl Engine {
             JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
             JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
             JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
+            JobKind::Unsnooze => self.store.wake_snoozed(&job.ref_id).await.map(|_| Outcome::Done),
             JobKind::SurveyAnswer => self.survey_answer_job(&job.ref_id).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,

@@ -13,7 +13,7 @@ use crate::api;
         api::channels::create, api::channels::list, api::channels::get, api::channels::update, api::channels::delete,
         api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge, api::contacts::link,
         api::conversations::list, api::conversations::get, api::conversations::update, api::conversations::messages,
-        api::conversations::reply, api::conversations::chat_action,
+        api::conversations::reply, api::conversations::chat_action, api::conversations::add_note, api::conversations::notes,
         api::messages::send, api::messages::get, api::messages::edit,
         api::webhooks::create, api::webhooks::list, api::webhooks::get, api::webhooks::delete, api::webhooks::deliveries,
         api::attachments::upload, api::attachments::download,

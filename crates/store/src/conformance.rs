@@ -245,6 +245,7 @@ pub async fn resolved_conversation_reopens_on_new_message(store: Arc<dyn Store>)
                 assignee: Some(Some("anna".into())),
                 labels: Some(vec!["vip".into(), "vip".into(), "b2b".into()]),
                 mark_read: true,
+                snooze_until: None,
             },
         )
         .await
@@ -516,7 +517,10 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
         created_at: 1,
     };
     store.add_relay(relay).await.unwrap();
+    store.add_note(&tg.conversation_id, "operator:anna", "звонить после 18:00").await.unwrap();
     let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id).await.unwrap();
+    let notes = store.list_notes(&wa.conversation_id).await.unwrap();
+    assert_eq!(notes.len(), 1, "the other conversation's notes join the kept one");
     let open = store.open_relays(&ch.id, "director", &wa.contact_id).await.unwrap();
     assert_eq!(open.len(), 1, "the kept contact has the other's unanswered question");
     assert!(store.open_relays(&ch.id, "director", &tg.contact_id).await.unwrap().is_empty());

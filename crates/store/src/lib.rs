@@ -87,6 +87,8 @@ pub enum JobKind {
     Broadcast,
     /// Post a task nobody has taken again.
     TaskReoffer,
+    /// Open a snoozed conversation again.
+    Unsnooze,
     /// Read an inbound message as the answer to the sender's running survey.
     SurveyAnswer,
     /// Remind a person of an unanswered survey (scheduled before its deadline).
@@ -108,6 +110,7 @@ impl JobKind {
             JobKind::BotStep => "bot_step",
             JobKind::Broadcast => "broadcast",
             JobKind::TaskReoffer => "task_reoffer",
+            JobKind::Unsnooze => "unsnooze",
             JobKind::SurveyAnswer => "survey_answer",
             JobKind::SurveyRemind => "survey_remind",
             JobKind::SurveyExpire => "survey_expire",
@@ -125,6 +128,7 @@ impl JobKind {
             "bot_step" => JobKind::BotStep,
             "broadcast" => JobKind::Broadcast,
             "task_reoffer" => JobKind::TaskReoffer,
+            "unsnooze" => JobKind::Unsnooze,
             "survey_answer" => JobKind::SurveyAnswer,
             "survey_remind" => JobKind::SurveyRemind,
             "survey_expire" => JobKind::SurveyExpire,
@@ -202,6 +206,20 @@ pub struct ConversationPatch {
     pub labels: Option<Vec<String>>,
     /// Marks everything read.
     pub mark_read: bool,
+    /// Snoozes it: `pending` until then (or until the person writes), then open again.
+    pub snooze_until: Option<Millis>,
+}
+
+/// An operator's private note on a conversation (never sent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Note {
+    pub id: String,
+    pub conversation_id: String,
+    /// Who wrote it (`operator:anna`, `token:crm`).
+    pub author: String,
+    pub text: String,
+    #[serde(with = "okno_domain::time::rfc3339")]
+    pub created_at: Millis,
 }
 
 /// One page request: at most `limit` items after `cursor`.
@@ -585,6 +603,13 @@ pub trait Store: BotStore + BroadcastStore + TaskStore + SurveyStore + Send + Sy
     /// Releases a job that did its part to run again at `at` with a fresh attempt count (a
     /// long-running job that works in slices).
     async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
+    /// Wakes a snoozed conversation (open again) if it is still snoozed as the job `id:until`
+    /// saw it; emits `conversation.updated`.
+    async fn wake_snoozed(&self, job_ref: &str) -> Result<bool>;
+    /// Adds an operator's private note to a conversation.
+    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note>;
+    /// A conversation's notes, oldest first.
+    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Jobs not yet finished.

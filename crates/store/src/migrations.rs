@@ -60,6 +60,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_task_reoffer.sql"),
         include_str!("../migrations/postgres/0008_task_reoffer.sql"),
     ),
+    (
+        9,
+        "0009_notes_snooze.sql",
+        include_str!("../migrations/sqlite/0009_notes_snooze.sql"),
+        include_str!("../migrations/postgres/0009_notes_snooze.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

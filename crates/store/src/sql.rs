@@ -442,7 +442,7 @@ pub(crate) async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> 
 
 const CONVERSATION_COLS: &str =
     "c.id, c.contact_id, c.status, c.assignee, c.labels, c.unread, c.last_message_id, c.last_inbound_channel_id, \
-     c.created_at, c.updated_at";
+     c.created_at, c.updated_at, c.snoozed_until";
 
 async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> {
     let contact = load_contact(c, &row.s("contact_id")?).await?;
@@ -459,6 +459,7 @@ async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> 
         unread: row.i("unread")?,
         last_message,
         last_inbound_channel_id: row.os("last_inbound_channel_id")?,
+        snoozed_until: row.oi("snoozed_until")?,
         created_at: row.i("created_at")?,
         updated_at: row.i("updated_at")?,
     })
@@ -689,7 +690,8 @@ pub(crate) async fn current_conversation(
 ) -> Result<(String, bool, Option<String>)> {
     let row = c
         .row(
-            "SELECT id, status, last_inbound_channel_id FROM conversations WHERE contact_id = $1 ORDER BY id DESC LIMIT 1",
+            "SELECT id, status, last_inbound_channel_id, snoozed_until FROM conversations WHERE contact_id = $1 \
+             ORDER BY id DESC LIMIT 1",
             args![contact_id],
         )
         .await?;
@@ -697,10 +699,15 @@ pub(crate) async fn current_conversation(
     match row {
         Some(row) => {
             let id = row.s("id")?;
-            let reopened = reopen && row.s("status")? == ConversationStatus::Resolved.as_str();
+            // A message from the person reopens a resolved conversation and wakes a snoozed one.
+            let reopened = reopen
+                && (row.s("status")? == ConversationStatus::Resolved.as_str() || row.oi("snoozed_until")?.is_some());
             if reopened {
-                c.exec("UPDATE conversations SET status = 'open', updated_at = $1 WHERE id = $2", args![now, &id])
-                    .await?;
+                c.exec(
+                    "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 WHERE id = $2",
+                    args![now, &id],
+                )
+                .await?;
             }
             Ok((id, reopened, row.os("last_inbound_channel_id")?))
         }
@@ -1018,7 +1025,12 @@ impl Store for SqlStore {
             let mut q = Sql::new("UPDATE conversations SET updated_at = ");
             q.bind_i(now_ms());
             if let Some(v) = patch.status {
-                q.push(", status = ").bind_s(v.as_str());
+                // A status set by hand ends a snooze.
+                q.push(", snoozed_until = NULL, status = ").bind_s(v.as_str());
+            }
+            if let Some(until) = patch.snooze_until {
+                q.push(", status = 'pending', snoozed_until = ").bind_i(until);
+                insert_job(c, JobKind::Unsnooze, &format!("{id}:{until}"), None, until).await?;
             }
             match &patch.assignee {
                 Some(Some(a)) => {
@@ -1296,6 +1308,63 @@ impl Store for SqlStore {
                 )
                 .await?;
             Ok(n > 0)
+        })
+    }
+
+    async fn wake_snoozed(&self, job_ref: &str) -> Result<bool> {
+        let (id, until) = job_ref.rsplit_once(':').unwrap_or((job_ref, ""));
+        let (id, until) = (id.to_owned(), until.parse::<i64>().unwrap_or(-1));
+        on!(self.write, |c| {
+            let woke = c
+                .exec(
+                    "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND snoozed_until = $3",
+                    args![now_ms(), &id, until],
+                )
+                .await?
+                > 0;
+            if woke {
+                let conv = load_conversation(c, &id).await?;
+                emit(c, EventType::ConversationUpdated, conversation_event_data(&conv)).await?;
+            }
+            Ok(woke)
+        })
+    }
+
+    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note> {
+        let (conversation_id, author, text) = (conversation_id.to_owned(), author.to_owned(), text.to_owned());
+        on!(self.write, |c| {
+            load_conversation(c, &conversation_id).await?;
+            let note = Note { id: new_id(), conversation_id, author, text, created_at: now_ms() };
+            c.exec(
+                "INSERT INTO notes (id, conversation_id, author, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&note.id, &note.conversation_id, &note.author, &note.text, note.created_at],
+            )
+            .await?;
+            Ok(note)
+        })
+    }
+
+    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>> {
+        let conversation_id = conversation_id.to_owned();
+        on!(self.read, |c| {
+            c.rows(
+                "SELECT id, conversation_id, author, text, created_at FROM notes WHERE conversation_id = $1 \
+                 ORDER BY id LIMIT 1000",
+                args![&conversation_id],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Note {
+                    id: r.s("id")?,
+                    conversation_id: r.s("conversation_id")?,
+                    author: r.s("author")?,
+                    text: r.s("text")?,
+                    created_at: r.i("created_at")?,
+                })
+            })
+            .collect()
         })
     }
 
@@ -2468,12 +2537,16 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
                 )
                 .await
                 .and_then(|r| r.i("n"))?;
-            c.exec(
-                "UPDATE messages SET conversation_id = $1 \
-                 WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)",
-                args![conv, other],
-            )
-            .await?;
+            for table in ["messages", "notes"] {
+                c.exec(
+                    &format!(
+                        "UPDATE {table} SET conversation_id = $1 \
+                         WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $2)"
+                    ),
+                    args![conv, other],
+                )
+                .await?;
+            }
             c.exec("DELETE FROM conversations WHERE contact_id = $1", args![other]).await?;
             // The last message and the channel the person last wrote on may now be the other's.
             c.exec(

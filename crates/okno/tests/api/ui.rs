@@ -331,6 +331,70 @@ async fn an_operator_starts_a_broadcast_watches_it_and_cancels_another() {
     assert_eq!(forged.status, 403);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_notes_stay_with_operators_and_a_snoozed_conversation_wakes_up() {
+    let app = TestApp::spawn().await;
+    let sink = okno_testkit::Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    let conv = super::inbound_conversation(&app, &ch, "u-notes").await;
+    // Notes through the API: kept, listed, never sent.
+    let r = app
+        .post(&format!("/api/v1/conversations/{conv}/notes"), json!({"text": "Клиент VIP, звонить после 18:00"}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(app.post(&format!("/api/v1/conversations/{conv}/notes"), json!({"text": "  "})).await.status, 400);
+    assert_eq!(app.post("/api/v1/conversations/nope/notes", json!({"text": "x"})).await.status, 404);
+    // And through the page: the note button keeps it private.
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("anna", PASSWORD).await.status, 303);
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    let csrf = hidden(&page.body, "csrf");
+    let r = c
+        .post(
+            &format!("/ui/conversations/{conv}/reply"),
+            &[("csrf", &csrf), ("text", "Обещал перезвонить"), ("as_note", "1")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let notes = app.get(&format!("/api/v1/conversations/{conv}/notes")).await.body;
+    let texts: Vec<_> =
+        notes["items"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, vec!["Клиент VIP, звонить после 18:00", "Обещал перезвонить"]);
+    assert_eq!(notes["items"][1]["author"], "operator:anna");
+    let page = c.get(&format!("/ui/conversations/{conv}")).await;
+    assert!(page.body.contains("msg note") && page.body.contains("Обещал перезвонить"), "{}", page.body);
+    let messages = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 1, "a note is not a message");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(sink.received().is_empty(), "nothing was sent");
+
+    // Snoozed for a moment through the API: pending, then open again by itself.
+    let at = okno_domain::time::to_rfc3339(okno_domain::time::now_ms() + 1_500);
+    let r = app.patch(&format!("/api/v1/conversations/{conv}"), json!({"snoozed_until": at})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((r.body["status"].as_str(), r.body["snoozed_until"].is_string()), (Some("pending"), true));
+    let woke = okno_testkit::eventually(10, || async {
+        let v = app.get(&format!("/api/v1/conversations/{conv}")).await.body;
+        (v["status"] == "open").then_some(v)
+    })
+    .await
+    .expect("the snoozed conversation opens again at its time");
+    assert!(woke["snoozed_until"].is_null());
+    // Snoozed for a day from the page; the person writes: open at once.
+    let r = c.post(&format!("/ui/conversations/{conv}/update"), &[("csrf", &csrf), ("action", "snooze_1d")]).await;
+    assert_eq!(r.status, 303);
+    assert!(c.get(&format!("/ui/conversations/{conv}")).await.body.contains("conv-snoozed"));
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["status"], "pending");
+    let again = app.inbound(&ch, SECRET, &super::message("u-notes-2", "u-notes", "Есть новости?")).await;
+    assert_eq!(again.status, 200);
+    let v = app.get(&format!("/api/v1/conversations/{conv}")).await.body;
+    assert_eq!((v["status"].as_str(), v["snoozed_until"].is_null()), (Some("open"), true), "{v}");
+    let past =
+        app.patch(&format!("/api/v1/conversations/{conv}"), json!({"snoozed_until": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!((past.status, past.body["error"]["code"].as_str()), (400, Some("invalid_snooze")));
+}
+
 #[tokio::test]
 async fn an_operator_without_configure_does_not_reach_administration() {
     let app = TestApp::spawn().await;

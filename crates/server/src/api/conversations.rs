@@ -41,6 +41,17 @@ pub struct UpdateConversation {
     /// `true` marks every message read (unread = 0).
     #[serde(default)]
     pub read: bool,
+    /// Snooze until this time (RFC 3339): `pending` until then or until the person writes, then
+    /// open again.
+    pub snoozed_until: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/notes` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// Seen by operators only; never sent (1..10000 characters).
+    pub text: String,
 }
 
 /// `POST /api/v1/conversations/{id}/chat-action` body.
@@ -94,8 +105,31 @@ pub async fn update(
         }
     }
     let status = body.status;
-    let patch =
-        ConversationPatch { status: body.status, assignee: body.assignee, labels: body.labels, mark_read: body.read };
+    let snooze_until = match body.snoozed_until.as_deref() {
+        None => None,
+        Some(t) => match okno_domain::time::parse_rfc3339(t) {
+            Some(at) if at > okno_domain::time::now_ms() && body.status.is_none() => Some(at),
+            Some(_) if body.status.is_some() => {
+                return Err(
+                    okno_domain::Error::invalid("invalid_snooze", "`snoozed_until` goes without `status`").into()
+                )
+            }
+            _ => {
+                return Err(okno_domain::Error::invalid(
+                    "invalid_snooze",
+                    format!("`snoozed_until` is a time in the future (RFC 3339): `{t}`"),
+                )
+                .into())
+            }
+        },
+    };
+    let patch = ConversationPatch {
+        status: body.status,
+        assignee: body.assignee,
+        labels: body.labels,
+        mark_read: body.read,
+        snooze_until,
+    };
     let mut conversation = state.engine.store.update_conversation(&id, patch).await?;
     crate::masking::conversation(auth.token.role, &mut conversation);
     if let Some(status) = status {
@@ -103,6 +137,35 @@ pub async fn update(
         state.engine.conversation_status_changed(&id, status).await?;
     }
     Ok(Json(conversation))
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", request_body = NewNote,
+    responses((status = 201, description = "the note: `{id, conversation_id, author, text, created_at}`"), (status = 400), (status = 404)))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewNote>,
+) -> ApiResult<(axum::http::StatusCode, Json<okno_store::Note>)> {
+    auth.require(Permission::Write)?;
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > 10_000 {
+        return Err(okno_domain::Error::invalid("invalid_note", "a note is 1..10000 characters").into());
+    }
+    let note = state.engine.store.add_note(&id, &auth.actor(), text).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(note)))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/notes", tag = "conversations",
+    responses((status = 200, description = "`{items: [note…]}`, oldest first"), (status = 404)))]
+pub async fn notes(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<okno_store::Note>>> {
+    auth.require(Permission::Read)?;
+    state.engine.store.get_conversation(&id).await?;
+    Ok(Json(super::all(state.engine.store.list_notes(&id).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(PageParams),

@@ -39,6 +39,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/conversations/{id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))
         .route("/conversations/{id}/chat-action", post(conversations::chat_action))
+        .route("/conversations/{id}/notes", post(conversations::add_note).get(conversations::notes))
         .route("/messages", post(messages::send))
         .route("/messages/{id}", get(messages::get).patch(messages::edit))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))

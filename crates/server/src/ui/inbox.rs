@@ -203,6 +203,25 @@ pub async fn conversation(
     }
 }
 
+/// Messages and operators' notes, in the order they were written.
+fn thread_items(
+    messages: &[okno_domain::model::Message],
+    notes: &[okno_store::Note],
+    map: &std::collections::HashMap<&str, &okno_domain::model::Channel>,
+) -> Vec<Value> {
+    let mut items: Vec<(i64, Value)> = messages.iter().map(|m| (m.created_at, message_view(m, map))).collect();
+    for n in notes {
+        let author = n.author.strip_prefix("operator:").unwrap_or(&n.author);
+        items.push((
+            n.created_at,
+            json!({"id": n.id, "dir": "note", "text": n.text, "author": author, "time": super::short_time(n.created_at),
+                   "iso": okno_domain::time::to_rfc3339(n.created_at)}),
+        ));
+    }
+    items.sort_by_key(|(at, _)| *at);
+    items.into_iter().map(|(_, v)| v).collect()
+}
+
 async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
     let mut conv = store.get_conversation(id).await?;
@@ -252,7 +271,8 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
             "phone": conv.contact.phone, "email": conv.contact.email, "external_id": conv.contact.external_id,
             "mine": conv.assignee.as_deref() == Some(s.operator.login.as_str()),
         },
-        "messages": messages.iter().map(|m| message_view(m, &map)).collect::<Vec<_>>(),
+        "messages": thread_items(&messages, &store.list_notes(id).await?, &map),
+        "snoozed_until": conv.snoozed_until.map(super::short_time),
         "reply_channels": reply_channels,
         "default_channel": default_channel,
         "can_write": s.role().allows(Permission::Write),
@@ -278,6 +298,16 @@ pub async fn reply(
     }
     // `/shortcut` alone becomes its canned response (the page's script does it as you type).
     let text = form.field("text").map(|t| ui.canned.expand(&t).unwrap_or(t));
+    if form.get("as_note").is_some() {
+        // A private note: kept with the conversation, never sent.
+        let Some(text) = text.filter(|t| t.chars().count() <= 10_000) else {
+            return error_page(ui, &s, okno_domain::Error::invalid("invalid_note", "a note is 1..10000 characters"));
+        };
+        return match state.engine.store.add_note(&id, &format!("operator:{}", s.operator.login), &text).await {
+            Ok(_) => back_to(&id),
+            Err(e) => error_page(ui, &s, e),
+        };
+    }
     let attachment_ids: Vec<String> = form
         .get("attachments")
         .unwrap_or("")
@@ -326,6 +356,8 @@ pub async fn update(
         "resolve" => patch.status = Some(ConversationStatus::Resolved),
         "reopen" => patch.status = Some(ConversationStatus::Open),
         "pending" => patch.status = Some(ConversationStatus::Pending),
+        "snooze_1h" => patch.snooze_until = Some(okno_domain::time::now_ms() + 3_600_000),
+        "snooze_1d" => patch.snooze_until = Some(okno_domain::time::now_ms() + 86_400_000),
         "labels" => {
             let labels: Vec<String> = form
                 .get("labels")
