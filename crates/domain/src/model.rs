@@ -422,6 +422,8 @@ pub struct Operator {
     pub role: Role,
     #[serde(skip)]
     pub password_hash: String,
+    /// The UI language the operator chose (`ru`, `en`), if any.
+    pub lang: Option<String>,
     #[serde(with = "rfc3339")]
     #[schema(value_type = String)]
     pub created_at: Millis,

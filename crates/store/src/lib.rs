@@ -708,6 +708,8 @@ pub trait Store: BotStore + BroadcastStore + TaskStore + SurveyStore + Send + Sy
     async fn revoke_token(&self, id: &str) -> Result<()>;
     async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator>;
     async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>>;
+    /// Keeps the UI language an operator chose with their account.
+    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()>;
     /// Every operator, by login.
     async fn list_operators(&self) -> Result<Vec<Operator>>;
     async fn audit(&self, entry: NewAudit) -> Result<()>;

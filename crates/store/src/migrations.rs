@@ -66,6 +66,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_notes_snooze.sql"),
         include_str!("../migrations/postgres/0009_notes_snooze.sql"),
     ),
+    (
+        10,
+        "0010_operator_lang.sql",
+        include_str!("../migrations/sqlite/0010_operator_lang.sql"),
+        include_str!("../migrations/postgres/0010_operator_lang.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -2050,8 +2050,17 @@ impl Store for SqlStore {
                 login: login.to_string(),
                 role,
                 password_hash: password_hash.to_string(),
+                lang: None,
                 created_at: now,
             })
+        })
+    }
+
+    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()> {
+        let (login, lang) = (login.to_owned(), lang.to_owned());
+        on!(self.write, |c| {
+            c.exec("UPDATE operators SET lang = $1 WHERE login = $2", args![&lang, &login]).await?;
+            Ok(())
         })
     }
 
@@ -2059,16 +2068,19 @@ impl Store for SqlStore {
         let login = login.to_owned();
         on!(self.read, |c| {
             let login = login.as_str();
-            c.row("SELECT id, login, role, password_hash, created_at FROM operators WHERE login = $1", args![login])
-                .await?
-                .map(|r| operator_from(&r))
-                .transpose()
+            c.row(
+                "SELECT id, login, role, password_hash, created_at, lang FROM operators WHERE login = $1",
+                args![login],
+            )
+            .await?
+            .map(|r| operator_from(&r))
+            .transpose()
         })
     }
 
     async fn list_operators(&self) -> Result<Vec<Operator>> {
         on!(self.read, |c| {
-            c.rows("SELECT id, login, role, password_hash, created_at FROM operators ORDER BY login", args![])
+            c.rows("SELECT id, login, role, password_hash, created_at, lang FROM operators ORDER BY login", args![])
                 .await?
                 .iter()
                 .map(operator_from)
@@ -2265,6 +2277,7 @@ fn operator_from(r: &Row) -> Result<Operator> {
         login: r.s("login")?,
         role: Role::parse(&r.s("role")?)?,
         password_hash: r.s("password_hash")?,
+        lang: r.os("lang")?,
         created_at: r.i("created_at")?,
     })
 }

@@ -396,6 +396,30 @@ async fn private_notes_stay_with_operators_and_a_snoozed_conversation_wakes_up()
 }
 
 #[tokio::test]
+async fn the_language_an_operator_chooses_follows_them_to_another_browser() {
+    let app = TestApp::spawn().await;
+    operator(&app, "olga", Role::Operator).await;
+    let mut first = Client::new(&app);
+    assert_eq!(first.login("olga", PASSWORD).await.status, 303);
+    first.cookies.insert("okno_lang".into(), "en".into());
+    assert!(first.get("/ui/inbox").await.body.contains("<html lang=\"en\">"));
+    assert_eq!(first.get("/lang/ru").await.status, 303);
+    assert!(first.get("/ui/inbox").await.body.contains("<html lang=\"ru\">"));
+    // Another browser, which has never chosen: Russian after signing in, as the account says.
+    let mut second = Client::new(&app);
+    second.cookies.insert("okno_lang".into(), "en".into());
+    assert_eq!(second.login("olga", PASSWORD).await.status, 303);
+    assert!(second.get("/ui/inbox").await.body.contains("<html lang=\"ru\">"));
+    // Switching back there is kept too.
+    second.get("/lang/en").await;
+    assert!(first.get("/ui/inbox").await.body.contains("<html lang=\"en\">"));
+    // Signed out, the switch only sets the browser's cookie.
+    let mut stranger = Client::new(&app);
+    assert_eq!(stranger.get("/lang/ru").await.status, 303);
+    assert_eq!(stranger.cookies.get("okno_lang").map(String::as_str), Some("ru"));
+}
+
+#[tokio::test]
 async fn an_operator_without_configure_does_not_reach_administration() {
     let app = TestApp::spawn().await;
     operator(&app, "olga", Role::Operator).await;

@@ -204,10 +204,21 @@ fn asset(body: &'static str, mime: &'static str) -> Response {
 }
 
 /// `GET /lang/{ru|en}`: remembers the language and goes back.
-async fn set_lang(axum::extract::Path(code): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+async fn set_lang(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some(lang) = Lang::parse(&code) else {
         return (StatusCode::NOT_FOUND, "unknown language").into_response();
     };
+    // Signed in: kept with the account too, so every browser the operator uses shows it.
+    if let Some((login, _)) = session::cookie_value(&headers, session::COOKIE).and_then(|v| state.ui.sessions.check(&v))
+    {
+        if let Err(e) = state.engine.store.set_operator_lang(&login, lang.code()).await {
+            tracing::warn!(error = %e, "could not keep the operator's language");
+        }
+    }
     // Back to the page the link was on, if it was ours.
     let back = headers
         .get(header::REFERER)

@@ -78,7 +78,7 @@ impl Sessions {
     }
 
     /// The login and nonce of a valid, unexpired, unrevoked cookie.
-    fn check(&self, value: &str) -> Option<(String, String)> {
+    pub fn check(&self, value: &str) -> Option<(String, String)> {
         let (payload, sig) = value.rsplit_once('.')?;
         if !signing::secrets_equal(&self.sign(payload), sig) {
             return None;
@@ -247,7 +247,9 @@ impl FromRequestParts<AppState> for Session {
             Ok(None) => return Err(to_login()),
             Err(e) => return Err(crate::error::ApiError(e).into_response()),
         };
-        Ok(Session { csrf: ui.sessions.csrf_for(&nonce), lang: Lang::of(&parts.headers), operator, nonce })
+        // The language kept with the account (chosen in any browser), else this browser's.
+        let lang = operator.lang.as_deref().and_then(Lang::parse).unwrap_or_else(|| Lang::of(&parts.headers));
+        Ok(Session { csrf: ui.sessions.csrf_for(&nonce), lang, operator, nonce })
     }
 }
 
