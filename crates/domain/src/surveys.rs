@@ -238,7 +238,7 @@ impl SurveySpec {
                     let (Some(min), Some(max)) = (q.min, q.max) else {
                         return Err(invalid(format!("{at}: a scale question needs `min` and `max` (e.g. 0 and 10)")));
                     };
-                    if min >= max || max - min > 10 {
+                    if min >= max || max.checked_sub(min).is_none_or(|d| d > 10) {
                         return Err(invalid(format!("{at}: `min` < `max`, at most 11 numbers (e.g. 0..10)")));
                     }
                     if !q.options.is_empty() {
@@ -550,8 +550,8 @@ impl SurveySpec {
                     QuestionKind::Text => Vec::new(),
                 };
                 let values: Vec<i64> = mine.iter().filter_map(|a| a.value).collect();
-                let average =
-                    (!values.is_empty()).then(|| round2(values.iter().sum::<i64>() as f64 / values.len() as f64));
+                let average = (!values.is_empty())
+                    .then(|| round2(values.iter().map(|v| *v as f64).sum::<f64>() / values.len() as f64));
                 let nps = (SurveySpec::is_nps(q) && !values.is_empty()).then(|| {
                     let promoters = values.iter().filter(|v| **v >= 9).count() as i64;
                     let detractors = values.iter().filter(|v| **v <= 6).count() as i64;
@@ -607,9 +607,13 @@ fn round2(x: f64) -> f64 {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break. A leading `=`, `+`, `-` or
-/// `@` gets a `'` so spreadsheet programs do not run a person's answer as a formula.
+/// `@` (or a tab or carriage return) gets a `'` so spreadsheet programs do not run a person's answer as a formula.
 fn csv_field(f: &str) -> String {
-    let f = if f.starts_with(['=', '+', '-', '@']) && f.parse::<f64>().is_err() { format!("'{f}") } else { f.into() };
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) && f.parse::<f64>().is_err() {
+        format!("'{f}")
+    } else {
+        f.into()
+    };
     if f.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", f.replace('"', "\"\""))
     } else {
@@ -641,6 +645,10 @@ mod tests {
             (json!({"name": "x", "questions": []}), "at least one question"),
             (json!({"name": "x", "questions": [{"text": "a", "kind": "choice", "options": ["один"]}]}), "2..20"),
             (json!({"name": "x", "questions": [{"text": "a", "kind": "scale", "min": 1}]}), "`min` and `max`"),
+            (
+                json!({"name": "x", "questions": [{"text": "a", "kind": "scale", "min": -2, "max": i64::MAX}]}),
+                "at most 11 numbers",
+            ),
             (json!({"name": "x", "questions": [{"text": "a", "kind": "text"}], "deadline": "soon"}), "deadline"),
             (
                 json!({"name": "x", "questions": [{"text": "a", "kind": "text"}], "deadline": "1h", "reminder": "2h"}),

@@ -325,8 +325,9 @@ async fn activate(
 
 /// Starts the person's oldest queued run, if any (after their current one ended).
 async fn promote_next(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
-    // A queued run that turns out unreachable gives way to the next one.
-    for _ in 0..20 {
+    // A queued run that turns out unreachable is marked so and gives way to the next one, so
+    // the loop ends when one starts or none is left.
+    loop {
         let Some(row) = c
             .row(
                 "SELECT id, survey_id FROM survey_runs WHERE contact_id = $1 AND status = 'queued' \
@@ -342,7 +343,16 @@ async fn promote_next(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
             return Ok(());
         }
     }
-    Ok(())
+}
+
+/// Queues a message to the person; one no channel reaches any more is left out, so that what
+/// they answered is still recorded.
+async fn tell(c: &mut dyn Conn, req: crate::OutboundRequest) -> Result<()> {
+    match enqueue(c, req).await {
+        Ok(_) => Ok(()),
+        Err(e) if unreachable(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn active_run_of(c: &mut dyn Conn, contact_id: &str) -> Result<Option<SurveyRun>> {
@@ -562,9 +572,30 @@ impl SurveyStore for SqlStore {
                 Some((run_id, ..)) => load_run(c, run_id).await?.filter(|r| r.contact_id == input.contact_id),
                 None => active_run_of(c, &input.contact_id).await?,
             };
-            let Some(run) = run else { return Ok(InputOutcome::NotAnswer) };
+            let Some(mut run) = run else { return Ok(InputOutcome::NotAnswer) };
+            // The same message handled again (its job ran twice: a crash after the commit) is
+            // not an answer to the next question.
+            let seen =
+                c.row("SELECT 1 AS one FROM survey_answers WHERE message_id = $1", args![&input.message_id]).await?;
+            if seen.is_some() {
+                return Ok(InputOutcome::Duplicate);
+            }
             let survey = load_survey(c, &run.survey_id).await?;
             let reply_on = Some(input.channel_id.clone());
+            // Past its deadline (the expiry job has not run yet): expired now, not answered.
+            if run.status == "active" && run.deadline_at.is_some_and(|d| d <= now_ms()) {
+                let expired = c
+                    .exec(
+                        "UPDATE survey_runs SET status = 'expired', finished_at = $2, updated_at = $2 \
+                         WHERE id = $1 AND status = 'active'",
+                        args![&run.id, now_ms()],
+                    )
+                    .await?;
+                if expired > 0 {
+                    promote_next(c, &run.contact_id).await?;
+                }
+                run.status = "expired".into();
+            }
             if run.status != "active" {
                 let text = match run.status.as_str() {
                     "completed" => "Спасибо, ваши ответы уже записаны.",
@@ -592,7 +623,7 @@ impl SurveyStore for SqlStore {
                 Ok(a) => a,
                 Err(hint) => {
                     let (text, buttons) = spec.question_message(&run.id, step, Some(&hint));
-                    enqueue(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
+                    tell(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
                     return Ok(InputOutcome::Hinted);
                 }
             };
@@ -643,7 +674,7 @@ impl SurveyStore for SqlStore {
                     args![&run.id, now],
                 )
                 .await?;
-                enqueue(c, outbound(&input.contact_id, reply_on, spec.thanks_text().into(), Vec::new())).await?;
+                tell(c, outbound(&input.contact_id, reply_on, spec.thanks_text().into(), Vec::new())).await?;
                 let mut answers = serde_json::Map::new();
                 for row in c
                     .rows("SELECT question_id, answer, value FROM survey_answers WHERE run_id = $1", args![&run.id])
@@ -662,7 +693,7 @@ impl SurveyStore for SqlStore {
                 promote_next(c, &run.contact_id).await?;
             } else {
                 let (text, buttons) = spec.question_message(&run.id, step + 1, None);
-                enqueue(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
+                tell(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
             }
             Ok(InputOutcome::Recorded { completed })
         })
@@ -681,7 +712,7 @@ impl SurveyStore for SqlStore {
             let (text, buttons) = spec.question_message(&run.id, run.step as usize, Some(spec.reminder_prefix()));
             c.exec("UPDATE survey_runs SET reminded_at = $2, updated_at = $2 WHERE id = $1", args![&run.id, now])
                 .await?;
-            match enqueue(c, outbound(&run.contact_id, None, text, buttons)).await {
+            match enqueue(c, outbound(&run.contact_id, run.channel_id.clone(), text, buttons)).await {
                 Ok(_) => Ok(true),
                 Err(e) if unreachable(&e) => Ok(false),
                 Err(e) => Err(e),
@@ -698,11 +729,17 @@ impl SurveyStore for SqlStore {
             if run.status != "active" || run.deadline_at.is_some_and(|d| d > now) {
                 return Ok(false);
             }
-            c.exec(
-                "UPDATE survey_runs SET status = 'expired', finished_at = $2, updated_at = $2 WHERE id = $1 AND status = 'active'",
-                args![&run.id, now],
-            )
-            .await?;
+            let expired = c
+                .exec(
+                    "UPDATE survey_runs SET status = 'expired', finished_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND status = 'active'",
+                    args![&run.id, now],
+                )
+                .await?;
+            // Ended meanwhile (answered, or expired by a late answer): someone else promoted.
+            if expired == 0 {
+                return Ok(false);
+            }
             promote_next(c, &run.contact_id).await?;
             Ok(true)
         })

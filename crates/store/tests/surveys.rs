@@ -201,6 +201,10 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     assert_eq!(drain(&*store).await, vec![JobKind::SurveyAnswer]);
     let done = store.survey_input(input(&text.id, None, Some("Много работы"))).await.unwrap();
     assert_eq!(done, InputOutcome::Recorded { completed: true });
+    // The typed answer handled again (a crash after its commit) does not answer the survey
+    // that starts next.
+    let again = store.survey_input(input(&text.id, None, Some("Много работы"))).await.unwrap();
+    assert_eq!(again, InputOutcome::Duplicate);
     let kinds = drain(&*store).await;
     // Thanks + the queued survey's first question; survey.answered + survey.completed.
     assert_eq!(kinds.iter().filter(|k| **k == JobKind::Send).count(), 2, "{kinds:?}");
@@ -236,8 +240,11 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
         text: text.map(str::to_string),
     };
 
-    // A late press on the finished survey: told so, nothing stored.
-    let late = store.survey_input(input(&press.id, Some(data), None)).await.unwrap();
+    // The same press handled again (its job ran twice) records nothing more.
+    let again = store.survey_input(input(&press.id, Some(data.clone()), None)).await.unwrap();
+    assert_eq!(again, InputOutcome::Duplicate);
+    // A later press on the finished survey: told so, nothing stored.
+    let late = store.survey_input(input("late-press", Some(data), None)).await.unwrap();
     assert_eq!(late, InputOutcome::Closed);
     assert_eq!(store.survey_answers(&hr.id).await.unwrap().len(), 2);
 }
