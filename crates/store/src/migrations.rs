@@ -72,6 +72,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_operator_lang.sql"),
         include_str!("../migrations/postgres/0010_operator_lang.sql"),
     ),
+    (
+        11,
+        "0011_drop_jobs_lane_index.sql",
+        include_str!("../migrations/sqlite/0011_drop_jobs_lane_index.sql"),
+        include_str!("../migrations/postgres/0011_drop_jobs_lane_index.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -289,10 +289,12 @@ impl SqlStore {
             };
             // Live work waits only for live work queued before it in its conversation: a broadcast
             // message still waiting in the bulk lane does not hold up a reply to the person.
-            let (lane, before) = match lane {
-                Some(LANE_LIVE) => (format!(" AND j.lane = {LANE_LIVE}"), format!(" AND p.lane = {LANE_LIVE}")),
-                Some(n) => (format!(" AND j.lane = {n}"), String::new()),
-                None => (String::new(), String::new()),
+            let (lane, before, order) = match lane {
+                Some(LANE_LIVE) => {
+                    (format!(" AND j.lane = {LANE_LIVE}"), format!(" AND p.lane = {LANE_LIVE}"), "j.seq")
+                }
+                Some(n) => (format!(" AND j.lane = {n}"), String::new(), "j.seq"),
+                None => (String::new(), String::new(), "j.lane, j.seq"),
             };
             let sql = format!(
                 "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
@@ -300,7 +302,7 @@ impl SqlStore {
                    AND (j.lease_until IS NULL OR j.lease_until < $3) \
                    AND (j.queue_key IS NULL OR NOT EXISTS \
                         (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq{before})) \
-                   ORDER BY j.lane, j.seq LIMIT $4{lock}) \
+                   ORDER BY {order} LIMIT $4{lock}) \
                  RETURNING seq, kind, ref_id, queue_key, attempts, lane"
             );
             let rows = c.rows(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
