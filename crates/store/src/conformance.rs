@@ -443,6 +443,64 @@ pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {
     assert_eq!(unique.len(), 60, "no job claimed twice");
 }
 
+/// Writers queue messages into the same few conversations while a worker drains the outbox:
+/// what one writer queued to a conversation is taken in the order it was queued, a
+/// conversation never has two messages out at once, and every one is taken — by the store's own bookkeeping, the sweep
+/// (`unblock_jobs`) being needed rarely if ever.
+pub async fn queues_stay_ordered_and_moving_under_concurrent_writers(store: Arc<dyn Store>) {
+    const WRITERS: usize = 4;
+    const EACH: usize = 30;
+    let ch = channel(&*store, "site").await;
+    let mut conversations = Vec::new();
+    for user in ["a", "b", "c"] {
+        conversations.push(store.record_inbound(inbound(&ch.id, user, "1", "hi")).await.unwrap().message.conversation_id);
+    }
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, conversations) = (store.clone(), conversations.clone());
+            tokio::spawn(async move {
+                let mut queued = Vec::new();
+                for n in 0..EACH {
+                    let to = Recipient::Conversation(conversations[n % conversations.len()].clone());
+                    queued.push(store.enqueue_outbound(send_req(to, &format!("{w}-{n}"))).await.unwrap().0.id);
+                }
+                queued
+            })
+        })
+        .collect();
+    let mut taken: Vec<Job> = Vec::new();
+    let mut sweeps = 0u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while taken.len() < WRITERS * EACH {
+        assert!(std::time::Instant::now() < deadline, "only {} of {} jobs taken", taken.len(), WRITERS * EACH);
+        let jobs = store.claim_jobs("w", 8, 60_000).await.unwrap();
+        let mut keys = HashSet::new();
+        for job in &jobs {
+            assert!(keys.insert(job.queue_key.clone()), "two jobs of one conversation leased at once");
+        }
+        if jobs.is_empty() && writers.iter().all(|w| w.is_finished()) {
+            sweeps += store.unblock_jobs().await.unwrap();
+        }
+        for job in jobs {
+            assert!(store.complete_job(job.seq, "w").await.unwrap());
+            taken.push(job);
+        }
+        tokio::task::yield_now().await;
+    }
+    let position: std::collections::HashMap<String, usize> =
+        taken.iter().enumerate().map(|(n, j)| (j.ref_id.clone(), n)).collect();
+    for w in writers {
+        let queued = w.await.unwrap();
+        for (n, id) in queued.iter().enumerate() {
+            for later in queued.iter().skip(n + conversations.len()).step_by(conversations.len()) {
+                assert!(position[id] < position[later], "a writer's messages to one conversation went out of order");
+            }
+        }
+    }
+    assert!(sweeps <= 3, "the sweep had to free {sweeps} jobs: the store does not unblock queues itself");
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
+}
+
 pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;

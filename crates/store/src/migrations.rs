@@ -78,6 +78,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_drop_jobs_lane_index.sql"),
         include_str!("../migrations/postgres/0011_drop_jobs_lane_index.sql"),
     ),
+    (
+        14,
+        "0014_outbox_heads.sql",
+        include_str!("../migrations/sqlite/0014_outbox_heads.sql"),
+        include_str!("../migrations/postgres/0014_outbox_heads.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -26,8 +26,10 @@ impl Pg {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("invalid_database_url", format!("the PostgreSQL URL is not valid: {e}")))?
             // Plans are made per execution: a plan cached while a table was nearly empty (a
-            // sequential scan) would otherwise stay in use after it has grown.
-            .options([("plan_cache_mode", "force_custom_plan")]);
+            // sequential scan) would otherwise stay in use after it has grown. No JIT: okno's
+            // statements are short, and compiling one whose estimate looked large took longer
+            // (300 ms seen on a claim) than running it.
+            .options([("plan_cache_mode", "force_custom_plan"), ("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max.max(2))
             .acquire_timeout(std::time::Duration::from_millis(acquire_ms))
@@ -106,16 +108,52 @@ impl Conn for PgConn<'_> {
     }
 
     async fn batch(&mut self, script: &str) -> Result<()> {
-        // Migration scripts end each statement with `;` at the end of a line and hold no
-        // semicolons inside literals, so they split safely into single statements.
-        for stmt in script.split(";\n") {
-            let body: String =
-                stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-            if body.trim().is_empty() {
-                continue;
-            }
+        for body in statements(script) {
             sqlx::query(&body).execute(&mut *self.conn).await.map_err(db)?;
         }
         Ok(())
+    }
+}
+
+/// A migration script's statements. Each ends with `;` at the end of a line; a function body in
+/// `$$ … $$` keeps its own semicolons; no literal holds one otherwise. Comment lines are dropped.
+fn statements(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for piece in script.split_inclusive(";\n") {
+        current.push_str(piece);
+        if current.matches("$$").count() % 2 == 1 {
+            continue;
+        }
+        let body: String =
+            current.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        let body = body.trim().trim_end_matches(';').trim();
+        if !body.is_empty() {
+            out.push(body.to_owned());
+        }
+        current.clear();
+    }
+    let rest = current.trim();
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn function_bodies_keep_their_semicolons() {
+        let script = "-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$;\nDROP TABLE b;\n";
+        assert_eq!(
+            statements(script),
+            vec![
+                "CREATE TABLE a (x BIGINT)".to_owned(),
+                "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$".to_owned(),
+                "DROP TABLE b".to_owned(),
+            ]
+        );
     }
 }

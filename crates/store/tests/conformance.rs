@@ -39,6 +39,7 @@ suite!(
     outbound_writes_message_and_job_once,
     jobs_keep_order_per_queue_and_leases_expire,
     concurrent_claims_never_share_a_job,
+    queues_stay_ordered_and_moving_under_concurrent_writers,
     delivery_outcomes_update_message_identity_and_emit,
     merge_moves_identities_conversations_and_fields,
     attach_identity_moves_a_person_to_a_contact,
