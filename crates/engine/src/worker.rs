@@ -28,9 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
 
-/// How often the workers look for jobs whose queue flag was left set (see `Store::unblock_jobs`).
-const UNBLOCK_SWEEP: Duration = Duration::from_secs(3);
-
 impl Engine {
     /// Runs the workers until `shutdown` is cancelled, then drains and releases.
     pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
@@ -46,9 +43,6 @@ impl Engine {
         // must not let another worker take the same job): one statement for all of them.
         let mut renew = tokio::time::interval(Duration::from_millis((self.cfg.lease_ms / 3).max(10) as u64));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The safety net for a queue's `blocked` flag left set by concurrent transactions.
-        let mut sweep = tokio::time::interval(UNBLOCK_SWEEP);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let free = slots.available_permits();
             let mut claimed_all = false;
@@ -94,11 +88,6 @@ impl Engine {
                 _ = self.wake.notified() => bulk_due = true,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= bulk_slots.available_permits() > 0,
                 _ = tokio::time::sleep(poll), if !claimed_all => bulk_due = true,
-                _ = sweep.tick() => match self.store.unblock_jobs().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(jobs = n, "cleared queue flags left set"),
-                    Err(e) => tracing::warn!(error = %e, "clearing queue flags failed"),
-                },
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");

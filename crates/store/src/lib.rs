@@ -612,10 +612,6 @@ pub trait Store: BotStore + BroadcastStore + TaskStore + SurveyStore + Send + Sy
     async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
-    /// Clears the `blocked` flag of jobs with nothing left before them in their queue; returns
-    /// how many. The flag is kept by the store as jobs come and go; this is the safety net for
-    /// the rare interleaving of concurrent transactions (PostgreSQL) that leaves one set.
-    async fn unblock_jobs(&self) -> Result<u64>;
     /// Jobs not yet finished.
     async fn queue_depth(&self) -> Result<i64>;
 

@@ -80,9 +80,9 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         14,
-        "0014_outbox_heads.sql",
-        include_str!("../migrations/sqlite/0014_outbox_heads.sql"),
-        include_str!("../migrations/postgres/0014_outbox_heads.sql"),
+        "0014_jobs_queue_lane.sql",
+        include_str!("../migrations/sqlite/0014_jobs_queue_lane.sql"),
+        include_str!("../migrations/postgres/0014_jobs_queue_lane.sql"),
     ),
 ];
 

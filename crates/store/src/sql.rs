@@ -283,10 +283,8 @@ impl SqlStore {
         on!(self.write, |c| {
             let owner = owner.as_str();
             let now = now_ms();
-            // NO KEY UPDATE: a lease changes no key, so a job stays claimable while a transaction
-            // queueing the job after it holds its KEY SHARE lock (0014_outbox_heads.sql).
             let lock = match backend {
-                Backend::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
+                Backend::Postgres => " FOR UPDATE SKIP LOCKED",
                 Backend::Sqlite => "",
             };
             // Live work waits only for live work queued before it in its conversation: a broadcast
@@ -298,12 +296,9 @@ impl SqlStore {
                 Some(n) => (format!(" AND j.lane = {n}"), String::new(), "j.seq"),
                 None => (String::new(), String::new(), "j.lane, j.seq"),
             };
-            // Only unblocked jobs are read (jobs_ready): a queue's later jobs are not looked at
-            // until the one before them leaves. Each one taken is still checked for an earlier
-            // job, so a flag wrongly clear cannot reorder a conversation.
             let sql = format!(
                 "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-                 WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.blocked = 0 AND j.run_at <= $3{lane} \
+                 WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3{lane} \
                    AND (j.lease_until IS NULL OR j.lease_until < $3) \
                    AND (j.queue_key IS NULL OR NOT EXISTS \
                         (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq{before})) \
@@ -1276,18 +1271,6 @@ impl Store for SqlStore {
 
     async fn claim_lane(&self, owner: &str, lane: i64, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {
         self.claim(owner, Some(lane), limit, lease_ms).await
-    }
-
-    async fn unblock_jobs(&self) -> Result<u64> {
-        on!(self.write, |c| {
-            c.exec(
-                "UPDATE jobs SET blocked = 0 WHERE blocked = 1 AND NOT EXISTS \
-                 (SELECT 1 FROM jobs p WHERE p.queue_key = jobs.queue_key AND p.seq < jobs.seq \
-                  AND (jobs.lane <> 0 OR p.lane = 0))",
-                args![],
-            )
-            .await
-        })
     }
 
     async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool> {
