@@ -105,6 +105,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
         channel_id: nonempty(&q.channel),
         assignee,
         label: nonempty(&q.label),
+        text: None,
     };
     let (items, next) = match nonempty(&q.q) {
         None => {
