@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+pub mod account;
 pub mod admin;
 pub mod broadcasts;
 pub mod canned;
@@ -67,6 +68,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_canned.html", include_str!("templates/admin_canned.html")),
     ("admin_operators.html", include_str!("templates/admin_operators.html")),
     ("broadcasts.html", include_str!("templates/broadcasts.html")),
+    ("account.html", include_str!("templates/account.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -87,7 +89,7 @@ impl Ui {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)
         });
-        let sessions = session::Sessions::open(&settings.data_dir, public_url.starts_with("https://"))?;
+        let sessions = session::Sessions::new(public_url.starts_with("https://"));
         Ok(Ui {
             env,
             sessions,
@@ -135,6 +137,47 @@ impl Ui {
         });
         self.render_with(name, ctx)
     }
+}
+
+/// Messages indexed per slice of the search backfill.
+const BACKFILL_SLICE: u32 = 2_000;
+
+/// The UI's upkeep, started with the server: indexes the text of messages written before the
+/// search index existed (once, a slice at a time, so other writes go in between), then
+/// removes expired sessions every hour (a login also removes them).
+pub fn spawn_upkeep(state: &crate::AppState) {
+    let (store, stop) = (state.engine.store.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let mut indexed = 0u64;
+        loop {
+            match store.backfill_search(BACKFILL_SLICE).await {
+                Ok(0) => break,
+                Ok(n) => indexed += n,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "indexing old messages for search failed; trying again");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+        }
+        if indexed > 0 {
+            tracing::info!(messages = indexed, "older messages indexed for search");
+        }
+        loop {
+            if let Err(e) = store.sweep_sessions().await {
+                tracing::warn!(error = %e.message, "sweeping expired sessions failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            }
+        }
+    });
 }
 
 /// A urlencoded form body.
@@ -191,6 +234,9 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/audit", get(admin::audit_log))
         .route("/ui/admin/canned", get(canned::page).post(canned::change))
         .route("/ui/admin/operators", get(admin::operators).post(admin::create_operator))
+        .route("/ui/admin/operators/change", post(admin::change_operator))
+        .route("/ui/account", get(account::page))
+        .route("/ui/account/password", post(account::change_password))
         .route("/ui/broadcasts", get(broadcasts::page).post(broadcasts::create))
         .route("/ui/broadcasts/{id}", get(broadcasts::report))
         .route("/ui/broadcasts/{id}/{action}", post(broadcasts::control))
@@ -213,9 +259,8 @@ async fn set_lang(
         return (StatusCode::NOT_FOUND, "unknown language").into_response();
     };
     // Signed in: kept with the account too, so every browser the operator uses shows it.
-    if let Some((login, _)) = session::cookie_value(&headers, session::COOKIE).and_then(|v| state.ui.sessions.check(&v))
-    {
-        if let Err(e) = state.engine.store.set_operator_lang(&login, lang.code()).await {
+    if let Ok(Some((operator, _))) = session::signed_in(&state, &headers).await {
+        if let Err(e) = state.engine.store.set_operator_lang(&operator.login, lang.code()).await {
             tracing::warn!(error = %e, "could not keep the operator's language");
         }
     }
