@@ -996,11 +996,15 @@ impl Store for SqlStore {
             if let Some(v) = &f.label {
                 q.push(" AND c.labels LIKE ").bind_s(format!("%{}%", to_json(v)));
             }
-            if let Some((head, arg, tail)) =
-                f.text.as_deref().and_then(|t| crate::search::matching_messages(backend, t))
-            {
-                q.push(" AND c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN (").push(head);
-                q.bind_s(arg).push(tail).push("))");
+            if let Some(pieces) = f.text.as_deref().and_then(|t| crate::search::matching_messages(backend, t)) {
+                q.push(" AND c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN (");
+                for p in pieces {
+                    match p {
+                        crate::search::Piece::Sql(s) => q.push(s),
+                        crate::search::Piece::Arg(a) => q.bind_s(a),
+                    };
+                }
+                q.push("))");
             }
             if let Some(cursor) = &page.cursor {
                 let (at, id) = cursor

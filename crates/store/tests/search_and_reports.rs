@@ -115,6 +115,12 @@ async fn any_message_is_found_in_any_case_and_alphabet(store: Arc<dyn Store>, _d
     let (hello_id, carl) = inbound(&*store, &ch, "carl", "c1", "Hello, is anybody there?").await;
 
     let both = sorted(vec![ann.clone(), boris.clone()]);
+    // Found before the trigram index caught up (SQLite reads the new rows with LIKE) and after.
+    assert_eq!(found(&*store, "ЗАКАЗ").await, both);
+    let caught = store.catch_up_search_index(3).await.unwrap() + store.catch_up_search_index(100).await.unwrap();
+    let expected = if store.backend() == okno_store::Backend::Sqlite { 5 } else { 0 };
+    assert_eq!(caught, expected, "five copies to add (SQLite); PostgreSQL keeps its own index");
+    assert_eq!(store.catch_up_search_index(100).await.unwrap(), 0);
     assert_eq!(found(&*store, "заказ").await, both, "an older message, any case");
     assert_eq!(found(&*store, "ЗАКАЗ").await, both);
     assert_eq!(found(&*store, "  Заказ ").await, both, "blanks around are ignored");
@@ -141,9 +147,19 @@ async fn any_message_is_found_in_any_case_and_alphabet(store: Arc<dyn Store>, _d
     let rest = store.list_conversations(f, PageRequest::new(Some(1), first.next)).await.unwrap();
     assert_eq!(sorted(vec![first.items[0].id.clone(), rest.items[0].id.clone()]), both);
 
-    // An edit is searched as edited.
+    // A message after the index caught up is found too.
+    let (_, dora) = inbound(&*store, &ch, "dora", "d1", "Где ЗАКАЗ?").await;
+    assert_eq!(found(&*store, "заказ").await, sorted(vec![ann.clone(), boris.clone(), dora.clone()]));
+    store.catch_up_search_index(100).await.unwrap();
+    assert_eq!(found(&*store, "заказ").await.len(), 3);
+    // An edit is searched as edited (in the index already, or not yet).
     store.record_edit(&ch, "carl", "c1", Some("Пока, ЗАКАЗ отменяю".into())).await.unwrap();
     assert_eq!(found(&*store, "hello").await, Vec::<String>::new());
+    assert_eq!(found(&*store, "заказ").await.len(), 4);
+    store.record_edit(&ch, "dora", "d1", Some("Где посылка?".into())).await.unwrap();
+    assert_eq!(found(&*store, "заказ").await.len(), 3, "edited before it reached the index");
+    store.catch_up_search_index(100).await.unwrap();
+    assert_eq!(found(&*store, "посылка").await, vec![dora.clone()]);
     assert_eq!(found(&*store, "заказ").await.len(), 3);
     store.record_edit(&ch, "carl", "c1", None).await.unwrap();
     assert_eq!(found(&*store, "отменяю").await, Vec::<String>::new());
@@ -191,6 +207,8 @@ async fn messages_older_than_the_index_are_found_after_the_backfill(store: Arc<d
     convs.push(new);
     assert_eq!(found(&*store, "заказ").await, sorted(convs));
     assert_eq!(found(&*store, "старый заказ 3").await.len(), 1);
+    while store.catch_up_search_index(2).await.unwrap() > 0 {}
+    assert_eq!(found(&*store, "заказ").await.len(), 6, "the same once in the trigram index");
 }
 
 const DAY: i64 = 86_400_000;

@@ -185,7 +185,7 @@ async fn search(
 }
 
 /// Conversations a search shows by their messages' text.
-const SEARCH_PAGE: u32 = 100;
+const SEARCH_PAGE: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ConversationQuery {

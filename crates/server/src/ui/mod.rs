@@ -139,25 +139,38 @@ impl Ui {
     }
 }
 
-/// Messages indexed per slice of the search backfill.
-const BACKFILL_SLICE: u32 = 2_000;
+/// Messages indexed per slice of the search backfill, and per batch of the trigram index.
+const SEARCH_SLICE: u32 = 2_000;
 
-/// The UI's upkeep, started with the server: indexes the text of messages written before the
-/// search index existed (once, a slice at a time, so other writes go in between), then
-/// removes expired sessions every hour (a login also removes them).
+/// The UI's upkeep, started with the server:
+///
+/// ```text
+///  once:          index the text of messages written before the search index existed
+///                 (a slice per transaction, so other writes go in between)
+///  every second:  SQLite: add the messages written since to the trigram index, in one batch
+///  every hour:    remove expired sessions (a login removes them too)
+/// ```
 pub fn spawn_upkeep(state: &crate::AppState) {
     let (store, stop) = (state.engine.store.clone(), state.shutdown.clone());
     tokio::spawn(async move {
+        let pause = |secs| {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = stop.cancelled() => false,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => true,
+                }
+            }
+        };
         let mut indexed = 0u64;
         loop {
-            match store.backfill_search(BACKFILL_SLICE).await {
+            match store.backfill_search(SEARCH_SLICE).await {
                 Ok(0) => break,
                 Ok(n) => indexed += n,
                 Err(e) => {
                     tracing::warn!(error = %e.message, "indexing old messages for search failed; trying again");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    if !pause(5).await {
+                        return;
                     }
                 }
             }
@@ -168,13 +181,22 @@ pub fn spawn_upkeep(state: &crate::AppState) {
         if indexed > 0 {
             tracing::info!(messages = indexed, "older messages indexed for search");
         }
+        let mut swept_at: Option<std::time::Instant> = None;
         loop {
-            if let Err(e) = store.sweep_sessions().await {
-                tracing::warn!(error = %e.message, "sweeping expired sessions failed");
+            // A full batch means more are waiting: go on at once.
+            match store.catch_up_search_index(SEARCH_SLICE).await {
+                Ok(n) if n == u64::from(SEARCH_SLICE) => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.message, "updating the search index failed; trying again"),
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            if swept_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                if let Err(e) = store.sweep_sessions().await {
+                    tracing::warn!(error = %e.message, "sweeping expired sessions failed");
+                }
+                swept_at = Some(std::time::Instant::now());
+            }
+            if !pause(1).await {
+                return;
             }
         }
     });
