@@ -237,6 +237,8 @@ async fn every_page_renders(app: TestApp) {
         "/ui/admin/canned".into(),
         "/ui/admin/operators".into(),
         "/ui/broadcasts".into(),
+        "/ui/account".into(),
+        "/ui/reports?days=366".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -1537,6 +1539,7 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     b.wait_for(10, "return document.querySelector('#count')").await;
     assert_eq!(b.text("#count").await, "1");
     assert!(b.text("#audience-count").await.contains("Ann"), "who, for example");
+    b.js("document.querySelector('#audience-count').scrollIntoView({block: 'center'}); return 1").await;
     b.screenshot("broadcast-form").await;
     b.click("#bc-start").await;
     b.wait_for(10, "return document.querySelector('#broadcast')").await;
@@ -1637,6 +1640,59 @@ async fn in_the_browser_a_restricted_operator_sees_masked_phones_and_an_admin_se
     b.screenshot("reports").await;
     b.open(&format!("{}/ui/admin/channels", app.url)).await;
     b.screenshot("admin-channels").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_an_operator_changes_their_password_and_an_administrator_disables_them() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    operator(&app, "admin", Role::Admin).await;
+    b.login(&app, "anna").await;
+    // «My account» from the name in the header.
+    b.click("#who").await;
+    b.wait_for(10, "return location.pathname === '/ui/account' && document.querySelector('#password-form')").await;
+    b.type_into("#current", "not my password").await;
+    b.type_into("#new-password", "a fresh long secret").await;
+    b.type_into("#repeat-password", "a fresh long secret").await;
+    b.click("#change-password").await;
+    b.wait_for(10, "return document.querySelector('#error')").await;
+    assert!(b.text("#error").await.contains("current password is wrong"));
+    b.type_into("#current", PASSWORD).await;
+    b.type_into("#new-password", "a fresh long secret").await;
+    b.type_into("#repeat-password", "a fresh long secret").await;
+    b.click("#change-password").await;
+    b.wait_for(10, "return document.querySelector('#password-changed')").await;
+    b.screenshot("account").await;
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.type_into("#login", "anna").await;
+    b.type_into("#password", "a fresh long secret").await;
+    b.click("#sign-in").await;
+    b.wait_for(10, "return location.pathname === '/ui/inbox'").await;
+
+    // An administrator disables anna from another browser session: her open page's next
+    // request leads to the login form.
+    let mut admin = Client::new(&app);
+    admin.login("admin", PASSWORD).await;
+    let csrf = token_of(&mut admin, "/ui/admin/operators").await;
+    let r =
+        admin.post("/ui/admin/operators/change", &[("csrf", &csrf), ("login", "anna"), ("action", "disable")]).await;
+    assert_eq!(r.status, 303);
+    b.goto(&format!("{}/ui/contacts", app.url)).await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.type_into("#login", "anna").await;
+    b.type_into("#password", "a fresh long secret").await;
+    b.click("#sign-in").await;
+    b.wait_for(10, "return document.body.innerText.includes('This account is disabled')").await;
+
+    // The operators page, as the administrator sees it.
+    b.login(&app, "admin").await;
+    b.open(&format!("{}/ui/admin/operators", app.url)).await;
+    assert!(b.text("#operators tr[data-login=anna]").await.contains("disabled"));
+    b.screenshot("admin-operators").await;
     b.quit().await;
 }
 

@@ -385,7 +385,8 @@ async fn operators_page(state: &AppState, s: &Session, error: Option<okno_domain
         s,
         json!({
             "title": t(s, "operators"), "nav": "admin", "sub": "operators", "roles": roles,
-            "error": error.map(|e| e.message),
+            // The store's refusals in the operator's language.
+            "error": error.map(|e| if e.code == "last_admin" { t(s, "last_admin") } else { e.message }),
             "role_names": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             "rows": list.iter().map(|a| json!({
                 "login": a.operator.login, "role": a.operator.role.as_str(), "created": short_time(a.operator.created_at),

@@ -203,11 +203,7 @@ async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain:
     };
     let q = form.field("f_q");
     if q.is_some() && !s.role().allows(Permission::PersonalData) {
-        return Err(okno_domain::Error::new(
-            okno_domain::ErrorKind::Forbidden,
-            "forbidden",
-            "the text filter also matches phone numbers and emails, which your role may not see: use groups, a list or attributes",
-        ));
+        return Err(okno_domain::Error::new(okno_domain::ErrorKind::Forbidden, "forbidden", t(s, "bc_q_forbidden")));
     }
     let channel_kind =
         form.field("f_kind").map(|k| ChannelKind::parse(&k).map(|k| k.as_str().to_string())).transpose()?;

@@ -246,14 +246,18 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Кнопки-ответы (по одной в строке: текст или текст=ответ)",
     ),
     ("bc_count", "Count the audience", "Посчитать получателей"),
-    ("bc_holds", "The audience holds", "Получателей"),
-    ("bc_people", "people", "чел."),
+    ("bc_holds", "People in the audience", "Получателей"),
     (
         "bc_count_note",
         "People who opted out of broadcasts are counted here and skipped when it is sent.",
         "Отписавшиеся от рассылок здесь посчитаны, при отправке они будут пропущены.",
     ),
     ("bc_for_example", "For example", "Например"),
+    (
+        "bc_q_forbidden",
+        "The text filter also matches phone numbers and emails, which your role may not see: use groups, a list or attributes.",
+        "Текстовый фильтр ищет и по телефонам и почте, которые вашей роли не видны: используйте группы, список или атрибуты.",
+    ),
     ("bc_empty", "Nobody matches: change the audience.", "Никто не подходит: измените получателей."),
     (
         "bc_count_first",
@@ -262,6 +266,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("account_disabled", "This account is disabled.", "Эта учётная запись отключена."),
     ("cannot_disable_self", "You cannot disable yourself.", "Нельзя отключить самого себя."),
+    (
+        "last_admin",
+        "This is the last administrator: make another operator an administrator first.",
+        "Это последний администратор: сначала назначьте администратором другого оператора.",
+    ),
     ("op_state", "State", "Состояние"),
     ("op_sessions", "Open sessions", "Открытые сессии"),
     ("op_new_password", "New password", "Новый пароль"),
