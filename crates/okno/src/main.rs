@@ -8,6 +8,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
 use clap::{Parser, Subcommand};
 use okno_domain::model::Role;
 use okno_server::Settings;
+use okno_store::AccountChange;
 
 #[derive(Parser)]
 #[command(name = "okno", version, about = "okno — a self-hosted omnichannel messaging hub")]
@@ -96,6 +97,31 @@ enum UserAction {
         #[arg(long)]
         role: String,
     },
+    /// List the operators: login, role, state, open sessions.
+    List,
+    /// Disable an operator: they cannot sign in, and their sessions end at once (on every
+    /// process). The last administrator cannot be disabled.
+    Disable {
+        #[arg(long)]
+        login: String,
+    },
+    /// Enable a disabled operator again.
+    Enable {
+        #[arg(long)]
+        login: String,
+    },
+    /// Give an operator another role (admin, operator, restricted…).
+    Role {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Set an operator's password, read from standard input (one line); their sessions end.
+    Password {
+        #[arg(long)]
+        login: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -148,22 +174,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if login.trim().is_empty() {
                 bail!("--login must not be empty");
             }
-            let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.chars().count() < 8 {
-                bail!("the password needs at least 8 characters");
-            }
-            let salt = SaltString::generate(&mut OsRng);
-            let hash = argon2::Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
-                .to_string();
+            let hash = password_from_stdin()?;
             let store = okno_server::open_store(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
             let op = store.create_operator(login.trim(), role, &hash).await.map_err(|e| anyhow::anyhow!(e.message))?;
             println!("created {} operator `{}`", op.role, op.login);
             Ok(())
         }
+        Command::User { action } => user(&settings, action).await,
         Command::Migrate => {
             okno_server::open_store(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
             println!("the database is up to date");
@@ -174,6 +191,49 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Bot { action } => bot(&settings, action).await,
         Command::DefaultConfig => Ok(()),
     }
+}
+
+/// Reads one line from standard input as a new password and hashes it (argon2id).
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        bail!("the password needs at least 8 characters");
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+        .to_string())
+}
+
+/// `okno user list|disable|enable|role|password`: as the operators page does, recorded in the
+/// audit log as done by `cli`.
+async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
+    let (login, change) = match action {
+        UserAction::List => {
+            let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let accounts = store.operator_accounts().await.map_err(|e| anyhow::anyhow!(e.message))?;
+            for a in accounts {
+                let state = if a.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{state}\t{} sessions", a.operator.login, a.operator.role, a.sessions);
+            }
+            return Ok(());
+        }
+        UserAction::Disable { login } => (login, AccountChange::Disable),
+        UserAction::Enable { login } => (login, AccountChange::Enable),
+        UserAction::Role { login, role } => {
+            (login, AccountChange::Role(Role::parse(&role).map_err(|e| anyhow::anyhow!(e.message))?))
+        }
+        UserAction::Password { login } => (login, AccountChange::Password(password_from_stdin()?)),
+        UserAction::Create { .. } => return Ok(()),
+    };
+    let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let a = store.change_operator(login.trim(), change, "cli", None).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let state = if a.disabled { "disabled" } else { "active" };
+    println!("operator `{}`: {}, {state}", a.operator.login, a.operator.role);
+    Ok(())
 }
 
 async fn bot(settings: &Settings, action: BotAction) -> anyhow::Result<()> {

@@ -319,6 +319,33 @@ fn user_create_reads_the_password_from_stdin() {
 }
 
 #[test]
+fn users_are_listed_disabled_enabled_given_a_role_and_a_password_from_the_command_line() {
+    let okno = Okno::new();
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let out = okno.run(args, stdin);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&["user", "create", "--login", "root", "--role", "admin"], Some("correct horse battery\n"));
+    ok(&["user", "create", "--login", "anna", "--role", "operator"], Some("correct horse battery\n"));
+    assert!(ok(&["user", "disable", "--login", "anna"], None).contains("disabled"));
+    assert!(ok(&["user", "list"], None).contains("anna\toperator\tdisabled"));
+    ok(&["user", "enable", "--login", "anna"], None);
+    assert!(ok(&["user", "role", "--login", "anna", "--role", "restricted"], None).contains("restricted, active"));
+    ok(&["user", "password", "--login", "anna"], Some("a brand new password\n"));
+    let list = ok(&["user", "list"], None);
+    assert!(list.contains("anna\trestricted\tactive") && list.contains("root\tadmin\tactive"), "{list}");
+    // Clear refusals.
+    let last = okno.run(&["user", "disable", "--login", "root"], None);
+    assert!(!last.status.success());
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last administrator"));
+    let nobody = okno.run(&["user", "enable", "--login", "nobody"], None);
+    assert!(!nobody.status.success());
+    let short = okno.run(&["user", "password", "--login", "anna"], Some("123\n"));
+    assert!(!short.status.success() && String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+}
+
+#[test]
 fn zero_config_creates_the_data_folder_in_the_working_directory() {
     let okno = Okno::new();
     let out = okno.run(&["migrate"], None);

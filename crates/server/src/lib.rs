@@ -106,6 +106,7 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let ui = Arc::new(ui::Ui::new(settings, &public_url)?);
     let state =
         AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
+    ui::spawn_upkeep(&state);
     let app = router(state, settings);
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());

@@ -20,7 +20,10 @@ mod db;
 mod error;
 mod lite;
 mod migrations;
+mod operators;
 mod pg;
+mod reports;
+mod search;
 mod sql;
 mod surveys;
 mod tasks;
@@ -37,6 +40,9 @@ pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
+pub use operators::{AccountChange, OperatorAccount, OperatorStore};
+pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
+pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
 pub use tasks::{reoffer_ref, Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
@@ -196,6 +202,8 @@ pub struct ConversationFilter {
     /// `Some(None)`: unassigned only.
     pub assignee: Option<Option<String>>,
     pub label: Option<String>,
+    /// Text in any of the conversation's messages, case-insensitive in every alphabet.
+    pub text: Option<String>,
 }
 
 /// Changes to a conversation; `assignee: Some(None)` unassigns.
@@ -516,7 +524,9 @@ pub struct PendingDelivery {
 
 /// The storage contract. Every method is one transaction.
 #[async_trait]
-pub trait Store: BotStore + BroadcastStore + TaskStore + SurveyStore + Send + Sync + 'static {
+pub trait Store:
+    BotStore + BroadcastStore + TaskStore + SurveyStore + OperatorStore + ReportStore + SearchStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<()>;

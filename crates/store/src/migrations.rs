@@ -79,6 +79,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0011_drop_jobs_lane_index.sql"),
     ),
     (
+        12,
+        "0012_operator_sessions.sql",
+        include_str!("../migrations/sqlite/0012_operator_sessions.sql"),
+        include_str!("../migrations/postgres/0012_operator_sessions.sql"),
+    ),
+    (
+        13,
+        "0013_message_search.sql",
+        include_str!("../migrations/sqlite/0013_message_search.sql"),
+        include_str!("../migrations/postgres/0013_message_search.sql"),
+    ),
+    (
         14,
         "0014_jobs_queue_lane.sql",
         include_str!("../migrations/sqlite/0014_jobs_queue_lane.sql"),

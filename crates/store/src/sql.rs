@@ -965,6 +965,7 @@ impl Store for SqlStore {
     }
 
     async fn list_conversations(&self, f: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>> {
+        let backend = self.backend;
         on!(self.read, |c| {
             let mut q = Sql::new(&format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE 1 = 1"));
             if let Some(v) = f.status {
@@ -989,6 +990,16 @@ impl Store for SqlStore {
             }
             if let Some(v) = &f.label {
                 q.push(" AND c.labels LIKE ").bind_s(format!("%{}%", to_json(v)));
+            }
+            if let Some(pieces) = f.text.as_deref().and_then(|t| crate::search::matching_messages(backend, t)) {
+                q.push(" AND c.id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN (");
+                for p in pieces {
+                    match p {
+                        crate::search::Piece::Sql(s) => q.push(s),
+                        crate::search::Piece::Arg(a) => q.bind_s(a),
+                    };
+                }
+                q.push("))");
             }
             if let Some(cursor) = &page.cursor {
                 let (at, id) = cursor
@@ -1608,6 +1619,7 @@ impl Store for SqlStore {
                 args![&text, now_ms(), &id],
             )
             .await?;
+            crate::search::reindex(c, &id, text.as_deref()).await?;
             let m = load_message(c, &id).await?;
             emit(c, EventType::MessageEdited, message_event_data(&m)).await?;
             Ok(Some(m))
@@ -2228,6 +2240,7 @@ pub(crate) async fn insert_outbound_in(
         ],
     )
     .await?;
+    crate::search::index_new(c, &id, req.text.as_deref()).await?;
     for att in &req.attachment_ids {
         let done = c
             .exec(
@@ -2708,6 +2721,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             ],
         )
         .await?;
+        crate::search::index_new(c, &id, msg.text.as_deref()).await?;
         let mut fetch = false;
         let mut attachments = Vec::with_capacity(msg.attachments.len());
         for a in &msg.attachments {

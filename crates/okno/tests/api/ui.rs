@@ -88,6 +88,12 @@ impl Client {
     }
 }
 
+/// Posts a form of owned values.
+async fn post_form(c: &mut Client, path: &str, form: &[(&str, String)]) -> Page {
+    let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    c.post(path, &f).await
+}
+
 /// The value of the first hidden input named `name`.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -231,6 +237,8 @@ async fn every_page_renders(app: TestApp) {
         "/ui/admin/canned".into(),
         "/ui/admin/operators".into(),
         "/ui/broadcasts".into(),
+        "/ui/account".into(),
+        "/ui/reports?days=366".into(),
     ];
     for lang in ["en", "ru"] {
         c.cookies.insert("okno_lang".into(), lang.into());
@@ -275,22 +283,34 @@ async fn an_operator_starts_a_broadcast_watches_it_and_cancels_another() {
     let page = c.get("/ui/broadcasts").await;
     assert_eq!(page.status, 200);
     let csrf = hidden(&page.body, "csrf");
+    // The audience is counted first; only then is there a start button.
+    assert!(!page.body.contains("id=\"bc-start\""), "no start before a count");
+    let form = |action: &'static str, text: &'static str, counted: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", action.to_string()),
+            ("name", "Акция".to_string()),
+            ("groups", "clients".to_string()),
+            ("text", text.to_string()),
+            ("unsubscribe", String::new()),
+            ("counted", counted.to_string()),
+        ]
+    };
+    let counted = post_form(&mut c, "/ui/broadcasts", &form("count", "Скидка 10%", "")).await;
+    assert_eq!(counted.status, 200, "{}", counted.body);
+    assert!(counted.body.contains("<b id=\"count\">3</b>"), "{}", counted.body);
+    assert!(counted.body.contains("id=\"bc-start\""));
+    assert!(counted.body.contains("value=\"Скидка 10%\"") || counted.body.contains(">Скидка 10%</textarea>"), "kept");
     // A template error is shown on the form, which keeps what was typed.
-    let bad = c
-        .post(
-            "/ui/broadcasts",
-            &[("csrf", &csrf), ("name", "Акция"), ("groups", "clients"), ("text", "{{ contact.name ")],
-        )
-        .await;
+    let bad = post_form(&mut c, "/ui/broadcasts", &form("start", "{{ contact.name ", "3")).await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("template error at line 1"), "{}", bad.body);
     assert!(bad.body.contains("value=\"Акция\""));
-    let made = c
-        .post(
-            "/ui/broadcasts",
-            &[("csrf", &csrf), ("name", "Акция"), ("groups", "clients"), ("text", "Скидка 10%"), ("unsubscribe", "")],
-        )
-        .await;
+    // A start with a count that is no longer true shows the new count instead.
+    let stale = post_form(&mut c, "/ui/broadcasts", &form("start", "Скидка 10%", "2")).await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("<b id=\"count\">3</b>"));
+    let made = post_form(&mut c, "/ui/broadcasts", &form("start", "Скидка 10%", "3")).await;
     assert_eq!(made.status, 303, "{}", made.body);
     let at = made.location.unwrap();
     okno_testkit::eventually(10, || async {
@@ -305,12 +325,24 @@ async fn an_operator_starts_a_broadcast_watches_it_and_cancels_another() {
     .await
     .expect("the report shows it done");
     assert!(report.body.contains("3 · "), "{}", report.body);
+    assert!(report.body.contains("id=\"bc-audience\">clients<"), "{}", report.body);
+    // The broadcast results report counts it.
+    let csv = c.get("/ui/reports.csv?report=broadcasts").await.body;
+    let id = at.rsplit('/').next().unwrap();
+    assert!(
+        csv.starts_with("broadcast,id,created,status,total,sent,failed,waiting,opted_out,answered,unsubscribed\r\n")
+    );
+    let line = csv.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{csv}"));
+    assert!(line.starts_with("Акция,") && line.ends_with(",done,3,3,0,0,0,0,0"), "{line}");
+    assert!(c.get("/ui/reports").await.body.contains("id=\"report-broadcasts\""));
     // A scheduled one is cancelled from its page.
     let later = c
         .post(
             "/ui/broadcasts",
             &[
                 ("csrf", &csrf),
+                ("action", "start"),
+                ("counted", "3"),
                 ("name", "Позже"),
                 ("groups", "clients"),
                 ("text", "Потом"),
@@ -853,6 +885,347 @@ async fn the_ratings_report_averages_answers_per_manager() {
     assert!(ratings.contains("<svg") && ratings.contains("Петров"), "a chart of the ratings");
 }
 
+/// The CSRF token of a page the client can open.
+async fn token_of(c: &mut Client, path: &str) -> String {
+    let page = c.get(path).await;
+    assert_eq!(page.status, 200, "{path}: {}", page.body);
+    hidden(&page.body, "csrf")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_are_disabled_and_changed_and_their_sessions_end_on_every_process() {
+    let db = okno_testkit::TestDb::sqlite();
+    let url = db.url.clone();
+    operators_across_processes(db, &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_are_disabled_and_changed_and_their_sessions_end_on_every_process_on_postgresql() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    let url = db.url.clone();
+    operators_across_processes(db, &url).await;
+}
+
+/// Two okno processes on one database (each with its own data folder): `a` where the
+/// administrator works, `b` where olga does.
+async fn operators_across_processes(db: okno_testkit::TestDb, url: &str) {
+    let a = TestApp::spawn_on(db, |_| {}).await;
+    let b = TestApp::spawn_on(okno_testkit::TestDb::borrowed(url), |_| {}).await;
+    operator(&a, "admin", Role::Admin).await;
+    operator(&a, "olga", Role::Operator).await;
+    let mut admin = Client::new(&a);
+    assert_eq!(admin.login("admin", PASSWORD).await.status, 303);
+    let mut olga = Client::new(&b);
+    assert_eq!(olga.login("olga", PASSWORD).await.status, 303);
+    assert_eq!(olga.get("/ui/inbox").await.status, 200);
+    // The same cookie opens the other process too: sessions live in the database.
+    let mut olga_on_a = Client { base: a.url.clone(), ..olga.clone() };
+    assert_eq!(olga_on_a.get("/ui/inbox").await.status, 200);
+
+    let page = admin.get("/ui/admin/operators").await;
+    assert!(page.body.contains("data-login=\"olga\""), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let change = |action: &str, extra: Option<(&'static str, &'static str)>| {
+        let mut f = vec![("csrf", csrf.clone()), ("login", "olga".to_string()), ("action", action.to_string())];
+        if let Some((k, v)) = extra {
+            f.push((k, v.to_string()));
+        }
+        f
+    };
+    // Disabled on process a: olga's open session on process b ends at her next request, and
+    // she cannot sign in again.
+    let r = post_form(&mut admin, "/ui/admin/operators/change", &change("disable", None)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(olga.get("/ui/inbox").await.location.as_deref(), Some("/login"), "ended on the other process");
+    assert_eq!(olga.post("/logout", &[("csrf", "x")]).await.status, 401, "forms too");
+    let mut again = Client::new(&b);
+    let refused = again.login("olga", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("This account is disabled"));
+    assert!(!again.cookies.contains_key("okno_session"));
+    let wrong = again.login("olga", "not her password").await;
+    assert_eq!(wrong.status, 401, "a wrong password does not learn that the account is disabled");
+    assert!(admin.get("/ui/admin/operators").await.body.contains("op-enable"));
+
+    // Enabled again, then given another role: it shows at her next request on the other process.
+    assert_eq!(post_form(&mut admin, "/ui/admin/operators/change", &change("enable", None)).await.status, 303);
+    let mut olga = Client::new(&b);
+    assert_eq!(olga.login("olga", PASSWORD).await.status, 303);
+    assert!(olga.get("/ui/inbox").await.body.contains("(operator)"));
+    let r = post_form(&mut admin, "/ui/admin/operators/change", &change("role", Some(("role", "restricted")))).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(olga.get("/ui/inbox").await.body.contains("(restricted)"));
+    let bad = post_form(&mut admin, "/ui/admin/operators/change", &change("role", Some(("role", "root")))).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("not a valid role"));
+
+    // A new password set by the administrator: her session ends; the old password is refused.
+    let short =
+        post_form(&mut admin, "/ui/admin/operators/change", &change("password", Some(("password", "short")))).await;
+    assert_eq!(short.status, 400);
+    assert_eq!(olga.get("/ui/inbox").await.status, 200, "a refused change ends nothing");
+    let r = post_form(
+        &mut admin,
+        "/ui/admin/operators/change",
+        &change("password", Some(("password", "a new long password"))),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(olga.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+    let mut olga = Client::new(&b);
+    assert_eq!(olga.login("olga", PASSWORD).await.status, 401);
+    assert_eq!(olga.login("olga", "a new long password").await.status, 303);
+
+    // A logout on one process ends the session on the other.
+    let mut olga_on_a = Client { base: a.url.clone(), ..olga.clone() };
+    let token = token_of(&mut olga_on_a, "/ui/inbox").await;
+    assert_eq!(olga_on_a.post("/logout", &[("csrf", &token)]).await.status, 303);
+    assert_eq!(olga.get("/ui/inbox").await.location.as_deref(), Some("/login"));
+
+    // The administrator cannot disable themselves, nor leave okno without an administrator.
+    let own = |action: &str, role: &str| {
+        vec![("csrf", csrf.clone()), ("login", "admin".into()), ("action", action.into()), ("role", role.into())]
+    };
+    let r = post_form(&mut admin, "/ui/admin/operators/change", &own("disable", "")).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("You cannot disable yourself"));
+    let r = post_form(&mut admin, "/ui/admin/operators/change", &own("role", "operator")).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("last administrator"));
+    let forged =
+        admin.post("/ui/admin/operators/change", &[("csrf", "forged"), ("login", "olga"), ("action", "enable")]).await;
+    assert_eq!(forged.status, 403);
+    let unknown = post_form(
+        &mut admin,
+        "/ui/admin/operators/change",
+        &[("csrf", csrf.clone()), ("login", "nobody".into()), ("action", "disable".into())],
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+
+    // Not an administrator: no way in.
+    let mut olga = Client::new(&b);
+    assert_eq!(olga.login("olga", "a new long password").await.status, 303);
+    let token = token_of(&mut olga, "/ui/inbox").await;
+    let r =
+        olga.post("/ui/admin/operators/change", &[("csrf", &token), ("login", "admin"), ("action", "disable")]).await;
+    assert_eq!(r.status, 403);
+
+    // Every change is in the audit log, by whom.
+    let audit = a.get("/api/v1/audit?limit=100").await.body.to_string();
+    for action in ["operator.disable", "operator.enable", "operator.role", "operator.password"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(audit.contains("operator:admin"));
+}
+
+#[tokio::test]
+async fn an_operator_changes_their_own_password_with_the_current_one() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut here = Client::new(&app);
+    let mut elsewhere = Client::new(&app);
+    assert_eq!(here.login("anna", PASSWORD).await.status, 303);
+    assert_eq!(elsewhere.login("anna", PASSWORD).await.status, 303);
+    let page = here.get("/ui/account").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"my-sessions\">2<"), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let form = |current: &str, new: &str, repeat: &str| {
+        vec![("csrf", csrf.clone()), ("current", current.into()), ("password", new.into()), ("repeat", repeat.into())]
+    };
+    let wrong =
+        post_form(&mut here, "/ui/account/password", &form("guess", "brand new secret", "brand new secret")).await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.body.contains("The current password is wrong"));
+    let differ =
+        post_form(&mut here, "/ui/account/password", &form(PASSWORD, "brand new secret", "brand new secreT")).await;
+    assert_eq!(differ.status, 400);
+    assert!(differ.body.contains("differ"));
+    let short = post_form(&mut here, "/ui/account/password", &form(PASSWORD, "short", "short")).await;
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("at least 8"));
+    let no_token = here
+        .post(
+            "/ui/account/password",
+            &[("current", PASSWORD), ("password", "brand new secret"), ("repeat", "brand new secret")],
+        )
+        .await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(elsewhere.get("/ui/inbox").await.status, 200, "nothing changed yet");
+
+    let done =
+        post_form(&mut here, "/ui/account/password", &form(PASSWORD, "brand new secret", "brand new secret")).await;
+    assert_eq!((done.status, done.location.as_deref()), (303, Some("/ui/account?changed=1")));
+    let page = here.get("/ui/account?changed=1").await;
+    assert!(page.body.contains("id=\"password-changed\""), "this session stays: {}", page.body);
+    assert_eq!(elsewhere.get("/ui/inbox").await.location.as_deref(), Some("/login"), "the other one ended");
+    let mut fresh = Client::new(&app);
+    assert_eq!(fresh.login("anna", PASSWORD).await.status, 401);
+    assert_eq!(fresh.login("anna", "brand new secret").await.status, 303);
+    let audit = app.get("/api/v1/audit").await.body.to_string();
+    assert!(audit.contains("operator.password") && audit.contains("operator:anna"), "{audit}");
+
+    // Guessing the current password from a session is limited like a login.
+    let mut guesses = 0;
+    loop {
+        let r = post_form(&mut here, "/ui/account/password", &form("guess", "another secret", "another secret")).await;
+        guesses += 1;
+        if r.body.contains("Too many failed attempts") {
+            break;
+        }
+        assert!(guesses < 10, "never limited");
+    }
+    assert!(guesses <= 6, "{guesses}");
+}
+
+#[tokio::test]
+async fn the_inbox_search_finds_an_older_message_in_any_case() {
+    inbox_search(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn the_inbox_search_finds_an_older_message_in_any_case_on_postgresql() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    inbox_search(TestApp::spawn_on(db, |_| {}).await).await;
+}
+
+async fn inbox_search(app: TestApp) {
+    let sink = okno_testkit::Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    operator(&app, "anna", Role::Operator).await;
+    operator(&app, "rita", Role::Restricted).await;
+    let say = |id: &str, user: &str, text: &str| json!({"message_id": id, "user": {"id": user, "name": format!("Покупатель {user}")}, "text": text});
+    assert_eq!(app.inbound(&ch, SECRET, &say("p1", "u-petr", "Заказ 1042 не пришёл, где он?")).await.status, 200);
+    for n in 0..3 {
+        app.inbound(&ch, SECRET, &say(&format!("p{}", n + 2), "u-petr", &format!("Напоминаю ({n})"))).await;
+    }
+    let other = app.inbound(&ch, SECRET, &say("q1", "u-olga", "Спасибо, всё пришло")).await;
+    assert_eq!(other.status, 200);
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    for q in ["заказ", "ЗАКАЗ", "Заказ%201042", "НЕ%20ПРИШЁЛ"] {
+        let page = c.get(&format!("/ui/inbox?q={q}")).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Покупатель u-petr"), "{q}: {}", page.body);
+        assert!(!page.body.contains("Покупатель u-olga"), "{q}");
+    }
+    // The last message is not what matched.
+    assert!(c.get("/ui/inbox?q=заказ").await.body.contains("Напоминаю (2)"));
+    let both = c.get("/ui/inbox?q=ПРИШ").await.body;
+    assert!(both.contains("u-petr") && both.contains("u-olga"), "{both}");
+    assert!(c.get("/ui/inbox?q=заказ&status=resolved").await.body.contains("No conversations match"));
+    // The live refresh of a search shows the same.
+    assert!(c.get("/ui/inbox?q=ЗАКАЗ&fragment=1").await.body.contains("u-petr"));
+    // A restricted operator finds it by the text too.
+    let mut rita = Client::new(&app);
+    rita.login("rita", PASSWORD).await;
+    assert!(rita.get("/ui/inbox?q=Заказ").await.body.contains("u-petr"));
+}
+
+#[tokio::test]
+async fn a_broadcast_from_the_form_with_a_list_and_a_filter_reaches_exactly_those_people() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    // Five people on the website; four in Kazan, one of them a VIP with an external id.
+    let mut contacts = Vec::new();
+    for n in 1..=5 {
+        let conv = super::inbound_conversation(&app, &ch, &format!("u-{n}")).await;
+        let id =
+            app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+        let city = if n == 4 { "Москва" } else { "Казань" };
+        let body = json!({"attrs": {"city": city, "visits": n}, "external_id": format!("1c-{n}")});
+        assert_eq!(app.patch(&format!("/api/v1/contacts/{id}"), body).await.status, 200);
+        contacts.push(id);
+    }
+    // A sixth person, in Kazan, known to the business system but with no channel.
+    app.post("/api/v1/contacts", json!({"external_id": "1c-6", "name": "Без канала", "attrs": {"city": "Казань"}}))
+        .await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut c = Client::new(&app);
+    c.login("anna", PASSWORD).await;
+    let csrf = token_of(&mut c, "/ui/broadcasts").await;
+    let form = |action: &str, list: &str, attrs: &str, counted: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", action.to_string()),
+            ("name", "Казань".to_string()),
+            ("list", list.to_string()),
+            ("f_attrs", attrs.to_string()),
+            ("f_kind", "webhook".to_string()),
+            ("text", "{{ contact.attrs.city }}: скидка".to_string()),
+            ("buttons", "Интересно=yes\nНет".to_string()),
+            ("unsubscribe", String::new()),
+            ("counted", counted.to_string()),
+        ]
+    };
+    // Kazan on the website: u-1, u-2, u-3, u-5 (u-6 has no channel, u-4 is in Moscow).
+    let counted = post_form(&mut c, "/ui/broadcasts", &form("count", "", "city=Казань", "")).await;
+    assert_eq!(counted.status, 200, "{}", counted.body);
+    assert!(counted.body.contains("<b id=\"count\">4</b>"), "{}", counted.body);
+    // A number is compared as a number: visits=2 is u-2 alone.
+    let two = post_form(&mut c, "/ui/broadcasts", &form("count", "", "city=Казань\nvisits=2", "")).await;
+    assert!(two.body.contains("<b id=\"count\">1</b>"), "{}", two.body);
+    // A list adds people by external id or contact id, each once: u-4 joins, u-1 is there already.
+    let list = format!("1c-4, {}\n1c-1", contacts[0]);
+    let counted = post_form(&mut c, "/ui/broadcasts", &form("count", &list, "city=Казань", "")).await;
+    assert!(counted.body.contains("<b id=\"count\">5</b>"), "{}", counted.body);
+    // Bad input is a clear error on the form, which keeps what was typed.
+    let unknown = post_form(&mut c, "/ui/broadcasts", &form("count", "1c-404\n1c-1", "city=Казань", "")).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("1c-404") && unknown.body.contains("match no contact"), "{}", unknown.body);
+    assert!(unknown.body.contains("1c-404\n1c-1</textarea>"), "kept");
+    let bad_attr = post_form(&mut c, "/ui/broadcasts", &form("count", "", "city", "")).await;
+    assert_eq!(bad_attr.status, 400);
+    assert!(bad_attr.body.contains("key=value"));
+    let mut kind = form("count", "", "city=Казань", "");
+    kind[5].1 = "fax".into();
+    let bad_kind = post_form(&mut c, "/ui/broadcasts", &kind).await;
+    assert!(bad_kind.status == 400 && bad_kind.body.contains("not a valid channelkind"), "{}", bad_kind.body);
+    let nobody = post_form(&mut c, "/ui/broadcasts", &form("count", "", "city=Сочи", "")).await;
+    assert!(nobody.body.contains("<b id=\"count\">0</b>") && !nobody.body.contains("id=\"bc-start\""));
+
+    let made = post_form(&mut c, "/ui/broadcasts", &form("start", &list, "city=Казань", "5")).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    sink.wait_accepted(5, 15).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got: Vec<_> = sink
+        .accepted()
+        .into_iter()
+        .filter(|r| r.body["text"].as_str().is_some_and(|t| t.ends_with("скидка")))
+        .collect();
+    assert!(got.len() >= 5);
+    let mut to: Vec<String> = got.iter().map(|r| r.body["to"]["id"].as_str().unwrap().to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["u-1", "u-2", "u-3", "u-4", "u-5"], "exactly the filtered and listed people, once each");
+    let moscow = got.iter().find(|r| r.body["to"]["id"] == "u-4").unwrap();
+    assert_eq!(moscow.body["text"], "Москва: скидка");
+    let buttons = &got[0].body["buttons"];
+    assert_eq!(
+        (buttons[0][0]["text"].as_str(), buttons[1][0]["text"].as_str()),
+        (Some("Интересно"), Some("Нет")),
+        "{buttons}"
+    );
+    let at = made.location.unwrap();
+    let page = c.get(&at).await.body;
+    assert!(page.contains("city=Казань") && page.contains("webhook"), "the audience is shown: {page}");
+    let audit = app.get("/api/v1/audit").await.body.to_string();
+    assert!(audit.contains("broadcast.create") && audit.contains("\"counted\":5"), "{audit}");
+
+    // A restricted operator may not filter by text (it would search phones they may not see).
+    operator(&app, "rita", Role::Restricted).await;
+    let mut rita = Client::new(&app);
+    rita.login("rita", PASSWORD).await;
+    let token = token_of(&mut rita, "/ui/broadcasts").await;
+    let r = rita
+        .post(
+            "/ui/broadcasts",
+            &[("csrf", &token), ("action", "count"), ("name", "x"), ("f_q", "+7999"), ("text", "x")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("your role may not see"), "{}", r.body);
+}
+
 // --- the browser -------------------------------------------------------------------------
 
 /// Browser tests take turns: two Chromiums at once on a two-core machine only slow both.
@@ -1153,15 +1526,26 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     assert!(b.text("#contact-name").await.contains("Ann"));
     assert!(b.text(".idents").await.contains("7001"));
 
-    // A broadcast started from its page, for the screenshot and a sanity check.
+    // A broadcast started from its page: the audience counted, then started; it reaches Ann.
+    let ann_contact = conv["contact"]["id"].as_str().unwrap().to_string();
+    app.patch(&format!("/api/v1/contacts/{ann_contact}"), json!({"groups": ["spring"]})).await;
     b.open(&format!("{}/ui/broadcasts", app.url)).await;
     b.js("document.querySelector('#new-broadcast [name=name]').value = 'Весенняя акция'; \
-          document.querySelector('#new-broadcast [name=groups]').value = 'nobody-yet'; \
-          document.querySelector('#new-broadcast [name=text]').value = 'Скидка 10% до конца марта'; return 1")
+          document.querySelector('#new-broadcast [name=groups]').value = 'spring'; \
+          document.querySelector('#new-broadcast [name=text]').value = 'Скидка 10% до конца марта'; \
+          document.querySelector('#new-broadcast [name=buttons]').value = 'Интересно=yes\\nНе сейчас=no'; return 1")
         .await;
-    b.js("document.querySelector('#new-broadcast').submit(); return 1").await;
+    b.click("#bc-count").await;
+    b.wait_for(10, "return document.querySelector('#count')").await;
+    assert_eq!(b.text("#count").await, "1");
+    assert!(b.text("#audience-count").await.contains("Ann"), "who, for example");
+    b.js("document.querySelector('#audience-count').scrollIntoView({block: 'center'}); return 1").await;
+    b.screenshot("broadcast-form").await;
+    b.click("#bc-start").await;
     b.wait_for(10, "return document.querySelector('#broadcast')").await;
     assert!(b.text("#broadcast").await.contains("Весенняя акция"));
+    let got = sim.wait_sent(TOKEN, 2, 15).await;
+    assert_eq!(got[1].plain.as_deref(), Some("Скидка 10% до конца марта"));
     b.screenshot("broadcast").await;
 
     // A phone-sized screen still shows the inbox.
@@ -1256,6 +1640,59 @@ async fn in_the_browser_a_restricted_operator_sees_masked_phones_and_an_admin_se
     b.screenshot("reports").await;
     b.open(&format!("{}/ui/admin/channels", app.url)).await;
     b.screenshot("admin-channels").await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn in_the_browser_an_operator_changes_their_password_and_an_administrator_disables_them() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    operator(&app, "admin", Role::Admin).await;
+    b.login(&app, "anna").await;
+    // «My account» from the name in the header.
+    b.click("#who").await;
+    b.wait_for(10, "return location.pathname === '/ui/account' && document.querySelector('#password-form')").await;
+    b.type_into("#current", "not my password").await;
+    b.type_into("#new-password", "a fresh long secret").await;
+    b.type_into("#repeat-password", "a fresh long secret").await;
+    b.click("#change-password").await;
+    b.wait_for(10, "return document.querySelector('#error')").await;
+    assert!(b.text("#error").await.contains("current password is wrong"));
+    b.type_into("#current", PASSWORD).await;
+    b.type_into("#new-password", "a fresh long secret").await;
+    b.type_into("#repeat-password", "a fresh long secret").await;
+    b.click("#change-password").await;
+    b.wait_for(10, "return document.querySelector('#password-changed')").await;
+    b.screenshot("account").await;
+    b.click("#logout").await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.type_into("#login", "anna").await;
+    b.type_into("#password", "a fresh long secret").await;
+    b.click("#sign-in").await;
+    b.wait_for(10, "return location.pathname === '/ui/inbox'").await;
+
+    // An administrator disables anna from another browser session: her open page's next
+    // request leads to the login form.
+    let mut admin = Client::new(&app);
+    admin.login("admin", PASSWORD).await;
+    let csrf = token_of(&mut admin, "/ui/admin/operators").await;
+    let r =
+        admin.post("/ui/admin/operators/change", &[("csrf", &csrf), ("login", "anna"), ("action", "disable")]).await;
+    assert_eq!(r.status, 303);
+    b.goto(&format!("{}/ui/contacts", app.url)).await;
+    b.wait_for(10, "return location.pathname === '/login'").await;
+    b.type_into("#login", "anna").await;
+    b.type_into("#password", "a fresh long secret").await;
+    b.click("#sign-in").await;
+    b.wait_for(10, "return document.body.innerText.includes('This account is disabled')").await;
+
+    // The operators page, as the administrator sees it.
+    b.login(&app, "admin").await;
+    b.open(&format!("{}/ui/admin/operators", app.url)).await;
+    assert!(b.text("#operators tr[data-login=anna]").await.contains("disabled"));
+    b.screenshot("admin-operators").await;
     b.quit().await;
 }
 

@@ -75,6 +75,7 @@ pub async fn list(
         channel_id: q.channel_id,
         assignee: q.assignee.map(|a| if a == "none" { None } else { Some(a) }),
         label: q.label,
+        ..Default::default()
     };
     let page = PageParams { limit: q.limit, cursor: q.cursor }.request();
     let mut found = state.engine.store.list_conversations(filter, page).await?;

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use okno_domain::model::{ChannelKind, Permission, Role};
-use okno_store::{NewAudit, NewChannel, PageRequest};
+use okno_store::{AccountChange, NewAudit, NewChannel, PageRequest};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -358,15 +358,20 @@ pub async fn put_bot(State(state): State<AppState>, s: Session, headers: HeaderM
     bots_page(&state, &s, result).await
 }
 
-/// `GET /ui/admin/operators`: operators, what each role may do, and a form to add one.
+/// `GET /ui/admin/operators`: operators (role, enabled, open sessions) with what an
+/// administrator may change, what each role may do, and a form to add one.
 pub async fn operators(State(state): State<AppState>, s: Session) -> Response {
+    operators_page(&state, &s, None).await
+}
+
+async fn operators_page(state: &AppState, s: &Session, error: Option<okno_domain::Error>) -> Response {
     let ui = &state.ui;
-    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
         return r;
     }
-    let list = match state.engine.store.list_operators().await {
+    let list = match state.engine.store.operator_accounts().await {
         Ok(l) => l,
-        Err(e) => return error_page(ui, &s, e),
+        Err(e) => return error_page(ui, s, e),
     };
     let perms =
         [Permission::Read, Permission::Write, Permission::PersonalData, Permission::Subscribe, Permission::Configure];
@@ -374,15 +379,46 @@ pub async fn operators(State(state): State<AppState>, s: Session) -> Response {
         .iter()
         .map(|r| json!({"name": r.as_str(), "allows": perms.iter().map(|p| r.allows(*p)).collect::<Vec<_>>()}))
         .collect();
-    ui.render(
+    let status = error.as_ref().map(|e| crate::error::status_of(e.kind));
+    let mut resp = ui.render(
         "admin_operators.html",
-        &s,
+        s,
         json!({
-            "title": t(&s, "operators"), "nav": "admin", "sub": "operators", "roles": roles,
+            "title": t(s, "operators"), "nav": "admin", "sub": "operators", "roles": roles,
+            // The store's refusals in the operator's language.
+            "error": error.map(|e| if e.code == "last_admin" { t(s, "last_admin") } else { e.message }),
             "role_names": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-            "rows": list.iter().map(|o| json!({"login": o.login, "role": o.role.as_str(), "created": short_time(o.created_at)})).collect::<Vec<_>>(),
+            "rows": list.iter().map(|a| json!({
+                "login": a.operator.login, "role": a.operator.role.as_str(), "created": short_time(a.operator.created_at),
+                "disabled": a.disabled, "sessions": a.sessions, "me": a.operator.login == s.operator.login,
+            })).collect::<Vec<_>>(),
         }),
-    )
+    );
+    if let Some(st) = status {
+        *resp.status_mut() = st;
+    }
+    resp
+}
+
+/// The rules every new password follows (the form, the account page and the CLI).
+pub(crate) fn check_new_password(password: &str) -> okno_domain::Result<()> {
+    let n = password.chars().count();
+    if n < 8 {
+        return Err(okno_domain::Error::invalid("weak_password", "the password needs at least 8 characters"));
+    }
+    if n > 256 {
+        return Err(okno_domain::Error::invalid("invalid_password", "the password is at most 256 characters"));
+    }
+    Ok(())
+}
+
+/// An argon2id hash of a password that passed [`check_new_password`], off the async threads.
+pub(crate) async fn new_password_hash(password: &str) -> okno_domain::Result<String> {
+    check_new_password(password)?;
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || super::hash_password(&password))
+        .await
+        .map_err(|e| okno_domain::Error::internal(format!("hashing: {e}")))?
 }
 
 /// `POST /ui/admin/operators`: `login`, `role`, `password` (at least 8 characters).
@@ -397,13 +433,7 @@ pub async fn create_operator(State(state): State<AppState>, s: Session, headers:
             .filter(|l| l.len() <= 100)
             .ok_or_else(|| okno_domain::Error::invalid("invalid_login", "the login must be 1..100 characters"))?;
         let role = Role::parse(form.get("role").unwrap_or(""))?;
-        let password = form.get("password").unwrap_or("").to_string();
-        if password.chars().count() < 8 {
-            return Err(okno_domain::Error::invalid("weak_password", "the password needs at least 8 characters"));
-        }
-        let hash = tokio::task::spawn_blocking(move || super::hash_password(&password))
-            .await
-            .map_err(|e| okno_domain::Error::internal(format!("hashing: {e}")))??;
+        let hash = new_password_hash(form.get("password").unwrap_or("")).await?;
         state.engine.store.create_operator(&login, role, &hash).await
     }
     .await;
@@ -412,6 +442,42 @@ pub async fn create_operator(State(state): State<AppState>, s: Session, headers:
             audit(&state, &s, "operator.create", &op.id, json!({"login": op.login, "role": op.role})).await;
             Redirect::to("/ui/admin/operators").into_response()
         }
-        Err(e) => error_page(ui, &s, e),
+        Err(e) => operators_page(&state, &s, Some(e)).await,
+    }
+}
+
+/// `POST /ui/admin/operators/change`: `login` and `action` — `disable`, `enable`, `role` (with
+/// `role`) or `password` (with `password`). Disabling and a new password end the operator's
+/// sessions everywhere; an administrator cannot disable themselves, and the last
+/// administrator stays one.
+pub async fn change_operator(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let login = form.field("login").unwrap_or_default();
+    let myself = login == s.operator.login;
+    let result = async {
+        let change = match form.get("action").unwrap_or("") {
+            "disable" if myself => {
+                return Err(okno_domain::Error::conflict("cannot_disable_self", t(&s, "cannot_disable_self")))
+            }
+            "disable" => AccountChange::Disable,
+            "enable" => AccountChange::Enable,
+            "role" => AccountChange::Role(Role::parse(form.get("role").unwrap_or(""))?),
+            "password" => AccountChange::Password(new_password_hash(form.get("password").unwrap_or("")).await?),
+            other => {
+                return Err(okno_domain::Error::invalid("invalid_action", format!("no action `{other}`")));
+            }
+        };
+        // A new password set for oneself here keeps this session, as on the account page.
+        let keep = myself.then(|| s.hash());
+        let actor = format!("operator:{}", s.operator.login);
+        state.engine.store.change_operator(&login, change, &actor, keep.as_deref()).await
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/ui/admin/operators").into_response(),
+        Err(e) => operators_page(&state, &s, Some(e)).await,
     }
 }

@@ -1,20 +1,60 @@
 //! The broadcasts page: mailings with their progress (refreshed while one runs), a form to
-//! start one for contact groups, pause / resume / cancel, and a mailing's report (failures by
-//! reason, answers to its buttons, people who opted out). Needs the `Write` permission, as the
-//! API does.
+//! start one — for contact groups, a pasted list of people (contact ids or external ids) and
+//! a filter (group, attributes, text, channel kind), counting the audience before it starts —,
+//! pause / resume / cancel, and a mailing's report (failures by reason, answers to its
+//! buttons, people who opted out). Needs the `Write` permission, as the API does.
+//!
+//! ```text
+//!  form ──count──► audience worked out as the engine will ──► the form again, with the count
+//!       ──start (with the count seen)──► counted again; the same? ──► POST as the API does
+//!                                                      differs? ──► the form, new count
+//! ```
+
+use std::collections::HashSet;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use okno_domain::model::Permission;
-use okno_store::{Broadcast, BroadcastAction, PageRequest};
-use serde_json::{json, Value};
+use okno_domain::model::{ChannelKind, Permission};
+use okno_engine::broadcasts::{Audience, AudienceFilter};
+use okno_store::{Broadcast, BroadcastAction, ContactFilter, PageRequest};
+use serde_json::{json, Map, Value};
 
 use super::{error_page, refuse, short_time, Form, Session};
 use crate::AppState;
 
 fn t(s: &Session, key: &str) -> String {
     super::i18n::t(s.lang, key)
+}
+
+/// A broadcast's audience in a few words.
+fn audience_summary(a: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(g) = a["groups"].as_array().filter(|g| !g.is_empty()) {
+        parts.push(g.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(l) = a["contact_ids"].as_array().filter(|l| !l.is_empty()) {
+        parts.push(format!("[{}]", l.len()));
+    }
+    if let Some(f) = a["filter"].as_object() {
+        let mut conds: Vec<String> = Vec::new();
+        if let Some(g) = f.get("group").and_then(Value::as_str) {
+            conds.push(format!("∈ {g}"));
+        }
+        if let Some(attrs) = f.get("attrs").and_then(Value::as_object) {
+            conds.extend(
+                attrs.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or(v.to_string()))),
+            );
+        }
+        if let Some(q) = f.get("q").and_then(Value::as_str) {
+            conds.push(format!("«{q}»"));
+        }
+        if let Some(k) = f.get("channel_kind").and_then(Value::as_str) {
+            conds.push(k.to_string());
+        }
+        parts.push(conds.join(" & "));
+    }
+    parts.join("; ")
 }
 
 fn view(b: &Broadcast) -> Value {
@@ -24,16 +64,23 @@ fn view(b: &Broadcast) -> Value {
         "send_at": b.send_at.map(short_time), "total": b.counts.total, "sent": b.counts.sent,
         "failed": b.counts.failed, "pending": b.counts.pending, "skipped": b.counts.skipped,
         "cancelled": b.counts.cancelled, "sent_pct": share(b.counts.sent), "failed_pct": share(b.counts.failed),
-        "groups": b.spec["audience"]["groups"], "text": b.spec["text"],
+        "groups": b.spec["audience"]["groups"], "audience": audience_summary(&b.spec["audience"]), "text": b.spec["text"],
     })
 }
 
 /// `GET /ui/broadcasts`
 pub async fn page(State(state): State<AppState>, s: Session) -> Response {
-    list_page(&state, &s, None, Value::Null).await
+    list_page(&state, &s, None, Value::Null, None).await
 }
 
-async fn list_page(state: &AppState, s: &Session, error: Option<String>, form: Value) -> Response {
+/// The list and the form; `counted` is the audience just counted (`{"count", "sample"}`).
+async fn list_page(
+    state: &AppState,
+    s: &Session,
+    error: Option<String>,
+    form: Value,
+    counted: Option<Value>,
+) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, s, Permission::Write) {
         return r;
@@ -44,10 +91,16 @@ async fn list_page(state: &AppState, s: &Session, error: Option<String>, form: V
     };
     let rows: Vec<Value> = list.items.iter().map(view).collect();
     let live = list.items.iter().any(|b| b.status == "running" || b.status == "scheduled");
+    let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
     let mut resp = ui.render(
         "broadcasts.html",
         s,
-        json!({"title": t(s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live, "error": error, "form": form}),
+        json!({
+            "title": t(s, "broadcasts"), "nav": "broadcasts", "rows": rows,
+            // A page being filled in is not reloaded under the operator's hands.
+            "live": live && form.is_null(),
+            "error": error, "form": form, "counted": counted, "kinds": kinds,
+        }),
     );
     if error.is_some() {
         *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
@@ -55,12 +108,88 @@ async fn list_page(state: &AppState, s: &Session, error: Option<String>, form: V
     resp
 }
 
-/// `POST /ui/broadcasts`: `name`, `groups` (comma-separated), `text`, `send_at` (RFC 3339,
-/// optional), `unsubscribe` (the button's text, optional).
-pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
-    if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Write) {
-        return r;
+/// Most entries a pasted list may hold.
+const MAX_LIST: usize = 10_000;
+
+/// The pasted list's entries: contact ids or external ids, separated by lines, commas,
+/// semicolons or blanks; each resolved to a contact id, in order, each once. Unknown
+/// entries are refused, named.
+async fn resolve_list(state: &AppState, text: &str) -> okno_domain::Result<Vec<String>> {
+    let mut entries: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    for e in text.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|e| !e.is_empty()) {
+        if seen.insert(e) {
+            entries.push(e);
+        }
     }
+    if entries.len() > MAX_LIST {
+        return Err(okno_domain::Error::invalid(
+            "list_too_long",
+            format!("the list holds {} entries; at most {MAX_LIST} at once (use a group for more)", entries.len()),
+        ));
+    }
+    let store = &state.engine.store;
+    let mut by_id = HashSet::new();
+    for chunk in entries.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|e| e.to_string()).collect();
+        by_id.extend(store.get_contacts(&ids).await?.into_iter().map(|c| c.id));
+    }
+    let (mut out, mut unknown) = (Vec::new(), Vec::new());
+    for e in entries {
+        if by_id.contains(e) {
+            out.push(e.to_string());
+            continue;
+        }
+        let filter = ContactFilter { external_id: Some(e.to_string()), ..Default::default() };
+        match store.find_contacts(filter, PageRequest::new(Some(1), None)).await?.items.into_iter().next() {
+            Some(c) => out.push(c.id),
+            None => unknown.push(e),
+        }
+    }
+    if !unknown.is_empty() {
+        let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
+        return Err(okno_domain::Error::unprocessable(
+            "unknown_contact",
+            format!("{} entr(ies) of the list match no contact id or external id: {}", unknown.len(), shown.join(", ")),
+        ));
+    }
+    let mut once = HashSet::new();
+    out.retain(|id| once.insert(id.clone()));
+    Ok(out)
+}
+
+/// `key=value` lines: a value that reads as JSON (a number, `true`, `"quoted text"`) is taken
+/// as such, anything else as text.
+fn parse_attrs(text: &str) -> okno_domain::Result<Map<String, Value>> {
+    let mut attrs = Map::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            okno_domain::Error::invalid("invalid_filter", format!("`{line}`: an attribute is written key=value"))
+        })?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(okno_domain::Error::invalid("invalid_filter", format!("`{line}`: the key is empty")));
+        }
+        let value = serde_json::from_str::<Value>(v).ok().filter(|j| !j.is_object() && !j.is_array());
+        attrs.insert(k.to_string(), value.unwrap_or_else(|| json!(v)));
+    }
+    Ok(attrs)
+}
+
+/// Answer buttons, one per line: `text` or `text=answer`; each its own row.
+fn parse_buttons(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (label, answer) = l.split_once('=').map_or((l, l), |(a, b)| (a.trim(), b.trim()));
+            json!([{"text": label, "answer": if answer.is_empty() { label } else { answer }}])
+        })
+        .collect()
+}
+
+/// The audience the form names, as the API takes it.
+async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain::Result<Audience> {
     let groups: Vec<String> = form
         .field("groups")
         .unwrap_or_default()
@@ -68,24 +197,144 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
         .map(|g| g.trim().to_string())
         .filter(|g| !g.is_empty())
         .collect();
+    let contact_ids = match form.field("list") {
+        Some(list) => resolve_list(state, &list).await?,
+        None => Vec::new(),
+    };
+    let q = form.field("f_q");
+    if q.is_some() && !s.role().allows(Permission::PersonalData) {
+        return Err(okno_domain::Error::new(okno_domain::ErrorKind::Forbidden, "forbidden", t(s, "bc_q_forbidden")));
+    }
+    let channel_kind =
+        form.field("f_kind").map(|k| ChannelKind::parse(&k).map(|k| k.as_str().to_string())).transpose()?;
+    let filter = AudienceFilter {
+        group: form.field("f_group"),
+        attrs: parse_attrs(form.get("f_attrs").unwrap_or(""))?,
+        q,
+        channel_kind,
+    };
+    let has_filter =
+        filter.group.is_some() || !filter.attrs.is_empty() || filter.q.is_some() || filter.channel_kind.is_some();
+    Ok(Audience { groups, contact_ids, filter: has_filter.then_some(filter) })
+}
+
+/// Contacts read per page while counting a filter.
+const COUNT_PAGE: u32 = 500;
+
+/// The people `a` holds, each once, worked out as the engine does when the broadcast starts
+/// (`Engine::audience`): the list, the groups' members, and the contacts the filter matches.
+async fn audience_ids(state: &AppState, a: &Audience) -> okno_domain::Result<Vec<String>> {
+    let store = &state.engine.store;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut add = |id: String, out: &mut Vec<String>| {
+        if seen.insert(id.clone()) {
+            out.push(id);
+        }
+    };
+    for id in &a.contact_ids {
+        add(id.clone(), &mut out);
+    }
+    for g in &a.groups {
+        for id in store.contact_ids(ContactFilter { group: Some(g.clone()), ..Default::default() }).await? {
+            add(id, &mut out);
+        }
+    }
+    if let Some(f) = &a.filter {
+        let filter = ContactFilter { group: f.group.clone(), q: f.q.clone(), ..Default::default() };
+        let mut cursor = None;
+        loop {
+            let page = store.find_contacts(filter.clone(), PageRequest { limit: COUNT_PAGE, cursor }).await?;
+            for c in &page.items {
+                let attrs_match = f.attrs.iter().all(|(k, v)| c.attrs.get(k) == Some(v));
+                let kind_match =
+                    f.channel_kind.as_deref().is_none_or(|kind| c.identities.iter().any(|i| i.kind.as_str() == kind));
+                if attrs_match && kind_match {
+                    add(c.id.clone(), &mut out);
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the form holds, to fill it in again.
+fn echo(form: &Form) -> Value {
+    let keys =
+        ["name", "groups", "list", "f_group", "f_attrs", "f_q", "f_kind", "text", "buttons", "send_at", "unsubscribe"];
+    let mut v = Map::new();
+    for k in keys {
+        v.insert(k.to_string(), json!(form.get(k).unwrap_or("")));
+    }
+    Value::Object(v)
+}
+
+/// `POST /ui/broadcasts`: `action` = `count` (work the audience out and show how many it holds)
+/// or `start` (with `counted`, the count the operator saw; a different count shows the form
+/// again). Fields: `name`, `groups` (comma-separated), `list` (contact ids or external ids),
+/// `f_group`, `f_attrs` (key=value lines), `f_q`, `f_kind`, `text`, `buttons` (one per line:
+/// `text` or `text=answer`), `send_at` (RFC 3339, optional), `unsubscribe` (the button's text,
+/// optional).
+pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Write) {
+        return r;
+    }
+    let echoed = echo(&form);
+    let audience = match audience_of(&state, &s, &form).await {
+        Ok(a) => a,
+        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+    };
+    if audience.groups.is_empty() && audience.contact_ids.is_empty() && audience.filter.is_none() {
+        return list_page(&state, &s, Some(t(&s, "bc_empty")), echoed, None).await;
+    }
+    let ids = match audience_ids(&state, &audience).await {
+        Ok(ids) => ids,
+        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+    };
+    let sample = match state.engine.store.get_contacts(&ids.iter().take(5).cloned().collect::<Vec<_>>()).await {
+        Ok(cs) => cs.iter().map(|c| super::inbox::display_name(c, s.role())).collect::<Vec<_>>(),
+        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+    };
+    let counted = json!({"count": ids.len(), "sample": sample});
+    let seen: Option<usize> = form.field("counted").and_then(|c| c.parse().ok());
+    if form.get("action") != Some("start") || seen != Some(ids.len()) {
+        // A count, or a start whose audience changed since it was counted: show the count.
+        let note = (form.get("action") == Some("start")).then(|| t(&s, "bc_count_first"));
+        let mut resp = list_page(&state, &s, None, echoed, Some(counted)).await;
+        if note.is_some() {
+            *resp.status_mut() = axum::http::StatusCode::CONFLICT;
+        }
+        return resp;
+    }
+    if ids.is_empty() {
+        return list_page(&state, &s, Some(t(&s, "bc_empty")), echoed, Some(counted)).await;
+    }
     let mut body = json!({
         "name": form.field("name").unwrap_or_default(),
-        "audience": {"groups": groups},
+        "audience": audience,
         "text": form.get("text").unwrap_or_default(),
     });
+    let buttons = parse_buttons(form.get("buttons").unwrap_or(""));
+    if !buttons.is_empty() {
+        body["buttons"] = json!(buttons);
+    }
     if let Some(at) = form.field("send_at") {
         body["send_at"] = json!(at);
     }
     if let Some(u) = form.field("unsubscribe") {
         body["unsubscribe_button"] = json!(u);
     }
-    let echo = json!({"name": body["name"], "groups": form.field("groups"), "text": body["text"], "send_at": form.field("send_at"), "unsubscribe": form.field("unsubscribe")});
     match state.engine.create_broadcast(&body, Some(format!("operator:{}", s.operator.login))).await {
         Ok(b) => {
-            super::admin::audit(&state, &s, "broadcast.create", &b.id, json!({"name": b.name})).await;
+            let detail = json!({"name": b.name, "audience": body["audience"], "counted": ids.len()});
+            super::admin::audit(&state, &s, "broadcast.create", &b.id, detail).await;
             Redirect::to(&format!("/ui/broadcasts/{}", b.id)).into_response()
         }
-        Err(e) => list_page(&state, &s, Some(e.message), echo).await,
+        Err(e) => list_page(&state, &s, Some(e.message), echoed, Some(counted)).await,
     }
 }
 

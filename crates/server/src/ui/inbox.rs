@@ -105,13 +105,17 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
         channel_id: nonempty(&q.channel),
         assignee,
         label: nonempty(&q.label),
+        text: None,
     };
-    let (items, next) = match nonempty(&q.q) {
+    let (items, next, limited) = match nonempty(&q.q) {
         None => {
             let page = store.list_conversations(filter, PageRequest::new(Some(50), nonempty(&q.cursor))).await?;
-            (page.items, page.next)
+            (page.items, page.next, false)
         }
-        Some(text) => (search(state, s.role(), filter, &text).await?, None),
+        Some(text) => {
+            let (items, limited) = search(state, s.role(), filter, &text).await?;
+            (items, None, limited)
+        }
     };
     let channels = store.list_channels().await?;
     let map = channel_map(&channels);
@@ -124,6 +128,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
         "nav": "inbox",
         "rows": rows,
         "next": next,
+        "limited": limited,
         "channels": channels.iter().map(|c| channel_view(Some(c))).collect::<Vec<_>>(),
         "labels": labels,
         "f": {
@@ -133,14 +138,16 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
     }))
 }
 
-/// Conversations whose contact matches by name, external id or (for roles that may see it)
-/// phone, or whose last message contains the text; newest first.
+/// Conversations matching a search: the contact's name, external id or (for roles that may
+/// see it) phone or email, or the text of any message in the conversation (any case, any
+/// alphabet; the store's message index). Newest first; `true` when there were more message
+/// matches than one page shows.
 async fn search(
     state: &AppState,
     role: Role,
     filter: ConversationFilter,
     text: &str,
-) -> okno_domain::Result<Vec<Conversation>> {
+) -> okno_domain::Result<(Vec<Conversation>, bool)> {
     let store = &state.engine.store;
     let needle = text.to_lowercase();
     let contacts = store
@@ -166,19 +173,19 @@ async fn search(
             }
         }
     }
-    for conv in store.list_conversations(filter, PageRequest::new(Some(500), None)).await?.items {
-        let hit = conv
-            .last_message
-            .as_ref()
-            .and_then(|m| m.text.as_deref())
-            .is_some_and(|t| t.to_lowercase().contains(&needle));
-        if hit && seen.insert(conv.id.clone()) {
+    let by_text = ConversationFilter { text: Some(text.to_string()), ..filter };
+    let page = store.list_conversations(by_text, PageRequest::new(Some(SEARCH_PAGE), None)).await?;
+    for conv in page.items {
+        if seen.insert(conv.id.clone()) {
             found.push(conv);
         }
     }
     found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
-    Ok(found)
+    Ok((found, page.next.is_some()))
 }
+
+/// Conversations a search shows by their messages' text.
+const SEARCH_PAGE: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ConversationQuery {

@@ -9,6 +9,7 @@
 //!                                                           → event `notify` {title, body, url}
 //!      every second, if the page shows a conversation: read it
 //!                        └─ it changed                      → event `conversation` (refetch the thread)
+//!      every second: is the session still valid?  no (logged out, disabled, new password) → end
 //! ```
 //!
 //! Reading the store rather than listening inside this process means a message recorded by
@@ -96,6 +97,9 @@ struct Watch {
     state: AppState,
     feed: watch::Receiver<Snapshot>,
     me: String,
+    /// The store's key of the page's session, checked every second: a session ended anywhere
+    /// ends its streams within a second.
+    session: String,
     conv: Option<String>,
     /// Fingerprints of the list last seen.
     list: Option<Vec<String>>,
@@ -146,6 +150,18 @@ impl Watch {
         self.list = Some(prints);
     }
 
+    /// Whether the page's session is still valid (a store that does not answer keeps it: the
+    /// next second asks again).
+    async fn session_valid(&self) -> bool {
+        match self.state.engine.store.session_operator(&self.session).await {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "live updates: checking the session failed");
+                true
+            }
+        }
+    }
+
     /// Reads the open conversation and says whether it changed.
     async fn check_open(&mut self) -> okno_domain::Result<()> {
         let Some(id) = self.conv.clone() else { return Ok(()) };
@@ -186,6 +202,7 @@ pub async fn events(State(state): State<AppState>, s: Session, Query(q): Query<L
         state,
         feed,
         me: s.operator.login.clone(),
+        session: s.hash(),
         conv: q.conv.filter(|c| !c.is_empty()),
         list: None,
         last_in: HashMap::new(),
@@ -225,7 +242,10 @@ fn stream(watch: Watch, stop: tokio_util::sync::CancellationToken) -> impl Strea
                         }
                         w.take_snapshot();
                     }
-                    _ = w.tick.tick(), if w.conv.is_some() => {
+                    _ = w.tick.tick() => {
+                        if !w.session_valid().await {
+                            return None;
+                        }
                         if let Err(e) = w.check_open().await {
                             tracing::warn!(error = %e.message, "live updates: reading the conversation failed");
                         }

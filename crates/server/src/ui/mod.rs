@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+pub mod account;
 pub mod admin;
 pub mod broadcasts;
 pub mod canned;
@@ -67,6 +68,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_canned.html", include_str!("templates/admin_canned.html")),
     ("admin_operators.html", include_str!("templates/admin_operators.html")),
     ("broadcasts.html", include_str!("templates/broadcasts.html")),
+    ("account.html", include_str!("templates/account.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
 
@@ -87,7 +89,7 @@ impl Ui {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)
         });
-        let sessions = session::Sessions::open(&settings.data_dir, public_url.starts_with("https://"))?;
+        let sessions = session::Sessions::new(public_url.starts_with("https://"));
         Ok(Ui {
             env,
             sessions,
@@ -135,6 +137,69 @@ impl Ui {
         });
         self.render_with(name, ctx)
     }
+}
+
+/// Messages indexed per slice of the search backfill, and per batch of the trigram index.
+const SEARCH_SLICE: u32 = 2_000;
+
+/// The UI's upkeep, started with the server:
+///
+/// ```text
+///  once:          index the text of messages written before the search index existed
+///                 (a slice per transaction, so other writes go in between)
+///  every second:  SQLite: add the messages written since to the trigram index, in one batch
+///  every hour:    remove expired sessions (a login removes them too)
+/// ```
+pub fn spawn_upkeep(state: &crate::AppState) {
+    let (store, stop) = (state.engine.store.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let pause = |secs| {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = stop.cancelled() => false,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => true,
+                }
+            }
+        };
+        let mut indexed = 0u64;
+        loop {
+            match store.backfill_search(SEARCH_SLICE).await {
+                Ok(0) => break,
+                Ok(n) => indexed += n,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "indexing old messages for search failed; trying again");
+                    if !pause(5).await {
+                        return;
+                    }
+                }
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+        }
+        if indexed > 0 {
+            tracing::info!(messages = indexed, "older messages indexed for search");
+        }
+        let mut swept_at: Option<std::time::Instant> = None;
+        loop {
+            // A full batch means more are waiting: go on at once.
+            match store.catch_up_search_index(SEARCH_SLICE).await {
+                Ok(n) if n == u64::from(SEARCH_SLICE) => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.message, "updating the search index failed; trying again"),
+            }
+            if swept_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                if let Err(e) = store.sweep_sessions().await {
+                    tracing::warn!(error = %e.message, "sweeping expired sessions failed");
+                }
+                swept_at = Some(std::time::Instant::now());
+            }
+            if !pause(1).await {
+                return;
+            }
+        }
+    });
 }
 
 /// A urlencoded form body.
@@ -191,6 +256,9 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/audit", get(admin::audit_log))
         .route("/ui/admin/canned", get(canned::page).post(canned::change))
         .route("/ui/admin/operators", get(admin::operators).post(admin::create_operator))
+        .route("/ui/admin/operators/change", post(admin::change_operator))
+        .route("/ui/account", get(account::page))
+        .route("/ui/account/password", post(account::change_password))
         .route("/ui/broadcasts", get(broadcasts::page).post(broadcasts::create))
         .route("/ui/broadcasts/{id}", get(broadcasts::report))
         .route("/ui/broadcasts/{id}/{action}", post(broadcasts::control))
@@ -213,9 +281,8 @@ async fn set_lang(
         return (StatusCode::NOT_FOUND, "unknown language").into_response();
     };
     // Signed in: kept with the account too, so every browser the operator uses shows it.
-    if let Some((login, _)) = session::cookie_value(&headers, session::COOKIE).and_then(|v| state.ui.sessions.check(&v))
-    {
-        if let Err(e) = state.engine.store.set_operator_lang(&login, lang.code()).await {
+    if let Ok(Some((operator, _))) = session::signed_in(&state, &headers).await {
+        if let Err(e) = state.engine.store.set_operator_lang(&operator.login, lang.code()).await {
             tracing::warn!(error = %e, "could not keep the operator's language");
         }
     }

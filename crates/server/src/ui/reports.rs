@@ -1,114 +1,44 @@
 //! Reports: messages per channel per day, first response and resolution time per operator,
-//! ratings per manager (answers to notifications) — as server-drawn SVG charts and CSV.
+//! ratings per manager (answers to notifications), broadcast results — as server-drawn SVG
+//! charts and CSV.
 //!
-//! The message figures are counted by reading the conversations changed in the period and
-//! their messages (at most [`MAX_CONVERSATIONS`] conversations and [`MAX_MESSAGES`]
-//! messages; the page says when it stopped early). Ratings come from the store's own query.
+//! Every figure is computed by the store (`ReportStore`): grouped and counted by the database,
+//! medians ranked there too, so a period of any size costs the same few rows here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use okno_domain::model::{Direction, Permission};
+use okno_domain::model::Permission;
 use okno_domain::time::{now_ms, Millis};
-use okno_store::{ConversationFilter, PageRequest};
+use okno_store::{AnswerCount, BroadcastResult, OperatorFigure};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{error_page, refuse, Session};
 use crate::AppState;
 
-const MAX_CONVERSATIONS: usize = 5_000;
-const MAX_MESSAGES: usize = 200_000;
 const DAY_MS: Millis = 86_400_000;
+/// Broadcasts one report shows (the newest of the period).
+const MAX_BROADCASTS: u32 = 100;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
-    /// The period: the last N days (1..92, default 14).
+    /// The period: the last N days (1..366, default 14).
     pub days: Option<i64>,
     /// The event type rated answers belong to (default `order.completed`).
     pub event: Option<String>,
     /// The event field naming the manager (default `manager`).
     pub group_by: Option<String>,
-    /// For the CSV: `messages`, `operators` or `ratings`.
+    /// For the CSV: `messages`, `operators`, `ratings` or `broadcasts`.
     pub report: Option<String>,
-}
-
-/// What the period's conversations add up to.
-#[derive(Default)]
-struct Figures {
-    /// (day, channel id) → messages.
-    per_day: BTreeMap<(String, String), u64>,
-    /// operator → first response times (ms), one per conversation.
-    first_response: BTreeMap<String, Vec<Millis>>,
-    /// assignee → resolution times (ms).
-    resolution: BTreeMap<String, Vec<Millis>>,
-    partial: bool,
 }
 
 fn day_of(ms: Millis) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%d").to_string())
         .unwrap_or_default()
-}
-
-async fn figures(state: &AppState, from: Millis) -> okno_domain::Result<Figures> {
-    let store = &state.engine.store;
-    let mut f = Figures::default();
-    let (mut cursor, mut convs, mut msgs) = (None, 0usize, 0usize);
-    'pages: loop {
-        let page = store.list_conversations(ConversationFilter::default(), PageRequest::new(Some(200), cursor)).await?;
-        for c in &page.items {
-            if c.updated_at < from {
-                break 'pages;
-            }
-            convs += 1;
-            if convs > MAX_CONVERSATIONS || msgs > MAX_MESSAGES {
-                f.partial = true;
-                break 'pages;
-            }
-            let mut first_in: Option<Millis> = None;
-            let mut answered = false;
-            let mut mcursor = None;
-            loop {
-                let mp = store.list_messages(&c.id, PageRequest::new(Some(500), mcursor)).await?;
-                for m in &mp.items {
-                    if m.created_at < from {
-                        continue;
-                    }
-                    msgs += 1;
-                    *f.per_day.entry((day_of(m.created_at), m.channel_id.clone())).or_default() += 1;
-                    match m.direction {
-                        Direction::In if first_in.is_none() => first_in = Some(m.created_at),
-                        Direction::Out if !answered => {
-                            if let (Some(t0), Some(op)) =
-                                (first_in, m.author.as_deref().and_then(|a| a.strip_prefix("operator:")))
-                            {
-                                f.first_response.entry(op.to_string()).or_default().push(m.created_at - t0);
-                                answered = true;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                match mp.next {
-                    Some(n) => mcursor = Some(n),
-                    None => break,
-                }
-            }
-            if c.status == okno_domain::model::ConversationStatus::Resolved {
-                if let (Some(a), Some(t0)) = (&c.assignee, first_in) {
-                    f.resolution.entry(a.clone()).or_default().push(c.updated_at - t0);
-                }
-            }
-        }
-        match page.next {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
-    }
-    Ok(f)
 }
 
 fn esc(s: &str) -> String {
@@ -153,7 +83,7 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> 
                 values[i]
             );
         }
-        if days.len() <= 16 || i % 2 == 0 {
+        if i % days.len().div_ceil(16).max(1) == 0 {
             let _ = write!(svg, r#"<text x="{x:.1}" y="{}" font-size="10">{}</text>"#, h + 14.0, esc(&day[5..]));
         }
     }
@@ -202,9 +132,21 @@ fn minutes(ms: Millis) -> f64 {
     (ms as f64 / 60_000.0 * 10.0).round() / 10.0
 }
 
-fn median(v: &mut [Millis]) -> Millis {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
+/// One operator's row: conversations answered, median first response (min), resolved,
+/// median resolution (min).
+struct OperatorRow {
+    name: String,
+    answered: i64,
+    first: f64,
+    resolved: i64,
+    resolution: f64,
+}
+
+/// One manager's ratings: answers, the mean of the numeric ones.
+struct Rating {
+    group: String,
+    count: i64,
+    average: Option<f64>,
 }
 
 struct Report {
@@ -212,26 +154,71 @@ struct Report {
     series: Vec<(String, Vec<u64>)>,
     /// The channel kind of each series (its colour).
     kinds: Vec<&'static str>,
-    /// operator, conversations answered, median first response (min), resolved, median resolution (min)
-    operators: Vec<(String, usize, f64, usize, f64)>,
-    ratings: Vec<crate::api::reports::AnswerGroup>,
-    partial: bool,
+    operators: Vec<OperatorRow>,
+    ratings: Vec<Rating>,
+    broadcasts: Vec<BroadcastResult>,
     event: String,
     group_by: String,
     period: i64,
 }
 
+fn operator_rows(first: Vec<OperatorFigure>, resolved: Vec<OperatorFigure>) -> Vec<OperatorRow> {
+    let mut rows: BTreeMap<String, OperatorRow> = BTreeMap::new();
+    let blank =
+        |name: &str| OperatorRow { name: name.to_string(), answered: 0, first: 0.0, resolved: 0, resolution: 0.0 };
+    for f in first {
+        let r = rows.entry(f.operator.clone()).or_insert_with(|| blank(&f.operator));
+        (r.answered, r.first) = (f.count, minutes(f.median_ms));
+    }
+    for f in resolved {
+        let r = rows.entry(f.operator.clone()).or_insert_with(|| blank(&f.operator));
+        (r.resolved, r.resolution) = (f.count, minutes(f.median_ms));
+    }
+    rows.into_values().collect()
+}
+
+/// Answers counted per group and value → per group: answers and the mean of the numeric ones
+/// (as `GET /api/v1/reports/answers` reads them).
+fn ratings_of(counts: Vec<AnswerCount>) -> Vec<Rating> {
+    // (count, sum of numbers, how many numbers)
+    let mut groups: BTreeMap<String, (i64, f64, i64)> = BTreeMap::new();
+    for c in counts {
+        let group = match c.group.as_deref().and_then(|g| serde_json::from_str::<Value>(g).ok()) {
+            Some(Value::Null) | None => "—".to_string(),
+            Some(Value::String(s)) => s,
+            Some(v) => v.to_string(),
+        };
+        let g = groups.entry(group).or_default();
+        g.0 += c.count;
+        if let Ok(n) = c.value.trim().replace(',', ".").parse::<f64>() {
+            g.1 += n * c.count as f64;
+            g.2 += c.count;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(group, (count, sum, numbers))| Rating {
+            group,
+            count,
+            average: (numbers > 0).then(|| (sum / numbers as f64 * 100.0).round() / 100.0),
+        })
+        .collect()
+}
+
 async fn build(state: &AppState, q: &ReportQuery) -> okno_domain::Result<Report> {
     let period = q.days.unwrap_or(14);
-    if !(1..=92).contains(&period) {
-        return Err(okno_domain::Error::invalid("invalid_days", "the period is 1..92 days"));
+    if !(1..=366).contains(&period) {
+        return Err(okno_domain::Error::invalid("invalid_days", "the period is 1..366 days"));
     }
+    let store = &state.engine.store;
     let now = now_ms();
     let from = (now / DAY_MS - (period - 1)) * DAY_MS;
-    let mut f = figures(state, from).await?;
+    let to = now + 1;
+    let first_day = from / DAY_MS;
     let days: Vec<String> = (0..period).map(|i| day_of(from + i * DAY_MS)).collect();
-    let channels = state.engine.store.list_channels().await?;
-    let mut ids: Vec<&String> = f.per_day.keys().map(|(_, c)| c).collect();
+    let counts = store.messages_per_day(from, to).await?;
+    let channels = store.list_channels().await?;
+    let mut ids: Vec<&String> = counts.iter().map(|c| &c.channel_id).collect();
     ids.sort();
     ids.dedup();
     let kinds = ids
@@ -242,27 +229,66 @@ async fn build(state: &AppState, q: &ReportQuery) -> okno_domain::Result<Report>
         .iter()
         .map(|id| {
             let name = channels.iter().find(|c| &c.id == *id).map(|c| c.name.clone()).unwrap_or_else(|| (*id).clone());
-            let values =
-                days.iter().map(|d| f.per_day.get(&(d.clone(), (*id).clone())).copied().unwrap_or(0)).collect();
+            let mut values = vec![0u64; days.len()];
+            for c in counts.iter().filter(|c| &c.channel_id == *id) {
+                if let Some(v) = usize::try_from(c.day - first_day).ok().and_then(|i| values.get_mut(i)) {
+                    *v += c.messages.max(0) as u64;
+                }
+            }
             (name, values)
         })
         .collect();
-    let mut names: Vec<String> = f.first_response.keys().chain(f.resolution.keys()).cloned().collect();
-    names.sort();
-    names.dedup();
-    let operators = names
-        .into_iter()
-        .map(|n| {
-            let fr = f.first_response.get_mut(&n).map(|v| (v.len(), minutes(median(v)))).unwrap_or((0, 0.0));
-            let rs = f.resolution.get_mut(&n).map(|v| (v.len(), minutes(median(v)))).unwrap_or((0, 0.0));
-            (n, fr.0, fr.1, rs.0, rs.1)
-        })
-        .collect();
+    let operators = operator_rows(store.first_responses(from, to).await?, store.resolutions(from, to).await?);
     let event = q.event.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "order.completed".into());
     let group_by = q.group_by.clone().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "manager".into());
-    let rows = state.engine.store.answers(&event, from, now + 1).await?;
-    let ratings = crate::api::reports::tally(rows, Some(&group_by));
-    Ok(Report { days, series, kinds, operators, ratings, partial: f.partial, event, group_by, period })
+    let path: Vec<String> = group_by.trim_start_matches("data.").split('.').map(str::to_string).collect();
+    let ratings = ratings_of(store.answer_counts(&event, &path, from, to).await?);
+    let broadcasts = store.broadcast_results(from, to, MAX_BROADCASTS).await?;
+    Ok(Report { days, series, kinds, operators, ratings, broadcasts, event, group_by, period })
+}
+
+/// Stacked horizontal bars, one per broadcast: sent, failed, waiting.
+fn broadcast_chart(rows: &[BroadcastResult]) -> String {
+    let (w, row_h, left) = (760.0, 22.0, 160.0);
+    let max = rows.iter().map(|b| b.total.max(b.sent + b.failed + b.pending)).max().unwrap_or(0).max(1) as f64;
+    let mut svg = format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="broadcast results">"#,
+        rows.len() as f64 * row_h + 4.0
+    );
+    for (i, b) in rows.iter().enumerate() {
+        let y = i as f64 * row_h;
+        let _ = write!(svg, r#"<text x="0" y="{:.1}" font-size="12">{}</text>"#, y + 15.0, esc(&b.name));
+        let mut x = left;
+        for (n, colour, what) in
+            [(b.sent, "#16a34a", "sent"), (b.failed, "#dc2626", "failed"), (b.pending, "#93c5fd", "waiting")]
+        {
+            if n == 0 {
+                continue;
+            }
+            let bw = n as f64 / max * (w - left - 150.0);
+            let _ = write!(
+                svg,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{colour}"><title>{} {what}: {n}</title></rect>"#,
+                y + 3.0,
+                row_h - 6.0,
+                esc(&b.name)
+            );
+            x += bw;
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12">{} · {} · {} | {} · {}</text>"#,
+            x + 6.0,
+            y + 15.0,
+            b.sent,
+            b.failed,
+            b.pending,
+            b.answered,
+            b.unsubscribed
+        );
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 /// `GET /ui/reports`
@@ -275,10 +301,18 @@ pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<Rep
         Ok(r) => r,
         Err(e) => return error_page(ui, &s, e),
     };
-    let op_rows: Vec<(String, f64, String)> =
-        r.operators.iter().map(|o| (o.0.clone(), o.2, format!("{} min · {}", o.2, o.1))).collect();
-    let res_rows: Vec<(String, f64, String)> =
-        r.operators.iter().filter(|o| o.3 > 0).map(|o| (o.0.clone(), o.4, format!("{} min · {}", o.4, o.3))).collect();
+    let op_rows: Vec<(String, f64, String)> = r
+        .operators
+        .iter()
+        .filter(|o| o.answered > 0)
+        .map(|o| (o.name.clone(), o.first, format!("{} min · {}", o.first, o.answered)))
+        .collect();
+    let res_rows: Vec<(String, f64, String)> = r
+        .operators
+        .iter()
+        .filter(|o| o.resolved > 0)
+        .map(|o| (o.name.clone(), o.resolution, format!("{} min · {}", o.resolution, o.resolved)))
+        .collect();
     let rating_rows: Vec<(String, f64, String)> = r
         .ratings
         .iter()
@@ -296,18 +330,31 @@ pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<Rep
         &s,
         json!({
             "title": super::i18n::t(s.lang, "reports"), "nav": "reports",
-            "days": r.period, "event": r.event, "group_by": r.group_by, "partial": r.partial, "total": total,
+            "days": r.period, "event": r.event, "group_by": r.group_by, "total": total,
             "messages_svg": day_chart(&r.days, &r.series, &r.kinds),
             "first_svg": (!op_rows.is_empty()).then(|| bar_chart(&op_rows)),
             "resolution_svg": (!res_rows.is_empty()).then(|| bar_chart(&res_rows)),
             "ratings_svg": (!rating_rows.is_empty()).then(|| bar_chart(&rating_rows)),
-            "operators": r.operators.iter().map(|o| json!({"name": o.0, "answered": o.1, "first": o.2, "resolved": o.3, "resolution": o.4})).collect::<Vec<_>>(),
+            "broadcasts_svg": (!r.broadcasts.is_empty()).then(|| broadcast_chart(&r.broadcasts)),
+            "broadcasts": r.broadcasts,
+            "operators": r.operators.iter().map(|o| json!({"name": o.name, "answered": o.answered, "first": o.first, "resolved": o.resolved, "resolution": o.resolution})).collect::<Vec<_>>(),
             "ratings": r.ratings.iter().map(|g| json!({"group": g.group, "count": g.count, "average": g.average})).collect::<Vec<_>>(),
         }),
     )
 }
 
-/// `GET /ui/reports.csv?report=messages|operators|ratings&days=`
+/// A CSV field: quoted when it holds a separator, and a leading `=`, `+`, `-`, `@`, tab or CR
+/// defused, so a spreadsheet does not run it as a formula.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_string() };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// `GET /ui/reports.csv?report=messages|operators|ratings|broadcasts&days=`
 pub async fn csv(State(state): State<AppState>, s: Session, Query(q): Query<ReportQuery>) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Read) {
@@ -317,8 +364,6 @@ pub async fn csv(State(state): State<AppState>, s: Session, Query(q): Query<Repo
         Ok(r) => r,
         Err(e) => return error_page(ui, &s, e),
     };
-    let q_str =
-        |v: &str| if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() };
     let which = q.report.as_deref().unwrap_or("messages");
     let mut out = String::new();
     match which {
@@ -326,7 +371,7 @@ pub async fn csv(State(state): State<AppState>, s: Session, Query(q): Query<Repo
             out.push_str("day,channel,messages\r\n");
             for (i, d) in r.days.iter().enumerate() {
                 for (name, v) in &r.series {
-                    let _ = write!(out, "{d},{},{}\r\n", q_str(name), v[i]);
+                    let _ = write!(out, "{d},{},{}\r\n", csv_field(name), v[i]);
                 }
             }
         }
@@ -335,18 +380,41 @@ pub async fn csv(State(state): State<AppState>, s: Session, Query(q): Query<Repo
                 "operator,conversations_answered,median_first_response_min,resolved,median_resolution_min\r\n",
             );
             for o in &r.operators {
-                let _ = write!(out, "{},{},{},{},{}\r\n", q_str(&o.0), o.1, o.2, o.3, o.4);
+                let _ = write!(
+                    out,
+                    "{},{},{},{},{}\r\n",
+                    csv_field(&o.name),
+                    o.answered,
+                    o.first,
+                    o.resolved,
+                    o.resolution
+                );
             }
         }
         "ratings" => {
             out.push_str("manager,answers,average\r\n");
             for g in &r.ratings {
+                let avg = g.average.map(|a| a.to_string()).unwrap_or_default();
+                let _ = write!(out, "{},{},{avg}\r\n", csv_field(&g.group), g.count);
+            }
+        }
+        "broadcasts" => {
+            out.push_str("broadcast,id,created,status,total,sent,failed,waiting,opted_out,answered,unsubscribed\r\n");
+            for b in &r.broadcasts {
                 let _ = write!(
                     out,
-                    "{},{},{}\r\n",
-                    q_str(&g.group),
-                    g.count,
-                    g.average.map(|a| a.to_string()).unwrap_or_default()
+                    "{},{},{},{},{},{},{},{},{},{},{}\r\n",
+                    csv_field(&b.name),
+                    b.id,
+                    okno_domain::time::to_rfc3339(b.created_at),
+                    b.status,
+                    b.total,
+                    b.sent,
+                    b.failed,
+                    b.pending,
+                    b.skipped,
+                    b.answered,
+                    b.unsubscribed
                 );
             }
         }

@@ -1,14 +1,12 @@
-//! Operator sessions: a signed cookie, a CSRF token bound to it, logout, and a limit on failed
-//! logins.
+//! Operator sessions: a cookie holding a random secret, the session kept in the store under
+//! the secret's SHA-256, a CSRF token bound to it, logout, and a limit on failed logins.
 //!
-//! The cookie is `<login hex>.<expires ms>.<nonce>.<HMAC>` signed with a key kept in the data
-//! folder (`ui-session.key`), so sessions survive a restart and are valid on every process
-//! that shares the data folder (attachments already require that). Logging out clears the
-//! cookie and revokes its nonce in this process until it would have expired.
+//! Every request looks its session up in the store (one indexed read, joined with the
+//! operator), so a logout, a disabled account or a new password ends a session in every okno
+//! process on the database at once, and nothing about sessions lives in a process's memory
+//! but the failed-login counters.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,82 +30,35 @@ const TTL_MS: Millis = 12 * 3600 * 1000;
 const MAX_FAILS_PER_LOGIN: usize = 5;
 const MAX_FAILS_PER_ADDR: usize = 20;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Bytes of randomness in a session secret.
+const SECRET_BYTES: usize = 32;
 
-/// The signing key and the process's memory of revoked sessions and failed logins.
+/// Cookie settings and the process's memory of failed logins.
 pub struct Sessions {
-    key: Vec<u8>,
     secure: bool,
-    revoked: Mutex<HashMap<String, Millis>>,
     fails: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+/// What the store keeps of a session secret.
+pub fn session_hash(secret: &str) -> String {
+    signing::sha256_hex(secret.as_bytes())
+}
+
+/// A cookie value that can be a session secret (lowercase hex of the right length): anything
+/// else is refused without asking the store.
+fn well_formed(secret: &str) -> bool {
+    secret.len() == SECRET_BYTES * 2 && secret.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl Sessions {
-    /// Reads the key from `data_dir/ui-session.key`, creating it on first start.
-    pub fn open(data_dir: &Path, secure: bool) -> okno_domain::Result<Sessions> {
-        let path = data_dir.join("ui-session.key");
-        let key = match std::fs::read_to_string(&path) {
-            Ok(k) if k.trim().len() >= 64 => k.trim().to_string(),
-            _ => {
-                let k = okno_domain::ids::random_hex(32);
-                write_private(&path, &k).map_err(|e| {
-                    okno_domain::Error::invalid(
-                        "data_dir_unusable",
-                        format!("cannot write the session key `{}`: {e}", path.display()),
-                    )
-                })?;
-                k
-            }
-        };
-        Ok(Sessions {
-            key: key.into_bytes(),
-            secure,
-            revoked: Mutex::new(HashMap::new()),
-            fails: Mutex::new(HashMap::new()),
-        })
+    pub fn new(secure: bool) -> Sessions {
+        Sessions { secure, fails: Mutex::new(HashMap::new()) }
     }
 
-    fn sign(&self, payload: &str) -> String {
-        signing::sign(&self.key, payload.as_bytes()).trim_start_matches("sha256=").to_string()
-    }
-
-    /// A new session cookie value for `login`.
-    fn issue(&self, login: &str) -> String {
-        let payload = format!("{}.{}.{}", hex_encode(login), now_ms() + TTL_MS, okno_domain::ids::random_hex(16));
-        let sig = self.sign(&payload);
-        format!("{payload}.{sig}")
-    }
-
-    /// The login and nonce of a valid, unexpired, unrevoked cookie.
-    pub fn check(&self, value: &str) -> Option<(String, String)> {
-        let (payload, sig) = value.rsplit_once('.')?;
-        if !signing::secrets_equal(&self.sign(payload), sig) {
-            return None;
-        }
-        let mut parts = payload.split('.');
-        let login = hex_decode(parts.next()?)?;
-        let expires: Millis = parts.next()?.parse().ok()?;
-        let nonce = parts.next()?.to_string();
-        if expires < now_ms() || self.lock_revoked().contains_key(&nonce) {
-            return None;
-        }
-        Some((login, nonce))
-    }
-
-    /// The CSRF token of the session with `nonce`.
-    pub fn csrf_for(&self, nonce: &str) -> String {
-        self.sign(&format!("csrf.{nonce}"))[..32].to_string()
-    }
-
-    fn revoke(&self, nonce: &str) {
-        let now = now_ms();
-        let mut revoked = self.lock_revoked();
-        revoked.retain(|_, exp| *exp > now);
-        revoked.insert(nonce.to_string(), now + TTL_MS);
-    }
-
-    fn lock_revoked(&self) -> std::sync::MutexGuard<'_, HashMap<String, Millis>> {
-        // A panic while holding this lock leaves plain data behind; keep using it.
-        self.revoked.lock().unwrap_or_else(|p| p.into_inner())
+    /// The CSRF token of the session with `secret`: an HMAC of the secret, so it proves the
+    /// form came from a page that session opened, and it never reveals the secret.
+    pub fn csrf_for(&self, secret: &str) -> String {
+        signing::sign(secret.as_bytes(), b"okno-csrf").trim_start_matches("sha256=")[..32].to_string()
     }
 
     /// Whether any of `keys` has used up its failed attempts.
@@ -134,37 +85,25 @@ impl Sessions {
         }
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+    pub(crate) fn cookie(&self, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
-        // Cookie values here are hex, digits and dots: always a valid header value.
+        // Cookie values here are hex: always a valid header value.
         HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(content.as_bytes())
+/// The operator of the request's session cookie, if it is a valid session.
+pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> okno_domain::Result<Option<(Operator, String)>> {
+    let Some(secret) = cookie_value(headers, COOKIE).filter(|v| well_formed(v)) else { return Ok(None) };
+    Ok(state.engine.store.session_operator(&session_hash(&secret)).await?.map(|op| (op, secret)))
 }
 
-fn hex_encode(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> =
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
-    String::from_utf8(bytes?).ok()
+/// Starts a session for `login`: records it and returns the cookie's value.
+pub async fn start_session(state: &AppState, login: &str, addr: Option<String>) -> okno_domain::Result<String> {
+    let secret = okno_domain::ids::random_hex(SECRET_BYTES);
+    state.engine.store.create_session(&session_hash(&secret), login, now_ms() + TTL_MS, addr.as_deref()).await?;
+    Ok(secret)
 }
 
 /// A cookie's value from the request headers.
@@ -184,12 +123,18 @@ pub struct Session {
     pub operator: Operator,
     pub csrf: String,
     pub lang: Lang,
-    nonce: String,
+    /// The cookie's secret (the store knows only its hash).
+    secret: String,
 }
 
 impl Session {
     pub fn role(&self) -> Role {
         self.operator.role
+    }
+
+    /// The store's key of this session.
+    pub fn hash(&self) -> String {
+        session_hash(&self.secret)
     }
 
     /// Checks a form's CSRF token (field `csrf` or header `x-csrf-token`) and the request's
@@ -232,8 +177,6 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ui = &state.ui;
-        let found = cookie_value(&parts.headers, COOKIE).and_then(|v| ui.sessions.check(&v));
         let to_login = || {
             if parts.method == axum::http::Method::GET {
                 Redirect::to("/login").into_response()
@@ -241,22 +184,21 @@ impl FromRequestParts<AppState> for Session {
                 (StatusCode::UNAUTHORIZED, "log in again").into_response()
             }
         };
-        let Some((login, nonce)) = found else { return Err(to_login()) };
-        let operator = match state.engine.store.operator_by_login(&login).await {
-            Ok(Some(op)) => op,
+        let (operator, secret) = match signed_in(state, &parts.headers).await {
+            Ok(Some(found)) => found,
             Ok(None) => return Err(to_login()),
             Err(e) => return Err(crate::error::ApiError(e).into_response()),
         };
         // The language kept with the account (chosen in any browser), else this browser's.
         let lang = operator.lang.as_deref().and_then(Lang::parse).unwrap_or_else(|| Lang::of(&parts.headers));
-        Ok(Session { csrf: ui.sessions.csrf_for(&nonce), lang, operator, nonce })
+        Ok(Session { csrf: state.ui.sessions.csrf_for(&secret), lang, operator, secret })
     }
 }
 
 /// `GET /login`
 pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let lang = Lang::of(&headers);
-    if cookie_value(&headers, COOKIE).and_then(|v| state.ui.sessions.check(&v)).is_some() {
+    if matches!(signed_in(&state, &headers).await, Ok(Some(_))) {
         return Redirect::to("/ui/inbox").into_response();
     }
     login_form(&state.ui, lang, StatusCode::OK, None, "")
@@ -298,15 +240,29 @@ pub async fn login(
     if ui.sessions.blocked(&keys) {
         return login_form(ui, lang, StatusCode::TOO_MANY_REQUESTS, Some("too_many_logins"), &login);
     }
-    let operator = match state.engine.store.operator_by_login(&login).await {
-        Ok(op) => op,
+    let account = match state.engine.store.operator_account(&login).await {
+        Ok(a) => a,
         Err(e) => return crate::error::ApiError(e).into_response(),
     };
-    let hash = operator.as_ref().map(|o| o.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password)).await.unwrap_or(false);
-    let Some(operator) = operator.filter(|_| ok) else {
+    let hash = account.as_ref().map(|a| a.operator.password_hash.clone());
+    if !check_password(hash, password).await {
         ui.sessions.record_failure(&keys);
         return login_form(ui, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login);
+    }
+    let Some(account) = account else {
+        return login_form(ui, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login);
+    };
+    // Said only to someone who knows the password.
+    if account.disabled {
+        return login_form(ui, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login);
+    }
+    let operator = account.operator;
+    let secret = match start_session(&state, &operator.login, Some(addr.ip().to_string())).await {
+        Ok(s) => s,
+        Err(e) if e.kind == okno_domain::ErrorKind::Forbidden => {
+            return login_form(ui, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login)
+        }
+        Err(e) => return crate::error::ApiError(e).into_response(),
     };
     let _ = state
         .engine
@@ -319,21 +275,45 @@ pub async fn login(
         })
         .await;
     let mut resp = Redirect::to("/ui/inbox").into_response();
-    let value = ui.sessions.issue(&operator.login);
-    resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(COOKIE, &value, TTL_MS / 1000));
+    resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(COOKIE, &secret, TTL_MS / 1000));
     resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(PRELOGIN_COOKIE, "", 0));
     resp
 }
 
-/// `POST /logout`
+/// `POST /logout`: ends the session in the store (so everywhere) and clears the cookie.
 pub async fn logout(State(state): State<AppState>, session: Session, headers: HeaderMap, form: Form) -> Response {
     if let Some(r) = session.check_csrf(&headers, &form) {
         return r;
     }
-    state.ui.sessions.revoke(&session.nonce);
+    if let Err(e) = state.engine.store.end_session(&session.hash()).await {
+        return crate::error::ApiError(e).into_response();
+    }
     let mut resp = Redirect::to("/login").into_response();
     resp.headers_mut().append(header::SET_COOKIE, state.ui.sessions.cookie(COOKIE, "", 0));
     resp
+}
+
+/// Checks the signed-in operator's current password (before they change it), under the same
+/// limit of failed attempts as the login form: a stolen session cannot guess it either.
+pub async fn verify_current_password(ui: &Ui, s: &Session, password: String) -> okno_domain::Result<()> {
+    let keys = [(format!("login:{}", s.operator.login.to_lowercase()), MAX_FAILS_PER_LOGIN)];
+    let forbidden = |key: &str| {
+        okno_domain::Error::new(okno_domain::ErrorKind::Forbidden, "wrong_password", super::i18n::t(s.lang, key))
+    };
+    if ui.sessions.blocked(&keys) {
+        return Err(forbidden("too_many_logins"));
+    }
+    if !check_password(Some(s.operator.password_hash.clone()), password).await {
+        ui.sessions.record_failure(&keys);
+        return Err(forbidden("wrong_current_password"));
+    }
+    Ok(())
+}
+
+/// Whether `password` matches the argon2 `hash` (off the async threads: a verification takes
+/// tens of milliseconds). Without a hash a dummy verification runs all the same.
+pub async fn check_password(hash: Option<String>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password)).await.unwrap_or(false)
 }
 
 /// Checks a password against an argon2 hash. Without a hash (no such operator) a dummy

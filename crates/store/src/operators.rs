@@ -1,0 +1,240 @@
+//! Operators' accounts and their sessions in the web UI.
+//!
+//! A session is a row (`operator_sessions`) keyed by the SHA-256 of the secret in the browser's
+//! cookie, so ending one — a logout, a disabled account, a new password — ends it in every okno
+//! process on the database at once: each request looks its session up, together with the
+//! operator (one indexed read, the same the UI did before to load the operator).
+//!
+//! The last enabled administrator cannot be disabled or given another role: the check and the
+//! change are one transaction, and on PostgreSQL the administrators' rows are locked first, so
+//! two administrators demoting each other at the same moment cannot both succeed.
+
+use async_trait::async_trait;
+use okno_domain::model::{Operator, Role};
+use okno_domain::time::{now_ms, Millis};
+use okno_domain::{Error, Result};
+use serde::Serialize;
+
+use crate::db::{args, Conn, Row};
+use crate::sql::{on, SqlStore};
+use crate::Backend;
+
+/// An operator as administration sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorAccount {
+    #[serde(flatten)]
+    pub operator: Operator,
+    /// A disabled operator cannot sign in.
+    pub disabled: bool,
+    /// Sessions open now (signed-in browsers).
+    pub sessions: i64,
+}
+
+/// A change to an operator's account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountChange {
+    /// Ends every session of theirs too.
+    Disable,
+    Enable,
+    Role(Role),
+    /// A new argon2 hash; ends every session of theirs but `keep_session`.
+    Password(String),
+}
+
+/// Operators' accounts and sessions.
+#[async_trait]
+pub trait OperatorStore: Send + Sync + 'static {
+    /// Every operator, by login, with whether they are disabled and their open sessions.
+    async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>>;
+    async fn operator_account(&self, login: &str) -> Result<Option<OperatorAccount>>;
+    /// Changes an operator's account and writes the audit line `actor` did it, in one
+    /// transaction. Disabling, and a new password, end the operator's sessions (all but the one
+    /// whose hash is `keep_session`). Leaving no enabled administrator is a conflict
+    /// (`last_admin`); an unknown login is not found.
+    async fn change_operator(
+        &self,
+        login: &str,
+        change: AccountChange,
+        actor: &str,
+        keep_session: Option<&str>,
+    ) -> Result<OperatorAccount>;
+    /// Records a new session of an enabled operator until `expires_at` (and sweeps expired ones).
+    /// A disabled or unknown operator gets none (`operator_disabled`, not found).
+    async fn create_session(&self, hash: &str, login: &str, expires_at: Millis, addr: Option<&str>) -> Result<()>;
+    /// The operator of a session that is still valid: recorded, not expired, its operator enabled.
+    async fn session_operator(&self, hash: &str) -> Result<Option<Operator>>;
+    /// Ends one session (a logout); ending an ended one is fine.
+    async fn end_session(&self, hash: &str) -> Result<()>;
+    /// Removes expired sessions; returns how many.
+    async fn sweep_sessions(&self) -> Result<u64>;
+}
+
+const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
+
+fn operator_of(r: &Row) -> Result<Operator> {
+    Ok(Operator {
+        id: r.s("id")?,
+        login: r.s("login")?,
+        role: Role::parse(&r.s("role")?)?,
+        password_hash: r.s("password_hash")?,
+        lang: r.os("lang")?,
+        created_at: r.i("created_at")?,
+    })
+}
+
+fn account_of(r: &Row) -> Result<OperatorAccount> {
+    Ok(OperatorAccount { operator: operator_of(r)?, disabled: r.flag("disabled")?, sessions: r.i("sessions")? })
+}
+
+/// `SELECT` of accounts with their open sessions; `where_` narrows it.
+fn accounts_query(where_: &str) -> String {
+    format!(
+        "SELECT {OPERATOR_COLS}, o.disabled, \
+         (SELECT COUNT(*) FROM operator_sessions s WHERE s.operator_id = o.id AND s.expires_at > $1) AS sessions \
+         FROM operators o {where_} ORDER BY o.login"
+    )
+}
+
+async fn load_account(c: &mut dyn Conn, login: &str) -> Result<Option<OperatorAccount>> {
+    c.row(&accounts_query("WHERE o.login = $2"), args![now_ms(), login]).await?.map(|r| account_of(&r)).transpose()
+}
+
+/// Whether the change leaves `target` an enabled administrator.
+fn stays_admin(target: &OperatorAccount, change: &AccountChange) -> bool {
+    match change {
+        AccountChange::Disable => false,
+        AccountChange::Role(r) => *r == Role::Admin && !target.disabled,
+        AccountChange::Enable | AccountChange::Password(_) => target.operator.role == Role::Admin && !target.disabled,
+    }
+}
+
+#[async_trait]
+impl OperatorStore for SqlStore {
+    async fn operator_accounts(&self) -> Result<Vec<OperatorAccount>> {
+        on!(self.read, |c| c.rows(&accounts_query(""), args![now_ms()]).await?.iter().map(account_of).collect())
+    }
+
+    async fn operator_account(&self, login: &str) -> Result<Option<OperatorAccount>> {
+        let login = login.to_owned();
+        on!(self.read, |c| load_account(c, &login).await)
+    }
+
+    async fn change_operator(
+        &self,
+        login: &str,
+        change: AccountChange,
+        actor: &str,
+        keep_session: Option<&str>,
+    ) -> Result<OperatorAccount> {
+        let (login, actor, keep) = (login.to_owned(), actor.to_owned(), keep_session.map(str::to_owned));
+        let lock = if <Self as crate::Store>::backend(self) == Backend::Postgres { " FOR UPDATE" } else { "" };
+        on!(self.write, |c| {
+            // The administrators first (locked on PostgreSQL: a concurrent change of another
+            // administrator waits here and then sees this one's outcome).
+            let admins: Vec<String> = c
+                .rows(
+                    &format!("SELECT login FROM operators WHERE role = 'admin' AND disabled = 0 ORDER BY id{lock}"),
+                    args![],
+                )
+                .await?
+                .iter()
+                .map(|r| r.s("login"))
+                .collect::<Result<_>>()?;
+            let target = load_account(c, &login).await?.ok_or_else(|| Error::not_found("operator", &login))?;
+            let was_admin = admins.contains(&login);
+            if was_admin && !stays_admin(&target, &change) && admins.len() == 1 {
+                return Err(Error::conflict(
+                    "last_admin",
+                    format!("`{login}` is the last administrator: make another operator an administrator first"),
+                ));
+            }
+            let id = target.operator.id.clone();
+            let (action, detail) = match &change {
+                AccountChange::Disable => {
+                    c.exec("UPDATE operators SET disabled = 1 WHERE id = $1", args![&id]).await?;
+                    c.exec("DELETE FROM operator_sessions WHERE operator_id = $1", args![&id]).await?;
+                    ("operator.disable", serde_json::json!({"login": login}))
+                }
+                AccountChange::Enable => {
+                    c.exec("UPDATE operators SET disabled = 0 WHERE id = $1", args![&id]).await?;
+                    ("operator.enable", serde_json::json!({"login": login}))
+                }
+                AccountChange::Role(role) => {
+                    c.exec("UPDATE operators SET role = $1 WHERE id = $2", args![role.as_str(), &id]).await?;
+                    let from = target.operator.role.as_str();
+                    ("operator.role", serde_json::json!({"login": login, "from": from, "to": role.as_str()}))
+                }
+                AccountChange::Password(hash) => {
+                    c.exec("UPDATE operators SET password_hash = $1 WHERE id = $2", args![hash, &id]).await?;
+                    match &keep {
+                        Some(k) => {
+                            c.exec("DELETE FROM operator_sessions WHERE operator_id = $1 AND hash <> $2", args![&id, k])
+                                .await?
+                        }
+                        None => c.exec("DELETE FROM operator_sessions WHERE operator_id = $1", args![&id]).await?,
+                    };
+                    ("operator.password", serde_json::json!({"login": login}))
+                }
+            };
+            c.exec(
+                "INSERT INTO audit_log (id, actor, action, target, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![okno_domain::ids::new_id(), &actor, action, &id, detail.to_string(), now_ms()],
+            )
+            .await?;
+            load_account(c, &login).await?.ok_or_else(|| Error::not_found("operator", &login))
+        })
+    }
+
+    async fn create_session(&self, hash: &str, login: &str, expires_at: Millis, addr: Option<&str>) -> Result<()> {
+        let (hash, login, addr) = (hash.to_owned(), login.to_owned(), addr.map(str::to_owned));
+        on!(self.write, |c| {
+            let now = now_ms();
+            c.exec("DELETE FROM operator_sessions WHERE expires_at <= $1", args![now]).await?;
+            let row = c
+                .row("SELECT id, disabled FROM operators WHERE login = $1", args![&login])
+                .await?
+                .ok_or_else(|| Error::not_found("operator", &login))?;
+            if row.flag("disabled")? {
+                return Err(Error::new(
+                    okno_domain::ErrorKind::Forbidden,
+                    "operator_disabled",
+                    format!("the operator `{login}` is disabled"),
+                ));
+            }
+            c.exec(
+                "INSERT INTO operator_sessions (hash, operator_id, created_at, expires_at, addr) VALUES ($1, $2, $3, $4, $5)",
+                args![&hash, row.s("id")?, now, expires_at, addr],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn session_operator(&self, hash: &str) -> Result<Option<Operator>> {
+        let hash = hash.to_owned();
+        on!(self.read, |c| {
+            c.row(
+                &format!(
+                    "SELECT {OPERATOR_COLS} FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
+                     WHERE s.hash = $1 AND s.expires_at > $2 AND o.disabled = 0"
+                ),
+                args![&hash, now_ms()],
+            )
+            .await?
+            .map(|r| operator_of(&r))
+            .transpose()
+        })
+    }
+
+    async fn end_session(&self, hash: &str) -> Result<()> {
+        let hash = hash.to_owned();
+        on!(self.write, |c| {
+            c.exec("DELETE FROM operator_sessions WHERE hash = $1", args![&hash]).await?;
+            Ok(())
+        })
+    }
+
+    async fn sweep_sessions(&self) -> Result<u64> {
+        on!(self.write, |c| c.exec("DELETE FROM operator_sessions WHERE expires_at <= $1", args![now_ms()]).await)
+    }
+}
