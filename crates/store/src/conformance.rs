@@ -452,7 +452,8 @@ pub async fn queues_stay_ordered_and_moving_under_concurrent_writers(store: Arc<
     let ch = channel(&*store, "site").await;
     let mut conversations = Vec::new();
     for user in ["a", "b", "c"] {
-        conversations.push(store.record_inbound(inbound(&ch.id, user, "1", "hi")).await.unwrap().message.conversation_id);
+        conversations
+            .push(store.record_inbound(inbound(&ch.id, user, "1", "hi")).await.unwrap().message.conversation_id);
     }
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {

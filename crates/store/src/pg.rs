@@ -125,8 +125,7 @@ fn statements(script: &str) -> Vec<String> {
         if current.matches("$$").count() % 2 == 1 {
             continue;
         }
-        let body: String =
-            current.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        let body: String = current.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
         let body = body.trim().trim_end_matches(';').trim();
         if !body.is_empty() {
             out.push(body.to_owned());
@@ -151,7 +150,8 @@ mod tests {
             statements(script),
             vec![
                 "CREATE TABLE a (x BIGINT)".to_owned(),
-                "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$".to_owned(),
+                "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    RETURN NEW;\nEND;\n$$"
+                    .to_owned(),
                 "DROP TABLE b".to_owned(),
             ]
         );
