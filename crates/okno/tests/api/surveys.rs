@@ -117,6 +117,10 @@ async fn a_manual_survey_asks_in_turn_and_counts_exactly(db: TestDb) {
     assert!(plain(&q1).contains("порекомендуете"));
     let anna = w.sim.user(TOKEN, 8101, "Анна");
     let ten = button(&q1, "10");
+    // A person presses a button a second or more after it appears; by then okno has recorded the
+    // question as sent, which is what lets it find the question again to mark the answer (a press
+    // within milliseconds of the delivery, before that record, still counts but is not marked).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     anna.press(q1.message_id, &ten);
     let q2 = w.nth(8101, 1).await;
     assert_eq!(plain(&q2), "Заказ привезли вовремя?");
