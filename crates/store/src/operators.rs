@@ -16,7 +16,7 @@ use okno_domain::{Error, Result};
 use serde::Serialize;
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{on, SqlStore};
+use crate::sql::{on, operator_from, SqlStore};
 use crate::Backend;
 
 /// An operator as administration sees them.
@@ -71,19 +71,8 @@ pub trait OperatorStore: Send + Sync + 'static {
 
 const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
 
-fn operator_of(r: &Row) -> Result<Operator> {
-    Ok(Operator {
-        id: r.s("id")?,
-        login: r.s("login")?,
-        role: Role::parse(&r.s("role")?)?,
-        password_hash: r.s("password_hash")?,
-        lang: r.os("lang")?,
-        created_at: r.i("created_at")?,
-    })
-}
-
 fn account_of(r: &Row) -> Result<OperatorAccount> {
-    Ok(OperatorAccount { operator: operator_of(r)?, disabled: r.flag("disabled")?, sessions: r.i("sessions")? })
+    Ok(OperatorAccount { operator: operator_from(r)?, disabled: r.flag("disabled")?, sessions: r.i("sessions")? })
 }
 
 /// `SELECT` of accounts with their open sessions; `where_` narrows it.
@@ -221,7 +210,7 @@ impl OperatorStore for SqlStore {
                 args![&hash, now_ms()],
             )
             .await?
-            .map(|r| operator_of(&r))
+            .map(|r| operator_from(&r))
             .transpose()
         })
     }

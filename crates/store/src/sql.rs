@@ -2286,7 +2286,7 @@ pub(crate) async fn insert_outbound_in(
 
 const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
 
-fn operator_from(r: &Row) -> Result<Operator> {
+pub(crate) fn operator_from(r: &Row) -> Result<Operator> {
     Ok(Operator {
         id: r.s("id")?,
         login: r.s("login")?,
