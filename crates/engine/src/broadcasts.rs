@@ -185,8 +185,9 @@ impl Engine {
         Ok(broadcast)
     }
 
-    /// The contacts a broadcast goes to, in a stable order, each once.
-    async fn audience(&self, a: &Audience) -> Result<Vec<String>> {
+    /// The contacts a broadcast goes to, in a stable order, each once (also the count the UI
+    /// shows before a broadcast starts).
+    pub async fn audience(&self, a: &Audience) -> Result<Vec<String>> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         let mut add = |id: String, out: &mut Vec<String>| {

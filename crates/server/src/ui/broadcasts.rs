@@ -218,50 +218,6 @@ async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain:
     Ok(Audience { groups, contact_ids, filter: has_filter.then_some(filter) })
 }
 
-/// Contacts read per page while counting a filter.
-const COUNT_PAGE: u32 = 500;
-
-/// The people `a` holds, each once, worked out as the engine does when the broadcast starts
-/// (`Engine::audience`): the list, the groups' members, and the contacts the filter matches.
-async fn audience_ids(state: &AppState, a: &Audience) -> okno_domain::Result<Vec<String>> {
-    let store = &state.engine.store;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut add = |id: String, out: &mut Vec<String>| {
-        if seen.insert(id.clone()) {
-            out.push(id);
-        }
-    };
-    for id in &a.contact_ids {
-        add(id.clone(), &mut out);
-    }
-    for g in &a.groups {
-        for id in store.contact_ids(ContactFilter { group: Some(g.clone()), ..Default::default() }).await? {
-            add(id, &mut out);
-        }
-    }
-    if let Some(f) = &a.filter {
-        let filter = ContactFilter { group: f.group.clone(), q: f.q.clone(), ..Default::default() };
-        let mut cursor = None;
-        loop {
-            let page = store.find_contacts(filter.clone(), PageRequest { limit: COUNT_PAGE, cursor }).await?;
-            for c in &page.items {
-                let attrs_match = f.attrs.iter().all(|(k, v)| c.attrs.get(k) == Some(v));
-                let kind_match =
-                    f.channel_kind.as_deref().is_none_or(|kind| c.identities.iter().any(|i| i.kind.as_str() == kind));
-                if attrs_match && kind_match {
-                    add(c.id.clone(), &mut out);
-                }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// What the form holds, to fill it in again.
 fn echo(form: &Form) -> Value {
     let keys =
@@ -291,7 +247,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
     if audience.groups.is_empty() && audience.contact_ids.is_empty() && audience.filter.is_none() {
         return list_page(&state, &s, Some(t(&s, "bc_empty")), echoed, None).await;
     }
-    let ids = match audience_ids(&state, &audience).await {
+    let ids = match state.engine.audience(&audience).await {
         Ok(ids) => ids,
         Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
     };
