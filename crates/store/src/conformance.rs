@@ -1008,6 +1008,90 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
     assert!(store.get_event("nope").await.unwrap_err().is_not_found());
 }
 
+/// A rule's people queued in one call, more of them than one multi-row statement holds: each
+/// person once, every outcome in the order given, each message stored as returned, made its
+/// conversation's last and queued in that order.
+pub async fn notify_all_queues_each_person_once_in_order(store: Arc<dyn Store>) {
+    let tg = channel(&*store, "telegram").await;
+    let mut people = Vec::new();
+    for i in 0..230 {
+        let m = store.record_inbound(inbound(&tg.id, &format!("u{i}"), &format!("m{i}"), "hi")).await.unwrap();
+        people.push(m.message.contact_id);
+    }
+    // Reachable but without a conversation yet; reachable by nothing.
+    let (quiet, _) =
+        store.upsert_contact(ContactInput { name: Some("Тихий".into()), ..Default::default() }).await.unwrap();
+    store.attach_identity(&quiet.id, &tg.id, sender("quiet")).await.unwrap();
+    let (lonely, _) = store
+        .upsert_contact(ContactInput { name: Some("Без мессенджера".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let (ev, _) = store
+        .accept_event(NewEvent {
+            event_type: "stock.low".into(),
+            key: "stock-1".into(),
+            data: json!({}),
+            send_at: None,
+        })
+        .await
+        .unwrap();
+    let rule = store.put_rule("остатки", "stock.low", json!({"template": "x"})).await.unwrap();
+    let note = |contact: &str, i: usize| Notification {
+        event_id: ev.id.clone(),
+        rule_id: rule.id.clone(),
+        contact_id: contact.to_string(),
+        recipient: format!("contact {contact}"),
+        text: format!("Остаток {i}"),
+        buttons: vec![],
+        attachment_ids: vec![],
+    };
+    let NotifyOutcome::Queued(earlier) = store.notify(note(&people[5], 5)).await.unwrap() else { panic!("queued") };
+
+    let mut ns: Vec<_> = people.iter().enumerate().map(|(i, p)| note(p, i)).collect();
+    ns.extend([note(&quiet.id, 230), note(&lonely.id, 231), note(&people[0], 232), note(&lonely.id, 233)]);
+    let out = store.notify_all(ns).await.unwrap();
+    assert_eq!(out.len(), 234);
+    let mut queued = Vec::new();
+    for (i, outcome) in out.iter().enumerate() {
+        match (i, outcome) {
+            (5 | 232, NotifyOutcome::AlreadyNotified) => {}
+            (231 | 233, NotifyOutcome::Unreachable(r)) => assert_eq!(r, "no identity on any channel"),
+            (0..=230, NotifyOutcome::Queued(m)) => {
+                let contact = if i == 230 { &quiet.id } else { &people[i] };
+                assert_eq!((&m.contact_id, m.text.clone()), (contact, Some(format!("Остаток {i}"))), "outcome {i}");
+                queued.push(m.clone());
+            }
+            (i, o) => panic!("outcome {i}: {o:?}"),
+        }
+    }
+    assert_eq!(queued.len(), 230);
+    // The last is the person who had no conversation: one was opened for them.
+    for m in [&queued[0], &queued[199], &queued[200], &queued[229]] {
+        assert_eq!(
+            serde_json::to_value(&**m).unwrap(),
+            serde_json::to_value(store.get_message(&m.id).await.unwrap()).unwrap(),
+            "the queued message as returned is the message as stored"
+        );
+        let conversation = store.get_conversation(&m.conversation_id).await.unwrap();
+        assert_eq!(conversation.last_message.map(|l| l.id), Some(m.id.clone()));
+    }
+    let sends: Vec<String> = claim_all(&*store)
+        .await
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Send && j.ref_id != earlier.id)
+        .map(|j| j.ref_id)
+        .collect();
+    assert_eq!(sends, queued.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), "one send each, in order");
+    let record = store.get_event(&ev.id).await.unwrap();
+    assert_eq!(record.deliveries.len(), 231, "the earlier one and the 230 just queued");
+    let delivered: HashSet<_> = record.deliveries.iter().filter_map(|d| d.message_id.clone()).collect();
+    assert!(queued.iter().all(|m| delivered.contains(&m.id)) && delivered.contains(&earlier.id));
+    assert_eq!(
+        record.unresolved.iter().map(|u| (u.recipient.clone(), u.reason.clone())).collect::<Vec<_>>(),
+        vec![(format!("contact {}", lonely.id), "no identity on any channel".to_string()); 2]
+    );
+}
+
 pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;

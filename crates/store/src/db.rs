@@ -154,6 +154,13 @@ pub trait Conn: Send {
     /// Runs a script of several statements without arguments (migrations).
     async fn batch(&mut self, script: &str) -> Result<()>;
 
+    /// `rows` for a query whose best plan depends on its arguments and on what the tables hold
+    /// right now (the outbox claim, searches, reports over a period): PostgreSQL plans it for
+    /// each run instead of reusing a plan made for other arguments or a smaller table.
+    async fn rows_planned(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        self.rows(sql, args).await
+    }
+
     /// The first row, if any.
     async fn row(&mut self, sql: &str, args: &[Arg]) -> Result<Option<Row>> {
         Ok(self.rows(sql, args).await?.into_iter().next())

@@ -25,11 +25,12 @@ impl Pg {
     pub(crate) async fn open(url: &str, max: u32, acquire_ms: u64) -> Result<Pg> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("invalid_database_url", format!("the PostgreSQL URL is not valid: {e}")))?
-            // Plans are made per execution: a plan cached while a table was nearly empty (a
-            // sequential scan) would otherwise stay in use after it has grown. No JIT: okno's
-            // statements are short, and compiling one whose estimate looked large took longer
-            // (300 ms seen on a claim) than running it.
-            .options([("plan_cache_mode", "force_custom_plan"), ("jit", "off")]);
+            // No JIT: okno's statements are short, and compiling one whose estimate looked large
+            // took longer (300 ms seen on a claim) than running it. Prepared statements keep
+            // PostgreSQL's own choice between a cached and a per-run plan (a cached plan is made
+            // again when the tables' statistics change); the queries whose plan depends on their
+            // arguments use `Conn::rows_planned`.
+            .options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max.max(2))
             .acquire_timeout(std::time::Duration::from_millis(acquire_ms))
@@ -105,6 +106,17 @@ impl Conn for PgConn<'_> {
 
     async fn rows(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         bind(sqlx::query(sql), args).fetch_all(&mut *self.conn).await.map_err(db)?.iter().map(convert).collect()
+    }
+
+    async fn rows_planned(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        // An unnamed statement: PostgreSQL plans it with these arguments every time it runs.
+        bind(sqlx::query(sql).persistent(false), args)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(convert)
+            .collect()
     }
 
     async fn batch(&mut self, script: &str) -> Result<()> {

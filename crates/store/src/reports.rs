@@ -116,7 +116,7 @@ fn check_key(k: &str) -> Result<()> {
 impl ReportStore for SqlStore {
     async fn messages_per_day(&self, from: Millis, to: Millis) -> Result<Vec<DayCount>> {
         on!(self.read, |c| {
-            c.rows(
+            c.rows_planned(
                 &format!(
                     "SELECT created_at / {DAY_MS} AS day, channel_id, COUNT(*) AS n FROM messages \
                      WHERE created_at >= $1 AND created_at < $2 GROUP BY 1, 2 ORDER BY 1, 2"
@@ -141,7 +141,7 @@ impl ReportStore for SqlStore {
         );
         let sql = medians(&times);
         on!(self.read, |c| {
-            c.rows(&sql, args![from, to])
+            c.rows_planned(&sql, args![from, to])
                 .await?
                 .iter()
                 .map(|r| {
@@ -160,7 +160,7 @@ impl ReportStore for SqlStore {
              WHERE c.status = 'resolved' AND c.assignee IS NOT NULL"
         );
         let sql = medians(&times);
-        on!(self.read, |c| c.rows(&sql, args![from, to]).await?.iter().map(figure).collect())
+        on!(self.read, |c| c.rows_planned(&sql, args![from, to]).await?.iter().map(figure).collect())
     }
 
     async fn answer_counts(
@@ -191,7 +191,7 @@ impl ReportStore for SqlStore {
              WHERE e.type = $1 AND a.created_at >= $2 AND a.created_at < $3 GROUP BY 1, 2 ORDER BY 1, 2"
         );
         on!(self.read, |c| {
-            c.rows(&sql, &params)
+            c.rows_planned(&sql, &params)
                 .await?
                 .iter()
                 .map(|r| Ok(AnswerCount { group: r.os("grp")?, value: r.s("value")?, count: r.i("n")? }))
@@ -214,7 +214,7 @@ impl ReportStore for SqlStore {
              WHERE b.created_at >= $1 AND b.created_at < $2 \
              GROUP BY b.id, b.name, b.status, b.created_at, b.total ORDER BY b.created_at DESC, b.id DESC LIMIT $4";
         on!(self.read, |c| {
-            c.rows(sql, args![from, to, crate::UNSUBSCRIBE, i64::from(limit)])
+            c.rows_planned(sql, args![from, to, crate::UNSUBSCRIBE, i64::from(limit)])
                 .await?
                 .iter()
                 .map(|r| {

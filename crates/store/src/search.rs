@@ -25,7 +25,7 @@
 use async_trait::async_trait;
 use okno_domain::Result;
 
-use crate::db::{args, Conn};
+use crate::db::{args, Arg, Conn};
 use crate::sql::{on, SqlStore};
 use crate::Backend;
 
@@ -36,9 +36,22 @@ pub(crate) fn fold(text: &str) -> String {
 
 /// Writes the search copy of a new message's text (inside the caller's transaction).
 pub(crate) async fn index_new(c: &mut dyn Conn, message_id: &str, text: Option<&str>) -> Result<()> {
-    if let Some(body) = text.map(fold).filter(|t| !t.trim().is_empty()) {
-        c.exec("INSERT INTO message_search (message_id, body) VALUES ($1, $2)", args![message_id, body]).await?;
+    index_new_all(c, &[(message_id, text)]).await
+}
+
+/// `index_new` for several messages (id, text) in one statement.
+pub(crate) async fn index_new_all(c: &mut dyn Conn, messages: &[(&str, Option<&str>)]) -> Result<()> {
+    let mut args = Vec::with_capacity(messages.len() * 2);
+    for (id, text) in messages {
+        if let Some(body) = text.map(fold).filter(|t| !t.trim().is_empty()) {
+            args.extend([Arg::from(*id), Arg::from(body)]);
+        }
     }
+    if args.is_empty() {
+        return Ok(());
+    }
+    let rows = crate::sql::value_rows("(?, ?)", args.len() / 2);
+    c.exec(&format!("INSERT INTO message_search (message_id, body) VALUES {rows}"), &args).await?;
     Ok(())
 }
 

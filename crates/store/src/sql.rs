@@ -3,6 +3,7 @@
 //! LOCKED`, backups) branch on [`Backend`]. Every trait method is one operation: one
 //! transaction for writes, one connection for reads.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -305,7 +306,7 @@ impl SqlStore {
                    ORDER BY {order} LIMIT $4{lock}) \
                  RETURNING seq, kind, ref_id, queue_key, attempts, lane"
             );
-            let rows = c.rows(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
+            let rows = c.rows_planned(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
             let mut jobs = rows
                 .iter()
                 .map(|r| {
@@ -902,7 +903,7 @@ impl Store for SqlStore {
                 q.push(" AND c.id > ").bind_s(c);
             }
             q.push(" ORDER BY c.id LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let ids = c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect::<Result<Vec<_>>>()?;
+            let ids = c.rows_planned(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect::<Result<Vec<_>>>()?;
             let (ids, next) = split_page(ids, page.limit, |id| id.clone());
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
@@ -1010,7 +1011,7 @@ impl Store for SqlStore {
                 q.push(" AND c.id < ").bind_s(id).push("))");
             }
             q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let rows = c.rows(&q.text, &q.args).await?;
+            let rows = c.rows_planned(&q.text, &q.args).await?;
             let mut items = Vec::with_capacity(rows.len());
             for row in rows.iter().take(page.limit as usize) {
                 items.push(conversation_from(c, row).await?);
@@ -1745,10 +1746,7 @@ impl Store for SqlStore {
     ) -> Result<(Vec<NotifyOutcome>, bool)> {
         let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
         on!(self.write, |c| {
-            let mut out = Vec::with_capacity(ns.len());
-            for n in ns {
-                out.push(notify_one(c, n).await?);
-            }
+            let out = notify_many(c, ns).await?;
             c.exec(
                 "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3",
                 args![&status, now_ms(), &event_id],
@@ -1790,13 +1788,7 @@ impl Store for SqlStore {
     }
 
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
-        on!(self.write, |c| {
-            let mut out = Vec::with_capacity(ns.len());
-            for n in ns {
-                out.push(notify_one(c, n).await?);
-            }
-            Ok(out)
-        })
+        on!(self.write, |c| notify_many(c, ns).await)
     }
 
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>> {
@@ -2219,69 +2211,158 @@ pub(crate) async fn insert_outbound_in(
     channel_id: &str,
     lane: i64,
 ) -> Result<Message> {
-    let id = new_id();
-    let now = now_ms();
-    c.exec(
-        "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
-         author, idempotency_key, reply_to, created_at, updated_at, options) \
-         VALUES ($1, $2, $3, $4, 'out', $5, $6, 'queued', $7, $8, $9, $10, $10, $11)",
-        args![
-            &id,
-            conversation_id,
-            contact_id,
-            channel_id,
-            &req.text,
-            to_json(&req.buttons),
-            &req.author,
-            &req.idempotency_key,
-            &req.reply_to,
-            now,
-            to_json(&req.options)
-        ],
-    )
-    .await?;
-    crate::search::index_new(c, &id, req.text.as_deref()).await?;
-    for att in &req.attachment_ids {
-        let done = c
-            .exec(
-                "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
-             SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments WHERE id = $4 AND state = 'ready'",
-                args![new_id(), &id, now, att],
-            )
-            .await?;
-        if done == 0 {
-            return Err(Error::not_found("attachment", att));
+    let one = Outbound { req, contact_id, conversation_id, channel_id };
+    let mut written = insert_outbounds(c, &[one], lane).await?;
+    written.pop().ok_or_else(|| Error::internal("an outbound message was not written"))
+}
+
+/// One outbound message to write: what to send, to whom, in which conversation, on which channel.
+pub(crate) struct Outbound<'a> {
+    pub req: &'a OutboundRequest,
+    pub contact_id: &'a str,
+    pub conversation_id: &'a str,
+    pub channel_id: &'a str,
+}
+
+/// Rows in one multi-row statement (PostgreSQL takes at most 65,535 arguments in a statement,
+/// SQLite 32,766; a message row has 11).
+const INSERT_ROWS: usize = 200;
+
+/// `VALUES`-list rows: `pattern` (e.g. `(?, ?, 'out')`) repeated `rows` times, separated by
+/// commas, each `?` numbered in turn from `$1`.
+pub(crate) fn value_rows(pattern: &str, rows: usize) -> String {
+    let mut out = String::with_capacity((pattern.len() + 8) * rows);
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        for ch in pattern.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
         }
     }
-    insert_job_in(c, JobKind::Send, &id, Some(conversation_id), now, lane).await?;
-    c.exec(
-        "UPDATE conversations SET last_message_id = $1, updated_at = $2 WHERE id = $3",
-        args![&id, now, conversation_id],
-    )
-    .await?;
-    if !req.attachment_ids.is_empty() {
-        return load_message(c, &id).await;
+    out
+}
+
+/// Writes outbound messages with their search copies, attachments and `send` jobs (in `lane`),
+/// and makes each its conversation's last message: a few multi-row statements for all of them,
+/// not five per message. Jobs are queued in the order given. Returns the messages in that order.
+pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], lane: i64) -> Result<Vec<Message>> {
+    let now = now_ms();
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(INSERT_ROWS) {
+        let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
+        let mut args = Vec::with_capacity(chunk.len() * 10 + 1);
+        for (o, id) in chunk.iter().zip(&ids) {
+            args.extend([
+                Arg::from(id.as_str()),
+                Arg::from(o.conversation_id),
+                Arg::from(o.contact_id),
+                Arg::from(o.channel_id),
+                Arg::from(o.req.text.as_deref()),
+                Arg::from(to_json(&o.req.buttons)),
+                Arg::from(o.req.author.as_deref()),
+                Arg::from(o.req.idempotency_key.as_deref()),
+                Arg::from(o.req.reply_to.as_deref()),
+                Arg::from(to_json(&o.req.options)),
+            ]);
+        }
+        args.push(Arg::from(now));
+        let rows = value_rows("(?, ?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, $T, $T)", chunk.len())
+            .replace("$T", &format!("${}", args.len()));
+        c.exec(
+            &format!(
+                "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
+                 author, idempotency_key, reply_to, options, created_at, updated_at) VALUES {rows}"
+            ),
+            &args,
+        )
+        .await?;
+        let texts: Vec<(&str, Option<&str>)> =
+            chunk.iter().zip(&ids).map(|(o, id)| (id.as_str(), o.req.text.as_deref())).collect();
+        crate::search::index_new_all(c, &texts).await?;
+        for (o, id) in chunk.iter().zip(&ids) {
+            for att in &o.req.attachment_ids {
+                let done = c
+                    .exec(
+                        "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
+                         SELECT $1, $2, name, mime, size, sha256, state, $3 FROM attachments \
+                         WHERE id = $4 AND state = 'ready'",
+                        args![new_id(), id, now, att],
+                    )
+                    .await?;
+                if done == 0 {
+                    return Err(Error::not_found("attachment", att));
+                }
+            }
+        }
+        let mut args = Vec::with_capacity(chunk.len() * 3 + 3);
+        for (o, id) in chunk.iter().zip(&ids) {
+            args.extend([Arg::from(id.as_str()), Arg::from(o.conversation_id)]);
+        }
+        let n = args.len();
+        args.extend([Arg::from(JobKind::Send.as_str()), Arg::from(now), Arg::from(lane)]);
+        let rows = value_rows("(?, ?, $K, $N, $N, $L)", chunk.len())
+            .replace("$K", &format!("${}", n + 1))
+            .replace("$N", &format!("${}", n + 2))
+            .replace("$L", &format!("${}", n + 3));
+        c.exec(&format!("INSERT INTO jobs (ref_id, queue_key, kind, run_at, created_at, lane) VALUES {rows}"), &args)
+            .await?;
+        // Each conversation's last message is the last one given for it.
+        let mut args = Vec::with_capacity(chunk.len() * 2 + 1);
+        let mut cases = String::new();
+        let mut seen = std::collections::HashSet::new();
+        for (o, id) in chunk.iter().zip(&ids).rev() {
+            if seen.insert(o.conversation_id) {
+                args.extend([Arg::from(o.conversation_id), Arg::from(id.as_str())]);
+                cases.push_str(&format!(" WHEN ${} THEN ${}", args.len() - 1, args.len()));
+            }
+        }
+        let listed: Vec<String> = (0..seen.len()).map(|i| format!("${}", 2 * i + 1)).collect();
+        args.push(Arg::from(now));
+        c.exec(
+            &format!(
+                "UPDATE conversations SET last_message_id = CASE id{cases} END, updated_at = ${} WHERE id IN ({})",
+                args.len(),
+                listed.join(", ")
+            ),
+            &args,
+        )
+        .await?;
+        for (o, id) in chunk.iter().zip(ids) {
+            if !o.req.attachment_ids.is_empty() {
+                out.push(load_message(c, &id).await?);
+                continue;
+            }
+            // Everything in the message was just written: it is built here rather than read back.
+            out.push(Message {
+                id,
+                conversation_id: o.conversation_id.to_string(),
+                contact_id: o.contact_id.to_string(),
+                channel_id: o.channel_id.to_string(),
+                direction: Direction::Out,
+                text: o.req.text.clone(),
+                attachments: Vec::new(),
+                buttons: o.req.buttons.clone(),
+                status: MessageStatus::Queued,
+                error: None,
+                external_id: None,
+                button_data: None,
+                reply_to: o.req.reply_to.clone(),
+                edited: false,
+                author: o.req.author.clone(),
+                created_at: now,
+                updated_at: now,
+            });
+        }
     }
-    // Everything in the message was just written: it is built here rather than read back.
-    Ok(Message {
-        id,
-        conversation_id: conversation_id.to_string(),
-        contact_id: contact_id.to_string(),
-        channel_id: channel_id.to_string(),
-        direction: Direction::Out,
-        text: req.text.clone(),
-        attachments: Vec::new(),
-        buttons: req.buttons.clone(),
-        status: MessageStatus::Queued,
-        error: None,
-        external_id: None,
-        button_data: None,
-        reply_to: req.reply_to.clone(),
-        edited: false,
-        author: req.author.clone(),
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(out)
 }
 
 const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
@@ -2492,6 +2573,186 @@ async fn notify_one(c: &mut dyn Conn, n: Notification) -> Result<NotifyOutcome> 
     )
     .await?;
     Ok(NotifyOutcome::Queued(Box::new(message)))
+}
+
+/// `notify_one` for several people, with a few multi-row statements for all of them (a rule's
+/// recipients: one read, then one insert per table) instead of six statements a person.
+async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
+    let mut out = Vec::with_capacity(ns.len());
+    if ns.windows(2).any(|w| w[0].event_id != w[1].event_id) {
+        for n in ns {
+            out.push(notify_one(c, n).await?);
+        }
+        return Ok(out);
+    }
+    // A person named twice is queued once: later mentions count as already notified.
+    let mut seen = HashSet::new();
+    let mut rest = ns.into_iter();
+    loop {
+        let chunk: Vec<Notification> = rest.by_ref().take(INSERT_ROWS).collect();
+        if chunk.is_empty() {
+            return Ok(out);
+        }
+        out.extend(notify_chunk(c, chunk, &mut seen).await?);
+    }
+}
+
+/// One person as `notify_many` reads them: their preferred channel, whether they already have
+/// the event, their current conversation and the identities that reach them.
+#[derive(Default)]
+struct Reachable {
+    preferred: Option<String>,
+    known: bool,
+    conversation_id: Option<String>,
+    identities: Vec<Identity>,
+}
+
+async fn notify_chunk(
+    c: &mut dyn Conn,
+    ns: Vec<Notification>,
+    seen: &mut HashSet<String>,
+) -> Result<Vec<NotifyOutcome>> {
+    let event_id = ns[0].event_id.clone();
+    let mut args = vec![Arg::from(event_id.as_str())];
+    let mut listed = Vec::with_capacity(ns.len());
+    for n in &ns {
+        args.push(Arg::from(n.contact_id.as_str()));
+        listed.push(format!("${}", args.len()));
+    }
+    let rows = c
+        .rows(
+            &format!(
+                "SELECT c.id AS person, c.preferred_channel_id, \
+                 EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = $1 AND d.contact_id = c.id) AS known, \
+                 (SELECT v.id FROM conversations v WHERE v.contact_id = c.id ORDER BY v.id DESC LIMIT 1) AS conversation_id, \
+                 {IDENTITY_COLS} \
+                 FROM contacts c LEFT JOIN identities i ON i.contact_id = c.id LEFT JOIN channels ch ON ch.id = i.channel_id \
+                 WHERE c.id IN ({}) ORDER BY c.id, i.created_at, i.id",
+                listed.join(", ")
+            ),
+            &args,
+        )
+        .await?;
+    let mut people: HashMap<String, Reachable> = HashMap::new();
+    for row in &rows {
+        let person = people.entry(row.s("person")?).or_default();
+        person.preferred = row.os("preferred_channel_id")?;
+        person.known = row.flag("known")?;
+        person.conversation_id = row.os("conversation_id")?;
+        if row.os("id")?.is_some() {
+            person.identities.push(identity_from(row)?);
+        }
+    }
+    // What each notification comes to; `None` for those to be queued below.
+    let mut outcomes: Vec<Option<NotifyOutcome>> = Vec::with_capacity(ns.len());
+    let mut unresolved = Vec::new();
+    let mut queued = Vec::new();
+    for n in ns {
+        if seen.contains(&n.contact_id) {
+            outcomes.push(Some(NotifyOutcome::AlreadyNotified));
+            continue;
+        }
+        let Some(person) = people.get(&n.contact_id) else {
+            // Removed since it was resolved: as `notify_one` decides.
+            outcomes.push(Some(notify_one(c, n).await?));
+            continue;
+        };
+        if person.known {
+            outcomes.push(Some(NotifyOutcome::AlreadyNotified));
+            continue;
+        }
+        let Some(identity) = next_identity(person.preferred.as_deref(), &person.identities, &[]) else {
+            let reason =
+                if person.identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
+            unresolved.push((n.rule_id.clone(), n.recipient.clone(), reason));
+            outcomes.push(Some(NotifyOutcome::Unreachable(reason.into())));
+            continue;
+        };
+        seen.insert(n.contact_id.clone());
+        let channel_id = identity.channel_id.clone();
+        let conversation_id = match &person.conversation_id {
+            Some(id) => id.clone(),
+            None => current_conversation(c, &n.contact_id, false).await?.0,
+        };
+        let req = OutboundRequest {
+            to: Recipient::Contact(n.contact_id.clone()),
+            channel_id: Some(channel_id.clone()),
+            text: Some(n.text),
+            buttons: n.buttons,
+            attachment_ids: n.attachment_ids,
+            idempotency_key: None,
+            author: Some(format!("event:{}", n.event_id)),
+            reply_to: None,
+            options: json!({}),
+        };
+        queued.push((n.rule_id, n.contact_id, conversation_id, channel_id, req));
+        outcomes.push(None);
+    }
+    let now = now_ms();
+    if !unresolved.is_empty() {
+        let mut args = Vec::with_capacity(unresolved.len() * 4 + 2);
+        for (rule_id, recipient, reason) in &unresolved {
+            args.extend([Arg::from(new_id()), Arg::from(rule_id), Arg::from(recipient), Arg::from(*reason)]);
+        }
+        let rows = value_rows("(?, ?, ?, ?, $E, $T)", unresolved.len())
+            .replace("$E", &format!("${}", args.len() + 1))
+            .replace("$T", &format!("${}", args.len() + 2));
+        args.extend([Arg::from(event_id.as_str()), Arg::from(now)]);
+        c.exec(
+            &format!(
+                "INSERT INTO event_unresolved (id, rule_id, recipient, reason, event_id, created_at) VALUES {rows}"
+            ),
+            &args,
+        )
+        .await?;
+    }
+    let mut messages = Vec::new().into_iter();
+    if !queued.is_empty() {
+        let items: Vec<Outbound> = queued
+            .iter()
+            .map(|(_, contact_id, conversation_id, channel_id, req)| Outbound {
+                req,
+                contact_id,
+                conversation_id,
+                channel_id,
+            })
+            .collect();
+        let written = insert_outbounds(c, &items, LANE_LIVE).await?;
+        let mut args = Vec::with_capacity(queued.len() * 6 + 2);
+        for ((rule_id, contact_id, _, channel_id, _), message) in queued.iter().zip(&written) {
+            args.extend([
+                Arg::from(new_id()),
+                Arg::from(rule_id),
+                Arg::from(contact_id),
+                Arg::from(channel_id),
+                Arg::from(message.id.as_str()),
+                Arg::from(to_json(&vec![channel_id])),
+            ]);
+        }
+        let rows = value_rows("(?, ?, ?, ?, ?, ?, $E, $T)", queued.len())
+            .replace("$E", &format!("${}", args.len() + 1))
+            .replace("$T", &format!("${}", args.len() + 2));
+        args.extend([Arg::from(event_id.as_str()), Arg::from(now)]);
+        c.exec(
+            &format!(
+                "INSERT INTO event_deliveries (id, rule_id, contact_id, channel_id, message_id, tried, event_id, created_at) \
+                 VALUES {rows}"
+            ),
+            &args,
+        )
+        .await?;
+        messages = written.into_iter();
+    }
+    let mut result = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        result.push(match outcome {
+            Some(o) => o,
+            None => NotifyOutcome::Queued(Box::new(
+                messages.next().ok_or_else(|| Error::internal("a queued notification has no message"))?,
+            )),
+        });
+    }
+    Ok(result)
 }
 
 /// Eight characters people can read out and type without confusing 0/O or 1/I, at least one a

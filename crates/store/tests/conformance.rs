@@ -52,4 +52,5 @@ suite!(
     edits_blocks_moves_buttons_and_reply_resolution,
     events_are_idempotent_notify_once_fall_back_and_collect_answers,
     sends_and_events_end_their_jobs_with_their_outcome,
+    notify_all_queues_each_person_once_in_order,
 );
