@@ -527,6 +527,60 @@ pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn S
     assert_eq!(err.code, "recipient_blocked");
 }
 
+/// A batch of sends recorded at once: each sent message once, with its platform id, one
+/// status event each, a message that failed meanwhile left failed, every job ended.
+pub async fn a_batch_of_sends_is_recorded_once_each(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let m = store.record_inbound(inbound(&ch.id, &format!("u-{i}"), "m-1", "hi")).await.unwrap().message;
+        let req = send_req(Recipient::Conversation(m.conversation_id.clone()), &format!("ответ {i}"));
+        out.push(store.enqueue_outbound(req).await.unwrap().0);
+    }
+    store.mark_failed(&out[2].id, "Bad Request: chat not found", None).await.unwrap();
+    let jobs = claim_all(&*store).await;
+    let seq = |id: &str| jobs.iter().find(|j| j.ref_id == id).map(|j| j.seq).unwrap();
+    let sent = |i: usize, external: Option<&str>| SentMessage {
+        message_id: out[i].id.clone(),
+        external_id: external.map(str::to_string),
+        seq: seq(&out[i].id),
+    };
+    let batch = vec![sent(0, Some("p-0")), sent(1, None), sent(2, Some("p-2")), sent(0, Some("p-again"))];
+    assert_eq!(store.finish_sends(batch, "test").await.unwrap(), vec![true; 4]);
+    let stored = |i: usize| {
+        let store = store.clone();
+        let id = out[i].id.clone();
+        async move {
+            let m = store.get_message(&id).await.unwrap();
+            (m.status, m.external_id)
+        }
+    };
+    assert_eq!(stored(0).await, (MessageStatus::Sent, Some("p-0".to_string())));
+    assert_eq!(stored(1).await, (MessageStatus::Sent, None));
+    assert_eq!(stored(2).await.0, MessageStatus::Failed, "a failed message stays failed");
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    let mut seen: Vec<(String, String)> = events
+        .items
+        .iter()
+        .map(|d| {
+            (
+                d.body["data"]["message_id"].as_str().unwrap().to_string(),
+                d.body["data"]["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (out[0].id.clone(), "sent".to_string()),
+        (out[1].id.clone(), "sent".to_string()),
+        (out[2].id.clone(), "failed".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert!(claim_all(&*store).await.iter().all(|j| j.kind != JobKind::Send), "every send job ended");
+}
+
 pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let ch2 = channel(&*store, "telegram").await;

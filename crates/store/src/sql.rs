@@ -519,16 +519,33 @@ async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
 async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<()> {
     let now = now_ms();
     let mut changed = Vec::new();
-    for (id, external_id) in sent {
-        let done = c
-            .exec(
-                "UPDATE messages SET status = 'sent', error = NULL, external_id = $1, updated_at = $2 \
-                 WHERE id = $3 AND status = 'queued'",
-                args![*external_id, now, *id],
+    // One statement for a batch of sends (a message sent twice in it counts once).
+    for chunk in sent.chunks(INSERT_ROWS) {
+        let mut args = Vec::with_capacity(chunk.len() * 2 + 1);
+        let mut cases = String::new();
+        for (id, external_id) in chunk {
+            args.extend([Arg::from(*id), Arg::from(*external_id)]);
+            cases.push_str(&format!(" WHEN ${} THEN ${}", args.len() - 1, args.len()));
+        }
+        let listed: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 * i + 1)).collect();
+        args.push(Arg::from(now));
+        let rows = c
+            .rows(
+                &format!(
+                    "UPDATE messages SET status = 'sent', error = NULL, external_id = CASE id{cases} END, \
+                     updated_at = ${} WHERE id IN ({}) AND status = 'queued' RETURNING id",
+                    args.len(),
+                    listed.join(", ")
+                ),
+                &args,
             )
             .await?;
-        if done > 0 {
-            changed.push(*id);
+        let done = rows.iter().map(|r| r.s("id")).collect::<Result<HashSet<_>>>()?;
+        // In the order given, each once.
+        for (id, _) in chunk {
+            if done.contains(*id) && !changed.contains(id) {
+                changed.push(*id);
+            }
         }
     }
     // The messages are read back only for subscribers: this runs once per message sent.
