@@ -97,6 +97,24 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// Every two seconds: fresh planner statistics for the tables that have outgrown theirs
+/// (PostgreSQL; see `Store::refresh_statistics`).
+fn spawn_statistics(store: Arc<dyn Store>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            }
+            match store.refresh_statistics().await {
+                Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "planner statistics gathered"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.message, "gathering planner statistics failed"),
+            }
+        }
+    });
+}
+
 /// Starts okno on `listener` with an already opened store.
 pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: TcpListener) -> Result<Running> {
     let addr = listener.local_addr().map_err(|e| Error::internal(format!("listener: {e}")))?;
@@ -107,6 +125,7 @@ pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: Tc
     let state =
         AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
     ui::spawn_upkeep(&state);
+    spawn_statistics(engine.store.clone(), shutdown.clone());
     let app = router(state, settings);
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());

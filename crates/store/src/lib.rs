@@ -624,6 +624,12 @@ pub trait Store:
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Jobs not yet finished.
     async fn queue_depth(&self) -> Result<i64>;
+    /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more
+    /// than twice the rows they held when last counted, and returns their names. Their cached plans are
+    /// made again with the new figures: a plan made while a table was nearly empty does not
+    /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
+    /// nothing to do.
+    async fn refresh_statistics(&self) -> Result<Vec<String>>;
 
     // Outgoing webhooks.
     async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook>;

@@ -42,6 +42,7 @@ suite!(
     queues_stay_ordered_and_moving_under_concurrent_writers,
     delivery_outcomes_update_message_identity_and_emit,
     a_batch_of_sends_is_recorded_once_each,
+    statistics_follow_a_growing_table,
     merge_moves_identities_conversations_and_fields,
     attach_identity_moves_a_person_to_a_contact,
     url_attachments_defer_the_inbound_event,
