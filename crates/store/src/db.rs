@@ -161,6 +161,12 @@ pub trait Conn: Send {
         self.rows(sql, args).await
     }
 
+    /// `exec` of a statement PostgreSQL does not keep prepared: one whose text varies with its
+    /// number of rows (a multi-row insert), so batch sizes do not crowd the statement cache.
+    async fn exec_unprepared(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
+        self.exec(sql, args).await
+    }
+
     /// The first row, if any.
     async fn row(&mut self, sql: &str, args: &[Arg]) -> Result<Option<Row>> {
         Ok(self.rows(sql, args).await?.into_iter().next())

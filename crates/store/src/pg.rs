@@ -119,6 +119,10 @@ impl Conn for PgConn<'_> {
             .collect()
     }
 
+    async fn exec_unprepared(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
+        Ok(bind(sqlx::query(sql).persistent(false), args).execute(&mut *self.conn).await.map_err(db)?.rows_affected())
+    }
+
     async fn batch(&mut self, script: &str) -> Result<()> {
         for body in statements(script) {
             sqlx::query(&body).execute(&mut *self.conn).await.map_err(db)?;

@@ -50,8 +50,9 @@ pub(crate) async fn index_new_all(c: &mut dyn Conn, messages: &[(&str, Option<&s
     if args.is_empty() {
         return Ok(());
     }
-    let rows = crate::sql::value_rows("(?, ?)", args.len() / 2);
-    c.exec(&format!("INSERT INTO message_search (message_id, body) VALUES {rows}"), &args).await?;
+    let n = args.len() / 2;
+    let sql = format!("INSERT INTO message_search (message_id, body) VALUES {}", crate::sql::value_rows("(?, ?)", n));
+    crate::sql::exec_rows(c, &sql, &args, n).await?;
     Ok(())
 }
 

@@ -529,17 +529,18 @@ async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<
         }
         let listed: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 * i + 1)).collect();
         args.push(Arg::from(now));
-        let rows = c
-            .rows(
-                &format!(
-                    "UPDATE messages SET status = 'sent', error = NULL, external_id = CASE id{cases} END, \
-                     updated_at = ${} WHERE id IN ({}) AND status = 'queued' RETURNING id",
-                    args.len(),
-                    listed.join(", ")
-                ),
-                &args,
-            )
-            .await?;
+        let rows = query_rows(
+            c,
+            &format!(
+                "UPDATE messages SET status = 'sent', error = NULL, external_id = CASE id{cases} END, \
+                 updated_at = ${} WHERE id IN ({}) AND status = 'queued' RETURNING id",
+                args.len(),
+                listed.join(", ")
+            ),
+            &args,
+            chunk.len(),
+        )
+        .await?;
         let done = rows.iter().map(|r| r.s("id")).collect::<Result<HashSet<_>>>()?;
         // In the order given, each once.
         for (id, _) in chunk {
@@ -1216,7 +1217,11 @@ impl Store for SqlStore {
                 q.push(if n == 0 { "" } else { ", " }).bind_i(s.seq);
             }
             q.push(") RETURNING seq");
-            let ended = c.rows(&q.text, &q.args).await?.iter().map(|r| r.i("seq")).collect::<Result<Vec<_>>>()?;
+            let ended = query_rows(c, &q.text, &q.args, sent.len())
+                .await?
+                .iter()
+                .map(|r| r.i("seq"))
+                .collect::<Result<Vec<_>>>()?;
             Ok(sent.iter().map(|s| ended.contains(&s.seq)).collect())
         })
     }
@@ -2275,6 +2280,28 @@ pub(crate) struct Outbound<'a> {
 /// SQLite 32,766; a message row has 11).
 const INSERT_ROWS: usize = 200;
 
+/// Statements of up to this many rows stay prepared (a few texts, used all the time); longer
+/// ones go unprepared, so that every batch size does not take a place in the statement cache.
+const PREPARED_ROWS: usize = 4;
+
+/// `exec` of a statement written for `rows` rows.
+pub(crate) async fn exec_rows(c: &mut dyn Conn, sql: &str, args: &[Arg], rows: usize) -> Result<u64> {
+    if rows <= PREPARED_ROWS {
+        c.exec(sql, args).await
+    } else {
+        c.exec_unprepared(sql, args).await
+    }
+}
+
+/// `rows` of a query written for `rows` rows (or ids).
+async fn query_rows(c: &mut dyn Conn, sql: &str, args: &[Arg], rows: usize) -> Result<Vec<Row>> {
+    if rows <= PREPARED_ROWS {
+        c.rows(sql, args).await
+    } else {
+        c.rows_planned(sql, args).await
+    }
+}
+
 /// `VALUES`-list rows: `pattern` (e.g. `(?, ?, 'out')`) repeated `rows` times, separated by
 /// commas, each `?` numbered in turn from `$1`.
 pub(crate) fn value_rows(pattern: &str, rows: usize) -> String {
@@ -2323,12 +2350,14 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
         args.push(Arg::from(now));
         let rows = value_rows("(?, ?, ?, ?, 'out', ?, ?, 'queued', ?, ?, ?, ?, $T, $T)", chunk.len())
             .replace("$T", &format!("${}", args.len()));
-        c.exec(
+        exec_rows(
+            c,
             &format!(
                 "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, buttons, status, \
                  author, idempotency_key, reply_to, options, created_at, updated_at) VALUES {rows}"
             ),
             &args,
+            chunk.len(),
         )
         .await?;
         let texts: Vec<(&str, Option<&str>)> =
@@ -2359,8 +2388,8 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
             .replace("$K", &format!("${}", n + 1))
             .replace("$N", &format!("${}", n + 2))
             .replace("$L", &format!("${}", n + 3));
-        c.exec(&format!("INSERT INTO jobs (ref_id, queue_key, kind, run_at, created_at, lane) VALUES {rows}"), &args)
-            .await?;
+        let sql = format!("INSERT INTO jobs (ref_id, queue_key, kind, run_at, created_at, lane) VALUES {rows}");
+        exec_rows(c, &sql, &args, chunk.len()).await?;
         // Each conversation's last message is the last one given for it.
         let mut args = Vec::with_capacity(chunk.len() * 2 + 1);
         let mut cases = String::new();
@@ -2373,13 +2402,15 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
         }
         let listed: Vec<String> = (0..seen.len()).map(|i| format!("${}", 2 * i + 1)).collect();
         args.push(Arg::from(now));
-        c.exec(
+        exec_rows(
+            c,
             &format!(
                 "UPDATE conversations SET last_message_id = CASE id{cases} END, updated_at = ${} WHERE id IN ({})",
                 args.len(),
                 listed.join(", ")
             ),
             &args,
+            seen.len(),
         )
         .await?;
         for (o, id) in chunk.iter().zip(ids) {
@@ -2666,8 +2697,8 @@ async fn notify_chunk(
         args.push(Arg::from(n.contact_id.as_str()));
         listed.push(format!("${}", args.len()));
     }
-    let rows = c
-        .rows(
+    let rows = query_rows(
+            c,
             &format!(
                 "SELECT c.id AS person, c.preferred_channel_id, \
                  EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = $1 AND d.contact_id = c.id) AS known, \
@@ -2678,6 +2709,7 @@ async fn notify_chunk(
                 listed.join(", ")
             ),
             &args,
+            ns.len(),
         )
         .await?;
     let mut people: HashMap<String, Reachable> = HashMap::new();
@@ -2745,13 +2777,10 @@ async fn notify_chunk(
             .replace("$E", &format!("${}", args.len() + 1))
             .replace("$T", &format!("${}", args.len() + 2));
         args.extend([Arg::from(event_id.as_str()), Arg::from(now)]);
-        c.exec(
-            &format!(
-                "INSERT INTO event_unresolved (id, rule_id, recipient, reason, event_id, created_at) VALUES {rows}"
-            ),
-            &args,
-        )
-        .await?;
+        let sql = format!(
+            "INSERT INTO event_unresolved (id, rule_id, recipient, reason, event_id, created_at) VALUES {rows}"
+        );
+        exec_rows(c, &sql, &args, unresolved.len()).await?;
     }
     let mut messages = Vec::new().into_iter();
     if !queued.is_empty() {
@@ -2780,12 +2809,14 @@ async fn notify_chunk(
             .replace("$E", &format!("${}", args.len() + 1))
             .replace("$T", &format!("${}", args.len() + 2));
         args.extend([Arg::from(event_id.as_str()), Arg::from(now)]);
-        c.exec(
+        exec_rows(
+            c,
             &format!(
                 "INSERT INTO event_deliveries (id, rule_id, contact_id, channel_id, message_id, tried, event_id, created_at) \
                  VALUES {rows}"
             ),
             &args,
+            queued.len(),
         )
         .await?;
         messages = written.into_iter();
