@@ -1836,7 +1836,10 @@ impl Store for SqlStore {
     }
 
     async fn notify(&self, n: Notification) -> Result<NotifyOutcome> {
-        on!(self.write, |c| notify_one(c, n).await)
+        on!(self.write, |c| {
+            let mut out = notify_many(c, vec![n]).await?;
+            out.pop().ok_or_else(|| Error::internal("a notification without an outcome"))
+        })
     }
 
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
@@ -2569,102 +2572,19 @@ async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
     Ok(())
 }
 
-/// One person's notification, inside the caller's transaction (see `Store::notify`).
-async fn notify_one(c: &mut dyn Conn, n: Notification) -> Result<NotifyOutcome> {
-    // One read: whether the person already has this event, the identities that reach them and
-    // their current conversation.
-    let rows = c
-        .rows(
-            &format!(
-                "SELECT c.preferred_channel_id, \
-                 EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = $2 AND d.contact_id = c.id) AS known, \
-                 (SELECT v.id FROM conversations v WHERE v.contact_id = c.id ORDER BY v.id DESC LIMIT 1) AS conversation_id, \
-                 {IDENTITY_COLS} \
-                 FROM contacts c LEFT JOIN identities i ON i.contact_id = c.id LEFT JOIN channels ch ON ch.id = i.channel_id \
-                 WHERE c.id = $1 ORDER BY i.created_at, i.id"
-            ),
-            args![&n.contact_id, &n.event_id],
-        )
-        .await?;
-    let Some(first) = rows.first() else {
-        let known = c
-            .row(
-                "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
-                args![&n.event_id, &n.contact_id],
-            )
-            .await?;
-        return match known {
-            Some(_) => Ok(NotifyOutcome::AlreadyNotified),
-            None => Err(Error::not_found("contact", &n.contact_id)),
-        };
-    };
-    if first.flag("known")? {
-        return Ok(NotifyOutcome::AlreadyNotified);
-    }
-    let preferred = first.os("preferred_channel_id")?;
-    let current = first.os("conversation_id")?;
-    let mut identities = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if row.os("id")?.is_some() {
-            identities.push(identity_from(row)?);
-        }
-    }
-    let Some(identity) = next_identity(preferred.as_deref(), &identities, &[]) else {
-        let reason = if identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
-        c.exec(
-            "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            args![new_id(), &n.event_id, &n.rule_id, &n.recipient, reason, now_ms()],
-        )
-        .await?;
-        return Ok(NotifyOutcome::Unreachable(reason.into()));
-    };
-    let channel_id = identity.channel_id.clone();
-    let conversation_id = match current {
-        Some(id) => id,
-        None => current_conversation(c, &n.contact_id, false).await?.0,
-    };
-    let req = OutboundRequest {
-        to: Recipient::Contact(n.contact_id.clone()),
-        channel_id: Some(channel_id.clone()),
-        text: Some(n.text),
-        buttons: n.buttons,
-        attachment_ids: n.attachment_ids,
-        idempotency_key: None,
-        author: Some(format!("event:{}", n.event_id)),
-        reply_to: None,
-        options: json!({}),
-    };
-    let message = insert_outbound(c, &req, &n.contact_id, &conversation_id, &channel_id).await?;
-    c.exec(
-        "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, channel_id, message_id, tried, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        args![
-            new_id(),
-            &n.event_id,
-            &n.rule_id,
-            &n.contact_id,
-            &channel_id,
-            &message.id,
-            to_json(&vec![&channel_id]),
-            now_ms()
-        ],
-    )
-    .await?;
-    Ok(NotifyOutcome::Queued(Box::new(message)))
-}
-
-/// `notify_one` for several people, with a few multi-row statements for all of them (a rule's
-/// recipients: one read, then one insert per table) instead of six statements a person.
+/// Queues people's notifications (see `Store::notify`) with a few multi-row statements for all
+/// of them — a rule's recipients: one read, then one insert per table — instead of six
+/// statements a person.
 async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
     let mut out = Vec::with_capacity(ns.len());
+    // A person named twice is queued once: later mentions count as already notified.
+    let mut seen = HashSet::new();
     if ns.windows(2).any(|w| w[0].event_id != w[1].event_id) {
         for n in ns {
-            out.push(notify_one(c, n).await?);
+            out.extend(notify_chunk(c, vec![n], &mut seen).await?);
         }
         return Ok(out);
     }
-    // A person named twice is queued once: later mentions count as already notified.
-    let mut seen = HashSet::new();
     let mut rest = ns.into_iter();
     loop {
         let chunk: Vec<Notification> = rest.by_ref().take(INSERT_ROWS).collect();
@@ -2732,8 +2652,17 @@ async fn notify_chunk(
             continue;
         }
         let Some(person) = people.get(&n.contact_id) else {
-            // Removed since it was resolved: as `notify_one` decides.
-            outcomes.push(Some(notify_one(c, n).await?));
+            // No such contact: removed since it was notified, or never there.
+            let known = c
+                .row(
+                    "SELECT id FROM event_deliveries WHERE event_id = $1 AND contact_id = $2",
+                    args![&n.event_id, &n.contact_id],
+                )
+                .await?;
+            match known {
+                Some(_) => outcomes.push(Some(NotifyOutcome::AlreadyNotified)),
+                None => return Err(Error::not_found("contact", &n.contact_id)),
+            }
             continue;
         };
         if person.known {
