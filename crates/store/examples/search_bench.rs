@@ -11,10 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use okno_domain::model::ChannelKind;
 use okno_store::testing::TestDb;
-use okno_store::{ConversationFilter, InboundMessage, InboundSender, NewChannel, PageRequest, Store};
-use serde_json::json;
+use okno_store::{ConversationFilter, InboundMessage, PageRequest, Store};
 
 const PEOPLE: usize = 1_000;
 
@@ -67,19 +65,7 @@ fn text(n: usize) -> String {
 }
 
 fn message(channel: &str, n: usize) -> InboundMessage {
-    let user = format!("u{}", n % PEOPLE);
-    InboundMessage {
-        channel_id: channel.into(),
-        sender: InboundSender { user_id: user.clone(), chat_id: user, ..Default::default() },
-        external_id: format!("m{n}"),
-        text: Some(text(n)),
-        attachments: vec![],
-        button_data: None,
-        reply_to: None,
-        reply_to_external: None,
-        author: None,
-        bot_turn: false,
-    }
+    okno_store::testing::inbound_text(channel, &format!("u{}", n % PEOPLE), &format!("m{n}"), &text(n))
 }
 
 /// Median and slowest of `runs` searches for `q`, and how many conversations the first found.
@@ -103,16 +89,7 @@ async fn main() {
     let messages: usize = std::env::var("MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let db = if postgres { TestDb::postgres().await.expect("PostgreSQL at PG_TEST_URL") } else { TestDb::sqlite() };
     let store = db.open().await;
-    let ch = store
-        .create_channel(NewChannel {
-            kind: ChannelKind::Webhook,
-            name: "site".into(),
-            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
-            info: json!({}),
-        })
-        .await
-        .unwrap()
-        .id;
+    let ch = okno_store::testing::webhook_channel(&*store, "site").await;
     let backend = if postgres { "PostgreSQL" } else { "SQLite" };
     println!("{backend}: recording {messages} messages from {PEOPLE} people…");
     let t = Instant::now();

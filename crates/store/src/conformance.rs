@@ -21,18 +21,7 @@ fn sender(user: &str) -> InboundSender {
 }
 
 fn inbound(channel: &str, user: &str, msg_id: &str, text: &str) -> InboundMessage {
-    InboundMessage {
-        channel_id: channel.into(),
-        sender: sender(user),
-        external_id: msg_id.into(),
-        text: Some(text.into()),
-        attachments: vec![],
-        button_data: None,
-        reply_to: None,
-        reply_to_external: None,
-        author: None,
-        bot_turn: false,
-    }
+    InboundMessage { sender: sender(user), ..crate::testing::inbound_text(channel, user, msg_id, text) }
 }
 
 async fn channel(store: &dyn Store, name: &str) -> Channel {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use sqlx::{Connection, Executor};
 
-use crate::{SqlStore, Store, StoreOptions};
+use okno_domain::model::ChannelKind;
+
+use crate::{InboundMessage, InboundSender, NewChannel, SqlStore, Store, StoreOptions};
 
 /// A database that exists for one test.
 pub struct TestDb {
@@ -86,5 +88,35 @@ impl Drop for TestDb {
             })
             .join();
         }
+    }
+}
+
+/// A webhook channel named `name`; its id.
+pub async fn webhook_channel(store: &dyn Store, name: &str) -> String {
+    store
+        .create_channel(NewChannel {
+            kind: ChannelKind::Webhook,
+            name: name.into(),
+            config: serde_json::json!({"outbound_url": "https://example.org/in", "secret": "s"}),
+            info: serde_json::json!({}),
+        })
+        .await
+        .expect("create a test channel")
+        .id
+}
+
+/// A text from `user` on `channel`, the platform's message id `id`.
+pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundMessage {
+    InboundMessage {
+        channel_id: channel.into(),
+        sender: InboundSender { user_id: user.into(), chat_id: user.into(), ..Default::default() },
+        external_id: id.into(),
+        text: Some(text.into()),
+        attachments: vec![],
+        button_data: None,
+        reply_to: None,
+        reply_to_external: None,
+        author: None,
+        bot_turn: false,
     }
 }

@@ -7,41 +7,13 @@
 
 use std::sync::Arc;
 
-use okno_domain::model::{ChannelKind, ContactInput, EventType, MessageStatus};
-use okno_store::testing::TestDb;
+use okno_domain::model::{ContactInput, EventType, MessageStatus};
+use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
 use okno_store::{
-    BroadcastAction, BroadcastItem, IdentityFlag, InboundMessage, InboundSender, NewBroadcast, NewChannel, NewWebhook,
-    PageRequest, SentMessage, Store, LANE_BULK, LANE_LIVE,
+    BroadcastAction, BroadcastItem, IdentityFlag, InboundSender, NewBroadcast, NewWebhook, PageRequest, SentMessage,
+    Store, LANE_BULK, LANE_LIVE,
 };
 use serde_json::json;
-
-async fn channel(store: &dyn Store, name: &str) -> String {
-    store
-        .create_channel(NewChannel {
-            kind: ChannelKind::Webhook,
-            name: name.into(),
-            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
-            info: json!({}),
-        })
-        .await
-        .unwrap()
-        .id
-}
-
-fn message(channel: &str, user: &str, id: &str, text: &str) -> InboundMessage {
-    InboundMessage {
-        channel_id: channel.into(),
-        sender: InboundSender { user_id: user.into(), chat_id: user.into(), ..Default::default() },
-        external_id: id.into(),
-        text: Some(text.into()),
-        attachments: vec![],
-        button_data: None,
-        reply_to: None,
-        reply_to_external: None,
-        author: None,
-        bot_turn: false,
-    }
-}
 
 /// A person who wrote in once: their contact id.
 async fn person(store: &dyn Store, channel: &str, user: &str) -> String {

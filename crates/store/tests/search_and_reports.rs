@@ -7,41 +7,13 @@
 
 use std::sync::Arc;
 
-use okno_domain::model::{ChannelKind, ConversationStatus};
-use okno_store::testing::TestDb;
+use okno_domain::model::ConversationStatus;
+use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
 use okno_store::{
-    BroadcastItem, ConversationFilter, ConversationPatch, InboundMessage, InboundSender, NewBroadcast, NewChannel,
-    OutboundRequest, PageRequest, Recipient, SentMessage, Store, LANE_BULK, LANE_LIVE,
+    BroadcastItem, ConversationFilter, ConversationPatch, NewBroadcast, OutboundRequest, PageRequest, Recipient,
+    SentMessage, Store, LANE_BULK, LANE_LIVE,
 };
 use serde_json::json;
-
-async fn channel(store: &dyn Store, name: &str) -> String {
-    store
-        .create_channel(NewChannel {
-            kind: ChannelKind::Webhook,
-            name: name.into(),
-            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
-            info: json!({}),
-        })
-        .await
-        .unwrap()
-        .id
-}
-
-fn message(channel: &str, user: &str, id: &str, text: &str) -> InboundMessage {
-    InboundMessage {
-        channel_id: channel.into(),
-        sender: InboundSender { user_id: user.into(), chat_id: user.into(), ..Default::default() },
-        external_id: id.into(),
-        text: Some(text.into()),
-        attachments: vec![],
-        button_data: None,
-        reply_to: None,
-        reply_to_external: None,
-        author: None,
-        bot_turn: false,
-    }
-}
 
 /// Records an inbound message; returns (message id, conversation id).
 async fn inbound(store: &dyn Store, ch: &str, user: &str, id: &str, text: &str) -> (String, String) {

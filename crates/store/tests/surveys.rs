@@ -8,26 +8,17 @@
 
 use std::sync::Arc;
 
-use okno_domain::model::{ChannelKind, ContactInput, EventType};
+use okno_domain::model::{ContactInput, EventType};
 use okno_domain::surveys::SurveySpec;
 use okno_store::testing::TestDb;
 use okno_store::{
-    InboundMessage, InboundSender, InputOutcome, JobKind, NewChannel, NewRun, NewWebhook, PageRequest, StartOutcome,
-    Store, SurveyInput,
+    InboundMessage, InboundSender, InputOutcome, JobKind, NewRun, NewWebhook, PageRequest, StartOutcome, Store,
+    SurveyInput,
 };
 use serde_json::json;
 
 async fn channel(store: &dyn Store) -> String {
-    store
-        .create_channel(NewChannel {
-            kind: ChannelKind::Webhook,
-            name: "site".into(),
-            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
-            info: json!({}),
-        })
-        .await
-        .unwrap()
-        .id
+    okno_store::testing::webhook_channel(store, "site").await
 }
 
 fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: Option<String>) -> InboundMessage {
