@@ -120,3 +120,36 @@ pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundM
         bot_turn: false,
     }
 }
+
+/// Runs each named scenario as two tests, `sqlite::name` and `postgres::name`, each on a
+/// throw-away database. A scenario is `async fn name(store: Arc<dyn Store>)`, or with `with_db`
+/// first, `async fn name(store: Arc<dyn Store>, db: &TestDb)` (for raw SQL or a second process).
+#[macro_export]
+macro_rules! both_backends {
+    (with_db $($name:ident),+ $(,)?) => { $crate::both_backends!(@backends with_db $($name),+); };
+    ($($name:ident),+ $(,)?) => { $crate::both_backends!(@backends plain $($name),+); };
+    (@backends $how:ident $($name:ident),+) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::sqlite();
+                    $crate::both_backends!(@call $how db $name);
+                }
+            )+
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::TestDb::postgres().await else { return };
+                    $crate::both_backends!(@call $how db $name);
+                }
+            )+
+        }
+    };
+    (@call plain $db:ident $name:ident) => { super::$name($db.open().await).await };
+    (@call with_db $db:ident $name:ident) => { super::$name($db.open().await, &$db).await };
+}

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use okno_domain::model::{ContactInput, EventType, MessageStatus};
-use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
+use okno_store::testing::{inbound_text as message, webhook_channel as channel};
 use okno_store::{
     BroadcastAction, BroadcastItem, IdentityFlag, InboundSender, NewBroadcast, NewWebhook, PageRequest, SentMessage,
     Store, LANE_BULK, LANE_LIVE,
@@ -269,32 +269,7 @@ async fn id_of(store: &Arc<dyn Store>) -> String {
     store.list_broadcasts(PageRequest::new(Some(1), None)).await.unwrap().items[0].id.clone()
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-    };
-}
-
-both!(
+okno_store::both_backends!(
     each_person_is_queued_once_and_opted_out_people_are_skipped,
     pause_resume_and_cancel,
     answers_unsubscribe_and_fall_back,

@@ -2,35 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use okno_store::conformance;
-use okno_store::testing::TestDb;
+use okno_store::conformance::*;
 
-macro_rules! suite {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    conformance::$name(db.open().await).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    conformance::$name(db.open().await).await;
-                }
-            )+
-        }
-    };
-}
-
-suite!(
+okno_store::both_backends!(
     channels_round_trip,
     contacts_upsert_by_external_id_and_search,
     inbound_creates_contact_identity_and_conversation_once,

@@ -136,32 +136,8 @@ async fn a_session_ended_by_one_process_is_ended_for_another(store: Arc<dyn Stor
     assert_eq!(store.session_operator("h3").await.unwrap().unwrap().role, Role::Restricted);
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    super::$name(db.open().await, &db).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    super::$name(db.open().await, &db).await;
-                }
-            )+
-        }
-    };
-}
-
-both!(
+okno_store::both_backends!(
+    with_db
     disabling_ends_sessions_and_refuses_new_ones,
     a_new_password_ends_the_other_sessions,
     the_last_administrator_stays_one,

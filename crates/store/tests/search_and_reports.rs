@@ -314,32 +314,8 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
     assert_eq!(store.broadcast_results(0, 2_000, 10).await.unwrap()[0].id, old);
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    super::$name(db.open().await, &db).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    super::$name(db.open().await, &db).await;
-                }
-            )+
-        }
-    };
-}
-
-both!(
+okno_store::both_backends!(
+    with_db
     any_message_is_found_in_any_case_and_alphabet,
     messages_older_than_the_index_are_found_after_the_backfill,
     report_figures_are_exact,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use okno_domain::model::{ContactInput, EventType};
 use okno_domain::surveys::SurveySpec;
-use okno_store::testing::TestDb;
 use okno_store::{
     InboundMessage, InboundSender, InputOutcome, JobKind, NewRun, NewWebhook, PageRequest, StartOutcome, Store,
     SurveyInput,
@@ -323,32 +322,7 @@ async fn starts_at_the_same_instant_ask_once(store: Arc<dyn Store>) {
     assert_eq!(store.survey_run_counts(&hr.id).await.unwrap().total, 1);
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-    };
-}
-
-both!(
+okno_store::both_backends!(
     starts_once_per_key_and_one_survey_at_a_time,
     answers_count_once_and_lead_to_the_next_question,
     the_deadline_closes_a_run_and_later_answers_are_refused,

@@ -282,32 +282,7 @@ async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
     assert!(unknown.unwrap_err().is_not_found());
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let db = TestDb::sqlite();
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(db) = TestDb::postgres().await else { return };
-                    super::$name(db.open().await).await;
-                }
-            )+
-        }
-    };
-}
-
-both!(
+okno_store::both_backends!(
     one_of_many_claims_wins,
     groups_limit_who_may_take_and_release_reopens,
     tasks_list_newest_first_by_status,
