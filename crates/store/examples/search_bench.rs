@@ -173,14 +173,11 @@ async fn main() {
     println!("  … and «заказ»: median {:.1} ms", median.as_secs_f64() * 1e3);
     // The backfill after an upgrade: the copies removed, as a database an older okno wrote,
     // then every message indexed again, a slice at a time.
-    raw(
-        &db,
-        &[
-            "DELETE FROM message_search",
-            "DELETE FROM message_search_backfill",
-            "INSERT INTO message_search_backfill (id, after) VALUES (1, '')",
-        ],
-    )
+    db.execute_raw(&[
+        "DELETE FROM message_search",
+        "DELETE FROM message_search_backfill",
+        "INSERT INTO message_search_backfill (id, after) VALUES (1, '')",
+    ])
     .await;
     let t = Instant::now();
     let mut read = 0;
@@ -207,28 +204,5 @@ async fn main() {
     if std::env::var("KEEP").is_ok_and(|v| v == "1") {
         println!("  kept: {}", db.url);
         std::mem::forget(db);
-    }
-}
-
-/// Runs statements on the database directly.
-async fn raw(db: &TestDb, statements: &[&str]) {
-    if db.url.starts_with("sqlite") {
-        let path = db.url.trim_start_matches("sqlite://").to_string();
-        let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.busy_timeout(Duration::from_secs(30)).unwrap();
-            for s in statements {
-                conn.execute_batch(&s).unwrap();
-            }
-        })
-        .await
-        .unwrap();
-    } else {
-        use sqlx::{Connection, Executor};
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        for s in statements {
-            conn.execute(*s).await.unwrap();
-        }
     }
 }

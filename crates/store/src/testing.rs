@@ -69,6 +69,29 @@ impl TestDb {
     pub async fn open_sql(&self) -> SqlStore {
         SqlStore::open(&self.url, StoreOptions::default()).await.expect("open test store")
     }
+
+    /// Runs statements on the database directly, past the store (what an older okno, or a
+    /// clock, left there).
+    pub async fn execute_raw<S: AsRef<str>>(&self, statements: &[S]) {
+        let statements: Vec<String> = statements.iter().map(|s| s.as_ref().to_string()).collect();
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            let path = path.to_string();
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).expect("open the SQLite file");
+                conn.busy_timeout(std::time::Duration::from_secs(30)).expect("busy timeout");
+                for s in statements {
+                    conn.execute_batch(&s).expect("run a raw statement");
+                }
+            })
+            .await
+            .expect("raw statements");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect to PostgreSQL");
+            for s in statements {
+                conn.execute(s.as_str()).await.expect("run a raw statement");
+            }
+        }
+    }
 }
 
 impl Drop for TestDb {

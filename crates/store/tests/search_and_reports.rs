@@ -55,29 +55,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// Runs statements on the test database directly (what an older okno, or a clock, left there).
-async fn raw(db: &TestDb, statements: &[String]) {
-    if db.url.starts_with("sqlite") {
-        let path = db.url.trim_start_matches("sqlite://").to_string();
-        let statements = statements.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-            for s in statements {
-                conn.execute_batch(&s).unwrap();
-            }
-        })
-        .await
-        .unwrap();
-    } else {
-        use sqlx::{Connection, Executor};
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        for s in statements {
-            conn.execute(s.as_str()).await.unwrap();
-        }
-    }
-}
-
 async fn any_message_is_found_in_any_case_and_alphabet(store: Arc<dyn Store>, _db: &TestDb) {
     let ch = channel(&*store, "site").await;
     let (_, ann) = inbound(&*store, &ch, "ann", "a1", "Где мой Заказ №1042? 100% оплачен").await;
@@ -156,13 +133,10 @@ async fn messages_older_than_the_index_are_found_after_the_backfill(store: Arc<d
     assert_eq!(store.backfill_search(100).await.unwrap(), 5, "the first pass reads what is there");
     assert_eq!(store.backfill_search(100).await.unwrap(), 0);
     // As an okno before the index left them: no copies, and the backfill still to run.
-    raw(
-        db,
-        &[
-            "DELETE FROM message_search".to_string(),
-            "INSERT INTO message_search_backfill (id, after) VALUES (1, '')".to_string(),
-        ],
-    )
+    db.execute_raw(&[
+        "DELETE FROM message_search".to_string(),
+        "INSERT INTO message_search_backfill (id, after) VALUES (1, '')".to_string(),
+    ])
     .await;
     assert!(found(&*store, "заказ").await.is_empty());
     // A message written meanwhile is indexed with it, and not twice by the backfill.
@@ -210,23 +184,20 @@ async fn report_figures_are_exact(store: Arc<dyn Store>, db: &TestDb) {
         store.update_conversation(conv, patch).await.unwrap();
     }
     let at = |id: &str, ms: i64| format!("UPDATE messages SET created_at = {ms} WHERE id = '{id}'");
-    raw(
-        db,
-        &[
-            at(&x_in, t0),
-            at(&x_reply, t0 + MIN),
-            at(&y_in, t0 + DAY),
-            at(&y_reply, t0 + DAY + 3 * MIN),
-            at(&y_more, t0 + DAY + 4 * MIN),
-            at(&z_in, t0 + DAY),
-            at(&z_bot, t0 + DAY + MIN),
-            at(&z_reply, t0 + DAY + 2 * MIN),
-            // Before the period: neither counted nor a first message.
-            at(&w_in, day0 - DAY),
-            format!("UPDATE conversations SET updated_at = {} WHERE id = '{x}'", t0 + 5 * MIN),
-            format!("UPDATE conversations SET updated_at = {} WHERE id = '{y}'", t0 + DAY + 10 * MIN),
-        ],
-    )
+    db.execute_raw(&[
+        at(&x_in, t0),
+        at(&x_reply, t0 + MIN),
+        at(&y_in, t0 + DAY),
+        at(&y_reply, t0 + DAY + 3 * MIN),
+        at(&y_more, t0 + DAY + 4 * MIN),
+        at(&z_in, t0 + DAY),
+        at(&z_bot, t0 + DAY + MIN),
+        at(&z_reply, t0 + DAY + 2 * MIN),
+        // Before the period: neither counted nor a first message.
+        at(&w_in, day0 - DAY),
+        format!("UPDATE conversations SET updated_at = {} WHERE id = '{x}'", t0 + 5 * MIN),
+        format!("UPDATE conversations SET updated_at = {} WHERE id = '{y}'", t0 + DAY + 10 * MIN),
+    ])
     .await;
     let (from, to) = (day0, day0 + 2 * DAY);
 
@@ -265,7 +236,7 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
     };
     let id = store.create_broadcast(new("Акция")).await.unwrap().id;
     let old = store.create_broadcast(new("Прошлогодняя")).await.unwrap().id;
-    raw(db, &[format!("UPDATE broadcasts SET created_at = 1000 WHERE id = '{old}'")]).await;
+    db.execute_raw(&[format!("UPDATE broadcasts SET created_at = 1000 WHERE id = '{old}'")]).await;
     store.expand_broadcast(&id, people.clone()).await.unwrap();
     let send = |c: &str| BroadcastItem::Send {
         contact_id: c.into(),
