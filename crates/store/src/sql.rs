@@ -1659,12 +1659,8 @@ impl Store for SqlStore {
         let channel_id = channel_id.to_owned();
         on!(self.write, |c| {
             let row = c
-                .rows_planned(
-                    "SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2",
-                    args![&channel_id, &dedup],
-                )
-                .await?
-                .pop();
+                .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&channel_id, &dedup])
+                .await?;
             let Some(row) = row else { return Ok(None) };
             let id = row.s("id")?;
             c.exec(
@@ -2883,16 +2879,9 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
 async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
     {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        // Planned per run: with the messages' two (channel, …) indexes, a plan cached while the
-        // table was small took the wrong one and read every message of the channel (8.8 ms a
-        // message at 20,000; the right one is a unique lookup).
         let seen = c
-            .rows_planned(
-                "SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2",
-                args![&msg.channel_id, &dedup],
-            )
-            .await?
-            .pop();
+            .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&msg.channel_id, &dedup])
+            .await?;
         if let Some(row) = seen {
             let message = load_message(c, &row.s("id")?).await?;
             return Ok(Inbound { message, duplicate: true });
@@ -2967,12 +2956,11 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         let reply_to = match (&msg.reply_to, &msg.reply_to_external) {
             (Some(r), _) => Some(r.clone()),
             (None, Some(ext)) => c
-                .rows_planned(
+                .row(
                     "SELECT id FROM messages WHERE channel_id = $1 AND external_id = $2 ORDER BY id LIMIT 1",
                     args![&msg.channel_id, ext],
                 )
                 .await?
-                .pop()
                 .map(|r| r.s("id"))
                 .transpose()?,
             (None, None) => None,
