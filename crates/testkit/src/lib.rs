@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod biz;
+pub mod browser;
 pub mod sink;
 
 pub use app::TestApp;
