@@ -244,35 +244,7 @@ impl Engine {
 
     /// Renders a rule for sample data and a sample contact, without sending.
     pub fn preview(&self, spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
-        let ev = EventRecord {
-            id: "preview".into(),
-            event_type: spec.event.clone(),
-            key: "preview".into(),
-            data: data.clone(),
-            status: "preview".into(),
-            send_at: None,
-            created_at: now_ms(),
-            processed_at: None,
-            deliveries: vec![],
-            unresolved: vec![],
-        };
-        let mut ctx = context(&ev);
-        let matches = match &spec.condition {
-            Some(c) => templates::eval_condition(c, &ctx)?,
-            None => true,
-        };
-        ctx["contact"] = contact.clone();
-        ctx["tz"] = contact.get("attrs").and_then(|a| a.get("tz")).cloned().unwrap_or_else(|| json!("UTC"));
-        let rendered = render_for(spec, &ctx)?;
-        let recipients: Vec<Value> = spec
-            .recipients
-            .iter()
-            .map(|r| match recipient_value(r, &ctx) {
-                Ok((kind, value)) => json!({kind: value}),
-                Err(e) => json!({"error": e.message}),
-            })
-            .collect();
-        Ok(json!({"matches": matches, "text": rendered.text, "buttons": rendered.buttons, "recipients": recipients}))
+        preview(spec, data, contact)
     }
 
     /// Runs the rules of one event (the `process_event` job). The notifications of every rule
@@ -492,6 +464,40 @@ impl Engine {
 }
 
 /// The entry's kind and its rendered value.
+/// Renders a rule for sample data and a sample contact, without sending: whether it matches,
+/// the text and buttons, and each recipient (or why it cannot be found from the data).
+pub fn preview(spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
+    let ev = EventRecord {
+        id: "preview".into(),
+        event_type: spec.event.clone(),
+        key: "preview".into(),
+        data: data.clone(),
+        status: "preview".into(),
+        send_at: None,
+        created_at: now_ms(),
+        processed_at: None,
+        deliveries: vec![],
+        unresolved: vec![],
+    };
+    let mut ctx = context(&ev);
+    let matches = match &spec.condition {
+        Some(c) => templates::eval_condition(c, &ctx)?,
+        None => true,
+    };
+    ctx["contact"] = contact.clone();
+    ctx["tz"] = contact.get("attrs").and_then(|a| a.get("tz")).cloned().unwrap_or_else(|| json!("UTC"));
+    let rendered = render_for(spec, &ctx)?;
+    let recipients: Vec<Value> = spec
+        .recipients
+        .iter()
+        .map(|r| match recipient_value(r, &ctx) {
+            Ok((kind, value)) => json!({kind: value}),
+            Err(e) => json!({"error": e.message}),
+        })
+        .collect();
+    Ok(json!({"matches": matches, "text": rendered.text, "buttons": rendered.buttons, "recipients": recipients}))
+}
+
 fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, String)> {
     let (kind, tmpl) = if let Some(t) = &r.external_id {
         ("external_id", t)

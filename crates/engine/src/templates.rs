@@ -10,6 +10,10 @@
 //! beside Jinja's `and`, `or`, `not`). They cannot call out, loop forever or touch anything
 //! but the event.
 //!
+//! A missing or null value behaves as Jinja users expect: `{{ x | default('') }}` gives the
+//! default for both, and a null printed on its own is empty — never the word `None` in a
+//! message or in a request to the business system.
+//!
 //! Filters: `money` (`1250000 | money` → `1 250 000,00 ₽`, `money("USD")`), `date` (in the
 //! recipient's time zone: `data.ship_at | date("%d.%m.%Y %H:%M")`), `plural` (Russian:
 //! `data.count | plural("заказ", "заказа", "заказов")` → `5 заказов`).
@@ -25,6 +29,13 @@ pub fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(50_000));
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            return Ok(());
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env.add_filter("default", default);
     env.add_filter("money", money);
     env.add_filter("date", date);
     env.add_filter("plural", plural);
@@ -120,6 +131,18 @@ pub fn eval_condition(src: &str, ctx: &Value) -> Result<bool> {
 }
 
 // --- filters ---------------------------------------------------------------------------------
+
+/// `default(other = "", boolean = false)`: `other` when the value is missing or null (Jinja's own
+/// filter takes a null as a value and prints it as `None`); with `boolean`, for any false value
+/// (an empty string or list, zero) too.
+fn default(v: JValue, other: Option<JValue>, boolean: Option<bool>) -> JValue {
+    let missing = v.is_undefined() || v.is_none() || (boolean == Some(true) && !v.is_true());
+    if missing {
+        other.unwrap_or_else(|| JValue::from(""))
+    } else {
+        v
+    }
+}
 
 /// A missing field reaching a filter is the same error as a missing field printed.
 fn defined(v: &JValue, filter: &str) -> std::result::Result<(), minijinja::Error> {
@@ -226,6 +249,23 @@ mod tests {
         assert!(err.message.contains("lacks a field"), "{}", err.message);
         let through_filter = render("Сумма: {{ data.amount | money }}", &json!({"data": {}})).unwrap_err();
         assert!(through_filter.message.contains("lacks a field"), "{}", through_filter.message);
+    }
+
+    #[test]
+    fn missing_and_null_values_take_the_default_and_null_never_prints_none() {
+        let ctx = json!({"form": {"comment": null, "days": 0, "scan": "file-1"}, "data": {"note": null}});
+        let r = |src: &str| render(src, &ctx).unwrap();
+        assert_eq!(r("[{{ form.comment | default('') }}]"), "[]", "null takes the default");
+        assert_eq!(r("[{{ form.comment | default('нет') }}]"), "[нет]", "null takes any default");
+        assert_eq!(r("{{ form.comment | default('нет') | upper }}"), "НЕТ", "and filters after it see the default");
+        assert_eq!(r("[{{ form.missing | default('—') }}]"), "[—]", "a missing field takes the default");
+        assert_eq!(r("[{{ form.missing | default }}]"), "[]", "the default default is empty");
+        assert_eq!(r("[{{ form.scan | default('') }}]"), "[file-1]", "a value is kept");
+        assert_eq!(r("[{{ form.days | default('нет') }}]"), "[0]", "zero is a value");
+        assert_eq!(r("[{{ form.days | default('нет', true) }}]"), "[нет]", "unless falsy values are asked for");
+        assert_eq!(r("[{{ data.note }}]"), "[]", "a null printed alone is empty, not None");
+        assert_eq!(r("{{ form.comment or 'без комментария' }}"), "без комментария");
+        assert!(render("{{ data.absent }}", &ctx).is_err(), "a missing field printed bare is still an error");
     }
 
     #[test]

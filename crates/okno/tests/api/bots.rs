@@ -621,6 +621,32 @@ async fn a_vacation_request_is_checked_edited_and_submitted_once_as_an_event_and
 }
 
 #[tokio::test]
+async fn a_skipped_optional_scan_reaches_the_business_system_empty_and_never_as_none() {
+    let shop = shop("self_service.yaml", |s| s).await;
+    let (mut maria, _) = employee(&shop, "emp-8", "Мария Сидорова", &["Рабочие"], 9303).await;
+    maria.say("/start");
+    maria.text(SS_MAIN).await;
+    maria.press("🏖 Заявление на отпуск").await;
+    maria.containing(&["С какого числа отпуск?"]).await;
+    maria.say("01.08.2026");
+    maria.containing(&["Сколько дней?"]).await;
+    maria.say("7");
+    maria.containing(&["Вид отпуска"]).await;
+    maria.press("Ежегодный").await;
+    maria.containing(&["Телефон для связи во время отпуска"]).await;
+    maria.say("+7 912 000-11-22");
+    maria.containing(&["Приложите скан заявления"]).await;
+    maria.press("Пропустить").await;
+    maria.containing(&["Отпуск с 01.08.2026, дней: 7 (Ежегодный), телефон +79120001122. Отправить?"]).await;
+    maria.press("Отправить").await;
+    maria.containing(&["Заявление отправлено"]).await;
+    let posts = shop.biz.requests_to("POST", "/vacations");
+    assert_eq!(posts.len(), 1, "submitted once");
+    assert_eq!(posts[0].body["scan"], "", "the skipped scan is empty: {}", posts[0].body);
+    assert!(!posts[0].body.to_string().contains("None"), "{}", posts[0].body);
+}
+
+#[tokio::test]
 async fn a_certificate_is_ordered_and_a_double_press_submits_once() {
     let shop = shop("self_service.yaml", |s| s).await;
     let (mut maria, _) = employee(&shop, "emp-7", "Мария Сидорова", &[], 9303).await;
