@@ -81,8 +81,7 @@ enum TokenAction {
     Create {
         #[arg(long)]
         name: String,
-        /// admin, operator or integration.
-        #[arg(long)]
+        #[arg(long, value_parser = role_values())]
         role: String,
     },
 }
@@ -93,8 +92,7 @@ enum UserAction {
     Create {
         #[arg(long)]
         login: String,
-        /// admin or operator.
-        #[arg(long)]
+        #[arg(long, value_parser = role_values())]
         role: String,
     },
     /// List the operators: login, role, state, open sessions.
@@ -114,7 +112,7 @@ enum UserAction {
     Role {
         #[arg(long)]
         login: String,
-        #[arg(long)]
+        #[arg(long, value_parser = role_values())]
         role: String,
     },
     /// Set an operator's password, read from standard input (one line); their sessions end.
@@ -122,6 +120,20 @@ enum UserAction {
         #[arg(long)]
         login: String,
     },
+}
+
+/// Every role, with what it may do, for `--help` and for refusing a misspelt one.
+fn role_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("admin")
+            .help("everything, administration included (channels, operators, tokens, rules, bots)"),
+        PossibleValue::new("operator")
+            .help("the inbox, conversations, contacts, broadcasts, reports; phones and e-mails shown"),
+        PossibleValue::new("restricted").help("as operator, but phone numbers and e-mails masked everywhere"),
+        PossibleValue::new("integration")
+            .help("for a business system: data and webhook subscriptions, no administration"),
+    ])
 }
 
 fn main() -> std::process::ExitCode {
@@ -296,9 +308,19 @@ async fn apply_rules(settings: &Settings, path: &std::path::Path) -> anyhow::Res
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = okno_server::start(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
     let store = running.engine.store.clone();
-    let no_tokens = store.list_tokens().await.map(|t| t.is_empty()).unwrap_or(false);
-    tracing::info!(url = %format!("http://{}", running.addr), data_dir = %settings.data_dir.display(), "okno is listening");
-    if no_tokens {
+    tracing::info!(url = %running.public_url, data_dir = %settings.data_dir.display(), "okno is listening; the operator window is at {}/", running.public_url);
+    // A fresh install: nobody can sign in yet, so say how to make the first administrator.
+    match okno_server::ui::setup::setup_link(&*store, &running.public_url).await {
+        Ok(Some(link)) => tracing::info!(
+            "no operators yet: open {link} to create the first administrator (the link works once, for 24 hours), \
+             or run: okno user create --login admin --role admin"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e.message, "could not make a setup link; create an administrator with: okno user create --login admin --role admin")
+        }
+    }
+    if store.list_tokens().await.map(|t| t.is_empty()).unwrap_or(false) {
         tracing::info!("no API tokens yet; create the first one with: okno token create --name admin --role admin");
     }
     let stop = running.shutdown_token();

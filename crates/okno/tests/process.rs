@@ -411,3 +411,163 @@ fn rules_apply_loads_the_example_folder_and_refuses_a_broken_rule_with_its_posit
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.json") && err.contains("line 1"), "{err}");
 }
+
+/// `okno serve` with its log read line by line as it is written.
+struct Logged {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Logged {
+    fn serve(okno: &Okno) -> Logged {
+        let mut child = okno.cmd().env("OKNO_LOG_LEVEL", "info").arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Logged { child, lines, seen: Vec::new() }
+    }
+
+    /// The first log line (from the start) containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else { break };
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("okno never logged {needle:?}; it logged:\n{}", self.seen.join("\n"))
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the cookie `name` set by a response.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+#[tokio::test]
+async fn a_fresh_install_prints_a_setup_link_that_makes_the_first_administrator_once() {
+    let okno = Okno::new();
+    let mut server = Logged::serve(&okno);
+    let listening = server.wait_for("okno is listening");
+    assert!(
+        listening.contains(&format!("http://127.0.0.1:{}/", okno.port)),
+        "where the operator window is: {listening}"
+    );
+    let line = server.wait_for("/setup?token=");
+    let link = line.split_whitespace().find(|w| w.contains("/setup?token=")).unwrap().trim_end_matches(',').to_string();
+    assert!(link.starts_with(&format!("http://127.0.0.1:{}/setup?token=", okno.port)), "{line}");
+    assert!(line.contains("okno user create"), "the command-line way is named too: {line}");
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // The login page of a fresh install says how to proceed.
+    let login = http.get(okno.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains("id=\"first-run\"") && login.contains("/setup?token="), "{login}");
+
+    let form = http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(form.contains("id=\"setup-form\""), "{form}");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let post = |fields: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = okno.url("/setup");
+        async move { http.post(url).form(&fields).send().await.unwrap() }
+    };
+    let short = post(vec![
+        ("token", token.clone()),
+        ("login", "anna".into()),
+        ("password", "short".into()),
+        ("password2", "short".into()),
+    ])
+    .await;
+    assert_eq!(short.status(), 422);
+    let body = short.text().await.unwrap();
+    assert!(
+        body.contains("at least 8") && body.contains("value=\"anna\""),
+        "the form says why and keeps the login: {body}"
+    );
+    let forged = post(vec![
+        ("token", "0".repeat(64)),
+        ("login", "mallory".into()),
+        ("password", "a long password".into()),
+        ("password2", "a long password".into()),
+    ])
+    .await;
+    assert_eq!(forged.status(), 403, "an unknown link makes nobody");
+
+    let made = post(vec![
+        ("token", token.clone()),
+        ("login", "anna".into()),
+        ("password", "correct horse battery".into()),
+        ("password2", "correct horse battery".into()),
+    ])
+    .await;
+    assert_eq!(made.status(), 303);
+    assert_eq!(made.headers()["location"], "/ui/inbox");
+    let session = set_cookie(&made, "okno_session").expect("signed in at once");
+    let inbox =
+        http.get(okno.url("/ui/inbox")).header("cookie", format!("okno_session={session}")).send().await.unwrap();
+    assert_eq!(inbox.status(), 200, "the new administrator is in the inbox");
+    assert!(inbox.text().await.unwrap().contains("/ui/admin/channels"), "as an administrator");
+
+    // The link is spent; the login page no longer talks of setup.
+    let again = http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("id=\"setup-done\""), "{again}");
+    let twice = post(vec![
+        ("token", token.clone()),
+        ("login", "boris".into()),
+        ("password", "another long one".into()),
+        ("password2", "another long one".into()),
+    ])
+    .await;
+    assert_eq!(twice.status(), 409, "setup is over");
+    assert!(twice.text().await.unwrap().contains("id=\"setup-done\""));
+    let login = http.get(okno.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(!login.contains("id=\"first-run\""), "{login}");
+    let list = okno.run(&["user", "list"], None);
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(list.lines().count(), 1, "one operator: {list}");
+    assert!(list.starts_with("anna\tadmin\tactive"), "{list}");
+
+    // A restart with an administrator prints no setup link.
+    drop(server);
+    let mut server = Logged::serve(&okno);
+    server.wait_for("no API tokens yet");
+    assert!(!server.seen.iter().any(|l| l.contains("/setup?token=")), "{}", server.seen.join("\n"));
+}
+
+#[test]
+fn user_create_help_lists_every_role() {
+    let okno = Okno::new();
+    let out = okno.run(&["user", "create", "--help"], None);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for role in ["admin", "operator", "restricted", "integration"] {
+        assert!(help.contains(&format!("- {role}:")), "{role} in:\n{help}");
+    }
+    let bad = okno.run(&["user", "create", "--login", "x", "--role", "superuser"], Some("correct horse battery\n"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: admin, operator, restricted, integration"));
+}

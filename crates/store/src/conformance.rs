@@ -817,6 +817,42 @@ pub async fn tokens_operators_and_audit(store: Arc<dyn Store>) {
     assert!(rest.next.is_none());
 }
 
+pub async fn setup_links_make_exactly_one_first_administrator(store: Arc<dyn Store>) {
+    let later = okno_domain::time::now_ms() + 3_600_000;
+    assert!(!store.has_operators().await.unwrap());
+    // Two processes started on the fresh database: two links; an expired one beside them.
+    store.add_setup_token("link-a", later).await.unwrap();
+    store.add_setup_token("link-b", later).await.unwrap();
+    store.add_setup_token("link-old", okno_domain::time::now_ms() - 1).await.unwrap();
+    assert!(store.setup_token_usable("link-a").await.unwrap());
+    assert!(!store.setup_token_usable("link-old").await.unwrap(), "an expired link");
+    assert!(!store.setup_token_usable("nobody").await.unwrap(), "an unknown link");
+    let err = store.complete_setup("nobody", "mallory", "$argon2id$m").await.unwrap_err();
+    assert_eq!(err.code, "setup_link_invalid");
+    assert!(!store.has_operators().await.unwrap(), "a refused setup creates nobody");
+    // A wrong guess takes nothing away from the real links.
+    assert!(store.setup_token_usable("link-a").await.unwrap());
+
+    // Both links followed at the same moment: one first administrator.
+    let (a, b) = tokio::join!(
+        store.complete_setup("link-a", "anna", "$argon2id$a"),
+        store.complete_setup("link-b", "boris", "$argon2id$b")
+    );
+    let made: Vec<_> = [a, b].into_iter().filter_map(|r| r.ok()).collect();
+    assert_eq!(made.len(), 1, "exactly one first administrator");
+    assert_eq!(made[0].role, Role::Admin);
+    let all = store.list_operators().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(store.has_operators().await.unwrap());
+
+    // Once someone exists, a new link is never usable and setup is over.
+    store.add_setup_token("link-e", later).await.unwrap();
+    assert!(!store.setup_token_usable("link-e").await.unwrap());
+    assert_eq!(store.complete_setup("link-e", "carol", "$argon2id$c").await.unwrap_err().code, "setup_done");
+    let audit = store.list_audit(PageRequest::new(Some(10), None)).await.unwrap();
+    assert!(audit.items.iter().any(|a| a.action == "operator.setup" && a.actor == "setup"), "{:?}", audit.items);
+}
+
 pub async fn ping_and_backup(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     let dir = std::env::temp_dir().join(format!("okno-backup-{}", okno_domain::ids::new_id()));

@@ -8,6 +8,11 @@
 //! The last enabled administrator cannot be disabled or given another role: the check and the
 //! change are one transaction, and on PostgreSQL the administrators' rows are locked first, so
 //! two administrators demoting each other at the same moment cannot both succeed.
+//!
+//! A fresh install has no operators. Each process that starts so adds a one-time setup link
+//! (`setup_tokens`, under the SHA-256 of its secret); the first administrator is created through
+//! one of them in a transaction that first deletes them all, so two people following two links
+//! at the same moment cannot both become the first administrator.
 
 use async_trait::async_trait;
 use okno_domain::model::{Operator, Role};
@@ -67,6 +72,16 @@ pub trait OperatorStore: Send + Sync + 'static {
     async fn end_session(&self, hash: &str) -> Result<()>;
     /// Removes expired sessions; returns how many.
     async fn sweep_sessions(&self) -> Result<u64>;
+    /// Whether any operator account exists (disabled ones count).
+    async fn has_operators(&self) -> Result<bool>;
+    /// Records a one-time setup link valid until `expires_at` (and drops expired ones).
+    async fn add_setup_token(&self, hash: &str, expires_at: Millis) -> Result<()>;
+    /// Whether the setup link is usable now: recorded, not expired, and no operator exists yet.
+    async fn setup_token_usable(&self, hash: &str) -> Result<bool>;
+    /// Creates the first administrator through a setup link, in one transaction that uses up
+    /// every setup link and writes the audit line. An unknown, used or expired link is refused
+    /// (`setup_link_invalid`), as is setup once an operator exists (`setup_done`).
+    async fn complete_setup(&self, hash: &str, login: &str, password_hash: &str) -> Result<Operator>;
 }
 
 const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
@@ -225,5 +240,81 @@ impl OperatorStore for SqlStore {
 
     async fn sweep_sessions(&self) -> Result<u64> {
         on!(self.write, |c| c.exec("DELETE FROM operator_sessions WHERE expires_at <= $1", args![now_ms()]).await)
+    }
+
+    async fn has_operators(&self) -> Result<bool> {
+        on!(self.read, |c| Ok(c.row("SELECT id FROM operators LIMIT 1", args![]).await?.is_some()))
+    }
+
+    async fn add_setup_token(&self, hash: &str, expires_at: Millis) -> Result<()> {
+        let hash = hash.to_owned();
+        on!(self.write, |c| {
+            let now = now_ms();
+            c.exec("DELETE FROM setup_tokens WHERE expires_at <= $1", args![now]).await?;
+            c.exec(
+                "INSERT INTO setup_tokens (hash, created_at, expires_at) VALUES ($1, $2, $3)",
+                args![&hash, now, expires_at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn setup_token_usable(&self, hash: &str) -> Result<bool> {
+        let hash = hash.to_owned();
+        on!(self.read, |c| {
+            let link = c
+                .row("SELECT hash FROM setup_tokens WHERE hash = $1 AND expires_at > $2", args![&hash, now_ms()])
+                .await?;
+            Ok(link.is_some() && c.row("SELECT id FROM operators LIMIT 1", args![]).await?.is_none())
+        })
+    }
+
+    async fn complete_setup(&self, hash: &str, login: &str, password_hash: &str) -> Result<Operator> {
+        let (hash, login, password_hash) = (hash.to_owned(), login.to_owned(), password_hash.to_owned());
+        on!(self.write, |c| {
+            // Every link goes, whichever is used: on PostgreSQL a second setup at the same
+            // moment waits on these rows and then finds none left.
+            let links = c.rows("DELETE FROM setup_tokens RETURNING hash, expires_at", args![]).await?;
+            let mut ours = false;
+            for r in &links {
+                ours |= r.s("hash")? == hash && r.i("expires_at")? > now_ms();
+            }
+            if c.row("SELECT id FROM operators LIMIT 1", args![]).await?.is_some() {
+                return Err(Error::conflict("setup_done", "okno already has an administrator: sign in instead"));
+            }
+            if !ours {
+                return Err(Error::new(
+                    okno_domain::ErrorKind::Forbidden,
+                    "setup_link_invalid",
+                    "this setup link is unknown, used or expired: restart okno for a new one, \
+                     or create an administrator with `okno user create --role admin`",
+                ));
+            }
+            let id = okno_domain::ids::new_id();
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&id, &login, Role::Admin.as_str(), &password_hash, now],
+            )
+            .await?;
+            c.exec(
+                "INSERT INTO audit_log (id, actor, action, target, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![
+                    okno_domain::ids::new_id(),
+                    "setup",
+                    "operator.setup",
+                    &id,
+                    serde_json::json!({"login": login, "role": "admin"}).to_string(),
+                    now
+                ],
+            )
+            .await?;
+            c.row(&format!("SELECT {OPERATOR_COLS} FROM operators o WHERE o.id = $1"), args![&id])
+                .await?
+                .map(|r| operator_from(&r))
+                .transpose()?
+                .ok_or_else(|| Error::internal("the new administrator was not found"))
+        })
     }
 }

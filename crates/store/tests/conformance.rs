@@ -22,6 +22,7 @@ okno_store::both_backends!(
     url_attachments_defer_the_inbound_event,
     webhooks_and_their_delivery_log,
     tokens_operators_and_audit,
+    setup_links_make_exactly_one_first_administrator,
     ping_and_backup,
     one_process_holds_a_channel_lease_and_the_offset_persists,
     link_codes_link_once_and_fold_in_the_contact_okno_made,

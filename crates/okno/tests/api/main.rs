@@ -13,6 +13,7 @@ mod events;
 mod files;
 mod flow;
 mod scale_out;
+mod setup;
 mod surveys;
 mod tasks;
 mod telegram;

@@ -33,6 +33,7 @@ pub mod inbox;
 pub mod live;
 pub mod reports;
 pub mod session;
+pub mod setup;
 
 use i18n::Lang;
 pub use session::{hash_password, Session};
@@ -52,6 +53,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("setup.html", include_str!("templates/setup.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
     ("inbox_list.html", include_str!("templates/inbox_list.html")),
     ("conversation.html", include_str!("templates/conversation.html")),
@@ -232,6 +234,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
+        .route("/setup", get(setup::setup_page).post(setup::setup))
         .route("/lang/{code}", get(set_lang))
         .route("/ui/assets/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }))
         .route("/ui/assets/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))

@@ -25,7 +25,7 @@ use crate::AppState;
 pub const COOKIE: &str = "okno_session";
 const PRELOGIN_COOKIE: &str = "okno_prelogin";
 /// How long a session lasts without logging in again.
-const TTL_MS: Millis = 12 * 3600 * 1000;
+pub(crate) const TTL_MS: Millis = 12 * 3600 * 1000;
 /// Failed logins allowed per login name and per client address within [`WINDOW`].
 const MAX_FAILS_PER_LOGIN: usize = 5;
 const MAX_FAILS_PER_ADDR: usize = 20;
@@ -158,13 +158,13 @@ impl Session {
 }
 
 /// A cross-site `Origin` is refused even with a token.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
     origin.split_once("://").is_some_and(|(_, rest)| rest == host)
 }
 
-fn forbidden_csrf(lang: Lang) -> Response {
+pub(crate) fn forbidden_csrf(lang: Lang) -> Response {
     let msg = super::i18n::t(lang, "csrf_failed");
     (
         StatusCode::FORBIDDEN,
@@ -201,15 +201,18 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
     if matches!(signed_in(&state, &headers).await, Ok(Some(_))) {
         return Redirect::to("/ui/inbox").into_response();
     }
-    login_form(&state.ui, lang, StatusCode::OK, None, "")
+    login_form(&state, lang, StatusCode::OK, None, "").await
 }
 
-fn login_form(ui: &Ui, lang: Lang, status: StatusCode, error: Option<&str>, login: &str) -> Response {
+async fn login_form(state: &AppState, lang: Lang, status: StatusCode, error: Option<&str>, login: &str) -> Response {
+    let ui = &state.ui;
     let token = okno_domain::ids::random_hex(16);
+    // A fresh install has nobody to sign in as: the page says how to make the first administrator.
+    let first_run = matches!(state.engine.store.has_operators().await, Ok(false));
     let html = ui.render_bare(
         "login.html",
         lang,
-        json!({"csrf": token, "error": error.map(|e| super::i18n::t(lang, e)), "login": login}),
+        json!({"csrf": token, "error": error.map(|e| super::i18n::t(lang, e)), "login": login, "first_run": first_run}),
     );
     let mut resp = (status, html).into_response();
     resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(PRELOGIN_COOKIE, &token, 3600));
@@ -238,7 +241,7 @@ pub async fn login(
         (format!("addr:{}", addr.ip()), MAX_FAILS_PER_ADDR),
     ];
     if ui.sessions.blocked(&keys) {
-        return login_form(ui, lang, StatusCode::TOO_MANY_REQUESTS, Some("too_many_logins"), &login);
+        return login_form(&state, lang, StatusCode::TOO_MANY_REQUESTS, Some("too_many_logins"), &login).await;
     }
     let account = match state.engine.store.operator_account(&login).await {
         Ok(a) => a,
@@ -247,20 +250,20 @@ pub async fn login(
     let hash = account.as_ref().map(|a| a.operator.password_hash.clone());
     if !check_password(hash, password).await {
         ui.sessions.record_failure(&keys);
-        return login_form(ui, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login);
+        return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login).await;
     }
     let Some(account) = account else {
-        return login_form(ui, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login);
+        return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login).await;
     };
     // Said only to someone who knows the password.
     if account.disabled {
-        return login_form(ui, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login);
+        return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await;
     }
     let operator = account.operator;
     let secret = match start_session(&state, &operator.login, Some(addr.ip().to_string())).await {
         Ok(s) => s,
         Err(e) if e.kind == okno_domain::ErrorKind::Forbidden => {
-            return login_form(ui, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login)
+            return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await
         }
         Err(e) => return crate::error::ApiError(e).into_response(),
     };
