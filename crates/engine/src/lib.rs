@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 pub mod bots;
 pub mod broadcasts;
+pub mod contacts;
 pub mod events;
 pub mod metrics;
 pub mod surveys;

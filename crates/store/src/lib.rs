@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod bots;
 mod broadcasts;
+mod contacts;
 mod db;
 mod error;
 mod lite;
@@ -40,6 +41,7 @@ pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
+pub use contacts::{ContactEdit, ContactEditStore, ContactField};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
@@ -525,7 +527,17 @@ pub struct PendingDelivery {
 /// The storage contract. Every method is one transaction.
 #[async_trait]
 pub trait Store:
-    BotStore + BroadcastStore + TaskStore + SurveyStore + OperatorStore + ReportStore + SearchStore + Send + Sync + 'static
+    BotStore
+    + BroadcastStore
+    + ContactEditStore
+    + TaskStore
+    + SurveyStore
+    + OperatorStore
+    + ReportStore
+    + SearchStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     /// Succeeds when the database answers.

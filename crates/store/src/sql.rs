@@ -232,7 +232,7 @@ fn identity_from(row: &Row) -> Result<Identity> {
     })
 }
 
-async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
+pub(crate) async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> {
     let row = c
         .row(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = $1"), args![id])
         .await?
@@ -646,7 +646,7 @@ async fn refresh_search(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
 }
 
 /// Applies the set fields of `input` to an existing contact.
-async fn apply_contact(c: &mut dyn Conn, id: &str, input: &ContactInput) -> Result<()> {
+pub(crate) async fn apply_contact(c: &mut dyn Conn, id: &str, input: &ContactInput) -> Result<()> {
     let now = now_ms();
     let mut q = Sql::new("UPDATE contacts SET updated_at = ");
     q.bind_i(now);
@@ -679,7 +679,7 @@ async fn apply_contact(c: &mut dyn Conn, id: &str, input: &ContactInput) -> Resu
     refresh_search(c, id).await
 }
 
-async fn insert_contact(c: &mut dyn Conn, input: &ContactInput) -> Result<String> {
+pub(crate) async fn insert_contact(c: &mut dyn Conn, input: &ContactInput) -> Result<String> {
     let id = new_id();
     let now = now_ms();
     c.exec(
@@ -692,7 +692,7 @@ async fn insert_contact(c: &mut dyn Conn, input: &ContactInput) -> Result<String
     Ok(id)
 }
 
-async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Contact> {
+pub(crate) async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> Result<Contact> {
     let contact = load_contact(c, id).await?;
     let mut data = serde_json::to_value(&contact).unwrap_or(Value::Null);
     if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {

@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 
 use super::SECRET;
 
+// Contacts, broadcasts and administration pages, with this module's client and helpers.
+mod contacts;
+mod pages;
+
 const TOKEN: &str = "123456:ABC-ui-test-token";
 const PASSWORD: &str = "correct horse battery";
 
@@ -1320,7 +1324,7 @@ async fn in_the_browser_a_message_arrives_live_is_answered_assigned_and_resolved
     // A broadcast started from its page: the audience counted, then started; it reaches Ann.
     let ann_contact = conv["contact"]["id"].as_str().unwrap().to_string();
     app.patch(&format!("/api/v1/contacts/{ann_contact}"), json!({"groups": ["spring"]})).await;
-    b.open(&format!("{}/ui/broadcasts", app.url)).await;
+    b.open(&format!("{}/ui/broadcasts/new", app.url)).await;
     b.js("document.querySelector('#new-broadcast [name=name]').value = 'Весенняя акция'; \
           document.querySelector('#new-broadcast [name=groups]').value = 'spring'; \
           document.querySelector('#new-broadcast [name=text]').value = 'Скидка 10% до конца марта'; \

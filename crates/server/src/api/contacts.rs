@@ -146,17 +146,12 @@ pub async fn link(
     auth.require(Permission::Write)?;
     let req: LinkRequest =
         if body.iter().all(u8::is_ascii_whitespace) { LinkRequest::default() } else { parse_json(&body)? };
-    let ttl = req.ttl_secs.unwrap_or(7 * 24 * 3600);
+    let ttl = req.ttl_secs.unwrap_or(okno_engine::contacts::LINK_TTL_MS / 1000);
     if !(60..=90 * 24 * 3600).contains(&ttl) {
         return Err(okno_domain::Error::invalid("invalid_ttl", "`ttl_secs` is between 60 seconds and 90 days").into());
     }
-    let code = state.engine.store.create_link_code(&id, ttl * 1000).await?;
-    let mut links = serde_json::Map::new();
-    for ch in state.engine.store.list_channels().await? {
-        if let Some(bot) = ch.info.get("username").and_then(|u| u.as_str()) {
-            links.insert(ch.id.clone(), json!(format!("https://t.me/{bot}?start={}", code.code)));
-        }
-    }
-    let expires_at = okno_domain::time::to_rfc3339(code.expires_at);
-    Ok((StatusCode::CREATED, Json(LinkResponse { code: code.code, expires_at, links })))
+    let offer = state.engine.link_offer(&id, ttl * 1000).await?;
+    let links = offer.links.into_iter().map(|l| (l.channel_id, json!(l.url))).collect();
+    let (code, expires_at) = (offer.code, okno_domain::time::to_rfc3339(offer.expires_at));
+    Ok((StatusCode::CREATED, Json(LinkResponse { code, expires_at, links })))
 }

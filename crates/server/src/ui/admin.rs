@@ -29,6 +29,18 @@ fn t(s: &Session, key: &str) -> String {
     super::i18n::t(s.lang, key)
 }
 
+/// A state word (`active`, `error`, `pending`…) in the operator's language: the text of
+/// `prefix` + the word, or the word itself when there is none (a state added later still shows).
+fn state_text(s: &Session, prefix: &str, word: &str) -> String {
+    let key = format!("{prefix}{word}");
+    let text = t(s, &key);
+    if text == key {
+        word.to_string()
+    } else {
+        text
+    }
+}
+
 /// `GET /ui/admin/channels`
 pub async fn channels(State(state): State<AppState>, s: Session) -> Response {
     channels_page(&state, &s, None, Value::Null).await
@@ -50,6 +62,8 @@ async fn channels_page(state: &AppState, s: &Session, error: Option<String>, for
             v["status_detail"] = json!(c.status_detail);
             v["created"] = json!(short_time(c.created_at));
             v["inbound_url"] = json!(format!("{}/hooks/{}", state.public_url, c.id));
+            v["kind_text"] = json!(state_text(s, "kind_", c.kind.as_str()));
+            v["status_text"] = json!(state_text(s, "ch_st_", &c.status));
             v
         })
         .collect();
@@ -190,6 +204,7 @@ pub async fn webhooks(State(state): State<AppState>, s: Session) -> Response {
                 "id": w.id, "url": w.url, "events": w.events, "active": w.active, "created": short_time(w.created_at),
                 "deliveries": deliveries.items.iter().map(|d| json!({
                     "id": d.id, "event": d.event_type, "status": d.status, "attempts": d.attempts,
+                    "status_text": state_text(&s, "wh_st_", &d.status),
                     "code": d.last_status_code, "error": d.last_error, "created": short_time(d.created_at),
                 })).collect::<Vec<_>>(),
             }));
@@ -240,16 +255,19 @@ async fn rules_page(state: &AppState, s: &Session, preview: Value) -> Response {
 
 /// `POST /ui/admin/rules`: previews a rule (`rule`, `data` as JSON) without saving it.
 pub async fn preview_rule(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
-    if let Some(r) = s.check_csrf(&headers, &form) {
+    if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Configure) {
         return r;
     }
     let rule_text = form.get("rule").unwrap_or("").to_string();
     let data_text = form.get("data").unwrap_or("{}").to_string();
+    // Where the JSON breaks, in the operator's language.
+    let not_json = |key: &str, e: serde_json::Error| {
+        let text = t(&s, key).replace("{line}", &e.line().to_string()).replace("{column}", &e.column().to_string());
+        okno_domain::Error::invalid("invalid_json", text)
+    };
     let result = (|| {
-        let rule: Value = serde_json::from_str(&rule_text)
-            .map_err(|e| okno_domain::Error::invalid("invalid_rule", format!("the rule is not JSON: {e}")))?;
-        let data: Value = serde_json::from_str(&data_text)
-            .map_err(|e| okno_domain::Error::invalid("invalid_data", format!("the sample data is not JSON: {e}")))?;
+        let rule: Value = serde_json::from_str(&rule_text).map_err(|e| not_json("rule_not_json", e))?;
+        let data: Value = serde_json::from_str(&data_text).map_err(|e| not_json("rule_data_not_json", e))?;
         let spec = okno_engine::events::RuleSpec::parse(&rule)?;
         state.engine.preview(&spec, &data, &Value::Null)
     })();
@@ -338,10 +356,13 @@ pub async fn put_bot(State(state): State<AppState>, s: Session, headers: HeaderM
     let outcome = async {
         let def = okno_engine::bots::def::BotDef::parse(&source)?;
         let summary = format!(
-            "{} — menus: {}; forms: {}; lookups: {}",
+            "{} — {}: {}; {}: {}; {}: {}",
             def.name,
+            t(&s, "bot_menus"),
             def.menus.keys().cloned().collect::<Vec<_>>().join(", "),
+            t(&s, "bot_forms"),
             def.forms.keys().cloned().collect::<Vec<_>>().join(", "),
+            t(&s, "bot_lookups"),
             def.lookups.keys().cloned().collect::<Vec<_>>().join(", "),
         );
         if save {

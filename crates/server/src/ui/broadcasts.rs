@@ -1,11 +1,13 @@
-//! The broadcasts page: mailings with their progress (refreshed while one runs), a form to
-//! start one — for contact groups, a pasted list of people (contact ids or external ids) and
-//! a filter (group, attributes, text, channel kind), counting the audience before it starts —,
-//! pause / resume / cancel, and a mailing's report (failures by reason, answers to its
-//! buttons, people who opted out). Needs the `Write` permission, as the API does.
+//! Broadcasts: the list of mailings first, with their status and progress (refreshed while
+//! one runs); «New broadcast» opens the form on its own page — for contact groups, a pasted
+//! list of people (contact ids or external ids) and a filter (group, attributes, text, channel
+//! kind), counting the audience before it starts, an optional start time picked in the
+//! operator's time zone —; pause / resume / cancel, and a mailing's report (failures by
+//! reason, answers to its buttons, people who opted out). Needs the `Write` permission, as the
+//! API does.
 //!
 //! ```text
-//!  form ──count──► audience worked out as the engine will ──► the form again, with the count
+//!  list ──«New broadcast»──► form ──count──► audience worked out as the engine will ──► form + count
 //!       ──start (with the count seen)──► counted again; the same? ──► POST as the API does
 //!                                                      differs? ──► the form, new count
 //! ```
@@ -20,7 +22,7 @@ use okno_engine::broadcasts::{Audience, AudienceFilter};
 use okno_store::{Broadcast, BroadcastAction, ContactFilter, PageRequest};
 use serde_json::{json, Map, Value};
 
-use super::{error_page, refuse, short_time, Form, Session};
+use super::{error_page, local_time, refuse, short_time, Form, Session};
 use crate::AppState;
 
 fn t(s: &Session, key: &str) -> String {
@@ -61,51 +63,83 @@ fn view(b: &Broadcast) -> Value {
     let share = |n: i64| if b.counts.total > 0 { n * 100 / b.counts.total } else { 0 };
     json!({
         "id": b.id, "name": b.name, "status": b.status, "created": short_time(b.created_at),
-        "send_at": b.send_at.map(short_time), "total": b.counts.total, "sent": b.counts.sent,
+        "created_iso": okno_domain::time::to_rfc3339(b.created_at),
+        "send_at": b.send_at.map(short_time), "send_at_iso": b.send_at.map(okno_domain::time::to_rfc3339),
+        "total": b.counts.total, "sent": b.counts.sent,
         "failed": b.counts.failed, "pending": b.counts.pending, "skipped": b.counts.skipped,
         "cancelled": b.counts.cancelled, "sent_pct": share(b.counts.sent), "failed_pct": share(b.counts.failed),
         "groups": b.spec["audience"]["groups"], "audience": audience_summary(&b.spec["audience"]), "text": b.spec["text"],
     })
 }
 
-/// `GET /ui/broadcasts`
+/// `GET /ui/broadcasts`: the list, newest first.
 pub async fn page(State(state): State<AppState>, s: Session) -> Response {
-    list_page(&state, &s, None, Value::Null, None).await
-}
-
-/// The list and the form; `counted` is the audience just counted (`{"count", "sample"}`).
-async fn list_page(
-    state: &AppState,
-    s: &Session,
-    error: Option<String>,
-    form: Value,
-    counted: Option<Value>,
-) -> Response {
     let ui = &state.ui;
-    if let Some(r) = refuse(ui, s, Permission::Write) {
+    if let Some(r) = refuse(ui, &s, Permission::Write) {
         return r;
     }
     let list = match state.engine.store.list_broadcasts(PageRequest::new(Some(50), None)).await {
         Ok(l) => l,
-        Err(e) => return error_page(ui, s, e),
+        Err(e) => return error_page(ui, &s, e),
     };
     let rows: Vec<Value> = list.items.iter().map(view).collect();
     let live = list.items.iter().any(|b| b.status == "running" || b.status == "scheduled");
-    let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
-    let mut resp = ui.render(
+    ui.render(
         "broadcasts.html",
+        &s,
+        json!({"title": t(&s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live}),
+    )
+}
+
+/// `GET /ui/broadcasts/new`: the form.
+pub async fn new_form(State(state): State<AppState>, s: Session) -> Response {
+    form_page(&state, &s, Errors::new(), Value::Null, None).await
+}
+
+/// Errors on the form, in the operator's language: `_` above it, `send_at` next to the time.
+type Errors = std::collections::BTreeMap<&'static str, String>;
+
+/// The form; `counted` is the audience just counted (`{"count", "sample"}`).
+async fn form_page(state: &AppState, s: &Session, errors: Errors, form: Value, counted: Option<Value>) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, s, Permission::Write) {
+        return r;
+    }
+    let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
+    let default_tz = &state.engine.cfg.default_timezone;
+    let mut resp = ui.render(
+        "broadcast_new.html",
         s,
         json!({
-            "title": t(s, "broadcasts"), "nav": "broadcasts", "rows": rows,
-            // A page being filled in is not reloaded under the operator's hands.
-            "live": live && form.is_null(),
-            "error": error, "form": form, "counted": counted, "kinds": kinds,
+            "title": t(s, "bc_new"), "nav": "broadcasts", "errors": errors, "form": form, "counted": counted,
+            "kinds": kinds, "default_tz": default_tz,
         }),
     );
-    if error.is_some() {
+    if !errors.is_empty() {
         *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
     }
     resp
+}
+
+/// The form's general error for `e`: the message of a check of this page in the operator's
+/// language, else the engine's own.
+fn general(e: okno_domain::Error) -> Errors {
+    Errors::from([("_", e.message)])
+}
+
+/// The start time the form names, read in the operator's time zone, as RFC 3339 UTC; a time
+/// in the past is refused. `Err` holds the message for next to the field.
+fn send_at_of(state: &AppState, s: &Session, form: &Form) -> Result<Option<String>, String> {
+    let Some(value) = form.field("send_at") else { return Ok(None) };
+    let tz = local_time::zone(form.get("tz"), &state.engine.cfg.default_timezone)
+        .map_err(|e| t(s, "time_unknown_zone").replace("{value}", form.get("tz").unwrap_or(&e.message)))?;
+    match local_time::parse_future(&value, &tz, jiff::Timestamp::now()) {
+        Ok(at) => Ok(Some(local_time::to_rfc3339(at))),
+        Err(e) if e.code == "time_in_past" => Err(t(s, "time_in_past")
+            .replace("{value}", &value.replace('T', " "))
+            .replace("{zone}", &local_time::zone_name(&tz))),
+        Err(_) => Err(t(s, "time_invalid").replace("{value}", &value)),
+    }
 }
 
 /// Most entries a pasted list may hold.
@@ -114,7 +148,7 @@ const MAX_LIST: usize = 10_000;
 /// The pasted list's entries: contact ids or external ids, separated by lines, commas,
 /// semicolons or blanks; each resolved to a contact id, in order, each once. Unknown
 /// entries are refused, named.
-async fn resolve_list(state: &AppState, text: &str) -> okno_domain::Result<Vec<String>> {
+async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<Vec<String>> {
     let mut entries: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     for e in text.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|e| !e.is_empty()) {
@@ -123,10 +157,9 @@ async fn resolve_list(state: &AppState, text: &str) -> okno_domain::Result<Vec<S
         }
     }
     if entries.len() > MAX_LIST {
-        return Err(okno_domain::Error::invalid(
-            "list_too_long",
-            format!("the list holds {} entries; at most {MAX_LIST} at once (use a group for more)", entries.len()),
-        ));
+        let text =
+            t(s, "bc_list_too_long").replace("{n}", &entries.len().to_string()).replace("{max}", &MAX_LIST.to_string());
+        return Err(okno_domain::Error::invalid("list_too_long", text));
     }
     let store = &state.engine.store;
     let mut by_id = HashSet::new();
@@ -148,10 +181,9 @@ async fn resolve_list(state: &AppState, text: &str) -> okno_domain::Result<Vec<S
     }
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
-        return Err(okno_domain::Error::unprocessable(
-            "unknown_contact",
-            format!("{} entr(ies) of the list match no contact id or external id: {}", unknown.len(), shown.join(", ")),
-        ));
+        let text =
+            t(s, "bc_list_unknown").replace("{n}", &unknown.len().to_string()).replace("{list}", &shown.join(", "));
+        return Err(okno_domain::Error::unprocessable("unknown_contact", text));
     }
     let mut once = HashSet::new();
     out.retain(|id| once.insert(id.clone()));
@@ -160,15 +192,14 @@ async fn resolve_list(state: &AppState, text: &str) -> okno_domain::Result<Vec<S
 
 /// `key=value` lines: a value that reads as JSON (a number, `true`, `"quoted text"`) is taken
 /// as such, anything else as text.
-fn parse_attrs(text: &str) -> okno_domain::Result<Map<String, Value>> {
+fn parse_attrs(text: &str, s: &Session) -> okno_domain::Result<Map<String, Value>> {
     let mut attrs = Map::new();
+    let bad = |line: &str| okno_domain::Error::invalid("invalid_filter", t(s, "bc_attr_line").replace("{line}", line));
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            okno_domain::Error::invalid("invalid_filter", format!("`{line}`: an attribute is written key=value"))
-        })?;
+        let (k, v) = line.split_once('=').ok_or_else(|| bad(line))?;
         let (k, v) = (k.trim(), v.trim());
         if k.is_empty() {
-            return Err(okno_domain::Error::invalid("invalid_filter", format!("`{line}`: the key is empty")));
+            return Err(bad(line));
         }
         let value = serde_json::from_str::<Value>(v).ok().filter(|j| !j.is_object() && !j.is_array());
         attrs.insert(k.to_string(), value.unwrap_or_else(|| json!(v)));
@@ -198,7 +229,7 @@ async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain:
         .filter(|g| !g.is_empty())
         .collect();
     let contact_ids = match form.field("list") {
-        Some(list) => resolve_list(state, &list).await?,
+        Some(list) => resolve_list(state, s, &list).await?,
         None => Vec::new(),
     };
     let q = form.field("f_q");
@@ -209,7 +240,7 @@ async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain:
         form.field("f_kind").map(|k| ChannelKind::parse(&k).map(|k| k.as_str().to_string())).transpose()?;
     let filter = AudienceFilter {
         group: form.field("f_group"),
-        attrs: parse_attrs(form.get("f_attrs").unwrap_or(""))?,
+        attrs: parse_attrs(form.get("f_attrs").unwrap_or(""), s)?,
         q,
         channel_kind,
     };
@@ -220,8 +251,20 @@ async fn audience_of(state: &AppState, s: &Session, form: &Form) -> okno_domain:
 
 /// What the form holds, to fill it in again.
 fn echo(form: &Form) -> Value {
-    let keys =
-        ["name", "groups", "list", "f_group", "f_attrs", "f_q", "f_kind", "text", "buttons", "send_at", "unsubscribe"];
+    let keys = [
+        "name",
+        "groups",
+        "list",
+        "f_group",
+        "f_attrs",
+        "f_q",
+        "f_kind",
+        "text",
+        "buttons",
+        "send_at",
+        "tz",
+        "unsubscribe",
+    ];
     let mut v = Map::new();
     for k in keys {
         v.insert(k.to_string(), json!(form.get(k).unwrap_or("")));
@@ -233,41 +276,47 @@ fn echo(form: &Form) -> Value {
 /// or `start` (with `counted`, the count the operator saw; a different count shows the form
 /// again). Fields: `name`, `groups` (comma-separated), `list` (contact ids or external ids),
 /// `f_group`, `f_attrs` (key=value lines), `f_q`, `f_kind`, `text`, `buttons` (one per line:
-/// `text` or `text=answer`), `send_at` (RFC 3339, optional), `unsubscribe` (the button's text,
-/// optional).
+/// `text` or `text=answer`), `send_at` (optional: the picker's `2026-03-01T09:00`, read in
+/// the time zone `tz` — the browser's, else the server's `default_timezone` —, or RFC 3339;
+/// not in the past), `unsubscribe` (the button's text, optional).
 pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
     if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Write) {
         return r;
     }
     let echoed = echo(&form);
+    // The time first: a wrong one is said next to its field, whatever else the form holds.
+    let send_at = match send_at_of(&state, &s, &form) {
+        Ok(at) => at,
+        Err(m) => return form_page(&state, &s, Errors::from([("send_at", m)]), echoed, None).await,
+    };
     let audience = match audience_of(&state, &s, &form).await {
         Ok(a) => a,
-        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+        Err(e) => return form_page(&state, &s, general(e), echoed, None).await,
     };
     if audience.groups.is_empty() && audience.contact_ids.is_empty() && audience.filter.is_none() {
-        return list_page(&state, &s, Some(t(&s, "bc_empty")), echoed, None).await;
+        return form_page(&state, &s, Errors::from([("_", t(&s, "bc_empty"))]), echoed, None).await;
     }
     let ids = match state.engine.audience(&audience).await {
         Ok(ids) => ids,
-        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+        Err(e) => return form_page(&state, &s, general(e), echoed, None).await,
     };
     let sample = match state.engine.store.get_contacts(&ids.iter().take(5).cloned().collect::<Vec<_>>()).await {
         Ok(cs) => cs.iter().map(|c| super::inbox::display_name(c, s.role())).collect::<Vec<_>>(),
-        Err(e) => return list_page(&state, &s, Some(e.message), echoed, None).await,
+        Err(e) => return form_page(&state, &s, general(e), echoed, None).await,
     };
     let counted = json!({"count": ids.len(), "sample": sample});
     let seen: Option<usize> = form.field("counted").and_then(|c| c.parse().ok());
     if form.get("action") != Some("start") || seen != Some(ids.len()) {
         // A count, or a start whose audience changed since it was counted: show the count.
         let note = (form.get("action") == Some("start")).then(|| t(&s, "bc_count_first"));
-        let mut resp = list_page(&state, &s, None, echoed, Some(counted)).await;
+        let mut resp = form_page(&state, &s, Errors::new(), echoed, Some(counted)).await;
         if note.is_some() {
             *resp.status_mut() = axum::http::StatusCode::CONFLICT;
         }
         return resp;
     }
     if ids.is_empty() {
-        return list_page(&state, &s, Some(t(&s, "bc_empty")), echoed, Some(counted)).await;
+        return form_page(&state, &s, Errors::from([("_", t(&s, "bc_empty"))]), echoed, Some(counted)).await;
     }
     let mut body = json!({
         "name": form.field("name").unwrap_or_default(),
@@ -278,7 +327,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
     if !buttons.is_empty() {
         body["buttons"] = json!(buttons);
     }
-    if let Some(at) = form.field("send_at") {
+    if let Some(at) = send_at {
         body["send_at"] = json!(at);
     }
     if let Some(u) = form.field("unsubscribe") {
@@ -290,7 +339,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
             super::admin::audit(&state, &s, "broadcast.create", &b.id, detail).await;
             Redirect::to(&format!("/ui/broadcasts/{}", b.id)).into_response()
         }
-        Err(e) => list_page(&state, &s, Some(e.message), echoed, Some(counted)).await,
+        Err(e) => form_page(&state, &s, general(e), echoed, Some(counted)).await,
     }
 }
 

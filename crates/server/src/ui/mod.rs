@@ -31,6 +31,7 @@ pub mod contacts;
 pub mod i18n;
 pub mod inbox;
 pub mod live;
+pub mod local_time;
 pub mod reports;
 pub mod session;
 pub mod setup;
@@ -72,6 +73,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("broadcasts.html", include_str!("templates/broadcasts.html")),
     ("account.html", include_str!("templates/account.html")),
     ("error.html", include_str!("templates/error.html")),
+    // Contacts, broadcasts, administration.
+    ("contact_form.html", include_str!("templates/contact_form.html")),
+    ("contact_merge_list.html", include_str!("templates/contact_merge_list.html")),
+    ("broadcast_new.html", include_str!("templates/broadcast_new.html")),
 ];
 
 const APP_JS: &str = include_str!("assets/app.js");
@@ -268,6 +273,12 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/reports", get(reports::page))
         .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
+        // Contacts created and edited by hand, merged by search, linked to a messenger.
+        .route("/ui/contacts/new", get(contacts::new_form).post(contacts::create))
+        .route("/ui/contacts/{id}/edit", get(contacts::edit_form).post(contacts::save))
+        .route("/ui/contacts/{id}/link", post(contacts::link))
+        .route("/ui/contacts/{id}/merge-search", get(contacts::merge_search))
+        .route("/ui/broadcasts/new", get(broadcasts::new_form))
 }
 
 fn asset(body: &'static str, mime: &'static str) -> Response {

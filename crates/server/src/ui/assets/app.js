@@ -176,3 +176,42 @@
   window.addEventListener("pagehide", function () { if (es) { es.close(); es = null; } window.oknoLive = false; });
   window.addEventListener("pageshow", function (e) { if (e.persisted && !es) connect(); });
 })();
+
+// Contacts and broadcasts: the merge search follows what is typed; time pickers are read in
+// the browser's time zone (sent along and named on the page); times are shown in it.
+(function () {
+  "use strict";
+  var form = document.getElementById("merge-search"), input = document.getElementById("merge-q");
+  if (form && input) {
+    var timer = null, asked = 0;
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var mine = ++asked;
+        fetch(form.dataset.url + "?merge_q=" + encodeURIComponent(input.value), { credentials: "same-origin" })
+          .then(function (r) { return r.ok && !r.redirected ? r.text() : Promise.reject(r.status); })
+          .then(function (html) {
+            var list = document.getElementById("merge-results");
+            if (mine === asked && list) list.outerHTML = html; // an older answer arriving late is dropped
+          })
+          .catch(function () {});
+      }, 200);
+    });
+  }
+  var zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+  if (zone) {
+    document.querySelectorAll("input[data-browser-tz]").forEach(function (i) { i.value = zone; });
+    document.querySelectorAll("[data-tz-name]").forEach(function (e) { e.textContent = zone; });
+  }
+  var now = new Date(Date.now() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  document.querySelectorAll("input[type=datetime-local]").forEach(function (i) { i.min = now; });
+  var lang = document.documentElement.lang || undefined;
+  document.querySelectorAll("time[data-local]").forEach(function (t) {
+    var d = new Date(t.getAttribute("datetime"));
+    if (!isNaN(d.getTime())) {
+      t.textContent = d.toLocaleString(lang, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+    }
+  });
+  document.querySelectorAll("input.copy").forEach(function (i) { i.addEventListener("focus", function () { i.select(); }); });
+})();

@@ -1,0 +1,49 @@
+//! Linking a contact to a person's messenger: a one-time code, and for every Telegram bot
+//! with a username the deep link that sends `/start <code>` to it. The API's
+//! `POST /api/v1/contacts/{id}/link` and the contact card in the web UI both start one here.
+
+use okno_domain::time::Millis;
+use okno_domain::Result;
+
+use crate::Engine;
+
+/// How long a link code stays valid unless the caller says otherwise: seven days.
+pub const LINK_TTL_MS: i64 = 7 * 24 * 3_600_000;
+
+/// A started link: the code and where the person can use it.
+#[derive(Debug, Clone)]
+pub struct LinkOffer {
+    pub code: String,
+    pub expires_at: Millis,
+    pub links: Vec<DeepLink>,
+}
+
+/// A link that opens one bot with the code.
+#[derive(Debug, Clone)]
+pub struct DeepLink {
+    pub channel_id: String,
+    pub channel_name: String,
+    /// The bot's username.
+    pub bot: String,
+    pub url: String,
+}
+
+impl Engine {
+    /// A one-time link code for `contact_id`, valid for `ttl_ms`, with a deep link per
+    /// Telegram bot (a bot whose username is not known yet has none).
+    pub async fn link_offer(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkOffer> {
+        let code = self.store.create_link_code(contact_id, ttl_ms).await?;
+        let links = self
+            .store
+            .list_channels()
+            .await?
+            .into_iter()
+            .filter_map(|ch| {
+                let bot = ch.info.get("username").and_then(|u| u.as_str())?.to_string();
+                let url = format!("https://t.me/{bot}?start={}", code.code);
+                Some(DeepLink { channel_id: ch.id, channel_name: ch.name, bot, url })
+            })
+            .collect();
+        Ok(LinkOffer { code: code.code, expires_at: code.expires_at, links })
+    }
+}
