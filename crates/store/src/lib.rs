@@ -47,7 +47,9 @@ pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, Report
 pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
-pub use tasks::{reoffer_ref, Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
+pub use tasks::{
+    reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
+};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
