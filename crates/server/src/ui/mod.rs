@@ -6,6 +6,7 @@
 //!  browser ──GET──▶ page handler ──▶ store ──▶ view model (JSON) ──▶ template ──▶ HTML
 //!     ▲  └─POST form (csrf)──▶ action ──▶ engine/store ──▶ 303 back to the page
 //!     └── EventSource /ui/events ◀── watcher: reads the store each second, says what changed
+//!         (the same path without `Accept: text/event-stream` is the business events page)
 //! ```
 
 use std::collections::HashMap;
@@ -28,11 +29,14 @@ pub mod admin;
 pub mod broadcasts;
 pub mod canned;
 pub mod contacts;
+pub mod events;
 pub mod i18n;
 pub mod inbox;
 pub mod live;
 pub mod reports;
 pub mod session;
+pub mod surveys;
+pub mod tasks;
 
 use i18n::Lang;
 pub use session::{hash_password, Session};
@@ -70,6 +74,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("broadcasts.html", include_str!("templates/broadcasts.html")),
     ("account.html", include_str!("templates/account.html")),
     ("error.html", include_str!("templates/error.html")),
+    // Events, tasks and surveys.
+    ("events.html", include_str!("templates/events.html")),
+    ("event.html", include_str!("templates/event.html")),
+    ("tasks.html", include_str!("templates/tasks.html")),
+    ("task.html", include_str!("templates/task.html")),
+    ("surveys.html", include_str!("templates/surveys.html")),
+    ("survey.html", include_str!("templates/survey.html")),
 ];
 
 const APP_JS: &str = include_str!("assets/app.js");
@@ -237,7 +248,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/assets/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/ui", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/ui/inbox", get(inbox::inbox))
-        .route("/ui/events", get(live::events))
+        .route("/ui/events", get(events::page_or_stream))
         .route("/ui/conversations/{id}", get(inbox::conversation))
         .route("/ui/conversations/{id}/reply", post(inbox::reply))
         .route("/ui/conversations/{id}/update", post(inbox::update))
@@ -265,6 +276,15 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/reports", get(reports::page))
         .route("/ui/reports.csv", get(reports::csv))
         .route("/ui/admin/bots", get(admin::bots).post(admin::put_bot))
+        // Events, tasks and surveys.
+        .route("/ui/events/{id}", get(events::detail))
+        .route("/ui/tasks", get(tasks::page).post(tasks::create))
+        .route("/ui/tasks/{id}", get(tasks::detail))
+        .route("/ui/tasks/{id}/release", post(tasks::release))
+        .route("/ui/surveys", get(surveys::list))
+        .route("/ui/surveys/{id}", get(surveys::detail))
+        .route("/ui/surveys/{id}/start", post(surveys::start))
+        .route("/ui/surveys/{id}/results.csv", get(surveys::results_csv))
 }
 
 fn asset(body: &'static str, mime: &'static str) -> Response {
