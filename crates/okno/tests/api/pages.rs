@@ -664,6 +664,7 @@ async fn in_the_browser_a_task_posted_from_the_page_reaches_the_group_and_shows_
     let row = b.text(&format!("#tasks tr[data-id='{task_id}']")).await;
     assert!(row.contains("Пётр Иванов") && row.contains("@petr_iv") && row.contains("taken"), "{row}");
     assert!(row.contains("Курьеры Казань"), "{row}");
+    b.js("document.querySelector('#new-task-box').open = true; return 1").await;
     b.screenshot("tasks").await;
     b.click(&format!("#tasks tr[data-id='{task_id}'] a")).await;
     b.wait_for(10, "return document.querySelector('#task-executor')").await;
