@@ -245,7 +245,13 @@ async fn the_events_list_pages_newest_first_and_filters_by_type_status_key_and_t
     assert_eq!(app.get("/api/v1/events?limit=1").await.body["items"][0]["data"]["client_phone"], "+79991234567");
     // The list is in the OpenAPI document.
     let doc = app.get("/api/v1/openapi.json").await.body;
-    assert!(doc["paths"]["/api/v1/events"]["get"].is_object(), "GET /events documented");
+    let params: Vec<&str> = doc["paths"]["/api/v1/events"]["get"]["parameters"]
+        .as_array()
+        .expect("GET /events documented with its filters")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, vec!["type", "status", "key", "from", "to", "limit", "cursor"]);
 }
 
 /// An RFC 3339 time as a query value (`+` would read as a blank).
@@ -703,7 +709,10 @@ async fn posting_a_task_the_group_refuses_shows_telegrams_words_on_the_form() {
     // No group at all, and a title missing: clear errors, nothing posted.
     let p = en.post("/ui/tasks", "/ui/tasks", &[("title", "Монтаж")]).await;
     assert_eq!(p.status, 422);
-    assert!(section(&p.body, "error").contains("choose a group chat"));
+    assert!(section(&p.body, "error").contains("Choose a group chat, or enter its id."));
+    let ru = Operator::sign_in(&app, "anna", "ru").await;
+    let p = ru.post("/ui/tasks", "/ui/tasks", &[("title", "Монтаж")]).await;
+    assert!(section(&p.body, "error").contains("Выберите групповой чат или введите его id."), "{}", p.body);
     let p =
         en.post("/ui/tasks", "/ui/tasks", &[("channel_id", ch.as_str()), ("chat_id", "-100999"), ("title", " ")]).await;
     assert!(section(&p.body, "error").contains("`title` is 1..256 characters"), "{}", p.body);
@@ -726,6 +735,51 @@ async fn posting_a_task_the_group_refuses_shows_telegrams_words_on_the_form() {
         .await;
     assert_eq!(r.status, 403);
     assert!(r.location.is_none());
+}
+
+#[tokio::test]
+async fn starting_a_survey_from_the_page_names_who_could_not_be_asked() {
+    let (app, sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let (reachable, _) = site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    app.post("/api/v1/contacts", json!({"external_id": "1c-2", "name": "Без мессенджера"})).await;
+    let survey = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "Адаптация", "questions": [{"text": "Как первая неделя?", "kind": "text"}]}),
+        )
+        .await;
+    let survey = survey.body["id"].as_str().unwrap().to_string();
+    let page = format!("/ui/surveys/{survey}");
+    let start = format!("/ui/surveys/{survey}/start");
+    let en = Operator::sign_in(&app, "anna", "en").await;
+
+    let p = en.post(&page, &start, &[("groups", " "), ("list", "")]).await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(section(&p.body, "start-result").contains("Name people: contact groups or a list."));
+    let ru = Operator::sign_in(&app, "anna", "ru").await;
+    let p = ru.post(&page, &start, &[("list", "")]).await;
+    assert!(section(&p.body, "start-result").contains("Укажите, кого спросить"));
+
+    // A contact id, an external id, one without a messenger and one nobody has.
+    let list = format!("{reachable}\n1c-2, 1c-404");
+    let p = en.post(&page, &start, &[("list", &list)]).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let result = section(&p.body, "start-result");
+    assert!(result.contains("id=\"started-n\">1<"), "{result}");
+    assert!(result.contains("unreachable 1") && result.contains("not found 1"), "{result}");
+    assert!(result.contains("No contact with this id or external id: 1c-404"), "{result}");
+    assert_eq!(
+        sink.wait_accepted(1, 10).await.last().unwrap().body["text"],
+        "Как первая неделя?",
+        "the question went out"
+    );
+    // The same round again asks nobody twice.
+    let p = en.post(&page, &start, &[("list", &reachable)]).await;
+    let result = section(&p.body, "start-result");
+    assert!(result.contains("id=\"started-n\">0<") && result.contains("asked before 1"), "{result}");
+    let audit = app.get("/api/v1/audit").await.body;
+    assert!(audit["items"].as_array().unwrap().iter().any(|a| a["action"] == "survey.start"), "{audit}");
 }
 
 /// The callback data of the button labelled `label`.

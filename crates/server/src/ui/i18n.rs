@@ -510,6 +510,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("sv_run_expired", "expired", "истёк срок"),
     ("sv_run_unreachable", "unreachable", "недоступен"),
     ("sv_run_cancelled", "cancelled", "отменён"),
+    ("sv_err_nobody", "Name people: contact groups or a list.", "Укажите, кого спросить: группы контактов или список."),
+    ("tk_err_channel", "Choose the channel whose bot is in the group.", "Выберите канал, бот которого состоит в группе."),
+    ("tk_err_chat", "Choose a group chat, or enter its id.", "Выберите групповой чат или введите его id."),
+    (
+        "tk_err_data_object",
+        "The data is a JSON object, e.g. {\"lead_id\": 4711}.",
+        "Данные — это JSON-объект, например {\"lead_id\": 4711}.",
+    ),
+    ("tk_err_data_json", "The data is not JSON", "Данные — не JSON"),
+    ("tk_minutes", "min", "мин"),
 ];
 
 #[cfg(test)]

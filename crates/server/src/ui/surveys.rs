@@ -232,6 +232,9 @@ pub async fn start(
         form.get("groups").unwrap_or("").split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
     let outcome = async {
         let (contact_ids, external_ids) = split_list(&state, form.get("list").unwrap_or("")).await?;
+        if groups.is_empty() && contact_ids.is_empty() && external_ids.is_empty() {
+            return Err(okno_domain::Error::invalid("invalid_start", t(&s, "sv_err_nobody")));
+        }
         let req = StartRequest { contact_ids, external_ids, groups: groups.clone(), key: form.field("key") };
         state.engine.start_survey(&id, req).await
     }

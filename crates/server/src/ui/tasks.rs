@@ -144,31 +144,34 @@ fn echo(form: &Form) -> Value {
     Value::Object(v)
 }
 
-/// The task the form describes, checked as the API checks it.
-fn request_of(form: &Form) -> okno_domain::Result<TaskRequest> {
-    let invalid = |m: &str| okno_domain::Error::invalid("invalid_task", m.to_string());
+/// The task the form describes, checked as the API checks it (the engine checks the rest).
+fn request_of(s: &Session, form: &Form) -> okno_domain::Result<TaskRequest> {
+    let invalid = |key: &str| okno_domain::Error::invalid("invalid_task", t(s, key));
     // A chat id typed in wins over the list of known groups.
     let (channel_id, chat_id) = match (form.field("chat_id"), form.field("chat")) {
-        (Some(chat), _) => {
-            (form.field("channel_id").ok_or_else(|| invalid("choose the channel whose bot is in the group"))?, chat)
-        }
+        (Some(chat), _) => (form.field("channel_id").ok_or_else(|| invalid("tk_err_channel"))?, chat),
         (None, Some(known)) => {
-            let (channel, chat) = known.split_once(' ').ok_or_else(|| invalid("choose a group chat"))?;
+            let (channel, chat) = known.split_once(' ').ok_or_else(|| invalid("tk_err_chat"))?;
             (channel.to_string(), chat.to_string())
         }
-        (None, None) => return Err(invalid("choose a group chat, or enter its id")),
+        (None, None) => return Err(invalid("tk_err_chat")),
     };
     let data = match form.field("data") {
         None => json!({}),
         Some(text) => match serde_json::from_str::<Value>(&text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return Err(invalid("the data is a JSON object, e.g. {\"lead_id\": 4711}")),
-            Err(e) => return Err(invalid(&format!("the data is not JSON: {e}"))),
+            Ok(_) => return Err(invalid("tk_err_data_object")),
+            Err(e) => {
+                let message = format!("{}: {e}", t(s, "tk_err_data_json"));
+                return Err(okno_domain::Error::invalid("invalid_task", message));
+            }
         },
     };
     let reoffer_after = form
         .field("reoffer_after")
-        .map(|d| okno_engine::events::parse_duration(&d).map_err(|e| invalid(&e.message)))
+        .map(|d| {
+            okno_engine::events::parse_duration(&d).map_err(|e| okno_domain::Error::invalid("invalid_task", e.message))
+        })
         .transpose()?;
     Ok(TaskRequest {
         channel_id,
@@ -190,7 +193,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
     if let Some(r) = s.refuse_post(&state.ui, &headers, &form, Permission::Write) {
         return r;
     }
-    let posted = match request_of(&form) {
+    let posted = match request_of(&s, &form) {
         Ok(req) => state.engine.create_task(req).await,
         Err(e) => Err(e),
     };
@@ -237,7 +240,7 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
             "task": {
                 "id": task.id, "text": task.text, "private_text": private_text, "group": task.group,
                 "message_id": task.message_id, "created": full_time(task.created_at), "updated": full_time(task.updated_at),
-                "reoffer_after": task.reoffer_after.map(|ms| format!("{} min", ms / 60_000)),
+                "reoffer_after": task.reoffer_after.map(|ms| format!("{} {}", ms / 60_000, t(&s, "tk_minutes"))),
                 "reoffers": task.reoffers, "reoffer_times": task.reoffer_times,
             },
             "fields": fields.into_iter().map(|(k, v)| json!({"path": k, "value": v})).collect::<Vec<_>>(),
