@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use okno_domain::model::{normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
-use okno_store::{ContactFilter, EventRecord, Job, NewAttachment, Notification, RuleRecord};
+use okno_store::{ContactFilter, EventRecord, Job, NewAttachment, Notification, RuleOutcome, RuleRecord, Unresolved};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -228,6 +228,29 @@ fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(ctx, |v, key| v.get(key))
 }
 
+/// Why a recipient entry names nobody: a stable code (see [`Unresolved::code`]), the
+/// recipient as rendered, and the reason in words.
+#[derive(Debug, Clone)]
+pub(crate) struct Unreached {
+    pub code: &'static str,
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl Unreached {
+    /// The record of it under `rule_id` (a rule, or `survey:<id>`), the entry labelled `recipient`.
+    pub(crate) fn record(self, rule_id: &str, recipient: String) -> Unresolved {
+        Unresolved {
+            rule_id: rule_id.to_string(),
+            recipient,
+            reason: self.reason,
+            code: Some(self.code.to_string()),
+            value: self.value,
+            contact_id: None,
+        }
+    }
+}
+
 /// What rendering one person's message produced.
 pub struct Rendered {
     pub text: String,
@@ -262,20 +285,29 @@ impl Engine {
         let ctx = context(&ev);
         let mut matched = 0;
         let mut batch = Vec::new();
+        // What each rule made of the event, kept with it so its page can say why.
+        let mut outcomes = Vec::new();
         for rule in self.store.rules_for(&ev.event_type).await? {
+            let outcome = |what: &str| RuleOutcome::new(&rule.id, &rule.name, what);
             let spec: RuleSpec = match serde_json::from_value(rule.spec.clone()) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(rule = %rule.name, error = %e, "a stored rule no longer parses");
+                    outcomes.push(RuleOutcome { detail: Some(e.to_string()), ..outcome("invalid") });
                     continue;
                 }
             };
             if let Some(c) = &spec.condition {
                 match templates::eval_condition(c, &ctx) {
                     Ok(true) => {}
-                    Ok(false) => continue,
+                    Ok(false) => {
+                        outcomes.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
+                        continue;
+                    }
                     Err(e) => {
-                        self.store.add_unresolved(&ev.id, &rule.id, "condition", &e.message).await?;
+                        let note = Unreached { code: "condition_error", value: None, reason: e.message.clone() };
+                        self.store.add_unresolved(&ev.id, note.record(&rule.id, "condition".into())).await?;
+                        outcomes.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
                         continue;
                     }
                 }
@@ -283,14 +315,16 @@ impl Engine {
             matched += 1;
             if let Some(at) = self.delayed_until(&spec, &ctx, &ev, &rule).await? {
                 self.store.schedule_rule(&ev.id, &rule.id, at).await?;
+                outcomes.push(RuleOutcome { run_at: Some(at), ..outcome("scheduled") });
                 continue;
             }
+            outcomes.push(outcome("matched"));
             batch.extend(self.prepare_rule(&ev, &rule, &spec).await?);
         }
         // Surveys this event starts count as matched rules.
-        matched += self.start_event_surveys(&ev).await?;
+        matched += self.start_event_surveys(&ev, &mut outcomes).await?;
         let status = if matched == 0 { "no_rule" } else { "processed" };
-        let (_, held) = self.store.complete_event(batch, &ev.id, status, job.seq, &self.owner).await?;
+        let (_, held) = self.store.complete_event(batch, outcomes, &ev.id, status, job.seq, &self.owner).await?;
         self.wake();
         Ok(Outcome::Ended { failed: false, held })
     }
@@ -306,8 +340,9 @@ impl Engine {
         };
         let spec: RuleSpec = serde_json::from_value(rule.spec.clone()).map_err(|e| Error::internal(e.to_string()))?;
         let batch = self.prepare_rule(&ev, &rule, &spec).await?;
-        // One transaction for the rule's recipients: one commit instead of one per person.
-        self.store.notify_all(batch).await?;
+        // One transaction for the rule's recipients and its outcome: one commit instead of one
+        // per person.
+        self.store.complete_rule(batch, &ev.id, RuleOutcome::new(&rule.id, &rule.name, "matched")).await?;
         self.wake();
         Ok(())
     }
@@ -337,9 +372,9 @@ impl Engine {
         });
         let Some(base) = base else {
             // Without the time the rule is measured from, it goes out at once (and says why).
-            self.store
-                .add_unresolved(&ev.id, &rule.id, path, &format!("`{path}` is not a time; sent without the delay"))
-                .await?;
+            let reason = format!("`{path}` is not a time; sent without the delay");
+            let note = Unreached { code: "delay_ignored", value: Some(path.clone()), reason };
+            self.store.add_unresolved(&ev.id, note.record(&rule.id, path.clone())).await?;
             return Ok(None);
         };
         let at = base + sign * by;
@@ -353,9 +388,9 @@ impl Engine {
         let mut people: Vec<String> = Vec::new();
         for r in &spec.recipients {
             let label = serde_json::to_string(r).unwrap_or_default();
-            match self.resolve(r, &ctx).await {
+            match self.resolve(r, &ctx).await? {
                 Ok(ids) => people.extend(ids),
-                Err(reason) => self.store.add_unresolved(&ev.id, &rule.id, &label, &reason).await?,
+                Err(why) => self.store.add_unresolved(&ev.id, why.record(&rule.id, label)).await?,
             }
         }
         let mut seen = HashSet::new();
@@ -371,6 +406,7 @@ impl Engine {
                                 &ev.id,
                                 &rule.id,
                                 id,
+                                "attachment_failed",
                                 &format!("the attachment could not be prepared: {}", e.message),
                             )
                             .await?;
@@ -389,7 +425,7 @@ impl Engine {
             let rendered = match render_for(spec, &person_ctx) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.store.notify_failed(&ev.id, &rule.id, &contact_id, &e.message).await?;
+                    self.store.notify_failed(&ev.id, &rule.id, &contact_id, "template_failed", &e.message).await?;
                     continue;
                 }
             };
@@ -409,31 +445,44 @@ impl Engine {
         Ok(batch)
     }
 
-    /// The contacts a recipient entry names, or why there are none.
-    pub(crate) async fn resolve(&self, r: &RecipientSpec, ctx: &Value) -> std::result::Result<Vec<String>, String> {
-        let (kind, value) = recipient_value(r, ctx).map_err(|e| e.message)?;
-        let find = |filter: ContactFilter| async move { self.store.contact_ids(filter).await.map_err(|e| e.message) };
+    /// The contacts a recipient entry names, or why there are none (the outer error is the
+    /// store's: the work is tried again rather than recorded as a reason).
+    pub(crate) async fn resolve(
+        &self,
+        r: &RecipientSpec,
+        ctx: &Value,
+    ) -> Result<std::result::Result<Vec<String>, Unreached>> {
+        let (kind, value) = match recipient_value(r, ctx) {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(Unreached { code: "recipient_failed", value: None, reason: e.message })),
+        };
+        let find = |filter: ContactFilter| self.store.contact_ids(filter);
         let ids = match kind {
             "contact_id" => match self.store.get_contact(&value).await {
                 Ok(c) => vec![c.id],
-                Err(_) => return Err(format!("unknown contact id `{value}`")),
+                Err(e) if e.is_not_found() => Vec::new(),
+                Err(e) => return Err(e),
             },
             "external_id" => find(ContactFilter { external_id: Some(value.clone()), ..Default::default() }).await?,
-            "phone" => {
-                let phone = normalize_phone(&value).map_err(|e| e.message)?;
-                find(ContactFilter { phone: Some(phone), ..Default::default() }).await?
-            }
+            "phone" => match normalize_phone(&value) {
+                Ok(phone) => find(ContactFilter { phone: Some(phone), ..Default::default() }).await?,
+                Err(e) => {
+                    return Ok(Err(Unreached { code: "recipient_failed", value: Some(value), reason: e.message }))
+                }
+            },
             "email" => find(ContactFilter { email: Some(value.clone()), ..Default::default() }).await?,
             _ => find(ContactFilter { group: Some(value.clone()), ..Default::default() }).await?,
         };
-        if ids.is_empty() {
-            return Err(match kind {
-                "external_id" => format!("unknown external id `{value}`"),
-                "group" => format!("group `{value}` has no contacts"),
-                other => format!("no contact with {other} `{value}`"),
-            });
+        if !ids.is_empty() {
+            return Ok(Ok(ids));
         }
-        Ok(ids)
+        let (code, reason) = match kind {
+            "contact_id" => ("unknown_contact_id", format!("unknown contact id `{value}`")),
+            "external_id" => ("unknown_external_id", format!("unknown external id `{value}`")),
+            "group" => ("empty_group", format!("group `{value}` has no contacts")),
+            other => ("no_contact", format!("no contact with {other} `{value}`")),
+        };
+        Ok(Err(Unreached { code, value: Some(value), reason }))
     }
 
     /// Fetches or finds a rule's attachment once per event; returns its id.
@@ -478,6 +527,7 @@ pub fn preview(spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> 
         processed_at: None,
         deliveries: vec![],
         unresolved: vec![],
+        rules: vec![],
     };
     let mut ctx = context(&ev);
     let matches = match &spec.condition {

@@ -20,10 +20,12 @@ use okno_domain::model::{Button, ChannelKind, Message};
 use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
-use okno_store::{ContactFilter, EventRecord, InputOutcome, NewRun, StartOutcome, Survey, SurveyInput};
+use okno_store::{
+    ContactFilter, EventRecord, InputOutcome, NewRun, RuleOutcome, StartOutcome, Survey, SurveyInput, Unresolved,
+};
 use serde_json::{json, Value};
 
-use crate::events::RecipientSpec;
+use crate::events::{RecipientSpec, Unreached};
 use crate::templates;
 use crate::worker::Outcome;
 use crate::Engine;
@@ -126,44 +128,61 @@ impl Engine {
 
     /// The surveys an event starts (the `process_event` job): the person each names gets the
     /// survey once per event. Returns how many surveys matched.
-    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord) -> Result<usize> {
+    /// What each survey made of the event is added to `outcomes` (under `survey:<id>`).
+    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord, outcomes: &mut Vec<RuleOutcome>) -> Result<usize> {
         let surveys = self.store.surveys_for_event(&ev.event_type).await?;
         let ctx = json!({"event": {"id": ev.id, "type": ev.event_type, "key": ev.key}, "data": ev.data});
         let mut matched = 0;
         for survey in surveys {
             let Trigger::Event { recipient, condition, .. } = &survey.spec.trigger else { continue };
             let label = format!("survey:{}", survey.id);
+            let outcome = |what: &str| RuleOutcome::new(&label, &survey.spec.name, what);
             if let Some(c) = condition {
                 match templates::eval_condition(c, &ctx) {
                     Ok(true) => {}
-                    Ok(false) => continue,
+                    Ok(false) => {
+                        outcomes.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
+                        continue;
+                    }
                     Err(e) => {
-                        self.store.add_unresolved(&ev.id, &label, "condition", &e.message).await?;
+                        let note = Unreached { code: "condition_error", value: None, reason: e.message.clone() };
+                        self.store.add_unresolved(&ev.id, note.record(&label, "condition".into())).await?;
+                        outcomes.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
                         continue;
                     }
                 }
             }
             matched += 1;
+            outcomes.push(outcome("matched"));
+            let who = recipient.to_string();
             let r: RecipientSpec = match serde_json::from_value(recipient.clone()) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.store.add_unresolved(&ev.id, &label, &recipient.to_string(), &e.to_string()).await?;
+                    let why = Unreached { code: "recipient_failed", value: None, reason: e.to_string() };
+                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
                     continue;
                 }
             };
-            let who = recipient.to_string();
-            let ids = match self.resolve(&r, &ctx).await {
+            let ids = match self.resolve(&r, &ctx).await? {
                 Ok(ids) => ids,
-                Err(reason) => {
-                    self.store.add_unresolved(&ev.id, &label, &who, &reason).await?;
+                Err(why) => {
+                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
                     continue;
                 }
             };
             let key = format!("event:{}", ev.id);
             let runs = ids.into_iter().map(|contact_id| NewRun { contact_id, key: key.clone() }).collect();
-            for outcome in self.store.start_survey(&survey.id, runs).await? {
-                if let StartOutcome::Unreachable { contact_id, reason, .. } = outcome {
-                    self.store.add_unresolved(&ev.id, &label, &format!("contact {contact_id}"), &reason).await?;
+            for started in self.store.start_survey(&survey.id, runs).await? {
+                if let StartOutcome::Unreachable { contact_id, reason, .. } = started {
+                    let unresolved = Unresolved {
+                        rule_id: label.clone(),
+                        recipient: format!("contact {contact_id}"),
+                        reason,
+                        code: Some("unreachable".into()),
+                        value: None,
+                        contact_id: Some(contact_id),
+                    };
+                    self.store.add_unresolved(&ev.id, unresolved).await?;
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::api;
         api::attachments::upload, api::attachments::download,
         api::tokens::create, api::tokens::list, api::tokens::revoke,
         api::audit::list,
-        api::events::post, api::events::get,
+        api::events::post, api::events::get, api::events::list,
         api::rules::put, api::rules::list, api::rules::get, api::rules::delete, api::rules::preview,
         api::bots::put, api::bots::check, api::bots::list, api::bots::get, api::bots::delete,
         api::bots::create_news, api::bots::list_news, api::bots::delete_news,

@@ -1058,7 +1058,13 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
     assert!(
         matches!(store.notify(note(&lonely.id)).await.unwrap(), NotifyOutcome::Unreachable(r) if r == "no identity on any channel")
     );
-    store.add_unresolved(&event_id, &rule.id, "{\"external_id\": \"x\"}", "no identity on any channel").await.unwrap();
+    let noted = Unresolved {
+        rule_id: rule.id.clone(),
+        recipient: "{\"external_id\": \"x\"}".into(),
+        reason: "no identity on any channel".into(),
+        ..Default::default()
+    };
+    store.add_unresolved(&event_id, noted).await.unwrap();
 
     // Blocked on `wa`: the same text goes out on `tg`.
     store.mark_failed(&sent.id, "Forbidden: bot was blocked by the user", Some(IdentityFlag::Blocked)).await.unwrap();
@@ -1267,10 +1273,11 @@ pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn S
         buttons: vec![],
         attachment_ids: vec![],
     };
-    let (outcomes, held) = store.complete_event(vec![], &ev.id, "processed", job.seq, "someone-else").await.unwrap();
+    let (outcomes, held) =
+        store.complete_event(vec![], vec![], &ev.id, "processed", job.seq, "someone-else").await.unwrap();
     assert!(outcomes.is_empty() && !held, "another owner does not end the job");
     let (outcomes, held) = store
-        .complete_event(vec![note(&m.contact_id), note(&lonely.id)], &ev.id, "processed", job.seq, "w1")
+        .complete_event(vec![note(&m.contact_id), note(&lonely.id)], vec![], &ev.id, "processed", job.seq, "w1")
         .await
         .unwrap();
     assert!(held);

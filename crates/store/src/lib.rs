@@ -19,6 +19,7 @@ mod broadcasts;
 mod contacts;
 mod db;
 mod error;
+mod events;
 mod lite;
 mod migrations;
 mod operators;
@@ -42,12 +43,15 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use contacts::{ContactEdit, ContactEditStore, ContactField};
+pub use events::{EventCounts, EventFilter, EventStore, EventSummary, RuleOutcome, EVENT_STATUSES};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
-pub use tasks::{reoffer_ref, Access, ClaimOutcome, Claimant, Executor, NewTask, Task, TaskFilter, TaskStore};
+pub use tasks::{
+    reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
+};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +373,8 @@ pub struct EventRecord {
     pub processed_at: Option<Millis>,
     pub deliveries: Vec<EventDelivery>,
     pub unresolved: Vec<Unresolved>,
+    /// What each rule of the event's type (and each survey it starts) made of it.
+    pub rules: Vec<RuleOutcome>,
 }
 
 /// One person an event reached, or tried to.
@@ -381,14 +387,29 @@ pub struct EventDelivery {
     /// The message's status, or `failed` when no message could be made.
     pub status: String,
     pub error: Option<String>,
+    /// The conversation the message is in.
+    pub conversation_id: Option<String>,
+    /// Why no message could be made: `template_failed` or `attachment_failed`.
+    pub code: Option<String>,
+    /// The channels tried, in order (more than one after a fallback).
+    pub tried: Vec<String>,
 }
 
 /// A recipient a rule named that could not be reached, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Unresolved {
     pub rule_id: String,
     pub recipient: String,
     pub reason: String,
+    /// The reason as a stable code: `unknown_external_id`, `unknown_contact_id`, `no_contact`
+    /// (no contact with that phone or email), `empty_group`, `recipient_failed` (the recipient
+    /// could not be rendered), `no_identity`, `blocked`, `unreachable` (a survey could not
+    /// start), `condition_error`, `delay_ignored`; `null` for records older than the codes.
+    pub code: Option<String>,
+    /// The recipient as rendered for this event: the external id, phone, email or group.
+    pub value: Option<String>,
+    /// The contact, when one was found but could not be reached.
+    pub contact_id: Option<String>,
 }
 
 /// A stored rule: its name, event type and its whole definition.
@@ -530,6 +551,7 @@ pub trait Store:
     BotStore
     + BroadcastStore
     + ContactEditStore
+    + EventStore
     + TaskStore
     + SurveyStore
     + OperatorStore
@@ -688,13 +710,14 @@ pub trait Store:
     /// The event alone, without its deliveries and unresolved recipients (left empty).
     async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
     async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
-    /// The end of processing an event, in one transaction: queues `ns` (as `notify_all`), sets
-    /// the event's status and ends its job `seq` if `owner` still holds it. Returns the outcomes
+    /// The end of processing an event, in one transaction: queues `ns` (as `notify_all`),
+    /// records what each rule made of it (`rules`), sets the event's status and ends its job `seq` if `owner` still holds it. Returns the outcomes
     /// and `false` when the lease was lost (the job is left to its new owner, which finds the
     /// people already notified).
     async fn complete_event(
         &self,
         ns: Vec<Notification>,
+        rules: Vec<RuleOutcome>,
         event_id: &str,
         status: &str,
         seq: i64,
@@ -702,7 +725,8 @@ pub trait Store:
     ) -> Result<(Vec<NotifyOutcome>, bool)>;
     /// Runs `rule_id` for `event_id` at `at` (a rule that sends before or after a date).
     async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()>;
-    async fn add_unresolved(&self, event_id: &str, rule_id: &str, recipient: &str, reason: &str) -> Result<()>;
+    /// Records a recipient that could not be reached, and why.
+    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()>;
     /// Queues one person's notification on their preferred channel, else the one they used
     /// last; never twice for one event. A permanent failure later falls back to the next
     /// channel the person has.
@@ -711,8 +735,16 @@ pub trait Store:
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
     /// Ids of the contacts matching a filter (all of them, no paging).
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
-    /// Records that a person's notification could not be made (e.g. the template failed).
-    async fn notify_failed(&self, event_id: &str, rule_id: &str, contact_id: &str, error: &str) -> Result<()>;
+    /// Records that a person's notification could not be made (e.g. the template failed), with
+    /// the reason's `code` (`template_failed`, `attachment_failed`).
+    async fn notify_failed(
+        &self,
+        event_id: &str,
+        rule_id: &str,
+        contact_id: &str,
+        code: &str,
+        error: &str,
+    ) -> Result<()>;
     /// Creates or replaces a rule by name.
     async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
     async fn get_rule(&self, id: &str) -> Result<RuleRecord>;

@@ -102,6 +102,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0015_setup_tokens.sql"),
         include_str!("../migrations/postgres/0015_setup_tokens.sql"),
     ),
+    (
+        16,
+        "0016_event_outcomes.sql",
+        include_str!("../migrations/sqlite/0016_event_outcomes.sql"),
+        include_str!("../migrations/postgres/0016_event_outcomes.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

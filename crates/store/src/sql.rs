@@ -1763,6 +1763,7 @@ impl Store for SqlStore {
                 processed_at: None,
                 deliveries: Vec::new(),
                 unresolved: Vec::new(),
+                rules: Vec::new(),
             };
             Ok((record, false))
         })
@@ -1780,13 +1781,14 @@ impl Store for SqlStore {
                 .row(&format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"), args![&id])
                 .await?
                 .ok_or_else(|| Error::not_found("event", &id))?;
-            event_from(&row, Vec::new(), Vec::new())
+            event_from(&row, Vec::new(), Vec::new(), Vec::new())
         })
     }
 
     async fn complete_event(
         &self,
         ns: Vec<Notification>,
+        rules: Vec<RuleOutcome>,
         event_id: &str,
         status: &str,
         seq: i64,
@@ -1795,6 +1797,7 @@ impl Store for SqlStore {
         let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
         on!(self.write, |c| {
             let out = notify_many(c, ns).await?;
+            crate::events::record_rule_outcomes(c, &event_id, &rules).await?;
             c.exec(
                 "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3",
                 args![&status, now_ms(), &event_id],
@@ -1818,13 +1821,13 @@ impl Store for SqlStore {
         on!(self.write, |c| insert_job(c, JobKind::NotifyRule, &target, None, at).await)
     }
 
-    async fn add_unresolved(&self, event_id: &str, rule_id: &str, recipient: &str, reason: &str) -> Result<()> {
-        let (event_id, rule_id, recipient, reason) =
-            (event_id.to_owned(), rule_id.to_owned(), recipient.to_owned(), reason.to_owned());
+    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()> {
+        let event_id = event_id.to_owned();
         on!(self.write, |c| {
             c.exec(
-                "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                args![new_id(), &event_id, &rule_id, &recipient, &reason, now_ms()],
+                "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, code, value, contact_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                args![new_id(), &event_id, &u.rule_id, &u.recipient, &u.reason, &u.code, &u.value, &u.contact_id, now_ms()],
             )
             .await?;
             Ok(())
@@ -1850,14 +1853,21 @@ impl Store for SqlStore {
         })
     }
 
-    async fn notify_failed(&self, event_id: &str, rule_id: &str, contact_id: &str, error: &str) -> Result<()> {
-        let (event_id, rule_id, contact_id, error) =
-            (event_id.to_owned(), rule_id.to_owned(), contact_id.to_owned(), error.to_owned());
+    async fn notify_failed(
+        &self,
+        event_id: &str,
+        rule_id: &str,
+        contact_id: &str,
+        code: &str,
+        error: &str,
+    ) -> Result<()> {
+        let (event_id, rule_id, contact_id, code, error) =
+            (event_id.to_owned(), rule_id.to_owned(), contact_id.to_owned(), code.to_owned(), error.to_owned());
         on!(self.write, |c| {
             c.exec(
-                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, error, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (event_id, contact_id) DO NOTHING",
-                args![new_id(), &event_id, &rule_id, &contact_id, &error, now_ms()],
+                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, error, code, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, contact_id) DO NOTHING",
+                args![new_id(), &event_id, &rule_id, &contact_id, &error, &code, now_ms()],
             )
             .await?;
             Ok(())
@@ -2469,7 +2479,12 @@ fn rule_from(row: &Row) -> Result<RuleRecord> {
 
 const EVENT_COLS: &str = "id, type, key, data, status, send_at, created_at, processed_at";
 
-fn event_from(row: &Row, deliveries: Vec<EventDelivery>, unresolved: Vec<Unresolved>) -> Result<EventRecord> {
+fn event_from(
+    row: &Row,
+    deliveries: Vec<EventDelivery>,
+    unresolved: Vec<Unresolved>,
+    rules: Vec<RuleOutcome>,
+) -> Result<EventRecord> {
     Ok(EventRecord {
         id: row.s("id")?,
         event_type: row.s("type")?,
@@ -2481,6 +2496,7 @@ fn event_from(row: &Row, deliveries: Vec<EventDelivery>, unresolved: Vec<Unresol
         processed_at: row.oi("processed_at")?,
         deliveries,
         unresolved,
+        rules,
     })
 }
 
@@ -2491,7 +2507,8 @@ async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
         .ok_or_else(|| Error::not_found("event", id))?;
     let deliveries = c
         .rows(
-            "SELECT d.rule_id, d.contact_id, d.channel_id, d.message_id, d.error, m.status AS message_status, m.error AS message_error \
+            "SELECT d.rule_id, d.contact_id, d.channel_id, d.message_id, d.error, d.code, d.tried, m.status AS message_status, \
+             m.error AS message_error, m.conversation_id \
              FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id WHERE d.event_id = $1 ORDER BY d.created_at, d.id",
             args![id],
         )
@@ -2505,19 +2522,33 @@ async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
                 message_id: r.os("message_id")?,
                 status: r.os("message_status")?.unwrap_or_else(|| "failed".into()),
                 error: r.os("message_error")?.or(r.os("error")?),
+                conversation_id: r.os("conversation_id")?,
+                code: r.os("code")?,
+                tried: serde_json::from_value(r.js("tried")?).unwrap_or_default(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     let unresolved = c
         .rows(
-            "SELECT rule_id, recipient, reason FROM event_unresolved WHERE event_id = $1 ORDER BY created_at, id",
+            "SELECT rule_id, recipient, reason, code, value, contact_id FROM event_unresolved WHERE event_id = $1 \
+             ORDER BY created_at, id",
             args![id],
         )
         .await?
         .iter()
-        .map(|r| Ok(Unresolved { rule_id: r.s("rule_id")?, recipient: r.s("recipient")?, reason: r.s("reason")? }))
+        .map(|r| {
+            Ok(Unresolved {
+                rule_id: r.s("rule_id")?,
+                recipient: r.s("recipient")?,
+                reason: r.s("reason")?,
+                code: r.os("code")?,
+                value: r.os("value")?,
+                contact_id: r.os("contact_id")?,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    event_from(&row, deliveries, unresolved)
+    let rules = crate::events::load_rule_outcomes(c, id).await?;
+    event_from(&row, deliveries, unresolved, rules)
 }
 
 /// The identity to reach a person on: the preferred channel, else the most recently active,
@@ -2571,7 +2602,7 @@ async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> {
 /// Queues people's notifications (see `Store::notify`) with a few multi-row statements for all
 /// of them — a rule's recipients: one read, then one insert per table — instead of six
 /// statements a person.
-async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
+pub(crate) async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {
     let mut out = Vec::with_capacity(ns.len());
     // A person named twice is queued once: later mentions count as already notified.
     let mut seen = HashSet::new();
@@ -2666,9 +2697,12 @@ async fn notify_chunk(
             continue;
         }
         let Some(identity) = next_identity(person.preferred.as_deref(), &person.identities, &[]) else {
-            let reason =
-                if person.identities.is_empty() { "no identity on any channel" } else { "blocked on every channel" };
-            unresolved.push((n.rule_id.clone(), n.recipient.clone(), reason));
+            let (code, reason) = if person.identities.is_empty() {
+                ("no_identity", "no identity on any channel")
+            } else {
+                ("blocked", "blocked on every channel")
+            };
+            unresolved.push((n.rule_id.clone(), n.recipient.clone(), reason, code, n.contact_id.clone()));
             outcomes.push(Some(NotifyOutcome::Unreachable(reason.into())));
             continue;
         };
@@ -2694,16 +2728,23 @@ async fn notify_chunk(
     }
     let now = now_ms();
     if !unresolved.is_empty() {
-        let mut args = Vec::with_capacity(unresolved.len() * 4 + 2);
-        for (rule_id, recipient, reason) in &unresolved {
-            args.extend([Arg::from(new_id()), Arg::from(rule_id), Arg::from(recipient), Arg::from(*reason)]);
+        let mut args = Vec::with_capacity(unresolved.len() * 6 + 2);
+        for (rule_id, recipient, reason, code, contact_id) in &unresolved {
+            args.extend([
+                Arg::from(new_id()),
+                Arg::from(rule_id),
+                Arg::from(recipient),
+                Arg::from(*reason),
+                Arg::from(*code),
+                Arg::from(contact_id),
+            ]);
         }
-        let rows = value_rows("(?, ?, ?, ?, $E, $T)", unresolved.len())
+        let rows = value_rows("(?, ?, ?, ?, ?, ?, $E, $T)", unresolved.len())
             .replace("$E", &format!("${}", args.len() + 1))
             .replace("$T", &format!("${}", args.len() + 2));
         args.extend([Arg::from(event_id.as_str()), Arg::from(now)]);
         let sql = format!(
-            "INSERT INTO event_unresolved (id, rule_id, recipient, reason, event_id, created_at) VALUES {rows}"
+            "INSERT INTO event_unresolved (id, rule_id, recipient, reason, code, contact_id, event_id, created_at) VALUES {rows}"
         );
         exec_rows(c, &sql, &args, unresolved.len()).await?;
     }

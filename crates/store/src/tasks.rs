@@ -123,6 +123,16 @@ pub struct TaskFilter {
     pub channel_id: Option<String>,
 }
 
+/// A group chat a channel's bot is in, as okno has seen it: someone wrote there, or a task
+/// was posted there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupChat {
+    pub channel_id: String,
+    pub chat_id: String,
+    /// The group's title, when someone has written there.
+    pub title: Option<String>,
+}
+
 /// The tasks' storage.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
@@ -142,6 +152,9 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn mark_task_shown(&self, id: &str, version: i64) -> Result<()>;
     /// Whether a person on the task's channel may take it (and see its details).
     async fn task_access(&self, id: &str, user_id: &str) -> Result<Access>;
+    /// The group chats of Telegram channels okno knows (a party with a negative chat id, or a
+    /// chat a task went to), by title; a chat once.
+    async fn group_chats(&self) -> Result<Vec<GroupChat>>;
 }
 
 const TASK_COLS: &str = "id, channel_id, chat_id, message_id, title, text, private_text, data, grp, status, \
@@ -422,6 +435,45 @@ impl TaskStore for SqlStore {
         on!(self.read, |c| {
             let task = load_task(c, &id).await?;
             access(c, &task.channel_id, &user_id, task.group.as_deref()).await
+        })
+    }
+
+    async fn group_chats(&self) -> Result<Vec<GroupChat>> {
+        on!(self.read, |c| {
+            // Telegram group and supergroup ids are negative; a private chat's is the user's.
+            let seen = c
+                .rows(
+                    "SELECT i.channel_id, i.chat_id, i.display_name FROM identities i \
+                     JOIN channels ch ON ch.id = i.channel_id \
+                     WHERE ch.kind = 'telegram' AND ch.deleted = 0 AND i.chat_id LIKE '-%'",
+                    args![],
+                )
+                .await?;
+            let tasked = c
+                .rows(
+                    "SELECT DISTINCT t.channel_id, t.chat_id FROM tasks t JOIN channels ch ON ch.id = t.channel_id \
+                     WHERE ch.deleted = 0",
+                    args![],
+                )
+                .await?;
+            let mut chats: Vec<GroupChat> = Vec::new();
+            for r in &seen {
+                chats.push(GroupChat {
+                    channel_id: r.s("channel_id")?,
+                    chat_id: r.s("chat_id")?,
+                    title: r.os("display_name")?,
+                });
+            }
+            for r in &tasked {
+                let (channel_id, chat_id) = (r.s("channel_id")?, r.s("chat_id")?);
+                if !chats.iter().any(|g| g.channel_id == channel_id && g.chat_id == chat_id) {
+                    chats.push(GroupChat { channel_id, chat_id, title: None });
+                }
+            }
+            chats.sort_by(|a, b| {
+                (a.title.is_none(), &a.title, &a.chat_id).cmp(&(b.title.is_none(), &b.title, &b.chat_id))
+            });
+            Ok(chats)
         })
     }
 }

@@ -282,11 +282,78 @@ async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
     assert!(unknown.unwrap_err().is_not_found());
 }
 
+/// The group chats the task form offers: groups people wrote in (by title) and chats tasks
+/// went to, each once; private chats and other kinds of channel are not offered.
+async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Store>) {
+    let ch = channel(&*store).await;
+    let site = store
+        .create_channel(NewChannel {
+            kind: ChannelKind::Webhook,
+            name: "site".into(),
+            config: json!({"outbound_url": "https://example.org/in", "secret": "s"}),
+            info: json!({}),
+        })
+        .await
+        .unwrap()
+        .id;
+    let written = |channel: &str, chat: &str, title: &str| InboundMessage {
+        channel_id: channel.into(),
+        sender: InboundSender {
+            user_id: chat.into(),
+            chat_id: chat.into(),
+            display_name: Some(title.into()),
+            ..Default::default()
+        },
+        external_id: format!("{chat}:1"),
+        text: Some("привет".into()),
+        attachments: vec![],
+        button_data: None,
+        reply_to: None,
+        reply_to_external: None,
+        author: None,
+        bot_turn: false,
+    };
+    store.record_inbound(written(&ch, "-1001", "Склад")).await.unwrap();
+    store.record_inbound(written(&ch, "-1002", "Курьеры")).await.unwrap();
+    store.record_inbound(written(&ch, "7001", "Анна")).await.unwrap();
+    store.record_inbound(written(&site, "-5", "не Telegram")).await.unwrap();
+    // A task in a group seen and one in a group nobody wrote in yet (`-100`).
+    task(&*store, &ch, None).await;
+    store
+        .create_task(NewTask {
+            id: okno_domain::ids::new_id(),
+            channel_id: ch.clone(),
+            chat_id: "-1001".into(),
+            message_id: Some("8".into()),
+            title: "t".into(),
+            text: "t".into(),
+            private_text: None,
+            data: json!({}),
+            group: None,
+            reoffer_after: None,
+            reoffer_times: 0,
+        })
+        .await
+        .unwrap();
+    let chats = store.group_chats().await.unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> =
+        chats.iter().map(|g| (g.channel_id.as_str(), g.chat_id.as_str(), g.title.as_deref())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ch.as_str(), "-1002", Some("Курьеры")),
+            (ch.as_str(), "-1001", Some("Склад")),
+            (ch.as_str(), "-100", None)
+        ]
+    );
+}
+
 okno_store::both_backends!(
     one_of_many_claims_wins,
     groups_limit_who_may_take_and_release_reopens,
     tasks_list_newest_first_by_status,
-    reoffers_follow_the_task_and_a_release_is_announced
+    reoffers_follow_the_task_and_a_release_is_announced,
+    group_chats_are_the_groups_seen_and_the_chats_tasked,
 );
 
 /// Two stores (two processes' worth of connections) on one PostgreSQL claim at once.

@@ -12,6 +12,7 @@ mod delivery;
 mod events;
 mod files;
 mod flow;
+mod pages;
 mod scale_out;
 mod setup;
 mod surveys;

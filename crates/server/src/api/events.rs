@@ -3,16 +3,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use okno_domain::model::Permission;
-use okno_domain::time::parse_rfc3339;
+use okno_domain::model::{Page, Permission};
+use okno_domain::time::{parse_rfc3339, Millis};
 use okno_domain::Error;
-use okno_store::{EventRecord, NewEvent};
+use okno_store::{EventFilter, EventRecord, EventSummary, NewEvent, PageRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Auth;
-use crate::error::{ApiJson, ApiResult};
+use crate::error::{ApiJson, ApiQuery, ApiResult};
 use crate::AppState;
 
 /// `POST /api/v1/events` body.
@@ -79,8 +79,85 @@ pub async fn post(
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
-    responses((status = 200, description = "the event, every recipient's delivery and every recipient that could not be reached"), (status = 404)))]
+    responses((status = 200, description = "the event; `deliveries`: every person a message was made for — `contact_id`, `channel_id`, `message_id`, `conversation_id`, `status` (the message's, or `failed` when none could be made), `error`, `code` (`template_failed`, `attachment_failed`), `tried` (channels, in order); `unresolved`: every recipient that could not be reached — `recipient`, `reason`, `code` (`unknown_external_id`, `unknown_contact_id`, `no_contact`, `empty_group`, `recipient_failed`, `no_identity`, `blocked`, `unreachable`, `condition_error`, `delay_ignored`), `value` (the recipient as rendered), `contact_id`; `rules`: what each rule of the type (or survey, `survey:<id>`) made of it — `rule_id`, `rule_name`, `outcome` (`matched`, `not_matched`, `condition_error`, `scheduled`, `invalid`), `detail` (the false condition, the error), `run_at`. A `restricted` token sees phones and emails masked."), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<EventRecord>> {
     auth.require(Permission::Read)?;
-    Ok(Json(state.engine.store.get_event(&id).await?))
+    let mut event = state.engine.store.get_event(&id).await?;
+    if !auth.token.role.allows(Permission::PersonalData) {
+        event.data = crate::masking::mask_json(&event.data);
+        for u in &mut event.unresolved {
+            u.reason = crate::masking::mask_text(&u.reason);
+            u.recipient = crate::masking::mask_text(&u.recipient);
+            u.value = u.value.as_deref().map(crate::masking::mask_text);
+        }
+    }
+    Ok(Json(event))
+}
+
+/// Filters of `GET /api/v1/events`; each narrows the list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// The event type, exactly (`payment.received`).
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// `accepted`, `scheduled`, `processed` or `no_rule`.
+    pub status: Option<String>,
+    /// The idempotency key, exactly.
+    pub key: Option<String>,
+    /// Accepted at or after this time (RFC 3339, or a date `2026-11-22`, UTC midnight).
+    pub from: Option<String>,
+    /// Accepted before this time (RFC 3339, or a date: before that day's UTC midnight).
+    pub to: Option<String>,
+    /// 1..500, default 50.
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An RFC 3339 time or a bare date (UTC midnight), for `?from=`/`?to=`.
+pub fn parse_time(name: &str, text: &str) -> Result<Millis, Error> {
+    let t = text.trim();
+    parse_rfc3339(t)
+        .or_else(|| {
+            let day: jiff::civil::Date = t.parse().ok()?;
+            Some(day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond())
+        })
+        .ok_or_else(|| {
+            Error::invalid("invalid_time", format!("`{name}` `{t}` is not an RFC 3339 time or a date like 2026-11-22"))
+        })
+}
+
+impl EventQuery {
+    /// The store's filter, after checking the times.
+    pub fn filter(&self) -> Result<EventFilter, Error> {
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(EventFilter {
+            event_type: nonempty(&self.event_type),
+            status: nonempty(&self.status),
+            key: nonempty(&self.key),
+            from: nonempty(&self.from).map(|t| parse_time("from", &t)).transpose()?,
+            to: nonempty(&self.to).map(|t| parse_time("to", &t)).transpose()?,
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventQuery),
+    responses((status = 200, description = "`{\"items\": [...], \"next\"}`, the newest first. Each item: `id`, `type`, `key`, `status`, `data`, `send_at`, `created_at`, `processed_at`, `matched_rules` (rules and surveys that matched), `counts` {`sent` (people whose message went out), `queued` (still waiting), `failed` (the message failed, or none could be made), `unresolved` (recipients who could not be reached)}. `GET /api/v1/events/{id}` has the details."),
+        (status = 400, description = "`invalid_status`, `invalid_time`, `invalid_query`")))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> ApiResult<Json<Page<EventSummary>>> {
+    auth.require(Permission::Read)?;
+    let filter = q.filter()?;
+    let mut page = state.engine.store.list_events(filter, PageRequest::new(q.limit, q.cursor.clone())).await?;
+    if !auth.token.role.allows(Permission::PersonalData) {
+        for e in &mut page.items {
+            e.data = crate::masking::mask_json(&e.data);
+        }
+    }
+    Ok(Json(page))
 }

@@ -53,7 +53,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/audit", get(audit::list))
-        .route("/events", post(events::post))
+        .route("/events", post(events::post).get(events::list))
         .route("/events/{id}", get(events::get))
         .route("/rules", post(rules::put).get(rules::list))
         .route("/rules/preview", post(rules::preview))

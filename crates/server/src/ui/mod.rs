@@ -6,6 +6,7 @@
 //!  browser ──GET──▶ page handler ──▶ store ──▶ view model (JSON) ──▶ template ──▶ HTML
 //!     ▲  └─POST form (csrf)──▶ action ──▶ engine/store ──▶ 303 back to the page
 //!     └── EventSource /ui/events ◀── watcher: reads the store each second, says what changed
+//!         (the same path without `Accept: text/event-stream` is the business events page)
 //! ```
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod broadcasts;
 pub mod canned;
 pub mod contacts;
+pub mod events;
 pub mod i18n;
 pub mod inbox;
 pub mod live;
@@ -35,6 +37,8 @@ pub mod local_time;
 pub mod reports;
 pub mod session;
 pub mod setup;
+pub mod surveys;
+pub mod tasks;
 
 use i18n::Lang;
 pub use session::{hash_password, Session};
@@ -77,6 +81,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("contact_form.html", include_str!("templates/contact_form.html")),
     ("contact_merge_list.html", include_str!("templates/contact_merge_list.html")),
     ("broadcast_new.html", include_str!("templates/broadcast_new.html")),
+    // Events, tasks and surveys.
+    ("events.html", include_str!("templates/events.html")),
+    ("event.html", include_str!("templates/event.html")),
+    ("tasks.html", include_str!("templates/tasks.html")),
+    ("task.html", include_str!("templates/task.html")),
+    ("surveys.html", include_str!("templates/surveys.html")),
+    ("survey.html", include_str!("templates/survey.html")),
 ];
 
 const APP_JS: &str = include_str!("assets/app.js");
@@ -245,7 +256,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/assets/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/ui", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/ui/inbox", get(inbox::inbox))
-        .route("/ui/events", get(live::events))
+        .route("/ui/events", get(events::page_or_stream))
         .route("/ui/conversations/{id}", get(inbox::conversation))
         .route("/ui/conversations/{id}/reply", post(inbox::reply))
         .route("/ui/conversations/{id}/update", post(inbox::update))
@@ -279,6 +290,15 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/contacts/{id}/link", post(contacts::link))
         .route("/ui/contacts/{id}/merge-search", get(contacts::merge_search))
         .route("/ui/broadcasts/new", get(broadcasts::new_form))
+        // Events, tasks and surveys.
+        .route("/ui/events/{id}", get(events::detail))
+        .route("/ui/tasks", get(tasks::page).post(tasks::create))
+        .route("/ui/tasks/{id}", get(tasks::detail))
+        .route("/ui/tasks/{id}/release", post(tasks::release))
+        .route("/ui/surveys", get(surveys::list))
+        .route("/ui/surveys/{id}", get(surveys::detail))
+        .route("/ui/surveys/{id}/start", post(surveys::start))
+        .route("/ui/surveys/{id}/results.csv", get(surveys::results_csv))
 }
 
 fn asset(body: &'static str, mime: &'static str) -> Response {
