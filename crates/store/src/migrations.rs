@@ -96,6 +96,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_jobs_queue_lane.sql"),
         include_str!("../migrations/postgres/0014_jobs_queue_lane.sql"),
     ),
+    (
+        15,
+        "0015_inbox_order.sql",
+        include_str!("../migrations/sqlite/0015_inbox_order.sql"),
+        include_str!("../migrations/postgres/0015_inbox_order.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

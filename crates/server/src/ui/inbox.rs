@@ -74,7 +74,7 @@ pub fn row_view(c: &Conversation, channels: &HashMap<&str, &Channel>, role: Role
         "preview": preview,
         "outgoing": last.is_some_and(|m| m.direction == Direction::Out),
         "last_status": last.map(|m| m.status.as_str()),
-        "time": short_time(c.updated_at),
+        "time": short_time(c.last_message_at),
         "channel": channel_view(channels.get(channel_id).copied()),
     })
 }
@@ -180,7 +180,7 @@ async fn search(
             found.push(conv);
         }
     }
-    found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+    found.sort_by(|a, b| b.last_message_at.cmp(&a.last_message_at).then(b.id.cmp(&a.id)));
     Ok((found, page.next.is_some()))
 }
 

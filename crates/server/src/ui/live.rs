@@ -114,8 +114,9 @@ struct Watch {
 fn fingerprint(c: &Conversation) -> String {
     let last = c.last_message.as_ref();
     format!(
-        "{}|{}|{}|{}|{:?}|{:?}|{}|{}",
+        "{}|{}|{}|{}|{}|{:?}|{:?}|{}|{}",
         c.id,
+        c.last_message_at,
         c.updated_at,
         c.unread,
         c.status,
