@@ -1907,6 +1907,27 @@ impl Store for SqlStore {
         })
     }
 
+    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>> {
+        let message_ids = message_ids.to_vec();
+        on!(self.read, |c| {
+            let mut out = Vec::new();
+            for chunk in message_ids.chunks(500) {
+                let mut q = Sql::new(
+                    "SELECT d.message_id, r.name FROM event_deliveries d JOIN rules r ON r.id = d.rule_id \
+                     WHERE d.message_id IN (",
+                );
+                for (n, id) in chunk.iter().enumerate() {
+                    q.push(if n == 0 { "" } else { ", " }).bind_s(id);
+                }
+                q.push(")");
+                for row in query_rows(c, &q.text, &q.args, chunk.len()).await? {
+                    out.push((row.s("message_id")?, row.s("name")?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     async fn list_rules(&self) -> Result<Vec<RuleRecord>> {
         on!(self.read, |c| c
             .rows(&format!("SELECT {RULE_COLS} FROM rules ORDER BY name"), args![])

@@ -3,7 +3,7 @@
 //! by reading, status changes, notes or delivery receipts; reading clears the unread count and
 //! nothing else; paging while messages arrive never shows a conversation twice nor loses one
 //! that kept its place; a press keeps the label of the button it pressed even after that
-//! message's buttons are gone.
+//! message's buttons are gone; a notification names the rule that sent it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -12,7 +12,8 @@ use std::sync::Arc;
 use okno_domain::model::{Button, ConversationStatus, Message};
 use okno_store::testing::{inbound_text, webhook_channel};
 use okno_store::{
-    ConversationFilter, ConversationPatch, InboundMessage, OutboundRequest, PageRequest, Recipient, Store,
+    ConversationFilter, ConversationPatch, InboundMessage, NewEvent, Notification, NotifyOutcome, OutboundRequest,
+    PageRequest, Recipient, Store,
 };
 use serde_json::json;
 
@@ -225,7 +226,41 @@ async fn a_press_keeps_the_label_of_the_button_it_pressed(store: Arc<dyn Store>)
     assert_eq!(forged.button_label, None);
 }
 
+async fn a_notification_names_the_rule_that_sent_it(store: Arc<dyn Store>) {
+    let ch = webhook_channel(&*store, "site").await;
+    let hello = write(&*store, &ch, "u-1", "m-1", "hi").await;
+    let (event, _) = store
+        .accept_event(NewEvent {
+            event_type: "order.shipped".into(),
+            key: "o-1".into(),
+            data: json!({"order": 1042}),
+            send_at: None,
+        })
+        .await
+        .unwrap();
+    let rule = store.put_rule("Заказ отгружен", "order.shipped", json!({"template": "x"})).await.unwrap();
+    let outcome = store
+        .notify(Notification {
+            event_id: event.id.clone(),
+            rule_id: rule.id.clone(),
+            contact_id: hello.contact_id.clone(),
+            recipient: "u-1".into(),
+            text: "Заказ 1042 отгружен".into(),
+            buttons: vec![],
+            attachment_ids: vec![],
+        })
+        .await
+        .unwrap();
+    let NotifyOutcome::Queued(sent) = outcome else { panic!("queued: {outcome:?}") };
+    let found = store.rules_of_messages(&[hello.id.clone(), sent.id.clone()]).await.unwrap();
+    assert_eq!(found, [(sent.id.clone(), "Заказ отгружен".to_string())], "only the notification has a rule");
+    assert!(store.rules_of_messages(&[]).await.unwrap().is_empty());
+    store.delete_rule(&rule.id).await.unwrap();
+    assert!(store.rules_of_messages(&[sent.id]).await.unwrap().is_empty(), "a deleted rule names nothing");
+}
+
 okno_store::both_backends!(
+    a_notification_names_the_rule_that_sent_it,
     the_inbox_follows_the_last_message_and_bookkeeping_moves_nothing,
     paging_while_messages_arrive_repeats_nothing_and_loses_nothing_that_kept_its_place,
     a_press_keeps_the_label_of_the_button_it_pressed,

@@ -310,6 +310,22 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Итоги рассылок (получатели: отправлено · ошибки · в очереди; ответили, отписались)",
     ),
     ("bc_answered", "answered", "ответили"),
+    // The operator's window: authors, button presses, the three panes, shortcuts.
+    ("author_bot", "bot \"{name}\"", "бот «{name}»"),
+    ("author_bot_plain", "bot", "бот"),
+    ("author_broadcast", "broadcast \"{name}\"", "рассылка «{name}»"),
+    ("author_broadcast_plain", "broadcast", "рассылка"),
+    ("author_survey", "survey \"{name}\"", "опрос «{name}»"),
+    ("author_survey_plain", "survey", "опрос"),
+    ("author_rule", "notification \"{name}\"", "уведомление «{name}»"),
+    ("author_rule_plain", "notification", "уведомление"),
+    ("author_token", "API token \"{name}\"", "API-токен «{name}»"),
+    ("pressed", "pressed \"{label}\"", "нажата кнопка «{label}»"),
+    ("pressed_answer", "answered \"{value}\"", "ответ «{value}»"),
+    ("pressed_unsubscribe", "pressed \"Unsubscribe\"", "нажата кнопка «Отписаться»"),
+    ("pressed_bot", "pressed a bot menu button", "нажата кнопка меню бота"),
+    ("pressed_survey", "answered a survey question", "ответ на вопрос опроса"),
+    ("pressed_other", "pressed a button", "нажата кнопка"),
 ];
 
 #[cfg(test)]

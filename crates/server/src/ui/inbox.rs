@@ -11,6 +11,8 @@ use okno_store::{ContactFilter, ConversationFilter, ConversationPatch, OutboundR
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::authors::{self, Names};
+use super::i18n::Lang;
 use super::{channel_map, channel_view, error_page, message_view, refuse, short_time, Form, Session};
 use crate::masking;
 use crate::AppState;
@@ -215,10 +217,13 @@ fn thread_items(
     messages: &[okno_domain::model::Message],
     notes: &[okno_store::Note],
     map: &std::collections::HashMap<&str, &okno_domain::model::Channel>,
+    names: &Names,
+    lang: Lang,
 ) -> Vec<Value> {
-    let mut items: Vec<(i64, Value)> = messages.iter().map(|m| (m.created_at, message_view(m, map))).collect();
+    let mut items: Vec<(i64, Value)> =
+        messages.iter().map(|m| (m.created_at, message_view(m, map, names, lang))).collect();
     for n in notes {
-        let author = n.author.strip_prefix("operator:").unwrap_or(&n.author);
+        let author = authors::sender(lang, &n.author).view();
         items.push((
             n.created_at,
             json!({"id": n.id, "dir": "note", "text": n.text, "author": author, "time": super::short_time(n.created_at),
@@ -278,7 +283,7 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
             "phone": conv.contact.phone, "email": conv.contact.email, "external_id": conv.contact.external_id,
             "mine": conv.assignee.as_deref() == Some(s.operator.login.as_str()),
         },
-        "messages": thread_items(&messages, &store.list_notes(id).await?, &map),
+        "messages": thread_items(&messages, &store.list_notes(id).await?, &map, &Names::load(&**store, &messages).await?, s.lang),
         "snoozed_until": conv.snoozed_until.map(super::short_time),
         "reply_channels": reply_channels,
         "default_channel": default_channel,

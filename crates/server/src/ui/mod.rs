@@ -25,6 +25,7 @@ use crate::AppState;
 
 pub mod account;
 pub mod admin;
+pub mod authors;
 pub mod broadcasts;
 pub mod canned;
 pub mod contacts;
@@ -360,8 +361,9 @@ pub fn short_time(ms: Millis) -> String {
     }
 }
 
-/// A message as the thread shows it.
-pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
+/// A message as the thread shows it, its author and any button press named as people read
+/// them ([`authors`]).
+pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>, names: &authors::Names, lang: Lang) -> Value {
     let author = m.author.clone().unwrap_or_default();
     json!({
         "id": m.id,
@@ -371,9 +373,9 @@ pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
         "error": m.error,
         "time": short_time(m.created_at),
         "iso": okno_domain::time::to_rfc3339(m.created_at),
-        "author": author.strip_prefix("operator:").unwrap_or(&author),
+        "author": names.author(lang, m).map(|a| a.view()),
         "by_rule": author.starts_with("event:"),
-        "button_data": m.button_data,
+        "pressed": authors::pressed(lang, m),
         "edited": m.edited,
         "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "url": format!("/ui/attachments/{}", a.id), "state": a.state})).collect::<Vec<_>>(),
         "buttons": m.buttons.iter().map(|r| r.iter().map(|b| b.text.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
