@@ -32,6 +32,7 @@ pub mod contacts;
 pub mod i18n;
 pub mod inbox;
 pub mod live;
+pub mod panel;
 pub mod reports;
 pub mod session;
 
@@ -57,6 +58,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("inbox_list.html", include_str!("templates/inbox_list.html")),
     ("conversation.html", include_str!("templates/conversation.html")),
     ("thread.html", include_str!("templates/thread.html")),
+    ("panel.html", include_str!("templates/panel.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
     ("contact.html", include_str!("templates/contact.html")),
     ("admin_channels.html", include_str!("templates/admin_channels.html")),
