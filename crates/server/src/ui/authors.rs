@@ -31,6 +31,7 @@ pub struct Author {
 }
 
 impl Author {
+    /// The author as the thread's template reads it: `{kind, name}`.
     pub fn view(&self) -> Value {
         json!({"kind": self.kind, "name": self.name})
     }
