@@ -307,9 +307,15 @@ pub struct Conversation {
     #[serde(with = "rfc3339::option", default)]
     #[schema(value_type = Option<String>)]
     pub snoozed_until: Option<Millis>,
+    /// When its last message (inbound or outbound) was written, or when it began: the inbox's
+    /// order. Reading, status changes and other bookkeeping leave it alone.
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String)]
+    pub last_message_at: Millis,
     #[serde(with = "rfc3339")]
     #[schema(value_type = String)]
     pub created_at: Millis,
+    /// The last change of any kind (a message, a status, an assignee, labels).
     #[serde(with = "rfc3339")]
     #[schema(value_type = String)]
     pub updated_at: Millis,
@@ -355,6 +361,9 @@ pub struct Message {
     pub external_id: Option<String>,
     /// For a button press: the pressed button's data.
     pub button_data: Option<String>,
+    /// For a button press: the label of the pressed button, as the person saw it (read at the
+    /// press from the message that carried the buttons; `None` when okno did not send them).
+    pub button_label: Option<String>,
     /// The okno message this one answers.
     pub reply_to: Option<String>,
     pub edited: bool,

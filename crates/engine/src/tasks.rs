@@ -45,6 +45,20 @@ pub const TITLE_LIMIT: usize = 256;
 pub const TEXT_LIMIT: usize = 3000;
 pub const PRIVATE_TEXT_LIMIT: usize = 3500;
 
+/// The labels of the task's buttons, as the people in the chat see them.
+const TAKE_LABEL: &str = "Взять";
+const DETAILS_LABEL: &str = "Подробнее";
+const DROP_LABEL: &str = "Отказаться";
+
+/// The label of a task button by its data (the group message is okno's own, not a stored
+/// message, so a press cannot find its label there).
+pub fn button_label(data: &str) -> Option<&'static str> {
+    [(TAKE, TAKE_LABEL), (DETAILS, DETAILS_LABEL), (DROP, DROP_LABEL)]
+        .into_iter()
+        .find(|(prefix, _)| data.starts_with(prefix))
+        .map(|(_, label)| label)
+}
+
 /// Whether a button's data belongs to a task.
 pub fn is_task_data(data: &str) -> bool {
     data.starts_with("task:")
@@ -162,9 +176,9 @@ fn group_buttons(task: &Task) -> Option<Value> {
     if !task.is_open() {
         return None;
     }
-    let mut row = vec![json!({"text": "Взять", "callback_data": format!("{TAKE}{}", task.id)})];
+    let mut row = vec![json!({"text": TAKE_LABEL, "callback_data": format!("{TAKE}{}", task.id)})];
     if task.private_text.is_some() {
-        row.push(json!({"text": "Подробнее", "callback_data": format!("{DETAILS}{}", task.id)}));
+        row.push(json!({"text": DETAILS_LABEL, "callback_data": format!("{DETAILS}{}", task.id)}));
     }
     Some(json!({"inline_keyboard": [row]}))
 }
@@ -543,9 +557,9 @@ impl Engine {
 fn details_message(task: &Task, user_id: &str, mine: bool) -> Value {
     let mut params = json!({"chat_id": user_id, "text": private_text(task, mine), "parse_mode": "HTML"});
     let button = if mine {
-        Some(json!({"text": "Отказаться", "callback_data": format!("{DROP}{}", task.id)}))
+        Some(json!({"text": DROP_LABEL, "callback_data": format!("{DROP}{}", task.id)}))
     } else if task.is_open() {
-        Some(json!({"text": "Взять", "callback_data": format!("{TAKE}{}", task.id)}))
+        Some(json!({"text": TAKE_LABEL, "callback_data": format!("{TAKE}{}", task.id)}))
     } else {
         None
     };
@@ -676,6 +690,15 @@ mod tests {
         let buttons = group_buttons(&task).unwrap();
         assert_eq!(buttons["inline_keyboard"][0][0]["callback_data"], "task:take:t1");
         assert_eq!(buttons["inline_keyboard"][0][1]["callback_data"], "task:info:t1");
+        // A press is named by the label its button showed.
+        for n in 0..2 {
+            let b = &buttons["inline_keyboard"][0][n];
+            assert_eq!(button_label(b["callback_data"].as_str().unwrap()), b["text"].as_str());
+        }
+        let mine = details_message(&task, "42", true);
+        let drop = &mine["reply_markup"]["inline_keyboard"][0][0];
+        assert_eq!(button_label(drop["callback_data"].as_str().unwrap()), Some("Отказаться"));
+        assert_eq!(button_label("bot:item:main:0:abc"), None);
         task.status = "claimed".into();
         task.claimed_by = Some(Executor {
             user_id: "42".into(),

@@ -751,6 +751,9 @@ pub trait Store:
     async fn list_rules(&self) -> Result<Vec<RuleRecord>>;
     async fn delete_rule(&self, id: &str) -> Result<()>;
     async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>>;
+    /// The rules that sent these messages, as `(message id, rule name)`; messages no rule sent
+    /// (or whose rule was deleted) are left out.
+    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>>;
     /// Answers to events of a type within `[from, to)`, for reports.
     async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 

@@ -108,6 +108,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0016_event_outcomes.sql"),
         include_str!("../migrations/postgres/0016_event_outcomes.sql"),
     ),
+    (
+        17,
+        "0017_inbox_order.sql",
+        include_str!("../migrations/sqlite/0017_inbox_order.sql"),
+        include_str!("../migrations/postgres/0017_inbox_order.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -375,7 +375,7 @@ pub(crate) async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Ve
 }
 
 const MESSAGE_COLS: &str = "id, conversation_id, contact_id, channel_id, direction, text, buttons, status, error, \
-     external_id, button_data, reply_to, edited, author, created_at, updated_at";
+     external_id, button_data, button_label, reply_to, edited, author, created_at, updated_at";
 
 fn attachment_from(row: &Row) -> Result<Attachment> {
     let id = row.s("id")?;
@@ -427,6 +427,7 @@ fn message_with(row: &Row, attachments: Vec<Attachment>) -> Result<Message> {
         error: row.os("error")?,
         external_id: row.os("external_id")?,
         button_data: row.os("button_data")?,
+        button_label: row.os("button_label")?,
         reply_to: row.os("reply_to")?,
         edited: row.flag("edited")?,
         author: row.os("author")?,
@@ -445,7 +446,7 @@ pub(crate) async fn load_message(c: &mut dyn Conn, id: &str) -> Result<Message> 
 
 const CONVERSATION_COLS: &str =
     "c.id, c.contact_id, c.status, c.assignee, c.labels, c.unread, c.last_message_id, c.last_inbound_channel_id, \
-     c.created_at, c.updated_at, c.snoozed_until";
+     c.last_message_at, c.created_at, c.updated_at, c.snoozed_until";
 
 async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> {
     let contact = load_contact(c, &row.s("contact_id")?).await?;
@@ -463,6 +464,7 @@ async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> 
         last_message,
         last_inbound_channel_id: row.os("last_inbound_channel_id")?,
         snoozed_until: row.oi("snoozed_until")?,
+        last_message_at: row.i("last_message_at")?,
         created_at: row.i("created_at")?,
         updated_at: row.i("updated_at")?,
     })
@@ -735,8 +737,11 @@ pub(crate) async fn current_conversation(
         None => {
             let id = new_id();
             c.exec(
-                "INSERT INTO conversations (id, contact_id, status, created_at, updated_at) VALUES ($1, $2, 'open', $3, $3)",
-            args![&id, contact_id, now]).await?;
+                "INSERT INTO conversations (id, contact_id, status, last_message_at, created_at, updated_at) \
+                 VALUES ($1, $2, 'open', $3, $3, $3)",
+                args![&id, contact_id, now],
+            )
+            .await?;
             Ok((id, false, None))
         }
     }
@@ -1025,17 +1030,21 @@ impl Store for SqlStore {
                     .split_once('.')
                     .and_then(|(a, b)| a.parse::<i64>().ok().map(|a| (a, b.to_string())))
                     .ok_or_else(|| Error::invalid("invalid_cursor", "the cursor is not one this API returned"))?;
-                q.push(" AND (c.updated_at < ").bind_i(at).push(" OR (c.updated_at = ").bind_i(at);
-                q.push(" AND c.id < ").bind_s(id).push("))");
+                // `<=` first: a range the index can start from (an OR of the two cases alone
+                // makes the database walk every newer row to find the page).
+                q.push(" AND c.last_message_at <= ").bind_i(at);
+                q.push(" AND (c.last_message_at < ").bind_i(at).push(" OR c.id < ").bind_s(id).push(")");
             }
-            q.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
+            // The time of the last message, never of the last change: reading a conversation,
+            // assigning or resolving it leaves it where it is.
+            q.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
             let rows = c.rows_planned(&q.text, &q.args).await?;
             let mut items = Vec::with_capacity(rows.len());
             for row in rows.iter().take(page.limit as usize) {
                 items.push(conversation_from(c, row).await?);
             }
             let next = (rows.len() > page.limit as usize)
-                .then(|| items.last().map(|c: &Conversation| format!("{}.{}", c.updated_at, c.id)))
+                .then(|| items.last().map(|c: &Conversation| format!("{}.{}", c.last_message_at, c.id)))
                 .flatten();
             Ok(Page { items, next })
         })
@@ -1054,8 +1063,16 @@ impl Store for SqlStore {
         on!(self.write, |c| {
             let id = id.as_str();
             let before = load_conversation(c, id).await?;
-            let mut q = Sql::new("UPDATE conversations SET updated_at = ");
-            q.bind_i(now_ms());
+            // Reading alone is bookkeeping: it clears the unread count and changes nothing else,
+            // not even `updated_at` (the time of the last change, which reports measure).
+            let changes = patch.status.is_some()
+                || patch.snooze_until.is_some()
+                || patch.assignee.is_some()
+                || patch.labels.is_some();
+            let mut q = Sql::new("UPDATE conversations SET id = id");
+            if changes {
+                q.push(", updated_at = ").bind_i(now_ms());
+            }
             if let Some(v) = patch.status {
                 // A status set by hand ends a snooze.
                 q.push(", snoozed_until = NULL, status = ").bind_s(v.as_str());
@@ -1900,6 +1917,27 @@ impl Store for SqlStore {
         })
     }
 
+    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>> {
+        let message_ids = message_ids.to_vec();
+        on!(self.read, |c| {
+            let mut out = Vec::new();
+            for chunk in message_ids.chunks(500) {
+                let mut q = Sql::new(
+                    "SELECT d.message_id, r.name FROM event_deliveries d JOIN rules r ON r.id = d.rule_id \
+                     WHERE d.message_id IN (",
+                );
+                for (n, id) in chunk.iter().enumerate() {
+                    q.push(if n == 0 { "" } else { ", " }).bind_s(id);
+                }
+                q.push(")");
+                for row in query_rows(c, &q.text, &q.args, chunk.len()).await? {
+                    out.push((row.s("message_id")?, row.s("name")?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     async fn list_rules(&self) -> Result<Vec<RuleRecord>> {
         on!(self.read, |c| c
             .rows(&format!("SELECT {RULE_COLS} FROM rules ORDER BY name"), args![])
@@ -2414,7 +2452,8 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
         exec_rows(
             c,
             &format!(
-                "UPDATE conversations SET last_message_id = CASE id{cases} END, updated_at = ${} WHERE id IN ({})",
+                "UPDATE conversations SET last_message_id = CASE id{cases} END, last_message_at = ${0}, updated_at = ${0} \
+                 WHERE id IN ({1})",
                 args.len(),
                 listed.join(", ")
             ),
@@ -2441,6 +2480,7 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
                 error: None,
                 external_id: None,
                 button_data: None,
+                button_label: None,
                 reply_to: o.req.reply_to.clone(),
                 edited: false,
                 author: o.req.author.clone(),
@@ -2838,6 +2878,47 @@ pub fn is_link_code(text: &str) -> bool {
         && t.chars().any(|ch| ch.is_ascii_alphabetic())
 }
 
+/// Outbound messages of a conversation a press without a known source is matched against: the
+/// newest ones, so a long thread costs a bounded read.
+const PRESS_LOOKBACK: i64 = 50;
+
+/// The label of the button whose data a press carried, from the message that showed it: the
+/// one the press answers when the platform says so (Telegram does, the webhook channel may),
+/// else the newest of the conversation's recent outbound messages with such a button. Only
+/// messages of the same conversation count: a press cannot name another person's buttons.
+async fn pressed_label(
+    c: &mut dyn Conn,
+    conversation_id: &str,
+    reply_to: Option<&str>,
+    data: &str,
+) -> Result<Option<String>> {
+    let label_in = |row: &Row| -> Result<Option<String>> {
+        let keyboard: Keyboard = serde_json::from_value(row.js("buttons")?).unwrap_or_default();
+        Ok(keyboard.into_iter().flatten().find(|b| b.data.as_deref() == Some(data)).map(|b| b.text))
+    };
+    if let Some(source) = reply_to {
+        let row = c
+            .row("SELECT buttons FROM messages WHERE id = $1 AND conversation_id = $2", args![source, conversation_id])
+            .await?;
+        if let Some(label) = row.as_ref().map(label_in).transpose()?.flatten() {
+            return Ok(Some(label));
+        }
+    }
+    let rows = c
+        .rows(
+            "SELECT buttons FROM (SELECT buttons, direction FROM messages WHERE conversation_id = $1 \
+             ORDER BY id DESC LIMIT $2) recent WHERE direction = 'out'",
+            args![conversation_id, PRESS_LOOKBACK],
+        )
+        .await?;
+    for row in &rows {
+        if let Some(label) = label_in(row)? {
+            return Ok(Some(label));
+        }
+    }
+    Ok(None)
+}
+
 /// Merges `other` into `keep` (see `Store::merge_contacts`).
 async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
     if keep == other {
@@ -2885,6 +2966,8 @@ async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
             c.exec(
                 "UPDATE conversations SET unread = unread + $1, updated_at = $2, \
                  last_message_id = (SELECT m.id FROM messages m WHERE m.conversation_id = $3 ORDER BY m.id DESC LIMIT 1), \
+                 last_message_at = COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.conversation_id = $3), \
+                   last_message_at), \
                  last_inbound_channel_id = COALESCE((SELECT m.channel_id FROM messages m \
                    WHERE m.conversation_id = $3 AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1), last_inbound_channel_id) \
                  WHERE id = $3",
@@ -3006,11 +3089,15 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 .transpose()?,
             (None, None) => None,
         };
+        let button_label = match &msg.button_data {
+            Some(data) => pressed_label(c, &conversation_id, reply_to.as_deref(), data).await?,
+            None => None,
+        };
         let id = new_id();
         c.exec(
             "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
-             button_data, reply_to, dedup_key, created_at, updated_at, author) \
-             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $10, $11)",
+             button_data, button_label, reply_to, dedup_key, created_at, updated_at, author) \
+             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12)",
             args![
                 &id,
                 &conversation_id,
@@ -3019,6 +3106,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 &msg.text,
                 &msg.external_id,
                 &msg.button_data,
+                &button_label,
                 &reply_to,
                 &dedup,
                 now,
@@ -3056,9 +3144,11 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             args![&att_id, &id, name, mime, size, sha, state, note, source, now]).await?;
         }
         c.exec(
-            "UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $2, updated_at = $3 \
-             WHERE id = $4",
-        args![&id, &msg.channel_id, now, &conversation_id]).await?;
+            "UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $2, \
+             last_message_at = $3, updated_at = $3 WHERE id = $4",
+            args![&id, &msg.channel_id, now, &conversation_id],
+        )
+        .await?;
         let message = Message {
             id: id.clone(),
             conversation_id: conversation_id.clone(),
@@ -3072,6 +3162,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             error: None,
             external_id: Some(msg.external_id.clone()),
             button_data: msg.button_data.clone(),
+            button_label,
             reply_to,
             edited: false,
             author: msg.author.clone(),

@@ -258,8 +258,10 @@ pub(crate) async fn merge_contacts(c: &mut dyn Conn, keep: &str, other: &str) ->
     Ok(())
 }
 
-/// A message from the survey to a person; `None` channel: where they last wrote.
+/// A message from survey `survey_id` to a person; `None` channel: where they last wrote. Its
+/// author, `survey:<id>`, lets the thread name the survey.
 fn outbound(
+    survey_id: &str,
     contact_id: &str,
     channel_id: Option<String>,
     text: String,
@@ -272,7 +274,7 @@ fn outbound(
         buttons,
         attachment_ids: Vec::new(),
         idempotency_key: None,
-        author: Some("survey".into()),
+        author: Some(format!("survey:{survey_id}")),
         reply_to: None,
         options: json!({}),
     }
@@ -295,7 +297,7 @@ async fn activate(
     let spec = &survey.spec;
     let deadline = now + spec.deadline_ms()?;
     let (text, buttons) = spec.question_message(run_id, 0, spec.intro.as_deref());
-    match enqueue(c, outbound(contact_id, spec.channel_id.clone(), text, buttons)).await {
+    match enqueue(c, outbound(&survey.id, contact_id, spec.channel_id.clone(), text, buttons)).await {
         Ok((message, _)) => {
             c.exec(
                 "UPDATE survey_runs SET status = 'active', step = 0, channel_id = $2, error = NULL, deadline_at = $3, \
@@ -603,7 +605,9 @@ impl SurveyStore for SqlStore {
                     "cancelled" => "Этот опрос больше не проводится. Спасибо!",
                     _ => return Ok(InputOutcome::NotAnswer),
                 };
-                if let Err(e) = enqueue(c, outbound(&input.contact_id, reply_on, text.into(), Vec::new())).await {
+                if let Err(e) =
+                    enqueue(c, outbound(&run.survey_id, &input.contact_id, reply_on, text.into(), Vec::new())).await
+                {
                     if !unreachable(&e) {
                         return Err(e);
                     }
@@ -623,7 +627,7 @@ impl SurveyStore for SqlStore {
                 Ok(a) => a,
                 Err(hint) => {
                     let (text, buttons) = spec.question_message(&run.id, step, Some(&hint));
-                    tell(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
+                    tell(c, outbound(&survey.id, &input.contact_id, reply_on, text, buttons)).await?;
                     return Ok(InputOutcome::Hinted);
                 }
             };
@@ -674,7 +678,8 @@ impl SurveyStore for SqlStore {
                     args![&run.id, now],
                 )
                 .await?;
-                tell(c, outbound(&input.contact_id, reply_on, spec.thanks_text().into(), Vec::new())).await?;
+                tell(c, outbound(&survey.id, &input.contact_id, reply_on, spec.thanks_text().into(), Vec::new()))
+                    .await?;
                 let mut answers = serde_json::Map::new();
                 for row in c
                     .rows("SELECT question_id, answer, value FROM survey_answers WHERE run_id = $1", args![&run.id])
@@ -693,7 +698,7 @@ impl SurveyStore for SqlStore {
                 promote_next(c, &run.contact_id).await?;
             } else {
                 let (text, buttons) = spec.question_message(&run.id, step + 1, None);
-                tell(c, outbound(&input.contact_id, reply_on, text, buttons)).await?;
+                tell(c, outbound(&survey.id, &input.contact_id, reply_on, text, buttons)).await?;
             }
             Ok(InputOutcome::Recorded { completed })
         })
@@ -712,7 +717,7 @@ impl SurveyStore for SqlStore {
             let (text, buttons) = spec.question_message(&run.id, run.step as usize, Some(spec.reminder_prefix()));
             c.exec("UPDATE survey_runs SET reminded_at = $2, updated_at = $2 WHERE id = $1", args![&run.id, now])
                 .await?;
-            match enqueue(c, outbound(&run.contact_id, run.channel_id.clone(), text, buttons)).await {
+            match enqueue(c, outbound(&survey.id, &run.contact_id, run.channel_id.clone(), text, buttons)).await {
                 Ok(_) => Ok(true),
                 Err(e) if unreachable(&e) => Ok(false),
                 Err(e) => Err(e),

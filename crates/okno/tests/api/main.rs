@@ -19,6 +19,7 @@ mod surveys;
 mod tasks;
 mod telegram;
 mod ui;
+mod window;
 
 use okno_testkit::{Sink, TestApp};
 use serde_json::{json, Value};

@@ -401,7 +401,7 @@ async fn an_event_that_reached_someone_shows_the_channel_and_a_link_to_the_conve
 }
 
 #[tokio::test]
-async fn the_events_path_is_the_page_for_browsers_and_the_live_stream_for_event_sources() {
+async fn the_events_pages_refuse_bad_filters_clearly_and_the_live_stream_has_its_own_path() {
     let app = TestApp::spawn().await;
     operator(&app, "anna", Role::Operator).await;
     let en = Operator::sign_in(&app, "anna", "en").await;
@@ -410,7 +410,7 @@ async fn the_events_path_is_the_page_for_browsers_and_the_live_stream_for_event_
     assert!(page.body.contains("id=\"events\"") && page.body.contains("id=\"nav-events\""));
     let resp = en
         .http
-        .get(format!("{}/ui/events", app.url))
+        .get(format!("{}/ui/live", app.url))
         .header("cookie", &en.cookies)
         .header("accept", "text/event-stream")
         .send()

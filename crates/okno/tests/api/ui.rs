@@ -20,9 +20,9 @@ mod contacts;
 mod pages;
 
 const TOKEN: &str = "123456:ABC-ui-test-token";
-const PASSWORD: &str = "correct horse battery";
+pub(super) const PASSWORD: &str = "correct horse battery";
 
-async fn operator(app: &TestApp, login: &str, role: Role) {
+pub(super) async fn operator(app: &TestApp, login: &str, role: Role) {
     let hash = okno_server::ui::hash_password(PASSWORD).unwrap();
     app.running().engine.store.create_operator(login, role, &hash).await.unwrap();
 }
@@ -30,20 +30,20 @@ async fn operator(app: &TestApp, login: &str, role: Role) {
 // --- plain HTTP: a cookie-carrying client that does not follow redirects ------------------
 
 #[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
+pub(super) struct Client {
+    pub(super) http: reqwest::Client,
     base: String,
-    cookies: std::collections::BTreeMap<String, String>,
+    pub(super) cookies: std::collections::BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) location: Option<String>,
+    pub(super) body: String,
 }
 
 impl Client {
-    fn new(app: &TestApp) -> Client {
+    pub(super) fn new(app: &TestApp) -> Client {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Client { http, base: app.url.clone(), cookies: Default::default() }
     }
@@ -52,7 +52,7 @@ impl Client {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+    pub(super) async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
         let resp = req.header("cookie", self.cookie_header()).send().await.unwrap();
         for c in resp.headers().get_all("set-cookie") {
             let first = c.to_str().unwrap().split(';').next().unwrap();
@@ -68,12 +68,12 @@ impl Client {
         Page { status, location, body: resp.text().await.unwrap() }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(super) async fn get(&mut self, path: &str) -> Page {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(super) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self.http.post(format!("{}{path}", self.base)).form(form);
         self.send(req).await
     }
@@ -84,7 +84,7 @@ impl Client {
         hidden(&page.body, "csrf")
     }
 
-    async fn login(&mut self, login: &str, password: &str) -> Page {
+    pub(super) async fn login(&mut self, login: &str, password: &str) -> Page {
         let csrf = self.login_token().await;
         self.post("/login", &[("csrf", &csrf), ("login", login), ("password", password)]).await
     }
@@ -97,7 +97,7 @@ async fn post_form(c: &mut Client, path: &str, form: &[(&str, String)]) -> Page 
 }
 
 /// The value of the first hidden input named `name`.
-fn hidden(html: &str, name: &str) -> String {
+pub(super) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no `{name}` field in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().to_string()
@@ -801,10 +801,16 @@ async fn a_notification_from_a_rule_is_shown_inline_in_the_thread_and_marked() {
     let mut c = Client::new(&app);
     c.login("anna", PASSWORD).await;
     let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
+    // The thread, not the list beside it (which previews the same text).
+    let page = &page[page.find("id=\"thread\"").unwrap()..];
     let at = page.find("Оплата 1500 ₽ получена").unwrap_or_else(|| panic!("{page}"));
     let li = &page[page[..at].rfind("<li").unwrap()..at];
     assert!(li.contains("class=\"msg out rule"), "{li}");
-    assert!(li.contains("class=\"tag\""), "marked as a notification: {li}");
+    assert!(li.contains("class=\"tag author author-rule\""), "marked as a notification: {li}");
+    assert!(
+        li.contains("notification &#34;paid&#34;") || li.contains("notification &quot;paid&quot;"),
+        "by its rule: {li}"
+    );
 }
 
 #[tokio::test]
@@ -1233,7 +1239,7 @@ async fn a_broadcast_from_the_form_with_a_list_and_a_filter_reaches_exactly_thos
 use okno_testkit::browser::{Browser, BROWSER_TURN};
 
 /// Signs `login` in with the test password and waits for the live inbox.
-async fn sign_in(b: &Browser, app: &TestApp, login: &str) {
+pub(super) async fn sign_in(b: &Browser, app: &TestApp, login: &str) {
     b.login(&app.url, login, PASSWORD).await;
 }
 

@@ -62,6 +62,10 @@ pub struct ChatAction {
     pub action: String,
 }
 
+/// Conversations by the time of their last message (`last_message_at`, inbound or outbound),
+/// newest first; reading, status changes and other bookkeeping do not move them. The cursor
+/// continues after the last one returned: a conversation is never listed twice while paging,
+/// and one that receives a message meanwhile moves ahead of the cursor, to the first page.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery), responses((status = 200, body = Page<Conversation>)))]
 pub async fn list(
     State(state): State<AppState>,

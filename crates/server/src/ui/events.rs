@@ -4,8 +4,7 @@
 //! message (channel, delivery ticks, the conversation) or why not, with what to do about it.
 //!
 //! ```text
-//!  GET /ui/events ─┬─ Accept: text/event-stream ─► the live stream (live.rs), as pages open it
-//!                  └─ otherwise ─► store.list_events(filters) ─► the list
+//!  GET /ui/events ─► store.list_events(filters) ─► the list
 //!  GET /ui/events/{id} ─► store.get_event + contacts + channels ─► rules, people, reasons, advice
 //! ```
 //!
@@ -16,7 +15,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Uri};
+use axum::http::Uri;
 use axum::response::Response;
 use okno_domain::model::Permission;
 use okno_domain::time::{now_ms, Millis};
@@ -40,24 +39,8 @@ pub fn full_time(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
-/// Whether the request is an `EventSource` opening the live stream.
-fn wants_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/event-stream")))
-}
-
-/// `GET /ui/events`: the events list; the live stream for a client asking for
-/// `text/event-stream` (the pages' `EventSource`), which has been served at this path all along.
-pub async fn page_or_stream(State(state): State<AppState>, s: Session, headers: HeaderMap, uri: Uri) -> Response {
-    if wants_stream(&headers) {
-        let q = match Query::<super::live::LiveQuery>::try_from_uri(&uri) {
-            Ok(q) => q,
-            Err(e) => return error_page(&state.ui, &s, okno_domain::Error::invalid("invalid_query", e.body_text())),
-        };
-        return super::live::events(State(state), s, q).await;
-    }
+/// `GET /ui/events`: the business events, newest first, with filters.
+pub async fn page(State(state): State<AppState>, s: Session, uri: Uri) -> Response {
     match Query::<EventQuery>::try_from_uri(&uri) {
         Ok(Query(q)) => list(&state, &s, q).await,
         Err(e) => error_page(&state.ui, &s, okno_domain::Error::invalid("invalid_query", e.body_text())),

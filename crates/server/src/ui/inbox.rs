@@ -1,5 +1,14 @@
-//! The inbox (every conversation from every channel) and one conversation's thread, with
-//! the operator's actions on it: reply, assign, resolve, reopen, labels, retry a failure.
+//! The operator's window: the inbox (every conversation from every channel), the open
+//! conversation's thread with the reply box, and the contact panel, side by side on a wide
+//! screen; the operator's actions on a conversation: reply, assign, resolve, reopen, labels,
+//! retry a failure.
+//!
+//! ```text
+//!  /ui/inbox                    list | (pick one)
+//!  /ui/conversations/{id}       list | thread + reply | contact panel     (one pane on a phone)
+//!     ?fragment=1|thread|pane|panel   only that part, for the live refresh and for moving
+//!                                     between conversations without reloading the list
+//! ```
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +20,8 @@ use okno_store::{ContactFilter, ConversationFilter, ConversationPatch, OutboundR
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::authors::{self, Names};
+use super::i18n::Lang;
 use super::{channel_map, channel_view, error_page, message_view, refuse, short_time, Form, Session};
 use crate::masking;
 use crate::AppState;
@@ -25,8 +36,35 @@ pub struct InboxQuery {
     pub label: Option<String>,
     pub q: Option<String>,
     pub cursor: Option<String>,
-    /// `1`: only the list, for the live refresh.
+    /// Only a part of the page: the list (`/ui/inbox`, any value); `thread`, `pane` (thread,
+    /// reply box and contact panel) or `panel` (`/ui/conversations/{id}`).
     pub fragment: Option<String>,
+}
+
+impl InboxQuery {
+    /// The filters as a query string (`?status=open&assignee=mine`, or empty), so the list
+    /// keeps them while the operator moves between conversations.
+    fn keep(&self) -> String {
+        let fields = [
+            ("status", &self.status),
+            ("channel", &self.channel),
+            ("assignee", &self.assignee),
+            ("label", &self.label),
+            ("q", &self.q),
+        ];
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in fields {
+            if let Some(v) = nonempty(v) {
+                out.append_pair(k, &v);
+            }
+        }
+        let query = out.finish();
+        if query.is_empty() {
+            query
+        } else {
+            format!("?{query}")
+        }
+    }
 }
 
 fn nonempty(v: &Option<String>) -> Option<String> {
@@ -74,9 +112,19 @@ pub fn row_view(c: &Conversation, channels: &HashMap<&str, &Channel>, role: Role
         "preview": preview,
         "outgoing": last.is_some_and(|m| m.direction == Direction::Out),
         "last_status": last.map(|m| m.status.as_str()),
-        "time": short_time(c.updated_at),
+        "time": short_time(c.last_message_at),
+        "iso": okno_domain::time::to_rfc3339(c.last_message_at),
         "channel": channel_view(channels.get(channel_id).copied()),
     })
+}
+
+/// A row of the window's list: [`row_view`], with a button press previewed as what was pressed.
+fn inbox_row(c: &Conversation, channels: &HashMap<&str, &Channel>, role: Role, lang: Lang) -> Value {
+    let mut row = row_view(c, channels, role);
+    if let Some(press) = c.last_message.as_ref().and_then(|m| authors::pressed(lang, m)) {
+        row["preview"] = json!(format!("▣ {press}"));
+    }
+    row
 }
 
 /// `GET /ui/inbox`
@@ -119,7 +167,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
     };
     let channels = store.list_channels().await?;
     let map = channel_map(&channels);
-    let rows: Vec<Value> = items.iter().map(|c| row_view(c, &map, s.role())).collect();
+    let rows: Vec<Value> = items.iter().map(|c| inbox_row(c, &map, s.role(), s.lang)).collect();
     let mut labels: Vec<&String> =
         items.iter().flat_map(|c| c.labels.iter()).collect::<HashSet<_>>().into_iter().collect();
     labels.sort();
@@ -135,6 +183,9 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
             "status": nonempty(&q.status), "channel": nonempty(&q.channel), "assignee": nonempty(&q.assignee).unwrap_or_else(|| "all".into()),
             "label": nonempty(&q.label), "q": nonempty(&q.q),
         },
+        "keep": q.keep(),
+        "list_src": format!("/ui/inbox{}", q.keep()),
+        "wide": true,
     }))
 }
 
@@ -180,32 +231,51 @@ async fn search(
             found.push(conv);
         }
     }
-    found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+    found.sort_by(|a, b| b.last_message_at.cmp(&a.last_message_at).then(b.id.cmp(&a.id)));
     Ok((found, page.next.is_some()))
 }
 
 /// Conversations a search shows by their messages' text.
 const SEARCH_PAGE: u32 = 50;
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ConversationQuery {
-    /// `thread`: only the messages and the header, for the live refresh.
-    pub fragment: Option<String>,
-}
-
-/// `GET /ui/conversations/{id}`
+/// `GET /ui/conversations/{id}`: the window with this conversation open (the list keeps the
+/// filters given), or one part of it (`?fragment=`).
 pub async fn conversation(
     State(state): State<AppState>,
     s: Session,
     Path(id): Path<String>,
-    Query(q): Query<ConversationQuery>,
+    Query(q): Query<InboxQuery>,
 ) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Read) {
         return r;
     }
-    match conversation_view(&state, &s, &id).await {
-        Ok(ctx) => ui.render(if q.fragment.is_some() { "thread.html" } else { "conversation.html" }, &s, ctx),
+    let (template, with_panel) = match q.fragment.as_deref() {
+        None => ("inbox.html", true),
+        Some("thread") => ("thread.html", false),
+        Some("pane") => ("conversation.html", true),
+        Some("panel") => ("panel.html", true),
+        Some(other) => {
+            let e = okno_domain::Error::invalid("invalid_fragment", format!("unknown fragment `{other}`"));
+            return error_page(ui, &s, e);
+        }
+    };
+    let view = async {
+        let mut ctx = conversation_view(&state, &s, &id, with_panel).await?;
+        ctx["keep"] = json!(q.keep());
+        if q.fragment.is_none() {
+            // The whole window: the list beside the conversation.
+            let list = inbox_view(&state, &s, &q).await?;
+            if let (Value::Object(ctx), Value::Object(list)) = (&mut ctx, list) {
+                for (k, v) in list {
+                    ctx.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok::<_, okno_domain::Error>(ctx)
+    };
+    match view.await {
+        Ok(ctx) => ui.render(template, &s, ctx),
         Err(e) => error_page(ui, &s, e),
     }
 }
@@ -215,10 +285,13 @@ fn thread_items(
     messages: &[okno_domain::model::Message],
     notes: &[okno_store::Note],
     map: &std::collections::HashMap<&str, &okno_domain::model::Channel>,
+    names: &Names,
+    lang: Lang,
 ) -> Vec<Value> {
-    let mut items: Vec<(i64, Value)> = messages.iter().map(|m| (m.created_at, message_view(m, map))).collect();
+    let mut items: Vec<(i64, Value)> =
+        messages.iter().map(|m| (m.created_at, message_view(m, map, names, lang))).collect();
     for n in notes {
-        let author = n.author.strip_prefix("operator:").unwrap_or(&n.author);
+        let author = authors::sender(lang, &n.author).view();
         items.push((
             n.created_at,
             json!({"id": n.id, "dir": "note", "text": n.text, "author": author, "time": super::short_time(n.created_at),
@@ -229,7 +302,7 @@ fn thread_items(
     items.into_iter().map(|(_, v)| v).collect()
 }
 
-async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
+async fn conversation_view(state: &AppState, s: &Session, id: &str, with_panel: bool) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
     let mut conv = store.get_conversation(id).await?;
     if conv.unread > 0 {
@@ -278,7 +351,8 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
             "phone": conv.contact.phone, "email": conv.contact.email, "external_id": conv.contact.external_id,
             "mine": conv.assignee.as_deref() == Some(s.operator.login.as_str()),
         },
-        "messages": thread_items(&messages, &store.list_notes(id).await?, &map),
+        "messages": thread_items(&messages, &store.list_notes(id).await?, &map, &Names::load(&**store, &messages).await?, s.lang),
+        "panel": if with_panel { Some(super::panel::panel_view(state, s.role(), &conv, &map).await?) } else { None },
         "snoozed_until": conv.snoozed_until.map(super::short_time),
         "reply_channels": reply_channels,
         "default_channel": default_channel,
@@ -287,7 +361,12 @@ async fn conversation_view(state: &AppState, s: &Session, id: &str) -> okno_doma
     }))
 }
 
-fn back_to(id: &str) -> Response {
+/// After an action on a conversation: back to it (a form post), or `204` for the window's
+/// script (`x-okno-fragment`), which refreshes the parts itself and keeps the list in place.
+fn back_to(headers: &HeaderMap, id: &str) -> Response {
+    if headers.contains_key("x-okno-fragment") {
+        return axum::http::StatusCode::NO_CONTENT.into_response();
+    }
     Redirect::to(&format!("/ui/conversations/{id}")).into_response()
 }
 
@@ -311,7 +390,7 @@ pub async fn reply(
             return error_page(ui, &s, okno_domain::Error::invalid("invalid_note", "a note is 1..10000 characters"));
         };
         return match state.engine.store.add_note(&id, &format!("operator:{}", s.operator.login), &text).await {
-            Ok(_) => back_to(&id),
+            Ok(_) => back_to(&headers, &id),
             Err(e) => error_page(ui, &s, e),
         };
     }
@@ -338,7 +417,7 @@ pub async fn reply(
         options: json!({}),
     };
     match state.engine.send(req).await {
-        Ok(_) => back_to(&id),
+        Ok(_) => back_to(&headers, &id),
         Err(e) => error_page(ui, &s, e),
     }
 }
@@ -401,7 +480,7 @@ pub async fn update(
     }
     .await;
     match result {
-        Ok(()) => back_to(&id),
+        Ok(()) => back_to(&headers, &id),
         Err(e) => error_page(ui, &s, e),
     }
 }
@@ -440,7 +519,7 @@ pub async fn retry(
     }
     .await;
     match result {
-        Ok(conv) => back_to(&conv),
+        Ok(conv) => back_to(&headers, &conv),
         Err(e) => error_page(ui, &s, e),
     }
 }

@@ -8,7 +8,8 @@
 //!                        └─ a new inbound message in a conversation of mine or nobody's
 //!                                                           → event `notify` {title, body, url}
 //!      every second, if the page shows a conversation: read it
-//!                        └─ it changed                      → event `conversation` (refetch the thread)
+//!                        └─ it changed                      → event `conversation` (refetch the thread
+//!                                                             and the contact panel)
 //!      every second: is the session still valid?  no (logged out, disabled, new password) → end
 //! ```
 //!
@@ -97,6 +98,8 @@ struct Watch {
     state: AppState,
     feed: watch::Receiver<Snapshot>,
     me: String,
+    /// The page's language, for what a pop-up says.
+    lang: super::i18n::Lang,
     /// The store's key of the page's session, checked every second: a session ended anywhere
     /// ends its streams within a second.
     session: String,
@@ -111,18 +114,30 @@ struct Watch {
     queue: VecDeque<Event>,
 }
 
+/// What the list row and the open conversation show, in a string that changes when they do
+/// (the contact too: its name is the row's title, its channels are in the contact panel).
 fn fingerprint(c: &Conversation) -> String {
     let last = c.last_message.as_ref();
+    let reach: String = c
+        .contact
+        .identities
+        .iter()
+        .map(|i| format!("{}:{}{}", i.channel_id, u8::from(i.blocked), u8::from(i.opted_out)))
+        .collect::<Vec<_>>()
+        .join(",");
     format!(
-        "{}|{}|{}|{}|{:?}|{:?}|{}|{}",
+        "{}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}",
         c.id,
+        c.last_message_at,
         c.updated_at,
         c.unread,
         c.status,
         c.assignee,
         c.labels,
         last.map(|m| m.id.as_str()).unwrap_or(""),
-        last.map(|m| m.status.as_str()).unwrap_or("")
+        last.map(|m| m.status.as_str()).unwrap_or(""),
+        c.contact.updated_at,
+        reach
     )
 }
 
@@ -141,7 +156,9 @@ impl Watch {
             let for_me = c.assignee.is_none() || c.assignee.as_deref() == Some(self.me.as_str());
             if new && for_me {
                 let name = super::inbox::display_name(&c.contact, okno_domain::model::Role::Restricted);
-                let body: String = m.text.clone().unwrap_or_default().chars().take(120).collect();
+                // A press has no text: it says what was pressed.
+                let text = m.text.clone().filter(|t| !t.is_empty()).or_else(|| super::authors::pressed(self.lang, m));
+                let body: String = text.unwrap_or_default().chars().take(120).collect();
                 let data =
                     json!({"title": name, "body": body, "url": format!("/ui/conversations/{}", c.id), "conv": c.id});
                 self.queue.push_back(Event::default().event("notify").data(data.to_string()));
@@ -191,7 +208,7 @@ impl Watch {
     }
 }
 
-/// `GET /ui/events?conv=ID`
+/// `GET /ui/live?conv=ID`: the live stream a page opens
 pub async fn events(State(state): State<AppState>, s: Session, Query(q): Query<LiveQuery>) -> Response {
     if !s.role().allows(Permission::Read) {
         return axum::http::StatusCode::FORBIDDEN.into_response();
@@ -202,6 +219,7 @@ pub async fn events(State(state): State<AppState>, s: Session, Query(q): Query<L
         state,
         feed,
         me: s.operator.login.clone(),
+        lang: s.lang,
         session: s.hash(),
         conv: q.conv.filter(|c| !c.is_empty()),
         list: None,

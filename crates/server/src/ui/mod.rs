@@ -5,8 +5,7 @@
 //! ```text
 //!  browser ──GET──▶ page handler ──▶ store ──▶ view model (JSON) ──▶ template ──▶ HTML
 //!     ▲  └─POST form (csrf)──▶ action ──▶ engine/store ──▶ 303 back to the page
-//!     └── EventSource /ui/events ◀── watcher: reads the store each second, says what changed
-//!         (the same path without `Accept: text/event-stream` is the business events page)
+//!     └── EventSource /ui/live ◀── watcher: reads the store each second, says what changed
 //! ```
 
 use std::collections::HashMap;
@@ -26,6 +25,7 @@ use crate::AppState;
 
 pub mod account;
 pub mod admin;
+pub mod authors;
 pub mod broadcasts;
 pub mod canned;
 pub mod contacts;
@@ -34,6 +34,7 @@ pub mod i18n;
 pub mod inbox;
 pub mod live;
 pub mod local_time;
+pub mod panel;
 pub mod reports;
 pub mod session;
 pub mod setup;
@@ -63,6 +64,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("inbox_list.html", include_str!("templates/inbox_list.html")),
     ("conversation.html", include_str!("templates/conversation.html")),
     ("thread.html", include_str!("templates/thread.html")),
+    ("panel.html", include_str!("templates/panel.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
     ("contact.html", include_str!("templates/contact.html")),
     ("admin_channels.html", include_str!("templates/admin_channels.html")),
@@ -256,7 +258,8 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/assets/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }))
         .route("/ui", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/ui/inbox", get(inbox::inbox))
-        .route("/ui/events", get(events::page_or_stream))
+        .route("/ui/events", get(events::page))
+        .route("/ui/live", get(live::events))
         .route("/ui/conversations/{id}", get(inbox::conversation))
         .route("/ui/conversations/{id}/reply", post(inbox::reply))
         .route("/ui/conversations/{id}/update", post(inbox::update))
@@ -394,8 +397,9 @@ pub fn short_time(ms: Millis) -> String {
     }
 }
 
-/// A message as the thread shows it.
-pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
+/// A message as the thread shows it, its author and any button press named as people read
+/// them ([`authors`]).
+pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>, names: &authors::Names, lang: Lang) -> Value {
     let author = m.author.clone().unwrap_or_default();
     json!({
         "id": m.id,
@@ -405,9 +409,9 @@ pub fn message_view(m: &Message, channels: &HashMap<&str, &Channel>) -> Value {
         "error": m.error,
         "time": short_time(m.created_at),
         "iso": okno_domain::time::to_rfc3339(m.created_at),
-        "author": author.strip_prefix("operator:").unwrap_or(&author),
+        "author": names.author(lang, m).map(|a| a.view()),
         "by_rule": author.starts_with("event:"),
-        "button_data": m.button_data,
+        "pressed": authors::pressed(lang, m),
         "edited": m.edited,
         "attachments": m.attachments.iter().map(|a| json!({"name": a.name, "size": a.size, "url": format!("/ui/attachments/{}", a.id), "state": a.state})).collect::<Vec<_>>(),
         "buttons": m.buttons.iter().map(|r| r.iter().map(|b| b.text.clone()).collect::<Vec<_>>()).collect::<Vec<_>>(),
