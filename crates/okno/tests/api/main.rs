@@ -18,6 +18,7 @@ mod setup;
 mod surveys;
 mod tasks;
 mod telegram;
+mod translations;
 mod ui;
 mod window;
 

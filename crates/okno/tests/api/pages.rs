@@ -282,8 +282,13 @@ async fn an_event_for_a_person_who_does_not_exist_shows_that_reason_and_what_to_
     let people = section(&page.body, "event-people");
     assert!(people.contains("No contact has the external id «1c-manager-petrov»."), "{people}");
     assert!(people.contains("Create the contact with this external id"), "the advice: {people}");
-    assert!(people.contains("\"external_id\": \"1c-manager-petrov\""), "with the id to use: {people}");
-    assert!(people.contains("/link"), "and how to link their messenger");
+    assert!(
+        people.contains("href=\"/ui/contacts/new?external_id=1c-manager-petrov\""),
+        "a button that starts the contact with the id to use: {people}"
+    );
+    assert!(people.contains("Link a messenger"), "and how to link their messenger");
+    let form = en.get("/ui/contacts/new?external_id=1c-manager-petrov").await;
+    assert!(form.body.contains("value=\"1c-manager-petrov\""), "the form starts with the external id");
     // The data it carried, readably.
     let data = section(&page.body, "event-data");
     assert!(data.contains("<dt>manager_id</dt><dd>1c-manager-petrov</dd>"), "{data}");

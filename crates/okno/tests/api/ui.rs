@@ -843,7 +843,7 @@ async fn an_administrator_adds_an_operator_who_can_then_sign_in() {
     assert!(c.get("/ui/admin/operators").await.body.contains("vera"));
     let mut vera = Client::new(&app);
     assert_eq!(vera.login("vera", PASSWORD).await.status, 303);
-    assert!(vera.get("/ui/inbox").await.body.contains("(restricted)"));
+    assert!(vera.get("/ui/inbox").await.body.contains("(operator without personal data)"));
 }
 
 #[tokio::test]
@@ -962,7 +962,7 @@ async fn operators_across_processes(db: okno_testkit::TestDb, url: &str) {
     assert!(olga.get("/ui/inbox").await.body.contains("(operator)"));
     let r = post_form(&mut admin, "/ui/admin/operators/change", &change("role", Some(("role", "restricted")))).await;
     assert_eq!(r.status, 303, "{}", r.body);
-    assert!(olga.get("/ui/inbox").await.body.contains("(restricted)"));
+    assert!(olga.get("/ui/inbox").await.body.contains("(operator without personal data)"));
     let bad = post_form(&mut admin, "/ui/admin/operators/change", &change("role", Some(("role", "root")))).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("not a valid role"));

@@ -320,7 +320,7 @@ async fn presses_and_authors_read_as_people_read_them_in_both_languages() {
     ] {
         assert!(text.contains(shown), "{shown:?} in {text}");
     }
-    assert!(page.body.contains("class=\"author author-operator\">anna<"), "the operator by login");
+    assert!(page.body.contains("class=\"author author-operator\" translate=\"no\">anna<"), "the operator by login");
     for english in ["pressed", "bot \"", "broadcast", "survey", "notification", "API token"] {
         assert!(!text.contains(english), "no English in the Russian window: {english:?} in {text}");
     }

@@ -297,9 +297,16 @@ pub async fn audit_log(State(state): State<AppState>, s: Session, Query(q): Quer
             &s,
             json!({
                 "title": t(&s, "audit"), "nav": "admin", "sub": "audit", "next": page.next,
-                "rows": page.items.iter().map(|a| json!({
-                    "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail.to_string(), "at": short_time(a.at),
-                })).collect::<Vec<_>>(),
+                "rows": page.items.iter().map(|a| {
+                    // A known action is said in words beside its code; an unknown one by its code.
+                    let key = format!("audit_{}", a.action.replace('.', "_"));
+                    let text = t(&s, &key);
+                    json!({
+                        "actor": super::authors::sender(s.lang, &a.actor).name, "action": a.action,
+                        "action_text": (text != key).then_some(text),
+                        "target": a.target, "detail": a.detail.to_string(), "at": short_time(a.at),
+                    })
+                }).collect::<Vec<_>>(),
             }),
         ),
         Err(e) => error_page(ui, &s, e),

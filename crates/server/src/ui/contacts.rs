@@ -16,7 +16,7 @@
 //! clear, so it can neither change nor empty one, and it cannot start a link code (a linked
 //! messenger receives everything sent to the person).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -563,11 +563,22 @@ async fn store_errors(
 }
 
 /// `GET /ui/contacts/new`
-pub async fn new_form(State(state): State<AppState>, s: Session) -> Response {
+pub async fn new_form(
+    State(state): State<AppState>,
+    s: Session,
+    Query(given): Query<HashMap<String, String>>,
+) -> Response {
     if let Some(r) = refuse(&state.ui, &s, Permission::Write) {
         return r;
     }
-    form_page(&state, &s, None, Value::Null, &FieldErrors::new(), StatusCode::OK)
+    // A form started from elsewhere (an event's unknown recipient) comes with what is known.
+    let prefilled: serde_json::Map<String, Value> = given
+        .into_iter()
+        .filter(|(k, v)| matches!(k.as_str(), "name" | "phone" | "email" | "external_id") && !v.trim().is_empty())
+        .map(|(k, v)| (k, Value::String(v.trim().to_string())))
+        .collect();
+    let typed = if prefilled.is_empty() { Value::Null } else { Value::Object(prefilled) };
+    form_page(&state, &s, None, typed, &FieldErrors::new(), StatusCode::OK)
 }
 
 /// `POST /ui/contacts/new`: `name`, `phone`, `email`, `external_id`, `groups` (comma-separated),

@@ -40,6 +40,12 @@ impl Lang {
     }
 }
 
+/// Every text of the UI: (key, English, Russian) — for the test that no page shows the other
+/// language's words.
+pub fn texts() -> &'static [(&'static str, &'static str, &'static str)] {
+    TEXTS
+}
+
 /// The text for `key` in `lang`; an unknown key shows as itself, so a gap is visible.
 pub fn t(lang: Lang, key: &str) -> String {
     TEXTS
@@ -439,7 +445,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("bc_send_at_local", "Send at (empty: at once)", "Когда отправить (пусто — сразу)"),
     ("time_zone_note", "Time zone:", "Часовой пояс:"),
     ("bc_unsubscribe_default", "Unsubscribe", "Отписаться"),
-    ("bc_ph_groups", "clients, vip", "клиенты, vip"),
+    ("bc_ph_groups", "clients, regulars", "клиенты, постоянные"),
     ("bc_ph_attrs", "city=Kazan\nvip=true", "city=Казань\nvip=true"),
     ("bc_ph_buttons", "Interested=yes\nNot now=no", "Интересно=yes\nНе сейчас=no"),
     (
@@ -590,8 +596,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ev_why_unknown_external_id", "No contact has the external id «{value}».", "Нет контакта с внешним id «{value}»."),
     (
         "ev_do_unknown_external_id",
-        "Create the contact with this external id (POST /api/v1/contacts {\"external_id\": \"{value}\", \"name\": …} or okno import contacts), then link their messenger: POST /api/v1/contacts/<id>/link gives a one-time link to send them.",
-        "Создайте контакт с этим внешним id (POST /api/v1/contacts {\"external_id\": \"{value}\", \"name\": …} или okno import contacts), затем привяжите его мессенджер: POST /api/v1/contacts/<id>/link выдаёт одноразовую ссылку, которую нужно отправить человеку.",
+        "Create the contact with this external id (Contacts → New contact, or POST /api/v1/contacts from the business system), then link their messenger with «Link a messenger» on the contact's card: it gives a one-time link to send them.",
+        "Создайте контакт с этим внешним id («Контакты → Новый контакт» или POST /api/v1/contacts из учётной системы), затем привяжите его мессенджер кнопкой «Привязать мессенджер» на карточке контакта: она даст одноразовую ссылку, которую нужно отправить человеку.",
     ),
     ("ev_why_unknown_contact_id", "No contact has the id «{value}».", "Нет контакта с id «{value}»."),
     (
@@ -620,8 +626,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ev_why_no_identity", "{name} has no messenger linked to okno.", "У контакта {name} нет привязанного мессенджера."),
     (
         "ev_do_no_identity",
-        "Link their messenger: POST /api/v1/contacts/{id}/link gives a one-time link (t.me/…?start=CODE) to send them; opening it links their Telegram. Someone who has written to the bot can also be merged into this contact on the contact's card.",
-        "Привяжите мессенджер: POST /api/v1/contacts/{id}/link выдаёт одноразовую ссылку (t.me/…?start=КОД), которую нужно отправить человеку; открыв её, он привяжет свой Telegram. Если человек уже писал боту, его можно объединить с этим контактом в карточке контакта.",
+        "Link their messenger: «Link a messenger» on the contact's card (or POST /api/v1/contacts/{id}/link) gives a one-time link (t.me/…?start=CODE) to send them; opening it links their Telegram. Someone who has written to the bot can also be merged into this contact on the contact's card.",
+        "Привяжите мессенджер: кнопка «Привязать мессенджер» на карточке контакта (или POST /api/v1/contacts/{id}/link) даёт одноразовую ссылку (t.me/…?start=КОД), которую нужно отправить человеку; открыв её, он привяжет свой Telegram. Если человек уже писал боту, его можно объединить с этим контактом в карточке контакта.",
     ),
     ("ev_why_blocked", "{name} blocked the bot on every channel.", "{name} заблокировал(а) бота во всех каналах."),
     (
@@ -779,6 +785,41 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("keys_not_typing", "Letters act only when you are not typing in a field.", "Буквы действуют, только когда курсор не в поле ввода."),
     ("close", "Close", "Закрыть"),
     ("shortcuts_short", "Keys", "Клавиши"),
+    // Every page in one language.
+    ("live_title", "Live updates", "Обновления в реальном времени"),
+    ("tk_ph_group", "couriers", "курьеры"),
+    ("ev_create_contact", "Create this contact", "Создать этот контакт"),
+    ("audit_bot_delete", "bot removed", "бот удалён"),
+    ("audit_bot_put", "bot attached", "бот подключён"),
+    ("audit_broadcast_cancel", "broadcast cancelled", "рассылка отменена"),
+    ("audit_broadcast_create", "broadcast started", "рассылка запущена"),
+    ("audit_broadcast_pause", "broadcast paused", "рассылка приостановлена"),
+    ("audit_broadcast_resume", "broadcast resumed", "рассылка возобновлена"),
+    ("audit_channel_create", "channel connected", "канал подключён"),
+    ("audit_channel_delete", "channel removed", "канал удалён"),
+    ("audit_channel_update", "channel changed", "канал изменён"),
+    ("audit_contact_create", "contact created", "контакт создан"),
+    ("audit_contact_link_code", "link code issued", "выдан код привязки"),
+    ("audit_contact_merge", "contacts merged", "контакты объединены"),
+    ("audit_contact_update", "contact changed", "контакт изменён"),
+    ("audit_operator_create", "operator added", "оператор добавлен"),
+    ("audit_operator_disable", "operator disabled", "оператор отключён"),
+    ("audit_operator_enable", "operator enabled", "оператор включён"),
+    ("audit_operator_login", "signed in", "вход в систему"),
+    ("audit_operator_password", "password changed", "пароль изменён"),
+    ("audit_operator_role", "role changed", "роль изменена"),
+    ("audit_operator_setup", "first administrator created", "создан первый администратор"),
+    ("audit_rule_delete", "rule removed", "правило удалено"),
+    ("audit_rule_put", "rule saved", "правило сохранено"),
+    ("audit_survey_create", "survey created", "опрос создан"),
+    ("audit_survey_delete", "survey removed", "опрос удалён"),
+    ("audit_survey_start", "survey started", "опрос запущен"),
+    ("audit_task_create", "task posted", "задача опубликована"),
+    ("audit_task_release", "task given back", "задача возвращена"),
+    ("audit_token_create", "API token created", "API-токен создан"),
+    ("audit_token_revoke", "API token revoked", "API-токен отозван"),
+    ("audit_webhook_create", "webhook subscribed", "вебхук подписан"),
+    ("audit_webhook_delete", "webhook removed", "вебхук удалён"),
 ];
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::i18n::Lang;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use okno_domain::model::Permission;
@@ -48,7 +49,7 @@ fn esc(s: &str) -> String {
 const COLORS: &[&str] = &["#2AABEE", "#6B7280", "#22c55e", "#f59e0b", "#a855f7", "#ef4444"];
 
 /// Stacked bars: one per day, one colour per channel.
-fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> String {
+fn day_chart(lang: Lang, days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> String {
     let color = |i: usize| match kinds.get(i).copied() {
         Some("telegram") if kinds.iter().filter(|k| **k == "telegram").count() == 1 => "#2AABEE",
         Some("webhook") if kinds.iter().filter(|k| **k == "webhook").count() == 1 => "#6B7280",
@@ -59,8 +60,9 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> 
     let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
     let step = (w - left) / days.len().max(1) as f64;
     let mut svg = format!(
-        r##"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="messages per day"><line x1="{left}" y1="{h}" x2="{w}" y2="{h}" stroke="#ccc"/><text x="0" y="12" font-size="11">{}</text>"##,
+        r##"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="{}"><line x1="{left}" y1="{h}" x2="{w}" y2="{h}" stroke="#ccc"/><text x="0" y="12" font-size="11">{}</text>"##,
         h + bottom + 22.0,
+        esc(&super::i18n::t(lang, "messages_per_day")),
         max as u64
     );
     for (i, day) in days.iter().enumerate() {
@@ -75,7 +77,7 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> 
             y -= bh;
             let _ = write!(
                 svg,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title translate="no">{} {}: {}</title></rect>"#,
                 step * 0.7,
                 color(si),
                 esc(day),
@@ -91,7 +93,7 @@ fn day_chart(days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> 
     for (si, (name, _)) in series.iter().enumerate() {
         let _ = write!(
             svg,
-            r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
+            r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11" translate="no">{}</text>"#,
             h + bottom + 6.0,
             color(si),
             lx + 14.0,
@@ -114,7 +116,7 @@ fn bar_chart(rows: &[(String, f64, String)]) -> String {
         let bw = v / max * (w - left - 90.0);
         let _ = write!(
             svg,
-            r##"<text x="0" y="{:.1}" font-size="12">{}</text><rect x="{left}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#2563eb"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"##,
+            r##"<text x="0" y="{:.1}" font-size="12" translate="no">{}</text><rect x="{left}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#2563eb"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"##,
             y + 15.0,
             esc(label),
             y + 3.0,
@@ -248,19 +250,20 @@ async fn build(state: &AppState, q: &ReportQuery) -> okno_domain::Result<Report>
 }
 
 /// Stacked horizontal bars, one per broadcast: sent, failed, waiting.
-fn broadcast_chart(rows: &[BroadcastResult]) -> String {
+fn broadcast_chart(lang: Lang, rows: &[BroadcastResult]) -> String {
     let (w, row_h, left) = (760.0, 22.0, 160.0);
     let max = rows.iter().map(|b| b.total.max(b.sent + b.failed + b.pending)).max().unwrap_or(0).max(1) as f64;
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="broadcast results">"#,
-        rows.len() as f64 * row_h + 4.0
+        r#"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="{}">"#,
+        rows.len() as f64 * row_h + 4.0,
+        esc(&super::i18n::t(lang, "broadcast_results"))
     );
     for (i, b) in rows.iter().enumerate() {
         let y = i as f64 * row_h;
-        let _ = write!(svg, r#"<text x="0" y="{:.1}" font-size="12">{}</text>"#, y + 15.0, esc(&b.name));
+        let _ = write!(svg, r#"<text x="0" y="{:.1}" font-size="12" translate="no">{}</text>"#, y + 15.0, esc(&b.name));
         let mut x = left;
         for (n, colour, what) in
-            [(b.sent, "#16a34a", "sent"), (b.failed, "#dc2626", "failed"), (b.pending, "#93c5fd", "waiting")]
+            [(b.sent, "#16a34a", "bc_sent"), (b.failed, "#dc2626", "bc_failed"), (b.pending, "#93c5fd", "bc_pending")]
         {
             if n == 0 {
                 continue;
@@ -268,10 +271,11 @@ fn broadcast_chart(rows: &[BroadcastResult]) -> String {
             let bw = n as f64 / max * (w - left - 150.0);
             let _ = write!(
                 svg,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{colour}"><title>{} {what}: {n}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{colour}"><title>{} · {}: {n}</title></rect>"#,
                 y + 3.0,
                 row_h - 6.0,
-                esc(&b.name)
+                esc(&b.name),
+                esc(&super::i18n::t(lang, what))
             );
             x += bw;
         }
@@ -331,11 +335,11 @@ pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<Rep
         json!({
             "title": super::i18n::t(s.lang, "reports"), "nav": "reports",
             "days": r.period, "event": r.event, "group_by": r.group_by, "total": total,
-            "messages_svg": day_chart(&r.days, &r.series, &r.kinds),
+            "messages_svg": day_chart(s.lang, &r.days, &r.series, &r.kinds),
             "first_svg": (!op_rows.is_empty()).then(|| bar_chart(&op_rows)),
             "resolution_svg": (!res_rows.is_empty()).then(|| bar_chart(&res_rows)),
             "ratings_svg": (!rating_rows.is_empty()).then(|| bar_chart(&rating_rows)),
-            "broadcasts_svg": (!r.broadcasts.is_empty()).then(|| broadcast_chart(&r.broadcasts)),
+            "broadcasts_svg": (!r.broadcasts.is_empty()).then(|| broadcast_chart(s.lang, &r.broadcasts)),
             "broadcasts": r.broadcasts,
             "operators": r.operators.iter().map(|o| json!({"name": o.name, "answered": o.answered, "first": o.first, "resolved": o.resolved, "resolution": o.resolution})).collect::<Vec<_>>(),
             "ratings": r.ratings.iter().map(|g| json!({"group": g.group, "count": g.count, "average": g.average})).collect::<Vec<_>>(),
