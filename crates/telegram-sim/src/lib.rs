@@ -140,6 +140,8 @@ pub struct ButtonPress {
     pub message_id: i64,
     /// The button's callback data.
     pub data: String,
+    /// The button's text when it was pressed ("" when no button carried that data).
+    pub label: String,
     /// The chat's newest message at the moment of the press (where a client shows it).
     pub after_message_id: i64,
     /// Seconds since the Unix epoch.
@@ -279,6 +281,22 @@ impl TelegramSim {
         Ok(SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id })
     }
 
+    /// A person the bot knows of — to write in a group with it — without touching their
+    /// private chat (one who never started the bot still cannot be written to by it).
+    pub fn try_member(&self, token: &str, user_id: i64, first_name: &str) -> Result<SimUser, SimError> {
+        if user_id <= 0 {
+            return Err(SimError::Invalid("user ids are positive".into()));
+        }
+        self.with_bot(token, |bot| {
+            bot.people.entry(user_id).or_insert_with(|| Person {
+                id: user_id,
+                first_name: first_name.to_string(),
+                username: None,
+            });
+        })?;
+        Ok(SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id })
+    }
+
     /// A person the bot knows of but who never started it: sends to their chat answer 403
     /// "Forbidden: bot can't initiate conversation with a user".
     pub fn stranger(&self, token: &str, user_id: i64) {
@@ -345,6 +363,7 @@ impl TelegramSim {
                         chat_id: p.chat_id,
                         message_id: p.message_id,
                         data: p.data.clone(),
+                        label: p.label.clone(),
                         after_message_id: p.after_message_id,
                         date: p.date,
                     })

@@ -212,6 +212,8 @@ pub(crate) struct Press {
     pub chat_id: i64,
     pub message_id: i64,
     pub data: String,
+    /// The button's text at the moment of the press ("" for data on no button).
+    pub label: String,
     /// The newest message of the chat when the button was pressed (where a client shows it).
     pub after_message_id: i64,
     /// Seconds since the Unix epoch.

@@ -105,12 +105,10 @@ fn client_text(text: &str) -> Result<(), SimError> {
     Ok(())
 }
 
-/// Checks that `data` is the callback data of an inline button on the message, which is all
-/// a client can press.
-fn client_button(bot: &mut Bot, chat_id: i64, message_id: i64, data: &str) -> Result<(), SimError> {
-    let chat = bot.chat_mut(chat_id)?;
-    let stored = chat.messages.get(&message_id).ok_or(SimError::UnknownMessage { chat_id, message_id })?;
-    let on_it = stored
+/// The label of the inline button with callback `data` on a message, if there is one.
+fn button_label(bot: &Bot, chat_id: i64, message_id: i64, data: &str) -> Option<String> {
+    let stored = bot.chats.get(&chat_id)?.messages.get(&message_id)?;
+    stored
         .markup
         .as_ref()
         .and_then(|m| m["inline_keyboard"].as_array())
@@ -118,11 +116,20 @@ fn client_button(bot: &mut Bot, chat_id: i64, message_id: i64, data: &str) -> Re
         .flatten()
         .filter_map(Value::as_array)
         .flatten()
-        .any(|b| b["callback_data"].as_str() == Some(data));
-    if on_it {
-        Ok(())
-    } else {
-        Err(SimError::Invalid(format!("message {message_id} has no button with this data")))
+        .find(|b| b["callback_data"].as_str() == Some(data))
+        .map(|b| b["text"].as_str().unwrap_or_default().to_string())
+}
+
+/// Checks that `data` is the callback data of an inline button on the message, which is all
+/// a client can press.
+fn client_button(bot: &mut Bot, chat_id: i64, message_id: i64, data: &str) -> Result<(), SimError> {
+    let chat = bot.chat_mut(chat_id)?;
+    if !chat.messages.contains_key(&message_id) {
+        return Err(SimError::UnknownMessage { chat_id, message_id });
+    }
+    match button_label(bot, chat_id, message_id, data) {
+        Some(_) => Ok(()),
+        None => Err(SimError::Invalid(format!("message {message_id} has no button with this data"))),
     }
 }
 
@@ -189,6 +196,7 @@ fn callback_query(
         None => return Err(SimError::UnknownMessage { chat_id, message_id }),
     };
     let after_message_id = chat.next_message_id - 1;
+    let label = button_label(bot, chat_id, message_id, data).unwrap_or_default();
     let n = bot.next_seq();
     let id = format!("{}", 4_382_000_000_000_000_000u64 + (bot.id.rem_euclid(1_000_000) as u64) * 1_000_000 + n);
     bot.presses.insert(
@@ -200,6 +208,7 @@ fn callback_query(
             chat_id,
             message_id,
             data: data.to_string(),
+            label,
             after_message_id,
             date: unix_now(),
         },

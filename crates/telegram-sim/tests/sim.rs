@@ -851,6 +851,7 @@ async fn a_chat_timeline_has_both_sides_edits_presses_and_the_reply_keyboard() {
     let presses = sim.presses(TOKEN, 42).unwrap();
     assert_eq!(presses.len(), 1);
     assert_eq!((presses[0].data.as_str(), presses[0].message_id, presses[0].user_id), ("pick", menu_id, 42));
+    assert_eq!(presses[0].label, "Pick", "the label as it was when pressed");
     assert_eq!(presses[0].after_message_id, menu_id, "pressed after the menu arrived");
     assert_eq!(presses[0].answer.as_ref().and_then(|a| a.text.as_deref()), Some("Done"));
 
