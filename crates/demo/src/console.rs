@@ -70,15 +70,20 @@ fn sample(file: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::internal(format!("examples/events/{file} is not JSON: {e}")))
 }
 
-/// The contact-id → person-name map of the world.
-fn name_of(shared: &Shared, contact_id: &str) -> String {
-    shared
+/// A contact's name: the cast's, else okno's (a customer okno met first has no external id).
+async fn name_of(shared: &Shared, contact_id: &str) -> String {
+    let known = shared
         .world
         .get()
         .and_then(|w| w.contacts.iter().find(|(_, id)| id.as_str() == contact_id))
-        .and_then(|(key, _)| cast::person(key))
-        .map(|p| p.name.to_string())
-        .unwrap_or_else(|| contact_id.to_string())
+        .and_then(|(key, _)| cast::person(key));
+    if let Some(p) = known {
+        return p.name.to_string();
+    }
+    match shared.api.get(&format!("/contacts/{contact_id}")).await.and_then(|r| r.ok("a contact")) {
+        Ok(c) => c["name"].as_str().unwrap_or(contact_id).to_string(),
+        Err(_) => contact_id.to_string(),
+    }
 }
 
 /// `GET /demo/api/console`
@@ -97,12 +102,11 @@ pub async fn state(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Api
         let mut v = json!({"what": p.what, "file": p.file, "at": p.at, "status": p.status, "answer": p.answer});
         if let Some(id) = &p.event_id {
             let ev = shared.api.get(&format!("/events/{id}")).await?.ok("the posted event")?;
-            let deliveries: Vec<Value> = ev["deliveries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| json!({"name": name_of(&shared, d["contact_id"].as_str().unwrap_or("")), "status": d["status"], "error": d["error"]}))
-                .collect();
+            let mut deliveries = Vec::new();
+            for d in ev["deliveries"].as_array().into_iter().flatten() {
+                let name = name_of(&shared, d["contact_id"].as_str().unwrap_or("")).await;
+                deliveries.push(json!({"name": name, "status": d["status"], "error": d["error"]}));
+            }
             v["event"] =
                 json!({"id": id, "status": ev["status"], "deliveries": deliveries, "unresolved": ev["unresolved"]});
         }

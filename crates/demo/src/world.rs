@@ -31,7 +31,7 @@ pub struct World {
 }
 
 /// The okno webhook events the simulated 1C subscribes to.
-pub const HOOK_EVENTS: &[&str] = &["button.pressed", "task.claimed", "survey.answered", "contact.updated"];
+pub const HOOK_EVENTS: &[&str] = &["button.pressed", "task.claimed", "survey.answered"];
 
 /// How long the people's link codes may take to become identities.
 const LINK_WAIT: Duration = Duration::from_secs(60);

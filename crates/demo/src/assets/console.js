@@ -181,10 +181,10 @@
       head.appendChild(el("small", "muted", clock(w.at)));
       head.appendChild(el("b", null, w.event));
       var d = w.data || {};
-      var summary = d.answer !== undefined ? "answer = " + d.answer
-        : d.executor ? T.demo_task_claimed_by + " " + d.executor.name
-        : d.question ? (d.question.text || d.question.id) + " → " + (d.answer || "")
-        : "";
+      var summary = w.event === "task.claimed" && d.executor ? T.demo_task_claimed_by + " " + d.executor.name
+        : w.event === "survey.answered" ? (d.contact ? d.contact.name + ": " : "") + (d.question ? d.question.id : "") + " → " + (d.answer !== undefined ? d.answer : "")
+        : d.answer !== undefined && d.answer !== null ? "answer = " + d.answer
+        : d.text || d.button_data || "";
       if (summary) head.appendChild(el("span", null, summary));
       row.appendChild(head);
       var det = el("details");

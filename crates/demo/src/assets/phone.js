@@ -67,10 +67,13 @@
     if (bot) {
       a.href = "#";
       a.addEventListener("click", function (e) { e.preventDefault(); openBotLink(bot); });
-    } else {
-      a.href = safeUrl(url) || "#";
+    } else if (safeUrl(url)) {
+      a.href = url;
       a.target = "_blank";
       a.rel = "noopener noreferrer";
+    } else {
+      // tg://user?id=… and the like mean nothing outside Telegram: plain text.
+      return el("span", "mention", text);
     }
     return a;
   }
@@ -172,6 +175,7 @@
     $("replying").hidden = true;
     location.hash = state.person + "/" + key;
     $("device").classList.add("in-chat");
+    document.querySelector(".phone-page").classList.add("in-chat");
     $("no-chat").hidden = true;
     $("chat").hidden = false;
     return loadChat().then(loadChats).then(function () { $("text").focus(); });
@@ -361,6 +365,7 @@
   $("back").addEventListener("click", function () {
     state.chat = null;
     $("device").classList.remove("in-chat");
+    document.querySelector(".phone-page").classList.remove("in-chat");
     $("chat").hidden = true;
     $("no-chat").hidden = false;
     location.hash = state.person;
@@ -377,6 +382,7 @@
     $("chat").hidden = true;
     $("no-chat").hidden = false;
     $("device").classList.remove("in-chat");
+    document.querySelector(".phone-page").classList.remove("in-chat");
     location.hash = key + (chat ? "/" + chat : "");
     return loadChats().then(function () { if (chat) return openChat(chat); });
   }

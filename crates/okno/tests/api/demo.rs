@@ -622,3 +622,101 @@ async fn the_demo_refuses_a_folder_with_something_in_it_and_a_configured_databas
     assert!(fresh.join("okno.db").exists(), "a folder the visitor named stays");
     std::fs::remove_dir_all(&fresh).unwrap();
 }
+
+// --- in a real browser ------------------------------------------------------------------------
+
+use okno_testkit::browser::{Browser, BROWSER_TURN};
+
+/// Clicks the inline button of the open chat whose label starts with `label` (waiting for it).
+async fn tap(b: &Browser, label: &str) {
+    let script = format!(
+        "var b = [...document.querySelectorAll('#messages .inline button')].reverse().find(e => e.textContent.startsWith({})); if (!b) return false; b.click(); return true",
+        json!(label)
+    );
+    b.wait_for(15, &script).await;
+}
+
+/// The text of an element as written (`innerText` applies CSS capitals).
+async fn content(b: &Browser, css: &str) -> String {
+    b.js(&format!("return document.querySelector({}).textContent", json!(css))).await.as_str().unwrap_or("").to_string()
+}
+
+/// Waits until the open chat shows `needle`.
+async fn shows(b: &Browser, needle: &str) {
+    b.wait_for(15, &format!("return document.getElementById('messages').innerText.includes({})", json!(needle))).await;
+}
+
+#[tokio::test]
+async fn in_the_browser_the_phone_plays_a_customer_and_a_courier_in_both_languages() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let w = start().await;
+
+    // English (the browser's language): a new customer opens the shop bot, presses Start,
+    // presses a menu button and types an order number.
+    b.goto(&format!("{}/demo/phone#belova/shop", w.url)).await;
+    b.wait_for(15, "return window.oknoDemoLive === true").await;
+    b.wait_for(15, "return (document.body.dataset.loaded || '').startsWith('belova/shop/')").await;
+    assert!(content(&b, "#who").await.contains("You are"));
+    assert!(b.text("#who-hint").await.contains("A customer 1C does not know"), "what to try as her");
+    b.wait_for(10, "return !document.getElementById('start').hidden && document.getElementById('composer').hidden")
+        .await;
+    b.click("#start").await;
+    tap(&b, "🔍 Узнать статус заказа").await;
+    shows(&b, "Введите номер заказа").await;
+    b.type_into("#text", "100421").await;
+    b.click("#send").await;
+    shows(&b, "Заказ № 100421: В производстве.").await;
+    assert!(w.demo().onec().subscriber("100421").is_some(), "the lookup reached 1C");
+    assert!(b.text("#messages").await.contains("You pressed «🔍 Узнать статус заказа»"), "the press is shown");
+    b.screenshot("demo-phone-en").await;
+
+    // The 1C console tells her the order is ready; it arrives live.
+    b.goto(&format!("{}/demo/console", w.url)).await;
+    b.wait_for(15, "return window.oknoDemoLive === true && document.querySelector('#events .event')").await;
+    b.click("#events .event[data-file='order_stage_changed.json'] button[data-action=post]").await;
+    b.wait_for(15, "return document.getElementById('posted').innerText.includes('order.stage_changed')").await;
+    b.click("#post-task").await;
+    b.wait_for(15, "return document.getElementById('posted').innerText.includes('Доставка: ул. Ленина, 5')").await;
+    b.wait_for(15, "return document.getElementById('received').innerText.includes('GET /orders/100421')").await;
+    b.screenshot("demo-console").await;
+
+    // Russian (the operator UI's language switch): a courier takes the task in the group.
+    b.goto(&format!("{}/lang/ru", w.url)).await;
+    b.screen(Some((390, 844))).await;
+    b.goto(&format!("{}/demo/phone#sokolov/couriers", w.url)).await;
+    b.wait_for(
+        15,
+        "return window.oknoDemoLive === true && (document.body.dataset.loaded || '').startsWith('sokolov/couriers/')",
+    )
+    .await;
+    assert!(content(&b, "#who").await.contains("Вы —"), "the page follows okno_lang");
+    assert!(b.text("#who-hint").await.contains("Курьеры Стройторга"));
+    tap(&b, "Взять").await;
+    shows(&b, "Задачу взял(а): Дмитрий Соколов").await;
+    b.wait_for(15, "return document.getElementById('messages').innerText.includes('Вы нажали «Взять»')").await;
+    // The bot's answer came as an alert, as Telegram shows one.
+    b.wait_for(15, "return !document.getElementById('alert').hidden").await;
+    assert!(content(&b, "#alert-text").await.contains("ваша"), "{}", content(&b, "#alert-text").await);
+    b.click("#alert-ok").await;
+    assert_eq!(
+        b.js("return !!document.getElementById('device').classList.contains('in-chat') && getComputedStyle(document.getElementById('chat-list')).display").await,
+        json!("none"),
+        "on a phone-sized screen the chat takes the whole screen"
+    );
+    assert_eq!(b.js("return getComputedStyle(document.getElementById('who')).display").await, json!("none"));
+    b.screenshot("demo-phone-ru").await;
+    b.screen(None).await;
+
+    // The operator window: the login page shows the demo credentials, every page the banner.
+    b.goto(&format!("{}/lang/en", w.url)).await;
+    b.goto(&format!("{}/login", w.url)).await;
+    assert!(b.text("#demo-creds").await.contains("admin / okno-demo"), "{}", b.text("#demo-creds").await);
+    b.login(&w.url, "admin", "okno-demo").await;
+    assert!(b.text("#demo-banner").await.contains("simulated"));
+    b.click("#demo-phone-link").await;
+    b.wait_for(15, "return location.pathname === '/demo/phone'").await;
+    b.goto(&format!("{}/ui/inbox", w.url)).await;
+    b.wait_for(15, "return window.oknoLive === true").await;
+    b.screenshot("demo-operator").await;
+}
