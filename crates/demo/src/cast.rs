@@ -100,7 +100,8 @@ pub struct PersonSpec {
     pub groups: &'static [&'static str],
     /// Their phone, if the business system has it.
     pub phone: Option<&'static str>,
-    /// The bots they have linked their Telegram on (with a link code, at the demo's start).
+    /// The bots they have linked their Telegram on (with a link code, at the demo's start), in
+    /// that order: okno writes to them on the last one.
     pub linked: &'static [&'static str],
 }
 
@@ -148,7 +149,7 @@ pub const PEOPLE: &[PersonSpec] = &[
         external_id: Some("1c-employee-ivanova"),
         groups: &["Сотрудники", "Продавцы"],
         phone: Some("+7 912 600-10-04"),
-        linked: &["staff", "hr", "help"],
+        linked: &["hr", "help", "staff"],
     },
     PersonSpec {
         key: "orlov",

@@ -301,6 +301,31 @@ async fn the_menu_bot_finds_a_product_in_1c_and_the_vacation_form_reaches_1c_and
     assert_eq!(searches[0].q("q"), "дрель");
     assert_eq!(w.demo().onec().requests_to("GET", "/products/DR-002").len(), 1, "the card came from 1C");
 
+    // A question to the director, answered with Reply on his phone.
+    let before = w.last_id("ivanova", "staff").await;
+    w.say("ivanova", "staff", "/menu").await;
+    let menu = w.wait_text("ivanova", "staff", before, "Главное меню. Выберите раздел.").await;
+    w.press("ivanova", "staff", &menu, "✉️ Обратная связь").await;
+    let whom = w.wait_text("ivanova", "staff", menu["message_id"].as_i64().unwrap(), "Кому задать вопрос?").await;
+    w.press("ivanova", "staff", &whom, "❓ Вопрос директору").await;
+    let prompt = w.wait_text("ivanova", "staff", whom["message_id"].as_i64().unwrap(), "Напишите вопрос").await;
+    w.say("ivanova", "staff", "Можно ли взять выходной в пятницу?").await;
+    w.wait_text("ivanova", "staff", prompt["message_id"].as_i64().unwrap(), "Вопрос передан директору.").await;
+    let question = w.wait_text("orlov", "staff", 0, "Можно ли взять выходной в пятницу?").await;
+    let (status, body) = w
+        .act(
+            "/demo/api/phone/orlov/staff/send",
+            json!({"text": "Да, договорились.", "reply_to": question["message_id"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reply = w.chat("orlov", "staff").await;
+    let sent =
+        reply["messages"].as_array().unwrap().iter().find(|m| m["message_id"] == body["message_id"]).unwrap().clone();
+    assert_eq!(sent["reply_to_message"]["message_id"], question["message_id"], "a Telegram reply");
+    w.wait_text("ivanova", "staff", prompt["message_id"].as_i64().unwrap(), "Ответ директора:\nДа, договорились.")
+        .await;
+
     // The vacation request form of the personal-account bot.
     let main = w.wait_text("ivanova", "hr", 0, "Анна Иванова, что нужно оформить?").await;
     w.press("ivanova", "hr", &main, "🏖 Заявление на отпуск").await;
@@ -420,8 +445,8 @@ async fn a_broadcast_and_a_survey_arrive_on_the_phones_and_the_answers_reach_1c(
     let (status, started) =
         w.act("/demo/api/console/survey", json!({"survey_id": survey_id, "person": "ivanova"})).await;
     assert_eq!((status, started["answer"]["started"].as_u64()), (200, Some(1)), "{started}");
-    // Her three bots were linked at once, so which one she "wrote to last" is whichever okno
-    // took in last: look in all three.
+    // It goes where she wrote last — the staff bot, linked last — but a survey may go to any
+    // of her bots, so the phone is searched as a person would look.
     let (bot, q1) = eventually(20, || async {
         for bot in ["staff", "hr", "help"] {
             let c = w.chat("ivanova", bot).await;
