@@ -398,7 +398,12 @@ fn rules_apply_loads_the_example_folder_and_refuses_a_broken_rule_with_its_posit
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules");
     let out = okno.run(&["rules", "apply", examples.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9, "nine example rules");
+    let files = std::fs::read_dir(&examples)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), files, "one line per example rule");
+    assert_eq!(files, 10, "the ten example rules");
     let broken = okno.dir.join("broken.json");
     std::fs::write(
         &broken,

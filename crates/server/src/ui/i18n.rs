@@ -404,8 +404,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("demo_webhooks", "okno's webhooks received by 1C", "Вебхуки okno, полученные 1С"),
     (
         "demo_webhooks_hint",
-        "Signed with HMAC and checked by 1C: answers to buttons, claimed tasks, survey answers, contact changes.",
-        "Подписаны HMAC и проверены 1С: ответы кнопками, взятые задачи, ответы на опросы, изменения контактов.",
+        "Signed with HMAC and checked by 1C: button presses and answers, claimed tasks, survey answers.",
+        "Подписаны HMAC и проверены 1С: нажатия кнопок и ответы, взятые задачи, ответы на опросы.",
     ),
     ("demo_received", "What the bots asked of 1C", "Что боты запросили у 1С"),
     (
