@@ -53,6 +53,13 @@ enum Command {
         #[command(subcommand)]
         action: BotAction,
     },
+    /// Try okno in five minutes: a throwaway okno with a simulated Telegram and 1C, the example
+    /// bots, rules and surveys, linked demo people, a phone page and a 1C console (docs/demo.md).
+    Demo {
+        /// The data folder, new or empty (default: a fresh throwaway one, removed at the end).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +208,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Backup { dest } => backup(&settings, &dest).await,
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::Bot { action } => bot(&settings, action).await,
+        Command::Demo { data_dir } => demo(&settings, data_dir).await,
         Command::DefaultConfig => Ok(()),
     }
 }
@@ -331,6 +339,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     running.wait().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `okno demo`: starts the demo, says where to go, runs until Ctrl-C or SIGTERM.
+async fn demo(settings: &Settings, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    eprintln!("okno demo: starting okno with a simulated Telegram and a simulated 1C…");
+    let demo = okno_demo::Demo::start(settings, data_dir).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    println!("{}", demo.instructions());
+    let stop = demo.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("okno demo: stopping");
+        stop.cancel();
+    });
+    demo.wait().await;
     Ok(())
 }
 

@@ -398,7 +398,12 @@ fn rules_apply_loads_the_example_folder_and_refuses_a_broken_rule_with_its_posit
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rules");
     let out = okno.run(&["rules", "apply", examples.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9, "nine example rules");
+    let files = std::fs::read_dir(&examples)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), files, "one line per example rule");
+    assert_eq!(files, 10, "the ten example rules");
     let broken = okno.dir.join("broken.json");
     std::fs::write(
         &broken,
@@ -570,4 +575,67 @@ fn user_create_help_lists_every_role() {
     let bad = okno.run(&["user", "create", "--login", "x", "--role", "superuser"], Some("correct horse battery\n"));
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: admin, operator, restricted, integration"));
+}
+
+/// `okno demo` as the README runs it: it refuses a folder holding something and a configured
+/// database, and on a fresh folder it prints where to go, serves the pages, and removes its
+/// throwaway folder on SIGTERM.
+#[tokio::test]
+async fn okno_demo_refuses_data_it_could_harm_and_otherwise_starts_and_says_where_to_go() {
+    let mut okno = Okno::new();
+    let busy = okno.dir.join("okno-data");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("okno.db"), b"a real okno's data").unwrap();
+    let out = okno.run(&["demo", "--data-dir", busy.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starts only on an empty folder") && err.contains("okno-data"), "{err}");
+    assert_eq!(std::fs::read(busy.join("okno.db")).unwrap(), b"a real okno's data");
+
+    let out = okno.cmd().env("OKNO_DATABASE_URL", "postgres://okno@127.0.0.1/production").arg("demo").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("never touches a PostgreSQL database") && err.contains("OKNO_DATABASE_URL"), "{err}");
+
+    let mut child = okno.cmd().arg("demo").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    while !printed.iter().any(|l: &String| l.contains("Stop with Ctrl-C")) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => printed.push(line),
+            Err(_) => panic!("okno demo printed no instructions: {printed:?}"),
+        }
+    }
+    let text = printed.join("\n");
+    let base = okno.url("");
+    for needle in [
+        format!("{base}/            login: admin   password: okno-demo"),
+        format!("{base}/demo/phone"),
+        format!("{base}/demo/console"),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} in:\n{text}");
+    }
+    let folder = text.split("Data folder: ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    assert!(Path::new(&folder).join("okno.db").exists(), "{folder}");
+    let phone = okno.http.get(okno.url("/demo/phone")).send().await.unwrap();
+    assert_eq!(phone.status(), 200);
+    let login = okno.http.get(okno.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains("okno-demo"), "the login page shows the demo credentials");
+    let token = text.split("token: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let channels = okno.call(reqwest::Method::GET, "/api/v1/channels", &token, None).await;
+    assert_eq!(channels["items"].as_array().unwrap().len(), okno_demo::cast::BOTS.len(), "the printed token works");
+
+    okno.child = Some(child);
+    let status = okno.terminate();
+    assert!(status.success(), "{status}");
+    assert!(!Path::new(&folder).exists(), "the throwaway folder is removed");
 }

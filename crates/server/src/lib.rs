@@ -41,17 +41,38 @@ pub struct AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    Router::new()
+    router_with(state, settings, None)
+}
+
+/// The whole HTTP surface plus `extra` routes, which get the same body limit, tracing and
+/// request metrics as okno's own.
+fn router_with(state: AppState, settings: &Settings, extra: Option<Router>) -> Router {
+    let own: Router = Router::new()
         .nest("/api/v1", api::routes(settings))
         .merge(hooks::routes())
         .merge(ops::routes())
         .merge(ui::routes(settings.limits.max_attachment_bytes))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_requests))
+        .with_state(state.clone());
+    let all = match extra {
+        Some(extra) => own.merge(extra),
+        None => own,
+    };
+    all.layer(axum::middleware::from_fn_with_state(state, ops::count_requests))
         .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+/// What a program embedding okno adds to it (`okno demo` does; `okno serve` adds nothing).
+#[derive(Default)]
+pub struct Extras {
+    /// Routes served beside okno's own. Their paths must be ones okno does not use (the
+    /// demo's live under `/demo`): a path served twice is a programming error axum refuses.
+    pub routes: Option<Router>,
+    /// Marks the operator UI as a demonstration: a banner on every page and the demo
+    /// administrator's credentials on the login page.
+    pub demo: Option<ui::DemoNotice>,
 }
 
 /// A running okno: its address, its engine, and the handle to stop it.
@@ -117,16 +138,28 @@ fn spawn_statistics(store: Arc<dyn Store>, stop: CancellationToken) {
 
 /// Starts okno on `listener` with an already opened store.
 pub async fn start_with(settings: &Settings, store: Arc<dyn Store>, listener: TcpListener) -> Result<Running> {
+    start_with_extras(settings, store, listener, Extras::default()).await
+}
+
+/// Starts okno on `listener` with an already opened store and what the embedding program adds.
+pub async fn start_with_extras(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    extras: Extras,
+) -> Result<Running> {
     let addr = listener.local_addr().map_err(|e| Error::internal(format!("listener: {e}")))?;
     let public_url = settings.public_url(addr);
     let engine = Engine::new(store, engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone()))?;
     let shutdown = CancellationToken::new();
-    let ui = Arc::new(ui::Ui::new(settings, &public_url)?);
+    let mut ui = ui::Ui::new(settings, &public_url)?;
+    ui.demo = extras.demo;
+    let ui = Arc::new(ui);
     let state =
         AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
     ui::spawn_upkeep(&state);
     spawn_statistics(engine.store.clone(), shutdown.clone());
-    let app = router(state, settings);
+    let app = router_with(state, settings, extras.routes);
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());
         tokio::spawn(async move {

@@ -9,10 +9,14 @@
 //!
 //! A test starts it with [`TelegramSim::start`], registers a bot with [`TelegramSim::add_bot`],
 //! plays people with [`SimUser`] and [`SimGroup`], and reads back what the bot did with
-//! [`TelegramSim::sent`] and friends.
+//! [`TelegramSim::sent`] and friends. Those helpers panic on a mistake (a test's failure).
+//!
+//! `okno demo` ships the simulator in the binary: there every action comes from a person on the
+//! demo's phone page and goes through the `try_` methods, which check the input as a Telegram
+//! client would and answer a [`SimError`] instead of panicking; [`TelegramSim::timeline`],
+//! [`TelegramSim::presses`] and [`TelegramSim::activity`] let the page show each chat live.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test-only code: a failed unwrap is a failed test
-
+mod error;
 mod html;
 mod markdown;
 mod methods;
@@ -26,6 +30,11 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub use crate::error::SimError;
 use crate::state::{Access, Bot, Chat, ChatKind, Inner, Person};
 pub use crate::users::{SimGroup, SimUser};
 
@@ -118,6 +127,40 @@ pub struct CallbackAnswer {
     pub after: Duration,
 }
 
+/// A button press in a chat, as [`TelegramSim::presses`] lists it.
+#[derive(Debug, Clone)]
+pub struct ButtonPress {
+    /// The callback query id.
+    pub id: String,
+    /// Who pressed.
+    pub user_id: i64,
+    /// Where.
+    pub chat_id: i64,
+    /// The message the button is on.
+    pub message_id: i64,
+    /// The button's callback data.
+    pub data: String,
+    /// The button's text when it was pressed ("" when no button carried that data).
+    pub label: String,
+    /// The chat's newest message at the moment of the press (where a client shows it).
+    pub after_message_id: i64,
+    /// Seconds since the Unix epoch.
+    pub date: i64,
+    /// The bot's answerCallbackQuery, once made.
+    pub answer: Option<CallbackAnswer>,
+}
+
+/// A file kept by the simulator: what a person or the bot sent.
+#[derive(Debug, Clone)]
+pub struct SimFile {
+    /// Content.
+    pub bytes: Bytes,
+    /// File name, when the file has one (documents do, photos do not).
+    pub name: Option<String>,
+    /// MIME type, when known.
+    pub mime: Option<String>,
+}
+
 /// The webhook a bot has set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookInfo {
@@ -130,16 +173,24 @@ pub struct WebhookInfo {
 }
 
 impl TelegramSim {
-    /// Starts on 127.0.0.1:0. `api_base()` is what okno is configured with.
+    /// Starts on 127.0.0.1:0. `api_base()` is what okno is configured with. Test helper:
+    /// panics when the port cannot be bound.
     pub async fn start() -> TelegramSim {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("telegram-sim: binding 127.0.0.1:0");
-        let addr = listener.local_addr().expect("telegram-sim: local address");
-        let inner = Arc::new(Inner::new(format!("http://{addr}")));
+        TelegramSim::try_start().await.unwrap_or_else(|e| panic!("telegram-sim: starting on 127.0.0.1:0: {e}"))
+    }
+
+    /// Starts on 127.0.0.1 on a free port.
+    pub async fn try_start() -> std::io::Result<TelegramSim> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner::new(format!("http://{addr}"))?);
         let app = server::router(inner.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("telegram-sim: the HTTP server stopped: {e}");
+            }
         });
-        TelegramSim { inner }
+        Ok(TelegramSim { inner })
     }
 
     /// E.g. "http://127.0.0.1:PORT"; requests go to `{api_base}/bot<token>/<method>`.
@@ -147,26 +198,47 @@ impl TelegramSim {
         self.inner.base.clone()
     }
 
-    fn with_bot<T>(&self, token: &str, f: impl FnOnce(&mut Bot) -> T) -> T {
+    fn with_bot<T>(&self, token: &str, f: impl FnOnce(&mut Bot) -> T) -> Result<T, SimError> {
         let mut world = self.inner.world();
-        f(world.bot(token))
+        Ok(f(world.bot(token)?))
+    }
+
+    /// [`TelegramSim::with_bot`] for the test helpers: an unknown bot is the test's mistake.
+    fn must_bot<T>(&self, token: &str, f: impl FnOnce(&mut Bot) -> T) -> T {
+        self.with_bot(token, f).unwrap_or_else(|e| panic!("telegram-sim: {e}; call add_bot first"))
     }
 
     /// Registers a bot and returns its user id (the number before the `:` of the token, as on
     /// Telegram). Tokens must look like Telegram's (`123456:ABC…`); requests with unknown
-    /// tokens get 401.
+    /// tokens get 401. Test helper: a malformed token panics.
     pub fn add_bot(&self, token: &str, username: &str) -> i64 {
-        assert!(
-            server::token_well_formed(token) && !token.contains('/'),
-            "telegram-sim: {token:?} is not a Telegram-shaped token (<digits>:<secret>); the server would answer 401 \"Unauthorized: invalid token specified\""
-        );
+        self.try_add_bot(token, username).unwrap_or_else(|e| panic!("telegram-sim: {e}"))
+    }
+
+    /// Registers a bot (again: the same bot) and returns its user id; a token that is not
+    /// Telegram-shaped (`<digits>:<secret>`) is refused, as the server would answer 401.
+    pub fn try_add_bot(&self, token: &str, username: &str) -> Result<i64, SimError> {
+        if !server::token_well_formed(token) || token.contains('/') {
+            return Err(SimError::Invalid(
+                "not a Telegram-shaped bot token (<digits>:<secret>); the server would answer 401 \"Unauthorized: invalid token specified\"".into(),
+            ));
+        }
+        let valid_name = (5..=32).contains(&username.len())
+            && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && username.to_ascii_lowercase().ends_with("bot");
+        if !valid_name {
+            return Err(SimError::Invalid(format!(
+                "{username:?} is not a bot username (5-32 letters, digits or _, ending in \"bot\")"
+            )));
+        }
         let mut world = self.inner.world();
         let id = token
             .split_once(':')
             .and_then(|(id, _)| id.parse::<i64>().ok())
             .unwrap_or_else(|| 5_000_000_000 + world.bots.len() as i64 + 1);
-        world.bots.entry(token.to_string()).or_insert_with(|| Bot::new(id, username));
-        id
+        let bot = world.bots.entry(token.to_string()).or_insert_with(|| Bot::new(id, username));
+        bot.activity = self.inner.activity.clone();
+        Ok(id)
     }
 
     /// Telegram's rate limits on (the default) or off (for throughput benchmarks).
@@ -179,9 +251,21 @@ impl TelegramSim {
         self.inner.world().callback_timeout = timeout;
     }
 
-    /// A person who has started the bot, in a private chat (chat id == user id).
+    /// A person who has started the bot, in a private chat (chat id == user id). Test helper:
+    /// panics on an unknown bot or a user id that is not positive.
     pub fn user(&self, token: &str, user_id: i64, first_name: &str) -> SimUser {
-        assert!(user_id > 0, "telegram-sim: user ids are positive");
+        self.try_user(token, user_id, first_name).unwrap_or_else(|e| panic!("telegram-sim: {e}"))
+    }
+
+    /// A person who has started the bot (pressed Start), in a private chat (chat id == user
+    /// id); a person met before keeps their chat and gets this name.
+    pub fn try_user(&self, token: &str, user_id: i64, first_name: &str) -> Result<SimUser, SimError> {
+        if user_id <= 0 {
+            return Err(SimError::Invalid("user ids are positive".into()));
+        }
+        if first_name.trim().is_empty() || first_name.chars().count() > 64 {
+            return Err(SimError::Invalid("a first name has 1 to 64 characters".into()));
+        }
         self.with_bot(token, |bot| {
             let person = bot.people.entry(user_id).or_insert_with(|| Person {
                 id: user_id,
@@ -193,14 +277,30 @@ impl TelegramSim {
             if chat.access == Access::Stranger {
                 chat.access = Access::Started;
             }
-        });
-        SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id }
+        })?;
+        Ok(SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id })
+    }
+
+    /// A person the bot knows of — to write in a group with it — without touching their
+    /// private chat (one who never started the bot still cannot be written to by it).
+    pub fn try_member(&self, token: &str, user_id: i64, first_name: &str) -> Result<SimUser, SimError> {
+        if user_id <= 0 {
+            return Err(SimError::Invalid("user ids are positive".into()));
+        }
+        self.with_bot(token, |bot| {
+            bot.people.entry(user_id).or_insert_with(|| Person {
+                id: user_id,
+                first_name: first_name.to_string(),
+                username: None,
+            });
+        })?;
+        Ok(SimUser { inner: self.inner.clone(), token: token.to_string(), id: user_id })
     }
 
     /// A person the bot knows of but who never started it: sends to their chat answer 403
     /// "Forbidden: bot can't initiate conversation with a user".
     pub fn stranger(&self, token: &str, user_id: i64) {
-        self.with_bot(token, |bot| {
+        self.must_bot(token, |bot| {
             bot.people.entry(user_id).or_insert_with(|| Person {
                 id: user_id,
                 first_name: format!("User {user_id}"),
@@ -208,26 +308,93 @@ impl TelegramSim {
             });
             let chat = bot.chats.entry(user_id).or_insert_with(|| Chat::new(ChatKind::Private, "", Some(user_id)));
             chat.access = Access::Stranger;
-        });
+        })
+    }
+
+    /// A group chat (negative id) the bot is a member of, in which users write. Test helper:
+    /// panics on an unknown bot or a group id that is not negative.
+    pub fn group(&self, token: &str, chat_id: i64, title: &str) -> SimGroup {
+        self.try_group(token, chat_id, title).unwrap_or_else(|e| panic!("telegram-sim: {e}"))
     }
 
     /// A group chat (negative id) the bot is a member of, in which users write.
-    pub fn group(&self, token: &str, chat_id: i64, title: &str) -> SimGroup {
-        assert!(chat_id < 0, "telegram-sim: group ids are negative");
+    pub fn try_group(&self, token: &str, chat_id: i64, title: &str) -> Result<SimGroup, SimError> {
+        if chat_id >= 0 {
+            return Err(SimError::Invalid("group ids are negative".into()));
+        }
         self.with_bot(token, |bot| {
             bot.chats.entry(chat_id).or_insert_with(|| Chat::new(ChatKind::Group, title, None));
-        });
-        SimGroup { inner: self.inner.clone(), token: token.to_string(), id: Arc::new(AtomicI64::new(chat_id)) }
+        })?;
+        Ok(SimGroup { inner: self.inner.clone(), token: token.to_string(), id: Arc::new(AtomicI64::new(chat_id)) })
+    }
+
+    /// Whether the person has started the bot (has a private chat the bot may write to).
+    pub fn started(&self, token: &str, user_id: i64) -> Result<bool, SimError> {
+        self.with_bot(token, |bot| bot.chats.get(&user_id).is_some_and(|c| c.access != Access::Stranger))
+    }
+
+    /// A chat as its members see it: every message still there, from both sides, oldest first,
+    /// as Telegram `Message` objects with edits applied (`edit_date` set, the current text and
+    /// inline keyboard).
+    pub fn timeline(&self, token: &str, chat_id: i64) -> Result<Vec<Value>, SimError> {
+        self.with_bot(token, |bot| {
+            bot.chat_mut(chat_id).map(|c| c.messages.values().map(|m| m.json.clone()).collect())
+        })?
+    }
+
+    /// The reply keyboard (`ReplyKeyboardMarkup`) the bot shows under the chat's input field,
+    /// if any.
+    pub fn reply_keyboard(&self, token: &str, chat_id: i64) -> Result<Option<Value>, SimError> {
+        self.with_bot(token, |bot| bot.chat_mut(chat_id).map(|c| c.keyboard.clone()))?
+    }
+
+    /// The button presses made in a chat, oldest first, each with the bot's answer once given.
+    pub fn presses(&self, token: &str, chat_id: i64) -> Result<Vec<ButtonPress>, SimError> {
+        self.with_bot(token, |bot| {
+            let ids = bot.chat_mut(chat_id)?.presses.clone();
+            Ok(ids
+                .into_iter()
+                .filter_map(|id| {
+                    let p = bot.presses.get(&id)?;
+                    Some(ButtonPress {
+                        answer: bot.answers.iter().find(|a| a.callback_query_id == id).cloned(),
+                        id,
+                        user_id: p.user_id,
+                        chat_id: p.chat_id,
+                        message_id: p.message_id,
+                        data: p.data.clone(),
+                        label: p.label.clone(),
+                        after_message_id: p.after_message_id,
+                        date: p.date,
+                    })
+                })
+                .collect())
+        })?
+    }
+
+    /// A file of the bot's chats (sent by a person or by the bot), by `file_id`.
+    pub fn file(&self, token: &str, file_id: &str) -> Result<Option<SimFile>, SimError> {
+        self.with_bot(token, |bot| {
+            bot.files.get(file_id).and_then(|f| {
+                f.bytes.clone().map(|bytes| SimFile { bytes, name: f.name.clone(), mime: f.mime.clone() })
+            })
+        })
+    }
+
+    /// A receiver that sees a new value whenever anything a person would see changes in any
+    /// chat of any bot: a message, an edit, a deletion, a press or its answer.
+    pub fn activity(&self) -> watch::Receiver<u64> {
+        self.inner.activity.subscribe()
     }
 
     /// Every successful send*/edit* call of the bot, in order.
     pub fn sent(&self, token: &str) -> Vec<Sent> {
-        self.with_bot(token, |bot| bot.sent.clone())
+        self.must_bot(token, |bot| bot.sent.clone())
     }
 
     /// The successful send*/edit* calls into one chat, in order.
     pub fn sent_to(&self, token: &str, chat_id: i64) -> Vec<Sent> {
-        self.with_bot(token, |bot| bot.sent.iter().filter(|s| s.chat_id == chat_id).cloned().collect())
+        self.must_bot(token, |bot| bot.sent.iter().filter(|s| s.chat_id == chat_id).cloned().collect())
     }
 
     /// Waits until the bot has made at least `n` successful send*/edit* calls and returns
@@ -244,7 +411,7 @@ impl TelegramSim {
                     .iter()
                     .map(|s| format!("{} to {}: {:?}", s.method, s.chat_id, s.plain.as_deref().unwrap_or("")))
                     .collect();
-                let calls = self.with_bot(token, |bot| {
+                let calls = self.must_bot(token, |bot| {
                     let mut c: Vec<String> = bot.calls.iter().map(|(m, n)| format!("{m}×{n}")).collect();
                     c.sort();
                     c.join(", ")
@@ -260,22 +427,22 @@ impl TelegramSim {
 
     /// Every answerCallbackQuery, in order.
     pub fn callback_answers(&self, token: &str) -> Vec<CallbackAnswer> {
-        self.with_bot(token, |bot| bot.answers.clone())
+        self.must_bot(token, |bot| bot.answers.clone())
     }
 
     /// Every sendChatAction as (chat_id, action), in order.
     pub fn chat_actions(&self, token: &str) -> Vec<(i64, String)> {
-        self.with_bot(token, |bot| bot.actions.clone())
+        self.must_bot(token, |bot| bot.actions.clone())
     }
 
     /// The `commands` of the last setMyCommands (JSON null if never called).
     pub fn commands(&self, token: &str) -> serde_json::Value {
-        self.with_bot(token, |bot| bot.commands.clone())
+        self.must_bot(token, |bot| bot.commands.clone())
     }
 
     /// The webhook, if one is set.
     pub fn webhook(&self, token: &str) -> Option<WebhookInfo> {
-        self.with_bot(token, |bot| {
+        self.must_bot(token, |bot| {
             bot.webhook.as_ref().map(|h| WebhookInfo {
                 url: h.url.clone(),
                 secret_token: h.secret.clone(),
@@ -286,17 +453,17 @@ impl TelegramSim {
 
     /// How many 429 answers the bot got.
     pub fn rate_limited(&self, token: &str) -> usize {
-        self.with_bot(token, |bot| bot.rate_limited)
+        self.must_bot(token, |bot| bot.rate_limited)
     }
 
     /// How many calls of a method (case-insensitive) the bot made, failed ones included.
     pub fn calls(&self, token: &str, method: &str) -> usize {
         let method = method.to_ascii_lowercase();
-        self.with_bot(token, |bot| bot.calls.get(&method).copied().unwrap_or(0))
+        self.must_bot(token, |bot| bot.calls.get(&method).copied().unwrap_or(0))
     }
 
     /// How many updates wait for getUpdates or the webhook.
     pub fn pending_updates(&self, token: &str) -> usize {
-        self.with_bot(token, |bot| bot.updates.len())
+        self.must_bot(token, |bot| bot.updates.len())
     }
 }

@@ -157,7 +157,8 @@ pub(crate) fn parse_v2(src: &str) -> Result<Parsed, String> {
                 continue;
             }
             ']' if stack.last().map(|o| o.kind) == Some(Kind::Link) => {
-                let open = stack.pop().expect("checked above");
+                // The guard saw a Link on top of the stack, so there is one to pop.
+                let Some(open) = stack.pop() else { unreachable!("the guard checked the stack") };
                 k += 1;
                 let mut url = String::new();
                 if chars.get(k).map(|x| x.1) == Some('(') {
@@ -204,7 +205,8 @@ pub(crate) fn parse_v2(src: &str) -> Result<Parsed, String> {
                     }
                 };
                 if kind != Kind::Link && stack.last().map(|o| o.kind) == Some(kind) {
-                    let open = stack.pop().expect("checked above");
+                    // The guard saw a Link on top of the stack, so there is one to pop.
+                    let Some(open) = stack.pop() else { unreachable!("the guard checked the stack") };
                     if units > open.offset {
                         entities
                             .push(json!({"type":kind.entity_type(),"offset":open.offset,"length":units - open.offset}));

@@ -11,7 +11,7 @@ use crate::markdown;
 use crate::params::{Param, Params, Upload};
 use crate::state::{Access, Bot, Bucket, Hook, StoredMessage, World};
 use crate::state::{CHAT_BURST, CHAT_PER_SEC, GROUP_PER_MINUTE};
-use crate::{CallbackAnswer, Sent, SentFile};
+use crate::{CallbackAnswer, Sent, SentFile, SimError};
 
 /// Text length limit after entity parsing.
 const MAX_TEXT: usize = 4096;
@@ -95,6 +95,19 @@ impl Reply {
 /// What a method answers.
 pub(crate) type Answer = Result<Reply, ApiError>;
 
+impl From<SimError> for ApiError {
+    /// A bot the server does not know is 401, as on Telegram; anything else the simulator
+    /// refuses is a bad request in Telegram's words.
+    fn from(e: SimError) -> ApiError {
+        match e {
+            SimError::UnknownBot(_) => ApiError::new(401, "Unauthorized"),
+            SimError::UnknownChat(_) => ApiError::bad("chat not found"),
+            SimError::UnknownMessage { .. } => ApiError::bad("message not found"),
+            SimError::Invalid(reason) => ApiError::bad(&reason),
+        }
+    }
+}
+
 /// One bot with the world's knobs.
 struct Ctx<'a> {
     bot: &'a mut Bot,
@@ -102,15 +115,15 @@ struct Ctx<'a> {
     callback_timeout: Duration,
 }
 
-fn ctx<'a>(world: &'a mut World, token: &str) -> Ctx<'a> {
+fn ctx<'a>(world: &'a mut World, token: &str) -> Result<Ctx<'a>, ApiError> {
     let limits = world.limits_on;
     let callback_timeout = world.callback_timeout;
-    Ctx { bot: world.bot(token), limits, callback_timeout }
+    Ok(Ctx { bot: world.bot(token)?, limits, callback_timeout })
 }
 
 /// Runs a method that answers at once; `method` is lower-cased. Unknown methods are 404.
 pub(crate) fn call(world: &mut World, token: &str, method: &str, p: &Params) -> Answer {
-    let mut cx = ctx(world, token);
+    let mut cx = ctx(world, token)?;
     match method {
         "getme" => get_me(&cx),
         "sendmessage" => send_message(&mut cx, p),
@@ -406,7 +419,8 @@ fn send_message(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     check_rate(cx.bot, cx.limits, chat_id)?;
     let from = cx.bot.me_json();
     let inline = markup.as_ref().and_then(Markup::inline);
-    let (message_id, json) = cx.bot.new_message(chat_id, from, text_fields(&parsed), reply_to, true, inline);
+    let (message_id, json) = cx.bot.new_message(chat_id, from, text_fields(&parsed), reply_to, true, inline)?;
+    keep_keyboard(cx.bot, chat_id, markup.as_ref());
     cx.bot.sent.push(Sent {
         text: Some(raw),
         plain: Some(parsed.text),
@@ -416,6 +430,18 @@ fn send_message(cx: &mut Ctx<'_>, p: &Params) -> Answer {
         ..Sent::new("sendMessage", chat_id, message_id)
     });
     Ok(Reply::ok(json))
+}
+
+/// Remembers the reply keyboard a message showed (or removed), as the client keeps it under
+/// the input field.
+fn keep_keyboard(bot: &mut Bot, chat_id: i64, markup: Option<&Markup>) {
+    let Some(Markup::Other(v)) = markup else { return };
+    let Some(chat) = bot.chats.get_mut(&chat_id) else { return };
+    if v.get("keyboard").is_some() {
+        chat.keyboard = Some(v.clone());
+    } else if v.get("remove_keyboard").and_then(Value::as_bool) == Some(true) {
+        chat.keyboard = None;
+    }
 }
 
 /// sendPhoto or sendDocument.
@@ -557,7 +583,8 @@ fn send_media(cx: &mut Ctx<'_>, p: &Params, kind: Media) -> Answer {
     }
     let from = cx.bot.me_json();
     let inline = markup.as_ref().and_then(Markup::inline);
-    let (message_id, json) = cx.bot.new_message(chat_id, from, fields, reply_to, true, inline);
+    let (message_id, json) = cx.bot.new_message(chat_id, from, fields, reply_to, true, inline)?;
+    keep_keyboard(cx.bot, chat_id, markup.as_ref());
     cx.bot.sent.push(Sent {
         plain: caption.map(|c| c.text),
         caption: caption_raw,
@@ -636,6 +663,7 @@ fn edit_text(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.json["edit_date"] = crate::state::unix_now().into();
     stored.markup = keyboard;
     let json = stored.json.clone();
+    cx.bot.touch();
     cx.bot.sent.push(Sent {
         text: Some(raw),
         plain: Some(parsed.text),
@@ -664,6 +692,7 @@ fn edit_markup(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.json["edit_date"] = crate::state::unix_now().into();
     stored.markup = keyboard;
     let json = stored.json.clone();
+    cx.bot.touch();
     cx.bot.sent.push(Sent { reply_markup: markup_given, ..Sent::new("editMessageReplyMarkup", chat_id, message_id) });
     Ok(Reply::ok(json))
 }
@@ -705,6 +734,7 @@ fn answer_callback(cx: &mut Ctx<'_>, p: &Params) -> Answer {
         url: url.map(str::to_string),
         after,
     });
+    cx.bot.touch();
     Ok(Reply::ok(true.into()))
 }
 
@@ -761,6 +791,7 @@ fn delete_message(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     if chat.messages.remove(&message_id).is_none() {
         return Err(ApiError::bad("message to delete not found"));
     }
+    cx.bot.touch();
     Ok(Reply::ok(true.into()))
 }
 
@@ -840,7 +871,7 @@ pub(crate) fn allowed_updates(p: &Params) -> Result<Option<Vec<String>>, ApiErro
 /// setWebhook. On success with a new webhook it also returns the generation the delivery
 /// task must serve.
 pub(crate) fn set_webhook(world: &mut World, token: &str, p: &Params) -> Result<(Reply, Option<u64>), ApiError> {
-    let cx = ctx(world, token);
+    let cx = ctx(world, token)?;
     let bot = cx.bot;
     let drop_pending = p.bool("drop_pending_updates");
     // The server reads a missing url as "" — which removes the webhook.

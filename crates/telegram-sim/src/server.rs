@@ -129,7 +129,7 @@ async fn get_updates(inner: &Arc<Inner>, token: &str, p: &Params) -> Answer {
     let allowed = methods::allowed_updates(p)?;
     let (generation, mut changes) = {
         let mut world = inner.world();
-        let bot = world.bot(token);
+        let bot = world.bot(token)?;
         if bot.webhook.is_some() {
             return Err(ApiError::conflict(
                 "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
@@ -160,7 +160,7 @@ async fn get_updates(inner: &Arc<Inner>, token: &str, p: &Params) -> Answer {
     loop {
         {
             let mut world = inner.world();
-            let bot = world.bot(token);
+            let bot = world.bot(token)?;
             changes.borrow_and_update();
             if bot.poll_generation != generation {
                 return Err(ApiError::conflict(

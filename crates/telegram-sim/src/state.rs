@@ -3,14 +3,14 @@
 //! across an `.await`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::{CallbackAnswer, Sent};
+use crate::{CallbackAnswer, Sent, SimError};
 
 /// Shared by the handle, the HTTP server and the webhook senders.
 pub(crate) struct Inner {
@@ -19,15 +19,17 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// `http://127.0.0.1:PORT`
     pub(crate) base: String,
+    /// Rung on every change a person would see in a chat (shared with every bot).
+    pub(crate) activity: Arc<watch::Sender<u64>>,
 }
 
 impl Inner {
-    pub(crate) fn new(base: String) -> Inner {
+    pub(crate) fn new(base: String) -> std::io::Result<Inner> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .expect("telegram-sim: building the webhook HTTP client");
-        Inner {
+            .map_err(|e| std::io::Error::other(format!("building the webhook HTTP client: {e}")))?;
+        Ok(Inner {
             world: Mutex::new(World {
                 bots: HashMap::new(),
                 limits_on: true,
@@ -35,7 +37,8 @@ impl Inner {
             }),
             http,
             base,
-        }
+            activity: Arc::new(watch::channel(0u64).0),
+        })
     }
 
     /// Locks the world; a panic elsewhere (a failed test assertion) does not poison it for
@@ -54,12 +57,9 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// The bot with this token; an unknown token is a bug in the test, so it panics.
-    pub(crate) fn bot(&mut self, token: &str) -> &mut Bot {
-        match self.bots.get_mut(token) {
-            Some(b) => b,
-            None => panic!("telegram-sim: no bot with token {token:?}; call add_bot first"),
-        }
+    /// The bot with this token.
+    pub(crate) fn bot(&mut self, token: &str) -> Result<&mut Bot, SimError> {
+        self.bots.get_mut(token).ok_or_else(|| SimError::UnknownBot(token.to_string()))
     }
 }
 
@@ -180,6 +180,10 @@ pub(crate) struct Chat {
     pub migrated_to: Option<i64>,
     pub next_message_id: i64,
     pub messages: BTreeMap<i64, StoredMessage>,
+    /// The reply keyboard the bot last showed here, until it removes it.
+    pub keyboard: Option<Value>,
+    /// The button presses made here, in order.
+    pub presses: Vec<String>,
 }
 
 impl Chat {
@@ -192,6 +196,8 @@ impl Chat {
             migrated_to: None,
             next_message_id: 1,
             messages: BTreeMap::new(),
+            keyboard: None,
+            presses: Vec::new(),
         }
     }
 }
@@ -201,6 +207,17 @@ impl Chat {
 pub(crate) struct Press {
     pub at: Instant,
     pub answered: bool,
+    /// Who pressed, in which chat, on which message, with which data.
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub data: String,
+    /// The button's text at the moment of the press ("" for data on no button).
+    pub label: String,
+    /// The newest message of the chat when the button was pressed (where a client shows it).
+    pub after_message_id: i64,
+    /// Seconds since the Unix epoch.
+    pub date: i64,
 }
 
 /// A token bucket: `cap` tokens, refilled at `per_sec`.
@@ -269,6 +286,8 @@ pub(crate) struct Bot {
     pub global_bucket: Bucket,
     pub chat_buckets: HashMap<i64, Bucket>,
     pub group_buckets: HashMap<i64, Bucket>,
+    /// Rung on every change a person would see (the simulator's shared bell).
+    pub activity: Arc<watch::Sender<u64>>,
 }
 
 impl Bot {
@@ -300,7 +319,13 @@ impl Bot {
             global_bucket: Bucket::new(GLOBAL_PER_SEC, GLOBAL_PER_SEC),
             chat_buckets: HashMap::new(),
             group_buckets: HashMap::new(),
+            activity: Arc::new(watch::channel(0u64).0),
         }
+    }
+
+    /// Tells watchers of the chats (the demo's phone page) that something changed.
+    pub(crate) fn touch(&self) {
+        self.activity.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// A number unique within this bot (file ids, callback ids).
@@ -378,12 +403,9 @@ impl Bot {
         }
     }
 
-    /// The chat, which the test must have created.
-    pub(crate) fn chat_mut(&mut self, chat_id: i64) -> &mut Chat {
-        match self.chats.get_mut(&chat_id) {
-            Some(c) => c,
-            None => panic!("telegram-sim: bot {} has no chat {chat_id}", self.username),
-        }
+    /// The chat.
+    pub(crate) fn chat_mut(&mut self, chat_id: i64) -> Result<&mut Chat, SimError> {
+        self.chats.get_mut(&chat_id).ok_or(SimError::UnknownChat(chat_id))
     }
 
     /// Stores a new message in a chat and returns its id and JSON. `fields` holds the content
@@ -396,9 +418,9 @@ impl Bot {
         reply_to: Option<i64>,
         from_bot: bool,
         markup: Option<Value>,
-    ) -> (i64, Value) {
+    ) -> Result<(i64, Value), SimError> {
         let chat_json = self.chat_json(chat_id);
-        let chat = self.chat_mut(chat_id);
+        let chat = self.chat_mut(chat_id)?;
         let message_id = chat.next_message_id;
         chat.next_message_id += 1;
         let mut m = Map::new();
@@ -423,7 +445,8 @@ impl Bot {
         }
         let json = Value::Object(m);
         chat.messages.insert(message_id, StoredMessage { json: json.clone(), from_bot, markup });
-        (message_id, json)
+        self.touch();
+        Ok((message_id, json))
     }
 
     /// Registers a file and returns it.

@@ -20,7 +20,7 @@ pub(crate) async fn deliver(inner: Arc<Inner>, token: String, generation: u64) {
     loop {
         let (next, mut changes) = {
             let mut world = inner.world();
-            let bot = world.bot(&token);
+            let Ok(bot) = world.bot(&token) else { return };
             let hook = match &bot.webhook {
                 Some(h) if bot.webhook_generation == generation => h.clone(),
                 _ => return,
@@ -49,7 +49,7 @@ pub(crate) async fn deliver(inner: Arc<Inner>, token: String, generation: u64) {
         };
         {
             let mut world = inner.world();
-            let bot = world.bot(&token);
+            let Ok(bot) = world.bot(&token) else { return };
             if bot.webhook_generation != generation {
                 return;
             }

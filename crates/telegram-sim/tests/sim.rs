@@ -783,3 +783,104 @@ async fn wait_sent_panics_with_a_clear_message_on_timeout() {
     let (sim, _http) = setup().await;
     sim.wait_sent(TOKEN, 5, 1).await;
 }
+
+// --- the client side the demo's phone page plays ---------------------------------------------
+
+#[tokio::test]
+async fn a_client_sends_only_what_a_telegram_client_can() {
+    use okno_telegram_sim::SimError;
+    let (sim, http) = setup().await;
+    let user = sim.try_user(TOKEN, 42, "Ann").unwrap();
+    assert!(matches!(user.try_send_text("   "), Err(SimError::Invalid(_))));
+    assert!(matches!(user.try_send_text(&"я".repeat(4097)), Err(SimError::Invalid(_))));
+    assert!(matches!(user.try_reply(999, "hi"), Err(SimError::UnknownMessage { chat_id: 42, message_id: 999 })));
+    assert!(matches!(user.try_send_document(b"", "a.pdf", "application/pdf"), Err(SimError::Invalid(_))));
+    assert!(matches!(user.try_send_document(b"%PDF", " ", "application/pdf"), Err(SimError::Invalid(_))));
+    let menu = call(&http, &sim, "sendMessage",
+        json!({"chat_id": 42, "text": "Menu", "reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}}),
+    )
+    .await;
+    let menu_id = menu.assert_ok()["message_id"].as_i64().unwrap();
+    assert!(matches!(user.try_press(menu_id, "forged"), Err(SimError::Invalid(_))), "only buttons on the message");
+    assert!(matches!(user.try_press(menu_id + 5, "a"), Err(SimError::UnknownMessage { .. })));
+    assert!(user.try_press(menu_id, "a").is_ok());
+    assert!(matches!(sim.try_user(TOKEN, -1, "Neg"), Err(SimError::Invalid(_))));
+    assert!(matches!(sim.try_user("999:unknown", 1, "X"), Err(SimError::UnknownBot(_))));
+    assert!(matches!(sim.try_group(TOKEN, 5, "Not a group"), Err(SimError::Invalid(_))));
+    assert!(matches!(sim.try_add_bot("not-a-token", "x_bot"), Err(SimError::Invalid(_))));
+    assert!(matches!(sim.try_add_bot("77:abc", "no"), Err(SimError::Invalid(_))));
+    assert!(matches!(sim.timeline(TOKEN, 7), Err(SimError::UnknownChat(7))));
+    // The bot saw exactly the one valid press and nothing of the refused attempts.
+    assert_eq!(sim.pending_updates(TOKEN), 1);
+    let shown = SimError::UnknownBot("999:secret-part".into()).to_string();
+    assert!(!shown.contains("secret-part"), "a token's secret is never shown: {shown}");
+}
+
+#[tokio::test]
+async fn a_chat_timeline_has_both_sides_edits_presses_and_the_reply_keyboard() {
+    let (sim, http) = setup().await;
+    sim.set_limits(false);
+    let user = sim.try_user(TOKEN, 42, "Ann").unwrap();
+    let mut activity = sim.activity();
+    let hello = user.try_send_text("/start").unwrap();
+    assert!(activity.has_changed().unwrap(), "watchers hear of a new message");
+    activity.borrow_and_update();
+    let menu = call(
+        &http,
+        &sim,
+        "sendMessage",
+        json!({"chat_id": 42, "text": "<b>Menu</b>", "parse_mode": "HTML",
+               "reply_markup": {"inline_keyboard": [[{"text": "Pick", "callback_data": "pick"}]]}}),
+    )
+    .await;
+    let menu_id = menu.assert_ok()["message_id"].as_i64().unwrap();
+    let press = user.try_press(menu_id, "pick").unwrap();
+    call(&http, &sim, "answerCallbackQuery", json!({"callback_query_id": press, "text": "Done"})).await.assert_ok();
+    call(&http, &sim, "editMessageText", json!({"chat_id": 42, "message_id": menu_id, "text": "Picked"}))
+        .await
+        .assert_ok();
+    assert!(activity.has_changed().unwrap(), "watchers hear of the edit");
+
+    let timeline = sim.timeline(TOKEN, 42).unwrap();
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    assert_eq!((timeline[0]["message_id"].as_i64(), timeline[0]["text"].as_str()), (Some(hello), Some("/start")));
+    assert_eq!(timeline[0]["from"]["is_bot"], false);
+    assert_eq!(timeline[1]["text"], "Picked", "the edit is applied");
+    assert!(timeline[1]["edit_date"].is_i64());
+    assert!(timeline[1].get("reply_markup").is_none(), "an edit without markup removed the keyboard");
+    let presses = sim.presses(TOKEN, 42).unwrap();
+    assert_eq!(presses.len(), 1);
+    assert_eq!((presses[0].data.as_str(), presses[0].message_id, presses[0].user_id), ("pick", menu_id, 42));
+    assert_eq!(presses[0].label, "Pick", "the label as it was when pressed");
+    assert_eq!(presses[0].after_message_id, menu_id, "pressed after the menu arrived");
+    assert_eq!(presses[0].answer.as_ref().and_then(|a| a.text.as_deref()), Some("Done"));
+
+    // A one-time reply keyboard stays under the input until the person uses it.
+    assert_eq!(sim.reply_keyboard(TOKEN, 42).unwrap(), None);
+    let keyboard = json!({"keyboard": [[{"text": "Yes"}, {"text": "No"}]], "one_time_keyboard": true});
+    call(&http, &sim, "sendMessage", json!({"chat_id": 42, "text": "Sure?", "reply_markup": keyboard}))
+        .await
+        .assert_ok();
+    assert_eq!(sim.reply_keyboard(TOKEN, 42).unwrap().unwrap()["keyboard"][0][1]["text"], "No");
+    user.try_send_text("Yes").unwrap();
+    assert_eq!(sim.reply_keyboard(TOKEN, 42).unwrap(), None, "used once, hidden");
+    let lasting = json!({"keyboard": [[{"text": "Menu"}]]});
+    call(&http, &sim, "sendMessage", json!({"chat_id": 42, "text": "Here", "reply_markup": lasting})).await.assert_ok();
+    user.try_send_text("Menu").unwrap();
+    assert!(sim.reply_keyboard(TOKEN, 42).unwrap().is_some(), "a lasting keyboard stays");
+    call(&http, &sim, "sendMessage", json!({"chat_id": 42, "text": "Bye", "reply_markup": {"remove_keyboard": true}}))
+        .await
+        .assert_ok();
+    assert_eq!(sim.reply_keyboard(TOKEN, 42).unwrap(), None, "removed by the bot");
+
+    // Files the person or the bot sent can be read back by file_id.
+    let doc = user.try_send_document(b"%PDF-1.4 scan", "scan.pdf", "application/pdf").unwrap();
+    let stored = sim.timeline(TOKEN, 42).unwrap().into_iter().find(|m| m["message_id"] == doc).unwrap();
+    let file_id = stored["document"]["file_id"].as_str().unwrap();
+    let file = sim.file(TOKEN, file_id).unwrap().unwrap();
+    assert_eq!((&file.bytes[..], file.name.as_deref()), (&b"%PDF-1.4 scan"[..], Some("scan.pdf")));
+    assert!(sim.file(TOKEN, "nope").unwrap().is_none());
+    assert!(sim.started(TOKEN, 42).unwrap());
+    sim.stranger(TOKEN, 43);
+    assert!(!sim.started(TOKEN, 43).unwrap(), "a stranger has not pressed Start");
+}

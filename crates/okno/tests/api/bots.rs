@@ -759,7 +759,7 @@ async fn a_customer_asks_for_an_order_and_is_told_when_its_stage_changes() {
     event["data"]["subscriber"] = json!(shop.biz.subscriber("100421").unwrap());
     let posted = shop.app.post("/api/v1/events", event).await;
     assert_eq!(posted.status, 202, "{posted:?}");
-    olga.text("Заказ № 100421: новый этап — «Готов к выдаче».\nМожно забирать с 02.07.2026.").await;
+    olga.text("Заказ № 100421: новый этап — «Готов к выдаче».\nМожно забирать с 26.11.2027.").await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,12 +149,12 @@ async fn the_seed_scenarios_reach_the_right_people() {
     );
     // (4) shipped → the manager and the client, each in their own time zone.
     assert!(
-        petrov[2].contains("Ожидаемая доставка: 25.11.2026 07:00")
+        petrov[2].contains("Ожидаемая доставка: 25.11.2027 07:00")
             && petrov[2].contains("3 позиции на 98\u{a0}500,50\u{a0}₽"),
         "{}",
         petrov[2]
     );
-    assert!(texts_to(&sim, 7103, 1).await[0].contains("Ожидаемая доставка: 25.11.2026 12:00"));
+    assert!(texts_to(&sim, 7103, 1).await[0].contains("Ожидаемая доставка: 25.11.2027 12:00"));
     // (5) critical IT request → the specialist and their head.
     for chat in [7104, 7105] {
         assert!(texts_to(&sim, chat, 1).await[0].starts_with("🔥 Критично для бизнеса: заявка ИТ-901"));
@@ -383,7 +383,7 @@ async fn a_rule_previews_against_sample_data() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["matches"], true);
-    assert!(r.body["text"].as_str().unwrap().contains("25.11.2026 10:00"), "{}", r.body["text"]);
+    assert!(r.body["text"].as_str().unwrap().contains("25.11.2027 10:00"), "{}", r.body["text"]);
     assert_eq!(r.body["recipients"][1]["external_id"], "1c-client-romashka");
     let broken =
         app.post("/api/v1/rules/preview", json!({"rule": example("rules/04_order_shipped.json"), "data": {}})).await;

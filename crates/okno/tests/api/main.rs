@@ -9,6 +9,7 @@ mod bots;
 mod broadcasts;
 mod channels_and_contacts;
 mod delivery;
+mod demo;
 mod events;
 mod files;
 mod flow;

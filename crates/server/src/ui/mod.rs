@@ -53,6 +53,21 @@ pub struct Ui {
     pub canned: canned::CannedStore,
     /// The conversation list the live streams share.
     pub feed: live::Feed,
+    /// Set when okno runs as `okno demo`: every page says so.
+    pub demo: Option<DemoNotice>,
+}
+
+/// What the operator UI shows when okno runs as a demonstration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoNotice {
+    /// The page where the visitor plays the customers and employees (`/demo/phone`).
+    pub phone_url: String,
+    /// The page where the visitor plays the business system (`/demo/console`).
+    pub console_url: String,
+    /// The demo administrator's login, shown on the login page.
+    pub login: String,
+    /// The demo administrator's password, shown on the login page.
+    pub password: String,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -116,6 +131,7 @@ impl Ui {
             contact_url: settings.ui.contact_url.clone(),
             canned: canned::CannedStore::new(&settings.data_dir),
             feed: live::Feed::new(),
+            demo: None,
         })
     }
 
@@ -143,6 +159,7 @@ impl Ui {
     /// A page outside the logged-in layout (the login form).
     pub fn render_bare(&self, name: &str, lang: Lang, mut ctx: Value) -> Response {
         ctx["lang"] = json!(lang.code());
+        ctx["demo"] = json!(self.demo);
         self.render_with(name, ctx)
     }
 
@@ -155,6 +172,7 @@ impl Ui {
             "role": s.operator.role.as_str(),
             "admin": s.operator.role.allows(Permission::Configure),
         });
+        ctx["demo"] = json!(self.demo);
         self.render_with(name, ctx)
     }
 }
