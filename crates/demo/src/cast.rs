@@ -256,6 +256,8 @@ pub const EVENTS: &[Example] = &[
     ("05_critical_it_request.json", include_str!("../../../examples/events/05_critical_it_request.json")),
     ("06_stock_below_minimum.json", include_str!("../../../examples/events/06_stock_below_minimum.json")),
     ("07_order_completed.json", include_str!("../../../examples/events/07_order_completed.json")),
+    ("08_visit_booked.json", include_str!("../../../examples/events/08_visit_booked.json")),
+    ("09_vacation_requested.json", include_str!("../../../examples/events/09_vacation_requested.json")),
     ("order_stage_changed.json", include_str!("../../../examples/events/order_stage_changed.json")),
 ];
 

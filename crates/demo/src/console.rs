@@ -161,9 +161,13 @@ pub struct PostEvent {
     new_key: bool,
 }
 
+/// How soon after a sample visit is posted its reminder (sent a day before the visit) arrives.
+const VISIT_REMINDER_IN_MS: i64 = 5_000;
+
 /// `POST /demo/api/console/event`: posts a sample event as 1C would. The first post of a sample
 /// uses its own key, so posting it again shows okno refusing a duplicate; `new_key` makes a
-/// new event of it. Dates the demo can fill are set to tomorrow, and `order.stage_changed`
+/// new event of it. Dates the demo can fill are set to tomorrow (a visit to a day and a few seconds from
+/// now, so its reminder arrives at once), and `order.stage_changed`
 /// goes to whoever asked the shop bot about the order (1C remembers them).
 pub async fn post_event(
     State(shared): State<Arc<Shared>>,
@@ -187,6 +191,12 @@ pub async fn post_event(
     }
     if event["data"].get("ready_at").is_some() {
         event["data"]["ready_at"] = json!(tomorrow.to_string());
+    }
+    if event["data"].get("visit_at").is_some() {
+        // The reminder goes a day before the visit: a visit a day and a few seconds from now
+        // shows it arriving while one watches.
+        let visit = okno_domain::time::now_ms() + 24 * 3_600_000 + VISIT_REMINDER_IN_MS;
+        event["data"]["visit_at"] = json!(okno_domain::time::to_rfc3339(visit));
     }
     if req.new_key {
         let key = event["key"].as_str().unwrap_or("demo").to_string();
