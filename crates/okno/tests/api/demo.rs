@@ -12,7 +12,7 @@ use okno_testkit::eventually;
 use serde_json::{json, Value};
 
 /// A running demo and a plain HTTP client for its pages.
-struct World {
+pub(super) struct World {
     demo: Option<Demo>,
     url: String,
     http: reqwest::Client,
@@ -39,7 +39,7 @@ fn settings() -> Settings {
     s
 }
 
-async fn start() -> World {
+pub(super) async fn start() -> World {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let demo = Demo::start_on(&settings(), None, listener).await.expect("the demo starts");
     World { url: demo.url.clone(), data_dir: demo.data_dir.clone(), demo: Some(demo), http: reqwest::Client::new() }
@@ -61,7 +61,7 @@ fn text(m: &Value) -> &str {
 }
 
 impl World {
-    fn demo(&self) -> &Demo {
+    pub(super) fn demo(&self) -> &Demo {
         self.demo.as_ref().unwrap()
     }
 
@@ -73,7 +73,7 @@ impl World {
     }
 
     /// A POST as the demo's pages make it.
-    async fn act(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn act(&self, path: &str, body: Value) -> (u16, Value) {
         let r =
             self.http.post(format!("{}{path}", self.url)).header("x-okno-demo", "1").json(&body).send().await.unwrap();
         let status = r.status().as_u16();
@@ -81,7 +81,7 @@ impl World {
     }
 
     /// okno's API with the demo's token.
-    async fn api(&self, path: &str) -> Value {
+    pub(super) async fn api(&self, path: &str) -> Value {
         let r = self
             .http
             .get(format!("{}/api/v1{path}", self.url))
@@ -93,14 +93,14 @@ impl World {
         r.json().await.unwrap()
     }
 
-    async fn chat(&self, person: &str, chat: &str) -> Value {
+    pub(super) async fn chat(&self, person: &str, chat: &str) -> Value {
         let (status, body) = self.get(&format!("/demo/api/phone/{person}/{chat}")).await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// The newest message id of a chat (0 when empty).
-    async fn last_id(&self, person: &str, chat: &str) -> i64 {
+    pub(super) async fn last_id(&self, person: &str, chat: &str) -> i64 {
         let c = self.chat(person, chat).await;
         c["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["message_id"].as_i64()).unwrap_or(0)
     }
@@ -128,18 +128,18 @@ impl World {
     }
 
     /// Waits for a message containing `needle`.
-    async fn wait_text(&self, person: &str, chat: &str, after: i64, needle: &str) -> Value {
+    pub(super) async fn wait_text(&self, person: &str, chat: &str, after: i64, needle: &str) -> Value {
         self.wait_for(person, chat, after, &format!("{needle:?}"), |m| text(m).contains(needle)).await
     }
 
-    async fn say(&self, person: &str, chat: &str, words: &str) -> i64 {
+    pub(super) async fn say(&self, person: &str, chat: &str, words: &str) -> i64 {
         let (status, body) = self.act(&format!("/demo/api/phone/{person}/{chat}/send"), json!({"text": words})).await;
         assert_eq!(status, 200, "{person} says {words:?}: {body}");
         body["message_id"].as_i64().unwrap()
     }
 
     /// Presses the button whose label starts with `label` on a message.
-    async fn press(&self, person: &str, chat: &str, m: &Value, label: &str) -> String {
+    pub(super) async fn press(&self, person: &str, chat: &str, m: &Value, label: &str) -> String {
         let button = m["reply_markup"]["inline_keyboard"]
             .as_array()
             .into_iter()
@@ -168,7 +168,7 @@ impl World {
     }
 
     /// Posts a sample event from the console; returns okno's answer.
-    async fn post_event(&self, file: &str) -> Value {
+    pub(super) async fn post_event(&self, file: &str) -> Value {
         let (status, body) = self.act("/demo/api/console/event", json!({"file": file})).await;
         assert_eq!(status, 200, "{file}: {body}");
         body
