@@ -2,7 +2,7 @@
 """Мост amoCRM ↔ okno для задач исполнителям (только стандартная библиотека Python 3.8+).
 
     сделка переведена на этап «Поиск исполнителя»
-      └─► вебхук amoCRM  POST /amocrm      → POST {OKNO_API}/tasks (задача в группу Telegram)
+      └─► вебхук amoCRM  POST /amocrm      → POST {BRIDGE_OKNO_API}/tasks (задача в группу Telegram)
     исполнитель нажал «Взять»
       └─► вебхук okno    POST /okno  (task.claimed, подпись проверяется)
             → PATCH /api/v4/leads/{id}  responsible_user_id = пользователь amoCRM исполнителя
@@ -13,17 +13,17 @@
 POST /api/v1/contacts/{id}/link). Если исполнитель не связан, ответственный не меняется, а в
 сделку пишется примечание с его именем и @username.
 
-Настройки — переменные окружения:
-    AMO_BASE          https://example.amocrm.ru
-    AMO_TOKEN         долгосрочный токен интеграции amoCRM
-    AMO_STATUS_ID     id этапа «Поиск исполнителя»
-    OKNO_API          http://127.0.0.1:8080/api/v1
-    OKNO_TOKEN        токен okno с ролью integration
-    OKNO_CHANNEL      id Telegram-канала okno
-    OKNO_CHAT         id группы исполнителей (-100…)
-    OKNO_GROUP        необязательно: группа контактов, которой можно брать задачи
-    OKNO_HOOK_SECRET  секрет подписки okno на task.claimed
-    LISTEN            127.0.0.1:9100
+Настройки — переменные окружения (не OKNO_*: эти okno читает сам и отвергает незнакомые):
+    AMO_BASE            https://example.amocrm.ru
+    AMO_TOKEN           долгосрочный токен интеграции amoCRM
+    AMO_STATUS_ID       id этапа «Поиск исполнителя»
+    BRIDGE_OKNO_API     http://127.0.0.1:8080/api/v1
+    BRIDGE_OKNO_TOKEN   токен okno с ролью integration
+    BRIDGE_CHANNEL      id Telegram-канала okno
+    BRIDGE_CHAT         id группы исполнителей (-100…)
+    BRIDGE_GROUP        необязательно: группа контактов, которой можно брать задачи
+    BRIDGE_HOOK_SECRET  секрет подписки okno на task.claimed
+    LISTEN              127.0.0.1:9100
 """
 
 import hashlib
@@ -54,7 +54,7 @@ def amo(method, path, body=None):
 
 
 def okno(method, path, body=None):
-    return call(method, ENV["OKNO_API"].rstrip("/") + path, ENV["OKNO_TOKEN"], body)
+    return call(method, ENV["BRIDGE_OKNO_API"].rstrip("/") + path, ENV["BRIDGE_OKNO_TOKEN"], body)
 
 
 def posted():
@@ -102,16 +102,16 @@ def post_task(lead_id):
         if phone:
             private.append("Телефон: %s" % phone)
     body = {
-        "channel_id": ENV["OKNO_CHANNEL"],
-        "chat_id": ENV["OKNO_CHAT"],
+        "channel_id": ENV["BRIDGE_CHANNEL"],
+        "chat_id": ENV["BRIDGE_CHAT"],
         "title": lead.get("name") or "Сделка %d" % lead_id,
         "text": "\n".join(lines),
         "data": {"lead_id": lead_id},
     }
     if private:
         body["private_text"] = "\n".join(private)
-    if ENV.get("OKNO_GROUP"):
-        body["group"] = ENV["OKNO_GROUP"]
+    if ENV.get("BRIDGE_GROUP"):
+        body["group"] = ENV["BRIDGE_GROUP"]
     task = okno("POST", "/tasks", body)
     remember(lead_id)
     print("сделка %d → задача %s" % (lead_id, task["id"]), flush=True)
@@ -147,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
                         post_task(int(form["leads[status][%d][id]" % n][0]))
                     n += 1
             elif self.path == "/okno":
-                expected = "sha256=" + hmac.new(ENV["OKNO_HOOK_SECRET"].encode(), raw, hashlib.sha256).hexdigest()
+                expected = "sha256=" + hmac.new(ENV["BRIDGE_HOOK_SECRET"].encode(), raw, hashlib.sha256).hexdigest()
                 if not hmac.compare_digest(expected, self.headers.get("X-Okno-Signature", "")):
                     self.send_response(401)
                     self.end_headers()
