@@ -197,6 +197,9 @@ pub struct ContactFilter {
     pub group: Option<String>,
     /// Case-insensitive substring of name, phone, email or external id.
     pub q: Option<String>,
+    /// `q` looks at the name and the external id only: a role that may not see phones and
+    /// emails must not find a person by them.
+    pub q_names_only: bool,
 }
 
 /// Filters for listing conversations.

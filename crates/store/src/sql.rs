@@ -172,7 +172,24 @@ fn contact_query(f: &ContactFilter) -> Sql {
             .push(")");
     }
     if let Some(v) = &f.q {
-        q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+        if f.q_names_only {
+            // `search` is the name, phone, email and external id (those set), lowercased by
+            // okno (Unicode rules, unlike SQLite's lower()) and joined by blanks: the name is
+            // its first `length(name)` characters and the external id its last
+            // `length(external_id)`. (The rare letter whose lowercase is longer, such as `İ`,
+            // only shortens the window; it never reaches into the phone or email.)
+            let pattern = like_pattern(v);
+            q.push(" AND ((c.name IS NOT NULL AND substr(c.search, 1, length(c.name)) LIKE ")
+                .bind_s(pattern.clone())
+                .push(
+                    " ESCAPE '\\') OR (c.external_id IS NOT NULL AND \
+                       substr(c.search, length(c.search) - length(c.external_id) + 1) LIKE ",
+                )
+                .bind_s(pattern)
+                .push(" ESCAPE '\\'))");
+        } else {
+            q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+        }
     }
     q
 }
