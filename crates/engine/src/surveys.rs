@@ -21,7 +21,8 @@ use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use okno_store::{
-    ContactFilter, EventRecord, InputOutcome, NewRun, RuleOutcome, StartOutcome, Survey, SurveyInput, Unresolved,
+    ContactFilter, EventRecord, InputOutcome, NewRun, Processed, RuleOutcome, StartOutcome, Survey, SurveyInput,
+    SurveyStart,
 };
 use serde_json::{json, Value};
 
@@ -127,9 +128,10 @@ impl Engine {
     }
 
     /// The surveys an event starts (the `process_event` job): the person each names gets the
-    /// survey once per event. Returns how many surveys matched.
-    /// What each survey made of the event is added to `outcomes` (under `survey:<id>`).
-    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord, outcomes: &mut Vec<RuleOutcome>) -> Result<usize> {
+    /// survey once per event. Returns how many surveys matched. What each survey made of the
+    /// event (under `survey:<id>`), whom it starts for and whom it could not find are added to
+    /// `done`; the runs start when the event's processing commits.
+    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord, done: &mut Processed) -> Result<usize> {
         let surveys = self.store.surveys_for_event(&ev.event_type).await?;
         let ctx = json!({"event": {"id": ev.id, "type": ev.event_type, "key": ev.key}, "data": ev.data});
         let mut matched = 0;
@@ -141,50 +143,38 @@ impl Engine {
                 match templates::eval_condition(c, &ctx) {
                     Ok(true) => {}
                     Ok(false) => {
-                        outcomes.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
+                        done.rules.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
                         continue;
                     }
                     Err(e) => {
                         let note = Unreached { code: "condition_error", value: None, reason: e.message.clone() };
-                        self.store.add_unresolved(&ev.id, note.record(&label, "condition".into())).await?;
-                        outcomes.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
+                        done.unresolved.push(note.record(&label, "condition".into()));
+                        done.rules.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
                         continue;
                     }
                 }
             }
             matched += 1;
-            outcomes.push(outcome("matched"));
+            done.rules.push(outcome("matched"));
             let who = recipient.to_string();
             let r: RecipientSpec = match serde_json::from_value(recipient.clone()) {
                 Ok(r) => r,
                 Err(e) => {
                     let why = Unreached { code: "recipient_failed", value: None, reason: e.to_string() };
-                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
+                    done.unresolved.push(why.record(&label, who));
                     continue;
                 }
             };
             let ids = match self.resolve(&r, &ctx).await? {
                 Ok(ids) => ids,
                 Err(why) => {
-                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
+                    done.unresolved.push(why.record(&label, who));
                     continue;
                 }
             };
             let key = format!("event:{}", ev.id);
             let runs = ids.into_iter().map(|contact_id| NewRun { contact_id, key: key.clone() }).collect();
-            for started in self.store.start_survey(&survey.id, runs).await? {
-                if let StartOutcome::Unreachable { contact_id, reason, .. } = started {
-                    let unresolved = Unresolved {
-                        rule_id: label.clone(),
-                        recipient: format!("contact {contact_id}"),
-                        reason,
-                        code: Some("unreachable".into()),
-                        value: None,
-                        contact_id: Some(contact_id),
-                    };
-                    self.store.add_unresolved(&ev.id, unresolved).await?;
-                }
-            }
+            done.surveys.push(SurveyStart { survey_id: survey.id.clone(), runs });
         }
         Ok(matched)
     }

@@ -1064,7 +1064,10 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
         reason: "no identity on any channel".into(),
         ..Default::default()
     };
-    store.add_unresolved(&event_id, noted).await.unwrap();
+    // The event's processing ends: its note, and its job.
+    let done = Processed { unresolved: vec![noted], ..Default::default() };
+    let (_, held) = store.complete_event(&event_id, "processed", done, jobs[0].seq, "test").await.unwrap();
+    assert!(held);
 
     // Blocked on `wa`: the same text goes out on `tg`.
     store.mark_failed(&sent.id, "Forbidden: bot was blocked by the user", Some(IdentityFlag::Blocked)).await.unwrap();
@@ -1273,16 +1276,15 @@ pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn S
         buttons: vec![],
         attachment_ids: vec![],
     };
-    let (outcomes, held) =
-        store.complete_event(vec![], vec![], &ev.id, "processed", job.seq, "someone-else").await.unwrap();
-    assert!(outcomes.is_empty() && !held, "another owner does not end the job");
-    let (outcomes, held) = store
-        .complete_event(vec![note(&m.contact_id), note(&lonely.id)], vec![], &ev.id, "processed", job.seq, "w1")
-        .await
-        .unwrap();
-    assert!(held);
+    let done = || Processed { notifications: vec![note(&m.contact_id), note(&lonely.id)], ..Default::default() };
+    // A worker whose lease was taken over completes the event, but leaves the job to its owner.
+    let (outcomes, held) = store.complete_event(&ev.id, "processed", done(), job.seq, "someone-else").await.unwrap();
+    assert!(!held, "another owner does not end the job");
     assert!(matches!(&outcomes[0], NotifyOutcome::Queued(msg) if msg.conversation_id == m.conversation_id));
     assert!(matches!(&outcomes[1], NotifyOutcome::Unreachable(r) if r == "no identity on any channel"));
+    // The owner's own completion finds the event complete: it writes nothing and ends the job.
+    let (outcomes, held) = store.complete_event(&ev.id, "processed", done(), job.seq, "w1").await.unwrap();
+    assert!(outcomes.is_empty() && held, "{outcomes:?}");
     assert!(!store.complete_job(job.seq, "w1").await.unwrap(), "the job has ended");
     let done = store.get_event(&ev.id).await.unwrap();
     assert_eq!(done.status, "processed");

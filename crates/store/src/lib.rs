@@ -43,7 +43,9 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use contacts::{ContactEdit, ContactEditStore, ContactField};
-pub use events::{EventCounts, EventFilter, EventStore, EventSummary, RuleOutcome, EVENT_STATUSES};
+pub use events::{
+    EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
+};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
@@ -713,23 +715,6 @@ pub trait Store:
     /// The event alone, without its deliveries and unresolved recipients (left empty).
     async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
     async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
-    /// The end of processing an event, in one transaction: queues `ns` (as `notify_all`),
-    /// records what each rule made of it (`rules`), sets the event's status and ends its job `seq` if `owner` still holds it. Returns the outcomes
-    /// and `false` when the lease was lost (the job is left to its new owner, which finds the
-    /// people already notified).
-    async fn complete_event(
-        &self,
-        ns: Vec<Notification>,
-        rules: Vec<RuleOutcome>,
-        event_id: &str,
-        status: &str,
-        seq: i64,
-        owner: &str,
-    ) -> Result<(Vec<NotifyOutcome>, bool)>;
-    /// Runs `rule_id` for `event_id` at `at` (a rule that sends before or after a date).
-    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()>;
-    /// Records a recipient that could not be reached, and why.
-    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()>;
     /// Queues one person's notification on their preferred channel, else the one they used
     /// last; never twice for one event. A permanent failure later falls back to the next
     /// channel the person has.
@@ -738,16 +723,6 @@ pub trait Store:
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
     /// Ids of the contacts matching a filter (all of them, no paging).
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
-    /// Records that a person's notification could not be made (e.g. the template failed), with
-    /// the reason's `code` (`template_failed`, `attachment_failed`).
-    async fn notify_failed(
-        &self,
-        event_id: &str,
-        rule_id: &str,
-        contact_id: &str,
-        code: &str,
-        error: &str,
-    ) -> Result<()>;
     /// Creates or replaces a rule by name.
     async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
     async fn get_rule(&self, id: &str) -> Result<RuleRecord>;

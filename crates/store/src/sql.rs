@@ -529,7 +529,7 @@ pub(crate) async fn insert_job_in(
 }
 
 /// Ends a job `owner` holds; `false` when another owner has it now.
-async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
+pub(crate) async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
     Ok(c.exec("DELETE FROM jobs WHERE seq = $1 AND lease_owner = $2", args![seq, owner]).await? > 0)
 }
 
@@ -1819,51 +1819,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn complete_event(
-        &self,
-        ns: Vec<Notification>,
-        rules: Vec<RuleOutcome>,
-        event_id: &str,
-        status: &str,
-        seq: i64,
-        owner: &str,
-    ) -> Result<(Vec<NotifyOutcome>, bool)> {
-        let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
-        on!(self.write, |c| {
-            let out = notify_many(c, ns).await?;
-            crate::events::record_rule_outcomes(c, &event_id, &rules).await?;
-            c.exec(
-                "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3",
-                args![&status, now_ms(), &event_id],
-            )
-            .await?;
-            Ok((out, end_job(c, seq, &owner).await?))
-        })
-    }
-
     async fn finish_event(&self, id: &str, status: &str) -> Result<()> {
         let (id, status) = (id.to_owned(), status.to_owned());
         on!(self.write, |c| {
             c.exec("UPDATE events SET status = $1, processed_at = $2 WHERE id = $3", args![&status, now_ms(), &id])
                 .await?;
-            Ok(())
-        })
-    }
-
-    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()> {
-        let target = format!("{event_id}:{rule_id}");
-        on!(self.write, |c| insert_job(c, JobKind::NotifyRule, &target, None, at).await)
-    }
-
-    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()> {
-        let event_id = event_id.to_owned();
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, code, value, contact_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                args![new_id(), &event_id, &u.rule_id, &u.recipient, &u.reason, &u.code, &u.value, &u.contact_id, now_ms()],
-            )
-            .await?;
             Ok(())
         })
     }
@@ -1884,27 +1844,6 @@ impl Store for SqlStore {
             let mut q = contact_query(&filter);
             q.push(" ORDER BY c.id");
             c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
-        })
-    }
-
-    async fn notify_failed(
-        &self,
-        event_id: &str,
-        rule_id: &str,
-        contact_id: &str,
-        code: &str,
-        error: &str,
-    ) -> Result<()> {
-        let (event_id, rule_id, contact_id, code, error) =
-            (event_id.to_owned(), rule_id.to_owned(), contact_id.to_owned(), code.to_owned(), error.to_owned());
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, error, code, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, contact_id) DO NOTHING",
-                args![new_id(), &event_id, &rule_id, &contact_id, &error, &code, now_ms()],
-            )
-            .await?;
-            Ok(())
         })
     }
 
@@ -2342,7 +2281,7 @@ pub(crate) struct Outbound<'a> {
 
 /// Rows in one multi-row statement (PostgreSQL takes at most 65,535 arguments in a statement,
 /// SQLite 32,766; a message row has 11).
-const INSERT_ROWS: usize = 200;
+pub(crate) const INSERT_ROWS: usize = 200;
 
 /// Statements of up to this many rows stay prepared (a few texts, used all the time); longer
 /// ones go unprepared, so that every batch size does not take a place in the statement cache.

@@ -188,6 +188,14 @@ fn survey_from(row: &Row) -> Result<Survey> {
     })
 }
 
+/// The survey, if there is one (inside the caller's transaction).
+pub(crate) async fn load_survey_in(c: &mut dyn Conn, id: &str) -> Result<Option<Survey>> {
+    c.row(&format!("SELECT {SURVEY_COLS} FROM surveys WHERE id = $1"), args![id])
+        .await?
+        .map(|r| survey_from(&r))
+        .transpose()
+}
+
 async fn load_survey(c: &mut dyn Conn, id: &str) -> Result<Survey> {
     let row = c
         .row(&format!("SELECT {SURVEY_COLS} FROM surveys WHERE id = $1"), args![id])
@@ -222,6 +230,84 @@ async fn load_run(c: &mut dyn Conn, id: &str) -> Result<Option<SurveyRun>> {
         .await?
         .map(|r| run_from(&r))
         .transpose()
+}
+
+/// Starts runs of an active `survey` (see `SurveyStore::start_survey`) inside the caller's
+/// transaction: the surveys an event starts begin in the transaction that ends the event's
+/// processing.
+pub(crate) async fn start_runs(c: &mut dyn Conn, survey: &Survey, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>> {
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let contact_id = r.contact_id.clone();
+        if c.row("SELECT id FROM contacts WHERE id = $1", args![&contact_id]).await?.is_none() {
+            out.push(StartOutcome::UnknownContact { contact_id });
+            continue;
+        }
+        let now = now_ms();
+        let existing = c
+            .row(
+                "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 AND run_key = $3",
+                args![&survey.id, &contact_id, &r.key],
+            )
+            .await?;
+        let run_id = match existing {
+            // Someone no channel reached may be reachable now.
+            Some(row) if row.s("status")? == "unreachable" => row.s("id")?,
+            Some(row) => {
+                out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
+                continue;
+            }
+            None => {
+                let running = c
+                    .row(
+                        "SELECT id FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
+                         AND status IN ('active', 'queued')",
+                        args![&survey.id, &contact_id],
+                    )
+                    .await?;
+                if let Some(row) = running {
+                    out.push(StartOutcome::Busy { contact_id, run_id: row.s("id")? });
+                    continue;
+                }
+                let id = new_id();
+                // Two processes starting the same run at once: one row, the other is told.
+                let inserted = c
+                    .exec(
+                        "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
+                         ON CONFLICT (survey_id, contact_id, run_key) DO NOTHING",
+                        args![&id, &survey.id, &contact_id, &r.key, now],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    let row = c
+                        .one(
+                            "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
+                             AND run_key = $3",
+                            args![&survey.id, &contact_id, &r.key],
+                        )
+                        .await?;
+                    out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
+                    continue;
+                }
+                id
+            }
+        };
+        if active_run_of(c, &contact_id).await?.is_some() {
+            c.exec(
+                "UPDATE survey_runs SET status = 'queued', error = NULL, updated_at = $2 WHERE id = $1",
+                args![&run_id, now],
+            )
+            .await?;
+            out.push(StartOutcome::Queued { contact_id, run_id });
+            continue;
+        }
+        out.push(match activate(c, &run_id, survey, &contact_id).await? {
+            Ok(()) => StartOutcome::Started { contact_id, run_id },
+            Err(reason) => StartOutcome::Unreachable { contact_id, run_id, reason },
+        });
+    }
+    Ok(out)
 }
 
 /// Whether an inbound message goes to the surveys rather than the bot: a press of a survey
@@ -482,82 +568,7 @@ impl SurveyStore for SqlStore {
             if !survey.active {
                 return Err(Error::conflict("survey_inactive", "the survey was deleted: it starts no new runs"));
             }
-            let mut out = Vec::with_capacity(runs.len());
-            for r in runs {
-                let contact_id = r.contact_id.clone();
-                if c.row("SELECT id FROM contacts WHERE id = $1", args![&contact_id]).await?.is_none() {
-                    out.push(StartOutcome::UnknownContact { contact_id });
-                    continue;
-                }
-                let now = now_ms();
-                let existing = c
-                    .row(
-                        "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 AND run_key = $3",
-                        args![&survey_id, &contact_id, &r.key],
-                    )
-                    .await?;
-                let run_id = match existing {
-                    // Someone no channel reached may be reachable now.
-                    Some(row) if row.s("status")? == "unreachable" => row.s("id")?,
-                    Some(row) => {
-                        out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
-                        continue;
-                    }
-                    None => {
-                        let running = c
-                            .row(
-                                "SELECT id FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
-                                 AND status IN ('active', 'queued')",
-                                args![&survey_id, &contact_id],
-                            )
-                            .await?;
-                        if let Some(row) = running {
-                            out.push(StartOutcome::Busy { contact_id, run_id: row.s("id")? });
-                            continue;
-                        }
-                        let id = new_id();
-                        // Two processes starting the same run at once: one row, the other is told.
-                        let inserted = c
-                            .exec(
-                                "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, \
-                                 updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
-                                 ON CONFLICT (survey_id, contact_id, run_key) DO NOTHING",
-                                args![&id, &survey_id, &contact_id, &r.key, now],
-                            )
-                            .await?;
-                        if inserted == 0 {
-                            let row = c
-                                .one(
-                                    "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
-                                     AND run_key = $3",
-                                    args![&survey_id, &contact_id, &r.key],
-                                )
-                                .await?;
-                            out.push(StartOutcome::Already {
-                                contact_id,
-                                run_id: row.s("id")?,
-                                status: row.s("status")?,
-                            });
-                            continue;
-                        }
-                        id
-                    }
-                };
-                if active_run_of(c, &contact_id).await?.is_some() {
-                    c.exec(
-                        "UPDATE survey_runs SET status = 'queued', error = NULL, updated_at = $2 WHERE id = $1",
-                        args![&run_id, now],
-                    )
-                    .await?;
-                    out.push(StartOutcome::Queued { contact_id, run_id });
-                    continue;
-                }
-                out.push(match activate(c, &run_id, &survey, &contact_id).await? {
-                    Ok(()) => StartOutcome::Started { contact_id, run_id },
-                    Err(reason) => StartOutcome::Unreachable { contact_id, run_id, reason },
-                });
-            }
-            Ok(out)
+            start_runs(c, &survey, runs).await
         })
     }
 
