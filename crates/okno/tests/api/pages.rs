@@ -446,6 +446,51 @@ async fn the_events_pages_refuse_bad_filters_clearly_and_the_live_stream_has_its
     }
 }
 
+/// A restricted token and a restricted operator see an event alike, with every phone masked:
+/// its key, its data, the condition a rule found false, a delivery's error — in the API's list
+/// and record and on the events list and the event's page.
+#[tokio::test]
+async fn a_restricted_role_sees_an_event_masked_alike_in_the_api_and_on_the_pages() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "rita", Role::Restricted).await;
+    site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    // A template that fails on the data names the value in its error; a condition names a phone.
+    rule(&app, json!({"name": "визит", "event": "call.back", "recipients": [{"external_id": "1c-1"}], "template": "{{ data.note | money }}"})).await;
+    rule(&app, json!({"name": "звонок", "event": "call.back", "condition": "data.client_phone == \"+79990001122\"", "recipients": [{"external_id": "1c-1"}], "template": "x"})).await;
+    let id = post_event(&app, json!({"type": "call.back", "key": "call-+79991234567", "data": {"client_phone": "+79991234567", "note": "перезвонить +7 999 765-43-21"}})).await;
+    let full = settled(&app, &id).await;
+    // In clear for the administrator: the test's phones are there to be hidden.
+    let clear = full.to_string();
+    for phone in ["+79991234567", "765-43-21", "+79990001122"] {
+        assert!(clear.contains(phone), "{phone} in {clear}");
+    }
+    assert_eq!(full["deliveries"][0]["code"], "template_failed");
+    let hidden = |text: &str| !["1234567", "765-43", "0001122"].iter().any(|p| text.contains(p));
+
+    let restricted = app.token_for(Role::Restricted).await;
+    let one = app.call("GET", &format!("/api/v1/events/{id}"), None, Some(&restricted)).await;
+    assert!(hidden(&one.body.to_string()), "{}", one.body);
+    assert_eq!(one.body["key"], "call-+7999•••••67");
+    assert!(
+        one.body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "not_matched" && r["detail"].as_str().is_some_and(|d| d.contains("+7999•••••22"))),
+        "{}",
+        one.body
+    );
+    let list = app.call("GET", "/api/v1/events?type=call.back", None, Some(&restricted)).await;
+    assert!(hidden(&list.body.to_string()), "{}", list.body);
+    assert_eq!(list.body["items"][0]["key"], one.body["key"]);
+
+    let rita = Operator::sign_in(&app, "rita", "en").await;
+    let page = unescape(&rita.get("/ui/events").await.body);
+    assert!(page.contains("call-+7999•••••67") && hidden(&page), "{page}");
+    let page = unescape(&rita.get(&format!("/ui/events/{id}")).await.body);
+    assert!(page.contains("call-+7999•••••67") && hidden(&page), "{page}");
+}
+
 #[tokio::test]
 async fn a_restricted_operator_sees_phones_masked_in_events_tasks_and_survey_answers() {
     let (app, _sink, ch) = super::app_with_channel().await;

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Reasons are the store's stable codes (`unknown_external_id`, `no_identity`, …); each code
-//! has its explanation and advice in both languages. Phones and emails in the data and the
-//! reasons are masked for roles without the right to see them.
+//! has its explanation and advice in both languages. For roles without the right to see
+//! phones and emails, an event is masked once (`masking::event`, `masking::event_summary`, as
+//! the API does) before anything of it is shown.
 
 use std::collections::HashMap;
 
@@ -69,6 +70,8 @@ async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
         Ok(v) => v,
         Err(e) => return error_page(ui, s, e),
     };
+    let mut page = page;
+    page.items.iter_mut().for_each(|e| masking::event_summary(s.role(), e));
     let rows: Vec<Value> = page
         .items
         .iter()
@@ -153,13 +156,7 @@ fn delivery_view(
     rule_names: &HashMap<String, String>,
 ) -> Value {
     let name = names.get(&d.contact_id).cloned().unwrap_or_else(|| format!("#{}", short_id(&d.contact_id)));
-    let error = d.error.as_deref().map(|e| {
-        if s.role().allows(Permission::PersonalData) {
-            e.to_string()
-        } else {
-            masking::mask_text(e)
-        }
-    });
+    let error = d.error.clone();
     let (why, advice) = match (d.message_id.is_some(), d.status.as_str()) {
         // No message could be made: the code says why.
         (false, _) => {
@@ -197,10 +194,8 @@ fn unresolved_view(
     names: &HashMap<String, String>,
     rule_names: &HashMap<String, String>,
 ) -> Value {
-    let personal = s.role().allows(Permission::PersonalData);
-    let shown = |text: &str| if personal { text.to_string() } else { masking::mask_text(text) };
     let name = u.contact_id.as_ref().and_then(|id| names.get(id).cloned());
-    let value = u.value.as_deref().map(shown);
+    let value = u.value.clone();
     let explained = u.code.as_deref().and_then(|code| {
         explain(
             s,
@@ -212,11 +207,11 @@ fn unresolved_view(
     });
     let (why, advice) = match explained {
         Some((why, advice)) => (why, Some(advice)),
-        None => (shown(&u.reason), None),
+        None => (u.reason.clone(), None),
     };
     json!({
         "contact_id": u.contact_id, "name": name, "value": value, "code": u.code,
-        "recipient": shown(&u.recipient), "reason": shown(&u.reason), "why": why, "advice": advice,
+        "recipient": u.recipient, "reason": u.reason, "why": why, "advice": advice,
         "rule": rule_names.get(&u.rule_id).cloned().unwrap_or_else(|| u.rule_id.clone()),
     })
 }
@@ -239,7 +234,9 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
 
 async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
-    let ev: EventRecord = store.get_event(id).await?;
+    let mut ev: EventRecord = store.get_event(id).await?;
+    // Everything below shows the event as this role may see it.
+    masking::event(s.role(), &mut ev);
     let channels = store.list_channels().await?;
     let channels = channel_map(&channels);
     // Names of everyone the event concerns, read at once.
@@ -252,10 +249,9 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         store.list_rules().await?.into_iter().map(|r| (r.id, r.name)).collect();
     rule_names.extend(ev.rules.iter().map(|r| (r.rule_id.clone(), r.rule_name.clone())));
 
-    let personal = s.role().allows(Permission::PersonalData);
-    let data = if personal { ev.data.clone() } else { masking::mask_json(&ev.data) };
+    let data = &ev.data;
     let mut fields = Vec::new();
-    flatten("", &data, &mut fields);
+    flatten("", data, &mut fields);
     let fields: Vec<Value> = fields.into_iter().map(|(k, v)| json!({"path": k, "value": v})).collect();
 
     // Notes about a rule (its condition failed, its delay was ignored) go with the rule.
@@ -263,7 +259,7 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         ev.unresolved
             .iter()
             .filter(|u| u.rule_id == rule_id && u.code.as_deref().is_some_and(|c| RULE_NOTES.contains(&c)))
-            .map(|u| if personal { u.reason.clone() } else { masking::mask_text(&u.reason) })
+            .map(|u| u.reason.clone())
             .collect()
     };
     let now = now_ms();
@@ -271,9 +267,8 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         .rules
         .iter()
         .map(|r| {
-            let detail = r.detail.as_deref().map(|d| if personal { d.to_string() } else { masking::mask_text(d) });
             json!({
-                "id": r.rule_id, "name": r.rule_name, "outcome": r.outcome, "detail": detail,
+                "id": r.rule_id, "name": r.rule_name, "outcome": r.outcome, "detail": r.detail,
                 "survey": r.rule_id.strip_prefix("survey:"),
                 "run_at": r.run_at.map(full_time), "later": r.run_at.is_some_and(|at| at > now),
                 "notes": notes(&r.rule_id),
@@ -289,14 +284,13 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         .map(|u| unresolved_view(s, u, &names, &rule_names))
         .collect();
     let got = deliveries.iter().filter(|d| d["got"] == true).count();
-    let shown_key = if personal { ev.key.clone() } else { masking::mask_text(&ev.key) };
     Ok(json!({
-        "title": format!("{} · {}", ev.event_type, shown_key), "nav": "events",
+        "title": format!("{} · {}", ev.event_type, ev.key), "nav": "events",
         "ev": {
-            "id": ev.id, "type": ev.event_type, "key": shown_key, "status": ev.status,
+            "id": ev.id, "type": ev.event_type, "key": ev.key, "status": ev.status,
             "created": full_time(ev.created_at), "processed": ev.processed_at.map(full_time),
             "send_at": ev.send_at.map(full_time), "later": ev.send_at.is_some_and(|at| at > now),
-            "raw": serde_json::to_string_pretty(&data).unwrap_or_default(),
+            "raw": serde_json::to_string_pretty(data).unwrap_or_default(),
         },
         "fields": fields, "rules": rules, "deliveries": deliveries, "unresolved": unresolved,
         "got": got, "people": deliveries.len() + unresolved.len(),
