@@ -12,6 +12,8 @@
 //!  notify_rule job (a delayed rule) ─► Processed ─► complete_rule: the same for that rule
 //! ```
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use okno_domain::model::Page;
 use okno_domain::time::{now_ms, Millis};
@@ -326,6 +328,7 @@ pub(crate) async fn load_rule_outcomes(c: &mut dyn Conn, event_id: &str) -> Resu
 /// Codes of unresolved rows that are notes about a rule rather than a person left out.
 const NOT_A_PERSON: &str = "('condition_error', 'delay_ignored')";
 
+/// An event of a list, its figures still zero (see [`count_page`]).
 fn summary_from(r: &Row) -> Result<EventSummary> {
     Ok(EventSummary {
         id: r.s("id")?,
@@ -336,14 +339,68 @@ fn summary_from(r: &Row) -> Result<EventSummary> {
         send_at: r.oi("send_at")?,
         created_at: r.i("created_at")?,
         processed_at: r.oi("processed_at")?,
-        matched_rules: r.i("matched_rules")?,
-        counts: EventCounts {
-            sent: r.i("sent")?,
-            queued: r.i("queued")?,
-            failed: r.i("failed")?,
-            unresolved: r.i("unresolved")?,
-        },
+        matched_rules: 0,
+        counts: EventCounts::default(),
     })
+}
+
+/// Fills in the figures of a page of events: three grouped reads over the rows of these
+/// events alone (through the indexes on `event_id`).
+async fn count_page(c: &mut dyn Conn, items: &mut [EventSummary]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Arg> = items.iter().map(|e| Arg::from(e.id.as_str())).collect();
+    let listed = (1..=ids.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let at: HashMap<String, usize> = items.iter().enumerate().map(|(n, e)| (e.id.clone(), n)).collect();
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT r.event_id, COUNT(*) AS n FROM event_rules r WHERE r.event_id IN ({listed}) \
+                 AND r.outcome IN ('matched', 'scheduled') GROUP BY r.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            items[n].matched_rules = r.i("n")?;
+        }
+    }
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT d.event_id, \
+                 SUM(CASE WHEN m.status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent, \
+                 SUM(CASE WHEN m.status = 'queued' THEN 1 ELSE 0 END) AS queued, \
+                 SUM(CASE WHEN m.id IS NULL OR m.status = 'failed' THEN 1 ELSE 0 END) AS failed \
+                 FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id \
+                 WHERE d.event_id IN ({listed}) GROUP BY d.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            let counts = &mut items[n].counts;
+            (counts.sent, counts.queued, counts.failed) = (r.i("sent")?, r.i("queued")?, r.i("failed")?);
+        }
+    }
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT u.event_id, COUNT(*) AS n FROM event_unresolved u WHERE u.event_id IN ({listed}) \
+                 AND (u.code IS NULL OR u.code NOT IN {NOT_A_PERSON}) GROUP BY u.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            items[n].counts.unresolved = r.i("n")?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -356,20 +413,12 @@ impl EventStore for SqlStore {
             ));
         }
         on!(self.read, |c| {
-            // Each figure is a count over the event's own rows (read through the indexes on
-            // `event_id`), so a page costs the same whatever the events hold in total.
-            let mut sql = format!(
-                "SELECT e.id, e.type, e.key, e.data, e.status, e.send_at, e.created_at, e.processed_at, \
-                 (SELECT COUNT(*) FROM event_rules r WHERE r.event_id = e.id AND r.outcome IN ('matched', 'scheduled')) AS matched_rules, \
-                 (SELECT COUNT(*) FROM event_deliveries d JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND m.status IN ('sent', 'delivered', 'read')) AS sent, \
-                 (SELECT COUNT(*) FROM event_deliveries d JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND m.status = 'queued') AS queued, \
-                 (SELECT COUNT(*) FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND (m.id IS NULL OR m.status = 'failed')) AS failed, \
-                 (SELECT COUNT(*) FROM event_unresolved u WHERE u.event_id = e.id \
-                  AND (u.code IS NULL OR u.code NOT IN {NOT_A_PERSON})) AS unresolved \
-                 FROM events e WHERE 1 = 1"
+            // The page first (through the indexes on `(type, id)`, `(status, id)` or the key), then
+            // the figures of just its events: a filter that matches many events costs one page's
+            // counts, not one per matching event.
+            let mut sql = String::from(
+                "SELECT e.id, e.type, e.key, e.data, e.status, e.send_at, e.created_at, e.processed_at \
+                 FROM events e WHERE 1 = 1",
             );
             let mut params: Vec<Arg> = Vec::new();
             let mut and = |sql: &mut String, cond: &str, arg: Arg| {
@@ -401,6 +450,7 @@ impl EventStore for SqlStore {
                 c.rows_planned(&sql, &params).await?.iter().map(summary_from).collect::<Result<Vec<_>>>()?;
             let more = items.len() > page.limit as usize;
             items.truncate(page.limit as usize);
+            count_page(c, &mut items).await?;
             let next = if more { items.last().map(|e| e.id.clone()) } else { None };
             Ok(Page { items, next })
         })
