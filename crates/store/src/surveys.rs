@@ -6,16 +6,18 @@
 //! a run started while another of theirs is active waits (`queued`) and starts when that one
 //! ends.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use okno_domain::ids::{new_id, random_hex};
 use okno_domain::model::{EventType, Page};
-use okno_domain::surveys::{AnswerRecord, Input, RunCounts, SurveySpec, BUTTON_PREFIX};
+use okno_domain::surveys::{AnswerRecord, AnswerTally, Input, RunCounts, SurveySpec, BUTTON_PREFIX};
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
 use okno_domain::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::db::{args, Conn, Row};
+use crate::db::{args, Arg, Conn, Row};
 use crate::sql::{emit, enqueue, insert_job, on, SqlStore};
 use crate::{InboundMessage, JobKind, OutboundRequest, PageRequest, Recipient};
 
@@ -164,6 +166,25 @@ pub trait SurveyStore: Send + Sync + 'static {
     /// Newest first.
     async fn list_survey_runs(&self, survey_id: &str, filter: RunFilter, page: PageRequest) -> Result<Page<SurveyRun>>;
     async fn survey_run_counts(&self, survey_id: &str) -> Result<RunCounts>;
+    /// The run counts of several surveys in one grouped read (a survey without runs has none
+    /// in the map).
+    async fn survey_run_counts_of(&self, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>>;
+    /// The answers counted by question, option and value — what the results need — answered
+    /// within `[from, to)` when given.
+    async fn survey_tallies(
+        &self,
+        survey_id: &str,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Vec<AnswerTally>>;
+    /// The newest answers to each of `question_ids` (at most `per_question` each), newest first,
+    /// with the person's name and external id.
+    async fn latest_answers(
+        &self,
+        survey_id: &str,
+        question_ids: &[String],
+        per_question: u32,
+    ) -> Result<Vec<AnswerRecord>>;
     /// Every answer, oldest first, with the person's name and external id.
     async fn survey_answers(&self, survey_id: &str) -> Result<Vec<AnswerRecord>>;
     /// Contacts whose attributes hold `field` (a prefilter: the caller reads the date).
@@ -230,6 +251,64 @@ async fn load_run(c: &mut dyn Conn, id: &str) -> Result<Option<SurveyRun>> {
         .await?
         .map(|r| run_from(&r))
         .transpose()
+}
+
+const ANSWER_COLS: &str = "a.run_id, a.contact_id, k.name, k.external_id, a.question_id, a.answer, a.value, \
+     a.option_index, a.created_at";
+
+fn answer_from(r: &Row) -> Result<AnswerRecord> {
+    Ok(AnswerRecord {
+        run_id: r.s("run_id")?,
+        contact_id: r.s("contact_id")?,
+        contact_name: r.os("name")?,
+        external_id: r.os("external_id")?,
+        question_id: r.s("question_id")?,
+        answer: r.s("answer")?,
+        value: r.oi("value")?,
+        option: r.oi("option_index")?,
+        created_at: r.i("created_at")?,
+    })
+}
+
+/// The run counts of several surveys: one statement, the runs grouped by survey and status and
+/// the runs with an answer by survey.
+async fn run_counts(c: &mut dyn Conn, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>> {
+    let mut out: HashMap<String, RunCounts> = HashMap::new();
+    if survey_ids.is_empty() {
+        return Ok(out);
+    }
+    let args: Vec<Arg> = survey_ids.iter().map(|id| Arg::from(id.as_str())).collect();
+    let listed = (1..=args.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT survey_id, status, COUNT(*) AS n FROM survey_runs WHERE survey_id IN ({listed}) \
+                 GROUP BY survey_id, status \
+                 UNION ALL SELECT survey_id, '' AS status, COUNT(DISTINCT run_id) AS n FROM survey_answers \
+                 WHERE survey_id IN ({listed}) GROUP BY survey_id"
+            ),
+            &args,
+        )
+        .await?;
+    for row in &rows {
+        let counts = out.entry(row.s("survey_id")?).or_default();
+        let n = row.i("n")?;
+        match row.s("status")?.as_str() {
+            // The runs someone answered: not a state of its own.
+            "" => {
+                counts.responded = n;
+                continue;
+            }
+            "active" => counts.active = n,
+            "queued" => counts.queued = n,
+            "completed" => counts.completed = n,
+            "expired" => counts.expired = n,
+            "unreachable" => counts.unreachable = n,
+            _ => {}
+        }
+        counts.total += n;
+    }
+    Ok(out)
 }
 
 /// Starts runs of an active `survey` (see `SurveyStore::start_survey`) inside the caller's
@@ -798,30 +877,73 @@ impl SurveyStore for SqlStore {
         let survey_id = survey_id.to_owned();
         on!(self.read, |c| {
             load_survey(c, &survey_id).await?;
-            let mut counts = RunCounts::default();
-            for row in c
+            let mut counts = run_counts(c, std::slice::from_ref(&survey_id)).await?;
+            Ok(counts.remove(&survey_id).unwrap_or_default())
+        })
+    }
+
+    async fn survey_run_counts_of(&self, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>> {
+        let survey_ids = survey_ids.to_vec();
+        on!(self.read, |c| run_counts(c, &survey_ids).await)
+    }
+
+    async fn survey_tallies(
+        &self,
+        survey_id: &str,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Vec<AnswerTally>> {
+        let survey_id = survey_id.to_owned();
+        on!(self.read, |c| {
+            load_survey(c, &survey_id).await?;
+            let rows = c
                 .rows(
-                    "SELECT status, COUNT(*) AS n FROM survey_runs WHERE survey_id = $1 GROUP BY status",
-                    args![&survey_id],
+                    "SELECT question_id, option_index, value, COUNT(*) AS n FROM survey_answers \
+                     WHERE survey_id = $1 AND created_at >= $2 AND created_at < $3 \
+                     GROUP BY question_id, option_index, value",
+                    args![&survey_id, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
                 )
-                .await?
-            {
-                let n = row.i("n")?;
-                counts.total += n;
-                match row.s("status")?.as_str() {
-                    "active" => counts.active = n,
-                    "queued" => counts.queued = n,
-                    "completed" => counts.completed = n,
-                    "expired" => counts.expired = n,
-                    "unreachable" => counts.unreachable = n,
-                    _ => {}
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AnswerTally {
+                        question_id: r.s("question_id")?,
+                        option: r.oi("option_index")?,
+                        value: r.oi("value")?,
+                        count: r.i("n")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn latest_answers(
+        &self,
+        survey_id: &str,
+        question_ids: &[String],
+        per_question: u32,
+    ) -> Result<Vec<AnswerRecord>> {
+        let (survey_id, question_ids) = (survey_id.to_owned(), question_ids.to_vec());
+        on!(self.read, |c| {
+            load_survey(c, &survey_id).await?;
+            let mut out = Vec::new();
+            // One read per question, newest first through the index on (survey_id, created_at):
+            // a page of answers, never the whole survey's.
+            for q in &question_ids {
+                let rows = c
+                    .rows(
+                        &format!(
+                            "SELECT {ANSWER_COLS} FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
+                             WHERE a.survey_id = $1 AND a.question_id = $2 ORDER BY a.created_at DESC, a.id DESC LIMIT $3"
+                        ),
+                        args![&survey_id, q, i64::from(per_question)],
+                    )
+                    .await?;
+                for r in &rows {
+                    out.push(answer_from(r)?);
                 }
             }
-            counts.responded = c
-                .one("SELECT COUNT(DISTINCT run_id) AS n FROM survey_answers WHERE survey_id = $1", args![&survey_id])
-                .await?
-                .i("n")?;
-            Ok(counts)
+            Ok(out)
         })
     }
 
@@ -831,27 +953,14 @@ impl SurveyStore for SqlStore {
             load_survey(c, &survey_id).await?;
             let rows = c
                 .rows(
-                    "SELECT a.run_id, a.contact_id, k.name, k.external_id, a.question_id, a.answer, a.value, \
-                     a.option_index, a.created_at FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
-                     WHERE a.survey_id = $1 ORDER BY a.created_at, a.id",
+                    &format!(
+                        "SELECT {ANSWER_COLS} FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
+                         WHERE a.survey_id = $1 ORDER BY a.created_at, a.id"
+                    ),
                     args![&survey_id],
                 )
                 .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(AnswerRecord {
-                        run_id: r.s("run_id")?,
-                        contact_id: r.s("contact_id")?,
-                        contact_name: r.os("name")?,
-                        external_id: r.os("external_id")?,
-                        question_id: r.s("question_id")?,
-                        answer: r.s("answer")?,
-                        value: r.oi("value")?,
-                        option: r.oi("option_index")?,
-                        created_at: r.i("created_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(answer_from).collect()
         })
     }
 

@@ -207,6 +207,20 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     assert_eq!(got, vec![("mood", "Плохо", Some(1)), ("why", "Много работы", None)]);
     let counts = store.survey_run_counts(&hr.id).await.unwrap();
     assert_eq!((counts.completed, counts.responded), (1, 1));
+    // The same figures read for several surveys at once, and counted in the database.
+    let idle = store.create_survey(spec("Пусто", "1d")).await.unwrap();
+    let many = store.survey_run_counts_of(&[hr.id.clone(), nps.id.clone(), idle.id.clone()]).await.unwrap();
+    assert_eq!(many.get(&hr.id), Some(&counts));
+    assert_eq!(many.get(&nps.id), Some(&store.survey_run_counts(&nps.id).await.unwrap()));
+    assert_eq!(many.get(&nps.id).map(|c| (c.total, c.active, c.responded)), Some((1, 1, 0)));
+    assert!(!many.contains_key(&idle.id), "no runs, no entry");
+    let tallies = store.survey_tallies(&hr.id, None, None).await.unwrap();
+    assert_eq!(hr.spec.results_of(&hr.id, counts.clone(), &tallies), hr.spec.results(&hr.id, counts.clone(), &answers));
+    assert_eq!(tallies.iter().map(|t| t.count).sum::<i64>(), 2);
+    let later = okno_domain::time::now_ms() + 60_000;
+    assert!(store.survey_tallies(&hr.id, Some(later), None).await.unwrap().is_empty(), "a period with no answers");
+    let texts = store.latest_answers(&hr.id, &["why".to_string()], 20).await.unwrap();
+    assert_eq!(texts.iter().map(|a| a.answer.as_str()).collect::<Vec<_>>(), vec!["Много работы"]);
 
     // Merged into the business contact (a link code): the run and answers follow the person.
     let (business, _) = store

@@ -446,6 +446,47 @@ async fn the_events_pages_refuse_bad_filters_clearly_and_the_live_stream_has_its
     }
 }
 
+/// The surveys and broadcasts lists show 50 a page with a link to the next, which goes on
+/// where the first ended and shows the rest; the surveys' figures are each survey's own.
+#[tokio::test]
+async fn the_surveys_and_broadcasts_lists_page_on() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let (contact, _) = site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    for n in 0..52 {
+        let body =
+            json!({"name": format!("Опрос {n:02}"), "questions": [{"id": "q", "text": "Как дела?", "kind": "text"}]});
+        assert_eq!(app.post("/api/v1/surveys", body).await.status, 201);
+        let body = json!({"name": format!("Рассылка {n:02}"), "audience": {"contact_ids": [contact]}, "text": "Привет",
+                          "send_at": "2099-01-01T09:00:00Z"});
+        assert_eq!(app.post("/api/v1/broadcasts", body).await.status, 201);
+    }
+    let newest = app.get("/api/v1/surveys?limit=1").await.body["items"][0]["id"].as_str().unwrap().to_string();
+    let started = app.post(&format!("/api/v1/surveys/{newest}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(started.body["started"], 1, "{started:?}");
+    let anna = Operator::sign_in(&app, "anna", "en").await;
+    for (list, row, first, last) in [
+        ("/ui/surveys", "<tr data-id=", "Опрос 51", "Опрос 00"),
+        ("/ui/broadcasts", "<tr><td><a href=\"/ui/broadcasts/", "Рассылка 51", "Рассылка 00"),
+    ] {
+        let one = anna.get(list).await;
+        assert_eq!(one.status, 200);
+        assert_eq!(one.body.matches(row).count(), 50, "{list}: 50 on the first page");
+        assert!(one.body.contains(first) && !one.body.contains(last), "{list}: the newest first");
+        let next = one.body.split("id=\"next-page\"").next().and_then(|b| b.rsplit("href=\"").next()).unwrap();
+        let next = next.split('"').next().unwrap().replace("&amp;", "&");
+        assert!(next.starts_with(&format!("{list}?cursor=")), "{next}");
+        let two = anna.get(&next).await;
+        assert_eq!(two.body.matches(row).count(), 2, "{list}: the rest");
+        assert!(two.body.contains(last) && !two.body.contains(first) && !two.body.contains("id=\"next-page\""));
+    }
+    // The figures of the one survey with a run are its own.
+    let page = anna.get("/ui/surveys").await.body;
+    let row = page.split(&format!("data-id=\"{newest}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("people 1 ·"), "{row}");
+    assert_eq!(page.matches("people 0 ·").count(), 49, "the other surveys have nobody yet");
+}
+
 /// A restricted token and a restricted operator see an event alike, with every phone masked:
 /// its key, its data, the condition a rule found false, a delivery's error — in the API's list
 /// and record and on the events list and the event's page.

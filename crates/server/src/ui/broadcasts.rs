@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use okno_domain::model::{ChannelKind, Permission};
@@ -72,13 +72,19 @@ fn view(b: &Broadcast) -> Value {
     })
 }
 
-/// `GET /ui/broadcasts`: the list, newest first.
-pub async fn page(State(state): State<AppState>, s: Session) -> Response {
+/// The list's page: `cursor` is the previous page's `next`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+}
+
+/// `GET /ui/broadcasts`: the list, newest first, 50 a page.
+pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<ListQuery>) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Write) {
         return r;
     }
-    let list = match state.engine.store.list_broadcasts(PageRequest::new(Some(50), None)).await {
+    let list = match state.engine.store.list_broadcasts(PageRequest::new(Some(50), q.cursor)).await {
         Ok(l) => l,
         Err(e) => return error_page(ui, &s, e),
     };
@@ -87,7 +93,7 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
     ui.render(
         "broadcasts.html",
         &s,
-        json!({"title": t(&s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live}),
+        json!({"title": t(&s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live, "next": list.next}),
     )
 }
 

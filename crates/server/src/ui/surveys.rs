@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use okno_domain::model::Permission;
 use okno_domain::surveys::{QuestionKind, Trigger};
 use okno_engine::surveys::StartRequest;
 use okno_store::{PageRequest, RunFilter, StartOutcome, Survey};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::events::full_time;
@@ -46,33 +47,53 @@ fn trigger_text(s: &Session, trigger: &Trigger) -> String {
 }
 
 /// `GET /ui/surveys`
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
+pub async fn list(State(state): State<AppState>, s: Session, Query(q): Query<ListQuery>) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Read) {
         return r;
     }
     let store = &state.engine.store;
     let loaded = async {
-        let page = store.list_surveys(PageRequest::new(Some(100), None)).await?;
-        let mut rows = Vec::with_capacity(page.items.len());
-        for sv in &page.items {
-            let runs = store.survey_run_counts(&sv.id).await?;
-            rows.push(json!({
-                "id": sv.id, "name": sv.spec.name, "active": sv.active, "trigger": trigger_text(&s, &sv.spec.trigger),
-                "questions": sv.spec.questions.len(), "total": runs.total, "completed": runs.completed,
-                "active_runs": runs.active + runs.queued, "responded": runs.responded, "created": short_time(sv.created_at),
-            }));
-        }
-        Ok::<_, okno_domain::Error>(rows)
+        let page = store.list_surveys(PageRequest::new(Some(PAGE), q.cursor.clone())).await?;
+        // The page's run counts in one grouped read, not three per survey.
+        let ids: Vec<String> = page.items.iter().map(|sv| sv.id.clone()).collect();
+        let counts = store.survey_run_counts_of(&ids).await?;
+        let rows: Vec<Value> = page
+            .items
+            .iter()
+            .map(|sv| {
+                let runs = counts.get(&sv.id).cloned().unwrap_or_default();
+                json!({
+                    "id": sv.id, "name": sv.spec.name, "active": sv.active, "trigger": trigger_text(&s, &sv.spec.trigger),
+                    "questions": sv.spec.questions.len(), "total": runs.total, "completed": runs.completed,
+                    "active_runs": runs.active + runs.queued, "responded": runs.responded, "created": short_time(sv.created_at),
+                })
+            })
+            .collect();
+        Ok::<_, okno_domain::Error>((rows, page.next))
     }
     .await;
     match loaded {
-        Ok(rows) => {
-            ui.render("surveys.html", &s, json!({"title": t(&s, "sv_surveys"), "nav": "surveys", "rows": rows}))
-        }
+        Ok((rows, next)) => ui.render(
+            "surveys.html",
+            &s,
+            json!({"title": t(&s, "sv_surveys"), "nav": "surveys", "rows": rows, "next": next}),
+        ),
         Err(e) => error_page(ui, &s, e),
     }
 }
+
+/// Surveys a page of the list shows.
+const PAGE: u32 = 50;
+
+/// The list's page: `cursor` is the previous page's `next`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+}
+
+/// The latest free-text answers a survey's page shows per question.
+const LATEST_TEXTS: u32 = 20;
 
 /// A share in whole percent, rounded (2 of 3 is 67%).
 fn pct(n: i64, of: i64) -> i64 {
@@ -103,8 +124,13 @@ async fn survey_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
     let store = &state.engine.store;
     let survey: Survey = store.get_survey(id).await?;
     let runs = store.survey_run_counts(id).await?;
-    let answers = store.survey_answers(id).await?;
-    let results = survey.spec.results(&survey.id, runs.clone(), &answers);
+    // Counted in the database: the page needs the figures and the latest free-text answers,
+    // never every answer.
+    let tallies = store.survey_tallies(id, None, None).await?;
+    let results = survey.spec.results_of(&survey.id, runs.clone(), &tallies);
+    let text_questions: Vec<String> =
+        survey.spec.questions.iter().filter(|q| q.kind == QuestionKind::Text).map(|q| q.id.clone()).collect();
+    let answers = store.latest_answers(id, &text_questions, LATEST_TEXTS).await?;
     let personal = s.role().allows(Permission::PersonalData);
     let questions: Vec<Value> = survey
         .spec
@@ -126,9 +152,7 @@ async fn survey_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
             let texts: Vec<Value> = if q.kind == QuestionKind::Text {
                 answers
                     .iter()
-                    .rev()
                     .filter(|a| a.question_id == q.id)
-                    .take(20)
                     .map(|a| {
                         json!({
                             "text": if personal { a.answer.clone() } else { masking::mask_text(&a.answer) },
