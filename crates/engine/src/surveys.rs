@@ -21,8 +21,8 @@ use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use okno_store::{
-    ContactFilter, EventRecord, InputOutcome, NewRun, Processed, RuleOutcome, StartOutcome, Survey, SurveyInput,
-    SurveyStart,
+    ContactFilter, EventRecord, InputOutcome, NewAudit, NewRun, Processed, RuleOutcome, StartOutcome, Survey,
+    SurveyInput, SurveyStart,
 };
 use serde_json::{json, Value};
 
@@ -89,8 +89,10 @@ impl Engine {
         Ok(survey)
     }
 
-    /// Starts a survey for the people named (contact ids, external ids, groups).
-    pub async fn start_survey(&self, id: &str, req: StartRequest) -> Result<Vec<StartOutcome>> {
+    /// Starts a survey for the people named (contact ids, external ids, groups). Started `by`
+    /// an operator (`operator:<login>`), the audit line `survey.start` is written in the
+    /// transaction of the first batch of people.
+    pub async fn start_survey(&self, id: &str, req: StartRequest, by: Option<&str>) -> Result<Vec<StartOutcome>> {
         let survey = self.store.get_survey(id).await?;
         if !survey.active {
             return Err(Error::conflict("survey_inactive", "the survey was deleted: it starts no new runs"));
@@ -117,11 +119,21 @@ impl Engine {
         }
         let mut seen = std::collections::HashSet::new();
         ids.retain(|i| seen.insert(i.clone()));
+        let mut audit = by.map(|actor| NewAudit {
+            actor: actor.to_string(),
+            action: "survey.start".into(),
+            target: id.to_string(),
+            detail: json!({"groups": req.groups, "people": ids.len(), "key": key}),
+        });
+        if ids.is_empty() {
+            // Nobody to ask: the start is still on record.
+            self.store.start_survey(id, Vec::new(), audit.take()).await?;
+        }
         // Several transactions of a few hundred people each: a large group does not hold the
         // database for long, and each batch is complete on its own.
         for chunk in ids.chunks(200) {
             let runs = chunk.iter().map(|c| NewRun { contact_id: c.clone(), key: key.clone() }).collect();
-            outcomes.extend(self.store.start_survey(id, runs).await?);
+            outcomes.extend(self.store.start_survey(id, runs, audit.take()).await?);
             self.wake();
         }
         Ok(outcomes)
@@ -208,7 +220,7 @@ impl Engine {
         }
         let mut started = 0;
         for chunk in runs.chunks(200) {
-            let outcomes = self.store.start_survey(&survey.id, chunk.to_vec()).await?;
+            let outcomes = self.store.start_survey(&survey.id, chunk.to_vec(), None).await?;
             started += outcomes
                 .iter()
                 .filter(|o| matches!(o, StartOutcome::Started { .. } | StartOutcome::Queued { .. }))

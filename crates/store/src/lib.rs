@@ -589,8 +589,9 @@ pub trait Store:
     async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
     async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
     /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
-    /// fields from `other`, unites the groups and removes `other`.
-    async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact>;
+    /// fields from `other`, unites the groups and removes `other`; `audit`, when given, is
+    /// written in the same transaction.
+    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact>;
     /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
 
@@ -736,8 +737,9 @@ pub trait Store:
     async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 
     // Linking people to business contacts.
-    /// A new one-time code for `contact_id`, valid for `ttl_ms`.
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode>;
+    /// A new one-time code for `contact_id`, valid for `ttl_ms`; `audit`, when given, is
+    /// written in the same transaction.
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
     /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
     /// for that person (no external id) is merged into the linked one.
     async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;

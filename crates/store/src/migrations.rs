@@ -116,9 +116,9 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         18,
-        "0018_events_list.sql",
-        include_str!("../migrations/sqlite/0018_events_list.sql"),
-        include_str!("../migrations/postgres/0018_events_list.sql"),
+        "0018_list_indexes.sql",
+        include_str!("../migrations/sqlite/0018_list_indexes.sql"),
+        include_str!("../migrations/postgres/0018_list_indexes.sql"),
     ),
 ];
 

@@ -609,6 +609,19 @@ async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Op
     Ok(())
 }
 
+/// Writes an audit line, if there is one, inside the caller's transaction: the line of a
+/// change is committed with the change or not at all.
+pub(crate) async fn write_audit(c: &mut dyn Conn, entry: Option<&NewAudit>) -> Result<()> {
+    if let Some(e) = entry {
+        c.exec(
+            "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Writes one delivery (and its job) per subscription that wants `event`.
 pub(crate) async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
     let hooks = subscribers(c, event).await?;
@@ -953,10 +966,14 @@ impl Store for SqlStore {
         })
     }
 
-    async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact> {
+    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact> {
         let keep = keep.to_owned();
         let other = other.to_owned();
-        on!(self.write, |c| merge(c, &keep, &other).await)
+        on!(self.write, |c| {
+            let merged = merge(c, &keep, &other).await?;
+            write_audit(c, audit.as_ref()).await?;
+            Ok(merged)
+        })
     }
 
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity> {
@@ -1952,7 +1969,7 @@ impl Store for SqlStore {
 
     // --- linking ------------------------------------------------------------------------------
 
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode> {
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode> {
         let contact_id = contact_id.to_owned();
         on!(self.write, |c| {
             load_contact(c, &contact_id).await?;
@@ -1963,6 +1980,7 @@ impl Store for SqlStore {
                 args![&code, &contact_id, now + ttl_ms, now],
             )
             .await?;
+            write_audit(c, audit.as_ref()).await?;
             Ok(LinkCode { code, contact_id, expires_at: now + ttl_ms })
         })
     }
@@ -2150,14 +2168,7 @@ impl Store for SqlStore {
     }
 
     async fn audit(&self, e: NewAudit) -> Result<()> {
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
-            )
-            .await?;
-            Ok(())
-        })
+        on!(self.write, |c| write_audit(c, Some(&e)).await)
     }
 
     async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{emit, enqueue, insert_job, on, SqlStore};
-use crate::{InboundMessage, JobKind, OutboundRequest, PageRequest, Recipient};
+use crate::sql::{emit, enqueue, insert_job, on, write_audit, SqlStore};
+use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 
 /// A stored survey.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,7 +155,13 @@ pub trait SurveyStore: Send + Sync + 'static {
     /// Active surveys started by events of this type.
     async fn surveys_for_event(&self, event_type: &str) -> Result<Vec<Survey>>;
     /// Starts runs, each at most once per (survey, person, key). One transaction.
-    async fn start_survey(&self, survey_id: &str, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>>;
+    /// `audit`, when given, is written in the same transaction.
+    async fn start_survey(
+        &self,
+        survey_id: &str,
+        runs: Vec<NewRun>,
+        audit: Option<NewAudit>,
+    ) -> Result<Vec<StartOutcome>>;
     /// Reads an answer (see [`InputOutcome`]).
     async fn survey_input(&self, input: SurveyInput) -> Result<InputOutcome>;
     /// Sends the reminder of an unanswered run (once); `false` when there is nothing to remind.
@@ -640,14 +646,21 @@ impl SurveyStore for SqlStore {
         })
     }
 
-    async fn start_survey(&self, survey_id: &str, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>> {
+    async fn start_survey(
+        &self,
+        survey_id: &str,
+        runs: Vec<NewRun>,
+        audit: Option<NewAudit>,
+    ) -> Result<Vec<StartOutcome>> {
         let survey_id = survey_id.to_owned();
         on!(self.write, |c| {
             let survey = load_survey(c, &survey_id).await?;
             if !survey.active {
                 return Err(Error::conflict("survey_inactive", "the survey was deleted: it starts no new runs"));
             }
-            start_runs(c, &survey, runs).await
+            let out = start_runs(c, &survey, runs).await?;
+            write_audit(c, audit.as_ref()).await?;
+            Ok(out)
         })
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use okno_domain::model::{ContactInput, EventType};
 use okno_domain::ErrorKind;
 use okno_store::testing::TestDb;
-use okno_store::{ContactEdit, ContactField, NewWebhook, PageRequest, Store};
+use okno_store::{ContactEdit, ContactField, NewAudit, NewRun, NewTask, NewWebhook, PageRequest, Store};
 use serde_json::json;
 use sqlx::{Connection, Executor, Row};
 
@@ -208,6 +208,7 @@ okno_store::both_backends!(
     a_form_drawn_before_another_change_is_refused,
     an_edit_never_leaves_a_contact_with_nothing_to_know_it_by,
     two_stores_saving_forms_drawn_at_once_keep_exactly_one,
+    an_operators_change_and_its_audit_line_are_one_transaction,
 );
 
 /// Sessions of this database waiting on a lock.
@@ -269,4 +270,76 @@ async fn two_operators_saving_at_once_on_postgres_never_overwrite_each_other() {
     assert_eq!(a.get_contact(&c.id).await.unwrap().name.as_deref(), Some("Ольга К."), "the first save stays");
     let updates = audit_lines(&*a).await.into_iter().filter(|(action, ..)| action == "contact.update").count();
     assert_eq!(updates, 1, "one audit line, the kept save's");
+}
+
+/// Makes the database refuse new audit lines (`on`), or take them again.
+async fn refuse_audit_lines(db: &TestDb, on: bool) {
+    let statements: Vec<&str> = match (db.postgres_admin().is_some(), on) {
+        (true, true) => vec![
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'the audit log is full'; END $$ \
+             LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        ],
+        (true, false) => vec!["DROP TRIGGER refuse_audit ON audit_log", "DROP FUNCTION refuse_audit()"],
+        (false, true) => vec![
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is full'); END",
+        ],
+        (false, false) => vec!["DROP TRIGGER refuse_audit"],
+    };
+    db.execute_raw(&statements).await;
+}
+
+/// A merge, a link code, a task and a survey start made by an operator are committed with
+/// their audit line or not at all: while the audit log refuses lines, nothing of them is kept;
+/// afterwards each is kept with exactly one line.
+async fn an_operators_change_and_its_audit_line_are_one_transaction(store: Arc<dyn Store>, db: &TestDb) {
+    let ch = okno_store::testing::webhook_channel(&*store, "site").await;
+    let keep = store.create_contact(input(json!({"name": "Ольга"})), ACTOR).await.unwrap();
+    let other = store.create_contact(input(json!({"name": "Ольга К."})), ACTOR).await.unwrap();
+    let survey = okno_domain::surveys::SurveySpec::parse(&json!({
+        "name": "Отзыв", "questions": [{"id": "q", "text": "Как всё прошло?", "kind": "text"}],
+    }))
+    .unwrap();
+    let survey = store.create_survey(survey).await.unwrap();
+    let line = |action: &str, target: &str| NewAudit {
+        actor: ACTOR.into(),
+        action: action.into(),
+        target: target.into(),
+        detail: json!({}),
+    };
+    let task = |id: &str| NewTask {
+        id: id.into(),
+        channel_id: ch.clone(),
+        chat_id: "-100".into(),
+        message_id: Some("1".into()),
+        title: "Доставка".into(),
+        text: "Забрать".into(),
+        private_text: None,
+        data: json!({}),
+        group: None,
+        reoffer_after: None,
+        reoffer_times: 0,
+    };
+    let run = || vec![NewRun { contact_id: keep.id.clone(), key: "manual".into() }];
+    let before = audit_lines(&*store).await.len();
+
+    refuse_audit_lines(db, true).await;
+    assert!(store.merge_contacts(&keep.id, &other.id, Some(line("contact.merge", &keep.id))).await.is_err());
+    assert!(store.create_link_code(&keep.id, 60_000, Some(line("contact.link_code", &keep.id))).await.is_err());
+    assert!(store.create_task(task("t-1"), Some(line("task.create", "t-1"))).await.is_err());
+    assert!(store.start_survey(&survey.id, run(), Some(line("survey.start", &survey.id))).await.is_err());
+    refuse_audit_lines(db, false).await;
+    assert!(store.get_contact(&other.id).await.is_ok(), "not merged without its line");
+    assert!(store.get_task("t-1").await.unwrap_err().is_not_found(), "no task without its line");
+    assert_eq!(store.survey_run_counts(&survey.id).await.unwrap().total, 0, "nobody asked without its line");
+    assert_eq!(audit_lines(&*store).await.len(), before);
+
+    store.merge_contacts(&keep.id, &other.id, Some(line("contact.merge", &keep.id))).await.unwrap();
+    store.create_link_code(&keep.id, 60_000, Some(line("contact.link_code", &keep.id))).await.unwrap();
+    store.create_task(task("t-2"), Some(line("task.create", "t-2"))).await.unwrap();
+    store.start_survey(&survey.id, run(), Some(line("survey.start", &survey.id))).await.unwrap();
+    let lines = audit_lines(&*store).await;
+    for action in ["contact.merge", "contact.link_code", "task.create", "survey.start"] {
+        assert_eq!(lines.iter().filter(|(a, ..)| a == action).count(), 1, "{action}: {lines:?}");
+    }
 }

@@ -162,7 +162,7 @@ async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(s
     store.record_inbound(message(&tg, "ann-tg", "m-2", "hi")).await.unwrap();
     // Ann on two channels, merged into one contact.
     let tg_contact = store.record_inbound(message(&tg, "ann-tg", "m-3", "again")).await.unwrap().message.contact_id;
-    store.merge_contacts(&ann.contact_id, &tg_contact).await.unwrap();
+    store.merge_contacts(&ann.contact_id, &tg_contact, None).await.unwrap();
     let (lonely, _) =
         store.upsert_contact(ContactInput { name: Some("Без связи".into()), ..Default::default() }).await.unwrap();
     let blocked = store.record_inbound(message(&web, "bob", "m-4", "hi")).await.unwrap().message.contact_id;

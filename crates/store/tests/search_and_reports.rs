@@ -117,7 +117,7 @@ async fn any_message_is_found_in_any_case_and_alphabet(store: Arc<dyn Store>, _d
     // A merge keeps the messages findable in the conversation they moved to.
     let ann_contact = store.get_conversation(&ann).await.unwrap().contact.id;
     let boris_contact = store.get_conversation(&boris).await.unwrap().contact.id;
-    store.merge_contacts(&ann_contact, &boris_contact).await.unwrap();
+    store.merge_contacts(&ann_contact, &boris_contact, None).await.unwrap();
     let after = found(&*store, "не пришёл").await;
     assert_eq!(after.len(), 1);
     assert_eq!(store.get_conversation(&after[0]).await.unwrap().contact.id, ann_contact);

@@ -446,6 +446,74 @@ async fn the_events_pages_refuse_bad_filters_clearly_and_the_live_stream_has_its
     }
 }
 
+/// The events page reads its period's dates in the operator's time zone, and its `to` date
+/// holds that whole day: «22.11 to 22.11» in Moscow is the 22nd as Moscow lived it.
+#[tokio::test]
+async fn the_events_page_reads_a_period_in_the_operators_zone_to_the_end_of_its_last_day() {
+    let (app, _sink, _ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut ids = Vec::new();
+    // 23:30 on the 21st, 00:30 and 23:30 on the 22nd, 00:30 on the 23rd — Moscow time (UTC+3).
+    for (n, at) in ["2026-11-21T20:30:00Z", "2026-11-21T21:30:00Z", "2026-11-22T20:30:00Z", "2026-11-22T21:30:00Z"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = post_event(&app, json!({"type": "day.test", "key": format!("day-{n}"), "data": {}})).await;
+        let ms = okno_domain::time::parse_rfc3339(at).unwrap();
+        app.db.execute_raw(&[format!("UPDATE events SET created_at = {ms} WHERE id = '{id}'")]).await;
+        ids.push(id);
+    }
+    let anna = Operator::sign_in(&app, "anna", "en").await;
+    let shown = |page: &str| ids.iter().map(|id| page.contains(&format!("data-id=\"{id}\""))).collect::<Vec<_>>();
+    let page = anna.get("/ui/events?type=day.test&from=2026-11-22&to=2026-11-22&tz=Europe%2FMoscow").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(shown(&page.body), vec![false, true, true, false], "the 22nd in Moscow, all of it");
+    assert!(
+        unescape(&page.body).contains("name=\"tz\" value=\"Europe/Moscow\""),
+        "the zone is kept for the next search"
+    );
+    let page = anna.get("/ui/events?type=day.test&from=2026-11-22&to=2026-11-22&tz=Asia%2FVladivostok").await;
+    assert_eq!(
+        shown(&page.body),
+        vec![true, true, false, false],
+        "the 22nd in Vladivostok (UTC+10) began ten hours before UTC's"
+    );
+    let page = anna.get("/ui/events?type=day.test&to=2026-11-21&tz=UTC").await;
+    assert_eq!(shown(&page.body), vec![true, true, false, false], "to the end of the 21st in UTC");
+    let bad = anna.get("/ui/events?from=2026-11-22&tz=Mars%2FOlympus").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let bad = anna.get("/ui/events?from=tomorrow").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+/// A survey started by hand reads its pasted list as a broadcast does: too long a list is
+/// refused in the operator's language, and the start is in the audit log.
+#[tokio::test]
+async fn a_survey_start_reads_its_list_as_a_broadcast_does() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    let survey = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "Отзыв", "questions": [{"id": "q", "text": "Как дела?", "kind": "text"}]}),
+        )
+        .await;
+    let survey = survey.body["id"].as_str().unwrap().to_string();
+    let anna = Operator::sign_in(&app, "anna", "ru").await;
+    let page = format!("/ui/surveys/{survey}");
+    let long: Vec<String> = (0..10_001).map(|n| format!("1c-{n}")).collect();
+    let refused = anna.post(&page, &format!("{page}/start"), &[("list", &long.join("\n"))]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(unescape(&refused.body).contains("В списке 10001 записей; за раз не больше 10000"), "{}", refused.body);
+    let started = anna.post(&page, &format!("{page}/start"), &[("list", "1c-1, 1c-nobody")]).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let audit = app.get("/api/v1/audit").await.body;
+    let line = audit["items"].as_array().unwrap().iter().find(|a| a["action"] == "survey.start").unwrap().clone();
+    assert_eq!((line["actor"].as_str(), line["target"].as_str()), (Some("operator:anna"), Some(survey.as_str())));
+    assert_eq!(line["detail"]["people"], 1, "{line}");
+}
+
 /// The surveys and broadcasts lists show 50 a page with a link to the next, which goes on
 /// where the first ended and shows the rest; the surveys' figures are each survey's own.
 #[tokio::test]
@@ -561,19 +629,22 @@ async fn a_restricted_operator_sees_phones_masked_in_events_tasks_and_survey_ans
         .await
         .unwrap();
     let task = store
-        .create_task(okno_store::NewTask {
-            id: okno_domain::ids::new_id(),
-            channel_id: tg.id.clone(),
-            chat_id: "-100".into(),
-            message_id: Some("1".into()),
-            title: "Доставка".into(),
-            text: "Забрать со склада".into(),
-            private_text: Some("Клиент: Ольга, +7 999 123-45-67".into()),
-            data: json!({"client_phone": "+79990001122", "lead_id": 4711}),
-            group: None,
-            reoffer_after: None,
-            reoffer_times: 0,
-        })
+        .create_task(
+            okno_store::NewTask {
+                id: okno_domain::ids::new_id(),
+                channel_id: tg.id.clone(),
+                chat_id: "-100".into(),
+                message_id: Some("1".into()),
+                title: "Доставка".into(),
+                text: "Забрать со склада".into(),
+                private_text: Some("Клиент: Ольга, +7 999 123-45-67".into()),
+                data: json!({"client_phone": "+79990001122", "lead_id": 4711}),
+                group: None,
+                reoffer_after: None,
+                reoffer_times: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let page = unescape(&rita.get(&format!("/ui/tasks/{}", task.id)).await.body);

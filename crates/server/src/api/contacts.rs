@@ -113,7 +113,7 @@ pub async fn merge(
     ApiJson(body): ApiJson<MergeContacts>,
 ) -> ApiResult<Json<Contact>> {
     auth.require(Permission::Write)?;
-    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id).await?;
+    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id, None).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
     crate::masking::contact(auth.token.role, &mut contact);
     Ok(Json(contact))
@@ -152,7 +152,7 @@ pub async fn link(
     if !(60..=90 * 24 * 3600).contains(&ttl) {
         return Err(okno_domain::Error::invalid("invalid_ttl", "`ttl_secs` is between 60 seconds and 90 days").into());
     }
-    let offer = state.engine.link_offer(&id, ttl * 1000).await?;
+    let offer = state.engine.link_offer(&id, ttl * 1000, None).await?;
     let links = offer.links.into_iter().map(|l| (l.channel_id, json!(l.url))).collect();
     let (code, expires_at) = (offer.code, okno_domain::time::to_rfc3339(offer.expires_at));
     Ok((StatusCode::CREATED, Json(LinkResponse { code, expires_at, links })))

@@ -109,7 +109,7 @@ pub async fn start(
         groups: body.groups,
         key: body.key,
     };
-    let items = state.engine.start_survey(&id, req).await?;
+    let items = state.engine.start_survey(&id, req, None).await?;
     let count = |f: fn(&StartOutcome) -> bool| items.iter().filter(|o| f(o)).count();
     Ok(Json(StartSummary {
         started: count(|o| matches!(o, StartOutcome::Started { .. })),

@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use okno_domain::model::{Contact, ContactInput, Permission};
-use okno_store::{ContactEdit, ContactField, ContactFilter, ConversationFilter, PageRequest};
+use okno_store::{ContactEdit, ContactField, ContactFilter, ConversationFilter, NewAudit, PageRequest};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -267,11 +267,14 @@ pub async fn merge(
     if other == id {
         return error_page(ui, &s, okno_domain::Error::invalid("same_contact", t(&s, "ct_merge_same")));
     }
-    match state.engine.store.merge_contacts(&id, &other).await {
-        Ok(_) => {
-            super::admin::audit(&state, &s, "contact.merge", &id, json!({"merged": other})).await;
-            Redirect::to(&format!("/ui/contacts/{id}?merged=1")).into_response()
-        }
+    let audit = NewAudit {
+        actor: format!("operator:{}", s.operator.login),
+        action: "contact.merge".into(),
+        target: id.clone(),
+        detail: json!({"merged": other}),
+    };
+    match state.engine.store.merge_contacts(&id, &other, Some(audit)).await {
+        Ok(_) => Redirect::to(&format!("/ui/contacts/{id}?merged=1")).into_response(),
         Err(e) => error_page(ui, &s, e),
     }
 }
@@ -295,8 +298,8 @@ pub async fn link(
         return r;
     }
     let shown = async {
-        let offer = state.engine.link_offer(&id, okno_engine::contacts::LINK_TTL_MS).await?;
-        super::admin::audit(&state, &s, "contact.link_code", &id, json!({"expires_at": offer.expires_at})).await;
+        let by = format!("operator:{}", s.operator.login);
+        let offer = state.engine.link_offer(&id, okno_engine::contacts::LINK_TTL_MS, Some(&by)).await?;
         let mut ctx = card_view(&state, &s, &id).await?;
         merge_view(&state, &s, &id, &CardQuery::default(), &mut ctx).await?;
         ctx["link"] = json!({

@@ -20,12 +20,12 @@ use axum::http::Uri;
 use axum::response::Response;
 use okno_domain::model::Permission;
 use okno_domain::time::{now_ms, Millis};
-use okno_store::{EventDelivery, EventRecord, PageRequest, Unresolved, EVENT_STATUSES};
+use okno_store::{EventDelivery, EventFilter, EventRecord, PageRequest, Unresolved, EVENT_STATUSES};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::inbox::display_name;
-use super::{channel_map, channel_view, error_page, refuse, Session};
-use crate::api::events::EventQuery;
+use super::{channel_map, channel_view, error_page, local_time, refuse, Session};
 use crate::masking;
 use crate::AppState;
 
@@ -40,9 +40,45 @@ pub fn full_time(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// The events page's filters: those of `GET /api/v1/events`, with the period's dates read in
+/// the operator's time zone (`tz`, put there by the page's script; else the server's
+/// `default_timezone`) and `to` holding its whole day.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsPageQuery {
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    pub key: Option<String>,
+    /// A date (`2026-11-22`): from that day's midnight in `tz`.
+    pub from: Option<String>,
+    /// A date: to the end of that day in `tz`.
+    pub to: Option<String>,
+    pub tz: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl EventsPageQuery {
+    /// The store's filter: the period read in the operator's zone, `to` inclusive.
+    fn filter(&self, default_tz: &str) -> okno_domain::Result<EventFilter> {
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let tz = local_time::zone(self.tz.as_deref(), default_tz)?;
+        let at = |v: &Option<String>, read: fn(&str, &jiff::tz::TimeZone) -> okno_domain::Result<jiff::Timestamp>| {
+            nonempty(v).map(|t| read(&t, &tz).map(|ts| ts.as_millisecond())).transpose()
+        };
+        Ok(EventFilter {
+            event_type: nonempty(&self.event_type),
+            status: nonempty(&self.status),
+            key: nonempty(&self.key),
+            from: at(&self.from, local_time::day_start)?,
+            to: at(&self.to, local_time::day_end)?,
+        })
+    }
+}
+
 /// `GET /ui/events`: the business events, newest first, with filters.
 pub async fn page(State(state): State<AppState>, s: Session, uri: Uri) -> Response {
-    match Query::<EventQuery>::try_from_uri(&uri) {
+    match Query::<EventsPageQuery>::try_from_uri(&uri) {
         Ok(Query(q)) => list(&state, &s, q).await,
         Err(e) => error_page(&state.ui, &s, okno_domain::Error::invalid("invalid_query", e.body_text())),
     }
@@ -51,14 +87,15 @@ pub async fn page(State(state): State<AppState>, s: Session, uri: Uri) -> Respon
 /// Up to this many events a page.
 const PAGE: u32 = 50;
 
-async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
+async fn list(state: &AppState, s: &Session, q: EventsPageQuery) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, s, Permission::Read) {
         return r;
     }
     let store = &state.engine.store;
+    let default_tz = &state.engine.cfg.default_timezone;
     let loaded = async {
-        let filter = q.filter()?;
+        let filter = q.filter(default_tz)?;
         let page = store.list_events(filter, PageRequest::new(Some(PAGE), q.cursor.clone())).await?;
         let mut types: Vec<String> = store.list_rules().await?.into_iter().map(|r| r.event).collect();
         types.sort();
@@ -89,12 +126,18 @@ async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
     // The filters as given, to fill the form in again and to carry on to the next page.
     let f = json!({
         "type": q.event_type, "status": q.status, "key": q.key, "from": q.from, "to": q.to,
+        "tz": q.tz.clone().filter(|z| !z.trim().is_empty()).unwrap_or_else(|| default_tz.clone()),
     });
     let next_query = page.next.as_ref().map(|cursor| {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in
-            [("type", &q.event_type), ("status", &q.status), ("key", &q.key), ("from", &q.from), ("to", &q.to)]
-        {
+        for (k, v) in [
+            ("type", &q.event_type),
+            ("status", &q.status),
+            ("key", &q.key),
+            ("from", &q.from),
+            ("to", &q.to),
+            ("tz", &q.tz),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 pairs.append_pair(k, v);
             }

@@ -6,7 +6,7 @@
 //! Viewing needs `Read`; starting needs `Write`, as in the API. Free-text answers are masked
 //! for roles without the right to see personal data, on the page and in the CSV.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -215,28 +215,6 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
     survey_page(&state, &s, &id, None, Value::Null).await
 }
 
-/// The pasted list's entries (separated by lines, commas, semicolons or blanks), each once:
-/// contact ids as they are, anything else taken for an external id.
-async fn split_list(state: &AppState, text: &str) -> okno_domain::Result<(Vec<String>, Vec<String>)> {
-    let mut seen = HashSet::new();
-    let entries: Vec<String> = text
-        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
-        .filter(|e| !e.is_empty() && seen.insert(e.to_string()))
-        .map(str::to_string)
-        .collect();
-    if entries.len() > 10_000 {
-        return Err(okno_domain::Error::invalid(
-            "list_too_long",
-            format!("the list holds {} entries; at most 10000 at once (use a group for more)", entries.len()),
-        ));
-    }
-    let mut known = HashSet::new();
-    for chunk in entries.chunks(500) {
-        known.extend(state.engine.store.get_contacts(chunk).await?.into_iter().map(|c| c.id));
-    }
-    Ok(entries.into_iter().partition(|e| known.contains(e)))
-}
-
 /// `POST /ui/surveys/{id}/start`: `groups` (comma-separated), `list` (contact ids or external
 /// ids), `key` (optional: a person is asked once per key).
 pub async fn start(
@@ -255,12 +233,15 @@ pub async fn start(
     let groups: Vec<String> =
         form.get("groups").unwrap_or("").split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
     let outcome = async {
-        let (contact_ids, external_ids) = split_list(&state, form.get("list").unwrap_or("")).await?;
+        // The list read as a broadcast's is; entries that name nobody go to the engine as
+        // external ids, which reports each as unknown.
+        let list = super::broadcasts::read_people_list(&state, &s, form.get("list").unwrap_or("")).await?;
+        let (contact_ids, external_ids) = (list.found, list.unknown);
         if groups.is_empty() && contact_ids.is_empty() && external_ids.is_empty() {
             return Err(okno_domain::Error::invalid("invalid_start", t(&s, "sv_err_nobody")));
         }
         let req = StartRequest { contact_ids, external_ids, groups: groups.clone(), key: form.field("key") };
-        state.engine.start_survey(&id, req).await
+        state.engine.start_survey(&id, req, Some(&format!("operator:{}", s.operator.login))).await
     }
     .await;
     let items = match outcome {
@@ -295,8 +276,6 @@ pub async fn start(
         "unknown": count(|o| matches!(o, StartOutcome::UnknownContact { .. })),
         "problems": problems,
     });
-    let detail = json!({"groups": groups, "people": items.len(), "key": form.field("key")});
-    super::admin::audit(&state, &s, "survey.start", &id, detail).await;
     survey_page(&state, &s, &id, Some(summary), Value::Null).await
 }
 
