@@ -1,6 +1,9 @@
 //! The events benchmark: okno (a separate process, SQLite or PostgreSQL) with a Telegram bot on
 //! the simulator (limits off), 300 people linked by link codes, and a rule with three recipients.
 //!
+//! `--idle-rules N` adds N rules of the same type whose condition is false (each leaves its
+//! outcome with every event).
+//!
 //! 1. 2,000 events (`--paced-events`) paced at 200 per second: latency from the event's 202 to the first request
 //!    that reaches the simulator for it (both clocks are this process's);
 //! 2. 10,000 events (`--bulk-events`) × 3 recipients posted as fast as 32 clients can: every one of the 30,000
@@ -35,6 +38,8 @@ pub struct Plan {
     pub paced: usize,
     /// Events posted as fast as possible (phase 2; 0 skips it).
     pub bulk: usize,
+    /// Rules of the event's type whose condition is false, besides the one that sends.
+    pub idle_rules: usize,
 }
 
 pub async fn run(okno: &Path, plan: Plan) -> Result<()> {
@@ -88,6 +93,20 @@ pub async fn run(okno: &Path, plan: Plan) -> Result<()> {
                 "template": "Событие для {{ contact.name }}, {{ data.amount | money }}, ключ {{ event.key }}"})),
         )
         .await?;
+    for n in 0..plan.idle_rules {
+        server
+            .call(
+                reqwest::Method::POST,
+                "/rules",
+                Some(json!({"name": format!("не про это {n}"), "event": "bench.happened",
+                    "condition": format!("data.amount < 0 && data.a == \"p-{n}\""),
+                    "recipients": [{"external_id": "{{ data.a }}"}], "template": "—"})),
+            )
+            .await?;
+    }
+    if plan.idle_rules > 0 {
+        println!("{} more rules of the type, their condition false", plan.idle_rules);
+    }
     let event = |n: usize, prefix: &str| {
         let p = n as i64 % PEOPLE;
         json!({"type": "bench.happened", "key": format!("{prefix}-{n}"),

@@ -69,6 +69,10 @@ struct Args {
     /// Events: how many are posted as fast as possible for the loss and duplicate check (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     bulk_events: usize,
+    /// Events: rules of the same event type besides the one that sends, whose condition is
+    /// false (each leaves its outcome with every event).
+    #[arg(long, default_value_t = 0)]
+    idle_rules: usize,
     /// Events: run on this PostgreSQL database (empty) instead of a fresh one, e.g. one with
     /// statement logging turned on to count statements per event.
     #[arg(long)]
@@ -117,6 +121,7 @@ async fn main() -> Result<()> {
             database_url: args.database_url.clone(),
             paced: args.paced_events,
             bulk: args.bulk_events,
+            idle_rules: args.idle_rules,
         };
         return events::run(&okno, plan).await;
     }

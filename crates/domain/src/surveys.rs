@@ -457,6 +457,18 @@ pub struct AnswerRecord {
     pub created_at: Millis,
 }
 
+/// How many answers to a question share one option and value (what the results are counted
+/// from, so a survey's whole set of answers need not be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerTally {
+    pub question_id: String,
+    /// The chosen option's index (a choice question).
+    pub option: Option<i64>,
+    /// The answer's value (a scale, or a choice option's value).
+    pub value: Option<i64>,
+    pub count: i64,
+}
+
 /// How many runs of a survey are in each state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunCounts {
@@ -524,11 +536,33 @@ fn round1(x: f64) -> f64 {
 impl SurveySpec {
     /// Tallies answers per question.
     pub fn results(&self, survey_id: &str, runs: RunCounts, answers: &[AnswerRecord]) -> Results {
+        let mut tallies: Vec<AnswerTally> = Vec::new();
+        for a in answers {
+            match tallies
+                .iter_mut()
+                .find(|t| t.question_id == a.question_id && t.option == a.option && t.value == a.value)
+            {
+                Some(t) => t.count += 1,
+                None => tallies.push(AnswerTally {
+                    question_id: a.question_id.clone(),
+                    option: a.option,
+                    value: a.value,
+                    count: 1,
+                }),
+            }
+        }
+        self.results_of(survey_id, runs, &tallies)
+    }
+
+    /// The results from answers already counted by question, option and value.
+    pub fn results_of(&self, survey_id: &str, runs: RunCounts, tallies: &[AnswerTally]) -> Results {
         let questions = self
             .questions
             .iter()
             .map(|q| {
-                let mine: Vec<&AnswerRecord> = answers.iter().filter(|a| a.question_id == q.id).collect();
+                let mine: Vec<&AnswerTally> = tallies.iter().filter(|t| t.question_id == q.id).collect();
+                let count =
+                    |f: &dyn Fn(&AnswerTally) -> bool| mine.iter().filter(|t| f(t)).map(|t| t.count).sum::<i64>();
                 let options = match q.kind {
                     QuestionKind::Choice => q
                         .options
@@ -537,29 +571,28 @@ impl SurveySpec {
                         .map(|(i, o)| OptionCount {
                             text: o.text().to_string(),
                             value: o.value(),
-                            count: mine.iter().filter(|a| a.option == Some(i as i64)).count() as i64,
+                            count: count(&|t| t.option == Some(i as i64)),
                         })
                         .collect(),
                     QuestionKind::Scale => scale_values(q)
                         .map(|v| OptionCount {
                             text: v.to_string(),
                             value: Some(v),
-                            count: mine.iter().filter(|a| a.value == Some(v)).count() as i64,
+                            count: count(&|t| t.value == Some(v)),
                         })
                         .collect(),
                     QuestionKind::Text => Vec::new(),
                 };
-                let values: Vec<i64> = mine.iter().filter_map(|a| a.value).collect();
-                let average = (!values.is_empty())
-                    .then(|| round2(values.iter().map(|v| *v as f64).sum::<f64>() / values.len() as f64));
-                let nps = (SurveySpec::is_nps(q) && !values.is_empty()).then(|| {
-                    let promoters = values.iter().filter(|v| **v >= 9).count() as i64;
-                    let detractors = values.iter().filter(|v| **v <= 6).count() as i64;
-                    let n = values.len() as f64;
+                let valued = count(&|t| t.value.is_some());
+                let sum: f64 = mine.iter().filter_map(|t| t.value.map(|v| v as f64 * t.count as f64)).sum();
+                let average = (valued > 0).then(|| round2(sum / valued as f64));
+                let nps = (SurveySpec::is_nps(q) && valued > 0).then(|| {
+                    let promoters = count(&|t| t.value.is_some_and(|v| v >= 9));
+                    let detractors = count(&|t| t.value.is_some_and(|v| v <= 6));
                     Nps {
-                        score: round1((promoters as f64 - detractors as f64) * 100.0 / n),
+                        score: round1((promoters as f64 - detractors as f64) * 100.0 / valued as f64),
                         promoters,
-                        passives: values.len() as i64 - promoters - detractors,
+                        passives: valued - promoters - detractors,
                         detractors,
                     }
                 });
@@ -567,7 +600,7 @@ impl SurveySpec {
                     id: q.id.clone(),
                     text: q.text.clone(),
                     kind: q.kind,
-                    answers: mine.len() as i64,
+                    answers: count(&|_| true),
                     options,
                     average,
                     nps,

@@ -4,6 +4,8 @@
 
 use okno_domain::time::Millis;
 use okno_domain::Result;
+use okno_store::NewAudit;
+use serde_json::json;
 
 use crate::Engine;
 
@@ -30,9 +32,16 @@ pub struct DeepLink {
 
 impl Engine {
     /// A one-time link code for `contact_id`, valid for `ttl_ms`, with a deep link per
-    /// Telegram bot (a bot whose username is not known yet has none).
-    pub async fn link_offer(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkOffer> {
-        let code = self.store.create_link_code(contact_id, ttl_ms).await?;
+    /// Telegram bot (a bot whose username is not known yet has none). Started `by` an operator
+    /// (`operator:<login>`), the audit line `contact.link_code` is written with the code.
+    pub async fn link_offer(&self, contact_id: &str, ttl_ms: i64, by: Option<&str>) -> Result<LinkOffer> {
+        let audit = by.map(|actor| NewAudit {
+            actor: actor.to_string(),
+            action: "contact.link_code".into(),
+            target: contact_id.to_string(),
+            detail: json!({"valid_for_ms": ttl_ms}),
+        });
+        let code = self.store.create_link_code(contact_id, ttl_ms, audit).await?;
         let links = self
             .store
             .list_channels()

@@ -7,6 +7,8 @@
 //!        delay ─► `notify_rule` job at the computed time (survives restarts)
 //!        else ─► resolve recipients ─► per person: render ─► notify (once per person per event)
 //!                 unresolved recipients and render failures are recorded with their reason
+//!   everything it came to (notifications, outcomes, reasons, survey runs, delayed rules' jobs)
+//!   ─► the store in one transaction with the end of the job: a retry starts from nothing
 //! ```
 //! A notification that later fails for good on one channel is re-sent on the person's next
 //! channel by the store, in the same transaction that records the failure.
@@ -16,7 +18,10 @@ use std::collections::HashSet;
 use okno_domain::model::{normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
-use okno_store::{ContactFilter, EventRecord, Job, NewAttachment, Notification, RuleOutcome, RuleRecord, Unresolved};
+use okno_store::{
+    ContactFilter, EventRecord, Job, NewAttachment, NotMade, Notification, Processed, RuleOutcome, RuleRecord,
+    Unresolved,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -270,9 +275,11 @@ impl Engine {
         preview(spec, data, contact)
     }
 
-    /// Runs the rules of one event (the `process_event` job). The notifications of every rule
-    /// that sends at once, the event's status and the end of the job are written in one
-    /// transaction.
+    /// Runs the rules of one event (the `process_event` job). Only reads until the end: the
+    /// notifications of every rule that sends at once, the reasons people were not reached,
+    /// the rules' outcomes, the surveys it starts, the event's status and the end of the job
+    /// are written in one transaction, so a store error anywhere before it leaves nothing
+    /// behind and the retry writes everything once.
     pub(crate) async fn process_event(&self, job: &Job) -> Result<Outcome> {
         let ev = match self.store.get_event_row(&job.ref_id).await {
             Ok(ev) => ev,
@@ -284,16 +291,15 @@ impl Engine {
         }
         let ctx = context(&ev);
         let mut matched = 0;
-        let mut batch = Vec::new();
-        // What each rule made of the event, kept with it so its page can say why.
-        let mut outcomes = Vec::new();
+        // Everything the event comes to, kept with it so its page can say why.
+        let mut done = Processed::default();
         for rule in self.store.rules_for(&ev.event_type).await? {
             let outcome = |what: &str| RuleOutcome::new(&rule.id, &rule.name, what);
             let spec: RuleSpec = match serde_json::from_value(rule.spec.clone()) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(rule = %rule.name, error = %e, "a stored rule no longer parses");
-                    outcomes.push(RuleOutcome { detail: Some(e.to_string()), ..outcome("invalid") });
+                    done.rules.push(RuleOutcome { detail: Some(e.to_string()), ..outcome("invalid") });
                     continue;
                 }
             };
@@ -301,121 +307,96 @@ impl Engine {
                 match templates::eval_condition(c, &ctx) {
                     Ok(true) => {}
                     Ok(false) => {
-                        outcomes.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
+                        done.rules.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
                         continue;
                     }
                     Err(e) => {
                         let note = Unreached { code: "condition_error", value: None, reason: e.message.clone() };
-                        self.store.add_unresolved(&ev.id, note.record(&rule.id, "condition".into())).await?;
-                        outcomes.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
+                        done.unresolved.push(note.record(&rule.id, "condition".into()));
+                        done.rules.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
                         continue;
                     }
                 }
             }
             matched += 1;
-            if let Some(at) = self.delayed_until(&spec, &ctx, &ev, &rule).await? {
-                self.store.schedule_rule(&ev.id, &rule.id, at).await?;
-                outcomes.push(RuleOutcome { run_at: Some(at), ..outcome("scheduled") });
+            if let Some(at) = delayed_until(&spec, &ctx, &rule, &mut done.unresolved)? {
+                // The rule's own job is queued with this outcome, when the event's processing
+                // commits: it cannot run before the event is complete, nor twice after a retry.
+                done.rules.push(RuleOutcome { run_at: Some(at), ..outcome("scheduled") });
                 continue;
             }
-            outcomes.push(outcome("matched"));
-            batch.extend(self.prepare_rule(&ev, &rule, &spec).await?);
+            done.rules.push(outcome("matched"));
+            self.prepare_rule(&ev, &rule, &spec, &mut done).await?;
         }
         // Surveys this event starts count as matched rules.
-        matched += self.start_event_surveys(&ev, &mut outcomes).await?;
+        matched += self.start_event_surveys(&ev, &mut done).await?;
         let status = if matched == 0 { "no_rule" } else { "processed" };
-        let (_, held) = self.store.complete_event(batch, outcomes, &ev.id, status, job.seq, &self.owner).await?;
+        let (_, held) = self.store.complete_event(&ev.id, status, done, job.seq, &self.owner).await?;
         self.wake();
         Ok(Outcome::Ended { failed: false, held })
     }
 
-    /// Runs one delayed rule (the `notify_rule` job).
-    pub(crate) async fn process_rule(&self, target: &str) -> Result<()> {
-        let Some((event_id, rule_id)) = target.split_once(':') else { return Ok(()) };
-        let ev = self.store.get_event_row(event_id).await?;
+    /// Runs one delayed rule (the `notify_rule` job): its notifications, the reasons for those
+    /// not reached, its outcome and the end of the job in one transaction.
+    pub(crate) async fn process_rule(&self, job: &Job) -> Result<Outcome> {
+        let Some((event_id, rule_id)) = job.ref_id.split_once(':') else { return Ok(Outcome::Done) };
+        let ev = match self.store.get_event_row(event_id).await {
+            Ok(ev) => ev,
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
         let rule = match self.store.get_rule(rule_id).await {
             Ok(r) => r,
-            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(Outcome::Done),
             Err(e) => return Err(e),
         };
         let spec: RuleSpec = serde_json::from_value(rule.spec.clone()).map_err(|e| Error::internal(e.to_string()))?;
-        let batch = self.prepare_rule(&ev, &rule, &spec).await?;
-        // One transaction for the rule's recipients and its outcome: one commit instead of one
-        // per person.
-        self.store.complete_rule(batch, &ev.id, RuleOutcome::new(&rule.id, &rule.name, "matched")).await?;
+        let mut done =
+            Processed { rules: vec![RuleOutcome::new(&rule.id, &rule.name, "matched")], ..Default::default() };
+        self.prepare_rule(&ev, &rule, &spec, &mut done).await?;
+        let (_, held) = self.store.complete_rule(&ev.id, done, job.seq, &self.owner).await?;
         self.wake();
-        Ok(())
+        Ok(Outcome::Ended { failed: false, held })
     }
 
-    /// When a delayed rule should run, if later than now.
-    async fn delayed_until(
+    /// The notifications a rule makes for an event, added to `done`: recipients resolved, one
+    /// message rendered per person; recipients that name nobody and people no message could
+    /// be made for are added with their reasons. Nothing is written here.
+    async fn prepare_rule(
         &self,
-        spec: &RuleSpec,
-        ctx: &Value,
         ev: &EventRecord,
         rule: &RuleRecord,
-    ) -> Result<Option<Millis>> {
-        let Some(d) = &spec.delay else { return Ok(None) };
-        let by = parse_duration(&d.by)?;
-        let (path, sign) = match (&d.before, &d.after) {
-            (Some(p), _) => (p, -1),
-            (None, Some(p)) => (p, 1),
-            _ => return Ok(None),
-        };
-        let base = lookup(ctx, path).and_then(Value::as_str).and_then(|s| {
-            parse_rfc3339(s).or_else(|| {
-                s.parse::<jiff::civil::Date>()
-                    .ok()
-                    .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                    .map(|z| z.timestamp().as_millisecond())
-            })
-        });
-        let Some(base) = base else {
-            // Without the time the rule is measured from, it goes out at once (and says why).
-            let reason = format!("`{path}` is not a time; sent without the delay");
-            let note = Unreached { code: "delay_ignored", value: Some(path.clone()), reason };
-            self.store.add_unresolved(&ev.id, note.record(&rule.id, path.clone())).await?;
-            return Ok(None);
-        };
-        let at = base + sign * by;
-        Ok((at > now_ms() + 1_000).then_some(at))
-    }
-
-    /// The notifications a rule makes for an event: recipients resolved, one message rendered
-    /// per person. Recipients that cannot be resolved and render failures are recorded here.
-    async fn prepare_rule(&self, ev: &EventRecord, rule: &RuleRecord, spec: &RuleSpec) -> Result<Vec<Notification>> {
+        spec: &RuleSpec,
+        done: &mut Processed,
+    ) -> Result<()> {
         let ctx = context(ev);
         let mut people: Vec<String> = Vec::new();
         for r in &spec.recipients {
             let label = serde_json::to_string(r).unwrap_or_default();
             match self.resolve(r, &ctx).await? {
                 Ok(ids) => people.extend(ids),
-                Err(why) => self.store.add_unresolved(&ev.id, why.record(&rule.id, label)).await?,
+                Err(why) => done.unresolved.push(why.record(&rule.id, label)),
             }
         }
         let mut seen = HashSet::new();
         people.retain(|id| seen.insert(id.clone()));
+        let not_made = |contact_id: &str, code: &str, error: String| NotMade {
+            rule_id: rule.id.clone(),
+            contact_id: contact_id.to_string(),
+            code: code.to_string(),
+            error,
+        };
         let attachment_ids = match &spec.attachment {
             None => Vec::new(),
             Some(a) => match self.rule_attachment(a, &ctx).await {
                 Ok(id) => vec![id],
                 Err(e) => {
-                    for id in &people {
-                        self.store
-                            .notify_failed(
-                                &ev.id,
-                                &rule.id,
-                                id,
-                                "attachment_failed",
-                                &format!("the attachment could not be prepared: {}", e.message),
-                            )
-                            .await?;
-                    }
-                    return Ok(Vec::new());
+                    let error = format!("the attachment could not be prepared: {}", e.message);
+                    done.not_made.extend(people.iter().map(|id| not_made(id, "attachment_failed", error.clone())));
+                    return Ok(());
                 }
             },
         };
-        let mut batch = Vec::with_capacity(people.len());
         // Contacts removed since they were resolved are left out.
         for contact in self.store.get_contacts(&people).await? {
             let contact_id = contact.id.clone();
@@ -425,11 +406,11 @@ impl Engine {
             let rendered = match render_for(spec, &person_ctx) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.store.notify_failed(&ev.id, &rule.id, &contact_id, "template_failed", &e.message).await?;
+                    done.not_made.push(not_made(&contact_id, "template_failed", e.message));
                     continue;
                 }
             };
-            batch.push(Notification {
+            done.notifications.push(Notification {
                 event_id: ev.id.clone(),
                 rule_id: rule.id.clone(),
                 recipient: contact
@@ -442,7 +423,7 @@ impl Engine {
                 attachment_ids: attachment_ids.clone(),
             });
         }
-        Ok(batch)
+        Ok(())
     }
 
     /// The contacts a recipient entry names, or why there are none (the outer error is the
@@ -510,6 +491,40 @@ impl Engine {
             .await?;
         Ok(att.id)
     }
+}
+
+/// When a delayed rule should run, if later than now. A rule whose base time is not a time
+/// goes out at once, and a note saying why is added to `notes`.
+fn delayed_until(
+    spec: &RuleSpec,
+    ctx: &Value,
+    rule: &RuleRecord,
+    notes: &mut Vec<Unresolved>,
+) -> Result<Option<Millis>> {
+    let Some(d) = &spec.delay else { return Ok(None) };
+    let by = parse_duration(&d.by)?;
+    let (path, sign) = match (&d.before, &d.after) {
+        (Some(p), _) => (p, -1),
+        (None, Some(p)) => (p, 1),
+        _ => return Ok(None),
+    };
+    let base = lookup(ctx, path).and_then(Value::as_str).and_then(|s| {
+        parse_rfc3339(s).or_else(|| {
+            s.parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp().as_millisecond())
+        })
+    });
+    let Some(base) = base else {
+        // Without the time the rule is measured from, it goes out at once (and says why).
+        let reason = format!("`{path}` is not a time; sent without the delay");
+        let note = Unreached { code: "delay_ignored", value: Some(path.clone()), reason };
+        notes.push(note.record(&rule.id, path.clone()));
+        return Ok(None);
+    };
+    let at = base + sign * by;
+    Ok((at > now_ms() + 1_000).then_some(at))
 }
 
 /// The entry's kind and its rendered value.

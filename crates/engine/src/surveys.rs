@@ -21,7 +21,8 @@ use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use okno_store::{
-    ContactFilter, EventRecord, InputOutcome, NewRun, RuleOutcome, StartOutcome, Survey, SurveyInput, Unresolved,
+    ContactFilter, EventRecord, InputOutcome, NewAudit, NewRun, Processed, RuleOutcome, StartOutcome, Survey,
+    SurveyInput, SurveyStart,
 };
 use serde_json::{json, Value};
 
@@ -88,8 +89,10 @@ impl Engine {
         Ok(survey)
     }
 
-    /// Starts a survey for the people named (contact ids, external ids, groups).
-    pub async fn start_survey(&self, id: &str, req: StartRequest) -> Result<Vec<StartOutcome>> {
+    /// Starts a survey for the people named (contact ids, external ids, groups). Started `by`
+    /// an operator (`operator:<login>`), the audit line `survey.start` is written in the
+    /// transaction of the first batch of people.
+    pub async fn start_survey(&self, id: &str, req: StartRequest, by: Option<&str>) -> Result<Vec<StartOutcome>> {
         let survey = self.store.get_survey(id).await?;
         if !survey.active {
             return Err(Error::conflict("survey_inactive", "the survey was deleted: it starts no new runs"));
@@ -116,20 +119,31 @@ impl Engine {
         }
         let mut seen = std::collections::HashSet::new();
         ids.retain(|i| seen.insert(i.clone()));
+        let mut audit = by.map(|actor| NewAudit {
+            actor: actor.to_string(),
+            action: "survey.start".into(),
+            target: id.to_string(),
+            detail: json!({"groups": req.groups, "people": ids.len(), "key": key}),
+        });
+        if ids.is_empty() {
+            // Nobody to ask: the start is still on record.
+            self.store.start_survey(id, Vec::new(), audit.take()).await?;
+        }
         // Several transactions of a few hundred people each: a large group does not hold the
         // database for long, and each batch is complete on its own.
         for chunk in ids.chunks(200) {
             let runs = chunk.iter().map(|c| NewRun { contact_id: c.clone(), key: key.clone() }).collect();
-            outcomes.extend(self.store.start_survey(id, runs).await?);
+            outcomes.extend(self.store.start_survey(id, runs, audit.take()).await?);
             self.wake();
         }
         Ok(outcomes)
     }
 
     /// The surveys an event starts (the `process_event` job): the person each names gets the
-    /// survey once per event. Returns how many surveys matched.
-    /// What each survey made of the event is added to `outcomes` (under `survey:<id>`).
-    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord, outcomes: &mut Vec<RuleOutcome>) -> Result<usize> {
+    /// survey once per event. Returns how many surveys matched. What each survey made of the
+    /// event (under `survey:<id>`), whom it starts for and whom it could not find are added to
+    /// `done`; the runs start when the event's processing commits.
+    pub(crate) async fn start_event_surveys(&self, ev: &EventRecord, done: &mut Processed) -> Result<usize> {
         let surveys = self.store.surveys_for_event(&ev.event_type).await?;
         let ctx = json!({"event": {"id": ev.id, "type": ev.event_type, "key": ev.key}, "data": ev.data});
         let mut matched = 0;
@@ -141,50 +155,38 @@ impl Engine {
                 match templates::eval_condition(c, &ctx) {
                     Ok(true) => {}
                     Ok(false) => {
-                        outcomes.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
+                        done.rules.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
                         continue;
                     }
                     Err(e) => {
                         let note = Unreached { code: "condition_error", value: None, reason: e.message.clone() };
-                        self.store.add_unresolved(&ev.id, note.record(&label, "condition".into())).await?;
-                        outcomes.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
+                        done.unresolved.push(note.record(&label, "condition".into()));
+                        done.rules.push(RuleOutcome { detail: Some(e.message), ..outcome("condition_error") });
                         continue;
                     }
                 }
             }
             matched += 1;
-            outcomes.push(outcome("matched"));
+            done.rules.push(outcome("matched"));
             let who = recipient.to_string();
             let r: RecipientSpec = match serde_json::from_value(recipient.clone()) {
                 Ok(r) => r,
                 Err(e) => {
                     let why = Unreached { code: "recipient_failed", value: None, reason: e.to_string() };
-                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
+                    done.unresolved.push(why.record(&label, who));
                     continue;
                 }
             };
             let ids = match self.resolve(&r, &ctx).await? {
                 Ok(ids) => ids,
                 Err(why) => {
-                    self.store.add_unresolved(&ev.id, why.record(&label, who)).await?;
+                    done.unresolved.push(why.record(&label, who));
                     continue;
                 }
             };
             let key = format!("event:{}", ev.id);
             let runs = ids.into_iter().map(|contact_id| NewRun { contact_id, key: key.clone() }).collect();
-            for started in self.store.start_survey(&survey.id, runs).await? {
-                if let StartOutcome::Unreachable { contact_id, reason, .. } = started {
-                    let unresolved = Unresolved {
-                        rule_id: label.clone(),
-                        recipient: format!("contact {contact_id}"),
-                        reason,
-                        code: Some("unreachable".into()),
-                        value: None,
-                        contact_id: Some(contact_id),
-                    };
-                    self.store.add_unresolved(&ev.id, unresolved).await?;
-                }
-            }
+            done.surveys.push(SurveyStart { survey_id: survey.id.clone(), runs });
         }
         Ok(matched)
     }
@@ -218,7 +220,7 @@ impl Engine {
         }
         let mut started = 0;
         for chunk in runs.chunks(200) {
-            let outcomes = self.store.start_survey(&survey.id, chunk.to_vec()).await?;
+            let outcomes = self.store.start_survey(&survey.id, chunk.to_vec(), None).await?;
             started += outcomes
                 .iter()
                 .filter(|o| matches!(o, StartOutcome::Started { .. } | StartOutcome::Queued { .. }))

@@ -22,7 +22,7 @@ use okno_domain::ids::new_id;
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind, Result};
-use okno_store::{ClaimOutcome, Claimant, Executor, NewTask, Task};
+use okno_store::{ClaimOutcome, Claimant, Executor, NewAudit, NewTask, Task};
 use serde_json::{json, Value};
 
 use crate::telegram::telegram_config;
@@ -226,7 +226,9 @@ impl Engine {
     }
 
     /// Posts a task to its group with "take" (and "details") and stores it.
-    pub async fn create_task(&self, req: TaskRequest) -> Result<Task> {
+    /// Posted `by` an operator (`operator:<login>`), the audit line `task.create` is written
+    /// in the transaction that stores the task.
+    pub async fn create_task(&self, req: TaskRequest, by: Option<&str>) -> Result<Task> {
         let req = req.validate()?;
         let channel = self.channel(&req.channel_id).await?;
         let api = self.task_api(&channel)?;
@@ -256,22 +258,31 @@ impl Engine {
             params["reply_markup"] = b;
         }
         let sent: SentMessage = call(&api, "sendMessage", params).await.map_err(|e| refused("the task", e))?;
+        let audit = by.map(|actor| NewAudit {
+            actor: actor.to_string(),
+            action: "task.create".into(),
+            target: draft.id.clone(),
+            detail: json!({"title": draft.title, "channel_id": draft.channel_id, "chat_id": sent.chat.id.to_string()}),
+        });
         let stored = self
             .store
-            .create_task(NewTask {
-                id: draft.id,
-                channel_id: draft.channel_id,
-                // The numeric id: presses name the chat by it.
-                chat_id: sent.chat.id.to_string(),
-                message_id: Some(sent.message_id.to_string()),
-                title: draft.title,
-                text: draft.text,
-                private_text: draft.private_text,
-                data: draft.data,
-                group: draft.group,
-                reoffer_after: req.reoffer_after,
-                reoffer_times: if req.reoffer_after.is_some() { req.reoffer_times.unwrap_or(3) } else { 0 },
-            })
+            .create_task(
+                NewTask {
+                    id: draft.id,
+                    channel_id: draft.channel_id,
+                    // The numeric id: presses name the chat by it.
+                    chat_id: sent.chat.id.to_string(),
+                    message_id: Some(sent.message_id.to_string()),
+                    title: draft.title,
+                    text: draft.text,
+                    private_text: draft.private_text,
+                    data: draft.data,
+                    group: draft.group,
+                    reoffer_after: req.reoffer_after,
+                    reoffer_times: if req.reoffer_after.is_some() { req.reoffer_times.unwrap_or(3) } else { 0 },
+                },
+                audit,
+            )
             .await;
         if stored.is_err() {
             // Nobody could take a task okno does not know: take the message down again.

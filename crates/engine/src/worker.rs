@@ -165,7 +165,7 @@ impl Engine {
             JobKind::Webhook => self.process_webhook(job).await,
             JobKind::FetchAttachments => self.process_fetch(job).await,
             JobKind::ProcessEvent => self.process_event(job).await,
-            JobKind::NotifyRule => self.process_rule(&job.ref_id).await.map(|()| Outcome::Done),
+            JobKind::NotifyRule => self.process_rule(job).await,
             JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
             JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
             JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,

@@ -638,7 +638,7 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
     };
     store.add_relay(relay).await.unwrap();
     store.add_note(&tg.conversation_id, "operator:anna", "звонить после 18:00").await.unwrap();
-    let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id).await.unwrap();
+    let merged = store.merge_contacts(&wa.contact_id, &tg.contact_id, None).await.unwrap();
     let notes = store.list_notes(&wa.conversation_id).await.unwrap();
     assert_eq!(notes.len(), 1, "the other conversation's notes join the kept one");
     let open = store.open_relays(&ch.id, "director", &wa.contact_id).await.unwrap();
@@ -664,8 +664,11 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
     // The moved identity now routes to the kept contact.
     let next = store.record_inbound(inbound(&ch2.id, "tg-1", "2", "again")).await.unwrap().message;
     assert_eq!(next.conversation_id, wa.conversation_id);
-    assert_eq!(store.merge_contacts(&wa.contact_id, &wa.contact_id).await.unwrap_err().code, "merge_same_contact");
-    assert!(store.merge_contacts(&wa.contact_id, "gone").await.unwrap_err().is_not_found());
+    assert_eq!(
+        store.merge_contacts(&wa.contact_id, &wa.contact_id, None).await.unwrap_err().code,
+        "merge_same_contact"
+    );
+    assert!(store.merge_contacts(&wa.contact_id, "gone", None).await.unwrap_err().is_not_found());
 }
 
 pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) {
@@ -901,7 +904,7 @@ pub async fn link_codes_link_once_and_fold_in_the_contact_okno_made(store: Arc<d
         .unwrap();
     // The person wrote before linking, so okno made a contact for them.
     let first = store.record_inbound(inbound(&ch.id, "tg-7", "1", "привет")).await.unwrap().message;
-    let code = store.create_link_code(&employee.id, 60_000).await.unwrap();
+    let code = store.create_link_code(&employee.id, 60_000, None).await.unwrap();
     assert!(crate::is_link_code(&code.code), "{}", code.code);
     let outcome = store.redeem_link_code(&code.code.to_lowercase(), &ch.id, sender("tg-7")).await.unwrap();
     let LinkOutcome::Linked(linked) = outcome else { panic!("{outcome:?}") };
@@ -912,17 +915,17 @@ pub async fn link_codes_link_once_and_fold_in_the_contact_okno_made(store: Arc<d
     assert!(thread.items.iter().all(|m| m.contact_id == employee.id), "history moved with it");
     assert_eq!(store.redeem_link_code(&code.code, &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::AlreadyUsed);
     assert_eq!(store.redeem_link_code("ZZZZ9999", &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::Unknown);
-    let short = store.create_link_code(&employee.id, 1).await.unwrap();
+    let short = store.create_link_code(&employee.id, 1, None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     assert_eq!(store.redeem_link_code(&short.code, &ch.id, sender("tg-8")).await.unwrap(), LinkOutcome::Expired);
     // A brand-new person is linked straight away.
-    let fresh = store.create_link_code(&employee.id, 60_000).await.unwrap();
+    let fresh = store.create_link_code(&employee.id, 60_000, None).await.unwrap();
     assert!(matches!(
         store.redeem_link_code(&fresh.code, &ch.id, sender("tg-9")).await.unwrap(),
         LinkOutcome::Linked(_)
     ));
     assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 2);
-    assert!(store.create_link_code("nobody", 1000).await.unwrap_err().is_not_found());
+    assert!(store.create_link_code("nobody", 1000, None).await.unwrap_err().is_not_found());
     assert!(!crate::is_link_code("PASSWORD") && !crate::is_link_code("12345678") && !crate::is_link_code("AB12"));
 }
 
@@ -995,7 +998,7 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
         )
         .await
         .unwrap();
-    let manager = store.merge_contacts(&m.contact_id, &tg_contact.items[0].id).await.unwrap();
+    let manager = store.merge_contacts(&m.contact_id, &tg_contact.items[0].id, None).await.unwrap();
 
     // Ten concurrent posts of one key: one event, one job.
     let mut tasks = Vec::new();
@@ -1064,7 +1067,10 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
         reason: "no identity on any channel".into(),
         ..Default::default()
     };
-    store.add_unresolved(&event_id, noted).await.unwrap();
+    // The event's processing ends: its note, and its job.
+    let done = Processed { unresolved: vec![noted], ..Default::default() };
+    let (_, held) = store.complete_event(&event_id, "processed", done, jobs[0].seq, "test").await.unwrap();
+    assert!(held);
 
     // Blocked on `wa`: the same text goes out on `tg`.
     store.mark_failed(&sent.id, "Forbidden: bot was blocked by the user", Some(IdentityFlag::Blocked)).await.unwrap();
@@ -1273,16 +1279,15 @@ pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn S
         buttons: vec![],
         attachment_ids: vec![],
     };
-    let (outcomes, held) =
-        store.complete_event(vec![], vec![], &ev.id, "processed", job.seq, "someone-else").await.unwrap();
-    assert!(outcomes.is_empty() && !held, "another owner does not end the job");
-    let (outcomes, held) = store
-        .complete_event(vec![note(&m.contact_id), note(&lonely.id)], vec![], &ev.id, "processed", job.seq, "w1")
-        .await
-        .unwrap();
-    assert!(held);
+    let done = || Processed { notifications: vec![note(&m.contact_id), note(&lonely.id)], ..Default::default() };
+    // A worker whose lease was taken over completes the event, but leaves the job to its owner.
+    let (outcomes, held) = store.complete_event(&ev.id, "processed", done(), job.seq, "someone-else").await.unwrap();
+    assert!(!held, "another owner does not end the job");
     assert!(matches!(&outcomes[0], NotifyOutcome::Queued(msg) if msg.conversation_id == m.conversation_id));
     assert!(matches!(&outcomes[1], NotifyOutcome::Unreachable(r) if r == "no identity on any channel"));
+    // The owner's own completion finds the event complete: it writes nothing and ends the job.
+    let (outcomes, held) = store.complete_event(&ev.id, "processed", done(), job.seq, "w1").await.unwrap();
+    assert!(outcomes.is_empty() && held, "{outcomes:?}");
     assert!(!store.complete_job(job.seq, "w1").await.unwrap(), "the job has ended");
     let done = store.get_event(&ev.id).await.unwrap();
     assert_eq!(done.status, "processed");

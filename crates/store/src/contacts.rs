@@ -68,7 +68,8 @@ pub trait ContactEditStore: Send + Sync + 'static {
     async fn create_contact(&self, input: ContactInput, actor: &str) -> Result<Contact>;
     /// Applies `edit`, with the audit line `contact.update` naming the changed fields; emits
     /// `contact.updated`. Nothing changed: nothing written. Conflicts: `contact_changed` (the
-    /// contact changed after `seen_at`), `external_id_taken`.
+    /// contact changed after `seen_at`), `external_id_taken`; `contact_empty` when it would
+    /// keep none of name, phone, email and external id.
     async fn edit_contact(&self, id: &str, edit: ContactEdit, actor: &str) -> Result<Contact>;
 }
 
@@ -158,17 +159,50 @@ async fn create(c: &mut dyn Conn, input: &ContactInput, actor: &str) -> Result<C
     Ok(contact)
 }
 
+fn contact_changed() -> Error {
+    Error::conflict("contact_changed", "the contact was changed by someone else after this form was opened")
+}
+
+/// Whether `before` with `edit` applied keeps none of name, phone, email and external id.
+fn left_empty(before: &Contact, edit: &ContactEdit) -> bool {
+    let s = &edit.set;
+    [
+        (ContactField::ExternalId, &s.external_id, &before.external_id),
+        (ContactField::Name, &s.name, &before.name),
+        (ContactField::Phone, &s.phone, &before.phone),
+        (ContactField::Email, &s.email, &before.email),
+    ]
+    .into_iter()
+    .all(|(field, new, old)| new.is_none() && (old.is_none() || edit.clear.contains(&field)))
+}
+
 async fn edit(c: &mut dyn Conn, id: &str, edit: &ContactEdit, actor: &str) -> Result<Contact> {
-    let before = load_contact(c, id).await?;
-    if edit.seen_at.is_some_and(|seen| seen != before.updated_at) {
-        return Err(Error::conflict(
-            "contact_changed",
-            "the contact was changed by someone else after this form was opened",
-        ));
+    // The check is the first write: the row is locked until this transaction ends, so two
+    // operators saving forms drawn at the same moment cannot both pass it. On PostgreSQL the
+    // second one's statement waits for the first to commit and then finds `updated_at` moved
+    // on (0 rows); on SQLite writers take turns anyway.
+    let locked = match edit.seen_at {
+        Some(seen) => {
+            c.exec("UPDATE contacts SET updated_at = updated_at WHERE id = $1 AND updated_at = $2", args![id, seen])
+                .await?
+        }
+        None => c.exec("UPDATE contacts SET updated_at = updated_at WHERE id = $1", args![id]).await?,
+    };
+    if locked == 0 {
+        // Either there is no such contact (not found) or it moved on since the form was drawn.
+        load_contact(c, id).await?;
+        return Err(contact_changed());
     }
+    let before = load_contact(c, id).await?;
     let changed = changes(&before, edit);
     if changed.is_empty() {
         return Ok(before);
+    }
+    if left_empty(&before, edit) {
+        return Err(Error::invalid(
+            "contact_empty",
+            "a contact keeps at least one of name, phone, email and external id",
+        ));
     }
     if let Some(ext) = &edit.set.external_id {
         if owner_of(c, ext, Some(id)).await?.is_some() {

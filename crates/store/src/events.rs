@@ -1,7 +1,18 @@
 //! Business events as people look at them: a page of events with what became of each in
-//! figures (`GET /api/v1/events`, the operator window's events page), and what each rule made
-//! of an event — matched, not matched because its condition was false, failed, scheduled —
-//! recorded in the transaction that ends the event's processing.
+//! figures (`GET /api/v1/events`, the operator window's events page), and the end of an
+//! event's processing: everything the engine worked out for it — the notifications, what each
+//! rule made of the event (matched, not matched because its condition was false, failed,
+//! scheduled), who could not be reached and why, the surveys it starts — written in one
+//! transaction with the end of its job, so a retry after a failure writes nothing twice.
+//!
+//! ```text
+//!  process_event job ─► engine: rules, recipients, texts ─► Processed ─► complete_event:
+//!     status guard (first write) · not made · notifications · survey runs · unreached · rule
+//!     outcomes (+ a job per delayed rule) · end of the job            ─── one transaction
+//!  notify_rule job (a delayed rule) ─► Processed ─► complete_rule: the same for that rule
+//! ```
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use okno_domain::model::Page;
@@ -11,8 +22,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{on, SqlStore};
-use crate::{Notification, NotifyOutcome, PageRequest};
+use crate::sql::{end_job, exec_rows, insert_job, notify_many, on, value_rows, SqlStore, INSERT_ROWS};
+use crate::surveys::{load_survey_in, start_runs};
+use crate::{JobKind, NewRun, Notification, NotifyOutcome, PageRequest, StartOutcome, Unresolved};
 
 /// The states an event goes through: `accepted` (waiting for its rules to run), `scheduled`
 /// (posted with a later `send_at`), `processed`, `no_rule` (no rule or survey matched).
@@ -96,35 +108,200 @@ impl RuleOutcome {
     }
 }
 
-/// The events' listing and the rule outcomes that are not part of `Store` itself.
+/// A person no message could be made for, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotMade {
+    pub rule_id: String,
+    pub contact_id: String,
+    /// `template_failed` or `attachment_failed`.
+    pub code: String,
+    pub error: String,
+}
+
+/// The runs an event starts of one survey (its people, each under the event's key).
+#[derive(Debug, Clone)]
+pub struct SurveyStart {
+    pub survey_id: String,
+    pub runs: Vec<NewRun>,
+}
+
+/// What processing an event — or one delayed rule of it — came to, as the engine worked it
+/// out; the store writes all of it in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Processed {
+    /// One per person to notify (as `Store::notify_all`).
+    pub notifications: Vec<Notification>,
+    /// What each rule (or survey, `survey:<id>`) made of the event. A `scheduled` outcome
+    /// queues the rule's own run at its `run_at`.
+    pub rules: Vec<RuleOutcome>,
+    /// Recipients that named nobody, and notes about a rule (`condition_error`,
+    /// `delay_ignored`).
+    pub unresolved: Vec<Unresolved>,
+    /// People no message could be made for.
+    pub not_made: Vec<NotMade>,
+    /// Surveys the event starts; a person none of whose channels reaches them is recorded as
+    /// unreached (`unreachable`) under `survey:<id>`.
+    pub surveys: Vec<SurveyStart>,
+}
+
+/// The events' listing and the end of an event's processing.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// The newest first, with the figures of what became of each.
     async fn list_events(&self, filter: EventFilter, page: PageRequest) -> Result<Page<EventSummary>>;
-    /// A delayed rule's turn, in one transaction: queues `ns` (as `notify_all`) and records the
-    /// rule's outcome (replacing its `scheduled`).
+    /// The end of processing an event, in one transaction: writes `done` (see [`Processed`]),
+    /// sets the event's `status` and ends its job `seq` if `owner` still holds it. An event
+    /// another run has completed already (a retry after its commit, a lost lease) is left as
+    /// it is: nothing is written twice. Returns the notifications' outcomes and `false` when
+    /// the lease was lost.
+    async fn complete_event(
+        &self,
+        event_id: &str,
+        status: &str,
+        done: Processed,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)>;
+    /// A delayed rule's turn (its one outcome in `done.rules`), in one transaction: writes
+    /// `done` and ends its job `seq` if `owner` still holds it. A rule that already ran for
+    /// the event is left as it is.
     async fn complete_rule(
         &self,
-        ns: Vec<Notification>,
         event_id: &str,
-        outcome: RuleOutcome,
-    ) -> Result<Vec<NotifyOutcome>>;
+        done: Processed,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)>;
 }
 
-/// Records (or replaces) what rules made of an event.
+/// Records (or replaces) what rules made of an event, in one statement per 200 rules; a
+/// `scheduled` never replaces a `matched` (a delayed rule that ran is not shown as waiting).
 pub(crate) async fn record_rule_outcomes(c: &mut dyn Conn, event_id: &str, rules: &[RuleOutcome]) -> Result<()> {
-    let now = now_ms();
+    // One row per rule (a statement may not update the same row twice): the last word wins.
+    let mut once: Vec<&RuleOutcome> = Vec::with_capacity(rules.len());
     for r in rules {
-        c.exec(
+        match once.iter_mut().find(|o| o.rule_id == r.rule_id) {
+            Some(seen) => *seen = r,
+            None => once.push(r),
+        }
+    }
+    let now = now_ms();
+    for chunk in once.chunks(INSERT_ROWS) {
+        let mut params: Vec<Arg> = Vec::with_capacity(chunk.len() * 5 + 2);
+        for r in chunk {
+            params.extend([
+                Arg::from(r.rule_id.as_str()),
+                Arg::from(r.rule_name.as_str()),
+                Arg::from(r.outcome.as_str()),
+                Arg::from(r.detail.as_deref()),
+                Arg::from(r.run_at),
+            ]);
+        }
+        let rows = value_rows("($E, ?, ?, ?, ?, ?, $T, $T)", chunk.len())
+            .replace("$E", &format!("${}", params.len() + 1))
+            .replace("$T", &format!("${}", params.len() + 2));
+        params.extend([Arg::from(event_id), Arg::from(now)]);
+        let sql = format!(
             "INSERT INTO event_rules (event_id, rule_id, rule_name, outcome, detail, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (event_id, rule_id) DO UPDATE SET rule_name = $3, outcome = $4, detail = $5, \
-             run_at = COALESCE($6, event_rules.run_at), updated_at = $7",
-            args![event_id, &r.rule_id, &r.rule_name, &r.outcome, &r.detail, r.run_at, now],
-        )
-        .await?;
+             VALUES {rows} ON CONFLICT (event_id, rule_id) DO UPDATE SET rule_name = excluded.rule_name, \
+             outcome = excluded.outcome, detail = excluded.detail, \
+             run_at = COALESCE(excluded.run_at, event_rules.run_at), updated_at = excluded.updated_at \
+             WHERE NOT (event_rules.outcome = 'matched' AND excluded.outcome = 'scheduled')"
+        );
+        exec_rows(c, &sql, &params, chunk.len()).await?;
     }
     Ok(())
+}
+
+/// Records recipients that could not be reached, in one statement per 200.
+pub(crate) async fn record_unresolved(c: &mut dyn Conn, event_id: &str, notes: &[Unresolved]) -> Result<()> {
+    let now = now_ms();
+    for chunk in notes.chunks(INSERT_ROWS) {
+        let mut params: Vec<Arg> = Vec::with_capacity(chunk.len() * 7 + 2);
+        for u in chunk {
+            params.extend([
+                Arg::from(okno_domain::ids::new_id()),
+                Arg::from(u.rule_id.as_str()),
+                Arg::from(u.recipient.as_str()),
+                Arg::from(u.reason.as_str()),
+                Arg::from(u.code.as_deref()),
+                Arg::from(u.value.as_deref()),
+                Arg::from(u.contact_id.as_deref()),
+            ]);
+        }
+        let rows = value_rows("(?, ?, ?, ?, ?, ?, ?, $E, $T)", chunk.len())
+            .replace("$E", &format!("${}", params.len() + 1))
+            .replace("$T", &format!("${}", params.len() + 2));
+        params.extend([Arg::from(event_id), Arg::from(now)]);
+        let sql = format!(
+            "INSERT INTO event_unresolved (id, rule_id, recipient, reason, code, value, contact_id, event_id, created_at) \
+             VALUES {rows}"
+        );
+        exec_rows(c, &sql, &params, chunk.len()).await?;
+    }
+    Ok(())
+}
+
+/// Records people no message could be made for (a person already recorded for the event
+/// keeps their first record).
+async fn record_not_made(c: &mut dyn Conn, event_id: &str, failed: &[NotMade]) -> Result<()> {
+    let now = now_ms();
+    for chunk in failed.chunks(INSERT_ROWS) {
+        let mut params: Vec<Arg> = Vec::with_capacity(chunk.len() * 5 + 2);
+        for f in chunk {
+            params.extend([
+                Arg::from(okno_domain::ids::new_id()),
+                Arg::from(f.rule_id.as_str()),
+                Arg::from(f.contact_id.as_str()),
+                Arg::from(f.error.as_str()),
+                Arg::from(f.code.as_str()),
+            ]);
+        }
+        let rows = value_rows("(?, ?, ?, ?, ?, $E, $T)", chunk.len())
+            .replace("$E", &format!("${}", params.len() + 1))
+            .replace("$T", &format!("${}", params.len() + 2));
+        params.extend([Arg::from(event_id), Arg::from(now)]);
+        let sql = format!(
+            "INSERT INTO event_deliveries (id, rule_id, contact_id, error, code, event_id, created_at) VALUES {rows} \
+             ON CONFLICT (event_id, contact_id) DO NOTHING"
+        );
+        exec_rows(c, &sql, &params, chunk.len()).await?;
+    }
+    Ok(())
+}
+
+/// Writes what processing came to (see [`Processed`]), inside the caller's transaction.
+async fn write_processed(c: &mut dyn Conn, event_id: &str, done: Processed) -> Result<Vec<NotifyOutcome>> {
+    let Processed { notifications, rules, mut unresolved, not_made, surveys } = done;
+    // A person no message could be made for counts as told: no other rule of the event
+    // writes to them.
+    record_not_made(c, event_id, &not_made).await?;
+    let out = notify_many(c, notifications).await?;
+    for start in surveys {
+        // A survey deleted since the event was read starts nothing.
+        let Some(survey) = load_survey_in(c, &start.survey_id).await?.filter(|s| s.active) else { continue };
+        let label = format!("survey:{}", survey.id);
+        for started in start_runs(c, &survey, start.runs).await? {
+            if let StartOutcome::Unreachable { contact_id, reason, .. } = started {
+                unresolved.push(Unresolved {
+                    rule_id: label.clone(),
+                    recipient: format!("contact {contact_id}"),
+                    reason,
+                    code: Some("unreachable".into()),
+                    value: None,
+                    contact_id: Some(contact_id),
+                });
+            }
+        }
+    }
+    record_unresolved(c, event_id, &unresolved).await?;
+    record_rule_outcomes(c, event_id, &rules).await?;
+    for r in rules.iter().filter(|r| r.outcome == "scheduled") {
+        if let Some(at) = r.run_at {
+            insert_job(c, JobKind::NotifyRule, &format!("{event_id}:{}", r.rule_id), None, at).await?;
+        }
+    }
+    Ok(out)
 }
 
 /// What rules made of an event, in the order they were recorded.
@@ -151,6 +328,7 @@ pub(crate) async fn load_rule_outcomes(c: &mut dyn Conn, event_id: &str) -> Resu
 /// Codes of unresolved rows that are notes about a rule rather than a person left out.
 const NOT_A_PERSON: &str = "('condition_error', 'delay_ignored')";
 
+/// An event of a list, its figures still zero (see [`count_page`]).
 fn summary_from(r: &Row) -> Result<EventSummary> {
     Ok(EventSummary {
         id: r.s("id")?,
@@ -161,14 +339,68 @@ fn summary_from(r: &Row) -> Result<EventSummary> {
         send_at: r.oi("send_at")?,
         created_at: r.i("created_at")?,
         processed_at: r.oi("processed_at")?,
-        matched_rules: r.i("matched_rules")?,
-        counts: EventCounts {
-            sent: r.i("sent")?,
-            queued: r.i("queued")?,
-            failed: r.i("failed")?,
-            unresolved: r.i("unresolved")?,
-        },
+        matched_rules: 0,
+        counts: EventCounts::default(),
     })
+}
+
+/// Fills in the figures of a page of events: three grouped reads over the rows of these
+/// events alone (through the indexes on `event_id`).
+async fn count_page(c: &mut dyn Conn, items: &mut [EventSummary]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Arg> = items.iter().map(|e| Arg::from(e.id.as_str())).collect();
+    let listed = (1..=ids.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let at: HashMap<String, usize> = items.iter().enumerate().map(|(n, e)| (e.id.clone(), n)).collect();
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT r.event_id, COUNT(*) AS n FROM event_rules r WHERE r.event_id IN ({listed}) \
+                 AND r.outcome IN ('matched', 'scheduled') GROUP BY r.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            items[n].matched_rules = r.i("n")?;
+        }
+    }
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT d.event_id, \
+                 SUM(CASE WHEN m.status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END) AS sent, \
+                 SUM(CASE WHEN m.status = 'queued' THEN 1 ELSE 0 END) AS queued, \
+                 SUM(CASE WHEN m.id IS NULL OR m.status = 'failed' THEN 1 ELSE 0 END) AS failed \
+                 FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id \
+                 WHERE d.event_id IN ({listed}) GROUP BY d.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            let counts = &mut items[n].counts;
+            (counts.sent, counts.queued, counts.failed) = (r.i("sent")?, r.i("queued")?, r.i("failed")?);
+        }
+    }
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT u.event_id, COUNT(*) AS n FROM event_unresolved u WHERE u.event_id IN ({listed}) \
+                 AND (u.code IS NULL OR u.code NOT IN {NOT_A_PERSON}) GROUP BY u.event_id"
+            ),
+            &ids,
+        )
+        .await?;
+    for r in &rows {
+        if let Some(&n) = at.get(&r.s("event_id")?) {
+            items[n].counts.unresolved = r.i("n")?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -181,20 +413,12 @@ impl EventStore for SqlStore {
             ));
         }
         on!(self.read, |c| {
-            // Each figure is a count over the event's own rows (read through the indexes on
-            // `event_id`), so a page costs the same whatever the events hold in total.
-            let mut sql = format!(
-                "SELECT e.id, e.type, e.key, e.data, e.status, e.send_at, e.created_at, e.processed_at, \
-                 (SELECT COUNT(*) FROM event_rules r WHERE r.event_id = e.id AND r.outcome IN ('matched', 'scheduled')) AS matched_rules, \
-                 (SELECT COUNT(*) FROM event_deliveries d JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND m.status IN ('sent', 'delivered', 'read')) AS sent, \
-                 (SELECT COUNT(*) FROM event_deliveries d JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND m.status = 'queued') AS queued, \
-                 (SELECT COUNT(*) FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id \
-                  WHERE d.event_id = e.id AND (m.id IS NULL OR m.status = 'failed')) AS failed, \
-                 (SELECT COUNT(*) FROM event_unresolved u WHERE u.event_id = e.id \
-                  AND (u.code IS NULL OR u.code NOT IN {NOT_A_PERSON})) AS unresolved \
-                 FROM events e WHERE 1 = 1"
+            // The page first (through the indexes on `(type, id)`, `(status, id)` or the key), then
+            // the figures of just its events: a filter that matches many events costs one page's
+            // counts, not one per matching event.
+            let mut sql = String::from(
+                "SELECT e.id, e.type, e.key, e.data, e.status, e.send_at, e.created_at, e.processed_at \
+                 FROM events e WHERE 1 = 1",
             );
             let mut params: Vec<Arg> = Vec::new();
             let mut and = |sql: &mut String, cond: &str, arg: Arg| {
@@ -226,22 +450,70 @@ impl EventStore for SqlStore {
                 c.rows_planned(&sql, &params).await?.iter().map(summary_from).collect::<Result<Vec<_>>>()?;
             let more = items.len() > page.limit as usize;
             items.truncate(page.limit as usize);
+            count_page(c, &mut items).await?;
             let next = if more { items.last().map(|e| e.id.clone()) } else { None };
             Ok(Page { items, next })
         })
     }
 
+    async fn complete_event(
+        &self,
+        event_id: &str,
+        status: &str,
+        done: Processed,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)> {
+        let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            // The status is the first write: a second run of the same event (a retry after this
+            // one committed, or another worker after a lost lease) waits here on PostgreSQL and
+            // then finds it completed, so nothing below is written twice.
+            let claimed = c
+                .exec(
+                    "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3 \
+                     AND status IN ('accepted', 'scheduled')",
+                    args![&status, now_ms(), &event_id],
+                )
+                .await?;
+            let out = if claimed > 0 { write_processed(c, &event_id, done).await? } else { Vec::new() };
+            Ok((out, end_job(c, seq, &owner).await?))
+        })
+    }
+
     async fn complete_rule(
         &self,
-        ns: Vec<Notification>,
         event_id: &str,
-        outcome: RuleOutcome,
-    ) -> Result<Vec<NotifyOutcome>> {
-        let event_id = event_id.to_owned();
+        done: Processed,
+        seq: i64,
+        owner: &str,
+    ) -> Result<(Vec<NotifyOutcome>, bool)> {
+        let (event_id, owner) = (event_id.to_owned(), owner.to_owned());
         on!(self.write, |c| {
-            let out = crate::sql::notify_many(c, ns).await?;
-            record_rule_outcomes(c, &event_id, std::slice::from_ref(&outcome)).await?;
-            Ok(out)
+            // The rule's outcome row is the first write (it locks the row): a rule that ran
+            // already is `matched`, and a second run of it waits here on PostgreSQL, then finds it so.
+            let mut ran = false;
+            for r in &done.rules {
+                let open = c
+                    .exec(
+                        "UPDATE event_rules SET updated_at = $3 WHERE event_id = $1 AND rule_id = $2 \
+                         AND outcome <> 'matched'",
+                        args![&event_id, &r.rule_id, now_ms()],
+                    )
+                    .await?;
+                if open == 0 {
+                    let matched = c
+                        .row(
+                            "SELECT 1 AS one FROM event_rules WHERE event_id = $1 AND rule_id = $2 \
+                             AND outcome = 'matched'",
+                            args![&event_id, &r.rule_id],
+                        )
+                        .await?;
+                    ran |= matched.is_some();
+                }
+            }
+            let out = if ran { Vec::new() } else { write_processed(c, &event_id, done).await? };
+            Ok((out, end_job(c, seq, &owner).await?))
         })
     }
 }

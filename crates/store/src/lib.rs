@@ -43,7 +43,9 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use contacts::{ContactEdit, ContactEditStore, ContactField};
-pub use events::{EventCounts, EventFilter, EventStore, EventSummary, RuleOutcome, EVENT_STATUSES};
+pub use events::{
+    EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
+};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
@@ -197,6 +199,9 @@ pub struct ContactFilter {
     pub group: Option<String>,
     /// Case-insensitive substring of name, phone, email or external id.
     pub q: Option<String>,
+    /// `q` looks at the name and the external id only: a role that may not see phones and
+    /// emails must not find a person by them.
+    pub q_names_only: bool,
 }
 
 /// Filters for listing conversations.
@@ -584,8 +589,9 @@ pub trait Store:
     async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
     async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
     /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
-    /// fields from `other`, unites the groups and removes `other`.
-    async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact>;
+    /// fields from `other`, unites the groups and removes `other`; `audit`, when given, is
+    /// written in the same transaction.
+    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact>;
     /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
 
@@ -710,23 +716,6 @@ pub trait Store:
     /// The event alone, without its deliveries and unresolved recipients (left empty).
     async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
     async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
-    /// The end of processing an event, in one transaction: queues `ns` (as `notify_all`),
-    /// records what each rule made of it (`rules`), sets the event's status and ends its job `seq` if `owner` still holds it. Returns the outcomes
-    /// and `false` when the lease was lost (the job is left to its new owner, which finds the
-    /// people already notified).
-    async fn complete_event(
-        &self,
-        ns: Vec<Notification>,
-        rules: Vec<RuleOutcome>,
-        event_id: &str,
-        status: &str,
-        seq: i64,
-        owner: &str,
-    ) -> Result<(Vec<NotifyOutcome>, bool)>;
-    /// Runs `rule_id` for `event_id` at `at` (a rule that sends before or after a date).
-    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()>;
-    /// Records a recipient that could not be reached, and why.
-    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()>;
     /// Queues one person's notification on their preferred channel, else the one they used
     /// last; never twice for one event. A permanent failure later falls back to the next
     /// channel the person has.
@@ -735,16 +724,6 @@ pub trait Store:
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
     /// Ids of the contacts matching a filter (all of them, no paging).
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
-    /// Records that a person's notification could not be made (e.g. the template failed), with
-    /// the reason's `code` (`template_failed`, `attachment_failed`).
-    async fn notify_failed(
-        &self,
-        event_id: &str,
-        rule_id: &str,
-        contact_id: &str,
-        code: &str,
-        error: &str,
-    ) -> Result<()>;
     /// Creates or replaces a rule by name.
     async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
     async fn get_rule(&self, id: &str) -> Result<RuleRecord>;
@@ -758,8 +737,9 @@ pub trait Store:
     async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 
     // Linking people to business contacts.
-    /// A new one-time code for `contact_id`, valid for `ttl_ms`.
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode>;
+    /// A new one-time code for `contact_id`, valid for `ttl_ms`; `audit`, when given, is
+    /// written in the same transaction.
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
     /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
     /// for that person (no external id) is merged into the linked one.
     async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;

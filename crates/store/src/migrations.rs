@@ -114,6 +114,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0017_inbox_order.sql"),
         include_str!("../migrations/postgres/0017_inbox_order.sql"),
     ),
+    (
+        18,
+        "0018_list_indexes.sql",
+        include_str!("../migrations/sqlite/0018_list_indexes.sql"),
+        include_str!("../migrations/postgres/0018_list_indexes.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -172,7 +172,24 @@ fn contact_query(f: &ContactFilter) -> Sql {
             .push(")");
     }
     if let Some(v) = &f.q {
-        q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+        if f.q_names_only {
+            // `search` is the name, phone, email and external id (those set), lowercased by
+            // okno (Unicode rules, unlike SQLite's lower()) and joined by blanks: the name is
+            // its first `length(name)` characters and the external id its last
+            // `length(external_id)`. (The rare letter whose lowercase is longer, such as `İ`,
+            // only shortens the window; it never reaches into the phone or email.)
+            let pattern = like_pattern(v);
+            q.push(" AND ((c.name IS NOT NULL AND substr(c.search, 1, length(c.name)) LIKE ")
+                .bind_s(pattern.clone())
+                .push(
+                    " ESCAPE '\\') OR (c.external_id IS NOT NULL AND \
+                       substr(c.search, length(c.search) - length(c.external_id) + 1) LIKE ",
+                )
+                .bind_s(pattern)
+                .push(" ESCAPE '\\'))");
+        } else {
+            q.push(" AND c.search LIKE ").bind_s(like_pattern(v)).push(" ESCAPE '\\'");
+        }
     }
     q
 }
@@ -512,7 +529,7 @@ pub(crate) async fn insert_job_in(
 }
 
 /// Ends a job `owner` holds; `false` when another owner has it now.
-async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
+pub(crate) async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<bool> {
     Ok(c.exec("DELETE FROM jobs WHERE seq = $1 AND lease_owner = $2", args![seq, owner]).await? > 0)
 }
 
@@ -588,6 +605,19 @@ async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Op
         }
         emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
         fall_back(c, &m).await?;
+    }
+    Ok(())
+}
+
+/// Writes an audit line, if there is one, inside the caller's transaction: the line of a
+/// change is committed with the change or not at all.
+pub(crate) async fn write_audit(c: &mut dyn Conn, entry: Option<&NewAudit>) -> Result<()> {
+    if let Some(e) = entry {
+        c.exec(
+            "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -936,10 +966,14 @@ impl Store for SqlStore {
         })
     }
 
-    async fn merge_contacts(&self, keep: &str, other: &str) -> Result<Contact> {
+    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact> {
         let keep = keep.to_owned();
         let other = other.to_owned();
-        on!(self.write, |c| merge(c, &keep, &other).await)
+        on!(self.write, |c| {
+            let merged = merge(c, &keep, &other).await?;
+            write_audit(c, audit.as_ref()).await?;
+            Ok(merged)
+        })
     }
 
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity> {
@@ -1802,51 +1836,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn complete_event(
-        &self,
-        ns: Vec<Notification>,
-        rules: Vec<RuleOutcome>,
-        event_id: &str,
-        status: &str,
-        seq: i64,
-        owner: &str,
-    ) -> Result<(Vec<NotifyOutcome>, bool)> {
-        let (event_id, status, owner) = (event_id.to_owned(), status.to_owned(), owner.to_owned());
-        on!(self.write, |c| {
-            let out = notify_many(c, ns).await?;
-            crate::events::record_rule_outcomes(c, &event_id, &rules).await?;
-            c.exec(
-                "UPDATE events SET status = $1, processed_at = $2 WHERE id = $3",
-                args![&status, now_ms(), &event_id],
-            )
-            .await?;
-            Ok((out, end_job(c, seq, &owner).await?))
-        })
-    }
-
     async fn finish_event(&self, id: &str, status: &str) -> Result<()> {
         let (id, status) = (id.to_owned(), status.to_owned());
         on!(self.write, |c| {
             c.exec("UPDATE events SET status = $1, processed_at = $2 WHERE id = $3", args![&status, now_ms(), &id])
                 .await?;
-            Ok(())
-        })
-    }
-
-    async fn schedule_rule(&self, event_id: &str, rule_id: &str, at: Millis) -> Result<()> {
-        let target = format!("{event_id}:{rule_id}");
-        on!(self.write, |c| insert_job(c, JobKind::NotifyRule, &target, None, at).await)
-    }
-
-    async fn add_unresolved(&self, event_id: &str, u: Unresolved) -> Result<()> {
-        let event_id = event_id.to_owned();
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO event_unresolved (id, event_id, rule_id, recipient, reason, code, value, contact_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                args![new_id(), &event_id, &u.rule_id, &u.recipient, &u.reason, &u.code, &u.value, &u.contact_id, now_ms()],
-            )
-            .await?;
             Ok(())
         })
     }
@@ -1867,27 +1861,6 @@ impl Store for SqlStore {
             let mut q = contact_query(&filter);
             q.push(" ORDER BY c.id");
             c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
-        })
-    }
-
-    async fn notify_failed(
-        &self,
-        event_id: &str,
-        rule_id: &str,
-        contact_id: &str,
-        code: &str,
-        error: &str,
-    ) -> Result<()> {
-        let (event_id, rule_id, contact_id, code, error) =
-            (event_id.to_owned(), rule_id.to_owned(), contact_id.to_owned(), code.to_owned(), error.to_owned());
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO event_deliveries (id, event_id, rule_id, contact_id, error, code, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, contact_id) DO NOTHING",
-                args![new_id(), &event_id, &rule_id, &contact_id, &error, &code, now_ms()],
-            )
-            .await?;
-            Ok(())
         })
     }
 
@@ -1996,7 +1969,7 @@ impl Store for SqlStore {
 
     // --- linking ------------------------------------------------------------------------------
 
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64) -> Result<LinkCode> {
+    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode> {
         let contact_id = contact_id.to_owned();
         on!(self.write, |c| {
             load_contact(c, &contact_id).await?;
@@ -2007,6 +1980,7 @@ impl Store for SqlStore {
                 args![&code, &contact_id, now + ttl_ms, now],
             )
             .await?;
+            write_audit(c, audit.as_ref()).await?;
             Ok(LinkCode { code, contact_id, expires_at: now + ttl_ms })
         })
     }
@@ -2194,14 +2168,7 @@ impl Store for SqlStore {
     }
 
     async fn audit(&self, e: NewAudit) -> Result<()> {
-        on!(self.write, |c| {
-            c.exec(
-                "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
-            )
-            .await?;
-            Ok(())
-        })
+        on!(self.write, |c| write_audit(c, Some(&e)).await)
     }
 
     async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {
@@ -2325,7 +2292,7 @@ pub(crate) struct Outbound<'a> {
 
 /// Rows in one multi-row statement (PostgreSQL takes at most 65,535 arguments in a statement,
 /// SQLite 32,766; a message row has 11).
-const INSERT_ROWS: usize = 200;
+pub(crate) const INSERT_ROWS: usize = 200;
 
 /// Statements of up to this many rows stay prepared (a few texts, used all the time); longer
 /// ones go unprepared, so that every batch size does not take a place in the statement cache.

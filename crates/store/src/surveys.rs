@@ -6,18 +6,20 @@
 //! a run started while another of theirs is active waits (`queued`) and starts when that one
 //! ends.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use okno_domain::ids::{new_id, random_hex};
 use okno_domain::model::{EventType, Page};
-use okno_domain::surveys::{AnswerRecord, Input, RunCounts, SurveySpec, BUTTON_PREFIX};
+use okno_domain::surveys::{AnswerRecord, AnswerTally, Input, RunCounts, SurveySpec, BUTTON_PREFIX};
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
 use okno_domain::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::db::{args, Conn, Row};
-use crate::sql::{emit, enqueue, insert_job, on, SqlStore};
-use crate::{InboundMessage, JobKind, OutboundRequest, PageRequest, Recipient};
+use crate::db::{args, Arg, Conn, Row};
+use crate::sql::{emit, enqueue, insert_job, on, write_audit, SqlStore};
+use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 
 /// A stored survey.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,7 +155,13 @@ pub trait SurveyStore: Send + Sync + 'static {
     /// Active surveys started by events of this type.
     async fn surveys_for_event(&self, event_type: &str) -> Result<Vec<Survey>>;
     /// Starts runs, each at most once per (survey, person, key). One transaction.
-    async fn start_survey(&self, survey_id: &str, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>>;
+    /// `audit`, when given, is written in the same transaction.
+    async fn start_survey(
+        &self,
+        survey_id: &str,
+        runs: Vec<NewRun>,
+        audit: Option<NewAudit>,
+    ) -> Result<Vec<StartOutcome>>;
     /// Reads an answer (see [`InputOutcome`]).
     async fn survey_input(&self, input: SurveyInput) -> Result<InputOutcome>;
     /// Sends the reminder of an unanswered run (once); `false` when there is nothing to remind.
@@ -164,6 +172,25 @@ pub trait SurveyStore: Send + Sync + 'static {
     /// Newest first.
     async fn list_survey_runs(&self, survey_id: &str, filter: RunFilter, page: PageRequest) -> Result<Page<SurveyRun>>;
     async fn survey_run_counts(&self, survey_id: &str) -> Result<RunCounts>;
+    /// The run counts of several surveys in one grouped read (a survey without runs has none
+    /// in the map).
+    async fn survey_run_counts_of(&self, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>>;
+    /// The answers counted by question, option and value — what the results need — answered
+    /// within `[from, to)` when given.
+    async fn survey_tallies(
+        &self,
+        survey_id: &str,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Vec<AnswerTally>>;
+    /// The newest answers to each of `question_ids` (at most `per_question` each), newest first,
+    /// with the person's name and external id.
+    async fn latest_answers(
+        &self,
+        survey_id: &str,
+        question_ids: &[String],
+        per_question: u32,
+    ) -> Result<Vec<AnswerRecord>>;
     /// Every answer, oldest first, with the person's name and external id.
     async fn survey_answers(&self, survey_id: &str) -> Result<Vec<AnswerRecord>>;
     /// Contacts whose attributes hold `field` (a prefilter: the caller reads the date).
@@ -186,6 +213,14 @@ fn survey_from(row: &Row) -> Result<Survey> {
         updated_at: row.i("updated_at")?,
         scan_token: row.os("scan_token")?,
     })
+}
+
+/// The survey, if there is one (inside the caller's transaction).
+pub(crate) async fn load_survey_in(c: &mut dyn Conn, id: &str) -> Result<Option<Survey>> {
+    c.row(&format!("SELECT {SURVEY_COLS} FROM surveys WHERE id = $1"), args![id])
+        .await?
+        .map(|r| survey_from(&r))
+        .transpose()
 }
 
 async fn load_survey(c: &mut dyn Conn, id: &str) -> Result<Survey> {
@@ -222,6 +257,142 @@ async fn load_run(c: &mut dyn Conn, id: &str) -> Result<Option<SurveyRun>> {
         .await?
         .map(|r| run_from(&r))
         .transpose()
+}
+
+const ANSWER_COLS: &str = "a.run_id, a.contact_id, k.name, k.external_id, a.question_id, a.answer, a.value, \
+     a.option_index, a.created_at";
+
+fn answer_from(r: &Row) -> Result<AnswerRecord> {
+    Ok(AnswerRecord {
+        run_id: r.s("run_id")?,
+        contact_id: r.s("contact_id")?,
+        contact_name: r.os("name")?,
+        external_id: r.os("external_id")?,
+        question_id: r.s("question_id")?,
+        answer: r.s("answer")?,
+        value: r.oi("value")?,
+        option: r.oi("option_index")?,
+        created_at: r.i("created_at")?,
+    })
+}
+
+/// The run counts of several surveys: one statement, the runs grouped by survey and status and
+/// the runs with an answer by survey.
+async fn run_counts(c: &mut dyn Conn, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>> {
+    let mut out: HashMap<String, RunCounts> = HashMap::new();
+    if survey_ids.is_empty() {
+        return Ok(out);
+    }
+    let args: Vec<Arg> = survey_ids.iter().map(|id| Arg::from(id.as_str())).collect();
+    let listed = (1..=args.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let rows = c
+        .rows_planned(
+            &format!(
+                "SELECT survey_id, status, COUNT(*) AS n FROM survey_runs WHERE survey_id IN ({listed}) \
+                 GROUP BY survey_id, status \
+                 UNION ALL SELECT survey_id, '' AS status, COUNT(DISTINCT run_id) AS n FROM survey_answers \
+                 WHERE survey_id IN ({listed}) GROUP BY survey_id"
+            ),
+            &args,
+        )
+        .await?;
+    for row in &rows {
+        let counts = out.entry(row.s("survey_id")?).or_default();
+        let n = row.i("n")?;
+        match row.s("status")?.as_str() {
+            // The runs someone answered: not a state of its own.
+            "" => {
+                counts.responded = n;
+                continue;
+            }
+            "active" => counts.active = n,
+            "queued" => counts.queued = n,
+            "completed" => counts.completed = n,
+            "expired" => counts.expired = n,
+            "unreachable" => counts.unreachable = n,
+            _ => {}
+        }
+        counts.total += n;
+    }
+    Ok(out)
+}
+
+/// Starts runs of an active `survey` (see `SurveyStore::start_survey`) inside the caller's
+/// transaction: the surveys an event starts begin in the transaction that ends the event's
+/// processing.
+pub(crate) async fn start_runs(c: &mut dyn Conn, survey: &Survey, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>> {
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let contact_id = r.contact_id.clone();
+        if c.row("SELECT id FROM contacts WHERE id = $1", args![&contact_id]).await?.is_none() {
+            out.push(StartOutcome::UnknownContact { contact_id });
+            continue;
+        }
+        let now = now_ms();
+        let existing = c
+            .row(
+                "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 AND run_key = $3",
+                args![&survey.id, &contact_id, &r.key],
+            )
+            .await?;
+        let run_id = match existing {
+            // Someone no channel reached may be reachable now.
+            Some(row) if row.s("status")? == "unreachable" => row.s("id")?,
+            Some(row) => {
+                out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
+                continue;
+            }
+            None => {
+                let running = c
+                    .row(
+                        "SELECT id FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
+                         AND status IN ('active', 'queued')",
+                        args![&survey.id, &contact_id],
+                    )
+                    .await?;
+                if let Some(row) = running {
+                    out.push(StartOutcome::Busy { contact_id, run_id: row.s("id")? });
+                    continue;
+                }
+                let id = new_id();
+                // Two processes starting the same run at once: one row, the other is told.
+                let inserted = c
+                    .exec(
+                        "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
+                         ON CONFLICT (survey_id, contact_id, run_key) DO NOTHING",
+                        args![&id, &survey.id, &contact_id, &r.key, now],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    let row = c
+                        .one(
+                            "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
+                             AND run_key = $3",
+                            args![&survey.id, &contact_id, &r.key],
+                        )
+                        .await?;
+                    out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
+                    continue;
+                }
+                id
+            }
+        };
+        if active_run_of(c, &contact_id).await?.is_some() {
+            c.exec(
+                "UPDATE survey_runs SET status = 'queued', error = NULL, updated_at = $2 WHERE id = $1",
+                args![&run_id, now],
+            )
+            .await?;
+            out.push(StartOutcome::Queued { contact_id, run_id });
+            continue;
+        }
+        out.push(match activate(c, &run_id, survey, &contact_id).await? {
+            Ok(()) => StartOutcome::Started { contact_id, run_id },
+            Err(reason) => StartOutcome::Unreachable { contact_id, run_id, reason },
+        });
+    }
+    Ok(out)
 }
 
 /// Whether an inbound message goes to the surveys rather than the bot: a press of a survey
@@ -475,88 +646,20 @@ impl SurveyStore for SqlStore {
         })
     }
 
-    async fn start_survey(&self, survey_id: &str, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>> {
+    async fn start_survey(
+        &self,
+        survey_id: &str,
+        runs: Vec<NewRun>,
+        audit: Option<NewAudit>,
+    ) -> Result<Vec<StartOutcome>> {
         let survey_id = survey_id.to_owned();
         on!(self.write, |c| {
             let survey = load_survey(c, &survey_id).await?;
             if !survey.active {
                 return Err(Error::conflict("survey_inactive", "the survey was deleted: it starts no new runs"));
             }
-            let mut out = Vec::with_capacity(runs.len());
-            for r in runs {
-                let contact_id = r.contact_id.clone();
-                if c.row("SELECT id FROM contacts WHERE id = $1", args![&contact_id]).await?.is_none() {
-                    out.push(StartOutcome::UnknownContact { contact_id });
-                    continue;
-                }
-                let now = now_ms();
-                let existing = c
-                    .row(
-                        "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 AND run_key = $3",
-                        args![&survey_id, &contact_id, &r.key],
-                    )
-                    .await?;
-                let run_id = match existing {
-                    // Someone no channel reached may be reachable now.
-                    Some(row) if row.s("status")? == "unreachable" => row.s("id")?,
-                    Some(row) => {
-                        out.push(StartOutcome::Already { contact_id, run_id: row.s("id")?, status: row.s("status")? });
-                        continue;
-                    }
-                    None => {
-                        let running = c
-                            .row(
-                                "SELECT id FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
-                                 AND status IN ('active', 'queued')",
-                                args![&survey_id, &contact_id],
-                            )
-                            .await?;
-                        if let Some(row) = running {
-                            out.push(StartOutcome::Busy { contact_id, run_id: row.s("id")? });
-                            continue;
-                        }
-                        let id = new_id();
-                        // Two processes starting the same run at once: one row, the other is told.
-                        let inserted = c
-                            .exec(
-                                "INSERT INTO survey_runs (id, survey_id, contact_id, run_key, status, step, created_at, \
-                                 updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
-                                 ON CONFLICT (survey_id, contact_id, run_key) DO NOTHING",
-                                args![&id, &survey_id, &contact_id, &r.key, now],
-                            )
-                            .await?;
-                        if inserted == 0 {
-                            let row = c
-                                .one(
-                                    "SELECT id, status FROM survey_runs WHERE survey_id = $1 AND contact_id = $2 \
-                                     AND run_key = $3",
-                                    args![&survey_id, &contact_id, &r.key],
-                                )
-                                .await?;
-                            out.push(StartOutcome::Already {
-                                contact_id,
-                                run_id: row.s("id")?,
-                                status: row.s("status")?,
-                            });
-                            continue;
-                        }
-                        id
-                    }
-                };
-                if active_run_of(c, &contact_id).await?.is_some() {
-                    c.exec(
-                        "UPDATE survey_runs SET status = 'queued', error = NULL, updated_at = $2 WHERE id = $1",
-                        args![&run_id, now],
-                    )
-                    .await?;
-                    out.push(StartOutcome::Queued { contact_id, run_id });
-                    continue;
-                }
-                out.push(match activate(c, &run_id, &survey, &contact_id).await? {
-                    Ok(()) => StartOutcome::Started { contact_id, run_id },
-                    Err(reason) => StartOutcome::Unreachable { contact_id, run_id, reason },
-                });
-            }
+            let out = start_runs(c, &survey, runs).await?;
+            write_audit(c, audit.as_ref()).await?;
             Ok(out)
         })
     }
@@ -787,30 +890,73 @@ impl SurveyStore for SqlStore {
         let survey_id = survey_id.to_owned();
         on!(self.read, |c| {
             load_survey(c, &survey_id).await?;
-            let mut counts = RunCounts::default();
-            for row in c
+            let mut counts = run_counts(c, std::slice::from_ref(&survey_id)).await?;
+            Ok(counts.remove(&survey_id).unwrap_or_default())
+        })
+    }
+
+    async fn survey_run_counts_of(&self, survey_ids: &[String]) -> Result<HashMap<String, RunCounts>> {
+        let survey_ids = survey_ids.to_vec();
+        on!(self.read, |c| run_counts(c, &survey_ids).await)
+    }
+
+    async fn survey_tallies(
+        &self,
+        survey_id: &str,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Vec<AnswerTally>> {
+        let survey_id = survey_id.to_owned();
+        on!(self.read, |c| {
+            load_survey(c, &survey_id).await?;
+            let rows = c
                 .rows(
-                    "SELECT status, COUNT(*) AS n FROM survey_runs WHERE survey_id = $1 GROUP BY status",
-                    args![&survey_id],
+                    "SELECT question_id, option_index, value, COUNT(*) AS n FROM survey_answers \
+                     WHERE survey_id = $1 AND created_at >= $2 AND created_at < $3 \
+                     GROUP BY question_id, option_index, value",
+                    args![&survey_id, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
                 )
-                .await?
-            {
-                let n = row.i("n")?;
-                counts.total += n;
-                match row.s("status")?.as_str() {
-                    "active" => counts.active = n,
-                    "queued" => counts.queued = n,
-                    "completed" => counts.completed = n,
-                    "expired" => counts.expired = n,
-                    "unreachable" => counts.unreachable = n,
-                    _ => {}
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AnswerTally {
+                        question_id: r.s("question_id")?,
+                        option: r.oi("option_index")?,
+                        value: r.oi("value")?,
+                        count: r.i("n")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn latest_answers(
+        &self,
+        survey_id: &str,
+        question_ids: &[String],
+        per_question: u32,
+    ) -> Result<Vec<AnswerRecord>> {
+        let (survey_id, question_ids) = (survey_id.to_owned(), question_ids.to_vec());
+        on!(self.read, |c| {
+            load_survey(c, &survey_id).await?;
+            let mut out = Vec::new();
+            // One read per question, newest first through the index on (survey_id, created_at):
+            // a page of answers, never the whole survey's.
+            for q in &question_ids {
+                let rows = c
+                    .rows(
+                        &format!(
+                            "SELECT {ANSWER_COLS} FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
+                             WHERE a.survey_id = $1 AND a.question_id = $2 ORDER BY a.created_at DESC, a.id DESC LIMIT $3"
+                        ),
+                        args![&survey_id, q, i64::from(per_question)],
+                    )
+                    .await?;
+                for r in &rows {
+                    out.push(answer_from(r)?);
                 }
             }
-            counts.responded = c
-                .one("SELECT COUNT(DISTINCT run_id) AS n FROM survey_answers WHERE survey_id = $1", args![&survey_id])
-                .await?
-                .i("n")?;
-            Ok(counts)
+            Ok(out)
         })
     }
 
@@ -820,27 +966,14 @@ impl SurveyStore for SqlStore {
             load_survey(c, &survey_id).await?;
             let rows = c
                 .rows(
-                    "SELECT a.run_id, a.contact_id, k.name, k.external_id, a.question_id, a.answer, a.value, \
-                     a.option_index, a.created_at FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
-                     WHERE a.survey_id = $1 ORDER BY a.created_at, a.id",
+                    &format!(
+                        "SELECT {ANSWER_COLS} FROM survey_answers a LEFT JOIN contacts k ON k.id = a.contact_id \
+                         WHERE a.survey_id = $1 ORDER BY a.created_at, a.id"
+                    ),
                     args![&survey_id],
                 )
                 .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(AnswerRecord {
-                        run_id: r.s("run_id")?,
-                        contact_id: r.s("contact_id")?,
-                        contact_name: r.os("name")?,
-                        external_id: r.os("external_id")?,
-                        question_id: r.s("question_id")?,
-                        answer: r.s("answer")?,
-                        value: r.oi("value")?,
-                        option: r.oi("option_index")?,
-                        created_at: r.i("created_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(answer_from).collect()
         })
     }
 

@@ -3,6 +3,8 @@
 //! through one process or several on one PostgreSQL — exactly one changes the row, and that
 //! one writes the `task.claimed` webhook deliveries in the same transaction.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use okno_domain::model::{EventType, Page};
 use okno_domain::time::{now_ms, Millis};
@@ -11,8 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{emit, on, SqlStore};
-use crate::{JobKind, PageRequest};
+use crate::sql::{emit, on, write_audit, SqlStore};
+use crate::{JobKind, NewAudit, PageRequest};
 
 /// The person who took a task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,7 +138,8 @@ pub struct GroupChat {
 /// The tasks' storage.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    async fn create_task(&self, new: NewTask) -> Result<Task>;
+    /// `audit`, when given, is written in the same transaction.
+    async fn create_task(&self, new: NewTask, audit: Option<NewAudit>) -> Result<Task>;
     async fn get_task(&self, id: &str) -> Result<Task>;
     /// The newest first.
     async fn list_tasks(&self, filter: TaskFilter, page: PageRequest) -> Result<Page<Task>>;
@@ -153,9 +156,16 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Whether a person on the task's channel may take it (and see its details).
     async fn task_access(&self, id: &str, user_id: &str) -> Result<Access>;
     /// The group chats of Telegram channels okno knows (a party with a negative chat id, or a
-    /// chat a task went to), by title; a chat once.
+    /// chat one of the latest tasks went to), by title; a chat once. At most
+    /// [`GROUP_CHATS`] of each kind, read through indexes (never the whole contact base).
     async fn group_chats(&self) -> Result<Vec<GroupChat>>;
+    /// The titles of these group chats (`(channel_id, chat_id)`), where okno knows one: one
+    /// lookup per chat by its party's key.
+    async fn group_titles(&self, chats: &[(String, String)]) -> Result<HashMap<(String, String), String>>;
 }
+
+/// Most group chats of each kind (seen, tasked) the task form offers.
+pub const GROUP_CHATS: i64 = 500;
 
 const TASK_COLS: &str = "id, channel_id, chat_id, message_id, title, text, private_text, data, grp, status, \
      claimed_user_id, claimed_name, claimed_username, claimed_contact_id, claimed_at, version, shown_version, \
@@ -258,7 +268,7 @@ async fn schedule_reoffer(c: &mut dyn Conn, task: &Task, from: i64) -> Result<()
 
 #[async_trait]
 impl TaskStore for SqlStore {
-    async fn create_task(&self, new: NewTask) -> Result<Task> {
+    async fn create_task(&self, new: NewTask, audit: Option<NewAudit>) -> Result<Task> {
         on!(self.write, |c| {
             let known = c.row("SELECT id FROM channels WHERE id = $1 AND deleted = 0", args![&new.channel_id]).await?;
             if known.is_none() {
@@ -287,6 +297,7 @@ impl TaskStore for SqlStore {
             .await?;
             let task = load_task(c, &new.id).await?;
             schedule_reoffer(c, &task, now).await?;
+            write_audit(c, audit.as_ref()).await?;
             Ok(task)
         })
     }
@@ -441,19 +452,21 @@ impl TaskStore for SqlStore {
     async fn group_chats(&self) -> Result<Vec<GroupChat>> {
         on!(self.read, |c| {
             // Telegram group and supergroup ids are negative; a private chat's is the user's.
+            // The condition is the partial index `identities_groups`' own.
             let seen = c
                 .rows(
                     "SELECT i.channel_id, i.chat_id, i.display_name FROM identities i \
                      JOIN channels ch ON ch.id = i.channel_id \
-                     WHERE ch.kind = 'telegram' AND ch.deleted = 0 AND i.chat_id LIKE '-%'",
-                    args![],
+                     WHERE i.chat_id LIKE '-%' AND ch.kind = 'telegram' AND ch.deleted = 0 LIMIT $1",
+                    args![GROUP_CHATS],
                 )
                 .await?;
+            // The chats of the latest tasks, newest first through the primary key.
             let tasked = c
                 .rows(
-                    "SELECT DISTINCT t.channel_id, t.chat_id FROM tasks t JOIN channels ch ON ch.id = t.channel_id \
-                     WHERE ch.deleted = 0",
-                    args![],
+                    "SELECT t.channel_id, t.chat_id FROM (SELECT channel_id, chat_id FROM tasks ORDER BY id DESC \
+                     LIMIT $1) t JOIN channels ch ON ch.id = t.channel_id WHERE ch.deleted = 0",
+                    args![GROUP_CHATS * 4],
                 )
                 .await?;
             let mut chats: Vec<GroupChat> = Vec::new();
@@ -474,6 +487,28 @@ impl TaskStore for SqlStore {
                 (a.title.is_none(), &a.title, &a.chat_id).cmp(&(b.title.is_none(), &b.title, &b.chat_id))
             });
             Ok(chats)
+        })
+    }
+
+    async fn group_titles(&self, chats: &[(String, String)]) -> Result<HashMap<(String, String), String>> {
+        let mut wanted = chats.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        on!(self.read, |c| {
+            let mut titles = HashMap::new();
+            // A group's party has the chat's id as its user id: the unique key (channel_id, user_id).
+            for (channel_id, chat_id) in wanted {
+                let row = c
+                    .row(
+                        "SELECT display_name FROM identities WHERE channel_id = $1 AND user_id = $2",
+                        args![&channel_id, &chat_id],
+                    )
+                    .await?;
+                if let Some(title) = row.map(|r| r.os("display_name")).transpose()?.flatten() {
+                    titles.insert((channel_id, chat_id), title);
+                }
+            }
+            Ok(titles)
         })
     }
 }

@@ -251,12 +251,12 @@ async fn a_merged_contact_keeps_their_place(store: Arc<dyn Store>) {
     let id = broadcast(&*store).await;
     store.expand_broadcast(&id, vec![a.clone(), c.clone()]).await.unwrap();
     // a merged into b (not in the audience): b takes a's place.
-    store.merge_contacts(&b, &a).await.unwrap();
+    store.merge_contacts(&b, &a, None).await.unwrap();
     let pending = store.pending_recipients(&id, 10).await.unwrap();
     let ids: Vec<_> = pending.iter().map(|p| p.contact_id.clone()).collect();
     assert_eq!(ids, vec![b.clone(), c.clone()]);
     // c merged into b too: b is in the broadcast already, so c's place is dropped.
-    store.merge_contacts(&b, &c).await.unwrap();
+    store.merge_contacts(&b, &c, None).await.unwrap();
     let pending = store.pending_recipients(&id, 10).await.unwrap();
     assert_eq!(pending.iter().map(|p| p.contact_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
     let items = pending.iter().map(|p| send(&p.contact_id)).collect();

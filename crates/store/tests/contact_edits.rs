@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use okno_domain::model::{ContactInput, EventType};
 use okno_domain::ErrorKind;
-use okno_store::{ContactEdit, ContactField, NewWebhook, PageRequest, Store};
+use okno_store::testing::TestDb;
+use okno_store::{ContactEdit, ContactField, NewAudit, NewRun, NewTask, NewWebhook, PageRequest, Store};
 use serde_json::json;
+use sqlx::{Connection, Executor, Row};
 
 const ACTOR: &str = "operator:olga";
 
@@ -37,7 +39,7 @@ fn input(json: serde_json::Value) -> ContactInput {
     serde_json::from_value::<ContactInput>(json).unwrap().normalize().unwrap()
 }
 
-async fn a_new_contact_never_takes_an_external_id_another_has(store: Arc<dyn Store>) {
+async fn a_new_contact_never_takes_an_external_id_another_has(store: Arc<dyn Store>, _db: &TestDb) {
     let hook = hook(&*store).await;
     let made = store
         .create_contact(
@@ -66,7 +68,7 @@ async fn a_new_contact_never_takes_an_external_id_another_has(store: Arc<dyn Sto
     assert_eq!(line.2["fields"], json!(["external_id", "name", "phone", "groups"]));
 }
 
-async fn an_edit_sets_empties_and_replaces_fields_once(store: Arc<dyn Store>) {
+async fn an_edit_sets_empties_and_replaces_fields_once(store: Arc<dyn Store>, _db: &TestDb) {
     let c = store
         .create_contact(
             input(json!({"name": "Пётр", "email": "petr@example.com", "external_id": "1c-7", "groups": ["vip"], "attrs": {"city": "Казань"}})),
@@ -116,7 +118,7 @@ async fn an_edit_sets_empties_and_replaces_fields_once(store: Arc<dyn Store>) {
     assert!(store.edit_contact("no-such-id", ContactEdit::default(), ACTOR).await.unwrap_err().is_not_found());
 }
 
-async fn a_form_drawn_before_another_change_is_refused(store: Arc<dyn Store>) {
+async fn a_form_drawn_before_another_change_is_refused(store: Arc<dyn Store>, _db: &TestDb) {
     let c = store.create_contact(input(json!({"name": "Ольга"})), ACTOR).await.unwrap();
     let first =
         ContactEdit {
@@ -147,8 +149,197 @@ async fn a_form_drawn_before_another_change_is_refused(store: Arc<dyn Store>) {
     assert_eq!((kept.name.as_deref(), kept.external_id), (Some("Ольга К."), None));
 }
 
+/// An edit that would leave none of name, phone, email and external id is refused, as a new
+/// contact without any of them is; emptying all but one is fine.
+async fn an_edit_never_leaves_a_contact_with_nothing_to_know_it_by(store: Arc<dyn Store>, _db: &TestDb) {
+    let c = store.create_contact(input(json!({"name": "Ольга", "phone": "+79120001122"})), ACTOR).await.unwrap();
+    let all = ContactEdit {
+        clear: vec![ContactField::Name, ContactField::Phone, ContactField::Email, ContactField::ExternalId],
+        seen_at: Some(c.updated_at),
+        ..Default::default()
+    };
+    let e = store.edit_contact(&c.id, all, ACTOR).await.unwrap_err();
+    assert_eq!((e.kind, &*e.code), (ErrorKind::Invalid, "contact_empty"));
+    let kept = store.get_contact(&c.id).await.unwrap();
+    assert_eq!((kept.name.as_deref(), kept.phone.as_deref()), (Some("Ольга"), Some("+79120001122")));
+    assert_eq!(kept.updated_at, c.updated_at, "nothing of the refused edit is kept");
+    // Emptying the name while setting an email keeps someone to know the contact by.
+    let swap = ContactEdit {
+        set: input(json!({"email": "olga@example.org"})),
+        clear: vec![ContactField::Name, ContactField::Phone],
+        seen_at: Some(c.updated_at),
+    };
+    let after = store.edit_contact(&c.id, swap, ACTOR).await.unwrap();
+    assert_eq!((after.name, after.phone, after.email.as_deref()), (None, None, Some("olga@example.org")));
+}
+
+/// Two okno processes (two stores on one database) save forms drawn from the same version at
+/// once, many times over: each time exactly one is kept and the other is told the contact
+/// changed.
+async fn two_stores_saving_forms_drawn_at_once_keep_exactly_one(store: Arc<dyn Store>, db: &TestDb) {
+    let other = TestDb::borrowed(&db.url).open().await;
+    let c = store.create_contact(input(json!({"name": "Ольга"})), ACTOR).await.unwrap();
+    let mut seen = c.updated_at;
+    for round in 0..10 {
+        let save = |store: Arc<dyn Store>, name: String, actor: &'static str| {
+            let (id, edit) = (
+                c.id.clone(),
+                ContactEdit { set: input(json!({ "name": name })), seen_at: Some(seen), ..Default::default() },
+            );
+            tokio::spawn(async move { store.edit_contact(&id, edit, actor).await })
+        };
+        let a = save(store.clone(), format!("Ольга {round}a"), "operator:olga");
+        let b = save(other.clone(), format!("Ольга {round}b"), "operator:boris");
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let kept: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(kept.len(), 1, "round {round}: {results:?}");
+        let refused = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(refused.code, "contact_changed", "round {round}");
+        let now = store.get_contact(&c.id).await.unwrap();
+        assert_eq!(now.name, kept[0].name, "round {round}: the stored name is the kept edit's");
+        seen = now.updated_at;
+    }
+}
+
 okno_store::both_backends!(
+    with_db
     a_new_contact_never_takes_an_external_id_another_has,
     an_edit_sets_empties_and_replaces_fields_once,
     a_form_drawn_before_another_change_is_refused,
+    an_edit_never_leaves_a_contact_with_nothing_to_know_it_by,
+    two_stores_saving_forms_drawn_at_once_keep_exactly_one,
+    an_operators_change_and_its_audit_line_are_one_transaction,
 );
+
+/// Sessions of this database waiting on a lock.
+async fn waiting_on_locks(db: &TestDb) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    row.get::<i64, _>("n")
+}
+
+/// Waits until `n` sessions wait on a lock (a minute at most).
+async fn until_waiting(db: &TestDb, n: i64) {
+    for _ in 0..3_000 {
+        if waiting_on_locks(db).await >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{n} sessions never waited on a lock");
+}
+
+/// On PostgreSQL (READ COMMITTED), the second of two saves of forms drawn from the same version
+/// reads the contact while the first is still uncommitted. The first save is held inside its
+/// transaction (its audit line waits on a lock a third session holds) until the second has
+/// read and is waiting too, so the two overlap every time: the second is refused, never a
+/// silent overwrite of the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_operators_saving_at_once_on_postgres_never_overwrite_each_other() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let a = db.open().await;
+    let b = TestDb::borrowed(&db.url).open().await;
+    let c = a.create_contact(input(json!({"name": "Ольга"})), ACTOR).await.unwrap();
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE").await.unwrap();
+
+    let save = |store: Arc<dyn Store>, name: &str, actor: &'static str| {
+        let (id, edit) = (
+            c.id.clone(),
+            ContactEdit { set: input(json!({ "name": name })), seen_at: Some(c.updated_at), ..Default::default() },
+        );
+        tokio::spawn(async move { store.edit_contact(&id, edit, actor).await })
+    };
+    let first = save(a.clone(), "Ольга К.", "operator:olga");
+    until_waiting(&db, 1).await;
+    let second = save(b.clone(), "Ольга Ивановна", "operator:boris");
+    until_waiting(&db, 2).await;
+    holder.execute("COMMIT").await.unwrap();
+
+    let first = first.await.unwrap();
+    let second = second.await.unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    let e = second.unwrap_err();
+    assert_eq!((e.kind, &*e.code), (ErrorKind::Conflict, "contact_changed"));
+    assert_eq!(a.get_contact(&c.id).await.unwrap().name.as_deref(), Some("Ольга К."), "the first save stays");
+    let updates = audit_lines(&*a).await.into_iter().filter(|(action, ..)| action == "contact.update").count();
+    assert_eq!(updates, 1, "one audit line, the kept save's");
+}
+
+/// Makes the database refuse new audit lines (`on`), or take them again.
+async fn refuse_audit_lines(db: &TestDb, on: bool) {
+    let statements: Vec<&str> = match (db.postgres_admin().is_some(), on) {
+        (true, true) => vec![
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'the audit log is full'; END $$ \
+             LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        ],
+        (true, false) => vec!["DROP TRIGGER refuse_audit ON audit_log", "DROP FUNCTION refuse_audit()"],
+        (false, true) => vec![
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is full'); END",
+        ],
+        (false, false) => vec!["DROP TRIGGER refuse_audit"],
+    };
+    db.execute_raw(&statements).await;
+}
+
+/// A merge, a link code, a task and a survey start made by an operator are committed with
+/// their audit line or not at all: while the audit log refuses lines, nothing of them is kept;
+/// afterwards each is kept with exactly one line.
+async fn an_operators_change_and_its_audit_line_are_one_transaction(store: Arc<dyn Store>, db: &TestDb) {
+    let ch = okno_store::testing::webhook_channel(&*store, "site").await;
+    let keep = store.create_contact(input(json!({"name": "Ольга"})), ACTOR).await.unwrap();
+    let other = store.create_contact(input(json!({"name": "Ольга К."})), ACTOR).await.unwrap();
+    let survey = okno_domain::surveys::SurveySpec::parse(&json!({
+        "name": "Отзыв", "questions": [{"id": "q", "text": "Как всё прошло?", "kind": "text"}],
+    }))
+    .unwrap();
+    let survey = store.create_survey(survey).await.unwrap();
+    let line = |action: &str, target: &str| NewAudit {
+        actor: ACTOR.into(),
+        action: action.into(),
+        target: target.into(),
+        detail: json!({}),
+    };
+    let task = |id: &str| NewTask {
+        id: id.into(),
+        channel_id: ch.clone(),
+        chat_id: "-100".into(),
+        message_id: Some("1".into()),
+        title: "Доставка".into(),
+        text: "Забрать".into(),
+        private_text: None,
+        data: json!({}),
+        group: None,
+        reoffer_after: None,
+        reoffer_times: 0,
+    };
+    let run = || vec![NewRun { contact_id: keep.id.clone(), key: "manual".into() }];
+    let before = audit_lines(&*store).await.len();
+
+    refuse_audit_lines(db, true).await;
+    assert!(store.merge_contacts(&keep.id, &other.id, Some(line("contact.merge", &keep.id))).await.is_err());
+    assert!(store.create_link_code(&keep.id, 60_000, Some(line("contact.link_code", &keep.id))).await.is_err());
+    assert!(store.create_task(task("t-1"), Some(line("task.create", "t-1"))).await.is_err());
+    assert!(store.start_survey(&survey.id, run(), Some(line("survey.start", &survey.id))).await.is_err());
+    refuse_audit_lines(db, false).await;
+    assert!(store.get_contact(&other.id).await.is_ok(), "not merged without its line");
+    assert!(store.get_task("t-1").await.unwrap_err().is_not_found(), "no task without its line");
+    assert_eq!(store.survey_run_counts(&survey.id).await.unwrap().total, 0, "nobody asked without its line");
+    assert_eq!(audit_lines(&*store).await.len(), before);
+
+    store.merge_contacts(&keep.id, &other.id, Some(line("contact.merge", &keep.id))).await.unwrap();
+    store.create_link_code(&keep.id, 60_000, Some(line("contact.link_code", &keep.id))).await.unwrap();
+    store.create_task(task("t-2"), Some(line("task.create", "t-2"))).await.unwrap();
+    store.start_survey(&survey.id, run(), Some(line("survey.start", &survey.id))).await.unwrap();
+    let lines = audit_lines(&*store).await;
+    for action in ["contact.merge", "contact.link_code", "task.create", "survey.start"] {
+        assert_eq!(lines.iter().filter(|(a, ..)| a == action).count(), 1, "{action}: {lines:?}");
+    }
+}

@@ -8,9 +8,11 @@
 use std::sync::Arc;
 
 use okno_domain::model::ContactInput;
+use okno_domain::surveys::SurveySpec;
 use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
 use okno_store::{
-    EventFilter, IdentityFlag, NewEvent, Notification, NotifyOutcome, PageRequest, RuleOutcome, Store, Unresolved,
+    EventFilter, IdentityFlag, JobKind, NewEvent, NewRun, NotMade, Notification, NotifyOutcome, PageRequest, Processed,
+    RuleOutcome, Store, SurveyStart, Unresolved,
 };
 use serde_json::json;
 
@@ -73,10 +75,12 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
         .collect();
     store.mark_sent(&ids[0], Some("p-1".into())).await.unwrap();
     store.mark_failed(&ids[1], "Bad Request: chat not found", None).await.unwrap();
-    store
-        .notify_failed(&paid, &rule.id, &lonely.id, "template_failed", "the template could not be rendered")
-        .await
-        .unwrap();
+    let not_made = NotMade {
+        rule_id: rule.id.clone(),
+        contact_id: lonely.id.clone(),
+        code: "template_failed".into(),
+        error: "the template could not be rendered".into(),
+    };
     let unknown = Unresolved {
         rule_id: rule.id.clone(),
         recipient: "{\"external_id\": \"{{ data.manager_id }}\"}".into(),
@@ -85,7 +89,6 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
         value: Some("1c-manager-petrov".into()),
         contact_id: None,
     };
-    store.add_unresolved(&paid, unknown).await.unwrap();
     // A note about the rule, not a person left out: not counted.
     let note_only = Unresolved {
         rule_id: rule.id.clone(),
@@ -94,10 +97,14 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
         code: Some("condition_error".into()),
         ..Default::default()
     };
-    store.add_unresolved(&paid, note_only).await.unwrap();
-    let outcomes = vec![RuleOutcome::new(&rule.id, &rule.name, "matched")];
+    let done = Processed {
+        rules: vec![RuleOutcome::new(&rule.id, &rule.name, "matched")],
+        unresolved: vec![unknown, note_only],
+        not_made: vec![not_made],
+        ..Default::default()
+    };
     let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == paid).unwrap();
-    store.complete_event(vec![], outcomes, &paid, "processed", job.seq, "w").await.unwrap();
+    store.complete_event(&paid, "processed", done, job.seq, "w").await.unwrap();
 
     let all = |limit| store.list_events(EventFilter::default(), PageRequest::new(Some(limit), None));
     let page = all(10).await.unwrap();
@@ -148,14 +155,14 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
     assert_eq!(err.code, "invalid_status");
 }
 
-async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(store: Arc<dyn Store>, _db: &TestDb) {
+async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(store: Arc<dyn Store>, db: &TestDb) {
     let web = channel(&*store, "site").await;
     let tg = channel(&*store, "telegram").await;
     let ann = store.record_inbound(message(&web, "ann", "m-1", "hi")).await.unwrap().message;
     store.record_inbound(message(&tg, "ann-tg", "m-2", "hi")).await.unwrap();
     // Ann on two channels, merged into one contact.
     let tg_contact = store.record_inbound(message(&tg, "ann-tg", "m-3", "again")).await.unwrap().message.contact_id;
-    store.merge_contacts(&ann.contact_id, &tg_contact).await.unwrap();
+    store.merge_contacts(&ann.contact_id, &tg_contact, None).await.unwrap();
     let (lonely, _) =
         store.upsert_contact(ContactInput { name: Some("Без связи".into()), ..Default::default() }).await.unwrap();
     let blocked = store.record_inbound(message(&web, "bob", "m-4", "hi")).await.unwrap().message.contact_id;
@@ -177,7 +184,8 @@ async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(s
     let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == ev).unwrap();
     let ns =
         vec![note(&ev, &sends.id, &ann.contact_id), note(&ev, &sends.id, &lonely.id), note(&ev, &sends.id, &blocked)];
-    let (outcomes, held) = store.complete_event(ns, rules, &ev, "processed", job.seq, "w").await.unwrap();
+    let done = Processed { notifications: ns, rules, ..Default::default() };
+    let (outcomes, held) = store.complete_event(&ev, "processed", done, job.seq, "w").await.unwrap();
     assert!(held);
     let NotifyOutcome::Queued(first) = &outcomes[0] else { panic!("{:?}", outcomes[0]) };
 
@@ -208,30 +216,60 @@ async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(s
     assert_eq!(record.deliveries[0].tried.len(), 2, "{:?}", record.deliveries[0]);
     assert_ne!(record.deliveries[0].tried[0], record.deliveries[0].tried[1]);
 
+    // The delayed rule's job was queued with its outcome, at its time.
+    let delayed = format!("{ev}:{}", later.id);
+    db.execute_raw(&[format!("UPDATE jobs SET run_at = 0 WHERE ref_id = '{delayed}'")]).await;
+    let jobs = store.claim_jobs("w", 100, 60_000).await.unwrap();
+    let turn: Vec<_> = jobs.iter().filter(|j| j.ref_id == delayed).collect();
+    assert_eq!(turn.len(), 1, "one job for the delayed rule: {jobs:?}");
+    assert_eq!(turn[0].kind, JobKind::NotifyRule);
+
     // The delayed rule's turn: matched, its time kept; its person queued in the same step.
     let (stranger, _) =
         store.upsert_contact(ContactInput { name: Some("Новый".into()), ..Default::default() }).await.unwrap();
     let sender = okno_store::InboundSender { user_id: "new".into(), chat_id: "new".into(), ..Default::default() };
     store.attach_identity(&stranger.id, &web, sender).await.unwrap();
-    let out = store
-        .complete_rule(
-            vec![note(&ev, &later.id, &stranger.id)],
-            &ev,
-            RuleOutcome::new(&later.id, &later.name, "matched"),
-        )
-        .await
-        .unwrap();
+    let turn_done = || Processed {
+        notifications: vec![note(&ev, &later.id, &stranger.id)],
+        rules: vec![RuleOutcome::new(&later.id, &later.name, "matched")],
+        unresolved: vec![Unresolved {
+            rule_id: later.id.clone(),
+            recipient: "{\"group\": \"склад\"}".into(),
+            reason: "group `склад` has no contacts".into(),
+            code: Some("empty_group".into()),
+            value: Some("склад".into()),
+            contact_id: None,
+        }],
+        ..Default::default()
+    };
+    let (out, held) = store.complete_rule(&ev, turn_done(), turn[0].seq, "w").await.unwrap();
+    assert!(held, "the rule's job ends with it");
     assert!(matches!(out[0], NotifyOutcome::Queued(_)));
+    // Run again (another worker after a lost lease): nothing is written twice.
+    let (again, _) = store.complete_rule(&ev, turn_done(), turn[0].seq, "w").await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
     let record = store.get_event(&ev).await.unwrap();
     let ran = record.rules.iter().find(|r| r.rule_id == later.id).unwrap();
     assert_eq!((ran.outcome.as_str(), ran.run_at), ("matched", Some(run_at)));
     assert_eq!(record.rules.len(), 3, "replaced, not added");
-    assert!(record.deliveries.iter().any(|d| d.contact_id == stranger.id));
+    assert_eq!(record.deliveries.iter().filter(|d| d.contact_id == stranger.id).count(), 1);
+    assert_eq!(record.unresolved.iter().filter(|u| u.code.as_deref() == Some("empty_group")).count(), 1);
 
     // A template failure keeps its code; a second failure for the same person changes nothing.
     let ev2 = event(&*store, "order.shipped", "ord-2").await;
-    store.notify_failed(&ev2, &sends.id, &lonely.id, "template_failed", "line 2: no field").await.unwrap();
-    store.notify_failed(&ev2, &sends.id, &lonely.id, "attachment_failed", "other").await.unwrap();
+    let failed = |code: &str, error: &str| NotMade {
+        rule_id: sends.id.clone(),
+        contact_id: lonely.id.clone(),
+        code: code.into(),
+        error: error.into(),
+    };
+    let done = Processed {
+        not_made: vec![failed("template_failed", "line 2: no field"), failed("attachment_failed", "other")],
+        rules: vec![RuleOutcome::new(&sends.id, &sends.name, "matched")],
+        ..Default::default()
+    };
+    let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == ev2).unwrap();
+    store.complete_event(&ev2, "processed", done, job.seq, "w").await.unwrap();
     let record = store.get_event(&ev2).await.unwrap();
     assert_eq!(record.deliveries.len(), 1);
     let d = &record.deliveries[0];
@@ -242,7 +280,117 @@ async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(s
     assert!(d.conversation_id.is_none() && d.tried.is_empty());
 }
 
+/// An event's processing completed twice with the same outcome — a retry after the first
+/// commit, or a second worker after a lost lease — writes everything once: the person's
+/// message, the unreached recipients and the notes, the rules' outcomes, the delayed rule's job.
+async fn completing_an_event_twice_writes_everything_once(store: Arc<dyn Store>, db: &TestDb) {
+    let web = channel(&*store, "site").await;
+    let ann = store.record_inbound(message(&web, "ann", "m-1", "hi")).await.unwrap().message.contact_id;
+    let (lonely, _) =
+        store.upsert_contact(ContactInput { name: Some("Без связи".into()), ..Default::default() }).await.unwrap();
+    let ev = event(&*store, "payment.received", "pay-7").await;
+    let rule = store.put_rule("оплата", "payment.received", json!({"template": "x"})).await.unwrap();
+    let later = store.put_rule("напоминание", "payment.received", json!({"template": "z"})).await.unwrap();
+    let survey = SurveySpec::parse(&json!({
+        "name": "Оценка", "questions": [{"id": "q", "text": "Как всё прошло?", "kind": "text"}],
+    }))
+    .unwrap();
+    let survey = store.create_survey(survey).await.unwrap();
+    let runs = |who: &[&str]| {
+        who.iter().map(|c| NewRun { contact_id: c.to_string(), key: format!("event:{ev}") }).collect::<Vec<_>>()
+    };
+    let done = || Processed {
+        surveys: vec![SurveyStart { survey_id: survey.id.clone(), runs: runs(&[&ann, &lonely.id]) }],
+        notifications: vec![note(&ev, &rule.id, &ann), note(&ev, &rule.id, &lonely.id)],
+        rules: vec![
+            RuleOutcome::new(&rule.id, &rule.name, "matched"),
+            RuleOutcome {
+                run_at: Some(okno_domain::time::now_ms() + 3_600_000),
+                ..RuleOutcome::new(&later.id, &later.name, "scheduled")
+            },
+        ],
+        unresolved: vec![Unresolved {
+            rule_id: rule.id.clone(),
+            recipient: "{\"external_id\": \"1c-9\"}".into(),
+            reason: "unknown external id `1c-9`".into(),
+            code: Some("unknown_external_id".into()),
+            value: Some("1c-9".into()),
+            contact_id: None,
+        }],
+        ..Default::default()
+    };
+    let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == ev).unwrap();
+    let (first, held) = store.complete_event(&ev, "processed", done(), job.seq, "w").await.unwrap();
+    assert!(held);
+    assert!(matches!(first[0], NotifyOutcome::Queued(_)));
+    let (second, held) = store.complete_event(&ev, "processed", done(), job.seq, "w").await.unwrap();
+    assert!(second.is_empty() && !held, "the second completion writes nothing: {second:?}");
+
+    let record = store.get_event(&ev).await.unwrap();
+    assert_eq!(record.deliveries.len(), 1, "{:?}", record.deliveries);
+    let mut codes: Vec<Option<&str>> = record.unresolved.iter().map(|u| u.code.as_deref()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![Some("no_identity"), Some("unknown_external_id"), Some("unreachable")],
+        "each unreached person once, the survey's too"
+    );
+    let started = store.survey_run_counts(&survey.id).await.unwrap();
+    assert_eq!((started.total, started.active, started.unreachable), (2, 1, 1), "{started:?}");
+    assert_eq!(record.rules.len(), 2);
+    let listed = store.list_events(EventFilter::default(), PageRequest::new(Some(10), None)).await.unwrap();
+    let counts = &listed.items.iter().find(|e| e.id == ev).unwrap().counts;
+    assert_eq!((counts.queued, counts.unresolved), (1, 3), "the figures count each person once");
+    let delayed = format!("{ev}:{}", later.id);
+    db.execute_raw(&[format!("UPDATE jobs SET run_at = 0 WHERE ref_id = '{delayed}'")]).await;
+    let jobs = store.claim_jobs("w2", 100, 60_000).await.unwrap();
+    assert_eq!(jobs.iter().filter(|j| j.ref_id == delayed).count(), 1, "one job for the delayed rule");
+}
+
+/// A delayed rule that ran before its event's own processing committed (its job from an
+/// earlier run) stays `matched`: the event's later `scheduled` does not cover it, and the job
+/// queued with that `scheduled` finds the rule done and writes nothing.
+async fn a_delayed_rule_that_ran_before_the_event_completed_stays_matched(store: Arc<dyn Store>, db: &TestDb) {
+    let web = channel(&*store, "site").await;
+    let ann = store.record_inbound(message(&web, "ann", "m-1", "hi")).await.unwrap().message.contact_id;
+    let ev = event(&*store, "visit.booked", "visit-1").await;
+    let later = store.put_rule("напоминание", "visit.booked", json!({"template": "z"})).await.unwrap();
+    let ran = Processed {
+        notifications: vec![note(&ev, &later.id, &ann)],
+        rules: vec![RuleOutcome::new(&later.id, &later.name, "matched")],
+        ..Default::default()
+    };
+    let (out, _) = store.complete_rule(&ev, ran, -1, "w").await.unwrap();
+    assert!(matches!(out[0], NotifyOutcome::Queued(_)));
+
+    let run_at = okno_domain::time::now_ms() + 60_000;
+    let done = Processed {
+        rules: vec![RuleOutcome { run_at: Some(run_at), ..RuleOutcome::new(&later.id, &later.name, "scheduled") }],
+        ..Default::default()
+    };
+    let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == ev).unwrap();
+    store.complete_event(&ev, "processed", done, job.seq, "w").await.unwrap();
+    let record = store.get_event(&ev).await.unwrap();
+    assert_eq!(record.rules.len(), 1);
+    assert_eq!(record.rules[0].outcome, "matched", "never shown as waiting once it ran");
+
+    // Its second turn writes nothing.
+    let delayed = format!("{ev}:{}", later.id);
+    db.execute_raw(&[format!("UPDATE jobs SET run_at = 0 WHERE ref_id = '{delayed}'")]).await;
+    let job = store.claim_jobs("w", 100, 60_000).await.unwrap().into_iter().find(|j| j.ref_id == delayed).unwrap();
+    let again = Processed {
+        notifications: vec![note(&ev, &later.id, &ann)],
+        rules: vec![RuleOutcome::new(&later.id, &later.name, "matched")],
+        ..Default::default()
+    };
+    let (out, held) = store.complete_rule(&ev, again, job.seq, "w").await.unwrap();
+    assert!(out.is_empty() && held, "{out:?}");
+    assert_eq!(store.get_event(&ev).await.unwrap().deliveries.len(), 1);
+}
+
 okno_store::both_backends!(
     with_db events_are_listed_newest_first_filtered_paged_and_counted,
     an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went,
+    completing_an_event_twice_writes_everything_once,
+    a_delayed_rule_that_ran_before_the_event_completed_stays_matched,
 );

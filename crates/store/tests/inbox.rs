@@ -129,7 +129,7 @@ async fn the_inbox_follows_the_last_message_and_bookkeeping_moves_nothing(store:
     // A merge keeps the newer of the two last messages.
     let contact_a = store.get_conversation(&a).await.unwrap().contact.id;
     let contact_b = b_now.contact.id.clone();
-    store.merge_contacts(&contact_a, &contact_b).await.unwrap();
+    store.merge_contacts(&contact_a, &contact_b, None).await.unwrap();
     let merged = store.get_conversation(&a).await.unwrap();
     assert_eq!(merged.last_message_at, again.created_at, "the other's newer message counts");
     assert_eq!(inbox(&*store).await, [a.as_str(), c.as_str()]);

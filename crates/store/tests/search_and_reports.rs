@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use okno_domain::model::ConversationStatus;
+use okno_domain::model::{ContactInput, ConversationStatus};
 use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
 use okno_store::{
-    BroadcastItem, ConversationFilter, ConversationPatch, NewBroadcast, OutboundRequest, PageRequest, Recipient,
-    SentMessage, Store, LANE_BULK, LANE_LIVE,
+    BroadcastItem, ContactFilter, ConversationFilter, ConversationPatch, NewBroadcast, OutboundRequest, PageRequest,
+    Recipient, SentMessage, Store, LANE_BULK, LANE_LIVE,
 };
 use serde_json::json;
 
@@ -117,7 +117,7 @@ async fn any_message_is_found_in_any_case_and_alphabet(store: Arc<dyn Store>, _d
     // A merge keeps the messages findable in the conversation they moved to.
     let ann_contact = store.get_conversation(&ann).await.unwrap().contact.id;
     let boris_contact = store.get_conversation(&boris).await.unwrap().contact.id;
-    store.merge_contacts(&ann_contact, &boris_contact).await.unwrap();
+    store.merge_contacts(&ann_contact, &boris_contact, None).await.unwrap();
     let after = found(&*store, "не пришёл").await;
     assert_eq!(after.len(), 1);
     assert_eq!(store.get_conversation(&after[0]).await.unwrap().contact.id, ann_contact);
@@ -285,8 +285,56 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
     assert_eq!(store.broadcast_results(0, 2_000, 10).await.unwrap()[0].id, old);
 }
 
+/// A search limited to names and external ids (for a role that may not see phones and
+/// emails) finds in any case and alphabet, never by a phone or an email, and fills its page
+/// with people it may show: a name match is not hidden behind phone-only matches.
+async fn a_name_only_search_never_finds_by_phone_or_email(store: Arc<dyn Store>, _db: &TestDb) {
+    let contact = |name: Option<&str>, phone: Option<&str>, email: Option<&str>, ext: Option<&str>| ContactInput {
+        name: name.map(str::to_string),
+        phone: phone.map(str::to_string),
+        email: email.map(str::to_string),
+        external_id: ext.map(str::to_string),
+        ..Default::default()
+    };
+    // Eleven people whose phone holds «77», made first (the list is in id order).
+    for n in 0..11 {
+        let phone = format!("+7912000{n:02}77");
+        store.upsert_contact(contact(None, Some(&phone), None, None)).await.unwrap();
+    }
+    let olga = store
+        .upsert_contact(contact(Some("ОЛЬГА Касса 77"), Some("+79990001122"), Some("kassa77@example.org"), None))
+        .await
+        .unwrap()
+        .0
+        .id;
+    let ext = store
+        .upsert_contact(contact(Some("Склад"), Some("+79990003344"), Some("sklad@example.org"), Some("1С-Склад-77")))
+        .await
+        .unwrap()
+        .0
+        .id;
+    let find = |q: &str, names_only: bool, limit: u32| {
+        let filter = ContactFilter { q: Some(q.into()), q_names_only: names_only, ..Default::default() };
+        let store = store.clone();
+        async move {
+            let page = store.find_contacts(filter, PageRequest::new(Some(limit), None)).await.unwrap();
+            page.items.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(find("77", true, 11).await, vec![olga.clone(), ext.clone()], "the name and the external id");
+    assert_eq!(find("77", false, 50).await.len(), 13, "everyone, by any field");
+    assert_eq!(find("ольга", true, 10).await, vec![olga.clone()], "any case, in Cyrillic too");
+    assert_eq!(find("с-склад", true, 10).await, vec![ext.clone()], "the external id, any case");
+    assert!(find("0001122", true, 10).await.is_empty(), "not by a phone");
+    assert!(find("kassa77@", true, 10).await.is_empty(), "not by an email");
+    assert!(find("склад +7999", true, 10).await.is_empty(), "not across fields");
+    assert_eq!(find("склад +7999", false, 10).await, vec![ext.clone()]);
+    assert_eq!(find("0001122", false, 10).await, vec![olga]);
+}
+
 okno_store::both_backends!(
     with_db
+    a_name_only_search_never_finds_by_phone_or_email,
     any_message_is_found_in_any_case_and_alphabet,
     messages_older_than_the_index_are_found_after_the_backfill,
     report_figures_are_exact,

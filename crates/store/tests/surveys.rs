@@ -95,24 +95,30 @@ async fn starts_once_per_key_and_one_survey_at_a_time(store: Arc<dyn Store>) {
     drain(&*store).await;
     let depth = store.queue_depth().await.unwrap();
 
-    let first =
-        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let first = store
+        .start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     assert!(matches!(first[0], StartOutcome::Started { .. }), "{first:?}");
     // The first question, the reminder and the deadline.
     assert_eq!(store.queue_depth().await.unwrap(), depth + 3);
     assert_eq!(drain(&*store).await, vec![JobKind::Send], "the reminder and deadline wait");
 
-    let again =
-        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let again = store
+        .start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     assert!(matches!(&again[0], StartOutcome::Already { status, .. } if status == "active"), "{again:?}");
     let other_key =
-        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "q4".into() }]).await.unwrap();
+        store.start_survey(&hr.id, vec![NewRun { contact_id: anna.clone(), key: "q4".into() }], None).await.unwrap();
     assert!(matches!(other_key[0], StartOutcome::Busy { .. }), "{other_key:?}");
     assert!(drain(&*store).await.is_empty(), "nobody is asked twice");
 
     let nps = store.create_survey(spec("NPS", "1d")).await.unwrap();
-    let queued =
-        store.start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }]).await.unwrap();
+    let queued = store
+        .start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     assert!(matches!(queued[0], StartOutcome::Queued { .. }), "{queued:?}");
 
     let (stranger, _) =
@@ -124,6 +130,7 @@ async fn starts_once_per_key_and_one_survey_at_a_time(store: Arc<dyn Store>) {
                 NewRun { contact_id: stranger.id.clone(), key: "manual".into() },
                 NewRun { contact_id: "nobody".into(), key: "manual".into() },
             ],
+            None,
         )
         .await
         .unwrap();
@@ -135,7 +142,7 @@ async fn starts_once_per_key_and_one_survey_at_a_time(store: Arc<dyn Store>) {
     // Deleted: no new runs, the queued one is cancelled.
     let gone = store.deactivate_survey(&nps.id).await.unwrap();
     assert!(!gone.active);
-    let refused = store.start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "x".into() }]).await;
+    let refused = store.start_survey(&nps.id, vec![NewRun { contact_id: anna.clone(), key: "x".into() }], None).await;
     assert_eq!(refused.unwrap_err().code, "survey_inactive");
     assert_eq!(store.get_survey_run(&run_id(&queued[0])).await.unwrap().status, "cancelled");
     let listed = store.list_surveys(PageRequest::new(Some(1), None)).await.unwrap();
@@ -158,11 +165,15 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     let boris = person(&*store, &ch, "boris").await;
     let hr = store.create_survey(spec("HR", "1d")).await.unwrap();
     let nps = store.create_survey(spec("NPS", "1d")).await.unwrap();
-    let started =
-        store.start_survey(&hr.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
+    let started = store
+        .start_survey(&hr.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     let run = run_id(&started[0]);
-    let queued =
-        store.start_survey(&nps.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }]).await.unwrap();
+    let queued = store
+        .start_survey(&nps.id, vec![NewRun { contact_id: boris.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     drain(&*store).await;
 
     // A press is routed to the surveys, not to the bot.
@@ -207,6 +218,20 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     assert_eq!(got, vec![("mood", "Плохо", Some(1)), ("why", "Много работы", None)]);
     let counts = store.survey_run_counts(&hr.id).await.unwrap();
     assert_eq!((counts.completed, counts.responded), (1, 1));
+    // The same figures read for several surveys at once, and counted in the database.
+    let idle = store.create_survey(spec("Пусто", "1d")).await.unwrap();
+    let many = store.survey_run_counts_of(&[hr.id.clone(), nps.id.clone(), idle.id.clone()]).await.unwrap();
+    assert_eq!(many.get(&hr.id), Some(&counts));
+    assert_eq!(many.get(&nps.id), Some(&store.survey_run_counts(&nps.id).await.unwrap()));
+    assert_eq!(many.get(&nps.id).map(|c| (c.total, c.active, c.responded)), Some((1, 1, 0)));
+    assert!(!many.contains_key(&idle.id), "no runs, no entry");
+    let tallies = store.survey_tallies(&hr.id, None, None).await.unwrap();
+    assert_eq!(hr.spec.results_of(&hr.id, counts.clone(), &tallies), hr.spec.results(&hr.id, counts.clone(), &answers));
+    assert_eq!(tallies.iter().map(|t| t.count).sum::<i64>(), 2);
+    let later = okno_domain::time::now_ms() + 60_000;
+    assert!(store.survey_tallies(&hr.id, Some(later), None).await.unwrap().is_empty(), "a period with no answers");
+    let texts = store.latest_answers(&hr.id, &["why".to_string()], 20).await.unwrap();
+    assert_eq!(texts.iter().map(|a| a.answer.as_str()).collect::<Vec<_>>(), vec!["Много работы"]);
 
     // Merged into the business contact (a link code): the run and answers follow the person.
     let (business, _) = store
@@ -217,7 +242,7 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
         })
         .await
         .unwrap();
-    store.merge_contacts(&business.id, &boris).await.unwrap();
+    store.merge_contacts(&business.id, &boris, None).await.unwrap();
     assert_eq!(store.get_survey_run(&run).await.unwrap().contact_id, business.id);
     let answers = store.survey_answers(&hr.id).await.unwrap();
     assert!(answers.iter().all(|a| a.contact_id == business.id && a.external_id.as_deref() == Some("1c-42")));
@@ -243,8 +268,10 @@ async fn the_deadline_closes_a_run_and_later_answers_are_refused(store: Arc<dyn 
     let ch = channel(&*store).await;
     let vera = person(&*store, &ch, "vera").await;
     let hr = store.create_survey(spec("HR", "2s")).await.unwrap();
-    let started =
-        store.start_survey(&hr.id, vec![NewRun { contact_id: vera.clone(), key: "manual".into() }]).await.unwrap();
+    let started = store
+        .start_survey(&hr.id, vec![NewRun { contact_id: vera.clone(), key: "manual".into() }], None)
+        .await
+        .unwrap();
     let run = run_id(&started[0]);
     drain(&*store).await;
     assert!(!store.expire_survey_run(&run).await.unwrap(), "not before the deadline");
@@ -308,9 +335,9 @@ async fn starts_at_the_same_instant_ask_once(store: Arc<dyn Store>) {
     let mut all = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (store, id, dina) = (store.clone(), hr.id.clone(), dina.clone());
-        all.spawn(
-            async move { store.start_survey(&id, vec![NewRun { contact_id: dina, key: "manual".into() }]).await },
-        );
+        all.spawn(async move {
+            store.start_survey(&id, vec![NewRun { contact_id: dina, key: "manual".into() }], None).await
+        });
     }
     let mut started = 0;
     while let Some(done) = all.join_next().await {

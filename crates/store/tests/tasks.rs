@@ -30,19 +30,22 @@ async fn channel(store: &dyn Store) -> String {
 async fn task(store: &dyn Store, channel_id: &str, group: Option<&str>) -> String {
     let id = okno_domain::ids::new_id();
     store
-        .create_task(NewTask {
-            id: id.clone(),
-            channel_id: channel_id.into(),
-            chat_id: "-100".into(),
-            message_id: Some("7".into()),
-            title: "Доставка".into(),
-            text: "Забрать со склада".into(),
-            private_text: Some("+79990001122".into()),
-            data: json!({"deal": 42}),
-            group: group.map(str::to_string),
-            reoffer_after: None,
-            reoffer_times: 0,
-        })
+        .create_task(
+            NewTask {
+                id: id.clone(),
+                channel_id: channel_id.into(),
+                chat_id: "-100".into(),
+                message_id: Some("7".into()),
+                title: "Доставка".into(),
+                text: "Забрать со склада".into(),
+                private_text: Some("+79990001122".into()),
+                data: json!({"deal": 42}),
+                group: group.map(str::to_string),
+                reoffer_after: None,
+                reoffer_times: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     id
@@ -196,19 +199,22 @@ async fn reoffers_follow_the_task_and_a_release_is_announced(store: Arc<dyn Stor
         .unwrap();
     let id = okno_domain::ids::new_id();
     let created = store
-        .create_task(NewTask {
-            id: id.clone(),
-            channel_id: ch.clone(),
-            chat_id: "-100".into(),
-            message_id: Some("7".into()),
-            title: "Перевод".into(),
-            text: "5 страниц".into(),
-            private_text: None,
-            data: json!({}),
-            group: None,
-            reoffer_after: Some(1),
-            reoffer_times: 2,
-        })
+        .create_task(
+            NewTask {
+                id: id.clone(),
+                channel_id: ch.clone(),
+                chat_id: "-100".into(),
+                message_id: Some("7".into()),
+                title: "Перевод".into(),
+                text: "5 страниц".into(),
+                private_text: None,
+                data: json!({}),
+                group: None,
+                reoffer_after: Some(1),
+                reoffer_times: 2,
+            },
+            None,
+        )
         .await
         .unwrap();
     let reoffer_jobs = |store: Arc<dyn Store>| async move {
@@ -265,19 +271,22 @@ async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
     assert_eq!(claimed.items.len(), 1);
     assert_eq!(claimed.items[0].id, ids[1]);
     let unknown = store
-        .create_task(NewTask {
-            id: "x".into(),
-            channel_id: "no-such-channel".into(),
-            chat_id: "-1".into(),
-            message_id: None,
-            title: "t".into(),
-            text: "t".into(),
-            private_text: None,
-            data: json!({}),
-            group: None,
-            reoffer_after: None,
-            reoffer_times: 0,
-        })
+        .create_task(
+            NewTask {
+                id: "x".into(),
+                channel_id: "no-such-channel".into(),
+                chat_id: "-1".into(),
+                message_id: None,
+                title: "t".into(),
+                text: "t".into(),
+                private_text: None,
+                data: json!({}),
+                group: None,
+                reoffer_after: None,
+                reoffer_times: 0,
+            },
+            None,
+        )
         .await;
     assert!(unknown.unwrap_err().is_not_found());
 }
@@ -320,19 +329,22 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
     // A task in a group seen and one in a group nobody wrote in yet (`-100`).
     task(&*store, &ch, None).await;
     store
-        .create_task(NewTask {
-            id: okno_domain::ids::new_id(),
-            channel_id: ch.clone(),
-            chat_id: "-1001".into(),
-            message_id: Some("8".into()),
-            title: "t".into(),
-            text: "t".into(),
-            private_text: None,
-            data: json!({}),
-            group: None,
-            reoffer_after: None,
-            reoffer_times: 0,
-        })
+        .create_task(
+            NewTask {
+                id: okno_domain::ids::new_id(),
+                channel_id: ch.clone(),
+                chat_id: "-1001".into(),
+                message_id: Some("8".into()),
+                title: "t".into(),
+                text: "t".into(),
+                private_text: None,
+                data: json!({}),
+                group: None,
+                reoffer_after: None,
+                reoffer_times: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let chats = store.group_chats().await.unwrap();
@@ -346,6 +358,13 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
             (ch.as_str(), "-100", None)
         ]
     );
+    // A task's page looks up its one chat's title.
+    let pair = |chat: &str| (ch.clone(), chat.to_string());
+    let titles = store.group_titles(&[pair("-1001"), pair("-100"), pair("-1001"), pair("7001")]).await.unwrap();
+    assert_eq!(titles.get(&pair("-1001")).map(String::as_str), Some("Склад"));
+    assert!(!titles.contains_key(&pair("-100")), "a chat nobody wrote in has no title");
+    assert_eq!(titles.len(), 2, "a private chat's party is found by its key too: {titles:?}");
+    assert!(store.group_titles(&[]).await.unwrap().is_empty());
 }
 
 okno_store::both_backends!(

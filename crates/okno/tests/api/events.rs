@@ -389,3 +389,111 @@ async fn a_rule_previews_against_sample_data() {
         app.post("/api/v1/rules/preview", json!({"rule": example("rules/04_order_shipped.json"), "data": {}})).await;
     assert_eq!(broken.code(), "template_failed");
 }
+
+/// Makes the database refuse to complete an event (a full disk, a lost connection) until
+/// [`let_events_complete`]: the `UPDATE` of an event's status raises an error.
+async fn refuse_event_completion(db: &TestDb) {
+    if db.postgres_admin().is_some() {
+        db.execute_raw(&[
+            "CREATE TABLE refuse_events (n INTEGER)",
+            "INSERT INTO refuse_events VALUES (1)",
+            "CREATE FUNCTION refuse_event_completion() RETURNS trigger AS $$ BEGIN \
+             IF EXISTS (SELECT 1 FROM refuse_events) THEN RAISE EXCEPTION 'could not write: the disk is full'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_event_completion BEFORE UPDATE OF status ON events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_event_completion()",
+        ])
+        .await;
+    } else {
+        db.execute_raw(&[
+            "CREATE TABLE refuse_events (n INTEGER)",
+            "INSERT INTO refuse_events VALUES (1)",
+            "CREATE TRIGGER refuse_event_completion BEFORE UPDATE OF status ON events \
+             WHEN EXISTS (SELECT 1 FROM refuse_events) BEGIN SELECT RAISE(ABORT, 'could not write: the disk is full'); END",
+        ])
+        .await;
+    }
+}
+
+async fn let_events_complete(db: &TestDb) {
+    db.execute_raw(&["DELETE FROM refuse_events"]).await;
+}
+
+/// How many times an event's processing ended in a store error and was put back to retry.
+async fn event_retries(app: &TestApp) -> u64 {
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("okno_deliveries_total{")
+                && l.contains("kind=\"process_event\"")
+                && l.contains("outcome=\"retry\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .map_or(0, |n| n as u64)
+}
+
+/// An event whose processing fails in the store twice before it goes through: each person
+/// who could not be reached is named once (not once per attempt), the figures count them once,
+/// and the person who can be reached gets the message — once.
+async fn a_retried_event_names_each_unreached_person_once(db: TestDb) {
+    let app = TestApp::spawn_on(db, |s| s.delivery.send_max_attempts = 50).await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "shop_events_bot");
+    let ch = app.telegram_channel(&sim, TOKEN, "polling").await;
+    person(&app, &sim, &ch, "1c-manager-petrov", "Петров", 7501, json!({})).await;
+    let lonely =
+        app.post("/api/v1/contacts", json!({"external_id": "1c-no-messenger", "name": "Без мессенджера"})).await;
+    assert_eq!(lonely.status, 201);
+    let rule = json!({
+        "name": "оплата", "event": "payment.received", "template": "Оплата {{ data.amount }}",
+        "recipients": [{"external_id": "{{ data.manager_id }}"}, {"external_id": "1c-no-messenger"},
+                       {"external_id": "1c-who"}, {"group": "бухгалтерия"}],
+    });
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let broken = json!({
+        "name": "сломанное условие", "event": "payment.received", "template": "x",
+        "condition": "data.amount > data.limit.value", "recipients": [{"external_id": "1c-manager-petrov"}],
+    });
+    assert_eq!(app.post("/api/v1/rules", broken).await.status, 201);
+
+    refuse_event_completion(&app.db).await;
+    let before = event_retries(&app).await;
+    let id = post_event(
+        &app,
+        json!({"type": "payment.received", "key": "pay-retry", "data": {"amount": 100, "manager_id": "1c-manager-petrov"}}),
+    )
+    .await;
+    eventually(30, || async { (event_retries(&app).await >= before + 2).then_some(()) })
+        .await
+        .expect("the event's processing failed and was retried");
+    let_events_complete(&app.db).await;
+
+    let ev = settled(&app, &id).await;
+    assert_eq!(ev["status"], "processed", "{ev}");
+    let codes: Vec<&str> = ev["unresolved"].as_array().unwrap().iter().map(|u| u["code"].as_str().unwrap()).collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["condition_error", "empty_group", "no_identity", "unknown_external_id"],
+        "each unreached person, and the rule's note, once: {ev}"
+    );
+    let listed = app.get("/api/v1/events?key=pay-retry").await;
+    assert_eq!(listed.body["items"][0]["counts"]["unresolved"], 3, "{}", listed.body);
+    assert_eq!(listed.body["items"][0]["counts"]["sent"], 1, "{}", listed.body);
+    assert_eq!(texts_to(&sim, 7501, 1).await, vec!["Оплата 100".to_string()]);
+    assert_eq!(ev["deliveries"].as_array().unwrap().len(), 1, "one message for the person reached: {ev}");
+}
+
+#[tokio::test]
+async fn a_retried_event_names_each_unreached_person_once_on_sqlite() {
+    a_retried_event_names_each_unreached_person_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_retried_event_names_each_unreached_person_once_on_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    a_retried_event_names_each_unreached_person_once(db).await;
+}

@@ -451,6 +451,160 @@ async fn the_events_pages_refuse_bad_filters_clearly_and_the_live_stream_has_its
     }
 }
 
+/// The events page reads its period's dates in the operator's time zone, and its `to` date
+/// holds that whole day: «22.11 to 22.11» in Moscow is the 22nd as Moscow lived it.
+#[tokio::test]
+async fn the_events_page_reads_a_period_in_the_operators_zone_to_the_end_of_its_last_day() {
+    let (app, _sink, _ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut ids = Vec::new();
+    // 23:30 on the 21st, 00:30 and 23:30 on the 22nd, 00:30 on the 23rd — Moscow time (UTC+3).
+    for (n, at) in ["2026-11-21T20:30:00Z", "2026-11-21T21:30:00Z", "2026-11-22T20:30:00Z", "2026-11-22T21:30:00Z"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = post_event(&app, json!({"type": "day.test", "key": format!("day-{n}"), "data": {}})).await;
+        let ms = okno_domain::time::parse_rfc3339(at).unwrap();
+        app.db.execute_raw(&[format!("UPDATE events SET created_at = {ms} WHERE id = '{id}'")]).await;
+        ids.push(id);
+    }
+    let anna = Operator::sign_in(&app, "anna", "en").await;
+    let shown = |page: &str| ids.iter().map(|id| page.contains(&format!("data-id=\"{id}\""))).collect::<Vec<_>>();
+    let page = anna.get("/ui/events?type=day.test&from=2026-11-22&to=2026-11-22&tz=Europe%2FMoscow").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(shown(&page.body), vec![false, true, true, false], "the 22nd in Moscow, all of it");
+    assert!(
+        unescape(&page.body).contains("name=\"tz\" value=\"Europe/Moscow\""),
+        "the zone is kept for the next search"
+    );
+    let page = anna.get("/ui/events?type=day.test&from=2026-11-22&to=2026-11-22&tz=Asia%2FVladivostok").await;
+    assert_eq!(
+        shown(&page.body),
+        vec![true, true, false, false],
+        "the 22nd in Vladivostok (UTC+10) began ten hours before UTC's"
+    );
+    let page = anna.get("/ui/events?type=day.test&to=2026-11-21&tz=UTC").await;
+    assert_eq!(shown(&page.body), vec![true, true, false, false], "to the end of the 21st in UTC");
+    let bad = anna.get("/ui/events?from=2026-11-22&tz=Mars%2FOlympus").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let bad = anna.get("/ui/events?from=tomorrow").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+/// A survey started by hand reads its pasted list as a broadcast does: too long a list is
+/// refused in the operator's language, and the start is in the audit log.
+#[tokio::test]
+async fn a_survey_start_reads_its_list_as_a_broadcast_does() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    let survey = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "Отзыв", "questions": [{"id": "q", "text": "Как дела?", "kind": "text"}]}),
+        )
+        .await;
+    let survey = survey.body["id"].as_str().unwrap().to_string();
+    let anna = Operator::sign_in(&app, "anna", "ru").await;
+    let page = format!("/ui/surveys/{survey}");
+    let long: Vec<String> = (0..10_001).map(|n| format!("1c-{n}")).collect();
+    let refused = anna.post(&page, &format!("{page}/start"), &[("list", &long.join("\n"))]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(unescape(&refused.body).contains("В списке 10001 записей; за раз не больше 10000"), "{}", refused.body);
+    let started = anna.post(&page, &format!("{page}/start"), &[("list", "1c-1, 1c-nobody")]).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let audit = app.get("/api/v1/audit").await.body;
+    let line = audit["items"].as_array().unwrap().iter().find(|a| a["action"] == "survey.start").unwrap().clone();
+    assert_eq!((line["actor"].as_str(), line["target"].as_str()), (Some("operator:anna"), Some(survey.as_str())));
+    assert_eq!(line["detail"]["people"], 1, "{line}");
+}
+
+/// The surveys and broadcasts lists show 50 a page with a link to the next, which goes on
+/// where the first ended and shows the rest; the surveys' figures are each survey's own.
+#[tokio::test]
+async fn the_surveys_and_broadcasts_lists_page_on() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "anna", Role::Operator).await;
+    let (contact, _) = site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    for n in 0..52 {
+        let body =
+            json!({"name": format!("Опрос {n:02}"), "questions": [{"id": "q", "text": "Как дела?", "kind": "text"}]});
+        assert_eq!(app.post("/api/v1/surveys", body).await.status, 201);
+        let body = json!({"name": format!("Рассылка {n:02}"), "audience": {"contact_ids": [contact]}, "text": "Привет",
+                          "send_at": "2099-01-01T09:00:00Z"});
+        assert_eq!(app.post("/api/v1/broadcasts", body).await.status, 201);
+    }
+    let newest = app.get("/api/v1/surveys?limit=1").await.body["items"][0]["id"].as_str().unwrap().to_string();
+    let started = app.post(&format!("/api/v1/surveys/{newest}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(started.body["started"], 1, "{started:?}");
+    let anna = Operator::sign_in(&app, "anna", "en").await;
+    for (list, row, first, last) in [
+        ("/ui/surveys", "<tr data-id=", "Опрос 51", "Опрос 00"),
+        ("/ui/broadcasts", "<tr><td><a href=\"/ui/broadcasts/", "Рассылка 51", "Рассылка 00"),
+    ] {
+        let one = anna.get(list).await;
+        assert_eq!(one.status, 200);
+        assert_eq!(one.body.matches(row).count(), 50, "{list}: 50 on the first page");
+        assert!(one.body.contains(first) && !one.body.contains(last), "{list}: the newest first");
+        let next = one.body.split("id=\"next-page\"").next().and_then(|b| b.rsplit("href=\"").next()).unwrap();
+        let next = next.split('"').next().unwrap().replace("&amp;", "&");
+        assert!(next.starts_with(&format!("{list}?cursor=")), "{next}");
+        let two = anna.get(&next).await;
+        assert_eq!(two.body.matches(row).count(), 2, "{list}: the rest");
+        assert!(two.body.contains(last) && !two.body.contains(first) && !two.body.contains("id=\"next-page\""));
+    }
+    // The figures of the one survey with a run are its own.
+    let page = anna.get("/ui/surveys").await.body;
+    let row = page.split(&format!("data-id=\"{newest}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("people 1 ·"), "{row}");
+    assert_eq!(page.matches("people 0 ·").count(), 49, "the other surveys have nobody yet");
+}
+
+/// A restricted token and a restricted operator see an event alike, with every phone masked:
+/// its key, its data, the condition a rule found false, a delivery's error — in the API's list
+/// and record and on the events list and the event's page.
+#[tokio::test]
+async fn a_restricted_role_sees_an_event_masked_alike_in_the_api_and_on_the_pages() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    operator(&app, "rita", Role::Restricted).await;
+    site_person(&app, &ch, "u-1", "1c-1", "Анна").await;
+    // A template that fails on the data names the value in its error; a condition names a phone.
+    rule(&app, json!({"name": "визит", "event": "call.back", "recipients": [{"external_id": "1c-1"}], "template": "{{ data.note | money }}"})).await;
+    rule(&app, json!({"name": "звонок", "event": "call.back", "condition": "data.client_phone == \"+79990001122\"", "recipients": [{"external_id": "1c-1"}], "template": "x"})).await;
+    let id = post_event(&app, json!({"type": "call.back", "key": "call-+79991234567", "data": {"client_phone": "+79991234567", "note": "перезвонить +7 999 765-43-21"}})).await;
+    let full = settled(&app, &id).await;
+    // In clear for the administrator: the test's phones are there to be hidden.
+    let clear = full.to_string();
+    for phone in ["+79991234567", "765-43-21", "+79990001122"] {
+        assert!(clear.contains(phone), "{phone} in {clear}");
+    }
+    assert_eq!(full["deliveries"][0]["code"], "template_failed");
+    let hidden = |text: &str| !["1234567", "765-43", "0001122"].iter().any(|p| text.contains(p));
+
+    let restricted = app.token_for(Role::Restricted).await;
+    let one = app.call("GET", &format!("/api/v1/events/{id}"), None, Some(&restricted)).await;
+    assert!(hidden(&one.body.to_string()), "{}", one.body);
+    assert_eq!(one.body["key"], "call-+7999•••••67");
+    assert!(
+        one.body["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "not_matched" && r["detail"].as_str().is_some_and(|d| d.contains("+7999•••••22"))),
+        "{}",
+        one.body
+    );
+    let list = app.call("GET", "/api/v1/events?type=call.back", None, Some(&restricted)).await;
+    assert!(hidden(&list.body.to_string()), "{}", list.body);
+    assert_eq!(list.body["items"][0]["key"], one.body["key"]);
+
+    let rita = Operator::sign_in(&app, "rita", "en").await;
+    let page = unescape(&rita.get("/ui/events").await.body);
+    assert!(page.contains("call-+7999•••••67") && hidden(&page), "{page}");
+    let page = unescape(&rita.get(&format!("/ui/events/{id}")).await.body);
+    assert!(page.contains("call-+7999•••••67") && hidden(&page), "{page}");
+}
+
 #[tokio::test]
 async fn a_restricted_operator_sees_phones_masked_in_events_tasks_and_survey_answers() {
     let (app, _sink, ch) = super::app_with_channel().await;
@@ -480,19 +634,22 @@ async fn a_restricted_operator_sees_phones_masked_in_events_tasks_and_survey_ans
         .await
         .unwrap();
     let task = store
-        .create_task(okno_store::NewTask {
-            id: okno_domain::ids::new_id(),
-            channel_id: tg.id.clone(),
-            chat_id: "-100".into(),
-            message_id: Some("1".into()),
-            title: "Доставка".into(),
-            text: "Забрать со склада".into(),
-            private_text: Some("Клиент: Ольга, +7 999 123-45-67".into()),
-            data: json!({"client_phone": "+79990001122", "lead_id": 4711}),
-            group: None,
-            reoffer_after: None,
-            reoffer_times: 0,
-        })
+        .create_task(
+            okno_store::NewTask {
+                id: okno_domain::ids::new_id(),
+                channel_id: tg.id.clone(),
+                chat_id: "-100".into(),
+                message_id: Some("1".into()),
+                title: "Доставка".into(),
+                text: "Забрать со склада".into(),
+                private_text: Some("Клиент: Ольга, +7 999 123-45-67".into()),
+                data: json!({"client_phone": "+79990001122", "lead_id": 4711}),
+                group: None,
+                reoffer_after: None,
+                reoffer_times: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let page = unescape(&rita.get(&format!("/ui/tasks/{}", task.id)).await.body);

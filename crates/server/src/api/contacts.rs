@@ -57,27 +57,29 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Contact>>> {
     auth.require(Permission::Read)?;
     let filter_uses_personal_data = q.phone.is_some() || q.email.is_some();
-    let needle = q.q.as_deref().map(str::to_lowercase);
+    let personal = auth.token.role.allows(Permission::PersonalData);
     let phone = q.phone.as_deref().map(okno_domain::model::normalize_phone).transpose()?;
-    let filter = ContactFilter { external_id: q.external_id, phone, email: q.email, group: q.group, q: q.q };
+    // A restricted caller finds people by their name and external id only.
+    let filter = ContactFilter {
+        external_id: q.external_id,
+        phone,
+        email: q.email,
+        group: q.group,
+        q: q.q,
+        q_names_only: !personal,
+    };
     let page = PageParams { limit: q.limit, cursor: q.cursor }.request();
-    let mut found = state.engine.store.find_contacts(filter, page).await?;
-    if !auth.token.role.allows(Permission::PersonalData) {
+    if !personal && filter_uses_personal_data {
         // A restricted caller may not find people by data it may not see.
-        if filter_uses_personal_data {
-            return Err(okno_domain::Error::new(
-                okno_domain::ErrorKind::Forbidden,
-                "forbidden",
-                format!("the `{}` role may not search by phone or email", auth.token.role),
-            )
-            .into());
-        }
-        if let Some(needle) = &needle {
-            let visible = |v: &Option<String>| v.as_deref().is_some_and(|v| v.to_lowercase().contains(needle));
-            found.items.retain(|c| visible(&c.name) || visible(&c.external_id));
-        }
-        found.items.iter_mut().for_each(|c| crate::masking::contact(auth.token.role, c));
+        return Err(okno_domain::Error::new(
+            okno_domain::ErrorKind::Forbidden,
+            "forbidden",
+            format!("the `{}` role may not search by phone or email", auth.token.role),
+        )
+        .into());
     }
+    let mut found = state.engine.store.find_contacts(filter, page).await?;
+    found.items.iter_mut().for_each(|c| crate::masking::contact(auth.token.role, c));
     Ok(Json(found))
 }
 
@@ -111,7 +113,7 @@ pub async fn merge(
     ApiJson(body): ApiJson<MergeContacts>,
 ) -> ApiResult<Json<Contact>> {
     auth.require(Permission::Write)?;
-    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id).await?;
+    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id, None).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
     crate::masking::contact(auth.token.role, &mut contact);
     Ok(Json(contact))
@@ -150,7 +152,7 @@ pub async fn link(
     if !(60..=90 * 24 * 3600).contains(&ttl) {
         return Err(okno_domain::Error::invalid("invalid_ttl", "`ttl_secs` is between 60 seconds and 90 days").into());
     }
-    let offer = state.engine.link_offer(&id, ttl * 1000).await?;
+    let offer = state.engine.link_offer(&id, ttl * 1000, None).await?;
     let links = offer.links.into_iter().map(|l| (l.channel_id, json!(l.url))).collect();
     let (code, expires_at) = (offer.code, okno_domain::time::to_rfc3339(offer.expires_at));
     Ok((StatusCode::CREATED, Json(LinkResponse { code, expires_at, links })))

@@ -79,18 +79,11 @@ pub async fn post(
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
-    responses((status = 200, description = "the event; `deliveries`: every person a message was made for — `contact_id`, `channel_id`, `message_id`, `conversation_id`, `status` (the message's, or `failed` when none could be made), `error`, `code` (`template_failed`, `attachment_failed`), `tried` (channels, in order); `unresolved`: every recipient that could not be reached — `recipient`, `reason`, `code` (`unknown_external_id`, `unknown_contact_id`, `no_contact`, `empty_group`, `recipient_failed`, `no_identity`, `blocked`, `unreachable`, `condition_error`, `delay_ignored`), `value` (the recipient as rendered), `contact_id`; `rules`: what each rule of the type (or survey, `survey:<id>`) made of it — `rule_id`, `rule_name`, `outcome` (`matched`, `not_matched`, `condition_error`, `scheduled`, `invalid`), `detail` (the false condition, the error), `run_at`. A `restricted` token sees phones and emails masked."), (status = 404)))]
+    responses((status = 200, description = "the event; `deliveries`: every person a message was made for — `contact_id`, `channel_id`, `message_id`, `conversation_id`, `status` (the message's, or `failed` when none could be made), `error`, `code` (`template_failed`, `attachment_failed`), `tried` (channels, in order); `unresolved`: every recipient that could not be reached — `recipient`, `reason`, `code` (`unknown_external_id`, `unknown_contact_id`, `no_contact`, `empty_group`, `recipient_failed`, `no_identity`, `blocked`, `unreachable`, `condition_error`, `delay_ignored`), `value` (the recipient as rendered), `contact_id`; `rules`: what each rule of the type (or survey, `survey:<id>`) made of it — `rule_id`, `rule_name`, `outcome` (`matched`, `not_matched`, `condition_error`, `scheduled`, `invalid`), `detail` (the false condition, the error), `run_at`. A `restricted` token sees phones and emails masked in the key, the data, the rules' details, the deliveries' errors and the unresolved recipients."), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<EventRecord>> {
     auth.require(Permission::Read)?;
     let mut event = state.engine.store.get_event(&id).await?;
-    if !auth.token.role.allows(Permission::PersonalData) {
-        event.data = crate::masking::mask_json(&event.data);
-        for u in &mut event.unresolved {
-            u.reason = crate::masking::mask_text(&u.reason);
-            u.recipient = crate::masking::mask_text(&u.recipient);
-            u.value = u.value.as_deref().map(crate::masking::mask_text);
-        }
-    }
+    crate::masking::event(auth.token.role, &mut event);
     Ok(Json(event))
 }
 
@@ -154,10 +147,6 @@ pub async fn list(
     auth.require(Permission::Read)?;
     let filter = q.filter()?;
     let mut page = state.engine.store.list_events(filter, PageRequest::new(q.limit, q.cursor.clone())).await?;
-    if !auth.token.role.allows(Permission::PersonalData) {
-        for e in &mut page.items {
-            e.data = crate::masking::mask_json(&e.data);
-        }
-    }
+    page.items.iter_mut().for_each(|e| crate::masking::event_summary(auth.token.role, e));
     Ok(Json(page))
 }

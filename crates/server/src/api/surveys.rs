@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use okno_domain::model::{Page, Permission};
 use okno_domain::surveys::{AnswerRecord, Results};
+use okno_domain::time::Millis;
 use okno_engine::surveys::StartRequest;
 use okno_store::{RunFilter, StartOutcome, Survey, SurveyRun};
 use serde::{Deserialize, Serialize};
@@ -108,7 +109,7 @@ pub async fn start(
         groups: body.groups,
         key: body.key,
     };
-    let items = state.engine.start_survey(&id, req).await?;
+    let items = state.engine.start_survey(&id, req, None).await?;
     let count = |f: fn(&StartOutcome) -> bool| items.iter().filter(|o| f(o)).count();
     Ok(Json(StartSummary {
         started: count(|o| matches!(o, StartOutcome::Started { .. })),
@@ -143,15 +144,20 @@ pub struct Period {
 }
 
 impl Period {
-    /// Keeps the answers given within the period.
-    fn keep(&self, answers: &mut Vec<AnswerRecord>) -> Result<(), okno_domain::Error> {
+    /// The period's ends, `[from, to)`.
+    fn bounds(&self) -> Result<(Option<Millis>, Option<Millis>), okno_domain::Error> {
         let at = |name: &str, v: &Option<String>| match v {
             None => Ok(None),
             Some(t) => okno_domain::time::parse_rfc3339(t).map(Some).ok_or_else(|| {
                 okno_domain::Error::invalid("invalid_period", format!("`{name}` is not an RFC 3339 time: `{t}`"))
             }),
         };
-        let (from, to) = (at("from", &self.from)?, at("to", &self.to)?);
+        Ok((at("from", &self.from)?, at("to", &self.to)?))
+    }
+
+    /// Keeps the answers given within the period.
+    fn keep(&self, answers: &mut Vec<AnswerRecord>) -> Result<(), okno_domain::Error> {
+        let (from, to) = self.bounds()?;
         answers.retain(|a| from.is_none_or(|f| a.created_at >= f) && to.is_none_or(|t| a.created_at < t));
         Ok(())
     }
@@ -169,9 +175,10 @@ pub async fn results(
     let store = &state.engine.store;
     let survey = store.get_survey(&id).await?;
     let runs = store.survey_run_counts(&id).await?;
-    let mut answers = store.survey_answers(&id).await?;
-    period.keep(&mut answers)?;
-    Ok(Json(survey.spec.results(&survey.id, runs, &answers)))
+    // Counted in the database (by question, option and value), not read answer by answer.
+    let (from, to) = period.bounds()?;
+    let tallies = store.survey_tallies(&id, from, to).await?;
+    Ok(Json(survey.spec.results_of(&survey.id, runs, &tallies)))
 }
 
 #[utoipa::path(get, path = "/api/v1/surveys/{id}/results.csv", tag = "surveys", params(Period),

@@ -83,17 +83,20 @@ pub async fn create(
         .transpose()?;
     let task = state
         .engine
-        .create_task(TaskRequest {
-            channel_id: body.channel_id,
-            chat_id,
-            title: body.title,
-            text: body.text,
-            private_text: body.private_text,
-            data,
-            group: body.group,
-            reoffer_after,
-            reoffer_times: body.reoffer_times.map(i64::from),
-        })
+        .create_task(
+            TaskRequest {
+                channel_id: body.channel_id,
+                chat_id,
+                title: body.title,
+                text: body.text,
+                private_text: body.private_text,
+                data,
+                group: body.group,
+                reoffer_after,
+                reoffer_times: body.reoffer_times.map(i64::from),
+            },
+            None,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(task)))
 }

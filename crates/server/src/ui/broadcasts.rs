@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use okno_domain::model::{ChannelKind, Permission};
@@ -72,13 +72,19 @@ fn view(b: &Broadcast) -> Value {
     })
 }
 
-/// `GET /ui/broadcasts`: the list, newest first.
-pub async fn page(State(state): State<AppState>, s: Session) -> Response {
+/// The list's page: `cursor` is the previous page's `next`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+}
+
+/// `GET /ui/broadcasts`: the list, newest first, 50 a page.
+pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<ListQuery>) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Write) {
         return r;
     }
-    let list = match state.engine.store.list_broadcasts(PageRequest::new(Some(50), None)).await {
+    let list = match state.engine.store.list_broadcasts(PageRequest::new(Some(50), q.cursor)).await {
         Ok(l) => l,
         Err(e) => return error_page(ui, &s, e),
     };
@@ -87,7 +93,7 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
     ui.render(
         "broadcasts.html",
         &s,
-        json!({"title": t(&s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live}),
+        json!({"title": t(&s, "broadcasts"), "nav": "broadcasts", "rows": rows, "live": live, "next": list.next}),
     )
 }
 
@@ -145,10 +151,17 @@ fn send_at_of(state: &AppState, s: &Session, form: &Form) -> Result<Option<Strin
 /// Most entries a pasted list may hold.
 const MAX_LIST: usize = 10_000;
 
-/// The pasted list's entries: contact ids or external ids, separated by lines, commas,
-/// semicolons or blanks; each resolved to a contact id, in order, each once. Unknown
-/// entries are refused, named.
-async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<Vec<String>> {
+/// A pasted list of people, read: the contacts its entries name, in order, each once, and the
+/// entries that name nobody.
+pub(super) struct PeopleList {
+    pub found: Vec<String>,
+    pub unknown: Vec<String>,
+}
+
+/// Reads a pasted list of people — contact ids or external ids, separated by lines, commas,
+/// semicolons or blanks — for a broadcast's audience and a survey's start alike. More than
+/// [`MAX_LIST`] entries is refused (`list_too_long`, in the operator's language).
+pub(super) async fn read_people_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<PeopleList> {
     let mut entries: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     for e in text.split(|c: char| c == ',' || c == ';' || c.is_whitespace()).filter(|e| !e.is_empty()) {
@@ -158,7 +171,7 @@ async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain:
     }
     if entries.len() > MAX_LIST {
         let text =
-            t(s, "bc_list_too_long").replace("{n}", &entries.len().to_string()).replace("{max}", &MAX_LIST.to_string());
+            t(s, "list_too_long").replace("{n}", &entries.len().to_string()).replace("{max}", &MAX_LIST.to_string());
         return Err(okno_domain::Error::invalid("list_too_long", text));
     }
     let store = &state.engine.store;
@@ -167,27 +180,35 @@ async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain:
         let ids: Vec<String> = chunk.iter().map(|e| e.to_string()).collect();
         by_id.extend(store.get_contacts(&ids).await?.into_iter().map(|c| c.id));
     }
-    let (mut out, mut unknown) = (Vec::new(), Vec::new());
+    let (mut found, mut unknown) = (Vec::new(), Vec::new());
     for e in entries {
         if by_id.contains(e) {
-            out.push(e.to_string());
+            found.push(e.to_string());
             continue;
         }
         let filter = ContactFilter { external_id: Some(e.to_string()), ..Default::default() };
         match store.find_contacts(filter, PageRequest::new(Some(1), None)).await?.items.into_iter().next() {
-            Some(c) => out.push(c.id),
-            None => unknown.push(e),
+            Some(c) => found.push(c.id),
+            None => unknown.push(e.to_string()),
         }
     }
-    if !unknown.is_empty() {
-        let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
-        let text =
-            t(s, "bc_list_unknown").replace("{n}", &unknown.len().to_string()).replace("{list}", &shown.join(", "));
+    let mut once = HashSet::new();
+    found.retain(|id| once.insert(id.clone()));
+    Ok(PeopleList { found, unknown })
+}
+
+/// The pasted list as a broadcast's audience: every entry must name a contact (unknown ones
+/// are refused, named).
+async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<Vec<String>> {
+    let list = read_people_list(state, s, text).await?;
+    if !list.unknown.is_empty() {
+        let shown: Vec<&str> = list.unknown.iter().take(5).map(String::as_str).collect();
+        let text = t(s, "bc_list_unknown")
+            .replace("{n}", &list.unknown.len().to_string())
+            .replace("{list}", &shown.join(", "));
         return Err(okno_domain::Error::unprocessable("unknown_contact", text));
     }
-    let mut once = HashSet::new();
-    out.retain(|id| once.insert(id.clone()));
-    Ok(out)
+    Ok(list.found)
 }
 
 /// `key=value` lines: a value that reads as JSON (a number, `true`, `"quoted text"`) is taken

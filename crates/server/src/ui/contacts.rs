@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use okno_domain::model::{Contact, ContactInput, Permission};
-use okno_store::{ContactEdit, ContactField, ContactFilter, ConversationFilter, PageRequest};
+use okno_store::{ContactEdit, ContactField, ContactFilter, ConversationFilter, NewAudit, PageRequest};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -70,11 +70,11 @@ fn may_see_personal(s: &Session) -> bool {
     s.role().allows(Permission::PersonalData)
 }
 
-/// Whether a contact found by the text `needle` may be shown: a role that may not see phones
-/// and emails must not find a person by them, so only name and external id count for it.
-fn found_by_visible(s: &Session, c: &Contact, needle: &str) -> bool {
-    let has = |v: &Option<String>| v.as_deref().is_some_and(|n| n.to_lowercase().contains(needle));
-    needle.is_empty() || may_see_personal(s) || has(&c.name) || has(&c.external_id)
+/// The filter for text `q` (and a group) as `s` may search: a role that may not see phones and
+/// emails finds people by name and external id only, in the query itself (a page is never
+/// filled with people it may not see and then cut short).
+fn search_filter(s: &Session, q: Option<String>, group: Option<String>) -> ContactFilter {
+    ContactFilter { q, group, q_names_only: !may_see_personal(s), ..Default::default() }
 }
 
 /// `GET /ui/contacts`
@@ -84,18 +84,12 @@ pub async fn list(State(state): State<AppState>, s: Session, Query(q): Query<Con
         return r;
     }
     let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
-    let filter = ContactFilter {
-        q: text.clone(),
-        group: q.group.clone().filter(|g| !g.trim().is_empty()),
-        ..Default::default()
-    };
+    let filter = search_filter(&s, text.clone(), q.group.clone().filter(|g| !g.trim().is_empty()));
     let page = match state.engine.store.find_contacts(filter, PageRequest::new(Some(50), q.cursor.clone())).await {
         Ok(p) => p,
         Err(e) => return error_page(ui, &s, e),
     };
-    let needle = text.as_deref().unwrap_or("").to_lowercase();
-    let rows: Vec<Value> =
-        page.items.iter().filter(|c| found_by_visible(&s, c, &needle)).map(|c| contact_view(c, &s)).collect();
+    let rows: Vec<Value> = page.items.iter().map(|c| contact_view(c, &s)).collect();
     ui.render(
         "contacts.html",
         &s,
@@ -196,17 +190,10 @@ async fn candidates(state: &AppState, s: &Session, id: &str, q: &str) -> okno_do
     if q.is_empty() {
         return Ok(Vec::new());
     }
-    let needle = q.to_lowercase();
-    let filter = ContactFilter { q: Some(q.to_string()), ..Default::default() };
+    let filter = search_filter(s, Some(q.to_string()), None);
     // One more than shown, as one of them may be this very contact.
     let found = state.engine.store.find_contacts(filter, PageRequest::new(Some(CANDIDATES + 1), None)).await?;
-    Ok(found
-        .items
-        .iter()
-        .filter(|c| c.id != id && found_by_visible(s, c, &needle))
-        .take(CANDIDATES as usize)
-        .map(|c| contact_view(c, s))
-        .collect())
+    Ok(found.items.iter().filter(|c| c.id != id).take(CANDIDATES as usize).map(|c| contact_view(c, s)).collect())
 }
 
 /// The card's merge section: candidates for `merge_q`, or the contact chosen to confirm.
@@ -280,11 +267,14 @@ pub async fn merge(
     if other == id {
         return error_page(ui, &s, okno_domain::Error::invalid("same_contact", t(&s, "ct_merge_same")));
     }
-    match state.engine.store.merge_contacts(&id, &other).await {
-        Ok(_) => {
-            super::admin::audit(&state, &s, "contact.merge", &id, json!({"merged": other})).await;
-            Redirect::to(&format!("/ui/contacts/{id}?merged=1")).into_response()
-        }
+    let audit = NewAudit {
+        actor: format!("operator:{}", s.operator.login),
+        action: "contact.merge".into(),
+        target: id.clone(),
+        detail: json!({"merged": other}),
+    };
+    match state.engine.store.merge_contacts(&id, &other, Some(audit)).await {
+        Ok(_) => Redirect::to(&format!("/ui/contacts/{id}?merged=1")).into_response(),
         Err(e) => error_page(ui, &s, e),
     }
 }
@@ -308,8 +298,8 @@ pub async fn link(
         return r;
     }
     let shown = async {
-        let offer = state.engine.link_offer(&id, okno_engine::contacts::LINK_TTL_MS).await?;
-        super::admin::audit(&state, &s, "contact.link_code", &id, json!({"expires_at": offer.expires_at})).await;
+        let by = format!("operator:{}", s.operator.login);
+        let offer = state.engine.link_offer(&id, okno_engine::contacts::LINK_TTL_MS, Some(&by)).await?;
         let mut ctx = card_view(&state, &s, &id).await?;
         merge_view(&state, &s, &id, &CardQuery::default(), &mut ctx).await?;
         ctx["link"] = json!({
@@ -553,6 +543,7 @@ async fn store_errors(
             );
         }
         "contact_changed" => t(s, "cf_changed"),
+        "contact_empty" => t(s, "cf_empty"),
         _ if e.kind == okno_domain::ErrorKind::Internal => {
             tracing::error!(code = %e.code, message = %e.message, "saving a contact failed");
             t(s, "error_title")
@@ -674,9 +665,7 @@ pub async fn export(State(state): State<AppState>, s: Session, Query(q): Query<C
         return r;
     }
     let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
-    let needle = text.as_deref().unwrap_or("").to_lowercase();
-    let filter =
-        ContactFilter { q: text, group: q.group.clone().filter(|g| !g.trim().is_empty()), ..Default::default() };
+    let filter = search_filter(&s, text, q.group.clone().filter(|g| !g.trim().is_empty()));
     let mut out = String::from("id,external_id,name,phone,email,groups,channels\r\n");
     let mut cursor = None;
     for _ in 0..200 {
@@ -685,9 +674,6 @@ pub async fn export(State(state): State<AppState>, s: Session, Query(q): Query<C
             Err(e) => return error_page(ui, &s, e),
         };
         for mut c in page.items {
-            if !found_by_visible(&s, &c, &needle) {
-                continue;
-            }
             masking::contact(s.role(), &mut c);
             let kinds: std::collections::BTreeSet<&str> = c.identities.iter().map(|i| i.kind.as_str()).collect();
             let row = [

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Reasons are the store's stable codes (`unknown_external_id`, `no_identity`, …); each code
-//! has its explanation and advice in both languages. Phones and emails in the data and the
-//! reasons are masked for roles without the right to see them.
+//! has its explanation and advice in both languages. For roles without the right to see
+//! phones and emails, an event is masked once (`masking::event`, `masking::event_summary`, as
+//! the API does) before anything of it is shown.
 
 use std::collections::HashMap;
 
@@ -19,12 +20,12 @@ use axum::http::Uri;
 use axum::response::Response;
 use okno_domain::model::Permission;
 use okno_domain::time::{now_ms, Millis};
-use okno_store::{EventDelivery, EventRecord, PageRequest, Unresolved, EVENT_STATUSES};
+use okno_store::{EventDelivery, EventFilter, EventRecord, PageRequest, Unresolved, EVENT_STATUSES};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::inbox::display_name;
-use super::{channel_map, channel_view, error_page, refuse, Session};
-use crate::api::events::EventQuery;
+use super::{channel_map, channel_view, error_page, local_time, refuse, Session};
 use crate::masking;
 use crate::AppState;
 
@@ -39,9 +40,45 @@ pub fn full_time(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// The events page's filters: those of `GET /api/v1/events`, with the period's dates read in
+/// the operator's time zone (`tz`, put there by the page's script; else the server's
+/// `default_timezone`) and `to` holding its whole day.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsPageQuery {
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub status: Option<String>,
+    pub key: Option<String>,
+    /// A date (`2026-11-22`): from that day's midnight in `tz`.
+    pub from: Option<String>,
+    /// A date: to the end of that day in `tz`.
+    pub to: Option<String>,
+    pub tz: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl EventsPageQuery {
+    /// The store's filter: the period read in the operator's zone, `to` inclusive.
+    fn filter(&self, default_tz: &str) -> okno_domain::Result<EventFilter> {
+        let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let tz = local_time::zone(self.tz.as_deref(), default_tz)?;
+        let at = |v: &Option<String>, read: fn(&str, &jiff::tz::TimeZone) -> okno_domain::Result<jiff::Timestamp>| {
+            nonempty(v).map(|t| read(&t, &tz).map(|ts| ts.as_millisecond())).transpose()
+        };
+        Ok(EventFilter {
+            event_type: nonempty(&self.event_type),
+            status: nonempty(&self.status),
+            key: nonempty(&self.key),
+            from: at(&self.from, local_time::day_start)?,
+            to: at(&self.to, local_time::day_end)?,
+        })
+    }
+}
+
 /// `GET /ui/events`: the business events, newest first, with filters.
 pub async fn page(State(state): State<AppState>, s: Session, uri: Uri) -> Response {
-    match Query::<EventQuery>::try_from_uri(&uri) {
+    match Query::<EventsPageQuery>::try_from_uri(&uri) {
         Ok(Query(q)) => list(&state, &s, q).await,
         Err(e) => error_page(&state.ui, &s, okno_domain::Error::invalid("invalid_query", e.body_text())),
     }
@@ -50,14 +87,15 @@ pub async fn page(State(state): State<AppState>, s: Session, uri: Uri) -> Respon
 /// Up to this many events a page.
 const PAGE: u32 = 50;
 
-async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
+async fn list(state: &AppState, s: &Session, q: EventsPageQuery) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, s, Permission::Read) {
         return r;
     }
     let store = &state.engine.store;
+    let default_tz = &state.engine.cfg.default_timezone;
     let loaded = async {
-        let filter = q.filter()?;
+        let filter = q.filter(default_tz)?;
         let page = store.list_events(filter, PageRequest::new(Some(PAGE), q.cursor.clone())).await?;
         let mut types: Vec<String> = store.list_rules().await?.into_iter().map(|r| r.event).collect();
         types.sort();
@@ -69,6 +107,8 @@ async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
         Ok(v) => v,
         Err(e) => return error_page(ui, s, e),
     };
+    let mut page = page;
+    page.items.iter_mut().for_each(|e| masking::event_summary(s.role(), e));
     let rows: Vec<Value> = page
         .items
         .iter()
@@ -86,12 +126,18 @@ async fn list(state: &AppState, s: &Session, q: EventQuery) -> Response {
     // The filters as given, to fill the form in again and to carry on to the next page.
     let f = json!({
         "type": q.event_type, "status": q.status, "key": q.key, "from": q.from, "to": q.to,
+        "tz": q.tz.clone().filter(|z| !z.trim().is_empty()).unwrap_or_else(|| default_tz.clone()),
     });
     let next_query = page.next.as_ref().map(|cursor| {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in
-            [("type", &q.event_type), ("status", &q.status), ("key", &q.key), ("from", &q.from), ("to", &q.to)]
-        {
+        for (k, v) in [
+            ("type", &q.event_type),
+            ("status", &q.status),
+            ("key", &q.key),
+            ("from", &q.from),
+            ("to", &q.to),
+            ("tz", &q.tz),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 pairs.append_pair(k, v);
             }
@@ -153,13 +199,7 @@ fn delivery_view(
     rule_names: &HashMap<String, String>,
 ) -> Value {
     let name = names.get(&d.contact_id).cloned().unwrap_or_else(|| format!("#{}", short_id(&d.contact_id)));
-    let error = d.error.as_deref().map(|e| {
-        if s.role().allows(Permission::PersonalData) {
-            e.to_string()
-        } else {
-            masking::mask_text(e)
-        }
-    });
+    let error = d.error.clone();
     let (why, advice) = match (d.message_id.is_some(), d.status.as_str()) {
         // No message could be made: the code says why.
         (false, _) => {
@@ -197,10 +237,8 @@ fn unresolved_view(
     names: &HashMap<String, String>,
     rule_names: &HashMap<String, String>,
 ) -> Value {
-    let personal = s.role().allows(Permission::PersonalData);
-    let shown = |text: &str| if personal { text.to_string() } else { masking::mask_text(text) };
     let name = u.contact_id.as_ref().and_then(|id| names.get(id).cloned());
-    let value = u.value.as_deref().map(shown);
+    let value = u.value.clone();
     let explained = u.code.as_deref().and_then(|code| {
         explain(
             s,
@@ -212,11 +250,11 @@ fn unresolved_view(
     });
     let (why, advice) = match explained {
         Some((why, advice)) => (why, Some(advice)),
-        None => (shown(&u.reason), None),
+        None => (u.reason.clone(), None),
     };
     json!({
         "contact_id": u.contact_id, "name": name, "value": value, "code": u.code,
-        "recipient": shown(&u.recipient), "reason": shown(&u.reason), "why": why, "advice": advice,
+        "recipient": u.recipient, "reason": u.reason, "why": why, "advice": advice,
         "rule": rule_names.get(&u.rule_id).cloned().unwrap_or_else(|| u.rule_id.clone()),
     })
 }
@@ -239,7 +277,9 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
 
 async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
-    let ev: EventRecord = store.get_event(id).await?;
+    let mut ev: EventRecord = store.get_event(id).await?;
+    // Everything below shows the event as this role may see it.
+    masking::event(s.role(), &mut ev);
     let channels = store.list_channels().await?;
     let channels = channel_map(&channels);
     // Names of everyone the event concerns, read at once.
@@ -252,10 +292,9 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         store.list_rules().await?.into_iter().map(|r| (r.id, r.name)).collect();
     rule_names.extend(ev.rules.iter().map(|r| (r.rule_id.clone(), r.rule_name.clone())));
 
-    let personal = s.role().allows(Permission::PersonalData);
-    let data = if personal { ev.data.clone() } else { masking::mask_json(&ev.data) };
+    let data = &ev.data;
     let mut fields = Vec::new();
-    flatten("", &data, &mut fields);
+    flatten("", data, &mut fields);
     let fields: Vec<Value> = fields.into_iter().map(|(k, v)| json!({"path": k, "value": v})).collect();
 
     // Notes about a rule (its condition failed, its delay was ignored) go with the rule.
@@ -263,7 +302,7 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         ev.unresolved
             .iter()
             .filter(|u| u.rule_id == rule_id && u.code.as_deref().is_some_and(|c| RULE_NOTES.contains(&c)))
-            .map(|u| if personal { u.reason.clone() } else { masking::mask_text(&u.reason) })
+            .map(|u| u.reason.clone())
             .collect()
     };
     let now = now_ms();
@@ -271,9 +310,8 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         .rules
         .iter()
         .map(|r| {
-            let detail = r.detail.as_deref().map(|d| if personal { d.to_string() } else { masking::mask_text(d) });
             json!({
-                "id": r.rule_id, "name": r.rule_name, "outcome": r.outcome, "detail": detail,
+                "id": r.rule_id, "name": r.rule_name, "outcome": r.outcome, "detail": r.detail,
                 "survey": r.rule_id.strip_prefix("survey:"),
                 "run_at": r.run_at.map(full_time), "later": r.run_at.is_some_and(|at| at > now),
                 "notes": notes(&r.rule_id),
@@ -289,14 +327,13 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         .map(|u| unresolved_view(s, u, &names, &rule_names))
         .collect();
     let got = deliveries.iter().filter(|d| d["got"] == true).count();
-    let shown_key = if personal { ev.key.clone() } else { masking::mask_text(&ev.key) };
     Ok(json!({
-        "title": format!("{} · {}", ev.event_type, shown_key), "nav": "events",
+        "title": format!("{} · {}", ev.event_type, ev.key), "nav": "events",
         "ev": {
-            "id": ev.id, "type": ev.event_type, "key": shown_key, "status": ev.status,
+            "id": ev.id, "type": ev.event_type, "key": ev.key, "status": ev.status,
             "created": full_time(ev.created_at), "processed": ev.processed_at.map(full_time),
             "send_at": ev.send_at.map(full_time), "later": ev.send_at.is_some_and(|at| at > now),
-            "raw": serde_json::to_string_pretty(&data).unwrap_or_default(),
+            "raw": serde_json::to_string_pretty(data).unwrap_or_default(),
         },
         "fields": fields, "rules": rules, "deliveries": deliveries, "unresolved": unresolved,
         "got": got, "people": deliveries.len() + unresolved.len(),

@@ -449,7 +449,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("bc_ph_attrs", "city=Kazan\nvip=true", "city=Казань\nvip=true"),
     ("bc_ph_buttons", "Interested=yes\nNot now=no", "Интересно=yes\nНе сейчас=no"),
     (
-        "bc_list_too_long",
+        "list_too_long",
         "The list holds {n} entries; at most {max} at once (use a group for more).",
         "В списке {n} записей; за раз не больше {max} (для большего используйте группу).",
     ),

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //!  picker "2026-03-01T09:00" + tz "Europe/Moscow" ──► 2026-03-01T06:00:00Z ──► not in the past?
+//!  a period's dates "2026-11-22" … "2026-11-22" + tz ──► [that day's midnight, the next one's)
 //! ```
 
 use jiff::civil::DateTime;
@@ -42,8 +43,10 @@ pub fn parse(value: &str, tz: &TimeZone) -> Result<Timestamp> {
     let local: DateTime = value.parse().map_err(|_| {
         Error::invalid("invalid_time", format!("`{value}` is not a date and time (expected 2026-03-01T09:00)"))
     })?;
-    // A time skipped or repeated by a clock change takes the earlier reading (jiff's
-    // "compatible" rule, as browsers do).
+    // jiff's "compatible" rule, as browsers read such times: a time a clock change skipped
+    // (02:30 on the spring-forward night in Berlin) is taken after the gap (03:30, the later
+    // reading); a time it repeats (02:30 on the fall-back night) is the first of the two (the
+    // earlier reading, still in summer time).
     tz.to_ambiguous_zoned(local)
         .compatible()
         .map(|z| z.timestamp())
@@ -64,9 +67,39 @@ pub fn to_rfc3339(ts: Timestamp) -> String {
     okno_domain::time::to_rfc3339(ts.as_millisecond())
 }
 
-/// A picker's value for an instant, shown in `tz` (to fill the picker in again).
-pub fn picker_value(ts: Timestamp, tz: &TimeZone) -> String {
-    ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M").to_string()
+/// The first instant of a day (`2026-11-22`) in `tz`; an RFC 3339 time or a picker's value is
+/// read as [`parse`] reads it. For a period's start.
+pub fn day_start(value: &str, tz: &TimeZone) -> Result<Timestamp> {
+    match date_alone(value) {
+        Some(day) => start_of(day, tz, value),
+        None => parse(value, tz),
+    }
+}
+
+/// The end of a day (`2026-11-22`) in `tz`: the first instant of the next, so a period "to the
+/// 22nd" holds all of the 22nd. An RFC 3339 time or a picker's value is read as [`parse`]
+/// reads it (the period ends there).
+pub fn day_end(value: &str, tz: &TimeZone) -> Result<Timestamp> {
+    match date_alone(value) {
+        Some(day) => {
+            let next = day.tomorrow().map_err(|e| Error::invalid("invalid_time", format!("`{value}`: {e}")))?;
+            start_of(next, tz, value)
+        }
+        None => parse(value, tz),
+    }
+}
+
+/// A bare date (`2026-11-22`, nothing after it).
+fn date_alone(value: &str) -> Option<jiff::civil::Date> {
+    let value = value.trim();
+    (value.len() == 10).then(|| value.parse().ok()).flatten()
+}
+
+/// Midnight of `day` in `tz` (or the first instant after it, where a clock change skips it).
+fn start_of(day: jiff::civil::Date, tz: &TimeZone, value: &str) -> Result<Timestamp> {
+    day.to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .map_err(|e| Error::invalid("invalid_time", format!("`{value}`: {e}")))
 }
 
 #[cfg(test)]
@@ -93,7 +126,33 @@ mod tests {
         // A full RFC 3339 time keeps its own offset.
         assert_eq!(parse("2026-03-01T09:00:00+03:00", &berlin).unwrap(), at("2026-03-01T06:00:00Z"));
         assert_eq!(to_rfc3339(at("2026-03-01T06:00:00Z")), "2026-03-01T06:00:00Z");
-        assert_eq!(picker_value(at("2026-03-01T06:00:00Z"), &moscow), "2026-03-01T09:00");
+    }
+
+    #[test]
+    fn times_a_clock_change_skips_or_repeats_are_read_as_browsers_read_them() {
+        let berlin = zone(Some("Europe/Berlin"), "UTC").unwrap();
+        // 29 March 2026: 02:00 CET jumps to 03:00 CEST; 02:30 never happens and is read after
+        // the gap, as 03:30 CEST.
+        assert_eq!(parse("2026-03-29T02:30", &berlin).unwrap(), at("2026-03-29T01:30:00Z"));
+        assert_eq!(parse("2026-03-29T03:30", &berlin).unwrap(), at("2026-03-29T01:30:00Z"));
+        // 25 October 2026: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice and is the
+        // first of the two, still in summer time.
+        assert_eq!(parse("2026-10-25T02:30", &berlin).unwrap(), at("2026-10-25T00:30:00Z"));
+        assert_eq!(parse("2026-10-25T03:30", &berlin).unwrap(), at("2026-10-25T02:30:00Z"));
+    }
+
+    #[test]
+    fn a_day_is_read_in_the_zone_and_its_end_is_the_next_midnight() {
+        let moscow = zone(Some("Europe/Moscow"), "UTC").unwrap();
+        assert_eq!(day_start("2026-11-22", &moscow).unwrap(), at("2026-11-21T21:00:00Z"));
+        assert_eq!(day_end("2026-11-22", &moscow).unwrap(), at("2026-11-22T21:00:00Z"), "the 22nd is in");
+        let berlin = zone(Some("Europe/Berlin"), "UTC").unwrap();
+        assert_eq!(day_end("2026-03-28", &berlin).unwrap(), at("2026-03-28T23:00:00Z"), "winter midnight");
+        assert_eq!(day_end("2026-03-29", &berlin).unwrap(), at("2026-03-29T22:00:00Z"), "a 23-hour day");
+        // A time keeps its own meaning.
+        assert_eq!(day_end("2026-11-22T10:00:00Z", &moscow).unwrap(), at("2026-11-22T10:00:00Z"));
+        assert_eq!(day_start("2026-11-22T10:00", &moscow).unwrap(), at("2026-11-22T07:00:00Z"));
+        assert_eq!(day_start("вчера", &moscow).unwrap_err().code, "invalid_time");
     }
 
     #[test]

@@ -6,15 +6,16 @@
 //! Viewing needs `Read`; starting needs `Write`, as in the API. Free-text answers are masked
 //! for roles without the right to see personal data, on the page and in the CSV.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use okno_domain::model::Permission;
 use okno_domain::surveys::{QuestionKind, Trigger};
 use okno_engine::surveys::StartRequest;
 use okno_store::{PageRequest, RunFilter, StartOutcome, Survey};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::events::full_time;
@@ -46,33 +47,53 @@ fn trigger_text(s: &Session, trigger: &Trigger) -> String {
 }
 
 /// `GET /ui/surveys`
-pub async fn list(State(state): State<AppState>, s: Session) -> Response {
+pub async fn list(State(state): State<AppState>, s: Session, Query(q): Query<ListQuery>) -> Response {
     let ui = &state.ui;
     if let Some(r) = refuse(ui, &s, Permission::Read) {
         return r;
     }
     let store = &state.engine.store;
     let loaded = async {
-        let page = store.list_surveys(PageRequest::new(Some(100), None)).await?;
-        let mut rows = Vec::with_capacity(page.items.len());
-        for sv in &page.items {
-            let runs = store.survey_run_counts(&sv.id).await?;
-            rows.push(json!({
-                "id": sv.id, "name": sv.spec.name, "active": sv.active, "trigger": trigger_text(&s, &sv.spec.trigger),
-                "questions": sv.spec.questions.len(), "total": runs.total, "completed": runs.completed,
-                "active_runs": runs.active + runs.queued, "responded": runs.responded, "created": short_time(sv.created_at),
-            }));
-        }
-        Ok::<_, okno_domain::Error>(rows)
+        let page = store.list_surveys(PageRequest::new(Some(PAGE), q.cursor.clone())).await?;
+        // The page's run counts in one grouped read, not three per survey.
+        let ids: Vec<String> = page.items.iter().map(|sv| sv.id.clone()).collect();
+        let counts = store.survey_run_counts_of(&ids).await?;
+        let rows: Vec<Value> = page
+            .items
+            .iter()
+            .map(|sv| {
+                let runs = counts.get(&sv.id).cloned().unwrap_or_default();
+                json!({
+                    "id": sv.id, "name": sv.spec.name, "active": sv.active, "trigger": trigger_text(&s, &sv.spec.trigger),
+                    "questions": sv.spec.questions.len(), "total": runs.total, "completed": runs.completed,
+                    "active_runs": runs.active + runs.queued, "responded": runs.responded, "created": short_time(sv.created_at),
+                })
+            })
+            .collect();
+        Ok::<_, okno_domain::Error>((rows, page.next))
     }
     .await;
     match loaded {
-        Ok(rows) => {
-            ui.render("surveys.html", &s, json!({"title": t(&s, "sv_surveys"), "nav": "surveys", "rows": rows}))
-        }
+        Ok((rows, next)) => ui.render(
+            "surveys.html",
+            &s,
+            json!({"title": t(&s, "sv_surveys"), "nav": "surveys", "rows": rows, "next": next}),
+        ),
         Err(e) => error_page(ui, &s, e),
     }
 }
+
+/// Surveys a page of the list shows.
+const PAGE: u32 = 50;
+
+/// The list's page: `cursor` is the previous page's `next`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+}
+
+/// The latest free-text answers a survey's page shows per question.
+const LATEST_TEXTS: u32 = 20;
 
 /// A share in whole percent, rounded (2 of 3 is 67%).
 fn pct(n: i64, of: i64) -> i64 {
@@ -103,8 +124,13 @@ async fn survey_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
     let store = &state.engine.store;
     let survey: Survey = store.get_survey(id).await?;
     let runs = store.survey_run_counts(id).await?;
-    let answers = store.survey_answers(id).await?;
-    let results = survey.spec.results(&survey.id, runs.clone(), &answers);
+    // Counted in the database: the page needs the figures and the latest free-text answers,
+    // never every answer.
+    let tallies = store.survey_tallies(id, None, None).await?;
+    let results = survey.spec.results_of(&survey.id, runs.clone(), &tallies);
+    let text_questions: Vec<String> =
+        survey.spec.questions.iter().filter(|q| q.kind == QuestionKind::Text).map(|q| q.id.clone()).collect();
+    let answers = store.latest_answers(id, &text_questions, LATEST_TEXTS).await?;
     let personal = s.role().allows(Permission::PersonalData);
     let questions: Vec<Value> = survey
         .spec
@@ -126,9 +152,7 @@ async fn survey_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
             let texts: Vec<Value> = if q.kind == QuestionKind::Text {
                 answers
                     .iter()
-                    .rev()
                     .filter(|a| a.question_id == q.id)
-                    .take(20)
                     .map(|a| {
                         json!({
                             "text": if personal { a.answer.clone() } else { masking::mask_text(&a.answer) },
@@ -191,28 +215,6 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
     survey_page(&state, &s, &id, None, Value::Null).await
 }
 
-/// The pasted list's entries (separated by lines, commas, semicolons or blanks), each once:
-/// contact ids as they are, anything else taken for an external id.
-async fn split_list(state: &AppState, text: &str) -> okno_domain::Result<(Vec<String>, Vec<String>)> {
-    let mut seen = HashSet::new();
-    let entries: Vec<String> = text
-        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
-        .filter(|e| !e.is_empty() && seen.insert(e.to_string()))
-        .map(str::to_string)
-        .collect();
-    if entries.len() > 10_000 {
-        return Err(okno_domain::Error::invalid(
-            "list_too_long",
-            format!("the list holds {} entries; at most 10000 at once (use a group for more)", entries.len()),
-        ));
-    }
-    let mut known = HashSet::new();
-    for chunk in entries.chunks(500) {
-        known.extend(state.engine.store.get_contacts(chunk).await?.into_iter().map(|c| c.id));
-    }
-    Ok(entries.into_iter().partition(|e| known.contains(e)))
-}
-
 /// `POST /ui/surveys/{id}/start`: `groups` (comma-separated), `list` (contact ids or external
 /// ids), `key` (optional: a person is asked once per key).
 pub async fn start(
@@ -231,12 +233,15 @@ pub async fn start(
     let groups: Vec<String> =
         form.get("groups").unwrap_or("").split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
     let outcome = async {
-        let (contact_ids, external_ids) = split_list(&state, form.get("list").unwrap_or("")).await?;
+        // The list read as a broadcast's is; entries that name nobody go to the engine as
+        // external ids, which reports each as unknown.
+        let list = super::broadcasts::read_people_list(&state, &s, form.get("list").unwrap_or("")).await?;
+        let (contact_ids, external_ids) = (list.found, list.unknown);
         if groups.is_empty() && contact_ids.is_empty() && external_ids.is_empty() {
             return Err(okno_domain::Error::invalid("invalid_start", t(&s, "sv_err_nobody")));
         }
         let req = StartRequest { contact_ids, external_ids, groups: groups.clone(), key: form.field("key") };
-        state.engine.start_survey(&id, req).await
+        state.engine.start_survey(&id, req, Some(&format!("operator:{}", s.operator.login))).await
     }
     .await;
     let items = match outcome {
@@ -271,8 +276,6 @@ pub async fn start(
         "unknown": count(|o| matches!(o, StartOutcome::UnknownContact { .. })),
         "problems": problems,
     });
-    let detail = json!({"groups": groups, "people": items.len(), "key": form.field("key")});
-    super::admin::audit(&state, &s, "survey.start", &id, detail).await;
     survey_page(&state, &s, &id, Some(summary), Value::Null).await
 }
 

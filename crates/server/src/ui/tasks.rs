@@ -35,13 +35,18 @@ pub struct TasksQuery {
     pub cursor: Option<String>,
 }
 
+/// Group chats' titles by `(channel_id, chat_id)`.
+type Titles = HashMap<(String, String), String>;
+
 /// What a group chat is called on screen: its title, else its id.
-fn chat_label(chats: &[GroupChat], channel_id: &str, chat_id: &str) -> String {
-    chats
-        .iter()
-        .find(|g| g.channel_id == channel_id && g.chat_id == chat_id)
-        .and_then(|g| g.title.clone())
-        .map_or_else(|| chat_id.to_string(), |title| format!("{title} ({chat_id})"))
+fn chat_label(title: Option<&String>, chat_id: &str) -> String {
+    title.map_or_else(|| chat_id.to_string(), |title| format!("{title} ({chat_id})"))
+}
+
+/// The titles of the chats of these tasks: one indexed lookup per chat.
+async fn titles_of(state: &AppState, tasks: &[&Task]) -> okno_domain::Result<Titles> {
+    let chats: Vec<(String, String)> = tasks.iter().map(|t| (t.channel_id.clone(), t.chat_id.clone())).collect();
+    state.engine.store.group_titles(&chats).await
 }
 
 fn executor_view(task: &Task) -> Value {
@@ -54,10 +59,11 @@ fn executor_view(task: &Task) -> Value {
     }
 }
 
-fn row_view(task: &Task, chats: &[GroupChat], channels: &HashMap<&str, &Channel>) -> Value {
+fn row_view(task: &Task, titles: &Titles, channels: &HashMap<&str, &Channel>) -> Value {
+    let title = titles.get(&(task.channel_id.clone(), task.chat_id.clone()));
     json!({
         "id": task.id, "title": task.title, "status": task.status,
-        "chat": chat_label(chats, &task.channel_id, &task.chat_id),
+        "chat": chat_label(title, &task.chat_id),
         "channel": channel_view(channels.get(task.channel_id.as_str()).copied()),
         "by": executor_view(task), "created": short_time(task.created_at),
     })
@@ -84,25 +90,27 @@ async fn list_page(state: &AppState, s: &Session, q: TasksQuery, error: Option<S
         let filter = TaskFilter { status: status.clone(), channel_id: q.channel.clone().filter(|c| !c.is_empty()) };
         let page = store.list_tasks(filter, PageRequest::new(Some(50), q.cursor.clone())).await?;
         let channels = store.list_channels().await?;
-        let chats = store.group_chats().await?;
-        Ok::<_, okno_domain::Error>((page, channels, chats))
+        let titles = titles_of(state, &page.items.iter().collect::<Vec<_>>()).await?;
+        // The form's list of groups, for those who may post.
+        let chats = if s.role().allows(Permission::Write) { store.group_chats().await? } else { Vec::new() };
+        Ok::<_, okno_domain::Error>((page, channels, titles, chats))
     }
     .await;
-    let (page, channels, chats) = match loaded {
+    let (page, channels, titles, chats) = match loaded {
         Ok(v) => v,
         Err(e) => return error_page(ui, s, e),
     };
     let telegram: Vec<&Channel> = channels.iter().filter(|c| c.kind == ChannelKind::Telegram).collect();
     let by_id = channel_map(&channels);
-    let rows: Vec<Value> = page.items.iter().map(|task| row_view(task, &chats, &by_id)).collect();
+    let rows: Vec<Value> = page.items.iter().map(|task| row_view(task, &titles, &by_id)).collect();
     let chat_options: Vec<Value> = chats
         .iter()
         .filter(|g| telegram.iter().any(|c| c.id == g.channel_id))
-        .map(|g| {
+        .map(|g: &GroupChat| {
             let channel = by_id.get(g.channel_id.as_str()).map_or("?", |c| c.name.as_str());
             json!({
                 "value": format!("{} {}", g.channel_id, g.chat_id),
-                "label": format!("{} · {channel}", chat_label(&chats, &g.channel_id, &g.chat_id)),
+                "label": format!("{} · {channel}", chat_label(g.title.as_ref(), &g.chat_id)),
             })
         })
         .collect();
@@ -194,15 +202,11 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
         return r;
     }
     let posted = match request_of(&s, &form) {
-        Ok(req) => state.engine.create_task(req).await,
+        Ok(req) => state.engine.create_task(req, Some(&format!("operator:{}", s.operator.login))).await,
         Err(e) => Err(e),
     };
     match posted {
-        Ok(task) => {
-            let detail = json!({"title": task.title, "channel_id": task.channel_id, "chat_id": task.chat_id});
-            super::admin::audit(&state, &s, "task.create", &task.id, detail).await;
-            Redirect::to(&format!("/ui/tasks/{}", task.id)).into_response()
-        }
+        Ok(task) => Redirect::to(&format!("/ui/tasks/{}", task.id)).into_response(),
         Err(e) => list_page(&state, &s, TasksQuery::default(), Some(e.message), echo(&form)).await,
     }
 }
@@ -217,11 +221,12 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
     let loaded = async {
         let task = store.get_task(&id).await?;
         let channels = store.list_channels().await?;
-        let chats = store.group_chats().await?;
-        Ok::<_, okno_domain::Error>((task, channels, chats))
+        // The one label the page needs: its chat's title.
+        let titles = titles_of(&state, &[&task]).await?;
+        Ok::<_, okno_domain::Error>((task, channels, titles))
     }
     .await;
-    let (task, channels, chats) = match loaded {
+    let (task, channels, titles) = match loaded {
         Ok(v) => v,
         Err(e) => return error_page(ui, &s, e),
     };
@@ -236,7 +241,7 @@ pub async fn detail(State(state): State<AppState>, s: Session, Path(id): Path<St
         "task.html",
         &s,
         json!({
-            "title": task.title, "nav": "tasks", "row": row_view(&task, &chats, &by_id),
+            "title": task.title, "nav": "tasks", "row": row_view(&task, &titles, &by_id),
             "task": {
                 "id": task.id, "text": task.text, "private_text": private_text, "group": task.group,
                 "message_id": task.message_id, "created": full_time(task.created_at), "updated": full_time(task.updated_at),

@@ -131,6 +131,16 @@ async fn an_operator_creates_a_contact_and_edits_it_with_errors_kept_next_to_the
     assert_eq!(post_form(&mut c, &format!("/ui/contacts/{id}/edit"), &late).await.status, 303);
     assert_eq!(app.get(&format!("/api/v1/contacts/{id}")).await.body["name"], "Анна С.");
 
+    // An edit may not empty everything a contact is known by, as a new contact may not lack it.
+    let edit = c.get(&format!("/ui/contacts/{id}/edit")).await;
+    let mut nothing = form("", "", "", "", "clients", "");
+    nothing.push(("seen_at", hidden(&edit.body, "seen_at")));
+    let refused = post_form(&mut c, &format!("/ui/contacts/{id}/edit"), &nothing).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("Fill in at least a name, phone, email or external id"), "{}", refused.body);
+    let api = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    assert_eq!((api["name"].as_str(), api["phone"].as_str()), (Some("Анна С."), Some("+79120001122")));
+
     // Without the form's token nothing changes.
     let forged: Vec<(&str, String)> = late.iter().filter(|(k, _)| *k != "csrf").cloned().collect();
     assert_eq!(post_form(&mut c, &format!("/ui/contacts/{id}/edit"), &forged).await.status, 403);
@@ -214,6 +224,16 @@ async fn a_restricted_operator_edits_what_it_may_and_never_sees_a_phone_or_email
     assert!(!found.body.contains(&petr), "{}", found.body);
     let found = rita.get(&format!("/ui/contacts/{ivan}/merge-search?merge_q=Сидоров")).await;
     assert!(found.body.contains(&petr) && found.body.contains("+7999•••••67") && !found.body.contains("1234567"));
+    // A name match is found even behind more contacts whose hidden phones match the same text
+    // than the search shows.
+    for n in 0..12 {
+        assert_eq!(app.post("/api/v1/contacts", json!({"phone": format!("+7912000{n:02}77")})).await.status, 201);
+    }
+    let named =
+        app.post("/api/v1/contacts", json!({"name": "Касса 77"})).await.body["id"].as_str().unwrap().to_string();
+    let found = rita.get(&format!("/ui/contacts/{ivan}/merge-search?merge_q=77")).await;
+    assert!(found.body.contains(&named), "{}", found.body);
+    assert!(!found.body.contains("•••••77"), "nobody found by a hidden phone: {}", found.body);
 
     // A new contact may be made with a phone, and is shown masked from then on.
     let made = rita
