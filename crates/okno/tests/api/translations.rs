@@ -13,6 +13,7 @@ const LATIN_ALLOWED: &[&str] = &[
     "okno",
     "Telegram",
     "CRM",
+    "amoCRM",
     "GET",
     "POST",
     "PUT",

@@ -788,6 +788,40 @@ const TEXTS: &[(&str, &str, &str)] = &[
     // Every page in one language.
     ("live_title", "Live updates", "Обновления в реальном времени"),
     ("tk_ph_group", "couriers", "курьеры"),
+    // Getting started, for a new administrator.
+    ("ob_title", "Getting started", "С чего начать"),
+    ("ob_done", "done", "готово"),
+    ("ob_channel", "Connect a messenger", "Подключите мессенджер"),
+    (
+        "ob_channel_hint",
+        "A Telegram bot by its token from @BotFather, or your website through the webhook channel.",
+        "Telegram-бот по токену от @BotFather или свой сайт через канал-вебхук.",
+    ),
+    ("ob_operators", "Add your operators", "Добавьте операторов"),
+    (
+        "ob_operators_hint",
+        "Each gets a login and a role; the restricted role never sees phones and e-mails.",
+        "У каждого свой логин и роль; роль «без персональных данных» не видит телефоны и почту.",
+    ),
+    ("ob_token", "Give your business system a token", "Выдайте токен учётной системе"),
+    (
+        "ob_token_hint",
+        "1C, Bitrix24 or amoCRM call okno's API with it: contacts, events, messages.",
+        "С ним 1С, Битрикс24 или amoCRM обращаются к API okno: контакты, события, сообщения.",
+    ),
+    ("ob_rules", "Say what business events send", "Опишите, что отправлять по событиям"),
+    (
+        "ob_rules_hint",
+        "Rules turn a payment or a shipment into a message to the right person; examples/rules has a 1C shop's.",
+        "Правила превращают оплату или отгрузку в сообщение нужному человеку; готовые правила магазина на 1С — в examples/rules.",
+    ),
+    ("ob_bot", "Attach a menu bot", "Подключите бота с меню"),
+    (
+        "ob_bot_hint",
+        "Menus, forms and lookups into 1C, kept as a file; examples/bots has four.",
+        "Меню, анкеты и запросы в 1С, описанные файлом; четыре готовых — в examples/bots.",
+    ),
+    ("ob_demo", "To see all of it working first, with no token from any platform:", "Чтобы сначала увидеть всё в работе, без токенов мессенджеров:"),
     ("ev_create_contact", "Create this contact", "Создать этот контакт"),
     ("audit_bot_delete", "bot removed", "бот удалён"),
     ("audit_bot_put", "bot attached", "бот подключён"),

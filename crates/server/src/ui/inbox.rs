@@ -133,7 +133,14 @@ pub async fn inbox(State(state): State<AppState>, s: Session, Query(q): Query<In
     if let Some(r) = refuse(ui, &s, Permission::Read) {
         return r;
     }
-    match inbox_view(&state, &s, &q).await {
+    let page = async {
+        let mut ctx = inbox_view(&state, &s, &q).await?;
+        if q.fragment.is_none() {
+            ctx["onboarding"] = json!(super::onboarding::checklist(&state, &s).await?);
+        }
+        Ok::<_, okno_domain::Error>(ctx)
+    };
+    match page.await {
         Ok(ctx) => ui.render(if q.fragment.is_some() { "inbox_list.html" } else { "inbox.html" }, &s, ctx),
         Err(e) => error_page(ui, &s, e),
     }

@@ -34,6 +34,7 @@ pub mod i18n;
 pub mod inbox;
 pub mod live;
 pub mod local_time;
+pub mod onboarding;
 pub mod panel;
 pub mod reports;
 pub mod session;
@@ -75,6 +76,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("templates/macros.html")),
     ("login.html", include_str!("templates/login.html")),
     ("setup.html", include_str!("templates/setup.html")),
+    ("onboarding.html", include_str!("templates/onboarding.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
     ("inbox_list.html", include_str!("templates/inbox_list.html")),
     ("conversation.html", include_str!("templates/conversation.html")),
