@@ -158,7 +158,8 @@ impl Demo {
             .await
             .map_err(|e| Error::internal(format!("starting the simulated Telegram: {e}")))?;
         let hook_secret = okno_domain::ids::random_hex(16);
-        let options = okno_onec_sim::Options { today: None, webhook_secret: Some(hook_secret.clone()) };
+        let options =
+            okno_onec_sim::Options { today: None, webhook_secret: Some(hook_secret.clone()), ..Default::default() };
         let onec = OneCSim::start_with(options)
             .await
             .map_err(|e| Error::internal(format!("starting the simulated 1C: {e}")))?;

@@ -12,7 +12,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::catalogue::{product_json, report_pdf, report_xlsx, ORDERS, PHOTO_PNG, PRODUCTS, XLSX_MIME};
-use crate::{BizRequest, Mode, Shared, State, Ticket, Webhook, MAX_RECORDED, PREFIX};
+use crate::{BizRequest, Mode, Shared, State, Ticket, Webhook, PREFIX};
 
 /// Largest request body read; 1C HTTP services take small JSON bodies.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -74,7 +74,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
     // Recorded before answering: a call okno gives up on (a slow answer) is still seen.
     let (mode, seq) = {
         let mut state = shared.lock();
-        if state.requests.len() >= MAX_RECORDED {
+        while state.requests.len() >= state.kept() {
             state.requests.pop_front();
         }
         state.seq += 1;
@@ -143,7 +143,7 @@ fn take_webhook(state: &mut State, r: &BizRequest, raw: &[u8]) -> Response {
     if !delivery.is_empty() && state.webhooks.iter().any(|w| w.delivery == delivery) {
         return json_response(StatusCode::OK, json!({"ok": true, "duplicate": true}));
     }
-    if state.webhooks.len() >= MAX_RECORDED {
+    while state.webhooks.len() >= state.kept() {
         state.webhooks.pop_front();
     }
     state.webhooks.push_back(Webhook {

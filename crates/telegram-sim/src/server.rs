@@ -182,6 +182,8 @@ async fn get_updates(inner: &Arc<Inner>, token: &str, p: &Params) -> Answer {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return Ok(Reply::ok(json!([]))),
+            // The server is stopping: a parked poll must not keep it up.
+            _ = inner.stopping() => return Ok(Reply::ok(json!([]))),
         }
     }
 }
