@@ -273,6 +273,11 @@ impl OneCSim {
         self.shared.lock().requests.iter().cloned().collect()
     }
 
+    /// How many requests, and how many webhooks, are kept.
+    pub fn kept(&self) -> usize {
+        self.shared.lock().kept()
+    }
+
     /// The newest `n` requests kept, newest first, leaving out those to `except_path` — copies
     /// of those alone, however many are kept.
     pub fn latest_requests(&self, n: usize, except_path: &str) -> Vec<BizRequest> {

@@ -296,6 +296,11 @@ impl TelegramSim {
         Ok(id)
     }
 
+    /// How much every bot keeps.
+    pub fn retention(&self) -> Retention {
+        self.inner.world().retention
+    }
+
     /// How much every bot keeps from now on (what is already beyond it goes with the next
     /// record).
     pub fn set_retention(&self, retention: Retention) {
