@@ -144,6 +144,8 @@ impl State {
 
 /// The state and the bell rung on every recorded request.
 pub(crate) struct Shared {
+    /// `127.0.0.1:PORT`: the only host the service answers to.
+    pub(crate) addr: std::net::SocketAddr,
     state: Mutex<State>,
     changes: watch::Sender<u64>,
     /// Set to stop the server.
@@ -191,6 +193,7 @@ impl OneCSim {
         let url = format!("http://{addr}{PREFIX}");
         let (changes, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
+            addr,
             state: Mutex::new(State {
                 base: url.clone(),
                 mode: Mode::Normal,

@@ -52,6 +52,13 @@ fn header_map(headers: &HeaderMap) -> std::collections::HashMap<String, String> 
 }
 
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
+    // Only requests naming the service by its own address (`127.0.0.1:PORT`): any other name
+    // is a page of another site whose name was pointed at 127.0.0.1 (DNS rebinding).
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(|h| h.eq_ignore_ascii_case(&shared.addr.to_string())) {
+        return json_response(StatusCode::FORBIDDEN, json!({"error": "сервис отвечает только по своему адресу"}));
+    }
     let (parts, body) = req.into_parts();
     let raw: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,

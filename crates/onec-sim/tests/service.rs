@@ -224,3 +224,18 @@ async fn a_stopped_service_frees_its_port_and_keeps_what_it_recorded() {
     assert!(tokio::net::TcpStream::connect(biz.local_addr()).await.is_err(), "nothing listens there any more");
     assert_eq!(biz.requests_to("GET", "/orders/100421").len(), 1);
 }
+
+#[tokio::test]
+async fn a_request_naming_another_host_is_refused() {
+    let biz = sim().await;
+    let port = biz.local_addr().port();
+    let r = reqwest::Client::new()
+        .get(format!("{}/orders/100421", biz.url()))
+        .header("host", format!("rebound.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(biz.requests().is_empty(), "nothing recorded, nothing answered");
+    assert_eq!(get(&format!("{}/orders/100421", biz.url())).await.status(), 200);
+}

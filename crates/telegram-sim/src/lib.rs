@@ -138,7 +138,8 @@ pub struct Retention {
     /// chat and can no longer be answered.
     pub presses: usize,
     /// Bytes of the files people and the bot sent; beyond it the oldest files are forgotten
-    /// (`getFile` no longer knows them) — the newest is kept whatever its size.
+    /// (`getFile` no longer knows them) — the newest is kept whatever its size. The send
+    /// records hold copies of the bot's files and keep as many bytes of them.
     pub file_bytes: u64,
 }
 

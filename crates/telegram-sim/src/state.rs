@@ -298,6 +298,8 @@ pub(crate) struct Bot {
     file_order: VecDeque<String>,
     file_bytes: u64,
     pub sent: VecDeque<Sent>,
+    /// Bytes of the files the send records hold.
+    sent_bytes: u64,
     pub presses: HashMap<String, Press>,
     /// The presses, oldest first.
     press_order: VecDeque<String>,
@@ -337,6 +339,7 @@ impl Bot {
             file_order: VecDeque::new(),
             file_bytes: 0,
             sent: VecDeque::new(),
+            sent_bytes: 0,
             presses: HashMap::new(),
             press_order: VecDeque::new(),
             answers: VecDeque::new(),
@@ -357,11 +360,17 @@ impl Bot {
         self.activity.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// Records a successful send or edit, dropping the oldest records beyond the retention.
+    /// Records a successful send or edit, dropping the oldest records beyond the retention —
+    /// in number, and in the bytes of the files they hold (the newest is kept).
     pub(crate) fn record_sent(&mut self, sent: Sent) {
+        let size = |s: &Sent| s.file.as_ref().map(|f| f.bytes.len() as u64).unwrap_or(0);
+        self.sent_bytes += size(&sent);
         self.sent.push_back(sent);
-        while self.sent.len() > self.retention.sent {
-            self.sent.pop_front();
+        while self.sent.len() > self.retention.sent
+            || (self.sent_bytes > self.retention.file_bytes && self.sent.len() > 1)
+        {
+            let Some(old) = self.sent.pop_front() else { break };
+            self.sent_bytes -= size(&old);
         }
     }
 

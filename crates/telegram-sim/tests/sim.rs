@@ -889,6 +889,7 @@ async fn a_chat_timeline_has_both_sides_edits_presses_and_the_reply_keyboard() {
 async fn with_a_retention_the_newest_records_presses_and_files_are_kept() {
     let (sim, http) = setup().await;
     sim.set_retention(okno_telegram_sim::Retention { sent: 2, presses: 2, file_bytes: 10 });
+    sim.set_limits(false);
     let ann = sim.user(TOKEN, 7001, "Ann");
     let keyboard = json!({"inline_keyboard": [[{"text": "Yes", "callback_data": "yes"}]]});
     let mut ids = Vec::new();
@@ -929,6 +930,29 @@ async fn with_a_retention_the_newest_records_presses_and_files_are_kept() {
     call(&http, &sim, "getFile", json!({"file_id": docs[1]["file_id"]})).await.assert_ok();
     let second = sim.file(TOKEN, docs[1]["file_id"].as_str().unwrap()).unwrap().unwrap();
     assert_eq!(&second.bytes[..], b"second");
+
+    // The bot's files: the send records hold copies, as many bytes of them.
+    for (name, bytes) in [("c.txt", b"third!"), ("d.txt", b"fourth")] {
+        let (content_type, body) =
+            multipart(&[("chat_id", None, b"7001"), ("document", Some((name, "text/plain")), bytes)]);
+        let sent =
+            http.post(url(&sim, "sendDocument")).header("content-type", content_type).body(body).send().await.unwrap();
+        answer(sent).await.assert_ok();
+    }
+    let records: Vec<String> = sim.sent(TOKEN).into_iter().filter_map(|s| s.file.map(|f| f.name)).collect();
+    assert_eq!(records, ["d.txt"], "6 + 6 bytes is over 10: the newest record alone");
+}
+
+#[tokio::test]
+async fn a_request_naming_another_host_is_refused() {
+    let (sim, http) = setup().await;
+    let port = sim.local_addr().port();
+    for host in [format!("rebound.example:{port}"), format!("localhost:{port}")] {
+        let r = http.post(url(&sim, "getMe")).header("host", host.clone()).send().await.unwrap();
+        answer(r).await.assert_error(403, "Forbidden: the simulator answers only at its own address");
+    }
+    call(&http, &sim, "getMe", json!({})).await.assert_ok();
+    assert_eq!(sim.calls(TOKEN, "getMe"), 1, "the refused calls never reached the bot");
 }
 
 #[tokio::test]
