@@ -1,7 +1,8 @@
 //! The one HTTP client for URLs that users supply (outgoing webhooks, the webhook channel,
 //! attachment downloads). It refuses loopback, private, link-local and other non-public
 //! addresses — checked on the resolved addresses, so DNS cannot smuggle them in — unless the
-//! administrator allows private targets.
+//! administrator allows private targets. A program embedding okno may name a few exact
+//! addresses (IP and port) it runs services on beside okno; those alone are let through.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -17,14 +18,25 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 pub struct SafeClient {
     client: reqwest::Client,
     allow_private: bool,
+    /// Private addresses that may be called even so.
+    exceptions: Arc<[SocketAddr]>,
 }
 
 impl SafeClient {
     pub fn new(allow_private: bool, timeout: Duration) -> Result<Self> {
+        SafeClient::with_exceptions(allow_private, Vec::new(), timeout)
+    }
+
+    /// As [`SafeClient::new`], and URLs naming one of `exceptions` by its literal IP and port
+    /// (`http://127.0.0.1:4001/…`) are called even when private targets are not allowed. A
+    /// name that resolves to one is still refused: only the exact address is let through.
+    pub fn with_exceptions(allow_private: bool, exceptions: Vec<SocketAddr>, timeout: Duration) -> Result<Self> {
+        let exceptions: Arc<[SocketAddr]> = exceptions.into();
+        let allowed = exceptions.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
-            } else if !allow_private && literal_private(attempt.url()) {
+            } else if !allow_private && literal_private(attempt.url()) && !excepted(attempt.url(), &allowed) {
                 attempt.error("redirect to a private address refused")
             } else {
                 attempt.follow()
@@ -41,7 +53,7 @@ impl SafeClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, allow_private })
+        Ok(Self { client, allow_private, exceptions })
     }
 
     /// Checks that a URL is http(s) and, unless private targets are allowed, that a literal
@@ -52,7 +64,7 @@ impl SafeClient {
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(Error::invalid("invalid_url", format!("`{raw}` must be an http:// or https:// URL")));
         }
-        if !self.allow_private && literal_private(&url) {
+        if !self.allow_private && literal_private(&url) && !excepted(&url, &self.exceptions) {
             return Err(Error::invalid(
                 "private_target",
                 format!("`{raw}` points at a private address; set OKNO_ALLOW_PRIVATE_TARGETS=true to allow it"),
@@ -137,6 +149,16 @@ pub fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Whether a URL names one of `exceptions` by its literal IP and port.
+fn excepted(url: &url::Url, exceptions: &[SocketAddr]) -> bool {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return false,
+    };
+    url.port_or_known_default().is_some_and(|port| exceptions.contains(&SocketAddr::new(ip, port)))
 }
 
 fn literal_private(url: &url::Url) -> bool {
@@ -253,6 +275,33 @@ mod tests {
         assert!(strict.check_url("https://example.org/x").is_ok());
         let open = SafeClient::new(true, Duration::from_secs(1)).unwrap();
         assert!(open.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_excepted_address_alone_is_called_when_private_targets_are_not_allowed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            }
+        });
+        let client = SafeClient::with_exceptions(false, vec![addr], Duration::from_secs(5)).unwrap();
+        let answer = client.get(&format!("http://{addr}/hs/bot")).unwrap().send().await.unwrap();
+        assert_eq!(answer.text().await.unwrap(), "ok");
+        // Another port of the same address, the address by a name, and any other private
+        // address stay refused.
+        let other_port = format!("http://127.0.0.1:{}/x", addr.port().wrapping_add(1).max(1));
+        assert_eq!(client.check_url(&other_port).unwrap_err().code, "private_target");
+        assert_eq!(
+            client.check_url(&format!("http://localhost:{}/x", addr.port())).unwrap_err().code,
+            "private_target"
+        );
+        assert_eq!(client.check_url("http://10.0.0.1/x").unwrap_err().code, "private_target");
+        assert!(client.check_url("https://example.org/x").is_ok());
     }
 
     #[tokio::test]

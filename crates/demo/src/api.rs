@@ -22,7 +22,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body when the status is 2xx, else an error carrying okno's code and message.
+    /// The body when the status is 2xx, else an error carrying okno's code and message, of
+    /// the kind okno's status says (a conflict stays a conflict, a missing thing not found).
     pub fn ok(self, what: &str) -> Result<Value> {
         if (200..300).contains(&self.status) {
             return Ok(self.body);
@@ -30,7 +31,24 @@ impl Reply {
         let code = self.body["error"]["code"].as_str().unwrap_or("unexpected_answer").to_string();
         let message =
             self.body["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| self.body.to_string());
-        Err(Error::new(ErrorKind::Unprocessable, code, format!("{what}: okno answered {}: {message}", self.status)))
+        Err(Error::new(kind_of(self.status), code, format!("{what}: okno answered {}: {message}", self.status)))
+    }
+}
+
+/// The kind of error an HTTP status of okno's API stands for (the inverse of okno's own
+/// mapping); a status okno does not answer with is an answer the demo did not expect.
+fn kind_of(status: u16) -> ErrorKind {
+    match status {
+        400 => ErrorKind::Invalid,
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        413 => ErrorKind::TooLarge,
+        422 => ErrorKind::Unprocessable,
+        429 | 502..=504 => ErrorKind::Unavailable,
+        500..=599 => ErrorKind::Internal,
+        _ => ErrorKind::Unprocessable,
     }
 }
 
@@ -82,4 +100,41 @@ impl Api {
 enum Body<'a> {
     Json(&'a Value),
     Raw(&'a str, &'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn refused(status: u16, code: &str) -> Error {
+        let body = json!({"error": {"code": code, "message": "no"}});
+        Reply { status, body }.ok("posting").unwrap_err()
+    }
+
+    #[test]
+    fn an_error_of_okno_keeps_its_kind_and_code() {
+        for (status, kind) in [
+            (400, ErrorKind::Invalid),
+            (403, ErrorKind::Forbidden),
+            (404, ErrorKind::NotFound),
+            (409, ErrorKind::Conflict),
+            (413, ErrorKind::TooLarge),
+            (422, ErrorKind::Unprocessable),
+            (503, ErrorKind::Unavailable),
+            (500, ErrorKind::Internal),
+        ] {
+            let e = refused(status, "some_code");
+            assert_eq!((e.kind, e.code.as_ref()), (kind, "some_code"), "{status}");
+            assert!(e.message.contains(&format!("okno answered {status}")), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_success_is_the_body() {
+        assert_eq!(Reply { status: 201, body: json!({"id": "1"}) }.ok("posting").unwrap(), json!({"id": "1"}));
+    }
 }

@@ -21,12 +21,12 @@ use axum::response::Response;
 use axum::Json;
 use okno_domain::{Error, ErrorKind};
 use okno_server::error::{parse_json, ApiResult, RawBody};
-use okno_server::ui::i18n::{t, Lang};
+use okno_server::ui::i18n::Lang;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cast::{self, EVENTS, GROUP, PEOPLE, RULES, TASK};
-use crate::phone::require_demo_header;
+use crate::texts::t;
 use crate::{Posted, Shared};
 
 /// How many of the latest posts the console follows, and how much of 1C's log it shows.
@@ -70,7 +70,8 @@ fn sample(file: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::internal(format!("examples/events/{file} is not JSON: {e}")))
 }
 
-/// A contact's name: the cast's, else okno's (a customer okno met first has no external id).
+/// A contact's name: the cast's, else okno's (a customer okno met first has no external id),
+/// asked once.
 async fn name_of(shared: &Shared, contact_id: &str) -> String {
     let known = shared
         .world
@@ -80,10 +81,64 @@ async fn name_of(shared: &Shared, contact_id: &str) -> String {
     if let Some(p) = known {
         return p.name.to_string();
     }
+    if let Some(name) = shared.names.lock().unwrap_or_else(|e| e.into_inner()).get(contact_id) {
+        return name.clone();
+    }
     match shared.api.get(&format!("/contacts/{contact_id}")).await.and_then(|r| r.ok("a contact")) {
-        Ok(c) => c["name"].as_str().unwrap_or(contact_id).to_string(),
+        Ok(c) => {
+            let name = c["name"].as_str().unwrap_or(contact_id).to_string();
+            shared.names.lock().unwrap_or_else(|e| e.into_inner()).insert(contact_id.to_string(), name.clone());
+            name
+        }
         Err(_) => contact_id.to_string(),
     }
+}
+
+/// What the console shows of a posted event: its status and whom okno reached. Asked of okno
+/// until the event is settled (processed, nothing left queued); from then on it stays as it is.
+async fn event_view(shared: &Shared, id: &str) -> Result<Value, Error> {
+    if let Some(v) = shared.settled.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        return Ok(v.clone());
+    }
+    let ev = shared.api.get(&format!("/events/{id}")).await?.ok("the posted event")?;
+    let mut deliveries = Vec::new();
+    let mut settled = matches!(ev["status"].as_str(), Some("processed" | "no_rule"));
+    for d in ev["deliveries"].as_array().into_iter().flatten() {
+        let name = name_of(shared, d["contact_id"].as_str().unwrap_or("")).await;
+        settled &= matches!(d["status"].as_str(), Some("sent" | "delivered" | "read" | "failed"));
+        deliveries.push(json!({"name": name, "status": d["status"], "error": d["error"]}));
+    }
+    let view = json!({"id": id, "status": ev["status"], "deliveries": deliveries, "unresolved": ev["unresolved"]});
+    if settled {
+        shared.settled.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), view.clone());
+    }
+    Ok(view)
+}
+
+/// A press okno told 1C about (`button.pressed`), in words: who pressed which button, and what
+/// the button was — an answer to a notification or a broadcast, a bot's menu, a task's, a
+/// survey's.
+async fn press_view(shared: &Shared, data: &Value) -> Value {
+    let button = data["button_data"].as_str().unwrap_or_default();
+    let kind = if data.get("event_id").is_some_and(|v| !v.is_null()) {
+        "answer"
+    } else if data.get("broadcast_id").is_some_and(|v| !v.is_null()) {
+        "broadcast"
+    } else if button.starts_with("bot:") {
+        "bot_menu"
+    } else if button.starts_with("task:") {
+        "task"
+    } else if button.starts_with(okno_domain::surveys::BUTTON_PREFIX) {
+        "survey"
+    } else {
+        "button"
+    };
+    let label = data["button_label"].as_str().filter(|l| !l.trim().is_empty()).unwrap_or(button);
+    let who = match data["contact_id"].as_str() {
+        Some(id) => Some(name_of(shared, id).await),
+        None => None,
+    };
+    json!({"who": who, "label": label, "kind": kind, "answer": data["answer"]})
 }
 
 /// `GET /demo/api/console`
@@ -96,19 +151,12 @@ pub async fn state(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Api
             Some(json!({"file": file, "type": e["type"], "key": e["key"], "data": e["data"], "recipients": recipients(&e)}))
         })
         .collect();
-    let posted: Vec<Posted> = shared.posted().iter().rev().take(SHOWN).cloned().collect();
+    let posted: Vec<Posted> = shared.latest_posted(SHOWN);
     let mut shown = Vec::new();
     for p in posted {
         let mut v = json!({"what": p.what, "file": p.file, "at": p.at, "status": p.status, "answer": p.answer});
         if let Some(id) = &p.event_id {
-            let ev = shared.api.get(&format!("/events/{id}")).await?.ok("the posted event")?;
-            let mut deliveries = Vec::new();
-            for d in ev["deliveries"].as_array().into_iter().flatten() {
-                let name = name_of(&shared, d["contact_id"].as_str().unwrap_or("")).await;
-                deliveries.push(json!({"name": name, "status": d["status"], "error": d["error"]}));
-            }
-            v["event"] =
-                json!({"id": id, "status": ev["status"], "deliveries": deliveries, "unresolved": ev["unresolved"]});
+            v["event"] = event_view(&shared, id).await?;
         }
         if let Some(id) = &p.task_id {
             v["task"] = shared.api.get(&format!("/tasks/{id}")).await?.ok("the posted task")?;
@@ -117,21 +165,18 @@ pub async fn state(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Api
     }
     let received: Vec<Value> = shared
         .onec
-        .requests()
+        .latest_requests(RECEIVED_SHOWN, "/okno")
         .iter()
-        .rev()
-        .filter(|r| r.path != "/okno")
-        .take(RECEIVED_SHOWN)
         .map(|r| json!({"seq": r.seq, "at": r.at, "method": r.method, "path": r.path, "query": r.query, "body": r.body, "status": r.status}))
         .collect();
-    let webhooks: Vec<Value> = shared
-        .onec
-        .webhooks()
-        .iter()
-        .rev()
-        .take(RECEIVED_SHOWN)
-        .map(|w| json!({"at": w.at, "event": w.event, "data": w.body["data"]}))
-        .collect();
+    let mut webhooks = Vec::new();
+    for w in shared.onec.latest_webhooks(RECEIVED_SHOWN) {
+        let mut v = json!({"at": w.at, "event": w.event, "data": w.body["data"]});
+        if w.event == "button.pressed" {
+            v["press"] = press_view(&shared, &w.body["data"]).await;
+        }
+        webhooks.push(v);
+    }
     let world = shared.world.get().cloned().unwrap_or_default();
     let surveys: Vec<Value> = world.surveys.iter().map(|(name, id)| json!({"id": id, "name": name})).collect();
     let people: Vec<Value> = PEOPLE
@@ -148,8 +193,9 @@ pub async fn state(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Api
     })))
 }
 
-fn demo_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, Error> {
-    require_demo_header(headers)?;
+/// A body of the console's actions (their `X-Okno-Demo` header is checked before, for every
+/// action of the demo).
+fn demo_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Error> {
     parse_json(body).map_err(|e| e.0)
 }
 
@@ -175,7 +221,7 @@ pub async fn post_event(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
     let lang = Lang::of(&headers);
-    let req: PostEvent = demo_body(&headers, &body)?;
+    let req: PostEvent = demo_body(&body)?;
     let mut event = sample(&req.file)?;
     if event["data"].get("subscriber").is_some() {
         let order = event["data"]["order"].as_str().unwrap_or_default().to_string();
@@ -218,8 +264,7 @@ pub async fn post_event(
 }
 
 /// `POST /demo/api/console/task`: posts the sample task to the couriers' group.
-pub async fn post_task(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    require_demo_header(&headers)?;
+pub async fn post_task(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Value>> {
     let world = shared.world.get().ok_or_else(not_ready)?;
     let mut task: Value = serde_json::from_str(TASK)
         .map_err(|e| Error::internal(format!("examples/tasks/task.json is not JSON: {e}")))?;
@@ -247,12 +292,8 @@ pub struct StartSurvey {
 }
 
 /// `POST /demo/api/console/survey`: asks one person a survey now (a new run each time).
-pub async fn start_survey(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<Value>> {
-    let req: StartSurvey = demo_body(&headers, &body)?;
+pub async fn start_survey(State(shared): State<Arc<Shared>>, RawBody(body): RawBody) -> ApiResult<Json<Value>> {
+    let req: StartSurvey = demo_body(&body)?;
     let world = shared.world.get().ok_or_else(not_ready)?;
     let contact =
         world.contacts.get(req.person.as_str()).ok_or_else(|| Error::not_found("demo_person", &req.person))?;
@@ -281,12 +322,8 @@ pub struct Broadcast {
 }
 
 /// `POST /demo/api/console/broadcast`: one message to a contact group, now.
-pub async fn broadcast(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<Value>> {
-    let req: Broadcast = demo_body(&headers, &body)?;
+pub async fn broadcast(State(shared): State<Arc<Shared>>, RawBody(body): RawBody) -> ApiResult<Json<Value>> {
+    let req: Broadcast = demo_body(&body)?;
     if !PEOPLE.iter().any(|p| p.groups.contains(&req.group.as_str())) {
         return Err(Error::not_found("demo_group", &req.group).into());
     }

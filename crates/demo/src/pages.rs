@@ -7,8 +7,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use okno_domain::{Error, Result};
-use okno_server::ui::i18n::{self, Lang};
+use okno_server::ui::i18n::Lang;
 use serde_json::{json, Map, Value};
+
+use crate::texts;
 
 /// The same policy as the operator UI: scripts and styles only from okno, no framing.
 const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
@@ -27,7 +29,7 @@ pub const PHONE_JS: &str = include_str!("assets/phone.js");
 /// `/demo/assets/console.js`
 pub const CONSOLE_JS: &str = include_str!("assets/console.js");
 
-/// The texts the scripts show, handed to them as JSON in the page (keys of okno's i18n table).
+/// The texts the scripts show, handed to them as JSON in the page (keys of [`crate::texts`]).
 pub const SCRIPT_TEXTS: &[&str] = &[
     "demo_start",
     "demo_send",
@@ -59,6 +61,13 @@ pub const SCRIPT_TEXTS: &[&str] = &[
     "demo_live_off",
     "demo_photo",
     "demo_subscriber",
+    "demo_pressed",
+    "demo_press_answer",
+    "demo_press_broadcast",
+    "demo_press_bot_menu",
+    "demo_press_task",
+    "demo_press_survey",
+    "demo_press_button",
 ];
 
 /// The templates, built once.
@@ -75,7 +84,7 @@ impl Pages {
         }
         env.add_function("t", |state: &minijinja::State, key: &str| -> String {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
-            i18n::t(lang, key)
+            texts::t(lang, key)
         });
         Ok(Pages { env })
     }
@@ -83,7 +92,8 @@ impl Pages {
     /// Renders a page in the visitor's language with the scripts' texts.
     pub fn render(&self, name: &str, headers: &HeaderMap, mut ctx: Value) -> Response {
         let lang = Lang::of(headers);
-        let texts: Map<String, Value> = SCRIPT_TEXTS.iter().map(|k| (k.to_string(), json!(i18n::t(lang, k)))).collect();
+        let texts: Map<String, Value> =
+            SCRIPT_TEXTS.iter().map(|k| (k.to_string(), json!(texts::t(lang, k)))).collect();
         ctx["lang"] = json!(lang.code());
         ctx["texts"] = Value::Object(texts);
         match self.env.get_template(name).and_then(|t| t.render(&ctx)) {
@@ -142,8 +152,8 @@ mod tests {
     #[test]
     fn every_text_of_the_pages_is_in_both_languages() {
         for k in keys() {
-            assert_ne!(i18n::t(Lang::En, &k), k, "{k} has no English text");
-            assert_ne!(i18n::t(Lang::Ru, &k), k, "{k} has no Russian text");
+            assert_ne!(texts::t(Lang::En, &k), k, "{k} has no English text");
+            assert_ne!(texts::t(Lang::Ru, &k), k, "{k} has no Russian text");
         }
     }
 

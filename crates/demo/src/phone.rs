@@ -18,20 +18,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::Stream;
 use okno_domain::{Error, ErrorKind};
-use okno_server::error::{parse_json, ApiResult, RawBody};
-use okno_server::ui::i18n::{t, Lang};
+use okno_server::error::{parse_json, ApiQuery, ApiResult, RawBody};
+use okno_server::ui::i18n::Lang;
 use okno_telegram_sim::{SimError, SimUser};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cast::{self, BotSpec, PersonSpec, BOTS, GROUP, PEOPLE};
+use crate::texts::t;
 use crate::Shared;
 
 /// One chat on a person's phone: a bot's private chat or the couriers' group.
@@ -238,23 +239,10 @@ fn user_in(shared: &Shared, p: &PersonSpec, chat: &Chat) -> Result<SimUser, Erro
     }
 }
 
-/// A body of the phone's actions. Every action requires the `X-Okno-Demo` header, which a page
-/// of another site cannot send without the browser asking first (and okno never says yes).
-fn checked_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, Error> {
-    require_demo_header(headers)?;
+/// A body of the phone's actions (their `X-Okno-Demo` header is checked before, for every
+/// action of the demo).
+fn checked_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Error> {
     parse_json(body).map_err(|e| e.0)
-}
-
-/// See [`checked_body`].
-pub fn require_demo_header(headers: &HeaderMap) -> Result<(), Error> {
-    if headers.get("x-okno-demo").is_none() {
-        return Err(Error::new(
-            ErrorKind::Forbidden,
-            "demo_header_missing",
-            "the demo's actions come from its own pages (the X-Okno-Demo header is missing)",
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -269,10 +257,9 @@ pub struct Send {
 pub async fn send(
     State(shared): State<Arc<Shared>>,
     Path((key, chat_key)): Path<(String, String)>,
-    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    let req: Send = checked_body(&headers, &body)?;
+    let req: Send = checked_body(&body)?;
     let p = person(&key)?;
     let chat = Chat::parse(&chat_key, p)?;
     let user = user_in(&shared, p, &chat)?;
@@ -300,10 +287,9 @@ pub struct Press {
 pub async fn press(
     State(shared): State<Arc<Shared>>,
     Path((key, chat_key)): Path<(String, String)>,
-    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    let req: Press = checked_body(&headers, &body)?;
+    let req: Press = checked_body(&body)?;
     let p = person(&key)?;
     let chat = Chat::parse(&chat_key, p)?;
     let user = user_in(&shared, p, &chat)?;
@@ -331,14 +317,9 @@ pub struct Start {
 pub async fn start(
     State(shared): State<Arc<Shared>>,
     Path((key, chat_key)): Path<(String, String)>,
-    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    let req: Start = if body.iter().all(u8::is_ascii_whitespace) {
-        require_demo_header(&headers).map(|_| Start::default())?
-    } else {
-        checked_body(&headers, &body)?
-    };
+    let req: Start = if body.iter().all(u8::is_ascii_whitespace) { Start::default() } else { checked_body(&body)? };
     let p = person(&key)?;
     let Chat::Bot(bot) = Chat::parse(&chat_key, p)? else {
         return Err(Error::invalid("demo_not_a_bot", "Start is pressed in a bot's chat, not in a group").into());
@@ -372,11 +353,10 @@ pub struct FileQuery {
 pub async fn file(
     State(shared): State<Arc<Shared>>,
     Path((key, chat_key)): Path<(String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    require_demo_header(&headers)?;
     let p = person(&key)?;
     let chat = Chat::parse(&chat_key, p)?;
     if matches!(chat, Chat::Group) {

@@ -50,6 +50,9 @@ pub struct EngineConfig {
     /// The base URL platforms and receivers use to reach okno.
     pub public_url: String,
     pub allow_private_targets: bool,
+    /// Private addresses (IP and port) okno may call even when private targets are not
+    /// allowed: the services a program embedding okno runs beside it.
+    pub private_target_exceptions: Vec<std::net::SocketAddr>,
     /// Largest attachment okno downloads or accepts.
     pub max_attachment_bytes: u64,
     /// Jobs processed at once by this process.
@@ -84,6 +87,7 @@ impl EngineConfig {
             data_dir,
             public_url,
             allow_private_targets: false,
+            private_target_exceptions: Vec::new(),
             max_attachment_bytes: 20 * 1024 * 1024,
             workers: 64,
             bulk_workers: 8,
@@ -133,7 +137,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, cfg: EngineConfig) -> Result<Arc<Self>> {
-        let http = SafeClient::new(cfg.allow_private_targets, Duration::from_millis(cfg.http_timeout_ms))?;
+        let http = SafeClient::with_exceptions(
+            cfg.allow_private_targets,
+            cfg.private_target_exceptions.clone(),
+            Duration::from_millis(cfg.http_timeout_ms),
+        )?;
         let files = FileStore::new(cfg.data_dir.join("files")).map_err(|e| {
             Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))
         })?;

@@ -1,6 +1,6 @@
 //! The `okno` binary: one command for running the hub and for its administration.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -57,8 +57,14 @@ enum Command {
     /// bots, rules and surveys, linked demo people, a phone page and a 1C console (docs/demo.md).
     Demo {
         /// The data folder, new or empty (default: a fresh throwaway one, removed at the end).
+        /// A kept folder is marked as the demo's: okno serve will not run on it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Listen on an address other computers reach (OKNO_LISTEN=0.0.0.0:8080). Anyone who
+        /// reaches it uses the phone and the 1C console, which act with the administrator's
+        /// token: only on a network you trust. Without it the demo listens on 127.0.0.1 alone.
+        #[arg(long)]
+        public: bool,
     },
 }
 
@@ -208,7 +214,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Backup { dest } => backup(&settings, &dest).await,
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::Bot { action } => bot(&settings, action).await,
-        Command::Demo { data_dir } => demo(&settings, data_dir).await,
+        Command::Demo { data_dir, public } => demo(&settings, data_dir, public).await,
         Command::DefaultConfig => Ok(()),
     }
 }
@@ -314,6 +320,15 @@ async fn apply_rules(settings: &Settings, path: &std::path::Path) -> anyhow::Res
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if okno_demo::made_by_demo(&settings.data_dir) {
+        bail!(
+            "`{}` was made by `okno demo` (it holds {}): its administrator's password and API token were printed, \
+             and its channels call a simulated Telegram and 1C that are gone. okno serve does not run on it; \
+             give okno a folder of its own (OKNO_DATA_DIR or data_dir in okno.toml)",
+            settings.data_dir.display(),
+            okno_demo::MARKER
+        );
+    }
     let running = okno_server::start(&settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
     let store = running.engine.store.clone();
     tracing::info!(url = %running.public_url, data_dir = %settings.data_dir.display(), "okno is listening; the operator window is at {}/", running.public_url);
@@ -342,19 +357,84 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `okno demo`: starts the demo, says where to go, runs until Ctrl-C or SIGTERM.
-async fn demo(settings: &Settings, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    eprintln!("okno demo: starting okno with a simulated Telegram and a simulated 1C…");
-    let demo = okno_demo::Demo::start(settings, data_dir).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    println!("{}", demo.instructions());
-    let stop = demo.shutdown_token();
+/// `okno demo`: starts the demo, says where to go, runs until Ctrl-C, SIGTERM or SIGHUP (the
+/// terminal closed). The signals are listened for from the first moment, so one that comes
+/// while the demo starts stops it as well and its throwaway folder goes.
+async fn demo(settings: &Settings, data_dir: Option<PathBuf>, public: bool) -> anyhow::Result<()> {
+    let mut signals = DemoSignals::install()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signalled = stop.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!("okno demo: stopping");
-        stop.cancel();
+        signals.recv().await;
+        say("okno demo: stopping");
+        signalled.cancel();
+    });
+    say("okno demo: starting okno with a simulated Telegram and a simulated 1C…");
+    let options = okno_demo::Options { data_dir, public, cancel: stop.clone() };
+    let demo = match okno_demo::Demo::start(settings, options).await {
+        Ok(demo) => demo,
+        Err(e) if e.code == "demo_cancelled" => {
+            say("okno demo: stopped before it was ready");
+            return Ok(());
+        }
+        Err(e) => bail!(e.message),
+    };
+    // The terminal may be gone (SIGHUP): what cannot be printed is not an error.
+    let _ = writeln!(std::io::stdout(), "{}", demo.instructions());
+    let shutdown = demo.shutdown_token();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        shutdown.cancel();
     });
     demo.wait().await;
     Ok(())
+}
+
+/// A line on stderr, if there still is one.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Ctrl-C, SIGTERM, or SIGHUP: the demo runs in a terminal, and closing it must not leave the
+/// throwaway folder behind. Installed at once, before anything is started, so no signal finds
+/// the process without them.
+struct DemoSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl DemoSignals {
+    fn install() -> anyhow::Result<DemoSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(DemoSignals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+                hangup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(DemoSignals {})
+    }
+
+    /// Waits for the first of them.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+            _ = self.hangup.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn shutdown_signal() {

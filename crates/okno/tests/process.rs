@@ -597,7 +597,42 @@ async fn okno_demo_refuses_data_it_could_harm_and_otherwise_starts_and_says_wher
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("never touches a PostgreSQL database") && err.contains("OKNO_DATABASE_URL"), "{err}");
 
+    // Where other computers would reach it, only when told to.
+    let out = okno.cmd().env("OKNO_LISTEN", format!("0.0.0.0:{}", okno.port)).arg("demo").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("okno demo listens only on this computer") && err.contains("--public"), "{err}");
+
     let mut child = okno.cmd().arg("demo").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let text = instructions(&mut child);
+    let base = okno.url("");
+    for needle in [
+        format!("{base}/            login: admin   password: "),
+        format!("{base}/demo/phone"),
+        format!("{base}/demo/console"),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} in:\n{text}");
+    }
+    let password = text.split("password: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    assert!(password.len() >= 16 && password != "okno-demo", "a password of this demo's own: {password}");
+    let folder = text.split("Data folder: ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+    assert!(Path::new(&folder).join("okno.db").exists(), "{folder}");
+    let phone = okno.http.get(okno.url("/demo/phone")).send().await.unwrap();
+    assert_eq!(phone.status(), 200);
+    let login = okno.http.get(okno.url("/login")).send().await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    assert!(login.contains(&format!("admin / {password}")), "the login page shows the demo credentials");
+    let token = text.split("token: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let channels = okno.call(reqwest::Method::GET, "/api/v1/channels", &token, None).await;
+    assert_eq!(channels["items"].as_array().unwrap().len(), okno_demo::cast::BOTS.len(), "the printed token works");
+
+    okno.child = Some(child);
+    let status = okno.terminate();
+    assert!(status.success(), "{status}");
+    assert!(!Path::new(&folder).exists(), "the throwaway folder is removed");
+}
+
+/// What `okno demo` prints once it is ready, read from its stdout.
+fn instructions(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -615,27 +650,62 @@ async fn okno_demo_refuses_data_it_could_harm_and_otherwise_starts_and_says_wher
             Err(_) => panic!("okno demo printed no instructions: {printed:?}"),
         }
     }
-    let text = printed.join("\n");
-    let base = okno.url("");
-    for needle in [
-        format!("{base}/            login: admin   password: okno-demo"),
-        format!("{base}/demo/phone"),
-        format!("{base}/demo/console"),
-    ] {
-        assert!(text.contains(&needle), "{needle:?} in:\n{text}");
-    }
-    let folder = text.split("Data folder: ").nth(1).unwrap().split(' ').next().unwrap().to_string();
-    assert!(Path::new(&folder).join("okno.db").exists(), "{folder}");
-    let phone = okno.http.get(okno.url("/demo/phone")).send().await.unwrap();
-    assert_eq!(phone.status(), 200);
-    let login = okno.http.get(okno.url("/login")).send().await.unwrap().text().await.unwrap();
-    assert!(login.contains("okno-demo"), "the login page shows the demo credentials");
-    let token = text.split("token: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let channels = okno.call(reqwest::Method::GET, "/api/v1/channels", &token, None).await;
-    assert_eq!(channels["items"].as_array().unwrap().len(), okno_demo::cast::BOTS.len(), "the printed token works");
+    printed.join("\n")
+}
 
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap();
+    assert!(ok.success());
+}
+
+/// Ctrl-C, SIGTERM or a closed terminal (SIGHUP) while the demo is still starting stop it
+/// all the same, and its throwaway folder goes with it.
+#[tokio::test]
+async fn a_signal_while_okno_demo_starts_stops_it_and_removes_its_throwaway_folder() {
+    let okno = Okno::new();
+    for name in ["TERM", "HUP", "INT"] {
+        let tmp = okno.dir.join(format!("tmp-{name}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child =
+            okno.cmd().env("TMPDIR", &tmp).arg("demo").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        // Its folder is made at the very start; the company takes a while longer to set up.
+        let made =
+            eventually(20, || async { std::fs::read_dir(&tmp).unwrap().next().map(|e| e.unwrap().path()) }).await;
+        let folder = made.expect("okno demo makes its throwaway folder");
+        signal(&child, name);
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "SIG{name}: {status}\n{err}");
+        assert!(err.contains("okno demo: stopping"), "SIG{name}: {err}");
+        assert!(!folder.exists(), "SIG{name}: the throwaway folder {} is removed\n{err}", folder.display());
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "SIG{name}: nothing is left behind");
+    }
+}
+
+/// A folder kept with `--data-dir` holds the demo's administrator and token, printed for all
+/// to see: `okno serve` refuses it.
+#[tokio::test]
+async fn okno_serve_refuses_a_folder_okno_demo_kept() {
+    let mut okno = Okno::new();
+    let kept = okno.dir.join("demo-data");
+    let mut child = okno
+        .cmd()
+        .args(["demo", "--data-dir", kept.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let text = instructions(&mut child);
+    assert!(text.contains("okno serve will not run on it"), "{text}");
     okno.child = Some(child);
-    let status = okno.terminate();
-    assert!(status.success(), "{status}");
-    assert!(!Path::new(&folder).exists(), "the throwaway folder is removed");
+    assert!(okno.terminate().success());
+    assert!(kept.join("okno.db").exists(), "the folder is kept");
+
+    let out = okno.cmd().env("OKNO_DATA_DIR", &kept).arg("serve").output().unwrap();
+    assert!(!out.status.success(), "okno serve does not run on the demo's folder");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was made by `okno demo`") && err.contains("okno-demo.txt"), "{err}");
+    // okno serve on a folder of its own still starts.
+    okno.start().await;
 }

@@ -28,9 +28,10 @@ pub const EXAMPLE_BASE_URL: &str = "http://1c.local/hs/bot";
 /// The path prefix the service lives under, as a 1C HTTP service does.
 const PREFIX: &str = "/hs/bot";
 
-/// Requests kept for reading back; older ones are dropped first, so a demo left running for
-/// days keeps a bounded memory.
-const MAX_RECORDED: usize = 10_000;
+/// Requests (and, apart, webhooks) kept for reading back unless [`Options::keep`] says
+/// otherwise; older ones are dropped first, so a service left running for days keeps a bounded
+/// memory.
+pub const DEFAULT_KEPT: usize = 10_000;
 
 /// How the service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,9 @@ pub struct Options {
     pub today: Option<jiff::civil::Date>,
     /// The secret okno signs its webhooks with; without one, webhooks are refused with 401.
     pub webhook_secret: Option<String>,
+    /// How many requests, and how many webhooks, are kept for reading back (the newest);
+    /// default [`DEFAULT_KEPT`].
+    pub keep: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +128,11 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// How many requests and webhooks are kept.
+    pub(crate) fn kept(&self) -> usize {
+        self.options.keep.unwrap_or(DEFAULT_KEPT).max(1)
+    }
+
     /// The service's today.
     pub(crate) fn today(&self) -> jiff::civil::Date {
         self.options.today.unwrap_or_else(|| {
@@ -135,8 +144,14 @@ impl State {
 
 /// The state and the bell rung on every recorded request.
 pub(crate) struct Shared {
+    /// `127.0.0.1:PORT`: the only host the service answers to.
+    pub(crate) addr: std::net::SocketAddr,
     state: Mutex<State>,
     changes: watch::Sender<u64>,
+    /// Set to stop the server.
+    stop: watch::Sender<bool>,
+    /// Set once the server has stopped.
+    done: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -155,6 +170,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct OneCSim {
     url: String,
+    addr: std::net::SocketAddr,
     shared: Arc<Shared>,
 }
 
@@ -177,6 +193,7 @@ impl OneCSim {
         let url = format!("http://{addr}{PREFIX}");
         let (changes, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
+            addr,
             state: Mutex::new(State {
                 base: url.clone(),
                 mode: Mode::Normal,
@@ -189,19 +206,49 @@ impl OneCSim {
                 counters: HashMap::new(),
             }),
             changes,
+            stop: watch::channel(false).0,
+            done: watch::channel(false).0,
         });
         let app = service::router(shared.clone());
+        let server = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let mut stop = server.stop.subscribe();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
                 eprintln!("onec-sim: the HTTP server stopped: {e}");
             }
+            server.done.send_replace(true);
         });
-        Ok(OneCSim { url, shared })
+        Ok(OneCSim { url, addr, shared })
+    }
+
+    /// Stops the server: it takes no more connections. What it recorded stays readable.
+    pub fn stop(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// Whether [`OneCSim::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.shared.stop.borrow()
+    }
+
+    /// Waits until the server has stopped (after [`OneCSim::stop`]) and its last connection
+    /// has ended; its port is free again.
+    pub async fn stopped(&self) {
+        let mut done = self.shared.done.subscribe();
+        let _ = done.wait_for(|d| *d).await;
     }
 
     /// The base URL, e.g. `http://127.0.0.1:PORT/hs/bot` — what replaces [`EXAMPLE_BASE_URL`].
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The address the service listens on (127.0.0.1 and its port).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// Where okno's webhooks go: `{url}/okno`.
@@ -224,9 +271,25 @@ impl OneCSim {
         self.shared.lock().today()
     }
 
-    /// Every request so far (the newest [`MAX_RECORDED`]), oldest first; webhooks included.
+    /// Every request kept (the newest [`Options::keep`]), oldest first; webhooks included.
     pub fn requests(&self) -> Vec<BizRequest> {
         self.shared.lock().requests.iter().cloned().collect()
+    }
+
+    /// How many requests, and how many webhooks, are kept.
+    pub fn kept(&self) -> usize {
+        self.shared.lock().kept()
+    }
+
+    /// The newest `n` requests kept, newest first, leaving out those to `except_path` — copies
+    /// of those alone, however many are kept.
+    pub fn latest_requests(&self, n: usize, except_path: &str) -> Vec<BizRequest> {
+        self.shared.lock().requests.iter().rev().filter(|r| r.path != except_path).take(n).cloned().collect()
+    }
+
+    /// The newest `n` webhooks taken in, newest first.
+    pub fn latest_webhooks(&self, n: usize) -> Vec<Webhook> {
+        self.shared.lock().webhooks.iter().rev().take(n).cloned().collect()
     }
 
     /// The requests with this method (case-insensitive) and exact path.

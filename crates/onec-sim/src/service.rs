@@ -12,7 +12,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::catalogue::{product_json, report_pdf, report_xlsx, ORDERS, PHOTO_PNG, PRODUCTS, XLSX_MIME};
-use crate::{BizRequest, Mode, Shared, State, Ticket, Webhook, MAX_RECORDED, PREFIX};
+use crate::{BizRequest, Mode, Shared, State, Ticket, Webhook, PREFIX};
 
 /// Largest request body read; 1C HTTP services take small JSON bodies.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -52,6 +52,13 @@ fn header_map(headers: &HeaderMap) -> std::collections::HashMap<String, String> 
 }
 
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
+    // Only requests naming the service by its own address (`127.0.0.1:PORT`): any other name
+    // is a page of another site whose name was pointed at 127.0.0.1 (DNS rebinding).
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(|h| h.eq_ignore_ascii_case(&shared.addr.to_string())) {
+        return json_response(StatusCode::FORBIDDEN, json!({"error": "сервис отвечает только по своему адресу"}));
+    }
     let (parts, body) = req.into_parts();
     let raw: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
@@ -74,7 +81,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
     // Recorded before answering: a call okno gives up on (a slow answer) is still seen.
     let (mode, seq) = {
         let mut state = shared.lock();
-        if state.requests.len() >= MAX_RECORDED {
+        while state.requests.len() >= state.kept() {
             state.requests.pop_front();
         }
         state.seq += 1;
@@ -143,7 +150,7 @@ fn take_webhook(state: &mut State, r: &BizRequest, raw: &[u8]) -> Response {
     if !delivery.is_empty() && state.webhooks.iter().any(|w| w.delivery == delivery) {
         return json_response(StatusCode::OK, json!({"ok": true, "duplicate": true}));
     }
-    if state.webhooks.len() >= MAX_RECORDED {
+    while state.webhooks.len() >= state.kept() {
         state.webhooks.pop_front();
     }
     state.webhooks.push_back(Webhook {

@@ -12,7 +12,11 @@ const HOOK_SECRET: &str = "onec-hook-secret-0123";
 
 /// The service with its calendar on 1 July 2026.
 async fn sim() -> OneCSim {
-    let options = Options { today: Some(jiff::civil::date(2026, 7, 1)), webhook_secret: Some(HOOK_SECRET.into()) };
+    let options = Options {
+        today: Some(jiff::civil::date(2026, 7, 1)),
+        webhook_secret: Some(HOOK_SECRET.into()),
+        ..Options::default()
+    };
     OneCSim::start_with(options).await.unwrap()
 }
 
@@ -187,4 +191,51 @@ async fn a_slow_answer_is_recorded_before_it_is_made() {
     let got = biz.requests_to("GET", "/orders/100421");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].status, 0, "no answer was made");
+}
+
+#[tokio::test]
+async fn it_keeps_the_newest_requests_and_webhooks_it_is_told_to() {
+    let options = Options { webhook_secret: Some(HOOK_SECRET.into()), keep: Some(3), ..Options::default() };
+    let biz = OneCSim::start_with(options).await.unwrap();
+    for n in 1..=5 {
+        assert_eq!(get(&format!("{}/orders/99999{n}", biz.url())).await.status(), 404);
+        let body = json!({"id": format!("d-{n}"), "type": "button.pressed", "data": {"n": n}});
+        assert_eq!(deliver(&biz, &format!("d-{n}"), HOOK_SECRET, &body).await.status(), 200);
+    }
+    let kept: Vec<String> = biz.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(kept, ["/okno", "/orders/999995", "/okno"].map(String::from), "the newest three requests");
+    let hooks: Vec<i64> = biz.webhooks().iter().map(|w| w.body["data"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(hooks, [3, 4, 5], "the newest three webhooks");
+    // Read back newest first, a few at a time.
+    let latest: Vec<String> = biz.latest_requests(2, "/okno").iter().map(|r| r.path.clone()).collect();
+    assert_eq!(latest, ["/orders/999995"], "only what is kept, without the webhooks");
+    let latest: Vec<i64> = biz.latest_webhooks(2).iter().map(|w| w.body["data"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(latest, [5, 4]);
+}
+
+#[tokio::test]
+async fn a_stopped_service_frees_its_port_and_keeps_what_it_recorded() {
+    let biz = sim().await;
+    assert_eq!(get(&format!("{}/orders/100421", biz.url())).await.status(), 200);
+    assert!(!biz.is_stopping());
+    biz.stop();
+    assert!(biz.is_stopping());
+    biz.stopped().await;
+    assert!(tokio::net::TcpStream::connect(biz.local_addr()).await.is_err(), "nothing listens there any more");
+    assert_eq!(biz.requests_to("GET", "/orders/100421").len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_naming_another_host_is_refused() {
+    let biz = sim().await;
+    let port = biz.local_addr().port();
+    let r = reqwest::Client::new()
+        .get(format!("{}/orders/100421", biz.url()))
+        .header("host", format!("rebound.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(biz.requests().is_empty(), "nothing recorded, nothing answered");
+    assert_eq!(get(&format!("{}/orders/100421", biz.url())).await.status(), 200);
 }

@@ -41,12 +41,17 @@ pub struct AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    router_with(state, settings, None)
+    router_with(state, settings, None, None)
 }
 
-/// The whole HTTP surface plus `extra` routes, which get the same body limit, tracing and
-/// request metrics as okno's own.
-fn router_with(state: AppState, settings: &Settings, extra: Option<Router>) -> Router {
+/// The whole HTTP surface plus `extra` routes, which get the same body limit, tracing, request
+/// metrics and host check as okno's own.
+fn router_with(
+    state: AppState,
+    settings: &Settings,
+    extra: Option<Router>,
+    allowed_hosts: Option<ops::AllowedHosts>,
+) -> Router {
     let own: Router = Router::new()
         .nest("/api/v1", api::routes(settings))
         .merge(hooks::routes())
@@ -59,9 +64,14 @@ fn router_with(state: AppState, settings: &Settings, extra: Option<Router>) -> R
         Some(extra) => own.merge(extra),
         None => own,
     };
-    all.layer(axum::middleware::from_fn_with_state(state, ops::count_requests))
-        .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+    let all = all
+        .layer(axum::middleware::from_fn_with_state(state, ops::count_requests))
+        .layer(DefaultBodyLimit::max(settings.limits.max_body_bytes));
+    let all = match allowed_hosts {
+        Some(hosts) => all.layer(axum::middleware::from_fn_with_state(hosts, ops::only_allowed_hosts)),
+        None => all,
+    };
+    all.layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// What a program embedding okno adds to it (`okno demo` does; `okno serve` adds nothing).
@@ -70,9 +80,17 @@ pub struct Extras {
     /// Routes served beside okno's own. Their paths must be ones okno does not use (the
     /// demo's live under `/demo`): a path served twice is a programming error axum refuses.
     pub routes: Option<Router>,
-    /// Marks the operator UI as a demonstration: a banner on every page and the demo
-    /// administrator's credentials on the login page.
-    pub demo: Option<ui::DemoNotice>,
+    /// What the operator UI says on every page and on the login page.
+    pub notice: Option<ui::Notice>,
+    /// The only `Host` names (with the port) okno answers to; any other gets 403
+    /// `host_not_allowed` on every path, the embedder's included. A program serving okno on a
+    /// loopback address passes the names of that address, so that a page of another site
+    /// whose name was pointed at 127.0.0.1 (DNS rebinding) is not taken for okno. `None`:
+    /// any host.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Private addresses (IP and port) okno may call even when private targets are not
+    /// allowed: the services the program runs beside okno.
+    pub private_target_exceptions: Vec<SocketAddr>,
 }
 
 /// A running okno: its address, its engine, and the handle to stop it.
@@ -150,16 +168,18 @@ pub async fn start_with_extras(
 ) -> Result<Running> {
     let addr = listener.local_addr().map_err(|e| Error::internal(format!("listener: {e}")))?;
     let public_url = settings.public_url(addr);
-    let engine = Engine::new(store, engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone()))?;
+    let mut cfg = engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone());
+    cfg.private_target_exceptions = extras.private_target_exceptions;
+    let engine = Engine::new(store, cfg)?;
     let shutdown = CancellationToken::new();
     let mut ui = ui::Ui::new(settings, &public_url)?;
-    ui.demo = extras.demo;
+    ui.notice = extras.notice;
     let ui = Arc::new(ui);
     let state =
         AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
     ui::spawn_upkeep(&state);
     spawn_statistics(engine.store.clone(), shutdown.clone());
-    let app = router_with(state, settings, extras.routes);
+    let app = router_with(state, settings, extras.routes, extras.allowed_hosts.map(ops::AllowedHosts::new));
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -193,6 +213,7 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         data_dir,
         public_url,
         allow_private_targets: s.allow_private_targets,
+        private_target_exceptions: Vec::new(),
         max_attachment_bytes: s.limits.max_attachment_bytes as u64,
         workers: d.workers,
         bulk_workers: d.bulk_workers,

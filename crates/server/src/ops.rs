@@ -63,3 +63,42 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
     state.engine.metrics.http(&method, resp.status().as_u16());
     resp
 }
+
+/// The `Host` names (with the port) okno answers to, when the program embedding it restricts
+/// them; see [`crate::Extras::allowed_hosts`].
+#[derive(Debug, Clone)]
+pub struct AllowedHosts(std::sync::Arc<[String]>);
+
+impl AllowedHosts {
+    /// `hosts` as a browser sends them: `127.0.0.1:8080`, `localhost:8080`, `[::1]:8080`.
+    pub fn new(hosts: Vec<String>) -> AllowedHosts {
+        AllowedHosts(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.0.contains(&host)
+    }
+}
+
+/// Refuses a request whose `Host` (or, without one, the authority of its URI) is not one of
+/// the allowed names — before its body is read.
+pub async fn only_allowed_hosts(State(allowed): State<AllowedHosts>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .unwrap_or_default();
+    if allowed.allows(&host) {
+        return next.run(req).await;
+    }
+    let first = allowed.0.first().map(String::as_str).unwrap_or("");
+    ApiError(Error::new(
+        ErrorKind::Forbidden,
+        "host_not_allowed",
+        format!("this okno answers only at http://{first}/ (the address asked for was `{host}`)"),
+    ))
+    .into_response()
+}

@@ -127,6 +127,33 @@ pub struct CallbackAnswer {
     pub after: Duration,
 }
 
+/// How much of what it records the simulator keeps, per bot. The default,
+/// [`Retention::ALL`], keeps everything: tests and benchmarks read it all back. A simulator
+/// that runs for as long as someone likes (okno demo's) keeps the newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Records of send*/edit* calls ([`TelegramSim::sent`]), and as many sendChatAction.
+    pub sent: usize,
+    /// Button presses and their answers ([`TelegramSim::presses`]); an older press leaves its
+    /// chat and can no longer be answered.
+    pub presses: usize,
+    /// Bytes of the files people and the bot sent; beyond it the oldest files are forgotten
+    /// (`getFile` no longer knows them) — the newest is kept whatever its size. The send
+    /// records hold copies of the bot's files and keep as many bytes of them.
+    pub file_bytes: u64,
+}
+
+impl Retention {
+    /// Everything, for as long as the simulator runs.
+    pub const ALL: Retention = Retention { sent: usize::MAX, presses: usize::MAX, file_bytes: u64::MAX };
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::ALL
+    }
+}
+
 /// A button press in a chat, as [`TelegramSim::presses`] lists it.
 #[derive(Debug, Clone)]
 pub struct ButtonPress {
@@ -183,14 +210,41 @@ impl TelegramSim {
     pub async fn try_start() -> std::io::Result<TelegramSim> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let inner = Arc::new(Inner::new(format!("http://{addr}"))?);
+        let inner = Arc::new(Inner::new(addr)?);
         let app = server::router(inner.clone());
+        let server = inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let stopping = server.clone();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopping.stopping().await });
+            if let Err(e) = serve.await {
                 eprintln!("telegram-sim: the HTTP server stopped: {e}");
             }
+            server.done.send_replace(true);
         });
         Ok(TelegramSim { inner })
+    }
+
+    /// Stops the server: it takes no more connections, a parked `getUpdates` answers at once,
+    /// webhook deliveries end. What it recorded stays readable.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+    }
+
+    /// Whether [`TelegramSim::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.inner.stop.borrow()
+    }
+
+    /// Waits until the server has stopped (after [`TelegramSim::stop`]) and its last
+    /// connection has ended; its port is free again.
+    pub async fn stopped(&self) {
+        let mut done = self.inner.done.subscribe();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// The address the server listens on (127.0.0.1 and its port).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.inner.addr
     }
 
     /// E.g. "http://127.0.0.1:PORT"; requests go to `{api_base}/bot<token>/<method>`.
@@ -236,9 +290,26 @@ impl TelegramSim {
             .split_once(':')
             .and_then(|(id, _)| id.parse::<i64>().ok())
             .unwrap_or_else(|| 5_000_000_000 + world.bots.len() as i64 + 1);
+        let retention = world.retention;
         let bot = world.bots.entry(token.to_string()).or_insert_with(|| Bot::new(id, username));
         bot.activity = self.inner.activity.clone();
+        bot.retention = retention;
         Ok(id)
+    }
+
+    /// How much every bot keeps.
+    pub fn retention(&self) -> Retention {
+        self.inner.world().retention
+    }
+
+    /// How much every bot keeps from now on (what is already beyond it goes with the next
+    /// record).
+    pub fn set_retention(&self, retention: Retention) {
+        let mut world = self.inner.world();
+        world.retention = retention;
+        for bot in world.bots.values_mut() {
+            bot.retention = retention;
+        }
     }
 
     /// Telegram's rate limits on (the default) or off (for throughput benchmarks).
@@ -357,7 +428,7 @@ impl TelegramSim {
                 .filter_map(|id| {
                     let p = bot.presses.get(&id)?;
                     Some(ButtonPress {
-                        answer: bot.answers.iter().find(|a| a.callback_query_id == id).cloned(),
+                        answer: bot.answers.iter().rev().find(|a| a.callback_query_id == id).cloned(),
                         id,
                         user_id: p.user_id,
                         chat_id: p.chat_id,
@@ -389,7 +460,7 @@ impl TelegramSim {
 
     /// Every successful send*/edit* call of the bot, in order.
     pub fn sent(&self, token: &str) -> Vec<Sent> {
-        self.must_bot(token, |bot| bot.sent.clone())
+        self.must_bot(token, |bot| bot.sent.iter().cloned().collect())
     }
 
     /// The successful send*/edit* calls into one chat, in order.
@@ -427,12 +498,12 @@ impl TelegramSim {
 
     /// Every answerCallbackQuery, in order.
     pub fn callback_answers(&self, token: &str) -> Vec<CallbackAnswer> {
-        self.must_bot(token, |bot| bot.answers.clone())
+        self.must_bot(token, |bot| bot.answers.iter().cloned().collect())
     }
 
     /// Every sendChatAction as (chat_id, action), in order.
     pub fn chat_actions(&self, token: &str) -> Vec<(i64, String)> {
-        self.must_bot(token, |bot| bot.actions.clone())
+        self.must_bot(token, |bot| bot.actions.iter().cloned().collect())
     }
 
     /// The `commands` of the last setMyCommands (JSON null if never called).

@@ -421,7 +421,7 @@ fn send_message(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     let inline = markup.as_ref().and_then(Markup::inline);
     let (message_id, json) = cx.bot.new_message(chat_id, from, text_fields(&parsed), reply_to, true, inline)?;
     keep_keyboard(cx.bot, chat_id, markup.as_ref());
-    cx.bot.sent.push(Sent {
+    cx.bot.record_sent(Sent {
         text: Some(raw),
         plain: Some(parsed.text),
         parse_mode,
@@ -585,7 +585,7 @@ fn send_media(cx: &mut Ctx<'_>, p: &Params, kind: Media) -> Answer {
     let inline = markup.as_ref().and_then(Markup::inline);
     let (message_id, json) = cx.bot.new_message(chat_id, from, fields, reply_to, true, inline)?;
     keep_keyboard(cx.bot, chat_id, markup.as_ref());
-    cx.bot.sent.push(Sent {
+    cx.bot.record_sent(Sent {
         plain: caption.map(|c| c.text),
         caption: caption_raw,
         parse_mode,
@@ -664,7 +664,7 @@ fn edit_text(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.markup = keyboard;
     let json = stored.json.clone();
     cx.bot.touch();
-    cx.bot.sent.push(Sent {
+    cx.bot.record_sent(Sent {
         text: Some(raw),
         plain: Some(parsed.text),
         parse_mode,
@@ -693,7 +693,7 @@ fn edit_markup(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     stored.markup = keyboard;
     let json = stored.json.clone();
     cx.bot.touch();
-    cx.bot.sent.push(Sent { reply_markup: markup_given, ..Sent::new("editMessageReplyMarkup", chat_id, message_id) });
+    cx.bot.record_sent(Sent { reply_markup: markup_given, ..Sent::new("editMessageReplyMarkup", chat_id, message_id) });
     Ok(Reply::ok(json))
 }
 
@@ -727,7 +727,7 @@ fn answer_callback(cx: &mut Ctx<'_>, p: &Params) -> Answer {
     let press = cx.bot.presses.get_mut(id).ok_or_else(too_old)?;
     press.answered = true;
     let after = press.at.elapsed();
-    cx.bot.answers.push(CallbackAnswer {
+    cx.bot.record_answer(CallbackAnswer {
         callback_query_id: id.to_string(),
         text: text.map(str::to_string),
         show_alert: p.bool("show_alert"),
@@ -765,7 +765,7 @@ fn chat_action(cx: &mut Ctx<'_>, p: &Params) -> Answer {
         return Err(ApiError::bad("wrong parameter action in request"));
     }
     check_chat(cx.bot, chat_id)?;
-    cx.bot.actions.push((chat_id, action.to_string()));
+    cx.bot.record_action(chat_id, action.to_string());
     Ok(Reply::ok(true.into()))
 }
 

@@ -57,7 +57,19 @@ pub(crate) fn token_well_formed(token: &str) -> bool {
     !token.is_empty() && !token.starts_with('0') && token.len() <= 80 && token.contains(':')
 }
 
+/// Whether the request names the simulator by its own address (`127.0.0.1:PORT`, as
+/// [`crate::TelegramSim::api_base`] gives it): any other name is a page of another site whose
+/// name was pointed at 127.0.0.1 (DNS rebinding), and the bots' tokens are no secret.
+fn addressed_to(inner: &Inner, req: &Request) -> bool {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or_else(|| req.uri().authority().map(|a| a.as_str()));
+    host.is_some_and(|h| h.eq_ignore_ascii_case(&inner.addr.to_string()))
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    if !addressed_to(&inner, &req) {
+        return respond(Err(ApiError::new(403, "Forbidden: the simulator answers only at its own address")));
+    }
     let path = req.uri().path().to_string();
     if let Some(rest) = path.strip_prefix("/file/bot") {
         return download(&inner, rest);
@@ -182,6 +194,8 @@ async fn get_updates(inner: &Arc<Inner>, token: &str, p: &Params) -> Answer {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return Ok(Reply::ok(json!([]))),
+            // The server is stopping: a parked poll must not keep it up.
+            _ = inner.stopping() => return Ok(Reply::ok(json!([]))),
         }
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::{CallbackAnswer, Sent, SimError};
+use crate::{CallbackAnswer, Retention, Sent, SimError};
 
 /// Shared by the handle, the HTTP server and the webhook senders.
 pub(crate) struct Inner {
@@ -19,12 +19,18 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// `http://127.0.0.1:PORT`
     pub(crate) base: String,
+    /// `127.0.0.1:PORT`
+    pub(crate) addr: std::net::SocketAddr,
     /// Rung on every change a person would see in a chat (shared with every bot).
     pub(crate) activity: Arc<watch::Sender<u64>>,
+    /// Set to stop the server.
+    pub(crate) stop: watch::Sender<bool>,
+    /// Set once the server has stopped.
+    pub(crate) done: watch::Sender<bool>,
 }
 
 impl Inner {
-    pub(crate) fn new(base: String) -> std::io::Result<Inner> {
+    pub(crate) fn new(addr: std::net::SocketAddr) -> std::io::Result<Inner> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -34,11 +40,21 @@ impl Inner {
                 bots: HashMap::new(),
                 limits_on: true,
                 callback_timeout: Duration::from_secs(15),
+                retention: Retention::ALL,
             }),
             http,
-            base,
+            base: format!("http://{addr}"),
+            addr,
             activity: Arc::new(watch::channel(0u64).0),
+            stop: watch::channel(false).0,
+            done: watch::channel(false).0,
         })
+    }
+
+    /// Resolves once the server is told to stop.
+    pub(crate) async fn stopping(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|s| *s).await;
     }
 
     /// Locks the world; a panic elsewhere (a failed test assertion) does not poison it for
@@ -54,6 +70,8 @@ pub(crate) struct World {
     pub limits_on: bool,
     /// How long after a press `answerCallbackQuery` is still accepted.
     pub callback_timeout: Duration,
+    /// How much every bot keeps of what it records.
+    pub retention: Retention,
 }
 
 impl World {
@@ -276,10 +294,19 @@ pub(crate) struct Bot {
     pub chats: HashMap<i64, Chat>,
     pub people: HashMap<i64, Person>,
     pub files: HashMap<String, StoredFile>,
-    pub sent: Vec<Sent>,
+    /// The files with bytes, oldest first, and how many bytes they hold.
+    file_order: VecDeque<String>,
+    file_bytes: u64,
+    pub sent: VecDeque<Sent>,
+    /// Bytes of the files the send records hold.
+    sent_bytes: u64,
     pub presses: HashMap<String, Press>,
-    pub answers: Vec<CallbackAnswer>,
-    pub actions: Vec<(i64, String)>,
+    /// The presses, oldest first.
+    press_order: VecDeque<String>,
+    pub answers: VecDeque<CallbackAnswer>,
+    pub actions: VecDeque<(i64, String)>,
+    /// How much of the above is kept.
+    pub retention: Retention,
     pub commands: Value,
     pub rate_limited: usize,
     pub calls: HashMap<String, usize>,
@@ -309,10 +336,15 @@ impl Bot {
             chats: HashMap::new(),
             people: HashMap::new(),
             files: HashMap::new(),
-            sent: Vec::new(),
+            file_order: VecDeque::new(),
+            file_bytes: 0,
+            sent: VecDeque::new(),
+            sent_bytes: 0,
             presses: HashMap::new(),
-            answers: Vec::new(),
-            actions: Vec::new(),
+            press_order: VecDeque::new(),
+            answers: VecDeque::new(),
+            actions: VecDeque::new(),
+            retention: Retention::ALL,
             commands: Value::Null,
             rate_limited: 0,
             calls: HashMap::new(),
@@ -326,6 +358,54 @@ impl Bot {
     /// Tells watchers of the chats (the demo's phone page) that something changed.
     pub(crate) fn touch(&self) {
         self.activity.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Records a successful send or edit, dropping the oldest records beyond the retention —
+    /// in number, and in the bytes of the files they hold (the newest is kept).
+    pub(crate) fn record_sent(&mut self, sent: Sent) {
+        let size = |s: &Sent| s.file.as_ref().map(|f| f.bytes.len() as u64).unwrap_or(0);
+        self.sent_bytes += size(&sent);
+        self.sent.push_back(sent);
+        while self.sent.len() > self.retention.sent
+            || (self.sent_bytes > self.retention.file_bytes && self.sent.len() > 1)
+        {
+            let Some(old) = self.sent.pop_front() else { break };
+            self.sent_bytes -= size(&old);
+        }
+    }
+
+    /// Records a sendChatAction, as many as send records are kept.
+    pub(crate) fn record_action(&mut self, chat_id: i64, action: String) {
+        self.actions.push_back((chat_id, action));
+        while self.actions.len() > self.retention.sent {
+            self.actions.pop_front();
+        }
+    }
+
+    /// Records a button press in its chat; beyond the retention the oldest press goes, from
+    /// its chat too, and can no longer be answered.
+    pub(crate) fn record_press(&mut self, id: String, press: Press) -> Result<(), SimError> {
+        let chat_id = press.chat_id;
+        self.chat_mut(chat_id)?.presses.push(id.clone());
+        self.presses.insert(id.clone(), press);
+        self.press_order.push_back(id);
+        while self.press_order.len() > self.retention.presses {
+            let Some(old) = self.press_order.pop_front() else { break };
+            if let Some(p) = self.presses.remove(&old) {
+                if let Some(chat) = self.chats.get_mut(&p.chat_id) {
+                    chat.presses.retain(|x| *x != old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an answerCallbackQuery, as many as presses are kept.
+    pub(crate) fn record_answer(&mut self, answer: CallbackAnswer) {
+        self.answers.push_back(answer);
+        while self.answers.len() > self.retention.presses {
+            self.answers.pop_front();
+        }
     }
 
     /// A number unique within this bot (file ids, callback ids).
@@ -470,6 +550,17 @@ impl Bot {
             mime,
         };
         self.files.insert(file.file_id.clone(), file.clone());
+        if let Some(b) = &file.bytes {
+            self.file_bytes += b.len() as u64;
+            self.file_order.push_back(file.file_id.clone());
+            // The oldest files go first; the newest stays whatever its size.
+            while self.file_bytes > self.retention.file_bytes && self.file_order.len() > 1 {
+                let Some(old) = self.file_order.pop_front() else { break };
+                if let Some(gone) = self.files.remove(&old) {
+                    self.file_bytes -= gone.bytes.map(|b| b.len() as u64).unwrap_or(0);
+                }
+            }
+        }
         file
     }
 

@@ -199,7 +199,7 @@ fn callback_query(
     let label = button_label(bot, chat_id, message_id, data).unwrap_or_default();
     let n = bot.next_seq();
     let id = format!("{}", 4_382_000_000_000_000_000u64 + (bot.id.rem_euclid(1_000_000) as u64) * 1_000_000 + n);
-    bot.presses.insert(
+    bot.record_press(
         id.clone(),
         Press {
             at: Instant::now(),
@@ -212,8 +212,7 @@ fn callback_query(
             after_message_id,
             date: unix_now(),
         },
-    );
-    bot.chat_mut(chat_id)?.presses.push(id.clone());
+    )?;
     bot.touch();
     let from = bot.person_json(user_id);
     let body = json!({

@@ -18,6 +18,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(crate) async fn deliver(inner: Arc<Inner>, token: String, generation: u64) {
     let mut backoff = FIRST_BACKOFF;
     loop {
+        if *inner.stop.borrow() {
+            return;
+        }
         let (next, mut changes) = {
             let mut world = inner.world();
             let Ok(bot) = world.bot(&token) else { return };
@@ -30,8 +33,9 @@ pub(crate) async fn deliver(inner: Arc<Inner>, token: String, generation: u64) {
             (next, changes)
         };
         let Some((update_id, body, url, secret)) = next else {
-            if changes.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = inner.stopping() => return,
             }
             continue;
         };

@@ -884,3 +884,92 @@ async fn a_chat_timeline_has_both_sides_edits_presses_and_the_reply_keyboard() {
     sim.stranger(TOKEN, 43);
     assert!(!sim.started(TOKEN, 43).unwrap(), "a stranger has not pressed Start");
 }
+
+#[tokio::test]
+async fn with_a_retention_the_newest_records_presses_and_files_are_kept() {
+    let (sim, http) = setup().await;
+    sim.set_retention(okno_telegram_sim::Retention { sent: 2, presses: 2, file_bytes: 10 });
+    sim.set_limits(false);
+    let ann = sim.user(TOKEN, 7001, "Ann");
+    let keyboard = json!({"inline_keyboard": [[{"text": "Yes", "callback_data": "yes"}]]});
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let sent = call(
+            &http,
+            &sim,
+            "sendMessage",
+            json!({"chat_id": 7001, "text": format!("Pick {n}"), "reply_markup": keyboard}),
+        )
+        .await;
+        ids.push(sent.assert_ok()["message_id"].as_i64().unwrap());
+    }
+    let texts: Vec<String> = sim.sent(TOKEN).into_iter().filter_map(|s| s.plain).collect();
+    assert_eq!(texts, ["Pick 2", "Pick 3"], "the newest two records");
+    assert_eq!(sim.timeline(TOKEN, 7001).unwrap().len(), 3, "the chat itself keeps its messages");
+
+    let presses: Vec<String> = ids.iter().map(|id| ann.press(*id, "yes")).collect();
+    let in_chat: Vec<String> = sim.presses(TOKEN, 7001).unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(in_chat, presses[1..], "the newest two presses");
+    call(&http, &sim, "answerCallbackQuery", json!({"callback_query_id": presses[0]}))
+        .await
+        .assert_error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid");
+    for p in &presses[1..] {
+        call(&http, &sim, "answerCallbackQuery", json!({"callback_query_id": p, "text": "ok"})).await.assert_ok();
+    }
+    assert!(sim.presses(TOKEN, 7001).unwrap().iter().all(|p| p.answer.is_some()), "their answers are kept");
+
+    // Files: 6 + 6 bytes is over 10, so the first is forgotten; the newest stays.
+    ann.send_document(b"first!", "a.txt", "text/plain");
+    ann.send_document(b"second", "b.txt", "text/plain");
+    let updates = call(&http, &sim, "getUpdates", json!({})).await;
+    let docs: Vec<Value> =
+        updates.assert_ok().as_array().unwrap().iter().filter_map(|u| u["message"].get("document").cloned()).collect();
+    call(&http, &sim, "getFile", json!({"file_id": docs[0]["file_id"]}))
+        .await
+        .assert_error(400, "Bad Request: invalid file_id");
+    call(&http, &sim, "getFile", json!({"file_id": docs[1]["file_id"]})).await.assert_ok();
+    let second = sim.file(TOKEN, docs[1]["file_id"].as_str().unwrap()).unwrap().unwrap();
+    assert_eq!(&second.bytes[..], b"second");
+
+    // The bot's files: the send records hold copies, as many bytes of them.
+    for (name, bytes) in [("c.txt", b"third!"), ("d.txt", b"fourth")] {
+        let (content_type, body) =
+            multipart(&[("chat_id", None, b"7001"), ("document", Some((name, "text/plain")), bytes)]);
+        let sent =
+            http.post(url(&sim, "sendDocument")).header("content-type", content_type).body(body).send().await.unwrap();
+        answer(sent).await.assert_ok();
+    }
+    let records: Vec<String> = sim.sent(TOKEN).into_iter().filter_map(|s| s.file.map(|f| f.name)).collect();
+    assert_eq!(records, ["d.txt"], "6 + 6 bytes is over 10: the newest record alone");
+}
+
+#[tokio::test]
+async fn a_request_naming_another_host_is_refused() {
+    let (sim, http) = setup().await;
+    let port = sim.local_addr().port();
+    for host in [format!("rebound.example:{port}"), format!("localhost:{port}")] {
+        let r = http.post(url(&sim, "getMe")).header("host", host.clone()).send().await.unwrap();
+        answer(r).await.assert_error(403, "Forbidden: the simulator answers only at its own address");
+    }
+    call(&http, &sim, "getMe", json!({})).await.assert_ok();
+    assert_eq!(sim.calls(TOKEN, "getMe"), 1, "the refused calls never reached the bot");
+}
+
+#[tokio::test]
+async fn a_stopped_simulator_ends_a_parked_poll_and_frees_its_port() {
+    let (sim, http) = setup().await;
+    let poll = tokio::spawn({
+        let (http, url) = (http.clone(), url(&sim, "getUpdates"));
+        async move { http.post(url).json(&json!({"timeout": 50})).send().await.unwrap().json::<Value>().await.unwrap() }
+    });
+    // The poll is parked once the bot has seen it.
+    while sim.calls(TOKEN, "getUpdates") == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!sim.is_stopping());
+    sim.stop();
+    assert!(sim.is_stopping());
+    assert_eq!(poll.await.unwrap(), json!({"ok": true, "result": []}), "the parked poll is answered");
+    sim.stopped().await;
+    assert!(tokio::net::TcpStream::connect(sim.local_addr()).await.is_err(), "nothing listens there any more");
+}

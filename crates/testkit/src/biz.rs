@@ -27,7 +27,7 @@ impl std::ops::Deref for BizSim {
 impl BizSim {
     /// Starts on 127.0.0.1:0 with today = 1 July 2026.
     pub async fn start() -> BizSim {
-        let options = Options { today: Some(jiff::civil::date(2026, 7, 1)), webhook_secret: None };
+        let options = Options { today: Some(jiff::civil::date(2026, 7, 1)), ..Options::default() };
         BizSim(OneCSim::start_with(options).await.expect("biz-sim: starting on 127.0.0.1:0"))
     }
 

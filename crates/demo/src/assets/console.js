@@ -170,6 +170,13 @@
     });
   }
 
+  // «Пётр Петров pressed «✅ Согласую отгрузку» — an answer to a notification: approve»
+  function pressed(p) {
+    var text = (p.who ? p.who + " " : "") + T.demo_pressed + " «" + p.label + "» — " + (T["demo_press_" + p.kind] || T.demo_press_button);
+    if (p.answer !== undefined && p.answer !== null) text += ": " + p.answer;
+    return text;
+  }
+
   function drawWebhooks(list) {
     var box = $("webhooks");
     box.textContent = "";
@@ -183,8 +190,8 @@
       var d = w.data || {};
       var summary = w.event === "task.claimed" && d.executor ? T.demo_task_claimed_by + " " + d.executor.name
         : w.event === "survey.answered" ? (d.contact ? d.contact.name + ": " : "") + (d.question ? d.question.id : "") + " → " + (d.answer !== undefined ? d.answer : "")
-        : d.answer !== undefined && d.answer !== null ? "answer = " + d.answer
-        : d.text || d.button_data || "";
+        : w.press ? pressed(w.press)
+        : d.text || "";
       if (summary) head.appendChild(el("span", null, summary));
       row.appendChild(head);
       var det = el("details");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use okno_demo::cast::{self, PEOPLE};
-use okno_demo::Demo;
+use okno_demo::{Demo, Options};
 use okno_server::Settings;
 use okno_testkit::eventually;
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ fn settings() -> Settings {
 
 pub(super) async fn start() -> World {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let demo = Demo::start_on(&settings(), None, listener).await.expect("the demo starts");
+    let demo = Demo::start_on(&settings(), Options::default(), listener).await.expect("the demo starts");
     World { url: demo.url.clone(), data_dir: demo.data_dir.clone(), demo: Some(demo), http: reqwest::Client::new() }
 }
 
@@ -296,6 +296,12 @@ async fn a_notification_answered_with_a_button_comes_back_to_okno_and_to_1c() {
             .any(|h| h["event"] == "button.pressed" && h["data"]["answer"] == "approve"),
         "{console}"
     );
+    let press = console["webhooks"].as_array().unwrap().iter().find(|h| h["data"]["answer"] == "approve").unwrap();
+    assert_eq!(
+        press["press"],
+        json!({"who": "Пётр Петров", "label": "✅ Согласую отгрузку", "kind": "answer", "answer": "approve"}),
+        "the console says what was pressed, not the button's data"
+    );
 }
 
 #[tokio::test]
@@ -314,6 +320,21 @@ async fn the_menu_bot_finds_a_product_in_1c_and_the_vacation_form_reaches_1c_and
     assert_eq!(searches.len(), 1);
     assert_eq!(searches[0].q("q"), "дрель");
     assert_eq!(w.demo().onec().requests_to("GET", "/products/DR-002").len(), 1, "the card came from 1C");
+    // 1C was told of her press; the console says who pressed which button of which menu.
+    let press = eventually(20, || async {
+        let (_, console) = w.get("/demo/api/console").await;
+        console["webhooks"]
+            .as_array()?
+            .iter()
+            .find(|h| h["press"]["label"] == "🔎 Информация о товаре")
+            .map(|h| h["press"].clone())
+    })
+    .await
+    .expect("the console shows the menu press");
+    assert_eq!(
+        press,
+        json!({"who": "Анна Иванова", "label": "🔎 Информация о товаре", "kind": "bot_menu", "answer": null})
+    );
 
     // A question to the director, answered with Reply on his phone.
     let before = w.last_id("ivanova", "staff").await;
@@ -542,22 +563,24 @@ async fn a_customer_is_answered_from_the_operator_window_which_says_it_is_the_de
     let handed = w.wait_text("belova", "shop", menu["message_id"].as_i64().unwrap(), "Менеджер скоро ответит").await;
     w.say("belova", "shop", "Есть ли доставка в субботу?").await;
 
-    // The operator signs in with the credentials the login page shows.
+    // The operator signs in with the credentials the login page shows: this demo's own password.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut op = Operator { http, url: w.url.clone(), cookies: Vec::new() };
     let (_, login_page) = op.get("/login").await;
-    assert!(login_page.contains("id=\"demo-creds\""), "the login page says it is the demo");
-    let shown_login = login_page.split("id=\"demo-login\">").nth(1).unwrap().split('<').next().unwrap().to_string();
-    let shown_password =
-        login_page.split("id=\"demo-password\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    let login_page = login_page.replace("&#x2f;", "/");
+    let password = w.demo().admin_password.clone();
+    assert!(password.len() >= 16 && password != "okno-demo", "a new password for every demo: {password}");
+    let shown = login_page.split("id=\"notice-login\">").nth(1).expect("the login page says it is the demo");
+    let shown = shown.split("</div>").next().unwrap();
+    assert!(shown.contains(&format!("admin / {password}")), "the login page shows the credentials: {shown}");
     let csrf = hidden(&login_page, "csrf");
-    let (status, _) =
-        op.post("/login", &[("csrf", &csrf), ("login", &shown_login), ("password", &shown_password)]).await;
+    let (status, _) = op.post("/login", &[("csrf", &csrf), ("login", "admin"), ("password", &password)]).await;
     assert_eq!(status, 303, "the shown credentials sign in");
     let (status, inbox) = op.get("/ui/inbox").await;
     assert_eq!(status, 200);
+    let inbox = inbox.replace("&#x2f;", "/");
     assert!(
-        inbox.contains("id=\"demo-banner\"") && inbox.contains("id=\"demo-phone-link\""),
+        inbox.contains("id=\"notice-banner\"") && inbox.contains("href=\"/demo/phone\""),
         "every page says it is the demo: {inbox}"
     );
 
@@ -622,13 +645,159 @@ async fn the_phone_refuses_what_no_telegram_client_could_send() {
         400
     );
     assert_eq!(w.get("/demo/api/files/staff/nope").await.0, 404);
+    // A file without its name: the API's error, in JSON.
+    let r = post_file("/demo/api/phone/petrov/staff/file".into(), b"%PDF".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
     // An action without the demo's header (a form of another site) is refused.
     let r =
         w.http.post(format!("{}{}", w.url, send("petrov", "staff"))).body(r#"{"text": "hi"}"#).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    // … before its body is read: a file announced as larger than the phone's limit, without the
+    // header, is refused for the header (a body read first would be refused for its size).
+    let (status, body) =
+        raw_post(&w.url, "/demo/api/phone/petrov/staff/file?name=a.pdf", &[("content-length", "11000000")]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("demo_header_missing"), "{body}");
     // The bot saw none of it: its last message is still the menu.
     assert_eq!(w.last_id("petrov", "staff").await, menu["message_id"].as_i64().unwrap());
     assert_eq!(w.get("/demo/phone").await.0, 200);
+}
+
+/// A request written by hand — headers only, whatever they announce — and the answer's status
+/// and body.
+async fn raw_post(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The answer comes, and the connection closes, without the body ever being sent.
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn the_demo_answers_only_at_its_own_address_and_calls_only_its_own_simulators() {
+    let w = start().await;
+    let port = w.demo().running().addr.port();
+    let get_as = |host: String, path: &str| {
+        w.http.get(format!("{}{path}", w.url)).header("host", host).bearer_auth(&w.demo().api_token).send()
+    };
+    // A page of another site whose name was pointed at 127.0.0.1 (DNS rebinding) reaches
+    // nothing: not the demo's pages, not okno's.
+    for path in ["/demo/api/people", "/demo/api/console", "/login", "/api/v1/channels", "/healthz"] {
+        let r = get_as(format!("rebound.example:{port}"), path).await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "host_not_allowed", "{path}: {body}");
+    }
+    let r = get_as("127.0.0.1:1".into(), "/login").await.unwrap();
+    assert_eq!(r.status(), 403, "another port is another site");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("LOCALHOST:{port}")] {
+        assert_eq!(get_as(host.clone(), "/demo/api/people").await.unwrap().status(), 200, "{host}");
+    }
+    // Nor does an action: refused before anything is read.
+    let (status, body) = {
+        let r = w
+            .http
+            .post(format!("{}/demo/api/console/task", w.url))
+            .header("host", format!("rebound.example:{port}"))
+            .header("x-okno-demo", "1")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(status, 403, "{body}");
+
+    // okno called the simulated Telegram and 1C all along (the company is set up, 1C is
+    // subscribed); any other private address stays refused.
+    let hooks = w.api("/webhooks").await;
+    assert!(hooks["items"].as_array().unwrap().iter().any(|h| h["url"] == w.demo().onec().webhook_url()), "{hooks}");
+    let r = w
+        .http
+        .post(format!("{}/api/v1/webhooks", w.url))
+        .bearer_auth(&w.demo().api_token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["message.received"], "secret": "0123456789abcdef"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "private_target", "{body}");
+}
+
+/// GET requests okno has answered so far (its own and the demo's pages').
+fn gets_served(w: &World) -> u64 {
+    w.demo()
+        .running()
+        .engine
+        .metrics
+        .render(0)
+        .lines()
+        .filter(|l| l.starts_with("okno_http_requests_total{") && l.contains("method=\"GET\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn the_console_is_cheap_and_the_simulators_keep_only_the_newest() {
+    let w = start().await;
+    // The simulators of a demo that runs for days keep bounded memory.
+    assert_eq!(w.demo().telegram().retention(), okno_demo::TELEGRAM_RETENTION);
+    assert_eq!(w.demo().onec().kept(), okno_demo::ONEC_KEPT);
+
+    // A posted event is asked of okno until it is settled; from then on a look at the console
+    // asks okno nothing.
+    let posted = w.post_event("02_order_blocked.json").await;
+    w.settled(posted["answer"]["id"].as_str().unwrap()).await;
+    let (status, _) = w.get("/demo/api/console").await;
+    assert_eq!(status, 200);
+    let before = gets_served(&w);
+    for _ in 0..3 {
+        let (_, console) = w.get("/demo/api/console").await;
+        assert_eq!(console["posted"][0]["event"]["deliveries"][0]["name"], "Пётр Петров", "{console}");
+    }
+    assert_eq!(gets_served(&w) - before, 3, "three looks at the console, and nothing asked of okno");
+}
+
+#[tokio::test]
+async fn the_demo_listens_for_other_computers_only_when_told_to() {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = Demo::start_on(&settings(), Options::default(), listener).await.err().expect("refused");
+    assert_eq!(err.code, "demo_listen_not_local", "{}", err.message);
+    assert!(err.message.contains("--public"), "{}", err.message);
+
+    // Told to: any host name reaches it, and the login page no longer shows the password (it
+    // is printed where the demo was started).
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let options = Options { public: true, ..Options::default() };
+    let demo = Demo::start_on(&settings(), options, listener).await.expect("a public demo starts");
+    assert!(demo.instructions().contains(&demo.admin_password), "the password is printed");
+    assert!(demo.instructions().contains("--public"), "with a word of warning");
+    let port = demo.running().addr.port();
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .header("host", format!("demo.office.lan:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"notice-login\""), "the login page still says it is the demo");
+    assert!(!page.contains(&demo.admin_password), "but not the password");
+    let data_dir = demo.data_dir.clone();
+    demo.stop().await;
+    assert!(!data_dir.exists());
 }
 
 #[tokio::test]
@@ -637,7 +806,8 @@ async fn the_demo_refuses_a_folder_with_something_in_it_and_a_configured_databas
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("okno.db"), b"someone's data").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = Demo::start_on(&settings(), Some(dir.clone()), listener).await.err().expect("refused");
+    let options = Options { data_dir: Some(dir.clone()), ..Options::default() };
+    let err = Demo::start_on(&settings(), options, listener).await.err().expect("refused");
     assert_eq!(err.code, "demo_folder_not_empty", "{}", err.message);
     assert!(err.message.contains(&dir.display().to_string()), "{}", err.message);
     assert_eq!(std::fs::read(dir.join("okno.db")).unwrap(), b"someone's data", "the folder is untouched");
@@ -647,18 +817,24 @@ async fn the_demo_refuses_a_folder_with_something_in_it_and_a_configured_databas
     let mut s = settings();
     s.database_url = Some("postgres://okno@127.0.0.1/okno".to_string().into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = Demo::start_on(&s, None, listener).await.err().expect("refused");
+    let err = Demo::start_on(&s, Options::default(), listener).await.err().expect("refused");
     assert_eq!(err.code, "demo_database_configured");
     assert!(err.message.contains("PostgreSQL"), "{}", err.message);
 
-    // A new folder is made, used, and kept (only the default throwaway one is removed).
+    // A new folder is made, used, and kept (only the default throwaway one is removed),
+    // marked as the demo's.
     let fresh = std::env::temp_dir().join(format!("okno-demo-new-{}", okno_domain::ids::new_id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let demo = Demo::start_on(&settings(), Some(fresh.clone()), listener).await.unwrap();
+    let options = Options { data_dir: Some(fresh.clone()), ..Options::default() };
+    let demo = Demo::start_on(&settings(), options, listener).await.unwrap();
     assert!(fresh.join("okno.db").exists());
     assert!(!demo.throwaway);
+    assert!(demo.instructions().contains("okno serve will not run on it"), "{}", demo.instructions());
     demo.stop().await;
     assert!(fresh.join("okno.db").exists(), "a folder the visitor named stays");
+    assert!(okno_demo::made_by_demo(&fresh), "marked as the demo's");
+    let marker = std::fs::read_to_string(fresh.join(okno_demo::MARKER)).unwrap();
+    assert!(marker.contains("okno serve") && marker.contains("password"), "{marker}");
     std::fs::remove_dir_all(&fresh).unwrap();
 }
 
@@ -718,6 +894,11 @@ async fn in_the_browser_the_phone_plays_a_customer_and_a_courier_in_both_languag
     b.click("#post-task").await;
     b.wait_for(15, "return document.getElementById('posted').innerText.includes('Доставка: ул. Ленина, 5')").await;
     b.wait_for(15, "return document.getElementById('received').innerText.includes('GET /orders/100421')").await;
+    b.wait_for(
+        15,
+        "return document.getElementById('webhooks').innerText.includes(\"Наталья Белова pressed «🔍 Узнать статус заказа» — a button of a bot's menu\")",
+    )
+    .await;
     b.screenshot("demo-console").await;
 
     // Russian (the operator UI's language switch): a courier takes the task in the group.
@@ -750,10 +931,12 @@ async fn in_the_browser_the_phone_plays_a_customer_and_a_courier_in_both_languag
     // The operator window: the login page shows the demo credentials, every page the banner.
     b.goto(&format!("{}/lang/en", w.url)).await;
     b.goto(&format!("{}/login", w.url)).await;
-    assert!(b.text("#demo-creds").await.contains("admin / okno-demo"), "{}", b.text("#demo-creds").await);
-    b.login(&w.url, "admin", "okno-demo").await;
-    assert!(b.text("#demo-banner").await.contains("simulated"));
-    b.click("#demo-phone-link").await;
+    let password = w.demo().admin_password.clone();
+    let shown = b.text("#notice-login").await;
+    assert!(shown.contains(&format!("admin / {password}")), "{shown}");
+    b.login(&w.url, "admin", &password).await;
+    assert!(b.text("#notice-banner").await.contains("simulated"));
+    b.click("#notice-banner a[href='/demo/phone']").await;
     b.wait_for(15, "return location.pathname === '/demo/phone'").await;
     b.goto(&format!("{}/ui/inbox", w.url)).await;
     b.wait_for(15, "return window.oknoLive === true").await;

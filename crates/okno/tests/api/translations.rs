@@ -232,7 +232,8 @@ pub fn leaks(lang: &str, html: &str) -> Vec<String> {
         text = text.replace(name, " ");
     }
     let mut found = Vec::new();
-    for (key, en, ru) in okno_server::ui::i18n::texts() {
+    // okno's texts, and the demo's (its pages, and the notice it gives okno's pages).
+    for (key, en, ru) in okno_server::ui::i18n::texts().iter().chain(okno_demo::texts::texts()) {
         if en == ru {
             continue;
         }
@@ -422,7 +423,7 @@ async fn no_page_of_the_demo_shows_the_other_languages_words() {
     assert_eq!(status, 200);
 
     let base = w.demo().url.clone();
-    let v = Visitor::sign_in(&base, "admin", "okno-demo").await;
+    let v = Visitor::sign_in(&base, "admin", &w.demo().admin_password).await;
     let (problems, seen) = crawl(&v, &["/ui/inbox", "/ui/account", "/demo/phone", "/demo/console"], 300).await;
     for page in ["/ui/tasks/", "/ui/surveys/", "/ui/events/", "/ui/broadcasts/", "/ui/conversations/", "/demo/console"]
     {

@@ -54,21 +54,56 @@ pub struct Ui {
     pub canned: canned::CannedStore,
     /// The conversation list the live streams share.
     pub feed: live::Feed,
-    /// Set when okno runs as `okno demo`: every page says so.
-    pub demo: Option<DemoNotice>,
+    /// Set by a program embedding okno that has something to say on every page (okno demo:
+    /// that it is a demonstration).
+    pub notice: Option<Notice>,
 }
 
-/// What the operator UI shows when okno runs as a demonstration.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DemoNotice {
-    /// The page where the visitor plays the customers and employees (`/demo/phone`).
-    pub phone_url: String,
-    /// The page where the visitor plays the business system (`/demo/console`).
-    pub console_url: String,
-    /// The demo administrator's login, shown on the login page.
-    pub login: String,
-    /// The demo administrator's password, shown on the login page.
-    pub password: String,
+/// A text in both of the UI's languages, given by a program embedding okno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localized {
+    pub en: String,
+    pub ru: String,
+}
+
+impl Localized {
+    pub fn new(en: impl Into<String>, ru: impl Into<String>) -> Localized {
+        Localized { en: en.into(), ru: ru.into() }
+    }
+
+    /// The text in `lang`.
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Ru => &self.ru,
+        }
+    }
+}
+
+/// What a program embedding okno says in the operator UI: a banner on every page (a badge, a
+/// text and links to its own pages) and, when it has one, a word on the login page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The short tag the banner starts with.
+    pub badge: Localized,
+    /// The banner's text.
+    pub text: Localized,
+    /// Links after the text: the label and the address.
+    pub links: Vec<(Localized, String)>,
+    /// Said on the login page, with the links; `None` says nothing there.
+    pub login: Option<Localized>,
+}
+
+impl Notice {
+    /// The notice in one language, as the templates read it.
+    fn view(&self, lang: Lang) -> Value {
+        let links: Vec<Value> =
+            self.links.iter().map(|(label, href)| json!({"label": label.get(lang), "href": href})).collect();
+        json!({
+            "badge": self.badge.get(lang), "text": self.text.get(lang), "links": links,
+            "login": self.login.as_ref().map(|l| l.get(lang)),
+        })
+    }
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -133,7 +168,7 @@ impl Ui {
             contact_url: settings.ui.contact_url.clone(),
             canned: canned::CannedStore::new(&settings.data_dir),
             feed: live::Feed::new(),
-            demo: None,
+            notice: None,
         })
     }
 
@@ -158,10 +193,14 @@ impl Ui {
         }
     }
 
+    fn notice_view(&self, lang: Lang) -> Value {
+        self.notice.as_ref().map(|n| n.view(lang)).unwrap_or(Value::Null)
+    }
+
     /// A page outside the logged-in layout (the login form).
     pub fn render_bare(&self, name: &str, lang: Lang, mut ctx: Value) -> Response {
         ctx["lang"] = json!(lang.code());
-        ctx["demo"] = json!(self.demo);
+        ctx["notice"] = self.notice_view(lang);
         self.render_with(name, ctx)
     }
 
@@ -174,7 +213,7 @@ impl Ui {
             "role": s.operator.role.as_str(),
             "admin": s.operator.role.allows(Permission::Configure),
         });
-        ctx["demo"] = json!(self.demo);
+        ctx["notice"] = self.notice_view(s.lang);
         self.render_with(name, ctx)
     }
 }
