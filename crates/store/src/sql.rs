@@ -1103,7 +1103,12 @@ impl Store for SqlStore {
                 || patch.snooze_until.is_some()
                 || patch.assignee.is_some()
                 || patch.labels.is_some();
-            let mut q = Sql::new("UPDATE conversations SET id = id");
+            if !changes && !patch.mark_read {
+                return Ok(before);
+            }
+            // A no-op first assignment the others follow with `, …`; not the key, whose update
+            // (even to itself) makes SQLite check every table that refers to it.
+            let mut q = Sql::new("UPDATE conversations SET created_at = created_at");
             if changes {
                 q.push(", updated_at = ").bind_i(now_ms());
             }
