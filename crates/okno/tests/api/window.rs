@@ -434,6 +434,56 @@ async fn opening_a_conversation_keeps_the_inbox_order_and_its_time_and_clears_on
     assert_eq!(bad.status, 400, "an unknown part is a clear error");
 }
 
+/// What the window's script asks for behaves as a script needs: a refresh of page 2 stays on
+/// page 2 with the filters; a tab out of sight does not read what arrives; an ended session
+/// answers 401, never the login form pasted into the list.
+#[tokio::test]
+async fn the_windows_refreshes_keep_the_page_leave_hidden_tabs_unread_and_answer_401_when_logged_out() {
+    let (app, _sink, ch) = super::app_with_channel().await;
+    let mut ids = Vec::new();
+    for i in 0..53 {
+        ids.push(visitor(&app, &ch, &format!("u-{i}"), &format!("Гость {i}"), "Здравствуйте").await);
+    }
+    let mut c = signed_in(&app, "anna", Role::Operator, "en").await;
+    let first = c.get("/ui/inbox?status=open").await.body;
+    assert!(!first.contains("id=\"first-page\""), "page 1 has no way back");
+    let next = first.split("id=\"next-page\"").next().unwrap();
+    let next = next.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    assert!(next.starts_with("?status=open&cursor="), "the next page keeps the filter: {next}");
+    let second = c.get(&format!("/ui/inbox{next}")).await.body;
+    let src = second.split("id=\"conv-list\" data-live=\"inbox\" data-src=\"").nth(1).unwrap();
+    let src = src.split('"').next().unwrap().replace("&amp;", "&").replace("&#x2f;", "/");
+    assert_eq!(src, format!("/ui/inbox{next}"), "the live refresh asks for the same page");
+    let refreshed = c.get(&format!("{src}&fragment=1")).await.body;
+    let rows = refreshed.matches("<li class=\"conv").count();
+    assert_eq!(rows, 3, "page 2 of 53: the three oldest");
+    assert!(refreshed.contains(&format!("data-id=\"{}\"", ids[0])) && refreshed.contains("id=\"first-page\""));
+
+    // The tab out of sight: the thread is refreshed, its new message stays unread.
+    let conv = &ids[52];
+    let thread = |background: bool| {
+        format!("/ui/conversations/{conv}?fragment=thread{}", if background { "&background=1" } else { "" })
+    };
+    assert_eq!(c.get(&thread(true)).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["unread"],
+        1,
+        "not read behind a hidden tab"
+    );
+    assert_eq!(c.get(&thread(false)).await.status, 200);
+    assert_eq!(app.get(&format!("/api/v1/conversations/{conv}")).await.body["unread"], 0, "read when looked at");
+
+    // Logged out: a person's page goes to the login form, the script's fragment gets 401.
+    let token = hidden(&c.get("/ui/inbox").await.body, "csrf");
+    assert_eq!(c.post("/logout", &[("csrf", &token)]).await.status, 303);
+    let page = c.get("/ui/inbox?fragment=1").await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/login")));
+    let url = format!("{}/ui/inbox?fragment=1", app.url);
+    let fragment = c.send(c.http.get(url).header("x-okno-fragment", "1")).await;
+    assert_eq!(fragment.status, 401);
+    assert!(!fragment.body.contains("<form"), "no login form to paste: {}", fragment.body);
+}
+
 #[tokio::test]
 async fn the_api_pages_conversations_by_last_message_without_repeats_while_messages_arrive() {
     let (app, _sink, ch) = super::app_with_channel().await;
@@ -681,6 +731,79 @@ async fn in_the_browser_three_panes_stay_while_shortcuts_move_reply_assign_and_r
     key(&b, "j").await;
     b.wait_for(10, &format!("return location.pathname.endsWith('{middle}')")).await;
     b.screen(None).await;
+    b.quit().await;
+}
+
+/// A key pressed as a keyboard with another layout sends it: `key` is the character typed,
+/// `code` the key's place (`KeyJ` types «о» on a Russian layout).
+fn keydown(key: &str, code: &str) -> String {
+    format!(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {{key: {}, code: {}, bubbles: true, cancelable: true}}));",
+        json!(key),
+        json!(code)
+    )
+}
+
+#[tokio::test]
+async fn in_the_browser_live_refreshes_keep_what_is_typed_and_shortcuts_work_on_a_russian_layout() {
+    let _turn = BROWSER_TURN.lock().await;
+    let Some(b) = Browser::start().await else { return };
+    let (app, _sink, ch) = super::app_with_channel().await;
+    let oldest = visitor(&app, &ch, "u-1", "Ирина", "Подскажите статус заказа 5521").await;
+    let middle = visitor(&app, &ch, "u-2", "Олег", "Есть ли доставка в Клин?").await;
+    let newest = visitor(&app, &ch, "u-3", "Вера", "Спасибо, всё получила").await;
+    operator(&app, "anna", Role::Operator).await;
+    sign_in(&b, &app, "anna").await;
+
+    // «о» where j is on the keyboard opens the first conversation; «л» (k) goes back.
+    b.js(&format!("{} return 1", keydown("о", "KeyJ"))).await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{newest}') && window.oknoLive")).await;
+    b.js(&format!("{} return 1", keydown("о", "KeyJ"))).await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{middle}') && window.oknoLive")).await;
+    b.js(&format!("{} return 1", keydown("л", "KeyK"))).await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{newest}') && window.oknoLive")).await;
+
+    // Two presses faster than the answers: two rows down, and that one stays open.
+    b.js(&format!("{0} {0} return 1", keydown("j", "KeyJ"))).await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{oldest}') && window.oknoLive")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(current(&b).await, oldest, "no late answer took the pane back");
+    assert!(b.text("#thread").await.contains("5521"));
+
+    // A reply begun here waits while another conversation is looked at.
+    b.type_into("#reply-text", "Проверяю заказ, минуту").await;
+    key(&b, "\u{E00C}").await;
+    key(&b, "k").await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{middle}') && window.oknoLive")).await;
+    assert_eq!(b.js("return document.getElementById('reply-text').value").await, "", "not in another's box");
+    key(&b, "j").await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{oldest}') && window.oknoLive")).await;
+    assert_eq!(b.js("return document.getElementById('reply-text').value").await, "Проверяю заказ, минуту");
+
+    // Labels being typed when the customer writes again: the thread shows the new message and
+    // the field keeps what was typed, with the cursor in it.
+    b.type_into("#labels-input", "срочно, vip").await;
+    visitor(&app, &ch, "u-1", "Ирина", "Номер заказа 5521, оплачен картой").await;
+    b.wait_for(10, "return document.querySelector('#thread').innerText.includes('оплачен картой')").await;
+    assert_eq!(b.js("return document.getElementById('labels-input').value").await, "срочно, vip");
+    assert_eq!(b.js("return document.activeElement.id").await, "labels-input");
+    b.js("document.getElementById('labels-input').form.requestSubmit(); return 1").await;
+    let labels = eventually(10, || async {
+        let labels = app.get(&format!("/api/v1/conversations/{oldest}")).await.body["labels"].clone();
+        (labels != json!([])).then_some(labels)
+    })
+    .await;
+    assert_eq!(labels, Some(json!(["vip", "срочно"])));
+
+    // The reply goes, and its draft with it. (Her new message put her first in the list.)
+    b.type_into_keep("#reply-text", "\u{E009}\u{E007}").await;
+    b.wait_for(15, "return document.querySelector('#thread').innerText.includes('минуту')").await;
+    key(&b, "\u{E00C}").await;
+    key(&b, "j").await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{newest}') && window.oknoLive")).await;
+    key(&b, "k").await;
+    b.wait_for(10, &format!("return location.pathname.endsWith('{oldest}') && window.oknoLive")).await;
+    assert_eq!(b.js("return document.getElementById('reply-text').value").await, "", "sent, so no draft");
     b.quit().await;
 }
 

@@ -183,6 +183,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("when", "When", "Когда"),
     ("details", "Details", "Подробности"),
     ("next_page", "Next page", "Следующая страница"),
+    ("first_page", "Newest", "К новым"),
     ("language", "Language", "Язык"),
     ("not_found", "Not found.", "Не найдено."),
     ("forbidden", "Your role may not do this.", "Вашей роли это не разрешено."),

@@ -39,6 +39,9 @@ pub struct InboxQuery {
     /// Only a part of the page: the list (`/ui/inbox`, any value); `thread`, `pane` (thread,
     /// reply box and contact panel) or `panel` (`/ui/conversations/{id}`).
     pub fragment: Option<String>,
+    /// `1` when the window's tab is out of sight: the refresh shows the conversation without
+    /// counting its new messages as read (they are read when the tab is looked at again).
+    pub background: Option<String>,
 }
 
 impl InboxQuery {
@@ -58,12 +61,34 @@ impl InboxQuery {
                 out.append_pair(k, &v);
             }
         }
-        let query = out.finish();
-        if query.is_empty() {
-            query
-        } else {
-            format!("?{query}")
+        question(out.finish())
+    }
+
+    /// [`Self::keep`] and the page of the list shown, for the list's own refresh: a live
+    /// update of page 2 stays on page 2.
+    fn keep_page(&self) -> String {
+        let mut query = self.keep().trim_start_matches('?').to_string();
+        if let Some(cursor) = nonempty(&self.cursor) {
+            let mut out = url::form_urlencoded::Serializer::new(query);
+            out.append_pair("cursor", &cursor);
+            query = out.finish();
         }
+        question(query)
+    }
+
+    /// The list's next page: the filters and the cursor that follows this page.
+    fn next_page(&self, next: &str) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(self.keep().trim_start_matches('?').to_string());
+        out.append_pair("cursor", next);
+        question(out.finish())
+    }
+}
+
+fn question(query: String) -> String {
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
     }
 }
 
@@ -182,7 +207,8 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
         "title": super::i18n::t(s.lang, "inbox"),
         "nav": "inbox",
         "rows": rows,
-        "next": next,
+        "next": next.as_deref().map(|n| q.next_page(n)),
+        "paged": nonempty(&q.cursor).is_some() && nonempty(&q.q).is_none(),
         "limited": limited,
         "channels": channels.iter().map(|c| channel_view(Some(c))).collect::<Vec<_>>(),
         "labels": labels,
@@ -191,7 +217,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
             "label": nonempty(&q.label), "q": nonempty(&q.q),
         },
         "keep": q.keep(),
-        "list_src": format!("/ui/inbox{}", q.keep()),
+        "list_src": format!("/ui/inbox{}", q.keep_page()),
         "wide": true,
     }))
 }
@@ -268,7 +294,8 @@ pub async fn conversation(
         }
     };
     let view = async {
-        let mut ctx = conversation_view(&state, &s, &id, with_panel).await?;
+        let read = q.background.as_deref() != Some("1");
+        let mut ctx = conversation_view(&state, &s, &id, with_panel, read).await?;
         ctx["keep"] = json!(q.keep());
         if q.fragment.is_none() {
             // The whole window: the list beside the conversation.
@@ -309,10 +336,17 @@ fn thread_items(
     items.into_iter().map(|(_, v)| v).collect()
 }
 
-async fn conversation_view(state: &AppState, s: &Session, id: &str, with_panel: bool) -> okno_domain::Result<Value> {
+/// `read`: the operator is looking at it, so its unread count clears.
+async fn conversation_view(
+    state: &AppState,
+    s: &Session,
+    id: &str,
+    with_panel: bool,
+    read: bool,
+) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
     let mut conv = store.get_conversation(id).await?;
-    if conv.unread > 0 {
+    if read && conv.unread > 0 {
         conv = store.update_conversation(id, ConversationPatch { mark_read: true, ..Default::default() }).await?;
     }
     masking::conversation(s.role(), &mut conv);

@@ -178,7 +178,10 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || {
-            if parts.method == axum::http::Method::GET {
+            // A page asked for by a person goes to the login form; a part of a page asked for
+            // by the window's script (`x-okno-fragment`) is answered 401, so the script sends
+            // the person to log in instead of pasting the login form into the list.
+            if parts.method == axum::http::Method::GET && !parts.headers.contains_key("x-okno-fragment") {
                 Redirect::to("/login").into_response()
             } else {
                 (StatusCode::UNAUTHORIZED, "log in again").into_response()

@@ -13,10 +13,23 @@
 
   // --- the reply box: bound again whenever a conversation is opened in the pane ------------
 
+  // What was typed in a conversation's reply box waits there while the operator looks at
+  // another conversation (kept for this tab's life), and goes once it is sent.
+  var drafts = {};
+  try { drafts = JSON.parse(sessionStorage.getItem("okno-drafts") || "{}") || {}; } catch (e) { drafts = {}; }
+  function keepDraft(id, text) {
+    if (!id) return;
+    if (text) drafts[id] = text; else delete drafts[id];
+    try { sessionStorage.setItem("okno-drafts", JSON.stringify(drafts)); } catch (e) {}
+  }
+
   function initReply(root) {
     var f = root.querySelector("form.reply");
     if (!f) return;
     var ta = f.querySelector("textarea");
+    var mine = conv;
+    if (ta && !ta.value && drafts[mine]) ta.value = drafts[mine];
+    if (ta) ta.addEventListener("input", function () { keepDraft(mine, ta.value); });
     if (ta) ta.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); f.requestSubmit(); }
     });
@@ -31,7 +44,7 @@
       var key = v.slice(1).toLowerCase();
       return canned.filter(function (c) { return c.shortcut.toLowerCase().indexOf(key) === 0; });
     }
-    function take(c) { ta.value = c.text; menu.hidden = true; ta.focus(); }
+    function take(c) { ta.value = c.text; menu.hidden = true; ta.focus(); keepDraft(mine, ta.value); }
     if (ta && menu && canned.length) {
       ta.addEventListener("input", function () {
         var m = matches();
@@ -77,6 +90,7 @@
   }
 
   function resetReply(f) {
+    keepDraft(conv, "");
     ["text", "idem", "attachments"].forEach(function (n) {
       var i = f.querySelector("[name=" + n + "]");
       if (i) i.value = "";
@@ -139,7 +153,7 @@
       if (!r.ok) return r.text().then(function (html) { showError(r.status, html); });
       clearError();
       if (isReply) resetReply(f);
-      return Promise.all([refreshThread(), refreshPanel(), refreshList()]);
+      return Promise.all([refreshThread(isReply), refreshPanel(), refreshList()]);
     }).catch(function (err) { showError(0, String(err)); })
       .then(function () {
         delete f.dataset.busy;
@@ -152,27 +166,85 @@
   function fragmentUrl(el, value) {
     var u = new URL(el.dataset.src, window.location.href);
     u.searchParams.set("fragment", value);
+    // A tab out of sight shows new messages without counting them as read.
+    if (document.hidden) u.searchParams.set("background", "1");
     return u.pathname + u.search;
+  }
+
+  // A fragment asked for after the session ended is answered 401: off to the login form.
+  function loadFragment(url) {
+    return fetch(url, { credentials: "same-origin", headers: { "x-okno-fragment": "1" } }).then(function (r) {
+      if (r.status === 401) { window.location.href = "/login"; throw new Error("401"); }
+      if (!r.ok) throw new Error(r.status);
+      return r.text();
+    });
+  }
+
+  // Fields the operator has changed and not sent (a label being typed, a time being chosen):
+  // a refresh that brings the same field back keeps what was typed and where the cursor was.
+  function edits(el) {
+    var out = [];
+    el.querySelectorAll("input[id]:not([type=hidden]), textarea[id], select[id]").forEach(function (i) {
+      var changed = i.tagName === "SELECT"
+        ? Array.prototype.some.call(i.options, function (o) { return o.selected !== o.defaultSelected; })
+        : i.value !== i.defaultValue;
+      if (changed || i === document.activeElement) {
+        out.push({ id: i.id, value: i.value, was: i.tagName === "SELECT" ? null : i.defaultValue,
+          focused: i === document.activeElement, start: i.selectionStart, end: i.selectionEnd });
+      }
+    });
+    return out;
+  }
+
+  function restore(list) {
+    list.forEach(function (k) {
+      var i = document.getElementById(k.id);
+      if (!i) return;
+      if (k.was === null || i.defaultValue === k.was) i.value = k.value;
+      if (k.focused) {
+        i.focus();
+        try { if (k.start !== null) i.setSelectionRange(k.start, k.end); } catch (e) {}
+      }
+    });
   }
 
   function refresh(id, value) {
     var el = document.getElementById(id);
     if (!el || !el.dataset.src) return Promise.resolve();
-    return fetch(fragmentUrl(el, value), { credentials: "same-origin", headers: { "x-okno-fragment": "1" } })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+    return loadFragment(fragmentUrl(el, value))
       .then(function (html) {
         // The element may have been replaced meanwhile (another conversation opened).
         if (!document.body.contains(el)) return;
-        var keep = document.activeElement && el.contains(document.activeElement) ? document.activeElement.id : null;
+        var kept = edits(el);
         el.innerHTML = html;
-        if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
+        restore(kept);
       })
       .catch(function () {});
   }
 
+  // The thread follows new messages only if the operator was reading its end; scrolled up
+  // into the history, it stays where it was.
+  function atEnd() {
+    var t = document.getElementById("thread");
+    return !t || t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+  }
+
   function refreshList() { return refresh("conv-list", "1").then(markCurrent); }
-  function refreshThread() { return refresh("thread-wrap", "thread").then(scrollThread); }
+  function refreshThread(toEnd) {
+    var t = document.getElementById("thread");
+    var follow = toEnd === true || atEnd(), top = t ? t.scrollTop : 0;
+    return refresh("thread-wrap", "thread").then(function () {
+      if (follow) { scrollThread(); return; }
+      var now = document.getElementById("thread");
+      if (now) now.scrollTop = top;
+    });
+  }
   function refreshPanel() { return refresh("contact-panel", "panel"); }
+
+  // Back to a tab left with a conversation open: what arrived meanwhile is read now.
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && conv && window.oknoLive) Promise.all([refreshThread(), refreshList()]);
+  });
 
   function scrollThread() {
     var t = document.getElementById("thread");
@@ -200,16 +272,24 @@
     return new URL(list.dataset.src, window.location.href).search;
   }
 
+  // The conversation being opened: `j` pressed twice quickly moves two rows, and only the
+  // last one asked for is shown even if an earlier answer arrives after it.
+  var opening = null, asked = 0;
+
   function openConversation(id, push) {
     var href = "/ui/conversations/" + encodeURIComponent(id) + keptFilters();
     if (!wide()) { window.location.href = href; return Promise.resolve(); }
     var pane = document.getElementById("conv-pane");
     window.oknoLive = false;
+    opening = id;
+    var mine = ++asked;
     var u = new URL(href, window.location.href);
     u.searchParams.set("fragment", "pane");
-    return fetch(u.pathname + u.search, { credentials: "same-origin", headers: { "x-okno-fragment": "1" } })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+    if (document.hidden) u.searchParams.set("background", "1");
+    return loadFragment(u.pathname + u.search)
       .then(function (html) {
+        if (mine !== asked) return;
+        opening = null;
         pane.innerHTML = html;
         conv = id;
         body.dataset.conv = id;
@@ -223,7 +303,7 @@
         if (push) history.pushState({ conv: id }, "", href);
         reconnect();
       })
-      .catch(function () { window.location.href = href; });
+      .catch(function (e) { if (mine === asked && String(e.message) !== "401") window.location.href = href; });
   }
 
   function conversationLink(a) {
@@ -272,12 +352,19 @@
   function move(step) {
     var rows = Array.prototype.slice.call(document.querySelectorAll("#conv-list li.conv"));
     if (!rows.length) return;
-    var at = -1;
-    rows.forEach(function (r, i) { if (r.dataset.id === conv) at = i; });
+    var at = -1, from = opening || conv;
+    rows.forEach(function (r, i) { if (r.dataset.id === from) at = i; });
     var next = at < 0 ? (step > 0 ? 0 : rows.length - 1) : at + step;
     if (next < 0 || next >= rows.length) return;
     rows[next].scrollIntoView({ block: "nearest" });
     openConversation(rows[next].dataset.id, true);
+  }
+
+  function byPlace(e) {
+    var m = /^Key([A-Z])$/.exec(e.code || "");
+    if (m) return e.shiftKey ? "" : m[1].toLowerCase();
+    if (e.code === "Slash") return e.shiftKey ? "?" : "/";
+    return "";
   }
 
   function press(id) {
@@ -304,7 +391,8 @@
       "/": function () { var q = document.querySelector("#filters input[name=q]"); if (q) { q.focus(); q.select(); } },
       "?": function () { help(); }
     };
-    var act = acts[e.key];
+    // By the key's place too, so that the shortcuts work on a Russian layout (j is «о»).
+    var act = acts[e.key] || acts[byPlace(e)];
     if (!act) return;
     e.preventDefault();
     act();
