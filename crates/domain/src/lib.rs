@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod masking;
 pub mod model;
 pub mod signing;
 pub mod surveys;

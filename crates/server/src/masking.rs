@@ -2,58 +2,9 @@
 //! numbers are not shown to everyone). The same masking serves the web UI, the API's contact
 //! and conversation answers, and exports, so a restricted caller never sees the full value.
 
-use okno_domain::model::{Contact, Conversation, Permission, Role};
+pub use okno_domain::masking::{contact, mask_email, mask_phone};
+use okno_domain::model::{Conversation, Permission, Role};
 use okno_store::{EventRecord, EventSummary};
-
-/// `+79990001122` → `+7999•••••22`: enough to tell two numbers apart, not enough to call. At
-/// most four digits are kept at the start (the country and operator code) and two at the end.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() <= 4 {
-        return "•".repeat(chars.len());
-    }
-    let head = if chars.len() < 9 {
-        chars.len().min(5).saturating_sub(3)
-    } else {
-        // Up to five characters, ending after the fourth digit at the latest.
-        let mut digits = 0;
-        chars
-            .iter()
-            .take(5)
-            .take_while(|c| {
-                let more = digits < 4;
-                digits += usize::from(c.is_ascii_digit());
-                more
-            })
-            .count()
-    };
-    let tail = 2;
-    let hidden = chars.len().saturating_sub(head + tail);
-    let mut out: String = chars[..head].iter().collect();
-    out.push_str(&"•".repeat(hidden));
-    out.extend(&chars[chars.len() - tail..]);
-    out
-}
-
-/// `ivan.petrov@example.com` → `i•••@example.com`.
-pub fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}•••@{domain}")
-        }
-        None => "•••".to_string(),
-    }
-}
-
-/// Masks a contact's phone and email in place unless `role` may see them.
-pub fn contact(role: Role, c: &mut Contact) {
-    if role.allows(Permission::PersonalData) {
-        return;
-    }
-    c.phone = c.phone.as_deref().map(mask_phone);
-    c.email = c.email.as_deref().map(mask_email);
-}
 
 /// Masks the contact inside a conversation.
 pub fn conversation(role: Role, c: &mut Conversation) {
