@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
-use okno_domain::model::{Button, Contact};
+use okno_domain::masking::{mask_email, mask_phone};
+use okno_domain::model::{Button, Contact, Permission, Role};
 use okno_domain::time::{now_ms, parse_rfc3339};
-use okno_domain::{Error, Result};
+use okno_domain::{Error, ErrorKind, Result};
 use okno_store::{Broadcast, BroadcastItem, ContactFilter, NewBroadcast, PageRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -46,6 +47,11 @@ pub struct BroadcastSpec {
     /// can still write «стоп»).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribe_button: Option<String>,
+    /// Rendered over the masked contact (`+7999•••••22`, `i•••@example.ru`): set by okno from
+    /// the role that made the broadcast, whatever the request said, so that a role without the
+    /// right to personal data cannot read it through a template.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masked: bool,
 }
 
 /// Who gets a broadcast: the union of groups, an explicit list and a filter.
@@ -122,12 +128,17 @@ impl BroadcastSpec {
     }
 }
 
-/// What a template sees of a person.
-fn person(contact: &Contact) -> Value {
+/// What a template sees of a person: `masked`, the phone and e-mail as a role without the
+/// right to personal data sees them.
+fn person(contact: &Contact, masked: bool) -> Value {
     let first = contact.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or_default();
+    let (phone, email) = match masked {
+        false => (contact.phone.clone(), contact.email.clone()),
+        true => (contact.phone.as_deref().map(mask_phone), contact.email.as_deref().map(mask_email)),
+    };
     json!({"contact": {
         "id": contact.id, "external_id": contact.external_id, "name": contact.name, "first_name": first,
-        "phone": contact.phone, "email": contact.email, "groups": contact.groups, "attrs": contact.attrs,
+        "phone": phone, "email": email, "groups": contact.groups, "attrs": contact.attrs,
     }})
 }
 
@@ -156,8 +167,20 @@ impl Engine {
     }
 
     /// Checks a broadcast and stores it; it starts at `send_at` (or at once) in the background.
-    pub async fn create_broadcast(&self, body: &Value, created_by: Option<String>) -> Result<Broadcast> {
-        let spec = BroadcastSpec::parse(body)?;
+    /// `role`, the maker's: without the right to personal data, the text is rendered over the
+    /// masked contact and the audience cannot be searched by text (which looks into phone
+    /// numbers and e-mails, and would tell whether a number belongs to someone).
+    pub async fn create_broadcast(&self, body: &Value, created_by: Option<String>, role: Role) -> Result<Broadcast> {
+        let mut spec = BroadcastSpec::parse(body)?;
+        spec.masked = !role.allows(Permission::PersonalData);
+        if spec.masked && spec.audience.filter.as_ref().is_some_and(|f| f.q.is_some()) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "forbidden",
+                "`audience.filter.q` searches phone numbers and e-mails, which this role may not see; \
+                 choose the people by group, attributes or a list",
+            ));
+        }
         let ids = &spec.audience.contact_ids;
         if !ids.is_empty() {
             let found: std::collections::HashSet<String> =
@@ -300,7 +323,7 @@ impl Engine {
                         reason: "the contact no longer exists".into(),
                     };
                 };
-                let ctx = person(&contact);
+                let ctx = person(&contact, spec.masked);
                 let rendered = match plain {
                     true => Ok(spec.text.clone()),
                     false => templates::render(&spec.text, &ctx),

@@ -330,3 +330,72 @@ async fn bad_broadcast_requests_are_refused_with_the_reason() {
     let r = app.call("GET", "/api/v1/broadcasts", None, Some("not-a-token")).await;
     assert_eq!(r.status, 401);
 }
+
+/// A role without the right to personal data cannot read it through a broadcast: its template
+/// sees the contact masked, as every answer shows it, and its audience cannot be searched by
+/// text (which would tell whether a phone number belongs to someone). Through the API and the
+/// UI alike; a role with the right still gets the whole values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_by_a_role_without_personal_data_renders_the_contact_masked_and_cannot_search_numbers() {
+    let (app, sink, ch) = crate::app_with_channel().await;
+    let inbound = json!({"message_id": "m-1", "user": {"id": "u-1", "name": "Иван Петров"}, "text": "Здравствуйте"});
+    assert_eq!(app.inbound(&ch, SECRET, &inbound).await.status, 200);
+    let m = app.wait_message(|m| m["text"] == "Здравствуйте").await;
+    let contact = m["contact_id"].as_str().unwrap().to_string();
+    let r = app
+        .patch(
+            &format!("/api/v1/contacts/{contact}"),
+            json!({"phone": "+79995550011", "email": "ivan.petrov@example.ru", "groups": ["vip"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let text = "P={{ contact.phone }} E={{ contact.email }}";
+    let restricted = app.token_for(okno_domain::model::Role::Restricted).await;
+
+    // The probe: `"masked": false` in the request changes nothing.
+    let body = json!({"name": "Проба", "audience": {"groups": ["vip"]}, "text": text, "masked": false});
+    let r = app.call("POST", "/api/v1/broadcasts", Some(body), Some(&restricted)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    wait_status(&app, r.body["id"].as_str().unwrap(), "done", 15).await;
+    let sent = sink.wait_accepted(1, 10).await;
+    assert_eq!(sent[0].body["text"], "P=+7999•••••11 E=i•••@example.ru", "{:?}", sent[0].body);
+    let conv = m["conversation_id"].as_str().unwrap();
+    let thread = app.call("GET", &format!("/api/v1/conversations/{conv}/messages"), None, Some(&restricted)).await;
+    assert!(!thread.body.to_string().contains("5550011") && !thread.body.to_string().contains("ivan.petrov"));
+
+    // Searching the audience by a number: refused, whether the number exists or not.
+    for q in ["79995550011", "79990000000", "Иван"] {
+        let body = json!({"name": "Проба", "audience": {"filter": {"q": q}}, "text": "t"});
+        let r = app.call("POST", "/api/v1/broadcasts", Some(body), Some(&restricted)).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("forbidden")), "{q}: {r:?}");
+    }
+
+    // The same in the UI, for an operator signed in with the restricted role.
+    crate::ui::operator(&app, "rita", okno_domain::model::Role::Restricted).await;
+    let mut rita = crate::ui::Client::new(&app);
+    assert_eq!(rita.login("rita", crate::ui::PASSWORD).await.status, 303);
+    let csrf = crate::ui::hidden(&rita.get("/ui/broadcasts").await.body, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("action", "start"),
+        ("name", "Проба из окна"),
+        ("groups", "vip"),
+        ("text", text),
+        ("unsubscribe", ""),
+        ("counted", "1"),
+    ];
+    let made = rita.post("/ui/broadcasts", &form).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let sent = sink.wait_accepted(2, 10).await;
+    assert_eq!(sent[1].body["text"], "P=+7999•••••11 E=i•••@example.ru", "{:?}", sent[1].body);
+
+    // An operator may see personal data: the same broadcast says it whole, and may search.
+    let operator = app.token_for(okno_domain::model::Role::Operator).await;
+    let body = json!({"name": "Полная", "audience": {"filter": {"q": "79995550011"}}, "text": text});
+    let r = app.call("POST", "/api/v1/broadcasts", Some(body), Some(&operator)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let done = wait_status(&app, r.body["id"].as_str().unwrap(), "done", 15).await;
+    assert_eq!(done["total"], 1);
+    let sent = sink.wait_accepted(3, 10).await;
+    assert_eq!(sent[2].body["text"], "P=+79995550011 E=ivan.petrov@example.ru");
+}

@@ -35,7 +35,7 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Broadcast>)> {
     auth.require(Permission::Write)?;
-    let b = state.engine.create_broadcast(&body, Some(auth.actor())).await?;
+    let b = state.engine.create_broadcast(&body, Some(auth.actor()), auth.token.role).await?;
     super::channels::audit(&state, &auth, "broadcast.create", &b.id, json!({"name": b.name})).await;
     Ok((StatusCode::CREATED, Json(b)))
 }

@@ -354,7 +354,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
     if let Some(u) = form.field("unsubscribe") {
         body["unsubscribe_button"] = json!(u);
     }
-    match state.engine.create_broadcast(&body, Some(format!("operator:{}", s.operator.login))).await {
+    match state.engine.create_broadcast(&body, Some(format!("operator:{}", s.operator.login)), s.role()).await {
         Ok(b) => {
             let detail = json!({"name": b.name, "audience": body["audience"], "counted": ids.len()});
             super::admin::audit(&state, &s, "broadcast.create", &b.id, detail).await;
