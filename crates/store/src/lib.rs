@@ -21,6 +21,7 @@ mod db;
 mod error;
 mod events;
 mod lite;
+pub mod liveness;
 mod migrations;
 mod operators;
 mod pg;
@@ -662,6 +663,17 @@ pub trait Store:
     async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
+    /// Shows this process alive as `owner` for as long as the store is open (see
+    /// [`liveness`]); on SQLite, refuses (`database_in_use`) when another process already
+    /// runs on the database file.
+    async fn hold_liveness(&self, owner: &str) -> Result<()>;
+    /// Takes back what processes that are gone hold — their jobs' and pollers' leases — so
+    /// that their work resumes at once; returns their owner names. Does nothing in a process
+    /// that has not shown itself alive (a command-line tool beside a running okno).
+    async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>>;
+    /// Stops showing this process alive (a graceful stop, after its leases were handed back),
+    /// so that an okno started next on the same SQLite file is not refused.
+    async fn end_liveness(&self);
     /// Jobs not yet finished.
     async fn queue_depth(&self) -> Result<i64>;
     /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more

@@ -120,6 +120,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0018_list_indexes.sql"),
         include_str!("../migrations/postgres/0018_list_indexes.sql"),
     ),
+    (
+        20,
+        "0020_jobs_leased.sql",
+        include_str!("../migrations/sqlite/0020_jobs_leased.sql"),
+        include_str!("../migrations/postgres/0020_jobs_leased.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -22,6 +22,11 @@ use crate::*;
 pub struct SqlStore {
     backend: Backend,
     engine: Engine,
+    /// The database's URL and, on SQLite, its file: what showing this process alive locks.
+    url: String,
+    sqlite_file: Option<std::path::PathBuf>,
+    /// What this process holds while it shows itself alive ([`crate::liveness`]).
+    alive: std::sync::Mutex<Option<crate::liveness::Held>>,
 }
 
 enum Engine {
@@ -55,14 +60,17 @@ impl SqlStore {
     /// Connects, creating a SQLite file (and its folder) if needed, and applies migrations.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
         let backend = backend_of(url)?;
+        let mut sqlite_file = None;
         let engine = match backend {
             Backend::Sqlite => {
                 let path = sqlite_path(url)?;
-                Engine::Lite(Lite::open(&path, opts.busy_timeout_ms, opts.max_connections, opts.sqlite_full_sync)?)
+                let lite = Lite::open(&path, opts.busy_timeout_ms, opts.max_connections, opts.sqlite_full_sync)?;
+                sqlite_file = Some(path);
+                Engine::Lite(lite)
             }
             Backend::Postgres => Engine::Pg(Pg::open(url, opts.max_connections, opts.acquire_timeout_ms).await?),
         };
-        let store = SqlStore { backend, engine };
+        let store = SqlStore { backend, engine, url: url.to_string(), sqlite_file, alive: Default::default() };
         on!(store.write, |c| crate::migrations::migrate(c, backend).await)?;
         Ok(store)
     }
@@ -85,6 +93,9 @@ impl SqlStore {
 
     /// Closes the connections (the SQLite file is checkpointed on the last close).
     pub async fn close(&self) {
+        if let Ok(mut alive) = self.alive.lock() {
+            alive.take();
+        }
         match &self.engine {
             Engine::Lite(l) => l.close(),
             Engine::Pg(p) => p.close().await,
@@ -1473,6 +1484,50 @@ impl Store for SqlStore {
                 .await?;
             Ok(done)
         })
+    }
+
+    async fn hold_liveness(&self, owner: &str) -> Result<()> {
+        let held = match &self.sqlite_file {
+            Some(file) => crate::liveness::hold_sqlite(file)?,
+            None => crate::liveness::hold_postgres(&self.url, owner).await?,
+        };
+        if let Ok(mut alive) = self.alive.lock() {
+            *alive = Some(held);
+        }
+        Ok(())
+    }
+
+    async fn end_liveness(&self) {
+        if let Ok(mut alive) = self.alive.lock() {
+            alive.take();
+        }
+    }
+
+    async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>> {
+        let holding = self.alive.lock().is_ok_and(|a| a.is_some());
+        if !holding {
+            return Ok(Vec::new());
+        }
+        let owners = {
+            let me = me.to_owned();
+            on!(self.read, |c| crate::liveness::lease_owners(c, &me).await)?
+        };
+        let mut dead = Vec::new();
+        for owner in owners {
+            let sqlite = self.backend == Backend::Sqlite;
+            let cleared = on!(self.write, |c| {
+                // SQLite: this process holds the database's lock, so every other owner is gone.
+                if !sqlite && !crate::liveness::dead_on_postgres(c, &owner).await? {
+                    return Ok(None);
+                }
+                crate::liveness::clear_leases(c, &owner).await.map(|n| Some((owner, n)))
+            })?;
+            if let Some((owner, n)) = cleared {
+                tracing::info!(owner, leases = n, "took back the work of a process that is gone");
+                dead.push(owner);
+            }
+        }
+        Ok(dead)
     }
 
     async fn queue_depth(&self) -> Result<i64> {

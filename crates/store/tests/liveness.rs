@@ -1,0 +1,97 @@
+//! Knowing when a process is gone, on SQLite and on the local PostgreSQL: a process that shows
+//! itself alive keeps its leases; once it is gone, another takes its jobs and its pollers back
+//! at once instead of after the leases' minute. SQLite lets one such process use a database
+//! file at a time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use okno_store::testing::{inbound_text, webhook_channel, TestDb};
+use okno_store::{OutboundRequest, Recipient, SqlStore, Store};
+use std::sync::Arc;
+
+use serde_json::json;
+
+const MINUTE: i64 = 60_000;
+
+/// A conversation with three replies queued; returns how many jobs that made.
+async fn three_replies(store: &dyn Store) -> usize {
+    let ch = webhook_channel(store, "site").await;
+    let conv = store.record_inbound(inbound_text(&ch, "u-1", "m-1", "hello")).await.unwrap().message.conversation_id;
+    for n in 0..3 {
+        let req = OutboundRequest {
+            to: Recipient::Conversation(conv.clone()),
+            channel_id: None,
+            text: Some(format!("reply {n}")),
+            buttons: vec![],
+            attachment_ids: vec![],
+            idempotency_key: None,
+            author: Some("operator:anna".into()),
+            reply_to: None,
+            options: json!({}),
+        };
+        store.enqueue_outbound(req).await.unwrap();
+    }
+    3
+}
+
+async fn a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it(_: Arc<dyn Store>, db: &TestDb) {
+    let a = db.open_sql().await;
+    a.hold_liveness("proc-a").await.unwrap();
+    three_replies(&a).await;
+    let mine = a.claim_jobs("proc-a", 10, MINUTE).await.unwrap();
+    assert!(!mine.is_empty());
+    assert!(a.take_channel_lease("ch-x", "proc-a", MINUTE).await.unwrap());
+
+    let sqlite = db.url.starts_with("sqlite");
+    let b: SqlStore = SqlStore::open(&db.url, Default::default()).await.unwrap();
+    if sqlite {
+        // One process per SQLite file: the second is refused while the first runs.
+        let refused = b.hold_liveness("proc-b").await.unwrap_err();
+        assert_eq!(refused.code, "database_in_use");
+        assert!(refused.message.contains("another okno is running on"), "{}", refused.message);
+    } else {
+        b.hold_liveness("proc-b").await.unwrap();
+        // A alive: its leases are its own.
+        assert!(b.reclaim_dead("proc-b").await.unwrap().is_empty());
+        assert!(b.claim_jobs("proc-b", 10, MINUTE).await.unwrap().is_empty(), "A's queue is A's while it lives");
+        assert!(!b.take_channel_lease("ch-x", "proc-b", MINUTE).await.unwrap());
+    }
+
+    // A is gone (its store closed, as a killed process's connections and files are).
+    a.close().await;
+    drop(a);
+    if sqlite {
+        b.hold_liveness("proc-b").await.unwrap();
+    }
+    let dead = found_eventually(|| async { b.reclaim_dead("proc-b").await.unwrap() }).await;
+    assert_eq!(dead, ["proc-a"]);
+    let taken = b.claim_jobs("proc-b", 10, MINUTE).await.unwrap();
+    assert_eq!(taken.len(), mine.len(), "A's jobs at once, in their order, not a minute later");
+    assert_eq!(taken.iter().map(|j| j.seq).collect::<Vec<_>>(), mine.iter().map(|j| j.seq).collect::<Vec<_>>());
+    assert!(b.take_channel_lease("ch-x", "proc-b", MINUTE).await.unwrap(), "and its poller");
+    assert!(b.reclaim_dead("proc-b").await.unwrap().is_empty(), "nobody else is gone");
+
+    // A tool beside a running okno (it never shows itself alive) takes nothing back.
+    let tool = db.open_sql().await;
+    assert!(tool.reclaim_dead("tool").await.unwrap().is_empty());
+    assert_eq!(b.extend_leases("proc-b", MINUTE).await.unwrap() as usize, taken.len());
+}
+
+/// PostgreSQL lets a closed session's lock go as the server notices the closed socket: looked
+/// at again for a few seconds.
+async fn found_eventually<F, Fut>(mut check: F) -> Vec<String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    for _ in 0..50 {
+        let found = check().await;
+        if !found.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}
+
+okno_store::both_backends!(with_db a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it);
