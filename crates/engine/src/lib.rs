@@ -23,10 +23,12 @@ pub mod broadcasts;
 pub mod contacts;
 pub mod events;
 pub mod metrics;
+mod reaper;
 pub mod surveys;
 pub mod tasks;
 mod telegram;
 pub mod templates;
+pub use reaper::REAP_EVERY;
 mod worker;
 
 pub use metrics::Metrics;

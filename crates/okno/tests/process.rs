@@ -18,6 +18,11 @@ struct Okno {
     port: u16,
     child: Option<Child>,
     http: reqwest::Client,
+    /// The jobs' lease: short, so that the crash tests do not wait long for what a dead
+    /// process left, unless a test shows that nothing waits for it at all.
+    lease_secs: u64,
+    /// `OKNO_DATABASE_URL`, when not the data folder's SQLite file.
+    database_url: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -28,7 +33,7 @@ impl Okno {
     fn new() -> Okno {
         let dir = std::env::temp_dir().join(format!("okno-proc-{}", okno_domain::ids::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
-        Okno { dir, port: free_port(), child: None, http: reqwest::Client::new() }
+        Okno { dir, port: free_port(), child: None, http: reqwest::Client::new(), lease_secs: 2, database_url: None }
     }
 
     fn cmd(&self) -> Command {
@@ -36,11 +41,14 @@ impl Okno {
         c.current_dir(&self.dir)
             .env("OKNO_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
-            .env("OKNO_DELIVERY__LEASE_SECS", "2")
+            .env("OKNO_DELIVERY__LEASE_SECS", self.lease_secs.to_string())
             .env("OKNO_DELIVERY__POLL_INTERVAL_MS", "100")
             .env("OKNO_DELIVERY__WORKERS", "4")
             .env("OKNO_DELIVERY__RETRY_BASE_MS", "50")
             .env("OKNO_LOG_LEVEL", "warn");
+        if let Some(url) = &self.database_url {
+            c.env("OKNO_DATABASE_URL", url);
+        }
         c
     }
 
@@ -187,6 +195,102 @@ async fn a_process_killed_mid_send_loses_nothing() {
         let m = okno.call(reqwest::Method::GET, &format!("/api/v1/messages/{id}"), &token, None).await;
         assert_eq!(m["status"], "sent");
     }
+}
+
+/// After `kill -9` and a restart, the work the dead process held resumes at once — not when
+/// its leases (a minute, as configured by default) run out, which held a conversation's
+/// queue for that minute — and a second okno on the same data folder is refused with a
+/// clear message while the first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_resumes_at_once_and_a_second_okno_on_the_same_data_is_refused() {
+    let mut okno = Okno::new();
+    okno.lease_secs = 60;
+    let token = okno.token();
+    okno.start().await;
+
+    let mut second = okno
+        .cmd()
+        .env("OKNO_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ended = None;
+    for _ in 0..200 {
+        ended = second.try_wait().unwrap();
+        if ended.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if ended.is_none() {
+        let _ = second.kill();
+        panic!("a second okno on the same data folder kept running");
+    }
+    assert!(!ended.unwrap().success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(said.contains("another okno is running on"), "{said}");
+    assert!(okno.http.get(okno.url("/healthz")).send().await.unwrap().status() == 200, "the first runs on");
+
+    // Slow sends, so that the kill leaves jobs leased (the four workers' and their queues').
+    let sink = Sink::start(SECRET).await;
+    sink.delay(Duration::from_millis(300));
+    let ids = okno.queue_replies(&token, &sink, 5).await;
+    sink.wait_accepted(5, 30).await;
+    okno.kill9();
+    sink.delay(Duration::from_millis(0));
+    let at_kill = unique_ids(&sink).len();
+    assert!(at_kill < ids.len(), "the kill came mid-send ({at_kill} sent)");
+
+    okno.start().await;
+    let restarted = std::time::Instant::now();
+    let done = eventually(30, || async { (unique_ids(&sink) == ids).then_some(()) }).await;
+    let took = restarted.elapsed();
+    assert!(
+        done.is_some(),
+        "half a minute after the restart, {} of {} arrived: the dead process's leases held the rest",
+        unique_ids(&sink).len(),
+        ids.len()
+    );
+    eprintln!(
+        "all {} replies out {:.1} s after the restart ({at_kill} were out at the kill)",
+        ids.len(),
+        took.as_secs_f64()
+    );
+}
+
+/// Two okno processes on one PostgreSQL: when one is killed, the other takes up its leased
+/// sends within seconds, not when the leases (a minute here) run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_surviving_process_takes_up_a_killed_ones_work_at_once() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    let mut a = Okno::new();
+    let mut b = Okno::new();
+    for o in [&mut a, &mut b] {
+        o.lease_secs = 60;
+        o.database_url = Some(db.url.clone());
+    }
+    let token = a.token();
+    a.start().await;
+    let sink = Sink::start(SECRET).await;
+    sink.delay(Duration::from_millis(300));
+    let ids = a.queue_replies(&token, &sink, 5).await;
+    sink.wait_accepted(3, 30).await;
+    b.start().await;
+    a.kill9();
+    sink.delay(Duration::from_millis(0));
+    let killed = std::time::Instant::now();
+    let done = eventually(30, || async { (unique_ids(&sink) == ids).then_some(()) }).await;
+    assert!(
+        done.is_some(),
+        "half a minute after the kill, {} of {} arrived: the killed process's leases held the rest",
+        unique_ids(&sink).len(),
+        ids.len()
+    );
+    eprintln!("all {} replies out {:.1} s after the kill", ids.len(), killed.elapsed().as_secs_f64());
+    b.terminate();
 }
 
 /// Ten thousand people on a webhook channel (each wrote in once); returns the channel id.

@@ -171,6 +171,7 @@ pub async fn start_with_extras(
     let mut cfg = engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone());
     cfg.private_target_exceptions = extras.private_target_exceptions;
     let engine = Engine::new(store, cfg)?;
+    engine.come_alive().await?;
     let shutdown = CancellationToken::new();
     let mut ui = ui::Ui::new(settings, &public_url)?;
     ui.notice = extras.notice;
@@ -183,7 +184,12 @@ pub async fn start_with_extras(
     let workers = {
         let (engine, stop) = (engine.clone(), shutdown.clone());
         tokio::spawn(async move {
-            tokio::join!(engine.clone().run_workers(stop.clone()), engine.run_pollers(stop));
+            tokio::join!(
+                engine.clone().run_workers(stop.clone()),
+                engine.clone().run_pollers(stop.clone()),
+                engine.clone().run_reaper(stop)
+            );
+            engine.store.end_liveness().await;
         })
     };
     let stop = shutdown.clone();

@@ -900,13 +900,8 @@ async fn token_of(c: &mut Client, path: &str) -> String {
     hidden(&page.body, "csrf")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_are_disabled_and_changed_and_their_sessions_end_on_every_process() {
-    let db = okno_testkit::TestDb::sqlite();
-    let url = db.url.clone();
-    operators_across_processes(db, &url).await;
-}
-
+/// Several processes share one database only on PostgreSQL (a second okno on a SQLite file
+/// is refused: `process.rs`), so this runs there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_are_disabled_and_changed_and_their_sessions_end_on_every_process_on_postgresql() {
     let Some(db) = okno_testkit::TestDb::postgres().await else { return };
