@@ -627,6 +627,17 @@ async fn desktop(b: &Browser, width: u32, height: u32) {
     b.cmd(reqwest::Method::POST, "/goog/cdp/execute", Some(body)).await;
 }
 
+/// Three people wrote on the website, oldest first; anna, an operator, signed in in `b`.
+async fn three_waiting(b: &Browser) -> (TestApp, okno_testkit::Sink, String, [String; 3]) {
+    let (app, sink, ch) = super::app_with_channel().await;
+    let oldest = visitor(&app, &ch, "u-1", "Ирина", "Подскажите статус заказа 5521").await;
+    let middle = visitor(&app, &ch, "u-2", "Олег", "Есть ли доставка в Клин?").await;
+    let newest = visitor(&app, &ch, "u-3", "Вера", "Спасибо, всё получила").await;
+    operator(&app, "anna", Role::Operator).await;
+    sign_in(b, &app, "anna").await;
+    (app, sink, ch, [oldest, middle, newest])
+}
+
 async fn current(b: &Browser) -> String {
     b.path().await.trim_start_matches("/ui/conversations/").to_string()
 }
@@ -635,12 +646,7 @@ async fn current(b: &Browser) -> String {
 async fn in_the_browser_three_panes_stay_while_shortcuts_move_reply_assign_and_resolve() {
     let _turn = BROWSER_TURN.lock().await;
     let Some(b) = Browser::start().await else { return };
-    let (app, _sink, ch) = super::app_with_channel().await;
-    let oldest = visitor(&app, &ch, "u-1", "Ирина", "Подскажите статус заказа 5521").await;
-    let middle = visitor(&app, &ch, "u-2", "Олег", "Есть ли доставка в Клин?").await;
-    let newest = visitor(&app, &ch, "u-3", "Вера", "Спасибо, всё получила").await;
-    operator(&app, "anna", Role::Operator).await;
-    sign_in(&b, &app, "anna").await;
+    let (app, _sink, _, [oldest, middle, newest]) = three_waiting(&b).await;
 
     // Three panes side by side: the list, the thread (none picked yet), and no panel yet.
     let (_, list_right, list_w, _) = rect(&b, "#list-pane").await;
@@ -748,12 +754,7 @@ fn keydown(key: &str, code: &str) -> String {
 async fn in_the_browser_live_refreshes_keep_what_is_typed_and_shortcuts_work_on_a_russian_layout() {
     let _turn = BROWSER_TURN.lock().await;
     let Some(b) = Browser::start().await else { return };
-    let (app, _sink, ch) = super::app_with_channel().await;
-    let oldest = visitor(&app, &ch, "u-1", "Ирина", "Подскажите статус заказа 5521").await;
-    let middle = visitor(&app, &ch, "u-2", "Олег", "Есть ли доставка в Клин?").await;
-    let newest = visitor(&app, &ch, "u-3", "Вера", "Спасибо, всё получила").await;
-    operator(&app, "anna", Role::Operator).await;
-    sign_in(&b, &app, "anna").await;
+    let (app, _sink, ch, [oldest, middle, newest]) = three_waiting(&b).await;
 
     // «о» where j is on the keyboard opens the first conversation; «л» (k) goes back.
     b.js(&format!("{} return 1", keydown("о", "KeyJ"))).await;
