@@ -29,6 +29,7 @@ pub mod tasks;
 mod telegram;
 pub mod templates;
 pub use reaper::REAP_EVERY;
+mod wakeups;
 mod worker;
 
 pub use metrics::Metrics;
@@ -127,6 +128,10 @@ pub struct Engine {
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
     wake: Notify,
     pollers_wake: Notify,
+    /// For this process's live pages: something may have changed ([`Engine::changed`]).
+    changes: Notify,
+    /// For the other processes on the database: there is something new ([`wakeups`]).
+    announce: Notify,
     /// This process's name on the leases it takes.
     owner: String,
     /// Whether each channel has a bot, recently read.
@@ -161,6 +166,8 @@ impl Engine {
             channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             pollers_wake: Notify::new(),
+            changes: Notify::new(),
+            announce: Notify::new(),
             owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
             cfg,
         }))
@@ -171,9 +178,13 @@ impl Engine {
         self.me.upgrade()
     }
 
-    /// Tells the workers that new work is due.
+    /// Tells the workers that new work is due — this process's at once, the other processes'
+    /// on the same database by an announcement ([`wakeups`]) — and the live pages that
+    /// conversations may have changed.
     pub fn wake(&self) {
         self.wake.notify_one();
+        self.changes.notify_one();
+        self.announce.notify_one();
     }
 
     // --- channels --------------------------------------------------------------------------

@@ -23,6 +23,9 @@ struct Okno {
     lease_secs: u64,
     /// `OKNO_DATABASE_URL`, when not the data folder's SQLite file.
     database_url: Option<String>,
+    /// Delivery workers, and how often the outbox is looked at when nothing wakes them.
+    workers: usize,
+    poll_ms: u64,
 }
 
 fn free_port() -> u16 {
@@ -33,7 +36,16 @@ impl Okno {
     fn new() -> Okno {
         let dir = std::env::temp_dir().join(format!("okno-proc-{}", okno_domain::ids::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
-        Okno { dir, port: free_port(), child: None, http: reqwest::Client::new(), lease_secs: 2, database_url: None }
+        Okno {
+            dir,
+            port: free_port(),
+            child: None,
+            http: reqwest::Client::new(),
+            lease_secs: 2,
+            database_url: None,
+            workers: 4,
+            poll_ms: 100,
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -42,8 +54,8 @@ impl Okno {
             .env("OKNO_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
             .env("OKNO_DELIVERY__LEASE_SECS", self.lease_secs.to_string())
-            .env("OKNO_DELIVERY__POLL_INTERVAL_MS", "100")
-            .env("OKNO_DELIVERY__WORKERS", "4")
+            .env("OKNO_DELIVERY__POLL_INTERVAL_MS", self.poll_ms.to_string())
+            .env("OKNO_DELIVERY__WORKERS", self.workers.to_string())
             .env("OKNO_DELIVERY__RETRY_BASE_MS", "50")
             .env("OKNO_LOG_LEVEL", "warn");
         if let Some(url) = &self.database_url {
@@ -110,6 +122,25 @@ impl Okno {
 
     /// A webhook channel to `sink`, ten conversations, and `per` replies queued in each.
     async fn queue_replies(&self, token: &str, sink: &Sink, per: usize) -> HashSet<String> {
+        let mut ids = HashSet::new();
+        for conv in self.conversations(token, sink, 10).await {
+            for n in 0..per {
+                ids.insert(self.reply(token, &conv, &format!("{n}")).await);
+            }
+        }
+        ids
+    }
+
+    /// Queues a reply in a conversation; returns the message's id.
+    async fn reply(&self, token: &str, conv: &str, text: &str) -> String {
+        let path = format!("/api/v1/conversations/{conv}/messages");
+        let r = self.call(reqwest::Method::POST, &path, token, Some(json!({"text": text}))).await;
+        r["id"].as_str().unwrap().to_string()
+    }
+
+    /// A webhook channel to `sink` and `n` people who wrote in on it; returns their
+    /// conversations.
+    async fn conversations(&self, token: &str, sink: &Sink, n: usize) -> Vec<String> {
         let ch = self
             .call(
                 reqwest::Method::POST,
@@ -121,8 +152,8 @@ impl Okno {
             .as_str()
             .unwrap()
             .to_string();
-        let mut ids = HashSet::new();
-        for u in 0..10 {
+        let mut convs = Vec::new();
+        for u in 0..n {
             let body = serde_json::to_vec(&json!({"message_id": "hi", "user": {"id": format!("u{u}")}, "text": "hi"}))
                 .unwrap();
             let resp = self
@@ -137,20 +168,9 @@ impl Okno {
             let msg = self
                 .call(reqwest::Method::GET, &format!("/api/v1/messages/{}", m["id"].as_str().unwrap()), token, None)
                 .await;
-            let conv = msg["conversation_id"].as_str().unwrap().to_string();
-            for n in 0..per {
-                let r = self
-                    .call(
-                        reqwest::Method::POST,
-                        &format!("/api/v1/conversations/{conv}/messages"),
-                        token,
-                        Some(json!({"text": format!("{n}")})),
-                    )
-                    .await;
-                ids.insert(r["id"].as_str().unwrap().to_string());
-            }
+            convs.push(msg["conversation_id"].as_str().unwrap().to_string());
         }
-        ids
+        convs
     }
 }
 
@@ -290,6 +310,141 @@ async fn on_postgresql_a_surviving_process_takes_up_a_killed_ones_work_at_once()
         ids.len()
     );
     eprintln!("all {} replies out {:.1} s after the kill", ids.len(), killed.elapsed().as_secs_f64());
+    b.terminate();
+}
+
+/// On PostgreSQL a process hears at once of work another one queued: an okno whose only
+/// worker waits on a slow site hands a new reply to its idle neighbour right away, rather than
+/// leaving it for its own worker to finish or for the neighbour's next poll (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_work_queued_by_a_busy_process_is_taken_by_an_idle_one_at_once() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    let mut a = Okno::new();
+    let mut b = Okno::new();
+    for o in [&mut a, &mut b] {
+        o.database_url = Some(db.url.clone());
+        o.poll_ms = 60_000;
+    }
+    a.workers = 1;
+    let token = a.token();
+    a.start().await;
+    b.start().await;
+    let sink = Sink::start(SECRET).await;
+    let convs = a.conversations(&token, &sink, 2).await;
+    const SLOW: Duration = Duration::from_secs(5);
+    sink.delay(SLOW);
+    // One of the two takes the first reply and waits on the site…
+    a.reply(&token, &convs[0], "first").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // …and the other one sends the second meanwhile.
+    let queued = std::time::Instant::now();
+    let second = a.reply(&token, &convs[1], "second").await;
+    let got = eventually(30, || async {
+        sink.accepted().iter().any(|r| r.body["id"] == second.as_str()).then(|| queued.elapsed())
+    })
+    .await
+    .expect("the second reply goes out");
+    eprintln!(
+        "the second reply was answered {:.2} s after it was queued (the site takes {} s)",
+        got.as_secs_f64(),
+        SLOW.as_secs()
+    );
+    assert!(
+        got < SLOW + Duration::from_millis(2_500),
+        "the second reply waited {got:?}: it was left for the busy process, or for the idle one's poll"
+    );
+    a.terminate();
+    b.terminate();
+}
+
+/// Reads a live stream until its next event named `name` (what came before it is dropped).
+async fn next_event(live: &mut reqwest::Response, seen: &mut String, name: &str) {
+    let wanted = format!("event: {name}\n");
+    loop {
+        if let Some(at) = seen.find(&wanted) {
+            seen.drain(..at + wanted.len());
+            return;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), live.chunk()).await;
+        let chunk = chunk.expect("the live stream says something").unwrap().expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// Signs an operator in (made with `okno user create`) on `okno`'s window; returns the
+/// session cookie.
+async fn sign_in(okno: &Okno, login: &str, password: &str) -> String {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(okno.url("/login")).send().await.unwrap();
+    let pre = set_cookie(&page, "okno_prelogin").expect("the login page sets its cookie");
+    let html = page.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let done = http
+        .post(okno.url("/login"))
+        .header("cookie", format!("okno_prelogin={pre}"))
+        .form(&[("csrf", csrf.as_str()), ("login", login), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303, "signed in");
+    set_cookie(&done, "okno_session").unwrap()
+}
+
+/// On PostgreSQL an operator's live page shows at once a message that another process
+/// received, rather than at its process's next look at the list (every second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_live_page_shows_at_once_a_message_another_process_received() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    let mut a = Okno::new();
+    let mut b = Okno::new();
+    for o in [&mut a, &mut b] {
+        o.database_url = Some(db.url.clone());
+    }
+    let token = a.token();
+    let made = a.run(&["user", "create", "--login", "anna", "--role", "admin"], Some("correct horse battery\n"));
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    a.start().await;
+    b.start().await;
+    let sink = Sink::start(SECRET).await;
+    a.conversations(&token, &sink, 1).await;
+    let channel = a.call(reqwest::Method::GET, "/api/v1/channels", &token, None).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Anna's inbox is open on B.
+    let session = sign_in(&b, "anna", "correct horse battery").await;
+    let mut live =
+        b.http.get(b.url("/ui/live")).header("cookie", format!("okno_session={session}")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let mut seen = String::new();
+    next_event(&mut live, &mut seen, "ready").await;
+
+    // Messages arrive at A at spread moments of B's second.
+    let mut waits = Vec::new();
+    for n in 0..8u64 {
+        tokio::time::sleep(Duration::from_millis(150 + n * 131 % 1000)).await;
+        let body =
+            serde_json::to_vec(&json!({"message_id": format!("m{n}"), "user": {"id": "u0"}, "text": format!("{n}")}))
+                .unwrap();
+        let sent = std::time::Instant::now();
+        let resp = a
+            .http
+            .post(a.url(&format!("/hooks/{channel}")))
+            .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        next_event(&mut live, &mut seen, "notify").await;
+        waits.push(sent.elapsed());
+    }
+    waits.sort();
+    let median = waits[waits.len() / 2];
+    eprintln!("the page on B heard of a message received by A after {waits:?}");
+    assert!(median < Duration::from_millis(300), "the page waited {median:?} (median) for B's next look: {waits:?}");
+    a.terminate();
     b.terminate();
 }
 

@@ -187,7 +187,8 @@ pub async fn start_with_extras(
             tokio::join!(
                 engine.clone().run_workers(stop.clone()),
                 engine.clone().run_pollers(stop.clone()),
-                engine.clone().run_reaper(stop)
+                engine.clone().run_reaper(stop.clone()),
+                engine.clone().run_announcements(stop)
             );
             engine.store.end_liveness().await;
         })

@@ -27,6 +27,7 @@ mod operators;
 mod pg;
 mod reports;
 mod search;
+mod signals;
 mod sql;
 mod surveys;
 mod tasks;
@@ -674,6 +675,13 @@ pub trait Store:
     /// Stops showing this process alive (a graceful stop, after its leases were handed back),
     /// so that an okno started next on the same SQLite file is not refused.
     async fn end_liveness(&self);
+    /// PostgreSQL: tells the other okno processes on the database, at once, that there is
+    /// something new — jobs to claim, conversations that changed ([`signals`]). SQLite:
+    /// nothing to tell (one process per database).
+    async fn announce(&self, me: &str) -> Result<()>;
+    /// PostgreSQL: the other processes' announcements as they come (`me`'s own left out),
+    /// several folded into one while one waits. SQLite: `None`.
+    async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>>;
     /// Jobs not yet finished.
     async fn queue_depth(&self) -> Result<i64>;
     /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more

@@ -1503,6 +1503,23 @@ impl Store for SqlStore {
         }
     }
 
+    async fn announce(&self, me: &str) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            return Ok(());
+        }
+        let me = me.to_string();
+        on!(self.read, |c| {
+            c.exec(&format!("SELECT pg_notify('{}', $1)", crate::signals::CHANNEL), args![me]).await.map(|_| ())
+        })
+    }
+
+    async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        crate::signals::listen(&self.url, me).await.map(Some)
+    }
+
     async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>> {
         let holding = self.alive.lock().is_ok_and(|a| a.is_some());
         if !holding {

@@ -94,4 +94,32 @@ where
     Vec::new()
 }
 
-okno_store::both_backends!(with_db a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it);
+/// Several processes on one PostgreSQL hear of each other's new work at once; each hears the
+/// others, not itself. SQLite has no one else to tell.
+async fn processes_on_one_database_hear_each_others_announcements(_: Arc<dyn Store>, db: &TestDb) {
+    let a = db.open_sql().await;
+    let b = db.open_sql().await;
+    let Some(mut heard_by_b) = b.listen_announcements("proc-b").await.unwrap() else {
+        assert!(db.url.starts_with("sqlite"), "PostgreSQL listens");
+        a.announce("proc-a").await.unwrap();
+        return;
+    };
+    let mut heard_by_a = a.listen_announcements("proc-a").await.unwrap().unwrap();
+    let wait = std::time::Duration::from_secs(5);
+
+    a.announce("proc-a").await.unwrap();
+    tokio::time::timeout(wait, heard_by_b.recv()).await.expect("B hears A").unwrap();
+
+    // B's own announcement reaches A, not B; several in a row are folded, none lost.
+    for _ in 0..3 {
+        b.announce("proc-b").await.unwrap();
+    }
+    tokio::time::timeout(wait, heard_by_a.recv()).await.expect("A hears B").unwrap();
+    let own = tokio::time::timeout(std::time::Duration::from_millis(300), heard_by_b.recv()).await;
+    assert!(own.is_err(), "B does not hear itself");
+}
+
+okno_store::both_backends!(
+    with_db a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it,
+    processes_on_one_database_hear_each_others_announcements
+);

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //!  feed (one task per process, started by the first stream):
-//!      every second: read the newest 100 conversations → publish if anything changed
+//!      when something may have changed (here, or in another process on the same PostgreSQL),
+//!      else every second: read the newest 100 conversations → publish if anything changed
 //!  each stream:
 //!      on a new snapshot ├─ the list changed                → event `inbox` (the page refetches its list)
 //!                        └─ a new inbound message in a conversation of mine or nobody's
 //!                                                           → event `notify` {title, body, url}
-//!      every second, if the page shows a conversation: read it
+//!      every second, or when its row in the list changed, if the page shows a conversation: read it
 //!                        └─ it changed                      → event `conversation` (refetch the thread
 //!                                                             and the contact panel)
 //!      every second: is the session still valid?  no (logged out, disabled, new password) → end
@@ -16,7 +17,7 @@
 //! Reading the store rather than listening inside this process means a message recorded by
 //! any process sharing the database shows up, and a browser that reconnects misses nothing:
 //! the fragment it refetches is the truth. However many operators watch, the list costs one
-//! read per second per process.
+//! read per change (at most five a second) or per quiet second, per process.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -81,12 +82,19 @@ async fn read_list(state: AppState, tx: watch::Sender<Snapshot>) {
             // A busy or unreachable store: try again next second; pages keep what they show.
             Err(e) => tracing::warn!(error = %e.message, "live updates: reading the conversations failed"),
         }
+        // Next when something may have changed (here or in another process), at the latest in
+        // a second; never more often than every `READ_GAP`, however busy the inbox.
+        let gap = tokio::time::sleep(READ_GAP);
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = state.engine.changed() => gap.await,
         }
     }
 }
+
+/// The shortest time between two readings of the list.
+const READ_GAP: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Deserialize)]
 pub struct LiveQuery {
@@ -111,6 +119,8 @@ struct Watch {
     open: Option<String>,
     /// When to read the open conversation again.
     tick: tokio::time::Interval,
+    /// The open conversation's row in the list changed: read it now, not at the next tick.
+    recheck: bool,
     queue: VecDeque<Event>,
 }
 
@@ -148,6 +158,9 @@ impl Watch {
         let first = self.list.is_none();
         if self.list.as_ref().is_some_and(|before| *before != prints) {
             self.queue.push_back(Event::default().event("inbox").data("changed"));
+        }
+        if let Some(open) = &self.open {
+            self.recheck |= items.iter().any(|c| Some(&c.id) == self.conv.as_ref() && fingerprint(c) != *open);
         }
         for c in items {
             let Some(m) = c.last_message.as_ref().filter(|m| m.direction == Direction::In) else { continue };
@@ -230,6 +243,7 @@ pub async fn events(State(state): State<AppState>, s: Session, Query(q): Query<L
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         },
+        recheck: false,
         queue: VecDeque::new(),
     };
     Sse::new(stream(watch, stop)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
@@ -259,6 +273,11 @@ fn stream(watch: Watch, stop: tokio_util::sync::CancellationToken) -> impl Strea
                             return None;
                         }
                         w.take_snapshot();
+                        if std::mem::take(&mut w.recheck) {
+                            if let Err(e) = w.check_open().await {
+                                tracing::warn!(error = %e.message, "live updates: reading the conversation failed");
+                            }
+                        }
                     }
                     _ = w.tick.tick() => {
                         if !w.session_valid().await {

@@ -1,0 +1,61 @@
+//! Wake-ups across processes: what one okno process queues or records, the others on the
+//! same PostgreSQL database hear of at once rather than at their next poll.
+//!
+//! ```text
+//!  Engine::wake() ─┬─► this process's workers and live pages
+//!                  └─► announce ──► store.announce ══ NOTIFY ══► the other processes
+//!  the other processes' announcements ──► this process's workers and live pages
+//! ```
+//!
+//! Announcements are folded: however many wake-ups come while one is being sent, one more is
+//! sent after it. On SQLite there is one process and nothing is sent. The poll interval stays
+//! as the safety net for an announcement lost with a connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Engine;
+
+impl Engine {
+    /// Waits until conversations may have changed, in this process or another one (the live
+    /// pages' reader looks again then rather than at its next second).
+    pub async fn changed(&self) {
+        self.changes.notified().await;
+    }
+
+    /// Sends this process's announcements and hears the others' until `shutdown`.
+    pub async fn run_announcements(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut heard = loop {
+            match self.store.listen_announcements(&self.owner).await {
+                Ok(Some(rx)) => break rx,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "cannot hear other processes' wake-ups yet; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.announce.notified() => {
+                    if let Err(e) = self.store.announce(&self.owner).await {
+                        tracing::warn!(error = %e.message, "telling other processes of new work failed");
+                    }
+                }
+                got = heard.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    self.wake.notify_one();
+                    self.changes.notify_one();
+                }
+            }
+        }
+    }
+}
