@@ -158,21 +158,13 @@ impl Trigger {
 
 /// `30s`, `15m`, `2h`, `3d` → milliseconds.
 pub fn parse_duration(field: &str, text: &str) -> Result<Millis> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let bad = || Error::invalid("invalid_survey", format!("`{field}`: `{text}` is not a duration like 30m, 2h or 3d"));
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    if n <= 0 || n > 366 * 86_400_000 / unit_ms {
+    let ms = crate::time::parse_duration(text).ok_or_else(|| {
+        Error::invalid("invalid_survey", format!("`{field}`: `{text}` is not a duration like 30m, 2h or 3d"))
+    })?;
+    if !(1_000..=366 * 86_400_000).contains(&ms) {
         return Err(Error::invalid("invalid_survey", format!("`{field}` must be between 1s and 366d")));
     }
-    Ok(n * unit_ms)
+    Ok(ms)
 }
 
 fn invalid(message: impl Into<String>) -> Error {

@@ -60,6 +60,26 @@ pub mod rfc3339 {
     }
 }
 
+/// The longest duration okno reads: a hundred years, so that any delay added to a time stays
+/// far from the range of a millisecond count.
+pub const MAX_DURATION: Millis = 100 * 366 * 86_400_000;
+
+/// `30s`, `15m`, `2h`, `1d` → milliseconds; `None` for anything else, or for more than
+/// [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Option<Millis> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num.parse().ok()?;
+    let unit_ms: Millis = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms).filter(|ms| *ms <= MAX_DURATION)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,19 +111,9 @@ pub struct AttachmentSpec {
 
 /// `30s`, `15m`, `2h`, `1d` → milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| Error::invalid("invalid_delay", format!("`{text}` is not a duration like 30m, 2h or 1d")))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(Error::invalid("invalid_delay", format!("`{text}`: use s, m, h or d"))),
-    };
-    Ok(n * unit_ms)
+    okno_domain::time::parse_duration(text).ok_or_else(|| {
+        Error::invalid("invalid_delay", format!("`{text}` is not a duration like 30s, 15m, 2h or 1d (up to 100 years)"))
+    })
 }
 
 impl RuleSpec {

@@ -46,7 +46,12 @@ pub fn environment() -> Environment<'static> {
 fn located(what: &str, src: &str, e: &minijinja::Error) -> Error {
     let position = match (e.line(), e.range()) {
         (Some(line), Some(range)) => {
-            let start = range.start.min(src.len());
+            // The range may fall inside a character (a condition's range is in its Jinja
+            // spelling, which differs in length from what was written).
+            let mut start = range.start.min(src.len());
+            while !src.is_char_boundary(start) {
+                start -= 1;
+            }
             let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
             let col = src[line_start..start].chars().count() + 1;
             format!("line {line}, column {col}: ")
@@ -76,8 +81,10 @@ pub fn render(src: &str, ctx: &Value) -> Result<String> {
     })
 }
 
-/// Jinja spelling of a condition that may use `&&`, `||` and `!`; string literals are kept.
-fn jinja_condition(src: &str) -> String {
+/// Jinja spelling of a condition that may use `&&`, `||` and `!`; string literals are kept. A
+/// template's delimiters (`{{`, `%}`…) outside a string are refused: a condition is one
+/// expression, and MiniJinja's expression reader fails on them by panicking.
+fn jinja_condition(src: &str) -> Result<String> {
     let mut out = String::with_capacity(src.len() + 8);
     let mut chars = src.chars().peekable();
     let mut quote: Option<char> = None;
@@ -92,6 +99,14 @@ fn jinja_condition(src: &str) -> String {
                 quote = None;
             }
             continue;
+        }
+        if let Some(&next) = chars.peek() {
+            if matches!((c, next), ('{', '{' | '%' | '#') | ('}' | '%' | '#', '}')) {
+                return Err(Error::invalid(
+                    "invalid_condition",
+                    format!("condition error: `{c}{next}` is for templates; a condition is an expression like data.amount > 1000"),
+                ));
+            }
         }
         match c {
             '"' | '\'' => {
@@ -110,20 +125,20 @@ fn jinja_condition(src: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Checks a condition's syntax.
 pub fn check_condition(src: &str) -> Result<()> {
     let env = environment();
-    env.compile_expression(&jinja_condition(src)).map(|_| ()).map_err(|e| located("condition", src, &e))
+    env.compile_expression(&jinja_condition(src)?).map(|_| ()).map_err(|e| located("condition", src, &e))
 }
 
 /// Evaluates a condition; a missing field makes it false rather than an error.
 pub fn eval_condition(src: &str, ctx: &Value) -> Result<bool> {
     let mut env = environment();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
-    let jinja = jinja_condition(src);
+    let jinja = jinja_condition(src)?;
     let expr = env.compile_expression(&jinja).map_err(|e| located("condition", src, &e))?;
     expr.eval(JValue::from_serialize(ctx))
         .map(|v| v.is_true())
