@@ -163,6 +163,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&settings);
+    private_files();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -479,6 +480,13 @@ async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Result<(
     }
     println!("backup written to {}", dest.display());
     Ok(())
+}
+
+/// Everything okno creates — the data folder, the database, attachments, the secret key,
+/// backups — is readable by okno's user alone, whatever umask it was started with.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn init_logging(settings: &Settings) {

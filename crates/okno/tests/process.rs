@@ -818,3 +818,57 @@ async fn okno_serve_refuses_a_folder_okno_demo_kept() {
     // okno serve on a folder of its own still starts.
     okno.start().await;
 }
+
+/// Permission bits of every folder and file under `dir`, the folder included.
+#[cfg(unix)]
+fn modes_under(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(dir.to_path_buf(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777)];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(modes_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::metadata(&path).unwrap().permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_is_private_and_an_open_one_is_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let okno = Okno::new();
+    let token = okno.token();
+    let data = okno.dir.join("okno-data");
+    // A folder as an older okno left it under the usual umask: everyone may read it.
+    for (path, _) in modes_under(&data) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let child = okno.cmd().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let url = okno.url("/healthz");
+    let up = eventually(20, || async { okno.http.get(&url).send().await.ok().filter(|r| r.status() == 200) }).await;
+    assert!(up.is_some(), "okno did not come up");
+    let resp = okno
+        .http
+        .post(okno.url("/api/v1/attachments?name=a.txt&mime=text/plain"))
+        .bearer_auth(&token)
+        .body("a file okno keeps")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(data.join("files").is_dir());
+    let modes = modes_under(&data);
+    assert!(modes.len() >= 5, "{modes:?}");
+    for (path, mode) in &modes {
+        let wanted = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(*mode, wanted, "{} is {mode:o}", path.display());
+    }
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("other users could read"), "{log}");
+}

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod auth;
+pub mod data_dir;
 pub mod error;
 pub mod hooks;
 pub mod masking;
@@ -126,12 +127,7 @@ impl Running {
 
 /// Opens the store named by the settings (migrating it).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        Error::invalid(
-            "data_dir_unusable",
-            format!("cannot create the data folder `{}`: {e}", settings.data_dir.display()),
-        )
-    })?;
+    data_dir::secure(&settings.data_dir, settings.sqlite_file().as_deref())?;
     let store = SqlStore::open(&settings.database_url(), settings.store_options()).await?;
     Ok(Arc::new(store))
 }

@@ -264,6 +264,14 @@ impl Settings {
         }
     }
 
+    /// The SQLite database file, when the database is SQLite.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.database_url();
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        (!path.is_empty()).then(|| PathBuf::from(path))
+    }
+
     /// The public base URL, defaulting to the listen address.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
