@@ -11,7 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use okno_domain::{Error, Result};
 use okno_engine::{Engine, EngineConfig};
-use okno_store::{SqlStore, Store};
+use okno_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod masking;
 pub mod openapi;
 pub mod ops;
+pub mod secrets;
 pub mod settings;
 pub mod ui;
 
@@ -125,11 +126,10 @@ impl Running {
     }
 }
 
-/// Opens the store named by the settings (migrating it).
+/// Opens the store named by the settings (migrating it), its secrets sealed under the key
+/// ([`secrets`]), in a data folder only okno's user may read ([`data_dir`]).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    data_dir::secure(&settings.data_dir, settings.sqlite_file().as_deref())?;
-    let store = SqlStore::open(&settings.database_url(), settings.store_options()).await?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(secrets::open_sealed(settings).await?))
 }
 
 /// Every two seconds: fresh planner statistics for the tables that have outgrown theirs
