@@ -152,6 +152,7 @@ impl SqlStore {
     pub async fn seal_secrets_with(&self, sealer: &crate::seal::Sealer) -> Result<usize> {
         let sealer = sealer.clone();
         let written = on!(self.write, |c| {
+            check_key(c, &sealer).await?;
             let mut written = 0;
             for row in c.rows("SELECT id, config FROM channels ORDER BY id", args![]).await? {
                 let config = row.js("config")?;
@@ -224,6 +225,29 @@ impl SqlStore {
             None => Ok(0),
         }
     }
+}
+
+/// The text whose sealed form in `secret_key` proves a key is the database's.
+const KEY_PROOF: &str = "okno secret key";
+
+/// Makes sure `sealer`'s key is the one the database's secrets are sealed under (recording it
+/// when none is yet, moving the record to the new key during a rotation).
+async fn check_key(c: &mut dyn Conn, sealer: &crate::seal::Sealer) -> Result<()> {
+    c.exec(
+        "INSERT INTO secret_key (id, key_id, proof) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+        args![sealer.key_id(), sealer.seal(KEY_PROOF)],
+    )
+    .await?;
+    let row = c.one("SELECT proof FROM secret_key WHERE id = 1", args![]).await?;
+    let stored = row.s("proof")?;
+    let proof = sealer.reseal(&stored)?;
+    if sealer.open(&proof)? != KEY_PROOF {
+        return Err(crate::seal::other_key("?", sealer.key_id()));
+    }
+    if proof != stored {
+        c.exec("UPDATE secret_key SET key_id = $1, proof = $2 WHERE id = 1", args![sealer.key_id(), &proof]).await?;
+    }
+    Ok(())
 }
 
 /// The file a `sqlite://PATH` URL names; its folder is created.

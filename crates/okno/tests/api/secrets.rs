@@ -149,11 +149,17 @@ async fn plain_secrets_an_older_okno_left_are_sealed_at_start(db: TestDb) {
 
 async fn a_wrong_key_stops_the_start_with_the_key_it_needs(db: TestDb) {
     let mut app = TestApp::spawn_on(db, |_| {}).await;
-    app.webhook_channel("http://127.0.0.1:9/out", SECRET).await;
     app.stop().await;
     let right = SecretKey::parse(&app.db.secret_key(), "test").unwrap();
     let mut wrong = app.settings.clone();
     wrong.secret_key = Some(SecretKey::generate().to_base64().into());
+    // Nothing sealed yet, and still a process with another key is refused: it would seal
+    // what it is given under a key the others cannot open.
+    let err = okno_server::open_store(&wrong).await.err().expect("the start is refused");
+    assert_eq!(err.code, "secret_key_mismatch", "{}", err.message);
+    app.restart().await;
+    app.webhook_channel("http://127.0.0.1:9/out", SECRET).await;
+    app.stop().await;
     let err = okno_server::open_store(&wrong).await.err().expect("the start is refused");
     assert_eq!(err.code, "secret_key_mismatch");
     assert!(err.message.contains(&format!("sealed under another key (id {})", right.id())), "{}", err.message);
