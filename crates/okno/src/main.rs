@@ -252,7 +252,7 @@ async fn rotate_secrets(settings: &Settings, new_key_stdin: bool) -> anyhow::Res
         None
     };
     let done = okno_server::secrets::rotate(settings, new_key).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    println!("{} stored secrets sealed again: key {} replaces key {}", done.resealed, done.new_id, done.old_id);
+    println!("{} stored credential(s) sealed again under key {} (was key {})", done.resealed, done.new_id, done.old_id);
     match done.source {
         okno_server::secrets::KeySource::File => println!(
             "the new key is in {}; back it up (the old one no longer opens anything)",

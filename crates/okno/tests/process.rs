@@ -872,3 +872,60 @@ async fn the_data_folder_is_private_and_an_open_one_is_tightened_at_start() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("other users could read"), "{log}");
 }
+
+#[tokio::test]
+async fn secrets_rotate_moves_the_credentials_to_a_new_key_and_a_wrong_key_is_a_clear_refusal() {
+    let mut okno = Okno::new();
+    let token = okno.token();
+    let key_file = okno.dir.join("okno-data/secret.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let sink = Sink::start(SECRET).await;
+    okno.start().await;
+    okno.queue_replies(&token, &sink, 1).await;
+    let sent = sink.wait_accepted(10, 20).await;
+    assert!(sent.iter().all(|r| r.signature_ok));
+
+    let busy = okno.run(&["secrets", "rotate"], None);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("another okno is running"), "{busy:?}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+
+    assert!(okno.terminate().success());
+    let out = okno.run(&["secrets", "rotate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 stored credential(s) sealed again"), "{said}");
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!okno.dir.join("okno-data/secret.key.old").exists());
+
+    // The channel's secret opens under the new key: an inbound message is checked and the
+    // reply signed with it.
+    okno.start().await;
+    let convs = okno.call(reqwest::Method::GET, "/api/v1/conversations", &token, None).await;
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_string();
+    let r = okno
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &token,
+            Some(json!({"text": "after the rotation"})),
+        )
+        .await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let sent = sink.wait_accepted(11, 20).await;
+    assert!(sent.iter().any(|r| r.body["text"] == "after the rotation" && r.signature_ok));
+    assert!(okno.terminate().success());
+
+    // The old key opens nothing: a clear refusal naming the key the secrets need.
+    let refused = okno.cmd().env("OKNO_SECRET_KEY", old_key.trim()).arg("serve").output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    let new_id = okno_store::seal::SecretKey::parse(&new_key, "new").unwrap().id().to_string();
+    assert!(err.contains(&format!("sealed under another key (id {new_id})")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let backup = okno.run(&["backup", "copy.db"], None);
+    assert!(backup.status.success());
+    assert!(String::from_utf8_lossy(&backup.stdout).contains("secret.key"));
+}
