@@ -32,6 +32,18 @@ async fn raw_secrets(db: &TestDb) -> Vec<String> {
     }
 }
 
+/// PostgreSQL: the files of the tables that hold secrets.
+async fn pg_table_files(db: &TestDb) -> Option<Vec<i64>> {
+    use sqlx::Connection;
+    if db.url.starts_with("sqlite") {
+        return None;
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let sql = "SELECT CAST(pg_relation_filenode('channels') AS BIGINT) UNION ALL \
+               SELECT CAST(pg_relation_filenode('webhooks') AS BIGINT)";
+    Some(sqlx::query_scalar::<_, i64>(sql).fetch_all(&mut conn).await.unwrap())
+}
+
 /// The bytes of the SQLite database and its journal files, as a copy of the folder holds them.
 fn sqlite_bytes(db: &TestDb) -> Option<Vec<u8>> {
     let path = db.url.strip_prefix("sqlite://")?;
@@ -138,8 +150,14 @@ async fn plain_secrets_an_older_okno_left_are_sealed_at_start(db: TestDb) {
         ])
         .await;
     assert!(raw_secrets(&app.db).await.iter().any(|v| v.contains(TOKEN)));
+    let files = pg_table_files(&app.db).await;
     app.restart().await;
     assert_sealed(&app.db).await;
+    if let Some(before) = files {
+        // The tables were rewritten: the old row versions holding the plain values are gone.
+        let after = pg_table_files(&app.db).await.unwrap();
+        assert!(before.iter().zip(&after).all(|(b, a)| b != a), "{before:?} {after:?}");
+    }
     assert_working(&app, &sim, &site, &hooks, &ch, 1).await;
     // Sealing is done once: a second start finds nothing plain and changes nothing.
     let before = raw_secrets(&app.db).await;
@@ -226,8 +244,32 @@ async fn rotation_moves_every_secret_to_a_new_key_that_alone_opens_them(db: Test
     assert_working(&app, &sim, &site, &hooks, &ch, 3).await;
 }
 
+/// A rotation cut short after the new key replaced `secret.key` and before anything was
+/// sealed again: the next start finishes it.
+async fn a_rotation_cut_short_is_finished_at_the_next_start(db: TestDb) {
+    let mut app = TestApp::spawn_on(db, |s| s.secret_key = None).await;
+    let (sim, site, hooks) = (TelegramSim::start().await, Sink::start(SECRET).await, Sink::start(HOOK_SECRET).await);
+    let (_, ch) = connect(&app, &sim, &site, &hooks).await;
+    app.stop().await;
+    let (key_file, old_file) = okno_store::seal::key_files(&app.data_dir);
+    let old = okno_store::seal::read_key_file(&key_file).unwrap();
+    okno_store::seal::write_key_file(&old_file, &old).unwrap();
+    let new = SecretKey::generate();
+    okno_store::seal::write_key_file(&key_file, &new).unwrap();
+    app.restart().await;
+    assert!(!old_file.exists());
+    let raw = raw_secrets(&app.db).await;
+    assert!(raw.iter().all(|v| v.contains(&format!("sealed:v1:{}:", new.id()))), "{raw:?}");
+    assert_working(&app, &sim, &site, &hooks, &ch, 1).await;
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_cut_short_is_finished_at_the_next_start() {
+        super::a_rotation_cut_short_is_finished_at_the_next_start(TestDb::sqlite()).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn secrets_are_sealed_in_the_database_and_never_shown() {
@@ -252,6 +294,12 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_cut_short_is_finished_at_the_next_start() {
+        let Some(db) = TestDb::postgres().await else { return };
+        super::a_rotation_cut_short_is_finished_at_the_next_start(db).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn secrets_are_sealed_in_the_database_and_never_shown() {
