@@ -273,6 +273,9 @@ async fn on_postgresql_a_surviving_process_takes_up_a_killed_ones_work_at_once()
         o.database_url = Some(db.url.clone());
     }
     let token = a.token();
+    // Processes on one database share the key that seals its credentials.
+    std::fs::create_dir_all(b.dir.join("okno-data")).unwrap();
+    std::fs::copy(a.dir.join("okno-data/secret.key"), b.dir.join("okno-data/secret.key")).unwrap();
     a.start().await;
     let sink = Sink::start(SECRET).await;
     sink.delay(Duration::from_millis(300));
