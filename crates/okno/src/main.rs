@@ -43,6 +43,11 @@ enum Command {
     },
     /// Print the documented example configuration.
     DefaultConfig,
+    /// The key that seals stored credentials (channel tokens, webhook secrets).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
     /// Notification rules kept in files (e.g. in version control).
     Rules {
         #[command(subcommand)]
@@ -79,6 +84,20 @@ enum BotAction {
     },
     /// Checks a bot definition without saving it.
     Check { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Seal every stored credential under a new key, in one transaction; okno must be stopped.
+    /// With the key file (the default) a new key is made and written over secret.key; with
+    /// OKNO_SECRET_KEY give the new key with --new-key-stdin and set OKNO_SECRET_KEY to it
+    /// before the next start.
+    Rotate {
+        /// Read the new key (base64 of 32 bytes, e.g. `openssl rand -base64 32`) from the
+        /// first line of standard input instead of making one.
+        #[arg(long)]
+        new_key_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +182,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&settings);
+    private_files();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -212,11 +232,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { dest } => backup(&settings, &dest).await,
+        Command::Secrets { action: SecretsAction::Rotate { new_key_stdin } } => {
+            rotate_secrets(&settings, new_key_stdin).await
+        }
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::Bot { action } => bot(&settings, action).await,
         Command::Demo { data_dir, public } => demo(&settings, data_dir, public).await,
         Command::DefaultConfig => Ok(()),
     }
+}
+
+/// `okno secrets rotate`.
+async fn rotate_secrets(settings: &Settings, new_key_stdin: bool) -> anyhow::Result<()> {
+    let new_key = if new_key_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the new key from standard input")?;
+        Some(okno_store::seal::SecretKey::parse(&line, "the new key").map_err(|e| anyhow::anyhow!(e.message))?)
+    } else {
+        None
+    };
+    let done = okno_server::secrets::rotate(settings, new_key).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    println!("{} stored credential(s) sealed again under key {} (was key {})", done.resealed, done.new_id, done.old_id);
+    match done.source {
+        okno_server::secrets::KeySource::File => println!(
+            "the new key is in {}; back it up (the old one no longer opens anything)",
+            okno_store::seal::key_files(&settings.data_dir).0.display()
+        ),
+        okno_server::secrets::KeySource::Setting => {
+            println!("set OKNO_SECRET_KEY to the new key before starting okno (the old one no longer opens anything)")
+        }
+    }
+    Ok(())
 }
 
 /// Reads one line from standard input as a new password and hashes it (argon2id).
@@ -478,7 +524,21 @@ async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Result<(
         store.backup(dest).await.map_err(|e| anyhow::anyhow!(e.message))?;
     }
     println!("backup written to {}", dest.display());
+    let key = match settings.secret_key {
+        Some(_) => "OKNO_SECRET_KEY".to_string(),
+        None => okno_store::seal::key_files(&settings.data_dir).0.display().to_string(),
+    };
+    println!(
+        "the channels' and webhooks' credentials in it are sealed: it is of use only with the key ({key});          keep a copy of the key, apart from the backups"
+    );
     Ok(())
+}
+
+/// Everything okno creates — the data folder, the database, attachments, the secret key,
+/// backups — is readable by okno's user alone, whatever umask it was started with.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn init_logging(settings: &Settings) {

@@ -293,6 +293,9 @@ async fn on_postgresql_a_surviving_process_takes_up_a_killed_ones_work_at_once()
         o.database_url = Some(db.url.clone());
     }
     let token = a.token();
+    // Processes on one database share the key that seals its credentials.
+    std::fs::create_dir_all(b.dir.join("okno-data")).unwrap();
+    std::fs::copy(a.dir.join("okno-data/secret.key"), b.dir.join("okno-data/secret.key")).unwrap();
     a.start().await;
     let sink = Sink::start(SECRET).await;
     sink.delay(Duration::from_millis(300));
@@ -972,4 +975,115 @@ async fn okno_serve_refuses_a_folder_okno_demo_kept() {
     assert!(err.contains("was made by `okno demo`") && err.contains("okno-demo.txt"), "{err}");
     // okno serve on a folder of its own still starts.
     okno.start().await;
+}
+
+/// Permission bits of every folder and file under `dir`, the folder included.
+#[cfg(unix)]
+fn modes_under(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(dir.to_path_buf(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777)];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(modes_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::metadata(&path).unwrap().permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_is_private_and_an_open_one_is_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let okno = Okno::new();
+    let token = okno.token();
+    let data = okno.dir.join("okno-data");
+    // A folder as an older okno left it under the usual umask: everyone may read it.
+    for (path, _) in modes_under(&data) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let child = okno.cmd().arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let url = okno.url("/healthz");
+    let up = eventually(20, || async { okno.http.get(&url).send().await.ok().filter(|r| r.status() == 200) }).await;
+    assert!(up.is_some(), "okno did not come up");
+    let resp = okno
+        .http
+        .post(okno.url("/api/v1/attachments?name=a.txt&mime=text/plain"))
+        .bearer_auth(&token)
+        .body("a file okno keeps")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(data.join("files").is_dir());
+    let modes = modes_under(&data);
+    assert!(modes.len() >= 5, "{modes:?}");
+    for (path, mode) in &modes {
+        let wanted = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(*mode, wanted, "{} is {mode:o}", path.display());
+    }
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("other users could read"), "{log}");
+}
+
+#[tokio::test]
+async fn secrets_rotate_moves_the_credentials_to_a_new_key_and_a_wrong_key_is_a_clear_refusal() {
+    let mut okno = Okno::new();
+    let token = okno.token();
+    let key_file = okno.dir.join("okno-data/secret.key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let sink = Sink::start(SECRET).await;
+    okno.start().await;
+    okno.queue_replies(&token, &sink, 1).await;
+    let sent = sink.wait_accepted(10, 20).await;
+    assert!(sent.iter().all(|r| r.signature_ok));
+
+    let busy = okno.run(&["secrets", "rotate"], None);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("another okno is running"), "{busy:?}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+
+    assert!(okno.terminate().success());
+    let out = okno.run(&["secrets", "rotate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 stored credential(s) sealed again"), "{said}");
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!okno.dir.join("okno-data/secret.key.old").exists());
+
+    // The channel's secret opens under the new key: an inbound message is checked and the
+    // reply signed with it.
+    okno.start().await;
+    let convs = okno.call(reqwest::Method::GET, "/api/v1/conversations", &token, None).await;
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_string();
+    let r = okno
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &token,
+            Some(json!({"text": "after the rotation"})),
+        )
+        .await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let sent = sink.wait_accepted(11, 20).await;
+    assert!(sent.iter().any(|r| r.body["text"] == "after the rotation" && r.signature_ok));
+    assert!(okno.terminate().success());
+
+    // The old key opens nothing: a clear refusal naming the key the secrets need.
+    let refused = okno.cmd().env("OKNO_SECRET_KEY", old_key.trim()).arg("serve").output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    let new_id = okno_store::seal::SecretKey::parse(&new_key, "new").unwrap().id().to_string();
+    assert!(err.contains(&format!("sealed under another key (id {new_id})")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let backup = okno.run(&["backup", "copy.db"], None);
+    assert!(backup.status.success());
+    assert!(String::from_utf8_lossy(&backup.stdout).contains("secret.key"));
 }

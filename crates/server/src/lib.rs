@@ -11,18 +11,20 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use okno_domain::{Error, Result};
 use okno_engine::{Engine, EngineConfig};
-use okno_store::{SqlStore, Store};
+use okno_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod auth;
+pub mod data_dir;
 pub mod error;
 pub mod hooks;
 pub mod masking;
 pub mod openapi;
 pub mod ops;
+pub mod secrets;
 pub mod settings;
 pub mod ui;
 
@@ -124,16 +126,10 @@ impl Running {
     }
 }
 
-/// Opens the store named by the settings (migrating it).
+/// Opens the store named by the settings (migrating it), its secrets sealed under the key
+/// ([`secrets`]), in a data folder only okno's user may read ([`data_dir`]).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-        Error::invalid(
-            "data_dir_unusable",
-            format!("cannot create the data folder `{}`: {e}", settings.data_dir.display()),
-        )
-    })?;
-    let store = SqlStore::open(&settings.database_url(), settings.store_options()).await?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(secrets::open_sealed(settings).await?))
 }
 
 /// Every two seconds: fresh planner statistics for the tables that have outgrown theirs

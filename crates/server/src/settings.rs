@@ -25,6 +25,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Allow outgoing HTTP to loopback/private addresses (webhooks, attachment URLs).
     pub allow_private_targets: bool,
+    /// The key that seals the credentials okno keeps (channel tokens and passwords, webhook
+    /// secrets): 32 bytes as base64. Default: the data folder's `secret.key`, made on first
+    /// start.
+    pub secret_key: Option<SecretString>,
     /// `info`, `debug`, `warn`… or a full tracing filter such as `okno=debug,info`.
     pub log_level: String,
     /// `text` or `json`.
@@ -124,6 +128,7 @@ impl Default for Settings {
             database_url: None,
             public_url: None,
             allow_private_targets: false,
+            secret_key: None,
             log_level: "info".into(),
             log_format: "text".into(),
             default_timezone: "UTC".into(),
@@ -198,6 +203,9 @@ impl Settings {
     pub fn validate(&self) -> Result<()> {
         self.listen_addr()?;
         okno_store::sql_backend_of(&self.database_url())?;
+        if let Some(key) = &self.secret_key {
+            okno_store::seal::SecretKey::parse(key.expose_secret(), "OKNO_SECRET_KEY (secret_key)")?;
+        }
         if let Some(p) = &self.public_url {
             let u =
                 url::Url::parse(p).map_err(|e| Error::invalid("invalid_config", format!("public_url `{p}`: {e}")))?;
@@ -264,6 +272,14 @@ impl Settings {
         }
     }
 
+    /// The SQLite database file, when the database is SQLite.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.database_url();
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        (!path.is_empty()).then(|| PathBuf::from(path))
+    }
+
     /// The public base URL, defaulting to the listen address.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{bound}")).trim_end_matches('/').to_string()
@@ -275,6 +291,7 @@ impl Settings {
             sqlite_full_sync: self.database.sqlite_sync == "full",
             acquire_timeout_ms: self.database.acquire_timeout_ms,
             max_connections: self.database.max_connections,
+            sealer: None,
         }
     }
 }
@@ -318,6 +335,16 @@ mod tests {
         assert!(s.validate().unwrap_err().message.contains("sqlite_sync"));
         s.database.sqlite_sync = "full".into();
         assert!(s.store_options().sqlite_full_sync);
+    }
+
+    #[test]
+    fn a_secret_key_that_is_not_32_bytes_of_base64_is_refused_at_start() {
+        let s = Settings { secret_key: Some(SecretString::from("too-short")), ..Default::default() };
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.code, "invalid_secret_key");
+        assert!(err.message.contains("OKNO_SECRET_KEY"), "{}", err.message);
+        let key = okno_store::seal::SecretKey::generate().to_base64();
+        Settings { secret_key: Some(SecretString::from(key)), ..Default::default() }.validate().unwrap();
     }
 
     #[test]

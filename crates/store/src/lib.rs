@@ -26,6 +26,7 @@ mod migrations;
 mod operators;
 mod pg;
 mod reports;
+pub mod seal;
 mod search;
 mod signals;
 mod sql;
@@ -76,11 +77,20 @@ pub struct StoreOptions {
     pub acquire_timeout_ms: u64,
     /// Connections for reads (PostgreSQL: all work).
     pub max_connections: u32,
+    /// Seals secrets on write and opens them on read ([`seal`]). `None` keeps them as given:
+    /// only for tests and tools that hold no secrets — okno itself always passes one.
+    pub sealer: Option<std::sync::Arc<seal::Sealer>>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { busy_timeout_ms: 5_000, acquire_timeout_ms: 5_000, max_connections: 8, sqlite_full_sync: false }
+        Self {
+            busy_timeout_ms: 5_000,
+            acquire_timeout_ms: 5_000,
+            max_connections: 8,
+            sqlite_full_sync: false,
+            sealer: None,
+        }
     }
 }
 

@@ -174,3 +174,16 @@ pub(crate) async fn dead_on_postgres(c: &mut dyn Conn, owner: &str) -> Result<bo
         .await?;
     Ok(row.i("free")? == 1)
 }
+
+/// PostgreSQL: how many okno processes show themselves alive on this database now.
+pub(crate) async fn alive_on_postgres(c: &mut dyn Conn) -> Result<i64> {
+    let row = c
+        .one(
+            "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND classid = CAST($1 AS INTEGER) AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            args![i64::from(LIVENESS_LOCK_CLASS)],
+        )
+        .await?;
+    row.i("n")
+}

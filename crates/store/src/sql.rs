@@ -27,6 +27,8 @@ pub struct SqlStore {
     sqlite_file: Option<std::path::PathBuf>,
     /// What this process holds while it shows itself alive ([`crate::liveness`]).
     alive: std::sync::Mutex<Option<crate::liveness::Held>>,
+    /// Seals secrets on write, opens them on read ([`crate::seal`]).
+    sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
 }
 
 enum Engine {
@@ -70,7 +72,8 @@ impl SqlStore {
             }
             Backend::Postgres => Engine::Pg(Pg::open(url, opts.max_connections, opts.acquire_timeout_ms).await?),
         };
-        let store = SqlStore { backend, engine, url: url.to_string(), sqlite_file, alive: Default::default() };
+        let sealer = opts.sealer.clone();
+        let store = SqlStore { backend, engine, url: url.to_string(), sqlite_file, alive: Default::default(), sealer };
         on!(store.write, |c| crate::migrations::migrate(c, backend).await)?;
         Ok(store)
     }
@@ -101,6 +104,150 @@ impl SqlStore {
             Engine::Pg(p) => p.close().await,
         }
     }
+}
+
+impl SqlStore {
+    /// A channel config as it is kept: its secrets sealed.
+    fn sealed_config(&self, config: &Value) -> Result<Value> {
+        match &self.sealer {
+            Some(s) => s.seal_config(config),
+            None => Ok(config.clone()),
+        }
+    }
+
+    /// A channel as it is used: its secrets opened.
+    fn opened(&self, mut channel: Channel) -> Result<Channel> {
+        if let Some(s) = &self.sealer {
+            channel.config = s.open_config(&channel.config)?;
+        }
+        Ok(channel)
+    }
+
+    fn sealed_secret(&self, secret: &str) -> Result<String> {
+        match &self.sealer {
+            Some(s) => s.reseal(secret),
+            None => Ok(secret.to_string()),
+        }
+    }
+
+    fn opened_secret(&self, secret: String) -> Result<String> {
+        match &self.sealer {
+            Some(s) => s.open(&secret),
+            None => Ok(secret),
+        }
+    }
+
+    fn opened_webhook(&self, mut webhook: Webhook) -> Result<Webhook> {
+        webhook.secret = self.opened_secret(webhook.secret)?;
+        Ok(webhook)
+    }
+
+    /// Brings every stored secret under the sealer's current key, in one transaction: plain
+    /// values (written before sealing) and values under the previous key (a rotation) are
+    /// sealed again; a value under a key the sealer does not have stops it with
+    /// `secret_key_mismatch`, changing nothing. Returns how many values were written.
+    ///
+    /// When it wrote anything, the values it replaced are wiped from the database's files too
+    /// (see [`SqlStore::scrub`]).
+    pub async fn seal_secrets_with(&self, sealer: &crate::seal::Sealer) -> Result<usize> {
+        let sealer = sealer.clone();
+        let written = on!(self.write, |c| {
+            check_key(c, &sealer).await?;
+            let mut written = 0;
+            for row in c.rows("SELECT id, config FROM channels ORDER BY id", args![]).await? {
+                let config = row.js("config")?;
+                let sealed = sealer.seal_config(&config)?;
+                if sealed != config {
+                    c.exec("UPDATE channels SET config = $1 WHERE id = $2", args![to_json(&sealed), row.s("id")?])
+                        .await?;
+                    written += 1;
+                }
+            }
+            for row in c.rows("SELECT id, secret FROM webhooks ORDER BY id", args![]).await? {
+                let secret = row.s("secret")?;
+                let sealed = sealer.reseal(&secret)?;
+                if sealed != secret {
+                    c.exec("UPDATE webhooks SET secret = $1 WHERE id = $2", args![&sealed, row.s("id")?]).await?;
+                    written += 1;
+                }
+            }
+            Ok(written)
+        })?;
+        if written > 0 {
+            if let Err(e) = self.scrub().await {
+                tracing::warn!(error = %e.message, "the replaced secrets may linger in the database's free space");
+            }
+        }
+        Ok(written)
+    }
+
+    /// Rewrites the places replaced secrets may linger: SQLite's whole file (`VACUUM`: free
+    /// pages hold old rows) and its write-ahead log, emptied (`-wal` holds old page images);
+    /// PostgreSQL's two tables that hold secrets (`VACUUM FULL`: old row versions). What
+    /// PostgreSQL's own write-ahead log and earlier backups hold stays there.
+    async fn scrub(&self) -> Result<()> {
+        let backend = self.backend;
+        on!(self.read, |c| {
+            match backend {
+                Backend::Sqlite => {
+                    c.exec("VACUUM", args![]).await?;
+                    c.rows("PRAGMA wal_checkpoint(TRUNCATE)", args![]).await?;
+                }
+                Backend::Postgres => {
+                    c.exec("VACUUM FULL channels, webhooks", args![]).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes sure no okno runs on this database, for work that must be done alone (sealing
+    /// every secret under a new key): on SQLite by taking the database's lock, held until the
+    /// store is closed; on PostgreSQL by looking for live processes' locks.
+    pub async fn hold_alone(&self, owner: &str) -> Result<()> {
+        if self.sqlite_file.is_some() {
+            return self.hold_liveness(owner).await;
+        }
+        let alive = on!(self.read, |c| crate::liveness::alive_on_postgres(c).await)?;
+        if alive > 0 {
+            return Err(Error::conflict(
+                "database_in_use",
+                format!("{alive} okno processes are running on this database; stop every one of them first"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`SqlStore::seal_secrets_with`] this store's own sealer (none: nothing to do).
+    pub async fn seal_secrets(&self) -> Result<usize> {
+        match self.sealer.clone() {
+            Some(s) => self.seal_secrets_with(&s).await,
+            None => Ok(0),
+        }
+    }
+}
+
+/// The text whose sealed form in `secret_key` proves a key is the database's.
+const KEY_PROOF: &str = "okno secret key";
+
+/// Makes sure `sealer`'s key is the one the database's secrets are sealed under (recording it
+/// when none is yet, moving the record to the new key during a rotation).
+async fn check_key(c: &mut dyn Conn, sealer: &crate::seal::Sealer) -> Result<()> {
+    c.exec(
+        "INSERT INTO secret_key (id, key_id, proof) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+        args![sealer.key_id(), sealer.seal(KEY_PROOF)],
+    )
+    .await?;
+    let row = c.one("SELECT proof FROM secret_key WHERE id = 1", args![]).await?;
+    let stored = row.s("proof")?;
+    let proof = sealer.reseal(&stored)?;
+    if sealer.open(&proof)? != KEY_PROOF {
+        return Err(crate::seal::other_key("?", sealer.key_id()));
+    }
+    if proof != stored {
+        c.exec("UPDATE secret_key SET key_id = $1, proof = $2 WHERE id = 1", args![sealer.key_id(), &proof]).await?;
+    }
+    Ok(())
 }
 
 /// The file a `sqlite://PATH` URL names; its folder is created.
@@ -849,37 +996,43 @@ impl Store for SqlStore {
     // --- channels -----------------------------------------------------------------------------
 
     async fn create_channel(&self, new: NewChannel) -> Result<Channel> {
-        on!(self.write, |c| {
+        let new = NewChannel { config: self.sealed_config(&new.config)?, ..new };
+        let channel = on!(self.write, |c| {
             let id = new_id();
             let now = now_ms();
             c.exec(
                 "INSERT INTO channels (id, kind, name, config, info, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
             args![&id, new.kind.as_str(), &new.name, to_json(&new.config), to_json(&new.info), now]).await?;
             load_channel(c, &id).await
-        })
+        })?;
+        self.opened(channel)
     }
 
     async fn get_channel(&self, id: &str) -> Result<Channel> {
         let id = id.to_owned();
-        on!(self.read, |c| {
+        let channel = on!(self.read, |c| {
             let id = id.as_str();
             load_channel(c, id).await
-        })
+        })?;
+        self.opened(channel)
     }
 
     async fn list_channels(&self) -> Result<Vec<Channel>> {
-        on!(self.read, |c| {
+        let channels: Vec<Channel> = on!(self.read, |c| {
             c.rows(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE deleted = 0 ORDER BY id"), args![])
                 .await?
                 .iter()
                 .map(channel_from)
                 .collect()
-        })
+        })?;
+        channels.into_iter().map(|ch| self.opened(ch)).collect()
     }
 
     async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel> {
         let id = id.to_owned();
-        on!(self.write, |c| {
+        let config = patch.config.as_ref().map(|c| self.sealed_config(c)).transpose()?;
+        let patch = ChannelPatch { config, ..patch };
+        let channel = on!(self.write, |c| {
             let id = id.as_str();
             let mut q = Sql::new("UPDATE channels SET updated_at = ");
             q.bind_i(now_ms());
@@ -905,7 +1058,8 @@ impl Store for SqlStore {
             }
             let channel = load_channel(c, id).await?;
             Ok(channel)
-        })
+        })?;
+        self.opened(channel)
     }
 
     async fn delete_channel(&self, id: &str) -> Result<()> {
@@ -1207,7 +1361,7 @@ impl Store for SqlStore {
 
     async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget> {
         let message_id = message_id.to_owned();
-        on!(self.read, |c| {
+        let target = on!(self.read, |c| {
             let message_id = message_id.as_str();
             // One read for the message, its channel, the identity it goes to and the platform id
             // of the message it answers; attachments are read only when there are some.
@@ -1252,7 +1406,8 @@ impl Store for SqlStore {
                 channel: channel_from(&ch)?,
                 identity: identity_from(&ident)?,
             })
-        })
+        })?;
+        Ok(DeliveryTarget { channel: self.opened(target.channel)?, ..target })
     }
 
     async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()> {
@@ -1580,7 +1735,8 @@ impl Store for SqlStore {
     // --- outgoing webhooks --------------------------------------------------------------------
 
     async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        on!(self.write, |c| {
+        let new = NewWebhook { secret: self.sealed_secret(&new.secret)?, ..new };
+        let webhook = on!(self.write, |c| {
             let id = new_id();
             let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
             c.exec(
@@ -1589,29 +1745,32 @@ impl Store for SqlStore {
             )
             .await?;
             load_webhook(c, &id).await
-        })
+        })?;
+        self.opened_webhook(webhook)
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
-        on!(self.read, |c| {
+        let webhooks: Vec<Webhook> = on!(self.read, |c| {
             c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![])
                 .await?
                 .iter()
                 .map(webhook_from)
                 .collect()
-        })
+        })?;
+        webhooks.into_iter().map(|w| self.opened_webhook(w)).collect()
     }
 
     async fn get_webhook(&self, id: &str) -> Result<Webhook> {
         let id = id.to_owned();
-        on!(self.read, |c| {
+        let webhook = on!(self.read, |c| {
             let id = id.as_str();
             let row = c
                 .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
                 .await?
                 .ok_or_else(|| Error::not_found("webhook", id))?;
             webhook_from(&row)
-        })
+        })?;
+        self.opened_webhook(webhook)
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<()> {
@@ -1652,7 +1811,7 @@ impl Store for SqlStore {
 
     async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery> {
         let id = id.to_owned();
-        on!(self.read, |c| {
+        let pending = on!(self.read, |c| {
             let id = id.as_str();
             let row = c.row(
                 "SELECT d.id, d.webhook_id, d.event_type, d.body, d.status, d.attempts, d.last_status_code, d.last_error, \
@@ -1661,7 +1820,8 @@ impl Store for SqlStore {
             args![id]).await?
             .ok_or_else(|| Error::not_found("delivery", id))?;
             Ok(PendingDelivery { delivery: delivery_from(&row)?, url: row.s("url")?, secret: row.s("secret")? })
-        })
+        })?;
+        Ok(PendingDelivery { secret: self.opened_secret(pending.secret)?, ..pending })
     }
 
     async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()> {

@@ -67,7 +67,21 @@ impl TestDb {
     }
 
     pub async fn open_sql(&self) -> SqlStore {
-        SqlStore::open(&self.url, StoreOptions::default()).await.expect("open test store")
+        let key = crate::seal::SecretKey::parse(&self.secret_key(), "the test key").expect("test key");
+        let options =
+            StoreOptions { sealer: Some(Arc::new(crate::seal::Sealer::new(key, None))), ..StoreOptions::default() };
+        let store = SqlStore::open(&self.url, options).await.expect("open test store");
+        store.seal_secrets().await.expect("seal the test store's secrets");
+        store
+    }
+
+    /// The key that seals this database's secrets (base64): the same for every handle on the
+    /// database, so that a second process on it opens them as okno's processes sharing
+    /// `OKNO_SECRET_KEY` do.
+    pub fn secret_key(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(format!("okno test key {}", self.url)))
     }
 
     /// Runs statements on the database directly, past the store (what an older okno, or a

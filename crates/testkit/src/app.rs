@@ -41,6 +41,7 @@ pub fn test_settings(db: &TestDb, data_dir: PathBuf) -> Settings {
         listen: "127.0.0.1:0".into(),
         data_dir,
         database_url: Some(secrecy::SecretString::from(db.url.clone())),
+        secret_key: Some(secrecy::SecretString::from(db.secret_key())),
         allow_private_targets: true,
         ..Default::default()
     };

@@ -15,6 +15,7 @@ mod files;
 mod flow;
 mod pages;
 mod scale_out;
+mod secrets;
 mod setup;
 mod surveys;
 mod tasks;
