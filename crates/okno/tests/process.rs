@@ -95,6 +95,13 @@ impl Okno {
         assert!(up.is_some(), "okno did not come up");
     }
 
+    /// Processes on one database share the key that seals its credentials: `self` takes
+    /// `other`'s (made by its first command).
+    fn share_key_of(&self, other: &Okno) {
+        std::fs::create_dir_all(self.dir.join("okno-data")).unwrap();
+        std::fs::copy(other.dir.join("okno-data/secret.key"), self.dir.join("okno-data/secret.key")).unwrap();
+    }
+
     fn kill9(&mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
@@ -293,9 +300,7 @@ async fn on_postgresql_a_surviving_process_takes_up_a_killed_ones_work_at_once()
         o.database_url = Some(db.url.clone());
     }
     let token = a.token();
-    // Processes on one database share the key that seals its credentials.
-    std::fs::create_dir_all(b.dir.join("okno-data")).unwrap();
-    std::fs::copy(a.dir.join("okno-data/secret.key"), b.dir.join("okno-data/secret.key")).unwrap();
+    b.share_key_of(&a);
     a.start().await;
     let sink = Sink::start(SECRET).await;
     sink.delay(Duration::from_millis(300));
@@ -330,6 +335,7 @@ async fn on_postgresql_work_queued_by_a_busy_process_is_taken_by_an_idle_one_at_
     }
     a.workers = 1;
     let token = a.token();
+    b.share_key_of(&a);
     a.start().await;
     b.start().await;
     let sink = Sink::start(SECRET).await;
@@ -404,6 +410,7 @@ async fn on_postgresql_a_live_page_shows_at_once_a_message_another_process_recei
         o.database_url = Some(db.url.clone());
     }
     let token = a.token();
+    b.share_key_of(&a);
     let made = a.run(&["user", "create", "--login", "anna", "--role", "admin"], Some("correct horse battery\n"));
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     a.start().await;
