@@ -42,6 +42,7 @@ async fn subscribe(store: &dyn Store, events: &[EventType]) -> Webhook {
             url: "https://example.org/hook".into(),
             events: events.to_vec(),
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap()

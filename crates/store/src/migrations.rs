@@ -126,6 +126,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0020_jobs_leased.sql"),
         include_str!("../migrations/postgres/0020_jobs_leased.sql"),
     ),
+    (
+        21,
+        "0021_owners.sql",
+        include_str!("../migrations/sqlite/0021_owners.sql"),
+        include_str!("../migrations/postgres/0021_owners.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

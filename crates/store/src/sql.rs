@@ -1567,8 +1567,8 @@ impl Store for SqlStore {
             let id = new_id();
             let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
             c.exec(
-                "INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
-                args![&id, &new.url, to_json(&events), &new.secret, now_ms()],
+                "INSERT INTO webhooks (id, url, events, secret, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![&id, &new.url, to_json(&events), &new.secret, now_ms(), &new.created_by],
             )
             .await?;
             load_webhook(c, &id).await
@@ -1577,7 +1577,7 @@ impl Store for SqlStore {
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         on!(self.read, |c| {
-            c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![])
+            c.rows("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks ORDER BY id", args![])
                 .await?
                 .iter()
                 .map(webhook_from)
@@ -1590,7 +1590,10 @@ impl Store for SqlStore {
         on!(self.read, |c| {
             let id = id.as_str();
             let row = c
-                .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+                .row(
+                    "SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1",
+                    args![id],
+                )
                 .await?
                 .ok_or_else(|| Error::not_found("webhook", id))?;
             webhook_from(&row)
@@ -3283,7 +3286,7 @@ fn status_event_data(m: &Message) -> Value {
 
 async fn load_webhook(c: &mut dyn Conn, id: &str) -> Result<Webhook> {
     let row = c
-        .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+        .row("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1", args![id])
         .await?
         .ok_or_else(|| Error::not_found("webhook", id))?;
     webhook_from(&row)
@@ -3305,6 +3308,7 @@ fn webhook_from(row: &Row) -> Result<Webhook> {
         active: row.flag("active")?,
         secret: row.s("secret")?,
         created_at: row.i("created_at")?,
+        created_by: row.os("created_by")?,
     })
 }
 

@@ -14,6 +14,7 @@ mod events;
 mod files;
 mod flow;
 mod pages;
+mod roles;
 mod scale_out;
 mod setup;
 mod surveys;
