@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use async_trait::async_trait;
+use okno_domain::files::safe_file_name;
 use okno_domain::ids::new_id;
 use okno_domain::model::*;
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
@@ -1311,12 +1312,14 @@ impl Store for SqlStore {
     // --- attachments --------------------------------------------------------------------------
 
     async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment> {
+        // Whoever named the file, only a plain base name is kept (as for inbound files below).
+        let name = safe_file_name(&new.name);
         on!(self.write, |c| {
             let id = new_id();
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7)",
-                args![&id, &new.message_id, &new.name, &new.mime, new.size, &new.sha256, now_ms()],
+                args![&id, &new.message_id, &name, &new.mime, new.size, &new.sha256, now_ms()],
             )
             .await?;
             load_attachment(c, &id).await
@@ -3155,6 +3158,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 }
             };
             fetch |= state == "pending";
+            // A name from a messenger or a site may be a path; only its base name is kept.
+            let name = &safe_file_name(name);
             let att_id = new_id();
             attachments.push(Attachment {
                 url: format!("/api/v1/attachments/{att_id}"),

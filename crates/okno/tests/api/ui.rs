@@ -577,6 +577,10 @@ async fn a_reply_carries_an_uploaded_attachment_and_operators_can_download_files
     assert_eq!(got[0].body["attachments"][0]["name"], "invoice.pdf");
     let file = c.get(&format!("/ui/attachments/{att_id}")).await;
     assert_eq!((file.status, file.body.as_str()), (200, "%PDF-1.4 test"));
+    let raw = c.http.get(format!("{}/ui/attachments/{att_id}", app.url)).header("cookie", c.cookie_header());
+    let raw = raw.send().await.unwrap();
+    assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(raw.headers()["content-security-policy"], "sandbox; default-src 'none'");
     let p = c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "  ")]).await;
     assert_eq!(p.status, 400, "an empty reply is a clear error");
 }
