@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod error;
 pub mod hooks;
 pub mod masking;

@@ -36,6 +36,16 @@ pub struct Settings {
     pub database: Database,
     pub telegram: Telegram,
     pub ui: Ui,
+    pub http: Http,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the client; from any other peer the header is ignored. Default: none.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The operator web UI.
@@ -132,6 +142,7 @@ impl Default for Settings {
             database: Database::default(),
             telegram: Telegram::default(),
             ui: Ui::default(),
+            http: Http::default(),
         }
     }
 }
@@ -234,6 +245,7 @@ impl Settings {
                 ));
             }
         }
+        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)?;
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
         }
@@ -294,6 +306,7 @@ mod tests {
         assert_eq!(parsed.database, d.database);
         assert_eq!(parsed.telegram, d.telegram);
         assert_eq!(parsed.ui, d.ui);
+        assert_eq!(parsed.http, d.http);
         assert_eq!(parsed.log_level, d.log_level);
     }
 
