@@ -17,6 +17,7 @@ mod pages;
 mod roles;
 mod scale_out;
 mod setup;
+mod slow_clients;
 mod surveys;
 mod tasks;
 mod telegram;
