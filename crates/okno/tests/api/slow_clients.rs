@@ -52,6 +52,7 @@ async fn slow_headers_and_slow_bodies_are_cut_off_while_others_are_served() {
     // A body the handler never reads: okno answers at once and does not wait for the rest.
     let unread = "POST /api/v1/contacts HTTP/1.1\r\nHost: okno\r\nContent-Length: 1000\r\n\r\n{";
     let unread = trickle(&app, unread, " ", give_up);
+    let silent = trickle(&app, "", "", give_up);
     let served = async {
         let started = Instant::now();
         let mut statuses = Vec::new();
@@ -61,7 +62,8 @@ async fn slow_headers_and_slow_bodies_are_cut_off_while_others_are_served() {
         }
         statuses
     };
-    let ((headers, _), (body, body_answer), (unread, _), statuses) = tokio::join!(headers, body, unread, served);
+    let ((headers, _), (body, body_answer), (unread, _), (silent, _), statuses) =
+        tokio::join!(headers, body, unread, silent, served);
 
     let headers = headers.expect("a client sending a header line every 200 ms is disconnected");
     assert!(headers < Duration::from_millis(2500), "after {headers:?}");
@@ -70,6 +72,8 @@ async fn slow_headers_and_slow_bodies_are_cut_off_while_others_are_served() {
     assert!(!body_answer.starts_with("HTTP/1.1 2") && !body_answer.starts_with("HTTP/1.1 3"), "{body_answer}");
     let unread = unread.expect("a body nobody reads does not hold the connection");
     assert!(unread < Duration::from_millis(2500), "after {unread:?}");
+    let silent = silent.expect("a connection that sends nothing is closed");
+    assert!(silent < Duration::from_millis(2500), "after {silent:?}");
     assert!(statuses.len() >= 5 && statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
