@@ -194,6 +194,20 @@ async fn a_guesser_with_many_addresses_does_not_lock_an_operator_out_where_they_
 }
 
 #[tokio::test]
+async fn a_guesser_rotating_ipv6_addresses_in_one_network_is_limited_as_one_address() {
+    let app = behind_a_proxy().await;
+    let mut attacker = Client::new(&app);
+    for i in 0..20 {
+        let p = login_from(&mut attacker, &format!("2001:db8:1:2::{i:x}"), &format!("user{i}"), "guess").await;
+        assert_eq!(p.status, 401, "attempt {i}");
+    }
+    let p = login_from(&mut attacker, "2001:db8:1:2:ffff::1", "someone", "guess").await;
+    assert_eq!(p.status, 429, "the /64 is one client");
+    let p = login_from(&mut attacker, "2001:db8:1:3::1", "someone", "guess").await;
+    assert_eq!(p.status, 401, "the next network is another");
+}
+
+#[tokio::test]
 async fn a_direct_peers_forwarded_for_is_ignored() {
     let app = TestApp::spawn().await;
     operator(&app, "anna", Role::Operator).await;

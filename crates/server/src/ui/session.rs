@@ -56,6 +56,11 @@ pub struct Sessions {
 /// The limits one login attempt counts against: `(key, limit)`.
 fn login_keys(login: &str, addr: IpAddr) -> [(String, usize); 3] {
     let login = login.to_lowercase();
+    // One IPv6 client usually holds a whole /64: its addresses count as one.
+    let addr = match addr {
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 64).map_or(addr, |n| IpAddr::V6(n.network())),
+        v4 => v4,
+    };
     [
         (format!("login+addr:{login}|{addr}"), MAX_FAILS_PER_LOGIN_AND_ADDR),
         (format!("addr:{addr}"), MAX_FAILS_PER_ADDR),
