@@ -3,6 +3,7 @@
 //! pure helpers (ids, time, signing) every other crate shares. Nothing here performs IO.
 
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod masking;
 pub mod model;

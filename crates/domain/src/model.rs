@@ -100,15 +100,20 @@ pub enum Permission {
     Read,
     /// Send messages, change conversations, upsert contacts.
     Write,
-    /// Channels, webhooks, tokens, audit log.
+    /// Channels, tokens, rules, bots, the audit log — and every webhook subscription and news
+    /// item, whoever created it.
     Configure,
-    /// Outgoing webhook subscriptions (integrators manage their own).
+    /// Outgoing webhook subscriptions: a role without `Configure` sees and removes only its own.
     Subscribe,
+    /// Publish news that bots show (business systems post theirs): a role without `Configure`
+    /// withdraws only its own.
+    PublishNews,
     /// See contacts' phone numbers and emails unmasked.
     PersonalData,
 }
 
 impl Role {
+    /// The one table of what each role may do.
     pub fn allows(self, p: Permission) -> bool {
         matches!(
             (self, p),
@@ -116,7 +121,11 @@ impl Role {
                 | (Role::Operator, Permission::Read | Permission::Write | Permission::PersonalData)
                 | (
                     Role::Integration,
-                    Permission::Read | Permission::Write | Permission::Subscribe | Permission::PersonalData
+                    Permission::Read
+                        | Permission::Write
+                        | Permission::Subscribe
+                        | Permission::PublishNews
+                        | Permission::PersonalData
                 )
                 | (Role::Restricted, Permission::Read | Permission::Write)
         )
@@ -389,6 +398,8 @@ pub struct Webhook {
     #[serde(with = "rfc3339")]
     #[schema(value_type = String)]
     pub created_at: Millis,
+    /// The API token that created it (`token:<id>`); only it and administrators manage it.
+    pub created_by: Option<String>,
 }
 
 /// One attempt-tracked delivery of an event to a subscription.

@@ -30,6 +30,18 @@ impl Auth {
         }
     }
 
+    /// The creator recorded on what this caller makes (`token:<id>`): a token's id, since names
+    /// repeat.
+    pub fn owner(&self) -> String {
+        format!("token:{}", self.token.id)
+    }
+
+    /// Whether this caller may see and change something made by `created_by`: a role that
+    /// configures okno manages everything, another only what its token made.
+    pub fn owns(&self, created_by: Option<&str>) -> bool {
+        self.token.role.allows(Permission::Configure) || created_by == Some(self.owner().as_str())
+    }
+
     /// How this caller appears in the audit log and as a message author.
     pub fn actor(&self) -> String {
         format!("token:{}", self.token.name)

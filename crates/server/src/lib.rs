@@ -18,9 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod data_dir;
 pub mod error;
 pub mod hooks;
+pub mod listener;
 pub mod masking;
 pub mod openapi;
 pub mod ops;
@@ -189,14 +191,8 @@ pub async fn start_with_extras(
             engine.store.end_liveness().await;
         })
     };
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the HTTP server stopped with an error");
-        }
-    });
+    let server =
+        tokio::spawn(listener::serve(listener, app, listener::ReadLimits::of(&settings.http), shutdown.clone()));
     Ok(Running { addr, engine, public_url, shutdown, server, workers })
 }
 

@@ -40,6 +40,34 @@ pub struct Settings {
     pub database: Database,
     pub telegram: Telegram,
     pub ui: Ui,
+    pub http: Http,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the client; from any other peer the header is ignored. Default: none.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a client has to send a request's headers; a slower one is disconnected.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, longer only while it keeps sending at
+    /// `body_min_bytes_per_sec` on average; a slower one is disconnected.
+    pub body_timeout_secs: u64,
+    /// The average rate, in bytes per second, that earns a body more than `body_timeout_secs`.
+    pub body_min_bytes_per_sec: u64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            header_timeout_secs: 30,
+            body_timeout_secs: 30,
+            body_min_bytes_per_sec: 1024,
+        }
+    }
 }
 
 /// The operator web UI.
@@ -137,6 +165,7 @@ impl Default for Settings {
             database: Database::default(),
             telegram: Telegram::default(),
             ui: Ui::default(),
+            http: Http::default(),
         }
     }
 }
@@ -242,6 +271,13 @@ impl Settings {
                 ));
             }
         }
+        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)?;
+        if self.http.header_timeout_secs == 0 || self.http.body_timeout_secs == 0 {
+            return Err(Error::invalid(
+                "invalid_config",
+                "http.header_timeout_secs and http.body_timeout_secs must be at least 1",
+            ));
+        }
         if self.limits.max_body_bytes < 1024 || self.limits.max_attachment_bytes < 1024 {
             return Err(Error::invalid("invalid_config", "limits must be at least 1024 bytes"));
         }
@@ -311,6 +347,7 @@ mod tests {
         assert_eq!(parsed.database, d.database);
         assert_eq!(parsed.telegram, d.telegram);
         assert_eq!(parsed.ui, d.ui);
+        assert_eq!(parsed.http, d.http);
         assert_eq!(parsed.log_level, d.log_level);
     }
 

@@ -37,6 +37,8 @@ pub struct News {
     pub attachment_id: Option<String>,
     #[serde(with = "okno_domain::time::rfc3339")]
     pub created_at: Millis,
+    /// The API token that published it (`token:<id>`); only it and administrators withdraw it.
+    pub created_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct NewNews {
     pub text: String,
     pub groups: Vec<String>,
     pub attachment_id: Option<String>,
+    /// Who publishes it (`token:<id>`).
+    pub created_by: Option<String>,
 }
 
 /// One question relayed to one feed recipient.
@@ -80,6 +84,7 @@ pub trait BotStore: Send + Sync + 'static {
     async fn create_news(&self, news: NewNews) -> Result<News>;
     /// The newest news first.
     async fn list_news(&self, limit: u32) -> Result<Vec<News>>;
+    async fn get_news(&self, id: &str) -> Result<News>;
     async fn delete_news(&self, id: &str) -> Result<()>;
     async fn add_relay(&self, relay: Relay) -> Result<()>;
     /// The relay whose message in a recipient's chat is `relay_message_id`.
@@ -119,6 +124,7 @@ fn news_from(row: &Row) -> Result<News> {
         groups: serde_json::from_value(row.js("groups")?).unwrap_or_default(),
         attachment_id: row.os("attachment_id")?,
         created_at: row.i("created_at")?,
+        created_by: row.os("created_by")?,
     })
 }
 
@@ -232,19 +238,23 @@ impl BotStore for SqlStore {
         on!(self.write, |c| {
             let id = new_id();
             c.exec(
-                "INSERT INTO news (id, title, text, groups, attachment_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO news (id, title, text, groups, attachment_id, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 args![
                     &id,
                     &news.title,
                     &news.text,
                     serde_json::to_string(&news.groups).unwrap_or_else(|_| "[]".into()),
                     &news.attachment_id,
-                    now_ms()
+                    now_ms(),
+                    &news.created_by
                 ],
             )
             .await?;
             let row = c
-                .one("SELECT id, title, text, groups, attachment_id, created_at FROM news WHERE id = $1", args![&id])
+                .one(
+                    "SELECT id, title, text, groups, attachment_id, created_at, created_by FROM news WHERE id = $1",
+                    args![&id],
+                )
                 .await?;
             news_from(&row)
         })
@@ -253,13 +263,27 @@ impl BotStore for SqlStore {
     async fn list_news(&self, limit: u32) -> Result<Vec<News>> {
         on!(self.read, |c| {
             c.rows(
-                "SELECT id, title, text, groups, attachment_id, created_at FROM news ORDER BY created_at DESC, id DESC LIMIT $1",
+                "SELECT id, title, text, groups, attachment_id, created_at, created_by FROM news ORDER BY created_at DESC, id DESC LIMIT $1",
                 args![i64::from(limit)],
             )
             .await?
             .iter()
             .map(news_from)
             .collect()
+        })
+    }
+
+    async fn get_news(&self, id: &str) -> Result<News> {
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let row = c
+                .row(
+                    "SELECT id, title, text, groups, attachment_id, created_at, created_by FROM news WHERE id = $1",
+                    args![&id],
+                )
+                .await?
+                .ok_or_else(|| Error::not_found("news", &id))?;
+            news_from(&row)
         })
     }
 

@@ -42,6 +42,7 @@ async fn subscribe(store: &dyn Store, events: &[EventType]) -> Webhook {
             url: "https://example.org/hook".into(),
             events: events.to_vec(),
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap()
@@ -689,7 +690,7 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     let mut msg = inbound(&ch.id, "u-1", "m-1", "see file");
     msg.attachments = vec![
         InboundAttachment::Url {
-            name: "a.pdf".into(),
+            name: "../../a.pdf".into(),
             mime: "application/pdf".into(),
             url: "https://example.org/a.pdf".into(),
         },
@@ -703,6 +704,7 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     let m = store.record_inbound(msg).await.unwrap().message;
     assert_eq!(m.attachments.len(), 2);
     assert_eq!(m.attachments[0].state, "pending");
+    assert_eq!(m.attachments[0].name, "a.pdf", "only a base name is kept");
     assert_eq!(m.attachments[0].source_url.as_deref(), Some("https://example.org/a.pdf"));
     assert_eq!(m.attachments[1].note.as_deref(), Some("too large"));
     let jobs = claim_all(&*store).await;
@@ -731,7 +733,7 @@ pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     let stored = store
         .insert_attachment(NewAttachment {
             message_id: None,
-            name: "r.txt".into(),
+            name: "C:\\temp\\r.txt".into(),
             mime: "text/plain".into(),
             size: 5,
             sha256: "ff".into(),
@@ -780,6 +782,35 @@ pub async fn webhooks_and_their_delivery_log(store: Arc<dyn Store>) {
     assert!(store.get_webhook(&other.id).await.unwrap_err().is_not_found());
     assert_eq!(store.queue_depth().await.unwrap(), 0, "a removed subscription's pending deliveries go with it");
     assert!(store.list_deliveries(&other.id, PageRequest::new(None, None)).await.unwrap_err().is_not_found());
+}
+
+pub async fn webhooks_and_news_keep_their_creator(store: Arc<dyn Store>) {
+    let hook = store
+        .create_webhook(NewWebhook {
+            url: "https://example.org/hook".into(),
+            events: vec![EventType::MessageReceived],
+            secret: "k".into(),
+            created_by: Some("token:t1".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(hook.created_by.as_deref(), Some("token:t1"));
+    assert_eq!(store.get_webhook(&hook.id).await.unwrap().created_by.as_deref(), Some("token:t1"));
+    assert_eq!(subscribe(&*store, &[EventType::MessageReceived]).await.created_by, None);
+    let news = store
+        .create_news(NewNews {
+            title: "T".into(),
+            text: "news".into(),
+            groups: vec![],
+            attachment_id: None,
+            created_by: Some("token:t2".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.get_news(&news.id).await.unwrap().created_by.as_deref(), Some("token:t2"));
+    assert_eq!(store.list_news(10).await.unwrap()[0].created_by.as_deref(), Some("token:t2"));
+    store.delete_news(&news.id).await.unwrap();
+    assert!(store.get_news(&news.id).await.unwrap_err().is_not_found());
 }
 
 pub async fn tokens_operators_and_audit(store: Arc<dyn Store>) {

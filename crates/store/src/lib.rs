@@ -526,6 +526,8 @@ pub struct NewWebhook {
     pub url: String,
     pub events: Vec<EventType>,
     pub secret: String,
+    /// Who creates it (`token:<id>`); `None` for an administrator's own.
+    pub created_by: Option<String>,
 }
 
 /// The result of one attempt to deliver a webhook.

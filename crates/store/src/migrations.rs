@@ -127,6 +127,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0020_jobs_leased.sql"),
     ),
     (
+        21,
+        "0021_owners.sql",
+        include_str!("../migrations/sqlite/0021_owners.sql"),
+        include_str!("../migrations/postgres/0021_owners.sql"),
+    ),
+    (
         22,
         "0022_secret_key.sql",
         include_str!("../migrations/sqlite/0022_secret_key.sql"),

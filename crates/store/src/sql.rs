@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use async_trait::async_trait;
+use okno_domain::files::safe_file_name;
 use okno_domain::ids::new_id;
 use okno_domain::model::*;
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
@@ -1466,12 +1467,14 @@ impl Store for SqlStore {
     // --- attachments --------------------------------------------------------------------------
 
     async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment> {
+        // Whoever named the file, only a plain base name is kept (as for inbound files below).
+        let name = safe_file_name(&new.name);
         on!(self.write, |c| {
             let id = new_id();
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'ready', $7)",
-                args![&id, &new.message_id, &new.name, &new.mime, new.size, &new.sha256, now_ms()],
+                args![&id, &new.message_id, &name, &new.mime, new.size, &new.sha256, now_ms()],
             )
             .await?;
             load_attachment(c, &id).await
@@ -1740,8 +1743,8 @@ impl Store for SqlStore {
             let id = new_id();
             let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
             c.exec(
-                "INSERT INTO webhooks (id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
-                args![&id, &new.url, to_json(&events), &new.secret, now_ms()],
+                "INSERT INTO webhooks (id, url, events, secret, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                args![&id, &new.url, to_json(&events), &new.secret, now_ms(), &new.created_by],
             )
             .await?;
             load_webhook(c, &id).await
@@ -1751,7 +1754,7 @@ impl Store for SqlStore {
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         let webhooks: Vec<Webhook> = on!(self.read, |c| {
-            c.rows("SELECT id, url, events, secret, active, created_at FROM webhooks ORDER BY id", args![])
+            c.rows("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks ORDER BY id", args![])
                 .await?
                 .iter()
                 .map(webhook_from)
@@ -1765,7 +1768,10 @@ impl Store for SqlStore {
         let webhook = on!(self.read, |c| {
             let id = id.as_str();
             let row = c
-                .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+                .row(
+                    "SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1",
+                    args![id],
+                )
                 .await?
                 .ok_or_else(|| Error::not_found("webhook", id))?;
             webhook_from(&row)
@@ -3329,6 +3335,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 }
             };
             fetch |= state == "pending";
+            // A name from a messenger or a site may be a path; only its base name is kept.
+            let name = &safe_file_name(name);
             let att_id = new_id();
             attachments.push(Attachment {
                 url: format!("/api/v1/attachments/{att_id}"),
@@ -3460,7 +3468,7 @@ fn status_event_data(m: &Message) -> Value {
 
 async fn load_webhook(c: &mut dyn Conn, id: &str) -> Result<Webhook> {
     let row = c
-        .row("SELECT id, url, events, secret, active, created_at FROM webhooks WHERE id = $1", args![id])
+        .row("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1", args![id])
         .await?
         .ok_or_else(|| Error::not_found("webhook", id))?;
     webhook_from(&row)
@@ -3482,6 +3490,7 @@ fn webhook_from(row: &Row) -> Result<Webhook> {
         active: row.flag("active")?,
         secret: row.s("secret")?,
         created_at: row.i("created_at")?,
+        created_by: row.os("created_by")?,
     })
 }
 

@@ -174,6 +174,7 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
             url: "https://example.org/hook".into(),
             events: vec![EventType::ButtonPressed],
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap();

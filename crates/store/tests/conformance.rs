@@ -21,6 +21,7 @@ okno_store::both_backends!(
     attach_identity_moves_a_person_to_a_contact,
     url_attachments_defer_the_inbound_event,
     webhooks_and_their_delivery_log,
+    webhooks_and_news_keep_their_creator,
     tokens_operators_and_audit,
     setup_links_make_exactly_one_first_administrator,
     ping_and_backup,

@@ -21,6 +21,7 @@ async fn hook(store: &dyn Store) -> String {
         url: "https://example.org/hook".into(),
         events: vec![EventType::ContactUpdated],
         secret: "k".into(),
+        created_by: None,
     };
     store.create_webhook(new).await.unwrap().id
 }

@@ -159,6 +159,7 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
             url: "https://crm.example.org/okno".into(),
             events: vec![EventType::SurveyAnswered, EventType::SurveyCompleted],
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap();

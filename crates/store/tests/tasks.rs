@@ -85,6 +85,7 @@ async fn one_of_many_claims_wins(store: Arc<dyn Store>) {
             url: "https://crm.example.org/okno".into(),
             events: vec![EventType::TaskClaimed],
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap();
@@ -194,6 +195,7 @@ async fn reoffers_follow_the_task_and_a_release_is_announced(store: Arc<dyn Stor
             url: "https://example.org/h".into(),
             events: vec![EventType::TaskReleased],
             secret: "k".into(),
+            created_by: None,
         })
         .await
         .unwrap();

@@ -97,3 +97,87 @@ async fn uploads_over_the_limit_are_413() {
         .unwrap();
     assert_eq!(resp.status(), 413);
 }
+
+/// Uploads `bytes` as `name`, claiming `claimed`; returns the attachment id.
+async fn upload(app: &TestApp, name: &str, claimed: &str, bytes: &[u8]) -> String {
+    let up = app
+        .http
+        .post(format!("{}/api/v1/attachments", app.url))
+        .query(&[("name", name)])
+        .bearer_auth(&app.token)
+        .header("content-type", claimed)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 201);
+    up.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+async fn download(app: &TestApp, id: &str) -> reqwest::header::HeaderMap {
+    let resp =
+        app.http.get(format!("{}/api/v1/attachments/{id}", app.url)).bearer_auth(&app.token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers().clone()
+}
+
+/// The smallest PNG: the signature and an IHDR chunk's start.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+#[tokio::test]
+async fn downloads_are_typed_by_their_bytes_and_never_run_in_the_browser() {
+    let app = TestApp::spawn().await;
+    let page = b"<html><script>alert(document.cookie)</script></html>";
+    let disguised = upload(&app, "cat.png", "image/png", page).await;
+    let html = upload(&app, "page.html", "text/html", page).await;
+    let svg = upload(&app, "logo.svg", "image/svg+xml", b"<svg onload=\"alert(1)\"/>").await;
+    let picture = upload(&app, "photo.png", "application/octet-stream", PNG).await;
+
+    for (id, what) in [(&disguised, "HTML claimed as PNG"), (&html, "HTML"), (&svg, "SVG")] {
+        let h = download(&app, id).await;
+        assert_eq!(h["content-type"], "application/octet-stream", "{what}");
+        assert!(h["content-disposition"].to_str().unwrap().starts_with("attachment; "), "{what}: {h:?}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["content-security-policy"], "sandbox; default-src 'none'", "{what}");
+    }
+    let h = download(&app, &picture).await;
+    assert_eq!(h["content-type"], "image/png", "a real picture is shown by its real type");
+    assert_eq!(h["content-disposition"], "inline; filename=\"photo.png\"; filename*=UTF-8''photo.png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "sandbox; default-src 'none'");
+}
+
+#[tokio::test]
+async fn file_names_are_kept_as_a_safe_base_name_and_sent_per_rfc_6266() {
+    let (app, _sink, ch) = app_with_channel().await;
+    let files = Sink::start(SECRET).await;
+    let url = files.serve_file("/files/x", "text/plain", b"root:x:0:0");
+    let a = app
+        .inbound(
+            &ch,
+            SECRET,
+            &json!({"message_id": "m-1", "user": {"id": "u-1"},
+            "attachments": [{"name": "../../etc/passwd", "url": url}, {"name": "..\\..\\boot.ini\r\nX-Evil: 1", "url": url}]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let id = a.body["id"].as_str().unwrap();
+    let m = okno_testkit::eventually(10, || async {
+        let m = app.get(&format!("/api/v1/messages/{id}")).await;
+        m.body["attachments"].as_array().unwrap().iter().all(|a| a["state"] == "ready").then_some(m.body)
+    })
+    .await
+    .expect("the files are fetched");
+    assert_eq!(m["attachments"][0]["name"], "passwd");
+    assert_eq!(m["attachments"][1]["name"], "boot.iniX-Evil_ 1");
+    let h = download(&app, m["attachments"][0]["id"].as_str().unwrap()).await;
+    assert_eq!(h["content-disposition"], "attachment; filename=\"passwd\"; filename*=UTF-8''passwd");
+
+    let invoice = upload(&app, "Счёт №5.pdf", "application/pdf", b"%PDF-1.4 invoice").await;
+    let h = download(&app, &invoice).await;
+    assert_eq!(h["content-type"], "application/pdf");
+    assert_eq!(
+        h["content-disposition"],
+        "inline; filename=\"____ _5.pdf\"; filename*=UTF-8''%D0%A1%D1%87%D1%91%D1%82%20%E2%84%965.pdf"
+    );
+}

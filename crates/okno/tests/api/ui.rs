@@ -124,6 +124,106 @@ async fn a_wrong_password_is_refused_and_the_sixth_attempt_is_limited_even_when_
     assert_eq!((p.status, p.location.as_deref()), (303, Some("/ui/inbox")), "other logins are not blocked");
 }
 
+/// Logs in with `X-Forwarded-For: addr`, the login form fetched the same way.
+async fn login_from(c: &mut Client, addr: &str, login: &str, password: &str) -> Page {
+    let page = c.send(c.http.get(format!("{}/login", c.base)).header("x-forwarded-for", addr)).await;
+    let csrf = hidden(&page.body, "csrf");
+    let form = [("csrf", csrf.as_str()), ("login", login), ("password", password)];
+    c.send(c.http.post(format!("{}/login", c.base)).header("x-forwarded-for", addr).form(&form)).await
+}
+
+/// okno behind a reverse proxy on this computer (the tests' connections come from 127.0.0.1).
+async fn behind_a_proxy() -> TestApp {
+    TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.http.trusted_proxies = vec!["127.0.0.0/8".into()]).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_guesser_cannot_lock_out_operators_at_other_addresses() {
+    let app = behind_a_proxy().await;
+    operator(&app, "anna", Role::Operator).await;
+    operator(&app, "boris", Role::Operator).await;
+    let mut attacker = Client::new(&app);
+    for i in 0..5 {
+        let p = login_from(&mut attacker, "198.51.100.1, 203.0.113.66", "anna", "guess").await;
+        assert_eq!(p.status, 401, "attempt {i}");
+    }
+    let p = login_from(&mut attacker, "203.0.113.66", "anna", PASSWORD).await;
+    assert_eq!(p.status, 429, "the guesser's address is limited for anna, even with the right password");
+    for i in 0..15 {
+        let p = login_from(&mut attacker, "203.0.113.66", &format!("user{i}"), "guess").await;
+        assert_eq!(p.status, 401, "user{i}");
+    }
+    let p = login_from(&mut attacker, "203.0.113.66", "carl", "guess").await;
+    assert_eq!(p.status, 429, "20 failures from one address limit it for every login");
+
+    // Anna and Boris, at their own addresses behind the same proxy, sign in.
+    let mut anna = Client::new(&app);
+    let p = login_from(&mut anna, "198.51.100.10", "anna", PASSWORD).await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/ui/inbox")));
+    let mut boris = Client::new(&app);
+    assert_eq!(login_from(&mut boris, "198.51.100.11", "boris", PASSWORD).await.status, 303);
+
+    // Failures and locks are in the audit log, with the client's address.
+    let audit = app.get("/api/v1/audit?limit=100").await;
+    let rows = audit.body["items"].as_array().unwrap();
+    let failed = rows.iter().filter(|r| r["action"] == "operator.login_failed").count();
+    assert_eq!(failed, 20);
+    let locked: Vec<&Value> = rows.iter().filter(|r| r["action"] == "operator.login_locked").collect();
+    assert_eq!(locked.len(), 2, "{locked:?}");
+    assert!(locked.iter().all(|r| r["actor"] == "address:203.0.113.66" && r["detail"]["addr"] == "203.0.113.66"));
+    let limits: Vec<&str> = locked.iter().map(|r| r["detail"]["limit"].as_str().unwrap()).collect();
+    assert!(limits.contains(&"login+addr") && limits.contains(&"addr"), "{limits:?}");
+}
+
+#[tokio::test]
+async fn a_guesser_with_many_addresses_does_not_lock_an_operator_out_where_they_signed_in_before() {
+    let app = behind_a_proxy().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut anna = Client::new(&app);
+    assert_eq!(login_from(&mut anna, "198.51.100.10", "anna", PASSWORD).await.status, 303);
+    let mut attacker = Client::new(&app);
+    for i in 1..=20 {
+        let p = login_from(&mut attacker, &format!("203.0.113.{i}"), "anna", "guess").await;
+        assert_eq!(p.status, 401, "attempt {i}");
+    }
+    let p = login_from(&mut attacker, "203.0.113.99", "anna", PASSWORD).await;
+    assert_eq!(p.status, 429, "the account is limited at addresses it never signed in from");
+    let mut again = Client::new(&app);
+    let p = login_from(&mut again, "198.51.100.10", "anna", PASSWORD).await;
+    assert_eq!(p.status, 303, "but not at the address anna signed in from before");
+}
+
+#[tokio::test]
+async fn a_guesser_rotating_ipv6_addresses_in_one_network_is_limited_as_one_address() {
+    let app = behind_a_proxy().await;
+    let mut attacker = Client::new(&app);
+    for i in 0..20 {
+        let p = login_from(&mut attacker, &format!("2001:db8:1:2::{i:x}"), &format!("user{i}"), "guess").await;
+        assert_eq!(p.status, 401, "attempt {i}");
+    }
+    let p = login_from(&mut attacker, "2001:db8:1:2:ffff::1", "someone", "guess").await;
+    assert_eq!(p.status, 429, "the /64 is one client");
+    let p = login_from(&mut attacker, "2001:db8:1:3::1", "someone", "guess").await;
+    assert_eq!(p.status, 401, "the next network is another");
+}
+
+#[tokio::test]
+async fn a_direct_peers_forwarded_for_is_ignored() {
+    let app = TestApp::spawn().await;
+    operator(&app, "anna", Role::Operator).await;
+    let mut attacker = Client::new(&app);
+    for i in 0..5 {
+        let p = login_from(&mut attacker, &format!("203.0.113.{i}"), "anna", "guess").await;
+        assert_eq!(p.status, 401);
+    }
+    let p = login_from(&mut attacker, "198.51.100.77", "anna", PASSWORD).await;
+    assert_eq!(p.status, 429, "a made-up address does not escape the limit of the real one");
+    let audit = app.get("/api/v1/audit").await;
+    let failed =
+        audit.body["items"].as_array().unwrap().iter().find(|r| r["action"] == "operator.login_failed").cloned();
+    assert_eq!(failed.unwrap()["detail"]["addr"], "127.0.0.1");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_httponly_samesite_and_logout_ends_it() {
     let app = TestApp::spawn().await;
@@ -577,6 +677,10 @@ async fn a_reply_carries_an_uploaded_attachment_and_operators_can_download_files
     assert_eq!(got[0].body["attachments"][0]["name"], "invoice.pdf");
     let file = c.get(&format!("/ui/attachments/{att_id}")).await;
     assert_eq!((file.status, file.body.as_str()), (200, "%PDF-1.4 test"));
+    let raw = c.http.get(format!("{}/ui/attachments/{att_id}", app.url)).header("cookie", c.cookie_header());
+    let raw = raw.send().await.unwrap();
+    assert_eq!(raw.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(raw.headers()["content-security-policy"], "sandbox; default-src 'none'");
     let p = c.post(&format!("/ui/conversations/{conv}/reply"), &[("csrf", &token), ("text", "  ")]).await;
     assert_eq!(p.status, 400, "an empty reply is a clear error");
 }

@@ -1,12 +1,18 @@
 //! `/api/v1/attachments`: upload a file to send later; download any stored file.
+//!
+//! A download is served by what its bytes are, never by the type its sender claimed: a picture,
+//! a PDF, sound or video is shown in place with its real type, anything else (HTML, scripts,
+//! SVG, text) is a download of `application/octet-stream`; either way the browser is told not to
+//! guess (`nosniff`) and to run nothing of it (a sandbox CSP).
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use okno_domain::model::{Attachment, Permission};
 use okno_domain::Error;
 use okno_store::NewAttachment;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -62,7 +68,7 @@ pub async fn upload(
 }
 
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "attachments",
-    responses((status = 200, description = "the file"), (status = 404), (status = 409, description = "not stored (see the note)")))]
+    responses((status = 200, description = "the file: a picture, PDF, sound or video by the type its bytes show, inline; anything else as `application/octet-stream`, to save"), (status = 404), (status = 409, description = "not stored (see the note)")))]
 pub async fn download(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
     auth.require(Permission::Read)?;
     serve(&state, &id).await
@@ -77,6 +83,49 @@ pub async fn serve(state: &AppState, id: &str) -> ApiResult<Response> {
     }
     let data =
         state.engine.files.read(&att.sha256).await.map_err(|e| Error::internal(format!("attachment store: {e}")))?;
-    let disposition = format!("attachment; filename=\"{}\"", att.name.replace(['"', '\r', '\n'], "_"));
-    Ok(([("content-type", att.mime), ("content-disposition", disposition)], data).into_response())
+    let (mime, disposition) = match inline_type(&data) {
+        Some(mime) => (mime, "inline"),
+        None => ("application/octet-stream", "attachment"),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, mime.to_string()),
+        (header::CONTENT_DISPOSITION, content_disposition(disposition, &att.name)),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".into()),
+    ];
+    Ok((headers, data).into_response())
+}
+
+/// The real type of a file a browser may show in place without running anything of it.
+fn inline_type(data: &[u8]) -> Option<&'static str> {
+    use infer::MatcherType;
+    let kind = infer::get(data)?;
+    let shown = matches!(kind.matcher_type(), MatcherType::Image | MatcherType::Audio | MatcherType::Video)
+        || kind.mime_type() == "application/pdf";
+    // Pictures that are documents (SVG and its kin) can carry scripts.
+    (shown && !kind.mime_type().contains("svg") && !kind.mime_type().contains("xml")).then(|| kind.mime_type())
+}
+
+/// What RFC 5987 lets stand unencoded in `filename*`.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `Content-Disposition` per RFC 6266: the name in UTF-8 (`filename*`, which browsers prefer)
+/// and an ASCII stand-in for older clients.
+fn content_disposition(disposition: &str, name: &str) -> String {
+    let name = okno_domain::files::safe_file_name(name);
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    format!("{disposition}; filename=\"{ascii}\"; filename*=UTF-8''{}", utf8_percent_encode(&name, ATTR_CHAR))
 }

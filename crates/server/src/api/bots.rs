@@ -94,13 +94,13 @@ pub struct CreateNews {
     pub attachment_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/news", tag = "bots", request_body = CreateNews, responses((status = 201), (status = 400), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/news", tag = "bots", request_body = CreateNews, responses((status = 201), (status = 400), (status = 403), (status = 404)))]
 pub async fn create_news(
     State(state): State<AppState>,
     auth: Auth,
     ApiJson(body): ApiJson<CreateNews>,
 ) -> ApiResult<(StatusCode, Json<News>)> {
-    auth.require(Permission::Write)?;
+    auth.require(Permission::PublishNews)?;
     if body.text.trim().is_empty() || body.text.len() > 4096 || body.title.len() > 256 {
         return Err(Error::invalid("invalid_news", "`text` is 1..4096 bytes and `title` at most 256").into());
     }
@@ -118,8 +118,10 @@ pub async fn create_news(
             text: body.text,
             groups: body.groups,
             attachment_id: body.attachment_id,
+            created_by: Some(auth.owner()),
         })
         .await?;
+    super::channels::audit(&state, &auth, "news.create", &news.id, json!({"title": news.title})).await;
     Ok((StatusCode::CREATED, Json(news)))
 }
 
@@ -131,7 +133,12 @@ pub async fn list_news(State(state): State<AppState>, auth: Auth) -> ApiResult<J
 
 #[utoipa::path(delete, path = "/api/v1/news/{id}", tag = "bots", responses((status = 204), (status = 404)))]
 pub async fn delete_news(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    auth.require(Permission::Write)?;
+    auth.require(Permission::PublishNews)?;
+    let news = state.engine.store.get_news(&id).await?;
+    if !auth.owns(news.created_by.as_deref()) {
+        return Err(Error::not_found("news", &id).into());
+    }
     state.engine.store.delete_news(&id).await?;
+    super::channels::audit(&state, &auth, "news.delete", &id, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

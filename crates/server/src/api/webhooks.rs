@@ -55,8 +55,8 @@ pub async fn create(
         Some(s) => s,
         None => okno_domain::ids::random_hex(24),
     };
-    let webhook =
-        state.engine.store.create_webhook(NewWebhook { url: body.url, events, secret: secret.clone() }).await?;
+    let new = NewWebhook { url: body.url, events, secret: secret.clone(), created_by: Some(auth.owner()) };
+    let webhook = state.engine.store.create_webhook(new).await?;
     super::channels::audit(
         &state,
         &auth,
@@ -71,18 +71,29 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = Page<Webhook>)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Page<Webhook>>> {
     auth.require(Permission::Subscribe)?;
-    Ok(Json(super::all(state.engine.store.list_webhooks().await?)))
+    let mut webhooks = state.engine.store.list_webhooks().await?;
+    webhooks.retain(|w| auth.owns(w.created_by.as_deref()));
+    Ok(Json(super::all(webhooks)))
+}
+
+/// The subscription `id` if the caller may manage it; another token's is not found.
+async fn owned(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Webhook> {
+    auth.require(Permission::Subscribe)?;
+    let webhook = state.engine.store.get_webhook(id).await?;
+    if !auth.owns(webhook.created_by.as_deref()) {
+        return Err(Error::not_found("webhook", id).into());
+    }
+    Ok(webhook)
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", responses((status = 200, body = Webhook), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Webhook>> {
-    auth.require(Permission::Subscribe)?;
-    Ok(Json(state.engine.store.get_webhook(&id).await?))
+    Ok(Json(owned(&state, &auth, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", responses((status = 204), (status = 404)))]
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    auth.require(Permission::Subscribe)?;
+    owned(&state, &auth, &id).await?;
     state.engine.store.delete_webhook(&id).await?;
     super::channels::audit(&state, &auth, "webhook.delete", &id, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
@@ -96,6 +107,6 @@ pub async fn deliveries(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<WebhookDelivery>>> {
-    auth.require(Permission::Subscribe)?;
+    owned(&state, &auth, &id).await?;
     Ok(Json(state.engine.store.list_deliveries(&id, page.request()).await?))
 }

@@ -401,8 +401,14 @@ async fn operators_page(state: &AppState, s: &Session, error: Option<okno_domain
         Ok(l) => l,
         Err(e) => return error_page(ui, s, e),
     };
-    let perms =
-        [Permission::Read, Permission::Write, Permission::PersonalData, Permission::Subscribe, Permission::Configure];
+    let perms = [
+        Permission::Read,
+        Permission::Write,
+        Permission::PersonalData,
+        Permission::Subscribe,
+        Permission::PublishNews,
+        Permission::Configure,
+    ];
     let roles: Vec<Value> = Role::ALL
         .iter()
         .map(|r| json!({"name": r.as_str(), "allows": perms.iter().map(|p| r.allows(*p)).collect::<Vec<_>>()}))

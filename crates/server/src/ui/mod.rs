@@ -161,7 +161,8 @@ impl Ui {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)
         });
-        let sessions = session::Sessions::new(public_url.starts_with("https://"));
+        let proxies = crate::client_addr::TrustedProxies::parse(&settings.http.trusted_proxies)?;
+        let sessions = session::Sessions::new(public_url.starts_with("https://"), proxies);
         Ok(Ui {
             env,
             sessions,

@@ -7,6 +7,7 @@
 //! but the failed-login counters.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,23 +21,51 @@ use okno_domain::time::{now_ms, Millis};
 use serde_json::json;
 
 use super::{i18n::Lang, Form, Ui};
+use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::AppState;
 
 pub const COOKIE: &str = "okno_session";
 const PRELOGIN_COOKIE: &str = "okno_prelogin";
 /// How long a session lasts without logging in again.
 pub(crate) const TTL_MS: Millis = 12 * 3600 * 1000;
-/// Failed logins allowed per login name and per client address within [`WINDOW`].
-const MAX_FAILS_PER_LOGIN: usize = 5;
+/// Failed logins allowed within [`WINDOW`]: for one login from one client address, from one
+/// address whatever the login, and for one login from addresses it has never signed in from
+/// (so a guesser with many addresses gets no more, while its owner, at an address it signed in
+/// from before, is not locked out by them).
+const MAX_FAILS_PER_LOGIN_AND_ADDR: usize = 5;
 const MAX_FAILS_PER_ADDR: usize = 20;
+const MAX_FAILS_PER_LOGIN: usize = 20;
+/// Wrong current passwords allowed on «my account» within [`WINDOW`].
+const MAX_FAILS_OF_CURRENT_PASSWORD: usize = 5;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Addresses remembered per login as ones it signed in from.
+const KNOWN_ADDRS_PER_LOGIN: usize = 32;
 /// Bytes of randomness in a session secret.
 const SECRET_BYTES: usize = 32;
 
-/// Cookie settings and the process's memory of failed logins.
+/// Cookie settings, the trusted proxies, and the process's memory of failed logins.
 pub struct Sessions {
     secure: bool,
+    /// Who may tell okno the client's address.
+    pub proxies: TrustedProxies,
     fails: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Addresses each login signed in from, newest last.
+    known: Mutex<HashMap<String, VecDeque<IpAddr>>>,
+}
+
+/// The limits one login attempt counts against: `(key, limit)`.
+fn login_keys(login: &str, addr: IpAddr) -> [(String, usize); 3] {
+    let login = login.to_lowercase();
+    // One IPv6 client usually holds a whole /64: its addresses count as one.
+    let addr = match addr {
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 64).map_or(addr, |n| IpAddr::V6(n.network())),
+        v4 => v4,
+    };
+    [
+        (format!("login+addr:{login}|{addr}"), MAX_FAILS_PER_LOGIN_AND_ADDR),
+        (format!("addr:{addr}"), MAX_FAILS_PER_ADDR),
+        (format!("login:{login}"), MAX_FAILS_PER_LOGIN),
+    ]
 }
 
 /// What the store keeps of a session secret.
@@ -51,8 +80,45 @@ fn well_formed(secret: &str) -> bool {
 }
 
 impl Sessions {
-    pub fn new(secure: bool) -> Sessions {
-        Sessions { secure, fails: Mutex::new(HashMap::new()) }
+    pub fn new(secure: bool, proxies: TrustedProxies) -> Sessions {
+        Sessions { secure, proxies, fails: Mutex::new(HashMap::new()), known: Mutex::new(HashMap::new()) }
+    }
+
+    /// The limit a login attempt from `addr` is held by, if any. The limit for the login as a
+    /// whole does not hold at an address it signed in from before.
+    fn login_blocked(&self, login: &str, addr: IpAddr) -> Option<String> {
+        let keys = login_keys(login, addr);
+        let known = self.known_addr(login, addr);
+        let applying: Vec<(String, usize)> =
+            keys.into_iter().filter(|(k, _)| !(known && k.starts_with("login:"))).collect();
+        self.blocked_key(&applying)
+    }
+
+    /// Counts a failed login; returns the limits this failure used up.
+    fn login_failed(&self, login: &str, addr: IpAddr) -> Vec<String> {
+        let keys = login_keys(login, addr);
+        self.record_failure(&keys);
+        let fails = self.fails.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter().filter(|(k, max)| fails.get(k).is_some_and(|q| q.len() == *max)).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Remembers that `login` signed in from `addr`.
+    fn login_succeeded(&self, login: &str, addr: IpAddr) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > 100_000 {
+            known.clear();
+        }
+        let q = known.entry(login.to_lowercase()).or_default();
+        q.retain(|a| *a != addr);
+        q.push_back(addr);
+        if q.len() > KNOWN_ADDRS_PER_LOGIN {
+            q.pop_front();
+        }
+    }
+
+    fn known_addr(&self, login: &str, addr: IpAddr) -> bool {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(&login.to_lowercase()).is_some_and(|q| q.contains(&addr))
     }
 
     /// The CSRF token of the session with `secret`: an HMAC of the secret, so it proves the
@@ -63,15 +129,22 @@ impl Sessions {
 
     /// Whether any of `keys` has used up its failed attempts.
     fn blocked(&self, keys: &[(String, usize)]) -> bool {
+        self.blocked_key(keys).is_some()
+    }
+
+    /// The first of `keys` that has used up its failed attempts (old ones slide out).
+    fn blocked_key(&self, keys: &[(String, usize)]) -> Option<String> {
         let mut fails = self.fails.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        keys.iter().any(|(k, max)| {
-            let q = fails.entry(k.clone()).or_default();
-            while q.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
-                q.pop_front();
-            }
-            q.len() >= *max
-        })
+        keys.iter()
+            .find(|(k, max)| {
+                let q = fails.entry(k.clone()).or_default();
+                while q.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+                    q.pop_front();
+                }
+                q.len() >= *max
+            })
+            .map(|(k, _)| k.clone())
     }
 
     fn record_failure(&self, keys: &[(String, usize)]) {
@@ -225,7 +298,7 @@ async fn login_form(state: &AppState, lang: Lang, status: StatusCode, error: Opt
 /// `POST /login`
 pub async fn login(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -239,11 +312,8 @@ pub async fn login(
     }
     let login = form.get("login").unwrap_or("").trim().to_string();
     let password = form.get("password").unwrap_or("").to_string();
-    let keys = [
-        (format!("login:{}", login.to_lowercase()), MAX_FAILS_PER_LOGIN),
-        (format!("addr:{}", addr.ip()), MAX_FAILS_PER_ADDR),
-    ];
-    if ui.sessions.blocked(&keys) {
+    if let Some(limit) = ui.sessions.login_blocked(&login, addr) {
+        tracing::info!(login = %login, addr = %addr, limit = %limit, "a login attempt refused: too many failures");
         return login_form(&state, lang, StatusCode::TOO_MANY_REQUESTS, Some("too_many_logins"), &login).await;
     }
     let account = match state.engine.store.operator_account(&login).await {
@@ -252,7 +322,8 @@ pub async fn login(
     };
     let hash = account.as_ref().map(|a| a.operator.password_hash.clone());
     if !check_password(hash, password).await {
-        ui.sessions.record_failure(&keys);
+        let target = account.as_ref().map_or_else(|| login.chars().take(200).collect(), |a| a.operator.id.clone());
+        login_failed(&state, &login, &target, addr).await;
         return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login).await;
     }
     let Some(account) = account else {
@@ -263,7 +334,7 @@ pub async fn login(
         return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await;
     }
     let operator = account.operator;
-    let secret = match start_session(&state, &operator.login, Some(addr.ip().to_string())).await {
+    let secret = match start_session(&state, &operator.login, Some(addr.to_string())).await {
         Ok(s) => s,
         Err(e) if e.kind == okno_domain::ErrorKind::Forbidden => {
             return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await
@@ -277,13 +348,37 @@ pub async fn login(
             actor: format!("operator:{}", operator.login),
             action: "operator.login".into(),
             target: operator.id.clone(),
-            detail: json!({"addr": addr.ip().to_string()}),
+            detail: json!({"addr": addr.to_string()}),
         })
         .await;
+    ui.sessions.login_succeeded(&login, addr);
     let mut resp = Redirect::to("/ui/inbox").into_response();
     resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(COOKIE, &secret, TTL_MS / 1000));
     resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(PRELOGIN_COOKIE, "", 0));
     resp
+}
+
+/// Counts a failed login and writes it, and any limit it used up, to the audit and server logs.
+async fn login_failed(state: &AppState, login: &str, target: &str, addr: IpAddr) {
+    let used_up = state.ui.sessions.login_failed(login, addr);
+    tracing::warn!(login = %login, addr = %addr, "a failed login");
+    let mut entries = vec![("operator.login_failed", json!({"login": login, "addr": addr.to_string()}))];
+    for limit in used_up {
+        let limit = limit.split(':').next().unwrap_or_default().to_string();
+        tracing::warn!(login = %login, addr = %addr, limit = %limit, "logins locked for 15 minutes: too many failures");
+        entries.push(("operator.login_locked", json!({"login": login, "addr": addr.to_string(), "limit": limit})));
+    }
+    for (action, detail) in entries {
+        let entry = okno_store::NewAudit {
+            actor: format!("address:{addr}"),
+            action: action.into(),
+            target: target.into(),
+            detail,
+        };
+        if let Err(e) = state.engine.store.audit(entry).await {
+            tracing::warn!(error = %e, action, "could not write the audit log");
+        }
+    }
 }
 
 /// `POST /logout`: ends the session in the store (so everywhere) and clears the cookie.
@@ -302,7 +397,7 @@ pub async fn logout(State(state): State<AppState>, session: Session, headers: He
 /// Checks the signed-in operator's current password (before they change it), under the same
 /// limit of failed attempts as the login form: a stolen session cannot guess it either.
 pub async fn verify_current_password(ui: &Ui, s: &Session, password: String) -> okno_domain::Result<()> {
-    let keys = [(format!("login:{}", s.operator.login.to_lowercase()), MAX_FAILS_PER_LOGIN)];
+    let keys = [(format!("password:{}", s.operator.login.to_lowercase()), MAX_FAILS_OF_CURRENT_PASSWORD)];
     let forbidden = |key: &str| {
         okno_domain::Error::new(okno_domain::ErrorKind::Forbidden, "wrong_password", super::i18n::t(s.lang, key))
     };

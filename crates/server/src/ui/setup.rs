@@ -76,7 +76,7 @@ pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap, Query
 /// `POST /setup`: creates the first administrator and signs them in.
 pub async fn setup(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    crate::client_addr::ClientAddr(addr): crate::client_addr::ClientAddr,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -124,7 +124,7 @@ pub async fn setup(
         Err(e) => return crate::error::ApiError(e).into_response(),
     };
     tracing::info!(login = %operator.login, "the first administrator was created through the setup link");
-    let secret = match session::start_session(&state, &operator.login, Some(addr.ip().to_string())).await {
+    let secret = match session::start_session(&state, &operator.login, Some(addr.to_string())).await {
         Ok(s) => s,
         // Created, but no session: the login form works with the new password.
         Err(_) => return Redirect::to("/login").into_response(),
