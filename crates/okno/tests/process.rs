@@ -98,7 +98,8 @@ impl Okno {
     /// Processes on one database share the key that seals its credentials: `self` takes
     /// `other`'s (made by its first command).
     fn share_key_of(&self, other: &Okno) {
-        std::fs::create_dir_all(self.dir.join("okno-data")).unwrap();
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(self.dir.join("okno-data")).unwrap();
         std::fs::copy(other.dir.join("okno-data/secret.key"), self.dir.join("okno-data/secret.key")).unwrap();
     }
 
@@ -138,6 +139,18 @@ impl Okno {
         ids
     }
 
+    /// Posts a signed inbound message to a webhook channel's hook.
+    async fn hook(&self, channel: &str, body: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(body).unwrap();
+        self.http
+            .post(self.url(&format!("/hooks/{channel}")))
+            .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Queues a reply in a conversation; returns the message's id.
     async fn reply(&self, token: &str, conv: &str, text: &str) -> String {
         let path = format!("/api/v1/conversations/{conv}/messages");
@@ -161,16 +174,8 @@ impl Okno {
             .to_string();
         let mut convs = Vec::new();
         for u in 0..n {
-            let body = serde_json::to_vec(&json!({"message_id": "hi", "user": {"id": format!("u{u}")}, "text": "hi"}))
-                .unwrap();
-            let resp = self
-                .http
-                .post(self.url(&format!("/hooks/{ch}")))
-                .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let resp =
+                self.hook(&ch, &json!({"message_id": "hi", "user": {"id": format!("u{u}")}, "text": "hi"})).await;
             let m: Value = resp.json().await.unwrap();
             let msg = self
                 .call(reqwest::Method::GET, &format!("/api/v1/messages/{}", m["id"].as_str().unwrap()), token, None)
@@ -434,19 +439,9 @@ async fn on_postgresql_a_live_page_shows_at_once_a_message_another_process_recei
     let mut waits = Vec::new();
     for n in 0..8u64 {
         tokio::time::sleep(Duration::from_millis(150 + n * 131 % 1000)).await;
-        let body =
-            serde_json::to_vec(&json!({"message_id": format!("m{n}"), "user": {"id": "u0"}, "text": format!("{n}")}))
-                .unwrap();
         let sent = std::time::Instant::now();
-        let resp = a
-            .http
-            .post(a.url(&format!("/hooks/{channel}")))
-            .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        let body = json!({"message_id": format!("m{n}"), "user": {"id": "u0"}, "text": format!("{n}")});
+        assert_eq!(a.hook(&channel, &body).await.status(), 200);
         next_event(&mut live, &mut seen, "notify").await;
         waits.push(sent.elapsed());
     }
