@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use okno_domain::model::{normalize_phone, Button, Keyboard};
+use okno_domain::model::{check_button_url, normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
 use okno_store::{
@@ -198,6 +198,10 @@ pub(crate) fn check_buttons(rows: &[Vec<ButtonSpec>], code: &'static str) -> Res
         }
         if let Some(u) = &b.url {
             templates::check_template(u)?;
+            // A link without a template is checked now; a rendered one when it is rendered.
+            if !u.contains("{{") && !u.contains("{%") {
+                check_button_url(u)?;
+            }
         }
         templates::check_template(&b.text)?;
     }
@@ -213,7 +217,11 @@ pub(crate) fn render_buttons(rows: &[Vec<ButtonSpec>], ctx: &Value) -> Result<Ke
         for b in row {
             let text = templates::render(&b.text, ctx)?;
             out.push(match (&b.url, &b.answer, &b.data) {
-                (Some(u), _, _) => Button { text, url: Some(templates::render(u, ctx)?), data: None },
+                (Some(u), _, _) => {
+                    let url = templates::render(u, ctx)?;
+                    check_button_url(&url)?;
+                    Button { text, url: Some(url), data: None }
+                }
                 (None, Some(a), _) => Button { text, data: Some(format!("answer:{a}")), url: None },
                 (None, None, d) => Button { text, data: d.clone(), url: None },
             });

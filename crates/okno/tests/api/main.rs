@@ -19,6 +19,7 @@ mod setup;
 mod surveys;
 mod tasks;
 mod telegram;
+mod templates;
 mod translations;
 mod ui;
 mod window;
