@@ -2,13 +2,39 @@
 //! that edit rules, every render bounded in output, memory and time and run apart from the
 //! server, and buttons rendered from data never carrying a script link to a person or a site.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use okno_domain::model::Role;
 use okno_testkit::{eventually, Sink, TestApp};
 use serde_json::{json, Value};
 
 use crate::SECRET;
+
+/// A template that doubles a string thirty times: a gigabyte from a few dozen bytes.
+const BOMB: &str =
+    "{% set ns = namespace(x='a') %}{% for i in range(30) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x|length }}";
+
+/// A template small in memory that would take minutes: counts the characters of 50 MB ten
+/// thousand times.
+const SLOW: &str = "{% set s = 'a' * 50000000 %}{% for i in range(10000) %}{{ s|length }}{% endfor %}";
+
+/// The most memory this process (the test and the okno inside it) ever held, in kB.
+fn peak_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// How many render workers okno killed for `reason`.
+async fn killed(app: &TestApp, reason: &str) -> u64 {
+    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    let key = format!("okno_render_workers_killed_total{{reason=\"{reason}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&key)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+fn preview_of(template: &str) -> Value {
+    json!({"rule": {"name": "p", "event": "e", "recipients": [{"group": "g"}], "template": template}, "data": {}})
+}
 
 /// okno with a webhook channel to a sink, and one person on it; returns the person's contact id.
 async fn site() -> (TestApp, Sink, String, String) {
@@ -129,4 +155,83 @@ async fn a_script_link_in_a_broadcast_never_reaches_the_site() {
     assert_eq!((literal.status, literal.code()), (400, "invalid_button_url"), "{literal:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.received().is_empty(), "nothing reached the site: {:?}", sink.received());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doubling_template_fails_quickly_and_the_server_stays_small() {
+    let app = TestApp::spawn().await;
+    let before = peak_kb();
+    let started = Instant::now();
+    let preview = app.post("/api/v1/rules/preview", preview_of(BOMB));
+    let meanwhile = async {
+        // The server answers while the render runs.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        let r = app.get("/api/v1/rules").await;
+        (r.status, t.elapsed())
+    };
+    let (r, (status, answered_in)) = tokio::join!(preview, meanwhile);
+    assert_eq!((r.status, r.code()), (422, "template_too_large"), "{r:?}");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("MB of memory"), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused in {:?}", started.elapsed());
+    assert_eq!(status, 200);
+    assert!(answered_in < Duration::from_secs(1), "the server answered in {answered_in:?} during the render");
+    let grown_mb = peak_kb().saturating_sub(before) / 1024;
+    assert!(grown_mb < 256, "the server's memory grew by {grown_mb} MB");
+    assert_eq!(killed(&app, "memory").await, 1);
+    // The next render gets a fresh worker.
+    let ok = app.post("/api/v1/rules/preview", preview_of("{{ 'ab' * 3 }}")).await;
+    assert_eq!((ok.status, ok.body["text"].as_str()), (200, Some("ababab")), "{ok:?}");
+    // An output longer than allowed is refused without a worker dying.
+    let long = app.post("/api/v1/rules/preview", preview_of("{{ 'ab' * 40000 }}")).await;
+    assert_eq!((long.status, long.code()), (422, "template_too_large"), "{long:?}");
+    assert!(long.body["error"]["message"].as_str().unwrap().contains("65536 bytes"), "{long:?}");
+    assert_eq!(killed(&app, "memory").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_template_is_stopped_at_its_time_and_when_its_caller_leaves() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.templates.timeout_ms = 1_000).await;
+    let started = Instant::now();
+    let r = app.post("/api/v1/rules/preview", preview_of(SLOW)).await;
+    assert_eq!((r.status, r.code()), (422, "template_too_slow"), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "refused in {:?}", started.elapsed());
+    assert_eq!(killed(&app, "timeout").await, 1);
+    // A client that hangs up ends its render at once, long before the time allowed.
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.templates.timeout_ms = 60_000).await;
+    let gone = app
+        .http
+        .post(format!("{}/api/v1/rules/preview", app.url))
+        .bearer_auth(&app.token)
+        .json(&preview_of(SLOW))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    eventually(5, || async { (killed(&app, "cancelled").await == 1).then_some(()) })
+        .await
+        .expect("the render of a request that ended is killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_or_broadcast_of_a_doubling_template_fails_clearly_and_okno_goes_on() {
+    let (app, sink, _, contact) = site().await;
+    let rule =
+        json!({"name": "Бомба", "event": "bomb", "recipients": [{"contact_id": "{{ data.who }}"}], "template": BOMB});
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let ev = settled_event(&app, json!({"type": "bomb", "key": "b-1", "data": {"who": contact}})).await;
+    assert_eq!(ev["deliveries"][0]["status"], "failed", "{ev}");
+    assert!(ev["deliveries"][0]["error"].as_str().unwrap().contains("MB of memory"), "{ev}");
+    let (id, done) =
+        broadcast_done(&app, json!({"name": "Бомба", "audience": {"contact_ids": [contact]}, "text": BOMB})).await;
+    assert_eq!((&done["sent"], &done["failed"]), (&json!(0), &json!(1)), "{done}");
+    let report = app.get(&format!("/api/v1/broadcasts/{id}/report")).await.body;
+    assert!(report.to_string().contains("MB of memory"), "{report}");
+    // okno goes on: an ordinary notification still goes out.
+    let fine = json!({"name": "Обычное", "event": "fine", "recipients": [{"contact_id": "{{ data.who }}"}], "template": "Готово, {{ contact.name }}"});
+    assert_eq!(app.post("/api/v1/rules", fine).await.status, 201);
+    let ev = settled_event(&app, json!({"type": "fine", "key": "f-1", "data": {"who": contact}})).await;
+    assert_eq!(ev["deliveries"][0]["status"], "sent", "{ev}");
+    assert_eq!(sink.wait_accepted(1, 10).await[0].body["text"], "Готово, Посетитель");
+    assert_eq!(killed(&app, "memory").await, 2);
 }

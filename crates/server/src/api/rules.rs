@@ -73,5 +73,5 @@ pub async fn preview(
     // Previewing runs the administrator's tool: only roles that may edit rules.
     auth.require(Permission::Configure)?;
     let spec = RuleSpec::parse(&body.rule)?;
-    Ok(Json(state.engine.preview(&spec, &body.data, &body.contact)?))
+    Ok(Json(state.engine.preview(&spec, &body.data, &body.contact).await?))
 }
