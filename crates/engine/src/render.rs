@@ -217,7 +217,11 @@ impl Renderer {
                 .map_err(|e| Error::internal(format!("a render request: {e}")))?;
         line.push(b'\n');
         let _slot = pool.slots.acquire().await.map_err(|_| Error::internal("the render pool is closed"))?;
-        let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // An idle worker that ended meanwhile (killed from outside) is left behind.
+        let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if idle.as_mut().is_some_and(|w| !matches!(w.child.try_wait(), Ok(None))) {
+            idle = None;
+        }
         let worker = match idle {
             Some(w) => w,
             None => self.spawn()?,
