@@ -28,7 +28,7 @@ struct ChannelLabels {
 }
 
 /// Why a render worker was killed: `memory`, `timeout`, `cancelled` (its caller went away),
-/// `bad_answer`.
+/// `failed` (it ended without answering), `bad_answer`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KillLabels {
     pub reason: String,

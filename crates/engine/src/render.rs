@@ -244,15 +244,27 @@ impl Renderer {
                 ));
             }
             Ok(Ok(reply)) if !reply.is_empty() => reply,
-            // The worker died in the middle: its memory limit is the one way it does.
+            // The worker died in the middle: aborted by a failed allocation when the render
+            // reached its memory limit (or killed by the system for its memory).
             Ok(_) => {
                 lease.reason = "memory";
                 let status = tokio::time::timeout(Duration::from_secs(1), w.child.wait()).await;
                 tracing::warn!(?status, "a render worker ended while rendering");
-                return Err(Error::unprocessable(
-                    "template_too_large",
-                    format!("the template needed more than the allowed {} MB of memory", self.limits.max_memory_mb),
-                ));
+                let signal = match status {
+                    Ok(Ok(s)) => std::os::unix::process::ExitStatusExt::signal(&s),
+                    _ => None,
+                };
+                if matches!(signal, Some(6 | 9)) {
+                    return Err(Error::unprocessable(
+                        "template_too_large",
+                        format!("the template needed more than the allowed {} MB of memory", self.limits.max_memory_mb),
+                    ));
+                }
+                lease.reason = "failed";
+                return Err(Error::internal(format!(
+                    "the render worker `{}` ended without answering ({status:?})",
+                    self.limits.program.display()
+                )));
             }
         };
         let answers: Vec<Answer> = match serde_json::from_str(&reply) {

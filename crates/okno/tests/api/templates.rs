@@ -235,3 +235,14 @@ async fn a_rule_or_broadcast_of_a_doubling_template_fails_clearly_and_okno_goes_
     assert_eq!(sink.wait_accepted(1, 10).await[0].body["text"], "Готово, Посетитель");
     assert_eq!(killed(&app, "memory").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_program_that_is_not_okno_is_named_not_taken_for_a_large_template() {
+    let app =
+        TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.templates.worker_program = Some("/bin/true".into()))
+            .await;
+    let r = app.post("/api/v1/rules/preview", preview_of("{{ 1 + 1 }}")).await;
+    // A fault of the installation (the server log names the program), not the template's.
+    assert_eq!((r.status, r.code()), (500, "internal"), "{r:?}");
+    assert_eq!((killed(&app, "memory").await, killed(&app, "failed").await), (0, 1));
+}
