@@ -8,6 +8,8 @@
 //!    and sustained send rate;
 //! 4. peak memory during the run.
 //!
+//! `--render` measures template renders in process and through the render worker pool.
+//!
 //! Build first: `cargo build --release -p okno -p okno-bench`, then
 //! `target/release/okno-bench [--postgres]`.
 
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 mod broadcast;
 mod events;
+mod render;
 mod server;
 mod telegram;
 
@@ -60,6 +63,12 @@ struct Args {
     /// Broadcast: people in the audience.
     #[arg(long, default_value_t = 100_000)]
     people: usize,
+    /// Measure template renders in process and through okno's render worker processes.
+    #[arg(long)]
+    render: bool,
+    /// Render: messages rendered per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    renders: usize,
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
@@ -108,6 +117,9 @@ async fn main() -> Result<()> {
     };
     if !okno.exists() {
         bail!("{} not found: build it with `cargo build --release -p okno`", okno.display());
+    }
+    if args.render {
+        return render::run(&okno, args.renders).await;
     }
     if args.broadcast {
         return broadcast::run(&okno, args.people).await;

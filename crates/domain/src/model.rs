@@ -145,6 +145,21 @@ pub struct Button {
 /// Rows of buttons.
 pub type Keyboard = Vec<Vec<Button>>;
 
+/// Checks a button's link: only `http://`, `https://` and `tg://` links, so a button can never
+/// carry a script (`javascript:`), a local file or a data URL to the person or to a webhook
+/// channel's site. Every button okno sends passes here: those given to the API and those
+/// rendered from templates (rules, broadcasts).
+pub fn check_button_url(url: &str) -> Result<()> {
+    if ["https://", "http://", "tg://"].iter().any(|p| url.starts_with(p)) {
+        return Ok(());
+    }
+    let shown: String = url.chars().take(80).collect();
+    Err(Error::invalid(
+        "invalid_button_url",
+        format!("a button link must start with http://, https:// or tg://, not `{shown}`"),
+    ))
+}
+
 /// Checks a keyboard: non-empty texts, exactly one of data/url, sane sizes.
 pub fn validate_keyboard(rows: &Keyboard) -> Result<()> {
     if rows.len() > 100 {
@@ -160,7 +175,7 @@ pub fn validate_keyboard(rows: &Keyboard) -> Result<()> {
             }
             match (&b.data, &b.url) {
                 (Some(d), None) if !d.is_empty() && d.len() <= 4096 => {}
-                (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") || u.starts_with("tg://") => {}
+                (None, Some(u)) if check_button_url(u).is_ok() => {}
                 _ => {
                     return Err(Error::invalid(
                         "invalid_buttons",

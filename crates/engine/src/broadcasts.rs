@@ -18,7 +18,7 @@ use okno_store::{Broadcast, BroadcastItem, ContactFilter, NewBroadcast, PageRequ
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::events::{check_buttons, render_buttons, ButtonSpec};
+use crate::events::{check_buttons, render_message, ButtonSpec};
 use crate::templates;
 use crate::worker::Outcome;
 use crate::Engine;
@@ -314,32 +314,27 @@ impl Engine {
             }]);
         }
         let plain = !spec.text.contains("{{") && !spec.text.contains("{%");
-        let items = pending
-            .into_iter()
-            .map(|p| {
-                let Some(contact) = p.contact else {
-                    return BroadcastItem::Fail {
-                        contact_id: p.contact_id,
-                        reason: "the contact no longer exists".into(),
-                    };
-                };
-                let ctx = person(&contact, spec.masked);
-                let rendered = match plain {
-                    true => Ok(spec.text.clone()),
-                    false => templates::render(&spec.text, &ctx),
-                }
-                .and_then(|text| Ok((text, render_buttons(&buttons, &ctx)?)));
-                match rendered {
-                    Ok((text, buttons)) => BroadcastItem::Send {
-                        contact_id: contact.id,
-                        text,
-                        buttons: buttons.into_iter().filter(|r: &Vec<Button>| !r.is_empty()).collect(),
-                        attachment_ids: spec.attachments.clone(),
-                    },
-                    Err(e) => BroadcastItem::Fail { contact_id: contact.id, reason: e.message },
-                }
-            })
-            .collect();
+        let mut items = Vec::with_capacity(pending.len());
+        for p in pending {
+            let Some(contact) = p.contact else {
+                items.push(BroadcastItem::Fail {
+                    contact_id: p.contact_id,
+                    reason: "the contact no longer exists".into(),
+                });
+                continue;
+            };
+            let ctx = person(&contact, spec.masked);
+            let text = (!plain).then_some(spec.text.as_str());
+            items.push(match render_message(&self.renderer, text, &buttons, &ctx).await {
+                Ok(r) => BroadcastItem::Send {
+                    contact_id: contact.id,
+                    text: if plain { spec.text.clone() } else { r.text },
+                    buttons: r.buttons.into_iter().filter(|r: &Vec<Button>| !r.is_empty()).collect(),
+                    attachment_ids: spec.attachments.clone(),
+                },
+                Err(e) => BroadcastItem::Fail { contact_id: contact.id, reason: e.message },
+            });
+        }
         let queued = self.store.queue_broadcast(id, items).await?;
         if queued > 0 {
             self.wake();

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use okno_domain::model::{normalize_phone, Button, Keyboard};
+use okno_domain::model::{check_button_url, normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
 use okno_store::{
@@ -25,6 +25,7 @@ use okno_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::render::Renderer;
 use crate::templates;
 use crate::worker::Outcome;
 use crate::Engine;
@@ -188,29 +189,61 @@ pub(crate) fn check_buttons(rows: &[Vec<ButtonSpec>], code: &'static str) -> Res
         }
         if let Some(u) = &b.url {
             templates::check_template(u)?;
+            // A link without a template is checked now; a rendered one when it is rendered.
+            if !u.contains("{{") && !u.contains("{%") {
+                check_button_url(u)?;
+            }
         }
         templates::check_template(&b.text)?;
     }
     Ok(())
 }
 
-/// Renders rows of buttons for one person: URL buttons, answer buttons (`answer:` data,
-/// recorded when pressed) and plain data buttons.
-pub(crate) fn render_buttons(rows: &[Vec<ButtonSpec>], ctx: &Value) -> Result<Keyboard> {
+/// Renders one person's message in one trip to a render worker: its text (`None`: no
+/// template, the text is the caller's) and rows of buttons — URL buttons (links checked as
+/// every button's are), answer buttons (`answer:` data, recorded when pressed) and plain data
+/// buttons.
+pub(crate) async fn render_message(
+    renderer: &Renderer,
+    text: Option<&str>,
+    rows: &[Vec<ButtonSpec>],
+    ctx: &Value,
+) -> Result<Rendered> {
+    let mut srcs: Vec<&str> = text.into_iter().collect();
+    for b in rows.iter().flatten() {
+        srcs.push(&b.text);
+        srcs.extend(b.url.as_deref());
+    }
+    let mut texts = renderer.render_all(&srcs, ctx).await?.into_iter();
+    let mut next = || texts.next().ok_or_else(|| Error::internal("a render answered for fewer templates"));
+    let text = match text {
+        Some(_) => next()?,
+        None => String::new(),
+    };
     let mut buttons = Vec::new();
     for row in rows {
         let mut out = Vec::new();
         for b in row {
-            let text = templates::render(&b.text, ctx)?;
+            let text = next()?;
             out.push(match (&b.url, &b.answer, &b.data) {
-                (Some(u), _, _) => Button { text, url: Some(templates::render(u, ctx)?), data: None },
+                (Some(u), _, _) => {
+                    let url = next()?;
+                    if url.trim().is_empty() {
+                        return Err(Error::unprocessable(
+                            "template_failed",
+                            format!("the link of button `{text}` is missing: `{u}` rendered empty"),
+                        ));
+                    }
+                    check_button_url(&url)?;
+                    Button { text, url: Some(url), data: None }
+                }
                 (None, Some(a), _) => Button { text, data: Some(format!("answer:{a}")), url: None },
                 (None, None, d) => Button { text, data: d.clone(), url: None },
             });
         }
         buttons.push(out);
     }
-    Ok(buttons)
+    Ok(Rendered { text, buttons })
 }
 
 /// The context templates and conditions see.
@@ -261,8 +294,8 @@ impl Engine {
     }
 
     /// Renders a rule for sample data and a sample contact, without sending.
-    pub fn preview(&self, spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
-        preview(spec, data, contact)
+    pub async fn preview(&self, spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
+        preview(&self.renderer, spec, data, contact).await
     }
 
     /// Runs the rules of one event (the `process_event` job). Only reads until the end: the
@@ -294,7 +327,7 @@ impl Engine {
                 }
             };
             if let Some(c) = &spec.condition {
-                match templates::eval_condition(c, &ctx) {
+                match self.renderer.condition(c, &ctx).await {
                     Ok(true) => {}
                     Ok(false) => {
                         done.rules.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });
@@ -393,7 +426,7 @@ impl Engine {
             let mut person_ctx = ctx.clone();
             person_ctx["tz"] = contact.attrs.get("tz").cloned().unwrap_or_else(|| json!(self.cfg.default_timezone));
             person_ctx["contact"] = serde_json::to_value(&contact).unwrap_or(Value::Null);
-            let rendered = match render_for(spec, &person_ctx) {
+            let rendered = match render_for(&self.renderer, spec, &person_ctx).await {
                 Ok(r) => r,
                 Err(e) => {
                     done.not_made.push(not_made(&contact_id, "template_failed", e.message));
@@ -423,7 +456,7 @@ impl Engine {
         r: &RecipientSpec,
         ctx: &Value,
     ) -> Result<std::result::Result<Vec<String>, Unreached>> {
-        let (kind, value) = match recipient_value(r, ctx) {
+        let (kind, value) = match recipient_value(&self.renderer, r, ctx).await {
             Ok(kv) => kv,
             Err(e) => return Ok(Err(Unreached { code: "recipient_failed", value: None, reason: e.message })),
         };
@@ -459,10 +492,10 @@ impl Engine {
     /// Fetches or finds a rule's attachment once per event; returns its id.
     async fn rule_attachment(&self, a: &AttachmentSpec, ctx: &Value) -> Result<String> {
         if let Some(t) = &a.attachment_id {
-            let id = templates::render(t, ctx)?;
+            let id = self.renderer.render(t, ctx).await?;
             return Ok(self.store.get_attachment(id.trim()).await?.id);
         }
-        let url = templates::render(a.url.as_deref().unwrap_or_default(), ctx)?;
+        let url = self.renderer.render(a.url.as_deref().unwrap_or_default(), ctx).await?;
         let fetched = self
             .http
             .fetch_limited(url.trim(), self.cfg.max_attachment_bytes)
@@ -471,7 +504,7 @@ impl Engine {
         let sha256 =
             self.files.put(&fetched.body).await.map_err(|e| Error::internal(format!("attachment store: {e}")))?;
         let name = match &a.name {
-            Some(t) => templates::render(t, ctx)?,
+            Some(t) => self.renderer.render(t, ctx).await?,
             None => url.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("file").to_string(),
         };
         let mime = fetched.mime.unwrap_or_else(|| "application/octet-stream".into());
@@ -520,7 +553,7 @@ fn delayed_until(
 /// The entry's kind and its rendered value.
 /// Renders a rule for sample data and a sample contact, without sending: whether it matches,
 /// the text and buttons, and each recipient (or why it cannot be found from the data).
-pub fn preview(spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
+pub async fn preview(renderer: &Renderer, spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> {
     let ev = EventRecord {
         id: "preview".into(),
         event_type: spec.event.clone(),
@@ -536,24 +569,25 @@ pub fn preview(spec: &RuleSpec, data: &Value, contact: &Value) -> Result<Value> 
     };
     let mut ctx = context(&ev);
     let matches = match &spec.condition {
-        Some(c) => templates::eval_condition(c, &ctx)?,
+        Some(c) => renderer.condition(c, &ctx).await?,
         None => true,
     };
     ctx["contact"] = contact.clone();
     ctx["tz"] = contact.get("attrs").and_then(|a| a.get("tz")).cloned().unwrap_or_else(|| json!("UTC"));
-    let rendered = render_for(spec, &ctx)?;
-    let recipients: Vec<Value> = spec
-        .recipients
-        .iter()
-        .map(|r| match recipient_value(r, &ctx) {
+    let rendered = render_for(renderer, spec, &ctx).await?;
+    let mut recipients: Vec<Value> = Vec::new();
+    for r in &spec.recipients {
+        recipients.push(match recipient_value(renderer, r, &ctx).await {
             Ok((kind, value)) => json!({kind: value}),
+            // A render too large or too slow is the preview's answer, not a recipient's note.
+            Err(e) if matches!(&*e.code, "template_too_large" | "template_too_slow") => return Err(e),
             Err(e) => json!({"error": e.message}),
-        })
-        .collect();
+        });
+    }
     Ok(json!({"matches": matches, "text": rendered.text, "buttons": rendered.buttons, "recipients": recipients}))
 }
 
-fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, String)> {
+async fn recipient_value(renderer: &Renderer, r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, String)> {
     let (kind, tmpl) = if let Some(t) = &r.external_id {
         ("external_id", t)
     } else if let Some(t) = &r.contact_id {
@@ -567,7 +601,7 @@ fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, Stri
     } else {
         return Err(Error::invalid("invalid_rule", "an empty recipient"));
     };
-    let value = templates::render(tmpl, ctx)?.trim().to_string();
+    let value = renderer.render(tmpl, ctx).await?.trim().to_string();
     if value.is_empty() {
         return Err(Error::unprocessable("empty_recipient", format!("`{tmpl}` rendered empty")));
     }
@@ -575,8 +609,6 @@ fn recipient_value(r: &RecipientSpec, ctx: &Value) -> Result<(&'static str, Stri
 }
 
 /// The text and buttons of one person's message.
-fn render_for(spec: &RuleSpec, ctx: &Value) -> Result<Rendered> {
-    let text = templates::render(&spec.template, ctx)?;
-    let buttons = render_buttons(&spec.buttons, ctx)?;
-    Ok(Rendered { text, buttons })
+async fn render_for(renderer: &Renderer, spec: &RuleSpec, ctx: &Value) -> Result<Rendered> {
+    render_message(renderer, Some(&spec.template), &spec.buttons, ctx).await
 }

@@ -24,6 +24,7 @@ pub mod contacts;
 pub mod events;
 pub mod metrics;
 mod reaper;
+pub mod render;
 pub mod surveys;
 pub mod tasks;
 mod telegram;
@@ -82,6 +83,8 @@ pub struct EngineConfig {
     pub poll_conflict_wait_ms: u64,
     /// Time zone for dates in notifications when the contact has none (`attrs.tz`).
     pub default_timezone: String,
+    /// Bounds of every template render, and the worker program that renders.
+    pub templates: render::RenderLimits,
 }
 
 impl EngineConfig {
@@ -106,6 +109,7 @@ impl EngineConfig {
             poller_check_ms: 2_000,
             poll_conflict_wait_ms: 30_000,
             default_timezone: "UTC".into(),
+            templates: render::RenderLimits::default(),
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Engine {
     pub admin_http: SafeClient,
     pub files: FileStore,
     pub metrics: Metrics,
+    /// Renders every template and condition, in worker processes (see [`render`]).
+    pub renderer: render::Renderer,
     adapters: Mutex<HashMap<String, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
@@ -153,6 +159,8 @@ impl Engine {
             Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))
         })?;
         let admin_http = SafeClient::new(true, Duration::from_millis(cfg.http_timeout_ms))?;
+        let metrics = Metrics::new();
+        let renderer = render::Renderer::pool(cfg.templates.clone(), metrics.render_kills());
         Ok(Arc::new_cyclic(|me| Self {
             admin_http,
             me: me.clone(),
@@ -161,7 +169,8 @@ impl Engine {
             store,
             http,
             files,
-            metrics: Metrics::new(),
+            metrics,
+            renderer,
             adapters: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),

@@ -1,4 +1,5 @@
-//! Prometheus metrics: HTTP requests, inbound messages, deliveries by outcome, queue depth.
+//! Prometheus metrics: HTTP requests, inbound messages, deliveries by outcome, queue depth,
+//! render workers killed.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
@@ -26,12 +27,20 @@ struct ChannelLabels {
     channel_kind: String,
 }
 
+/// Why a render worker was killed: `memory`, `timeout`, `cancelled` (its caller went away),
+/// `failed` (it ended without answering), `bad_answer`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KillLabels {
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     http: Family<HttpLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     inbound: Family<ChannelLabels, Counter>,
     queue_depth: Gauge<i64, AtomicI64>,
+    render_kills: Family<KillLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -47,11 +56,22 @@ impl Metrics {
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let inbound = Family::<ChannelLabels, Counter>::default();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let render_kills = Family::<KillLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served, by method and status", http.clone());
         registry.register("deliveries", "Outbox jobs finished, by kind and outcome", deliveries.clone());
         registry.register("inbound_messages", "Inbound messages recorded, by channel kind", inbound.clone());
         registry.register("queue_depth", "Jobs waiting in the outbox", queue_depth.clone());
-        Self { registry: Mutex::new(registry), http, deliveries, inbound, queue_depth }
+        registry.register(
+            "render_workers_killed",
+            "Template render workers killed, by reason (memory, timeout, cancelled)",
+            render_kills.clone(),
+        );
+        Self { registry: Mutex::new(registry), http, deliveries, inbound, queue_depth, render_kills }
+    }
+
+    /// The counter of killed render workers, for the render pool to count on.
+    pub fn render_kills(&self) -> Family<KillLabels, Counter> {
+        self.render_kills.clone()
     }
 
     pub fn http(&self, method: &str, status: u16) {

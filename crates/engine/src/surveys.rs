@@ -152,7 +152,7 @@ impl Engine {
             let label = format!("survey:{}", survey.id);
             let outcome = |what: &str| RuleOutcome::new(&label, &survey.spec.name, what);
             if let Some(c) = condition {
-                match templates::eval_condition(c, &ctx) {
+                match self.renderer.condition(c, &ctx).await {
                     Ok(true) => {}
                     Ok(false) => {
                         done.rules.push(RuleOutcome { detail: Some(c.clone()), ..outcome("not_matched") });

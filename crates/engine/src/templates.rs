@@ -69,16 +69,60 @@ pub fn check_template(src: &str) -> Result<()> {
     env.template_from_str(src).map(|_| ()).map_err(|e| located("template", src, &e))
 }
 
-/// Renders a template against a context.
+/// Renders a template against a context, here in this process. Nothing bounds the memory a
+/// template takes here: the server renders through [`crate::render::Renderer`], whose worker
+/// processes call this with their memory limited; this is for them, and for tools and tests
+/// that render templates they trust.
 pub fn render(src: &str, ctx: &Value) -> Result<String> {
+    render_bounded(src, ctx, usize::MAX)
+}
+
+/// As [`render`], refusing an output longer than `max_bytes` as soon as it grows past it.
+pub fn render_bounded(src: &str, ctx: &Value, max_bytes: usize) -> Result<String> {
     let env = environment();
     let tmpl = env.template_from_str(src).map_err(|e| located("template", src, &e))?;
-    tmpl.render(JValue::from_serialize(ctx)).map_err(|e| {
+    let mut out = Bounded { out: Vec::new(), max: max_bytes, over: false };
+    let rendered = tmpl.render_captured_to(JValue::from_serialize(ctx), &mut out);
+    if out.over {
+        return Err(too_large(max_bytes));
+    }
+    rendered.map_err(|e| {
         let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
         let hint =
             if e.kind() == JErrorKind::UndefinedError { " (the event lacks a field the template uses)" } else { "" };
         Error::unprocessable("template_failed", format!("the template could not be rendered{hint}: {detail}"))
-    })
+    })?;
+    String::from_utf8(out.out).map_err(|e| Error::internal(format!("a template rendered invalid UTF-8: {e}")))
+}
+
+/// A template whose output or working memory is larger than allowed.
+pub fn too_large(max_bytes: usize) -> Error {
+    Error::unprocessable(
+        "template_too_large",
+        format!("the template's output is larger than the allowed {max_bytes} bytes"),
+    )
+}
+
+/// A writer that refuses to grow past `max` bytes.
+struct Bounded {
+    out: Vec<u8>,
+    max: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len().saturating_add(buf.len()) > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("the output is too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Jinja spelling of a condition that may use `&&`, `||` and `!`; string literals are kept. A
@@ -134,7 +178,8 @@ pub fn check_condition(src: &str) -> Result<()> {
     env.compile_expression(&jinja_condition(src)?).map(|_| ()).map_err(|e| located("condition", src, &e))
 }
 
-/// Evaluates a condition; a missing field makes it false rather than an error.
+/// Evaluates a condition here in this process (see [`render`] on where the server evaluates
+/// them); a missing field makes it false rather than an error.
 pub fn eval_condition(src: &str, ctx: &Value) -> Result<bool> {
     let mut env = environment();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
@@ -281,6 +326,16 @@ mod tests {
         assert_eq!(r("[{{ data.note }}]"), "[]", "a null printed alone is empty, not None");
         assert_eq!(r("{{ form.comment or 'без комментария' }}"), "без комментария");
         assert!(render("{{ data.absent }}", &ctx).is_err(), "a missing field printed bare is still an error");
+    }
+
+    #[test]
+    fn output_longer_than_allowed_is_refused() {
+        let ctx = json!({"n": 50});
+        assert_eq!(render_bounded("{{ 'ab' * n }}", &ctx, 100).unwrap().len(), 100);
+        let err = render_bounded("{{ 'ab' * n }}!", &ctx, 100).unwrap_err();
+        assert_eq!(err.code, "template_too_large");
+        let err = render_bounded("{% for i in range(1000) %}строка {{ i }}\n{% endfor %}", &ctx, 1000).unwrap_err();
+        assert_eq!(err.code, "template_too_large", "{}", err.message);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use okno_engine::bots::def::{BotDef, FieldKind};
 use okno_engine::events::{preview, RuleSpec};
+use okno_engine::render::{RenderLimits, Renderer};
 use okno_engine::templates;
 use serde_json::{json, Value};
 
@@ -52,8 +53,14 @@ fn sparse_contact() -> Value {
            "groups": [], "attrs": {}})
 }
 
-#[test]
-fn every_example_rule_renders_its_sample_event_and_survives_missing_or_null_fields() {
+/// The shipped examples are trusted: rendered here, without worker processes.
+fn renderer() -> Renderer {
+    Renderer::in_process(RenderLimits::default())
+}
+
+#[tokio::test]
+async fn every_example_rule_renders_its_sample_event_and_survives_missing_or_null_fields() {
+    let r = renderer();
     let events: Vec<Value> = examples("events", "json").iter().map(|p| json_file(p)).collect();
     for path in examples("rules", "json") {
         let spec = RuleSpec::parse(&json_file(&path)).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.message));
@@ -64,7 +71,8 @@ fn every_example_rule_renders_its_sample_event_and_survives_missing_or_null_fiel
             .unwrap_or_else(|| panic!("{what}: no sample event of type {} in examples/events", spec.event));
         let data = &sample["data"];
 
-        let full = preview(&spec, data, &sparse_contact()).unwrap_or_else(|e| panic!("{what}: {}", e.message));
+        let full =
+            preview(&r, &spec, data, &sparse_contact()).await.unwrap_or_else(|e| panic!("{what}: {}", e.message));
         assert!(!full["text"].as_str().unwrap_or("").trim().is_empty(), "{what}: an empty message");
         assert_no_none(&what, &full);
 
@@ -78,7 +86,7 @@ fn every_example_rule_renders_its_sample_event_and_survives_missing_or_null_fiel
                     _ => d.as_object_mut().unwrap().insert(key.clone(), Value::Null),
                 };
                 let case = format!("{what} with data.{key} {variant}");
-                match preview(&spec, &d, &sparse_contact()) {
+                match preview(&r, &spec, &d, &sparse_contact()).await {
                     Ok(v) => assert_no_none(&case, &v),
                     Err(e) => assert!(
                         e.message.contains("lacks a field") || e.message.contains("missing"),
@@ -107,7 +115,8 @@ fn every_example_rule_renders_its_sample_event_and_survives_missing_or_null_fiel
                     d
                 },
             ] {
-                let v = preview(&spec, &d, &sparse_contact())
+                let v = preview(&r, &spec, &d, &sparse_contact())
+                    .await
                     .unwrap_or_else(|e| panic!("{what}: optional data.{key} absent: {}", e.message));
                 assert_no_none(&what, &v);
             }

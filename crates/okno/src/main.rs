@@ -71,6 +71,13 @@ enum Command {
         #[arg(long)]
         public: bool,
     },
+    /// Renders templates for a running okno: requests on standard input, answers on standard
+    /// output, this process's memory limited (started by okno itself).
+    #[command(hide = true, name = "render-worker")]
+    RenderWorker {
+        #[arg(long)]
+        max_memory_mb: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +177,15 @@ fn role_values() -> clap::builder::PossibleValuesParser {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::RenderWorker { max_memory_mb } = cli.command {
+        return match okno_engine::render::serve_worker(max_memory_mb) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("okno render-worker: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::DefaultConfig = cli.command {
         print!("{}", okno_server::settings::EXAMPLE);
         return std::process::ExitCode::SUCCESS;
@@ -238,7 +254,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::Bot { action } => bot(&settings, action).await,
         Command::Demo { data_dir, public } => demo(&settings, data_dir, public).await,
-        Command::DefaultConfig => Ok(()),
+        Command::DefaultConfig | Command::RenderWorker { .. } => Ok(()),
     }
 }
 

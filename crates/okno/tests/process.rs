@@ -559,6 +559,37 @@ async fn sigterm_finishes_in_flight_sends_and_a_restart_does_the_rest_without_du
     assert_eq!(sink.accepted().len(), 100, "a graceful stop repeats nothing");
 }
 
+/// A process's peak memory (`VmHWM`), in MB.
+fn peak_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024
+}
+
+#[tokio::test]
+async fn okno_serve_renders_in_workers_of_its_own_and_a_doubling_template_leaves_it_small() {
+    let mut okno = Okno::new();
+    okno.start().await;
+    let token = okno.token();
+    let preview = |template: &str| json!({"rule": {"name": "p", "event": "e", "recipients": [{"group": "g"}], "template": template}, "data": {"n": 3}});
+    let bomb = "{% set ns = namespace(x='a') %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x|length }}";
+    let r = okno.call(reqwest::Method::POST, "/api/v1/rules/preview", &token, Some(preview(bomb))).await;
+    assert_eq!(r["error"]["code"], "template_too_large", "{r}");
+    let r = okno.call(reqwest::Method::POST, "/api/v1/rules/preview", &token, Some(preview("{{ data.n * 2 }}"))).await;
+    assert_eq!(r["text"], "6", "okno found itself as the render worker: {r}");
+    let pid = okno.child.as_ref().unwrap().id();
+    let peak = peak_mb(pid);
+    assert!(peak < 256, "okno serve peaked at {peak} MB");
+}
+
 #[tokio::test]
 async fn token_create_prints_the_token_alone_on_the_last_line_and_works_beside_a_running_server() {
     let mut okno = Okno::new();

@@ -228,5 +228,16 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         poller_check_ms: s.telegram.poller_check_ms,
         poll_conflict_wait_ms: s.telegram.conflict_wait_secs * 1000,
         default_timezone: s.default_timezone.clone(),
+        templates: okno_engine::render::RenderLimits {
+            program: s
+                .templates
+                .worker_program
+                .clone()
+                .unwrap_or_else(|| std::env::current_exe().unwrap_or_else(|_| PathBuf::from("okno"))),
+            workers: s.templates.workers,
+            timeout_ms: s.templates.timeout_ms,
+            max_output_bytes: s.templates.max_output_bytes,
+            max_memory_mb: s.templates.max_memory_mb,
+        },
     }
 }

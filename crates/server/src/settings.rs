@@ -41,6 +41,7 @@ pub struct Settings {
     pub telegram: Telegram,
     pub ui: Ui,
     pub http: Http,
+    pub templates: Templates,
 }
 
 /// The HTTP server.
@@ -67,6 +68,31 @@ impl Default for Http {
             body_timeout_secs: 30,
             body_min_bytes_per_sec: 1024,
         }
+    }
+}
+
+/// Rendering templates (rules, broadcasts, bots, surveys, previews). Every render runs in a
+/// worker process of its own, bounded in time, output and memory.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Templates {
+    /// Worker processes rendering at once.
+    pub workers: usize,
+    /// How long one message's templates may take to render, in ms; then the worker is killed.
+    pub timeout_ms: u64,
+    /// The longest text one template may produce, in bytes.
+    pub max_output_bytes: usize,
+    /// The memory one worker may take, in MB; a render that needs more kills its worker alone.
+    pub max_memory_mb: u64,
+    /// The okno binary started as `okno render-worker`: okno itself unless a program embedding
+    /// the server (its tests) names it. Not read from the configuration.
+    #[serde(skip)]
+    pub worker_program: Option<PathBuf>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self { workers: 4, timeout_ms: 2_000, max_output_bytes: 65_536, max_memory_mb: 256, worker_program: None }
     }
 }
 
@@ -166,6 +192,7 @@ impl Default for Settings {
             telegram: Telegram::default(),
             ui: Ui::default(),
             http: Http::default(),
+            templates: Templates::default(),
         }
     }
 }
@@ -291,6 +318,14 @@ impl Settings {
                 "delivery.workers, delivery.bulk_workers and the max attempts must be at least 1",
             ));
         }
+        let t = &self.templates;
+        if t.workers == 0 || t.timeout_ms < 10 || t.max_output_bytes < 1024 || t.max_memory_mb < 32 {
+            return Err(Error::invalid(
+                "invalid_config",
+                "templates: workers at least 1, timeout_ms at least 10, max_output_bytes at least 1024, \
+                 max_memory_mb at least 32",
+            ));
+        }
         Ok(())
     }
 
@@ -348,6 +383,7 @@ mod tests {
         assert_eq!(parsed.telegram, d.telegram);
         assert_eq!(parsed.ui, d.ui);
         assert_eq!(parsed.http, d.http);
+        assert_eq!(parsed.templates, d.templates);
         assert_eq!(parsed.log_level, d.log_level);
     }
 

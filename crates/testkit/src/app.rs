@@ -35,6 +35,16 @@ impl Answer {
     }
 }
 
+/// The okno binary beside the running test binary (`target/<profile>/okno`, built by cargo for
+/// the okno package's tests): okno started inside a test renders templates in worker processes
+/// of that binary, as the real server does with itself.
+pub fn okno_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let name = format!("okno{}", std::env::consts::EXE_SUFFIX);
+    let found = exe.ancestors().skip(1).take(2).map(|dir| dir.join(&name)).find(|p| p.is_file());
+    found.unwrap_or_else(|| panic!("no okno binary near {}: build it (cargo build -p okno)", exe.display()))
+}
+
 /// Settings for tests: port 0, private targets allowed (the sink is on loopback), fast retries.
 pub fn test_settings(db: &TestDb, data_dir: PathBuf) -> Settings {
     let mut s = Settings {
@@ -56,6 +66,7 @@ pub fn test_settings(db: &TestDb, data_dir: PathBuf) -> Settings {
     s.telegram.poll_timeout_secs = 1;
     s.telegram.poller_check_ms = 100;
     s.telegram.conflict_wait_secs = 1;
+    s.templates.worker_program = Some(okno_binary());
     s
 }
 

@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 
-use crate::templates;
 use crate::Engine;
 use def::{Access, Action, BotDef, FieldKind, Form, Lookup, Method, Request};
 
@@ -285,7 +284,7 @@ impl Engine {
             let prompt = def.link_prompt.clone().unwrap_or_else(|| {
                 "Этот бот работает только для сотрудников. Отправьте код привязки, который вам выдали.".into()
             });
-            let text = turn.render(&prompt, &json!({}));
+            let text = turn.render(&prompt, &json!({})).await;
             turn.say(text);
             return turn.finish(&identity.user_id, false).await;
         }
@@ -304,7 +303,7 @@ impl Engine {
         if !fresh && !matches!(turn.session.mode, Mode::Menu) {
             turn.session = Session { seq: turn.session.seq, ..Session::default() };
             turn.say(def.texts.expired().to_string());
-            turn.show_menu(None);
+            turn.show_menu(None).await;
         } else {
             if !fresh {
                 turn.session.menu = None;
@@ -346,15 +345,15 @@ impl Turn<'_> {
     }
 
     /// Renders a template; a failure is logged and the bot's error text is used instead.
-    fn render(&self, src: &str, extra: &Value) -> String {
-        self.try_render(src, extra).unwrap_or_else(|e| {
+    async fn render(&self, src: &str, extra: &Value) -> String {
+        self.try_render(src, extra).await.unwrap_or_else(|e| {
             tracing::warn!(bot = %self.def.name, channel = %self.channel.id, error = %e, "a bot template failed");
             self.def.texts.error().to_string()
         })
     }
 
-    fn try_render(&self, src: &str, extra: &Value) -> Result<String> {
-        templates::render(src, &self.ctx(extra.clone()))
+    async fn try_render(&self, src: &str, extra: &Value) -> Result<String> {
+        self.engine.renderer.render(src, &self.ctx(extra.clone())).await
     }
 
     fn input(&self) -> Input {
@@ -393,7 +392,7 @@ impl Turn<'_> {
                 Mode::Feed { feed } => self.relay_question(&feed).await,
                 _ => {
                     self.say(self.def.texts.unknown().to_string());
-                    self.show_menu(self.session.menu.clone());
+                    self.show_menu(self.session.menu.clone()).await;
                     Ok(())
                 }
             },
@@ -406,10 +405,10 @@ impl Turn<'_> {
             "start" if rest.starts_with("task-") => Ok(()),
             "start" | "menu" => {
                 self.session.mode = Mode::Menu;
-                self.show_menu(None);
+                self.show_menu(None).await;
                 Ok(())
             }
-            "cancel" => self.cancel(),
+            "cancel" => self.cancel().await,
             "unanswered" => self.unanswered().await,
             other => match self.def.commands.iter().find(|c| c.command.trim_start_matches('/') == other) {
                 Some(c) if !self.may_see(&c.groups) => {
@@ -425,10 +424,10 @@ impl Turn<'_> {
         }
     }
 
-    fn cancel(&mut self) -> Result<()> {
+    async fn cancel(&mut self) -> Result<()> {
         self.session.mode = Mode::Menu;
         self.say(self.def.texts.cancelled().to_string());
-        self.show_menu(self.session.menu.clone());
+        self.show_menu(self.session.menu.clone()).await;
         Ok(())
     }
 
@@ -436,11 +435,11 @@ impl Turn<'_> {
         let texts = &self.def.texts;
         let cancel_word = text.eq_ignore_ascii_case("отмена") || text == texts.cancel();
         match self.session.mode.clone() {
-            Mode::Form { .. } if cancel_word => return self.cancel(),
+            Mode::Form { .. } if cancel_word => return self.cancel().await,
             Mode::Form { .. } => return self.form_answer(Some(text)).await,
             Mode::Lookup { .. } | Mode::Feed { .. } if cancel_word || text == texts.home() => {
                 self.session.mode = Mode::Menu;
-                self.show_menu(None);
+                self.show_menu(None).await;
                 return Ok(());
             }
             Mode::Lookup { lookup } => {
@@ -501,7 +500,7 @@ impl Turn<'_> {
             }
         }
         self.say(self.def.texts.unknown().to_string());
-        self.show_menu(Some(menu_id));
+        self.show_menu(Some(menu_id)).await;
         Ok(())
     }
 
@@ -515,10 +514,10 @@ impl Turn<'_> {
                 let parts: Vec<&str> = rest.splitn(3, ':').collect();
                 let (menu_id, index, tag_now) = match parts.as_slice() {
                     [m, i, t] => (*m, i.parse::<usize>().unwrap_or(usize::MAX), *t),
-                    _ => return self.stale(),
+                    _ => return self.stale().await,
                 };
                 let item = self.def.menus.get(menu_id).and_then(|m| m.items.get(index));
-                let Some(item) = item.filter(|i| tag(&i.text) == tag_now) else { return self.stale() };
+                let Some(item) = item.filter(|i| tag(&i.text) == tag_now) else { return self.stale().await };
                 if !reach.menus.contains(menu_id) || !self.may_see(&item.groups) {
                     self.say(self.def.texts.not_allowed().to_string());
                     return Ok(());
@@ -533,7 +532,7 @@ impl Turn<'_> {
             "page" | "pick" | "more" => {
                 let (lookup, arg) = rest.split_once(':').unwrap_or((rest, ""));
                 if !self.def.lookups.contains_key(lookup) {
-                    return self.stale();
+                    return self.stale().await;
                 }
                 if !reach.lookups.contains(lookup) {
                     self.say(self.def.texts.not_allowed().to_string());
@@ -550,7 +549,7 @@ impl Turn<'_> {
                         let then = self.def.lookups[lookup].list.as_ref().and_then(|l| l.then.clone());
                         match then {
                             Some(then) => self.lookup(&then, arg, 0, false).await.map(|_| ()),
-                            None => self.stale(),
+                            None => self.stale().await,
                         }
                     }
                 }
@@ -560,7 +559,7 @@ impl Turn<'_> {
                 let part = |n: usize| parts.get(n).copied().unwrap_or_default();
                 self.form_press(part(0), part(1), part(2), part(3)).await
             }
-            _ => self.stale(),
+            _ => self.stale().await,
         }
     }
 
@@ -614,9 +613,9 @@ impl Turn<'_> {
         }
     }
 
-    fn stale(&mut self) -> Result<()> {
+    async fn stale(&mut self) -> Result<()> {
         self.say(self.def.texts.stale().to_string());
-        self.show_menu(self.session.menu.clone());
+        self.show_menu(self.session.menu.clone()).await;
         Ok(())
     }
 
@@ -654,11 +653,11 @@ impl Turn<'_> {
         vec![button(self.def.texts.home(), "bot:home".into())]
     }
 
-    fn show_menu(&mut self, menu: Option<String>) {
+    async fn show_menu(&mut self, menu: Option<String>) {
         let id = menu.filter(|m| self.def.menus.contains_key(m)).unwrap_or_else(|| self.def.start.clone());
         self.session.menu = Some(id.clone());
         let menu = &self.def.menus[&id];
-        let text = self.render(&menu.text, &json!({}));
+        let text = self.render(&menu.text, &json!({})).await;
         let visible = self.visible_items(&id);
         // Where the channel shows no buttons, its adapter numbers them; typed numbers are read
         // back in `text` in the same order.
@@ -684,19 +683,22 @@ impl Turn<'_> {
         match action {
             Action::Menu(id) => {
                 self.session.mode = Mode::Menu;
-                self.show_menu(Some(id.clone()));
+                self.show_menu(Some(id.clone())).await;
             }
             Action::Back => {
                 self.session.mode = Mode::Menu;
                 let up = self.parent(&self.current_menu());
-                self.show_menu(up);
+                self.show_menu(up).await;
             }
             Action::Home => {
                 self.session.mode = Mode::Menu;
-                self.show_menu(None);
+                self.show_menu(None).await;
             }
             Action::Reply(r) => {
-                let text = r.text.as_ref().map(|t| self.render(t, &json!({})));
+                let text = match &r.text {
+                    Some(t) => Some(self.render(t, &json!({})).await),
+                    None => None,
+                };
                 self.out.push(Out { text, buttons: Vec::new(), files: r.files.clone() });
             }
             Action::News(n) => self.news(n.limit).await?,
@@ -707,7 +709,7 @@ impl Turn<'_> {
                         self.lookup(id, &input, 0, false).await?;
                     }
                     (None, Some(ask)) => {
-                        let text = self.render(ask, &json!({}));
+                        let text = self.render(ask, &json!({})).await;
                         self.session.mode = Mode::Lookup { lookup: id.clone() };
                         self.say_with(text, vec![self.home_row()]);
                     }
@@ -727,11 +729,11 @@ impl Turn<'_> {
                     seq: self.session.seq,
                     key: okno_domain::ids::new_id(),
                 };
-                self.ask_step();
+                self.ask_step().await;
             }
             Action::Handoff(h) => {
                 let text = h.text.clone().unwrap_or_else(|| "Соединяю с оператором. Ответим здесь же.".into());
-                let text = self.render(&text, &json!({}));
+                let text = self.render(&text, &json!({})).await;
                 self.session.mode = Mode::Menu;
                 self.session.handed_off = true;
                 let patch =
@@ -741,7 +743,7 @@ impl Turn<'_> {
             }
             Action::Ask(feed) => {
                 let prompt = self.def.feeds[feed].prompt.clone().unwrap_or_else(|| "Напишите ваш вопрос.".into());
-                let text = self.render(&prompt, &json!({}));
+                let text = self.render(&prompt, &json!({})).await;
                 self.session.mode = Mode::Feed { feed: feed.clone() };
                 self.say_with(text, vec![self.home_row()]);
             }
@@ -773,7 +775,7 @@ impl Turn<'_> {
 
     /// Runs a lookup with `input`, showing `page` of a list or the detailed card.
     async fn lookup(&mut self, id: &str, input: &str, page: usize, detail: bool) -> Result<bool> {
-        let Some(lookup) = self.def.lookups.get(id).cloned() else { return self.stale().map(|()| false) };
+        let Some(lookup) = self.def.lookups.get(id).cloned() else { return self.stale().await.map(|()| false) };
         let action = if lookup.file.is_some() { "upload_document" } else { "typing" };
         let extra = json!({"input": input});
         let (body, mime) = match self.call(&lookup.request, &extra, action, id, None).await {
@@ -781,7 +783,7 @@ impl Turn<'_> {
             Ok(Called::NotFound) => {
                 match &lookup.not_found {
                     Some(t) => {
-                        let text = self.render(t, &extra);
+                        let text = self.render(t, &extra).await;
                         self.say(text);
                     }
                     None => self.say(self.def.texts.error().to_string()),
@@ -811,7 +813,7 @@ impl Turn<'_> {
         };
         let with_answer = json!({"input": input, "answer": answer});
         if let Some(t) = &lookup.text {
-            return Ok(match self.try_render(t, &with_answer) {
+            return Ok(match self.try_render(t, &with_answer).await {
                 Ok(text) => {
                     self.say(text);
                     true
@@ -824,7 +826,7 @@ impl Turn<'_> {
         }
         if let Some(card) = &lookup.card {
             let src = if detail { card.detail.as_ref().unwrap_or(&card.text) } else { &card.text };
-            let text = match self.try_render(src, &with_answer) {
+            let text = match self.try_render(src, &with_answer).await {
                 Ok(t) => t,
                 Err(e) => {
                     self.fail(id, &e.message);
@@ -834,7 +836,7 @@ impl Turn<'_> {
             let mut files = Vec::new();
             let photo_now = detail || card.detail.is_none();
             if let (true, Some(p)) = (photo_now, &card.photo) {
-                match self.try_render(p, &with_answer).map(|u| u.trim().to_string()) {
+                match self.try_render(p, &with_answer).await.map(|u| u.trim().to_string()) {
                     Ok(url) if !url.is_empty() => match self.fetch_photo(&url).await {
                         Ok(att) => files.push(att),
                         Err(why) => {
@@ -858,8 +860,10 @@ impl Turn<'_> {
                 return Ok(false);
             };
             if items.is_empty() {
-                let text =
-                    list.empty.as_ref().map_or_else(|| "Ничего не найдено.".into(), |t| self.render(t, &with_answer));
+                let text = match &list.empty {
+                    Some(t) => self.render(t, &with_answer).await,
+                    None => "Ничего не найдено.".into(),
+                };
                 self.say_with(text, vec![self.home_row()]);
                 return Ok(true);
             }
@@ -869,9 +873,9 @@ impl Turn<'_> {
             let mut values = Vec::new();
             for (n, item) in items.iter().enumerate().skip(page * list.page_size).take(list.page_size) {
                 let ctx = json!({"input": input, "answer": answer, "item": item});
-                let label = self.try_render(&list.button, &ctx);
+                let label = self.try_render(&list.button, &ctx).await;
                 let value = match &list.value {
-                    Some(v) => self.try_render(v, &ctx),
+                    Some(v) => self.try_render(v, &ctx).await,
                     None => Ok(n.to_string()),
                 };
                 match (label, value) {
@@ -897,7 +901,7 @@ impl Turn<'_> {
             }
             rows.push(self.home_row());
             let head = match &list.text {
-                Some(t) => match self.try_render(t, &with_answer) {
+                Some(t) => match self.try_render(t, &with_answer).await {
                     Ok(t) => t,
                     Err(e) => {
                         self.fail(id, &e.message);
@@ -921,14 +925,17 @@ impl Turn<'_> {
 
     async fn send_file(&mut self, lookup: &Lookup, extra: &Value, bytes: bytes::Bytes, mime: String) -> Result<()> {
         let Some(file) = &lookup.file else { return Ok(()) };
-        let name = self.render(&file.name, extra);
+        let name = self.render(&file.name, extra).await;
         let sha256 = self.engine.files.put(&bytes).await.map_err(|e| Error::internal(format!("file store: {e}")))?;
         let att = self
             .engine
             .store
             .insert_attachment(NewAttachment { message_id: None, name, mime, size: bytes.len() as i64, sha256 })
             .await?;
-        let caption = file.caption.as_ref().map(|c| self.render(c, extra));
+        let caption = match &file.caption {
+            Some(c) => Some(self.render(c, extra).await),
+            None => None,
+        };
         self.out.push(Out { text: caption, buttons: Vec::new(), files: vec![att.id] });
         Ok(())
     }
@@ -969,8 +976,7 @@ impl Turn<'_> {
         what: &str,
         idempotency_key: Option<&str>,
     ) -> std::result::Result<Called, String> {
-        let render = |t: &str| self.try_render(t, extra).map_err(|e| e.message);
-        let mut url = render(&r.url)?.trim().to_string();
+        let mut url = self.try_render(&r.url, extra).await.map_err(|e| e.message)?.trim().to_string();
         let client = if url.starts_with('/') {
             let base = self.def.http.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
             url = format!("{base}{url}");
@@ -984,13 +990,13 @@ impl Turn<'_> {
         }
         .map_err(|e| format!("{url}: {}", e.message))?;
         for (k, v) in self.def.http.headers.iter().chain(r.headers.iter()) {
-            req = req.header(k.as_str(), render(v)?);
+            req = req.header(k.as_str(), self.try_render(v, extra).await.map_err(|e| e.message)?);
         }
         if let Some(key) = idempotency_key {
             req = req.header("Idempotency-Key", key);
         }
         if let Some(body) = &r.body {
-            req = req.json(&self.render_body(body, extra)?);
+            req = req.json(&self.render_body(body, extra).await?);
         }
         req = req.timeout(Duration::from_millis(self.def.timeout_ms(r)));
         let typing = self.keep_showing(action);
@@ -1026,19 +1032,28 @@ impl Turn<'_> {
         answer
     }
 
-    fn render_body(&self, v: &Value, extra: &Value) -> std::result::Result<Value, String> {
-        Ok(match v {
-            Value::String(s) => Value::String(self.try_render(s, extra).map_err(|e| e.message)?),
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|i| self.render_body(i, extra)).collect::<std::result::Result<_, _>>()?)
+    /// Renders every string of a request body, all in one trip to a render worker.
+    async fn render_body(&self, v: &Value, extra: &Value) -> std::result::Result<Value, String> {
+        fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+                Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+                _ => {}
             }
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, i)| Ok((k.clone(), self.render_body(i, extra)?)))
-                    .collect::<std::result::Result<_, String>>()?,
-            ),
-            other => other.clone(),
-        })
+        }
+        fn refill(v: &Value, texts: &mut impl Iterator<Item = String>) -> Value {
+            match v {
+                Value::String(_) => Value::String(texts.next().unwrap_or_default()),
+                Value::Array(items) => Value::Array(items.iter().map(|i| refill(i, texts)).collect()),
+                Value::Object(map) => Value::Object(map.iter().map(|(k, i)| (k.clone(), refill(i, texts))).collect()),
+                other => other.clone(),
+            }
+        }
+        let mut srcs = Vec::new();
+        strings(v, &mut srcs);
+        let texts = self.engine.renderer.render_all(&srcs, &self.ctx(extra.clone())).await.map_err(|e| e.message)?;
+        Ok(refill(v, &mut texts.into_iter()))
     }
 
     /// Shows a chat action now and every 4 seconds (Telegram shows one for 5) until aborted.
@@ -1070,7 +1085,7 @@ impl Turn<'_> {
         }
     }
 
-    fn ask_step(&mut self) {
+    async fn ask_step(&mut self) {
         let Some((form_id, step, values, confirming, _, seq)) = self.form_state() else { return };
         let form = &self.def.forms[&form_id];
         let texts = &self.def.texts;
@@ -1079,7 +1094,7 @@ impl Turn<'_> {
         if confirming {
             let ctx = json!({"form": values});
             let text = match &form.confirm {
-                Some(t) => self.render(t, &ctx),
+                Some(t) => self.render(t, &ctx).await,
                 None => summary(form, &values),
             };
             let rows = vec![
@@ -1090,7 +1105,7 @@ impl Turn<'_> {
             return;
         }
         let s = &form.steps[step];
-        let text = self.render(&s.ask, &json!({"form": values}));
+        let text = self.render(&s.ask, &json!({"form": values})).await;
         let mut rows: Keyboard = Vec::new();
         match s.kind {
             FieldKind::Choice => {
@@ -1122,18 +1137,18 @@ impl Turn<'_> {
             if what == "send" && self.session.submitted.is_some_and(|s| s.to_string() == seq) {
                 self.say(self.def.texts.already_sent().to_string());
             } else {
-                self.stale()?;
+                self.stale().await?;
             }
             return Ok(());
         };
         let here = if confirming { "c".to_string() } else { step.to_string() };
         if what != "cancel" && at != here {
-            self.ask_step();
+            self.ask_step().await;
             return Ok(());
         }
-        let Some(form) = self.def.forms.get(&form_id) else { return self.stale() };
+        let Some(form) = self.def.forms.get(&form_id) else { return self.stale().await };
         match what {
-            "cancel" => self.cancel(),
+            "cancel" => self.cancel().await,
             "send" if confirming => self.submit().await,
             "edit" if confirming => {
                 let rows: Keyboard = form
@@ -1148,34 +1163,34 @@ impl Turn<'_> {
             "field" if confirming => {
                 let n: usize = arg.parse().unwrap_or(usize::MAX);
                 if n >= form.steps.len() {
-                    return self.stale();
+                    return self.stale().await;
                 }
                 if let Mode::Form { step, confirming, editing, .. } = &mut self.session.mode {
                     *step = n;
                     *confirming = false;
                     *editing = true;
                 }
-                self.ask_step();
+                self.ask_step().await;
                 Ok(())
             }
             "skip" if !confirming && form.steps.get(step).is_some_and(|s| s.optional) => {
                 self.store_answer(Value::Null).await
             }
             "opt" if !confirming => {
-                let Some(s) = form.steps.get(step) else { return self.stale() };
+                let Some(s) = form.steps.get(step) else { return self.stale().await };
                 let value = match (s.kind, arg) {
                     (FieldKind::Confirm, "yes") => json!(true),
                     (FieldKind::Confirm, "no") => json!(false),
                     (FieldKind::Choice, n) => match n.parse::<usize>().ok().and_then(|n| s.options.get(n)) {
                         Some(o) => json!(o),
-                        None => return self.stale(),
+                        None => return self.stale().await,
                     },
-                    _ => return self.stale(),
+                    _ => return self.stale().await,
                 };
                 self.store_answer(value).await
             }
             _ => {
-                self.ask_step();
+                self.ask_step().await;
                 Ok(())
             }
         }
@@ -1194,7 +1209,7 @@ impl Turn<'_> {
                 t if t.eq_ignore_ascii_case(texts.edit()) => "edit",
                 _ => {
                     self.say(texts.unknown().to_string());
-                    self.ask_step();
+                    self.ask_step().await;
                     return Ok(());
                 }
             };
@@ -1209,7 +1224,7 @@ impl Turn<'_> {
             Ok(v) => self.store_answer(v).await,
             Err(hint) => {
                 self.say(hint);
-                self.ask_step();
+                self.ask_step().await;
                 Ok(())
             }
         }
@@ -1240,7 +1255,7 @@ impl Turn<'_> {
         if done {
             return self.submit().await;
         }
-        self.ask_step();
+        self.ask_step().await;
         Ok(())
     }
 
@@ -1277,18 +1292,18 @@ impl Turn<'_> {
         self.session.mode = Mode::Menu;
         self.session.submitted = Some(seq);
         let text = match &form.submit.reply {
-            Some(t) => self.render(t, &json!({"form": values, "answer": answer})),
+            Some(t) => self.render(t, &json!({"form": values, "answer": answer})).await,
             None => "Готово.".into(),
         };
         self.say(text);
-        self.show_menu(self.session.menu.clone());
+        self.show_menu(self.session.menu.clone()).await;
         Ok(())
     }
 
     // --- answer-by-Reply feeds ---------------------------------------------------------------
 
     async fn relay_question(&mut self, feed_id: &str) -> Result<()> {
-        let Some(feed) = self.def.feeds.get(feed_id).cloned() else { return self.stale() };
+        let Some(feed) = self.def.feeds.get(feed_id).cloned() else { return self.stale().await };
         let filter = ContactFilter { group: Some(feed.to.group.clone()), ..ContactFilter::default() };
         let ids = self.engine.store.contact_ids(filter).await?;
         let question = self.message.text.clone().unwrap_or_default();
@@ -1343,7 +1358,10 @@ impl Turn<'_> {
             self.fail(feed_id, &format!("nobody in group `{}` can be reached on this channel", feed.to.group));
             return Ok(());
         }
-        let sent = feed.sent.as_ref().map_or_else(|| "Вопрос передан.".into(), |t| self.render(t, &json!({})));
+        let sent = match &feed.sent {
+            Some(t) => self.render(t, &json!({})).await,
+            None => "Вопрос передан.".into(),
+        };
         self.say_with(sent, vec![self.home_row()]);
         Ok(())
     }
@@ -1361,7 +1379,7 @@ impl Turn<'_> {
         let text = self.message.text.clone().unwrap_or_default();
         let template = self.def.feeds.get(&relay.feed).and_then(|f| f.answer.clone());
         let body = match template {
-            Some(t) => self.render(&t, &json!({"text": text})),
+            Some(t) => self.render(&t, &json!({"text": text})).await,
             None => format!("Ответ:\n{text}"),
         };
         let question = self.engine.store.get_message(&relay.question_id).await?;

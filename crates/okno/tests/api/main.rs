@@ -22,6 +22,7 @@ mod slow_clients;
 mod surveys;
 mod tasks;
 mod telegram;
+mod templates;
 mod translations;
 mod ui;
 mod window;

@@ -64,13 +64,14 @@ pub struct Preview {
 }
 
 #[utoipa::path(post, path = "/api/v1/rules/preview", tag = "rules", request_body = Preview,
-    responses((status = 200, description = "`matches`, the rendered `text` and `buttons`, the resolved `recipients`"), (status = 400)))]
+    responses((status = 200, description = "`matches`, the rendered `text` and `buttons`, the resolved `recipients`"), (status = 400), (status = 403, description = "a role that may not edit rules")))]
 pub async fn preview(
     State(state): State<AppState>,
     auth: Auth,
     ApiJson(body): ApiJson<Preview>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Permission::Read)?;
+    // Previewing runs the administrator's tool: only roles that may edit rules.
+    auth.require(Permission::Configure)?;
     let spec = RuleSpec::parse(&body.rule)?;
-    Ok(Json(state.engine.preview(&spec, &body.data, &body.contact)?))
+    Ok(Json(state.engine.preview(&spec, &body.data, &body.contact).await?))
 }

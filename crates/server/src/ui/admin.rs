@@ -265,12 +265,13 @@ pub async fn preview_rule(State(state): State<AppState>, s: Session, headers: He
         let text = t(&s, key).replace("{line}", &e.line().to_string()).replace("{column}", &e.column().to_string());
         okno_domain::Error::invalid("invalid_json", text)
     };
-    let result = (|| {
+    let result = async {
         let rule: Value = serde_json::from_str(&rule_text).map_err(|e| not_json("rule_not_json", e))?;
         let data: Value = serde_json::from_str(&data_text).map_err(|e| not_json("rule_data_not_json", e))?;
         let spec = okno_engine::events::RuleSpec::parse(&rule)?;
-        state.engine.preview(&spec, &data, &Value::Null)
-    })();
+        state.engine.preview(&spec, &data, &Value::Null).await
+    }
+    .await;
     let preview = match result {
         Ok(v) => {
             json!({"rule": rule_text, "data": data_text, "result": serde_json::to_string_pretty(&v).unwrap_or_default()})
