@@ -8,8 +8,11 @@
 //! ```
 //!
 //! Announcements are folded: however many wake-ups come while one is being sent, one more is
-//! sent after it. On SQLite there is one process and nothing is sent. The poll interval stays
-//! as the safety net for an announcement lost with a connection.
+//! sent after it. They are sent only while another process is there to hear them: a process
+//! says hello when it starts listening, whoever hears anyone knows it is not alone, and every
+//! [`PEERS_EVERY`] the live processes are counted (a process alone on its database sends
+//! nothing, so it pays nothing). On SQLite there is one process and nothing is sent. The poll
+//! interval stays as the safety net for an announcement lost with a connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +20,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
+
+/// How often a process counts the live processes on its database.
+pub const PEERS_EVERY: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Waits until conversations may have changed, in this process or another one (the live
@@ -40,10 +46,17 @@ impl Engine {
                 }
             }
         };
+        // Hello: whoever is there learns that it is not alone, and looks at the queue.
+        if let Err(e) = self.store.announce(&self.owner).await {
+            tracing::warn!(error = %e.message, "telling other processes of this one failed");
+        }
+        let mut others = true;
+        let mut count = tokio::time::interval(PEERS_EVERY);
+        count.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.announce.notified() => {
+                _ = self.announce.notified(), if others => {
                     if let Err(e) = self.store.announce(&self.owner).await {
                         tracing::warn!(error = %e.message, "telling other processes of new work failed");
                     }
@@ -52,8 +65,14 @@ impl Engine {
                     if got.is_none() {
                         return;
                     }
+                    others = true;
                     self.wake.notify_one();
                     self.changes.notify_one();
+                }
+                _ = count.tick() => {
+                    let alive = self.store.processes_alive().await;
+                    // The first count comes after the hello; a count that fails keeps announcing.
+                    others = alive.map_or(true, |n| n.is_none_or(|n| n > 1));
                 }
             }
         }

@@ -691,6 +691,9 @@ pub trait Store:
     /// something new — jobs to claim, conversations that changed ([`signals`]). SQLite:
     /// nothing to tell (one process per database).
     async fn announce(&self, me: &str) -> Result<()>;
+    /// PostgreSQL: how many okno processes show themselves alive on the database now, this one
+    /// included ([`liveness`]). SQLite: `None`.
+    async fn processes_alive(&self) -> Result<Option<i64>>;
     /// PostgreSQL: the other processes' announcements as they come (`me`'s own left out),
     /// several folded into one while one waits. SQLite: `None`.
     async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>>;

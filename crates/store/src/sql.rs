@@ -1671,6 +1671,13 @@ impl Store for SqlStore {
         })
     }
 
+    async fn processes_alive(&self) -> Result<Option<i64>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        on!(self.read, |c| crate::liveness::alive_on_postgres(c).await).map(Some)
+    }
+
     async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
         if self.backend == Backend::Sqlite {
             return Ok(None);

@@ -102,8 +102,15 @@ async fn processes_on_one_database_hear_each_others_announcements(_: Arc<dyn Sto
     let Some(mut heard_by_b) = b.listen_announcements("proc-b").await.unwrap() else {
         assert!(db.url.starts_with("sqlite"), "PostgreSQL listens");
         a.announce("proc-a").await.unwrap();
+        assert_eq!(a.processes_alive().await.unwrap(), None);
         return;
     };
+    // Who is there to hear: the processes that show themselves alive.
+    assert_eq!(a.processes_alive().await.unwrap(), Some(0));
+    a.hold_liveness("proc-a").await.unwrap();
+    assert_eq!(b.processes_alive().await.unwrap(), Some(1));
+    b.hold_liveness("proc-b").await.unwrap();
+    assert_eq!(a.processes_alive().await.unwrap(), Some(2));
     let mut heard_by_a = a.listen_announcements("proc-a").await.unwrap().unwrap();
     let wait = std::time::Duration::from_secs(5);
 
