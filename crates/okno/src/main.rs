@@ -545,7 +545,7 @@ async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Result<(
         None => okno_store::seal::key_files(&settings.data_dir).0.display().to_string(),
     };
     println!(
-        "the channels' and webhooks' credentials in it are sealed: it is of use only with the key ({key});          keep a copy of the key, apart from the backups"
+        "the channels' and webhooks' credentials in it are sealed: it is of use only with the key ({key}); keep a copy of the key, apart from the backups"
     );
     Ok(())
 }

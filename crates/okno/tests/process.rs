@@ -695,6 +695,13 @@ fn backup_writes_a_consistent_sqlite_copy() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let copy = std::fs::read(okno.dir.join("copy.db")).unwrap();
     assert!(copy.starts_with(b"SQLite format 3\0"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(
+            "of use only with the key (./okno-data/secret.key); keep a copy of the key, apart from the backups"
+        ),
+        "the backup names the key it needs: {said}"
+    );
     let again = okno.run(&["backup", "copy.db"], None);
     assert!(!again.status.success(), "an existing file is not overwritten");
 }
