@@ -41,6 +41,16 @@ enum Command {
         /// Where to write the copy; must not exist yet.
         dest: PathBuf,
     },
+    /// Put a backup back as the database, with okno stopped (SQLite: a file from `okno backup`;
+    /// PostgreSQL: its pg_dump archive). The credentials in it open only with the key they were
+    /// sealed under.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+        /// Replace a database that holds data.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the documented example configuration.
     DefaultConfig,
     /// The key that seals stored credentials (channel tokens, webhook secrets).
@@ -248,6 +258,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { dest } => backup(&settings, &dest).await,
+        Command::Restore { file, force } => restore(&settings, &file, force).await,
         Command::Secrets { action: SecretsAction::Rotate { new_key_stdin } } => {
             rotate_secrets(&settings, new_key_stdin).await
         }
@@ -546,6 +557,26 @@ async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Result<(
     };
     println!(
         "the channels' and webhooks' credentials in it are sealed: it is of use only with the key ({key}); keep a copy of the key, apart from the backups"
+    );
+    Ok(())
+}
+
+async fn restore(settings: &Settings, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    okno_store::restore::restore(&settings.database_url(), file, force)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    // Brought up to this okno's migrations, and its credentials tried with the key.
+    let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let conversations = store
+        .list_conversations(Default::default(), okno_store::PageRequest::new(Some(1), None))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let queued = store.queue_depth().await.map_err(|e| anyhow::anyhow!(e.message))?;
+    println!(
+        "restored {}: {} queued jobs will run when okno starts{}",
+        file.display(),
+        queued,
+        if conversations.items.is_empty() { " (no conversations in it)" } else { "" }
     );
     Ok(())
 }

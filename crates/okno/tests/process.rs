@@ -457,6 +457,82 @@ async fn on_postgresql_a_live_page_shows_at_once_a_message_another_process_recei
     b.terminate();
 }
 
+/// The restore drill: traffic, a backup, the database wiped, the backup restored — okno
+/// resumes with its history and sends what was queued, each once. Refused while okno runs,
+/// and over a database that holds data without `--force`.
+async fn restore_drill(mut okno: Okno, wipe: impl FnOnce(&Okno)) {
+    // Sends wait long after a failure, so that those queued at the backup are still queued.
+    okno.env.push(("OKNO_DELIVERY__RETRY_BASE_MS", "20000".into()));
+    let token = okno.token();
+    okno.start().await;
+    let sink = Sink::start(SECRET).await;
+    let convs = okno.conversations(&token, &sink, 3).await;
+    sink.answer(503);
+    let mut queued = HashSet::new();
+    for conv in &convs {
+        queued.insert(okno.reply(&token, conv, "после восстановления").await);
+    }
+    let tried = eventually(20, || async { (sink.received().len() >= 3).then_some(()) }).await;
+    assert!(tried.is_some(), "each reply was tried once and waits for its retry");
+
+    let running = okno.run(&["backup", "drill.backup"], None);
+    assert!(
+        running.status.success(),
+        "a backup is taken while okno runs: {}",
+        String::from_utf8_lossy(&running.stderr)
+    );
+    let refused = okno.run(&["restore", "drill.backup", "--force"], None);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("running") || why.contains("another okno"), "refused while okno runs: {why}");
+    okno.terminate();
+    let over = okno.run(&["restore", "drill.backup"], None);
+    assert!(!over.status.success());
+    assert!(String::from_utf8_lossy(&over.stderr).contains("--force"), "{}", String::from_utf8_lossy(&over.stderr));
+    let junk = okno.dir.join("junk.backup");
+    std::fs::write(&junk, b"not a backup").unwrap();
+    let bad = okno.run(&["restore", "junk.backup", "--force"], None);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    wipe(&okno);
+    let restored = okno.run(&["restore", "drill.backup", "--force"], None);
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(restored.status.success(), "{said}{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(said.contains("restored drill.backup:") && said.contains("queued jobs will run"), "{said}");
+
+    sink.answer(200);
+    okno.start().await;
+    // The history is there…
+    let list = okno.call(reqwest::Method::GET, "/api/v1/conversations", &token, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 3, "{list}");
+    // …and what was queued goes out, each once.
+    let out = eventually(40, || async { (unique_ids(&sink) == queued).then_some(()) }).await;
+    assert!(out.is_some(), "{} of 3 queued replies went out after the restore", unique_ids(&sink).len());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.accepted().len(), 3, "none twice");
+    okno.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_on_sqlite() {
+    restore_drill(Okno::new(), |okno| {
+        // The database's files go; the key stays, as it would be kept apart.
+        for name in ["okno.db", "okno.db-wal", "okno.db-shm"] {
+            let _ = std::fs::remove_file(okno.dir.join("okno-data").join(name));
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_on_postgresql() {
+    let Some(db) = okno_testkit::TestDb::postgres().await else { return };
+    let mut okno = Okno::new();
+    okno.database_url = Some(db.url.clone());
+    // The database is not wiped: `--force` replaces what it holds.
+    restore_drill(okno, |_| {}).await;
+}
+
 /// Ten thousand people on a webhook channel (each wrote in once); returns the channel id.
 async fn ten_thousand_people(okno: &Okno, token: &str, sink: &Sink, n: usize) -> String {
     let ch = okno

@@ -26,6 +26,7 @@ mod migrations;
 mod operators;
 mod pg;
 mod reports;
+pub mod restore;
 pub mod seal;
 mod search;
 mod signals;

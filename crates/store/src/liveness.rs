@@ -177,13 +177,12 @@ pub(crate) async fn dead_on_postgres(c: &mut dyn Conn, owner: &str) -> Result<bo
 
 /// PostgreSQL: how many okno processes show themselves alive on this database now.
 pub(crate) async fn alive_on_postgres(c: &mut dyn Conn) -> Result<i64> {
-    let row = c
-        .one(
-            "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND classid = CAST($1 AS INTEGER) AND objsubid = 2 \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            args![i64::from(LIVENESS_LOCK_CLASS)],
-        )
-        .await?;
+    let row = c.one(ALIVE_ON_POSTGRES, args![i64::from(LIVENESS_LOCK_CLASS)]).await?;
     row.i("n")
 }
+
+/// The statement behind [`alive_on_postgres`]; `$1` is [`LIVENESS_LOCK_CLASS`].
+pub(crate) const ALIVE_ON_POSTGRES: &str =
+    "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+     AND classid = CAST($1 AS INTEGER) AND objsubid = 2 \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";

@@ -252,7 +252,7 @@ async fn check_key(c: &mut dyn Conn, sealer: &crate::seal::Sealer) -> Result<()>
 }
 
 /// The file a `sqlite://PATH` URL names; its folder is created.
-fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if path.is_empty() || path == ":memory:" {
