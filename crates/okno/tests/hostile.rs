@@ -423,6 +423,13 @@ fn what_the_harness_found_stays_fixed() {
         assert_eq!(okno_domain::surveys::parse_duration("after", delay).unwrap_err().code, "invalid_survey");
     }
     assert_eq!(okno_engine::events::parse_duration("36500d").unwrap(), 36_500 * 86_400_000);
+    // A photo's width times its height overflowed when the largest size was picked.
+    let huge = json!({"file_id": "AgAX", "file_unique_id": "x", "width": i64::MAX, "height": i64::MAX});
+    let update = json!({"update_id": 9, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"},
+        "photo": [huge, {"file_id": "AgAY", "file_unique_id": "y", "width": 90, "height": 90}]}});
+    let update: okno_channels::telegram::api::Update = serde_json::from_value(update).unwrap();
+    let parsed = okno_channels::telegram::updates::parse("ch-1", &update);
+    assert!(format!("{parsed:?}").contains("AgAX"), "the largest size is kept: {parsed:?}");
 }
 
 // --- the API -------------------------------------------------------------------------------

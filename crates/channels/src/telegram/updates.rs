@@ -87,7 +87,9 @@ fn attachment(file_id: &str, size: Option<u64>, name: String, mime: String) -> I
 fn attachments(m: &Message) -> Vec<InboundAttachment> {
     let mut out = Vec::new();
     if let Some(sizes) = &m.photo {
-        if let Some(best) = sizes.iter().max_by_key(|p| (p.width * p.height, p.file_size.unwrap_or(0))) {
+        if let Some(best) =
+            sizes.iter().max_by_key(|p| (i128::from(p.width) * i128::from(p.height), p.file_size.unwrap_or(0)))
+        {
             out.push(attachment(&best.file_id, best.file_size, "photo.jpg".into(), "image/jpeg".into()));
         }
     }

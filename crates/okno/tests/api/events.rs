@@ -77,8 +77,9 @@ async fn texts_to(sim: &TelegramSim, chat: i64, n: usize) -> Vec<String> {
     .unwrap_or_else(|| panic!("chat {chat} did not get {n} messages: {:?}", sim.sent_to(TOKEN, chat)))
 }
 
-async fn settled(app: &TestApp, id: &str) -> Value {
-    eventually(15, || async {
+/// Waits until an event's notifications settle; returns the event.
+pub(super) async fn settled(app: &TestApp, id: &str) -> Value {
+    eventually(20, || async {
         let e = app.get(&format!("/api/v1/events/{id}")).await;
         let done = e.body["status"] != "accepted"
             && e.body["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["status"] != "queued"));

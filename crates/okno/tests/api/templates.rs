@@ -59,15 +59,7 @@ async fn site() -> (TestApp, Sink, String, String) {
 async fn settled_event(app: &TestApp, event: Value) -> Value {
     let r = app.post("/api/v1/events", event).await;
     assert_eq!(r.status, 202, "{r:?}");
-    let id = r.body["id"].as_str().unwrap().to_string();
-    eventually(20, || async {
-        let e = app.get(&format!("/api/v1/events/{id}")).await;
-        let done = e.body["status"] != "accepted"
-            && e.body["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["status"] != "queued"));
-        done.then_some(e.body)
-    })
-    .await
-    .expect("the event settles")
+    super::events::settled(app, r.body["id"].as_str().unwrap()).await
 }
 
 async fn broadcast_done(app: &TestApp, body: Value) -> (String, Value) {
