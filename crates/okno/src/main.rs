@@ -169,6 +169,13 @@ enum UserAction {
         #[arg(long)]
         login: String,
     },
+    /// Turn off an operator's two-factor sign-in (a lost phone): their authenticator and
+    /// recovery codes are forgotten; where their role requires it they set up a new one at
+    /// their next sign-in.
+    ResetTwoFactor {
+        #[arg(long)]
+        login: String,
+    },
 }
 
 /// Every role, with what it may do, for `--help` and for refusing a misspelt one.
@@ -307,7 +314,7 @@ fn password_from_stdin() -> anyhow::Result<String> {
         .to_string())
 }
 
-/// `okno user list|disable|enable|role|password`: as the operators page does, recorded in the
+/// `okno user list|disable|enable|role|password|reset-two-factor`: as the operators page does, recorded in the
 /// audit log as done by `cli`.
 async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
     let (login, change) = match action {
@@ -326,6 +333,16 @@ async fn user(settings: &Settings, action: UserAction) -> anyhow::Result<()> {
             (login, AccountChange::Role(Role::parse(&role).map_err(|e| anyhow::anyhow!(e.message))?))
         }
         UserAction::Password { login } => (login, AccountChange::Password(password_from_stdin()?)),
+        UserAction::ResetTwoFactor { login } => {
+            let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let had = store.reset_totp(login.trim(), "cli").await.map_err(|e| anyhow::anyhow!(e.message))?;
+            if had {
+                println!("operator `{}`: two-factor sign-in is off", login.trim());
+            } else {
+                println!("operator `{}` had no two-factor sign-in: nothing changed", login.trim());
+            }
+            return Ok(());
+        }
         UserAction::Create { .. } => return Ok(()),
     };
     let store = okno_server::open_store(settings).await.map_err(|e| anyhow::anyhow!(e.message))?;

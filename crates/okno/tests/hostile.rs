@@ -396,6 +396,16 @@ proptest! {
             let _ = okno_domain::surveys::parse_button(&text);
         });
     }
+
+    #[test]
+    fn sign_in_codes_are_read_or_refused(text in prop_oneof![".{0,24}", "[0-9 ]{0,12}"], at in any::<u64>()) {
+        const KEY: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let step = bounded("sign-in codes", || okno_server::ui::two_factor::code_step(KEY, &text, at));
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if step.is_some() {
+            prop_assert!(digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
+        }
+    }
 }
 
 /// Cases per parser: `PROPTEST_CASES`, or 1,000.

@@ -103,6 +103,10 @@ pub struct Ui {
     /// A link from a contact's external id to its card in the business system; `{external_id}`
     /// is replaced by the id, URL-encoded. Default: no link.
     pub contact_url: Option<String>,
+    /// Roles whose operators must sign in with a one-time code from an authenticator app as
+    /// well as their password (e.g. `["admin"]`); one without an authenticator sets it up at
+    /// their next sign-in. Any operator may turn it on for themselves. Default: none.
+    pub two_factor_required_for: Vec<String>,
 }
 
 /// Receiving from Telegram.

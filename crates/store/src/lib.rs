@@ -33,6 +33,7 @@ mod signals;
 mod sql;
 mod surveys;
 mod tasks;
+mod two_factor;
 
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -58,6 +59,7 @@ pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyI
 pub use tasks::{
     reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
 };
+pub use two_factor::{LoginChallenge, TotpState, TwoFactorStore};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,6 +577,7 @@ pub trait Store:
     + TaskStore
     + SurveyStore
     + OperatorStore
+    + TwoFactorStore
     + ReportStore
     + SearchStore
     + Send

@@ -138,6 +138,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0022_secret_key.sql"),
         include_str!("../migrations/postgres/0022_secret_key.sql"),
     ),
+    (
+        23,
+        "0023_two_factor.sql",
+        include_str!("../migrations/sqlite/0023_two_factor.sql"),
+        include_str!("../migrations/postgres/0023_two_factor.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -124,14 +124,14 @@ impl SqlStore {
         Ok(channel)
     }
 
-    fn sealed_secret(&self, secret: &str) -> Result<String> {
+    pub(crate) fn sealed_secret(&self, secret: &str) -> Result<String> {
         match &self.sealer {
             Some(s) => s.reseal(secret),
             None => Ok(secret.to_string()),
         }
     }
 
-    fn opened_secret(&self, secret: String) -> Result<String> {
+    pub(crate) fn opened_secret(&self, secret: String) -> Result<String> {
         match &self.sealer {
             Some(s) => s.open(&secret),
             None => Ok(secret),
@@ -172,6 +172,18 @@ impl SqlStore {
                     written += 1;
                 }
             }
+            for row in c.rows("SELECT operator_id, secret FROM operator_totp ORDER BY operator_id", args![]).await? {
+                let secret = row.s("secret")?;
+                let sealed = sealer.reseal(&secret)?;
+                if sealed != secret {
+                    c.exec(
+                        "UPDATE operator_totp SET secret = $1 WHERE operator_id = $2",
+                        args![&sealed, row.s("operator_id")?],
+                    )
+                    .await?;
+                    written += 1;
+                }
+            }
             Ok(written)
         })?;
         if written > 0 {
@@ -184,7 +196,7 @@ impl SqlStore {
 
     /// Rewrites the places replaced secrets may linger: SQLite's whole file (`VACUUM`: free
     /// pages hold old rows) and its write-ahead log, emptied (`-wal` holds old page images);
-    /// PostgreSQL's two tables that hold secrets (`VACUUM FULL`: old row versions). What
+    /// PostgreSQL's tables that hold secrets (`VACUUM FULL`: old row versions). What
     /// PostgreSQL's own write-ahead log and earlier backups hold stays there.
     async fn scrub(&self) -> Result<()> {
         let backend = self.backend;
@@ -195,7 +207,7 @@ impl SqlStore {
                     c.rows("PRAGMA wal_checkpoint(TRUNCATE)", args![]).await?;
                 }
                 Backend::Postgres => {
-                    c.exec("VACUUM FULL channels, webhooks", args![]).await?;
+                    c.exec("VACUUM FULL channels, webhooks, operator_totp", args![]).await?;
                 }
             }
             Ok(())

@@ -18,6 +18,7 @@ use super::SECRET;
 // Contacts, broadcasts and administration pages, with this module's client and helpers.
 mod contacts;
 mod pages;
+mod two_factor;
 
 const TOKEN: &str = "123456:ABC-ui-test-token";
 pub(super) const PASSWORD: &str = "correct horse battery";
@@ -764,7 +765,7 @@ async fn the_contact_card_links_the_external_id_to_the_business_system() {
     let card = c.get(&format!("/ui/contacts/{id}")).await.body.replace("&#x2f;", "/");
     assert!(card.contains("href=\"https://crm.example.com/contacts/1c%2F7%20%D0%91\""), "{card}");
     let bad = okno_server::Settings {
-        ui: okno_server::settings::Ui { contact_url: Some("crm/{id}".into()) },
+        ui: okno_server::settings::Ui { contact_url: Some("crm/{id}".into()), ..Default::default() },
         ..Default::default()
     };
     assert!(bad.validate().unwrap_err().message.contains("ui.contact_url"));

@@ -1,6 +1,7 @@
 //! "My account": every operator sees their login and role and changes their own password,
 //! which needs the current one. A new password ends the operator's other sessions (other
-//! browsers, other okno processes); this one stays signed in.
+//! browsers, other okno processes); this one stays signed in. Two-factor sign-in is turned on
+//! and off here too (`two_factor.rs`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,8 +29,32 @@ pub async fn page(
 }
 
 async fn render(state: &AppState, s: &Session, error: Option<okno_domain::Error>, changed: bool) -> Response {
+    render_page(state, s, error, changed, None).await
+}
+
+/// The page after a request that failed with `error`.
+pub(super) async fn render_error(state: &AppState, s: &Session, error: okno_domain::Error) -> Response {
+    render_page(state, s, Some(error), false, None).await
+}
+
+/// The page right after two-factor sign-in was turned on: its recovery codes, shown this once.
+pub(super) async fn render_with_codes(state: &AppState, s: &Session, codes: Vec<String>) -> Response {
+    render_page(state, s, None, false, Some(codes)).await
+}
+
+async fn render_page(
+    state: &AppState,
+    s: &Session,
+    error: Option<okno_domain::Error>,
+    changed: bool,
+    recovery: Option<Vec<String>>,
+) -> Response {
     let sessions = match state.engine.store.operator_account(&s.operator.login).await {
         Ok(a) => a.map_or(0, |a| a.sessions),
+        Err(e) => return super::error_page(&state.ui, s, e),
+    };
+    let two_factor = match super::two_factor::account_view(state, s).await {
+        Ok(v) => v,
         Err(e) => return super::error_page(&state.ui, s, e),
     };
     let status = error.as_ref().map(|e| crate::error::status_of(e.kind));
@@ -39,7 +64,7 @@ async fn render(state: &AppState, s: &Session, error: Option<okno_domain::Error>
         json!({
             "title": super::i18n::t(s.lang, "my_account"), "nav": "account",
             "role": s.operator.role.as_str(), "sessions": sessions, "changed": changed,
-            "error": error.map(|e| e.message),
+            "error": error.map(|e| e.message), "two_factor": two_factor, "recovery": recovery,
         }),
     );
     if let Some(st) = status {

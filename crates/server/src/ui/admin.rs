@@ -402,6 +402,14 @@ async fn operators_page(state: &AppState, s: &Session, error: Option<okno_domain
         Ok(l) => l,
         Err(e) => return error_page(ui, s, e),
     };
+    // Whether each has two-factor sign-in on (a handful of operators: one read each).
+    let mut two_factor = Vec::with_capacity(list.len());
+    for a in &list {
+        match state.engine.store.totp_state(&a.operator.id).await {
+            Ok(st) => two_factor.push(st.enabled),
+            Err(e) => return error_page(ui, s, e),
+        }
+    }
     let perms = [
         Permission::Read,
         Permission::Write,
@@ -423,9 +431,10 @@ async fn operators_page(state: &AppState, s: &Session, error: Option<okno_domain
             // The store's refusals in the operator's language.
             "error": error.map(|e| if e.code == "last_admin" { t(s, "last_admin") } else { e.message }),
             "role_names": Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-            "rows": list.iter().map(|a| json!({
+            "rows": list.iter().zip(two_factor).map(|(a, two_factor)| json!({
                 "login": a.operator.login, "role": a.operator.role.as_str(), "created": short_time(a.operator.created_at),
                 "disabled": a.disabled, "sessions": a.sessions, "me": a.operator.login == s.operator.login,
+                "two_factor": two_factor,
             })).collect::<Vec<_>>(),
         }),
     );
@@ -493,6 +502,16 @@ pub async fn change_operator(State(state): State<AppState>, s: Session, headers:
     let login = form.field("login").unwrap_or_default();
     let myself = login == s.operator.login;
     let result = async {
+        if form.get("action") == Some("reset_two_factor") {
+            let actor = format!("operator:{}", s.operator.login);
+            state.engine.store.reset_totp(&login, &actor).await?;
+            return state
+                .engine
+                .store
+                .operator_account(&login)
+                .await?
+                .ok_or_else(|| okno_domain::Error::not_found("operator", &login));
+        }
         let change = match form.get("action").unwrap_or("") {
             "disable" if myself => {
                 return Err(okno_domain::Error::conflict("cannot_disable_self", t(&s, "cannot_disable_self")))

@@ -41,6 +41,7 @@ pub mod session;
 pub mod setup;
 pub mod surveys;
 pub mod tasks;
+pub mod two_factor;
 
 use i18n::Lang;
 pub use session::{hash_password, Session};
@@ -51,6 +52,8 @@ pub struct Ui {
     /// `ui.contact_url`: the business system's card of a contact.
     pub contact_url: Option<String>,
     pub sessions: session::Sessions,
+    /// `ui.two_factor_required_for`: roles whose operators sign in with a code too.
+    pub two_factor_required: Vec<okno_domain::model::Role>,
     pub canned: canned::CannedStore,
     /// The conversation list the live streams share.
     pub feed: live::Feed,
@@ -110,6 +113,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("templates/layout.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("login_code.html", include_str!("templates/login_code.html")),
     ("setup.html", include_str!("templates/setup.html")),
     ("onboarding.html", include_str!("templates/onboarding.html")),
     ("inbox.html", include_str!("templates/inbox.html")),
@@ -163,9 +167,19 @@ impl Ui {
         });
         let proxies = crate::client_addr::TrustedProxies::parse(&settings.http.trusted_proxies)?;
         let sessions = session::Sessions::new(public_url.starts_with("https://"), proxies);
+        let two_factor_required = settings
+            .ui
+            .two_factor_required_for
+            .iter()
+            .map(|r| okno_domain::model::Role::parse(r))
+            .collect::<okno_domain::Result<Vec<_>>>()
+            .map_err(|e| {
+                okno_domain::Error::invalid("invalid_setting", format!("ui.two_factor_required_for: {}", e.message))
+            })?;
         Ok(Ui {
             env,
             sessions,
+            two_factor_required,
             contact_url: settings.ui.contact_url.clone(),
             canned: canned::CannedStore::new(&settings.data_dir),
             feed: live::Feed::new(),
@@ -311,6 +325,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/inbox") }))
         .route("/login", get(session::login_page).post(session::login))
+        .route("/login/code", get(two_factor::page).post(two_factor::submit))
         .route("/logout", post(session::logout))
         .route("/setup", get(setup::setup_page).post(setup::setup))
         .route("/lang/{code}", get(set_lang))
@@ -341,6 +356,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/operators/change", post(admin::change_operator))
         .route("/ui/account", get(account::page))
         .route("/ui/account/password", post(account::change_password))
+        .route("/ui/account/two-factor", post(two_factor::change))
         .route("/ui/broadcasts", get(broadcasts::page).post(broadcasts::create))
         .route("/ui/broadcasts/{id}", get(broadcasts::report))
         .route("/ui/broadcasts/{id}/{action}", post(broadcasts::control))

@@ -86,7 +86,7 @@ impl Sessions {
 
     /// The limit a login attempt from `addr` is held by, if any. The limit for the login as a
     /// whole does not hold at an address it signed in from before.
-    fn login_blocked(&self, login: &str, addr: IpAddr) -> Option<String> {
+    pub(super) fn login_blocked(&self, login: &str, addr: IpAddr) -> Option<String> {
         let keys = login_keys(login, addr);
         let known = self.known_addr(login, addr);
         let applying: Vec<(String, usize)> =
@@ -95,7 +95,7 @@ impl Sessions {
     }
 
     /// Counts a failed login; returns the limits this failure used up.
-    fn login_failed(&self, login: &str, addr: IpAddr) -> Vec<String> {
+    pub(super) fn login_failed(&self, login: &str, addr: IpAddr) -> Vec<String> {
         let keys = login_keys(login, addr);
         self.record_failure(&keys);
         let fails = self.fails.lock().unwrap_or_else(|p| p.into_inner());
@@ -333,14 +333,34 @@ pub async fn login(
     if account.disabled {
         return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await;
     }
-    let operator = account.operator;
-    let secret = match start_session(&state, &operator.login, Some(addr.to_string())).await {
-        Ok(s) => s,
-        Err(e) if e.kind == okno_domain::ErrorKind::Forbidden => {
-            return login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await
+    // A code still owed (two-factor sign-in): no session yet.
+    if let Some(resp) = super::two_factor::second_step(&state, &account.operator, addr).await {
+        return resp;
+    }
+    match open_session(&state, &account.operator, addr, "password").await {
+        Ok(cookie) => {
+            let mut resp = Redirect::to("/ui/inbox").into_response();
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+            resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(PRELOGIN_COOKIE, "", 0));
+            resp
         }
-        Err(e) => return crate::error::ApiError(e).into_response(),
-    };
+        Err(e) if e.kind == okno_domain::ErrorKind::Forbidden => {
+            login_form(&state, lang, StatusCode::FORBIDDEN, Some("account_disabled"), &login).await
+        }
+        Err(e) => crate::error::ApiError(e).into_response(),
+    }
+}
+
+/// Starts the session of an operator who proved who they are (`how`: `password`, `totp`,
+/// `recovery_code`, `totp_setup`), writes `operator.login` to the audit log, and returns the
+/// session cookie. A disabled operator is refused (`Forbidden`).
+pub(super) async fn open_session(
+    state: &AppState,
+    operator: &Operator,
+    addr: IpAddr,
+    how: &str,
+) -> okno_domain::Result<HeaderValue> {
+    let secret = start_session(state, &operator.login, Some(addr.to_string())).await?;
     let _ = state
         .engine
         .store
@@ -348,14 +368,11 @@ pub async fn login(
             actor: format!("operator:{}", operator.login),
             action: "operator.login".into(),
             target: operator.id.clone(),
-            detail: json!({"addr": addr.to_string()}),
+            detail: json!({"addr": addr.to_string(), "by": how}),
         })
         .await;
-    ui.sessions.login_succeeded(&login, addr);
-    let mut resp = Redirect::to("/ui/inbox").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(COOKIE, &secret, TTL_MS / 1000));
-    resp.headers_mut().append(header::SET_COOKIE, ui.sessions.cookie(PRELOGIN_COOKIE, "", 0));
-    resp
+    state.ui.sessions.login_succeeded(&operator.login, addr);
+    Ok(state.ui.sessions.cookie(COOKIE, &secret, TTL_MS / 1000))
 }
 
 /// Counts a failed login and writes it, and any limit it used up, to the audit and server logs.
