@@ -12,10 +12,13 @@ use super::{final_status, inbound_conversation, reply, SECRET};
 
 const TOKEN: &str = "777001:SEALED-bot-token-at-rest";
 const HOOK_SECRET: &str = "subscription-secret-at-rest-42";
+const TOTP_KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
-/// The stored channel configs and subscription secrets, read from the tables directly.
+/// The stored channel configs, subscription secrets and operators' authenticator keys, read
+/// from the tables directly.
 async fn raw_secrets(db: &TestDb) -> Vec<String> {
-    const SQL: &str = "SELECT config FROM channels UNION ALL SELECT secret FROM webhooks";
+    const SQL: &str =
+        "SELECT config FROM channels UNION ALL SELECT secret FROM webhooks UNION ALL SELECT secret FROM operator_totp";
     if let Some(path) = db.url.strip_prefix("sqlite://") {
         let path = path.to_string();
         tokio::task::spawn_blocking(move || {
@@ -66,13 +69,13 @@ async fn assert_sealed(db: &TestDb) {
     let raw = raw_secrets(db).await;
     assert!(raw.len() >= 3, "{raw:?}");
     for value in &raw {
-        for secret in [TOKEN, SECRET, HOOK_SECRET] {
+        for secret in [TOKEN, SECRET, HOOK_SECRET, TOTP_KEY] {
             assert!(!value.contains(secret), "`{secret}` is stored plain: {value}");
         }
     }
     assert!(raw.iter().all(|v| v.contains("sealed:v1:")), "{raw:?}");
     if let Some(bytes) = sqlite_bytes(db) {
-        for secret in [TOKEN, SECRET, HOOK_SECRET] {
+        for secret in [TOKEN, SECRET, HOOK_SECRET, TOTP_KEY] {
             assert!(!contains(&bytes, secret), "`{secret}` is in the SQLite files");
         }
     }
@@ -200,6 +203,11 @@ async fn rotation_moves_every_secret_to_a_new_key_that_alone_opens_them(db: Test
     let (sim, site, hooks) = (TelegramSim::start().await, Sink::start(SECRET).await, Sink::start(HOOK_SECRET).await);
     let (_, ch) = connect(&app, &sim, &site, &hooks).await;
     assert_working(&app, &sim, &site, &hooks, &ch, 1).await;
+    // An operator's authenticator key is a credential too.
+    let store = &app.running().engine.store;
+    let olga = store.create_operator("olga", okno_domain::model::Role::Operator, "$argon2id$x").await.unwrap();
+    store.begin_totp(&olga.id, TOTP_KEY).await.unwrap();
+    store.enable_totp(&olga.id, 1, &[], "operator:olga").await.unwrap();
     let key_file = app.data_dir.join("secret.key");
     let old = std::fs::read_to_string(&key_file).unwrap();
 
@@ -210,7 +218,7 @@ async fn rotation_moves_every_secret_to_a_new_key_that_alone_opens_them(db: Test
     app.stop().await;
     let before = raw_secrets(&app.db).await;
     let done = okno_server::secrets::rotate(&app.settings, None).await.unwrap();
-    assert_eq!(done.resealed, 3, "{done:?}");
+    assert_eq!(done.resealed, 4, "{done:?}");
     let new = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(new, old);
     assert_eq!(done.new_id, SecretKey::parse(&new, "new").unwrap().id());
@@ -222,6 +230,8 @@ async fn rotation_moves_every_secret_to_a_new_key_that_alone_opens_them(db: Test
 
     app.restart().await;
     assert_working(&app, &sim, &site, &hooks, &ch, 2).await;
+    let totp = app.running().engine.store.totp_state(&olga.id).await.unwrap();
+    assert_eq!(totp.secret.as_deref(), Some(TOTP_KEY), "the authenticator key opens under the new key");
     app.stop().await;
 
     // The old key opens nothing any more.
@@ -236,7 +246,7 @@ async fn rotation_moves_every_secret_to_a_new_key_that_alone_opens_them(db: Test
     assert_eq!(okno_server::secrets::rotate(&env, None).await.unwrap_err().code, "new_key_needed");
     let third = SecretKey::generate();
     let done = okno_server::secrets::rotate(&env, Some(third.clone())).await.unwrap();
-    assert_eq!((done.resealed, done.new_id.as_str()), (3, third.id()));
+    assert_eq!((done.resealed, done.new_id.as_str()), (4, third.id()));
     assert_eq!(okno_server::open_store(&env).await.err().unwrap().code, "secret_key_mismatch");
     env.secret_key = Some(third.to_base64().into());
     app.settings = env;
