@@ -40,6 +40,42 @@ pub struct Plan {
     pub bulk: usize,
     /// Rules of the event's type whose condition is false, besides the one that sends.
     pub idle_rules: usize,
+    /// A second process on the database sends what the first accepts (PostgreSQL).
+    pub across: bool,
+}
+
+/// The first process's settings when another sends for it: one delivery worker, which
+/// [`hold_the_worker`] keeps busy.
+const HELD: &[(&str, &str)] = &[
+    ("OKNO_DELIVERY__WORKERS", "1"),
+    ("OKNO_DELIVERY__BULK_WORKERS", "1"),
+    ("OKNO_DELIVERY__HTTP_TIMEOUT_SECS", "3600"),
+];
+/// The second process looks for work only when told (a NOTIFY), or once a minute.
+const WOKEN: &[(&str, &str)] = &[("OKNO_DELIVERY__POLL_INTERVAL_MS", "60000")];
+
+/// Keeps `server`'s one delivery worker busy: a reply on a webhook channel whose site answers
+/// after an hour. Returns the site.
+async fn hold_the_worker(server: &Okno) -> Result<okno_testkit::Sink> {
+    const SECRET: &str = "held-site-secret-0123";
+    let site = okno_testkit::Sink::start(SECRET).await;
+    site.delay(Duration::from_secs(3600));
+    let ch = server
+        .call(
+            reqwest::Method::POST,
+            "/channels",
+            Some(json!({"kind": "webhook", "name": "slow site", "config": {"outbound_url": format!("{}/out", site.url), "secret": SECRET}})),
+        )
+        .await?;
+    let ch = ch["id"].as_str().context("channel id")?.to_string();
+    let body = serde_json::to_vec(&json!({"message_id": "held-1", "user": {"id": "held"}, "text": "Здравствуйте"}))?;
+    let sig = okno_domain::signing::sign(SECRET.as_bytes(), &body);
+    server.http.post(format!("{}/hooks/{ch}", server.base)).header("x-okno-signature", sig).body(body).send().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let conv = server.conversations().await?.into_iter().next().context("the held conversation")?;
+    server.call(reqwest::Method::POST, &format!("/conversations/{conv}/messages"), Some(json!({"text": "ответ"}))).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(site)
 }
 
 pub async fn run(okno: &Path, plan: Plan) -> Result<()> {
@@ -55,11 +91,28 @@ pub async fn run(okno: &Path, plan: Plan) -> Result<()> {
     let sim = TelegramSim::start().await;
     sim.add_bot(TOKEN, "events_bench_bot");
     sim.set_limits(false);
-    let server = Okno::start(okno, &dir, url.as_deref()).await?;
+    if plan.across && url.is_none() {
+        bail!("--across needs PostgreSQL (--postgres)");
+    }
+    let server = Okno::start_with(okno, &dir, url.as_deref(), if plan.across { HELD } else { &[] }).await?;
     println!(
         "okno events benchmark — {}, simulator in the benchmark process, 2 cores",
         if postgres { "PostgreSQL" } else { "SQLite" }
     );
+    // Across processes: the first process (which takes every request) has its one worker
+    // held, so a second one on the database, told by NOTIFY, does all the sending.
+    let mut _second = None;
+    let mut _held_site = None;
+    if plan.across {
+        _held_site = Some(hold_the_worker(&server).await?);
+        let dir_b = dir.join("b");
+        std::fs::create_dir_all(dir_b.join("okno-data"))?;
+        std::fs::copy(dir.join("okno-data/secret.key"), dir_b.join("okno-data/secret.key"))?;
+        _second = Some(Okno::start_with(okno, &dir_b, url.as_deref(), WOKEN).await?);
+        println!(
+            "across processes: requests to process A, whose one delivery worker is held; process B sends (its poll once a minute, woken by NOTIFY)"
+        );
+    }
     server.unthrottled_bot(&sim, TOKEN).await?;
     // People, linked to Telegram the way real ones are: a code, then /start.
     for n in 0..PEOPLE {

@@ -72,6 +72,10 @@ struct Args {
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
+    /// Events on PostgreSQL: a second okno process sends what the first accepts (the first's
+    /// one delivery worker is held by a slow site), so the latency is across processes.
+    #[arg(long)]
+    across: bool,
     /// Events: how many are posted at 200 per second for the latency figure.
     #[arg(long, default_value_t = 2_000)]
     paced_events: usize,
@@ -134,6 +138,7 @@ async fn main() -> Result<()> {
             paced: args.paced_events,
             bulk: args.bulk_events,
             idle_rules: args.idle_rules,
+            across: args.across,
         };
         return events::run(&okno, plan).await;
     }

@@ -26,6 +26,16 @@ impl Drop for Okno {
 
 impl Okno {
     pub(crate) async fn start(okno: &Path, dir: &Path, database_url: Option<&str>) -> Result<Okno> {
+        Okno::start_with(okno, dir, database_url, &[]).await
+    }
+
+    /// [`Okno::start`] with more `OKNO_*` settings.
+    pub(crate) async fn start_with(
+        okno: &Path,
+        dir: &Path,
+        database_url: Option<&str>,
+        settings: &[(&str, &str)],
+    ) -> Result<Okno> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let env = |c: &mut Command| {
             c.current_dir(dir)
@@ -35,6 +45,9 @@ impl Okno {
                 .env("OKNO_TELEGRAM__POLLER_CHECK_MS", "200");
             if let Some(url) = database_url {
                 c.env("OKNO_DATABASE_URL", url);
+            }
+            for (k, v) in settings {
+                c.env(k, v);
             }
         };
         let mut cmd = Command::new(okno);
