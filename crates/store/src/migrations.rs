@@ -138,6 +138,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0022_secret_key.sql"),
         include_str!("../migrations/postgres/0022_secret_key.sql"),
     ),
+    (
+        24,
+        "0024_directory_operators.sql",
+        include_str!("../migrations/sqlite/0024_directory_operators.sql"),
+        include_str!("../migrations/postgres/0024_directory_operators.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {
