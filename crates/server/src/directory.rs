@@ -477,15 +477,13 @@ impl Directory {
             .filter(|(k, _)| k.eq_ignore_ascii_case("memberOf"))
             .flat_map(|(_, v)| v.iter().cloned())
             .collect();
-        let dn = ldap_escape(entry.dn.as_str()).into_owned();
         match self.cfg.nested_groups {
             NestedGroups::InChain => {
-                let filter = format!("(&{}(member:{IN_CHAIN}:={dn}))", self.cfg.group_filter);
-                found.extend(self.search_dns(ldap, base, &filter).await?);
+                found.extend(self.search_dns(ldap, base, &self.in_chain_filter(&entry.dn)).await?);
                 found.extend(member_of.iter().map(|g| normalize_dn(g)));
             }
             NestedGroups::None => {
-                let filter = format!("(&{}(|(member={dn})(uniqueMember={dn})))", self.cfg.group_filter);
+                let filter = self.member_filter(std::slice::from_ref(&entry.dn));
                 found.extend(self.search_dns(ldap, base, &filter).await?);
                 found.extend(member_of.iter().map(|g| normalize_dn(g)));
             }
@@ -498,15 +496,7 @@ impl Directory {
                 for _ in 0..self.cfg.max_group_depth {
                     let mut next = Vec::new();
                     for chunk in frontier.chunks(GROUPS_PER_SEARCH) {
-                        let any: String = chunk
-                            .iter()
-                            .map(|m| {
-                                let m = ldap_escape(m.as_str());
-                                format!("(member={m})(uniqueMember={m})")
-                            })
-                            .collect();
-                        let filter = format!("(&{}(|{any}))", self.cfg.group_filter);
-                        for (raw, norm) in self.search_dns_raw(ldap, base, &filter).await? {
+                        for (raw, norm) in self.search_dns_raw(ldap, base, &self.member_filter(chunk)).await? {
                             if found.insert(norm) {
                                 next.push(raw);
                             }
@@ -520,6 +510,23 @@ impl Directory {
             }
         }
         Ok(found)
+    }
+
+    /// Groups with any of `members` as a direct `member` or `uniqueMember` (DNs escaped).
+    fn member_filter(&self, members: &[String]) -> String {
+        let any: String = members
+            .iter()
+            .map(|m| {
+                let m = ldap_escape(m.as_str());
+                format!("(member={m})(uniqueMember={m})")
+            })
+            .collect();
+        format!("(&{}(|{any}))", self.cfg.group_filter)
+    }
+
+    /// Groups `dn` is in at any depth, resolved by Active Directory.
+    fn in_chain_filter(&self, dn: &str) -> String {
+        format!("(&{}(member:{IN_CHAIN}:={}))", self.cfg.group_filter, ldap_escape(dn))
     }
 
     async fn search_dns(&self, ldap: &mut Ldap, base: &str, filter: &str) -> DirResult<Vec<String>> {
@@ -823,6 +830,31 @@ mod tests {
     }
 
     #[test]
+    fn an_active_directory_section_parses_and_a_typo_in_it_is_refused() {
+        use figment::providers::{Format, Toml};
+        let toml = r#"
+            [ldap]
+            url = "ldaps://dc1.corp.example.com"
+            bind_dn = "CN=svc-okno,OU=Service Accounts,DC=corp,DC=example,DC=com"
+            bind_password = "plain"
+            base_dn = "OU=Staff,DC=corp,DC=example,DC=com"
+            user_filter = "(&(objectCategory=person)(objectClass=user)(sAMAccountName={login}))"
+            login_attribute = "sAMAccountName"
+            nested_groups = "in_chain"
+            [ldap.roles]
+            "CN=okno Admins,OU=Groups,DC=corp,DC=example,DC=com" = "admin"
+        "#;
+        let s: Settings = figment::Figment::new().merge(Toml::string(toml)).extract().unwrap();
+        s.validate().unwrap();
+        assert_eq!((s.ldap.nested_groups, s.ldap.recheck_secs), (NestedGroups::InChain, 60));
+        let typo = figment::Figment::new().merge(Toml::string("[ldap]\nrecheck_sec = 5\n")).extract::<Settings>();
+        assert!(typo.unwrap_err().to_string().contains("recheck_sec"));
+        let example: Settings =
+            figment::Figment::new().merge(Toml::string(crate::settings::EXAMPLE)).extract().unwrap();
+        assert!(!example.ldap.enabled(), "the example config leaves the directory off");
+    }
+
+    #[test]
     fn the_highest_role_of_the_groups_wins() {
         let mut s = enabled();
         s.roles.insert("cn=Admins,dc=example,dc=org".into(), "admin".into());
@@ -839,6 +871,24 @@ mod tests {
             Some(Role::Admin)
         );
         assert_eq!(d.role_of(&groups(&["cn=other,dc=example,dc=org"])), None);
+    }
+
+    #[test]
+    fn group_filters_carry_dns_escaped() {
+        let settings = Settings {
+            ldap: LdapSettings { group_filter: "(objectClass=group)".into(), ..enabled() },
+            ..Default::default()
+        };
+        let d = Directory::from_settings(&settings).unwrap().unwrap();
+        let dn = r"CN=Smith\, John (IT)*,OU=Staff,DC=corp";
+        assert_eq!(
+            d.in_chain_filter(dn),
+            r"(&(objectClass=group)(member:1.2.840.113556.1.4.1941:=CN=Smith\5c, John \28IT\29\2a,OU=Staff,DC=corp))"
+        );
+        assert_eq!(
+            d.member_filter(&["cn=a,dc=x".into(), "cn=b,dc=x".into()]),
+            "(&(objectClass=group)(|(member=cn=a,dc=x)(uniqueMember=cn=a,dc=x)(member=cn=b,dc=x)(uniqueMember=cn=b,dc=x)))"
+        );
     }
 
     #[test]
