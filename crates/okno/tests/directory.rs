@@ -264,6 +264,28 @@ async fn a_user_taken_out_of_the_group_loses_their_live_session_within_the_reche
 }
 
 #[tokio::test]
+async fn a_sign_in_the_directory_now_refuses_ends_the_sessions_open_elsewhere_at_once() {
+    let Some(dir) = Slapd::start() else { return };
+    // No re-check within the test: only the sign-in can end the session.
+    let app = app_with(LdapSettings { recheck_secs: 3_600, ..dir.settings() }).await;
+    let at_work = signs_in(&app, "ivan", &slapd::password("ivan")).await;
+    dir.remove_member("cn=support-team,ou=groups,dc=example,dc=org", "cn=support-night,ou=groups,dc=example,dc=org")
+        .await;
+    assert!(at_work.signed_in().await, "nothing has asked the directory yet");
+
+    // A wrong password proves nothing and changes nothing.
+    assert_eq!(Client::new(&app).login("ivan", "wrong").await.status, 401);
+    assert!(at_work.signed_in().await);
+    // The right one: refused, and the session at work ends with it.
+    let p = Client::new(&app).login("ivan", &slapd::password("ivan")).await;
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("in no group that may use okno"), "{}", p.body);
+    assert!(!at_work.signed_in().await);
+    assert_eq!(role_of(&app, "ivan").await, Some((Role::Operator, true)));
+    assert_eq!(audit(&app, "operator.directory_disable").await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_locked_or_deleted_entry_ends_sessions_and_a_lower_group_lowers_the_role() {
     let Some(dir) = Slapd::start() else { return };
     let app = app_with(dir.settings()).await;

@@ -333,6 +333,7 @@ impl Directory {
             .iter()
             .map(|(dn, role)| Ok((normalize_dn(dn), Role::parse(role)?)))
             .collect::<Result<Vec<_>>>()?;
+        tracing::info!(url = %url, "operators who are not local sign in through the directory");
         Ok(Some(Arc::new(Directory {
             url,
             bind_password,
@@ -638,6 +639,10 @@ pub async fn authenticate(state: &AppState, login: &str, password: String) -> Re
     };
     let target = account.as_ref().map_or_else(|| login.chars().take(200).collect(), |a| a.operator.id.clone());
     let refused = |reason| Ok(Verdict::Refused { target: target.clone(), reason });
+    // An enabled directory operator the directory now refuses (with the right password) loses
+    // the sessions they have at once, without waiting for the re-check.
+    let enabled_directory_operator =
+        account.as_ref().filter(|a| directory_dn.is_some() && !a.disabled).map(|a| a.operator.id.clone());
     let directory = match (account, directory_dn, state.directory.as_ref()) {
         (Some(local), None, _) => {
             let hash = Some(local.operator.password_hash.clone());
@@ -654,7 +659,15 @@ pub async fn authenticate(state: &AppState, login: &str, password: String) -> Re
         }
         (_, _, Some(d)) => d.clone(),
     };
-    match directory.sign_in(login, &password).await {
+    let outcome = directory.sign_in(login, &password).await;
+    if let (Err(DirectoryError::Refused(r @ (Refusal::NoRole | Refusal::Disabled(_)))), Some(id)) =
+        (&outcome, &enabled_directory_operator)
+    {
+        let reason = refusal_reason(r);
+        store.directory_refused(id, reason).await?;
+        tracing::warn!(login = %login, reason, "a directory operator's sessions ended: the directory no longer lets them in");
+    }
+    match outcome {
         Ok(user) => sign_in_user(store.as_ref(), user, login, refused).await,
         Err(DirectoryError::Refused(Refusal::NoRole)) => refused("directory_no_role"),
         Err(DirectoryError::Refused(Refusal::Disabled(why))) => {
@@ -727,11 +740,7 @@ pub async fn recheck(store: &dyn Store, directory: &Directory) -> Result<Recheck
             }
             Ok(_) => {}
             Err(DirectoryError::Refused(r)) => {
-                let reason = match r {
-                    Refusal::BadCredentials => "the directory entry is gone or no longer matches the user filter",
-                    Refusal::Disabled(why) => why,
-                    Refusal::NoRole => "in no group ldap.roles maps",
-                };
+                let reason = refusal_reason(&r);
                 store.directory_refused(&op.operator.id, reason).await?;
                 tracing::warn!(login = %login, reason, "a directory operator's sessions ended: the directory no longer lets them in");
                 done.refused += 1;
@@ -744,6 +753,15 @@ pub async fn recheck(store: &dyn Store, directory: &Directory) -> Result<Recheck
     }
     let _ = tokio::time::timeout(directory.timeout, ldap.unbind()).await;
     Ok(done)
+}
+
+/// What the audit says of a refusal found by a re-check or a sign-in.
+fn refusal_reason(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::BadCredentials => "the directory entry is gone or no longer matches the user filter",
+        Refusal::Disabled(why) => why,
+        Refusal::NoRole => "in no group ldap.roles maps",
+    }
 }
 
 fn unreachable_error(e: DirectoryError) -> Error {
