@@ -332,6 +332,12 @@ async fn a_locked_or_deleted_entry_ends_sessions_and_a_lower_group_lowers_the_ro
 #[tokio::test]
 async fn a_directory_outage_is_a_clear_refusal_never_a_sign_in() {
     let Some(mut dir) = Slapd::start() else { return };
+    // A service account the directory refuses: the password typed is never tried.
+    let refused = app_with(LdapSettings { bind_password: Some("not-it".into()), ..dir.settings() }).await;
+    let p = Client::new(&refused).login("ivan", &slapd::password("ivan")).await;
+    assert_eq!(p.status, 503, "{}", p.body);
+    assert_eq!(dir.binds_as(&person("ivan")), 0);
+
     let app = app_with(dir.settings()).await;
     let ivan = signs_in(&app, "ivan", &slapd::password("ivan")).await;
     dir.kill();
@@ -346,7 +352,7 @@ async fn a_directory_outage_is_a_clear_refusal_never_a_sign_in() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(ivan.signed_in().await);
 
-    // Nothing listening at all, and a service account the directory refuses.
+    // Nothing listening at all.
     let closed = LdapSettings { url: Some("ldap://127.0.0.1:9".into()), ..dir.settings() };
     let app = app_with(closed).await;
     assert_eq!(Client::new(&app).login("ivan", "ivan-pass").await.status, 503);

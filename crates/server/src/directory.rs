@@ -548,8 +548,10 @@ impl Directory {
             .0
             .into_iter()
             .map(SearchEntry::construct)
-            .map(|e| (normalize_dn(&e.dn), e.dn))
-            .map(|(n, d)| (d, n))
+            .map(|e| {
+                let normalized = normalize_dn(&e.dn);
+                (e.dn, normalized)
+            })
             .collect())
     }
 
