@@ -90,6 +90,9 @@ pub fn open_setting(settings: &Settings, value: &str, name: &str) -> Result<Stri
 /// `okno secrets seal`: `plain` sealed under okno's key, for a setting such as
 /// `ldap.bind_password` (the key file is made if there is none yet).
 pub fn seal_setting(settings: &Settings, plain: &str) -> Result<(String, String)> {
+    if settings.secret_key.is_none() {
+        crate::data_dir::secure(&settings.data_dir, None)?;
+    }
     let (sealer, _, _) = sealer_for(settings)?;
     Ok((sealer.seal(plain), sealer.key_id().to_string()))
 }
