@@ -115,6 +115,10 @@ enum SecretsAction {
         #[arg(long)]
         new_key_stdin: bool,
     },
+    /// Seal a value for okno.toml (e.g. `ldap.bind_password`) under okno's key: reads it from
+    /// the first line of standard input and prints `sealed:v1:…`, which okno opens at start.
+    /// Seal it again after `okno secrets rotate`.
+    Seal,
 }
 
 #[derive(Subcommand)]
@@ -269,6 +273,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Secrets { action: SecretsAction::Rotate { new_key_stdin } } => {
             rotate_secrets(&settings, new_key_stdin).await
         }
+        Command::Secrets { action: SecretsAction::Seal } => seal_value(&settings),
         Command::Rules { action: RulesAction::Apply { path } } => apply_rules(&settings, &path).await,
         Command::Bot { action } => bot(&settings, action).await,
         Command::Demo { data_dir, public } => demo(&settings, data_dir, public).await,
@@ -296,6 +301,21 @@ async fn rotate_secrets(settings: &Settings, new_key_stdin: bool) -> anyhow::Res
             println!("set OKNO_SECRET_KEY to the new key before starting okno (the old one no longer opens anything)")
         }
     }
+    Ok(())
+}
+
+/// `okno secrets seal`.
+fn seal_value(settings: &Settings) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the value from standard input")?;
+    let value = line.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        bail!("nothing to seal: give the value on standard input");
+    }
+    let (sealed, key_id) =
+        okno_server::secrets::seal_setting(settings, value).map_err(|e| anyhow::anyhow!(e.message))?;
+    eprintln!("sealed under key {key_id}; put this in okno.toml (e.g. ldap.bind_password):");
+    println!("{sealed}");
     Ok(())
 }
 

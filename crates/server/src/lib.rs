@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod client_addr;
 pub mod data_dir;
+pub mod directory;
 pub mod error;
 pub mod hooks;
 pub mod listener;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub ui: Arc<ui::Ui>,
     /// Cancelled when okno stops (ends long-lived answers such as live-update streams).
     pub shutdown: CancellationToken,
+    /// The LDAP directory operators sign in through, when `[ldap]` is on.
+    pub directory: Option<Arc<directory::Directory>>,
 }
 
 /// The whole HTTP surface.
@@ -174,8 +177,17 @@ pub async fn start_with_extras(
     let mut ui = ui::Ui::new(settings, &public_url)?;
     ui.notice = extras.notice;
     let ui = Arc::new(ui);
-    let state =
-        AppState { engine: engine.clone(), public_url: public_url.clone().into(), ui, shutdown: shutdown.clone() };
+    let directory = directory::Directory::from_settings(settings)?;
+    if let Some(d) = &directory {
+        directory::spawn_recheck(engine.store.clone(), d.clone(), shutdown.clone());
+    }
+    let state = AppState {
+        engine: engine.clone(),
+        public_url: public_url.clone().into(),
+        ui,
+        shutdown: shutdown.clone(),
+        directory,
+    };
     ui::spawn_upkeep(&state);
     spawn_statistics(engine.store.clone(), shutdown.clone());
     let app = router_with(state, settings, extras.routes, extras.allowed_hosts.map(ops::AllowedHosts::new));

@@ -77,6 +77,26 @@ pub async fn open_sealed(settings: &Settings) -> Result<SqlStore> {
     Ok(store)
 }
 
+/// A setting that may be sealed (`okno secrets seal`): a `sealed:` value opened with okno's
+/// key, a plain one as it is. `name` says which setting, for the error.
+pub fn open_setting(settings: &Settings, value: &str, name: &str) -> Result<String> {
+    if !value.starts_with(seal::SEALED_PREFIX) {
+        return Ok(value.to_string());
+    }
+    let (sealer, _, _) = sealer_for(settings)?;
+    sealer.open(value).map_err(|e| Error::new(e.kind, e.code, format!("{name}: {}", e.message)))
+}
+
+/// `okno secrets seal`: `plain` sealed under okno's key, for a setting such as
+/// `ldap.bind_password` (the key file is made if there is none yet).
+pub fn seal_setting(settings: &Settings, plain: &str) -> Result<(String, String)> {
+    if settings.secret_key.is_none() {
+        crate::data_dir::secure(&settings.data_dir, None)?;
+    }
+    let (sealer, _, _) = sealer_for(settings)?;
+    Ok((sealer.seal(plain), sealer.key_id().to_string()))
+}
+
 fn remove_old_key(data_dir: &Path) -> Result<()> {
     let old = seal::key_files(data_dir).1;
     std::fs::remove_file(&old)

@@ -42,6 +42,8 @@ pub struct Settings {
     pub ui: Ui,
     pub http: Http,
     pub templates: Templates,
+    /// Operators signing in through an LDAP directory or Active Directory (off unless `url` is set).
+    pub ldap: crate::directory::LdapSettings,
 }
 
 /// The HTTP server.
@@ -197,6 +199,7 @@ impl Default for Settings {
             ui: Ui::default(),
             http: Http::default(),
             templates: Templates::default(),
+            ldap: crate::directory::LdapSettings::default(),
         }
     }
 }
@@ -303,6 +306,7 @@ impl Settings {
             }
         }
         crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)?;
+        self.ldap.validate()?;
         if self.http.header_timeout_secs == 0 || self.http.body_timeout_secs == 0 {
             return Err(Error::invalid(
                 "invalid_config",

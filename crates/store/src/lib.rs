@@ -18,6 +18,7 @@ mod bots;
 mod broadcasts;
 mod contacts;
 mod db;
+mod directory;
 mod error;
 mod events;
 mod lite;
@@ -48,6 +49,7 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use contacts::{ContactEdit, ContactEditStore, ContactField};
+pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
 };
@@ -578,6 +580,7 @@ pub trait Store:
     + SurveyStore
     + OperatorStore
     + TwoFactorStore
+    + DirectoryStore
     + ReportStore
     + SearchStore
     + Send

@@ -144,6 +144,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0023_two_factor.sql"),
         include_str!("../migrations/postgres/0023_two_factor.sql"),
     ),
+    (
+        24,
+        "0024_directory_operators.sql",
+        include_str!("../migrations/sqlite/0024_directory_operators.sql"),
+        include_str!("../migrations/postgres/0024_directory_operators.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

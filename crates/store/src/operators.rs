@@ -155,12 +155,14 @@ impl OperatorStore for SqlStore {
             let id = target.operator.id.clone();
             let (action, detail) = match &change {
                 AccountChange::Disable => {
-                    c.exec("UPDATE operators SET disabled = 1 WHERE id = $1", args![&id]).await?;
+                    c.exec("UPDATE operators SET disabled = 1, directory_disabled = 0 WHERE id = $1", args![&id])
+                        .await?;
                     c.exec("DELETE FROM operator_sessions WHERE operator_id = $1", args![&id]).await?;
                     ("operator.disable", serde_json::json!({"login": login}))
                 }
                 AccountChange::Enable => {
-                    c.exec("UPDATE operators SET disabled = 0 WHERE id = $1", args![&id]).await?;
+                    c.exec("UPDATE operators SET disabled = 0, directory_disabled = 0 WHERE id = $1", args![&id])
+                        .await?;
                     ("operator.enable", serde_json::json!({"login": login}))
                 }
                 AccountChange::Role(role) => {

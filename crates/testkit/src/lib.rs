@@ -9,12 +9,14 @@ pub mod app;
 pub mod biz;
 pub mod browser;
 pub mod sink;
+pub mod slapd;
 
 pub use app::TestApp;
 pub use biz::BizSim;
 pub use okno_store::testing::TestDb;
 pub use okno_telegram_sim as telegram;
 pub use sink::{Received, Sink};
+pub use slapd::Slapd;
 
 /// Polls `check` every 20 ms until it yields a value or `secs` pass.
 pub async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> Option<T>

@@ -64,6 +64,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("sign_in", "Sign in", "Войти"),
     ("logout", "Log out", "Выйти"),
     ("bad_login", "Wrong login or password.", "Неверный логин или пароль."),
+    ("directory_unavailable", "The directory that checks passwords cannot be reached now. Try again in a few minutes; if it lasts, tell your administrator.", "Каталог, который проверяет пароли, сейчас недоступен. Попробуйте через несколько минут; если это не пройдёт, сообщите администратору."),
+    ("directory_no_role", "Your directory account is in no group that may use okno. Ask your administrator to add you to one.", "Ваша учётная запись в каталоге не входит ни в одну группу, которой разрешён вход в okno. Попросите администратора добавить вас в такую группу."),
     // First-run setup.
     ("setup_title", "Create the first administrator", "Первый администратор"),
     (

@@ -316,18 +316,18 @@ pub async fn login(
         tracing::info!(login = %login, addr = %addr, limit = %limit, "a login attempt refused: too many failures");
         return login_form(&state, lang, StatusCode::TOO_MANY_REQUESTS, Some("too_many_logins"), &login).await;
     }
-    let account = match state.engine.store.operator_account(&login).await {
-        Ok(a) => a,
+    // A local operator's password, or the directory's word (docs/security.md).
+    let account = match crate::directory::authenticate(&state, &login, password).await {
+        Ok(crate::directory::Verdict::SignIn(account)) => account,
+        Ok(crate::directory::Verdict::Refused { target, reason }) => {
+            login_failed(&state, &login, &target, addr).await;
+            return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some(reason), &login).await;
+        }
+        Ok(crate::directory::Verdict::Unavailable) => {
+            return login_form(&state, lang, StatusCode::SERVICE_UNAVAILABLE, Some("directory_unavailable"), &login)
+                .await
+        }
         Err(e) => return crate::error::ApiError(e).into_response(),
-    };
-    let hash = account.as_ref().map(|a| a.operator.password_hash.clone());
-    if !check_password(hash, password).await {
-        let target = account.as_ref().map_or_else(|| login.chars().take(200).collect(), |a| a.operator.id.clone());
-        login_failed(&state, &login, &target, addr).await;
-        return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login).await;
-    }
-    let Some(account) = account else {
-        return login_form(&state, lang, StatusCode::UNAUTHORIZED, Some("bad_login"), &login).await;
     };
     // Said only to someone who knows the password.
     if account.disabled {
