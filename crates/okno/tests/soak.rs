@@ -852,7 +852,10 @@ async fn soak(mut procs: Vec<Okno>, db: Database, pg: Option<&OwnPostgres>, back
     figures.lost = lost_inbound.len() + lost_notifications.len() + lost_replies.len() + lost_broadcast.len();
     figures.duplicates_at_person =
         figures.inbound_twice + twice_notifications.len() + twice_replies.len() + twice_broadcast.len();
-    let distinct_out: usize = figures.notifications_distinct + figures.replies_distinct + figures.broadcast_distinct;
+    // Distinct message ids (not people): what arrived beyond them is the same message again.
+    let distinct_out: usize = s.events.values().map(HashSet::len).sum::<usize>()
+        + figures.replies_distinct
+        + s.broadcast.values().map(HashSet::len).sum::<usize>();
     let raw_out = figures.notifications_raw + figures.replies_raw + figures.broadcast_raw;
     figures.raw_redeliveries = raw_out - distinct_out.min(raw_out);
     figures.print();
