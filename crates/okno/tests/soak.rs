@@ -909,7 +909,8 @@ fn soak_okno(database_url: Option<String>) -> Okno {
     // not when its lease runs out, or the drain below does not finish.
     o.lease_secs = 60;
     o.database_url = database_url;
-    o.env.push(("OKNO_LOG_LEVEL", "error".into()));
+    // okno's own errors, not the request log's line for every 503 while PostgreSQL restarts.
+    o.env.push(("OKNO_LOG_LEVEL", "error,tower_http=off".into()));
     o.env.push(("OKNO_TEMPLATES__WORKERS", "2".into()));
     o
 }
