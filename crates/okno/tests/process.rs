@@ -5,204 +5,14 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use okno_testkit::{eventually, Sink};
-use serde_json::{json, Value};
+use serde_json::json;
 
-const SECRET: &str = "0123456789abcdef-secret";
-
-struct Okno {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    http: reqwest::Client,
-    /// The jobs' lease: short, so that the crash tests do not wait long for what a dead
-    /// process left, unless a test shows that nothing waits for it at all.
-    lease_secs: u64,
-    /// `OKNO_DATABASE_URL`, when not the data folder's SQLite file.
-    database_url: Option<String>,
-    /// Delivery workers, and how often the outbox is looked at when nothing wakes them.
-    workers: usize,
-    poll_ms: u64,
-    /// More `OKNO_*` settings for this test.
-    env: Vec<(&'static str, String)>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Okno {
-    fn new() -> Okno {
-        let dir = std::env::temp_dir().join(format!("okno-proc-{}", okno_domain::ids::new_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Okno {
-            dir,
-            port: free_port(),
-            child: None,
-            http: reqwest::Client::new(),
-            lease_secs: 2,
-            database_url: None,
-            workers: 4,
-            poll_ms: 100,
-            env: Vec::new(),
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_okno"));
-        c.current_dir(&self.dir)
-            .env("OKNO_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
-            .env("OKNO_DELIVERY__LEASE_SECS", self.lease_secs.to_string())
-            .env("OKNO_DELIVERY__POLL_INTERVAL_MS", self.poll_ms.to_string())
-            .env("OKNO_DELIVERY__WORKERS", self.workers.to_string())
-            .env("OKNO_DELIVERY__RETRY_BASE_MS", "50")
-            .env("OKNO_LOG_LEVEL", "warn");
-        if let Some(url) = &self.database_url {
-            c.env("OKNO_DATABASE_URL", url);
-        }
-        c.envs(self.env.iter().map(|(k, v)| (k, v)));
-        c
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut c = self.cmd();
-        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write;
-            // A command that exits without reading its input (`--help`, a refused argument)
-            // closes the pipe first; that is its answer, not the test's failure.
-            match child.stdin.take().unwrap().write_all(input.as_bytes()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.unwrap(),
-            }
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
-    }
-
-    fn token(&self) -> String {
-        let out = self.run(&["token", "create", "--name", "t", "--role", "admin"], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
-    }
-
-    async fn start(&mut self) {
-        let child = self.cmd().arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
-        self.child = Some(child);
-        let url = self.url("/healthz");
-        let up = eventually(20, || async { self.http.get(&url).send().await.ok().filter(|r| r.status() == 200) }).await;
-        assert!(up.is_some(), "okno did not come up");
-    }
-
-    /// Processes on one database share the key that seals its credentials: `self` takes
-    /// `other`'s (made by its first command).
-    fn share_key_of(&self, other: &Okno) {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(self.dir.join("okno-data")).unwrap();
-        std::fs::copy(other.dir.join("okno-data/secret.key"), self.dir.join("okno-data/secret.key")).unwrap();
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-        assert!(ok.success());
-        child.wait().unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().await.unwrap().json().await.unwrap()
-    }
-
-    /// A webhook channel to `sink`, ten conversations, and `per` replies queued in each.
-    async fn queue_replies(&self, token: &str, sink: &Sink, per: usize) -> HashSet<String> {
-        let mut ids = HashSet::new();
-        for conv in self.conversations(token, sink, 10).await {
-            for n in 0..per {
-                ids.insert(self.reply(token, &conv, &format!("{n}")).await);
-            }
-        }
-        ids
-    }
-
-    /// Posts a signed inbound message to a webhook channel's hook.
-    async fn hook(&self, channel: &str, body: &Value) -> reqwest::Response {
-        let body = serde_json::to_vec(body).unwrap();
-        self.http
-            .post(self.url(&format!("/hooks/{channel}")))
-            .header("x-okno-signature", okno_domain::signing::sign(SECRET.as_bytes(), &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Queues a reply in a conversation; returns the message's id.
-    async fn reply(&self, token: &str, conv: &str, text: &str) -> String {
-        let path = format!("/api/v1/conversations/{conv}/messages");
-        let r = self.call(reqwest::Method::POST, &path, token, Some(json!({"text": text}))).await;
-        r["id"].as_str().unwrap().to_string()
-    }
-
-    /// A webhook channel to `sink` and `n` people who wrote in on it; returns their
-    /// conversations.
-    async fn conversations(&self, token: &str, sink: &Sink, n: usize) -> Vec<String> {
-        let ch = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/channels",
-                token,
-                Some(json!({"kind": "webhook", "name": "s", "config": {"outbound_url": sink.url, "secret": SECRET}})),
-            )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let mut convs = Vec::new();
-        for u in 0..n {
-            let resp =
-                self.hook(&ch, &json!({"message_id": "hi", "user": {"id": format!("u{u}")}, "text": "hi"})).await;
-            let m: Value = resp.json().await.unwrap();
-            let msg = self
-                .call(reqwest::Method::GET, &format!("/api/v1/messages/{}", m["id"].as_str().unwrap()), token, None)
-                .await;
-            convs.push(msg["conversation_id"].as_str().unwrap().to_string());
-        }
-        convs
-    }
-}
-
-impl Drop for Okno {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn unique_ids(sink: &Sink) -> HashSet<String> {
-    sink.accepted().iter().map(|r| r.body["id"].as_str().unwrap().to_string()).collect()
-}
+mod harness;
+use harness::{free_port, set_cookie, sign_in, unique_ids, Okno, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_send_loses_nothing() {
@@ -387,25 +197,6 @@ async fn next_event(live: &mut reqwest::Response, seen: &mut String, name: &str)
         let chunk = chunk.expect("the live stream says something").unwrap().expect("the stream stays open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-}
-
-/// Signs an operator in (made with `okno user create`) on `okno`'s window; returns the
-/// session cookie.
-async fn sign_in(okno: &Okno, login: &str, password: &str) -> String {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = http.get(okno.url("/login")).send().await.unwrap();
-    let pre = set_cookie(&page, "okno_prelogin").expect("the login page sets its cookie");
-    let html = page.text().await.unwrap();
-    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
-    let done = http
-        .post(okno.url("/login"))
-        .header("cookie", format!("okno_prelogin={pre}"))
-        .form(&[("csrf", csrf.as_str()), ("login", login), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 303, "signed in");
-    set_cookie(&done, "okno_session").unwrap()
 }
 
 /// On PostgreSQL an operator's live page shows at once a message that another process
@@ -850,17 +641,6 @@ impl Drop for Logged {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The value of the cookie `name` set by a response.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
 }
 
 #[tokio::test]
