@@ -73,7 +73,9 @@ async fn hold_the_worker(server: &Okno) -> Result<okno_testkit::Sink> {
     server.http.post(format!("{}/hooks/{ch}", server.base)).header("x-okno-signature", sig).body(body).send().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let conv = server.conversations().await?.into_iter().next().context("the held conversation")?;
-    server.call(reqwest::Method::POST, &format!("/conversations/{conv}/messages"), Some(json!({"text": "ответ"}))).await?;
+    server
+        .call(reqwest::Method::POST, &format!("/conversations/{conv}/messages"), Some(json!({"text": "ответ"})))
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(site)
 }

@@ -50,13 +50,29 @@ pub(crate) fn owner_key(owner: &str) -> i32 {
 pub(crate) enum Held {
     /// The locked file; the lock goes with it.
     Sqlite(#[allow(dead_code)] File),
-    /// The task keeping the locked session; aborting it closes the session.
-    Postgres(tokio::task::JoinHandle<()>),
+    /// The task keeping the locked session, and how to ask it to let go. Dropped without
+    /// [`Held::release`], the task is aborted and the session closes with its socket, which
+    /// PostgreSQL notices a moment later.
+    Postgres(tokio::task::JoinHandle<()>, Option<tokio::sync::oneshot::Sender<()>>),
+}
+
+impl Held {
+    /// Lets go of the lock before returning (PostgreSQL: unlocked in the session, then the
+    /// session closed), so that whoever looks next — `okno restore`, `okno secrets rotate` —
+    /// finds this process gone at once.
+    pub(crate) async fn release(mut self) {
+        if let Held::Postgres(task, stop) = &mut self {
+            if let Some(stop) = stop.take() {
+                let _ = stop.send(());
+                let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+            }
+        }
+    }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Held::Postgres(task) = self {
+        if let Held::Postgres(task, _) = self {
             task.abort();
         }
     }
@@ -105,9 +121,17 @@ pub(crate) async fn hold_postgres(url: &str, owner: &str) -> Result<Held> {
     let key = owner_key(owner);
     let mut conn = lock_session(&options, key).await?;
     let owner = owner.to_string();
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::select! {
+                _ = &mut stop => {
+                    let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut conn).await;
+                    let _ = conn.close().await;
+                    return;
+                }
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
             if conn.ping().await.is_ok() {
                 continue;
             }
@@ -126,7 +150,7 @@ pub(crate) async fn hold_postgres(url: &str, owner: &str) -> Result<Held> {
             }
         }
     });
-    Ok(Held::Postgres(task))
+    Ok(Held::Postgres(task, Some(stop_tx)))
 }
 
 async fn lock_session(options: &PgConnectOptions, key: i32) -> Result<PgConnection> {

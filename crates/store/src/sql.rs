@@ -1668,8 +1668,9 @@ impl Store for SqlStore {
     }
 
     async fn end_liveness(&self) {
-        if let Ok(mut alive) = self.alive.lock() {
-            alive.take();
+        let held = self.alive.lock().ok().and_then(|mut alive| alive.take());
+        if let Some(held) = held {
+            held.release().await;
         }
     }
 

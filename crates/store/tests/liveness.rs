@@ -124,6 +124,15 @@ async fn processes_on_one_database_hear_each_others_announcements(_: Arc<dyn Sto
     tokio::time::timeout(wait, heard_by_a.recv()).await.expect("A hears B").unwrap();
     let own = tokio::time::timeout(std::time::Duration::from_millis(300), heard_by_b.recv()).await;
     assert!(own.is_err(), "B does not hear itself");
+
+    // A process that stops lets go before it is gone: the next look finds it gone, every time
+    // (`okno restore` and `okno secrets rotate` look right after okno stopped).
+    for round in 0..5 {
+        b.end_liveness().await;
+        assert_eq!(a.processes_alive().await.unwrap(), Some(1), "round {round}: B let go at once");
+        b.hold_liveness("proc-b").await.unwrap();
+        assert_eq!(a.processes_alive().await.unwrap(), Some(2));
+    }
 }
 
 okno_store::both_backends!(
