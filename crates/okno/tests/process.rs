@@ -517,6 +517,25 @@ fn users_are_listed_disabled_enabled_given_a_role_and_a_password_from_the_comman
     assert!(!nobody.status.success());
     let short = okno.run(&["user", "password", "--login", "anna"], Some("123\n"));
     assert!(!short.status.success() && String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+    // A lost phone: two-factor sign-in reset from the command line, audited as done by `cli`.
+    assert!(ok(&["user", "reset-two-factor", "--login", "anna"], None).contains("had no two-factor sign-in"));
+    let db = rusqlite::Connection::open(okno.dir.join("okno-data/okno.db")).unwrap();
+    db.execute(
+        "INSERT INTO operator_totp (operator_id, secret, created_at, enabled_at) \
+         SELECT id, 'JBSWY3DPEHPK3PXP', 0, 0 FROM operators WHERE login = 'anna'",
+        [],
+    )
+    .unwrap();
+    assert!(ok(&["user", "reset-two-factor", "--login", "anna"], None).contains("two-factor sign-in is off"));
+    let left: i64 = db.query_row("SELECT COUNT(*) FROM operator_totp", [], |r| r.get(0)).unwrap();
+    let audited: i64 = db
+        .query_row("SELECT COUNT(*) FROM audit_log WHERE action = 'operator.totp_reset' AND actor = 'cli'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!((left, audited), (0, 1));
+    let nobody = okno.run(&["user", "reset-two-factor", "--login", "nobody"], None);
+    assert!(!nobody.status.success());
 }
 
 #[test]
