@@ -56,15 +56,12 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn directory_role(&self, operator_id: &str, role: Role) -> Result<()>;
 }
 
-const COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
+use crate::operators::OPERATOR_COLS as COLS;
 
+/// The directory's audit line, in the change's transaction ([`crate::sql::write_audit`]).
 async fn audit(c: &mut dyn Conn, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
-    c.exec(
-        "INSERT INTO audit_log (id, actor, action, target, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        args![okno_domain::ids::new_id(), "directory", action, target, detail.to_string(), now_ms()],
-    )
-    .await?;
-    Ok(())
+    let entry = crate::NewAudit { actor: "directory".into(), action: action.into(), target: target.into(), detail };
+    crate::sql::write_audit(c, Some(&entry)).await
 }
 
 async fn account_by_id(c: &mut dyn Conn, id: &str) -> Result<OperatorAccount> {

@@ -84,7 +84,7 @@ pub trait OperatorStore: Send + Sync + 'static {
     async fn complete_setup(&self, hash: &str, login: &str, password_hash: &str) -> Result<Operator>;
 }
 
-const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
+pub(crate) const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
 
 fn account_of(r: &Row) -> Result<OperatorAccount> {
     Ok(OperatorAccount { operator: operator_from(r)?, disabled: r.flag("disabled")?, sessions: r.i("sessions")? })

@@ -13,6 +13,7 @@ use okno_domain::{Error, Result};
 use serde_json::json;
 
 use crate::db::{args, Conn};
+use crate::operators::OPERATOR_COLS;
 use crate::sql::{on, operator_from, SqlStore};
 use okno_domain::model::Operator;
 
@@ -72,13 +73,10 @@ pub trait TwoFactorStore: Send + Sync + 'static {
     async fn end_login_challenge(&self, hash: &str) -> Result<()>;
 }
 
+/// The audit line of a change, in the change's transaction ([`crate::sql::write_audit`]).
 async fn audit(c: &mut dyn Conn, actor: &str, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
-    c.exec(
-        "INSERT INTO audit_log (id, actor, action, target, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        args![okno_domain::ids::new_id(), actor, action, target, detail.to_string(), now_ms()],
-    )
-    .await?;
-    Ok(())
+    let entry = crate::NewAudit { actor: actor.into(), action: action.into(), target: target.into(), detail };
+    crate::sql::write_audit(c, Some(&entry)).await
 }
 
 #[async_trait]
@@ -215,9 +213,10 @@ impl TwoFactorStore for SqlStore {
         on!(self.read, |c| {
             let row = c
                 .row(
-                    "SELECT o.id, o.login, o.role, o.password_hash, o.created_at, o.lang, l.failures, l.addr \
-                     FROM login_challenges l JOIN operators o ON o.id = l.operator_id \
-                     WHERE l.hash = $1 AND l.expires_at > $2 AND o.disabled = 0",
+                    &format!(
+                        "SELECT {OPERATOR_COLS}, l.failures, l.addr FROM login_challenges l JOIN operators o ON o.id = l.operator_id \
+                         WHERE l.hash = $1 AND l.expires_at > $2 AND o.disabled = 0"
+                    ),
                     args![&hash, now_ms()],
                 )
                 .await?;

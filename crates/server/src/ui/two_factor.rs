@@ -39,10 +39,7 @@ const RECOVERY_CODES: usize = 10;
 
 /// A new authenticator secret: 160 random bits, in base32 as apps take it.
 pub fn new_secret() -> String {
-    match Secret::generate_secret().to_encoded() {
-        Secret::Encoded(s) => s,
-        Secret::Raw(bytes) => Secret::Raw(bytes).to_encoded().to_string(),
-    }
+    Secret::generate_secret().to_encoded().to_string()
 }
 
 fn totp(secret: &str, login: &str) -> okno_domain::Result<TOTP> {
