@@ -337,7 +337,7 @@ impl Engine {
         }
         let queued = self.store.queue_broadcast(id, items).await?;
         if queued > 0 {
-            self.wake();
+            self.wake_bulk();
         }
         Ok(Outcome::Again(wait))
     }

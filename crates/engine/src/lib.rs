@@ -132,12 +132,17 @@ pub struct Engine {
     adapters: Mutex<HashMap<String, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
+    /// New live-lane work for this process's workers.
     wake: Notify,
+    /// New broadcast-lane work for this process's workers.
+    wake_bulk: Notify,
     pollers_wake: Notify,
     /// For this process's live pages: something may have changed ([`Engine::changed`]).
     changes: Notify,
     /// For the other processes on the database: there is something new ([`wakeups`]).
     announce: Notify,
+    /// Whether what is to be announced includes broadcast-lane work.
+    announce_bulk: std::sync::atomic::AtomicBool,
     /// This process's name on the leases it takes.
     owner: String,
     /// Whether each channel has a bot, recently read.
@@ -174,9 +179,11 @@ impl Engine {
             adapters: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            wake_bulk: Notify::new(),
             pollers_wake: Notify::new(),
             changes: Notify::new(),
             announce: Notify::new(),
+            announce_bulk: std::sync::atomic::AtomicBool::new(false),
             owner: format!("{}-{}", std::process::id(), okno_domain::ids::random_hex(4)),
             cfg,
         }))
@@ -187,13 +194,21 @@ impl Engine {
         self.me.upgrade()
     }
 
-    /// Tells the workers that new work is due — this process's at once, the other processes'
-    /// on the same database by an announcement ([`wakeups`]) — and the live pages that
-    /// conversations may have changed.
+    /// Tells the workers that new live-lane work is due — this process's at once, the other
+    /// processes' on the same database by an announcement ([`wakeups`]) — and the live pages
+    /// that conversations may have changed.
     pub fn wake(&self) {
         self.wake.notify_one();
         self.changes.notify_one();
         self.announce.notify_one();
+    }
+
+    /// [`Engine::wake`] for broadcast-lane work (broadcast sends queued, paused ones resumed):
+    /// only then do the workers look in that lane, besides their poll.
+    pub fn wake_bulk(&self) {
+        self.wake_bulk.notify_one();
+        self.announce_bulk.store(true, std::sync::atomic::Ordering::Release);
+        self.wake();
     }
 
     // --- channels --------------------------------------------------------------------------

@@ -37,7 +37,7 @@ impl Engine {
         match self.store.reclaim_dead(&self.owner).await {
             Ok(dead) if !dead.is_empty() => {
                 // Their jobs are due now and their bots unpolled: look at once.
-                self.wake();
+                self.wake_bulk();
                 self.pollers_wake.notify_one();
             }
             Ok(_) => {}

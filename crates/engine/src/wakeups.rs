@@ -7,7 +7,8 @@
 //!  the other processes' announcements ──► this process's workers and live pages
 //! ```
 //!
-//! Announcements are folded: however many wake-ups come while one is being sent, one more is
+//! An announcement says whether it is of broadcast-lane work: only then do the hearers look in
+//! that lane. Announcements are folded: however many wake-ups come while one is being sent, one more is
 //! sent after it. They are sent only while another process is there to hear them: a process
 //! says hello when it starts listening, whoever hears anyone knows it is not alone, and every
 //! [`PEERS_EVERY`] the live processes are counted (a process alone on its database sends
@@ -47,7 +48,7 @@ impl Engine {
             }
         };
         // Hello: whoever is there learns that it is not alone, and looks at the queue.
-        if let Err(e) = self.store.announce(&self.owner).await {
+        if let Err(e) = self.store.announce(&self.owner, true).await {
             tracing::warn!(error = %e.message, "telling other processes of this one failed");
         }
         let mut others = true;
@@ -57,16 +58,18 @@ impl Engine {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.announce.notified(), if others => {
-                    if let Err(e) = self.store.announce(&self.owner).await {
+                    let bulk = self.announce_bulk.swap(false, std::sync::atomic::Ordering::AcqRel);
+                    if let Err(e) = self.store.announce(&self.owner, bulk).await {
                         tracing::warn!(error = %e.message, "telling other processes of new work failed");
                     }
                 }
                 got = heard.recv() => {
-                    if got.is_none() {
-                        return;
-                    }
+                    let Some(got) = got else { return };
                     others = true;
                     self.wake.notify_one();
+                    if got.bulk {
+                        self.wake_bulk.notify_one();
+                    }
                     self.changes.notify_one();
                 }
                 _ = count.tick() => {

@@ -28,13 +28,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
 
+/// Which lane a finished job was claimed from.
+enum Lane {
+    Live,
+    Bulk,
+}
+
 impl Engine {
     /// Runs the workers until `shutdown` is cancelled, then drains and releases.
     pub async fn run_workers(self: Arc<Self>, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.cfg.workers.max(1)));
         let bulk_slots = Arc::new(Semaphore::new(self.cfg.bulk_workers.max(1)));
-        // Whether broadcast sends may be waiting: looked for after a wake-up or a poll, not
-        // on every turn of the loop.
+        // Whether broadcast sends may be waiting: looked for after a wake-up for that lane, a
+        // finished broadcast send or a poll, not on every turn of the loop.
         let mut bulk_due = true;
         let finisher = Finisher::start(self.store.clone(), self.owner.clone());
         let mut tasks = JoinSet::new();
@@ -56,6 +62,7 @@ impl Engine {
                             tasks.spawn(async move {
                                 engine.process(job, &finisher).await;
                                 drop(permit);
+                                Lane::Live
                             });
                         }
                     }
@@ -77,6 +84,7 @@ impl Engine {
                             tasks.spawn(async move {
                                 engine.process(job, &finisher).await;
                                 drop(permit);
+                                Lane::Bulk
                             });
                         }
                     }
@@ -85,8 +93,11 @@ impl Engine {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => bulk_due = true,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= bulk_slots.available_permits() > 0,
+                _ = self.wake.notified() => {}
+                _ = self.wake_bulk.notified() => bulk_due = true,
+                // A finished broadcast send frees a slot and may let the next one in its queue go;
+                // a finished live job leaves the broadcast lane as it was.
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= matches!(done, Ok(Lane::Bulk)),
                 _ = tokio::time::sleep(poll), if !claimed_all => bulk_due = true,
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
@@ -142,7 +153,7 @@ impl Engine {
             Outcome::Ended { held, .. } => Ok(held),
             Outcome::Done | Outcome::Failed => self.store.complete_job(job.seq, &self.owner).await,
             Outcome::Again(after) => {
-                self.wake_after(after);
+                self.wake_after(after, job.lane == okno_store::LANE_BULK);
                 self.store.reschedule_job(job.seq, &self.owner, now_ms() + after.as_millis() as i64).await
             }
             Outcome::Retry(reason, after) => {
@@ -179,9 +190,10 @@ impl Engine {
 
     /// Wakes the workers once `after` has passed (a job rescheduled for a short while is not
     /// left waiting for the next poll).
-    fn wake_after(&self, after: Duration) {
+    fn wake_after(&self, after: Duration, bulk: bool) {
+        let wake = move |engine: &Engine| if bulk { engine.wake_bulk() } else { engine.wake() };
         if after.is_zero() {
-            self.wake();
+            wake(self);
             return;
         }
         if after > Duration::from_secs(5) {
@@ -190,7 +202,7 @@ impl Engine {
         if let Some(engine) = self.self_ref() {
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                engine.wake();
+                wake(&engine);
             });
         }
     }

@@ -31,6 +31,7 @@ pub mod restore;
 pub mod seal;
 mod search;
 mod signals;
+pub use signals::{Announcements, Heard};
 mod sql;
 mod surveys;
 mod tasks;
@@ -695,15 +696,15 @@ pub trait Store:
     /// so that an okno started next on the same SQLite file is not refused.
     async fn end_liveness(&self);
     /// PostgreSQL: tells the other okno processes on the database, at once, that there is
-    /// something new — jobs to claim, conversations that changed ([`signals`]). SQLite:
-    /// nothing to tell (one process per database).
-    async fn announce(&self, me: &str) -> Result<()>;
+    /// something new — jobs to claim (`bulk`: in the broadcast lane), conversations that
+    /// changed ([`signals`]). SQLite: nothing to tell (one process per database).
+    async fn announce(&self, me: &str, bulk: bool) -> Result<()>;
     /// PostgreSQL: how many okno processes show themselves alive on the database now, this one
     /// included ([`liveness`]). SQLite: `None`.
     async fn processes_alive(&self) -> Result<Option<i64>>;
     /// PostgreSQL: the other processes' announcements as they come (`me`'s own left out),
     /// several folded into one while one waits. SQLite: `None`.
-    async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>>;
+    async fn listen_announcements(&self, me: &str) -> Result<Option<signals::Announcements>>;
     /// Jobs not yet finished.
     async fn queue_depth(&self) -> Result<i64>;
     /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more

@@ -1674,11 +1674,11 @@ impl Store for SqlStore {
         }
     }
 
-    async fn announce(&self, me: &str) -> Result<()> {
+    async fn announce(&self, me: &str, bulk: bool) -> Result<()> {
         if self.backend == Backend::Sqlite {
             return Ok(());
         }
-        let me = me.to_string();
+        let me = crate::signals::payload(me, bulk);
         on!(self.read, |c| {
             c.exec(&format!("SELECT pg_notify('{}', $1)", crate::signals::CHANNEL), args![me]).await.map(|_| ())
         })
@@ -1691,7 +1691,7 @@ impl Store for SqlStore {
         on!(self.read, |c| crate::liveness::alive_on_postgres(c).await).map(Some)
     }
 
-    async fn listen_announcements(&self, me: &str) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
+    async fn listen_announcements(&self, me: &str) -> Result<Option<crate::signals::Announcements>> {
         if self.backend == Backend::Sqlite {
             return Ok(None);
         }

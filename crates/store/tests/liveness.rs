@@ -101,7 +101,7 @@ async fn processes_on_one_database_hear_each_others_announcements(_: Arc<dyn Sto
     let b = db.open_sql().await;
     let Some(mut heard_by_b) = b.listen_announcements("proc-b").await.unwrap() else {
         assert!(db.url.starts_with("sqlite"), "PostgreSQL listens");
-        a.announce("proc-a").await.unwrap();
+        a.announce("proc-a", false).await.unwrap();
         assert_eq!(a.processes_alive().await.unwrap(), None);
         return;
     };
@@ -114,14 +114,20 @@ async fn processes_on_one_database_hear_each_others_announcements(_: Arc<dyn Sto
     let mut heard_by_a = a.listen_announcements("proc-a").await.unwrap().unwrap();
     let wait = std::time::Duration::from_secs(5);
 
-    a.announce("proc-a").await.unwrap();
-    tokio::time::timeout(wait, heard_by_b.recv()).await.expect("B hears A").unwrap();
+    a.announce("proc-a", false).await.unwrap();
+    let heard = tokio::time::timeout(wait, heard_by_b.recv()).await.expect("B hears A").unwrap();
+    assert!(!heard.bulk, "live work only");
 
-    // B's own announcement reaches A, not B; several in a row are folded, none lost.
-    for _ in 0..3 {
-        b.announce("proc-b").await.unwrap();
+    // B's own announcement reaches A, not B; several in a row are folded, none lost, and
+    // broadcast-lane work among them is not lost in the folding.
+    for bulk in [false, true, false] {
+        b.announce("proc-b", bulk).await.unwrap();
     }
-    tokio::time::timeout(wait, heard_by_a.recv()).await.expect("A hears B").unwrap();
+    let mut bulk = false;
+    while !bulk {
+        let heard = tokio::time::timeout(wait, heard_by_a.recv()).await.expect("A hears B's broadcast work").unwrap();
+        bulk = heard.bulk;
+    }
     let own = tokio::time::timeout(std::time::Duration::from_millis(300), heard_by_b.recv()).await;
     assert!(own.is_err(), "B does not hear itself");
 

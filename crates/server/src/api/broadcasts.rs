@@ -62,7 +62,7 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
 async fn control(state: AppState, auth: Auth, id: String, action: BroadcastAction) -> ApiResult<Json<Broadcast>> {
     auth.require(Permission::Write)?;
     let b = state.engine.store.control_broadcast(&id, action).await?;
-    state.engine.wake();
+    state.engine.wake_bulk();
     let what = match action {
         BroadcastAction::Pause => "broadcast.pause",
         BroadcastAction::Resume => "broadcast.resume",

@@ -422,7 +422,7 @@ pub async fn control(
     };
     match state.engine.store.control_broadcast(&id, action).await {
         Ok(_) => {
-            state.engine.wake();
+            state.engine.wake_bulk();
             super::admin::audit(&state, &s, "broadcast.control", &id, json!({"action": format!("{action:?}")})).await;
             Redirect::to(&format!("/ui/broadcasts/{id}")).into_response()
         }
