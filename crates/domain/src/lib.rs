@@ -2,6 +2,7 @@
 //! messages, webhooks, tokens) as plain types, the one error type with stable codes, and the
 //! pure helpers (ids, time, signing) every other crate shares. Nothing here performs IO.
 
+pub mod channel;
 pub mod error;
 pub mod files;
 pub mod ids;

@@ -1,5 +1,5 @@
-//! Linking a contact to a person's messenger: a one-time code, and for every Telegram bot
-//! with a username the deep link that sends `/start <code>` to it. The API's
+//! Linking a contact to a person's messenger: a one-time code, and for every channel whose
+//! platform makes one, the deep link that opens a chat carrying the code. The API's
 //! `POST /api/v1/contacts/{id}/link` and the contact card in the web UI both start one here.
 
 use okno_domain::time::Millis;
@@ -31,8 +31,8 @@ pub struct DeepLink {
 }
 
 impl Engine {
-    /// A one-time link code for `contact_id`, valid for `ttl_ms`, with a deep link per
-    /// Telegram bot (a bot whose username is not known yet has none). Started `by` an operator
+    /// A one-time link code for `contact_id`, valid for `ttl_ms`, with a deep link per channel
+    /// whose platform makes one (a bot whose name is not known yet has none). Started `by` an operator
     /// (`operator:<login>`), the audit line `contact.link_code` is written with the code.
     pub async fn link_offer(&self, contact_id: &str, ttl_ms: i64, by: Option<&str>) -> Result<LinkOffer> {
         let audit = by.map(|actor| NewAudit {
@@ -48,8 +48,8 @@ impl Engine {
             .await?
             .into_iter()
             .filter_map(|ch| {
-                let bot = ch.info.get("username").and_then(|u| u.as_str())?.to_string();
-                let url = format!("https://t.me/{bot}?start={}", code.code);
+                let url = self.platform(&ch).ok()?.deep_link(&ch, &code.code)?;
+                let bot = ch.info.get("username").and_then(|u| u.as_str()).unwrap_or_default().to_string();
                 Some(DeepLink { channel_id: ch.id, channel_name: ch.name, bot, url })
             })
             .collect();

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use okno_channels::http::SafeClient;
-use okno_channels::throttle::Throttled;
-use okno_channels::webhook::{self, WebhookAdapter, WebhookConfig};
-use okno_channels::Adapter;
+use okno_channel::http::SafeClient;
+use okno_channel::Adapter;
 use okno_domain::model::*;
 use okno_domain::{Error, Result};
 use okno_store::{OutboundRequest, Store};
@@ -20,21 +18,23 @@ use tokio::sync::Notify;
 
 pub mod bots;
 pub mod broadcasts;
+pub mod channels;
 pub mod contacts;
 pub mod events;
 pub mod metrics;
 mod reaper;
+mod receiving;
 pub mod render;
 pub mod surveys;
 pub mod tasks;
-mod telegram;
 pub mod templates;
 pub use reaper::REAP_EVERY;
 mod wakeups;
 mod worker;
 
+pub use channels::Platforms;
 pub use metrics::Metrics;
-pub use okno_channels::files::FileStore;
+pub use okno_channel::files::FileStore;
 
 /// What a hook request produced.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub struct EngineConfig {
     pub http_timeout_ms: u64,
     /// How long a graceful shutdown waits for in-flight jobs.
     pub shutdown_grace_ms: u64,
-    /// Long-poll timeout of Telegram `getUpdates`.
+    /// Long-poll timeout a poller asks of its platform.
     pub poll_timeout_secs: u64,
     /// How often the poller supervisor looks for channels to poll.
     pub poller_check_ms: u64,
@@ -129,6 +129,10 @@ pub struct Engine {
     pub metrics: Metrics,
     /// Renders every template and condition, in worker processes (see [`render`]).
     pub renderer: render::Renderer,
+    /// The platforms okno speaks, by kind.
+    pub platforms: Platforms,
+    /// What the platforms may use of okno.
+    context: okno_channel::Context,
     adapters: Mutex<HashMap<String, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
@@ -154,7 +158,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, cfg: EngineConfig) -> Result<Arc<Self>> {
+    pub fn new(store: Arc<dyn Store>, cfg: EngineConfig, platforms: Platforms) -> Result<Arc<Self>> {
         let http = SafeClient::with_exceptions(
             cfg.allow_private_targets,
             cfg.private_target_exceptions.clone(),
@@ -166,6 +170,13 @@ impl Engine {
         let admin_http = SafeClient::new(true, Duration::from_millis(cfg.http_timeout_ms))?;
         let metrics = Metrics::new();
         let renderer = render::Renderer::pool(cfg.templates.clone(), metrics.render_kills());
+        let context = okno_channel::Context {
+            http: http.clone(),
+            public_url: cfg.public_url.clone(),
+            files: files.clone(),
+            max_download: cfg.max_attachment_bytes,
+            poll_timeout: Duration::from_secs(cfg.poll_timeout_secs),
+        };
         Ok(Arc::new_cyclic(|me| Self {
             admin_http,
             me: me.clone(),
@@ -176,6 +187,8 @@ impl Engine {
             files,
             metrics,
             renderer,
+            platforms,
+            context,
             adapters: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -211,119 +224,13 @@ impl Engine {
         self.wake();
     }
 
-    // --- channels --------------------------------------------------------------------------
-
-    /// Checks a channel's configuration for its kind; returns the config to store and the
-    /// public facts about the account.
-    pub async fn validate_channel(
-        &self,
-        kind: ChannelKind,
-        config: &Value,
-        previous: Option<&Value>,
-    ) -> Result<(Value, Value)> {
-        match kind {
-            ChannelKind::Webhook => {
-                let cfg = WebhookConfig::parse(config, &self.http)?;
-                let stored = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
-                Ok((stored, Value::Object(Default::default())))
-            }
-            ChannelKind::Telegram => self.connect_telegram(config, previous).await,
-        }
-    }
-
-    /// The adapter for a channel, built once per configuration and shared, so its rate
-    /// limits hold across sends.
-    fn adapter_for(&self, channel: &Channel) -> Result<Arc<dyn Adapter>> {
-        let mut cache = self.adapters.lock().map_err(|_| Error::internal("adapter cache poisoned"))?;
-        if let Some((config, adapter)) = cache.get(&channel.id) {
-            if *config == channel.config {
-                return Ok(adapter.clone());
-            }
-        }
-        let adapter: Arc<dyn Adapter> = match channel.kind {
-            ChannelKind::Webhook => {
-                let cfg: WebhookConfig = serde_json::from_value(channel.config.clone())
-                    .map_err(|e| Error::invalid("invalid_channel_config", e.to_string()))?;
-                let limits = cfg.limits.clone().unwrap_or_default();
-                let inner =
-                    WebhookAdapter::new(self.http.clone(), cfg, channel.id.clone(), self.cfg.public_url.clone());
-                Arc::new(Throttled::new(inner, &limits))
-            }
-            ChannelKind::Telegram => {
-                let cfg = telegram::telegram_config(channel)?;
-                let api = okno_channels::telegram::api::BotApi::new(self.http.clone(), &cfg.api_base, &cfg.token);
-                Arc::new(okno_channels::telegram::TelegramAdapter::new(
-                    api,
-                    channel.id.clone(),
-                    &cfg,
-                    self.store.clone(),
-                    self.files.clone(),
-                ))
-            }
-        };
-        cache.insert(channel.id.clone(), (channel.config.clone(), adapter.clone()));
-        Ok(adapter)
-    }
-
-    // --- inbound ---------------------------------------------------------------------------
-
-    /// A channel, read through a short-lived cache. Changes made by this process apply at
-    /// once ([`Engine::forget_channel`]); changes made by another process within
-    /// [`CHANNEL_TTL`].
-    pub async fn channel(&self, id: &str) -> Result<Channel> {
-        if let Ok(cache) = self.channels.lock() {
-            if let Some((at, ch)) = cache.get(id) {
-                if at.elapsed() < CHANNEL_TTL {
-                    return Ok(ch.clone());
-                }
-            }
-        }
-        let ch = self.store.get_channel(id).await?;
-        if let Ok(mut cache) = self.channels.lock() {
-            cache.insert(id.to_string(), (std::time::Instant::now(), ch.clone()));
-        }
-        Ok(ch)
-    }
-
-    /// Drops a channel from the cache after it changed.
-    pub fn forget_channel(&self, id: &str) {
-        if let Ok(mut cache) = self.channels.lock() {
-            cache.remove(id);
-        }
-    }
-
-    /// Handles a request to `POST /hooks/{channel_id}`: verify, parse, record durably.
-    pub async fn receive_hook(&self, channel_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<HookReply> {
-        let channel = self.channel(channel_id).await?;
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        match channel.kind {
-            ChannelKind::Webhook => {
-                let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
-                let mut msg =
-                    webhook::parse_inbound(&channel.id, secret, header(webhook::SIGNATURE_HEADER), body, &self.http)?;
-                msg.bot_turn = self.has_bot(&channel.id).await;
-                let inbound = self.store.record_inbound(msg).await?;
-                if !inbound.duplicate {
-                    self.metrics.inbound(channel.kind.as_str());
-                    self.after_inbound(&inbound.message).await?;
-                    self.wake();
-                }
-                Ok(HookReply { id: Some(inbound.message.id), duplicate: inbound.duplicate })
-            }
-            ChannelKind::Telegram => {
-                let id = self.receive_telegram_hook(&channel, header("x-telegram-bot-api-secret-token"), body).await?;
-                Ok(HookReply { id, duplicate: false })
-            }
-        }
-    }
-
     /// Replaces the buttons of a sent message on its platform (an empty keyboard removes them).
     pub async fn edit_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
         validate_keyboard(&buttons)?;
         let target = self.store.delivery_target(message_id).await?;
         let adapter = self.adapter_for(&target.channel)?;
         adapter.edit_buttons(&target, &buttons).await.map_err(|e| match e {
-            okno_channels::SendError::Retry { reason, .. } => Error::unavailable("platform_unavailable", reason),
+            okno_channel::SendError::Retry { reason, .. } => Error::unavailable("platform_unavailable", reason),
             other => Error::unprocessable("edit_failed", other.to_string()),
         })?;
         self.store.set_message_buttons(message_id, buttons).await

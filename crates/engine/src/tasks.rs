@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use okno_channels::telegram::api::{ApiError, BotApi, CallbackQuery, SentMessage};
-use okno_channels::telegram::format::{escape_html, utf16_len};
+use okno_channel_telegram::api::{ApiError, BotApi, SentMessage};
+use okno_channel_telegram::format::{escape_html, utf16_len};
 use okno_domain::ids::new_id;
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::time::now_ms;
@@ -25,7 +25,6 @@ use okno_domain::{Error, ErrorKind, Result};
 use okno_store::{ClaimOutcome, Claimant, Executor, NewAudit, NewTask, Task};
 use serde_json::{json, Value};
 
-use crate::telegram::telegram_config;
 use crate::worker::Outcome;
 use crate::Engine;
 
@@ -66,7 +65,7 @@ pub fn is_task_data(data: &str) -> bool {
 
 /// The task a `/start task-<id>` asks for.
 pub(crate) fn start_task(text: &str) -> Option<String> {
-    okno_channels::telegram::updates::start_payload(text)
+    crate::receiving::start_payload(text)
         .and_then(|p| p.strip_prefix(START))
         .filter(|id| !id.is_empty())
         .map(str::to_string)
@@ -222,7 +221,8 @@ impl Engine {
                 format!("tasks are posted to Telegram groups; channel {} is a {} channel", channel.id, channel.kind),
             ));
         }
-        Ok(self.bot_api(&telegram_config(channel)?))
+        let cfg: okno_channel_telegram::TelegramConfig = okno_channel::config_of(channel)?;
+        Ok(BotApi::new(self.http.clone(), &cfg.api_base, &cfg.token))
     }
 
     /// Posts a task to its group with "take" (and "details") and stores it.
@@ -431,10 +431,9 @@ impl Engine {
 
     /// A press of a task button: claim, details or give back. The press is answered here
     /// with what happened (instead of the plain answer other buttons get).
-    pub(crate) async fn task_press(&self, channel: &Channel, q: &CallbackQuery) -> Result<Option<String>> {
-        let data = q.data.as_deref().unwrap_or_default();
-        let who =
-            Claimant { user_id: q.from.id.to_string(), name: q.from.full_name(), username: q.from.username.clone() };
+    pub(crate) async fn task_press(&self, channel: &Channel, q: &Press) -> Result<Option<String>> {
+        let data = q.data.as_str();
+        let who = q.who.clone();
         let api = self.task_api(channel)?;
         let answer = if let Some(id) = data.strip_prefix(TAKE) {
             self.press_take(channel, id, who).await
@@ -509,17 +508,10 @@ impl Engine {
         Ok(None)
     }
 
-    async fn press_drop(
-        &self,
-        channel: &Channel,
-        api: &BotApi,
-        id: &str,
-        who: &Claimant,
-        q: &CallbackQuery,
-    ) -> Result<Answer> {
+    async fn press_drop(&self, channel: &Channel, api: &BotApi, id: &str, who: &Claimant, q: &Press) -> Result<Answer> {
         match self.store.release_task(id, Some(&who.user_id)).await {
             Ok(task) => {
-                if let Some((chat, message)) = q.origin() {
+                if let Some((chat, message)) = q.origin {
                     // The button goes with the task.
                     let params = json!({"chat_id": chat, "message_id": message});
                     let _ = call::<Value>(api, "editMessageReplyMarkup", params).await;
@@ -611,6 +603,37 @@ impl Answer {
     }
     fn url(url: String) -> Self {
         Self { text: None, show_alert: false, url: Some(url) }
+    }
+}
+
+/// A press of a task's button, as the channel reported it.
+pub(crate) struct Press {
+    pub id: String,
+    pub data: String,
+    pub who: Claimant,
+    /// The chat and message the button is on.
+    pub origin: Option<(i64, i64)>,
+}
+
+impl Press {
+    /// The press a message records, when it is one on a task's button.
+    pub(crate) fn of(press_id: Option<&str>, msg: &okno_channel::InboundMessage) -> Option<Press> {
+        let data = msg.button_data.as_deref().filter(|d| is_task_data(d))?;
+        let person = msg.member.as_ref().unwrap_or(&msg.sender);
+        let origin = msg.reply_to_external.as_deref().and_then(|e| {
+            let (chat, message) = e.split_once(':')?;
+            Some((chat.parse().ok()?, message.parse().ok()?))
+        });
+        Some(Press {
+            id: press_id?.to_string(),
+            data: data.to_string(),
+            who: Claimant {
+                user_id: person.user_id.clone(),
+                name: person.display_name.clone().unwrap_or_default(),
+                username: person.username.clone(),
+            },
+            origin,
+        })
     }
 }
 

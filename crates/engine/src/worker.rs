@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use okno_channels::http::{describe, FetchError};
-use okno_channels::SendError;
+use okno_channel::http::{describe, FetchError};
+use okno_channel::SendError;
 use okno_domain::model::MessageStatus;
 use okno_domain::signing;
 use okno_domain::time::now_ms;
@@ -318,7 +318,7 @@ impl Engine {
                     Ok(resp) if resp.status().is_success() => Ok(i64::from(resp.status().as_u16())),
                     Ok(resp) => {
                         let code = resp.status().as_u16();
-                        let after = okno_channels::webhook::retry_after(resp.headers());
+                        let after = okno_channel::http::retry_after(resp.headers());
                         Err((Some(i64::from(code)), format!("the receiver answered HTTP {code}"), after))
                     }
                     Err(e) => Err((None, describe(&e), None)),
@@ -362,9 +362,12 @@ impl Engine {
         for a in message.attachments.iter().filter(|a| a.state == "pending") {
             let Some(url) = &a.source_url else { continue };
             let limit = self.cfg.max_attachment_bytes;
-            let fetched = match url.strip_prefix(okno_channels::telegram::updates::FILE_SCHEME) {
-                Some(file_id) => self.fetch_telegram_file(&message.channel_id, file_id).await,
-                None => self.http.fetch_limited(url, limit).await,
+            // An http(s) address is fetched as it is; anything else names a file the way the
+            // channel's platform does, and the platform fetches it.
+            let fetched = if url.starts_with("https://") || url.starts_with("http://") {
+                self.http.fetch_limited(url, limit).await
+            } else {
+                self.fetch_from_platform(&message.channel_id, url).await
             };
             match fetched {
                 Ok(fetched) => {
@@ -470,5 +473,18 @@ impl Finisher {
         let (answer, held) = oneshot::channel();
         self.queue.send((sent, answer)).map_err(|_| okno_domain::Error::internal("the send recorder has stopped"))?;
         held.await.map_err(|_| okno_domain::Error::internal("the send recorder dropped a send"))?
+    }
+}
+
+impl Engine {
+    /// A file an inbound message named by its platform's own reference.
+    async fn fetch_from_platform(
+        &self,
+        channel_id: &str,
+        reference: &str,
+    ) -> Result<okno_channel::http::Fetched, FetchError> {
+        let channel = self.channel(channel_id).await.map_err(|e| FetchError::Refused(e.message))?;
+        let platform = self.platform(&channel).map_err(|e| FetchError::Refused(e.message))?;
+        platform.fetch(&self.context, &channel, reference).await
     }
 }

@@ -312,8 +312,8 @@ proptest! {
         let seeds = telegram_updates();
         let doc = mangle(&seeds[seed.index(seeds.len())], &changes);
         bounded("a Telegram update", || {
-            if let Ok(update) = serde_json::from_value::<okno_channels::telegram::api::Update>(doc) {
-                let _ = okno_channels::telegram::updates::parse("ch-1", &update);
+            if let Ok(update) = serde_json::from_value::<okno_channel_telegram::api::Update>(doc) {
+                let _ = okno_channel_telegram::updates::parse("ch-1", &update);
             }
         });
     }
@@ -323,15 +323,15 @@ proptest! {
                                           junk in prop::collection::vec(any::<u8>(), 0..64), raw in any::<bool>()) {
         let seeds = webhook_bodies();
         let body = if raw { junk } else { serde_json::to_vec(&mangle(&seeds[seed.index(seeds.len())], &changes)).unwrap() };
-        let client = okno_channels::http::SafeClient::new(false, Duration::from_secs(1)).unwrap();
+        let client = okno_channel::http::SafeClient::new(false, Duration::from_secs(1)).unwrap();
         let sig = okno_domain::signing::sign(b"secret", &body);
-        let read = bounded("a webhook body", || okno_channels::webhook::parse_inbound("ch-1", "secret", Some(&sig), &body, &client));
+        let read = bounded("a webhook body", || okno_channel_webhook::parse_inbound("ch-1", "secret", Some(&sig), &body, &client));
         if let Err(e) = read {
             prop_assert!(refused(&e), "{e:?}");
             prop_assert!(!e.message.is_empty());
         }
         // Unsigned, it is refused before it is read.
-        let unsigned = okno_channels::webhook::parse_inbound("ch-1", "secret", None, &body, &client);
+        let unsigned = okno_channel_webhook::parse_inbound("ch-1", "secret", None, &body, &client);
         prop_assert_eq!(unsigned.unwrap_err().code, "missing_signature");
     }
 
@@ -437,8 +437,8 @@ fn what_the_harness_found_stays_fixed() {
     let huge = json!({"file_id": "AgAX", "file_unique_id": "x", "width": i64::MAX, "height": i64::MAX});
     let update = json!({"update_id": 9, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"},
         "photo": [huge, {"file_id": "AgAY", "file_unique_id": "y", "width": 90, "height": 90}]}});
-    let update: okno_channels::telegram::api::Update = serde_json::from_value(update).unwrap();
-    let parsed = okno_channels::telegram::updates::parse("ch-1", &update);
+    let update: okno_channel_telegram::api::Update = serde_json::from_value(update).unwrap();
+    let parsed = okno_channel_telegram::updates::parse("ch-1", &update);
     assert!(format!("{parsed:?}").contains("AgAX"), "the largest size is kept: {parsed:?}");
 }
 

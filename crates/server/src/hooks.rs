@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use okno_channels::webhook::verify_file_signature;
+use okno_channel_webhook::verify_file_signature;
 use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};

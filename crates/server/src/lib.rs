@@ -27,6 +27,7 @@ pub mod listener;
 pub mod masking;
 pub mod openapi;
 pub mod ops;
+pub mod registry;
 pub mod secrets;
 pub mod settings;
 pub mod ui;
@@ -171,7 +172,7 @@ pub async fn start_with_extras(
     let public_url = settings.public_url(addr);
     let mut cfg = engine_config(settings, PathBuf::from(&settings.data_dir), public_url.clone());
     cfg.private_target_exceptions = extras.private_target_exceptions;
-    let engine = Engine::new(store, cfg)?;
+    let engine = Engine::new(store, cfg, registry::platforms())?;
     engine.come_alive().await?;
     let shutdown = CancellationToken::new();
     let mut ui = ui::Ui::new(settings, &public_url)?;

@@ -31,6 +31,7 @@ pub mod restore;
 pub mod seal;
 mod search;
 mod signals;
+pub use okno_domain::channel::{DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender};
 pub use signals::{Announcements, Heard};
 mod sql;
 mod surveys;
@@ -272,47 +273,6 @@ impl PageRequest {
     }
 }
 
-/// A person writing in on a channel, as the channel adapter parsed them.
-#[derive(Debug, Clone, Default)]
-pub struct InboundSender {
-    pub user_id: String,
-    pub chat_id: String,
-    pub username: Option<String>,
-    pub display_name: Option<String>,
-    pub phone: Option<String>,
-}
-
-/// An attachment named in an inbound message.
-#[derive(Debug, Clone)]
-pub enum InboundAttachment {
-    /// To be downloaded by a `FetchAttachments` job.
-    Url { name: String, mime: String, url: String },
-    /// Could not be stored; kept with a note so nothing disappears silently.
-    Failed { name: String, mime: String, size: i64, note: String },
-}
-
-/// An inbound message as a channel adapter hands it to the store.
-#[derive(Debug, Clone)]
-pub struct InboundMessage {
-    pub channel_id: String,
-    pub sender: InboundSender,
-    /// The platform's message id, used for de-duplication.
-    pub external_id: String,
-    pub text: Option<String>,
-    pub attachments: Vec<InboundAttachment>,
-    /// Set for a button press.
-    pub button_data: Option<String>,
-    /// The okno message this one answers.
-    pub reply_to: Option<String>,
-    /// The platform id of the message this one answers (resolved to `reply_to` when okno
-    /// knows that message).
-    pub reply_to_external: Option<String>,
-    /// Who wrote it, when the sender is a group (the person inside it).
-    pub author: Option<String>,
-    /// The channel has a bot: its turn is queued with the message (private chats, no link code).
-    pub bot_turn: bool,
-}
-
 /// What recording an inbound message produced.
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -343,18 +303,6 @@ pub struct OutboundRequest {
     pub reply_to: Option<String>,
     /// Platform sending options, e.g. `{"reply_keyboard": [["Да", "Нет"]]}` or
     /// `{"remove_keyboard": true}`.
-    pub options: Value,
-}
-
-/// Everything a channel adapter needs to send one message.
-#[derive(Debug, Clone)]
-pub struct DeliveryTarget {
-    pub message: Message,
-    pub channel: Channel,
-    pub identity: Identity,
-    /// The platform id of the message being answered, if any.
-    pub reply_to_external: Option<String>,
-    /// The message's sending options.
     pub options: Value,
 }
 
@@ -500,13 +448,6 @@ pub enum LinkOutcome {
     Expired,
     AlreadyUsed,
     Unknown,
-}
-
-/// A flag to set on an identity when a platform refuses it for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityFlag {
-    Blocked,
-    OptedOut,
 }
 
 /// A file the attachment store now holds.

@@ -154,6 +154,7 @@ pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundM
         reply_to: None,
         reply_to_external: None,
         author: None,
+        member: None,
         bot_turn: false,
     }
 }

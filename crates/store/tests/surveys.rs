@@ -31,6 +31,7 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
         reply_to: None,
         reply_to_external: None,
         author: None,
+        member: None,
         bot_turn: true,
     }
 }

@@ -71,6 +71,7 @@ async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
             reply_to: None,
             reply_to_external: None,
             author: None,
+            member: None,
             bot_turn: false,
         })
         .await
@@ -322,6 +323,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         reply_to: None,
         reply_to_external: None,
         author: None,
+        member: None,
         bot_turn: false,
     };
     store.record_inbound(written(&ch, "-1001", "Склад")).await.unwrap();

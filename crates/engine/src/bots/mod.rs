@@ -169,32 +169,25 @@ impl Engine {
         Ok(rec)
     }
 
-    /// Shows the bot's commands in Telegram's command menu (unless the channel sets its own).
+    /// Shows the bot's commands in the platform's command menu, where it has one (unless the
+    /// channel sets its own).
     async fn announce_commands(&self, channel_id: &str, def: &BotDef) {
         let Ok(channel) = self.channel(channel_id).await else { return };
-        if channel.kind != okno_domain::model::ChannelKind::Telegram {
-            return;
-        }
-        let Ok(cfg) = crate::telegram::telegram_config(&channel) else { return };
-        if !cfg.commands.is_empty() {
-            return;
-        }
-        let mut commands = vec![json!({"command": "start", "description": "Главное меню"})];
+        let Ok(adapter) = self.adapter_for(&channel) else { return };
+        let mut commands = vec![("start".to_string(), "Главное меню".to_string())];
         for c in &def.commands {
-            let name = c.command.trim_start_matches('/');
-            commands.push(
-                json!({"command": name, "description": c.description.clone().unwrap_or_else(|| name.to_string())}),
-            );
+            let name = c.command.trim_start_matches('/').to_string();
+            let description = c.description.clone().unwrap_or_else(|| name.clone());
+            commands.push((name, description));
         }
         if !def.forms.is_empty() {
-            commands.push(json!({"command": "cancel", "description": "Отменить ввод"}));
+            commands.push(("cancel".into(), "Отменить ввод".into()));
         }
         if !def.feeds.is_empty() {
-            commands.push(json!({"command": "unanswered", "description": "Неотвеченные вопросы"}));
+            commands.push(("unanswered".into(), "Неотвеченные вопросы".into()));
         }
-        let api = self.bot_api(&cfg);
-        if let Err(e) = api.call::<Value>("setMyCommands", json!({"commands": commands}), None).await {
-            tracing::warn!(channel = channel_id, error = %e, "Telegram did not take the bot's command menu");
+        if let Err(e) = adapter.set_commands(&commands).await {
+            tracing::warn!(channel = channel_id, error = %e, "the platform did not take the bot's command menu");
         }
     }
 
@@ -1002,7 +995,7 @@ impl Turn<'_> {
         let typing = self.keep_showing(action);
         let answer = async {
             let mut resp =
-                req.send().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?;
+                req.send().await.map_err(|e| format!("{what}: {url}: {}", okno_channel::http::describe(&e)))?;
             let status = resp.status();
             if status == reqwest::StatusCode::NOT_FOUND {
                 return Ok(Called::NotFound);
@@ -1018,7 +1011,7 @@ impl Turn<'_> {
                 .to_string();
             let mut body = Vec::new();
             while let Some(chunk) =
-                resp.chunk().await.map_err(|e| format!("{what}: {url}: {}", okno_channels::http::describe(&e)))?
+                resp.chunk().await.map_err(|e| format!("{what}: {url}: {}", okno_channel::http::describe(&e)))?
             {
                 body.extend_from_slice(&chunk);
                 if body.len() as u64 > self.engine.cfg.max_attachment_bytes {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{describe, SafeClient};
+use okno_channel::http::{describe, SafeClient};
 
 /// The default Bot API endpoint.
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
@@ -103,7 +103,7 @@ impl BotApi {
     async fn answer<T: DeserializeOwned>(sent: reqwest::Result<reqwest::Response>) -> Result<T, ApiError> {
         let resp = sent.map_err(|e| ApiError::Network(describe(&e)))?;
         let status = resp.status().as_u16();
-        let header_retry = crate::webhook::retry_after(resp.headers()).map(|d| d.as_secs());
+        let header_retry = okno_channel::http::retry_after(resp.headers()).map(|d| d.as_secs());
         let body = resp.bytes().await.map_err(|e| ApiError::Network(describe(&e)))?;
         let env: Envelope<T> = serde_json::from_slice(&body).map_err(|e| {
             ApiError::Network(format!(
@@ -134,8 +134,12 @@ impl BotApi {
     }
 
     /// Downloads a file by its `file_path` (from `getFile`).
-    pub async fn download(&self, file_path: &str, max: u64) -> Result<crate::http::Fetched, crate::http::FetchError> {
-        use crate::http::FetchError;
+    pub async fn download(
+        &self,
+        file_path: &str,
+        max: u64,
+    ) -> Result<okno_channel::http::Fetched, okno_channel::http::FetchError> {
+        use okno_channel::http::FetchError;
         let url = format!("{}/file/bot{}/{file_path}", self.base, self.token);
         self.http.fetch_limited(&url, max).await.map_err(|e| match e {
             FetchError::Network(t) => FetchError::Network(self.redact(&t)),

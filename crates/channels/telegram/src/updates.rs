@@ -3,10 +3,10 @@
 //! unblocking the bot) map onto store operations; media becomes attachments fetched later
 //! through `getFile` (the `tg-file:` source), within Telegram's 20 MB download limit.
 
-use okno_store::{InboundAttachment, InboundMessage, InboundSender};
+use okno_channel::{InboundAttachment, InboundMessage, InboundSender};
 
-use super::adapter::TOKEN_PREFIX;
-use super::api::{FileRef, Message, Update, User};
+use crate::adapter::TOKEN_PREFIX;
+use crate::api::{FileRef, Message, Update, User};
 
 /// Largest file the Bot API lets a bot download.
 pub const DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
@@ -129,7 +129,19 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
         reply_to: None,
         reply_to_external: m.reply_to_message.as_ref().map(|r| external_id(r.chat.id, r.message_id)),
         author,
+        member: (m.chat.kind != "private").then(|| m.from.as_ref().map(person)).flatten(),
         bot_turn: false,
+    }
+}
+
+/// A person inside a group, as okno keeps them.
+fn person(u: &User) -> InboundSender {
+    InboundSender {
+        user_id: u.id.to_string(),
+        chat_id: u.id.to_string(),
+        username: u.username.clone(),
+        display_name: Some(u.full_name()),
+        phone: None,
     }
 }
 
@@ -191,6 +203,7 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
                 reply_to: None,
                 reply_to_external: origin.map(|(c, m)| external_id(c, m)),
                 author: (kind == "group").then(|| author_of(&q.from)),
+                member: Some(person(&q.from)),
                 bot_turn: false,
             })),
             callback_query_id: Some(q.id.clone()),

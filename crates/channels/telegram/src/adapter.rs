@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use okno_channel::{ChannelState, DeliveryTarget, IdentityFlag};
 use okno_domain::model::{Attachment, ChannelKind, Keyboard};
-use okno_store::{DeliveryTarget, IdentityFlag, Store};
 use reqwest::multipart::{Form, Part};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::{ApiError, BotApi, SentMessage, DEFAULT_API_BASE};
-use super::format::{escape_html, split, utf16_len, CAPTION_LIMIT, TEXT_LIMIT};
-use crate::files::FileStore;
-use crate::{Adapter, SendError, Sent};
+use crate::api::{ApiError, BotApi, SentMessage, DEFAULT_API_BASE};
+use crate::format::{escape_html, split, utf16_len, CAPTION_LIMIT, TEXT_LIMIT};
+use okno_channel::files::FileStore;
+use okno_channel::{Adapter, SendError, Sent};
 
 /// Largest photo Telegram takes as a photo; larger images go as documents.
 const PHOTO_LIMIT: i64 = 10 * 1024 * 1024;
@@ -121,22 +121,17 @@ impl Limiter {
 /// One bot, sending.
 pub struct TelegramAdapter {
     api: BotApi,
-    channel_id: String,
-    store: Arc<dyn Store>,
+    state: Arc<dyn ChannelState>,
     files: FileStore,
     limiter: Limiter,
+    /// The channel sets its own command menu: a bot's commands do not replace it.
+    own_commands: bool,
 }
 
 impl TelegramAdapter {
-    pub fn new(
-        api: BotApi,
-        channel_id: String,
-        config: &TelegramConfig,
-        store: Arc<dyn Store>,
-        files: FileStore,
-    ) -> Self {
+    pub fn new(api: BotApi, config: &TelegramConfig, state: Arc<dyn ChannelState>, files: FileStore) -> Self {
         let limiter = Limiter::new(&config.limits.clone().unwrap_or_default());
-        Self { api, channel_id, store, files, limiter }
+        Self { api, state, files, limiter, own_commands: !config.commands.is_empty() }
     }
 
     pub fn api(&self) -> &BotApi {
@@ -171,8 +166,8 @@ impl TelegramAdapter {
             return Ok(data.to_string());
         }
         let token = self
-            .store
-            .callback_token(&self.channel_id, data)
+            .state
+            .button_token(data)
             .await
             .map_err(|e| SendError::retry(format!("storing long button data: {}", e.message)))?;
         Ok(format!("{TOKEN_PREFIX}{token}"))
@@ -407,7 +402,7 @@ impl Adapter for TelegramAdapter {
                     options = json!({});
                 }
                 options[PROGRESS] = json!(i + 1);
-                self.store
+                self.state
                     .set_message_options(&t.message.id, options)
                     .await
                     .map_err(|e| SendError::retry(format!("recording progress: {}", e.message)))?;
@@ -435,6 +430,27 @@ impl Adapter for TelegramAdapter {
     async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
         let params = json!({"chat_id": chat_id, "action": action});
         self.api.call::<Value>("sendChatAction", params, None).await.map(|_| ()).map_err(classify)
+    }
+
+    async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
+        if self.own_commands {
+            return Ok(());
+        }
+        let commands: Vec<Value> =
+            commands.iter().map(|(c, d)| json!({"command": c.trim_start_matches('/'), "description": d})).collect();
+        self.api.call::<Value>("setMyCommands", json!({"commands": commands}), None).await.map(|_| ()).map_err(classify)
+    }
+
+    async fn answer_press(&self, press_id: &str, text: Option<&str>) -> Result<(), SendError> {
+        let mut params = json!({"callback_query_id": press_id});
+        if let Some(text) = text {
+            params["text"] = json!(text);
+        }
+        self.api
+            .call::<Value>("answerCallbackQuery", params, Some(Duration::from_secs(5)))
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 }
 

@@ -88,6 +88,11 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             return respond(Err(ApiError::new(401, "Unauthorized")));
         };
         *bot.calls.entry(method.clone()).or_default() += 1;
+        if let Some(at) = bot.faults.iter().position(|(m, _)| *m == method) {
+            if let Some((_, fault)) = bot.faults.remove(at) {
+                return respond(Err(fault));
+            }
+        }
     }
     if method.is_empty() || method.contains('/') {
         return respond(Err(ApiError::new(404, "Not Found: method not found")));

@@ -4,10 +4,10 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use crate::DeliveryTarget;
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use okno_domain::model::ChannelKind;
-use okno_store::DeliveryTarget;
 use serde::Deserialize;
 
 use crate::{Adapter, SendError, Sent};

@@ -297,6 +297,17 @@ impl TelegramSim {
         Ok(id)
     }
 
+    /// The bot's next call of `method` (`sendMessage`…) fails with `code` and `description`
+    /// as Telegram would answer (a 429 carries `retry_after`), whatever it asks: a test's
+    /// fault — a 5xx, a flood wait, a refusal. Faults queue up in order.
+    pub fn fail_next(&self, token: &str, method: &str, code: u16, description: &str, retry_after: Option<u64>) {
+        let mut fault = methods::ApiError::new(code, description);
+        if let Some(secs) = retry_after {
+            fault.parameters = Some(serde_json::json!({"retry_after": secs}));
+        }
+        self.must_bot(token, |b| b.faults.push_back((method.to_ascii_lowercase(), fault)));
+    }
+
     /// How much every bot keeps.
     pub fn retention(&self) -> Retention {
         self.inner.world().retention

@@ -236,6 +236,15 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and treated as absent).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(24 * 3600)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

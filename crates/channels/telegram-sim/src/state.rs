@@ -310,6 +310,8 @@ pub(crate) struct Bot {
     pub commands: Value,
     pub rate_limited: usize,
     pub calls: HashMap<String, usize>,
+    /// Answers the next calls of these methods get instead of their own (a test's faults).
+    pub faults: VecDeque<(String, crate::methods::ApiError)>,
     pub global_bucket: Bucket,
     pub chat_buckets: HashMap<i64, Bucket>,
     pub group_buckets: HashMap<i64, Bucket>,
@@ -348,6 +350,7 @@ impl Bot {
             commands: Value::Null,
             rate_limited: 0,
             calls: HashMap::new(),
+            faults: VecDeque::new(),
             global_bucket: Bucket::new(GLOBAL_PER_SEC, GLOBAL_PER_SEC),
             chat_buckets: HashMap::new(),
             group_buckets: HashMap::new(),

@@ -6,18 +6,21 @@
 
 use std::time::Duration;
 
+mod platform;
+pub use platform::Webhook;
+
 use async_trait::async_trait;
+use okno_channel::{DeliveryTarget, InboundAttachment, InboundMessage, InboundSender};
 use okno_domain::model::{normalize_phone, ChannelKind, Keyboard};
 use okno_domain::signing;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind, Result};
-use okno_store::{DeliveryTarget, InboundAttachment, InboundMessage, InboundSender};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
-use crate::http::{describe, SafeClient};
-use crate::throttle::Limits;
-use crate::{Adapter, SendError, Sent};
+use okno_channel::http::{describe, retry_after, SafeClient};
+use okno_channel::throttle::Limits;
+use okno_channel::{Adapter, SendError, Sent};
 
 /// The signature header, inbound and outbound.
 pub const SIGNATURE_HEADER: &str = "x-okno-signature";
@@ -120,7 +123,7 @@ impl Adapter for WebhookAdapter {
             .collect();
         let no_buttons = Keyboard::new();
         let numbered = (!self.config.buttons && !t.message.buttons.is_empty())
-            .then(|| crate::numbered_text(t.message.text.as_deref().unwrap_or_default(), &t.message.buttons));
+            .then(|| okno_channel::numbered_text(t.message.text.as_deref().unwrap_or_default(), &t.message.buttons));
         let body = OutBody {
             id: &t.message.id,
             to: json!({"id": t.identity.user_id}),
@@ -165,15 +168,6 @@ impl Adapter for WebhookAdapter {
 pub fn classify(status: u16, reason: String, after: Option<Duration>) -> SendError {
     let _ = status;
     SendError::Retry { reason, after }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and treated as absent).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(24 * 3600)))
 }
 
 fn id_string(v: &Value) -> Option<String> {
@@ -228,7 +222,7 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Stri
 }
 
 /// Limits on one inbound message.
-const MAX_TEXT: usize = 65_536;
+pub(crate) const MAX_TEXT: usize = 65_536;
 const MAX_ATTACHMENTS: usize = 10;
 
 /// Verifies the signature and parses an inbound body into what the store records.
@@ -306,6 +300,7 @@ pub fn parse_inbound(
         reply_to,
         reply_to_external: None,
         author: None,
+        member: None,
         bot_turn: false,
     })
 }

@@ -1,20 +1,40 @@
-//! Channel adapters. Each platform implements [`Adapter`]: map a stored outbound message to
-//! the platform's wire format, send it, and classify what went wrong (retry, retry after a
-//! given time, or give up with a readable reason). Throttling is a wrapper around an adapter
-//! ([`throttle::Throttled`]), not code inside it; outgoing HTTP to addresses users supply goes
-//! through one guarded client ([`http::SafeClient`]).
+//! The channel interface: what every messenger platform implements, and nothing else of okno.
+//! This crate depends on `okno-domain` only; each platform is a crate of its own under
+//! `crates/channels/` that depends on this one, and the engine drives them all alike.
+//!
+//! ```text
+//!   Platform (one per kind, listed in the binary's registry)
+//!     ├─ schema, capabilities, deep links        what the API, the forms and the engine ask
+//!     ├─ connect(config) ─► stored config + what to show (the bot's name…)
+//!     ├─ receive(request) ─► [InboundEvent]      a webhook request, verified and parsed
+//!     ├─ poll(cursor) ─► [InboundEvent] + cursor  long polling, when the platform has it
+//!     ├─ fetch(file ref) ─► bytes                 files named in inbound messages
+//!     └─ adapter(channel) ─► Adapter              send, edit, answer a press, "typing…"
+//! ```
+//!
+//! A platform keeps no state of its own beyond what it is given: the engine hands it a narrow
+//! [`ChannelState`] for what must outlive a call (long button data, a long text's progress).
+//! Outgoing HTTP to addresses users supply goes through one guarded client
+//! ([`http::SafeClient`]); throttling is a wrapper around an adapter ([`throttle::Throttled`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use okno_domain::model::{ChannelKind, Keyboard};
-use okno_store::{DeliveryTarget, IdentityFlag};
+use okno_domain::model::{Channel, ChannelKind, Keyboard};
 
+pub use okno_domain::channel::{DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender};
+
+mod capabilities;
+pub mod conformance;
 pub mod files;
 pub mod http;
-pub mod telegram;
+mod platform;
+pub mod schema;
 pub mod throttle;
-pub mod webhook;
+
+pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
+pub use platform::{ChannelState, Connected, Context, InboundEvent, Platform, PollError, Polled, Received};
 
 /// A message's buttons as numbered lines under its text, for a receiver that shows no buttons:
 /// `1. Новости`, and `Сайт: https://…` for a link. People answer with the number.
@@ -105,4 +125,28 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (chat_id, action);
         Ok(())
     }
+
+    /// Shows a bot's commands in the platform's command menu (`(command, description)`), where
+    /// the platform has one and the channel does not set its own.
+    async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
+        let _ = commands;
+        Ok(())
+    }
+
+    /// Answers a button press so the person's client stops waiting; `text`, when given, is
+    /// shown to them as a short notice (a task already taken…).
+    async fn answer_press(&self, press_id: &str, text: Option<&str>) -> Result<(), SendError> {
+        let _ = (press_id, text);
+        Ok(())
+    }
+}
+
+/// Shared by the engine and tests: the adapter for a channel, built by its platform.
+pub type SharedAdapter = Arc<dyn Adapter>;
+
+/// The platform-specific part of a stored channel configuration, read by its platform.
+pub fn config_of<T: serde::de::DeserializeOwned>(channel: &Channel) -> okno_domain::Result<T> {
+    serde_json::from_value::<T>(channel.config.clone()).map_err(|e| {
+        okno_domain::Error::invalid("invalid_channel_config", format!("{} channel config: {e}", channel.kind))
+    })
 }

@@ -1,0 +1,176 @@
+//! The platform interface: one implementation per channel kind, listed in the binary's
+//! registry. A platform is stateless; what it needs of okno comes through [`Context`] (the
+//! guarded HTTP client, okno's public address, the attachment store) and, per channel, a
+//! [`ChannelState`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use okno_domain::model::{Channel, ChannelKind};
+use okno_domain::Result;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::files::FileStore;
+use crate::http::{FetchError, Fetched, SafeClient};
+use crate::schema::Schema;
+use crate::{Adapter, Capabilities, InboundMessage};
+
+/// What a platform may use of okno.
+#[derive(Clone)]
+pub struct Context {
+    /// For addresses users and administrators give (guarded against private targets).
+    pub http: SafeClient,
+    /// The base URL platforms use to reach okno (`{public_url}/hooks/{channel_id}`).
+    pub public_url: String,
+    /// Files okno keeps: attachments to upload.
+    pub files: FileStore,
+    /// Largest file okno downloads.
+    pub max_download: u64,
+    /// Long-poll timeout a poller asks of its platform.
+    pub poll_timeout: Duration,
+}
+
+/// What must outlive a call, kept by okno for one channel.
+#[async_trait]
+pub trait ChannelState: Send + Sync {
+    /// A short token that stands for button data too long for the platform.
+    async fn button_token(&self, data: &str) -> Result<String>;
+    /// The data a token stands for (`None`: unknown).
+    async fn button_data(&self, token: &str) -> Result<Option<String>>;
+    /// Records a sending message's options (how many parts of a long text are out), so a
+    /// send retried after a crash does not repeat them.
+    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// The configuration to store (with what okno generated, e.g. a webhook secret).
+    pub config: Value,
+    /// Public facts about the account to show (the bot's name…).
+    pub info: Value,
+}
+
+/// What a platform reported.
+#[derive(Debug, Clone)]
+pub enum InboundEvent {
+    /// A new message or a button press (`button_data`).
+    Message(Box<InboundMessage>),
+    /// A message was edited.
+    Edit { user_id: String, external_id: String, text: Option<String> },
+    /// The person blocked (`true`) or unblocked (`false`) the bot.
+    Membership { user_id: String, blocked: bool },
+    /// A group chat got a new id.
+    Migrated { from: String, to: String },
+    /// Nothing okno keeps.
+    Ignore,
+}
+
+/// One inbound event as received, with what the engine owes the platform for it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: InboundEvent,
+    /// A button press to answer ([`Adapter::answer_press`]).
+    pub press_id: Option<String>,
+    /// Polling: where the next poll starts once this event is stored.
+    pub cursor: Option<String>,
+}
+
+impl Received {
+    pub fn new(event: InboundEvent) -> Self {
+        Received { event, press_id: None, cursor: None }
+    }
+}
+
+/// What one poll brought.
+#[derive(Debug, Clone, Default)]
+pub struct Polled {
+    pub items: Vec<Received>,
+}
+
+/// Why a poll failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PollError {
+    /// Someone else receives for this account (another poller, a webhook), or the credentials
+    /// are refused: the channel shows `reason` and the poller waits long.
+    Refused(String),
+    /// The platform asked to wait.
+    Wait(Duration),
+    /// Worth another try soon.
+    Network(String),
+}
+
+/// One messenger platform.
+#[async_trait]
+pub trait Platform: Send + Sync + 'static {
+    fn kind(&self) -> ChannelKind;
+    /// The platform's name as people know it.
+    fn title(&self) -> &'static str;
+    /// The configuration's fields.
+    fn schema(&self) -> Schema;
+    /// What a channel with this configuration can do.
+    fn capabilities(&self, config: &Value) -> Capabilities;
+
+    /// Checks a configuration (against the platform when it has credentials: nothing is saved
+    /// when they are refused) and returns what to store and show. `previous` is the stored
+    /// configuration when one is being changed.
+    async fn connect(&self, cx: &Context, config: &Value, previous: Option<&Value>) -> Result<Connected>;
+
+    /// Makes the platform deliver the way the channel says (a webhook registered or removed).
+    async fn apply_receive_mode(&self, cx: &Context, channel: &Channel) -> Result<()> {
+        let _ = (cx, channel);
+        Ok(())
+    }
+
+    /// The sender for a stored channel.
+    fn adapter(&self, cx: &Context, channel: &Channel, state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>>;
+
+    /// Verifies and parses a request the platform made to `/hooks/{channel_id}`.
+    async fn receive(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        headers: &HeaderMap,
+        body: &[u8],
+        state: &dyn ChannelState,
+    ) -> Result<Vec<Received>>;
+
+    /// Whether this channel is to be polled (one poller across every okno process).
+    fn polls(&self, channel: &Channel) -> bool {
+        let _ = channel;
+        false
+    }
+
+    /// One long poll from `cursor` (`None`: from where the platform keeps it).
+    async fn poll(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        cursor: Option<&str>,
+        state: &dyn ChannelState,
+    ) -> std::result::Result<Polled, PollError> {
+        let _ = (cx, channel, cursor, state);
+        Err(PollError::Refused(format!("{} channels are not polled", self.kind())))
+    }
+
+    /// Downloads a file an inbound message named by the platform's own reference (an
+    /// [`crate::InboundAttachment::Url`] whose URL is not http(s)).
+    async fn fetch(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        reference: &str,
+    ) -> std::result::Result<Fetched, FetchError> {
+        let _ = (cx, channel);
+        Err(FetchError::Refused(format!("{} channels name no files by `{reference}`", self.kind())))
+    }
+
+    /// A link that opens a chat with this channel's bot carrying `code` (`None`: the person
+    /// sends the code as a message).
+    fn deep_link(&self, channel: &Channel, code: &str) -> Option<String> {
+        let _ = (channel, code);
+        None
+    }
+}

@@ -1,0 +1,215 @@
+//! A channel configuration's schema, declared by its platform. One declaration drives the
+//! API's validation, the OpenAPI document and the administration form, and marks the secrets
+//! that are never echoed back.
+
+use okno_domain::{Error, Result};
+use serde_json::{json, Map, Value};
+
+/// What a field holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldKind {
+    Text,
+    /// An http(s) URL.
+    Url,
+    /// One of the given words.
+    Choice(&'static [&'static str]),
+    Bool,
+    Integer,
+    /// Any JSON (a list of commands, a block of limits): set through the API, not the form.
+    Json,
+}
+
+/// One field of a configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: &'static str,
+    /// The form's label.
+    pub label: &'static str,
+    /// One line under the field.
+    pub help: &'static str,
+    pub kind: FieldKind,
+    pub required: bool,
+    /// Never shown back (API answers, the form): tokens, signing secrets.
+    pub secret: bool,
+    /// Kept by okno itself (a generated secret): refused in input.
+    pub internal: bool,
+    /// Shown in the administration form (the rest is set through the API).
+    pub in_form: bool,
+}
+
+impl Field {
+    pub const fn new(name: &'static str, label: &'static str, kind: FieldKind) -> Self {
+        Field { name, label, help: "", kind, required: false, secret: false, internal: false, in_form: true }
+    }
+
+    pub const fn help(mut self, help: &'static str) -> Self {
+        self.help = help;
+        self
+    }
+
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    pub const fn internal(mut self) -> Self {
+        self.internal = true;
+        self.in_form = false;
+        self
+    }
+
+    pub const fn api_only(mut self) -> Self {
+        self.in_form = false;
+        self
+    }
+}
+
+/// A platform's configuration: its fields, in the order a form shows them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    pub fn new(fields: Vec<Field>) -> Self {
+        Schema { fields }
+    }
+
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Checks a configuration as given to the API: an object, no unknown or internal fields,
+    /// every required one present, each of its kind. The platform checks the rest (a token
+    /// against its service) when it connects.
+    pub fn check(&self, config: &Value) -> Result<()> {
+        let bad = |m: String| Error::invalid("invalid_channel_config", m);
+        let Some(obj) = config.as_object() else { return Err(bad("`config` must be an object".into())) };
+        for (name, value) in obj {
+            let Some(field) = self.field(name) else {
+                let known: Vec<&str> = self.fields.iter().filter(|f| !f.internal).map(|f| f.name).collect();
+                return Err(bad(format!("unknown field `{name}` (known: {})", known.join(", "))));
+            };
+            if field.internal {
+                return Err(bad(format!("`{name}` is kept by okno and cannot be set")));
+            }
+            if value.is_null() && !field.required {
+                continue;
+            }
+            let ok = match &field.kind {
+                FieldKind::Text => value.is_string(),
+                FieldKind::Url => value
+                    .as_str()
+                    .is_some_and(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))),
+                FieldKind::Choice(words) => value.as_str().is_some_and(|v| words.contains(&v)),
+                FieldKind::Bool => value.is_boolean(),
+                FieldKind::Integer => value.is_i64() || value.is_u64(),
+                FieldKind::Json => true,
+            };
+            if !ok && field.kind == FieldKind::Url {
+                return Err(Error::invalid("invalid_url", format!("`{name}` must be an http(s) URL")));
+            }
+            if !ok {
+                let want = match &field.kind {
+                    FieldKind::Text => "a string".to_string(),
+                    FieldKind::Url => "an http(s) URL".to_string(),
+                    FieldKind::Choice(words) => format!("one of {}", words.join(", ")),
+                    FieldKind::Bool => "true or false".to_string(),
+                    FieldKind::Integer => "an integer".to_string(),
+                    FieldKind::Json => "JSON".to_string(),
+                };
+                return Err(bad(format!("`{name}` must be {want}")));
+            }
+        }
+        for f in self.fields.iter().filter(|f| f.required) {
+            let present =
+                obj.get(f.name).is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+            if !present {
+                return Err(bad(format!("`{}` is required", f.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as it may be shown: secrets and internal fields left out.
+    pub fn redact(&self, config: &Value) -> Value {
+        let Some(obj) = config.as_object() else { return json!({}) };
+        let shown: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, _)| self.field(k).is_none_or(|f| !f.secret && !f.internal))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Value::Object(shown)
+    }
+
+    /// The configuration's JSON Schema, for the OpenAPI document.
+    pub fn json_schema(&self) -> Value {
+        let mut props = Map::new();
+        for f in self.fields.iter().filter(|f| !f.internal) {
+            let mut p = match &f.kind {
+                FieldKind::Text => json!({"type": "string"}),
+                FieldKind::Url => json!({"type": "string", "format": "uri"}),
+                FieldKind::Choice(words) => json!({"type": "string", "enum": words}),
+                FieldKind::Bool => json!({"type": "boolean"}),
+                FieldKind::Integer => json!({"type": "integer"}),
+                FieldKind::Json => json!({}),
+            };
+            let mut text = f.label.to_string();
+            if !f.help.is_empty() {
+                text = format!("{text}: {}", f.help);
+            }
+            if f.secret {
+                text.push_str(" (write-only: never shown back)");
+                p["writeOnly"] = json!(true);
+            }
+            p["description"] = json!(text);
+            props.insert(f.name.to_string(), p);
+        }
+        let required: Vec<&str> = self.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+        json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("token", "Token", FieldKind::Text).required().secret(),
+            Field::new("mode", "Mode", FieldKind::Choice(&["polling", "webhook"])),
+            Field::new("api_base", "API", FieldKind::Url).api_only(),
+            Field::new("webhook_secret", "", FieldKind::Text).internal(),
+        ])
+    }
+
+    #[test]
+    fn a_configuration_is_checked_field_by_field() {
+        let s = schema();
+        s.check(&json!({"token": "1:a", "mode": "webhook"})).unwrap();
+        let msg = |v: Value| s.check(&v).unwrap_err().message;
+        assert!(msg(json!({"mode": "polling"})).contains("`token` is required"));
+        assert!(msg(json!({"token": "  "})).contains("`token` is required"));
+        assert!(msg(json!({"token": "1:a", "mode": "push"})).contains("one of polling, webhook"));
+        assert!(msg(json!({"token": "1:a", "api_base": "ftp://x"})).contains("http(s) URL"));
+        assert_eq!(s.check(&json!({"token": "1:a", "api_base": "x"})).unwrap_err().code, "invalid_url");
+        assert!(msg(json!({"token": "1:a", "tokne": "x"})).contains("unknown field `tokne`"));
+        assert!(msg(json!({"token": "1:a", "webhook_secret": "x"})).contains("kept by okno"));
+        assert!(msg(json!([1])).contains("must be an object"));
+    }
+
+    #[test]
+    fn secrets_are_never_shown_back() {
+        let shown = schema().redact(&json!({"token": "1:a", "mode": "webhook", "webhook_secret": "s", "extra": 1}));
+        assert_eq!(shown, json!({"mode": "webhook", "extra": 1}));
+        let js = schema().json_schema();
+        assert_eq!(js["required"], json!(["token"]));
+        assert_eq!(js["properties"]["token"]["writeOnly"], json!(true));
+        assert!(js["properties"].get("webhook_secret").is_none());
+    }
+}

@@ -1,0 +1,84 @@
+//! The webhook channel as okno's engine sees it: a configuration checked locally (the
+//! receiver's address through the guarded client, a secret long enough to sign with), inbound
+//! requests verified by signature, sends throttled by the channel's own limits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use okno_channel::schema::{Field, FieldKind, Schema};
+use okno_channel::throttle::Throttled;
+use okno_channel::{
+    Adapter, Buttons, Capabilities, ChannelState, Connected, Context, InboundEvent, Platform, Received, TextLimit,
+    TextUnit,
+};
+use okno_domain::model::{Channel, ChannelKind};
+use okno_domain::{Error, Result};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::{parse_inbound, WebhookAdapter, WebhookConfig, MAX_TEXT, SIGNATURE_HEADER};
+
+/// The generic webhook platform.
+pub struct Webhook;
+
+#[async_trait]
+impl Platform for Webhook {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Webhook
+    }
+
+    fn title(&self) -> &'static str {
+        "Webhook"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(vec![
+            Field::new("outbound_url", "Receiver's address", FieldKind::Url)
+                .help("okno POSTs each outgoing message here, signed")
+                .required(),
+            Field::new("secret", "Signing secret", FieldKind::Text)
+                .help("at least 16 characters; signs both directions (X-Okno-Signature)")
+                .required()
+                .secret(),
+            Field::new("buttons", "Receiver shows buttons", FieldKind::Bool)
+                .help("off: buttons go as numbered lines people answer with the number"),
+            Field::new("limits", "Rate limits", FieldKind::Json).api_only(),
+        ])
+    }
+
+    fn capabilities(&self, config: &Value) -> Capabilities {
+        let mut caps = Capabilities::text_only(TextLimit { max: MAX_TEXT, unit: TextUnit::Bytes });
+        if config.get("buttons").and_then(Value::as_bool).unwrap_or(true) {
+            caps.buttons =
+                Some(Buttons { inline: true, reply_keyboard: false, max_per_row: 8, max_rows: 20, max_label: 64 });
+        }
+        caps
+    }
+
+    async fn connect(&self, cx: &Context, config: &Value, _previous: Option<&Value>) -> Result<Connected> {
+        let cfg = WebhookConfig::parse(config, &cx.http)?;
+        let config = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+        Ok(Connected { config, info: Value::Object(Default::default()) })
+    }
+
+    fn adapter(&self, cx: &Context, channel: &Channel, _state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>> {
+        let cfg: WebhookConfig = okno_channel::config_of(channel)?;
+        let limits = cfg.limits.clone().unwrap_or_default();
+        let inner = WebhookAdapter::new(cx.http.clone(), cfg, channel.id.clone(), cx.public_url.clone());
+        Ok(Arc::new(Throttled::new(inner, &limits)))
+    }
+
+    async fn receive(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        headers: &HeaderMap,
+        body: &[u8],
+        _state: &dyn ChannelState,
+    ) -> Result<Vec<Received>> {
+        let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
+        let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        let msg = parse_inbound(&channel.id, secret, signature, body, &cx.http)?;
+        Ok(vec![Received::new(InboundEvent::Message(Box::new(msg)))])
+    }
+}

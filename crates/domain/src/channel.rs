@@ -1,0 +1,68 @@
+//! What a channel and the rest of okno hand each other: an inbound message as a channel parsed
+//! it, and everything a channel needs to send one message.
+
+use serde_json::Value;
+
+use crate::model::{Channel, Identity, Message};
+
+/// A person writing in on a channel, as the channel adapter parsed them.
+#[derive(Debug, Clone, Default)]
+pub struct InboundSender {
+    pub user_id: String,
+    pub chat_id: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// An attachment named in an inbound message.
+#[derive(Debug, Clone)]
+pub enum InboundAttachment {
+    /// To be downloaded by a `FetchAttachments` job.
+    Url { name: String, mime: String, url: String },
+    /// Could not be stored; kept with a note so nothing disappears silently.
+    Failed { name: String, mime: String, size: i64, note: String },
+}
+
+/// An inbound message as a channel adapter hands it to the store.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub channel_id: String,
+    pub sender: InboundSender,
+    /// The platform's message id, used for de-duplication.
+    pub external_id: String,
+    pub text: Option<String>,
+    pub attachments: Vec<InboundAttachment>,
+    /// Set for a button press.
+    pub button_data: Option<String>,
+    /// The okno message this one answers.
+    pub reply_to: Option<String>,
+    /// The platform id of the message this one answers (resolved to `reply_to` when okno
+    /// knows that message).
+    pub reply_to_external: Option<String>,
+    /// Who wrote it, when the sender is a group (the person inside it).
+    pub author: Option<String>,
+    /// The person inside a group who wrote or pressed, as the platform names them.
+    pub member: Option<InboundSender>,
+    /// The channel has a bot: its turn is queued with the message (private chats, no link code).
+    pub bot_turn: bool,
+}
+
+/// Everything a channel adapter needs to send one message.
+#[derive(Debug, Clone)]
+pub struct DeliveryTarget {
+    pub message: Message,
+    pub channel: Channel,
+    pub identity: Identity,
+    /// The platform id of the message being answered, if any.
+    pub reply_to_external: Option<String>,
+    /// The message's sending options.
+    pub options: Value,
+}
+
+/// A flag to set on an identity when a platform refuses it for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityFlag {
+    Blocked,
+    OptedOut,
+}

@@ -1,0 +1,14 @@
+//! The platforms okno speaks: the one place a new channel kind is listed. Each is a crate
+//! under `crates/channels/` implementing `okno_channel::Platform`.
+
+use std::sync::Arc;
+
+use okno_engine::Platforms;
+
+/// Every platform this build of okno carries.
+pub fn platforms() -> Platforms {
+    Platforms::new([
+        Arc::new(okno_channel_telegram::Telegram) as Arc<dyn okno_channel::Platform>,
+        Arc::new(okno_channel_webhook::Webhook),
+    ])
+}
