@@ -58,8 +58,8 @@ impl ApiError {
         ApiError::new(404, "not.found", message)
     }
 
-    /// 429 `too.many.requests` ([3P] live probe in `love-apples/maxapi` PR #188; the platform
-    /// sends no `Retry-After` that the probe recorded).
+    /// 429 `too.many.requests` ([3P] live probe in `love-apples/maxapi` PR #188). Whether the
+    /// platform adds `Retry-After` is [UNVERIFIED]; the simulator sends none.
     fn too_many(limit: &str) -> ApiError {
         ApiError::new(429, "too.many.requests", &format!("Too many requests. Limit is: {limit}."))
     }
