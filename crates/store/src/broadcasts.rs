@@ -20,9 +20,9 @@ use serde_json::{json, Value};
 
 use crate::db::{args, Conn, Row};
 use crate::sql::{
-    current_conversation, insert_job, insert_outbound_in, load_contacts, next_identity, on, to_json, SqlStore,
-    LANE_BULK,
+    current_conversation, insert_job, insert_outbound_in, load_contacts, next_identity, on, SqlStore, LANE_BULK,
 };
+use crate::statements::to_json;
 use crate::{JobKind, OutboundRequest, PageRequest, Recipient};
 
 /// A broadcast to create.

@@ -18,7 +18,8 @@ use okno_domain::{Error, ErrorKind, Result};
 use serde_json::{json, Value};
 
 use crate::db::{args, Conn};
-use crate::sql::{apply_contact, contact_event, insert_contact, load_contact, on, to_json, SqlStore};
+use crate::sql::{apply_contact, contact_event, insert_contact, load_contact, on, SqlStore};
+use crate::statements::to_json;
 
 /// A field of a contact that an edit can empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

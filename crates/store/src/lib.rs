@@ -33,6 +33,7 @@ mod search;
 mod signals;
 pub use signals::{Announcements, Heard};
 mod sql;
+mod statements;
 mod surveys;
 mod tasks;
 mod two_factor;

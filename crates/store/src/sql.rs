@@ -17,19 +17,20 @@ use serde_json::{json, Value};
 use crate::db::{args, Arg, Conn, Row};
 use crate::lite::{Lite, Op};
 use crate::pg::Pg;
+use crate::statements::{exec_rows, query_rows, retry_conflicts, split_page, to_json, value_rows, Sql, INSERT_ROWS};
 use crate::*;
 
 /// The store on SQLite or PostgreSQL.
 pub struct SqlStore {
-    backend: Backend,
+    pub(crate) backend: Backend,
     engine: Engine,
     /// The database's URL and, on SQLite, its file: what showing this process alive locks.
-    url: String,
-    sqlite_file: Option<std::path::PathBuf>,
+    pub(crate) url: String,
+    pub(crate) sqlite_file: Option<std::path::PathBuf>,
     /// What this process holds while it shows itself alive ([`crate::liveness`]).
-    alive: std::sync::Mutex<Option<crate::liveness::Held>>,
+    pub(crate) alive: std::sync::Mutex<Option<crate::liveness::Held>>,
     /// Seals secrets on write, opens them on read ([`crate::seal`]).
-    sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
+    pub(crate) sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
 }
 
 enum Engine {
@@ -279,37 +280,6 @@ pub(crate) fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
         }
     }
     Ok(path)
-}
-
-pub(crate) fn to_json(v: &impl serde::Serialize) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-/// A dynamically built statement with `$N` placeholders.
-struct Sql {
-    text: String,
-    args: Vec<Arg>,
-}
-
-impl Sql {
-    fn new(text: &str) -> Self {
-        Self { text: text.to_string(), args: Vec::new() }
-    }
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-    /// Appends a placeholder bound to `v`.
-    fn bind_s(&mut self, v: impl Into<String>) -> &mut Self {
-        self.args.push(Arg::Text(v.into()));
-        self.text.push_str(&format!("${}", self.args.len()));
-        self
-    }
-    fn bind_i(&mut self, v: i64) -> &mut Self {
-        self.args.push(Arg::Int(v));
-        self.text.push_str(&format!("${}", self.args.len()));
-        self
-    }
 }
 
 /// `%text%` for LIKE, with LIKE's own wildcards escaped.
@@ -2553,54 +2523,6 @@ pub(crate) struct Outbound<'a> {
     pub channel_id: &'a str,
 }
 
-/// Rows in one multi-row statement (PostgreSQL takes at most 65,535 arguments in a statement,
-/// SQLite 32,766; a message row has 11).
-pub(crate) const INSERT_ROWS: usize = 200;
-
-/// Statements of up to this many rows stay prepared (a few texts, used all the time); longer
-/// ones go unprepared, so that every batch size does not take a place in the statement cache.
-const PREPARED_ROWS: usize = 4;
-
-/// `exec` of a statement written for `rows` rows.
-pub(crate) async fn exec_rows(c: &mut dyn Conn, sql: &str, args: &[Arg], rows: usize) -> Result<u64> {
-    if rows <= PREPARED_ROWS {
-        c.exec(sql, args).await
-    } else {
-        c.exec_unprepared(sql, args).await
-    }
-}
-
-/// `rows` of a query written for `rows` rows (or ids).
-async fn query_rows(c: &mut dyn Conn, sql: &str, args: &[Arg], rows: usize) -> Result<Vec<Row>> {
-    if rows <= PREPARED_ROWS {
-        c.rows(sql, args).await
-    } else {
-        c.rows_planned(sql, args).await
-    }
-}
-
-/// `VALUES`-list rows: `pattern` (e.g. `(?, ?, 'out')`) repeated `rows` times, separated by
-/// commas, each `?` numbered in turn from `$1`.
-pub(crate) fn value_rows(pattern: &str, rows: usize) -> String {
-    let mut out = String::with_capacity((pattern.len() + 8) * rows);
-    let mut n = 0;
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
-        }
-        for ch in pattern.chars() {
-            if ch == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(ch);
-            }
-        }
-    }
-    out
-}
-
 /// Writes outbound messages with their search copies, attachments and `send` jobs (in `lane`),
 /// and makes each its conversation's last message: a few multi-row statements for all of them,
 /// not five per message. Jobs are queued in the order given. Returns the messages in that order.
@@ -3538,14 +3460,6 @@ fn token_from(row: &Row) -> Result<ApiToken> {
     })
 }
 
-/// Cuts a `limit + 1` fetch to `limit` items and derives the next cursor.
-fn split_page<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = if more { items.last().map(cursor) } else { None };
-    (items, next)
-}
-
 async fn upsert_contact_once(c: &mut dyn Conn, input: &ContactInput) -> Result<(Contact, bool)> {
     {
         {
@@ -3568,20 +3482,4 @@ async fn upsert_contact_once(c: &mut dyn Conn, input: &ContactInput) -> Result<(
             Ok((contact, created))
         }
     }
-}
-
-/// Runs `op` again when it lost a race on a unique key (up to three times).
-async fn retry_conflicts<T, F, Fut>(mut op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut last = None;
-    for _ in 0..3 {
-        match op().await {
-            Err(e) if e.kind == okno_domain::ErrorKind::Conflict => last = Some(e),
-            other => return other,
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::internal("retry loop ended without a result")))
 }
