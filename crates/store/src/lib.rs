@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod bots;
 mod broadcasts;
+mod channels;
 mod contacts;
 mod db;
 mod directory;
@@ -50,6 +51,7 @@ pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
+pub use channels::ChannelStore;
 pub use contacts::{ContactEdit, ContactEditStore, ContactField};
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
@@ -585,6 +587,7 @@ pub trait Store:
     + DirectoryStore
     + ReportStore
     + SearchStore
+    + ChannelStore
     + Send
     + Sync
     + 'static
@@ -594,13 +597,6 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Writes a consistent copy of the database (SQLite: a file at `dest`).
     async fn backup(&self, dest: &Path) -> Result<()>;
-
-    // Channels.
-    async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
-    async fn get_channel(&self, id: &str) -> Result<Channel>;
-    async fn list_channels(&self) -> Result<Vec<Channel>>;
-    async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel>;
-    async fn delete_channel(&self, id: &str) -> Result<()>;
 
     // Contacts. Changes emit `contact.updated`.
     /// With an `external_id`: insert or update that contact (`true` when created).
