@@ -45,6 +45,7 @@ pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
+mod webhooks;
 
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use broadcasts::{
@@ -66,6 +67,7 @@ pub use tasks::{
     reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
 };
 pub use two_factor::{LoginChallenge, TotpState, TwoFactorStore};
+pub use webhooks::WebhookStore;
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,6 +590,7 @@ pub trait Store:
     + ReportStore
     + SearchStore
     + ChannelStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -710,17 +713,6 @@ pub trait Store:
     /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
     /// nothing to do.
     async fn refresh_statistics(&self) -> Result<Vec<String>>;
-
-    // Outgoing webhooks.
-    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook>;
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
-    async fn get_webhook(&self, id: &str) -> Result<Webhook>;
-    async fn delete_webhook(&self, id: &str) -> Result<()>;
-    async fn list_deliveries(&self, webhook_id: &str, page: PageRequest) -> Result<Page<WebhookDelivery>>;
-    async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery>;
-    async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()>;
-    /// Emits an event to every matching subscription (used by capabilities outside the store).
-    async fn emit_event(&self, event: EventType, data: Value) -> Result<()>;
 
     // Receiving state of a channel (pollers) and platform details.
     /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.

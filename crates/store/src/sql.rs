@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use okno_domain::files::safe_file_name;
 use okno_domain::ids::new_id;
 use okno_domain::model::*;
-use okno_domain::time::{now_ms, to_rfc3339, Millis};
+use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde_json::{json, Value};
 
@@ -19,6 +19,7 @@ use crate::db::{args, Arg, Conn, Row};
 use crate::lite::{Lite, Op};
 use crate::pg::Pg;
 use crate::statements::{exec_rows, query_rows, retry_conflicts, split_page, to_json, value_rows, Sql, INSERT_ROWS};
+use crate::webhooks::{deliver, emit, subscribers};
 use crate::*;
 
 /// The store on SQLite or PostgreSQL.
@@ -122,11 +123,6 @@ impl SqlStore {
             Some(s) => s.open(&secret),
             None => Ok(secret),
         }
-    }
-
-    fn opened_webhook(&self, mut webhook: Webhook) -> Result<Webhook> {
-        webhook.secret = self.opened_secret(webhook.secret)?;
-        Ok(webhook)
     }
 
     /// Brings every stored secret under the sealer's current key, in one transaction: plain
@@ -721,42 +717,6 @@ pub(crate) async fn write_audit(c: &mut dyn Conn, entry: Option<&NewAudit>) -> R
             args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
         )
         .await?;
-    }
-    Ok(())
-}
-
-/// Writes one delivery (and its job) per subscription that wants `event`.
-pub(crate) async fn emit(c: &mut dyn Conn, event: EventType, data: Value) -> Result<()> {
-    let hooks = subscribers(c, event).await?;
-    deliver(c, &hooks, event, data).await
-}
-
-/// The active subscriptions that want `event`.
-async fn subscribers(c: &mut dyn Conn, event: EventType) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for hook in c.rows("SELECT id, events FROM webhooks WHERE active = 1", args![]).await? {
-        let events: Vec<String> = serde_json::from_value(hook.js("events")?).unwrap_or_default();
-        if events.iter().any(|e| e == event.as_str() || e == "*") {
-            ids.push(hook.s("id")?);
-        }
-    }
-    Ok(ids)
-}
-
-/// Writes one delivery (and its job) of `event` per subscription in `hooks`.
-async fn deliver(c: &mut dyn Conn, hooks: &[String], event: EventType, data: Value) -> Result<()> {
-    let now = now_ms();
-    let event_id = new_id();
-    for hook in hooks {
-        let delivery_id = new_id();
-        let body = json!({"id": event_id, "type": event.as_str(), "created_at": to_rfc3339(now), "data": data});
-        c.exec(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, body, status, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5)",
-            args![&delivery_id, hook, event.as_str(), to_json(&body), now],
-        )
-        .await?;
-        insert_job(c, JobKind::Webhook, &delivery_id, None, now).await?;
     }
     Ok(())
 }
@@ -1598,125 +1558,6 @@ impl Store for SqlStore {
                 names.push(name);
             }
             Ok(names)
-        })
-    }
-
-    // --- outgoing webhooks --------------------------------------------------------------------
-
-    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        let new = NewWebhook { secret: self.sealed_secret(&new.secret)?, ..new };
-        let webhook = on!(self.write, |c| {
-            let id = new_id();
-            let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
-            c.exec(
-                "INSERT INTO webhooks (id, url, events, secret, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-                args![&id, &new.url, to_json(&events), &new.secret, now_ms(), &new.created_by],
-            )
-            .await?;
-            load_webhook(c, &id).await
-        })?;
-        self.opened_webhook(webhook)
-    }
-
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
-        let webhooks: Vec<Webhook> = on!(self.read, |c| {
-            c.rows("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks ORDER BY id", args![])
-                .await?
-                .iter()
-                .map(webhook_from)
-                .collect()
-        })?;
-        webhooks.into_iter().map(|w| self.opened_webhook(w)).collect()
-    }
-
-    async fn get_webhook(&self, id: &str) -> Result<Webhook> {
-        let id = id.to_owned();
-        let webhook = on!(self.read, |c| {
-            let id = id.as_str();
-            let row = c
-                .row(
-                    "SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1",
-                    args![id],
-                )
-                .await?
-                .ok_or_else(|| Error::not_found("webhook", id))?;
-            webhook_from(&row)
-        })?;
-        self.opened_webhook(webhook)
-    }
-
-    async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let id = id.to_owned();
-        on!(self.write, |c| {
-            let id = id.as_str();
-            // Pending deliveries of a removed subscription are dropped with it.
-            c.exec("DELETE FROM jobs WHERE kind = 'webhook' AND ref_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = $1)", args![id]).await?;
-            c.exec("DELETE FROM webhook_deliveries WHERE webhook_id = $1", args![id]).await?;
-            let done = c.exec("DELETE FROM webhooks WHERE id = $1", args![id]).await?;
-            if done == 0 {
-                return Err(Error::not_found("webhook", id));
-            }
-            Ok(())
-        })
-    }
-
-    async fn list_deliveries(&self, webhook_id: &str, page: PageRequest) -> Result<Page<WebhookDelivery>> {
-        let webhook_id = webhook_id.to_owned();
-        on!(self.read, |c| {
-            let webhook_id = webhook_id.as_str();
-            load_webhook(c, webhook_id).await?;
-            let mut q = Sql::new(
-                "SELECT id, webhook_id, event_type, body, status, attempts, last_status_code, last_error, created_at, delivered_at \
-                 FROM webhook_deliveries WHERE webhook_id = ",
-            );
-            q.bind_s(webhook_id);
-            if let Some(c) = &page.cursor {
-                q.push(" AND id < ").bind_s(c);
-            }
-            q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let rows = c.rows(&q.text, &q.args).await?;
-            let items = rows.iter().map(delivery_from).collect::<Result<Vec<_>>>()?;
-            let (items, next) = split_page(items, page.limit, |d| d.id.clone());
-            Ok(Page { items, next })
-        })
-    }
-
-    async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery> {
-        let id = id.to_owned();
-        let pending = on!(self.read, |c| {
-            let id = id.as_str();
-            let row = c.row(
-                "SELECT d.id, d.webhook_id, d.event_type, d.body, d.status, d.attempts, d.last_status_code, d.last_error, \
-                 d.created_at, d.delivered_at, w.url, w.secret \
-                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
-            args![id]).await?
-            .ok_or_else(|| Error::not_found("delivery", id))?;
-            Ok(PendingDelivery { delivery: delivery_from(&row)?, url: row.s("url")?, secret: row.s("secret")? })
-        })?;
-        Ok(PendingDelivery { secret: self.opened_secret(pending.secret)?, ..pending })
-    }
-
-    async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()> {
-        let id = id.to_owned();
-        on!(self.write, |c| {
-            let id = id.as_str();
-            let (status, code, error, delivered_at) = match attempt {
-                DeliveryAttempt::Delivered { status_code } => ("delivered", Some(status_code), None, Some(now_ms())),
-                DeliveryAttempt::Retrying { status_code, error } => ("pending", status_code, Some(error), None),
-                DeliveryAttempt::Failed { status_code, error } => ("failed", status_code, Some(error), None),
-            };
-            c.exec(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, \
-                 delivered_at = $4 WHERE id = $5",
-            args![status, code, error, delivered_at, id]).await?;
-            Ok(())
-        })
-    }
-
-    async fn emit_event(&self, event: EventType, data: Value) -> Result<()> {
-        on!(self.write, |c| {
-            emit(c, event, data).await?;
-            Ok(())
         })
     }
 
@@ -3284,47 +3125,12 @@ fn status_event_data(m: &Message) -> Value {
     })
 }
 
-async fn load_webhook(c: &mut dyn Conn, id: &str) -> Result<Webhook> {
-    let row = c
-        .row("SELECT id, url, events, secret, active, created_at, created_by FROM webhooks WHERE id = $1", args![id])
-        .await?
-        .ok_or_else(|| Error::not_found("webhook", id))?;
-    webhook_from(&row)
-}
-
 async fn load_attachment(c: &mut dyn Conn, id: &str) -> Result<Attachment> {
     let row = c
         .row(&format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = $1"), args![id])
         .await?
         .ok_or_else(|| Error::not_found("attachment", id))?;
     attachment_from(&row)
-}
-
-fn webhook_from(row: &Row) -> Result<Webhook> {
-    Ok(Webhook {
-        id: row.s("id")?,
-        url: row.s("url")?,
-        events: serde_json::from_value(row.js("events")?).unwrap_or_default(),
-        active: row.flag("active")?,
-        secret: row.s("secret")?,
-        created_at: row.i("created_at")?,
-        created_by: row.os("created_by")?,
-    })
-}
-
-fn delivery_from(row: &Row) -> Result<WebhookDelivery> {
-    Ok(WebhookDelivery {
-        id: row.s("id")?,
-        webhook_id: row.s("webhook_id")?,
-        event_type: row.s("event_type")?,
-        status: row.s("status")?,
-        attempts: row.i("attempts")?,
-        last_status_code: row.oi("last_status_code")?,
-        last_error: row.os("last_error")?,
-        body: row.js("body")?,
-        created_at: row.i("created_at")?,
-        delivered_at: row.oi("delivered_at")?,
-    })
 }
 
 fn token_from(row: &Row) -> Result<ApiToken> {

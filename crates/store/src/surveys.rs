@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{emit, enqueue, insert_job, on, write_audit, SqlStore};
+use crate::sql::{enqueue, insert_job, on, write_audit, SqlStore};
+use crate::webhooks::emit;
 use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 
 /// A stored survey.

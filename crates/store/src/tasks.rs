@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{emit, on, write_audit, SqlStore};
+use crate::sql::{on, write_audit, SqlStore};
+use crate::webhooks::emit;
 use crate::{JobKind, NewAudit, PageRequest};
 
 /// The person who took a task.
