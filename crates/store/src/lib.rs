@@ -14,6 +14,7 @@ use okno_domain::time::Millis;
 use okno_domain::Result;
 use serde_json::Value;
 
+mod audit;
 mod bots;
 mod broadcasts;
 mod channels;
@@ -37,6 +38,7 @@ mod sql;
 mod statements;
 mod surveys;
 mod tasks;
+mod tokens;
 mod two_factor;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -47,6 +49,7 @@ pub mod conformance;
 pub mod testing;
 mod webhooks;
 
+pub use audit::AuditStore;
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
@@ -66,6 +69,7 @@ pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyI
 pub use tasks::{
     reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
 };
+pub use tokens::TokenStore;
 pub use two_factor::{LoginChallenge, TotpState, TwoFactorStore};
 pub use webhooks::WebhookStore;
 
@@ -591,6 +595,8 @@ pub trait Store:
     + SearchStore
     + ChannelStore
     + WebhookStore
+    + TokenStore
+    + AuditStore
     + Send
     + Sync
     + 'static
@@ -775,18 +781,4 @@ pub trait Store:
     /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
     /// for that person (no external id) is merged into the linked one.
     async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;
-
-    // Tokens, operators, audit.
-    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
-    async fn revoke_token(&self, id: &str) -> Result<()>;
-    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator>;
-    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>>;
-    /// Keeps the UI language an operator chose with their account.
-    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()>;
-    /// Every operator, by login.
-    async fn list_operators(&self) -> Result<Vec<Operator>>;
-    async fn audit(&self, entry: NewAudit) -> Result<()>;
-    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>>;
 }

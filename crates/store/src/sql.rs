@@ -14,6 +14,7 @@ use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde_json::{json, Value};
 
+use crate::audit::write_audit;
 use crate::channels::{channel_from, load_channel, CHANNEL_COLS};
 use crate::db::{args, Arg, Conn, Row};
 use crate::lite::{Lite, Op};
@@ -704,19 +705,6 @@ async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Op
         }
         emit(c, EventType::MessageStatus, status_event_data(&m)).await?;
         fall_back(c, &m).await?;
-    }
-    Ok(())
-}
-
-/// Writes an audit line, if there is one, inside the caller's transaction: the line of a
-/// change is committed with the change or not at all.
-pub(crate) async fn write_audit(c: &mut dyn Conn, entry: Option<&NewAudit>) -> Result<()> {
-    if let Some(e) = entry {
-        c.exec(
-            "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-            args![new_id(), now_ms(), &e.actor, &e.action, &e.target, to_json(&e.detail)],
-        )
-        .await?;
     }
     Ok(())
 }
@@ -1999,154 +1987,6 @@ impl Store for SqlStore {
             Ok(LinkOutcome::Linked(Box::new(contact)))
         })
     }
-
-    // --- tokens, operators, audit -------------------------------------------------------------
-
-    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken> {
-        let name = name.to_owned();
-        let token_hash = token_hash.to_owned();
-        on!(self.write, |c| {
-            let name = name.as_str();
-            let token_hash = token_hash.as_str();
-            let id = new_id();
-            let now = now_ms();
-            c.exec(
-                "INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-                args![&id, name, role.as_str(), token_hash, now],
-            )
-            .await?;
-            Ok(ApiToken { id, name: name.to_string(), role, created_at: now })
-        })
-    }
-
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
-        let token_hash = token_hash.to_owned();
-        on!(self.read, |c| {
-            let token_hash = token_hash.as_str();
-            c.row(
-                "SELECT id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked = 0",
-                args![token_hash],
-            )
-            .await?
-            .map(|r| token_from(&r))
-            .transpose()
-        })
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
-        on!(self.read, |c| {
-            c.rows("SELECT id, name, role, created_at FROM api_tokens WHERE revoked = 0 ORDER BY id", args![])
-                .await?
-                .iter()
-                .map(token_from)
-                .collect()
-        })
-    }
-
-    async fn revoke_token(&self, id: &str) -> Result<()> {
-        let id = id.to_owned();
-        on!(self.write, |c| {
-            let id = id.as_str();
-            let done = c.exec("UPDATE api_tokens SET revoked = 1 WHERE id = $1 AND revoked = 0", args![id]).await?;
-            if done == 0 {
-                return Err(Error::not_found("token", id));
-            }
-            Ok(())
-        })
-    }
-
-    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator> {
-        let login = login.to_owned();
-        let password_hash = password_hash.to_owned();
-        on!(self.write, |c| {
-            let login = login.as_str();
-            let password_hash = password_hash.as_str();
-            let id = new_id();
-            let now = now_ms();
-            c.exec(
-                "INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-                args![&id, login, role.as_str(), password_hash, now],
-            )
-            .await
-            .map_err(|e| match e {
-                err if err.kind == okno_domain::ErrorKind::Conflict => {
-                    Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
-                }
-                err => err,
-            })?;
-            Ok(Operator {
-                id,
-                login: login.to_string(),
-                role,
-                password_hash: password_hash.to_string(),
-                lang: None,
-                created_at: now,
-            })
-        })
-    }
-
-    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()> {
-        let (login, lang) = (login.to_owned(), lang.to_owned());
-        on!(self.write, |c| {
-            c.exec("UPDATE operators SET lang = $1 WHERE login = $2", args![&lang, &login]).await?;
-            Ok(())
-        })
-    }
-
-    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>> {
-        let login = login.to_owned();
-        on!(self.read, |c| {
-            let login = login.as_str();
-            c.row(
-                "SELECT id, login, role, password_hash, created_at, lang FROM operators WHERE login = $1",
-                args![login],
-            )
-            .await?
-            .map(|r| operator_from(&r))
-            .transpose()
-        })
-    }
-
-    async fn list_operators(&self) -> Result<Vec<Operator>> {
-        on!(self.read, |c| {
-            c.rows("SELECT id, login, role, password_hash, created_at, lang FROM operators ORDER BY login", args![])
-                .await?
-                .iter()
-                .map(operator_from)
-                .collect()
-        })
-    }
-
-    async fn audit(&self, e: NewAudit) -> Result<()> {
-        on!(self.write, |c| write_audit(c, Some(&e)).await)
-    }
-
-    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {
-        on!(self.read, |c| {
-            let mut q = Sql::new("SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1");
-            if let Some(c) = &page.cursor {
-                q.push(" AND id < ").bind_s(c);
-            }
-            q.push(" ORDER BY id DESC LIMIT ").bind_i(i64::from(page.limit) + 1);
-            let items = c
-                .rows(&q.text, &q.args)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(AuditEntry {
-                        id: r.s("id")?,
-                        at: r.i("at")?,
-                        actor: r.s("actor")?,
-                        action: r.s("action")?,
-                        target: r.s("target")?,
-                        detail: r.js("detail")?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let (items, next) = split_page(items, page.limit, |a| a.id.clone());
-            Ok(Page { items, next })
-        })
-    }
 }
 
 /// Queues an outbound message (see `Store::enqueue_outbound`).
@@ -2362,17 +2202,6 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
 }
 
 const RULE_COLS: &str = "id, name, event, spec, active, created_at, updated_at";
-
-pub(crate) fn operator_from(r: &Row) -> Result<Operator> {
-    Ok(Operator {
-        id: r.s("id")?,
-        login: r.s("login")?,
-        role: Role::parse(&r.s("role")?)?,
-        password_hash: r.s("password_hash")?,
-        lang: r.os("lang")?,
-        created_at: r.i("created_at")?,
-    })
-}
 
 fn rule_from(row: &Row) -> Result<RuleRecord> {
     Ok(RuleRecord {
@@ -3131,15 +2960,6 @@ async fn load_attachment(c: &mut dyn Conn, id: &str) -> Result<Attachment> {
         .await?
         .ok_or_else(|| Error::not_found("attachment", id))?;
     attachment_from(&row)
-}
-
-fn token_from(row: &Row) -> Result<ApiToken> {
-    Ok(ApiToken {
-        id: row.s("id")?,
-        name: row.s("name")?,
-        role: Role::parse(&row.s("role")?)?,
-        created_at: row.i("created_at")?,
-    })
 }
 
 async fn upsert_contact_once(c: &mut dyn Conn, input: &ContactInput) -> Result<(Contact, bool)> {

@@ -17,8 +17,9 @@ use okno_domain::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::audit::write_audit;
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{enqueue, insert_job, on, write_audit, SqlStore};
+use crate::sql::{enqueue, insert_job, on, SqlStore};
 use crate::webhooks::emit;
 use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 
