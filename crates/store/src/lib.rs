@@ -23,6 +23,7 @@ mod db;
 mod directory;
 mod error;
 mod events;
+mod link_codes;
 mod lite;
 pub mod liveness;
 mod migrations;
@@ -56,15 +57,16 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use channels::ChannelStore;
-pub use contacts::{ContactEdit, ContactEditStore, ContactField};
+pub use contacts::{ContactEdit, ContactEditStore, ContactField, ContactStore};
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
 };
+pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
-pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
+pub use sql::{backend_of as sql_backend_of, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
 pub use tasks::{
     reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
@@ -597,6 +599,8 @@ pub trait Store:
     + WebhookStore
     + TokenStore
     + AuditStore
+    + LinkCodeStore
+    + ContactStore
     + Send
     + Sync
     + 'static
@@ -606,22 +610,6 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Writes a consistent copy of the database (SQLite: a file at `dest`).
     async fn backup(&self, dest: &Path) -> Result<()>;
-
-    // Contacts. Changes emit `contact.updated`.
-    /// With an `external_id`: insert or update that contact (`true` when created).
-    /// Without: always a new contact.
-    async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)>;
-    async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact>;
-    async fn get_contact(&self, id: &str) -> Result<Contact>;
-    /// Several contacts at once, in the order of `ids`; ids of no contact are left out.
-    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
-    async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
-    /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
-    /// fields from `other`, unites the groups and removes `other`; `audit`, when given, is
-    /// written in the same transaction.
-    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact>;
-    /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
-    async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
 
     // Inbound and conversations.
     /// Records an inbound message: sender → identity → contact → conversation → message, and
@@ -760,8 +748,6 @@ pub trait Store:
     async fn notify(&self, n: Notification) -> Result<NotifyOutcome>;
     /// `notify` for several people in one transaction.
     async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
-    /// Ids of the contacts matching a filter (all of them, no paging).
-    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
     /// Creates or replaces a rule by name.
     async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
     async fn get_rule(&self, id: &str) -> Result<RuleRecord>;
@@ -773,12 +759,4 @@ pub trait Store:
     async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>>;
     /// Answers to events of a type within `[from, to)`, for reports.
     async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
-
-    // Linking people to business contacts.
-    /// A new one-time code for `contact_id`, valid for `ttl_ms`; `audit`, when given, is
-    /// written in the same transaction.
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
-    /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
-    /// for that person (no external id) is merged into the linked one.
-    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;
 }
