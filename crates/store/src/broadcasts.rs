@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::contacts::load_contacts;
+use crate::conversations::current_conversation;
 use crate::db::{args, Conn, Row};
-use crate::sql::{current_conversation, insert_job, insert_outbound_in, next_identity, on, SqlStore, LANE_BULK};
+use crate::sql::{insert_job, insert_outbound_in, next_identity, on, SqlStore, LANE_BULK};
 use crate::statements::to_json;
 use crate::{JobKind, OutboundRequest, PageRequest, Recipient};
 

@@ -14,11 +14,13 @@ use okno_domain::time::Millis;
 use okno_domain::Result;
 use serde_json::Value;
 
+mod attachments;
 mod audit;
 mod bots;
 mod broadcasts;
 mod channels;
 mod contacts;
+mod conversations;
 mod db;
 mod directory;
 mod error;
@@ -50,6 +52,7 @@ pub mod conformance;
 pub mod testing;
 mod webhooks;
 
+pub use attachments::AttachmentStore;
 pub use audit::AuditStore;
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use broadcasts::{
@@ -58,6 +61,7 @@ pub use broadcasts::{
 };
 pub use channels::ChannelStore;
 pub use contacts::{ContactEdit, ContactEditStore, ContactField, ContactStore};
+pub use conversations::ConversationStore;
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
@@ -601,6 +605,8 @@ pub trait Store:
     + AuditStore
     + LinkCodeStore
     + ContactStore
+    + ConversationStore
+    + AttachmentStore
     + Send
     + Sync
     + 'static
@@ -611,21 +617,10 @@ pub trait Store:
     /// Writes a consistent copy of the database (SQLite: a file at `dest`).
     async fn backup(&self, dest: &Path) -> Result<()>;
 
-    // Inbound and conversations.
-    /// Records an inbound message: sender → identity → contact → conversation → message, and
-    /// the `message.received`/`button.pressed` events (or an attachment-fetch job first).
-    async fn record_inbound(&self, msg: InboundMessage) -> Result<Inbound>;
-    async fn list_conversations(&self, filter: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>>;
-    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
-    /// Emits `conversation.updated` when something changed.
-    async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation>;
-    async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>>;
-
     // Outbound.
     /// Writes the message and its `send` job in one transaction. With a known idempotency key
     /// returns the first message and `true`.
     async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)>;
-    async fn get_message(&self, id: &str) -> Result<Message>;
     async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget>;
     /// Marks a message sent and emits `message.status`.
     async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
@@ -649,12 +644,6 @@ pub trait Store:
         owner: &str,
     ) -> Result<bool>;
 
-    // Attachments.
-    async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment>;
-    async fn get_attachment(&self, id: &str) -> Result<Attachment>;
-    /// Records fetch results and emits the message's deferred inbound event.
-    async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()>;
-
     // The outbox.
     /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
@@ -669,13 +658,6 @@ pub trait Store:
     /// Releases a job that did its part to run again at `at` with a fresh attempt count (a
     /// long-running job that works in slices).
     async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
-    /// Wakes a snoozed conversation (open again) if it is still snoozed as the job `id:until`
-    /// saw it; emits `conversation.updated`.
-    async fn wake_snoozed(&self, job_ref: &str) -> Result<bool>;
-    /// Adds an operator's private note to a conversation.
-    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note>;
-    /// A conversation's notes, oldest first.
-    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Shows this process alive as `owner` for as long as the store is open (see
