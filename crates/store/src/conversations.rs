@@ -19,7 +19,8 @@ use crate::channels::load_channel;
 use crate::contacts::{insert_contact, load_contact};
 use crate::db::{args, Conn, Row};
 use crate::link_codes::holds_link_code;
-use crate::sql::{insert_job, on, SqlStore};
+use crate::outbox::insert_job;
+use crate::sql::{on, SqlStore};
 use crate::statements::{to_json, Sql};
 use crate::webhooks::emit;
 use crate::{

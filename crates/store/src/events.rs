@@ -22,7 +22,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{end_job, insert_job, notify_many, on, SqlStore};
+use crate::outbox::{end_job, insert_job};
+use crate::sql::{notify_many, on, SqlStore};
 use crate::statements::{exec_rows, value_rows, INSERT_ROWS};
 use crate::surveys::{load_survey_in, start_runs};
 use crate::{JobKind, NewRun, Notification, NotifyOutcome, PageRequest, StartOutcome, Unresolved};

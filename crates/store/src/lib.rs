@@ -30,6 +30,7 @@ mod lite;
 pub mod liveness;
 mod migrations;
 mod operators;
+mod outbox;
 mod pg;
 mod reports;
 pub mod restore;
@@ -68,6 +69,7 @@ pub use events::{
 };
 pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
+pub use outbox::OutboxStore;
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, SqlStore};
@@ -607,6 +609,7 @@ pub trait Store:
     + ContactStore
     + ConversationStore
     + AttachmentStore
+    + OutboxStore
     + Send
     + Sync
     + 'static
@@ -617,49 +620,6 @@ pub trait Store:
     /// Writes a consistent copy of the database (SQLite: a file at `dest`).
     async fn backup(&self, dest: &Path) -> Result<()>;
 
-    // Outbound.
-    /// Writes the message and its `send` job in one transaction. With a known idempotency key
-    /// returns the first message and `true`.
-    async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)>;
-    async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget>;
-    /// Marks a message sent and emits `message.status`.
-    async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
-    /// Marks a message failed with a reason, optionally flags the identity, emits `message.status`.
-    async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
-    /// `mark_sent`, and ends the message's send job `seq` in the same transaction if `owner`
-    /// still holds it. `false` when the lease was lost: the job is left to its new owner (the
-    /// message is marked sent all the same, as it went out).
-    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool>;
-    /// `finish_send` for several messages in one transaction; for each, whether its job was
-    /// ended (`false`: the lease was lost).
-    async fn finish_sends(&self, sent: Vec<SentMessage>, owner: &str) -> Result<Vec<bool>>;
-    /// `mark_failed`, and ends the send job `seq` in the same transaction if `owner` still holds
-    /// it (`false` when the lease was lost).
-    async fn fail_send(
-        &self,
-        message_id: &str,
-        error: &str,
-        flag: Option<IdentityFlag>,
-        seq: i64,
-        owner: &str,
-    ) -> Result<bool>;
-
-    // The outbox.
-    /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
-    async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
-    /// `claim_jobs` for one lane only (workers keep separate capacity for each).
-    async fn claim_lane(&self, owner: &str, lane: i64, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
-    /// Ends a job `owner` holds; `false` when the lease was lost (another worker has it now).
-    async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool>;
-    /// Extends every lease `owner` holds (its jobs are still running); returns how many.
-    async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64>;
-    /// Releases a job to run again at `at`, recording why.
-    async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool>;
-    /// Releases a job that did its part to run again at `at` with a fresh attempt count (a
-    /// long-running job that works in slices).
-    async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
-    /// Releases every lease `owner` holds (graceful shutdown).
-    async fn release_jobs(&self, owner: &str) -> Result<u64>;
     /// Shows this process alive as `owner` for as long as the store is open (see
     /// [`liveness`]); on SQLite, refuses (`database_in_use`) when another process already
     /// runs on the database file.

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use crate::audit::write_audit;
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{enqueue, insert_job, on, SqlStore};
+use crate::outbox::{enqueue, insert_job};
+use crate::sql::{on, SqlStore};
 use crate::webhooks::emit;
 use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 

@@ -11,7 +11,8 @@ use okno_domain::{Error, Result};
 use serde_json::{json, Value};
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{insert_job, on, SqlStore};
+use crate::outbox::insert_job;
+use crate::sql::{on, SqlStore};
 use crate::statements::{split_page, to_json, Sql};
 use crate::{DeliveryAttempt, JobKind, NewWebhook, PageRequest, PendingDelivery};
 
