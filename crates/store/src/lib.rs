@@ -32,6 +32,7 @@ mod migrations;
 mod operators;
 mod outbox;
 mod pg;
+mod receiving;
 mod reports;
 pub mod restore;
 pub mod seal;
@@ -70,6 +71,7 @@ pub use events::{
 pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use outbox::OutboxStore;
+pub use receiving::ReceivingStore;
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, SqlStore};
@@ -610,6 +612,7 @@ pub trait Store:
     + ConversationStore
     + AttachmentStore
     + OutboxStore
+    + ReceivingStore
     + Send
     + Sync
     + 'static
@@ -649,32 +652,6 @@ pub trait Store:
     /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
     /// nothing to do.
     async fn refresh_statistics(&self) -> Result<Vec<String>>;
-
-    // Receiving state of a channel (pollers) and platform details.
-    /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
-    async fn poll_offset(&self, channel_id: &str) -> Result<i64>;
-    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()>;
-    /// A short token standing for button data too long for the platform (same data, same token).
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
-    /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
-    async fn record_edit(
-        &self,
-        channel_id: &str,
-        user_id: &str,
-        external_id: &str,
-        text: Option<String>,
-    ) -> Result<Option<Message>>;
-    /// The person blocked (or unblocked) the channel.
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
-    /// A chat got a new id (a Telegram group upgraded to a supergroup).
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
-    /// Replaces a message's sending options (e.g. how many parts are already delivered).
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
-    /// Replaces a message's buttons (after the platform changed them).
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
 
     // Business events and rules.
     /// Stores an event and its processing job; the same key again returns the first event and
