@@ -29,12 +29,14 @@ mod link_codes;
 mod lite;
 pub mod liveness;
 mod migrations;
+mod notifications;
 mod operators;
 mod outbox;
 mod pg;
 mod receiving;
 mod reports;
 pub mod restore;
+mod rules;
 pub mod seal;
 mod search;
 mod signals;
@@ -69,10 +71,12 @@ pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
 };
 pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
+pub use notifications::NotificationStore;
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use outbox::OutboxStore;
 pub use receiving::ReceivingStore;
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
+pub use rules::RuleStore;
 pub use search::SearchStore;
 pub use sql::{backend_of as sql_backend_of, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
@@ -613,6 +617,8 @@ pub trait Store:
     + AttachmentStore
     + OutboxStore
     + ReceivingStore
+    + RuleStore
+    + NotificationStore
     + Send
     + Sync
     + 'static
@@ -652,30 +658,4 @@ pub trait Store:
     /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
     /// nothing to do.
     async fn refresh_statistics(&self) -> Result<Vec<String>>;
-
-    // Business events and rules.
-    /// Stores an event and its processing job; the same key again returns the first event and
-    /// `true`, and queues nothing.
-    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)>;
-    async fn get_event(&self, id: &str) -> Result<EventRecord>;
-    /// The event alone, without its deliveries and unresolved recipients (left empty).
-    async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
-    async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
-    /// Queues one person's notification on their preferred channel, else the one they used
-    /// last; never twice for one event. A permanent failure later falls back to the next
-    /// channel the person has.
-    async fn notify(&self, n: Notification) -> Result<NotifyOutcome>;
-    /// `notify` for several people in one transaction.
-    async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
-    /// Creates or replaces a rule by name.
-    async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
-    async fn get_rule(&self, id: &str) -> Result<RuleRecord>;
-    async fn list_rules(&self) -> Result<Vec<RuleRecord>>;
-    async fn delete_rule(&self, id: &str) -> Result<()>;
-    async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>>;
-    /// The rules that sent these messages, as `(message id, rule name)`; messages no rule sent
-    /// (or whose rule was deleted) are left out.
-    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>>;
-    /// Answers to events of a type within `[from, to)`, for reports.
-    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 }

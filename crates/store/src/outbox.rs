@@ -19,7 +19,7 @@ use crate::channels::{channel_from, CHANNEL_COLS};
 use crate::contacts::{identity_from, load_contact, IDENTITY_COLS};
 use crate::conversations::{current_conversation, load_message, message_with, MESSAGE_COLS};
 use crate::db::{args, Arg, Conn};
-use crate::sql::fall_back;
+use crate::notifications::fall_back;
 use crate::sql::{on, SqlStore};
 use crate::statements::{exec_rows, query_rows, retry_conflicts, to_json, value_rows, Sql, INSERT_ROWS};
 use crate::webhooks::{deliver, emit, subscribers};
