@@ -608,7 +608,7 @@ pub(crate) async fn contact_event(c: &mut dyn Conn, id: &str, extra: Value) -> R
     Ok(contact)
 }
 
-/// Merges `other` into `keep` (see `Store::merge_contacts`).
+/// Merges `other` into `keep` (see `ContactStore::merge_contacts`).
 pub(crate) async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<Contact> {
     if keep == other {
         return Err(Error::invalid("merge_same_contact", "a contact cannot be merged into itself"));

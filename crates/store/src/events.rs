@@ -1,3 +1,6 @@
+//! Business events: accepting one from the business system (once per idempotency key, with
+//! its processing job), reading it back with its deliveries, and the answers to it.
+//!
 //! Business events as people look at them: a page of events with what became of each in
 //! figures (`GET /api/v1/events`, the operator window's events page), and the end of an
 //! event's processing: everything the engine worked out for it — the notifications, what each
@@ -136,7 +139,7 @@ pub struct SurveyStart {
 /// out; the store writes all of it in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Processed {
-    /// One per person to notify (as `Store::notify_all`).
+    /// One per person to notify (as `NotificationStore::notify_all`).
     pub notifications: Vec<Notification>,
     /// What each rule (or survey, `survey:<id>`) made of the event. A `scheduled` outcome
     /// queues the rule's own run at its `run_at`.
@@ -151,7 +154,8 @@ pub struct Processed {
     pub surveys: Vec<SurveyStart>,
 }
 
-/// The events' listing and the end of an event's processing.
+/// Business events: accepting and reading them, their listing, and the end of an event's
+/// processing.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// The newest first, with the figures of what became of each.

@@ -1,17 +1,36 @@
-//! okno's storage. One [`Store`] trait; one SQL implementation ([`SqlStore`]) that runs on
-//! SQLite and on PostgreSQL, chosen by the URL scheme, each with its own migrations folder
-//! (identical names). Every operation that causes later work writes that work into the
-//! `jobs` outbox in the same transaction, so an acknowledged request is never lost.
+//! okno's storage. One [`Store`] trait, made of one trait per aggregate, each defined beside its
+//! SQL and its row mapping:
+//!
+//! | module | trait | owns |
+//! |---|---|---|
+//! | `channels` | [`ChannelStore`] | channels and their sealed configuration |
+//! | `contacts` | [`ContactStore`], [`ContactEditStore`] | contacts, identities, merging; hand edits |
+//! | `link_codes` | [`LinkCodeStore`] | one-time codes linking a person to a contact |
+//! | `conversations` | [`ConversationStore`] | recording inbound messages; conversations, messages, notes |
+//! | `attachments` | [`AttachmentStore`] | messages' files |
+//! | `outbox` | [`OutboxStore`] | queueing outbound messages, send results, jobs and their leases |
+//! | `receiving` | [`ReceivingStore`] | pollers' leases and cursors, button tokens, platform details |
+//! | `webhooks` | [`WebhookStore`] | outgoing webhook subscriptions and deliveries |
+//! | `events` | [`EventStore`] | business events: accepting, listing, completing |
+//! | `rules` | [`RuleStore`] | the rules events run |
+//! | `notifications` | [`NotificationStore`] | the messages an event sends, and their fallback |
+//! | `broadcasts`, `surveys`, `tasks`, `bots` | [`BroadcastStore`], [`SurveyStore`], [`TaskStore`], [`BotStore`] | those capabilities |
+//! | `operators`, `two_factor`, `directory` | [`OperatorStore`], [`TwoFactorStore`], [`DirectoryStore`] | operators, sign-in |
+//! | `tokens`, `audit` | [`TokenStore`], [`AuditStore`] | API tokens; the audit log |
+//! | `search`, `reports` | [`SearchStore`], [`ReportStore`] | message search; reports |
+//! | `processes` | [`ProcessStore`] | liveness, announcements, backups, upkeep |
+//!
+//! One SQL implementation ([`SqlStore`], in `sql`) runs on SQLite and on PostgreSQL, chosen by
+//! the URL scheme, each with its own migrations folder (identical names). Every operation that
+//! causes later work writes that work into the `jobs` outbox in the same transaction, so an
+//! acknowledged request is never lost.
 //!
 //! The conformance suite in [`conformance`] (feature `conformance`) exercises every operation
 //! and runs against both backends.
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use okno_domain::model::*;
 use okno_domain::time::Millis;
-use okno_domain::Result;
 use serde_json::Value;
 
 mod attachments;
@@ -33,6 +52,7 @@ mod notifications;
 mod operators;
 mod outbox;
 mod pg;
+mod processes;
 mod receiving;
 mod reports;
 pub mod restore;
@@ -47,6 +67,7 @@ mod surveys;
 mod tasks;
 mod tokens;
 mod two_factor;
+mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -54,7 +75,6 @@ pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
-mod webhooks;
 
 pub use attachments::AttachmentStore;
 pub use audit::AuditStore;
@@ -74,6 +94,7 @@ pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
 pub use notifications::NotificationStore;
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use outbox::OutboxStore;
+pub use processes::ProcessStore;
 pub use receiving::ReceivingStore;
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use rules::RuleStore;
@@ -593,69 +614,39 @@ pub struct PendingDelivery {
     pub secret: String,
 }
 
-/// The storage contract. Every method is one transaction.
+/// The storage contract the rest of okno holds (`Arc<dyn Store>`): the traits of every
+/// aggregate, each in its own module with its SQL and its row mapping. Their methods are
+/// callable on a `dyn Store` without naming them. Every method is one transaction.
 #[async_trait]
 pub trait Store:
-    BotStore
-    + BroadcastStore
-    + ContactEditStore
-    + EventStore
-    + TaskStore
-    + SurveyStore
-    + OperatorStore
-    + TwoFactorStore
-    + DirectoryStore
-    + ReportStore
-    + SearchStore
-    + ChannelStore
-    + WebhookStore
-    + TokenStore
-    + AuditStore
-    + LinkCodeStore
+    ChannelStore
     + ContactStore
+    + ContactEditStore
+    + LinkCodeStore
     + ConversationStore
     + AttachmentStore
     + OutboxStore
     + ReceivingStore
+    + WebhookStore
+    + EventStore
     + RuleStore
     + NotificationStore
+    + BroadcastStore
+    + SurveyStore
+    + TaskStore
+    + BotStore
+    + OperatorStore
+    + TwoFactorStore
+    + DirectoryStore
+    + TokenStore
+    + AuditStore
+    + SearchStore
+    + ReportStore
+    + ProcessStore
     + Send
     + Sync
     + 'static
 {
+    /// Which database engine the store runs on.
     fn backend(&self) -> Backend;
-    /// Succeeds when the database answers.
-    async fn ping(&self) -> Result<()>;
-    /// Writes a consistent copy of the database (SQLite: a file at `dest`).
-    async fn backup(&self, dest: &Path) -> Result<()>;
-
-    /// Shows this process alive as `owner` for as long as the store is open (see
-    /// [`liveness`]); on SQLite, refuses (`database_in_use`) when another process already
-    /// runs on the database file.
-    async fn hold_liveness(&self, owner: &str) -> Result<()>;
-    /// Takes back what processes that are gone hold — their jobs' and pollers' leases — so
-    /// that their work resumes at once; returns their owner names. Does nothing in a process
-    /// that has not shown itself alive (a command-line tool beside a running okno).
-    async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>>;
-    /// Stops showing this process alive (a graceful stop, after its leases were handed back),
-    /// so that an okno started next on the same SQLite file is not refused.
-    async fn end_liveness(&self);
-    /// PostgreSQL: tells the other okno processes on the database, at once, that there is
-    /// something new — jobs to claim (`bulk`: in the broadcast lane), conversations that
-    /// changed ([`signals`]). SQLite: nothing to tell (one process per database).
-    async fn announce(&self, me: &str, bulk: bool) -> Result<()>;
-    /// PostgreSQL: how many okno processes show themselves alive on the database now, this one
-    /// included ([`liveness`]). SQLite: `None`.
-    async fn processes_alive(&self) -> Result<Option<i64>>;
-    /// PostgreSQL: the other processes' announcements as they come (`me`'s own left out),
-    /// several folded into one while one waits. SQLite: `None`.
-    async fn listen_announcements(&self, me: &str) -> Result<Option<signals::Announcements>>;
-    /// Jobs not yet finished.
-    async fn queue_depth(&self) -> Result<i64>;
-    /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more
-    /// than twice the rows they held when last counted, and returns their names. Their cached plans are
-    /// made again with the new figures: a plan made while a table was nearly empty does not
-    /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
-    /// nothing to do.
-    async fn refresh_statistics(&self) -> Result<Vec<String>>;
 }

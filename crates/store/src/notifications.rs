@@ -45,7 +45,7 @@ impl NotificationStore for SqlStore {
     }
 }
 
-/// Queues people's notifications (see `Store::notify`) with a few multi-row statements for all
+/// Queues people's notifications (see `NotificationStore::notify`) with a few multi-row statements for all
 /// of them — a rule's recipients: one read, then one insert per table — instead of six
 /// statements a person.
 pub(crate) async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>> {

@@ -335,7 +335,7 @@ pub(crate) async fn end_job(c: &mut dyn Conn, seq: i64, owner: &str) -> Result<b
 }
 
 /// Marks queued messages sent (id and platform id) and emits `message.status` for each (see
-/// `Store::mark_sent`).
+/// `OutboxStore::mark_sent`).
 async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<()> {
     let now = now_ms();
     let mut changed = Vec::new();
@@ -383,7 +383,7 @@ async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<
 }
 
 /// Marks a queued message failed, flags the identity, emits `message.status` and falls back to
-/// the person's next channel for a notification (see `Store::mark_failed`).
+/// the person's next channel for a notification (see `OutboxStore::mark_failed`).
 async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
     let done = c
         .exec(
@@ -417,7 +417,7 @@ fn status_event_data(m: &Message) -> Value {
     })
 }
 
-/// Queues an outbound message (see `Store::enqueue_outbound`).
+/// Queues an outbound message (see `OutboxStore::enqueue_outbound`).
 pub(crate) async fn enqueue(c: &mut dyn Conn, req: OutboundRequest) -> Result<(Message, bool)> {
     enqueue_with(c, req, None).await
 }

@@ -1,9 +1,14 @@
-//! The store's logic, written once against [`Conn`] and run on SQLite or PostgreSQL. Queries
-//! use `$N` placeholders; the few dialect differences (claiming jobs with `FOR UPDATE SKIP
-//! LOCKED`, backups) branch on [`Backend`]. Every trait method is one operation: one
-//! transaction for writes, one connection for reads.
-
-use std::path::Path;
+//! [`SqlStore`]: the store on SQLite or PostgreSQL, chosen by the URL scheme. Here are opening
+//! it (migrations included), the connection plumbing every aggregate's module runs its
+//! operations through (`on!`: one transaction for writes, one connection for reads), and the
+//! work on the secrets of the whole database (the key check, sealing them all under a new key).
+//!
+//! The operations live with what they own, each module with its SQL and its row mapping:
+//! `channels`, `contacts` (and `link_codes`), `conversations` (and `attachments`), `outbox`,
+//! `receiving`, `webhooks`, `events`, `rules`, `notifications`, `broadcasts`, `surveys`,
+//! `tasks`, `bots`, `operators`, `two_factor`, `directory`, `tokens`, `audit`, `search`,
+//! `reports`, `processes`; `statements` holds what they share. They are written once against
+//! [`Conn`] with `$N` placeholders; the few dialect differences branch on [`Backend`].
 
 use async_trait::async_trait;
 use okno_domain::{Error, Result};
@@ -11,6 +16,7 @@ use okno_domain::{Error, Result};
 use crate::db::{args, Conn};
 use crate::lite::{Lite, Op};
 use crate::pg::Pg;
+use crate::processes::ProcessStore;
 use crate::statements::to_json;
 use crate::*;
 
@@ -255,147 +261,9 @@ pub(crate) fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Loaders shared by several operations; each takes a connection so it can run inside a
-// transaction.
-
-// ---------------------------------------------------------------------------------------------
-// Writers used inside transactions.
-
-// ---------------------------------------------------------------------------------------------
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
         self.backend
-    }
-
-    async fn ping(&self) -> Result<()> {
-        on!(self.read, |c| {
-            c.rows("SELECT 1", args![]).await?;
-            Ok(())
-        })
-    }
-
-    async fn backup(&self, dest: &Path) -> Result<()> {
-        let backend = self.backend;
-        let dest = dest.to_path_buf();
-        on!(self.read, |c| {
-            let dest = dest.as_path();
-            if dest.exists() {
-                return Err(Error::conflict("backup_exists", format!("`{}` already exists", dest.display())));
-            }
-            match backend {
-                Backend::Sqlite => {
-                    let path =
-                        dest.to_str().ok_or_else(|| Error::invalid("invalid_path", "the backup path is not UTF-8"))?;
-                    c.rows("VACUUM INTO $1", args![path]).await?;
-                    Ok(())
-                }
-                Backend::Postgres => Err(Error::unprocessable(
-                    "backup_unsupported",
-                    "on PostgreSQL use pg_dump (okno backup runs it for you from the command line)",
-                )),
-            }
-        })
-    }
-
-    async fn hold_liveness(&self, owner: &str) -> Result<()> {
-        let held = match &self.sqlite_file {
-            Some(file) => crate::liveness::hold_sqlite(file)?,
-            None => crate::liveness::hold_postgres(&self.url, owner).await?,
-        };
-        if let Ok(mut alive) = self.alive.lock() {
-            *alive = Some(held);
-        }
-        Ok(())
-    }
-
-    async fn end_liveness(&self) {
-        let held = self.alive.lock().ok().and_then(|mut alive| alive.take());
-        if let Some(held) = held {
-            held.release().await;
-        }
-    }
-
-    async fn announce(&self, me: &str, bulk: bool) -> Result<()> {
-        if self.backend == Backend::Sqlite {
-            return Ok(());
-        }
-        let me = crate::signals::payload(me, bulk);
-        on!(self.read, |c| {
-            c.exec(&format!("SELECT pg_notify('{}', $1)", crate::signals::CHANNEL), args![me]).await.map(|_| ())
-        })
-    }
-
-    async fn processes_alive(&self) -> Result<Option<i64>> {
-        if self.backend == Backend::Sqlite {
-            return Ok(None);
-        }
-        on!(self.read, |c| crate::liveness::alive_on_postgres(c).await).map(Some)
-    }
-
-    async fn listen_announcements(&self, me: &str) -> Result<Option<crate::signals::Announcements>> {
-        if self.backend == Backend::Sqlite {
-            return Ok(None);
-        }
-        crate::signals::listen(&self.url, me).await.map(Some)
-    }
-
-    async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>> {
-        let holding = self.alive.lock().is_ok_and(|a| a.is_some());
-        if !holding {
-            return Ok(Vec::new());
-        }
-        let owners = {
-            let me = me.to_owned();
-            on!(self.read, |c| crate::liveness::lease_owners(c, &me).await)?
-        };
-        let mut dead = Vec::new();
-        for owner in owners {
-            let sqlite = self.backend == Backend::Sqlite;
-            let cleared = on!(self.write, |c| {
-                // SQLite: this process holds the database's lock, so every other owner is gone.
-                if !sqlite && !crate::liveness::dead_on_postgres(c, &owner).await? {
-                    return Ok(None);
-                }
-                crate::liveness::clear_leases(c, &owner).await.map(|n| Some((owner, n)))
-            })?;
-            if let Some((owner, n)) = cleared {
-                tracing::info!(owner, leases = n, "took back the work of a process that is gone");
-                dead.push(owner);
-            }
-        }
-        Ok(dead)
-    }
-
-    async fn queue_depth(&self) -> Result<i64> {
-        on!(self.read, |c| c.one("SELECT COUNT(*) AS n FROM jobs", args![]).await.and_then(|r| r.i("n")))
-    }
-
-    async fn refresh_statistics(&self) -> Result<Vec<String>> {
-        if self.backend != Backend::Postgres {
-            return Ok(Vec::new());
-        }
-        on!(self.read, |c| {
-            // At least 500 rows, and more than twice as many as when last counted (or never
-            // counted): a table that grows is counted about once per doubling. One whose rows
-            // come and go (the outbox) is not counted for that; autovacuum sees to it.
-            let rows = c
-                .rows_planned(
-                    "SELECT s.relname::text AS name FROM pg_stat_user_tables s JOIN pg_class k ON k.oid = s.relid \
-                     WHERE s.schemaname = current_schema() AND s.n_live_tup >= $1 \
-                     AND s.n_live_tup > 2 * GREATEST(k.reltuples, 0)",
-                    args![500],
-                )
-                .await?;
-            let mut names = Vec::with_capacity(rows.len());
-            for row in rows {
-                let name = row.s("name")?;
-                c.exec(&format!("ANALYZE \"{}\"", name.replace('"', "\"\"")), args![]).await?;
-                names.push(name);
-            }
-            Ok(names)
-        })
     }
 }
