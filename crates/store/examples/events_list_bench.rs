@@ -103,7 +103,7 @@ async fn main() {
     ])
     .await;
     if postgres {
-        // okno keeps PostgreSQL's statistics fresh as tables grow (`Store::refresh_statistics`).
+        // okno keeps PostgreSQL's statistics fresh as tables grow (`ProcessStore::refresh_statistics`).
         db.execute_raw(&["ANALYZE"]).await;
     }
     println!("  written in {:.1} s", t.elapsed().as_secs_f64());

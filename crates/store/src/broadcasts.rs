@@ -18,12 +18,13 @@ use okno_domain::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::contacts::load_contacts;
+use crate::conversations::current_conversation;
 use crate::db::{args, Conn, Row};
-use crate::sql::{
-    current_conversation, insert_job, insert_outbound_in, load_contacts, next_identity, on, to_json, SqlStore,
-    LANE_BULK,
-};
-use crate::{JobKind, OutboundRequest, PageRequest, Recipient};
+use crate::outbox::{insert_job, insert_outbound_in, next_identity};
+use crate::sql::{on, SqlStore};
+use crate::statements::to_json;
+use crate::{JobKind, OutboundRequest, PageRequest, Recipient, LANE_BULK};
 
 /// A broadcast to create.
 #[derive(Debug, Clone)]
@@ -859,13 +860,13 @@ pub(crate) async fn on_inbound(
         reply_to: None,
         options: json!({}),
     };
-    crate::sql::insert_outbound_in(
+    crate::outbox::insert_outbound_in(
         c,
         &req,
         &message.contact_id,
         &message.conversation_id,
         &message.channel_id,
-        crate::sql::LANE_LIVE,
+        crate::LANE_LIVE,
     )
     .await?;
     Ok(reaction)

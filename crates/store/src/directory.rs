@@ -13,8 +13,8 @@ use okno_domain::{Error, ErrorKind, Result};
 use serde_json::json;
 
 use crate::db::{args, Conn};
-use crate::operators::OperatorAccount;
-use crate::sql::{on, operator_from, SqlStore};
+use crate::operators::{operator_from, OperatorAccount};
+use crate::sql::{on, SqlStore};
 
 /// A directory operator with sessions open, as the periodic re-check sees them.
 #[derive(Debug, Clone)]
@@ -58,10 +58,10 @@ pub trait DirectoryStore: Send + Sync + 'static {
 
 use crate::operators::OPERATOR_COLS as COLS;
 
-/// The directory's audit line, in the change's transaction ([`crate::sql::write_audit`]).
+/// The directory's audit line, in the change's transaction ([`crate::audit::write_audit`]).
 async fn audit(c: &mut dyn Conn, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
     let entry = crate::NewAudit { actor: "directory".into(), action: action.into(), target: target.into(), detail };
-    crate::sql::write_audit(c, Some(&entry)).await
+    crate::audit::write_audit(c, Some(&entry)).await
 }
 
 async fn account_by_id(c: &mut dyn Conn, id: &str) -> Result<OperatorAccount> {

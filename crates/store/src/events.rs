@@ -1,3 +1,6 @@
+//! Business events: accepting one from the business system (once per idempotency key, with
+//! its processing job), reading it back with its deliveries, and the answers to it.
+//!
 //! Business events as people look at them: a page of events with what became of each in
 //! figures (`GET /api/v1/events`, the operator window's events page), and the end of an
 //! event's processing: everything the engine worked out for it — the notifications, what each
@@ -15,6 +18,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use okno_domain::ids::new_id;
 use okno_domain::model::Page;
 use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
@@ -22,9 +26,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{end_job, exec_rows, insert_job, notify_many, on, value_rows, SqlStore, INSERT_ROWS};
+use crate::notifications::notify_many;
+use crate::outbox::{end_job, insert_job};
+use crate::sql::{on, SqlStore};
+use crate::statements::{exec_rows, to_json, value_rows, INSERT_ROWS};
 use crate::surveys::{load_survey_in, start_runs};
-use crate::{JobKind, NewRun, Notification, NotifyOutcome, PageRequest, StartOutcome, Unresolved};
+use crate::{
+    AnswerRow, EventDelivery, EventRecord, JobKind, NewEvent, NewRun, Notification, NotifyOutcome, PageRequest,
+    StartOutcome, Unresolved,
+};
 
 /// The states an event goes through: `accepted` (waiting for its rules to run), `scheduled`
 /// (posted with a later `send_at`), `processed`, `no_rule` (no rule or survey matched).
@@ -129,7 +139,7 @@ pub struct SurveyStart {
 /// out; the store writes all of it in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Processed {
-    /// One per person to notify (as `Store::notify_all`).
+    /// One per person to notify (as `NotificationStore::notify_all`).
     pub notifications: Vec<Notification>,
     /// What each rule (or survey, `survey:<id>`) made of the event. A `scheduled` outcome
     /// queues the rule's own run at its `run_at`.
@@ -144,7 +154,8 @@ pub struct Processed {
     pub surveys: Vec<SurveyStart>,
 }
 
-/// The events' listing and the end of an event's processing.
+/// Business events: accepting and reading them, their listing, and the end of an event's
+/// processing.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// The newest first, with the figures of what became of each.
@@ -172,6 +183,16 @@ pub trait EventStore: Send + Sync + 'static {
         seq: i64,
         owner: &str,
     ) -> Result<(Vec<NotifyOutcome>, bool)>;
+
+    /// Stores an event and its processing job; the same key again returns the first event and
+    /// `true`, and queues nothing.
+    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)>;
+    async fn get_event(&self, id: &str) -> Result<EventRecord>;
+    /// The event alone, without its deliveries and unresolved recipients (left empty).
+    async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
+    async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
+    /// Answers to events of a type within `[from, to)`, for reports.
+    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
 }
 
 /// Records (or replaces) what rules made of an event, in one statement per 200 rules; a
@@ -516,4 +537,161 @@ impl EventStore for SqlStore {
             Ok((out, end_job(c, seq, &owner).await?))
         })
     }
+
+    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)> {
+        on!(self.write, |c| {
+            let id = new_id();
+            let now = now_ms();
+            let status = if new.send_at.is_some_and(|t| t > now) { "scheduled" } else { "accepted" };
+            let n = c
+                .exec(
+                    "INSERT INTO events (id, type, key, data, status, send_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (key) DO NOTHING",
+                    args![&id, &new.event_type, &new.key, to_json(&new.data), status, new.send_at, now],
+                )
+                .await?;
+            if n == 0 {
+                let row = c.one("SELECT id FROM events WHERE key = $1", args![&new.key]).await?;
+                return Ok((load_event(c, &row.s("id")?).await?, true));
+            }
+            insert_job(c, JobKind::ProcessEvent, &id, None, new.send_at.unwrap_or(now).max(now)).await?;
+            // A new event has no deliveries yet: it is built here rather than read back.
+            let record = EventRecord {
+                id,
+                event_type: new.event_type,
+                key: new.key,
+                data: new.data,
+                status: status.to_string(),
+                send_at: new.send_at,
+                created_at: now,
+                processed_at: None,
+                deliveries: Vec::new(),
+                unresolved: Vec::new(),
+                rules: Vec::new(),
+            };
+            Ok((record, false))
+        })
+    }
+
+    async fn get_event(&self, id: &str) -> Result<EventRecord> {
+        let id = id.to_owned();
+        on!(self.read, |c| load_event(c, &id).await)
+    }
+
+    async fn get_event_row(&self, id: &str) -> Result<EventRecord> {
+        let id = id.to_owned();
+        on!(self.read, |c| {
+            let row = c
+                .row(&format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"), args![&id])
+                .await?
+                .ok_or_else(|| Error::not_found("event", &id))?;
+            event_from(&row, Vec::new(), Vec::new(), Vec::new())
+        })
+    }
+
+    async fn finish_event(&self, id: &str, status: &str) -> Result<()> {
+        let (id, status) = (id.to_owned(), status.to_owned());
+        on!(self.write, |c| {
+            c.exec("UPDATE events SET status = $1, processed_at = $2 WHERE id = $3", args![&status, now_ms(), &id])
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>> {
+        let event_type = event_type.to_owned();
+        on!(self.read, |c| {
+            c.rows(
+                "SELECT a.event_id, e.data, a.contact_id, a.value, a.created_at FROM answers a JOIN events e ON e.id = a.event_id \
+                 WHERE e.type = $1 AND a.created_at >= $2 AND a.created_at < $3 ORDER BY a.created_at",
+                args![&event_type, from, to],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AnswerRow {
+                    event_id: r.s("event_id")?,
+                    event_data: r.js("data")?,
+                    contact_id: r.s("contact_id")?,
+                    value: r.s("value")?,
+                    created_at: r.i("created_at")?,
+                })
+            })
+            .collect()
+        })
+    }
+}
+
+const EVENT_COLS: &str = "id, type, key, data, status, send_at, created_at, processed_at";
+
+fn event_from(
+    row: &Row,
+    deliveries: Vec<EventDelivery>,
+    unresolved: Vec<Unresolved>,
+    rules: Vec<RuleOutcome>,
+) -> Result<EventRecord> {
+    Ok(EventRecord {
+        id: row.s("id")?,
+        event_type: row.s("type")?,
+        key: row.s("key")?,
+        data: row.js("data")?,
+        status: row.s("status")?,
+        send_at: row.oi("send_at")?,
+        created_at: row.i("created_at")?,
+        processed_at: row.oi("processed_at")?,
+        deliveries,
+        unresolved,
+        rules,
+    })
+}
+
+async fn load_event(c: &mut dyn Conn, id: &str) -> Result<EventRecord> {
+    let row = c
+        .row(&format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"), args![id])
+        .await?
+        .ok_or_else(|| Error::not_found("event", id))?;
+    let deliveries = c
+        .rows(
+            "SELECT d.rule_id, d.contact_id, d.channel_id, d.message_id, d.error, d.code, d.tried, m.status AS message_status, \
+             m.error AS message_error, m.conversation_id \
+             FROM event_deliveries d LEFT JOIN messages m ON m.id = d.message_id WHERE d.event_id = $1 ORDER BY d.created_at, d.id",
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventDelivery {
+                rule_id: r.s("rule_id")?,
+                contact_id: r.s("contact_id")?,
+                channel_id: r.os("channel_id")?,
+                message_id: r.os("message_id")?,
+                status: r.os("message_status")?.unwrap_or_else(|| "failed".into()),
+                error: r.os("message_error")?.or(r.os("error")?),
+                conversation_id: r.os("conversation_id")?,
+                code: r.os("code")?,
+                tried: serde_json::from_value(r.js("tried")?).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let unresolved = c
+        .rows(
+            "SELECT rule_id, recipient, reason, code, value, contact_id FROM event_unresolved WHERE event_id = $1 \
+             ORDER BY created_at, id",
+            args![id],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Unresolved {
+                rule_id: r.s("rule_id")?,
+                recipient: r.s("recipient")?,
+                reason: r.s("reason")?,
+                code: r.os("code")?,
+                value: r.os("value")?,
+                contact_id: r.os("contact_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rules = crate::events::load_rule_outcomes(c, id).await?;
+    event_from(&row, deliveries, unresolved, rules)
 }

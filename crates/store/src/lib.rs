@@ -1,42 +1,74 @@
-//! okno's storage. One [`Store`] trait; one SQL implementation ([`SqlStore`]) that runs on
-//! SQLite and on PostgreSQL, chosen by the URL scheme, each with its own migrations folder
-//! (identical names). Every operation that causes later work writes that work into the
-//! `jobs` outbox in the same transaction, so an acknowledged request is never lost.
+//! okno's storage. One [`Store`] trait, made of one trait per aggregate, each defined beside its
+//! SQL and its row mapping:
+//!
+//! | module | trait | owns |
+//! |---|---|---|
+//! | `channels` | [`ChannelStore`] | channels and their sealed configuration |
+//! | `contacts` | [`ContactStore`], [`ContactEditStore`] | contacts, identities, merging; hand edits |
+//! | `link_codes` | [`LinkCodeStore`] | one-time codes linking a person to a contact |
+//! | `conversations` | [`ConversationStore`] | recording inbound messages; conversations, messages, notes |
+//! | `attachments` | [`AttachmentStore`] | messages' files |
+//! | `outbox` | [`OutboxStore`] | queueing outbound messages, send results, jobs and their leases |
+//! | `receiving` | [`ReceivingStore`] | pollers' leases and cursors, button tokens, platform details |
+//! | `webhooks` | [`WebhookStore`] | outgoing webhook subscriptions and deliveries |
+//! | `events` | [`EventStore`] | business events: accepting, listing, completing |
+//! | `rules` | [`RuleStore`] | the rules events run |
+//! | `notifications` | [`NotificationStore`] | the messages an event sends, and their fallback |
+//! | `broadcasts`, `surveys`, `tasks`, `bots` | [`BroadcastStore`], [`SurveyStore`], [`TaskStore`], [`BotStore`] | those capabilities |
+//! | `operators`, `two_factor`, `directory` | [`OperatorStore`], [`TwoFactorStore`], [`DirectoryStore`] | operators, sign-in |
+//! | `tokens`, `audit` | [`TokenStore`], [`AuditStore`] | API tokens; the audit log |
+//! | `search`, `reports` | [`SearchStore`], [`ReportStore`] | message search; reports |
+//! | `processes` | [`ProcessStore`] | liveness, announcements, backups, upkeep |
+//!
+//! One SQL implementation ([`SqlStore`], in `sql`) runs on SQLite and on PostgreSQL, chosen by
+//! the URL scheme, each with its own migrations folder (identical names). Every operation that
+//! causes later work writes that work into the `jobs` outbox in the same transaction, so an
+//! acknowledged request is never lost.
 //!
 //! The conformance suite in [`conformance`] (feature `conformance`) exercises every operation
 //! and runs against both backends.
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use okno_domain::model::*;
 use okno_domain::time::Millis;
-use okno_domain::Result;
 use serde_json::Value;
 
+mod attachments;
+mod audit;
 mod bots;
 mod broadcasts;
+mod channels;
 mod contacts;
+mod conversations;
 mod db;
 mod directory;
 mod error;
 mod events;
+mod link_codes;
 mod lite;
 pub mod liveness;
 mod migrations;
+mod notifications;
 mod operators;
+mod outbox;
 mod pg;
+mod processes;
+mod receiving;
 mod reports;
 pub mod restore;
+mod rules;
 pub mod seal;
 mod search;
 mod signals;
 pub use okno_domain::channel::{DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender};
 pub use signals::{Announcements, Heard};
 mod sql;
+mod statements;
 mod surveys;
 mod tasks;
+mod tokens;
 mod two_factor;
+mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -45,25 +77,37 @@ pub mod conformance;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code
 pub mod testing;
 
+pub use attachments::AttachmentStore;
+pub use audit::AuditStore;
 pub use bots::{BotRecord, BotStore, NewNews, News, Relay};
 pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
-pub use contacts::{ContactEdit, ContactEditStore, ContactField};
+pub use channels::ChannelStore;
+pub use contacts::{ContactEdit, ContactEditStore, ContactField, ContactStore};
+pub use conversations::ConversationStore;
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
 };
+pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
+pub use notifications::NotificationStore;
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
+pub use outbox::OutboxStore;
+pub use processes::ProcessStore;
+pub use receiving::ReceivingStore;
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
+pub use rules::RuleStore;
 pub use search::SearchStore;
-pub use sql::{backend_of as sql_backend_of, holds_link_code, is_link_code, SqlStore};
+pub use sql::{backend_of as sql_backend_of, SqlStore};
 pub use surveys::{InputOutcome, NewRun, RunFilter, StartOutcome, Survey, SurveyInput, SurveyRun, SurveyStore};
 pub use tasks::{
     reoffer_ref, Access, ClaimOutcome, Claimant, Executor, GroupChat, NewTask, Task, TaskFilter, TaskStore,
 };
+pub use tokens::TokenStore;
 pub use two_factor::{LoginChallenge, TotpState, TwoFactorStore};
+pub use webhooks::WebhookStore;
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -511,234 +555,39 @@ pub struct PendingDelivery {
     pub secret: String,
 }
 
-/// The storage contract. Every method is one transaction.
+/// The storage contract the rest of okno holds (`Arc<dyn Store>`): the traits of every
+/// aggregate, each in its own module with its SQL and its row mapping. Their methods are
+/// callable on a `dyn Store` without naming them. Every method is one transaction.
 #[async_trait]
 pub trait Store:
-    BotStore
-    + BroadcastStore
+    ChannelStore
+    + ContactStore
     + ContactEditStore
+    + LinkCodeStore
+    + ConversationStore
+    + AttachmentStore
+    + OutboxStore
+    + ReceivingStore
+    + WebhookStore
     + EventStore
-    + TaskStore
+    + RuleStore
+    + NotificationStore
+    + BroadcastStore
     + SurveyStore
+    + TaskStore
+    + BotStore
     + OperatorStore
     + TwoFactorStore
     + DirectoryStore
-    + ReportStore
+    + TokenStore
+    + AuditStore
     + SearchStore
+    + ReportStore
+    + ProcessStore
     + Send
     + Sync
     + 'static
 {
+    /// Which database engine the store runs on.
     fn backend(&self) -> Backend;
-    /// Succeeds when the database answers.
-    async fn ping(&self) -> Result<()>;
-    /// Writes a consistent copy of the database (SQLite: a file at `dest`).
-    async fn backup(&self, dest: &Path) -> Result<()>;
-
-    // Channels.
-    async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
-    async fn get_channel(&self, id: &str) -> Result<Channel>;
-    async fn list_channels(&self) -> Result<Vec<Channel>>;
-    async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel>;
-    async fn delete_channel(&self, id: &str) -> Result<()>;
-
-    // Contacts. Changes emit `contact.updated`.
-    /// With an `external_id`: insert or update that contact (`true` when created).
-    /// Without: always a new contact.
-    async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)>;
-    async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact>;
-    async fn get_contact(&self, id: &str) -> Result<Contact>;
-    /// Several contacts at once, in the order of `ids`; ids of no contact are left out.
-    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
-    async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
-    /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
-    /// fields from `other`, unites the groups and removes `other`; `audit`, when given, is
-    /// written in the same transaction.
-    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact>;
-    /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
-    async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
-
-    // Inbound and conversations.
-    /// Records an inbound message: sender → identity → contact → conversation → message, and
-    /// the `message.received`/`button.pressed` events (or an attachment-fetch job first).
-    async fn record_inbound(&self, msg: InboundMessage) -> Result<Inbound>;
-    async fn list_conversations(&self, filter: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>>;
-    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
-    /// Emits `conversation.updated` when something changed.
-    async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation>;
-    async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>>;
-
-    // Outbound.
-    /// Writes the message and its `send` job in one transaction. With a known idempotency key
-    /// returns the first message and `true`.
-    async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)>;
-    async fn get_message(&self, id: &str) -> Result<Message>;
-    async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget>;
-    /// Marks a message sent and emits `message.status`.
-    async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
-    /// Marks a message failed with a reason, optionally flags the identity, emits `message.status`.
-    async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
-    /// `mark_sent`, and ends the message's send job `seq` in the same transaction if `owner`
-    /// still holds it. `false` when the lease was lost: the job is left to its new owner (the
-    /// message is marked sent all the same, as it went out).
-    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool>;
-    /// `finish_send` for several messages in one transaction; for each, whether its job was
-    /// ended (`false`: the lease was lost).
-    async fn finish_sends(&self, sent: Vec<SentMessage>, owner: &str) -> Result<Vec<bool>>;
-    /// `mark_failed`, and ends the send job `seq` in the same transaction if `owner` still holds
-    /// it (`false` when the lease was lost).
-    async fn fail_send(
-        &self,
-        message_id: &str,
-        error: &str,
-        flag: Option<IdentityFlag>,
-        seq: i64,
-        owner: &str,
-    ) -> Result<bool>;
-
-    // Attachments.
-    async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment>;
-    async fn get_attachment(&self, id: &str) -> Result<Attachment>;
-    /// Records fetch results and emits the message's deferred inbound event.
-    async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()>;
-
-    // The outbox.
-    /// Leases up to `limit` due jobs to `owner` for `lease_ms`, keeping per-queue order.
-    async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
-    /// `claim_jobs` for one lane only (workers keep separate capacity for each).
-    async fn claim_lane(&self, owner: &str, lane: i64, limit: u32, lease_ms: i64) -> Result<Vec<Job>>;
-    /// Ends a job `owner` holds; `false` when the lease was lost (another worker has it now).
-    async fn complete_job(&self, seq: i64, owner: &str) -> Result<bool>;
-    /// Extends every lease `owner` holds (its jobs are still running); returns how many.
-    async fn extend_leases(&self, owner: &str, lease_ms: i64) -> Result<u64>;
-    /// Releases a job to run again at `at`, recording why.
-    async fn retry_job(&self, seq: i64, owner: &str, at: Millis, error: &str) -> Result<bool>;
-    /// Releases a job that did its part to run again at `at` with a fresh attempt count (a
-    /// long-running job that works in slices).
-    async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
-    /// Wakes a snoozed conversation (open again) if it is still snoozed as the job `id:until`
-    /// saw it; emits `conversation.updated`.
-    async fn wake_snoozed(&self, job_ref: &str) -> Result<bool>;
-    /// Adds an operator's private note to a conversation.
-    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note>;
-    /// A conversation's notes, oldest first.
-    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
-    /// Releases every lease `owner` holds (graceful shutdown).
-    async fn release_jobs(&self, owner: &str) -> Result<u64>;
-    /// Shows this process alive as `owner` for as long as the store is open (see
-    /// [`liveness`]); on SQLite, refuses (`database_in_use`) when another process already
-    /// runs on the database file.
-    async fn hold_liveness(&self, owner: &str) -> Result<()>;
-    /// Takes back what processes that are gone hold — their jobs' and pollers' leases — so
-    /// that their work resumes at once; returns their owner names. Does nothing in a process
-    /// that has not shown itself alive (a command-line tool beside a running okno).
-    async fn reclaim_dead(&self, me: &str) -> Result<Vec<String>>;
-    /// Stops showing this process alive (a graceful stop, after its leases were handed back),
-    /// so that an okno started next on the same SQLite file is not refused.
-    async fn end_liveness(&self);
-    /// PostgreSQL: tells the other okno processes on the database, at once, that there is
-    /// something new — jobs to claim (`bulk`: in the broadcast lane), conversations that
-    /// changed ([`signals`]). SQLite: nothing to tell (one process per database).
-    async fn announce(&self, me: &str, bulk: bool) -> Result<()>;
-    /// PostgreSQL: how many okno processes show themselves alive on the database now, this one
-    /// included ([`liveness`]). SQLite: `None`.
-    async fn processes_alive(&self) -> Result<Option<i64>>;
-    /// PostgreSQL: the other processes' announcements as they come (`me`'s own left out),
-    /// several folded into one while one waits. SQLite: `None`.
-    async fn listen_announcements(&self, me: &str) -> Result<Option<signals::Announcements>>;
-    /// Jobs not yet finished.
-    async fn queue_depth(&self) -> Result<i64>;
-    /// PostgreSQL: gathers planner statistics afresh (`ANALYZE`) for the tables that hold more
-    /// than twice the rows they held when last counted, and returns their names. Their cached plans are
-    /// made again with the new figures: a plan made while a table was nearly empty does not
-    /// outlive its growth by the minute or more PostgreSQL's own autovacuum may take. SQLite:
-    /// nothing to do.
-    async fn refresh_statistics(&self) -> Result<Vec<String>>;
-
-    // Outgoing webhooks.
-    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook>;
-    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
-    async fn get_webhook(&self, id: &str) -> Result<Webhook>;
-    async fn delete_webhook(&self, id: &str) -> Result<()>;
-    async fn list_deliveries(&self, webhook_id: &str, page: PageRequest) -> Result<Page<WebhookDelivery>>;
-    async fn pending_delivery(&self, id: &str) -> Result<PendingDelivery>;
-    async fn record_delivery_attempt(&self, id: &str, attempt: DeliveryAttempt) -> Result<()>;
-    /// Emits an event to every matching subscription (used by capabilities outside the store).
-    async fn emit_event(&self, event: EventType, data: Value) -> Result<()>;
-
-    // Receiving state of a channel (pollers) and platform details.
-    /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
-    async fn poll_offset(&self, channel_id: &str) -> Result<i64>;
-    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()>;
-    /// A short token standing for button data too long for the platform (same data, same token).
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
-    /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
-    async fn record_edit(
-        &self,
-        channel_id: &str,
-        user_id: &str,
-        external_id: &str,
-        text: Option<String>,
-    ) -> Result<Option<Message>>;
-    /// The person blocked (or unblocked) the channel.
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
-    /// A chat got a new id (a Telegram group upgraded to a supergroup).
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
-    /// Replaces a message's sending options (e.g. how many parts are already delivered).
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
-    /// Replaces a message's buttons (after the platform changed them).
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
-
-    // Business events and rules.
-    /// Stores an event and its processing job; the same key again returns the first event and
-    /// `true`, and queues nothing.
-    async fn accept_event(&self, new: NewEvent) -> Result<(EventRecord, bool)>;
-    async fn get_event(&self, id: &str) -> Result<EventRecord>;
-    /// The event alone, without its deliveries and unresolved recipients (left empty).
-    async fn get_event_row(&self, id: &str) -> Result<EventRecord>;
-    async fn finish_event(&self, id: &str, status: &str) -> Result<()>;
-    /// Queues one person's notification on their preferred channel, else the one they used
-    /// last; never twice for one event. A permanent failure later falls back to the next
-    /// channel the person has.
-    async fn notify(&self, n: Notification) -> Result<NotifyOutcome>;
-    /// `notify` for several people in one transaction.
-    async fn notify_all(&self, ns: Vec<Notification>) -> Result<Vec<NotifyOutcome>>;
-    /// Ids of the contacts matching a filter (all of them, no paging).
-    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
-    /// Creates or replaces a rule by name.
-    async fn put_rule(&self, name: &str, event: &str, spec: Value) -> Result<RuleRecord>;
-    async fn get_rule(&self, id: &str) -> Result<RuleRecord>;
-    async fn list_rules(&self) -> Result<Vec<RuleRecord>>;
-    async fn delete_rule(&self, id: &str) -> Result<()>;
-    async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>>;
-    /// The rules that sent these messages, as `(message id, rule name)`; messages no rule sent
-    /// (or whose rule was deleted) are left out.
-    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>>;
-    /// Answers to events of a type within `[from, to)`, for reports.
-    async fn answers(&self, event_type: &str, from: Millis, to: Millis) -> Result<Vec<AnswerRow>>;
-
-    // Linking people to business contacts.
-    /// A new one-time code for `contact_id`, valid for `ttl_ms`; `audit`, when given, is
-    /// written in the same transaction.
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
-    /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
-    /// for that person (no external id) is merged into the linked one.
-    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;
-
-    // Tokens, operators, audit.
-    async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<ApiToken>;
-    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
-    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
-    async fn revoke_token(&self, id: &str) -> Result<()>;
-    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator>;
-    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>>;
-    /// Keeps the UI language an operator chose with their account.
-    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()>;
-    /// Every operator, by login.
-    async fn list_operators(&self) -> Result<Vec<Operator>>;
-    async fn audit(&self, entry: NewAudit) -> Result<()>;
-    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>>;
 }

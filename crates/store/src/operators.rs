@@ -15,13 +15,14 @@
 //! at the same moment cannot both become the first administrator.
 
 use async_trait::async_trait;
+use okno_domain::ids::new_id;
 use okno_domain::model::{Operator, Role};
 use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde::Serialize;
 
 use crate::db::{args, Conn, Row};
-use crate::sql::{on, operator_from, SqlStore};
+use crate::sql::{on, SqlStore};
 use crate::Backend;
 
 /// An operator as administration sees them.
@@ -82,6 +83,13 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// every setup link and writes the audit line. An unknown, used or expired link is refused
     /// (`setup_link_invalid`), as is setup once an operator exists (`setup_done`).
     async fn complete_setup(&self, hash: &str, login: &str, password_hash: &str) -> Result<Operator>;
+
+    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator>;
+    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>>;
+    /// Keeps the UI language an operator chose with their account.
+    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()>;
+    /// Every operator, by login.
+    async fn list_operators(&self) -> Result<Vec<Operator>>;
 }
 
 pub(crate) const OPERATOR_COLS: &str = "o.id, o.login, o.role, o.password_hash, o.created_at, o.lang";
@@ -319,4 +327,77 @@ impl OperatorStore for SqlStore {
                 .ok_or_else(|| Error::internal("the new administrator was not found"))
         })
     }
+
+    async fn create_operator(&self, login: &str, role: Role, password_hash: &str) -> Result<Operator> {
+        let login = login.to_owned();
+        let password_hash = password_hash.to_owned();
+        on!(self.write, |c| {
+            let login = login.as_str();
+            let password_hash = password_hash.as_str();
+            let id = new_id();
+            let now = now_ms();
+            c.exec(
+                "INSERT INTO operators (id, login, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&id, login, role.as_str(), password_hash, now],
+            )
+            .await
+            .map_err(|e| match e {
+                err if err.kind == okno_domain::ErrorKind::Conflict => {
+                    Error::conflict("login_taken", format!("an operator with login `{login}` already exists"))
+                }
+                err => err,
+            })?;
+            Ok(Operator {
+                id,
+                login: login.to_string(),
+                role,
+                password_hash: password_hash.to_string(),
+                lang: None,
+                created_at: now,
+            })
+        })
+    }
+
+    async fn operator_by_login(&self, login: &str) -> Result<Option<Operator>> {
+        let login = login.to_owned();
+        on!(self.read, |c| {
+            let login = login.as_str();
+            c.row(
+                "SELECT id, login, role, password_hash, created_at, lang FROM operators WHERE login = $1",
+                args![login],
+            )
+            .await?
+            .map(|r| operator_from(&r))
+            .transpose()
+        })
+    }
+
+    async fn set_operator_lang(&self, login: &str, lang: &str) -> Result<()> {
+        let (login, lang) = (login.to_owned(), lang.to_owned());
+        on!(self.write, |c| {
+            c.exec("UPDATE operators SET lang = $1 WHERE login = $2", args![&lang, &login]).await?;
+            Ok(())
+        })
+    }
+
+    async fn list_operators(&self) -> Result<Vec<Operator>> {
+        on!(self.read, |c| {
+            c.rows("SELECT id, login, role, password_hash, created_at, lang FROM operators ORDER BY login", args![])
+                .await?
+                .iter()
+                .map(operator_from)
+                .collect()
+        })
+    }
+}
+
+pub(crate) fn operator_from(r: &Row) -> Result<Operator> {
+    Ok(Operator {
+        id: r.s("id")?,
+        login: r.s("login")?,
+        role: Role::parse(&r.s("role")?)?,
+        password_hash: r.s("password_hash")?,
+        lang: r.os("lang")?,
+        created_at: r.i("created_at")?,
+    })
 }

@@ -51,8 +51,9 @@ pub(crate) async fn index_new_all(c: &mut dyn Conn, messages: &[(&str, Option<&s
         return Ok(());
     }
     let n = args.len() / 2;
-    let sql = format!("INSERT INTO message_search (message_id, body) VALUES {}", crate::sql::value_rows("(?, ?)", n));
-    crate::sql::exec_rows(c, &sql, &args, n).await?;
+    let sql =
+        format!("INSERT INTO message_search (message_id, body) VALUES {}", crate::statements::value_rows("(?, ?)", n));
+    crate::statements::exec_rows(c, &sql, &args, n).await?;
     Ok(())
 }
 

@@ -17,8 +17,11 @@ use okno_domain::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::audit::write_audit;
 use crate::db::{args, Arg, Conn, Row};
-use crate::sql::{emit, enqueue, insert_job, on, write_audit, SqlStore};
+use crate::outbox::{enqueue, insert_job};
+use crate::sql::{on, SqlStore};
+use crate::webhooks::emit;
 use crate::{InboundMessage, JobKind, NewAudit, OutboundRequest, PageRequest, Recipient};
 
 /// A stored survey.

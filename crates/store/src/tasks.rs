@@ -12,8 +12,10 @@ use okno_domain::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::audit::write_audit;
 use crate::db::{args, Conn, Row};
-use crate::sql::{emit, on, write_audit, SqlStore};
+use crate::sql::{on, SqlStore};
+use crate::webhooks::emit;
 use crate::{JobKind, NewAudit, PageRequest};
 
 /// The person who took a task.

@@ -13,8 +13,8 @@ use okno_domain::{Error, Result};
 use serde_json::json;
 
 use crate::db::{args, Conn};
-use crate::operators::OPERATOR_COLS;
-use crate::sql::{on, operator_from, SqlStore};
+use crate::operators::{operator_from, OPERATOR_COLS};
+use crate::sql::{on, SqlStore};
 use okno_domain::model::Operator;
 
 /// Where an operator's two-factor sign-in stands.
@@ -73,10 +73,10 @@ pub trait TwoFactorStore: Send + Sync + 'static {
     async fn end_login_challenge(&self, hash: &str) -> Result<()>;
 }
 
-/// The audit line of a change, in the change's transaction ([`crate::sql::write_audit`]).
+/// The audit line of a change, in the change's transaction ([`crate::audit::write_audit`]).
 async fn audit(c: &mut dyn Conn, actor: &str, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
     let entry = crate::NewAudit { actor: actor.into(), action: action.into(), target: target.into(), detail };
-    crate::sql::write_audit(c, Some(&entry)).await
+    crate::audit::write_audit(c, Some(&entry)).await
 }
 
 #[async_trait]

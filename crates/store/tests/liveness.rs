@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use okno_store::testing::{inbound_text, webhook_channel, TestDb};
-use okno_store::{OutboundRequest, Recipient, SqlStore, Store};
+use okno_store::{OutboundRequest, OutboxStore, ProcessStore, ReceivingStore, Recipient, SqlStore, Store};
 use std::sync::Arc;
 
 use serde_json::json;

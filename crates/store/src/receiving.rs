@@ -1,0 +1,219 @@
+//! What a channel adapter keeps while it receives and sends: the lease on polling a channel
+//! (one poller per channel across okno's processes) and the poller's cursor; short tokens for
+//! button data too long for the platform; and what the platform tells of people, chats and
+//! messages after the fact (an edit, a block, a group's new id, a message's buttons or
+//! sending options changed).
+
+use async_trait::async_trait;
+use okno_domain::model::{EventType, Keyboard, Message};
+use okno_domain::time::now_ms;
+use okno_domain::{Error, Result};
+use serde_json::Value;
+
+use crate::conversations::{load_message, message_event_data};
+use crate::db::{args, Conn};
+use crate::sql::{on, SqlStore};
+use crate::statements::to_json;
+use crate::webhooks::emit;
+
+/// Receiving state of a channel (pollers) and platform details.
+#[async_trait]
+pub trait ReceivingStore: Send + Sync + 'static {
+    /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
+    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
+    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
+    async fn poll_offset(&self, channel_id: &str) -> Result<i64>;
+    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()>;
+    /// A short token standing for button data too long for the platform (same data, same token).
+    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
+    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
+    /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
+    async fn record_edit(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        external_id: &str,
+        text: Option<String>,
+    ) -> Result<Option<Message>>;
+    /// The person blocked (or unblocked) the channel.
+    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
+    /// A chat got a new id (a Telegram group upgraded to a supergroup).
+    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
+    /// Replaces a message's sending options (e.g. how many parts are already delivered).
+    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
+    /// Replaces a message's buttons (after the platform changed them).
+    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+}
+
+#[async_trait]
+impl ReceivingStore for SqlStore {
+    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool> {
+        let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            let now = now_ms();
+            let n = c
+                .exec(
+                    "INSERT INTO channel_state (channel_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (channel_id) DO UPDATE SET lease_owner = $2, lease_until = $3 \
+                     WHERE channel_state.lease_owner = $2 OR channel_state.lease_owner IS NULL \
+                        OR channel_state.lease_until IS NULL OR channel_state.lease_until < $4",
+                    args![&channel_id, &owner, now + lease_ms, now],
+                )
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()> {
+        let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "UPDATE channel_state SET lease_owner = NULL, lease_until = NULL WHERE channel_id = $1 AND lease_owner = $2",
+                args![&channel_id, &owner],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn poll_offset(&self, channel_id: &str) -> Result<i64> {
+        let channel_id = channel_id.to_owned();
+        on!(self.read, |c| {
+            let row = c.row("SELECT poll_offset FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
+            row.map_or(Ok(0), |r| r.i("poll_offset"))
+        })
+    }
+
+    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()> {
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            c.exec(
+                "INSERT INTO channel_state (channel_id, poll_offset) VALUES ($1, $2) \
+                 ON CONFLICT (channel_id) DO UPDATE SET poll_offset = $2",
+                args![&channel_id, offset],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String> {
+        let (channel_id, data) = (channel_id.to_owned(), data.to_owned());
+        on!(self.write, |c| {
+            let hash = okno_domain::signing::sha256_hex(data.as_bytes());
+            let known = c
+                .row(
+                    "SELECT token, data FROM callback_tokens WHERE channel_id = $1 AND data_hash = $2",
+                    args![&channel_id, &hash],
+                )
+                .await?;
+            if let Some(row) = known {
+                return row.s("token");
+            }
+            let token = okno_domain::ids::random_hex(8);
+            c.exec(
+                "INSERT INTO callback_tokens (token, channel_id, data_hash, data, created_at) VALUES ($1, $2, $3, $4, $5)",
+                args![&token, &channel_id, &hash, &data, now_ms()],
+            )
+            .await?;
+            Ok(token)
+        })
+    }
+
+    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>> {
+        let (channel_id, token) = (channel_id.to_owned(), token.to_owned());
+        on!(self.read, |c| {
+            let row = c
+                .row(
+                    "SELECT data FROM callback_tokens WHERE channel_id = $1 AND token = $2",
+                    args![&channel_id, &token],
+                )
+                .await?;
+            row.map(|r| r.s("data")).transpose()
+        })
+    }
+
+    async fn record_edit(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        external_id: &str,
+        text: Option<String>,
+    ) -> Result<Option<Message>> {
+        let dedup = format!("{user_id}:{external_id}");
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let row = c
+                .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&channel_id, &dedup])
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let id = row.s("id")?;
+            c.exec(
+                "UPDATE messages SET text = $1, edited = 1, updated_at = $2 WHERE id = $3",
+                args![&text, now_ms(), &id],
+            )
+            .await?;
+            crate::search::reindex(c, &id, text.as_deref()).await?;
+            let m = load_message(c, &id).await?;
+            emit(c, EventType::MessageEdited, message_event_data(&m)).await?;
+            Ok(Some(m))
+        })
+    }
+
+    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()> {
+        let (channel_id, user_id) = (channel_id.to_owned(), user_id.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "UPDATE identities SET blocked = $1 WHERE channel_id = $2 AND user_id = $3",
+                args![i64::from(blocked), &channel_id, &user_id],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()> {
+        let (channel_id, from, to) = (channel_id.to_owned(), from.to_owned(), to.to_owned());
+        on!(self.write, |c| {
+            // A group's identity is the group itself, so its user id moves along with the chat. An
+            // identity already made for the new id (from a message that arrived first) gives way.
+            c.exec(
+                "DELETE FROM identities WHERE channel_id = $1 AND user_id = $2 AND user_id <> $3 \
+                 AND EXISTS (SELECT 1 FROM identities o WHERE o.channel_id = $1 AND o.chat_id = $3)",
+                args![&channel_id, &to, &from],
+            )
+            .await?;
+            c.exec(
+                "UPDATE identities SET chat_id = $1, user_id = CASE WHEN user_id = $2 THEN $1 ELSE user_id END \
+                 WHERE channel_id = $3 AND chat_id = $2",
+                args![&to, &from, &channel_id],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            c.exec("UPDATE messages SET options = $1 WHERE id = $2", args![to_json(&options), &message_id]).await?;
+            Ok(())
+        })
+    }
+
+    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+        let message_id = message_id.to_owned();
+        on!(self.write, |c| {
+            let n = c
+                .exec(
+                    "UPDATE messages SET buttons = $1, updated_at = $2 WHERE id = $3",
+                    args![to_json(&buttons), now_ms(), &message_id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(Error::not_found("message", &message_id));
+            }
+            load_message(c, &message_id).await
+        })
+    }
+}
