@@ -13,6 +13,8 @@ pub struct InboundSender {
     pub username: Option<String>,
     pub display_name: Option<String>,
     pub phone: Option<String>,
+    /// A group chat: one party, where the thread is with the group and replies go to it.
+    pub is_group: bool,
 }
 
 /// An attachment named in an inbound message.

@@ -243,6 +243,9 @@ pub struct Identity {
     pub chat_id: String,
     pub username: Option<String>,
     pub display_name: Option<String>,
+    /// A group chat rather than one person (as the channel's platform said).
+    #[serde(default)]
+    pub is_group: bool,
     pub blocked: bool,
     pub opted_out: bool,
     #[serde(with = "rfc3339::option")]

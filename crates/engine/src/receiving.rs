@@ -93,7 +93,7 @@ impl Engine {
         if let Some(id) = press_id {
             self.answer_press(channel, id);
         }
-        let private = !msg.sender.chat_id.starts_with('-');
+        let private = !msg.sender.is_group;
         let text = msg.text.as_deref().filter(|_| private);
         let code = text.and_then(link_code);
         let task_start = text.and_then(crate::tasks::start_task);

@@ -833,7 +833,7 @@ pub(crate) async fn on_inbound(
             reaction.answer = Some((row.s("broadcast_id")?, value));
         }
     }
-    let private = !sender.chat_id.starts_with('-');
+    let private = !sender.is_group;
     if let (Some(text), true, None) = (message.text.as_deref(), private, opt) {
         let w = word(text);
         if STOP_WORDS.contains(&w.as_str()) {

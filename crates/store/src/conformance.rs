@@ -178,6 +178,29 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
     assert!(store.update_contact("nope", ContactInput::default()).await.unwrap_err().is_not_found());
 }
 
+/// A group chat is what its platform said it is, not what its id looks like: kept on the
+/// identity; no bot turn and no opt-out word in a group; a person whose id looks like a group's
+/// is a person.
+pub async fn a_group_is_a_property_of_its_identity(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "groups").await;
+    let mut in_group = inbound(&ch.id, "-100", "g-1", "стоп");
+    in_group.sender.is_group = true;
+    in_group.bot_turn = true;
+    let g = store.record_inbound(in_group).await.unwrap().message;
+    let group = store.get_contact(&g.contact_id).await.unwrap();
+    assert!(group.identities[0].is_group, "kept on the identity");
+    assert!(!group.identities[0].opted_out, "a stop word in a group opts nobody out");
+    let jobs = claim_all(&*store).await;
+    assert!(!jobs.iter().any(|j| j.kind == JobKind::BotStep), "no bot turn in a group: {jobs:?}");
+
+    let mut person = inbound(&ch.id, "-7", "p-1", "стоп");
+    person.bot_turn = true;
+    let p = store.record_inbound(person).await.unwrap().message;
+    let person = store.get_contact(&p.contact_id).await.unwrap();
+    assert!(!person.identities[0].is_group);
+    assert!(person.identities[0].opted_out, "a person's stop word opts them out, whatever their id");
+}
+
 pub async fn inbound_creates_contact_identity_and_conversation_once(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageReceived]).await;

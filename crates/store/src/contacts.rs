@@ -337,11 +337,11 @@ impl ContactStore for SqlStore {
             load_channel(c, channel_id).await?;
             let now = now_ms();
             c.exec(
-                "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, last_seen_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-                 ON CONFLICT (channel_id, user_id) DO UPDATE SET contact_id = $2, chat_id = $5, \
+                "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, last_seen_at, created_at, is_group) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+                 ON CONFLICT (channel_id, user_id) DO UPDATE SET contact_id = $2, chat_id = $5, is_group = $9, \
                  username = COALESCE($6, identities.username), display_name = COALESCE($7, identities.display_name)",
-            args![new_id(), contact_id, channel_id, &sender.user_id, &sender.chat_id, &sender.username, &sender.display_name, now]).await?;
+            args![new_id(), contact_id, channel_id, &sender.user_id, &sender.chat_id, &sender.username, &sender.display_name, now, i64::from(sender.is_group)]).await?;
             let row = c
                 .one(
                     &format!(
@@ -369,7 +369,7 @@ impl ContactStore for SqlStore {
 const CONTACT_COLS: &str = "id, external_id, name, phone, email, attrs, preferred_channel_id, created_at, updated_at";
 
 pub(crate) const IDENTITY_COLS: &str = "i.id, i.contact_id, i.channel_id, ch.kind, i.user_id, i.chat_id, i.username, \
-     i.display_name, i.blocked, i.opted_out, i.last_seen_at";
+     i.display_name, i.is_group, i.blocked, i.opted_out, i.last_seen_at";
 
 pub(crate) fn identity_from(row: &Row) -> Result<Identity> {
     Ok(Identity {
@@ -381,6 +381,7 @@ pub(crate) fn identity_from(row: &Row) -> Result<Identity> {
         chat_id: row.s("chat_id")?,
         username: row.os("username")?,
         display_name: row.os("display_name")?,
+        is_group: row.flag("is_group")?,
         blocked: row.flag("blocked")?,
         opted_out: row.flag("opted_out")?,
         last_seen_at: row.oi("last_seen_at")?,

@@ -524,7 +524,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 };
                 c.exec(
                     "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, \
-                     last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                     last_seen_at, created_at, is_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
                     args![
                         new_id(),
                         &contact_id,
@@ -533,7 +533,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                         &msg.sender.chat_id,
                         &msg.sender.username,
                         &msg.sender.display_name,
-                        now
+                        now,
+                        i64::from(msg.sender.is_group)
                     ],
                 )
                 .await?;
@@ -677,7 +678,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // and the engine queues the bot's turn after that.
         // An answer to a running survey goes to the survey instead (queued the same way); an
         // opt-out word or a broadcast's button was dealt with above.
-        let private = !msg.sender.chat_id.starts_with('-');
+        let private = !msg.sender.is_group;
         if private && !reaction.handled && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
             insert_job(c, JobKind::SurveyAnswer, &id, Some(&conversation_id), now).await?;
         } else if msg.bot_turn

@@ -89,7 +89,7 @@ impl LinkCodeStore for SqlStore {
                     load_channel(c, &channel_id).await?;
                     c.exec(
                         "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, username, display_name, \
-                         last_seen_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                         last_seen_at, created_at, is_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
                         args![
                             new_id(),
                             &target,
@@ -98,7 +98,8 @@ impl LinkCodeStore for SqlStore {
                             &sender.chat_id,
                             &sender.username,
                             &sender.display_name,
-                            now
+                            now,
+                            i64::from(sender.is_group)
                         ],
                     )
                     .await?;

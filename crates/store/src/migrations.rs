@@ -150,6 +150,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0024_directory_operators.sql"),
         include_str!("../migrations/postgres/0024_directory_operators.sql"),
     ),
+    (
+        25,
+        "0025_group_identities.sql",
+        include_str!("../migrations/sqlite/0025_group_identities.sql"),
+        include_str!("../migrations/postgres/0025_group_identities.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

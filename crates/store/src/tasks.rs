@@ -459,7 +459,7 @@ impl TaskStore for SqlStore {
                 .rows(
                     "SELECT i.channel_id, i.chat_id, i.display_name FROM identities i \
                      JOIN channels ch ON ch.id = i.channel_id \
-                     WHERE i.chat_id LIKE '-%' AND ch.kind = 'telegram' AND ch.deleted = 0 LIMIT $1",
+                     WHERE i.is_group = 1 AND ch.kind = 'telegram' AND ch.deleted = 0 LIMIT $1",
                     args![GROUP_CHATS],
                 )
                 .await?;

@@ -8,6 +8,7 @@ okno_store::both_backends!(
     channels_round_trip,
     contacts_upsert_by_external_id_and_search,
     inbound_creates_contact_identity_and_conversation_once,
+    a_group_is_a_property_of_its_identity,
     resolved_conversation_reopens_on_new_message,
     conversations_page_by_recent_activity,
     outbound_writes_message_and_job_once,

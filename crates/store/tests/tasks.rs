@@ -314,6 +314,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
             user_id: chat.into(),
             chat_id: chat.into(),
             display_name: Some(title.into()),
+            is_group: chat.starts_with('-'),
             ..Default::default()
         },
         external_id: format!("{chat}:1"),

@@ -49,6 +49,7 @@ fn sender(chat_id: i64, chat_kind: &str, chat_title: Option<&str>, from: Option<
             username: from.and_then(|u| u.username.clone()),
             display_name: from_name,
             phone: None,
+            is_group: false,
         }
     } else {
         // A group is one party: the thread is with the group, and replies go to it.
@@ -58,6 +59,7 @@ fn sender(chat_id: i64, chat_kind: &str, chat_title: Option<&str>, from: Option<
             username: None,
             display_name: chat_title.map(str::to_string),
             phone: None,
+            is_group: true,
         }
     }
 }
@@ -142,6 +144,7 @@ fn person(u: &User) -> InboundSender {
         username: u.username.clone(),
         display_name: Some(u.full_name()),
         phone: None,
+        is_group: false,
     }
 }
 
@@ -283,6 +286,15 @@ mod tests {
         assert_eq!(m.sender.user_id, "-100");
         assert_eq!(m.sender.display_name.as_deref(), Some("Склад"));
         assert_eq!(m.author.as_deref(), Some("Ann"));
+        assert!(m.sender.is_group, "a group chat is marked as one");
+        let member = m.member.as_ref().expect("the person inside the group");
+        assert_eq!((member.user_id.as_str(), member.is_group), ("7", false));
+        let private = update(
+            json!({"update_id": 2, "message": {"message_id": 3, "date": 1, "chat": {"id": 7, "type": "private"},
+            "from": {"id": 7, "is_bot": false, "first_name": "Ann"}, "text": "привет"}}),
+        );
+        let Action::Inbound(p) = parse("ch", &private).action else { panic!() };
+        assert!(!p.sender.is_group && p.member.is_none(), "a private chat is one person");
     }
 
     #[test]

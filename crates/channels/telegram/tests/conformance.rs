@@ -108,6 +108,7 @@ impl Harness for Tg {
             chat_id: PERSON.to_string(),
             username: None,
             display_name: Some("Анна".into()),
+            is_group: false,
             blocked: false,
             opted_out: false,
             last_seen_at: None,

@@ -292,6 +292,8 @@ pub fn parse_inbound(
             username: parsed.user.username,
             display_name: parsed.user.name,
             phone,
+            // The webhook contract speaks of people only.
+            is_group: false,
         },
         external_id: parsed.message_id,
         text,

@@ -114,6 +114,7 @@ impl Harness for Wh {
             chat_id: "site-user-1".into(),
             username: None,
             display_name: Some("Анна".into()),
+            is_group: false,
             blocked: false,
             opted_out: false,
             last_seen_at: None,

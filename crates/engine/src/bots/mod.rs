@@ -256,7 +256,7 @@ impl Engine {
         let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel.id).cloned() else {
             return Ok(());
         };
-        if identity.chat_id.starts_with('-') {
+        if identity.is_group {
             return Ok(()); // group chats belong to people, not to the bot
         }
         let (session, fresh) = match self.store.bot_session(&channel.id, &identity.user_id).await? {

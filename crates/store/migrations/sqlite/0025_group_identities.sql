@@ -1,0 +1,10 @@
+-- Whether an identity is a group chat, as its channel's platform said (sqlite).
+-- Keep in lock-step with postgres/0025_group_identities.sql.
+
+-- A group chat is one party: the thread is with the group, and replies go to it; the channel's
+-- bot, broadcast stop words and surveys answer people, not groups. Set by the platform when it
+-- reports the chat.
+ALTER TABLE identities ADD COLUMN is_group INTEGER NOT NULL DEFAULT 0;
+
+-- Before this column the one platform with group chats gave them ids starting with '-'.
+UPDATE identities SET is_group = 1 WHERE chat_id LIKE '-%';
