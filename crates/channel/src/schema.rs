@@ -5,14 +5,33 @@
 use okno_domain::{Error, Result};
 use serde_json::{json, Map, Value};
 
+/// A text of the administration form, in the UI's languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Text {
+    pub en: &'static str,
+    pub ru: &'static str,
+}
+
+/// A text in English and Russian.
+pub const fn text(en: &'static str, ru: &'static str) -> Text {
+    Text { en, ru }
+}
+
+/// One of a choice field's values, with its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub value: &'static str,
+    pub label: Text,
+}
+
 /// What a field holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
     Text,
     /// An http(s) URL.
     Url,
-    /// One of the given words.
-    Choice(&'static [&'static str]),
+    /// One of the given values (the first is the default).
+    Choice(&'static [Choice]),
     Bool,
     Integer,
     /// Any JSON (a list of commands, a block of limits): set through the API, not the form.
@@ -24,9 +43,11 @@ pub enum FieldKind {
 pub struct Field {
     pub name: &'static str,
     /// The form's label.
-    pub label: &'static str,
+    pub label: Text,
     /// One line under the field.
-    pub help: &'static str,
+    pub help: Text,
+    /// An example shown in the empty field.
+    pub placeholder: &'static str,
     pub kind: FieldKind,
     pub required: bool,
     /// Never shown back (API answers, the form): tokens, signing secrets.
@@ -35,15 +56,38 @@ pub struct Field {
     pub internal: bool,
     /// Shown in the administration form (the rest is set through the API).
     pub in_form: bool,
+    /// Shown folded in the form: rarely changed.
+    pub advanced: bool,
 }
 
 impl Field {
-    pub const fn new(name: &'static str, label: &'static str, kind: FieldKind) -> Self {
-        Field { name, label, help: "", kind, required: false, secret: false, internal: false, in_form: true }
+    pub const fn new(name: &'static str, label: Text, kind: FieldKind) -> Self {
+        Field {
+            name,
+            label,
+            help: Text { en: "", ru: "" },
+            placeholder: "",
+            kind,
+            required: false,
+            secret: false,
+            internal: false,
+            in_form: true,
+            advanced: false,
+        }
     }
 
-    pub const fn help(mut self, help: &'static str) -> Self {
+    pub const fn help(mut self, help: Text) -> Self {
         self.help = help;
+        self
+    }
+
+    pub const fn placeholder(mut self, example: &'static str) -> Self {
+        self.placeholder = example;
+        self
+    }
+
+    pub const fn advanced(mut self) -> Self {
+        self.advanced = true;
         self
     }
 
@@ -72,12 +116,14 @@ impl Field {
 /// A platform's configuration: its fields, in the order a form shows them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Schema {
+    /// The form's heading ("Connect a Telegram bot").
+    pub heading: Text,
     pub fields: Vec<Field>,
 }
 
 impl Schema {
-    pub fn new(fields: Vec<Field>) -> Self {
-        Schema { fields }
+    pub fn new(heading: Text, fields: Vec<Field>) -> Self {
+        Schema { heading, fields }
     }
 
     pub fn field(&self, name: &str) -> Option<&Field> {
@@ -106,7 +152,7 @@ impl Schema {
                 FieldKind::Url => value
                     .as_str()
                     .is_some_and(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))),
-                FieldKind::Choice(words) => value.as_str().is_some_and(|v| words.contains(&v)),
+                FieldKind::Choice(choices) => value.as_str().is_some_and(|v| choices.iter().any(|c| c.value == v)),
                 FieldKind::Bool => value.is_boolean(),
                 FieldKind::Integer => value.is_i64() || value.is_u64(),
                 FieldKind::Json => true,
@@ -118,7 +164,9 @@ impl Schema {
                 let want = match &field.kind {
                     FieldKind::Text => "a string".to_string(),
                     FieldKind::Url => "an http(s) URL".to_string(),
-                    FieldKind::Choice(words) => format!("one of {}", words.join(", ")),
+                    FieldKind::Choice(choices) => {
+                        format!("one of {}", choices.iter().map(|c| c.value).collect::<Vec<_>>().join(", "))
+                    }
                     FieldKind::Bool => "true or false".to_string(),
                     FieldKind::Integer => "an integer".to_string(),
                     FieldKind::Json => "JSON".to_string(),
@@ -154,14 +202,16 @@ impl Schema {
             let mut p = match &f.kind {
                 FieldKind::Text => json!({"type": "string"}),
                 FieldKind::Url => json!({"type": "string", "format": "uri"}),
-                FieldKind::Choice(words) => json!({"type": "string", "enum": words}),
+                FieldKind::Choice(choices) => {
+                    json!({"type": "string", "enum": choices.iter().map(|c| c.value).collect::<Vec<_>>()})
+                }
                 FieldKind::Bool => json!({"type": "boolean"}),
                 FieldKind::Integer => json!({"type": "integer"}),
                 FieldKind::Json => json!({}),
             };
-            let mut text = f.label.to_string();
-            if !f.help.is_empty() {
-                text = format!("{text}: {}", f.help);
+            let mut text = f.label.en.to_string();
+            if !f.help.en.is_empty() {
+                text = format!("{text}: {}", f.help.en);
             }
             if f.secret {
                 text.push_str(" (write-only: never shown back)");
@@ -179,13 +229,21 @@ impl Schema {
 mod tests {
     use super::*;
 
+    const MODES: &[Choice] = &[
+        Choice { value: "polling", label: text("Polling", "Опрос") },
+        Choice { value: "webhook", label: text("Webhook", "Вебхук") },
+    ];
+
     fn schema() -> Schema {
-        Schema::new(vec![
-            Field::new("token", "Token", FieldKind::Text).required().secret(),
-            Field::new("mode", "Mode", FieldKind::Choice(&["polling", "webhook"])),
-            Field::new("api_base", "API", FieldKind::Url).api_only(),
-            Field::new("webhook_secret", "", FieldKind::Text).internal(),
-        ])
+        Schema::new(
+            text("Connect", "Подключить"),
+            vec![
+                Field::new("token", text("Token", "Токен"), FieldKind::Text).required().secret(),
+                Field::new("mode", text("Mode", "Режим"), FieldKind::Choice(MODES)),
+                Field::new("api_base", text("API", "API"), FieldKind::Url).api_only(),
+                Field::new("webhook_secret", text("", ""), FieldKind::Text).internal(),
+            ],
+        )
     }
 
     #[test]

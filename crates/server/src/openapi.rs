@@ -1,10 +1,12 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use axum::extract::State;
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api;
+use crate::{api, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,7 +49,34 @@ impl Modify for Bearer {
     }
 }
 
-/// `GET /api/v1/openapi.json` (no token needed: it is documentation).
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /api/v1/openapi.json` (no token needed: it is documentation). Each channel kind's
+/// configuration is described by its platform's schema (`<Kind>ChannelConfig`), and a
+/// channel's `config` is one of them.
+pub async fn document(State(state): State<AppState>) -> Json<Value> {
+    Json(with_channel_configs(ApiDoc::openapi(), &state.engine.platforms))
+}
+
+fn with_channel_configs(doc: utoipa::openapi::OpenApi, platforms: &okno_engine::Platforms) -> Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    let mut refs = Vec::new();
+    let mut kinds = Vec::new();
+    for p in platforms.all() {
+        let kind = p.kind().as_str();
+        let name = format!("{}ChannelConfig", p.title().replace(' ', ""));
+        let mut schema = p.schema().json_schema();
+        schema["description"] = json!(format!("`config` of a `{kind}` channel"));
+        doc["components"]["schemas"][&name] = schema;
+        refs.push(json!({"$ref": format!("#/components/schemas/{name}")}));
+        kinds.push(kind);
+    }
+    for body in ["CreateChannel", "UpdateChannel"] {
+        let config = &mut doc["components"]["schemas"][body]["properties"]["config"];
+        if config.is_object() {
+            config["oneOf"] = json!(refs);
+        }
+    }
+    if doc["components"]["schemas"]["CreateChannel"]["properties"]["kind"].is_object() {
+        doc["components"]["schemas"]["CreateChannel"]["properties"]["kind"]["enum"] = json!(kinds);
+    }
+    doc
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
-use okno_channel::schema::{Field, FieldKind, Schema};
+use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
     Adapter, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, InboundEvent, Platform, PollError,
     Polled, Received, TextLimit, TextUnit,
@@ -73,24 +73,53 @@ impl Platform for Telegram {
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(vec![
-            Field::new("token", "Bot token", FieldKind::Text)
-                .help("from @BotFather, like 123456:ABC-DEF…")
-                .required()
-                .secret(),
-            Field::new("mode", "Receive by", FieldKind::Choice(&["polling", "webhook"]))
-                .help("polling works behind any firewall; webhook needs okno reachable from the internet"),
-            Field::new("api_base", "Bot API address", FieldKind::Url)
-                .help("a local Bot API server instead of api.telegram.org")
-                .api_only(),
-            Field::new("commands", "Command menu", FieldKind::Json)
-                .help("[{\"command\": \"start\", \"description\": \"…\"}], set with setMyCommands")
-                .api_only(),
-            Field::new("limits", "Rate limits", FieldKind::Json)
-                .help("Telegram's documented limits when absent")
-                .api_only(),
-            Field::new("webhook_secret", "Webhook secret", FieldKind::Text).secret().internal(),
-        ])
+        const MODES: &[Choice] = &[
+            Choice {
+                value: "polling",
+                label: text(
+                    "Polling: okno asks Telegram (works without a public address)",
+                    "Опрос: okno сам спрашивает Telegram (работает без публичного адреса)",
+                ),
+            },
+            Choice {
+                value: "webhook",
+                label: text(
+                    "Webhook: Telegram calls okno (needs a public https address)",
+                    "Вебхук: Telegram сам обращается к okno (нужен публичный https-адрес)",
+                ),
+            },
+        ];
+        Schema::new(
+            text("Connect a Telegram bot", "Подключить Telegram-бота"),
+            vec![
+                Field::new("token", text("Bot token (from @BotFather)", "Токен бота (от @BotFather)"), FieldKind::Text)
+                    .placeholder("123456:ABC…")
+                    .required()
+                    .secret(),
+                Field::new("mode", text("How okno receives messages", "Как okno получает сообщения"), FieldKind::Choice(MODES))
+                    .help(text(
+                        "In webhook mode Telegram reaches okno at OKNO_PUBLIC_URL.",
+                        "В режиме вебхука Telegram обращается к okno по адресу из OKNO_PUBLIC_URL.",
+                    )),
+                Field::new("api_base", text("Telegram Bot API address", "Адрес Telegram Bot API"), FieldKind::Url)
+                    .help(text(
+                        "Leave it empty for Telegram itself; set it for your own Bot API server or a test simulator.",
+                        "Оставьте пустым для самого Telegram; укажите для своего сервера Bot API или тестового симулятора.",
+                    ))
+                    .placeholder("https://api.telegram.org")
+                    .advanced(),
+                Field::new("commands", text("Command menu", "Меню команд"), FieldKind::Json)
+                    .help(text(
+                        "[{\"command\": \"start\", \"description\": \"…\"}], set with setMyCommands",
+                        "[{\"command\": \"start\", \"description\": \"…\"}], задаётся через setMyCommands",
+                    ))
+                    .api_only(),
+                Field::new("limits", text("Rate limits", "Ограничения скорости"), FieldKind::Json)
+                    .help(text("Telegram's documented limits when absent", "по умолчанию — документированные Telegram"))
+                    .api_only(),
+                Field::new("webhook_secret", text("Webhook secret", "Секрет вебхука"), FieldKind::Text).secret().internal(),
+            ],
+        )
     }
 
     fn capabilities(&self, _config: &Value) -> Capabilities {

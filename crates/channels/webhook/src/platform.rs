@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use okno_channel::schema::{Field, FieldKind, Schema};
+use okno_channel::schema::{text, Field, FieldKind, Schema};
 use okno_channel::throttle::Throttled;
 use okno_channel::{
     Adapter, Buttons, Capabilities, ChannelState, Connected, Context, InboundEvent, Platform, Received, TextLimit,
@@ -32,18 +32,35 @@ impl Platform for Webhook {
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(vec![
-            Field::new("outbound_url", "Receiver's address", FieldKind::Url)
-                .help("okno POSTs each outgoing message here, signed")
-                .required(),
-            Field::new("secret", "Signing secret", FieldKind::Text)
-                .help("at least 16 characters; signs both directions (X-Okno-Signature)")
-                .required()
-                .secret(),
-            Field::new("buttons", "Receiver shows buttons", FieldKind::Bool)
-                .help("off: buttons go as numbered lines people answer with the number"),
-            Field::new("limits", "Rate limits", FieldKind::Json).api_only(),
-        ])
+        Schema::new(
+            text("Connect your site or app (webhook)", "Подключить сайт или приложение (вебхук)"),
+            vec![
+                Field::new("outbound_url", text("Receiver's address", "Адрес получателя"), FieldKind::Url)
+                    .help(text(
+                        "okno POSTs each outgoing message here, signed",
+                        "сюда okno отправляет каждое исходящее сообщение с подписью",
+                    ))
+                    .placeholder("https://example.org/okno")
+                    .required(),
+                Field::new("secret", text("Signing secret", "Секрет подписи"), FieldKind::Text)
+                    .help(text(
+                        "at least 16 characters; signs both directions (X-Okno-Signature)",
+                        "не короче 16 символов; им подписываются запросы в обе стороны",
+                    ))
+                    .required()
+                    .secret(),
+                Field::new(
+                    "buttons",
+                    text("The receiver shows buttons", "Получатель показывает кнопки"),
+                    FieldKind::Bool,
+                )
+                .help(text(
+                    "off: buttons go as numbered lines people answer with the number",
+                    "если нет — кнопки уходят нумерованными строками, и человек отвечает номером",
+                )),
+                Field::new("limits", text("Rate limits", "Ограничения скорости"), FieldKind::Json).api_only(),
+            ],
+        )
     }
 
     fn capabilities(&self, config: &Value) -> Capabilities {

@@ -69,3 +69,23 @@ async fn health_readiness_metrics_and_openapi() {
     }
     assert_eq!(doc.body["paths"]["/api/v1/contacts"]["get"]["parameters"][0]["in"], "query");
 }
+
+/// Each channel kind's configuration is in the OpenAPI document, from its platform's schema:
+/// required fields, write-only secrets, and okno's own fields left out.
+#[tokio::test]
+async fn the_openapi_document_describes_each_channel_kinds_configuration() {
+    let app = TestApp::spawn().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.body;
+    let schemas = &doc["components"]["schemas"];
+    let tg = &schemas["TelegramChannelConfig"];
+    assert_eq!(tg["required"], serde_json::json!(["token"]));
+    assert_eq!(tg["properties"]["token"]["writeOnly"], true);
+    assert_eq!(tg["properties"]["mode"]["enum"], serde_json::json!(["polling", "webhook"]));
+    assert!(tg["properties"].get("webhook_secret").is_none(), "kept by okno, not set");
+    let wh = &schemas["WebhookChannelConfig"];
+    assert_eq!(wh["required"], serde_json::json!(["outbound_url", "secret"]));
+    assert_eq!(wh["properties"]["buttons"]["type"], "boolean");
+    let one_of = schemas["CreateChannel"]["properties"]["config"]["oneOf"].as_array().unwrap();
+    assert_eq!(one_of.len(), 2, "{one_of:?}");
+    assert_eq!(schemas["CreateChannel"]["properties"]["kind"]["enum"], serde_json::json!(["telegram", "webhook"]));
+}

@@ -1651,3 +1651,84 @@ async fn in_the_browser_only_messages_in_my_or_unassigned_conversations_pop_up()
     assert_eq!(texts, ["Вопрос для Анны"], "a colleague's conversation stays quiet");
     b.quit().await;
 }
+
+/// The channels page offers a form per platform, made from its configuration schema: fields
+/// with their labels in the operator's language, the rare ones folded; a refused form comes back
+/// with what was typed, the secret left out; an accepted one connects the channel with the
+/// schema's kinds (an unticked box is `false`).
+#[tokio::test]
+async fn channels_are_connected_from_forms_made_from_each_platforms_schema() {
+    let app = TestApp::spawn().await;
+    operator(&app, "admin", Role::Admin).await;
+    let sim = TelegramSim::start().await;
+    sim.add_bot(TOKEN, "okno_forms_bot");
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+    let page = c.get("/ui/admin/channels").await.body;
+    for (kind, field) in [("telegram", "name=\"token\""), ("webhook", "name=\"outbound_url\"")] {
+        let form = &page[page.find(&format!("id=\"channel-form-{kind}\"")).unwrap_or_else(|| panic!("{kind} form"))..];
+        let form = &form[..form.find("</form>").unwrap()];
+        assert!(form.contains(field) && form.contains(&format!("name=\"kind\" value=\"{kind}\"")), "{kind}: {form}");
+        assert!(!form.contains("webhook_secret"), "{kind}: okno's own fields are not offered");
+    }
+    assert!(page.contains("<summary>Telegram Bot API address</summary>"), "the rare field folded");
+    let csrf = hidden(&page, "csrf");
+
+    // A refused token: the error, the mode kept, the token not shown back.
+    let refused = c
+        .post(
+            "/ui/admin/channels",
+            &[
+                ("csrf", &csrf),
+                ("kind", "telegram"),
+                ("name", "Бот"),
+                ("token", "999:wrong-secret-token"),
+                ("mode", "webhook"),
+                ("api_base", &sim.api_base()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("Telegram refused the token"), "{}", refused.body);
+    assert!(!refused.body.contains("999:wrong-secret-token"), "the token is never echoed");
+    let telegram = &refused.body[refused.body.find("id=\"channel-form-telegram\"").unwrap()..];
+    assert!(telegram.contains("value=\"webhook\" selected"), "the chosen mode kept");
+
+    let ok = c
+        .post(
+            "/ui/admin/channels",
+            &[
+                ("csrf", &csrf),
+                ("kind", "telegram"),
+                ("name", "Бот"),
+                ("token", TOKEN),
+                ("mode", "polling"),
+                ("api_base", &sim.api_base()),
+            ],
+        )
+        .await;
+    assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/ui/admin/channels")), "{}", ok.body);
+    let site = c
+        .post(
+            "/ui/admin/channels",
+            &[
+                ("csrf", &csrf),
+                ("kind", "webhook"),
+                ("name", "Сайт"),
+                ("outbound_url", "https://example.org/okno"),
+                ("secret", SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(site.status, 303, "{}", site.body);
+    let channels = app.running().engine.store.list_channels().await.unwrap();
+    let tg = channels.iter().find(|c| c.name == "Бот").expect("the bot connected");
+    assert_eq!(tg.info["username"], "okno_forms_bot");
+    let wh = channels.iter().find(|c| c.name == "Сайт").expect("the site connected");
+    assert_eq!(wh.config["buttons"], json!(false), "an unticked box is false");
+
+    // In Russian, the same forms speak Russian.
+    c.cookies.insert("okno_lang".into(), "ru".into());
+    let ru = c.get("/ui/admin/channels").await.body;
+    assert!(ru.contains("Подключить Telegram-бота") && ru.contains("Адрес получателя"), "Russian labels");
+}

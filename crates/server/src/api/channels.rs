@@ -17,7 +17,7 @@ use crate::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `webhook` or `telegram`.
+    /// The channel's kind: one of the platforms this okno carries.
     pub kind: String,
     pub name: String,
     #[schema(value_type = Object)]

@@ -1,4 +1,5 @@
-//! Administration pages: channels (connect a Telegram bot by its token, status and errors),
+//! Administration pages: channels (status and errors, and a form per platform generated from
+//! its configuration schema),
 //! API tokens, outgoing webhooks with their delivery log, rules with a live template
 //! preview, and the audit log. Every page needs the `Configure` permission.
 
@@ -67,10 +68,12 @@ async fn channels_page(state: &AppState, s: &Session, error: Option<String>, for
             v
         })
         .collect();
+    let platforms: Vec<Value> =
+        state.engine.platforms.all().into_iter().map(|p| platform_form(s, p.as_ref(), &form)).collect();
     let mut resp = ui.render(
         "admin_channels.html",
         s,
-        json!({"title": t(s, "channels"), "nav": "admin", "sub": "channels", "rows": rows, "error": error, "form": form}),
+        json!({"title": t(s, "channels"), "nav": "admin", "sub": "channels", "rows": rows, "error": error, "form": form, "platforms": platforms}),
     );
     if error.is_some() {
         *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
@@ -78,28 +81,83 @@ async fn channels_page(state: &AppState, s: &Session, error: Option<String>, for
     resp
 }
 
-/// `POST /ui/admin/channels`: connects a Telegram bot (`name`, `token`, `mode`, `api_base`).
+/// One platform's form, from its configuration schema, in the operator's language; `echo` is
+/// what was typed when the form comes back with an error (secrets never).
+fn platform_form(s: &Session, platform: &dyn okno_channel::Platform, echo: &Value) -> Value {
+    use okno_channel::schema::{FieldKind, Text};
+    let lang = |t: &Text| if s.lang == super::i18n::Lang::Ru { t.ru } else { t.en }.to_string();
+    let schema = platform.schema();
+    let kind = platform.kind().as_str();
+    let mine = echo["kind"].as_str() == Some(kind);
+    let fields: Vec<Value> = schema
+        .fields
+        .iter()
+        .filter(|f| f.in_form && !f.internal)
+        .map(|f| {
+            let (input, choices) = match &f.kind {
+                FieldKind::Choice(cs) => {
+                    ("choice", cs.iter().map(|c| json!({"value": c.value, "label": lang(&c.label)})).collect())
+                }
+                FieldKind::Bool => ("bool", Vec::new()),
+                FieldKind::Url => ("url", Vec::new()),
+                FieldKind::Integer => ("number", Vec::new()),
+                FieldKind::Text | FieldKind::Json => ("text", Vec::new()),
+            };
+            let value = if mine && !f.secret { echo["fields"][f.name].clone() } else { Value::Null };
+            json!({"name": f.name, "label": lang(&f.label), "help": lang(&f.help), "input": input, "choices": choices,
+                   "required": f.required, "secret": f.secret, "advanced": f.advanced, "placeholder": f.placeholder,
+                   "value": value})
+        })
+        .collect();
+    json!({"kind": kind, "heading": lang(&schema.heading), "name": if mine { echo["name"].clone() } else { json!(platform.title()) },
+           "fields": fields})
+}
+
+/// `POST /ui/admin/channels`: connects a channel of the form's `kind` from its platform's
+/// form (`name` and the schema's fields).
 pub async fn create_channel(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    use okno_channel::schema::FieldKind;
     let ui = &state.ui;
     if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
         return r;
     }
-    let name = form.field("name").unwrap_or_else(|| "Telegram".into());
-    let mut config = json!({"token": form.field("token").unwrap_or_default(), "mode": form.field("mode").unwrap_or_else(|| "polling".into())});
-    if let Some(base) = form.field("api_base") {
-        config["api_base"] = json!(base);
+    let kind = match form.field("kind").as_deref().map(ChannelKind::parse) {
+        Some(Ok(kind)) => kind,
+        _ => {
+            let e = okno_domain::Error::invalid("invalid_channelkind", "choose the kind of channel to connect");
+            return channels_page(&state, &s, Some(e.message), Value::Null).await;
+        }
+    };
+    let platform = match state.engine.platforms.get(kind) {
+        Ok(p) => p.clone(),
+        Err(e) => return channels_page(&state, &s, Some(e.message), Value::Null).await,
+    };
+    let schema = platform.schema();
+    let name = form.field("name").unwrap_or_else(|| platform.title().to_string());
+    let mut config = serde_json::Map::new();
+    let mut shown = serde_json::Map::new();
+    for f in schema.fields.iter().filter(|f| f.in_form && !f.internal) {
+        let value = match f.kind {
+            // An unticked box sends nothing: absent is `false` in the form.
+            FieldKind::Bool => Some(json!(form.field(f.name).is_some())),
+            FieldKind::Integer => form.field(f.name).map(|v| v.parse::<i64>().map_or(json!(v), |n| json!(n))),
+            _ => form.field(f.name).map(|v| json!(v)),
+        };
+        if let Some(v) = value {
+            if !f.secret {
+                shown.insert(f.name.to_string(), v.clone());
+            }
+            config.insert(f.name.to_string(), v);
+        }
     }
-    let echo = json!({"name": name, "mode": config["mode"], "api_base": form.field("api_base")});
+    let config = Value::Object(config);
+    let echo = json!({"kind": kind.as_str(), "name": name, "fields": shown});
     let result = async {
         if name.len() > 200 {
             return Err(okno_domain::Error::invalid("invalid_name", "the name is at most 200 characters"));
         }
-        let (config, info) = state.engine.validate_channel(ChannelKind::Telegram, &config, None).await?;
-        let ch = state
-            .engine
-            .store
-            .create_channel(NewChannel { kind: ChannelKind::Telegram, name: name.clone(), config, info })
-            .await?;
+        let (config, info) = state.engine.validate_channel(kind, &config, None).await?;
+        let ch = state.engine.store.create_channel(NewChannel { kind, name: name.clone(), config, info }).await?;
         if let Err(e) = state.engine.apply_receive_mode(&ch).await {
             let _ = state.engine.store.delete_channel(&ch.id).await;
             return Err(e);
@@ -109,7 +167,7 @@ pub async fn create_channel(State(state): State<AppState>, s: Session, headers: 
     .await;
     match result {
         Ok(ch) => {
-            audit(&state, &s, "channel.create", &ch.id, json!({"kind": "telegram", "name": ch.name})).await;
+            audit(&state, &s, "channel.create", &ch.id, json!({"kind": kind.as_str(), "name": ch.name})).await;
             Redirect::to("/ui/admin/channels").into_response()
         }
         Err(e) => channels_page(&state, &s, Some(e.message), echo).await,
