@@ -34,7 +34,7 @@ pub mod schema;
 pub mod throttle;
 
 pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
-pub use platform::{ChannelState, Connected, Context, InboundEvent, Platform, PollError, Polled, Received};
+pub use platform::{Brand, ChannelState, Connected, Context, InboundEvent, Platform, PollError, Polled, Received};
 
 /// A message's buttons as numbered lines under its text, for a receiver that shows no buttons:
 /// `1. Новости`, and `Сайт: https://…` for a link. People answer with the number.

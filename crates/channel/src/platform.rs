@@ -102,12 +102,24 @@ pub enum PollError {
     Network(String),
 }
 
+/// How a platform is drawn: its colour (charts, the round logo) and its mark, SVG elements
+/// drawn in white over the coloured circle of a 24×24 view box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brand {
+    pub color: &'static str,
+    pub mark: &'static str,
+}
+
 /// One messenger platform.
 #[async_trait]
 pub trait Platform: Send + Sync + 'static {
     fn kind(&self) -> ChannelKind;
     /// The platform's name as people know it.
     fn title(&self) -> &'static str;
+    /// Its colour and mark.
+    fn brand(&self) -> Brand {
+        Brand { color: "#9CA3AF", mark: "" }
+    }
     /// The configuration's fields.
     fn schema(&self) -> Schema;
     /// What a channel with this configuration can do.

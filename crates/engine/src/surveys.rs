@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use okno_domain::model::{Button, ChannelKind, Message};
+use okno_domain::model::{Button, Message};
 use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -281,13 +281,14 @@ impl Engine {
         Ok(Outcome::Done)
     }
 
-    /// Shows the chosen answer on the question's message (Telegram): its buttons give way to one
+    /// Shows the chosen answer on the question's message, where the platform edits sent
+    /// messages: its buttons give way to one
     /// «✓ answer» button (a press on it is a double press: nothing happens). Cosmetic: the answer
     /// is stored either way, so a failure is only logged.
     async fn mark_answered(&self, press: &Message) {
         let (Some(question_id), Some(data)) = (&press.reply_to, &press.button_data) else { return };
         match self.channel(&press.channel_id).await {
-            Ok(ch) if ch.kind == ChannelKind::Telegram => {}
+            Ok(ch) if self.capabilities(&ch).is_ok_and(|c| c.edit) => {}
             _ => return,
         }
         let Ok(question) = self.store.get_message(question_id).await else { return };

@@ -175,7 +175,7 @@ pub async fn start_with_extras(
     let engine = Engine::new(store, cfg, registry::platforms())?;
     engine.come_alive().await?;
     let shutdown = CancellationToken::new();
-    let mut ui = ui::Ui::new(settings, &public_url)?;
+    let mut ui = ui::Ui::new(settings, &public_url, &engine.platforms)?;
     ui.notice = extras.notice;
     let ui = Arc::new(ui);
     let directory = directory::Directory::from_settings(settings)?;

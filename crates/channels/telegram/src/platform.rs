@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
-    Adapter, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, InboundEvent, Platform, PollError,
-    Polled, Received, TextLimit, TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, InboundEvent, Platform,
+    PollError, Polled, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
@@ -70,6 +70,13 @@ impl Platform for Telegram {
 
     fn title(&self) -> &'static str {
         "Telegram"
+    }
+
+    fn brand(&self) -> Brand {
+        Brand {
+            color: "#2AABEE",
+            mark: r##"<path d="M5.4 11.8l11.1-4.3c.5-.2 1 .1.8.9l-1.9 8.9c-.1.6-.5.8-1 .5l-2.9-2.1-1.4 1.3c-.2.2-.3.3-.6.3l.2-3 5.4-4.9c.2-.2 0-.3-.3-.1l-6.7 4.2-2.9-.9c-.6-.2-.6-.6.2-.8z" fill="#fff"/>"##,
+        }
     }
 
     fn schema(&self) -> Schema {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use okno_channel::schema::{text, Field, FieldKind, Schema};
 use okno_channel::throttle::Throttled;
 use okno_channel::{
-    Adapter, Buttons, Capabilities, ChannelState, Connected, Context, InboundEvent, Platform, Received, TextLimit,
-    TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, InboundEvent, Platform, Received,
+    TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{Error, Result};
@@ -29,6 +29,13 @@ impl Platform for Webhook {
 
     fn title(&self) -> &'static str {
         "Webhook"
+    }
+
+    fn brand(&self) -> Brand {
+        Brand {
+            color: "#6B7280",
+            mark: r##"<path d="M7 14.5a2.5 2.5 0 1 0 2.3 3.5h5.4M12 6.5a2.5 2.5 0 0 0-1.2 4.7L8 16m6.2-5.5 2.8 4.8a2.5 2.5 0 1 0 1.5-1.3" stroke="#fff" stroke-width="1.5" fill="none" stroke-linecap="round"/>"##,
+        }
     }
 
     fn schema(&self) -> Schema {

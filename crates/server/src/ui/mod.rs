@@ -155,12 +155,26 @@ const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src
 const APP_CSS: &str = include_str!("assets/app.css");
 
 impl Ui {
-    pub fn new(settings: &crate::Settings, public_url: &str) -> okno_domain::Result<Ui> {
+    pub fn new(
+        settings: &crate::Settings,
+        public_url: &str,
+        platforms: &okno_engine::Platforms,
+    ) -> okno_domain::Result<Ui> {
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             env.add_template(name, src)
                 .map_err(|e| okno_domain::Error::internal(format!("UI template {name}: {e}")))?;
         }
+        // Each platform's colour and mark, for the `logo` macro.
+        let brands: serde_json::Map<String, Value> = platforms
+            .all()
+            .into_iter()
+            .map(|p| {
+                let b = p.brand();
+                (p.kind().as_str().to_string(), json!({"title": p.title(), "color": b.color, "mark": b.mark}))
+            })
+            .collect();
+        env.add_global("brands", minijinja::Value::from_serialize(&brands));
         env.add_function("t", |state: &minijinja::State, key: &str| -> String {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)

@@ -49,10 +49,16 @@ fn esc(s: &str) -> String {
 const COLORS: &[&str] = &["#2AABEE", "#6B7280", "#22c55e", "#f59e0b", "#a855f7", "#ef4444"];
 
 /// Stacked bars: one per day, one colour per channel.
-fn day_chart(lang: Lang, days: &[String], series: &[(String, Vec<u64>)], kinds: &[&str]) -> String {
-    let color = |i: usize| match kinds.get(i).copied() {
-        Some("telegram") if kinds.iter().filter(|k| **k == "telegram").count() == 1 => "#2AABEE",
-        Some("webhook") if kinds.iter().filter(|k| **k == "webhook").count() == 1 => "#6B7280",
+/// A series takes its platform's colour (`brands[i]`) when it is the only one of its kind.
+fn day_chart(
+    lang: Lang,
+    days: &[String],
+    series: &[(String, Vec<u64>)],
+    kinds: &[&str],
+    brands: &[Option<&str>],
+) -> String {
+    let color = |i: usize| match (kinds.get(i), brands.get(i).copied().flatten()) {
+        (Some(kind), Some(brand)) if kinds.iter().filter(|k| *k == kind).count() == 1 => brand,
         _ => COLORS[(i + 2) % COLORS.len()],
     };
     let (w, h, left, bottom) = (760.0, 220.0, 40.0, 24.0);
@@ -329,13 +335,21 @@ pub async fn page(State(state): State<AppState>, s: Session, Query(q): Query<Rep
         })
         .collect();
     let total: u64 = r.series.iter().flat_map(|(_, v)| v.iter()).sum();
+    let brands: Vec<Option<&str>> = r
+        .kinds
+        .iter()
+        .map(|k| {
+            let kind = okno_domain::model::ChannelKind::parse(k).ok()?;
+            state.engine.platforms.get(kind).ok().map(|p| p.brand().color)
+        })
+        .collect();
     ui.render(
         "reports.html",
         &s,
         json!({
             "title": super::i18n::t(s.lang, "reports"), "nav": "reports",
             "days": r.period, "event": r.event, "group_by": r.group_by, "total": total,
-            "messages_svg": day_chart(s.lang, &r.days, &r.series, &r.kinds),
+            "messages_svg": day_chart(s.lang, &r.days, &r.series, &r.kinds, &brands),
             "first_svg": (!op_rows.is_empty()).then(|| bar_chart(&op_rows)),
             "resolution_svg": (!res_rows.is_empty()).then(|| bar_chart(&res_rows)),
             "ratings_svg": (!rating_rows.is_empty()).then(|| bar_chart(&rating_rows)),
