@@ -51,8 +51,25 @@ string_enum!(
 );
 
 string_enum!(
-    /// The platform a channel speaks to.
-    ChannelKind { Webhook = "webhook", Telegram = "telegram" }
+    /// The platform a channel speaks to: the kind names the integration contract fixes. A kind
+    /// is usable when the running okno carries its platform (the server's registry); the API
+    /// refuses the others as `unknown_channel_kind`.
+    ChannelKind {
+        Webhook = "webhook",
+        Telegram = "telegram",
+        Max = "max",
+        Vk = "vk",
+        Ok = "ok",
+        Whatsapp = "whatsapp",
+        Viber = "viber",
+        Avito = "avito",
+        Sms = "sms",
+        Email = "email",
+        Widget = "widget",
+        Matrix = "matrix",
+        Rocketchat = "rocketchat",
+        Teams = "teams"
+    }
 );
 
 string_enum!(

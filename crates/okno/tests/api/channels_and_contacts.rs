@@ -125,3 +125,15 @@ async fn merging_two_contacts_joins_their_threads_and_identities() {
         "merge_same_contact"
     );
 }
+
+/// A kind the contract names but this okno carries no platform for is refused as such, and one
+/// the contract does not name as an invalid kind.
+#[tokio::test]
+async fn kinds_without_a_platform_are_refused_by_name() {
+    let app = TestApp::spawn().await;
+    let known = app.post("/api/v1/channels", json!({"kind": "teams", "name": "x", "config": {}})).await;
+    assert_eq!((known.status, known.code()), (400, "unknown_channel_kind"), "{known:?}");
+    assert!(known.body["error"]["message"].as_str().unwrap().contains("`teams`"));
+    let unknown = app.post("/api/v1/channels", json!({"kind": "fax", "name": "x", "config": {}})).await;
+    assert_eq!(unknown.code(), "invalid_channelkind");
+}
