@@ -270,4 +270,47 @@ mod tests {
         assert_eq!(js["properties"]["token"]["writeOnly"], json!(true));
         assert!(js["properties"].get("webhook_secret").is_none());
     }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z_:/.0-9 ]{0,12}".prop_map(Value::from),
+            prop::sample::select(vec!["token", "mode", "api_base", "webhook_secret", "polling", "https://x.org"])
+                .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(vec!["token", "mode", "api_base", "webhook_secret", "other"])
+                        .prop_map(String::from),
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any configuration is answered, never a panic: accepted ones hold every rule, refused
+        /// ones say `invalid_channel_config` or `invalid_url`; redaction never shows a secret.
+        #[test]
+        fn any_configuration_is_checked_without_panic(config in json()) {
+            let s = schema();
+            match s.check(&config) {
+                Ok(()) => {
+                    let obj = config.as_object().expect("an object");
+                    proptest::prop_assert!(obj.get("token").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()));
+                    proptest::prop_assert!(obj.get("webhook_secret").is_none());
+                }
+                Err(e) => proptest::prop_assert!(e.code == "invalid_channel_config" || e.code == "invalid_url", "{}", e.code),
+            }
+            let shown = s.redact(&config);
+            proptest::prop_assert!(shown.get("token").is_none() && shown.get("webhook_secret").is_none());
+        }
+    }
 }
