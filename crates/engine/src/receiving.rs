@@ -280,7 +280,7 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(channel = %channel_id, error = ?e, "polling failed");
+                    tracing::warn!(channel = %channel_id, kind = %channel.kind, error = ?e, "polling failed");
                     let wait = match e {
                         PollError::Wait(wait) => wait,
                         PollError::Refused(reason) => {

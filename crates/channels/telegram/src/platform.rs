@@ -270,8 +270,8 @@ impl Platform for Telegram {
         let offset = cursor.and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
         let batch = match api(cx, &cfg).get_updates(offset, cx.poll_timeout.as_secs()).await {
             Ok(batch) => batch,
+            // The engine logs the failure with the channel.
             Err(ApiError::Telegram { code, description, retry_after, .. }) => {
-                tracing::warn!(channel = %channel.id, code, %description, "getUpdates failed");
                 return Err(match code {
                     429 => PollError::Wait(Duration::from_secs(retry_after.unwrap_or(5))),
                     409 | 401 | 404 => PollError::Refused(description),
