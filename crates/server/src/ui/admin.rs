@@ -63,7 +63,6 @@ async fn channels_page(state: &AppState, s: &Session, error: Option<String>, for
             v["status_detail"] = json!(c.status_detail);
             v["created"] = json!(short_time(c.created_at));
             v["inbound_url"] = json!(format!("{}/hooks/{}", state.public_url, c.id));
-            v["kind_text"] = json!(state_text(s, "kind_", c.kind.as_str()));
             v["status_text"] = json!(state_text(s, "ch_st_", &c.status));
             v
         })

@@ -111,7 +111,8 @@ async fn form_page(state: &AppState, s: &Session, errors: Errors, form: Value, c
     if let Some(r) = refuse(ui, s, Permission::Write) {
         return r;
     }
-    let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
+    // The kinds this okno carries: a filter by a kind no channel can have would always be empty.
+    let kinds: Vec<&str> = state.engine.platforms.all().into_iter().map(|p| p.kind().as_str()).collect();
     let default_tz = &state.engine.cfg.default_timezone;
     let mut resp = ui.render(
         "broadcast_new.html",

@@ -148,6 +148,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("survey.html", include_str!("templates/survey.html")),
 ];
 
+/// See the `kind_title` template function.
+pub(crate) fn kind_title(lang: Lang, titles: &std::collections::HashMap<String, &'static str>, kind: &str) -> String {
+    let key = format!("kind_{kind}");
+    let text = i18n::t(lang, &key);
+    if text != key {
+        return text;
+    }
+    titles.get(kind).map(|t| t.to_string()).unwrap_or_else(|| kind.to_string())
+}
+
 const APP_JS: &str = include_str!("assets/app.js");
 /// Scripts and styles only from okno itself (inline style attributes allowed), no framing.
 const CSP: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
@@ -178,6 +188,14 @@ impl Ui {
         env.add_function("t", |state: &minijinja::State, key: &str| -> String {
             let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
             i18n::t(lang, key)
+        });
+        // A channel kind's name: the translated `kind_<kind>` where there is one, else the
+        // platform's own title, else the kind as stored.
+        let titles: std::collections::HashMap<String, &'static str> =
+            platforms.all().into_iter().map(|p| (p.kind().as_str().to_string(), p.title())).collect();
+        env.add_function("kind_title", move |state: &minijinja::State, kind: &str| -> String {
+            let lang = state.lookup("lang").and_then(|v| v.as_str().and_then(Lang::parse)).unwrap_or(Lang::En);
+            kind_title(lang, &titles, kind)
         });
         let proxies = crate::client_addr::TrustedProxies::parse(&settings.http.trusted_proxies)?;
         let sessions = session::Sessions::new(public_url.starts_with("https://"), proxies);
