@@ -157,8 +157,8 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn mark_task_shown(&self, id: &str, version: i64) -> Result<()>;
     /// Whether a person on the task's channel may take it (and see its details).
     async fn task_access(&self, id: &str, user_id: &str) -> Result<Access>;
-    /// The group chats of Telegram channels okno knows (a party with a negative chat id, or a
-    /// chat one of the latest tasks went to), by title; a chat once. At most
+    /// The group chats okno knows (a party its platform reported as a group, or a chat one of
+    /// the latest tasks went to), by title; a chat once. At most
     /// [`GROUP_CHATS`] of each kind, read through indexes (never the whole contact base).
     async fn group_chats(&self) -> Result<Vec<GroupChat>>;
     /// The titles of these group chats (`(channel_id, chat_id)`), where okno knows one: one
@@ -453,13 +453,13 @@ impl TaskStore for SqlStore {
 
     async fn group_chats(&self) -> Result<Vec<GroupChat>> {
         on!(self.read, |c| {
-            // Telegram group and supergroup ids are negative; a private chat's is the user's.
-            // The condition is the partial index `identities_groups`' own.
+            // The groups the platforms reported; the condition is the partial index
+            // `identities_groups`' own.
             let seen = c
                 .rows(
                     "SELECT i.channel_id, i.chat_id, i.display_name FROM identities i \
                      JOIN channels ch ON ch.id = i.channel_id \
-                     WHERE i.is_group = 1 AND ch.kind = 'telegram' AND ch.deleted = 0 LIMIT $1",
+                     WHERE i.is_group = 1 AND ch.deleted = 0 LIMIT $1",
                     args![GROUP_CHATS],
                 )
                 .await?;

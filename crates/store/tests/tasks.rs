@@ -308,13 +308,14 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         .await
         .unwrap()
         .id;
+    // The webhook platform reports people only; Telegram's group ids start with '-'.
     let written = |channel: &str, chat: &str, title: &str| InboundMessage {
         channel_id: channel.into(),
         sender: InboundSender {
             user_id: chat.into(),
             chat_id: chat.into(),
             display_name: Some(title.into()),
-            is_group: chat.starts_with('-'),
+            is_group: channel == ch && chat.starts_with('-'),
             ..Default::default()
         },
         external_id: format!("{chat}:1"),
