@@ -71,6 +71,13 @@ pub struct Capabilities {
     pub groups: bool,
     /// A link that opens a chat with the bot carrying a code ([`crate::Platform::deep_link`]).
     pub deep_links: bool,
+    /// People link their account to a contact by sending the one-time code okno gave them
+    /// (typed, or carried by a deep link). Off where the sender already proves who they are
+    /// (a company's own site).
+    pub link_codes: bool,
+    /// okno writes posts of its own and edits them ([`crate::Adapter::post`]): tasks are offered
+    /// this way, in group chats with inline buttons.
+    pub posts: bool,
     pub text: TextLimit,
     /// The adapter splits a longer text into several messages itself, in order.
     pub splits_long_text: bool,
@@ -96,6 +103,8 @@ impl Capabilities {
             delete: false,
             groups: false,
             deep_links: false,
+            link_codes: false,
+            posts: false,
             text,
             splits_long_text: false,
             files: None,

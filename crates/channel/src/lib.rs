@@ -30,11 +30,13 @@ pub mod conformance;
 pub mod files;
 pub mod http;
 mod platform;
+pub mod post;
 pub mod schema;
 pub mod throttle;
 
 pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
 pub use platform::{Brand, ChannelState, Connected, Context, InboundEvent, Platform, PollError, Polled, Received};
+pub use post::{Post, Posted, PressAnswer, Span};
 
 /// A message's buttons as numbered lines under its text, for a receiver that shows no buttons:
 /// `1. Новости`, and `Сайт: https://…` for a link. People answer with the number.
@@ -133,11 +135,42 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Answers a button press so the person's client stops waiting; `text`, when given, is
-    /// shown to them as a short notice (a task already taken…).
-    async fn answer_press(&self, press_id: &str, text: Option<&str>) -> Result<(), SendError> {
-        let _ = (press_id, text);
+    /// Answers a button press so the person's client stops waiting, with a notice or a link
+    /// where the answer has one (a task already taken…).
+    async fn answer_press(&self, press_id: &str, answer: &PressAnswer) -> Result<(), SendError> {
+        let _ = (press_id, answer);
         Ok(())
+    }
+
+    /// Writes a [`Post`] of okno's own into a chat. Platforms with group chats, inline buttons
+    /// and editing implement the three post calls: tasks are offered through them.
+    async fn post(&self, post: &Post) -> Result<Posted, SendError> {
+        let _ = post;
+        Err(SendError::permanent(format!("{} channels cannot post", self.kind())))
+    }
+
+    /// Replaces a post's text and buttons; a post already showing `post` is no error.
+    async fn edit_post(&self, at: &Posted, post: &Post) -> Result<(), SendError> {
+        let _ = (at, post);
+        Err(SendError::permanent(format!("{} channels cannot edit sent messages", self.kind())))
+    }
+
+    /// Removes a post's buttons, leaving its text.
+    async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
+        let _ = at;
+        Err(SendError::permanent(format!("{} channels cannot edit sent messages", self.kind())))
+    }
+
+    /// The post a message's platform id names (the message a pressed button was under).
+    fn posted(&self, external_id: &str) -> Option<Posted> {
+        let _ = external_id;
+        None
+    }
+
+    /// Takes a post down.
+    async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {
+        let _ = at;
+        Err(SendError::permanent(format!("{} channels cannot delete messages", self.kind())))
     }
 }
 

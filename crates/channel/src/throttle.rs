@@ -10,7 +10,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use okno_domain::model::ChannelKind;
 use serde::Deserialize;
 
-use crate::{Adapter, SendError, Sent};
+use crate::{Adapter, Post, Posted, PressAnswer, SendError, Sent};
 
 /// Limits for one channel. Absent values mean "no limit".
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
@@ -78,6 +78,34 @@ impl<A: Adapter> Adapter for Throttled<A> {
     async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
         self.inner.chat_action(chat_id, action).await
     }
+
+    async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
+        self.inner.set_commands(commands).await
+    }
+
+    async fn answer_press(&self, press_id: &str, answer: &PressAnswer) -> Result<(), SendError> {
+        self.inner.answer_press(press_id, answer).await
+    }
+
+    async fn post(&self, post: &Post) -> Result<Posted, SendError> {
+        self.inner.post(post).await
+    }
+
+    async fn edit_post(&self, at: &Posted, post: &Post) -> Result<(), SendError> {
+        self.inner.edit_post(at, post).await
+    }
+
+    async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
+        self.inner.clear_buttons(at).await
+    }
+
+    async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {
+        self.inner.delete_post(at).await
+    }
+
+    fn posted(&self, external_id: &str) -> Option<Posted> {
+        self.inner.posted(external_id)
+    }
 }
 
 /// Any adapter behind an `Arc` is an adapter.
@@ -101,5 +129,33 @@ impl<A: Adapter + ?Sized> Adapter for Arc<A> {
     }
     async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
         (**self).chat_action(chat_id, action).await
+    }
+
+    async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
+        (**self).set_commands(commands).await
+    }
+
+    async fn answer_press(&self, press_id: &str, answer: &PressAnswer) -> Result<(), SendError> {
+        (**self).answer_press(press_id, answer).await
+    }
+
+    async fn post(&self, post: &Post) -> Result<Posted, SendError> {
+        (**self).post(post).await
+    }
+
+    async fn edit_post(&self, at: &Posted, post: &Post) -> Result<(), SendError> {
+        (**self).edit_post(at, post).await
+    }
+
+    async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
+        (**self).clear_buttons(at).await
+    }
+
+    async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {
+        (**self).delete_post(at).await
+    }
+
+    fn posted(&self, external_id: &str) -> Option<Posted> {
+        (**self).posted(external_id)
     }
 }

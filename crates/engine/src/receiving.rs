@@ -93,10 +93,11 @@ impl Engine {
         if let Some(id) = press_id {
             self.answer_press(channel, id);
         }
-        let private = !msg.sender.is_group;
-        let text = msg.text.as_deref().filter(|_| private);
-        let code = text.and_then(link_code);
-        let task_start = text.and_then(crate::tasks::start_task);
+        // Link codes and task links are private words to the bot, on platforms that have them.
+        let caps = self.capabilities(channel)?;
+        let text = msg.text.as_deref().filter(|_| !msg.sender.is_group);
+        let code = text.filter(|_| caps.link_codes).and_then(link_code);
+        let task_start = text.filter(|_| caps.posts).and_then(crate::tasks::start_task);
         let sender = msg.sender.clone();
         // 2. Recorded once.
         msg.bot_turn = self.has_bot(&channel.id).await;
@@ -126,7 +127,7 @@ impl Engine {
         let Ok(adapter) = self.adapter_for(channel) else { return };
         let press_id = press_id.to_string();
         tokio::spawn(async move {
-            if let Err(e) = adapter.answer_press(&press_id, None).await {
+            if let Err(e) = adapter.answer_press(&press_id, &okno_channel::PressAnswer::silent()).await {
                 tracing::warn!(error = %e, "answering a button press failed");
             }
         });
@@ -301,14 +302,6 @@ impl Engine {
 /// A link code in a private message: `/start CODE` from a deep link (`true`: explicit), or the
 /// bare code typed in.
 fn link_code(text: &str) -> Option<(String, bool)> {
-    let (code, explicit) = start_payload(text).map(|c| (c, true)).unwrap_or((text.trim(), false));
+    let (code, explicit) = okno_store::start_payload(text).map(|c| (c, true)).unwrap_or((text.trim(), false));
     okno_store::is_link_code(code).then(|| (code.to_string(), explicit))
-}
-
-/// A `/start PAYLOAD` command's payload (what a deep link carries).
-pub(crate) fn start_payload(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("/start")?;
-    let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
-    let payload = rest.trim();
-    (!payload.is_empty()).then_some(payload)
 }

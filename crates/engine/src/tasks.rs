@@ -1,29 +1,28 @@
-//! Tasks posted to a Telegram group that exactly one executor can take.
+//! Tasks posted to a group chat that exactly one executor can take — on any platform whose
+//! channels post, edit and carry buttons in groups ([`okno_channel::Capabilities::posts`]).
 //!
 //! ```text
-//!   POST /api/v1/tasks ─► sendMessage to the group: title, text, [Взять] [Подробнее]
+//!   POST /api/v1/tasks ─► a post to the group: title, text, [Взять] [Подробнее]
 //!   [Взять]      ─► claim in the store (one conditional UPDATE decides, task.claimed written
 //!                   with it) ─► the press answered: "yours" / "taken by …" / "not allowed"
-//!                   └ the winner only: the group message edited (who took it, no buttons),
+//!                   └ the winner only: the group post edited (who took it, no buttons),
 //!                     the winner told privately — or in the group by mention when the bot
 //!                     may not write to them
 //!   [Подробнее]  ─► private_text sent privately; a person who never started the bot gets
-//!                   the link t.me/<bot>?start=task-<id>, and `/start task-<id>` sends it
+//!                   the channel's deep link for `task-<id>`, and `/start task-<id>` sends it
 //!   [Отказаться] ─► (the executor, privately) the task is open again, the buttons come back
 //! ```
-//! The group message is edited from the stored state; `version`/`shown_version` let a later
-//! press redo an edit a crash cut off.
+//! The group post is edited from the stored state; `version`/`shown_version` let a later
+//! press redo an edit a crash cut off. Posts are written as [`Post`]s: each platform renders
+//! the bold title and the mention in its own markup.
 
-use std::time::Duration;
-
-use okno_channel_telegram::api::{ApiError, BotApi, SentMessage};
-use okno_channel_telegram::format::{escape_html, utf16_len};
+use okno_channel::{IdentityFlag, Post, Posted, PressAnswer, SendError, SharedAdapter};
 use okno_domain::ids::new_id;
-use okno_domain::model::{Channel, ChannelKind};
+use okno_domain::model::{Button, Channel, Keyboard};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind, Result};
 use okno_store::{ClaimOutcome, Claimant, Executor, NewAudit, NewTask, Task};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::worker::Outcome;
 use crate::Engine;
@@ -36,10 +35,11 @@ const DETAILS: &str = "task:info:";
 const DROP: &str = "task:drop:";
 /// The deep-link parameter that asks for a task's details: `/start task-<id>`.
 const START: &str = "task-";
-/// A claim whose group message still shows the old state after this long is shown again on
+/// A claim whose group post still shows the old state after this long is shown again on
 /// the next press (the edit was cut off).
 const REDO_EDIT_AFTER_MS: i64 = 30_000;
-/// Longest title and text, in UTF-16 units, so the whole message stays within Telegram's 4096.
+/// Longest title and text, in UTF-16 units (the strictest count a platform uses), so the
+/// whole post stays within a message's 4096.
 pub const TITLE_LIMIT: usize = 256;
 pub const TEXT_LIMIT: usize = 3000;
 pub const PRIVATE_TEXT_LIMIT: usize = 3500;
@@ -49,6 +49,9 @@ const TAKE_LABEL: &str = "Взять";
 const DETAILS_LABEL: &str = "Подробнее";
 const DROP_LABEL: &str = "Отказаться";
 
+fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
 /// The label of a task button by its data (the group message is okno's own, not a stored
 /// message, so a press cannot find its label there).
 pub fn button_label(data: &str) -> Option<&'static str> {
@@ -65,10 +68,7 @@ pub fn is_task_data(data: &str) -> bool {
 
 /// The task a `/start task-<id>` asks for.
 pub(crate) fn start_task(text: &str) -> Option<String> {
-    crate::receiving::start_payload(text)
-        .and_then(|p| p.strip_prefix(START))
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
+    okno_store::start_payload(text).and_then(|p| p.strip_prefix(START)).filter(|id| !id.is_empty()).map(str::to_string)
 }
 
 /// `POST /api/v1/tasks`, checked.
@@ -120,66 +120,61 @@ impl TaskRequest {
     }
 }
 
-/// A Bot API call; a short flood wait (429 with `retry_after` up to 10 s) is waited out.
-async fn call<T: serde::de::DeserializeOwned>(api: &BotApi, method: &str, params: Value) -> Result<T, ApiError> {
-    let mut waits = 0;
-    loop {
-        match api.call(method, params.clone(), Some(Duration::from_secs(20))).await {
-            Err(ApiError::Telegram { code: 429, retry_after, .. }) if retry_after.unwrap_or(1) <= 10 && waits < 5 => {
-                waits += 1;
-                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).max(1))).await;
-            }
-            other => return other,
-        }
-    }
+/// A person the platform will not let the bot write to first (they never opened a chat with
+/// it, or blocked it).
+fn cannot_write(e: &SendError) -> bool {
+    matches!(e, SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. })
 }
 
-fn refused(what: &str, e: ApiError) -> Error {
-    match e {
-        ApiError::Telegram { code, description, .. } if code != 429 && code < 500 => {
-            Error::unprocessable("telegram_refused", format!("Telegram refused {what}: {description}"))
-        }
-        other => Error::unavailable("telegram_unavailable", format!("Telegram did not take {what}: {other}")),
-    }
-}
-
-/// Telegram refuses to write to a person who never started the bot (or blocked it).
-fn cannot_write(e: &ApiError) -> bool {
-    matches!(e, ApiError::Telegram { code: 403, .. })
+fn button(text: &str, data: String) -> Button {
+    Button { text: text.into(), data: Some(data), url: None }
 }
 
 /// A mention of the executor that works without a username.
-fn mention(e: &Executor) -> String {
+fn mention(post: Post, e: &Executor) -> Post {
     let name = if e.name.trim().is_empty() { "исполнитель" } else { e.name.as_str() };
-    let mut out = format!("<a href=\"tg://user?id={}\">{}</a>", escape_html(&e.user_id), escape_html(name));
-    if let Some(u) = &e.username {
-        out.push_str(&format!(" (@{})", escape_html(u)));
+    let post = post.mention(&e.user_id, name);
+    match &e.username {
+        Some(u) => post.plain(format!(" (@{u})")),
+        None => post,
     }
-    out
 }
 
-/// The group message for the task's current state.
-fn group_text(task: &Task) -> String {
-    let mut out = format!("<b>{}</b>", escape_html(&task.title));
-    if !task.text.trim().is_empty() {
-        out.push_str(&format!("\n\n{}", escape_html(&task.text)));
+/// The title in bold and the text under it.
+fn headed(post: Post, title: &str, text: &str) -> Post {
+    let post = post.bold(title);
+    if text.trim().is_empty() {
+        post
+    } else {
+        post.plain(format!("\n\n{text}"))
     }
+}
+
+/// The group post for the task's current state.
+fn group_post(task: &Task) -> Post {
+    let mut post = headed(Post::to(&task.chat_id), &task.title, &task.text);
     if let Some(e) = &task.claimed_by {
-        out.push_str(&format!("\n\n✅ Задачу взял(а): {}", mention(e)));
+        post = mention(post.plain("\n\n✅ Задачу взял(а): "), e);
     }
-    out
+    post.buttons = group_buttons(task);
+    post
 }
 
 /// The buttons of an open task (none once it is taken).
-fn group_buttons(task: &Task) -> Option<Value> {
+fn group_buttons(task: &Task) -> Keyboard {
     if !task.is_open() {
-        return None;
+        return Vec::new();
     }
-    let mut row = vec![json!({"text": TAKE_LABEL, "callback_data": format!("{TAKE}{}", task.id)})];
+    let mut row = vec![button(TAKE_LABEL, format!("{TAKE}{}", task.id))];
     if task.private_text.is_some() {
-        row.push(json!({"text": DETAILS_LABEL, "callback_data": format!("{DETAILS}{}", task.id)}));
+        row.push(button(DETAILS_LABEL, format!("{DETAILS}{}", task.id)));
     }
-    Some(json!({"inline_keyboard": [row]}))
+    vec![row]
+}
+
+/// Where the group post is, once posted.
+fn group_posted(task: &Task) -> Option<Posted> {
+    task.message_id.as_ref().map(|m| Posted { chat_id: task.chat_id.clone(), message_id: m.clone() })
 }
 
 fn taken_by(task: &Task) -> String {
@@ -202,27 +197,46 @@ fn not_allowed(task: &Task) -> String {
     )
 }
 
-/// At most 200 characters, as answerCallbackQuery takes.
-fn short(text: &str) -> String {
-    text.chars().take(200).collect()
-}
-
-/// The bot's private-chat link that asks for a task's details.
-fn start_link(channel: &Channel, task_id: &str) -> Option<String> {
-    let bot = channel.info.get("username").and_then(Value::as_str).filter(|u| !u.is_empty())?;
-    Some(format!("https://t.me/{bot}?start={START}{task_id}"))
-}
-
 impl Engine {
-    fn task_api(&self, channel: &Channel) -> Result<BotApi> {
-        if channel.kind != ChannelKind::Telegram {
+    /// Whether tasks can be posted on this channel: its platform posts and edits, in group
+    /// chats, with buttons under the post.
+    pub fn carries_tasks(&self, channel: &Channel) -> Result<bool> {
+        let caps = self.capabilities(channel)?;
+        Ok(caps.posts && caps.groups && caps.buttons.is_some_and(|b| b.inline))
+    }
+
+    /// The channel's adapter, when its platform carries tasks.
+    fn task_adapter(&self, channel: &Channel) -> Result<SharedAdapter> {
+        if !self.carries_tasks(channel)? {
             return Err(Error::unprocessable(
                 "unsupported_channel",
-                format!("tasks are posted to Telegram groups; channel {} is a {} channel", channel.id, channel.kind),
+                format!(
+                    "tasks are posted to group chats with buttons; channel {} is a {} channel, which has none",
+                    channel.id, channel.kind
+                ),
             ));
         }
-        let cfg: okno_channel_telegram::TelegramConfig = okno_channel::config_of(channel)?;
-        Ok(BotApi::new(self.http.clone(), &cfg.api_base, &cfg.token))
+        self.adapter_for(channel)
+    }
+
+    /// A platform's refusal as the API reports it: `<kind>_refused` with the platform's words,
+    /// or `<kind>_unavailable` when it could not be reached.
+    fn refused(&self, channel: &Channel, what: &str, e: SendError) -> Error {
+        let title = self.platform(channel).map(|p| p.title()).unwrap_or("the platform");
+        match e {
+            SendError::Permanent { reason, .. } => {
+                Error::unprocessable(format!("{}_refused", channel.kind), format!("{title} refused {what}: {reason}"))
+            }
+            other => Error::unavailable(
+                format!("{}_unavailable", channel.kind),
+                format!("{title} did not take {what}: {other}"),
+            ),
+        }
+    }
+
+    /// The link that opens the bot's private chat asking for a task's details.
+    fn start_link(&self, channel: &Channel, task_id: &str) -> Option<String> {
+        self.platform(channel).ok()?.deep_link(channel, &format!("{START}{task_id}"))
     }
 
     /// Posts a task to its group with "take" (and "details") and stores it.
@@ -231,7 +245,7 @@ impl Engine {
     pub async fn create_task(&self, req: TaskRequest, by: Option<&str>) -> Result<Task> {
         let req = req.validate()?;
         let channel = self.channel(&req.channel_id).await?;
-        let api = self.task_api(&channel)?;
+        let adapter = self.task_adapter(&channel)?;
         let draft = Task {
             id: new_id(),
             channel_id: channel.id.clone(),
@@ -253,16 +267,12 @@ impl Engine {
             reoffers: 0,
             reoffer_times: 0,
         };
-        let mut params = json!({"chat_id": req.chat_id, "text": group_text(&draft), "parse_mode": "HTML"});
-        if let Some(b) = group_buttons(&draft) {
-            params["reply_markup"] = b;
-        }
-        let sent: SentMessage = call(&api, "sendMessage", params).await.map_err(|e| refused("the task", e))?;
+        let sent = adapter.post(&group_post(&draft)).await.map_err(|e| self.refused(&channel, "the task", e))?;
         let audit = by.map(|actor| NewAudit {
             actor: actor.to_string(),
             action: "task.create".into(),
             target: draft.id.clone(),
-            detail: json!({"title": draft.title, "channel_id": draft.channel_id, "chat_id": sent.chat.id.to_string()}),
+            detail: serde_json::json!({"title": draft.title, "channel_id": draft.channel_id, "chat_id": sent.chat_id}),
         });
         let stored = self
             .store
@@ -270,9 +280,9 @@ impl Engine {
                 NewTask {
                     id: draft.id,
                     channel_id: draft.channel_id,
-                    // The numeric id: presses name the chat by it.
-                    chat_id: sent.chat.id.to_string(),
-                    message_id: Some(sent.message_id.to_string()),
+                    // The chat as the platform names it: presses name the chat so.
+                    chat_id: sent.chat_id.clone(),
+                    message_id: Some(sent.message_id.clone()),
                     title: draft.title,
                     text: draft.text,
                     private_text: draft.private_text,
@@ -285,9 +295,8 @@ impl Engine {
             )
             .await;
         if stored.is_err() {
-            // Nobody could take a task okno does not know: take the message down again.
-            let params = json!({"chat_id": sent.chat.id, "message_id": sent.message_id});
-            let _ = call::<Value>(&api, "deleteMessage", params).await;
+            // Nobody could take a task okno does not know: take the post down again.
+            let _ = adapter.delete_post(&sent).await;
         }
         stored
     }
@@ -306,35 +315,28 @@ impl Engine {
             return Ok(Outcome::Done);
         }
         let channel = self.channel(&task.channel_id).await?;
-        let api = self.task_api(&channel)?;
-        let mut params = json!({"chat_id": task.chat_id, "text": group_text(&task), "parse_mode": "HTML"});
-        if let Some(b) = group_buttons(&task) {
-            params["reply_markup"] = b;
-        }
-        let sent: SentMessage = match call(&api, "sendMessage", params).await {
+        let adapter = self.task_adapter(&channel)?;
+        let sent = match adapter.post(&group_post(&task)).await {
             Ok(s) => s,
-            Err(ApiError::Telegram { code, description, .. }) if code != 429 && code < 500 => {
-                tracing::warn!(task = %task.id, %description, "Telegram refused to post the task again");
+            Err(SendError::Permanent { reason, .. }) => {
+                tracing::warn!(task = %task.id, %reason, "the platform refused to post the task again");
                 return Ok(Outcome::Failed);
             }
             Err(e) => return Ok(Outcome::Retry(format!("posting the task again: {e}"), None)),
         };
-        let old = task.message_id.as_deref().and_then(|m| m.parse::<i64>().ok());
-        match self.store.record_reoffer(job_ref, &sent.message_id.to_string()).await? {
+        match self.store.record_reoffer(job_ref, &sent.message_id).await? {
             Some(_) => {
-                if let Some(old) = old {
-                    let text = format!("{}\n\n<i>⬇️ Задача опубликована заново ниже.</i>", group_text(&task));
-                    let params =
-                        json!({"chat_id": task.chat_id, "message_id": old, "text": text, "parse_mode": "HTML"});
-                    if let Err(e) = call::<Value>(&api, "editMessageText", params).await {
+                if let Some(old) = group_posted(&task) {
+                    let mut post = group_post(&task).plain("\n\n").italic("⬇️ Задача опубликована заново ниже.");
+                    post.buttons = Vec::new();
+                    if let Err(e) = adapter.edit_post(&old, &post).await {
                         tracing::warn!(task = %task.id, error = %e, "the old post of a re-posted task was not edited");
                     }
                 }
             }
             None => {
                 // Taken on the old post in the meantime: the new post is not needed.
-                let params = json!({"chat_id": sent.chat.id, "message_id": sent.message_id});
-                let _ = call::<Value>(&api, "deleteMessage", params).await;
+                let _ = adapter.delete_post(&sent).await;
             }
         }
         Ok(Outcome::Done)
@@ -348,22 +350,13 @@ impl Engine {
         self.store.get_task(id).await
     }
 
-    /// Edits the group message to show the task as stored now.
+    /// Edits the group post to show the task as stored now.
     async fn show_task(&self, channel: &Channel, id: &str) {
-        let (Ok(api), Ok(task)) = (self.task_api(channel), self.store.get_task(id).await) else { return };
-        let Some(message_id) = task.message_id.as_deref().and_then(|m| m.parse::<i64>().ok()) else { return };
-        let mut params =
-            json!({"chat_id": task.chat_id, "message_id": message_id, "text": group_text(&task), "parse_mode": "HTML"});
-        if let Some(b) = group_buttons(&task) {
-            params["reply_markup"] = b;
-        }
-        match call::<Value>(&api, "editMessageText", params).await {
-            Ok(_) => {}
-            Err(ApiError::Telegram { description, .. }) if description.contains("message is not modified") => {}
-            Err(e) => {
-                tracing::warn!(task = %task.id, error = %e, "editing the task's group message failed");
-                return;
-            }
+        let (Ok(adapter), Ok(task)) = (self.task_adapter(channel), self.store.get_task(id).await) else { return };
+        let Some(at) = group_posted(&task) else { return };
+        if let Err(e) = adapter.edit_post(&at, &group_post(&task)).await {
+            tracing::warn!(task = %task.id, error = %e, "editing the task's group post failed");
+            return;
         }
         if let Err(e) = self.store.mark_task_shown(&task.id, task.version).await {
             tracing::warn!(task = %task.id, error = %e, "recording the shown task state failed");
@@ -394,14 +387,10 @@ impl Engine {
     /// Tells the executor the task is theirs, privately with the details and a way to give it
     /// back; in the group by mention when the bot may not write to them.
     async fn tell_winner(&self, channel: &Channel, task: &Task) {
-        let (Ok(api), Some(e)) = (self.task_api(channel), task.claimed_by.as_ref()) else { return };
-        let private = json!({
-            "chat_id": e.user_id,
-            "text": private_text(task, true),
-            "parse_mode": "HTML",
-            "reply_markup": {"inline_keyboard": [[{"text": "Отказаться", "callback_data": format!("{DROP}{}", task.id)}]]},
-        });
-        let err = match call::<Value>(&api, "sendMessage", private).await {
+        let (Ok(adapter), Some(e)) = (self.task_adapter(channel), task.claimed_by.as_ref()) else { return };
+        let mut private = private_post(task, &e.user_id, true);
+        private.buttons = vec![vec![button(DROP_LABEL, format!("{DROP}{}", task.id))]];
+        let err = match adapter.post(&private).await {
             Ok(_) => return,
             Err(err) => err,
         };
@@ -409,22 +398,16 @@ impl Engine {
             tracing::warn!(task = %task.id, error = %err, "telling the executor failed");
             return;
         }
-        let mut public = json!({
-            "chat_id": task.chat_id,
-            "text": format!(
-                "{}, задача «{}» ваша. Подробности бот пришлёт в личные сообщения — откройте чат с ним.",
-                mention(e),
-                escape_html(&task.title)
-            ),
-            "parse_mode": "HTML",
-        });
-        if let Some(m) = task.message_id.as_deref().and_then(|m| m.parse::<i64>().ok()) {
-            public["reply_parameters"] = json!({"message_id": m, "allow_sending_without_reply": true});
+        let mut public = mention(Post::to(&task.chat_id), e).plain(format!(
+            ", задача «{}» ваша. Подробности бот пришлёт в личные сообщения — откройте чат с ним.",
+            task.title
+        ));
+        public.reply_to = task.message_id.clone();
+        if let Some(link) = self.start_link(channel, &task.id) {
+            public.buttons =
+                vec![vec![Button { text: "Открыть чат с ботом".into(), data: None, url: Some(link) }]];
         }
-        if let Some(link) = start_link(channel, &task.id) {
-            public["reply_markup"] = json!({"inline_keyboard": [[{"text": "Открыть чат с ботом", "url": link}]]});
-        }
-        if let Err(err) = call::<Value>(&api, "sendMessage", public).await {
+        if let Err(err) = adapter.post(&public).await {
             tracing::warn!(task = %task.id, error = %err, "telling the executor in the group failed");
         }
     }
@@ -434,65 +417,70 @@ impl Engine {
     pub(crate) async fn task_press(&self, channel: &Channel, q: &Press) -> Result<Option<String>> {
         let data = q.data.as_str();
         let who = q.who.clone();
-        let api = self.task_api(channel)?;
+        let adapter = self.task_adapter(channel)?;
         let answer = if let Some(id) = data.strip_prefix(TAKE) {
             self.press_take(channel, id, who).await
         } else if let Some(id) = data.strip_prefix(DETAILS) {
-            self.press_details(channel, &api, id, &who).await
+            self.press_details(channel, &adapter, id, &who).await
         } else if let Some(id) = data.strip_prefix(DROP) {
-            self.press_drop(channel, &api, id, &who, q).await
+            self.press_drop(channel, &adapter, id, &who, q).await
         } else {
-            Ok(Answer::alert("Эта кнопка больше не работает."))
+            Ok(PressAnswer::alert("Эта кнопка больше не работает."))
         };
         let answer = match answer {
             Ok(a) => a,
-            Err(e) if e.is_not_found() => Answer::alert("Задача не найдена: возможно, её уже сняли."),
+            Err(e) if e.is_not_found() => PressAnswer::alert("Задача не найдена: возможно, её уже сняли."),
             Err(e) => {
-                // The store is unavailable: the press is answered, and Telegram (webhook) or the
-                // poller delivers it again.
-                answer_callback(&api, &q.id, Answer::note("Не получилось, нажмите ещё раз через минуту.")).await;
+                // The store is unavailable: the press is answered, and the platform (webhook)
+                // or the poller delivers it again.
+                answer_press(&adapter, &q.id, PressAnswer::note("Не получилось, нажмите ещё раз через минуту.")).await;
                 return Err(e);
             }
         };
-        answer_callback(&api, &q.id, answer).await;
+        answer_press(&adapter, &q.id, answer).await;
         Ok(None)
     }
 
-    async fn press_take(&self, channel: &Channel, id: &str, who: Claimant) -> Result<Answer> {
+    async fn press_take(&self, channel: &Channel, id: &str, who: Claimant) -> Result<PressAnswer> {
         Ok(match self.store.claim_task(id, who).await? {
             ClaimOutcome::Won(task) => {
                 self.wake();
                 self.after_press(channel, &task.id, Some(task.clone()));
-                Answer::alert(&format!("Задача «{}» ваша!", task.title))
+                PressAnswer::alert(format!("Задача «{}» ваша!", task.title))
             }
             ClaimOutcome::AlreadyYours(task) => {
                 self.show_if_stale(channel, &task);
-                Answer::note("Эта задача уже ваша.")
+                PressAnswer::note("Эта задача уже ваша.")
             }
             ClaimOutcome::Taken(task) => {
                 self.show_if_stale(channel, &task);
-                Answer::alert(&taken_by(&task))
+                PressAnswer::alert(taken_by(&task))
             }
-            ClaimOutcome::NotAllowed(task) => Answer::alert(&not_allowed(&task)),
+            ClaimOutcome::NotAllowed(task) => PressAnswer::alert(not_allowed(&task)),
         })
     }
 
-    async fn press_details(&self, channel: &Channel, api: &BotApi, id: &str, who: &Claimant) -> Result<Answer> {
+    async fn press_details(
+        &self,
+        channel: &Channel,
+        adapter: &SharedAdapter,
+        id: &str,
+        who: &Claimant,
+    ) -> Result<PressAnswer> {
         let task = self.store.get_task(id).await?;
         if let Some(refusal) = self.details_refusal(&task, &who.user_id).await? {
-            return Ok(Answer::alert(&refusal));
+            return Ok(PressAnswer::alert(refusal));
         }
         let mine = task.claimed_by.as_ref().is_some_and(|e| e.user_id == who.user_id);
-        let params = details_message(&task, &who.user_id, mine);
-        Ok(match call::<Value>(api, "sendMessage", params).await {
-            Ok(_) => Answer::note("Подробности — в личных сообщениях с ботом."),
-            Err(e) if cannot_write(&e) => match start_link(channel, &task.id) {
-                Some(url) => Answer::url(url),
-                None => Answer::alert("Напишите боту в личные сообщения, и он пришлёт подробности."),
+        Ok(match adapter.post(&details_post(&task, &who.user_id, mine)).await {
+            Ok(_) => PressAnswer::note("Подробности — в личных сообщениях с ботом."),
+            Err(e) if cannot_write(&e) => match self.start_link(channel, &task.id) {
+                Some(url) => PressAnswer::url(url),
+                None => PressAnswer::alert("Напишите боту в личные сообщения, и он пришлёт подробности."),
             },
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "sending the task's details failed");
-                Answer::alert("Не получилось отправить подробности, попробуйте позже.")
+                PressAnswer::alert("Не получилось отправить подробности, попробуйте позже.")
             }
         })
     }
@@ -508,19 +496,25 @@ impl Engine {
         Ok(None)
     }
 
-    async fn press_drop(&self, channel: &Channel, api: &BotApi, id: &str, who: &Claimant, q: &Press) -> Result<Answer> {
+    async fn press_drop(
+        &self,
+        channel: &Channel,
+        adapter: &SharedAdapter,
+        id: &str,
+        who: &Claimant,
+        q: &Press,
+    ) -> Result<PressAnswer> {
         match self.store.release_task(id, Some(&who.user_id)).await {
             Ok(task) => {
-                if let Some((chat, message)) = q.origin {
+                if let Some(at) = q.origin.as_deref().and_then(|o| adapter.posted(o)) {
                     // The button goes with the task.
-                    let params = json!({"chat_id": chat, "message_id": message});
-                    let _ = call::<Value>(api, "editMessageReplyMarkup", params).await;
+                    let _ = adapter.clear_buttons(&at).await;
                 }
                 self.after_press(channel, &task.id, None);
-                Ok(Answer::note("Вы отказались от задачи, она снова доступна в группе."))
+                Ok(PressAnswer::note("Вы отказались от задачи, она снова доступна в группе."))
             }
-            Err(e) if e.kind == ErrorKind::Forbidden => Ok(Answer::alert("Эта задача не ваша.")),
-            Err(e) if e.kind == ErrorKind::Conflict => Ok(Answer::note("Задача уже снова открыта.")),
+            Err(e) if e.kind == ErrorKind::Forbidden => Ok(PressAnswer::alert("Эта задача не ваша.")),
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(PressAnswer::note("Задача уже снова открыта.")),
             Err(e) => Err(e),
         }
     }
@@ -534,76 +528,53 @@ impl Engine {
     }
 
     async fn send_task_details(&self, channel: &Channel, user_id: &str, task_id: &str) -> Result<()> {
-        let api = self.task_api(channel)?;
+        let adapter = self.task_adapter(channel)?;
         let text = match self.store.get_task(task_id).await {
             Ok(task) => match self.details_refusal(&task, user_id).await? {
                 Some(refusal) => refusal,
                 None => {
                     let mine = task.claimed_by.as_ref().is_some_and(|e| e.user_id == user_id);
-                    let params = details_message(&task, user_id, mine);
-                    call::<Value>(&api, "sendMessage", params).await.map_err(|e| refused("the details", e))?;
+                    adapter
+                        .post(&details_post(&task, user_id, mine))
+                        .await
+                        .map_err(|e| self.refused(channel, "the details", e))?;
                     return Ok(());
                 }
             },
             Err(e) if e.is_not_found() => "Задача не найдена: возможно, её уже сняли.".into(),
             Err(e) => return Err(e),
         };
-        call::<Value>(&api, "sendMessage", json!({"chat_id": user_id, "text": text}))
-            .await
-            .map_err(|e| refused("the answer", e))?;
+        adapter.post(&Post::to(user_id).plain(text)).await.map_err(|e| self.refused(channel, "the answer", e))?;
         Ok(())
     }
 }
 
-/// The private message with a task's details: "take" while it is open, "give back" for its
+/// The private post with a task's details: "take" while it is open, "give back" for its
 /// executor.
-fn details_message(task: &Task, user_id: &str, mine: bool) -> Value {
-    let mut params = json!({"chat_id": user_id, "text": private_text(task, mine), "parse_mode": "HTML"});
-    let button = if mine {
-        Some(json!({"text": DROP_LABEL, "callback_data": format!("{DROP}{}", task.id)}))
+fn details_post(task: &Task, user_id: &str, mine: bool) -> Post {
+    let mut post = private_post(task, user_id, mine);
+    if mine {
+        post.buttons = vec![vec![button(DROP_LABEL, format!("{DROP}{}", task.id))]];
     } else if task.is_open() {
-        Some(json!({"text": TAKE_LABEL, "callback_data": format!("{TAKE}{}", task.id)}))
-    } else {
-        None
-    };
-    if let Some(b) = button {
-        params["reply_markup"] = json!({"inline_keyboard": [[b]]});
+        post.buttons = vec![vec![button(TAKE_LABEL, format!("{TAKE}{}", task.id))]];
     }
-    params
+    post
 }
 
-fn private_text(task: &Task, mine: bool) -> String {
-    let mut out = if mine {
-        format!("Задача «<b>{}</b>» ваша.", escape_html(&task.title))
+fn private_post(task: &Task, user_id: &str, mine: bool) -> Post {
+    let mut post = Post::to(user_id);
+    if mine {
+        post = post.plain("Задача «").bold(&task.title).plain("» ваша.");
+        if !task.text.trim().is_empty() {
+            post = post.plain(format!("\n\n{}", task.text));
+        }
     } else {
-        format!("<b>{}</b>", escape_html(&task.title))
-    };
-    if !task.text.trim().is_empty() {
-        out.push_str(&format!("\n\n{}", escape_html(&task.text)));
+        post = headed(post, &task.title, &task.text);
     }
     if let Some(p) = &task.private_text {
-        out.push_str(&format!("\n\n{}", escape_html(p)));
+        post = post.plain(format!("\n\n{p}"));
     }
-    out
-}
-
-/// How a press is answered.
-struct Answer {
-    text: Option<String>,
-    show_alert: bool,
-    url: Option<String>,
-}
-
-impl Answer {
-    fn note(text: &str) -> Self {
-        Self { text: Some(short(text)), show_alert: false, url: None }
-    }
-    fn alert(text: &str) -> Self {
-        Self { text: Some(short(text)), show_alert: true, url: None }
-    }
-    fn url(url: String) -> Self {
-        Self { text: None, show_alert: false, url: Some(url) }
-    }
+    post
 }
 
 /// A press of a task's button, as the channel reported it.
@@ -611,8 +582,8 @@ pub(crate) struct Press {
     pub id: String,
     pub data: String,
     pub who: Claimant,
-    /// The chat and message the button is on.
-    pub origin: Option<(i64, i64)>,
+    /// The platform's id of the message the button is on.
+    pub origin: Option<String>,
 }
 
 impl Press {
@@ -620,10 +591,6 @@ impl Press {
     pub(crate) fn of(press_id: Option<&str>, msg: &okno_channel::InboundMessage) -> Option<Press> {
         let data = msg.button_data.as_deref().filter(|d| is_task_data(d))?;
         let person = msg.member.as_ref().unwrap_or(&msg.sender);
-        let origin = msg.reply_to_external.as_deref().and_then(|e| {
-            let (chat, message) = e.split_once(':')?;
-            Some((chat.parse().ok()?, message.parse().ok()?))
-        });
         Some(Press {
             id: press_id?.to_string(),
             data: data.to_string(),
@@ -632,30 +599,22 @@ impl Press {
                 name: person.display_name.clone().unwrap_or_default(),
                 username: person.username.clone(),
             },
-            origin,
+            origin: msg.reply_to_external.clone(),
         })
     }
 }
 
-async fn answer_callback(api: &BotApi, id: &str, a: Answer) {
-    let mut params = json!({"callback_query_id": id});
-    if let Some(t) = a.text {
-        params["text"] = t.into();
-    }
-    if a.show_alert {
-        params["show_alert"] = true.into();
-    }
-    if let Some(u) = a.url {
-        params["url"] = u.into();
-    }
-    if let Err(e) = api.call::<Value>("answerCallbackQuery", params, Some(Duration::from_secs(5))).await {
-        tracing::warn!(error = %e, "answerCallbackQuery failed");
+async fn answer_press(adapter: &SharedAdapter, id: &str, answer: PressAnswer) {
+    if let Err(e) = adapter.answer_press(id, &answer).await {
+        tracing::warn!(error = %e, "answering a press failed");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use okno_channel::Span;
+    use serde_json::json;
 
     #[test]
     fn start_links_name_the_task() {
@@ -698,7 +657,7 @@ mod tests {
     }
 
     #[test]
-    fn the_group_message_names_the_executor_safely() {
+    fn the_group_post_names_the_executor() {
         let mut task = Task {
             id: "t1".into(),
             channel_id: "c".into(),
@@ -720,18 +679,28 @@ mod tests {
             reoffers: 0,
             reoffer_times: 0,
         };
-        assert_eq!(group_text(&task), "<b>Замер &lt;окна&gt;</b>\n\nАдрес &amp; время");
-        let buttons = group_buttons(&task).unwrap();
-        assert_eq!(buttons["inline_keyboard"][0][0]["callback_data"], "task:take:t1");
-        assert_eq!(buttons["inline_keyboard"][0][1]["callback_data"], "task:info:t1");
+        let post = group_post(&task);
+        assert_eq!(post.chat_id, "-1");
+        assert_eq!(
+            post.text,
+            vec![Span::Bold("Замер <окна>".into()), Span::Plain("\n\nАдрес & время".into())],
+            "the platform escapes: the task keeps its words as written"
+        );
+        let buttons = &post.buttons;
+        assert_eq!(buttons[0][0].data.as_deref(), Some("task:take:t1"));
+        assert_eq!(buttons[0][1].data.as_deref(), Some("task:info:t1"));
         // A press is named by the label its button showed.
-        for n in 0..2 {
-            let b = &buttons["inline_keyboard"][0][n];
-            assert_eq!(button_label(b["callback_data"].as_str().unwrap()), b["text"].as_str());
+        for b in &buttons[0] {
+            assert_eq!(button_label(b.data.as_deref().unwrap()), Some(b.text.as_str()));
         }
-        let mine = details_message(&task, "42", true);
-        let drop = &mine["reply_markup"]["inline_keyboard"][0][0];
-        assert_eq!(button_label(drop["callback_data"].as_str().unwrap()), Some("Отказаться"));
+        let mine = details_post(&task, "42", true);
+        assert_eq!(mine.chat_id, "42");
+        assert_eq!(button_label(mine.buttons[0][0].data.as_deref().unwrap()), Some("Отказаться"));
+        assert_eq!(
+            mine.plain_text(),
+            "Задача «Замер <окна>» ваша.\n\nАдрес & время\n\n+7999",
+            "the executor sees the private text"
+        );
         assert_eq!(button_label("bot:item:main:0:abc"), None);
         task.status = "claimed".into();
         task.claimed_by = Some(Executor {
@@ -740,9 +709,18 @@ mod tests {
             username: Some("ivan".into()),
             contact_id: None,
         });
-        assert!(group_buttons(&task).is_none());
-        assert!(group_text(&task)
-            .ends_with("✅ Задачу взял(а): <a href=\"tg://user?id=42\">Иван &lt;Петров&gt;</a> (@ivan)"));
+        let post = group_post(&task);
+        assert!(post.buttons.is_empty(), "a taken task has no buttons");
+        assert_eq!(
+            post.text[post.text.len() - 3..],
+            [
+                Span::Plain("\n\n✅ Задачу взял(а): ".into()),
+                Span::Mention { user_id: "42".into(), name: "Иван <Петров>".into() },
+                Span::Plain(" (@ivan)".into()),
+            ]
+        );
         assert_eq!(taken_by(&task), "Задачу уже взял(а) Иван <Петров> (@ivan).");
+        let others = details_post(&task, "7", false);
+        assert!(others.buttons.is_empty(), "nobody else may take a task taken");
     }
 }

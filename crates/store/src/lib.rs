@@ -91,7 +91,7 @@ pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
     EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
 };
-pub use link_codes::{holds_link_code, is_link_code, LinkCodeStore};
+pub use link_codes::{holds_link_code, is_link_code, start_payload, LinkCodeStore};
 pub use notifications::NotificationStore;
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use outbox::OutboxStore;

@@ -134,11 +134,16 @@ fn link_code() -> String {
 /// Whether a message carries a link code: `/start CODE` (a deep link) or the bare code.
 pub fn holds_link_code(text: &str) -> bool {
     let t = text.trim();
-    let payload = t.strip_prefix("/start").map(|rest| {
-        let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
-        rest.trim()
-    });
-    is_link_code(payload.unwrap_or(t))
+    is_link_code(start_payload(t).unwrap_or(t))
+}
+
+/// A `/start PAYLOAD` command's payload: what a deep link to a bot carries (`/start@bot PAYLOAD`
+/// in a group).
+pub fn start_payload(text: &str) -> Option<&str> {
+    let rest = text.trim().strip_prefix("/start")?;
+    let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
+    let payload = rest.trim();
+    (!payload.is_empty()).then_some(payload)
 }
 
 /// Whether a text has the shape of a link code (what a person would send bare).
@@ -148,4 +153,22 @@ pub fn is_link_code(text: &str) -> bool {
         && t.chars().all(|ch| ch.is_ascii_alphanumeric())
         && t.chars().any(|ch| ch.is_ascii_digit())
         && t.chars().any(|ch| ch.is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_payloads_and_link_codes_are_read() {
+        assert_eq!(start_payload("/start ABC123"), Some("ABC123"));
+        assert_eq!(start_payload("/start@shop_bot ABC123"), Some("ABC123"));
+        assert_eq!(start_payload("/start"), None);
+        assert_eq!(start_payload("/start@shop_bot"), None);
+        assert_eq!(start_payload("hello"), None);
+        assert!(holds_link_code("/start AB12CD34"));
+        assert!(holds_link_code(" ab12cd34 "));
+        assert!(!holds_link_code("/start task-1"));
+        assert!(!holds_link_code("ABCDEFGH"));
+    }
 }

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, BotApi, SentMessage, DEFAULT_API_BASE};
-use crate::format::{escape_html, split, utf16_len, CAPTION_LIMIT, TEXT_LIMIT};
+use crate::format::{escape_html, render_spans, split, utf16_len, CAPTION_LIMIT, TEXT_LIMIT};
 use okno_channel::files::FileStore;
-use okno_channel::{Adapter, SendError, Sent};
+use okno_channel::{Adapter, Post, Posted, PressAnswer, SendError, Sent};
 
 /// Largest photo Telegram takes as a photo; larger images go as documents.
 const PHOTO_LIMIT: i64 = 10 * 1024 * 1024;
@@ -335,6 +335,21 @@ enum Body {
 }
 
 /// `"<chat>:<message>"` → the message id, when it is in `chat`.
+/// The key a chat is paced under: its number (a channel's `@name` is paced as a group).
+fn pace_key(chat: &str) -> i64 {
+    chat.trim().parse().unwrap_or(-1)
+}
+
+/// A post's message id as Telegram takes it.
+fn post_message(at: &Posted) -> Result<i64, SendError> {
+    at.message_id.parse().map_err(|_| SendError::permanent(format!("`{}` is not a Telegram message id", at.message_id)))
+}
+
+/// Edits that change nothing are refused with this; for okno they are done.
+fn unchanged(reason: &str) -> bool {
+    reason.contains("message is not modified")
+}
+
 fn message_in(external: &str, chat: i64) -> Option<i64> {
     let (c, m) = external.split_once(':')?;
     (c.parse::<i64>().ok()? == chat).then(|| m.parse().ok()).flatten()
@@ -422,7 +437,7 @@ impl Adapter for TelegramAdapter {
             if buttons.is_empty() { json!({"inline_keyboard": []}) } else { self.inline_keyboard(buttons).await? };
         let params = json!({"chat_id": chat, "message_id": message_id, "reply_markup": markup});
         match self.call::<Value>(chat, "editMessageReplyMarkup", Body::Json(params)).await {
-            Err(SendError::Permanent { reason, .. }) if reason.contains("message is not modified") => Ok(()),
+            Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
             other => other.map(|_| ()),
         }
     }
@@ -441,16 +456,66 @@ impl Adapter for TelegramAdapter {
         self.api.call::<Value>("setMyCommands", json!({"commands": commands}), None).await.map(|_| ()).map_err(classify)
     }
 
-    async fn answer_press(&self, press_id: &str, text: Option<&str>) -> Result<(), SendError> {
+    async fn answer_press(&self, press_id: &str, answer: &PressAnswer) -> Result<(), SendError> {
         let mut params = json!({"callback_query_id": press_id});
-        if let Some(text) = text {
-            params["text"] = json!(text);
+        if let Some(text) = &answer.text {
+            // answerCallbackQuery shows at most 200 characters.
+            params["text"] = json!(text.chars().take(200).collect::<String>());
+        }
+        if answer.alert {
+            params["show_alert"] = json!(true);
+        }
+        if let Some(url) = &answer.url {
+            params["url"] = json!(url);
         }
         self.api
             .call::<Value>("answerCallbackQuery", params, Some(Duration::from_secs(5)))
             .await
             .map(|_| ())
             .map_err(classify)
+    }
+
+    async fn post(&self, post: &Post) -> Result<Posted, SendError> {
+        let mut params = json!({"chat_id": post.chat_id, "text": render_spans(&post.text), "parse_mode": "HTML"});
+        if !post.buttons.is_empty() {
+            params["reply_markup"] = self.inline_keyboard(&post.buttons).await?;
+        }
+        if let Some(r) = post.reply_to.as_deref().and_then(|r| r.parse::<i64>().ok()) {
+            params["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
+        }
+        let sent: SentMessage = self.call(pace_key(&post.chat_id), "sendMessage", Body::Json(params)).await?;
+        Ok(Posted { chat_id: sent.chat.id.to_string(), message_id: sent.message_id.to_string() })
+    }
+
+    async fn edit_post(&self, at: &Posted, post: &Post) -> Result<(), SendError> {
+        let mut params = json!({"chat_id": at.chat_id, "message_id": post_message(at)?,
+                                "text": render_spans(&post.text), "parse_mode": "HTML"});
+        if !post.buttons.is_empty() {
+            params["reply_markup"] = self.inline_keyboard(&post.buttons).await?;
+        }
+        match self.call::<Value>(pace_key(&at.chat_id), "editMessageText", Body::Json(params)).await {
+            Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
+        let params = json!({"chat_id": at.chat_id, "message_id": post_message(at)?});
+        match self.call::<Value>(pace_key(&at.chat_id), "editMessageReplyMarkup", Body::Json(params)).await {
+            Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Telegram messages are known as `<chat>:<message>`.
+    fn posted(&self, external_id: &str) -> Option<Posted> {
+        let (chat, message) = external_id.split_once(':')?;
+        Some(Posted { chat_id: chat.to_string(), message_id: message.to_string() })
+    }
+
+    async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {
+        let params = json!({"chat_id": at.chat_id, "message_id": post_message(at)?});
+        self.call::<Value>(pace_key(&at.chat_id), "deleteMessage", Body::Json(params)).await.map(|_| ())
     }
 }
 

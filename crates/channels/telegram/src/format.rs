@@ -22,6 +22,24 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
+/// A post's text in Telegram's HTML: bold and italic as tags, a mention as a `tg://user` link
+/// (which works without a username); everything else escaped.
+pub fn render_spans(spans: &[okno_channel::Span]) -> String {
+    use okno_channel::Span;
+    let mut out = String::new();
+    for s in spans {
+        match s {
+            Span::Plain(t) => out.push_str(&escape_html(t)),
+            Span::Bold(t) => out.push_str(&format!("<b>{}</b>", escape_html(t))),
+            Span::Italic(t) => out.push_str(&format!("<i>{}</i>", escape_html(t))),
+            Span::Mention { user_id, name } => {
+                out.push_str(&format!("<a href=\"tg://user?id={}\">{}</a>", escape_html(user_id), escape_html(name)))
+            }
+        }
+    }
+    out
+}
+
 /// Length as Telegram counts it: UTF-16 code units.
 pub fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
@@ -64,6 +82,20 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn posts_render_as_html_with_everything_escaped() {
+        use okno_channel::Post;
+        let p = Post::to("-1").bold("Замер <окна>").plain("\n\nАдрес & время").plain("\n\n✅ Задачу взял(а): ");
+        let p = p.mention("42", "Иван <Петров>").plain(" (@ivan)").plain("\n\n").italic("ниже");
+        assert_eq!(
+            render_spans(&p.text),
+            "<b>Замер &lt;окна&gt;</b>\n\nАдрес &amp; время\n\n✅ Задачу взял(а): \
+             <a href=\"tg://user?id=42\">Иван &lt;Петров&gt;</a> (@ivan)\n\n<i>ниже</i>"
+        );
+        let id = Post::to("1").mention("1\"><b>", "x");
+        assert_eq!(render_spans(&id.text), "<a href=\"tg://user?id=1&quot;&gt;&lt;b&gt;\">x</a>");
+    }
 
     #[test]
     fn escaping_neutralises_markup() {

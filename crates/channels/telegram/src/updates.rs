@@ -230,14 +230,6 @@ pub fn callback_token(data: &str) -> Option<&str> {
     data.strip_prefix(TOKEN_PREFIX)
 }
 
-/// A `/start PAYLOAD` command's payload.
-pub fn start_payload(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix("/start")?;
-    let rest = rest.strip_prefix('@').map_or(rest, |r| r.split_once(' ').map_or("", |(_, p)| p));
-    let payload = rest.trim();
-    (!payload.is_empty()).then_some(payload)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,13 +302,5 @@ mod tests {
             "date": 1, "old_chat_member": {"status": "member"}, "new_chat_member": {"status": "kicked"}}}),
         );
         assert!(matches!(parse("ch", &b).action, Action::Membership { blocked: true, .. }));
-    }
-
-    #[test]
-    fn start_payloads_are_read() {
-        assert_eq!(start_payload("/start ABC123"), Some("ABC123"));
-        assert_eq!(start_payload("/start@shop_bot ABC123"), Some("ABC123"));
-        assert_eq!(start_payload("/start"), None);
-        assert_eq!(start_payload("hello"), None);
     }
 }

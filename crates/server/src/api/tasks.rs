@@ -59,8 +59,8 @@ pub struct TaskQuery {
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = CreateTask,
     responses((status = 201, description = "posted to the group; the task with `status: open`"),
         (status = 400, description = "`invalid_task`, `invalid_body`"), (status = 404, description = "no such channel"),
-        (status = 422, description = "`telegram_refused` with Telegram's words (e.g. the bot is not in the chat), `unsupported_channel`"),
-        (status = 503, description = "Telegram could not be reached")))]
+        (status = 422, description = "`<kind>_refused` with the platform's words, e.g. `telegram_refused` when the bot is not in the chat; `unsupported_channel` for a channel whose platform has no group posts"),
+        (status = 503, description = "`<kind>_unavailable`: the platform could not be reached")))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,

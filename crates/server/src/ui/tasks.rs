@@ -1,7 +1,7 @@
-//! The tasks pages: jobs posted to a Telegram group that exactly one person can take — their
+//! The tasks pages: jobs posted to a group chat that exactly one person can take — their
 //! status, the group and channel, who took each and when, the data — and posting a new one to
 //! a group the channel knows (the same engine path as `POST /api/v1/tasks`: posted before the
-//! answer, so Telegram's refusal is shown on the form). Viewing needs `Read`; posting and
+//! answer, so the platform's refusal is shown on the form). Viewing needs `Read`; posting and
 //! giving a task back need `Write`, as in the API. Details meant for the executor (the client's
 //! phone…) are masked for roles without the right to see personal data.
 
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use okno_domain::model::{Channel, ChannelKind, Permission};
+use okno_domain::model::{Channel, Permission};
 use okno_engine::tasks::TaskRequest;
 use okno_store::{GroupChat, PageRequest, Task, TaskFilter};
 use serde::Deserialize;
@@ -100,12 +100,12 @@ async fn list_page(state: &AppState, s: &Session, q: TasksQuery, error: Option<S
         Ok(v) => v,
         Err(e) => return error_page(ui, s, e),
     };
-    let telegram: Vec<&Channel> = channels.iter().filter(|c| c.kind == ChannelKind::Telegram).collect();
+    let carrying: Vec<&Channel> = channels.iter().filter(|c| state.engine.carries_tasks(c).unwrap_or(false)).collect();
     let by_id = channel_map(&channels);
     let rows: Vec<Value> = page.items.iter().map(|task| row_view(task, &titles, &by_id)).collect();
     let chat_options: Vec<Value> = chats
         .iter()
-        .filter(|g| telegram.iter().any(|c| c.id == g.channel_id))
+        .filter(|g| carrying.iter().any(|c| c.id == g.channel_id))
         .map(|g: &GroupChat| {
             let channel = by_id.get(g.channel_id.as_str()).map_or("?", |c| c.name.as_str());
             json!({
@@ -131,7 +131,7 @@ async fn list_page(state: &AppState, s: &Session, q: TasksQuery, error: Option<S
         json!({
             "title": t(s, "tk_tasks"), "nav": "tasks", "rows": rows, "next_query": next_query,
             "f": {"status": status, "channel": q.channel},
-            "channels": telegram.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
+            "channels": carrying.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
             "all_channels": channels.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
             "chats": chat_options, "can_post": s.role().allows(Permission::Write),
             "error": error, "form": form,
