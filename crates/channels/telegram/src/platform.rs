@@ -59,7 +59,11 @@ async fn received(channel: &Channel, update: &Update, state: &dyn ChannelState) 
         Action::Migrated { from, to } => InboundEvent::Migrated { from, to },
         Action::Ignore => InboundEvent::Ignore,
     };
-    Ok(Received { event, press_id: parsed.callback_query_id, cursor: Some((update.update_id + 1).to_string()) })
+    Ok(Received {
+        event,
+        press_id: parsed.callback_query_id,
+        cursor: Some(update.update_id.saturating_add(1).to_string()),
+    })
 }
 
 #[async_trait]
@@ -136,6 +140,8 @@ impl Platform for Telegram {
             delete: true,
             groups: true,
             deep_links: true,
+            link_codes: true,
+            posts: true,
             text: TextLimit { max: TEXT_LIMIT, unit: TextUnit::Utf16 },
             splits_long_text: true,
             files: Some(FileLimits {
@@ -267,7 +273,15 @@ impl Platform for Telegram {
         state: &dyn ChannelState,
     ) -> std::result::Result<Polled, PollError> {
         let cfg = config_of(channel).map_err(|e| PollError::Refused(e.message))?;
-        let offset = cursor.and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+        // Offset 0 asks for every update Telegram still holds; handling one again changes nothing.
+        let offset = match cursor.map(str::parse::<i64>) {
+            Some(Ok(offset)) => offset,
+            Some(Err(_)) => {
+                tracing::warn!(channel = %channel.id, cursor, "the stored update offset is not a number; starting over");
+                0
+            }
+            None => 0,
+        };
         let batch = match api(cx, &cfg).get_updates(offset, cx.poll_timeout.as_secs()).await {
             Ok(batch) => batch,
             // The engine logs the failure with the channel.
@@ -284,7 +298,11 @@ impl Platform for Telegram {
         for update in &batch {
             match received(channel, update, state).await {
                 Ok(r) => items.push(r),
-                // The rest waits for the next poll, which starts at this update again.
+                // The rest waits for the next poll, which starts at this update again; when
+                // nothing could be read, the engine backs off as after a failed poll.
+                Err(e) if items.is_empty() => {
+                    return Err(PollError::Network(format!("reading update {} failed: {e}", update.update_id)))
+                }
                 Err(e) => {
                     tracing::warn!(channel = %channel.id, update = update.update_id, error = %e, "reading an update failed");
                     break;
