@@ -49,6 +49,10 @@ impl Engine {
         // must not let another worker take the same job): one statement for all of them.
         let mut renew = tokio::time::interval(Duration::from_millis((self.cfg.lease_ms / 3).max(10) as u64));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The poll is a deadline, not a pause after each turn: under steady live traffic the
+        // loop never sits idle for a whole interval, yet a broadcast send whose retry came due
+        // must still be looked for.
+        let mut next_look = tokio::time::Instant::now() + poll;
         loop {
             let free = slots.available_permits();
             let mut claimed_all = false;
@@ -97,13 +101,19 @@ impl Engine {
                 _ = self.wake_bulk.notified() => bulk_due = true,
                 // A finished broadcast send frees a slot and may let the next one in its queue go;
                 // a finished live job leaves the broadcast lane as it was.
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= matches!(done, Ok(Lane::Bulk)),
-                _ = tokio::time::sleep(poll), if !claimed_all => bulk_due = true,
+                // A task that panicked may have held either lane.
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= !matches!(done, Ok(Lane::Live)),
+                _ = tokio::time::sleep_until(next_look), if !claimed_all => {}
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");
                     }
                 }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= next_look {
+                bulk_due = true;
+                next_look = now + poll;
             }
         }
         let grace = Duration::from_millis(self.cfg.shutdown_grace_ms);
@@ -364,7 +374,8 @@ impl Engine {
             let limit = self.cfg.max_attachment_bytes;
             // An http(s) address is fetched as it is; anything else names a file the way the
             // channel's platform does, and the platform fetches it.
-            let fetched = if url.starts_with("https://") || url.starts_with("http://") {
+            let web = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            let fetched = if web {
                 self.http.fetch_limited(url, limit).await
             } else {
                 self.fetch_from_platform(&message.channel_id, url).await

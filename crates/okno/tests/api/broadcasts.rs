@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use okno_testkit::telegram::{SimUser, TelegramSim};
-use okno_testkit::{eventually, Sink, TestApp};
+use okno_testkit::{eventually, Sink, TestApp, TestDb};
 use serde_json::{json, Value};
 
 use crate::SECRET;
@@ -286,6 +286,58 @@ async fn a_customer_is_answered_while_a_broadcast_runs_at_telegrams_limit() {
     assert_eq!(done["sent"], total);
     assert_eq!(mailed(), total as usize, "each person once");
     assert_eq!(sim.rate_limited(TOKEN), 0, "okno kept under Telegram's limits");
+}
+
+/// A broadcast send whose retry comes due while operators keep answering (each reply wakes the
+/// workers more often than they poll) is still sent: the poll is a deadline the live traffic
+/// does not push back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_retry_goes_out_while_live_replies_keep_the_workers_busy() {
+    let app = TestApp::spawn_on(TestDb::sqlite(), |s| {
+        s.delivery.poll_interval_ms = 1_000;
+        s.delivery.retry_base_ms = 300;
+        s.delivery.retry_max_ms = 600;
+    })
+    .await;
+    let sink = Sink::start(SECRET).await;
+    let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+    let people = web_people(&app, &ch, 1, "mail").await;
+    let body = json!({"message_id": "in-live", "user": {"id": "live", "name": "Покупатель"}, "text": "Вопрос"});
+    let r = app.inbound(&ch, SECRET, &body).await;
+    let m = app.get(&format!("/api/v1/messages/{}", r.body["id"].as_str().unwrap())).await.body;
+    let conv = m["conversation_id"].as_str().unwrap().to_string();
+
+    // The broadcast's first attempt is refused; its retry waits for the poll.
+    sink.script(&[503]);
+    let r = app
+        .post("/api/v1/broadcasts", json!({"name": "Повтор", "audience": {"contact_ids": people}, "text": "Акция"}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let refused = eventually(10, || async {
+        sink.received().iter().any(|r| r.body["text"] == "Акция" && r.answered == 503).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the first attempt was made: {:?}", sink.received());
+
+    // Live replies every 100 ms, for up to ten poll intervals.
+    let delivered = || sink.accepted().iter().any(|r| r.body["text"] == "Акция");
+    let mut replies = 0;
+    for n in 0..100 {
+        if delivered() {
+            break;
+        }
+        let r =
+            app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": format!("Ответ {n}")})).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        replies += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered(), "the broadcast's retry went out during {replies} live replies");
+    let live = sink.wait_accepted(replies + 1, 10).await;
+    assert_eq!(
+        live.iter().filter(|r| r.body["text"].as_str().is_some_and(|t| t.starts_with("Ответ"))).count(),
+        replies
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
