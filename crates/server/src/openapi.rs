@@ -51,7 +51,8 @@ impl Modify for Bearer {
 
 /// `GET /api/v1/openapi.json` (no token needed: it is documentation). Each channel kind's
 /// configuration is described by its platform's schema (`<Kind>ChannelConfig`), and a
-/// channel's `config` is one of them.
+/// channel's `config` is one of them; a change to it is one of the same schemas with no field
+/// required (`<Kind>ChannelConfigChanges`).
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
     Json(with_channel_configs(ApiDoc::openapi(), &state.engine.platforms))
 }
@@ -59,17 +60,26 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
 fn with_channel_configs(doc: utoipa::openapi::OpenApi, platforms: &okno_engine::Platforms) -> Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     let mut refs = Vec::new();
+    let mut change_refs = Vec::new();
     let mut kinds = Vec::new();
     for p in platforms.all() {
         let kind = p.kind().as_str();
         let name = format!("{}ChannelConfig", p.title().replace(' ', ""));
         let mut schema = p.schema().json_schema();
         schema["description"] = json!(format!("`config` of a `{kind}` channel"));
+        // A change names only the keys it changes: the same fields, none required.
+        let mut changes = schema.clone();
+        if let Some(fields) = changes.as_object_mut() {
+            fields.remove("required");
+        }
+        changes["description"] = json!(format!("keys of a `{kind}` channel's `config` to change"));
         doc["components"]["schemas"][&name] = schema;
+        doc["components"]["schemas"][format!("{name}Changes")] = changes;
         refs.push(json!({"$ref": format!("#/components/schemas/{name}")}));
+        change_refs.push(json!({"$ref": format!("#/components/schemas/{name}Changes")}));
         kinds.push(kind);
     }
-    for body in ["CreateChannel", "UpdateChannel"] {
+    for (body, refs) in [("CreateChannel", refs), ("UpdateChannel", change_refs)] {
         let config = &mut doc["components"]["schemas"][body]["properties"]["config"];
         if config.is_object() {
             config["oneOf"] = json!(refs);
