@@ -42,7 +42,7 @@ impl Okno {
                 .env("OKNO_LISTEN", format!("127.0.0.1:{port}"))
                 .env("OKNO_ALLOW_PRIVATE_TARGETS", "true")
                 .env("OKNO_LOG_LEVEL", "warn")
-                .env("OKNO_TELEGRAM__POLLER_CHECK_MS", "200");
+                .env("OKNO_POLLING__POLLER_CHECK_MS", "200");
             if let Some(url) = database_url {
                 c.env("OKNO_DATABASE_URL", url);
             }

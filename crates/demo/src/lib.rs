@@ -266,7 +266,7 @@ impl Demo {
         settings.data_dir = folder.dir.to_path_buf();
         settings.database_url = None;
         // New channels are polled within a third of a second, so the demo starts quickly.
-        settings.telegram.poller_check_ms = settings.telegram.poller_check_ms.min(300);
+        settings.polling.poller_check_ms = settings.polling.poller_check_ms.min(300);
 
         let store = okno_server::open_store(&settings).await?;
         let admin_password = new_password();

@@ -237,9 +237,9 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         retry_max_ms: d.retry_max_ms,
         http_timeout_ms: Duration::from_secs(d.http_timeout_secs).as_millis() as u64,
         shutdown_grace_ms: d.shutdown_grace_secs * 1000,
-        poll_timeout_secs: s.telegram.poll_timeout_secs,
-        poller_check_ms: s.telegram.poller_check_ms,
-        poll_conflict_wait_ms: s.telegram.conflict_wait_secs * 1000,
+        poll_timeout_secs: s.polling.poll_timeout_secs,
+        poller_check_ms: s.polling.poller_check_ms,
+        poll_conflict_wait_ms: s.polling.conflict_wait_secs * 1000,
         default_timezone: s.default_timezone.clone(),
         templates: okno_engine::render::RenderLimits {
             program: s

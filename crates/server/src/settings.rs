@@ -38,7 +38,10 @@ pub struct Settings {
     pub limits: Limits,
     pub delivery: Delivery,
     pub database: Database,
-    pub telegram: Telegram,
+    /// Receiving by long polling, for every platform that offers it. `[telegram]` is its
+    /// earlier name, still read.
+    #[serde(alias = "telegram")]
+    pub polling: Polling,
     pub ui: Ui,
     pub http: Http,
     pub templates: Templates,
@@ -111,11 +114,11 @@ pub struct Ui {
     pub two_factor_required_for: Vec<String>,
 }
 
-/// Receiving from Telegram.
+/// Receiving by long polling (Telegram's `getUpdates`, and the like on other platforms).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Telegram {
-    /// Long-poll timeout of `getUpdates`, in seconds (Telegram allows up to 50).
+pub struct Polling {
+    /// How long one poll waits for updates, in seconds (each platform caps it: Telegram at 50).
     pub poll_timeout_secs: u64,
     /// How often okno looks for bots to poll (new channels, a poller lost elsewhere), in ms.
     pub poller_check_ms: u64,
@@ -123,7 +126,7 @@ pub struct Telegram {
     pub conflict_wait_secs: u64,
 }
 
-impl Default for Telegram {
+impl Default for Polling {
     fn default() -> Self {
         Self { poll_timeout_secs: 25, poller_check_ms: 2_000, conflict_wait_secs: 30 }
     }
@@ -195,7 +198,7 @@ impl Default for Settings {
             limits: Limits::default(),
             delivery: Delivery::default(),
             database: Database::default(),
-            telegram: Telegram::default(),
+            polling: Polling::default(),
             ui: Ui::default(),
             http: Http::default(),
             templates: Templates::default(),
@@ -380,6 +383,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_polling_section_is_still_read_by_its_earlier_name() {
+        let parsed: Settings =
+            Figment::new().merge(Toml::string("[telegram]\npoll_timeout_secs = 7\n")).extract().unwrap();
+        assert_eq!(parsed.polling.poll_timeout_secs, 7);
+        let parsed: Settings =
+            Figment::new().merge(Toml::string("[polling]\nconflict_wait_secs = 3\n")).extract().unwrap();
+        assert_eq!(parsed.polling.conflict_wait_secs, 3);
+    }
+
+    #[test]
     fn the_example_config_parses_to_the_defaults() {
         let parsed: Settings = Figment::new().merge(Toml::string(EXAMPLE)).extract().unwrap();
         let d = Settings::default();
@@ -388,7 +401,7 @@ mod tests {
         assert_eq!(parsed.limits, d.limits);
         assert_eq!(parsed.delivery, d.delivery);
         assert_eq!(parsed.database, d.database);
-        assert_eq!(parsed.telegram, d.telegram);
+        assert_eq!(parsed.polling, d.polling);
         assert_eq!(parsed.ui, d.ui);
         assert_eq!(parsed.http, d.http);
         assert_eq!(parsed.templates, d.templates);

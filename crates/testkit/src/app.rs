@@ -63,9 +63,9 @@ pub fn test_settings(db: &TestDb, data_dir: PathBuf) -> Settings {
     s.delivery.lease_secs = 5;
     s.delivery.http_timeout_secs = 5;
     s.delivery.shutdown_grace_secs = 2;
-    s.telegram.poll_timeout_secs = 1;
-    s.telegram.poller_check_ms = 100;
-    s.telegram.conflict_wait_secs = 1;
+    s.polling.poll_timeout_secs = 1;
+    s.polling.poller_check_ms = 100;
+    s.polling.conflict_wait_secs = 1;
     s.templates.worker_program = Some(okno_binary());
     s
 }

@@ -34,8 +34,8 @@ fn settings() -> Settings {
     s.delivery.lease_secs = 5;
     s.delivery.http_timeout_secs = 5;
     s.delivery.shutdown_grace_secs = 2;
-    s.telegram.poll_timeout_secs = 1;
-    s.telegram.conflict_wait_secs = 1;
+    s.polling.poll_timeout_secs = 1;
+    s.polling.conflict_wait_secs = 1;
     s.templates.worker_program = Some(env!("CARGO_BIN_EXE_okno").into());
     s
 }
