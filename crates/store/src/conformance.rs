@@ -620,9 +620,9 @@ pub async fn statistics_follow_a_growing_table(store: Arc<dyn Store>) {
 
 pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
-    let ch2 = channel(&*store, "telegram").await;
+    let ch2 = channel(&*store, "app").await;
     let wa = store.record_inbound(inbound(&ch.id, "wa-1", "1", "from whatsapp")).await.unwrap().message;
-    let tg = store.record_inbound(inbound(&ch2.id, "tg-1", "1", "from telegram")).await.unwrap().message;
+    let tg = store.record_inbound(inbound(&ch2.id, "tg-1", "1", "from the app")).await.unwrap().message;
     store
         .update_contact(
             &wa.contact_id,
@@ -1038,7 +1038,7 @@ pub async fn edits_blocks_moves_buttons_and_reply_resolution(store: Arc<dyn Stor
 }
 
 pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(store: Arc<dyn Store>) {
-    let tg = channel(&*store, "telegram").await;
+    let tg = channel(&*store, "app").await;
     let wa = channel(&*store, "whatsapp").await;
     let hook = subscribe(&*store, &[EventType::ButtonPressed]).await;
     // A manager reachable on two channels; the most recent is `wa`.
@@ -1181,7 +1181,7 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
 /// person once, every outcome in the order given, each message stored as returned, made its
 /// conversation's last and queued in that order.
 pub async fn notify_all_queues_each_person_once_in_order(store: Arc<dyn Store>) {
-    let tg = channel(&*store, "telegram").await;
+    let tg = channel(&*store, "app").await;
     let mut people = Vec::new();
     for i in 0..230 {
         let m = store.record_inbound(inbound(&tg.id, &format!("u{i}"), &format!("m{i}"), "hi")).await.unwrap();

@@ -410,16 +410,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ct_link", "Link a messenger", "Привязать мессенджер"),
     (
         "ct_link_hint",
-        "A one-time code for this person: when they open the link or send the code to the bot, their Telegram joins this card.",
-        "Одноразовый код для этого человека: когда он откроет ссылку или отправит код боту, его Telegram добавится в эту карточку.",
+        "A one-time code for this person: when they open the link or send the code to the bot, their messenger account joins this card.",
+        "Одноразовый код для этого человека: когда он откроет ссылку или отправит код боту, его аккаунт в мессенджере добавится в эту карточку.",
     ),
     ("ct_link_code", "Code:", "Код:"),
     ("ct_link_until", "valid until", "действует до"),
     ("ct_link_url", "Link for the person", "Ссылка для человека"),
     (
         "ct_link_no_bot",
-        "No Telegram bot is connected yet, and the link needs one (Administration → Channels).",
-        "Telegram-бот ещё не подключён, а ссылке он нужен (Администрирование → Каналы).",
+        "No bot that opens by a link (Telegram) is connected yet, and the link needs one (Administration → Channels).",
+        "Бот, который открывается по ссылке (Telegram), ещё не подключён, а ссылке он нужен (Администрирование → Каналы).",
     ),
     (
         "ct_link_how",
@@ -515,7 +515,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("time_invalid", "«{value}» is not a date and time.", "«{value}» — не дата и время."),
     ("time_unknown_zone", "«{value}» is not a known time zone.", "«{value}» — неизвестный часовой пояс."),
-    ("kind_telegram", "Telegram", "Telegram"),
     ("kind_webhook", "Webhook (your site or app)", "Вебхук (ваш сайт или приложение)"),
     ("ch_inbound_url", "Inbound webhook address", "Адрес для входящих (вебхук)"),
     ("ch_none", "No channels yet: connect one below.", "Каналов пока нет: подключите канал ниже."),
@@ -653,8 +652,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ev_why_no_identity", "{name} has no messenger linked to okno.", "У контакта {name} нет привязанного мессенджера."),
     (
         "ev_do_no_identity",
-        "Link their messenger: «Link a messenger» on the contact's card (or POST /api/v1/contacts/{id}/link) gives a one-time link (t.me/…?start=CODE) to send them; opening it links their Telegram. Someone who has written to the bot can also be merged into this contact on the contact's card.",
-        "Привяжите мессенджер: кнопка «Привязать мессенджер» на карточке контакта (или POST /api/v1/contacts/{id}/link) даёт одноразовую ссылку (t.me/…?start=КОД), которую нужно отправить человеку; открыв её, он привяжет свой Telegram. Если человек уже писал боту, его можно объединить с этим контактом в карточке контакта.",
+        "Link their messenger: «Link a messenger» on the contact's card (or POST /api/v1/contacts/{id}/link) gives a one-time link to send them (in Telegram: t.me/…?start=CODE); opening it links their messenger account. Someone who has written to the bot can also be merged into this contact on the contact's card.",
+        "Привяжите мессенджер: кнопка «Привязать мессенджер» на карточке контакта (или POST /api/v1/contacts/{id}/link) даёт одноразовую ссылку (в Telegram: t.me/…?start=КОД), которую нужно отправить человеку; открыв её, он привяжет свой аккаунт в мессенджере. Если человек уже писал боту, его можно объединить с этим контактом в карточке контакта.",
     ),
     ("ev_why_blocked", "{name} blocked the bot on every channel.", "{name} заблокировал(а) бота во всех каналах."),
     (
@@ -693,8 +692,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("tk_new", "Post a task to a group", "Разместить задачу в группе"),
     (
         "tk_no_channel",
-        "Connect a Telegram bot first (Administration → Channels) and add it to the group.",
-        "Сначала подключите Telegram-бота (Администрирование → Каналы) и добавьте его в группу.",
+        "Connect a bot that can post to groups (Telegram) first (Administration → Channels) and add it to the group.",
+        "Сначала подключите бота, который умеет писать в группы (Telegram), в разделе Администрирование → Каналы и добавьте его в группу.",
     ),
     (
         "tk_chat_note",
