@@ -138,11 +138,20 @@ impl TelegramAdapter {
         &self.api
     }
 
-    /// One paced API call. A short 429 is waited out and the call repeated.
-    async fn call<T: serde::de::DeserializeOwned>(&self, chat: i64, method: &str, body: Body) -> Result<T, SendError> {
+    /// One API call, paced by the chat's budget when `pace` names it (the outbox's sends; a
+    /// post answers someone waiting — an API call, a press — and goes at once). A short 429 is
+    /// waited out and the call repeated.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        pace: Option<i64>,
+        method: &str,
+        body: Body,
+    ) -> Result<T, SendError> {
         let mut waits = 0;
         loop {
-            self.limiter.ready(chat).await;
+            if let Some(chat) = pace {
+                self.limiter.ready(chat).await;
+            }
             let result = match &body {
                 Body::Json(v) => self.api.call(method, v.clone(), None).await,
                 Body::Form(make) => self.api.call_multipart(method, make()?).await,
@@ -234,7 +243,7 @@ impl TelegramAdapter {
         if let Some(r) = reply_to {
             params["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
         }
-        let sent: SentMessage = self.call(chat, "sendMessage", Body::Json(params)).await?;
+        let sent: SentMessage = self.call(Some(chat), "sendMessage", Body::Json(params)).await?;
         Ok(sent.message_id)
     }
 
@@ -280,7 +289,7 @@ impl TelegramAdapter {
             }
             Ok(form)
         };
-        let sent: SentMessage = self.call(chat, method, Body::Form(Box::new(make))).await?;
+        let sent: SentMessage = self.call(Some(chat), method, Body::Form(Box::new(make))).await?;
         Ok(sent.message_id)
     }
 }
@@ -332,12 +341,6 @@ enum Body {
     Json(Value),
     /// Multipart forms cannot be cloned, so a retry builds a new one.
     Form(Box<dyn Fn() -> Result<Form, SendError> + Send + Sync>),
-}
-
-/// `"<chat>:<message>"` → the message id, when it is in `chat`.
-/// The key a chat is paced under: its number (a channel's `@name` is paced as a group).
-fn pace_key(chat: &str) -> i64 {
-    chat.trim().parse().unwrap_or(-1)
 }
 
 /// A post's message id as Telegram takes it.
@@ -436,7 +439,7 @@ impl Adapter for TelegramAdapter {
         let markup =
             if buttons.is_empty() { json!({"inline_keyboard": []}) } else { self.inline_keyboard(buttons).await? };
         let params = json!({"chat_id": chat, "message_id": message_id, "reply_markup": markup});
-        match self.call::<Value>(chat, "editMessageReplyMarkup", Body::Json(params)).await {
+        match self.call::<Value>(Some(chat), "editMessageReplyMarkup", Body::Json(params)).await {
             Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
             other => other.map(|_| ()),
         }
@@ -483,7 +486,7 @@ impl Adapter for TelegramAdapter {
         if let Some(r) = post.reply_to.as_deref().and_then(|r| r.parse::<i64>().ok()) {
             params["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
         }
-        let sent: SentMessage = self.call(pace_key(&post.chat_id), "sendMessage", Body::Json(params)).await?;
+        let sent: SentMessage = self.call(None, "sendMessage", Body::Json(params)).await?;
         Ok(Posted { chat_id: sent.chat.id.to_string(), message_id: sent.message_id.to_string() })
     }
 
@@ -493,7 +496,7 @@ impl Adapter for TelegramAdapter {
         if !post.buttons.is_empty() {
             params["reply_markup"] = self.inline_keyboard(&post.buttons).await?;
         }
-        match self.call::<Value>(pace_key(&at.chat_id), "editMessageText", Body::Json(params)).await {
+        match self.call::<Value>(None, "editMessageText", Body::Json(params)).await {
             Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
             other => other.map(|_| ()),
         }
@@ -501,7 +504,7 @@ impl Adapter for TelegramAdapter {
 
     async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
         let params = json!({"chat_id": at.chat_id, "message_id": post_message(at)?});
-        match self.call::<Value>(pace_key(&at.chat_id), "editMessageReplyMarkup", Body::Json(params)).await {
+        match self.call::<Value>(None, "editMessageReplyMarkup", Body::Json(params)).await {
             Err(SendError::Permanent { reason, .. }) if unchanged(&reason) => Ok(()),
             other => other.map(|_| ()),
         }
@@ -515,7 +518,7 @@ impl Adapter for TelegramAdapter {
 
     async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {
         let params = json!({"chat_id": at.chat_id, "message_id": post_message(at)?});
-        self.call::<Value>(pace_key(&at.chat_id), "deleteMessage", Body::Json(params)).await.map(|_| ())
+        self.call::<Value>(None, "deleteMessage", Body::Json(params)).await.map(|_| ())
     }
 }
 
