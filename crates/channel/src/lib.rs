@@ -35,7 +35,9 @@ pub mod schema;
 pub mod throttle;
 
 pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
-pub use platform::{Brand, ChannelState, Connected, Context, InboundEvent, Platform, PollError, Polled, Received};
+pub use platform::{
+    Brand, ChannelState, Connected, Context, HookAnswer, InboundEvent, Platform, PollError, Polled, Received,
+};
 pub use post::{Post, Posted, PressAnswer, Span};
 
 /// A message's buttons as numbered lines under its text, for a receiver that shows no buttons:

@@ -90,6 +90,16 @@ pub struct Polled {
     pub items: Vec<Received>,
 }
 
+/// What okno answers a platform's webhook request with, once its events are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HookAnswer {
+    /// okno's own JSON (`{"id", "duplicate"}`): for platforms that take any 2xx.
+    #[default]
+    Json,
+    /// A set plain-text body the platform expects (VK: `ok`, or its confirmation string).
+    Text(String),
+}
+
 /// Why a poll failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollError {
@@ -148,6 +158,12 @@ pub trait Platform: Send + Sync + 'static {
         body: &[u8],
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>>;
+
+    /// The answer to a webhook request [`Platform::receive`] accepted.
+    fn hook_answer(&self, channel: &Channel, body: &[u8]) -> HookAnswer {
+        let _ = (channel, body);
+        HookAnswer::Json
+    }
 
     /// Whether this channel is to be polled (one poller across every okno process).
     fn polls(&self, channel: &Channel) -> bool {

@@ -46,8 +46,33 @@ pub struct InboundMessage {
     pub author: Option<String>,
     /// The person inside a group who wrote or pressed, as the platform names them.
     pub member: Option<InboundSender>,
-    /// The channel has a bot: its turn is queued with the message (private chats, no link code).
+    /// The bot takes its turn on this message (set by the engine: the channel has a bot and
+    /// nothing else claimed the message); queued with the message, private chats only.
     pub bot_turn: bool,
+    /// The person opts out of broadcasts or back in with this message (set by the engine from
+    /// a stop word or an "unsubscribe" press); applied and answered with the message.
+    pub subscription: Option<SubscriptionChange>,
+    /// Whether the message may answer a survey (set by the engine).
+    pub survey: SurveyTurn,
+}
+
+/// Whether an inbound message may answer a survey.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SurveyTurn {
+    /// No: a command, a link code, an opt-out, a group's message, another button.
+    #[default]
+    No,
+    /// A press of a survey's button: the survey takes it (and answers a stale one politely).
+    Press,
+    /// Typed text: the survey takes it when the person has one running, the bot otherwise.
+    IfRunning,
+}
+
+/// A change to a person's broadcast subscription, with okno's answer to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionChange {
+    pub subscribed: bool,
+    pub answer: String,
 }
 
 /// Everything a channel adapter needs to send one message.

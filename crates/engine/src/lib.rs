@@ -37,11 +37,13 @@ pub use metrics::Metrics;
 pub use okno_channel::files::FileStore;
 
 /// What a hook request produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HookReply {
     /// The message recorded, if the request carried one.
     pub id: Option<String>,
     pub duplicate: bool,
+    /// What the platform is answered.
+    pub answer: okno_channel::HookAnswer,
 }
 
 /// How long another process's change to a channel may take to reach this one.

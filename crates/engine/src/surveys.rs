@@ -4,7 +4,8 @@
 //! ```text
 //!   start / event / date scan ─► store.start_survey: run + first question + reminder and
 //!                                 deadline jobs (one transaction; once per person and key)
-//!   inbound press or text ─► `survey_answer` job (queued with the message by the store)
+//!   inbound press or text ─► [`turn`]: may it answer a survey? ─► `survey_answer` job (queued
+//!                            with the message by the store when the person has a survey running)
 //!        ─► store.survey_input: answer + `survey.answered` + next question | thanks
 //!   `survey_remind` ─► the unanswered question again, once
 //!   `survey_expire` ─► the run ends `expired`; the person's next queued survey starts
@@ -22,7 +23,7 @@ use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use okno_store::{
     ContactFilter, EventRecord, InputOutcome, NewAudit, NewRun, Processed, RuleOutcome, StartOutcome, Survey,
-    SurveyInput, SurveyStart,
+    SurveyInput, SurveyStart, SurveyTurn,
 };
 use serde_json::{json, Value};
 
@@ -325,9 +326,46 @@ fn parse_day(text: &str) -> Option<Date> {
     Date::new(y.trim().parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()
 }
 
+/// Whether an inbound message may answer a survey: a press of a survey's button, or a typed
+/// text in private that is no command and no link code. Opt-outs are the broadcasts'.
+pub(crate) fn turn(msg: &okno_channel::InboundMessage) -> SurveyTurn {
+    if msg.sender.is_group || msg.subscription.is_some() {
+        return SurveyTurn::No;
+    }
+    if let Some(data) = &msg.button_data {
+        return if data.starts_with(okno_domain::surveys::BUTTON_PREFIX) { SurveyTurn::Press } else { SurveyTurn::No };
+    }
+    let typed = msg.text.as_deref().map(str::trim).unwrap_or_default();
+    if typed.is_empty() || typed.starts_with('/') || okno_store::holds_link_code(typed) {
+        SurveyTurn::No
+    } else {
+        SurveyTurn::IfRunning
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn a_survey_takes_its_presses_and_plain_text_in_private() {
+        let text = |t: &str| okno_store::testing::inbound_text("ch", "u", "m", t);
+        assert_eq!(super::turn(&text("Много работы")), SurveyTurn::IfRunning);
+        assert_eq!(super::turn(&text("/menu")), SurveyTurn::No, "a command is the bot's");
+        assert_eq!(super::turn(&text("AB12CD34")), SurveyTurn::No, "a link code is linked");
+        assert_eq!(super::turn(&text("  ")), SurveyTurn::No);
+        let mut group = text("Хорошо");
+        group.sender.is_group = true;
+        assert_eq!(super::turn(&group), SurveyTurn::No, "a group answers no survey");
+        let mut press = text("");
+        press.button_data = Some(format!("{}run:0:1", okno_domain::surveys::BUTTON_PREFIX));
+        assert_eq!(super::turn(&press), SurveyTurn::Press);
+        press.button_data = Some("bot:item:main:1:abc".into());
+        assert_eq!(super::turn(&press), SurveyTurn::No);
+        let mut stop = text("стоп");
+        stop.subscription = crate::receiving::subscription::asked(&stop);
+        assert_eq!(super::turn(&stop), SurveyTurn::No, "an opt-out is the broadcasts'");
+    }
+
     use super::*;
 
     #[test]

@@ -2,10 +2,11 @@
 //! The message is stored before the answer goes back. Also serves signed attachment links.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use okno_channel::HookAnswer;
 use okno_channel_webhook::verify_file_signature;
 use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
@@ -27,9 +28,12 @@ async fn receive(
     Path(channel_id): Path<String>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let reply = state.engine.receive_hook(&channel_id, &headers, &body).await?;
-    Ok(Json(json!({"id": reply.id, "duplicate": reply.duplicate})))
+    Ok(match reply.answer {
+        HookAnswer::Json => Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response(),
+        HookAnswer::Text(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+    })
 }
 
 #[derive(Deserialize)]

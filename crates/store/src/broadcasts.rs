@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use okno_domain::channel::SubscriptionChange;
 use okno_domain::ids::new_id;
 use okno_domain::model::{Contact, Keyboard, Page};
 use okno_domain::time::{now_ms, Millis};
@@ -788,28 +789,15 @@ pub(crate) struct Reaction {
     pub handled: bool,
 }
 
-/// Words that opt a person out of broadcasts when sent alone, and words that opt them back in.
-const STOP_WORDS: &[&str] = &["стоп", "stop", "отписаться", "unsubscribe", "/stop", "/unsubscribe"];
-const START_WORDS: &[&str] = &["подписаться", "subscribe", "/subscribe"];
-
-const OPTED_OUT_TEXT: &str =
-    "Вы отписались от рассылок. Важные уведомления по вашим заказам будут приходить по-прежнему. \
-     Чтобы снова получать рассылки, напишите «подписаться».";
-const OPTED_IN_TEXT: &str = "Вы снова подписаны на рассылки.";
-
-fn word(text: &str) -> String {
-    text.trim().trim_end_matches(['.', '!']).to_lowercase()
-}
-
-/// Records an answer to a broadcast and handles opting out and back in, inside the inbound
-/// message's transaction.
+/// Records an answer to a broadcast and applies the subscription change the engine read from
+/// the message, inside the inbound message's transaction.
 pub(crate) async fn on_inbound(
     c: &mut dyn Conn,
     message: &okno_domain::model::Message,
     sender: &crate::InboundSender,
+    change: Option<&SubscriptionChange>,
 ) -> Result<Reaction> {
     let mut reaction = Reaction { answer: None, handled: false };
-    let mut opt: Option<bool> = None;
     if let Some(r) = &message.reply_to {
         let row = c.row("SELECT broadcast_id FROM broadcast_recipients WHERE message_id = $1", args![r]).await?;
         if let Some(row) = row {
@@ -827,22 +815,11 @@ pub(crate) async fn on_inbound(
                 args![&value, message.created_at, r],
             )
             .await?;
-            if value == UNSUBSCRIBE {
-                opt = Some(false);
-            }
             reaction.answer = Some((row.s("broadcast_id")?, value));
         }
     }
-    let private = !sender.is_group;
-    if let (Some(text), true, None) = (message.text.as_deref(), private, opt) {
-        let w = word(text);
-        if STOP_WORDS.contains(&w.as_str()) {
-            opt = Some(false);
-        } else if START_WORDS.contains(&w.as_str()) {
-            opt = Some(true);
-        }
-    }
-    let Some(subscribed) = opt else { return Ok(reaction) };
+    let Some(change) = change else { return Ok(reaction) };
+    let subscribed = change.subscribed;
     reaction.handled = true;
     c.exec(
         "UPDATE identities SET opted_out = $1 WHERE channel_id = $2 AND user_id = $3",
@@ -852,7 +829,7 @@ pub(crate) async fn on_inbound(
     let req = OutboundRequest {
         to: Recipient::Conversation(message.conversation_id.clone()),
         channel_id: Some(message.channel_id.clone()),
-        text: Some(if subscribed { OPTED_IN_TEXT } else { OPTED_OUT_TEXT }.to_string()),
+        text: Some(change.answer.clone()),
         buttons: Vec::new(),
         attachment_ids: Vec::new(),
         idempotency_key: Some(format!("opt:{}", message.id)),

@@ -179,26 +179,30 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
 }
 
 /// A group chat is what its platform said it is, not what its id looks like: kept on the
-/// identity; no bot turn and no opt-out word in a group; a person whose id looks like a group's
-/// is a person.
+/// identity; no bot turn in a group; a person whose id looks like a group's is a person.
 pub async fn a_group_is_a_property_of_its_identity(store: Arc<dyn Store>) {
     let ch = channel(&*store, "groups").await;
-    let mut in_group = inbound(&ch.id, "-100", "g-1", "стоп");
+    let mut in_group = inbound(&ch.id, "-100", "g-1", "привет");
     in_group.sender.is_group = true;
     in_group.bot_turn = true;
     let g = store.record_inbound(in_group).await.unwrap().message;
     let group = store.get_contact(&g.contact_id).await.unwrap();
     assert!(group.identities[0].is_group, "kept on the identity");
-    assert!(!group.identities[0].opted_out, "a stop word in a group opts nobody out");
     let jobs = claim_all(&*store).await;
     assert!(!jobs.iter().any(|j| j.kind == JobKind::BotStep), "no bot turn in a group: {jobs:?}");
 
     let mut person = inbound(&ch.id, "-7", "p-1", "стоп");
     person.bot_turn = true;
+    person.subscription = Some(okno_domain::channel::SubscriptionChange {
+        subscribed: false,
+        answer: "Вы отписались.".into(),
+    });
     let p = store.record_inbound(person).await.unwrap().message;
     let person = store.get_contact(&p.contact_id).await.unwrap();
     assert!(!person.identities[0].is_group);
-    assert!(person.identities[0].opted_out, "a person's stop word opts them out, whatever their id");
+    assert!(person.identities[0].opted_out, "a person's opt-out applies, whatever their id");
+    let jobs = claim_all(&*store).await;
+    assert!(!jobs.iter().any(|j| j.kind == JobKind::BotStep), "an opt-out is answered, not the bot's: {jobs:?}");
 }
 
 pub async fn inbound_creates_contact_identity_and_conversation_once(store: Arc<dyn Store>) {
@@ -931,7 +935,7 @@ pub async fn ping_and_backup(store: Arc<dyn Store>) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-pub async fn one_process_holds_a_channel_lease_and_the_offset_persists(store: Arc<dyn Store>) {
+pub async fn one_process_holds_a_channel_lease_and_the_cursor_persists(store: Arc<dyn Store>) {
     let ch = channel(&*store, "bot").await;
     assert!(store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap());
     assert!(!store.take_channel_lease(&ch.id, "p2", 60_000).await.unwrap(), "held by p1");
@@ -940,10 +944,13 @@ pub async fn one_process_holds_a_channel_lease_and_the_offset_persists(store: Ar
     assert!(store.take_channel_lease(&ch.id, "p2", 1).await.unwrap(), "free after release");
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     assert!(store.take_channel_lease(&ch.id, "p3", 60_000).await.unwrap(), "an expired lease is taken over");
-    assert_eq!(store.poll_offset(&ch.id).await.unwrap(), 0);
-    store.set_poll_offset(&ch.id, 811_000_042).await.unwrap();
-    assert_eq!(store.poll_offset(&ch.id).await.unwrap(), 811_000_042);
-    assert!(!store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap(), "setting the offset keeps the lease");
+    assert_eq!(store.poll_cursor(&ch.id).await.unwrap(), None);
+    store.set_poll_cursor(&ch.id, "811000042").await.unwrap();
+    assert_eq!(store.poll_cursor(&ch.id).await.unwrap().as_deref(), Some("811000042"));
+    // A platform's cursor need not be a number.
+    store.set_poll_cursor(&ch.id, "ts:1733000000:abc").await.unwrap();
+    assert_eq!(store.poll_cursor(&ch.id).await.unwrap().as_deref(), Some("ts:1733000000:abc"));
+    assert!(!store.take_channel_lease(&ch.id, "p1", 60_000).await.unwrap(), "setting the cursor keeps the lease");
 }
 
 pub async fn link_codes_link_once_and_fold_in_the_contact_okno_made(store: Arc<dyn Store>) {

@@ -18,7 +18,6 @@ use crate::attachments::load_attachments;
 use crate::channels::load_channel;
 use crate::contacts::{insert_contact, load_contact};
 use crate::db::{args, Conn, Row};
-use crate::link_codes::holds_link_code;
 use crate::outbox::insert_job;
 use crate::sql::{on, SqlStore};
 use crate::statements::{to_json, Sql};
@@ -658,8 +657,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             d.insert("event_id".into(), json!(event_id));
             d.insert("answer".into(), json!(value));
         }
-        // An answer to a broadcast, an "unsubscribe" press or a stop word.
-        let reaction = crate::broadcasts::on_inbound(c, &message, &msg.sender).await?;
+        // An answer to a broadcast; an opt-out or opt-in the engine read from the message.
+        let reaction = crate::broadcasts::on_inbound(c, &message, &msg.sender, msg.subscription.as_ref()).await?;
         if let (Some((broadcast_id, value)), Value::Object(d)) = (&reaction.answer, &mut event_data) {
             d.insert("broadcast_id".into(), json!(broadcast_id));
             d.insert("answer".into(), json!(value));
@@ -673,19 +672,13 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             let conv = load_conversation(c, &conversation_id).await?;
             emit(c, EventType::ConversationUpdated, conversation_event_data(&conv)).await?;
         }
-        // The channel's bot answers private messages; its turn is queued with the message, so
-        // a crash right after the acknowledgement loses neither. A link code is redeemed first
-        // and the engine queues the bot's turn after that.
-        // An answer to a running survey goes to the survey instead (queued the same way); an
-        // opt-out word or a broadcast's button was dealt with above.
+        // The bot's turn, when the engine gave it one, is queued with the message, so a crash
+        // right after the acknowledgement loses neither. An answer to a running survey goes to
+        // the survey instead (queued the same way); an opt-out or opt-in was answered above.
         let private = !msg.sender.is_group;
         if private && !reaction.handled && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
             insert_job(c, JobKind::SurveyAnswer, &id, Some(&conversation_id), now).await?;
-        } else if msg.bot_turn
-            && private
-            && !reaction.handled
-            && !holds_link_code(msg.text.as_deref().unwrap_or_default())
-        {
+        } else if msg.bot_turn && private && !reaction.handled {
             insert_job(c, JobKind::BotStep, &id, Some(&conversation_id), now).await?;
         }
         Ok(Inbound { message, duplicate: false })

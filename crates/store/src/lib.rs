@@ -60,7 +60,9 @@ mod rules;
 pub mod seal;
 mod search;
 mod signals;
-pub use okno_domain::channel::{DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender};
+pub use okno_domain::channel::{
+    DeliveryTarget, IdentityFlag, InboundAttachment, InboundMessage, InboundSender, SubscriptionChange, SurveyTurn,
+};
 pub use signals::{Announcements, Heard};
 mod sql;
 mod statements;

@@ -156,6 +156,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0025_group_identities.sql"),
         include_str!("../migrations/postgres/0025_group_identities.sql"),
     ),
+    (
+        26,
+        "0026_poll_cursor.sql",
+        include_str!("../migrations/sqlite/0026_poll_cursor.sql"),
+        include_str!("../migrations/postgres/0026_poll_cursor.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -22,8 +22,9 @@ pub trait ReceivingStore: Send + Sync + 'static {
     /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
     async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
     async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
-    async fn poll_offset(&self, channel_id: &str) -> Result<i64>;
-    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()>;
+    /// Where a poller goes on from, as its platform wrote it (none: from the start).
+    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>>;
+    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()>;
     /// A short token standing for button data too long for the platform (same data, same token).
     async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
     async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
@@ -76,21 +77,21 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn poll_offset(&self, channel_id: &str) -> Result<i64> {
+    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>> {
         let channel_id = channel_id.to_owned();
         on!(self.read, |c| {
-            let row = c.row("SELECT poll_offset FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
-            row.map_or(Ok(0), |r| r.i("poll_offset"))
+            let row = c.row("SELECT poll_cursor FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
+            row.map_or(Ok(None), |r| r.os("poll_cursor"))
         })
     }
 
-    async fn set_poll_offset(&self, channel_id: &str, offset: i64) -> Result<()> {
-        let channel_id = channel_id.to_owned();
+    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()> {
+        let (channel_id, cursor) = (channel_id.to_owned(), cursor.to_owned());
         on!(self.write, |c| {
             c.exec(
-                "INSERT INTO channel_state (channel_id, poll_offset) VALUES ($1, $2) \
-                 ON CONFLICT (channel_id) DO UPDATE SET poll_offset = $2",
-                args![&channel_id, offset],
+                "INSERT INTO channel_state (channel_id, poll_cursor) VALUES ($1, $2) \
+                 ON CONFLICT (channel_id) DO UPDATE SET poll_cursor = $2",
+                args![&channel_id, &cursor],
             )
             .await?;
             Ok(())

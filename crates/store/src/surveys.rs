@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use okno_domain::channel::SurveyTurn;
 use okno_domain::ids::{new_id, random_hex};
 use okno_domain::model::{EventType, Page};
-use okno_domain::surveys::{AnswerRecord, AnswerTally, Input, RunCounts, SurveySpec, BUTTON_PREFIX};
+use okno_domain::surveys::{AnswerRecord, AnswerTally, Input, RunCounts, SurveySpec};
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
 use okno_domain::{Error, ErrorKind, Result};
 use serde::Serialize;
@@ -399,19 +400,16 @@ pub(crate) async fn start_runs(c: &mut dyn Conn, survey: &Survey, runs: Vec<NewR
 }
 
 /// Whether an inbound message goes to the surveys rather than the bot: a press of a survey
-/// button, or a typed text (not a command) from a person with a survey running. Private chats
-/// only (the caller checks).
+/// button, or a text that may answer one from a person with a survey running.
 pub(crate) async fn takes_inbound(c: &mut dyn Conn, contact_id: &str, msg: &InboundMessage) -> Result<bool> {
-    if let Some(data) = &msg.button_data {
-        return Ok(data.starts_with(BUTTON_PREFIX));
+    match msg.survey {
+        SurveyTurn::No => Ok(false),
+        SurveyTurn::Press => Ok(true),
+        SurveyTurn::IfRunning => Ok(c
+            .row("SELECT id FROM survey_runs WHERE contact_id = $1 AND status = 'active' LIMIT 1", args![contact_id])
+            .await?
+            .is_some()),
     }
-    let typed = msg.text.as_deref().map(str::trim).unwrap_or_default();
-    if typed.is_empty() || typed.starts_with('/') || crate::holds_link_code(typed) {
-        return Ok(false);
-    }
-    Ok(c.row("SELECT id FROM survey_runs WHERE contact_id = $1 AND status = 'active' LIMIT 1", args![contact_id])
-        .await?
-        .is_some())
 }
 
 /// Moves `other`'s survey runs and answers to `keep` (contact merge). A run `keep` already has

@@ -156,6 +156,8 @@ pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundM
         author: None,
         member: None,
         bot_turn: false,
+        subscription: None,
+        survey: Default::default(),
     }
 }
 

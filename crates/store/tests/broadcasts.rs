@@ -11,7 +11,7 @@ use okno_domain::model::{ContactInput, EventType, MessageStatus};
 use okno_store::testing::{inbound_text as message, webhook_channel as channel};
 use okno_store::{
     BroadcastAction, BroadcastItem, IdentityFlag, InboundSender, NewBroadcast, NewWebhook, PageRequest, SentMessage,
-    Store, LANE_BULK, LANE_LIVE,
+    Store, SubscriptionChange, LANE_BULK, LANE_LIVE,
 };
 use serde_json::json;
 
@@ -60,8 +60,12 @@ async fn each_person_is_queued_once_and_opted_out_people_are_skipped(store: Arc<
     let a = person(&*store, &ch, "a").await;
     let b = person(&*store, &ch, "b").await;
     let c = person(&*store, &ch, "c").await;
-    // «стоп» opts c out and is answered (in the live lane).
-    let stop = store.record_inbound(message(&ch, "c", "stop-c", "Стоп")).await.unwrap().message;
+    // «стоп», read by the engine as an opt-out, opts c out and is answered (in the live lane).
+    let mut stop = message(&ch, "c", "stop-c", "Стоп");
+    stop.subscription = Some(SubscriptionChange {
+        subscribed: false, answer: "Вы отписались от рассылок.".into()
+    });
+    let stop = store.record_inbound(stop).await.unwrap().message;
     let contact_c = store.get_contact(&c).await.unwrap();
     assert!(contact_c.identities[0].opted_out);
     let confirm = store.list_messages(&stop.conversation_id, PageRequest::new(Some(10), None)).await.unwrap();
@@ -230,6 +234,9 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
     press.text = None;
     press.button_data = Some("unsubscribe".into());
     press.reply_to = Some(mb.clone());
+    press.subscription = Some(SubscriptionChange {
+        subscribed: false, answer: "Вы отписались от рассылок.".into()
+    });
     store.record_inbound(press).await.unwrap();
     assert!(store.get_contact(&b).await.unwrap().identities[0].opted_out);
     assert!(!store.get_contact(&a).await.unwrap().identities[0].opted_out);
@@ -240,7 +247,11 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
     let bodies: Vec<_> = pressed.items.iter().map(|d| d.body["data"].clone()).collect();
     assert!(bodies.iter().any(|d| d["broadcast_id"] == json!(id) && d["answer"] == "5"), "{bodies:?}");
     // «подписаться» opts b back in.
-    store.record_inbound(message(&ch, "b", "sub-b", "подписаться")).await.unwrap();
+    let mut sub = message(&ch, "b", "sub-b", "подписаться");
+    sub.subscription = Some(SubscriptionChange {
+        subscribed: true, answer: "Вы снова подписаны на рассылки.".into()
+    });
+    store.record_inbound(sub).await.unwrap();
     assert!(!store.get_contact(&b).await.unwrap().identities[0].opted_out);
 }
 

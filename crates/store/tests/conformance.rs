@@ -26,7 +26,7 @@ okno_store::both_backends!(
     tokens_operators_and_audit,
     setup_links_make_exactly_one_first_administrator,
     ping_and_backup,
-    one_process_holds_a_channel_lease_and_the_offset_persists,
+    one_process_holds_a_channel_lease_and_the_cursor_persists,
     link_codes_link_once_and_fold_in_the_contact_okno_made,
     edits_blocks_moves_buttons_and_reply_resolution,
     events_are_idempotent_notify_once_fall_back_and_collect_answers,

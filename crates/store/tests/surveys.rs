@@ -12,7 +12,7 @@ use okno_domain::model::{ContactInput, EventType};
 use okno_domain::surveys::SurveySpec;
 use okno_store::{
     InboundMessage, InboundSender, InputOutcome, JobKind, NewRun, NewWebhook, PageRequest, StartOutcome, Store,
-    SurveyInput,
+    SurveyInput, SurveyTurn,
 };
 use serde_json::json;
 
@@ -20,7 +20,14 @@ async fn channel(store: &dyn Store) -> String {
     okno_store::testing::webhook_channel(store, "site").await
 }
 
+/// A message as the engine hands it over: a survey's button press or a typed text that may
+/// answer a survey (the engine reads commands, link codes and opt-outs as none).
 fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: Option<String>) -> InboundMessage {
+    let survey = match &button {
+        Some(data) if data.starts_with(okno_domain::surveys::BUTTON_PREFIX) => SurveyTurn::Press,
+        Some(_) => SurveyTurn::No,
+        None => SurveyTurn::IfRunning,
+    };
     InboundMessage {
         channel_id: channel.into(),
         sender: InboundSender { user_id: user.into(), chat_id: user.into(), ..Default::default() },
@@ -33,6 +40,8 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
         author: None,
         member: None,
         bot_turn: true,
+        subscription: None,
+        survey,
     }
 }
 
@@ -198,7 +207,8 @@ async fn answers_count_once_and_lead_to_the_next_question(store: Arc<dyn Store>)
     assert_eq!(kinds.iter().filter(|k| **k == JobKind::Webhook).count(), 1, "one survey.answered: {kinds:?}");
 
     // A command is the bot's; a text is the survey's.
-    store.record_inbound(inbound(&ch, "boris", "c1", Some("/menu"), None)).await.unwrap();
+    let command = InboundMessage { survey: SurveyTurn::No, ..inbound(&ch, "boris", "c1", Some("/menu"), None) };
+    store.record_inbound(command).await.unwrap();
     assert_eq!(drain(&*store).await, vec![JobKind::BotStep]);
     let text = store.record_inbound(inbound(&ch, "boris", "t1", Some("Много работы"), None)).await.unwrap().message;
     assert_eq!(drain(&*store).await, vec![JobKind::SurveyAnswer]);

@@ -73,6 +73,8 @@ async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
             author: None,
             member: None,
             bot_turn: false,
+            subscription: None,
+            survey: Default::default(),
         })
         .await
         .unwrap();
@@ -327,6 +329,8 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         author: None,
         member: None,
         bot_turn: false,
+        subscription: None,
+        survey: Default::default(),
     };
     store.record_inbound(written(&ch, "-1001", "Склад")).await.unwrap();
     store.record_inbound(written(&ch, "-1002", "Курьеры")).await.unwrap();

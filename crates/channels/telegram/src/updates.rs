@@ -133,6 +133,8 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
         author,
         member: (m.chat.kind != "private").then(|| m.from.as_ref().map(person)).flatten(),
         bot_turn: false,
+        subscription: None,
+        survey: Default::default(),
     }
 }
 
@@ -208,6 +210,8 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
                 author: (kind == "group").then(|| author_of(&q.from)),
                 member: Some(person(&q.from)),
                 bot_turn: false,
+                subscription: None,
+                survey: Default::default(),
             })),
             callback_query_id: Some(q.id.clone()),
         };

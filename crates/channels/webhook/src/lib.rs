@@ -304,6 +304,8 @@ pub fn parse_inbound(
         author: None,
         member: None,
         bot_turn: false,
+        subscription: None,
+        survey: Default::default(),
     })
 }
 
