@@ -1671,7 +1671,12 @@ async fn channels_are_connected_from_forms_made_from_each_platforms_schema() {
         assert!(form.contains(field) && form.contains(&format!("name=\"kind\" value=\"{kind}\"")), "{kind}: {form}");
         assert!(!form.contains("webhook_secret"), "{kind}: okno's own fields are not offered");
     }
-    assert!(page.contains("<summary>Telegram Bot API address</summary>"), "the rare field folded");
+    // The rare fields folded under one summary, each drawn like the others (label, type, help).
+    let tg = &page[page.find("id=\"channel-form-telegram\"").unwrap()..];
+    let folded = &tg[tg.find("<details").expect("folded fields")..tg.find("</details>").unwrap()];
+    assert!(folded.contains("<summary>More settings</summary>"), "{folded}");
+    assert!(folded.contains("Telegram Bot API address") && folded.contains("name=\"api_base\""), "{folded}");
+    assert!(folded.contains("type=\"url\""), "a folded address is an address field: {folded}");
     let csrf = hidden(&page, "csrf");
 
     // A refused token: the error, the mode kept, the token not shown back.

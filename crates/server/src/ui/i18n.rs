@@ -518,6 +518,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("kind_webhook", "Webhook (your site or app)", "Вебхук (ваш сайт или приложение)"),
     ("ch_inbound_url", "Inbound webhook address", "Адрес для входящих (вебхук)"),
     ("ch_none", "No channels yet: connect one below.", "Каналов пока нет: подключите канал ниже."),
+    ("ch_advanced", "More settings", "Дополнительные настройки"),
     ("ch_st_active", "active", "работает"),
     ("ch_st_error", "error", "ошибка"),
     ("wh_st_pending", "pending", "ожидает"),
