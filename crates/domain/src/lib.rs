@@ -8,6 +8,7 @@ pub mod files;
 pub mod ids;
 pub mod masking;
 pub mod model;
+pub mod routing;
 pub mod signing;
 pub mod surveys;
 pub mod time;

@@ -646,22 +646,9 @@ fn choose_identity<'a>(
     if let Some(found) = last_inbound.and_then(on).filter(|i| !i.blocked) {
         return Ok(found);
     }
-    next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &[])
+    okno_domain::routing::next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &[])
         .or_else(|| contact.identities.first())
         .ok_or_else(|| Error::unprocessable("no_identity", "the contact has no identity on any channel"))
-}
-
-/// The identity to reach a person on: the preferred channel, else the most recently active,
-/// skipping blocked ones and channels already `tried`.
-pub(crate) fn next_identity<'a>(
-    preferred: Option<&str>,
-    identities: &'a [Identity],
-    tried: &[String],
-) -> Option<&'a Identity> {
-    let open = |i: &&Identity| !i.blocked && !tried.contains(&i.channel_id);
-    preferred
-        .and_then(|p| identities.iter().filter(open).find(|i| i.channel_id == p))
-        .or_else(|| identities.iter().filter(open).max_by_key(|i| i.last_seen_at.unwrap_or(0)))
 }
 
 /// `a, b` → `t.a, t.b`: a column list for a query that names its tables.
