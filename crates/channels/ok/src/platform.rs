@@ -78,7 +78,7 @@ impl Platform for Odnoklassniki {
     }
 
     fn title(&self) -> &'static str {
-        "Одноклассники"
+        "OK"
     }
 
     fn brand(&self) -> Brand {
