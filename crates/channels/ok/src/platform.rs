@@ -97,7 +97,7 @@ impl Platform for Odnoklassniki {
                         "In the group: Settings → Messages → «Работа с API» → get a key. A new key makes the old one stop working.",
                         "В группе: Настройки → Сообщения → «Работа с API» → получить ключ. Новый ключ отменяет старый.",
                     ))
-                    .placeholder("tkn1…")
+                    .placeholder("tkn18YdUJZe:CQABPOJKAKEKEKEKE")
                     .required()
                     .secret(),
                 Field::new("api_base", text("OK API address", "Адрес API Одноклассников"), FieldKind::Url)
