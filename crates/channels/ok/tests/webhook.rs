@@ -9,9 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
-use okno_channel::{ChannelState, Context, InboundAttachment, InboundEvent, Platform, PressAnswer, HOOK_QUERY_HEADER};
+use okno_channel::{
+    ChannelState, Context, DeliveryTarget, InboundAttachment, InboundEvent, Platform, PressAnswer, SendError,
+    HOOK_QUERY_HEADER,
+};
 use okno_channel_ok::{hook_url, Odnoklassniki};
-use okno_domain::model::{Channel, ChannelKind};
+use okno_domain::model::{Attachment, Button, Channel, ChannelKind, Direction, Identity, Message, MessageStatus};
 use okno_ok_sim::OkSim;
 use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -205,6 +208,96 @@ async fn a_press_is_answered_in_its_chat() {
     assert_eq!(answers[0].text, okno_channel_ok::SILENT_ANSWER);
     let again = adapter.answer_press(&press_id, &PressAnswer::note("уже")).await;
     assert!(again.is_err(), "OK refuses a second answer to one press");
+}
+
+fn target(w: &World, chat_id: &str, text: &str, attachments: Vec<Attachment>, reply: Option<&str>) -> DeliveryTarget {
+    let message = Message {
+        id: "msg-1".into(),
+        conversation_id: "conv".into(),
+        contact_id: "contact".into(),
+        channel_id: w.channel.id.clone(),
+        direction: Direction::Out,
+        text: Some(text.to_string()),
+        attachments,
+        buttons: vec![vec![Button { text: "Да".into(), data: Some("yes".into()), url: None }]],
+        status: MessageStatus::Queued,
+        error: None,
+        external_id: None,
+        button_data: None,
+        button_label: None,
+        reply_to: None,
+        edited: false,
+        author: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let identity = Identity {
+        id: "identity".into(),
+        contact_id: "contact".into(),
+        channel_id: w.channel.id.clone(),
+        kind: ChannelKind::Ok,
+        user_id: "user:1".into(),
+        chat_id: chat_id.to_string(),
+        username: None,
+        display_name: None,
+        is_group: false,
+        blocked: false,
+        opted_out: false,
+        last_seen_at: None,
+    };
+    DeliveryTarget {
+        message,
+        channel: w.channel.clone(),
+        identity,
+        reply_to_external: reply.map(str::to_string),
+        options: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn files_are_uploaded_five_a_message_with_the_reply_first_and_the_buttons_last() {
+    let w = world("files-out").await;
+    let anna = w.sim.user(TOKEN, 1, "Анна");
+    let asked = anna.send_text("пришлите счета");
+    let mut files = Vec::new();
+    for n in 0..6 {
+        let body = format!("%PDF-1.4 счёт {n}");
+        let sha = w.cx.files.put(body.as_bytes()).await.unwrap();
+        files.push(Attachment {
+            id: format!("a{n}"),
+            name: format!("счёт-{n}.pdf"),
+            mime: if n == 0 { "image/png".into() } else { "application/pdf".into() },
+            size: body.len() as i64,
+            url: String::new(),
+            sha256: sha,
+            state: "ready".into(),
+            note: None,
+            source_url: None,
+            message_id: None,
+        });
+    }
+    let adapter = Odnoklassniki.adapter(&w.cx, &w.channel, Arc::new(NoState)).unwrap();
+    let sent = adapter.send(&target(&w, anna.chat_id(), "Ваши счета", files, Some(&asked))).await.unwrap();
+    let shown = w.sim.sent(TOKEN);
+    assert_eq!(shown.len(), 3, "five files, one file, then the text: {shown:?}");
+    assert_eq!(sent.external_id.as_deref(), Some(shown[2].mid.as_str()), "the last message stands for it");
+    let kinds =
+        |i: usize| shown[i].attachments.iter().map(|a| a["type"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(kinds(0), vec!["IMAGE", "FILE", "FILE", "FILE", "FILE"]);
+    assert_eq!(kinds(1), vec!["FILE"]);
+    assert_eq!(kinds(2), vec!["INLINE_KEYBOARD"]);
+    assert_eq!(shown[2].text, "Ваши счета");
+    assert_eq!(shown[0].reply_to.as_deref(), Some(asked.as_str()), "the reply rides on the first message");
+    assert!(shown[1].reply_to.is_none() && shown[2].reply_to.is_none());
+    assert_eq!(w.sim.calls(TOKEN, "GET /graph/me/fileUploadUrl"), 6);
+
+    let gone = adapter.send(&target(&w, "chat:Cnowhere", "куда?", Vec::new(), None)).await;
+    assert!(
+        matches!(&gone, Err(SendError::Permanent { reason, flag: None }) if reason.contains("NOT_FOUND")),
+        "{gone:?}"
+    );
+    let not_ok = adapter.send(&target(&w, "12345", "куда?", Vec::new(), None)).await;
+    assert!(matches!(not_ok, Err(SendError::Permanent { .. })), "{not_ok:?}");
 }
 
 proptest! {
