@@ -201,3 +201,24 @@ async fn a_person_who_forbade_the_groups_messages_is_marked_blocked() {
     let contact = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"].clone();
     assert_eq!(contact["identities"][0]["blocked"], true, "{contact}");
 }
+
+#[tokio::test]
+async fn a_group_chat_is_one_thread_with_its_members_named_and_replies_go_to_the_chat() {
+    let (app, sim, _ch) = group().await;
+    let anna = sim.user(TOKEN, 577_010, "Анна");
+    let petr = sim.user(TOKEN, 577_011, "Пётр");
+    let chat = sim.chat(TOKEN, "chat:C3ecb9d02a600", "Склад");
+    chat.send_text(&anna, "отгрузка готова");
+    let (conv, m) = conversation_of(&app, "отгрузка готова").await;
+    assert_eq!(m["author"], "Анна");
+    chat.send_text(&petr, "принял");
+    let (same, m) = conversation_of(&app, "принял").await;
+    assert_eq!((same.as_str(), m["author"].as_str()), (conv.as_str(), Some("Пётр")), "one thread for the chat");
+    let c = app.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(c.body["contact"]["name"], "Склад");
+    assert_eq!(c.body["contact"]["identities"][0]["chat_id"], chat.chat_id());
+    let id = reply(&app, &conv, json!({"text": "спасибо"})).await;
+    assert_eq!(final_status(&app, &id).await["status"], "sent");
+    let sent = sim.sent(TOKEN);
+    assert_eq!((sent[0].chat_id.as_str(), sent[0].text.as_str()), (chat.chat_id(), "спасибо"));
+}
