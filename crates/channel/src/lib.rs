@@ -37,6 +37,7 @@ pub mod throttle;
 pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
 pub use platform::{
     Brand, ChannelState, Connected, Context, HookAnswer, InboundEvent, Platform, PollError, Polled, Received,
+    HOOK_QUERY_HEADER,
 };
 pub use post::{Post, Posted, PressAnswer, Span};
 

@@ -32,6 +32,11 @@ pub struct Context {
     pub poll_timeout: Duration,
 }
 
+/// The header through which `receive` sees the query string of the request to
+/// `/hooks/{channel_id}` (okno's server sets it and drops one a caller sent), for platforms
+/// that sign nothing and are given an unguessable hook address instead.
+pub const HOOK_QUERY_HEADER: &str = "x-okno-hook-query";
+
 /// What must outlive a call, kept by okno for one channel.
 #[async_trait]
 pub trait ChannelState: Send + Sync {

@@ -1,7 +1,7 @@
 //! Where platforms and the generic webhook channel deliver: `POST /hooks/{channel_id}`.
 //! The message is stored before the answer goes back. Also serves signed attachment links.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,9 +26,15 @@ pub fn routes() -> Router<AppState> {
 async fn receive(
     State(state): State<AppState>,
     Path(channel_id): Path<String>,
-    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    mut headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
+    // The query reaches the platform only as okno read it, never as a caller's header.
+    headers.remove(okno_channel::HOOK_QUERY_HEADER);
+    if let Some(value) = query.and_then(|q| header::HeaderValue::from_str(&q).ok()) {
+        headers.insert(okno_channel::HOOK_QUERY_HEADER, value);
+    }
     let reply = state.engine.receive_hook(&channel_id, &headers, &body).await?;
     Ok(match reply.answer {
         HookAnswer::Json => Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response(),

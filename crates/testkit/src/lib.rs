@@ -8,11 +8,13 @@
 pub mod app;
 pub mod biz;
 pub mod browser;
+mod ok;
 pub mod sink;
 pub mod slapd;
 
 pub use app::TestApp;
 pub use biz::BizSim;
+pub use okno_ok_sim as ok_sim;
 pub use okno_store::testing::TestDb;
 pub use okno_telegram_sim as telegram;
 pub use sink::{Received, Sink};

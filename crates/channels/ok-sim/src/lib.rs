@@ -209,6 +209,17 @@ impl OkSim {
         self.must(token, |g| g.calls.get(key).copied().unwrap_or(0))
     }
 
+    /// The last event the group emitted, as it is pushed to the webhooks (for tests that hand
+    /// it to a receiver themselves).
+    pub fn last_event(&self, token: &str) -> Option<Value> {
+        self.must(token, |g| g.last_event.clone())
+    }
+
+    /// Every subscribed webhook address.
+    pub fn subscriptions(&self, token: &str) -> Vec<String> {
+        self.must(token, |g| g.subscriptions.iter().map(|(u, _)| u.clone()).collect())
+    }
+
     /// Sends the last event to the webhooks again, unchanged.
     pub fn replay_last_event(&self, token: &str) {
         let (event, urls) = self.must(token, |g| {

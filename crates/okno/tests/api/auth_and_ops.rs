@@ -86,12 +86,19 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
     assert_eq!(wh["required"], serde_json::json!(["outbound_url", "secret"]));
     assert_eq!(wh["properties"]["buttons"]["type"], "boolean");
     let one_of = schemas["CreateChannel"]["properties"]["config"]["oneOf"].as_array().unwrap();
-    assert_eq!(one_of.len(), 2, "{one_of:?}");
+    assert_eq!(one_of.len(), 3, "{one_of:?}");
+    let ok = &schemas["OKChannelConfig"];
+    assert_eq!(ok["required"], serde_json::json!(["token"]));
+    assert_eq!(ok["properties"]["token"]["writeOnly"], true);
+    assert!(ok["properties"].get("webhook_secret").is_none(), "kept by okno, not set");
     // A change names only what it changes.
     let changes = schemas["UpdateChannel"]["properties"]["config"]["oneOf"].as_array().unwrap();
-    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes.len(), 3, "{changes:?}");
     let tg_changes = &schemas["TelegramChannelConfigChanges"];
     assert!(tg_changes.get("required").is_none(), "{tg_changes}");
     assert_eq!(tg_changes["properties"]["token"]["writeOnly"], true);
-    assert_eq!(schemas["CreateChannel"]["properties"]["kind"]["enum"], serde_json::json!(["telegram", "webhook"]));
+    assert_eq!(
+        schemas["CreateChannel"]["properties"]["kind"]["enum"],
+        serde_json::json!(["ok", "telegram", "webhook"])
+    );
 }

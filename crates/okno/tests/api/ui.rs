@@ -1665,7 +1665,9 @@ async fn channels_are_connected_from_forms_made_from_each_platforms_schema() {
     let mut c = Client::new(&app);
     assert_eq!(c.login("admin", PASSWORD).await.status, 303);
     let page = c.get("/ui/admin/channels").await.body;
-    for (kind, field) in [("telegram", "name=\"token\""), ("webhook", "name=\"outbound_url\"")] {
+    for (kind, field) in
+        [("telegram", "name=\"token\""), ("webhook", "name=\"outbound_url\""), ("ok", "name=\"token\"")]
+    {
         let form = &page[page.find(&format!("id=\"channel-form-{kind}\"")).unwrap_or_else(|| panic!("{kind} form"))..];
         let form = &form[..form.find("</form>").unwrap()];
         assert!(form.contains(field) && form.contains(&format!("name=\"kind\" value=\"{kind}\"")), "{kind}: {form}");
