@@ -13,6 +13,7 @@ mod demo;
 mod events;
 mod files;
 mod flow;
+mod max;
 mod pages;
 mod roles;
 mod scale_out;
