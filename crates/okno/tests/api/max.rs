@@ -271,3 +271,120 @@ async fn of_several_people_pressing_take_at_once_in_a_max_group_exactly_one_gets
     .expect("the winner is told privately");
     assert!(private.text.unwrap().contains("Клиент: +7 999 000-11-22"));
 }
+
+#[tokio::test]
+async fn files_contacts_replies_and_long_texts_travel_both_ways() {
+    let (app, sim, _ch) = bot("polling").await;
+    let ann = sim.user(TOKEN, 7005, "Анна");
+    let first = ann.send_text("привет");
+    let (conv, _) = conversation_of(&app, "привет").await;
+    ann.send_image(b"\xff\xd8\xff fake jpeg bytes");
+    ann.send_file(b"%PDF-1.7 invoice", "invoice.pdf");
+    ann.share_contact("+7 999 000-11-22");
+    ann.reply(&first, "это ответ");
+
+    let all = eventually(15, || async {
+        let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+        let items = msgs.body["items"].as_array().cloned().unwrap_or_default();
+        let fetched = items
+            .iter()
+            .flat_map(|m| m["attachments"].as_array().cloned().unwrap_or_default())
+            .all(|a| a["state"] != "pending");
+        (items.len() >= 5 && fetched).then_some(items)
+    })
+    .await
+    .expect("all five messages, with attachments fetched");
+    let att = |i: usize| all[i]["attachments"][0].clone();
+    let bytes = |url: String| {
+        let app = &app;
+        async move {
+            let r = app.http.get(format!("{}{url}", app.url)).bearer_auth(&app.token).send().await.unwrap();
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    assert_eq!(att(1)["state"], "ready", "{}", att(1));
+    assert_eq!(bytes(att(1)["url"].as_str().unwrap().to_string()).await, b"\xff\xd8\xff fake jpeg bytes");
+    assert_eq!(att(2)["name"], "invoice.pdf");
+    assert_eq!(bytes(att(2)["url"].as_str().unwrap().to_string()).await, b"%PDF-1.7 invoice");
+    assert!(all[3]["text"].as_str().unwrap().contains("+7 999 000-11-22"), "{}", all[3]);
+    let contact = app.get(&format!("/api/v1/contacts/{}", all[0]["contact_id"].as_str().unwrap())).await;
+    assert_eq!(contact.body["phone"], "+79990001122", "a shared own contact fills the phone");
+    assert_eq!(all[4]["reply_to"], all[0]["id"], "a reply points at the message it answers");
+
+    // Out: a file and a photo uploaded the MAX way, then a text over the limit in order.
+    let upload = |name: &str, mime: &str, data: &'static [u8]| {
+        let (app, name, mime) = (&app, name.to_string(), mime.to_string());
+        async move {
+            let r = app
+                .http
+                .post(format!("{}/api/v1/attachments?name={name}", app.url))
+                .bearer_auth(&app.token)
+                .header("content-type", mime)
+                .body(data)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    let photo = upload("check.jpg", "image/jpeg", b"\xff\xd8\xff photo").await;
+    let doc = upload("price.pdf", "application/pdf", b"%PDF price").await;
+    let with_files =
+        reply(&app, &conv, json!({"text": "Чек и прайс", "attachments": [{"id": photo}, {"id": doc}]})).await;
+    assert_eq!(final_status(&app, &with_files).await["status"], "sent");
+    let sent = shown(&sim, &ann);
+    assert_eq!(sent.len(), 2, "one message per file: {sent:?}");
+    let token_of = |a: &Value| {
+        a["payload"]["token"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| a["payload"]["photos"].as_object()?.values().next()?["token"].as_str().map(str::to_string))
+            .expect("an upload token")
+    };
+    let fetch = |token: String| {
+        let base = sim.api_base();
+        async move { reqwest::get(format!("{base}/files/{token}")).await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    assert_eq!(sent[0].attachments[0]["type"], "image");
+    assert_eq!(fetch(token_of(&sent[0].attachments[0])).await, b"\xff\xd8\xff photo");
+    assert_eq!(sent[1].attachments[0]["type"], "file");
+    assert_eq!(fetch(token_of(&sent[1].attachments[0])).await, b"%PDF price");
+    assert_eq!(sent[1].text.as_deref(), Some("Чек и прайс"), "the text rides on the last file");
+    assert!(
+        sim.calls(TOKEN, "POST /messages") > 2,
+        "a send right after an upload waits for MAX to process it (attachment.not.ready)"
+    );
+
+    let long: String = (0..400).map(|n| format!("Строка {n} длинного ответа.")).collect::<Vec<_>>().join(" ");
+    let id = reply(&app, &conv, json!({"text": long})).await;
+    assert_eq!(final_status(&app, &id).await["status"], "sent");
+    let parts: Vec<String> = shown(&sim, &ann).into_iter().skip(2).filter_map(|s| s.text).collect();
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    assert!(parts.iter().all(|p| p.chars().count() <= 4000));
+    assert_eq!(parts.join(" "), long, "in order, nothing lost");
+}
+
+#[tokio::test]
+async fn a_person_who_stopped_the_bot_is_marked_blocked_and_the_send_ends_with_maxs_reason() {
+    let (app, sim, _ch) = bot("polling").await;
+    let ann = sim.user(TOKEN, 7006, "Анна");
+    ann.send_text("до свидания");
+    let (conv, m) = conversation_of(&app, "до свидания").await;
+    ann.stop_bot();
+    let contact_id = m["contact_id"].as_str().unwrap().to_string();
+    let blocked = eventually(10, || async {
+        let c = app.get(&format!("/api/v1/contacts/{contact_id}")).await;
+        (c.body["identities"][0]["blocked"] == true).then_some(())
+    })
+    .await;
+    assert!(blocked.is_some(), "bot_stopped marks the identity blocked");
+    let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": "вы тут?"})).await;
+    if r.status == 202 {
+        let failed = final_status(&app, r.body["id"].as_str().unwrap()).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert!(failed["error"].as_str().unwrap_or_default().contains("chat.denied"), "{failed}");
+    } else {
+        assert!(r.status >= 400, "a blocked person is not written to: {r:?}");
+    }
+    assert!(shown(&sim, &ann).is_empty(), "nothing reached the person");
+}
