@@ -122,7 +122,10 @@ impl Platform for Max {
             vec![
                 Field::new(
                     "token",
-                    text("Bot token (business.max.ru → Chat bots → Settings)", "Токен бота (business.max.ru → Чат-боты → Настройки)"),
+                    text(
+                        "Bot token (business.max.ru → Chat bots → Settings)",
+                        "Токен бота (кабинет «MAX для бизнеса» → Чат-боты → Настройки)",
+                    ),
                     FieldKind::Text,
                 )
                 .required()
