@@ -325,6 +325,19 @@ impl MaxAdapter {
         Ok((text, kept))
     }
 
+    /// Replaces a sent message's keyboard (`None` removes it). MAX replaces attachments as a
+    /// whole and documents no meaning for a missing text, so the message's other attachments
+    /// and its text are read back and sent again with it.
+    async fn replace_keyboard(&self, mid: &str, keyboard: Option<Value>) -> Result<(), SendError> {
+        let (text, mut attachments) = self.current(mid).await?;
+        attachments.extend(keyboard);
+        let mut body = json!({"attachments": attachments});
+        if let Some(text) = text {
+            body["text"] = json!(text);
+        }
+        self.put(mid, &body).await
+    }
+
     async fn put(&self, mid: &str, body: &Value) -> Result<(), SendError> {
         match self.call(None, Method::PUT, "/messages", &[("message_id", mid.to_string())], Some(body)).await {
             Err(e) if unchanged(&e) => Ok(()),
@@ -402,21 +415,12 @@ impl Adapter for MaxAdapter {
         Ok(Sent { external_id: last })
     }
 
-    /// MAX replaces a message's attachments as a whole: the other attachments are read back and
-    /// sent again with the new keyboard.
     async fn edit_buttons(&self, t: &DeliveryTarget, buttons: &Keyboard) -> Result<(), SendError> {
         let Some(mid) = t.message.external_id.as_deref() else {
             return Err(SendError::permanent("the message has not been sent yet"));
         };
-        let (text, mut attachments) = self.current(mid).await?;
-        if !buttons.is_empty() {
-            attachments.push(self.keyboard(buttons).await?);
-        }
-        let mut body = json!({"attachments": attachments});
-        if let Some(text) = text {
-            body["text"] = json!(text);
-        }
-        self.put(mid, &body).await
+        let keyboard = if buttons.is_empty() { None } else { Some(self.keyboard(buttons).await?) };
+        self.replace_keyboard(mid, keyboard).await
     }
 
     /// `POST /answers` with a notification: MAX has no separate alert or link answer, so a
@@ -456,12 +460,15 @@ impl Adapter for MaxAdapter {
     }
 
     async fn clear_buttons(&self, at: &Posted) -> Result<(), SendError> {
-        self.put(&at.message_id, &json!({"attachments": []})).await
+        self.replace_keyboard(&at.message_id, None).await
     }
 
-    /// MAX names a message by its `mid` alone: editing or deleting it needs no chat.
+    /// MAX names a message by its `mid` alone: editing or deleting it needs no chat. The ids
+    /// okno makes up for presses and starts name no message.
     fn posted(&self, external_id: &str) -> Option<Posted> {
-        external_id.starts_with("mid.").then(|| Posted { chat_id: String::new(), message_id: external_id.to_string() })
+        let made_up = external_id.starts_with("cb:") || external_id.starts_with("start:");
+        (!external_id.is_empty() && !made_up)
+            .then(|| Posted { chat_id: String::new(), message_id: external_id.to_string() })
     }
 
     async fn delete_post(&self, at: &Posted) -> Result<(), SendError> {

@@ -269,7 +269,25 @@ async fn of_several_people_pressing_take_at_once_in_a_max_group_exactly_one_gets
     })
     .await
     .expect("the winner is told privately");
-    assert!(private.text.unwrap().contains("Клиент: +7 999 000-11-22"));
+    assert!(private.text.as_deref().unwrap().contains("Клиент: +7 999 000-11-22"));
+
+    // The executor gives it back from the private message: its button goes, its text stays.
+    let keyboard = private.attachments.iter().find(|a| a["type"] == "inline_keyboard").expect("a give-back button");
+    let give_back = keyboard["payload"]["buttons"][0][0]["payload"].as_str().unwrap().to_string();
+    people[(winner - 8000) as usize].press(&private.mid, &give_back);
+    let reopened = eventually(10, || async {
+        let t = app.get(&format!("/api/v1/tasks/{id}")).await.body;
+        (t["status"] == "open").then_some(t)
+    })
+    .await;
+    assert!(reopened.is_some(), "the task is open again");
+    let cleared = eventually(10, || async {
+        let m = sim.message(TOKEN, &private.mid)?;
+        m["body"]["attachments"].is_null().then_some(m)
+    })
+    .await
+    .expect("the give-back button is gone");
+    assert!(cleared["body"]["text"].as_str().unwrap().contains("ваша"), "the text stays: {cleared}");
 }
 
 #[tokio::test]
