@@ -376,6 +376,11 @@ pub fn parse(channel_id: &str, bot_id: Option<i64>, raw: &Value) -> Vec<Parsed> 
         return vec![Parsed::of(InboundEvent::Ignore)];
     };
     let ignore = || vec![Parsed::of(InboundEvent::Ignore)];
+    // The bot's own messages (sent or edited by okno) come back in some chats: they are okno's.
+    let own = u.message.as_ref().and_then(|m| m.sender.as_ref()).is_some_and(|s| bot_id == Some(s.user_id));
+    if own && matches!(u.update_type.as_str(), "message_created" | "message_edited") {
+        return ignore();
+    }
     match u.update_type.as_str() {
         "message_created" => match u.message.as_ref().and_then(|m| message(channel_id, m)) {
             Some(m) => vec![Parsed::of(InboundEvent::Message(Box::new(m)))],
@@ -531,6 +536,17 @@ mod tests {
                 {"type": "contact", "payload": {"vcf_info": vcf, "max_info": {"user_id": 7, "first_name": "Анна"}}}]}}}));
         assert_eq!(m.sender.phone.as_deref(), Some("+79990001122"));
         assert_eq!(m.text.as_deref(), Some("Анна 79990001122"));
+    }
+
+    #[test]
+    fn the_bots_own_messages_are_not_taken_for_a_persons() {
+        let own = json!({"update_type": "message_created", "message": {
+            "sender": {"user_id": 9, "first_name": "bot", "is_bot": true}, "recipient": {"chat_id": -500, "chat_type": "chat"},
+            "body": {"mid": "mid.7", "seq": 7, "text": "Задача"}}});
+        assert!(matches!(only(own.clone()), InboundEvent::Ignore));
+        let mut edited = own;
+        edited["update_type"] = json!("message_edited");
+        assert!(matches!(only(edited), InboundEvent::Ignore));
     }
 
     #[test]
