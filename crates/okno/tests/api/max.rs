@@ -406,3 +406,35 @@ async fn a_person_who_stopped_the_bot_is_marked_blocked_and_the_send_ends_with_m
     }
     assert!(shown(&sim, &ann).is_empty(), "nothing reached the person");
 }
+
+#[tokio::test]
+async fn group_messages_form_a_group_thread_and_replies_keep_to_the_chats_pace() {
+    let (app, sim, _ch) = bot("polling").await;
+    let ann = sim.user(TOKEN, 7010, "Анна");
+    let group_id = -4001_i64;
+    let group = sim.group(TOKEN, group_id);
+    group.send_text(&ann, "отгрузка готова");
+    let (conv, m) = conversation_of(&app, "отгрузка готова").await;
+    assert_eq!(m["author"], "Анна");
+    let c = app.get(&format!("/api/v1/conversations/{conv}")).await;
+    assert_eq!(c.body["contact"]["identities"][0]["user_id"], group_id.to_string(), "the thread is the group's");
+
+    let ids: Vec<String> = queue_replies(&app, &conv, 6).await;
+    for id in &ids {
+        assert_eq!(final_status(&app, id).await["status"], "sent");
+    }
+    let sent: Vec<_> = sim.sent_to(TOKEN, group_id).into_iter().filter(|s| s.method == "POST /messages").collect();
+    assert_eq!(sent.len(), 6);
+    assert_eq!(sim.rate_limited(TOKEN), 0, "no 429: okno keeps to MAX's 2 messages a second per chat");
+    let spread = sent[5].at - sent[0].at;
+    assert!(spread >= Duration::from_millis(2000), "six messages to one chat take about 3 s, took {spread:?}");
+}
+
+/// Queues `n` replies, one right after another.
+async fn queue_replies(app: &TestApp, conv: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(reply(app, conv, json!({"text": format!("ответ {i}")})).await);
+    }
+    ids
+}
