@@ -82,6 +82,11 @@ impl SafeClient {
         Ok(self.client.get(self.check_url(url)?))
     }
 
+    /// A request builder with any method (`PUT`, `DELETE`…) for a checked URL.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder> {
+        Ok(self.client.request(method, self.check_url(url)?))
+    }
+
     /// Downloads at most `max` bytes; a larger body is abandoned with [`Fetch::TooLarge`].
     pub async fn fetch_limited(&self, url: &str, max: u64) -> std::result::Result<Fetched, FetchError> {
         let resp = self

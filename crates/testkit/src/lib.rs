@@ -8,6 +8,7 @@
 pub mod app;
 pub mod biz;
 pub mod browser;
+pub mod max;
 mod ok;
 pub mod sink;
 pub mod slapd;

@@ -13,6 +13,7 @@ mod demo;
 mod events;
 mod files;
 mod flow;
+mod max;
 mod ok;
 mod pages;
 mod roles;

@@ -150,6 +150,7 @@ fn english_words(text: &str) -> Vec<String> {
     const ALLOWED: &[&str] = &[
         "okno",
         "Telegram",
+        "MAX",
         "OK",
         "API",
         "JSON",
