@@ -9,6 +9,7 @@ use okno_engine::Platforms;
 pub fn platforms() -> Platforms {
     Platforms::new([
         Arc::new(okno_channel_telegram::Telegram) as Arc<dyn okno_channel::Platform>,
+        Arc::new(okno_channel_vk::Vk),
         Arc::new(okno_channel_webhook::Webhook),
     ])
 }
