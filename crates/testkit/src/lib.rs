@@ -10,6 +10,7 @@ pub mod biz;
 pub mod browser;
 pub mod sink;
 pub mod slapd;
+pub mod vk;
 
 pub use app::TestApp;
 pub use biz::BizSim;
