@@ -15,7 +15,7 @@ use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
     Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookAnswer, InboundEvent,
-    Platform, PollError, Polled, Received, TextLimit, TextUnit,
+    InboundMessage, Platform, PollError, Polled, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
@@ -62,11 +62,44 @@ fn refused(what: &str, e: ApiError) -> Error {
     }
 }
 
+/// The person's name as VK shows it (`users.get`): events name people by id only. Without
+/// it the message is kept all the same.
+async fn name_person(api: &VkApi, msg: &mut InboundMessage) {
+    let group = msg.sender.is_group;
+    let user_id = match (&msg.member, group) {
+        (Some(m), _) => m.user_id.clone(),
+        (None, false) => msg.sender.user_id.clone(),
+        (None, true) => return,
+    };
+    let name = match api.call("users.get", &[("user_ids", user_id.clone())]).await {
+        Ok(v) => {
+            let u = &v[0];
+            let first = u["first_name"].as_str().unwrap_or_default();
+            let last = u["last_name"].as_str().unwrap_or_default();
+            Some(format!("{first} {last}").trim().to_string()).filter(|n| !n.is_empty())
+        }
+        Err(e) => {
+            tracing::debug!(user = %user_id, error = %e, "users.get failed; the person stays unnamed");
+            None
+        }
+    };
+    let Some(name) = name else { return };
+    if let Some(m) = &mut msg.member {
+        m.display_name = Some(name.clone());
+    }
+    if group {
+        msg.author = Some(name);
+    } else {
+        msg.sender.display_name = Some(name);
+    }
+}
+
 /// What one event means, with the press to answer; data behind a token is looked up.
-async fn received(channel: &Channel, event: &Value, state: &dyn ChannelState) -> Result<Received> {
+async fn received(channel: &Channel, api: &VkApi, event: &Value, state: &dyn ChannelState) -> Result<Received> {
     let parsed = events::parse(&channel.id, event);
     let event = match parsed.action {
         Action::Inbound(mut msg) => {
+            name_person(api, &mut msg).await;
             if let Some(token) = &parsed.token {
                 match state.button_data(token).await? {
                     Some(data) => msg.button_data = Some(data),
@@ -357,7 +390,7 @@ impl Platform for Vk {
     /// community.
     async fn receive(
         &self,
-        _cx: &Context,
+        cx: &Context,
         channel: &Channel,
         _headers: &HeaderMap,
         body: &[u8],
@@ -370,7 +403,7 @@ impl Platform for Vk {
         if group.is_none() || group != cfg.group_id {
             return Err(Error::new(ErrorKind::Unauthorized, "wrong_community", "the event is for another community"));
         }
-        let expected = cfg.secret.unwrap_or_default();
+        let expected = cfg.secret.clone().unwrap_or_default();
         let given = event.get("secret").and_then(Value::as_str);
         let confirmation = event.get("type").and_then(Value::as_str) == Some("confirmation");
         let secret_ok = given.is_some_and(|s| !expected.is_empty() && signing::secrets_equal(s, &expected));
@@ -378,7 +411,8 @@ impl Platform for Vk {
         if !(secret_ok || unsigned_confirmation) {
             return Err(Error::new(ErrorKind::Unauthorized, "bad_secret", "the Callback API secret does not match"));
         }
-        Ok(vec![received(channel, &event, state).await?])
+        let api = cfg.api(cx.http.clone());
+        Ok(vec![received(channel, &api, &event, state).await?])
     }
 
     /// VK's Callback API wants `ok` for every event, and the confirmation string for its
@@ -442,7 +476,7 @@ impl Platform for Vk {
         let next = LongPollServer { ts, ..lp };
         let mut items = Vec::with_capacity(updates.len() + 1);
         for update in &updates {
-            match received(channel, update, state).await {
+            match received(channel, &api, update, state).await {
                 Ok(r) => items.push(r),
                 // The next poll starts from this batch's `ts` again.
                 Err(e) if items.is_empty() => return Err(PollError::Network(format!("reading an event failed: {e}"))),

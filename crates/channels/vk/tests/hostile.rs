@@ -39,7 +39,7 @@ fn channel() -> Channel {
         status: "active".into(),
         status_detail: None,
         info: json!({"screen_name": "club7"}),
-        config: json!({"token": "t", "group_id": 7, "mode": "webhook", "secret": "s3cret", "confirmation": "c0de"}),
+        config: json!({"token": "t", "group_id": 7, "api_base": "http://127.0.0.1:1/method", "mode": "webhook", "secret": "s3cret", "confirmation": "c0de"}),
         created_at: 0,
     }
 }

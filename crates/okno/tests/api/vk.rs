@@ -111,6 +111,7 @@ async fn the_callback_api_is_confirmed_and_a_reply_reaches_the_person_once() {
     let (conv, m) = conversation_of(&app, "Здравствуйте! Где мой заказ?").await;
     assert_eq!(m["direction"], "in");
     let contact = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"].clone();
+    assert_eq!(contact["name"], "Анна Петрова", "named by users.get");
     assert_eq!(contact["identities"][0]["kind"], "vk");
     assert_eq!(contact["identities"][0]["chat_id"], "1001");
     let attempts = sim.callback_attempts(TOKEN);
@@ -234,6 +235,7 @@ async fn a_task_in_a_group_conversation_is_taken_by_exactly_one_of_many_pressing
     let task = app.get(&format!("/api/v1/tasks/{task_id}")).await;
     assert_eq!(task.body["status"], "claimed");
     assert_eq!(task.body["claimed_by"]["user_id"], won[0].to_string());
+    assert_eq!(task.body["claimed_by"]["name"], "Курьер");
     // The post loses its buttons.
     let edited = eventually(10, || async {
         sim.sent(TOKEN).into_iter().find(|s| s.method == "messages.edit" && s.message_id == post.message_id)
