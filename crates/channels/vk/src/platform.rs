@@ -193,13 +193,13 @@ impl Platform for Vk {
                     .placeholder("vk1.a.…")
                     .required()
                     .secret(),
-                Field::new("group_id", text("Community id", "ID сообщества"), FieldKind::Integer)
+                Field::new("group_id", text("Community number", "Номер сообщества"), FieldKind::Integer)
                     .help(text("Filled from the token when empty.", "Если не указан, берётся из ключа."))
                     .placeholder("123456789"),
                 Field::new("mode", text("How okno receives messages", "Как okno получает сообщения"), FieldKind::Choice(MODES))
                     .help(text(
-                        "With the Callback API, VK reaches okno at OKNO_PUBLIC_URL/hooks/<channel>.",
-                        "С Callback API VK обращается к okno по адресу OKNO_PUBLIC_URL/hooks/<канал>.",
+                        "With the Callback API, VK reaches okno at OKNO_PUBLIC_URL.",
+                        "С Callback API VK обращается к okno по адресу из OKNO_PUBLIC_URL.",
                     )),
                 Field::new("manage_settings", text("okno sets receiving up in VK", "okno сам настраивает получение в VK"), FieldKind::Bool)
                     .help(text(
