@@ -85,13 +85,22 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
     let wh = &schemas["WebhookChannelConfig"];
     assert_eq!(wh["required"], serde_json::json!(["outbound_url", "secret"]));
     assert_eq!(wh["properties"]["buttons"]["type"], "boolean");
+    let vk = &schemas["VKChannelConfig"];
+    assert_eq!(vk["required"], serde_json::json!(["token"]));
+    assert_eq!(vk["properties"]["token"]["writeOnly"], true);
+    assert_eq!(vk["properties"]["group_id"]["type"], "integer");
+    assert_eq!(vk["properties"]["mode"]["enum"], serde_json::json!(["polling", "webhook"]));
+    // One configuration per kind this build carries.
+    let kinds = schemas["CreateChannel"]["properties"]["kind"]["enum"].as_array().unwrap();
+    for kind in ["telegram", "vk", "webhook"] {
+        assert!(kinds.contains(&serde_json::json!(kind)), "{kind} in {kinds:?}");
+    }
     let one_of = schemas["CreateChannel"]["properties"]["config"]["oneOf"].as_array().unwrap();
-    assert_eq!(one_of.len(), 2, "{one_of:?}");
+    assert_eq!(one_of.len(), kinds.len(), "{one_of:?}");
     // A change names only what it changes.
     let changes = schemas["UpdateChannel"]["properties"]["config"]["oneOf"].as_array().unwrap();
-    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes.len(), kinds.len(), "{changes:?}");
     let tg_changes = &schemas["TelegramChannelConfigChanges"];
     assert!(tg_changes.get("required").is_none(), "{tg_changes}");
     assert_eq!(tg_changes["properties"]["token"]["writeOnly"], true);
-    assert_eq!(schemas["CreateChannel"]["properties"]["kind"]["enum"], serde_json::json!(["telegram", "webhook"]));
 }

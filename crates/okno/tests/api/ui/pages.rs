@@ -150,6 +150,11 @@ fn english_words(text: &str) -> Vec<String> {
     const ALLOWED: &[&str] = &[
         "okno",
         "Telegram",
+        // VK and the names of its settings' sections, as VK's own Russian pages write them.
+        "VK",
+        "Callback",
+        "Long",
+        "Poll",
         "API",
         "JSON",
         "YAML",
