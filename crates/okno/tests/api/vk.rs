@@ -246,3 +246,48 @@ async fn a_task_in_a_group_conversation_is_taken_by_exactly_one_of_many_pressing
     let kb = sim.message(TOKEN, post.message_id).unwrap()["keyboard"].clone();
     assert!(kb.is_null() || kb["buttons"].as_array().is_none_or(Vec::is_empty), "no buttons left: {kb}");
 }
+
+#[tokio::test]
+async fn task_details_reach_a_person_the_community_may_not_write_to_through_the_vk_me_link() {
+    let (app, sim, ch) = community("webhook").await;
+    eventually(10, || async { (sim.callback_servers(TOKEN).first()?.1 == "ok").then_some(()) })
+        .await
+        .expect("the Callback API server was confirmed");
+    let chat = sim.chat(TOKEN, 8, "Замерщики");
+    let r = app
+        .post(
+            "/api/v1/tasks",
+            json!({"channel_id": ch, "chat_id": chat.peer_id(), "title": "Замер окон", "text": "Ул. Ленина, 5",
+                   "private_text": "Клиент: Ольга, +7 999 123-45-67"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let task_id = r.body["id"].as_str().unwrap().to_string();
+    let post = sent_to(&sim, chat.peer_id()).pop().unwrap();
+
+    // Someone who never wrote to the community: VK refuses (901), so the press opens its chat.
+    let bob = sim.stranger(TOKEN, 3001, "Борис");
+    let event = chat.press(&bob, post.message_id, &payload_of(&sim, post.message_id, "Подробнее"));
+    let answer = eventually(10, || async { sim.event_answers(TOKEN).into_iter().find(|a| a.event_id == event) })
+        .await
+        .expect("the press was answered");
+    let data = answer.event_data.expect("with a link");
+    assert_eq!(data["type"], "open_link");
+    assert_eq!(data["link"], format!("https://vk.me/club{GROUP}?ref=task-{task_id}"));
+    assert!(sent_to(&sim, 3001).is_empty());
+
+    // Following it brings the ref with the first message: the details come in private.
+    bob.start(Some(&format!("task-{task_id}")));
+    let details = eventually(10, || async { sent_to(&sim, 3001).pop() }).await.expect("the details");
+    assert!(details.text.starts_with("Замер окон\n\nУл. Ленина, 5"), "{}", details.text);
+    assert!(details.text.contains("Ольга, +7 999 123-45-67"));
+    let take = payload_of(&sim, details.message_id, "Взять");
+    let event = bob.press(details.message_id, &take);
+    let won = eventually(10, || async { sim.event_answers(TOKEN).into_iter().find(|a| a.event_id == event) })
+        .await
+        .expect("the take was answered");
+    assert_eq!(won.event_data.unwrap()["text"], "Задача «Замер окон» ваша!");
+    let task = app.get(&format!("/api/v1/tasks/{task_id}")).await;
+    assert_eq!(task.body["claimed_by"]["user_id"], "3001");
+    assert_eq!(task.body["claimed_by"]["name"], "Борис");
+}
