@@ -9,8 +9,9 @@ use okno_engine::Platforms;
 pub fn platforms() -> Platforms {
     Platforms::new([
         Arc::new(okno_channel_telegram::Telegram) as Arc<dyn okno_channel::Platform>,
-        Arc::new(okno_channel_webhook::Webhook),
         Arc::new(okno_channel_max::Max),
+        Arc::new(okno_channel_vk::Vk),
         Arc::new(okno_channel_ok::Odnoklassniki),
+        Arc::new(okno_channel_webhook::Webhook),
     ])
 }

@@ -12,6 +12,7 @@ pub mod max;
 mod ok;
 pub mod sink;
 pub mod slapd;
+pub mod vk;
 
 pub use app::TestApp;
 pub use biz::BizSim;

@@ -12,7 +12,8 @@
 //!   → `server_id`, `messages_delete_full_response`), event shapes (`callback_base`
 //!   `{type, event_id, v, object, group_id}`, `message_new` with `client_info`,
 //!   `message_event`, `message_allow`, `message_deny`; `ref`/`ref_source` on a message from a
-//!   deep link).
+//!   deep link; `message_edit` with the message as it now is; `messages.send.forward` with
+//!   `is_reply`, how a community answers a message known by its number).
 //! * **dev.vk.com** (as quoted in the research notes and stored pages): the
 //!   `{"error":{"error_code","error_msg","request_params"}}` envelope on HTTP 200, `v`
 //!   mandatory, no JSON bodies; the Callback API confirmation string and `secret`, answer

@@ -362,7 +362,10 @@ fn send(g: &mut Group, p: &Params) -> Result<Value, VkError> {
             return Err(VkError::param("payload is too long"));
         }
     }
-    let reply_to = p.int("reply_to")?;
+    let reply_to = match p.int("reply_to")? {
+        Some(id) => Some(id),
+        None => forward_reply(g, p)?,
+    };
     let mut results = Vec::new();
     for (i, peer) in targets.iter().enumerate() {
         // One random_id per request; with peer_ids each peer is a message of its own.
@@ -417,6 +420,26 @@ fn send(g: &mut Group, p: &Params) -> Result<Value, VkError> {
     } else {
         Ok(results.into_iter().next().map(|r| r["message_id"].clone()).unwrap_or(Value::Null))
     }
+}
+
+/// The message a `forward` parameter answers: `{"peer_id", "conversation_message_ids": [n],
+/// "is_reply": true}` (schema `messages.send.forward`; the way a community replies in a group
+/// conversation, where it knows messages by their number only). A forward that is no reply
+/// or names no known message answers nothing.
+fn forward_reply(g: &Group, p: &Params) -> Result<Option<i64>, VkError> {
+    let Some(raw) = p.str("forward") else { return Ok(None) };
+    let f: Value = serde_json::from_str(raw).map_err(|_| VkError::param("forward is not JSON"))?;
+    if f["is_reply"] != json!(true) && f["is_reply"] != json!(1) {
+        return Ok(None);
+    }
+    let peer = f["peer_id"].as_i64().ok_or_else(|| VkError::param("forward.peer_id is undefined"))?;
+    let Some(cmid) = f["conversation_message_ids"].get(0).and_then(Value::as_i64) else {
+        return Err(VkError::param("forward.conversation_message_ids is undefined"));
+    };
+    Ok(g.messages
+        .iter()
+        .find(|(_, m)| m.json["peer_id"] == peer && m.json["conversation_message_id"] == cmid)
+        .map(|(id, _)| *id))
 }
 
 /// Finds a message by `message_id` or `conversation_message_id` (+ `peer_id`).

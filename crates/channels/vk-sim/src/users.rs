@@ -113,6 +113,21 @@ impl SimUser {
         press(&self.inner, &self.token, self.id, self.id, message_id, payload)
     }
 
+    /// Edits a message the person wrote: its text replaced and `message_edit` emitted with
+    /// the message as it now is (schema `callback_type` `message_edit`, object
+    /// `messages_message`).
+    pub fn edit(&self, message_id: i64, text: &str) {
+        let id = self.id;
+        act(&self.inner, &self.token, |g| {
+            let m = g.messages.get_mut(&message_id).unwrap_or_else(|| panic!("vk-sim: no message {message_id}"));
+            assert!(!m.out && m.json["from_id"] == id, "vk-sim: message {message_id} is not the person's");
+            m.json["text"] = text.into();
+            m.json["update_time"] = crate::state::unix_now().into();
+            let json = m.json.clone();
+            ((), vec![g.push_event("message_edit", json)])
+        });
+    }
+
     /// Sends a document: a `doc` attachment whose `url` serves the bytes.
     pub fn send_doc(&self, bytes: &[u8], title: &str) -> i64 {
         let base = self.inner.base.clone();

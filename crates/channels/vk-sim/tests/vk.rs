@@ -504,3 +504,42 @@ async fn a_replayed_event_keeps_its_event_id() {
     assert_eq!(updates[0]["object"]["message"]["peer_id"], 2_000_000_003);
     assert_eq!(updates[0]["object"]["message"]["from_id"], 1001);
 }
+
+#[tokio::test]
+async fn a_person_edits_and_the_community_replies_by_number_in_a_chat() {
+    let api = Api::start().await;
+    let chat = api.sim.chat(TOKEN, 4, "Team");
+    let ann = api.sim.user(TOKEN, 1001, "Ann");
+    let theirs = chat.send_text(&ann, "first");
+    ann.edit(theirs, "first, corrected");
+    let server = api.call("groups.getLongPollServer", &[]).await["response"].clone();
+    let url = format!(
+        "{}?act=a_check&key={}&ts=1&wait=0",
+        server["server"].as_str().unwrap(),
+        server["key"].as_str().unwrap()
+    );
+    let page: Value = api.http.get(url).send().await.unwrap().json().await.unwrap();
+    let edit = &page["updates"][1];
+    assert_eq!(edit["type"], "message_edit");
+    assert_eq!(edit["object"]["text"], "first, corrected");
+    assert_eq!(edit["object"]["conversation_message_id"], 1);
+
+    let forward = json!({"peer_id": chat.peer_id(), "conversation_message_ids": [1], "is_reply": true}).to_string();
+    let sent = api
+        .call(
+            "messages.send",
+            &[
+                ("peer_ids", &chat.peer_id().to_string()),
+                ("random_id", "9"),
+                ("message", "noted"),
+                ("forward", &forward),
+            ],
+        )
+        .await;
+    let id = sent["response"][0]["message_id"].as_i64().unwrap();
+    assert_eq!(api.sim.message(TOKEN, id).unwrap()["reply_message"]["text"], "first, corrected");
+    let bad = api
+        .call("messages.send", &[("peer_id", "1001"), ("random_id", "10"), ("message", "x"), ("forward", "{")])
+        .await;
+    assert_eq!(error_code(&bad), 100);
+}

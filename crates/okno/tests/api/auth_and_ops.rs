@@ -102,11 +102,14 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
         .filter_map(serde_json::Value::as_str)
         .collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["max", "ok", "telegram", "webhook"], "every platform this build carries");
-    for name in ["MAXChannelConfig", "OKChannelConfig"] {
+    assert_eq!(kinds, ["max", "ok", "telegram", "vk", "webhook"], "every platform this build carries");
+    for name in ["MAXChannelConfig", "OKChannelConfig", "VKChannelConfig"] {
         let config = &schemas[name];
         assert_eq!(config["required"], serde_json::json!(["token"]), "{name}");
         assert_eq!(config["properties"]["token"]["writeOnly"], true, "{name}");
         assert!(config["properties"].get("webhook_secret").is_none(), "{name}: kept by okno, not set");
     }
+    let vk = &schemas["VKChannelConfig"];
+    assert_eq!(vk["properties"]["group_id"]["type"], "integer");
+    assert_eq!(vk["properties"]["mode"]["enum"], serde_json::json!(["polling", "webhook"]));
 }

@@ -27,6 +27,7 @@ mod telegram;
 mod templates;
 mod translations;
 mod ui;
+mod vk;
 mod window;
 
 use okno_testkit::{Sink, TestApp};

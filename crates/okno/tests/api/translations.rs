@@ -54,7 +54,7 @@ const LATIN_ALLOWED: &[&str] = &[
 ];
 
 /// Names written the same in every language, left out before the check.
-const PROPER_NAMES: &[&str] = &["Telegram Bot API", "@BotFather", "Bot API"];
+const PROPER_NAMES: &[&str] = &["Telegram Bot API", "@BotFather", "Bot API", "Callback API", "Long Poll"];
 
 /// The visible text of a page: text nodes and the attributes people read (placeholder, title,
 /// aria-label, alt, the value of a button), outside scripts, styles, `<code>`, `<pre>`, `<kbd>`,

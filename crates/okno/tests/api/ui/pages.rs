@@ -152,6 +152,11 @@ fn english_words(text: &str) -> Vec<String> {
         "Telegram",
         "MAX",
         "OK",
+        // VK and the names of its settings' sections, as VK's own Russian pages write them.
+        "VK",
+        "Callback",
+        "Long",
+        "Poll",
         "API",
         "JSON",
         "YAML",
