@@ -32,10 +32,30 @@ pub struct Context {
     pub poll_timeout: Duration,
 }
 
-/// The header through which `receive` sees the query string of the request to
-/// `/hooks/{channel_id}` (okno's server sets it and drops one a caller sent), for platforms
-/// that sign nothing and are given an unguessable hook address instead.
-pub const HOOK_QUERY_HEADER: &str = "x-okno-hook-query";
+/// A request a platform made to `/hooks/{channel_id}`, as okno's server read it.
+#[derive(Debug, Clone, Copy)]
+pub struct HookRequest<'a> {
+    pub headers: &'a HeaderMap,
+    /// The query string, for platforms that sign nothing and are given an unguessable hook
+    /// address instead.
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl<'a> HookRequest<'a> {
+    pub fn new(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        HookRequest { headers, query: None, body }
+    }
+
+    pub fn with_query(self, query: Option<&'a str>) -> Self {
+        HookRequest { query, ..self }
+    }
+
+    /// A parameter of the query string, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
 
 /// What must outlive a call, kept by okno for one channel.
 #[async_trait]
@@ -159,14 +179,13 @@ pub trait Platform: Send + Sync + 'static {
         &self,
         cx: &Context,
         channel: &Channel,
-        headers: &HeaderMap,
-        body: &[u8],
+        request: &HookRequest<'_>,
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>>;
 
     /// The answer to a webhook request [`Platform::receive`] accepted.
-    fn hook_answer(&self, channel: &Channel, body: &[u8]) -> HookAnswer {
-        let _ = (channel, body);
+    fn hook_answer(&self, channel: &Channel, request: &HookRequest<'_>) -> HookAnswer {
+        let _ = (channel, request);
         HookAnswer::Json
     }
 

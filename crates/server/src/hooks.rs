@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use okno_channel::HookAnswer;
+use okno_channel::{HookAnswer, HookRequest};
 use okno_channel_webhook::verify_file_signature;
 use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
@@ -27,15 +27,11 @@ async fn receive(
     State(state): State<AppState>,
     Path(channel_id): Path<String>,
     RawQuery(query): RawQuery,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    // The query reaches the platform only as okno read it, never as a caller's header.
-    headers.remove(okno_channel::HOOK_QUERY_HEADER);
-    if let Some(value) = query.and_then(|q| header::HeaderValue::from_str(&q).ok()) {
-        headers.insert(okno_channel::HOOK_QUERY_HEADER, value);
-    }
-    let reply = state.engine.receive_hook(&channel_id, &headers, &body).await?;
+    let request = HookRequest::new(&headers, &body).with_query(query.as_deref());
+    let reply = state.engine.receive_hook(&channel_id, &request).await?;
     Ok(match reply.answer {
         HookAnswer::Json => Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response(),
         HookAnswer::Text(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),

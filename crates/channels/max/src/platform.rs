@@ -14,12 +14,11 @@ use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
-    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, InboundEvent, Platform,
-    PollError, Polled, Received, TextLimit, TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookRequest, InboundEvent,
+    Platform, PollError, Polled, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -238,10 +237,10 @@ impl Platform for Max {
         &self,
         _cx: &Context,
         channel: &Channel,
-        headers: &HeaderMap,
-        body: &[u8],
+        request: &HookRequest<'_>,
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>> {
+        let (headers, body) = (request.headers, request.body);
         let cfg = config_of(channel)?;
         let expected = cfg.webhook_secret.unwrap_or_default();
         let secret = headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok());

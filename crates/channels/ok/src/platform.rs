@@ -10,12 +10,11 @@ use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Field, FieldKind, Schema};
 use okno_channel::throttle::{Limits, Throttled};
 use okno_channel::{
-    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, InboundEvent, Platform,
-    Received, TextLimit, TextUnit, HOOK_QUERY_HEADER,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookRequest, InboundEvent,
+    Platform, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
-use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::adapter::{OkAdapter, OkConfig, TEXT_LIMIT};
@@ -211,17 +210,13 @@ impl Platform for Odnoklassniki {
         &self,
         cx: &Context,
         channel: &Channel,
-        headers: &HeaderMap,
-        body: &[u8],
+        request: &HookRequest<'_>,
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>> {
+        let body = request.body;
         let cfg = config_of(channel)?;
         let expected = cfg.webhook_secret.clone().unwrap_or_default();
-        let query = headers.get(HOOK_QUERY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let given = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == SECRET_PARAM)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let given = request.query_param(SECRET_PARAM).unwrap_or_default();
         if expected.is_empty() || !signing::secrets_equal(&given, &expected) {
             return Err(Error::new(
                 ErrorKind::Unauthorized,

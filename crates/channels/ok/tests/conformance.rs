@@ -11,11 +11,11 @@ use async_trait::async_trait;
 use okno_channel::conformance::{self, Fault, Harness};
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
-use okno_channel::{ChannelState, Context, Platform, Received, HOOK_QUERY_HEADER};
+use okno_channel::{ChannelState, Context, HookRequest, Platform, Received};
 use okno_channel_ok::Odnoklassniki;
 use okno_domain::model::{Channel, ChannelKind, Identity};
 use okno_ok_sim::{OkSim, SimUser};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "tkn18YdUJZe:CQABPOJKAKEKEKEKE";
@@ -54,12 +54,10 @@ impl ChannelState for NoState {
     }
 }
 
-/// The headers okno's server hands a platform for a request to the channel's hook address.
-fn hook_headers(channel: &Channel) -> HeaderMap {
+/// The query of the channel's hook address, as okno's server hands it to the platform.
+fn hook_query(channel: &Channel) -> String {
     let secret = channel.config["webhook_secret"].as_str().expect("a webhook secret is made on connecting");
-    let mut h = HeaderMap::new();
-    h.insert(HOOK_QUERY_HEADER, HeaderValue::from_str(&format!("secret={secret}")).unwrap());
-    h
+    format!("secret={secret}")
 }
 
 impl OkHarness {
@@ -67,7 +65,13 @@ impl OkHarness {
     async fn deliver(&self, channel: &Channel) -> Vec<Received> {
         let event = self.sim.last_event(TOKEN).expect("the simulator emitted an event");
         Odnoklassniki
-            .receive(&self.cx, channel, &hook_headers(channel), event.to_string().as_bytes(), &NoState)
+            .receive(
+                &self.cx,
+                channel,
+                &HookRequest::new(&HeaderMap::new(), event.to_string().as_bytes())
+                    .with_query(Some(&hook_query(channel))),
+                &NoState,
+            )
             .await
             .expect("the event is accepted")
     }

@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
 use okno_channel::{
-    ChannelState, Context, DeliveryTarget, InboundAttachment, InboundEvent, Platform, PressAnswer, SendError,
-    HOOK_QUERY_HEADER,
+    ChannelState, Context, DeliveryTarget, HookRequest, InboundAttachment, InboundEvent, Platform, PressAnswer,
+    SendError,
 };
 use okno_channel_ok::{hook_url, Odnoklassniki};
 use okno_domain::model::{Attachment, Button, Channel, ChannelKind, Direction, Identity, Message, MessageStatus};
 use okno_ok_sim::OkSim;
 use proptest::prelude::*;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "tkn18YdUJZe:CQABPOJKAKEKEKEKE";
@@ -77,10 +77,10 @@ async fn world(name: &str) -> World {
     World { sim, cx, channel, _dir: Dir(dir) }
 }
 
-fn query(q: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(HOOK_QUERY_HEADER, HeaderValue::from_str(q).unwrap());
-    h
+/// A request to the channel's hook address with query `q` and `body`.
+async fn hook(w: &World, q: Option<&str>, body: &[u8]) -> okno_domain::Result<Vec<okno_channel::Received>> {
+    let headers = HeaderMap::new();
+    Odnoklassniki.receive(&w.cx, &w.channel, &HookRequest::new(&headers, body).with_query(q), &NoState).await
 }
 
 impl World {
@@ -90,16 +90,7 @@ impl World {
 
     async fn deliver(&self) -> Vec<okno_channel::Received> {
         let event = self.sim.last_event(TOKEN).unwrap();
-        Odnoklassniki
-            .receive(
-                &self.cx,
-                &self.channel,
-                &query(&format!("secret={}", self.secret())),
-                event.to_string().as_bytes(),
-                &NoState,
-            )
-            .await
-            .unwrap()
+        hook(self, Some(&format!("secret={}", self.secret())), event.to_string().as_bytes()).await.unwrap()
     }
 }
 
@@ -142,14 +133,12 @@ async fn a_request_without_the_secret_is_refused_before_it_is_read() {
     user.send_text("привет");
     let body = w.sim.last_event(TOKEN).unwrap().to_string();
     for q in ["", "secret=", "secret=0000", "other=1"] {
-        let r = Odnoklassniki.receive(&w.cx, &w.channel, &query(q), body.as_bytes(), &NoState).await;
+        let r = hook(&w, Some(q), body.as_bytes()).await;
         assert_eq!(r.unwrap_err().code, "bad_secret", "query {q:?}");
     }
-    let r = Odnoklassniki.receive(&w.cx, &w.channel, &HeaderMap::new(), body.as_bytes(), &NoState).await;
+    let r = hook(&w, None, body.as_bytes()).await;
     assert_eq!(r.unwrap_err().code, "bad_secret");
-    let r = Odnoklassniki
-        .receive(&w.cx, &w.channel, &query(&format!("secret={}", w.secret())), b"{not json", &NoState)
-        .await;
+    let r = hook(&w, Some(&format!("secret={}", w.secret())), b"{not json").await;
     assert_eq!(r.unwrap_err().code, "invalid_json");
 }
 

@@ -14,12 +14,11 @@ use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
-    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookAnswer, InboundEvent,
-    InboundMessage, Platform, PollError, Polled, Received, TextLimit, TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookAnswer, HookRequest,
+    InboundEvent, InboundMessage, Platform, PollError, Polled, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
-use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, Check, LongPollServer, VkApi, API_VERSION};
@@ -392,10 +391,10 @@ impl Platform for Vk {
         &self,
         cx: &Context,
         channel: &Channel,
-        _headers: &HeaderMap,
-        body: &[u8],
+        request: &HookRequest<'_>,
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>> {
+        let body = request.body;
         let cfg = config_of(channel)?;
         let event: Value = serde_json::from_slice(body)
             .map_err(|e| Error::invalid("invalid_json", format!("not a VK Callback API event: {e}")))?;
@@ -417,7 +416,8 @@ impl Platform for Vk {
 
     /// VK's Callback API wants `ok` for every event, and the confirmation string for its
     /// confirmation request.
-    fn hook_answer(&self, channel: &Channel, body: &[u8]) -> HookAnswer {
+    fn hook_answer(&self, channel: &Channel, request: &HookRequest<'_>) -> HookAnswer {
+        let body = request.body;
         let confirmation = serde_json::from_slice::<Value>(body)
             .ok()
             .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("confirmation"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
-use okno_channel::{ChannelState, Context, HookAnswer, InboundEvent, Platform};
+use okno_channel::{ChannelState, Context, HookAnswer, HookRequest, InboundEvent, Platform};
 use okno_channel_vk::{events, Vk};
 use okno_domain::model::{Channel, ChannelKind};
 use proptest::prelude::*;
@@ -111,8 +111,8 @@ proptest! {
     #[test]
     fn any_body_is_answered_or_refused(body in prop::collection::vec(any::<u8>(), 0..300)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let _ = rt.block_on(Vk.receive(&context(), &channel(), &HeaderMap::new(), &body, &NoState));
-        let _ = Vk.hook_answer(&channel(), &body);
+        let _ = rt.block_on(Vk.receive(&context(), &channel(), &HookRequest::new(&HeaderMap::new(), &body), &NoState));
+        let _ = Vk.hook_answer(&channel(), &HookRequest::new(&HeaderMap::new(), &body));
     }
 }
 
@@ -120,21 +120,34 @@ proptest! {
 async fn the_callback_api_is_confirmed_with_the_string_and_events_need_the_secret() {
     let (cx, ch) = (context(), channel());
     let confirm = json!({"type": "confirmation", "group_id": 7}).to_string();
-    let got = Vk.receive(&cx, &ch, &HeaderMap::new(), confirm.as_bytes(), &NoState).await.unwrap();
+    let got = Vk.receive(&cx, &ch, &HookRequest::new(&HeaderMap::new(), confirm.as_bytes()), &NoState).await.unwrap();
     assert!(matches!(got[0].event, InboundEvent::Ignore));
-    assert_eq!(Vk.hook_answer(&ch, confirm.as_bytes()), HookAnswer::Text("c0de".into()));
+    assert_eq!(
+        Vk.hook_answer(&ch, &HookRequest::new(&HeaderMap::new(), confirm.as_bytes())),
+        HookAnswer::Text("c0de".into())
+    );
     let other = json!({"type": "confirmation", "group_id": 8}).to_string();
-    assert!(Vk.receive(&cx, &ch, &HeaderMap::new(), other.as_bytes(), &NoState).await.is_err(), "another community");
+    assert!(
+        Vk.receive(&cx, &ch, &HookRequest::new(&HeaderMap::new(), other.as_bytes()), &NoState).await.is_err(),
+        "another community"
+    );
 
     let message = |secret: &str| {
         json!({"type": "message_new", "group_id": 7, "event_id": "e", "secret": secret, "object": {"message": {
             "id": 1, "peer_id": 5, "from_id": 5, "conversation_message_id": 1, "text": "hi"}}})
         .to_string()
     };
-    let refused = Vk.receive(&cx, &ch, &HeaderMap::new(), message("wrong").as_bytes(), &NoState).await;
+    let refused =
+        Vk.receive(&cx, &ch, &HookRequest::new(&HeaderMap::new(), message("wrong").as_bytes()), &NoState).await;
     assert_eq!(refused.unwrap_err().code, "bad_secret");
-    let got = Vk.receive(&cx, &ch, &HeaderMap::new(), message("s3cret").as_bytes(), &NoState).await.unwrap();
+    let got = Vk
+        .receive(&cx, &ch, &HookRequest::new(&HeaderMap::new(), message("s3cret").as_bytes()), &NoState)
+        .await
+        .unwrap();
     assert!(matches!(&got[0].event, InboundEvent::Message(m) if m.text.as_deref() == Some("hi")));
-    assert_eq!(Vk.hook_answer(&ch, message("s3cret").as_bytes()), HookAnswer::Text("ok".into()));
+    assert_eq!(
+        Vk.hook_answer(&ch, &HookRequest::new(&HeaderMap::new(), message("s3cret").as_bytes())),
+        HookAnswer::Text("ok".into())
+    );
     assert_eq!(Vk.deep_link(&ch, "K7"), Some("https://vk.me/club7?ref=K7".into()));
 }

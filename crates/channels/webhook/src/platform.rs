@@ -8,12 +8,11 @@ use async_trait::async_trait;
 use okno_channel::schema::{text, Field, FieldKind, Schema};
 use okno_channel::throttle::Throttled;
 use okno_channel::{
-    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, InboundEvent, Platform, Received,
-    TextLimit, TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, HookRequest, InboundEvent, Platform,
+    Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{Error, Result};
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::{parse_inbound, WebhookAdapter, WebhookConfig, MAX_TEXT, SIGNATURE_HEADER};
@@ -96,10 +95,10 @@ impl Platform for Webhook {
         &self,
         cx: &Context,
         channel: &Channel,
-        headers: &HeaderMap,
-        body: &[u8],
+        request: &HookRequest<'_>,
         _state: &dyn ChannelState,
     ) -> Result<Vec<Received>> {
+        let (headers, body) = (request.headers, request.body);
         let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
         let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         let msg = parse_inbound(&channel.id, secret, signature, body, &cx.http)?;

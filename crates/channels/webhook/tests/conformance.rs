@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use okno_channel::conformance::{self, Fault, Harness};
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
-use okno_channel::{ChannelState, Context, Platform, Received};
+use okno_channel::{ChannelState, Context, HookRequest, Platform, Received};
 use okno_channel_webhook::{Webhook, SIGNATURE_HEADER};
 use okno_domain::model::{Channel, ChannelKind, Identity};
 use serde_json::{json, Value};
@@ -76,7 +76,10 @@ impl Wh {
         let mut headers = HeaderMap::new();
         headers.insert(SIGNATURE_HEADER, okno_domain::signing::sign(SECRET.as_bytes(), &body).parse().unwrap());
         *self.last.lock().unwrap() = body.clone();
-        Webhook.receive(&self.cx, channel, &headers, &body, &NoState).await.expect("a signed request is taken")
+        Webhook
+            .receive(&self.cx, channel, &HookRequest::new(&headers, &body), &NoState)
+            .await
+            .expect("a signed request is taken")
     }
 
     fn next_id(&self) -> u32 {

@@ -25,10 +25,9 @@ mod link_codes;
 mod polling;
 pub(crate) mod subscription;
 
-use okno_channel::{InboundEvent, InboundMessage, Received};
+use okno_channel::{HookRequest, InboundEvent, InboundMessage, Received};
 use okno_domain::model::Channel;
 use okno_domain::Result;
-use reqwest::header::HeaderMap;
 
 use crate::tasks::Press;
 use crate::{Engine, HookReply};
@@ -36,11 +35,11 @@ use crate::{Engine, HookReply};
 impl Engine {
     /// Handles a request to `POST /hooks/{channel_id}`: verified and parsed by the channel's
     /// platform, each event stored before the answer.
-    pub async fn receive_hook(&self, channel_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<HookReply> {
+    pub async fn receive_hook(&self, channel_id: &str, request: &HookRequest<'_>) -> Result<HookReply> {
         let channel = self.channel(channel_id).await?;
         let platform = self.platform(&channel)?.clone();
         let state = self.channel_state(&channel.id);
-        let events = platform.receive(&self.context, &channel, headers, body, state.as_ref()).await?;
+        let events = platform.receive(&self.context, &channel, request, state.as_ref()).await?;
         let mut reply = HookReply::default();
         for received in events {
             let handled = self.handle_received(&channel, received).await?;
@@ -48,7 +47,7 @@ impl Engine {
                 reply = handled;
             }
         }
-        reply.answer = platform.hook_answer(&channel, body);
+        reply.answer = platform.hook_answer(&channel, request);
         Ok(reply)
     }
 
