@@ -22,6 +22,20 @@ pub struct SafeClient {
     exceptions: Arc<[SocketAddr]>,
 }
 
+/// The certificates in a PEM bundle (none for an empty one); a bundle that holds none is an
+/// error, not a silent no-op.
+pub fn extra_roots_of(pem: &[u8]) -> Result<Vec<reqwest::Certificate>> {
+    if pem.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let roots = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| Error::invalid("invalid_certificate", format!("the extra roots are not PEM certificates: {e}")))?;
+    if roots.is_empty() {
+        return Err(Error::invalid("invalid_certificate", "the extra roots file holds no PEM certificate"));
+    }
+    Ok(roots)
+}
+
 impl SafeClient {
     pub fn new(allow_private: bool, timeout: Duration) -> Result<Self> {
         SafeClient::with_exceptions(allow_private, Vec::new(), timeout)
@@ -31,6 +45,18 @@ impl SafeClient {
     /// (`http://127.0.0.1:4001/…`) are called even when private targets are not allowed. A
     /// name that resolves to one is still refused: only the exact address is let through.
     pub fn with_exceptions(allow_private: bool, exceptions: Vec<SocketAddr>, timeout: Duration) -> Result<Self> {
+        SafeClient::with_roots(allow_private, exceptions, timeout, &[])
+    }
+
+    /// As [`SafeClient::with_exceptions`], trusting the certificates in `extra_roots` (PEM,
+    /// one or more) besides the public web's roots — a national root a platform requires (MAX
+    /// asks for the Russian Минцифры root), or a company's own CA.
+    pub fn with_roots(
+        allow_private: bool,
+        exceptions: Vec<SocketAddr>,
+        timeout: Duration,
+        extra_roots: &[u8],
+    ) -> Result<Self> {
         let exceptions: Arc<[SocketAddr]> = exceptions.into();
         let allowed = exceptions.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
@@ -42,7 +68,11 @@ impl SafeClient {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in extra_roots_of(extra_roots)? {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .redirect(redirect)

@@ -59,6 +59,8 @@ pub struct EngineConfig {
     /// Private addresses (IP and port) okno may call even when private targets are not
     /// allowed: the services a program embedding okno runs beside it.
     pub private_target_exceptions: Vec<std::net::SocketAddr>,
+    /// Certificates (PEM) trusted for outgoing HTTPS besides the public web's roots.
+    pub extra_roots: Vec<u8>,
     /// Largest attachment okno downloads or accepts.
     pub max_attachment_bytes: u64,
     /// Jobs processed at once by this process.
@@ -96,6 +98,7 @@ impl EngineConfig {
             public_url,
             allow_private_targets: false,
             private_target_exceptions: Vec::new(),
+            extra_roots: Vec::new(),
             max_attachment_bytes: 20 * 1024 * 1024,
             workers: 64,
             bulk_workers: 8,
@@ -161,10 +164,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, cfg: EngineConfig, platforms: Platforms) -> Result<Arc<Self>> {
-        let http = SafeClient::with_exceptions(
+        let http = SafeClient::with_roots(
             cfg.allow_private_targets,
             cfg.private_target_exceptions.clone(),
             Duration::from_millis(cfg.http_timeout_ms),
+            &cfg.extra_roots,
         )?;
         let files = FileStore::new(cfg.data_dir.join("files")).map_err(|e| {
             Error::invalid("data_dir_unusable", format!("cannot use `{}`: {e}", cfg.data_dir.display()))

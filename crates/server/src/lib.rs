@@ -226,6 +226,7 @@ fn engine_config(s: &Settings, data_dir: PathBuf, public_url: String) -> EngineC
         public_url,
         allow_private_targets: s.allow_private_targets,
         private_target_exceptions: Vec::new(),
+        extra_roots: s.http.extra_roots().unwrap_or_default(),
         max_attachment_bytes: s.limits.max_attachment_bytes as u64,
         workers: d.workers,
         bulk_workers: d.bulk_workers,

@@ -63,6 +63,24 @@ pub struct Http {
     pub body_timeout_secs: u64,
     /// The average rate, in bytes per second, that earns a body more than `body_timeout_secs`.
     pub body_min_bytes_per_sec: u64,
+    /// A PEM file of certificates okno trusts for its outgoing HTTPS (platforms, sites,
+    /// business systems) besides the public web's roots: a national root a platform requires
+    /// (MAX asks for the Russian Минцифры root) or a company's own CA. Default: none.
+    pub extra_roots_file: Option<PathBuf>,
+}
+
+impl Http {
+    /// The extra roots' PEM, read and checked (empty when none is set).
+    pub fn extra_roots(&self) -> Result<Vec<u8>> {
+        let Some(path) = &self.extra_roots_file else { return Ok(Vec::new()) };
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::invalid("invalid_config", format!("http.extra_roots_file `{}`: {e}", path.display()))
+        })?;
+        okno_channel::http::extra_roots_of(&pem).map_err(|e| {
+            Error::invalid("invalid_config", format!("http.extra_roots_file `{}`: {}", path.display(), e.message))
+        })?;
+        Ok(pem)
+    }
 }
 
 impl Default for Http {
@@ -72,6 +90,7 @@ impl Default for Http {
             header_timeout_secs: 30,
             body_timeout_secs: 30,
             body_min_bytes_per_sec: 1024,
+            extra_roots_file: None,
         }
     }
 }
@@ -309,6 +328,7 @@ impl Settings {
             }
         }
         crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies)?;
+        self.http.extra_roots()?;
         self.ldap.validate()?;
         if self.http.header_timeout_secs == 0 || self.http.body_timeout_secs == 0 {
             return Err(Error::invalid(
@@ -381,6 +401,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extra_roots_file_that_is_missing_or_holds_no_certificate_is_refused_at_start() {
+        let dir = std::env::temp_dir().join(format!("okno-roots-{}", okno_domain::ids::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        for (path, says) in [(dir.join("absent.pem"), "absent.pem"), (junk, "no PEM certificate")] {
+            let mut s = Settings::default();
+            s.http.extra_roots_file = Some(path);
+            let err = s.validate().unwrap_err();
+            assert!(err.message.contains("http.extra_roots_file") && err.message.contains(says), "{}", err.message);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_polling_section_is_still_read_by_its_earlier_name() {

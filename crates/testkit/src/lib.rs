@@ -12,6 +12,7 @@ pub mod max;
 mod ok;
 pub mod sink;
 pub mod slapd;
+pub mod tls;
 pub mod vk;
 
 pub use app::TestApp;
@@ -21,6 +22,7 @@ pub use okno_store::testing::TestDb;
 pub use okno_telegram_sim as telegram;
 pub use sink::{Received, Sink};
 pub use slapd::Slapd;
+pub use tls::TlsSite;
 
 /// Polls `check` every 20 ms until it yields a value or `secs` pass.
 pub async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> Option<T>

@@ -187,7 +187,7 @@ fn program(var: &str, default: &str) -> PathBuf {
     PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.into()))
 }
 
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -197,12 +197,12 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A CA (`<name>.pem`, `<name>.key`) in `dir`.
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn make_ca(dir: &Path, name: &str) -> PathBuf {
     let pem = dir.join(format!("{name}.pem"));
     run(Command::new("openssl").current_dir(dir).args([
         "req",

@@ -1,7 +1,7 @@
 //! Attachments: inbound files fetched by URL into the attachment store (with a size limit),
 //! outbound files served behind signed, expiring links.
 
-use okno_testkit::{Sink, TestApp, TestDb};
+use okno_testkit::{eventually, Sink, TestApp, TestDb, TlsSite};
 use serde_json::json;
 
 use super::*;
@@ -180,4 +180,42 @@ async fn file_names_are_kept_as_a_safe_base_name_and_sent_per_rfc_6266() {
         h["content-disposition"],
         "inline; filename=\"____ _5.pdf\"; filename*=UTF-8''%D0%A1%D1%87%D1%91%D1%82%20%E2%84%965.pdf"
     );
+}
+
+/// okno's outgoing HTTPS trusts the public web's roots and the extra ones given in
+/// `[http] extra_roots_file` (a national root a platform requires, a company's own CA): a file
+/// on a site a private CA signed is refused until that CA is given, then downloaded.
+#[tokio::test]
+async fn outgoing_https_trusts_the_extra_roots_it_is_given() {
+    let Some(site) = TlsSite::start().await else { return };
+    for trusted in [false, true] {
+        let ca = site.ca_file.clone();
+        let app = TestApp::spawn_on(TestDb::sqlite(), |s| {
+            if trusted {
+                s.http.extra_roots_file = Some(ca);
+            }
+        })
+        .await;
+        let sink = Sink::start(SECRET).await;
+        let ch = app.webhook_channel(&format!("{}/out", sink.url), SECRET).await;
+        let body = json!({"message_id": "m-1", "user": {"id": "u-1"}, "text": "статус",
+                          "attachments": [{"name": "status.html", "url": site.url}]});
+        let a = app.inbound(&ch, SECRET, &body).await;
+        assert_eq!(a.status, 200, "{a:?}");
+        let id = a.body["id"].as_str().unwrap().to_string();
+        let att = eventually(20, || async {
+            let m = app.get(&format!("/api/v1/messages/{id}")).await.body;
+            let att = m["attachments"][0].clone();
+            (att["state"] != "pending").then_some(att)
+        })
+        .await
+        .expect("the download ends");
+        if trusted {
+            assert_eq!(att["state"], "ready", "{att}");
+            assert!(att["size"].as_i64().unwrap() > 0, "{att}");
+        } else {
+            assert_eq!(att["state"], "failed", "{att}");
+            assert!(att["note"].as_str().unwrap().contains("not downloaded"), "{att}");
+        }
+    }
 }
