@@ -74,7 +74,7 @@ impl TlsSite {
             "site.ext",
         ]));
         let port = free_port();
-        let child = Command::new("openssl")
+        let mut child = Command::new("openssl")
             .current_dir(&dir)
             .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
             .args(["-cert", "site.pem", "-key", "site.key"])
@@ -89,6 +89,8 @@ impl TlsSite {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("openssl s_server did not listen on {port}");
     }
 }
