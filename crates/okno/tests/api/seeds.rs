@@ -271,6 +271,30 @@ async fn broadcast_to_clients(app: &TestApp) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_on_vk_reaches_a_few_dozen_people_once_within_vks_limits() {
+    let app = TestApp::spawn().await;
+    let sim = VkSim::start().await;
+    sim.set_limits(true);
+    sim.add_group(VK_TOKEN, VK_GROUP, "Стройторг");
+    let ch = app.vk_channel(&sim, VK_TOKEN, "polling").await;
+    for n in 0..CROWD {
+        let vk_id = 610_000 + n;
+        let id = contact(&app, json!({"name": format!("Клиент{n} Иванов"), "groups": ["clients"]})).await;
+        sim.user(VK_TOKEN, vk_id, &format!("Клиент{n}"));
+        attach(&app, &id, &ch, &vk_id.to_string(), &vk_id.to_string()).await;
+    }
+    let done = broadcast_to_clients(&app).await;
+    assert_eq!((&done["total"], &done["sent"], &done["failed"]), (&json!(CROWD), &json!(CROWD), &json!(0)), "{done}");
+    let sent: Vec<_> = sim.sent(VK_TOKEN).into_iter().filter(|s| s.method == "messages.send").collect();
+    assert_eq!(sent.len(), CROWD as usize, "each person once");
+    for n in 0..CROWD {
+        let theirs: Vec<_> = sent.iter().filter(|s| s.peer_id == 610_000 + n).map(|s| s.text.clone()).collect();
+        assert_eq!(theirs, vec![format!("Клиент{n}, новая коллекция уже в магазине.")], "personal, once");
+    }
+    assert_eq!(sim.rate_limited(VK_TOKEN), 0, "okno kept under VK's 20 requests a second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_on_max_reaches_a_few_dozen_people_once_within_maxs_limits() {
     let app = TestApp::spawn().await;
     let sim = MaxSim::start().await;
