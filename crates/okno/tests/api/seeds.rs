@@ -458,3 +458,157 @@ async fn a_person_from_telegram_who_starts_the_max_bot_with_their_code_stays_one
     assert!(got.is_some(), "the answer reached MAX");
     assert!(tg.sent_to(TG_TOKEN, 7020).iter().all(|s| s.plain.as_deref() != Some("Заказ уже в пути")));
 }
+
+// ---------------------------------------------------------------------------------------------
+// More of the same on the other platforms
+
+#[tokio::test]
+async fn a_menu_bot_on_vk_answers_a_pressed_button_from_the_business_system() {
+    let app = TestApp::spawn().await;
+    let sim = VkSim::start().await;
+    sim.add_group(VK_TOKEN, VK_GROUP, "Стройторг");
+    let ch = app.vk_channel(&sim, VK_TOKEN, "polling").await;
+    let biz = BizSim::start().await;
+    load_bot(&app, &ch, &biz, "order_status.yaml").await;
+    // Long Poll hands out what happens after the first poll.
+    eventually(10, || async { (sim.calls(VK_TOKEN, "groups.getLongPollServer") > 0).then_some(()) }).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // A customer opens the community's chat and presses «Начать».
+    let olga = sim.stranger(VK_TOKEN, 940_100, "Ольга");
+    olga.start(None);
+    let posts = || -> Vec<okno_testkit::vk::Sent> {
+        sim.sent(VK_TOKEN).into_iter().filter(|s| s.method == "messages.send" && s.peer_id == 940_100).collect()
+    };
+    let nth = |n: usize| {
+        let posts = &posts;
+        async move {
+            eventually(15, || async { posts().get(n).cloned() })
+                .await
+                .unwrap_or_else(|| panic!("VK peer 940100 gets message #{n}: {:#?}", posts()))
+        }
+    };
+    let menu = nth(0).await;
+    assert_eq!(menu.text, ORDER_MAIN, "{menu:?}");
+    let keyboard = menu.keyboard.clone().expect("the menu carries a keyboard");
+    let buttons: Vec<Value> = keyboard["buttons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .collect();
+    let labels: Vec<&str> = buttons.iter().filter_map(|b| b["action"]["label"].as_str()).collect();
+    assert_eq!(labels[..2], ORDER_ITEMS, "the menu's items are VK buttons: {keyboard}");
+
+    let status = buttons.iter().find(|b| b["action"]["label"] == ORDER_ITEMS[0]).unwrap();
+    olga.press(menu.message_id, status["action"]["payload"].as_str().unwrap());
+    assert_eq!(nth(1).await.text, ORDER_ASK);
+    olga.send_text("100421");
+    assert_eq!(nth(2).await.text, "Заказ № 100421: В производстве.\nМы пришлём сообщение, когда этап изменится.");
+    let lookups: Vec<_> = biz.requests().into_iter().filter(|r| r.path.starts_with("/orders/")).collect();
+    assert_eq!(lookups.len(), 1, "one lookup in the business system: {lookups:?}");
+}
+
+#[tokio::test]
+async fn a_survey_on_ok_counts_each_answer_once_though_ok_messages_keep_their_buttons() {
+    let app = TestApp::spawn().await;
+    let sim = OkSim::start().await;
+    sim.add_group(OK_TOKEN, 57_000_000_000_003, "Стройторг");
+    app.ok_channel(&sim, OK_TOKEN).await;
+    let people = [(577_501_i64, "Анна"), (577_502, "Борис")];
+    let mut ids = Vec::new();
+    let mut users = Vec::new();
+    for (ok_id, name) in people {
+        let id = contact(&app, json!({"external_id": format!("client-{ok_id}"), "name": name})).await;
+        // Each has written to the group before, so the group may write to them.
+        let user = sim.user(OK_TOKEN, ok_id, name);
+        let hello = format!("Здравствуйте, я {name}");
+        user.send_text(&hello);
+        let m = app.wait_message(|m| m["text"] == hello.as_str()).await;
+        let met = m["contact_id"].as_str().unwrap().to_string();
+        let merged = app.post(&format!("/api/v1/contacts/{id}/merge"), json!({"other_id": met})).await;
+        assert_eq!(merged.status, 200, "{merged:?}");
+        ids.push(id);
+        users.push(user);
+    }
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({
+                "name": "После доставки",
+                "questions": [
+                    {"id": "on_time", "text": "Заказ привезли вовремя?", "kind": "choice",
+                     "options": [{"text": "Да", "value": 1}, {"text": "Нет", "value": 0}]},
+                    {"id": "comment", "text": "Что нам улучшить?", "kind": "text"}
+                ],
+                "thanks": "Спасибо за ответы!"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let start = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": ids})).await;
+    assert_eq!(start.body["started"], 2, "{start:?}");
+
+    for (user, (choice, comment)) in users.iter().zip([("Да", "Всё хорошо"), ("Нет", "Курьер опоздал")])
+    {
+        let chat = user.chat_id();
+        let q1 = eventually(15, || async {
+            ok_posts(&sim, chat).into_iter().find(|s| s.text == "Заказ привезли вовремя?")
+        })
+        .await
+        .unwrap_or_else(|| panic!("the question reaches {chat}: {:#?}", ok_posts(&sim, chat)));
+        let data = ok_buttons(&q1).into_iter().find(|(t, _)| t == choice).map(|(_, p)| p).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        user.press(&q1.mid, &data);
+        eventually(15, || async {
+            ok_posts(&sim, chat).into_iter().find(|s| s.text == "Что нам улучшить?")
+        })
+        .await
+        .unwrap_or_else(|| panic!("the next question reaches {chat}: {:#?}", ok_posts(&sim, chat)));
+        // okno does not edit OK messages, so the answered question keeps its buttons; a second
+        // press on it answers nothing and is not counted again.
+        user.press(&q1.mid, &data);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        user.send_text(comment);
+        eventually(15, || async {
+            ok_posts(&sim, chat).into_iter().find(|s| s.text == "Спасибо за ответы!")
+        })
+        .await
+        .unwrap_or_else(|| panic!("{chat} is thanked: {:#?}", ok_posts(&sim, chat)));
+    }
+
+    let results = eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["completed"] == 2).then_some(r.body)
+    })
+    .await
+    .expect("both complete");
+    let q = &results["questions"];
+    assert_eq!(
+        q[0]["options"],
+        json!([{"text": "Да", "value": 1, "count": 1}, {"text": "Нет", "value": 0, "count": 1}]),
+        "{results}"
+    );
+    assert_eq!(q[0]["answers"], 2, "the second presses are not counted: {results}");
+    assert_eq!(q[1]["answers"], 2, "{results}");
+}
+
+/// okno offers tasks as group posts it edits when someone takes one; OK messages are not edited,
+/// so a task for an OK group chat is refused with the reason rather than posted half-working.
+#[tokio::test]
+async fn a_task_for_an_ok_group_chat_is_refused_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let sim = OkSim::start().await;
+    sim.add_group(OK_TOKEN, 57_000_000_000_004, "Стройторг");
+    let ch = app.ok_channel(&sim, OK_TOKEN).await;
+    let chat = sim.chat(OK_TOKEN, "chat:C3ecb9d02a601", "Курьеры");
+    let r = app
+        .post(
+            "/api/v1/tasks",
+            json!({"channel_id": ch, "chat_id": chat.chat_id(), "title": "Доставка №1", "text": "Забрать на складе"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "unsupported_channel"), "{r:?}");
+    assert!(sim.sent(OK_TOKEN).is_empty(), "nothing was posted in the chat");
+}
