@@ -2,7 +2,7 @@
 //! their simulators over real HTTP: a menu bot answered from the business system, a business
 //! event that reaches a person on their next channel when the first refuses, broadcasts at the
 //! platforms' limits, a survey with buttons, and one person who writes on Telegram and then on
-//! MAX kept as one contact in one thread.
+//! MAX or VK kept as one contact in one thread; and what okno does instead where OK cannot edit.
 
 use std::path::PathBuf;
 
@@ -611,4 +611,94 @@ async fn a_task_for_an_ok_group_chat_is_refused_with_the_reason() {
         .await;
     assert_eq!((r.status, r.code()), (422, "unsupported_channel"), "{r:?}");
     assert!(sim.sent(OK_TOKEN).is_empty(), "nothing was posted in the chat");
+}
+
+#[tokio::test]
+async fn an_event_refused_on_vk_reaches_the_person_on_ok() {
+    let app = TestApp::spawn().await;
+    let vk = VkSim::start().await;
+    vk.add_group(VK_TOKEN, VK_GROUP, "Стройторг");
+    let vk_ch = app.vk_channel(&vk, VK_TOKEN, "polling").await;
+    let ok = OkSim::start().await;
+    ok.add_group(OK_TOKEN, 57_000_000_000_005, "Стройторг");
+    let ok_ch = app.ok_channel(&ok, OK_TOKEN).await;
+    let rule: Value = serde_json::from_str(&example("rules/01_payment_received.json")).unwrap();
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+
+    // The manager wrote to the company's OK group once; they prefer VK, but never allowed the
+    // community's messages there (VK refuses for good, error 901).
+    let id =
+        contact(&app, json!({"external_id": "1c-manager-petrov", "name": "Петров", "preferred_channel_id": vk_ch}))
+            .await;
+    let petrov_ok = ok.user(OK_TOKEN, 577_601, "Петров");
+    petrov_ok.send_text("Добрый день, это Петров");
+    let m = app.wait_message(|m| m["text"] == "Добрый день, это Петров").await;
+    let met = m["contact_id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/api/v1/contacts/{id}/merge"), json!({"other_id": met})).await.status, 200);
+    vk.stranger(VK_TOKEN, 7_601_001, "Петров");
+    attach(&app, &id, &vk_ch, "7601001", "7601001").await;
+
+    let r =
+        app.post("/api/v1/events", serde_json::from_str(&example("events/01_payment_received.json")).unwrap()).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let ev = super::events::settled(&app, r.body["id"].as_str().unwrap()).await;
+    let deliveries = ev["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{ev}");
+    assert_eq!(deliveries[0]["status"], "sent", "{ev}");
+    assert_eq!(deliveries[0]["channel_id"], ok_ch.as_str(), "{ev}");
+    assert_eq!(deliveries[0]["tried"], json!([vk_ch, ok_ch]), "{ev}");
+    let on_ok: Vec<_> =
+        ok_posts(&ok, petrov_ok.chat_id()).into_iter().filter(|s| s.text.contains("Поступила оплата")).collect();
+    assert_eq!(on_ok.len(), 1, "the notification went out on OK once: {on_ok:?}");
+    assert!(vk.sent(VK_TOKEN).is_empty(), "nothing reached VK");
+    let c = app.get(&format!("/api/v1/contacts/{id}")).await.body;
+    let vk_identity = c["identities"].as_array().unwrap().iter().find(|i| i["kind"] == "vk").unwrap().clone();
+    assert_eq!(vk_identity["blocked"], true, "VK is not tried again for this person: {c}");
+}
+
+#[tokio::test]
+async fn a_person_from_telegram_who_opens_the_vk_me_link_stays_one_contact_and_one_thread() {
+    let app = TestApp::spawn().await;
+    let vk = VkSim::start().await;
+    vk.add_group(VK_TOKEN, VK_GROUP, "Стройторг");
+    let vk_ch = app.vk_channel(&vk, VK_TOKEN, "polling").await;
+    let tg = TelegramSim::start().await;
+    tg.add_bot(TG_TOKEN, "stroytorg_bot");
+    app.telegram_channel(&tg, TG_TOKEN, "polling").await;
+    // Long Poll hands out what happens after the first poll.
+    eventually(10, || async { (vk.calls(VK_TOKEN, "groups.getLongPollServer") > 0).then_some(()) }).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    tg.user(TG_TOKEN, 7030, "Мария").send_text("Здравствуйте, я по заказу 100422");
+    let first = app.wait_message(|m| m["text"] == "Здравствуйте, я по заказу 100422").await;
+    let conv = first["conversation_id"].as_str().unwrap().to_string();
+    let contact_id = first["contact_id"].as_str().unwrap().to_string();
+    let link = app.post(&format!("/api/v1/contacts/{contact_id}/link"), json!({})).await;
+    let code = link.body["code"].as_str().unwrap().to_string();
+    assert_eq!(link.body["links"][&vk_ch], format!("https://vk.me/club{VK_GROUP}?ref={code}"));
+
+    let maria = vk.stranger(VK_TOKEN, 703_000, "Мария");
+    maria.start(Some(&code));
+    let confirm = vk.wait_sent(VK_TOKEN, 1, 10).await;
+    assert!(confirm[0].text.starts_with("Готово! Ваш аккаунт связан"), "{confirm:?}");
+    let c = app.get(&format!("/api/v1/contacts/{contact_id}")).await.body;
+    let mut kinds: Vec<&str> =
+        c["identities"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["telegram", "vk"], "one contact, two addresses: {c}");
+
+    maria.send_text("Пишу уже из ВКонтакте");
+    let second = app.wait_message(|m| m["text"] == "Пишу уже из ВКонтакте").await;
+    assert_eq!(second["contact_id"], contact_id.as_str());
+    assert_eq!(second["conversation_id"], conv.as_str(), "the same thread as on Telegram");
+    let convs = app.get(&format!("/api/v1/conversations?contact_id={contact_id}")).await.body;
+    assert_eq!(convs["items"].as_array().unwrap().len(), 1, "{convs}");
+
+    let id = super::reply(&app, &conv, json!({"text": "Заказ готов к выдаче"})).await;
+    assert_eq!(super::final_status(&app, &id).await["channel_id"], vk_ch.as_str(), "answered where they wrote last");
+    let got = eventually(10, || async {
+        vk.sent(VK_TOKEN).into_iter().find(|s| s.peer_id == 703_000 && s.text == "Заказ готов к выдаче")
+    })
+    .await;
+    assert!(got.is_some(), "the answer reached VK");
 }
