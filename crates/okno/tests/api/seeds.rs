@@ -176,7 +176,7 @@ async fn a_menu_bot_on_ok_answers_a_pressed_button_from_the_business_system() {
 
     let status = &buttons.iter().find(|(t, _)| t == ORDER_ITEMS[0]).unwrap().1;
     olga.press(&menu.mid, status);
-    // OK answers every press with a message in the chat; the bot's own answer follows it.
+    // On OK a press is answered with a message in the chat; the bot's own answer follows it.
     let ask = eventually(15, || async { ok_posts(&sim, olga.chat_id()).into_iter().find(|s| s.text == ORDER_ASK) })
         .await
         .unwrap_or_else(|| panic!("the bot asks for the number: {:#?}", ok_posts(&sim, olga.chat_id())));
@@ -207,8 +207,8 @@ async fn an_event_refused_on_max_reaches_the_person_on_vk_and_its_outcome_says_s
     let rule: Value = serde_json::from_str(&example("rules/01_payment_received.json")).unwrap();
     assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
 
-    // The manager prefers MAX, but has stopped the bot there (MAX refuses sends to them for
-    // good, 403 chat.denied); they are also in the company's VK community.
+    // The manager prefers MAX, but never pressed Start in the bot there (MAX refuses sends to
+    // them for good, 403 chat.denied); they are also in the company's VK community.
     let id =
         contact(&app, json!({"external_id": "1c-manager-petrov", "name": "Петров", "preferred_channel_id": max_ch}))
             .await;
