@@ -19,6 +19,7 @@ mod pages;
 mod roles;
 mod scale_out;
 mod secrets;
+mod seeds;
 mod setup;
 mod slow_clients;
 mod surveys;
