@@ -25,6 +25,7 @@ use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
 mod broadcast;
+mod channels;
 mod events;
 mod render;
 mod server;
@@ -57,6 +58,10 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
+    /// Measure the MAX, VK or OK channel against its simulator (`--inbound` messages per
+    /// receive mode, `--outbound` replies, then a 1,000-person broadcast at the platform's limits).
+    #[arg(long, value_enum)]
+    channel: Option<channels::Kind>,
     /// Measure a broadcast to `--people` against the Telegram simulator, without and with limits.
     #[arg(long)]
     broadcast: bool,
@@ -127,6 +132,9 @@ async fn main() -> Result<()> {
     }
     if args.broadcast {
         return broadcast::run(&okno, args.people).await;
+    }
+    if let Some(kind) = args.channel {
+        return channels::run(&okno, kind, args.inbound, args.outbound).await;
     }
     if args.telegram {
         return telegram::run(&okno, args.inbound, args.outbound).await;

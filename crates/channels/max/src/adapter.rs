@@ -48,6 +48,24 @@ pub struct MaxConfig {
     /// The webhook secret okno generated (kept here, never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+    /// Rate limits (advanced); MAX's documented ones when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<MaxLimits>,
+}
+
+/// MAX's limits (30 requests a second per bot, 2 sends a second per chat); `0` turns one off
+/// (for a simulator without limits, as in the benchmark).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaxLimits {
+    pub per_second: u32,
+    pub per_chat_per_second: u32,
+}
+
+impl Default for MaxLimits {
+    fn default() -> Self {
+        Self { per_second: 30, per_chat_per_second: 2 }
+    }
 }
 
 fn default_api_base() -> String {
@@ -58,33 +76,36 @@ fn default_mode() -> String {
     "polling".to_string()
 }
 
-/// Token buckets for one bot: overall and per chat.
+/// Token buckets for one bot: overall and per chat, each absent when turned off.
 struct Limiter {
-    global: DefaultDirectRateLimiter,
-    chat: DefaultKeyedRateLimiter<String>,
+    global: Option<DefaultDirectRateLimiter>,
+    chat: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Limiter {
-    /// 30 a second overall and 2 a second per chat, each stretched a little: the platform
-    /// measures from when a request arrives, okno from when it leaves.
-    fn new() -> Self {
+    /// By default 30 a second overall and 2 a second per chat, each stretched a little: the
+    /// platform measures from when a request arrives, okno from when it leaves.
+    fn new(limits: &MaxLimits) -> Self {
         let second = Duration::from_secs(1);
         let quota = |n: u32, margin: f64| {
             Quota::with_period(second.mul_f64(margin / f64::from(n)))
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::MIN)
         };
+        let on = |n: u32| (n > 0).then_some(n);
         Self {
-            global: governor::RateLimiter::direct(quota(30, 1.05)),
-            chat: governor::RateLimiter::keyed(quota(2, 1.25)),
+            global: on(limits.per_second).map(|n| governor::RateLimiter::direct(quota(n, 1.05))),
+            chat: on(limits.per_chat_per_second).map(|n| governor::RateLimiter::keyed(quota(n, 1.25))),
         }
     }
 
     async fn ready(&self, chat: Option<&str>) {
-        if let Some(c) = chat {
-            self.chat.until_key_ready(&c.to_string()).await;
+        if let (Some(c), Some(limiter)) = (chat, &self.chat) {
+            limiter.until_key_ready(&c.to_string()).await;
         }
-        self.global.until_ready().await;
+        if let Some(global) = &self.global {
+            global.until_ready().await;
+        }
     }
 }
 
@@ -198,8 +219,14 @@ fn unchanged(e: &SendError) -> bool {
 }
 
 impl MaxAdapter {
+    /// An adapter paced at MAX's documented limits.
     pub fn new(api: BotApi, state: Arc<dyn ChannelState>, files: FileStore) -> Self {
-        Self { api, state, files, limiter: Limiter::new() }
+        Self::with_limits(api, state, files, &MaxLimits::default())
+    }
+
+    /// An adapter paced at `limits` (a `0` turns that limit off).
+    pub fn with_limits(api: BotApi, state: Arc<dyn ChannelState>, files: FileStore, limits: &MaxLimits) -> Self {
+        Self { api, state, files, limiter: Limiter::new(limits) }
     }
 
     pub fn api(&self) -> &BotApi {
@@ -483,6 +510,25 @@ mod tests {
 
     fn max(status: u16, code: &str, message: &str) -> ApiError {
         ApiError::Max { status, code: code.into(), message: message.into() }
+    }
+
+    #[test]
+    fn the_limits_are_read_from_the_config() {
+        let cfg: MaxConfig = serde_json::from_value(json!({"token": "t"})).unwrap();
+        assert_eq!(cfg.limits.unwrap_or_default(), MaxLimits { per_second: 30, per_chat_per_second: 2 });
+        let cfg: MaxConfig =
+            serde_json::from_value(json!({"token": "t", "limits": {"per_second": 0, "per_chat_per_second": 0}}))
+                .unwrap();
+        let limits = cfg.limits.clone().unwrap_or_default();
+        assert_eq!(limits, MaxLimits { per_second: 0, per_chat_per_second: 0 });
+        let off = Limiter::new(&limits);
+        assert!(off.global.is_none() && off.chat.is_none());
+        let cfg: MaxConfig = serde_json::from_value(json!({"token": "t", "limits": {"per_second": 10}})).unwrap();
+        let limits = cfg.limits.unwrap_or_default();
+        assert_eq!(limits, MaxLimits { per_second: 10, per_chat_per_second: 2 });
+        let on = Limiter::new(&limits);
+        assert!(on.global.is_some() && on.chat.is_some());
+        assert!(serde_json::from_value::<MaxConfig>(json!({"token": "t", "limits": {"rps": 1}})).is_err());
     }
 
     #[test]

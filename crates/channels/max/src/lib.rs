@@ -10,5 +10,5 @@ pub mod updates;
 mod adapter;
 mod platform;
 
-pub use adapter::{MaxAdapter, MaxConfig};
+pub use adapter::{MaxAdapter, MaxConfig, MaxLimits};
 pub use platform::Max;

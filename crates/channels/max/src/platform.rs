@@ -141,6 +141,12 @@ impl Platform for Max {
                     ))
                     .placeholder(crate::api::DEFAULT_API_BASE)
                     .advanced(),
+                Field::new("limits", text("Rate limits", "Ограничения скорости"), FieldKind::Json)
+                    .help(text(
+                        "{\"per_second\": 30, \"per_chat_per_second\": 2}: MAX's documented limits when absent; 0 turns one off",
+                        "{\"per_second\": 30, \"per_chat_per_second\": 2}: по умолчанию — документированные MAX; 0 отключает",
+                    ))
+                    .api_only(),
                 Field::new("webhook_secret", text("Webhook secret", "Секрет вебхука"), FieldKind::Text).secret().internal(),
             ],
         )
@@ -229,7 +235,8 @@ impl Platform for Max {
 
     fn adapter(&self, cx: &Context, channel: &Channel, state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>> {
         let cfg = config_of(channel)?;
-        Ok(Arc::new(MaxAdapter::new(api(cx, &cfg), state, cx.files.clone())))
+        let limits = cfg.limits.clone().unwrap_or_default();
+        Ok(Arc::new(MaxAdapter::with_limits(api(cx, &cfg), state, cx.files.clone(), &limits)))
     }
 
     /// The secret header is checked in constant time before the body is read.

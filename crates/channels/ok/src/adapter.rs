@@ -41,6 +41,10 @@ pub struct OkConfig {
     /// The secret okno put in the webhook's address (kept here, never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
+    /// Rate limits (advanced): okno's steady pace when absent; a limit left out of it is off,
+    /// so `{}` turns pacing off (for a simulator without limits, as in the benchmark).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<okno_channel::throttle::Limits>,
 }
 
 fn default_api_base() -> String {

@@ -43,8 +43,13 @@ pub fn hook_url(public_url: &str, channel_id: &str, secret: &str) -> String {
 }
 
 /// OK's pacing is not published: a steady pace well under what a group chat bears.
-fn limits() -> Limits {
+fn default_limits() -> Limits {
     Limits { per_second: Some(20), per_chat_per_minute: Some(60), burst: Some(5) }
+}
+
+/// The channel's pace: its configured `limits`, else [`default_limits`].
+fn limits(cfg: &OkConfig) -> Limits {
+    cfg.limits.clone().unwrap_or_else(default_limits)
 }
 
 /// Whether a chat is a group chat (`GET /graph/me/chat/{chat_id}`: `type` is `DIALOG` for a
@@ -106,6 +111,12 @@ impl Platform for Odnoklassniki {
                     ))
                     .placeholder("https://api.ok.ru")
                     .advanced(),
+                Field::new("limits", text("Rate limits", "Ограничения скорости"), FieldKind::Json)
+                    .help(text(
+                        "{\"per_second\": 20, \"per_chat_per_minute\": 60, \"burst\": 5} when absent; a limit left out is off",
+                        "{\"per_second\": 20, \"per_chat_per_minute\": 60, \"burst\": 5} по умолчанию; не указанный предел отключён",
+                    ))
+                    .api_only(),
                 Field::new("webhook_secret", text("Webhook secret", "Секрет вебхука"), FieldKind::Text).secret().internal(),
             ],
         )
@@ -202,7 +213,7 @@ impl Platform for Odnoklassniki {
     fn adapter(&self, cx: &Context, channel: &Channel, state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>> {
         let cfg = config_of(channel)?;
         let adapter = OkAdapter::new(api(cx, &cfg), state, cx.files.clone(), cx.http.clone());
-        Ok(Arc::new(Throttled::new(adapter, &limits())))
+        Ok(Arc::new(Throttled::new(adapter, &limits(&cfg))))
     }
 
     /// The secret in the address is checked in constant time before the body is read.
@@ -263,5 +274,25 @@ impl Platform for Odnoklassniki {
             return Err(FetchError::Refused(format!("not an OK file: {reference}")));
         };
         cx.http.fetch_limited(url, cx.max_download.min(FILE_LIMIT)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(v: Value) -> OkConfig {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_limits_are_read_from_the_config() {
+        assert_eq!(limits(&cfg(json!({"token": "t"}))), default_limits());
+        assert_eq!(limits(&cfg(json!({"token": "t", "limits": {}}))), Limits::default());
+        assert_eq!(
+            limits(&cfg(json!({"token": "t", "limits": {"per_second": 5}}))),
+            Limits { per_second: Some(5), per_chat_per_minute: None, burst: None }
+        );
+        assert!(serde_json::from_value::<OkConfig>(json!({"token": "t", "limits": {"rps": 5}})).is_err());
     }
 }
