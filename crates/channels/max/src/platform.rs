@@ -286,7 +286,11 @@ impl Platform for Max {
             }
             None => None,
         };
-        let list = match api(cx, &cfg).updates(cursor, cx.poll_timeout.as_secs()).await {
+        // Without a marker MAX hands out only the latest update and drops the rest, so the
+        // first poll asks for the marker at once rather than parking: what arrives while a
+        // parked poll waited would be dropped but for its last.
+        let timeout = if cursor.is_some() { cx.poll_timeout.as_secs() } else { 0 };
+        let list = match api(cx, &cfg).updates(cursor, timeout).await {
             Ok(list) => list,
             Err(ApiError::Max { status, code, message }) => {
                 let reason = format!("{message} ({code})");

@@ -438,3 +438,34 @@ async fn queue_replies(app: &TestApp, conv: &str, n: usize) -> Vec<String> {
     }
     ids
 }
+
+/// A new MAX channel's first poll has no marker, and without one MAX hands out only the latest
+/// update: a burst that arrives while that poll waited would be lost but for its last. okno
+/// takes the marker at once instead, so every message of a burst right after connecting is
+/// stored, with polls that wait as long as MAX allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_right_after_connecting_by_polling_is_received_whole() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.polling.poll_timeout_secs = 25).await;
+    let sim = MaxSim::start().await;
+    sim.add_bot(TOKEN, BOT);
+    app.max_channel(&sim, TOKEN, "polling").await;
+    let people: Vec<SimUser> = (0..100).map(|i| sim.user(TOKEN, 70_000 + i, "Покупатель")).collect();
+    // The poller is running and waiting before the burst comes.
+    eventually(10, || async { (sim.calls(TOKEN, "GET /updates") >= 2).then_some(()) }).await.expect("polling");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..300 {
+        people[i % 100].send_text(&format!("Заказ №{i}"));
+    }
+    let stored = eventually(30, || async {
+        let text = app.http.get(format!("{}/metrics", app.url)).send().await.ok()?.text().await.ok()?;
+        let n: usize = text
+            .lines()
+            .find(|l| l.starts_with("okno_inbound_messages_total") && l.contains("\"max\""))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (n >= 300).then_some(n)
+    })
+    .await;
+    assert_eq!(stored, Some(300), "every message of the burst is stored");
+}
