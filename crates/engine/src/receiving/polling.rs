@@ -122,6 +122,15 @@ impl Engine {
                     }
                 }
                 Err(e) => {
+                    // A poll refused because the channel was switched to its webhook (or
+                    // deleted) meanwhile is not the channel's error: the poller just stops.
+                    let still_polled = match self.store.get_channel(&channel_id).await {
+                        Ok(now) => platform.polls(&now),
+                        Err(e) => !e.is_not_found(),
+                    };
+                    if matches!(e, PollError::Refused(_)) && !still_polled {
+                        break;
+                    }
                     tracing::warn!(channel = %channel_id, kind = %channel.kind, error = ?e, "polling failed");
                     let wait = match e {
                         PollError::Wait(wait) => wait,

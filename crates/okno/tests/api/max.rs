@@ -469,3 +469,22 @@ async fn a_burst_right_after_connecting_by_polling_is_received_whole() {
     .await;
     assert_eq!(stored, Some(300), "every message of the burst is stored");
 }
+
+/// Switched from polling to the webhook while a poll waits: MAX refuses that poll (no long
+/// polls while a subscription exists), and okno's poller stops without marking the channel
+/// failed; what people write then comes by the webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_a_polled_channel_to_the_webhook_leaves_it_active() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| s.polling.poll_timeout_secs = 25).await;
+    let sim = MaxSim::start().await;
+    sim.add_bot(TOKEN, BOT);
+    let ch = app.max_channel(&sim, TOKEN, "polling").await;
+    eventually(10, || async { (sim.calls(TOKEN, "GET /updates") >= 2).then_some(()) }).await.expect("polling");
+    let r = app.patch(&format!("/api/v1/channels/{ch}"), json!({"config": {"mode": "webhook"}})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let channel = app.get(&format!("/api/v1/channels/{ch}")).await.body;
+    assert_eq!(channel["status"], "active", "{channel}");
+    sim.user(TOKEN, 71_001, "Анна").send_text("по вебхуку");
+    app.wait_message(|m| m["text"] == "по вебхуку").await;
+}
