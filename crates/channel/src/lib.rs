@@ -96,6 +96,24 @@ pub enum SendError {
     Moved { chat_id: String },
 }
 
+/// A button's data as a platform carries it: the data itself when it `fits` (and cannot be
+/// mistaken for a token), else `prefix` and a short token that stands for it in okno's store.
+pub async fn button_payload(
+    state: &dyn ChannelState,
+    data: &str,
+    fits: bool,
+    prefix: &str,
+) -> Result<String, SendError> {
+    if fits && !data.starts_with(prefix) {
+        return Ok(data.to_string());
+    }
+    let token = state
+        .button_token(data)
+        .await
+        .map_err(|e| SendError::retry(format!("storing long button data: {}", e.message)))?;
+    Ok(format!("{prefix}{token}"))
+}
+
 impl SendError {
     pub fn retry(reason: impl Into<String>) -> Self {
         SendError::Retry { reason: reason.into(), after: None }

@@ -275,15 +275,13 @@ impl MaxAdapter {
     /// A callback button's payload: the data itself when it fits, else a short token that
     /// stands for it in okno's store.
     async fn callback_payload(&self, data: &str) -> Result<String, SendError> {
-        if data.chars().count() <= CALLBACK_PAYLOAD_LIMIT && !data.starts_with(TOKEN_PREFIX) {
-            return Ok(data.to_string());
-        }
-        let token = self
-            .state
-            .button_token(data)
-            .await
-            .map_err(|e| SendError::retry(format!("storing long button data: {}", e.message)))?;
-        Ok(format!("{TOKEN_PREFIX}{token}"))
+        okno_channel::button_payload(
+            self.state.as_ref(),
+            data,
+            data.chars().count() <= CALLBACK_PAYLOAD_LIMIT,
+            TOKEN_PREFIX,
+        )
+        .await
     }
 
     /// The `inline_keyboard` attachment for `rows`; rows wider than MAX allows wrap.

@@ -172,15 +172,7 @@ impl OkAdapter {
 
     /// A button's payload: the data itself when it is short, else a token standing for it.
     async fn payload(&self, data: &str) -> Result<String, SendError> {
-        if data.len() <= PAYLOAD_LIMIT && !data.starts_with(TOKEN_PREFIX) {
-            return Ok(data.to_string());
-        }
-        let token = self
-            .state
-            .button_token(data)
-            .await
-            .map_err(|e| SendError::retry(format!("storing long button data: {}", e.message)))?;
-        Ok(format!("{TOKEN_PREFIX}{token}"))
+        okno_channel::button_payload(self.state.as_ref(), data, data.len() <= PAYLOAD_LIMIT, TOKEN_PREFIX).await
     }
 
     /// An `INLINE_KEYBOARD` attachment: `CALLBACK` buttons with a payload, `LINK` buttons.

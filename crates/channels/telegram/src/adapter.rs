@@ -171,15 +171,7 @@ impl TelegramAdapter {
     /// `callback_data` for a button: the data itself when it fits in 64 bytes, else a short
     /// token that stands for it in the store.
     async fn callback_data(&self, data: &str) -> Result<String, SendError> {
-        if data.len() <= CALLBACK_DATA_LIMIT && !data.starts_with(TOKEN_PREFIX) {
-            return Ok(data.to_string());
-        }
-        let token = self
-            .state
-            .button_token(data)
-            .await
-            .map_err(|e| SendError::retry(format!("storing long button data: {}", e.message)))?;
-        Ok(format!("{TOKEN_PREFIX}{token}"))
+        okno_channel::button_payload(self.state.as_ref(), data, data.len() <= CALLBACK_DATA_LIMIT, TOKEN_PREFIX).await
     }
 
     async fn inline_keyboard(&self, rows: &Keyboard) -> Result<Value, SendError> {
