@@ -36,8 +36,8 @@ pub mod throttle;
 
 pub use capabilities::{Buttons, Capabilities, FileLimits, TextLimit, TextUnit};
 pub use platform::{
-    Brand, ChannelState, Connected, Context, HookAnswer, HookRequest, InboundEvent, Platform, PollError, Polled,
-    Received,
+    Brand, ChannelState, Connected, Context, Estimate, HookAnswer, HookRequest, InboundEvent, Platform, PollError,
+    Polled, Received,
 };
 pub use post::{Post, Posted, PressAnswer, Span};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use okno_domain::model::{Channel, ChannelKind};
+use okno_domain::model::{Channel, ChannelKind, MessageStatus};
 use okno_domain::Result;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -89,6 +89,11 @@ pub enum InboundEvent {
     Membership { user_id: String, blocked: bool },
     /// A group chat got a new id.
     Migrated { from: String, to: String },
+    /// A message okno sent (named by the platform's id for it) was sent, delivered, read or
+    /// failed: a delivery receipt. okno moves a message's status forward only (`sent` →
+    /// `delivered` → `read`; `failed` until it was delivered), so receipts repeated or out of
+    /// order change nothing.
+    Status { external_id: String, status: MessageStatus, reason: Option<String> },
     /// Nothing okno keeps.
     Ignore,
 }
@@ -123,6 +128,22 @@ pub enum HookAnswer {
     Json,
     /// A set plain-text body the platform expects (VK: `ok`, or its confirmation string).
     Text(String),
+    /// A JSON body the platform takes as a reply (Viber: the welcome message answering
+    /// `conversation_started`, the one moment a bot may write first).
+    Body(Value),
+}
+
+/// What okno's estimate of one message says: how many parts a platform that charges by the
+/// part (SMS segments) sends it as, and what that costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Parts the text goes out as (one SMS segment each).
+    pub parts: u32,
+    /// How the text is encoded (`gsm7`, `ucs2`…).
+    pub encoding: String,
+    /// The price of one part, when the channel's configuration names one.
+    pub price_per_part: Option<f64>,
+    pub currency: Option<String>,
 }
 
 /// Why a poll failed.
@@ -183,6 +204,14 @@ pub trait Platform: Send + Sync + 'static {
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>>;
 
+    /// A platform's verification request to the hook address (`GET /hooks/{channel_id}`,
+    /// WhatsApp's `hub.challenge`): `Some(Ok(body))` answers it 200 with `body`, `Some(Err(_))`
+    /// refuses it, `None` means the platform makes no such request.
+    fn verify_hook(&self, channel: &Channel, request: &HookRequest<'_>) -> Option<Result<String>> {
+        let _ = (channel, request);
+        None
+    }
+
     /// The answer to a webhook request [`Platform::receive`] accepted.
     fn hook_answer(&self, channel: &Channel, request: &HookRequest<'_>) -> HookAnswer {
         let _ = (channel, request);
@@ -217,6 +246,13 @@ pub trait Platform: Send + Sync + 'static {
     ) -> std::result::Result<Fetched, FetchError> {
         let _ = (cx, channel);
         Err(FetchError::Refused(format!("{} channels name no files by `{reference}`", self.kind())))
+    }
+
+    /// How `text` goes out on a channel with `config` and what it costs, for platforms that
+    /// charge by the part (`None`: one message, no price known). Shown before a broadcast starts.
+    fn estimate(&self, config: &Value, text: &str) -> Option<Estimate> {
+        let _ = (config, text);
+        None
     }
 
     /// A link that opens a chat with this channel's bot carrying `code` (`None`: the person

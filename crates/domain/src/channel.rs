@@ -54,6 +54,9 @@ pub struct InboundMessage {
     pub subscription: Option<SubscriptionChange>,
     /// Whether the message may answer a survey (set by the engine).
     pub survey: SurveyTurn,
+    /// What the conversation is about on the platform (Avito: the ad a buyer writes about),
+    /// kept with the message and passed to rules and webhooks.
+    pub context: Option<Value>,
 }
 
 /// Whether an inbound message may answer a survey.
@@ -75,6 +78,12 @@ pub struct SubscriptionChange {
     pub answer: String,
 }
 
+/// The message option naming the template a message may go out as ([`crate::model::TemplateRef`]).
+pub const TEMPLATE_OPTION: &str = "template";
+/// The message option the engine sets when it hands a message over while the person's
+/// customer-service window is closed: the message must go out as its template.
+pub const WINDOW_CLOSED_OPTION: &str = "window_closed";
+
 /// Everything a channel adapter needs to send one message.
 #[derive(Debug, Clone)]
 pub struct DeliveryTarget {
@@ -85,6 +94,17 @@ pub struct DeliveryTarget {
     pub reply_to_external: Option<String>,
     /// The message's sending options.
     pub options: Value,
+}
+
+impl DeliveryTarget {
+    /// The template this message goes out as, when it must: it names one and either has no
+    /// text or the person's customer-service window is closed.
+    pub fn template_to_send(&self) -> Option<crate::model::TemplateRef> {
+        let template = serde_json::from_value(self.options.get(TEMPLATE_OPTION)?.clone()).ok()?;
+        let no_text = self.message.text.as_deref().is_none_or(|t| t.trim().is_empty());
+        let closed = self.options.get(WINDOW_CLOSED_OPTION).and_then(Value::as_bool).unwrap_or(false);
+        (no_text || closed).then_some(template)
+    }
 }
 
 /// A flag to set on an identity when a platform refuses it for good.

@@ -162,6 +162,17 @@ pub struct Button {
 /// Rows of buttons.
 pub type Keyboard = Vec<Vec<Button>>;
 
+/// A pre-approved message template a platform keeps (WhatsApp's, for writing outside the
+/// customer-service window), named by a message, a rule or a broadcast with the values of its
+/// parameters in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
 /// Checks a button's link: only `http://`, `https://` and `tg://` links, so a button can never
 /// carry a script (`javascript:`), a local file or a data URL to the person or to a webhook
 /// channel's site. Every button okno sends passes here: those given to the API and those

@@ -1,4 +1,5 @@
-//! Where platforms and the generic webhook channel deliver: `POST /hooks/{channel_id}`.
+//! Where platforms and the generic webhook channel deliver: `POST /hooks/{channel_id}` (and a
+//! platform's verification request, `GET` at the same address).
 //! The message is stored before the answer goes back. Also serves signed attachment links.
 
 use axum::extract::{Path, RawQuery, State};
@@ -19,7 +20,7 @@ use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/hooks/{channel_id}", post(receive))
+        .route("/hooks/{channel_id}", post(receive).get(verify))
         .route("/hooks/{channel_id}/files/{attachment_id}", get(file))
 }
 
@@ -35,7 +36,20 @@ async fn receive(
     Ok(match reply.answer {
         HookAnswer::Json => Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response(),
         HookAnswer::Text(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        HookAnswer::Body(body) => Json(body).into_response(),
     })
+}
+
+/// A platform's verification request (WhatsApp's `hub.challenge`), answered by its platform.
+async fn verify(
+    State(state): State<AppState>,
+    Path(channel_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let request = HookRequest::new(&headers, &[]).with_query(query.as_deref());
+    let body = state.engine.verify_hook(&channel_id, &request).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 
 #[derive(Deserialize)]

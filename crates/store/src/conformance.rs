@@ -1357,3 +1357,67 @@ pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn S
     assert_eq!(done.unresolved.len(), 1);
     assert_eq!(done.unresolved[0].recipient, format!("contact {}", lonely.id));
 }
+
+/// Delivery receipts move a sent message's status forward only: repeated and out-of-order
+/// receipts change nothing, a receipt for an id okno never sent is ignored, each change emits
+/// `message.status` once, and a failure after `sent` records the platform's reason.
+pub async fn receipts_only_move_a_status_forward(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let mut out = Vec::new();
+    for (n, text) in ["one", "two", "three"].iter().enumerate() {
+        let (msg, _) =
+            store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), text)).await.unwrap();
+        store.mark_sent(&msg.id, Some(format!("wamid.{n}"))).await.unwrap();
+        out.push(msg);
+    }
+    let r = |id: &str, status: MessageStatus| Receipt { external_id: id.into(), status, reason: None };
+    let changed = store
+        .record_receipts(
+            &ch.id,
+            vec![
+                // Read before delivered, delivered again, then sent: read stays.
+                r("wamid.0", MessageStatus::Read),
+                r("wamid.0", MessageStatus::Delivered),
+                r("wamid.0", MessageStatus::Sent),
+                // Delivered twice.
+                r("wamid.1", MessageStatus::Delivered),
+                r("wamid.1", MessageStatus::Delivered),
+                Receipt {
+                    external_id: "wamid.2".into(),
+                    status: MessageStatus::Failed,
+                    reason: Some("131047: Re-engagement message".into()),
+                },
+                // Delivered after failing: failed stays.
+                r("wamid.2", MessageStatus::Delivered),
+                r("wamid.unknown", MessageStatus::Read),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![out[0].id.clone(), out[1].id.clone(), out[2].id.clone()]);
+    let status = |n: usize| {
+        let store = store.clone();
+        let id = out[n].id.clone();
+        async move { store.get_message(&id).await.unwrap() }
+    };
+    assert_eq!(status(0).await.status, MessageStatus::Read);
+    assert_eq!(status(1).await.status, MessageStatus::Delivered);
+    let failed = status(2).await;
+    assert_eq!(failed.status, MessageStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("131047: Re-engagement message"));
+    // The same receipts again: nothing moves.
+    let again = store.record_receipts(&ch.id, vec![r("wamid.1", MessageStatus::Sent)]).await.unwrap();
+    assert!(again.is_empty());
+    // Receipts on another channel name other messages.
+    let other = channel(&*store, "other").await;
+    assert!(store.record_receipts(&other.id, vec![r("wamid.1", MessageStatus::Read)]).await.unwrap().is_empty());
+    assert_eq!(status(1).await.status, MessageStatus::Delivered);
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    let mut seen: Vec<String> =
+        events.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    // Three `sent`, then one change each.
+    assert_eq!(seen, vec!["delivered", "failed", "read", "sent", "sent", "sent"]);
+}

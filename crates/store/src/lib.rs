@@ -98,7 +98,7 @@ pub use notifications::NotificationStore;
 pub use operators::{AccountChange, OperatorAccount, OperatorStore};
 pub use outbox::OutboxStore;
 pub use processes::ProcessStore;
-pub use receiving::ReceivingStore;
+pub use receiving::{Receipt, ReceivingStore};
 pub use reports::{AnswerCount, BroadcastResult, DayCount, OperatorFigure, ReportStore};
 pub use rules::RuleStore;
 pub use search::SearchStore;

@@ -410,7 +410,7 @@ async fn record_failed(c: &mut dyn Conn, message_id: &str, error: &str, flag: Op
     Ok(())
 }
 
-fn status_event_data(m: &Message) -> Value {
+pub(crate) fn status_event_data(m: &Message) -> Value {
     json!({
         "message_id": m.id, "conversation_id": m.conversation_id, "contact_id": m.contact_id,
         "channel_id": m.channel_id, "status": m.status, "error": m.error, "external_id": m.external_id,

@@ -5,16 +5,18 @@
 //! sending options changed).
 
 use async_trait::async_trait;
-use okno_domain::model::{EventType, Keyboard, Message};
+use okno_domain::model::{EventType, Keyboard, Message, MessageStatus};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use serde_json::Value;
 
 use crate::conversations::{load_message, message_event_data};
 use crate::db::{args, Conn};
+use crate::notifications::fall_back;
+use crate::outbox::status_event_data;
 use crate::sql::{on, SqlStore};
 use crate::statements::to_json;
-use crate::webhooks::emit;
+use crate::webhooks::{deliver, emit, subscribers};
 
 /// Receiving state of a channel (pollers) and platform details.
 #[async_trait]
@@ -44,6 +46,33 @@ pub trait ReceivingStore: Send + Sync + 'static {
     async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
     /// Replaces a message's buttons (after the platform changed them).
     async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+    /// Applies delivery receipts for messages okno sent on a channel (named by the platform's
+    /// id), in one transaction. A status only moves forward — `sent` → `delivered` → `read`,
+    /// `failed` while not yet delivered — so a receipt repeated or arriving out of order changes
+    /// nothing. Each change emits `message.status`; a failure falls back to the person's next
+    /// channel like a refused send. Returns the ids of the messages changed.
+    async fn record_receipts(&self, channel_id: &str, receipts: Vec<Receipt>) -> Result<Vec<String>>;
+}
+
+/// A platform's word on a message okno sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub external_id: String,
+    pub status: MessageStatus,
+    /// Why it failed, in the platform's words.
+    pub reason: Option<String>,
+}
+
+/// The statuses a message may have for a receipt to move it to `status` (`None`: a status no
+/// receipt sets).
+fn moves_from(status: MessageStatus) -> Option<&'static str> {
+    match status {
+        MessageStatus::Sent => Some("'queued'"),
+        MessageStatus::Delivered => Some("'queued', 'sent'"),
+        MessageStatus::Read => Some("'queued', 'sent', 'delivered'"),
+        MessageStatus::Failed => Some("'queued', 'sent'"),
+        MessageStatus::Received | MessageStatus::Queued => None,
+    }
 }
 
 #[async_trait]
@@ -215,6 +244,49 @@ impl ReceivingStore for SqlStore {
                 return Err(Error::not_found("message", &message_id));
             }
             load_message(c, &message_id).await
+        })
+    }
+
+    async fn record_receipts(&self, channel_id: &str, receipts: Vec<Receipt>) -> Result<Vec<String>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let now = now_ms();
+            let mut changed: Vec<(String, MessageStatus)> = Vec::new();
+            for r in &receipts {
+                let Some(from) = moves_from(r.status) else { continue };
+                let error = (r.status == MessageStatus::Failed)
+                    .then(|| r.reason.clone().unwrap_or_else(|| "the platform reported the message failed".into()));
+                let rows = c
+                    .rows(
+                        &format!(
+                            "UPDATE messages SET status = $1, error = $2, updated_at = $3 \
+                             WHERE channel_id = $4 AND external_id = $5 AND direction = 'out' AND status IN ({from}) \
+                             RETURNING id"
+                        ),
+                        args![r.status.as_str(), error, now, &channel_id, &r.external_id],
+                    )
+                    .await?;
+                for row in rows {
+                    changed.push((row.s("id")?, r.status));
+                }
+            }
+            let hooks = if changed.is_empty() { Vec::new() } else { subscribers(c, EventType::MessageStatus).await? };
+            for (id, status) in &changed {
+                if hooks.is_empty() && *status != MessageStatus::Failed {
+                    continue;
+                }
+                let m = load_message(c, id).await?;
+                if !hooks.is_empty() {
+                    deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
+                }
+                if *status == MessageStatus::Failed {
+                    fall_back(c, &m).await?;
+                }
+            }
+            Ok(changed.into_iter().map(|(id, _)| id).collect())
         })
     }
 }

@@ -158,6 +158,7 @@ pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundM
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     }
 }
 

@@ -32,4 +32,5 @@ okno_store::both_backends!(
     events_are_idempotent_notify_once_fall_back_and_collect_answers,
     sends_and_events_end_their_jobs_with_their_outcome,
     notify_all_queues_each_person_once_in_order,
+    receipts_only_move_a_status_forward,
 );

@@ -42,6 +42,7 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
         bot_turn: true,
         subscription: None,
         survey,
+        context: None,
     }
 }
 

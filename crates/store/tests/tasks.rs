@@ -75,6 +75,7 @@ async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
             bot_turn: false,
             subscription: None,
             survey: Default::default(),
+            context: None,
         })
         .await
         .unwrap();
@@ -331,6 +332,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     };
     store.record_inbound(written(&ch, "-1001", "Склад")).await.unwrap();
     store.record_inbound(written(&ch, "-1002", "Курьеры")).await.unwrap();

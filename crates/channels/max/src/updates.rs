@@ -317,6 +317,7 @@ fn message(channel_id: &str, m: &Message) -> Option<InboundMessage> {
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     })
 }
 
@@ -341,6 +342,7 @@ fn press(channel_id: &str, cb: &Callback, on: Option<&Message>) -> InboundMessag
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     }
 }
 
@@ -366,6 +368,7 @@ fn started(channel_id: &str, u: &Update, user: &User) -> InboundMessage {
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     }
 }
 

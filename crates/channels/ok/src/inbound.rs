@@ -215,6 +215,7 @@ pub fn received(channel_id: &str, u: &Update, chat: &ChatKind) -> Received {
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     };
     match &u.what {
         What::Message { mid, text, attachments, reply_to } => {

@@ -135,6 +135,7 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     }
 }
 
@@ -212,6 +213,7 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
                 bot_turn: false,
                 subscription: None,
                 survey: Default::default(),
+                context: None,
             })),
             callback_query_id: Some(q.id.clone()),
         };

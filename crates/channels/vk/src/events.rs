@@ -241,6 +241,7 @@ fn message_new(channel_id: &str, object: &Value) -> Action {
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     }))
 }
 
@@ -295,6 +296,7 @@ fn message_event(channel_id: &str, object: &Value) -> Parsed {
             bot_turn: false,
             subscription: None,
             survey: Default::default(),
+            context: None,
         })),
         press_id: Some(format!("{event_id}:{user}:{peer}")),
         token,

@@ -306,6 +306,7 @@ pub fn parse_inbound(
         bot_turn: false,
         subscription: None,
         survey: Default::default(),
+        context: None,
     })
 }
 

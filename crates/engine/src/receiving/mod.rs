@@ -19,6 +19,7 @@
 //!     5. `/start task-<id>` ─► the task's details in private
 //!     6. otherwise the operators' inbox (the bot after a link code)
 //!   an edit, a block or unblock, a group's new id ─► recorded as they are
+//!   delivery receipts ─► a sent message's status moved forward (a webhook request's together)
 //! ```
 
 mod link_codes;
@@ -28,6 +29,7 @@ pub(crate) mod subscription;
 use okno_channel::{HookRequest, InboundEvent, InboundMessage, Received};
 use okno_domain::model::Channel;
 use okno_domain::Result;
+use okno_store::Receipt;
 
 use crate::tasks::Press;
 use crate::{Engine, HookReply};
@@ -41,14 +43,33 @@ impl Engine {
         let state = self.channel_state(&channel.id);
         let events = platform.receive(&self.context, &channel, request, state.as_ref()).await?;
         let mut reply = HookReply::default();
+        // Delivery receipts come many to a request (a status storm): applied together.
+        let mut receipts = Vec::new();
         for received in events {
+            if let InboundEvent::Status { external_id, status, reason } = received.event {
+                receipts.push(Receipt { external_id, status, reason });
+                continue;
+            }
             let handled = self.handle_received(&channel, received).await?;
             if handled.id.is_some() {
                 reply = handled;
             }
         }
+        self.store.record_receipts(&channel.id, receipts).await?;
         reply.answer = platform.hook_answer(&channel, request);
         Ok(reply)
+    }
+
+    /// Answers a platform's verification request to `GET /hooks/{channel_id}`.
+    pub async fn verify_hook(&self, channel_id: &str, request: &HookRequest<'_>) -> Result<String> {
+        let channel = self.channel(channel_id).await?;
+        let platform = self.platform(&channel)?;
+        platform.verify_hook(&channel, request).unwrap_or_else(|| {
+            Err(okno_domain::Error::invalid(
+                "no_verification",
+                format!("{} channels make no verification requests", channel.kind),
+            ))
+        })
     }
 
     /// What one event does. Returns the message it recorded, if any.
@@ -66,6 +87,10 @@ impl Engine {
             }
             InboundEvent::Migrated { from, to } => {
                 self.store.move_chat(&channel.id, &from, &to).await?;
+                Ok(none)
+            }
+            InboundEvent::Status { external_id, status, reason } => {
+                self.store.record_receipts(&channel.id, vec![Receipt { external_id, status, reason }]).await?;
                 Ok(none)
             }
             InboundEvent::Ignore => Ok(none),
