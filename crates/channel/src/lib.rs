@@ -143,6 +143,13 @@ pub trait Adapter: Send + Sync + 'static {
         Err(SendError::permanent(format!("{} channels cannot edit sent messages", self.kind())))
     }
 
+    /// Tells the platform okno has read a person's message up to `external_id` (blue ticks), when
+    /// an operator reads the conversation; platforms without read marks ignore it.
+    async fn mark_read(&self, chat_id: &str, external_id: &str) -> Result<(), SendError> {
+        let _ = (chat_id, external_id);
+        Ok(())
+    }
+
     /// Shows "typing…"/"uploading…" in a chat while something slow is prepared.
     async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
         let _ = (chat_id, action);

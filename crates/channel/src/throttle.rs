@@ -79,6 +79,10 @@ impl<A: Adapter> Adapter for Throttled<A> {
         self.inner.chat_action(chat_id, action).await
     }
 
+    async fn mark_read(&self, chat_id: &str, external_id: &str) -> Result<(), SendError> {
+        self.inner.mark_read(chat_id, external_id).await
+    }
+
     async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
         self.inner.set_commands(commands).await
     }
@@ -129,6 +133,10 @@ impl<A: Adapter + ?Sized> Adapter for Arc<A> {
     }
     async fn chat_action(&self, chat_id: &str, action: &str) -> Result<(), SendError> {
         (**self).chat_action(chat_id, action).await
+    }
+
+    async fn mark_read(&self, chat_id: &str, external_id: &str) -> Result<(), SendError> {
+        (**self).mark_read(chat_id, external_id).await
     }
 
     async fn set_commands(&self, commands: &[(String, String)]) -> Result<(), SendError> {
