@@ -3,8 +3,9 @@
 //! (errors come with HTTP 200), the Bots Long Poll check and the upload servers. Every call
 //! waits for the community's request budget first (20 requests a second for a community token).
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -43,6 +44,27 @@ pub struct VkApi {
     pace: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
+/// The one pacer of a community token in this process. VK counts every call of a token
+/// against one budget, so the sender, the webhook's and the poller's `users.get` and the
+/// uploads all wait in the same line, whichever client made them.
+fn shared_pace(token: &str, per_second: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
+    type Pacers = HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>;
+    static PACERS: OnceLock<Mutex<Pacers>> = OnceLock::new();
+    let n = NonZeroU32::new(per_second)?;
+    let mut pacers = PACERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let key = (token.to_string(), per_second);
+    if let Some(p) = pacers.get(&key) {
+        return Some(p.clone());
+    }
+    // Stay a little under VK's figure: VK counts from arrival, okno from departure. No burst:
+    // a full second's worth sent at once leaves VK's budget empty, and requests that then
+    // arrive bunched by the network are refused (error 6).
+    let quota = Quota::with_period(Duration::from_secs(1).mul_f64(1.05 / f64::from(n.get())))?;
+    let pacer = Arc::new(governor::RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)));
+    pacers.insert(key, pacer.clone());
+    Some(pacer)
+}
+
 /// A Bots Long Poll server (`groups.getLongPollServer`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LongPollServer {
@@ -67,14 +89,31 @@ pub enum Check {
 impl VkApi {
     /// A client paced at `per_second` requests a second (`0`: unpaced).
     pub fn new(http: SafeClient, base: &str, token: &str, per_second: u32) -> Self {
-        // Stay a little under VK's figure: VK counts from arrival, okno from departure. No
-        // burst: a full second's worth sent at once leaves VK's budget empty, and requests
-        // that then arrive bunched by the network are refused (error 6).
-        let pace = NonZeroU32::new(per_second).and_then(|n| {
-            Quota::with_period(Duration::from_secs(1).mul_f64(1.05 / f64::from(n.get())))
-                .map(|q| Arc::new(governor::RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))))
-        });
+        let pace = shared_pace(token, per_second);
         Self { http, base: base.trim_end_matches('/').to_string(), token: token.to_string(), pace }
+    }
+
+    /// The API address this client calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// People's names (`users.get`, up to 1,000 ids in one call): id → "First Last".
+    pub async fn names(&self, ids: &[String]) -> Result<HashMap<String, String>, ApiError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let v = self.call("users.get", &[("user_ids", chunk.join(","))]).await?;
+            for u in v.as_array().into_iter().flatten() {
+                let Some(id) = u["id"].as_i64() else { continue };
+                let first = u["first_name"].as_str().unwrap_or_default();
+                let last = u["last_name"].as_str().unwrap_or_default();
+                let name = format!("{first} {last}").trim().to_string();
+                if !name.is_empty() {
+                    out.insert(id.to_string(), name);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Calls a method with form parameters; `access_token` and `v` are added.

@@ -8,7 +8,9 @@
 //! poll start from the older `ts` and VK send the events again, which changes nothing
 //! (messages de-duplicate on their platform id).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
@@ -61,44 +63,89 @@ fn refused(what: &str, e: ApiError) -> Error {
     }
 }
 
-/// The person's name as VK shows it (`users.get`): events name people by id only. Without
-/// it the message is kept all the same.
-async fn name_person(api: &VkApi, msg: &mut InboundMessage) {
-    let group = msg.sender.is_group;
-    let user_id = match (&msg.member, group) {
-        (Some(m), _) => m.user_id.clone(),
-        (None, false) => msg.sender.user_id.clone(),
-        (None, true) => return,
-    };
-    let name = match api.call("users.get", &[("user_ids", user_id.clone())]).await {
-        Ok(v) => {
-            let u = &v[0];
-            let first = u["first_name"].as_str().unwrap_or_default();
-            let last = u["last_name"].as_str().unwrap_or_default();
-            Some(format!("{first} {last}").trim().to_string()).filter(|n| !n.is_empty())
-        }
-        Err(e) => {
-            tracing::debug!(user = %user_id, error = %e, "users.get failed; the person stays unnamed");
-            None
-        }
-    };
-    let Some(name) = name else { return };
-    if let Some(m) = &mut msg.member {
-        m.display_name = Some(name.clone());
+/// Who a message names by id only and needs a name for: the person in a private chat, the
+/// member in a group.
+fn unnamed(msg: &InboundMessage) -> Option<&str> {
+    match (&msg.member, msg.sender.is_group) {
+        (Some(m), _) => Some(m.user_id.as_str()),
+        (None, false) => Some(msg.sender.user_id.as_str()),
+        (None, true) => None,
     }
-    if group {
-        msg.author = Some(name);
-    } else {
-        msg.sender.display_name = Some(name);
+}
+
+/// Names VK gave (by API address and person), kept for an hour so a person is asked after
+/// once, not at every message: each call counts against the community's budget, which sends
+/// need.
+type Names = HashMap<(String, String), (String, Instant)>;
+
+fn known_names() -> &'static Mutex<Names> {
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+const NAME_KEPT: Duration = Duration::from_secs(3600);
+
+fn known_name(known: &Names, api: &VkApi, id: &str) -> Option<String> {
+    known
+        .get(&(api.base().to_string(), id.to_string()))
+        .filter(|(_, at)| at.elapsed() < NAME_KEPT)
+        .map(|(n, _)| n.clone())
+}
+
+/// People's names as VK shows them: events name people by id only. One `users.get` for every
+/// person of a batch not named before, asked again once after VK's "too many requests"; a
+/// message whose person stays unnamed is kept all the same.
+async fn name_people(api: &VkApi, items: &mut [Received]) {
+    let msgs = || {
+        items.iter().filter_map(|r| match &r.event {
+            InboundEvent::Message(m) => Some(&**m),
+            _ => None,
+        })
+    };
+    let mut wanted: Vec<String> = {
+        let known = known_names().lock().unwrap_or_else(|e| e.into_inner());
+        msgs().filter_map(unnamed).filter(|id| known_name(&known, api, id).is_none()).map(str::to_string).collect()
+    };
+    wanted.sort();
+    wanted.dedup();
+    if !wanted.is_empty() {
+        let mut got = api.names(&wanted).await;
+        if let Err(ApiError::Vk { code: 6, .. }) = got {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            got = api.names(&wanted).await;
+        }
+        match got {
+            Ok(names) => {
+                let mut known = known_names().lock().unwrap_or_else(|e| e.into_inner());
+                if known.len() > 100_000 {
+                    known.retain(|_, (_, at)| at.elapsed() < NAME_KEPT);
+                }
+                let now = Instant::now();
+                known.extend(names.into_iter().map(|(id, name)| ((api.base().to_string(), id), (name, now))));
+            }
+            Err(e) => tracing::debug!(error = %e, people = wanted.len(), "users.get failed; the people stay unnamed"),
+        }
+    }
+    let known = known_names().lock().unwrap_or_else(|e| e.into_inner());
+    for r in items.iter_mut() {
+        let InboundEvent::Message(msg) = &mut r.event else { continue };
+        let Some(name) = unnamed(msg).and_then(|id| known_name(&known, api, id)) else { continue };
+        if let Some(m) = &mut msg.member {
+            m.display_name = Some(name.clone());
+        }
+        if msg.sender.is_group {
+            msg.author = Some(name);
+        } else {
+            msg.sender.display_name = Some(name);
+        }
     }
 }
 
 /// What one event means, with the press to answer; data behind a token is looked up.
-async fn received(channel: &Channel, api: &VkApi, event: &Value, state: &dyn ChannelState) -> Result<Received> {
+async fn received(channel: &Channel, event: &Value, state: &dyn ChannelState) -> Result<Received> {
     let parsed = events::parse(&channel.id, event);
     let event = match parsed.action {
         Action::Inbound(mut msg) => {
-            name_person(api, &mut msg).await;
             if let Some(token) = &parsed.token {
                 match state.button_data(token).await? {
                     Some(data) => msg.button_data = Some(data),
@@ -411,7 +458,9 @@ impl Platform for Vk {
             return Err(Error::new(ErrorKind::Unauthorized, "bad_secret", "the Callback API secret does not match"));
         }
         let api = cfg.api(cx.http.clone());
-        Ok(vec![received(channel, &api, &event, state).await?])
+        let mut items = vec![received(channel, &event, state).await?];
+        name_people(&api, &mut items).await;
+        Ok(items)
     }
 
     /// VK's Callback API wants `ok` for every event, and the confirmation string for its
@@ -476,7 +525,7 @@ impl Platform for Vk {
         let next = LongPollServer { ts, ..lp };
         let mut items = Vec::with_capacity(updates.len() + 1);
         for update in &updates {
-            match received(channel, &api, update, state).await {
+            match received(channel, update, state).await {
                 Ok(r) => items.push(r),
                 // The next poll starts from this batch's `ts` again.
                 Err(e) if items.is_empty() => return Err(PollError::Network(format!("reading an event failed: {e}"))),
@@ -486,6 +535,7 @@ impl Platform for Vk {
                 }
             }
         }
+        name_people(&api, &mut items).await;
         if stored.as_ref() != Some(&next) {
             match items.last_mut() {
                 Some(last) => last.cursor = Some(cursor_of(&next)),

@@ -270,3 +270,60 @@ async fn long_poll_gets_over_an_expired_key_lost_history_and_lost_information() 
     let got = events(&w, &mut cursor).await;
     assert_eq!(got.iter().rev().find_map(text_of).as_deref(), Some("пять"));
 }
+
+/// VK counts every call of a community token against one budget. People writing in a burst
+/// while okno sends are all named — with one `users.get` for the batch, asked through the
+/// same pacer as the sends, so VK refuses nothing — and a person named once is not asked
+/// after again.
+#[tokio::test]
+async fn a_burst_of_new_people_is_named_in_one_call_within_the_token_budget() {
+    let w = world("names").await;
+    w.sim.set_limits(true);
+    // Where Long Poll stands, then 40 people write at once.
+    let first = Vk.poll(&w.cx, &w.channel, None, &NoState).await.unwrap();
+    let mut cursor = first.items.iter().rev().find_map(|r| r.cursor.clone());
+    w.sim.user(TOKEN, 900, "Первый Пришедший");
+    let people: Vec<_> = (0..40).map(|i| w.sim.user(TOKEN, 1000 + i, &format!("Сотрудник Номер{i}"))).collect();
+    for p in &people {
+        p.send_text("привет");
+    }
+    // Meanwhile okno answers the first person 25 times: the sends and the naming share VK's
+    // 20 requests a second.
+    let targets: Vec<_> = (0..25).map(|n| target(&w, &format!("answer-{n}"), 900, "ответ")).collect();
+    let sender = {
+        let adapter = w.adapter.clone();
+        tokio::spawn(async move {
+            for t in &targets {
+                adapter.send(t).await.unwrap();
+            }
+        })
+    };
+    let calls_before = w.sim.calls(TOKEN, "users.get");
+    let mut named = std::collections::HashMap::new();
+    while named.len() < people.len() {
+        for e in events(&w, &mut cursor).await {
+            if let InboundEvent::Message(m) = e {
+                named.insert(m.sender.user_id.clone(), m.sender.display_name.clone());
+            }
+        }
+    }
+    sender.await.unwrap();
+    for (i, p) in people.iter().enumerate() {
+        assert_eq!(
+            named.get(&p.id().to_string()).cloned().flatten().as_deref(),
+            Some(format!("Сотрудник Номер{i}").as_str()),
+            "person {i} is named"
+        );
+    }
+    let calls = w.sim.calls(TOKEN, "users.get") - calls_before;
+    assert!(calls <= 3, "the burst was named in a few batched calls, not one each: {calls}");
+    assert_eq!(w.sim.rate_limited(TOKEN), 0, "VK refused nothing");
+    // Named once: the next message of a known person asks VK nothing.
+    people[0].send_text("ещё");
+    let calls_before = w.sim.calls(TOKEN, "users.get");
+    let got = events(&w, &mut cursor).await;
+    assert!(
+        matches!(&got[0], InboundEvent::Message(m) if m.sender.display_name.as_deref() == Some("Сотрудник Номер0"))
+    );
+    assert_eq!(w.sim.calls(TOKEN, "users.get"), calls_before);
+}
