@@ -136,9 +136,9 @@ impl Sim {
 
     fn sent(&self, token: &str) -> usize {
         match self {
-            Sim::Max(s) => s.sent(token).len(),
-            Sim::Vk(s) => s.sent(token).len(),
-            Sim::Ok(s) => s.sent(token).len(),
+            Sim::Max(s) => s.sent_count(token),
+            Sim::Vk(s) => s.sent_count(token),
+            Sim::Ok(s) => s.sent_count(token),
         }
     }
 

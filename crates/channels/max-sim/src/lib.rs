@@ -258,6 +258,11 @@ impl MaxSim {
         self.must_bot(token, |bot| bot.sent.clone())
     }
 
+    /// How many messages were sent, without copying them (a benchmark asks often).
+    pub fn sent_count(&self, token: &str) -> usize {
+        self.must_bot(token, |bot| bot.sent.len())
+    }
+
     /// The successful sends/edits into one chat, in order.
     pub fn sent_to(&self, token: &str, chat_id: i64) -> Vec<Sent> {
         self.must_bot(token, |bot| bot.sent.iter().filter(|s| s.chat_id == chat_id).cloned().collect())

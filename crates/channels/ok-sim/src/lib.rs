@@ -194,6 +194,11 @@ impl OkSim {
         self.must(token, |g| g.sent.clone())
     }
 
+    /// How many messages were sent, without copying them (a benchmark asks often).
+    pub fn sent_count(&self, token: &str) -> usize {
+        self.must(token, |g| g.sent.len())
+    }
+
     /// Every callback answer, in order.
     pub fn callback_answers(&self, token: &str) -> Vec<CallbackAnswer> {
         self.must(token, |g| g.answers.clone())

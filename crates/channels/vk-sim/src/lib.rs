@@ -270,6 +270,11 @@ impl VkSim {
         self.must(token, |g| g.sent.clone())
     }
 
+    /// How many messages were sent, without copying them (a benchmark asks often).
+    pub fn sent_count(&self, token: &str) -> usize {
+        self.must(token, |g| g.sent.len())
+    }
+
     /// Waits until at least `n` sends were made and returns them; panics after `secs`.
     pub async fn wait_sent(&self, token: &str, n: usize, secs: u64) -> Vec<Sent> {
         let deadline = Instant::now() + Duration::from_secs(secs);
