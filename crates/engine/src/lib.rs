@@ -20,6 +20,7 @@ pub mod bots;
 pub mod broadcasts;
 pub mod channels;
 pub mod contacts;
+pub mod estimate;
 pub mod events;
 pub mod metrics;
 mod reaper;
@@ -30,6 +31,7 @@ pub mod tasks;
 pub mod templates;
 pub use reaper::REAP_EVERY;
 mod wakeups;
+pub mod window;
 mod worker;
 
 pub use channels::Platforms;
@@ -261,13 +263,23 @@ impl Engine {
     /// Validates and queues an outbound message.
     pub async fn send(&self, req: OutboundRequest) -> Result<(Message, bool)> {
         let has_text = req.text.as_ref().is_some_and(|t| !t.trim().is_empty());
-        if !has_text && req.attachment_ids.is_empty() {
-            return Err(Error::invalid("empty_message", "a message needs `text` or `attachments`"));
+        let template = window::template_of(&req);
+        if !has_text && req.attachment_ids.is_empty() && template.is_none() {
+            return Err(Error::invalid("empty_message", "a message needs `text`, `attachments` or a `template`"));
+        }
+        if let Some(t) = &template {
+            if t.name.trim().is_empty() || t.language.trim().is_empty() || t.params.len() > 100 {
+                return Err(Error::invalid(
+                    "invalid_template",
+                    "`template` needs a `name`, a `language` and at most 100 `params`",
+                ));
+            }
         }
         if req.text.as_ref().is_some_and(|t| t.len() > 65_536) {
             return Err(Error::invalid("text_too_long", "`text` is limited to 65536 bytes"));
         }
         validate_keyboard(&req.buttons)?;
+        self.check_window(&req).await?;
         let out = self.store.enqueue_outbound(req).await?;
         self.wake();
         Ok(out)

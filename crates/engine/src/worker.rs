@@ -264,6 +264,21 @@ impl Engine {
             Ok(a) => a,
             Err(e) => return self.fail_send(&job.ref_id, &e.message, None, job).await,
         };
+        // The customer-service window: closed, a message goes out as its template or not at all.
+        let mut target = target;
+        let caps = self.capabilities(&target.channel)?;
+        if let Some(window) = crate::window::Window::of(&caps, &target.identity, okno_domain::time::now_ms()) {
+            if !window.open {
+                if target.options.get(okno_domain::channel::TEMPLATE_OPTION).is_none() {
+                    let platform = self.platform(&target.channel).map(|p| p.title()).unwrap_or("this platform");
+                    return self.fail_send(&job.ref_id, &window.refusal(platform), None, job).await;
+                }
+                if !target.options.is_object() {
+                    target.options = serde_json::json!({});
+                }
+                target.options[okno_domain::channel::WINDOW_CLOSED_OPTION] = serde_json::json!(true);
+            }
+        }
         match adapter.send(&target).await {
             Ok(sent) => {
                 let sent = SentMessage { message_id: job.ref_id.clone(), external_id: sent.external_id, seq: job.seq };

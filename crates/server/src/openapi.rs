@@ -27,7 +27,7 @@ use crate::{api, AppState};
         api::bots::create_news, api::bots::list_news, api::bots::delete_news,
         api::reports::answers,
         api::tasks::create, api::tasks::list, api::tasks::get, api::tasks::release,
-        api::broadcasts::create, api::broadcasts::list, api::broadcasts::get, api::broadcasts::pause,
+        api::broadcasts::create, api::broadcasts::estimate, api::broadcasts::list, api::broadcasts::get, api::broadcasts::pause,
         api::broadcasts::resume, api::broadcasts::cancel, api::broadcasts::recipients, api::broadcasts::report,
         api::surveys::create, api::surveys::list, api::surveys::get, api::surveys::delete, api::surveys::start,
         api::surveys::scan, api::surveys::results, api::surveys::results_csv, api::surveys::runs,

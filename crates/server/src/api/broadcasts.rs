@@ -40,6 +40,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(b)))
 }
 
+#[utoipa::path(post, path = "/api/v1/broadcasts/estimate", tag = "broadcasts",
+    request_body(content = Object, description = "`{\"audience\", \"text\"}` as for a new broadcast"),
+    responses((status = 200, description = "`{\"people\", \"unreachable\", \"channels\": [{\"channel_id\", \"channel_name\", \"kind\", \"people\", \"parts\", \"encoding\", \"total_parts\", \"price_per_part\", \"cost\", \"currency\"}]}` — channels that charge by the part (SMS segments)"),
+        (status = 400, description = "`invalid_broadcast`")))]
+/// What a broadcast would cost before it starts: its audience worked out as the engine will,
+/// each person's channel picked as the sender will, the text's parts counted the platform's way.
+pub async fn estimate(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<okno_engine::estimate::Estimate>> {
+    auth.require(Permission::Read)?;
+    let audience: okno_engine::broadcasts::Audience = serde_json::from_value(body["audience"].clone())
+        .map_err(|e| okno_domain::Error::invalid("invalid_broadcast", format!("`audience` is not valid: {e}")))?;
+    let text = body["text"].as_str().unwrap_or_default();
+    let ids = state.engine.audience(&audience).await?;
+    Ok(Json(state.engine.estimate(&ids, text).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/broadcasts", tag = "broadcasts", params(super::PageParams),
     responses((status = 200, description = "the newest first, each with its progress")))]
 pub async fn list(

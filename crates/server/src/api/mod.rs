@@ -65,6 +65,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/news", post(bots::create_news).get(bots::list_news))
         .route("/news/{id}", axum::routing::delete(bots::delete_news))
         .route("/broadcasts", post(broadcasts::create).get(broadcasts::list))
+        .route("/broadcasts/estimate", post(broadcasts::estimate))
         .route("/broadcasts/{id}", get(broadcasts::get))
         .route("/broadcasts/{id}/pause", post(broadcasts::pause))
         .route("/broadcasts/{id}/resume", post(broadcasts::resume))
@@ -137,6 +138,9 @@ pub struct SendBody {
     /// Remove a reply keyboard shown earlier.
     #[serde(default)]
     pub remove_keyboard: bool,
+    /// A pre-approved template to send instead of the text where the platform requires one
+    /// (WhatsApp outside the 24-hour window); the text still goes where it may.
+    pub template: Option<okno_domain::model::TemplateRef>,
 }
 
 impl SendBody {
@@ -171,6 +175,9 @@ impl SendBody {
         }
         if self.remove_keyboard {
             options.insert("remove_keyboard".into(), serde_json::json!(true));
+        }
+        if let Some(t) = &self.template {
+            options.insert(okno_domain::channel::TEMPLATE_OPTION.into(), serde_json::json!(t));
         }
         Ok(okno_store::OutboundRequest {
             to,

@@ -326,7 +326,12 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
         Ok(cs) => cs.iter().map(|c| super::inbox::display_name(c, s.role())).collect::<Vec<_>>(),
         Err(e) => return form_page(&state, &s, general(e), echoed, None).await,
     };
-    let counted = json!({"count": ids.len(), "sample": sample});
+    // What it costs on channels that charge by the part (SMS), before it starts.
+    let estimate = match state.engine.estimate(&ids, form.get("text").unwrap_or_default()).await {
+        Ok(e) => e,
+        Err(e) => return form_page(&state, &s, general(e), echoed, None).await,
+    };
+    let counted = json!({"count": ids.len(), "sample": sample, "estimate": estimate});
     let seen: Option<usize> = form.field("counted").and_then(|c| c.parse().ok());
     if form.get("action") != Some("start") || seen != Some(ids.len()) {
         // A count, or a start whose audience changed since it was counted: show the count.

@@ -286,6 +286,10 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Отписавшиеся от рассылок здесь посчитаны, при отправке они будут пропущены.",
     ),
     ("bc_for_example", "For example", "Например"),
+    ("bc_cost", "Cost", "Стоимость"),
+    ("bc_parts", "parts per message", "частей на сообщение"),
+    ("bc_people_on", "people", "чел."),
+    ("bc_unreachable", "no channel reaches", "недоступны ни в одном канале"),
     (
         "bc_q_forbidden",
         "The text filter also matches phone numbers and emails, which your role may not see: use groups, a list or attributes.",

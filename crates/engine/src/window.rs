@@ -1,0 +1,139 @@
+//! The customer-service window. Some platforms let a business write freely only for a while
+//! after the person last wrote (WhatsApp: 24 hours, declared by the platform as
+//! `Capabilities::service_window`); outside it only a pre-approved template may go out.
+//!
+//! okno knows per identity when the window closes (the person's last message opens it again),
+//! and acts on it twice:
+//! - **up front**, when a message is queued: free text to a person whose window is closed is
+//!   refused with the reason (`window_closed`), so the operator or integrator picks a template
+//!   instead of watching the send fail;
+//! - **at hand-over**, when the worker sends: a message that names a template goes out as the
+//!   template (`window_closed` in its options tells the adapter); one without is failed with
+//!   the reason, and a notification steps on to the person's next channel.
+
+use std::time::Duration;
+
+use okno_channel::Capabilities;
+use okno_domain::model::{Identity, TemplateRef};
+use okno_domain::time::Millis;
+use okno_domain::{Error, Result};
+use okno_store::{OutboundRequest, Recipient};
+use serde::Serialize;
+
+use crate::Engine;
+
+/// Where a person's window stands on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub open: bool,
+    /// When it closes (closed: when it closed); `None` when the person never wrote.
+    pub closes_at: Option<Millis>,
+}
+
+impl Window {
+    /// The window of `identity` at `now`; `None` on platforms without one.
+    pub fn of(caps: &Capabilities, identity: &Identity, now: Millis) -> Option<Window> {
+        let length = caps.service_window?;
+        let closes_at = identity.last_seen_at.map(|seen| seen.saturating_add(millis(length)));
+        Some(Window { open: closes_at.is_some_and(|at| now < at), closes_at })
+    }
+
+    /// Why free text cannot go out now.
+    pub fn refusal(&self, platform: &str) -> String {
+        let when = match self.closes_at {
+            Some(at) => format!(" (it closed at {})", okno_domain::time::to_rfc3339(at)),
+            None => " (the person has not written yet)".to_string(),
+        };
+        format!(
+            "the customer-service window of {platform} is closed{when}: outside it only an approved template may be sent — name one in `template`"
+        )
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// The template a request names, if any.
+pub fn template_of(req: &OutboundRequest) -> Option<TemplateRef> {
+    serde_json::from_value(req.options.get(okno_domain::channel::TEMPLATE_OPTION)?.clone()).ok()
+}
+
+impl Engine {
+    /// The window of the identity a conversation's replies go to (or `channel_id`'s), if its
+    /// platform has one.
+    pub async fn conversation_window(&self, conversation_id: &str, channel_id: Option<&str>) -> Result<Option<Window>> {
+        let conv = self.store.get_conversation(conversation_id).await?;
+        let Some(channel_id) = channel_id.map(str::to_string).or(conv.last_inbound_channel_id.clone()) else {
+            return Ok(None);
+        };
+        let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel_id) else {
+            return Ok(None);
+        };
+        let channel = self.channel(&channel_id).await?;
+        Ok(Window::of(&self.capabilities(&channel)?, identity, okno_domain::time::now_ms()))
+    }
+
+    /// Refuses free text to a person whose window is closed, before it is queued. Requests
+    /// whose channel okno picks later (a contact without a channel, an external id) are
+    /// checked at hand-over instead.
+    pub(crate) async fn check_window(&self, req: &OutboundRequest) -> Result<()> {
+        if template_of(req).is_some() {
+            return Ok(());
+        }
+        let (conv, channel) = match &req.to {
+            Recipient::Conversation(id) => (id.clone(), req.channel_id.clone()),
+            _ => return Ok(()),
+        };
+        match self.conversation_window(&conv, channel.as_deref()).await? {
+            Some(w) if !w.open => {
+                let conv = self.store.get_conversation(&conv).await?;
+                let channel_id = channel.or(conv.last_inbound_channel_id).unwrap_or_default();
+                let title =
+                    self.channel(&channel_id).await.ok().and_then(|c| self.platform(&c).ok().map(|p| p.title()));
+                Err(Error::unprocessable("window_closed", w.refusal(title.unwrap_or("this platform"))))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use okno_channel::{TextLimit, TextUnit};
+    use okno_domain::model::ChannelKind;
+
+    use super::*;
+
+    fn seen(at: Option<Millis>) -> Identity {
+        Identity {
+            id: "i".into(),
+            contact_id: "c".into(),
+            channel_id: "wa".into(),
+            kind: ChannelKind::Whatsapp,
+            user_id: "79001234567".into(),
+            chat_id: "79001234567".into(),
+            username: None,
+            display_name: None,
+            is_group: false,
+            blocked: false,
+            opted_out: false,
+            last_seen_at: at,
+        }
+    }
+
+    #[test]
+    fn the_window_closes_a_day_after_the_persons_last_message() {
+        let mut caps = Capabilities::text_only(TextLimit { max: 4096, unit: TextUnit::Chars });
+        assert_eq!(Window::of(&caps, &seen(Some(0)), 1), None, "no window on this platform");
+        caps.service_window = Some(Duration::from_secs(24 * 3600));
+        let day = 24 * 3600 * 1000;
+        let open = Window::of(&caps, &seen(Some(1_000)), 1_000 + day - 1).unwrap();
+        assert_eq!(open, Window { open: true, closes_at: Some(1_000 + day) });
+        let closed = Window::of(&caps, &seen(Some(1_000)), 1_000 + day).unwrap();
+        assert!(!closed.open);
+        assert!(closed.refusal("WhatsApp").contains("closed at 1970-01-02T00:00:01"), "{}", closed.refusal("WhatsApp"));
+        let never = Window::of(&caps, &seen(None), 5).unwrap();
+        assert_eq!(never, Window { open: false, closes_at: None });
+    }
+}
