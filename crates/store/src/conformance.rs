@@ -1421,3 +1421,36 @@ pub async fn receipts_only_move_a_status_forward(store: Arc<dyn Store>) {
     // Three `sent`, then one change each.
     assert_eq!(seen, vec!["delivered", "failed", "read", "sent", "sent", "sent"]);
 }
+
+/// What a conversation is about on its platform (an Avito ad) is kept with the inbound
+/// message, handed to webhooks with `message.received`, and read back as the conversation's
+/// context — the latest message that named one.
+pub async fn an_inbound_context_is_kept_and_sent_to_webhooks(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageReceived]).await;
+    let ad = json!({"avito_item": {"id": 42, "title": "Велосипед", "url": "https://avito.ru/42", "price": "12 000 ₽"}});
+    let first =
+        InboundMessage { context: Some(ad.clone()), ..inbound(&ch.id, "u-1", "m-1", "Ещё продаётся?") };
+    let m = store.record_inbound(first).await.unwrap().message;
+    assert_eq!(store.platform_context(&m.conversation_id).await.unwrap(), Some(ad.clone()));
+    // A later message without one leaves it; another ad replaces it.
+    store.record_inbound(inbound(&ch.id, "u-1", "m-2", "Торг уместен?")).await.unwrap();
+    assert_eq!(store.platform_context(&m.conversation_id).await.unwrap(), Some(ad.clone()));
+    let other = json!({"avito_item": {"id": 43, "title": "Самокат"}});
+    store
+        .record_inbound(InboundMessage {
+            context: Some(other.clone()), ..inbound(&ch.id, "u-1", "m-3", "А этот?")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.platform_context(&m.conversation_id).await.unwrap(), Some(other));
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    let with_ad: Vec<_> = events
+        .items
+        .iter()
+        .filter(|d| d.body["data"]["context"] == ad)
+        .map(|d| d.body["data"]["text"].clone())
+        .collect();
+    assert_eq!(with_ad, vec![json!("Ещё продаётся?")]);
+    assert_eq!(events.items.len(), 3);
+}

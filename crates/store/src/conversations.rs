@@ -412,6 +412,15 @@ pub(crate) fn message_event_data(m: &Message) -> Value {
     serde_json::to_value(m).unwrap_or(Value::Null)
 }
 
+/// What an inbound message keeps beside its text: what the conversation is about on the
+/// platform (an Avito ad), under `context`.
+fn inbound_options(msg: &InboundMessage) -> Value {
+    match &msg.context {
+        Some(context) => json!({ "context": context }),
+        None => json!({}),
+    }
+}
+
 /// The event an inbound message raises.
 pub(crate) fn inbound_event(m: &Message) -> EventType {
     if m.button_data.is_some() {
@@ -560,8 +569,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         let id = new_id();
         c.exec(
             "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
-             button_data, button_label, reply_to, dedup_key, created_at, updated_at, author) \
-             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12)",
+             button_data, button_label, reply_to, dedup_key, created_at, updated_at, author, options) \
+             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12, $13)",
             args![
                 &id,
                 &conversation_id,
@@ -574,7 +583,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 &reply_to,
                 &dedup,
                 now,
-                &msg.author
+                &msg.author,
+                to_json(&inbound_options(msg))
             ],
         )
         .await?;
@@ -653,6 +663,9 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             }
         }
         let mut event_data = message_event_data(&message);
+        if let (Some(context), Value::Object(d)) = (&msg.context, &mut event_data) {
+            d.insert("context".into(), context.clone());
+        }
         if let (Some((event_id, value)), Value::Object(d)) = (answer, &mut event_data) {
             d.insert("event_id".into(), json!(event_id));
             d.insert("answer".into(), json!(value));

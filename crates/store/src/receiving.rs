@@ -52,6 +52,9 @@ pub trait ReceivingStore: Send + Sync + 'static {
     /// nothing. Each change emits `message.status`; a failure falls back to the person's next
     /// channel like a refused send. Returns the ids of the messages changed.
     async fn record_receipts(&self, channel_id: &str, receipts: Vec<Receipt>) -> Result<Vec<String>>;
+    /// What the conversation is about on its platform (an Avito ad), as its latest inbound
+    /// message that said so named it.
+    async fn platform_context(&self, conversation_id: &str) -> Result<Option<Value>>;
 }
 
 /// A platform's word on a message okno sent.
@@ -287,6 +290,23 @@ impl ReceivingStore for SqlStore {
                 }
             }
             Ok(changed.into_iter().map(|(id, _)| id).collect())
+        })
+    }
+
+    async fn platform_context(&self, conversation_id: &str) -> Result<Option<Value>> {
+        let conversation_id = conversation_id.to_owned();
+        on!(self.read, |c| {
+            let row = c
+                .row(
+                    "SELECT options FROM messages WHERE conversation_id = $1 AND direction = 'in' AND options <> '{}' \
+                     ORDER BY created_at DESC, id DESC LIMIT 1",
+                    args![&conversation_id],
+                )
+                .await?;
+            Ok(match row {
+                Some(r) => r.js("options")?.get("context").cloned(),
+                None => None,
+            })
         })
     }
 }

@@ -33,4 +33,5 @@ okno_store::both_backends!(
     sends_and_events_end_their_jobs_with_their_outcome,
     notify_all_queues_each_person_once_in_order,
     receipts_only_move_a_status_forward,
+    an_inbound_context_is_kept_and_sent_to_webhooks,
 );

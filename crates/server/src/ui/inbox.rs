@@ -382,7 +382,22 @@ async fn conversation_view(
         .map(|m| m.channel_id.clone())
         .or_else(|| conv.last_inbound_channel_id.clone())
         .or_else(|| reply_channels.first().map(|v| v["id"].as_str().unwrap_or("").to_string()));
+    // The customer-service window of the channel a reply goes to by default, and the
+    // templates that channel has for when it is closed.
+    let window = match default_channel.as_deref() {
+        Some(ch) => state.engine.conversation_window(id, Some(ch)).await?,
+        None => None,
+    };
+    let templates = default_channel
+        .as_deref()
+        .and_then(|ch| map.get(ch))
+        .and_then(|ch| ch.config.get("templates").cloned())
+        .unwrap_or(json!([]));
+    let about = store.platform_context(id).await?.map(|c| about_view(&c));
     Ok(json!({
+        "window": window.map(|w| json!({"open": w.open, "closes_at": w.closes_at.map(super::short_time)})),
+        "templates": templates,
+        "about": about,
         "title": super::inbox::display_name(&conv.contact, s.role()),
         "nav": "inbox",
         "conv": {
@@ -400,6 +415,20 @@ async fn conversation_view(
         "can_write": s.role().allows(Permission::Write),
         "canned": state.ui.canned.list().unwrap_or_default(),
     }))
+}
+
+/// What a conversation is about on its platform, for the page: the first object the context
+/// holds (`{"avito_item": {"title", "url", "price"}}`) with its title, link and price.
+fn about_view(context: &Value) -> Value {
+    let item = context.as_object().and_then(|o| o.values().find(|v| v.is_object())).unwrap_or(context);
+    let text = |k: &str| {
+        item.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|n| n.to_string())))
+    };
+    json!({
+        "title": text("title"),
+        "url": text("url").filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        "price": text("price").or_else(|| text("price_string")),
+    })
 }
 
 /// After an action on a conversation: back to it (a form post), or `204` for the window's
@@ -443,8 +472,26 @@ pub async fn reply(
         .filter(|a| !a.is_empty())
         .map(str::to_string)
         .collect();
-    if text.is_none() && attachment_ids.is_empty() {
+    // A pre-approved template, for a platform whose window is closed: its name (`name|language`
+    // as the picker gives it) and its parameters one per line.
+    let template = form.field("template").map(|t| {
+        let (name, language) = t.split_once('|').unwrap_or((t.as_str(), "ru"));
+        let params: Vec<String> = form
+            .get("template_params")
+            .unwrap_or("")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        json!({"name": name, "language": language, "params": params})
+    });
+    if text.is_none() && attachment_ids.is_empty() && template.is_none() {
         return error_page(ui, &s, okno_domain::Error::invalid("empty_text", "the reply is empty"));
+    }
+    let mut options = json!({});
+    if let Some(t) = template {
+        options[okno_domain::channel::TEMPLATE_OPTION] = t;
     }
     let req = OutboundRequest {
         to: Recipient::Conversation(id.clone()),
@@ -455,7 +502,7 @@ pub async fn reply(
         idempotency_key: form.field("idem").map(|k| format!("ui:{}:{k}", s.operator.login)),
         author: Some(format!("operator:{}", s.operator.login)),
         reply_to: None,
-        options: json!({}),
+        options,
     };
     match state.engine.send(req).await {
         Ok(_) => back_to(&headers, &id),
