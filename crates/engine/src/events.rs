@@ -403,6 +403,8 @@ impl Engine {
         }
         let mut seen = HashSet::new();
         people.retain(|id| seen.insert(id.clone()));
+        // A phone number reaches a person by SMS when their messengers do not.
+        self.reach_by_phone(&people).await?;
         let not_made = |contact_id: &str, code: &str, error: String| NotMade {
             rule_id: rule.id.clone(),
             contact_id: contact_id.to_string(),

@@ -23,6 +23,7 @@ pub mod contacts;
 pub mod estimate;
 pub mod events;
 pub mod metrics;
+pub mod phones;
 mod reaper;
 mod receiving;
 pub mod render;

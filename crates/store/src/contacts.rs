@@ -263,6 +263,11 @@ pub trait ContactStore: Send + Sync + 'static {
     async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
     /// Ids of the contacts matching a filter (all of them, no paging).
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
+    /// Gives contacts an identity on a channel that reaches people by phone number (SMS):
+    /// `(contact_id, number)` pairs, the number as the channel names people. An identity the
+    /// number already has stays where it is. Never seen, the identity comes last among a
+    /// person's channels. Returns how many were added.
+    async fn add_phone_identities(&self, channel_id: &str, people: Vec<(String, String)>) -> Result<u64>;
 }
 
 #[async_trait]
@@ -362,6 +367,26 @@ impl ContactStore for SqlStore {
             let mut q = contact_query(&filter);
             q.push(" ORDER BY c.id");
             c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
+        })
+    }
+    async fn add_phone_identities(&self, channel_id: &str, people: Vec<(String, String)>) -> Result<u64> {
+        if people.is_empty() {
+            return Ok(0);
+        }
+        let channel_id = channel_id.to_owned();
+        on!(self.write, |c| {
+            let now = now_ms();
+            let mut added = 0;
+            for (contact_id, number) in &people {
+                added += c
+                    .exec(
+                        "INSERT INTO identities (id, contact_id, channel_id, user_id, chat_id, created_at, is_group) \
+                         VALUES ($1, $2, $3, $4, $4, $5, 0) ON CONFLICT (channel_id, user_id) DO NOTHING",
+                        args![new_id(), contact_id, &channel_id, number, now],
+                    )
+                    .await?;
+            }
+            Ok(added)
         })
     }
 }
