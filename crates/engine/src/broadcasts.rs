@@ -18,7 +18,7 @@ use okno_store::{Broadcast, BroadcastItem, ContactFilter, NewBroadcast, PageRequ
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::events::{check_buttons, render_message, ButtonSpec};
+use crate::events::{check_buttons, render_message, ButtonSpec, PlatformTemplate};
 use crate::templates;
 use crate::worker::Outcome;
 use crate::Engine;
@@ -34,6 +34,10 @@ pub struct BroadcastSpec {
     /// Rows of buttons, as in rules: `{"text", "url"}`, `{"text", "answer"}`, `{"text", "data"}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Vec<ButtonSpec>>,
+    /// The pre-approved template to send where only one may go (WhatsApp outside its window):
+    /// `{"name", "language", "params"}`, the params templates over `contact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateSpec>,
     /// Ids of files uploaded earlier (`POST /api/v1/attachments`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<String>,
@@ -52,6 +56,27 @@ pub struct BroadcastSpec {
     /// right to personal data cannot read it through a template.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub masked: bool,
+}
+
+/// A platform template as a broadcast names it (the text is the broadcast's own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+impl TemplateSpec {
+    fn platform(&self, text: &str) -> PlatformTemplate {
+        PlatformTemplate {
+            text: text.to_string(),
+            name: self.name.clone(),
+            language: self.language.clone(),
+            params: self.params.clone(),
+        }
+    }
 }
 
 /// Who gets a broadcast: the union of groups, an explicit list and a filter.
@@ -105,6 +130,9 @@ impl BroadcastSpec {
             return Err(Error::invalid("invalid_broadcast", "`text` is limited to 4096 characters"));
         }
         templates::check_template(&spec.text)?;
+        if let Some(t) = &spec.template {
+            t.platform(&spec.text).check()?;
+        }
         check_buttons(&spec.buttons, "invalid_broadcast")?;
         let a = &spec.audience;
         if a.groups.is_empty() && a.contact_ids.is_empty() && a.filter.is_none() {
@@ -328,12 +356,21 @@ impl Engine {
             };
             let ctx = person(&contact, spec.masked);
             let text = (!plain).then_some(spec.text.as_str());
-            items.push(match render_message(&self.renderer, text, &buttons, &ctx).await {
-                Ok(r) => BroadcastItem::Send {
+            let options = match &spec.template {
+                None => Ok(json!({})),
+                Some(t) => t.platform(&spec.text).options(&self.renderer, &ctx).await,
+            };
+            let rendered = match options {
+                Ok(options) => render_message(&self.renderer, text, &buttons, &ctx).await.map(|r| (r, options)),
+                Err(e) => Err(e),
+            };
+            items.push(match rendered {
+                Ok((r, options)) => BroadcastItem::Send {
                     contact_id: contact.id,
                     text: if plain { spec.text.clone() } else { r.text },
                     buttons: r.buttons.into_iter().filter(|r: &Vec<Button>| !r.is_empty()).collect(),
                     attachment_ids: spec.attachments.clone(),
+                    options,
                 },
                 Err(e) => BroadcastItem::Fail { contact_id: contact.id, reason: e.message },
             });

@@ -43,8 +43,11 @@ pub struct RuleSpec {
     /// Who gets it: `{"external_id": "{{ data.manager_id }}"}`, `{"contact_id": "…"}`,
     /// `{"phone": "…"}`, `{"email": "…"}`, `{"group": "…"}`.
     pub recipients: Vec<RecipientSpec>,
-    /// The message, a MiniJinja template over `data`, `event`, `contact`.
-    pub template: String,
+    /// The message, a MiniJinja template over `data`, `event`, `contact`; or, for platforms
+    /// that need a pre-approved template outside their window, `{"text", "name", "language",
+    /// "params"}` — the text where free text may go, the platform's template elsewhere, its
+    /// params templates over the same data.
+    pub template: RuleText,
     /// Rows of buttons: `{"text", "url"}` (a template), `{"text", "answer"}` (recorded against
     /// the event), or `{"text", "data"}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,6 +58,67 @@ pub struct RuleSpec {
     /// A file to attach: fetched from a URL the event names, or one uploaded earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<AttachmentSpec>,
+}
+
+/// A rule's message: its text alone, or with the platform template to send where only one may go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RuleText {
+    Text(String),
+    WithTemplate(PlatformTemplate),
+}
+
+/// A pre-approved platform template beside the free text; `params` are MiniJinja templates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformTemplate {
+    pub text: String,
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+impl RuleText {
+    pub fn text(&self) -> &str {
+        match self {
+            RuleText::Text(t) => t,
+            RuleText::WithTemplate(p) => &p.text,
+        }
+    }
+
+    pub fn platform(&self) -> Option<&PlatformTemplate> {
+        match self {
+            RuleText::Text(_) => None,
+            RuleText::WithTemplate(p) => Some(p),
+        }
+    }
+}
+
+impl PlatformTemplate {
+    /// Checks the name, language and every parameter's syntax.
+    pub fn check(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.language.trim().is_empty() || self.params.len() > 100 {
+            return Err(Error::invalid(
+                "invalid_template",
+                "a platform template needs `name`, `language` and at most 100 `params`",
+            ));
+        }
+        for p in &self.params {
+            templates::check_template(p)?;
+        }
+        Ok(())
+    }
+
+    /// The message options naming this template with its params rendered over `ctx`.
+    pub async fn options(&self, renderer: &Renderer, ctx: &Value) -> Result<Value> {
+        let mut params = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            params.push(renderer.render(p, ctx).await?);
+        }
+        let t = okno_domain::model::TemplateRef { name: self.name.clone(), language: self.language.clone(), params };
+        Ok(json!({ okno_domain::channel::TEMPLATE_OPTION: t }))
+    }
 }
 
 /// One recipient entry; exactly one field is set.
@@ -137,7 +201,10 @@ impl RuleSpec {
         if self.recipients.is_empty() {
             return Err(Error::invalid("invalid_rule", "`recipients` needs at least one entry"));
         }
-        templates::check_template(&self.template)?;
+        templates::check_template(self.template.text())?;
+        if let Some(p) = self.template.platform() {
+            p.check()?;
+        }
         if let Some(c) = &self.condition {
             templates::check_condition(c)?;
         }
@@ -435,6 +502,16 @@ impl Engine {
                     continue;
                 }
             };
+            let options = match spec.template.platform() {
+                None => json!({}),
+                Some(p) => match p.options(&self.renderer, &person_ctx).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        done.not_made.push(not_made(&contact_id, "template_failed", e.message));
+                        continue;
+                    }
+                },
+            };
             done.notifications.push(Notification {
                 event_id: ev.id.clone(),
                 rule_id: rule.id.clone(),
@@ -446,6 +523,7 @@ impl Engine {
                 text: rendered.text,
                 buttons: rendered.buttons,
                 attachment_ids: attachment_ids.clone(),
+                options,
             });
         }
         Ok(())
@@ -612,5 +690,5 @@ async fn recipient_value(renderer: &Renderer, r: &RecipientSpec, ctx: &Value) ->
 
 /// The text and buttons of one person's message.
 async fn render_for(renderer: &Renderer, spec: &RuleSpec, ctx: &Value) -> Result<Rendered> {
-    render_message(renderer, Some(&spec.template), &spec.buttons, ctx).await
+    render_message(renderer, Some(spec.template.text()), &spec.buttons, ctx).await
 }

@@ -98,8 +98,8 @@ async fn every_example_rule_renders_its_sample_event_and_survives_missing_or_nul
         }
         // A field the template marks optional with `default(…)` renders when absent or null.
         for key in data.as_object().unwrap().keys() {
-            let marked = spec.template.contains(&format!("data.{key} | default"))
-                || spec.template.contains(&format!("data.{key}|default"));
+            let marked = spec.template.text().contains(&format!("data.{key} | default"))
+                || spec.template.text().contains(&format!("data.{key}|default"));
             if !marked {
                 continue;
             }

@@ -85,7 +85,8 @@ pub struct Broadcast {
 #[derive(Debug, Clone)]
 pub enum BroadcastItem {
     /// Send them this (rendered for them).
-    Send { contact_id: String, text: String, buttons: Keyboard, attachment_ids: Vec<String> },
+    /// `options`: sending options (the platform template the message goes out as where it must).
+    Send { contact_id: String, text: String, buttons: Keyboard, attachment_ids: Vec<String>, options: Value },
     /// They cannot get it (e.g. their text did not render).
     Fail { contact_id: String, reason: String },
 }
@@ -546,7 +547,7 @@ impl BroadcastStore for SqlStore {
                 load_contacts(c, &ids).await?.into_iter().map(|k| (k.id.clone(), k)).collect();
             let mut queued = 0;
             for item in items {
-                let (contact_id, text, buttons, attachment_ids) = match item {
+                let (contact_id, text, buttons, attachment_ids, options) = match item {
                     BroadcastItem::Fail { contact_id, reason } => {
                         c.exec(
                             "UPDATE broadcast_recipients SET state = 'failed', reason = $1, updated_at = $2 \
@@ -556,8 +557,8 @@ impl BroadcastStore for SqlStore {
                         .await?;
                         continue;
                     }
-                    BroadcastItem::Send { contact_id, text, buttons, attachment_ids } => {
-                        (contact_id, text, buttons, attachment_ids)
+                    BroadcastItem::Send { contact_id, text, buttons, attachment_ids, options } => {
+                        (contact_id, text, buttons, attachment_ids, options)
                     }
                 };
                 let Some(contact) = contacts.remove(&contact_id) else {
@@ -606,7 +607,7 @@ impl BroadcastStore for SqlStore {
                     idempotency_key: None,
                     author: Some(format!("broadcast:{id}")),
                     reply_to: None,
-                    options: json!({}),
+                    options,
                 };
                 let message =
                     insert_outbound_in(c, &req, &contact_id, &conversation_id, &channel_id, LANE_BULK).await?;

@@ -1106,6 +1106,7 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
         text: "Оплата 5 ₽".into(),
         buttons: vec![vec![Button { text: "5".into(), data: Some("answer:5".into()), url: None }]],
         attachment_ids: vec![],
+        options: json!({}),
     };
     let NotifyOutcome::Queued(sent) = store.notify(note(&manager.id)).await.unwrap() else { panic!("queued") };
     assert_eq!(sent.channel_id, wa.id, "the most recently used channel");
@@ -1220,6 +1221,7 @@ pub async fn notify_all_queues_each_person_once_in_order(store: Arc<dyn Store>) 
         text: format!("Остаток {i}"),
         buttons: vec![],
         attachment_ids: vec![],
+        options: json!({}),
     };
     let NotifyOutcome::Queued(earlier) = store.notify(note(&people[5], 5)).await.unwrap() else { panic!("queued") };
 
@@ -1339,6 +1341,7 @@ pub async fn sends_and_events_end_their_jobs_with_their_outcome(store: Arc<dyn S
         text: "Оплачено".into(),
         buttons: vec![],
         attachment_ids: vec![],
+        options: json!({}),
     };
     let done = || Processed { notifications: vec![note(&m.contact_id), note(&lonely.id)], ..Default::default() };
     // A worker whose lease was taken over completes the event, but leaves the job to its owner.

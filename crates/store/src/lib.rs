@@ -455,6 +455,8 @@ pub struct Notification {
     pub text: String,
     pub buttons: Keyboard,
     pub attachment_ids: Vec<String>,
+    /// Sending options: the platform template the message goes out as where it must.
+    pub options: Value,
 }
 
 /// What sending a notification did.

@@ -11,7 +11,6 @@ use okno_domain::model::{Identity, Message};
 use okno_domain::routing::next_identity;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
-use serde_json::json;
 
 use crate::contacts::{identity_from, load_contact, IDENTITY_COLS};
 use crate::conversations::current_conversation;
@@ -168,7 +167,7 @@ async fn notify_chunk(
             idempotency_key: None,
             author: Some(format!("event:{}", n.event_id)),
             reply_to: None,
-            options: json!({}),
+            options: n.options,
         };
         queued.push((n.rule_id, n.contact_id, conversation_id, channel_id, req));
         outcomes.push(None);

@@ -44,6 +44,7 @@ fn send(contact: &str) -> BroadcastItem {
         text: "Скидка 10%".into(),
         buttons: vec![],
         attachment_ids: vec![],
+        options: serde_json::json!({}),
     }
 }
 

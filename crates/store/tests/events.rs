@@ -30,6 +30,7 @@ fn note(event_id: &str, rule_id: &str, contact_id: &str) -> Notification {
         text: "Оплата получена".into(),
         buttons: vec![],
         attachment_ids: vec![],
+        options: serde_json::json!({}),
     }
 }
 

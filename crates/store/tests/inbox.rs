@@ -248,6 +248,7 @@ async fn a_notification_names_the_rule_that_sent_it(store: Arc<dyn Store>) {
             text: "Заказ 1042 отгружен".into(),
             buttons: vec![],
             attachment_ids: vec![],
+            options: serde_json::json!({}),
         })
         .await
         .unwrap();

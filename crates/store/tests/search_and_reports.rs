@@ -243,6 +243,7 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
         text: "Скидка".into(),
         buttons: vec![],
         attachment_ids: vec![],
+        options: serde_json::json!({}),
     };
     let items = vec![
         send(&people[0]),
