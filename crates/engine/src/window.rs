@@ -54,6 +54,37 @@ fn millis(d: Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
+/// Checks a template against the ones registered on a channel (`templates` in its
+/// configuration: `[{"name", "language", "params": ["order", "date"]}]`); a channel that
+/// registers none takes any.
+pub fn check_registered(config: &serde_json::Value, t: &TemplateRef) -> Result<()> {
+    let Some(list) = config.get("templates").and_then(|v| v.as_array()).filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let found = list.iter().find(|r| {
+        r.get("name").and_then(|v| v.as_str()) == Some(t.name.as_str())
+            && r.get("language").and_then(|v| v.as_str()) == Some(t.language.as_str())
+    });
+    let Some(found) = found else {
+        let known: Vec<String> = list
+            .iter()
+            .filter_map(|r| Some(format!("{} ({})", r.get("name")?.as_str()?, r.get("language")?.as_str()?)))
+            .collect();
+        return Err(Error::unprocessable(
+            "unknown_template",
+            format!("the channel has no template `{}` in `{}`; it has: {}", t.name, t.language, known.join(", ")),
+        ));
+    };
+    let wanted = found.get("params").and_then(|p| p.as_array()).map_or(0, Vec::len);
+    if wanted != t.params.len() {
+        return Err(Error::unprocessable(
+            "template_params",
+            format!("template `{}` takes {wanted} parameter(s), {} given", t.name, t.params.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// The template a request names, if any.
 pub fn template_of(req: &OutboundRequest) -> Option<TemplateRef> {
     serde_json::from_value(req.options.get(okno_domain::channel::TEMPLATE_OPTION)?.clone()).ok()
@@ -78,13 +109,19 @@ impl Engine {
     /// whose channel okno picks later (a contact without a channel, an external id) are
     /// checked at hand-over instead.
     pub(crate) async fn check_window(&self, req: &OutboundRequest) -> Result<()> {
-        if template_of(req).is_some() {
-            return Ok(());
-        }
         let (conv, channel) = match &req.to {
             Recipient::Conversation(id) => (id.clone(), req.channel_id.clone()),
             _ => return Ok(()),
         };
+        if let Some(t) = template_of(req) {
+            // A template the channel's list does not hold would only fail at the platform.
+            let conversation = self.store.get_conversation(&conv).await?;
+            if let Some(ch) = channel.clone().or(conversation.last_inbound_channel_id) {
+                let channel = self.channel(&ch).await?;
+                check_registered(&channel.config, &t)?;
+            }
+            return Ok(());
+        }
         match self.conversation_window(&conv, channel.as_deref()).await? {
             Some(w) if !w.open => {
                 let conv = self.store.get_conversation(&conv).await?;
@@ -120,6 +157,23 @@ mod tests {
             opted_out: false,
             last_seen_at: at,
         }
+    }
+
+    #[test]
+    fn a_template_must_be_one_the_channel_registered_with_its_parameters() {
+        let t = |name: &str, n: usize| TemplateRef {
+            name: name.into(),
+            language: "ru".into(),
+            params: vec!["x".into(); n],
+        };
+        let config =
+            serde_json::json!({"templates": [{"name": "order_update", "language": "ru", "params": ["order", "date"]}]});
+        assert!(check_registered(&config, &t("order_update", 2)).is_ok());
+        assert_eq!(check_registered(&config, &t("order_update", 1)).unwrap_err().code, "template_params");
+        let unknown = check_registered(&config, &t("promo", 0)).unwrap_err();
+        assert_eq!(unknown.code, "unknown_template");
+        assert!(unknown.message.contains("order_update (ru)"), "{}", unknown.message);
+        assert!(check_registered(&serde_json::json!({}), &t("anything", 3)).is_ok(), "none registered: any goes");
     }
 
     #[test]
