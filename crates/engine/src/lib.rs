@@ -11,7 +11,7 @@ use okno_channel::http::SafeClient;
 use okno_channel::Adapter;
 use okno_domain::model::*;
 use okno_domain::{Error, Result};
-use okno_store::{OutboundRequest, Store};
+use okno_store::{OutboundRequest, PageRequest, Store};
 pub use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -257,6 +257,41 @@ impl Engine {
             .chat_action(&identity.chat_id, action)
             .await
             .map_err(|e| Error::unprocessable("chat_action_failed", e.to_string()))
+    }
+
+    /// An operator read a conversation: its last inbound message is marked read on its
+    /// platform (WhatsApp's blue ticks), in the background; a failure is only logged.
+    pub fn mark_read_on_platform(&self, conversation_id: &str) {
+        let Some(engine) = self.me.upgrade() else { return };
+        let id = conversation_id.to_string();
+        tokio::spawn(async move {
+            let last_inbound = async {
+                // Pages run oldest first: the last inbound message is on the last page with one.
+                let (mut cursor, mut last) = (None, None);
+                for _ in 0..100 {
+                    let page = engine.store.list_messages(&id, PageRequest::new(Some(500), cursor)).await?;
+                    if let Some(m) = page.items.iter().rev().find(|m| m.direction == okno_domain::model::Direction::In)
+                    {
+                        last = Some(m.clone());
+                    }
+                    match page.next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+                let Some(m) = last else { return Ok::<_, Error>(None) };
+                let conv = engine.store.get_conversation(&id).await?;
+                let chat =
+                    conv.contact.identities.iter().find(|i| i.channel_id == m.channel_id).map(|i| i.chat_id.clone());
+                Ok(chat.zip(m.external_id.clone()).map(|(chat, ext)| (m.channel_id.clone(), chat, ext)))
+            };
+            let Ok(Some((channel_id, chat, external_id))) = last_inbound.await else { return };
+            let Ok(channel) = engine.channel(&channel_id).await else { return };
+            let Ok(adapter) = engine.adapter_for(&channel) else { return };
+            if let Err(e) = adapter.mark_read(&chat, &external_id).await {
+                tracing::debug!(channel = %channel_id, error = %e, "marking a message read failed");
+            }
+        });
     }
 
     // --- outbound --------------------------------------------------------------------------

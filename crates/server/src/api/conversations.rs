@@ -136,6 +136,9 @@ pub async fn update(
         snooze_until,
     };
     let mut conversation = state.engine.store.update_conversation(&id, patch).await?;
+    if body.read {
+        state.engine.mark_read_on_platform(&id);
+    }
     crate::masking::conversation(auth.token.role, &mut conversation);
     if let Some(status) = status {
         // Operators taking or releasing the conversation silence or wake the channel's bot.

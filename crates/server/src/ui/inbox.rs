@@ -348,6 +348,7 @@ async fn conversation_view(
     let mut conv = store.get_conversation(id).await?;
     if read && conv.unread > 0 {
         conv = store.update_conversation(id, ConversationPatch { mark_read: true, ..Default::default() }).await?;
+        state.engine.mark_read_on_platform(id);
     }
     masking::conversation(s.role(), &mut conv);
     let mut messages = Vec::new();
