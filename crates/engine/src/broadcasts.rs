@@ -231,8 +231,10 @@ impl Engine {
         let send_at = spec.send_at.as_deref().and_then(parse_rfc3339);
         let stored = serde_json::to_value(&spec).map_err(|e| Error::internal(e.to_string()))?;
         // People okno has only a phone number for are reached by SMS.
-        let audience = self.audience(&spec.audience).await?;
-        self.reach_by_phone(&audience).await?;
+        if self.sms_channel().await?.is_some() {
+            let audience = self.audience(&spec.audience).await?;
+            self.reach_by_phone(&audience).await?;
+        }
         let new = NewBroadcast { name: spec.name.clone(), spec: stored, send_at, created_by };
         let broadcast = self.store.create_broadcast(new).await?;
         self.wake();

@@ -4,7 +4,7 @@
 //! that identity comes last in the person's chain — the step a notification falls back to
 //! when the messengers fail.
 
-use okno_domain::model::ChannelKind;
+use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::Result;
 
 use crate::Engine;
@@ -17,18 +17,20 @@ pub fn sms_number(phone: &str) -> Option<String> {
 }
 
 impl Engine {
-    /// Gives the contacts `ids` that have a phone number an identity on the first active SMS
-    /// channel, where they have none.
-    pub async fn reach_by_phone(&self, ids: &[String]) -> Result<()> {
-        let Some(sms) = self
+    /// The channel that reaches people by phone number, if okno has one.
+    pub async fn sms_channel(&self) -> Result<Option<Channel>> {
+        Ok(self
             .store
             .list_channels()
             .await?
             .into_iter()
-            .find(|c| c.kind == ChannelKind::Sms && c.status == "active" && self.platform(c).is_ok())
-        else {
-            return Ok(());
-        };
+            .find(|c| c.kind == ChannelKind::Sms && c.status == "active" && self.platform(c).is_ok()))
+    }
+
+    /// Gives the contacts `ids` that have a phone number an identity on the first active SMS
+    /// channel, where they have none.
+    pub async fn reach_by_phone(&self, ids: &[String]) -> Result<()> {
+        let Some(sms) = self.sms_channel().await? else { return Ok(()) };
         for chunk in ids.chunks(500) {
             let people: Vec<(String, String)> = self
                 .store
