@@ -151,6 +151,31 @@ impl Engine {
         if let Ok(mut cache) = self.channels.lock() {
             cache.remove(id);
         }
+        if let Ok(mut windows) = self.windows.lock() {
+            *windows = None;
+        }
+    }
+
+    /// Whether any channel keeps a customer-service window (read again after
+    /// [`crate::CHANNEL_TTL`], or at once after a channel changed).
+    pub(crate) async fn any_window(&self) -> Result<bool> {
+        if let Ok(w) = self.windows.lock() {
+            if let Some((at, any)) = *w {
+                if at.elapsed() < crate::CHANNEL_TTL {
+                    return Ok(any);
+                }
+            }
+        }
+        let any = self
+            .store
+            .list_channels()
+            .await?
+            .iter()
+            .any(|c| self.capabilities(c).is_ok_and(|caps| caps.service_window.is_some()));
+        if let Ok(mut w) = self.windows.lock() {
+            *w = Some((std::time::Instant::now(), any));
+        }
+        Ok(any)
     }
 
     /// Records a channel's status (`active`, or `error` with the platform's words).

@@ -144,6 +144,9 @@ pub struct Engine {
     adapters: Mutex<HashMap<String, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
     channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
+    /// Whether some channel keeps a customer-service window, and when that was read: a send
+    /// loads its conversation for the window only where there can be one.
+    windows: Mutex<Option<(std::time::Instant, bool)>>,
     /// New live-lane work for this process's workers.
     wake: Notify,
     /// New broadcast-lane work for this process's workers.
@@ -200,6 +203,7 @@ impl Engine {
             context,
             adapters: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            windows: Mutex::new(None),
             wake: Notify::new(),
             wake_bulk: Notify::new(),
             pollers_wake: Notify::new(),

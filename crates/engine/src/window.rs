@@ -113,6 +113,9 @@ impl Engine {
             Recipient::Conversation(id) => (id.clone(), req.channel_id.clone()),
             _ => return Ok(()),
         };
+        if !self.any_window().await? {
+            return Ok(());
+        }
         if let Some(t) = template_of(req) {
             // A template the channel's list does not hold would only fail at the platform.
             let conversation = self.store.get_conversation(&conv).await?;

@@ -480,6 +480,7 @@ pub(crate) fn push(inner: &Arc<Inner>, token: &str, event: Value, urls: Vec<Stri
                 if *inner.stop.borrow() {
                     return;
                 }
+                let Ok(_permit) = inner.pushing.acquire().await else { return };
                 let status = inner
                     .http
                     .post(&url)

@@ -16,11 +16,18 @@ use crate::{CallbackAnswer, Fault, Sent, WebhookAttempt};
 pub(crate) struct Inner {
     world: Mutex<World>,
     pub(crate) http: reqwest::Client,
+    /// Webhook deliveries in flight at once: a platform delivers through a bounded pool of
+    /// connections, not one per event (20,000 events at once would exhaust the receiver's
+    /// file descriptors, which no real platform does).
+    pub(crate) pushing: tokio::sync::Semaphore,
     pub(crate) base: String,
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) done: watch::Sender<bool>,
 }
+
+/// Webhook deliveries in flight at once.
+const PUSHES_IN_FLIGHT: usize = 128;
 
 impl Inner {
     pub(crate) fn new(addr: std::net::SocketAddr) -> std::io::Result<Inner> {
@@ -32,6 +39,7 @@ impl Inner {
         Ok(Inner {
             world: Mutex::new(World { groups: HashMap::new(), retry_first: Duration::from_millis(50), max_retries: 5 }),
             http,
+            pushing: tokio::sync::Semaphore::new(PUSHES_IN_FLIGHT),
             base: format!("http://{addr}"),
             addr,
             stop: watch::channel(false).0,
