@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use okno_channel::http::SafeClient;
 use okno_channel::Adapter;
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::*;
 use okno_domain::{Error, Result};
 use okno_store::{OutboundRequest, Store};
@@ -40,7 +41,7 @@ pub use okno_channel::files::FileStore;
 #[derive(Debug, Clone, Default)]
 pub struct HookReply {
     /// The message recorded, if the request carried one.
-    pub id: Option<String>,
+    pub id: Option<MessageId>,
     pub duplicate: bool,
     /// What the platform is answered.
     pub answer: okno_channel::HookAnswer,
@@ -138,9 +139,9 @@ pub struct Engine {
     pub platforms: Platforms,
     /// What the platforms may use of okno.
     context: okno_channel::Context,
-    adapters: Mutex<HashMap<String, CachedAdapter>>,
+    adapters: Mutex<HashMap<ChannelId, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
-    channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
+    channels: Mutex<HashMap<ChannelId, (std::time::Instant, Channel)>>,
     /// New live-lane work for this process's workers.
     wake: Notify,
     /// New broadcast-lane work for this process's workers.
@@ -231,7 +232,7 @@ impl Engine {
     }
 
     /// Replaces the buttons of a sent message on its platform (an empty keyboard removes them).
-    pub async fn edit_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+    pub async fn edit_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message> {
         validate_keyboard(&buttons)?;
         let target = self.store.delivery_target(message_id).await?;
         let adapter = self.adapter_for(&target.channel)?;
@@ -244,7 +245,7 @@ impl Engine {
 
     /// Shows "typing…" (or "upload_document"…) in a conversation's chat while something slow
     /// is prepared.
-    pub async fn chat_action(&self, conversation_id: &str, action: &str) -> Result<()> {
+    pub async fn chat_action(&self, conversation_id: &ConversationId, action: &str) -> Result<()> {
         let conv = self.store.get_conversation(conversation_id).await?;
         let Some(channel_id) = conv.last_inbound_channel_id.clone() else { return Ok(()) };
         let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel_id) else { return Ok(()) };

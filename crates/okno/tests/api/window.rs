@@ -150,8 +150,15 @@ impl Shop {
             display_name: Some("Мария".into()),
             ..Default::default()
         };
-        store.attach_identity(&contact, &tg, sender(&MARIA_TG.to_string(), Some("maria_s"))).await.unwrap();
-        store.attach_identity(&contact, &site, sender("site-42", None)).await.unwrap();
+        store
+            .attach_identity(
+                &contact.as_str().into(),
+                &tg.as_str().into(),
+                sender(&MARIA_TG.to_string(), Some("maria_s")),
+            )
+            .await
+            .unwrap();
+        store.attach_identity(&contact.as_str().into(), &site.as_str().into(), sender("site-42", None)).await.unwrap();
         let maria = sim.user(TOKEN, MARIA_TG, "Мария");
         Shop { app, sim, site, maria, contact, pressed: Default::default() }
     }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use okno_domain::ids::ConversationId;
 use okno_domain::model::{Conversation, ConversationStatus, Message, Page, Permission};
 use okno_store::{ConversationFilter, ConversationPatch, Recipient};
 use serde::Deserialize;
@@ -75,8 +76,8 @@ pub async fn list(
     auth.require(Permission::Read)?;
     let filter = ConversationFilter {
         status: q.status.as_deref().map(ConversationStatus::parse).transpose()?,
-        contact_id: q.contact_id,
-        channel_id: q.channel_id,
+        contact_id: q.contact_id.map(Into::into),
+        channel_id: q.channel_id.map(Into::into),
         assignee: q.assignee.map(|a| if a == "none" { None } else { Some(a) }),
         label: q.label,
         ..Default::default()
@@ -88,7 +89,11 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", responses((status = 200, body = Conversation), (status = 404)))]
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Conversation>> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<Json<Conversation>> {
     auth.require(Permission::Read)?;
     let mut conversation = state.engine.store.get_conversation(&id).await?;
     crate::masking::conversation(auth.token.role, &mut conversation);
@@ -100,7 +105,7 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     ApiJson(body): ApiJson<UpdateConversation>,
 ) -> ApiResult<Json<Conversation>> {
     auth.require(Permission::Write)?;
@@ -149,7 +154,7 @@ pub async fn update(
 pub async fn add_note(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     ApiJson(body): ApiJson<NewNote>,
 ) -> ApiResult<(axum::http::StatusCode, Json<okno_store::Note>)> {
     auth.require(Permission::Write)?;
@@ -166,7 +171,7 @@ pub async fn add_note(
 pub async fn notes(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Page<okno_store::Note>>> {
     auth.require(Permission::Read)?;
     state.engine.store.get_conversation(&id).await?;
@@ -178,7 +183,7 @@ pub async fn notes(
 pub async fn messages(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Message>>> {
     auth.require(Permission::Read)?;
@@ -190,7 +195,7 @@ pub async fn messages(
 pub async fn reply(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     ApiJson(body): ApiJson<super::SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
     auth.require(Permission::Write)?;
@@ -211,7 +216,7 @@ pub async fn reply(
 pub async fn chat_action(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     ApiJson(body): ApiJson<ChatAction>,
 ) -> ApiResult<StatusCode> {
     auth.require(Permission::Write)?;

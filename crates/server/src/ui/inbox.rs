@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::{Channel, Contact, Conversation, ConversationStatus, Direction, Permission, Role};
 use okno_store::{ContactFilter, ConversationFilter, ConversationPatch, OutboundRequest, PageRequest, Recipient};
 use serde::Deserialize;
@@ -182,7 +183,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
     let filter = ConversationFilter {
         status,
         contact_id: None,
-        channel_id: nonempty(&q.channel),
+        channel_id: nonempty(&q.channel).map(ChannelId::from),
         assignee,
         label: nonempty(&q.label),
         text: None,
@@ -276,7 +277,7 @@ const SEARCH_PAGE: u32 = 50;
 pub async fn conversation(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Query(q): Query<InboxQuery>,
 ) -> Response {
     let ui = &state.ui;
@@ -340,7 +341,7 @@ fn thread_items(
 async fn conversation_view(
     state: &AppState,
     s: &Session,
-    id: &str,
+    id: &ConversationId,
     with_panel: bool,
     read: bool,
 ) -> okno_domain::Result<Value> {
@@ -366,7 +367,7 @@ async fn conversation_view(
     let mut reply_channels: Vec<Value> = Vec::new();
     for ident in &conv.contact.identities {
         if let Some(ch) = map.get(ident.channel_id.as_str()) {
-            if !reply_channels.iter().any(|v| v["id"] == ch.id) {
+            if !reply_channels.iter().any(|v| v["id"] == ch.id.as_str()) {
                 let mut v = channel_view(Some(ch));
                 v["blocked"] = json!(ident.blocked || ident.opted_out);
                 reply_channels.push(v);
@@ -381,7 +382,7 @@ async fn conversation_view(
         .find(|m| m.direction == Direction::In)
         .map(|m| m.channel_id.clone())
         .or_else(|| conv.last_inbound_channel_id.clone())
-        .or_else(|| reply_channels.first().map(|v| v["id"].as_str().unwrap_or("").to_string()));
+        .or_else(|| reply_channels.first().map(|v| ChannelId::from(v["id"].as_str().unwrap_or(""))));
     Ok(json!({
         "title": super::inbox::display_name(&conv.contact, s.role()),
         "nav": "inbox",
@@ -415,7 +416,7 @@ fn back_to(headers: &HeaderMap, id: &str) -> Response {
 pub async fn reply(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -448,7 +449,7 @@ pub async fn reply(
     }
     let req = OutboundRequest {
         to: Recipient::Conversation(id.clone()),
-        channel_id: form.field("channel_id"),
+        channel_id: form.field("channel_id").map(ChannelId::from),
         text,
         buttons: Vec::new(),
         attachment_ids,
@@ -468,7 +469,7 @@ pub async fn reply(
 pub async fn update(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -531,7 +532,7 @@ pub async fn update(
 pub async fn retry(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<MessageId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
