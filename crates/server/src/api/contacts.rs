@@ -85,7 +85,8 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", responses((status = 200, body = Contact), (status = 404)))]
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<ContactId>) -> ApiResult<Json<Contact>> {
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Read)?;
     let mut contact = state.engine.store.get_contact(&id).await?;
     crate::masking::contact(auth.token.role, &mut contact);
@@ -96,9 +97,10 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Conta
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ContactId>,
+    Path(id): Path<String>,
     ApiJson(input): ApiJson<ContactInput>,
 ) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
     let mut contact = state.engine.store.update_contact(&id, input.normalize()?).await?;
     crate::masking::contact(auth.token.role, &mut contact);
@@ -110,9 +112,10 @@ pub async fn update(
 pub async fn merge(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ContactId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<MergeContacts>,
 ) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
     let mut contact = state.engine.store.merge_contacts(&id, &ContactId::from(&body.other_id), None).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
@@ -143,9 +146,10 @@ pub struct LinkResponse {
 pub async fn link(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ContactId>,
+    Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<LinkResponse>)> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
     let req: LinkRequest =
         if body.iter().all(u8::is_ascii_whitespace) { LinkRequest::default() } else { parse_json(&body)? };

@@ -89,11 +89,8 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", responses((status = 200, body = Conversation), (status = 404)))]
-pub async fn get(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<ConversationId>,
-) -> ApiResult<Json<Conversation>> {
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Conversation>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     let mut conversation = state.engine.store.get_conversation(&id).await?;
     crate::masking::conversation(auth.token.role, &mut conversation);
@@ -105,9 +102,10 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateConversation>,
 ) -> ApiResult<Json<Conversation>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     if let Some(labels) = &body.labels {
         if labels.iter().any(|l| l.trim().is_empty() || l.len() > 100) || labels.len() > 50 {
@@ -154,9 +152,10 @@ pub async fn update(
 pub async fn add_note(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<NewNote>,
 ) -> ApiResult<(axum::http::StatusCode, Json<okno_store::Note>)> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     let text = body.text.trim();
     if text.is_empty() || text.chars().count() > 10_000 {
@@ -171,8 +170,9 @@ pub async fn add_note(
 pub async fn notes(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<Page<okno_store::Note>>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     state.engine.store.get_conversation(&id).await?;
     Ok(Json(super::all(state.engine.store.list_notes(&id).await?)))
@@ -183,9 +183,10 @@ pub async fn notes(
 pub async fn messages(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Message>>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     Ok(Json(state.engine.store.list_messages(&id, page.request()).await?))
 }
@@ -195,9 +196,10 @@ pub async fn messages(
 pub async fn reply(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<super::SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     if body.contact_id.is_some() || body.external_id.is_some() {
         return Err(okno_domain::Error::invalid(
@@ -216,9 +218,10 @@ pub async fn reply(
 pub async fn chat_action(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<ConversationId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<ChatAction>,
 ) -> ApiResult<StatusCode> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     const ACTIONS: &[&str] = &[
         "typing",

@@ -47,7 +47,8 @@ pub async fn send(
 }
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", responses((status = 200, body = Message), (status = 404)))]
-pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<MessageId>) -> ApiResult<Json<Message>> {
+pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Message>> {
+    let id = MessageId::from(id);
     auth.require(Permission::Read)?;
     Ok(Json(state.engine.store.get_message(&id).await?))
 }
@@ -57,9 +58,10 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Messa
 pub async fn edit(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<MessageId>,
+    Path(id): Path<String>,
     ApiJson(body): ApiJson<EditMessage>,
 ) -> ApiResult<Json<Message>> {
+    let id = MessageId::from(id);
     auth.require(Permission::Write)?;
     Ok(Json(state.engine.edit_buttons(&id, body.buttons).await?))
 }
