@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use okno_channel::{Adapter, Capabilities, ChannelState, Platform};
-use okno_domain::ids::ChannelId;
+use okno_domain::ids::{ChannelId, MessageId};
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{Error, Result};
 use okno_store::{ChannelPatch, Store};
@@ -48,7 +48,7 @@ impl Platforms {
 /// progress.
 struct KeptInStore {
     store: Arc<dyn Store>,
-    channel_id: String,
+    channel_id: ChannelId,
 }
 
 #[async_trait]
@@ -62,7 +62,7 @@ impl ChannelState for KeptInStore {
     }
 
     async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
-        self.store.set_message_options(message_id, options).await
+        self.store.set_message_options(&MessageId::from(message_id), options).await
     }
 }
 
@@ -78,8 +78,8 @@ impl Engine {
     }
 
     /// The state a channel's platform keeps through okno.
-    pub(crate) fn channel_state(&self, channel_id: &str) -> Arc<dyn ChannelState> {
-        Arc::new(KeptInStore { store: self.store.clone(), channel_id: channel_id.to_string() })
+    pub(crate) fn channel_state(&self, channel_id: &ChannelId) -> Arc<dyn ChannelState> {
+        Arc::new(KeptInStore { store: self.store.clone(), channel_id: channel_id.clone() })
     }
 
     /// Checks a channel's configuration against its platform's schema, then connects it (a

@@ -5,6 +5,7 @@
 //! sending options changed).
 
 use async_trait::async_trait;
+use okno_domain::ids::{ChannelId, MessageId};
 use okno_domain::model::{EventType, Keyboard, Message};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -20,35 +21,35 @@ use crate::webhooks::emit;
 #[async_trait]
 pub trait ReceivingStore: Send + Sync + 'static {
     /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
+    async fn take_channel_lease(&self, channel_id: &ChannelId, owner: &str, lease_ms: i64) -> Result<bool>;
+    async fn drop_channel_lease(&self, channel_id: &ChannelId, owner: &str) -> Result<()>;
     /// Where a poller goes on from, as its platform wrote it (none: from the start).
-    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>>;
-    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()>;
+    async fn poll_cursor(&self, channel_id: &ChannelId) -> Result<Option<String>>;
+    async fn set_poll_cursor(&self, channel_id: &ChannelId, cursor: &str) -> Result<()>;
     /// A short token standing for button data too long for the platform (same data, same token).
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
+    async fn callback_token(&self, channel_id: &ChannelId, data: &str) -> Result<String>;
+    async fn callback_data(&self, channel_id: &ChannelId, token: &str) -> Result<Option<String>>;
     /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
     async fn record_edit(
         &self,
-        channel_id: &str,
+        channel_id: &ChannelId,
         user_id: &str,
         external_id: &str,
         text: Option<String>,
     ) -> Result<Option<Message>>;
     /// The person blocked (or unblocked) the channel.
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
+    async fn set_identity_blocked(&self, channel_id: &ChannelId, user_id: &str, blocked: bool) -> Result<()>;
     /// A chat got a new id (a Telegram group upgraded to a supergroup).
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
+    async fn move_chat(&self, channel_id: &ChannelId, from: &str, to: &str) -> Result<()>;
     /// Replaces a message's sending options (e.g. how many parts are already delivered).
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
+    async fn set_message_options(&self, message_id: &MessageId, options: Value) -> Result<()>;
     /// Replaces a message's buttons (after the platform changed them).
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+    async fn set_message_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message>;
 }
 
 #[async_trait]
 impl ReceivingStore for SqlStore {
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool> {
+    async fn take_channel_lease(&self, channel_id: &ChannelId, owner: &str, lease_ms: i64) -> Result<bool> {
         let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
         on!(self.write, |c| {
             let now = now_ms();
@@ -65,7 +66,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()> {
+    async fn drop_channel_lease(&self, channel_id: &ChannelId, owner: &str) -> Result<()> {
         let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -77,7 +78,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>> {
+    async fn poll_cursor(&self, channel_id: &ChannelId) -> Result<Option<String>> {
         let channel_id = channel_id.to_owned();
         on!(self.read, |c| {
             let row = c.row("SELECT poll_cursor FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
@@ -85,7 +86,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()> {
+    async fn set_poll_cursor(&self, channel_id: &ChannelId, cursor: &str) -> Result<()> {
         let (channel_id, cursor) = (channel_id.to_owned(), cursor.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -98,7 +99,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String> {
+    async fn callback_token(&self, channel_id: &ChannelId, data: &str) -> Result<String> {
         let (channel_id, data) = (channel_id.to_owned(), data.to_owned());
         on!(self.write, |c| {
             let hash = okno_domain::signing::sha256_hex(data.as_bytes());
@@ -121,7 +122,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>> {
+    async fn callback_data(&self, channel_id: &ChannelId, token: &str) -> Result<Option<String>> {
         let (channel_id, token) = (channel_id.to_owned(), token.to_owned());
         on!(self.read, |c| {
             let row = c
@@ -136,7 +137,7 @@ impl ReceivingStore for SqlStore {
 
     async fn record_edit(
         &self,
-        channel_id: &str,
+        channel_id: &ChannelId,
         user_id: &str,
         external_id: &str,
         text: Option<String>,
@@ -161,7 +162,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()> {
+    async fn set_identity_blocked(&self, channel_id: &ChannelId, user_id: &str, blocked: bool) -> Result<()> {
         let (channel_id, user_id) = (channel_id.to_owned(), user_id.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -173,7 +174,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()> {
+    async fn move_chat(&self, channel_id: &ChannelId, from: &str, to: &str) -> Result<()> {
         let (channel_id, from, to) = (channel_id.to_owned(), from.to_owned(), to.to_owned());
         on!(self.write, |c| {
             // A group's identity is the group itself, so its user id moves along with the chat. An
@@ -194,7 +195,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
+    async fn set_message_options(&self, message_id: &MessageId, options: Value) -> Result<()> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {
             c.exec("UPDATE messages SET options = $1 WHERE id = $2", args![to_json(&options), &message_id]).await?;
@@ -202,7 +203,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+    async fn set_message_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {
             let n = c

@@ -564,7 +564,7 @@ async fn the_contact_panel_shows_the_person_their_channels_groups_attributes_and
             shop.contact
         )])
         .await;
-    app.running().engine.store.set_identity_blocked(&shop.site, "site-42", true).await.unwrap();
+    app.running().engine.store.set_identity_blocked(&shop.site.as_str().into(), "site-42", true).await.unwrap();
 
     let mut c = signed_in(app, "anna", Role::Operator, "ru").await;
     let page = c.get(&format!("/ui/conversations/{conv}")).await.body;
