@@ -93,7 +93,7 @@ impl ChannelState for Memory {
 
 fn target(channel: &Channel, person: &Identity, text: &str, buttons: Keyboard, n: usize) -> DeliveryTarget {
     let message = Message {
-        id: format!("msg-{n}"),
+        id: format!("msg-{n}").into(),
         conversation_id: "conv".into(),
         contact_id: person.contact_id.clone(),
         channel_id: channel.id.clone(),
@@ -149,7 +149,7 @@ pub async fn run(h: &dyn Harness) {
         .check(&h.good_config())
         .unwrap_or_else(|e| panic!("{kind}: the schema refuses the good config: {e}"));
     let channel = Channel {
-        id: format!("conformance-{kind}"),
+        id: format!("conformance-{kind}").into(),
         kind,
         name: "conformance".into(),
         status: "active".into(),

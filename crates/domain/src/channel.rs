@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::ids::{ChannelId, MessageId};
 use crate::model::{Channel, Identity, Message};
 
 /// A person writing in on a channel, as the channel adapter parsed them.
@@ -29,7 +30,7 @@ pub enum InboundAttachment {
 /// An inbound message as a channel adapter hands it to the store.
 #[derive(Debug, Clone)]
 pub struct InboundMessage {
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub sender: InboundSender,
     /// The platform's message id, used for de-duplication.
     pub external_id: String,
@@ -38,7 +39,7 @@ pub struct InboundMessage {
     /// Set for a button press.
     pub button_data: Option<String>,
     /// The okno message this one answers.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<MessageId>,
     /// The platform id of the message this one answers (resolved to `reply_to` when okno
     /// knows that message).
     pub reply_to_external: Option<String>,

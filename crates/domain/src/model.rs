@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::ids::{ChannelId, ContactId, ConversationId, IdentityId, MessageId};
 use crate::time::{rfc3339, Millis};
 use crate::{Error, Result};
 
@@ -222,7 +223,8 @@ pub fn validate_keyboard(rows: &Keyboard) -> Result<()> {
 /// A connected account on a platform. `config` holds secrets and never leaves the server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Channel {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ChannelId,
     pub kind: ChannelKind,
     pub name: String,
     /// `active`, `error` or `disabled`.
@@ -241,7 +243,8 @@ pub struct Channel {
 /// A person the company talks to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ContactId,
     pub external_id: Option<String>,
     pub name: Option<String>,
     pub phone: Option<String>,
@@ -249,7 +252,8 @@ pub struct Contact {
     pub groups: Vec<String>,
     #[schema(value_type = Object)]
     pub attrs: Value,
-    pub preferred_channel_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub preferred_channel_id: Option<ChannelId>,
     #[serde(default)]
     pub identities: Vec<Identity>,
     #[serde(with = "rfc3339")]
@@ -263,9 +267,12 @@ pub struct Contact {
 /// A contact's address on one channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Identity {
-    pub id: String,
-    pub contact_id: String,
-    pub channel_id: String,
+    #[schema(value_type = String)]
+    pub id: IdentityId,
+    #[schema(value_type = String)]
+    pub contact_id: ContactId,
+    #[schema(value_type = String)]
+    pub channel_id: ChannelId,
     pub kind: ChannelKind,
     pub user_id: String,
     pub chat_id: String,
@@ -292,7 +299,8 @@ pub struct ContactInput {
     pub groups: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub attrs: Option<Value>,
-    pub preferred_channel_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub preferred_channel_id: Option<ChannelId>,
 }
 
 impl ContactInput {
@@ -349,7 +357,8 @@ pub fn normalize_phone(raw: &str) -> Result<String> {
 /// A thread between the company and one contact, across channels.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversation {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ConversationId,
     pub contact: Contact,
     pub status: ConversationStatus,
     pub assignee: Option<String>,
@@ -357,7 +366,8 @@ pub struct Conversation {
     pub unread: i64,
     pub last_message: Option<Message>,
     /// The channel the contact last wrote from; replies go there by default.
-    pub last_inbound_channel_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub last_inbound_channel_id: Option<ChannelId>,
     /// Snoozed: `pending` until then (or until the person writes), then open again.
     #[serde(with = "rfc3339::option", default)]
     #[schema(value_type = Option<String>)]
@@ -396,16 +406,20 @@ pub struct Attachment {
     pub source_url: Option<String>,
     /// The message the file belongs to (none for an upload not yet sent).
     #[serde(skip)]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
 }
 
 /// One message, in or out.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Message {
-    pub id: String,
-    pub conversation_id: String,
-    pub contact_id: String,
-    pub channel_id: String,
+    #[schema(value_type = String)]
+    pub id: MessageId,
+    #[schema(value_type = String)]
+    pub conversation_id: ConversationId,
+    #[schema(value_type = String)]
+    pub contact_id: ContactId,
+    #[schema(value_type = String)]
+    pub channel_id: ChannelId,
     pub direction: Direction,
     pub text: Option<String>,
     pub attachments: Vec<Attachment>,
@@ -420,7 +434,8 @@ pub struct Message {
     /// press from the message that carried the buttons; `None` when okno did not send them).
     pub button_label: Option<String>,
     /// The okno message this one answers.
-    pub reply_to: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub reply_to: Option<MessageId>,
     pub edited: bool,
     /// Who sent an outbound message (an operator login or a token name).
     pub author: Option<String>,

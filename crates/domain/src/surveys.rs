@@ -44,7 +44,7 @@ pub struct SurveySpec {
     pub reminder_text: Option<String>,
     /// Send on this channel; default: where the person last wrote, else their preferred channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_id: Option<String>,
+    pub channel_id: Option<crate::ids::ChannelId>,
     /// What starts the survey besides `POST /surveys/{id}/start`. Default: manual only.
     #[serde(default)]
     pub trigger: Trigger,

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use okno_domain::ids::ContactId;
 use okno_domain::masking::{mask_email, mask_phone};
 use okno_domain::model::{Button, Contact, Permission, Role};
 use okno_domain::time::{now_ms, parse_rfc3339};
@@ -86,7 +87,7 @@ pub struct Audience {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contact_ids: Vec<String>,
+    pub contact_ids: Vec<ContactId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<AudienceFilter>,
 }
@@ -211,9 +212,9 @@ impl Engine {
         }
         let ids = &spec.audience.contact_ids;
         if !ids.is_empty() {
-            let found: std::collections::HashSet<String> =
+            let found: std::collections::HashSet<ContactId> =
                 self.store.get_contacts(ids).await?.into_iter().map(|c| c.id).collect();
-            let unknown: Vec<&String> = ids.iter().filter(|id| !found.contains(*id)).collect();
+            let unknown: Vec<&ContactId> = ids.iter().filter(|id| !found.contains(*id)).collect();
             if !unknown.is_empty() {
                 let shown: Vec<&str> = unknown.iter().take(5).map(|s| s.as_str()).collect();
                 return Err(Error::unprocessable(
@@ -243,10 +244,10 @@ impl Engine {
 
     /// The contacts a broadcast goes to, in a stable order, each once (also the count the UI
     /// shows before a broadcast starts).
-    pub async fn audience(&self, a: &Audience) -> Result<Vec<String>> {
+    pub async fn audience(&self, a: &Audience) -> Result<Vec<ContactId>> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        let mut add = |id: String, out: &mut Vec<String>| {
+        let mut add = |id: ContactId, out: &mut Vec<ContactId>| {
             if seen.insert(id.clone()) {
                 out.push(id);
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use okno_channel::{Adapter, Capabilities, ChannelState, Platform};
+use okno_domain::ids::{ChannelId, MessageId};
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{Error, Result};
 use okno_store::{ChannelPatch, Store};
@@ -47,7 +48,7 @@ impl Platforms {
 /// progress.
 struct KeptInStore {
     store: Arc<dyn Store>,
-    channel_id: String,
+    channel_id: ChannelId,
 }
 
 #[async_trait]
@@ -61,7 +62,7 @@ impl ChannelState for KeptInStore {
     }
 
     async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
-        self.store.set_message_options(message_id, options).await
+        self.store.set_message_options(&MessageId::from(message_id), options).await
     }
 }
 
@@ -77,8 +78,8 @@ impl Engine {
     }
 
     /// The state a channel's platform keeps through okno.
-    pub(crate) fn channel_state(&self, channel_id: &str) -> Arc<dyn ChannelState> {
-        Arc::new(KeptInStore { store: self.store.clone(), channel_id: channel_id.to_string() })
+    pub(crate) fn channel_state(&self, channel_id: &ChannelId) -> Arc<dyn ChannelState> {
+        Arc::new(KeptInStore { store: self.store.clone(), channel_id: channel_id.clone() })
     }
 
     /// Checks a channel's configuration against its platform's schema, then connects it (a
@@ -131,7 +132,7 @@ impl Engine {
     /// A channel, read through a short-lived cache. Changes made by this process apply at
     /// once ([`Engine::forget_channel`]); changes made by another process within
     /// [`crate::CHANNEL_TTL`].
-    pub async fn channel(&self, id: &str) -> Result<Channel> {
+    pub async fn channel(&self, id: &ChannelId) -> Result<Channel> {
         if let Ok(cache) = self.channels.lock() {
             if let Some((at, ch)) = cache.get(id) {
                 if at.elapsed() < crate::CHANNEL_TTL {
@@ -141,13 +142,13 @@ impl Engine {
         }
         let ch = self.store.get_channel(id).await?;
         if let Ok(mut cache) = self.channels.lock() {
-            cache.insert(id.to_string(), (std::time::Instant::now(), ch.clone()));
+            cache.insert(id.clone(), (std::time::Instant::now(), ch.clone()));
         }
         Ok(ch)
     }
 
     /// Drops a channel from the cache after it changed.
-    pub fn forget_channel(&self, id: &str) {
+    pub fn forget_channel(&self, id: &ChannelId) {
         if let Ok(mut cache) = self.channels.lock() {
             cache.remove(id);
         }
@@ -179,7 +180,7 @@ impl Engine {
     }
 
     /// Records a channel's status (`active`, or `error` with the platform's words).
-    pub(crate) async fn set_status(&self, channel_id: &str, status: &str, detail: Option<String>) {
+    pub(crate) async fn set_status(&self, channel_id: &ChannelId, status: &str, detail: Option<String>) {
         let patch = ChannelPatch { status: Some((status.to_string(), detail)), ..Default::default() };
         if let Err(e) = self.store.update_channel(channel_id, patch).await {
             tracing::warn!(channel = %channel_id, error = %e, "recording the channel status failed");

@@ -2,6 +2,7 @@
 //! platform makes one, the deep link that opens a chat carrying the code. The API's
 //! `POST /api/v1/contacts/{id}/link` and the contact card in the web UI both start one here.
 
+use okno_domain::ids::{ChannelId, ContactId};
 use okno_domain::time::Millis;
 use okno_domain::Result;
 use okno_store::NewAudit;
@@ -23,7 +24,7 @@ pub struct LinkOffer {
 /// A link that opens one bot with the code.
 #[derive(Debug, Clone)]
 pub struct DeepLink {
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub channel_name: String,
     /// The bot's username.
     pub bot: String,
@@ -34,7 +35,7 @@ impl Engine {
     /// A one-time link code for `contact_id`, valid for `ttl_ms`, with a deep link per channel
     /// whose platform makes one (a bot whose name is not known yet has none). Started `by` an operator
     /// (`operator:<login>`), the audit line `contact.link_code` is written with the code.
-    pub async fn link_offer(&self, contact_id: &str, ttl_ms: i64, by: Option<&str>) -> Result<LinkOffer> {
+    pub async fn link_offer(&self, contact_id: &ContactId, ttl_ms: i64, by: Option<&str>) -> Result<LinkOffer> {
         let audit = by.map(|actor| NewAudit {
             actor: actor.to_string(),
             action: "contact.link_code".into(),

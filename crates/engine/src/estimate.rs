@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use okno_domain::ids::{ChannelId, ContactId};
 use okno_domain::routing::next_identity;
 use okno_domain::Result;
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::Engine;
 /// The cost of a text to an audience on one channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelEstimate {
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub channel_name: String,
     pub kind: String,
     /// People of the audience this channel reaches.
@@ -42,12 +43,12 @@ pub struct Estimate {
 impl Engine {
     /// How `text` to the contacts `ids` goes out, on channels that charge by the part. The
     /// text is counted as written: personal fields make one person's text longer or shorter.
-    pub async fn estimate(&self, ids: &[String], text: &str) -> Result<Estimate> {
-        let mut per_channel: BTreeMap<String, usize> = BTreeMap::new();
+    pub async fn estimate(&self, ids: &[ContactId], text: &str) -> Result<Estimate> {
+        let mut per_channel: BTreeMap<ChannelId, usize> = BTreeMap::new();
         let mut unreachable = 0;
         for chunk in ids.chunks(500) {
             for c in self.store.get_contacts(chunk).await? {
-                match next_identity(c.preferred_channel_id.as_deref(), &c.identities, &[]) {
+                match next_identity(c.preferred_channel_id.as_ref(), &c.identities, &[]) {
                     Some(i) => *per_channel.entry(i.channel_id.clone()).or_default() += 1,
                     None => unreachable += 1,
                 }

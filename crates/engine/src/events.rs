@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 
+use okno_domain::ids::ContactId;
 use okno_domain::model::{check_button_url, normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
@@ -460,7 +461,7 @@ impl Engine {
         done: &mut Processed,
     ) -> Result<()> {
         let ctx = context(ev);
-        let mut people: Vec<String> = Vec::new();
+        let mut people: Vec<ContactId> = Vec::new();
         for r in &spec.recipients {
             let label = serde_json::to_string(r).unwrap_or_default();
             match self.resolve(r, &ctx).await? {
@@ -519,7 +520,7 @@ impl Engine {
                     .external_id
                     .clone()
                     .map_or_else(|| format!("contact {contact_id}"), |e| format!("external_id {e}")),
-                contact_id: contact_id.clone(),
+                contact_id: contact_id.to_string(),
                 text: rendered.text,
                 buttons: rendered.buttons,
                 attachment_ids: attachment_ids.clone(),
@@ -535,14 +536,14 @@ impl Engine {
         &self,
         r: &RecipientSpec,
         ctx: &Value,
-    ) -> Result<std::result::Result<Vec<String>, Unreached>> {
+    ) -> Result<std::result::Result<Vec<ContactId>, Unreached>> {
         let (kind, value) = match recipient_value(&self.renderer, r, ctx).await {
             Ok(kv) => kv,
             Err(e) => return Ok(Err(Unreached { code: "recipient_failed", value: None, reason: e.message })),
         };
         let find = |filter: ContactFilter| self.store.contact_ids(filter);
         let ids = match kind {
-            "contact_id" => match self.store.get_contact(&value).await {
+            "contact_id" => match self.store.get_contact(&ContactId::from(&value)).await {
                 Ok(c) => vec![c.id],
                 Err(e) if e.is_not_found() => Vec::new(),
                 Err(e) => return Err(e),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use okno_channel::http::SafeClient;
 use okno_channel::Adapter;
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::*;
 use okno_domain::{Error, Result};
 use okno_store::{OutboundRequest, PageRequest, Store};
@@ -43,7 +44,7 @@ pub use okno_channel::files::FileStore;
 #[derive(Debug, Clone, Default)]
 pub struct HookReply {
     /// The message recorded, if the request carried one.
-    pub id: Option<String>,
+    pub id: Option<MessageId>,
     pub duplicate: bool,
     /// What the platform is answered.
     pub answer: okno_channel::HookAnswer,
@@ -141,9 +142,9 @@ pub struct Engine {
     pub platforms: Platforms,
     /// What the platforms may use of okno.
     context: okno_channel::Context,
-    adapters: Mutex<HashMap<String, CachedAdapter>>,
+    adapters: Mutex<HashMap<ChannelId, CachedAdapter>>,
     /// Recently read channels: every inbound request needs its channel's secret.
-    channels: Mutex<HashMap<String, (std::time::Instant, Channel)>>,
+    channels: Mutex<HashMap<ChannelId, (std::time::Instant, Channel)>>,
     /// Whether some channel keeps a customer-service window, and when that was read: a send
     /// loads its conversation for the window only where there can be one.
     windows: Mutex<Option<(std::time::Instant, bool)>>,
@@ -238,7 +239,7 @@ impl Engine {
     }
 
     /// Replaces the buttons of a sent message on its platform (an empty keyboard removes them).
-    pub async fn edit_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+    pub async fn edit_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message> {
         validate_keyboard(&buttons)?;
         let target = self.store.delivery_target(message_id).await?;
         let adapter = self.adapter_for(&target.channel)?;
@@ -251,7 +252,7 @@ impl Engine {
 
     /// Shows "typing…" (or "upload_document"…) in a conversation's chat while something slow
     /// is prepared.
-    pub async fn chat_action(&self, conversation_id: &str, action: &str) -> Result<()> {
+    pub async fn chat_action(&self, conversation_id: &ConversationId, action: &str) -> Result<()> {
         let conv = self.store.get_conversation(conversation_id).await?;
         let Some(channel_id) = conv.last_inbound_channel_id.clone() else { return Ok(()) };
         let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel_id) else { return Ok(()) };
@@ -265,9 +266,9 @@ impl Engine {
 
     /// An operator read a conversation: its last inbound message is marked read on its
     /// platform (WhatsApp's blue ticks), in the background; a failure is only logged.
-    pub fn mark_read_on_platform(&self, conversation_id: &str) {
+    pub fn mark_read_on_platform(&self, conversation_id: &ConversationId) {
         let Some(engine) = self.me.upgrade() else { return };
-        let id = conversation_id.to_string();
+        let id = conversation_id.clone();
         tokio::spawn(async move {
             let last_inbound = async {
                 // Pages run oldest first: the last inbound message is on the last page with one.

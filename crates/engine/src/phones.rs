@@ -4,6 +4,7 @@
 //! that identity comes last in the person's chain — the step a notification falls back to
 //! when the messengers fail.
 
+use okno_domain::ids::ContactId;
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::Result;
 
@@ -29,10 +30,10 @@ impl Engine {
 
     /// Gives the contacts `ids` that have a phone number an identity on the first active SMS
     /// channel, where they have none.
-    pub async fn reach_by_phone(&self, ids: &[String]) -> Result<()> {
+    pub async fn reach_by_phone(&self, ids: &[ContactId]) -> Result<()> {
         let Some(sms) = self.sms_channel().await? else { return Ok(()) };
         for chunk in ids.chunks(500) {
-            let people: Vec<(String, String)> = self
+            let people: Vec<(ContactId, String)> = self
                 .store
                 .get_contacts(chunk)
                 .await?

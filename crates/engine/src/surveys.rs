@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use okno_domain::ids::{ContactId, MessageId};
 use okno_domain::model::{Button, Message};
 use okno_domain::surveys::{SurveySpec, Trigger};
 use okno_domain::time::now_ms;
@@ -43,7 +44,7 @@ pub const DEFAULT_WINDOW_DAYS: i64 = 3;
 /// Whom a manual start asks.
 #[derive(Debug, Clone, Default)]
 pub struct StartRequest {
-    pub contact_ids: Vec<String>,
+    pub contact_ids: Vec<ContactId>,
     pub external_ids: Vec<String>,
     pub groups: Vec<String>,
     /// Runs are unique per person and key: the same key again asks nobody twice.
@@ -105,7 +106,7 @@ impl Engine {
         if req.contact_ids.is_empty() && req.external_ids.is_empty() && req.groups.is_empty() {
             return Err(Error::invalid("invalid_start", "name people: `contact_ids`, `external_ids` or `groups`"));
         }
-        let mut ids: Vec<String> = req.contact_ids.clone();
+        let mut ids: Vec<ContactId> = req.contact_ids.clone();
         let mut outcomes = Vec::new();
         for ext in &req.external_ids {
             let found =
@@ -216,7 +217,7 @@ impl Engine {
             // A missed day is caught up at the same hour: nobody is asked at three in the morning.
             let come = due <= today && local.hour() >= hour;
             if come && due >= oldest {
-                runs.push(NewRun { contact_id, key: format!("date:{field}:{day}") });
+                runs.push(NewRun { contact_id: contact_id.into(), key: format!("date:{field}:{day}") });
             }
         }
         let mut started = 0;
@@ -256,7 +257,7 @@ impl Engine {
 
     /// The `survey_answer` job: an inbound message read as an answer. A text that answers no
     /// running survey (the survey ended meanwhile) goes to the channel's bot after all.
-    pub(crate) async fn survey_answer_job(&self, message_id: &str) -> Result<Outcome> {
+    pub(crate) async fn survey_answer_job(&self, message_id: &MessageId) -> Result<Outcome> {
         let m = match self.store.get_message(message_id).await {
             Ok(m) => m,
             Err(e) if e.is_not_found() => return Ok(Outcome::Done),

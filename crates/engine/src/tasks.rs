@@ -17,7 +17,7 @@
 //! the bold title and the mention in its own markup.
 
 use okno_channel::{IdentityFlag, Post, Posted, PressAnswer, SendError, SharedAdapter};
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId};
 use okno_domain::model::{Button, Channel, Keyboard};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind, Result};
@@ -244,11 +244,11 @@ impl Engine {
     /// in the transaction that stores the task.
     pub async fn create_task(&self, req: TaskRequest, by: Option<&str>) -> Result<Task> {
         let req = req.validate()?;
-        let channel = self.channel(&req.channel_id).await?;
+        let channel = self.channel(&ChannelId::from(&req.channel_id)).await?;
         let adapter = self.task_adapter(&channel)?;
         let draft = Task {
             id: new_id(),
-            channel_id: channel.id.clone(),
+            channel_id: channel.id.to_string(),
             chat_id: req.chat_id.clone(),
             message_id: None,
             title: req.title,
@@ -314,7 +314,7 @@ impl Engine {
         if !task.is_open() || okno_store::reoffer_ref(&task) != job_ref {
             return Ok(Outcome::Done);
         }
-        let channel = self.channel(&task.channel_id).await?;
+        let channel = self.channel(&ChannelId::from(&task.channel_id)).await?;
         let adapter = self.task_adapter(&channel)?;
         let sent = match adapter.post(&group_post(&task)).await {
             Ok(s) => s,
@@ -345,7 +345,7 @@ impl Engine {
     /// Opens a taken task again (for its executor) and puts the buttons back in the group.
     pub async fn release_task(&self, id: &str) -> Result<Task> {
         let task = self.store.release_task(id, None).await?;
-        let channel = self.channel(&task.channel_id).await?;
+        let channel = self.channel(&ChannelId::from(&task.channel_id)).await?;
         self.show_task(&channel, &task.id).await;
         self.store.get_task(id).await
     }
@@ -414,7 +414,7 @@ impl Engine {
 
     /// A press of a task button: claim, details or give back. The press is answered here
     /// with what happened (instead of the plain answer other buttons get).
-    pub(crate) async fn task_press(&self, channel: &Channel, q: &Press) -> Result<Option<String>> {
+    pub(crate) async fn task_press(&self, channel: &Channel, q: &Press) -> Result<Option<okno_domain::ids::MessageId>> {
         let data = q.data.as_str();
         let who = q.who.clone();
         let adapter = self.task_adapter(channel)?;

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use okno_channel::Capabilities;
+use okno_domain::ids::{ChannelId, ConversationId};
 use okno_domain::model::{Identity, TemplateRef};
 use okno_domain::time::Millis;
 use okno_domain::{Error, Result};
@@ -93,9 +94,13 @@ pub fn template_of(req: &OutboundRequest) -> Option<TemplateRef> {
 impl Engine {
     /// The window of the identity a conversation's replies go to (or `channel_id`'s), if its
     /// platform has one.
-    pub async fn conversation_window(&self, conversation_id: &str, channel_id: Option<&str>) -> Result<Option<Window>> {
+    pub async fn conversation_window(
+        &self,
+        conversation_id: &ConversationId,
+        channel_id: Option<&ChannelId>,
+    ) -> Result<Option<Window>> {
         let conv = self.store.get_conversation(conversation_id).await?;
-        let Some(channel_id) = channel_id.map(str::to_string).or(conv.last_inbound_channel_id.clone()) else {
+        let Some(channel_id) = channel_id.cloned().or(conv.last_inbound_channel_id.clone()) else {
             return Ok(None);
         };
         let Some(identity) = conv.contact.identities.iter().find(|i| i.channel_id == channel_id) else {
@@ -125,12 +130,13 @@ impl Engine {
             }
             return Ok(());
         }
-        match self.conversation_window(&conv, channel.as_deref()).await? {
+        match self.conversation_window(&conv, channel.as_ref()).await? {
             Some(w) if !w.open => {
                 let conv = self.store.get_conversation(&conv).await?;
-                let channel_id = channel.or(conv.last_inbound_channel_id).unwrap_or_default();
-                let title =
-                    self.channel(&channel_id).await.ok().and_then(|c| self.platform(&c).ok().map(|p| p.title()));
+                let title = match channel.or(conv.last_inbound_channel_id) {
+                    Some(id) => self.channel(&id).await.ok().and_then(|c| self.platform(&c).ok().map(|p| p.title())),
+                    None => None,
+                };
                 Err(Error::unprocessable("window_closed", w.refusal(title.unwrap_or("this platform"))))
             }
             _ => Ok(()),

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use okno_channel::http::{describe, FetchError};
 use okno_channel::SendError;
+use okno_domain::ids::{ChannelId, MessageId};
 use okno_domain::model::MessageStatus;
 use okno_domain::signing;
 use okno_domain::time::now_ms;
@@ -140,9 +141,10 @@ impl Engine {
                 tracing::error!(job = job.seq, kind, error = %e, "a job kept failing in the store; giving up");
                 let reason = format!("gave up: {}", e.message);
                 match job.kind {
-                    JobKind::Send => {
-                        self.fail_send(job.ref_id.as_str(), &reason, None, &job).await.unwrap_or(Outcome::Failed)
-                    }
+                    JobKind::Send => self
+                        .fail_send(&MessageId::from(&job.ref_id), &reason, None, &job)
+                        .await
+                        .unwrap_or(Outcome::Failed),
                     // A broadcast is never left running without its feeder: it keeps trying, slowly.
                     JobKind::Broadcast => Outcome::Again(Duration::from_secs(60)),
                     _ => Outcome::Failed,
@@ -187,11 +189,11 @@ impl Engine {
             JobKind::FetchAttachments => self.process_fetch(job).await,
             JobKind::ProcessEvent => self.process_event(job).await,
             JobKind::NotifyRule => self.process_rule(job).await,
-            JobKind::BotStep => self.isolated_bot_step(&job.ref_id).await,
+            JobKind::BotStep => self.isolated_bot_step(&MessageId::from(&job.ref_id)).await,
             JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
             JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
             JobKind::Unsnooze => self.store.wake_snoozed(&job.ref_id).await.map(|_| Outcome::Done),
-            JobKind::SurveyAnswer => self.survey_answer_job(&job.ref_id).await,
+            JobKind::SurveyAnswer => self.survey_answer_job(&MessageId::from(&job.ref_id)).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,
             JobKind::SurveyScan => self.survey_scan_job(&job.ref_id).await,
@@ -220,15 +222,15 @@ impl Engine {
     /// A bot's turn runs administrator-written logic: should it ever panic, the turn ends as
     /// failed (and is logged) instead of holding its lease — and the conversation's queue —
     /// for ever.
-    async fn isolated_bot_step(&self, message_id: &str) -> okno_domain::Result<Outcome> {
+    async fn isolated_bot_step(&self, message_id: &MessageId) -> okno_domain::Result<Outcome> {
         let Some(engine) = self.self_ref() else {
             return Ok(Outcome::Retry("the engine is shutting down".into(), None));
         };
-        let id = message_id.to_string();
+        let id = message_id.clone();
         match tokio::spawn(async move { engine.bot_step(&id).await }).await {
             Ok(done) => done.map(|()| Outcome::Done),
             Err(e) if e.is_panic() => {
-                tracing::error!(message = message_id, "a bot's turn panicked; it is dropped");
+                tracing::error!(message = %message_id, "a bot's turn panicked; it is dropped");
                 Ok(Outcome::Failed)
             }
             Err(e) => Err(okno_domain::Error::internal(format!("a bot's turn was cancelled: {e}"))),
@@ -236,11 +238,12 @@ impl Engine {
     }
 
     async fn process_send(&self, job: &Job, finisher: &Finisher) -> okno_domain::Result<Outcome> {
-        let target = match self.store.delivery_target(&job.ref_id).await {
+        let message_id = MessageId::from(&job.ref_id);
+        let target = match self.store.delivery_target(&message_id).await {
             Ok(t) => t,
             Err(e) if e.kind == ErrorKind::NotFound && e.code == "message_not_found" => return Ok(Outcome::Done),
             Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Unprocessable) => {
-                return self.fail_send(&job.ref_id, &e.message, None, job).await;
+                return self.fail_send(&message_id, &e.message, None, job).await;
             }
             Err(e) => return Err(e),
         };
@@ -255,14 +258,14 @@ impl Engine {
             match broadcast.and_then(|b| self.broadcast_held(b)).as_deref() {
                 Some("paused") => return Ok(Outcome::Again(Duration::from_secs(2))),
                 Some("cancelled") => {
-                    return self.fail_send(&job.ref_id, "the broadcast was cancelled", None, job).await
+                    return self.fail_send(&message_id, "the broadcast was cancelled", None, job).await
                 }
                 _ => {}
             }
         }
         let adapter = match self.adapter_for(&target.channel) {
             Ok(a) => a,
-            Err(e) => return self.fail_send(&job.ref_id, &e.message, None, job).await,
+            Err(e) => return self.fail_send(&message_id, &e.message, None, job).await,
         };
         // The customer-service window: closed, a message goes out as its template or not at all.
         let mut target = target;
@@ -271,7 +274,7 @@ impl Engine {
             if !window.open {
                 if target.options.get(okno_domain::channel::TEMPLATE_OPTION).is_none() {
                     let platform = self.platform(&target.channel).map(|p| p.title()).unwrap_or("this platform");
-                    return self.fail_send(&job.ref_id, &window.refusal(platform), None, job).await;
+                    return self.fail_send(&message_id, &window.refusal(platform), None, job).await;
                 }
                 if !target.options.is_object() {
                     target.options = serde_json::json!({});
@@ -281,7 +284,7 @@ impl Engine {
         }
         match adapter.send(&target).await {
             Ok(sent) => {
-                let sent = SentMessage { message_id: job.ref_id.clone(), external_id: sent.external_id, seq: job.seq };
+                let sent = SentMessage { message_id: message_id.clone(), external_id: sent.external_id, seq: job.seq };
                 let held = finisher.finish(sent).await?;
                 Ok(Outcome::Ended { failed: false, held })
             }
@@ -291,12 +294,12 @@ impl Engine {
             }
             Err(SendError::Permanent { reason, flag }) => {
                 tracing::info!(message = %job.ref_id, %reason, "send failed for good");
-                self.fail_send(&job.ref_id, &reason, flag, job).await
+                self.fail_send(&message_id, &reason, flag, job).await
             }
             Err(SendError::Retry { reason, after }) => {
                 if job.attempts >= self.cfg.send_max_attempts {
                     let reason = format!("gave up after {} attempts: {reason}", job.attempts);
-                    self.fail_send(&job.ref_id, &reason, None, job).await
+                    self.fail_send(&message_id, &reason, None, job).await
                 } else {
                     tracing::debug!(message = %job.ref_id, attempt = job.attempts, %reason, "send will be retried");
                     Ok(Outcome::Retry(reason, after))
@@ -308,7 +311,7 @@ impl Engine {
     /// Marks a message failed and ends its send job in one transaction.
     async fn fail_send(
         &self,
-        message_id: &str,
+        message_id: &MessageId,
         reason: &str,
         flag: Option<IdentityFlag>,
         job: &Job,
@@ -377,7 +380,7 @@ impl Engine {
     }
 
     async fn process_fetch(&self, job: &Job) -> okno_domain::Result<Outcome> {
-        let message = match self.store.get_message(&job.ref_id).await {
+        let message = match self.store.get_message(&MessageId::from(&job.ref_id)).await {
             Ok(m) => m,
             Err(e) if e.is_not_found() => return Ok(Outcome::Done),
             Err(e) => return Err(e),
@@ -509,7 +512,7 @@ impl Engine {
         channel_id: &str,
         reference: &str,
     ) -> Result<okno_channel::http::Fetched, FetchError> {
-        let channel = self.channel(channel_id).await.map_err(|e| FetchError::Refused(e.message))?;
+        let channel = self.channel(&ChannelId::from(channel_id)).await.map_err(|e| FetchError::Refused(e.message))?;
         let platform = self.platform(&channel).map_err(|e| FetchError::Refused(e.message))?;
         platform.fetch(&self.context, &channel, reference).await
     }

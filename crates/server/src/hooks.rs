@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use okno_channel::{HookAnswer, HookRequest};
 use okno_channel_webhook::verify_file_signature;
+use okno_domain::ids::ChannelId;
 use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
@@ -26,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn receive(
     State(state): State<AppState>,
-    Path(channel_id): Path<String>,
+    Path(channel_id): Path<ChannelId>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -43,7 +44,7 @@ async fn receive(
 /// A platform's verification request (WhatsApp's `hub.challenge`), answered by its platform.
 async fn verify(
     State(state): State<AppState>,
-    Path(channel_id): Path<String>,
+    Path(channel_id): Path<ChannelId>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -61,7 +62,7 @@ struct FileQuery {
 /// A file behind a signed, expiring link made for the channel's receiver.
 async fn file(
     State(state): State<AppState>,
-    Path((channel_id, attachment_id)): Path<(String, String)>,
+    Path((channel_id, attachment_id)): Path<(ChannelId, String)>,
     ApiQuery(q): ApiQuery<FileQuery>,
 ) -> ApiResult<Response> {
     let refused = || Error::new(ErrorKind::Unauthorized, "bad_signature", "the link is invalid or has expired");

@@ -90,3 +90,42 @@ fn with_channel_configs(doc: utoipa::openapi::OpenApi, platforms: &okno_engine::
     }
     doc
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code
+mod tests {
+    use super::*;
+
+    /// Typed ids are strings to the API: the document shows every id as a plain string (no
+    /// `ContactId` schema of its own), and the `{id}` of a route is still described. A handler
+    /// reads its path as a `String` for that reason: utoipa describes only plain path types.
+    #[test]
+    fn ids_are_plain_strings_in_the_document() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for name in ["ContactId", "ConversationId", "MessageId", "ChannelId", "IdentityId"] {
+            assert!(schemas.get(name).is_none(), "{name} has a schema of its own");
+        }
+        let string = json!({"type": "string"});
+        for (schema, field) in [
+            ("Channel", "id"),
+            ("Contact", "id"),
+            ("Identity", "contact_id"),
+            ("Identity", "channel_id"),
+            ("Conversation", "id"),
+            ("Message", "id"),
+            ("Message", "conversation_id"),
+            ("Message", "contact_id"),
+            ("Message", "channel_id"),
+        ] {
+            assert_eq!(schemas[schema]["properties"][field], string, "{schema}.{field}");
+        }
+        assert_eq!(schemas["Message"]["properties"]["reply_to"]["type"], json!(["string", "null"]));
+        for route in
+            ["/api/v1/channels/{id}", "/api/v1/contacts/{id}", "/api/v1/conversations/{id}", "/api/v1/messages/{id}"]
+        {
+            let params = &doc["paths"][route]["get"]["parameters"];
+            assert_eq!(params, &json!([{"name": "id", "in": "path", "required": true, "schema": string}]), "{route}");
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use okno_domain::files::safe_file_name;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, MessageId};
 use okno_domain::model::Attachment;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -21,7 +21,7 @@ pub trait AttachmentStore: Send + Sync + 'static {
     async fn insert_attachment(&self, new: NewAttachment) -> Result<Attachment>;
     async fn get_attachment(&self, id: &str) -> Result<Attachment>;
     /// Records fetch results and emits the message's deferred inbound event.
-    async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()>;
+    async fn finish_attachments(&self, message_id: &MessageId, results: Vec<FetchedAttachment>) -> Result<()>;
 }
 
 #[async_trait]
@@ -53,7 +53,7 @@ impl AttachmentStore for SqlStore {
         })
     }
 
-    async fn finish_attachments(&self, message_id: &str, results: Vec<FetchedAttachment>) -> Result<()> {
+    async fn finish_attachments(&self, message_id: &MessageId, results: Vec<FetchedAttachment>) -> Result<()> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {
             let message_id = message_id.as_str();
@@ -97,7 +97,7 @@ fn attachment_from(row: &Row) -> Result<Attachment> {
         state: row.s("state")?,
         note: row.os("note")?,
         source_url: row.os("source_url")?,
-        message_id: row.os("message_id")?,
+        message_id: row.oid("message_id")?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! relayed-question feeds (answer-by-Reply).
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId, ContactId, MessageId};
 use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde::Serialize;
@@ -55,15 +55,15 @@ pub struct NewNews {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Relay {
     pub id: String,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub feed: String,
     /// The asker's message.
-    pub question_id: String,
-    pub asker_contact_id: String,
-    pub asker_channel_id: String,
-    pub recipient_contact_id: String,
+    pub question_id: MessageId,
+    pub asker_contact_id: ContactId,
+    pub asker_channel_id: ChannelId,
+    pub recipient_contact_id: ContactId,
     /// okno's message carrying the question in the recipient's chat.
-    pub relay_message_id: String,
+    pub relay_message_id: MessageId,
     pub answered_at: Option<Millis>,
     pub created_at: Millis,
 }
@@ -134,13 +134,13 @@ const RELAY_COLS: &str = "id, channel_id, feed, question_id, asker_contact_id, a
 fn relay_from(row: &Row) -> Result<Relay> {
     Ok(Relay {
         id: row.s("id")?,
-        channel_id: row.s("channel_id")?,
+        channel_id: row.id("channel_id")?,
         feed: row.s("feed")?,
-        question_id: row.s("question_id")?,
-        asker_contact_id: row.s("asker_contact_id")?,
-        asker_channel_id: row.s("asker_channel_id")?,
-        recipient_contact_id: row.s("recipient_contact_id")?,
-        relay_message_id: row.s("relay_message_id")?,
+        question_id: row.id("question_id")?,
+        asker_contact_id: row.id("asker_contact_id")?,
+        asker_channel_id: row.id("asker_channel_id")?,
+        recipient_contact_id: row.id("recipient_contact_id")?,
+        relay_message_id: row.id("relay_message_id")?,
         answered_at: row.oi("answered_at")?,
         created_at: row.i("created_at")?,
     })

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use okno_domain::channel::SubscriptionChange;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId, ContactId};
 use okno_domain::model::{Contact, Keyboard, Page};
 use okno_domain::routing::next_identity;
 use okno_domain::time::{now_ms, Millis};
@@ -86,15 +86,15 @@ pub struct Broadcast {
 pub enum BroadcastItem {
     /// Send them this (rendered for them).
     /// `options`: sending options (the platform template the message goes out as where it must).
-    Send { contact_id: String, text: String, buttons: Keyboard, attachment_ids: Vec<String>, options: Value },
+    Send { contact_id: ContactId, text: String, buttons: Keyboard, attachment_ids: Vec<String>, options: Value },
     /// They cannot get it (e.g. their text did not render).
-    Fail { contact_id: String, reason: String },
+    Fail { contact_id: ContactId, reason: String },
 }
 
 /// A person still to be sent to; `contact` is `None` when the contact no longer exists.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub contact: Option<Contact>,
 }
 
@@ -150,7 +150,7 @@ pub trait BroadcastStore: Send + Sync + 'static {
     async fn control_broadcast(&self, id: &str, action: BroadcastAction) -> Result<Broadcast>;
     /// Writes the audience out (idempotent: a person already written is kept as they are) and
     /// starts the broadcast; returns the total.
-    async fn expand_broadcast(&self, id: &str, contact_ids: Vec<String>) -> Result<i64>;
+    async fn expand_broadcast(&self, id: &str, contact_ids: Vec<ContactId>) -> Result<i64>;
     /// The next people still to be sent to, in audience order.
     async fn pending_recipients(&self, id: &str, limit: u32) -> Result<Vec<Pending>>;
     /// Queues messages for pending people (each at most once) in one transaction; nothing
@@ -436,7 +436,7 @@ impl BroadcastStore for SqlStore {
         })
     }
 
-    async fn expand_broadcast(&self, id: &str, contact_ids: Vec<String>) -> Result<i64> {
+    async fn expand_broadcast(&self, id: &str, contact_ids: Vec<ContactId>) -> Result<i64> {
         let id = id.to_owned();
         // Written again after a crash: new people (the audience may have grown) come after the
         // ones already written, so positions stay unique.
@@ -510,9 +510,9 @@ impl BroadcastStore for SqlStore {
                 )
                 .await?
                 .iter()
-                .map(|r| r.s("contact_id"))
-                .collect::<Result<Vec<_>>>()?;
-            let mut found: HashMap<String, Contact> =
+                .map(|r| r.id("contact_id"))
+                .collect::<Result<Vec<ContactId>>>()?;
+            let mut found: HashMap<ContactId, Contact> =
                 load_contacts(c, &ids).await?.into_iter().map(|k| (k.id.clone(), k)).collect();
             Ok(ids.into_iter().map(|contact_id| Pending { contact: found.remove(&contact_id), contact_id }).collect())
         })
@@ -533,7 +533,7 @@ impl BroadcastStore for SqlStore {
                 return Ok(0);
             }
             let now = now_ms();
-            let ids: Vec<String> = items
+            let ids: Vec<ContactId> = items
                 .iter()
                 .map(|i| match i {
                     BroadcastItem::Send { contact_id, .. } | BroadcastItem::Fail { contact_id, .. } => {
@@ -543,7 +543,7 @@ impl BroadcastStore for SqlStore {
                 .collect();
             // Read again inside the transaction: a person may have opted out or blocked the bot
             // since the slice was rendered.
-            let mut contacts: HashMap<String, Contact> =
+            let mut contacts: HashMap<ContactId, Contact> =
                 load_contacts(c, &ids).await?.into_iter().map(|k| (k.id.clone(), k)).collect();
             let mut queued = 0;
             for item in items {
@@ -571,7 +571,7 @@ impl BroadcastStore for SqlStore {
                     continue;
                 };
                 let open: Vec<_> = contact.identities.iter().filter(|i| !i.opted_out).cloned().collect();
-                let Some(identity) = next_identity(contact.preferred_channel_id.as_deref(), &open, &[]) else {
+                let Some(identity) = next_identity(contact.preferred_channel_id.as_ref(), &open, &[]) else {
                     let (state, reason) = match () {
                         _ if contact.identities.is_empty() => ("failed", "no identity on any channel"),
                         _ if open.is_empty() => ("skipped", "opted out of broadcasts"),
@@ -879,12 +879,12 @@ pub(crate) async fn fall_back(c: &mut dyn Conn, failed: &okno_domain::model::Mes
         .await?;
         return Ok(());
     }
-    let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
+    let mut tried: Vec<ChannelId> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
     let Some(contact) = load_contacts(c, std::slice::from_ref(&failed.contact_id)).await?.pop() else {
         return Ok(());
     };
     let open: Vec<_> = contact.identities.iter().filter(|i| !i.opted_out).cloned().collect();
-    let Some(next) = next_identity(contact.preferred_channel_id.as_deref(), &open, &tried) else {
+    let Some(next) = next_identity(contact.preferred_channel_id.as_ref(), &open, &tried) else {
         return Ok(());
     };
     let channel_id = next.channel_id.clone();

@@ -4,7 +4,7 @@
 //! but is no longer found or listed.
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId};
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -19,10 +19,10 @@ use crate::{ChannelPatch, NewChannel};
 #[async_trait]
 pub trait ChannelStore: Send + Sync + 'static {
     async fn create_channel(&self, new: NewChannel) -> Result<Channel>;
-    async fn get_channel(&self, id: &str) -> Result<Channel>;
+    async fn get_channel(&self, id: &ChannelId) -> Result<Channel>;
     async fn list_channels(&self) -> Result<Vec<Channel>>;
-    async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel>;
-    async fn delete_channel(&self, id: &str) -> Result<()>;
+    async fn update_channel(&self, id: &ChannelId, patch: ChannelPatch) -> Result<Channel>;
+    async fn delete_channel(&self, id: &ChannelId) -> Result<()>;
 }
 
 #[async_trait]
@@ -40,7 +40,7 @@ impl ChannelStore for SqlStore {
         self.opened(channel)
     }
 
-    async fn get_channel(&self, id: &str) -> Result<Channel> {
+    async fn get_channel(&self, id: &ChannelId) -> Result<Channel> {
         let id = id.to_owned();
         let channel = on!(self.read, |c| {
             let id = id.as_str();
@@ -60,7 +60,7 @@ impl ChannelStore for SqlStore {
         channels.into_iter().map(|ch| self.opened(ch)).collect()
     }
 
-    async fn update_channel(&self, id: &str, patch: ChannelPatch) -> Result<Channel> {
+    async fn update_channel(&self, id: &ChannelId, patch: ChannelPatch) -> Result<Channel> {
         let id = id.to_owned();
         let config = patch.config.as_ref().map(|c| self.sealed_config(c)).transpose()?;
         let patch = ChannelPatch { config, ..patch };
@@ -94,7 +94,7 @@ impl ChannelStore for SqlStore {
         self.opened(channel)
     }
 
-    async fn delete_channel(&self, id: &str) -> Result<()> {
+    async fn delete_channel(&self, id: &ChannelId) -> Result<()> {
         let id = id.to_owned();
         on!(self.write, |c| {
             let id = id.as_str();
@@ -134,7 +134,7 @@ pub(crate) const CHANNEL_COLS: &str = "id, kind, name, config, info, status, sta
 
 pub(crate) fn channel_from(row: &Row) -> Result<Channel> {
     Ok(Channel {
-        id: row.s("id")?,
+        id: row.id("id")?,
         kind: ChannelKind::parse(&row.s("kind")?)?,
         name: row.s("name")?,
         status: row.s("status")?,

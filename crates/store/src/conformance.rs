@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use okno_domain::ids::*;
 use okno_domain::model::*;
 use okno_domain::time::now_ms;
 use okno_domain::ErrorKind;
@@ -91,6 +92,65 @@ pub async fn channels_round_trip(store: Arc<dyn Store>) {
     assert!(store.delete_channel(&ch.id).await.unwrap_err().is_not_found());
 }
 
+/// Typed ids go in and come out of the store as the same ids, on every path that names them:
+/// a channel, a contact with its identity and preferred channel, a conversation, an inbound
+/// message and the outbound one that answers it, and the filters that take them.
+pub async fn typed_ids_round_trip(store: Arc<dyn Store>) {
+    let ch: ChannelId = channel(&*store, "site").await.id;
+    assert_eq!(ch.as_str().len(), 32, "a new id is okno's usual UUIDv7: {ch}");
+    assert_eq!(store.get_channel(&ch).await.unwrap().id, ch);
+    let m = store.record_inbound(inbound(&ch, "u-ids", "ids-1", "hello")).await.unwrap().message;
+    let (contact_id, conversation_id, message_id): (ContactId, ConversationId, MessageId) =
+        (m.contact_id.clone(), m.conversation_id.clone(), m.id.clone());
+    assert_eq!(m.channel_id, ch);
+
+    let contact = store.get_contact(&contact_id).await.unwrap();
+    assert_eq!(contact.id, contact_id);
+    assert_eq!(contact.identities[0].contact_id, contact_id);
+    assert_eq!(contact.identities[0].channel_id, ch);
+    let contact = store
+        .update_contact(&contact_id, ContactInput { preferred_channel_id: Some(ch.clone()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(contact.preferred_channel_id.as_ref(), Some(&ch));
+    assert_eq!(store.get_contacts(std::slice::from_ref(&contact_id)).await.unwrap()[0].id, contact_id);
+
+    let conv = store.get_conversation(&conversation_id).await.unwrap();
+    assert_eq!((&conv.id, &conv.contact.id), (&conversation_id, &contact_id));
+    assert_eq!(conv.last_inbound_channel_id.as_ref(), Some(&ch));
+    assert_eq!(conv.last_message.as_ref().map(|l| &l.id), Some(&message_id));
+    let filter =
+        ConversationFilter { contact_id: Some(contact_id.clone()), channel_id: Some(ch.clone()), ..Default::default() };
+    let listed = store.list_conversations(filter, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|c| &c.id).collect::<Vec<_>>(), vec![&conversation_id]);
+
+    let got = store.get_message(&message_id).await.unwrap();
+    assert_eq!(
+        (&got.id, &got.conversation_id, &got.contact_id, &got.channel_id),
+        (&message_id, &conversation_id, &contact_id, &ch)
+    );
+    let reply = OutboundRequest {
+        reply_to: Some(message_id.clone()),
+        channel_id: Some(ch.clone()),
+        ..send_req(Recipient::Conversation(conversation_id.clone()), "answer")
+    };
+    let (out, _) = store.enqueue_outbound(reply).await.unwrap();
+    assert_eq!((&out.conversation_id, &out.contact_id, &out.channel_id), (&conversation_id, &contact_id, &ch));
+    let out = store.get_message(&out.id).await.unwrap();
+    assert_eq!(out.reply_to.as_ref(), Some(&message_id));
+    let target = store.delivery_target(&out.id).await.unwrap();
+    assert_eq!((&target.channel.id, &target.identity.contact_id), (&ch, &contact_id));
+    let page = store.list_messages(&conversation_id, PageRequest::new(None, None)).await.unwrap();
+    assert_eq!(page.items.iter().map(|m| &m.id).collect::<Vec<_>>(), vec![&message_id, &out.id]);
+
+    // An id serializes as the plain string the API has always shown.
+    let json = serde_json::to_value(&got).unwrap();
+    assert_eq!(json["id"], json!(message_id.as_str()));
+    assert_eq!(json["conversation_id"], json!(conversation_id.as_str()));
+    assert_eq!(serde_json::to_value(&conv).unwrap()["contact"]["id"], json!(contact_id.as_str()));
+    assert!(store.get_message(&MessageId::from("nope")).await.unwrap_err().is_not_found());
+}
+
 pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
     let hook = subscribe(&*store, &[EventType::ContactUpdated]).await;
     let input = ContactInput {
@@ -175,7 +235,7 @@ pub async fn contacts_upsert_by_external_id_and_search(store: Arc<dyn Store>) {
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 5);
     let updates = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap();
     assert_eq!(updates.items.len(), 7, "every contact change emits contact.updated");
-    assert!(store.update_contact("nope", ContactInput::default()).await.unwrap_err().is_not_found());
+    assert!(store.update_contact(&"nope".into(), ContactInput::default()).await.unwrap_err().is_not_found());
 }
 
 /// A group chat is what its platform said it is, not what its id looks like: kept on the
@@ -302,7 +362,7 @@ pub async fn resolved_conversation_reopens_on_new_message(store: Arc<dyn Store>)
         .await
         .unwrap();
     assert_eq!(by_channel.items.len(), 1);
-    assert!(store.update_conversation("nope", ConversationPatch::default()).await.unwrap_err().is_not_found());
+    assert!(store.update_conversation(&"nope".into(), ConversationPatch::default()).await.unwrap_err().is_not_found());
 }
 
 pub async fn conversations_page_by_recent_activity(store: Arc<dyn Store>) {
@@ -506,7 +566,10 @@ pub async fn queues_stay_ordered_and_moving_under_concurrent_writers(store: Arc<
         let queued = w.await.unwrap();
         for (n, id) in queued.iter().enumerate() {
             for later in queued.iter().skip(n + conversations.len()).step_by(conversations.len()) {
-                assert!(position[id] < position[later], "a writer's messages to one conversation went out of order");
+                assert!(
+                    position[id.as_str()] < position[later.as_str()],
+                    "a writer's messages to one conversation went out of order"
+                );
             }
         }
     }
@@ -589,9 +652,9 @@ pub async fn a_batch_of_sends_is_recorded_once_each(store: Arc<dyn Store>) {
         .collect();
     seen.sort();
     let mut expected = vec![
-        (out[0].id.clone(), "sent".to_string()),
-        (out[1].id.clone(), "sent".to_string()),
-        (out[2].id.clone(), "failed".to_string()),
+        (out[0].id.to_string(), "sent".to_string()),
+        (out[1].id.to_string(), "sent".to_string()),
+        (out[2].id.to_string(), "failed".to_string()),
     ];
     expected.sort();
     assert_eq!(seen, expected);
@@ -696,7 +759,7 @@ pub async fn merge_moves_identities_conversations_and_fields(store: Arc<dyn Stor
         store.merge_contacts(&wa.contact_id, &wa.contact_id, None).await.unwrap_err().code,
         "merge_same_contact"
     );
-    assert!(store.merge_contacts(&wa.contact_id, "gone", None).await.unwrap_err().is_not_found());
+    assert!(store.merge_contacts(&wa.contact_id, &"gone".into(), None).await.unwrap_err().is_not_found());
 }
 
 pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) {
@@ -708,7 +771,7 @@ pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) 
     assert_eq!(id.contact_id, employee.id);
     assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 1);
     assert!(store.get_contact(&m.contact_id).await.unwrap().identities.is_empty());
-    assert!(store.attach_identity("nobody", &ch.id, sender("u-5")).await.unwrap_err().is_not_found());
+    assert!(store.attach_identity(&"nobody".into(), &ch.id, sender("u-5")).await.unwrap_err().is_not_found());
 }
 
 pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
@@ -986,7 +1049,7 @@ pub async fn link_codes_link_once_and_fold_in_the_contact_okno_made(store: Arc<d
         LinkOutcome::Linked(_)
     ));
     assert_eq!(store.get_contact(&employee.id).await.unwrap().identities.len(), 2);
-    assert!(store.create_link_code("nobody", 1000, None).await.unwrap_err().is_not_found());
+    assert!(store.create_link_code(&"nobody".into(), 1000, None).await.unwrap_err().is_not_found());
     assert!(!crate::is_link_code("PASSWORD") && !crate::is_link_code("12345678") && !crate::is_link_code("AB12"));
 }
 
@@ -1139,7 +1202,7 @@ pub async fn events_are_idempotent_notify_once_fall_back_and_collect_answers(sto
     let ev = store.get_event(&event_id).await.unwrap();
     assert_eq!(ev.deliveries.len(), 1);
     assert_eq!(ev.deliveries[0].channel_id.as_deref(), Some(tg.id.as_str()));
-    let fallback_id = ev.deliveries[0].message_id.clone().unwrap();
+    let fallback_id = MessageId::from(ev.deliveries[0].message_id.clone().unwrap());
     assert_ne!(fallback_id, sent.id);
     assert_eq!(ev.deliveries[0].status, "queued");
     assert_eq!(ev.unresolved.len(), 2, "the store records an unreachable person itself");
@@ -1263,7 +1326,7 @@ pub async fn notify_all_queues_each_person_once_in_order(store: Arc<dyn Store>) 
     let record = store.get_event(&ev.id).await.unwrap();
     assert_eq!(record.deliveries.len(), 231, "the earlier one and the 230 just queued");
     let delivered: HashSet<_> = record.deliveries.iter().filter_map(|d| d.message_id.clone()).collect();
-    assert!(queued.iter().all(|m| delivered.contains(&m.id)) && delivered.contains(&earlier.id));
+    assert!(queued.iter().all(|m| delivered.contains(m.id.as_str())) && delivered.contains(earlier.id.as_str()));
     assert_eq!(
         record.unresolved.iter().map(|u| (u.recipient.clone(), u.reason.clone())).collect::<Vec<_>>(),
         vec![(format!("contact {}", lonely.id), "no identity on any channel".to_string()); 2]

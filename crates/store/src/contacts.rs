@@ -15,7 +15,7 @@
 //!   nothing (no event, no audit line).
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId, ContactId};
 use okno_domain::model::{ChannelKind, Contact, ContactInput, EventType, Identity, Page};
 use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, ErrorKind, Result};
@@ -79,7 +79,7 @@ pub trait ContactEditStore: Send + Sync + 'static {
     /// `contact.updated`. Nothing changed: nothing written. Conflicts: `contact_changed` (the
     /// contact changed after `seen_at`), `external_id_taken`; `contact_empty` when it would
     /// keep none of name, phone, email and external id.
-    async fn edit_contact(&self, id: &str, edit: ContactEdit, actor: &str) -> Result<Contact>;
+    async fn edit_contact(&self, id: &ContactId, edit: ContactEdit, actor: &str) -> Result<Contact>;
 }
 
 fn external_id_taken(ext: &str) -> Error {
@@ -238,7 +238,7 @@ impl ContactEditStore for SqlStore {
         on!(self.write, |c| create(c, &input, &actor).await)
     }
 
-    async fn edit_contact(&self, id: &str, change: ContactEdit, actor: &str) -> Result<Contact> {
+    async fn edit_contact(&self, id: &ContactId, change: ContactEdit, actor: &str) -> Result<Contact> {
         let (id, actor) = (id.to_owned(), actor.to_owned());
         on!(self.write, |c| edit(c, &id, &change, &actor).await)
     }
@@ -250,24 +250,29 @@ pub trait ContactStore: Send + Sync + 'static {
     /// With an `external_id`: insert or update that contact (`true` when created).
     /// Without: always a new contact.
     async fn upsert_contact(&self, input: ContactInput) -> Result<(Contact, bool)>;
-    async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact>;
-    async fn get_contact(&self, id: &str) -> Result<Contact>;
+    async fn update_contact(&self, id: &ContactId, input: ContactInput) -> Result<Contact>;
+    async fn get_contact(&self, id: &ContactId) -> Result<Contact>;
     /// Several contacts at once, in the order of `ids`; ids of no contact are left out.
-    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>>;
+    async fn get_contacts(&self, ids: &[ContactId]) -> Result<Vec<Contact>>;
     async fn find_contacts(&self, filter: ContactFilter, page: PageRequest) -> Result<Page<Contact>>;
     /// Moves `other`'s identities, conversations and messages into `keep`, fills `keep`'s empty
     /// fields from `other`, unites the groups and removes `other`; `audit`, when given, is
     /// written in the same transaction.
-    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact>;
+    async fn merge_contacts(&self, keep: &ContactId, other: &ContactId, audit: Option<NewAudit>) -> Result<Contact>;
     /// Attaches an identity to a contact (e.g. after a link code), moving it if needed.
-    async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity>;
+    async fn attach_identity(
+        &self,
+        contact_id: &ContactId,
+        channel_id: &ChannelId,
+        sender: InboundSender,
+    ) -> Result<Identity>;
     /// Ids of the contacts matching a filter (all of them, no paging).
-    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>>;
+    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<ContactId>>;
     /// Gives contacts an identity on a channel that reaches people by phone number (SMS):
     /// `(contact_id, number)` pairs, the number as the channel names people. An identity the
     /// number already has stays where it is. Never seen, the identity comes last among a
     /// person's channels. Returns how many were added.
-    async fn add_phone_identities(&self, channel_id: &str, people: Vec<(String, String)>) -> Result<u64>;
+    async fn add_phone_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64>;
 }
 
 #[async_trait]
@@ -282,7 +287,7 @@ impl ContactStore for SqlStore {
         .await
     }
 
-    async fn update_contact(&self, id: &str, input: ContactInput) -> Result<Contact> {
+    async fn update_contact(&self, id: &ContactId, input: ContactInput) -> Result<Contact> {
         let id = id.to_owned();
         on!(self.write, |c| {
             let id = id.as_str();
@@ -292,7 +297,7 @@ impl ContactStore for SqlStore {
         })
     }
 
-    async fn get_contact(&self, id: &str) -> Result<Contact> {
+    async fn get_contact(&self, id: &ContactId) -> Result<Contact> {
         let id = id.to_owned();
         on!(self.read, |c| {
             let id = id.as_str();
@@ -300,7 +305,7 @@ impl ContactStore for SqlStore {
         })
     }
 
-    async fn get_contacts(&self, ids: &[String]) -> Result<Vec<Contact>> {
+    async fn get_contacts(&self, ids: &[ContactId]) -> Result<Vec<Contact>> {
         let ids = ids.to_vec();
         on!(self.read, |c| load_contacts(c, &ids).await)
     }
@@ -322,7 +327,7 @@ impl ContactStore for SqlStore {
         })
     }
 
-    async fn merge_contacts(&self, keep: &str, other: &str, audit: Option<NewAudit>) -> Result<Contact> {
+    async fn merge_contacts(&self, keep: &ContactId, other: &ContactId, audit: Option<NewAudit>) -> Result<Contact> {
         let keep = keep.to_owned();
         let other = other.to_owned();
         on!(self.write, |c| {
@@ -332,7 +337,12 @@ impl ContactStore for SqlStore {
         })
     }
 
-    async fn attach_identity(&self, contact_id: &str, channel_id: &str, sender: InboundSender) -> Result<Identity> {
+    async fn attach_identity(
+        &self,
+        contact_id: &ContactId,
+        channel_id: &ChannelId,
+        sender: InboundSender,
+    ) -> Result<Identity> {
         let contact_id = contact_id.to_owned();
         let channel_id = channel_id.to_owned();
         on!(self.write, |c| {
@@ -362,14 +372,14 @@ impl ContactStore for SqlStore {
         })
     }
 
-    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<String>> {
+    async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<ContactId>> {
         on!(self.read, |c| {
             let mut q = contact_query(&filter);
             q.push(" ORDER BY c.id");
-            c.rows(&q.text, &q.args).await?.iter().map(|r| r.s("id")).collect()
+            c.rows(&q.text, &q.args).await?.iter().map(|r| r.id("id")).collect()
         })
     }
-    async fn add_phone_identities(&self, channel_id: &str, people: Vec<(String, String)>) -> Result<u64> {
+    async fn add_phone_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64> {
         if people.is_empty() {
             return Ok(0);
         }
@@ -398,9 +408,9 @@ pub(crate) const IDENTITY_COLS: &str = "i.id, i.contact_id, i.channel_id, ch.kin
 
 pub(crate) fn identity_from(row: &Row) -> Result<Identity> {
     Ok(Identity {
-        id: row.s("id")?,
-        contact_id: row.s("contact_id")?,
-        channel_id: row.s("channel_id")?,
+        id: row.id("id")?,
+        contact_id: row.id("contact_id")?,
+        channel_id: row.id("channel_id")?,
         kind: ChannelKind::parse(&row.s("kind")?)?,
         user_id: row.s("user_id")?,
         chat_id: row.s("chat_id")?,
@@ -415,14 +425,14 @@ pub(crate) fn identity_from(row: &Row) -> Result<Identity> {
 
 fn contact_from(row: &Row, groups: Vec<String>, identities: Vec<Identity>) -> Result<Contact> {
     Ok(Contact {
-        id: row.s("id")?,
+        id: row.id("id")?,
         external_id: row.os("external_id")?,
         name: row.os("name")?,
         phone: row.os("phone")?,
         email: row.os("email")?,
         groups,
         attrs: row.js("attrs")?,
-        preferred_channel_id: row.os("preferred_channel_id")?,
+        preferred_channel_id: row.oid("preferred_channel_id")?,
         identities,
         created_at: row.i("created_at")?,
         updated_at: row.i("updated_at")?,
@@ -457,13 +467,13 @@ pub(crate) async fn load_contact(c: &mut dyn Conn, id: &str) -> Result<Contact> 
 
 /// Several contacts in three queries per 500 (not one contact in three); the ids not found
 /// are left out, the rest keep their order.
-pub(crate) async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Vec<Contact>> {
+pub(crate) async fn load_contacts(c: &mut dyn Conn, ids: &[impl AsRef<str> + Sync]) -> Result<Vec<Contact>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let list = |start: &str, end: &str| {
             let mut q = Sql::new(start);
             for (n, id) in chunk.iter().enumerate() {
-                q.push(if n == 0 { "" } else { ", " }).bind_s(id);
+                q.push(if n == 0 { "" } else { ", " }).bind_s(id.as_ref());
             }
             q.push(end);
             q
@@ -484,11 +494,12 @@ pub(crate) async fn load_contacts(c: &mut dyn Conn, ids: &[String]) -> Result<Ve
         let mut identities: std::collections::HashMap<String, Vec<Identity>> = Default::default();
         for r in c.rows(&q.text, &q.args).await? {
             let identity = identity_from(&r)?;
-            identities.entry(identity.contact_id.clone()).or_default().push(identity);
+            identities.entry(identity.contact_id.to_string()).or_default().push(identity);
         }
         let mut found: std::collections::HashMap<String, Row> =
             rows.into_iter().map(|r| Ok((r.s("id")?, r))).collect::<Result<_>>()?;
         for id in chunk {
+            let id = id.as_ref();
             if let Some(row) = found.remove(id) {
                 out.push(contact_from(
                     &row,

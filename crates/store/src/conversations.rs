@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use okno_domain::files::safe_file_name;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ConversationId, MessageId};
 use okno_domain::model::{
     Attachment, ContactInput, Conversation, ConversationStatus, Direction, EventType, Keyboard, Message, MessageStatus,
     Page,
@@ -33,18 +33,18 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// the `message.received`/`button.pressed` events (or an attachment-fetch job first).
     async fn record_inbound(&self, msg: InboundMessage) -> Result<Inbound>;
     async fn list_conversations(&self, filter: ConversationFilter, page: PageRequest) -> Result<Page<Conversation>>;
-    async fn get_conversation(&self, id: &str) -> Result<Conversation>;
+    async fn get_conversation(&self, id: &ConversationId) -> Result<Conversation>;
     /// Emits `conversation.updated` when something changed.
-    async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation>;
-    async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>>;
-    async fn get_message(&self, id: &str) -> Result<Message>;
+    async fn update_conversation(&self, id: &ConversationId, patch: ConversationPatch) -> Result<Conversation>;
+    async fn list_messages(&self, conversation_id: &ConversationId, page: PageRequest) -> Result<Page<Message>>;
+    async fn get_message(&self, id: &MessageId) -> Result<Message>;
     /// Wakes a snoozed conversation (open again) if it is still snoozed as the job `id:until`
     /// saw it; emits `conversation.updated`.
     async fn wake_snoozed(&self, job_ref: &str) -> Result<bool>;
     /// Adds an operator's private note to a conversation.
-    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note>;
+    async fn add_note(&self, conversation_id: &ConversationId, author: &str, text: &str) -> Result<Note>;
     /// A conversation's notes, oldest first.
-    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>>;
+    async fn list_notes(&self, conversation_id: &ConversationId) -> Result<Vec<Note>>;
 }
 
 #[async_trait]
@@ -125,7 +125,7 @@ impl ConversationStore for SqlStore {
         })
     }
 
-    async fn get_conversation(&self, id: &str) -> Result<Conversation> {
+    async fn get_conversation(&self, id: &ConversationId) -> Result<Conversation> {
         let id = id.to_owned();
         on!(self.read, |c| {
             let id = id.as_str();
@@ -133,7 +133,7 @@ impl ConversationStore for SqlStore {
         })
     }
 
-    async fn update_conversation(&self, id: &str, patch: ConversationPatch) -> Result<Conversation> {
+    async fn update_conversation(&self, id: &ConversationId, patch: ConversationPatch) -> Result<Conversation> {
         let id = id.to_owned();
         on!(self.write, |c| {
             let id = id.as_str();
@@ -191,7 +191,7 @@ impl ConversationStore for SqlStore {
         })
     }
 
-    async fn list_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<Message>> {
+    async fn list_messages(&self, conversation_id: &ConversationId, page: PageRequest) -> Result<Page<Message>> {
         let conversation_id = conversation_id.to_owned();
         on!(self.read, |c| {
             let conversation_id = conversation_id.as_str();
@@ -211,12 +211,12 @@ impl ConversationStore for SqlStore {
                 items.push(message_from(c, row).await?);
             }
             let next =
-                (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.clone())).flatten();
+                (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.to_string())).flatten();
             Ok(Page { items, next })
         })
     }
 
-    async fn get_message(&self, id: &str) -> Result<Message> {
+    async fn get_message(&self, id: &MessageId) -> Result<Message> {
         let id = id.to_owned();
         on!(self.read, |c| {
             let id = id.as_str();
@@ -244,7 +244,7 @@ impl ConversationStore for SqlStore {
         })
     }
 
-    async fn add_note(&self, conversation_id: &str, author: &str, text: &str) -> Result<Note> {
+    async fn add_note(&self, conversation_id: &ConversationId, author: &str, text: &str) -> Result<Note> {
         let (conversation_id, author, text) = (conversation_id.to_owned(), author.to_owned(), text.to_owned());
         on!(self.write, |c| {
             load_conversation(c, &conversation_id).await?;
@@ -258,7 +258,7 @@ impl ConversationStore for SqlStore {
         })
     }
 
-    async fn list_notes(&self, conversation_id: &str) -> Result<Vec<Note>> {
+    async fn list_notes(&self, conversation_id: &ConversationId) -> Result<Vec<Note>> {
         let conversation_id = conversation_id.to_owned();
         on!(self.read, |c| {
             c.rows(
@@ -271,7 +271,7 @@ impl ConversationStore for SqlStore {
             .map(|r| {
                 Ok(Note {
                     id: r.s("id")?,
-                    conversation_id: r.s("conversation_id")?,
+                    conversation_id: r.id("conversation_id")?,
                     author: r.s("author")?,
                     text: r.s("text")?,
                     created_at: r.i("created_at")?,
@@ -295,10 +295,10 @@ async fn message_from(c: &mut dyn Conn, row: &Row) -> Result<Message> {
 pub(crate) fn message_with(row: &Row, attachments: Vec<Attachment>) -> Result<Message> {
     let buttons: Keyboard = serde_json::from_value(row.js("buttons")?).unwrap_or_default();
     Ok(Message {
-        id: row.s("id")?,
-        conversation_id: row.s("conversation_id")?,
-        contact_id: row.s("contact_id")?,
-        channel_id: row.s("channel_id")?,
+        id: row.id("id")?,
+        conversation_id: row.id("conversation_id")?,
+        contact_id: row.id("contact_id")?,
+        channel_id: row.id("channel_id")?,
         direction: Direction::parse(&row.s("direction")?)?,
         text: row.os("text")?,
         attachments,
@@ -308,7 +308,7 @@ pub(crate) fn message_with(row: &Row, attachments: Vec<Attachment>) -> Result<Me
         external_id: row.os("external_id")?,
         button_data: row.os("button_data")?,
         button_label: row.os("button_label")?,
-        reply_to: row.os("reply_to")?,
+        reply_to: row.oid("reply_to")?,
         edited: row.flag("edited")?,
         author: row.os("author")?,
         created_at: row.i("created_at")?,
@@ -335,14 +335,14 @@ async fn conversation_from(c: &mut dyn Conn, row: &Row) -> Result<Conversation> 
         None => None,
     };
     Ok(Conversation {
-        id: row.s("id")?,
+        id: row.id("id")?,
         contact,
         status: ConversationStatus::parse(&row.s("status")?)?,
         assignee: row.os("assignee")?,
         labels: serde_json::from_value(row.js("labels")?).unwrap_or_default(),
         unread: row.i("unread")?,
         last_message,
-        last_inbound_channel_id: row.os("last_inbound_channel_id")?,
+        last_inbound_channel_id: row.oid("last_inbound_channel_id")?,
         snoozed_until: row.oi("snoozed_until")?,
         last_message_at: row.i("last_message_at")?,
         created_at: row.i("created_at")?,
@@ -558,7 +558,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                     args![&msg.channel_id, ext],
                 )
                 .await?
-                .map(|r| r.s("id"))
+                .map(|r| r.id("id"))
                 .transpose()?,
             (None, None) => None,
         };
@@ -612,7 +612,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 state: state.to_string(),
                 note: note.map(str::to_string),
                 source_url: source.map(str::to_string),
-                message_id: Some(id.clone()),
+                message_id: Some(id.as_str().into()),
             });
             c.exec(
                 "INSERT INTO attachments (id, message_id, name, mime, size, sha256, state, note, source_url, created_at) \
@@ -626,9 +626,9 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         )
         .await?;
         let message = Message {
-            id: id.clone(),
-            conversation_id: conversation_id.clone(),
-            contact_id: contact_id.clone(),
+            id: id.as_str().into(),
+            conversation_id: conversation_id.as_str().into(),
+            contact_id: contact_id.as_str().into(),
             channel_id: msg.channel_id.clone(),
             direction: Direction::In,
             text: msg.text.clone(),

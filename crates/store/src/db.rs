@@ -4,6 +4,7 @@
 //! thread (see `lite.rs` for why).
 
 use async_trait::async_trait;
+use okno_domain::ids::{ChannelId, ContactId, ConversationId, IdentityId, MessageId};
 use okno_domain::{Error, Result};
 use serde_json::Value;
 
@@ -69,6 +70,38 @@ impl From<Option<&String>> for Arg {
     }
 }
 
+/// Typed ids bind as their text.
+macro_rules! id_args {
+    ($($id:ty),*) => {$(
+        impl From<$id> for Arg {
+            fn from(v: $id) -> Self {
+                Arg::Text(v.into_string())
+            }
+        }
+        impl From<&$id> for Arg {
+            fn from(v: &$id) -> Self {
+                Arg::Text(v.as_str().to_owned())
+            }
+        }
+        impl From<Option<$id>> for Arg {
+            fn from(v: Option<$id>) -> Self {
+                v.map_or(Arg::NullText, |v| Arg::Text(v.into_string()))
+            }
+        }
+        impl From<&Option<$id>> for Arg {
+            fn from(v: &Option<$id>) -> Self {
+                v.as_ref().map_or(Arg::NullText, |v| Arg::Text(v.as_str().to_owned()))
+            }
+        }
+        impl From<Option<&$id>> for Arg {
+            fn from(v: Option<&$id>) -> Self {
+                v.map_or(Arg::NullText, |v| Arg::Text(v.as_str().to_owned()))
+            }
+        }
+    )*};
+}
+id_args!(ChannelId, ContactId, ConversationId, IdentityId, MessageId);
+
 /// `args![a, b]` → `&[Arg::from(a), Arg::from(b)]`.
 macro_rules! args {
     ($($a:expr),* $(,)?) => { &[$($crate::db::Arg::from($a)),*] };
@@ -120,6 +153,16 @@ impl Row {
             Val::Text(s) => Ok(Some(s.clone())),
             Val::Int(i) => Ok(Some(i.to_string())),
         }
+    }
+
+    /// A text column as a typed id.
+    pub fn id<T: From<String>>(&self, col: &str) -> Result<T> {
+        self.s(col).map(T::from)
+    }
+
+    /// A nullable text column as a typed id.
+    pub fn oid<T: From<String>>(&self, col: &str) -> Result<Option<T>> {
+        Ok(self.os(col)?.map(T::from))
     }
 
     pub fn i(&self, col: &str) -> Result<i64> {

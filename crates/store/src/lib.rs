@@ -29,6 +29,7 @@
 //! and runs against both backends.
 
 use async_trait::async_trait;
+use okno_domain::ids::{ChannelId, ContactId, ConversationId, MessageId};
 use okno_domain::model::*;
 use okno_domain::time::Millis;
 use serde_json::Value;
@@ -273,8 +274,8 @@ pub struct ContactFilter {
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
     pub status: Option<ConversationStatus>,
-    pub contact_id: Option<String>,
-    pub channel_id: Option<String>,
+    pub contact_id: Option<ContactId>,
+    pub channel_id: Option<ChannelId>,
     /// `Some(None)`: unassigned only.
     pub assignee: Option<Option<String>>,
     pub label: Option<String>,
@@ -298,7 +299,7 @@ pub struct ConversationPatch {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Note {
     pub id: String,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Who wrote it (`operator:anna`, `token:crm`).
     pub author: String,
     pub text: String,
@@ -330,8 +331,8 @@ pub struct Inbound {
 /// Who an outbound message goes to.
 #[derive(Debug, Clone)]
 pub enum Recipient {
-    Conversation(String),
-    Contact(String),
+    Conversation(ConversationId),
+    Contact(ContactId),
     ExternalId(String),
 }
 
@@ -339,14 +340,14 @@ pub enum Recipient {
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {
     pub to: Recipient,
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     pub text: Option<String>,
     pub buttons: Keyboard,
     /// Ids of attachments already in the store.
     pub attachment_ids: Vec<String>,
     pub idempotency_key: Option<String>,
     pub author: Option<String>,
-    pub reply_to: Option<String>,
+    pub reply_to: Option<MessageId>,
     /// Platform sending options, e.g. `{"reply_keyboard": [["Да", "Нет"]]}` or
     /// `{"remove_keyboard": true}`.
     pub options: Value,
@@ -355,7 +356,7 @@ pub struct OutboundRequest {
 /// A message that went out, with the send job that sent it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentMessage {
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The platform's id for it.
     pub external_id: Option<String>,
     /// The send job.
@@ -484,7 +485,7 @@ pub struct AnswerRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkCode {
     pub code: String,
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub expires_at: Millis,
 }
 
@@ -501,7 +502,7 @@ pub enum LinkOutcome {
 /// A file the attachment store now holds.
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     pub name: String,
     pub mime: String,
     pub size: i64,

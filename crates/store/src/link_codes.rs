@@ -3,7 +3,7 @@
 //! them. A contact okno made on its own when the person first wrote is merged into that one.
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId, ContactId};
 use okno_domain::time::now_ms;
 use okno_domain::Result;
 use serde_json::json;
@@ -20,15 +20,15 @@ use crate::{InboundSender, LinkCode, LinkOutcome, NewAudit};
 pub trait LinkCodeStore: Send + Sync + 'static {
     /// A new one-time code for `contact_id`, valid for `ttl_ms`; `audit`, when given, is
     /// written in the same transaction.
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
+    async fn create_link_code(&self, contact_id: &ContactId, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode>;
     /// Redeems a code for the person `sender` on `channel_id`. A contact okno made on its own
     /// for that person (no external id) is merged into the linked one.
-    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome>;
+    async fn redeem_link_code(&self, code: &str, channel_id: &ChannelId, sender: InboundSender) -> Result<LinkOutcome>;
 }
 
 #[async_trait]
 impl LinkCodeStore for SqlStore {
-    async fn create_link_code(&self, contact_id: &str, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode> {
+    async fn create_link_code(&self, contact_id: &ContactId, ttl_ms: i64, audit: Option<NewAudit>) -> Result<LinkCode> {
         let contact_id = contact_id.to_owned();
         on!(self.write, |c| {
             load_contact(c, &contact_id).await?;
@@ -44,7 +44,7 @@ impl LinkCodeStore for SqlStore {
         })
     }
 
-    async fn redeem_link_code(&self, code: &str, channel_id: &str, sender: InboundSender) -> Result<LinkOutcome> {
+    async fn redeem_link_code(&self, code: &str, channel_id: &ChannelId, sender: InboundSender) -> Result<LinkOutcome> {
         let code = code.trim().to_uppercase();
         let channel_id = channel_id.to_owned();
         on!(self.write, |c| {

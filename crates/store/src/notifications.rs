@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ChannelId};
 use okno_domain::model::{Identity, Message};
 use okno_domain::routing::next_identity;
 use okno_domain::time::now_ms;
@@ -72,7 +72,7 @@ pub(crate) async fn notify_many(c: &mut dyn Conn, ns: Vec<Notification>) -> Resu
 /// the event, their current conversation and the identities that reach them.
 #[derive(Default)]
 pub(crate) struct Reachable {
-    preferred: Option<String>,
+    preferred: Option<ChannelId>,
     known: bool,
     conversation_id: Option<String>,
     identities: Vec<Identity>,
@@ -108,7 +108,7 @@ async fn notify_chunk(
     let mut people: HashMap<String, Reachable> = HashMap::new();
     for row in &rows {
         let person = people.entry(row.s("person")?).or_default();
-        person.preferred = row.os("preferred_channel_id")?;
+        person.preferred = row.oid("preferred_channel_id")?;
         person.known = row.flag("known")?;
         person.conversation_id = row.os("conversation_id")?;
         if row.os("id")?.is_some() {
@@ -142,7 +142,7 @@ async fn notify_chunk(
             outcomes.push(Some(NotifyOutcome::AlreadyNotified));
             continue;
         }
-        let Some(identity) = next_identity(person.preferred.as_deref(), &person.identities, &[]) else {
+        let Some(identity) = next_identity(person.preferred.as_ref(), &person.identities, &[]) else {
             let (code, reason) = if person.identities.is_empty() {
                 ("no_identity", "no identity on any channel")
             } else {
@@ -159,7 +159,7 @@ async fn notify_chunk(
             None => current_conversation(c, &n.contact_id, false).await?.0,
         };
         let req = OutboundRequest {
-            to: Recipient::Contact(n.contact_id.clone()),
+            to: Recipient::Contact(n.contact_id.as_str().into()),
             channel_id: Some(channel_id.clone()),
             text: Some(n.text),
             buttons: n.buttons,
@@ -252,9 +252,9 @@ pub(crate) async fn fall_back(c: &mut dyn Conn, failed: &Message) -> Result<()> 
     else {
         return crate::broadcasts::fall_back(c, failed).await;
     };
-    let mut tried: Vec<String> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
+    let mut tried: Vec<ChannelId> = serde_json::from_value(row.js("tried")?).unwrap_or_default();
     let contact = load_contact(c, &failed.contact_id).await?;
-    let Some(next) = next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &tried) else {
+    let Some(next) = next_identity(contact.preferred_channel_id.as_ref(), &contact.identities, &tried) else {
         return Ok(());
     };
     let channel_id = next.channel_id.clone();

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, ContactId, ConversationId, MessageId};
 use okno_domain::model::{Contact, Direction, EventType, Identity, Message, MessageStatus};
 use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
@@ -31,15 +31,21 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Writes the message and its `send` job in one transaction. With a known idempotency key
     /// returns the first message and `true`.
     async fn enqueue_outbound(&self, req: OutboundRequest) -> Result<(Message, bool)>;
-    async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget>;
+    async fn delivery_target(&self, message_id: &MessageId) -> Result<DeliveryTarget>;
     /// Marks a message sent and emits `message.status`.
-    async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()>;
+    async fn mark_sent(&self, message_id: &MessageId, external_id: Option<String>) -> Result<()>;
     /// Marks a message failed with a reason, optionally flags the identity, emits `message.status`.
-    async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
+    async fn mark_failed(&self, message_id: &MessageId, error: &str, flag: Option<IdentityFlag>) -> Result<()>;
     /// `mark_sent`, and ends the message's send job `seq` in the same transaction if `owner`
     /// still holds it. `false` when the lease was lost: the job is left to its new owner (the
     /// message is marked sent all the same, as it went out).
-    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool>;
+    async fn finish_send(
+        &self,
+        message_id: &MessageId,
+        external_id: Option<String>,
+        seq: i64,
+        owner: &str,
+    ) -> Result<bool>;
     /// `finish_send` for several messages in one transaction; for each, whether its job was
     /// ended (`false`: the lease was lost).
     async fn finish_sends(&self, sent: Vec<SentMessage>, owner: &str) -> Result<Vec<bool>>;
@@ -47,7 +53,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// it (`false` when the lease was lost).
     async fn fail_send(
         &self,
-        message_id: &str,
+        message_id: &MessageId,
         error: &str,
         flag: Option<IdentityFlag>,
         seq: i64,
@@ -81,7 +87,7 @@ impl OutboxStore for SqlStore {
         .await
     }
 
-    async fn delivery_target(&self, message_id: &str) -> Result<DeliveryTarget> {
+    async fn delivery_target(&self, message_id: &MessageId) -> Result<DeliveryTarget> {
         let message_id = message_id.to_owned();
         let target = on!(self.read, |c| {
             let message_id = message_id.as_str();
@@ -132,17 +138,23 @@ impl OutboxStore for SqlStore {
         Ok(DeliveryTarget { channel: self.opened(target.channel)?, ..target })
     }
 
-    async fn mark_sent(&self, message_id: &str, external_id: Option<String>) -> Result<()> {
+    async fn mark_sent(&self, message_id: &MessageId, external_id: Option<String>) -> Result<()> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| record_sent(c, &[(&message_id, external_id.as_deref())]).await)
     }
 
-    async fn mark_failed(&self, message_id: &str, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
+    async fn mark_failed(&self, message_id: &MessageId, error: &str, flag: Option<IdentityFlag>) -> Result<()> {
         let (message_id, error) = (message_id.to_owned(), error.to_owned());
         on!(self.write, |c| record_failed(c, &message_id, &error, flag).await)
     }
 
-    async fn finish_send(&self, message_id: &str, external_id: Option<String>, seq: i64, owner: &str) -> Result<bool> {
+    async fn finish_send(
+        &self,
+        message_id: &MessageId,
+        external_id: Option<String>,
+        seq: i64,
+        owner: &str,
+    ) -> Result<bool> {
         let sent = SentMessage { message_id: message_id.to_owned(), external_id, seq };
         Ok(self.finish_sends(vec![sent], owner).await?.first().copied().unwrap_or(false))
     }
@@ -172,7 +184,7 @@ impl OutboxStore for SqlStore {
 
     async fn fail_send(
         &self,
-        message_id: &str,
+        message_id: &MessageId,
         error: &str,
         flag: Option<IdentityFlag>,
         seq: i64,
@@ -437,14 +449,14 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
                 .row("SELECT contact_id, last_inbound_channel_id FROM conversations WHERE id = $1", args![id])
                 .await?
                 .ok_or_else(|| Error::not_found("conversation", id))?;
-            (row.s("contact_id")?, id.clone(), row.os("last_inbound_channel_id")?)
+            (row.id::<ContactId>("contact_id")?, id.clone(), row.os("last_inbound_channel_id")?)
         }
         Recipient::Contact(id) => {
             if loaded.as_ref().is_none_or(|l| &l.id != id) {
                 load_contact(c, id).await?;
             }
             let (conv, _, last_inbound) = current_conversation(c, id, false).await?;
-            (id.clone(), conv, last_inbound)
+            (id.clone(), ConversationId::from(conv), last_inbound)
         }
         Recipient::ExternalId(ext) => {
             let row = c.row("SELECT id FROM contacts WHERE external_id = $1", args![ext]).await?.ok_or_else(|| {
@@ -454,9 +466,9 @@ async fn enqueue_with(c: &mut dyn Conn, req: OutboundRequest, loaded: Option<Con
                     format!("no contact with external_id `{ext}`"),
                 )
             })?;
-            let id = row.s("id")?;
+            let id: ContactId = row.id("id")?;
             let (conv, _, last_inbound) = current_conversation(c, &id, false).await?;
-            (id, conv, last_inbound)
+            (id, ConversationId::from(conv), last_inbound)
         }
     };
     let contact = match loaded {
@@ -605,10 +617,10 @@ pub(crate) async fn insert_outbounds(c: &mut dyn Conn, items: &[Outbound<'_>], l
             }
             // Everything in the message was just written: it is built here rather than read back.
             out.push(Message {
-                id,
-                conversation_id: o.conversation_id.to_string(),
-                contact_id: o.contact_id.to_string(),
-                channel_id: o.channel_id.to_string(),
+                id: id.into(),
+                conversation_id: o.conversation_id.into(),
+                contact_id: o.contact_id.into(),
+                channel_id: o.channel_id.into(),
                 direction: Direction::Out,
                 text: o.req.text.clone(),
                 attachments: Vec::new(),
@@ -646,7 +658,7 @@ fn choose_identity<'a>(
     if let Some(found) = last_inbound.and_then(on).filter(|i| !i.blocked) {
         return Ok(found);
     }
-    okno_domain::routing::next_identity(contact.preferred_channel_id.as_deref(), &contact.identities, &[])
+    okno_domain::routing::next_identity(contact.preferred_channel_id.as_ref(), &contact.identities, &[])
         .or_else(|| contact.identities.first())
         .ok_or_else(|| Error::unprocessable("no_identity", "the contact has no identity on any channel"))
 }

@@ -5,6 +5,7 @@
 //! sending options changed).
 
 use async_trait::async_trait;
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::{EventType, Keyboard, Message, MessageStatus};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -22,39 +23,39 @@ use crate::webhooks::{deliver, emit, subscribers};
 #[async_trait]
 pub trait ReceivingStore: Send + Sync + 'static {
     /// Takes (or renews) the lease on polling a channel; `false` when another owner holds it.
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool>;
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()>;
+    async fn take_channel_lease(&self, channel_id: &ChannelId, owner: &str, lease_ms: i64) -> Result<bool>;
+    async fn drop_channel_lease(&self, channel_id: &ChannelId, owner: &str) -> Result<()>;
     /// Where a poller goes on from, as its platform wrote it (none: from the start).
-    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>>;
-    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()>;
+    async fn poll_cursor(&self, channel_id: &ChannelId) -> Result<Option<String>>;
+    async fn set_poll_cursor(&self, channel_id: &ChannelId, cursor: &str) -> Result<()>;
     /// A short token standing for button data too long for the platform (same data, same token).
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String>;
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>>;
+    async fn callback_token(&self, channel_id: &ChannelId, data: &str) -> Result<String>;
+    async fn callback_data(&self, channel_id: &ChannelId, token: &str) -> Result<Option<String>>;
     /// An inbound message was edited: updates its text and marks it edited (emits `message.edited`).
     async fn record_edit(
         &self,
-        channel_id: &str,
+        channel_id: &ChannelId,
         user_id: &str,
         external_id: &str,
         text: Option<String>,
     ) -> Result<Option<Message>>;
     /// The person blocked (or unblocked) the channel.
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()>;
+    async fn set_identity_blocked(&self, channel_id: &ChannelId, user_id: &str, blocked: bool) -> Result<()>;
     /// A chat got a new id (a Telegram group upgraded to a supergroup).
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()>;
+    async fn move_chat(&self, channel_id: &ChannelId, from: &str, to: &str) -> Result<()>;
     /// Replaces a message's sending options (e.g. how many parts are already delivered).
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
+    async fn set_message_options(&self, message_id: &MessageId, options: Value) -> Result<()>;
     /// Replaces a message's buttons (after the platform changed them).
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message>;
+    async fn set_message_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message>;
     /// Applies delivery receipts for messages okno sent on a channel (named by the platform's
     /// id), in one transaction. A status only moves forward — `sent` → `delivered` → `read`,
     /// `failed` while not yet delivered — so a receipt repeated or arriving out of order changes
     /// nothing. Each change emits `message.status`; a failure falls back to the person's next
     /// channel like a refused send. Returns the ids of the messages changed.
-    async fn record_receipts(&self, channel_id: &str, receipts: Vec<Receipt>) -> Result<Vec<String>>;
+    async fn record_receipts(&self, channel_id: &ChannelId, receipts: Vec<Receipt>) -> Result<Vec<MessageId>>;
     /// What the conversation is about on its platform (an Avito ad), as its latest inbound
     /// message that said so named it.
-    async fn platform_context(&self, conversation_id: &str) -> Result<Option<Value>>;
+    async fn platform_context(&self, conversation_id: &ConversationId) -> Result<Option<Value>>;
 }
 
 /// A platform's word on a message okno sent.
@@ -80,7 +81,7 @@ fn moves_from(status: MessageStatus) -> Option<&'static str> {
 
 #[async_trait]
 impl ReceivingStore for SqlStore {
-    async fn take_channel_lease(&self, channel_id: &str, owner: &str, lease_ms: i64) -> Result<bool> {
+    async fn take_channel_lease(&self, channel_id: &ChannelId, owner: &str, lease_ms: i64) -> Result<bool> {
         let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
         on!(self.write, |c| {
             let now = now_ms();
@@ -97,7 +98,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn drop_channel_lease(&self, channel_id: &str, owner: &str) -> Result<()> {
+    async fn drop_channel_lease(&self, channel_id: &ChannelId, owner: &str) -> Result<()> {
         let (channel_id, owner) = (channel_id.to_owned(), owner.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -109,7 +110,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn poll_cursor(&self, channel_id: &str) -> Result<Option<String>> {
+    async fn poll_cursor(&self, channel_id: &ChannelId) -> Result<Option<String>> {
         let channel_id = channel_id.to_owned();
         on!(self.read, |c| {
             let row = c.row("SELECT poll_cursor FROM channel_state WHERE channel_id = $1", args![&channel_id]).await?;
@@ -117,7 +118,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_poll_cursor(&self, channel_id: &str, cursor: &str) -> Result<()> {
+    async fn set_poll_cursor(&self, channel_id: &ChannelId, cursor: &str) -> Result<()> {
         let (channel_id, cursor) = (channel_id.to_owned(), cursor.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -130,7 +131,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn callback_token(&self, channel_id: &str, data: &str) -> Result<String> {
+    async fn callback_token(&self, channel_id: &ChannelId, data: &str) -> Result<String> {
         let (channel_id, data) = (channel_id.to_owned(), data.to_owned());
         on!(self.write, |c| {
             let hash = okno_domain::signing::sha256_hex(data.as_bytes());
@@ -153,7 +154,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn callback_data(&self, channel_id: &str, token: &str) -> Result<Option<String>> {
+    async fn callback_data(&self, channel_id: &ChannelId, token: &str) -> Result<Option<String>> {
         let (channel_id, token) = (channel_id.to_owned(), token.to_owned());
         on!(self.read, |c| {
             let row = c
@@ -168,7 +169,7 @@ impl ReceivingStore for SqlStore {
 
     async fn record_edit(
         &self,
-        channel_id: &str,
+        channel_id: &ChannelId,
         user_id: &str,
         external_id: &str,
         text: Option<String>,
@@ -193,7 +194,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_identity_blocked(&self, channel_id: &str, user_id: &str, blocked: bool) -> Result<()> {
+    async fn set_identity_blocked(&self, channel_id: &ChannelId, user_id: &str, blocked: bool) -> Result<()> {
         let (channel_id, user_id) = (channel_id.to_owned(), user_id.to_owned());
         on!(self.write, |c| {
             c.exec(
@@ -205,7 +206,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn move_chat(&self, channel_id: &str, from: &str, to: &str) -> Result<()> {
+    async fn move_chat(&self, channel_id: &ChannelId, from: &str, to: &str) -> Result<()> {
         let (channel_id, from, to) = (channel_id.to_owned(), from.to_owned(), to.to_owned());
         on!(self.write, |c| {
             // A group's identity is the group itself, so its user id moves along with the chat. An
@@ -226,7 +227,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
+    async fn set_message_options(&self, message_id: &MessageId, options: Value) -> Result<()> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {
             c.exec("UPDATE messages SET options = $1 WHERE id = $2", args![to_json(&options), &message_id]).await?;
@@ -234,7 +235,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn set_message_buttons(&self, message_id: &str, buttons: Keyboard) -> Result<Message> {
+    async fn set_message_buttons(&self, message_id: &MessageId, buttons: Keyboard) -> Result<Message> {
         let message_id = message_id.to_owned();
         on!(self.write, |c| {
             let n = c
@@ -250,14 +251,14 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn record_receipts(&self, channel_id: &str, receipts: Vec<Receipt>) -> Result<Vec<String>> {
+    async fn record_receipts(&self, channel_id: &ChannelId, receipts: Vec<Receipt>) -> Result<Vec<MessageId>> {
         if receipts.is_empty() {
             return Ok(Vec::new());
         }
         let channel_id = channel_id.to_owned();
         on!(self.write, |c| {
             let now = now_ms();
-            let mut changed: Vec<(String, MessageStatus)> = Vec::new();
+            let mut changed: Vec<(MessageId, MessageStatus)> = Vec::new();
             for r in &receipts {
                 let Some(from) = moves_from(r.status) else { continue };
                 let error = (r.status == MessageStatus::Failed)
@@ -273,7 +274,7 @@ impl ReceivingStore for SqlStore {
                     )
                     .await?;
                 for row in rows {
-                    changed.push((row.s("id")?, r.status));
+                    changed.push((MessageId::from(row.s("id")?), r.status));
                 }
             }
             let hooks = if changed.is_empty() { Vec::new() } else { subscribers(c, EventType::MessageStatus).await? };
@@ -293,7 +294,7 @@ impl ReceivingStore for SqlStore {
         })
     }
 
-    async fn platform_context(&self, conversation_id: &str) -> Result<Option<Value>> {
+    async fn platform_context(&self, conversation_id: &ConversationId) -> Result<Option<Value>> {
         let conversation_id = conversation_id.to_owned();
         on!(self.read, |c| {
             let row = c

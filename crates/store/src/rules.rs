@@ -3,7 +3,7 @@
 //! decides what a rule makes of an event.
 
 use async_trait::async_trait;
-use okno_domain::ids::new_id;
+use okno_domain::ids::{new_id, MessageId};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use serde_json::Value;
@@ -24,7 +24,7 @@ pub trait RuleStore: Send + Sync + 'static {
     async fn rules_for(&self, event_type: &str) -> Result<Vec<RuleRecord>>;
     /// The rules that sent these messages, as `(message id, rule name)`; messages no rule sent
     /// (or whose rule was deleted) are left out.
-    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>>;
+    async fn rules_of_messages(&self, message_ids: &[MessageId]) -> Result<Vec<(MessageId, String)>>;
 }
 
 #[async_trait]
@@ -88,7 +88,7 @@ impl RuleStore for SqlStore {
         })
     }
 
-    async fn rules_of_messages(&self, message_ids: &[String]) -> Result<Vec<(String, String)>> {
+    async fn rules_of_messages(&self, message_ids: &[MessageId]) -> Result<Vec<(MessageId, String)>> {
         let message_ids = message_ids.to_vec();
         on!(self.read, |c| {
             let mut out = Vec::new();
@@ -98,11 +98,11 @@ impl RuleStore for SqlStore {
                      WHERE d.message_id IN (",
                 );
                 for (n, id) in chunk.iter().enumerate() {
-                    q.push(if n == 0 { "" } else { ", " }).bind_s(id);
+                    q.push(if n == 0 { "" } else { ", " }).bind_s(id.as_str());
                 }
                 q.push(")");
                 for row in query_rows(c, &q.text, &q.args, chunk.len()).await? {
-                    out.push((row.s("message_id")?, row.s("name")?));
+                    out.push((row.id("message_id")?, row.s("name")?));
                 }
             }
             Ok(out)

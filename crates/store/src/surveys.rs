@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use okno_domain::channel::SurveyTurn;
-use okno_domain::ids::{new_id, random_hex};
+use okno_domain::ids::{new_id, random_hex, ChannelId, ContactId, MessageId};
 use okno_domain::model::{EventType, Page};
 use okno_domain::surveys::{AnswerRecord, AnswerTally, Input, RunCounts, SurveySpec};
 use okno_domain::time::{now_ms, to_rfc3339, Millis};
@@ -71,7 +71,7 @@ pub struct SurveyRun {
 /// A run to start.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub key: String,
 }
 
@@ -122,9 +122,9 @@ pub struct RunFilter {
 /// person has a survey running).
 #[derive(Debug, Clone)]
 pub struct SurveyInput {
-    pub message_id: String,
-    pub contact_id: String,
-    pub channel_id: String,
+    pub message_id: MessageId,
+    pub contact_id: ContactId,
+    pub channel_id: ChannelId,
     /// `survey:<run>:<step>:<option>` button data.
     pub button: Option<String>,
     pub text: Option<String>,
@@ -327,7 +327,7 @@ async fn run_counts(c: &mut dyn Conn, survey_ids: &[String]) -> Result<HashMap<S
 pub(crate) async fn start_runs(c: &mut dyn Conn, survey: &Survey, runs: Vec<NewRun>) -> Result<Vec<StartOutcome>> {
     let mut out = Vec::with_capacity(runs.len());
     for r in runs {
-        let contact_id = r.contact_id.clone();
+        let contact_id = r.contact_id.to_string();
         if c.row("SELECT id FROM contacts WHERE id = $1", args![&contact_id]).await?.is_none() {
             out.push(StartOutcome::UnknownContact { contact_id });
             continue;
@@ -435,12 +435,12 @@ pub(crate) async fn merge_contacts(c: &mut dyn Conn, keep: &str, other: &str) ->
 fn outbound(
     survey_id: &str,
     contact_id: &str,
-    channel_id: Option<String>,
+    channel_id: Option<ChannelId>,
     text: String,
     buttons: okno_domain::model::Keyboard,
 ) -> OutboundRequest {
     OutboundRequest {
-        to: Recipient::Contact(contact_id.to_string()),
+        to: Recipient::Contact(contact_id.into()),
         channel_id,
         text: Some(text),
         buttons,
@@ -821,7 +821,12 @@ impl SurveyStore for SqlStore {
             let (text, buttons) = spec.question_message(&run.id, run.step as usize, Some(spec.reminder_prefix()));
             c.exec("UPDATE survey_runs SET reminded_at = $2, updated_at = $2 WHERE id = $1", args![&run.id, now])
                 .await?;
-            match enqueue(c, outbound(&survey.id, &run.contact_id, run.channel_id.clone(), text, buttons)).await {
+            match enqueue(
+                c,
+                outbound(&survey.id, &run.contact_id, run.channel_id.clone().map(ChannelId::from), text, buttons),
+            )
+            .await
+            {
                 Ok(_) => Ok(true),
                 Err(e) if unreachable(&e) => Ok(false),
                 Err(e) => Err(e),

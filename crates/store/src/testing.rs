@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use sqlx::{Connection, Executor};
 
+use okno_domain::ids::ChannelId;
 use okno_domain::model::ChannelKind;
 
 use crate::{InboundMessage, InboundSender, NewChannel, SqlStore, Store, StoreOptions};
@@ -129,7 +130,7 @@ impl Drop for TestDb {
 }
 
 /// A webhook channel named `name`; its id.
-pub async fn webhook_channel(store: &dyn Store, name: &str) -> String {
+pub async fn webhook_channel(store: &dyn Store, name: &str) -> ChannelId {
     store
         .create_channel(NewChannel {
             kind: ChannelKind::Webhook,

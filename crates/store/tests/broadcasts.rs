@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::{ContactId, MessageId};
 use okno_domain::model::{ContactInput, EventType, MessageStatus};
 use okno_store::testing::{inbound_text as message, webhook_channel as channel};
 use okno_store::{
@@ -16,7 +17,7 @@ use okno_store::{
 use serde_json::json;
 
 /// A person who wrote in once: their contact id.
-async fn person(store: &dyn Store, channel: &str, user: &str) -> String {
+async fn person(store: &dyn Store, channel: &str, user: &str) -> ContactId {
     store
         .record_inbound(message(channel, user, &format!("hi-{user}"), "Здравствуйте"))
         .await
@@ -101,8 +102,10 @@ async fn each_person_is_queued_once_and_opted_out_people_are_skipped(store: Arc<
     let jobs = store.claim_lane("t", LANE_BULK, 100, 60_000).await.unwrap();
     assert_eq!(jobs.len(), 2);
     assert!(!store.finish_broadcast(&id).await.unwrap(), "two messages still queued");
-    let sent =
-        jobs.iter().map(|j| SentMessage { message_id: j.ref_id.clone(), external_id: None, seq: j.seq }).collect();
+    let sent = jobs
+        .iter()
+        .map(|j| SentMessage { message_id: j.ref_id.clone().into(), external_id: None, seq: j.seq })
+        .collect();
     store.finish_sends(sent, "t").await.unwrap();
     assert!(store.finish_broadcast(&id).await.unwrap());
     let bc = store.get_broadcast(&id).await.unwrap();
@@ -131,7 +134,7 @@ async fn each_person_is_queued_once_and_opted_out_people_are_skipped(store: Arc<
 
 async fn pause_resume_and_cancel(store: Arc<dyn Store>) {
     let ch = channel(&*store, "web").await;
-    let people: Vec<String> = futures_people(&*store, &ch, 4).await;
+    let people: Vec<ContactId> = futures_people(&*store, &ch, 4).await;
     let id = broadcast(&*store).await;
     store.expand_broadcast(&id, people.clone()).await.unwrap();
     assert_eq!(store.queue_broadcast(&id, vec![send(&people[0])]).await.unwrap(), 1);
@@ -163,7 +166,7 @@ async fn pause_resume_and_cancel(store: Arc<dyn Store>) {
     assert!(store.get_broadcast("nope").await.unwrap_err().is_not_found());
 }
 
-async fn futures_people(store: &dyn Store, ch: &str, n: usize) -> Vec<String> {
+async fn futures_people(store: &dyn Store, ch: &str, n: usize) -> Vec<ContactId> {
     let mut out = Vec::new();
     for i in 0..n {
         out.push(person(store, ch, &format!("p{i}")).await);
@@ -204,14 +207,17 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
         async move {
             let r =
                 store.broadcast_recipients(&id_of(&store).await, None, PageRequest::new(Some(10), None)).await.unwrap();
-            r.items.into_iter().find(|r| r.contact_id == contact).unwrap().message_id.unwrap()
+            MessageId::from(r.items.into_iter().find(|r| r.contact_id == contact).unwrap().message_id.unwrap())
         }
     };
     let (ma, mb, mc) = (msg_of(&a).await, msg_of(&b).await, msg_of(&c).await);
     for j in &jobs {
         if j.ref_id != mc {
             store
-                .finish_sends(vec![SentMessage { message_id: j.ref_id.clone(), external_id: None, seq: j.seq }], "t")
+                .finish_sends(
+                    vec![SentMessage { message_id: j.ref_id.clone().into(), external_id: None, seq: j.seq }],
+                    "t",
+                )
                 .await
                 .unwrap();
         }
@@ -221,7 +227,7 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
     store.fail_send(&mc, "blocked by the user", Some(IdentityFlag::Blocked), jc.seq, "t").await.unwrap();
     let again = store.claim_lane("t", LANE_BULK, 10, 60_000).await.unwrap();
     assert_eq!(again.len(), 1);
-    let moved = store.get_message(&again[0].ref_id).await.unwrap();
+    let moved = store.get_message(&MessageId::from(&again[0].ref_id)).await.unwrap();
     assert_eq!((moved.channel_id.as_str(), moved.status), (other.as_str(), MessageStatus::Queued));
     assert_eq!(moved.contact_id, c);
 

@@ -116,7 +116,7 @@ async fn an_edit_sets_empties_and_replaces_fields_once(store: Arc<dyn Store>, _d
     let updates: Vec<_> = audit.iter().filter(|(a, _, _)| a == "contact.update").collect();
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].2["fields"], json!(["external_id", "name", "phone", "email", "groups", "attrs"]));
-    assert!(store.edit_contact("no-such-id", ContactEdit::default(), ACTOR).await.unwrap_err().is_not_found());
+    assert!(store.edit_contact(&"no-such-id".into(), ContactEdit::default(), ACTOR).await.unwrap_err().is_not_found());
 }
 
 async fn a_form_drawn_before_another_change_is_refused(store: Arc<dyn Store>, _db: &TestDb) {
@@ -310,7 +310,7 @@ async fn an_operators_change_and_its_audit_line_are_one_transaction(store: Arc<d
     };
     let task = |id: &str| NewTask {
         id: id.into(),
-        channel_id: ch.clone(),
+        channel_id: ch.to_string(),
         chat_id: "-100".into(),
         message_id: Some("1".into()),
         title: "Доставка".into(),

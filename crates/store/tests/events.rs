@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::MessageId;
 use okno_domain::model::ContactInput;
 use okno_domain::surveys::SurveySpec;
 use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
@@ -67,7 +68,7 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
         .notify_all(vec![note(&paid, &rule.id, &ann), note(&paid, &rule.id, &bob), note(&paid, &rule.id, &cid)])
         .await
         .unwrap();
-    let ids: Vec<String> = outcomes
+    let ids: Vec<MessageId> = outcomes
         .iter()
         .map(|o| match o {
             NotifyOutcome::Queued(m) => m.id.clone(),
@@ -78,7 +79,7 @@ async fn events_are_listed_newest_first_filtered_paged_and_counted(store: Arc<dy
     store.mark_failed(&ids[1], "Bad Request: chat not found", None).await.unwrap();
     let not_made = NotMade {
         rule_id: rule.id.clone(),
-        contact_id: lonely.id.clone(),
+        contact_id: lonely.id.to_string(),
         code: "template_failed".into(),
         error: "the template could not be rendered".into(),
     };
@@ -260,7 +261,7 @@ async fn an_event_keeps_rule_outcomes_reason_codes_and_where_each_message_went(s
     let ev2 = event(&*store, "order.shipped", "ord-2").await;
     let failed = |code: &str, error: &str| NotMade {
         rule_id: sends.id.clone(),
-        contact_id: lonely.id.clone(),
+        contact_id: lonely.id.to_string(),
         code: code.into(),
         error: error.into(),
     };
@@ -298,7 +299,7 @@ async fn completing_an_event_twice_writes_everything_once(store: Arc<dyn Store>,
     .unwrap();
     let survey = store.create_survey(survey).await.unwrap();
     let runs = |who: &[&str]| {
-        who.iter().map(|c| NewRun { contact_id: c.to_string(), key: format!("event:{ev}") }).collect::<Vec<_>>()
+        who.iter().map(|c| NewRun { contact_id: (*c).into(), key: format!("event:{ev}") }).collect::<Vec<_>>()
     };
     let done = || Processed {
         surveys: vec![SurveyStart { survey_id: survey.id.clone(), runs: runs(&[&ann, &lonely.id]) }],

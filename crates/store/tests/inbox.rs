@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::ConversationId;
 use okno_domain::model::{Button, ConversationStatus, Message};
 use okno_store::testing::{inbound_text, webhook_channel};
 use okno_store::{
@@ -24,7 +25,7 @@ async fn tick() {
 }
 
 /// The conversation ids of the whole inbox, first to last, in pages of 50.
-async fn inbox(store: &dyn Store) -> Vec<String> {
+async fn inbox(store: &dyn Store) -> Vec<ConversationId> {
     let page = store.list_conversations(ConversationFilter::default(), PageRequest::new(Some(50), None)).await.unwrap();
     assert!(page.next.is_none());
     page.items.into_iter().map(|c| c.id).collect()
@@ -143,9 +144,9 @@ async fn paging_while_messages_arrive_repeats_nothing_and_loses_nothing_that_kep
             tick().await;
         }
     }
-    let everyone: Vec<String> = inbox(&*store).await;
-    let mut seen: Vec<String> = Vec::new();
-    let mut moved: Vec<String> = Vec::new();
+    let everyone: Vec<ConversationId> = inbox(&*store).await;
+    let mut seen: Vec<ConversationId> = Vec::new();
+    let mut moved: Vec<ConversationId> = Vec::new();
     let mut cursor = None;
     let mut round = 0;
     loop {
@@ -178,7 +179,7 @@ async fn paging_while_messages_arrive_repeats_nothing_and_loses_nothing_that_kep
     // What moved ahead of the cursor is where a reader looks for news: above everything that
     // kept its place.
     let now = inbox(&*store).await;
-    let place = |id: &String| now.iter().position(|f| f == id).unwrap();
+    let place = |id: &ConversationId| now.iter().position(|f| f == id).unwrap();
     let lowest_moved = moved.iter().map(place).max().unwrap();
     let highest_kept = everyone.iter().filter(|id| !moved.contains(id)).map(place).min().unwrap();
     assert!(lowest_moved < highest_kept, "moved ones lead the list: {now:?}");
@@ -195,7 +196,7 @@ async fn a_press_keeps_the_label_of_the_button_it_pressed(store: Arc<dyn Store>)
     let (menu, _) = store.enqueue_outbound(reply(&conv, "Главное меню", keyboard)).await.unwrap();
     let press = |id: &str, data: &str, reply_to: Option<&str>| InboundMessage {
         button_data: Some(data.into()),
-        reply_to: reply_to.map(str::to_string),
+        reply_to: reply_to.map(Into::into),
         text: None,
         ..inbound_text(&ch, "u-1", id, "")
     };
@@ -243,7 +244,7 @@ async fn a_notification_names_the_rule_that_sent_it(store: Arc<dyn Store>) {
         .notify(Notification {
             event_id: event.id.clone(),
             rule_id: rule.id.clone(),
-            contact_id: hello.contact_id.clone(),
+            contact_id: hello.contact_id.to_string(),
             recipient: "u-1".into(),
             text: "Заказ 1042 отгружен".into(),
             buttons: vec![],

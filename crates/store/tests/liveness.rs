@@ -40,7 +40,7 @@ async fn a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it(_: Arc<d
     three_replies(&a).await;
     let mine = a.claim_jobs("proc-a", 10, MINUTE).await.unwrap();
     assert!(!mine.is_empty());
-    assert!(a.take_channel_lease("ch-x", "proc-a", MINUTE).await.unwrap());
+    assert!(a.take_channel_lease(&"ch-x".into(), "proc-a", MINUTE).await.unwrap());
 
     let sqlite = db.url.starts_with("sqlite");
     let b: SqlStore = SqlStore::open(&db.url, Default::default()).await.unwrap();
@@ -54,7 +54,7 @@ async fn a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it(_: Arc<d
         // A alive: its leases are its own.
         assert!(b.reclaim_dead("proc-b").await.unwrap().is_empty());
         assert!(b.claim_jobs("proc-b", 10, MINUTE).await.unwrap().is_empty(), "A's queue is A's while it lives");
-        assert!(!b.take_channel_lease("ch-x", "proc-b", MINUTE).await.unwrap());
+        assert!(!b.take_channel_lease(&"ch-x".into(), "proc-b", MINUTE).await.unwrap());
     }
 
     // A is gone (its store closed, as a killed process's connections and files are).
@@ -68,7 +68,7 @@ async fn a_gone_process_leaves_its_work_at_once_and_a_live_one_keeps_it(_: Arc<d
     let taken = b.claim_jobs("proc-b", 10, MINUTE).await.unwrap();
     assert_eq!(taken.len(), mine.len(), "A's jobs at once, in their order, not a minute later");
     assert_eq!(taken.iter().map(|j| j.seq).collect::<Vec<_>>(), mine.iter().map(|j| j.seq).collect::<Vec<_>>());
-    assert!(b.take_channel_lease("ch-x", "proc-b", MINUTE).await.unwrap(), "and its poller");
+    assert!(b.take_channel_lease(&"ch-x".into(), "proc-b", MINUTE).await.unwrap(), "and its poller");
     assert!(b.reclaim_dead("proc-b").await.unwrap().is_empty(), "nobody else is gone");
 
     // A tool beside a running okno (it never shows itself alive) takes nothing back.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::{ConversationId, MessageId};
 use okno_domain::model::{ContactInput, ConversationStatus};
 use okno_store::testing::{inbound_text as message, webhook_channel as channel, TestDb};
 use okno_store::{
@@ -16,14 +17,14 @@ use okno_store::{
 use serde_json::json;
 
 /// Records an inbound message; returns (message id, conversation id).
-async fn inbound(store: &dyn Store, ch: &str, user: &str, id: &str, text: &str) -> (String, String) {
+async fn inbound(store: &dyn Store, ch: &str, user: &str, id: &str, text: &str) -> (MessageId, ConversationId) {
     let m = store.record_inbound(message(ch, user, id, text)).await.unwrap().message;
     (m.id, m.conversation_id)
 }
 
-async fn reply(store: &dyn Store, conv: &str, text: &str, author: &str) -> String {
+async fn reply(store: &dyn Store, conv: &ConversationId, text: &str, author: &str) -> MessageId {
     let req = OutboundRequest {
-        to: Recipient::Conversation(conv.into()),
+        to: Recipient::Conversation(conv.clone()),
         channel_id: None,
         text: Some(text.into()),
         buttons: vec![],
@@ -36,9 +37,9 @@ async fn reply(store: &dyn Store, conv: &str, text: &str, author: &str) -> Strin
     store.enqueue_outbound(req).await.unwrap().0.id
 }
 
-async fn found(store: &dyn Store, text: &str) -> Vec<String> {
+async fn found(store: &dyn Store, text: &str) -> Vec<ConversationId> {
     let f = ConversationFilter { text: Some(text.into()), ..Default::default() };
-    let mut ids: Vec<String> = store
+    let mut ids: Vec<ConversationId> = store
         .list_conversations(f, PageRequest::new(Some(100), None))
         .await
         .unwrap()
@@ -50,7 +51,7 @@ async fn found(store: &dyn Store, text: &str) -> Vec<String> {
     ids
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v
 }
@@ -256,12 +257,13 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
         store.complete_job(job.seq, "t").await.unwrap();
     }
     let recipients = store.broadcast_recipients(&id, None, PageRequest::new(Some(10), None)).await.unwrap().items;
-    let msg = |c: &str| recipients.iter().find(|r| r.contact_id == c).unwrap().message_id.clone().unwrap();
+    let msg =
+        |c: &str| MessageId::from(recipients.iter().find(|r| r.contact_id == c).unwrap().message_id.clone().unwrap());
     let (ma, mb) = (msg(&people[0]), msg(&people[1]));
     for job in store.claim_lane("t", LANE_BULK, 100, 60_000).await.unwrap() {
         if job.ref_id == ma || job.ref_id == mb {
             store
-                .finish_sends(vec![SentMessage { message_id: job.ref_id, external_id: None, seq: job.seq }], "t")
+                .finish_sends(vec![SentMessage { message_id: job.ref_id.into(), external_id: None, seq: job.seq }], "t")
                 .await
                 .unwrap();
         }

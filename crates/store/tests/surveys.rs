@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::{ChannelId, ContactId};
 use okno_domain::model::{ContactInput, EventType};
 use okno_domain::surveys::SurveySpec;
 use okno_store::{
@@ -16,7 +17,7 @@ use okno_store::{
 };
 use serde_json::json;
 
-async fn channel(store: &dyn Store) -> String {
+async fn channel(store: &dyn Store) -> ChannelId {
     okno_store::testing::webhook_channel(store, "site").await
 }
 
@@ -47,7 +48,7 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
 }
 
 /// A person who wrote in once; returns the contact id.
-async fn person(store: &dyn Store, ch: &str, user: &str) -> String {
+async fn person(store: &dyn Store, ch: &str, user: &str) -> ContactId {
     store
         .record_inbound(inbound(ch, user, &format!("{user}-hello"), Some("hello"), None))
         .await

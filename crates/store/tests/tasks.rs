@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use okno_domain::ids::{ChannelId, ContactId};
 use okno_domain::model::{ChannelKind, ContactInput, EventType};
 use okno_store::testing::TestDb;
 use okno_store::{
@@ -14,7 +15,7 @@ use okno_store::{
 };
 use serde_json::json;
 
-async fn channel(store: &dyn Store) -> String {
+async fn channel(store: &dyn Store) -> ChannelId {
     store
         .create_channel(NewChannel {
             kind: ChannelKind::Telegram,
@@ -58,7 +59,7 @@ fn who(n: usize) -> Claimant {
 }
 
 /// A person who wrote to the bot privately (so okno knows them as a contact).
-async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> String {
+async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> ContactId {
     let user = who(n).user_id;
     let inbound = store
         .record_inbound(InboundMessage {
@@ -208,7 +209,7 @@ async fn reoffers_follow_the_task_and_a_release_is_announced(store: Arc<dyn Stor
         .create_task(
             NewTask {
                 id: id.clone(),
-                channel_id: ch.clone(),
+                channel_id: ch.to_string(),
                 chat_id: "-100".into(),
                 message_id: Some("7".into()),
                 title: "Перевод".into(),
@@ -271,7 +272,10 @@ async fn tasks_list_newest_first_by_status(store: Arc<dyn Store>) {
     assert_eq!(rest.items.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone(), ids[0].clone()]);
     assert!(rest.next.is_none());
     let claimed = store
-        .list_tasks(TaskFilter { status: Some("claimed".into()), channel_id: Some(ch) }, PageRequest::new(None, None))
+        .list_tasks(
+            TaskFilter { status: Some("claimed".into()), channel_id: Some(ch.to_string()) },
+            PageRequest::new(None, None),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.items.len(), 1);
@@ -344,7 +348,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         .create_task(
             NewTask {
                 id: okno_domain::ids::new_id(),
-                channel_id: ch.clone(),
+                channel_id: ch.to_string(),
                 chat_id: "-1001".into(),
                 message_id: Some("8".into()),
                 title: "t".into(),
@@ -371,7 +375,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         ]
     );
     // A task's page looks up its one chat's title.
-    let pair = |chat: &str| (ch.clone(), chat.to_string());
+    let pair = |chat: &str| (ch.to_string(), chat.to_string());
     let titles = store.group_titles(&[pair("-1001"), pair("-100"), pair("-1001"), pair("7001")]).await.unwrap();
     assert_eq!(titles.get(&pair("-1001")).map(String::as_str), Some("Склад"));
     assert!(!titles.contains_key(&pair("-100")), "a chat nobody wrote in has no title");

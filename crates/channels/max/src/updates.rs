@@ -304,7 +304,7 @@ fn message(channel_id: &str, m: &Message) -> Option<InboundMessage> {
         .and_then(|l| l.message.as_ref()?.mid.clone())
         .filter(|mid| !mid.is_empty());
     Some(InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         author: member.as_ref().and(m.sender.as_ref()).map(author_of),
         sender,
         external_id: body.mid.clone(),
@@ -329,7 +329,7 @@ fn press(channel_id: &str, cb: &Callback, on: Option<&Message>) -> InboundMessag
         _ => (person(&cb.user), None),
     };
     InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender,
         external_id: format!("cb:{}", cb.callback_id),
         text: None,
@@ -355,7 +355,7 @@ fn started(channel_id: &str, u: &Update, user: &User) -> InboundMessage {
         None => "/start".to_string(),
     };
     InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender: person(user),
         external_id: format!("start:{}:{}", user.user_id, u.timestamp.unwrap_or_default()),
         text: Some(text),

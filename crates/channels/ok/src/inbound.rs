@@ -202,7 +202,7 @@ pub fn received(channel_id: &str, u: &Update, chat: &ChatKind) -> Received {
     });
     let author = if chat.group { u.user_name.clone().or_else(|| Some(u.user_id.clone())) } else { None };
     let base = |external_id: String| InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender: sender.clone(),
         external_id,
         text: None,

@@ -122,7 +122,7 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
     }
     let author = (m.chat.kind != "private").then(|| m.from.as_ref().map(author_of)).flatten();
     InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender,
         external_id: external_id(m.chat.id, m.message_id),
         text,
@@ -200,7 +200,7 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
         let data = q.data.clone().unwrap_or_default();
         return Parsed {
             action: Action::Inbound(Box::new(InboundMessage {
-                channel_id: channel_id.to_string(),
+                channel_id: channel_id.into(),
                 sender: s,
                 external_id: format!("cb:{}", q.id),
                 text: None,

@@ -228,7 +228,7 @@ fn message_new(channel_id: &str, object: &Value) -> Action {
         r.get("conversation_message_id").and_then(int).map(|c| external_id(rp, c))
     });
     Action::Inbound(Box::new(InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender: sender(peer, from),
         external_id: external_id(peer, cmid),
         text,
@@ -283,7 +283,7 @@ fn message_event(channel_id: &str, object: &Value) -> Parsed {
     let origin = object.get("conversation_message_id").and_then(int).map(|c| external_id(peer, c));
     Parsed {
         action: Action::Inbound(Box::new(InboundMessage {
-            channel_id: channel_id.to_string(),
+            channel_id: channel_id.into(),
             sender: sender(peer, user),
             external_id: format!("ev:{event_id}"),
             text: None,

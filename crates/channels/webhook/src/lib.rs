@@ -285,7 +285,7 @@ pub fn parse_inbound(
         None => (None, None),
     };
     Ok(InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender: InboundSender {
             chat_id: parsed.user.id.clone(),
             user_id: parsed.user.id,
@@ -299,7 +299,7 @@ pub fn parse_inbound(
         text,
         attachments,
         button_data,
-        reply_to,
+        reply_to: reply_to.map(Into::into),
         reply_to_external: None,
         author: None,
         member: None,

@@ -87,7 +87,7 @@ impl Platform for Webhook {
     fn adapter(&self, cx: &Context, channel: &Channel, _state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>> {
         let cfg: WebhookConfig = okno_channel::config_of(channel)?;
         let limits = cfg.limits.clone().unwrap_or_default();
-        let inner = WebhookAdapter::new(cx.http.clone(), cfg, channel.id.clone(), cx.public_url.clone());
+        let inner = WebhookAdapter::new(cx.http.clone(), cfg, channel.id.to_string(), cx.public_url.clone());
         Ok(Arc::new(Throttled::new(inner, &limits)))
     }
 

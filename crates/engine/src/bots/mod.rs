@@ -19,6 +19,7 @@ mod input;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::{Button, Channel, Contact, ConversationStatus, Direction, Keyboard, Message};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
@@ -105,7 +106,7 @@ struct Turn<'a> {
     engine: &'a Engine,
     def: &'a BotDef,
     channel: Channel,
-    conversation_id: String,
+    conversation_id: ConversationId,
     contact: Contact,
     message: Message,
     session: Session,
@@ -159,7 +160,7 @@ impl Engine {
     /// Checks and attaches a bot definition to a channel.
     pub async fn put_bot(&self, channel_id: &str, source: &str) -> Result<BotRecord> {
         let def = BotDef::parse(source)?;
-        self.channel(channel_id).await?;
+        self.channel(&ChannelId::from(channel_id)).await?;
         let spec = serde_json::to_value(&def).map_err(|e| Error::internal(e.to_string()))?;
         let rec = self.store.put_bot(channel_id, &def.name, source, spec).await?;
         if let Ok(mut cache) = self.bots.lock() {
@@ -172,7 +173,7 @@ impl Engine {
     /// Shows the bot's commands in the platform's command menu, where it has one (unless the
     /// channel sets its own).
     async fn announce_commands(&self, channel_id: &str, def: &BotDef) {
-        let Ok(channel) = self.channel(channel_id).await else { return };
+        let Ok(channel) = self.channel(&ChannelId::from(channel_id)).await else { return };
         let Ok(adapter) = self.adapter_for(&channel) else { return };
         let mut commands = vec![("start".to_string(), "Главное меню".to_string())];
         for c in &def.commands {
@@ -201,7 +202,11 @@ impl Engine {
 
     /// Operators took or released a conversation: the bot goes silent on `open`/`pending` and
     /// answers again after `resolved`.
-    pub async fn conversation_status_changed(&self, conversation_id: &str, status: ConversationStatus) -> Result<()> {
+    pub async fn conversation_status_changed(
+        &self,
+        conversation_id: &ConversationId,
+        status: ConversationStatus,
+    ) -> Result<()> {
         let conv = self.store.get_conversation(conversation_id).await?;
         let handed_off = matches!(status, ConversationStatus::Open | ConversationStatus::Pending);
         for identity in &conv.contact.identities {
@@ -238,7 +243,7 @@ impl Engine {
     }
 
     /// The bot's turn for one inbound message (the `bot_step` job).
-    pub(crate) async fn bot_step(&self, message_id: &str) -> Result<()> {
+    pub(crate) async fn bot_step(&self, message_id: &MessageId) -> Result<()> {
         let message = match self.store.get_message(message_id).await {
             Ok(m) => m,
             Err(e) if e.is_not_found() => return Ok(()),

@@ -1,6 +1,7 @@
 //! Link codes: a person sends `/start CODE` (a deep link opened) or types the code, and their
 //! messenger account joins the contact the code was made for; okno answers either way.
 
+use okno_domain::ids::ContactId;
 use okno_domain::model::Channel;
 use okno_domain::Result;
 use okno_store::{InboundSender, LinkOutcome, OutboundRequest, Recipient};
@@ -16,7 +17,7 @@ impl Engine {
         code: &str,
         explicit: bool,
         sender: InboundSender,
-        contact_id: &str,
+        contact_id: &ContactId,
     ) -> Result<()> {
         let outcome = self.store.redeem_link_code(code, &channel.id, sender).await?;
         // A typed word that merely looks like a code (an order number…) is an ordinary message.
@@ -33,13 +34,9 @@ impl Engine {
                 };
                 (contact.id.clone(), text)
             }
-            LinkOutcome::Expired => (contact_id.to_string(), "Срок действия кода истёк. Попросите новый код.".into()),
-            LinkOutcome::AlreadyUsed => {
-                (contact_id.to_string(), "Этот код уже использован. Попросите новый код.".into())
-            }
-            LinkOutcome::Unknown => {
-                (contact_id.to_string(), "Код не найден. Проверьте его или попросите новый.".into())
-            }
+            LinkOutcome::Expired => (contact_id.clone(), "Срок действия кода истёк. Попросите новый код.".into()),
+            LinkOutcome::AlreadyUsed => (contact_id.clone(), "Этот код уже использован. Попросите новый код.".into()),
+            LinkOutcome::Unknown => (contact_id.clone(), "Код не найден. Проверьте его или попросите новый.".into()),
         };
         self.send(OutboundRequest {
             to: Recipient::Contact(to),

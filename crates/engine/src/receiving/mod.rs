@@ -27,6 +27,7 @@ mod polling;
 pub(crate) mod subscription;
 
 use okno_channel::{HookRequest, InboundEvent, InboundMessage, Received};
+use okno_domain::ids::ChannelId;
 use okno_domain::model::Channel;
 use okno_domain::Result;
 use okno_store::Receipt;
@@ -37,7 +38,7 @@ use crate::{Engine, HookReply};
 impl Engine {
     /// Handles a request to `POST /hooks/{channel_id}`: verified and parsed by the channel's
     /// platform, each event stored before the answer.
-    pub async fn receive_hook(&self, channel_id: &str, request: &HookRequest<'_>) -> Result<HookReply> {
+    pub async fn receive_hook(&self, channel_id: &ChannelId, request: &HookRequest<'_>) -> Result<HookReply> {
         let channel = self.channel(channel_id).await?;
         let platform = self.platform(&channel)?.clone();
         let state = self.channel_state(&channel.id);
@@ -61,7 +62,7 @@ impl Engine {
     }
 
     /// Answers a platform's verification request to `GET /hooks/{channel_id}`.
-    pub async fn verify_hook(&self, channel_id: &str, request: &HookRequest<'_>) -> Result<String> {
+    pub async fn verify_hook(&self, channel_id: &ChannelId, request: &HookRequest<'_>) -> Result<String> {
         let channel = self.channel(channel_id).await?;
         let platform = self.platform(&channel)?;
         platform.verify_hook(&channel, request).unwrap_or_else(|| {

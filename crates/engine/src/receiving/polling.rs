@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use okno_channel::PollError;
+use okno_domain::ids::ChannelId;
 use okno_domain::model::Channel;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +31,7 @@ impl Engine {
     /// Keeps one poller running per channel its platform polls (each takes the channel's lease
     /// before it polls, so across processes exactly one polls an account).
     pub async fn run_pollers(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut running: HashMap<ChannelId, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             match self.store.list_channels().await {
                 Ok(channels) => {
@@ -62,7 +63,7 @@ impl Engine {
         }
     }
 
-    async fn poll_channel(self: Arc<Self>, channel_id: String, shutdown: CancellationToken) {
+    async fn poll_channel(self: Arc<Self>, channel_id: ChannelId, shutdown: CancellationToken) {
         let mut backoff = Duration::from_secs(1);
         loop {
             if shutdown.is_cancelled() {

@@ -30,7 +30,7 @@ async fn channel_secrets_never_leave_the_server() {
         .await;
     assert_eq!(renamed.status, 200, "{renamed:?}");
     assert_eq!(renamed.body["name"], "Site");
-    let ch = app.running().engine.store.get_channel(id).await.unwrap();
+    let ch = app.running().engine.store.get_channel(&id.into()).await.unwrap();
     assert_eq!(ch.config["outbound_url"], "https://example.org/v2");
     assert_eq!(ch.config["secret"], SECRET, "a partial config update keeps the secret");
     assert_eq!(app.delete(&format!("/api/v1/channels/{id}")).await.status, 204);

@@ -58,7 +58,7 @@ async fn person(
     sim.user(TOKEN, tg_id, name);
     let sender =
         okno_store::InboundSender { user_id: tg_id.to_string(), chat_id: tg_id.to_string(), ..Default::default() };
-    app.running().engine.store.attach_identity(&id, ch, sender).await.unwrap();
+    app.running().engine.store.attach_identity(&id.as_str().into(), &ch.into(), sender).await.unwrap();
     id
 }
 
@@ -319,8 +319,8 @@ async fn a_blocked_channel_falls_back_to_the_next_one() {
     let store = app.running().engine.store.clone();
     store
         .attach_identity(
-            &id,
-            &web,
+            &id.as_str().into(),
+            &web.as_str().into(),
             okno_store::InboundSender {
                 user_id: "site-petrov".into(),
                 chat_id: "site-petrov".into(),
@@ -331,8 +331,8 @@ async fn a_blocked_channel_falls_back_to_the_next_one() {
         .unwrap();
     store
         .attach_identity(
-            &id,
-            &ch,
+            &id.as_str().into(),
+            &ch.as_str().into(),
             okno_store::InboundSender { user_id: "7501".into(), chat_id: "7501".into(), ..Default::default() },
         )
         .await

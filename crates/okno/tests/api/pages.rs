@@ -637,7 +637,7 @@ async fn a_restricted_operator_sees_phones_masked_in_events_tasks_and_survey_ans
         .create_task(
             okno_store::NewTask {
                 id: okno_domain::ids::new_id(),
-                channel_id: tg.id.clone(),
+                channel_id: tg.id.to_string(),
                 chat_id: "-100".into(),
                 message_id: Some("1".into()),
                 title: "Доставка".into(),
@@ -702,7 +702,7 @@ async fn telegram_person(app: &TestApp, sim: &TelegramSim, ch: &str, tg: i64, na
     let id = c.body["id"].as_str().unwrap().to_string();
     sim.user(TOKEN, tg, name);
     let sender = okno_store::InboundSender { user_id: tg.to_string(), chat_id: tg.to_string(), ..Default::default() };
-    app.running().engine.store.attach_identity(&id, ch, sender).await.unwrap();
+    app.running().engine.store.attach_identity(&id.as_str().into(), &ch.into(), sender).await.unwrap();
     id
 }
 

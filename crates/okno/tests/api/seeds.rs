@@ -51,7 +51,7 @@ async fn load_bot(app: &TestApp, ch: &str, biz: &BizSim, file: &str) {
 /// Adds an address on `ch` to a contact, as if the person had written there before.
 async fn attach(app: &TestApp, contact_id: &str, ch: &str, user_id: &str, chat_id: &str) {
     let sender = okno_store::InboundSender { user_id: user_id.into(), chat_id: chat_id.into(), ..Default::default() };
-    app.running().engine.store.attach_identity(contact_id, ch, sender).await.unwrap();
+    app.running().engine.store.attach_identity(&contact_id.into(), &ch.into(), sender).await.unwrap();
 }
 
 async fn contact(app: &TestApp, body: Value) -> String {

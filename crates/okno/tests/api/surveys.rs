@@ -45,7 +45,13 @@ impl World {
         self.sim.user(TOKEN, tg, name);
         let sender =
             okno_store::InboundSender { user_id: tg.to_string(), chat_id: tg.to_string(), ..Default::default() };
-        self.app.running().engine.store.attach_identity(&id, &self.ch, sender).await.unwrap();
+        self.app
+            .running()
+            .engine
+            .store
+            .attach_identity(&id.as_str().into(), &self.ch.as_str().into(), sender)
+            .await
+            .unwrap();
         id
     }
 

@@ -453,14 +453,14 @@ async fn sends_to_unreachable_chats_fail_with_telegrams_words() {
     let contact_id = c.body["id"].as_str().unwrap().to_string();
     let store = app.running().engine.store.clone();
     let sender = okno_store::InboundSender { user_id: "7011".into(), chat_id: "7011".into(), ..Default::default() };
-    store.attach_identity(&contact_id, &ch, sender).await.unwrap();
+    store.attach_identity(&contact_id.as_str().into(), &ch.as_str().into(), sender).await.unwrap();
     sim.stranger(TOKEN, 7011);
     let r = app.post("/api/v1/messages", json!({"external_id": "1c-9", "text": "здравствуйте"})).await;
     let failed = final_status(&app, r.body["id"].as_str().unwrap()).await;
     assert_eq!(failed["error"], "Forbidden: bot can't initiate conversation with a user");
     let sender = okno_store::InboundSender { user_id: "7012".into(), chat_id: "7012".into(), ..Default::default() };
     let c2 = app.post("/api/v1/contacts", json!({"external_id": "1c-10"})).await;
-    store.attach_identity(c2.body["id"].as_str().unwrap(), &ch, sender).await.unwrap();
+    store.attach_identity(&c2.body["id"].as_str().unwrap().into(), &ch.as_str().into(), sender).await.unwrap();
     let r = app.post("/api/v1/messages", json!({"external_id": "1c-10", "text": "x"})).await;
     let failed = final_status(&app, r.body["id"].as_str().unwrap()).await;
     assert_eq!(failed["error"], "Bad Request: chat not found");
@@ -536,8 +536,8 @@ async fn a_retried_long_message_resumes_after_the_parts_already_delivered() {
     let text = format!("{}\n\n{}\n\n{}", paragraph('а'), paragraph('б'), paragraph('в'));
     // As a worker leaves it when the third part fails after two went out.
     let req = okno_store::OutboundRequest {
-        to: okno_store::Recipient::Conversation(conv.clone()),
-        channel_id: Some(ch.clone()),
+        to: okno_store::Recipient::Conversation(conv.as_str().into()),
+        channel_id: Some(ch.as_str().into()),
         text: Some(text),
         buttons: vec![],
         attachment_ids: vec![],

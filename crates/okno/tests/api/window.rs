@@ -150,8 +150,15 @@ impl Shop {
             display_name: Some("Мария".into()),
             ..Default::default()
         };
-        store.attach_identity(&contact, &tg, sender(&MARIA_TG.to_string(), Some("maria_s"))).await.unwrap();
-        store.attach_identity(&contact, &site, sender("site-42", None)).await.unwrap();
+        store
+            .attach_identity(
+                &contact.as_str().into(),
+                &tg.as_str().into(),
+                sender(&MARIA_TG.to_string(), Some("maria_s")),
+            )
+            .await
+            .unwrap();
+        store.attach_identity(&contact.as_str().into(), &site.as_str().into(), sender("site-42", None)).await.unwrap();
         let maria = sim.user(TOKEN, MARIA_TG, "Мария");
         Shop { app, sim, site, maria, contact, pressed: Default::default() }
     }
@@ -557,7 +564,7 @@ async fn the_contact_panel_shows_the_person_their_channels_groups_attributes_and
             shop.contact
         )])
         .await;
-    app.running().engine.store.set_identity_blocked(&shop.site, "site-42", true).await.unwrap();
+    app.running().engine.store.set_identity_blocked(&shop.site.as_str().into(), "site-42", true).await.unwrap();
 
     let mut c = signed_in(app, "anna", Role::Operator, "ru").await;
     let page = c.get(&format!("/ui/conversations/{conv}")).await.body;

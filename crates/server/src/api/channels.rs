@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use okno_domain::ids::ChannelId;
 use okno_domain::model::{Channel, ChannelKind, Page, Permission};
 use okno_store::{ChannelPatch, NewAudit, NewChannel};
 use serde::Deserialize;
@@ -82,6 +83,7 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<P
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", responses((status = 200, body = Channel), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Channel>> {
+    let id = ChannelId::from(id);
     auth.require(Permission::Read)?;
     Ok(Json(view(&state, state.engine.store.get_channel(&id).await?)))
 }
@@ -94,6 +96,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateChannel>,
 ) -> ApiResult<Json<Channel>> {
+    let id = ChannelId::from(id);
     auth.require(Permission::Configure)?;
     let current = state.engine.store.get_channel(&id).await?;
     let mut patch = ChannelPatch::default();
@@ -126,6 +129,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", responses((status = 204), (status = 404)))]
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = ChannelId::from(id);
     auth.require(Permission::Configure)?;
     state.engine.store.delete_channel(&id).await?;
     state.engine.forget_channel(&id);

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use okno_domain::ids::ContactId;
 use okno_domain::model::{Contact, ContactInput, Page, Permission};
 use okno_store::ContactFilter;
 use serde::Deserialize;
@@ -85,6 +86,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", responses((status = 200, body = Contact), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Read)?;
     let mut contact = state.engine.store.get_contact(&id).await?;
     crate::masking::contact(auth.token.role, &mut contact);
@@ -98,6 +100,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ContactInput>,
 ) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
     let mut contact = state.engine.store.update_contact(&id, input.normalize()?).await?;
     crate::masking::contact(auth.token.role, &mut contact);
@@ -112,8 +115,9 @@ pub async fn merge(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MergeContacts>,
 ) -> ApiResult<Json<Contact>> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
-    let mut contact = state.engine.store.merge_contacts(&id, &body.other_id, None).await?;
+    let mut contact = state.engine.store.merge_contacts(&id, &ContactId::from(&body.other_id), None).await?;
     super::channels::audit(&state, &auth, "contact.merge", &id, json!({"merged": body.other_id})).await;
     crate::masking::contact(auth.token.role, &mut contact);
     Ok(Json(contact))
@@ -145,6 +149,7 @@ pub async fn link(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<LinkResponse>)> {
+    let id = ContactId::from(id);
     auth.require(Permission::Write)?;
     let req: LinkRequest =
         if body.iter().all(u8::is_ascii_whitespace) { LinkRequest::default() } else { parse_json(&body)? };
@@ -153,7 +158,7 @@ pub async fn link(
         return Err(okno_domain::Error::invalid("invalid_ttl", "`ttl_secs` is between 60 seconds and 90 days").into());
     }
     let offer = state.engine.link_offer(&id, ttl * 1000, None).await?;
-    let links = offer.links.into_iter().map(|l| (l.channel_id, json!(l.url))).collect();
+    let links = offer.links.into_iter().map(|l| (l.channel_id.into_string(), json!(l.url))).collect();
     let (code, expires_at) = (offer.code, okno_domain::time::to_rfc3339(offer.expires_at));
     Ok((StatusCode::CREATED, Json(LinkResponse { code, expires_at, links })))
 }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use okno_domain::ids::ConversationId;
 use okno_domain::model::{Conversation, ConversationStatus, Message, Page, Permission};
 use okno_store::{ConversationFilter, ConversationPatch, Recipient};
 use serde::Deserialize;
@@ -75,8 +76,8 @@ pub async fn list(
     auth.require(Permission::Read)?;
     let filter = ConversationFilter {
         status: q.status.as_deref().map(ConversationStatus::parse).transpose()?,
-        contact_id: q.contact_id,
-        channel_id: q.channel_id,
+        contact_id: q.contact_id.map(Into::into),
+        channel_id: q.channel_id.map(Into::into),
         assignee: q.assignee.map(|a| if a == "none" { None } else { Some(a) }),
         label: q.label,
         ..Default::default()
@@ -89,6 +90,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", responses((status = 200, body = Conversation), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Conversation>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     let mut conversation = state.engine.store.get_conversation(&id).await?;
     crate::masking::conversation(auth.token.role, &mut conversation);
@@ -103,6 +105,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateConversation>,
 ) -> ApiResult<Json<Conversation>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     if let Some(labels) = &body.labels {
         if labels.iter().any(|l| l.trim().is_empty() || l.len() > 100) || labels.len() > 50 {
@@ -155,6 +158,7 @@ pub async fn add_note(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewNote>,
 ) -> ApiResult<(axum::http::StatusCode, Json<okno_store::Note>)> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     let text = body.text.trim();
     if text.is_empty() || text.chars().count() > 10_000 {
@@ -171,6 +175,7 @@ pub async fn notes(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Page<okno_store::Note>>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     state.engine.store.get_conversation(&id).await?;
     Ok(Json(super::all(state.engine.store.list_notes(&id).await?)))
@@ -184,6 +189,7 @@ pub async fn messages(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Page<Message>>> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Read)?;
     Ok(Json(state.engine.store.list_messages(&id, page.request()).await?))
 }
@@ -196,6 +202,7 @@ pub async fn reply(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<super::SendBody>,
 ) -> ApiResult<(StatusCode, Json<Message>)> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     if body.contact_id.is_some() || body.external_id.is_some() {
         return Err(okno_domain::Error::invalid(
@@ -217,6 +224,7 @@ pub async fn chat_action(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ChatAction>,
 ) -> ApiResult<StatusCode> {
+    let id = ConversationId::from(id);
     auth.require(Permission::Write)?;
     const ACTIONS: &[&str] = &[
         "typing",

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use okno_domain::ids::MessageId;
 use okno_domain::model::{Button, Message, Permission};
 use okno_domain::Error;
 use okno_store::Recipient;
@@ -31,7 +32,7 @@ pub async fn send(
 ) -> ApiResult<(StatusCode, Json<Message>)> {
     auth.require(Permission::Write)?;
     let to = match (body.contact_id.take(), body.external_id.take()) {
-        (Some(id), None) => Recipient::Contact(id),
+        (Some(id), None) => Recipient::Contact(id.into()),
         (None, Some(ext)) => Recipient::ExternalId(ext),
         _ => {
             return Err(Error::invalid("invalid_recipient", "give exactly one of `contact_id` and `external_id`").into())
@@ -47,6 +48,7 @@ pub async fn send(
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", responses((status = 200, body = Message), (status = 404)))]
 pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Message>> {
+    let id = MessageId::from(id);
     auth.require(Permission::Read)?;
     Ok(Json(state.engine.store.get_message(&id).await?))
 }
@@ -59,6 +61,7 @@ pub async fn edit(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EditMessage>,
 ) -> ApiResult<Json<Message>> {
+    let id = MessageId::from(id);
     auth.require(Permission::Write)?;
     Ok(Json(state.engine.edit_buttons(&id, body.buttons).await?))
 }

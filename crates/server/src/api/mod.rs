@@ -181,13 +181,13 @@ impl SendBody {
         }
         Ok(okno_store::OutboundRequest {
             to,
-            channel_id: self.channel_id,
+            channel_id: self.channel_id.map(Into::into),
             text: self.text,
             buttons: self.buttons,
             attachment_ids: self.attachments.into_iter().map(|a| a.id).collect(),
             idempotency_key: self.idempotency_key,
             author: Some(author),
-            reply_to: self.reply_to,
+            reply_to: self.reply_to.map(Into::into),
             options: serde_json::Value::Object(options),
         })
     }

@@ -104,7 +104,7 @@ pub async fn start(
 ) -> ApiResult<Json<StartSummary>> {
     auth.require(Permission::Write)?;
     let req = StartRequest {
-        contact_ids: body.contact_ids,
+        contact_ids: body.contact_ids.into_iter().map(Into::into).collect(),
         external_ids: body.external_ids,
         groups: body.groups,
         key: body.key,

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use okno_domain::ids::{ChannelId, MessageId};
 use okno_domain::model::{Direction, Message};
 use okno_store::Store;
 use serde_json::{json, Value};
@@ -15,11 +16,11 @@ use super::i18n::{t, Lang};
 #[derive(Debug, Default)]
 pub struct Names {
     /// Channel id → the name of the bot attached to it.
-    bots: HashMap<String, String>,
+    bots: HashMap<ChannelId, String>,
     broadcasts: HashMap<String, String>,
     surveys: HashMap<String, String>,
     /// Message id → the name of the rule that sent it.
-    rules: HashMap<String, String>,
+    rules: HashMap<MessageId, String>,
 }
 
 /// An author on screen: what kind of sender (for its style) and the name to show.
@@ -67,7 +68,7 @@ impl Names {
             }
         }
         for ch in bot_channels {
-            if let Some(bot) = found(store.get_bot(&ch).await)? {
+            if let Some(bot) = found(store.get_bot(ch.as_str()).await)? {
                 names.bots.insert(ch, bot.name);
             }
         }

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::ids::ContactId;
 use okno_domain::model::{ChannelKind, Permission};
 use okno_engine::broadcasts::{Audience, AudienceFilter};
 use okno_store::{Broadcast, BroadcastAction, ContactFilter, PageRequest};
@@ -155,7 +156,7 @@ const MAX_LIST: usize = 10_000;
 /// A pasted list of people, read: the contacts its entries name, in order, each once, and the
 /// entries that name nobody.
 pub(super) struct PeopleList {
-    pub found: Vec<String>,
+    pub found: Vec<ContactId>,
     pub unknown: Vec<String>,
 }
 
@@ -178,13 +179,13 @@ pub(super) async fn read_people_list(state: &AppState, s: &Session, text: &str) 
     let store = &state.engine.store;
     let mut by_id = HashSet::new();
     for chunk in entries.chunks(500) {
-        let ids: Vec<String> = chunk.iter().map(|e| e.to_string()).collect();
+        let ids: Vec<ContactId> = chunk.iter().map(|&e| e.into()).collect();
         by_id.extend(store.get_contacts(&ids).await?.into_iter().map(|c| c.id));
     }
     let (mut found, mut unknown) = (Vec::new(), Vec::new());
     for e in entries {
         if by_id.contains(e) {
-            found.push(e.to_string());
+            found.push(e.into());
             continue;
         }
         let filter = ContactFilter { external_id: Some(e.to_string()), ..Default::default() };
@@ -200,7 +201,7 @@ pub(super) async fn read_people_list(state: &AppState, s: &Session, text: &str) 
 
 /// The pasted list as a broadcast's audience: every entry must name a contact (unknown ones
 /// are refused, named).
-async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<Vec<String>> {
+async fn resolve_list(state: &AppState, s: &Session, text: &str) -> okno_domain::Result<Vec<ContactId>> {
     let list = read_people_list(state, s, text).await?;
     if !list.unknown.is_empty() {
         let shown: Vec<&str> = list.unknown.iter().take(5).map(String::as_str).collect();

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::ids::ContactId;
 use okno_domain::model::{Contact, ContactInput, Permission};
 use okno_store::{ContactEdit, ContactField, ContactFilter, ConversationFilter, NewAudit, PageRequest};
 use serde::Deserialize;
@@ -102,7 +103,7 @@ pub async fn list(State(state): State<AppState>, s: Session, Query(q): Query<Con
 pub async fn card(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     Query(q): Query<CardQuery>,
 ) -> Response {
     let ui = &state.ui;
@@ -128,14 +129,14 @@ pub async fn card(
     }
 }
 
-async fn card_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Result<Value> {
+async fn card_view(state: &AppState, s: &Session, id: &ContactId) -> okno_domain::Result<Value> {
     let store = &state.engine.store;
     let contact = store.get_contact(id).await?;
     let channels = store.list_channels().await?;
     let map = channel_map(&channels);
     let convs = store
         .list_conversations(
-            ConversationFilter { contact_id: Some(id.to_string()), ..Default::default() },
+            ConversationFilter { contact_id: Some(id.clone()), ..Default::default() },
             PageRequest::new(Some(100), None),
         )
         .await?;
@@ -209,12 +210,13 @@ async fn merge_view(
     ctx["candidates"] = json!(candidates(state, s, id, &text).await?);
     ctx["searched"] = json!(!text.is_empty());
     if let Some(other) = q.merge_with.as_deref().filter(|o| !o.is_empty() && *o != id) {
-        let contact = state.engine.store.get_contact(other).await?;
+        let other = ContactId::from(other);
+        let contact = state.engine.store.get_contact(&other).await?;
         let convs = state
             .engine
             .store
             .list_conversations(
-                ConversationFilter { contact_id: Some(other.to_string()), ..Default::default() },
+                ConversationFilter { contact_id: Some(other.clone()), ..Default::default() },
                 PageRequest::new(Some(100), None),
             )
             .await?;
@@ -231,7 +233,7 @@ async fn merge_view(
 pub async fn merge_search(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     Query(q): Query<CardQuery>,
 ) -> Response {
     let ui = &state.ui;
@@ -253,7 +255,7 @@ pub async fn merge_search(
 pub async fn merge(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -270,10 +272,10 @@ pub async fn merge(
     let audit = NewAudit {
         actor: format!("operator:{}", s.operator.login),
         action: "contact.merge".into(),
-        target: id.clone(),
+        target: id.to_string(),
         detail: json!({"merged": other}),
     };
-    match state.engine.store.merge_contacts(&id, &other, Some(audit)).await {
+    match state.engine.store.merge_contacts(&id, &ContactId::from(other), Some(audit)).await {
         Ok(_) => Redirect::to(&format!("/ui/contacts/{id}?merged=1")).into_response(),
         Err(e) => error_page(ui, &s, e),
     }
@@ -286,7 +288,7 @@ pub async fn merge(
 pub async fn link(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -538,7 +540,10 @@ async fn store_errors(
             let owner = owner.ok().and_then(|p| p.items.into_iter().next());
             let text = t(s, "cf_ext_taken").replace("{value}", typed_ext.trim());
             return (
-                FieldErrors::from([("external_id", text), ("external_owner", owner.map(|o| o.id).unwrap_or_default())]),
+                FieldErrors::from([
+                    ("external_id", text),
+                    ("external_owner", owner.map(|o| o.id.into_string()).unwrap_or_default()),
+                ]),
                 status,
             );
         }
@@ -596,7 +601,7 @@ pub async fn create(State(state): State<AppState>, s: Session, headers: HeaderMa
 }
 
 /// `GET /ui/contacts/{id}/edit`
-pub async fn edit_form(State(state): State<AppState>, s: Session, Path(id): Path<String>) -> Response {
+pub async fn edit_form(State(state): State<AppState>, s: Session, Path(id): Path<ContactId>) -> Response {
     if let Some(r) = refuse(&state.ui, &s, Permission::Write) {
         return r;
     }
@@ -612,7 +617,7 @@ pub async fn edit_form(State(state): State<AppState>, s: Session, Path(id): Path
 pub async fn save(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {

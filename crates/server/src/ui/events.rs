@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use axum::response::Response;
+use okno_domain::ids::ContactId;
 use okno_domain::model::Permission;
 use okno_domain::time::{now_ms, Millis};
 use okno_store::{EventDelivery, EventFilter, EventRecord, PageRequest, Unresolved, EVENT_STATUSES};
@@ -283,10 +284,10 @@ async fn detail_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
     let channels = store.list_channels().await?;
     let channels = channel_map(&channels);
     // Names of everyone the event concerns, read at once.
-    let mut ids: Vec<String> = ev.deliveries.iter().map(|d| d.contact_id.clone()).collect();
-    ids.extend(ev.unresolved.iter().filter_map(|u| u.contact_id.clone()));
+    let mut ids: Vec<ContactId> = ev.deliveries.iter().map(|d| ContactId::from(&d.contact_id)).collect();
+    ids.extend(ev.unresolved.iter().filter_map(|u| u.contact_id.as_ref().map(ContactId::from)));
     let names: HashMap<String, String> =
-        store.get_contacts(&ids).await?.iter().map(|c| (c.id.clone(), display_name(c, s.role()))).collect();
+        store.get_contacts(&ids).await?.iter().map(|c| (c.id.to_string(), display_name(c, s.role()))).collect();
     // Rule names as the event recorded them, else as the rules are called now.
     let mut rule_names: HashMap<String, String> =
         store.list_rules().await?.into_iter().map(|r| (r.id, r.name)).collect();

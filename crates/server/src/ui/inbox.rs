@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::{Channel, Contact, Conversation, ConversationStatus, Direction, Permission, Role};
 use okno_store::{ContactFilter, ConversationFilter, ConversationPatch, OutboundRequest, PageRequest, Recipient};
 use serde::Deserialize;
@@ -182,7 +183,7 @@ async fn inbox_view(state: &AppState, s: &Session, q: &InboxQuery) -> okno_domai
     let filter = ConversationFilter {
         status,
         contact_id: None,
-        channel_id: nonempty(&q.channel),
+        channel_id: nonempty(&q.channel).map(ChannelId::from),
         assignee,
         label: nonempty(&q.label),
         text: None,
@@ -276,7 +277,7 @@ const SEARCH_PAGE: u32 = 50;
 pub async fn conversation(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Query(q): Query<InboxQuery>,
 ) -> Response {
     let ui = &state.ui;
@@ -340,7 +341,7 @@ fn thread_items(
 async fn conversation_view(
     state: &AppState,
     s: &Session,
-    id: &str,
+    id: &ConversationId,
     with_panel: bool,
     read: bool,
 ) -> okno_domain::Result<Value> {
@@ -367,7 +368,7 @@ async fn conversation_view(
     let mut reply_channels: Vec<Value> = Vec::new();
     for ident in &conv.contact.identities {
         if let Some(ch) = map.get(ident.channel_id.as_str()) {
-            if !reply_channels.iter().any(|v| v["id"] == ch.id) {
+            if !reply_channels.iter().any(|v| v["id"] == ch.id.as_str()) {
                 let mut v = channel_view(Some(ch));
                 v["blocked"] = json!(ident.blocked || ident.opted_out);
                 reply_channels.push(v);
@@ -382,19 +383,19 @@ async fn conversation_view(
         .find(|m| m.direction == Direction::In)
         .map(|m| m.channel_id.clone())
         .or_else(|| conv.last_inbound_channel_id.clone())
-        .or_else(|| reply_channels.first().map(|v| v["id"].as_str().unwrap_or("").to_string()));
+        .or_else(|| reply_channels.first().map(|v| ChannelId::from(v["id"].as_str().unwrap_or(""))));
     // The customer-service window of the channel a reply goes to by default, and the
     // templates that channel has for when it is closed.
-    let window = match default_channel.as_deref() {
-        Some(ch) => state.engine.conversation_window(id, Some(ch)).await?,
+    let window = match &default_channel {
+        Some(ch) => state.engine.conversation_window(&conv.id, Some(ch)).await?,
         None => None,
     };
     let templates = default_channel
-        .as_deref()
-        .and_then(|ch| map.get(ch))
+        .as_ref()
+        .and_then(|ch| map.get(ch.as_str()))
         .and_then(|ch| ch.config.get("templates").cloned())
         .unwrap_or(json!([]));
-    let about = store.platform_context(id).await?.map(|c| about_view(&c));
+    let about = store.platform_context(&conv.id).await?.map(|c| about_view(&c));
     Ok(json!({
         "window": window.map(|w| json!({"open": w.open, "closes_at": w.closes_at.map(super::short_time)})),
         "templates": templates,
@@ -445,7 +446,7 @@ fn back_to(headers: &HeaderMap, id: &str) -> Response {
 pub async fn reply(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -496,7 +497,7 @@ pub async fn reply(
     }
     let req = OutboundRequest {
         to: Recipient::Conversation(id.clone()),
-        channel_id: form.field("channel_id"),
+        channel_id: form.field("channel_id").map(ChannelId::from),
         text,
         buttons: Vec::new(),
         attachment_ids,
@@ -516,7 +517,7 @@ pub async fn reply(
 pub async fn update(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {
@@ -579,7 +580,7 @@ pub async fn update(
 pub async fn retry(
     State(state): State<AppState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(id): Path<MessageId>,
     headers: HeaderMap,
     form: Form,
 ) -> Response {

@@ -28,6 +28,7 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use okno_domain::ids::{ConversationId, MessageId};
 use okno_domain::model::{Conversation, Direction, Permission};
 use okno_store::{ConversationFilter, PageRequest};
 use serde::Deserialize;
@@ -111,11 +112,11 @@ struct Watch {
     /// The store's key of the page's session, checked every second: a session ended anywhere
     /// ends its streams within a second.
     session: String,
-    conv: Option<String>,
+    conv: Option<ConversationId>,
     /// Fingerprints of the list last seen.
     list: Option<Vec<String>>,
     /// Last inbound message id seen per conversation.
-    last_in: HashMap<String, String>,
+    last_in: HashMap<ConversationId, MessageId>,
     open: Option<String>,
     /// When to read the open conversation again.
     tick: tokio::time::Interval,
@@ -165,7 +166,7 @@ impl Watch {
         for c in items {
             let Some(m) = c.last_message.as_ref().filter(|m| m.direction == Direction::In) else { continue };
             let before = self.last_in.insert(c.id.clone(), m.id.clone());
-            let new = !first && before.as_deref() != Some(m.id.as_str());
+            let new = !first && before.as_ref() != Some(&m.id);
             let for_me = c.assignee.is_none() || c.assignee.as_deref() == Some(self.me.as_str());
             if new && for_me {
                 let name = super::inbox::display_name(&c.contact, okno_domain::model::Role::Restricted);
@@ -234,7 +235,7 @@ pub async fn events(State(state): State<AppState>, s: Session, Query(q): Query<L
         me: s.operator.login.clone(),
         lang: s.lang,
         session: s.hash(),
-        conv: q.conv.filter(|c| !c.is_empty()),
+        conv: q.conv.filter(|c| !c.is_empty()).map(ConversationId::from),
         list: None,
         last_in: HashMap::new(),
         open: None,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use okno_domain::ids::ContactId;
 use okno_domain::model::Permission;
 use okno_domain::surveys::{QuestionKind, Trigger};
 use okno_engine::surveys::StartRequest;
@@ -176,9 +177,9 @@ async fn survey_view(state: &AppState, s: &Session, id: &str) -> okno_domain::Re
         })
         .collect();
     let recent = store.list_survey_runs(id, RunFilter::default(), PageRequest::new(Some(20), None)).await?;
-    let ids: Vec<String> = recent.items.iter().map(|r| r.contact_id.clone()).collect();
+    let ids: Vec<ContactId> = recent.items.iter().map(|r| ContactId::from(&r.contact_id)).collect();
     let names: HashMap<String, String> =
-        store.get_contacts(&ids).await?.iter().map(|c| (c.id.clone(), display_name(c, s.role()))).collect();
+        store.get_contacts(&ids).await?.iter().map(|c| (c.id.to_string(), display_name(c, s.role()))).collect();
     let total_questions = survey.spec.questions.len();
     let run_rows: Vec<Value> = recent
         .items
