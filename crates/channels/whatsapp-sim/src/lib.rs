@@ -259,6 +259,12 @@ impl WaSim {
         self.with(|n| n.auto_statuses = statuses.iter().map(|s| s.to_string()).collect());
     }
 
+    /// How long after accepting a message its statuses are pushed (default 200 ms: Meta's
+    /// statuses follow the send's answer; a receiver sees them after it has the `wamid`).
+    pub fn set_status_delay(&self, delay: Duration) {
+        self.with(|n| n.status_delay = delay);
+    }
+
     /// Moves the simulator's clock forward (the 24-hour window is measured on it).
     pub fn advance(&self, by: Duration) {
         self.with(|n| n.clock_offset += by);
@@ -366,6 +372,23 @@ impl WaSim {
     /// list is long, duplicated and shuffled). Returns how many requests okno did not answer 200.
     pub async fn push_statuses(&self, statuses: &[(String, String)], per_request: usize, parallel: usize) -> usize {
         server::push_statuses(&self.inner, statuses, per_request.max(1), parallel.max(1)).await
+    }
+
+    /// A status storm for `wamids`: `sent`, `delivered` and `read` for each, every one
+    /// `copies` times, shuffled — duplicated and out of order, as Meta may deliver them
+    /// (research §2.3). Push it with [`WaSim::push_statuses`].
+    pub fn storm(wamids: &[String], copies: usize) -> Vec<(String, String)> {
+        use rand::seq::SliceRandom;
+        let mut out = Vec::with_capacity(wamids.len() * 3 * copies);
+        for id in wamids {
+            for s in ["sent", "delivered", "read"] {
+                for _ in 0..copies.max(1) {
+                    out.push((id.clone(), s.to_string()));
+                }
+            }
+        }
+        out.shuffle(&mut rand::thread_rng());
+        out
     }
 
     /// Pushes one status for an accepted message (`delivered`, `read`, `failed`…).

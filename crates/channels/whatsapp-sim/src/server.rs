@@ -433,7 +433,9 @@ async fn messages(
         Ok((resp, after)) => {
             if !after.is_empty() {
                 let inner = inner.clone();
+                let delay = inner.world().numbers.values().next().map(|n| n.status_delay).unwrap_or_default();
                 tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
                     let body = envelope(&inner, json!({"statuses": after}));
                     push(&inner, body.to_string().into_bytes()).await;
                 });

@@ -123,23 +123,19 @@ impl Limiter {
 /// (131051), invalid parameters (100, 131008, 131009), templates (132xxx), the token (190) —
 /// end the message with Meta's code and words.
 pub fn classify(e: ApiError) -> SendError {
-    match e {
-        ApiError::Network(reason) => SendError::retry(reason),
-        ApiError::Meta { status, code, ref title, ref details, .. } => {
-            let reason = e.to_string();
-            let _ = (title, details);
-            match code {
-                130429 => SendError::Retry { reason, after: Some(Duration::from_secs(1)) },
-                131056 => SendError::Retry { reason, after: Some(Duration::from_secs(6)) },
-                4 | 80007 | 133016 => SendError::Retry { reason, after: Some(Duration::from_secs(60)) },
-                1 | 2 | 131000 | 131016 => SendError::retry(reason),
-                0 if status >= 500 || status == 429 => {
-                    SendError::Retry { reason, after: (status == 429).then_some(Duration::from_secs(1)) }
-                }
-                _ if status >= 500 => SendError::retry(reason),
-                _ => SendError::permanent(reason),
-            }
-        }
+    let (status, code) = match &e {
+        ApiError::Network(reason) => return SendError::retry(reason.clone()),
+        ApiError::Meta { status, code, .. } => (*status, *code),
+    };
+    let reason = e.to_string();
+    match code {
+        130429 => SendError::Retry { reason, after: Some(Duration::from_secs(1)) },
+        131056 => SendError::Retry { reason, after: Some(Duration::from_secs(6)) },
+        4 | 80007 | 133016 => SendError::Retry { reason, after: Some(Duration::from_secs(60)) },
+        1 | 2 | 131000 | 131016 => SendError::retry(reason),
+        0 if status == 429 => SendError::Retry { reason, after: Some(Duration::from_secs(1)) },
+        _ if status >= 500 => SendError::retry(reason),
+        _ => SendError::permanent(reason),
     }
 }
 
