@@ -85,13 +85,13 @@ impl Platform for WhatsApp {
 
     fn schema(&self) -> Schema {
         Schema::new(
-            text("Connect a WhatsApp Business number", "Подключить номер WhatsApp Business"),
+            text("Connect a WhatsApp Business number", "Подключить бизнес-номер WhatsApp"),
             vec![
                 Field::new(
                     "token",
                     text(
                         "Access token of a system user (Meta Business Suite → System users), with whatsapp_business_messaging",
-                        "Токен доступа системного пользователя (Meta Business Suite → Системные пользователи) с правом whatsapp_business_messaging",
+                        "Постоянный токен системного пользователя (бизнес-настройки Meta → Системные пользователи) с правом whatsapp_business_messaging",
                     ),
                     FieldKind::Text,
                 )
@@ -99,13 +99,13 @@ impl Platform for WhatsApp {
                 .secret(),
                 Field::new(
                     "phone_number_id",
-                    text("Phone number ID (App Dashboard → WhatsApp → API Setup)", "ID номера телефона (App Dashboard → WhatsApp → API Setup)"),
+                    text("Phone number ID (App Dashboard → WhatsApp → API Setup)", "ID номера телефона (кабинет разработчика Meta → WhatsApp → настройка API)"),
                     FieldKind::Text,
                 )
                 .required(),
                 Field::new(
                     "app_secret",
-                    text("App secret (App Dashboard → App settings → Basic)", "Секрет приложения (App Dashboard → Настройки → Основное)"),
+                    text("App secret (App Dashboard → App settings → Basic)", "Секрет приложения (кабинет разработчика Meta → настройки приложения → основные)"),
                     FieldKind::Text,
                 )
                 .required()
@@ -116,16 +116,16 @@ impl Platform for WhatsApp {
                 )),
                 Field::new(
                     "verify_token",
-                    text("Verify token (any word; the same in WhatsApp → Configuration)", "Проверочный токен (любое слово; то же в WhatsApp → Configuration)"),
+                    text("Verify token (any word; the same in WhatsApp → Configuration)", "Проверочный токен (любое слово; то же — в настройках вебхука WhatsApp у Meta)"),
                     FieldKind::Text,
                 )
                 .required()
                 .secret()
                 .help(text(
                     "Callback URL in Meta's dashboard: OKNO_PUBLIC_URL/hooks/<channel id>; subscribe to the messages field.",
-                    "Callback URL в кабинете Meta: OKNO_PUBLIC_URL/hooks/<id канала>; подпишите поле messages.",
+                    "Адрес вебхука в кабинете Meta: OKNO_PUBLIC_URL/hooks/<id канала>; включите подписку на сообщения.",
                 )),
-                Field::new("api_base", text("Graph API address", "Адрес Graph API"), FieldKind::Url)
+                Field::new("api_base", text("Graph API address", "Адрес API Meta"), FieldKind::Url)
                     .help(text(
                         "Leave it empty for Meta's (with its version); set it for a newer version or a test simulator.",
                         "Оставьте пустым для Meta (с версией API); укажите для новой версии или тестового симулятора.",
