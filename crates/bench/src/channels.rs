@@ -31,6 +31,8 @@ pub enum Kind {
     Max,
     Vk,
     Ok,
+    /// Its own benchmark (`whatsapp.rs`): webhooks only, and the status storm.
+    Whatsapp,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Max => "max",
             Kind::Vk => "vk",
             Kind::Ok => "ok",
+            Kind::Whatsapp => "whatsapp",
         }
     }
 }
@@ -79,6 +82,7 @@ impl Sim {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
             Kind::Ok => Sim::Ok(OkSim::start().await),
+            Kind::Whatsapp => unreachable!("whatsapp runs its own benchmark (whatsapp.rs)"),
         }
     }
 

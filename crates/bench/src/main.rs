@@ -30,6 +30,7 @@ mod events;
 mod render;
 mod server;
 mod telegram;
+mod whatsapp;
 
 use server::Okno;
 
@@ -58,7 +59,7 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
-    /// Measure the MAX, VK or OK channel against its simulator (`--inbound` messages per
+    /// Measure the MAX, VK, OK or WhatsApp channel against its simulator (`--inbound` messages per
     /// receive mode, `--outbound` replies, then a 1,000-person broadcast at the platform's limits).
     #[arg(long, value_enum)]
     channel: Option<channels::Kind>,
@@ -132,6 +133,9 @@ async fn main() -> Result<()> {
     }
     if args.broadcast {
         return broadcast::run(&okno, args.people).await;
+    }
+    if args.channel == Some(channels::Kind::Whatsapp) {
+        return whatsapp::run(&okno, args.inbound, args.outbound).await;
     }
     if let Some(kind) = args.channel {
         return channels::run(&okno, kind, args.inbound, args.outbound).await;

@@ -14,6 +14,7 @@ pub mod sink;
 pub mod slapd;
 pub mod tls;
 pub mod vk;
+pub mod whatsapp;
 
 pub use app::TestApp;
 pub use biz::BizSim;

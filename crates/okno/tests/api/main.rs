@@ -29,6 +29,7 @@ mod templates;
 mod translations;
 mod ui;
 mod vk;
+mod whatsapp;
 mod window;
 
 use okno_testkit::{Sink, TestApp};

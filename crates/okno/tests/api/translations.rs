@@ -20,6 +20,7 @@ const LATIN_ALLOWED: &[&str] = &[
     "PATCH",
     "DELETE",
     "WhatsApp",
+    "Meta",
     "Viber",
     "MAX",
     "VK",
