@@ -211,7 +211,7 @@ pub fn message(channel_id: &str, m: &Value, names: &HashMap<&str, &str>) -> Opti
     let name = names.get(from).map(|n| n.to_string());
     let digits = from.bytes().all(|b| b.is_ascii_digit());
     Some(InboundMessage {
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         sender: InboundSender {
             user_id: from.to_string(),
             chat_id: from.to_string(),
