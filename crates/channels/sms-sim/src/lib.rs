@@ -241,7 +241,14 @@ impl SmsSim {
     /// A person texts the account (Twilio: its number; SMSC: its virtual number), as the
     /// provider would POST it to the callback address.
     pub fn text_call(&self, account: &str, from: &str, text: &str) -> HookCall {
-        self.inner.text_call(account, from, text)
+        self.inner.text_call(account, from, text, None)
+    }
+
+    /// A person sends an MMS with one file to a Twilio number (`MediaUrl0` served by the
+    /// simulator at `/media/{n}`); returns okno's answer status.
+    pub async fn mms(&self, account: &str, from: &str, text: &str, mime: &str, bytes: &[u8]) -> Option<u16> {
+        let call = self.inner.text_call(account, from, text, Some((mime, bytes)));
+        self.push(&call).await
     }
 
     /// A person texts the account; returns okno's answer status.

@@ -27,7 +27,16 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/2010-04-01/Accounts/{file}", get(twilio_account))
         .route("/2010-04-01/Accounts/{sid}/Balance.json", get(twilio_balance))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio_send))
+        .route("/media/{n}", get(media))
         .with_state(inner)
+}
+
+/// An MMS file, as Twilio serves `MediaUrl{N}` (public unless media auth is switched on).
+async fn media(State(inner): State<Arc<Inner>>, Path(n): Path<u64>) -> Response {
+    match inner.world().media.get(&n).cloned() {
+        Some((mime, bytes)) => ([(header::CONTENT_TYPE, mime)], bytes).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
 }
 
 /// Query and form fields together (both providers take GET or POST).

@@ -58,6 +58,8 @@ pub(crate) struct World {
     pub sent: Vec<Sent>,
     pub attempts: Vec<Attempt>,
     pub seq: u64,
+    /// MMS media Twilio serves at `/media/{n}`: (MIME type, bytes).
+    pub media: HashMap<u64, (String, Vec<u8>)>,
 }
 
 pub(crate) struct Inner {
@@ -133,6 +135,7 @@ impl Inner {
                 sent: Vec::new(),
                 attempts: Vec::new(),
                 seq: 0,
+                media: HashMap::new(),
             }),
             base: format!("http://{addr}"),
             http,
@@ -215,10 +218,14 @@ impl Inner {
         }
     }
 
-    pub(crate) fn text_call(&self, account: &str, from: &str, text: &str) -> HookCall {
+    pub(crate) fn text_call(&self, account: &str, from: &str, text: &str, media: Option<(&str, &[u8])>) -> HookCall {
         let mut w = self.world();
         w.seq += 1;
         let n = w.seq;
+        if let Some((mime, bytes)) = media {
+            w.media.insert(n, (mime.to_string(), bytes.to_vec()));
+        }
+        let base = self.base.clone();
         let a = w.accounts.get(account).unwrap_or_else(|| panic!("sms-sim: no account {account}"));
         let url = a.callback.clone().unwrap_or_else(|| panic!("sms-sim: no callback address set for {account}"));
         let from = from.trim_start_matches('+').to_string();
@@ -238,7 +245,7 @@ impl Inner {
             }
             Provider::Twilio => {
                 let sid = account.trim_start_matches("twilio:").to_string();
-                let pairs = vec![
+                let mut pairs = vec![
                     ("MessageSid", format!("SM{:032x}", 0xfeed_0000_u64 + n)),
                     ("SmsSid", format!("SM{:032x}", 0xfeed_0000_u64 + n)),
                     ("SmsMessageSid", format!("SM{:032x}", 0xfeed_0000_u64 + n)),
@@ -246,11 +253,15 @@ impl Inner {
                     ("From", format!("+{from}")),
                     ("To", format!("+{to}")),
                     ("Body", text.to_string()),
-                    ("NumMedia", "0".to_string()),
+                    ("NumMedia", if media.is_some() { "1" } else { "0" }.to_string()),
                     ("NumSegments", count_parts(text).0.to_string()),
                     ("SmsStatus", "received".to_string()),
                     ("ApiVersion", "2010-04-01".to_string()),
                 ];
+                if let Some((mime, _)) = media {
+                    pairs.push(("MediaUrl0", format!("{base}/media/{n}")));
+                    pairs.push(("MediaContentType0", mime.to_string()));
+                }
                 let signature = twilio_sign(&a.secret, &url, &pairs);
                 let mut headers = form_headers();
                 headers.push(("X-Twilio-Signature".into(), signature));

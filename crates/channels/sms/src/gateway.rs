@@ -84,6 +84,11 @@ pub struct SmsConfig {
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// The secret of the hook address, chosen by the administrator (who pastes the address
+    /// into the provider's panel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
+    /// The secret okno made, used when no `callback_secret` is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
 }
@@ -95,6 +100,11 @@ fn given(v: &Option<String>) -> Option<&str> {
 impl SmsConfig {
     pub fn base(&self) -> String {
         given(&self.api_base).unwrap_or(self.provider.default_base()).trim_end_matches('/').to_string()
+    }
+
+    /// The secret the hook address carries.
+    pub fn hook_secret(&self) -> Option<&str> {
+        given(&self.callback_secret).or(given(&self.webhook_secret))
     }
 
     pub fn sender(&self) -> Option<&str> {

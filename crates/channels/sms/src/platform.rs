@@ -126,6 +126,12 @@ impl Platform for Sms {
                         "{\"per_second\": 20, \"per_chat_per_minute\": 10, \"burst\": 10} по умолчанию; не указанный предел отключён",
                     ))
                     .api_only(),
+                Field::new("callback_secret", text("Callback secret", "Секрет адреса уведомлений"), FieldKind::Text)
+                    .help(text(
+                        "16+ characters you choose; the provider calls {okno}/hooks/{channel id}?secret=<this>",
+                        "От 16 символов на ваш выбор; провайдер вызывает {okno}/hooks/{id канала}?secret=<секрет>",
+                    ))
+                    .secret(),
                 Field::new("webhook_secret", text("Hook secret", "Секрет адреса"), FieldKind::Text).secret().internal(),
             ],
         )
@@ -154,6 +160,12 @@ impl Platform for Sms {
                 return Err(Error::invalid("invalid_channel_config", "`sender` must be a phone number in +E.164"));
             }
         }
+        if cfg.callback_secret.as_deref().is_some_and(|c| c.trim().len() < 16 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.~".contains(ch))) {
+            return Err(Error::invalid(
+                "invalid_channel_config",
+                "`callback_secret` must be 16 or more letters, digits, `-`, `_`, `.` or `~` (it goes in an address)",
+            ));
+        }
         let base = url::Url::parse(&cfg.base())
             .map_err(|e| Error::invalid("invalid_channel_config", format!("`api_base` is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -174,7 +186,7 @@ impl Platform for Sms {
 
     fn adapter(&self, cx: &Context, channel: &Channel, _state: Arc<dyn ChannelState>) -> Result<Arc<dyn Adapter>> {
         let cfg = config_of(channel)?;
-        let callback = match (cfg.provider, cfg.webhook_secret.as_deref()) {
+        let callback = match (cfg.provider, cfg.hook_secret()) {
             (Provider::Twilio, Some(secret)) => Some(hook_url(&cx.public_url, &channel.id, secret)),
             _ => None,
         };
@@ -193,7 +205,7 @@ impl Platform for Sms {
         _state: &dyn ChannelState,
     ) -> Result<Vec<Received>> {
         let cfg = config_of(channel)?;
-        let expected = cfg.webhook_secret.clone().unwrap_or_default();
+        let expected = cfg.hook_secret().unwrap_or_default().to_string();
         let given = request.query_param(SECRET_PARAM).unwrap_or_default();
         if expected.is_empty() || !signing::secrets_equal(&given, &expected) {
             return Err(Error::new(ErrorKind::Unauthorized, "bad_secret", "the hook address's secret does not match"));
