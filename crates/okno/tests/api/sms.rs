@@ -30,12 +30,15 @@ async fn twilio() -> (TestApp, SmsSim, String, String) {
 
 /// Waits until message `id` has `status`; returns it.
 async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
-    eventually(10, || async {
+    let got = eventually(10, || async {
         let m = app.get(&format!("/api/v1/messages/{id}")).await.body;
         (m["status"] == status).then_some(m)
     })
-    .await
-    .unwrap_or_else(|| panic!("message {id} reaches {status}: {}", app.get(&format!("/api/v1/messages/{id}")).await.body))
+    .await;
+    match got {
+        Some(m) => m,
+        None => panic!("message {id} reaches {status}: {}", app.get(&format!("/api/v1/messages/{id}")).await.body),
+    }
 }
 
 async fn sent_to(sim: &SmsSim, phone: &str, n: usize) -> Vec<okno_testkit::sms::Sent> {
@@ -196,8 +199,8 @@ async fn smsc_sends_a_reply_and_a_failed_report_and_no_money_end_messages_failed
 #[tokio::test]
 async fn a_number_on_the_stop_list_ends_the_message_failed_and_marks_the_person() {
     let (app, sim, _ch, acct) = twilio().await;
-    sim.text(&acct, "+79005550013", "СТОП").await;
-    let (conv, m) = conversation_of(&app, "СТОП").await;
+    sim.text(&acct, "+79005550013", "Добрый день").await;
+    let (conv, m) = conversation_of(&app, "Добрый день").await;
     sim.blacklist("79005550013");
     let id = reply(&app, &conv, json!({"text": "Акция!"})).await;
     let failed = final_status(&app, &id).await;
@@ -239,11 +242,13 @@ async fn a_menu_bot_answers_in_numbered_lines_and_takes_a_texted_number() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     sim.text(&acct, "+79002223344", "привет").await;
-    let menu = sent_to(&sim, "79002223344", 1).await;
-    assert_eq!(menu[0].text, "Здравствуйте! Выберите пункт.\n1. Доставка\n2. Оператор");
+    // A first word the menu does not know: okno says so and shows the menu, numbered.
+    let menu = sent_to(&sim, "79002223344", 2).await;
+    let texts: Vec<&str> = menu.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, ["Не понял. Выберите пункт меню.", "Здравствуйте! Выберите пункт.\n1. Доставка\n2. Оператор"]);
     sim.text(&acct, "+79002223344", "1").await;
-    let next = sent_to(&sim, "79002223344", 2).await;
-    assert!(next[1].text.starts_with("Доставляем по городу за 2 часа."), "{:?}", next[1].text);
+    let next = sent_to(&sim, "79002223344", 3).await;
+    assert!(next[2].text.starts_with("Доставляем по городу за 2 часа.\n1. Назад"), "{:?}", next[2].text);
 }
 
 #[tokio::test]
