@@ -89,11 +89,10 @@ impl Platform for Sms {
                 Field::new("sender", text("Sender", "Отправитель"), FieldKind::Text)
                     .help(text(
                         "An approved sender name (SMS.ru, SMSC) or your Twilio number in +E.164",
-                        "Согласованное имя отправителя (SMS.ru, SMSC) или номер Twilio в формате +E.164",
-                    ))
-                    .placeholder("OknoShop"),
-                Field::new("api_id", text("SMS.ru api_id", "api_id SMS.ru"), FieldKind::Text)
-                    .help(text("SMS.ru: your account → API programmers → api_id", "SMS.ru: кабинет → Программистам → api_id"))
+                        "Согласованное имя отправителя (SMS.ru, SMSC) или номер Twilio в международном формате",
+                    )),
+                Field::new("api_id", text("SMS.ru api_id", "Ключ API SMS.ru"), FieldKind::Text)
+                    .help(text("SMS.ru: your account → API programmers → api_id", "SMS.ru: кабинет → Программистам → ключ"))
                     .secret(),
                 Field::new("login", text("SMSC login", "Логин SMSC"), FieldKind::Text),
                 Field::new("password", text("SMSC password", "Пароль SMSC"), FieldKind::Text)
@@ -102,10 +101,10 @@ impl Platform for Sms {
                         "SMSC: пароль для API из раздела Настройки → пароли",
                     ))
                     .secret(),
-                Field::new("account_sid", text("Twilio Account SID", "Twilio Account SID"), FieldKind::Text)
+                Field::new("account_sid", text("Twilio Account SID", "Идентификатор аккаунта Twilio"), FieldKind::Text)
                     .placeholder("AC…"),
-                Field::new("auth_token", text("Twilio Auth Token", "Twilio Auth Token"), FieldKind::Text)
-                    .help(text("Twilio Console → Account info", "Twilio Console → Account info"))
+                Field::new("auth_token", text("Twilio Auth Token", "Токен аккаунта Twilio"), FieldKind::Text)
+                    .help(text("Twilio Console → Account info", "Консоль Twilio → сведения об аккаунте"))
                     .secret(),
                 Field::new("price_per_segment", text("Price of one SMS part", "Цена одной части SMS"), FieldKind::Json)
                     .help(text(
@@ -113,7 +112,9 @@ impl Platform for Sms {
                         "Число; по нему считается стоимость рассылки перед её началом",
                     ))
                     .api_only(),
-                Field::new("currency", text("Currency", "Валюта"), FieldKind::Text).placeholder("RUB").advanced(),
+                Field::new("currency", text("Currency", "Валюта"), FieldKind::Text)
+                    .help(text("A three-letter currency code: RUB, USD…", "Трёхбуквенный код валюты"))
+                    .advanced(),
                 Field::new("api_base", text("Gateway API address", "Адрес API шлюза"), FieldKind::Url)
                     .help(text(
                         "Leave it empty for the provider itself; set it for a Twilio-shaped gateway or a simulator",
@@ -129,7 +130,7 @@ impl Platform for Sms {
                 Field::new("callback_secret", text("Callback secret", "Секрет адреса уведомлений"), FieldKind::Text)
                     .help(text(
                         "16+ characters you choose; the provider calls {okno}/hooks/{channel id}?secret=<this>",
-                        "От 16 символов на ваш выбор; провайдер вызывает {okno}/hooks/{id канала}?secret=<секрет>",
+                        "От 16 символов на ваш выбор; он входит в адрес, который вызывает провайдер",
                     ))
                     .secret(),
                 Field::new("webhook_secret", text("Hook secret", "Секрет адреса"), FieldKind::Text).secret().internal(),

@@ -102,7 +102,7 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
         .filter_map(serde_json::Value::as_str)
         .collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["max", "ok", "telegram", "vk", "webhook"], "every platform this build carries");
+    assert_eq!(kinds, ["max", "ok", "sms", "telegram", "vk", "webhook"], "every platform this build carries");
     for name in ["MAXChannelConfig", "OKChannelConfig", "VKChannelConfig"] {
         let config = &schemas[name];
         assert_eq!(config["required"], serde_json::json!(["token"]), "{name}");
