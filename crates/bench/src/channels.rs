@@ -31,6 +31,8 @@ pub enum Kind {
     Max,
     Vk,
     Ok,
+    /// SMS in Twilio's shape (`sms.rs`).
+    Sms,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Max => "max",
             Kind::Vk => "vk",
             Kind::Ok => "ok",
+            Kind::Sms => "sms",
         }
     }
 }
@@ -78,7 +81,7 @@ impl Sim {
         match kind {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
-            Kind::Ok => Sim::Ok(OkSim::start().await),
+            Kind::Ok | Kind::Sms => Sim::Ok(OkSim::start().await),
         }
     }
 
@@ -204,6 +207,9 @@ async fn channel(server: &Okno, name: &str, kind: Kind, config: Value) -> Result
 }
 
 pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<()> {
+    if kind == Kind::Sms {
+        return crate::sms::run(okno, n, outbound).await;
+    }
     let dir = std::env::temp_dir().join(format!("okno-bench-{}-{}", kind.name(), okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
     let sim = Sim::start(kind).await;

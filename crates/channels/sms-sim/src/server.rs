@@ -175,7 +175,9 @@ async fn smsru_send(State(inner): State<Arc<Inner>>, Query(q): Q, RawForm(body):
     }
     let one = match accept(&inner, &key, &to, &msg, p.get("from").map(String::as_str), None, 8) {
         Ok(sent) => json!({"status": "OK", "status_code": 100, "sms_id": sent.id}),
-        Err(Refusal::Server) => return (StatusCode::INTERNAL_SERVER_ERROR, "<html>500 Internal Server Error</html>").into_response(),
+        Err(Refusal::Server) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "<html>500 Internal Server Error</html>").into_response()
+        }
         Err(Refusal::TooMany) => {
             return Json(smsru_error(220, "Сервис временно недоступен, попробуйте чуть позже")).into_response()
         }
@@ -183,7 +185,9 @@ async fn smsru_send(State(inner): State<Arc<Inner>>, Query(q): Q, RawForm(body):
             return Json(smsru_error(205, "Сообщение слишком длинное (превышает 8 СМС)")).into_response()
         }
         Err(Refusal::Funds) => smsru_error(201, "Не хватает средств на лицевом счету"),
-        Err(Refusal::BadNumber) => smsru_error(202, "Неправильно указан номер телефона получателя, либо на него нет маршрута"),
+        Err(Refusal::BadNumber) => {
+            smsru_error(202, "Неправильно указан номер телефона получателя, либо на него нет маршрута")
+        }
         Err(Refusal::Blacklisted) => smsru_error(215, "Номер находится в стоп-листе SMS.ru"),
         Err(Refusal::BadSender) => smsru_error(204, "Имя отправителя не согласовано с администрацией"),
     };
@@ -210,7 +214,8 @@ fn smsc_account(inner: &Inner, p: &HashMap<String, String>) -> Option<String> {
 async fn smsc_balance(State(inner): State<Arc<Inner>>, Query(q): Q, RawForm(body): RawForm) -> Response {
     let p = params(q, &body);
     let Some(key) = smsc_account(&inner, &p) else { return smsc_error(2, "authorise error") };
-    Json(json!({"balance": format!("{:.2}", balance_of(&inner, &key)), "currency": currency_of(&inner, &key)})).into_response()
+    Json(json!({"balance": format!("{:.2}", balance_of(&inner, &key)), "currency": currency_of(&inner, &key)}))
+        .into_response()
 }
 
 /// `send.php?fmt=3`: `{"id","cnt"}` or `{"error","error_code"}`.
@@ -271,7 +276,9 @@ fn twilio_auth(inner: &Inner, headers: &HeaderMap, sid: &str) -> Result<String, 
 }
 
 async fn twilio_account(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(file): Path<String>) -> Response {
-    let Some(sid) = file.strip_suffix(".json") else { return twilio_error(404, 20404, "The requested resource was not found") };
+    let Some(sid) = file.strip_suffix(".json") else {
+        return twilio_error(404, 20404, "The requested resource was not found");
+    };
     if let Err(r) = twilio_auth(&inner, &headers, sid) {
         return r;
     }
@@ -323,7 +330,9 @@ async fn twilio_send(
             .into_response(),
         Err(Refusal::Server) => twilio_error(500, 20500, "Internal Server Error"),
         Err(Refusal::TooMany) => twilio_error(429, 20429, "Too Many Requests"),
-        Err(Refusal::BadNumber) => twilio_error(400, 21211, &format!("The 'To' number {to} is not a valid phone number.")),
+        Err(Refusal::BadNumber) => {
+            twilio_error(400, 21211, &format!("The 'To' number {to} is not a valid phone number."))
+        }
         Err(Refusal::Blacklisted) => twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"),
         Err(Refusal::BadSender) => twilio_error(
             400,

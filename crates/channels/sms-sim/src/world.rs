@@ -195,7 +195,8 @@ impl Inner {
                     Report::Read => ("read", None),
                     Report::Failed => ("undelivered", Some("30003")),
                 };
-                let url = sent.status_callback.clone().unwrap_or_else(|| panic!("sms-sim: sent without StatusCallback"));
+                let url =
+                    sent.status_callback.clone().unwrap_or_else(|| panic!("sms-sim: sent without StatusCallback"));
                 let sid = sent.account.trim_start_matches("twilio:").to_string();
                 let mut pairs = vec![
                     ("MessageSid", sent.id.clone()),

@@ -28,7 +28,9 @@ async fn smsru_charges_parts_runs_out_of_money_and_refuses_the_stop_list() {
     assert_eq!(poor["sms"]["79001234567"]["status_code"], 201, "two parts cost 5.90 of 3.05 left: {poor}");
     let long = send("79001234567", "я".repeat(67 * 8 + 1)).await;
     assert_eq!(long["status_code"], 205, "{long}");
-    let bad = post(format!("{}/sms/send", sim.api_base()), &[("api_id", "nope"), ("to", "79001234567"), ("msg", "x")]).await.1;
+    let bad = post(format!("{}/sms/send", sim.api_base()), &[("api_id", "nope"), ("to", "79001234567"), ("msg", "x")])
+        .await
+        .1;
     assert_eq!(bad["status_code"], 200);
     assert_eq!(sim.sent().len(), 1);
     assert_eq!((sim.sent()[0].parts, sim.sent()[0].encoding), (1, "ucs2"));
@@ -43,13 +45,27 @@ async fn the_rate_limit_answers_each_providers_too_many_and_can_be_switched_off(
     let url = format!("{}/sys/send.php", sim.api_base());
     let mut codes = Vec::new();
     for _ in 0..5 {
-        let form = [("login", "shop"), ("psw", "pw"), ("phones", "79001234567"), ("mes", "hi"), ("fmt", "3"), ("charset", "utf-8")];
+        let form = [
+            ("login", "shop"),
+            ("psw", "pw"),
+            ("phones", "79001234567"),
+            ("mes", "hi"),
+            ("fmt", "3"),
+            ("charset", "utf-8"),
+        ];
         codes.push(post(url.clone(), &form).await.1["error_code"].as_i64());
     }
     assert_eq!(codes, vec![None, None, None, Some(9), Some(9)]);
     assert_eq!(sim.rate_limited(), 2);
     sim.set_rate_limit(None);
-    let form = [("login", "shop"), ("psw", "pw"), ("phones", "79001234567"), ("mes", "hi"), ("fmt", "3"), ("charset", "utf-8")];
+    let form = [
+        ("login", "shop"),
+        ("psw", "pw"),
+        ("phones", "79001234567"),
+        ("mes", "hi"),
+        ("fmt", "3"),
+        ("charset", "utf-8"),
+    ];
     assert!(post(url.clone(), &form).await.1["id"].is_u64());
     sim.fail_next(Fault::ServerError);
     assert_eq!(post(url, &form).await.0, 500);

@@ -134,7 +134,9 @@ impl SmsConfig {
             }
         }
         if self.provider == Provider::Twilio && self.sender().is_none() {
-            return Err("`sender` is required for Twilio: the number (or Messaging Service's sender) texts come from".into());
+            return Err(
+                "`sender` is required for Twilio: the number (or Messaging Service's sender) texts come from".into()
+            );
         }
         Ok(())
     }
@@ -145,9 +147,18 @@ impl SmsConfig {
 pub enum WireError {
     Network(String),
     /// An HTTP status the provider's envelope does not explain.
-    Status { status: u16, body: String, retry_after: Option<Duration> },
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
     /// The provider's own error: its code and words.
-    Provider { code: i64, text: String, status: u16, retry_after: Option<Duration> },
+    Provider {
+        code: i64,
+        text: String,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl std::fmt::Display for WireError {
@@ -223,7 +234,8 @@ impl Gateway {
         match c.provider {
             Provider::Smsru => {
                 let url = format!("{base}/my/balance");
-                let (_, v) = self.call(self.http.get(&url).map(|r| r.query(&[("api_id", s(&c.api_id)), ("json", "1")]))).await?;
+                let (_, v) =
+                    self.call(self.http.get(&url).map(|r| r.query(&[("api_id", s(&c.api_id)), ("json", "1")]))).await?;
                 smsru_ok(&v)?;
                 Ok(Balance { amount: text_of(&v["balance"]), currency: Some("RUB".into()) })
             }
@@ -249,7 +261,10 @@ impl Gateway {
                 }
                 let url = format!("{base}/2010-04-01/Accounts/{sid}/Balance.json");
                 match self.call(self.http.get(&url).map(auth)).await {
-                    Ok((_, b)) => Ok(Balance { amount: text_of(&b["balance"]), currency: b["currency"].as_str().map(str::to_string) }),
+                    Ok((_, b)) => Ok(Balance {
+                        amount: text_of(&b["balance"]),
+                        currency: b["currency"].as_str().map(str::to_string),
+                    }),
                     // Subaccounts and API keys may not read the balance: the account answered.
                     Err(_) => Ok(Balance { amount: None, currency: None }),
                 }
@@ -306,7 +321,10 @@ impl Gateway {
                 let url = format!("{base}/2010-04-01/Accounts/{sid}/Messages.json");
                 let req = self.http.post(&url).map(|r| r.basic_auth(sid, Some(s(&c.auth_token))).form(&form));
                 let (_, v) = self.call(req).await.map_err(classify_twilio)?;
-                v["sid"].as_str().map(str::to_string).ok_or_else(|| SendError::retry(format!("Twilio gave no sid: {v}")))
+                v["sid"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| SendError::retry(format!("Twilio gave no sid: {v}")))
             }
         }
     }
@@ -344,9 +362,10 @@ fn smsc_ok(v: &Value) -> Result<(), WireError> {
 fn transport(e: WireError) -> SendError {
     match e {
         WireError::Network(m) => SendError::retry(m),
-        WireError::Status { status, body, retry_after } if status == 429 => {
-            SendError::Retry { reason: format!("HTTP 429: {body}"), after: Some(retry_after.unwrap_or(Duration::from_secs(1))) }
-        }
+        WireError::Status { status, body, retry_after } if status == 429 => SendError::Retry {
+            reason: format!("HTTP 429: {body}"),
+            after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
+        },
         WireError::Status { status, body, retry_after } if status >= 500 => {
             SendError::Retry { reason: format!("HTTP {status}: {body}"), after: retry_after }
         }
@@ -394,7 +413,9 @@ pub fn classify_twilio(e: WireError) -> SendError {
     let WireError::Provider { code, text, status, retry_after } = e else { return transport(e) };
     let reason = format!("Twilio: {text} (code {code})");
     match (code, status) {
-        (20429, _) | (_, 429) => SendError::Retry { reason, after: Some(retry_after.unwrap_or(Duration::from_secs(1))) },
+        (20429, _) | (_, 429) => {
+            SendError::Retry { reason, after: Some(retry_after.unwrap_or(Duration::from_secs(1))) }
+        }
         (_, s) if s >= 500 => SendError::Retry { reason, after: retry_after },
         // Not a valid phone number; not a mobile number.
         (21211 | 21614, _) => gone(reason, IdentityFlag::Blocked),
@@ -415,17 +436,33 @@ mod tests {
 
     #[test]
     fn provider_codes_are_classified() {
-        assert!(matches!(classify_smsru(p(201, "Не хватает средств")), SendError::Permanent { flag: None, reason } if reason.contains("Не хватает средств")));
-        assert!(matches!(classify_smsru(p(202, "Неправильно указан номер")), SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }));
-        assert!(matches!(classify_smsru(p(215, "спам")), SendError::Permanent { flag: Some(IdentityFlag::OptedOut), .. }));
+        assert!(
+            matches!(classify_smsru(p(201, "Не хватает средств")), SendError::Permanent { flag: None, reason } if reason.contains("Не хватает средств"))
+        );
+        assert!(matches!(
+            classify_smsru(p(202, "Неправильно указан номер")),
+            SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }
+        ));
+        assert!(matches!(
+            classify_smsru(p(215, "спам")),
+            SendError::Permanent { flag: Some(IdentityFlag::OptedOut), .. }
+        ));
         assert!(matches!(classify_smsru(p(220, "недоступен")), SendError::Retry { after: Some(_), .. }));
         assert!(matches!(classify_smsc(p(3, "no money")), SendError::Permanent { flag: None, .. }));
-        assert!(matches!(classify_smsc(p(9, "duplicate request")), SendError::Retry { after: Some(d), .. } if d >= Duration::from_secs(1)));
-        assert!(matches!(classify_smsc(p(7, "invalid number")), SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }));
+        assert!(
+            matches!(classify_smsc(p(9, "duplicate request")), SendError::Retry { after: Some(d), .. } if d >= Duration::from_secs(1))
+        );
+        assert!(matches!(
+            classify_smsc(p(7, "invalid number")),
+            SendError::Permanent { flag: Some(IdentityFlag::Blocked), .. }
+        ));
         let tw = |code, status| WireError::Provider { code, text: "x".into(), status, retry_after: None };
         assert!(matches!(classify_twilio(tw(20429, 429)), SendError::Retry { after: Some(_), .. }));
         assert!(matches!(classify_twilio(tw(20500, 500)), SendError::Retry { .. }));
-        assert!(matches!(classify_twilio(tw(21610, 400)), SendError::Permanent { flag: Some(IdentityFlag::OptedOut), .. }));
+        assert!(matches!(
+            classify_twilio(tw(21610, 400)),
+            SendError::Permanent { flag: Some(IdentityFlag::OptedOut), .. }
+        ));
         assert!(matches!(classify_twilio(tw(21606, 400)), SendError::Permanent { flag: None, .. }));
         let st = |status| WireError::Status { status, body: "x".into(), retry_after: None };
         assert!(matches!(classify_smsru(st(503)), SendError::Retry { .. }));
@@ -436,7 +473,8 @@ mod tests {
     #[test]
     fn prices_are_read_from_numbers_or_strings() {
         let cfg = |v: Value| -> SmsConfig {
-            serde_json::from_value(serde_json::json!({"provider": "smsru", "price_per_segment": v})).unwrap_or_else(|e| panic!("{e}"))
+            serde_json::from_value(serde_json::json!({"provider": "smsru", "price_per_segment": v}))
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(cfg(serde_json::json!(2.95)).price(), Some(2.95));
         assert_eq!(cfg(serde_json::json!("3,10")).price(), Some(3.1));

@@ -61,7 +61,13 @@ fn status(external_id: String, status: MessageStatus, reason: Option<String>) ->
     Received::new(InboundEvent::Status { external_id, status, reason })
 }
 
-fn message(channel_id: &str, phone: String, external_id: String, text: Option<String>, attachments: Vec<InboundAttachment>) -> Received {
+fn message(
+    channel_id: &str,
+    phone: String,
+    external_id: String,
+    text: Option<String>,
+    attachments: Vec<InboundAttachment>,
+) -> Received {
     let sender = InboundSender {
         user_id: phone.clone(),
         chat_id: phone.clone(),
@@ -112,7 +118,11 @@ fn twilio(channel_id: &str, f: &[(String, String)]) -> Result<Received, String> 
             if let Some(url) = field(f, &format!("MediaUrl{i}")).filter(|u| u.starts_with("http")) {
                 let mime = field(f, &format!("MediaContentType{i}")).unwrap_or("application/octet-stream");
                 let ext = mime.rsplit('/').next().unwrap_or("bin");
-                attachments.push(InboundAttachment::Url { name: format!("mms-{i}.{ext}"), mime: mime.into(), url: url.into() });
+                attachments.push(InboundAttachment::Url {
+                    name: format!("mms-{i}.{ext}"),
+                    mime: mime.into(),
+                    url: url.into(),
+                });
             }
         }
         let text = (!body.is_empty()).then(|| body.to_string());
@@ -163,12 +173,14 @@ fn smsru(f: &[(String, String)]) -> Result<Vec<Received>, String> {
         .map(|item| {
             let lines: Vec<&str> = item.lines().map(str::trim).collect();
             match lines.as_slice() {
-                ["sms_status", id, code, ..] if !id.is_empty() => match code.parse::<i64>().ok().and_then(smsru_state) {
-                    Some((st, reason)) => {
-                        status(id.to_string(), st, reason.map(|r| format!("SMS.ru: {r} (код {code})")))
+                ["sms_status", id, code, ..] if !id.is_empty() => {
+                    match code.parse::<i64>().ok().and_then(smsru_state) {
+                        Some((st, reason)) => {
+                            status(id.to_string(), st, reason.map(|r| format!("SMS.ru: {r} (код {code})")))
+                        }
+                        None => Received::new(InboundEvent::Ignore),
                     }
-                    None => Received::new(InboundEvent::Ignore),
-                },
+                }
                 _ => Received::new(InboundEvent::Ignore),
             }
         })
@@ -249,15 +261,24 @@ mod tests {
     #[test]
     fn reports_and_texts_are_read() {
         let r = parse(Provider::Twilio, "c", b"MessageSid=SM1&MessageStatus=undelivered&ErrorCode=30003").unwrap();
-        assert!(matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Failed, reason: Some(m), .. } if m.contains("30003")));
+        assert!(
+            matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Failed, reason: Some(m), .. } if m.contains("30003"))
+        );
         let r = parse(Provider::Twilio, "c", b"MessageSid=SM2&From=%2B79001234567&To=%2B15005550006&Body=%D0%9F%D1%80%D0%B8%D0%B2%D0%B5%D1%82&NumMedia=0").unwrap();
-        assert!(matches!(event(&r[0]), InboundEvent::Message(m) if m.sender.user_id == "79001234567" && m.text.as_deref() == Some("Привет")));
+        assert!(
+            matches!(event(&r[0]), InboundEvent::Message(m) if m.sender.user_id == "79001234567" && m.text.as_deref() == Some("Привет"))
+        );
         let r = parse(Provider::Smsru, "c", b"data%5B0%5D=sms_status%0A000000-10000001%0A103%0A1700000000&data%5B1%5D=sms_status%0A000000-10000002%0A106").unwrap();
-        assert!(matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Delivered, external_id, .. } if external_id == "000000-10000001"));
+        assert!(
+            matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Delivered, external_id, .. } if external_id == "000000-10000001")
+        );
         assert!(matches!(event(&r[1]), InboundEvent::Status { status: MessageStatus::Failed, reason: Some(_), .. }));
         let r = parse(Provider::Smsc, "c", b"id=42&phone=79001234567&status=20&err=1").unwrap();
-        assert!(matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Failed, external_id, .. } if external_id == "42:79001234567"));
-        let r = parse(Provider::Smsc, "c", b"phone=79001234567&mes=%D0%94%D0%B0&to=79990000000&sent=1700000000").unwrap();
+        assert!(
+            matches!(event(&r[0]), InboundEvent::Status { status: MessageStatus::Failed, external_id, .. } if external_id == "42:79001234567")
+        );
+        let r =
+            parse(Provider::Smsc, "c", b"phone=79001234567&mes=%D0%94%D0%B0&to=79990000000&sent=1700000000").unwrap();
         assert!(matches!(event(&r[0]), InboundEvent::Message(m) if m.text.as_deref() == Some("Да")));
         assert!(parse(Provider::Smsru, "c", b"").is_err());
         assert!(parse(Provider::Smsc, "c", b"phone=abc&status=1").is_err());

@@ -25,7 +25,9 @@ pub const SECRET_PARAM: &str = "secret";
 const PROVIDERS: &[Choice] = &[
     Choice { value: "smsru", label: text("SMS.ru", "SMS.ru") },
     Choice { value: "smsc", label: text("SMSC.ru", "SMSC.ru") },
-    Choice { value: "twilio", label: text("Twilio (or a gateway in its shape)", "Twilio (или шлюз того же вида)") },
+    Choice {
+        value: "twilio", label: text("Twilio (or a gateway in its shape)", "Twilio (или шлюз того же вида)")
+    },
 ];
 
 /// The SMS platform.
@@ -54,12 +56,18 @@ fn text_limit(provider: Provider) -> TextLimit {
 
 fn refused(provider: Provider, e: WireError) -> Error {
     match e {
-        WireError::Provider { text, code, status, .. } if status < 500 && status != 429 && code != 220 && code != 500 => {
-            Error::invalid("invalid_credentials", format!("{} refused the credentials: {text} (code {code})", provider.name()))
+        WireError::Provider { text, code, status, .. }
+            if status < 500 && status != 429 && code != 220 && code != 500 =>
+        {
+            Error::invalid(
+                "invalid_credentials",
+                format!("{} refused the credentials: {text} (code {code})", provider.name()),
+            )
         }
-        WireError::Status { status, body, .. } if (400..500).contains(&status) && status != 429 => {
-            Error::invalid("invalid_credentials", format!("{} refused the credentials: HTTP {status}: {body}", provider.name()))
-        }
+        WireError::Status { status, body, .. } if (400..500).contains(&status) && status != 429 => Error::invalid(
+            "invalid_credentials",
+            format!("{} refused the credentials: HTTP {status}: {body}", provider.name()),
+        ),
         e => Error::unavailable("sms_unreachable", format!("cannot reach {}: {e}", provider.name())),
     }
 }
@@ -139,7 +147,8 @@ impl Platform for Sms {
     }
 
     fn capabilities(&self, config: &Value) -> Capabilities {
-        let provider = serde_json::from_value::<SmsConfig>(config.clone()).map(|c| c.provider).unwrap_or(Provider::Smsc);
+        let provider =
+            serde_json::from_value::<SmsConfig>(config.clone()).map(|c| c.provider).unwrap_or(Provider::Smsc);
         let mut caps = Capabilities::text_only(text_limit(provider));
         caps.link_codes = true;
         caps.receipts = true;
@@ -161,7 +170,9 @@ impl Platform for Sms {
                 return Err(Error::invalid("invalid_channel_config", "`sender` must be a phone number in +E.164"));
             }
         }
-        if cfg.callback_secret.as_deref().is_some_and(|c| c.trim().len() < 16 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.~".contains(ch))) {
+        if cfg.callback_secret.as_deref().is_some_and(|c| {
+            c.trim().len() < 16 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.~".contains(ch))
+        }) {
             return Err(Error::invalid(
                 "invalid_channel_config",
                 "`callback_secret` must be 16 or more letters, digits, `-`, `_`, `.` or `~` (it goes in an address)",
@@ -172,7 +183,8 @@ impl Platform for Sms {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(Error::invalid("invalid_channel_config", "`api_base` must be an http(s) URL"));
         }
-        let balance = Gateway::new(cx.http.clone(), cfg.clone()).balance().await.map_err(|e| refused(cfg.provider, e))?;
+        let balance =
+            Gateway::new(cx.http.clone(), cfg.clone()).balance().await.map_err(|e| refused(cfg.provider, e))?;
         let kept = previous.and_then(|p| p.get("webhook_secret")).and_then(Value::as_str).map(str::to_string);
         cfg.webhook_secret = cfg.webhook_secret.or(kept).or_else(|| Some(okno_domain::ids::random_hex(32)));
         let info = json!({
@@ -218,8 +230,7 @@ impl Platform for Sms {
                 channel.id,
                 request.query.map(|q| format!("?{q}")).unwrap_or_default()
             );
-            let signature =
-                request.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let signature = request.headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
             let token = cfg.auth_token.as_deref().unwrap_or_default();
             if !crate::inbound::twilio_signed(token, &url, &crate::inbound::form(request.body), signature) {
                 return Err(Error::new(ErrorKind::Unauthorized, "bad_signature", "X-Twilio-Signature does not match"));
@@ -306,8 +317,14 @@ mod tests {
         let e = Sms.estimate(&cfg, &"Привет ".repeat(20)).unwrap_or_else(|| panic!("an estimate"));
         assert_eq!((e.parts, e.encoding.as_str()), (3, "ucs2"), "140 UTF-16 units: 67 a part");
         assert_eq!((e.price_per_part, e.currency.as_deref()), (Some(2.95), Some("RUB")));
-        let e = Sms.estimate(&json!({"provider": "twilio"}), &"Hello {name}! ".repeat(12)).unwrap_or_else(|| panic!("an estimate"));
-        assert_eq!((e.parts, e.encoding.as_str(), e.price_per_part), (2, "gsm7", None), "168 septets with the braces doubled");
+        let e = Sms
+            .estimate(&json!({"provider": "twilio"}), &"Hello {name}! ".repeat(12))
+            .unwrap_or_else(|| panic!("an estimate"));
+        assert_eq!(
+            (e.parts, e.encoding.as_str(), e.price_per_part),
+            (2, "gsm7", None),
+            "168 septets with the braces doubled"
+        );
         let e = Sms.estimate(&json!({"provider": "smsc"}), "").unwrap_or_else(|| panic!("an estimate"));
         assert_eq!(e.parts, 1);
     }

@@ -60,8 +60,22 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef";
 fn field() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "MessageSid", "MessageStatus", "SmsStatus", "ErrorCode", "From", "Body", "NumMedia", "MediaUrl0",
-            "data[0]", "data[1]", "id", "phone", "status", "err", "mes", "to",
+            "MessageSid",
+            "MessageStatus",
+            "SmsStatus",
+            "ErrorCode",
+            "From",
+            "Body",
+            "NumMedia",
+            "MediaUrl0",
+            "data[0]",
+            "data[1]",
+            "id",
+            "phone",
+            "status",
+            "err",
+            "mes",
+            "to",
         ])
         .prop_map(String::from),
         "[a-zA-Z\\[\\]0-9]{0,8}",
@@ -71,8 +85,20 @@ fn field() -> impl Strategy<Value = String> {
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "sms_status\n000000-1\n103", "sms_status\n\n", "sms_status\nx\n99999999999999999999", "delivered",
-            "failed", "received", "+79001234567", "8 (900) 123-45-67", "-1", "20", "1", "99", "http://x/y", "",
+            "sms_status\n000000-1\n103",
+            "sms_status\n\n",
+            "sms_status\nx\n99999999999999999999",
+            "delivered",
+            "failed",
+            "received",
+            "+79001234567",
+            "8 (900) 123-45-67",
+            "-1",
+            "20",
+            "1",
+            "99",
+            "http://x/y",
+            "",
         ])
         .prop_map(String::from),
         "\\PC{0,30}",
@@ -115,7 +141,9 @@ async fn requests_without_the_secret_or_with_a_wrong_signature_are_refused() {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     let url = format!("https://okno.example/hooks/ch1?secret={SECRET}");
     let good_sig = twilio_signature("tok", &url, &params);
-    let twilio = channel(json!({"provider": "twilio", "account_sid": "AC1", "auth_token": "tok", "sender": "+15005550006", "webhook_secret": SECRET}));
+    let twilio = channel(
+        json!({"provider": "twilio", "account_sid": "AC1", "auth_token": "tok", "sender": "+15005550006", "webhook_secret": SECRET}),
+    );
     let call = |sig: Option<&str>, query: Option<String>| {
         let (cx, twilio) = (&cx, &twilio);
         let sig = sig.map(str::to_string);
@@ -137,7 +165,8 @@ async fn requests_without_the_secret_or_with_a_wrong_signature_are_refused() {
     let mut h = HeaderMap::new();
     h.insert("x-twilio-signature", HeaderValue::from_str(&good_sig).unwrap());
     let forged = "MessageSid=SM1&MessageStatus=failed";
-    let r = Sms.receive(&cx, &twilio, &HookRequest::new(&h, forged.as_bytes()).with_query(q.as_deref()), &NoState).await;
+    let r =
+        Sms.receive(&cx, &twilio, &HookRequest::new(&h, forged.as_bytes()).with_query(q.as_deref()), &NoState).await;
     assert_eq!(r.unwrap_err().code, "bad_signature");
 
     let smsru = channel(json!({"provider": "smsru", "api_id": "x", "webhook_secret": SECRET}));
@@ -146,5 +175,8 @@ async fn requests_without_the_secret_or_with_a_wrong_signature_are_refused() {
     assert!(Sms.receive(&cx, &smsru, &HookRequest::new(&h, b).with_query(q.as_deref()), &NoState).await.is_ok());
     assert!(Sms.receive(&cx, &smsru, &HookRequest::new(&h, b).with_query(Some("secret=")), &NoState).await.is_err());
     let unset = channel(json!({"provider": "smsc", "login": "l", "password": "p"}));
-    assert!(Sms.receive(&cx, &unset, &HookRequest::new(&h, b).with_query(Some("secret=")), &NoState).await.is_err(), "no secret kept: refused");
+    assert!(
+        Sms.receive(&cx, &unset, &HookRequest::new(&h, b).with_query(Some("secret=")), &NoState).await.is_err(),
+        "no secret kept: refused"
+    );
 }

@@ -74,14 +74,23 @@ async fn each_provider_connects_with_its_balance_call_and_bad_credentials_are_a_
         assert_eq!((bad.status, bad.code()), (400, "invalid_credentials"), "{bad:?}");
         assert!(bad.body["error"]["message"].as_str().unwrap().contains(words), "the provider's words: {bad:?}");
     }
-    let missing = app.post("/api/v1/channels", json!({"kind": "sms", "name": "SMS", "config": {"provider": "smsc", "login": "x", "api_base": base}})).await;
+    let missing = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "sms", "name": "SMS", "config": {"provider": "smsc", "login": "x", "api_base": base}}),
+        )
+        .await;
     assert_eq!(missing.status, 400, "{missing:?}");
     assert!(missing.body["error"]["message"].as_str().unwrap().contains("password"), "{missing:?}");
     assert!(app.get("/api/v1/channels").await.body["items"].as_array().unwrap().is_empty(), "nothing saved");
 
     let goods = [
         (json!({"provider": "smsru", "api_id": "SMSRU-API-ID-1", "sender": "OknoShop"}), "150", "SMSRU-API-ID-1"),
-        (json!({"provider": "smsc", "login": "okno-shop", "password": "smsc-api-password"}), "90.00", "smsc-api-password"),
+        (
+            json!({"provider": "smsc", "login": "okno-shop", "password": "smsc-api-password"}),
+            "90.00",
+            "smsc-api-password",
+        ),
         (twilio_config(), "12.50", AUTH),
     ];
     for (mut config, balance, secret) in goods {
@@ -150,17 +159,31 @@ async fn smsru_sends_a_reply_and_its_callbacks_move_the_status_answered_100() {
     let sim = SmsSim::start().await;
     let acct = sim.add_smsru("SMSRU-API-ID-2", 100.0);
     sim.approve_senders(&acct, &["OknoShop"]);
-    let ch = app.sms_channel(&sim, &acct, json!({"provider": "smsru", "api_id": "SMSRU-API-ID-2", "sender": "OknoShop"})).await;
+    let ch = app
+        .sms_channel(&sim, &acct, json!({"provider": "smsru", "api_id": "SMSRU-API-ID-2", "sender": "OknoShop"}))
+        .await;
     // SMS.ru carries no texts in: the person is known to okno by their number.
     let c = app.post("/api/v1/contacts", json!({"name": "Анна", "phone": "+7 900 765-43-21"})).await;
     let contact_id = c.body["id"].as_str().unwrap().to_string();
-    let sender = okno_store::InboundSender { user_id: "79007654321".into(), chat_id: "79007654321".into(), ..Default::default() };
+    let sender = okno_store::InboundSender {
+        user_id: "79007654321".into(),
+        chat_id: "79007654321".into(),
+        ..Default::default()
+    };
     app.running().engine.store.attach_identity(&contact_id, &ch, sender).await.unwrap();
-    let r = app.post("/api/v1/messages", json!({"contact_id": contact_id, "text": "Заказ №77 готов к выдаче", "channel_id": ch})).await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            json!({"contact_id": contact_id, "text": "Заказ №77 готов к выдаче", "channel_id": ch}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let id = r.body["id"].as_str().unwrap().to_string();
     let sent = sent_to(&sim, "79007654321", 1).await;
-    assert_eq!((sent[0].text.as_str(), sent[0].sender.as_deref(), sent[0].encoding), ("Заказ №77 готов к выдаче", Some("OknoShop"), "ucs2"));
+    assert_eq!(
+        (sent[0].text.as_str(), sent[0].sender.as_deref(), sent[0].encoding),
+        ("Заказ №77 готов к выдаче", Some("OknoShop"), "ucs2")
+    );
     wait_status(&app, &id, "sent").await;
     assert_eq!(sim.report(&sent[0], Report::Delivered).await, Some(200));
     assert_eq!(sim.attempts().last().unwrap().answer, "100", "SMS.ru's callback is answered 100");
@@ -173,7 +196,8 @@ async fn smsc_sends_a_reply_and_a_failed_report_and_no_money_end_messages_failed
     let app = TestApp::spawn().await;
     let sim = SmsSim::start().await;
     let acct = sim.add_smsc("okno-shop", "smsc-api-password", 7.0);
-    app.sms_channel(&sim, &acct, json!({"provider": "smsc", "login": "okno-shop", "password": "smsc-api-password"})).await;
+    app.sms_channel(&sim, &acct, json!({"provider": "smsc", "login": "okno-shop", "password": "smsc-api-password"}))
+        .await;
     assert_eq!(sim.text(&acct, "89001112233", "Можно перенести доставку?").await, Some(200));
     let (conv, m) = conversation_of(&app, "Можно перенести доставку?").await;
     let contact = app.get(&format!("/api/v1/contacts/{}", m["contact_id"].as_str().unwrap())).await.body;
@@ -272,12 +296,21 @@ async fn a_notification_rule_reaches_the_person_by_sms() {
     let (app, sim, ch, _acct) = twilio().await;
     let c = app.post("/api/v1/contacts", json!({"external_id": "1c-client-7", "name": "Ольга"})).await;
     let contact_id = c.body["id"].as_str().unwrap().to_string();
-    let sender = okno_store::InboundSender { user_id: "79006667788".into(), chat_id: "79006667788".into(), ..Default::default() };
+    let sender = okno_store::InboundSender {
+        user_id: "79006667788".into(),
+        chat_id: "79006667788".into(),
+        ..Default::default()
+    };
     app.running().engine.store.attach_identity(&contact_id, &ch, sender).await.unwrap();
     let rule = json!({"name": "Отгрузка", "event": "order.shipped", "recipients": [{"external_id": "{{ data.client }}"}],
                       "template": "Заказ №{{ data.order }} отгружен"});
     assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
-    let ev = app.post("/api/v1/events", json!({"type": "order.shipped", "key": "ship-7", "data": {"client": "1c-client-7", "order": 1042}})).await;
+    let ev = app
+        .post(
+            "/api/v1/events",
+            json!({"type": "order.shipped", "key": "ship-7", "data": {"client": "1c-client-7", "order": 1042}}),
+        )
+        .await;
     assert_eq!(ev.status, 202, "{ev:?}");
     let sent = sent_to(&sim, "79006667788", 1).await;
     assert_eq!(sent[0].text, "Заказ №1042 отгружен");
@@ -314,7 +347,8 @@ async fn a_broadcast_reaches_each_person_once_at_the_channels_pace() {
     let sent = sim.sent();
     assert_eq!(sent.len(), CROWD as usize, "each person once");
     for n in 0..CROWD {
-        let theirs: Vec<_> = sent.iter().filter(|s| s.to == format!("7901000{:04}", n)).map(|s| s.text.clone()).collect();
+        let theirs: Vec<_> =
+            sent.iter().filter(|s| s.to == format!("7901000{:04}", n)).map(|s| s.text.clone()).collect();
         assert_eq!(theirs, vec![format!("Клиент{n}, скидка 10% до воскресенья.")]);
     }
     assert_eq!(sim.rate_limited(), 0, "okno kept under the gateway's rate");
