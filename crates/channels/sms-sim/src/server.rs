@@ -258,8 +258,8 @@ fn twilio_error(status: u16, code: i64, message: &str) -> Response {
 }
 
 /// HTTP Basic `AccountSid:AuthToken`; anything else is 401 / 20003.
-fn twilio_auth(inner: &Inner, headers: &HeaderMap, sid: &str) -> Result<String, Response> {
-    let denied = || twilio_error(401, 20003, "Authenticate");
+fn twilio_auth(inner: &Inner, headers: &HeaderMap, sid: &str) -> Result<String, Box<Response>> {
+    let denied = || Box::new(twilio_error(401, 20003, "Authenticate"));
     let raw = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let decoded = raw
         .strip_prefix("Basic ")
@@ -280,7 +280,7 @@ async fn twilio_account(State(inner): State<Arc<Inner>>, headers: HeaderMap, Pat
         return twilio_error(404, 20404, "The requested resource was not found");
     };
     if let Err(r) = twilio_auth(&inner, &headers, sid) {
-        return r;
+        return *r;
     }
     Json(json!({"sid": sid, "friendly_name": "okno test account", "status": "active", "type": "Full"})).into_response()
 }
@@ -288,7 +288,7 @@ async fn twilio_account(State(inner): State<Arc<Inner>>, headers: HeaderMap, Pat
 async fn twilio_balance(State(inner): State<Arc<Inner>>, headers: HeaderMap, Path(sid): Path<String>) -> Response {
     let key = match twilio_auth(&inner, &headers, &sid) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     Json(json!({"account_sid": sid, "balance": format!("{:.2}", balance_of(&inner, &key)), "currency": currency_of(&inner, &key)})).into_response()
 }
@@ -302,7 +302,7 @@ async fn twilio_send(
 ) -> Response {
     let key = match twilio_auth(&inner, &headers, &sid) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let p = params(HashMap::new(), &body);
     let to = p.get("To").cloned().unwrap_or_default();

@@ -362,7 +362,7 @@ fn smsc_ok(v: &Value) -> Result<(), WireError> {
 fn transport(e: WireError) -> SendError {
     match e {
         WireError::Network(m) => SendError::retry(m),
-        WireError::Status { status, body, retry_after } if status == 429 => SendError::Retry {
+        WireError::Status { status: 429, body, retry_after } => SendError::Retry {
             reason: format!("HTTP 429: {body}"),
             after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
         },
