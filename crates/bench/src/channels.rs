@@ -33,6 +33,8 @@ pub enum Kind {
     Ok,
     /// Its own benchmark (`whatsapp.rs`): webhooks only, and the status storm.
     Whatsapp,
+    /// SMS in Twilio's shape (`sms.rs`).
+    Sms,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Vk => "vk",
             Kind::Ok => "ok",
             Kind::Whatsapp => "whatsapp",
+            Kind::Sms => "sms",
         }
     }
 }
@@ -82,7 +85,9 @@ impl Sim {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
             Kind::Ok => Sim::Ok(OkSim::start().await),
-            Kind::Whatsapp => unreachable!("whatsapp runs its own benchmark (whatsapp.rs)"),
+            Kind::Whatsapp | Kind::Sms => {
+                unreachable!("whatsapp and sms run their own benchmarks (whatsapp.rs, sms.rs)")
+            }
         }
     }
 
@@ -208,6 +213,9 @@ async fn channel(server: &Okno, name: &str, kind: Kind, config: Value) -> Result
 }
 
 pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<()> {
+    if kind == Kind::Sms {
+        return crate::sms::run(okno, n, outbound).await;
+    }
     let dir = std::env::temp_dir().join(format!("okno-bench-{}-{}", kind.name(), okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
     let sim = Sim::start(kind).await;

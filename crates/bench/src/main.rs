@@ -29,6 +29,7 @@ mod channels;
 mod events;
 mod render;
 mod server;
+mod sms;
 mod telegram;
 mod whatsapp;
 

@@ -204,6 +204,13 @@ pub trait Platform: Send + Sync + 'static {
         state: &dyn ChannelState,
     ) -> Result<Vec<Received>>;
 
+    /// The address the platform delivers to, as an administrator pastes it into the platform's
+    /// settings where okno cannot register it itself: `{public_url}/hooks/{channel_id}`, with
+    /// the secret query of a platform that signs nothing.
+    fn hook_address(&self, public_url: &str, channel: &Channel) -> String {
+        format!("{public_url}/hooks/{}", channel.id)
+    }
+
     /// A platform's verification request to the hook address (`GET /hooks/{channel_id}`,
     /// WhatsApp's `hub.challenge`): `Some(Ok(body))` answers it 200 with `body`, `Some(Err(_))`
     /// refuses it, `None` means the platform makes no such request.

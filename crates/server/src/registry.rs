@@ -12,6 +12,7 @@ pub fn platforms() -> Platforms {
         Arc::new(okno_channel_max::Max),
         Arc::new(okno_channel_vk::Vk),
         Arc::new(okno_channel_ok::Odnoklassniki),
+        Arc::new(okno_channel_sms::Sms),
         Arc::new(okno_channel_webhook::Webhook),
         Arc::new(okno_channel_whatsapp::WhatsApp),
     ])

@@ -12,6 +12,7 @@ pub mod max;
 mod ok;
 pub mod sink;
 pub mod slapd;
+pub mod sms;
 pub mod tls;
 pub mod vk;
 pub mod whatsapp;

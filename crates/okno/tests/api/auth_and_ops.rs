@@ -102,7 +102,11 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
         .filter_map(serde_json::Value::as_str)
         .collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["max", "ok", "telegram", "vk", "webhook", "whatsapp"], "every platform this build carries");
+    assert_eq!(
+        kinds,
+        ["max", "ok", "sms", "telegram", "vk", "webhook", "whatsapp"],
+        "every platform this build carries"
+    );
     let wa = &schemas["WhatsAppChannelConfig"];
     assert_eq!(wa["required"], serde_json::json!(["token", "phone_number_id", "app_secret", "verify_token"]));
     for secret in ["token", "app_secret", "verify_token"] {

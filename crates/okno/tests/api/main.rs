@@ -22,6 +22,7 @@ mod secrets;
 mod seeds;
 mod setup;
 mod slow_clients;
+mod sms;
 mod surveys;
 mod tasks;
 mod telegram;

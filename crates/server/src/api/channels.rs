@@ -36,6 +36,8 @@ pub struct UpdateChannel {
 
 /// The channel as callers see it: no secrets, and where its hook is.
 pub fn view(state: &AppState, mut ch: Channel) -> Channel {
+    // Without a secret query: the full address is shown to administrators only (the channels
+    // page), as the secret in it is one.
     if let Value::Object(info) = &mut ch.info {
         info.insert("inbound_url".into(), json!(format!("{}/hooks/{}", state.public_url, ch.id)));
     }

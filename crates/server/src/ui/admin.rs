@@ -62,7 +62,10 @@ async fn channels_page(state: &AppState, s: &Session, error: Option<String>, for
             let mut v = channel_view(Some(c));
             v["status_detail"] = json!(c.status_detail);
             v["created"] = json!(short_time(c.created_at));
-            v["inbound_url"] = json!(format!("{}/hooks/{}", state.public_url, c.id));
+            v["inbound_url"] = json!(match state.engine.platform(c) {
+                Ok(p) => p.hook_address(&state.public_url, c),
+                Err(_) => format!("{}/hooks/{}", state.public_url, c.id),
+            });
             v["status_text"] = json!(state_text(s, "ch_st_", &c.status));
             v
         })

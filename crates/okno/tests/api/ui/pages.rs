@@ -154,6 +154,11 @@ fn english_words(text: &str) -> Vec<String> {
         "OK",
         // VK and the names of its settings' sections, as VK's own Russian pages write them.
         "VK",
+        // SMS gateways' names.
+        "SMS",
+        "SMSC",
+        "ru",
+        "Twilio",
         "Callback",
         "Long",
         "Poll",
