@@ -1520,3 +1520,40 @@ pub async fn an_inbound_context_is_kept_and_sent_to_webhooks(store: Arc<dyn Stor
     assert_eq!(with_ad, vec![json!("Ещё продаётся?")]);
     assert_eq!(events.items.len(), 3);
 }
+
+/// A receipt that comes before okno has written the platform's id of its message (the
+/// platform's webhook outran the send's answer) waits, and is applied when the send records
+/// that id — `delivered` then, not `sent`; receipts no message ever claims stay out of the way.
+pub async fn a_receipt_before_its_send_is_recorded_is_applied_then(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
+    let m = store.record_inbound(inbound(&ch.id, "u-1", "m-1", "hi")).await.unwrap().message;
+    let (early, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "early")).await.unwrap();
+    let r = |id: &str, status: MessageStatus| Receipt { external_id: id.into(), status, reason: None };
+    let none = store
+        .record_receipts(
+            &ch.id,
+            vec![r("wamid.early", MessageStatus::Delivered), r("wamid.never", MessageStatus::Read)],
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "no message has these ids yet");
+    assert_eq!(store.get_message(&early.id).await.unwrap().status, MessageStatus::Queued);
+    store.mark_sent(&early.id, Some("wamid.early".into())).await.unwrap();
+    assert_eq!(store.get_message(&early.id).await.unwrap().status, MessageStatus::Delivered, "the waiting receipt");
+    // Applied once: the same id written again changes nothing, and a later read still moves it.
+    store.mark_sent(&early.id, Some("wamid.early".into())).await.unwrap();
+    store.record_receipts(&ch.id, vec![r("wamid.early", MessageStatus::Read)]).await.unwrap();
+    assert_eq!(store.get_message(&early.id).await.unwrap().status, MessageStatus::Read);
+    let events = store.list_deliveries(&hook.id, PageRequest::new(None, None)).await.unwrap();
+    let mut seen: Vec<String> =
+        events.items.iter().map(|d| d.body["data"]["status"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    assert_eq!(seen, vec!["delivered", "read", "sent"]);
+    // Another message's send is not held up by a receipt nobody claims.
+    let (later, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "later")).await.unwrap();
+    store.mark_sent(&later.id, Some("wamid.later".into())).await.unwrap();
+    assert_eq!(store.get_message(&later.id).await.unwrap().status, MessageStatus::Sent);
+}

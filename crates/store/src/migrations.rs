@@ -162,6 +162,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0026_poll_cursor.sql"),
         include_str!("../migrations/postgres/0026_poll_cursor.sql"),
     ),
+    (
+        27,
+        "0027_pending_receipts.sql",
+        include_str!("../migrations/sqlite/0027_pending_receipts.sql"),
+        include_str!("../migrations/postgres/0027_pending_receipts.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -385,13 +385,14 @@ async fn record_sent(c: &mut dyn Conn, sent: &[(&str, Option<&str>)]) -> Result<
     if !changed.is_empty() {
         let hooks = subscribers(c, EventType::MessageStatus).await?;
         if !hooks.is_empty() {
-            for id in changed {
+            for id in &changed {
                 let m = load_message(c, id).await?;
                 deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
             }
         }
     }
-    Ok(())
+    // Receipts the platform sent before these platform ids were written.
+    crate::receiving::apply_pending_receipts(c, &changed).await
 }
 
 /// Marks a queued message failed, flags the identity, emits `message.status` and falls back to

@@ -256,42 +256,7 @@ impl ReceivingStore for SqlStore {
             return Ok(Vec::new());
         }
         let channel_id = channel_id.to_owned();
-        on!(self.write, |c| {
-            let now = now_ms();
-            let mut changed: Vec<(MessageId, MessageStatus)> = Vec::new();
-            for r in &receipts {
-                let Some(from) = moves_from(r.status) else { continue };
-                let error = (r.status == MessageStatus::Failed)
-                    .then(|| r.reason.clone().unwrap_or_else(|| "the platform reported the message failed".into()));
-                let rows = c
-                    .rows(
-                        &format!(
-                            "UPDATE messages SET status = $1, error = $2, updated_at = $3 \
-                             WHERE channel_id = $4 AND external_id = $5 AND direction = 'out' AND status IN ({from}) \
-                             RETURNING id"
-                        ),
-                        args![r.status.as_str(), error, now, &channel_id, &r.external_id],
-                    )
-                    .await?;
-                for row in rows {
-                    changed.push((MessageId::from(row.s("id")?), r.status));
-                }
-            }
-            let hooks = if changed.is_empty() { Vec::new() } else { subscribers(c, EventType::MessageStatus).await? };
-            for (id, status) in &changed {
-                if hooks.is_empty() && *status != MessageStatus::Failed {
-                    continue;
-                }
-                let m = load_message(c, id).await?;
-                if !hooks.is_empty() {
-                    deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
-                }
-                if *status == MessageStatus::Failed {
-                    fall_back(c, &m).await?;
-                }
-            }
-            Ok(changed.into_iter().map(|(id, _)| id).collect())
-        })
+        on!(self.write, |c| apply_receipts(c, &channel_id, &receipts, true).await)
     }
 
     async fn platform_context(&self, conversation_id: &ConversationId) -> Result<Option<Value>> {
@@ -310,4 +275,108 @@ impl ReceivingStore for SqlStore {
             })
         })
     }
+}
+
+/// How long a receipt for a platform id okno has not written yet waits for it.
+const PENDING_RECEIPT_MS: i64 = 10 * 60 * 1000;
+
+/// Applies receipts to the messages of a channel they name (see
+/// `ReceivingStore::record_receipts`). With `keep_unknown`, a receipt naming a platform id no
+/// message has yet waits in `pending_receipts` for the send that will write it.
+pub(crate) async fn apply_receipts(
+    c: &mut dyn Conn,
+    channel_id: &ChannelId,
+    receipts: &[Receipt],
+    keep_unknown: bool,
+) -> Result<Vec<MessageId>> {
+    let now = now_ms();
+    let mut changed: Vec<(MessageId, MessageStatus)> = Vec::new();
+    let mut kept = false;
+    for r in receipts {
+        let Some(from) = moves_from(r.status) else { continue };
+        let error = (r.status == MessageStatus::Failed)
+            .then(|| r.reason.clone().unwrap_or_else(|| "the platform reported the message failed".into()));
+        let rows = c
+            .rows(
+                &format!(
+                    "UPDATE messages SET status = $1, error = $2, updated_at = $3 \
+                     WHERE channel_id = $4 AND external_id = $5 AND direction = 'out' AND status IN ({from}) \
+                     RETURNING id"
+                ),
+                args![r.status.as_str(), error, now, channel_id, &r.external_id],
+            )
+            .await?;
+        if rows.is_empty() && keep_unknown {
+            let known = c
+                .row(
+                    "SELECT 1 AS one FROM messages WHERE channel_id = $1 AND external_id = $2 LIMIT 1",
+                    args![channel_id, &r.external_id],
+                )
+                .await?
+                .is_some();
+            if !known {
+                c.exec(
+                    "INSERT INTO pending_receipts (channel_id, external_id, status, reason, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    args![channel_id, &r.external_id, r.status.as_str(), &r.reason, now],
+                )
+                .await?;
+                kept = true;
+            }
+        }
+        for row in rows {
+            changed.push((MessageId::from(row.s("id")?), r.status));
+        }
+    }
+    if kept {
+        c.exec("DELETE FROM pending_receipts WHERE created_at < $1", args![now - PENDING_RECEIPT_MS]).await?;
+    }
+    let hooks = if changed.is_empty() { Vec::new() } else { subscribers(c, EventType::MessageStatus).await? };
+    for (id, status) in &changed {
+        if hooks.is_empty() && *status != MessageStatus::Failed {
+            continue;
+        }
+        let m = load_message(c, id).await?;
+        if !hooks.is_empty() {
+            deliver(c, &hooks, EventType::MessageStatus, status_event_data(&m)).await?;
+        }
+        if *status == MessageStatus::Failed {
+            fall_back(c, &m).await?;
+        }
+    }
+    Ok(changed.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Applies the receipts that came before the sends of `ids` wrote their platform ids.
+pub(crate) async fn apply_pending_receipts(c: &mut dyn Conn, ids: &[&str]) -> Result<()> {
+    if ids.is_empty() || c.row("SELECT 1 AS one FROM pending_receipts LIMIT 1", args![]).await?.is_none() {
+        return Ok(());
+    }
+    let mut waiting: Vec<(ChannelId, Receipt)> = Vec::new();
+    for id in ids {
+        let rows = c
+            .rows(
+                "SELECT p.channel_id, p.external_id, p.status, p.reason FROM pending_receipts p \
+                 JOIN messages m ON m.channel_id = p.channel_id AND m.external_id = p.external_id \
+                 WHERE m.id = $1 ORDER BY p.created_at",
+                args![*id],
+            )
+            .await?;
+        for r in rows {
+            let status = MessageStatus::parse(&r.s("status")?)?;
+            waiting.push((
+                ChannelId::from(r.s("channel_id")?),
+                Receipt { external_id: r.s("external_id")?, status, reason: r.os("reason")? },
+            ));
+        }
+    }
+    for (channel_id, receipt) in waiting {
+        c.exec(
+            "DELETE FROM pending_receipts WHERE channel_id = $1 AND external_id = $2",
+            args![&channel_id, &receipt.external_id],
+        )
+        .await?;
+        apply_receipts(c, &channel_id, std::slice::from_ref(&receipt), false).await?;
+    }
+    Ok(())
 }

@@ -35,4 +35,5 @@ okno_store::both_backends!(
     notify_all_queues_each_person_once_in_order,
     receipts_only_move_a_status_forward,
     an_inbound_context_is_kept_and_sent_to_webhooks,
+    a_receipt_before_its_send_is_recorded_is_applied_then,
 );
