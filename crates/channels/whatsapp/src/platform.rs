@@ -91,7 +91,7 @@ impl Platform for WhatsApp {
                     "token",
                     text(
                         "Access token of a system user (Meta Business Suite → System users), with whatsapp_business_messaging",
-                        "Постоянный токен системного пользователя (бизнес-настройки Meta → Системные пользователи) с правом whatsapp_business_messaging",
+                        "Постоянный токен системного пользователя (бизнес-настройки Meta → Системные пользователи) с правом на отправку сообщений",
                     ),
                     FieldKind::Text,
                 )
@@ -112,7 +112,7 @@ impl Platform for WhatsApp {
                 .secret()
                 .help(text(
                     "okno checks every webhook's X-Hub-Signature-256 with it.",
-                    "okno проверяет им подпись X-Hub-Signature-256 каждого вебхука.",
+                    "okno проверяет им подпись каждого вебхука.",
                 )),
                 Field::new(
                     "verify_token",
@@ -123,7 +123,7 @@ impl Platform for WhatsApp {
                 .secret()
                 .help(text(
                     "Callback URL in Meta's dashboard: OKNO_PUBLIC_URL/hooks/<channel id>; subscribe to the messages field.",
-                    "Адрес вебхука в кабинете Meta: OKNO_PUBLIC_URL/hooks/<id канала>; включите подписку на сообщения.",
+                    "Адрес вебхука в кабинете Meta — адрес приёма, показанный у канала на этой странице; включите подписку на сообщения.",
                 )),
                 Field::new("api_base", text("Graph API address", "Адрес API Meta"), FieldKind::Url)
                     .help(text(
@@ -136,6 +136,12 @@ impl Platform for WhatsApp {
                     .help(text(
                         "{\"per_second\": 80, \"pair_seconds\": 6, \"pair_burst\": 45}: Meta's when absent; 0 turns one off",
                         "{\"per_second\": 80, \"pair_seconds\": 6, \"pair_burst\": 45}: по умолчанию — как у Meta; 0 отключает",
+                    ))
+                    .api_only(),
+                Field::new("templates", text("Approved templates", "Одобренные шаблоны"), FieldKind::Json)
+                    .help(text(
+                        "[{\"name\": \"order_update\", \"language\": \"ru\", \"params\": [\"order\", \"date\"]}]: the templates Meta approved, offered when the 24-hour window is closed",
+                        "[{\"name\": \"order_update\", \"language\": \"ru\", \"params\": [\"order\", \"date\"]}]: шаблоны, одобренные Meta; их можно отправить, когда 24-часовое окно закрыто",
                     ))
                     .api_only(),
                 Field::new("display_phone_number", text("Phone number", "Номер телефона"), FieldKind::Text).internal(),

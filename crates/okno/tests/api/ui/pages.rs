@@ -154,6 +154,10 @@ fn english_words(text: &str) -> Vec<String> {
         "OK",
         // VK and the names of its settings' sections, as VK's own Russian pages write them.
         "VK",
+        // WhatsApp, its owner's name as its settings name it, and a number's «ID».
+        "WhatsApp",
+        "Meta",
+        "ID",
         // SMS gateways' names.
         "SMS",
         "SMSC",
