@@ -46,11 +46,17 @@ impl Engine {
     pub async fn estimate(&self, ids: &[ContactId], text: &str) -> Result<Estimate> {
         let mut per_channel: BTreeMap<ChannelId, usize> = BTreeMap::new();
         let mut unreachable = 0;
+        // A person with only a phone number is reached by SMS (`phones`).
+        let sms = self.sms_channel().await?.map(|c| c.id);
         for chunk in ids.chunks(500) {
             for c in self.store.get_contacts(chunk).await? {
-                match next_identity(c.preferred_channel_id.as_ref(), &c.identities, &[]) {
-                    Some(i) => *per_channel.entry(i.channel_id.clone()).or_default() += 1,
-                    None => unreachable += 1,
+                let by_phone = || sms.clone().filter(|_| c.phone.as_deref().and_then(crate::phones::sms_number).is_some());
+                match next_identity(c.preferred_channel_id.as_ref(), &c.identities, &[]).map(|i| i.channel_id.clone()) {
+                    Some(channel) => *per_channel.entry(channel).or_default() += 1,
+                    None => match by_phone() {
+                        Some(channel) => *per_channel.entry(channel).or_default() += 1,
+                        None => unreachable += 1,
+                    },
                 }
             }
         }

@@ -59,6 +59,20 @@ pub struct WhatsAppConfig {
     /// The number in digits, read on connect (kept by okno): `wa.me` links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_phone_number: Option<String>,
+    /// The message templates Meta approved for this number, as okno offers them outside the
+    /// 24-hour window: `[{"name", "language", "params": ["order", "date"]}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<RegisteredTemplate>,
+}
+
+/// An approved template, registered in okno with its language and its parameters' names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisteredTemplate {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub params: Vec<String>,
 }
 
 fn default_api_base() -> String {

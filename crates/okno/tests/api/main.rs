@@ -20,6 +20,7 @@ mod roles;
 mod scale_out;
 mod secrets;
 mod seeds;
+mod service_window;
 mod setup;
 mod slow_clients;
 mod sms;
