@@ -50,7 +50,8 @@ impl Engine {
         let sms = self.sms_channel().await?.map(|c| c.id);
         for chunk in ids.chunks(500) {
             for c in self.store.get_contacts(chunk).await? {
-                let by_phone = || sms.clone().filter(|_| c.phone.as_deref().and_then(crate::phones::sms_number).is_some());
+                let by_phone =
+                    || sms.clone().filter(|_| c.phone.as_deref().and_then(crate::phones::sms_number).is_some());
                 match next_identity(c.preferred_channel_id.as_ref(), &c.identities, &[]).map(|i| i.channel_id.clone()) {
                     Some(channel) => *per_channel.entry(channel).or_default() += 1,
                     None => match by_phone() {

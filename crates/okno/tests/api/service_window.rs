@@ -78,7 +78,11 @@ async fn free_text_outside_the_window_is_refused_up_front_and_a_registered_templ
     // Only a template the channel registered, with its parameters.
     let t = |name: &str, params: Value| json!({"text": "Заказ у курьера", "template": {"name": name, "language": "ru", "params": params}});
     let unknown = app.post(&path, t("promo", json!([]))).await;
-    assert_eq!((unknown.status, unknown.body["error"]["code"].as_str()), (422, Some("unknown_template")), "{unknown:?}");
+    assert_eq!(
+        (unknown.status, unknown.body["error"]["code"].as_str()),
+        (422, Some("unknown_template")),
+        "{unknown:?}"
+    );
     let short = app.post(&path, t("order_update", json!(["№1042"]))).await;
     assert_eq!((short.status, short.body["error"]["code"].as_str()), (422, Some("template_params")), "{short:?}");
     let sent = app.post(&path, t("order_update", json!(["№1042", "завтра"]))).await;
@@ -111,15 +115,18 @@ async fn a_notification_steps_from_whatsapp_to_sms_when_the_window_is_closed() {
     pavel.write("Добрый день").await;
     let m = app.wait_message(|m| m["text"] == "Добрый день").await;
     let contact = m["contact_id"].as_str().unwrap();
-    let patched =
-        app.patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": "1c-77", "phone": "+7 900 444-55-66"})).await;
+    let patched = app
+        .patch(&format!("/api/v1/contacts/{contact}"), json!({"external_id": "1c-77", "phone": "+7 900 444-55-66"}))
+        .await;
     assert_eq!(patched.status, 200, "{patched:?}");
     last_wrote_yesterday(&app, &wa_ch).await;
     wa.advance(DAY + Duration::from_secs(3600));
     let rule = json!({"name": "Готов", "event": "order.ready", "recipients": [{"external_id": "{{ data.client }}"}],
                       "template": "Заказ {{ data.n }} готов к выдаче"});
     assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
-    let ev = app.post("/api/v1/events", json!({"type": "order.ready", "key": "ready-7", "data": {"client": "1c-77", "n": 7}})).await;
+    let ev = app
+        .post("/api/v1/events", json!({"type": "order.ready", "key": "ready-7", "data": {"client": "1c-77", "n": 7}}))
+        .await;
     assert_eq!(ev.status, 202, "{ev:?}");
     let texted = eventually(20, || async { sms.sent_to("79004445566").into_iter().next() }).await;
     let texted = texted.unwrap_or_else(|| panic!("the SMS step: WhatsApp got {:?}", wa.sent_to("79004445566")));
@@ -128,7 +135,12 @@ async fn a_notification_steps_from_whatsapp_to_sms_when_the_window_is_closed() {
     // The WhatsApp attempt is on record, failed with the reason.
     let failed = eventually(10, || async {
         let page = app.get(&format!("/api/v1/conversations/{}/messages", m["conversation_id"].as_str().unwrap())).await;
-        page.body["items"].as_array().unwrap().iter().find(|x| x["channel_id"] == wa_ch.as_str() && x["status"] == "failed").cloned()
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["channel_id"] == wa_ch.as_str() && x["status"] == "failed")
+            .cloned()
     })
     .await
     .unwrap_or_else(|| panic!("a failed WhatsApp message"));
@@ -178,7 +190,9 @@ async fn a_broadcast_shows_its_price_in_sms_parts_before_it_starts_and_reaches_a
     let app = TestApp::spawn().await;
     let (sim, _ch) = sms(&app, json!({"price_per_segment": 2.5, "currency": "RUB"})).await;
     for (n, phone) in ["+7 900 000-00-01", "+7 900 000-00-02", "+7 900 000-00-03"].iter().enumerate() {
-        let c = app.post("/api/v1/contacts", json!({"name": format!("Клиент {n}"), "phone": phone, "groups": ["vip"]})).await;
+        let c = app
+            .post("/api/v1/contacts", json!({"name": format!("Клиент {n}"), "phone": phone, "groups": ["vip"]}))
+            .await;
         assert_eq!(c.status, 201, "{c:?}");
     }
     let long = "Привет! ".repeat(20); // 160 UTF-16 units of Cyrillic: three UCS-2 parts
@@ -193,10 +207,19 @@ async fn a_broadcast_shows_its_price_in_sms_parts_before_it_starts_and_reaches_a
         "{e:?}"
     );
     assert_eq!((&sms_cost["cost"], &sms_cost["currency"]), (&json!(22.5), &json!("RUB")), "{e:?}");
-    let short = app.post("/api/v1/broadcasts/estimate", json!({"audience": {"groups": ["vip"]}, "text": "Sale today"})).await;
-    assert_eq!((&short.body["channels"][0]["parts"], &short.body["channels"][0]["encoding"]), (&json!(1), &json!("gsm7")));
+    let short =
+        app.post("/api/v1/broadcasts/estimate", json!({"audience": {"groups": ["vip"]}, "text": "Sale today"})).await;
+    assert_eq!(
+        (&short.body["channels"][0]["parts"], &short.body["channels"][0]["encoding"]),
+        (&json!(1), &json!("gsm7"))
+    );
 
-    let b = app.post("/api/v1/broadcasts", json!({"name": "Акция", "audience": {"groups": ["vip"]}, "text": "Скидка 10% до пятницы"})).await;
+    let b = app
+        .post(
+            "/api/v1/broadcasts",
+            json!({"name": "Акция", "audience": {"groups": ["vip"]}, "text": "Скидка 10% до пятницы"}),
+        )
+        .await;
     assert_eq!(b.status, 201, "{b:?}");
     let texted = eventually(20, || async { (sim.sent_count() == 3).then(|| sim.sent()) }).await;
     let texted = texted.unwrap_or_else(|| panic!("three texts: {:?}", sim.sent()));
