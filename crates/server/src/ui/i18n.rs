@@ -294,7 +294,6 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "The window for free messages is closed: only an approved template can be sent",
         "Окно для свободных сообщений закрыто: можно отправить только одобренный шаблон",
     ),
-    ("template", "Template", "Шаблон"),
     ("template_params", "Parameters, one per line", "Параметры, по одному в строке"),
     ("bc_parts", "parts per message", "частей на сообщение"),
     ("bc_people_on", "people", "чел."),
