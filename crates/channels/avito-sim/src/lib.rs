@@ -134,6 +134,7 @@ pub(crate) struct World {
     pub tokens: HashMap<String, Instant>,
     pub tokens_issued: u32,
     pub refused_expired: u32,
+    pub tariff: bool,
     pub webhook: Option<String>,
     pub deadline: Duration,
     pub chats: BTreeMap<String, Chat>,
@@ -245,6 +246,7 @@ impl AvitoSim {
             tokens: HashMap::new(),
             tokens_issued: 0,
             refused_expired: 0,
+            tariff: true,
             webhook: None,
             deadline: WEBHOOK_DEADLINE,
             chats: BTreeMap::new(),
@@ -299,6 +301,12 @@ impl AvitoSim {
     /// How many calls were refused 401 because their token had expired.
     pub fn refused_expired(&self) -> u32 {
         self.with(|w| w.refused_expired)
+    }
+
+    /// Whether the account's tariff includes the Messenger API (by default it does); without it
+    /// every Messenger call answers 402.
+    pub fn set_tariff(&self, included: bool) {
+        self.with(|w| w.tariff = included);
     }
 
     /// How long okno may take to answer a webhook (Avito: 2 s).

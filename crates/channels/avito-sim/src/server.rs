@@ -111,6 +111,7 @@ fn authorised<T>(
     inner: &Inner,
     headers: &HeaderMap,
     uid: Option<&str>,
+    messenger: bool,
     f: impl FnOnce(&mut World) -> Result<T, Response>,
 ) -> Result<T, Response> {
     let token = headers
@@ -133,6 +134,9 @@ fn authorised<T>(
             return Err(error(403, "Forbidden"));
         }
     }
+    if messenger && !w.tariff {
+        return Err(error(402, "Payment required"));
+    }
     if let Some(fault) = w.faults.pop_front() {
         return Err(fault_response(fault));
     }
@@ -147,7 +151,7 @@ fn answer(r: Result<Value, Response>) -> Response {
 }
 
 async fn account(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    answer(authorised(&inner, &headers, None, |w| {
+    answer(authorised(&inner, &headers, None, false, |w| {
         Ok(json!({"id": w.user_id, "name": w.name, "email": "shop@example.org", "phone": "79005550000",
                   "profile_url": format!("https://www.avito.ru/user/{}/profile", w.user_id)}))
     }))
@@ -161,21 +165,21 @@ fn url_of(body: &Value) -> Result<String, Response> {
 }
 
 async fn subscribe(State(inner): State<Arc<Inner>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    answer(authorised(&inner, &headers, None, |w| {
+    answer(authorised(&inner, &headers, None, true, |w| {
         w.webhook = Some(url_of(&body)?);
         Ok(json!({"ok": true}))
     }))
 }
 
 async fn subscriptions(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    answer(authorised(&inner, &headers, None, |w| {
+    answer(authorised(&inner, &headers, None, true, |w| {
         let list: Vec<Value> = w.webhook.iter().map(|u| json!({"url": u, "version": "3"})).collect();
         Ok(json!({"subscriptions": list}))
     }))
 }
 
 async fn unsubscribe(State(inner): State<Arc<Inner>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    answer(authorised(&inner, &headers, None, |w| {
+    answer(authorised(&inner, &headers, None, true, |w| {
         let url = url_of(&body)?;
         if w.webhook.as_deref() == Some(url.as_str()) {
             w.webhook = None;
@@ -200,7 +204,7 @@ async fn chats(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), |w| {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
         let limit = number(&q, "limit", 100, 1, 100)?;
         let offset = number(&q, "offset", 0, 0, 1000)?;
         let unread_only = q.get("unread_only").is_some_and(|v| v == "true");
@@ -221,7 +225,7 @@ async fn chat(
     Path((uid, chat_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), |w| match w.chats.get(&chat_id) {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| match w.chats.get(&chat_id) {
         Some(c) => Ok(w.chat_json(c)),
         None => Err(error(404, "Not found")),
     }))
@@ -233,7 +237,7 @@ async fn messages(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), |w| {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
         let limit = number(&q, "limit", 100, 1, 100)?;
         let offset = number(&q, "offset", 0, 0, 1000)?;
         let chat = w.chats.get(&chat_id).ok_or_else(|| error(404, "Not found"))?;
@@ -266,7 +270,7 @@ async fn send_text(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), |w| {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
         let Some(Json(body)) = body else { return Err(invalid("message", "a JSON body is required")) };
         if body["type"].as_str().is_some_and(|t| t != "text") {
             return Err(invalid("type", "type must be text"));
@@ -298,7 +302,7 @@ async fn send_image(
     body: Option<Json<Value>>,
 ) -> Response {
     let base = inner.base.clone();
-    answer(authorised(&inner, &headers, Some(&uid), |w| {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
         let image_id = body.as_ref().and_then(|b| b.0["image_id"].as_str()).unwrap_or("").to_string();
         if !w.images.contains_key(&image_id) {
             return Err(invalid("image_id", "unknown image_id"));
@@ -323,7 +327,7 @@ async fn read(
     Path((uid, chat_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), |w| {
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
         let chat = w.chats.get_mut(&chat_id).ok_or_else(|| error(404, "Not found"))?;
         let now = unix_now();
         for m in chat.messages.iter_mut().filter(|m| m["direction"] == "in") {
@@ -360,7 +364,7 @@ async fn upload(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Response {
-    if let Err(e) = authorised(&inner, &headers, Some(&uid), |_| Ok(())) {
+    if let Err(e) = authorised(&inner, &headers, Some(&uid), true, |_| Ok(())) {
         return e;
     }
     let mut file = None;

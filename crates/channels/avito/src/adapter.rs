@@ -55,12 +55,15 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
     let mut rest = text;
     while rest.chars().count() > limit {
         let end = rest.char_indices().nth(limit).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..end];
-        let at =
-            ["\n\n", "\n", " "].iter().find_map(|sep| window.rfind(sep).filter(|&at| at > 0).map(|at| (at, sep.len())));
+        // A separator right after the limit's last character cuts there too.
+        let sep_end = rest[end..].chars().next().map_or(end, |c| end + c.len_utf8());
+        let window = &rest[..sep_end];
+        let at = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).filter(|&at| at > 0 && at <= end).map(|at| (at, sep.len())));
         let (head, skip) = match at {
             Some((at, len)) => (&rest[..at], len),
-            None => (window, 0),
+            None => (&rest[..end], 0),
         };
         parts.push(head.to_string());
         rest = &rest[head.len() + skip..];
