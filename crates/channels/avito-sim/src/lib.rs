@@ -41,6 +41,9 @@
 //!   the header `x-avito-messenger-signature`, which the simulator fills with the hex
 //!   HMAC-SHA256 of the body keyed with the client secret — Avito documents no algorithm, so
 //!   okno must not depend on it (it checks a secret in the address it registered instead).
+//! * Echoes: the webhook reports every message of the account's chats, so the seller's own —
+//!   okno's replies among them — come back with `author_id` = the account ([3P] practice: the
+//!   clients found skip them); the simulator pushes one for each message okno sends.
 //! * Rate limits are not stated by Avito [INF]: off by default; [`AvitoSim::fail_next`] makes
 //!   a call answer 429 with `Retry-After`.
 //!
@@ -135,6 +138,7 @@ pub(crate) struct World {
     pub tokens_issued: u32,
     pub refused_expired: u32,
     pub tariff: bool,
+    pub echo_sent: bool,
     pub webhook: Option<String>,
     pub deadline: Duration,
     pub chats: BTreeMap<String, Chat>,
@@ -247,6 +251,7 @@ impl AvitoSim {
             tokens_issued: 0,
             refused_expired: 0,
             tariff: true,
+            echo_sent: true,
             webhook: None,
             deadline: WEBHOOK_DEADLINE,
             chats: BTreeMap::new(),
@@ -307,6 +312,12 @@ impl AvitoSim {
     /// every Messenger call answers 402.
     pub fn set_tariff(&self, included: bool) {
         self.with(|w| w.tariff = included);
+    }
+
+    /// Whether messages okno sends come back to its webhook as the seller's own, as Avito
+    /// reports every message in the account's chats (on by default).
+    pub fn set_echo(&self, on: bool) {
+        self.with(|w| w.echo_sent = on);
     }
 
     /// How long okno may take to answer a webhook (Avito: 2 s).

@@ -264,13 +264,39 @@ fn store_out(w: &mut World, chat_id: &str, kind: &str, content: Value, sent: Sen
     Ok(json!({"id": msg["id"], "created": now, "direction": "out", "type": kind, "content": content}))
 }
 
+/// Avito's webhook reports every message in the account's chats, the seller's own included
+/// (`author_id` = the account): a sent message comes back to okno as such an echo.
+fn echo(inner: &Arc<Inner>, chat_id: &str, r: &Result<Value, Response>) {
+    let Ok(msg) = r else { return };
+    let body = {
+        let w = inner.world();
+        if !w.echo_sent || w.webhook.is_none() {
+            return;
+        }
+        let Some(chat) = w.chats.get(chat_id) else { return };
+        let now = unix_now();
+        let mut value = json!({"id": msg["id"], "chat_id": chat_id, "user_id": w.user_id, "author_id": w.user_id,
+            "created": now, "type": msg["type"], "chat_type": if chat.item.is_some() { "u2i" } else { "u2u" },
+            "content": msg["content"], "published_at": crate::rfc3339(now)});
+        if let Some(item) = &chat.item {
+            value["item_id"] = json!(item.id);
+        }
+        json!({"id": format!("evt-echo-{}", msg["id"].as_str().unwrap_or("")), "version": "v3.0.0", "timestamp": now,
+               "payload": {"type": "message", "value": value}})
+    };
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        push(&inner, body.to_string().into_bytes()).await;
+    });
+}
+
 async fn send_text(
     State(inner): State<Arc<Inner>>,
     Path((uid, chat_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
+    let r = authorised(&inner, &headers, Some(&uid), true, |w| {
         let Some(Json(body)) = body else { return Err(invalid("message", "a JSON body is required")) };
         if body["type"].as_str().is_some_and(|t| t != "text") {
             return Err(invalid("type", "type must be text"));
@@ -292,7 +318,9 @@ async fn send_text(
             at: Instant::now(),
         };
         store_out(w, &chat_id, "text", json!({"text": text}), sent)
-    }))
+    });
+    echo(&inner, &chat_id, &r);
+    answer(r)
 }
 
 async fn send_image(
@@ -302,7 +330,7 @@ async fn send_image(
     body: Option<Json<Value>>,
 ) -> Response {
     let base = inner.base.clone();
-    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
+    let r = authorised(&inner, &headers, Some(&uid), true, |w| {
         let image_id = body.as_ref().and_then(|b| b.0["image_id"].as_str()).unwrap_or("").to_string();
         if !w.images.contains_key(&image_id) {
             return Err(invalid("image_id", "unknown image_id"));
@@ -319,7 +347,9 @@ async fn send_image(
             at: Instant::now(),
         };
         store_out(w, &chat_id, "image", json!({"image": {"sizes": sizes}}), sent)
-    }))
+    });
+    echo(&inner, &chat_id, &r);
+    answer(r)
 }
 
 async fn read(

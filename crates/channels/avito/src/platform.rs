@@ -195,13 +195,16 @@ impl Platform for Avito {
             vec![
                 Field::new(
                     "client_id",
-                    text("Client ID (Avito Pro → Settings → API access)", "Client ID (Авито Про → настройки → доступ к API)"),
+                    text(
+                        "Client ID (Avito Pro → Settings → API access)",
+                        "Идентификатор приложения (Авито Про → настройки → доступ к API)",
+                    ),
                     FieldKind::Text,
                 )
                 .required(),
                 Field::new(
                     "client_secret",
-                    text("Client secret (same page)", "Client secret (там же)"),
+                    text("Client secret (same page)", "Секрет приложения (там же)"),
                     FieldKind::Text,
                 )
                 .required()
