@@ -73,15 +73,18 @@ struct Token {
     renew_at: Instant,
 }
 
+/// One application's token, taken by one caller at a time (the others wait for it).
+type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
+
 /// Tokens by application, shared by every channel of one okno process: one token per
 /// application is enough, whichever channel or hook needs it.
 #[derive(Debug, Default, Clone)]
 pub struct Tokens {
-    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Token>>>>>>,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
 }
 
 impl Tokens {
-    fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Option<Token>>> {
+    fn slot(&self, key: &str) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(key.to_string()).or_default().clone()
     }
