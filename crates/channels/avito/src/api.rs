@@ -275,6 +275,28 @@ impl AvitoApi {
         self.call_with(Method::GET, &self.chat_path("v2", chat_id), &[], None, None, timeout).await
     }
 
+    /// `GET /messenger/v2/accounts/{user_id}/chats?limit=100&offset=…&chat_types=u2i,u2u`: a
+    /// page of chats, the latest updated first.
+    pub async fn chats(&self, offset: u32) -> Result<Vec<Value>, ApiError> {
+        let path = format!("/messenger/v2/accounts/{}/chats", self.user_id);
+        let query =
+            [("limit", "100".to_string()), ("offset", offset.to_string()), ("chat_types", "u2i,u2u".to_string())];
+        let v = self.call(Method::GET, &path, &query, None).await?;
+        Ok(v["chats"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `GET /messenger/v3/accounts/{user_id}/chats/{chat_id}/messages/` (the trailing slash is
+    /// Avito's): the latest 100 messages. The swagger types the answer as a bare array; some
+    /// clients read `.messages` — both are taken. It does not mark the chat read.
+    pub async fn messages(&self, chat_id: &str) -> Result<Vec<Value>, ApiError> {
+        let path = format!("{}/messages/", self.chat_path("v3", chat_id));
+        let v = self.call(Method::GET, &path, &[("limit", "100".to_string())], None).await?;
+        Ok(match v {
+            Value::Array(list) => list,
+            other => other["messages"].as_array().cloned().unwrap_or_default(),
+        })
+    }
+
     /// `POST …/chats/{chat_id}/messages` `{"message":{"text"},"type":"text"}`.
     pub async fn send_text(&self, chat_id: &str, text: &str) -> Result<Value, ApiError> {
         let body = serde_json::json!({"message": {"text": text}, "type": "text"});

@@ -5,6 +5,7 @@
 //! webhook with a secret address, answering inside Avito's 2 seconds).
 
 pub mod api;
+pub mod polling;
 pub mod webhook;
 
 mod adapter;

@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use okno_channel::schema::{text, Field, FieldKind, Schema};
+use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::throttle::{Limits, Throttled};
 use okno_channel::{
     Adapter, Brand, Capabilities, ChannelState, Connected, Context, FileLimits, HookRequest, InboundEvent, Platform,
-    Received, TextLimit, TextUnit,
+    PollError, Polled, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
@@ -31,6 +31,12 @@ use serde_json::{json, Value};
 use crate::adapter::{AvitoAdapter, IMAGE_LIMIT, TEXT_LIMIT};
 use crate::api::{ApiError, AvitoApi, Tokens, DEFAULT_API_BASE};
 use crate::webhook::{self, Hook};
+
+/// The receive modes, webhook first (the default).
+const MODES: &[Choice] = &[
+    Choice { value: "webhook", label: text("Webhook", "Вебхук") },
+    Choice { value: "polling", label: text("Polling", "Опрос") },
+];
 
 /// The query parameter of the hook address that carries okno's secret.
 pub const SECRET_PARAM: &str = "secret";
@@ -50,6 +56,9 @@ pub struct AvitoConfig {
     pub user_id: String,
     #[serde(default = "default_api_base")]
     pub api_base: String,
+    /// `webhook` (Avito calls okno) or `polling` (okno reads the chats every few seconds).
+    #[serde(default = "default_mode")]
+    pub mode: String,
     /// Pace of sending; Avito states none, okno's default is 5 a second and 60 a minute per chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
@@ -60,6 +69,10 @@ pub struct AvitoConfig {
 
 fn default_api_base() -> String {
     DEFAULT_API_BASE.to_string()
+}
+
+fn default_mode() -> String {
+    "webhook".to_string()
 }
 
 fn account_id<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
@@ -216,6 +229,11 @@ impl Platform for Avito {
                         "Число из адреса вашего профиля на Авито; для мессенджера нужен тариф, который его включает.",
                     ))
                     .placeholder("123456789"),
+                Field::new("mode", text("How messages arrive", "Как приходят сообщения"), FieldKind::Choice(MODES))
+                    .help(text(
+                        "Webhook: Avito calls okno at once (a public address is needed). Polling: okno reads the chats every few seconds.",
+                        "Вебхук: Авито сразу сообщает okno (нужен публичный адрес). Опрос: okno читает чаты каждые несколько секунд.",
+                    )),
                 Field::new("api_base", text("API address", "Адрес API"), FieldKind::Url)
                     .help(text(
                         "Leave it empty for Avito's; set it for a test simulator.",
@@ -234,8 +252,11 @@ impl Platform for Avito {
         )
     }
 
-    fn capabilities(&self, _config: &Value) -> Capabilities {
+    fn capabilities(&self, config: &Value) -> Capabilities {
+        let polling = config.get("mode").and_then(Value::as_str) == Some("polling");
         let mut caps = Capabilities::text_only(TextLimit { max: TEXT_LIMIT, unit: TextUnit::Chars });
+        caps.polling = polling;
+        caps.webhook = !polling;
         caps.link_codes = true;
         caps.splits_long_text = true;
         caps.files = Some(FileLimits { max_upload: IMAGE_LIMIT, max_download: IMAGE_LIMIT, caption: None });
@@ -252,6 +273,9 @@ impl Platform for Avito {
             .map_err(|e| Error::invalid("invalid_channel_config", format!("`api_base` is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(Error::invalid("invalid_channel_config", "`api_base` must be an http(s) URL"));
+        }
+        if !MODES.iter().any(|m| m.value == cfg.mode) {
+            return Err(Error::invalid("invalid_channel_config", "`mode` is `webhook` or `polling`"));
         }
         cfg.client_id = one_word(&cfg.client_id, "client_id")?;
         cfg.client_secret = one_word(&cfg.client_secret, "client_secret")?;
@@ -272,19 +296,22 @@ impl Platform for Avito {
         Ok(Connected { config, info })
     }
 
-    /// Subscribes the hook address (`POST /messenger/v3/webhook`) and unsubscribes this
-    /// channel's earlier addresses (another secret, another public address).
+    /// Webhook mode: subscribes the hook address (`POST /messenger/v3/webhook`) and
+    /// unsubscribes this channel's earlier addresses (another secret, another public address).
+    /// Polling mode: unsubscribes them all.
     async fn apply_receive_mode(&self, cx: &Context, channel: &Channel) -> Result<()> {
         let cfg = config_of(channel)?;
         let secret = cfg.webhook_secret.clone().unwrap_or_default();
-        let url = hook_url(&cx.public_url, &channel.id, &secret);
+        let url = (cfg.mode == "webhook").then(|| hook_url(&cx.public_url, &channel.id, &secret));
         let api = self.api(cx, &cfg);
         let fail =
             |e: ApiError| Error::unprocessable("avito_refused", format!("Avito refused the webhook subscription: {e}"));
-        api.subscribe(&url).await.map_err(fail)?;
+        if let Some(url) = &url {
+            api.subscribe(url).await.map_err(fail)?;
+        }
         let ours = format!("/hooks/{}?", channel.id);
         for old in api.subscriptions().await.map_err(fail)? {
-            if old != url && old.contains(&ours) {
+            if url.as_ref() != Some(&old) && old.contains(&ours) {
                 api.unsubscribe(&old).await.map_err(fail)?;
             }
         }
@@ -328,6 +355,22 @@ impl Platform for Avito {
             other => webhook::event(other),
         };
         Ok(vec![Received::new(event)])
+    }
+
+    fn polls(&self, channel: &Channel) -> bool {
+        config_of(channel).is_ok_and(|cfg| cfg.mode == "polling")
+    }
+
+    /// The chats updated since the cursor, read every few seconds ([`crate::polling`]).
+    async fn poll(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        cursor: Option<&str>,
+        _state: &dyn ChannelState,
+    ) -> std::result::Result<Polled, PollError> {
+        let cfg = config_of(channel).map_err(|e| PollError::Refused(e.message))?;
+        crate::polling::poll(cx, channel, &self.api(cx, &cfg), cursor).await
     }
 
     /// okno subscribes this address itself; shown for reference, with its secret.

@@ -49,6 +49,13 @@ pub fn parse(channel_id: &str, account: &str, body: &Value) -> Result<Hook, Stri
         return Ok(Hook::Ignore("not a message"));
     }
     let value = payload.get("value").filter(|v| v.is_object()).ok_or("no `payload.value` object")?;
+    parse_value(channel_id, account, value)
+}
+
+/// Reads one message as Avito describes it (`WebhookMessage`: `id`, `chat_id`, `user_id`,
+/// `author_id`, `type`, `content`, `item_id`): a webhook's `payload.value`, or a message of the
+/// messages list with its chat's id and ad added.
+pub fn parse_value(channel_id: &str, account: &str, value: &Value) -> Result<Hook, String> {
     let id = s(&value["id"]).ok_or("the message has no `id`")?;
     let chat_id = s(&value["chat_id"]).ok_or("the message has no `chat_id`")?;
     if id.len() > 200 || chat_id.len() > 200 {

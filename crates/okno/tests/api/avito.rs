@@ -336,3 +336,36 @@ async fn webhooks_from_many_buyers_at_once_are_answered_inside_avitos_two_second
         app.wait_message(|m| m["text"] == format!("Вопрос {i}")).await;
     }
 }
+
+#[tokio::test]
+async fn in_polling_mode_buyers_messages_arrive_without_a_webhook_and_a_restart_repeats_none() {
+    let mut app = TestApp::spawn().await;
+    let sim = AvitoSim::start(CLIENT_ID, CLIENT_SECRET, ACCOUNT).await;
+    let config = json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "user_id": ACCOUNT,
+                        "api_base": sim.api_base(), "mode": "polling"});
+    let r = app.post("/api/v1/channels", json!({"kind": "avito", "name": "Авито", "config": config})).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let ch = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(sim.webhook(), None, "no webhook in polling mode");
+    // The poller starts at the present: wait until it has.
+    let store = app.running().engine.store.clone();
+    eventually(15, || async { store.poll_cursor(&ch.as_str().into()).await.ok().flatten() })
+        .await
+        .expect("the poller stored its starting point");
+
+    let bike = sim.add_item(21, "Самокат", "4 500 ₽");
+    let zoya = sim.buyer(700_021, "Зоя");
+    assert!(!zoya.write(Some(&bike), "Самокат ещё есть?").await.delivered, "nothing pushed");
+    let m = app.wait_message(|m| m["text"] == "Самокат ещё есть?").await;
+    let conv = m["conversation_id"].as_str().unwrap().to_string();
+    let c = app.get(&format!("/api/v1/conversations/{conv}")).await.body;
+    assert_eq!(c["contact"]["name"], "Зоя");
+
+    app.restart().await;
+    zoya.write(Some(&bike), "А доставка?").await;
+    app.wait_message(|m| m["text"] == "А доставка?").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let texts: Vec<String> =
+        messages(&app, &conv).await.iter().map(|m| m["text"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(texts, ["Самокат ещё есть?", "А доставка?"], "each once, across the restart");
+}
