@@ -56,9 +56,7 @@ fn poll_error(e: ApiError) -> PollError {
         ApiError::Avito { status: 429, retry_after, .. } => {
             PollError::Wait(retry_after.unwrap_or(Duration::from_secs(5)).max(Duration::from_secs(1)))
         }
-        ApiError::Avito { status: 401 | 402 | 403, message, .. } => {
-            PollError::Refused(format!("Avito refused: {message}"))
-        }
+        ApiError::Avito { status: 401..=403, message, .. } => PollError::Refused(format!("Avito refused: {message}")),
         ApiError::Credentials(reason) => PollError::Refused(reason),
         e => PollError::Network(e.to_string()),
     }
