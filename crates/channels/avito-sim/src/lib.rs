@@ -358,6 +358,11 @@ impl AvitoSim {
         self.with(|w| w.sent.clone())
     }
 
+    /// How many messages were accepted.
+    pub fn sent_count(&self) -> usize {
+        self.with(|w| w.sent.len())
+    }
+
     /// The accepted messages into one chat.
     pub fn sent_to(&self, chat_id: &str) -> Vec<Sent> {
         self.with(|w| w.sent.iter().filter(|s| s.chat_id == chat_id).cloned().collect())
