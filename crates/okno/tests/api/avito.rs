@@ -369,3 +369,39 @@ async fn in_polling_mode_buyers_messages_arrive_without_a_webhook_and_a_restart_
         messages(&app, &conv).await.iter().map(|m| m["text"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(texts, ["Самокат ещё есть?", "А доставка?"], "each once, across the restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_each_buyers_chat_once_at_the_channels_pace() {
+    let app = TestApp::spawn().await;
+    let (sim, _ch) = app.avito_channel(Some(json!({"per_second": 4, "per_chat_per_minute": 60, "burst": 1}))).await;
+    let item = sim.add_item(30, "Пылесос", "9 900 ₽");
+    let mut buyers = Vec::new();
+    for i in 0..8 {
+        let b = sim.buyer(900_000 + i, &format!("Покупатель {i}"));
+        let (_, m) = writes(&app, &b, Some(&item), &format!("Здравствуйте, я {i}")).await;
+        let contact = m["contact_id"].as_str().unwrap().to_string();
+        let r = app.patch(&format!("/api/v1/contacts/{contact}"), json!({"groups": ["buyers"]})).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        buyers.push(b);
+    }
+    let started = std::time::Instant::now();
+    let r = app
+        .post(
+            "/api/v1/broadcasts",
+            json!({"name": "Скидки", "audience": {"groups": ["buyers"]}, "text": "Пылесос со скидкой 10%"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let done = eventually(30, || async {
+        let b = app.get(&format!("/api/v1/broadcasts/{id}")).await.body;
+        (b["status"] == "done").then_some(b)
+    })
+    .await
+    .expect("the broadcast finishes");
+    assert_eq!((&done["sent"], &done["failed"]), (&json!(8), &json!(0)), "{done}");
+    for b in &buyers {
+        assert_eq!(b.shown().iter().filter(|t| *t == "Пылесос со скидкой 10%").count(), 1, "once in each chat");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500), "8 messages at 4 a second take over 1.5 s");
+}
