@@ -142,6 +142,11 @@ async fn the_sellers_own_messages_and_okno_s_replies_coming_back_are_never_taken
     let texts: Vec<(&str, &str)> =
         all.iter().map(|m| (m["direction"].as_str().unwrap(), m["text"].as_str().unwrap_or(""))).collect();
     assert_eq!(texts, [("in", "Можно забрать сегодня?"), ("out", "Ждём вас")]);
+    // Nor as someone else: the account is nobody's contact, and no other conversation began.
+    let convs = app.get("/api/v1/conversations").await.body["items"].as_array().unwrap().clone();
+    assert_eq!(convs.len(), 1, "{convs:?}");
+    let contacts = app.get("/api/v1/contacts").await.body["items"].as_array().unwrap().clone();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert!(sim.pushes().iter().all(|p| p.ok), "every webhook answered in time");
     assert_eq!(sim.sent().len(), 1, "no loop: okno wrote once");
 }
