@@ -47,7 +47,11 @@
 //! * Rate limits are not stated by Avito [INF]: off by default; [`AvitoSim::fail_next`] makes
 //!   a call answer 429 with `Retry-After`.
 //!
-//! Not simulated: TLS, the authorization-code flow, voice files, deleting messages, blacklists,
+//! * Voice messages: `content.voice.voice_id`, and `GET /messenger/v1/accounts/{user_id}/
+//!   getVoiceFiles?voice_ids=` → `{"voices_urls":{id:url}}` (opus in MP4, each URL valid an hour
+//!   [SPEC]; the simulator's do not expire).
+//!
+//! Not simulated: TLS, the authorization-code flow, deleting messages, blacklists,
 //! u2u chats beyond their type.
 //!
 //! A test starts it with [`AvitoSim::start`] (one seller account), lists items with
@@ -145,6 +149,7 @@ pub(crate) struct World {
     pub buyers: HashMap<i64, String>,
     pub items: HashMap<i64, Item>,
     pub images: HashMap<String, (bytes::Bytes, String)>,
+    pub voices: HashMap<String, bytes::Bytes>,
     pub sent: Vec<Sent>,
     pub reads: Vec<String>,
     pub faults: VecDeque<Fault>,
@@ -258,6 +263,7 @@ impl AvitoSim {
             buyers: HashMap::new(),
             items: HashMap::new(),
             images: HashMap::new(),
+            voices: HashMap::new(),
             sent: Vec::new(),
             reads: Vec::new(),
             faults: VecDeque::new(),
@@ -532,6 +538,17 @@ impl Buyer {
         let sizes = json!({"1280x960": format!("{base}/images/1280x960/{image_id}"),
                            "140x105": format!("{base}/images/140x105/{image_id}")});
         write(&self.sim, &chat, self.id, "image", json!({"image": {"sizes": sizes}})).await
+    }
+
+    /// Sends a voice message (opus in MP4), fetched through `getVoiceFiles`.
+    pub async fn send_voice(&self, item: Option<&Item>, data: &[u8]) -> Written {
+        let chat = self.chat(item);
+        let voice_id = self.sim.with(|w| {
+            let id = w.next("voice-");
+            w.voices.insert(id.clone(), bytes::Bytes::copy_from_slice(data));
+            id
+        });
+        write(&self.sim, &chat, self.id, "voice", json!({"voice": {"voice_id": voice_id}})).await
     }
 
     /// Blocks the seller: okno's sends into their chats are refused from now on.

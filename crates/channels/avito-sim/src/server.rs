@@ -45,6 +45,8 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/messenger/v1/accounts/{uid}/chats/{chat}/read", post(read))
         .route("/messenger/v1/accounts/{uid}/uploadImages", post(upload))
         .route("/images/{size}/{id}", get(image))
+        .route("/messenger/v1/accounts/{uid}/getVoiceFiles", get(voices))
+        .route("/voices/{id}", get(voice))
         .fallback(|| async { error(404, "Not found") })
         .layer(DefaultBodyLimit::max(30 * 1024 * 1024))
         .with_state(inner)
@@ -430,6 +432,40 @@ async fn image(State(inner): State<Arc<Inner>>, Path((_size, id)): Path<(String,
     let found = inner.world().images.get(&id).cloned();
     match found {
         Some((data, mime)) => ([(axum::http::header::CONTENT_TYPE, mime)], data).into_response(),
+        None => error(404, "Not found"),
+    }
+}
+
+async fn voices(
+    State(inner): State<Arc<Inner>>,
+    Path(uid): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let base = inner.base.clone();
+    answer(authorised(&inner, &headers, Some(&uid), true, |w| {
+        let ids: Vec<&str> = q
+            .iter()
+            .filter(|(k, _)| k == "voice_ids")
+            .flat_map(|(_, v)| v.split(','))
+            .filter(|v| !v.is_empty())
+            .collect();
+        if ids.is_empty() {
+            return Err(invalid("voice_ids", "voice_ids is required"));
+        }
+        let urls: serde_json::Map<String, Value> = ids
+            .into_iter()
+            .filter(|id| w.voices.contains_key(*id))
+            .map(|id| (id.to_string(), json!(format!("{base}/voices/{id}"))))
+            .collect();
+        Ok(json!({"voices_urls": urls}))
+    }))
+}
+
+async fn voice(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
+    let found = inner.world().voices.get(&id).cloned();
+    match found {
+        Some(data) => ([(axum::http::header::CONTENT_TYPE, "audio/mp4")], data).into_response(),
         None => error(404, "Not found"),
     }
 }

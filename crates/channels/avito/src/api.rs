@@ -320,6 +320,14 @@ impl AvitoApi {
         self.call(Method::POST, &format!("{}/messages/image", self.chat_path("v1", chat_id)), &[], Some(&body)).await
     }
 
+    /// `GET /messenger/v1/accounts/{user_id}/getVoiceFiles?voice_ids=…` → `{"voices_urls":
+    /// {id: url}}`: a voice message's download address (valid an hour).
+    pub async fn voice_url(&self, voice_id: &str) -> Result<Option<String>, ApiError> {
+        let path = format!("/messenger/v1/accounts/{}/getVoiceFiles", self.user_id);
+        let v = self.call(Method::GET, &path, &[("voice_ids", voice_id.to_string())], None).await?;
+        Ok(v["voices_urls"][voice_id].as_str().map(str::to_string))
+    }
+
     /// `POST …/chats/{chat_id}/read`.
     pub async fn read(&self, chat_id: &str) -> Result<Value, ApiError> {
         self.call(Method::POST, &format!("{}/read", self.chat_path("v1", chat_id)), &[], None).await

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::throttle::{Limits, Throttled};
 use okno_channel::{
@@ -355,6 +356,33 @@ impl Platform for Avito {
             other => webhook::event(other),
         };
         Ok(vec![Received::new(event)])
+    }
+
+    /// A voice message (`avito-voice:<id>`): its address from `getVoiceFiles`, then the file
+    /// (opus in MP4).
+    async fn fetch(
+        &self,
+        cx: &Context,
+        channel: &Channel,
+        reference: &str,
+    ) -> std::result::Result<Fetched, FetchError> {
+        let Some(voice) = reference.strip_prefix(webhook::VOICE_SCHEME) else {
+            return Err(FetchError::Refused(format!("not an Avito voice message: {reference}")));
+        };
+        let cfg = config_of(channel).map_err(|e| FetchError::Refused(e.message))?;
+        let url = match self.api(cx, &cfg).voice_url(voice).await {
+            Ok(Some(url)) => url,
+            Ok(None) => return Err(FetchError::Refused(format!("Avito knows no voice message `{voice}`"))),
+            Err(e @ (ApiError::Network(_) | ApiError::Avito { status: 429 | 500.., .. })) => {
+                return Err(FetchError::Network(e.to_string()))
+            }
+            Err(e) => return Err(FetchError::Refused(e.to_string())),
+        };
+        let mut fetched = cx.http.fetch_limited(&url, cx.max_download.min(IMAGE_LIMIT)).await?;
+        if fetched.mime.as_deref().is_none_or(|m| m == "application/octet-stream") {
+            fetched.mime = Some("audio/mp4".into());
+        }
+        Ok(fetched)
     }
 
     fn polls(&self, channel: &Channel) -> bool {

@@ -13,6 +13,9 @@
 use okno_channel::{InboundAttachment, InboundEvent, InboundMessage, InboundSender};
 use serde_json::Value;
 
+/// Reference scheme of a voice message, fetched through `getVoiceFiles`.
+pub const VOICE_SCHEME: &str = "avito-voice:";
+
 /// What one webhook carries, before okno adds the chat's ad.
 #[derive(Debug, Clone)]
 pub enum Hook {
@@ -113,12 +116,14 @@ pub fn parse_value(channel_id: &str, account: &str, value: &Value) -> Result<Hoo
             };
         }
         "call" => text = Some("Пропущенный звонок через Авито".into()),
-        "voice" => attachments.push(InboundAttachment::Failed {
-            name: "voice.mp4".into(),
-            mime: "audio/mp4".into(),
-            size: 0,
-            note: "a voice message: listen to it in Avito's app".into(),
-        }),
+        "voice" => match s(&content["voice"]["voice_id"]).filter(|v| v.len() <= 200) {
+            Some(voice) => attachments.push(InboundAttachment::Url {
+                name: "voice.mp4".into(),
+                mime: "audio/mp4".into(),
+                url: format!("{VOICE_SCHEME}{voice}"),
+            }),
+            None => return Ok(Hook::Ignore("a voice message without its id")),
+        },
         "file" | "video" | "appCall" => attachments.push(InboundAttachment::Failed {
             name: kind.to_string(),
             mime: "application/octet-stream".into(),

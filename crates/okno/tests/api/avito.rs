@@ -199,6 +199,21 @@ async fn text_and_photo_replies_reach_the_buyer_and_reading_the_conversation_mar
         app.http.get(format!("{}{}", app.url, att["url"].as_str().unwrap())).bearer_auth(&app.token).send().await;
     assert_eq!(file.unwrap().bytes().await.unwrap().as_ref(), b"\x89PNG\r\n\x1a\n a room");
 
+    // A voice message: its address asked of `getVoiceFiles`, then the file fetched.
+    let voice: &[u8] = b"\0\0\0\x18ftypmp42 opus voice";
+    gleb.send_voice(Some(&sofa), voice).await;
+    let att = eventually(15, || async {
+        let all = messages(&app, &conv).await;
+        let m = all.iter().rev().find(|m| m["direction"] == "in")?;
+        let a = m["attachments"][0].clone();
+        (a["name"] == "voice.mp4" && a["state"] == "ready").then_some(a)
+    })
+    .await
+    .expect("the voice message is fetched");
+    let file =
+        app.http.get(format!("{}{}", app.url, att["url"].as_str().unwrap())).bearer_auth(&app.token).send().await;
+    assert_eq!(file.unwrap().bytes().await.unwrap().as_ref(), voice);
+
     assert!(sim.reads().is_empty());
     let r = app.patch(&format!("/api/v1/conversations/{conv}"), json!({"read": true})).await;
     assert_eq!(r.status, 200, "{r:?}");
