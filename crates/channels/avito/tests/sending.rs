@@ -218,3 +218,16 @@ async fn connecting_refuses_a_bad_secret_a_foreign_account_and_a_missing_tariff(
     assert_eq!(again.config["webhook_secret"], w.channel.config["webhook_secret"]);
     assert_eq!(again.info["name"], "Окна Плюс");
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_splits_under_the_limit_whole_and_in_order(text in "[а-яa-z \n]{0,3000}", limit in 1usize..1200) {
+        let parts = okno_channel_avito::split(&text, limit);
+        proptest::prop_assert!(parts.iter().all(|p| p.chars().count() <= limit), "{parts:?}");
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let joined = parts.iter().map(|p| words(p)).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+        // A hard cut inside a word splits it in two: compare without any whitespace then.
+        let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        proptest::prop_assert_eq!(squeeze(&joined), squeeze(&text));
+    }
+}

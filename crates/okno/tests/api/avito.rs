@@ -425,3 +425,45 @@ async fn a_broadcast_reaches_each_buyers_chat_once_at_the_channels_pace() {
     }
     assert!(started.elapsed() >= Duration::from_millis(1500), "8 messages at 4 a second take over 1.5 s");
 }
+
+#[tokio::test]
+async fn a_survey_asks_in_numbered_lines_and_takes_typed_answers_in_the_avito_chat() {
+    let (app, sim, _ch) = account().await;
+    let tv = sim.add_item(40, "Телевизор", "15 000 ₽");
+    let ilya = sim.buyer(700_040, "Илья");
+    let (_, m) = writes(&app, &ilya, Some(&tv), "Спасибо, забрал").await;
+    let contact = m["contact_id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "После покупки", "questions": [
+                {"id": "score", "text": "Оцените продавца", "kind": "scale", "min": 1, "max": 5},
+                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(s.body["started"], 1, "{s:?}");
+    let shown = |prefix: &'static str| {
+        let ilya = ilya.clone();
+        async move {
+            eventually(15, || async { ilya.shown().into_iter().find(|t| t.starts_with(prefix)) })
+                .await
+                .unwrap_or_else(|| panic!("`{prefix}` is asked: {:?}", ilya.shown()))
+        }
+    };
+    let q1 = shown("Оцените продавца").await;
+    assert_eq!(q1, "Оцените продавца\n1. 1\n2. 2\n3. 3\n4. 4\n5. 5");
+    ilya.write(Some(&tv), "5").await;
+    shown("Что улучшить?").await;
+    ilya.write(Some(&tv), "Всё хорошо").await;
+    let results = eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["completed"] == 1).then_some(r.body)
+    })
+    .await
+    .expect("the survey completes");
+    assert_eq!(results["questions"][0]["average"].as_f64(), Some(5.0));
+    assert_eq!(results["questions"][1]["answers"], 1);
+}
