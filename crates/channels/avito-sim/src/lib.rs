@@ -143,6 +143,7 @@ pub(crate) struct World {
     pub refused_expired: u32,
     pub tariff: bool,
     pub echo_sent: bool,
+    pub chat_delay: Duration,
     pub webhook: Option<String>,
     pub deadline: Duration,
     pub chats: BTreeMap<String, Chat>,
@@ -257,6 +258,7 @@ impl AvitoSim {
             refused_expired: 0,
             tariff: true,
             echo_sent: true,
+            chat_delay: Duration::ZERO,
             webhook: None,
             deadline: WEBHOOK_DEADLINE,
             chats: BTreeMap::new(),
@@ -324,6 +326,11 @@ impl AvitoSim {
     /// reports every message in the account's chats (on by default).
     pub fn set_echo(&self, on: bool) {
         self.with(|w| w.echo_sent = on);
+    }
+
+    /// How long `GET …/chats/{chat_id}` takes to answer (a slow Avito).
+    pub fn set_chat_delay(&self, delay: Duration) {
+        self.with(|w| w.chat_delay = delay);
     }
 
     /// How long okno may take to answer a webhook (Avito: 2 s).

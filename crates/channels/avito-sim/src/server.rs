@@ -227,6 +227,8 @@ async fn chat(
     Path((uid, chat_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let delay = inner.world().chat_delay;
+    tokio::time::sleep(delay).await;
     answer(authorised(&inner, &headers, Some(&uid), true, |w| match w.chats.get(&chat_id) {
         Some(c) => Ok(w.chat_json(c)),
         None => Err(error(404, "Not found")),

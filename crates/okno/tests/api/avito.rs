@@ -467,3 +467,34 @@ async fn a_survey_asks_in_numbered_lines_and_takes_typed_answers_in_the_avito_ch
     assert_eq!(results["questions"][0]["average"].as_f64(), Some(5.0));
     assert_eq!(results["questions"][1]["answers"], 1);
 }
+
+#[tokio::test]
+async fn a_slow_avito_does_not_make_okno_miss_the_two_seconds() {
+    let (app, sim, _ch) = account().await;
+    let hooks = Sink::start("hook-secret-0123456789").await;
+    let r = app
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": hooks.url, "events": ["message.received"], "secret": "hook-secret-0123456789"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    // Reading the chat's ad takes longer than Avito gives okno to answer.
+    sim.set_chat_delay(Duration::from_secs(3));
+    let kettle = sim.add_item(50, "Чайник", "2 000 ₽");
+    let yana = sim.buyer(700_050, "Яна");
+    let w = yana.write(Some(&kettle), "Чайник новый?").await;
+    assert!(w.delivered);
+    let pushes = sim.pushes();
+    assert_eq!(pushes.len(), 1, "answered at the first attempt");
+    assert!(pushes[0].ok && pushes[0].elapsed < Duration::from_secs(2), "{:?}", pushes[0]);
+    // Stored with the ad's id (the webhook names it); the title comes once Avito answers.
+    let got = hooks.wait_accepted(1, 15).await;
+    assert_eq!(got[0].body["data"]["text"], "Чайник новый?");
+    assert_eq!(got[0].body["data"]["context"], json!({"avito_item": {"id": 50}}));
+    sim.set_chat_delay(Duration::ZERO);
+    yana.write(Some(&kettle), "И сколько литров?").await;
+    let got = hooks.wait_accepted(2, 15).await;
+    assert_eq!(got[1].body["data"]["text"], "И сколько литров?");
+    assert_eq!(got[1].body["data"]["context"]["avito_item"]["title"], "Чайник");
+}
