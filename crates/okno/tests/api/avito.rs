@@ -498,3 +498,17 @@ async fn a_slow_avito_does_not_make_okno_miss_the_two_seconds() {
     assert_eq!(got[1].body["data"]["text"], "И сколько литров?");
     assert_eq!(got[1].body["data"]["context"]["avito_item"]["title"], "Чайник");
 }
+
+#[tokio::test]
+async fn switching_to_polling_unsubscribes_the_webhook_and_back_subscribes_the_same_address() {
+    let (app, sim, ch) = account().await;
+    let hook = sim.webhook().expect("subscribed");
+    let r = app.patch(&format!("/api/v1/channels/{ch}"), json!({"config": {"mode": "polling"}})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(sim.webhook(), None, "no webhook while polling");
+    let r = app.patch(&format!("/api/v1/channels/{ch}"), json!({"config": {"mode": "webhook"}})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(sim.webhook(), Some(hook), "the same secret address again");
+    let bad = app.patch(&format!("/api/v1/channels/{ch}"), json!({"config": {"mode": "carrier-pigeon"}})).await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+}
