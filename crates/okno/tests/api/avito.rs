@@ -1,9 +1,11 @@
 //! Avito (Messenger API) against its simulator, through okno's API: connecting (bad client
 //! credentials refused with nothing saved, the webhook subscribed with a secret address), a
-//! buyer's message answered inside Avito's 2 seconds with the ad shown in the conversation and
-//! sent to webhooks, the seller's own messages never taken for a buyer's, text and photo
-//! replies, a token expired on the way replaced without losing a message, a menu bot in
-//! numbered lines, a link code and a notification rule, and read marks.
+//! buyer's message answered inside Avito's 2 seconds (also when Avito is slow) with the ad shown
+//! in the conversation and sent to webhooks, the seller's own messages never taken for a
+//! buyer's, text, photo and voice, a token expired on the way replaced without losing a message,
+//! a menu bot and a survey in numbered lines, a link code and a notification rule, an event
+//! falling back to the person's other channel, a broadcast at the channel's pace, read marks,
+//! and polling (across a restart, and switched to and from the webhook).
 
 use std::time::Duration;
 
@@ -511,4 +513,46 @@ async fn switching_to_polling_unsubscribes_the_webhook_and_back_subscribes_the_s
     assert_eq!(sim.webhook(), Some(hook), "the same secret address again");
     let bad = app.patch(&format!("/api/v1/channels/{ch}"), json!({"config": {"mode": "carrier-pigeon"}})).await;
     assert_eq!(bad.status, 400, "{bad:?}");
+}
+
+#[tokio::test]
+async fn an_event_refused_in_the_avito_chat_falls_back_to_the_persons_other_channel() {
+    let (app, sim, avito_ch) = account().await;
+    let site = Sink::start(super::SECRET).await;
+    let site_ch = app.webhook_channel(&format!("{}/out", site.url), super::SECRET).await;
+    let bag = sim.add_item(60, "Сумка", "3 500 ₽");
+    let oleg = sim.buyer(700_060, "Олег");
+    let (_, m) = writes(&app, &oleg, Some(&bag), "Добрый день").await;
+    let contact = m["contact_id"].as_str().unwrap().to_string();
+    let r = app
+        .patch(
+            &format!("/api/v1/contacts/{contact}"),
+            json!({"external_id": "1c-oleg", "preferred_channel_id": avito_ch}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The same person on the company's site: one contact, two channels.
+    let sender =
+        okno_store::InboundSender { user_id: "site-oleg".into(), chat_id: "site-oleg".into(), ..Default::default() };
+    app.running()
+        .engine
+        .store
+        .attach_identity(&contact.as_str().into(), &site_ch.as_str().into(), sender)
+        .await
+        .unwrap();
+    // Avito refuses to write to him now (he restricted messages).
+    oleg.block();
+    let rule = json!({"name": "Заказ", "event": "order.ready", "recipients": [{"external_id": "{{ data.client }}"}],
+                      "template": "Ваша сумка готова"});
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let e =
+        app.post("/api/v1/events", json!({"type": "order.ready", "key": "bag-1", "data": {"client": "1c-oleg"}})).await;
+    assert_eq!(e.status, 202, "{e:?}");
+    let ev = super::events::settled(&app, e.body["id"].as_str().unwrap()).await;
+    let d = &ev["deliveries"][0];
+    assert_eq!((d["status"].as_str(), d["channel_id"].as_str()), (Some("sent"), Some(site_ch.as_str())), "{ev}");
+    assert_eq!(d["tried"], json!([avito_ch, site_ch]), "Avito first: {ev}");
+    let got = site.wait_accepted(1, 15).await;
+    assert_eq!(got[0].body["text"], "Ваша сумка готова");
+    assert!(sim.sent().is_empty(), "nothing reached the Avito chat");
 }
