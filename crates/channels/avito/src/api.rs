@@ -259,6 +259,11 @@ impl AvitoApi {
         self.call_with(method, path, query, body, None, Duration::from_secs(30)).await
     }
 
+    /// Takes a token (or finds a live one): the check that Avito accepts the client credentials.
+    pub async fn check_credentials(&self) -> Result<(), ApiError> {
+        self.token(None).await.map(|_| ())
+    }
+
     /// `GET /core/v1/accounts/self`: the account the credentials belong to.
     pub async fn account(&self) -> Result<Value, ApiError> {
         self.call(Method::GET, "/core/v1/accounts/self", &[], None).await

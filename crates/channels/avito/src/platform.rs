@@ -281,7 +281,7 @@ impl Platform for Avito {
         cfg.client_id = one_word(&cfg.client_id, "client_id")?;
         cfg.client_secret = one_word(&cfg.client_secret, "client_secret")?;
         let api = self.api(cx, &cfg);
-        api.issue_token().await.map_err(refused)?;
+        api.check_credentials().await.map_err(refused)?;
         let account = api.account().await.map_err(refused)?;
         let path = format!("/messenger/v2/accounts/{}/chats", cfg.user_id);
         api.call(reqwest::Method::GET, &path, &[("limit", "1".to_string())], None).await.map_err(refused)?;
