@@ -200,6 +200,7 @@ async fn texts_stay_under_avitos_limit_and_a_missing_chat_is_refused_for_good() 
 #[tokio::test]
 async fn connecting_refuses_a_bad_secret_a_foreign_account_and_a_missing_tariff() {
     let w = world().await;
+    assert_eq!(w.sim.tokens_issued(), 1, "connecting keeps the token it checked the credentials with");
     let cfg = |secret: &str, user: Value| json!({"client_id": CLIENT_ID, "client_secret": secret, "user_id": user, "api_base": w.sim.api_base()});
     let e = w.avito.connect(&w.cx, &cfg("wrong", json!(ACCOUNT)), None).await.unwrap_err();
     assert_eq!(e.code, "invalid_avito_credentials", "{e:?}");
