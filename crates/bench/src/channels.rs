@@ -35,6 +35,8 @@ pub enum Kind {
     Whatsapp,
     /// SMS in Twilio's shape (`sms.rs`).
     Sms,
+    /// Its own benchmark (`avito.rs`): webhooks and replies into buyers' chats.
+    Avito,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Ok => "ok",
             Kind::Whatsapp => "whatsapp",
             Kind::Sms => "sms",
+            Kind::Avito => "avito",
         }
     }
 }
@@ -85,8 +88,8 @@ impl Sim {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
             Kind::Ok => Sim::Ok(OkSim::start().await),
-            Kind::Whatsapp | Kind::Sms => {
-                unreachable!("whatsapp and sms run their own benchmarks (whatsapp.rs, sms.rs)")
+            Kind::Whatsapp | Kind::Sms | Kind::Avito => {
+                unreachable!("whatsapp, sms and avito run their own benchmarks (whatsapp.rs, sms.rs, avito.rs)")
             }
         }
     }

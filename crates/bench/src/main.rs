@@ -24,6 +24,7 @@ use futures::StreamExt;
 use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
+mod avito;
 mod broadcast;
 mod channels;
 mod events;
@@ -60,7 +61,7 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
-    /// Measure the MAX, VK, OK or WhatsApp channel against its simulator (`--inbound` messages per
+    /// Measure the MAX, VK, OK, WhatsApp or Avito channel against its simulator (`--inbound` messages per
     /// receive mode, `--outbound` replies, then a 1,000-person broadcast at the platform's limits).
     #[arg(long, value_enum)]
     channel: Option<channels::Kind>,
@@ -134,6 +135,9 @@ async fn main() -> Result<()> {
     }
     if args.broadcast {
         return broadcast::run(&okno, args.people).await;
+    }
+    if args.channel == Some(channels::Kind::Avito) {
+        return avito::run(&okno, args.inbound, args.outbound).await;
     }
     if args.channel == Some(channels::Kind::Whatsapp) {
         return whatsapp::run(&okno, args.inbound, args.outbound).await;

@@ -14,6 +14,7 @@ pub fn platforms() -> Platforms {
         Arc::new(okno_channel_ok::Odnoklassniki),
         Arc::new(okno_channel_sms::Sms),
         Arc::new(okno_channel_webhook::Webhook),
+        Arc::new(okno_channel_avito::Avito::default()),
         Arc::new(okno_channel_whatsapp::WhatsApp),
     ])
 }

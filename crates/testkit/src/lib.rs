@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test-only code: a failed unwrap is a failed test
 
 pub mod app;
+pub mod avito;
 pub mod biz;
 pub mod browser;
 pub mod max;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod auth_and_ops;
+mod avito;
 mod bad_input;
 mod bots;
 mod broadcasts;

@@ -22,6 +22,7 @@ const LATIN_ALLOWED: &[&str] = &[
     "WhatsApp",
     "Meta",
     "Viber",
+    "Avito",
     "MAX",
     "VK",
     "SMS",

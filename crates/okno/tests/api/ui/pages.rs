@@ -163,6 +163,8 @@ fn english_words(text: &str) -> Vec<String> {
         "SMSC",
         "ru",
         "Twilio",
+        // Avito, as the platform writes its name in Latin letters.
+        "Avito",
         "Callback",
         "Long",
         "Poll",
