@@ -15,5 +15,6 @@ pub fn platforms() -> Platforms {
         Arc::new(okno_channel_sms::Sms),
         Arc::new(okno_channel_webhook::Webhook),
         Arc::new(okno_channel_whatsapp::WhatsApp),
+        Arc::new(okno_channel_viber::Viber),
     ])
 }

@@ -15,6 +15,7 @@ pub mod slapd;
 pub mod sms;
 pub mod tls;
 pub mod vk;
+pub mod viber;
 pub mod whatsapp;
 
 pub use app::TestApp;

@@ -97,7 +97,7 @@ impl Platform for Viber {
                 .secret()
                 .help(text(
                     "okno checks every callback's X-Viber-Content-Signature with it and sets the webhook itself.",
-                    "okno проверяет им подпись X-Viber-Content-Signature каждого обращения и само устанавливает вебхук.",
+                    "okno проверяет им подпись каждого обращения Viber и само устанавливает вебхук.",
                 )),
                 Field::new("sender_name", text("Sender name (up to 28 characters)", "Имя отправителя (до 28 символов)"), FieldKind::Text)
                     .help(text("The bot's name when empty.", "Если пусто — имя бота.")),

@@ -30,6 +30,7 @@ mod templates;
 mod translations;
 mod ui;
 mod vk;
+mod viber;
 mod whatsapp;
 mod window;
 

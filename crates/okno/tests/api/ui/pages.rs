@@ -159,6 +159,7 @@ fn english_words(text: &str) -> Vec<String> {
         "SMSC",
         "ru",
         "Twilio",
+        "Viber",
         "Callback",
         "Long",
         "Poll",
