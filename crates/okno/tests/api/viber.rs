@@ -149,19 +149,38 @@ async fn unsubscribed_people_are_flagged_and_status_codes_decide_retries() {
     assert_eq!(m["status"], "sent");
     assert_eq!(ivan.shown().last().map(String::as_str), Some("после сбоя"));
 
-    // Unsubscribed: the identity is flagged; a send ends failed with receiverNotSubscribed.
-    ivan.unsubscribe().await;
-    let contact = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
-    eventually(15, || async {
-        let c = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
-        (c["identities"][0]["blocked"] == true).then_some(())
-    })
-    .await
-    .expect("the identity is flagged blocked");
+    // A subscription okno did not hear end: receiverNotSubscribed ends the message failed with
+    // Viber's word, and the identity is flagged.
     ivan.leave();
     let id = reply(&app, &conv, json!({"text": "не дойдёт"})).await;
     let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "failed", "{m}");
+    assert!(m["error"].to_string().contains("receiverNotSubscribed"), "{m}");
+    let contact = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let flagged = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
+    assert_eq!(flagged["identities"][0]["blocked"], true, "{flagged}");
+
+    // An `unsubscribed` callback flags the person; okno then refuses to write up front.
+    let petr = sim.person("PetrViber05==", "Пётр");
+    let (conv2, _) = writes(&app, &petr, "Добрый день").await;
+    petr.unsubscribe().await;
+    let c2 = app.get(&format!("/api/v1/conversations/{conv2}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    eventually(15, || async {
+        let c = app.get(&format!("/api/v1/contacts/{c2}")).await.body;
+        (c["identities"][0]["blocked"] == true).then_some(())
+    })
+    .await
+    .expect("the identity is flagged blocked");
+    let r = app.post(&format!("/api/v1/conversations/{conv2}/messages"), json!({"text": "x"})).await;
+    assert_eq!(r.status, 422, "{r:?}");
+    // Subscribing again lifts the flag.
+    petr.subscribe().await;
+    eventually(15, || async {
+        let c = app.get(&format!("/api/v1/contacts/{c2}")).await.body;
+        (c["identities"][0]["blocked"] == false).then_some(())
+    })
+    .await
+    .expect("the flag is lifted");
 }
 
 #[tokio::test]
