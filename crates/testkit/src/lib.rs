@@ -14,8 +14,8 @@ pub mod sink;
 pub mod slapd;
 pub mod sms;
 pub mod tls;
-pub mod vk;
 pub mod viber;
+pub mod vk;
 pub mod whatsapp;
 
 pub use app::TestApp;

@@ -482,7 +482,12 @@ fn ok(mut extra: Value) -> Response {
     Json(extra).into_response()
 }
 
-async fn call(State(inner): State<Arc<Inner>>, Path(method): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn call(
+    State(inner): State<Arc<Inner>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if body.len() > MAX_REQUEST {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request over 30 KB").into_response();
     }

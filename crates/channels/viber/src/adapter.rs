@@ -67,12 +67,8 @@ fn default_api_base() -> String {
 impl ViberConfig {
     /// The `sender` object of every message.
     pub fn sender(&self) -> Value {
-        let name = self
-            .sender_name
-            .as_deref()
-            .or(self.bot_name.as_deref())
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or("okno");
+        let name =
+            self.sender_name.as_deref().or(self.bot_name.as_deref()).filter(|n| !n.trim().is_empty()).unwrap_or("okno");
         let mut s = json!({"name": cut(name, SENDER_NAME_LIMIT)});
         if let Some(a) = self.sender_avatar.as_deref().filter(|a| !a.is_empty()) {
             s["avatar"] = json!(a);
@@ -211,9 +207,10 @@ impl ViberAdapter {
     }
 
     fn link(&self, att: &Attachment) -> Result<String, SendError> {
-        let secret = self.config.file_secret.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-            SendError::permanent("the Viber channel has no file key: connect it again to send files")
-        })?;
+        let secret =
+            self.config.file_secret.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+                SendError::permanent("the Viber channel has no file key: connect it again to send files")
+            })?;
         Ok(file_link(&self.public_url, &self.channel_id, secret, &att.id))
     }
 }
@@ -317,7 +314,9 @@ mod tests {
         assert!(matches!(classify(v(12)), SendError::Retry { after: Some(_), .. }));
         assert!(matches!(classify(v(99)), SendError::Retry { .. }));
         assert!(matches!(classify(ApiError::Http(503)), SendError::Retry { .. }));
-        assert!(matches!(classify(v(6)), SendError::Permanent { flag: Some(IdentityFlag::Blocked), reason } if reason.contains("receiverNotSubscribed")));
+        assert!(
+            matches!(classify(v(6)), SendError::Permanent { flag: Some(IdentityFlag::Blocked), reason } if reason.contains("receiverNotSubscribed"))
+        );
         for s in [1, 2, 3, 4, 5, 7, 8, 13] {
             assert!(matches!(classify(v(s)), SendError::Permanent { flag: None, .. }), "{s}");
         }
@@ -344,8 +343,9 @@ mod tests {
 
     #[test]
     fn sender_names_are_cut_to_vibers_limit() {
-        let cfg: ViberConfig = serde_json::from_value(json!({"token": "t", "bot_name": "Очень длинное название магазина окон и дверей"}))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cfg: ViberConfig =
+            serde_json::from_value(json!({"token": "t", "bot_name": "Очень длинное название магазина окон и дверей"}))
+                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.sender()["name"].as_str().map(|n| n.chars().count()), Some(28));
     }
 }

@@ -12,7 +12,10 @@ pub const DEFAULT_API_BASE: &str = "https://chatapi.viber.com/pa";
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// Viber answered with a non-zero `status`.
-    Viber { status: i64, message: String },
+    Viber {
+        status: i64,
+        message: String,
+    },
     /// An HTTP error without Viber's envelope (a proxy, an outage).
     Http(u16),
     Network(String),
@@ -93,8 +96,7 @@ impl ViberApi {
             return Err(ApiError::Http(if code == 200 { 502 } else { code }));
         };
         if status != 0 {
-            let message: String =
-                v["status_message"].as_str().unwrap_or_default().chars().take(300).collect();
+            let message: String = v["status_message"].as_str().unwrap_or_default().chars().take(300).collect();
             return Err(ApiError::Viber { status, message });
         }
         Ok(v)

@@ -28,7 +28,8 @@ const SIGNATURE_HEADER: &str = "x-viber-content-signature";
 const FILE_LIMIT: u64 = 50 * 1024 * 1024;
 /// The events okno asks for (`message`, `subscribed`, `unsubscribed`, `conversation_started`
 /// come anyway).
-pub const EVENT_TYPES: [&str; 6] = ["delivered", "seen", "failed", "subscribed", "unsubscribed", "conversation_started"];
+pub const EVENT_TYPES: [&str; 6] =
+    ["delivered", "seen", "failed", "subscribed", "unsubscribed", "conversation_started"];
 
 /// The Viber platform.
 pub struct Viber;
@@ -99,9 +100,18 @@ impl Platform for Viber {
                     "okno checks every callback's X-Viber-Content-Signature with it and sets the webhook itself.",
                     "okno проверяет им подпись каждого обращения Viber и само устанавливает вебхук.",
                 )),
-                Field::new("sender_name", text("Sender name (up to 28 characters)", "Имя отправителя (до 28 символов)"), FieldKind::Text)
-                    .help(text("The bot's name when empty.", "Если пусто — имя бота.")),
-                Field::new("sender_avatar", text("Sender picture address", "Адрес картинки отправителя"), FieldKind::Url).advanced(),
+                Field::new(
+                    "sender_name",
+                    text("Sender name (up to 28 characters)", "Имя отправителя (до 28 символов)"),
+                    FieldKind::Text,
+                )
+                .help(text("The bot's name when empty.", "Если пусто — имя бота.")),
+                Field::new(
+                    "sender_avatar",
+                    text("Sender picture address", "Адрес картинки отправителя"),
+                    FieldKind::Url,
+                )
+                .advanced(),
                 Field::new("welcome", text("Welcome message", "Приветствие"), FieldKind::Text).help(text(
                     "Sent when a person opens the chat: the one moment a bot may write first.",
                     "Отправляется, когда человек открывает чат: единственный момент, когда бот может написать первым.",
@@ -222,9 +232,15 @@ impl Platform for Viber {
             .or_else(|| request.query_param("sig"))
             .unwrap_or_default();
         let expected = format!("sha256={}", signature.trim().to_ascii_lowercase());
-        if cfg.token.is_empty() || signature.is_empty() || !signing::verify(cfg.token.as_bytes(), request.body, &expected)
+        if cfg.token.is_empty()
+            || signature.is_empty()
+            || !signing::verify(cfg.token.as_bytes(), request.body, &expected)
         {
-            return Err(Error::new(ErrorKind::Unauthorized, "bad_signature", "X-Viber-Content-Signature does not match"));
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                "bad_signature",
+                "X-Viber-Content-Signature does not match",
+            ));
         }
         let body: Value = serde_json::from_slice(request.body)
             .map_err(|e| Error::invalid("invalid_json", format!("not a Viber callback: {e}")))?;

@@ -68,9 +68,7 @@ fn parse_inner(channel_id: &str, body: &Value) -> Option<InboundEvent> {
             let external_id = token_of(&body["message_token"])?;
             message(channel_id, sender, external_id, &body["message"]).map(|m| InboundEvent::Message(Box::new(m)))
         }
-        "subscribed" => {
-            Some(InboundEvent::Membership { user_id: sender(&body["user"])?.user_id, blocked: false })
-        }
+        "subscribed" => Some(InboundEvent::Membership { user_id: sender(&body["user"])?.user_id, blocked: false }),
         "unsubscribed" => Some(InboundEvent::Membership { user_id: s(&body["user_id"])?.to_string(), blocked: true }),
         "conversation_started" => {
             let context = s(&body["context"])?.trim();
@@ -236,7 +234,9 @@ mod tests {
         assert_eq!(m.text, None);
         let pic = json!({"event":"message","message_token":2,"sender":{"id":"u"},"message":{"type":"file","media":"https://dl.viber.com/x","file_name":"счёт.pdf","size":10}});
         let InboundEvent::Message(m) = parse("ch", &pic) else { panic!() };
-        assert!(matches!(&m.attachments[0], InboundAttachment::Url { name, mime, .. } if name == "счёт.pdf" && mime == "application/pdf"));
+        assert!(
+            matches!(&m.attachments[0], InboundAttachment::Url { name, mime, .. } if name == "счёт.pdf" && mime == "application/pdf")
+        );
         let odd = json!({"event":"message","message_token":3,"sender":{"id":"u"},"message":{"type":"hologram"}});
         let InboundEvent::Message(m) = parse("ch", &odd) else { panic!() };
         assert!(m.text.unwrap_or_default().contains("hologram"));

@@ -55,7 +55,8 @@ impl Harnessed {
     async fn received(&self, channel: &Channel, c: Callback) -> Vec<Received> {
         let mut headers = HeaderMap::new();
         headers.insert("x-viber-content-signature", HeaderValue::from_str(&c.signature).unwrap());
-        let got = Viber.receive(&self.cx, channel, &HookRequest::new(&headers, &c.body), &NoState).await.expect("receive");
+        let got =
+            Viber.receive(&self.cx, channel, &HookRequest::new(&headers, &c.body), &NoState).await.expect("receive");
         *self.last.lock().unwrap() = Some(c);
         got
     }

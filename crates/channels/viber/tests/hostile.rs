@@ -88,13 +88,38 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,30}".prop_map(Value::from),
-        prop_oneof![Just("message"), Just("seen"), Just("failed"), Just("conversation_started"), Just("subscribed"), Just("unsubscribed"), Just("delivered"), Just("text"), Just("picture"), Just("okno-btn:x")].prop_map(Value::from),
+        prop_oneof![
+            Just("message"),
+            Just("seen"),
+            Just("failed"),
+            Just("conversation_started"),
+            Just("subscribed"),
+            Just("unsubscribed"),
+            Just("delivered"),
+            Just("text"),
+            Just("picture"),
+            Just("okno-btn:x")
+        ]
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
             prop::collection::hash_map(
-                prop_oneof![Just("event".to_string()), Just("message".to_string()), Just("sender".to_string()), Just("user".to_string()), Just("id".to_string()), Just("type".to_string()), Just("text".to_string()), Just("media".to_string()), Just("message_token".to_string()), Just("context".to_string()), Just("user_id".to_string()), ".{0,8}".prop_map(String::from)],
+                prop_oneof![
+                    Just("event".to_string()),
+                    Just("message".to_string()),
+                    Just("sender".to_string()),
+                    Just("user".to_string()),
+                    Just("id".to_string()),
+                    Just("type".to_string()),
+                    Just("text".to_string()),
+                    Just("media".to_string()),
+                    Just("message_token".to_string()),
+                    Just("context".to_string()),
+                    Just("user_id".to_string()),
+                    ".{0,8}".prop_map(String::from)
+                ],
                 inner,
                 0..6
             )

@@ -29,8 +29,8 @@ mod telegram;
 mod templates;
 mod translations;
 mod ui;
-mod vk;
 mod viber;
+mod vk;
 mod whatsapp;
 mod window;
 

@@ -42,7 +42,10 @@ async fn connecting_checks_the_token_and_sets_the_webhook_with_its_event_types()
     let sim = ViberSim::start().await;
     sim.add_bot(TOKEN, "Окна Плюс", BOT_URI);
     let bad = app
-        .post("/api/v1/channels", json!({"kind": "viber", "name": "V", "config": {"token": "wrong", "api_base": sim.api_base()}}))
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "viber", "name": "V", "config": {"token": "wrong", "api_base": sim.api_base()}}),
+        )
         .await;
     assert!((400..500).contains(&bad.status), "{bad:?}");
     let listed = app.get("/api/v1/channels").await.body;
@@ -86,7 +89,12 @@ async fn messages_replies_keyboards_and_receipts() {
     assert!((400..500).contains(&r), "malformed JSON: {r}");
 
     // An operator's reply with buttons goes out as a keyboard.
-    let id = reply(&app, &conv, json!({"text": "Выберите", "buttons": [[{"text": "Да", "data": "yes"}, {"text": "Нет", "data": "no"}]]})).await;
+    let id = reply(
+        &app,
+        &conv,
+        json!({"text": "Выберите", "buttons": [[{"text": "Да", "data": "yes"}, {"text": "Нет", "data": "no"}]]}),
+    )
+    .await;
     let sent = final_status(&app, &id).await;
     assert_eq!(sent["status"], "sent", "{sent}");
     let out = sim.wait_sent_to(&anna.id, 1).await;
@@ -126,7 +134,10 @@ async fn a_deep_links_context_links_the_contact_and_the_welcome_is_sent() {
     let opened = galina.open(Some(&code)).await;
     assert_eq!(opened.answer.as_ref().map(|a| a.0), Some(200));
     let welcome = sim.sent_to(&galina.id);
-    assert!(welcome.iter().any(|s| s.welcome && s.text().as_deref() == Some("Добро пожаловать в Окна Плюс!")), "{welcome:?}");
+    assert!(
+        welcome.iter().any(|s| s.welcome && s.text().as_deref() == Some("Добро пожаловать в Окна Плюс!")),
+        "{welcome:?}"
+    );
     let linked = eventually(15, || async {
         let c = app.get(&format!("/api/v1/contacts/{contact_id}")).await.body;
         (c["identities"][0]["kind"] == "viber").then_some(c)
@@ -156,7 +167,8 @@ async fn unsubscribed_people_are_flagged_and_status_codes_decide_retries() {
     let m = final_status(&app, &id).await;
     assert_eq!(m["status"], "failed", "{m}");
     assert!(m["error"].to_string().contains("receiverNotSubscribed"), "{m}");
-    let contact = app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let contact =
+        app.get(&format!("/api/v1/conversations/{conv}")).await.body["contact"]["id"].as_str().unwrap().to_string();
     let flagged = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
     assert_eq!(flagged["identities"][0]["blocked"], true, "{flagged}");
 
@@ -164,7 +176,8 @@ async fn unsubscribed_people_are_flagged_and_status_codes_decide_retries() {
     let petr = sim.person("PetrViber05==", "Пётр");
     let (conv2, _) = writes(&app, &petr, "Добрый день").await;
     petr.unsubscribe().await;
-    let c2 = app.get(&format!("/api/v1/conversations/{conv2}")).await.body["contact"]["id"].as_str().unwrap().to_string();
+    let c2 =
+        app.get(&format!("/api/v1/conversations/{conv2}")).await.body["contact"]["id"].as_str().unwrap().to_string();
     eventually(15, || async {
         let c = app.get(&format!("/api/v1/contacts/{c2}")).await.body;
         (c["identities"][0]["blocked"] == true).then_some(())
