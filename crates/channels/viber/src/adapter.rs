@@ -85,7 +85,7 @@ pub fn classify(e: ApiError) -> SendError {
     let reason = e.to_string();
     match e {
         ApiError::Network(_) => SendError::retry(reason),
-        ApiError::Http(code) if code == 429 => SendError::Retry { reason, after: Some(Duration::from_secs(60)) },
+        ApiError::Http(429) => SendError::Retry { reason, after: Some(Duration::from_secs(60)) },
         ApiError::Http(code) if code >= 500 || code == 408 => SendError::retry(reason),
         ApiError::Http(_) => SendError::permanent(reason),
         ApiError::Viber { status: 12, .. } => SendError::Retry { reason, after: Some(Duration::from_secs(60)) },
