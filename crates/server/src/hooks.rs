@@ -10,11 +10,10 @@ use axum::{Json, Router};
 use okno_channel::{HookAnswer, HookRequest};
 use okno_channel_webhook::verify_file_signature;
 use okno_domain::ids::ChannelId;
-use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{ApiQuery, ApiResult, RawBody};
 use crate::AppState;
