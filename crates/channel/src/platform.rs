@@ -262,6 +262,13 @@ pub trait Platform: Send + Sync + 'static {
         None
     }
 
+    /// The key okno signs links to this channel's files with (`/hooks/{channel_id}/files/…`),
+    /// for platforms that download outbound files from okno by URL (`None`: no such links).
+    fn file_link_secret(&self, channel: &Channel) -> Option<String> {
+        let _ = channel;
+        None
+    }
+
     /// A link that opens a chat with this channel's bot carrying `code` (`None`: the person
     /// sends the code as a message).
     fn deep_link(&self, channel: &Channel, code: &str) -> Option<String> {

@@ -10,11 +10,10 @@ use axum::{Json, Router};
 use okno_channel::{HookAnswer, HookRequest};
 use okno_channel_webhook::verify_file_signature;
 use okno_domain::ids::ChannelId;
-use okno_domain::model::ChannelKind;
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{ApiQuery, ApiResult, RawBody};
 use crate::AppState;
@@ -67,13 +66,13 @@ async fn file(
 ) -> ApiResult<Response> {
     let refused = || Error::new(ErrorKind::Unauthorized, "bad_signature", "the link is invalid or has expired");
     let channel = state.engine.store.get_channel(&channel_id).await?;
-    // Only the generic channel hands out links, signed with its own secret, for its own files,
-    // valid for a day at most.
-    let secret = channel.config.get("secret").and_then(Value::as_str).unwrap_or_default();
-    if channel.kind != ChannelKind::Webhook || secret.is_empty() || q.exp > now_ms() + 25 * 3600 * 1000 {
+    // Only channels whose platform hands out file links (the generic channel, Viber) serve
+    // them, signed with the channel's own key, for its own files, valid for a day at most.
+    let secret = state.engine.platform(&channel).ok().and_then(|p| p.file_link_secret(&channel)).unwrap_or_default();
+    if secret.is_empty() || q.exp > now_ms() + 25 * 3600 * 1000 {
         return Err(refused().into());
     }
-    if !verify_file_signature(secret, &attachment_id, q.exp, &format!("sha256={}", q.sig)) {
+    if !verify_file_signature(&secret, &attachment_id, q.exp, &format!("sha256={}", q.sig)) {
         return Err(refused().into());
     }
     let att = state.engine.store.get_attachment(&attachment_id).await?;

@@ -16,5 +16,6 @@ pub fn platforms() -> Platforms {
         Arc::new(okno_channel_webhook::Webhook),
         Arc::new(okno_channel_avito::Avito::default()),
         Arc::new(okno_channel_whatsapp::WhatsApp),
+        Arc::new(okno_channel_viber::Viber),
     ])
 }

@@ -15,6 +15,7 @@ pub mod sink;
 pub mod slapd;
 pub mod sms;
 pub mod tls;
+pub mod viber;
 pub mod vk;
 pub mod whatsapp;
 

@@ -22,6 +22,11 @@ pub struct Webhook;
 
 #[async_trait]
 impl Platform for Webhook {
+    /// The generic channel's receiver downloads files by links signed with its secret.
+    fn file_link_secret(&self, channel: &Channel) -> Option<String> {
+        channel.config.get("secret").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    }
+
     fn kind(&self) -> ChannelKind {
         ChannelKind::Webhook
     }

@@ -31,6 +31,7 @@ mod telegram;
 mod templates;
 mod translations;
 mod ui;
+mod viber;
 mod vk;
 mod whatsapp;
 mod window;

@@ -165,6 +165,7 @@ fn english_words(text: &str) -> Vec<String> {
         "Twilio",
         // Avito, as the platform writes its name in Latin letters.
         "Avito",
+        "Viber",
         "Callback",
         "Long",
         "Poll",
