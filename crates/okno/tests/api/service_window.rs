@@ -3,7 +3,8 @@
 //! closed, a registered template sent instead, the window opened again by the person's next
 //! message), a notification stepping from WhatsApp to SMS when the window is closed, a rule's
 //! platform template, a broadcast's price in SMS parts before it starts and its phone-only
-//! audience reached by SMS, and an operator's reading marked on the platform.
+//! audience reached by SMS, an operator's reading marked on the platform, and one person
+//! reached on WhatsApp, Viber and SMS stepped through in that order.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -241,4 +242,97 @@ async fn an_operator_reading_a_conversation_marks_the_persons_message_read_on_wh
     assert_eq!(read.status, 200, "{read:?}");
     let marked = eventually(10, || async { sim.read_marks().contains(&last.id).then_some(()) }).await;
     assert!(marked.is_some(), "the last message is marked read: {:?}", sim.read_marks());
+}
+
+/// The seed reports' chain: one person reached on WhatsApp, Viber and by SMS stays one contact,
+/// and a notification steps WhatsApp (window closed) → Viber (the person left the bot) → SMS.
+#[tokio::test]
+async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
+    let app = TestApp::spawn().await;
+    let (wa, wa_ch) = whatsapp(&app).await;
+    let viber = okno_testkit::viber::ViberSim::start().await;
+    let viber_ch = app.viber_channel(&viber, "viber-chain-token-0123456789", None).await;
+    let (sms, sms_ch) = sms(&app, json!({})).await;
+
+    let c = app.post("/api/v1/contacts", json!({"external_id": "1c-501", "name": "Ольга Петрова"})).await;
+    let contact = c.body["id"].as_str().unwrap().to_string();
+    // She types one link code on WhatsApp and another on Viber: one contact.
+    let link = format!("/api/v1/contacts/{contact}/link");
+    let olga_wa = wa.person("79005556677", "Ольга");
+    olga_wa.write(app.post(&link, json!({})).await.body["code"].as_str().unwrap()).await;
+    let olga_viber = viber.person("OlgaViber05==", "Ольга");
+    olga_viber.write(app.post(&link, json!({})).await.body["code"].as_str().unwrap()).await;
+    let linked = eventually(15, || async {
+        let c = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
+        (c["identities"].as_array().map_or(0, Vec::len) == 2).then_some(c)
+    })
+    .await
+    .unwrap_or_else(|| panic!("two identities on the contact"));
+    let mut kinds: Vec<&str> =
+        linked["identities"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["viber", "whatsapp"], "{linked}");
+    assert_eq!(
+        app.patch(&format!("/api/v1/contacts/{contact}"), json!({"phone": "8 900 555-66-77"})).await.status,
+        200
+    );
+
+    // WhatsApp was her latest a day ago (its window is closed), Viber the day before; since
+    // then she left the Viber bot without okno hearing of it.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let hour = 3_600_000;
+    app.db
+        .execute_raw(&[
+            format!("UPDATE identities SET last_seen_at = {} WHERE channel_id = '{wa_ch}'", now - 25 * hour),
+            format!("UPDATE identities SET last_seen_at = {} WHERE channel_id = '{viber_ch}'", now - 26 * hour),
+        ])
+        .await;
+    wa.advance(DAY + Duration::from_secs(3600));
+    // okno's "linked" confirmation reached Viber before she left.
+    let confirmed = eventually(10, || async { (!viber.sent_to("OlgaViber05==").is_empty()).then_some(()) }).await;
+    assert!(confirmed.is_some(), "the linking confirmation on Viber");
+    olga_viber.leave();
+
+    let rule = json!({"name": "Доставка", "event": "delivery.today", "recipients": [{"external_id": "{{ data.client }}"}],
+                      "template": "Сегодня привезём заказ {{ data.n }}"});
+    assert_eq!(app.post("/api/v1/rules", rule).await.status, 201);
+    let ev = app
+        .post(
+            "/api/v1/events",
+            json!({"type": "delivery.today", "key": "dlv-501", "data": {"client": "1c-501", "n": 501}}),
+        )
+        .await;
+    assert_eq!(ev.status, 202, "{ev:?}");
+
+    let texted = eventually(30, || async { sms.sent_to("79005556677").into_iter().next() }).await;
+    let texted = texted.unwrap_or_else(|| panic!("the SMS step; Viber saw {:?}", viber.sent_to("OlgaViber05==")));
+    assert_eq!(texted.text, "Сегодня привезём заказ 501");
+    assert_eq!(sms.sent_to("79005556677").len(), 1, "sent once");
+    // Each step is on record: WhatsApp failed on its window, Viber with its own reason.
+    let failed_on = |channel: String| {
+        let (app, contact) = (&app, contact.clone());
+        async move {
+            eventually(10, || async {
+                let convs = app.get(&format!("/api/v1/conversations?contact_id={contact}&channel_id={channel}")).await;
+                let conv = convs.body["items"][0]["id"].as_str()?.to_string();
+                let page = app.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+                let items = page.body["items"].as_array()?;
+                items.iter().find(|x| x["channel_id"] == channel.as_str() && x["status"] == "failed").cloned()
+            })
+            .await
+            .unwrap_or_else(|| panic!("a failed message on {channel}"))
+        }
+    };
+    let on_wa = failed_on(wa_ch.clone()).await;
+    assert!(on_wa["error"].as_str().is_some_and(|e| e.contains("window")), "{on_wa}");
+    assert_eq!(on_wa["text"], "Сегодня привезём заказ 501");
+    let on_viber = failed_on(viber_ch.clone()).await;
+    assert!(on_viber["error"].as_str().is_some_and(|e| e.contains("receiverNotSubscribed")), "{on_viber}");
+    assert_eq!(on_viber["text"], "Сегодня привезём заказ 501");
+    assert!(wa.sent_to("79005556677").iter().all(|s| s.shown.as_deref() != Some("Сегодня привезём заказ 501")));
+    // Still one contact, now with the SMS number too.
+    let after = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
+    let channels: Vec<&str> =
+        after["identities"].as_array().unwrap().iter().map(|i| i["channel_id"].as_str().unwrap()).collect();
+    assert!(channels.contains(&sms_ch.as_str()) && channels.len() == 3, "{after}");
 }

@@ -224,3 +224,79 @@ async fn a_picture_goes_by_a_signed_link_the_platform_downloads() {
     let forged = media.replace("sig=", "sig=00");
     assert_eq!(app.http.get(&forged).send().await.unwrap().status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn a_menu_bot_answers_with_a_keyboard_and_the_press_is_followed() {
+    let (app, sim, ch) = bot(None).await;
+    let yaml = r#"
+name: Помощник
+menus:
+  main:
+    text: Здравствуйте! Чем помочь?
+    items:
+      - text: Доставка
+        do: {reply: {text: Доставка по городу — 1–2 дня.}}
+      - text: Оператор
+        do: {handoff: {text: Соединяю с оператором.}}
+"#;
+    let r = app
+        .http
+        .put(format!("{}/api/v1/bots/{ch}", app.url))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let vera = sim.person("VeraViber07==", "Вера");
+    vera.write("Привет").await;
+    let menu = eventually(15, || async { sim.sent_to(&vera.id).into_iter().find(|s| !s.buttons().is_empty()) })
+        .await
+        .unwrap_or_else(|| panic!("the bot shows its menu as a keyboard: {:?}", sim.sent_to(&vera.id)));
+    assert_eq!(menu.text().as_deref(), Some("Здравствуйте! Чем помочь?"));
+    assert_eq!(menu.buttons(), ["Доставка", "Оператор"]);
+    vera.press("Доставка").await;
+    eventually(15, || async {
+        vera.shown().iter().any(|t| t == "Доставка по городу — 1–2 дня.").then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the bot follows the press: {:?}", vera.shown()));
+    // Answered once, not once per keyboard shown.
+    assert_eq!(vera.shown().iter().filter(|t| *t == "Доставка по городу — 1–2 дня.").count(), 1);
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_each_subscriber_once_and_ends_failed_for_one_who_left() {
+    let (app, sim, _ch) = bot(None).await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        let p = sim.person(&format!("Client{i}Viber=="), &format!("Клиент {i}"));
+        let (_, m) = writes(&app, &p, &format!("Здравствуйте, я {i}")).await;
+        let contact = m["contact_id"].as_str().unwrap().to_string();
+        let r = app.patch(&format!("/api/v1/contacts/{contact}"), json!({"groups": ["clients"]})).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        people.push(p);
+    }
+    // One left without okno hearing of it: Viber refuses her (receiverNotSubscribed).
+    people[5].leave();
+    let r = app
+        .post(
+            "/api/v1/broadcasts",
+            json!({"name": "Акция", "audience": {"groups": ["clients"]}, "text": "Скидка 10% до пятницы"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let done = eventually(30, || async {
+        let b = app.get(&format!("/api/v1/broadcasts/{id}")).await.body;
+        (b["status"] == "done").then_some(b)
+    })
+    .await
+    .expect("the broadcast finishes");
+    assert_eq!((&done["sent"], &done["failed"]), (&json!(5), &json!(1)), "{done}");
+    for p in &people[..5] {
+        assert_eq!(p.shown().iter().filter(|t| *t == "Скидка 10% до пятницы").count(), 1, "exactly once each");
+    }
+    assert!(people[5].shown().iter().all(|t| t != "Скидка 10% до пятницы"));
+}
