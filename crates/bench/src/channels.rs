@@ -37,6 +37,8 @@ pub enum Kind {
     Sms,
     /// Its own benchmark (`avito.rs`): webhooks and replies into buyers' chats.
     Avito,
+    /// Its own benchmark (`viber.rs`): callbacks, replies and receipts.
+    Viber,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Whatsapp => "whatsapp",
             Kind::Sms => "sms",
             Kind::Avito => "avito",
+            Kind::Viber => "viber",
         }
     }
 }
@@ -88,8 +91,10 @@ impl Sim {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
             Kind::Ok => Sim::Ok(OkSim::start().await),
-            Kind::Whatsapp | Kind::Sms | Kind::Avito => {
-                unreachable!("whatsapp, sms and avito run their own benchmarks (whatsapp.rs, sms.rs, avito.rs)")
+            Kind::Whatsapp | Kind::Sms | Kind::Avito | Kind::Viber => {
+                unreachable!(
+                    "whatsapp, sms, avito and viber run their own benchmarks (whatsapp.rs, sms.rs, avito.rs, viber.rs)"
+                )
             }
         }
     }

@@ -32,6 +32,7 @@ mod render;
 mod server;
 mod sms;
 mod telegram;
+mod viber;
 mod whatsapp;
 
 use server::Okno;
@@ -61,7 +62,7 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
-    /// Measure the MAX, VK, OK, WhatsApp or Avito channel against its simulator (`--inbound` messages per
+    /// Measure the MAX, VK, OK, WhatsApp, Viber, SMS or Avito channel against its simulator (`--inbound` messages per
     /// receive mode, `--outbound` replies, then a 1,000-person broadcast at the platform's limits).
     #[arg(long, value_enum)]
     channel: Option<channels::Kind>,
@@ -138,6 +139,9 @@ async fn main() -> Result<()> {
     }
     if args.channel == Some(channels::Kind::Avito) {
         return avito::run(&okno, args.inbound, args.outbound).await;
+    }
+    if args.channel == Some(channels::Kind::Viber) {
+        return viber::run(&okno, args.inbound, args.outbound).await;
     }
     if args.channel == Some(channels::Kind::Whatsapp) {
         return whatsapp::run(&okno, args.inbound, args.outbound).await;

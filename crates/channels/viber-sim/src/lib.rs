@@ -38,9 +38,12 @@
 //! * **Media** go by public URL (Viber has no upload): the simulator downloads every `media` it is
 //!   given before accepting the message, as Viber's servers do, and refuses with status 3 a URL
 //!   it cannot fetch.
+//! * **Rich media**: `min_api_version` 2, a card's grid (`ButtonsGroupColumns` 1–6,
+//!   `ButtonsGroupRows` 1–7), cells within it and at most 6 cards' worth, the action types rich
+//!   media knows; a card's picture is downloaded as `media` is.
 //!
 //! Not simulated: TLS and the certificate check, `broadcast_message`, `get_online`, `post` to
-//! channels, avatars' size, rich media's layout rules beyond the button count, billing.
+//! channels, avatars' size, how a client draws a card (text that overflows its cells), billing.
 //!
 //! A test starts it with [`ViberSim::start`], registers a bot with [`ViberSim::add_bot`], plays
 //! people with [`ViberSim::person`] and reads back what okno sent with [`ViberSim::sent_to`].
@@ -101,23 +104,28 @@ pub struct Sent {
 }
 
 impl Sent {
+    /// The text, or a rich media message's `alt_text`.
     pub fn text(&self) -> Option<String> {
-        self.body["text"].as_str().map(str::to_string)
+        self.body["text"].as_str().or(self.body["alt_text"].as_str()).map(str::to_string)
     }
 
-    /// The labels of the keyboard's buttons.
+    /// The buttons a person can press: the keyboard's, or a rich media message's cells that
+    /// act (`ActionType` other than `none`).
+    fn pressable(&self) -> Vec<&Value> {
+        let keyboard = self.body["keyboard"]["Buttons"].as_array().into_iter().flatten();
+        let cells = self.body["rich_media"]["Buttons"].as_array().into_iter().flatten();
+        keyboard.chain(cells.filter(|b| b["ActionType"] != "none")).collect()
+    }
+
+    /// The labels of the buttons.
     pub fn buttons(&self) -> Vec<String> {
-        self.body["keyboard"]["Buttons"]
-            .as_array()
-            .map(|b| b.iter().filter_map(|b| b["Text"].as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
+        self.pressable().into_iter().filter_map(|b| b["Text"].as_str().map(str::to_string)).collect()
     }
 
     /// The `ActionBody` of the button labelled `label`.
     pub fn action_body(&self, label: &str) -> Option<String> {
-        self.body["keyboard"]["Buttons"]
-            .as_array()?
-            .iter()
+        self.pressable()
+            .into_iter()
             .find(|b| b["Text"].as_str() == Some(label))
             .and_then(|b| b["ActionBody"].as_str().map(str::to_string))
     }
@@ -275,6 +283,11 @@ impl ViberSim {
     /// Everything okno sent, oldest first.
     pub fn sent(&self) -> Vec<Sent> {
         lock(&self.inner.sent).clone()
+    }
+
+    /// How many messages okno sent, welcomes included.
+    pub fn sent_count(&self) -> usize {
+        lock(&self.inner.sent).len()
     }
 
     /// What okno sent to one person.
@@ -605,6 +618,43 @@ fn check_keyboard(kb: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a `rich_media` message as the REST Bot API describes it: `min_api_version` at least
+/// 2, `ButtonsGroupColumns` 1–6 and `ButtonsGroupRows` 1–7 (defaults 6 and 7), at most
+/// 6 × columns × rows cells, each within one card and with an `ActionType` rich media knows
+/// (`reply`, `open-url`, `none`); a `reply` or `open-url` cell needs its `ActionBody`.
+/// [DOC rich media section; the `min_api_version` refusal's code is INF.]
+fn check_rich_media(req: &Value) -> Result<(), String> {
+    if req["min_api_version"].as_i64().unwrap_or(1) < 2 {
+        return Err("badData: rich_media needs min_api_version 2".into());
+    }
+    let rm = &req["rich_media"];
+    let cols = rm["ButtonsGroupColumns"].as_i64().unwrap_or(6);
+    let rows = rm["ButtonsGroupRows"].as_i64().unwrap_or(7);
+    if !(1..=6).contains(&cols) || !(1..=7).contains(&rows) {
+        return Err("badData: ButtonsGroupColumns 1-6, ButtonsGroupRows 1-7".into());
+    }
+    let Some(cells) = rm["Buttons"].as_array().filter(|b| !b.is_empty()) else {
+        return Err("missingData: rich_media Buttons".into());
+    };
+    if cells.len() as i64 > 6 * cols * rows {
+        return Err(format!("badData: at most {} rich media cells", 6 * cols * rows));
+    }
+    for b in cells {
+        let (c, r) = (b["Columns"].as_i64().unwrap_or(cols), b["Rows"].as_i64().unwrap_or(1));
+        if !(1..=cols).contains(&c) || !(1..=rows).contains(&r) {
+            return Err(format!("badData: a cell of {c}×{r} does not fit a card of {cols}×{rows}"));
+        }
+        let action = b["ActionType"].as_str().unwrap_or("reply");
+        if !matches!(action, "reply" | "open-url" | "none") {
+            return Err(format!("badData: ActionType {action} in rich media"));
+        }
+        if action != "none" && b["ActionBody"].as_str().is_none_or(str::is_empty) {
+            return Err("missingData: ActionBody".into());
+        }
+    }
+    Ok(())
+}
+
 /// Checks and records one message; the answer is its `message_token`.
 async fn accept(inner: &Inner, req: &Value, welcome: bool) -> Result<i64, (i64, String)> {
     let receiver = req["receiver"].as_str().unwrap_or_default().to_string();
@@ -640,7 +690,8 @@ async fn accept(inner: &Inner, req: &Value, welcome: bool) -> Result<i64, (i64, 
                 return Err((3, "badData: picture description over 512 characters".into()));
             }
         }
-        "rich_media" | "contact" | "location" | "sticker" => {}
+        "rich_media" => check_rich_media(req).map_err(|e| (3, e))?,
+        "contact" | "location" | "sticker" => {}
         _ => return Err((3, format!("badData: unknown type `{kind}`"))),
     }
     if !req["keyboard"].is_null() {
@@ -660,7 +711,12 @@ async fn accept(inner: &Inner, req: &Value, welcome: bool) -> Result<i64, (i64, 
         }
         p.unanswered.push_back(Instant::now());
     }
-    let media = match req["media"].as_str().filter(|_| kind != "url") {
+    // A rich media card's picture is downloaded as a picture's `media` is.
+    let card_image = req["rich_media"]["Buttons"]
+        .as_array()
+        .and_then(|cells| cells.iter().find_map(|c| c["Image"].as_str()))
+        .filter(|_| kind == "rich_media");
+    let media = match req["media"].as_str().filter(|_| kind != "url").or(card_image) {
         Some(url) => {
             let r = inner.http.get(url).send().await.map_err(|e| (3, format!("badData: media {url}: {e}")))?;
             if !r.status().is_success() {
