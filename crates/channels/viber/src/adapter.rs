@@ -1,7 +1,9 @@
 //! Sending to Viber: `POST {api_base}/send_message` with `receiver`, `sender.name` (≤ 28) and
 //! the message. Text is split under 7,000 characters; okno's button menus go as a keyboard
 //! (`reply` buttons whose `ActionBody` carries the data, `open-url` buttons for links; more than
-//! 24 buttons go as numbered lines); pictures and files go by link — Viber has no upload, it
+//! 24 buttons go as numbered lines); one picture with a short text and a row or two of buttons
+//! goes as one rich media card (the picture, the text and the buttons in one bubble, as a
+//! product card reads best); pictures and files go by link — Viber has no upload, it
 //! downloads the `media` URL, so okno hands it a signed, expiring link to its own copy
 //! (`/hooks/{channel_id}/files/{attachment_id}`). Sources: `research/B_messenger_specs.md`
 //! §4.4–4.5 and the send-message page of the REST Bot API.
@@ -32,6 +34,15 @@ pub const MAX_PER_ROW: usize = 6;
 pub const LABEL_LIMIT: usize = 40;
 /// Longest `ActionBody` okno writes [INF: Viber documents no figure; kept short].
 pub const ACTION_BODY_LIMIT: usize = 250;
+/// A rich media card: 6 columns, at most 7 rows (`ButtonsGroupRows` 1–7); the picture takes 3
+/// rows, the text 2, each row of buttons 1. Sources: the REST Bot API's rich media section
+/// (`ButtonsGroupColumns` 1–6, `ButtonsGroupRows` 1–7, `min_api_version` 2).
+pub const CARD_ROWS: usize = 7;
+const CARD_PICTURE_ROWS: usize = 3;
+const CARD_TEXT_ROWS: usize = 2;
+/// Longest text shown in a card's two rows; a longer text goes as a picture and a message
+/// [INF: Viber documents no figure; about what two rows show].
+pub const CARD_TEXT_LIMIT: usize = 200;
 /// How long a file link okno hands Viber stays valid.
 const LINK_TTL_MS: i64 = 24 * 3600 * 1000;
 
@@ -133,8 +144,9 @@ pub fn fits(kb: &Keyboard) -> bool {
     n > 0 && n <= MAX_BUTTONS
 }
 
-/// A keyboard as Viber's `keyboard` object; `payload` turns button data into `ActionBody`.
-pub fn keyboard(kb: &Keyboard, mut payload: impl FnMut(&str) -> String) -> Value {
+/// okno's buttons as Viber's, each row sharing the 6 columns; `payload` turns button data into
+/// `ActionBody`.
+fn buttons(kb: &Keyboard, payload: &mut impl FnMut(&str) -> String) -> Vec<Value> {
     let mut buttons = Vec::new();
     for row in kb {
         let per_row = row.len().clamp(1, MAX_PER_ROW);
@@ -149,7 +161,49 @@ pub fn keyboard(kb: &Keyboard, mut payload: impl FnMut(&str) -> String) -> Value
                 "Columns": columns, "Rows": 1, "Silent": action == "reply"}));
         }
     }
-    json!({"Type": "keyboard", "DefaultHeight": false, "Buttons": buttons})
+    buttons
+}
+
+/// A keyboard as Viber's `keyboard` object; `payload` turns button data into `ActionBody`.
+pub fn keyboard(kb: &Keyboard, mut payload: impl FnMut(&str) -> String) -> Value {
+    json!({"Type": "keyboard", "DefaultHeight": false, "Buttons": buttons(kb, &mut payload)})
+}
+
+/// Whether one picture, `text` and `kb` fit one rich media card: the text at most
+/// [`CARD_TEXT_LIMIT`] characters, every button row within the card's 7 rows (two beside a
+/// text, four without), at most [`MAX_PER_ROW`] buttons a row.
+pub fn fits_card(text: &str, kb: &Keyboard) -> bool {
+    let text_rows = if text.trim().is_empty() { 0 } else { CARD_TEXT_ROWS };
+    !kb.is_empty()
+        && kb.iter().all(|r| !r.is_empty() && r.len() <= MAX_PER_ROW)
+        && text.chars().count() <= CARD_TEXT_LIMIT
+        && CARD_PICTURE_ROWS + text_rows + kb.len() <= CARD_ROWS
+}
+
+/// Text for a rich media cell, which reads Viber's small HTML: `<`, `>` and `&` escaped, line
+/// breaks as `<br>`.
+fn cell_text(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\n', "<br>")
+}
+
+/// One picture (`picture`, a link Viber downloads), a text and buttons as a `rich_media`
+/// message: one card of 6 columns, the picture on top, the text under it, a row of cells per
+/// row of buttons. `alt_text` carries the text for clients too old for rich media. Call it only
+/// when [`fits_card`] holds.
+pub fn card(picture: &str, text: &str, kb: &Keyboard, mut payload: impl FnMut(&str) -> String) -> Value {
+    let mut cells = vec![json!({"Columns": 6, "Rows": CARD_PICTURE_ROWS, "ActionType": "none", "Image": picture})];
+    let mut rows = CARD_PICTURE_ROWS;
+    if !text.trim().is_empty() {
+        cells.push(json!({"Columns": 6, "Rows": CARD_TEXT_ROWS, "ActionType": "none", "Text": cell_text(text),
+            "TextSize": "medium", "TextVAlign": "middle", "TextHAlign": "left"}));
+        rows += CARD_TEXT_ROWS;
+    }
+    cells.extend(buttons(kb, &mut payload));
+    rows += kb.len();
+    let alt = if text.trim().is_empty() { "·" } else { text };
+    json!({"type": "rich_media", "min_api_version": 2, "alt_text": alt,
+        "rich_media": {"Type": "rich_media", "ButtonsGroupColumns": 6, "ButtonsGroupRows": rows,
+            "BgColor": "#FFFFFF", "Buttons": cells}})
 }
 
 /// Viber's message type for a stored file: a picture (JPEG, PNG, GIF up to 1 MB) or a file.
@@ -195,14 +249,20 @@ impl ViberAdapter {
         Self { api, config, state, public_url: public_url.to_string(), channel_id: channel_id.to_string() }
     }
 
-    async fn keyboard_of(&self, kb: &Keyboard) -> Result<Value, SendError> {
+    /// The `ActionBody` of each data button, in order: the data itself, or a token for data
+    /// longer than Viber should carry.
+    async fn action_bodies(&self, kb: &Keyboard) -> Result<std::vec::IntoIter<String>, SendError> {
         let mut bodies = Vec::new();
         for b in kb.iter().flatten().filter(|b| b.url.is_none()) {
             let data = b.data.as_deref().unwrap_or(&b.text);
             let fits = BUTTON_PREFIX.len() + data.len() <= ACTION_BODY_LIMIT;
             bodies.push(okno_channel::button_payload(self.state.as_ref(), data, fits, TOKEN_PREFIX).await?);
         }
-        let mut it = bodies.into_iter();
+        Ok(bodies.into_iter())
+    }
+
+    async fn keyboard_of(&self, kb: &Keyboard) -> Result<Value, SendError> {
+        let mut it = self.action_bodies(kb).await?;
         Ok(keyboard(kb, |_| format!("{BUTTON_PREFIX}{}", it.next().unwrap_or_default())))
     }
 
@@ -228,11 +288,31 @@ impl Adapter for ViberAdapter {
         }
         let kb = &t.message.buttons;
         let mut text = t.message.text.clone().unwrap_or_default();
+        let files: Vec<&Attachment> = t.message.attachments.iter().filter(|a| a.state == "ready").collect();
+        let steps = match files.as_slice() {
+            [one] if media_type(one) == "picture" && fits_card(&text, kb) => {
+                let mut it = self.action_bodies(kb).await?;
+                vec![card(&self.link(one)?, &text, kb, |_| format!("{BUTTON_PREFIX}{}", it.next().unwrap_or_default()))]
+            }
+            _ => self.messages(kb, &mut text, files).await?,
+        };
+        self.deliver(t, receiver, steps).await
+    }
+}
+
+impl ViberAdapter {
+    /// The message as Viber messages: each file by link, the text (a picture's description when
+    /// short), the keyboard on the last one.
+    async fn messages(
+        &self,
+        kb: &Keyboard,
+        text: &mut String,
+        files: Vec<&Attachment>,
+    ) -> Result<Vec<Value>, SendError> {
         let with_keyboard = fits(kb);
         if !kb.is_empty() && !with_keyboard {
-            text = okno_channel::numbered_text(&text, kb);
+            *text = okno_channel::numbered_text(text, kb);
         }
-        let files: Vec<&Attachment> = t.message.attachments.iter().filter(|a| a.state == "ready").collect();
         let as_caption = !with_keyboard
             && !text.is_empty()
             && text.chars().count() <= CAPTION_LIMIT
@@ -246,12 +326,12 @@ impl Adapter for ViberAdapter {
                 _ => json!({"type": "file", "media": media, "size": att.size.max(0), "file_name": cut(&att.name, 200)}),
             };
             if as_caption && i + 1 == n {
-                m["text"] = json!(text);
+                m["text"] = json!(*text);
             }
             steps.push(m);
         }
         if !as_caption && !text.is_empty() {
-            steps.extend(split(&text, TEXT_LIMIT).into_iter().map(|p| json!({"type": "text", "text": p})));
+            steps.extend(split(text, TEXT_LIMIT).into_iter().map(|p| json!({"type": "text", "text": p})));
         }
         if with_keyboard {
             if steps.is_empty() {
@@ -265,6 +345,12 @@ impl Adapter for ViberAdapter {
         if steps.is_empty() {
             return Err(SendError::permanent("the message has neither text nor a file ready to send"));
         }
+        Ok(steps)
+    }
+
+    /// Sends the messages in order, recording after each how many went, so a retry goes on
+    /// from the first one not yet sent.
+    async fn deliver(&self, t: &DeliveryTarget, receiver: &str, steps: Vec<Value>) -> Result<Sent, SendError> {
         let done = t.options.get(PROGRESS).and_then(Value::as_u64).unwrap_or(0) as usize;
         let total = steps.len();
         let mut last = None;
@@ -339,6 +425,43 @@ mod tests {
         let many: Keyboard =
             (0..25).map(|i| vec![Button { text: i.to_string(), data: Some(i.to_string()), url: None }]).collect();
         assert!(!fits(&many));
+    }
+
+    fn row(labels: &[&str]) -> Vec<Button> {
+        labels.iter().map(|l| Button { text: l.to_string(), data: Some(format!("d:{l}")), url: None }).collect()
+    }
+
+    #[test]
+    fn a_card_fits_seven_rows_and_a_short_text() {
+        assert!(fits_card("Дверь", &vec![row(&["Заказать"]), row(&["Ещё"])]));
+        assert!(!fits_card("Дверь", &vec![row(&["1"]), row(&["2"]), row(&["3"])]), "3 + 2 + 3 rows is over 7");
+        assert!(fits_card("", &vec![row(&["1"]), row(&["2"]), row(&["3"]), row(&["4"])]), "no text: four rows");
+        assert!(!fits_card("", &vec![row(&["1"]); 5]));
+        assert!(!fits_card(&"д".repeat(CARD_TEXT_LIMIT + 1), &vec![row(&["Заказать"])]));
+        assert!(!fits_card("Дверь", &vec![]), "no buttons: a picture with a description");
+        assert!(!fits_card("Дверь", &vec![row(&["1", "2", "3", "4", "5", "6", "7"])]), "seven in a row");
+    }
+
+    #[test]
+    fn a_card_lays_out_the_picture_the_text_and_the_buttons() {
+        let kb = vec![row(&["Заказать", "Ещё"])];
+        let c = card("https://okno.example/f/1", "Цена <b>\n12 400 ₽ & доставка", &kb, |d| {
+            format!("{BUTTON_PREFIX}{d}")
+        });
+        assert_eq!(c["type"], "rich_media");
+        assert_eq!(c["min_api_version"], 2);
+        assert_eq!(c["alt_text"], "Цена <b>\n12 400 ₽ & доставка");
+        let rm = &c["rich_media"];
+        assert_eq!(rm["ButtonsGroupColumns"], 6);
+        assert_eq!(rm["ButtonsGroupRows"], 6);
+        let cells = rm["Buttons"].as_array().unwrap_or_else(|| panic!("cells"));
+        assert_eq!(cells[0]["Image"], "https://okno.example/f/1");
+        assert_eq!(cells[1]["Text"], "Цена &lt;b&gt;<br>12 400 ₽ &amp; доставка");
+        assert_eq!(cells[2]["ActionBody"], "okno-btn:d:Заказать");
+        assert_eq!(cells[3]["Columns"], 3);
+        let area: i64 =
+            cells.iter().map(|c| c["Columns"].as_i64().unwrap_or(0) * c["Rows"].as_i64().unwrap_or(0)).sum();
+        assert_eq!(area, 6 * 6, "the cells fill the card: picture 3 rows, text 2, one row of two buttons");
     }
 
     #[test]

@@ -300,3 +300,59 @@ async fn a_broadcast_reaches_each_subscriber_once_and_ends_failed_for_one_who_le
     }
     assert!(people[5].shown().iter().all(|t| t != "Скидка 10% до пятницы"));
 }
+
+/// A product card — one picture, a short text and a row or two of buttons — goes as one rich
+/// media bubble; a press on its button comes back like a keyboard's. A text too long for a card
+/// goes as the picture and a message with a keyboard, as before.
+#[tokio::test]
+async fn a_picture_with_buttons_goes_as_one_rich_media_card() {
+    let (app, sim, _ch) = bot(None).await;
+    let oleg = sim.person("OlegViber06==", "Олег");
+    let (conv, _) = writes(&app, &oleg, "Покажите дверь").await;
+    let jpeg: &[u8] = b"\xff\xd8\xff\xe0 viber card picture";
+    let up = app
+        .http
+        .post(format!("{}/api/v1/attachments?name=door.jpg", app.url))
+        .bearer_auth(&app.token)
+        .header("content-type", "image/jpeg")
+        .body(jpeg.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(up.status().is_success(), "{up:?}");
+    let att: Value = up.json().await.unwrap();
+    let buttons = json!([[{"text": "Заказать", "data": "order:D-17"}, {"text": "На сайте", "url": "https://example.org/d17"}],
+                         [{"text": "Другие двери", "data": "more"}]]);
+    let id = reply(
+        &app,
+        &conv,
+        json!({"text": "Дверь «Сосна» 80×200\nЦена: 12 400 ₽", "buttons": buttons, "attachments": [{"id": att["id"]}]}),
+    )
+    .await;
+    assert_eq!(final_status(&app, &id).await["status"], "sent");
+    let sent = sim.wait_sent_to(&oleg.id, 1).await;
+    assert_eq!(sent.len(), 1, "one bubble: {sent:?}");
+    let card = &sent[0];
+    assert_eq!(card.kind, "rich_media", "{:?}", card.body);
+    assert_eq!(card.media.as_deref(), Some(jpeg), "Viber downloaded the picture by okno's link");
+    assert_eq!(card.text().as_deref(), Some("Дверь «Сосна» 80×200\nЦена: 12 400 ₽"), "alt_text for old clients");
+    assert_eq!(card.buttons(), ["Заказать", "На сайте", "Другие двери"]);
+    let cells = card.body["rich_media"]["Buttons"].as_array().unwrap();
+    assert!(cells.iter().any(|c| c["Text"].as_str().is_some_and(|t| t.contains("Сосна") && t.contains("<br>"))));
+    let rows: i64 = card.body["rich_media"]["ButtonsGroupRows"].as_i64().unwrap();
+    assert_eq!(rows, 3 + 2 + 2, "picture, text and two rows of buttons");
+
+    let pressed = oleg.press("Заказать").await;
+    assert_eq!(pressed.answer.as_ref().map(|a| a.0), Some(200));
+    let press = app.wait_message(|m| m["button_data"] == "order:D-17").await;
+    assert_eq!(press["conversation_id"], conv.as_str());
+
+    // Too long for a card's two rows: the picture, then the text with a keyboard.
+    let long = "Дверь «Сосна» — массив, три слоя лака. ".repeat(8);
+    let id = reply(&app, &conv, json!({"text": long, "buttons": buttons, "attachments": [{"id": att["id"]}]})).await;
+    assert_eq!(final_status(&app, &id).await["status"], "sent");
+    let sent = sim.wait_sent_to(&oleg.id, 3).await;
+    let kinds: Vec<&str> = sent[1..].iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, ["picture", "text"]);
+    assert_eq!(sent[2].buttons(), ["Заказать", "На сайте", "Другие двери"]);
+}
