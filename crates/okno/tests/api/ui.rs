@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::SECRET;
 
 // Contacts, broadcasts and administration pages, with this module's client and helpers.
+mod channel_forms;
 mod contacts;
 mod pages;
 mod two_factor;
