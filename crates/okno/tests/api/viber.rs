@@ -3,7 +3,8 @@
 //! address), signed callbacks in and forged ones refused, replies out as keyboards, delivery
 //! receipts moving a message's status forward only, a deep link's context linking a contact,
 //! an unsubscribed person flagged and `receiverNotSubscribed` ending a message, a retryable
-//! status retried, and a picture Viber downloads by okno's signed link.
+//! status retried, a picture Viber downloads by okno's signed link, a picture with buttons as one
+//! rich media card, a menu bot, a broadcast and a survey.
 
 use okno_testkit::viber::{Fault, SimPerson, ViberSim, BOT_URI};
 use okno_testkit::{eventually, TestApp};
@@ -355,4 +356,42 @@ async fn a_picture_with_buttons_goes_as_one_rich_media_card() {
     let kinds: Vec<&str> = sent[1..].iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds, ["picture", "text"]);
     assert_eq!(sent[2].buttons(), ["Заказать", "На сайте", "Другие двери"]);
+}
+
+#[tokio::test]
+async fn a_survey_asks_with_a_keyboard_and_takes_the_press_and_a_typed_answer() {
+    let (app, sim, _ch) = bot(None).await;
+    let ivan = sim.person("IvanViber07==", "Иван");
+    let (_, m) = writes(&app, &ivan, "Спасибо, всё привезли").await;
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "После доставки", "questions": [
+                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
+                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [m["contact_id"]]})).await;
+    assert_eq!(s.body["started"], 1, "{s:?}");
+    let asked = eventually(15, || async {
+        sim.sent_to(&ivan.id).into_iter().find(|s| s.text().is_some_and(|t| t.starts_with("Оцените доставку")))
+    })
+    .await
+    .expect("the score is asked");
+    assert_eq!(asked.buttons(), ["1", "2", "3", "4", "5"], "a keyboard of five");
+    ivan.press("5").await;
+    eventually(15, || async { ivan.shown().into_iter().find(|t| t.starts_with("Что улучшить?")) })
+        .await
+        .unwrap_or_else(|| panic!("the second question: {:?}", ivan.shown()));
+    ivan.write("Всё отлично").await;
+    let results = eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["completed"] == 1).then_some(r.body)
+    })
+    .await
+    .expect("the survey completes");
+    assert_eq!(results["questions"][0]["average"].as_f64(), Some(5.0), "{results}");
+    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
 }

@@ -1,7 +1,7 @@
 //! WhatsApp (Cloud API) against its simulator, through okno's API: connecting (Meta's callback
 //! check answered, secrets never shown), signed webhooks in, media downloaded, replies out,
 //! delivery receipts moving a message's status forward only, a menu bot as interactive
-//! buttons, a typed link code, a notification rule, a broadcast at Meta's pace, and Meta's
+//! buttons, a survey as a list, a typed link code, a notification rule, a broadcast at Meta's pace, and Meta's
 //! refusals ending a message `failed` with its code and words.
 
 use std::time::Duration;
@@ -313,4 +313,52 @@ async fn metas_refusals_end_the_message_failed_with_the_code_and_reason() {
     let id = reply(&app, &conv, json!({"text": "Ещё раз"})).await;
     let failed = status_becomes(&app, &id, "failed").await;
     assert!(failed["error"].as_str().unwrap().starts_with("131047"), "{failed}");
+}
+
+/// Starts a two-question survey (a 1–5 score, then a free text) for `contact`; returns its id.
+async fn survey_for(app: &TestApp, contact: &str) -> String {
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "После доставки", "questions": [
+                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
+                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(s.body["started"], 1, "{s:?}");
+    survey
+}
+
+#[tokio::test]
+async fn a_survey_asks_with_a_list_and_takes_the_picked_row_and_a_typed_answer() {
+    let (app, sim, _ch) = number(None).await;
+    let nina = sim.person("79001112233", "Нина");
+    let (_, m) = writes(&app, &nina, "Спасибо, получила").await;
+    let survey = survey_for(&app, m["contact_id"].as_str().unwrap()).await;
+    // Five answers are more than WhatsApp's three reply buttons: a list of five rows.
+    let asked = eventually(15, || async {
+        sim.sent_to("79001112233")
+            .into_iter()
+            .find(|s| s.shown.as_deref().is_some_and(|t| t.starts_with("Оцените доставку")))
+    })
+    .await
+    .expect("the score is asked");
+    assert_eq!(asked.body["interactive"]["type"], "list", "{:?}", asked.body);
+    assert_eq!(asked.buttons(), ["1", "2", "3", "4", "5"]);
+    nina.choose("4").await;
+    eventually(15, || async { nina.shown().into_iter().find(|t| t.starts_with("Что улучшить?")) })
+        .await
+        .unwrap_or_else(|| panic!("the second question: {:?}", nina.shown()));
+    nina.write("Позвонить за час").await;
+    let results = eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["completed"] == 1).then_some(r.body)
+    })
+    .await
+    .expect("the survey completes");
+    assert_eq!(results["questions"][0]["average"].as_f64(), Some(4.0), "{results}");
+    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
 }
