@@ -4,7 +4,7 @@
 //! message), a notification stepping from WhatsApp to SMS when the window is closed, a rule's
 //! platform template, a broadcast's price in SMS parts before it starts and its phone-only
 //! audience reached by SMS, an operator's reading marked on the platform, and one person
-//! reached on WhatsApp, Viber and SMS stepped through in that order.
+//! reached on Telegram, WhatsApp, Viber and SMS stepped through in that order.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -244,11 +244,15 @@ async fn an_operator_reading_a_conversation_marks_the_persons_message_read_on_wh
     assert!(marked.is_some(), "the last message is marked read: {:?}", sim.read_marks());
 }
 
-/// The seed reports' chain: one person reached on WhatsApp, Viber and by SMS stays one contact,
-/// and a notification steps WhatsApp (window closed) → Viber (the person left the bot) → SMS.
+/// The seed reports' chain: one person reached on Telegram, WhatsApp, Viber and by SMS stays one
+/// contact, and a notification steps Telegram (the account is gone) → WhatsApp (window closed) →
+/// Viber (the person left the bot) → SMS.
 #[tokio::test]
-async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
+async fn a_notification_steps_telegram_whatsapp_viber_then_sms_for_one_contact() {
     let app = TestApp::spawn().await;
+    let tg = okno_testkit::telegram::TelegramSim::start().await;
+    tg.add_bot("501501:chain-bot-token", "okno_chain_bot");
+    let tg_ch = app.telegram_channel(&tg, "501501:chain-bot-token", "polling").await;
     let (wa, wa_ch) = whatsapp(&app).await;
     let viber = okno_testkit::viber::ViberSim::start().await;
     let viber_ch = app.viber_channel(&viber, "viber-chain-token-0123456789", None).await;
@@ -256,33 +260,38 @@ async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
 
     let c = app.post("/api/v1/contacts", json!({"external_id": "1c-501", "name": "Ольга Петрова"})).await;
     let contact = c.body["id"].as_str().unwrap().to_string();
-    // She types one link code on WhatsApp and another on Viber: one contact.
+    // She opens the bot's link on Telegram, types one link code on WhatsApp and another on
+    // Viber: one contact.
     let link = format!("/api/v1/contacts/{contact}/link");
+    let olga_tg = tg.user("501501:chain-bot-token", 501_501, "Ольга");
+    olga_tg.send_text(&format!("/start {}", app.post(&link, json!({})).await.body["code"].as_str().unwrap()));
     let olga_wa = wa.person("79005556677", "Ольга");
     olga_wa.write(app.post(&link, json!({})).await.body["code"].as_str().unwrap()).await;
     let olga_viber = viber.person("OlgaViber05==", "Ольга");
     olga_viber.write(app.post(&link, json!({})).await.body["code"].as_str().unwrap()).await;
     let linked = eventually(15, || async {
         let c = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
-        (c["identities"].as_array().map_or(0, Vec::len) == 2).then_some(c)
+        (c["identities"].as_array().map_or(0, Vec::len) == 3).then_some(c)
     })
     .await
-    .unwrap_or_else(|| panic!("two identities on the contact"));
+    .unwrap_or_else(|| panic!("three identities on the contact"));
     let mut kinds: Vec<&str> =
         linked["identities"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
     kinds.sort();
-    assert_eq!(kinds, ["viber", "whatsapp"], "{linked}");
+    assert_eq!(kinds, ["telegram", "viber", "whatsapp"], "{linked}");
     assert_eq!(
         app.patch(&format!("/api/v1/contacts/{contact}"), json!({"phone": "8 900 555-66-77"})).await.status,
         200
     );
 
-    // WhatsApp was her latest a day ago (its window is closed), Viber the day before; since
-    // then she left the Viber bot without okno hearing of it.
+    // Telegram was her latest a day ago, WhatsApp an hour before (its window is closed), Viber
+    // before that; since then her Telegram account is gone and she left the Viber bot, okno
+    // hearing of neither.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     let hour = 3_600_000;
     app.db
         .execute_raw(&[
+            format!("UPDATE identities SET last_seen_at = {} WHERE channel_id = '{tg_ch}'", now - 24 * hour),
             format!("UPDATE identities SET last_seen_at = {} WHERE channel_id = '{wa_ch}'", now - 25 * hour),
             format!("UPDATE identities SET last_seen_at = {} WHERE channel_id = '{viber_ch}'", now - 26 * hour),
         ])
@@ -291,7 +300,11 @@ async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
     // okno's "linked" confirmation reached Viber before she left.
     let confirmed = eventually(10, || async { (!viber.sent_to("OlgaViber05==").is_empty()).then_some(()) }).await;
     assert!(confirmed.is_some(), "the linking confirmation on Viber");
+    let confirmed =
+        eventually(10, || async { (!tg.sent_to("501501:chain-bot-token", 501_501).is_empty()).then_some(()) }).await;
+    assert!(confirmed.is_some(), "the linking confirmation on Telegram");
     olga_viber.leave();
+    olga_tg.deactivate();
 
     let rule = json!({"name": "Доставка", "event": "delivery.today", "recipients": [{"external_id": "{{ data.client }}"}],
                       "template": "Сегодня привезём заказ {{ data.n }}"});
@@ -308,7 +321,8 @@ async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
     let texted = texted.unwrap_or_else(|| panic!("the SMS step; Viber saw {:?}", viber.sent_to("OlgaViber05==")));
     assert_eq!(texted.text, "Сегодня привезём заказ 501");
     assert_eq!(sms.sent_to("79005556677").len(), 1, "sent once");
-    // Each step is on record: WhatsApp failed on its window, Viber with its own reason.
+    // Each step is on record: Telegram and Viber failed with their platforms' reasons,
+    // WhatsApp on its window.
     let failed_on = |channel: String| {
         let (app, contact) = (&app, contact.clone());
         async move {
@@ -323,6 +337,9 @@ async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
             .unwrap_or_else(|| panic!("a failed message on {channel}"))
         }
     };
+    let on_tg = failed_on(tg_ch.clone()).await;
+    assert!(on_tg["error"].as_str().is_some_and(|e| e.contains("deactivated")), "{on_tg}");
+    assert_eq!(on_tg["text"], "Сегодня привезём заказ 501");
     let on_wa = failed_on(wa_ch.clone()).await;
     assert!(on_wa["error"].as_str().is_some_and(|e| e.contains("window")), "{on_wa}");
     assert_eq!(on_wa["text"], "Сегодня привезём заказ 501");
@@ -334,5 +351,5 @@ async fn a_notification_steps_whatsapp_then_viber_then_sms_for_one_contact() {
     let after = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
     let channels: Vec<&str> =
         after["identities"].as_array().unwrap().iter().map(|i| i["channel_id"].as_str().unwrap()).collect();
-    assert!(channels.contains(&sms_ch.as_str()) && channels.len() == 3, "{after}");
+    assert!(channels.contains(&sms_ch.as_str()) && channels.len() == 4, "{after}");
 }
