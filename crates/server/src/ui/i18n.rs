@@ -430,8 +430,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ct_link_url", "Link for the person", "Ссылка для человека"),
     (
         "ct_link_no_bot",
-        "No bot that opens by a link (Telegram) is connected yet, and the link needs one (Administration → Channels).",
-        "Бот, который открывается по ссылке (Telegram), ещё не подключён, а ссылке он нужен (Администрирование → Каналы).",
+        "No bot that opens by a link (Telegram, MAX, VK, Viber) is connected yet, and the link needs one (Administration → Channels). On WhatsApp, SMS or Avito the person sends the code itself.",
+        "Бот, который открывается по ссылке (Telegram, MAX, VK, Viber), ещё не подключён, а ссылке он нужен (Администрирование → Каналы). В WhatsApp, SMS или Avito человек присылает сам код.",
     ),
     (
         "ct_link_how",
@@ -705,8 +705,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("tk_new", "Post a task to a group", "Разместить задачу в группе"),
     (
         "tk_no_channel",
-        "Connect a bot that can post to groups (Telegram) first (Administration → Channels) and add it to the group.",
-        "Сначала подключите бота, который умеет писать в группы (Telegram), в разделе Администрирование → Каналы и добавьте его в группу.",
+        "Connect a bot that can post to groups (Telegram, MAX, VK) first (Administration → Channels) and add it to the group.",
+        "Сначала подключите бота, который умеет писать в группы (Telegram, MAX, VK), в разделе Администрирование → Каналы и добавьте его в группу.",
     ),
     (
         "tk_chat_note",
@@ -833,8 +833,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("ob_channel", "Connect a messenger", "Подключите мессенджер"),
     (
         "ob_channel_hint",
-        "A Telegram bot by its token from @BotFather, or your website through the webhook channel.",
-        "Telegram-бот по токену от @BotFather или свой сайт через канал-вебхук.",
+        "A bot in Telegram (its token from @BotFather), MAX, VK or Viber; a WhatsApp number, an Avito account, an SMS gateway; or your website through the webhook channel.",
+        "Бот в Telegram (токен от @BotFather), MAX, VK или Viber; номер WhatsApp, аккаунт Avito, SMS-шлюз или свой сайт через канал-вебхук.",
     ),
     ("ob_operators", "Add your operators", "Добавьте операторов"),
     (
