@@ -23,16 +23,6 @@ const ACCOUNT: i64 = 123_456_789;
 const BUYERS: usize = 1_000;
 const ITEMS: usize = 50;
 
-async fn inbound(server: &Okno) -> Result<u64> {
-    let text = server.http.get(format!("{}/metrics", server.base)).send().await?.text().await?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains("channel_kind=\"avito\""))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -61,7 +51,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     let limit = Duration::from_secs(300);
 
     // 1. Inbound webhooks.
-    let before = inbound(&server).await?;
+    let before = server.inbound("avito").await?;
     let started = Instant::now();
     let delivered = futures::stream::iter(0..n)
         .map(|i| {
@@ -74,10 +64,10 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
         .await;
     let pushed = started.elapsed();
     let deadline = Instant::now() + limit;
-    let mut got = inbound(&server).await? - before;
+    let mut got = server.inbound("avito").await? - before;
     while got < n as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        got = inbound(&server).await? - before;
+        got = server.inbound("avito").await? - before;
     }
     let t = started.elapsed();
     let pushes = sim.pushes();

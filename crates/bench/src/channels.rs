@@ -177,23 +177,11 @@ impl Sim {
     }
 }
 
-/// okno's `inbound_messages` counter for one channel kind.
-async fn inbound(server: &Okno, kind: Kind) -> Result<u64> {
-    let text = server.http.get(format!("{}/metrics", server.base)).send().await?.text().await?;
-    let label = format!("channel_kind=\"{}\"", kind.name());
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains(&label))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
-}
-
 /// Waits until okno's inbound counter reaches `target`; the count reached.
 async fn wait_inbound(server: &Okno, kind: Kind, target: u64, limit: Duration) -> Result<u64> {
     let deadline = Instant::now() + limit;
     loop {
-        let n = inbound(server, kind).await?;
+        let n = server.inbound(kind.name()).await?;
         if n >= target || Instant::now() > deadline {
             return Ok(n);
         }
@@ -255,7 +243,7 @@ pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<(
         }
         // Let the poller (or the subscription) settle before the burst.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = inbound(&server, kind).await?;
+        let before = server.inbound(kind.name()).await?;
         let started = Instant::now();
         for i in 0..n {
             people[i % PEOPLE].send_text(&format!("Где мой заказ №{i}? ({mode})"));
@@ -290,7 +278,7 @@ pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<(
     let mode = sim.modes()[0];
     channel(&server, "limited", kind, sim.config(LIMITED, mode, false)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = inbound(&server, kind).await?;
+    let before = server.inbound(kind.name()).await?;
     for i in 0..PEOPLE {
         sim.person(LIMITED, 500_000 + i as i64, "Сотрудник").send_text("привет");
     }

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures::StreamExt;
 use okno_testkit::telegram::TelegramSim;
 use serde_json::{json, Value};
 
@@ -95,6 +96,43 @@ impl Okno {
             req = req.json(&b);
         }
         Ok(req.send().await?.json().await?)
+    }
+
+    /// okno's `inbound_messages` counter for one channel kind (`telegram`, `viber`…).
+    pub(crate) async fn inbound(&self, kind: &str) -> Result<u64> {
+        let text = self.http.get(format!("{}/metrics", self.base)).send().await?.text().await?;
+        let label = format!("channel_kind=\"{kind}\"");
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains(&label))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum())
+    }
+
+    /// How many of okno's outbound messages stand at `status`, over the conversations `convs`.
+    pub(crate) async fn count_status(&self, convs: &[String], status: &str) -> Result<usize> {
+        let counts = futures::stream::iter(convs.iter().cloned())
+            .map(|c| async move {
+                let page =
+                    self.call(reqwest::Method::GET, &format!("/conversations/{c}/messages?limit=500"), None).await?;
+                Ok::<usize, anyhow::Error>(
+                    page["items"]
+                        .as_array()
+                        .context("items")?
+                        .iter()
+                        .filter(|m| m["direction"] == "out" && m["status"] == status)
+                        .count(),
+                )
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let mut n = 0;
+        for c in counts {
+            n += c?;
+        }
+        Ok(n)
     }
 
     pub(crate) async fn conversations(&self) -> Result<Vec<String>> {

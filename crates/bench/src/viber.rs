@@ -21,41 +21,6 @@ use crate::server::Okno;
 const TOKEN: &str = "4453b6ac-bench-viber-token";
 const PEOPLE: usize = 1_000;
 
-async fn inbound(server: &Okno) -> Result<u64> {
-    let text = server.http.get(format!("{}/metrics", server.base)).send().await?.text().await?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains("channel_kind=\"viber\""))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
-}
-
-/// How many of okno's outbound messages stand at `status`, over every conversation.
-async fn count_status(server: &Okno, convs: &[String], status: &str) -> Result<usize> {
-    let counts = futures::stream::iter(convs.iter().cloned())
-        .map(|c| async move {
-            let page =
-                server.call(reqwest::Method::GET, &format!("/conversations/{c}/messages?limit=500"), None).await?;
-            Ok::<usize, anyhow::Error>(
-                page["items"]
-                    .as_array()
-                    .context("items")?
-                    .iter()
-                    .filter(|m| m["direction"] == "out" && m["status"] == status)
-                    .count(),
-            )
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    let mut n = 0;
-    for c in counts {
-        n += c?;
-    }
-    Ok(n)
-}
-
 /// Pushes one receipt callback per sent message, 64 at a time; returns how many were not
 /// answered 200.
 async fn receipts(sim: &ViberSim, sent: &[(i64, String)], seen: bool) -> usize {
@@ -90,7 +55,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     let limit = Duration::from_secs(300);
 
     // 1. Inbound message callbacks.
-    let before = inbound(&server).await?;
+    let before = server.inbound("viber").await?;
     let started = Instant::now();
     let answered = futures::stream::iter(0..n)
         .map(|i| {
@@ -103,10 +68,10 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
         .await;
     let pushed = started.elapsed();
     let deadline = Instant::now() + limit;
-    let mut got = inbound(&server).await? - before;
+    let mut got = server.inbound("viber").await? - before;
     while got < n as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        got = inbound(&server).await? - before;
+        got = server.inbound("viber").await? - before;
     }
     let t = started.elapsed();
     println!(
@@ -136,7 +101,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     );
     // okno records each message's token as the send returns; let the last ones land.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count_status(&server, &convs, "sent").await? < sent && Instant::now() < deadline {
+    while server.count_status(&convs, "sent").await? < sent && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let tokens: Vec<(i64, String)> = sim.sent().into_iter().map(|s| (s.token, s.receiver)).collect();
@@ -153,7 +118,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
             tokens.len() as f64 / t.as_secs_f64()
         );
     }
-    let read = count_status(&server, &convs, "read").await?;
+    let read = server.count_status(&convs, "read").await?;
     println!("{read} of {} messages at `read` after the receipts", tokens.len());
     if read < tokens.len() {
         println!("  NOT every message reached `read`");

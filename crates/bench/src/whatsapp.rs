@@ -27,41 +27,6 @@ const SECRET: &str = "bench-app-secret";
 const VERIFY: &str = "bench-verify";
 const PEOPLE: usize = 1_000;
 
-async fn inbound(server: &Okno) -> Result<u64> {
-    let text = server.http.get(format!("{}/metrics", server.base)).send().await?.text().await?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains("channel_kind=\"whatsapp\""))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
-}
-
-/// How many of okno's outbound messages stand at `status`, over every conversation.
-async fn count_status(server: &Okno, convs: &[String], status: &str) -> Result<usize> {
-    let counts = futures::stream::iter(convs.iter().cloned())
-        .map(|c| async move {
-            let page =
-                server.call(reqwest::Method::GET, &format!("/conversations/{c}/messages?limit=500"), None).await?;
-            Ok::<usize, anyhow::Error>(
-                page["items"]
-                    .as_array()
-                    .context("items")?
-                    .iter()
-                    .filter(|m| m["direction"] == "out" && m["status"] == status)
-                    .count(),
-            )
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    let mut n = 0;
-    for c in counts {
-        n += c?;
-    }
-    Ok(n)
-}
-
 pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("okno-bench-whatsapp-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
@@ -87,7 +52,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     let limit = Duration::from_secs(300);
 
     // 1. Inbound message webhooks.
-    let before = inbound(&server).await?;
+    let before = server.inbound("whatsapp").await?;
     let started = Instant::now();
     let answered = futures::stream::iter(0..n)
         .map(|i| {
@@ -100,10 +65,10 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
         .await;
     let pushed = started.elapsed();
     let deadline = Instant::now() + limit;
-    let mut got = inbound(&server).await? - before;
+    let mut got = server.inbound("whatsapp").await? - before;
     while got < n as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        got = inbound(&server).await? - before;
+        got = server.inbound("whatsapp").await? - before;
     }
     let t = started.elapsed();
     println!(
@@ -132,7 +97,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     );
     // okno records each message's wamid as the send returns; let the last ones land.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count_status(&server, &convs, "sent").await? < sent && Instant::now() < deadline {
+    while server.count_status(&convs, "sent").await? < sent && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let wamids: Vec<String> = sim.sent().into_iter().map(|s| s.id).collect();
@@ -155,7 +120,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     let started = Instant::now();
     let failed = sim.push_statuses(&storm, 100, 16).await;
     let applied = started.elapsed();
-    let read = count_status(&server, &convs, "read").await?;
+    let read = server.count_status(&convs, "read").await?;
     println!(
         "status storm: {} messages × 3 statuses, each twice, shuffled = {} statuses in {} webhooks of 100, applied in {:.2} s = {:.0} statuses/s ({failed} webhooks not answered 200); {read} of {} messages at `read` after it",
         wamids.len(),

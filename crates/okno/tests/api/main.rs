@@ -77,3 +77,34 @@ pub async fn final_status(app: &TestApp, id: &str) -> Value {
     .await
     .expect("the message reaches a final status")
 }
+
+/// Starts a two-question survey — a 1–5 score, then a free text — for one contact; returns the
+/// survey's id.
+pub async fn delivery_survey(app: &TestApp, contact: &Value) -> String {
+    let r = app
+        .post(
+            "/api/v1/surveys",
+            json!({"name": "После доставки", "questions": [
+                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
+                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let survey = r.body["id"].as_str().unwrap().to_string();
+    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [contact]})).await;
+    assert_eq!(s.body["started"], 1, "{s:?}");
+    survey
+}
+
+/// Waits until one run of `survey` completes, then checks the score's average and the one
+/// free-text answer.
+pub async fn survey_completed_with(app: &TestApp, survey: &str, average: f64) {
+    let results = okno_testkit::eventually(15, || async {
+        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
+        (r.body["runs"]["completed"] == 1).then_some(r.body)
+    })
+    .await
+    .expect("the survey completes");
+    assert_eq!(results["questions"][0]["average"].as_f64(), Some(average), "{results}");
+    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
+}

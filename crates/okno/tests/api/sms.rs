@@ -366,30 +366,12 @@ async fn a_survey_asks_in_numbered_lines_and_takes_texted_answers() {
     let (app, sim, _ch, acct) = twilio().await;
     sim.text(&acct, "+79004445566", "Спасибо, получил").await;
     let (_, m) = conversation_of(&app, "Спасибо, получил").await;
-    let r = app
-        .post(
-            "/api/v1/surveys",
-            json!({"name": "После доставки", "questions": [
-                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
-                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let survey = r.body["id"].as_str().unwrap().to_string();
-    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [m["contact_id"]]})).await;
-    assert_eq!(s.body["started"], 1, "{s:?}");
+    let survey = super::delivery_survey(&app, &m["contact_id"]).await;
     let asked = sent_to(&sim, "79004445566", 1).await;
     assert_eq!(asked[0].text, "Оцените доставку\n1. 1\n2. 2\n3. 3\n4. 4\n5. 5");
     sim.text(&acct, "+79004445566", "3").await;
     let next = sent_to(&sim, "79004445566", 2).await;
     assert!(next[1].text.starts_with("Что улучшить?"), "{:?}", next[1].text);
     sim.text(&acct, "+79004445566", "Привозить утром").await;
-    let results = eventually(15, || async {
-        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
-        (r.body["runs"]["completed"] == 1).then_some(r.body)
-    })
-    .await
-    .expect("the survey completes");
-    assert_eq!(results["questions"][0]["average"].as_f64(), Some(3.0), "{results}");
-    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
+    super::survey_completed_with(&app, &survey, 3.0).await;
 }

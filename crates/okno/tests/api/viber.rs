@@ -363,18 +363,7 @@ async fn a_survey_asks_with_a_keyboard_and_takes_the_press_and_a_typed_answer() 
     let (app, sim, _ch) = bot(None).await;
     let ivan = sim.person("IvanViber07==", "Иван");
     let (_, m) = writes(&app, &ivan, "Спасибо, всё привезли").await;
-    let r = app
-        .post(
-            "/api/v1/surveys",
-            json!({"name": "После доставки", "questions": [
-                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
-                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let survey = r.body["id"].as_str().unwrap().to_string();
-    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [m["contact_id"]]})).await;
-    assert_eq!(s.body["started"], 1, "{s:?}");
+    let survey = super::delivery_survey(&app, &m["contact_id"]).await;
     let asked = eventually(15, || async {
         sim.sent_to(&ivan.id).into_iter().find(|s| s.text().is_some_and(|t| t.starts_with("Оцените доставку")))
     })
@@ -386,12 +375,5 @@ async fn a_survey_asks_with_a_keyboard_and_takes_the_press_and_a_typed_answer() 
         .await
         .unwrap_or_else(|| panic!("the second question: {:?}", ivan.shown()));
     ivan.write("Всё отлично").await;
-    let results = eventually(15, || async {
-        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
-        (r.body["runs"]["completed"] == 1).then_some(r.body)
-    })
-    .await
-    .expect("the survey completes");
-    assert_eq!(results["questions"][0]["average"].as_f64(), Some(5.0), "{results}");
-    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
+    super::survey_completed_with(&app, &survey, 5.0).await;
 }

@@ -315,29 +315,12 @@ async fn metas_refusals_end_the_message_failed_with_the_code_and_reason() {
     assert!(failed["error"].as_str().unwrap().starts_with("131047"), "{failed}");
 }
 
-/// Starts a two-question survey (a 1–5 score, then a free text) for `contact`; returns its id.
-async fn survey_for(app: &TestApp, contact: &str) -> String {
-    let r = app
-        .post(
-            "/api/v1/surveys",
-            json!({"name": "После доставки", "questions": [
-                {"id": "score", "text": "Оцените доставку", "kind": "scale", "min": 1, "max": 5},
-                {"id": "comment", "text": "Что улучшить?", "kind": "text"}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let survey = r.body["id"].as_str().unwrap().to_string();
-    let s = app.post(&format!("/api/v1/surveys/{survey}/start"), json!({"contact_ids": [contact]})).await;
-    assert_eq!(s.body["started"], 1, "{s:?}");
-    survey
-}
-
 #[tokio::test]
 async fn a_survey_asks_with_a_list_and_takes_the_picked_row_and_a_typed_answer() {
     let (app, sim, _ch) = number(None).await;
     let nina = sim.person("79001112233", "Нина");
     let (_, m) = writes(&app, &nina, "Спасибо, получила").await;
-    let survey = survey_for(&app, m["contact_id"].as_str().unwrap()).await;
+    let survey = super::delivery_survey(&app, &m["contact_id"]).await;
     // Five answers are more than WhatsApp's three reply buttons: a list of five rows.
     let asked = eventually(15, || async {
         sim.sent_to("79001112233")
@@ -353,12 +336,5 @@ async fn a_survey_asks_with_a_list_and_takes_the_picked_row_and_a_typed_answer()
         .await
         .unwrap_or_else(|| panic!("the second question: {:?}", nina.shown()));
     nina.write("Позвонить за час").await;
-    let results = eventually(15, || async {
-        let r = app.get(&format!("/api/v1/surveys/{survey}/results")).await;
-        (r.body["runs"]["completed"] == 1).then_some(r.body)
-    })
-    .await
-    .expect("the survey completes");
-    assert_eq!(results["questions"][0]["average"].as_f64(), Some(4.0), "{results}");
-    assert_eq!(results["questions"][1]["answers"], 1, "{results}");
+    super::survey_completed_with(&app, &survey, 4.0).await;
 }
