@@ -185,12 +185,8 @@ pub fn compose(sender: &Sender, out: &Outgoing) -> Result<Composed> {
         Some(_) => reply_subject(&out.subject),
         None => out.subject.trim().to_string(),
     };
-    let mut builder = Message::builder()
-        .from(from)
-        .to(to.clone())
-        .subject(subject)
-        .message_id(Some(bracketed(&id)))
-        .date_now();
+    let mut builder =
+        Message::builder().from(from).to(to.clone()).subject(subject).message_id(Some(bracketed(&id))).date_now();
     if let Some(tag) = &out.reply_tag {
         if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
             return Err(invalid("a reply tag is letters, digits, `-`, `_` and `.`"));
@@ -264,7 +260,10 @@ mod tests {
     fn html_is_escaped_with_links_and_line_breaks() {
         let html = text_to_html("a <b> & \"c\"\nсм. https://shop.ru/o?a=1&b=2.");
         assert!(html.contains("a &lt;b&gt; &amp; &quot;c&quot;<br>\nсм. "), "{html}");
-        assert!(html.contains(r#"<a href="https://shop.ru/o?a=1&amp;b=2">https://shop.ru/o?a=1&amp;b=2</a>."#), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://shop.ru/o?a=1&amp;b=2">https://shop.ru/o?a=1&amp;b=2</a>."#),
+            "{html}"
+        );
         assert!(!html.contains("<b>"));
     }
 

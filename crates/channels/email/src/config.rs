@@ -131,9 +131,8 @@ impl Sender {
         if from.is_empty() {
             return Err(invalid("`from` is required: the address okno writes from"));
         }
-        let mailbox: Mailbox = from
-            .parse()
-            .map_err(|e| invalid(format!("`from`: `{from}` is not an e-mail address ({e})")))?;
+        let mailbox: Mailbox =
+            from.parse().map_err(|e| invalid(format!("`from`: `{from}` is not an e-mail address ({e})")))?;
         let name = mailbox.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         Ok(Sender { name, address: mailbox.email.to_string() })
     }
@@ -157,8 +156,8 @@ impl Sender {
 impl EmailConfig {
     /// Reads a stored or submitted configuration and checks it.
     pub fn from_value(value: &serde_json::Value) -> Result<EmailConfig> {
-        let cfg: EmailConfig = serde_json::from_value(value.clone())
-            .map_err(|e| invalid(format!("email channel config: {e}")))?;
+        let cfg: EmailConfig =
+            serde_json::from_value(value.clone()).map_err(|e| invalid(format!("email channel config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -224,8 +223,7 @@ fn check_login(side: &str, username: &str, password: &str) -> Result<()> {
 
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

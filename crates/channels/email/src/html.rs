@@ -120,7 +120,8 @@ mod tests {
 
     #[test]
     fn tags_go_and_entities_are_decoded() {
-        let html = "<html><body><p>Здравствуйте &amp; добрый день&nbsp;&laquo;Окно&raquo;</p><p>5 &lt; 7</p></body></html>";
+        let html =
+            "<html><body><p>Здравствуйте &amp; добрый день&nbsp;&laquo;Окно&raquo;</p><p>5 &lt; 7</p></body></html>";
         assert_eq!(html_to_text(html), "Здравствуйте & добрый день\u{a0}«Окно»\n\n5 < 7");
     }
 
@@ -132,7 +133,8 @@ mod tests {
 
     #[test]
     fn links_keep_their_address() {
-        let html = r#"<p>See <a href="https://shop.ru/orders/42">your order</a> or <a href="mailto:a@b.ru">write</a>.</p>"#;
+        let html =
+            r#"<p>See <a href="https://shop.ru/orders/42">your order</a> or <a href="mailto:a@b.ru">write</a>.</p>"#;
         assert_eq!(html_to_text(html), "See your order (https://shop.ru/orders/42) or write.");
     }
 

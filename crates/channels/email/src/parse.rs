@@ -133,9 +133,8 @@ pub fn reply_tag(address: &str, mailbox: &str) -> Option<String> {
 
 /// Reads a raw mail. Refuses only what is not a mail at all (no headers, nothing readable).
 pub fn parse(raw: &[u8]) -> Result<ParsedMail> {
-    let message = MessageParser::default()
-        .parse(raw)
-        .ok_or_else(|| Error::invalid("invalid_mail", "not an e-mail message"))?;
+    let message =
+        MessageParser::default().parse(raw).ok_or_else(|| Error::invalid("invalid_mail", "not an e-mail message"))?;
     if message.headers().is_empty() {
         return Err(Error::invalid("invalid_mail", "not an e-mail message: no headers"));
     }
@@ -267,7 +266,8 @@ fn bounce_of(message: &Message<'_>) -> Option<Bounce> {
     let report_type = ct.attribute("report-type").unwrap_or_default();
     if !ct.c_type.eq_ignore_ascii_case("multipart")
         || !ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-        || !(report_type.eq_ignore_ascii_case("delivery-status") || report_type.eq_ignore_ascii_case("global-delivery-status"))
+        || !(report_type.eq_ignore_ascii_case("delivery-status")
+            || report_type.eq_ignore_ascii_case("global-delivery-status"))
     {
         return None;
     }
@@ -279,18 +279,16 @@ fn bounce_of(message: &Message<'_>) -> Option<Bounce> {
             ("message", "delivery-status" | "global-delivery-status") => {
                 read_status(&String::from_utf8_lossy(part.contents()), &mut bounce)
             }
-            ("text", "rfc822-headers") | ("message", "rfc822-headers" | "global-headers") => {
-                if bounce.original_message_id.is_none() {
-                    bounce.original_message_id = returned_message_id(part);
-                }
+            ("text", "rfc822-headers") | ("message", "rfc822-headers" | "global-headers")
+                if bounce.original_message_id.is_none() =>
+            {
+                bounce.original_message_id = returned_message_id(part);
             }
-            ("message", "rfc822" | "global") => {
-                if bounce.original_message_id.is_none() {
-                    bounce.original_message_id = match &part.body {
-                        PartType::Message(m) => m.message_id().map(|id| strip_brackets(id).to_string()),
-                        _ => returned_message_id(part),
-                    };
-                }
+            ("message", "rfc822" | "global") if bounce.original_message_id.is_none() => {
+                bounce.original_message_id = match &part.body {
+                    PartType::Message(m) => m.message_id().map(|id| strip_brackets(id).to_string()),
+                    _ => returned_message_id(part),
+                };
             }
             _ => {}
         }
@@ -327,9 +325,7 @@ fn read_status(body: &str, bounce: &mut Bounce) {
                 bounce.recipient = Some(strip_brackets(&typed(&value)).to_string()).filter(|r| !r.is_empty())
             }
             "action" if bounce.action.is_none() => bounce.action = Some(value.to_ascii_lowercase()),
-            "status" if bounce.status.is_none() => {
-                bounce.status = value.split_whitespace().next().map(str::to_string)
-            }
+            "status" if bounce.status.is_none() => bounce.status = value.split_whitespace().next().map(str::to_string),
             "diagnostic-code" if bounce.diagnostic.is_none() => bounce.diagnostic = Some(value),
             _ => {}
         }
@@ -353,8 +349,13 @@ fn attachments_of(message: &Message<'_>, bounce: bool) -> Vec<Attachment> {
         if bounce
             && matches!(
                 mime.as_str(),
-                "message/delivery-status" | "message/global-delivery-status" | "text/rfc822-headers" | "message/rfc822"
-                    | "message/global" | "message/rfc822-headers" | "message/global-headers"
+                "message/delivery-status"
+                    | "message/global-delivery-status"
+                    | "text/rfc822-headers"
+                    | "message/rfc822"
+                    | "message/global"
+                    | "message/rfc822-headers"
+                    | "message/global-headers"
             )
         {
             continue;

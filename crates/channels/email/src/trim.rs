@@ -69,7 +69,9 @@ fn quote_header_at(lines: &[&str], i: usize) -> Option<usize> {
     let lower = line.to_lowercase();
     // -----Original Message----- / -----Исходное сообщение----- / ----- Original Message -----
     if lower.starts_with("-----")
-        && (lower.contains("original message") || lower.contains("исходное сообщение") || lower.contains("оригинальное сообщение"))
+        && (lower.contains("original message")
+            || lower.contains("исходное сообщение")
+            || lower.contains("оригинальное сообщение"))
     {
         return Some(i);
     }
@@ -102,7 +104,10 @@ fn is_rule(line: &str) -> bool {
 }
 
 fn is_attribution_end(lower: &str) -> bool {
-    lower.ends_with("wrote:") || lower.ends_with("пишет:") || lower.ends_with("написал:") || lower.ends_with("написала:")
+    lower.ends_with("wrote:")
+        || lower.ends_with("пишет:")
+        || lower.ends_with("написал:")
+        || lower.ends_with("написала:")
         || lower.ends_with("написал(а):")
 }
 
@@ -116,7 +121,9 @@ fn is_attribution(lower: &str) -> bool {
     if lower.ends_with("wrote:") && (lower.starts_with("on ") || has_digit) {
         return true;
     }
-    if (lower.ends_with("пишет:") || lower.ends_with("написал:") || lower.ends_with("написала:")
+    if (lower.ends_with("пишет:")
+        || lower.ends_with("написал:")
+        || lower.ends_with("написала:")
         || lower.ends_with("написал(а):"))
         && has_digit
     {

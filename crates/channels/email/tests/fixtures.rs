@@ -1,5 +1,7 @@
 //! Real-shaped mails from the clients people use, read as okno reads them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use okno_channel_email::{parse, Bounce, MailKind, ParsedMail};
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -1,5 +1,7 @@
 //! What okno composes, okno reads back the same: threading, subject, text, files, Cyrillic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use okno_channel_email::{
     compose, parse, reply_tag, Composed, MailKind, Outgoing, OutgoingFile, Sender, Thread, Unsubscribe,
 };
@@ -14,7 +16,8 @@ fn reply() -> Outgoing {
         to: "ivan.petrov@mail.ru".into(),
         to_name: Some("Иван Петров".into()),
         subject: "Re: Заказ №1042".into(),
-        text: "Здравствуйте, Иван!\n\nЗаказ передан курьеру: https://shop.ru/track/1042.\nСпасибо & до встречи <3".into(),
+        text: "Здравствуйте, Иван!\n\nЗаказ передан курьеру: https://shop.ru/track/1042.\nСпасибо & до встречи <3"
+            .into(),
         reply_tag: Some("c42".into()),
         thread: Some(Thread {
             message_id: "8f3c2a1e@mail.ru".into(),
@@ -80,8 +83,14 @@ fn files_arrive_whole_with_their_cyrillic_names() {
     let pdf: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
     let out = Outgoing {
         attachments: vec![
-            OutgoingFile { name: "Счёт №77 (декабрь).pdf".into(), mime: "application/pdf".into(), bytes: pdf.clone() },
-            OutgoingFile { name: "заметка.txt".into(), mime: "text/plain; charset=utf-8".into(), bytes: "Привет".into() },
+            OutgoingFile {
+                name: "Счёт №77 (декабрь).pdf".into(), mime: "application/pdf".into(), bytes: pdf.clone()
+            },
+            OutgoingFile {
+                name: "заметка.txt".into(),
+                mime: "text/plain; charset=utf-8".into(),
+                bytes: "Привет".into(),
+            },
         ],
         ..reply()
     };
