@@ -397,3 +397,126 @@ fn default_name(mime: &str, n: usize) -> String {
     };
     format!("attachment-{n}.{ext}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(headers: &str, body: &str) -> ParsedMail {
+        let raw = format!("{headers}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}");
+        parse(raw.as_bytes()).unwrap()
+    }
+
+    const BASE: &str = "From: Ivan <ivan@mail.ru>\r\nTo: support@shop.ru\r\nSubject: Hi\r\nMessage-ID: <a.1@mail.ru>";
+
+    #[test]
+    fn the_reply_tag_is_read_from_okno_s_own_address_only() {
+        assert_eq!(reply_tag("support+c42@shop.ru", "support@shop.ru").as_deref(), Some("c42"));
+        assert_eq!(reply_tag("<Support+C42@Shop.RU>", "support@shop.ru").as_deref(), Some("C42"));
+        assert_eq!(reply_tag("support+a+b@shop.ru", "support@shop.ru").as_deref(), Some("a+b"));
+        assert_eq!(reply_tag("support@shop.ru", "support@shop.ru"), None);
+        assert_eq!(reply_tag("support+@shop.ru", "support@shop.ru"), None);
+        assert_eq!(reply_tag("sales+c42@shop.ru", "support@shop.ru"), None);
+        assert_eq!(reply_tag("support+c42@evil.ru", "support@shop.ru"), None);
+        assert_eq!(reply_tag("support+c42", "support@shop.ru"), None);
+        assert_eq!(reply_tag("support+c 42@shop.ru", "support@shop.ru"), None);
+    }
+
+    #[test]
+    fn the_reply_tag_is_found_in_to_cc_or_delivered_to() {
+        let cc = mail(&format!("{BASE}\r\nCc: Shop <support+t1@shop.ru>"), "x");
+        assert_eq!(cc.reply_tag("support@shop.ru").as_deref(), Some("t1"));
+        let delivered = mail(&format!("Delivered-To: support+t2@shop.ru\r\n{BASE}"), "x");
+        assert_eq!(delivered.reply_tag("support@shop.ru").as_deref(), Some("t2"));
+        assert_eq!(mail(BASE, "x").reply_tag("support@shop.ru"), None);
+    }
+
+    #[test]
+    fn threading_ids_lose_their_brackets_and_keep_their_order() {
+        let m = mail(
+            &format!(
+                "{BASE}\r\nIn-Reply-To: <p.3@shop.ru>\r\nReferences: <p.1@shop.ru>\r\n <p.2@shop.ru>  <p.3@shop.ru>"
+            ),
+            "x",
+        );
+        assert_eq!(m.message_id.as_deref(), Some("a.1@mail.ru"));
+        assert_eq!(m.in_reply_to, ["p.3@shop.ru"]);
+        assert_eq!(m.references, ["p.1@shop.ru", "p.2@shop.ru", "p.3@shop.ru"]);
+        assert_eq!(m.thread_ids(), ["p.3@shop.ru", "p.2@shop.ru", "p.1@shop.ru"]);
+    }
+
+    #[test]
+    fn ids_without_brackets_are_kept() {
+        let m = mail(&format!("{BASE}\r\nIn-Reply-To: p.3@shop.ru"), "x");
+        assert_eq!(m.in_reply_to, ["p.3@shop.ru"]);
+    }
+
+    #[test]
+    fn the_sender_s_name_is_optional() {
+        let m = mail("From: ivan@mail.ru\r\nSubject: x", "x");
+        assert_eq!(m.from, Some(Person { address: "ivan@mail.ru".into(), name: None }));
+        let m = mail("From: \"ivan@mail.ru\" <ivan@mail.ru>\r\nSubject: x", "x");
+        assert_eq!(m.from.unwrap().name, None);
+        assert_eq!(mail("Subject: x", "x").from, None);
+    }
+
+    #[test]
+    fn automatic_mail_is_recognised_by_its_headers() {
+        for header in [
+            "Auto-Submitted: auto-replied",
+            "Auto-Submitted: auto-generated",
+            "Auto-Submitted: auto-replied; owner-email=\"a@b.ru\"",
+            "X-Autoreply: yes",
+            "X-Autorespond: Out of office",
+            "Precedence: bulk",
+            "Precedence: junk",
+            "Precedence: auto_reply",
+            "X-Auto-Response-Suppress: All",
+        ] {
+            assert_eq!(mail(&format!("{BASE}\r\n{header}"), "x").kind, MailKind::AutoReply, "{header}");
+        }
+        for header in ["Auto-Submitted: no", "Auto-Submitted: No", "Precedence: list", "X-Mailer: Outlook"] {
+            assert_eq!(mail(&format!("{BASE}\r\n{header}"), "x").kind, MailKind::Personal, "{header}");
+        }
+    }
+
+    #[test]
+    fn a_bounce_with_the_whole_returned_message_names_its_id() {
+        let raw = "From: Mail Delivery System <Mailer-Daemon@mx.mail.ru>\r\n\
+            To: support@shop.ru\r\nSubject: Mail delivery failed\r\n\
+            Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"B\"\r\n\r\n\
+            --B\r\nContent-Type: text/plain\r\n\r\nA message could not be delivered.\r\n\
+            --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.mail.ru\r\n\r\n\
+            Final-Recipient: rfc822;<gone@mail.ru>\r\nAction: delayed\r\nStatus: 4.4.1 (timeout)\r\n\r\n\
+            --B\r\nContent-Type: message/rfc822\r\n\r\nFrom: support@shop.ru\r\nTo: gone@mail.ru\r\n\
+            Message-ID: <okno.9@shop.ru>\r\nSubject: x\r\n\r\nbody\r\n--B--\r\n";
+        let m = parse(raw.as_bytes()).unwrap();
+        let MailKind::Bounce(b) = m.kind else { panic!("{:?}", m.kind) };
+        assert_eq!(b.recipient.as_deref(), Some("gone@mail.ru"));
+        assert_eq!(b.action.as_deref(), Some("delayed"));
+        assert_eq!(b.status.as_deref(), Some("4.4.1"));
+        assert_eq!(b.original_message_id.as_deref(), Some("okno.9@shop.ru"));
+        assert!(!b.is_permanent());
+        assert!(m.attachments.is_empty());
+    }
+
+    #[test]
+    fn a_report_of_another_type_is_not_a_bounce() {
+        let raw = "From: a@b.ru\r\nSubject: read\r\n\
+            Content-Type: multipart/report; report-type=disposition-notification; boundary=\"B\"\r\n\r\n\
+            --B\r\nContent-Type: text/plain\r\n\r\nRead.\r\n--B--\r\n";
+        assert!(!matches!(parse(raw.as_bytes()).unwrap().kind, MailKind::Bounce(_)));
+    }
+
+    #[test]
+    fn what_is_not_a_mail_is_refused() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn an_empty_body_reads_as_empty_text() {
+        let m = mail(BASE, "");
+        assert_eq!((m.text.as_str(), m.full_text.as_str()), ("", ""));
+    }
+}
