@@ -6,7 +6,6 @@ use html2text::render::{TaggedLine, TextDecorator};
 /// `html` as plain text (no wrapping: lines break where the HTML breaks them).
 pub fn html_to_text(html: &str) -> String {
     let text = html2text::config::with_decorator(Links::default())
-        .do_decorate()
         .link_footnotes(false)
         .no_table_borders()
         .allow_width_overflow()

@@ -16,6 +16,8 @@ pub struct ParsedMail {
     /// Who wrote (the first `From` mailbox).
     pub from: Option<Person>,
     pub subject: Option<String>,
+    /// The `Date` header, RFC 3339.
+    pub date: Option<String>,
     /// `Message-ID` without its angle brackets.
     pub message_id: Option<String>,
     /// `In-Reply-To` ids, without angle brackets.
@@ -146,6 +148,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail> {
         })
     });
     let subject = message.subject().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let date = message.date().map(|d| d.to_rfc3339());
     let message_id = message.message_id().map(|id| strip_brackets(id.trim()).to_string()).filter(|s| !s.is_empty());
     let in_reply_to = ids_of(&message, "In-Reply-To");
     let references = ids_of(&message, "References");
@@ -173,6 +176,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail> {
     Ok(ParsedMail {
         from,
         subject,
+        date,
         message_id,
         in_reply_to,
         references,
@@ -220,14 +224,18 @@ fn push_id(ids: &mut Vec<String>, id: &str) {
     }
 }
 
-/// The body as text: the first plain part, or the first HTML part made plain.
+/// The body as text: the first plain part, or the first HTML part made plain (also when the
+/// plain part is empty, as some clients send it).
 fn body_text(message: &Message<'_>) -> String {
-    let part = message.text_body.first().or(message.html_body.first()).and_then(|id| message.parts.get(*id as usize));
-    let text = match part.map(|p| &p.body) {
+    let part_text = |id: Option<&u32>| match id.and_then(|id| message.parts.get(*id as usize)).map(|p| &p.body) {
         Some(PartType::Text(text)) => text.to_string(),
         Some(PartType::Html(html)) => html_to_text(html),
         _ => String::new(),
     };
+    let mut text = part_text(message.text_body.first());
+    if text.trim().is_empty() {
+        text = part_text(message.html_body.first());
+    }
     text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
@@ -512,6 +520,19 @@ mod tests {
     fn what_is_not_a_mail_is_refused() {
         assert!(parse(b"").is_err());
         assert!(parse(b"\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn an_empty_plain_part_gives_way_to_the_html_part() {
+        let raw = "From: a@b.ru\r\nSubject: x\r\nContent-Type: multipart/alternative; boundary=\"B\"\r\n\r\n\
+            --B\r\nContent-Type: text/plain\r\n\r\n\r\n--B\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p>\r\n--B--\r\n";
+        assert_eq!(parse(raw.as_bytes()).unwrap().text, "Hello there");
+    }
+
+    #[test]
+    fn the_date_is_kept_in_utc_offset_form() {
+        let m = mail(&format!("{BASE}\r\nDate: Sun, 6 Dec 2026 16:02:07 +0300"), "x");
+        assert_eq!(m.date.as_deref(), Some("2026-12-06T16:02:07+03:00"));
     }
 
     #[test]
