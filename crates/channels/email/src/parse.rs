@@ -536,6 +536,21 @@ mod tests {
     }
 
     #[test]
+    fn a_file_name_split_over_rfc2231_continuations_in_windows_1251_is_decoded() {
+        // "Счёт №7.pdf" in windows-1251, split in two as Mail.ru and The Bat! do.
+        let raw = "From: a@b.ru\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+            --B\r\nContent-Type: text/plain\r\n\r\nsee file\r\n\
+            --B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment;\r\n\
+            \tfilename*0*=windows-1251''%D1%F7%B8%F2%20%B9;\r\n\tfilename*1*=7.pdf\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--B--\r\n";
+        let m = parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].name, "Счёт №7.pdf");
+        assert_eq!(m.attachments[0].bytes, b"%PDF");
+        assert_eq!(m.text, "see file");
+    }
+
+    #[test]
     fn an_empty_body_reads_as_empty_text() {
         let m = mail(BASE, "");
         assert_eq!((m.text.as_str(), m.full_text.as_str()), ("", ""));
