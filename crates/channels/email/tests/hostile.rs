@@ -137,7 +137,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn name() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-zA-Zа-яА-ЯёЁ][a-zA-Zа-яА-ЯёЁ.«»-]{0,10}", 1..4).prop_map(|w| w.join(" "))
+    prop::collection::vec("[a-zA-Zа-яА-ЯёЁ][a-zA-Zа-яА-ЯёЁ.,«»()\"@-]{0,10}", 1..4).prop_map(|w| w.join(" "))
 }
 
 proptest! {
