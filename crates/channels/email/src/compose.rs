@@ -7,6 +7,7 @@ use lettre::Message;
 use okno_domain::error::{Error, Result};
 
 use crate::config::Sender;
+use crate::parse::ParsedMail;
 
 /// What okno sends.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +37,16 @@ pub struct Thread {
     pub message_id: String,
     /// Its `References` (or, when it had none, its `In-Reply-To`).
     pub references: Vec<String>,
+}
+
+impl Thread {
+    /// The thread of an answer to `mail`: its `Message-ID`, after its `References` (or, when it
+    /// has none, its `In-Reply-To`). `None` when the mail has no `Message-ID` to answer.
+    pub fn answering(mail: &ParsedMail) -> Option<Thread> {
+        let message_id = mail.message_id.clone()?;
+        let references = if mail.references.is_empty() { mail.in_reply_to.clone() } else { mail.references.clone() };
+        Some(Thread { message_id, references })
+    }
 }
 
 /// A file to attach.

@@ -154,3 +154,28 @@ fn a_subject_with_a_line_break_stays_one_header() {
     let raw = String::from_utf8_lossy(&composed.bytes).to_string();
     assert!(!raw.contains("\r\nBcc:"), "{raw}");
 }
+
+#[test]
+fn an_answer_to_a_customer_mail_continues_its_thread() {
+    let raw = std::fs::read(format!("{}/tests/fixtures/thunderbird_reply.eml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let customer = parse(&raw).unwrap();
+    let thread = Thread::answering(&customer).unwrap();
+    let out = Outgoing {
+        subject: customer.subject.clone().unwrap(),
+        to: customer.from.clone().unwrap().address,
+        thread: Some(thread),
+        ..reply()
+    };
+    let back = parse(&compose(&sender(), &out).unwrap().bytes).unwrap();
+    assert_eq!(back.subject.as_deref(), Some("Re: Заказ №1042: подтвердите адрес"));
+    assert_eq!(back.in_reply_to, ["8f3c2a1e-5b7d-4c19-9e0a-7d2b1c4e6f80@mail.ru"]);
+    assert_eq!(back.references, ["okno.01JEXAMPLE0001@shop.ru", "8f3c2a1e-5b7d-4c19-9e0a-7d2b1c4e6f80@mail.ru"]);
+}
+
+#[test]
+fn a_mail_without_references_is_answered_after_its_in_reply_to() {
+    let raw = b"From: a@b.ru\r\nMessage-ID: <m.2@b.ru>\r\nIn-Reply-To: <m.1@shop.ru>\r\nSubject: x\r\n\r\nhi\r\n";
+    let thread = Thread::answering(&parse(raw).unwrap()).unwrap();
+    assert_eq!(thread, Thread { message_id: "m.2@b.ru".into(), references: vec!["m.1@shop.ru".into()] });
+    assert_eq!(Thread::answering(&parse(b"From: a@b.ru\r\nSubject: x\r\n\r\nhi").unwrap()), None);
+}
