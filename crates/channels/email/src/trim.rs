@@ -40,7 +40,7 @@ fn is_quoted(line: &str) -> bool {
 }
 
 fn is_signature_delimiter(line: &str) -> bool {
-    line == "-- " || line == "--" || line == "—"
+    line == "-- " || line == "--"
 }
 
 /// "Sent from my iPhone", "Отправлено с iPhone", "Get Outlook for Android"…
