@@ -1,0 +1,26 @@
+//! The e-mail channel (`email`): a mailbox read over IMAP and answered over SMTP.
+//!
+//! Here so far is the part that needs no network:
+//!
+//! - [`config`]: the channel's configuration as the contract names it (`imap`, `smtp`, `from`),
+//!   checked field by field;
+//! - [`parse`]: an inbound mail from its raw bytes — sender, subject, threading ids, the text an
+//!   operator reads (HTML made plain, quoted history and signatures cut off, the full text and
+//!   the raw mail kept), files, auto-replies and bounces, and okno's reply tag;
+//! - [`compose`]: okno's answer or broadcast as a mail — threaded onto the customer's mail, with
+//!   text and HTML parts, files, a tagged `Reply-To` and one-click unsubscription.
+//!
+//! Not here yet: the IMAP poller, the SMTP sender and the `Platform` implementation that
+//! registers the channel with okno's server.
+
+pub mod compose;
+pub mod config;
+pub mod html;
+pub mod parse;
+pub mod trim;
+
+pub use compose::{compose, reply_subject, Composed, Outgoing, OutgoingFile, Thread, Unsubscribe};
+pub use config::{EmailConfig, ImapConfig, Sender, SmtpConfig, Tls};
+pub use html::html_to_text;
+pub use parse::{parse, reply_tag, Attachment, Bounce, MailKind, ParsedMail, Person};
+pub use trim::visible_text;
