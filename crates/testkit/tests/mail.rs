@@ -1,6 +1,10 @@
 //! The test kit's mail server: what goes in over SMTP comes out over IMAP, byte for byte, and
 //! nothing goes anywhere else.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::io::Write;
+
 use base64::Engine;
 use okno_testkit::mail::{unique_address, ImapSecurity, MailServer};
 
@@ -169,4 +173,76 @@ async fn two_mailboxes_do_not_see_each_others_mail() {
     })
     .await;
     assert!(crossed.is_err(), "anna's password opened boris's mailbox");
+}
+
+/// Writes `line` and reads the whole reply.
+fn smtp(stream: &mut (impl std::io::Read + std::io::Write), line: Option<&str>) -> String {
+    if let Some(line) = line {
+        stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut byte = [0];
+    // A reply ends with a line whose code is followed by a space.
+    while !reply.ends_with(b"\r\n")
+        || reply.rsplit(|b| *b == b'\n').nth(1).is_some_and(|last| last.get(3) == Some(&b'-'))
+    {
+        stream.read_exact(&mut byte).unwrap();
+        reply.push(byte[0]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+#[tokio::test]
+async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox() {
+    let Some(mail) = MailServer::shared() else { return };
+    let support = mailbox(mail, "support");
+    let customer = unique_address("customer", "shop.test");
+    mail.create_mailbox(&customer, "customer-secret");
+    let (smtp_addr, smtps_addr, cert, login) =
+        (mail.smtp_addr(), mail.smtps_addr(), mail.cert_pem().to_string(), support.clone());
+    let sent = message(&support, &customer, "Ваш заказ готов", "Заберите в любое время.");
+    let to_send = sent.clone();
+
+    let (plain_ehlo, auth, queued) = tokio::task::spawn_blocking(move || {
+        let mut plain = std::net::TcpStream::connect(smtp_addr).unwrap();
+        smtp(&mut plain, None);
+        let plain_ehlo = smtp(&mut plain, Some("EHLO client.test"));
+        use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()).unwrap();
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let conn = rustls::ClientConnection::new(config.into(), ServerName::try_from("127.0.0.1").unwrap()).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(smtps_addr).unwrap());
+        smtp(&mut tls, None);
+        smtp(&mut tls, Some("EHLO client.test"));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{login}\0{PASSWORD}"));
+        let auth = smtp(&mut tls, Some(&format!("AUTH PLAIN {token}")));
+        smtp(&mut tls, Some(&format!("MAIL FROM:<{login}>")));
+        smtp(&mut tls, Some(&format!("RCPT TO:<{}>", customer_of(&to_send))));
+        smtp(&mut tls, Some("DATA"));
+        tls.write_all(&to_send).unwrap();
+        let queued = smtp(&mut tls, Some("."));
+        (plain_ehlo, auth, queued)
+    })
+    .await
+    .unwrap();
+
+    assert!(plain_ehlo.contains("250-STARTTLS") && plain_ehlo.contains("AUTH PLAIN"), "{plain_ehlo}");
+    assert!(auth.starts_with("235"), "{auth}");
+    assert!(queued.starts_with("250"), "{queued}");
+    let got = mail.wait_for(&customer, 1).await;
+    assert!(got[0].ends_with(&sent), "{}", String::from_utf8_lossy(&got[0]));
+    // ESMTPSA: received over TLS (S) from a logged-in client (A).
+    assert!(contains(&got[0], b"(Postfix) with ESMTPSA id"), "{}", String::from_utf8_lossy(&got[0]));
+}
+
+/// The `To:` address of a message made by [`message`].
+fn customer_of(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    text.lines().find_map(|l| l.strip_prefix("To: ")).unwrap().to_string()
 }
