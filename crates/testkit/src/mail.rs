@@ -317,9 +317,10 @@ impl MailServer {
         tokio::task::spawn_blocking(move || imap(&address, &password)?.uidvalidity()).await.unwrap().unwrap()
     }
 
-    /// Makes Dovecot give `address`'s INBOX a new UIDVALIDITY (and new UIDs) while keeping its
-    /// messages, as after a provider restores a mailbox: the Maildir's UID list and indexes are
-    /// removed, the messages' files stay. Run it while no client has the mailbox open.
+    /// Makes Dovecot give `address`'s INBOX a new UIDVALIDITY while keeping its messages, as
+    /// after a provider restores a mailbox: the Maildir's UID list and indexes are removed, the
+    /// messages' files stay. The new UIDs follow the files' order on disk, which need not be the
+    /// order of arrival. Run it while no client has the mailbox open.
     pub fn reset_uidvalidity(&self, address: &str) {
         let address = address.to_lowercase();
         let (local, domain) = address.rsplit_once('@').unwrap_or_else(|| panic!("{address}: not an address"));
