@@ -254,3 +254,16 @@ fn customer_of(message: &[u8]) -> String {
     let text = String::from_utf8_lossy(message);
     text.lines().find_map(|l| l.strip_prefix("To: ")).unwrap().to_string()
 }
+
+#[tokio::test]
+async fn a_server_of_its_own_stops_listening_when_dropped() {
+    let Some(own) = MailServer::start() else { return };
+    let addrs = [own.smtp_addr(), own.smtps_addr(), own.imap_addr(), own.imaps_addr()];
+    assert!(addrs.iter().all(|a| std::net::TcpStream::connect(a).is_ok()));
+
+    drop(own);
+
+    for addr in addrs {
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still listens");
+    }
+}
