@@ -201,7 +201,7 @@ fn smtp(stream: &mut (impl std::io::Read + std::io::Write), line: Option<&str>) 
 }
 
 #[tokio::test]
-async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox() {
+async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox_for_the_test_domains_only() {
     let Some(mail) = MailServer::shared() else { return };
     let support = mailbox(mail, "support");
     let customer = unique_address("customer", "shop.test");
@@ -211,7 +211,7 @@ async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox() {
     let sent = message(&support, &customer, "Ваш заказ готов", "Заберите в любое время.");
     let to_send = sent.clone();
 
-    let (plain_ehlo, auth, queued) = tokio::task::spawn_blocking(move || {
+    let (plain_ehlo, auth, queued, relayed) = tokio::task::spawn_blocking(move || {
         let mut plain = std::net::TcpStream::connect(smtp_addr).unwrap();
         smtp(&mut plain, None);
         let plain_ehlo = smtp(&mut plain, Some("EHLO client.test"));
@@ -235,7 +235,9 @@ async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox() {
         smtp(&mut tls, Some("DATA"));
         tls.write_all(&to_send).unwrap();
         let queued = smtp(&mut tls, Some("."));
-        (plain_ehlo, auth, queued)
+        smtp(&mut tls, Some(&format!("MAIL FROM:<{login}>")));
+        let relayed = smtp(&mut tls, Some("RCPT TO:<someone@example.com>"));
+        (plain_ehlo, auth, queued, relayed)
     })
     .await
     .unwrap();
@@ -243,6 +245,8 @@ async fn smtp_over_tls_takes_mail_from_a_logged_in_mailbox() {
     assert!(plain_ehlo.contains("250-STARTTLS") && plain_ehlo.contains("AUTH PLAIN"), "{plain_ehlo}");
     assert!(auth.starts_with("235"), "{auth}");
     assert!(queued.starts_with("250"), "{queued}");
+    // A login does not open the way out.
+    assert!(relayed.starts_with("554") && relayed.contains("Relay access denied"), "{relayed}");
     let got = mail.wait_for(&customer, 1).await;
     assert!(got[0].ends_with(&sent), "{}", String::from_utf8_lossy(&got[0]));
     // ESMTPSA: received over TLS (S) from a logged-in client (A).
