@@ -59,6 +59,10 @@ pub struct EmailConfig {
     /// The address okno writes from, with an optional display name:
     /// `support@shop.ru` or `Магазин «Окно» <support@shop.ru>`.
     pub from: String,
+    /// A certificate authority (PEM) trusted beside the public ones, for a mail server whose
+    /// certificate a company signs itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
 }
 
 fn inbox() -> String {
@@ -172,6 +176,9 @@ impl EmailConfig {
         }
         check_server("smtp", &self.smtp.host, self.smtp.port, self.smtp.tls)?;
         check_login("smtp", &self.smtp.username, &self.smtp.password)?;
+        if self.ca_cert.as_deref().is_some_and(|pem| !pem.contains("-----BEGIN CERTIFICATE-----")) {
+            return Err(invalid("`ca_cert` is a certificate in PEM (-----BEGIN CERTIFICATE-----…)"));
+        }
         let sender = self.sender()?;
         if !sender.domain().contains('.') && sender.domain() != "localhost" {
             return Err(invalid(format!("`from`: `{}` needs a full domain", sender.address)));

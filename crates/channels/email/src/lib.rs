@@ -10,17 +10,22 @@
 //! - [`compose`]: okno's answer or broadcast as a mail — threaded onto the customer's mail, with
 //!   text and HTML parts, files, a tagged `Reply-To` and one-click unsubscription.
 //!
-//! Not here yet: the IMAP poller, the SMTP sender and the `Platform` implementation that
-//! registers the channel with okno's server.
+//! - [`smtp`]: sending over SMTP (TLS, STARTTLS, a login, pooled connections), a 4xx reply
+//!   tried again and a 5xx ending the message with the server's words.
+//!
+//! Not here yet: the IMAP poller and the `Platform` implementation that registers the channel
+//! with okno's server.
 
 pub mod compose;
 pub mod config;
 pub mod html;
 pub mod parse;
+pub mod smtp;
 pub mod trim;
 
 pub use compose::{compose, reply_subject, Composed, Outgoing, OutgoingFile, Thread, Unsubscribe};
 pub use config::{EmailConfig, ImapConfig, Sender, SmtpConfig, Tls};
 pub use html::html_to_text;
 pub use parse::{parse, reply_tag, Attachment, Bounce, MailKind, ParsedMail, Person};
+pub use smtp::Smtp;
 pub use trim::visible_text;
