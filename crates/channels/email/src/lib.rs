@@ -13,12 +13,16 @@
 //! - [`smtp`]: sending over SMTP (TLS, STARTTLS, a login, pooled connections), a 4xx reply
 //!   tried again and a 5xx ending the message with the server's words.
 //!
-//! Not here yet: the IMAP poller and the `Platform` implementation that registers the channel
-//! with okno's server.
+//! - [`imap`]: reading the folder over IMAP (TLS, STARTTLS, a login) by UID, nothing marked
+//!   seen, so a cursor of (UIDVALIDITY, last UID) can be kept by whoever stores the mail.
+//!
+//! Not here yet: IDLE, the poller that keeps the cursor, and the `Platform` implementation that
+//! registers the channel with okno's server.
 
 pub mod compose;
 pub mod config;
 pub mod html;
+pub mod imap;
 pub mod parse;
 pub mod smtp;
 pub mod trim;
@@ -26,6 +30,7 @@ pub mod trim;
 pub use compose::{compose, reply_subject, Composed, Outgoing, OutgoingFile, Thread, Unsubscribe};
 pub use config::{EmailConfig, ImapConfig, Sender, SmtpConfig, Tls};
 pub use html::html_to_text;
+pub use imap::{Fetched, ImapError, Inbox};
 pub use parse::{parse, reply_tag, Attachment, Bounce, MailKind, ParsedMail, Person};
 pub use smtp::Smtp;
 pub use trim::visible_text;
