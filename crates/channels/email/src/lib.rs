@@ -16,13 +16,17 @@
 //! - [`imap`]: reading the folder over IMAP (TLS, STARTTLS, a login) by UID, nothing marked
 //!   seen, so a cursor of (UIDVALIDITY, last UID) can be kept by whoever stores the mail.
 //!
-//! Not here yet: IDLE, the poller that keeps the cursor, and the `Platform` implementation that
-//! registers the channel with okno's server.
+//! - [`inbound`]: a read mail as okno's event (a person's mail a message, a bounce the failure
+//!   of okno's message, an automatic reply nothing) and one poll with its cursor.
+//!
+//! Not here yet: IDLE, matching a sender to a contact by address, fetching files out of a
+//! stored mail, and the `Platform` implementation that registers the channel with okno.
 
 pub mod compose;
 pub mod config;
 pub mod html;
 pub mod imap;
+pub mod inbound;
 pub mod parse;
 pub mod smtp;
 pub mod trim;
@@ -31,6 +35,7 @@ pub use compose::{compose, reply_subject, Composed, Outgoing, OutgoingFile, Thre
 pub use config::{EmailConfig, ImapConfig, Sender, SmtpConfig, Tls};
 pub use html::html_to_text;
 pub use imap::{Fetched, ImapError, Inbox};
+pub use inbound::{poll_once, Cursor};
 pub use parse::{parse, reply_tag, Attachment, Bounce, MailKind, ParsedMail, Person};
 pub use smtp::Smtp;
 pub use trim::visible_text;
