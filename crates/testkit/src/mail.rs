@@ -39,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::slapd::{free_port, make_ca, run};
+use crate::slapd::{free_port, make_ca, make_server_cert, run};
 
 /// The domains the server takes mail for.
 pub const DOMAINS: [&str; 2] = ["okno.test", "shop.test"];
@@ -398,44 +398,7 @@ fn make_queue(queue: &Path) {
 /// A CA and a certificate it signed for 127.0.0.1 and localhost: (CA, certificate, key).
 fn certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca = make_ca(dir, "ca");
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    run(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]));
-    run(Command::new("openssl").current_dir(dir).args([
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]));
+    make_server_cert(dir, "ca");
     // Postfix and Dovecot read the key as root; Postfix's checks want it not world-readable.
     run(Command::new("chmod").arg("600").arg(dir.join("server.key")));
     (ca, dir.join("server.pem"), dir.join("server.key"))

@@ -201,6 +201,49 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A certificate for 127.0.0.1 and localhost (`server.pem`, `server.key`) in `dir`, signed by
+/// the CA `ca` made there with [`make_ca`].
+pub(crate) fn make_server_cert(dir: &Path, ca: &str) {
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]));
+    run(Command::new("openssl").current_dir(dir).args([
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]));
+}
+
 /// A CA (`<name>.pem`, `<name>.key`) in `dir`.
 pub(crate) fn make_ca(dir: &Path, name: &str) -> PathBuf {
     let pem = dir.join(format!("{name}.pem"));
@@ -246,44 +289,7 @@ impl Slapd {
         std::fs::create_dir_all(dir.join("db")).unwrap();
         let ca_file = make_ca(&dir, "ca");
         let other_ca_file = make_ca(&dir, "other-ca");
-        std::fs::write(
-            dir.join("server.ext"),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        run(Command::new("openssl").current_dir(&dir).args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]));
-        run(Command::new("openssl").current_dir(&dir).args([
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]));
+        make_server_cert(&dir, "ca");
         let d = dir.display();
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
