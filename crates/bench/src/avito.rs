@@ -63,12 +63,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
         .count()
         .await;
     let pushed = started.elapsed();
-    let deadline = Instant::now() + limit;
-    let mut got = server.inbound("avito").await? - before;
-    while got < n as u64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        got = server.inbound("avito").await? - before;
-    }
+    let got = server.wait_inbound("avito", before + n as u64, limit).await? - before;
     let t = started.elapsed();
     let pushes = sim.pushes();
     let mut times: Vec<Duration> = pushes.iter().map(|p| p.elapsed).collect();

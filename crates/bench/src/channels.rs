@@ -177,18 +177,6 @@ impl Sim {
     }
 }
 
-/// Waits until okno's inbound counter reaches `target`; the count reached.
-async fn wait_inbound(server: &Okno, kind: Kind, target: u64, limit: Duration) -> Result<u64> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let n = server.inbound(kind.name()).await?;
-        if n >= target || Instant::now() > deadline {
-            return Ok(n);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until the simulator has `target` sends from `token`; the count reached.
 async fn wait_sent(sim: &Sim, token: &str, target: usize, limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
@@ -249,7 +237,7 @@ pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<(
             people[i % PEOPLE].send_text(&format!("Где мой заказ №{i}? ({mode})"));
         }
         let made = started.elapsed();
-        let got = wait_inbound(&server, kind, before + n as u64, limit).await? - before;
+        let got = server.wait_inbound(kind.name(), before + n as u64, limit).await? - before;
         let t = started.elapsed();
         println!(
             "inbound, {mode}: {got} of {n} messages from {PEOPLE} people stored in {:.2} s = {:.0} msg/s (the simulator made them in {:.2} s)",
@@ -282,7 +270,7 @@ pub async fn run(okno: &Path, kind: Kind, n: usize, outbound: usize) -> Result<(
     for i in 0..PEOPLE {
         sim.person(LIMITED, 500_000 + i as i64, "Сотрудник").send_text("привет");
     }
-    let got = wait_inbound(&server, kind, before + PEOPLE as u64, limit).await? - before;
+    let got = server.wait_inbound(kind.name(), before + PEOPLE as u64, limit).await? - before;
     if got < PEOPLE as u64 {
         bail!("only {got} of {PEOPLE} people's messages arrived");
     }

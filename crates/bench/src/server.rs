@@ -110,6 +110,19 @@ impl Okno {
             .sum())
     }
 
+    /// Waits until okno's inbound counter for `kind` reaches `target` or `limit` passes; the
+    /// count reached.
+    pub(crate) async fn wait_inbound(&self, kind: &str, target: u64, limit: Duration) -> Result<u64> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let n = self.inbound(kind).await?;
+            if n >= target || Instant::now() > deadline {
+                return Ok(n);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// How many of okno's outbound messages stand at `status`, over the conversations `convs`.
     pub(crate) async fn count_status(&self, convs: &[String], status: &str) -> Result<usize> {
         let counts = futures::stream::iter(convs.iter().cloned())

@@ -67,12 +67,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
         .count()
         .await;
     let pushed = started.elapsed();
-    let deadline = Instant::now() + limit;
-    let mut got = server.inbound("viber").await? - before;
-    while got < n as u64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        got = server.inbound("viber").await? - before;
-    }
+    let got = server.wait_inbound("viber", before + n as u64, limit).await? - before;
     let t = started.elapsed();
     println!(
         "inbound, webhook: {got} of {n} messages from {PEOPLE} people stored in {:.2} s = {:.0} msg/s ({answered} callbacks answered 200 in {:.2} s)",
