@@ -13,7 +13,7 @@ use okno_testkit::vk::VkSim;
 use okno_testkit::whatsapp::WaSim;
 use okno_testkit::TestApp;
 
-use super::{hidden, operator, Client, PASSWORD};
+use super::{hidden, operator, post_form, Client, PASSWORD};
 
 /// One platform's form: what connects, and what the platform refuses.
 struct Case {
@@ -112,15 +112,13 @@ async fn each_new_platform_connects_from_its_form_and_a_refused_credential_saves
         for (field, _) in good {
             assert!(form.contains(&format!("name=\"{field}\"")), "{kind}: the form offers `{field}`");
         }
-        let post = |fields: &[(&'static str, String)]| {
-            let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf), ("kind", kind), ("name", "Окна Плюс")];
-            all.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
-            all.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        let submitted = |fields: &[(&'static str, String)]| {
+            let mut all = vec![("csrf", csrf.clone()), ("kind", kind.to_string()), ("name", "Окна Плюс".to_string())];
+            all.extend(fields.iter().cloned());
+            all
         };
 
-        let refused = post(bad);
-        let refused: Vec<(&str, &str)> = refused.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let refused = c.post("/ui/admin/channels", &refused).await;
+        let refused = post_form(&mut c, "/ui/admin/channels", &submitted(bad)).await;
         assert_eq!(refused.status, 400, "{kind}: {}", refused.body);
         let wrong = bad.iter().zip(good).find(|(b, g)| b.1 != g.1).map(|(b, _)| b.1.clone()).unwrap();
         assert!(refused.body.contains("id=\"channel-error\""), "{kind}: the reason shown: {}", refused.body);
@@ -128,9 +126,7 @@ async fn each_new_platform_connects_from_its_form_and_a_refused_credential_saves
         let stored = app.running().engine.store.list_channels().await.unwrap();
         assert!(!stored.iter().any(|ch| ch.kind.as_str() == *kind), "{kind}: nothing saved on a refusal");
 
-        let accepted = post(good);
-        let accepted: Vec<(&str, &str)> = accepted.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let accepted = c.post("/ui/admin/channels", &accepted).await;
+        let accepted = post_form(&mut c, "/ui/admin/channels", &submitted(good)).await;
         assert_eq!(
             (accepted.status, accepted.location.as_deref()),
             (303, Some("/ui/admin/channels")),
