@@ -129,7 +129,7 @@ impl Platform for Email {
                 Field::new("imap.password", text("IMAP password", "Пароль IMAP"), FieldKind::Text)
                     .help(text(
                         "An app password where the provider asks for one (Yandex, Mail.ru, Gmail)",
-                        "Пароль приложения, если почта его требует (Яндекс, Mail.ru, Gmail)",
+                        "Пароль приложения, если почтовый сервис требует его для сторонних программ",
                     ))
                     .required()
                     .secret(),
