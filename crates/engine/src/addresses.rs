@@ -25,8 +25,11 @@ pub fn mail_address(email: &str) -> Option<String> {
     (!local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)).then_some(email)
 }
 
+/// A contact's address as a channel names people, if they have one.
+type AddressOf = fn(&Contact) -> Option<String>;
+
 /// The kinds of channel that write to an address a contact keeps, and that address.
-const BY_ADDRESS: [(ChannelKind, fn(&Contact) -> Option<String>); 2] = [
+const BY_ADDRESS: [(ChannelKind, AddressOf); 2] = [
     (ChannelKind::Sms, |c| sms_number(c.phone.as_deref()?)),
     (ChannelKind::Email, |c| mail_address(c.email.as_deref()?)),
 ];

@@ -227,9 +227,9 @@ impl Inbox {
         {
             let (told, _stop) = handle.wait_with_timeout(max);
             // The server's keep-alives restart the crate's own timeout: the outer one bounds it.
-            match tokio::time::timeout(max + Duration::from_secs(1), told).await {
-                Ok(Err(e)) => return Err(ImapError::Connection(format!("IDLE: {e}"))),
-                Ok(Ok(_)) | Err(_) => {}
+            // New mail, the server's own timeout, or ours: all end the wait alike.
+            if let Ok(Err(e)) = tokio::time::timeout(max + Duration::from_secs(1), told).await {
+                return Err(ImapError::Connection(format!("IDLE: {e}")));
             }
         }
         let session = timed("ending IDLE", async {
