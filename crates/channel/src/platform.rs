@@ -101,6 +101,11 @@ pub enum InboundEvent {
     /// `delivered` → `read`; `failed` until it was delivered), so receipts repeated or out of
     /// order change nothing.
     Status { external_id: String, status: MessageStatus, reason: Option<String> },
+    /// A message okno sent came back for good (an e-mail's bounce: no such mailbox): it
+    /// fails with `reason`, and the address it went to is marked unreachable (blocked) until
+    /// the person writes from it again, so notifications fall back past it and broadcasts
+    /// skip it.
+    Bounced { external_id: String, reason: String },
     /// Nothing okno keeps.
     Ignore,
 }

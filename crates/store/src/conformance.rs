@@ -1575,6 +1575,25 @@ pub async fn an_e_mail_sender_is_the_contact_with_that_address(store: Arc<dyn St
     assert_eq!(store.get_contact(&person.id).await.unwrap().email.as_deref(), Some("tg5@shop.test"));
 }
 
+/// A bounce blocks the identity the bounced message went to — only that one — and the person
+/// writing from it again unblocks it.
+pub async fn a_bounce_blocks_the_address_it_went_to(store: Arc<dyn Store>) {
+    let mail = channel(&*store, "mail").await;
+    let m =
+        store.record_inbound(inbound(&mail.id, "gone@shop.test", "<g1@shop.test>", "привет")).await.unwrap().message;
+    let other = store.record_inbound(inbound(&mail.id, "here@shop.test", "<h1@shop.test>", "привет")).await.unwrap();
+    let (out, _) =
+        store.enqueue_outbound(send_req(Recipient::Conversation(m.conversation_id.clone()), "ответ")).await.unwrap();
+    store.mark_sent(&out.id, Some("okno.x1@okno.test".into())).await.unwrap();
+    store.block_recipient(&mail.id, "no-such-message@okno.test").await.unwrap();
+    assert!(!store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked, "an unknown id blocks nobody");
+    store.block_recipient(&mail.id, "okno.x1@okno.test").await.unwrap();
+    assert!(store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked);
+    assert!(!store.get_contact(&other.message.contact_id).await.unwrap().identities[0].blocked, "only theirs");
+    store.record_inbound(inbound(&mail.id, "gone@shop.test", "<g2@shop.test>", "я снова здесь")).await.unwrap();
+    assert!(!store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked, "writing again unblocks");
+}
+
 pub async fn a_receipt_before_its_send_is_recorded_is_applied_then(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;

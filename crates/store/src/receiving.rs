@@ -56,6 +56,9 @@ pub trait ReceivingStore: Send + Sync + 'static {
     /// What the conversation is about on its platform (an Avito ad), as its latest inbound
     /// message that said so named it.
     async fn platform_context(&self, conversation_id: &ConversationId) -> Result<Option<Value>>;
+    /// Marks the identity a sent message (named by its platform id) went to as blocked: the
+    /// address does not exist. The person writing from it again unblocks it.
+    async fn block_recipient(&self, channel_id: &ChannelId, external_id: &str) -> Result<()>;
 }
 
 /// A platform's word on a message okno sent.
@@ -257,6 +260,20 @@ impl ReceivingStore for SqlStore {
         }
         let channel_id = channel_id.to_owned();
         on!(self.write, |c| apply_receipts(c, &channel_id, &receipts, true).await)
+    }
+
+    async fn block_recipient(&self, channel_id: &ChannelId, external_id: &str) -> Result<()> {
+        let (channel_id, external_id) = (channel_id.to_owned(), external_id.to_owned());
+        on!(self.write, |c| {
+            c.exec(
+                "UPDATE identities SET blocked = 1 WHERE id IN (SELECT i.id FROM messages m JOIN identities i \
+                 ON i.contact_id = m.contact_id AND i.channel_id = m.channel_id \
+                 WHERE m.channel_id = $1 AND m.external_id = $2 AND m.direction = 'out')",
+                args![&channel_id, &external_id],
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     async fn platform_context(&self, conversation_id: &ConversationId) -> Result<Option<Value>> {

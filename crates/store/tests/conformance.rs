@@ -37,4 +37,5 @@ okno_store::both_backends!(
     an_inbound_context_is_kept_and_sent_to_webhooks,
     a_receipt_before_its_send_is_recorded_is_applied_then,
     an_e_mail_sender_is_the_contact_with_that_address,
+    a_bounce_blocks_the_address_it_went_to,
 );

@@ -5,8 +5,8 @@
 //!   `Message-ID` its platform id (so a mail read twice is stored once), `In-Reply-To` the
 //!   message it answers, the subject and ids its `context`, and each file a reference
 //!   `email-part:<uidvalidity>:<uid>:<n>` to be fetched from the folder.
-//! - A bounce of okno's own mail is the status `failed` of that message, with the server's
-//!   words; a delayed-delivery notice and an automatic reply are nothing okno keeps, nor is
+//! - A bounce of okno's own mail is [`InboundEvent::Bounced`]: that message failed, with the
+//!   server's words, and the address marked unreachable; a delayed-delivery notice and an automatic reply are nothing okno keeps, nor is
 //!   okno's own mail found in the folder.
 //!
 //! The poll cursor is `"<uidvalidity>:<last uid>"`, carried by every event read, so okno moves
@@ -15,7 +15,6 @@
 
 use okno_channel::{InboundAttachment, InboundEvent, InboundMessage, InboundSender, Received};
 use okno_domain::channel::UNSUBSCRIBE;
-use okno_domain::model::MessageStatus;
 use serde_json::json;
 
 use crate::config::EmailConfig;
@@ -57,14 +56,13 @@ impl Cursor {
 pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, uid: u32) -> InboundEvent {
     match &mail.kind {
         MailKind::Bounce(b) => match (&b.original_message_id, b.is_permanent()) {
-            (Some(id), true) => InboundEvent::Status {
+            (Some(id), true) => InboundEvent::Bounced {
                 external_id: id.clone(),
-                status: MessageStatus::Failed,
-                reason: Some(match (&b.status, &b.diagnostic) {
+                reason: match (&b.status, &b.diagnostic) {
                     (_, Some(d)) => format!("the mail came back: {d}"),
                     (Some(s), None) => format!("the mail came back: {s}"),
                     (None, None) => "the mail came back undelivered".to_string(),
-                }),
+                },
             },
             _ => InboundEvent::Ignore,
         },

@@ -2,7 +2,8 @@
 //! built goes to the channel's server byte for byte, the envelope sender the channel's own
 //! address, over TLS from the first byte (`tls`, port 465), a connection upgraded with STARTTLS
 //! (`starttls`, 587; the upgrade is required, never skipped) or, for a server on this machine
-//! only, a plain one. okno logs in with the channel's login; connections are pooled.
+//! only, a plain one. okno logs in with the channel's login; connections are pooled, and at
+//! most [`CONNECTIONS`] sends run at once, so each goes over a connection already open.
 //!
 //! What the server answers decides the message's fate: a 4xx reply (busy, greylisting, a
 //! mailbox full for now), a timeout or a lost connection is passing — the outbox tries again;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls as Wire, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use okno_channel::SendError;
 use okno_domain::error::{Error, Result};
@@ -24,10 +26,17 @@ use crate::config::{Sender, SmtpConfig, Tls};
 /// How long one SMTP exchange may take before it counts as lost.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// SMTP connections one channel keeps open and sends over at once. More sends than this wait
+/// for a connection rather than each opening its own (a TLS handshake and a login per mail,
+/// and a server that slows down a client opening dozens).
+pub const CONNECTIONS: usize = 8;
+
 /// A channel's way out: its SMTP server, login and address.
 pub struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Address,
+    /// One permit per pooled connection.
+    permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Smtp {
@@ -63,9 +72,10 @@ impl Smtp {
             .tls(wire)
             .credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()))
             .timeout(Some(TIMEOUT))
+            .pool_config(PoolConfig::new().max_size(CONNECTIONS as u32))
             .build();
         let from = from.address.parse::<Address>().map_err(|e| invalid(format!("`from`: {e}")))?;
-        Ok(Smtp { transport, from })
+        Ok(Smtp { transport, from, permits: tokio::sync::Semaphore::new(CONNECTIONS) })
     }
 
     /// Connects, says hello and logs in, as connecting a channel checks: `Err` carries what
@@ -86,6 +96,8 @@ impl Smtp {
             .map_err(|e| SendError::permanent(format!("`{}` is not an e-mail address: {e}", mail.to)))?;
         let envelope = Envelope::new(Some(self.from.clone()), vec![to])
             .map_err(|e| SendError::permanent(format!("the envelope: {e}")))?;
+        let _connection =
+            self.permits.acquire().await.map_err(|_| SendError::retry("the mail channel is shutting down"))?;
         self.transport.send_raw(&envelope, &mail.bytes).await.map(|_| ()).map_err(|e| classify(&e))
     }
 }

@@ -7,7 +7,6 @@
 
 use okno_channel::{InboundAttachment, InboundEvent};
 use okno_channel_email::{poll_once, Cursor, EmailConfig};
-use okno_domain::model::MessageStatus;
 use okno_testkit::mail::{unique_address, MailServer};
 use serde_json::json;
 
@@ -55,7 +54,7 @@ async fn a_poll_reads_messages_bounces_and_auto_replies_each_with_its_cursor() {
         other => panic!("the file as a reference into the folder: {other:?}"),
     }
     match &read[1].event {
-        InboundEvent::Status { external_id, status: MessageStatus::Failed, reason: Some(why) } => {
+        InboundEvent::Bounced { external_id, reason: why } => {
             assert_eq!(external_id, "okno.01JEXAMPLE0200@shop.ru");
             assert!(why.contains("came back"), "{why}");
         }

@@ -28,7 +28,7 @@ pub(crate) mod subscription;
 
 use okno_channel::{HookAnswer, HookRequest, InboundEvent, InboundMessage, Received};
 use okno_domain::ids::ChannelId;
-use okno_domain::model::Channel;
+use okno_domain::model::{Channel, MessageStatus};
 use okno_domain::Result;
 use okno_store::Receipt;
 
@@ -92,6 +92,13 @@ impl Engine {
             }
             InboundEvent::Status { external_id, status, reason } => {
                 self.store.record_receipts(&channel.id, vec![Receipt { external_id, status, reason }]).await?;
+                Ok(none)
+            }
+            InboundEvent::Bounced { external_id, reason } => {
+                let receipt =
+                    Receipt { external_id: external_id.clone(), status: MessageStatus::Failed, reason: Some(reason) };
+                self.store.record_receipts(&channel.id, vec![receipt]).await?;
+                self.store.block_recipient(&channel.id, &external_id).await?;
                 Ok(none)
             }
             InboundEvent::Ignore => Ok(none),

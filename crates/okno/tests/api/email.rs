@@ -3,7 +3,8 @@
 //! in KOI8-R, a 2 MB file) stored as a conversation of the contact with that address, the
 //! operator's answer arriving threaded in the customer's mailbox, the customer's answer to it
 //! landing in the same conversation, nothing read twice across a restart, a bounce failing the
-//! message it answers, and a notification to a contact okno knows only by address.
+//! message it answers and marking the address unreachable, a direct send to a contact okno
+//! knows only by address, and a broadcast with its subject and a working unsubscribe link.
 
 use std::time::Duration;
 
@@ -230,6 +231,9 @@ async fn a_bounce_fails_the_message_it_answers_and_opens_no_conversation() {
         1,
         "only okno's own conversation, none for the bounce: {convs}"
     );
+    // The address is marked unreachable: the next notification is not tried there.
+    let contact = app.get(&format!("/api/v1/contacts/{contact}")).await.body;
+    assert_eq!(contact["identities"][0]["blocked"], true, "{contact}");
 }
 
 #[tokio::test]
@@ -325,4 +329,83 @@ async fn a_broadcast_by_e_mail_has_its_subject_and_a_link_that_unsubscribes_on_p
     assert!(okno_channel_email::parse(&told[1]).unwrap().text.starts_with("Вы отписались"), "Boris is told");
     let contact = app.get(&format!("/api/v1/contacts/{}", ids[1])).await.body;
     assert_eq!(contact["identities"][0]["opted_out"], true, "{contact}");
+}
+
+/// The mail among `got` whose text starts with `start`.
+fn parsed_starting(got: &[Vec<u8>], start: &str) -> okno_channel_email::ParsedMail {
+    got.iter()
+        .map(|raw| okno_channel_email::parse(raw).unwrap())
+        .find(|m| m.text.starts_with(start))
+        .unwrap_or_else(|| panic!("a mail starting «{start}» among {}", got.len()))
+}
+
+const BOT: &str = r#"
+name: Магазин
+menus:
+  main:
+    text: Здравствуйте! Выберите пункт.
+    items:
+      - text: Доставка
+        do: {menu: delivery}
+      - text: Оператор
+        do: {handoff: {text: Соединяю с оператором.}}
+  delivery:
+    text: Доставляем по городу за 2 часа.
+    items:
+      - text: Назад
+        do: {menu: main}
+"#;
+
+#[tokio::test]
+async fn a_menu_bot_answers_in_numbered_lines_and_a_mailed_code_links_the_address() {
+    let Some(server) = MailServer::shared() else { return };
+    let app = TestApp::spawn().await;
+    let okno = okno_mailbox(server);
+    let ch = app.email_channel(server, &okno).await;
+    let r = app
+        .http
+        .put(format!("{}/api/v1/bots/{ch}", app.url))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/yaml")
+        .body(BOT)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    // The menu by mail: numbered lines, answered with a number in a reply that quotes it.
+    let gleb = person_mailbox(server, "gleb");
+    server.deliver(&mail(&gleb, &okno, "Вопрос", "g-1@shop.test", "", "привет"), &gleb, &[&okno]).await.unwrap();
+    // Postfix may hand over the two mails (okno's "not understood" and the menu) in any order.
+    let got = server.wait_for(&gleb, 2).await;
+    let menu = parsed_starting(&got, "Здравствуйте!");
+    assert_eq!(menu.text, "Здравствуйте! Выберите пункт.\n1. Доставка\n2. Оператор");
+    assert_eq!(menu.subject.as_deref(), Some("Re: Вопрос"));
+    let menu_id = menu.message_id.clone().unwrap();
+    let answer = mail(
+        &gleb,
+        &okno,
+        "Re: Вопрос",
+        "g-2@shop.test",
+        &format!("In-Reply-To: <{menu_id}>\r\n"),
+        "1\r\n\r\n06.12.2026 12:00, Магазин «Окно» пишет:\r\n> Здравствуйте! Выберите пункт.\r\n> 1. Доставка\r\n> 2. Оператор",
+    );
+    server.deliver(&answer, &gleb, &[&okno]).await.unwrap();
+    let got = server.wait_for(&gleb, 3).await;
+    let next = parsed_starting(&got, "Доставляем");
+    assert!(next.text.starts_with("Доставляем по городу за 2 часа.\n1. Назад"), "{:?}", next.text);
+
+    // A one-time code mailed from another address links that address to the business's contact.
+    let c = app.post("/api/v1/contacts", json!({"external_id": "emp-42", "name": "Иван Петров"})).await;
+    let contact_id = c.body["id"].as_str().unwrap().to_string();
+    let link = app.post(&format!("/api/v1/contacts/{contact_id}/link"), json!({})).await;
+    assert_eq!(link.status, 201, "{link:?}");
+    let code = link.body["code"].as_str().unwrap().to_string();
+    let ivan = person_mailbox(server, "ivan");
+    server.deliver(&mail(&ivan, &okno, "Код", "i-1@shop.test", "", &code), &ivan, &[&okno]).await.unwrap();
+    let confirm = server.wait_for(&ivan, 1).await;
+    assert_eq!(okno_channel_email::parse(&confirm[0]).unwrap().text, "Готово! Ваш аккаунт связан: Иван Петров.");
+    let linked = app.get(&format!("/api/v1/contacts/{contact_id}")).await.body;
+    assert_eq!(linked["identities"][0]["kind"], "email", "{linked}");
+    assert_eq!(linked["identities"][0]["user_id"], ivan.as_str());
 }
