@@ -83,16 +83,17 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
 
     // 2. Send.
     let convs = okno.conversations().await?;
+    let before = okno.sends_done().await?;
     let started = Instant::now();
     let queued = okno.queue_replies(&convs, outbound).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut sent = 0;
     while Instant::now() < deadline {
-        sent = okno.count_status(&convs, "sent").await?;
+        sent = (okno.sends_done().await? - before) as usize;
         if sent >= outbound {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = started.elapsed();
     println!(
@@ -104,6 +105,7 @@ pub async fn run(okno: &Path, n: usize, outbound: usize) -> Result<()> {
     );
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut delivered = 0;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     while Instant::now() < deadline {
         delivered = futures::stream::iter(people.iter())
             .map(|p| server.count(p))

@@ -100,11 +100,21 @@ impl Okno {
 
     /// okno's `inbound_messages` counter for one channel kind (`telegram`, `viber`…).
     pub(crate) async fn inbound(&self, kind: &str) -> Result<u64> {
+        self.counter("inbound_messages", &[&format!("channel_kind=\"{kind}\"")]).await
+    }
+
+    /// The sends okno finished as `sent` (its `deliveries` counter): one read however many
+    /// messages, so waiting on it does not load okno the way reading every conversation does.
+    pub(crate) async fn sends_done(&self) -> Result<u64> {
+        self.counter("deliveries", &["kind=\"send\"", "outcome=\"sent\""]).await
+    }
+
+    /// The sum of a counter of okno's `/metrics` over the lines that carry every label given.
+    async fn counter(&self, name: &str, labels: &[&str]) -> Result<u64> {
         let text = self.http.get(format!("{}/metrics", self.base)).send().await?.text().await?;
-        let label = format!("channel_kind=\"{kind}\"");
         Ok(text
             .lines()
-            .filter(|l| !l.starts_with('#') && l.contains("inbound_messages") && l.contains(&label))
+            .filter(|l| !l.starts_with('#') && l.contains(name) && labels.iter().all(|label| l.contains(label)))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             .map(|v| v as u64)
             .sum())

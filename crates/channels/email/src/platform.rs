@@ -55,11 +55,24 @@ const TLS_MODES: &[Choice] = &[
     },
 ];
 
-/// The e-mail platform. It keeps each polled mailbox's IMAP session between polls (keyed by
-/// the channel and its configuration), so a busy mailbox is not logged in to again and again.
+/// IMAP sessions one channel uses at once to fetch files out of stored mail.
+const FETCH_SESSIONS: usize = 4;
+
+/// The e-mail platform. It keeps each polled mailbox's IMAP session between polls, and a few
+/// sessions per mailbox for fetching files (keyed by the channel and its configuration), so a
+/// busy mailbox is not logged in to again and again — a login is a TLS handshake and an
+/// authentication, dearer than reading a mail.
 #[derive(Default)]
 pub struct Email {
     sessions: Mutex<HashMap<ChannelId, (Value, Inbox)>>,
+    fetchers: Mutex<HashMap<ChannelId, Arc<Fetchers>>>,
+}
+
+/// One channel's sessions for fetching files: at most [`FETCH_SESSIONS`] in use, the idle
+/// ones kept.
+struct Fetchers {
+    permits: tokio::sync::Semaphore,
+    idle: Mutex<Vec<(Value, Inbox)>>,
 }
 
 fn config_of(channel: &Channel) -> Result<EmailConfig> {
@@ -90,6 +103,65 @@ impl Email {
     fn keep(&self, channel: &Channel, inbox: Inbox) {
         if let Ok(mut s) = self.sessions.lock() {
             s.insert(channel.id.clone(), (channel.config.clone(), inbox));
+        }
+    }
+
+    fn fetchers(&self, channel: &Channel) -> Arc<Fetchers> {
+        let mut all = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(channel.id.clone())
+            .or_insert_with(|| {
+                Arc::new(Fetchers {
+                    permits: tokio::sync::Semaphore::new(FETCH_SESSIONS),
+                    idle: Mutex::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// Reads message `uid` with one of the channel's fetching sessions (opened when none is
+    /// idle), then keeps the session for the next fetch.
+    async fn fetch_mail(
+        &self,
+        channel: &Channel,
+        cfg: &EmailConfig,
+        part: PartRef,
+    ) -> std::result::Result<Vec<u8>, FetchError> {
+        let fetchers = self.fetchers(channel);
+        let _turn = fetchers.permits.acquire().await.map_err(|_| FetchError::Network("shutting down".into()))?;
+        let idle = fetchers.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut inbox = match idle {
+            Some((config, inbox)) if config == channel.config => inbox,
+            other => {
+                if let Some((_, old)) = other {
+                    old.close().await;
+                }
+                Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await.map_err(|e| match e {
+                    ImapError::Connection(m) => FetchError::Network(m),
+                    e => FetchError::Refused(e.to_string()),
+                })?
+            }
+        };
+        if inbox.uid_validity != part.uid_validity {
+            inbox.close().await;
+            return Err(FetchError::Refused(
+                "the folder was renumbered (UIDVALIDITY changed) since the mail came".into(),
+            ));
+        }
+        match inbox.fetch_uid(part.uid).await {
+            Ok(Some(mail)) => {
+                if let Ok(mut idle) = fetchers.idle.lock() {
+                    idle.push((channel.config.clone(), inbox));
+                }
+                Ok(mail.raw)
+            }
+            Ok(None) => {
+                if let Ok(mut idle) = fetchers.idle.lock() {
+                    idle.push((channel.config.clone(), inbox));
+                }
+                Err(FetchError::Refused("the mail is no longer in the folder".into()))
+            }
+            // A broken session is dropped; the outbox tries again with a new one.
+            Err(e) => Err(FetchError::Network(e.to_string())),
         }
     }
 }
@@ -332,25 +404,11 @@ impl Platform for Email {
         let part = PartRef::parse(reference)
             .ok_or_else(|| FetchError::Refused(format!("`{reference}` names no file of a mail")))?;
         let cfg = config_of(channel).map_err(|e| FetchError::Refused(e.message))?;
-        let mut inbox = Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await.map_err(|e| match e {
-            ImapError::Connection(m) => FetchError::Network(m),
-            e => FetchError::Refused(e.to_string()),
-        })?;
-        if inbox.uid_validity != part.uid_validity {
-            inbox.close().await;
-            return Err(FetchError::Refused(
-                "the folder was renumbered (UIDVALIDITY changed) since the mail came".into(),
-            ));
-        }
-        let got = inbox.fetch_uid(part.uid).await;
-        inbox.close().await;
-        let mail = got
-            .map_err(|e| FetchError::Network(e.to_string()))?
-            .ok_or_else(|| FetchError::Refused("the mail is no longer in the folder".into()))?;
+        let raw = self.fetch_mail(channel, &cfg, part).await?;
         let (body, mime) = match part.n {
-            None => (mail.raw, "message/rfc822".to_string()),
+            None => (raw, "message/rfc822".to_string()),
             Some(n) => {
-                let parsed = parse(&mail.raw).map_err(|e| FetchError::Refused(e.message))?;
+                let parsed = parse(&raw).map_err(|e| FetchError::Refused(e.message))?;
                 let file = parsed
                     .attachments
                     .into_iter()
