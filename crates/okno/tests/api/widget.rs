@@ -1,0 +1,455 @@
+//! The website widget end to end: a visitor calls the public visitor API the way the script
+//! does (with the site's `Origin`), operators answer through okno's API, the visitor's live
+//! stream (SSE) shows it. Also: resuming a stream, retried sends, signed customers, origins,
+//! limits, files, the script itself — and the widget in a real Chromium.
+
+use std::io::Write;
+
+use okno_testkit::widget::{customer_hash, Visitor, SITE, WIDGET_SECRET};
+use okno_testkit::TestApp;
+use serde_json::{json, Value};
+
+/// okno with a widget channel on [`SITE`] and a visitor with a session.
+async fn widget() -> (TestApp, String, Visitor) {
+    let app = TestApp::spawn().await;
+    let ch = app.widget_channel(&[SITE], json!({"title": "Магазин", "greeting": "Здравствуйте!"})).await;
+    let mut v = app.visitor(&ch, SITE);
+    let s = v.session(None).await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(s.body["config"]["title"], "Магазин");
+    assert!(s.body["config"].get("secret").is_none() && !s.body.to_string().contains(WIDGET_SECRET), "no secret shown");
+    (app, ch, v)
+}
+
+/// The conversation of okno message `id`.
+async fn conversation_of(app: &TestApp, id: &str) -> String {
+    let m = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m.status, 200, "{m:?}");
+    m.body["conversation_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn widget_a_visitor_writes_and_sees_the_operators_answer_live() {
+    let (app, ch, v) = widget().await;
+    let mut live = v.stream(None).await;
+    let sent = v.send("e1", "Здравствуйте! Есть ли доставка?").await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    assert_eq!(sent.body["duplicate"], false);
+    let id = sent.body["id"].as_str().unwrap().to_string();
+
+    // The visitor's own message comes back on the stream (their other tabs see it).
+    let mine = live.next_named("message", 10).await.expect("the visitor's message on the stream");
+    assert_eq!(mine.id.as_deref(), Some(id.as_str()));
+    assert_eq!(mine.data["from"], "visitor");
+
+    // The conversation is in okno, on the widget channel.
+    let conv = conversation_of(&app, &id).await;
+    let m = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m.body["channel_id"], ch.as_str());
+    assert_eq!(m.body["text"], "Здравствуйте! Есть ли доставка?");
+
+    // The operator types, then answers; the visitor sees both live.
+    let typing = app.post(&format!("/api/v1/conversations/{conv}/chat-action"), json!({"action": "typing"})).await;
+    assert_eq!(typing.status, 204, "{typing:?}");
+    let t = live.next_named("typing", 10).await.expect("typing reaches the visitor");
+    assert_eq!(t.id.as_deref(), Some(id.as_str()), "a typing event carries the last message's id");
+    let reply = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Да, по всей России", "buttons": [[{"text": "Условия", "data": "terms"}]]}),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let got = live.next_named("message", 10).await.expect("the answer reaches the visitor live");
+    assert_eq!(got.data["from"], "okno");
+    assert_eq!(got.data["text"], "Да, по всей России");
+    assert_eq!(got.data["buttons"][0][0]["text"], "Условия");
+    assert_eq!(got.id.as_deref(), reply.body["id"].as_str());
+
+    // The send went through the widget's adapter: the message is sent, okno's id its own.
+    let rid = reply.body["id"].as_str().unwrap();
+    let status = okno_testkit::eventually(10, || async {
+        let m = app.get(&format!("/api/v1/messages/{rid}")).await;
+        (m.body["status"] == "sent").then_some(m)
+    })
+    .await
+    .expect("the reply is marked sent");
+    assert_eq!(status.body["external_id"], rid);
+
+    // A press of the button is an inbound press in okno.
+    let press = v.post("/messages", json!({"echo_id": "p1", "button": "terms"})).await;
+    assert_eq!(press.status, 200, "{press:?}");
+    let pressed = app.get(&format!("/api/v1/messages/{}", press.body["id"].as_str().unwrap())).await;
+    assert_eq!(pressed.body["button_data"], "terms");
+
+    // History, both ways, oldest first.
+    let h = v.get("/messages").await;
+    let texts: Vec<&str> = h.body["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, vec!["Здравствуйте! Есть ли доставка?", "Да, по всей России"]);
+}
+
+#[tokio::test]
+async fn widget_a_stream_resumed_after_last_event_id_gets_exactly_the_missed_messages() {
+    let (app, _ch, v) = widget().await;
+    let first = v.send("hello", "Привет").await;
+    let conv = conversation_of(&app, first.body["id"].as_str().unwrap()).await;
+    let mut ids = vec![first.body["id"].as_str().unwrap().to_string()];
+    for n in 1..=2 {
+        let r =
+            app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": format!("ответ {n}")})).await;
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    // A first connection reads two events, then drops.
+    let mut live = v.stream(None).await;
+    let a = live.next_named("message", 10).await.unwrap();
+    let b = live.next_named("message", 10).await.unwrap();
+    assert_eq!([a.id.unwrap(), b.id.clone().unwrap()], [ids[0].clone(), ids[1].clone()]);
+    drop(live);
+    // While it is away: two more answers.
+    for n in 3..=4 {
+        let r =
+            app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": format!("ответ {n}")})).await;
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    // Reconnecting with Last-Event-ID: exactly the missed ones, in order, none twice.
+    let mut again = v.stream(b.id.as_deref()).await;
+    let mut got = Vec::new();
+    while let Some(e) = again.next_named("message", 3).await {
+        got.push(e.id.unwrap());
+    }
+    assert_eq!(got, ids[2..].to_vec(), "the missed messages, once each");
+}
+
+#[tokio::test]
+async fn widget_a_retried_send_is_stored_once() {
+    let (app, _ch, v) = widget().await;
+    let a = v.send("retry-1", "Один раз").await;
+    let b = v.send("retry-1", "Один раз").await;
+    assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(a.body["id"], b.body["id"], "the retry names the first message");
+    assert_eq!(b.body["duplicate"], true);
+    let conv = conversation_of(&app, a.body["id"].as_str().unwrap()).await;
+    let msgs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+    assert_eq!(msgs.body["items"].as_array().unwrap().len(), 1, "{msgs:?}");
+    // Another visitor's same echo id is another message.
+    let mut other = app.visitor(&_ch, SITE);
+    other.session(None).await;
+    let c = other.send("retry-1", "Один раз").await;
+    assert_ne!(c.body["id"], a.body["id"]);
+}
+
+#[tokio::test]
+async fn widget_a_signed_customer_continues_their_contact_and_a_forged_one_is_refused() {
+    let (app, ch, _) = widget().await;
+    let contact = app.post("/api/v1/contacts", json!({"external_id": "cust-42", "name": "Анна"})).await;
+    assert!(contact.status == 200 || contact.status == 201, "{contact:?}");
+    let contact_id = contact.body["id"].as_str().unwrap().to_string();
+
+    let mut forged = app.visitor(&ch, SITE);
+    let bad =
+        json!({"id": "cust-42", "name": "Анна", "hash": customer_hash("0123456789abcdef0123456789abcdef", "cust-42")});
+    let a = forged.session(Some(bad)).await;
+    assert_eq!((a.status, a.code()), (403, "identity_refused"), "{a:?}");
+    let unsigned = forged.session(Some(json!({"id": "cust-42"}))).await;
+    assert_eq!((unsigned.status, unsigned.code()), (403, "identity_refused"));
+    let other_id = json!({"id": "cust-43", "hash": customer_hash(WIDGET_SECRET, "cust-42")});
+    assert_eq!(forged.session(Some(other_id)).await.status, 403, "a hash of another id");
+
+    let mut anna = app.visitor(&ch, SITE);
+    let ok = json!({"id": "cust-42", "name": "Анна", "email": "anna@example.org", "hash": customer_hash(WIDGET_SECRET, "cust-42")});
+    let s = anna.session(Some(ok)).await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(s.body["customer"], true);
+    let sent = anna.send("a1", "Где мой заказ?").await;
+    let m = app.get(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap())).await;
+    assert_eq!(m.body["contact_id"], contact_id.as_str(), "the visitor writes as the site's customer");
+    let c = app.get(&format!("/api/v1/contacts/{contact_id}")).await;
+    assert!(c.body["identities"].as_array().unwrap().iter().any(|i| i["channel_id"] == ch.as_str()), "{c:?}");
+
+    // A customer okno did not know yet becomes a contact with that id.
+    let mut boris = app.visitor(&ch, SITE);
+    let s = boris
+        .session(Some(json!({"id": "cust-77", "name": "Борис", "hash": customer_hash(WIDGET_SECRET, "cust-77")})))
+        .await;
+    assert_eq!(s.status, 200, "{s:?}");
+    let sent = boris.send("b1", "Здравствуйте").await;
+    let m = app.get(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap())).await;
+    let c = app.get(&format!("/api/v1/contacts/{}", m.body["contact_id"].as_str().unwrap())).await;
+    assert_eq!(c.body["external_id"], "cust-77");
+}
+
+#[tokio::test]
+async fn widget_only_the_channels_sites_may_call_it() {
+    let (app, ch, v) = widget().await;
+    let preflight = |origin: &'static str| {
+        let (http, url) = (v.http.clone(), format!("{}/messages", v.base));
+        async move {
+            http.request(reqwest::Method::OPTIONS, url)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type, x-okno-visitor")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let ok = preflight(SITE).await;
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.headers()["access-control-allow-origin"], SITE);
+    assert!(ok.headers()["access-control-allow-headers"].to_str().unwrap().contains("x-okno-visitor"));
+    let evil = preflight("https://evil.example").await;
+    assert_eq!(evil.status(), 403);
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let mut stranger = app.visitor(&ch, "https://evil.example");
+    let s = stranger.session(None).await;
+    assert_eq!((s.status, s.code()), (403, "origin_not_allowed"), "{s:?}");
+    assert!(s.body["error"]["message"].as_str().unwrap().contains("evil.example"));
+    let mut no_origin = app.visitor(&ch, SITE);
+    no_origin.origin = String::new();
+    let r = no_origin.http.post(format!("{}/session", no_origin.base)).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let sent = v.send("x1", "hi").await;
+    assert_eq!(sent.status, 200);
+
+    // What the site's page reads carries its origin back.
+    let r = v
+        .http
+        .get(format!("{}/messages", v.base))
+        .header("origin", SITE)
+        .header("x-okno-visitor", v.token.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], SITE);
+    assert_eq!(r.headers()["vary"], "Origin");
+}
+
+#[tokio::test]
+async fn widget_bad_input_gets_clear_errors() {
+    let (app, ch, v) = widget().await;
+    let no_token = app.visitor(&ch, SITE);
+    let a = no_token.send("e1", "hi").await;
+    assert_eq!((a.status, a.code()), (401, "visitor_token_required"));
+    let raw = v
+        .http
+        .post(format!("{}/messages", v.base))
+        .header("origin", SITE)
+        .header("x-okno-visitor", v.token.clone().unwrap())
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    assert_eq!(raw.json::<Value>().await.unwrap()["error"]["code"], "invalid_body");
+    assert_eq!(v.post("/messages", json!({"echo_id": "e 1", "text": "x"})).await.code(), "invalid_echo_id");
+    assert_eq!(v.post("/messages", json!({"echo_id": "e1"})).await.code(), "empty_message");
+    let f = v
+        .post("/messages", json!({"echo_id": "e1", "files": [{"id": format!("{}.00", "a".repeat(64)), "name": "x"}]}))
+        .await;
+    assert_eq!(f.code(), "unknown_file", "a file the visitor did not upload");
+    let mut bad_token = app.visitor(&ch, SITE);
+    bad_token.token = Some("zz".into());
+    assert_eq!(bad_token.session(None).await.code(), "invalid_token");
+    // Nobody but okno's visitor API may hand the channel a visitor's message.
+    let forged = app
+        .raw_hook(&ch, serde_json::to_vec(&json!({"visitor": "w0", "echo_id": "e", "text": "x"})).unwrap(), None)
+        .await;
+    assert_eq!(forged.status, 401, "{forged:?}");
+    // A channel okno does not have has no widget.
+    assert_eq!(app.visitor("no-such-channel", SITE).get("/messages").await.status, 404);
+}
+
+#[tokio::test]
+async fn widget_a_visitor_sending_too_fast_is_answered_429() {
+    let (_app, _ch, v) = widget().await;
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        let a = v.send(&format!("burst-{n}"), "ещё").await;
+        if a.status == 429 {
+            assert_eq!(a.code(), "too_many_requests");
+        }
+        statuses.push(a.status);
+    }
+    assert!(statuses.contains(&200), "the first ones pass");
+    assert!(statuses.contains(&429), "then the visitor is slowed down: {statuses:?}");
+}
+
+#[tokio::test]
+async fn widget_files_go_both_ways() {
+    let (app, ch, v) = widget().await;
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+    let up = v.upload("фото.png", PNG).await;
+    assert_eq!(up.status, 201, "{up:?}");
+    assert_eq!(up.body["mime"], "image/png");
+    let sent = v
+        .post(
+            "/messages",
+            json!({"echo_id": "f1", "files": [{"id": up.body["id"], "name": "фото.png", "mime": "image/png"}]}),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let id = sent.body["id"].as_str().unwrap().to_string();
+    let att = okno_testkit::eventually(10, || async {
+        let m = app.get(&format!("/api/v1/messages/{id}")).await;
+        let a = m.body["attachments"][0].clone();
+        (a["state"] == "ready").then_some(a)
+    })
+    .await
+    .expect("the visitor's file is stored");
+    assert_eq!(att["name"], "фото.png");
+
+    // The operator answers with a file; the visitor's history lists it and they download it.
+    let conv = conversation_of(&app, &id).await;
+    let op = app
+        .http
+        .post(format!("{}/api/v1/attachments", app.url))
+        .query(&[("name", "счёт.pdf")])
+        .bearer_auth(&app.token)
+        .body(b"%PDF-1.4 test".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let op_id = op.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Счёт", "attachments": [{"id": op_id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let h = v.get("/messages").await;
+    let files: Vec<Value> =
+        h.body["messages"].as_array().unwrap().iter().flat_map(|m| m["files"].as_array().unwrap().clone()).collect();
+    assert_eq!(files.len(), 2, "{h:?}");
+    let token = v.token.clone().unwrap();
+    for f in &files {
+        let url = format!("{}{}", app.url, f["url"].as_str().unwrap());
+        let got = v.http.get(&url).query(&[("token", &token)]).send().await.unwrap();
+        assert_eq!(got.status(), 200, "{url}");
+    }
+    let pdf = v
+        .http
+        .get(format!("{}{}", app.url, files[1]["url"].as_str().unwrap()))
+        .query(&[("token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.bytes().await.unwrap().as_ref(), b"%PDF-1.4 test");
+    // Another visitor cannot read them.
+    let mut other = app.visitor(&ch, SITE);
+    other.session(None).await;
+    other.send("o1", "я другой").await;
+    let theirs = v
+        .http
+        .get(format!("{}{}", app.url, files[0]["url"].as_str().unwrap()))
+        .query(&[("token", other.token.clone().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 404);
+    // Nor send the first visitor's upload as theirs.
+    let stolen =
+        other.post("/messages", json!({"echo_id": "s1", "files": [{"id": up.body["id"], "name": "x.png"}]})).await;
+    assert_eq!(stolen.code(), "unknown_file");
+}
+
+#[tokio::test]
+async fn widget_the_script_is_served_cached_and_within_its_budget() {
+    let (app, ch, _) = widget().await;
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{}/widget/{ch}.js", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let script = r.bytes().await.unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&script).unwrap();
+    let size = gz.finish().unwrap().len();
+    eprintln!("the served widget.js: {} bytes, {size} gzipped", script.len());
+    assert!(size <= 50 * 1024, "{size} bytes gzipped, over the 50 KB budget");
+    let again = http.get(format!("{}/widget/{ch}.js", app.url)).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(http.get(format!("{}/widget/nope.js", app.url)).send().await.unwrap().status(), 404);
+}
+
+/// The widget in Chromium: a shop's page on 127.0.0.1 with the script tag; the visitor writes,
+/// an operator answers, the visitor sees it live; a reload keeps the history.
+#[tokio::test]
+async fn widget_works_in_a_real_browser() {
+    use okno_testkit::browser::{Browser, BROWSER_TURN};
+    let _turn = BROWSER_TURN.lock().await;
+    let app = TestApp::spawn().await;
+    // The shop's page, on its own port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shop = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let ch = app
+        .widget_channel(
+            &[&shop],
+            json!({"title": "Магазин «Ромашка»", "greeting": "Здравствуйте! Чем помочь?", "color": "#0F766E"}),
+        )
+        .await;
+    let page = format!(
+        "<!doctype html><html lang=\"ru\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; script-src {okno}; connect-src {okno}; img-src {okno}\">\
+         <title>Ромашка</title></head><body><h1>Магазин «Ромашка»</h1><p>Цветы с доставкой.</p>\
+         <script src=\"{okno}/widget/{ch}.js\" async></script></body></html>",
+        okno = app.url
+    );
+    let served = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+
+    let Some(b) = Browser::start().await else { return };
+    let shadow = "document.querySelector('#okno-widget').shadowRoot";
+    b.goto(&format!("{shop}/")).await;
+    b.wait_for(10, &format!("return !!document.querySelector('#okno-widget') && !!{shadow}.querySelector('.bubble')"))
+        .await;
+    b.screenshot("widget-closed").await;
+    b.js(&format!("{shadow}.querySelector('.bubble').click()")).await;
+    b.wait_for(10, &format!("return {shadow}.querySelector('.msg.okno') !== null")).await;
+    let title = b.js(&format!("return {shadow}.querySelector('.head b').textContent")).await;
+    assert_eq!(title, "Магазин «Ромашка»");
+    b.js(&format!("var t = {shadow}.querySelector('textarea'); t.value = 'Можно доставить сегодня?'; {shadow}.querySelector('.send').click()")).await;
+
+    let m = app.wait_message(|m| m["text"] == "Можно доставить сегодня?").await;
+    let conv = m["conversation_id"].as_str().unwrap();
+    app.post(&format!("/api/v1/conversations/{conv}/chat-action"), json!({"action": "typing"})).await;
+    b.wait_for(10, &format!("return {shadow}.querySelector('.typing').textContent.length > 0")).await;
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Да, до 21:00 привезём.", "buttons": [[{"text": "Оформить", "data": "order"}]]}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    b.wait_for(
+        10,
+        &format!("return [...{shadow}.querySelectorAll('.msg.okno')].some(e => e.textContent.includes('до 21:00'))"),
+    )
+    .await;
+    b.screenshot("widget-open").await;
+    // The bot's button is pressed: a press in okno.
+    b.js(&format!("[...{shadow}.querySelectorAll('.btns button')].find(x => x.textContent === 'Оформить').click()"))
+        .await;
+    app.wait_message(|m| m["button_data"] == "order").await;
+
+    // A reload: the same visitor, the history restored.
+    b.goto(&format!("{shop}/")).await;
+    b.wait_for(10, &format!("return !!document.querySelector('#okno-widget') && !!{shadow}.querySelector('.bubble')"))
+        .await;
+    b.js(&format!("{shadow}.querySelector('.bubble').click()")).await;
+    b.wait_for(
+        10,
+        &format!("return [...{shadow}.querySelectorAll('.msg')].some(e => e.textContent.includes('до 21:00'))"),
+    )
+    .await;
+    let mine = b.js(&format!("return [...{shadow}.querySelectorAll('.msg.visitor')].map(e => e.textContent)")).await;
+    assert!(mine.as_array().unwrap().iter().any(|t| t == "Можно доставить сегодня?"), "{mine}");
+
+    // A phone-sized screen: the window fills it.
+    b.screen(Some((390, 844))).await;
+    b.wait_for(10, &format!("return {shadow}.querySelector('.win').getBoundingClientRect().width === 390")).await;
+    b.screenshot("widget-phone").await;
+    b.screen(None).await;
+}
