@@ -76,14 +76,15 @@ impl Platform for Widget {
             vec![
                 Field::new("origins", text("Sites", "Сайты"), FieldKind::Json)
                     .help(text(
-                        "the sites that embed the widget, e.g. [\"https://shop.example\"]",
-                        "сайты, на которых стоит виджет, например [\"https://shop.example\"]",
+                        "the sites that embed the widget: a JSON list of their addresses, without paths",
+                        "сайты, на которых стоит виджет: список их адресов в JSON, без путей",
                     ))
+                    .placeholder("[\"https://shop.example\"]")
                     .required(),
                 Field::new("secret", text("Identity secret", "Секрет подписи"), FieldKind::Text)
                     .help(text(
                         "signs logged-in customers' ids (64 hex characters); okno makes one when empty",
-                        "им сайт подписывает id вошедших клиентов (64 hex-символа); пусто — okno создаст сам",
+                        "им сайт подписывает номера вошедших клиентов (64 шестнадцатеричных символа); пусто — okno создаст сам",
                     ))
                     .secret()
                     .advanced(),

@@ -166,6 +166,8 @@ fn english_words(text: &str) -> Vec<String> {
         // Avito, as the platform writes its name in Latin letters.
         "Avito",
         "Viber",
+        // The website chat, by its platform name.
+        "Widget",
         "Callback",
         "Long",
         "Poll",
