@@ -374,6 +374,25 @@ async fn widget_the_script_is_served_cached_and_within_its_budget() {
     assert_eq!(http.get(format!("{}/widget/nope.js", app.url)).send().await.unwrap().status(), 404);
 }
 
+/// A 1×1 PNG.
+const PIXEL: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\xda\x63\x64\x60\xf8\x5f\x0f\x00\x02\x87\x01\x80\xeb\x47\xba\x92\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82";
+
+/// A company's site on 127.0.0.1: its origin, and the listener its pages are served on.
+async fn shop() -> (String, tokio::net::TcpListener) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    (origin, listener)
+}
+
+/// Serves each `(path, html)` on `listener`.
+fn serve(listener: tokio::net::TcpListener, pages: Vec<(&'static str, String)>) {
+    let mut router = axum::Router::new();
+    for (path, html) in pages {
+        router = router.route(path, axum::routing::get(move || async move { axum::response::Html(html) }));
+    }
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+}
+
 /// The widget in Chromium: a shop's page on 127.0.0.1 with the script tag; the visitor writes,
 /// an operator answers, the visitor sees it live; a reload keeps the history.
 #[tokio::test]
@@ -381,9 +400,7 @@ async fn widget_works_in_a_real_browser() {
     use okno_testkit::browser::{Browser, BROWSER_TURN};
     let _turn = BROWSER_TURN.lock().await;
     let app = TestApp::spawn().await;
-    // The shop's page, on its own port.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shop = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (shop, listener) = shop().await;
     let ch = app
         .widget_channel(
             &[&shop],
@@ -397,8 +414,7 @@ async fn widget_works_in_a_real_browser() {
          <script src=\"{okno}/widget/{ch}.js\" async></script></body></html>",
         okno = app.url
     );
-    let served = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
-    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    serve(listener, vec![("/", page)]);
 
     let Some(b) = Browser::start().await else { return };
     let shadow = "document.querySelector('#okno-widget').shadowRoot";
@@ -434,6 +450,55 @@ async fn widget_works_in_a_real_browser() {
         .await;
     app.wait_message(|m| m["button_data"] == "order").await;
 
+    // A file each way: the visitor attaches one, the operator answers with a picture.
+    b.js(&format!(
+        "var i = {shadow}.querySelector('input[type=file]'); var dt = new DataTransfer(); \
+         dt.items.add(new File(['накладная 42'], 'накладная.txt', {{type: 'text/plain'}})); \
+         i.files = dt.files; i.dispatchEvent(new Event('change'))"
+    ))
+    .await;
+    let with_file = app.wait_message(|m| m["attachments"][0]["name"] == "накладная.txt").await;
+    let att_id = with_file["attachments"][0]["id"].as_str().unwrap().to_string();
+    let stored = okno_testkit::eventually(10, || async {
+        let r = app
+            .http
+            .get(format!("{}/api/v1/attachments/{att_id}", app.url))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(())?;
+        r.bytes().await.ok()
+    })
+    .await
+    .expect("the visitor's file is stored in okno");
+    assert_eq!(stored.as_ref(), "накладная 42".as_bytes());
+    let pic = app
+        .http
+        .post(format!("{}/api/v1/attachments", app.url))
+        .query(&[("name", "схема.png")])
+        .bearer_auth(&app.token)
+        .header("content-type", "image/png")
+        .body(PIXEL.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let pic_id = pic.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Схема проезда", "attachments": [{"id": pic_id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    b.wait_for(
+        10,
+        &format!(
+            "var img = {shadow}.querySelector('.msg.okno img'); return !!img && img.complete && img.naturalWidth === 1"
+        ),
+    )
+    .await;
+
     // A reload: the same visitor, the history restored.
     b.goto(&format!("{shop}/")).await;
     b.wait_for(10, &format!("return !!document.querySelector('#okno-widget') && !!{shadow}.querySelector('.bubble')"))
@@ -452,4 +517,63 @@ async fn widget_works_in_a_real_browser() {
     b.wait_for(10, &format!("return {shadow}.querySelector('.win').getBoundingClientRect().width === 390")).await;
     b.screenshot("widget-phone").await;
     b.screen(None).await;
+}
+
+/// In English, with a pre-chat form: the visitor is asked their name and e-mail before the
+/// first message, and okno's contact has the name. A page passing a forged customer gets the
+/// refusal, not a chat.
+#[tokio::test]
+async fn widget_in_english_asks_the_prechat_form_and_refuses_a_forged_customer() {
+    use okno_testkit::browser::{Browser, BROWSER_TURN};
+    let _turn = BROWSER_TURN.lock().await;
+    let app = TestApp::spawn().await;
+    let (shop, listener) = shop().await;
+    let prechat = json!([{"field": "name", "required": true}, {"field": "email", "required": true}]);
+    let ch = app.widget_channel(&[&shop], json!({"prechat": prechat})).await;
+    let tag = format!("<script src=\"{}/widget/{ch}.js\" async></script>", app.url);
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"></head><body><p>Shop</p>{tag}</body></html>"
+    );
+    let forged = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"></head><body>\
+         <script>window.oknoWidgetSettings = {{customer: {{id: \"42\", name: \"Mallory\", hash: \"{}\"}}}};</script>{tag}</body></html>",
+        customer_hash("0123456789abcdef0123456789abcdef", "42")
+    );
+    serve(listener, vec![("/", page), ("/account", forged)]);
+
+    let Some(b) = Browser::start().await else { return };
+    let shadow = "document.querySelector('#okno-widget').shadowRoot";
+    b.goto(&format!("{shop}/")).await;
+    b.wait_for(10, &format!("return !!document.querySelector('#okno-widget') && !!{shadow}.querySelector('.bubble')"))
+        .await;
+    b.js(&format!("{shadow}.querySelector('.bubble').click()")).await;
+    b.wait_for(10, &format!("return {shadow}.querySelector('.form').style.display === 'flex'")).await;
+    let placeholders =
+        b.js(&format!("return [...{shadow}.querySelectorAll('.form input')].map(i => i.placeholder)")).await;
+    assert_eq!(placeholders, json!(["Name *", "E-mail *"]), "the form in the page's language");
+    b.js(&format!("{shadow}.querySelector('.form .go').click()")).await;
+    let err = b.js(&format!("return {shadow}.querySelector('.form .err').textContent")).await;
+    assert_eq!(err, "Please fill in the required fields");
+    b.js(&format!(
+        "var f = {shadow}.querySelectorAll('.form input'); f[0].value = 'Ann Lee'; f[1].value = 'ann@example.org'; \
+         {shadow}.querySelector('.form .go').click()"
+    ))
+    .await;
+    b.wait_for(10, &format!("return {shadow}.querySelector('.form').style.display === 'none'")).await;
+    b.js(&format!(
+        "var t = {shadow}.querySelector('textarea'); t.value = 'Hello there'; {shadow}.querySelector('.send').click()"
+    ))
+    .await;
+    let m = app.wait_message(|m| m["text"] == "Hello there").await;
+    let contact = app.get(&format!("/api/v1/contacts/{}", m["contact_id"].as_str().unwrap())).await;
+    assert_eq!(contact.body["name"], "Ann Lee", "{contact:?}");
+
+    // The site's account page passes a customer signed with another secret.
+    b.goto(&format!("{shop}/account")).await;
+    b.wait_for(10, &format!("return !!document.querySelector('#okno-widget') && !!{shadow}.querySelector('.bubble')"))
+        .await;
+    b.js(&format!("{shadow}.querySelector('.bubble').click()")).await;
+    let note = b.wait_for(10, &format!("return {shadow}.querySelector('.note').textContent")).await;
+    assert!(note.as_str().unwrap().contains("identity_refused"), "{note}");
+    assert_eq!(b.js(&format!("return {shadow}.querySelectorAll('.msg').length")).await, json!(0), "no chat shown");
 }
