@@ -38,7 +38,7 @@ use okno_channel_widget::identity::{check_file_ref, file_ref, valid_token, verif
 use okno_channel_widget::live::{self, Notice};
 use okno_channel_widget::visitor::{Envelope, EnvelopeFile, SendRequest, SessionRequest};
 use okno_channel_widget::{WidgetConfig, MAX_FILE, SCRIPT, SIGNATURE_HEADER, STREAM_POLL};
-use okno_domain::ids::{ChannelId, ContactId};
+use okno_domain::ids::{ChannelId, ContactId, MessageId};
 use okno_domain::model::{Channel, ChannelKind, ContactInput, Direction, Message};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
@@ -302,30 +302,35 @@ async fn start_session(state: &AppState, site: &Site, ip: IpAddr, body: &[u8]) -
 }
 
 /// Links the visitor to the contact the site's customer id names (made when okno has none).
+/// Only the id is signed: the name, e-mail and phone the page passes fill the contact's empty
+/// fields and never replace what okno knows.
 async fn link_customer(
     state: &AppState,
     channel: &Channel,
     visitor: &str,
     c: okno_channel_widget::visitor::Customer,
 ) -> Result<(), ApiError> {
-    let input = ContactInput {
-        external_id: Some(c.id),
-        name: c.name.clone(),
-        phone: c.phone.clone(),
-        email: c.email,
+    let store = &state.engine.store;
+    let by_id = ContactInput { external_id: Some(c.id), ..Default::default() }.normalize()?;
+    let (contact, _) = store.upsert_contact(by_id).await?;
+    let fill = ContactInput {
+        name: c.name.clone().filter(|_| contact.name.is_none()),
+        phone: c.phone.clone().filter(|_| contact.phone.is_none()),
+        email: c.email.filter(|_| contact.email.is_none()),
         ..Default::default()
+    };
+    if fill.name.is_some() || fill.phone.is_some() || fill.email.is_some() {
+        store.update_contact(&contact.id, fill.normalize()?).await?;
     }
-    .normalize()?;
-    let (contact, _) = state.engine.store.upsert_contact(input).await?;
     let sender = okno_channel::InboundSender {
         user_id: visitor.to_string(),
         chat_id: visitor.to_string(),
         username: None,
         display_name: c.name,
-        phone: c.phone,
+        phone: None,
         is_group: false,
     };
-    state.engine.store.attach_identity(&contact.id, &channel.id, sender).await?;
+    store.attach_identity(&contact.id, &channel.id, sender).await?;
     Ok(())
 }
 
@@ -364,6 +369,7 @@ async fn send_message(
         };
         files.push(EnvelopeFile { sha256, name: f.clean_name(), mime: f.clean_mime() });
     }
+    let email = req.email.clone();
     let envelope = Envelope {
         visitor: visitor.clone(),
         echo_id: req.echo_id,
@@ -379,8 +385,26 @@ async fn send_message(
     let signature = okno_channel_widget::identity::envelope_signature(&site.cfg.secret, &body);
     signed.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).map_err(|e| Error::internal(e.to_string()))?);
     let reply = state.engine.receive_hook(&site.channel.id, &HookRequest::new(&signed, &body)).await?;
+    if let (Some(email), Some(id), false) = (email, &reply.id, reply.duplicate) {
+        // The message is stored: an address okno cannot keep does not fail the visitor's send.
+        if let Err(ApiError(e)) = remember_email(state, id, email).await {
+            tracing::info!(code = %e.code, "a widget visitor's e-mail was not kept: {}", e.message);
+        }
+    }
     live::hub().notify(site.channel.id.as_str(), &visitor, Notice::Stored);
     Ok(Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response())
+}
+
+/// The e-mail a visitor gave in the pre-chat form, kept on their contact when it has none (so
+/// okno can write to them after they left).
+async fn remember_email(state: &AppState, message_id: &MessageId, email: String) -> Result<(), ApiError> {
+    let store = &state.engine.store;
+    let contact = store.get_contact(&store.get_message(message_id).await?.contact_id).await?;
+    if contact.email.is_none() {
+        let input = ContactInput { email: Some(email), ..Default::default() }.normalize()?;
+        store.update_contact(&contact.id, input).await?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

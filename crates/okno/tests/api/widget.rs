@@ -156,7 +156,8 @@ async fn widget_a_signed_customer_continues_their_contact_and_a_forged_one_is_re
     assert_eq!(forged.session(Some(other_id)).await.status, 403, "a hash of another id");
 
     let mut anna = app.visitor(&ch, SITE);
-    let ok = json!({"id": "cust-42", "name": "Анна", "email": "anna@example.org", "hash": customer_hash(WIDGET_SECRET, "cust-42")});
+    // Only the id is signed: the page's name does not replace okno's, its e-mail fills the gap.
+    let ok = json!({"id": "cust-42", "name": "Не Анна", "email": "anna@example.org", "hash": customer_hash(WIDGET_SECRET, "cust-42")});
     let s = anna.session(Some(ok)).await;
     assert_eq!(s.status, 200, "{s:?}");
     assert_eq!(s.body["customer"], true);
@@ -165,6 +166,7 @@ async fn widget_a_signed_customer_continues_their_contact_and_a_forged_one_is_re
     assert_eq!(m.body["contact_id"], contact_id.as_str(), "the visitor writes as the site's customer");
     let c = app.get(&format!("/api/v1/contacts/{contact_id}")).await;
     assert!(c.body["identities"].as_array().unwrap().iter().any(|i| i["channel_id"] == ch.as_str()), "{c:?}");
+    assert_eq!((c.body["name"].as_str(), c.body["email"].as_str()), (Some("Анна"), Some("anna@example.org")));
 
     // A customer okno did not know yet becomes a contact with that id.
     let mut boris = app.visitor(&ch, SITE);
@@ -372,6 +374,33 @@ async fn widget_the_script_is_served_cached_and_within_its_budget() {
     let again = http.get(format!("{}/widget/{ch}.js", app.url)).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(http.get(format!("{}/widget/nope.js", app.url)).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn widget_working_hours_and_the_prechat_answers_reach_okno() {
+    let app = TestApp::spawn().await;
+    let closed = json!({"days": [], "from": "09:00", "to": "18:00", "message": "Мы отдыхаем"});
+    let ch = app
+        .widget_channel(&[SITE], json!({"offline": closed, "prechat": [{"field": "phone", "required": true}]}))
+        .await;
+    let mut v = app.visitor(&ch, SITE);
+    let s = v.session(None).await;
+    assert_eq!(s.body["config"]["online"], false, "{s:?}");
+    assert_eq!(s.body["config"]["offline_message"], "Мы отдыхаем");
+    assert_eq!(s.body["config"]["prechat"], json!([{"field": "phone", "required": true}]));
+    let always = json!({"days": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "24:00"});
+    let open = app.widget_channel(&[SITE], json!({"offline": always})).await;
+    assert_eq!(app.visitor(&open, SITE).session(None).await.body["config"]["online"], true);
+
+    let body = json!({"echo_id": "o1", "text": "Перезвоните", "name": "Ольга", "phone": "+7 900 123-45-67", "email": "olga@example.org"});
+    let sent = v.post("/messages", body).await;
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let m = app.get(&format!("/api/v1/messages/{}", sent.body["id"].as_str().unwrap())).await;
+    let c = app.get(&format!("/api/v1/contacts/{}", m.body["contact_id"].as_str().unwrap())).await;
+    assert_eq!(c.body["name"], "Ольга", "{c:?}");
+    assert_eq!(c.body["email"], "olga@example.org", "the pre-chat e-mail is kept on the contact");
+    let digits: String = c.body["phone"].as_str().unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(digits, "79001234567", "{c:?}");
 }
 
 /// A 1×1 PNG.
