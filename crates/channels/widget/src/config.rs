@@ -72,7 +72,7 @@ impl WidgetConfig {
     /// the origins, the secret (generated when absent: kept from `previous` if it had one,
     /// new otherwise), the colour, texts and hours.
     pub fn parse(config: &Value, previous: Option<&Value>) -> Result<WidgetConfig> {
-        let mut config = config.clone();
+        let mut config = from_form(config.clone());
         let given = config.get("secret").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
         if !given {
             let kept = previous.and_then(|p| p.get("secret")).and_then(Value::as_str).filter(|s| valid_secret(s));
@@ -128,6 +128,26 @@ impl WidgetConfig {
             "offline_message": self.offline.as_ref().and_then(|o| o.message.clone()),
         })
     }
+}
+
+/// A configuration as the administration form sends it, made what the API takes: `origins`
+/// as one text (separated by spaces, commas or lines, or a JSON list) becomes a list, and empty
+/// optional texts are left out.
+fn from_form(mut config: Value) -> Value {
+    let Some(obj) = config.as_object_mut() else { return config };
+    if let Some(text) = obj.get("origins").and_then(Value::as_str).map(str::to_string) {
+        let list: Vec<String> = match serde_json::from_str::<Vec<String>>(&text) {
+            Ok(list) => list,
+            Err(_) => text.split([',', ' ', '\n', '\r', '\t']).filter(|o| !o.is_empty()).map(str::to_string).collect(),
+        };
+        obj.insert("origins".into(), json!(list));
+    }
+    for name in ["title", "greeting", "color", "secret"] {
+        if obj.get(name).and_then(Value::as_str).is_some_and(|v| v.trim().is_empty()) {
+            obj.remove(name);
+        }
+    }
+    config
 }
 
 /// A secret okno accepts: hex, long enough.
@@ -216,6 +236,18 @@ mod tests {
         }
         assert!(cfg(json!({"origins": ["http://127.0.0.1:8080"]})).is_ok(), "loopback over http is a developer's");
         assert!(cfg(json!({"origins": []})).is_err());
+    }
+
+    #[test]
+    fn the_forms_text_is_read_like_the_apis_list() {
+        let form = json!({"origins": "https://a.example, https://b.example\nhttps://c.example", "title": "", "color": " ", "secret": ""});
+        let c = cfg(form).unwrap();
+        assert_eq!(c.origins, vec!["https://a.example", "https://b.example", "https://c.example"]);
+        assert_eq!((c.title, c.color), (None, None));
+        assert!(valid_secret(&c.secret), "an empty secret is generated");
+        let listed = cfg(json!({"origins": "[\"https://a.example\"]"})).unwrap();
+        assert_eq!(listed.origins, vec!["https://a.example"]);
+        assert!(cfg(json!({"origins": " , "})).is_err(), "no site at all");
     }
 
     #[test]

@@ -76,10 +76,10 @@ impl Platform for Widget {
             vec![
                 Field::new("origins", text("Sites", "Сайты"), FieldKind::Json)
                     .help(text(
-                        "the sites that embed the widget: a JSON list of their addresses, without paths",
-                        "сайты, на которых стоит виджет: список их адресов в JSON, без путей",
+                        "the sites that embed the widget: their addresses without paths, separated by commas",
+                        "сайты, на которых стоит виджет: их адреса без путей, через запятую",
                     ))
-                    .placeholder("[\"https://shop.example\"]")
+                    .placeholder("https://shop.example, https://www.shop.example")
                     .required(),
                 Field::new("secret", text("Identity secret", "Секрет подписи"), FieldKind::Text)
                     .help(text(

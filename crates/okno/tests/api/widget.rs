@@ -403,6 +403,46 @@ async fn widget_working_hours_and_the_prechat_answers_reach_okno() {
     assert_eq!(digits, "79001234567", "{c:?}");
 }
 
+/// An administrator connects a widget from the channels page: the form made from the schema
+/// takes the sites as one line; a site that is no origin is refused and nothing is saved.
+#[tokio::test]
+async fn widget_connects_from_the_administrators_form() {
+    use crate::ui::{hidden, operator, Client, PASSWORD};
+    let app = TestApp::spawn().await;
+    operator(&app, "admin", okno_domain::model::Role::Admin).await;
+    let mut c = Client::new(&app);
+    assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+    let page = c.get("/ui/admin/channels").await.body;
+    assert!(page.contains("id=\"channel-form-widget\""), "the widget's form is offered");
+    let csrf = hidden(&page, "csrf");
+    let form = |origins: &'static str| {
+        let mut f = vec![("csrf", csrf.clone()), ("kind", "widget".into()), ("name", "Сайт".into())];
+        f.extend([
+            ("origins", origins.into()),
+            ("title", "Чат".into()),
+            ("greeting", String::new()),
+            ("color", String::new()),
+        ]);
+        f.push(("secret", String::new()));
+        f
+    };
+    let bad = form("shop.example/catalog");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = c.post("/ui/admin/channels", &bad).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("id=\"channel-error\""));
+    assert!(app.running().engine.store.list_channels().await.unwrap().is_empty(), "nothing saved");
+    let good = form("https://shop.example, https://www.shop.example");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let accepted = c.post("/ui/admin/channels", &good).await;
+    assert_eq!((accepted.status, accepted.location.as_deref()), (303, Some("/ui/admin/channels")), "{}", accepted.body);
+    let channels = app.running().engine.store.list_channels().await.unwrap();
+    let ch = channels.iter().find(|ch| ch.kind.as_str() == "widget").expect("the widget is connected");
+    assert_eq!(ch.config["origins"], json!(["https://shop.example", "https://www.shop.example"]));
+    assert_eq!(ch.config["secret"].as_str().map(str::len), Some(64), "a secret made by okno");
+    assert!(ch.config.get("greeting").is_none(), "an empty greeting is none");
+}
+
 /// A 1×1 PNG.
 const PIXEL: &[u8] = b"\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\x0d\x49\x44\x41\x54\x78\xda\x63\x64\x60\xf8\x5f\x0f\x00\x02\x87\x01\x80\xeb\x47\xba\x92\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82";
 
