@@ -588,15 +588,7 @@ fn open_stream(state: &AppState, site: &Site, ip: IpAddr, headers: &HeaderMap, q
         .or(q.after)
         .filter(|a| !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric()));
     let rx = live::hub().subscribe(site.channel.id.as_str(), &visitor);
-    let reader = Reader {
-        state: state.clone(),
-        channel: site.channel.id.clone(),
-        visitor,
-        contact: None,
-        after,
-        rx,
-        pending: VecDeque::new(),
-    };
+    let reader = Reader::new(state, site.channel.id.clone(), visitor, after, rx);
     let sse = Sse::new(events(reader)).keep_alive(KeepAlive::default());
     let mut resp = sse.into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -605,35 +597,86 @@ fn open_stream(state: &AppState, site: &Site, ip: IpAddr, headers: &HeaderMap, q
 }
 
 /// One visitor's stream: where it stands, and what it has yet to send.
+///
+/// Message ids grow with the time okno made them, but two messages stored at once may commit
+/// in the other order: a stream that read past the later one must still send the earlier.
+/// So each read looks again [`SETTLE_MS`] behind the newest id sent and skips what this
+/// connection sent already — never behind where the connection began (`floor`: the page's
+/// `Last-Event-ID`), so a resumed stream sends nothing twice.
 struct Reader {
     state: AppState,
     channel: ChannelId,
     visitor: String,
     contact: Option<ContactId>,
-    /// The id of the last message sent (none: from the visitor's first).
-    after: Option<String>,
-    rx: tokio::sync::broadcast::Receiver<Notice>,
+    /// Where the connection began: the browser has everything up to this id.
+    floor: String,
+    /// The newest message id sent (or `floor`).
+    after: String,
+    /// Ids this connection sent within the settling window.
+    sent: std::collections::BTreeSet<String>,
+    rx: Receiver,
     pending: VecDeque<Event>,
 }
 
+/// How far behind the newest message a stream looks again for one committed late.
+const SETTLE_MS: u64 = 2_000;
+
+/// The smallest id made `SETTLE_MS` before `id` (a UUIDv7 in hex: its first 12 digits are
+/// milliseconds); `id` itself when it is not one.
+fn settle_from(id: &str) -> String {
+    match id.get(..12).and_then(|ms| u64::from_str_radix(ms, 16).ok()) {
+        Some(ms) if id.len() == 32 => format!("{:012x}{}", ms.saturating_sub(SETTLE_MS), "0".repeat(20)),
+        _ => id.to_string(),
+    }
+}
+
 impl Reader {
-    /// Reads the messages after the last one sent; returns whether there were any.
+    fn new(state: &AppState, channel: ChannelId, visitor: String, after: Option<String>, rx: Receiver) -> Reader {
+        let floor = after.unwrap_or_default();
+        Reader {
+            state: state.clone(),
+            channel,
+            visitor,
+            contact: None,
+            after: floor.clone(),
+            floor,
+            sent: Default::default(),
+            rx,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Reads the messages this connection has not sent; returns whether there were any.
     async fn read(&mut self) -> okno_domain::Result<bool> {
         if self.contact.is_none() {
             self.contact =
                 self.state.engine.store.identity_on(&self.channel, &self.visitor).await?.map(|i| i.contact_id);
         }
-        let Some(contact) = &self.contact else { return Ok(false) };
-        let page = VisitorPage::After(self.after.clone().unwrap_or_default());
-        let items = self.state.engine.store.visitor_messages(&self.channel, contact, page, PAGE).await?;
-        for m in &items {
-            let data = view(&self.channel, m).to_string();
-            self.pending.push_back(Event::default().id(&m.id).event("message").data(data));
+        let Some(contact) = self.contact.clone() else { return Ok(false) };
+        let mut cursor = settle_from(&self.after).max(self.floor.clone());
+        let mut any = false;
+        loop {
+            let page = VisitorPage::After(cursor.clone());
+            let items = self.state.engine.store.visitor_messages(&self.channel, &contact, page, PAGE).await?;
+            for m in &items {
+                let id = m.id.to_string();
+                if self.sent.contains(&id) {
+                    continue;
+                }
+                let data = view(&self.channel, m).to_string();
+                self.pending.push_back(Event::default().id(&id).event("message").data(data));
+                self.after = self.after.clone().max(id.clone());
+                self.sent.insert(id);
+                any = true;
+            }
+            match items.last() {
+                Some(last) if items.len() == PAGE as usize => cursor = last.id.to_string(),
+                _ => break,
+            }
         }
-        if let Some(last) = items.last() {
-            self.after = Some(last.id.to_string());
-        }
-        Ok(!items.is_empty())
+        // What fell out of the window is never looked at again.
+        self.sent = self.sent.split_off(&settle_from(&self.after));
+        Ok(any)
     }
 
     /// Waits for a bell, a second, or okno stopping (`false`).
@@ -642,8 +685,7 @@ impl Reader {
             _ = self.state.shutdown.cancelled() => false,
             notice = self.rx.recv() => {
                 if let Ok(Notice::Typing) = notice {
-                    let id = self.after.clone().unwrap_or_default();
-                    self.pending.push_back(Event::default().id(id).event("typing").data("{}"));
+                    self.pending.push_back(Event::default().id(&self.after).event("typing").data("{}"));
                 }
                 true
             }
@@ -671,7 +713,32 @@ fn events(reader: Reader) -> impl Stream<Item = Result<Event, Infallible>> {
     })
 }
 
+type Receiver = tokio::sync::broadcast::Receiver<Notice>;
+
 /// Visitors with a live stream open in this process (for the metrics and tests).
 pub fn visitors_listening() -> usize {
     live::hub().listening()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settling_window_starts_two_seconds_before_an_id() {
+        let id = okno_domain::ids::new_id();
+        let from = settle_from(&id);
+        assert_eq!(from.len(), 32);
+        assert!(from < id, "{from} before {id}");
+        let ms = |s: &str| u64::from_str_radix(&s[..12], 16).unwrap_or_default();
+        assert_eq!(ms(&id) - ms(&from), SETTLE_MS);
+        assert_eq!(settle_from(""), "", "no message yet: from the start");
+        assert_eq!(settle_from("not-an-id"), "not-an-id");
+    }
+
+    #[test]
+    fn the_script_validator_is_a_quoted_digest() {
+        let etag = script_etag();
+        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34, "{etag}");
+    }
 }
