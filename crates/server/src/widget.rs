@@ -17,7 +17,8 @@
 //! visitor and per address. A visitor's message is signed and handed to the engine as the
 //! channel's hook request, so it is stored before the visitor's 2xx like any platform's.
 //! The stream reads the store after its last event: woken at once by the channel's adapter
-//! in this process, and once a second in any case (another process on the same database).
+//! in this process, and every five seconds or so in any case (another process on the same
+//! database).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -679,8 +680,16 @@ impl Reader {
         Ok(any)
     }
 
-    /// Waits for a bell, a second, or okno stopping (`false`).
+    /// This stream's share of the spread between streams' own reads: up to a second, fixed by
+    /// the visitor's id.
+    fn spread(&self) -> std::time::Duration {
+        let n = self.visitor.get(1..5).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0);
+        std::time::Duration::from_millis(n % 1000)
+    }
+
+    /// Waits for a bell, [`STREAM_POLL`], or okno stopping (`false`).
     async fn wait(&mut self) -> bool {
+        let spread = self.spread();
         tokio::select! {
             _ = self.state.shutdown.cancelled() => false,
             notice = self.rx.recv() => {
@@ -689,7 +698,7 @@ impl Reader {
                 }
                 true
             }
-            _ = tokio::time::sleep(STREAM_POLL) => true,
+            _ = tokio::time::sleep(STREAM_POLL + spread) => true,
         }
     }
 }

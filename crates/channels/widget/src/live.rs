@@ -2,7 +2,7 @@
 //!
 //! A visitor's stream reads the store: what it shows is what okno keeps, so a reconnect misses
 //! nothing and a message sent by another okno process on the same PostgreSQL still arrives
-//! (the stream also reads on its own once a second). This hub only makes it read at once:
+//! (the stream also reads on its own every few seconds). This hub only makes it read at once:
 //! the adapter rings the visitor's bell after a send, the visitor API after the visitor wrote
 //! (their other tabs), and "typing…" travels through it alone (it is never stored).
 //!

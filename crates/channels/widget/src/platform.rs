@@ -189,5 +189,6 @@ impl Adapter for WidgetAdapter {
 }
 
 /// How long a visitor's stream waits for a bell before it reads the store on its own (a
-/// message another okno process stored).
-pub const STREAM_POLL: Duration = Duration::from_secs(1);
+/// message another okno process stored; this process's ring at once). Each stream adds up to a
+/// second of its own, so a thousand streams do not read at the same moment.
+pub const STREAM_POLL: Duration = Duration::from_secs(5);
