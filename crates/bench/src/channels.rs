@@ -39,6 +39,8 @@ pub enum Kind {
     Avito,
     /// Its own benchmark (`viber.rs`): callbacks, replies and receipts.
     Viber,
+    /// Its own benchmark (`email.rs`): a real Postfix and Dovecot, fetch and send.
+    Email,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Sms => "sms",
             Kind::Avito => "avito",
             Kind::Viber => "viber",
+            Kind::Email => "email",
         }
     }
 }
@@ -91,9 +94,9 @@ impl Sim {
             Kind::Max => Sim::Max(MaxSim::start().await),
             Kind::Vk => Sim::Vk(VkSim::start().await),
             Kind::Ok => Sim::Ok(OkSim::start().await),
-            Kind::Whatsapp | Kind::Sms | Kind::Avito | Kind::Viber => {
+            Kind::Whatsapp | Kind::Sms | Kind::Avito | Kind::Viber | Kind::Email => {
                 unreachable!(
-                    "whatsapp, sms, avito and viber run their own benchmarks (whatsapp.rs, sms.rs, avito.rs, viber.rs)"
+                    "whatsapp, sms, avito, viber and email run their own benchmarks (whatsapp.rs, sms.rs, avito.rs, viber.rs, email.rs)"
                 )
             }
         }

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 mod avito;
 mod broadcast;
 mod channels;
+mod email;
 mod events;
 mod render;
 mod server;
@@ -63,7 +64,8 @@ struct Args {
     /// Measure the Telegram channel against the Bot API simulator instead.
     #[arg(long)]
     telegram: bool,
-    /// Measure the MAX, VK, OK, WhatsApp, Viber, SMS or Avito channel against its simulator (`--inbound` messages per
+    /// Measure the MAX, VK, OK, WhatsApp, Viber, SMS or Avito channel against its simulator (e-mail: against a real
+    /// Postfix and Dovecot) (`--inbound` messages per
     /// receive mode, `--outbound` replies, then a 1,000-person broadcast at the platform's limits).
     #[arg(long, value_enum)]
     channel: Option<channels::Kind>,
@@ -152,6 +154,9 @@ async fn main() -> Result<()> {
     }
     if args.channel == Some(channels::Kind::Avito) {
         return avito::run(&okno, args.inbound, args.outbound).await;
+    }
+    if args.channel == Some(channels::Kind::Email) {
+        return email::run(&okno, args.inbound, args.outbound).await;
     }
     if args.channel == Some(channels::Kind::Viber) {
         return viber::run(&okno, args.inbound, args.outbound).await;

@@ -67,6 +67,13 @@ pub trait ChannelState: Send + Sync {
     /// Records a sending message's options (how many parts of a long text are out), so a
     /// send retried after a crash does not repeat them.
     async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()>;
+    /// What a conversation is about on its platform, as the latest inbound message that said
+    /// so named it (its `context`): an e-mail answer reads the subject and threading ids of
+    /// the mail it answers here. `None` by default, for states that keep no conversations.
+    async fn conversation_context(&self, conversation_id: &str) -> Result<Option<Value>> {
+        let _ = conversation_id;
+        Ok(None)
+    }
 }
 
 /// A checked configuration.
@@ -131,6 +138,8 @@ pub enum HookAnswer {
     /// A JSON body the platform takes as a reply (Viber: the welcome message answering
     /// `conversation_started`, the one moment a bot may write first).
     Body(Value),
+    /// A page for a person's browser (an e-mail's unsubscribe link).
+    Html(String),
 }
 
 /// What okno's estimate of one message says: how many parts a platform that charges by the
@@ -211,10 +220,11 @@ pub trait Platform: Send + Sync + 'static {
         format!("{public_url}/hooks/{}", channel.id)
     }
 
-    /// A platform's verification request to the hook address (`GET /hooks/{channel_id}`,
-    /// WhatsApp's `hub.challenge`): `Some(Ok(body))` answers it 200 with `body`, `Some(Err(_))`
-    /// refuses it, `None` means the platform makes no such request.
-    fn verify_hook(&self, channel: &Channel, request: &HookRequest<'_>) -> Option<Result<String>> {
+    /// A request to the hook address with `GET` (`/hooks/{channel_id}`): a platform's
+    /// verification (WhatsApp's `hub.challenge`) or a person following a link okno sent (an
+    /// e-mail's unsubscribe link). `Some(Ok(answer))` answers it 200, `Some(Err(_))` refuses
+    /// it, `None` means the platform makes no such request.
+    fn verify_hook(&self, channel: &Channel, request: &HookRequest<'_>) -> Option<Result<HookAnswer>> {
         let _ = (channel, request);
         None
     }

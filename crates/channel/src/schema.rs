@@ -130,15 +130,50 @@ impl Schema {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// Whether `path` names a group of fields (`imap` for `imap.host`, `imap.port`…).
+    pub fn is_group(&self, path: &str) -> bool {
+        self.fields.iter().any(|f| f.name.strip_prefix(path).is_some_and(|rest| rest.starts_with('.')))
+    }
+
     /// Checks a configuration as given to the API: an object, no unknown or internal fields,
-    /// every required one present, each of its kind. The platform checks the rest (a token
-    /// against its service) when it connects.
+    /// every required one present, each of its kind. A field named with a dot (`imap.host`)
+    /// lives in a nested object (`{"imap": {"host": …}}`). The platform checks the rest (a
+    /// token against its service) when it connects.
     pub fn check(&self, config: &Value) -> Result<()> {
         let bad = |m: String| Error::invalid("invalid_channel_config", m);
         let Some(obj) = config.as_object() else { return Err(bad("`config` must be an object".into())) };
-        for (name, value) in obj {
-            let Some(field) = self.field(name) else {
-                let known: Vec<&str> = self.fields.iter().filter(|f| !f.internal).map(|f| f.name).collect();
+        self.check_object(obj, "")?;
+        for f in self.fields.iter().filter(|f| f.required) {
+            let present =
+                lookup(config, f.name).is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+            if !present {
+                return Err(bad(format!("`{}` is required", f.name)));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_object(&self, obj: &Map<String, Value>, prefix: &str) -> Result<()> {
+        let bad = |m: String| Error::invalid("invalid_channel_config", m);
+        for (key, value) in obj {
+            let name = format!("{prefix}{key}");
+            if self.field(&name).is_none() && self.is_group(&name) {
+                match value {
+                    Value::Object(inner) => self.check_object(inner, &format!("{name}."))?,
+                    Value::Null => {}
+                    _ => return Err(bad(format!("`{name}` must be an object"))),
+                }
+                continue;
+            }
+            let Some(field) = self.field(&name) else {
+                let mut known: Vec<&str> = self
+                    .fields
+                    .iter()
+                    .filter(|f| !f.internal)
+                    .filter_map(|f| f.name.strip_prefix(prefix))
+                    .map(|rest| rest.split('.').next().unwrap_or(rest))
+                    .collect();
+                known.dedup();
                 return Err(bad(format!("unknown field `{name}` (known: {})", known.join(", "))));
             };
             if field.internal {
@@ -174,30 +209,36 @@ impl Schema {
                 return Err(bad(format!("`{name}` must be {want}")));
             }
         }
-        for f in self.fields.iter().filter(|f| f.required) {
-            let present =
-                obj.get(f.name).is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
-            if !present {
-                return Err(bad(format!("`{}` is required", f.name)));
-            }
-        }
         Ok(())
     }
 
-    /// The configuration as it may be shown: secrets and internal fields left out.
+    /// The configuration as it may be shown: secrets and internal fields left out, inside
+    /// nested groups too.
     pub fn redact(&self, config: &Value) -> Value {
-        let Some(obj) = config.as_object() else { return json!({}) };
-        let shown: Map<String, Value> = obj
-            .iter()
-            .filter(|(k, _)| self.field(k).is_none_or(|f| !f.secret && !f.internal))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Value::Object(shown)
+        match config.as_object() {
+            Some(obj) => Value::Object(self.redact_object(obj, "")),
+            None => json!({}),
+        }
     }
 
-    /// The configuration's JSON Schema, for the OpenAPI document.
+    fn redact_object(&self, obj: &Map<String, Value>, prefix: &str) -> Map<String, Value> {
+        obj.iter()
+            .filter_map(|(k, v)| {
+                let name = format!("{prefix}{k}");
+                match (self.field(&name), v) {
+                    (Some(f), _) if f.secret || f.internal => None,
+                    (None, Value::Object(inner)) if self.is_group(&name) => {
+                        Some((k.clone(), Value::Object(self.redact_object(inner, &format!("{name}.")))))
+                    }
+                    _ => Some((k.clone(), v.clone())),
+                }
+            })
+            .collect()
+    }
+
+    /// The configuration's JSON Schema, for the OpenAPI document (groups as nested objects).
     pub fn json_schema(&self) -> Value {
-        let mut props = Map::new();
+        let mut root = json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false});
         for f in self.fields.iter().filter(|f| !f.internal) {
             let mut p = match &f.kind {
                 FieldKind::Text => json!({"type": "string"}),
@@ -218,10 +259,55 @@ impl Schema {
                 p["writeOnly"] = json!(true);
             }
             p["description"] = json!(text);
-            props.insert(f.name.to_string(), p);
+            let mut at = &mut root;
+            let mut parts = f.name.split('.').peekable();
+            while let Some(part) = parts.next() {
+                if f.required {
+                    push_unique(&mut at["required"], part);
+                }
+                if parts.peek().is_none() {
+                    at["properties"][part] = p;
+                    break;
+                }
+                if at["properties"].get(part).is_none() {
+                    at["properties"][part] =
+                        json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false});
+                }
+                at = &mut at["properties"][part];
+            }
         }
-        let required: Vec<&str> = self.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
-        json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+        root
+    }
+}
+
+/// The value at a field's name in a configuration: `imap.host` is `config["imap"]["host"]`.
+pub fn lookup<'a>(config: &'a Value, name: &str) -> Option<&'a Value> {
+    name.split('.').try_fold(config, |v, part| v.as_object()?.get(part))
+}
+
+/// Sets the value at a field's name, making the nested objects on the way.
+pub fn insert(config: &mut Map<String, Value>, name: &str, value: Value) {
+    match name.split_once('.') {
+        None => {
+            config.insert(name.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let inner = config.entry(head.to_string()).or_insert_with(|| json!({}));
+            if !inner.is_object() {
+                *inner = json!({});
+            }
+            if let Value::Object(inner) = inner {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn push_unique(list: &mut Value, name: &str) {
+    if let Value::Array(items) = list {
+        if !items.iter().any(|i| i == name) {
+            items.push(json!(name));
+        }
     }
 }
 
@@ -269,6 +355,45 @@ mod tests {
         assert_eq!(js["required"], json!(["token"]));
         assert_eq!(js["properties"]["token"]["writeOnly"], json!(true));
         assert!(js["properties"].get("webhook_secret").is_none());
+    }
+
+    fn grouped() -> Schema {
+        Schema::new(
+            text("Connect", "Подключить"),
+            vec![
+                Field::new("imap.host", text("IMAP server", "Сервер IMAP"), FieldKind::Text).required(),
+                Field::new("imap.port", text("IMAP port", "Порт IMAP"), FieldKind::Integer),
+                Field::new("imap.password", text("Password", "Пароль"), FieldKind::Text).required().secret(),
+                Field::new("from", text("From", "Отправитель"), FieldKind::Text).required(),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_dotted_name_is_a_field_of_a_nested_object() {
+        let s = grouped();
+        let good = json!({"imap": {"host": "mail.shop.ru", "port": 993, "password": "p"}, "from": "a@shop.ru"});
+        s.check(&good).unwrap();
+        let msg = |v: Value| s.check(&v).unwrap_err().message;
+        assert!(msg(json!({"imap": {"host": "h", "password": "p"}})).contains("`from` is required"));
+        assert!(msg(json!({"imap": {"host": "h"}, "from": "f"})).contains("`imap.password` is required"));
+        assert!(msg(json!({"imap": {"host": "h", "password": "p", "port": "x"}, "from": "f"}))
+            .contains("`imap.port` must be an integer"));
+        assert!(msg(json!({"imap": {"host": "h", "password": "p", "hots": 1}, "from": "f"}))
+            .contains("unknown field `imap.hots` (known: host, port, password)"));
+        assert!(msg(json!({"imap": "h", "from": "f"})).contains("`imap` must be an object"));
+        assert_eq!(s.redact(&good), json!({"imap": {"host": "mail.shop.ru", "port": 993}, "from": "a@shop.ru"}));
+        let js = s.json_schema();
+        assert_eq!(js["required"], json!(["imap", "from"]));
+        assert_eq!(js["properties"]["imap"]["required"], json!(["host", "password"]));
+        assert_eq!(js["properties"]["imap"]["properties"]["password"]["writeOnly"], json!(true));
+        let mut built = Map::new();
+        insert(&mut built, "imap.host", json!("h"));
+        insert(&mut built, "imap.port", json!(143));
+        insert(&mut built, "from", json!("f"));
+        assert_eq!(Value::Object(built), json!({"imap": {"host": "h", "port": 143}, "from": "f"}));
+        assert_eq!(lookup(&good, "imap.port"), Some(&json!(993)));
+        assert_eq!(lookup(&good, "smtp.port"), None);
     }
 
     fn json() -> impl proptest::strategy::Strategy<Value = Value> {

@@ -14,6 +14,9 @@ pub struct InboundSender {
     pub username: Option<String>,
     pub display_name: Option<String>,
     pub phone: Option<String>,
+    /// The person's e-mail address, where the platform proves it (a mail's sender): a new
+    /// person with the address of a contact okno knows is that contact.
+    pub email: Option<String>,
     /// A group chat: one party, where the thread is with the group and replies go to it.
     pub is_group: bool,
 }
@@ -78,6 +81,13 @@ pub struct SubscriptionChange {
     pub subscribed: bool,
     pub answer: String,
 }
+
+/// The button data of a broadcast's "unsubscribe" button (and the answer it records): a press
+/// of it opts the person out of broadcasts.
+pub const UNSUBSCRIBE: &str = "unsubscribe";
+
+/// The message option naming an e-mail's subject (a broadcast's `subject`, rendered).
+pub const SUBJECT_OPTION: &str = "subject";
 
 /// The message option naming the template a message may go out as ([`crate::model::TemplateRef`]).
 pub const TEMPLATE_OPTION: &str = "template";

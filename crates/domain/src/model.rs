@@ -304,14 +304,17 @@ pub struct ContactInput {
 }
 
 impl ContactInput {
-    /// Trims and checks the fields; a phone keeps only `+` and digits.
+    /// Trims and checks the fields; a phone keeps only `+` and digits, an e-mail address is
+    /// lowercased.
     pub fn normalize(mut self) -> Result<Self> {
         fn clean(v: Option<String>) -> Option<String> {
             v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
         }
         self.external_id = clean(self.external_id);
         self.name = clean(self.name);
-        self.email = clean(self.email);
+        // Addresses are kept in lower case, so a mail from `Anna@Shop.ru` finds the contact
+        // whose address was typed `anna@shop.ru`.
+        self.email = clean(self.email).map(|e| e.to_lowercase());
         if let Some(e) = &self.email {
             if !e.contains('@') || e.len() > 320 {
                 return Err(Error::invalid("invalid_email", format!("`{e}` is not an email address")));

@@ -52,6 +52,10 @@ pub struct BroadcastSpec {
     /// can still write «стоп»).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribe_button: Option<String>,
+    /// The subject of its e-mails (a MiniJinja template over `contact`, like the text);
+    /// absent: the e-mail channel's own subject for new mails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Rendered over the masked contact (`+7999•••••22`, `i•••@example.ru`): set by okno from
     /// the role that made the broadcast, whatever the request said, so that a role without the
     /// right to personal data cannot read it through a template.
@@ -231,10 +235,10 @@ impl Engine {
         }
         let send_at = spec.send_at.as_deref().and_then(parse_rfc3339);
         let stored = serde_json::to_value(&spec).map_err(|e| Error::internal(e.to_string()))?;
-        // People okno has only a phone number for are reached by SMS.
-        if self.sms_channel().await?.is_some() {
+        // People okno has only a phone number for are reached by SMS, only an address by e-mail.
+        if self.sms_channel().await?.is_some() || self.email_channel().await?.is_some() {
             let audience = self.audience(&spec.audience).await?;
-            self.reach_by_phone(&audience).await?;
+            self.reach_by_address(&audience).await?;
         }
         let new = NewBroadcast { name: spec.name.clone(), spec: stored, send_at, created_by };
         let broadcast = self.store.create_broadcast(new).await?;
@@ -366,6 +370,17 @@ impl Engine {
             let rendered = match options {
                 Ok(options) => render_message(&self.renderer, text, &buttons, &ctx).await.map(|r| (r, options)),
                 Err(e) => Err(e),
+            };
+            let rendered = match (rendered, &spec.subject) {
+                (Ok((r, mut options)), Some(subject)) => match self.renderer.render(subject, &ctx).await {
+                    Ok(subject) if options.is_object() => {
+                        options[okno_domain::channel::SUBJECT_OPTION] = json!(subject.trim());
+                        Ok((r, options))
+                    }
+                    Ok(_) => Ok((r, options)),
+                    Err(e) => Err(e),
+                },
+                (other, _) => other,
             };
             items.push(match rendered {
                 Ok((r, options)) => BroadcastItem::Send {

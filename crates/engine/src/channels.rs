@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use okno_channel::{Adapter, Capabilities, ChannelState, Platform};
-use okno_domain::ids::{ChannelId, MessageId};
+use okno_domain::ids::{ChannelId, ConversationId, MessageId};
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{Error, Result};
 use okno_store::{ChannelPatch, Store};
@@ -63,6 +63,10 @@ impl ChannelState for KeptInStore {
 
     async fn set_message_options(&self, message_id: &str, options: Value) -> Result<()> {
         self.store.set_message_options(&MessageId::from(message_id), options).await
+    }
+
+    async fn conversation_context(&self, conversation_id: &str) -> Result<Option<Value>> {
+        self.store.platform_context(&ConversationId::from(conversation_id)).await
     }
 }
 

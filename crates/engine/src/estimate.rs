@@ -46,15 +46,19 @@ impl Engine {
     pub async fn estimate(&self, ids: &[ContactId], text: &str) -> Result<Estimate> {
         let mut per_channel: BTreeMap<ChannelId, usize> = BTreeMap::new();
         let mut unreachable = 0;
-        // A person with only a phone number is reached by SMS (`phones`).
+        // A person with only a phone number is reached by SMS, one with only an e-mail
+        // address by e-mail (`addresses`).
         let sms = self.sms_channel().await?.map(|c| c.id);
+        let email = self.email_channel().await?.map(|c| c.id);
         for chunk in ids.chunks(500) {
             for c in self.store.get_contacts(chunk).await? {
                 let by_phone =
-                    || sms.clone().filter(|_| c.phone.as_deref().and_then(crate::phones::sms_number).is_some());
+                    || sms.clone().filter(|_| c.phone.as_deref().and_then(crate::addresses::sms_number).is_some());
+                let by_email =
+                    || email.clone().filter(|_| c.email.as_deref().and_then(crate::addresses::mail_address).is_some());
                 match next_identity(c.preferred_channel_id.as_ref(), &c.identities, &[]).map(|i| i.channel_id.clone()) {
                     Some(channel) => *per_channel.entry(channel).or_default() += 1,
-                    None => match by_phone() {
+                    None => match by_phone().or_else(by_email) {
                         Some(channel) => *per_channel.entry(channel).or_default() += 1,
                         None => unreachable += 1,
                     },

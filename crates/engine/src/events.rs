@@ -471,8 +471,9 @@ impl Engine {
         }
         let mut seen = HashSet::new();
         people.retain(|id| seen.insert(id.clone()));
-        // A phone number reaches a person by SMS when their messengers do not.
-        self.reach_by_phone(&people).await?;
+        // A phone number reaches a person by SMS, an address by e-mail, when their messengers
+        // do not.
+        self.reach_by_address(&people).await?;
         let not_made = |contact_id: &str, code: &str, error: String| NotMade {
             rule_id: rule.id.clone(),
             contact_id: contact_id.to_string(),

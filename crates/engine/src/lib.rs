@@ -17,6 +17,7 @@ pub use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub mod addresses;
 pub mod bots;
 pub mod broadcasts;
 pub mod channels;
@@ -24,7 +25,6 @@ pub mod contacts;
 pub mod estimate;
 pub mod events;
 pub mod metrics;
-pub mod phones;
 mod reaper;
 mod receiving;
 pub mod render;
@@ -321,7 +321,18 @@ impl Engine {
         }
         validate_keyboard(&req.buttons)?;
         self.check_window(&req).await?;
-        let out = self.store.enqueue_outbound(req).await?;
+        let out = match self.store.enqueue_outbound(req.clone()).await {
+            // A person okno has only a phone number or an e-mail address for is reached on
+            // the channel that writes to it (`addresses`).
+            Err(e) if e.code == "no_identity" => match &req.to {
+                okno_store::Recipient::Contact(id) => {
+                    self.reach_by_address(std::slice::from_ref(id)).await?;
+                    self.store.enqueue_outbound(req).await?
+                }
+                _ => return Err(e),
+            },
+            other => other?,
+        };
         self.wake();
         Ok(out)
     }

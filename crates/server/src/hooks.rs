@@ -33,14 +33,29 @@ async fn receive(
 ) -> ApiResult<Response> {
     let request = HookRequest::new(&headers, &body).with_query(query.as_deref());
     let reply = state.engine.receive_hook(&channel_id, &request).await?;
-    Ok(match reply.answer {
-        HookAnswer::Json => Json(json!({"id": reply.id, "duplicate": reply.duplicate})).into_response(),
-        HookAnswer::Text(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
-        HookAnswer::Body(body) => Json(body).into_response(),
-    })
+    Ok(answer(reply.answer, || json!({"id": reply.id, "duplicate": reply.duplicate})))
 }
 
-/// A platform's verification request (WhatsApp's `hub.challenge`), answered by its platform.
+/// A platform's answer as an HTTP response; `json` is okno's own for [`HookAnswer::Json`].
+fn answer(answer: HookAnswer, json: impl FnOnce() -> serde_json::Value) -> Response {
+    match answer {
+        HookAnswer::Json => Json(json()).into_response(),
+        HookAnswer::Text(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        HookAnswer::Body(body) => Json(body).into_response(),
+        HookAnswer::Html(page) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            page,
+        )
+            .into_response(),
+    }
+}
+
+/// A platform's verification request (WhatsApp's `hub.challenge`) or a person's link (an
+/// e-mail's unsubscribe link), answered by its platform.
 async fn verify(
     State(state): State<AppState>,
     Path(channel_id): Path<ChannelId>,
@@ -48,8 +63,8 @@ async fn verify(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let request = HookRequest::new(&headers, &[]).with_query(query.as_deref());
-    let body = state.engine.verify_hook(&channel_id, &request).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    let reply = state.engine.verify_hook(&channel_id, &request).await?;
+    Ok(answer(reply, || json!({})))
 }
 
 #[derive(Deserialize)]

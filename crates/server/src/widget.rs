@@ -329,6 +329,7 @@ async fn link_customer(
         username: None,
         display_name: c.name,
         phone: None,
+        email: None,
         is_group: false,
     };
     store.attach_identity(&contact.id, &channel.id, sender).await?;

@@ -781,7 +781,7 @@ impl BroadcastStore for SqlStore {
 }
 
 /// The button data of a broadcast's "unsubscribe" button (and the answer it records).
-pub const UNSUBSCRIBE: &str = "unsubscribe";
+pub use okno_domain::channel::UNSUBSCRIBE;
 
 /// What an inbound message meant for broadcasts.
 pub(crate) struct Reaction {

@@ -1524,6 +1524,57 @@ pub async fn an_inbound_context_is_kept_and_sent_to_webhooks(store: Arc<dyn Stor
 /// A receipt that comes before okno has written the platform's id of its message (the
 /// platform's webhook outran the send's answer) waits, and is applied when the send records
 /// that id — `delivered` then, not `sent`; receipts no message ever claims stay out of the way.
+/// A mail's sender is the contact with that address (in any case); a new address makes a
+/// contact that keeps it; a known person's address fills an empty e-mail field.
+pub async fn an_e_mail_sender_is_the_contact_with_that_address(store: Arc<dyn Store>) {
+    let mail = channel(&*store, "mail").await;
+    let known = store
+        .upsert_contact(
+            ContactInput {
+                external_id: Some("crm-77".into()),
+                name: Some("Анна".into()),
+                email: Some("Anna.Petrova@Shop.test".into()),
+                ..Default::default()
+            }
+            .normalize()
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(known.email.as_deref(), Some("anna.petrova@shop.test"), "addresses are kept lowercased");
+    let mut from_anna = inbound(&mail.id, "anna.petrova@shop.test", "<m1@shop.test>", "Где мой заказ?");
+    from_anna.sender.email = Some("ANNA.PETROVA@shop.test".into());
+    let got = store.record_inbound(from_anna).await.unwrap();
+    assert_eq!(got.message.contact_id, known.id, "the same address is the same contact");
+
+    let mut stranger = inbound(&mail.id, "new@shop.test", "<m2@shop.test>", "Здравствуйте");
+    stranger.sender.email = Some("new@shop.test".into());
+    let made = store.record_inbound(stranger).await.unwrap();
+    assert_ne!(made.message.contact_id, known.id);
+    let made = store.get_contact(&made.message.contact_id).await.unwrap();
+    assert_eq!(made.email.as_deref(), Some("new@shop.test"), "a new contact keeps the address it wrote from");
+
+    // A person okno knew without an address (a chat) gets it; one with an address keeps theirs.
+    let chat = channel(&*store, "chat").await;
+    let person = store.record_inbound(inbound(&chat.id, "tg-5", "1", "привет")).await.unwrap();
+    assert_eq!(store.get_contact(&person.message.contact_id).await.unwrap().email, None);
+    let mut same_person = inbound(&chat.id, "tg-5", "2", "мой адрес");
+    same_person.sender.email = Some("tg5@shop.test".into());
+    store.record_inbound(same_person).await.unwrap();
+    let person = store.get_contact(&person.message.contact_id).await.unwrap();
+    assert_eq!(person.email.as_deref(), Some("tg5@shop.test"));
+    let found = store
+        .find_contacts(ContactFilter { q: Some("tg5@shop".into()), ..Default::default() }, PageRequest::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(found.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![person.id.clone()], "searchable");
+    let mut again = inbound(&chat.id, "tg-5", "3", "другой адрес");
+    again.sender.email = Some("other@shop.test".into());
+    store.record_inbound(again).await.unwrap();
+    assert_eq!(store.get_contact(&person.id).await.unwrap().email.as_deref(), Some("tg5@shop.test"));
+}
+
 pub async fn a_receipt_before_its_send_is_recorded_is_applied_then(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;

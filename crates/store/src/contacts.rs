@@ -268,11 +268,11 @@ pub trait ContactStore: Send + Sync + 'static {
     ) -> Result<Identity>;
     /// Ids of the contacts matching a filter (all of them, no paging).
     async fn contact_ids(&self, filter: ContactFilter) -> Result<Vec<ContactId>>;
-    /// Gives contacts an identity on a channel that reaches people by phone number (SMS):
-    /// `(contact_id, number)` pairs, the number as the channel names people. An identity the
-    /// number already has stays where it is. Never seen, the identity comes last among a
+    /// Gives contacts an identity on a channel that reaches people by an address (SMS by phone
+    /// number, e-mail by address): `(contact_id, address)` pairs, the address as the channel
+    /// names people. An identity the address already has stays where it is. Never seen, the identity comes last among a
     /// person's channels. Returns how many were added.
-    async fn add_phone_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64>;
+    async fn add_address_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64>;
 }
 
 #[async_trait]
@@ -379,7 +379,7 @@ impl ContactStore for SqlStore {
             c.rows(&q.text, &q.args).await?.iter().map(|r| r.id("id")).collect()
         })
     }
-    async fn add_phone_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64> {
+    async fn add_address_identities(&self, channel_id: &ChannelId, people: Vec<(ContactId, String)>) -> Result<u64> {
         if people.is_empty() {
             return Ok(0);
         }
@@ -581,7 +581,8 @@ async fn set_groups(c: &mut dyn Conn, contact_id: &str, groups: &[String]) -> Re
     Ok(())
 }
 
-async fn refresh_search(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
+/// Rewrites a contact's search text from its name, phone, e-mail and external id.
+pub(crate) async fn refresh_search(c: &mut dyn Conn, contact_id: &str) -> Result<()> {
     let row = c.one("SELECT name, phone, email, external_id FROM contacts WHERE id = $1", args![contact_id]).await?;
     let text = search_text(&row.os("name")?, &row.os("phone")?, &row.os("email")?, &row.os("external_id")?);
     c.exec("UPDATE contacts SET search = $1 WHERE id = $2", args![text, contact_id]).await?;

@@ -471,6 +471,12 @@ async fn pressed_label(
     Ok(None)
 }
 
+/// The sender's e-mail address as contacts keep it (trimmed, lowercased), when it is one.
+fn sender_email(msg: &InboundMessage) -> Option<String> {
+    let email = msg.sender.email.as_deref()?.trim().to_lowercase();
+    (email.contains('@') && email.len() <= 320).then_some(email)
+}
+
 /// One attempt at recording an inbound message (see `record_inbound`).
 async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
     {
@@ -505,10 +511,22 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                     )
                     .await?;
                 }
+                if let Some(email) = sender_email(msg) {
+                    let set = c
+                        .exec(
+                            "UPDATE contacts SET email = $1, updated_at = $2 WHERE id = $3 AND email IS NULL",
+                            args![&email, now, &contact_id],
+                        )
+                        .await?;
+                    if set > 0 {
+                        crate::contacts::refresh_search(c, &contact_id).await?;
+                    }
+                }
                 contact_id
             }
             None => {
-                // A new person: the same phone means the same contact (omnichannel by phone).
+                // A new person: the same phone, or the same e-mail address, means the same
+                // contact (omnichannel by phone and by address).
                 let by_phone = match &msg.sender.phone {
                     Some(p) => c
                         .row("SELECT id FROM contacts WHERE phone = $1 ORDER BY id LIMIT 1", args![p])
@@ -516,6 +534,14 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                         .map(|r| r.s("id"))
                         .transpose()?,
                     None => None,
+                };
+                let by_phone = match (by_phone, sender_email(msg)) {
+                    (None, Some(email)) => c
+                        .row("SELECT id FROM contacts WHERE email = $1 ORDER BY id LIMIT 1", args![&email])
+                        .await?
+                        .map(|r| r.s("id"))
+                        .transpose()?,
+                    (found, _) => found,
                 };
                 // The channel must exist before the first identity on it is created.
                 load_channel(c, &msg.channel_id).await?;
@@ -525,6 +551,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                         let input = ContactInput {
                             name: msg.sender.display_name.clone().or(msg.sender.username.clone()),
                             phone: msg.sender.phone.clone(),
+                            email: sender_email(msg),
                             ..Default::default()
                         };
                         insert_contact(c, &input).await?

@@ -36,4 +36,5 @@ okno_store::both_backends!(
     receipts_only_move_a_status_forward,
     an_inbound_context_is_kept_and_sent_to_webhooks,
     a_receipt_before_its_send_is_recorded_is_applied_then,
+    an_e_mail_sender_is_the_contact_with_that_address,
 );

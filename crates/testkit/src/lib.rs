@@ -9,6 +9,7 @@ pub mod app;
 pub mod avito;
 pub mod biz;
 pub mod browser;
+pub mod email;
 pub mod mail;
 pub mod max;
 mod ok;

@@ -20,6 +20,10 @@
 //! [`MailServer::create_mailbox`]; Dovecot reads a new one at the first login, so nothing
 //! restarts. The server's certificate is signed by a CA made for it ([`MailServer::cert_pem`]).
 //!
+//! A busy or refusing server is played on cue: [`MailServer::refuse_next`] makes Postfix
+//! answer the next mail to an address at `RCPT TO` with a given 4xx or 5xx reply (a `tcp:`
+//! lookup table served by the test process).
+//!
 //! One server per test process ([`MailServer::shared`]); tests keep apart by making their own
 //! mailboxes ([`unique_address`]). The daemons are killed and the folder removed when the test
 //! process ends, however it ends: a small watchdog process (its own process group, so Ctrl-C
@@ -73,6 +77,7 @@ pub struct MailServer {
     ca_file: PathBuf,
     dir: PathBuf,
     passwords: Mutex<HashMap<String, String>>,
+    refusals: Refusals,
     postfix: Child,
     dovecot: Child,
     watchdog: Child,
@@ -145,7 +150,8 @@ impl MailServer {
         run(Command::new("chown").arg("dovecot:dovecot").arg(dir.join("mail")));
         let (ca_file, cert, key) = certificate(&dir);
         let ports = Ports { smtp: free_port(), smtps: free_port(), imap: free_port(), imaps: free_port() };
-        std::fs::write(dir.join("postfix/main.cf"), postfix_main_cf(&dir, &cert, &key)).unwrap();
+        let (refusals, table) = Refusals::serve();
+        std::fs::write(dir.join("postfix/main.cf"), postfix_main_cf(&dir, &cert, &key, table)).unwrap();
         std::fs::write(dir.join("postfix/master.cf"), postfix_master_cf(&ports)).unwrap();
         std::fs::write(dir.join("dovecot.conf"), dovecot_conf(&dir, &cert, &key, &ports)).unwrap();
         // Postfix waits, in steps of 0.3 s, until a configuration file is at least a second old
@@ -199,6 +205,7 @@ impl MailServer {
             ca_file,
             dir,
             passwords: Mutex::new(HashMap::new()),
+            refusals,
             postfix,
             dovecot: dovecot_child,
             watchdog,
@@ -284,6 +291,12 @@ impl MailServer {
         tokio::task::spawn_blocking(move || smtp_send(addr, &message, &from, &to)).await.unwrap()
     }
 
+    /// Makes Postfix answer the next mail to `address` at `RCPT TO` with `reply` (`450 4.7.1
+    /// Try again later`, `550 5.1.1 No such user`), once: a busy or refusing server, on cue.
+    pub fn refuse_next(&self, address: &str, reply: &str) {
+        self.refusals.push(address, reply);
+    }
+
     /// The messages of `address`'s INBOX, raw and in UID order, read over plain IMAP without
     /// marking them seen.
     pub async fn fetch_all(&self, address: &str, password: &str) -> Vec<Vec<u8>> {
@@ -321,6 +334,13 @@ impl MailServer {
         let (imap, address, password) =
             (self.imap_session(ImapSecurity::Plain), address.to_string(), self.password(address));
         tokio::task::spawn_blocking(move || imap(&address, &password)?.uidvalidity()).await.unwrap().unwrap()
+    }
+
+    /// How many messages `address`'s INBOX holds (IMAP `STATUS`, nothing fetched).
+    pub async fn count(&self, address: &str) -> usize {
+        let (imap, address, password) =
+            (self.imap_session(ImapSecurity::Plain), address.to_string(), self.password(address));
+        tokio::task::spawn_blocking(move || imap(&address, &password)?.messages()).await.unwrap().unwrap() as usize
     }
 
     /// Makes Dovecot give `address`'s INBOX a new UIDVALIDITY while keeping its messages, as
@@ -404,7 +424,76 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (ca, dir.join("server.pem"), dir.join("server.key"))
 }
 
-fn postfix_main_cf(dir: &Path, cert: &Path, key: &Path) -> String {
+/// Replies Postfix is to give at `RCPT TO`, per recipient, each once: served to Postfix as a
+/// `tcp:` lookup table (tcp_table(5)) on a port of 127.0.0.1, asked at every recipient.
+#[derive(Clone, Default)]
+struct Refusals(Arc<Mutex<HashMap<String, std::collections::VecDeque<String>>>>);
+
+impl Refusals {
+    /// Starts the table's server; returns the table and its address for `main.cf`.
+    fn serve() -> (Refusals, SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let table = Refusals::default();
+        let shared = table.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let table = shared.clone();
+                std::thread::spawn(move || table.answer(conn));
+            }
+        });
+        (table, addr)
+    }
+
+    fn push(&self, address: &str, reply: &str) {
+        self.0.lock().unwrap().entry(address.to_lowercase()).or_default().push_back(reply.to_string());
+    }
+
+    /// One Postfix connection: `get <key>` lines, each answered `200 <value>` or `500`.
+    fn answer(&self, conn: TcpStream) {
+        let mut out = conn.try_clone().unwrap();
+        for line in BufReader::new(conn).lines() {
+            let Ok(line) = line else { return };
+            let key = line.strip_prefix("get ").map(|k| decode_tcp_table(k).to_lowercase()).unwrap_or_default();
+            let reply = self.0.lock().unwrap().get_mut(&key).and_then(|q| q.pop_front());
+            let answer = match reply {
+                Some(value) => format!("200 {}\n", encode_tcp_table(&value)),
+                None => "500 not found\n".to_string(),
+            };
+            if out.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// tcp_table(5) writes a space, `%` and anything outside printable ASCII as `%XX`.
+fn encode_tcp_table(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b <= b' ' || b == b'%' || b > b'~' { format!("%{b:02X}") } else { (b as char).to_string() })
+        .collect()
+}
+
+fn decode_tcp_table(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn postfix_main_cf(dir: &Path, cert: &Path, key: &Path, refusals: SocketAddr) -> String {
     let d = dir.display();
     let lmtp = format!("lmtp:unix:{d}/lmtp");
     let transports: Vec<String> = DOMAINS.iter().map(|domain| format!("{domain}={lmtp}")).collect();
@@ -436,7 +525,7 @@ fn postfix_main_cf(dir: &Path, cert: &Path, key: &Path) -> String {
          relay_transport = error:5.7.1 outside the test domains\n\
          local_transport = error:5.7.1 outside the test domains\n\
          smtpd_relay_restrictions = reject_unauth_destination\n\
-         smtpd_recipient_restrictions =\n\
+         smtpd_recipient_restrictions = check_recipient_access tcp:{refusals}\n\
          alias_maps =\n\
          alias_database =\n\
          local_recipient_maps =\n\
@@ -452,6 +541,7 @@ fn postfix_main_cf(dir: &Path, cert: &Path, key: &Path) -> String {
          smtpd_sasl_path = {d}/auth\n",
         domains = DOMAINS.join(" "),
         transports = transports.join(", "),
+        refusals = refusals,
         cert = cert.display(),
         key = key.display(),
     )
@@ -715,13 +805,25 @@ impl Imap {
             .collect())
     }
 
-    fn uidvalidity(mut self) -> Result<u32, String> {
-        let status = self.command("STATUS INBOX (UIDVALIDITY)")?;
+    fn uidvalidity(self) -> Result<u32, String> {
+        self.status("UIDVALIDITY")
+    }
+
+    fn messages(self) -> Result<u32, String> {
+        self.status("MESSAGES")
+    }
+
+    /// One number of `STATUS INBOX`.
+    fn status(mut self, item: &str) -> Result<u32, String> {
+        let status = self.command(&format!("STATUS INBOX ({item})"))?;
         let _ = self.command("LOGOUT");
         let text = status.iter().map(|r| String::from_utf8_lossy(&r.text).into_owned()).collect::<String>();
-        let value =
-            text.split("UIDVALIDITY ").nth(1).and_then(|v| v.split(')').next()).and_then(|v| v.trim().parse().ok());
-        value.ok_or_else(|| format!("no UIDVALIDITY in {text:?}"))
+        let value = text
+            .split(&format!("{item} "))
+            .nth(1)
+            .and_then(|v| v.split([')', ' ']).next())
+            .and_then(|v| v.trim().parse().ok());
+        value.ok_or_else(|| format!("no {item} in {text:?}"))
     }
 }
 

@@ -52,7 +52,7 @@ pub struct SmtpConfig {
 }
 
 /// A mailbox as the configuration stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailConfig {
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
@@ -63,6 +63,13 @@ pub struct EmailConfig {
     /// certificate a company signs itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// The subject of a mail that answers none of the person's (a notice, a broadcast without
+    /// a subject of its own); by default "Message from {from's name}".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The key okno signs its unsubscribe links with: made by okno when the mailbox connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_secret: Option<String>,
 }
 
 fn inbox() -> String {
@@ -94,6 +101,19 @@ impl fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("username", &self.username)
             .field("password", &"[hidden]")
+            .finish()
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("imap", &self.imap)
+            .field("smtp", &self.smtp)
+            .field("from", &self.from)
+            .field("ca_cert", &self.ca_cert.as_ref().map(|_| "[PEM]"))
+            .field("subject", &self.subject)
+            .field("unsubscribe_secret", &self.unsubscribe_secret.as_ref().map(|_| "[hidden]"))
             .finish()
     }
 }
@@ -360,7 +380,10 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_debug_output() {
-        let cfg = EmailConfig::from_value(&good()).unwrap();
-        assert!(!format!("{cfg:?}").contains("secret"));
+        let mut v = good();
+        v["unsubscribe_secret"] = json!("k3y-of-the-links");
+        let cfg = EmailConfig::from_value(&v).unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("\"secret\"") && !shown.contains("k3y-of-the-links"), "{shown}");
     }
 }

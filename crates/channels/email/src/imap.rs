@@ -43,11 +43,16 @@ pub struct Inbox {
     session: Session,
     /// The folder's UIDVALIDITY: while it stays the same, a UID names the same message.
     pub uid_validity: u32,
+    /// The server has IDLE (RFC 2177): [`Inbox::wait`] is told of new mail at once.
+    pub idle: bool,
 }
 
 impl Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inbox").field("uid_validity", &self.uid_validity).finish_non_exhaustive()
+        f.debug_struct("Inbox")
+            .field("uid_validity", &self.uid_validity)
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,6 +155,8 @@ impl Inbox {
         };
         let mut session =
             client.login(&cfg.username, &cfg.password).await.map_err(|(e, _)| ImapError::Login(e.to_string()))?;
+        let idle =
+            session.capabilities().await.map_err(|e| ImapError::Command(format!("CAPABILITY: {e}")))?.has_str("IDLE");
         let folder = session
             .select(cfg.mailbox.trim())
             .await
@@ -157,7 +164,7 @@ impl Inbox {
         let uid_validity = folder
             .uid_validity
             .ok_or_else(|| ImapError::Command(format!("`{}` has no UIDVALIDITY", cfg.mailbox.trim())))?;
-        Ok(Inbox { session, uid_validity })
+        Ok(Inbox { session, uid_validity, idle })
     }
 
     /// The messages with a UID above `last_uid`, oldest first, at most `max` of them; none is
@@ -186,6 +193,50 @@ impl Inbox {
             Ok(mail)
         })
         .await
+    }
+
+    /// One message by its UID (`None`: no longer in the folder), not marked seen.
+    pub async fn fetch_uid(&mut self, uid: u32) -> Result<Option<Fetched>, ImapError> {
+        timed("fetching", async {
+            let stream = self
+                .session
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                .await
+                .map_err(|e| ImapError::Command(format!("UID FETCH: {e}")))?;
+            let fetches: Vec<_> =
+                stream.try_collect().await.map_err(|e| ImapError::Connection(format!("UID FETCH: {e}")))?;
+            Ok(fetches
+                .iter()
+                .find_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }).filter(|f| f.uid == uid)))
+        })
+        .await
+    }
+
+    /// Waits up to `max` for the server to tell of a change in the folder (new mail): with
+    /// IDLE where the server has it (renewed well within the 29 minutes RFC 2177 allows),
+    /// else by sleeping `max` (at most a minute, so mail is still read promptly).
+    pub async fn wait(self, max: Duration) -> Result<Inbox, ImapError> {
+        if !self.idle {
+            tokio::time::sleep(max.min(Duration::from_secs(60))).await;
+            return Ok(self);
+        }
+        let Inbox { session, uid_validity, idle } = self;
+        let max = max.min(Duration::from_secs(25 * 60));
+        let mut handle = session.idle();
+        timed("IDLE", async { handle.init().await.map_err(|e| ImapError::Connection(format!("IDLE: {e}"))) }).await?;
+        {
+            let (told, _stop) = handle.wait_with_timeout(max);
+            // The server's keep-alives restart the crate's own timeout: the outer one bounds it.
+            // New mail, the server's own timeout, or ours: all end the wait alike.
+            if let Ok(Err(e)) = tokio::time::timeout(max + Duration::from_secs(1), told).await {
+                return Err(ImapError::Connection(format!("IDLE: {e}")));
+            }
+        }
+        let session = timed("ending IDLE", async {
+            handle.done().await.map_err(|e| ImapError::Connection(format!("IDLE DONE: {e}")))
+        })
+        .await?;
+        Ok(Inbox { session, uid_validity, idle })
     }
 
     /// Says goodbye to the server.

@@ -14,15 +14,19 @@
 //! the start, and the `Message-ID`s keep what was stored from coming in twice.
 
 use okno_channel::{InboundAttachment, InboundEvent, InboundMessage, InboundSender, Received};
+use okno_domain::channel::UNSUBSCRIBE;
 use okno_domain::model::MessageStatus;
 use serde_json::json;
 
 use crate::config::EmailConfig;
-use crate::imap::{ImapError, Inbox};
+use crate::imap::{Fetched, ImapError, Inbox};
 use crate::parse::{parse, MailKind, ParsedMail};
 
 /// How a file inside a stored mail is named until it is fetched.
 pub const PART_SCHEME: &str = "email-part:";
+
+/// The name of the whole mail as it came, kept beside a message whose text was cut.
+pub const ORIGINAL_NAME: &str = "original.eml";
 
 /// Where reading stopped: the folder's numbering and the last UID stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, 
                 return InboundEvent::Ignore;
             }
             let text = if mail.text.trim().is_empty() { mail.subject.clone() } else { Some(mail.text.clone()) };
-            let attachments = mail
+            let mut attachments: Vec<InboundAttachment> = mail
                 .attachments
                 .iter()
                 .enumerate()
@@ -84,37 +88,63 @@ pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, 
                     url: format!("{PART_SCHEME}{uid_validity}:{uid}:{n}"),
                 })
                 .collect();
+            // What the operator reads is cut (quoted history, signature, HTML made plain):
+            // the mail as it came stays downloadable beside it.
+            if mail.text.trim() != mail.full_text.trim() || mail.has_html {
+                attachments.push(InboundAttachment::Url {
+                    name: ORIGINAL_NAME.to_string(),
+                    mime: "message/rfc822".to_string(),
+                    url: format!("{PART_SCHEME}{uid_validity}:{uid}:original"),
+                });
+            }
+            // The nearest of the ids it answers that okno wrote, else the nearest at all.
+            let thread = mail.thread_ids();
+            let answers = thread.iter().find(|id| id.starts_with("okno.")).or(thread.first()).map(|id| id.to_string());
             InboundEvent::Message(Box::new(InboundMessage {
                 channel_id: channel_id.into(),
                 sender: InboundSender {
                     user_id: address.clone(),
-                    chat_id: address,
+                    chat_id: address.clone(),
                     username: None,
                     display_name: from.name.clone(),
                     phone: None,
+                    email: Some(address),
                     is_group: false,
                 },
                 external_id: mail.message_id.clone().unwrap_or_else(|| format!("uid-{uid_validity}-{uid}")),
                 text,
                 attachments,
-                button_data: None,
+                // A mail to `List-Unsubscribe`'s address (`support+unsubscribe@…`) is the press of
+                // the broadcast's "unsubscribe" button.
+                button_data: (mail.reply_tag(own).as_deref() == Some("unsubscribe")).then(|| UNSUBSCRIBE.to_string()),
                 reply_to: None,
-                reply_to_external: mail.in_reply_to.first().cloned(),
+                reply_to_external: answers,
                 author: None,
                 member: None,
                 bot_turn: false,
                 subscription: None,
                 survey: Default::default(),
                 context: Some(json!({"email": {"subject": mail.subject, "message_id": mail.message_id,
-                                               "references": mail.references}})),
+                                               "references": mail.references, "tag": mail.reply_tag(own)}})),
             }))
         }
     }
 }
 
+/// One read mail as what okno receives: its event (a mail that cannot be read at all is
+/// passed over as [`InboundEvent::Ignore`], never retried forever) with the cursor after it.
+pub fn received(channel_id: &str, own: &str, uid_validity: u32, fetched: &Fetched) -> Received {
+    let event = match parse(&fetched.raw) {
+        Ok(mail) => event(channel_id, own, &mail, uid_validity, fetched.uid),
+        Err(_) => InboundEvent::Ignore,
+    };
+    let mut r = Received::new(event);
+    r.cursor = Some(Cursor { uid_validity, last_uid: fetched.uid }.encode());
+    r
+}
+
 /// One poll: opens the folder, reads at most `max` mails after `cursor` and closes it; each
-/// event carries the cursor that follows it. A mail that cannot be read at all is passed over
-/// as [`InboundEvent::Ignore`] (its cursor still moves), never retried forever.
+/// event carries the cursor that follows it.
 pub async fn poll_once(
     cfg: &EmailConfig,
     channel_id: &str,
@@ -127,18 +157,7 @@ pub async fn poll_once(
     let after = Cursor::after(cursor.and_then(Cursor::parse), uid_validity);
     let read = inbox.fetch_after(after, max).await;
     inbox.close().await;
-    Ok(read?
-        .into_iter()
-        .map(|f| {
-            let event = match parse(&f.raw) {
-                Ok(mail) => event(channel_id, &own, &mail, uid_validity, f.uid),
-                Err(_) => InboundEvent::Ignore,
-            };
-            let mut r = Received::new(event);
-            r.cursor = Some(Cursor { uid_validity, last_uid: f.uid }.encode());
-            r
-        })
-        .collect())
+    Ok(read?.iter().map(|f| received(channel_id, &own, uid_validity, f)).collect())
 }
 
 #[cfg(test)]

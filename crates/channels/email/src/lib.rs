@@ -19,8 +19,10 @@
 //! - [`inbound`]: a read mail as okno's event (a person's mail a message, a bounce the failure
 //!   of okno's message, an automatic reply nothing) and one poll with its cursor.
 //!
-//! Not here yet: IDLE, matching a sender to a contact by address, fetching files out of a
-//! stored mail, and the `Platform` implementation that registers the channel with okno.
+//! - [`platform`]: the channel as okno's engine drives it — connected by logging in to both
+//!   servers, polled (IDLE where the server has it) with its session kept between polls,
+//!   answered through the adapter, its files fetched out of the stored mail by UID.
+//! - [`unsubscribe`]: a broadcast's one-click unsubscribe link (RFC 8058), signed by the channel.
 
 pub mod compose;
 pub mod config;
@@ -28,14 +30,17 @@ pub mod html;
 pub mod imap;
 pub mod inbound;
 pub mod parse;
+pub mod platform;
 pub mod smtp;
 pub mod trim;
+pub mod unsubscribe;
 
 pub use compose::{compose, reply_subject, Composed, Outgoing, OutgoingFile, Thread, Unsubscribe};
 pub use config::{EmailConfig, ImapConfig, Sender, SmtpConfig, Tls};
 pub use html::html_to_text;
 pub use imap::{Fetched, ImapError, Inbox};
-pub use inbound::{poll_once, Cursor};
+pub use inbound::{poll_once, received, Cursor, ORIGINAL_NAME, PART_SCHEME};
 pub use parse::{parse, reply_tag, Attachment, Bounce, MailKind, ParsedMail, Person};
+pub use platform::{Email, EmailAdapter};
 pub use smtp::Smtp;
 pub use trim::visible_text;

@@ -30,6 +30,8 @@ pub struct ParsedMail {
     pub text: String,
     /// The whole body as text, quotes and signature included.
     pub full_text: String,
+    /// The mail has an HTML body (its look is in the original, not in the text).
+    pub has_html: bool,
     /// Files, inline images among them.
     pub attachments: Vec<Attachment>,
     /// A person's mail, an auto-reply or a bounce.
@@ -183,6 +185,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail> {
         recipients,
         text,
         full_text: full_text.trim_end().to_string(),
+        has_html: message.parts.iter().any(|p| matches!(p.body, PartType::Html(_))),
         attachments,
         kind,
         raw: raw.to_vec(),

@@ -7,6 +7,7 @@
 //! What the server answers decides the message's fate: a 4xx reply (busy, greylisting, a
 //! mailbox full for now), a timeout or a lost connection is passing — the outbox tries again;
 //! a 5xx reply ends the message `failed` with the server's own words.
+//! A 4xx reply is tried again after [`RETRY_AFTER`].
 
 use std::time::Duration;
 
@@ -89,10 +90,17 @@ impl Smtp {
     }
 }
 
-/// A failed exchange as the outbox reads it: 5xx is for good, anything else is tried again.
+/// How long a 4xx answer makes okno wait before trying again: SMTP says "later" without
+/// saying when; mail servers come back after minutes, okno a little sooner.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// A failed exchange as the outbox reads it: 5xx is for good; a 4xx is tried again after
+/// [`RETRY_AFTER`]; a lost connection or a timeout is tried again on the outbox's schedule.
 pub fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::permanent(format!("the mail server refused it: {e}"))
+    } else if e.is_transient() {
+        SendError::Retry { reason: format!("the mail server asks to try later: {e}"), after: Some(RETRY_AFTER) }
     } else {
         SendError::retry(format!("the mail server: {e}"))
     }

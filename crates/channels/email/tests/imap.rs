@@ -103,3 +103,33 @@ async fn a_new_uidvalidity_is_seen_and_the_mail_is_still_there() {
     assert_eq!(inbox.fetch_after(0, 100).await.unwrap().len(), before.1, "the same mail, under new UIDs");
     inbox.close().await;
 }
+
+/// Dovecot has IDLE: a wait for mail ends when a mail comes, not at its (long) time limit,
+/// and the session goes on reading after it; a mail fetched again by UID is the same mail.
+#[tokio::test]
+async fn an_idle_wait_ends_when_mail_comes_and_a_mail_is_fetched_again_by_uid() {
+    let Some(server) = MailServer::shared() else { return };
+    let (cfg, okno) = mailbox(server, "tls");
+    let inbox = Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await.unwrap();
+    assert!(inbox.idle, "Dovecot offers IDLE");
+    let (to, srv) = (okno.clone(), server);
+    let send = async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        srv.deliver(&mail(&to, 7), "olga@okno.test", &[&to]).await.unwrap();
+    };
+    // Ten minutes is the limit asked; the test's own bound is far shorter, so only the mail
+    // can end the wait in time.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let (inbox, ()) = tokio::join!(inbox.wait(std::time::Duration::from_secs(600)), send);
+        inbox
+    })
+    .await
+    .expect("the wait ends when the mail comes, not at its ten minutes");
+    let mut inbox = waited.unwrap();
+    let got = inbox.fetch_after(0, 10).await.unwrap();
+    assert_eq!(got.len(), 1, "the mail that ended the wait is read in the same session");
+    let again = inbox.fetch_uid(got[0].uid).await.unwrap().expect("the same UID");
+    assert_eq!(again, got[0]);
+    assert_eq!(inbox.fetch_uid(got[0].uid + 100).await.unwrap(), None, "no such UID");
+    inbox.close().await;
+}

@@ -128,6 +128,7 @@ fn person(u: &User) -> InboundSender {
         username: u.username.clone().filter(|n| !n.is_empty()),
         display_name: Some(u.full_name()),
         phone: None,
+        email: None,
         is_group: false,
     }
 }
@@ -140,6 +141,7 @@ fn group(chat_id: i64) -> InboundSender {
         username: None,
         display_name: None,
         phone: None,
+        email: None,
         is_group: true,
     }
 }

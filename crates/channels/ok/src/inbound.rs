@@ -175,6 +175,7 @@ fn person(u: &Update) -> InboundSender {
         username: None,
         display_name: u.user_name.clone(),
         phone: None,
+        email: None,
         is_group: false,
     }
 }
@@ -190,6 +191,7 @@ pub fn received(channel_id: &str, u: &Update, chat: &ChatKind) -> Received {
             username: None,
             display_name: chat.title.clone(),
             phone: None,
+            email: None,
             is_group: true,
         }
     } else {

@@ -74,6 +74,7 @@ fn message(
         username: None,
         display_name: Some(format!("+{phone}")),
         phone: Some(format!("+{phone}")),
+        email: None,
         is_group: false,
     };
     Received::new(InboundEvent::Message(Box::new(InboundMessage {

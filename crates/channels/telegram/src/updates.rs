@@ -49,6 +49,7 @@ fn sender(chat_id: i64, chat_kind: &str, chat_title: Option<&str>, from: Option<
             username: from.and_then(|u| u.username.clone()),
             display_name: from_name,
             phone: None,
+            email: None,
             is_group: false,
         }
     } else {
@@ -59,6 +60,7 @@ fn sender(chat_id: i64, chat_kind: &str, chat_title: Option<&str>, from: Option<
             username: None,
             display_name: chat_title.map(str::to_string),
             phone: None,
+            email: None,
             is_group: true,
         }
     }
@@ -147,6 +149,7 @@ fn person(u: &User) -> InboundSender {
         username: u.username.clone(),
         display_name: Some(u.full_name()),
         phone: None,
+        email: None,
         is_group: false,
     }
 }

@@ -54,6 +54,7 @@ fn sender(user: &Value) -> Option<InboundSender> {
         username: None,
         display_name: s(&user["name"]).map(|n| n.chars().take(200).collect()),
         phone: None,
+        email: None,
         is_group: false,
     })
 }

@@ -86,6 +86,7 @@ fn person(user_id: i64) -> InboundSender {
         username: None,
         display_name: None,
         phone: None,
+        email: None,
         is_group: false,
     }
 }
@@ -99,6 +100,7 @@ fn sender(peer_id: i64, from_id: i64) -> InboundSender {
             username: None,
             display_name: None,
             phone: None,
+            email: None,
             is_group: true,
         }
     } else {

@@ -292,6 +292,7 @@ pub fn parse_inbound(
             username: parsed.user.username,
             display_name: parsed.user.name,
             phone,
+            email: None,
             // The webhook contract speaks of people only.
             is_group: false,
         },

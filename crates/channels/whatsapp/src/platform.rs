@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use okno_channel::http::{FetchError, Fetched};
 use okno_channel::schema::{text, Field, FieldKind, Schema};
 use okno_channel::{
-    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookRequest, InboundEvent,
-    Platform, Received, TextLimit, TextUnit,
+    Adapter, Brand, Buttons, Capabilities, ChannelState, Connected, Context, FileLimits, HookAnswer, HookRequest,
+    InboundEvent, Platform, Received, TextLimit, TextUnit,
 };
 use okno_domain::model::{Channel, ChannelKind};
 use okno_domain::{signing, Error, ErrorKind, Result};
@@ -264,7 +264,7 @@ impl Platform for WhatsApp {
 
     /// Meta's check of the callback URL: `hub.mode=subscribe` and the configured
     /// `hub.verify_token` are answered with `hub.challenge`; anything else is refused.
-    fn verify_hook(&self, channel: &Channel, request: &HookRequest<'_>) -> Option<Result<String>> {
+    fn verify_hook(&self, channel: &Channel, request: &HookRequest<'_>) -> Option<Result<HookAnswer>> {
         let refuse = |m: &str| Some(Err(Error::new(ErrorKind::Forbidden, "bad_verify_token", m.to_string())));
         let Ok(cfg) = config_of(channel) else { return refuse("the channel has no WhatsApp configuration") };
         if request.query_param("hub.mode").as_deref() != Some("subscribe") {
@@ -275,7 +275,7 @@ impl Platform for WhatsApp {
             return refuse("hub.verify_token does not match");
         }
         match request.query_param("hub.challenge") {
-            Some(c) if !c.is_empty() && c.len() <= 256 => Some(Ok(c)),
+            Some(c) if !c.is_empty() && c.len() <= 256 => Some(Ok(HookAnswer::Text(c))),
             _ => refuse("no hub.challenge"),
         }
     }

@@ -218,6 +218,7 @@ pub fn message(channel_id: &str, m: &Value, names: &HashMap<&str, &str>) -> Opti
             username: None,
             display_name: name,
             phone: digits.then(|| format!("+{from}")),
+            email: None,
             is_group: false,
         },
         external_id,

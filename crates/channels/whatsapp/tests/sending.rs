@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
 use okno_channel::{
-    Adapter, ChannelState, Context, DeliveryTarget, HookRequest, InboundAttachment, InboundEvent, Platform, SendError,
+    Adapter, ChannelState, Context, DeliveryTarget, HookAnswer, HookRequest, InboundAttachment, InboundEvent, Platform,
+    SendError,
 };
 use okno_channel_whatsapp::WhatsApp;
 use okno_domain::model::{
@@ -164,7 +165,7 @@ async fn the_callback_check_answers_the_challenge_only_for_the_verify_token() {
             .verify_hook(&w.channel, &q("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=vt"))
             .unwrap()
             .unwrap(),
-        "1158201444"
+        HookAnswer::Text("1158201444".into())
     );
     assert!(WhatsApp
         .verify_hook(&w.channel, &q("hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope"))

@@ -239,6 +239,8 @@ impl Envelope {
                 username: None,
                 display_name: self.name,
                 phone: self.phone,
+                // What a visitor typed proves no address: a contact is never joined by it.
+                email: None,
                 is_group: false,
             },
             external_id: format!("{}:{}", self.visitor, self.echo_id),

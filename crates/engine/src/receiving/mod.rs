@@ -26,7 +26,7 @@ mod link_codes;
 mod polling;
 pub(crate) mod subscription;
 
-use okno_channel::{HookRequest, InboundEvent, InboundMessage, Received};
+use okno_channel::{HookAnswer, HookRequest, InboundEvent, InboundMessage, Received};
 use okno_domain::ids::ChannelId;
 use okno_domain::model::Channel;
 use okno_domain::Result;
@@ -61,8 +61,8 @@ impl Engine {
         Ok(reply)
     }
 
-    /// Answers a platform's verification request to `GET /hooks/{channel_id}`.
-    pub async fn verify_hook(&self, channel_id: &ChannelId, request: &HookRequest<'_>) -> Result<String> {
+    /// Answers a platform's verification request, or a person's link, to `GET /hooks/{channel_id}`.
+    pub async fn verify_hook(&self, channel_id: &ChannelId, request: &HookRequest<'_>) -> Result<HookAnswer> {
         let channel = self.channel(channel_id).await?;
         let platform = self.platform(&channel)?;
         platform.verify_hook(&channel, request).unwrap_or_else(|| {

@@ -11,6 +11,7 @@ mod broadcasts;
 mod channels_and_contacts;
 mod delivery;
 mod demo;
+mod email;
 mod events;
 mod files;
 mod flow;

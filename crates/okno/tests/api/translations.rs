@@ -38,6 +38,12 @@ const LATIN_ALLOWED: &[&str] = &[
     "HTTP",
     "HTTPS",
     "HMAC",
+    // Mail's protocols and the name IMAP gives the inbox folder.
+    "IMAP",
+    "SMTP",
+    "TLS",
+    "STARTTLS",
+    "INBOX",
     "SHA",
     "NPS",
     "eNPS",

@@ -110,9 +110,19 @@ pub async fn update(
         let Value::Object(changes) = changes else {
             return Err(okno_domain::Error::invalid("invalid_channel_config", "`config` must be an object").into());
         };
+        // A group of fields (`imap`) merges key by key, so changing `imap.host` keeps
+        // `imap.password`; any other key is replaced whole.
+        let schema = state.engine.platforms.get(current.kind)?.schema();
         let mut merged = current.config.clone();
         if let Value::Object(m) = &mut merged {
-            m.extend(changes);
+            for (key, value) in changes {
+                match (m.get_mut(&key), value) {
+                    (Some(Value::Object(kept)), Value::Object(given)) if schema.is_group(&key) => kept.extend(given),
+                    (_, value) => {
+                        m.insert(key, value);
+                    }
+                }
+            }
         }
         let (config, info) = state.engine.validate_channel(current.kind, &merged, Some(&current.config)).await?;
         patch.config = Some(config);

@@ -149,7 +149,8 @@ pub async fn create_channel(State(state): State<AppState>, s: Session, headers: 
             if !f.secret {
                 shown.insert(f.name.to_string(), v.clone());
             }
-            config.insert(f.name.to_string(), v);
+            // `imap.host` goes to `{"imap": {"host": …}}`.
+            okno_channel::schema::insert(&mut config, f.name, v);
         }
     }
     let config = Value::Object(config);

@@ -528,6 +528,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("time_invalid", "«{value}» is not a date and time.", "«{value}» — не дата и время."),
     ("time_unknown_zone", "«{value}» is not a known time zone.", "«{value}» — неизвестный часовой пояс."),
     ("kind_webhook", "Webhook (your site or app)", "Вебхук (ваш сайт или приложение)"),
+    ("kind_email", "E-mail", "Электронная почта"),
     ("ch_inbound_url", "Inbound webhook address", "Адрес для входящих (вебхук)"),
     ("ch_none", "No channels yet: connect one below.", "Каналов пока нет: подключите канал ниже."),
     ("ch_advanced", "More settings", "Дополнительные настройки"),

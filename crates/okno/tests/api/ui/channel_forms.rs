@@ -1,10 +1,13 @@
-//! The seven platforms added after Telegram — MAX, VK, OK, WhatsApp, Viber, Avito, SMS —
-//! connected from the administrator's channels page, each against its simulator: the form made
-//! from the platform's schema connects it (the platform's own credential check passing), and a
-//! refused credential comes back as the form with the platform's reason and nothing saved.
+//! The platforms added after Telegram — MAX, VK, OK, WhatsApp, Viber, Avito, SMS and e-mail —
+//! connected from the administrator's channels page, each against its simulator (e-mail against
+//! the test kit's Postfix and Dovecot): the form made from the platform's schema connects it
+//! (the platform's own credential check passing), and a refused credential comes back as the
+//! form with the platform's reason and nothing saved.
 
 use okno_domain::model::Role;
 use okno_testkit::avito::AvitoSim;
+use okno_testkit::email::{okno_mailbox, PASSWORD as MAILBOX_PASSWORD};
+use okno_testkit::mail::MailServer;
 use okno_testkit::max::MaxSim;
 use okno_testkit::ok_sim::OkSim;
 use okno_testkit::sms::SmsSim;
@@ -16,6 +19,7 @@ use okno_testkit::TestApp;
 use super::{hidden, operator, post_form, Client, PASSWORD};
 
 /// One platform's form: what connects, and what the platform refuses.
+#[derive(Clone)]
 struct Case {
     kind: &'static str,
     good: Vec<(&'static str, String)>,
@@ -102,6 +106,31 @@ async fn each_new_platform_connects_from_its_form_and_a_refused_credential_saves
         ),
     ];
 
+    let mut cases = cases.to_vec();
+    // The e-mail form: a mailbox on this machine's server, unencrypted as the schema allows
+    // for 127.0.0.1 only (a company's certificate authority is set through the API).
+    if let Some(mail) = MailServer::shared() {
+        let own = okno_mailbox(mail);
+        let (imap, smtp) = (mail.imap_addr().port().to_string(), mail.smtp_addr().port().to_string());
+        let from = format!("Окна Плюс <{own}>");
+        cases.push(case(
+            "email",
+            &[
+                ("from", &from),
+                ("imap.host", "127.0.0.1"),
+                ("imap.port", &imap),
+                ("imap.tls", "none"),
+                ("imap.username", &own),
+                ("imap.password", MAILBOX_PASSWORD),
+                ("smtp.host", "127.0.0.1"),
+                ("smtp.port", &smtp),
+                ("smtp.tls", "none"),
+                ("smtp.username", &own),
+                ("smtp.password", MAILBOX_PASSWORD),
+            ],
+            ("smtp.password", "mail-wrong"),
+        ));
+    }
     let mut c = Client::new(&app);
     assert_eq!(c.login("admin", PASSWORD).await.status, 303);
     let page = c.get("/ui/admin/channels").await.body;

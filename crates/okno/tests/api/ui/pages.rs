@@ -166,6 +166,12 @@ fn english_words(text: &str) -> Vec<String> {
         // Avito, as the platform writes its name in Latin letters.
         "Avito",
         "Viber",
+        // Mail's protocols and the name IMAP gives the inbox folder.
+        "IMAP",
+        "SMTP",
+        "TLS",
+        "STARTTLS",
+        "INBOX",
         // The website chat, by its platform name.
         "Widget",
         "Callback",
