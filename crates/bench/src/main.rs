@@ -35,6 +35,7 @@ mod sms;
 mod telegram;
 mod viber;
 mod whatsapp;
+mod widget;
 
 use server::Okno;
 
@@ -83,6 +84,15 @@ struct Args {
     /// Measure business events → notifications (with --postgres for PostgreSQL).
     #[arg(long)]
     events: bool,
+    /// Measure the website widget: `--visitors` live streams, a reply to each timed to its stream.
+    #[arg(long)]
+    widget: bool,
+    /// Widget: visitors holding a live stream open.
+    #[arg(long, default_value_t = 1_000)]
+    visitors: usize,
+    /// Widget: replies queued per second.
+    #[arg(long, default_value_t = 200)]
+    rate: usize,
     /// Events on PostgreSQL: a second okno process sends what the first accepts (the first's
     /// one delivery worker is held by a slow site), so the latency is across processes.
     #[arg(long)]
@@ -135,6 +145,9 @@ async fn main() -> Result<()> {
     }
     if args.render {
         return render::run(&okno, args.renders).await;
+    }
+    if args.widget {
+        return widget::run(&okno, args.visitors, args.rate).await;
     }
     if args.broadcast {
         return broadcast::run(&okno, args.people).await;

@@ -31,6 +31,7 @@ pub mod registry;
 pub mod secrets;
 pub mod settings;
 pub mod ui;
+pub mod widget;
 
 pub use settings::Settings;
 
@@ -65,6 +66,7 @@ fn router_with(
         .merge(hooks::routes())
         .merge(ops::routes())
         .merge(ui::routes(settings.limits.max_attachment_bytes))
+        .merge(widget::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state.clone());

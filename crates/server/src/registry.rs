@@ -18,5 +18,6 @@ pub fn platforms() -> Platforms {
         Arc::new(okno_channel_whatsapp::WhatsApp),
         Arc::new(okno_channel_viber::Viber),
         Arc::new(okno_channel_email::Email::default()),
+        Arc::new(okno_channel_widget::Widget::default()),
     ])
 }

@@ -19,6 +19,7 @@
 //! | `tokens`, `audit` | [`TokenStore`], [`AuditStore`] | API tokens; the audit log |
 //! | `search`, `reports` | [`SearchStore`], [`ReportStore`] | message search; reports |
 //! | `processes` | [`ProcessStore`] | liveness, announcements, backups, upkeep |
+//! | `visitors` | [`VisitorStore`] | a website widget's visitor: their identity and messages |
 //!
 //! One SQL implementation ([`SqlStore`], in `sql`) runs on SQLite and on PostgreSQL, chosen by
 //! the URL scheme, each with its own migrations folder (identical names). Every operation that
@@ -71,6 +72,7 @@ mod surveys;
 mod tasks;
 mod tokens;
 mod two_factor;
+mod visitors;
 mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -110,6 +112,7 @@ pub use tasks::{
 };
 pub use tokens::TokenStore;
 pub use two_factor::{LoginChallenge, TotpState, TwoFactorStore};
+pub use visitors::{VisitorPage, VisitorStore};
 pub use webhooks::WebhookStore;
 
 /// Which database engine a store runs on.
@@ -589,6 +592,7 @@ pub trait Store:
     + SearchStore
     + ReportStore
     + ProcessStore
+    + VisitorStore
     + Send
     + Sync
     + 'static

@@ -20,6 +20,7 @@ pub mod tls;
 pub mod viber;
 pub mod vk;
 pub mod whatsapp;
+pub mod widget;
 
 pub use app::TestApp;
 pub use biz::BizSim;

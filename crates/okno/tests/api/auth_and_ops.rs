@@ -104,7 +104,7 @@ async fn the_openapi_document_describes_each_channel_kinds_configuration() {
     kinds.sort_unstable();
     assert_eq!(
         kinds,
-        ["avito", "email", "max", "ok", "sms", "telegram", "viber", "vk", "webhook", "whatsapp"],
+        ["avito", "email", "max", "ok", "sms", "telegram", "viber", "vk", "webhook", "whatsapp", "widget"],
         "every platform this build carries"
     );
     let wa = &schemas["WhatsAppChannelConfig"];

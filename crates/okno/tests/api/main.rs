@@ -35,6 +35,7 @@ mod ui;
 mod viber;
 mod vk;
 mod whatsapp;
+mod widget;
 mod window;
 
 use okno_testkit::{Sink, TestApp};

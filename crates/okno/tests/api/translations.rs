@@ -62,6 +62,7 @@ const LATIN_ALLOWED: &[&str] = &[
     "MiniJinja",
     "Jinja",
     "webhook",
+    "Widget",
 ];
 
 /// Names written the same in every language, left out before the check.

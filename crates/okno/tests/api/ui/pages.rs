@@ -172,6 +172,8 @@ fn english_words(text: &str) -> Vec<String> {
         "TLS",
         "STARTTLS",
         "INBOX",
+        // The website chat, by its platform name.
+        "Widget",
         "Callback",
         "Long",
         "Poll",
