@@ -271,16 +271,7 @@ menus:
 #[tokio::test]
 async fn a_menu_bot_answers_in_numbered_lines_and_takes_a_numbered_answer() {
     let (app, sim, ch) = account().await;
-    let r = app
-        .http
-        .put(format!("{}/api/v1/bots/{ch}", app.url))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/yaml")
-        .body(BOT)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    super::put_bot(&app, &ch, BOT).await;
     let chair = sim.add_item(11, "Кресло", "3 000 ₽");
     let emil = sim.buyer(700_004, "Эмиль");
     emil.write(Some(&chair), "привет").await;

@@ -13,6 +13,7 @@ use okno_testkit::mail::MailServer;
 use okno_testkit::{eventually, TestApp};
 use serde_json::{json, Value};
 
+use super::sms::BOT;
 use super::{final_status, reply};
 
 /// A plain-text mail from `from` to `to`.
@@ -339,39 +340,13 @@ fn parsed_starting(got: &[Vec<u8>], start: &str) -> okno_channel_email::ParsedMa
         .unwrap_or_else(|| panic!("a mail starting «{start}» among {}", got.len()))
 }
 
-const BOT: &str = r#"
-name: Магазин
-menus:
-  main:
-    text: Здравствуйте! Выберите пункт.
-    items:
-      - text: Доставка
-        do: {menu: delivery}
-      - text: Оператор
-        do: {handoff: {text: Соединяю с оператором.}}
-  delivery:
-    text: Доставляем по городу за 2 часа.
-    items:
-      - text: Назад
-        do: {menu: main}
-"#;
-
 #[tokio::test]
 async fn a_menu_bot_answers_in_numbered_lines_and_a_mailed_code_links_the_address() {
     let Some(server) = MailServer::shared() else { return };
     let app = TestApp::spawn().await;
     let okno = okno_mailbox(server);
     let ch = app.email_channel(server, &okno).await;
-    let r = app
-        .http
-        .put(format!("{}/api/v1/bots/{ch}", app.url))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/yaml")
-        .body(BOT)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    super::put_bot(&app, &ch, BOT).await;
 
     // The menu by mail: numbered lines, answered with a number in a reply that quotes it.
     let gleb = person_mailbox(server, "gleb");

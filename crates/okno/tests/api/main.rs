@@ -63,6 +63,20 @@ pub async fn inbound_conversation(app: &TestApp, ch: &str, user: &str) -> String
     m.body["conversation_id"].as_str().unwrap().to_string()
 }
 
+/// Sets channel `ch`'s bot from its YAML definition, as an administrator does.
+pub async fn put_bot(app: &TestApp, ch: &str, yaml: &str) {
+    let r = app
+        .http
+        .put(format!("{}/api/v1/bots/{ch}", app.url))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/yaml")
+        .body(yaml.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
 /// Queues a reply in a conversation; returns the message id.
 pub async fn reply(app: &TestApp, conv: &str, body: Value) -> String {
     let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), body).await;

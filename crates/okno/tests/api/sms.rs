@@ -235,7 +235,7 @@ async fn a_number_on_the_stop_list_ends_the_message_failed_and_marks_the_person(
     assert!(sim.sent_to("79005550013").is_empty());
 }
 
-const BOT: &str = r#"
+pub(super) const BOT: &str = r#"
 name: Магазин
 menus:
   main:
@@ -255,16 +255,7 @@ menus:
 #[tokio::test]
 async fn a_menu_bot_answers_in_numbered_lines_and_takes_a_texted_number() {
     let (app, sim, ch, acct) = twilio().await;
-    let r = app
-        .http
-        .put(format!("{}/api/v1/bots/{ch}", app.url))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/yaml")
-        .body(BOT)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    super::put_bot(&app, &ch, BOT).await;
     sim.text(&acct, "+79002223344", "привет").await;
     // A first word the menu does not know: okno says so and shows the menu, numbered.
     let menu = sent_to(&sim, "79002223344", 2).await;
