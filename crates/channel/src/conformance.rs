@@ -67,9 +67,10 @@ pub trait Harness: Send + Sync {
     fn fail_next_send(&self, fault: Fault) -> bool;
 }
 
-/// What the suite keeps for a channel: button data and progress, in memory.
+/// What the suite keeps for a channel: button data, in memory. A platform's own tests use it
+/// wherever a poll, a webhook or an adapter needs the engine's [`ChannelState`].
 #[derive(Default)]
-struct Memory {
+pub struct Memory {
     buttons: std::sync::Mutex<Vec<String>>,
 }
 

@@ -26,6 +26,9 @@ pub struct InboundSender {
 pub enum InboundAttachment {
     /// To be downloaded by a `FetchAttachments` job.
     Url { name: String, mime: String, url: String },
+    /// Already in okno's file store (the platform handed over the bytes with the message,
+    /// as a mail does): kept at once, no download.
+    Stored { name: String, mime: String, size: i64, sha256: String },
     /// Could not be stored; kept with a note so nothing disappears silently.
     Failed { name: String, mime: String, size: i64, note: String },
 }
@@ -61,6 +64,11 @@ pub struct InboundMessage {
     /// What the conversation is about on the platform (Avito: the ad a buyer writes about),
     /// kept with the message and passed to rules and webhooks.
     pub context: Option<Value>,
+    /// The okno conversation the platform says this message continues (e-mail: the tag in the
+    /// address okno's mail asked to be answered at). Used only when okno does not know the
+    /// sender: their message joins that conversation, under its contact, with the sender
+    /// named as its author, instead of opening a conversation with a new contact.
+    pub conversation_hint: Option<String>,
 }
 
 /// Whether an inbound message may answer a survey.

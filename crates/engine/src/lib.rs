@@ -321,17 +321,19 @@ impl Engine {
         }
         validate_keyboard(&req.buttons)?;
         self.check_window(&req).await?;
-        let out = match self.store.enqueue_outbound(req.clone()).await {
-            // A person okno has only a phone number or an e-mail address for is reached on
-            // the channel that writes to it (`addresses`).
-            Err(e) if e.code == "no_identity" => match &req.to {
-                okno_store::Recipient::Contact(id) => {
-                    self.reach_by_address(std::slice::from_ref(id)).await?;
-                    self.store.enqueue_outbound(req).await?
-                }
-                _ => return Err(e),
-            },
-            other => other?,
+        // A person okno has only a phone number or an e-mail address for is reached on the
+        // channel that writes to it (`addresses`); only a send to a contact can need that, so
+        // only it keeps a copy of the request for a second try.
+        let retry = match &req.to {
+            okno_store::Recipient::Contact(id) => Some((id.clone(), req.clone())),
+            _ => None,
+        };
+        let out = match (self.store.enqueue_outbound(req).await, retry) {
+            (Err(e), Some((id, req))) if e.code == "no_identity" => {
+                self.reach_by_address(std::slice::from_ref(&id)).await?;
+                self.store.enqueue_outbound(req).await?
+            }
+            (other, _) => other?,
         };
         self.wake();
         Ok(out)

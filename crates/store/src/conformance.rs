@@ -1594,6 +1594,43 @@ pub async fn a_bounce_blocks_the_address_it_went_to(store: Arc<dyn Store>) {
     assert!(!store.get_contact(&m.contact_id).await.unwrap().identities[0].blocked, "writing again unblocks");
 }
 
+/// A stranger answering the conversation a message's hint names (e-mail: okno's reply address
+/// tag) writes into it, named as the author, and becomes nobody's identity; a known person's
+/// hint changes nothing, nor does a hint naming no conversation.
+pub async fn a_stranger_answering_a_conversation_s_tag_writes_into_it(store: Arc<dyn Store>) {
+    let mail = channel(&*store, "mail").await;
+    let anna = store.record_inbound(inbound(&mail.id, "anna@shop.test", "<a1@shop.test>", "Где заказ?")).await.unwrap();
+    let conversation = anna.message.conversation_id.to_string();
+    let hinted = |user: &str, id: &str, hint: &str| {
+        let mut m = inbound(&mail.id, user, id, "Отвечаю за Анну");
+        m.sender.display_name = Some("Бухгалтерия".into());
+        m.conversation_hint = Some(hint.to_string());
+        m
+    };
+
+    let got = store.record_inbound(hinted("buh@shop.test", "<b1@shop.test>", &conversation.to_uppercase())).await;
+    let got = got.unwrap().message;
+    assert_eq!(got.conversation_id.as_str(), conversation, "the hinted conversation, whatever the case of the tag");
+    assert_eq!(got.contact_id, anna.message.contact_id);
+    assert_eq!(got.author.as_deref(), Some("Бухгалтерия <buh@shop.test>"));
+    assert_eq!(store.get_message(&got.id).await.unwrap().author, got.author, "kept");
+    let contact = store.get_contact(&anna.message.contact_id).await.unwrap();
+    assert_eq!(contact.identities.len(), 1, "the stranger is not made one of Anna's identities");
+    let again = store.record_inbound(hinted("buh@shop.test", "<b1@shop.test>", &conversation)).await.unwrap();
+    assert!(again.duplicate, "the same mail twice is stored once");
+
+    // Without the hint the stranger is a new person; a known person's hint is not followed.
+    let alone = store.record_inbound(inbound(&mail.id, "buh@shop.test", "<b2@shop.test>", "А это я")).await.unwrap();
+    assert_ne!(alone.message.contact_id, anna.message.contact_id);
+    assert_eq!(alone.message.author, None);
+    let own = store.record_inbound(hinted("buh@shop.test", "<b3@shop.test>", &conversation)).await.unwrap();
+    assert_eq!(own.message.conversation_id, alone.message.conversation_id, "a known sender stays in their own");
+    let nowhere = store.record_inbound(hinted("new@shop.test", "<n1@shop.test>", "0".repeat(32).as_str())).await;
+    let nowhere = nowhere.unwrap().message;
+    assert_ne!(nowhere.contact_id, anna.message.contact_id, "a hint naming no conversation: a new person");
+    assert_eq!(nowhere.author, None);
+}
+
 pub async fn a_receipt_before_its_send_is_recorded_is_applied_then(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;

@@ -495,8 +495,27 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 args![&msg.channel_id, &msg.sender.user_id],
             )
             .await?;
-        let contact_id = match identity {
-            Some(row) => {
+        // A stranger answering the conversation okno's mail named (from another address): the
+        // message is that conversation's, and who wrote it its author; no identity is made,
+        // so knowing a conversation's tag never makes anyone its contact.
+        let continued = match (&identity, &msg.conversation_hint) {
+            (None, Some(hint)) => c
+                .row("SELECT contact_id FROM conversations WHERE id = $1", args![hint.to_lowercase()])
+                .await?
+                .map(|r| r.s("contact_id"))
+                .transpose()?,
+            _ => None,
+        };
+        let author = match (&continued, &msg.author) {
+            (Some(_), None) => Some(match &msg.sender.display_name {
+                Some(name) => format!("{name} <{}>", msg.sender.user_id),
+                None => msg.sender.user_id.clone(),
+            }),
+            _ => msg.author.clone(),
+        };
+        let contact_id = match (identity, continued) {
+            (None, Some(contact_id)) => contact_id,
+            (Some(row), _) => {
                 let contact_id = row.s("contact_id")?;
                 c.exec(
                     "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
@@ -524,7 +543,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 }
                 contact_id
             }
-            None => {
+            (None, None) => {
                 // A new person: the same phone, or the same e-mail address, means the same
                 // contact (omnichannel by phone and by address).
                 let by_phone = match &msg.sender.phone {
@@ -610,7 +629,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 &reply_to,
                 &dedup,
                 now,
-                &msg.author,
+                &author,
                 to_json(&inbound_options(msg))
             ],
         )
@@ -621,6 +640,9 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         for a in &msg.attachments {
             let (name, mime, size, sha, state, note, source) = match a {
                 InboundAttachment::Url { name, mime, url } => (name, mime, 0, "", "pending", None, Some(url.as_str())),
+                InboundAttachment::Stored { name, mime, size, sha256 } => {
+                    (name, mime, *size, sha256.as_str(), "ready", None, None)
+                }
                 InboundAttachment::Failed { name, mime, size, note } => {
                     (name, mime, *size, "", "failed", Some(note.as_str()), None)
                 }
@@ -668,7 +690,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             button_label,
             reply_to,
             edited: false,
-            author: msg.author.clone(),
+            author,
             created_at: now,
             updated_at: now,
         };

@@ -160,6 +160,7 @@ pub fn inbound_text(channel: &str, user: &str, id: &str, text: &str) -> InboundM
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }
 }
 

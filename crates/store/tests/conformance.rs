@@ -38,4 +38,5 @@ okno_store::both_backends!(
     a_receipt_before_its_send_is_recorded_is_applied_then,
     an_e_mail_sender_is_the_contact_with_that_address,
     a_bounce_blocks_the_address_it_went_to,
+    a_stranger_answering_a_conversation_s_tag_writes_into_it,
 );

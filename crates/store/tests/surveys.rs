@@ -44,6 +44,7 @@ fn inbound(channel: &str, user: &str, msg_id: &str, text: Option<&str>, button: 
         subscription: None,
         survey,
         context: None,
+        conversation_hint: None,
     }
 }
 

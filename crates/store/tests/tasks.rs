@@ -77,6 +77,7 @@ async fn known_person(store: &dyn Store, channel_id: &str, n: usize) -> ContactI
             subscription: None,
             survey: Default::default(),
             context: None,
+            conversation_hint: None,
         })
         .await
         .unwrap();
@@ -337,6 +338,7 @@ async fn group_chats_are_the_groups_seen_and_the_chats_tasked(store: Arc<dyn Sto
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     };
     store.record_inbound(written(&ch, "-1001", "Склад")).await.unwrap();
     store.record_inbound(written(&ch, "-1002", "Курьеры")).await.unwrap();

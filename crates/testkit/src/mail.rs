@@ -51,9 +51,10 @@ pub const DOMAINS: [&str; 2] = ["okno.test", "shop.test"];
 /// How long the helpers wait for a message or a daemon.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A fresh address at `domain` no other test uses: `<prefix>-<id>@<domain>`.
+/// A fresh address at `domain` no other test uses: `<prefix>-<12 random hex>@<domain>`, as
+/// short as a real mailbox's name, so okno's tagged reply address fits beside it.
 pub fn unique_address(prefix: &str, domain: &str) -> String {
-    format!("{prefix}-{}@{domain}", okno_domain::ids::new_id())
+    format!("{prefix}-{}@{domain}", okno_domain::ids::random_hex(6))
 }
 
 /// How a client reaches Dovecot's IMAP.
@@ -589,6 +590,8 @@ fn dovecot_conf(dir: &Path, cert: &Path, key: &Path, ports: &Ports) -> String {
          log_path = {d}/dovecot.log\n\
          hostname = mail.okno.test\n\
          protocols = imap lmtp\n\
+         # `support+tag@…` is support's mail: okno's reply addresses carry a tag.\n\
+         recipient_delimiter = +\n\
          listen = 127.0.0.1\n\
          ssl = yes\n\
          ssl_cert = <{cert}\n\

@@ -152,6 +152,7 @@ pub fn parse_value(channel_id: &str, account: &str, value: &Value) -> Result<Hoo
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     };
     Ok(Hook::Message { message: Box::new(message), item_id })
 }

@@ -70,6 +70,17 @@ pub enum ImapError {
     Command(String),
 }
 
+/// A command's failure: a broken connection is one (try again on another), anything else the
+/// server's answer.
+fn command_error(what: &str, e: async_imap::error::Error) -> ImapError {
+    match e {
+        async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost => {
+            ImapError::Connection(format!("{what}: {e}"))
+        }
+        e => ImapError::Command(format!("{what}: {e}")),
+    }
+}
+
 async fn timed<T>(what: &str, f: impl std::future::Future<Output = Result<T, ImapError>>) -> Result<T, ImapError> {
     tokio::time::timeout(TIMEOUT, f).await.unwrap_or_else(|_| Err(ImapError::Connection(format!("{what}: timed out"))))
 }
@@ -179,7 +190,7 @@ impl Inbox {
                 .session
                 .uid_fetch(format!("{from}:*"), "(UID BODY.PEEK[])")
                 .await
-                .map_err(|e| ImapError::Command(format!("UID FETCH: {e}")))?;
+                .map_err(|e| command_error("UID FETCH", e))?;
             let fetches: Vec<_> =
                 stream.try_collect().await.map_err(|e| ImapError::Connection(format!("UID FETCH: {e}")))?;
             // `N:*` names the last message even when its UID is below N: keep only the new.
@@ -202,7 +213,7 @@ impl Inbox {
                 .session
                 .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
                 .await
-                .map_err(|e| ImapError::Command(format!("UID FETCH: {e}")))?;
+                .map_err(|e| command_error("UID FETCH", e))?;
             let fetches: Vec<_> =
                 stream.try_collect().await.map_err(|e| ImapError::Connection(format!("UID FETCH: {e}")))?;
             Ok(fetches

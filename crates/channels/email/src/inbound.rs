@@ -3,8 +3,9 @@
 //! - A person's mail becomes a message: the sender's address is the person, the text the
 //!   operator reads is the message's text (the subject when the body is empty), the mail's
 //!   `Message-ID` its platform id (so a mail read twice is stored once), `In-Reply-To` the
-//!   message it answers, the subject and ids its `context`, and each file a reference
-//!   `email-part:<uidvalidity>:<uid>:<n>` to be fetched from the folder.
+//!   message it answers, the subject and ids its `context`, the conversation okno's reply
+//!   address tag names (for an answer from an address okno does not know); its files (and the whole mail,
+//!   when the text was cut) are put into okno's file store as the mail is read.
 //! - A bounce of okno's own mail is [`InboundEvent::Bounced`]: that message failed, with the
 //!   server's words, and the address marked unreachable; a delayed-delivery notice and an automatic reply are nothing okno keeps, nor is
 //!   okno's own mail found in the folder.
@@ -13,12 +14,11 @@
 //! it only past what it stored; when the folder's UIDVALIDITY changed the folder is read from
 //! the start, and the `Message-ID`s keep what was stored from coming in twice.
 
-use okno_channel::{InboundAttachment, InboundEvent, InboundMessage, InboundSender, Received};
+use okno_channel::{Context, InboundAttachment, InboundEvent, InboundMessage, InboundSender, Received};
 use okno_domain::channel::UNSUBSCRIBE;
 use serde_json::json;
 
-use crate::config::EmailConfig;
-use crate::imap::{Fetched, ImapError, Inbox};
+use crate::imap::Fetched;
 use crate::parse::{parse, MailKind, ParsedMail};
 
 /// How a file inside a stored mail is named until it is fetched.
@@ -26,6 +26,16 @@ pub const PART_SCHEME: &str = "email-part:";
 
 /// The name of the whole mail as it came, kept beside a message whose text was cut.
 pub const ORIGINAL_NAME: &str = "original.eml";
+
+/// How okno's reply address tag names a conversation: `support+c<conversation id>@shop.ru`.
+pub const TAG_PREFIX: &str = "c";
+
+/// The conversation a reply address tag names, when it is one of okno's: `c` and an id's 32
+/// hex digits (mail systems may change the case of an address).
+pub fn tagged_conversation(tag: Option<&str>) -> Option<String> {
+    let id = tag?.strip_prefix(TAG_PREFIX).or_else(|| tag?.strip_prefix("C"))?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_ascii_lowercase())
+}
 
 /// Where reading stopped: the folder's numbering and the last UID stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,25 +86,6 @@ pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, 
                 return InboundEvent::Ignore;
             }
             let text = if mail.text.trim().is_empty() { mail.subject.clone() } else { Some(mail.text.clone()) };
-            let mut attachments: Vec<InboundAttachment> = mail
-                .attachments
-                .iter()
-                .enumerate()
-                .map(|(n, a)| InboundAttachment::Url {
-                    name: a.name.clone(),
-                    mime: a.mime.clone(),
-                    url: format!("{PART_SCHEME}{uid_validity}:{uid}:{n}"),
-                })
-                .collect();
-            // What the operator reads is cut (quoted history, signature, HTML made plain):
-            // the mail as it came stays downloadable beside it.
-            if mail.text.trim() != mail.full_text.trim() || mail.has_html {
-                attachments.push(InboundAttachment::Url {
-                    name: ORIGINAL_NAME.to_string(),
-                    mime: "message/rfc822".to_string(),
-                    url: format!("{PART_SCHEME}{uid_validity}:{uid}:original"),
-                });
-            }
             // The nearest of the ids it answers that okno wrote, else the nearest at all.
             let thread = mail.thread_ids();
             let answers = thread.iter().find(|id| id.starts_with("okno.")).or(thread.first()).map(|id| id.to_string());
@@ -111,7 +102,7 @@ pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, 
                 },
                 external_id: mail.message_id.clone().unwrap_or_else(|| format!("uid-{uid_validity}-{uid}")),
                 text,
-                attachments,
+                attachments: Vec::new(),
                 // A mail to `List-Unsubscribe`'s address (`support+unsubscribe@…`) is the press of
                 // the broadcast's "unsubscribe" button.
                 button_data: (mail.reply_tag(own).as_deref() == Some("unsubscribe")).then(|| UNSUBSCRIBE.to_string()),
@@ -124,16 +115,24 @@ pub fn event(channel_id: &str, own: &str, mail: &ParsedMail, uid_validity: u32, 
                 survey: Default::default(),
                 context: Some(json!({"email": {"subject": mail.subject, "message_id": mail.message_id,
                                                "references": mail.references, "tag": mail.reply_tag(own)}})),
+                conversation_hint: tagged_conversation(mail.reply_tag(own).as_deref()),
             }))
         }
     }
 }
 
 /// One read mail as what okno receives: its event (a mail that cannot be read at all is
-/// passed over as [`InboundEvent::Ignore`], never retried forever) with the cursor after it.
-pub fn received(channel_id: &str, own: &str, uid_validity: u32, fetched: &Fetched) -> Received {
+/// passed over as [`InboundEvent::Ignore`], never retried forever), its files put into okno's
+/// file store, with the cursor after it.
+pub async fn received(cx: &Context, channel_id: &str, own: &str, uid_validity: u32, fetched: &Fetched) -> Received {
     let event = match parse(&fetched.raw) {
-        Ok(mail) => event(channel_id, own, &mail, uid_validity, fetched.uid),
+        Ok(mail) => {
+            let mut event = event(channel_id, own, &mail, uid_validity, fetched.uid);
+            if let InboundEvent::Message(m) = &mut event {
+                m.attachments = keep_files(cx, &mail, PartRef { uid_validity, uid: fetched.uid }).await;
+            }
+            event
+        }
         Err(_) => InboundEvent::Ignore,
     };
     let mut r = Received::new(event);
@@ -141,21 +140,47 @@ pub fn received(channel_id: &str, own: &str, uid_validity: u32, fetched: &Fetche
     r
 }
 
-/// One poll: opens the folder, reads at most `max` mails after `cursor` and closes it; each
-/// event carries the cursor that follows it.
-pub async fn poll_once(
-    cfg: &EmailConfig,
-    channel_id: &str,
-    cursor: Option<&str>,
-    max: usize,
-) -> Result<Vec<Received>, ImapError> {
-    let own = cfg.sender().map(|s| s.address).unwrap_or_default();
-    let mut inbox = Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await?;
-    let uid_validity = inbox.uid_validity;
-    let after = Cursor::after(cursor.and_then(Cursor::parse), uid_validity);
-    let read = inbox.fetch_after(after, max).await;
-    inbox.close().await;
-    Ok(read?.iter().map(|f| received(channel_id, &own, uid_validity, f)).collect())
+/// Where a mail lies in the folder, for naming its files there.
+#[derive(Debug, Clone, Copy)]
+struct PartRef {
+    uid_validity: u32,
+    uid: u32,
+}
+
+/// A mail's files, and the whole mail when the operator reads less than it said (quoted
+/// history, signature, HTML made plain), kept in okno's file store as the mail is read: the
+/// poll holds their bytes already, and a mail may later be moved or deleted from the folder.
+/// A file okno cannot write now stays a reference into the folder, fetched later; one over
+/// okno's download limit is kept as a note.
+async fn keep_files(cx: &Context, mail: &ParsedMail, at: PartRef) -> Vec<InboundAttachment> {
+    let PartRef { uid_validity, uid } = at;
+    let mut files: Vec<(String, String, &[u8], String)> = mail
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(n, a)| (a.name.clone(), a.mime.clone(), a.bytes.as_slice(), n.to_string()))
+        .collect();
+    if mail.text.trim() != mail.full_text.trim() || mail.has_html {
+        files.push((ORIGINAL_NAME.to_string(), "message/rfc822".to_string(), mail.raw.as_slice(), "original".into()));
+    }
+    let mut kept = Vec::with_capacity(files.len());
+    for (name, mime, bytes, part) in files {
+        let size = bytes.len() as i64;
+        if bytes.len() as u64 > cx.max_download {
+            let limit = cx.max_download / (1024 * 1024);
+            let note = format!("not kept: the file is larger than the {limit} MB limit");
+            kept.push(InboundAttachment::Failed { name, mime, size, note });
+            continue;
+        }
+        kept.push(match cx.files.put(bytes).await {
+            Ok(sha256) => InboundAttachment::Stored { name, mime, size, sha256 },
+            Err(e) => {
+                tracing::warn!(error = %e, "a mail's file could not be written now; it will be fetched from the folder");
+                InboundAttachment::Url { name, mime, url: format!("{PART_SCHEME}{uid_validity}:{uid}:{part}") }
+            }
+        });
+    }
+    kept
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! ```text
 //!  poll(cursor "<uidvalidity>:<uid>") ─► the mailbox's session (kept between polls)
 //!      ├─ new mail after the cursor ─► events, each with the cursor after it
-//!      └─ none ─► IDLE until the server tells of mail (or the poll's time is up) ─► read again
+//!      ├─ none ─► IDLE until the server tells of mail (or the poll's time is up) ─► read again
+//!      └─ each mail's files (and the mail itself when its text was cut) ─► okno's file store
 //!  send(target) ─► the conversation's context (subject, Message-ID, References of the mail
 //!      answered) ─► compose (threaded, text + HTML, files, Reply-To tagged with the
 //!      conversation) ─► SMTP ─► external id = okno's Message-ID
 //!  fetch("email-part:<uidvalidity>:<uid>:<n>") ─► that mail again by UID ─► its file n (or
-//!      the whole mail, n = `original`)
+//!      the whole mail, n = `original`), for a file that could not be written when read
 //! ```
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use okno_channel::http::{FetchError, Fetched as Download};
 use okno_channel::schema::{text, Choice, Field, FieldKind, Schema};
 use okno_channel::{
@@ -33,8 +35,8 @@ use serde_json::{json, Value};
 
 use crate::compose::{self, compose, Outgoing, OutgoingFile, Thread, Unsubscribe};
 use crate::config::{EmailConfig, Sender};
-use crate::imap::{ImapError, Inbox};
-use crate::inbound::{received, Cursor, PART_SCHEME};
+use crate::imap::{Fetched, ImapError, Inbox};
+use crate::inbound::{received, Cursor, PART_SCHEME, TAG_PREFIX};
 use crate::parse::parse;
 use crate::smtp::Smtp;
 use crate::unsubscribe;
@@ -54,6 +56,9 @@ const TLS_MODES: &[Choice] = &[
         label: text("None (a server on this machine only)", "Без шифрования (только сервер на этой машине)"),
     },
 ];
+
+/// Read mails whose files are being written at once.
+const KEEPING: usize = 8;
 
 /// IMAP sessions one channel uses at once to fetch files out of stored mail.
 const FETCH_SESSIONS: usize = 4;
@@ -88,16 +93,16 @@ fn poll_error(e: ImapError) -> PollError {
 
 impl Email {
     /// The kept session for `channel` if its configuration is unchanged, else a new one.
-    async fn session(&self, channel: &Channel, cfg: &EmailConfig) -> std::result::Result<Inbox, ImapError> {
+    /// The channel's kept session (`true`) when its configuration has not changed, else a new
+    /// one (`false`).
+    async fn session(&self, channel: &Channel, cfg: &EmailConfig) -> std::result::Result<(Inbox, bool), ImapError> {
         let kept = self.sessions.lock().ok().and_then(|mut s| s.remove(&channel.id));
         match kept {
-            Some((config, inbox)) if config == channel.config => Ok(inbox),
-            Some((_, old)) => {
-                old.close().await;
-                Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await
-            }
-            None => Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await,
+            Some((config, inbox)) if config == channel.config => return Ok((inbox, true)),
+            Some((_, old)) => old.close().await,
+            None => {}
         }
+        Ok((Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await?, false))
     }
 
     fn keep(&self, channel: &Channel, inbox: Inbox) {
@@ -340,6 +345,7 @@ impl Platform for Email {
             subscription: None,
             survey: Default::default(),
             context: None,
+            conversation_hint: None,
         };
         Ok(vec![Received::new(InboundEvent::Message(Box::new(press)))])
     }
@@ -374,23 +380,24 @@ impl Platform for Email {
     ) -> std::result::Result<Polled, PollError> {
         let cfg = config_of(channel).map_err(|e| PollError::Refused(e.message))?;
         let own = cfg.sender().map(|s| s.address).unwrap_or_default();
-        let mut inbox = self.session(channel, &cfg).await.map_err(poll_error)?;
-        let after = Cursor::after(cursor.and_then(Cursor::parse), inbox.uid_validity);
-        let mut read = inbox.fetch_after(after, BATCH).await;
-        if matches!(&read, Ok(mail) if mail.is_empty()) {
-            inbox = inbox.wait(cx.poll_timeout).await.map_err(poll_error)?;
-            read = inbox.fetch_after(after, BATCH).await;
-        }
-        let mail = match read {
-            Ok(mail) => mail,
-            Err(e) => {
-                inbox.close().await;
-                return Err(poll_error(e));
+        let (inbox, kept) = self.session(channel, &cfg).await.map_err(poll_error)?;
+        let (inbox, mail) = match read_or_wait(inbox, cursor, cx.poll_timeout).await {
+            // A kept session the server has closed since (its idle timeout, a restart, a
+            // folder renumbered) is no failure of the mailbox: a new one reads the same.
+            Err(ImapError::Connection(_)) if kept => {
+                let inbox = Inbox::open(&cfg.imap, cfg.ca_cert.as_deref()).await.map_err(poll_error)?;
+                read_or_wait(inbox, cursor, cx.poll_timeout).await
             }
-        };
+            read => read,
+        }
+        .map_err(poll_error)?;
         let uid_validity = inbox.uid_validity;
         self.keep(channel, inbox);
-        Ok(Polled { items: mail.iter().map(|f| received(&channel.id, &own, uid_validity, f)).collect() })
+        // Parsed and their files written a few at a time (each file is synced to disk), in
+        // the folder's order so each cursor follows what came before it.
+        let reading: Vec<_> = mail.iter().map(|f| received(cx, &channel.id, &own, uid_validity, f)).collect();
+        let items = futures::stream::iter(reading).buffered(KEEPING).collect().await;
+        Ok(Polled { items })
     }
 
     /// A file of a stored mail: the mail read again by its UID, its file `n` (or, for
@@ -424,6 +431,28 @@ impl Platform for Email {
     }
 }
 
+/// The mail after `cursor`; when there is none, waits (IDLE) up to `wait` for some and reads
+/// again. The session is closed when it fails.
+async fn read_or_wait(
+    mut inbox: Inbox,
+    cursor: Option<&str>,
+    wait: std::time::Duration,
+) -> std::result::Result<(Inbox, Vec<Fetched>), ImapError> {
+    let after = Cursor::after(cursor.and_then(Cursor::parse), inbox.uid_validity);
+    let mut read = inbox.fetch_after(after, BATCH).await;
+    if matches!(&read, Ok(mail) if mail.is_empty()) {
+        inbox = inbox.wait(wait).await?;
+        read = inbox.fetch_after(after, BATCH).await;
+    }
+    match read {
+        Ok(mail) => Ok((inbox, mail)),
+        Err(e) => {
+            inbox.close().await;
+            Err(e)
+        }
+    }
+}
+
 /// A reference to a file inside a stored mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PartRef {
@@ -447,14 +476,13 @@ impl PartRef {
     }
 }
 
-/// The conversation's tag in `Reply-To` (`support+c<12 hex>@shop.ru`): the random end of its
-/// id, short enough for any mailbox name (a local part is at most 64 characters); none when
-/// even that would not fit.
+/// The conversation's tag in `Reply-To` (`support+c<conversation id>@shop.ru`), by which an
+/// answer from another address finds its conversation; none where the mailbox's name leaves no
+/// room for it (a local part is at most 64 characters).
 fn reply_tag(sender: &Sender, conversation_id: &str) -> Option<String> {
-    let tail: String = conversation_id.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
-    let tag = format!("c{tail}");
+    let tag = format!("{TAG_PREFIX}{conversation_id}");
     let fits = sender.tagged(&tag).rsplit_once('@').is_some_and(|(local, _)| local.len() <= 64);
-    (fits && !tail.is_empty()).then_some(tag)
+    (fits && !conversation_id.is_empty()).then_some(tag)
 }
 
 /// Sends one mailbox's mail.
@@ -592,9 +620,14 @@ mod tests {
     }
 
     #[test]
-    fn the_reply_tag_is_short_and_left_out_where_it_cannot_fit() {
+    fn the_reply_tag_names_the_conversation_and_is_left_out_where_it_cannot_fit() {
         let sender = Sender::parse("support@shop.ru").unwrap();
-        assert_eq!(reply_tag(&sender, "01a24d475250712f812b3b5200e6f97d").as_deref(), Some("c3b5200e6f97d"));
+        let tag = reply_tag(&sender, "01a24d475250712f812b3b5200e6f97d");
+        assert_eq!(tag.as_deref(), Some("c01a24d475250712f812b3b5200e6f97d"));
+        assert_eq!(
+            crate::inbound::tagged_conversation(tag.as_deref()).as_deref(),
+            Some("01a24d475250712f812b3b5200e6f97d")
+        );
         let long = Sender::parse(&format!("{}@shop.ru", "x".repeat(60))).unwrap();
         assert_eq!(reply_tag(&long, "01a24d475250712f812b3b5200e6f97d"), None);
     }

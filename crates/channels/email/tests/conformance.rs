@@ -9,30 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use okno_channel::conformance::{self, Fault, Harness};
+use okno_channel::conformance::{self, Fault, Harness, Memory};
 use okno_channel::files::FileStore;
 use okno_channel::http::SafeClient;
-use okno_channel::{ChannelState, Context, Platform, Received};
+use okno_channel::{Context, Platform, Received};
 use okno_channel_email::{parse, Email};
 use okno_domain::model::{Channel, ChannelKind, Identity};
 use okno_testkit::email::{email_config, okno_mailbox, person_mailbox, PASSWORD};
 use okno_testkit::mail::MailServer;
 use serde_json::{json, Value};
-
-struct NoState;
-
-#[async_trait]
-impl ChannelState for NoState {
-    async fn button_token(&self, data: &str) -> okno_domain::Result<String> {
-        Ok(data.to_string())
-    }
-    async fn button_data(&self, token: &str) -> okno_domain::Result<Option<String>> {
-        Ok(Some(token.to_string()))
-    }
-    async fn set_message_options(&self, _: &str, _: Value) -> okno_domain::Result<()> {
-        Ok(())
-    }
-}
 
 struct MailHarness {
     server: &'static MailServer,
@@ -48,7 +33,8 @@ struct MailHarness {
 
 impl MailHarness {
     async fn poll(&self, channel: &Channel, cursor: Option<String>) -> Vec<Received> {
-        let polled = self.platform.poll(&self.cx, channel, cursor.as_deref(), &NoState).await.expect("a poll");
+        let polled =
+            self.platform.poll(&self.cx, channel, cursor.as_deref(), &Memory::default()).await.expect("a poll");
         polled.items
     }
 }

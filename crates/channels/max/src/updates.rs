@@ -320,6 +320,7 @@ fn message(channel_id: &str, m: &Message) -> Option<InboundMessage> {
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     })
 }
 
@@ -345,6 +346,7 @@ fn press(channel_id: &str, cb: &Callback, on: Option<&Message>) -> InboundMessag
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }
 }
 
@@ -371,6 +373,7 @@ fn started(channel_id: &str, u: &Update, user: &User) -> InboundMessage {
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }
 }
 

@@ -218,6 +218,7 @@ pub fn received(channel_id: &str, u: &Update, chat: &ChatKind) -> Received {
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     };
     match &u.what {
         What::Message { mid, text, attachments, reply_to } => {

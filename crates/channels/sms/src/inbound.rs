@@ -92,6 +92,7 @@ fn message(
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     })))
 }
 

@@ -138,6 +138,7 @@ fn message(channel_id: &str, m: &Message) -> InboundMessage {
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }
 }
 
@@ -217,6 +218,7 @@ pub fn parse(channel_id: &str, u: &Update) -> Parsed {
                 subscription: None,
                 survey: Default::default(),
                 context: None,
+                conversation_hint: None,
             })),
             callback_query_id: Some(q.id.clone()),
         };

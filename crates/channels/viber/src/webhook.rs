@@ -108,6 +108,7 @@ fn blank(channel_id: &str, sender: InboundSender, external_id: String) -> Inboun
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }
 }
 

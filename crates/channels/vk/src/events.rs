@@ -244,6 +244,7 @@ fn message_new(channel_id: &str, object: &Value) -> Action {
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     }))
 }
 
@@ -299,6 +300,7 @@ fn message_event(channel_id: &str, object: &Value) -> Parsed {
             subscription: None,
             survey: Default::default(),
             context: None,
+            conversation_hint: None,
         })),
         press_id: Some(format!("{event_id}:{user}:{peer}")),
         token,

@@ -308,6 +308,7 @@ pub fn parse_inbound(
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     })
 }
 

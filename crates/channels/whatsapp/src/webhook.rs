@@ -233,6 +233,7 @@ pub fn message(channel_id: &str, m: &Value, names: &HashMap<&str, &str>) -> Opti
         subscription: None,
         survey: Default::default(),
         context: None,
+        conversation_hint: None,
     })
 }
 

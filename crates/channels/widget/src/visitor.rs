@@ -255,6 +255,7 @@ impl Envelope {
             subscription: None,
             survey: Default::default(),
             context,
+            conversation_hint: None,
         }
     }
 }

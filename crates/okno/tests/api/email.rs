@@ -130,10 +130,8 @@ async fn a_customer_s_mail_becomes_a_conversation_and_the_answers_stay_in_one_th
     assert_eq!(parsed.text, "Завтра с 10 до 14.");
     assert_eq!(parsed.from.as_ref().and_then(|p| p.name.as_deref()), Some("Магазин «Окно»"));
     let reply_to = header(raw, "Reply-To").unwrap();
-    assert!(
-        reply_to.contains(&format!("+c{}@okno.test", &conv[conv.len() - 12..])),
-        "Reply-To carries the conversation: {reply_to}"
-    );
+    let tagged = format!("{}+c{conv}@okno.test", okno.split('@').next().unwrap());
+    assert!(reply_to.contains(&tagged), "Reply-To carries the conversation: {reply_to}");
 
     // Anna answers okno's mail: the same conversation, answering okno's message.
     let refs = format!("In-Reply-To: <{message_id}>\r\nReferences: <first-1042@shop.test> <{message_id}>\r\n");
@@ -158,6 +156,23 @@ async fn a_customer_s_mail_becomes_a_conversation_and_the_answers_stay_in_one_th
         header(&inbox[1], "References"),
         Some(format!("<first-1042@shop.test> <{message_id}> <second-1042@shop.test>"))
     );
+
+    // Anna's accountant writes to the Reply-To address from her own mailbox, in a new mail
+    // (no In-Reply-To): it lands in Anna's conversation, signed with who wrote it, and the
+    // accountant is not made one of Anna's addresses.
+    let buh = person_mailbox(server, "buh");
+    let from_buh = format!(
+        "From: Бухгалтерия <{buh}>\r\nTo: {tagged}\r\nSubject: Счёт к заказу 1042\r\nMessage-ID: <buh-1042@shop.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Пришлите, пожалуйста, счёт.\r\n"
+    );
+    server.deliver(from_buh.as_bytes(), &buh, &[&tagged]).await.unwrap();
+    let m3 = app.wait_message(|m| m["text"] == "Пришлите, пожалуйста, счёт.").await;
+    assert_eq!(m3["conversation_id"], conv.as_str(), "{m3}");
+    assert_eq!(m3["author"], format!("Бухгалтерия <{buh}>").as_str());
+    let contact = app.get(&format!("/api/v1/contacts/{}", m["contact_id"].as_str().unwrap())).await.body;
+    assert_eq!(contact["identities"].as_array().unwrap().len(), 1, "{contact}");
+    assert_eq!(contact["email"], anna.as_str());
 }
 
 #[tokio::test]
