@@ -92,6 +92,10 @@ pub struct Capabilities {
     /// Inbound by long polling ([`crate::Platform::poll`]) and/or by webhook requests.
     pub polling: bool,
     pub webhook: bool,
+    /// A person's message from an operator that the person has not read this long after it
+    /// went out is sent again by e-mail, when they left an address and okno has a mailbox: a
+    /// website visitor who closed the page still gets the answer.
+    pub unread_by_email: Option<Duration>,
 }
 
 impl Capabilities {
@@ -113,6 +117,7 @@ impl Capabilities {
             chat_actions: false,
             polling: false,
             webhook: true,
+            unread_by_email: None,
         }
     }
 }

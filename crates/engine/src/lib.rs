@@ -31,6 +31,7 @@ pub mod render;
 pub mod surveys;
 pub mod tasks;
 pub mod templates;
+pub mod unread;
 pub use reaper::REAP_EVERY;
 mod wakeups;
 pub mod window;

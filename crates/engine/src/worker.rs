@@ -193,6 +193,7 @@ impl Engine {
             JobKind::Broadcast => self.feed_broadcast(&job.ref_id).await,
             JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
             JobKind::Unsnooze => self.store.wake_snoozed(&job.ref_id).await.map(|_| Outcome::Done),
+            JobKind::UnreadByEmail => self.unread_by_email(&MessageId::from(&job.ref_id)).await.map(|()| Outcome::Done),
             JobKind::SurveyAnswer => self.survey_answer_job(&MessageId::from(&job.ref_id)).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,
@@ -284,7 +285,18 @@ impl Engine {
         }
         match adapter.send(&target).await {
             Ok(sent) => {
-                let sent = SentMessage { message_id: message_id.clone(), external_id: sent.external_id, seq: job.seq };
+                // An operator's answer the person may not see at once (a website visitor who left
+                // the page) is checked again later, and sent by e-mail if still unread.
+                let unread_check = caps
+                    .unread_by_email
+                    .filter(|_| crate::unread::written_by_a_person(target.message.author.as_deref()))
+                    .map(|after| okno_domain::time::now_ms() + after.as_millis() as i64);
+                let sent = SentMessage {
+                    message_id: message_id.clone(),
+                    external_id: sent.external_id,
+                    seq: job.seq,
+                    unread_check,
+                };
                 let held = finisher.finish(sent).await?;
                 Ok(Outcome::Ended { failed: false, held })
             }

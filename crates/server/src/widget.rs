@@ -10,6 +10,7 @@
 //!  GET  /widget/{channel_id}/files/{id}?token=   a file of the visitor's conversation
 //!  GET  /widget/{channel_id}/stream?token=       live events (SSE): `message` with `id:` = the message's id,
 //!                                                `typing`; resumes after `Last-Event-ID`
+//!  POST /widget/{channel_id}/read                the visitor has seen okno's messages up to `last`
 //! ```
 //!
 //! Every call but the script and files must come from one of the channel's `origins` (CORS; a
@@ -40,10 +41,10 @@ use okno_channel_widget::live::{self, Notice};
 use okno_channel_widget::visitor::{Envelope, EnvelopeFile, SendRequest, SessionRequest};
 use okno_channel_widget::{WidgetConfig, MAX_FILE, SCRIPT, SIGNATURE_HEADER, STREAM_POLL};
 use okno_domain::ids::{ChannelId, ContactId, MessageId};
-use okno_domain::model::{Channel, ChannelKind, ContactInput, Direction, Message};
+use okno_domain::model::{Channel, ChannelKind, ContactInput, Direction, Message, MessageStatus};
 use okno_domain::time::now_ms;
 use okno_domain::{Error, ErrorKind};
-use okno_store::VisitorPage;
+use okno_store::{Receipt, VisitorPage};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -68,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/widget/{channel_id}/files/{attachment_id}", get(file))
         .route("/widget/{channel_id}/stream", get(stream).options(preflight))
+        .route("/widget/{channel_id}/read", post(read).options(preflight))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -525,6 +527,59 @@ async fn read_history(
     let more = items.len() as u32 == limit;
     let messages: Vec<Value> = items.iter().map(|m| view(&site.channel.id, m)).collect();
     Ok(Json(json!({"messages": messages, "more": more})).into_response())
+}
+
+/// What the script says the visitor has seen.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    /// The newest of okno's messages shown in the open window.
+    last: String,
+}
+
+/// `POST /widget/{channel_id}/read`: the window is open on the page and shows okno's messages
+/// up to `last`; they are marked read (operators see it, and an answer read is not sent again
+/// by e-mail).
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    let id = ChannelId::from(id);
+    let h = headers.clone();
+    let st = &state;
+    for_site(st, &id, &headers, |site| async move {
+        let result = mark_read(st, &site, ip, &h, &body).await;
+        (site, limited(result))
+    })
+    .await
+}
+
+async fn mark_read(state: &AppState, site: &Site, ip: IpAddr, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
+    let visitor = visitor_of(headers, None)?;
+    check_limits(&site.channel.id, None, ip)?;
+    let req: ReadRequest = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("invalid_body", format!("expected {{\"last\": \"<message id>\"}}: {e}")))?;
+    if req.last.is_empty() || req.last.len() > 64 {
+        return Err(Error::invalid("invalid_body", "`last` is the id of a message the window shows").into());
+    }
+    let Some(contact) = contact_of(state, &site.channel.id, &visitor).await? else {
+        return Ok(Json(json!({"read": 0})).into_response());
+    };
+    let store = &state.engine.store;
+    let seen = store.visitor_messages(&site.channel.id, &contact, VisitorPage::Latest, 100).await?;
+    let receipts: Vec<Receipt> = seen
+        .iter()
+        .filter(|m| m.direction == Direction::Out && m.id.as_str() <= req.last.as_str())
+        .filter(|m| matches!(m.status, MessageStatus::Sent | MessageStatus::Delivered))
+        .filter_map(|m| {
+            Some(Receipt { external_id: m.external_id.clone()?, status: MessageStatus::Read, reason: None })
+        })
+        .collect();
+    let changed = store.record_receipts(&site.channel.id, receipts).await?;
+    Ok(Json(json!({"read": changed.len()})).into_response())
 }
 
 #[derive(Deserialize)]

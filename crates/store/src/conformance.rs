@@ -608,7 +608,8 @@ pub async fn delivery_outcomes_update_message_identity_and_emit(store: Arc<dyn S
 }
 
 /// A batch of sends recorded at once: each sent message once, with its platform id, one
-/// status event each, a message that failed meanwhile left failed, every job ended.
+/// status event each, a message that failed meanwhile left failed, every job ended, and the
+/// unread check a send asked for queued with it.
 pub async fn a_batch_of_sends_is_recorded_once_each(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageStatus]).await;
@@ -625,6 +626,8 @@ pub async fn a_batch_of_sends_is_recorded_once_each(store: Arc<dyn Store>) {
         message_id: out[i].id.clone(),
         external_id: external.map(str::to_string),
         seq: seq(&out[i].id),
+        // The second asks for an unread check, due at once.
+        unread_check: (i == 1).then(|| okno_domain::time::now_ms() - 1),
     };
     let batch = vec![sent(0, Some("p-0")), sent(1, None), sent(2, Some("p-2")), sent(0, Some("p-again"))];
     assert_eq!(store.finish_sends(batch, "test").await.unwrap(), vec![true; 4]);
@@ -658,7 +661,11 @@ pub async fn a_batch_of_sends_is_recorded_once_each(store: Arc<dyn Store>) {
     ];
     expected.sort();
     assert_eq!(seen, expected);
-    assert!(claim_all(&*store).await.iter().all(|j| j.kind != JobKind::Send), "every send job ended");
+    let left = claim_all(&*store).await;
+    assert!(left.iter().all(|j| j.kind != JobKind::Send), "every send job ended");
+    let checks: Vec<&str> =
+        left.iter().filter(|j| j.kind == JobKind::UnreadByEmail).map(|j| j.ref_id.as_str()).collect();
+    assert_eq!(checks, vec![out[1].id.as_str()], "the unread check asked for, once, with the send");
 }
 
 /// PostgreSQL: a table that has grown well past its planner statistics gets them afresh, once.

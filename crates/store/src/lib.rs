@@ -180,6 +180,8 @@ pub enum JobKind {
     SurveyExpire,
     /// Start a date-triggered survey for the contacts whose date has come (periodic).
     SurveyScan,
+    /// Send an operator's answer a person has not read by e-mail (a website visitor who left).
+    UnreadByEmail,
 }
 
 impl JobKind {
@@ -198,6 +200,7 @@ impl JobKind {
             JobKind::SurveyRemind => "survey_remind",
             JobKind::SurveyExpire => "survey_expire",
             JobKind::SurveyScan => "survey_scan",
+            JobKind::UnreadByEmail => "unread_by_email",
         }
     }
 
@@ -216,6 +219,7 @@ impl JobKind {
             "survey_remind" => JobKind::SurveyRemind,
             "survey_expire" => JobKind::SurveyExpire,
             "survey_scan" => JobKind::SurveyScan,
+            "unread_by_email" => JobKind::UnreadByEmail,
             _ => return None,
         })
     }
@@ -364,6 +368,9 @@ pub struct SentMessage {
     pub external_id: Option<String>,
     /// The send job.
     pub seq: i64,
+    /// When set, an `UnreadByEmail` job for the message runs at this time (written with the
+    /// send, so it is never lost between the two).
+    pub unread_check: Option<Millis>,
 }
 
 /// A business event to accept.

@@ -155,7 +155,7 @@ impl OutboxStore for SqlStore {
         seq: i64,
         owner: &str,
     ) -> Result<bool> {
-        let sent = SentMessage { message_id: message_id.to_owned(), external_id, seq };
+        let sent = SentMessage { message_id: message_id.to_owned(), external_id, seq, unread_check: None };
         Ok(self.finish_sends(vec![sent], owner).await?.first().copied().unwrap_or(false))
     }
 
@@ -178,6 +178,11 @@ impl OutboxStore for SqlStore {
                 .iter()
                 .map(|r| r.i("seq"))
                 .collect::<Result<Vec<_>>>()?;
+            for s in sent.iter().filter(|s| ended.contains(&s.seq)) {
+                if let Some(at) = s.unread_check {
+                    insert_job(c, JobKind::UnreadByEmail, s.message_id.as_str(), None, at).await?;
+                }
+            }
             Ok(sent.iter().map(|s| ended.contains(&s.seq)).collect())
         })
     }

@@ -104,7 +104,7 @@ async fn each_person_is_queued_once_and_opted_out_people_are_skipped(store: Arc<
     assert!(!store.finish_broadcast(&id).await.unwrap(), "two messages still queued");
     let sent = jobs
         .iter()
-        .map(|j| SentMessage { message_id: j.ref_id.clone().into(), external_id: None, seq: j.seq })
+        .map(|j| SentMessage { message_id: j.ref_id.clone().into(), external_id: None, seq: j.seq, unread_check: None })
         .collect();
     store.finish_sends(sent, "t").await.unwrap();
     assert!(store.finish_broadcast(&id).await.unwrap());
@@ -215,7 +215,12 @@ async fn answers_unsubscribe_and_fall_back(store: Arc<dyn Store>) {
         if j.ref_id != mc {
             store
                 .finish_sends(
-                    vec![SentMessage { message_id: j.ref_id.clone().into(), external_id: None, seq: j.seq }],
+                    vec![SentMessage {
+                        message_id: j.ref_id.clone().into(),
+                        external_id: None,
+                        seq: j.seq,
+                        unread_check: None,
+                    }],
                     "t",
                 )
                 .await

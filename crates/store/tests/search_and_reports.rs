@@ -263,7 +263,15 @@ async fn broadcast_results_count_each_outcome(store: Arc<dyn Store>, db: &TestDb
     for job in store.claim_lane("t", LANE_BULK, 100, 60_000).await.unwrap() {
         if job.ref_id == ma || job.ref_id == mb {
             store
-                .finish_sends(vec![SentMessage { message_id: job.ref_id.into(), external_id: None, seq: job.seq }], "t")
+                .finish_sends(
+                    vec![SentMessage {
+                        message_id: job.ref_id.into(),
+                        external_id: None,
+                        seq: job.seq,
+                        unread_check: None,
+                    }],
+                    "t",
+                )
                 .await
                 .unwrap();
         }

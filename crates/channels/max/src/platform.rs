@@ -179,6 +179,7 @@ impl Platform for Max {
             chat_actions: false,
             polling: true,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

@@ -144,6 +144,7 @@ impl Platform for Odnoklassniki {
             chat_actions: false,
             polling: false,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

@@ -153,6 +153,7 @@ impl Platform for Telegram {
             chat_actions: true,
             polling: true,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

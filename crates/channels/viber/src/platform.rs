@@ -160,6 +160,7 @@ impl Platform for Viber {
             chat_actions: false,
             polling: false,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

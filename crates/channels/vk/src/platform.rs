@@ -298,6 +298,7 @@ impl Platform for Vk {
             chat_actions: false,
             polling: true,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

@@ -179,6 +179,7 @@ impl Platform for WhatsApp {
             chat_actions: false,
             polling: false,
             webhook: true,
+            unread_by_email: None,
         }
     }
 

@@ -132,6 +132,9 @@
   var source = null;
   var typingTimer = null;
   var started = false;
+  var lastOkno = null; // the newest of okno's messages shown
+  var readSent = null; // the newest okno was told the visitor has seen
+  var readTimer = null;
 
   function api(method, path, body, type) {
     var headers = {};
@@ -192,7 +195,21 @@
     if (msg.from !== "visitor") {
       typing.textContent = "";
       if (!win.classList.contains("open")) bubble.classList.add("unread");
+      if (msg.id !== "greeting" && (!lastOkno || msg.id > lastOkno)) lastOkno = msg.id;
+      markRead();
     }
+  }
+
+  // What the visitor has seen: okno's messages up to the newest shown, while the window is
+  // open on a visible page (an answer nobody saw goes on to the visitor's e-mail).
+  function markRead() {
+    if (!token || !lastOkno || lastOkno === readSent) return;
+    if (!win.classList.contains("open") || document.visibilityState !== "visible") return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(function () {
+      var last = lastOkno;
+      api("POST", "/read", { last: last }).then(function () { readSent = last; }, function () {});
+    }, 300);
   }
 
   function prechatValues() { return store(":prechat") || {}; }
@@ -306,8 +323,9 @@
   bubble.addEventListener("click", function () {
     var open = win.classList.toggle("open");
     bubble.classList.remove("unread");
-    if (open) { start(); input.focus(); }
+    if (open) { start(); input.focus(); markRead(); }
   });
+  document.addEventListener("visibilitychange", markRead);
   closeBtn.addEventListener("click", function () { win.classList.remove("open"); });
   sendBtn.addEventListener("click", submit);
   input.addEventListener("keydown", function (e) {

@@ -1,6 +1,7 @@
 //! A widget channel's configuration: the sites allowed to embed it (`origins`), the secret
 //! logged-in customers' identities are signed with, and how the window looks and behaves
-//! (title, colour, greeting, the pre-chat form, working hours and the offline form).
+//! (title, colour, greeting, the pre-chat form, working hours and the offline form), and when
+//! an answer the visitor has not read goes to them by e-mail.
 //!
 //! Everything here is checked when the channel connects, so a stored configuration is always
 //! one the visitor API can serve without further checks.
@@ -33,7 +34,18 @@ pub struct WidgetConfig {
     pub prechat: Option<Vec<PrechatField>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<Offline>,
+    /// Seconds after which an operator's answer the visitor has not read goes to them by
+    /// e-mail, when they left an address and okno has a mailbox; 0: never. Absent:
+    /// [`EMAIL_AFTER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_after: Option<u64>,
 }
+
+/// How long an unread answer waits before it is sent by e-mail, unless the channel says.
+pub const EMAIL_AFTER: u64 = 10 * 60;
+
+/// The longest wait `email_after` may name: a week.
+const MAX_EMAIL_AFTER: u64 = 7 * 24 * 3600;
 
 /// One field the pre-chat form asks before the first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +120,16 @@ impl WidgetConfig {
         if let Some(o) = &cfg.offline {
             o.check()?;
         }
+        if cfg.email_after.is_some_and(|s| s > MAX_EMAIL_AFTER) {
+            return Err(bad(format!("`email_after` is at most {MAX_EMAIL_AFTER} seconds (a week); 0 turns it off")));
+        }
         Ok(cfg)
+    }
+
+    /// How long an unread answer waits before it goes by e-mail; `None`: it never does.
+    pub fn unread_by_email(&self) -> Option<std::time::Duration> {
+        let after = self.email_after.unwrap_or(EMAIL_AFTER);
+        (after > 0).then(|| std::time::Duration::from_secs(after))
     }
 
     /// Whether a browser's `Origin` header names one of the channel's sites.
@@ -141,6 +162,13 @@ fn from_form(mut config: Value) -> Value {
             Err(_) => text.split([',', ' ', '\n', '\r', '\t']).filter(|o| !o.is_empty()).map(str::to_string).collect(),
         };
         obj.insert("origins".into(), json!(list));
+    }
+    // A number typed in the form arrives as text.
+    if let Some(n) = obj.get("email_after").and_then(Value::as_str).map(|v| v.trim().parse::<u64>()) {
+        match n {
+            Ok(n) => obj.insert("email_after".into(), json!(n)),
+            Err(_) => obj.remove("email_after"),
+        };
     }
     for name in ["title", "greeting", "color", "secret"] {
         if obj.get(name).and_then(Value::as_str).is_some_and(|v| v.trim().is_empty()) {

@@ -95,11 +95,18 @@ impl Platform for Widget {
                 Field::new("color", text("Colour", "Цвет"), FieldKind::Text).placeholder("#2563EB"),
                 Field::new("prechat", text("Pre-chat form", "Анкета перед чатом"), FieldKind::Json).api_only(),
                 Field::new("offline", text("Working hours", "Часы работы"), FieldKind::Json).api_only(),
+                Field::new("email_after", text("Unread answers by e-mail after", "Непрочитанный ответ — на почту через"), FieldKind::Integer)
+                    .help(text(
+                        "seconds; an operator's answer the visitor has not read by then goes to the e-mail they left (needs an e-mail channel); 0 — never",
+                        "секунд; ответ оператора, который посетитель к этому времени не прочитал, уходит на оставленную им почту (нужен канал почты); 0 — никогда",
+                    ))
+                    .placeholder("600")
+                    .advanced(),
             ],
         )
     }
 
-    fn capabilities(&self, _config: &Value) -> Capabilities {
+    fn capabilities(&self, config: &Value) -> Capabilities {
         let mut caps = Capabilities::text_only(TextLimit { max: MAX_TEXT, unit: TextUnit::Chars });
         caps.buttons =
             Some(Buttons { inline: true, reply_keyboard: false, max_per_row: 4, max_rows: 10, max_label: 64 });
@@ -107,6 +114,11 @@ impl Platform for Widget {
         caps.chat_actions = true;
         // The site proves who its customers are (a signed id): no link codes.
         caps.link_codes = false;
+        caps.receipts = true;
+        caps.unread_by_email = match serde_json::from_value::<WidgetConfig>(config.clone()) {
+            Ok(cfg) => cfg.unread_by_email(),
+            Err(_) => None,
+        };
         caps
     }
 

@@ -403,6 +403,84 @@ async fn widget_working_hours_and_the_prechat_answers_reach_okno() {
     assert_eq!(digits, "79001234567", "{c:?}");
 }
 
+/// Seed 002: a visitor asks on the site, leaves an e-mail and closes the page; the operator's
+/// answer, unread after the channel's `email_after`, reaches the visitor by mail, threaded on
+/// the conversation, and the visitor's reply to that mail lands in the same conversation. An
+/// answer the visitor read (the open window reports it) is marked read and mailed to nobody.
+#[tokio::test]
+async fn widget_an_answer_the_visitor_did_not_read_goes_to_their_e_mail() {
+    let Some(server) = okno_testkit::mail::MailServer::shared() else { return };
+    let app = TestApp::spawn().await;
+    let okno = okno_testkit::email::okno_mailbox(server);
+    app.email_channel(server, &okno).await;
+    let ch = app.widget_channel(&[SITE], json!({"title": "Магазин", "email_after": 2})).await;
+    let mut v = app.visitor(&ch, SITE);
+    assert_eq!(v.session(None).await.status, 200);
+    let olga = okno_testkit::email::person_mailbox(server, "olga");
+    let asked = v.post("/messages", json!({"echo_id": "q1", "text": "Есть ли размер 42?", "email": olga})).await;
+    assert_eq!(asked.status, 200, "{asked:?}");
+    let conv = conversation_of(&app, asked.body["id"].as_str().unwrap()).await;
+
+    // The operator answers while the visitor is away.
+    let answer = |text: &'static str| {
+        let app = &app;
+        let conv = conv.clone();
+        async move {
+            let r = app.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"text": text})).await;
+            assert_eq!(r.status, 202, "{r:?}");
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let first = answer("Да, есть. Отложить для вас?").await;
+    let mail = server.wait_for(&olga, 1).await;
+    let parsed = okno_channel_email::parse(&mail[0]).unwrap();
+    assert_eq!(parsed.subject.as_deref(), Some("Магазин: вам ответили"));
+    assert!(parsed.text.contains("Да, есть. Отложить для вас?"), "{}", parsed.text);
+    assert!(parsed.text.starts_with("Пока вас не было в чате"), "{}", parsed.text);
+    let widget_answer = app.get(&format!("/api/v1/messages/{first}")).await.body;
+    assert_eq!(widget_answer["status"], "sent", "still unread in the chat: {widget_answer}");
+
+    // Back on the site with the window open: the next answer is read, and mailed to nobody.
+    let second = answer("Отложили до пятницы.").await;
+    let status = |id: String| {
+        let app = &app;
+        async move { app.get(&format!("/api/v1/messages/{id}")).await.body["status"].clone() }
+    };
+    for _ in 0..50 {
+        let read = v.post("/read", json!({"last": second})).await;
+        assert_eq!(read.status, 200, "{read:?}");
+        if status(second.clone()).await == "read" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(second.clone()).await, "read", "marked read once it was sent");
+    assert_eq!(status(first.clone()).await, "read", "and the answer before it");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(server.count(&olga).await, 1, "a read answer is not mailed");
+    // Olga answers the mail: the same conversation.
+    let raw = String::from_utf8_lossy(&mail[0]).replace("\r\n ", " ").replace("\r\n\t", " ");
+    let reply_to = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Reply-To:"))
+        .and_then(|v| v.split(['<', '>']).nth(1))
+        .expect("a tagged Reply-To")
+        .to_string();
+    assert!(reply_to.contains(&format!("+c{conv}@")), "{reply_to}");
+    let reply = format!(
+        "From: Ольга <{olga}>\r\nTo: {reply_to}\r\nSubject: Re: Магазин: вам ответили\r\n\
+         Message-ID: <olga-1@shop.test>\r\nIn-Reply-To: <{}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nДа, отложите, пожалуйста.\r\n",
+        parsed.message_id.clone().unwrap_or_default()
+    );
+    server.deliver(reply.as_bytes(), &olga, &[&reply_to]).await.unwrap();
+    let m = app.wait_message(|m| m["text"] == "Да, отложите, пожалуйста.").await;
+    assert_eq!(m["conversation_id"], conv.as_str(), "{m}");
+
+    let bad = v.post("/read", json!({"up_to": second})).await;
+    assert_eq!((bad.status, bad.body["error"]["code"].as_str()), (400, Some("invalid_body")), "{bad:?}");
+}
+
 /// An administrator connects a widget from the channels page: the form made from the schema
 /// takes the sites as one line; a site that is no origin is refused and nothing is saved.
 #[tokio::test]
@@ -514,6 +592,14 @@ async fn widget_works_in_a_real_browser() {
     )
     .await;
     b.screenshot("widget-open").await;
+    // The window is open on a visible page: the answer is marked read in okno.
+    let rid = r.body["id"].as_str().unwrap().to_string();
+    let read = okno_testkit::eventually(10, || async {
+        let m = app.get(&format!("/api/v1/messages/{rid}")).await.body;
+        (m["status"] == "read").then_some(())
+    })
+    .await;
+    assert!(read.is_some(), "the answer the visitor sees is read");
     // The bot's button is pressed: a press in okno.
     b.js(&format!("[...{shadow}.querySelectorAll('.btns button')].find(x => x.textContent === 'Оформить').click()"))
         .await;
