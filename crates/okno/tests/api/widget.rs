@@ -541,7 +541,8 @@ fn serve(listener: tokio::net::TcpListener, pages: Vec<(&'static str, String)>) 
 }
 
 /// The widget in Chromium: a shop's page on 127.0.0.1 with the script tag; the visitor writes,
-/// an operator answers, the visitor sees it live; a reload keeps the history.
+/// an operator answers in okno's window in a second browser session, the visitor sees the
+/// typing and the answer live and the operator sees it read; a reload keeps the history.
 #[tokio::test]
 async fn widget_works_in_a_real_browser() {
     use okno_testkit::browser::{Browser, BROWSER_TURN};
@@ -577,29 +578,50 @@ async fn widget_works_in_a_real_browser() {
 
     let m = app.wait_message(|m| m["text"] == "Можно доставить сегодня?").await;
     let conv = m["conversation_id"].as_str().unwrap();
-    app.post(&format!("/api/v1/conversations/{conv}/chat-action"), json!({"action": "typing"})).await;
+
+    // An operator in a second browser session opens the conversation in okno's window and
+    // answers; the visitor sees "typing…" and then the answer, live.
+    crate::ui::operator(&app, "anna", okno_domain::model::Role::Operator).await;
+    let Some(op) = Browser::start().await else { return };
+    op.login(&app.url, "anna", crate::ui::PASSWORD).await;
+    op.open(&format!("{}/ui/conversations/{conv}", app.url)).await;
+    op.wait_for(10, "return document.querySelector('#reply-text') && document.querySelector('#thread').innerText.includes('Можно доставить сегодня?')").await;
+    op.type_into("#reply-text", "Да, до 21:00 привезём.").await;
     b.wait_for(10, &format!("return {shadow}.querySelector('.typing').textContent.length > 0")).await;
-    let r = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages"),
-            json!({"text": "Да, до 21:00 привезём.", "buttons": [[{"text": "Оформить", "data": "order"}]]}),
-        )
-        .await;
-    assert_eq!(r.status, 202);
+    op.click("#reply-send").await;
     b.wait_for(
         10,
         &format!("return [...{shadow}.querySelectorAll('.msg.okno')].some(e => e.textContent.includes('до 21:00'))"),
     )
     .await;
-    b.screenshot("widget-open").await;
-    // The window is open on a visible page: the answer is marked read in okno.
-    let rid = r.body["id"].as_str().unwrap().to_string();
+    // The window is open on a visible page: the answer is marked read, and the operator's
+    // thread shows it.
+    let answer = app.wait_message(|m| m["text"] == "Да, до 21:00 привезём.").await;
+    assert_eq!(answer["author"], "operator:anna");
+    let rid = answer["id"].as_str().unwrap().to_string();
     let read = okno_testkit::eventually(10, || async {
         let m = app.get(&format!("/api/v1/messages/{rid}")).await.body;
         (m["status"] == "read").then_some(())
     })
     .await;
     assert!(read.is_some(), "the answer the visitor sees is read");
+    op.wait_for(15, "return document.querySelector('#thread li.msg.out[data-status=read]')").await;
+    drop(op);
+
+    // A bot's offer with a button.
+    let r = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Оформить доставку на сегодня?", "buttons": [[{"text": "Оформить", "data": "order"}]]}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    b.wait_for(
+        10,
+        &format!("return [...{shadow}.querySelectorAll('.btns button')].some(x => x.textContent === 'Оформить')"),
+    )
+    .await;
+    b.screenshot("widget-open").await;
     // The bot's button is pressed: a press in okno.
     b.js(&format!("[...{shadow}.querySelectorAll('.btns button')].find(x => x.textContent === 'Оформить').click()"))
         .await;

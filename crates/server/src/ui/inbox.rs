@@ -442,6 +442,26 @@ fn back_to(headers: &HeaderMap, id: &str) -> Response {
     Redirect::to(&format!("/ui/conversations/{id}")).into_response()
 }
 
+/// `POST /ui/conversations/{id}/typing` (the page's script, with the CSRF token in
+/// `x-csrf-token`, while the operator types an answer): "typing…" in the person's chat where
+/// the platform shows it. 204 in any case but a refused session: a chat that cannot show it
+/// is nothing to report.
+pub async fn typing(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<ConversationId>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::http::StatusCode;
+    if s.refuse_post(&state.ui, &headers, &Form::default(), Permission::Write).is_some() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Err(e) = state.engine.chat_action(&id, "typing").await {
+        tracing::debug!(conversation = %id, error = %e, "typing was not shown");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// `POST /ui/conversations/{id}/reply`: `text`, `channel_id`.
 pub async fn reply(
     State(state): State<AppState>,

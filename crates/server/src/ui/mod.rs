@@ -369,6 +369,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/live", get(live::events))
         .route("/ui/conversations/{id}", get(inbox::conversation))
         .route("/ui/conversations/{id}/reply", post(inbox::reply))
+        .route("/ui/conversations/{id}/typing", post(inbox::typing))
         .route("/ui/conversations/{id}/update", post(inbox::update))
         .route("/ui/messages/{id}/retry", post(inbox::retry))
         .route("/ui/attachments", post(inbox::upload).layer(axum::extract::DefaultBodyLimit::max(max_attachment_bytes)))

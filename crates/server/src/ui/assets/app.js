@@ -30,6 +30,15 @@
     var mine = conv;
     if (ta && !ta.value && drafts[mine]) ta.value = drafts[mine];
     if (ta) ta.addEventListener("input", function () { keepDraft(mine, ta.value); });
+    // The person sees "typing…" while an answer is typed, told at most every 4 s.
+    var typedAt = 0;
+    if (ta && mine) ta.addEventListener("input", function () {
+      if (!ta.value || ta.value.charAt(0) === "/" || Date.now() - typedAt < 4000) return;
+      typedAt = Date.now();
+      fetch("/ui/conversations/" + encodeURIComponent(mine) + "/typing", {
+        method: "POST", credentials: "same-origin", headers: { "x-csrf-token": body.dataset.csrf }
+      }).catch(function () {});
+    });
     if (ta) ta.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); f.requestSubmit(); }
     });
