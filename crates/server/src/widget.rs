@@ -27,7 +27,8 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -163,33 +164,43 @@ impl Site {
     }
 }
 
-/// Runs `f` for a call from one of the channel's sites; another origin is refused.
-async fn for_site<F, Fut>(state: &AppState, id: &ChannelId, headers: &HeaderMap, f: F) -> Response
-where
-    F: FnOnce(Site) -> Fut,
-    Fut: std::future::Future<Output = (Site, ApiResult<Response>)>,
-{
-    match Site::of(state, id, headers).await {
-        Ok(site) => {
-            let (site, result) = f(site).await;
-            site.answer(result)
-        }
-        Err(e) => e.into_response(),
+/// A call from a page of one of the channel's sites, as every visitor handler starts: the
+/// channel (the request's `Origin` is one of its sites; another is refused before the handler
+/// runs), the caller's address and the request's headers.
+struct Visit {
+    state: AppState,
+    site: Site,
+    ip: IpAddr,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let site = Site::of(state, &ChannelId::from(id), &parts.headers).await.map_err(IntoResponse::into_response)?;
+        Ok(Visit { state: state.clone(), site, ip, headers: parts.headers.clone() })
+    }
+}
+
+impl Visit {
+    /// The handler's answer with the headers that let the page read it (a refusal by the
+    /// limits as a 429).
+    fn answer(&self, result: ApiResult<Response>) -> Response {
+        self.site.answer(limited(result))
     }
 }
 
 /// A CORS preflight: allowed for the channel's sites only.
-async fn preflight(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let id = ChannelId::from(id);
-    for_site(&state, &id, &headers, |site| async move {
-        let allow = [
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, x-okno-visitor, last-event-id"),
-            (header::ACCESS_CONTROL_MAX_AGE, "600"),
-        ];
-        (site, Ok((StatusCode::NO_CONTENT, allow).into_response()))
-    })
-    .await
+async fn preflight(v: Visit) -> Response {
+    let allow = [
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, x-okno-visitor, last-event-id"),
+        (header::ACCESS_CONTROL_MAX_AGE, "600"),
+    ];
+    v.answer(Ok((StatusCode::NO_CONTENT, allow).into_response()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,20 +273,8 @@ fn visitor_of(headers: &HeaderMap, query_token: Option<&str>) -> Result<String, 
 }
 
 /// `POST /widget/{channel_id}/session`.
-async fn session(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let id = ChannelId::from(id);
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = start_session(st, &site, ip, &body).await;
-        (site, limited(result))
-    })
-    .await
+async fn session(v: Visit, RawBody(body): RawBody) -> Response {
+    v.answer(start_session(&v.state, &v.site, v.ip, &body).await)
 }
 
 async fn start_session(state: &AppState, site: &Site, ip: IpAddr, body: &[u8]) -> ApiResult<Response> {
@@ -339,21 +338,8 @@ async fn link_customer(
 }
 
 /// `POST /widget/{channel_id}/messages`.
-async fn send(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let id = ChannelId::from(id);
-    let h = headers.clone();
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = send_message(st, &site, ip, &h, &body).await;
-        (site, limited(result))
-    })
-    .await
+async fn send(v: Visit, RawBody(body): RawBody) -> Response {
+    v.answer(send_message(&v.state, &v.site, v.ip, &v.headers, &body).await)
 }
 
 async fn send_message(
@@ -417,22 +403,8 @@ struct UploadQuery {
 }
 
 /// `POST /widget/{channel_id}/files?name=`: the body is the file.
-async fn upload(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    ApiQuery(q): ApiQuery<UploadQuery>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let id = ChannelId::from(id);
-    let h = headers.clone();
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = store_upload(st, &site, ip, &h, q.name, &body).await;
-        (site, limited(result))
-    })
-    .await
+async fn upload(v: Visit, ApiQuery(q): ApiQuery<UploadQuery>, RawBody(body): RawBody) -> Response {
+    v.answer(store_upload(&v.state, &v.site, v.ip, &v.headers, q.name, &body).await)
 }
 
 async fn store_upload(
@@ -492,21 +464,8 @@ struct HistoryQuery {
 }
 
 /// `GET /widget/{channel_id}/messages?before=&limit=`: newest first pages, each oldest first.
-async fn history(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    ApiQuery(q): ApiQuery<HistoryQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let id = ChannelId::from(id);
-    let h = headers.clone();
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = read_history(st, &site, ip, &h, q).await;
-        (site, limited(result))
-    })
-    .await
+async fn history(v: Visit, ApiQuery(q): ApiQuery<HistoryQuery>) -> Response {
+    v.answer(read_history(&v.state, &v.site, v.ip, &v.headers, q).await)
 }
 
 async fn read_history(
@@ -540,21 +499,8 @@ struct ReadRequest {
 /// `POST /widget/{channel_id}/read`: the window is open on the page and shows okno's messages
 /// up to `last`; they are marked read (operators see it, and an answer read is not sent again
 /// by e-mail).
-async fn read(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let id = ChannelId::from(id);
-    let h = headers.clone();
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = mark_read(st, &site, ip, &h, &body).await;
-        (site, limited(result))
-    })
-    .await
+async fn read(v: Visit, RawBody(body): RawBody) -> Response {
+    v.answer(mark_read(&v.state, &v.site, v.ip, &v.headers, &body).await)
 }
 
 async fn mark_read(state: &AppState, site: &Site, ip: IpAddr, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
@@ -620,21 +566,8 @@ struct StreamQuery {
 }
 
 /// `GET /widget/{channel_id}/stream?token=&after=`.
-async fn stream(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ClientAddr(ip): ClientAddr,
-    ApiQuery(q): ApiQuery<StreamQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let id = ChannelId::from(id);
-    let h = headers.clone();
-    let st = &state;
-    for_site(st, &id, &headers, |site| async move {
-        let result = open_stream(st, &site, ip, &h, q);
-        (site, limited(result))
-    })
-    .await
+async fn stream(v: Visit, ApiQuery(q): ApiQuery<StreamQuery>) -> Response {
+    v.answer(open_stream(&v.state, &v.site, v.ip, &v.headers, q))
 }
 
 fn open_stream(state: &AppState, site: &Site, ip: IpAddr, headers: &HeaderMap, q: StreamQuery) -> ApiResult<Response> {

@@ -230,6 +230,13 @@ impl Platform for Email {
                 Field::new("smtp.port", text("SMTP port", "Порт SMTP"), FieldKind::Integer)
                     .help(text("465 with TLS, 587 with STARTTLS", "465 с TLS, 587 со STARTTLS"))
                     .advanced(),
+                Field::new("smtp.connections", text("SMTP connections", "Соединений SMTP"), FieldKind::Integer)
+                    .help(text(
+                        "mails sent at once (1–32, 8 when empty): more for your own mail server, fewer for a public service that limits them",
+                        "сколько писем отправлять одновременно (1–32, по умолчанию 8): больше — для своего почтового сервера, меньше — для публичного сервиса с ограничением",
+                    ))
+                    .placeholder("8")
+                    .advanced(),
                 Field::new("subject", text("Subject of new mails", "Тема новых писем"), FieldKind::Text)
                     .help(text(
                         "For mails that answer nothing (notices, broadcasts): \"Message from {name}\" when empty",

@@ -26,9 +26,9 @@ use crate::config::{Sender, SmtpConfig, Tls};
 /// How long one SMTP exchange may take before it counts as lost.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// SMTP connections one channel keeps open and sends over at once. More sends than this wait
-/// for a connection rather than each opening its own (a TLS handshake and a login per mail,
-/// and a server that slows down a client opening dozens).
+/// SMTP connections one channel keeps open and sends over at once unless its `smtp.connections`
+/// says otherwise. More sends than this wait for a connection rather than each opening its own
+/// (a TLS handshake and a login per mail, and a server that slows down a client opening dozens).
 pub const CONNECTIONS: usize = 8;
 
 /// A channel's way out: its SMTP server, login and address.
@@ -72,10 +72,10 @@ impl Smtp {
             .tls(wire)
             .credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()))
             .timeout(Some(TIMEOUT))
-            .pool_config(PoolConfig::new().max_size(CONNECTIONS as u32))
+            .pool_config(PoolConfig::new().max_size(cfg.connections() as u32))
             .build();
         let from = from.address.parse::<Address>().map_err(|e| invalid(format!("`from`: {e}")))?;
-        Ok(Smtp { transport, from, permits: tokio::sync::Semaphore::new(CONNECTIONS) })
+        Ok(Smtp { transport, from, permits: tokio::sync::Semaphore::new(cfg.connections()) })
     }
 
     /// Connects, says hello and logs in, as connecting a channel checks: `Err` carries what
