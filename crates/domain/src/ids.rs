@@ -167,6 +167,10 @@ string_id!(
     /// A channel's id.
     ChannelId
 );
+string_id!(
+    /// A connector's (to a business system) id.
+    ConnectorId
+);
 
 #[cfg(test)]
 mod tests {

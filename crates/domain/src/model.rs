@@ -240,6 +240,31 @@ pub struct Channel {
     pub created_at: Millis,
 }
 
+string_enum!(
+    /// The business systems okno connects to.
+    ConnectorKind { Amocrm = "amocrm", Bitrix24 = "bitrix24", Onec = "onec" }
+);
+
+/// A connection to a business system (a CRM account, a 1C base). `config` holds secrets and
+/// never leaves the server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Connector {
+    #[schema(value_type = String)]
+    pub id: crate::ids::ConnectorId,
+    pub kind: ConnectorKind,
+    pub name: String,
+    /// `active`, or `error` with `status_detail` saying what the business system refused.
+    pub status: String,
+    pub status_detail: Option<String>,
+    /// Public facts about the account (its name, its address).
+    pub info: Value,
+    #[serde(skip)]
+    pub config: Value,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: Millis,
+}
+
 /// A person the company talks to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Contact {

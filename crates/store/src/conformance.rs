@@ -92,6 +92,39 @@ pub async fn channels_round_trip(store: Arc<dyn Store>) {
     assert!(store.delete_channel(&ch.id).await.unwrap_err().is_not_found());
 }
 
+/// A connector is kept with its configuration (secrets included, for the engine), changed,
+/// listed and removed, like a channel.
+pub async fn connectors_round_trip(store: Arc<dyn Store>) {
+    use crate::{new_connector_id, ConnectorPatch, NewConnector};
+    use okno_domain::model::ConnectorKind;
+    let id = new_connector_id();
+    let config = json!({"api_base": "https://romashka.amocrm.ru", "token": "long-lived", "secret": "hook"});
+    let new = NewConnector {
+        kind: ConnectorKind::Amocrm,
+        name: "amoCRM".into(),
+        config,
+        info: json!({"subdomain": "romashka"}),
+    };
+    let made = store.create_connector(&id, new.clone()).await.unwrap();
+    assert_eq!((made.id.clone(), made.kind, made.status.as_str()), (id.clone(), ConnectorKind::Amocrm, "active"));
+    assert_eq!(made.config["token"], "long-lived", "the store keeps secrets for the engine");
+    assert_eq!(store.get_connector(&id).await.unwrap().info["subdomain"], "romashka");
+    assert!(store.create_connector(&id, new).await.is_err(), "one connector per id");
+    let patch = ConnectorPatch {
+        status: Some(("error".into(), Some("amoCRM refused the token (401)".into()))),
+        config: Some(json!({"api_base": "https://romashka.amocrm.ru", "token": "new", "secret": "hook"})),
+        ..Default::default()
+    };
+    let patched = store.update_connector(&id, patch).await.unwrap();
+    assert_eq!((patched.status.as_str(), patched.config["token"].as_str()), ("error", Some("new")));
+    assert_eq!(patched.status_detail.as_deref(), Some("amoCRM refused the token (401)"));
+    assert_eq!(store.list_connectors().await.unwrap().len(), 1);
+    store.delete_connector(&id).await.unwrap();
+    assert!(store.get_connector(&id).await.unwrap_err().is_not_found());
+    assert!(store.list_connectors().await.unwrap().is_empty());
+    assert!(store.update_connector(&id, ConnectorPatch::default()).await.unwrap_err().is_not_found());
+}
+
 /// Typed ids go in and come out of the store as the same ids, on every path that names them:
 /// a channel, a contact with its identity and preferred channel, a conversation, an inbound
 /// message and the outbound one that answers it, and the filters that take them.

@@ -4,6 +4,7 @@
 //! | module | trait | owns |
 //! |---|---|---|
 //! | `channels` | [`ChannelStore`] | channels and their sealed configuration |
+//! | `connectors` | [`ConnectorStore`] | connectors to business systems and their sealed configuration |
 //! | `contacts` | [`ContactStore`], [`ContactEditStore`] | contacts, identities, merging; hand edits |
 //! | `link_codes` | [`LinkCodeStore`] | one-time codes linking a person to a contact |
 //! | `conversations` | [`ConversationStore`] | recording inbound messages; conversations, messages, notes |
@@ -40,6 +41,7 @@ mod audit;
 mod bots;
 mod broadcasts;
 mod channels;
+mod connectors;
 mod contacts;
 mod conversations;
 mod db;
@@ -90,6 +92,7 @@ pub use broadcasts::{
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
 pub use channels::ChannelStore;
+pub use connectors::{new_connector_id, ConnectorPatch, ConnectorStore, NewConnector};
 pub use contacts::{ContactEdit, ContactEditStore, ContactField, ContactStore};
 pub use conversations::ConversationStore;
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
@@ -576,6 +579,7 @@ pub struct PendingDelivery {
 #[async_trait]
 pub trait Store:
     ChannelStore
+    + ConnectorStore
     + ContactStore
     + ContactEditStore
     + LinkCodeStore

@@ -168,6 +168,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0027_pending_receipts.sql"),
         include_str!("../migrations/postgres/0027_pending_receipts.sql"),
     ),
+    (
+        28,
+        "0028_connectors.sql",
+        include_str!("../migrations/sqlite/0028_connectors.sql"),
+        include_str!("../migrations/postgres/0028_connectors.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

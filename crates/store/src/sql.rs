@@ -135,13 +135,15 @@ impl SqlStore {
         let written = on!(self.write, |c| {
             check_key(c, &sealer).await?;
             let mut written = 0;
-            for row in c.rows("SELECT id, config FROM channels ORDER BY id", args![]).await? {
-                let config = row.js("config")?;
-                let sealed = sealer.seal_config(&config)?;
-                if sealed != config {
-                    c.exec("UPDATE channels SET config = $1 WHERE id = $2", args![to_json(&sealed), row.s("id")?])
-                        .await?;
-                    written += 1;
+            for table in ["channels", "connectors"] {
+                for row in c.rows(&format!("SELECT id, config FROM {table} ORDER BY id"), args![]).await? {
+                    let config = row.js("config")?;
+                    let sealed = sealer.seal_config(&config)?;
+                    if sealed != config {
+                        let update = format!("UPDATE {table} SET config = $1 WHERE id = $2");
+                        c.exec(&update, args![to_json(&sealed), row.s("id")?]).await?;
+                        written += 1;
+                    }
                 }
             }
             for row in c.rows("SELECT id, secret FROM webhooks ORDER BY id", args![]).await? {

@@ -6,6 +6,7 @@ use okno_store::conformance::*;
 
 okno_store::both_backends!(
     channels_round_trip,
+    connectors_round_trip,
     typed_ids_round_trip,
     contacts_upsert_by_external_id_and_search,
     inbound_creates_contact_identity_and_conversation_once,
