@@ -21,6 +21,7 @@ pub mod addresses;
 pub mod bots;
 pub mod broadcasts;
 pub mod channels;
+pub mod connectors;
 pub mod contacts;
 pub mod estimate;
 pub mod events;
@@ -166,6 +167,8 @@ pub struct Engine {
     bots: Mutex<HashMap<String, (std::time::Instant, bool)>>,
     /// Paused and cancelled broadcasts, recently read (their queued sends wait or are dropped).
     held: Mutex<(Option<std::time::Instant>, HashMap<String, String>)>,
+    /// amoCRM connectors' clients (each with its rate limit), by connector.
+    amocrm: connectors::Clients<okno_connector_amocrm::AmoClient>,
     /// The engine itself, for tasks that outlive a call.
     me: std::sync::Weak<Engine>,
 }
@@ -193,6 +196,7 @@ impl Engine {
         };
         Ok(Arc::new_cyclic(|me| Self {
             admin_http,
+            amocrm: Default::default(),
             me: me.clone(),
             bots: Mutex::new(HashMap::new()),
             held: Mutex::new((None, HashMap::new())),

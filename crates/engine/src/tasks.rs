@@ -243,11 +243,17 @@ impl Engine {
     /// Posted `by` an operator (`operator:<login>`), the audit line `task.create` is written
     /// in the transaction that stores the task.
     pub async fn create_task(&self, req: TaskRequest, by: Option<&str>) -> Result<Task> {
+        self.create_task_as(new_id(), req, by).await
+    }
+
+    /// [`Engine::create_task`] under an id the caller chose (a connector's: one task per deal
+    /// and stage, however often the business system says so).
+    pub async fn create_task_as(&self, id: String, req: TaskRequest, by: Option<&str>) -> Result<Task> {
         let req = req.validate()?;
         let channel = self.channel(&ChannelId::from(&req.channel_id)).await?;
         let adapter = self.task_adapter(&channel)?;
         let draft = Task {
-            id: new_id(),
+            id,
             channel_id: channel.id.to_string(),
             chat_id: req.chat_id.clone(),
             message_id: None,

@@ -194,6 +194,8 @@ impl Engine {
             JobKind::TaskReoffer => self.reoffer_task(&job.ref_id).await,
             JobKind::Unsnooze => self.store.wake_snoozed(&job.ref_id).await.map(|_| Outcome::Done),
             JobKind::UnreadByEmail => self.unread_by_email(&MessageId::from(&job.ref_id)).await.map(|()| Outcome::Done),
+            JobKind::ConnectorEvent => self.connector_event(&job.ref_id).await.map(connector_outcome),
+            JobKind::ConnectorTaskTaken => self.connector_task_taken(&job.ref_id).await.map(connector_outcome),
             JobKind::SurveyAnswer => self.survey_answer_job(&MessageId::from(&job.ref_id)).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,
@@ -456,6 +458,14 @@ pub(crate) enum Outcome {
     Retry(String, Option<Duration>),
     /// Did its part; run again after this long (a job that works in slices).
     Again(Duration),
+}
+
+/// A connector's job as the worker ends it: a refusal is on the connector's status already.
+fn connector_outcome(o: crate::connectors::Outcome) -> Outcome {
+    match o {
+        crate::connectors::Outcome::Retry(why) => Outcome::Retry(why, None),
+        crate::connectors::Outcome::Done | crate::connectors::Outcome::Refused(_) => Outcome::Done,
+    }
 }
 
 /// Most sends recorded in one transaction.

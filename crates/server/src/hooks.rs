@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/hooks/{channel_id}", post(receive).get(verify))
         .route("/hooks/{channel_id}/files/{attachment_id}", get(file))
+        .route("/hooks/connectors/{connector_id}/{secret}", post(crate::api::connectors::hook))
 }
 
 async fn receive(

@@ -185,6 +185,10 @@ pub enum JobKind {
     SurveyScan,
     /// Send an operator's answer a person has not read by e-mail (a website visitor who left).
     UnreadByEmail,
+    /// Act on what a business system reported to a connector (`<connector id>:<what>`).
+    ConnectorEvent,
+    /// Tell a business system who took the task it asked for (the task's `data.connector`).
+    ConnectorTaskTaken,
 }
 
 impl JobKind {
@@ -204,6 +208,8 @@ impl JobKind {
             JobKind::SurveyExpire => "survey_expire",
             JobKind::SurveyScan => "survey_scan",
             JobKind::UnreadByEmail => "unread_by_email",
+            JobKind::ConnectorEvent => "connector_event",
+            JobKind::ConnectorTaskTaken => "connector_task_taken",
         }
     }
 
@@ -223,6 +229,8 @@ impl JobKind {
             "survey_expire" => JobKind::SurveyExpire,
             "survey_scan" => JobKind::SurveyScan,
             "unread_by_email" => JobKind::UnreadByEmail,
+            "connector_event" => JobKind::ConnectorEvent,
+            "connector_task_taken" => JobKind::ConnectorTaskTaken,
             _ => return None,
         })
     }

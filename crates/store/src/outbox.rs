@@ -74,6 +74,10 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn reschedule_job(&self, seq: i64, owner: &str, at: Millis) -> Result<bool>;
     /// Releases every lease `owner` holds (graceful shutdown).
     async fn release_jobs(&self, owner: &str) -> Result<u64>;
+    /// Queues a job of `kind` for `ref_id`, due now; jobs with the same `queue_key` run one
+    /// at a time, in order. Committed when this returns: a caller may then acknowledge what
+    /// asked for it.
+    async fn queue_job(&self, kind: JobKind, ref_id: &str, queue_key: Option<&str>) -> Result<()>;
 }
 
 #[async_trait]
@@ -200,6 +204,11 @@ impl OutboxStore for SqlStore {
             record_failed(c, &message_id, &error, flag).await?;
             end_job(c, seq, &owner).await
         })
+    }
+
+    async fn queue_job(&self, kind: JobKind, ref_id: &str, queue_key: Option<&str>) -> Result<()> {
+        let (ref_id, queue_key) = (ref_id.to_owned(), queue_key.map(str::to_owned));
+        on!(self.write, |c| insert_job(c, kind, &ref_id, queue_key.as_deref(), now_ms()).await)
     }
 
     async fn claim_jobs(&self, owner: &str, limit: u32, lease_ms: i64) -> Result<Vec<Job>> {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::audit::write_audit;
 use crate::db::{args, Conn, Row};
+use crate::outbox::insert_job;
 use crate::sql::{on, SqlStore};
 use crate::webhooks::emit;
 use crate::{JobKind, NewAudit, PageRequest};
@@ -369,6 +370,11 @@ impl TaskStore for SqlStore {
             }
             let data = claimed_event(c, &task).await?;
             emit(c, EventType::TaskClaimed, data).await?;
+            // A task a business system asked for (through a connector) is told back to it.
+            if let Some(connector) = task.data.get("connector").and_then(Value::as_str) {
+                let queue = format!("connector:{connector}");
+                insert_job(c, JobKind::ConnectorTaskTaken, &task.id, Some(&queue), now).await?;
+            }
             Ok(ClaimOutcome::Won(task))
         })
     }

@@ -9,6 +9,7 @@ mod bad_input;
 mod bots;
 mod broadcasts;
 mod channels_and_contacts;
+mod connectors;
 mod delivery;
 mod demo;
 mod email;

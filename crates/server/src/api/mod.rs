@@ -15,6 +15,7 @@ pub mod audit;
 pub mod bots;
 pub mod broadcasts;
 pub mod channels;
+pub mod connectors;
 pub mod contacts;
 pub mod conversations;
 pub mod events;
@@ -31,6 +32,8 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/openapi.json", get(crate::openapi::document))
         .route("/channels", post(channels::create).get(channels::list))
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
+        .route("/connectors", post(connectors::create).get(connectors::list))
+        .route("/connectors/{id}", get(connectors::get).patch(connectors::update).delete(connectors::delete))
         .route("/contacts", post(contacts::upsert).get(contacts::list))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route("/contacts/{id}/merge", post(contacts::merge))

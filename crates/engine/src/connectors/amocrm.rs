@@ -1,0 +1,342 @@
+//! amoCRM: seed 004 from configuration alone. A deal moved to a configured stage becomes an
+//! okno task posted to the executors' group chat; the one executor who takes it is written
+//! back — the deal's responsible user, a note with who and when, the deal moved on.
+//!
+//! ```json
+//! {"api_base": "https://romashka.amocrm.ru", "token": "<long-lived token>",
+//!  "tasks": [{"status_id": 20, "channel_id": "<a channel with groups>", "chat_id": "-1001…",
+//!             "group": "Курьеры", "taken_status_id": 30}]}
+//! ```
+//!
+//! An executor is matched to an amoCRM user by their contact's `external_id`
+//! (`amo-user-<user id>`), else by the contact's e-mail among the account's users; unmatched,
+//! the deal keeps its responsible user and the note still says who took it.
+
+use std::sync::Arc;
+
+use okno_connector_amocrm::{AmoClient, AmoError, HookEvent, Lead, LeadPatch, PER_SECOND};
+use okno_domain::ids::ConnectorId;
+use okno_domain::model::Connector;
+use okno_domain::{Error, ErrorKind, Result};
+use okno_store::{JobKind, Task};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Outcome;
+use crate::tasks::TaskRequest;
+use crate::Engine;
+
+/// How an executor's contact names their amoCRM user: `amo-user-<id>`.
+pub const USER_PREFIX: &str = "amo-user-";
+
+/// An amoCRM connector's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmoConfig {
+    /// `https://<subdomain>.amocrm.ru`.
+    pub api_base: String,
+    /// A long-lived token of the company's private integration.
+    pub token: String,
+    /// Calls a second (amoCRM allows 7 per integration; paid packages more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    /// The stages whose deals become tasks.
+    #[serde(default)]
+    pub tasks: Vec<StageTask>,
+    /// The secret in okno's hook address (made by okno).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A stage whose deals become tasks, and where the tasks go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageTask {
+    /// The stage (amoCRM's status id) a deal is moved to.
+    pub status_id: i64,
+    /// The channel and group chat the task is posted to.
+    pub channel_id: String,
+    pub chat_id: String,
+    /// Only members of this contact group may take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The stage the deal moves to once someone took the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_status_id: Option<i64>,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::invalid("invalid_connector_config", message.into())
+}
+
+impl AmoConfig {
+    fn parse(config: &Value) -> Result<AmoConfig> {
+        let cfg: AmoConfig =
+            serde_json::from_value(config.clone()).map_err(|e| invalid(format!("amocrm connector config: {e}")))?;
+        let base = url::Url::parse(cfg.api_base.trim()).map_err(|e| invalid(format!("`api_base`: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(invalid("`api_base` is the account's address, https://<subdomain>.amocrm.ru"));
+        }
+        if cfg.token.trim().is_empty() {
+            return Err(invalid("`token` is a long-lived token of the account's private integration"));
+        }
+        if cfg.per_second.is_some_and(|n| n == 0 || n > 100) {
+            return Err(invalid("`per_second` is 1..100"));
+        }
+        for t in &cfg.tasks {
+            if t.channel_id.trim().is_empty() || t.chat_id.trim().is_empty() {
+                return Err(invalid("each of `tasks` names a `channel_id` and the group's `chat_id`"));
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn stage(&self, status_id: i64) -> Option<&StageTask> {
+        self.tasks.iter().find(|t| t.status_id == status_id)
+    }
+}
+
+/// Checks a configuration and its token with amoCRM and subscribes okno's hook address to
+/// deals' moves.
+pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, config: &Value) -> Result<(Value, Value)> {
+    let mut cfg = AmoConfig::parse(config)?;
+    for t in &cfg.tasks {
+        let channel = engine.channel(&t.channel_id.as_str().into()).await?;
+        if !engine.carries_tasks(&channel)? {
+            return Err(invalid(format!("channel {} has no group chats with buttons to post tasks to", channel.id)));
+        }
+    }
+    let client =
+        AmoClient::new(&cfg.api_base, &cfg.token, cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?;
+    let account = client.account().await.map_err(|e| match e {
+        AmoError::Unauthorized(d) => Error::invalid("invalid_credentials", format!("amoCRM refused the token: {d}")),
+        e => unavailable(e),
+    })?;
+    let destination = format!("{}/hooks/connectors/{id}/{secret}", engine.cfg.public_url.trim_end_matches('/'));
+    client.subscribe(&destination, &["status_lead"]).await.map_err(unavailable)?;
+    cfg.secret = Some(secret.to_string());
+    let info = json!({"account": account.name, "subdomain": account.subdomain, "account_id": account.id});
+    let config = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+    Ok((config, info))
+}
+
+fn unavailable(e: AmoError) -> Error {
+    Error::new(ErrorKind::Unavailable, "amocrm_unavailable", e.to_string())
+}
+
+/// amoCRM's webhook: each deal moved to a configured stage queued as a job.
+pub(crate) async fn hook(engine: &Engine, connector: &Connector, body: &[u8]) -> Result<usize> {
+    let events = okno_connector_amocrm::events(body).map_err(|e| Error::invalid("invalid_hook", e.to_string()))?;
+    let cfg = AmoConfig::parse(&connector.config)?;
+    let mut queued = 0;
+    for e in events {
+        let HookEvent::LeadStatus { lead_id, status_id, .. } = e;
+        if cfg.stage(status_id).is_some() {
+            let what = format!("{}:lead:{lead_id}:{status_id}", connector.id);
+            let queue = format!("connector:{}:lead:{lead_id}", connector.id);
+            engine.store.queue_job(JobKind::ConnectorEvent, &what, Some(&queue)).await?;
+            queued += 1;
+        }
+    }
+    if queued > 0 {
+        engine.wake();
+    }
+    Ok(queued)
+}
+
+/// The task okno posts for a deal at a stage: one per deal and stage, however often amoCRM
+/// repeats its hook.
+fn task_id(connector: &ConnectorId, lead_id: i64, status_id: i64) -> String {
+    format!("amocrm-{connector}-{lead_id}-{status_id}")
+}
+
+/// What an amoCRM error means for the job.
+fn outcome(e: AmoError) -> Outcome {
+    match e {
+        AmoError::TooManyRequests | AmoError::Unavailable(_) => Outcome::Retry(e.to_string()),
+        e => Outcome::Refused(e.to_string()),
+    }
+}
+
+/// A `ConnectorEvent` job: `lead:<lead id>:<status id>`.
+pub(crate) async fn event(engine: &Engine, connector: &Connector, what: &str) -> Result<Outcome> {
+    let mut parts = what.split(':');
+    let (Some("lead"), Some(lead_id), Some(status_id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ok(Outcome::Done);
+    };
+    let (Ok(lead_id), Ok(status_id)) = (lead_id.parse::<i64>(), status_id.parse::<i64>()) else {
+        return Ok(Outcome::Done);
+    };
+    let cfg = AmoConfig::parse(&connector.config)?;
+    let Some(stage) = cfg.stage(status_id).cloned() else { return Ok(Outcome::Done) };
+    let id = task_id(&connector.id, lead_id, status_id);
+    match engine.store.get_task(&id).await {
+        Ok(_) => return Ok(Outcome::Done),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
+    let client = engine.amo_client(connector, &cfg)?;
+    // The deal as amoCRM has it now: a hook may be late, and the deal moved on since.
+    let lead = match client.lead(lead_id).await {
+        Ok(l) => l,
+        Err(AmoError::NotFound(_)) => return Ok(Outcome::Done),
+        Err(e) => return Ok(outcome(e)),
+    };
+    engine
+        .audit_connector_call(connector, "amocrm.lead.read", &lead_id.to_string(), json!({"status_id": lead.status_id}))
+        .await;
+    if lead.status_id != status_id {
+        return Ok(Outcome::Done);
+    }
+    let private = match lead.contact_ids.first() {
+        Some(c) => match client.contact(*c).await {
+            Ok(c) => {
+                let mut lines = vec![format!("Клиент: {}", c.name)];
+                lines.extend(c.phones.iter().map(|p| format!("Телефон: {p}")));
+                lines.extend(c.emails.iter().map(|e| format!("E-mail: {e}")));
+                Some(lines.join("\n"))
+            }
+            Err(AmoError::NotFound(_)) => None,
+            Err(e) => return Ok(outcome(e)),
+        },
+        None => None,
+    };
+    let req = TaskRequest {
+        channel_id: stage.channel_id.clone(),
+        chat_id: stage.chat_id.clone(),
+        title: lead.name.chars().take(256).collect(),
+        text: task_text(&lead),
+        private_text: private,
+        data: json!({"connector": connector.id, "amocrm": {"lead_id": lead_id, "status_id": status_id}}),
+        group: stage.group.clone(),
+        reoffer_after: None,
+        reoffer_times: None,
+    };
+    engine.create_task_as(id, req, Some(&format!("connector:{}", connector.id))).await?;
+    Ok(Outcome::Done)
+}
+
+/// What the group sees of a deal: its name and sum (the client's details go to the executor
+/// privately).
+fn task_text(lead: &Lead) -> String {
+    match lead.price.filter(|p| *p > 0) {
+        Some(p) => format!("Сделка «{}», сумма {p} ₽", lead.name),
+        None => format!("Сделка «{}»", lead.name),
+    }
+}
+
+/// A `ConnectorTaskTaken` job: the deal gets its executor as responsible user (when they are
+/// one of the account's users), a note with who and when, and the next stage.
+pub(crate) async fn task_taken(engine: &Engine, connector: &Connector, task: &Task) -> Result<Outcome> {
+    let (Some(lead_id), Some(status_id)) = (
+        task.data.pointer("/amocrm/lead_id").and_then(Value::as_i64),
+        task.data.pointer("/amocrm/status_id").and_then(Value::as_i64),
+    ) else {
+        return Ok(Outcome::Done);
+    };
+    let Some(executor) = &task.claimed_by else { return Ok(Outcome::Done) };
+    let cfg = AmoConfig::parse(&connector.config)?;
+    let client = engine.amo_client(connector, &cfg)?;
+    let user = match executor_user(engine, &client, executor.contact_id.as_deref()).await {
+        Ok(u) => u,
+        Err(e) => return Ok(outcome(e)),
+    };
+    let patch = LeadPatch {
+        responsible_user_id: user,
+        status_id: cfg.stage(status_id).and_then(|s| s.taken_status_id),
+        ..Default::default()
+    };
+    let target = lead_id.to_string();
+    if patch != LeadPatch::default() {
+        let done = client.update_lead(lead_id, &patch).await;
+        let detail = json!({"responsible_user_id": patch.responsible_user_id, "status_id": patch.status_id,
+                            "outcome": done.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())});
+        engine.audit_connector_call(connector, "amocrm.lead.update", &target, detail).await;
+        if let Err(e) = done {
+            return Ok(outcome(e));
+        }
+    }
+    let who = match &executor.username {
+        Some(u) => format!("{} (@{u})", executor.name),
+        None => executor.name.clone(),
+    };
+    let when = task.claimed_at.map(okno_domain::time::to_rfc3339).unwrap_or_default();
+    let text = format!("Задачу «{}» взял(а) {who} в okno, {when}", task.title);
+    let noted = client.add_note(lead_id, &text).await;
+    let detail = json!({"text": text, "outcome": noted.as_ref().map(|id| format!("note {id}")).unwrap_or_else(|e| e.to_string())});
+    engine.audit_connector_call(connector, "amocrm.note.add", &target, detail).await;
+    Ok(match noted {
+        Ok(_) => Outcome::Done,
+        Err(e) => outcome(e),
+    })
+}
+
+/// The amoCRM user an executor's contact names: `amo-user-<id>` as its external id, else its
+/// e-mail among the account's users.
+async fn executor_user(
+    engine: &Engine,
+    client: &AmoClient,
+    contact_id: Option<&str>,
+) -> std::result::Result<Option<i64>, AmoError> {
+    let Some(contact_id) = contact_id else { return Ok(None) };
+    let Ok(contact) = engine.store.get_contact(&contact_id.into()).await else { return Ok(None) };
+    if let Some(id) =
+        contact.external_id.as_deref().and_then(|x| x.strip_prefix(USER_PREFIX)).and_then(|x| x.parse().ok())
+    {
+        return Ok(Some(id));
+    }
+    let Some(email) = contact.email.as_deref() else { return Ok(None) };
+    let users = client.users().await?;
+    Ok(users.iter().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email))).map(|u| u.id))
+}
+
+impl Engine {
+    /// The connector's client, kept while its configuration holds (its rate limit with it).
+    fn amo_client(&self, connector: &Connector, cfg: &AmoConfig) -> Result<Arc<AmoClient>> {
+        let mut clients = self.amocrm.lock().map_err(|_| Error::internal("the amoCRM clients' lock"))?;
+        if let Some((config, client)) = clients.get(&connector.id) {
+            if *config == connector.config {
+                return Ok(client.clone());
+            }
+        }
+        let client = Arc::new(
+            AmoClient::new(&cfg.api_base, &cfg.token, cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?,
+        );
+        clients.insert(connector.id.clone(), (connector.config.clone(), client.clone()));
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_checked_field_by_field() {
+        let good = json!({"api_base": "https://romashka.amocrm.ru", "token": "t",
+                          "tasks": [{"status_id": 20, "channel_id": "c", "chat_id": "-1", "taken_status_id": 30}]});
+        let cfg = AmoConfig::parse(&good).unwrap();
+        assert_eq!(cfg.stage(20).and_then(|s| s.taken_status_id), Some(30));
+        assert!(cfg.stage(21).is_none());
+        for (field, bad) in [
+            ("api_base", json!("ftp://x")),
+            ("api_base", json!("not a url")),
+            ("token", json!(" ")),
+            ("per_second", json!(0)),
+            ("tasks", json!([{"status_id": 20, "channel_id": "", "chat_id": "-1"}])),
+            ("tasks", json!([{"status_id": "20", "channel_id": "c", "chat_id": "-1"}])),
+            ("unknown", json!(1)),
+        ] {
+            let mut v = good.clone();
+            v[field] = bad.clone();
+            assert!(AmoConfig::parse(&v).is_err(), "{field}: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_task_is_one_per_deal_and_stage() {
+        let c = ConnectorId::from("k1");
+        assert_eq!(task_id(&c, 5, 20), "amocrm-k1-5-20");
+        assert_ne!(task_id(&c, 5, 20), task_id(&c, 5, 30));
+    }
+}
