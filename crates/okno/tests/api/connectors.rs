@@ -148,6 +148,16 @@ async fn seed_004_a_deal_at_a_stage_becomes_a_task_and_its_executor_is_written_b
     .await
     .expect("the refused token shows on the connector");
     assert!(status["status_detail"].as_str().unwrap().contains("401"), "{status}");
+    // … and on the administrators' page, with the calls okno made and how they ended.
+    {
+        use crate::ui::{operator, Client, PASSWORD};
+        operator(&app, "admin", okno_domain::model::Role::Admin).await;
+        let mut c = Client::new(&app);
+        assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+        let page = c.get("/ui/admin/connectors").await.body;
+        assert!(page.contains(&format!("id=\"connector-detail-{id}\"")) && page.contains("401"), "{page}");
+        assert!(page.contains("amocrm.note.add") && page.contains("romashka"), "{page}");
+    }
     // A new token through PATCH (the rest of the configuration kept) clears it.
     let fresh = amo.add_token(manager);
     let patched = app.patch(&format!("/api/v1/connectors/{id}"), json!({"config": {"token": fresh}})).await;

@@ -283,6 +283,52 @@ pub async fn webhooks(State(state): State<AppState>, s: Session) -> Response {
     }
 }
 
+/// `GET /ui/admin/connectors`: each connector with its status (a refused token shows here)
+/// and its latest calls into the business system, with their outcomes.
+pub async fn connectors(State(state): State<AppState>, s: Session) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+        return r;
+    }
+    let result = async {
+        let journal = state.engine.store.list_audit(PageRequest::new(Some(200), None)).await?.items;
+        let rows: Vec<Value> = state
+            .engine
+            .store
+            .list_connectors()
+            .await?
+            .into_iter()
+            .map(|c| {
+                let actor = format!("connector:{}", c.id);
+                let calls: Vec<Value> = journal
+                    .iter()
+                    .filter(|e| e.actor == actor)
+                    .take(10)
+                    .map(|e| {
+                        let outcome = e.detail.get("outcome").and_then(Value::as_str).unwrap_or("ok");
+                        let failed = outcome != "ok" && !outcome.starts_with("note ");
+                        json!({"at": short_time(e.at), "action": e.action, "target": e.target, "outcome": outcome,
+                               "failed": failed})
+                    })
+                    .collect();
+                json!({"id": c.id, "kind": c.kind, "name": c.name, "status": c.status, "detail": c.status_detail,
+                       "account": c.info.get("account"), "subdomain": c.info.get("subdomain"),
+                       "created": short_time(c.created_at), "calls": calls})
+            })
+            .collect();
+        Ok::<_, okno_domain::Error>(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => ui.render(
+            "admin_connectors.html",
+            &s,
+            json!({"title": t(&s, "connectors"), "nav": "admin", "sub": "connectors", "rows": rows}),
+        ),
+        Err(e) => error_page(ui, &s, e),
+    }
+}
+
 /// `GET /ui/admin/rules`
 pub async fn rules(State(state): State<AppState>, s: Session) -> Response {
     let sample = json!({

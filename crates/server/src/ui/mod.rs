@@ -126,6 +126,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_channels.html", include_str!("templates/admin_channels.html")),
     ("admin_tokens.html", include_str!("templates/admin_tokens.html")),
     ("admin_webhooks.html", include_str!("templates/admin_webhooks.html")),
+    ("admin_connectors.html", include_str!("templates/admin_connectors.html")),
     ("admin_rules.html", include_str!("templates/admin_rules.html")),
     ("admin_audit.html", include_str!("templates/admin_audit.html")),
     ("admin_bots.html", include_str!("templates/admin_bots.html")),
@@ -382,6 +383,7 @@ pub fn routes(max_attachment_bytes: usize) -> Router<AppState> {
         .route("/ui/admin/tokens", get(admin::tokens).post(admin::create_token))
         .route("/ui/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/ui/admin/webhooks", get(admin::webhooks))
+        .route("/ui/admin/connectors", get(admin::connectors))
         .route("/ui/admin/rules", get(admin::rules).post(admin::preview_rule))
         .route("/ui/admin/audit", get(admin::audit_log))
         .route("/ui/admin/canned", get(canned::page).post(canned::change))
