@@ -169,6 +169,8 @@ pub struct Engine {
     held: Mutex<(Option<std::time::Instant>, HashMap<String, String>)>,
     /// amoCRM connectors' clients (each with its rate limit), by connector.
     amocrm: connectors::Clients<okno_connector_amocrm::AmoClient>,
+    /// One amoCRM OAuth refresh at a time in this process (a refresh token works once).
+    amocrm_refresh: tokio::sync::Mutex<()>,
     /// The engine itself, for tasks that outlive a call.
     me: std::sync::Weak<Engine>,
 }
@@ -197,6 +199,7 @@ impl Engine {
         Ok(Arc::new_cyclic(|me| Self {
             admin_http,
             amocrm: Default::default(),
+            amocrm_refresh: tokio::sync::Mutex::new(()),
             me: me.clone(),
             bots: Mutex::new(HashMap::new()),
             held: Mutex::new((None, HashMap::new())),

@@ -48,6 +48,7 @@ pub const SECRET_FIELDS: &[&str] = &[
     "app_password",
     "api_id",
     "api_key",
+    "refresh_token",
     "bind_password",
 ];
 

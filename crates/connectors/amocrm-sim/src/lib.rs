@@ -7,7 +7,11 @@
 //!
 //! * **Auth** (§1.1): every call carries `Authorization: Bearer <token>` — a long-lived token or
 //!   an OAuth access token; an unknown, expired or revoked one is **401**
-//!   (`{"title":"Unauthorized","type":…,"status":401,"detail":…}`).
+//!   (`{"title":"Unauthorized","type":…,"status":401,"detail":…}`). OAuth:
+//!   `POST /oauth2/access_token` (JSON) exchanges an authorization code or a refresh token for
+//!   `{"token_type":"Bearer","expires_in","access_token","refresh_token"}`; each refresh gives a
+//!   new refresh token and the old one stops working; a wrong client, code or refresh token is
+//!   400 (`{"hint","title","type","status","detail"}`).
 //! * **Limits** (§1.2): at most **7 requests a second per integration** (token) and 50 per
 //!   account; over that, **429** — with an HTML body, as amoCRM answers (the PHP library only
 //!   recognises 429 by a non-JSON body); [`BLOCK_AFTER`] refusals within a minute block the
@@ -101,6 +105,18 @@ pub(crate) struct World {
     pub(crate) subdomain: String,
     /// token → the user it acts as.
     pub(crate) tokens: HashMap<String, i64>,
+    /// OAuth access tokens' ends.
+    pub(crate) expires: HashMap<String, Instant>,
+    /// An OAuth integration: client id → its secret.
+    pub(crate) integrations: HashMap<String, String>,
+    /// Authorization codes not yet exchanged → (client id, user).
+    pub(crate) codes: HashMap<String, (String, i64)>,
+    /// Refresh tokens still good → (client id, user).
+    pub(crate) refresh: HashMap<String, (String, i64)>,
+    /// How long an OAuth access token lives.
+    pub(crate) access_ttl: Duration,
+    /// Refreshes so far.
+    pub(crate) refreshes: usize,
     pub(crate) users: BTreeMap<i64, Value>,
     pub(crate) contacts: BTreeMap<i64, Value>,
     pub(crate) leads: BTreeMap<i64, Lead>,
@@ -203,6 +219,30 @@ impl AmoSim {
         let token = format!("amo-{}-{}", user_id, self.inner.world().id());
         self.inner.world().tokens.insert(token.clone(), user_id);
         token
+    }
+
+    /// An OAuth integration with its client id and secret.
+    pub fn add_integration(&self, client_id: &str, client_secret: &str) {
+        self.inner.world().integrations.insert(client_id.to_string(), client_secret.to_string());
+    }
+
+    /// The authorization code an administrator gets for `client_id` acting as `user_id` (good
+    /// for one exchange).
+    pub fn auth_code(&self, client_id: &str, user_id: i64) -> String {
+        let mut w = self.inner.world();
+        let code = format!("code-{}", w.id());
+        w.codes.insert(code.clone(), (client_id.to_string(), user_id));
+        code
+    }
+
+    /// How long OAuth access tokens live from now on (amoCRM: 24 hours).
+    pub fn access_ttl(&self, ttl: Duration) {
+        self.inner.world().access_ttl = ttl;
+    }
+
+    /// Refresh-token exchanges so far.
+    pub fn refreshes(&self) -> usize {
+        self.inner.world().refreshes
     }
 
     /// The token stops working (revoked in amoCRM, or expired): every call with it is 401.

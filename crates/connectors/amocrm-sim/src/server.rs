@@ -38,6 +38,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/v4/leads", patch(patch_leads))
         .route("/api/v4/leads/{id}/notes", get(notes).post(add_notes))
         .route("/api/v4/webhooks", get(webhooks).post(subscribe))
+        .route("/oauth2/access_token", axum::routing::post(access_token))
         .fallback(|| async { problem(404, "Not Found", "no such method") })
         .with_state(inner)
 }
@@ -88,7 +89,8 @@ fn gate(inner: &Inner, headers: &HeaderMap, method: &Method, uri: &Uri) -> Resul
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_string();
-    let Some(user) = w.tokens.get(&token).copied() else {
+    let expired = w.expires.get(&token).is_some_and(|end| Instant::now() >= *end);
+    let Some(user) = w.tokens.get(&token).copied().filter(|_| !expired) else {
         let r = problem(401, "Unauthorized", "Access token is invalid, expired or revoked");
         return Err(answer(&mut w, 401, r));
     };
@@ -382,6 +384,47 @@ async fn subscribe(
         StatusCode::OK,
         json!({"id": id, "destination": destination, "settings": settings, "disabled": false, "sort": 10}),
     )
+}
+
+/// `POST /oauth2/access_token`: an authorization code or a refresh token for a new pair.
+async fn access_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let refused = |detail: &str| {
+        let body = json!({"hint": detail, "title": "Некорректный запрос", "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
+                          "status": 400, "detail": "В запросе отсутствует ряд параметров или параметры невалидны"});
+        let mut r = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        r
+    };
+    let mut w = inner.world();
+    let client = field("client_id");
+    if w.integrations.get(&client) != Some(&field("client_secret")) || field("redirect_uri").is_empty() {
+        return refused("Client authentication failed");
+    }
+    let user = match field("grant_type").as_str() {
+        "authorization_code" => match w.codes.remove(&field("code")) {
+            Some((c, user)) if c == client => user,
+            _ => return refused("Authorization code has been revoked"),
+        },
+        "refresh_token" => match w.refresh.remove(&field("refresh_token")) {
+            Some((c, user)) if c == client => {
+                w.refreshes += 1;
+                user
+            }
+            _ => return refused("Token has been revoked"),
+        },
+        _ => return refused("The authorization grant type is not supported"),
+    };
+    let n = w.id();
+    let (access, refresh) = (format!("access-{user}-{n}"), format!("refresh-{user}-{n}"));
+    let ttl = w.access_ttl;
+    w.tokens.insert(access.clone(), user);
+    w.expires.insert(access.clone(), Instant::now() + ttl);
+    w.refresh.insert(refresh.clone(), (client, user));
+    let body = json!({"token_type": "Bearer", "expires_in": ttl.as_secs(), "server_time": unix_now(),
+                      "access_token": access, "refresh_token": refresh});
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// Sends one webhook: up to [`HOOK_ATTEMPTS`] times, each given [`crate::HOOK_DEADLINE`],

@@ -105,8 +105,64 @@ pub struct LeadPatch {
 pub struct AmoClient {
     http: reqwest::Client,
     base: String,
-    token: String,
+    /// The long-lived token, or the current OAuth access token (replaced on refresh).
+    token: std::sync::RwLock<String>,
     limiter: DefaultDirectRateLimiter,
+}
+
+/// What amoCRM's OAuth gives: a pair of tokens and how long the access token lives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds.
+    pub expires_in: i64,
+}
+
+/// An OAuth grant: the authorization code an administrator got, or the last refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant<'a> {
+    Code(&'a str),
+    Refresh(&'a str),
+}
+
+/// A private integration's OAuth credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OAuthClient<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub redirect_uri: &'a str,
+}
+
+/// Exchanges a grant for tokens at `{api_base}/oauth2/access_token`. A refresh token works
+/// once: the answer's must be kept, the old one is dead.
+pub async fn exchange(api_base: &str, client: OAuthClient<'_>, grant: Grant<'_>) -> Result<Tokens, AmoError> {
+    let http = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| AmoError::Unavailable(e.to_string()))?;
+    let (grant_type, key, value) = match grant {
+        Grant::Code(c) => ("authorization_code", "code", c),
+        Grant::Refresh(r) => ("refresh_token", "refresh_token", r),
+    };
+    let body = json!({"client_id": client.client_id, "client_secret": client.client_secret,
+                      "redirect_uri": client.redirect_uri, "grant_type": grant_type, key: value});
+    let resp = http
+        .post(format!("{}/oauth2/access_token", api_base.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| AmoError::Unavailable(e.to_string()))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| AmoError::Unavailable(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_str(&text).map_err(|e| AmoError::Unavailable(format!("amoCRM's tokens: {e}")));
+    }
+    let hint = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("hint").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| problem_detail(&text));
+    Err(match status {
+        s if s.is_client_error() => AmoError::Unauthorized(format!("OAuth: {hint}")),
+        s => AmoError::Unavailable(format!("OAuth: {s}: {hint}")),
+    })
 }
 
 impl std::fmt::Debug for AmoClient {
@@ -131,9 +187,16 @@ impl AmoClient {
         Ok(AmoClient {
             http,
             base: api_base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: std::sync::RwLock::new(token.to_string()),
             limiter: RateLimiter::direct(quota),
         })
+    }
+
+    /// Calls with a new token from now on (an OAuth refresh).
+    pub fn set_token(&self, token: &str) {
+        if let Ok(mut t) = self.token.write() {
+            *t = token.to_string();
+        }
     }
 
     /// One call: waits its turn under the limit, retries a 429, reads amoCRM's errors.
@@ -142,7 +205,8 @@ impl AmoClient {
         let mut attempt = 0;
         loop {
             self.limiter.until_ready().await;
-            let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
+            let token = self.token.read().map(|t| t.clone()).unwrap_or_default();
+            let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
             if let Some(b) = body {
                 req = req.json(b);
             }

@@ -12,5 +12,7 @@
 pub mod client;
 pub mod hook;
 
-pub use client::{Account, AmoClient, AmoError, Contact, Lead, LeadPatch, User, PER_SECOND};
+pub use client::{
+    exchange, Account, AmoClient, AmoError, Contact, Grant, Lead, LeadPatch, OAuthClient, Tokens, User, PER_SECOND,
+};
 pub use hook::{events, tree, HookError, HookEvent};

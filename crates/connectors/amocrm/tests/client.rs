@@ -147,3 +147,32 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("not within 10 s")
 }
+
+#[tokio::test]
+async fn oauth_exchanges_a_code_and_each_refresh_token_works_once() {
+    use okno_connector_amocrm::{exchange, Grant, OAuthClient};
+    let sim = AmoSim::start("romashka").await;
+    let admin = sim.add_user("Админ", "admin@romashka.ru");
+    sim.add_integration("client-1", "client-secret");
+    sim.access_ttl(std::time::Duration::from_millis(300));
+    let app =
+        OAuthClient { client_id: "client-1", client_secret: "client-secret", redirect_uri: "https://okno.example" };
+    let code = sim.auth_code("client-1", admin);
+    let first = exchange(&sim.api_base(), app, Grant::Code(&code)).await.unwrap();
+    assert!(exchange(&sim.api_base(), app, Grant::Code(&code)).await.is_err(), "a code works once");
+    let wrong = OAuthClient { client_secret: "nope", ..app };
+    let refused = exchange(&sim.api_base(), wrong, Grant::Code(&sim.auth_code("client-1", admin))).await.unwrap_err();
+    assert!(matches!(refused, AmoError::Unauthorized(_)), "{refused:?}");
+
+    let client = AmoClient::new(&sim.api_base(), &first.access_token, PER_SECOND).unwrap();
+    client.account().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(matches!(client.account().await, Err(AmoError::Unauthorized(_))), "the access token expired");
+    let second = exchange(&sim.api_base(), app, Grant::Refresh(&first.refresh_token)).await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token, "the refresh token rotates");
+    client.set_token(&second.access_token);
+    client.account().await.unwrap();
+    let stale = exchange(&sim.api_base(), app, Grant::Refresh(&first.refresh_token)).await.unwrap_err();
+    assert!(matches!(stale, AmoError::Unauthorized(_)), "the old refresh token is dead: {stale:?}");
+    assert_eq!(sim.refreshes(), 1);
+}

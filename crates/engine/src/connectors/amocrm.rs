@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
-use okno_connector_amocrm::{AmoClient, AmoError, HookEvent, Lead, LeadPatch, PER_SECOND};
+use okno_connector_amocrm::{
+    exchange, AmoClient, AmoError, Grant, HookEvent, Lead, LeadPatch, OAuthClient, Tokens, PER_SECOND,
+};
 use okno_domain::ids::ConnectorId;
 use okno_domain::model::Connector;
 use okno_domain::{Error, ErrorKind, Result};
@@ -35,8 +37,12 @@ pub const USER_PREFIX: &str = "amo-user-";
 pub struct AmoConfig {
     /// `https://<subdomain>.amocrm.ru`.
     pub api_base: String,
-    /// A long-lived token of the company's private integration.
-    pub token: String,
+    /// A long-lived token of the company's private integration (or `oauth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// OAuth instead of a long-lived token: okno refreshes the tokens before they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuth>,
     /// Calls a second (amoCRM allows 7 per integration; paid packages more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_second: Option<u32>,
@@ -47,6 +53,45 @@ pub struct AmoConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
+
+/// A private integration's OAuth: the administrator gives the client id, secret, redirect
+/// address and an authorization code (good 20 minutes, once); okno keeps the tokens it
+/// exchanges the code for, and refreshes them (amoCRM's access tokens live a day, and each
+/// refresh token works once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    /// Given by the administrator; exchanged at once and not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the access token ends (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl OAuth {
+    fn client(&self) -> OAuthClient<'_> {
+        OAuthClient { client_id: &self.client_id, client_secret: &self.client_secret, redirect_uri: &self.redirect_uri }
+    }
+
+    /// Keeps a new pair of tokens.
+    fn keep(&mut self, t: Tokens) {
+        self.access_token = Some(t.access_token);
+        self.refresh_token = Some(t.refresh_token);
+        self.expires_at = Some(okno_domain::time::now_ms() + t.expires_in.max(0) * 1000);
+        self.code = None;
+    }
+}
+
+/// How long before its end an access token is refreshed.
+const REFRESH_AHEAD_MS: i64 = 10 * 60 * 1000;
 
 /// A stage whose deals become tasks, and where the tasks go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,8 +122,17 @@ impl AmoConfig {
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(invalid("`api_base` is the account's address, https://<subdomain>.amocrm.ru"));
         }
-        if cfg.token.trim().is_empty() {
-            return Err(invalid("`token` is a long-lived token of the account's private integration"));
+        match (&cfg.token, &cfg.oauth) {
+            (Some(t), None) if !t.trim().is_empty() => {}
+            (None, Some(o)) => {
+                let given = [&o.client_id, &o.client_secret, &o.redirect_uri].iter().all(|f| !f.trim().is_empty());
+                if !given || (o.code.is_none() && o.refresh_token.is_none()) {
+                    return Err(invalid(
+                        "`oauth` needs `client_id`, `client_secret`, `redirect_uri` and an authorization `code`",
+                    ));
+                }
+            }
+            _ => return Err(invalid("give a long-lived `token`, or `oauth` with an authorization code — one of them")),
         }
         if cfg.per_second.is_some_and(|n| n == 0 || n > 100) {
             return Err(invalid("`per_second` is 1..100"));
@@ -89,6 +143,15 @@ impl AmoConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// What calls carry: the long-lived token, or the current access token.
+    fn bearer(&self) -> &str {
+        match (&self.token, &self.oauth) {
+            (Some(t), _) => t,
+            (None, Some(o)) => o.access_token.as_deref().unwrap_or_default(),
+            (None, None) => "",
+        }
     }
 
     fn stage(&self, status_id: i64) -> Option<&StageTask> {
@@ -106,8 +169,19 @@ pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, con
             return Err(invalid(format!("channel {} has no group chats with buttons to post tasks to", channel.id)));
         }
     }
+    if let Some(o) = &mut cfg.oauth {
+        if let Some(code) = o.code.clone() {
+            let tokens = exchange(&cfg.api_base, o.client(), Grant::Code(&code)).await.map_err(|e| match e {
+                AmoError::Unauthorized(d) => {
+                    Error::invalid("invalid_credentials", format!("amoCRM refused the code: {d}"))
+                }
+                e => unavailable(e),
+            })?;
+            o.keep(tokens);
+        }
+    }
     let client =
-        AmoClient::new(&cfg.api_base, &cfg.token, cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?;
+        AmoClient::new(&cfg.api_base, cfg.bearer(), cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?;
     let account = client.account().await.map_err(|e| match e {
         AmoError::Unauthorized(d) => Error::invalid("invalid_credentials", format!("amoCRM refused the token: {d}")),
         e => unavailable(e),
@@ -158,8 +232,46 @@ fn outcome(e: AmoError) -> Outcome {
     }
 }
 
+/// The connector with an access token good for a while yet: an OAuth one near its end is
+/// refreshed first (one refresh at a time, the new pair kept before it is used), or the
+/// outcome that stops the job.
+async fn fresh(engine: &Engine, connector: &Connector) -> Result<std::result::Result<(Connector, AmoConfig), Outcome>> {
+    let cfg = AmoConfig::parse(&connector.config)?;
+    let due = |cfg: &AmoConfig| {
+        cfg.oauth.as_ref().is_some_and(|o| o.expires_at.unwrap_or(0) - okno_domain::time::now_ms() < REFRESH_AHEAD_MS)
+    };
+    if !due(&cfg) {
+        return Ok(Ok((connector.clone(), cfg)));
+    }
+    let _one = engine.amocrm_refresh.lock().await;
+    // Another job may have refreshed it meanwhile.
+    let connector = engine.store.get_connector(&connector.id).await?;
+    let mut cfg = AmoConfig::parse(&connector.config)?;
+    if !due(&cfg) {
+        return Ok(Ok((connector, cfg)));
+    }
+    let Some(o) = cfg.oauth.as_mut() else { return Ok(Ok((connector, cfg))) };
+    let refresh = o.refresh_token.clone().unwrap_or_default();
+    let tokens = exchange(&cfg.api_base, o.client(), Grant::Refresh(&refresh)).await;
+    let detail = json!({"outcome": tokens.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())});
+    engine.audit_connector_call(&connector, "amocrm.oauth.refresh", connector.id.as_str(), detail).await;
+    match tokens {
+        Ok(t) => o.keep(t),
+        Err(e) => return Ok(Err(outcome(e))),
+    }
+    let config = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+    let patch = okno_store::ConnectorPatch { config: Some(config), ..Default::default() };
+    let connector = engine.store.update_connector(&connector.id, patch).await?;
+    Ok(Ok((connector, cfg)))
+}
+
 /// A `ConnectorEvent` job: `lead:<lead id>:<status id>`.
 pub(crate) async fn event(engine: &Engine, connector: &Connector, what: &str) -> Result<Outcome> {
+    let (connector, _) = match fresh(engine, connector).await? {
+        Ok(fresh) => fresh,
+        Err(stop) => return Ok(stop),
+    };
+    let connector = &connector;
     let mut parts = what.split(':');
     let (Some("lead"), Some(lead_id), Some(status_id)) = (parts.next(), parts.next(), parts.next()) else {
         return Ok(Outcome::Done);
@@ -228,6 +340,11 @@ fn task_text(lead: &Lead) -> String {
 /// A `ConnectorTaskTaken` job: the deal gets its executor as responsible user (when they are
 /// one of the account's users), a note with who and when, and the next stage.
 pub(crate) async fn task_taken(engine: &Engine, connector: &Connector, task: &Task) -> Result<Outcome> {
+    let (connector, _) = match fresh(engine, connector).await? {
+        Ok(fresh) => fresh,
+        Err(stop) => return Ok(stop),
+    };
+    let connector = &connector;
     let (Some(lead_id), Some(status_id)) = (
         task.data.pointer("/amocrm/lead_id").and_then(Value::as_i64),
         task.data.pointer("/amocrm/status_id").and_then(Value::as_i64),
@@ -300,7 +417,7 @@ impl Engine {
             }
         }
         let client = Arc::new(
-            AmoClient::new(&cfg.api_base, &cfg.token, cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?,
+            AmoClient::new(&cfg.api_base, cfg.bearer(), cfg.per_second.unwrap_or(PER_SECOND)).map_err(unavailable)?,
         );
         clients.insert(connector.id.clone(), (connector.config.clone(), client.clone()));
         Ok(client)
@@ -318,6 +435,13 @@ mod tests {
         let cfg = AmoConfig::parse(&good).unwrap();
         assert_eq!(cfg.stage(20).and_then(|s| s.taken_status_id), Some(30));
         assert!(cfg.stage(21).is_none());
+        assert_eq!(cfg.bearer(), "t");
+        let mut oauth = good.clone();
+        oauth.as_object_mut().unwrap().remove("token");
+        oauth["oauth"] = json!({"client_id": "c", "client_secret": "s", "redirect_uri": "https://o", "code": "x"});
+        assert!(AmoConfig::parse(&oauth).is_ok(), "OAuth instead of a token");
+        oauth["token"] = json!("t");
+        assert!(AmoConfig::parse(&oauth).is_err(), "not both");
         for (field, bad) in [
             ("api_base", json!("ftp://x")),
             ("api_base", json!("not a url")),
@@ -326,6 +450,7 @@ mod tests {
             ("tasks", json!([{"status_id": 20, "channel_id": "", "chat_id": "-1"}])),
             ("tasks", json!([{"status_id": "20", "channel_id": "c", "chat_id": "-1"}])),
             ("unknown", json!(1)),
+            ("oauth", json!({"client_id": "c", "client_secret": "s", "redirect_uri": "https://o"})),
         ] {
             let mut v = good.clone();
             v[field] = bad.clone();

@@ -168,3 +168,60 @@ async fn seed_004_a_deal_at_a_stage_becomes_a_task_and_its_executor_is_written_b
     let deleted = app.delete(&format!("/api/v1/connectors/{id}")).await;
     assert_eq!(deleted.status, 204);
 }
+
+/// amoCRM over OAuth: the administrator's authorization code exchanged when connecting (a used
+/// or wrong one refused), the access token refreshed before it ends — the rotating refresh
+/// token kept each time — and the deals still becoming tasks.
+#[tokio::test]
+async fn an_oauth_connector_exchanges_its_code_and_refreshes_its_tokens() {
+    let app = TestApp::spawn().await;
+    let tg = TelegramSim::start().await;
+    tg.add_bot(TOKEN, "amo_oauth_bot");
+    let ch = app.telegram_channel(&tg, TOKEN, "polling").await;
+    tg.group(TOKEN, GROUP, "Курьеры");
+    let amo = AmoSim::start("romashka").await;
+    let manager = amo.add_user("Ольга Менеджер", "olga@romashka.ru");
+    amo.add_integration("okno-integration", "integration-secret");
+    // Access tokens that end within okno's refresh margin: every job refreshes first.
+    amo.access_ttl(Duration::from_secs(60));
+    let oauth = |code: &str| {
+        json!({"client_id": "okno-integration", "client_secret": "integration-secret",
+               "redirect_uri": "https://okno.example/amocrm", "code": code})
+    };
+    let config = |code: &str| {
+        json!({"api_base": amo.api_base(), "oauth": oauth(code),
+               "tasks": [{"status_id": FIND, "channel_id": ch, "chat_id": GROUP.to_string()}]})
+    };
+    let wrong =
+        app.post("/api/v1/connectors", json!({"kind": "amocrm", "name": "amoCRM", "config": config("nope")})).await;
+    assert_eq!((wrong.status, wrong.code()), (400, "invalid_credentials"), "{wrong:?}");
+    let code = amo.auth_code("okno-integration", manager);
+    let made =
+        app.post("/api/v1/connectors", json!({"kind": "amocrm", "name": "amoCRM", "config": config(&code)})).await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let again =
+        app.post("/api/v1/connectors", json!({"kind": "amocrm", "name": "amoCRM 2", "config": config(&code)})).await;
+    assert_eq!(again.code(), "invalid_credentials", "a code works once: {again:?}");
+
+    for n in 1..=2 {
+        let lead = amo.add_lead(&format!("Заказ {n}"), 1000, manager, None);
+        amo.move_lead(lead, FIND, manager);
+        eventually(15, || async {
+            let items = app.get("/api/v1/tasks?limit=10").await.body["items"].as_array()?.clone();
+            (items.len() == n).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("deal {n} became a task"));
+    }
+    assert!(amo.refreshes() >= 2, "each job found its token near its end and refreshed it: {}", amo.refreshes());
+    assert_eq!(app.get(&format!("/api/v1/connectors/{id}")).await.body["status"], "active");
+    let journal = app.get("/api/v1/audit?limit=100").await.body;
+    let refreshed = journal["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "amocrm.oauth.refresh" && e["detail"]["outcome"] == "ok")
+        .count();
+    assert!(refreshed >= 2, "{journal}");
+}
