@@ -66,26 +66,13 @@ impl ChannelStore for SqlStore {
         let patch = ChannelPatch { config, ..patch };
         let channel = on!(self.write, |c| {
             let id = id.as_str();
-            let mut q = Sql::new("UPDATE channels SET updated_at = ");
-            q.bind_i(now_ms());
-            if let Some(v) = &patch.name {
-                q.push(", name = ").bind_s(v);
-            }
-            if let Some(v) = &patch.config {
-                q.push(", config = ").bind_s(to_json(v));
-            }
-            if let Some(v) = &patch.info {
-                q.push(", info = ").bind_s(to_json(v));
-            }
-            if let Some((status, detail)) = &patch.status {
-                q.push(", status = ").bind_s(status);
-                match detail {
-                    Some(d) => q.push(", status_detail = ").bind_s(d),
-                    None => q.push(", status_detail = NULL"),
-                };
-            }
-            q.push(" WHERE deleted = 0 AND id = ").bind_s(id);
-            if c.exec(&q.text, &q.args).await? == 0 {
+            let changes = Changes {
+                name: patch.name.as_ref(),
+                config: patch.config.as_ref(),
+                info: patch.info.as_ref(),
+                status: patch.status.as_ref(),
+            };
+            if update_row(c, "channels", id, changes).await? == 0 {
                 return Err(Error::not_found("channel", id));
             }
             let channel = load_channel(c, id).await?;
@@ -110,6 +97,40 @@ impl ChannelStore for SqlStore {
             Ok(())
         })
     }
+}
+
+/// What a change to a configured row (a channel, a connector) sets; `None` keeps a field.
+pub(crate) struct Changes<'a> {
+    pub(crate) name: Option<&'a String>,
+    pub(crate) config: Option<&'a Value>,
+    pub(crate) info: Option<&'a Value>,
+    /// A status and what it is about (`None` clears the detail).
+    pub(crate) status: Option<&'a (String, Option<String>)>,
+}
+
+/// Applies `changes` to the row `id` of `table` (`channels` or `connectors`) that is not
+/// deleted; returns the rows changed (0: none such).
+pub(crate) async fn update_row(c: &mut dyn Conn, table: &str, id: &str, changes: Changes<'_>) -> Result<u64> {
+    let mut q = Sql::new(&format!("UPDATE {table} SET updated_at = "));
+    q.bind_i(now_ms());
+    if let Some(v) = changes.name {
+        q.push(", name = ").bind_s(v);
+    }
+    if let Some(v) = changes.config {
+        q.push(", config = ").bind_s(to_json(v));
+    }
+    if let Some(v) = changes.info {
+        q.push(", info = ").bind_s(to_json(v));
+    }
+    if let Some((status, detail)) = changes.status {
+        q.push(", status = ").bind_s(status);
+        match detail {
+            Some(d) => q.push(", status_detail = ").bind_s(d),
+            None => q.push(", status_detail = NULL"),
+        };
+    }
+    q.push(" WHERE deleted = 0 AND id = ").bind_s(id);
+    c.exec(&q.text, &q.args).await
 }
 
 impl SqlStore {

@@ -10,9 +10,10 @@ use okno_domain::time::now_ms;
 use okno_domain::{Error, Result};
 use serde_json::Value;
 
+use crate::channels::{update_row, Changes};
 use crate::db::{args, Conn, Row};
 use crate::sql::{on, SqlStore};
-use crate::statements::{to_json, Sql};
+use crate::statements::to_json;
 
 /// A connector to make.
 #[derive(Debug, Clone)]
@@ -90,26 +91,13 @@ impl ConnectorStore for SqlStore {
         let patch = ConnectorPatch { config, ..patch };
         let connector = on!(self.write, |c| {
             let id = id.as_str();
-            let mut q = Sql::new("UPDATE connectors SET updated_at = ");
-            q.bind_i(now_ms());
-            if let Some(v) = &patch.name {
-                q.push(", name = ").bind_s(v);
-            }
-            if let Some(v) = &patch.config {
-                q.push(", config = ").bind_s(to_json(v));
-            }
-            if let Some(v) = &patch.info {
-                q.push(", info = ").bind_s(to_json(v));
-            }
-            if let Some((status, detail)) = &patch.status {
-                q.push(", status = ").bind_s(status);
-                match detail {
-                    Some(d) => q.push(", status_detail = ").bind_s(d),
-                    None => q.push(", status_detail = NULL"),
-                };
-            }
-            q.push(" WHERE deleted = 0 AND id = ").bind_s(id);
-            if c.exec(&q.text, &q.args).await? == 0 {
+            let changes = Changes {
+                name: patch.name.as_ref(),
+                config: patch.config.as_ref(),
+                info: patch.info.as_ref(),
+                status: patch.status.as_ref(),
+            };
+            if update_row(c, "connectors", id, changes).await? == 0 {
                 return Err(Error::not_found("connector", id));
             }
             load_connector(c, id).await

@@ -14,10 +14,9 @@ use okno_channel::http::SafeClient;
 use okno_channel::{Context, InboundAttachment, InboundEvent, Platform, Received};
 use okno_channel_email::{parse, Cursor, Email};
 use okno_domain::model::{Channel, ChannelKind};
-use okno_testkit::mail::{unique_address, MailServer};
+use okno_testkit::email::{email_config, okno_mailbox};
+use okno_testkit::mail::MailServer;
 use serde_json::{json, Value};
-
-const PASSWORD: &str = "mailbox-password-0123";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -54,14 +53,8 @@ async fn poll(email: &Email, cx: &Context, channel: &Channel, cursor: Option<&st
 #[tokio::test]
 async fn a_poll_reads_messages_bounces_and_auto_replies_each_with_its_cursor() {
     let Some(server) = MailServer::shared() else { return };
-    let okno = unique_address("support", "shop.test");
-    server.create_mailbox(&okno, PASSWORD);
-    let config = json!({
-        "imap": {"host": "127.0.0.1", "port": server.imaps_addr().port(), "tls": "tls", "username": okno, "password": PASSWORD},
-        "smtp": {"host": "127.0.0.1", "port": server.smtps_addr().port(), "tls": "tls", "username": okno, "password": PASSWORD},
-        "from": format!("Магазин <{okno}>"),
-        "ca_cert": server.cert_pem(),
-    });
+    let okno = okno_mailbox(server);
+    let config = email_config(server, &okno, "Магазин");
     let dir = std::env::temp_dir().join(format!("okno-email-poll-{}", okno_domain::ids::new_id()));
     let (email, cx, channel) = (Email::default(), context(&dir), channel(config));
     // A customer's reply with a file, a bounce of okno's mail, a vacation notice, one at a time
@@ -149,14 +142,8 @@ async fn a_poll_reads_messages_bounces_and_auto_replies_each_with_its_cursor() {
 #[tokio::test]
 async fn a_file_over_the_download_limit_is_kept_as_a_note() {
     let Some(server) = MailServer::shared() else { return };
-    let okno = unique_address("support", "shop.test");
-    server.create_mailbox(&okno, PASSWORD);
-    let config = json!({
-        "imap": {"host": "127.0.0.1", "port": server.imaps_addr().port(), "tls": "tls", "username": okno, "password": PASSWORD},
-        "smtp": {"host": "127.0.0.1", "port": server.smtps_addr().port(), "tls": "tls", "username": okno, "password": PASSWORD},
-        "from": okno,
-        "ca_cert": server.cert_pem(),
-    });
+    let okno = okno_mailbox(server);
+    let config = email_config(server, &okno, "Магазин");
     let dir = std::env::temp_dir().join(format!("okno-email-poll-{}", okno_domain::ids::new_id()));
     let mut cx = context(&dir);
     cx.max_download = 1024;

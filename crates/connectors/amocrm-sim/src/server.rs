@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use crate::{unix_now, Hook, Inner, Lead, Note, HOOK_ATTEMPTS, PER_ACCOUNT, PER_TOKEN};
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v4/account", get(account))
         .route("/api/v4/users", get(users))
         .route("/api/v4/contacts/{id}", get(contact))
@@ -38,9 +38,20 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/v4/leads", patch(patch_leads))
         .route("/api/v4/leads/{id}/notes", get(notes).post(add_notes))
         .route("/api/v4/webhooks", get(webhooks).post(subscribe))
+        .route_layer(axum::middleware::from_fn_with_state(inner.clone(), gated));
+    Router::new()
+        .merge(api)
         .route("/oauth2/access_token", axum::routing::post(access_token))
         .fallback(|| async { problem(404, "Not Found", "no such method") })
         .with_state(inner)
+}
+
+/// Every API call passes [`gate`] before its handler.
+async fn gated(State(inner): State<Arc<Inner>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match gate(&inner, req.headers(), req.method(), req.uri()) {
+        Ok(_) => next.run(req).await,
+        Err(refused) => refused,
+    }
 }
 
 /// amoCRM's error body (`application/problem+json`).
@@ -125,12 +136,7 @@ fn gate(inner: &Inner, headers: &HeaderMap, method: &Method, uri: &Uri) -> Resul
     Ok(user)
 }
 
-type Gated = (State<Arc<Inner>>, HeaderMap, Method, Uri);
-
-async fn account(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn account(State(inner): State<Arc<Inner>>) -> Response {
     let w = inner.world();
     hal(
         StatusCode::OK,
@@ -140,10 +146,7 @@ async fn account(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: Me
     )
 }
 
-async fn users(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn users(State(inner): State<Arc<Inner>>) -> Response {
     let w = inner.world();
     if w.users.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
@@ -155,16 +158,7 @@ async fn users(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: Meth
     )
 }
 
-async fn contact(
-    Path(id): Path<i64>,
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn contact(Path(id): Path<i64>, State(inner): State<Arc<Inner>>) -> Response {
     match inner.world().contacts.get(&id) {
         Some(c) => hal(StatusCode::OK, c.clone()),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -195,13 +189,7 @@ async fn lead(
     Path(id): Path<i64>,
     Query(q): Query<std::collections::HashMap<String, String>>,
     State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
     let with_contacts = q.get("with").is_some_and(|w| w.split(',').any(|x| x == "contacts"));
     match inner.world().leads.get(&id) {
         Some(l) => hal(StatusCode::OK, lead_json(&inner.base, l, with_contacts)),
@@ -243,11 +231,7 @@ fn apply(w: &mut crate::World, id: i64, patch: &Value, request_id: usize) -> Res
     Ok(json!({"id": id, "updated_at": lead.updated_at, "request_id": request_id.to_string()}))
 }
 
-async fn patch_lead(Path(id): Path<i64>, gated: Gated, body: Bytes) -> Response {
-    let (State(inner), headers, method, uri) = gated;
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn patch_lead(Path(id): Path<i64>, State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
         return problem(400, "Bad Request", "Syntax error");
     };
@@ -261,16 +245,7 @@ async fn patch_lead(Path(id): Path<i64>, gated: Gated, body: Bytes) -> Response 
     }
 }
 
-async fn patch_leads(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn patch_leads(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
         return problem(400, "Bad Request", "an array of deals is expected");
     };
@@ -292,11 +267,7 @@ async fn patch_leads(
     )
 }
 
-async fn notes(Path(id): Path<i64>, gated: Gated) -> Response {
-    let (State(inner), headers, method, uri) = gated;
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn notes(Path(id): Path<i64>, State(inner): State<Arc<Inner>>) -> Response {
     let w = inner.world();
     let notes: Vec<Value> = w
         .notes
@@ -310,11 +281,7 @@ async fn notes(Path(id): Path<i64>, gated: Gated) -> Response {
     hal(StatusCode::OK, json!({"_page": 1, "_embedded": {"notes": notes}}))
 }
 
-async fn add_notes(Path(id): Path<i64>, gated: Gated, body: Bytes) -> Response {
-    let (State(inner), headers, method, uri) = gated;
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn add_notes(Path(id): Path<i64>, State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
         return problem(400, "Bad Request", "an array of notes is expected");
     };
@@ -339,10 +306,7 @@ async fn add_notes(Path(id): Path<i64>, gated: Gated, body: Bytes) -> Response {
     hal(StatusCode::OK, json!({"_embedded": {"notes": made}}))
 }
 
-async fn webhooks(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn webhooks(State(inner): State<Arc<Inner>>) -> Response {
     let w = inner.world();
     if w.webhooks.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
@@ -356,16 +320,7 @@ async fn webhooks(State(inner): State<Arc<Inner>>, headers: HeaderMap, method: M
     hal(StatusCode::OK, json!({"_total_items": hooks.len(), "_embedded": {"webhooks": hooks}}))
 }
 
-async fn subscribe(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = gate(&inner, &headers, &method, &uri) {
-        return r;
-    }
+async fn subscribe(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let destination = v.get("destination").and_then(Value::as_str).unwrap_or_default().to_string();
     let settings: Vec<String> = v
