@@ -463,7 +463,7 @@ pub(crate) enum Outcome {
 /// A connector's job as the worker ends it: a refusal is on the connector's status already.
 fn connector_outcome(o: crate::connectors::Outcome) -> Outcome {
     match o {
-        crate::connectors::Outcome::Retry(why) => Outcome::Retry(why, None),
+        crate::connectors::Outcome::Retry(why) | crate::connectors::Outcome::Held(why) => Outcome::Retry(why, None),
         crate::connectors::Outcome::Done | crate::connectors::Outcome::Refused(_) => Outcome::Done,
     }
 }

@@ -1665,6 +1665,19 @@ pub async fn a_stranger_answering_a_conversation_s_tag_writes_into_it(store: Arc
     assert_eq!(alone.message.author, None);
     let own = store.record_inbound(hinted("buh@shop.test", "<b3@shop.test>", &conversation)).await.unwrap();
     assert_eq!(own.message.conversation_id, alone.message.conversation_id, "a known sender stays in their own");
+    // A stranger whose address a contact keeps is that contact, whatever the tag says.
+    let mut boris = hinted("boris@shop.test", "<bo1@shop.test>", &conversation);
+    boris.sender.email = Some("boris@shop.test".into());
+    let known = store
+        .upsert_contact(
+            ContactInput { email: Some("boris@shop.test".into()), ..Default::default() }.normalize().unwrap(),
+        )
+        .await
+        .unwrap()
+        .0;
+    let by_address = store.record_inbound(boris).await.unwrap().message;
+    assert_eq!(by_address.contact_id, known.id, "the contact with that address");
+    assert_eq!(by_address.author, None);
     let nowhere = store.record_inbound(hinted("new@shop.test", "<n1@shop.test>", "0".repeat(32).as_str())).await;
     let nowhere = nowhere.unwrap().message;
     assert_ne!(nowhere.contact_id, anna.message.contact_id, "a hint naming no conversation: a new person");

@@ -498,8 +498,15 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // A stranger answering the conversation okno's mail named (from another address): the
         // message is that conversation's, and who wrote it its author; no identity is made,
         // so knowing a conversation's tag never makes anyone its contact.
+        // A sender okno knows by address (a contact's e-mail) is that contact, hint or not.
+        let known_address = match (&identity, &msg.conversation_hint, sender_email(msg)) {
+            (None, Some(_), Some(email)) => {
+                c.row("SELECT id FROM contacts WHERE email = $1 LIMIT 1", args![&email]).await?.is_some()
+            }
+            _ => false,
+        };
         let continued = match (&identity, &msg.conversation_hint) {
-            (None, Some(hint)) => c
+            (None, Some(hint)) if !known_address => c
                 .row("SELECT contact_id FROM conversations WHERE id = $1", args![hint.to_lowercase()])
                 .await?
                 .map(|r| r.s("contact_id"))

@@ -99,6 +99,9 @@ const REFRESH_AHEAD_MS: i64 = 10 * 60 * 1000;
 pub struct StageTask {
     /// The stage (amoCRM's status id) a deal is moved to.
     pub status_id: i64,
+    /// The pipeline, where the stage is one every pipeline has (142 won, 143 lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<i64>,
     /// The channel and group chat the task is posted to.
     pub channel_id: String,
     pub chat_id: String,
@@ -157,6 +160,14 @@ impl AmoConfig {
     fn stage(&self, status_id: i64) -> Option<&StageTask> {
         self.tasks.iter().find(|t| t.status_id == status_id)
     }
+
+    /// The stage a deal at `status_id` in `pipeline_id` (when known) is posted from.
+    fn stage_in(&self, status_id: i64, pipeline_id: Option<i64>) -> Option<&StageTask> {
+        self.tasks.iter().find(|t| {
+            t.status_id == status_id
+                && (t.pipeline_id.is_none() || pipeline_id.is_none() || t.pipeline_id == pipeline_id)
+        })
+    }
 }
 
 /// Checks a configuration and its token with amoCRM and subscribes okno's hook address to
@@ -170,6 +181,17 @@ pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, con
         }
     }
     if let Some(o) = &mut cfg.oauth {
+        let due = o.expires_at.unwrap_or(0) - okno_domain::time::now_ms() < REFRESH_AHEAD_MS;
+        if let (None, Some(refresh), true) = (&o.code, o.refresh_token.clone(), due) {
+            let tokens = exchange(&cfg.api_base, o.client(), Grant::Refresh(&refresh)).await.map_err(|e| match e {
+                AmoError::Unauthorized(d) => Error::invalid(
+                    "invalid_credentials",
+                    format!("amoCRM refused the refresh token: {d}; give a new `code`"),
+                ),
+                e => unavailable(e),
+            })?;
+            o.keep(tokens);
+        }
         if let Some(code) = o.code.clone() {
             let tokens = exchange(&cfg.api_base, o.client(), Grant::Code(&code)).await.map_err(|e| match e {
                 AmoError::Unauthorized(d) => {
@@ -204,8 +226,8 @@ pub(crate) async fn hook(engine: &Engine, connector: &Connector, body: &[u8]) ->
     let cfg = AmoConfig::parse(&connector.config)?;
     let mut queued = 0;
     for e in events {
-        let HookEvent::LeadStatus { lead_id, status_id, .. } = e;
-        if cfg.stage(status_id).is_some() {
+        let HookEvent::LeadStatus { lead_id, status_id, pipeline_id, .. } = e;
+        if cfg.stage_in(status_id, pipeline_id).is_some() {
             let what = format!("{}:lead:{lead_id}:{status_id}", connector.id);
             let queue = format!("connector:{}:lead:{lead_id}", connector.id);
             engine.store.queue_job(JobKind::ConnectorEvent, &what, Some(&queue)).await?;
@@ -228,7 +250,10 @@ fn task_id(connector: &ConnectorId, lead_id: i64, status_id: i64) -> String {
 fn outcome(e: AmoError) -> Outcome {
     match e {
         AmoError::TooManyRequests | AmoError::Unavailable(_) => Outcome::Retry(e.to_string()),
-        e => Outcome::Refused(e.to_string()),
+        AmoError::Unauthorized(_) | AmoError::Forbidden(_) => Outcome::Held(e.to_string()),
+        // The deal was deleted meanwhile: nothing left to do for it.
+        AmoError::NotFound(_) => Outcome::Done,
+        AmoError::Invalid(_) => Outcome::Refused(e.to_string()),
     }
 }
 
@@ -297,7 +322,7 @@ pub(crate) async fn event(engine: &Engine, connector: &Connector, what: &str) ->
     engine
         .audit_connector_call(connector, "amocrm.lead.read", &lead_id.to_string(), json!({"status_id": lead.status_id}))
         .await;
-    if lead.status_id != status_id {
+    if lead.status_id != status_id || cfg.stage_in(status_id, Some(lead.pipeline_id)).is_none() {
         return Ok(Outcome::Done);
     }
     let private = match lead.contact_ids.first() {
@@ -351,6 +376,11 @@ pub(crate) async fn task_taken(engine: &Engine, connector: &Connector, task: &Ta
     ) else {
         return Ok(Outcome::Done);
     };
+    // Only a task this connector posted writes to amoCRM: anyone may put `data.connector` on a
+    // task made through the API, but not the connector's task id.
+    if task.id != task_id(&connector.id, lead_id, status_id) {
+        return Ok(Outcome::Done);
+    }
     let Some(executor) = &task.claimed_by else { return Ok(Outcome::Done) };
     let cfg = AmoConfig::parse(&connector.config)?;
     let client = engine.amo_client(connector, &cfg)?;
@@ -456,6 +486,17 @@ mod tests {
             v[field] = bad.clone();
             assert!(AmoConfig::parse(&v).is_err(), "{field}: {bad}");
         }
+    }
+
+    #[test]
+    fn a_stage_every_pipeline_has_is_matched_in_its_pipeline_only() {
+        let cfg = AmoConfig::parse(&json!({"api_base": "https://r.amocrm.ru", "token": "t", "tasks": [
+            {"status_id": 142, "pipeline_id": 7000, "channel_id": "c", "chat_id": "-1"},
+            {"status_id": 20, "channel_id": "c", "chat_id": "-2"}]}))
+        .unwrap();
+        assert!(cfg.stage_in(142, Some(7000)).is_some());
+        assert!(cfg.stage_in(142, Some(8000)).is_none(), "won in another pipeline");
+        assert!(cfg.stage_in(20, Some(8000)).is_some(), "a stage with no pipeline named matches any");
     }
 
     #[test]

@@ -39,9 +39,12 @@ pub(crate) enum Outcome {
     Done,
     /// A failure that may pass: the outbox tries again.
     Retry(String),
-    /// The system refuses okno (a token revoked, an account blocked): the connector shows it,
-    /// and the job ends.
+    /// The system refuses the request itself (a 400 naming what is wrong): the connector shows
+    /// it, and the job ends — the same request would be refused again.
     Refused(String),
+    /// The system refuses okno for now (a token revoked, an account blocked): the connector
+    /// shows it, and the job waits and tries again, so nothing is lost once a person fixes it.
+    Held(String),
 }
 
 impl Engine {
@@ -76,6 +79,8 @@ impl Engine {
         name: Option<String>,
         config: Option<Value>,
     ) -> Result<Connector> {
+        // A token refresh in between would be overwritten with the tokens read here.
+        let _no_refresh = self.amocrm_refresh.lock().await;
         let old = self.store.get_connector(id).await?;
         let mut patch = ConnectorPatch { name: name.map(|n| n.trim().to_string()), ..Default::default() };
         if patch.name.as_ref().is_some_and(|n| n.is_empty() || n.chars().count() > 100) {
@@ -172,7 +177,7 @@ impl Engine {
     /// A refusal shows on the connector; a success after one clears it.
     async fn note_outcome(&self, connector: &Connector, outcome: Outcome) -> Result<Outcome> {
         let status = match &outcome {
-            Outcome::Refused(why) => Some(("error".to_string(), Some(why.clone()))),
+            Outcome::Refused(why) | Outcome::Held(why) => Some(("error".to_string(), Some(why.clone()))),
             Outcome::Done if connector.status != "active" => Some(("active".to_string(), None)),
             _ => None,
         };

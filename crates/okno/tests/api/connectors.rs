@@ -130,6 +130,27 @@ async fn seed_004_a_deal_at_a_stage_becomes_a_task_and_its_executor_is_written_b
     for a in ["amocrm.lead.read", "amocrm.lead.update", "amocrm.note.add"] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
+    // A task made through the API that names the connector and the deal is not the
+    // connector's: taking it writes nothing to amoCRM.
+    let forged = app
+        .post(
+            "/api/v1/tasks",
+            json!({"channel_id": ch, "chat_id": GROUP.to_string(), "title": "Подделка", "text": "",
+                   "data": {"connector": id, "amocrm": {"lead_id": lead, "status_id": FIND}}}),
+        )
+        .await;
+    assert_eq!(forged.status, 201, "{forged:?}");
+    let forged_post = tg.sent_to(TOKEN, GROUP).into_iter().rfind(|s| s.method == "sendMessage").unwrap();
+    group.press(&petr, forged_post.message_id, &format!("task:take:{}", forged.body["id"].as_str().unwrap()));
+    eventually(10, || async {
+        let t = app.get(&format!("/api/v1/tasks/{}", forged.body["id"].as_str().unwrap())).await.body;
+        (t["status"] == "claimed").then_some(())
+    })
+    .await
+    .expect("the forged task taken");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(amo.notes(lead).len(), 1, "no second note from a task the connector did not post");
+
     // The client's details went to Petr alone.
     let private = eventually(10, || async {
         tg.sent_to(TOKEN, 9101).into_iter().find(|s| s.plain.as_deref().is_some_and(|t| t.contains("+7 900 123-45-67")))
@@ -165,6 +186,13 @@ async fn seed_004_a_deal_at_a_stage_becomes_a_task_and_its_executor_is_written_b
     assert_eq!(patched.body["status"], "active");
     let after = app.get(&format!("/api/v1/connectors/{id}")).await;
     assert_eq!(after.body["status"], "active");
+    // The deal moved while the token was refused was kept waiting, not lost: it is a task now.
+    let caught_up = eventually(30, || async {
+        let items = app.get("/api/v1/tasks?limit=10").await.body["items"].as_array()?.clone();
+        items.iter().any(|t| t["title"] == "Второй букет").then_some(())
+    })
+    .await;
+    assert!(caught_up.is_some(), "the held deal caught up once the token was replaced");
     let deleted = app.delete(&format!("/api/v1/connectors/{id}")).await;
     assert_eq!(deleted.status, 204);
 }
