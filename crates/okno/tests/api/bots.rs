@@ -50,7 +50,7 @@ struct Shop {
 }
 
 /// Loads a definition; returns (status, body).
-async fn put_bot(app: &TestApp, ch: &str, yaml: &str) -> (u16, Value) {
+pub(crate) async fn put_bot(app: &TestApp, ch: &str, yaml: &str) -> (u16, Value) {
     let r = app
         .http
         .put(format!("{}/api/v1/bots/{ch}", app.url))

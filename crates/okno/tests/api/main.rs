@@ -66,16 +66,8 @@ pub async fn inbound_conversation(app: &TestApp, ch: &str, user: &str) -> String
 
 /// Sets channel `ch`'s bot from its YAML definition, as an administrator does.
 pub async fn put_bot(app: &TestApp, ch: &str, yaml: &str) {
-    let r = app
-        .http
-        .put(format!("{}/api/v1/bots/{ch}", app.url))
-        .bearer_auth(&app.token)
-        .header("content-type", "application/yaml")
-        .body(yaml.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (status, body) = bots::put_bot(app, ch, yaml).await;
+    assert!((200..300).contains(&status), "{status}: {body}");
 }
 
 /// Queues a reply in a conversation; returns the message id.
