@@ -27,16 +27,37 @@
 //!   (`leads[status][0][id]=…&leads[status][0][status_id]=…&account[subdomain]=…`); amoCRM waits
 //!   **2 s** and counts only 100–299 as delivered; a failed hook is sent again — after 5 min,
 //!   15 min, 15 min and 1 h in amoCRM, [`AmoSim::retry_pace`] apart here (compressed time).
-//!   Every hook and its outcome is kept ([`AmoSim::hooks`]).
+//!   Every hook and its outcome is kept ([`AmoSim::hooks`]). Contacts send `add_contact`,
+//!   `update_contact` and `delete_contact` (`contacts[add][0][…]`, `contacts[update][0][…]`,
+//!   `contacts[delete][0][id]`), whether a manager ([`AmoSim::add_contact`],
+//!   [`AmoSim::update_contact`], [`AmoSim::delete_contact`]) or the API made the change.
+//! * **Contacts** (§1.2, §1.5): `GET /api/v4/contacts` pages with `page` and `limit` (at most
+//!   [`MAX_PAGE`]), `filter[updated_at][from|to]`, `filter[id]`, `query`,
+//!   `order[updated_at|id]=asc|desc`, `with=leads`; `_links.next` while more pages follow, 204
+//!   past the last. `POST` and `PATCH /api/v4/contacts` take an array of at most [`MAX_WRITE`]
+//!   contacts (more is a 400 with `validation-errors`), phones and e-mails in
+//!   `custom_fields_values` by `field_code` `PHONE`/`EMAIL` (or their `field_id`) with an
+//!   `enum_code` (`WORK`, `MOB`, …); the answer echoes each row's `request_id` (its index when
+//!   none is given); a field sent replaces all its values; `updated_at` moves on every change.
+//! * **Deals' custom fields** (§1.4): `custom_fields_values` on `PATCH /api/v4/leads[/{id}]`,
+//!   by `field_id` of fields made with [`AmoSim::add_lead_field`]; a field's values are
+//!   replaced whole; an unknown field, an unknown `enum_id` or a value of the wrong type is 400.
+//! * **Tasks**: `POST /api/v4/tasks` (an array: `text`, `complete_till`, `entity_type`
+//!   `leads`/`contacts`, `entity_id`, `responsible_user_id`, `task_type_id` 1 call or 2 meeting),
+//!   read back with [`AmoSim::tasks`].
+//! * **Chats API "amojo"** (§1.7) on its own address, [`AmoSim::amojo_base`]: see [`amojo`].
 //!
-//! Not simulated: TLS, the OAuth authorization-code screen, custom fields' types, companies,
-//! catalogs, the Chats API (amojo), tasks and events, disabling a hook after 100 failures.
+//! Not simulated: TLS, the OAuth authorization-code screen, companies, catalogs, events,
+//! disabling a hook after 100 failures.
 //!
 //! A test starts it with [`AmoSim::start`], fills the account with [`AmoSim::add_user`],
 //! [`AmoSim::add_contact`] and [`AmoSim::add_lead`], plays a manager with
 //! [`AmoSim::move_lead`] (which sends the `status_lead` hook), and reads back what okno wrote
-//! with [`AmoSim::lead`] and [`AmoSim::notes`].
+//! with [`AmoSim::lead`], [`AmoSim::notes`], [`AmoSim::contact`], [`AmoSim::tasks`] and
+//! [`AmoSim::peak_per_second`].
 
+pub mod amojo;
+mod contacts;
 mod server;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -60,6 +81,56 @@ pub const HOOK_ATTEMPTS: usize = 5;
 pub const WON: i64 = 142;
 /// The status every pipeline has: "closed and not realised".
 pub const LOST: i64 = 143;
+/// The most entities one list page holds.
+pub const MAX_PAGE: usize = 250;
+/// The most entities one write (`POST`/`PATCH` of an array) may carry.
+pub const MAX_WRITE: usize = 250;
+/// The `field_id` of the contacts' phones (`field_code` `PHONE`).
+pub const PHONE_FIELD: i64 = 1;
+/// The `field_id` of the contacts' e-mails (`field_code` `EMAIL`).
+pub const EMAIL_FIELD: i64 = 2;
+
+/// A contact, its phones and e-mails with their `enum_code`s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub id: i64,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub responsible_user_id: i64,
+    /// (value, enum_code)
+    pub phones: Vec<(String, String)>,
+    /// (value, enum_code)
+    pub emails: Vec<(String, String)>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub updated_by: i64,
+}
+
+/// A task on a deal or a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: i64,
+    pub text: String,
+    pub complete_till: i64,
+    /// `leads` or `contacts`; empty for a task on nothing.
+    pub entity_type: String,
+    pub entity_id: i64,
+    pub responsible_user_id: i64,
+    pub task_type_id: i64,
+    pub created_by: i64,
+}
+
+/// A custom field of the deals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadField {
+    pub id: i64,
+    pub name: String,
+    /// `text`, `numeric`, `checkbox`, `date` or `select`.
+    pub field_type: String,
+    /// A select's options: (enum_id, value).
+    pub enums: Vec<(i64, String)>,
+}
 
 /// A deal.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +189,16 @@ pub(crate) struct World {
     /// Refreshes so far.
     pub(crate) refreshes: usize,
     pub(crate) users: BTreeMap<i64, Value>,
-    pub(crate) contacts: BTreeMap<i64, Value>,
+    pub(crate) contacts: BTreeMap<i64, Contact>,
+    pub(crate) lead_fields: BTreeMap<i64, LeadField>,
+    /// deal → field → its values, as amoCRM writes them back.
+    pub(crate) lead_values: BTreeMap<i64, BTreeMap<i64, Vec<Value>>>,
+    pub(crate) tasks: Vec<Task>,
+    /// Seconds added to the wall clock ([`AmoSim::advance`]).
+    pub(crate) clock_offset: i64,
+    /// Every call let through the gate: its token and when.
+    pub(crate) admitted: Vec<(String, Instant)>,
+    pub(crate) chats: amojo::Chats,
     pub(crate) leads: BTreeMap<i64, Lead>,
     pub(crate) pipelines: BTreeMap<i64, Vec<i64>>,
     pub(crate) notes: Vec<Note>,
@@ -138,6 +218,16 @@ impl World {
         self.next_id += 1;
         self.next_id
     }
+
+    /// The account's clock: unix seconds, moved on by [`AmoSim::advance`].
+    pub(crate) fn now(&self) -> i64 {
+        unix_now() + self.clock_offset
+    }
+
+    /// The destinations subscribed to `setting`.
+    pub(crate) fn subscribed(&self, setting: &str) -> Vec<String> {
+        self.webhooks.iter().filter(|(_, s)| s.iter().any(|x| x == setting)).map(|(d, _)| d.clone()).collect()
+    }
 }
 
 pub(crate) struct Inner {
@@ -145,6 +235,9 @@ pub(crate) struct Inner {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
     pub(crate) retry_pace: Mutex<Duration>,
+    pub(crate) amojo_base: String,
+    /// How long a chat webhook waits for its answer (amojo: 5 s).
+    pub(crate) chat_hook_deadline: Mutex<Duration>,
 }
 
 impl Inner {
@@ -160,6 +253,13 @@ pub struct AmoSim {
     addr: SocketAddr,
 }
 
+/// Sends `body` to every destination subscribed to `setting`, in the background.
+pub(crate) fn fire(inner: &Arc<Inner>, destinations: Vec<String>, body: String) {
+    for destination in destinations {
+        tokio::spawn(server::deliver(inner.clone(), destination, body.clone()));
+    }
+}
+
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -173,6 +273,11 @@ impl AmoSim {
             .unwrap_or_else(|e| panic!("amocrm-sim: binding 127.0.0.1:0: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("amocrm-sim: local address: {e}"));
         let base = format!("http://{addr}");
+        let amojo_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("amocrm-sim: binding 127.0.0.1:0 for amojo: {e}"));
+        let amojo_addr =
+            amojo_listener.local_addr().unwrap_or_else(|e| panic!("amocrm-sim: amojo's local address: {e}"));
         let mut world =
             World { account_id: 31_337_000, subdomain: subdomain.to_string(), next_id: 1000, ..World::default() };
         world.pipelines.insert(7000, vec![10, 20, 30, WON, LOST]);
@@ -184,10 +289,16 @@ impl AmoSim {
                 .build()
                 .unwrap_or_else(|e| panic!("amocrm-sim: an HTTP client: {e}")),
             retry_pace: Mutex::new(Duration::from_millis(200)),
+            amojo_base: format!("http://{amojo_addr}"),
+            chat_hook_deadline: Mutex::new(amojo::HOOK_DEADLINE),
         });
         let app = server::router(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
+        });
+        let chats = amojo::router(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(amojo_listener, chats).await;
         });
         AmoSim { inner, addr }
     }
@@ -208,7 +319,7 @@ impl AmoSim {
         let id = w.id();
         w.users.insert(
             id,
-            json!({"id": id, "name": name, "email": email, "lang": "ru",
+            json!({"id": id, "name": name, "email": email, "lang": "ru", "amojo_id": amojo::user_amojo_id(id),
                    "rights": {"is_active": true, "is_admin": false}}),
         );
         id
@@ -250,22 +361,111 @@ impl AmoSim {
         self.inner.world().tokens.remove(token);
     }
 
-    /// A contact with a phone and an e-mail; returns its id.
+    /// A manager adds a contact with a phone and an e-mail (both `WORK`); returns its id. The
+    /// `add_contact` webhook is sent.
     pub fn add_contact(&self, name: &str, phone: &str, email: &str) -> i64 {
         let mut w = self.inner.world();
         let id = w.id();
-        let fields = json!([
-            {"field_id": 1, "field_name": "Телефон", "field_code": "PHONE", "field_type": "multitext",
-             "values": [{"value": phone, "enum_id": 11, "enum_code": "WORK"}]},
-            {"field_id": 2, "field_name": "Email", "field_code": "EMAIL", "field_type": "multitext",
-             "values": [{"value": email, "enum_id": 21, "enum_code": "WORK"}]},
-        ]);
-        w.contacts.insert(
+        let now = w.now();
+        let contact = Contact {
             id,
-            json!({"id": id, "name": name, "first_name": name, "last_name": "", "responsible_user_id": 0,
-                   "custom_fields_values": fields, "updated_at": unix_now()}),
-        );
+            name: name.to_string(),
+            first_name: name.to_string(),
+            last_name: String::new(),
+            responsible_user_id: 0,
+            phones: vec![(phone.to_string(), "WORK".to_string())],
+            emails: vec![(email.to_string(), "WORK".to_string())],
+            created_at: now,
+            updated_at: now,
+            updated_by: 0,
+        };
+        let body = contacts::hook("add", &[&contact], &w);
+        w.contacts.insert(id, contact);
+        fire(&self.inner, w.subscribed("add_contact"), body);
         id
+    }
+
+    /// A manager changes a contact's name and, when given, its phones or e-mails (each
+    /// replaces all of that kind); `updated_at` moves and the `update_contact` webhook is sent.
+    pub fn update_contact(&self, id: i64, name: &str, phones: Option<&[&str]>, emails: Option<&[&str]>, by_user: i64) {
+        let mut w = self.inner.world();
+        let now = w.now();
+        let c = w.contacts.get_mut(&id).unwrap_or_else(|| panic!("amocrm-sim: no contact {id}"));
+        c.name = name.to_string();
+        let work = |v: &[&str]| v.iter().map(|x| (x.to_string(), "WORK".to_string())).collect();
+        if let Some(p) = phones {
+            c.phones = work(p);
+        }
+        if let Some(e) = emails {
+            c.emails = work(e);
+        }
+        c.updated_at = now;
+        c.updated_by = by_user;
+        let c = c.clone();
+        let body = contacts::hook("update", &[&c], &w);
+        fire(&self.inner, w.subscribed("update_contact"), body);
+    }
+
+    /// A manager deletes a contact: the `delete_contact` webhook is sent.
+    pub fn delete_contact(&self, id: i64) {
+        let mut w = self.inner.world();
+        w.contacts.remove(&id).unwrap_or_else(|| panic!("amocrm-sim: no contact {id}"));
+        let body = contacts::delete_hook(&[id], &w);
+        fire(&self.inner, w.subscribed("delete_contact"), body);
+    }
+
+    /// A contact as amoCRM keeps it.
+    pub fn contact(&self, id: i64) -> Contact {
+        self.inner.world().contacts.get(&id).cloned().unwrap_or_else(|| panic!("amocrm-sim: no contact {id}"))
+    }
+
+    /// Every contact, by id.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.inner.world().contacts.values().cloned().collect()
+    }
+
+    /// Moves the account's clock on by `seconds` (`updated_at` and the filters read it), so a
+    /// test sees changes in distinct seconds without waiting.
+    pub fn advance(&self, seconds: i64) {
+        self.inner.world().clock_offset += seconds;
+    }
+
+    /// The account's clock now, unix seconds.
+    pub fn now(&self) -> i64 {
+        self.inner.world().now()
+    }
+
+    /// A custom field of the deals, `field_type` `text`, `numeric`, `checkbox`, `date` or
+    /// `select` (with `options`); returns its id and its options' `enum_id`s.
+    pub fn add_lead_field(&self, name: &str, field_type: &str, options: &[&str]) -> (i64, Vec<i64>) {
+        let mut w = self.inner.world();
+        let id = w.id();
+        let enums: Vec<(i64, String)> = options.iter().map(|o| (w.id(), o.to_string())).collect();
+        let ids = enums.iter().map(|(e, _)| *e).collect();
+        w.lead_fields.insert(id, LeadField { id, name: name.to_string(), field_type: field_type.to_string(), enums });
+        (id, ids)
+    }
+
+    /// A deal's custom field values: field id → its values (`{"value": …}` or
+    /// `{"enum_id": …, "value": …}`).
+    pub fn lead_fields(&self, lead_id: i64) -> BTreeMap<i64, Vec<Value>> {
+        self.inner.world().lead_values.get(&lead_id).cloned().unwrap_or_default()
+    }
+
+    /// The tasks made so far, in order.
+    pub fn tasks(&self) -> Vec<Task> {
+        self.inner.world().tasks.clone()
+    }
+
+    /// The most calls one integration (token) made in any one second, among those let
+    /// through; a client keeping amoCRM's limit never goes past [`PER_TOKEN`].
+    pub fn peak_per_second(&self) -> usize {
+        let w = self.inner.world();
+        let mut by_token: HashMap<&str, Vec<Instant>> = HashMap::new();
+        for (token, at) in &w.admitted {
+            by_token.entry(token.as_str()).or_default().push(*at);
+        }
+        by_token.values().map(|times| peak(times, Duration::from_secs(1))).max().unwrap_or(0)
     }
 
     /// A deal at status 10 of the pipeline, with `contact` as its main contact.
@@ -281,7 +481,7 @@ impl AmoSim {
             responsible_user_id,
             contact_ids: contact.into_iter().collect(),
             updated_by: responsible_user_id,
-            updated_at: unix_now(),
+            updated_at: w.now(),
         };
         w.leads.insert(id, lead);
         id
@@ -294,24 +494,17 @@ impl AmoSim {
             let mut w = self.inner.world();
             let subdomain = w.subdomain.clone();
             let account_id = w.account_id;
+            let now = w.now();
             let lead = w.leads.get_mut(&lead_id).unwrap_or_else(|| panic!("amocrm-sim: no deal {lead_id}"));
             let old = lead.status_id;
             lead.status_id = status_id;
             lead.updated_by = by_user;
-            lead.updated_at = unix_now();
+            lead.updated_at = now;
             let l = lead.clone();
             let body = status_hook(&l, old, by_user, &subdomain, account_id);
-            let hooks: Vec<String> = w
-                .webhooks
-                .iter()
-                .filter(|(_, settings)| settings.iter().any(|s| s == "status_lead"))
-                .map(|(d, _)| d.clone())
-                .collect();
-            (hooks, body)
+            (w.subscribed("status_lead"), body)
         };
-        for destination in hooks {
-            tokio::spawn(server::deliver(self.inner.clone(), destination, body.clone()));
-        }
+        fire(&self.inner, hooks, body);
     }
 
     /// How far apart webhook retries are (amoCRM: minutes; here 200 ms unless set).
@@ -360,6 +553,19 @@ impl AmoSim {
     pub fn base(&self) -> &str {
         &self.inner.base
     }
+}
+
+/// The most of `times` (in order) inside any one window of length `window`.
+fn peak(times: &[Instant], window: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for (end, t) in times.iter().enumerate() {
+        while t.duration_since(times[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
 }
 
 /// The form-encoded body of a `status_lead` hook, bracket keys and all, as amoCRM writes it.

@@ -3,7 +3,10 @@
 //! ```text
 //! GET   /api/v4/account                     the account
 //! GET   /api/v4/users                       its users (204 when none)
-//! GET   /api/v4/contacts/{id}               a contact, phone and e-mail in custom_fields_values
+//! GET   /api/v4/contacts                    contacts, a page (204 past the last)
+//! POST  /api/v4/contacts | PATCH            contacts added | changed (an array, at most 250)
+//! GET   /api/v4/contacts/{id} | PATCH       a contact, phones and e-mails in custom_fields_values
+//! GET   /api/v4/tasks | POST                tasks | add tasks (an array)
 //! GET   /api/v4/leads/{id}?with=contacts    a deal
 //! PATCH /api/v4/leads/{id} | /api/v4/leads  a deal | several (an array, each with `id`)
 //! GET   /api/v4/leads/{id}/notes            a deal's notes (204 when none)
@@ -27,13 +30,15 @@ use axum::routing::{get, patch};
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::{unix_now, Hook, Inner, Lead, Note, HOOK_ATTEMPTS, PER_ACCOUNT, PER_TOKEN};
+use crate::{contacts, unix_now, Hook, Inner, Lead, Note, HOOK_ATTEMPTS, PER_ACCOUNT, PER_TOKEN};
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     let api = Router::new()
         .route("/api/v4/account", get(account))
         .route("/api/v4/users", get(users))
-        .route("/api/v4/contacts/{id}", get(contact))
+        .route("/api/v4/contacts", get(contacts::list).post(contacts::add).patch(contacts::update))
+        .route("/api/v4/contacts/{id}", get(contacts::one).patch(contacts::update_one))
+        .route("/api/v4/tasks", get(contacts::tasks).post(contacts::add_tasks))
         .route("/api/v4/leads/{id}", get(lead).patch(patch_lead))
         .route("/api/v4/leads", patch(patch_leads))
         .route("/api/v4/leads/{id}/notes", get(notes).post(add_notes))
@@ -46,16 +51,27 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .with_state(inner)
 }
 
+/// The user a call acts as (the token's), for `created_by` and defaults.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Actor(pub(crate) i64);
+
 /// Every API call passes [`gate`] before its handler.
-async fn gated(State(inner): State<Arc<Inner>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn gated(
+    State(inner): State<Arc<Inner>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     match gate(&inner, req.headers(), req.method(), req.uri()) {
-        Ok(_) => next.run(req).await,
+        Ok(user) => {
+            req.extensions_mut().insert(Actor(user));
+            next.run(req).await
+        }
         Err(refused) => refused,
     }
 }
 
 /// amoCRM's error body (`application/problem+json`).
-fn problem(status: u16, title: &str, detail: &str) -> Response {
+pub(crate) fn problem(status: u16, title: &str, detail: &str) -> Response {
     let body = json!({"title": title, "type": "https://httpstatus.es/".to_string() + &status.to_string(),
                       "status": status, "detail": detail});
     let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), body.to_string()).into_response();
@@ -64,10 +80,16 @@ fn problem(status: u16, title: &str, detail: &str) -> Response {
 }
 
 /// A 400 with `validation-errors` for one entity of the request.
-fn invalid(request_id: usize, path: &str, detail: &str) -> Response {
+pub(crate) fn invalid(request_id: usize, path: &str, detail: &str) -> Response {
+    validation(&request_id.to_string(), "NotSupportedChoice", path, detail)
+}
+
+/// A 400 with `validation-errors`: the row's `request_id`, amoCRM's error `code`, the field's
+/// `path` (`custom_fields_values.0.values.0.value`) and what is wrong.
+pub(crate) fn validation(request_id: &str, code: &str, path: &str, detail: &str) -> Response {
     let body = json!({
-        "validation-errors": [{"request_id": request_id.to_string(),
-                               "errors": [{"code": "NotSupportedChoice", "path": path, "detail": detail}]}],
+        "validation-errors": [{"request_id": request_id,
+                               "errors": [{"code": code, "path": path, "detail": detail}]}],
         "title": "Bad Request", "type": "https://httpstatus.es/400", "status": 400, "detail": "Request validation failed"
     });
     let mut r = (StatusCode::BAD_REQUEST, body.to_string()).into_response();
@@ -75,7 +97,7 @@ fn invalid(request_id: usize, path: &str, detail: &str) -> Response {
     r
 }
 
-fn hal(status: StatusCode, body: Value) -> Response {
+pub(crate) fn hal(status: StatusCode, body: Value) -> Response {
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/hal+json"));
     r
@@ -129,6 +151,7 @@ fn gate(inner: &Inner, headers: &HeaderMap, method: &Method, uri: &Uri) -> Resul
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
         return Err(answer(&mut w, 429, r));
     }
+    w.admitted.push((token.clone(), now));
     for key in [token, "account".to_string()] {
         w.recent.entry(key).or_default().push_back(now);
     }
@@ -141,7 +164,7 @@ async fn account(State(inner): State<Arc<Inner>>) -> Response {
     hal(
         StatusCode::OK,
         json!({"id": w.account_id, "name": "ООО «Ромашка»", "subdomain": w.subdomain, "currency": "RUB",
-               "amojo_id": "af9945ff-1490-4cad-807d-945c15d88bec",
+               "amojo_id": crate::amojo::ACCOUNT_AMOJO_ID,
                "_links": {"self": {"href": format!("{}/api/v4/account", inner.base)}}}),
     )
 }
@@ -158,19 +181,13 @@ async fn users(State(inner): State<Arc<Inner>>) -> Response {
     )
 }
 
-async fn contact(Path(id): Path<i64>, State(inner): State<Arc<Inner>>) -> Response {
-    match inner.world().contacts.get(&id) {
-        Some(c) => hal(StatusCode::OK, c.clone()),
-        None => StatusCode::NO_CONTENT.into_response(),
-    }
-}
 
-fn lead_json(base: &str, l: &Lead, with_contacts: bool) -> Value {
+fn lead_json(base: &str, l: &Lead, with_contacts: bool, w: &crate::World) -> Value {
     let mut v = json!({
         "id": l.id, "name": l.name, "price": l.price, "responsible_user_id": l.responsible_user_id, "group_id": 0,
         "status_id": l.status_id, "pipeline_id": l.pipeline_id, "loss_reason_id": null, "created_by": l.responsible_user_id,
         "updated_by": l.updated_by, "created_at": l.updated_at, "updated_at": l.updated_at, "closed_at": null,
-        "is_deleted": false, "custom_fields_values": null, "account_id": 31_337_000,
+        "is_deleted": false, "custom_fields_values": crate::contacts::lead_fields_json(w, l.id), "account_id": 31_337_000,
         "_links": {"self": {"href": format!("{base}/api/v4/leads/{}", l.id)}},
         "_embedded": {"tags": []},
     });
@@ -191,8 +208,9 @@ async fn lead(
     State(inner): State<Arc<Inner>>,
 ) -> Response {
     let with_contacts = q.get("with").is_some_and(|w| w.split(',').any(|x| x == "contacts"));
-    match inner.world().leads.get(&id) {
-        Some(l) => hal(StatusCode::OK, lead_json(&inner.base, l, with_contacts)),
+    let w = inner.world();
+    match w.leads.get(&id) {
+        Some(l) => hal(StatusCode::OK, lead_json(&inner.base, l, with_contacts, &w)),
         None => StatusCode::NO_CONTENT.into_response(),
     }
 }
@@ -200,13 +218,18 @@ async fn lead(
 /// Applies one deal's changes; `Err` is the 400 naming what is wrong.
 fn apply(w: &mut crate::World, id: i64, patch: &Value, request_id: usize) -> Result<Value, Response> {
     let Some(obj) = patch.as_object() else { return Err(invalid(request_id, "", "an object is expected")) };
+    let now = w.now();
+    let fields = match obj.get("custom_fields_values") {
+        Some(v) => Some(crate::contacts::lead_values(&w.lead_fields, v, request_id)?),
+        None => None,
+    };
     let pipelines = w.pipelines.clone();
     let users: Vec<i64> = w.users.keys().copied().collect();
     let Some(lead) = w.leads.get_mut(&id) else { return Err(invalid(request_id, "id", "no such deal")) };
     let mut next = lead.clone();
     for (k, v) in obj {
         match (k.as_str(), v) {
-            ("id" | "request_id", _) => {}
+            ("id" | "request_id" | "custom_fields_values", _) => {}
             ("name", Value::String(s)) => next.name = s.clone(),
             ("price", Value::Number(n)) => next.price = n.as_i64().unwrap_or(next.price),
             ("status_id", Value::Number(n)) => next.status_id = n.as_i64().unwrap_or(-1),
@@ -226,9 +249,20 @@ fn apply(w: &mut crate::World, id: i64, patch: &Value, request_id: usize) -> Res
     if !statuses.is_some_and(|s| s.contains(&next.status_id)) {
         return Err(invalid(request_id, "status_id", "The value you selected is not a valid choice."));
     }
-    next.updated_at = unix_now();
+    next.updated_at = now;
     *lead = next;
-    Ok(json!({"id": id, "updated_at": lead.updated_at, "request_id": request_id.to_string()}))
+    let updated_at = lead.updated_at;
+    if let Some(fields) = fields {
+        let values = w.lead_values.entry(id).or_default();
+        for (field, vals) in fields {
+            if vals.is_empty() {
+                values.remove(&field);
+            } else {
+                values.insert(field, vals);
+            }
+        }
+    }
+    Ok(json!({"id": id, "updated_at": updated_at, "request_id": request_id.to_string()}))
 }
 
 async fn patch_lead(Path(id): Path<i64>, State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
