@@ -194,7 +194,11 @@ fn hex_hmac(secret: &str, data: &[u8]) -> String {
 }
 
 /// Every request's signature is checked before its handler; each is logged with its status.
-async fn signed(State(inner): State<Arc<Inner>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn signed(
+    State(inner): State<Arc<Inner>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
@@ -217,7 +221,8 @@ fn check(inner: &Inner, headers: &HeaderMap, method: &str, path: &str, body: &[u
         return Err(error(404, "CHANNEL_NOT_FOUND", "no such channel"));
     };
     let head = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let (date, content_type, md5, signature) = (head("date"), head("content-type"), head("content-md5"), head("x-signature"));
+    let (date, content_type, md5, signature) =
+        (head("date"), head("content-type"), head("content-md5"), head("x-signature"));
     if !content_type.starts_with("application/json") {
         return Err(error(400, "INVALID_CONTENT_TYPE", "Content-Type must be application/json"));
     }
@@ -340,7 +345,9 @@ fn refused(payload: &Value) -> Option<&'static str> {
         return Some("payload.message.text is required for a text message");
     }
     let needs_file = matches!(kind, "file" | "video" | "picture");
-    if needs_file && (field(m, "/media").is_empty() || field(m, "/file_name").is_empty() || m.get("file_size").is_none()) {
+    if needs_file
+        && (field(m, "/media").is_empty() || field(m, "/file_name").is_empty() || m.get("file_size").is_none())
+    {
         return Some("payload.message.media, file_name and file_size are required for a file");
     }
     if matches!(kind, "voice" | "audio" | "sticker") && field(m, "/media").is_empty() {
@@ -351,7 +358,9 @@ fn refused(payload: &Value) -> Option<&'static str> {
 
 /// `POST /v2/origin/custom/{scope_id}`: a message, new or edited.
 async fn message(Path(scope_id): Path<String>, State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else { return error(400, "INVALID_REQUEST", "the body is not JSON") };
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "INVALID_REQUEST", "the body is not JSON");
+    };
     let event = field(&v, "/event_type");
     let payload = v.get("payload").unwrap_or(&Value::Null);
     let mut w = inner.world();
@@ -367,9 +376,10 @@ async fn message(Path(scope_id): Path<String>, State(inner): State<Arc<Inner>>, 
     let chats = &mut w.chats;
     let ref_id = field(payload, "/msgid").to_string();
     let m = payload.get("message").unwrap_or(&Value::Null);
-    let known = chats.messages.iter().position(|x| x.ref_id == ref_id && chats.conversations.values().any(|c| {
-        c.scope_id == scope_id && c.conversation_id == x.conversation_id
-    }));
+    let known = chats.messages.iter().position(|x| {
+        x.ref_id == ref_id
+            && chats.conversations.values().any(|c| c.scope_id == scope_id && c.conversation_id == x.conversation_id)
+    });
     if event == "edit_message" {
         let Some(i) = known else { return error(404, "MESSAGE_NOT_FOUND", "no message with this msgid") };
         chats.messages[i].text = field(m, "/text").to_string();

@@ -17,7 +17,8 @@ use crate::server::{hal, problem, validation, Actor};
 use crate::{fire, Contact, Inner, LeadField, Task, World, EMAIL_FIELD, MAX_PAGE, MAX_WRITE, PHONE_FIELD};
 
 /// A phone's `enum_code`s and their `enum_id`s.
-const PHONE_ENUMS: [(&str, i64); 6] = [("WORK", 11), ("WORKDD", 12), ("MOB", 13), ("FAX", 14), ("HOME", 15), ("OTHER", 16)];
+const PHONE_ENUMS: [(&str, i64); 6] =
+    [("WORK", 11), ("WORKDD", 12), ("MOB", 13), ("FAX", 14), ("HOME", 15), ("OTHER", 16)];
 /// An e-mail's `enum_code`s and their `enum_id`s.
 const EMAIL_ENUMS: [(&str, i64); 3] = [("WORK", 21), ("PRIV", 22), ("OTHER", 23)];
 /// A page when `limit` is not given.
@@ -243,7 +244,12 @@ fn contact_fields(v: &Value, rid: &str) -> Result<(Option<Values>, Option<Values
             (Some("EMAIL"), _) | (None, Some(EMAIL_FIELD)) => "EMAIL",
             _ => {
                 let path = format!("custom_fields_values.{i}.field_id");
-                return Err(validation(rid, "NotSupportedChoice", &path, "The value you selected is not a valid choice."));
+                return Err(validation(
+                    rid,
+                    "NotSupportedChoice",
+                    &path,
+                    "The value you selected is not a valid choice.",
+                ));
             }
         };
         let mut values = Vec::new();
@@ -256,13 +262,19 @@ fn contact_fields(v: &Value, rid: &str) -> Result<(Option<Values>, Option<Values
             if code == "EMAIL" && !value.contains('@') {
                 return Err(validation(rid, "InvalidEmail", &at("value"), "This value is not a valid email address."));
             }
-            let enum_code = match (x.get("enum_code").and_then(Value::as_str), x.get("enum_id").and_then(Value::as_i64)) {
+            let enum_code = match (x.get("enum_code").and_then(Value::as_str), x.get("enum_id").and_then(Value::as_i64))
+            {
                 (Some(c), _) => enums(code).iter().find(|(e, _)| *e == c).map(|(e, _)| *e),
                 (None, Some(id)) => enums(code).iter().find(|(_, e)| *e == id).map(|(e, _)| *e),
                 (None, None) => Some("WORK"),
             };
             let Some(enum_code) = enum_code else {
-                return Err(validation(rid, "NotSupportedChoice", &at("enum_code"), "The value you selected is not a valid choice."));
+                return Err(validation(
+                    rid,
+                    "NotSupportedChoice",
+                    &at("enum_code"),
+                    "The value you selected is not a valid choice.",
+                ));
             };
             values.push((value.to_string(), enum_code.to_string()));
         }
@@ -288,13 +300,24 @@ fn write_contact(c: &mut Contact, item: &Value, rid: &str, users: &[i64]) -> Res
     let (name, first, last) = (text("name")?, text("first_name")?, text("last_name")?);
     for (k, v) in obj {
         match k.as_str() {
-            "id" | "request_id" | "name" | "first_name" | "last_name" | "custom_fields_values" | "_embedded"
-            | "created_by" | "updated_by" | "created_at" | "updated_at" => {}
+            "id"
+            | "request_id"
+            | "name"
+            | "first_name"
+            | "last_name"
+            | "custom_fields_values"
+            | "_embedded"
+            | "created_by"
+            | "updated_by"
+            | "created_at"
+            | "updated_at" => {}
             "responsible_user_id" => match v.as_i64() {
                 Some(u) if users.contains(&u) => c.responsible_user_id = u,
                 _ => return Err(validation(rid, "NotSupportedChoice", k, "The user is not a member of the account.")),
             },
-            other => return Err(validation(rid, "NotWritable", other, "This field is not writable or has a wrong type.")),
+            other => {
+                return Err(validation(rid, "NotWritable", other, "This field is not writable or has a wrong type."))
+            }
         }
     }
     if let Some(f) = &first {
@@ -326,7 +349,11 @@ fn written(base: &str, c: &Contact, rid: &str) -> Value {
 }
 
 /// `POST /api/v4/contacts`: all rows or none; the `add_contact` hook for them.
-pub(crate) async fn add(State(inner): State<Arc<Inner>>, Extension(Actor(user)): Extension<Actor>, body: Bytes) -> Response {
+pub(crate) async fn add(
+    State(inner): State<Arc<Inner>>,
+    Extension(Actor(user)): Extension<Actor>,
+    body: Bytes,
+) -> Response {
     let items = match rows(&body, "contacts") {
         Ok(i) => i,
         Err(r) => return r,
@@ -400,7 +427,11 @@ fn change(inner: &Arc<Inner>, user: i64, items: &[Value]) -> Result<Vec<Value>, 
 }
 
 /// `PATCH /api/v4/contacts`: an array, each with `id`.
-pub(crate) async fn update(State(inner): State<Arc<Inner>>, Extension(Actor(user)): Extension<Actor>, body: Bytes) -> Response {
+pub(crate) async fn update(
+    State(inner): State<Arc<Inner>>,
+    Extension(Actor(user)): Extension<Actor>,
+    body: Bytes,
+) -> Response {
     let answer = match rows(&body, "contacts").and_then(|items| change(&inner, user, &items)) {
         Ok(a) => a,
         Err(r) => return r,
@@ -504,7 +535,8 @@ pub(crate) fn lead_values(
         let mut values = Vec::new();
         for (j, x) in f.get("values").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let path = format!("custom_fields_values.{i}.values.{j}.value");
-            let wrong = |kind: &str| validation(&rid, "InvalidType", &path, &format!("This value should be of type {kind}."));
+            let wrong =
+                |kind: &str| validation(&rid, "InvalidType", &path, &format!("This value should be of type {kind}."));
             let value = x.get("value").unwrap_or(&Value::Null);
             let stored = match def.field_type.as_str() {
                 "select" => {
@@ -513,7 +545,12 @@ pub(crate) fn lead_values(
                     let found = def.enums.iter().find(|(id, v)| Some(*id) == by_id || Some(v.as_str()) == by_text);
                     let Some((id, text)) = found else {
                         let path = format!("custom_fields_values.{i}.values.{j}.enum_id");
-                        return Err(validation(&rid, "NotSupportedChoice", &path, "The value you selected is not a valid choice."));
+                        return Err(validation(
+                            &rid,
+                            "NotSupportedChoice",
+                            &path,
+                            "The value you selected is not a valid choice.",
+                        ));
                     };
                     json!({"value": text, "enum_id": id, "enum_code": null})
                 }
@@ -588,7 +625,14 @@ fn read_task(w: &World, item: &Value, rid: &str, user: i64) -> Result<Task, Resp
         "" => entity_id == 0,
         "leads" => w.leads.contains_key(&entity_id),
         "contacts" => w.contacts.contains_key(&entity_id),
-        _ => return Err(validation(rid, "NotSupportedChoice", "entity_type", "The value you selected is not a valid choice.")),
+        _ => {
+            return Err(validation(
+                rid,
+                "NotSupportedChoice",
+                "entity_type",
+                "The value you selected is not a valid choice.",
+            ))
+        }
     };
     if !exists {
         return Err(validation(rid, "NotFound", "entity_id", "Entity not found."));
@@ -598,7 +642,12 @@ fn read_task(w: &World, item: &Value, rid: &str, user: i64) -> Result<Task, Resp
         Some(v) => match v.as_i64().filter(|u| w.users.contains_key(u)) {
             Some(u) => u,
             None => {
-                return Err(validation(rid, "NotSupportedChoice", "responsible_user_id", "The user is not a member of the account."))
+                return Err(validation(
+                    rid,
+                    "NotSupportedChoice",
+                    "responsible_user_id",
+                    "The user is not a member of the account.",
+                ))
             }
         },
     };
@@ -606,10 +655,26 @@ fn read_task(w: &World, item: &Value, rid: &str, user: i64) -> Result<Task, Resp
         None | Some(Value::Null) => 1,
         Some(v) => match v.as_i64().filter(|t| *t == 1 || *t == 2) {
             Some(t) => t,
-            None => return Err(validation(rid, "NotSupportedChoice", "task_type_id", "The value you selected is not a valid choice.")),
+            None => {
+                return Err(validation(
+                    rid,
+                    "NotSupportedChoice",
+                    "task_type_id",
+                    "The value you selected is not a valid choice.",
+                ))
+            }
         },
     };
-    Ok(Task { id: 0, text: text.to_string(), complete_till, entity_type, entity_id, responsible_user_id, task_type_id, created_by: user })
+    Ok(Task {
+        id: 0,
+        text: text.to_string(),
+        complete_till,
+        entity_type,
+        entity_id,
+        responsible_user_id,
+        task_type_id,
+        created_by: user,
+    })
 }
 
 /// `POST /api/v4/tasks`: all rows or none.

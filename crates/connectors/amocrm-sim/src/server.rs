@@ -181,7 +181,6 @@ async fn users(State(inner): State<Arc<Inner>>) -> Response {
     )
 }
 
-
 fn lead_json(base: &str, l: &Lead, with_contacts: bool, w: &crate::World) -> Value {
     let mut v = json!({
         "id": l.id, "name": l.name, "price": l.price, "responsible_user_id": l.responsible_user_id, "group_id": 0,

@@ -91,6 +91,11 @@ pub struct Contact {
     pub name: String,
     pub phones: Vec<String>,
     pub emails: Vec<String>,
+    pub responsible_user_id: Option<i64>,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+    /// The contact's deals, when read `with=leads`.
+    pub lead_ids: Vec<i64>,
 }
 
 /// What okno changes of a deal.
@@ -99,6 +104,65 @@ pub struct LeadPatch {
     pub status_id: Option<i64>,
     pub pipeline_id: Option<i64>,
     pub responsible_user_id: Option<i64>,
+    /// Custom fields to set; each field's values are replaced whole (none: cleared).
+    pub custom_fields: Vec<FieldValue>,
+}
+
+/// A custom field's new values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldValue {
+    pub field_id: i64,
+    pub values: Vec<FieldEntry>,
+}
+
+/// One value of a custom field, by the field's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldEntry {
+    /// A text, URL, or a number written as text (`"12.5"`).
+    Text(String),
+    Number(i64),
+    /// A checkbox.
+    Flag(bool),
+    /// A date: unix seconds.
+    Date(i64),
+    /// A select's option, by its `enum_id`.
+    Choice(i64),
+}
+
+impl FieldValue {
+    fn to_json(&self) -> Value {
+        let values: Vec<Value> = self
+            .values
+            .iter()
+            .map(|v| match v {
+                FieldEntry::Text(t) => json!({"value": t}),
+                FieldEntry::Number(n) | FieldEntry::Date(n) => json!({"value": n}),
+                FieldEntry::Flag(b) => json!({"value": b}),
+                FieldEntry::Choice(id) => json!({"enum_id": id}),
+            })
+            .collect();
+        json!({"field_id": self.field_id, "values": if values.is_empty() { Value::Null } else { Value::Array(values) }})
+    }
+}
+
+/// What a task is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskTarget {
+    Lead(i64),
+    Contact(i64),
+}
+
+/// A task to set for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    pub text: String,
+    /// Unix seconds it is due.
+    pub complete_till: i64,
+    pub target: Option<TaskTarget>,
+    /// `None`: the token's user.
+    pub responsible_user_id: Option<i64>,
+    /// 1 a call, 2 a meeting, or an account's own type; `None`: amoCRM's default.
+    pub task_type_id: Option<i64>,
 }
 
 /// One amoCRM account, as one integration sees it.
@@ -201,7 +265,12 @@ impl AmoClient {
 
     /// One call: waits its turn under the limit, retries a 429, reads amoCRM's errors.
     /// `Ok(None)` is amoCRM's 204 (nothing there).
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Value>, AmoError> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, AmoError> {
         let mut attempt = 0;
         loop {
             self.limiter.until_ready().await;
@@ -281,6 +350,9 @@ impl AmoClient {
         if let Some(u) = patch.responsible_user_id {
             body["responsible_user_id"] = json!(u);
         }
+        if !patch.custom_fields.is_empty() {
+            body["custom_fields_values"] = patch.custom_fields.iter().map(FieldValue::to_json).collect();
+        }
         self.call(Method::PATCH, &format!("/api/v4/leads/{id}"), Some(&body)).await?;
         Ok(())
     }
@@ -303,22 +375,30 @@ impl AmoClient {
             .call(Method::GET, &format!("/api/v4/contacts/{id}"), None)
             .await?
             .ok_or_else(|| AmoError::NotFound(format!("contact {id}")))?;
-        let values = |code: &str| -> Vec<String> {
-            v.get("custom_fields_values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|f| f.get("field_code").and_then(Value::as_str) == Some(code))
-                .flat_map(|f| f.get("values").and_then(Value::as_array).cloned().unwrap_or_default())
-                .filter_map(|x| x.get("value").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        };
-        Ok(Contact {
-            id,
-            name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-            phones: values("PHONE"),
-            emails: values("EMAIL"),
-        })
+        crate::contacts::contact_of(&v).ok_or_else(|| AmoError::Unavailable(format!("contact {id} has no id")))
+    }
+
+    /// Sets a task; returns its id.
+    pub async fn add_task(&self, task: &NewTask) -> Result<i64, AmoError> {
+        let mut row = json!({"text": task.text, "complete_till": task.complete_till});
+        match task.target {
+            Some(TaskTarget::Lead(id)) => (row["entity_type"], row["entity_id"]) = (json!("leads"), json!(id)),
+            Some(TaskTarget::Contact(id)) => (row["entity_type"], row["entity_id"]) = (json!("contacts"), json!(id)),
+            None => {}
+        }
+        if let Some(u) = task.responsible_user_id {
+            row["responsible_user_id"] = json!(u);
+        }
+        if let Some(t) = task.task_type_id {
+            row["task_type_id"] = json!(t);
+        }
+        let v = self
+            .call(Method::POST, "/api/v4/tasks", Some(&json!([row])))
+            .await?
+            .ok_or_else(|| AmoError::Unavailable("amoCRM's answer names no task".into()))?;
+        v.pointer("/_embedded/tasks/0/id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| AmoError::Unavailable("amoCRM's answer names no task".into()))
     }
 
     /// The account's users.

@@ -105,6 +105,94 @@ pub fn events(body: &[u8]) -> Result<Vec<HookEvent>, HookError> {
     Ok(out)
 }
 
+/// A contact as a webhook describes it (`contacts[add][0][…]`, `contacts[update][0][…]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookContact {
+    pub id: i64,
+    pub name: String,
+    /// The values of the `PHONE` custom field, in order.
+    pub phones: Vec<String>,
+    /// The values of the `EMAIL` custom field, in order.
+    pub emails: Vec<String>,
+    pub responsible_user_id: Option<i64>,
+    /// Who changed it (0: a robot — an integration writing with `updated_by` 0).
+    pub modified_user_id: Option<i64>,
+    /// Unix seconds of the change.
+    pub last_modified: Option<i64>,
+}
+
+/// What happened to a contact (`add_contact`, `update_contact`, `delete_contact`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactEvent {
+    Added(HookContact),
+    Updated(HookContact),
+    Deleted { id: i64 },
+}
+
+/// The entries of `node` (an object keyed by indexes, or ids), in their numeric order.
+fn entries(node: Option<&Value>) -> Vec<&Value> {
+    let Some(Value::Object(items)) = node else { return Vec::new() };
+    let mut items: Vec<(&String, &Value)> = items.iter().collect();
+    items.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(u64::MAX));
+    items.into_iter().map(|(_, v)| v).collect()
+}
+
+fn int(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(Value::as_str).and_then(|s| s.trim().parse::<i64>().ok())
+}
+
+/// The values of a contact's custom field `code`: `[values][0][value]=…` or `[values][0]=…`.
+fn field_values(item: &Value, code: &str) -> Vec<String> {
+    entries(item.get("custom_fields"))
+        .into_iter()
+        .filter(|f| f.get("code").and_then(Value::as_str) == Some(code))
+        .flat_map(|f| entries(f.get("values")))
+        .filter_map(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            other => other.get("value").and_then(Value::as_str).map(str::to_string),
+        })
+        .collect()
+}
+
+fn hook_contact(item: &Value) -> Option<HookContact> {
+    if item.get("type").and_then(Value::as_str).is_some_and(|t| t != "contact") {
+        return None; // a company: amoCRM sends both under `contacts`.
+    }
+    Some(HookContact {
+        id: int(item, "id")?,
+        name: item.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        phones: field_values(item, "PHONE"),
+        emails: field_values(item, "EMAIL"),
+        responsible_user_id: int(item, "responsible_user_id"),
+        modified_user_id: int(item, "modified_user_id"),
+        last_modified: int(item, "last_modified"),
+    })
+}
+
+/// The contact events of a webhook body: additions, then changes, then deletions, each in the
+/// order amoCRM listed them; companies and entries without an id are passed over.
+pub fn contact_events(body: &[u8]) -> Result<Vec<ContactEvent>, HookError> {
+    let tree = tree(body)?;
+    let mut out = Vec::new();
+    for item in entries(tree.pointer("/contacts/add")) {
+        out.extend(hook_contact(item).map(ContactEvent::Added));
+    }
+    for item in entries(tree.pointer("/contacts/update")) {
+        out.extend(hook_contact(item).map(ContactEvent::Updated));
+    }
+    for item in entries(tree.pointer("/contacts/delete")) {
+        let company = item.get("type").and_then(Value::as_str).is_some_and(|t| t != "contact");
+        let id = match item {
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            other => int(other, "id"),
+        };
+        if let (Some(id), false) = (id, company) {
+            out.push(ContactEvent::Deleted { id });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +245,105 @@ mod tests {
         assert!(tree(deep.as_bytes()).is_err());
     }
 
+    /// A contact hook as amoCRM writes it: a phone with its numeric enum, an e-mail, deals keyed
+    /// by id, then a company under the same key, which okno passes over.
+    const CONTACTS: &str = "contacts[update][0][id]=9982719&contacts[update][0][name]=Анна&contacts[update][0][type]=contact\
+        &contacts[update][0][responsible_user_id]=504141&contacts[update][0][modified_user_id]=0&contacts[update][0][last_modified]=1700000000\
+        &contacts[update][0][custom_fields][0][id]=1&contacts[update][0][custom_fields][0][code]=PHONE\
+        &contacts[update][0][custom_fields][0][values][0][value]=%2B79001234567&contacts[update][0][custom_fields][0][values][0][enum]=114611\
+        &contacts[update][0][custom_fields][0][values][1][value]=%2B79007654321\
+        &contacts[update][0][custom_fields][1][code]=EMAIL&contacts[update][0][custom_fields][1][values][0]=anna%40example.org\
+        &contacts[update][0][linked_leads_id][9982719][ID]=9982719\
+        &contacts[update][1][id]=5&contacts[update][1][type]=company\
+        &contacts[add][0][id]=7&contacts[add][0][name]=Борис&contacts[delete][0][id]=8&contacts[delete][0][type]=contact\
+        &contacts[delete][1]=9&account[subdomain]=romashka";
+
+    #[test]
+    fn contact_hooks_read_as_added_changed_and_deleted_contacts() {
+        let evs = contact_events(CONTACTS.as_bytes()).unwrap();
+        let anna = HookContact {
+            id: 9_982_719,
+            name: "Анна".into(),
+            phones: vec!["+79001234567".into(), "+79007654321".into()],
+            emails: vec!["anna@example.org".into()],
+            responsible_user_id: Some(504_141),
+            modified_user_id: Some(0),
+            last_modified: Some(1_700_000_000),
+        };
+        let boris = HookContact {
+            id: 7,
+            name: "Борис".into(),
+            phones: vec![],
+            emails: vec![],
+            responsible_user_id: None,
+            modified_user_id: None,
+            last_modified: None,
+        };
+        assert_eq!(
+            evs,
+            vec![
+                ContactEvent::Added(boris),
+                ContactEvent::Updated(anna),
+                ContactEvent::Deleted { id: 8 },
+                ContactEvent::Deleted { id: 9 }
+            ]
+        );
+        assert!(events(CONTACTS.as_bytes()).unwrap().is_empty(), "no deal moved");
+        assert!(contact_events(CAPTURED.as_bytes()).unwrap().is_empty(), "no contact in a deal's hook");
+    }
+
     proptest::proptest! {
+        /// Any bytes: contact events or a clear error, never a panic.
+        #[test]
+        fn any_body_is_read_or_refused_as_contacts(body in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = contact_events(&body);
+        }
+
+        /// Any form of bracket keys under `contacts[…]`: read or refused, never a panic, and
+        /// every contact read has the id it was given.
+        #[test]
+        fn contact_shaped_bodies_never_panic(
+            pairs in proptest::collection::vec(("(add|update|delete)", 0u8..3, "(id|name|type|custom_fields\\]\\[0\\]\\[code|custom_fields\\]\\[0\\]\\[values\\]\\[0)", "\\PC{0,12}"), 0..20)
+        ) {
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            for (action, i, key, value) in &pairs {
+                f.append_pair(&format!("contacts[{action}][{i}][{key}]"), value);
+            }
+            let body = f.finish();
+            for e in contact_events(body.as_bytes()).unwrap() {
+                let id = match e {
+                    ContactEvent::Added(c) | ContactEvent::Updated(c) => c.id,
+                    ContactEvent::Deleted { id } => id,
+                };
+                let given = pairs.iter().any(|(_, _, k, v)| k == "id" && v.trim().parse::<i64>() == Ok(id));
+                proptest::prop_assert!(given, "{id} was not in {body}");
+            }
+        }
+
+        /// A contact written with any name, phones and e-mails reads back as written.
+        #[test]
+        fn well_formed_contact_hooks_read_back(
+            id in 1i64..1_000_000_000,
+            name in "\\PC{0,30}",
+            phones in proptest::collection::vec("\\+7[0-9]{10}", 0..4),
+            emails in proptest::collection::vec("[a-z]{1,8}@[a-z]{1,8}\\.ru", 0..3),
+        ) {
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            f.append_pair("contacts[add][0][id]", &id.to_string());
+            f.append_pair("contacts[add][0][name]", &name);
+            for (i, p) in phones.iter().enumerate() {
+                f.append_pair(&format!("contacts[add][0][custom_fields][0][values][{i}][value]"), p);
+            }
+            f.append_pair("contacts[add][0][custom_fields][0][code]", "PHONE");
+            for (i, e) in emails.iter().enumerate() {
+                f.append_pair(&format!("contacts[add][0][custom_fields][1][values][{i}][value]"), e);
+            }
+            f.append_pair("contacts[add][0][custom_fields][1][code]", "EMAIL");
+            let evs = contact_events(f.finish().as_bytes()).unwrap();
+            let want = HookContact { id, name, phones, emails, responsible_user_id: None, modified_user_id: None, last_modified: None };
+            proptest::prop_assert_eq!(evs, vec![ContactEvent::Added(want)]);
+        }
+
         /// Any bytes: a tree or a clear error, never a panic; every event read names a deal.
         #[test]
         fn any_body_is_read_or_refused(body in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
