@@ -21,11 +21,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
+pub use catalogue::{report_pdf, report_xlsx, Product, ORDERS, PHOTO_PNG, PRODUCTS, XLSX_MIME};
 pub use odata::{
     ContactInfo, ContactKind, ODataRequest, CONTACT_PART, COUNTERPARTIES, DEFAULT_ODATA_PASSWORD, DEFAULT_ODATA_USER,
     EMPLOYEES, ODATA_PREFIX,
 };
-pub use catalogue::{report_pdf, report_xlsx, Product, ORDERS, PHOTO_PNG, PRODUCTS, XLSX_MIME};
 
 /// The base URL the example bot files use; [`OneCSim::bind`] puts [`OneCSim::url`] in its place.
 pub const EXAMPLE_BASE_URL: &str = "http://1c.local/hs/bot";

@@ -161,7 +161,7 @@ impl ODataClient {
     /// Checks the address and the credentials: reads the interface's `$metadata`.
     pub async fn check(&self) -> Result<(), ODataError> {
         let body = self.get("$metadata", &[], "OData interface").await?;
-        if body.windows(5).any(|w| w == b"Edmx") {
+        if body.windows(4).any(|w| w == b"Edmx") {
             Ok(())
         } else {
             Err(ODataError::Unavailable("the address answers, but not with 1C's $metadata".into()))
@@ -225,7 +225,8 @@ impl ODataClient {
     ) -> Result<Vec<Record>, ODataError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_CALL) {
-            let keys = wire::keys_filter(chunk).map_err(|m| ODataError::Invalid { code: "ref_key".into(), message: m })?;
+            let keys =
+                wire::keys_filter(chunk).map_err(|m| ODataError::Invalid { code: "ref_key".into(), message: m })?;
             let filter = if extra_filter.trim().is_empty() { keys } else { format!("({extra_filter}) and ({keys})") };
             let query = Query { filter: Some(filter), select: select.to_vec(), ..Query::default() };
             out.extend(self.query(entity_set, &query).await?);

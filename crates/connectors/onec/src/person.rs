@@ -76,7 +76,9 @@ impl FieldMap {
 
     /// `Catalog_Сотрудники` (UNF, ZUP): not hierarchical, contacts in `КонтактнаяИнформация`.
     pub fn employees() -> FieldMap {
-        FieldMap { entity_set: "Catalog_Сотрудники".into(), filter: String::new(), ..FieldMap::counterparties() }
+        FieldMap {
+            entity_set: "Catalog_Сотрудники".into(), filter: String::new(), ..FieldMap::counterparties()
+        }
     }
 
     /// The fields a read asks for (`$select`): the standard ones, the mapped ones, the tabular
@@ -246,7 +248,10 @@ mod tests {
         let r = record(json!({"Ref_Key": "a103cb54-42ee-11ec-a7a0-f10ab59a067e", "Description": "Иванова",
                               "Телефон": "9161234567", "Почта": "ivanova@shop.ru", "DeletionMark": true}));
         let p = Person::from_record(&r, &map).unwrap();
-        assert_eq!((p.phones, p.emails, p.deletion_mark), (vec!["+79161234567".into()], vec!["ivanova@shop.ru".into()], true));
+        assert_eq!(
+            (p.phones, p.emails, p.deletion_mark),
+            (vec!["+79161234567".into()], vec!["ivanova@shop.ru".into()], true)
+        );
         assert_eq!(map.select(), ["Ref_Key", "DataVersion", "DeletionMark", "Description", "Code", "Телефон", "Почта"]);
     }
 

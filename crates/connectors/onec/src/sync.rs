@@ -211,10 +211,8 @@ impl ODataClient {
             }
         }
         // 2. diff
-        let changed: Vec<&str> =
-            seen.iter().filter(|(k, v)| !cursor.knows(k, v)).map(|(k, _)| k.as_str()).collect();
-        let vanished: Vec<String> =
-            cursor.entries.keys().map(guid_text).filter(|k| !seen.contains_key(k)).collect();
+        let changed: Vec<&str> = seen.iter().filter(|(k, v)| !cursor.knows(k, v)).map(|(k, _)| k.as_str()).collect();
+        let vanished: Vec<String> = cursor.entries.keys().map(guid_text).filter(|k| !seen.contains_key(k)).collect();
         let known = |key: &str| guid_bytes(key).is_some_and(|k| cursor.entries.contains_key(&k));
 
         // 3. fetch

@@ -28,11 +28,7 @@ pub fn path_segment(name: &str) -> String {
 
 /// A query string from `(name, value)` pairs, each value percent-encoded the way 1C reads it.
 pub fn query_string(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE))).collect::<Vec<_>>().join("&")
 }
 
 /// A string literal for `$filter`: `'…'` with a quote doubled.
@@ -167,7 +163,10 @@ mod tests {
 
     #[test]
     fn queries_are_encoded_as_1c_reads_them() {
-        assert_eq!(path_segment("Catalog_Контрагенты"), "Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B");
+        assert_eq!(
+            path_segment("Catalog_Контрагенты"),
+            "Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B"
+        );
         let q = query_string(&[("$filter", "Code eq 'a+b & c'".into()), ("$format", "json".into())]);
         assert_eq!(q, "$filter=Code%20eq%20'a%2Bb%20%26%20c'&$format=json", "a space is %20, never +");
         assert_eq!(quote("O'Brien"), "'O''Brien'");

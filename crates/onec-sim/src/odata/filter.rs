@@ -408,7 +408,16 @@ mod tests {
 
     #[test]
     fn bad_filters_are_refused_as_1c_refuses_them() {
-        for f in ["DeletionMark+eq+false", "Code eq", "Code = '1'", "(Code eq '1'", "Code eq 'x", "Ref_Key eq guid'x'", "Ref_Key eq '1'", ""] {
+        for f in [
+            "DeletionMark+eq+false",
+            "Code eq",
+            "Code = '1'",
+            "(Code eq '1'",
+            "Code eq 'x",
+            "Ref_Key eq guid'x'",
+            "Ref_Key eq '1'",
+            "",
+        ] {
             assert!(matches!(parse(f, &fields), Err(FilterError::Syntax(_))), "{f}");
         }
         assert_eq!(parse("Nope eq 1", &fields), Err(FilterError::UnknownField("Nope".into())));

@@ -119,7 +119,10 @@ impl ContactInfo {
         r.insert("Вид_Key".into(), json!(kind_key));
         r.insert("Представление".into(), json!(self.presentation));
         if self.typed {
-            r.insert("Значение".into(), json!(json!({"value": self.presentation, "type": self.kind.type_name()}).to_string()));
+            r.insert(
+                "Значение".into(),
+                json!(json!({"value": self.presentation, "type": self.kind.type_name()}).to_string()),
+            );
             match self.kind {
                 ContactKind::Phone => {
                     let mut digits: String = self.presentation.chars().filter(char::is_ascii_digit).collect();
@@ -184,6 +187,8 @@ pub(crate) struct ODataState {
     keys: std::collections::hash_map::RandomState,
     /// GUIDs made so far.
     minted: u64,
+    /// Objects to delete once the request with this number is answered: (seq, set, key).
+    scheduled: Vec<(u64, String, String)>,
     /// `Вид_Key` of phone, e-mail and address rows.
     kinds: [String; 3],
 }
@@ -200,6 +205,7 @@ impl ODataState {
             failing: None,
             keys,
             minted: 0,
+            scheduled: Vec::new(),
             kinds: Default::default(),
         };
         s.kinds = [s.new_guid(), s.new_guid(), s.new_guid()];
@@ -210,7 +216,9 @@ impl ODataState {
         self.minted += 1;
         let mut a = self.keys.build_hasher();
         a.write_u64(self.minted);
-        a.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        a.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+        );
         let x = a.finish();
         let mut b = self.keys.build_hasher();
         b.write_u64(x);
@@ -367,6 +375,13 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, raw_query: &s
     if let Some(r) = o.requests.iter_mut().rev().find(|r| r.seq == seq) {
         r.status = status;
     }
+    let due: Vec<(u64, String, String)> = o.scheduled.iter().filter(|(at, _, _)| *at <= seq).cloned().collect();
+    o.scheduled.retain(|(at, _, _)| *at > seq);
+    for (_, set, key) in due {
+        if let Some(list) = o.sets.get_mut(set.as_str()) {
+            list.retain(|r| r.get("Ref_Key").and_then(Value::as_str) != Some(key.as_str()));
+        }
+    }
     drop(g);
     shared.ring();
     response
@@ -396,8 +411,10 @@ fn answer(
         return fault(StatusCode::METHOD_NOT_ALLOWED, "-1", "Запись через этот интерфейс не поддерживается");
     }
     if path.is_empty() {
-        let sets: String =
-            schema::SETS.iter().map(|s| format!("<collection href=\"{0}\"><atom:title>{0}</atom:title></collection>", s.name)).collect();
+        let sets: String = schema::SETS
+            .iter()
+            .map(|s| format!("<collection href=\"{0}\"><atom:title>{0}</atom:title></collection>", s.name))
+            .collect();
         let xml = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><service xmlns=\"http://www.w3.org/2007/app\" xmlns:atom=\"http://www.w3.org/2005/Atom\" xml:base=\"{base}\"><workspace><atom:title>Default</atom:title>{sets}</workspace></service>"
         );
@@ -429,7 +446,9 @@ fn answer(
         Some("json" | "application/json") => true,
         Some("atom" | "xml" | "application/atom+xml") => false,
         Some(_) => return unparsable("$format"),
-        None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json")),
+        None => {
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+        }
     };
     // $select
     let mut select: Option<Vec<String>> = None;
@@ -451,10 +470,18 @@ fn answer(
     };
     if let Some(k) = key {
         let Some(guid) = k.strip_prefix("guid'").and_then(|k| k.strip_suffix("')")) else {
-            return fault(StatusCode::BAD_REQUEST, "1", &format!("Не удалось разобрать строку '{k}' как значение типа Edm.Guid!"));
+            return fault(
+                StatusCode::BAD_REQUEST,
+                "1",
+                &format!("Не удалось разобрать строку '{k}' как значение типа Edm.Guid!"),
+            );
         };
         if !filter::is_guid(guid) {
-            return fault(StatusCode::BAD_REQUEST, "1", &format!("Не удалось разобрать строку '{guid}' как значение типа Edm.Guid!"));
+            return fault(
+                StatusCode::BAD_REQUEST,
+                "1",
+                &format!("Не удалось разобрать строку '{guid}' как значение типа Edm.Guid!"),
+            );
         }
         let guid = guid.to_ascii_lowercase();
         return match records.iter().find(|r| r.get("Ref_Key").and_then(Value::as_str) == Some(guid.as_str())) {
@@ -503,15 +530,16 @@ fn answer(
             std::cmp::Ordering::Equal
         });
     }
-    let number = |name: &str| -> Result<Option<usize>, Response> {
+    // A count that does not parse names its option (`Err`).
+    let number = |name: &'static str| -> Result<Option<usize>, &'static str> {
         match opt(name) {
             None => Ok(None),
-            Some(v) => v.parse::<usize>().map(Some).map_err(|_| unparsable(name)),
+            Some(v) => v.parse::<usize>().map(Some).map_err(|_| name),
         }
     };
     let (skip, top) = match (number("$skip"), number("$top")) {
         (Ok(s), Ok(t)) => (s.unwrap_or(0), t),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(name), _) | (_, Err(name)) => return unparsable(name),
     };
     let count = chosen.len();
     let page: Vec<Value> =
@@ -630,6 +658,14 @@ impl OneCSim {
         before != list.len()
     }
 
+    /// Deletes an object for good right after the interface answers `requests` more requests —
+    /// an administrator deleting objects while okno pages through the set.
+    pub fn delete_after_requests(&self, set: &str, ref_key: &str, requests: u64) {
+        let mut g = self.shared.lock();
+        let at = g.odata.seq + requests.max(1);
+        g.odata.scheduled.push((at, set.to_string(), ref_key.to_ascii_lowercase()));
+    }
+
     /// An object as the interface answers it, without the OData envelope.
     pub fn record(&self, set: &str, ref_key: &str) -> Option<Value> {
         self.shared.lock().odata.find_mut(set, ref_key).map(|r| Value::Object(r.clone()))
@@ -637,7 +673,13 @@ impl OneCSim {
 
     /// Every object of an entity set, in the order they were created.
     pub fn records(&self, set: &str) -> Vec<Value> {
-        self.shared.lock().odata.sets.get(set).map(|l| l.iter().cloned().map(Value::Object).collect()).unwrap_or_default()
+        self.shared
+            .lock()
+            .odata
+            .sets
+            .get(set)
+            .map(|l| l.iter().cloned().map(Value::Object).collect())
+            .unwrap_or_default()
     }
 
     /// Every OData request kept (the newest [`crate::Options::keep`]), oldest first.
