@@ -11,6 +11,7 @@
 //! points a bot definition at a running service instead.
 
 mod catalogue;
+mod odata;
 mod service;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -21,6 +22,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use catalogue::{report_pdf, report_xlsx, Product, ORDERS, PHOTO_PNG, PRODUCTS, XLSX_MIME};
+pub use odata::{
+    ContactInfo, ContactKind, ODataRequest, CONTACT_PART, COUNTERPARTIES, DEFAULT_ODATA_PASSWORD, DEFAULT_ODATA_USER,
+    EMPLOYEES, ODATA_PREFIX,
+};
 
 /// The base URL the example bot files use; [`OneCSim::bind`] puts [`OneCSim::url`] in its place.
 pub const EXAMPLE_BASE_URL: &str = "http://1c.local/hs/bot";
@@ -100,6 +105,10 @@ pub struct Options {
     /// How many requests, and how many webhooks, are kept for reading back (the newest);
     /// default [`DEFAULT_KEPT`].
     pub keep: Option<usize>,
+    /// The infobase user the OData interface lets in; default [`DEFAULT_ODATA_USER`].
+    pub odata_user: Option<String>,
+    /// That user's password; default [`DEFAULT_ODATA_PASSWORD`].
+    pub odata_password: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +134,8 @@ pub(crate) struct State {
     pub tickets: Vec<Ticket>,
     /// Numbers handed out per kind of request.
     pub counters: HashMap<&'static str, u32>,
+    /// The OData interface's catalogs and log.
+    pub odata: odata::ODataState,
 }
 
 impl State {
@@ -204,6 +215,7 @@ impl OneCSim {
                 subscribers: HashMap::new(),
                 tickets: Vec::new(),
                 counters: HashMap::new(),
+                odata: odata::ODataState::new(),
             }),
             changes,
             stop: watch::channel(false).0,

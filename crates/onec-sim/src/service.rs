@@ -59,6 +59,12 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
     if !host.is_some_and(|h| h.eq_ignore_ascii_case(&shared.addr.to_string())) {
         return json_response(StatusCode::FORBIDDEN, json!({"error": "сервис отвечает только по своему адресу"}));
     }
+    if let Some(rest) = req.uri().path().strip_prefix(crate::ODATA_PREFIX) {
+        // The OData interface keeps its own log and answers on its own terms.
+        let (method, headers) = (req.method().clone(), req.headers().clone());
+        let query = req.uri().query().unwrap_or("").to_string();
+        return crate::odata::handle(&shared, &method, rest, &query, &headers);
+    }
     let (parts, body) = req.into_parts();
     let raw: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
