@@ -1075,17 +1075,19 @@ pub(crate) fn batch(
     w: &mut World,
     caller: &Caller,
     params: &Value,
+    order: &[String],
     source: Option<&str>,
     fx: &mut Vec<Outgoing>,
 ) -> Result<Reply, Fail> {
     let halt = param(params, "halt").is_some_and(flag);
-    let cmds: Vec<(String, String)> = match param(params, "cmd") {
+    let mut cmds: Vec<(String, String)> = match param(params, "cmd") {
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), text(v).unwrap_or_default())).collect(),
         Some(Value::Array(a)) => {
             a.iter().enumerate().map(|(i, v)| (i.to_string(), text(v).unwrap_or_default())).collect()
         }
         _ => return Err(argument("cmd")),
     };
+    cmds.sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(usize::MAX));
     let (mut results, mut errors, mut totals, mut nexts, mut times) =
         (Map::new(), Map::new(), Map::new(), Map::new(), Map::new());
     for (n, (key, cmd)) in cmds.into_iter().enumerate() {

@@ -105,6 +105,66 @@ fn read_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Option<
     Some(Value::Object(params))
 }
 
+/// The keys of a batch's `cmd` in the order sent: the commands run in it (the JSON tree here
+/// sorts its keys).
+fn cmd_order(query: Option<&str>, body: &[u8]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut add = |k: String| {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    };
+    let json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let forms: [&[u8]; 2] = [query.unwrap_or_default().as_bytes(), if json { &[] } else { body }];
+    for src in forms {
+        for (k, _) in url::form_urlencoded::parse(src) {
+            if let Some((key, _)) = k.strip_prefix("cmd[").and_then(|r| r.split_once(']')) {
+                add(key.to_string());
+            }
+        }
+    }
+    if json {
+        if let Ok(probe) = serde_json::from_slice::<Probe>(body) {
+            probe.cmd.0.into_iter().for_each(add);
+        }
+    }
+    keys
+}
+
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(default)]
+    cmd: Keys,
+}
+
+/// An object's keys in order.
+#[derive(Default)]
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("commands")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Keys, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Keys::default())
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 fn handle(
     inner: &Arc<Inner>,
     hook: Option<(String, String)>,
@@ -119,7 +179,7 @@ fn handle(
     let response = {
         let mut w = inner.world();
         let (label, outcome) = match read_params(query, headers, body) {
-            Some(params) => serve(&mut w, hook, &method, &params, &mut fx),
+            Some(params) => serve(&mut w, hook, &method, &params, &cmd_order(query, body), &mut fx),
             None => (String::new(), Err(fail(400, "INVALID_REQUEST", "The request's parameters cannot be read"))),
         };
         let status = outcome.as_ref().map(|_| 200).unwrap_or_else(|f| f.status);
@@ -149,6 +209,7 @@ fn serve(
     hook: Option<(String, String)>,
     method: &str,
     params: &Value,
+    order: &[String],
     fx: &mut Vec<Outgoing>,
 ) -> (String, Result<Reply, Fail>) {
     let caller = match authenticate(w, hook, params) {
@@ -165,7 +226,7 @@ fn serve(
     }
     let source = params.get("auth_connector").and_then(form::text);
     let outcome = if method == "batch" {
-        methods::batch(w, &caller, params, source.as_deref(), fx)
+        methods::batch(w, &caller, params, order, source.as_deref(), fx)
     } else {
         methods::run(w, &caller, method, params, source.as_deref(), fx)
     };

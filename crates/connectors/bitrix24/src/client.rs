@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::wire::{int, text};
@@ -393,23 +393,13 @@ impl B24Client {
         Ok(())
     }
 
-    /// The address and body of a call; the access token sent, for an app.
-    fn request(&self, method: &str, params: &Value) -> (String, Value, Option<String>) {
-        let mut body = match params {
-            Value::Object(m) => m.clone(),
-            Value::Null => Map::new(),
-            other => {
-                let mut m = Map::new();
-                m.insert("params".into(), other.clone());
-                m
-            }
-        };
+    /// The address of a call, and the access token it carries (an app's).
+    fn target(&self, method: &str) -> (String, Option<String>) {
         match &self.auth {
-            Auth::Webhook { base } => (format!("{base}{method}"), Value::Object(body), None),
+            Auth::Webhook { base } => (format!("{base}{method}"), None),
             Auth::App { rest_base, tokens, .. } => {
                 let token = tokens.read().map(|t| t.access_token.clone()).unwrap_or_default();
-                body.insert("auth".into(), json!(token));
-                (format!("{rest_base}{method}"), Value::Object(body), Some(token))
+                (format!("{rest_base}{method}"), Some(token))
             }
         }
     }
@@ -433,11 +423,16 @@ impl B24Client {
     /// out load refusals, reads Bitrix24's errors. `params` go as they are — a write that
     /// should not come back as an offline event carries `auth_connector` itself.
     pub async fn call(&self, method: &str, params: Value) -> Result<Reply, B24Error> {
+        self.send(method, Body { params: &params, batch: None, auth: None }).await
+    }
+
+    async fn send(&self, method: &str, body: Body<'_>) -> Result<Reply, B24Error> {
         let mut load_refusals = 0u32;
         let mut refreshed = false;
         loop {
             self.limiter.until_ready().await;
-            let (url, body, token) = self.request(method, &params);
+            let (url, token) = self.target(method);
+            let body = Body { auth: token.as_deref(), ..body };
             let resp =
                 self.http.post(url).json(&body).send().await.map_err(|e| B24Error::Unavailable(e.to_string()))?;
             let status = resp.status().as_u16();
@@ -485,7 +480,7 @@ impl B24Client {
         if commands.len() > BATCH_MAX {
             return Err(B24Error::BatchTooLong(commands.len()));
         }
-        let mut cmd = Map::new();
+        let mut cmd: Vec<(String, String)> = Vec::with_capacity(commands.len());
         for c in commands {
             if c.method.eq_ignore_ascii_case("batch") {
                 return Err(B24Error::Invalid(Refusal {
@@ -493,14 +488,16 @@ impl B24Client {
                     description: "a batch cannot hold a batch".into(),
                 }));
             }
-            if cmd.insert(c.key.clone(), json!(c.encode())).is_some() {
+            if cmd.iter().any(|(k, _)| *k == c.key) {
                 return Err(B24Error::Invalid(Refusal {
                     code: String::new(),
                     description: format!("the batch names `{}` twice", c.key),
                 }));
             }
+            cmd.push((c.key.clone(), c.encode()));
         }
-        let reply = self.call("batch", json!({"halt": i32::from(halt), "cmd": cmd})).await?;
+        // The commands run in the order sent: `cmd` keeps it (a JSON map here would sort it).
+        let reply = self.send("batch", Body { params: &Value::Null, batch: Some((halt, &cmd)), auth: None }).await?;
         Ok(BatchReply::read(&reply.result))
     }
 
@@ -510,6 +507,51 @@ impl B24Client {
             m.insert("auth_connector".into(), json!(key));
         }
         params
+    }
+}
+
+/// A call's body: the parameters in their order (a batch's commands in theirs), then `auth`.
+#[derive(Clone, Copy)]
+struct Body<'a> {
+    params: &'a Value,
+    batch: Option<(bool, &'a [(String, String)])>,
+    auth: Option<&'a str>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some((halt, cmd)) = self.batch {
+            m.serialize_entry("halt", &i32::from(halt))?;
+            m.serialize_entry("cmd", &InOrder(cmd))?;
+        } else if let Value::Object(o) = self.params {
+            for (k, v) in o {
+                if k != "auth" {
+                    m.serialize_entry(k, v)?;
+                }
+            }
+        } else if !self.params.is_null() {
+            m.serialize_entry("params", self.params)?;
+        }
+        if let Some(a) = self.auth {
+            m.serialize_entry("auth", a)?;
+        }
+        m.end()
+    }
+}
+
+/// Pairs written as a JSON object in their order.
+struct InOrder<'a>(&'a [(String, String)]);
+
+impl Serialize for InOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
 }
 
