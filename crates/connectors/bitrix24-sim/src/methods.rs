@@ -882,7 +882,7 @@ fn connector_line(w: &World, caller: &Caller, params: &Value) -> Result<(String,
             "Failed to find a suitable provider for the connector",
         ));
     }
-    if !w.lines.get(&line).is_some_and(|(_, c)| c.get(&connector) == Some(&true)) {
+    if w.lines.get(&line).is_none_or(|(_, c)| c.get(&connector) != Some(&true)) {
         return Err(fail(400, "NOT_ACTIVE_LINE", "The line with this ID is inactive or does not exist"));
     }
     Ok((app, connector, line))

@@ -243,15 +243,19 @@ pub async fn exchange(app: &OAuthApp, grant: Grant<'_>) -> Result<Tokens, B24Err
 
 enum Auth {
     /// `https://<portal>/rest/{user_id}/{code}/`.
-    Webhook { base: String },
-    App {
-        rest_base: String,
-        app: OAuthApp,
-        tokens: RwLock<Tokens>,
-        /// One refresh at a time: the refresh token works once.
-        refreshing: tokio::sync::Mutex<()>,
-        updates: watch::Sender<Tokens>,
+    Webhook {
+        base: String,
     },
+    App(Box<AppAuth>),
+}
+
+struct AppAuth {
+    rest_base: String,
+    app: OAuthApp,
+    tokens: RwLock<Tokens>,
+    /// One refresh at a time: the refresh token works once.
+    refreshing: tokio::sync::Mutex<()>,
+    updates: watch::Sender<Tokens>,
 }
 
 /// One Bitrix24 portal, as okno's webhook or application sees it.
@@ -269,7 +273,7 @@ impl std::fmt::Debug for B24Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (kind, base) = match &self.auth {
             Auth::Webhook { .. } => ("webhook", "(secret)".to_string()),
-            Auth::App { rest_base, .. } => ("app", rest_base.clone()),
+            Auth::App(a) => ("app", a.rest_base.clone()),
         };
         f.debug_struct("B24Client").field("auth", &kind).field("base", &base).finish_non_exhaustive()
     }
@@ -319,13 +323,13 @@ impl B24Client {
         let (updates, _) = watch::channel(tokens.clone());
         Ok(B24Client {
             http: http()?,
-            auth: Auth::App {
+            auth: Auth::App(Box::new(AppAuth {
                 rest_base: format!("{}/", rest_base.trim_end_matches('/')),
                 app,
                 tokens: RwLock::new(tokens),
                 refreshing: tokio::sync::Mutex::new(()),
                 updates,
-            },
+            })),
             limiter: limiter(limits),
             retry: Retry::default(),
             auth_connector: None,
@@ -354,7 +358,7 @@ impl B24Client {
     /// The application's current tokens (`None` for a webhook): to be stored after a refresh.
     pub fn tokens(&self) -> Option<Tokens> {
         match &self.auth {
-            Auth::App { tokens, .. } => tokens.read().ok().map(|t| t.clone()),
+            Auth::App(a) => a.tokens.read().ok().map(|t| t.clone()),
             Auth::Webhook { .. } => None,
         }
     }
@@ -362,24 +366,25 @@ impl B24Client {
     /// Every pair the client moves to, as it moves (`None` for a webhook).
     pub fn token_updates(&self) -> Option<watch::Receiver<Tokens>> {
         match &self.auth {
-            Auth::App { updates, .. } => Some(updates.subscribe()),
+            Auth::App(a) => Some(a.updates.subscribe()),
             Auth::Webhook { .. } => None,
         }
     }
 
     /// Calls with `tokens` from now on (an installation's or another process's refresh).
     pub fn set_tokens(&self, new: Tokens) {
-        if let Auth::App { tokens, updates, .. } = &self.auth {
-            if let Ok(mut t) = tokens.write() {
+        if let Auth::App(a) = &self.auth {
+            if let Ok(mut t) = a.tokens.write() {
                 *t = new.clone();
             }
-            updates.send_replace(new);
+            a.updates.send_replace(new);
         }
     }
 
     /// Refreshes the tokens unless another call already did since `used` was sent.
     async fn refresh(&self, used: &str) -> Result<(), B24Error> {
-        let Auth::App { app, tokens, refreshing, updates, .. } = &self.auth else { return Ok(()) };
+        let Auth::App(a) = &self.auth else { return Ok(()) };
+        let AppAuth { app, tokens, refreshing, updates, .. } = &**a;
         let _one = refreshing.lock().await;
         let current = tokens.read().map(|t| t.clone()).map_err(|_| B24Error::Unavailable("tokens lock".into()))?;
         if current.access_token != used {
@@ -397,7 +402,8 @@ impl B24Client {
     fn target(&self, method: &str) -> (String, Option<String>) {
         match &self.auth {
             Auth::Webhook { base } => (format!("{base}{method}"), None),
-            Auth::App { rest_base, tokens, .. } => {
+            Auth::App(a) => {
+                let (rest_base, tokens) = (&a.rest_base, &a.tokens);
                 let token = tokens.read().map(|t| t.access_token.clone()).unwrap_or_default();
                 (format!("{rest_base}{method}"), Some(token))
             }

@@ -230,7 +230,7 @@ fn read_event(name: &str, data: &Value, missing: impl Fn(&'static str) -> EventE
         "DELETE" => Some(Change::Deleted),
         _ => None,
     };
-    let field = |k: &str| data.get(k).or_else(|| data.get(&k.to_ascii_lowercase()));
+    let field = |k: &str| data.get(k).or_else(|| data.get(k.to_ascii_lowercase()));
     if let Some(rest) = name.strip_prefix("ONCRMDYNAMICITEM") {
         let Some(change) = change(rest) else { return Ok(Event::Other) };
         let id = data.pointer("/FIELDS/ID").and_then(int).ok_or_else(|| missing("data[FIELDS][ID]"))?;

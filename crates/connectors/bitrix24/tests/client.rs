@@ -392,7 +392,7 @@ async fn the_open_lines_connector_round_trip() {
         chat_id: "tg-chat-42".into(),
         ..CustomerMessage::default()
     };
-    let accepted = client.send_messages("okno", 1, &[msg.clone()]).await.unwrap();
+    let accepted = client.send_messages("okno", 1, std::slice::from_ref(&msg)).await.unwrap();
     assert!(accepted[0].success && accepted[0].chat_id.is_some() && accepted[0].session_id.is_some(), "{accepted:?}");
     let again =
         client.send_messages("okno", 1, &[CustomerMessage { message_id: "m-2".into(), ..msg.clone() }]).await.unwrap();
@@ -418,7 +418,7 @@ async fn the_open_lines_connector_round_trip() {
         external_chat: "tg-chat-42".into(),
         date: Some(1_773_265_999),
     };
-    client.send_delivery_status("okno", 1, &[receipt.clone()]).await.unwrap();
+    client.send_delivery_status("okno", 1, std::slice::from_ref(&receipt)).await.unwrap();
     client.send_reading_status("okno", 1, &[Receipt { date: None, ..receipt }]).await.unwrap();
     let d = &sim.deliveries()[0];
     assert_eq!(
@@ -429,7 +429,7 @@ async fn the_open_lines_connector_round_trip() {
 
     // Not through a webhook; not on a line it is not active on.
     let hook = B24Client::webhook(&sim.webhook_url(sim.admin()), Limits::STANDARD).unwrap();
-    let e = hook.send_messages("okno", 1, &[msg.clone()]).await.unwrap_err();
+    let e = hook.send_messages("okno", 1, std::slice::from_ref(&msg)).await.unwrap_err();
     assert!(matches!(&e, B24Error::AccessDenied(r) if r.code == "WRONG_AUTH_TYPE"), "{e:?}");
     let line2 = sim.add_open_line("Вторая");
     let e = client.send_messages("okno", line2, &[msg]).await.unwrap_err();
