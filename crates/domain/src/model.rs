@@ -242,8 +242,42 @@ pub struct Channel {
 
 string_enum!(
     /// The business systems okno connects to.
-    ConnectorKind { Amocrm = "amocrm", Bitrix24 = "bitrix24", Onec = "onec" }
+    ConnectorKind { Amocrm = "amocrm", Bitrix24 = "bitrix24", Onec = "onec", Pbx = "pbx" }
 );
+
+string_enum!(
+    /// Which way a call went: the person called the company, or the company the person.
+    CallDirection { In = "in", Out = "out" }
+);
+
+string_enum!(
+    /// How a call ended.
+    CallStatus { Answered = "answered", Missed = "missed", Busy = "busy", Failed = "failed" }
+);
+
+/// A phone call with a person, reported by the company's telephony (a Bitrix24 portal, a PBX).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Call {
+    pub id: String,
+    /// The connector that reported it.
+    pub source: String,
+    /// The telephony's own id for it.
+    pub external_id: String,
+    #[schema(value_type = String)]
+    pub contact_id: ContactId,
+    pub direction: CallDirection,
+    pub status: CallStatus,
+    /// The person's number.
+    pub phone: String,
+    /// Who took or made it on the company's side (a name, an extension).
+    pub operator: Option<String>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String)]
+    pub started_at: Millis,
+    /// Seconds of talk.
+    pub duration: i64,
+    pub recording_url: Option<String>,
+}
 
 /// A connection to a business system (a CRM account, a 1C base). `config` holds secrets and
 /// never leaves the server.

@@ -119,10 +119,70 @@ pub async fn connectors_round_trip(store: Arc<dyn Store>) {
     assert_eq!((patched.status.as_str(), patched.config["token"].as_str()), ("error", Some("new")));
     assert_eq!(patched.status_detail.as_deref(), Some("amoCRM refused the token (401)"));
     assert_eq!(store.list_connectors().await.unwrap().len(), 1);
+    assert_eq!(store.connector_place(&id, "onec:Catalog_Контрагенты").await.unwrap(), None);
+    store.keep_connector_place(&id, "onec:Catalog_Контрагенты", "v1").await.unwrap();
+    store.keep_connector_place(&id, "onec:Catalog_Контрагенты", "v2").await.unwrap();
+    assert_eq!(store.connector_place(&id, "onec:Catalog_Контрагенты").await.unwrap().as_deref(), Some("v2"));
+    // Made with its standing job.
+    let jobs = store.claim_jobs("conformance", 100, 60_000).await.unwrap();
+    assert!(jobs.iter().any(|j| j.kind == JobKind::ConnectorPoll && j.ref_id == id.as_str()), "{jobs:?}");
     store.delete_connector(&id).await.unwrap();
     assert!(store.get_connector(&id).await.unwrap_err().is_not_found());
     assert!(store.list_connectors().await.unwrap().is_empty());
     assert!(store.update_connector(&id, ConnectorPatch::default()).await.unwrap_err().is_not_found());
+}
+
+/// A call lands under the contact with its number (one is made for a number nobody has), a
+/// second report of the same call updates it rather than doubling it, the same id from
+/// another source is another call, and a merge carries calls to the kept contact.
+pub async fn calls_are_kept_once_under_the_number_s_contact(store: Arc<dyn Store>) {
+    use crate::NewCall;
+    use okno_domain::model::{CallDirection, CallStatus};
+    let known = store
+        .upsert_contact(ContactInput {
+            external_id: Some("1c-call".into()),
+            phone: Some("+79990001122".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    let call = |id: &str, phone: &str, status: CallStatus, duration: i64, rec: Option<&str>| NewCall {
+        source: "pbx-1".into(),
+        external_id: id.into(),
+        phone: phone.into(),
+        name: None,
+        direction: CallDirection::In,
+        status,
+        operator: Some("101".into()),
+        started_at: 1_700_000_000_000,
+        duration,
+        recording_url: rec.map(str::to_string),
+    };
+    let (first, new) = store.record_call(call("c1", "+79990001122", CallStatus::Answered, 0, None)).await.unwrap();
+    assert!(new);
+    assert_eq!(first.contact_id, known.id, "the contact with the number");
+    let (ended, new) = store
+        .record_call(call("c1", "+79990001122", CallStatus::Answered, 95, Some("https://pbx/r/c1.mp3")))
+        .await
+        .unwrap();
+    assert!(!new, "the same call reported at its end");
+    assert_eq!(
+        (ended.id.clone(), ended.duration, ended.recording_url.as_deref()),
+        (first.id.clone(), 95, Some("https://pbx/r/c1.mp3"))
+    );
+    let mut other_source = call("c1", "+79990001122", CallStatus::Missed, 0, None);
+    other_source.source = "b24-1".into();
+    assert!(store.record_call(other_source).await.unwrap().1, "another system's c1 is another call");
+    assert_eq!(store.list_calls(&known.id, 10).await.unwrap().len(), 2);
+    let (stranger, _) = store.record_call(call("c2", "+79995554433", CallStatus::Missed, 0, None)).await.unwrap();
+    assert_ne!(stranger.contact_id, known.id);
+    let made = store.get_contact(&stranger.contact_id).await.unwrap();
+    assert_eq!(made.phone.as_deref(), Some("+79995554433"), "a contact made for a number nobody has");
+    store.merge_contacts(&known.id, &stranger.contact_id, None).await.unwrap();
+    let calls = store.list_calls(&known.id, 10).await.unwrap();
+    assert_eq!(calls.len(), 3, "the merged contact's call came along");
+    assert!(calls.iter().any(|c| c.external_id == "c2" && c.status == CallStatus::Missed));
 }
 
 /// Typed ids go in and come out of the store as the same ids, on every path that names them:

@@ -12,8 +12,10 @@ use serde_json::Value;
 
 use crate::channels::{update_row, Changes};
 use crate::db::{args, Conn, Row};
+use crate::outbox::insert_job;
 use crate::sql::{on, SqlStore};
 use crate::statements::to_json;
+use crate::JobKind;
 
 /// A connector to make.
 #[derive(Debug, Clone)]
@@ -38,12 +40,15 @@ pub struct ConnectorPatch {
 #[async_trait]
 pub trait ConnectorStore: Send + Sync + 'static {
     /// Makes a connector with the id given (the address business systems post to names it, so
-    /// it is chosen before the system is told of it).
+    /// it is chosen before the system is told of it), with its standing `ConnectorPoll` job.
     async fn create_connector(&self, id: &ConnectorId, new: NewConnector) -> Result<Connector>;
     async fn get_connector(&self, id: &ConnectorId) -> Result<Connector>;
     async fn list_connectors(&self) -> Result<Vec<Connector>>;
     async fn update_connector(&self, id: &ConnectorId, patch: ConnectorPatch) -> Result<Connector>;
     async fn delete_connector(&self, id: &ConnectorId) -> Result<()>;
+    /// A place a connector's standing work keeps (see `connector_places`).
+    async fn connector_place(&self, id: &ConnectorId, key: &str) -> Result<Option<String>>;
+    async fn keep_connector_place(&self, id: &ConnectorId, key: &str, value: &str) -> Result<()>;
 }
 
 /// A new connector's id.
@@ -63,6 +68,9 @@ impl ConnectorStore for SqlStore {
                 args![id.as_str(), new.kind.as_str(), &new.name, to_json(&config), to_json(&new.info), now_ms()],
             )
             .await?;
+            // Its standing work, for as long as it lives.
+            let queue = format!("connector:{id}:poll");
+            insert_job(c, JobKind::ConnectorPoll, id.as_str(), Some(&queue), now_ms()).await?;
             load_connector(c, id.as_str()).await
         })?;
         self.opened_connector(connector)
@@ -117,6 +125,29 @@ impl ConnectorStore for SqlStore {
             if done == 0 {
                 return Err(Error::not_found("connector", id.as_str()));
             }
+            Ok(())
+        })
+    }
+
+    async fn connector_place(&self, id: &ConnectorId, key: &str) -> Result<Option<String>> {
+        let (id, key) = (id.to_owned(), key.to_string());
+        on!(self.read, |c| {
+            c.row("SELECT value FROM connector_places WHERE connector_id = $1 AND key = $2", args![id.as_str(), &key])
+                .await?
+                .map(|r| r.s("value"))
+                .transpose()
+        })
+    }
+
+    async fn keep_connector_place(&self, id: &ConnectorId, key: &str, value: &str) -> Result<()> {
+        let (id, key, value) = (id.to_owned(), key.to_string(), value.to_string());
+        on!(self.write, |c| {
+            c.exec(
+                "INSERT INTO connector_places (connector_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (connector_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                args![id.as_str(), &key, &value, now_ms()],
+            )
+            .await?;
             Ok(())
         })
     }

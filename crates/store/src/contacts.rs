@@ -654,6 +654,7 @@ pub(crate) async fn merge(c: &mut dyn Conn, keep: &str, other: &str) -> Result<C
     let a = load_contact(c, keep).await?;
     let b = load_contact(c, other).await?;
     c.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
+    c.exec("UPDATE calls SET contact_id = $1 WHERE contact_id = $2", args![keep, other]).await?;
     // Questions relayed to or by the other contact (bots' answer-by-Reply feeds) are the kept one's.
     c.exec("UPDATE bot_relays SET recipient_contact_id = $1 WHERE recipient_contact_id = $2", args![keep, other])
         .await?;

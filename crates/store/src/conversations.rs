@@ -5,12 +5,12 @@
 
 use async_trait::async_trait;
 use okno_domain::files::safe_file_name;
-use okno_domain::ids::{new_id, ConversationId, MessageId};
+use okno_domain::ids::{new_id, ChannelId, ConversationId, MessageId};
 use okno_domain::model::{
     Attachment, ContactInput, Conversation, ConversationStatus, Direction, EventType, Keyboard, Message, MessageStatus,
     Page,
 };
-use okno_domain::time::now_ms;
+use okno_domain::time::{now_ms, Millis};
 use okno_domain::{Error, Result};
 use serde_json::{json, Value};
 
@@ -45,6 +45,16 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn add_note(&self, conversation_id: &ConversationId, author: &str, text: &str) -> Result<Note>;
     /// A conversation's notes, oldest first.
     async fn list_notes(&self, conversation_id: &ConversationId) -> Result<Vec<Note>>;
+    /// Messages on `channels` written after `after` (`created_at`, `id`) and before `before`,
+    /// oldest first, at most `limit`: what a connector mirrors into a business system's desk,
+    /// read on from where it stopped.
+    async fn messages_on_channels(
+        &self,
+        channels: &[ChannelId],
+        after: (Millis, String),
+        before: Millis,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
 }
 
 #[async_trait]
@@ -213,6 +223,39 @@ impl ConversationStore for SqlStore {
             let next =
                 (rows.len() > page.limit as usize).then(|| items.last().map(|m: &Message| m.id.to_string())).flatten();
             Ok(Page { items, next })
+        })
+    }
+
+    async fn messages_on_channels(
+        &self,
+        channels: &[ChannelId],
+        after: (Millis, String),
+        before: Millis,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+        on!(self.read, |c| {
+            let mut q = Sql::new(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE channel_id IN ("));
+            for (i, ch) in channels.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_s(ch.as_str());
+            }
+            q.push(") AND (created_at > ").bind_i(after.0);
+            q.push(" OR (created_at = ").bind_i(after.0);
+            q.push(" AND id > ").bind_s(after.1.as_str());
+            q.push(")) AND created_at < ").bind_i(before);
+            q.push(" ORDER BY created_at, id LIMIT ").bind_i(i64::from(limit.clamp(1, 1000)));
+            let rows = c.rows(&q.text, &q.args).await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in &rows {
+                items.push(message_from(c, row).await?);
+            }
+            Ok(items)
         })
     }
 

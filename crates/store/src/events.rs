@@ -152,6 +152,18 @@ pub struct Processed {
     /// Surveys the event starts; a person none of whose channels reaches them is recorded as
     /// unreached (`unreachable`) under `survey:<id>`.
     pub surveys: Vec<SurveyStart>,
+    /// What rules do in business systems: one `ConnectorAction` job each, ref
+    /// `<event id>:<rule id>:<action index>`, in the queue `connector:<connector id>`.
+    pub connector_actions: Vec<QueuedAction>,
+}
+
+/// A rule's action in a business system, queued with the end of the event's processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedAction {
+    pub rule_id: String,
+    /// The action's place in the rule's `actions`.
+    pub index: usize,
+    pub connector_id: String,
 }
 
 /// Business events: accepting and reading them, their listing, and the end of an event's
@@ -293,7 +305,7 @@ async fn record_not_made(c: &mut dyn Conn, event_id: &str, failed: &[NotMade]) -
 
 /// Writes what processing came to (see [`Processed`]), inside the caller's transaction.
 async fn write_processed(c: &mut dyn Conn, event_id: &str, done: Processed) -> Result<Vec<NotifyOutcome>> {
-    let Processed { notifications, rules, mut unresolved, not_made, surveys } = done;
+    let Processed { notifications, rules, mut unresolved, not_made, surveys, connector_actions } = done;
     // A person no message could be made for counts as told: no other rule of the event
     // writes to them.
     record_not_made(c, event_id, &not_made).await?;
@@ -321,6 +333,11 @@ async fn write_processed(c: &mut dyn Conn, event_id: &str, done: Processed) -> R
         if let Some(at) = r.run_at {
             insert_job(c, JobKind::NotifyRule, &format!("{event_id}:{}", r.rule_id), None, at).await?;
         }
+    }
+    for a in connector_actions {
+        let what = format!("{event_id}:{}:{}", a.rule_id, a.index);
+        let queue = format!("connector:{}", a.connector_id);
+        insert_job(c, JobKind::ConnectorAction, &what, Some(&queue), now_ms()).await?;
     }
     Ok(out)
 }

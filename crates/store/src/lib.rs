@@ -4,6 +4,8 @@
 //! | module | trait | owns |
 //! |---|---|---|
 //! | `channels` | [`ChannelStore`] | channels and their sealed configuration |
+//! | `calls` | [`CallStore`] | calls from the company's telephony, in each contact's history |
+//! | `contact_sync` | [`ContactSyncStore`] | contacts kept in step with a business system's, without echoes |
 //! | `connectors` | [`ConnectorStore`] | connectors to business systems and their sealed configuration |
 //! | `contacts` | [`ContactStore`], [`ContactEditStore`] | contacts, identities, merging; hand edits |
 //! | `link_codes` | [`LinkCodeStore`] | one-time codes linking a person to a contact |
@@ -40,8 +42,10 @@ mod attachments;
 mod audit;
 mod bots;
 mod broadcasts;
+mod calls;
 mod channels;
 mod connectors;
+mod contact_sync;
 mod contacts;
 mod conversations;
 mod db;
@@ -91,13 +95,16 @@ pub use broadcasts::{
     Broadcast, BroadcastAction, BroadcastCounts, BroadcastItem, BroadcastRecipient, BroadcastReport, BroadcastStore,
     NewBroadcast, Pending, UNSUBSCRIBE,
 };
+pub use calls::{CallStore, NewCall};
 pub use channels::ChannelStore;
 pub use connectors::{new_connector_id, ConnectorPatch, ConnectorStore, NewConnector};
+pub use contact_sync::{ContactSyncStore, Synced, SyncedContact, MAX_SYNC_PAGE};
 pub use contacts::{ContactEdit, ContactEditStore, ContactField, ContactStore};
 pub use conversations::ConversationStore;
 pub use directory::{DirectoryOperator, DirectorySignIn, DirectoryStore};
 pub use events::{
-    EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, RuleOutcome, SurveyStart, EVENT_STATUSES,
+    EventCounts, EventFilter, EventStore, EventSummary, NotMade, Processed, QueuedAction, RuleOutcome, SurveyStart,
+    EVENT_STATUSES,
 };
 pub use link_codes::{holds_link_code, is_link_code, start_payload, LinkCodeStore};
 pub use notifications::NotificationStore;
@@ -189,6 +196,10 @@ pub enum JobKind {
     ConnectorEvent,
     /// Tell a business system who took the task it asked for (the task's `data.connector`).
     ConnectorTaskTaken,
+    /// Do what a rule names in a business system (`<event id>:<rule id>:<action index>`).
+    ConnectorAction,
+    /// A connector's standing work, run again and again while it lives (`<connector id>`).
+    ConnectorPoll,
 }
 
 impl JobKind {
@@ -210,6 +221,8 @@ impl JobKind {
             JobKind::UnreadByEmail => "unread_by_email",
             JobKind::ConnectorEvent => "connector_event",
             JobKind::ConnectorTaskTaken => "connector_task_taken",
+            JobKind::ConnectorAction => "connector_action",
+            JobKind::ConnectorPoll => "connector_poll",
         }
     }
 
@@ -231,6 +244,8 @@ impl JobKind {
             "unread_by_email" => JobKind::UnreadByEmail,
             "connector_event" => JobKind::ConnectorEvent,
             "connector_task_taken" => JobKind::ConnectorTaskTaken,
+            "connector_action" => JobKind::ConnectorAction,
+            "connector_poll" => JobKind::ConnectorPoll,
             _ => return None,
         })
     }
@@ -587,6 +602,8 @@ pub struct PendingDelivery {
 #[async_trait]
 pub trait Store:
     ChannelStore
+    + CallStore
+    + ContactSyncStore
     + ConnectorStore
     + ContactStore
     + ContactEditStore

@@ -174,6 +174,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0028_connectors.sql"),
         include_str!("../migrations/postgres/0028_connectors.sql"),
     ),
+    (
+        29,
+        "0029_calls.sql",
+        include_str!("../migrations/sqlite/0029_calls.sql"),
+        include_str!("../migrations/postgres/0029_calls.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(c: &mut dyn Conn, backend: Backend) -> Result<()> {

@@ -7,6 +7,7 @@ use okno_store::conformance::*;
 okno_store::both_backends!(
     channels_round_trip,
     connectors_round_trip,
+    calls_are_kept_once_under_the_number_s_contact,
     typed_ids_round_trip,
     contacts_upsert_by_external_id_and_search,
     inbound_creates_contact_identity_and_conversation_once,
