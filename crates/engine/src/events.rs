@@ -20,12 +20,13 @@ use okno_domain::model::{check_button_url, normalize_phone, Button, Keyboard};
 use okno_domain::time::{now_ms, parse_rfc3339, Millis};
 use okno_domain::{Error, Result};
 use okno_store::{
-    ContactFilter, EventRecord, Job, NewAttachment, NotMade, Notification, Processed, RuleOutcome, RuleRecord,
-    Unresolved,
+    ContactFilter, EventRecord, Job, NewAttachment, NotMade, Notification, Processed, QueuedAction, RuleOutcome,
+    RuleRecord, Unresolved,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::connectors::actions::ActionSpec;
 use crate::render::Renderer;
 use crate::templates;
 use crate::worker::Outcome;
@@ -42,12 +43,15 @@ pub struct RuleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// Who gets it: `{"external_id": "{{ data.manager_id }}"}`, `{"contact_id": "…"}`,
-    /// `{"phone": "…"}`, `{"email": "…"}`, `{"group": "…"}`.
+    /// `{"phone": "…"}`, `{"email": "…"}`, `{"group": "…"}`. None: the rule only acts in a
+    /// business system (`actions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<RecipientSpec>,
     /// The message, a MiniJinja template over `data`, `event`, `contact`; or, for platforms
     /// that need a pre-approved template outside their window, `{"text", "name", "language",
     /// "params"}` — the text where free text may go, the platform's template elsewhere, its
     /// params templates over the same data.
+    #[serde(default, skip_serializing_if = "RuleText::is_empty")]
     pub template: RuleText,
     /// Rows of buttons: `{"text", "url"}` (a template), `{"text", "answer"}` (recorded against
     /// the event), or `{"text", "data"}`.
@@ -59,6 +63,10 @@ pub struct RuleSpec {
     /// A file to attach: fetched from a URL the event names, or one uploaded earlier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<AttachmentSpec>,
+    /// What the rule does in a business system, besides or instead of a message: an amoCRM
+    /// note, field, stage or task (see [`crate::connectors::actions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionSpec>,
 }
 
 /// A rule's message: its text alone, or with the platform template to send where only one may go.
@@ -67,6 +75,12 @@ pub struct RuleSpec {
 pub enum RuleText {
     Text(String),
     WithTemplate(PlatformTemplate),
+}
+
+impl Default for RuleText {
+    fn default() -> Self {
+        RuleText::Text(String::new())
+    }
 }
 
 /// A pre-approved platform template beside the free text; `params` are MiniJinja templates.
@@ -81,6 +95,11 @@ pub struct PlatformTemplate {
 }
 
 impl RuleText {
+    /// No message: the rule only acts in a business system.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, RuleText::Text(t) if t.is_empty())
+    }
+
     pub fn text(&self) -> &str {
         match self {
             RuleText::Text(t) => t,
@@ -199,8 +218,17 @@ impl RuleSpec {
         if self.event.trim().is_empty() {
             return Err(Error::invalid("invalid_rule", "`event` names the event type the rule reacts to"));
         }
-        if self.recipients.is_empty() {
-            return Err(Error::invalid("invalid_rule", "`recipients` needs at least one entry"));
+        if self.recipients.is_empty() && self.actions.is_empty() {
+            return Err(Error::invalid(
+                "invalid_rule",
+                "`recipients` needs at least one entry (or the rule names `actions` in a business system)",
+            ));
+        }
+        if !self.recipients.is_empty() && self.template.is_empty() {
+            return Err(Error::invalid("invalid_rule", "`template` is the message the recipients get"));
+        }
+        for a in &self.actions {
+            a.check()?;
         }
         templates::check_template(self.template.text())?;
         if let Some(p) = self.template.platform() {
@@ -314,8 +342,19 @@ pub(crate) async fn render_message(
     Ok(Rendered { text, buttons })
 }
 
+/// A rule's actions in business systems, queued with the rest of what the event came to.
+fn queue_actions(rule: &RuleRecord, spec: &RuleSpec, done: &mut Processed) {
+    for (index, a) in spec.actions.iter().enumerate() {
+        done.connector_actions.push(QueuedAction {
+            rule_id: rule.id.clone(),
+            index,
+            connector_id: a.connector.clone(),
+        });
+    }
+}
+
 /// The context templates and conditions see.
-fn context(ev: &EventRecord) -> Value {
+pub(crate) fn context(ev: &EventRecord) -> Value {
     json!({"event": {"id": ev.id, "type": ev.event_type, "key": ev.key}, "data": ev.data})
 }
 
@@ -357,6 +396,7 @@ impl Engine {
     /// Checks a rule and stores it (by name).
     pub async fn put_rule(&self, spec: &Value) -> Result<RuleRecord> {
         let rule = RuleSpec::parse(spec)?;
+        self.check_actions(&rule).await?;
         let stored = serde_json::to_value(&rule).map_err(|e| Error::internal(e.to_string()))?;
         self.store.put_rule(&rule.name, &rule.event, stored).await
     }
@@ -418,6 +458,7 @@ impl Engine {
             }
             done.rules.push(outcome("matched"));
             self.prepare_rule(&ev, &rule, &spec, &mut done).await?;
+            queue_actions(&rule, &spec, &mut done);
         }
         // Surveys this event starts count as matched rules.
         matched += self.start_event_surveys(&ev, &mut done).await?;
@@ -445,6 +486,7 @@ impl Engine {
         let mut done =
             Processed { rules: vec![RuleOutcome::new(&rule.id, &rule.name, "matched")], ..Default::default() };
         self.prepare_rule(&ev, &rule, &spec, &mut done).await?;
+        queue_actions(&rule, &spec, &mut done);
         let (_, held) = self.store.complete_rule(&ev.id, done, job.seq, &self.owner).await?;
         self.wake();
         Ok(Outcome::Ended { failed: false, held })
@@ -460,6 +502,9 @@ impl Engine {
         spec: &RuleSpec,
         done: &mut Processed,
     ) -> Result<()> {
+        if spec.recipients.is_empty() {
+            return Ok(());
+        }
         let ctx = context(ev);
         let mut people: Vec<ContactId> = Vec::new();
         for r in &spec.recipients {

@@ -196,6 +196,16 @@ impl Engine {
             JobKind::UnreadByEmail => self.unread_by_email(&MessageId::from(&job.ref_id)).await.map(|()| Outcome::Done),
             JobKind::ConnectorEvent => self.connector_event(&job.ref_id).await.map(connector_outcome),
             JobKind::ConnectorTaskTaken => self.connector_task_taken(&job.ref_id).await.map(connector_outcome),
+            JobKind::ConnectorAction => self.connector_action(&job.ref_id).await.map(connector_outcome),
+            JobKind::ConnectorPoll => self.connector_poll(&job.ref_id).await.map(|polled| match polled {
+                None => Outcome::Done,
+                Some(p) => match p.outcome {
+                    crate::connectors::Outcome::Retry(why) | crate::connectors::Outcome::Held(why) => {
+                        Outcome::Retry(why, None)
+                    }
+                    _ => Outcome::Again(p.again),
+                },
+            }),
             JobKind::SurveyAnswer => self.survey_answer_job(&MessageId::from(&job.ref_id)).await,
             JobKind::SurveyRemind => self.survey_remind_job(&job.ref_id).await,
             JobKind::SurveyExpire => self.survey_expire_job(&job.ref_id).await,

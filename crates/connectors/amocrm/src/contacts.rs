@@ -200,15 +200,20 @@ impl AmoClient {
                 q.page, q.limit
             )));
         }
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.append_pair("page", &q.page.to_string()).append_pair("limit", &q.limit.to_string());
-        if let Some(from) = q.updated_since {
-            query.append_pair("filter[updated_at][from]", &from.to_string()).append_pair("order[updated_at]", "asc");
-        }
-        if q.with_leads {
-            query.append_pair("with", "leads");
-        }
-        let path = format!("/api/v4/contacts?{}", query.finish());
+        // The serializer is not `Sync`: it is gone before the call awaits, so the future is `Send`.
+        let path = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("page", &q.page.to_string()).append_pair("limit", &q.limit.to_string());
+            if let Some(from) = q.updated_since {
+                query
+                    .append_pair("filter[updated_at][from]", &from.to_string())
+                    .append_pair("order[updated_at]", "asc");
+            }
+            if q.with_leads {
+                query.append_pair("with", "leads");
+            }
+            format!("/api/v4/contacts?{}", query.finish())
+        };
         let Some(v) = self.call(Method::GET, &path, None).await? else {
             return Ok(ContactPage { contacts: Vec::new(), page: q.page, more: false });
         };

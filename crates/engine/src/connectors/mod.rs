@@ -16,9 +16,18 @@
 //! the connector's status to `error` with the system's words; a passing failure is retried
 //! through the outbox.
 //!
-//! Kinds: [`amocrm`].
+//! Kinds: [`amocrm`], [`onec`] (1C:Enterprise's OData), [`pbx`] (a company's own telephony).
+//! Rules that act in a business system: [`actions`]; a connector's standing work: [`poll`]; a
+//! business system's desk answering okno's conversations: [`desk`]; the admin page's forms:
+//! [`form`].
 
+pub mod actions;
 pub mod amocrm;
+pub mod desk;
+pub mod form;
+pub mod onec;
+pub mod pbx;
+pub mod poll;
 
 use std::sync::Arc;
 
@@ -59,6 +68,8 @@ impl Engine {
         let secret = okno_domain::ids::random_hex(24);
         let (config, info) = match kind {
             ConnectorKind::Amocrm => amocrm::connect(self, &id, &secret, &config).await?,
+            ConnectorKind::Pbx => pbx::connect(self, &id, &secret, &config)?,
+            ConnectorKind::Onec => onec::connect(self, &id, &secret, &config).await?,
             other => {
                 return Err(Error::unprocessable(
                     "unsupported_kind",
@@ -68,6 +79,7 @@ impl Engine {
         };
         let connector =
             self.store.create_connector(&id, NewConnector { kind, name: name.to_string(), config, info }).await?;
+        self.wake();
         Ok(connector)
     }
 
@@ -99,6 +111,8 @@ impl Engine {
             let secret = old.config.get(HOOK_SECRET).and_then(Value::as_str).unwrap_or_default().to_string();
             let (config, info) = match old.kind {
                 ConnectorKind::Amocrm => amocrm::connect(self, id, &secret, &config).await?,
+                ConnectorKind::Pbx => pbx::connect(self, id, &secret, &config)?,
+                ConnectorKind::Onec => onec::connect(self, id, &secret, &config).await?,
                 other => {
                     return Err(Error::unprocessable(
                         "unsupported_kind",
@@ -107,7 +121,12 @@ impl Engine {
                 }
             };
             patch.config = Some(config);
-            patch.info = Some(info);
+            // What the system says of itself now, over the places its duties keep.
+            let mut merged = old.info.clone();
+            if let (Value::Object(m), Value::Object(new)) = (&mut merged, info) {
+                m.extend(new);
+            }
+            patch.info = Some(merged);
             patch.status = Some(("active".into(), None));
             self.forget_connector(id);
         }
@@ -121,8 +140,8 @@ impl Engine {
     }
 
     /// What a business system posted to `/hooks/connectors/{id}/{secret}`: checked and queued
-    /// for the connector's kind; once this returns, it is kept.
-    pub async fn connector_hook(&self, id: &ConnectorId, secret: &str, body: &[u8]) -> Result<usize> {
+    /// (or stored) for the connector's kind; once this returns, it is kept.
+    pub async fn connector_hook(&self, id: &ConnectorId, secret: &str, req: &HookRequest<'_>) -> Result<usize> {
         let connector = self.store.get_connector(id).await?;
         let expected = connector.config.get(HOOK_SECRET).and_then(Value::as_str).unwrap_or_default();
         if expected.is_empty() || !okno_domain::signing::secrets_equal(secret, expected) {
@@ -133,7 +152,8 @@ impl Engine {
             ));
         }
         match connector.kind {
-            ConnectorKind::Amocrm => amocrm::hook(self, &connector, body).await,
+            ConnectorKind::Amocrm => amocrm::hook(self, &connector, req.body).await,
+            ConnectorKind::Pbx => pbx::hook(self, &connector, req).await,
             other => Err(Error::unprocessable("unsupported_kind", format!("`{other}` connectors take no hooks yet"))),
         }
     }
@@ -205,6 +225,20 @@ impl Engine {
         if let Ok(mut clients) = self.amocrm.lock() {
             clients.remove(id);
         }
+    }
+}
+
+/// What a business system posted: the body and the headers some kinds check a signature in.
+pub struct HookRequest<'a> {
+    pub body: &'a [u8],
+    /// Names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl HookRequest<'_> {
+    /// A header's value (the name lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 

@@ -15,7 +15,8 @@
 use std::sync::Arc;
 
 use okno_connector_amocrm::{
-    exchange, AmoClient, AmoError, Grant, HookEvent, Lead, LeadPatch, OAuthClient, Tokens, PER_SECOND,
+    exchange, AmoClient, AmoError, Contact as AmoContact, ContactEvent, FieldEntry, FieldValue, Grant, HookEvent, Lead,
+    LeadPatch, NewTask, OAuthClient, TaskTarget, Tokens, PER_SECOND,
 };
 use okno_domain::ids::ConnectorId;
 use okno_domain::model::Connector;
@@ -24,6 +25,11 @@ use okno_store::{JobKind, Task};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub mod chats;
+pub mod contacts;
+
+use super::actions::{field_value, Act, Rendered};
+use super::poll::{Polled, IDLE};
 use super::Outcome;
 use crate::tasks::TaskRequest;
 use crate::Engine;
@@ -49,6 +55,12 @@ pub struct AmoConfig {
     /// The stages whose deals become tasks.
     #[serde(default)]
     pub tasks: Vec<StageTask>,
+    /// okno as a chat channel of the account (see [`chats`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chats: Option<chats::Chats>,
+    /// Contacts kept in step with amoCRM's (see [`contacts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<contacts::ContactSync>,
     /// The secret in okno's hook address (made by okno).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -145,6 +157,12 @@ impl AmoConfig {
                 return Err(invalid("each of `tasks` names a `channel_id` and the group's `chat_id`"));
             }
         }
+        if let Some(c) = &cfg.contacts {
+            c.check().map_err(invalid)?;
+        }
+        if let Some(c) = &cfg.chats {
+            c.check().map_err(invalid)?;
+        }
         Ok(cfg)
     }
 
@@ -209,7 +227,14 @@ pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, con
         e => unavailable(e),
     })?;
     let destination = format!("{}/hooks/connectors/{id}/{secret}", engine.cfg.public_url.trim_end_matches('/'));
-    client.subscribe(&destination, &["status_lead"]).await.map_err(unavailable)?;
+    let mut settings = vec!["status_lead"];
+    if cfg.contacts.as_ref().is_some_and(|c| c.direction != contacts::Direction::ToAmocrm) {
+        settings.extend(["add_contact", "update_contact"]);
+    }
+    client.subscribe(&destination, &settings).await.map_err(unavailable)?;
+    if let Some(chats) = &mut cfg.chats {
+        chats::connect(engine, chats).await?;
+    }
     cfg.secret = Some(secret.to_string());
     let info = json!({"account": account.name, "subdomain": account.subdomain, "account_id": account.id});
     let config = serde_json::to_value(&cfg).map_err(|e| Error::internal(e.to_string()))?;
@@ -220,7 +245,8 @@ fn unavailable(e: AmoError) -> Error {
     Error::new(ErrorKind::Unavailable, "amocrm_unavailable", e.to_string())
 }
 
-/// amoCRM's webhook: each deal moved to a configured stage queued as a job.
+/// amoCRM's webhook: each deal moved to a configured stage queued as a job; contacts added or
+/// changed written at once (when contacts come from amoCRM).
 pub(crate) async fn hook(engine: &Engine, connector: &Connector, body: &[u8]) -> Result<usize> {
     let events = okno_connector_amocrm::events(body).map_err(|e| Error::invalid("invalid_hook", e.to_string()))?;
     let cfg = AmoConfig::parse(&connector.config)?;
@@ -232,6 +258,31 @@ pub(crate) async fn hook(engine: &Engine, connector: &Connector, body: &[u8]) ->
             let queue = format!("connector:{}:lead:{lead_id}", connector.id);
             engine.store.queue_job(JobKind::ConnectorEvent, &what, Some(&queue)).await?;
             queued += 1;
+        }
+    }
+    let pulls = cfg.contacts.as_ref().is_some_and(|c| c.direction != contacts::Direction::ToAmocrm);
+    if pulls {
+        let people =
+            okno_connector_amocrm::contact_events(body).map_err(|e| Error::invalid("invalid_hook", e.to_string()))?;
+        let rows: Vec<_> = people
+            .into_iter()
+            .filter_map(|e| match e {
+                ContactEvent::Added(c) | ContactEvent::Updated(c) => Some(contacts::synced(&AmoContact {
+                    id: c.id,
+                    name: c.name,
+                    phones: c.phones,
+                    emails: c.emails,
+                    responsible_user_id: c.responsible_user_id,
+                    updated_at: c.last_modified.unwrap_or(0),
+                    lead_ids: Vec::new(),
+                })),
+                // A contact deleted in amoCRM stays in okno with its conversations.
+                ContactEvent::Deleted { .. } => None,
+            })
+            .collect();
+        queued += rows.len();
+        for page in rows.chunks(okno_store::MAX_SYNC_PAGE) {
+            engine.store.sync_contacts(contacts::MARK, page.to_vec()).await?;
         }
     }
     if queued > 0 {
@@ -297,6 +348,10 @@ pub(crate) async fn event(engine: &Engine, connector: &Connector, what: &str) ->
         Err(stop) => return Ok(stop),
     };
     let connector = &connector;
+    if let Some(delivery) = what.strip_prefix("delivery:") {
+        let cfg = AmoConfig::parse(&connector.config)?;
+        return chats::delivery(engine, connector, &cfg, delivery).await;
+    }
     let mut parts = what.split(':');
     let (Some("lead"), Some(lead_id), Some(status_id)) = (parts.next(), parts.next(), parts.next()) else {
         return Ok(Outcome::Done);
@@ -436,6 +491,121 @@ async fn executor_user(
     let users = client.users().await?;
     Ok(users.iter().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email))).map(|u| u.id))
 }
+
+/// A rule's action on a deal (see [`super::actions`]).
+pub(crate) async fn rule_action(engine: &Engine, connector: &Connector, a: &Rendered) -> Result<Outcome> {
+    let (connector, cfg) = match fresh(engine, connector).await? {
+        Ok(fresh) => fresh,
+        Err(stop) => return Ok(stop),
+    };
+    let connector = &connector;
+    let lead_id = match a.number(&a.deal, "deal") {
+        Ok(n) => n,
+        Err(refused) => return Ok(refused),
+    };
+    let client = engine.amo_client(connector, &cfg)?;
+    let target = lead_id.to_string();
+    let (action, detail, done) = match a.act {
+        Act::Note => {
+            let done = client.add_note(lead_id, &a.text).await.map(|id| format!("note {id}"));
+            ("amocrm.note.add", json!({"text": a.text}), done)
+        }
+        Act::Stage => {
+            let (status_id, pipeline_id) = match (a.number(&a.stage, "stage"), a.maybe_number(&a.pipeline, "pipeline"))
+            {
+                (Ok(s), Ok(p)) => (s, p),
+                (Err(refused), _) | (_, Err(refused)) => return Ok(refused),
+            };
+            let patch = LeadPatch { status_id: Some(status_id), pipeline_id, ..Default::default() };
+            let done = client.update_lead(lead_id, &patch).await.map(|()| "ok".to_string());
+            ("amocrm.lead.update", json!({"status_id": status_id, "pipeline_id": pipeline_id}), done)
+        }
+        Act::Field => {
+            let field_id = match a.number(&a.field, "field") {
+                Ok(n) => n,
+                Err(refused) => return Ok(refused),
+            };
+            let value = field_value(&a.value);
+            let entry = match &value {
+                Value::Number(n) => FieldEntry::Number(n.as_i64().unwrap_or_default()),
+                Value::Bool(b) => FieldEntry::Flag(*b),
+                _ => FieldEntry::Text(a.value.clone()),
+            };
+            let patch =
+                LeadPatch { custom_fields: vec![FieldValue { field_id, values: vec![entry] }], ..Default::default() };
+            let done = client.update_lead(lead_id, &patch).await.map(|()| "ok".to_string());
+            ("amocrm.lead.update", json!({"field_id": field_id, "value": value}), done)
+        }
+        Act::Task => {
+            let responsible = match a.maybe_number(&a.responsible, "responsible") {
+                Ok(r) => r,
+                Err(refused) => return Ok(refused),
+            };
+            let due = (okno_domain::time::now_ms() + a.due_ms) / 1000;
+            let task = NewTask {
+                text: a.text.clone(),
+                complete_till: due,
+                target: Some(TaskTarget::Lead(lead_id)),
+                responsible_user_id: responsible,
+                task_type_id: None,
+            };
+            let done = client.add_task(&task).await.map(|id| format!("task {id}"));
+            ("amocrm.task.add", json!({"text": a.text, "complete_till": due, "responsible_user_id": responsible}), done)
+        }
+    };
+    let mut detail = detail;
+    detail["outcome"] = json!(done.as_ref().cloned().unwrap_or_else(|e| e.to_string()));
+    engine.audit_connector_call(connector, action, &target, detail).await;
+    Ok(match done {
+        Ok(_) => Outcome::Done,
+        // A deal deleted meanwhile is no error for a deal-moving job, but a rule's action
+        // that found no deal is worth showing.
+        Err(AmoError::NotFound(d)) => Outcome::Refused(format!("amoCRM has no deal {lead_id}: {d}")),
+        Err(e) => outcome(e),
+    })
+}
+
+/// The connector's standing work: people's messages carried into amoCRM's chats (every
+/// second), contacts kept in step (every `contacts.every`).
+pub(crate) async fn poll(engine: &Engine, connector: &Connector) -> Result<Polled> {
+    let cfg = AmoConfig::parse(&connector.config)?;
+    let mut again = IDLE;
+    let mut result = Outcome::Done;
+    if let Some(chats) = &cfg.chats {
+        result = chats::mirror(engine, connector, chats).await?;
+        again = CHATS_EVERY;
+    }
+    let Some(sync) = cfg.contacts.clone() else { return Ok(Polled { outcome: result, again }) };
+    let every = sync.every();
+    let connector = engine.store.get_connector(&connector.id).await?;
+    let last = connector.info.get("contacts_at").and_then(Value::as_i64).unwrap_or(0);
+    let resumed = connector.info.get("contacts_more").and_then(Value::as_bool).unwrap_or(false);
+    let due_in = (last + every.as_millis() as i64 - okno_domain::time::now_ms()).max(0);
+    if due_in > 0 && !resumed {
+        let next = std::time::Duration::from_millis(due_in as u64).min(again);
+        return Ok(Polled { outcome: result, again: next });
+    }
+    let (connector, cfg) = match fresh(engine, &connector).await? {
+        Ok(fresh) => fresh,
+        Err(stop) => return Ok(Polled { outcome: stop, again: every.min(again) }),
+    };
+    let client = engine.amo_client(&connector, &cfg)?;
+    let ran = contacts::sync(engine, &connector, &cfg, &client).await?;
+    let connector = engine.keep_place(&connector, "contacts_more", json!(ran.more)).await?;
+    if !ran.more {
+        engine.keep_place(&connector, "contacts_at", json!(okno_domain::time::now_ms())).await?;
+    }
+    let next = if ran.more { std::time::Duration::ZERO } else { every.min(again) };
+    // A failed look at the chats shows too, unless the contacts' own outcome says more.
+    let outcome = match (ran.outcome, result) {
+        (Outcome::Done, other) => other,
+        (own, _) => own,
+    };
+    Ok(Polled { outcome, again: next })
+}
+
+/// How often the people's new messages are carried into amoCRM's chats.
+const CHATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Engine {
     /// The connector's client, kept while its configuration holds (its rate limit with it).

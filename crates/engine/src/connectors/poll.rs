@@ -1,0 +1,58 @@
+//! A connector's standing work: one `ConnectorPoll` job per connector, run again and again
+//! for as long as the connector lives (one process at a time: the job's lease), doing what
+//! its kind does on its own — mirroring conversations into a business system's desk, keeping
+//! contacts in step, draining events the system kept while okno was away.
+//!
+//! ```text
+//!  connector made ─► ConnectorPoll job, in the same transaction (queue `connector:<id>:poll`)
+//!  the job ─► the kind's duties that are due ─► run again after the soonest next one
+//!  connector deleted ─► the job ends
+//! ```
+//!
+//! A duty keeps its own place in the business system (a cursor in the connector's `info`), and
+//! moves it only after what it read is stored: a crash repeats the last slice, never skips it.
+
+use std::time::Duration;
+
+use okno_domain::ids::ConnectorId;
+use okno_domain::model::{Connector, ConnectorKind};
+use okno_domain::Result;
+use okno_store::ConnectorPatch;
+use serde_json::Value;
+
+use super::Outcome;
+use crate::Engine;
+
+/// How soon a connector with nothing due looks again.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// What a poll came to: how it went, and when to run again.
+pub(crate) struct Polled {
+    pub outcome: Outcome,
+    pub again: Duration,
+}
+
+impl Engine {
+    /// A `ConnectorPoll` job: `None` once the connector is gone (the job ends).
+    pub(crate) async fn connector_poll(&self, id: &str) -> Result<Option<Polled>> {
+        let Some(connector) = self.live_connector(&ConnectorId::from(id)).await? else { return Ok(None) };
+        let polled = match connector.kind {
+            ConnectorKind::Amocrm => super::amocrm::poll(self, &connector).await?,
+            ConnectorKind::Onec => super::onec::poll(self, &connector).await?,
+            _ => Polled { outcome: Outcome::Done, again: IDLE },
+        };
+        let outcome = self.note_outcome(&connector, polled.outcome).await?;
+        Ok(Some(Polled { outcome, again: polled.again }))
+    }
+
+    /// Keeps a duty's place (`info[key]`) in the connector.
+    pub(crate) async fn keep_place(&self, connector: &Connector, key: &str, place: Value) -> Result<Connector> {
+        let mut info = self.store.get_connector(&connector.id).await?.info;
+        if !info.is_object() {
+            info = Value::Object(Default::default());
+        }
+        info[key] = place;
+        let patch = ConnectorPatch { info: Some(info), ..Default::default() };
+        self.store.update_connector(&connector.id, patch).await
+    }
+}
