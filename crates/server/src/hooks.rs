@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/hooks/{channel_id}", post(receive).get(verify))
         .route("/hooks/{channel_id}/files/{attachment_id}", get(file))
         .route("/hooks/connectors/{connector_id}/{secret}", post(crate::api::connectors::hook))
+        .route("/hooks/amojo/{scope_id}", post(crate::api::connectors::amojo_hook))
 }
 
 async fn receive(

@@ -14,7 +14,7 @@ use crate::{api, AppState};
     paths(
         api::channels::create, api::channels::list, api::channels::get, api::channels::update, api::channels::delete,
         api::connectors::create, api::connectors::list, api::connectors::get, api::connectors::update, api::connectors::delete,
-        api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge, api::contacts::link,
+        api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge, api::contacts::link, api::contacts::calls,
         api::conversations::list, api::conversations::get, api::conversations::update, api::conversations::messages,
         api::conversations::reply, api::conversations::chat_action, api::conversations::add_note, api::conversations::notes,
         api::messages::send, api::messages::get, api::messages::edit,

@@ -91,8 +91,28 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
 pub async fn hook(
     State(state): State<AppState>,
     Path((id, secret)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
-    let queued = state.engine.connector_hook(&ConnectorId::from(id), &secret, &body).await?;
+    let req = okno_engine::connectors::HookRequest { body: &body, headers: header_list(&headers) };
+    let queued = state.engine.connector_hook(&ConnectorId::from(id), &secret, &req).await?;
     Ok(Json(json!({"queued": queued})))
+}
+
+fn header_list(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().filter_map(|(n, v)| Some((n.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string()))).collect()
+}
+
+/// `POST /hooks/amojo/{scope_id}`: an amoCRM user's answer in amoCRM's chats (the address
+/// amoCRM's support registers for okno's chat channel, `:scope_id` filled in by amoCRM),
+/// signed with the channel's secret; stored before the 200 amoCRM waits 5 s for.
+pub async fn amojo_hook(
+    State(state): State<AppState>,
+    Path(scope_id): Path<String>,
+    headers: axum::http::HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<Value>> {
+    let req = okno_engine::connectors::HookRequest { body: &body, headers: header_list(&headers) };
+    state.engine.amojo_hook(&scope_id, &req).await?;
+    Ok(Json(json!({})))
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use okno_domain::ids::ContactId;
-use okno_domain::model::{Contact, ContactInput, Page, Permission};
+use okno_domain::model::{Call, Contact, ContactInput, Page, Permission};
 use okno_store::ContactFilter;
 use serde::Deserialize;
 use serde_json::json;
@@ -91,6 +91,21 @@ pub async fn get(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
     let mut contact = state.engine.store.get_contact(&id).await?;
     crate::masking::contact(auth.token.role, &mut contact);
     Ok(Json(contact))
+}
+
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/calls", tag = "contacts",
+    responses((status = 200, description = "`{\"items\": [call]}`, the contact's calls from the company's telephony (a Bitrix24 portal, a PBX connector), the newest first: `direction` (in, out), `status` (answered, missed, busy, failed), `phone`, `operator`, `started_at`, `duration` (seconds), `recording_url`; a `restricted` token sees the phone masked", body = Page<Call>), (status = 404)))]
+pub async fn calls(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Page<Call>>> {
+    let id = ContactId::from(id);
+    auth.require(Permission::Read)?;
+    state.engine.store.get_contact(&id).await?;
+    let mut calls = state.engine.store.list_calls(&id, 200).await?;
+    if !auth.token.role.allows(Permission::PersonalData) {
+        for c in &mut calls {
+            c.phone = crate::masking::mask_phone(&c.phone);
+        }
+    }
+    Ok(Json(super::all(calls)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", request_body = ContactInput, responses((status = 200, body = Contact), (status = 404)))]

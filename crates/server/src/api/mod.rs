@@ -38,6 +38,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route("/contacts/{id}/merge", post(contacts::merge))
         .route("/contacts/{id}/link", post(contacts::link))
+        .route("/contacts/{id}/calls", get(contacts::calls))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get).patch(conversations::update))
         .route("/conversations/{id}/messages", get(conversations::messages).post(conversations::reply))

@@ -283,11 +283,18 @@ pub async fn webhooks(State(state): State<AppState>, s: Session) -> Response {
     }
 }
 
-/// `GET /ui/admin/connectors`: each connector with its status (a refused token shows here)
-/// and its latest calls into the business system, with their outcomes.
+/// `GET /ui/admin/connectors`: each connector with its status (a refused token shows here),
+/// its latest calls into the business system with their outcomes, a form to give it a new
+/// token, and a form per kind to connect another.
 pub async fn connectors(State(state): State<AppState>, s: Session) -> Response {
+    connectors_page(&state, &s, None, Value::Null).await
+}
+
+async fn connectors_page(state: &AppState, s: &Session, error: Option<String>, echo: Value) -> Response {
+    use okno_domain::model::ConnectorKind;
+    use okno_engine::connectors::form::{self, Input};
     let ui = &state.ui;
-    if let Some(r) = refuse(ui, &s, Permission::Configure) {
+    if let Some(r) = refuse(ui, s, Permission::Configure) {
         return r;
     }
     let result = async {
@@ -306,26 +313,137 @@ pub async fn connectors(State(state): State<AppState>, s: Session) -> Response {
                     .take(10)
                     .map(|e| {
                         let outcome = e.detail.get("outcome").and_then(Value::as_str).unwrap_or("ok");
-                        let failed = outcome != "ok" && !outcome.starts_with("note ");
+                        let failed = outcome != "ok" && !outcome.starts_with("note ") && !outcome.starts_with("task ");
                         json!({"at": short_time(e.at), "action": e.action, "target": e.target, "outcome": outcome,
                                "failed": failed})
                     })
                     .collect();
+                let takes_token = c.kind == ConnectorKind::Amocrm && c.config.get("token").is_some();
                 json!({"id": c.id, "kind": c.kind, "name": c.name, "status": c.status, "detail": c.status_detail,
                        "account": c.info.get("account"), "subdomain": c.info.get("subdomain"),
-                       "created": short_time(c.created_at), "calls": calls})
+                       "address": c.info.get("address"),
+                       "created": short_time(c.created_at), "calls": calls, "takes_token": takes_token})
             })
             .collect();
-        Ok::<_, okno_domain::Error>(rows)
+        // The channels a stage's tasks can be posted to.
+        let mut task_channels = Vec::new();
+        for ch in state.engine.store.list_channels().await? {
+            if state.engine.carries_tasks(&ch).unwrap_or(false) {
+                task_channels.push(json!({"value": ch.id, "label": format!("{} ({})", ch.name, ch.kind.as_str())}));
+            }
+        }
+        let ru = s.lang == super::i18n::Lang::Ru;
+        let kinds: Vec<Value> = form::KINDS
+            .iter()
+            .copied()
+            .map(|kind| {
+                let mine = echo["kind"].as_str() == Some(kind.as_str());
+                let fields: Vec<Value> = form::fields(kind)
+                    .iter()
+                    .map(|f| {
+                        let value = if mine && f.input != Input::Secret { echo["fields"][f.name].clone() } else { Value::Null };
+                        json!({"name": f.name, "label": if ru { f.ru } else { f.en }, "help": if ru { f.help_ru } else { f.help_en },
+                               "input": f.input, "required": f.required, "value": value,
+                               "choices": if f.input == Input::Channel { task_channels.clone() } else { Vec::new() }})
+                    })
+                    .collect();
+                let name = if mine { echo["name"].clone() } else { json!(kind_name(kind)) };
+                json!({"kind": kind.as_str(), "title": kind_name(kind), "name": name, "fields": fields})
+            })
+            .collect();
+        Ok::<_, okno_domain::Error>((rows, kinds))
     }
     .await;
     match result {
-        Ok(rows) => ui.render(
-            "admin_connectors.html",
-            &s,
-            json!({"title": t(&s, "connectors"), "nav": "admin", "sub": "connectors", "rows": rows}),
-        ),
-        Err(e) => error_page(ui, &s, e),
+        Ok((rows, kinds)) => {
+            let mut resp = ui.render(
+                "admin_connectors.html",
+                s,
+                json!({"title": t(s, "connectors"), "nav": "admin", "sub": "connectors", "rows": rows, "kinds": kinds,
+                       "error": error}),
+            );
+            if error.is_some() {
+                *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            }
+            resp
+        }
+        Err(e) => error_page(ui, s, e),
+    }
+}
+
+fn kind_name(kind: okno_domain::model::ConnectorKind) -> &'static str {
+    use okno_domain::model::ConnectorKind;
+    match kind {
+        ConnectorKind::Amocrm => "amoCRM",
+        ConnectorKind::Bitrix24 => "Bitrix24",
+        ConnectorKind::Onec => "1C:Enterprise",
+        ConnectorKind::Pbx => "PBX",
+    }
+}
+
+/// `POST /ui/admin/connectors`: connects a business system from its kind's form (the same
+/// checks as the API: the token is tried, okno's address subscribed).
+pub async fn create_connector(State(state): State<AppState>, s: Session, headers: HeaderMap, form: Form) -> Response {
+    use okno_domain::model::ConnectorKind;
+    use okno_engine::connectors::form::{self, Input};
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let Some(Ok(kind)) = form.field("kind").as_deref().map(ConnectorKind::parse) else {
+        let e = okno_domain::Error::invalid("invalid_connector_kind", "choose the business system to connect");
+        return connectors_page(&state, &s, Some(e.message), Value::Null).await;
+    };
+    let name = form.field("name").unwrap_or_else(|| kind_name(kind).to_string());
+    let config = form::config(kind, |f| form.field(f));
+    let shown: serde_json::Map<String, Value> = form::fields(kind)
+        .iter()
+        .filter(|f| f.input != Input::Secret)
+        .filter_map(|f| form.field(f.name).map(|v| (f.name.to_string(), json!(v))))
+        .collect();
+    let echo = json!({"kind": kind.as_str(), "name": name, "fields": shown});
+    match state.engine.create_connector(kind, &name, config).await {
+        Ok(c) => {
+            audit(&state, &s, "connector.create", c.id.as_str(), json!({"kind": kind.as_str(), "name": c.name})).await;
+            Redirect::to("/ui/admin/connectors").into_response()
+        }
+        Err(e) => connectors_page(&state, &s, Some(e.message), echo).await,
+    }
+}
+
+/// `POST /ui/admin/connectors/{id}/{action}`: `token` gives a connector a new token (after
+/// amoCRM refused the old one), `delete` disconnects it.
+pub async fn change_connector(
+    State(state): State<AppState>,
+    s: Session,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
+    let ui = &state.ui;
+    if let Some(r) = s.refuse_post(ui, &headers, &form, Permission::Configure) {
+        return r;
+    }
+    let id = okno_domain::ids::ConnectorId::from(id.as_str());
+    let done = match action.as_str() {
+        "token" => {
+            let token = form.field("token").map(|t| t.trim().to_string()).unwrap_or_default();
+            if token.is_empty() {
+                Err(okno_domain::Error::invalid("invalid_connector_config", "paste the new token"))
+            } else {
+                state.engine.update_connector(&id, None, Some(json!({"token": token}))).await.map(|_| ())
+            }
+        }
+        "delete" => state.engine.delete_connector(&id).await,
+        _ => Err(okno_domain::Error::not_found("action", &action)),
+    };
+    match done {
+        Ok(()) => {
+            audit(&state, &s, &format!("connector.{action}"), id.as_str(), json!({})).await;
+            Redirect::to("/ui/admin/connectors").into_response()
+        }
+        Err(e) if e.is_not_found() => error_page(ui, &s, e),
+        Err(e) => connectors_page(&state, &s, Some(e.message), Value::Null).await,
     }
 }
 

@@ -162,7 +162,18 @@ async fn card_view(state: &AppState, s: &Session, id: &ContactId) -> okno_domain
         })
         .unwrap_or_default();
     let has_bot = channels.iter().any(|c| c.info.get("username").is_some_and(Value::is_string));
+    let calls: Vec<Value> = store
+        .list_calls(id, 50)
+        .await?
+        .iter()
+        .map(|c| {
+            json!({"direction": c.direction, "status": c.status, "time": super::short_time(c.started_at),
+                   "duration": format!("{}:{:02}", c.duration / 60, c.duration % 60),
+                   "operator": c.operator, "recording_url": c.recording_url})
+        })
+        .collect();
     Ok(json!({
+        "calls": calls,
         "title": display_name(&contact, s.role()),
         "nav": "contacts",
         "c": contact_view(&contact, s),
