@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 mod avito;
 mod broadcast;
 mod channels;
+mod connectors;
 mod email;
 mod events;
 mod render;
@@ -107,6 +108,12 @@ struct Args {
     /// false (each leaves its outcome with every event).
     #[arg(long, default_value_t = 0)]
     idle_rules: usize,
+    /// Measure contact sync with amoCRM, `--contacts` each way, against its simulator at its limit.
+    #[arg(long)]
+    amocrm: bool,
+    /// amoCRM: contacts synced each way.
+    #[arg(long, default_value_t = 100_000)]
+    contacts: usize,
     /// Events: run on this PostgreSQL database (empty) instead of a fresh one, e.g. one with
     /// statement logging turned on to count statements per event.
     #[arg(long)]
@@ -145,6 +152,9 @@ async fn main() -> Result<()> {
     }
     if args.render {
         return render::run(&okno, args.renders).await;
+    }
+    if args.amocrm {
+        return connectors::run(&okno, args.contacts).await;
     }
     if args.widget {
         return widget::run(&okno, args.visitors, args.rate).await;

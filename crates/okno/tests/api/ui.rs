@@ -80,6 +80,11 @@ impl Client {
         self.send(req).await
     }
 
+    pub(super) async fn post_owned(&mut self, path: &str, form: &[(&str, String)]) -> Page {
+        let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(path, &f).await
+    }
+
     /// The login form's one-time token (and its cookie).
     async fn login_token(&mut self) -> String {
         let page = self.get("/login").await;
@@ -94,8 +99,7 @@ impl Client {
 
 /// Posts a form of owned values.
 async fn post_form(c: &mut Client, path: &str, form: &[(&str, String)]) -> Page {
-    let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    c.post(path, &f).await
+    c.post_owned(path, form).await
 }
 
 /// The value of the first hidden input named `name`.
