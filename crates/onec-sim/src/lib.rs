@@ -9,6 +9,13 @@
 //!
 //! The example bots call `http://1c.local/hs/bot` ([`EXAMPLE_BASE_URL`]); [`OneCSim::bind`]
 //! points a bot definition at a running service instead.
+//!
+//! The same address also serves the infobase's standard OData interface,
+//! [`OneCSim::odata_url`] (`/odata/standard.odata`): counterparties and employees with their
+//! contact information, read-only, with 1C's JSON, query options, errors and Basic auth; tests
+//! add, edit, mark and delete objects ([`OneCSim::add_counterparty`],
+//! [`OneCSim::change_record`], …) and read the request log ([`OneCSim::odata_requests`]).
+//! What it enforces and where that comes from is in the `odata` module's docs.
 
 mod catalogue;
 mod odata;
