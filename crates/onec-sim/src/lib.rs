@@ -112,10 +112,6 @@ pub struct Options {
     /// How many requests, and how many webhooks, are kept for reading back (the newest);
     /// default [`DEFAULT_KEPT`].
     pub keep: Option<usize>,
-    /// The infobase user the OData interface lets in; default [`DEFAULT_ODATA_USER`].
-    pub odata_user: Option<String>,
-    /// That user's password; default [`DEFAULT_ODATA_PASSWORD`].
-    pub odata_password: Option<String>,
 }
 
 #[derive(Debug, Clone)]
