@@ -245,9 +245,8 @@ async fn a_request_naming_another_host_is_refused() {
 #[tokio::test]
 async fn the_kit_s_example_answers_have_the_service_s_fields() {
     let kit = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integrations/1c/examples/service");
-    let example = |name: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(kit.join(name)).unwrap()).unwrap()
-    };
+    let example =
+        |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(kit.join(name)).unwrap()).unwrap() };
     let fields = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         k.sort();
