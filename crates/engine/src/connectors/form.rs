@@ -64,7 +64,7 @@ const AMOCRM: &[Field] = &[
 
 const PBX: &[Field] = &[Field {
     help_en: "At least 16 characters; the PBX signs each post with it (X-Okno-Signature, HMAC-SHA256)",
-    help_ru: "Не короче 16 символов; АТС подписывает им каждый запрос (X-Okno-Signature, HMAC-SHA256)",
+    help_ru: "Не короче 16 символов; АТС подписывает им каждый запрос (HMAC-SHA256)",
     ..field("signing_secret", "Signing secret", "Секрет подписи", Input::Secret, true)
 }];
 

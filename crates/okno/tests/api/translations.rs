@@ -41,6 +41,9 @@ const LATIN_ALLOWED: &[&str] = &[
     // Mail's protocols and the name IMAP gives the inbox folder.
     "IMAP",
     "SMTP",
+    // Business systems' protocols.
+    "OAuth",
+    "OData",
     "TLS",
     "STARTTLS",
     "INBOX",

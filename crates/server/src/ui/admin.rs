@@ -347,8 +347,8 @@ async fn connectors_page(state: &AppState, s: &Session, error: Option<String>, e
                                "choices": if f.input == Input::Channel { task_channels.clone() } else { Vec::new() }})
                     })
                     .collect();
-                let name = if mine { echo["name"].clone() } else { json!(kind_name(kind)) };
-                json!({"kind": kind.as_str(), "title": kind_name(kind), "name": name, "fields": fields})
+                let name = if mine { echo["name"].clone() } else { json!(kind_name(kind, ru)) };
+                json!({"kind": kind.as_str(), "title": kind_name(kind, ru), "name": name, "fields": fields})
             })
             .collect();
         Ok::<_, okno_domain::Error>((rows, kinds))
@@ -371,13 +371,16 @@ async fn connectors_page(state: &AppState, s: &Session, error: Option<String>, e
     }
 }
 
-fn kind_name(kind: okno_domain::model::ConnectorKind) -> &'static str {
+fn kind_name(kind: okno_domain::model::ConnectorKind, ru: bool) -> &'static str {
     use okno_domain::model::ConnectorKind;
-    match kind {
-        ConnectorKind::Amocrm => "amoCRM",
-        ConnectorKind::Bitrix24 => "Bitrix24",
-        ConnectorKind::Onec => "1C:Enterprise",
-        ConnectorKind::Pbx => "PBX",
+    match (kind, ru) {
+        (ConnectorKind::Amocrm, _) => "amoCRM",
+        (ConnectorKind::Bitrix24, false) => "Bitrix24",
+        (ConnectorKind::Bitrix24, true) => "Битрикс24",
+        (ConnectorKind::Onec, false) => "1C:Enterprise",
+        (ConnectorKind::Onec, true) => "1С:Предприятие",
+        (ConnectorKind::Pbx, false) => "PBX",
+        (ConnectorKind::Pbx, true) => "АТС",
     }
 }
 
@@ -394,7 +397,7 @@ pub async fn create_connector(State(state): State<AppState>, s: Session, headers
         let e = okno_domain::Error::invalid("invalid_connector_kind", "choose the business system to connect");
         return connectors_page(&state, &s, Some(e.message), Value::Null).await;
     };
-    let name = form.field("name").unwrap_or_else(|| kind_name(kind).to_string());
+    let name = form.field("name").unwrap_or_else(|| kind_name(kind, s.lang == super::i18n::Lang::Ru).to_string());
     let config = form::config(kind, |f| form.field(f));
     let shown: serde_json::Map<String, Value> = form::fields(kind)
         .iter()
