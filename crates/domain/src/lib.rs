@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod error;
 pub mod files;
+pub mod form;
 pub mod ids;
 pub mod masking;
 pub mod model;

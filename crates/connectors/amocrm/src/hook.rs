@@ -6,12 +6,8 @@
 //! keyed by ids) — as object keys; a key given twice keeps the last value; a key that is both
 //! a value and a branch (`a=1&a[b]=2`) keeps the branch. Nothing here panics on any input.
 
+use okno_domain::form::{FormError, MAX_PAIRS};
 use serde_json::{Map, Value};
-
-/// The most pairs one body may hold (a real hook has tens to a few hundred).
-const MAX_PAIRS: usize = 10_000;
-/// The deepest bracket path read (`leads[status][0][custom_fields][0][values][0][value]` is 7).
-const MAX_DEPTH: usize = 12;
 
 /// Why a body is not an amoCRM webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,56 +18,12 @@ pub enum HookError {
     BadKey(String),
 }
 
-/// A form body as a tree of objects and strings.
+/// A form body as a tree of objects and strings (see [`okno_domain::form`]).
 pub fn tree(body: &[u8]) -> Result<Value, HookError> {
-    let mut root = Map::new();
-    for (n, (key, value)) in url::form_urlencoded::parse(body).enumerate() {
-        if n >= MAX_PAIRS {
-            return Err(HookError::TooLarge);
-        }
-        let path = path_of(&key).ok_or_else(|| HookError::BadKey(key.chars().take(100).collect()))?;
-        insert(&mut root, &path, value.into_owned());
-    }
-    Ok(Value::Object(root))
-}
-
-/// `a[b][0]` → `["a", "b", "0"]`; `None` for what is not such a path.
-fn path_of(key: &str) -> Option<Vec<String>> {
-    let (head, mut rest) = match key.find('[') {
-        Some(i) => (&key[..i], &key[i..]),
-        None => (key, ""),
-    };
-    if head.is_empty() {
-        return None;
-    }
-    let mut path = vec![head.to_string()];
-    while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let close = inner.find(']')?;
-        path.push(inner[..close].to_string());
-        rest = &inner[close + 1..];
-        if path.len() > MAX_DEPTH {
-            return None;
-        }
-    }
-    Some(path)
-}
-
-fn insert(node: &mut Map<String, Value>, path: &[String], value: String) {
-    let Some((first, rest)) = path.split_first() else { return };
-    if rest.is_empty() {
-        if !node.get(first).is_some_and(Value::is_object) {
-            node.insert(first.clone(), Value::String(value));
-        }
-        return;
-    }
-    let child = node.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
-    if !child.is_object() {
-        *child = Value::Object(Map::new());
-    }
-    if let Value::Object(m) = child {
-        insert(m, rest, value);
-    }
+    okno_domain::form::bracket_tree(body).map(Value::Object).map_err(|e| match e {
+        FormError::TooLarge => HookError::TooLarge,
+        FormError::BadKey(k) => HookError::BadKey(k),
+    })
 }
 
 /// What okno acts on in a webhook.
@@ -241,7 +193,7 @@ mod tests {
         }
         assert_eq!(tree(b"a=1&a[b]=2&a=3").unwrap()["a"]["b"], "2", "a branch is kept over a value");
         assert_eq!(tree(b"").unwrap(), Value::Object(Map::new()));
-        let deep = format!("a{}=1", "[x]".repeat(MAX_DEPTH + 1));
+        let deep = format!("a{}=1", "[x]".repeat(okno_domain::form::MAX_DEPTH + 1));
         assert!(tree(deep.as_bytes()).is_err());
     }
 

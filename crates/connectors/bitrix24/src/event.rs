@@ -11,10 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::wire::{int, int_at, items, text, text_at};
 
-/// The most pairs one body may hold (a real event has tens).
-const MAX_PAIRS: usize = 10_000;
-/// The deepest bracket path read (`data[MESSAGES][0][message][files][0][name]` is 6).
-const MAX_DEPTH: usize = 12;
+use okno_domain::form::{FormError, MAX_PAIRS};
 
 /// Why a body is not a Bitrix24 event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,57 +26,12 @@ pub enum EventError {
     Missing { event: String, field: &'static str },
 }
 
-/// A form body as a tree of objects and strings. `a[]` appends; a key given twice keeps the
-/// last value; a key that is both a value and a branch keeps the branch.
+/// A form body as a tree of objects and strings (see [`okno_domain::form`]).
 pub fn tree(body: &[u8]) -> Result<Map<String, Value>, EventError> {
-    let mut root = Map::new();
-    for (n, (key, value)) in url::form_urlencoded::parse(body).enumerate() {
-        if n >= MAX_PAIRS {
-            return Err(EventError::TooLarge);
-        }
-        let path = path_of(&key).ok_or_else(|| EventError::BadKey(key.chars().take(100).collect()))?;
-        insert(&mut root, &path, value.into_owned());
-    }
-    Ok(root)
-}
-
-fn path_of(key: &str) -> Option<Vec<String>> {
-    let (head, mut rest) = match key.find('[') {
-        Some(i) => (&key[..i], &key[i..]),
-        None => (key, ""),
-    };
-    if head.is_empty() {
-        return None;
-    }
-    let mut path = vec![head.to_string()];
-    while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let close = inner.find(']')?;
-        path.push(inner[..close].to_string());
-        rest = &inner[close + 1..];
-        if path.len() > MAX_DEPTH {
-            return None;
-        }
-    }
-    Some(path)
-}
-
-fn insert(node: &mut Map<String, Value>, path: &[String], value: String) {
-    let Some((first, rest)) = path.split_first() else { return };
-    let key = if first.is_empty() { node.len().to_string() } else { first.clone() };
-    if rest.is_empty() {
-        if !node.get(&key).is_some_and(Value::is_object) {
-            node.insert(key, Value::String(value));
-        }
-        return;
-    }
-    let child = node.entry(key).or_insert_with(|| Value::Object(Map::new()));
-    if !child.is_object() {
-        *child = Value::Object(Map::new());
-    }
-    if let Value::Object(m) = child {
-        insert(m, rest, value);
-    }
+    okno_domain::form::bracket_tree(body).map_err(|e| match e {
+        FormError::TooLarge => EventError::TooLarge,
+        FormError::BadKey(k) => EventError::BadKey(k),
+    })
 }
 
 /// The CRM records whose events okno reads.
@@ -391,7 +343,7 @@ mod tests {
         for bad in ["[a]=1", "a[b=1", "a]b[=1", "a[b]c=1", "=1"] {
             assert!(matches!(tree(bad.as_bytes()), Err(EventError::BadKey(_))), "{bad}");
         }
-        let deep = format!("a{}=1", "[x]".repeat(MAX_DEPTH + 1));
+        let deep = format!("a{}=1", "[x]".repeat(okno_domain::form::MAX_DEPTH + 1));
         assert!(tree(deep.as_bytes()).is_err());
         assert_eq!(tree(b"a[]=1&a[]=2").unwrap()["a"]["1"], "2", "`[]` appends");
     }
