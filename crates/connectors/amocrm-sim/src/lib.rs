@@ -419,6 +419,11 @@ impl AmoSim {
         self.inner.world().contacts.get(&id).cloned().unwrap_or_else(|| panic!("amocrm-sim: no contact {id}"))
     }
 
+    /// How many contacts the account holds (cheap, unlike [`AmoSim::contacts`]).
+    pub fn contact_count(&self) -> usize {
+        self.inner.world().contacts.len()
+    }
+
     /// Every contact, by id.
     pub fn contacts(&self) -> Vec<Contact> {
         self.inner.world().contacts.values().cloned().collect()
