@@ -35,6 +35,17 @@ async fn journal(app: &TestApp, id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The business events of deals at the stage.
+async fn stage_events(app: &TestApp) -> Vec<Value> {
+    app.get("/api/v1/events?limit=200").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "bitrix24.deal.stage")
+        .cloned()
+        .collect()
+}
+
 /// The hook address okno gave, reachable from the test.
 fn address(app: &TestApp, made: &Value) -> String {
     made["info"]["address"].as_str().expect("the connector's address").replace(&app.running().public_url, &app.url)
@@ -209,18 +220,6 @@ async fn an_application_drains_offline_events_after_okno_was_down_without_loss_o
 
     let deal = b24.add_deal("Заказ 1", None, b24.admin());
     b24.move_deal(deal, "PREPARATION");
-    let stage_events = |app: &TestApp| {
-        let app = app;
-        async move {
-            app.get("/api/v1/events?limit=200").await.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["type"] == "bitrix24.deal.stage")
-                .cloned()
-                .collect::<Vec<Value>>()
-        }
-    };
     let first = eventually(20, || async { stage_events(&app).await.first().cloned() }).await.expect("the deal's event");
     assert_eq!(first["data"]["deal_id"], json!(deal));
     assert_eq!(first["data"]["connector"], json!(id));
@@ -327,11 +326,16 @@ async fn bitrix24_operators_answer_an_okno_conversation_through_open_lines() {
     })
     .await;
     assert!(sent.is_some(), "the answer reached the person's Telegram: {:?}", tg.sent_to(TOKEN, 7801));
-    eventually(15, || async {
+    let reported = eventually(15, || async {
         b24.deliveries().iter().any(|d| d.message_id == reply.message_id && d.external_chat == conv).then_some(())
     })
-    .await
-    .expect("the delivery reported to the portal");
+    .await;
+    if reported.is_none() {
+        eprintln!("JOURNAL {:?}", journal(&app, &id).await);
+        eprintln!("THREAD {}", app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body);
+    }
+    reported
+    .unwrap_or_else(|| panic!("the delivery reported to the portal: {:?} {:?} {:?}", b24.deliveries(), reply, b24.log().iter().map(|c| (c.method.clone(), c.status)).collect::<Vec<_>>()));
 
     // The portal posts the same answer again: stored once.
     let hook = address(&app, &made.body);
