@@ -164,7 +164,6 @@ impl Simulators {
             today: None,
             webhook_secret: Some(hook_secret.to_string()),
             keep: Some(ONEC_KEPT),
-            ..Default::default()
         };
         match OneCSim::start_with(options).await {
             Ok(onec) => Ok(Simulators { telegram, onec }),

@@ -9,6 +9,13 @@
 //!
 //! The example bots call `http://1c.local/hs/bot` ([`EXAMPLE_BASE_URL`]); [`OneCSim::bind`]
 //! points a bot definition at a running service instead.
+//!
+//! The same address also serves the infobase's standard OData interface,
+//! [`OneCSim::odata_url`] (`/odata/standard.odata`): counterparties and employees with their
+//! contact information, read-only, with 1C's JSON, query options, errors and Basic auth; tests
+//! add, edit, mark and delete objects ([`OneCSim::add_counterparty`],
+//! [`OneCSim::change_record`], …) and read the request log ([`OneCSim::odata_requests`]).
+//! What it enforces and where that comes from is in the `odata` module's docs.
 
 mod catalogue;
 mod odata;
@@ -105,10 +112,6 @@ pub struct Options {
     /// How many requests, and how many webhooks, are kept for reading back (the newest);
     /// default [`DEFAULT_KEPT`].
     pub keep: Option<usize>,
-    /// The infobase user the OData interface lets in; default [`DEFAULT_ODATA_USER`].
-    pub odata_user: Option<String>,
-    /// That user's password; default [`DEFAULT_ODATA_PASSWORD`].
-    pub odata_password: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -138,13 +138,8 @@ async fn basic_auth_is_required_and_a_cyrillic_user_name_is_utf8() {
         ["", "Интеграция", "Интеграция"]
     );
 
-    let other = OneCSim::start_with(Options {
-        odata_user: Some("okno".into()),
-        odata_password: Some("s3cret".into()),
-        ..Options::default()
-    })
-    .await
-    .unwrap();
+    let other = OneCSim::start_with(Options::default()).await.unwrap();
+    other.set_odata_credentials("okno", "s3cret");
     assert_eq!(other.odata_credentials(), ("okno".to_string(), "s3cret".to_string()));
     let (status, meta) = get(&other, "$metadata").await;
     assert_eq!(status, 200);

@@ -239,3 +239,39 @@ async fn a_request_naming_another_host_is_refused() {
     assert!(biz.requests().is_empty(), "nothing recorded, nothing answered");
     assert_eq!(get(&format!("{}/orders/100421", biz.url())).await.status(), 200);
 }
+
+/// The integrator's kit (`integrations/1c/examples/service`) shows the answers a 1C HTTP
+/// service gives okno's bots: the service here answers with the same fields.
+#[tokio::test]
+async fn the_kit_s_example_answers_have_the_service_s_fields() {
+    let kit = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../integrations/1c/examples/service");
+    let example =
+        |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(kit.join(name)).unwrap()).unwrap() };
+    let fields = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let biz = sim().await;
+    let http = reqwest::Client::new();
+    let order: Value = get(&format!("{}/orders/100421", biz.url())).await.json().await.unwrap();
+    assert_eq!(fields(&order), fields(&example("order.json")));
+    let products: Value = get(&format!("{}/products?q=bosch", biz.url())).await.json().await.unwrap();
+    assert_eq!(fields(&products), fields(&example("products.json")));
+    assert_eq!(fields(&products["items"][0]), fields(&example("products.json")["items"][0]));
+    let created: Value = http
+        .post(format!("{}/tickets", biz.url()))
+        .json(&json!({"user": "emp-1", "topic": "Принтер", "text": "Не печатает"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created, example("ticket-created.json"));
+    let tickets: Value = get(&format!("{}/tickets?user=emp-1", biz.url())).await.json().await.unwrap();
+    assert_eq!(tickets, example("tickets.json"));
+    let body = example("../webhook-button-pressed.json");
+    let answer = deliver(&biz, "d-kit", HOOK_SECRET, &body).await;
+    assert_eq!(answer.json::<Value>().await.unwrap(), example("webhook-answer.json"));
+}

@@ -13,7 +13,7 @@ use crate::{api, AppState};
     info(title = "okno", description = "Self-hosted omnichannel messaging hub: the integration API.", license(name = "AGPL-3.0-only")),
     paths(
         api::channels::create, api::channels::list, api::channels::get, api::channels::update, api::channels::delete,
-        api::connectors::create, api::connectors::list, api::connectors::get, api::connectors::update, api::connectors::delete,
+        api::connectors::create, api::connectors::list, api::connectors::get, api::connectors::update, api::connectors::delete, api::connectors::sync,
         api::contacts::upsert, api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::merge, api::contacts::link, api::contacts::calls,
         api::conversations::list, api::conversations::get, api::conversations::update, api::conversations::messages,
         api::conversations::reply, api::conversations::chat_action, api::conversations::add_note, api::conversations::notes,

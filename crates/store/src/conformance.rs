@@ -132,6 +132,87 @@ pub async fn connectors_round_trip(store: Arc<dyn Store>) {
     assert!(store.update_connector(&id, ConnectorPatch::default()).await.unwrap_err().is_not_found());
 }
 
+/// A business system's contacts written to okno: a person okno met first (same phone, no
+/// external id) is claimed, not doubled; the same digest again changes nothing; a new digest
+/// updates; okno's changes are read back in order; a mark keeps an external id already there.
+pub async fn contacts_sync_claims_and_never_doubles(store: Arc<dyn Store>) {
+    use crate::{Synced, SyncedContact};
+    let met = store
+        .upsert_contact(ContactInput {
+            name: Some("Боря".into()),
+            phone: Some("+79007654321".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0;
+    let row = |ext: &str, name: &str, phone: &str, digest: &str| SyncedContact {
+        external_id: ext.into(),
+        name: Some(name.into()),
+        phone: Some(phone.into()),
+        email: None,
+        digest: digest.into(),
+    };
+    let first = store
+        .sync_contacts(
+            "crm_sync",
+            vec![row("crm-1", "Борис", "+79007654321", "1:a"), row("crm-2", "Анна", "+79001112233", "2:a")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0], Synced::Updated(met.id.clone()), "claimed by phone");
+    let anna = match &first[1] {
+        Synced::Created(id) => id.clone(),
+        other => panic!("Anna is new: {other:?}"),
+    };
+    let boris = store.get_contact(&met.id).await.unwrap();
+    assert_eq!((boris.external_id.as_deref(), boris.name.as_deref()), (Some("crm-1"), Some("Борис")));
+    assert_eq!(boris.attrs["crm_sync"], "1:a");
+    let again = store.sync_contacts("crm_sync", vec![row("crm-1", "Борис", "+79007654321", "1:a")]).await.unwrap();
+    assert_eq!(again, vec![Synced::Unchanged(met.id.clone())]);
+    let changed = store.sync_contacts("crm_sync", vec![row("crm-2", "Анна П.", "+79001112233", "2:b")]).await.unwrap();
+    assert_eq!(changed, vec![Synced::Updated(anna.clone())]);
+    assert_eq!(store.get_contact(&anna).await.unwrap().name.as_deref(), Some("Анна П."));
+    let all = store.contacts_changed_since((0, String::new()), 100).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.windows(2).all(|w| (w[0].updated_at, w[0].id.as_str()) <= (w[1].updated_at, w[1].id.as_str())),
+        "in order"
+    );
+    let last = all.last().unwrap();
+    assert!(store.contacts_changed_since((last.updated_at, last.id.to_string()), 100).await.unwrap().is_empty());
+    store.mark_synced("crm_sync", vec![(anna.clone(), Some("other-9".into()), "9:c".into())]).await.unwrap();
+    let a = store.get_contact(&anna).await.unwrap();
+    assert_eq!((a.external_id.as_deref(), a.attrs["crm_sync"].as_str()), (Some("crm-2"), Some("9:c")), "its id kept");
+}
+
+/// Messages on some channels read on from a place: in time order, the place excluded, the
+/// young ones left for later, at most the limit.
+pub async fn messages_on_channels_read_on_from_a_place(store: Arc<dyn Store>) {
+    let a = channel(&*store, "desk-a").await.id;
+    let b = channel(&*store, "desk-b").await.id;
+    let other = channel(&*store, "elsewhere").await.id;
+    for (ch, n) in [(&a, 1), (&b, 2), (&other, 3), (&a, 4)] {
+        store
+            .record_inbound(inbound(ch.as_str(), &format!("u{n}"), &format!("m{n}"), &format!("text {n}")))
+            .await
+            .unwrap();
+    }
+    let now = now_ms() + 1000;
+    let read = store.messages_on_channels(&[a.clone(), b.clone()], (0, String::new()), now, 10).await.unwrap();
+    let texts: Vec<&str> = read.iter().filter_map(|m| m.text.as_deref()).collect();
+    assert_eq!(texts, ["text 1", "text 2", "text 4"]);
+    let place = (read[0].created_at, read[0].id.to_string());
+    let on = store.messages_on_channels(&[a.clone(), b.clone()], place, now, 1).await.unwrap();
+    assert_eq!(on.len(), 1);
+    assert_eq!(on[0].text.as_deref(), Some("text 2"));
+    assert!(
+        store.messages_on_channels(std::slice::from_ref(&a), (0, String::new()), 0, 10).await.unwrap().is_empty(),
+        "too young"
+    );
+    assert!(store.messages_on_channels(&[], (0, String::new()), now, 10).await.unwrap().is_empty());
+}
+
 /// A call lands under the contact with its number (one is made for a number nobody has), a
 /// second report of the same call updates it rather than doubling it, the same id from
 /// another source is another call, and a merge carries calls to the kept contact.

@@ -49,6 +49,9 @@ pub trait ConnectorStore: Send + Sync + 'static {
     /// A place a connector's standing work keeps (see `connector_places`).
     async fn connector_place(&self, id: &ConnectorId, key: &str) -> Result<Option<String>>;
     async fn keep_connector_place(&self, id: &ConnectorId, key: &str, value: &str) -> Result<()>;
+    /// Brings a connector's standing job forward to now (unless it is running); `false` when
+    /// it has none waiting.
+    async fn poll_connector_now(&self, id: &ConnectorId) -> Result<bool>;
 }
 
 /// A new connector's id.
@@ -136,6 +139,19 @@ impl ConnectorStore for SqlStore {
                 .await?
                 .map(|r| r.s("value"))
                 .transpose()
+        })
+    }
+
+    async fn poll_connector_now(&self, id: &ConnectorId) -> Result<bool> {
+        let id = id.to_owned();
+        on!(self.write, |c| {
+            let n = c
+                .exec(
+                    "UPDATE jobs SET run_at = $1 WHERE kind = $2 AND ref_id = $3 AND lease_owner IS NULL AND run_at > $1",
+                    args![now_ms(), JobKind::ConnectorPoll.as_str(), id.as_str()],
+                )
+                .await?;
+            Ok(n > 0)
         })
     }
 

@@ -8,6 +8,8 @@ okno_store::both_backends!(
     channels_round_trip,
     connectors_round_trip,
     calls_are_kept_once_under_the_number_s_contact,
+    contacts_sync_claims_and_never_doubles,
+    messages_on_channels_read_on_from_a_place,
     typed_ids_round_trip,
     contacts_upsert_by_external_id_and_search,
     inbound_creates_contact_identity_and_conversation_once,

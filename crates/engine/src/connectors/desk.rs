@@ -95,7 +95,7 @@ impl Engine {
     ) -> Result<(Vec<ToDesk>, Option<Message>)> {
         let place = connector.info.get(key);
         let after = (
-            place.and_then(|p| p.get("at")).and_then(Value::as_i64).unwrap_or_else(|| connector.created_at),
+            place.and_then(|p| p.get("at")).and_then(Value::as_i64).unwrap_or(connector.created_at),
             place.and_then(|p| p.get("id")).and_then(Value::as_str).unwrap_or("").to_string(),
         );
         let channels: Vec<ChannelId> = channels.iter().map(|c| ChannelId::from(c.as_str())).collect();
@@ -140,8 +140,8 @@ impl Engine {
             reply_to: None,
             options: json!({}),
         };
-        let (message, created) = self.send(req).await?;
-        if created {
+        let (message, duplicate) = self.send(req).await?;
+        if !duplicate {
             let what = format!("{}:delivery:{}:{}", connector.id, message.id, reply.key);
             let queue = format!("connector:{}:delivery", connector.id);
             self.store.queue_job(JobKind::ConnectorEvent, &what, Some(&queue)).await?;

@@ -85,23 +85,18 @@ struct CallBody {
     recording_url: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Body {
-    Many { calls: Vec<CallBody> },
-    One(Box<CallBody>),
-}
-
 /// Most calls in one post.
 const MAX_CALLS: usize = 500;
 
 /// Reads a PBX's post into calls, or says what is wrong with it (and with which call).
 pub fn parse_calls(source: &str, body: &[u8]) -> Result<Vec<NewCall>> {
-    let parsed: Body = serde_json::from_slice(body)
-        .map_err(|e| Error::invalid("invalid_call", format!("the body is not a call or {{\"calls\": […]}}: {e}")))?;
-    let calls = match parsed {
-        Body::Many { calls } => calls,
-        Body::One(c) => vec![*c],
+    let bad_json = |e: serde_json::Error| {
+        Error::invalid("invalid_call", format!("the body is not a call or {{\"calls\": […]}}: {e}"))
+    };
+    let mut parsed: Value = serde_json::from_slice(body).map_err(bad_json)?;
+    let calls: Vec<CallBody> = match parsed.get_mut("calls").map(Value::take) {
+        Some(many) => serde_json::from_value(many).map_err(bad_json)?,
+        None => vec![serde_json::from_value(parsed).map_err(bad_json)?],
     };
     if calls.len() > MAX_CALLS {
         return Err(Error::invalid("invalid_call", format!("at most {MAX_CALLS} calls in one post")));

@@ -23,6 +23,9 @@ use serde_json::Value;
 use super::Outcome;
 use crate::Engine;
 
+/// The `info` keys where duties keep when they last ran (see each kind's `poll`).
+pub(crate) const DUE_KEYS: &[&str] = &["contacts_at", "pulled_at", "calls_at"];
+
 /// How soon a connector with nothing due looks again.
 pub const IDLE: Duration = Duration::from_secs(60);
 
@@ -44,6 +47,20 @@ impl Engine {
         };
         let outcome = self.note_outcome(&connector, polled.outcome).await?;
         Ok(Some(Polled { outcome, again: polled.again }))
+    }
+
+    /// Runs a connector's standing work now rather than when next due ("sync now"): the
+    /// times its duties last ran are forgotten and its job brought forward.
+    pub async fn sync_connector_now(&self, id: &ConnectorId) -> Result<()> {
+        let connector = self.store.get_connector(id).await?;
+        for key in DUE_KEYS {
+            if connector.info.get(key).is_some() {
+                self.keep_place(&connector, key, Value::from(0)).await?;
+            }
+        }
+        self.store.poll_connector_now(id).await?;
+        self.wake();
+        Ok(())
     }
 
     /// Keeps a duty's place (`info[key]`) in the connector.

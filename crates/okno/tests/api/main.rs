@@ -19,6 +19,7 @@ mod files;
 mod flow;
 mod max;
 mod ok;
+mod onec_kit;
 mod pages;
 mod roles;
 mod scale_out;

@@ -46,9 +46,10 @@ use crate::{OneCSim, Shared};
 
 /// Where the interface lives on the service's address.
 pub const ODATA_PREFIX: &str = "/odata/standard.odata";
-/// The infobase user the interface lets in unless [`crate::Options::odata_user`] says otherwise.
+/// The infobase user the interface lets in unless [`OneCSim::set_odata_credentials`] says
+/// otherwise.
 pub const DEFAULT_ODATA_USER: &str = "Интеграция";
-/// That user's password unless [`crate::Options::odata_password`] says otherwise.
+/// That user's password unless [`OneCSim::set_odata_credentials`] says otherwise.
 pub const DEFAULT_ODATA_PASSWORD: &str = "okno-odata";
 /// The counterparties' entity set.
 pub const COUNTERPARTIES: &str = "Catalog_Контрагенты";
@@ -189,6 +190,9 @@ pub(crate) struct ODataState {
     minted: u64,
     /// Objects to delete once the request with this number is answered: (seq, set, key).
     scheduled: Vec<(u64, String, String)>,
+    /// The infobase user let in and the password.
+    user: String,
+    password: String,
     /// `Вид_Key` of phone, e-mail and address rows.
     kinds: [String; 3],
 }
@@ -205,6 +209,8 @@ impl ODataState {
             failing: None,
             keys,
             minted: 0,
+            user: DEFAULT_ODATA_USER.into(),
+            password: DEFAULT_ODATA_PASSWORD.into(),
             scheduled: Vec::new(),
             kinds: Default::default(),
         };
@@ -350,10 +356,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, raw_query: &s
     let sent = basic(headers);
     let mut g = shared.lock();
     let kept = g.kept();
-    let (user, password) = (
-        g.options.odata_user.clone().unwrap_or_else(|| DEFAULT_ODATA_USER.into()),
-        g.options.odata_password.clone().unwrap_or_else(|| DEFAULT_ODATA_PASSWORD.into()),
-    );
+    let (user, password) = (g.odata.user.clone(), g.odata.password.clone());
     let base = format!("http://{}{ODATA_PREFIX}", shared.addr);
     let o = &mut g.odata;
     o.seq += 1;
@@ -594,10 +597,14 @@ impl OneCSim {
     /// The infobase user and password the interface lets in.
     pub fn odata_credentials(&self) -> (String, String) {
         let g = self.shared.lock();
-        (
-            g.options.odata_user.clone().unwrap_or_else(|| DEFAULT_ODATA_USER.into()),
-            g.options.odata_password.clone().unwrap_or_else(|| DEFAULT_ODATA_PASSWORD.into()),
-        )
+        (g.odata.user.clone(), g.odata.password.clone())
+    }
+
+    /// Lets in this infobase user with this password instead (the old one is refused).
+    pub fn set_odata_credentials(&self, user: &str, password: &str) {
+        let mut g = self.shared.lock();
+        g.odata.user = user.into();
+        g.odata.password = password.into();
     }
 
     /// Adds a counterparty (an element, not a group); returns its `Ref_Key`.

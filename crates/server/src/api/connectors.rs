@@ -77,6 +77,16 @@ pub async fn update(
     Ok(Json(c))
 }
 
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/sync", tag = "connectors",
+    responses((status = 202, description = "the connector's standing work (contacts kept in step, catalogs read, calls pulled) runs now rather than when next due"), (status = 404)))]
+pub async fn sync(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    auth.require(Permission::Configure)?;
+    let id = ConnectorId::from(id);
+    state.engine.sync_connector_now(&id).await?;
+    audit(&state, &auth, "connector.sync", id.as_str(), json!({})).await;
+    Ok(StatusCode::ACCEPTED)
+}
+
 #[utoipa::path(delete, path = "/api/v1/connectors/{id}", tag = "connectors", responses((status = 204), (status = 404)))]
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     auth.require(Permission::Configure)?;

@@ -34,6 +34,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/connectors", post(connectors::create).get(connectors::list))
         .route("/connectors/{id}", get(connectors::get).patch(connectors::update).delete(connectors::delete))
+        .route("/connectors/{id}/sync", post(connectors::sync))
         .route("/contacts", post(contacts::upsert).get(contacts::list))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route("/contacts/{id}/merge", post(contacts::merge))

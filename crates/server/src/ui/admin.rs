@@ -412,7 +412,7 @@ pub async fn create_connector(State(state): State<AppState>, s: Session, headers
 }
 
 /// `POST /ui/admin/connectors/{id}/{action}`: `token` gives a connector a new token (after
-/// amoCRM refused the old one), `delete` disconnects it.
+/// amoCRM refused the old one), `sync` runs its standing work now, `delete` disconnects it.
 pub async fn change_connector(
     State(state): State<AppState>,
     s: Session,
@@ -435,6 +435,7 @@ pub async fn change_connector(
             }
         }
         "delete" => state.engine.delete_connector(&id).await,
+        "sync" => state.engine.sync_connector_now(&id).await,
         _ => Err(okno_domain::Error::not_found("action", &action)),
     };
     match done {

@@ -125,6 +125,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("connector_address", "The address it posts to:", "Адрес, на который она отправляет:"),
     ("connector_new_token", "New token", "Новый токен"),
     ("connector_delete", "Disconnect", "Отключить"),
+    ("connector_sync", "Sync now", "Синхронизировать сейчас"),
     ("connector_delete_confirm", "Disconnect this business system? Its pending work is dropped.", "Отключить учётную систему? Её незавершённая работа будет отброшена."),
     ("connector_more", "More stages, OAuth and other settings:", "Несколько этапов, OAuth и другие настройки:"),
     ("connector_calls", "Latest calls", "Последние обращения"),
