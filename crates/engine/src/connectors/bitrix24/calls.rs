@@ -20,7 +20,7 @@ use okno_domain::model::{normalize_phone, CallDirection, CallStatus, Connector};
 use okno_domain::Result;
 use okno_store::NewCall;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::outcome;
 use crate::connectors::Outcome;
@@ -93,18 +93,14 @@ pub(super) async fn due_pull(
     calls: &Calls,
 ) -> Result<(Outcome, Duration)> {
     let every = calls.every();
-    let last = engine
-        .store
-        .connector_place(&connector.id, "calls_at")
-        .await?
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+    let connector = engine.store.get_connector(&connector.id).await?;
+    let last = connector.info.get("calls_at").and_then(Value::as_i64).unwrap_or(0);
     let due_in = (last + every.as_millis() as i64 - okno_domain::time::now_ms()).max(0);
     if due_in > 0 {
         return Ok((Outcome::Done, Duration::from_millis(due_in as u64)));
     }
-    let o = pull(engine, connector, client).await?;
-    engine.store.keep_connector_place(&connector.id, "calls_at", &okno_domain::time::now_ms().to_string()).await?;
+    let o = pull(engine, &connector, client).await?;
+    engine.keep_place(&connector, "calls_at", json!(okno_domain::time::now_ms())).await?;
     Ok((o, every))
 }
 

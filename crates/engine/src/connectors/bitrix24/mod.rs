@@ -654,7 +654,6 @@ pub(crate) async fn event(engine: &Engine, connector: &Connector, what: &str) ->
     let client = client(connector, &cfg)?;
     let parts: Vec<&str> = what.split(':').collect();
     let num = |s: Option<&&str>| s.and_then(|s| s.parse::<i64>().ok());
-    eprintln!("B24 EVENT {what}");
     let outcome = match parts.first().copied() {
         Some("delivery") => openlines::delivery(engine, connector, &cfg, &client, &parts[1..]).await?,
         Some("deal") => match num(parts.get(1)) {

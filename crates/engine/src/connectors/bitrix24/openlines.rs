@@ -210,7 +210,6 @@ pub(super) async fn delivery(
     else {
         return Ok(Outcome::Done);
     };
-    eprintln!("B24 DELIVERY {what:?}");
     match engine.desk_delivery(message_id).await? {
         None => return Ok(Outcome::Retry("the answer is still on its way to the person".into())),
         Some(Err(why)) => {
