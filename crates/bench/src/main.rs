@@ -25,9 +25,9 @@ use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
 mod avito;
+mod bitrix24;
 mod broadcast;
 mod channels;
-mod bitrix24;
 mod connectors;
 mod email;
 mod events;

@@ -185,11 +185,9 @@ impl Engine {
             match connector.kind {
                 ConnectorKind::Amocrm => {}
                 ConnectorKind::Bitrix24 if a.act != Act::Task => {}
-                ConnectorKind::Bitrix24 => {
-                    return Err(invalid(
-                        "Bitrix24 connectors take `note` (a timeline comment), `field` and `stage` actions; not `task` yet",
-                    ))
-                }
+                ConnectorKind::Bitrix24 => return Err(invalid(
+                    "Bitrix24 connectors take `note` (a timeline comment), `field` and `stage` actions; not `task` yet",
+                )),
                 other => return Err(invalid(format!("`{other}` connectors do not take rule actions yet"))),
             }
         }

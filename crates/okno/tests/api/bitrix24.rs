@@ -83,7 +83,8 @@ async fn seed_004_over_a_webhook_a_deal_becomes_a_task_and_its_executor_is_writt
     // its application token.
     let hook = address(&app, &made.body);
     let app_token = b24.outgoing_webhook("ONCRMDEALUPDATE", &hook);
-    let patched = app.patch(&format!("/api/v1/connectors/{id}"), json!({"config": {"application_token": app_token}})).await;
+    let patched =
+        app.patch(&format!("/api/v1/connectors/{id}"), json!({"config": {"application_token": app_token}})).await;
     assert_eq!(patched.status, 200, "{patched:?}");
     let forged = app
         .http
@@ -140,7 +141,8 @@ async fn seed_004_over_a_webhook_a_deal_becomes_a_task_and_its_executor_is_writt
     group.press(&petr, post.message_id, &format!("task:take:{task_id}"));
     let written = eventually(15, || async {
         let d = b24.entity("DEAL", deal)?;
-        let commented = b24.timeline_comments().iter().any(|c| c["ENTITY_ID"].to_string().trim_matches('"') == deal.to_string());
+        let commented =
+            b24.timeline_comments().iter().any(|c| c["ENTITY_ID"].to_string().trim_matches('"') == deal.to_string());
         (field(&d, "ASSIGNED_BY_ID") == courier_user.to_string() && commented).then_some(d)
     })
     .await
@@ -209,10 +211,12 @@ async fn an_application_drains_offline_events_after_okno_was_down_without_loss_o
                "tasks": [{"stage_id": "PREPARATION", "event": "bitrix24.deal.stage"}],
                "contacts": {"every": 5}})
     };
-    let wrong = app.post("/api/v1/connectors", json!({"kind": "bitrix24", "name": "B24", "config": config("nope")})).await;
+    let wrong =
+        app.post("/api/v1/connectors", json!({"kind": "bitrix24", "name": "B24", "config": config("nope")})).await;
     assert_eq!((wrong.status, wrong.code()), (400, "invalid_credentials"), "{wrong:?}");
     let code = b24.auth_code(&installed.client_id);
-    let made = app.post("/api/v1/connectors", json!({"kind": "bitrix24", "name": "B24", "config": config(&code)})).await;
+    let made =
+        app.post("/api/v1/connectors", json!({"kind": "bitrix24", "name": "B24", "config": config(&code)})).await;
     assert_eq!(made.status, 201, "{made:?}");
     let id = made.body["id"].as_str().unwrap().to_string();
     let binds = b24.log().iter().filter(|c| c.method == "event.bind" && c.status == 200).count();
@@ -235,7 +239,10 @@ async fn an_application_drains_offline_events_after_okno_was_down_without_loss_o
     .expect("Vera added to the portal");
     assert_eq!(field(&b24.entity("CONTACT", vera_b24).unwrap(), "NAME"), "Вера");
     assert!(
-        !b24.offline_queue().iter().any(|r| r.data.pointer("/FIELDS/ID").map(|v| v.to_string().trim_matches('"').to_string())
+        !b24.offline_queue().iter().any(|r| r
+            .data
+            .pointer("/FIELDS/ID")
+            .map(|v| v.to_string().trim_matches('"').to_string())
             == Some(vera_b24.to_string())),
         "okno's own write is not queued back"
     );
@@ -344,8 +351,14 @@ async fn bitrix24_operators_answer_an_okno_conversation_through_open_lines() {
         .unwrap();
     assert_eq!(again.status(), 200);
     let forged = post.body.replace(&installed.application_token, "not-the-token");
-    let forged =
-        app.http.post(&hook).header("content-type", "application/x-www-form-urlencoded").body(forged).send().await.unwrap();
+    let forged = app
+        .http
+        .post(&hook)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 401);
     let outs = app.get(&format!("/api/v1/conversations/{conv}/messages")).await.body["items"]
         .as_array()
@@ -355,9 +368,11 @@ async fn bitrix24_operators_answer_an_okno_conversation_through_open_lines() {
         .count();
     assert_eq!(outs, 1, "the answer stored once");
     ivan.send_text("Спасибо!");
-    eventually(20, || async { b24.chat_messages(line, &conv).iter().any(|m| m.text == "Спасибо!").then_some(()) })
-        .await
-        .expect("the next message in the same chat");
+    eventually(20, || async {
+        b24.chat_messages(line, &conv).iter().any(|m| m.text == "Спасибо!").then_some(())
+    })
+    .await
+    .expect("the next message in the same chat");
 
     // The application is removed from the portal: the next message is held, the status says so.
     b24.uninstall_app(&installed.client_id);
@@ -380,11 +395,9 @@ async fn bitrix24_operators_answer_an_okno_conversation_through_open_lines() {
         )
         .await;
     assert_eq!((patched.status, patched.body["status"].as_str()), (200, Some("active")), "{patched:?}");
-    eventually(20, || async {
-        b24.chat_messages(line, &conv).iter().any(|m| m.text == "Алло?").then_some(())
-    })
-    .await
-    .expect("the held message in the line after the PATCH");
+    eventually(20, || async { b24.chat_messages(line, &conv).iter().any(|m| m.text == "Алло?").then_some(()) })
+        .await
+        .expect("the held message in the line after the PATCH");
 }
 
 /// The portal's calls in the contact's history: the end of a call posted to okno brings its
@@ -473,7 +486,8 @@ async fn contacts_are_kept_in_step_with_bitrix24_both_ways_without_duplicates() 
     let vera_id = vera.body["id"].as_str().unwrap().to_string();
     app.post("/api/v1/contacts", json!({"external_id": "tg-gleb", "name": "Глеб"})).await;
     for n in 0..120 {
-        app.post("/api/v1/contacts", json!({"name": format!("Гость{n} Окно"), "phone": format!("+7902000{n:04}")})).await;
+        app.post("/api/v1/contacts", json!({"name": format!("Гость{n} Окно"), "phone": format!("+7902000{n:04}")}))
+            .await;
     }
     let made = app
         .post(
@@ -486,7 +500,10 @@ async fn contacts_are_kept_in_step_with_bitrix24_both_ways_without_duplicates() 
     let by_ext = |ext: String| {
         let app = &app;
         async move {
-            app.get(&format!("/api/v1/contacts?external_id={ext}")).await.body["items"].as_array().cloned().unwrap_or_default()
+            app.get(&format!("/api/v1/contacts?external_id={ext}")).await.body["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
         }
     };
     eventually(40, || async {
@@ -540,4 +557,76 @@ async fn contacts_are_kept_in_step_with_bitrix24_both_ways_without_duplicates() 
     assert_eq!(portal(&b24), before, "no write to the portal without a change");
     assert_eq!(app.get("/api/v1/contacts?limit=500").await.body, okno_before, "nor to okno");
     assert_eq!(b24.over_limit(), 0, "okno kept the portal's bucket");
+}
+
+/// Rules act in Bitrix24 (a payment: a timeline comment on its deal, a field set, the deal won)
+/// and a `task` action is refused for Bitrix24 when the rule is saved; a smart-process item
+/// moved to a configured stage (the portal's outgoing webhook) is a business event once.
+#[tokio::test]
+async fn rules_act_on_a_bitrix24_deal_and_a_smart_process_stage_is_an_event() {
+    let app = TestApp::spawn().await;
+    let b24 = Bitrix24Sim::start().await;
+    let config = json!({"webhook_url": b24.webhook_url(b24.admin()),
+                        "tasks": [{"stage_id": "DT180_3:PREPARATION", "entity_type_id": 180, "event": "bitrix24.item.stage"}]});
+    let made = app.post("/api/v1/connectors", json!({"kind": "bitrix24", "name": "B24", "config": config})).await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let hook = address(&app, &made.body);
+    let token = b24.outgoing_webhook("ONCRMDYNAMICITEMUPDATE", &hook);
+    let patched = app.patch(&format!("/api/v1/connectors/{id}"), json!({"config": {"application_token": token}})).await;
+    assert_eq!(patched.status, 200, "{patched:?}");
+
+    let task = app
+        .post(
+            "/api/v1/rules",
+            json!({"name": "x", "event": "payment.received",
+                   "actions": [{"connector": id, "do": "task", "deal": "1", "text": "Позвонить"}]}),
+        )
+        .await;
+    assert_eq!((task.status, task.code()), (400, "invalid_rule"), "{task:?}");
+    let rule = json!({"name": "Оплата в Битрикс24", "event": "payment.received", "actions": [
+        {"connector": id, "do": "note", "deal": "{{ data.deal_id }}", "text": "Оплата {{ data.amount }} ₽ получена"},
+        {"connector": id, "do": "field", "deal": "{{ data.deal_id }}", "field": "UF_CRM_PAID", "value": "{{ data.amount }}"},
+        {"connector": id, "do": "stage", "deal": "{{ data.deal_id }}", "stage": "WON"}]});
+    let put = app.post("/api/v1/rules", rule).await;
+    assert_eq!(put.status, 201, "{put:?}");
+    let deal = b24.add_deal("Заказ 1042", None, b24.admin());
+    let ev = app
+        .post(
+            "/api/v1/events",
+            json!({"type": "payment.received", "key": "pay-1042", "data": {"deal_id": deal, "amount": 15000}}),
+        )
+        .await;
+    assert_eq!(ev.status, 202, "{ev:?}");
+    let done = eventually(15, || async {
+        let d = b24.entity("DEAL", deal)?;
+        (field(&d, "STAGE_ID") == "WON" && !b24.timeline_comments().is_empty()).then_some(d)
+    })
+    .await
+    .expect("the rule's actions reached the portal");
+    assert_eq!(field(&done, "UF_CRM_PAID"), "15000");
+    let comment = &b24.timeline_comments()[0];
+    assert_eq!(comment["COMMENT"], "Оплата 15000 ₽ получена");
+    assert_eq!(field(comment.as_object().unwrap(), "ENTITY_TYPE").to_ascii_lowercase(), "deal");
+
+    let item = b24.add_item(180, "Заявка на монтаж", "DT180_3:NEW");
+    b24.update_item(180, item, json!({"stageId": "DT180_3:PREPARATION"}));
+    b24.update_item(180, item, json!({"title": "Заявка на монтаж, срочно"}));
+    let events = eventually(15, || async {
+        let items = app.get("/api/v1/events?limit=50").await.body["items"].as_array()?.clone();
+        let staged: Vec<Value> = items.into_iter().filter(|e| e["type"] == "bitrix24.item.stage").collect();
+        (!staged.is_empty()).then_some(staged)
+    })
+    .await
+    .expect("the item's stage as an event");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let again = app.get("/api/v1/events?limit=50").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "bitrix24.item.stage")
+        .count();
+    assert_eq!(again, 1, "once per item and stage, however often the portal posts");
+    assert_eq!(events[0]["data"]["item_id"], json!(item));
+    assert_eq!(events[0]["data"]["entity_type_id"], json!(180));
 }

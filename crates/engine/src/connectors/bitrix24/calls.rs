@@ -68,9 +68,10 @@ pub(crate) fn call_of(source: &str, r: &CallRecord, operator: Option<String>) ->
         _ => CallStatus::Failed,
     };
     let started_at = r.start_date.as_deref().and_then(okno_domain::time::parse_rfc3339)?;
-    let recording_url = r.record_url.clone().filter(|u| {
-        u.len() <= 2000 && url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-    });
+    let recording_url = r
+        .record_url
+        .clone()
+        .filter(|u| u.len() <= 2000 && url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")));
     Some(NewCall {
         source: source.to_string(),
         external_id: r.call_id.clone().unwrap_or_else(|| r.id.to_string()),
@@ -106,12 +107,8 @@ pub(super) async fn due_pull(
 
 /// The records after the kept one, stored with their events.
 pub(super) async fn pull(engine: &Engine, connector: &Connector, client: &B24Client) -> Result<Outcome> {
-    let after = engine
-        .store
-        .connector_place(&connector.id, PLACE)
-        .await?
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+    let after =
+        engine.store.connector_place(&connector.id, PLACE).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let mut records = Vec::new();
     let mut start = 0u64;
     for _ in 0..PAGES {
@@ -133,7 +130,7 @@ pub(super) async fn pull(engine: &Engine, connector: &Connector, client: &B24Cli
     for r in &records {
         let operator = match r.portal_user_id.filter(|u| *u > 0) {
             Some(u) => {
-                if !names.contains_key(&u) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(u) {
                     let name = match client.users(json!({ "ID": u })).await {
                         Ok(users) => users.first().map(|x| {
                             [x.name.as_deref(), x.last_name.as_deref()]
@@ -146,7 +143,7 @@ pub(super) async fn pull(engine: &Engine, connector: &Connector, client: &B24Cli
                         }),
                         Err(e) => return Ok(outcome(e)),
                     };
-                    names.insert(u, name.filter(|n| !n.is_empty()).or(Some(u.to_string())));
+                    slot.insert(name.filter(|n| !n.is_empty()).or(Some(u.to_string())));
                 }
                 names.get(&u).cloned().flatten()
             }
@@ -192,7 +189,10 @@ mod tests {
     #[test]
     fn a_record_is_mapped_with_its_number_normalised() {
         let c = call_of("k", &record("200", 2, 61), Some("Ольга".into())).unwrap();
-        assert_eq!((c.phone.as_str(), c.direction, c.status), ("+79990001122", CallDirection::In, CallStatus::Answered));
+        assert_eq!(
+            (c.phone.as_str(), c.direction, c.status),
+            ("+79990001122", CallDirection::In, CallStatus::Answered)
+        );
         assert_eq!((c.external_id.as_str(), c.duration, c.operator.as_deref()), ("externalCall.1", 61, Some("Ольга")));
         assert_eq!(c.started_at, okno_domain::time::parse_rfc3339("2026-12-07T07:30:00Z").unwrap());
         let missed = call_of("k", &record("304", 2, 0), None).unwrap();

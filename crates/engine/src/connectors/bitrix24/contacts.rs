@@ -114,11 +114,7 @@ fn int(v: &Value, key: &str) -> Option<i64> {
 fn values(v: &Value, key: &str) -> Vec<(Option<i64>, String)> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| Some((int(m, "ID"), text(m, "VALUE")?)))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|m| Some((int(m, "ID"), text(m, "VALUE")?))).collect())
         .unwrap_or_default()
 }
 
@@ -192,12 +188,7 @@ pub(crate) struct Ran {
 }
 
 /// Pulls the portal's changes, then pushes okno's (as the direction allows).
-pub(crate) async fn run(
-    engine: &Engine,
-    connector: &Connector,
-    client: &B24Client,
-    sync: &ContactSync,
-) -> Result<Ran> {
+pub(crate) async fn run(engine: &Engine, connector: &Connector, client: &B24Client, sync: &ContactSync) -> Result<Ran> {
     let started = Instant::now();
     if sync.direction != Direction::ToBitrix24 {
         let mut kinds = vec![false];
@@ -218,12 +209,7 @@ pub(crate) async fn run(
 }
 
 /// One contact or company the portal said changed, read and written at once.
-pub(super) async fn one(
-    engine: &Engine,
-    client: &B24Client,
-    company: bool,
-    id: i64,
-) -> Result<Outcome> {
+pub(super) async fn one(engine: &Engine, client: &B24Client, company: bool, id: i64) -> Result<Outcome> {
     let method = if company { "crm.company.get" } else { "crm.contact.get" };
     let row = match client.call(method, json!({ "id": id })).await {
         Ok(r) => r.result,
@@ -257,7 +243,8 @@ async fn pull(
     } else {
         vec!["ID", "NAME", "SECOND_NAME", "LAST_NAME", "PHONE", "EMAIL", "DATE_MODIFY"]
     };
-    let params = |start: u64| json!({"filter": filter, "order": {"DATE_MODIFY": "ASC"}, "select": select, "start": start});
+    let params =
+        |start: u64| json!({"filter": filter, "order": {"DATE_MODIFY": "ASC"}, "select": select, "start": start});
     let first = match client.call(method, params(0)).await {
         Ok(r) => r,
         Err(e) => return Ok(Err(outcome(e))),

@@ -33,8 +33,7 @@
 //! offline event. An executor is matched to a portal user by their contact's `external_id`
 //! (`b24-user-<id>`), else by the contact's e-mail among the portal's users.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use okno_connector_bitrix24::event::{Change, CrmEntity};
 use okno_connector_bitrix24::{
@@ -236,7 +235,9 @@ impl B24Config {
         match (&cfg.webhook_url, &cfg.app) {
             (Some(u), None) if webhook_shaped(u) => {}
             (Some(_), None) => {
-                return Err(invalid("`webhook_url` is an inbound webhook's address, https://<portal>/rest/<user id>/<code>/"))
+                return Err(invalid(
+                    "`webhook_url` is an inbound webhook's address, https://<portal>/rest/<user id>/<code>/",
+                ))
             }
             (None, Some(a)) => {
                 let given = [&a.client_id, &a.client_secret, &a.rest_base].iter().all(|f| !f.trim().is_empty());
@@ -364,9 +365,10 @@ fn unavailable(e: B24Error) -> Error {
 /// A refusal when connecting: the credentials (400 `invalid_credentials`), or the portal away.
 fn refused(e: B24Error) -> Error {
     match e {
-        B24Error::Unauthorized(_) | B24Error::ExpiredToken(_) | B24Error::InvalidToken(_) | B24Error::AccessDenied(_) => {
-            Error::invalid("invalid_credentials", e.to_string())
-        }
+        B24Error::Unauthorized(_)
+        | B24Error::ExpiredToken(_)
+        | B24Error::InvalidToken(_)
+        | B24Error::AccessDenied(_) => Error::invalid("invalid_credentials", e.to_string()),
         B24Error::Config(d) => invalid(d),
         e => unavailable(e),
     }
@@ -376,9 +378,10 @@ fn refused(e: B24Error) -> Error {
 fn outcome(e: B24Error) -> Outcome {
     match e {
         B24Error::Limit(_) | B24Error::Unavailable(_) => Outcome::Retry(e.to_string()),
-        B24Error::Unauthorized(_) | B24Error::ExpiredToken(_) | B24Error::InvalidToken(_) | B24Error::AccessDenied(_) => {
-            Outcome::Held(e.to_string())
-        }
+        B24Error::Unauthorized(_)
+        | B24Error::ExpiredToken(_)
+        | B24Error::InvalidToken(_)
+        | B24Error::AccessDenied(_) => Outcome::Held(e.to_string()),
         // The record was deleted meanwhile: nothing left to do for it.
         B24Error::NotFound(_) => Outcome::Done,
         B24Error::Invalid(_) | B24Error::BatchTooLong(_) | B24Error::Config(_) => Outcome::Refused(e.to_string()),
@@ -404,7 +407,10 @@ pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, con
         if let Some(ch) = &t.channel_id {
             let channel = engine.channel(&ch.as_str().into()).await?;
             if !engine.carries_tasks(&channel)? {
-                return Err(invalid(format!("channel {} has no group chats with buttons to post tasks to", channel.id)));
+                return Err(invalid(format!(
+                    "channel {} has no group chats with buttons to post tasks to",
+                    channel.id
+                )));
             }
         }
     }
@@ -479,8 +485,7 @@ pub(crate) async fn connect(engine: &Engine, id: &ConnectorId, secret: &str, con
 /// an operator's answer stored — all before the answer.
 pub(crate) async fn hook(engine: &Engine, connector: &Connector, body: &[u8]) -> Result<usize> {
     let cfg = B24Config::parse(&connector.config)?;
-    let envelope =
-        okno_connector_bitrix24::parse(body).map_err(|e| Error::invalid("invalid_hook", e.to_string()))?;
+    let envelope = okno_connector_bitrix24::parse(body).map_err(|e| Error::invalid("invalid_hook", e.to_string()))?;
     if !envelope.comes_from(cfg.application_token.as_deref().unwrap_or_default()) {
         return Err(Error::new(
             ErrorKind::Unauthorized,
@@ -595,8 +600,8 @@ async fn fresh(engine: &Engine, connector: &Connector) -> Result<std::result::Re
 }
 
 /// The clients, kept per connector while its configuration holds (the bucket with them).
-fn clients() -> &'static Mutex<HashMap<ConnectorId, (Value, Arc<B24Client>)>> {
-    static CLIENTS: OnceLock<Mutex<HashMap<ConnectorId, (Value, Arc<B24Client>)>>> = OnceLock::new();
+fn clients() -> &'static super::Clients<B24Client> {
+    static CLIENTS: OnceLock<super::Clients<B24Client>> = OnceLock::new();
     CLIENTS.get_or_init(Default::default)
 }
 
@@ -750,12 +755,8 @@ async fn staged(
     let private = match record.contact_id {
         Some(c) => match client.contact(c).await {
             Ok(c) => {
-                let name = [c.name.as_deref(), c.last_name.as_deref()]
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let name =
+                    [c.name.as_deref(), c.last_name.as_deref()].iter().flatten().copied().collect::<Vec<_>>().join(" ");
                 let mut lines = vec![format!("Клиент: {name}")];
                 lines.extend(c.phones.iter().map(|p| format!("Телефон: {}", p.value)));
                 lines.extend(c.emails.iter().map(|e| format!("E-mail: {}", e.value)));
@@ -1057,7 +1058,10 @@ mod tests {
     #[test]
     fn a_configuration_is_checked_field_by_field() {
         let cfg = B24Config::parse(&webhook()).unwrap();
-        assert_eq!(cfg.stage(Entity::Deal, "PREPARATION").and_then(|s| s.taken_stage_id.clone()).as_deref(), Some("EXECUTING"));
+        assert_eq!(
+            cfg.stage(Entity::Deal, "PREPARATION").and_then(|s| s.taken_stage_id.clone()).as_deref(),
+            Some("EXECUTING")
+        );
         assert!(cfg.stage(Entity::Deal, "NEW").is_none());
         assert!(cfg.stage(Entity::Item(128), "PREPARATION").is_none(), "a deal's stage is not an item's");
         assert_eq!(cfg.plan.limits(), Limits::STANDARD);

@@ -94,7 +94,12 @@ pub(super) async fn connect(engine: &Engine, client: &B24Client, id: &ConnectorI
 }
 
 /// The people's new messages on the chosen channels, put into the open line.
-pub(super) async fn mirror(engine: &Engine, connector: &Connector, ol: &OpenLines, client: &B24Client) -> Result<Outcome> {
+pub(super) async fn mirror(
+    engine: &Engine,
+    connector: &Connector,
+    ol: &OpenLines,
+    client: &B24Client,
+) -> Result<Outcome> {
     let Some(name) = &ol.connector else { return Ok(Outcome::Done) };
     let (slice, last) = engine.desk_slice(connector, PLACE, &ol.channels).await?;
     let Some(last) = last else { return Ok(Outcome::Done) };
@@ -172,7 +177,11 @@ pub(super) async fn replies(
         let (operator, mut text) = read_operator_text(&m.text);
         for (file, link) in &m.files {
             let file = if file.is_empty() { "file" } else { file.as_str() };
-            text = [text, format!("📎 {file}: {link}")].into_iter().filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join("\n");
+            text = [text, format!("📎 {file}: {link}")]
+                .into_iter()
+                .filter(|t| !t.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n");
         }
         let author = match operator {
             Some(o) => format!("Bitrix24: {o}"),
@@ -206,7 +215,8 @@ pub(super) async fn delivery(
     what: &[&str],
 ) -> Result<Outcome> {
     let (Some(ol), [message_id, chat_id, im_message_id]) = (&cfg.openlines, what) else { return Ok(Outcome::Done) };
-    let (Some(name), Ok(chat_id), Ok(im_message_id)) = (&ol.connector, chat_id.parse::<i64>(), im_message_id.parse::<i64>())
+    let (Some(name), Ok(chat_id), Ok(im_message_id)) =
+        (&ol.connector, chat_id.parse::<i64>(), im_message_id.parse::<i64>())
     else {
         return Ok(Outcome::Done);
     };
