@@ -37,7 +37,7 @@ pub async fn run(okno: &Path, n: usize) -> Result<()> {
     to_bitrix24(okno, n).await
 }
 
-/// The portal's contacts, counted (ids are the portal's, from 1 up).
+/// The portal's contacts, counted (the portal's ids, from 1 up to `up_to`).
 fn portal_contacts(b24: &Bitrix24Sim, up_to: i64) -> usize {
     (1..=up_to).filter(|i| b24.entity("CONTACT", *i).is_some()).count()
 }
@@ -128,7 +128,8 @@ async fn to_bitrix24(okno: &Path, n: usize) -> Result<()> {
         .await?;
     made["id"].as_str().with_context(|| format!("the connector: {made}"))?;
     let deadline = Instant::now() + Duration::from_secs(3600);
-    let up_to = n as i64 + 10_000;
+    // A contact takes an id and its phone's value another: the portal's ids run past 2n.
+    let up_to = 3 * n as i64 + 10_000;
     loop {
         let held = portal_contacts(&b24, up_to);
         if held >= n {
@@ -137,7 +138,7 @@ async fn to_bitrix24(okno: &Path, n: usize) -> Result<()> {
         if Instant::now() > deadline {
             bail!("the portal did not get the contacts within an hour: {held}");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let took = started.elapsed().as_secs_f64();
     let floor = (n as f64 / BATCH).ceil() / PER_SECOND;
