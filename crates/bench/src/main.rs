@@ -25,6 +25,7 @@ use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
 mod avito;
+mod bitrix24;
 mod broadcast;
 mod channels;
 mod connectors;
@@ -111,7 +112,11 @@ struct Args {
     /// Measure contact sync with amoCRM, `--contacts` each way, against its simulator at its limit.
     #[arg(long)]
     amocrm: bool,
-    /// amoCRM: contacts synced each way.
+    /// Measure contact sync with Bitrix24, `--contacts` each way, against its simulator at the
+    /// standard plan's bucket (2 requests a second, 50 at most).
+    #[arg(long)]
+    bitrix24: bool,
+    /// amoCRM and Bitrix24: contacts synced each way.
     #[arg(long, default_value_t = 100_000)]
     contacts: usize,
     /// Events: run on this PostgreSQL database (empty) instead of a fresh one, e.g. one with
@@ -155,6 +160,9 @@ async fn main() -> Result<()> {
     }
     if args.amocrm {
         return connectors::run(&okno, args.contacts).await;
+    }
+    if args.bitrix24 {
+        return bitrix24::run(&okno, args.contacts).await;
     }
     if args.widget {
         return widget::run(&okno, args.visitors, args.rate).await;

@@ -1,5 +1,6 @@
 //! Rules that act in a business system: a rule's result may be an amoCRM note, a field set, a
-//! stage moved or a task made, not only a message.
+//! stage moved or a task made (in Bitrix24: a timeline comment, a field, a stage), not only a
+//! message.
 //!
 //! ```json
 //! {"name": "Оплата в сделку", "event": "payment.received",
@@ -32,9 +33,10 @@ use crate::Engine;
 pub enum Act {
     /// A note on the deal (`text`).
     Note,
-    /// A field of the deal set (`field`: its id, `value`).
+    /// A field of the deal set (`field`: its id in amoCRM, its `UF_CRM_…` name in Bitrix24; `value`).
     Field,
-    /// The deal moved to a stage (`stage`, and `pipeline` when it changes pipeline).
+    /// The deal moved to a stage (`stage`: amoCRM's status id, Bitrix24's `STAGE_ID`; and
+    /// `pipeline` when it changes pipeline).
     Stage,
     /// A task on the deal (`text`, `due` from now, `responsible` user).
     Task,
@@ -60,7 +62,7 @@ pub struct ActionSpec {
     pub connector: String,
     #[serde(rename = "do")]
     pub act: Act,
-    /// The deal: amoCRM's lead id.
+    /// The deal: amoCRM's lead id, Bitrix24's deal id.
     pub deal: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -180,8 +182,13 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            if connector.kind != ConnectorKind::Amocrm {
-                return Err(invalid(format!("`{}` connectors do not take rule actions yet", connector.kind)));
+            match connector.kind {
+                ConnectorKind::Amocrm => {}
+                ConnectorKind::Bitrix24 if a.act != Act::Task => {}
+                ConnectorKind::Bitrix24 => return Err(invalid(
+                    "Bitrix24 connectors take `note` (a timeline comment), `field` and `stage` actions; not `task` yet",
+                )),
+                other => return Err(invalid(format!("`{other}` connectors do not take rule actions yet"))),
             }
         }
         Ok(())
@@ -228,6 +235,7 @@ impl Engine {
         let rendered = Rendered { act: action.act, deal, text, field, value, stage, pipeline, responsible, due_ms };
         let outcome = match connector.kind {
             ConnectorKind::Amocrm => super::amocrm::rule_action(self, &connector, &rendered).await?,
+            ConnectorKind::Bitrix24 => super::bitrix24::rule_action(self, &connector, &rendered).await?,
             _ => Outcome::Done,
         };
         self.note_outcome(&connector, outcome).await

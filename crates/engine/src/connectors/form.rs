@@ -62,6 +62,37 @@ const AMOCRM: &[Field] = &[
     field("task.taken_status_id", "Stage once taken (id)", "Этап после взятия (id)", Input::Number, false),
 ];
 
+const BITRIX24: &[Field] = &[
+    Field {
+        help_en: "Bitrix24 → Developer resources → Other → Inbound webhook (scopes crm, user, telephony): https://<portal>/rest/<user>/<code>/",
+        help_ru: "Битрикс24 → Разработчикам → Другое → Входящий вебхук (права crm, user, telephony): https://<портал>/rest/<пользователь>/<код>/",
+        ..field("webhook_url", "Inbound webhook address", "Адрес входящего вебхука", Input::Secret, true)
+    },
+    Field {
+        help_en: "Of the outgoing webhook (event ONCRMDEALUPDATE, address shown after connecting); empty: okno takes no posts",
+        help_ru: "Исходящего вебхука (событие ONCRMDEALUPDATE, адрес покажется после подключения); пусто — okno не принимает события",
+        ..field("application_token", "Application token", "Токен приложения", Input::Secret, false)
+    },
+    Field {
+        help_en: "standard (2 requests a second) or enterprise (5)",
+        help_ru: "standard (2 запроса в секунду) или enterprise (5)",
+        ..field("plan", "Plan", "Тариф", Input::Text, false)
+    },
+    Field {
+        help_en: "A deal moved to this stage (its STAGE_ID, e.g. PREPARATION or C1:NEW) becomes a task for the group",
+        help_ru: "Сделка, перешедшая на эту стадию (STAGE_ID, например PREPARATION или C1:NEW), становится задачей для группы",
+        ..field("task.stage_id", "Stage that posts a task", "Стадия, которая ставит задачу", Input::Text, false)
+    },
+    field("task.channel_id", "Channel of the group", "Канал группы", Input::Channel, false),
+    Field {
+        help_en: "The group chat's id, e.g. -1001234567890 in Telegram",
+        help_ru: "Id группового чата, например -1001234567890 в Telegram",
+        ..field("task.chat_id", "Group chat", "Групповой чат", Input::Text, false)
+    },
+    field("task.group", "Only members of contact group", "Только участники группы контактов", Input::Text, false),
+    field("task.taken_stage_id", "Stage once taken (STAGE_ID)", "Стадия после взятия (STAGE_ID)", Input::Text, false),
+];
+
 const PBX: &[Field] = &[Field {
     help_en: "At least 16 characters; the PBX signs each post with it (X-Okno-Signature, HMAC-SHA256)",
     help_ru: "Не короче 16 символов; АТС подписывает им каждый запрос (HMAC-SHA256)",
@@ -84,15 +115,16 @@ const ONEC: &[Field] = &[
 ];
 
 /// The kinds the admin page connects, in its order.
-pub const KINDS: &[ConnectorKind] = &[ConnectorKind::Amocrm, ConnectorKind::Onec, ConnectorKind::Pbx];
+pub const KINDS: &[ConnectorKind] =
+    &[ConnectorKind::Amocrm, ConnectorKind::Bitrix24, ConnectorKind::Onec, ConnectorKind::Pbx];
 
 /// The fields of a kind's form; empty for a kind connected through the API only.
 pub fn fields(kind: ConnectorKind) -> &'static [Field] {
     match kind {
         ConnectorKind::Amocrm => AMOCRM,
+        ConnectorKind::Bitrix24 => BITRIX24,
         ConnectorKind::Pbx => PBX,
         ConnectorKind::Onec => ONEC,
-        _ => &[],
     }
 }
 
@@ -112,7 +144,7 @@ pub fn config(kind: ConnectorKind, value: impl Fn(&str) -> Option<String>) -> Va
             None => config.insert(f.name.to_string(), v),
         };
     }
-    if task.contains_key("status_id") {
+    if task.contains_key("status_id") || task.contains_key("stage_id") {
         config.insert("tasks".into(), Value::Array(vec![Value::Object(task)]));
     }
     Value::Object(config)
@@ -143,5 +175,21 @@ mod tests {
         );
         let no_stage = |name: &str| (name == "api_base" || name == "task.chat_id").then(|| "x".to_string());
         assert_eq!(config(ConnectorKind::Amocrm, no_stage), json!({"api_base": "x"}), "no stage: no task");
+        let b24 = |name: &str| -> Option<String> {
+            match name {
+                "webhook_url" => Some("https://p.bitrix24.ru/rest/1/abc/".into()),
+                "task.stage_id" => Some("PREPARATION".into()),
+                "task.channel_id" => Some("ch1".into()),
+                "task.chat_id" => Some("-1001".into()),
+                "task.taken_stage_id" => Some("EXECUTING".into()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            config(ConnectorKind::Bitrix24, b24),
+            json!({"webhook_url": "https://p.bitrix24.ru/rest/1/abc/",
+                   "tasks": [{"stage_id": "PREPARATION", "channel_id": "ch1", "chat_id": "-1001", "taken_stage_id": "EXECUTING"}]}),
+            "a stage id stays text"
+        );
     }
 }

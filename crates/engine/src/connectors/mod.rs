@@ -16,13 +16,14 @@
 //! the connector's status to `error` with the system's words; a passing failure is retried
 //! through the outbox.
 //!
-//! Kinds: [`amocrm`], [`onec`] (1C:Enterprise's OData), [`pbx`] (a company's own telephony).
+//! Kinds: [`amocrm`], [`bitrix24`], [`onec`] (1C:Enterprise's OData), [`pbx`] (a company's own telephony).
 //! Rules that act in a business system: [`actions`]; a connector's standing work: [`poll`]; a
 //! business system's desk answering okno's conversations: [`desk`]; the admin page's forms:
 //! [`form`].
 
 pub mod actions;
 pub mod amocrm;
+pub mod bitrix24;
 pub mod desk;
 pub mod form;
 pub mod onec;
@@ -68,14 +69,9 @@ impl Engine {
         let secret = okno_domain::ids::random_hex(24);
         let (config, info) = match kind {
             ConnectorKind::Amocrm => amocrm::connect(self, &id, &secret, &config).await?,
+            ConnectorKind::Bitrix24 => bitrix24::connect(self, &id, &secret, &config).await?,
             ConnectorKind::Pbx => pbx::connect(self, &id, &secret, &config)?,
             ConnectorKind::Onec => onec::connect(self, &id, &secret, &config).await?,
-            other => {
-                return Err(Error::unprocessable(
-                    "unsupported_kind",
-                    format!("`{other}` connectors are not built yet; okno connects amocrm"),
-                ))
-            }
         };
         let connector =
             self.store.create_connector(&id, NewConnector { kind, name: name.to_string(), config, info }).await?;
@@ -111,14 +107,9 @@ impl Engine {
             let secret = old.config.get(HOOK_SECRET).and_then(Value::as_str).unwrap_or_default().to_string();
             let (config, info) = match old.kind {
                 ConnectorKind::Amocrm => amocrm::connect(self, id, &secret, &config).await?,
+                ConnectorKind::Bitrix24 => bitrix24::connect(self, id, &secret, &config).await?,
                 ConnectorKind::Pbx => pbx::connect(self, id, &secret, &config)?,
                 ConnectorKind::Onec => onec::connect(self, id, &secret, &config).await?,
-                other => {
-                    return Err(Error::unprocessable(
-                        "unsupported_kind",
-                        format!("`{other}` connectors are not built yet"),
-                    ))
-                }
             };
             patch.config = Some(config);
             // What the system says of itself now, over the places its duties keep.
@@ -153,6 +144,7 @@ impl Engine {
         }
         match connector.kind {
             ConnectorKind::Amocrm => amocrm::hook(self, &connector, req.body).await,
+            ConnectorKind::Bitrix24 => bitrix24::hook(self, &connector, req.body).await,
             ConnectorKind::Pbx => pbx::hook(self, &connector, req).await,
             other => Err(Error::unprocessable("unsupported_kind", format!("`{other}` connectors take no hooks yet"))),
         }
@@ -164,6 +156,7 @@ impl Engine {
         let Some(connector) = self.live_connector(&ConnectorId::from(id)).await? else { return Ok(Outcome::Done) };
         let outcome = match connector.kind {
             ConnectorKind::Amocrm => amocrm::event(self, &connector, what).await?,
+            ConnectorKind::Bitrix24 => bitrix24::event(self, &connector, what).await?,
             _ => Outcome::Done,
         };
         self.note_outcome(&connector, outcome).await
@@ -180,6 +173,7 @@ impl Engine {
         let Some(connector) = self.live_connector(&ConnectorId::from(id)).await? else { return Ok(Outcome::Done) };
         let outcome = match connector.kind {
             ConnectorKind::Amocrm => amocrm::task_taken(self, &connector, &task).await?,
+            ConnectorKind::Bitrix24 => bitrix24::task_taken(self, &connector, &task).await?,
             _ => Outcome::Done,
         };
         self.note_outcome(&connector, outcome).await
@@ -225,6 +219,7 @@ impl Engine {
         if let Ok(mut clients) = self.amocrm.lock() {
             clients.remove(id);
         }
+        bitrix24::forget(id);
     }
 }
 

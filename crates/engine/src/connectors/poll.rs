@@ -41,6 +41,7 @@ impl Engine {
         let Some(connector) = self.live_connector(&ConnectorId::from(id)).await? else { return Ok(None) };
         let polled = match connector.kind {
             ConnectorKind::Amocrm => super::amocrm::poll(self, &connector).await?,
+            ConnectorKind::Bitrix24 => super::bitrix24::poll(self, &connector).await?,
             ConnectorKind::Onec => super::onec::poll(self, &connector).await?,
             _ => Polled { outcome: Outcome::Done, again: IDLE },
         };

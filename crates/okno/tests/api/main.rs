@@ -6,6 +6,7 @@
 mod auth_and_ops;
 mod avito;
 mod bad_input;
+mod bitrix24;
 mod bots;
 mod broadcasts;
 mod channels_and_contacts;
