@@ -7,7 +7,7 @@
 //! a value and a branch (`a=1&a[b]=2`) keeps the branch. Nothing here panics on any input.
 
 use okno_domain::form::{FormError, MAX_PAIRS};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Why a body is not an amoCRM webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,7 +192,7 @@ mod tests {
             assert!(matches!(tree(bad.as_bytes()), Err(HookError::BadKey(_))), "{bad}");
         }
         assert_eq!(tree(b"a=1&a[b]=2&a=3").unwrap()["a"]["b"], "2", "a branch is kept over a value");
-        assert_eq!(tree(b"").unwrap(), Value::Object(Map::new()));
+        assert_eq!(tree(b"").unwrap(), Value::Object(serde_json::Map::new()));
         let deep = format!("a{}=1", "[x]".repeat(okno_domain::form::MAX_DEPTH + 1));
         assert!(tree(deep.as_bytes()).is_err());
     }
