@@ -77,7 +77,7 @@ async fn from_bitrix24(okno: &Path, n: usize) -> Result<()> {
     // user.current when connecting, the first page, then batches of 50 pages.
     let calls = 2.0 + ((n as f64 - PAGE).max(0.0) / (PAGE * BATCH)).ceil();
     let floor = calls / PER_SECOND;
-    let in_okno = count_contacts(&server).await?;
+    let in_okno = server.count_contacts().await?;
     let requests = b24.log().len();
     println!(
         "from Bitrix24: {n} contacts in {took:.1} s = {:.0} contacts/s; floor {floor:.1} s ({calls} requests at {PER_SECOND}/s) → {:.2}× the floor; okno holds {in_okno} contacts (duplicates: {}); {requests} requests, {} refused for the limit",
@@ -155,22 +155,4 @@ async fn to_bitrix24(okno: &Path, n: usize) -> Result<()> {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// okno's contacts, counted page by page.
-async fn count_contacts(server: &Okno) -> Result<usize> {
-    let mut count = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/contacts?limit=500&cursor={c}"),
-            None => "/contacts?limit=500".to_string(),
-        };
-        let page = server.call(reqwest::Method::GET, &path, None).await?;
-        count += page["items"].as_array().map_or(0, Vec::len);
-        match page["next"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return Ok(count),
-        }
-    }
 }

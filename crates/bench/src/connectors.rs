@@ -70,7 +70,7 @@ async fn from_amocrm(okno: &Path, n: usize) -> Result<()> {
     }
     let took = started.elapsed().as_secs_f64();
     let floor = (n as f64 / PAGE).ceil() / PER_SECOND;
-    let in_okno = count_contacts(&server).await?;
+    let in_okno = server.count_contacts().await?;
     println!(
         "from amoCRM: {n} contacts in {took:.1} s = {:.0} contacts/s; floor {floor:.1} s (pages of {PAGE} at {PER_SECOND}/s) → {:.2}× the floor; okno holds {in_okno} contacts (duplicates: {}); amoCRM's peak {} calls in a second",
         n as f64 / took,
@@ -148,22 +148,4 @@ async fn to_amocrm(okno: &Path, n: usize) -> Result<()> {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// okno's contacts, counted page by page.
-async fn count_contacts(server: &Okno) -> Result<usize> {
-    let mut count = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/contacts?limit=500&cursor={c}"),
-            None => "/contacts?limit=500".to_string(),
-        };
-        let page = server.call(reqwest::Method::GET, &path, None).await?;
-        count += page["items"].as_array().map_or(0, Vec::len);
-        match page["next"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return Ok(count),
-        }
-    }
 }

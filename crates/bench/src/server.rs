@@ -98,6 +98,24 @@ impl Okno {
         Ok(req.send().await?.json().await?)
     }
 
+    /// okno's contacts, counted page by page through the API.
+    pub(crate) async fn count_contacts(&self) -> Result<usize> {
+        let mut count = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/contacts?limit=500&cursor={c}"),
+                None => "/contacts?limit=500".to_string(),
+            };
+            let page = self.call(reqwest::Method::GET, &path, None).await?;
+            count += page["items"].as_array().map_or(0, Vec::len);
+            match page["next"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(count),
+            }
+        }
+    }
+
     /// okno's `inbound_messages` counter for one channel kind (`telegram`, `viber`…).
     pub(crate) async fn inbound(&self, kind: &str) -> Result<u64> {
         self.counter("inbound_messages", &[&format!("channel_kind=\"{kind}\"")]).await
