@@ -65,22 +65,17 @@ const AMOCRM: &[Field] = &[
 const BITRIX24: &[Field] = &[
     Field {
         help_en: "Bitrix24 → Developer resources → Other → Inbound webhook (scopes crm, user, telephony): https://<portal>/rest/<user>/<code>/",
-        help_ru: "Битрикс24 → Разработчикам → Другое → Входящий вебхук (права crm, user, telephony): https://<портал>/rest/<пользователь>/<код>/",
+        help_ru: "Битрикс24 → Разработчикам → Другое → Входящий вебхук (права на CRM, пользователей и телефонию)",
         ..field("webhook_url", "Inbound webhook address", "Адрес входящего вебхука", Input::Secret, true)
     },
     Field {
         help_en: "Of the outgoing webhook (event ONCRMDEALUPDATE, address shown after connecting); empty: okno takes no posts",
-        help_ru: "Исходящего вебхука (событие ONCRMDEALUPDATE, адрес покажется после подключения); пусто — okno не принимает события",
+        help_ru: "Исходящего вебхука на изменение сделки (адрес покажется после подключения); пусто — okno не принимает события",
         ..field("application_token", "Application token", "Токен приложения", Input::Secret, false)
     },
     Field {
-        help_en: "standard (2 requests a second) or enterprise (5)",
-        help_ru: "standard (2 запроса в секунду) или enterprise (5)",
-        ..field("plan", "Plan", "Тариф", Input::Text, false)
-    },
-    Field {
         help_en: "A deal moved to this stage (its STAGE_ID, e.g. PREPARATION or C1:NEW) becomes a task for the group",
-        help_ru: "Сделка, перешедшая на эту стадию (STAGE_ID, например PREPARATION или C1:NEW), становится задачей для группы",
+        help_ru: "Сделка, перешедшая на эту стадию (её код из настроек воронки), становится задачей для группы",
         ..field("task.stage_id", "Stage that posts a task", "Стадия, которая ставит задачу", Input::Text, false)
     },
     field("task.channel_id", "Channel of the group", "Канал группы", Input::Channel, false),
@@ -90,7 +85,7 @@ const BITRIX24: &[Field] = &[
         ..field("task.chat_id", "Group chat", "Групповой чат", Input::Text, false)
     },
     field("task.group", "Only members of contact group", "Только участники группы контактов", Input::Text, false),
-    field("task.taken_stage_id", "Stage once taken (STAGE_ID)", "Стадия после взятия (STAGE_ID)", Input::Text, false),
+    field("task.taken_stage_id", "Stage once taken (STAGE_ID)", "Стадия после взятия (код)", Input::Text, false),
 ];
 
 const PBX: &[Field] = &[Field {
