@@ -121,7 +121,15 @@ impl Engine {
             patch.status = Some(("active".into(), None));
             self.forget_connector(id);
         }
-        self.store.update_connector(id, patch).await
+        let reconnected = patch.config.is_some();
+        let connector = self.store.update_connector(id, patch).await?;
+        if reconnected {
+            // Its standing job may be waiting out a long backoff from the old credentials:
+            // what they held runs now rather than at the end of it.
+            self.store.poll_connector_now(id).await?;
+            self.wake();
+        }
+        Ok(connector)
     }
 
     pub async fn delete_connector(&self, id: &ConnectorId) -> Result<()> {
