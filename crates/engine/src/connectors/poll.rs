@@ -53,10 +53,10 @@ impl Engine {
     /// times its duties last ran are forgotten and its job brought forward.
     pub async fn sync_connector_now(&self, id: &ConnectorId) -> Result<()> {
         let connector = self.store.get_connector(id).await?;
-        for key in DUE_KEYS {
-            if connector.info.get(key).is_some() {
-                self.keep_place(&connector, key, Value::from(0)).await?;
-            }
+        let due: Vec<(&str, Value)> =
+            DUE_KEYS.iter().filter(|k| connector.info.get(**k).is_some()).map(|k| (*k, Value::from(0))).collect();
+        if !due.is_empty() {
+            self.keep_places(&connector, due).await?;
         }
         self.store.poll_connector_now(id).await?;
         self.wake();
@@ -65,11 +65,18 @@ impl Engine {
 
     /// Keeps a duty's place (`info[key]`) in the connector.
     pub(crate) async fn keep_place(&self, connector: &Connector, key: &str, place: Value) -> Result<Connector> {
+        self.keep_places(connector, vec![(key, place)]).await
+    }
+
+    /// Keeps several duties' places at once: one read and one write of the connector.
+    pub(crate) async fn keep_places(&self, connector: &Connector, places: Vec<(&str, Value)>) -> Result<Connector> {
         let mut info = self.store.get_connector(&connector.id).await?.info;
         if !info.is_object() {
             info = Value::Object(Default::default());
         }
-        info[key] = place;
+        for (key, place) in places {
+            info[key] = place;
+        }
         let patch = ConnectorPatch { info: Some(info), ..Default::default() };
         self.store.update_connector(&connector.id, patch).await
     }

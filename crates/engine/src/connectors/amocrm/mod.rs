@@ -591,10 +591,11 @@ pub(crate) async fn poll(engine: &Engine, connector: &Connector) -> Result<Polle
     };
     let client = engine.amo_client(&connector, &cfg)?;
     let ran = contacts::sync(engine, &connector, &cfg, &client).await?;
-    let connector = engine.keep_place(&connector, "contacts_more", json!(ran.more)).await?;
+    let mut places = vec![("contacts_more", json!(ran.more))];
     if !ran.more {
-        engine.keep_place(&connector, "contacts_at", json!(okno_domain::time::now_ms())).await?;
+        places.push(("contacts_at", json!(okno_domain::time::now_ms())));
     }
+    engine.keep_places(&connector, places).await?;
     let next = if ran.more { std::time::Duration::ZERO } else { every.min(again) };
     // A failed look at the chats shows too, unless the contacts' own outcome says more.
     let outcome = match (ran.outcome, result) {

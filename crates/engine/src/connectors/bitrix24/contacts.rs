@@ -173,10 +173,11 @@ pub(super) async fn due_sync(
         return Ok((Outcome::Done, Duration::from_millis(due_in as u64)));
     }
     let ran = run(engine, &connector, client, sync).await?;
-    let connector = engine.keep_place(&connector, "contacts_more", json!(ran.more)).await?;
+    let mut places = vec![("contacts_more", json!(ran.more))];
     if !ran.more {
-        engine.keep_place(&connector, "contacts_at", json!(okno_domain::time::now_ms())).await?;
+        places.push(("contacts_at", json!(okno_domain::time::now_ms())));
     }
+    engine.keep_places(&connector, places).await?;
     Ok((ran.outcome, if ran.more { Duration::ZERO } else { every }))
 }
 
