@@ -264,6 +264,8 @@ pub(crate) struct World {
     pub(crate) buckets: HashMap<String, Bucket>,
     /// Methods over their execution-time budget → until when (and its unix time).
     pub(crate) blocked: HashMap<String, (Instant, i64)>,
+    /// Methods to block once they have answered so many more calls: (calls, for how long).
+    pub(crate) block_after: HashMap<String, (usize, Duration)>,
     /// `CONTACT`, `COMPANY`, `DEAL` → id → fields as Bitrix24 returns them.
     pub(crate) crm: HashMap<&'static str, BTreeMap<i64, Map<String, Value>>>,
     /// Smart-process items: (entityTypeId, id) → camelCase fields.
@@ -357,6 +359,7 @@ impl Bitrix24Sim {
             refreshes: 0,
             buckets: HashMap::new(),
             blocked: HashMap::new(),
+            block_after: HashMap::new(),
             crm: HashMap::new(),
             items: BTreeMap::new(),
             comments: Vec::new(),
@@ -575,6 +578,17 @@ impl Bitrix24Sim {
         self.inner.world().crm.get(kind).and_then(|m| m.get(&id)).cloned()
     }
 
+    /// How many contacts, companies or deals the portal holds, and how many distinct first
+    /// phone numbers among them (fewer than the rows: some are doubles).
+    pub fn count(&self, kind: &str) -> (usize, usize) {
+        let Some(kind) = methods::kind(kind) else { return (0, 0) };
+        let w = self.inner.world();
+        let Some(table) = w.crm.get(kind) else { return (0, 0) };
+        let phones: std::collections::HashSet<&str> =
+            table.values().filter_map(|r| r.get("PHONE")?.as_array()?.first()?.get("VALUE")?.as_str()).collect();
+        (table.len(), phones.len())
+    }
+
     /// A smart-process item's fields.
     pub fn item(&self, entity_type_id: i64, id: i64) -> Option<Map<String, Value>> {
         self.inner.world().items.get(&(entity_type_id, id)).cloned()
@@ -656,6 +670,12 @@ impl Bitrix24Sim {
     pub fn block_method(&self, method: &str, period: Duration) {
         let reset = unix_now() + period.as_secs() as i64 + 1;
         self.inner.world().blocked.insert(method.to_ascii_lowercase(), (Instant::now() + period, reset));
+    }
+
+    /// `method` answers `calls` more calls (single or in a batch), then is blocked like
+    /// [`Bitrix24Sim::block_method`] for `period`: a budget that runs out in the middle of work.
+    pub fn block_method_after(&self, method: &str, calls: usize, period: Duration) {
+        self.inner.world().block_after.insert(method.to_ascii_lowercase(), (calls, period));
     }
 
     /// Requests so far, in order.

@@ -116,9 +116,14 @@ pub(crate) fn run(
                 delete_entity(w, k, id, source, fx).and_then(|_| reply(json!(true)))
             }
             "list" => {
-                let rows: Vec<Map<String, Value>> =
-                    w.crm.get(k).map(|m| m.values().cloned().collect()).unwrap_or_default();
-                list(rows, params, true)
+                // The table is kept in id order, like the portal's primary key: `>ID` starts
+                // the walk at its place instead of at the first row.
+                let Some(table) = w.crm.get(k) else { return list(std::iter::empty(), params, true, true) };
+                let after = param(params, "filter").and_then(|f| param(f, ">ID")).and_then(int);
+                match after {
+                    Some(a) => list(table.range(a.saturating_add(1)..).map(|(_, r)| r), params, true, true),
+                    None => list(table.values(), params, true, true),
+                }
             }
             _ => Err(fail(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")),
         };
@@ -130,13 +135,12 @@ pub(crate) fn run(
                 f.retain(|k, _| !matches!(k.as_str(), "auth" | "start" | "sort" | "order" | "auth_connector"));
                 Value::Object(f)
             });
-            let rows: Vec<Map<String, Value>> = w.users.values().map(|u| u.fields.clone()).collect();
             let mut q = Map::new();
             q.insert("filter".into(), filter);
             if let Some(s) = param(params, "start") {
                 q.insert("start".into(), s.clone());
             }
-            list(rows, &Value::Object(q), false)
+            list(w.users.values().map(|u| &u.fields), &Value::Object(q), false, false)
         }
         "user.current" => {
             let u = w.users.get(&caller.user).ok_or_else(|| fail(401, "NO_AUTH_FOUND", "Wrong authorization data"))?;
@@ -220,7 +224,7 @@ pub(crate) fn run(
                 let dir = param(params, "ORDER").and_then(text).unwrap_or_else(|| "ASC".into());
                 q.insert("order".into(), json!({ sort: dir }));
             }
-            list(w.calls.clone(), &Value::Object(q), false)
+            list(w.calls.iter(), &Value::Object(q), false, false)
         }
         _ => Err(fail(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")),
     }
@@ -373,39 +377,51 @@ fn apply(w: &mut World, k: &str, e: &mut Map<String, Value>, fields: &Map<String
     Ok(())
 }
 
-/// A list's page: `filter`, `order`, `select`, `start` (50 a page; -1: no total).
-fn list(mut rows: Vec<Map<String, Value>>, params: &Value, crm: bool) -> Result<Reply, Fail> {
-    if let Some(Value::Object(filter)) = param(params, "filter") {
-        rows.retain(|r| filter.iter().all(|(k, v)| matches(r, k, v)));
-    }
+/// A list's page: `filter`, `order`, `select`, `start` (50 a page; -1: no total). `by_id`: the
+/// rows come in id order, so an id order needs no sort and `start=-1` reads only the page.
+fn list<'a>(
+    rows: impl Iterator<Item = &'a Map<String, Value>>,
+    params: &Value,
+    crm: bool,
+    by_id: bool,
+) -> Result<Reply, Fail> {
+    let filter = param(params, "filter").and_then(Value::as_object);
+    let keep = |r: &&Map<String, Value>| filter.is_none_or(|f| f.iter().all(|(k, v)| matches(r, k, v)));
     let (field, desc) = match param(params, "order").and_then(Value::as_object).and_then(|o| o.iter().next()) {
         Some((k, v)) => (k.to_ascii_uppercase(), text(v).is_some_and(|d| d.eq_ignore_ascii_case("DESC"))),
         None => ("ID".to_string(), false),
     };
-    rows.sort_by(|a, b| {
-        let o = compare(a.get(&field).unwrap_or(&Value::Null), b.get(&field).unwrap_or(&Value::Null));
-        if desc {
-            o.reverse()
-        } else {
-            o
-        }
-    });
     let select: Vec<String> =
         param(params, "select").map(|s| items(s).into_iter().filter_map(text).collect()).unwrap_or_default();
+    let shown = |r: &Map<String, Value>| Value::Object(if crm { selected(r.clone(), &select) } else { r.clone() });
     let start = param(params, "start").and_then(int).unwrap_or(0);
-    let total = rows.len() as i64;
     let skip = start.max(0) as usize;
-    let page: Vec<Value> = rows
-        .into_iter()
-        .skip(skip)
-        .take(PAGE)
-        .map(|r| Value::Object(if crm { selected(r, &select) } else { r }))
-        .collect();
+    let mut kept: Vec<&Map<String, Value>> = if by_id && field == "ID" && !desc {
+        if start < 0 {
+            return reply(Value::Array(rows.filter(keep).take(PAGE).map(shown).collect()));
+        }
+        rows.filter(keep).collect()
+    } else {
+        let kept: Vec<&Map<String, Value>> = rows.filter(keep).collect();
+        let keys: Vec<Key> = kept.iter().map(|r| Key::of(r.get(&field).unwrap_or(&Value::Null))).collect();
+        let mut order: Vec<usize> = (0..kept.len()).collect();
+        order.sort_by(|a, b| {
+            let o = keys[*a].cmp(&keys[*b]);
+            if desc {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        order.into_iter().map(|i| kept[i]).collect()
+    };
+    let total = kept.len();
+    let page: Vec<Value> = kept.drain(skip.min(total)..).take(PAGE).map(shown).collect();
     if start < 0 {
         return reply(Value::Array(page));
     }
-    let next = (skip + PAGE < total as usize).then_some((skip + PAGE) as i64);
-    Ok(Reply { result: Value::Array(page), next, total: Some(total) })
+    let next = (skip + PAGE < total).then_some((skip + PAGE) as i64);
+    Ok(Reply { result: Value::Array(page), next, total: Some(total as i64) })
 }
 
 /// `select` applied: `*` every plain field, `UF_*` the custom ones, multi-fields only by name.
@@ -470,14 +486,33 @@ fn matches(r: &Map<String, Value>, key: &str, want: &Value) -> bool {
 
 /// Numbers as numbers, dates as instants, else text.
 fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    let (ta, tb) = (text(a).unwrap_or_default(), text(b).unwrap_or_default());
-    if let (Ok(x), Ok(y)) = (ta.trim().parse::<f64>(), tb.trim().parse::<f64>()) {
-        return x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+    Key::of(a).cmp(&Key::of(b))
+}
+
+/// A value as the portal orders it: numbers as numbers, moments as moments, else as text.
+struct Key {
+    text: String,
+    number: Option<f64>,
+    moment: Option<jiff::Timestamp>,
+}
+
+impl Key {
+    fn of(v: &Value) -> Key {
+        let text = text(v).unwrap_or_default();
+        let number = text.trim().parse::<f64>().ok();
+        let moment = if number.is_none() { text.parse::<jiff::Timestamp>().ok() } else { None };
+        Key { text, number, moment }
     }
-    if let (Ok(x), Ok(y)) = (ta.parse::<jiff::Timestamp>(), tb.parse::<jiff::Timestamp>()) {
-        return x.cmp(&y);
+
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        if let (Some(x), Some(y)) = (self.number, other.number) {
+            return x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+        }
+        if let (Some(x), Some(y)) = (self.moment, other.moment) {
+            return x.cmp(&y);
+        }
+        self.text.cmp(&other.text)
     }
-    ta.cmp(&tb)
 }
 
 /// `crm.item.get`'s item: a smart-process item, or a deal (2) in camelCase.

@@ -275,6 +275,16 @@ fn take_from_bucket(w: &mut World, key: &str) -> Result<(), Fail> {
 
 /// 429 while `method` is over its execution-time budget.
 pub(crate) fn blocked(w: &mut World, method: &str) -> Option<Fail> {
+    if let Some((calls, period)) = w.block_after.get_mut(method) {
+        if *calls == 0 {
+            let period = *period;
+            w.block_after.remove(method);
+            let reset = crate::unix_now() + period.as_secs() as i64 + 1;
+            w.blocked.insert(method.to_string(), (Instant::now() + period, reset));
+        } else {
+            *calls -= 1;
+        }
+    }
     let (until, _) = *w.blocked.get(method)?;
     if Instant::now() >= until {
         w.blocked.remove(method);

@@ -79,6 +79,27 @@ pub struct Refusal {
     pub description: String,
 }
 
+impl Refusal {
+    /// A batch command's refusal (which has no HTTP status of its own) as the error the same
+    /// refusal of a single call would be: a limit passes, a token or access refusal needs a
+    /// person, the rest names what is wrong.
+    pub fn into_error(self) -> B24Error {
+        match self.code.as_str() {
+            "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" | "OVERLOAD_LIMIT" => B24Error::Limit(self),
+            "expired_token" => B24Error::ExpiredToken(self),
+            "invalid_token" => B24Error::InvalidToken(self),
+            "NO_AUTH_FOUND" => B24Error::Unauthorized(self),
+            "ACCESS_DENIED"
+            | "insufficient_scope"
+            | "WRONG_AUTH_TYPE"
+            | "INVALID_CREDENTIALS"
+            | "user_access_error" => B24Error::AccessDenied(self),
+            code if is_not_found(code, &self.description) => B24Error::NotFound(self),
+            _ => B24Error::Invalid(self),
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.code.is_empty(), self.description.is_empty()) {
@@ -143,7 +164,7 @@ impl B24Error {
 }
 
 /// The `time` of an answer, what okno reads of it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Timing {
     /// Seconds the portal worked on the call.
     pub duration: f64,
@@ -151,6 +172,8 @@ pub struct Timing {
     pub operating: f64,
     /// When the oldest minute of that accumulation drops out (unix seconds).
     pub operating_reset_at: Option<i64>,
+    /// When the portal began the call, by its own clock (`date_start`, ISO 8601).
+    pub date_start: Option<String>,
 }
 
 /// A method's answer: `result`, and for lists `next` and `total`.
@@ -592,6 +615,7 @@ fn reply_of(body: &str) -> Result<Reply, B24Error> {
             duration: float("duration"),
             operating: float("operating"),
             operating_reset_at: t.get("operating_reset_at").and_then(int),
+            date_start: t.get("date_start").and_then(text),
         },
     })
 }
@@ -731,10 +755,15 @@ mod tests {
         assert_eq!((r.code.as_str(), r.description.as_str()), ("QUERY_LIMIT_EXCEEDED", "Too many requests"));
         assert_eq!(refusal_of("<html>Bad Gateway</html>").description, "<html>Bad Gateway</html>");
         let ok = reply_of(
-            r#"{"result":[1],"next":50,"total":"120","time":{"duration":0.1,"operating_reset_at":1778747792}}"#,
+            r#"{"result":[1],"next":50,"total":"120","time":{"duration":0.1,"operating_reset_at":1778747792,"date_start":"2026-05-14T10:26:32+02:00"}}"#,
         )
         .unwrap();
         assert_eq!((ok.next, ok.total, ok.time.operating_reset_at), (Some(50), Some(120), Some(1_778_747_792)));
+        assert_eq!(ok.time.date_start.as_deref(), Some("2026-05-14T10:26:32+02:00"));
+        let refusal = |code: &str| Refusal { code: code.into(), description: "Method is blocked".into() };
+        assert!(refusal("OPERATION_TIME_LIMIT").into_error().is_passing(), "a batch command over its time waits");
+        assert!(refusal("expired_token").into_error().is_auth());
+        assert!(matches!(refusal("ERROR_CORE").into_error(), B24Error::Invalid(_)));
         assert!(matches!(reply_of("{}"), Err(B24Error::Unavailable(_))));
         assert!(matches!(reply_of("nope"), Err(B24Error::Unavailable(_))));
         let empty =

@@ -57,6 +57,14 @@ pub(crate) enum Outcome {
     Held(String),
 }
 
+impl Outcome {
+    /// The outbox tries the same work again: a standing duty that ended like this is still due,
+    /// not done until its next turn.
+    pub(crate) fn tried_again(&self) -> bool {
+        matches!(self, Outcome::Retry(_) | Outcome::Held(_))
+    }
+}
+
 impl Engine {
     /// Connects a business system: the kind checks `config` and the credentials, and subscribes
     /// okno to the system's events.

@@ -400,6 +400,98 @@ async fn bitrix24_operators_answer_an_okno_conversation_through_open_lines() {
         .expect("the held message in the line after the PATCH");
 }
 
+/// A big first read of the portal's contacts walks the table in id order, 50 pages a batch;
+/// when the method's time budget runs out in the middle, the walk goes on from the last batch
+/// written once the budget is back — its first page is not read again, nobody is doubled or
+/// missed — and the next look reads only what changed since the walk began.
+#[tokio::test]
+async fn a_first_contact_read_cut_short_goes_on_from_where_it_stopped() {
+    let app = TestApp::spawn().await;
+    let b24 = Bitrix24Sim::start().await;
+    let ids: Vec<i64> =
+        (0..2_600).map(|n| b24.add_contact(&format!("Клиент{n}"), "Портала", &format!("+7903{n:07}"), "")).collect();
+    let last = ids[2_599];
+    // The walk begins a second later than the last change: the next look starts after them.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The first page alone and a batch of 50 pages pass; the next batch's pages are refused.
+    b24.block_method_after("crm.contact.list", 51, Duration::from_secs(3));
+    let made = app
+        .post(
+            "/api/v1/connectors",
+            json!({"kind": "bitrix24", "name": "B24",
+                   "config": {"webhook_url": b24.webhook_url(b24.admin()),
+                              "contacts": {"direction": "from_bitrix24", "every": 3600}}}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let kept = eventually(20, || async {
+        let c = app.get(&format!("/api/v1/connectors/{id}")).await.body;
+        // The first page's place is kept too; the batch after it is what is waited for.
+        c["info"]["contacts_pull"]["after"].as_i64().filter(|a| *a > ids[49]).map(|after| (after, c))
+    })
+    .await
+    .expect("the walk's place kept after the first batch");
+    assert_eq!(kept.0, ids[2_549], "the place is the last id of the batch written: {}", kept.1);
+    let count = |ext: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/contacts?external_id={ext}")).await.body["items"]
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or_default()
+        }
+    };
+    eventually(60, || async { (count(format!("b24-{last}")).await == 1).then_some(()) }).await.unwrap_or_else(|| {
+        panic!(
+            "the walk did not finish once the budget was back: {:?}",
+            b24.log().iter().rev().take(5).map(|c| (c.method.clone(), c.status)).collect::<Vec<_>>()
+        )
+    });
+    let mut held = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/api/v1/contacts?limit=500{cursor}")).await.body;
+        held.extend(
+            page["items"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap_or("").to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = held.iter().collect();
+    assert_eq!((held.len(), distinct.len()), (2_600, 2_600), "every contact once");
+    let methods: Vec<String> = b24.log().into_iter().map(|c| c.method).collect();
+    let lists = methods.iter().filter(|m| *m == "crm.contact.list").count();
+    assert_eq!(lists, 1, "the first page was read once, the walk went on by batch: {methods:?}");
+    let c = app.get(&format!("/api/v1/connectors/{id}")).await.body;
+    let place = &c["info"]["contacts_pull"];
+    assert!(place.get("after").is_none(), "a finished walk keeps only its moment: {place}");
+    assert!(place["since"].as_str().is_some_and(|s| s.contains('T')), "the portal's moment: {place}");
+    assert_eq!(b24.over_limit(), 0);
+
+    // One contact changed: "sync now" reads it, and only what changed since the walk began.
+    b24.update_contact(last, json!({"NAME": "Последний"}));
+    let before = b24.log().len();
+    let synced = app.post(&format!("/api/v1/connectors/{id}/sync"), json!({})).await;
+    assert!(synced.status < 300, "{synced:?}");
+    eventually(20, || async {
+        let c = app.get(&format!("/api/v1/contacts?external_id=b24-{last}")).await.body;
+        (c["items"][0]["name"] == "Последний Портала").then_some(())
+    })
+    .await
+    .expect("the change read");
+    let after: Vec<String> = b24
+        .log()
+        .into_iter()
+        .skip(before)
+        .map(|c| c.method)
+        .filter(|m| m.contains("contact") || m == "batch")
+        .collect();
+    assert_eq!(after, ["crm.contact.list"], "one page holds what changed since the walk began");
+}
+
 /// The portal's calls in the contact's history: the end of a call posted to okno brings its
 /// record (the employee's name, the recording, how long), a missed call from a number nobody
 /// has is a new contact's, each call a business event once.

@@ -591,8 +591,10 @@ pub(crate) async fn poll(engine: &Engine, connector: &Connector) -> Result<Polle
     };
     let client = engine.amo_client(&connector, &cfg)?;
     let ran = contacts::sync(engine, &connector, &cfg, &client).await?;
-    let mut places = vec![("contacts_more", json!(ran.more))];
-    if !ran.more {
+    // A run amoCRM cut short (a limit, a token) is still due when the outbox tries again.
+    let unfinished = ran.more || ran.outcome.tried_again();
+    let mut places = vec![("contacts_more", json!(unfinished))];
+    if !unfinished {
         places.push(("contacts_at", json!(okno_domain::time::now_ms())));
     }
     engine.keep_places(&connector, places).await?;

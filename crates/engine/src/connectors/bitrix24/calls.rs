@@ -101,7 +101,10 @@ pub(super) async fn due_pull(
         return Ok((Outcome::Done, Duration::from_millis(due_in as u64)));
     }
     let o = pull(engine, &connector, client).await?;
-    engine.keep_place(&connector, "calls_at", json!(okno_domain::time::now_ms())).await?;
+    // A look the portal cut short stays due: the outbox's next try reads the calls.
+    if !o.tried_again() {
+        engine.keep_place(&connector, "calls_at", json!(okno_domain::time::now_ms())).await?;
+    }
     Ok((o, every))
 }
 

@@ -6,10 +6,11 @@
 //! ```
 //!
 //! ```text
-//!  pull: the portal's contacts changed since the kept moment (`>=DATE_MODIFY`), the first page
-//!        alone, the rest 50 pages a `batch` ─► written a page per transaction: found by
+//!  pull: the portal's contacts changed since the kept moment (`>=DATE_MODIFY`), walked by
+//!        `>ID` with `start=-1`, the first page alone, the rest 50 pages a `batch`, the last id
+//!        kept after each ─► written a page per transaction: found by
 //!        `external_id` `b24-<id>` (`b24-company-<id>`), else claimed by phone or e-mail among
-//!        okno's contacts no system claims, else made ─► the moment kept
+//!        okno's contacts no system claims, else made ─► the moment the walk began kept
 //!  push: okno's contacts changed since the kept place, in order ─► those the portal has not
 //!        seen like this (the digest in `attrs.bitrix24_sync` differs) ─► new ones 50
 //!        `crm.contact.add` a `batch` and given `b24-<id>`; known ones read (50 `crm.contact.get`
@@ -173,8 +174,10 @@ pub(super) async fn due_sync(
         return Ok((Outcome::Done, Duration::from_millis(due_in as u64)));
     }
     let ran = run(engine, &connector, client, sync).await?;
-    let mut places = vec![("contacts_more", json!(ran.more))];
-    if !ran.more {
+    // A run the portal cut short (a limit, a token) is still due when the outbox tries again.
+    let unfinished = ran.more || ran.outcome.tried_again();
+    let mut places = vec![("contacts_more", json!(unfinished))];
+    if !unfinished {
         places.push(("contacts_at", json!(okno_domain::time::now_ms())));
     }
     engine.keep_places(&connector, places).await?;
@@ -197,8 +200,10 @@ pub(crate) async fn run(engine: &Engine, connector: &Connector, client: &B24Clie
             kinds.push(true);
         }
         for company in kinds {
-            if let Err(stop) = pull(engine, connector, client, company).await? {
-                return Ok(Ran { outcome: stop, more: false });
+            match pull(engine, connector, client, company, started).await? {
+                Err(stop) => return Ok(Ran { outcome: stop, more: false }),
+                Ok(true) => return Ok(Ran { outcome: Outcome::Done, more: true }),
+                Ok(false) => {}
             }
         }
     }
@@ -222,77 +227,113 @@ pub(super) async fn one(engine: &Engine, client: &B24Client, company: bool, id: 
     Ok(Outcome::Done)
 }
 
-/// The portal's contacts (or companies) changed since the kept moment, written to okno.
+/// The portal's contacts (or companies) changed since the kept moment, written to okno. The
+/// walk goes in id order (`>ID` with `start=-1`, the portal's fast way through a big table:
+/// no count, no offset), a page read alone and then 50 pages a `batch`, each page's filter
+/// naming the last id of the page before (`$result[…][49][ID]`). Each batch is written and its
+/// last id kept before the next is asked for, so a walk cut short goes on from there. The next
+/// walk reads from the moment this one began by the portal's clock: a contact changed during
+/// the walk behind its place is read then. `Ok(Ok(true))`: the slice ran out with more to read.
 async fn pull(
     engine: &Engine,
     connector: &Connector,
     client: &B24Client,
     company: bool,
-) -> Result<std::result::Result<(), Outcome>> {
+    started: Instant,
+) -> Result<std::result::Result<bool, Outcome>> {
     let (method, place) =
         if company { ("crm.company.list", "companies_pull") } else { ("crm.contact.list", "contacts_pull") };
-    let connector = engine.store.get_connector(&connector.id).await?;
-    let since = connector.info.pointer(&format!("/{place}/since")).and_then(Value::as_str).map(str::to_string);
-    let mut filter = Map::new();
-    if let Some(s) = &since {
-        // The portal's moments are whole seconds: the last one is read again, and found
-        // unchanged.
-        filter.insert(">=DATE_MODIFY".into(), json!(s));
-    }
+    let mut connector = engine.store.get_connector(&connector.id).await?;
+    let kept = connector.info.get(place).cloned().unwrap_or(Value::Null);
+    let since = kept.get("since").and_then(Value::as_str).map(str::to_string);
+    let mut after = kept.get("after").and_then(Value::as_i64).unwrap_or(0);
+    let mut began = kept.get("began").and_then(Value::as_str).map(str::to_string);
     let select: Vec<&str> = if company {
         vec!["ID", "TITLE", "PHONE", "EMAIL", "DATE_MODIFY"]
     } else {
         vec!["ID", "NAME", "SECOND_NAME", "LAST_NAME", "PHONE", "EMAIL", "DATE_MODIFY"]
     };
-    let params =
-        |start: u64| json!({"filter": filter, "order": {"DATE_MODIFY": "ASC"}, "select": select, "start": start});
-    let first = match client.call(method, params(0)).await {
-        Ok(r) => r,
-        Err(e) => return Ok(Err(outcome(e))),
-    };
-    let mut rows: Vec<Value> = first.result.as_array().cloned().unwrap_or_default();
-    let total = first.total.unwrap_or(rows.len() as u64);
-    let mut start = PAGE;
-    while start < total {
-        let pages: Vec<Command> = (0..BATCH_MAX as u64)
-            .map(|j| start + j * PAGE)
-            .take_while(|s| *s < total)
-            .map(|s| Command::new(&format!("p{s}"), method, params(s)))
-            .collect();
-        let n = pages.len() as u64;
-        let reply = match client.batch(&pages, false).await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(outcome(e))),
-        };
-        if let Some((_, refusal)) = reply.errors.iter().next() {
-            let e = B24Error::Invalid(refusal.clone());
-            return Ok(Err(outcome(e)));
+    let params = |after: Value| {
+        let mut filter = Map::new();
+        if let Some(s) = &since {
+            // The portal's moments are whole seconds: the last one is read again, and found
+            // unchanged.
+            filter.insert(">=DATE_MODIFY".into(), json!(s));
         }
-        for c in &pages {
-            if let Some(Value::Array(a)) = reply.results.get(&c.key) {
-                rows.extend(a.iter().cloned());
+        filter.insert(">ID".into(), after);
+        json!({"filter": filter, "order": {"ID": "ASC"}, "select": select, "start": -1})
+    };
+    let mut read = 0usize;
+    let mut newest: Option<(i64, String)> = None;
+    loop {
+        let mut pages: Vec<Vec<Value>> = Vec::new();
+        if began.is_none() {
+            // The walk's first page alone: the portal's clock at its start is the next walk's
+            // moment.
+            let first = match client.call(method, params(json!(after))).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(outcome(e))),
+            };
+            began = Some(first.time.date_start.clone().unwrap_or_default());
+            pages.push(first.result.as_array().cloned().unwrap_or_default());
+        } else {
+            let cmds: Vec<Command> = (0..BATCH_MAX)
+                .map(|j| {
+                    let after =
+                        if j == 0 { json!(after) } else { json!(format!("$result[p{}][{}][ID]", j - 1, PAGE - 1)) };
+                    Command::new(&format!("p{j}"), method, params(after))
+                })
+                .collect();
+            let reply = match client.batch(&cmds, false).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(outcome(e))),
+            };
+            for c in &cmds {
+                if let Some(refusal) = reply.errors.get(&c.key) {
+                    return Ok(Err(outcome(refusal.clone().into_error())));
+                }
+                let page = reply.results.get(&c.key).and_then(Value::as_array).cloned().unwrap_or_default();
+                let short = page.len() < PAGE as usize;
+                pages.push(page);
+                // A short page ends the walk: the pages after it named an id that was not there.
+                if short {
+                    break;
+                }
             }
         }
-        start += n * PAGE;
+        let done = pages.last().is_none_or(|p| p.len() < PAGE as usize);
+        let rows: Vec<Value> = pages.into_iter().flatten().collect();
+        for r in &rows {
+            if let Some(d) = text(r, "DATE_MODIFY") {
+                if let Some(ms) = okno_domain::time::parse_rfc3339(&d) {
+                    if newest.as_ref().is_none_or(|(n, _)| ms > *n) {
+                        newest = Some((ms, d));
+                    }
+                }
+            }
+        }
+        after = rows.iter().filter_map(|r| int(r, "ID")).max().unwrap_or(after).max(after);
+        read += rows.len();
+        let people: Vec<SyncedContact> = rows.iter().filter_map(|r| synced(r, company)).collect();
+        for page in people.chunks(MAX_SYNC_PAGE) {
+            engine.store.sync_contacts(MARK, page.to_vec()).await?;
+        }
+        if done {
+            // A portal that does not say its clock: the newest change read is the moment.
+            let moment = began.filter(|b| !b.is_empty()).or(newest.map(|(_, d)| d)).or(since.clone());
+            engine.keep_place(&connector, place, json!({ "since": moment })).await?;
+            let action = if company { "bitrix24.companies.read" } else { "bitrix24.contacts.read" };
+            engine.audit_connector_call(&connector, action, "contacts", json!({"count": read, "since": since})).await;
+            return Ok(Ok(false));
+        }
+        connector =
+            engine.keep_place(&connector, place, json!({"since": since, "after": after, "began": began})).await?;
+        if started.elapsed() > SLICE {
+            let action = if company { "bitrix24.companies.read" } else { "bitrix24.contacts.read" };
+            engine.audit_connector_call(&connector, action, "contacts", json!({"count": read, "since": since})).await;
+            return Ok(Ok(true));
+        }
     }
-    if rows.is_empty() {
-        return Ok(Ok(()));
-    }
-    let newest = rows
-        .iter()
-        .filter_map(|r| text(r, "DATE_MODIFY"))
-        .filter_map(|d| okno_domain::time::parse_rfc3339(&d).map(|ms| (ms, d)))
-        .max_by_key(|(ms, _)| *ms)
-        .map(|(_, d)| d)
-        .or(since.clone());
-    let people: Vec<SyncedContact> = rows.iter().filter_map(|r| synced(r, company)).collect();
-    for page in people.chunks(MAX_SYNC_PAGE) {
-        engine.store.sync_contacts(MARK, page.to_vec()).await?;
-    }
-    engine.keep_place(&connector, place, json!({"since": newest})).await?;
-    let action = if company { "bitrix24.companies.read" } else { "bitrix24.contacts.read" };
-    engine.audit_connector_call(&connector, action, "contacts", json!({"count": rows.len(), "since": since})).await;
-    Ok(Ok(()))
 }
 
 /// The fields okno writes of a contact: `NAME` and `LAST_NAME` split from its name, its phone
