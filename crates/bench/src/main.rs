@@ -8,19 +8,22 @@
 //!    and sustained send rate;
 //! 4. peak memory during the run.
 //!
+//! Each okno run is preceded by the yardstick's ceiling (see `yardstick`): a minimal server doing
+//! the least the same work needs on the same backend, measured in the same minutes; rounds of the
+//! two alternate (`--rounds`), and okno's rates are printed as ratios of the ceiling's.
+//!
 //! `--render` measures template renders in process and through the render worker pool.
 //!
 //! Build first: `cargo build --release -p okno -p okno-bench`, then
 //! `target/release/okno-bench [--postgres]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use futures::StreamExt;
 use okno_testkit::{Sink, TestDb};
 use serde_json::{json, Value};
 
@@ -38,6 +41,7 @@ mod telegram;
 mod viber;
 mod whatsapp;
 mod widget;
+mod yardstick;
 
 use server::Okno;
 
@@ -123,6 +127,12 @@ struct Args {
     /// statement logging turned on to count statements per event.
     #[arg(long)]
     database_url: Option<String>,
+    /// Core run: rounds of the yardstick, each the ceiling's run then okno's.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Core run: okno alone, once, without the yardstick's ceiling.
+    #[arg(long)]
+    no_yardstick: bool,
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -199,10 +209,33 @@ async fn main() -> Result<()> {
         };
         return events::run(&okno, plan).await;
     }
+    if args.no_yardstick {
+        return core(&okno, &args).await.map(|_| ());
+    }
+    let plan = yardstick::Plan {
+        postgres: args.postgres,
+        inbound: args.inbound,
+        senders: args.senders,
+        outbound: args.outbound,
+        concurrency: args.concurrency,
+    };
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        println!("\n— round {round}: the ceiling —");
+        let ceiling = yardstick::ceiling(&plan).await?;
+        println!("\n— round {round}: okno —");
+        rounds.push((ceiling, core(&okno, &args).await?));
+    }
+    yardstick::report(args.postgres, &rounds);
+    Ok(())
+}
+
+/// The core run on a fresh okno: inbound, then outbound; prints and returns its rates.
+async fn core(okno: &Path, args: &Args) -> Result<yardstick::Figures> {
     let dir = std::env::temp_dir().join(format!("okno-bench-{}", okno_domain::ids::new_id()));
     std::fs::create_dir_all(&dir)?;
     let pg = if args.postgres { Some(TestDb::postgres().await.context("PostgreSQL is not reachable")?) } else { None };
-    let server = Okno::start(&okno, &dir, pg.as_ref().map(|d| d.url.as_str())).await?;
+    let server = Okno::start(okno, &dir, pg.as_ref().map(|d| d.url.as_str())).await?;
     let pid = server.pid();
     let (base, token) = (server.base.clone(), server.token.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
@@ -229,46 +262,8 @@ async fn main() -> Result<()> {
     let ch = ch["id"].as_str().context("channel id")?.to_string();
 
     // --- inbound ------------------------------------------------------------------------
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let results: Vec<Vec<Duration>> = futures::stream::iter(0..args.concurrency)
-        .map(|_| {
-            let http = http.clone();
-            let next = next.clone();
-            let url = format!("{base}/hooks/{ch}");
-            let (total, senders) = (args.inbound, args.senders);
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= total {
-                        break;
-                    }
-                    let body = serde_json::to_vec(&json!({
-                        "message_id": format!("m-{n}"),
-                        "user": {"id": format!("user-{}", n % senders), "name": format!("Покупатель {}", n % senders)},
-                        "text": format!("Здравствуйте, где мой заказ №{n}?"),
-                    }))
-                    .unwrap_or_default();
-                    let sig = okno_domain::signing::sign(SECRET.as_bytes(), &body);
-                    let t = Instant::now();
-                    let resp = http.post(&url).header("x-okno-signature", sig).body(body).send().await;
-                    match resp {
-                        Ok(r) if r.status() == 200 => lat.push(t.elapsed()),
-                        Ok(r) => eprintln!("inbound answered {}", r.status()),
-                        Err(e) => eprintln!("inbound failed: {e}"),
-                    }
-                }
-                lat
-            })
-        })
-        .buffer_unordered(args.concurrency)
-        .map(|r| r.unwrap_or_default())
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let mut lat: Vec<Duration> = results.into_iter().flatten().collect();
-    lat.sort();
+    let url = format!("{base}/hooks/{ch}");
+    let (lat, elapsed) = yardstick::drive_inbound(&http, &url, args.inbound, args.senders, args.concurrency).await;
     println!(
         "inbound: {} messages ({} senders) in {:.2} s = {:.0} msg/s accepted durably; ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         lat.len(),
@@ -328,12 +323,8 @@ async fn main() -> Result<()> {
         enqueue.as_secs_f64(),
         args.outbound as f64 / enqueue.as_secs_f64()
     );
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while sink.accepted().len() < args.outbound && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let delivered = yardstick::wait_delivered(&sink, args.outbound, Duration::from_secs(600), || false).await;
     let all = started.elapsed();
-    let delivered = sink.accepted().len();
     println!(
         "outbound: {} delivered to the sink {:.2} s after the first was queued = {:.0} msg/s sustained (queue → signed POST → marked sent)",
         delivered,
@@ -343,5 +334,8 @@ async fn main() -> Result<()> {
     println!("peak RSS during the run: {:.1} MB", hwm_kb(pid).unwrap_or(0) as f64 / 1024.0);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(yardstick::Figures {
+        inbound: lat.len() as f64 / elapsed.as_secs_f64(),
+        delivered: delivered as f64 / all.as_secs_f64(),
+    })
 }
