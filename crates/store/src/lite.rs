@@ -50,9 +50,12 @@ const GROUP_MAX: usize = 64;
 enum Write {
     /// Runs in the open transaction (or, with the group's `BEGIN` refused, only answers with
     /// that error) and gives what answers once the group's `COMMIT` is known.
-    Op(Box<dyn FnOnce(&mut LiteConn, Option<&Error>) -> Answer + Send>),
+    Op(GroupWrite),
     Stop,
 }
+
+/// A write waiting for its group: given the group's refused `BEGIN` (if any), it runs.
+type GroupWrite = Box<dyn FnOnce(&mut LiteConn, Option<&Error>) -> Answer + Send>;
 
 /// Answers a write's caller with the outcome of its group's `COMMIT`.
 type Answer = Box<dyn FnOnce(Option<&Error>) + Send>;
@@ -168,8 +171,9 @@ impl Lite {
     pub(crate) async fn read<T: Send + 'static>(&self, op: Op<T>) -> Result<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |lc: &mut LiteConn| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futures::executor::block_on(op(lc))))
-                .unwrap_or_else(|_| Err(Error::internal("a store operation panicked")));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futures::executor::block_on(op(lc))))
+                    .unwrap_or_else(|_| Err(Error::internal("a store operation panicked")));
             let _ = reply.send(outcome);
             true
         });
@@ -189,7 +193,7 @@ impl Lite {
 impl LiteConn {
     /// One transaction for the group: each write in its savepoint, then one `COMMIT`, then
     /// every answer. A refused `BEGIN` or `COMMIT` answers every write of the group with it.
-    fn commit_group(&mut self, group: &mut Vec<Box<dyn FnOnce(&mut LiteConn, Option<&Error>) -> Answer + Send>>) {
+    fn commit_group(&mut self, group: &mut Vec<GroupWrite>) {
         let began = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(lite_err).err();
         let lost = Error::unavailable("store_unavailable", "the database ended the transaction after an error");
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
