@@ -54,10 +54,16 @@ impl Engine {
         // loop never sits idle for a whole interval, yet a broadcast send whose retry came due
         // must still be looked for.
         let mut next_look = tokio::time::Instant::now() + poll;
+        // A claim costs about as much whether it takes one job or sixteen, and under load
+        // finished jobs and new work (a wake-up each) come thousands of times a second: so
+        // slots are filled together, once a quarter of them are free. The poll fills whatever
+        // is free, so no job waits longer than it for a slot that stands free.
+        let together = (self.cfg.workers / 4).max(1);
+        let mut fill = true;
         loop {
             let free = slots.available_permits();
             let mut claimed_all = false;
-            if free > 0 {
+            if free > 0 && (fill || free >= together) {
                 match self.store.claim_lane(&self.owner, okno_store::LANE_LIVE, free as u32, self.cfg.lease_ms).await {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;
@@ -96,6 +102,7 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %e, "claiming broadcast sends failed; will retry"),
                 }
             }
+            fill = false;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
@@ -103,8 +110,14 @@ impl Engine {
                 // A finished broadcast send frees a slot and may let the next one in its queue go;
                 // a finished live job leaves the broadcast lane as it was.
                 // A task that panicked may have held either lane.
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => bulk_due |= !matches!(done, Ok(Lane::Live)),
-                _ = tokio::time::sleep_until(next_look), if !claimed_all => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    bulk_due |= !matches!(done, Ok(Lane::Live));
+                    // The jobs that finished with it are counted on this turn too.
+                    while let Some(done) = tasks.try_join_next() {
+                        bulk_due |= !matches!(done, Ok(Lane::Live));
+                    }
+                }
+                _ = tokio::time::sleep_until(next_look), if !claimed_all => fill = true,
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");
@@ -114,6 +127,7 @@ impl Engine {
             let now = tokio::time::Instant::now();
             if now >= next_look {
                 bulk_due = true;
+                fill = true;
                 next_look = now + poll;
             }
         }
