@@ -29,6 +29,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
 
+/// How many jobs to claim for `free` slots: the largest power of two not above it, so that the
+/// store sees a handful of claim sizes (each a statement it keeps prepared), never more jobs
+/// than slots. The rest stay free for the next claim.
+fn claim_size(free: usize) -> u32 {
+    let free = u32::try_from(free).unwrap_or(u32::MAX).max(1);
+    1 << free.ilog2()
+}
+
 /// Which lane a finished job was claimed from.
 enum Lane {
     Live,
@@ -64,7 +72,8 @@ impl Engine {
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 && (fill || free >= together) {
-                match self.store.claim_lane(&self.owner, okno_store::LANE_LIVE, free as u32, self.cfg.lease_ms).await {
+                let ask = claim_size(free);
+                match self.store.claim_lane(&self.owner, okno_store::LANE_LIVE, ask, self.cfg.lease_ms).await {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;
                         for job in jobs {
@@ -82,13 +91,10 @@ impl Engine {
             }
             let free_bulk = bulk_slots.available_permits();
             if bulk_due && free_bulk > 0 {
-                match self
-                    .store
-                    .claim_lane(&self.owner, okno_store::LANE_BULK, free_bulk as u32, self.cfg.lease_ms)
-                    .await
-                {
+                let ask = claim_size(free_bulk);
+                match self.store.claim_lane(&self.owner, okno_store::LANE_BULK, ask, self.cfg.lease_ms).await {
                     Ok(jobs) => {
-                        bulk_due = jobs.len() == free_bulk;
+                        bulk_due = jobs.len() == ask as usize;
                         for job in jobs {
                             let Ok(permit) = bulk_slots.clone().acquire_owned().await else { break };
                             let (engine, finisher) = (self.clone(), finisher.clone());
@@ -561,5 +567,16 @@ impl Engine {
         let channel = self.channel(&ChannelId::from(channel_id)).await.map_err(|e| FetchError::Refused(e.message))?;
         let platform = self.platform(&channel).map_err(|e| FetchError::Refused(e.message))?;
         platform.fetch(&self.context, &channel, reference).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claim_size;
+
+    #[test]
+    fn claims_come_in_powers_of_two_never_above_the_free_slots() {
+        let sizes: Vec<u32> = [1, 2, 3, 15, 16, 17, 31, 33, 63, 64].into_iter().map(claim_size).collect();
+        assert_eq!(sizes, [1, 2, 2, 8, 16, 16, 16, 32, 32, 64]);
     }
 }

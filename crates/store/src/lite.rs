@@ -194,7 +194,7 @@ impl LiteConn {
     /// One transaction for the group: each write in its savepoint, then one `COMMIT`, then
     /// every answer. A refused `BEGIN` or `COMMIT` answers every write of the group with it.
     fn commit_group(&mut self, group: &mut Vec<GroupWrite>) {
-        let began = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(lite_err).err();
+        let began = self.control("BEGIN IMMEDIATE").err();
         let lost = Error::unavailable("store_unavailable", "the database ended the transaction after an error");
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
         for op in group.drain(..) {
@@ -205,7 +205,7 @@ impl LiteConn {
         }
         let committed = match began {
             Some(e) => Some(e),
-            None => self.conn.execute_batch("COMMIT").map_err(lite_err).err(),
+            None => self.control("COMMIT").err(),
         };
         if committed.is_some() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -215,16 +215,22 @@ impl LiteConn {
         }
     }
 
+    /// A transaction statement (`BEGIN`, `COMMIT`, `SAVEPOINT`, `RELEASE`), kept prepared: the
+    /// writer runs two of them for every write.
+    fn control(&mut self, sql: &str) -> Result<()> {
+        self.conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(lite_err)
+    }
+
     /// Runs one write in a savepoint of the open transaction: kept on success, undone alone on
     /// an error or a panic.
     fn in_savepoint<T>(&mut self, op: Op<T>) -> Result<T> {
-        self.conn.execute_batch("SAVEPOINT w").map_err(lite_err)?;
+        self.control("SAVEPOINT w")?;
         // The operation's futures never wait on anything but this connection, which answers
         // synchronously, so blocking on them here is immediate.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futures::executor::block_on(op(self))))
             .unwrap_or_else(|_| Err(Error::internal("a store operation panicked")));
         let kept = match &result {
-            Ok(_) => self.conn.execute_batch("RELEASE w").map_err(lite_err),
+            Ok(_) => self.control("RELEASE w"),
             Err(e) => Err(e.clone()),
         };
         match kept {

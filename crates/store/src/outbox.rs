@@ -296,16 +296,19 @@ impl SqlStore {
                 Some(n) => (format!(" AND j.lane = {n}"), String::new(), "j.seq"),
                 None => (String::new(), String::new(), "j.lane, j.seq"),
             };
+            // The limit is written into the statement: SQLite plans with a bound `LIMIT`'s
+            // value, so it would prepare the statement afresh whenever the value changed. The
+            // workers ask in a handful of sizes, so a handful of texts stay prepared.
             let sql = format!(
                 "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
                  WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.run_at <= $3{lane} \
                    AND (j.lease_until IS NULL OR j.lease_until < $3) \
                    AND (j.queue_key IS NULL OR NOT EXISTS \
                         (SELECT 1 FROM jobs p WHERE p.queue_key = j.queue_key AND p.seq < j.seq{before})) \
-                   ORDER BY {order} LIMIT $4{lock}) \
+                   ORDER BY {order} LIMIT {limit}{lock}) \
                  RETURNING seq, kind, ref_id, queue_key, attempts, lane"
             );
-            let rows = c.rows_planned(&sql, args![owner, now + lease_ms, now, i64::from(limit)]).await?;
+            let rows = c.rows_planned(&sql, args![owner, now + lease_ms, now]).await?;
             let mut jobs = rows
                 .iter()
                 .map(|r| {
