@@ -8,9 +8,9 @@
 //!   └── wait: a wake-up (new work here), a finished task, or the poll interval ◄────┘
 //! ```
 //!
-//! Under load the loop claims once a quarter of its slots are free, in power-of-two sizes, and
-//! the poll fills whatever else stands free: a claim costs about the same for one job or
-//! sixteen, and finished jobs and wake-ups come thousands of times a second.
+//! Under load the loop fills the live lane's slots a quarter at a time, fewer at most every few
+//! milliseconds, in power-of-two sizes: a claim costs about the same for one job or sixteen,
+//! and finished jobs and wake-ups come thousands of times a second.
 //!
 //! On shutdown the loop stops claiming, waits for in-flight jobs (up to the grace period) and
 //! hands back every lease it still holds, so another process takes over at once. A process
@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
+
+/// The least time between two claims for the live lane.
+const CLAIM_SPACING: Duration = Duration::from_millis(5);
 
 /// How many jobs to claim for `free` slots: the largest power of two not above it, so that the
 /// store sees a handful of claim sizes (each a statement it keeps prepared), never more jobs
@@ -68,18 +71,21 @@ impl Engine {
         let mut next_look = tokio::time::Instant::now() + poll;
         // A claim costs about as much whether it takes one job or sixteen, and under load
         // finished jobs and new work (a wake-up each) come thousands of times a second: so
-        // slots are filled together, once a quarter of them are free. The poll fills whatever
-        // is free, so no job waits longer than it for a slot that stands free.
+        // slots are filled together once a quarter of them are free, and fewer at most once
+        // every `CLAIM_SPACING`. Alone, a job waits for no one.
         let together = (self.cfg.workers / 4).max(1);
-        let mut fill = true;
+        let mut want = true;
+        let mut last_claim = tokio::time::Instant::now() - CLAIM_SPACING;
         loop {
             let free = slots.available_permits();
-            let mut claimed_all = false;
-            if free > 0 && (fill || free >= together) {
+            let now = tokio::time::Instant::now();
+            if free > 0 && want && (free >= together || now >= last_claim + CLAIM_SPACING) {
+                last_claim = now;
                 let ask = claim_size(free);
                 match self.store.claim_lane(&self.owner, okno_store::LANE_LIVE, ask, self.cfg.lease_ms).await {
                     Ok(jobs) => {
-                        claimed_all = jobs.len() == free;
+                        // All that was asked for: more may be waiting.
+                        want = jobs.len() == ask as usize;
                         for job in jobs {
                             let Ok(permit) = slots.clone().acquire_owned().await else { break };
                             let (engine, finisher) = (self.clone(), finisher.clone());
@@ -112,22 +118,26 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %e, "claiming broadcast sends failed; will retry"),
                 }
             }
-            fill = false;
+            let claim_at = last_claim + CLAIM_SPACING;
+            let free = slots.available_permits();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => want = true,
                 _ = self.wake_bulk.notified() => bulk_due = true,
-                // A finished broadcast send frees a slot and may let the next one in its queue go;
-                // a finished live job leaves the broadcast lane as it was.
-                // A task that panicked may have held either lane.
+                // A finished job frees a slot and may let the next one in its queue go; a
+                // finished live job leaves the broadcast lane as it was. A task that panicked
+                // may have held either lane.
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    want = true;
                     bulk_due |= !matches!(done, Ok(Lane::Live));
                     // The jobs that finished with it are counted on this turn too.
                     while let Some(done) = tasks.try_join_next() {
                         bulk_due |= !matches!(done, Ok(Lane::Live));
                     }
                 }
-                _ = tokio::time::sleep_until(next_look), if !claimed_all => fill = true,
+                // Work is waiting for the spacing to pass.
+                _ = tokio::time::sleep_until(claim_at), if want && free > 0 && free < together => {}
+                _ = tokio::time::sleep_until(next_look) => want = true,
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");
@@ -137,7 +147,7 @@ impl Engine {
             let now = tokio::time::Instant::now();
             if now >= next_look {
                 bulk_due = true;
-                fill = true;
+                want = true;
                 next_look = now + poll;
             }
         }
