@@ -175,3 +175,37 @@ async fn a_send_slower_than_its_lease_is_not_taken_over_and_repeated() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.received().len(), 1, "the lease was renewed while the send was under way");
 }
+
+/// Slow sends holding almost every worker slot do not make a new reply wait for the poll (or
+/// for them): the workers claim for the few free slots at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_goes_out_at_once_while_slow_sends_hold_most_worker_slots() {
+    let app = TestApp::spawn_on(okno_testkit::TestDb::sqlite(), |s| {
+        s.delivery.workers = 64;
+        s.delivery.poll_interval_ms = 30_000;
+        s.delivery.http_timeout_secs = 30;
+    })
+    .await;
+    let slow = Sink::start(SECRET).await;
+    let fast = Sink::start(SECRET).await;
+    let slow_ch = app.webhook_channel(&format!("{}/out", slow.url), SECRET).await;
+    let fast_ch = app.webhook_channel(&format!("{}/out", fast.url), SECRET).await;
+    let mut slow_convs = Vec::new();
+    for i in 0..60 {
+        slow_convs.push(inbound_conversation(&app, &slow_ch, &format!("slow-{i}")).await);
+    }
+    let fast_conv = inbound_conversation(&app, &fast_ch, "fast").await;
+    slow.delay(Duration::from_secs(8));
+    for conv in &slow_convs {
+        reply(&app, conv, json!({"text": "slow"})).await;
+    }
+    // 60 of the 64 slots are taken by sends that answer in 8 s (claimed within milliseconds;
+    // the last assertion below shows they still held them).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let queued = Instant::now();
+    reply(&app, &fast_conv, json!({"text": "fast"})).await;
+    fast.wait_accepted(1, 10).await;
+    let took = queued.elapsed();
+    assert!(took < Duration::from_secs(4), "the reply waited {took:?} for a free slot");
+    assert_eq!(slow.accepted().len(), 0, "the slow sends were still holding their slots");
+}
