@@ -147,11 +147,15 @@ impl SearchStore for SqlStore {
         }
         on!(self.write, |c| {
             let upto = c.one("SELECT upto FROM message_search_fts_state WHERE id = 1", args![]).await?.i("upto")?;
+            // The limit written in, as in the outbox claim: a bound `LIMIT` makes SQLite prepare
+            // the statement again on every run, and this one runs on the writer all day.
             let last = c
                 .one(
-                    "SELECT COUNT(*) AS n, MAX(id) AS last FROM \
-                     (SELECT id FROM message_search WHERE id > $1 ORDER BY id LIMIT $2) t",
-                    args![upto, i64::from(limit)],
+                    &format!(
+                        "SELECT COUNT(*) AS n, MAX(id) AS last FROM \
+                         (SELECT id FROM message_search WHERE id > $1 ORDER BY id LIMIT {limit}) t"
+                    ),
+                    args![upto],
                 )
                 .await?;
             let (n, Some(last)) = (last.i("n")?, last.oi("last")?) else { return Ok(0) };
