@@ -137,7 +137,7 @@ impl Engine {
                 }
                 // Work is waiting for the spacing to pass.
                 _ = tokio::time::sleep_until(claim_at), if want && free > 0 && free < together => {}
-                _ = tokio::time::sleep_until(next_look) => want = true,
+                _ = tokio::time::sleep_until(next_look) => {}
                 _ = renew.tick(), if !tasks.is_empty() => {
                     if let Err(e) = self.store.extend_leases(&self.owner, self.cfg.lease_ms).await {
                         tracing::warn!(error = %e, "renewing leases failed");
