@@ -467,6 +467,23 @@ pub async fn inbound_creates_contact_identity_and_conversation_once(store: Arc<d
     assert_eq!(deliveries.items.len(), 3, "one message.received per new message, none for the duplicate");
     assert_eq!(deliveries.items[0].body["type"], "message.received");
 
+    // Writing again from a new chat under a new name: the identity follows, its username stays.
+    store.set_identity_blocked(&ch.id, "u-42", true).await.unwrap();
+    let mut moved_chat = inbound(&ch.id, "u-42", "m-3", "new phone, same me");
+    moved_chat.sender.chat_id = "chat-9".into();
+    moved_chat.sender.display_name = Some("Anna K.".into());
+    moved_chat.sender.username = Some("anna".into());
+    store.record_inbound(moved_chat).await.unwrap();
+    let mut nameless = inbound(&ch.id, "u-42", "m-4", "and again");
+    (nameless.sender.chat_id, nameless.sender.display_name) = ("chat-9".into(), None);
+    store.record_inbound(nameless).await.unwrap();
+    let identity = &store.get_contact(&first.message.contact_id).await.unwrap().identities[0];
+    assert_eq!(
+        (identity.chat_id.as_str(), identity.display_name.as_deref(), identity.username.as_deref(), identity.blocked),
+        ("chat-9", Some("Anna K."), Some("anna"), false)
+    );
+    assert_eq!(store.get_conversation(&conv.id).await.unwrap().unread, 4);
+
     // The same phone on another channel joins the same contact and the same thread.
     let ch2 = channel(&*store, "app").await;
     let mut with_phone = inbound(&ch2.id, "app-7", "x-1", "from the app");

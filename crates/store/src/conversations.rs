@@ -17,13 +17,14 @@ use serde_json::{json, Value};
 use crate::attachments::load_attachments;
 use crate::channels::load_channel;
 use crate::contacts::{insert_contact, load_contact};
-use crate::db::{args, Conn, Row};
+use crate::db::{args, Arg, Conn, Row};
 use crate::outbox::insert_job;
 use crate::sql::{on, SqlStore};
 use crate::statements::{to_json, Sql};
 use crate::webhooks::emit;
 use crate::{
-    ConversationFilter, ConversationPatch, Inbound, InboundAttachment, InboundMessage, JobKind, Note, PageRequest,
+    Backend, ConversationFilter, ConversationPatch, Inbound, InboundAttachment, InboundMessage, JobKind, Note,
+    PageRequest,
 };
 
 /// Conversations, their messages and notes, and recording inbound messages.
@@ -63,9 +64,10 @@ impl ConversationStore for SqlStore {
         // A concurrent first message from the same new person can race on the unique keys
         // (PostgreSQL); the loser simply runs again and finds what the winner wrote.
         let mut last = None;
+        let backend = self.backend;
         for _ in 0..3 {
             let msg = msg.clone();
-            match on!(self.write, |c| record_inbound_once(c, &msg).await) {
+            match on!(self.write, |c| record_inbound_once(c, backend, &msg).await) {
                 Err(e) if e.kind == okno_domain::ErrorKind::Conflict => last = Some(e),
                 other => return other,
             }
@@ -415,8 +417,19 @@ pub(crate) async fn current_conversation(
             args![contact_id],
         )
         .await?;
+    settle_conversation(c, row, contact_id, reopen).await
+}
+
+/// `current_conversation` with the contact's newest conversation already read (`latest`: its
+/// `id`, `status`, `last_inbound_channel_id` and `snoozed_until`, or `None` when there is none).
+async fn settle_conversation(
+    c: &mut dyn Conn,
+    latest: Option<Row>,
+    contact_id: &str,
+    reopen: bool,
+) -> Result<(String, bool, Option<String>)> {
     let now = now_ms();
-    match row {
+    match latest {
         Some(row) => {
             let id = row.s("id")?;
             // A message from the person reopens a resolved conversation and wakes a snoozed one.
@@ -520,24 +533,108 @@ fn sender_email(msg: &InboundMessage) -> Option<String> {
     (email.contains('@') && email.len() <= 320).then_some(email)
 }
 
+/// What okno already holds for an inbound message, read in one statement before it is
+/// recorded: the message itself when the platform sent it before (`seen`), the sender's
+/// identity and contact, the contact's newest conversation, whether a survey of theirs is
+/// running, and whether any webhook subscription is active.
+struct Known {
+    seen: Option<String>,
+    /// (identity id, contact id)
+    identity: Option<(String, String)>,
+    /// The newest conversation as `settle_conversation` takes it; `None` without one.
+    latest: Option<Row>,
+    surveying: bool,
+    hooks: bool,
+}
+
+impl Known {
+    async fn read(c: &mut dyn Conn, channel_id: &str, dedup: &str, user_id: &str) -> Result<Known> {
+        let row = c
+            .one(
+                "SELECT (SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2) AS seen, \
+                 i.id AS identity_id, i.contact_id AS contact_id, \
+                 c.id AS id, c.status AS status, c.last_inbound_channel_id AS last_inbound_channel_id, \
+                 c.snoozed_until AS snoozed_until, \
+                 CASE WHEN EXISTS (SELECT 1 FROM survey_runs r WHERE r.contact_id = i.contact_id \
+                 AND r.status = 'active') THEN 1 ELSE 0 END AS surveying, \
+                 CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE active = 1) THEN 1 ELSE 0 END AS hooks \
+                 FROM (SELECT 1 AS one) one \
+                 LEFT JOIN identities i ON i.channel_id = $1 AND i.user_id = $3 \
+                 LEFT JOIN conversations c ON c.id = (SELECT id FROM conversations WHERE contact_id = i.contact_id \
+                 ORDER BY id DESC LIMIT 1)",
+                args![channel_id, dedup, user_id],
+            )
+            .await?;
+        let identity = match (row.os("identity_id")?, row.os("contact_id")?) {
+            (Some(identity_id), Some(contact_id)) => Some((identity_id, contact_id)),
+            _ => None,
+        };
+        Ok(Known {
+            seen: row.os("seen")?,
+            identity,
+            latest: row.os("id")?.is_some().then(|| row.clone()),
+            surveying: row.flag("surveying")?,
+            hooks: row.flag("hooks")?,
+        })
+    }
+}
+
+/// An inbound message's row, `INSERT INTO messages` followed by this (13 arguments).
+const INBOUND_MESSAGE: &str = "(id, conversation_id, contact_id, channel_id, direction, text, status, \
+     external_id, button_data, button_label, reply_to, dedup_key, created_at, updated_at, author, options) \
+     VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12, $13)";
+
+/// The conversation after an inbound message: (message id, channel, time, conversation id).
+const INBOUND_CONVERSATION: &str = "UPDATE conversations SET last_message_id = $1, unread = unread + 1, \
+     last_inbound_channel_id = $2, last_message_at = $3, updated_at = $3 WHERE id = $4";
+
+/// On PostgreSQL, an inbound message, its search copy, its conversation's update and (for a
+/// known sender, `touched`: chat id, username, display name, identity id) the identity's new
+/// sighting, written in one statement: each statement is a round trip to the server.
+async fn write_inbound_pg(
+    c: &mut dyn Conn,
+    message: &[Arg],
+    text: Option<&str>,
+    touched: Option<Vec<Arg>>,
+) -> Result<()> {
+    let mut args = message.to_vec();
+    let mut sql = format!("WITH m AS (INSERT INTO messages {INBOUND_MESSAGE})");
+    if let Some(body) = text.map(crate::search::fold).filter(|t| !t.trim().is_empty()) {
+        args.push(Arg::from(body));
+        sql.push_str(&format!(", s AS (INSERT INTO message_search (message_id, body) VALUES ($1, ${}))", args.len()));
+    }
+    if let Some(touch) = touched {
+        let n = args.len();
+        args.extend(touch);
+        sql.push_str(&format!(
+            ", i AS (UPDATE identities SET chat_id = ${}, username = COALESCE(${}, username), \
+             display_name = COALESCE(${}, display_name), last_seen_at = $11, blocked = 0 WHERE id = ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+    }
+    // The conversation: the message ($1), its channel ($4), the time ($11), its id ($2).
+    sql.push_str(
+        " UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $4, \
+         last_message_at = $11, updated_at = $11 WHERE id = $2",
+    );
+    c.exec(&sql, &args).await?;
+    Ok(())
+}
+
 /// One attempt at recording an inbound message (see `record_inbound`).
-async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<Inbound> {
+async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMessage) -> Result<Inbound> {
     {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        let seen = c
-            .row("SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2", args![&msg.channel_id, &dedup])
-            .await?;
-        if let Some(row) = seen {
-            let message = load_message(c, &row.s("id")?).await?;
+        let known = Known::read(c, &msg.channel_id, &dedup, &msg.sender.user_id).await?;
+        if let Some(id) = &known.seen {
+            let message = load_message(c, id).await?;
             return Ok(Inbound { message, duplicate: true });
         }
         let now = now_ms();
-        let identity = c
-            .row(
-                "SELECT id, contact_id FROM identities WHERE channel_id = $1 AND user_id = $2",
-                args![&msg.channel_id, &msg.sender.user_id],
-            )
-            .await?;
+        let identity = known.identity.as_ref();
         // A stranger answering the conversation okno's mail named (from another address): the
         // message is that conversation's, and who wrote it its author; no identity is made,
         // so knowing a conversation's tag never makes anyone its contact.
@@ -565,14 +662,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         };
         let contact_id = match (identity, continued) {
             (None, Some(contact_id)) => contact_id,
-            (Some(row), _) => {
-                let contact_id = row.s("contact_id")?;
-                c.exec(
-                    "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
-                     display_name = COALESCE($3, display_name), last_seen_at = $4, blocked = 0 WHERE id = $5",
-                    args![&msg.sender.chat_id, &msg.sender.username, &msg.sender.display_name, now, row.s("id")?],
-                )
-                .await?;
+            (Some((_, contact_id)), _) => {
+                let contact_id = contact_id.clone();
                 if let Some(phone) = &msg.sender.phone {
                     c.exec(
                         "UPDATE contacts SET phone = $1, updated_at = $2 WHERE id = $3 AND phone IS NULL",
@@ -645,7 +736,10 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                 contact_id
             }
         };
-        let (conversation_id, reopened, _) = current_conversation(c, &contact_id, true).await?;
+        let (conversation_id, reopened, _) = match &known.identity {
+            Some(_) => settle_conversation(c, known.latest.clone(), &contact_id, true).await?,
+            None => current_conversation(c, &contact_id, true).await?,
+        };
         let reply_to = match (&msg.reply_to, &msg.reply_to_external) {
             (Some(r), _) => Some(r.clone()),
             (None, Some(ext)) => c
@@ -663,28 +757,51 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
             None => None,
         };
         let id = new_id();
-        c.exec(
-            "INSERT INTO messages (id, conversation_id, contact_id, channel_id, direction, text, status, external_id, \
-             button_data, button_label, reply_to, dedup_key, created_at, updated_at, author, options) \
-             VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12, $13)",
-            args![
-                &id,
-                &conversation_id,
-                &contact_id,
-                &msg.channel_id,
-                &msg.text,
-                &msg.external_id,
-                &msg.button_data,
-                &button_label,
-                &reply_to,
-                &dedup,
-                now,
-                &author,
-                to_json(&inbound_options(msg))
-            ],
-        )
-        .await?;
-        crate::search::index_new(c, &id, msg.text.as_deref()).await?;
+        let message_args = args![
+            &id,
+            &conversation_id,
+            &contact_id,
+            &msg.channel_id,
+            &msg.text,
+            &msg.external_id,
+            &msg.button_data,
+            &button_label,
+            &reply_to,
+            &dedup,
+            now,
+            &author,
+            to_json(&inbound_options(msg))
+        ];
+        // The sender's identity is seen again: where to answer them, their names as the
+        // platform shows them now, no longer blocked.
+        let touched = known.identity.as_ref().map(|(identity_id, _)| {
+            vec![
+                Arg::from(&msg.sender.chat_id),
+                Arg::from(&msg.sender.username),
+                Arg::from(&msg.sender.display_name),
+                Arg::from(identity_id),
+            ]
+        });
+        match backend {
+            // One round trip for what SQLite, in the same process, runs as four statements.
+            Backend::Postgres => {
+                write_inbound_pg(c, message_args, msg.text.as_deref(), touched).await?;
+            }
+            Backend::Sqlite => {
+                if let Some(mut touch) = touched {
+                    touch.insert(3, Arg::from(now));
+                    c.exec(
+                        "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
+                         display_name = COALESCE($3, display_name), last_seen_at = $4, blocked = 0 WHERE id = $5",
+                        &touch,
+                    )
+                    .await?;
+                }
+                c.exec(&format!("INSERT INTO messages {INBOUND_MESSAGE}"), message_args).await?;
+                crate::search::index_new(c, &id, msg.text.as_deref()).await?;
+                c.exec(INBOUND_CONVERSATION, args![&id, &msg.channel_id, now, &conversation_id]).await?;
+            }
+        }
         let mut fetch = false;
         let mut attachments = Vec::with_capacity(msg.attachments.len());
         for a in &msg.attachments {
@@ -718,12 +835,6 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             args![&att_id, &id, name, mime, size, sha, state, note, source, now]).await?;
         }
-        c.exec(
-            "UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $2, \
-             last_message_at = $3, updated_at = $3 WHERE id = $4",
-            args![&id, &msg.channel_id, now, &conversation_id],
-        )
-        .await?;
         let message = Message {
             id: id.as_str().into(),
             conversation_id: conversation_id.as_str().into(),
@@ -777,7 +888,7 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         }
         if fetch {
             insert_job(c, JobKind::FetchAttachments, &id, None, now).await?;
-        } else {
+        } else if known.hooks {
             emit(c, inbound_event(&message), event_data).await?;
         }
         if reopened {
@@ -788,7 +899,8 @@ async fn record_inbound_once(c: &mut dyn Conn, msg: &InboundMessage) -> Result<I
         // right after the acknowledgement loses neither. An answer to a running survey goes to
         // the survey instead (queued the same way); an opt-out or opt-in was answered above.
         let private = !msg.sender.is_group;
-        if private && !reaction.handled && crate::surveys::takes_inbound(c, &contact_id, msg).await? {
+        let running = known.identity.as_ref().map(|_| known.surveying);
+        if private && !reaction.handled && crate::surveys::takes_inbound(c, &contact_id, msg, running).await? {
             insert_job(c, JobKind::SurveyAnswer, &id, Some(&conversation_id), now).await?;
         } else if msg.bot_turn && private && !reaction.handled {
             insert_job(c, JobKind::BotStep, &id, Some(&conversation_id), now).await?;

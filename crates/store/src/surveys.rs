@@ -401,11 +401,18 @@ pub(crate) async fn start_runs(c: &mut dyn Conn, survey: &Survey, runs: Vec<NewR
 
 /// Whether an inbound message goes to the surveys rather than the bot: a press of a survey
 /// button, or a text that may answer one from a person with a survey running.
-pub(crate) async fn takes_inbound(c: &mut dyn Conn, contact_id: &str, msg: &InboundMessage) -> Result<bool> {
-    match msg.survey {
-        SurveyTurn::No => Ok(false),
-        SurveyTurn::Press => Ok(true),
-        SurveyTurn::IfRunning => Ok(c
+/// `running`: whether the contact has an active run, when the caller has read it already.
+pub(crate) async fn takes_inbound(
+    c: &mut dyn Conn,
+    contact_id: &str,
+    msg: &InboundMessage,
+    running: Option<bool>,
+) -> Result<bool> {
+    match (msg.survey, running) {
+        (SurveyTurn::No, _) => Ok(false),
+        (SurveyTurn::Press, _) => Ok(true),
+        (SurveyTurn::IfRunning, Some(running)) => Ok(running),
+        (SurveyTurn::IfRunning, None) => Ok(c
             .row("SELECT id FROM survey_runs WHERE contact_id = $1 AND status = 'active' LIMIT 1", args![contact_id])
             .await?
             .is_some()),
