@@ -972,6 +972,60 @@ pub async fn attach_identity_moves_a_person_to_a_contact(store: Arc<dyn Store>) 
     assert!(store.attach_identity(&"nobody".into(), &ch.id, sender("u-5")).await.unwrap_err().is_not_found());
 }
 
+/// Messages arriving at once from a person okno knows but has no conversation with (an
+/// identity made through the API) are recorded one after the other: one conversation, each
+/// message counted, the newest one its last message; its reopening told once.
+pub async fn concurrent_messages_from_a_known_person_share_one_conversation(store: Arc<dyn Store>) {
+    let ch = channel(&*store, "site").await;
+    let (person, _) =
+        store.upsert_contact(ContactInput { external_id: Some("crm-7".into()), ..Default::default() }).await.unwrap();
+    store.attach_identity(&person.id, &ch.id, sender("u-7")).await.unwrap();
+    let burst = |from: usize| {
+        (from..from + 8)
+            .map(|i| {
+                let store = store.clone();
+                let msg = inbound(&ch.id, "u-7", &format!("m-{i}"), &format!("сообщение {i}"));
+                tokio::spawn(async move { store.record_inbound(msg).await.unwrap().message })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut ids = Vec::new();
+    for task in burst(0) {
+        ids.push(task.await.unwrap());
+    }
+    let convs = store
+        .list_conversations(
+            ConversationFilter { contact_id: Some(person.id.clone()), ..Default::default() },
+            PageRequest::new(None, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(convs.items.len(), 1, "one conversation for the burst");
+    let conv = store.get_conversation(&convs.items[0].id).await.unwrap();
+    assert!(ids.iter().all(|m| m.conversation_id == conv.id));
+    assert_eq!(conv.unread, 8);
+    let newest = ids.iter().map(|m| m.id.clone()).max().unwrap();
+    assert_eq!(conv.last_message.as_ref().map(|m| m.id.clone()), Some(newest), "the newest is the last");
+
+    let hook = subscribe(&*store, &[EventType::ConversationUpdated]).await;
+    store
+        .update_conversation(
+            &conv.id,
+            ConversationPatch { status: Some(ConversationStatus::Resolved), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let before = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap().items.len();
+    let unread = store.get_conversation(&conv.id).await.unwrap().unread;
+    for task in burst(8) {
+        task.await.unwrap();
+    }
+    let conv = store.get_conversation(&conv.id).await.unwrap();
+    assert_eq!((conv.status, conv.unread), (ConversationStatus::Open, unread + 8));
+    let told = store.list_deliveries(&hook.id, PageRequest::new(Some(100), None)).await.unwrap().items.len();
+    assert_eq!(told - before, 1, "the reopening is told once");
+}
+
 pub async fn url_attachments_defer_the_inbound_event(store: Arc<dyn Store>) {
     let ch = channel(&*store, "site").await;
     let hook = subscribe(&*store, &[EventType::MessageReceived]).await;

@@ -533,10 +533,10 @@ fn sender_email(msg: &InboundMessage) -> Option<String> {
     (email.contains('@') && email.len() <= 320).then_some(email)
 }
 
-/// What okno already holds for an inbound message, read in one statement before it is
-/// recorded: the message itself when the platform sent it before (`seen`), the sender's
-/// identity and contact, the contact's newest conversation, whether a survey of theirs is
-/// running, and whether any webhook subscription is active.
+/// What okno already holds for an inbound message, read before it is recorded: the message
+/// itself when the platform sent it before (`seen`), the sender's identity and contact, the
+/// contact's newest conversation, whether a survey of theirs is running, and whether any
+/// webhook subscription is active.
 struct Known {
     seen: Option<String>,
     /// (identity id, contact id)
@@ -548,27 +548,40 @@ struct Known {
 }
 
 impl Known {
-    async fn read(c: &mut dyn Conn, channel_id: &str, dedup: &str, user_id: &str) -> Result<Known> {
+    /// Two statements. First the sender's identity, seen again (where to answer them, their
+    /// names as the platform shows them now, no longer blocked) unless the message is one
+    /// okno has already; on PostgreSQL the update locks it, so that two messages from one
+    /// sender are recorded one after the other (one conversation made, one reopening told),
+    /// taking their locks in the order a contact merge does (identities, then conversations).
+    /// The rest after it, so that it sees what the message before committed.
+    async fn read(c: &mut dyn Conn, msg: &InboundMessage, dedup: &str) -> Result<Known> {
+        let s = &msg.sender;
+        let identity = c
+            .row(
+                "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
+                 display_name = COALESCE($3, display_name), last_seen_at = $4, blocked = 0 \
+                 WHERE channel_id = $5 AND user_id = $6 \
+                 AND NOT EXISTS (SELECT 1 FROM messages WHERE channel_id = $5 AND dedup_key = $7) \
+                 RETURNING id, contact_id",
+                args![&s.chat_id, &s.username, &s.display_name, now_ms(), &msg.channel_id, &s.user_id, dedup],
+            )
+            .await?
+            .map(|row| Ok::<_, Error>((row.s("id")?, row.s("contact_id")?)))
+            .transpose()?;
+        let contact_id = identity.as_ref().map(|(_, contact_id)| contact_id.as_str());
         let row = c
             .one(
                 "SELECT (SELECT id FROM messages WHERE channel_id = $1 AND dedup_key = $2) AS seen, \
-                 i.id AS identity_id, i.contact_id AS contact_id, \
                  c.id AS id, c.status AS status, c.last_inbound_channel_id AS last_inbound_channel_id, \
                  c.snoozed_until AS snoozed_until, \
-                 CASE WHEN EXISTS (SELECT 1 FROM survey_runs r WHERE r.contact_id = i.contact_id \
-                 AND r.status = 'active') THEN 1 ELSE 0 END AS surveying, \
+                 CASE WHEN EXISTS (SELECT 1 FROM survey_runs r WHERE r.contact_id = $3 AND r.status = 'active') \
+                 THEN 1 ELSE 0 END AS surveying, \
                  CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE active = 1) THEN 1 ELSE 0 END AS hooks \
-                 FROM (SELECT 1 AS one) one \
-                 LEFT JOIN identities i ON i.channel_id = $1 AND i.user_id = $3 \
-                 LEFT JOIN conversations c ON c.id = (SELECT id FROM conversations WHERE contact_id = i.contact_id \
-                 ORDER BY id DESC LIMIT 1)",
-                args![channel_id, dedup, user_id],
+                 FROM (SELECT 1 AS one) one LEFT JOIN conversations c ON c.id = \
+                 (SELECT id FROM conversations WHERE contact_id = $3 ORDER BY id DESC LIMIT 1)",
+                args![&msg.channel_id, dedup, contact_id],
             )
             .await?;
-        let identity = match (row.os("identity_id")?, row.os("contact_id")?) {
-            (Some(identity_id), Some(contact_id)) => Some((identity_id, contact_id)),
-            _ => None,
-        };
         Ok(Known {
             seen: row.os("seen")?,
             identity,
@@ -588,32 +601,15 @@ const INBOUND_MESSAGE: &str = "(id, conversation_id, contact_id, channel_id, dir
 const INBOUND_CONVERSATION: &str = "UPDATE conversations SET last_message_id = $1, unread = unread + 1, \
      last_inbound_channel_id = $2, last_message_at = $3, updated_at = $3 WHERE id = $4";
 
-/// On PostgreSQL, an inbound message, its search copy, its conversation's update and (for a
-/// known sender, `touched`: chat id, username, display name, identity id) the identity's new
-/// sighting, written in one statement: each statement is a round trip to the server.
-async fn write_inbound_pg(
-    c: &mut dyn Conn,
-    message: &[Arg],
-    text: Option<&str>,
-    touched: Option<Vec<Arg>>,
-) -> Result<()> {
+/// On PostgreSQL, an inbound message (`message`: the arguments of `INBOUND_MESSAGE`), its
+/// search copy and its conversation's update written in one statement: each statement is a
+/// round trip to the server.
+async fn write_inbound_pg(c: &mut dyn Conn, message: &[Arg], text: Option<&str>) -> Result<()> {
     let mut args = message.to_vec();
     let mut sql = format!("WITH m AS (INSERT INTO messages {INBOUND_MESSAGE})");
     if let Some(body) = text.map(crate::search::fold).filter(|t| !t.trim().is_empty()) {
         args.push(Arg::from(body));
-        sql.push_str(&format!(", s AS (INSERT INTO message_search (message_id, body) VALUES ($1, ${}))", args.len()));
-    }
-    if let Some(touch) = touched {
-        let n = args.len();
-        args.extend(touch);
-        sql.push_str(&format!(
-            ", i AS (UPDATE identities SET chat_id = ${}, username = COALESCE(${}, username), \
-             display_name = COALESCE(${}, display_name), last_seen_at = $11, blocked = 0 WHERE id = ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4
-        ));
+        sql.push_str(", s AS (INSERT INTO message_search (message_id, body) VALUES ($1, $14))");
     }
     // The conversation: the message ($1), its channel ($4), the time ($11), its id ($2).
     sql.push_str(
@@ -628,7 +624,7 @@ async fn write_inbound_pg(
 async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMessage) -> Result<Inbound> {
     {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        let known = Known::read(c, &msg.channel_id, &dedup, &msg.sender.user_id).await?;
+        let known = Known::read(c, msg, &dedup).await?;
         if let Some(id) = &known.seen {
             let message = load_message(c, id).await?;
             return Ok(Inbound { message, duplicate: true });
@@ -772,31 +768,10 @@ async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMe
             &author,
             to_json(&inbound_options(msg))
         ];
-        // The sender's identity is seen again: where to answer them, their names as the
-        // platform shows them now, no longer blocked.
-        let touched = known.identity.as_ref().map(|(identity_id, _)| {
-            vec![
-                Arg::from(&msg.sender.chat_id),
-                Arg::from(&msg.sender.username),
-                Arg::from(&msg.sender.display_name),
-                Arg::from(identity_id),
-            ]
-        });
         match backend {
-            // One round trip for what SQLite, in the same process, runs as four statements.
-            Backend::Postgres => {
-                write_inbound_pg(c, message_args, msg.text.as_deref(), touched).await?;
-            }
+            // One round trip for what SQLite, in the same process, runs as three statements.
+            Backend::Postgres => write_inbound_pg(c, message_args, msg.text.as_deref()).await?,
             Backend::Sqlite => {
-                if let Some(mut touch) = touched {
-                    touch.insert(3, Arg::from(now));
-                    c.exec(
-                        "UPDATE identities SET chat_id = $1, username = COALESCE($2, username), \
-                         display_name = COALESCE($3, display_name), last_seen_at = $4, blocked = 0 WHERE id = $5",
-                        &touch,
-                    )
-                    .await?;
-                }
                 c.exec(&format!("INSERT INTO messages {INBOUND_MESSAGE}"), message_args).await?;
                 crate::search::index_new(c, &id, msg.text.as_deref()).await?;
                 c.exec(INBOUND_CONVERSATION, args![&id, &msg.channel_id, now, &conversation_id]).await?;

@@ -25,6 +25,7 @@ okno_store::both_backends!(
     statistics_follow_a_growing_table,
     merge_moves_identities_conversations_and_fields,
     attach_identity_moves_a_person_to_a_contact,
+    concurrent_messages_from_a_known_person_share_one_conversation,
     url_attachments_defer_the_inbound_event,
     webhooks_and_their_delivery_log,
     webhooks_and_news_keep_their_creator,
