@@ -263,7 +263,9 @@ async fn core(okno: &Path, args: &Args) -> Result<yardstick::Figures> {
 
     // --- inbound ------------------------------------------------------------------------
     let url = format!("{base}/hooks/{ch}");
+    let cpu = yardstick::Cpu::start(Some(pid));
     let (lat, elapsed) = yardstick::drive_inbound(&http, &url, args.inbound, args.senders, args.concurrency).await;
+    let (inbound_cpu, okno_cpu) = cpu.per_item(lat.len());
     println!(
         "inbound: {} messages ({} senders) in {:.2} s = {:.0} msg/s accepted durably; ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         lat.len(),
@@ -273,6 +275,10 @@ async fn core(okno: &Path, args: &Args) -> Result<yardstick::Figures> {
         percentile(&lat, 0.50).as_secs_f64() * 1000.0,
         percentile(&lat, 0.99).as_secs_f64() * 1000.0,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+    );
+    println!(
+        "inbound CPU: {inbound_cpu:.0} µs of the machine per message, {:.0} µs of them okno's process",
+        okno_cpu.unwrap_or(0.0)
     );
     if lat.len() != args.inbound {
         println!("  WARNING: {} of {} inbound requests did not get 200", args.inbound - lat.len(), args.inbound);
@@ -289,6 +295,7 @@ async fn core(okno: &Path, args: &Args) -> Result<yardstick::Figures> {
         .collect();
     let next = Arc::new(AtomicUsize::new(0));
     let convs = Arc::new(convs);
+    let cpu = yardstick::Cpu::start(Some(pid));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
@@ -325,17 +332,24 @@ async fn core(okno: &Path, args: &Args) -> Result<yardstick::Figures> {
     );
     let delivered = yardstick::wait_delivered(&sink, args.outbound, Duration::from_secs(600), || false).await;
     let all = started.elapsed();
+    let (delivered_cpu, okno_cpu) = cpu.per_item(delivered);
     println!(
         "outbound: {} delivered to the sink {:.2} s after the first was queued = {:.0} msg/s sustained (queue → signed POST → marked sent)",
         delivered,
         all.as_secs_f64(),
         delivered as f64 / all.as_secs_f64()
     );
+    println!(
+        "outbound CPU: {delivered_cpu:.0} µs of the machine per message (queued and delivered), {:.0} µs of them okno's process",
+        okno_cpu.unwrap_or(0.0)
+    );
     println!("peak RSS during the run: {:.1} MB", hwm_kb(pid).unwrap_or(0) as f64 / 1024.0);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(yardstick::Figures {
         inbound: lat.len() as f64 / elapsed.as_secs_f64(),
+        inbound_cpu,
         delivered: delivered as f64 / all.as_secs_f64(),
+        delivered_cpu,
     })
 }

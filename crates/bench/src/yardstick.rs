@@ -59,8 +59,60 @@ pub(crate) struct Plan {
 pub(crate) struct Figures {
     /// Inbound messages acknowledged per second.
     pub(crate) inbound: f64,
+    /// The machine's CPU time per inbound message, in µs (every process: the server, the
+    /// database, the load generator).
+    pub(crate) inbound_cpu: f64,
     /// Outbound messages delivered to the sink per second.
     pub(crate) delivered: f64,
+    /// The machine's CPU time per delivered message, in µs.
+    pub(crate) delivered_cpu: f64,
+}
+
+/// CPU time used from a point on, read from `/proc` in clock ticks (Linux's `USER_HZ`, 100 a
+/// second): the whole machine's busy time, and one process's. When a run keeps every core
+/// busy, its rate can be no more than the cores' time divided by the CPU time per message.
+pub(crate) struct Cpu {
+    machine: u64,
+    process: Option<(u32, u64)>,
+}
+
+const TICK_US: f64 = 10_000.0;
+
+impl Cpu {
+    pub(crate) fn start(pid: Option<u32>) -> Cpu {
+        Cpu { machine: machine_ticks().unwrap_or(0), process: pid.map(|p| (p, process_ticks(p).unwrap_or(0))) }
+    }
+
+    /// Since `start`: µs per item of the machine and of the process.
+    pub(crate) fn per_item(&self, items: usize) -> (f64, Option<f64>) {
+        let n = items.max(1) as f64;
+        let machine = machine_ticks().unwrap_or(0).saturating_sub(self.machine) as f64 * TICK_US / n;
+        let process =
+            self.process.map(|(pid, t)| process_ticks(pid).unwrap_or(0).saturating_sub(t) as f64 * TICK_US / n);
+        (machine, process)
+    }
+}
+
+/// The machine's busy ticks: every state but idle and waiting on the disk (`/proc/stat`).
+fn machine_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user)
+    Some(v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum())
+}
+
+/// A process's user and system ticks (`/proc/<pid>/stat`, fields 14 and 15).
+fn process_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The cores this machine has, for the bound `cores ÷ CPU time per message`.
+pub(crate) fn cores() -> f64 {
+    std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
 }
 
 /// The inbound load generator, for okno and the ceiling alike: `total` signed messages from
@@ -474,10 +526,12 @@ async fn drive(plan: &Plan, t: &Tuning, rt: &tokio::runtime::Runtime, db: Arc<Db
     });
     let http = reqwest::Client::builder().pool_max_idle_per_host(plan.concurrency * 2).build()?;
     let url = format!("http://{addr}/hooks/{CHANNEL}");
+    let cpu = Cpu::start(None);
     let (lat, elapsed) = drive_inbound(&http, &url, plan.inbound, plan.senders, plan.concurrency).await;
+    let (inbound_cpu, _) = cpu.per_item(lat.len());
     let inbound = lat.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "ceiling inbound: {} requests in {:.2} s = {:.0} req/s, each one insert committed; ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "ceiling inbound: {} requests in {:.2} s = {:.0} req/s, each one insert committed; ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {inbound_cpu:.0} µs of the machine's CPU per request",
         lat.len(),
         elapsed.as_secs_f64(),
         inbound,
@@ -498,6 +552,7 @@ async fn drive(plan: &Plan, t: &Tuning, rt: &tokio::runtime::Runtime, db: Arc<Db
     let sender = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let out_url = format!("{}/out", sink.url);
+    let cpu = Cpu::start(None);
     let started = Instant::now();
     let senders: Vec<_> = (0..t.senders.max(1))
         .map(|_| rt.spawn(send(db.clone(), sender.clone(), out_url.clone(), next.clone(), plan.outbound)))
@@ -509,14 +564,15 @@ async fn drive(plan: &Plan, t: &Tuning, rt: &tokio::runtime::Runtime, db: Arc<Db
     for s in senders {
         s.await??;
     }
+    let (delivered_cpu, _) = cpu.per_item(delivered);
     let rate = delivered as f64 / all.as_secs_f64();
     println!(
-        "ceiling outbound: {delivered} delivered to the sink by {} senders in {:.2} s = {:.0} msg/s (read → signed POST → update)",
+        "ceiling outbound: {delivered} delivered to the sink by {} senders in {:.2} s = {:.0} msg/s (read → signed POST → update); {delivered_cpu:.0} µs of the machine's CPU per message",
         t.senders,
         all.as_secs_f64(),
         rate
     );
-    Ok(Figures { inbound, delivered: rate })
+    Ok(Figures { inbound, inbound_cpu, delivered: rate, delivered_cpu })
 }
 
 // --- the ratios ------------------------------------------------------------------------------
@@ -544,6 +600,21 @@ pub(crate) fn report(postgres: bool, rounds: &[(Figures, Figures)]) {
     let spread = |f: &dyn Fn(&(Figures, Figures)) -> f64| {
         rounds.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
     };
+    let cores = cores();
+    for (what, cpu, ceiling_cpu) in [
+        ("inbound ", spread(&|(_, o)| o.inbound_cpu), spread(&|(c, _)| c.inbound_cpu)),
+        ("outbound", spread(&|(_, o)| o.delivered_cpu), spread(&|(c, _)| c.delivered_cpu)),
+    ] {
+        println!(
+            "  {what} CPU (every process on the machine): okno {:.0}–{:.0} µs per message, the ceiling {:.0}–{:.0} µs; {cores:.0} cores bound okno to {:.0}–{:.0} msg/s",
+            cpu.0,
+            cpu.1,
+            ceiling_cpu.0,
+            ceiling_cpu.1,
+            cores * 1e6 / cpu.1,
+            cores * 1e6 / cpu.0,
+        );
+    }
     for (what, ratio, okno, ceiling) in [
         ("inbound ", spread(&|(c, o)| o.inbound / c.inbound), spread(&|(_, o)| o.inbound), spread(&|(c, _)| c.inbound)),
         (
