@@ -237,6 +237,7 @@ impl Engine {
                     crate::connectors::Outcome::Retry(why) | crate::connectors::Outcome::Held(why) => {
                         Outcome::Retry(why, None)
                     }
+                    crate::connectors::Outcome::Reconfigured(why) => Outcome::Retry(why, Some(Duration::ZERO)),
                     _ => Outcome::Again(p.again),
                 },
             }),
@@ -508,6 +509,7 @@ pub(crate) enum Outcome {
 fn connector_outcome(o: crate::connectors::Outcome) -> Outcome {
     match o {
         crate::connectors::Outcome::Retry(why) | crate::connectors::Outcome::Held(why) => Outcome::Retry(why, None),
+        crate::connectors::Outcome::Reconfigured(why) => Outcome::Retry(why, Some(Duration::ZERO)),
         crate::connectors::Outcome::Done | crate::connectors::Outcome::Refused(_) => Outcome::Done,
     }
 }
