@@ -582,13 +582,9 @@ impl Known {
                 args![&msg.channel_id, dedup, contact_id],
             )
             .await?;
-        Ok(Known {
-            seen: row.os("seen")?,
-            identity,
-            latest: row.os("id")?.is_some().then(|| row.clone()),
-            surveying: row.flag("surveying")?,
-            hooks: row.flag("hooks")?,
-        })
+        let (seen, surveying, hooks) = (row.os("seen")?, row.flag("surveying")?, row.flag("hooks")?);
+        let latest = row.os("id")?.is_some().then_some(row);
+        Ok(Known { seen, identity, latest, surveying, hooks })
     }
 }
 
@@ -597,26 +593,25 @@ const INBOUND_MESSAGE: &str = "(id, conversation_id, contact_id, channel_id, dir
      external_id, button_data, button_label, reply_to, dedup_key, created_at, updated_at, author, options) \
      VALUES ($1, $2, $3, $4, 'in', $5, 'received', $6, $7, $8, $9, $10, $11, $11, $12, $13)";
 
-/// The conversation after an inbound message: (message id, channel, time, conversation id).
+/// The conversation after an inbound message, from the first 11 arguments of
+/// `INBOUND_MESSAGE`: the message ($1), the conversation ($2), the channel ($4), the time ($11).
 const INBOUND_CONVERSATION: &str = "UPDATE conversations SET last_message_id = $1, unread = unread + 1, \
-     last_inbound_channel_id = $2, last_message_at = $3, updated_at = $3 WHERE id = $4";
+     last_inbound_channel_id = $4, last_message_at = $11, updated_at = $11 WHERE id = $2";
 
 /// On PostgreSQL, an inbound message (`message`: the arguments of `INBOUND_MESSAGE`), its
 /// search copy and its conversation's update written in one statement: each statement is a
 /// round trip to the server.
 async fn write_inbound_pg(c: &mut dyn Conn, message: &[Arg], text: Option<&str>) -> Result<()> {
     let mut args = message.to_vec();
-    let mut sql = format!("WITH m AS (INSERT INTO messages {INBOUND_MESSAGE})");
-    if let Some(body) = text.map(crate::search::fold).filter(|t| !t.trim().is_empty()) {
-        args.push(Arg::from(body));
-        sql.push_str(", s AS (INSERT INTO message_search (message_id, body) VALUES ($1, $14))");
-    }
-    // The conversation: the message ($1), its channel ($4), the time ($11), its id ($2).
-    sql.push_str(
-        " UPDATE conversations SET last_message_id = $1, unread = unread + 1, last_inbound_channel_id = $4, \
-         last_message_at = $11, updated_at = $11 WHERE id = $2",
-    );
-    c.exec(&sql, &args).await?;
+    let search = match crate::search::body(text) {
+        Some(body) => {
+            args.push(Arg::from(body));
+            ", s AS (INSERT INTO message_search (message_id, body) VALUES ($1, $14))"
+        }
+        None => "",
+    };
+    c.exec(&format!("WITH m AS (INSERT INTO messages {INBOUND_MESSAGE}){search} {INBOUND_CONVERSATION}"), &args)
+        .await?;
     Ok(())
 }
 
@@ -624,7 +619,7 @@ async fn write_inbound_pg(c: &mut dyn Conn, message: &[Arg], text: Option<&str>)
 async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMessage) -> Result<Inbound> {
     {
         let dedup = format!("{}:{}", msg.sender.user_id, msg.external_id);
-        let known = Known::read(c, msg, &dedup).await?;
+        let mut known = Known::read(c, msg, &dedup).await?;
         if let Some(id) = &known.seen {
             let message = load_message(c, id).await?;
             return Ok(Inbound { message, duplicate: true });
@@ -733,7 +728,7 @@ async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMe
             }
         };
         let (conversation_id, reopened, _) = match &known.identity {
-            Some(_) => settle_conversation(c, known.latest.clone(), &contact_id, true).await?,
+            Some(_) => settle_conversation(c, known.latest.take(), &contact_id, true).await?,
             None => current_conversation(c, &contact_id, true).await?,
         };
         let reply_to = match (&msg.reply_to, &msg.reply_to_external) {
@@ -774,7 +769,7 @@ async fn record_inbound_once(c: &mut dyn Conn, backend: Backend, msg: &InboundMe
             Backend::Sqlite => {
                 c.exec(&format!("INSERT INTO messages {INBOUND_MESSAGE}"), message_args).await?;
                 crate::search::index_new(c, &id, msg.text.as_deref()).await?;
-                c.exec(INBOUND_CONVERSATION, args![&id, &msg.channel_id, now, &conversation_id]).await?;
+                c.exec(INBOUND_CONVERSATION, &message_args[..11]).await?;
             }
         }
         let mut fetch = false;

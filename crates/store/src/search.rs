@@ -34,6 +34,11 @@ pub(crate) fn fold(text: &str) -> String {
     text.to_lowercase()
 }
 
+/// What the search copy of a message's text holds: the text folded, `None` for no text.
+pub(crate) fn body(text: Option<&str>) -> Option<String> {
+    text.map(fold).filter(|t| !t.trim().is_empty())
+}
+
 /// Writes the search copy of a new message's text (inside the caller's transaction).
 pub(crate) async fn index_new(c: &mut dyn Conn, message_id: &str, text: Option<&str>) -> Result<()> {
     index_new_all(c, &[(message_id, text)]).await
@@ -43,7 +48,7 @@ pub(crate) async fn index_new(c: &mut dyn Conn, message_id: &str, text: Option<&
 pub(crate) async fn index_new_all(c: &mut dyn Conn, messages: &[(&str, Option<&str>)]) -> Result<()> {
     let mut args = Vec::with_capacity(messages.len() * 2);
     for (id, text) in messages {
-        if let Some(body) = text.map(fold).filter(|t| !t.trim().is_empty()) {
+        if let Some(body) = body(*text) {
             args.extend([Arg::from(*id), Arg::from(body)]);
         }
     }
@@ -60,7 +65,7 @@ pub(crate) async fn index_new_all(c: &mut dyn Conn, messages: &[(&str, Option<&s
 /// Replaces the search copy of an edited message's text, or removes it when the message has
 /// no text left (inside the caller's transaction).
 pub(crate) async fn reindex(c: &mut dyn Conn, message_id: &str, text: Option<&str>) -> Result<()> {
-    match text.map(fold).filter(|t| !t.trim().is_empty()) {
+    match body(text) {
         Some(body) => {
             c.exec(
                 "INSERT INTO message_search (message_id, body) VALUES ($1, $2) \
