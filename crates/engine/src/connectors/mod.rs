@@ -55,8 +55,8 @@ pub(crate) enum Outcome {
     /// The system refuses okno for now (a token revoked, an account blocked): the connector
     /// shows it, and the job waits and tries again, so nothing is lost once a person fixes it.
     Held(String),
-    /// A failure of a call made with a configuration an administrator has changed since (a
-    /// new token): not the new one's; the job runs again at once with it.
+    /// A failure of a call made with a configuration changed since (a new token): not the new
+    /// one's; the job runs again at once with it.
     Reconfigured(String),
 }
 
@@ -207,29 +207,31 @@ impl Engine {
         }
     }
 
-    /// A refusal shows on the connector; a success after one clears it. A refusal of a call
+    /// A refusal shows on the connector; a success after one clears it. A failure of a call
     /// made with a configuration changed since (a new token, from an administrator or a
-    /// refresh) says nothing of the new one: it is not shown, and held work runs again at once.
+    /// refresh) says nothing of the new one: it is not shown, and work that would wait runs
+    /// again at once, with the new one.
     async fn note_outcome(&self, connector: &Connector, outcome: Outcome) -> Result<Outcome> {
-        let status = match &outcome {
-            Outcome::Refused(why) | Outcome::Held(why) => Some(("error".to_string(), Some(why.clone()))),
-            Outcome::Done if connector.status != "active" => Some(("active".to_string(), None)),
-            _ => None,
-        };
-        let Some(status) = status else { return Ok(outcome) };
         if !matches!(outcome, Outcome::Done) {
             match self.live_connector(&connector.id).await? {
                 Some(now) if now.config == connector.config => {}
                 _ => {
                     return Ok(match outcome {
-                        Outcome::Held(why) => Outcome::Reconfigured(why),
+                        Outcome::Retry(why) | Outcome::Held(why) => Outcome::Reconfigured(why),
                         other => other,
                     })
                 }
             }
         }
-        let patch = ConnectorPatch { status: Some(status), ..Default::default() };
-        self.store.update_connector(&connector.id, patch).await?;
+        let status = match &outcome {
+            Outcome::Refused(why) | Outcome::Held(why) => Some(("error".to_string(), Some(why.clone()))),
+            Outcome::Done if connector.status != "active" => Some(("active".to_string(), None)),
+            _ => None,
+        };
+        if let Some(status) = status {
+            let patch = ConnectorPatch { status: Some(status), ..Default::default() };
+            self.store.update_connector(&connector.id, patch).await?;
+        }
         Ok(outcome)
     }
 

@@ -45,17 +45,8 @@ impl Engine {
             ConnectorKind::Onec => super::onec::poll(self, &connector).await?,
             _ => Polled { outcome: Outcome::Done, again: IDLE },
         };
-        if matches!(polled.outcome, Outcome::Retry(_) | Outcome::Held(_)) {
-            // New credentials came while this run failed with the old ones: the failure is not
-            // the new ones', and what it held runs at once with them.
-            match self.live_connector(&connector.id).await? {
-                Some(now) if now.config != connector.config => {
-                    return Ok(Some(Polled { outcome: Outcome::Done, again: Duration::ZERO }))
-                }
-                None => return Ok(None),
-                Some(_) => {}
-            }
-        }
+        // New credentials that came while this run failed with the old ones: `note_outcome`
+        // makes it run again at once with them.
         let outcome = self.note_outcome(&connector, polled.outcome).await?;
         Ok(Some(Polled { outcome, again: polled.again }))
     }
